@@ -1,0 +1,47 @@
+/* diag.h: user-facing diagnostics with source spans.
+ *
+ * Every user mistake is reported as
+ *
+ *     FILE:LINE:COL: error: MESSAGE
+ *         the source line
+ *             ^
+ *
+ * optionally followed by notes in the same form (the chain of block calls that
+ * led to a shape error, the place a name was first defined). The source table
+ * keeps the text of every file read in the compilation, so any location can be
+ * shown. Messages accumulate in a StrBuf; the CLI prints them, the library hands
+ * them to its caller. */
+#ifndef NNC_DIAG_H
+#define NNC_DIAG_H
+
+#include "../common/common.h"
+
+typedef struct {
+    const char *path;  /* as the user wrote it (or as resolved relative to the importer) */
+    const char *text;  /* whole file, NUL-terminated */
+    size_t len;
+} SrcFile;
+
+typedef struct {
+    const SrcFile *file;  /* NULL: no position (command-line errors) */
+    int line, col;        /* 1-based; col counts bytes */
+} Loc;
+
+typedef struct Diag {
+    Arena *arena;       /* owns the SrcFiles */
+    SrcFile **files;
+    int n_files, cap_files;
+    StrBuf out;         /* rendered messages */
+    int errors;
+} Diag;
+
+void diag_init(Diag *d, Arena *arena);
+void diag_free(Diag *d);
+/* Registers a file's text (copied into the arena) and returns its entry. */
+const SrcFile *diag_add_file(Diag *d, const char *path, const char *text, size_t len);
+
+void diag_error(Diag *d, Loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
+void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap);
+void diag_note(Diag *d, Loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
+
+#endif

@@ -1,0 +1,1457 @@
+/* elab.c: elaboration, from declarations to one IR graph.
+ *
+ * The language runs at compile time: a network body is executed statement by
+ * statement, numbers and tuples are ordinary values, and a tensor is the id of
+ * an IR value. Calling a built-in layer appends a node (its shape is inferred
+ * at once, so a mismatch is reported at the expression that caused it);
+ * calling a block runs its body in a new frame. Frames remember their caller,
+ * so every error inside a block is followed by the chain of calls that led
+ * there.
+ *
+ * Names: each layer that owns parameters (conv, conv_transpose, batchnorm,
+ * linear) and each block call gets a name in its frame, either the one the
+ * author wrote (`conv(6, 5) as conv1`) or `<kind><k>`, k counting that kind in
+ * the frame from 0. A parameter's name is the path of frames plus its own
+ * (`layer1.basic0.conv1.weight`), stable as long as the text is.
+ *
+ * Budgets keep any input from hanging or exhausting the stack: block calls nest
+ * at most MAX_CALL_DEPTH deep, evaluation takes at most MAX_STEPS steps, lists
+ * and repeats are bounded, and the parser already bounded expression depth. */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include "frontend.h"
+#include "ast.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    MAX_CALL_DEPTH = 100,
+    MAX_REPEAT = 100000,
+    MAX_LIST = 1000000,
+    MAX_DIM = 1 << 24,
+};
+#define MAX_STEPS 20000000LL
+#define MAX_TOTAL_PARAMS ((int64_t)1 << 32)
+
+/* ---- values ---- */
+
+typedef enum { V_NONE, V_INT, V_FLOAT, V_BOOL, V_STR, V_TENSOR, V_TUPLE, V_LIST, V_FUNC } VKind;
+
+typedef struct Builtin Builtin;
+
+typedef struct {
+    const char *name;
+    const Decl *block;        /* a user block, or */
+    const Builtin *builtin;   /* a built-in operation */
+} Func;
+
+typedef struct Val {
+    VKind k;
+    union {
+        int64_t i;
+        double f;
+        bool b;
+        const char *s;
+        int32_t t;                               /* IR value id */
+        struct { int n; struct Val *v; } seq;    /* tuple, list */
+        const Func *fn;
+    } u;
+} Val;
+
+typedef struct Var {
+    const char *name;
+    Val val;
+    struct Var *next;
+} Var;
+
+typedef struct Counter {
+    const char *base;
+    int next;
+    struct Counter *link;
+} Counter;
+
+typedef struct Frame {
+    Var *vars;
+    const char *scope;            /* hierarchical name prefix, "" at the network */
+    Counter *counters;            /* auto-name counters of this frame */
+    const struct Frame *caller;   /* NULL for the network frame */
+    const char *block;            /* block name (NULL for the network) */
+    Loc call_loc;                 /* where this block was called */
+    bool is_network;
+    Val ret;                      /* the value of `return` */
+} Frame;
+
+typedef struct {
+    Diag *d;
+    Arena *a;
+    IrGraph *g;
+    const Decl *decls;            /* every declaration of every file */
+    const Frame *frame;           /* innermost frame, for error notes */
+    int depth;
+    int64_t steps;
+    int64_t total_params;
+    /* set of parameter names, open addressing */
+    const char **names;
+    size_t names_cap, names_len;
+} Elab;
+
+typedef enum { EX_OK, EX_RETURNED, EX_FAILED } ExecResult;
+
+static const char *vkind_name(VKind k)
+{
+    static const char *names[] = {"nothing", "an integer", "a number", "a boolean", "a string",
+                                  "a tensor", "a tuple", "a list", "a function"};
+    return names[k];
+}
+
+/* Reports at loc, then the chain of block calls that led to it. */
+static void elab_error(Elab *E, Loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
+static void elab_error(Elab *E, Loc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    diag_verror(E->d, loc, fmt, ap);
+    va_end(ap);
+    /* the call chain, innermost first; a run of identical calls (recursion) is shown once */
+    int shown = 0;
+    for (const Frame *f = E->frame; f && f->block;) {
+        int same = 0;
+        const Frame *g = f->caller;
+        while (g && g->block && g->call_loc.file == f->call_loc.file && g->call_loc.line == f->call_loc.line &&
+               g->call_loc.col == f->call_loc.col) {
+            same++;
+            g = g->caller;
+        }
+        if (++shown > 10) {
+            diag_note(E->d, (Loc){0}, "... and more calls");
+            break;
+        }
+        if (same) diag_note(E->d, f->call_loc, "in block '%s', called here (%d times in a row)", f->block, same + 1);
+        else diag_note(E->d, f->call_loc, "in block '%s', called here", f->block);
+        f = g;
+    }
+}
+
+/* ---- names ---- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Adds name to the set; false when it was there already. */
+static bool name_insert(Elab *E, const char *name)
+{
+    if (E->names_len * 2 >= E->names_cap) {
+        size_t cap = E->names_cap ? E->names_cap * 2 : 256;
+        const char **nn = nnc_xcalloc(cap, sizeof *nn);
+        for (size_t i = 0; i < E->names_cap; i++) {
+            if (!E->names[i]) continue;
+            size_t j = hash_str(E->names[i]) & (cap - 1);
+            while (nn[j]) j = (j + 1) & (cap - 1);
+            nn[j] = E->names[i];
+        }
+        free(E->names);
+        E->names = nn;
+        E->names_cap = cap;
+    }
+    size_t j = hash_str(name) & (E->names_cap - 1);
+    while (E->names[j]) {
+        if (strcmp(E->names[j], name) == 0) return false;
+        j = (j + 1) & (E->names_cap - 1);
+    }
+    E->names[j] = name;
+    E->names_len++;
+    return true;
+}
+
+/* The name of a new layer of kind base in frame f: the author's `as` name or base<k>. */
+static const char *layer_name(Elab *E, Frame *f, const char *base, const char *as)
+{
+    const char *local = as;
+    if (!local) {
+        Counter *c = f->counters;
+        while (c && strcmp(c->base, base) != 0) c = c->link;
+        if (!c) {
+            c = arena_alloc(E->a, sizeof *c);
+            c->base = base;
+            c->link = f->counters;
+            f->counters = c;
+        }
+        local = arena_printf(E->a, "%s%d", base, c->next++);
+    }
+    return f->scope[0] ? arena_printf(E->a, "%s.%s", f->scope, local) : local;
+}
+
+/* ---- variables ---- */
+
+static Var *lookup_var(Frame *f, const char *name)
+{
+    for (Var *v = f ? f->vars : NULL; v; v = v->next)
+        if (strcmp(v->name, name) == 0) return v;
+    return NULL;
+}
+
+static void set_var(Elab *E, Frame *f, const char *name, Val val)
+{
+    Var *v = lookup_var(f, name);
+    if (!v) {
+        v = arena_alloc(E->a, sizeof *v);
+        v->name = name;
+        v->next = f->vars;
+        f->vars = v;
+    }
+    v->val = val;
+}
+
+/* ---- built-ins ---- */
+
+typedef enum { A_TENSOR, A_TENSORS, A_INT, A_INT2, A_FLOAT, A_BOOL, A_ANY } ArgType;
+
+typedef struct {
+    const char *name;
+    ArgType type;
+    bool required;
+    double def;        /* default for numbers and booleans; NAN means "none" */
+} BParam;
+
+typedef struct {
+    const Expr *call;
+    Frame *frame;
+    Val v[10];          /* bound arguments, by parameter index */
+    bool given[10];
+    Val *rest;          /* A_TENSORS: all tensors */
+    int n_rest;
+} Bound;
+
+struct Builtin {
+    const char *name;
+    BParam params[10];
+    bool (*fn)(Elab *E, Bound *b, const Builtin *self, Val *out);
+    OpKind op;          /* for the simple tensor ops */
+};
+
+static Val vint(int64_t i) { Val v = {V_INT, {.i = i}}; return v; }
+static Val vtensor(int32_t t) { Val v = {V_TENSOR, {.t = t}}; return v; }
+
+static int64_t arg_int(const Bound *b, int i) { return b->v[i].u.i; }
+static double arg_num(const Bound *b, int i) { return b->v[i].k == V_INT ? (double)b->v[i].u.i : b->v[i].u.f; }
+static bool arg_none(const Bound *b, int i) { return b->v[i].k == V_NONE; }
+
+/* An A_INT2 argument: an integer n (meaning n, n) or a pair (h, w). */
+static void arg_pair(const Bound *b, int i, int *h, int *w)
+{
+    const Val *v = &b->v[i];
+    if (v->k == V_INT) {
+        *h = *w = (int)v->u.i;
+    } else {
+        *h = (int)v->u.seq.v[0].u.i;
+        *w = (int)v->u.seq.v[1].u.i;
+    }
+}
+
+static IrLoc irloc(const Expr *e)
+{
+    return (IrLoc){e->loc.file ? e->loc.file->path : NULL, e->loc.line, e->loc.col};
+}
+
+/* Appends a node, reporting a shape error at the call. */
+static bool add_node(Elab *E, const Expr *call, OpKind op, const int32_t *ins, int n_in, const IrAttr *attr,
+                     const char *scope, Val *out)
+{
+    char err[512];
+    int32_t v = ir_add_node(E->g, op, ins, n_in, attr, irloc(call), scope, err, sizeof err);
+    if (v < 0) {
+        elab_error(E, call->loc, "%s", err);
+        return false;
+    }
+    *out = vtensor(v);
+    return true;
+}
+
+static bool add_param(Elab *E, const Expr *call, const char *layer, const char *what, IrShape shape,
+                      InitKind init, int64_t fan_in, int32_t *id)
+{
+    const char *name = arena_printf(E->a, "%s.%s", layer, what);
+    int64_t elems = ir_shape_elems(&shape);
+    char buf[96];
+    if (elems <= 0 || elems > IR_MAX_ELEMS) {
+        elab_error(E, call->loc, "parameter '%s' would have shape %s, which is %s", name,
+                   ir_shape_str(&shape, buf, sizeof buf), elems <= 0 ? "empty" : "too large (over 2^31 elements)");
+        return false;
+    }
+    if ((E->total_params += elems) > MAX_TOTAL_PARAMS) {
+        elab_error(E, call->loc, "the network's parameters exceed 2^32 values (16 GiB) at '%s'", name);
+        return false;
+    }
+    if (!name_insert(E, name)) {
+        elab_error(E, call->u.call.as ? call->u.call.as_loc : call->loc,
+                   "the layer name '%s' is used twice; give this layer another name with 'as'", layer);
+        return false;
+    }
+    *id = ir_add_param(E->g, name, &shape, init, fan_in);
+    return true;
+}
+
+static const IrShape *tshape(Elab *E, Val v) { return &E->g->values[v.u.t].shape; }
+
+/* A shape check before parameters are made: the input must be an image. */
+static bool need_image(Elab *E, const Bound *b, const char *op)
+{
+    const IrShape *s = tshape(E, b->v[0]);
+    char buf[96];
+    if (s->rank != 3) {
+        elab_error(E, b->call->loc, "%s expects an image [channels, height, width], but its input has shape %s", op,
+                   ir_shape_str(s, buf, sizeof buf));
+        return false;
+    }
+    return true;
+}
+
+static bool positive(Elab *E, const Bound *b, int i, const char *what, int64_t max)
+{
+    int h, w;
+    if (b->v[i].k == V_INT || b->v[i].k == V_TUPLE) {
+        arg_pair(b, i, &h, &w);
+        if (b->v[i].k == V_INT && (b->v[i].u.i < 1 || b->v[i].u.i > max)) h = 0;
+        if (h >= 1 && w >= 1 && h <= max && w <= max) return true;
+    }
+    elab_error(E, b->call->loc, "%s must be between 1 and %lld", what, (long long)max);
+    return false;
+}
+
+static bool conv_common(Elab *E, Bound *b, bool transposed, Val *out)
+{
+    const char *op = transposed ? "conv_transpose" : "conv";
+    if (!need_image(E, b, op) || !positive(E, b, 1, "the number of output channels", MAX_DIM) ||
+        !positive(E, b, 2, "the kernel size", 1 << 12) || !positive(E, b, 3, "the stride", 1 << 12))
+        return false;
+    ConvAttr c = {0};
+    int gi = transposed ? 7 : 6, di = transposed ? 6 : 5;
+    c.out_channels = (int)arg_int(b, 1);
+    arg_pair(b, 2, &c.kh, &c.kw);
+    arg_pair(b, 3, &c.sh, &c.sw);
+    arg_pair(b, 4, &c.ph, &c.pw);
+    if (transposed) arg_pair(b, 5, &c.oph, &c.opw);
+    if (!positive(E, b, di, "the dilation", 1 << 12)) return false;
+    arg_pair(b, di, &c.dh, &c.dw);
+    c.groups = (int)arg_int(b, gi);
+    c.bias = b->v[gi + 1].u.b;
+    if (c.ph < 0 || c.pw < 0 || c.ph > (1 << 12) || c.pw > (1 << 12)) {
+        elab_error(E, b->call->loc, "the padding must be between 0 and 4096");
+        return false;
+    }
+    int64_t cin = tshape(E, b->v[0])->dim[0];
+    if (c.groups < 1 || cin % c.groups || c.out_channels % c.groups) {
+        elab_error(E, b->call->loc, "groups = %d must divide both the input channels (%lld) and the output channels (%d)",
+                   c.groups, (long long)cin, c.out_channels);
+        return false;
+    }
+    const char *layer = layer_name(E, b->frame, op, b->call->u.call.as);
+    IrShape ws = transposed ? (IrShape){4, {cin, c.out_channels / c.groups, c.kh, c.kw}}
+                            : (IrShape){4, {c.out_channels, cin / c.groups, c.kh, c.kw}};
+    int64_t fan_in = ws.dim[1] * c.kh * c.kw;
+    int32_t ins[3];
+    if (!add_param(E, b->call, layer, "weight", ws, INIT_KAIMING_UNIFORM, fan_in, &ins[1])) return false;
+    if (c.bias && !add_param(E, b->call, layer, "bias", (IrShape){1, {c.out_channels}}, INIT_BIAS_UNIFORM, fan_in, &ins[2]))
+        return false;
+    ins[0] = b->v[0].u.t;
+    IrAttr attr = {.conv = c};
+    return add_node(E, b->call, transposed ? OP_CONV_T2D : OP_CONV2D, ins, c.bias ? 3 : 2, &attr, layer, out);
+}
+
+static bool bi_conv(Elab *E, Bound *b, const Builtin *self, Val *out) { (void)self; return conv_common(E, b, false, out); }
+static bool bi_conv_t(Elab *E, Bound *b, const Builtin *self, Val *out) { (void)self; return conv_common(E, b, true, out); }
+
+static bool bi_batchnorm(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    const IrShape *s = tshape(E, b->v[0]);
+    char buf[96];
+    if (s->rank != 1 && s->rank != 3) {
+        elab_error(E, b->call->loc, "batchnorm expects [channels, height, width] or [features], but its input has shape %s",
+                   ir_shape_str(s, buf, sizeof buf));
+        return false;
+    }
+    double eps = arg_num(b, 1), mom = arg_num(b, 2);
+    if (!(eps > 0 && eps < 1) || !(mom >= 0 && mom <= 1)) {
+        elab_error(E, b->call->loc, "batchnorm needs 0 < eps < 1 and 0 <= momentum <= 1");
+        return false;
+    }
+    const char *layer = layer_name(E, b->frame, "batchnorm", b->call->u.call.as);
+    IrShape ps = {1, {s->dim[0]}};
+    int32_t ins[5] = {b->v[0].u.t};
+    if (!add_param(E, b->call, layer, "weight", ps, INIT_ONES, 0, &ins[1]) ||
+        !add_param(E, b->call, layer, "bias", ps, INIT_ZEROS, 0, &ins[2]) ||
+        !add_param(E, b->call, layer, "running_mean", ps, INIT_ZEROS, 0, &ins[3]) ||
+        !add_param(E, b->call, layer, "running_var", ps, INIT_ONES, 0, &ins[4]))
+        return false;
+    IrAttr attr = {.bn = {(float)eps, (float)mom}};
+    return add_node(E, b->call, OP_BATCHNORM, ins, 5, &attr, layer, out);
+}
+
+static bool bi_linear(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    const IrShape *s = tshape(E, b->v[0]);
+    char buf[96];
+    if (s->rank != 1) {
+        elab_error(E, b->call->loc, "linear expects a feature vector [features], but its input has shape %s; "
+                   "insert flatten before it", ir_shape_str(s, buf, sizeof buf));
+        return false;
+    }
+    if (!positive(E, b, 1, "the number of output features", MAX_DIM)) return false;
+    LinearAttr la = {(int)arg_int(b, 1), b->v[2].u.b};
+    const char *layer = layer_name(E, b->frame, "linear", b->call->u.call.as);
+    int32_t ins[3] = {b->v[0].u.t};
+    if (!add_param(E, b->call, layer, "weight", (IrShape){2, {la.out_features, s->dim[0]}}, INIT_KAIMING_UNIFORM,
+                   s->dim[0], &ins[1]))
+        return false;
+    if (la.bias && !add_param(E, b->call, layer, "bias", (IrShape){1, {la.out_features}}, INIT_BIAS_UNIFORM, s->dim[0], &ins[2]))
+        return false;
+    IrAttr attr = {.linear = la};
+    return add_node(E, b->call, OP_LINEAR, ins, la.bias ? 3 : 2, &attr, layer, out);
+}
+
+/* relu, sigmoid, flatten, …: one tensor in, no attributes. */
+static bool bi_simple(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    return add_node(E, b->call, self->op, &b->v[0].u.t, 1, NULL, b->frame->scope[0] ? b->frame->scope : NULL, out);
+}
+
+static bool bi_leaky_relu(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    IrAttr attr = {.act = {(float)arg_num(b, 1)}};
+    return add_node(E, b->call, OP_LEAKY_RELU, &b->v[0].u.t, 1, &attr, NULL, out);
+}
+
+static bool bi_dropout(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    double p = arg_num(b, 1);
+    if (!(p >= 0 && p < 1)) {
+        elab_error(E, b->call->loc, "the dropout probability must be at least 0 and below 1, got %g", p);
+        return false;
+    }
+    IrAttr attr = {.dropout = {(float)p}};
+    return add_node(E, b->call, OP_DROPOUT, &b->v[0].u.t, 1, &attr, NULL, out);
+}
+
+static bool bi_pool(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    bool is_max = self->op == OP_MAXPOOL2D;
+    if (!need_image(E, b, self->name) || !positive(E, b, 1, "the kernel size", 1 << 12)) return false;
+    if (!arg_none(b, 2) && !positive(E, b, 2, "the stride", 1 << 12)) return false;
+    PoolAttr p = {0};
+    arg_pair(b, 1, &p.kh, &p.kw);
+    if (arg_none(b, 2)) { p.sh = p.kh; p.sw = p.kw; }   /* PyTorch: stride defaults to the kernel size */
+    else arg_pair(b, 2, &p.sh, &p.sw);
+    arg_pair(b, 3, &p.ph, &p.pw);
+    if (is_max) {
+        if (!positive(E, b, 4, "the dilation", 1 << 12)) return false;
+        arg_pair(b, 4, &p.dh, &p.dw);
+        p.ceil_mode = b->v[5].u.b;
+    } else {
+        p.dh = p.dw = 1;
+        p.ceil_mode = b->v[4].u.b;
+        p.count_include_pad = b->v[5].u.b;
+    }
+    IrAttr attr = {.pool = p};
+    return add_node(E, b->call, self->op, &b->v[0].u.t, 1, &attr, NULL, out);
+}
+
+static bool bi_lrn(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    if (!positive(E, b, 1, "the lrn size", 1 << 12)) return false;
+    IrAttr attr = {.lrn = {(int)arg_int(b, 1), (float)arg_num(b, 2), (float)arg_num(b, 3), (float)arg_num(b, 4)}};
+    return add_node(E, b->call, OP_LRN, &b->v[0].u.t, 1, &attr, NULL, out);
+}
+
+static bool bi_concat(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    if (b->n_rest < 1) {
+        elab_error(E, b->call->loc, "concat needs at least one tensor");
+        return false;
+    }
+    int32_t *ins = arena_alloc(E->a, (size_t)b->n_rest * sizeof *ins);
+    for (int i = 0; i < b->n_rest; i++) ins[i] = b->rest[i].u.t;
+    IrAttr attr = {.concat = {0}};
+    return add_node(E, b->call, OP_CONCAT, ins, b->n_rest, &attr, NULL, out);
+}
+
+static bool make_list(Elab *E, const Expr *at, int64_t n, Val *out)
+{
+    if (n > MAX_LIST) {
+        elab_error(E, at->loc, "a list of %lld elements is too long (the limit is %d)", (long long)n, MAX_LIST);
+        return false;
+    }
+    out->k = V_LIST;
+    out->u.seq.n = (int)(n > 0 ? n : 0);
+    out->u.seq.v = arena_alloc(E->a, (size_t)(n > 0 ? n : 1) * sizeof(Val));
+    return true;
+}
+
+static bool bi_range(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    int64_t lo = 0, hi = arg_int(b, 0), step = arg_int(b, 2);
+    if (!arg_none(b, 1)) { lo = hi; hi = arg_int(b, 1); }
+    if (step == 0) {
+        elab_error(E, b->call->loc, "range step must not be 0");
+        return false;
+    }
+    if (lo < -MAX_LIST || lo > MAX_LIST || hi < -MAX_LIST || hi > MAX_LIST) {
+        elab_error(E, b->call->loc, "range bounds must be within +-%d", MAX_LIST);
+        return false;
+    }
+    int64_t n = step > 0 ? (hi - lo + step - 1) / step : (lo - hi - step - 1) / -step;
+    if (!make_list(E, b->call, n, out)) return false;
+    for (int64_t i = 0; i < n; i++) out->u.seq.v[i] = vint(lo + i * step);
+    return true;
+}
+
+static bool bi_len(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    if (b->v[0].k != V_LIST && b->v[0].k != V_TUPLE) {
+        elab_error(E, b->call->loc, "len expects a list or a tuple, got %s", vkind_name(b->v[0].k));
+        return false;
+    }
+    *out = vint(b->v[0].u.seq.n);
+    return true;
+}
+
+static bool bi_minmax(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    bool is_min = strcmp(self->name, "min") == 0;
+    for (int i = 0; i < 2; i++)
+        if (b->v[i].k != V_INT && b->v[i].k != V_FLOAT) {
+            elab_error(E, b->call->loc, "%s expects numbers, got %s", self->name, vkind_name(b->v[i].k));
+            return false;
+        }
+    bool first = is_min ? arg_num(b, 0) <= arg_num(b, 1) : arg_num(b, 0) >= arg_num(b, 1);
+    *out = b->v[first ? 0 : 1];
+    return true;
+}
+
+#define X {NULL, A_ANY, false, 0}
+#define T(n) {n, A_TENSOR, true, 0}
+#define NONE NAN
+static const Builtin builtins[] = {
+    {"conv", {T("x"), {"channels", A_INT, true, 0}, {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, 1},
+              {"pad", A_INT2, false, 0}, {"dilation", A_INT2, false, 1}, {"groups", A_INT, false, 1},
+              {"bias", A_BOOL, false, 1}, X}, bi_conv, OP_CONV2D},
+    {"conv_transpose", {T("x"), {"channels", A_INT, true, 0}, {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, 1},
+              {"pad", A_INT2, false, 0}, {"output_pad", A_INT2, false, 0}, {"dilation", A_INT2, false, 1},
+              {"groups", A_INT, false, 1}, {"bias", A_BOOL, false, 1}, X}, bi_conv_t, OP_CONV_T2D},
+    {"batchnorm", {T("x"), {"eps", A_FLOAT, false, 1e-5}, {"momentum", A_FLOAT, false, 0.1}, X}, bi_batchnorm, OP_BATCHNORM},
+    {"linear", {T("x"), {"features", A_INT, true, 0}, {"bias", A_BOOL, false, 1}, X}, bi_linear, OP_LINEAR},
+    {"relu", {T("x"), X}, bi_simple, OP_RELU},
+    {"relu6", {T("x"), X}, bi_simple, OP_RELU6},
+    {"leaky_relu", {T("x"), {"slope", A_FLOAT, false, 0.01}, X}, bi_leaky_relu, OP_LEAKY_RELU},
+    {"sigmoid", {T("x"), X}, bi_simple, OP_SIGMOID},
+    {"tanh", {T("x"), X}, bi_simple, OP_TANH},
+    {"identity", {T("x"), X}, bi_simple, OP_IDENTITY},
+    {"dropout", {T("x"), {"p", A_FLOAT, false, 0.5}, X}, bi_dropout, OP_DROPOUT},
+    {"flatten", {T("x"), X}, bi_simple, OP_FLATTEN},
+    {"maxpool", {T("x"), {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, NONE}, {"pad", A_INT2, false, 0},
+                 {"dilation", A_INT2, false, 1}, {"ceil", A_BOOL, false, 0}, X}, bi_pool, OP_MAXPOOL2D},
+    {"avgpool", {T("x"), {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, NONE}, {"pad", A_INT2, false, 0},
+                 {"ceil", A_BOOL, false, 0}, {"count_pad", A_BOOL, false, 1}, X}, bi_pool, OP_AVGPOOL2D},
+    {"global_avgpool", {T("x"), X}, bi_simple, OP_GLOBAL_AVGPOOL},
+    {"lrn", {T("x"), {"size", A_INT, true, 0}, {"alpha", A_FLOAT, false, 1e-4}, {"beta", A_FLOAT, false, 0.75},
+             {"k", A_FLOAT, false, 1.0}, X}, bi_lrn, OP_LRN},
+    {"concat", {{"tensors", A_TENSORS, true, 0}, X}, bi_concat, OP_CONCAT},
+    {"softmax", {T("x"), X}, bi_simple, OP_SOFTMAX},
+    {"range", {{"start", A_INT, true, 0}, {"stop", A_INT, false, NONE}, {"step", A_INT, false, 1}, X}, bi_range, OP_INPUT},
+    {"len", {{"sequence", A_ANY, true, 0}, X}, bi_len, OP_INPUT},
+    {"min", {{"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}, X}, bi_minmax, OP_INPUT},
+    {"max", {{"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}, X}, bi_minmax, OP_INPUT},
+};
+#undef X
+#undef T
+#undef NONE
+
+static const Func builtin_funcs[NNC_COUNT(builtins)] = {
+#define F(i) {NULL, NULL, &builtins[i]}
+    F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7), F(8), F(9), F(10), F(11),
+    F(12), F(13), F(14), F(15), F(16), F(17), F(18), F(19), F(20), F(21),
+#undef F
+};
+_Static_assert(NNC_COUNT(builtins) == 22, "builtin_funcs must list every builtin");
+
+static const Builtin *find_builtin(const char *name)
+{
+    for (size_t i = 0; i < NNC_COUNT(builtins); i++)
+        if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
+    return NULL;
+}
+
+static const Decl *find_decl(const Elab *E, DeclKind kind, const char *name)
+{
+    for (const Decl *d = E->decls; d; d = d->next)
+        if (d->kind == kind && strcmp(d->name, name) == 0) return d;
+    return NULL;
+}
+
+/* ---- evaluation ---- */
+
+static bool eval(Elab *E, Frame *f, const Expr *e, Val *out);
+static ExecResult exec_stmts(Elab *E, Frame *f, const Stmt *s);
+
+static bool step(Elab *E, const Expr *e)
+{
+    if (++E->steps <= MAX_STEPS) return true;
+    elab_error(E, e->loc, "evaluation takes more than %lld steps; is a loop or recursion unbounded?", MAX_STEPS);
+    return false;
+}
+
+/* Levenshtein distance, for "did you mean". */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40) return 99;
+    int d[41][41];
+    for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+static const char *suggest_name(Elab *E, Frame *f, const char *name)
+{
+    const char *best = NULL;
+    int bd = 3;
+    for (Var *v = f->vars; v; v = v->next) {
+        int d = edit_distance(name, v->name);
+        if (d < bd) { bd = d; best = v->name; }
+    }
+    for (size_t i = 0; i < NNC_COUNT(builtins); i++) {
+        int d = edit_distance(name, builtins[i].name);
+        if (d < bd) { bd = d; best = builtins[i].name; }
+    }
+    for (const Decl *d = E->decls; d; d = d->next) {
+        if (d->kind != DECL_BLOCK) continue;
+        int dist = edit_distance(name, d->name);
+        if (dist < bd) { bd = dist; best = d->name; }
+    }
+    return best;
+}
+
+static bool eval_name(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    Var *v = lookup_var(f, e->u.s);
+    if (v) { *out = v->val; return true; }
+    const Decl *blk = find_decl(E, DECL_BLOCK, e->u.s);
+    if (blk) {
+        Func *fn = arena_alloc(E->a, sizeof *fn);
+        fn->name = blk->name;
+        fn->block = blk;
+        *out = (Val){V_FUNC, {.fn = fn}};
+        return true;
+    }
+    const Builtin *bi = find_builtin(e->u.s);
+    if (bi) {
+        *out = (Val){V_FUNC, {.fn = &builtin_funcs[bi - builtins]}};
+        return true;
+    }
+    const char *sug = suggest_name(E, f, e->u.s);
+    if (sug) elab_error(E, e->loc, "unknown name '%s'; did you mean '%s'?", e->u.s, sug);
+    else elab_error(E, e->loc, "unknown name '%s'", e->u.s);
+    return false;
+}
+
+static bool eval_seq(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    int64_t n = 0;
+    for (ExprList *l = e->u.items; l; l = l->next) n++;
+    if (!make_list(E, e, n, out)) return false;
+    out->k = e->kind == EX_TUPLE ? V_TUPLE : V_LIST;
+    int i = 0;
+    for (ExprList *l = e->u.items; l; l = l->next)
+        if (!eval(E, f, l->e, &out->u.seq.v[i++])) return false;
+    return true;
+}
+
+static bool is_num(const Val *v) { return v->k == V_INT || v->k == V_FLOAT; }
+static double num(const Val *v) { return v->k == V_INT ? (double)v->u.i : v->u.f; }
+
+static bool int_arith(Elab *E, const Expr *e, int64_t a, int64_t b, Val *out)
+{
+    int64_t r = 0;
+    bool ovf = false;
+    switch (e->u.bin.op) {
+    case BIN_ADD: ovf = __builtin_add_overflow(a, b, &r); break;
+    case BIN_SUB: ovf = __builtin_sub_overflow(a, b, &r); break;
+    case BIN_MUL: ovf = __builtin_mul_overflow(a, b, &r); break;
+    case BIN_DIV:
+    case BIN_MOD:
+        if (b == 0) {
+            elab_error(E, e->loc, "division by zero");
+            return false;
+        }
+        if (a == INT64_MIN && b == -1) { ovf = true; break; }
+        r = e->u.bin.op == BIN_DIV ? a / b : a % b;
+        /* floor division and a modulo with the divisor's sign, as in Python */
+        if (r != 0 && e->u.bin.op == BIN_MOD && ((r < 0) != (b < 0))) r += b;
+        if (e->u.bin.op == BIN_DIV && (a % b != 0) && ((a < 0) != (b < 0))) r--;
+        break;
+    default: NNC_ASSERT(0);
+    }
+    if (ovf) {
+        elab_error(E, e->loc, "integer overflow");
+        return false;
+    }
+    *out = vint(r);
+    return true;
+}
+
+static bool compare(Elab *E, const Expr *e, const Val *a, const Val *b, Val *out)
+{
+    BinOp op = e->u.bin.op;
+    int c;
+    if (is_num(a) && is_num(b)) {
+        double x = num(a), y = num(b);
+        if (a->k == V_INT && b->k == V_INT) c = a->u.i < b->u.i ? -1 : a->u.i > b->u.i;
+        else c = x < y ? -1 : x > y;
+    } else if ((op == BIN_EQ || op == BIN_NE) && a->k == b->k && (a->k == V_BOOL || a->k == V_STR)) {
+        c = a->k == V_BOOL ? (a->u.b != b->u.b) : (strcmp(a->u.s, b->u.s) != 0);
+    } else {
+        elab_error(E, e->loc, "cannot compare %s with %s", vkind_name(a->k), vkind_name(b->k));
+        return false;
+    }
+    bool r = op == BIN_EQ ? c == 0 : op == BIN_NE ? c != 0 : op == BIN_LT ? c < 0
+           : op == BIN_LE ? c <= 0 : op == BIN_GT ? c > 0 : c >= 0;
+    *out = (Val){V_BOOL, {.b = r}};
+    return true;
+}
+
+static bool eval_logic(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    const char *op = e->u.bin.op == BIN_AND ? "and" : "or";
+    Val a, b;
+    if (!eval(E, f, e->u.bin.l, &a)) return false;
+    if (a.k != V_BOOL) {
+        elab_error(E, e->u.bin.l->loc, "'%s' needs true or false on its left, got %s", op, vkind_name(a.k));
+        return false;
+    }
+    if (a.u.b == (e->u.bin.op == BIN_OR)) { *out = a; return true; }  /* short circuit */
+    if (!eval(E, f, e->u.bin.r, &b)) return false;
+    if (b.k != V_BOOL) {
+        elab_error(E, e->u.bin.r->loc, "'%s' needs true or false on its right, got %s", op, vkind_name(b.k));
+        return false;
+    }
+    *out = b;
+    return true;
+}
+
+static bool eval_binary(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    BinOp op = e->u.bin.op;
+    if (op == BIN_AND || op == BIN_OR) return eval_logic(E, f, e, out);
+    Val a, b;
+    if (!eval(E, f, e->u.bin.l, &a) || !eval(E, f, e->u.bin.r, &b)) return false;
+    if (op >= BIN_EQ) return compare(E, e, &a, &b, out);
+    if (a.k == V_TENSOR && b.k == V_TENSOR && op == BIN_ADD) {
+        int32_t ins[2] = {a.u.t, b.u.t};
+        return add_node(E, e, OP_ADD, ins, 2, NULL, NULL, out);
+    }
+    if (a.k == V_TENSOR || b.k == V_TENSOR) {
+        elab_error(E, e->loc, "tensors support only '+' with another tensor, not this operation with %s and %s",
+                   vkind_name(a.k), vkind_name(b.k));
+        return false;
+    }
+    if (!is_num(&a) || !is_num(&b)) {
+        elab_error(E, e->loc, "arithmetic needs numbers, got %s and %s", vkind_name(a.k), vkind_name(b.k));
+        return false;
+    }
+    if (a.k == V_INT && b.k == V_INT) return int_arith(E, e, a.u.i, b.u.i, out);
+    double x = num(&a), y = num(&b), r;
+    if ((op == BIN_DIV || op == BIN_MOD) && y == 0) {
+        elab_error(E, e->loc, "division by zero");
+        return false;
+    }
+    switch (op) {
+    case BIN_ADD: r = x + y; break;
+    case BIN_SUB: r = x - y; break;
+    case BIN_MUL: r = x * y; break;
+    case BIN_DIV: r = x / y; break;
+    default: r = x - y * floor(x / y); break;
+    }
+    if (!isfinite(r)) {
+        elab_error(E, e->loc, "the result is not a finite number");
+        return false;
+    }
+    *out = (Val){V_FLOAT, {.f = r}};
+    return true;
+}
+
+static bool eval_unary(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    Val a;
+    if (!eval(E, f, e->u.un.e, &a)) return false;
+    if (e->u.un.op == UN_NOT) {
+        if (a.k != V_BOOL) {
+            elab_error(E, e->loc, "'not' needs true or false, got %s", vkind_name(a.k));
+            return false;
+        }
+        *out = (Val){V_BOOL, {.b = !a.u.b}};
+        return true;
+    }
+    if (a.k == V_INT && a.u.i != INT64_MIN) { *out = vint(-a.u.i); return true; }
+    if (a.k == V_FLOAT) { *out = (Val){V_FLOAT, {.f = -a.u.f}}; return true; }
+    elab_error(E, e->loc, "'-' needs a number, got %s", vkind_name(a.k));
+    return false;
+}
+
+static bool eval_field(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    Val x;
+    if (!eval(E, f, e->u.field.e, &x)) return false;
+    const char *fld = e->u.field.field;
+    if (x.k != V_TENSOR) {
+        elab_error(E, e->loc, "'.%s' asks a tensor for its shape, but this is %s", fld, vkind_name(x.k));
+        return false;
+    }
+    const IrShape *s = tshape(E, x);
+    char buf[96];
+    if (strcmp(fld, "shape") == 0) {
+        if (!make_list(E, e, s->rank, out)) return false;
+        out->k = V_TUPLE;
+        for (int i = 0; i < s->rank; i++) out->u.seq.v[i] = vint(s->dim[i]);
+        return true;
+    }
+    static const char *img[] = {"channels", "height", "width"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(fld, img[i]) == 0) {
+            if (s->rank != 3) break;
+            *out = vint(s->dim[i]);
+            return true;
+        }
+    if (strcmp(fld, "features") == 0 && s->rank == 1) {
+        *out = vint(s->dim[0]);
+        return true;
+    }
+    bool known = strcmp(fld, "features") == 0 || strcmp(fld, "channels") == 0 || strcmp(fld, "height") == 0 ||
+                 strcmp(fld, "width") == 0;
+    if (known)
+        elab_error(E, e->loc, "a tensor of shape %s has no '%s'; images have channels, height and width, vectors have features",
+                   ir_shape_str(s, buf, sizeof buf), fld);
+    else
+        elab_error(E, e->loc, "unknown tensor property '%s'; use channels, height, width, features or shape", fld);
+    return false;
+}
+
+/* ---- calls ---- */
+
+static bool check_type(Elab *E, const Loc *loc, const char *fname, const char *pname, ArgType t, const Val *v)
+{
+    const char *want = NULL;
+    switch (t) {
+    case A_TENSOR: case A_TENSORS: if (v->k != V_TENSOR) want = "a tensor"; break;
+    case A_INT: if (v->k != V_INT) want = "an integer"; break;
+    case A_FLOAT: if (!is_num(v)) want = "a number"; break;
+    case A_BOOL: if (v->k != V_BOOL) want = "true or false"; break;
+    case A_INT2:
+        if (v->k == V_INT) break;
+        if (v->k == V_TUPLE && v->u.seq.n == 2 && v->u.seq.v[0].k == V_INT && v->u.seq.v[1].k == V_INT) break;
+        want = "an integer or a pair of integers (h, w)";
+        break;
+    case A_ANY: break;
+    }
+    if (!want) return true;
+    elab_error(E, *loc, "%s expects %s for '%s', got %s", fname, want, pname, vkind_name(v->k));
+    return false;
+}
+
+static const char *closest_param(const char *const *names, int n, const char *kw)
+{
+    const char *best = NULL;
+    int bd = 3;
+    for (int i = 0; i < n; i++) {
+        int d = edit_distance(kw, names[i]);
+        if (d < bd) { bd = d; best = names[i]; }
+    }
+    return best;
+}
+
+/* Binds a call's arguments to named parameters: positional first, then
+ * keywords. vals[i] receives argument i's value, given[i] whether it came. A
+ * variadic parameter (index var, or -1) swallows all positional arguments. */
+static bool bind_args(Elab *E, Frame *f, const Expr *call, const char *fname, const char *const *names, int n, int var,
+                      Val *vals, bool *given, Val **rest, int *n_rest, Val pre)
+{
+    int pos = 0, nrest = 0;
+    for (const Arg *a = call->u.call.args; a; a = a->next) nrest += !a->name;
+    if (var >= 0) *rest = arena_alloc(E->a, (size_t)(nrest ? nrest : 1) * sizeof(Val));
+    bool seen_kw = false;
+    for (const Arg *a = call->u.call.args; a; a = a->next) {
+        int idx;
+        if (!a->name) {
+            if (seen_kw) {
+                elab_error(E, a->loc, "a positional argument cannot follow a keyword argument");
+                return false;
+            }
+            if (var >= 0) {
+                if (!eval(E, f, a->value, &(*rest)[(*n_rest)++])) return false;
+                continue;
+            }
+            if (pos >= n) {
+                elab_error(E, a->loc, "%s takes at most %d argument%s, but more were given", fname, n, n == 1 ? "" : "s");
+                return false;
+            }
+            idx = pos++;
+        } else {
+            seen_kw = true;
+            for (idx = 0; idx < n && strcmp(names[idx], a->name) != 0; idx++) {}
+            if (idx == n || idx == var) {
+                const char *s = closest_param(names, n, a->name);
+                if (s) elab_error(E, a->loc, "%s has no parameter '%s'; did you mean '%s'?", fname, a->name, s);
+                else elab_error(E, a->loc, "%s has no parameter '%s'", fname, a->name);
+                return false;
+            }
+            if (given[idx]) {
+                elab_error(E, a->loc, "argument '%s' of %s is given twice", a->name, fname);
+                return false;
+            }
+        }
+        if (!eval(E, f, a->value, &vals[idx])) return false;
+        given[idx] = true;
+    }
+    (void)pre;
+    return true;
+}
+
+static bool call_builtin(Elab *E, Frame *f, const Expr *call, const Builtin *bi, Val *out)
+{
+    Bound b;
+    memset(&b, 0, sizeof b);
+    b.call = call;
+    b.frame = f;
+    const char *names[10];
+    int n = 0, var = -1;
+    for (; n < 10 && bi->params[n].name; n++) {
+        names[n] = bi->params[n].name;
+        if (bi->params[n].type == A_TENSORS) var = n;
+    }
+    if (!bind_args(E, f, call, bi->name, names, n, var, b.v, b.given, &b.rest, &b.n_rest, (Val){0})) return false;
+    for (int i = 0; i < b.n_rest; i++) {
+        if (!check_type(E, &call->loc, bi->name, "tensors", A_TENSOR, &b.rest[i])) return false;
+    }
+    for (int i = 0; i < n; i++) {
+        const BParam *p = &bi->params[i];
+        if (i == var) continue;
+        if (!b.given[i]) {
+            if (p->required) {
+                elab_error(E, call->loc, "%s needs the argument '%s'", bi->name, p->name);
+                return false;
+            }
+            if (isnan(p->def)) b.v[i] = (Val){V_NONE, {0}};
+            else if (p->type == A_BOOL) b.v[i] = (Val){V_BOOL, {.b = p->def != 0}};
+            else if (p->type == A_FLOAT) b.v[i] = (Val){V_FLOAT, {.f = p->def}};
+            else b.v[i] = vint((int64_t)p->def);
+            continue;
+        }
+        if (!check_type(E, &call->loc, bi->name, p->name, p->type, &b.v[i])) return false;
+    }
+    bool makes_layer = bi->fn == bi_conv || bi->fn == bi_conv_t || bi->fn == bi_batchnorm || bi->fn == bi_linear;
+    if (call->u.call.as && !makes_layer) {
+        elab_error(E, call->u.call.as_loc, "'as' names layers with parameters and block calls; %s has no parameters", bi->name);
+        return false;
+    }
+    return bi->fn(E, &b, bi, out);
+}
+
+static bool call_block(Elab *E, Frame *f, const Expr *call, const Decl *blk, Val *out)
+{
+    if (E->depth >= MAX_CALL_DEPTH) {
+        elab_error(E, call->loc, "block calls nest more than %d deep; does '%s' call itself without end?", MAX_CALL_DEPTH,
+                   blk->name);
+        return false;
+    }
+    const char *names[64];
+    int n = 0;
+    for (const Param *p = blk->params; p; p = p->next) {
+        if (n == 64) {
+            elab_error(E, blk->loc, "block '%s' has more than 64 parameters", blk->name);
+            return false;
+        }
+        names[n++] = p->name;
+    }
+    Val vals[64];
+    bool given[64] = {0};
+    if (!bind_args(E, f, call, blk->name, names, n, -1, vals, given, NULL, NULL, (Val){0})) return false;
+    Frame nf;
+    memset(&nf, 0, sizeof nf);
+    nf.caller = E->frame;
+    nf.block = blk->name;
+    nf.call_loc = call->loc;
+    nf.scope = layer_name(E, f, blk->name, call->u.call.as);
+    int i = 0;
+    for (const Param *p = blk->params; p; p = p->next, i++) {
+        if (!given[i]) {
+            if (!p->def) {
+                elab_error(E, call->loc, "block '%s' needs the argument '%s'", blk->name, p->name);
+                return false;
+            }
+            Frame empty = {0};  /* defaults see only built-ins and blocks */
+            empty.scope = "";
+            if (!eval(E, &empty, p->def, &vals[i])) return false;
+        }
+        set_var(E, &nf, p->name, vals[i]);
+    }
+    const Frame *saved = E->frame;
+    E->frame = &nf;
+    E->depth++;
+    ExecResult r = exec_stmts(E, &nf, blk->body);
+    E->depth--;
+    E->frame = saved;
+    if (r == EX_FAILED) return false;
+    if (r != EX_RETURNED) {
+        elab_error(E, call->loc, "block '%s' ended without 'return'", blk->name);
+        return false;
+    }
+    *out = nf.ret;
+    return true;
+}
+
+static bool eval_call(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    Val fn;
+    if (!eval(E, f, e->u.call.fn, &fn)) return false;
+    if (fn.k != V_FUNC) {
+        elab_error(E, e->loc, "%s is not a function; only layers, blocks and built-ins can be called",
+                   vkind_name(fn.k));
+        return false;
+    }
+    if (fn.u.fn->builtin) return call_builtin(E, f, e, fn.u.fn->builtin, out);
+    return call_block(E, f, e, fn.u.fn->block, out);
+}
+
+static bool eval(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    if (!step(E, e)) return false;
+    switch (e->kind) {
+    case EX_INT: *out = vint(e->u.i); return true;
+    case EX_FLOAT: *out = (Val){V_FLOAT, {.f = e->u.f}}; return true;
+    case EX_STRING: *out = (Val){V_STR, {.s = e->u.s}}; return true;
+    case EX_BOOL: *out = (Val){V_BOOL, {.b = e->u.b}}; return true;
+    case EX_NAME: return eval_name(E, f, e, out);
+    case EX_TUPLE: case EX_LIST: return eval_seq(E, f, e, out);
+    case EX_BINARY: return eval_binary(E, f, e, out);
+    case EX_UNARY: return eval_unary(E, f, e, out);
+    case EX_CALL: return eval_call(E, f, e, out);
+    case EX_FIELD: return eval_field(E, f, e, out);
+    }
+    NNC_ASSERT(0);
+    return false;
+}
+
+/* ---- statements ---- */
+
+static bool check_dims(Elab *E, const Stmt *s, const Val *dims, IrShape *shape)
+{
+    int n = dims->u.seq.n;
+    if (n < 1 || n > 3) {
+        elab_error(E, s->e->loc, "an input has 1 to 3 dimensions ([features] or [channels, height, width]), not %d "
+                   "(the batch dimension is implicit)", n);
+        return false;
+    }
+    shape->rank = n;
+    for (int i = 0; i < n; i++) {
+        const Val *d = &dims->u.seq.v[i];
+        if (d->k != V_INT || d->u.i < 1 || d->u.i > MAX_DIM) {
+            elab_error(E, s->e->loc, "input dimension %d must be an integer between 1 and %d", i + 1, MAX_DIM);
+            return false;
+        }
+        shape->dim[i] = d->u.i;
+    }
+    if (ir_shape_elems(shape) > IR_MAX_ELEMS) {
+        elab_error(E, s->e->loc, "input '%s' has more than 2^31 elements per sample", s->name);
+        return false;
+    }
+    return true;
+}
+
+static bool exec_input(Elab *E, Frame *f, const Stmt *s)
+{
+    if (!f->is_network) {
+        elab_error(E, s->loc, "'input' declares a network input; a block receives its tensors as parameters");
+        return false;
+    }
+    for (int32_t i = 0; i < E->g->n_inputs; i++)
+        if (strcmp(E->g->values[E->g->inputs[i]].name, s->name) == 0) {
+            elab_error(E, s->loc, "input '%s' is declared twice", s->name);
+            return false;
+        }
+    Val dims;
+    IrShape shape = {0};
+    if (!eval(E, f, s->e, &dims) || !check_dims(E, s, &dims, &shape)) return false;
+    set_var(E, f, s->name, vtensor(ir_add_input(E->g, s->name, &shape)));
+    return true;
+}
+
+static bool exec_output(Elab *E, Frame *f, const Stmt *s)
+{
+    if (!f->is_network) {
+        elab_error(E, s->loc, "'output' declares a network output; a block gives its result with 'return'");
+        return false;
+    }
+    for (int32_t i = 0; i < E->g->n_outputs; i++)
+        if (strcmp(E->g->outputs[i].name, s->name) == 0) {
+            elab_error(E, s->loc, "output '%s' is declared twice", s->name);
+            return false;
+        }
+    for (int32_t i = 0; i < E->g->n_inputs; i++)
+        if (strcmp(E->g->values[E->g->inputs[i]].name, s->name) == 0) {
+            elab_error(E, s->loc, "output '%s' has the name of an input; inputs and outputs need distinct names", s->name);
+            return false;
+        }
+    Val v;
+    if (!eval(E, f, s->e, &v)) return false;
+    if (v.k != V_TENSOR) {
+        elab_error(E, s->e->loc, "output '%s' must be a tensor, got %s", s->name, vkind_name(v.k));
+        return false;
+    }
+    ir_add_output(E->g, s->name, v.u.t);
+    set_var(E, f, s->name, v);
+    return true;
+}
+
+static ExecResult exec_for(Elab *E, Frame *f, const Stmt *s)
+{
+    Val it;
+    if (!eval(E, f, s->e, &it)) return EX_FAILED;
+    if (it.k != V_LIST && it.k != V_TUPLE) {
+        elab_error(E, s->e->loc, "'for' needs a list or a tuple to walk, got %s", vkind_name(it.k));
+        return EX_FAILED;
+    }
+    int nvars = 0;
+    for (const NameList *n = s->vars; n; n = n->next) nvars++;
+    for (int i = 0; i < it.u.seq.n; i++) {
+        const Val *item = &it.u.seq.v[i];
+        if (nvars == 1) {
+            set_var(E, f, s->vars->name, *item);
+        } else {
+            if ((item->k != V_TUPLE && item->k != V_LIST) || item->u.seq.n != nvars) {
+                elab_error(E, s->e->loc, "element %d of the list does not unpack into %d names", i + 1, nvars);
+                return EX_FAILED;
+            }
+            int j = 0;
+            for (const NameList *n = s->vars; n; n = n->next, j++) set_var(E, f, n->name, item->u.seq.v[j]);
+        }
+        ExecResult r = exec_stmts(E, f, s->body);
+        if (r != EX_OK) return r;
+    }
+    return EX_OK;
+}
+
+static ExecResult exec_repeat(Elab *E, Frame *f, const Stmt *s)
+{
+    Val n;
+    if (!eval(E, f, s->e, &n)) return EX_FAILED;
+    if (n.k != V_INT || n.u.i < 0 || n.u.i > MAX_REPEAT) {
+        if (n.k == V_INT)
+            elab_error(E, s->e->loc, "repeat count %lld is out of range (0 to %d)", (long long)n.u.i, MAX_REPEAT);
+        else
+            elab_error(E, s->e->loc, "repeat needs an integer count, got %s", vkind_name(n.k));
+        return EX_FAILED;
+    }
+    for (int64_t i = 0; i < n.u.i; i++) {
+        ExecResult r = exec_stmts(E, f, s->body);
+        if (r != EX_OK) return r;
+    }
+    return EX_OK;
+}
+
+static ExecResult exec_stmt(Elab *E, Frame *f, const Stmt *s)
+{
+    Val v;
+    switch (s->kind) {
+    case ST_INPUT: return exec_input(E, f, s) ? EX_OK : EX_FAILED;
+    case ST_OUTPUT: return exec_output(E, f, s) ? EX_OK : EX_FAILED;
+    case ST_ASSIGN:
+        if (!eval(E, f, s->e, &v)) return EX_FAILED;
+        set_var(E, f, s->name, v);
+        return EX_OK;
+    case ST_IF:
+        if (!eval(E, f, s->e, &v)) return EX_FAILED;
+        if (v.k != V_BOOL) {
+            elab_error(E, s->e->loc, "the condition must be true or false, got %s", vkind_name(v.k));
+            return EX_FAILED;
+        }
+        return exec_stmts(E, f, v.u.b ? s->body : s->orelse);
+    case ST_FOR: return exec_for(E, f, s);
+    case ST_REPEAT: return exec_repeat(E, f, s);
+    case ST_RETURN:
+        if (f->is_network) {
+            elab_error(E, s->loc, "'return' belongs in a block; a network names its results with 'output'");
+            return EX_FAILED;
+        }
+        if (!eval(E, f, s->e, &f->ret)) return EX_FAILED;
+        return EX_RETURNED;
+    }
+    return EX_FAILED;
+}
+
+static ExecResult exec_stmts(Elab *E, Frame *f, const Stmt *s)
+{
+    for (; s; s = s->next) {
+        ExecResult r = exec_stmt(E, f, s);
+        if (r != EX_OK) return r;
+    }
+    return EX_OK;
+}
+
+/* ---- networks ---- */
+
+/* Parses a --set value ("5", "0.5", "true") as a DSL literal. */
+static bool define_value(Elab *E, const FeDefine *def, Val *out)
+{
+    const char *s = def->value;
+    char *end;
+    if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
+        *out = (Val){V_BOOL, {.b = s[0] == 't'}};
+        return true;
+    }
+    long long i = strtoll(s, &end, 10);
+    if (*s && !*end) { *out = vint(i); return true; }
+    double d = strtod(s, &end);
+    if (*s && !*end && isfinite(d)) { *out = (Val){V_FLOAT, {.f = d}}; return true; }
+    diag_error(E->d, (Loc){0}, "--set %s=%s: the value must be an integer, a number, true or false", def->name, s);
+    return false;
+}
+
+static bool bind_network_params(Elab *E, Frame *f, const Decl *net, const FeOptions *opt)
+{
+    for (int i = 0; opt && i < opt->n_defines; i++) {
+        const Param *p = net->params;
+        while (p && strcmp(p->name, opt->defines[i].name) != 0) p = p->next;
+        if (!p) {
+            diag_error(E->d, (Loc){0}, "--set %s: network '%s' has no parameter '%s'", opt->defines[i].name, net->name,
+                       opt->defines[i].name);
+            return false;
+        }
+    }
+    for (const Param *p = net->params; p; p = p->next) {
+        Val v;
+        const FeDefine *def = NULL;
+        for (int i = 0; opt && i < opt->n_defines; i++)
+            if (strcmp(opt->defines[i].name, p->name) == 0) def = &opt->defines[i];
+        if (def) {
+            if (!define_value(E, def, &v)) return false;
+        } else if (p->def) {
+            Frame empty = {0};
+            empty.scope = "";
+            if (!eval(E, &empty, p->def, &v)) return false;
+        } else {
+            diag_error(E->d, p->loc, "network parameter '%s' has no default; give a value with --set %s=VALUE",
+                       p->name, p->name);
+            return false;
+        }
+        set_var(E, f, p->name, v);
+    }
+    return true;
+}
+
+static IrGraph *elaborate(Elab *E, const Decl *net, const FeOptions *opt)
+{
+    E->g = ir_new(net->name);
+    E->g->source = arena_strdup(&E->g->arena, net->loc.file->path);
+    Frame f;
+    memset(&f, 0, sizeof f);
+    f.scope = "";
+    f.is_network = true;
+    E->frame = &f;
+    bool ok = bind_network_params(E, &f, net, opt) && exec_stmts(E, &f, net->body) == EX_OK;
+    if (ok && E->g->n_inputs == 0) {
+        diag_error(E->d, net->loc, "network '%s' declares no input; add one such as 'input image: [3, 224, 224]'", net->name);
+        ok = false;
+    }
+    if (ok && E->g->n_outputs == 0) {
+        diag_error(E->d, net->loc, "network '%s' declares no output; name its result with 'output NAME = ...'", net->name);
+        ok = false;
+    }
+    if (!ok) {
+        ir_free(E->g);
+        return NULL;
+    }
+    return E->g;
+}
+
+/* ---- files and imports ---- */
+
+typedef struct {
+    Diag *d;
+    Arena *a;
+    Decl *decls;              /* all files' declarations, concatenated */
+    Decl **tail;
+    const char **seen;        /* resolved paths already loaded */
+    int n_seen;
+    const Decl *main_decls;   /* the main file's own */
+} Loader;
+
+static char *dir_of(Arena *a, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? arena_strndup(a, path, (size_t)(slash - path + 1)) : arena_strdup(a, "");
+}
+
+static bool load_text(Loader *L, const char *path, const char *text, size_t len, int depth);
+
+static bool load_file(Loader *L, const char *path, Loc from, int depth)
+{
+    char *real = realpath(path, NULL);
+    const char *key = real ? real : path;
+    for (int i = 0; i < L->n_seen; i++)
+        if (strcmp(L->seen[i], key) == 0) { free(real); return true; }  /* imported once only */
+    L->seen = nnc_xrealloc(L->seen, (size_t)(L->n_seen + 1) * sizeof *L->seen);
+    L->seen[L->n_seen++] = arena_strdup(L->a, key);
+    free(real);
+    size_t len;
+    const char *err;
+    char *text = nnc_read_file(path, &len, &err);
+    if (!text) {
+        diag_error(L->d, from, "cannot read '%s': %s", path, err);
+        return false;
+    }
+    bool ok = load_text(L, path, text, len, depth);
+    free(text);
+    return ok;
+}
+
+static bool load_text(Loader *L, const char *path, const char *text, size_t len, int depth)
+{
+    if (depth > 64) {
+        diag_error(L->d, (Loc){0}, "%s: imports nest more than 64 files deep", path);
+        return false;
+    }
+    const SrcFile *file = diag_add_file(L->d, path, text, len);
+    Decl *decls;
+    if (!fe_parse(L->d, file, &decls)) return false;
+    if (depth == 0) L->main_decls = decls;
+    for (Decl *d = decls; d; d = d->next) {
+        if (d->kind != DECL_IMPORT) continue;
+        const char *p = d->name[0] == '/' ? d->name : arena_printf(L->a, "%s%s", dir_of(L->a, path), d->name);
+        if (!load_file(L, p, d->loc, depth + 1)) return false;
+    }
+    /* splice this file's declarations after everything it imported */
+    *L->tail = decls;
+    while (*L->tail) L->tail = &(*L->tail)->next;
+    return true;
+}
+
+static bool check_decls(Diag *d, const Decl *all)
+{
+    for (const Decl *x = all; x; x = x->next) {
+        if (x->kind != DECL_BLOCK && x->kind != DECL_NETWORK) continue;
+        if (x->kind == DECL_BLOCK && find_builtin(x->name)) {
+            diag_error(d, x->loc, "'%s' is a built-in operation; give the block another name", x->name);
+            return false;
+        }
+        for (const Decl *y = all; y != x; y = y->next)
+            if (y->kind == x->kind && strcmp(y->name, x->name) == 0) {
+                diag_error(d, x->loc, "%s '%s' is defined twice", x->kind == DECL_BLOCK ? "block" : "network", x->name);
+                diag_note(d, y->loc, "first defined here");
+                return false;
+            }
+        int i = 0;
+        for (const Param *p = x->params; p; p = p->next, i++)
+            for (const Param *q = x->params; q != p; q = q->next)
+                if (strcmp(p->name, q->name) == 0) {
+                    diag_error(d, p->loc, "parameter '%s' appears twice", p->name);
+                    return false;
+                }
+    }
+    for (const Decl *x = all; x; x = x->next) {
+        if (x->kind != DECL_TRAIN) continue;
+        const Decl *n = all;
+        while (n && !(n->kind == DECL_NETWORK && strcmp(n->name, x->name) == 0)) n = n->next;
+        if (!n) {
+            diag_error(d, x->loc, "train section for unknown network '%s'", x->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+static const Decl *pick_network(Diag *d, const Loader *L, const char *path, const FeOptions *opt)
+{
+    const Decl *found = NULL;
+    int count = 0;
+    StrBuf names = {0};
+    for (const Decl *x = L->main_decls; x; x = x->next) {
+        if (x->kind != DECL_NETWORK) continue;
+        count++;
+        sb_printf(&names, "%s%s", names.len ? ", " : "", x->name);
+        if (opt && opt->network ? strcmp(x->name, opt->network) == 0 : !found) found = x;
+    }
+    if (opt && opt->network && !found)
+        diag_error(d, (Loc){0}, "%s: no network named '%s' (it defines: %s)", path, opt->network,
+                   names.len ? names.data : "none");
+    else if (count == 0)
+        diag_error(d, (Loc){0}, "%s: defines no network; write 'network NAME { ... }'", path);
+    else if (count > 1 && !(opt && opt->network))
+        diag_error(d, (Loc){0}, "%s: defines several networks (%s); pick one with --network NAME", path, names.data);
+    sb_free(&names);
+    return d->errors ? NULL : found;
+}
+
+static IrGraph *compile(Loader *L, const char *path, const FeOptions *opt)
+{
+    if (!check_decls(L->d, L->decls)) return NULL;
+    const Decl *net = pick_network(L->d, L, path, opt);
+    if (!net) return NULL;
+    Elab E;
+    memset(&E, 0, sizeof E);
+    E.d = L->d;
+    E.a = L->a;
+    E.decls = L->decls;
+    IrGraph *g = elaborate(&E, net, opt);
+    free(E.names);
+    return g;
+}
+
+IrGraph *fe_compile_text(const char *path, const char *text, size_t len, const FeOptions *opt, Diag *d)
+{
+    Loader L;
+    memset(&L, 0, sizeof L);
+    L.d = d;
+    L.a = d->arena;
+    L.tail = &L.decls;
+    char *real = realpath(path, NULL);
+    L.seen = nnc_xmalloc(sizeof *L.seen);
+    L.seen[L.n_seen++] = arena_strdup(L.a, real ? real : path);
+    free(real);
+    IrGraph *g = load_text(&L, path, text, len, 0) ? compile(&L, path, opt) : NULL;
+    free(L.seen);
+    return g;
+}
+
+IrGraph *fe_compile(const char *path, const FeOptions *opt, Diag *d)
+{
+    size_t len;
+    const char *err;
+    char *text = nnc_read_file(path, &len, &err);
+    if (!text) {
+        diag_error(d, (Loc){0}, "cannot read '%s': %s", path, err);
+        return NULL;
+    }
+    IrGraph *g = fe_compile_text(path, text, len, opt, d);
+    free(text);
+    return g;
+}

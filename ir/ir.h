@@ -1,0 +1,198 @@
+/* ir.h: the graph IR.
+ *
+ * A graph owns two arrays: values (tensors) and nodes (ops). Everything refers
+ * to everything else by 32-bit index, so the graph is cheap to copy, print and
+ * verify (STYLE.md 4). Each node produces exactly one value; nodes are kept in
+ * topological order (a node's inputs are produced by earlier nodes), because the
+ * elaborator only ever appends a node after its inputs exist.
+ *
+ * Shapes are per sample: the batch dimension is implicit in every activation
+ * (the batch size is a compile-time maximum, the actual n is given at run time).
+ * Parameters (weights) have no batch dimension. Layout is NCHW fp32 for now; the
+ * layout field lets a later pass choose blocked layouts.
+ *
+ * All memory of a graph comes from its arena and is released by ir_free(). */
+#ifndef NNC_IR_H
+#define NNC_IR_H
+
+#include "../common/common.h"
+
+#include <stdbool.h>
+
+enum {
+    IR_MAX_RANK = 4,                   /* per-sample rank: C,H,W (+1 spare) */
+    IR_MAX_NODES = 1 << 20,            /* refuse graphs larger than this */
+};
+#define IR_MAX_ELEMS ((int64_t)1 << 31) /* per-sample element count bound */
+
+typedef enum {
+#define OP(id, name, mn, mx, pat, attr, shape, macs, emit) OP_##id,
+#include "ops.def"
+#undef OP
+    OP_COUNT
+} OpKind;
+
+/* Fusion pattern kinds, ordered as TVM's lattice: two fused kinds combine with max. */
+typedef enum {
+    PK_ELEMWISE,     /* y[i] = f(x[i]) */
+    PK_BROADCAST,    /* elementwise with a per-channel operand (batchnorm) */
+    PK_INJECTIVE,    /* each output element reads one input element (concat, flatten) */
+    PK_REDUCE,       /* reduces over some axes (global pooling) */
+    PK_OUT_FUSABLE,  /* heavy op whose output may take an elementwise epilogue (conv, linear) */
+    PK_OPAQUE,       /* no fusion (softmax, lrn, leaves) */
+} PatternKind;
+
+typedef enum { AT_NONE, AT_CONV, AT_BN, AT_LINEAR, AT_ACT, AT_DROPOUT, AT_POOL, AT_LRN, AT_CONCAT } AttrKind;
+
+typedef enum { DT_F32 } DType;
+typedef enum { LAYOUT_NCHW } Layout;
+
+typedef enum {
+    VK_ACT,    /* an activation computed by a node, batched */
+    VK_INPUT,  /* a network input, batched */
+    VK_PARAM,  /* a learned parameter or buffer (running mean/var), not batched */
+} ValueKind;
+
+typedef enum {
+    INIT_NONE,            /* inputs and activations */
+    INIT_KAIMING_UNIFORM, /* U(-b, b), b = 1/sqrt(fan_in): PyTorch's default for conv/linear weights */
+    INIT_BIAS_UNIFORM,    /* U(-b, b), b = 1/sqrt(fan_in): PyTorch's default for conv/linear biases */
+    INIT_ONES,            /* batchnorm weight, running_var */
+    INIT_ZEROS,           /* batchnorm bias, running_mean */
+} InitKind;
+
+typedef struct {
+    int rank;                  /* 1 (features) .. IR_MAX_RANK */
+    int64_t dim[IR_MAX_RANK];  /* dim[0] is channels (or features) */
+} IrShape;
+
+/* Where in the DSL a node came from. Strings live in the frontend's source table. */
+typedef struct {
+    const char *file;  /* path as given by the user, or NULL for synthesized nodes */
+    int line, col;     /* 1-based */
+} IrLoc;
+
+typedef struct {
+    int kh, kw;            /* kernel size */
+    int sh, sw;            /* stride */
+    int ph, pw;            /* zero padding on each side */
+    int dh, dw;            /* dilation */
+    int oph, opw;          /* output padding (transposed convolution only) */
+    int groups;
+    int out_channels;
+    bool bias;
+} ConvAttr;
+
+typedef struct {
+    int kh, kw, sh, sw, ph, pw, dh, dw;
+    bool ceil_mode;          /* output size rounds up, as PyTorch's ceil_mode */
+    bool count_include_pad;  /* avgpool divisor counts padding (PyTorch default: true) */
+} PoolAttr;
+
+typedef struct { float eps, momentum; } BnAttr;
+typedef struct { int out_features; bool bias; } LinearAttr;
+typedef struct { float slope; } ActAttr;        /* leaky_relu negative slope */
+typedef struct { float p; } DropoutAttr;
+typedef struct { int size; float alpha, beta, k; } LrnAttr;  /* PyTorch LocalResponseNorm */
+typedef struct { int axis; } ConcatAttr;        /* per-sample axis, 0 = channels */
+
+typedef union {
+    ConvAttr conv;
+    PoolAttr pool;
+    BnAttr bn;
+    LinearAttr linear;
+    ActAttr act;
+    DropoutAttr dropout;
+    LrnAttr lrn;
+    ConcatAttr concat;
+} IrAttr;
+
+typedef struct {
+    IrShape shape;     /* per sample (activations, inputs) or whole (params) */
+    DType dtype;
+    Layout layout;
+    ValueKind kind;
+    int32_t node;      /* producing node, or -1 for inputs and params */
+    const char *name;  /* params: hierarchical name ("conv1.weight"); inputs: DSL name; acts: NULL */
+    InitKind init;     /* params only */
+    int64_t fan_in;    /* params with a uniform init */
+} IrValue;
+
+typedef struct {
+    OpKind op;
+    int32_t out;       /* the value this node produces */
+    int32_t in_first;  /* first index into IrGraph.ins */
+    int32_t n_in;      /* number of inputs */
+    IrLoc loc;
+    const char *scope; /* hierarchical name of the layer ("features.conv0"), or NULL */
+    IrAttr attr;
+} IrNode;
+
+typedef struct {
+    const char *name;  /* DSL output name */
+    int32_t value;
+} IrOutput;
+
+typedef struct IrGraph {
+    Arena arena;          /* everything below lives here */
+    const char *name;     /* network name */
+    const char *source;   /* path of the .net file it came from */
+    IrValue *values;  int32_t n_values, cap_values;
+    IrNode  *nodes;   int32_t n_nodes,  cap_nodes;
+    int32_t *ins;     int32_t n_ins,    cap_ins;      /* node input lists */
+    int32_t *inputs;  int32_t n_inputs, cap_inputs;   /* input value ids, in declaration order */
+    int32_t *params;  int32_t n_params, cap_params;   /* param value ids, in creation order */
+    IrOutput *outputs; int32_t n_outputs, cap_outputs;
+} IrGraph;
+
+/* One row of the op table, as data. */
+typedef struct {
+    const char *name;
+    int min_in, max_in;
+    PatternKind pattern;
+    AttrKind attr;
+    /* Computes node->out's shape from its inputs. On a mismatch writes a
+     * sentence (no position; the caller adds it) to err and returns false. */
+    bool (*shape)(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen);
+    /* Multiply-accumulates per sample. */
+    int64_t (*macs)(const IrGraph *g, const IrNode *n);
+} OpInfo;
+
+extern const OpInfo ir_ops[OP_COUNT];
+
+IrGraph *ir_new(const char *name);
+void     ir_free(IrGraph *g);
+
+int32_t ir_add_input(IrGraph *g, const char *name, const IrShape *shape);
+int32_t ir_add_param(IrGraph *g, const char *name, const IrShape *shape, InitKind init, int64_t fan_in);
+/* Appends a node and infers its shape. Returns the new value's id, or -1 with
+ * the reason in err when the shape rule refuses the inputs. */
+int32_t ir_add_node(IrGraph *g, OpKind op, const int32_t *ins, int n_in, const IrAttr *attr,
+                    IrLoc loc, const char *scope, char *err, size_t errlen);
+void    ir_add_output(IrGraph *g, const char *name, int32_t value);
+
+static inline const int32_t *ir_node_ins(const IrGraph *g, const IrNode *n) { return g->ins + n->in_first; }
+static inline int32_t ir_in(const IrGraph *g, const IrNode *n, int i) { return g->ins[n->in_first + i]; }
+static inline const IrShape *ir_in_shape(const IrGraph *g, const IrNode *n, int i)
+{
+    return &g->values[ir_in(g, n, i)].shape;
+}
+
+int64_t ir_shape_elems(const IrShape *s);
+/* "[6, 28, 28]" into buf; returns buf. */
+char   *ir_shape_str(const IrShape *s, char *buf, size_t len);
+
+/* Checks arity, topological order, shapes and dtypes against the op table.
+ * Returns true when the graph is well formed; otherwise describes the first
+ * problem in err. Run between passes in debug builds. */
+bool ir_verify(const IrGraph *g, char *err, size_t errlen);
+
+/* Text dump (--emit=ir) and Graphviz (--emit=dot). */
+void ir_print(const IrGraph *g, StrBuf *out);
+void ir_print_dot(const IrGraph *g, StrBuf *out);
+
+/* Totals for --stats. */
+int64_t ir_count_params(const IrGraph *g);  /* elements of all params (incl. buffers) */
+int64_t ir_count_macs(const IrGraph *g);    /* per sample */
+
+#endif

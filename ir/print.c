@@ -1,0 +1,101 @@
+/* print.c: the graph as text (--emit=ir) and as Graphviz (--emit=dot).
+ *
+ * Text form, one line per value, in topological order:
+ *
+ *   graph lenet5
+ *     input  %0 image [1, 28, 28]
+ *     param  %1 conv0.weight [6, 1, 5, 5]
+ *     %3 = conv2d(%0, %1, %2) k=5x5 s=1x1 p=2x2 d=1x1 g=1 [6, 28, 28]   # lenet5.net:4:22
+ *     output logits = %12
+ *
+ * Stable and diffable: golden tests compare it byte for byte. */
+#include "ir.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void print_attr(const IrNode *n, StrBuf *out)
+{
+    const IrAttr *a = &n->attr;
+    switch (ir_ops[n->op].attr) {
+    case AT_CONV:
+        sb_printf(out, " k=%dx%d s=%dx%d p=%dx%d d=%dx%d g=%d", a->conv.kh, a->conv.kw, a->conv.sh, a->conv.sw,
+                  a->conv.ph, a->conv.pw, a->conv.dh, a->conv.dw, a->conv.groups);
+        if (n->op == OP_CONV_T2D) sb_printf(out, " op=%dx%d", a->conv.oph, a->conv.opw);
+        break;
+    case AT_POOL:
+        sb_printf(out, " k=%dx%d s=%dx%d p=%dx%d", a->pool.kh, a->pool.kw, a->pool.sh, a->pool.sw, a->pool.ph, a->pool.pw);
+        if (a->pool.dh != 1 || a->pool.dw != 1) sb_printf(out, " d=%dx%d", a->pool.dh, a->pool.dw);
+        if (a->pool.ceil_mode) sb_append(out, " ceil");
+        if (n->op == OP_AVGPOOL2D && !a->pool.count_include_pad) sb_append(out, " exclude_pad");
+        break;
+    case AT_BN: sb_printf(out, " eps=%g momentum=%g", a->bn.eps, a->bn.momentum); break;
+    case AT_LINEAR: sb_printf(out, " out=%d", a->linear.out_features); break;
+    case AT_ACT: sb_printf(out, " slope=%g", a->act.slope); break;
+    case AT_DROPOUT: sb_printf(out, " p=%g", a->dropout.p); break;
+    case AT_LRN: sb_printf(out, " size=%d alpha=%g beta=%g k=%g", a->lrn.size, a->lrn.alpha, a->lrn.beta, a->lrn.k); break;
+    case AT_CONCAT: sb_printf(out, " axis=%d", a->concat.axis); break;
+    case AT_NONE: break;
+    }
+}
+
+void ir_print(const IrGraph *g, StrBuf *out)
+{
+    char buf[96];
+    sb_printf(out, "graph %s\n", g->name);
+    for (int32_t i = 0; i < g->n_inputs; i++) {
+        const IrValue *v = &g->values[g->inputs[i]];
+        sb_printf(out, "  input  %%%d %s %s\n", g->inputs[i], v->name, ir_shape_str(&v->shape, buf, sizeof buf));
+    }
+    for (int32_t i = 0; i < g->n_params; i++) {
+        const IrValue *v = &g->values[g->params[i]];
+        sb_printf(out, "  param  %%%d %s %s\n", g->params[i], v->name, ir_shape_str(&v->shape, buf, sizeof buf));
+    }
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        sb_printf(out, "  %%%d = %s(", n->out, ir_ops[n->op].name);
+        for (int j = 0; j < n->n_in; j++) sb_printf(out, j ? ", %%%d" : "%%%d", ir_in(g, n, j));
+        sb_append(out, ")");
+        print_attr(n, out);
+        sb_printf(out, " %s", ir_shape_str(&g->values[n->out].shape, buf, sizeof buf));
+        if (n->loc.file) {
+            const char *base = strrchr(n->loc.file, '/');
+            sb_printf(out, "   # %s:%d:%d", base ? base + 1 : n->loc.file, n->loc.line, n->loc.col);
+        }
+        sb_append(out, "\n");
+    }
+    for (int32_t i = 0; i < g->n_outputs; i++)
+        sb_printf(out, "  output %s = %%%d\n", g->outputs[i].name, g->outputs[i].value);
+}
+
+/* Graphviz: one box per op with its output shape; params are folded into the
+ * box of the op that uses them, so the picture shows the network, not its weights. */
+void ir_print_dot(const IrGraph *g, StrBuf *out)
+{
+    char buf[96];
+    sb_printf(out, "digraph \"%s\" {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\", fontsize=10];\n", g->name);
+    for (int32_t i = 0; i < g->n_inputs; i++) {
+        const IrValue *v = &g->values[g->inputs[i]];
+        sb_printf(out, "  v%d [label=\"input %s\\n%s\", shape=ellipse];\n", g->inputs[i], v->name,
+                  ir_shape_str(&v->shape, buf, sizeof buf));
+    }
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        sb_printf(out, "  v%d [label=\"%s", n->out, ir_ops[n->op].name);
+        if (n->scope) sb_printf(out, " %s", n->scope);
+        StrBuf attr = {0};
+        print_attr(n, &attr);
+        if (attr.len) sb_printf(out, "\\n%s", attr.data + 1);
+        sb_free(&attr);
+        sb_printf(out, "\\n%s\"];\n", ir_shape_str(&g->values[n->out].shape, buf, sizeof buf));
+        for (int j = 0; j < n->n_in; j++) {
+            int32_t src = ir_in(g, n, j);
+            if (g->values[src].kind != VK_PARAM) sb_printf(out, "  v%d -> v%d;\n", src, n->out);
+        }
+    }
+    for (int32_t i = 0; i < g->n_outputs; i++) {
+        sb_printf(out, "  out%d [label=\"output %s\", shape=ellipse];\n", i, g->outputs[i].name);
+        sb_printf(out, "  v%d -> out%d;\n", g->outputs[i].value, i);
+    }
+    sb_append(out, "}\n");
+}

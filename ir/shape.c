@@ -1,0 +1,235 @@
+/* shape.c: each op's shape rule and cost, and the op table built from ops.def.
+ *
+ * A shape rule reads the node's input shapes and attributes and either writes
+ * the output shape or explains, in one sentence with no position, why the
+ * inputs do not fit; the caller (the elaborator) adds the DSL position and the
+ * chain of block calls. Per-sample shapes: [C, H, W] for images, [F] for
+ * feature vectors. Output-size formulas follow PyTorch exactly. */
+#include "ir.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return false; } while (0)
+
+static const char *sstr(const IrShape *s, char *buf, size_t n) { return ir_shape_str(s, buf, n); }
+
+static bool shape_leaf(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    (void)g; (void)n; (void)out;
+    FAIL("inputs and parameters are not computed by nodes");
+}
+
+static bool shape_same(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    (void)err; (void)errlen;
+    *out = *ir_in_shape(g, n, 0);
+    return true;
+}
+
+static bool need_image(const IrShape *s, const char *op, char *err, size_t errlen)
+{
+    char b[96];
+    if (s->rank != 3)
+        FAIL("%s expects an image [channels, height, width], but its input has shape %s", op, sstr(s, b, sizeof b));
+    return true;
+}
+
+static bool shape_same_chw(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    if (!need_image(ir_in_shape(g, n, 0), ir_ops[n->op].name, err, errlen)) return false;
+    *out = *ir_in_shape(g, n, 0);
+    return true;
+}
+
+/* PyTorch's output size of a convolution or pooling window along one axis. */
+static int64_t window_out(int64_t in, int k, int s, int p, int d, bool ceil_mode)
+{
+    int64_t span = in + 2 * (int64_t)p - (int64_t)d * (k - 1) - 1;
+    if (span < 0) return 0;
+    int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    /* ceil mode: the last window must start inside the input or the left padding */
+    if (ceil_mode && (o - 1) * s >= in + p) o--;
+    return o;
+}
+
+static bool check_window(const ConvAttr *c, char *err, size_t errlen)
+{
+    if (c->kh < 1 || c->kw < 1) FAIL("the kernel size must be at least 1");
+    if (c->sh < 1 || c->sw < 1) FAIL("the stride must be at least 1");
+    if (c->dh < 1 || c->dw < 1) FAIL("the dilation must be at least 1");
+    if (c->ph < 0 || c->pw < 0) FAIL("the padding must not be negative");
+    return true;
+}
+
+static bool shape_conv2d(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *x = ir_in_shape(g, n, 0);
+    char b[96];
+    if (!need_image(x, "conv", err, errlen) || !check_window(c, err, errlen)) return false;
+    if (c->groups < 1 || x->dim[0] % c->groups || c->out_channels % c->groups)
+        FAIL("groups = %d must divide both the input channels (%lld) and the output channels (%d)",
+             c->groups, (long long)x->dim[0], c->out_channels);
+    const IrShape *w = ir_in_shape(g, n, 1);
+    if (w->rank != 4 || w->dim[0] != c->out_channels || w->dim[1] != x->dim[0] / c->groups ||
+        w->dim[2] != c->kh || w->dim[3] != c->kw)
+        FAIL("the weight has shape %s, which does not fit the convolution", sstr(w, b, sizeof b));
+    int64_t oh = window_out(x->dim[1], c->kh, c->sh, c->ph, c->dh, false);
+    int64_t ow = window_out(x->dim[2], c->kw, c->sw, c->pw, c->dw, false);
+    if (oh < 1 || ow < 1)
+        FAIL("a %dx%d kernel (dilation %d) does not fit the input %s with padding %d",
+             c->kh, c->kw, c->dh, sstr(x, b, sizeof b), c->ph);
+    *out = (IrShape){3, {c->out_channels, oh, ow, 0}};
+    return true;
+}
+
+static bool shape_conv_t2d(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *x = ir_in_shape(g, n, 0);
+    char b[96];
+    if (!need_image(x, "conv_transpose", err, errlen) || !check_window(c, err, errlen)) return false;
+    if (c->groups < 1 || x->dim[0] % c->groups || c->out_channels % c->groups)
+        FAIL("groups = %d must divide both the input channels (%lld) and the output channels (%d)",
+             c->groups, (long long)x->dim[0], c->out_channels);
+    if (c->oph < 0 || c->opw < 0 || (c->oph >= c->sh && c->oph >= c->dh) || (c->opw >= c->sw && c->opw >= c->dw))
+        FAIL("the output padding must be smaller than the stride or the dilation");
+    const IrShape *w = ir_in_shape(g, n, 1);
+    if (w->rank != 4 || w->dim[0] != x->dim[0] || w->dim[1] != c->out_channels / c->groups ||
+        w->dim[2] != c->kh || w->dim[3] != c->kw)
+        FAIL("the weight has shape %s, which does not fit the transposed convolution", sstr(w, b, sizeof b));
+    int64_t oh = (x->dim[1] - 1) * c->sh - 2 * (int64_t)c->ph + (int64_t)c->dh * (c->kh - 1) + c->oph + 1;
+    int64_t ow = (x->dim[2] - 1) * c->sw - 2 * (int64_t)c->pw + (int64_t)c->dw * (c->kw - 1) + c->opw + 1;
+    if (oh < 1 || ow < 1) FAIL("the padding %d is too large for the input %s", c->ph, sstr(x, b, sizeof b));
+    *out = (IrShape){3, {c->out_channels, oh, ow, 0}};
+    return true;
+}
+
+static bool shape_batchnorm(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *x = ir_in_shape(g, n, 0);
+    char b[96];
+    if (x->rank != 1 && x->rank != 3)
+        FAIL("batchnorm expects [channels, height, width] or [features], but its input has shape %s",
+             sstr(x, b, sizeof b));
+    for (int i = 1; i < 5; i++) {
+        const IrShape *p = ir_in_shape(g, n, i);
+        if (p->rank != 1 || p->dim[0] != x->dim[0])
+            FAIL("batchnorm parameter %d has shape %s, expected [%lld]", i, sstr(p, b, sizeof b), (long long)x->dim[0]);
+    }
+    *out = *x;
+    return true;
+}
+
+static bool shape_linear(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *x = ir_in_shape(g, n, 0);
+    const IrShape *w = ir_in_shape(g, n, 1);
+    char b[96];
+    if (x->rank != 1)
+        FAIL("linear expects a feature vector [features], but its input has shape %s; insert flatten before it",
+             sstr(x, b, sizeof b));
+    if (w->rank != 2 || w->dim[1] != x->dim[0] || w->dim[0] != n->attr.linear.out_features)
+        FAIL("the weight has shape %s, which does not fit the input %lld features", sstr(w, b, sizeof b),
+             (long long)x->dim[0]);
+    *out = (IrShape){1, {n->attr.linear.out_features, 0, 0, 0}};
+    return true;
+}
+
+static bool shape_flatten(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    (void)err; (void)errlen;
+    *out = (IrShape){1, {ir_shape_elems(ir_in_shape(g, n, 0)), 0, 0, 0}};
+    return true;
+}
+
+static bool shape_pool2d(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const PoolAttr *p = &n->attr.pool;
+    const IrShape *x = ir_in_shape(g, n, 0);
+    char b[96];
+    if (!need_image(x, ir_ops[n->op].name, err, errlen)) return false;
+    ConvAttr c = {.kh = p->kh, .kw = p->kw, .sh = p->sh, .sw = p->sw, .ph = p->ph, .pw = p->pw, .dh = p->dh, .dw = p->dw};
+    if (!check_window(&c, err, errlen)) return false;
+    if (2 * p->ph > p->kh || 2 * p->pw > p->kw)
+        FAIL("the padding (%d) must be at most half the kernel size (%d)", p->ph > p->pw ? p->ph : p->pw,
+             p->ph > p->pw ? p->kh : p->kw);
+    int64_t oh = window_out(x->dim[1], p->kh, p->sh, p->ph, p->dh, p->ceil_mode);
+    int64_t ow = window_out(x->dim[2], p->kw, p->sw, p->pw, p->dw, p->ceil_mode);
+    if (oh < 1 || ow < 1)
+        FAIL("a %dx%d window does not fit the input %s", p->kh, p->kw, sstr(x, b, sizeof b));
+    *out = (IrShape){3, {x->dim[0], oh, ow, 0}};
+    return true;
+}
+
+static bool shape_global_pool(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *x = ir_in_shape(g, n, 0);
+    if (!need_image(x, "global_avgpool", err, errlen)) return false;
+    *out = (IrShape){3, {x->dim[0], 1, 1, 0}};
+    return true;
+}
+
+static bool shape_concat(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *a = ir_in_shape(g, n, 0);
+    int axis = n->attr.concat.axis;
+    char b1[96], b2[96];
+    if (axis < 0 || axis >= a->rank) FAIL("concat axis %d is out of range for shape %s", axis, sstr(a, b1, sizeof b1));
+    *out = *a;
+    for (int i = 1; i < n->n_in; i++) {
+        const IrShape *s = ir_in_shape(g, n, i);
+        bool ok = s->rank == a->rank;
+        for (int d = 0; ok && d < a->rank; d++) ok = d == axis || s->dim[d] == a->dim[d];
+        if (!ok)
+            FAIL("concat input %d has shape %s, which does not match input 1 %s except in the channels", i + 1,
+                 sstr(s, b1, sizeof b1), sstr(a, b2, sizeof b2));
+        out->dim[axis] += s->dim[axis];
+    }
+    return true;
+}
+
+static bool shape_add(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *a = ir_in_shape(g, n, 0), *b = ir_in_shape(g, n, 1);
+    char b1[96], b2[96];
+    bool same = a->rank == b->rank;
+    for (int d = 0; same && d < a->rank; d++) same = a->dim[d] == b->dim[d];
+    if (!same) FAIL("cannot add tensors of shapes %s and %s", sstr(a, b1, sizeof b1), sstr(b, b2, sizeof b2));
+    *out = *a;
+    return true;
+}
+
+/* ---- costs: multiply-accumulates per sample ---- */
+
+static int64_t macs_zero(const IrGraph *g, const IrNode *n) { (void)g; (void)n; return 0; }
+
+static int64_t macs_conv2d(const IrGraph *g, const IrNode *n)
+{
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *x = ir_in_shape(g, n, 0);
+    return ir_shape_elems(&g->values[n->out].shape) * (x->dim[0] / c->groups) * c->kh * c->kw;
+}
+
+static int64_t macs_conv_t2d(const IrGraph *g, const IrNode *n)
+{
+    const ConvAttr *c = &n->attr.conv;
+    return ir_shape_elems(ir_in_shape(g, n, 0)) * (c->out_channels / c->groups) * c->kh * c->kw;
+}
+
+static int64_t macs_batchnorm(const IrGraph *g, const IrNode *n)
+{
+    return ir_shape_elems(&g->values[n->out].shape);  /* one multiply-add per element at inference */
+}
+
+static int64_t macs_linear(const IrGraph *g, const IrNode *n)
+{
+    return ir_shape_elems(ir_in_shape(g, n, 0)) * n->attr.linear.out_features;
+}
+
+const OpInfo ir_ops[OP_COUNT] = {
+#define OP(id, nm, mn, mx, pat, at, shape, macs, emit) [OP_##id] = {nm, mn, mx, pat, at, shape, macs},
+#include "ops.def"
+#undef OP
+};

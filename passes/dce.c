@@ -1,0 +1,52 @@
+/* dce.c: dead-code elimination.
+ *
+ * Requires: a verified graph. Keeps: every input (they are the generated API's
+ * arguments, used or not), every output, and exactly the nodes and parameters
+ * that some output depends on, in their original order. Parameters that no
+ * live node reads are dropped, so a weights file may carry them or not. */
+#include "passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bool pass_dce(IrGraph *g, char *err, size_t errlen)
+{
+    bool *live = nnc_xcalloc((size_t)g->n_values, sizeof *live);
+    for (int32_t i = 0; i < g->n_outputs; i++) live[g->outputs[i].value] = true;
+    for (int32_t i = g->n_nodes - 1; i >= 0; i--) {
+        const IrNode *n = &g->nodes[i];
+        if (!live[n->out]) continue;
+        for (int j = 0; j < n->n_in; j++) live[ir_in(g, n, j)] = true;
+    }
+    IrGraph *ng = ir_new(g->name);
+    ng->source = g->source ? arena_strdup(&ng->arena, g->source) : NULL;
+    int32_t *map = nnc_xmalloc((size_t)g->n_values * sizeof *map);
+    for (int32_t i = 0; i < g->n_values; i++) map[i] = -1;
+    for (int32_t i = 0; i < g->n_inputs; i++) {
+        const IrValue *v = &g->values[g->inputs[i]];
+        map[g->inputs[i]] = ir_add_input(ng, v->name, &v->shape);
+    }
+    for (int32_t i = 0; i < g->n_params; i++) {
+        const IrValue *v = &g->values[g->params[i]];
+        if (live[g->params[i]]) map[g->params[i]] = ir_add_param(ng, v->name, &v->shape, v->init, v->fan_in);
+    }
+    bool ok = true;
+    for (int32_t i = 0; i < g->n_nodes && ok; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (!live[n->out]) continue;
+        int32_t ins[256], *in = n->n_in <= 256 ? ins : nnc_xmalloc((size_t)n->n_in * sizeof *in);
+        for (int j = 0; j < n->n_in; j++) in[j] = map[ir_in(g, n, j)];
+        map[n->out] = ir_add_node(ng, n->op, in, n->n_in, &n->attr, n->loc, n->scope, err, errlen);
+        ok = map[n->out] >= 0;
+        if (in != ins) free(in);
+    }
+    for (int32_t i = 0; i < g->n_outputs && ok; i++) ir_add_output(ng, g->outputs[i].name, map[g->outputs[i].value]);
+    free(map);
+    free(live);
+    if (!ok) {
+        ir_free(ng);
+        return false;
+    }
+    pass_replace_graph(g, ng);
+    return true;
+}

@@ -1,0 +1,31 @@
+/* passes.h: the optimization pipeline.
+ *
+ * The pipeline reads as a list (pass.c): each -O level names the passes it
+ * runs, in order, and the verifier runs after every pass in debug builds
+ * (NNC_VERIFY_PASSES, on unless NDEBUG). Each pass file opens with its
+ * contract: what it requires of the graph and what it keeps. */
+#ifndef NNC_PASSES_H
+#define NNC_PASSES_H
+
+#include "../ir/ir.h"
+
+typedef struct {
+    const char *name;                                 /* for --print-after */
+    int min_level;                                    /* runs at -O<min_level> and above */
+    bool (*run)(IrGraph *g, char *err, size_t errlen);
+} Pass;
+
+/* Runs the passes of -O<level> on g in place. False only for an internal
+ * error (a pass broke the graph), described in err. */
+bool pass_run_pipeline(IrGraph *g, int level, char *err, size_t errlen);
+
+/* Dead-code elimination: keeps the nodes that outputs depend on. */
+bool pass_dce(IrGraph *g, char *err, size_t errlen);
+
+/* Number of kernels the C backend will call for g (nodes that are not leaves). */
+int pass_count_kernels(const IrGraph *g);
+
+/* Replaces the contents of dst by src's and frees the src shell. */
+void pass_replace_graph(IrGraph *dst, IrGraph *src);
+
+#endif

@@ -1,0 +1,585 @@
+/* nnc.c: the command-line driver.
+ *
+ *   nnc MODEL.net [-o OUT.c] [--emit=c|ir|dot] [-O0|-O1|-O2] [--batch N] ...
+ *   nnc init MODEL.net --seed S -o WEIGHTS.safetensors
+ *   nnc run MODEL.net --weights W.safetensors --input NAME=IN.npy ... [--output NAME=OUT.npy ...]
+ *
+ * These forms are an interface: scripts outside this repository call them as
+ * written. Exit status: 0 on success, 1 on a user error (with a message naming
+ * the file, tensor or argument at fault), 2 on a misuse of the command line. */
+#include "common/common.h"
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "passes/passes.h"
+#include "codegen/emit_c.h"
+#include "runtime/jit_cc.h"
+#include "runtime/tensor_io.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: nnc MODEL.net [options]                 compile a network to C\n"
+    "       nnc init MODEL.net --seed S -o W.safetensors\n"
+    "                                               write freshly initialized weights\n"
+    "       nnc run MODEL.net --weights W.safetensors --input NAME=FILE ... [--output NAME=OUT.npy ...]\n"
+    "                                               compile, load and run inference\n"
+    "       nnc --help | --version\n"
+    "\n"
+    "compile options:\n"
+    "  -o FILE            output: FILE.c and FILE.h for --emit=c (default NETWORK.c in the\n"
+    "                     current directory), FILE for ir and dot (default: standard output)\n"
+    "  --emit=c|ir|dot    C source and header, the IR as text, or a Graphviz graph\n"
+    "  -O0 | -O1 | -O2    no optimization | clean-up passes | everything (default -O2)\n"
+    "  --batch N          the largest batch the generated code accepts (default 1)\n"
+    "  --stats            print params, macs, activation_bytes, nodes, kernels and a\n"
+    "                     per-layer table, one 'key: value' per line\n"
+    "\n"
+    "options for every command:\n"
+    "  --network NAME     which network of the file (needed when it defines several)\n"
+    "  --set NAME=VALUE   override a network parameter, e.g. --set classes=5\n"
+    "\n"
+    "init options:\n"
+    "  --seed S           random seed (default 0); the same seed gives the same weights\n"
+    "  -o FILE            the safetensors file to write (written atomically)\n"
+    "\n"
+    "run options:\n"
+    "  --weights FILE     safetensors weights (names as in 'nnc MODEL.net --emit=ir')\n"
+    "  --input NAME=FILE  a float32 .npy array [N, ...] for input NAME; or an IDX file\n"
+    "                     (MNIST format, .gz allowed) whose bytes are scaled to [0, 1]\n"
+    "  --output NAME=FILE write output NAME as a float32 .npy array [N, ...]; without any\n"
+    "                     --output, every output's arg-max per sample is printed\n"
+    "  --limit K          use only the first K samples of each input\n"
+    "  --labels FILE      IDX labels to compare the printed predictions with\n"
+    "\n"
+    "Errors are reported as FILE:LINE:COL: error: MESSAGE. Exit status: 0 success,\n"
+    "1 error in the input, 2 wrong command line. See README.md for the language.\n";
+
+typedef struct {
+    const char *cmd;        /* NULL (compile), "init", "run" */
+    const char *model;
+    const char *out;
+    const char *emit;
+    int opt_level;
+    int batch;
+    bool stats;
+    FeOptions fe;
+    FeDefine defines[32];
+    uint64_t seed;
+    const char *weights;
+    const char *inputs[16], *outputs[16];
+    int n_inputs, n_outputs;
+    long limit;
+    const char *labels;
+} Cli;
+
+static int fail_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "nnc: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nRun 'nnc --help' for the usage.\n");
+    return 2;
+}
+
+static bool parse_long(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+/* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE". */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (strcmp(argv[*i], name) != 0) return NULL;
+    if (*i + 1 >= argc) return "";
+    return argv[++*i];
+}
+
+static int parse_args(int argc, char **argv, Cli *c)
+{
+    memset(c, 0, sizeof *c);
+    c->emit = "c";
+    c->opt_level = 2;
+    c->batch = 1;
+    c->limit = -1;
+    int i = 1;
+    if (argc > 1 && (strcmp(argv[1], "init") == 0 || strcmp(argv[1], "run") == 0)) c->cmd = argv[i++];
+    for (; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long n;
+        if ((v = opt_value(argc, argv, &i, "-o"))) c->out = v;
+        else if ((v = opt_value(argc, argv, &i, "--emit"))) c->emit = v;
+        else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0) c->opt_level = a[2] - '0';
+        else if ((v = opt_value(argc, argv, &i, "--batch"))) {
+            if (!parse_long(v, 1, 1 << 20, &n)) return fail_usage("--batch needs a whole number from 1 to 1048576, got '%s'", v);
+            c->batch = (int)n;
+        } else if (strcmp(a, "--stats") == 0) c->stats = true;
+        else if ((v = opt_value(argc, argv, &i, "--network"))) c->fe.network = v;
+        else if ((v = opt_value(argc, argv, &i, "--set"))) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || c->fe.n_defines == 32) return fail_usage("--set needs NAME=VALUE, got '%s'", v);
+            c->defines[c->fe.n_defines].name = strndup(v, (size_t)(eq - v));
+            c->defines[c->fe.n_defines++].value = eq + 1;
+        } else if ((v = opt_value(argc, argv, &i, "--seed"))) {
+            char *end;
+            errno = 0;
+            c->seed = strtoull(v, &end, 10);
+            if (!*v || *end || errno || v[0] == '-') return fail_usage("--seed needs a whole number, got '%s'", v);
+        } else if ((v = opt_value(argc, argv, &i, "--weights"))) c->weights = v;
+        else if ((v = opt_value(argc, argv, &i, "--input"))) {
+            if (c->n_inputs == 16) return fail_usage("too many --input options (at most 16)%s", "");
+            c->inputs[c->n_inputs++] = v;
+        } else if ((v = opt_value(argc, argv, &i, "--output"))) {
+            if (c->n_outputs == 16) return fail_usage("too many --output options (at most 16)%s", "");
+            c->outputs[c->n_outputs++] = v;
+        } else if ((v = opt_value(argc, argv, &i, "--limit"))) {
+            if (!parse_long(v, 1, 1L << 30, &c->limit)) return fail_usage("--limit needs a positive whole number, got '%s'", v);
+        } else if ((v = opt_value(argc, argv, &i, "--labels"))) c->labels = v;
+        else if (a[0] == '-' && a[1]) return fail_usage("unknown option '%s'", a);
+        else if (!c->model) c->model = a;
+        else return fail_usage("unexpected argument '%s' (one model file at a time)", a);
+    }
+    c->fe.defines = c->defines;
+    if (!c->model) return fail_usage("no model file given%s", "");
+    if (strcmp(c->emit, "c") && strcmp(c->emit, "ir") && strcmp(c->emit, "dot"))
+        return fail_usage("--emit takes c, ir or dot, not '%s'", c->emit);
+    return 0;
+}
+
+/* Parses and elaborates the model, runs the passes; prints diagnostics. */
+static IrGraph *load_model(const Cli *c, Arena *arena)
+{
+    Diag d;
+    diag_init(&d, arena);
+    IrGraph *g = fe_compile(c->model, &c->fe, &d);
+    fputs(d.out.data ? d.out.data : "", stderr);
+    diag_free(&d);
+    if (!g) return NULL;
+    char err[512];
+    if (!pass_run_pipeline(g, c->opt_level, err, sizeof err)) {
+        fprintf(stderr, "nnc: internal error after a pass: %s\n", err);
+        ir_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static int write_text(const char *path, const StrBuf *sb)
+{
+    if (!path) {
+        fputs(sb->data ? sb->data : "", stdout);
+        return 0;
+    }
+    if (nnc_write_file_atomic(path, sb->data ? sb->data : "", sb->len) != 0) {
+        fprintf(stderr, "nnc: cannot write '%s': %s\n", path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static void print_stats(const IrGraph *g, int batch)
+{
+    int64_t act = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) act += ir_shape_elems(&g->values[g->nodes[i].out].shape);
+    printf("params: %lld\n", (long long)ir_count_params(g));
+    printf("macs: %lld\n", (long long)ir_count_macs(g));
+    printf("activation_bytes: %lld\n", (long long)(act * 4 * batch));
+    printf("nodes: %d\n", g->n_nodes);
+    printf("kernels: %d\n", pass_count_kernels(g));
+    printf("layers:\n");
+    char buf[96];
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        printf("  %-18s %-28s %-18s macs=%lld\n", ir_ops[n->op].name, n->scope ? n->scope : "-",
+               ir_shape_str(&g->values[n->out].shape, buf, sizeof buf), (long long)ir_ops[n->op].macs(g, n));
+    }
+}
+
+/* "dir/lenet.c" -> "dir/lenet.h" and "lenet.h" */
+static void header_paths(const char *out, char **h_path, char **h_name)
+{
+    size_t n = strlen(out);
+    if (n > 2 && strcmp(out + n - 2, ".c") == 0) n -= 2;
+    *h_path = nnc_xmalloc(n + 3);
+    memcpy(*h_path, out, n);
+    strcpy(*h_path + n, ".h");
+    const char *slash = strrchr(*h_path, '/');
+    *h_name = strdup(slash ? slash + 1 : *h_path);
+}
+
+static int cmd_compile(const Cli *c)
+{
+    Arena arena = {0};
+    IrGraph *g = load_model(c, &arena);
+    int rc = 1;
+    if (!g) goto done;
+    if (c->stats) {
+        print_stats(g, c->batch);
+        rc = 0;
+        goto done;
+    }
+    StrBuf a = {0}, b = {0};
+    if (strcmp(c->emit, "ir") == 0) {
+        ir_print(g, &a);
+        rc = write_text(c->out, &a);
+    } else if (strcmp(c->emit, "dot") == 0) {
+        ir_print_dot(g, &a);
+        rc = write_text(c->out, &a);
+    } else {
+        char *c_path = c->out ? strdup(c->out) : NULL, *h_path, *h_name, err[512];
+        if (!c_path) {
+            c_path = nnc_xmalloc(strlen(g->name) + 3);
+            sprintf(c_path, "%s.c", g->name);
+        }
+        header_paths(c_path, &h_path, &h_name);
+        CgOptions o = {.max_batch = c->batch, .header_name = h_name, .source_path = c->model};
+        if (!cg_emit_c(g, &o, &a, &b, err, sizeof err)) fprintf(stderr, "nnc: %s: %s\n", c->model, err);
+        else rc = write_text(c_path, &a) || write_text(h_path, &b);
+        free(c_path);
+        free(h_path);
+        free(h_name);
+    }
+    sb_free(&a);
+    sb_free(&b);
+done:
+    ir_free(g);
+    arena_free(&arena);
+    return rc;
+}
+
+/* ---- nnc init ---- */
+
+static int cmd_init(const Cli *c)
+{
+    if (!c->out) return fail_usage("nnc init needs -o WEIGHTS.safetensors%s", "");
+    Arena arena = {0};
+    Cli c0 = *c;
+    c0.opt_level = 0;  /* every parameter, as the source declares it */
+    IrGraph *g = load_model(&c0, &arena);
+    if (!g) { arena_free(&arena); return 1; }
+    RtRng rng;
+    rt_rng_seed(&rng, c->seed);
+    RtTensor *ts = nnc_xcalloc((size_t)g->n_params, sizeof *ts);
+    for (int32_t i = 0; i < g->n_params; i++) {
+        const IrValue *v = &g->values[g->params[i]];
+        int64_t n = ir_shape_elems(&v->shape);
+        ts[i].name = v->name;
+        ts[i].rank = v->shape.rank;
+        for (int d = 0; d < v->shape.rank; d++) ts[i].shape[d] = v->shape.dim[d];
+        float *p = ts[i].data = nnc_xmalloc((size_t)n * sizeof(float));
+        /* PyTorch's defaults: kaiming_uniform_(a=sqrt(5)) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+         * weights, and biases use the same bound. */
+        float bound = v->fan_in > 0 ? 1.0f / sqrtf((float)v->fan_in) : 0.0f;
+        for (int64_t k = 0; k < n; k++) {
+            switch (v->init) {
+            case INIT_KAIMING_UNIFORM:
+            case INIT_BIAS_UNIFORM: p[k] = rt_rng_uniform(&rng, -bound, bound); break;
+            case INIT_ONES: p[k] = 1.0f; break;
+            default: p[k] = 0.0f; break;
+            }
+        }
+    }
+    char err[512], meta[256];
+    snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"nnc_network\":\"%s\",\"nnc_seed\":\"%llu\"}", g->name,
+             (unsigned long long)c->seed);
+    int rc = 0;
+    if (rt_st_write(c->out, ts, g->n_params, meta, err, sizeof err) != 0) {
+        fprintf(stderr, "nnc: %s\n", err);
+        rc = 1;
+    }
+    for (int32_t i = 0; i < g->n_params; i++) free(ts[i].data);
+    free(ts);
+    ir_free(g);
+    arena_free(&arena);
+    return rc;
+}
+
+/* ---- nnc run ---- */
+
+typedef struct {
+    RtTensor t;       /* data as float32, shape [N, ...] */
+    bool owned;
+} RunInput;
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static bool is_idx(const char *path) { return ends_with(path, "-ubyte") || ends_with(path, "-ubyte.gz"); }
+
+/* Reads an input file: .npy float32 as is, IDX bytes scaled to [0, 1]. */
+static bool read_input(const char *path, RtTensor *t, char *err, size_t errlen)
+{
+    if (!is_idx(path)) return rt_npy_read(path, t, err, errlen) == 0;
+    RtIdx idx;
+    if (rt_idx_read(path, &idx, err, errlen) != 0) return false;
+    memset(t, 0, sizeof *t);
+    t->rank = idx.rank;
+    size_t n = 1;
+    for (int i = 0; i < idx.rank; i++) {
+        t->shape[i] = idx.dims[i];
+        n *= (size_t)idx.dims[i];
+    }
+    t->data = nnc_xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) t->data[i] = idx.data[i] / 255.0f;
+    rt_idx_free(&idx);
+    return true;
+}
+
+/* Checks t against input value v: [N, dims...], or IDX images [N, H, W] for a
+ * [1, H, W] input, which gains its channel axis here. */
+static bool match_input(const IrValue *v, const char *path, RtTensor *t, char *err, size_t errlen)
+{
+    char want[96];
+    ir_shape_str(&v->shape, want, sizeof want);
+    /* [N, H, W] given for a [1, H, W] input (IDX images): add the channel axis */
+    if (t->rank == v->shape.rank && v->shape.rank >= 2 && v->shape.dim[0] == 1 && t->shape[1] == v->shape.dim[1]) {
+        for (int i = t->rank; i > 1; i--) t->shape[i] = t->shape[i - 1];
+        t->shape[1] = 1;
+        t->rank++;
+    }
+    bool ok = t->rank == v->shape.rank + 1 && t->shape[0] >= 1;
+    for (int i = 0; ok && i < v->shape.rank; i++) ok = t->shape[i + 1] == v->shape.dim[i];
+    if (!ok) {
+        StrBuf got = {0};
+        for (int i = 0; i < t->rank; i++) sb_printf(&got, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+        snprintf(err, errlen, "%s: input '%s' has shape [%s], the network expects [N, %s", path, v->name,
+                 got.data ? got.data : "", want + 1);
+        sb_free(&got);
+        return false;
+    }
+    return true;
+}
+
+static int find_input(const IrGraph *g, const char *name)
+{
+    for (int32_t i = 0; i < g->n_inputs; i++)
+        if (strcmp(g->values[g->inputs[i]].name, name) == 0) return i;
+    return -1;
+}
+
+static int find_output(const IrGraph *g, const char *name)
+{
+    for (int32_t i = 0; i < g->n_outputs; i++)
+        if (strcmp(g->outputs[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* Splits "NAME=PATH"; false when there is no '='. */
+static bool split_binding(const char *s, char *name, size_t len, const char **path)
+{
+    const char *eq = strchr(s, '=');
+    if (!eq || eq == s || (size_t)(eq - s) >= len || !eq[1]) return false;
+    memcpy(name, s, (size_t)(eq - s));
+    name[eq - s] = 0;
+    *path = eq + 1;
+    return true;
+}
+
+static bool load_inputs(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t *batch)
+{
+    char name[256], err[1024];
+    const char *path;
+    *batch = -1;
+    for (int i = 0; i < c->n_inputs; i++) {
+        if (!split_binding(c->inputs[i], name, sizeof name, &path)) {
+            fprintf(stderr, "nnc: --input needs NAME=FILE, got '%s'\n", c->inputs[i]);
+            return false;
+        }
+        int k = find_input(g, name);
+        if (k < 0) {
+            fprintf(stderr, "nnc: --input %s: network '%s' has no input named '%s'\n", c->inputs[i], g->name, name);
+            return false;
+        }
+        if (ins[k].data) {
+            fprintf(stderr, "nnc: --input: input '%s' is given twice\n", name);
+            return false;
+        }
+        if (!read_input(path, &ins[k], err, sizeof err) || !match_input(&g->values[g->inputs[k]], path, &ins[k], err, sizeof err)) {
+            fprintf(stderr, "nnc: %s\n", err);
+            return false;
+        }
+        if (c->limit > 0 && ins[k].shape[0] > c->limit) ins[k].shape[0] = c->limit;
+        if (*batch >= 0 && ins[k].shape[0] != *batch) {
+            fprintf(stderr, "nnc: %s: input '%s' has %lld samples, but another input has %lld; all inputs need the same batch\n",
+                    path, name, (long long)ins[k].shape[0], (long long)*batch);
+            return false;
+        }
+        *batch = ins[k].shape[0];
+    }
+    for (int32_t i = 0; i < g->n_inputs; i++)
+        if (!ins[i].data) {
+            const char *nm = g->values[g->inputs[i]].name;
+            fprintf(stderr, "nnc: input '%s' of network '%s' is not given; add --input %s=FILE.npy\n", nm, g->name, nm);
+            return false;
+        }
+    if (*batch > (1 << 20)) {
+        fprintf(stderr, "nnc: a batch of %lld samples is more than nnc run takes (1048576); use --limit\n", (long long)*batch);
+        return false;
+    }
+    return true;
+}
+
+static void print_predictions(const IrGraph *g, float *const *outs, int64_t n, const char *labels_path)
+{
+    RtIdx labels = {0};
+    char err[1024];
+    bool have_labels = false;
+    if (labels_path) {
+        if (rt_idx_read(labels_path, &labels, err, sizeof err) != 0) fprintf(stderr, "nnc: %s\n", err);
+        else have_labels = labels.rank == 1 && labels.dims[0] >= n;
+        if (labels_path && !have_labels && labels.data)
+            fprintf(stderr, "nnc: %s: expected at least %lld labels in a 1-d IDX file; not comparing\n", labels_path, (long long)n);
+    }
+    for (int32_t o = 0; o < g->n_outputs; o++) {
+        int64_t per = ir_shape_elems(&g->values[g->outputs[o].value].shape), correct = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *y = outs[o] + i * per;
+            int64_t best = 0;
+            for (int64_t k = 1; k < per; k++)
+                if (y[k] > y[best]) best = k;
+            printf("%s[%lld]: class %lld (score %.4g)", g->outputs[o].name, (long long)i, (long long)best, y[best]);
+            if (have_labels) {
+                printf(", label %d%s", labels.data[i], labels.data[i] == best ? "" : "  <- wrong");
+                correct += labels.data[i] == best;
+            }
+            printf("\n");
+        }
+        if (have_labels)
+            printf("%s: %lld of %lld correct (%.1f%%)\n", g->outputs[o].name, (long long)correct, (long long)n,
+                   100.0 * (double)correct / (double)n);
+    }
+    rt_idx_free(&labels);
+}
+
+static int write_outputs(const Cli *c, const IrGraph *g, float *const *outs, int64_t n)
+{
+    char name[256], err[1024];
+    const char *path;
+    for (int i = 0; i < c->n_outputs; i++) {
+        split_binding(c->outputs[i], name, sizeof name, &path);
+        int k = find_output(g, name);
+        const IrShape *s = &g->values[g->outputs[k].value].shape;
+        RtTensor t = {.name = name, .rank = s->rank + 1, .data = outs[k]};
+        t.shape[0] = n;
+        for (int d = 0; d < s->rank; d++) t.shape[d + 1] = s->dim[d];
+        if (rt_npy_write(path, &t, err, sizeof err) != 0) {
+            fprintf(stderr, "nnc: %s\n", err);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static bool check_outputs(const Cli *c, const IrGraph *g)
+{
+    char name[256];
+    const char *path;
+    for (int i = 0; i < c->n_outputs; i++) {
+        if (!split_binding(c->outputs[i], name, sizeof name, &path)) {
+            fprintf(stderr, "nnc: --output needs NAME=FILE.npy, got '%s'\n", c->outputs[i]);
+            return false;
+        }
+        if (find_output(g, name) < 0) {
+            fprintf(stderr, "nnc: --output %s: network '%s' has no output named '%s'\n", c->outputs[i], g->name, name);
+            return false;
+        }
+    }
+    return true;
+}
+
+static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n)
+{
+    CgOptions o = {.max_batch = (int)n, .header_name = "model.h", .source_path = c->model};
+    StrBuf src = {0}, hdr = {0};
+    char err[4096];
+    int rc = 1;
+    RtModel m;
+    memset(&m, 0, sizeof m);
+    float **outs = nnc_xcalloc((size_t)g->n_outputs, sizeof *outs);
+    const float **in_ptrs = nnc_xcalloc((size_t)g->n_inputs, sizeof *in_ptrs);
+    if (!cg_emit_c(g, &o, &src, &hdr, err, sizeof err)) {
+        fprintf(stderr, "nnc: %s: %s\n", c->model, err);
+        goto done;
+    }
+    if (rt_cc_load(src.data, hdr.data, "model.h", cg_prefix(g), &m, err, sizeof err) != 0) {
+        fprintf(stderr, "nnc: %s\n", err);
+        goto done;
+    }
+    void *inst = NULL;
+    if (m.create(&inst, c->weights, NULL) != 0) {
+        fprintf(stderr, "nnc: %s\n", m.last_error(inst));
+        m.destroy(inst);
+        goto done;
+    }
+    for (int32_t i = 0; i < g->n_inputs; i++) in_ptrs[i] = ins[i].data;
+    for (int32_t i = 0; i < g->n_outputs; i++)
+        outs[i] = nnc_xmalloc((size_t)n * (size_t)ir_shape_elems(&g->values[g->outputs[i].value].shape) * sizeof(float));
+    if (m.forward_v(inst, (int)n, in_ptrs, outs) != 0) {
+        fprintf(stderr, "nnc: %s\n", m.last_error(inst));
+    } else if (c->n_outputs) {
+        rc = write_outputs(c, g, outs, n);
+    } else {
+        print_predictions(g, outs, n, c->labels);
+        rc = 0;
+    }
+    m.destroy(inst);
+done:
+    rt_cc_unload(&m);
+    for (int32_t i = 0; i < g->n_outputs; i++) free(outs[i]);
+    free(outs);
+    free(in_ptrs);
+    sb_free(&src);
+    sb_free(&hdr);
+    return rc;
+}
+
+static int cmd_run(const Cli *c)
+{
+    if (!c->weights) return fail_usage("nnc run needs --weights W.safetensors%s", "");
+    Arena arena = {0};
+    IrGraph *g = load_model(c, &arena);
+    if (!g) { arena_free(&arena); return 1; }
+    RtTensor *ins = nnc_xcalloc((size_t)g->n_inputs, sizeof *ins);
+    int64_t n;
+    int rc = 1;
+    if (check_outputs(c, g) && load_inputs(c, g, ins, &n)) rc = run_model(c, g, ins, n);
+    for (int32_t i = 0; i < g->n_inputs; i++) free(ins[i].data);
+    free(ins);
+    ir_free(g);
+    arena_free(&arena);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("nnc %s\n", NNC_VERSION);
+        return 0;
+    }
+    Cli c;
+    int rc = parse_args(argc, argv, &c);
+    if (rc == 0) {
+        if (!c.cmd) rc = cmd_compile(&c);
+        else if (strcmp(c.cmd, "init") == 0) rc = cmd_init(&c);
+        else rc = cmd_run(&c);
+    }
+    for (int i = 0; i < c.fe.n_defines; i++) free((char *)c.defines[i].name);
+    return rc;
+}
