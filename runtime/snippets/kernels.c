@@ -1,0 +1,536 @@
+/* kernels.c: the C kernels that nnc pastes into generated model sources.
+ *
+ * Generated code must be one self-contained C99 file that users drop into
+ * their own builds, so the kernels are not a library to link: the code
+ * generator copies them as text (codegen/snippet.c). To keep a LeNet's output
+ * free of LRN and transposed convolutions, the file is cut into sections. A
+ * section opens with a marker line, alone on its line, of the form
+ *     slash-star @kernel NAME [needs: DEP1 DEP2] star-slash
+ * and runs to the next marker. The generator takes "prologue" (always), the
+ * sections the graph calls and, transitively, their needs, in file order; so
+ * a section must come after everything it needs, and must compile with only
+ * those before it. Text above the first marker (this paragraph) is not copied.
+ *
+ * Rules for every section: C99, warning-free under gcc and clang with
+ * -Wall -Wextra -Werror -pedantic -Wshadow -Wstrict-prototypes
+ * -Wmissing-prototypes, with and without NNC_USE_CBLAS; only static functions
+ * (marked NNC_MAYBE_UNUSED, since a model may paste a section and call only
+ * part of it); no global mutable state (two model instances may run in two
+ * threads); no exit() and no printing; no VLAs; size_t offsets wherever a
+ * batch-sized tensor is indexed. Tensors are fp32 NCHW, batch n at run time,
+ * parameters in PyTorch layouts. tests/unit/test_kernels.c checks every
+ * kernel against a double-precision reference and compiles each section in
+ * isolation. */
+
+/* @kernel prologue */
+#include <math.h>
+#include <string.h>
+#include <stddef.h>
+#include <float.h>
+#ifdef NNC_USE_CBLAS
+#include <cblas.h>
+#endif
+#ifndef NNC_MAYBE_UNUSED
+#if defined(__GNUC__) || defined(__clang__)
+#define NNC_MAYBE_UNUSED __attribute__((unused))
+#else
+#define NNC_MAYBE_UNUSED
+#endif
+#endif
+
+/* @kernel gemm */
+#ifndef NNC_USE_CBLAS
+/* C[i][0..N) *= beta for every row; beta == 0 stores zeros and never reads C (it may hold NaN). */
+static NNC_MAYBE_UNUSED void nnc_sgemm_scale(int M, int N, float beta, float *C, int ldc)
+{
+    int i, j;
+    if (beta == 1.0f) return;
+    for (i = 0; i < M; i++) {
+        float *c = C + (size_t)i * (size_t)ldc;
+        if (beta == 0.0f) {
+            for (j = 0; j < N; j++) c[j] = 0.0f;
+        } else {
+            for (j = 0; j < N; j++) c[j] *= beta;
+        }
+    }
+}
+
+/* op(A)[i][p]. */
+static NNC_MAYBE_UNUSED float nnc_sgemm_a(int transA, const float *A, int lda, int i, int p)
+{
+    return transA ? A[(size_t)p * (size_t)lda + (size_t)i] : A[(size_t)i * (size_t)lda + (size_t)p];
+}
+
+/* C += alpha*op(A)*B (B not transposed), i-k-j order, blocked so that a
+ * KB x NB panel of B stays in L2 and a row of C stays in L1 while every row
+ * of A streams past. */
+static NNC_MAYBE_UNUSED void nnc_sgemm_xn(int transA, int M, int N, int K, float alpha,
+                                          const float *restrict A, int lda, const float *restrict B, int ldb,
+                                          float *restrict C, int ldc)
+{
+    enum { NB = 512, KB = 128 };
+    int i, j, p, jb, pb;
+    for (jb = 0; jb < N; jb += NB) {
+        int je = N - jb > NB ? jb + NB : N;
+        for (pb = 0; pb < K; pb += KB) {
+            int pe = K - pb > KB ? pb + KB : K;
+            for (i = 0; i < M; i++) {
+                float *restrict c = C + (size_t)i * (size_t)ldc;
+                for (p = pb; p + 4 <= pe; p += 4) {
+                    const float *restrict b0 = B + (size_t)p * (size_t)ldb, *restrict b1 = b0 + ldb;
+                    const float *restrict b2 = b1 + ldb, *restrict b3 = b2 + ldb;
+                    float a0 = alpha * nnc_sgemm_a(transA, A, lda, i, p);
+                    float a1 = alpha * nnc_sgemm_a(transA, A, lda, i, p + 1);
+                    float a2 = alpha * nnc_sgemm_a(transA, A, lda, i, p + 2);
+                    float a3 = alpha * nnc_sgemm_a(transA, A, lda, i, p + 3);
+                    for (j = jb; j < je; j++) c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+                }
+                for (; p < pe; p++) {
+                    const float *restrict b = B + (size_t)p * (size_t)ldb;
+                    float a = alpha * nnc_sgemm_a(transA, A, lda, i, p);
+                    for (j = jb; j < je; j++) c[j] += a * b[j];
+                }
+            }
+        }
+    }
+}
+
+/* Dot product of two contiguous vectors, four partial sums to break the add chain. */
+static NNC_MAYBE_UNUSED float nnc_sdot(const float *a, const float *b, int K)
+{
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+    int p = 0;
+    for (; p + 4 <= K; p += 4) {
+        s0 += a[p] * b[p];
+        s1 += a[p + 1] * b[p + 1];
+        s2 += a[p + 2] * b[p + 2];
+        s3 += a[p + 3] * b[p + 3];
+    }
+    for (; p < K; p++) s0 += a[p] * b[p];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* C += alpha*op(A)*B^T: rows of B are contiguous, so each C[i][j] is a dot
+ * product. j is the outer loop so a row of B (a weight row of a linear layer)
+ * is read from memory once and reused from cache for every row of A. */
+static NNC_MAYBE_UNUSED void nnc_sgemm_xt(int transA, int M, int N, int K, float alpha,
+                                          const float *A, int lda, const float *B, int ldb, float *C, int ldc)
+{
+    int i, j, p;
+    for (j = 0; j < N; j++) {
+        const float *b = B + (size_t)j * (size_t)ldb;
+        for (i = 0; i < M; i++) {
+            float s = 0.0f;
+            if (!transA) {
+                s = nnc_sdot(A + (size_t)i * (size_t)lda, b, K);
+            } else {
+                for (p = 0; p < K; p++) s += A[(size_t)p * (size_t)lda + (size_t)i] * b[p];
+            }
+            C[(size_t)i * (size_t)ldc + (size_t)j] += alpha * s;
+        }
+    }
+}
+#endif
+
+/* Row-major C[M][N] = alpha*op(A)*op(B) + beta*C (BLAS sgemm; op = transpose when trans* is 1). */
+static NNC_MAYBE_UNUSED void nnc_sgemm(int transA, int transB, int M, int N, int K, float alpha,
+                                       const float *A, int lda, const float *B, int ldb, float beta,
+                                       float *C, int ldc)
+{
+#ifdef NNC_USE_CBLAS
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+    if (M <= 0 || N <= 0) return;
+    nnc_sgemm_scale(M, N, beta, C, ldc);
+    if (K <= 0 || alpha == 0.0f) return;
+    if (transB)
+        nnc_sgemm_xt(transA, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+    else
+        nnc_sgemm_xn(transA, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+#endif
+}
+
+/* @kernel conv_common */
+/* y[r][0..cols) = bias[r] for r < rows, or 0 when bias is NULL. */
+static NNC_MAYBE_UNUSED void nnc_fill_rows(float *y, int rows, size_t cols, const float *bias)
+{
+    int r;
+    size_t j;
+    for (r = 0; r < rows; r++) {
+        float v = bias ? bias[r] : 0.0f;
+        float *row = y + (size_t)r * cols;
+        for (j = 0; j < cols; j++) row[j] = v;
+    }
+}
+
+/* The indices t in [0, count) with 0 <= t*stride + off < limit form [*lo, *hi)
+ * (empty: *lo == *hi); the clipping bounds of a convolution window row. */
+static NNC_MAYBE_UNUSED void nnc_valid_range(int count, int stride, int off, int limit, int *lo, int *hi)
+{
+    int a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int b = limit - 1 - off < 0 ? 0 : (limit - 1 - off) / stride + 1;
+    if (a > count) a = count;
+    if (b > count) b = count;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* @kernel conv2d needs: gemm conv_common */
+/* One row of an im2col matrix: row[ox] = src[ox*sw + off], 0 outside [0, w). */
+static NNC_MAYBE_UNUSED void nnc_im2col_row(const float *src, int w, float *row, int ow, int sw, int off)
+{
+    int ox, lo, hi;
+    nnc_valid_range(ow, sw, off, w, &lo, &hi);
+    for (ox = 0; ox < lo; ox++) row[ox] = 0.0f;
+    if (sw == 1) {
+        if (hi > lo) memcpy(row + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
+    } else {
+        for (ox = lo; ox < hi; ox++) row[ox] = src[ox * sw + off];
+    }
+    for (ox = hi; ox < ow; ox++) row[ox] = 0.0f;
+}
+
+/* Unfolds x[cg][h][w] into col[cg*kh*kw][oh*ow]: row (ci,ki,kj), column (oy,ox)
+ * holds the input pixel that kernel tap meets at that output (0 in padding). */
+static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, float *col, int oh, int ow,
+                                        int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
+{
+    int ci, ki, kj, oy;
+    float *row = col;
+    for (ci = 0; ci < cg; ci++)
+        for (ki = 0; ki < kh; ki++)
+            for (kj = 0; kj < kw; kj++)
+                for (oy = 0; oy < oh; oy++, row += ow) {
+                    int iy = oy * sh - ph + ki * dh;
+                    if (iy < 0 || iy >= h)
+                        memset(row, 0, (size_t)ow * sizeof(float));
+                    else
+                        nnc_im2col_row(x + ((size_t)ci * (size_t)h + (size_t)iy) * (size_t)w, w, row, ow, sw,
+                                       kj * dw - pw);
+                }
+}
+
+/* Floats of scratch nnc_conv2d needs: one im2col matrix (one sample, one group). */
+static NNC_MAYBE_UNUSED size_t nnc_conv2d_scratch(int c, int kh, int kw, int oh, int ow, int groups)
+{
+    return (size_t)(c / groups) * (size_t)kh * (size_t)kw * (size_t)oh * (size_t)ow;
+}
+
+/* torch.nn.Conv2d (zero padding): per sample and group, y = W * im2col(x) + bias.
+ * A 1x1, stride-1, unpadded convolution multiplies x directly (no scratch use). */
+static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, int c, int h, int w, const float *wt,
+                                        const float *bias, float *y, int k, int oh, int ow, int kh, int kw,
+                                        int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                                        float *scratch)
+{
+    int cg = c / groups, kg = k / groups, i, g;
+    int kdim = cg * kh * kw, ohw = oh * ow;
+    size_t hw = (size_t)h * (size_t)w;
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
+    for (i = 0; i < n; i++)
+        for (g = 0; g < groups; g++) {
+            const float *xg = x + ((size_t)i * (size_t)c + (size_t)g * (size_t)cg) * hw;
+            float *yg = y + ((size_t)i * (size_t)k + (size_t)g * (size_t)kg) * (size_t)ohw;
+            const float *cols = xg;
+            if (!direct) {
+                nnc_im2col(xg, cg, h, w, scratch, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                cols = scratch;
+            }
+            if (bias) nnc_fill_rows(yg, kg, (size_t)ohw, bias + (size_t)g * (size_t)kg);
+            nnc_sgemm(0, 0, kg, ohw, kdim, 1.0f, wt + (size_t)g * (size_t)kg * (size_t)kdim, kdim, cols, ohw,
+                      bias ? 1.0f : 0.0f, yg, ohw);
+        }
+}
+
+/* @kernel conv_transpose2d needs: gemm conv_common */
+/* Folds col[kg*kh*kw][h*w] back into y[kg][oh][ow], adding each column entry at
+ * the output pixel its kernel tap reaches (taps landing outside are dropped). */
+static NNC_MAYBE_UNUSED void nnc_col2im(const float *col, int kg, int h, int w, float *y, int oh, int ow,
+                                        int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
+{
+    int ko, ki, kj, iy, ix;
+    const float *row = col;
+    for (ko = 0; ko < kg; ko++)
+        for (ki = 0; ki < kh; ki++)
+            for (kj = 0; kj < kw; kj++) {
+                float *yk = y + (size_t)ko * (size_t)oh * (size_t)ow;
+                int off = kj * dw - pw, lo, hi;
+                nnc_valid_range(w, sw, off, ow, &lo, &hi);
+                for (iy = 0; iy < h; iy++, row += w) {
+                    int oy = iy * sh - ph + ki * dh;
+                    float *yrow;
+                    if (oy < 0 || oy >= oh) continue;
+                    yrow = yk + (size_t)oy * (size_t)ow;
+                    for (ix = lo; ix < hi; ix++) yrow[ix * sw + off] += row[ix];
+                }
+            }
+}
+
+/* Floats of scratch nnc_conv_transpose2d needs: one column matrix (one sample, one group). */
+static NNC_MAYBE_UNUSED size_t nnc_conv_transpose2d_scratch(int h, int w, int k, int kh, int kw, int groups)
+{
+    return (size_t)(k / groups) * (size_t)kh * (size_t)kw * (size_t)h * (size_t)w;
+}
+
+/* torch.nn.ConvTranspose2d: per sample and group, col = W^T * x, then y = bias + col2im(col). */
+static NNC_MAYBE_UNUSED void nnc_conv_transpose2d(int n, const float *x, int c, int h, int w, const float *wt,
+                                                  const float *bias, float *y, int k, int oh, int ow, int kh,
+                                                  int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                                  int groups, float *scratch)
+{
+    int cg = c / groups, kg = k / groups, i, g;
+    int kdim = kg * kh * kw, hw = h * w;
+    size_t ohw = (size_t)oh * (size_t)ow;
+    for (i = 0; i < n; i++)
+        for (g = 0; g < groups; g++) {
+            const float *xg = x + ((size_t)i * (size_t)c + (size_t)g * (size_t)cg) * (size_t)hw;
+            float *yg = y + ((size_t)i * (size_t)k + (size_t)g * (size_t)kg) * ohw;
+            nnc_sgemm(1, 0, kdim, hw, cg, 1.0f, wt + (size_t)g * (size_t)cg * (size_t)kdim, kdim, xg, hw, 0.0f,
+                      scratch, hw);
+            nnc_fill_rows(yg, kg, ohw, bias ? bias + (size_t)g * (size_t)kg : NULL);
+            nnc_col2im(scratch, kg, h, w, yg, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+        }
+}
+
+/* @kernel batchnorm */
+/* torch.nn.BatchNorm1d/2d in eval mode: y = (x - mean)/sqrt(var + eps)*gamma + beta per channel.
+ * gamma/beta may be NULL (affine=False: 1 and 0). y may equal x. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm(int n, const float *x, int c, long hw, const float *gamma,
+                                           const float *beta, const float *mean, const float *var, float eps,
+                                           float *y)
+{
+    int i, ch;
+    long p;
+    for (i = 0; i < n; i++)
+        for (ch = 0; ch < c; ch++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            float scale = (gamma ? gamma[ch] : 1.0f) / sqrtf(var[ch] + eps);
+            float shift = (beta ? beta[ch] : 0.0f) - mean[ch] * scale;
+            for (p = 0; p < hw; p++) y[base + (size_t)p] = x[base + (size_t)p] * scale + shift;
+        }
+}
+
+/* @kernel linear needs: gemm */
+/* torch.nn.Linear: y[n][out] = x[n][in] * wt[out][in]^T + bias (bias may be NULL). */
+static NNC_MAYBE_UNUSED void nnc_linear(int n, const float *x, int in, const float *wt, const float *bias,
+                                        float *y, int out)
+{
+    int i;
+    if (bias)
+        for (i = 0; i < n; i++) memcpy(y + (size_t)i * (size_t)out, bias, (size_t)out * sizeof(float));
+    nnc_sgemm(0, 1, n, out, in, 1.0f, x, in, wt, in, bias ? 1.0f : 0.0f, y, out);
+}
+
+/* @kernel relu */
+/* torch.relu: y = max(x, 0) (NaN stays NaN). y may equal x. */
+static NNC_MAYBE_UNUSED void nnc_relu(size_t count, const float *x, float *y)
+{
+    size_t i;
+    for (i = 0; i < count; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+/* @kernel relu6 */
+/* torch.nn.ReLU6: y = min(max(x, 0), 6). y may equal x. */
+static NNC_MAYBE_UNUSED void nnc_relu6(size_t count, const float *x, float *y)
+{
+    size_t i;
+    for (i = 0; i < count; i++) {
+        float v = x[i] < 0.0f ? 0.0f : x[i];
+        y[i] = v > 6.0f ? 6.0f : v;
+    }
+}
+
+/* @kernel leaky_relu */
+/* torch.nn.LeakyReLU(slope): y = x >= 0 ? x : slope*x. y may equal x. */
+static NNC_MAYBE_UNUSED void nnc_leaky_relu(size_t count, const float *x, float *y, float slope)
+{
+    size_t i;
+    for (i = 0; i < count; i++) y[i] = x[i] < 0.0f ? slope * x[i] : x[i];
+}
+
+/* @kernel sigmoid */
+/* torch.sigmoid: y = 1/(1 + exp(-x)), with exp taken of -|x| only so it never overflows. y may equal x. */
+static NNC_MAYBE_UNUSED void nnc_sigmoid(size_t count, const float *x, float *y)
+{
+    size_t i;
+    for (i = 0; i < count; i++) {
+        float v = x[i];
+        if (v >= 0.0f) {
+            y[i] = 1.0f / (1.0f + expf(-v));
+        } else {
+            float e = expf(v);
+            y[i] = e / (1.0f + e);
+        }
+    }
+}
+
+/* @kernel tanh */
+/* torch.tanh. y may equal x. */
+static NNC_MAYBE_UNUSED void nnc_tanh(size_t count, const float *x, float *y)
+{
+    size_t i;
+    for (i = 0; i < count; i++) y[i] = tanhf(x[i]);
+}
+
+/* @kernel copy */
+/* Identity / flatten / reshape: y = x (the ranges may overlap). */
+static NNC_MAYBE_UNUSED void nnc_copy(size_t count, const float *x, float *y)
+{
+    if (x != y && count > 0) memmove(y, x, count * sizeof(float));
+}
+
+/* @kernel add */
+/* torch.add of two same-shaped tensors: y = a + b. y may equal a or b. */
+static NNC_MAYBE_UNUSED void nnc_add(size_t count, const float *a, const float *b, float *y)
+{
+    size_t i;
+    for (i = 0; i < count; i++) y[i] = a[i] + b[i];
+}
+
+/* @kernel maxpool2d */
+/* Max of one pooling window of the plane xc[h][w] whose top-left tap is (ys, xs);
+ * taps in padding are skipped (PyTorch pads with -inf). A NaN tap wins, as in PyTorch. */
+static NNC_MAYBE_UNUSED float nnc_maxpool_window(const float *xc, int h, int w, int ys, int xs, int kh, int kw,
+                                                 int dh, int dw)
+{
+    float m = -INFINITY;
+    int ki, kj;
+    for (ki = 0; ki < kh; ki++) {
+        int iy = ys + ki * dh;
+        const float *row;
+        if (iy < 0 || iy >= h) continue;
+        row = xc + (size_t)iy * (size_t)w;
+        for (kj = 0; kj < kw; kj++) {
+            int ix = xs + kj * dw;
+            if (ix >= 0 && ix < w && (row[ix] > m || row[ix] != row[ix])) m = row[ix];
+        }
+    }
+    return m;
+}
+
+/* torch.nn.MaxPool2d (padding, dilation; ceil_mode through the caller's oh/ow). */
+static NNC_MAYBE_UNUSED void nnc_maxpool2d(int n, const float *x, int c, int h, int w, float *y, int oh, int ow,
+                                           int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
+{
+    size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
+    int oy, ox;
+    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
+        const float *xc = x + plane * hw;
+        float *yc = y + plane * ohw;
+        for (oy = 0; oy < oh; oy++)
+            for (ox = 0; ox < ow; ox++)
+                yc[(size_t)oy * (size_t)ow + (size_t)ox] =
+                    nnc_maxpool_window(xc, h, w, oy * sh - ph, ox * sw - pw, kh, kw, dh, dw);
+    }
+}
+
+/* @kernel avgpool2d */
+/* Average of the window [ys, ye) x [xs, xe) of xc[h][w], divided by the PyTorch
+ * divisor: the padded window size (cut at h+ph, w+pw) or only the pixels inside. */
+static NNC_MAYBE_UNUSED float nnc_avgpool_window(const float *xc, int h, int w, int ys, int xs, int kh, int kw,
+                                                 int ph, int pw, int count_include_pad)
+{
+    int ye = ys + kh < h + ph ? ys + kh : h + ph;
+    int xe = xs + kw < w + pw ? xs + kw : w + pw;
+    int pool = (ye - ys) * (xe - xs), iy, ix;
+    float s = 0.0f;
+    if (ys < 0) ys = 0;
+    if (xs < 0) xs = 0;
+    if (ye > h) ye = h;
+    if (xe > w) xe = w;
+    for (iy = ys; iy < ye; iy++)
+        for (ix = xs; ix < xe; ix++) s += xc[(size_t)iy * (size_t)w + (size_t)ix];
+    return s / (float)(count_include_pad ? pool : (ye - ys) * (xe - xs));
+}
+
+/* torch.nn.AvgPool2d (padding, count_include_pad; ceil_mode through the caller's oh/ow). */
+static NNC_MAYBE_UNUSED void nnc_avgpool2d(int n, const float *x, int c, int h, int w, float *y, int oh, int ow,
+                                           int kh, int kw, int sh, int sw, int ph, int pw, int count_include_pad)
+{
+    size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
+    int oy, ox;
+    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
+        const float *xc = x + plane * hw;
+        float *yc = y + plane * ohw;
+        for (oy = 0; oy < oh; oy++)
+            for (ox = 0; ox < ow; ox++)
+                yc[(size_t)oy * (size_t)ow + (size_t)ox] =
+                    nnc_avgpool_window(xc, h, w, oy * sh - ph, ox * sw - pw, kh, kw, ph, pw, count_include_pad);
+    }
+}
+
+/* @kernel global_avgpool */
+/* torch.nn.AdaptiveAvgPool2d(1) / mean over H,W: y[n][c] = mean of x[n][c][0..hw). */
+static NNC_MAYBE_UNUSED void nnc_global_avgpool(int n, const float *x, int c, long hw, float *y)
+{
+    size_t plane;
+    long p;
+    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
+        const float *xc = x + plane * (size_t)hw;
+        double s = 0.0;
+        for (p = 0; p < hw; p++) s += xc[p];
+        y[plane] = (float)(s / (double)hw);
+    }
+}
+
+/* @kernel lrn */
+/* torch.nn.LocalResponseNorm(size, alpha, beta, k) across channels:
+ * y = x / (k + alpha/size * sum of x^2 over channels [ch - size/2, ch + (size-1)/2])^beta.
+ * y must not alias x (it holds the running sums). */
+static NNC_MAYBE_UNUSED void nnc_lrn(int n, const float *x, int c, long hw, float *y, int size, float alpha,
+                                     float beta, float k)
+{
+    int i, ch, c2;
+    long p;
+    for (i = 0; i < n; i++)
+        for (ch = 0; ch < c; ch++) {
+            const float *xs = x + (size_t)i * (size_t)c * (size_t)hw;
+            float *yc = y + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            int lo = ch - size / 2 < 0 ? 0 : ch - size / 2;
+            int hi = ch + (size - 1) / 2 >= c ? c - 1 : ch + (size - 1) / 2;
+            for (p = 0; p < hw; p++) yc[p] = 0.0f;
+            for (c2 = lo; c2 <= hi; c2++) {
+                const float *xc = xs + (size_t)c2 * (size_t)hw;
+                for (p = 0; p < hw; p++) yc[p] += xc[p] * xc[p];
+            }
+            for (p = 0; p < hw; p++)
+                yc[p] = xs[(size_t)ch * (size_t)hw + (size_t)p] / powf(k + alpha / (float)size * yc[p], beta);
+        }
+}
+
+/* @kernel concat */
+/* One input of torch.cat(dim=1): copies x[i] into the slice of y[i] that starts at offset, per sample. */
+static NNC_MAYBE_UNUSED void nnc_concat_part(int n, const float *x, long x_per_sample, float *y,
+                                             long y_per_sample, long offset)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        memcpy(y + (size_t)i * (size_t)y_per_sample + (size_t)offset, x + (size_t)i * (size_t)x_per_sample,
+               (size_t)x_per_sample * sizeof(float));
+}
+
+/* @kernel softmax */
+/* torch.softmax(x, dim=1) of x[n][c][inner]: exp(x - max) / sum, max and sum over c. y may equal x. */
+static NNC_MAYBE_UNUSED void nnc_softmax(int n, const float *x, int c, long inner, float *y)
+{
+    int i, ch;
+    long j;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < inner; j++) {
+            size_t base = (size_t)i * (size_t)c * (size_t)inner + (size_t)j, st = (size_t)inner;
+            float m = -INFINITY;
+            double sum = 0.0;
+            float inv;
+            for (ch = 0; ch < c; ch++)
+                if (x[base + (size_t)ch * st] > m) m = x[base + (size_t)ch * st];
+            for (ch = 0; ch < c; ch++) {
+                float e = expf(x[base + (size_t)ch * st] - m);
+                y[base + (size_t)ch * st] = e;
+                sum += e;
+            }
+            inv = (float)(1.0 / sum);
+            for (ch = 0; ch < c; ch++) y[base + (size_t)ch * st] *= inv;
+        }
+}

@@ -1,0 +1,21 @@
+#!/bin/bash
+# The README's second command, and what CI runs (.ci/run): install what is
+# missing, then build twice and run the whole suite on each build:
+#   build/       warnings as errors, optimized, with asserts;
+#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+JOBS=${JOBS:-2}
+status=0
+for cfg in "build:-DNNC_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo" \
+           "build-asan:-DNNC_WERROR=ON -DNNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"; do
+  dir=${cfg%%:*}
+  flags=${cfg#*:}
+  echo "== $dir ($flags)"
+  cmake -S . -B "$dir" $flags >/dev/null
+  cmake --build "$dir" -j"$JOBS"
+  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir "$dir" -j"$JOBS" --output-on-failure || status=1
+done
+exit $status

@@ -1,0 +1,989 @@
+/* test_kernels.c: every kernel of runtime/snippets/kernels.c against a naive
+ * reference, and every section of that file compiled on its own.
+ *
+ * The references are direct loops written from each op's definition (the
+ * PyTorch documentation), in double precision, deliberately sharing no code
+ * with the kernels (no im2col, no GEMM, no window clipping arithmetic). Shapes
+ * come from fixed lists that hit the edge cases by name (padding, stride,
+ * dilation, groups, non-square windows, ceil-mode pooling, batch > 1) and from
+ * a fixed-seed xorshift generator, so a failure reproduces exactly.
+ *
+ * Tolerance, for every kernel: max|out - ref| <= 1e-4 * max(1, max|ref|).
+ * Outputs are pre-filled with NaN, so an element the kernel forgets to write
+ * fails the comparison.
+ *
+ * This file is built twice: as test_kernels (the kernels' own GEMM) and as
+ * test_kernels_blas (-DNNC_USE_CBLAS=1, OpenBLAS). */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "runtime/snippets/kernels.c"
+
+/* ---- helpers: RNG, buffers, comparison ---- */
+
+typedef struct Rng { uint64_t s; } Rng;  /* xorshift64*, never seeded with 0 */
+
+static uint64_t rng_next(Rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 0x2545F4914F6CDD1DULL;
+}
+
+static float rng_float(Rng *r)  /* uniform in [-1, 1) */
+{
+    return (float)((double)(rng_next(r) >> 40) / (double)(1ULL << 23) - 1.0);
+}
+
+static int rng_int(Rng *r, int lo, int hi)  /* uniform in [lo, hi] */
+{
+    return lo + (int)(rng_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+static float *new_floats(size_t count)
+{
+    float *p = malloc((count ? count : 1) * sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+static double *new_doubles(size_t count)
+{
+    double *p = calloc(count ? count : 1, sizeof *p);
+    assert_non_null(p);
+    return p;
+}
+
+static float *rand_floats(Rng *r, size_t count, float scale)
+{
+    float *p = new_floats(count);
+    for (size_t i = 0; i < count; i++) p[i] = scale * rng_float(r);
+    return p;
+}
+
+static float *nan_floats(size_t count)
+{
+    float *p = new_floats(count);
+    for (size_t i = 0; i < count; i++) p[i] = NAN;
+    return p;
+}
+
+/* Fails unless max|out - ref| <= 1e-4 * max(1, max|ref|) (NaN in out fails). */
+static void check_close(const float *out, const double *ref, size_t count, const char *what)
+{
+    double maxref = 1.0, maxdiff = 0.0;
+    size_t worst = 0;
+    int nan = 0;
+    for (size_t i = 0; i < count; i++)
+        if (fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
+    for (size_t i = 0; i < count && !nan; i++) {
+        double d = fabs((double)out[i] - ref[i]);
+        if (isnan(d) || d > maxdiff) maxdiff = d, worst = i, nan = isnan(d);
+    }
+    if (nan || maxdiff > 1e-4 * maxref)
+        fail_msg("%s: max|diff| %g at %zu (got %g, want %g), max|ref| %g", what, maxdiff, worst,
+                 (double)out[worst], ref[worst], maxref);
+}
+
+static void check_equal(const float *out, const float *want, size_t count, const char *what)
+{
+    for (size_t i = 0; i < count; i++)
+        if (memcmp(&out[i], &want[i], sizeof(float)) != 0)
+            fail_msg("%s: element %zu is %g, want %g", what, i, (double)out[i], (double)want[i]);
+}
+
+/* ---- gemm ---- */
+
+static void ref_gemm(int ta, int tb, int M, int N, int K, double alpha, const float *A, int lda, const float *B,
+                     int ldb, double beta, const float *C0, int ldc, double *ref)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int p = 0; p < K; p++)
+                s += (double)(ta ? A[p * lda + i] : A[i * lda + p]) * (double)(tb ? B[j * ldb + p] : B[p * ldb + j]);
+            ref[i * N + j] = alpha * s + (beta == 0.0 ? 0.0 : beta * C0[i * ldc + j]);
+        }
+}
+
+static void run_gemm(Rng *r, int ta, int tb, int M, int N, int K, float alpha, float beta, int pad)
+{
+    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    size_t asz = (size_t)(ta ? K : M) * lda, bsz = (size_t)(tb ? N : K) * ldb, csz = (size_t)M * ldc;
+    float *A = rand_floats(r, asz, 1.0f), *B = rand_floats(r, bsz, 1.0f);
+    float *C = beta == 0.0f ? nan_floats(csz) : rand_floats(r, csz, 1.0f);
+    float *out = new_floats((size_t)M * N);
+    double *ref = new_doubles((size_t)M * N);
+    char what[128];
+    ref_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ref);
+    nnc_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    for (int i = 0; i < M; i++) memcpy(out + (size_t)i * N, C + (size_t)i * ldc, (size_t)N * sizeof(float));
+    snprintf(what, sizeof what, "sgemm ta=%d tb=%d M=%d N=%d K=%d alpha=%g beta=%g pad=%d", ta, tb, M, N, K,
+             (double)alpha, (double)beta, pad);
+    check_close(out, ref, (size_t)M * N, what);
+    free(A), free(B), free(C), free(out), free(ref);
+}
+
+static void test_gemm(void **state)
+{
+    static const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {16, 16, 16}, {7, 1, 13}, {1, 9, 4},
+                                    {37, 1100, 300}, {64, 49, 576}, {2, 33, 1000}};
+    static const float ab[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {-0.5f, 0.25f}, {2.0f, -1.0f}};
+    Rng r = {0x1234567ULL};
+    (void)state;
+    for (int t = 0; t < 4; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (size_t a = 0; a < sizeof ab / sizeof ab[0]; a++)
+                run_gemm(&r, t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2], ab[a][0], ab[a][1],
+                         (int)(a + s) % 3);
+    for (int i = 0; i < 30; i++)
+        run_gemm(&r, rng_int(&r, 0, 1), rng_int(&r, 0, 1), rng_int(&r, 1, 40), rng_int(&r, 1, 600),
+                 rng_int(&r, 1, 200), rng_float(&r), i % 2 ? rng_float(&r) : 0.0f, rng_int(&r, 0, 3));
+}
+
+/* ---- conv2d and conv_transpose2d ---- */
+
+typedef struct ConvCase {
+    int n, c, h, w, k, kh, kw, sh, sw, ph, pw, dh, dw, groups, bias, opad;  /* opad: transposed only */
+} ConvCase;
+
+static const ConvCase conv_cases[] = {
+    /* n  c   h   w   k kh kw sh sw ph pw dh dw  g bias opad */
+    {1, 1, 5, 5, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},     /* smallest 3x3 same */
+    {2, 3, 9, 11, 4, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},    /* stride 2, odd sizes */
+    {1, 3, 17, 15, 8, 7, 7, 2, 2, 3, 3, 1, 1, 1, 0, 1},   /* ResNet stem shape, no bias */
+    {2, 4, 10, 9, 6, 3, 3, 1, 1, 2, 2, 2, 2, 1, 1, 0},    /* dilation 2 */
+    {1, 2, 12, 13, 3, 3, 5, 2, 1, 1, 2, 1, 1, 1, 1, 1},   /* non-square kernel, stride, pad */
+    {2, 5, 8, 8, 5, 3, 3, 1, 1, 1, 1, 1, 1, 5, 1, 0},     /* depthwise */
+    {3, 6, 7, 9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 6, 0, 1},    /* depthwise, multiplier 2, stride 2 */
+    {2, 4, 7, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 2, 1, 0},     /* groups 2, 4 -> 6 */
+    {2, 4, 7, 6, 6, 2, 3, 2, 3, 0, 1, 2, 1, 2, 1, 1},     /* groups 2, everything non-square */
+    {3, 8, 6, 7, 5, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0},     /* 1x1: GEMM on x directly */
+    {2, 8, 6, 7, 4, 1, 1, 1, 1, 0, 0, 1, 1, 2, 0, 0},     /* 1x1 grouped: direct too */
+    {2, 8, 9, 7, 5, 1, 1, 2, 2, 0, 0, 1, 1, 1, 1, 1},     /* 1x1 stride 2: needs im2col */
+    {1, 3, 6, 6, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0},     /* 1x1 padded */
+    {1, 2, 4, 4, 3, 5, 5, 1, 1, 2, 2, 1, 1, 1, 1, 0},     /* kernel wider than the image */
+    {2, 3, 5, 6, 2, 3, 2, 3, 2, 1, 0, 1, 2, 1, 1, 2},     /* stride 3, output padding 2 */
+    {1, 64, 14, 14, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0}, /* a ResNet layer in small */
+};
+
+static int conv_out(int in, int k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+static void ref_conv2d(const ConvCase *t, const float *x, const float *wt, const float *bias, int oh, int ow,
+                       double *ref)
+{
+    int cg = t->c / t->groups, kg = t->k / t->groups;
+    for (int i = 0; i < t->n; i++)
+        for (int ko = 0; ko < t->k; ko++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    double s = bias ? bias[ko] : 0.0;
+                    for (int ci = 0; ci < cg; ci++)
+                        for (int ki = 0; ki < t->kh; ki++)
+                            for (int kj = 0; kj < t->kw; kj++) {
+                                int iy = oy * t->sh - t->ph + ki * t->dh, ix = ox * t->sw - t->pw + kj * t->dw;
+                                int cin = ko / kg * cg + ci;
+                                if (iy < 0 || iy >= t->h || ix < 0 || ix >= t->w) continue;
+                                s += (double)x[((i * t->c + cin) * t->h + iy) * t->w + ix] *
+                                     wt[((ko * cg + ci) * t->kh + ki) * t->kw + kj];
+                            }
+                    ref[((i * t->k + ko) * oh + oy) * ow + ox] = s;
+                }
+}
+
+static void run_conv2d(Rng *r, const ConvCase *t)
+{
+    int oh = conv_out(t->h, t->kh, t->sh, t->ph, t->dh), ow = conv_out(t->w, t->kw, t->sw, t->pw, t->dw);
+    size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->k * oh * ow;
+    size_t ssz = nnc_conv2d_scratch(t->c, t->kh, t->kw, oh, ow, t->groups);
+    float *x = rand_floats(r, xsz, 1.0f), *y = nan_floats(ysz);
+    float *wt = rand_floats(r, (size_t)t->k * (t->c / t->groups) * t->kh * t->kw, 1.0f);
+    float *bias = t->bias ? rand_floats(r, (size_t)t->k, 1.0f) : NULL;
+    float *scratch = ssz ? nan_floats(ssz) : NULL;
+    double *ref = new_doubles(ysz);
+    char what[160];
+    ref_conv2d(t, x, wt, bias, oh, ow, ref);
+    nnc_conv2d(t->n, x, t->c, t->h, t->w, wt, bias, y, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
+               t->dh, t->dw, t->groups, scratch);
+    snprintf(what, sizeof what, "conv2d n%d c%d %dx%d k%d %dx%d s%d,%d p%d,%d d%d,%d g%d bias%d", t->n, t->c, t->h,
+             t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->groups, t->bias);
+    check_close(y, ref, ysz, what);
+    free(x), free(y), free(wt), free(bias), free(scratch), free(ref);
+}
+
+/* A random valid convolution: groups is 1, 2 or depthwise; the output is at least 1x1. */
+static ConvCase random_conv(Rng *r)
+{
+    ConvCase t;
+    int g = rng_int(r, 0, 2);
+    t.groups = g == 0 ? 1 : g == 1 ? 2 : rng_int(r, 1, 6);
+    t.c = t.groups * (g == 2 ? 1 : rng_int(r, 1, 4));
+    t.k = t.groups * rng_int(r, 1, 4);
+    t.n = rng_int(r, 1, 3);
+    t.kh = rng_int(r, 1, 5), t.kw = rng_int(r, 1, 5);
+    t.sh = rng_int(r, 1, 3), t.sw = rng_int(r, 1, 3);
+    t.dh = rng_int(r, 1, 3), t.dw = rng_int(r, 1, 3);
+    t.ph = rng_int(r, 0, 3), t.pw = rng_int(r, 0, 3);
+    t.h = t.dh * (t.kh - 1) + 1 + rng_int(r, 0, 9) - 2 * t.ph;
+    t.w = t.dw * (t.kw - 1) + 1 + rng_int(r, 0, 9) - 2 * t.pw;
+    if (t.h < 1) t.h = 1 + rng_int(r, 0, 3), t.ph = (t.dh * (t.kh - 1) + 1) / 2 + 1;
+    if (t.w < 1) t.w = 1 + rng_int(r, 0, 3), t.pw = (t.dw * (t.kw - 1) + 1) / 2 + 1;
+    t.bias = rng_int(r, 0, 1);
+    t.opad = rng_int(r, 0, (t.sh > t.dh ? t.sh : t.dh) - 1);
+    return t;
+}
+
+static void test_conv2d(void **state)
+{
+    Rng r = {0xC0FFEEULL};
+    (void)state;
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) run_conv2d(&r, &conv_cases[i]);
+    for (int i = 0; i < 200; i++) {
+        ConvCase t = random_conv(&r);
+        if (conv_out(t.h, t.kh, t.sh, t.ph, t.dh) >= 1 && conv_out(t.w, t.kw, t.sw, t.pw, t.dw) >= 1)
+            run_conv2d(&r, &t);
+    }
+}
+
+/* ConvTranspose2d by its definition: every input pixel scatters x * w into the
+ * output pixel (iy*s - p + ki*d, ix*s - p + kj*d); weights are [c][k/g][kh][kw]. */
+static void ref_conv_transpose2d(const ConvCase *t, const float *x, const float *wt, const float *bias, int oh,
+                                 int ow, double *ref)
+{
+    int cg = t->c / t->groups, kg = t->k / t->groups;
+    for (int i = 0; i < t->n; i++)
+        for (int ko = 0; ko < t->k; ko++)
+            for (int p = 0; p < oh * ow; p++) ref[(i * t->k + ko) * oh * ow + p] = bias ? bias[ko] : 0.0;
+    for (int i = 0; i < t->n; i++)
+        for (int ci = 0; ci < t->c; ci++)
+            for (int iy = 0; iy < t->h; iy++)
+                for (int ix = 0; ix < t->w; ix++)
+                    for (int kq = 0; kq < kg; kq++)
+                        for (int ki = 0; ki < t->kh; ki++)
+                            for (int kj = 0; kj < t->kw; kj++) {
+                                int oy = iy * t->sh - t->ph + ki * t->dh, ox = ix * t->sw - t->pw + kj * t->dw;
+                                int ko = ci / cg * kg + kq;
+                                if (oy < 0 || oy >= oh || ox < 0 || ox >= ow) continue;
+                                ref[((i * t->k + ko) * oh + oy) * ow + ox] +=
+                                    (double)x[((i * t->c + ci) * t->h + iy) * t->w + ix] *
+                                    wt[((ci * kg + kq) * t->kh + ki) * t->kw + kj];
+                            }
+}
+
+static void run_conv_transpose2d(Rng *r, const ConvCase *t)
+{
+    int oh = (t->h - 1) * t->sh - 2 * t->ph + t->dh * (t->kh - 1) + t->opad + 1;
+    int ow = (t->w - 1) * t->sw - 2 * t->pw + t->dw * (t->kw - 1) + t->opad + 1;
+    size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->k * oh * ow;
+    size_t ssz = nnc_conv_transpose2d_scratch(t->h, t->w, t->k, t->kh, t->kw, t->groups);
+    float *x = rand_floats(r, xsz, 1.0f), *y = nan_floats(ysz);
+    float *wt = rand_floats(r, (size_t)t->c * (t->k / t->groups) * t->kh * t->kw, 1.0f);
+    float *bias = t->bias ? rand_floats(r, (size_t)t->k, 1.0f) : NULL;
+    float *scratch = nan_floats(ssz);
+    double *ref = new_doubles(ysz);
+    char what[160];
+    ref_conv_transpose2d(t, x, wt, bias, oh, ow, ref);
+    nnc_conv_transpose2d(t->n, x, t->c, t->h, t->w, wt, bias, y, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph,
+                         t->pw, t->dh, t->dw, t->groups, scratch);
+    snprintf(what, sizeof what, "conv_transpose2d n%d c%d %dx%d k%d %dx%d s%d,%d p%d,%d d%d,%d g%d bias%d op%d",
+             t->n, t->c, t->h, t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->groups,
+             t->bias, t->opad);
+    check_close(y, ref, ysz, what);
+    free(x), free(y), free(wt), free(bias), free(scratch), free(ref);
+}
+
+static void test_conv_transpose2d(void **state)
+{
+    Rng r = {0xDECAFULL};
+    (void)state;
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) {
+        ConvCase t = conv_cases[i];
+        /* PyTorch needs output_padding < max(stride, dilation). */
+        if (t.opad >= t.sh && t.opad >= t.dh) t.opad = 0;
+        if (t.opad >= t.sw && t.opad >= t.dw) t.opad = 0;
+        if ((t.h - 1) * t.sh - 2 * t.ph + t.dh * (t.kh - 1) + t.opad + 1 < 1) continue;
+        if ((t.w - 1) * t.sw - 2 * t.pw + t.dw * (t.kw - 1) + t.opad + 1 < 1) continue;
+        run_conv_transpose2d(&r, &t);
+    }
+    for (int i = 0; i < 200; i++) {
+        ConvCase t = random_conv(&r);
+        int ms = t.sh < t.sw ? t.sh : t.sw, md = t.dh < t.dw ? t.dh : t.dw;
+        if (t.opad >= (ms > md ? ms : md)) t.opad = 0;
+        if ((t.h - 1) * t.sh - 2 * t.ph + t.dh * (t.kh - 1) + t.opad + 1 < 1) continue;
+        if ((t.w - 1) * t.sw - 2 * t.pw + t.dw * (t.kw - 1) + t.opad + 1 < 1) continue;
+        run_conv_transpose2d(&r, &t);
+    }
+}
+
+/* ---- batchnorm, linear ---- */
+
+static void run_batchnorm(Rng *r, int n, int c, long hw, int affine, int in_place)
+{
+    size_t sz = (size_t)n * c * hw;
+    float *x = rand_floats(r, sz, 3.0f), *y = in_place ? x : nan_floats(sz);
+    float *gamma = affine ? rand_floats(r, (size_t)c, 2.0f) : NULL;
+    float *beta = affine ? rand_floats(r, (size_t)c, 1.0f) : NULL;
+    float *mean = rand_floats(r, (size_t)c, 1.0f), *var = rand_floats(r, (size_t)c, 1.0f);
+    double *ref = new_doubles(sz);
+    const float eps = 1e-5f;
+    for (int ch = 0; ch < c; ch++) var[ch] = var[ch] * var[ch] + (ch % 3 == 0 ? 0.0f : 0.05f);  /* some var 0-ish */
+    for (size_t e = 0; e < sz; e++) {
+        int ch = (int)(e / (size_t)hw % (size_t)c);
+        ref[e] = ((double)x[e] - mean[ch]) / sqrt((double)var[ch] + eps) * (affine ? gamma[ch] : 1.0) +
+                 (affine ? beta[ch] : 0.0);
+    }
+    nnc_batchnorm(n, x, c, hw, gamma, beta, mean, var, eps, y);
+    check_close(y, ref, sz, "batchnorm");
+    if (!in_place) free(y);
+    free(x), free(gamma), free(beta), free(mean), free(var), free(ref);
+}
+
+static void test_batchnorm(void **state)
+{
+    Rng r = {0xBA7C4ULL};
+    (void)state;
+    run_batchnorm(&r, 1, 1, 1, 1, 0);
+    run_batchnorm(&r, 3, 7, 1, 1, 0);    /* BatchNorm1d on features */
+    run_batchnorm(&r, 2, 5, 35, 1, 0);
+    run_batchnorm(&r, 2, 5, 35, 0, 0);   /* affine=False */
+    run_batchnorm(&r, 4, 16, 49, 1, 1);  /* in place */
+}
+
+static void run_linear(Rng *r, int n, int in, int out, int has_bias)
+{
+    float *x = rand_floats(r, (size_t)n * in, 1.0f), *wt = rand_floats(r, (size_t)out * in, 1.0f);
+    float *bias = has_bias ? rand_floats(r, (size_t)out, 1.0f) : NULL, *y = nan_floats((size_t)n * out);
+    double *ref = new_doubles((size_t)n * out);
+    char what[64];
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) {
+            double s = bias ? bias[o] : 0.0;
+            for (int p = 0; p < in; p++) s += (double)x[i * in + p] * wt[o * in + p];
+            ref[i * out + o] = s;
+        }
+    nnc_linear(n, x, in, wt, bias, y, out);
+    snprintf(what, sizeof what, "linear n%d in%d out%d bias%d", n, in, out, has_bias);
+    check_close(y, ref, (size_t)n * out, what);
+    free(x), free(wt), free(bias), free(y), free(ref);
+}
+
+static void test_linear(void **state)
+{
+    Rng r = {0x11AEA7ULL};
+    (void)state;
+    run_linear(&r, 1, 1, 1, 1);
+    run_linear(&r, 3, 17, 10, 1);
+    run_linear(&r, 3, 17, 10, 0);
+    run_linear(&r, 5, 400, 33, 1);
+    run_linear(&r, 2, 3, 120, 0);
+    for (int i = 0; i < 20; i++) run_linear(&r, rng_int(&r, 1, 8), rng_int(&r, 1, 300), rng_int(&r, 1, 50), i % 2);
+}
+
+/* ---- elementwise ---- */
+
+enum { EW_COUNT = 1037 };
+
+/* Random values with large ones mixed in, to exercise overflow paths. */
+static float *ew_input(Rng *r)
+{
+    static const float big[] = {0.0f, -0.0f, 88.0f, -88.0f, 100.0f, -100.0f, 1e4f, -1e4f, 1e30f, -1e30f, 6.0f, -6.0f};
+    float *x = rand_floats(r, EW_COUNT, 8.0f);
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) x[i * 37] = big[i];
+    return x;
+}
+
+typedef enum { EW_RELU, EW_RELU6, EW_LEAKY, EW_SIGMOID, EW_TANH, EW_COPY } EwOp;
+
+static double ew_ref(EwOp op, double v)
+{
+    switch (op) {
+    case EW_RELU: return v > 0 ? v : 0.0;
+    case EW_RELU6: return v < 0 ? 0.0 : v > 6 ? 6.0 : v;
+    case EW_LEAKY: return v >= 0 ? v : 0.125 * v;
+    case EW_SIGMOID: return v >= 0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v));
+    case EW_TANH: return tanh(v);
+    case EW_COPY: return v;
+    }
+    return NAN;
+}
+
+static void ew_run(EwOp op, const float *x, float *y)
+{
+    switch (op) {
+    case EW_RELU: nnc_relu(EW_COUNT, x, y); break;
+    case EW_RELU6: nnc_relu6(EW_COUNT, x, y); break;
+    case EW_LEAKY: nnc_leaky_relu(EW_COUNT, x, y, 0.125f); break;
+    case EW_SIGMOID: nnc_sigmoid(EW_COUNT, x, y); break;
+    case EW_TANH: nnc_tanh(EW_COUNT, x, y); break;
+    case EW_COPY: nnc_copy(EW_COUNT, x, y); break;
+    }
+}
+
+static void test_elementwise(void **state)
+{
+    static const char *const names[] = {"relu", "relu6", "leaky_relu", "sigmoid", "tanh", "copy"};
+    Rng r = {0xE1E3ULL};
+    (void)state;
+    for (int op = EW_RELU; op <= EW_COPY; op++)
+        for (int in_place = 0; in_place <= 1; in_place++) {
+            float *x = ew_input(&r), *y = in_place ? x : nan_floats(EW_COUNT);
+            double *ref = new_doubles(EW_COUNT);
+            char what[64];
+            for (size_t i = 0; i < EW_COUNT; i++) ref[i] = ew_ref((EwOp)op, x[i]);
+            ew_run((EwOp)op, x, y);
+            snprintf(what, sizeof what, "%s%s", names[op], in_place ? " in place" : "");
+            /* Large values dominate max|ref| for relu/copy; check those exactly as well. */
+            check_close(y, ref, EW_COUNT, what);
+            for (size_t i = 0; i < EW_COUNT; i++)
+                if (op != EW_TANH && op != EW_SIGMOID && (double)y[i] != (double)(float)ref[i])
+                    fail_msg("%s: element %zu is %g, want %g", what, i, (double)y[i], ref[i]);
+            if (!in_place) free(y);
+            free(x), free(ref);
+        }
+}
+
+static void test_sigmoid_extremes(void **state)
+{
+    float x[] = {-1e30f, -1e4f, -200.0f, -88.8f, -30.0f, 0.0f, 30.0f, 88.8f, 200.0f, 1e4f, 1e30f, INFINITY, -INFINITY};
+    float y[sizeof x / sizeof x[0]];
+    (void)state;
+    nnc_sigmoid(sizeof x / sizeof x[0], x, y);
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) {
+        assert_false(isnan(y[i]));
+        assert_true(y[i] >= 0.0f && y[i] <= 1.0f);
+    }
+    assert_true(y[0] == 0.0f && y[10] == 1.0f && y[5] == 0.5f && y[11] == 1.0f && y[12] == 0.0f);
+    nnc_tanh(sizeof x / sizeof x[0], x, y);
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) assert_true(fabsf(y[i]) <= 1.0f);
+}
+
+static void test_add_and_copy(void **state)
+{
+    Rng r = {0xADDULL};
+    float *a = rand_floats(&r, EW_COUNT, 5.0f), *b = rand_floats(&r, EW_COUNT, 5.0f);
+    float *y = nan_floats(EW_COUNT), *want = new_floats(EW_COUNT);
+    (void)state;
+    for (size_t i = 0; i < EW_COUNT; i++) want[i] = a[i] + b[i];
+    nnc_add(EW_COUNT, a, b, y);
+    check_equal(y, want, EW_COUNT, "add");
+    memcpy(y, a, EW_COUNT * sizeof(float));
+    nnc_add(EW_COUNT, y, b, y);  /* y aliases a */
+    check_equal(y, want, EW_COUNT, "add, y == a");
+    memcpy(y, b, EW_COUNT * sizeof(float));
+    nnc_add(EW_COUNT, a, y, y);  /* y aliases b */
+    check_equal(y, want, EW_COUNT, "add, y == b");
+    for (size_t i = 0; i < EW_COUNT; i++) want[i] = a[i] + a[i];
+    nnc_add(EW_COUNT, a, a, a);  /* all three the same */
+    check_equal(a, want, EW_COUNT, "add, y == a == b");
+    memcpy(want, b + 10, (EW_COUNT - 10) * sizeof(float));
+    nnc_copy(EW_COUNT - 10, b + 10, b);  /* overlapping ranges */
+    check_equal(b, want, EW_COUNT - 10, "copy, overlapping");
+    nnc_copy(0, NULL, NULL);
+    free(a), free(b), free(y), free(want);
+}
+
+/* ---- pooling ---- */
+
+typedef struct PoolCase {
+    int n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, ceil;
+} PoolCase;
+
+static const PoolCase pool_cases[] = {
+    /* n c   h   w kh kw sh sw ph pw dh dw ceil */
+    {1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 1, 1, 0},    /* plain 2x2 */
+    {2, 3, 7, 7, 2, 2, 2, 2, 0, 0, 1, 1, 1},    /* ceil mode: last window half off the edge */
+    {2, 3, 15, 13, 3, 3, 2, 2, 1, 1, 1, 1, 0},  /* ResNet stem pool */
+    {1, 4, 14, 13, 3, 3, 2, 2, 0, 0, 1, 1, 1},  /* GoogLeNet ceil pool */
+    {2, 2, 10, 11, 3, 3, 2, 2, 1, 1, 1, 1, 1},  /* ceil with padding */
+    {1, 2, 9, 10, 2, 3, 1, 2, 1, 0, 1, 1, 0},   /* non-square */
+    {2, 2, 11, 12, 3, 2, 3, 2, 1, 1, 1, 1, 1},  /* non-square ceil */
+    {1, 3, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 0},    /* stride 1 same (Inception branch) */
+    {1, 1, 5, 5, 5, 5, 5, 5, 2, 2, 1, 1, 1},    /* one window, padded */
+    {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0},    /* 1x1 */
+};
+
+/* PyTorch's pooling output size, floor or ceil; a ceil window must start inside the padded image. */
+static int pool_out(int in, int k, int s, int p, int d, int ceil_mode)
+{
+    int span = in + 2 * p - d * (k - 1) - 1;
+    int o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (o - 1) * s >= in + p) o--;
+    return o;
+}
+
+static void ref_maxpool(const PoolCase *t, const float *x, int oh, int ow, double *ref)
+{
+    for (int pl = 0; pl < t->n * t->c; pl++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                double m = -INFINITY;
+                for (int ki = 0; ki < t->kh; ki++)
+                    for (int kj = 0; kj < t->kw; kj++) {
+                        int iy = oy * t->sh - t->ph + ki * t->dh, ix = ox * t->sw - t->pw + kj * t->dw;
+                        if (iy >= 0 && iy < t->h && ix >= 0 && ix < t->w && x[(pl * t->h + iy) * t->w + ix] > m)
+                            m = x[(pl * t->h + iy) * t->w + ix];
+                    }
+                ref[(pl * oh + oy) * ow + ox] = m;
+            }
+}
+
+/* Maxpool on small integers (many ties), and on random reals. */
+static void run_maxpool(Rng *r, const PoolCase *t)
+{
+    int oh = pool_out(t->h, t->kh, t->sh, t->ph, t->dh, t->ceil);
+    int ow = pool_out(t->w, t->kw, t->sw, t->pw, t->dw, t->ceil);
+    size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->c * oh * ow;
+    char what[128];
+    snprintf(what, sizeof what, "maxpool2d %dx%d k%d,%d s%d,%d p%d,%d d%d,%d ceil%d", t->h, t->w, t->kh, t->kw, t->sh,
+             t->sw, t->ph, t->pw, t->dh, t->dw, t->ceil);
+    for (int ties = 0; ties <= 1; ties++) {
+        float *x = rand_floats(r, xsz, 4.0f), *y = nan_floats(ysz);
+        double *ref = new_doubles(ysz);
+        if (ties)
+            for (size_t i = 0; i < xsz; i++) x[i] = (float)rng_int(r, -2, 1);
+        ref_maxpool(t, x, oh, ow, ref);
+        nnc_maxpool2d(t->n, x, t->c, t->h, t->w, y, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw);
+        check_close(y, ref, ysz, what);
+        free(x), free(y), free(ref);
+    }
+}
+
+static PoolCase random_pool(Rng *r)
+{
+    PoolCase t;
+    t.n = rng_int(r, 1, 2), t.c = rng_int(r, 1, 3);
+    t.kh = rng_int(r, 1, 4), t.kw = rng_int(r, 1, 4);
+    t.sh = rng_int(r, 1, 3), t.sw = rng_int(r, 1, 3);
+    t.dh = rng_int(r, 1, 2), t.dw = rng_int(r, 1, 2);
+    t.ph = rng_int(r, 0, (t.dh * (t.kh - 1) + 1) / 2), t.pw = rng_int(r, 0, (t.dw * (t.kw - 1) + 1) / 2);
+    t.h = t.dh * (t.kh - 1) + 1 + rng_int(r, 0, 8), t.w = t.dw * (t.kw - 1) + 1 + rng_int(r, 0, 8);
+    t.ceil = rng_int(r, 0, 1);
+    return t;
+}
+
+static void test_maxpool2d(void **state)
+{
+    Rng r = {0x3A7ULL};
+    PoolCase dil = {2, 2, 11, 9, 3, 2, 2, 1, 2, 1, 2, 3, 0};  /* dilation, PyTorch allows pad <= k/2 */
+    (void)state;
+    for (size_t i = 0; i < sizeof pool_cases / sizeof pool_cases[0]; i++) run_maxpool(&r, &pool_cases[i]);
+    run_maxpool(&r, &dil);
+    dil.ceil = 1;
+    run_maxpool(&r, &dil);
+    for (int i = 0; i < 100; i++) {
+        PoolCase t = random_pool(&r);
+        run_maxpool(&r, &t);
+    }
+}
+
+/* AvgPool2d by counting: a tap counts toward the padded window size while it
+ * lies inside the padded image (rows < h+ph, cols < w+pw), and toward the
+ * unpadded size while it lies inside the image. */
+static void ref_avgpool(const PoolCase *t, int cip, const float *x, int oh, int ow, double *ref)
+{
+    for (int pl = 0; pl < t->n * t->c; pl++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                double s = 0.0;
+                int padded = 0, inside = 0;
+                for (int ki = 0; ki < t->kh; ki++)
+                    for (int kj = 0; kj < t->kw; kj++) {
+                        int iy = oy * t->sh - t->ph + ki, ix = ox * t->sw - t->pw + kj;
+                        if (iy >= t->h + t->ph || ix >= t->w + t->pw) continue;
+                        padded++;
+                        if (iy < 0 || iy >= t->h || ix < 0 || ix >= t->w) continue;
+                        inside++;
+                        s += x[(pl * t->h + iy) * t->w + ix];
+                    }
+                ref[(pl * oh + oy) * ow + ox] = s / (cip ? padded : inside);
+            }
+}
+
+static void run_avgpool(Rng *r, const PoolCase *t, int cip)
+{
+    int oh = pool_out(t->h, t->kh, t->sh, t->ph, 1, t->ceil), ow = pool_out(t->w, t->kw, t->sw, t->pw, 1, t->ceil);
+    size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->c * oh * ow;
+    float *x = rand_floats(r, xsz, 4.0f), *y = nan_floats(ysz);
+    double *ref = new_doubles(ysz);
+    char what[128];
+    snprintf(what, sizeof what, "avgpool2d %dx%d k%d,%d s%d,%d p%d,%d ceil%d count_include_pad%d", t->h, t->w, t->kh,
+             t->kw, t->sh, t->sw, t->ph, t->pw, t->ceil, cip);
+    ref_avgpool(t, cip, x, oh, ow, ref);
+    nnc_avgpool2d(t->n, x, t->c, t->h, t->w, y, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, cip);
+    check_close(y, ref, ysz, what);
+    free(x), free(y), free(ref);
+}
+
+static void test_avgpool2d(void **state)
+{
+    Rng r = {0xA7EULL};
+    (void)state;
+    for (int cip = 0; cip <= 1; cip++) {
+        for (size_t i = 0; i < sizeof pool_cases / sizeof pool_cases[0]; i++) run_avgpool(&r, &pool_cases[i], cip);
+        for (int i = 0; i < 100; i++) {
+            PoolCase t = random_pool(&r);
+            t.dh = t.dw = 1;
+            t.ph = rng_int(&r, 0, t.kh / 2), t.pw = rng_int(&r, 0, t.kw / 2);
+            run_avgpool(&r, &t, cip);
+        }
+    }
+}
+
+/* Known values from PyTorch 2 (torch.nn.AvgPool2d(3, stride=2, padding=1,
+ * ceil_mode=True) on a 1x1x4x4 ramp 0..15), times 36, for both count_include_pad. */
+static void test_avgpool2d_torch_values(void **state)
+{
+    static const double with_pad36[] = {40, 96, 60, 204, 360, 198, 150, 252, 135};
+    static const double without36[] = {90, 144, 180, 306, 360, 396, 450, 504, 540};
+    double with_pad[9], without[9];
+    float x[16], y[9];
+    (void)state;
+    for (int i = 0; i < 9; i++) with_pad[i] = with_pad36[i] / 36, without[i] = without36[i] / 36;
+    for (int i = 0; i < 16; i++) x[i] = (float)i;
+    nnc_avgpool2d(1, x, 1, 4, 4, y, 3, 3, 3, 3, 2, 2, 1, 1, 1);
+    check_close(y, with_pad, 9, "avgpool2d vs torch, count_include_pad");
+    nnc_avgpool2d(1, x, 1, 4, 4, y, 3, 3, 3, 3, 2, 2, 1, 1, 0);
+    check_close(y, without, 9, "avgpool2d vs torch, no pad count");
+}
+
+static void test_global_avgpool(void **state)
+{
+    static const long hws[] = {1, 7, 49, 1000};
+    Rng r = {0x61084ULL};
+    (void)state;
+    for (size_t t = 0; t < sizeof hws / sizeof hws[0]; t++) {
+        int n = 3, c = 5;
+        long hw = hws[t];
+        float *x = rand_floats(&r, (size_t)n * c * hw, 2.0f), *y = nan_floats((size_t)n * c);
+        double *ref = new_doubles((size_t)n * c);
+        for (int p = 0; p < n * c; p++) {
+            for (long q = 0; q < hw; q++) ref[p] += x[p * hw + q];
+            ref[p] /= (double)hw;
+        }
+        nnc_global_avgpool(n, x, c, hw, y);
+        check_close(y, ref, (size_t)n * c, "global_avgpool");
+        free(x), free(y), free(ref);
+    }
+}
+
+/* ---- lrn, concat, softmax ---- */
+
+static void run_lrn(Rng *r, int n, int c, long hw, int size, float alpha, float beta, float k)
+{
+    size_t sz = (size_t)n * c * hw;
+    float *x = rand_floats(r, sz, 3.0f), *y = nan_floats(sz);
+    double *ref = new_doubles(sz);
+    char what[96];
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+            for (long p = 0; p < hw; p++) {
+                double s = 0.0;
+                for (int c2 = ch - size / 2; c2 <= ch + (size - 1) / 2; c2++)
+                    if (c2 >= 0 && c2 < c) s += (double)x[(i * c + c2) * hw + p] * x[(i * c + c2) * hw + p];
+                ref[(i * c + ch) * hw + p] = x[(i * c + ch) * hw + p] / pow(k + alpha * s / size, beta);
+            }
+    nnc_lrn(n, x, c, hw, y, size, alpha, beta, k);
+    snprintf(what, sizeof what, "lrn n%d c%d hw%ld size%d alpha%g beta%g k%g", n, c, hw, size, (double)alpha,
+             (double)beta, (double)k);
+    check_close(y, ref, sz, what);
+    free(x), free(y), free(ref);
+}
+
+static void test_lrn(void **state)
+{
+    Rng r = {0x1A2ULL};
+    (void)state;
+    run_lrn(&r, 2, 12, 9, 5, 1e-4f, 0.75f, 2.0f);  /* AlexNet */
+    run_lrn(&r, 2, 7, 5, 5, 0.5f, 0.9f, 1.0f);     /* strong normalization */
+    run_lrn(&r, 1, 3, 4, 4, 0.3f, 0.75f, 1.0f);    /* even size: window [c-2, c+1] */
+    run_lrn(&r, 2, 3, 6, 9, 0.3f, 0.5f, 1.5f);     /* window wider than the channels */
+    run_lrn(&r, 3, 4, 1, 1, 0.7f, 1.0f, 1.0f);     /* size 1, hw 1 */
+}
+
+static void test_concat(void **state)
+{
+    static const long parts[] = {2 * 15, 3 * 15, 1 * 15};
+    Rng r = {0xCA7ULL};
+    const int n = 3;
+    long total = parts[0] + parts[1] + parts[2], offset = 0;
+    float *y = nan_floats((size_t)n * total), *want = new_floats((size_t)n * total);
+    (void)state;
+    for (size_t p = 0; p < 3; p++) {
+        float *x = rand_floats(&r, (size_t)n * parts[p], 1.0f);
+        for (int i = 0; i < n; i++)
+            memcpy(want + i * total + offset, x + i * parts[p], (size_t)parts[p] * sizeof(float));
+        nnc_concat_part(n, x, parts[p], y, total, offset);
+        offset += parts[p];
+        free(x);
+    }
+    check_equal(y, want, (size_t)n * total, "concat");
+    free(y), free(want);
+}
+
+static void run_softmax(Rng *r, int n, int c, long inner, float scale, int in_place)
+{
+    size_t sz = (size_t)n * c * inner;
+    float *x = rand_floats(r, sz, scale), *y = in_place ? x : nan_floats(sz);
+    double *ref = new_doubles(sz);
+    char what[96];
+    for (int i = 0; i < n; i++)
+        for (long j = 0; j < inner; j++) {
+            double m = -INFINITY, s = 0.0;
+            for (int ch = 0; ch < c; ch++) m = fmax(m, x[(i * c + ch) * inner + j]);
+            for (int ch = 0; ch < c; ch++) s += exp(x[(i * c + ch) * inner + j] - m);
+            for (int ch = 0; ch < c; ch++) ref[(i * c + ch) * inner + j] = exp(x[(i * c + ch) * inner + j] - m) / s;
+        }
+    nnc_softmax(n, x, c, inner, y);
+    snprintf(what, sizeof what, "softmax n%d c%d inner%ld scale%g%s", n, c, inner, (double)scale,
+             in_place ? " in place" : "");
+    check_close(y, ref, sz, what);
+    if (!in_place) free(y);
+    free(x), free(ref);
+}
+
+static void test_softmax(void **state)
+{
+    Rng r = {0x50F7ULL};
+    (void)state;
+    run_softmax(&r, 1, 1, 1, 1.0f, 0);
+    run_softmax(&r, 3, 10, 1, 3.0f, 0);
+    run_softmax(&r, 2, 1000, 1, 5.0f, 0);     /* ImageNet logits */
+    run_softmax(&r, 2, 10, 1, 1000.0f, 0);    /* exp would overflow without the max */
+    run_softmax(&r, 2, 10, 1, 1e30f, 1);
+    run_softmax(&r, 2, 6, 7, 50.0f, 0);       /* over channels of [n][c][hw] */
+    run_softmax(&r, 3, 5, 13, 200.0f, 1);
+}
+
+/* ---- every section compiles on its own ---- */
+
+enum { MAX_SECTIONS = 64, MAX_NEEDS = 8 };
+
+typedef struct Section {
+    char name[32];
+    int needs[MAX_NEEDS], n_needs;  /* indices of earlier sections */
+    const char *text;               /* from the marker to the next one */
+    size_t len;
+} Section;
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long len;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)len + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+    buf[len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int find_section(const Section *s, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s[i].name, name) == 0) return i;
+    return -1;
+}
+
+/* Parses one marker line "/ * @kernel NAME [needs: A B] * /" (checked to be
+ * exactly that) into s; needs must name earlier sections. */
+static void parse_marker(const char *line, size_t len, Section *all, int idx)
+{
+    char buf[256], *tok, *save = NULL;
+    Section *s = &all[idx];
+    assert_true(len < sizeof buf);
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+    if (len < 14 || strncmp(buf, "/* @kernel ", 11) != 0 || strcmp(buf + len - 3, " */") != 0)
+        fail_msg("malformed marker line '%s'", buf);
+    buf[len - 3] = '\0';
+    tok = strtok_r(buf + 11, " ", &save);
+    assert_non_null(tok);
+    assert_true(strlen(tok) < sizeof s->name);
+    strcpy(s->name, tok);
+    if (find_section(all, idx, s->name) >= 0) fail_msg("section '%s' appears twice", s->name);
+    tok = strtok_r(NULL, " ", &save);
+    if (tok && strcmp(tok, "needs:") != 0) fail_msg("marker of '%s' has stray text '%s'", s->name, tok);
+    while ((tok = strtok_r(NULL, " ", &save)) != NULL) {
+        int d = find_section(all, idx, tok);
+        if (d < 0) fail_msg("section '%s' needs '%s', which is not an earlier section", s->name, tok);
+        assert_true(s->n_needs < MAX_NEEDS);
+        s->needs[s->n_needs++] = d;
+    }
+}
+
+/* Splits kernels.c into sections (text before the first marker is dropped). */
+static int split_sections(const char *text, Section *s)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (strncmp(p, "/* @kernel", 10) == 0) {
+            assert_true(n < MAX_SECTIONS);
+            memset(&s[n], 0, sizeof s[n]);
+            parse_marker(p, len, s, n);
+            s[n].text = p;
+            if (n > 0) s[n - 1].len = (size_t)(p - s[n - 1].text);
+            n++;
+        } else if (strncmp(p + strspn(p, " \t"), "/* @kernel", 10) == 0) {
+            fail_msg("indented marker line (markers start in column 1): %.*s", (int)len, p);
+        }
+        p += eol ? len + 1 : len;
+    }
+    if (n > 0) s[n - 1].len = (size_t)(p - s[n - 1].text);
+    return n;
+}
+
+static void mark_needs(const Section *s, int i, int *keep)
+{
+    keep[i] = 1;
+    for (int d = 0; d < s[i].n_needs; d++) mark_needs(s, s[i].needs[d], keep);
+}
+
+/* Fails if the code of a section (comments stripped) calls exit, prints or allocates. */
+static void check_forbidden(const Section *s)
+{
+    static const char *const bad[] = {"exit(", "printf(", "puts(", "malloc(", "calloc(", "realloc(", "free(",
+                                      "abort("};
+    char *code = malloc(s->len + 1);
+    size_t m = 0;
+    assert_non_null(code);
+    for (size_t i = 0; i < s->len; i++) {
+        if (s->text[i] == '/' && i + 1 < s->len && s->text[i + 1] == '*') {
+            const char *e = strstr(s->text + i + 2, "*/");
+            i = e ? (size_t)(e - s->text) + 1 : s->len;
+            continue;
+        }
+        code[m++] = s->text[i];
+    }
+    code[m] = '\0';
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++)
+        if (strstr(code, bad[b])) fail_msg("section '%s' uses %s", s->name, bad[b]);
+    free(code);
+}
+
+static int have_program(const char *prog)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
+    return system(cmd) == 0;
+}
+
+/* Compiles file with one compiler, with and without CBLAS; fails with the compiler's output. */
+static void compile_or_fail(const char *cc, const char *file, const char *mode, const char *log, const char *what)
+{
+    static const char *const defs[] = {"", "-DNNC_USE_CBLAS"};
+    for (int d = 0; d < 2; d++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd,
+                 "%s -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes "
+                 "%s %s '%s' >'%s' 2>&1",
+                 cc, defs[d], mode, file, log);
+        if (system(cmd) != 0) {
+            char *out = read_file(log);
+            fail_msg("%s does not compile alone (%s %s):\n%s", what, cc, defs[d], out ? out : "");
+        }
+    }
+}
+
+static void write_file(const char *path, const Section *s, int n, const int *keep)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < n; i++)
+        if (keep[i]) fwrite(s[i].text, 1, s[i].len, f);
+    fclose(f);
+}
+
+static void kernels_path(char *buf, size_t len)
+{
+#ifdef NNC_SOURCE_DIR
+    snprintf(buf, len, "%s/runtime/snippets/kernels.c", NNC_SOURCE_DIR);
+#else
+    /* test_kernels_blas gets no NNC_SOURCE_DIR: find the repo from this file's path. */
+    const char *tail = strstr(__FILE__, "tests/unit/test_kernels.c");
+    snprintf(buf, len, "%.*sruntime/snippets/kernels.c", tail ? (int)(tail - __FILE__) : 0, __FILE__);
+#endif
+}
+
+static void test_sections_compile_alone(void **state)
+{
+    static const char *const ccs[] = {"gcc", "clang"};
+    static Section s[MAX_SECTIONS];
+    char path[1024], dir[] = "/tmp/nnc_kernels_XXXXXX", file[64], log[64];
+    char *text;
+    int n, compilers = 0;
+    (void)state;
+    kernels_path(path, sizeof path);
+    text = read_file(path);
+    if (!text) {
+        print_message("cannot read %s; skipped\n", path);
+        skip();
+    }
+    n = split_sections(text, s);
+    assert_true(n > 1);
+    assert_string_equal(s[0].name, "prologue");
+    assert_non_null(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/section.c", dir);
+    snprintf(log, sizeof log, "%s/cc.log", dir);
+    for (size_t c = 0; c < 2; c++) {
+        if (!have_program(ccs[c])) continue;
+        compilers++;
+        for (int i = 0; i < n; i++) {
+            int keep[MAX_SECTIONS] = {0};
+            keep[0] = 1;
+            mark_needs(s, i, keep);
+            check_forbidden(&s[i]);
+            write_file(file, s, n, keep);
+            compile_or_fail(ccs[c], file, "-fsyntax-only", log, s[i].name);
+        }
+        /* The whole file, optimized, for the warnings only the optimizer finds. */
+        compile_or_fail(ccs[c], path, "-O2 -c -o /dev/null", log, "the whole file");
+    }
+    remove(file), remove(log), rmdir(dir);
+    free(text);
+    assert_true(compilers > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_conv_transpose2d),
+        cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_sigmoid_extremes),
+        cmocka_unit_test(test_add_and_copy),
+        cmocka_unit_test(test_maxpool2d),
+        cmocka_unit_test(test_avgpool2d),
+        cmocka_unit_test(test_avgpool2d_torch_values),
+        cmocka_unit_test(test_global_avgpool),
+        cmocka_unit_test(test_lrn),
+        cmocka_unit_test(test_concat),
+        cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_sections_compile_alone),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
