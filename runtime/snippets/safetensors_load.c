@@ -1,0 +1,826 @@
+/* safetensors_load.c: the safetensors reader that nnc pastes into generated code.
+ *
+ * Every model source that nnc generates carries this file verbatim (cmake/embed.cmake
+ * turns it into a string inside the nnc binary), so that the generated code loads its
+ * weights with nothing but libc: no library to install beside it, no version to keep
+ * in step. That is why it is C99, all `static`, warning-free under gcc and clang with
+ * -Wall -Wextra -pedantic, keeps no global mutable state (two models may load in two
+ * threads) and never prints or exits: every failure is a return of -1 with a one-line
+ * message "PATH: what is wrong" in the caller's buffer. The nnc tools reuse the same
+ * parser by #including this file (runtime/tensor_io.c), so there is one safetensors
+ * parser in the project.
+ *
+ * The format (https://github.com/huggingface/safetensors): 8 bytes of header length N
+ * (little-endian u64), N bytes of JSON header, then the data area. The header is an
+ * object mapping tensor names to {"dtype", "shape", "data_offsets": [begin, end]}
+ * (offsets relative to the data area), plus an optional "__metadata__" object of
+ * strings. Any bytes at all may arrive here, so the reader is strict: a complete JSON
+ * parser (with a depth limit, UTF-8 validation and \uXXXX escapes), a cap on the
+ * header size, every size checked for overflow, duplicate names refused, and the
+ * tensors must tile the data area exactly (no overlap, no gap, no trailing bytes, as
+ * the reference implementation demands). Positions in messages ("at byte 57", "ends at
+ * byte 1234") are offsets in the file, so `xxd -s 57` shows the place.
+ *
+ * The file is read with fopen/fread/fseek (no mmap: portable C99). fseek takes a long,
+ * so on platforms where long is 32 bits files over 2 GB are refused with a message.
+ * Data is copied as-is, which is right on little-endian hosts only; big-endian hosts
+ * get an error rather than wrong weights. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One tensor the model wants: the contract between the code generator and loader. */
+typedef struct {
+    const char *name;    /* tensor name in the file, e.g. "layer1.0.conv1.weight" */
+    int rank;            /* number of dimensions, 0..4 */
+    long long shape[4];  /* expected dimensions; the file must match exactly */
+    float *dst;          /* where the F32 data goes: room for the product of shape */
+} nnc_st_want;
+
+#define NNC_ST_MAX_HEADER (100ull * 1024 * 1024) /* larger headers are not safetensors */
+#define NNC_ST_MAX_RANK   8                      /* more dimensions are refused */
+#define NNC_ST_MAX_DEPTH  64                     /* JSON nesting limit (the stack) */
+#define NNC_ST_F32        0                      /* index of F32 in nnc_st_dtypes */
+
+/* The safetensors dtypes and their sizes in bits (sub-byte types pack densely).
+ * F32 comes first: NNC_ST_F32 is its index. */
+static const struct {
+    const char *name;  /* as spelled in the header */
+    unsigned bits;     /* size of one element */
+} nnc_st_dtypes[] = {
+    {"F32", 32},    {"BOOL", 8},    {"U8", 8},      {"I8", 8},   {"F8_E5M2", 8},
+    {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"I16", 16},    {"U16", 16}, {"F16", 16},
+    {"BF16", 16},   {"I32", 32},    {"U32", 32},    {"F64", 64}, {"I64", 64},
+    {"U64", 64},    {"C64", 64},    {"F4", 4},      {"F6_E2M3", 6}, {"F6_E3M2", 6},
+};
+
+/* One tensor entry of the header, validated against the data area. */
+typedef struct {
+    const char *name;                 /* decoded, NUL-terminated, in the string pool */
+    int dtype;                        /* index into nnc_st_dtypes, -1 while parsing */
+    int rank;                         /* number of dimensions, -1 while parsing */
+    uint64_t shape[NNC_ST_MAX_RANK];  /* dimensions */
+    uint64_t begin, end;              /* data_offsets, relative to the data area */
+    int has_offsets;                  /* data_offsets seen (parsing only) */
+} nnc_st_entry;
+
+/* A parsed header. Owns everything it points to; release with nnc_st_header_free. */
+typedef struct {
+    nnc_st_entry *entries;    /* tensors in header order */
+    size_t n, cap;            /* entries used and allocated */
+    nnc_st_entry **by_name;   /* the entries sorted by name, for lookups */
+    char *pool;               /* decoded JSON strings (names point here) */
+    unsigned char *text;      /* raw header bytes when read from a file, else NULL */
+    uint64_t data_start;      /* file offset of the data area: 8 + header length */
+    uint64_t data_size;       /* bytes in the data area */
+} nnc_st_header;
+
+/* The JSON reader: a cursor over the text plus where errors go. */
+typedef struct {
+    const char *path;                      /* file named in messages */
+    const char *what;                      /* "header" or "metadata", for messages */
+    const unsigned char *start, *p, *end;  /* the text and the read position */
+    uint64_t base;                         /* file offset of start ("at byte N") */
+    char *pool;                            /* decoded strings are appended here */
+    size_t pool_len;                       /* bytes of pool used */
+    char *err;                             /* message buffer, may be NULL */
+    size_t errlen;                         /* its size */
+} nnc_st_json;
+
+#if defined(__GNUC__)
+static int nnc_st_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#endif
+
+/* Writes "PATH: message" into err and returns -1, so callers `return nnc_st_fail(..)`. */
+static int nnc_st_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    if (!err || errlen == 0) return -1;
+    n = snprintf(err, errlen, "%s: ", path ? path : "(no path)");
+    if (n >= 0 && (size_t)n < errlen) {
+        va_start(ap, fmt);
+        vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Copies a name (any bytes) into buf for a one-line message: control bytes become
+ * \xNN and long names are cut after 100 bytes at a character boundary. */
+static const char *nnc_st_quote(char *buf, size_t size, const char *s, size_t len)
+{
+    size_t i, o = 0, shown = len > 100 ? 100 : len;
+    while (shown < len && shown > 0 && ((unsigned char)s[shown] & 0xC0) == 0x80) shown--;
+    for (i = 0; i < shown && o + 8 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f) o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+        else buf[o++] = (char)c;
+    }
+    if (shown < len && o + 4 < size) { memcpy(buf + o, "...", 3); o += 3; }
+    buf[o < size ? o : size - 1] = '\0';
+    return buf;
+}
+
+/* Formats a shape as "[6, 1, 5, 5]" into buf (size >= 2; cut short if too small). */
+static const char *nnc_st_shape_str(char *buf, size_t size, int rank, const uint64_t *dims)
+{
+    size_t o = 1;
+    int i;
+    buf[0] = '[';
+    buf[1] = '\0';
+    for (i = 0; i < rank && o < size; i++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+    if (o < size) snprintf(buf + o, size - o, "]");
+    return buf;
+}
+
+/* Length of the valid UTF-8 sequence at s (no overlong forms, no surrogates, at most
+ * U+10FFFF), or 0 if the bytes there are not valid UTF-8. */
+static size_t nnc_st_utf8_len(const unsigned char *s, const unsigned char *end)
+{
+    unsigned c = s[0], n, i;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xC2 && c <= 0xDF) { n = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { n = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 4; cp = c & 0x07; }
+    else return 0;
+    if ((size_t)(end - s) < n) return 0;
+    for (i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) return 0;
+    if (cp >= 0xD800 && cp <= 0xDFFF) return 0;
+    return n;
+}
+
+static int nnc_st_host_is_little_endian(void)
+{
+    uint32_t one = 1;
+    unsigned char b[4];
+    memcpy(b, &one, 4);
+    return b[0] == 1;
+}
+
+/* ---- JSON (RFC 8259) ---- */
+
+/* Reports a syntax error at the cursor. */
+static int nnc_st_syntax(nnc_st_json *J, const char *msg)
+{
+    return nnc_st_fail(J->err, J->errlen, J->path, "%s is not valid JSON at byte %llu: %s",
+                       J->what, (unsigned long long)(J->base + (uint64_t)(J->p - J->start)), msg);
+}
+
+static void nnc_st_ws(nnc_st_json *J)
+{
+    while (J->p < J->end && (*J->p == ' ' || *J->p == '\t' || *J->p == '\n' || *J->p == '\r'))
+        J->p++;
+}
+
+/* Consumes the character c (after whitespace), or fails with "expected 'c'". */
+static int nnc_st_expect(nnc_st_json *J, char c)
+{
+    char msg[32];
+    nnc_st_ws(J);
+    if (J->p < J->end && *J->p == (unsigned char)c) { J->p++; return 0; }
+    snprintf(msg, sizeof msg, J->p < J->end ? "expected '%c'" : "expected '%c', found the end", c);
+    return nnc_st_syntax(J, msg);
+}
+
+/* Reads 4 hex digits of a \u escape. */
+static int nnc_st_hex4(nnc_st_json *J, uint32_t *out)
+{
+    int i;
+    *out = 0;
+    if (J->end - J->p < 4) return nnc_st_syntax(J, "\\u needs 4 hex digits");
+    for (i = 0; i < 4; i++) {
+        unsigned c = J->p[i], d;
+        if (c >= '0' && c <= '9') d = c - '0';
+        else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+        else return nnc_st_syntax(J, "\\u needs 4 hex digits");
+        *out = *out << 4 | d;
+    }
+    J->p += 4;
+    return 0;
+}
+
+/* Decodes \uXXXX (and a following low surrogate) at the cursor, just past the 'u',
+ * appending its UTF-8 encoding to the pool. */
+static int nnc_st_unicode_escape(nnc_st_json *J)
+{
+    uint32_t cp = 0, lo = 0;
+    char *o = J->pool + J->pool_len;
+    if (nnc_st_hex4(J, &cp)) return -1;
+    if (cp >= 0xDC00 && cp <= 0xDFFF) return nnc_st_syntax(J, "lone low surrogate in \\u escape");
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        if (J->end - J->p < 2 || J->p[0] != '\\' || J->p[1] != 'u')
+            return nnc_st_syntax(J, "high surrogate \\u escape without its low half");
+        J->p += 2;
+        if (nnc_st_hex4(J, &lo)) return -1;
+        if (lo < 0xDC00 || lo > 0xDFFF) return nnc_st_syntax(J, "high surrogate \\u escape without its low half");
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+    }
+    if (cp < 0x80) { o[0] = (char)cp; J->pool_len += 1; }
+    else if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 0x3F)); J->pool_len += 2; }
+    else if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F)); J->pool_len += 3;
+    } else {
+        o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+        o[2] = (char)(0x80 | (cp >> 6 & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F)); J->pool_len += 4;
+    }
+    return 0;
+}
+
+/* Decodes the escape after a backslash. */
+static int nnc_st_escape(nnc_st_json *J)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    const char *k;
+    if (J->p >= J->end) return nnc_st_syntax(J, "unterminated string");
+    if (*J->p == 'u') { J->p++; return nnc_st_unicode_escape(J); }
+    k = *J->p ? strchr(from, *J->p) : NULL;
+    if (!k) return nnc_st_syntax(J, "invalid escape in string (valid: \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
+    J->pool[J->pool_len++] = to[k - from];
+    J->p++;
+    return 0;
+}
+
+/* string := '"' chars '"'. Decodes into the pool (which always has room: a decoded
+ * string plus its NUL is shorter than its source) and returns it in *out. */
+static int nnc_st_string(nnc_st_json *J, const char **out, size_t *len)
+{
+    size_t first;
+    nnc_st_ws(J);
+    if (J->p >= J->end || *J->p != '"') return nnc_st_syntax(J, J->p < J->end ? "expected a string" : "expected a string, found the end");
+    J->p++;
+    first = J->pool_len;
+    for (;;) {
+        unsigned c;
+        size_t n;
+        if (J->p >= J->end) return nnc_st_syntax(J, "unterminated string");
+        c = *J->p;
+        if (c == '"') break;
+        if (c == '\\') { J->p++; if (nnc_st_escape(J)) return -1; continue; }
+        if (c < 0x20) return nnc_st_syntax(J, "control character in a string (it must be escaped)");
+        n = nnc_st_utf8_len(J->p, J->end);
+        if (n == 0) return nnc_st_syntax(J, "invalid UTF-8 in a string");
+        memcpy(J->pool + J->pool_len, J->p, n);
+        J->pool_len += n;
+        J->p += n;
+    }
+    J->p++;
+    J->pool[J->pool_len++] = '\0';
+    if (out) *out = J->pool + first;
+    if (len) *len = J->pool_len - first - 1;
+    return 0;
+}
+
+/* number := '-'? int frac? exp?. *is_uint tells whether it is a plain non-negative
+ * integer that fits in 63 bits; its value is then in *val. */
+static int nnc_st_number(nnc_st_json *J, uint64_t *val, int *is_uint)
+{
+    *val = 0;
+    *is_uint = 1;
+    nnc_st_ws(J);
+    if (J->p < J->end && *J->p == '-') { J->p++; *is_uint = 0; }
+    if (J->p >= J->end || *J->p < '0' || *J->p > '9') return nnc_st_syntax(J, "expected a number");
+    if (*J->p == '0') J->p++;
+    else for (; J->p < J->end && *J->p >= '0' && *J->p <= '9'; J->p++) {
+        if (*val > (UINT64_C(1) << 63) / 10) *is_uint = 0;
+        else *val = *val * 10 + (uint64_t)(*J->p - '0');
+    }
+    if (*val >= UINT64_C(1) << 63) *is_uint = 0;
+    if (J->p < J->end && *J->p == '.') {
+        J->p++;
+        *is_uint = 0;
+        if (J->p >= J->end || *J->p < '0' || *J->p > '9') return nnc_st_syntax(J, "expected a digit after '.'");
+        while (J->p < J->end && *J->p >= '0' && *J->p <= '9') J->p++;
+    }
+    if (J->p < J->end && (*J->p == 'e' || *J->p == 'E')) {
+        J->p++;
+        *is_uint = 0;
+        if (J->p < J->end && (*J->p == '+' || *J->p == '-')) J->p++;
+        if (J->p >= J->end || *J->p < '0' || *J->p > '9') return nnc_st_syntax(J, "expected a digit in the exponent");
+        while (J->p < J->end && *J->p >= '0' && *J->p <= '9') J->p++;
+    }
+    return 0;
+}
+
+static int nnc_st_value(nnc_st_json *J, int depth);
+
+/* Reads ',' or the closing bracket after an element; *more tells which. */
+static int nnc_st_next(nnc_st_json *J, char close, int *more)
+{
+    char msg[40];
+    *more = 0;
+    nnc_st_ws(J);
+    if (J->p < J->end && *J->p == ',') { J->p++; *more = 1; return 0; }
+    if (J->p < J->end && *J->p == (unsigned char)close) { J->p++; *more = 0; return 0; }
+    snprintf(msg, sizeof msg, "expected ',' or '%c'%s", close, J->p < J->end ? "" : ", found the end");
+    return nnc_st_syntax(J, msg);
+}
+
+/* Tells whether the container just opened is empty, consuming its closing bracket. */
+static int nnc_st_empty(nnc_st_json *J, char close)
+{
+    nnc_st_ws(J);
+    if (J->p < J->end && *J->p == (unsigned char)close) { J->p++; return 1; }
+    return 0;
+}
+
+/* object := '{' (string ':' value (',' string ':' value)*)? '}'   (after the '{') */
+static int nnc_st_object_rest(nnc_st_json *J, int depth)
+{
+    int more = !nnc_st_empty(J, '}');
+    while (more) {
+        if (nnc_st_string(J, NULL, NULL) || nnc_st_expect(J, ':') || nnc_st_value(J, depth + 1)) return -1;
+        if (nnc_st_next(J, '}', &more)) return -1;
+    }
+    return 0;
+}
+
+/* array := '[' (value (',' value)*)? ']'   (after the '[') */
+static int nnc_st_array_rest(nnc_st_json *J, int depth)
+{
+    int more = !nnc_st_empty(J, ']');
+    while (more) {
+        if (nnc_st_value(J, depth + 1) || nnc_st_next(J, ']', &more)) return -1;
+    }
+    return 0;
+}
+
+/* value := object | array | string | number | true | false | null. Checked and
+ * skipped: used for values nnc does not need (unknown keys of a tensor entry). */
+static int nnc_st_value(nnc_st_json *J, int depth)
+{
+    static const char *const words[] = {"true", "false", "null"};
+    uint64_t v = 0;
+    int i, u = 0;
+    nnc_st_ws(J);
+    if (depth > NNC_ST_MAX_DEPTH) return nnc_st_syntax(J, "nested deeper than 64 levels");
+    if (J->p >= J->end) return nnc_st_syntax(J, "expected a value, found the end");
+    if (*J->p == '{') { J->p++; return nnc_st_object_rest(J, depth); }
+    if (*J->p == '[') { J->p++; return nnc_st_array_rest(J, depth); }
+    if (*J->p == '"') return nnc_st_string(J, NULL, NULL);
+    if (*J->p == '-' || (*J->p >= '0' && *J->p <= '9')) return nnc_st_number(J, &v, &u);
+    for (i = 0; i < 3; i++) {
+        size_t n = strlen(words[i]);
+        if ((size_t)(J->end - J->p) >= n && memcmp(J->p, words[i], n) == 0) { J->p += n; return 0; }
+    }
+    return nnc_st_syntax(J, "expected a value");
+}
+
+/* ---- the header ---- */
+
+/* Reports a problem with the header entry of the tensor called name. */
+static int nnc_st_bad_entry(nnc_st_json *J, const char *name, const char *detail)
+{
+    char q[512];
+    return nnc_st_fail(J->err, J->errlen, J->path, "tensor '%s' %s",
+                       nnc_st_quote(q, sizeof q, name, strlen(name)), detail);
+}
+
+/* A non-negative integer for "shape" or "data_offsets". */
+static int nnc_st_uint(nnc_st_json *J, const nnc_st_entry *e, const char *key, uint64_t *out)
+{
+    char detail[160];
+    const unsigned char *s;
+    int is_uint = 0;
+    nnc_st_ws(J);
+    s = J->p;
+    if (nnc_st_number(J, out, &is_uint)) return -1;
+    if (is_uint) return 0;
+    snprintf(detail, sizeof detail, "has \"%s\" with %.*s%s: it must hold integers >= 0 (below 2^63)",
+             key, (int)(J->p - s > 24 ? 24 : J->p - s), (const char *)s, J->p - s > 24 ? "..." : "");
+    return nnc_st_bad_entry(J, e->name, detail);
+}
+
+/* shape := '[' (uint (',' uint)*)? ']' */
+static int nnc_st_shape(nnc_st_json *J, nnc_st_entry *e)
+{
+    int more = 0;
+    if (e->rank >= 0) return nnc_st_bad_entry(J, e->name, "has \"shape\" twice");
+    if (nnc_st_expect(J, '[')) return -1;
+    e->rank = 0;
+    more = !nnc_st_empty(J, ']');
+    while (more) {
+        if (e->rank == NNC_ST_MAX_RANK)
+            return nnc_st_bad_entry(J, e->name, "has more than 8 dimensions; nnc supports at most 8");
+        if (nnc_st_uint(J, e, "shape", &e->shape[e->rank++])) return -1;
+        if (nnc_st_next(J, ']', &more)) return -1;
+    }
+    return 0;
+}
+
+/* data_offsets := '[' uint ',' uint ']' */
+static int nnc_st_offsets(nnc_st_json *J, nnc_st_entry *e)
+{
+    int more = 0;
+    if (e->has_offsets) return nnc_st_bad_entry(J, e->name, "has \"data_offsets\" twice");
+    e->has_offsets = 1;
+    if (nnc_st_expect(J, '[') || nnc_st_uint(J, e, "data_offsets", &e->begin)) return -1;
+    if (nnc_st_next(J, ']', &more)) return -1;
+    if (!more) return nnc_st_bad_entry(J, e->name, "has \"data_offsets\" with 1 number; it must be [begin, end]");
+    if (nnc_st_uint(J, e, "data_offsets", &e->end) || nnc_st_next(J, ']', &more)) return -1;
+    if (more) return nnc_st_bad_entry(J, e->name, "has \"data_offsets\" with more than 2 numbers; it must be [begin, end]");
+    return 0;
+}
+
+/* "dtype": one of nnc_st_dtypes. */
+static int nnc_st_dtype(nnc_st_json *J, nnc_st_entry *e)
+{
+    char detail[200], q[128];
+    const char *s = NULL;
+    size_t len = 0, i;
+    if (e->dtype >= 0) return nnc_st_bad_entry(J, e->name, "has \"dtype\" twice");
+    if (nnc_st_string(J, &s, &len)) return -1;
+    for (i = 0; i < sizeof nnc_st_dtypes / sizeof nnc_st_dtypes[0]; i++)
+        if (strlen(nnc_st_dtypes[i].name) == len && memcmp(nnc_st_dtypes[i].name, s, len) == 0) {
+            e->dtype = (int)i;
+            return 0;
+        }
+    snprintf(detail, sizeof detail, "has dtype '%s', which is not a safetensors dtype",
+             nnc_st_quote(q, sizeof q, s, len));
+    return nnc_st_bad_entry(J, e->name, detail);
+}
+
+/* entry := '{' ("dtype" | "shape" | "data_offsets" | other) ':' value ... '}' */
+static int nnc_st_entry_body(nnc_st_json *J, nnc_st_entry *e)
+{
+    const char *key = NULL;
+    int more = 0, rc;
+    if (nnc_st_expect(J, '{')) return -1;
+    more = !nnc_st_empty(J, '}');
+    while (more) {
+        if (nnc_st_string(J, &key, NULL) || nnc_st_expect(J, ':')) return -1;
+        if (strcmp(key, "dtype") == 0) rc = nnc_st_dtype(J, e);
+        else if (strcmp(key, "shape") == 0) rc = nnc_st_shape(J, e);
+        else if (strcmp(key, "data_offsets") == 0) rc = nnc_st_offsets(J, e);
+        else rc = nnc_st_value(J, 2);  /* unknown keys are allowed and ignored */
+        if (rc || nnc_st_next(J, '}', &more)) return -1;
+    }
+    if (e->dtype < 0) return nnc_st_bad_entry(J, e->name, "has no \"dtype\"");
+    if (e->rank < 0) return nnc_st_bad_entry(J, e->name, "has no \"shape\"");
+    if (!e->has_offsets) return nnc_st_bad_entry(J, e->name, "has no \"data_offsets\"");
+    return 0;
+}
+
+/* metadata := '{' (string ':' string (',' string ':' string)*)? '}'. The spec makes it
+ * a text-to-text map, and the reference reader refuses anything else. */
+static int nnc_st_metadata(nnc_st_json *J)
+{
+    int more = 0;
+    if (nnc_st_expect(J, '{')) return -1;
+    more = !nnc_st_empty(J, '}');
+    while (more) {
+        if (nnc_st_string(J, NULL, NULL) || nnc_st_expect(J, ':')) return -1;
+        nnc_st_ws(J);
+        if (J->p < J->end && *J->p != '"') return nnc_st_syntax(J, "__metadata__ values must be strings");
+        if (nnc_st_string(J, NULL, NULL) || nnc_st_next(J, '}', &more)) return -1;
+    }
+    return 0;
+}
+
+/* Appends a new entry named name to the header. */
+static int nnc_st_add_entry(nnc_st_header *h, nnc_st_json *J, const char *name)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        nnc_st_entry *ne = cap > SIZE_MAX / sizeof *ne ? NULL : (nnc_st_entry *)realloc(h->entries, cap * sizeof *ne);
+        if (!ne) return nnc_st_fail(J->err, J->errlen, J->path, "out of memory reading the header");
+        h->entries = ne;
+        h->cap = cap;
+    }
+    memset(&h->entries[h->n], 0, sizeof h->entries[h->n]);
+    h->entries[h->n].name = name;
+    h->entries[h->n].dtype = -1;
+    h->entries[h->n].rank = -1;
+    h->n++;
+    return 0;
+}
+
+/* header := '{' (member (',' member)*)? '}' whitespace*
+ * member := "__metadata__" ':' metadata | name ':' entry */
+static int nnc_st_members(nnc_st_header *h, nnc_st_json *J)
+{
+    int more, seen_meta = 0;
+    const char *name = NULL;
+    size_t len = 0;
+    if (nnc_st_expect(J, '{')) return -1;
+    more = !nnc_st_empty(J, '}');
+    while (more) {
+        if (nnc_st_string(J, &name, &len) || nnc_st_expect(J, ':')) return -1;
+        if (strlen(name) != len) return nnc_st_bad_entry(J, name, "has a NUL character (\\u0000) in its name");
+        if (strcmp(name, "__metadata__") == 0) {
+            if (seen_meta++) return nnc_st_fail(J->err, J->errlen, J->path, "header has \"__metadata__\" twice");
+            if (nnc_st_metadata(J)) return -1;
+        } else if (nnc_st_add_entry(h, J, name) || nnc_st_entry_body(J, &h->entries[h->n - 1])) {
+            return -1;
+        }
+        if (nnc_st_next(J, '}', &more)) return -1;
+    }
+    nnc_st_ws(J);
+    if (J->p < J->end) return nnc_st_syntax(J, "unexpected bytes after the header object (only space padding may follow it)");
+    return 0;
+}
+
+/* ---- validating the entries against the data area ---- */
+
+/* Bytes of e's data by its dtype and shape; -1 (with a message) on overflow. */
+static int nnc_st_entry_bytes(nnc_st_json *J, const nnc_st_entry *e, uint64_t *bytes)
+{
+    uint64_t count = 1, bits = nnc_st_dtypes[e->dtype].bits;
+    int i;
+    for (i = 0; i < e->rank; i++) {
+        if (e->shape[i] != 0 && count > UINT64_MAX / e->shape[i])
+            return nnc_st_bad_entry(J, e->name, "has a shape whose size overflows 64 bits");
+        count *= e->shape[i];
+    }
+    if (count > UINT64_MAX / bits) return nnc_st_bad_entry(J, e->name, "has a shape whose size overflows 64 bits");
+    if (count * bits % 8) return nnc_st_bad_entry(J, e->name, "has a sub-byte dtype whose elements do not fill whole bytes");
+    *bytes = count * bits / 8;
+    return 0;
+}
+
+/* Checks that e's data_offsets are ordered, sized for its dtype and shape, and inside
+ * the data area. */
+static int nnc_st_check_entry(nnc_st_header *h, nnc_st_json *J, const nnc_st_entry *e)
+{
+    char detail[512], s[200];
+    char q[512];
+    uint64_t bytes = 0;
+    if (e->end < e->begin) {
+        snprintf(detail, sizeof detail, "has data_offsets [%llu, %llu], which end before they begin",
+                 (unsigned long long)e->begin, (unsigned long long)e->end);
+        return nnc_st_bad_entry(J, e->name, detail);
+    }
+    if (nnc_st_entry_bytes(J, e, &bytes)) return -1;
+    if (e->end - e->begin != bytes) {
+        snprintf(detail, sizeof detail, "has data_offsets [%llu, %llu] (%llu bytes), but %s of %s takes %llu bytes",
+                 (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)(e->end - e->begin),
+                 nnc_st_shape_str(s, sizeof s, e->rank, e->shape), nnc_st_dtypes[e->dtype].name,
+                 (unsigned long long)bytes);
+        return nnc_st_bad_entry(J, e->name, detail);
+    }
+    if (e->end > h->data_size)
+        return nnc_st_fail(J->err, J->errlen, J->path, "file is truncated: tensor '%s' ends at byte %llu but the file has %llu",
+                           nnc_st_quote(q, sizeof q, e->name, strlen(e->name)),
+                           (unsigned long long)(h->data_start + e->end),
+                           (unsigned long long)(h->data_start + h->data_size));
+    return 0;
+}
+
+static int nnc_st_cmp_name(const void *a, const void *b)
+{
+    return strcmp((*(nnc_st_entry *const *)a)->name, (*(nnc_st_entry *const *)b)->name);
+}
+
+static int nnc_st_cmp_offset(const void *a, const void *b)
+{
+    const nnc_st_entry *x = *(nnc_st_entry *const *)a, *y = *(nnc_st_entry *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* Checks that the tensors, sorted by offset in v, tile the data area exactly. */
+static int nnc_st_check_tiling(nnc_st_header *h, nnc_st_json *J, nnc_st_entry **v)
+{
+    char qa[512], qb[512];
+    uint64_t at = 0, d = h->data_start;
+    size_t i;
+    for (i = 0; i < h->n; i++) {
+        const nnc_st_entry *e = v[i], *prev = i ? v[i - 1] : NULL;
+        if (e->begin < at)
+            return nnc_st_fail(J->err, J->errlen, J->path, "tensors '%s' and '%s' overlap: data_offsets [%llu, %llu] and [%llu, %llu]",
+                               nnc_st_quote(qa, sizeof qa, prev->name, strlen(prev->name)),
+                               nnc_st_quote(qb, sizeof qb, e->name, strlen(e->name)),
+                               (unsigned long long)prev->begin, (unsigned long long)prev->end,
+                               (unsigned long long)e->begin, (unsigned long long)e->end);
+        if (e->begin > at)
+            return nnc_st_fail(J->err, J->errlen, J->path, "bytes %llu to %llu of the file belong to no tensor (a gap in data_offsets before tensor '%s')",
+                               (unsigned long long)(d + at), (unsigned long long)(d + e->begin),
+                               nnc_st_quote(qa, sizeof qa, e->name, strlen(e->name)));
+        at = e->end;
+    }
+    if (at != h->data_size)
+        return nnc_st_fail(J->err, J->errlen, J->path, "file has %llu bytes after the last tensor's data (bytes %llu to %llu belong to no tensor)",
+                           (unsigned long long)(h->data_size - at), (unsigned long long)(d + at),
+                           (unsigned long long)(d + h->data_size));
+    return 0;
+}
+
+/* Validates all entries, refuses duplicate names and builds h->by_name. */
+static int nnc_st_check_entries(nnc_st_header *h, nnc_st_json *J)
+{
+    size_t i;
+    int rc = 0;
+    for (i = 0; i < h->n; i++)
+        if (nnc_st_check_entry(h, J, &h->entries[i])) return -1;
+    h->by_name = (nnc_st_entry **)malloc((h->n ? h->n : 1) * sizeof *h->by_name);
+    if (!h->by_name) return nnc_st_fail(J->err, J->errlen, J->path, "out of memory reading the header");
+    for (i = 0; i < h->n; i++) h->by_name[i] = &h->entries[i];
+    qsort(h->by_name, h->n, sizeof *h->by_name, nnc_st_cmp_name);
+    for (i = 1; i < h->n; i++)
+        if (strcmp(h->by_name[i - 1]->name, h->by_name[i]->name) == 0)
+            return nnc_st_bad_entry(J, h->by_name[i]->name, "appears twice in the header");
+    {
+        nnc_st_entry **v = (nnc_st_entry **)malloc((h->n ? h->n : 1) * sizeof *v);
+        if (!v) return nnc_st_fail(J->err, J->errlen, J->path, "out of memory reading the header");
+        memcpy(v, h->by_name, h->n * sizeof *v);
+        qsort(v, h->n, sizeof *v, nnc_st_cmp_offset);
+        rc = nnc_st_check_tiling(h, J, v);
+        free(v);
+    }
+    return rc;
+}
+
+static void nnc_st_header_free(nnc_st_header *h)
+{
+    free(h->entries);
+    free(h->by_name);
+    free(h->pool);
+    free(h->text);
+    memset(h, 0, sizeof *h);
+}
+
+/* Parses and validates the header text (len bytes, found at file offset base) of a
+ * file whose data area holds data_size bytes. On failure h is freed. */
+static int nnc_st_parse_header(nnc_st_header *h, const char *path, const unsigned char *text, size_t len,
+                               uint64_t base, uint64_t data_size, char *err, size_t errlen)
+{
+    nnc_st_json J;
+    memset(&J, 0, sizeof J);
+    J.path = path;
+    J.what = "header";
+    J.start = J.p = text;
+    J.end = text + len;
+    J.base = base;
+    J.err = err;
+    J.errlen = errlen;
+    h->data_start = base + len;
+    h->data_size = data_size;
+    h->pool = J.pool = (char *)malloc(len + 1);
+    if (!h->pool) return nnc_st_fail(err, errlen, path, "out of memory reading the header (%llu bytes)", (unsigned long long)len);
+    if (nnc_st_members(h, &J) || nnc_st_check_entries(h, &J)) {
+        nnc_st_header_free(h);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the file ---- */
+
+/* Reads the length prefix and finds the file size; leaves f positioned after the prefix. */
+static int nnc_st_read_prefix(FILE *f, const char *path, uint64_t *hlen, uint64_t *fsize, char *err, size_t errlen)
+{
+    unsigned char b[8];
+    size_t got = fread(b, 1, 8, f);
+    long size;
+    int i;
+    if (got < 8 && ferror(f)) return nnc_st_fail(err, errlen, path, "cannot read: %s", strerror(errno));
+    if (got < 8)
+        return nnc_st_fail(err, errlen, path, "file is too short to be safetensors (%u bytes; it must start with an 8-byte header length)", (unsigned)got);
+    for (*hlen = 0, i = 7; i >= 0; i--) *hlen = *hlen << 8 | b[i];
+    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 8, SEEK_SET) != 0)
+        return nnc_st_fail(err, errlen, path, "cannot find the file size (is it a regular file?): %s", strerror(errno));
+    *fsize = (uint64_t)size;
+    if (*fsize < 8) return nnc_st_fail(err, errlen, path, "the file shrank while being read");
+    if (*hlen > NNC_ST_MAX_HEADER)
+        return nnc_st_fail(err, errlen, path, "header length %llu (bytes 0-7) is over the 100 MB limit: this is not a safetensors file",
+                           (unsigned long long)*hlen);
+    if (*hlen > *fsize - 8)
+        return nnc_st_fail(err, errlen, path, "header length %llu (bytes 0-7) runs past the end of the file (%llu bytes): the file is truncated or not safetensors",
+                           (unsigned long long)*hlen, (unsigned long long)*fsize);
+    return 0;
+}
+
+/* Opens a safetensors file and parses its header. On success *fp is open at no
+ * particular position and h must be freed; on failure nothing is left open. */
+static int nnc_st_open(const char *path, FILE **fp, nnc_st_header *h, char *err, size_t errlen)
+{
+    uint64_t hlen = 0, fsize = 0;
+    FILE *f;
+    memset(h, 0, sizeof *h);
+    *fp = NULL;
+    if (!path) return nnc_st_fail(err, errlen, path, "no weights file given");
+    f = fopen(path, "rb");
+    if (!f) return nnc_st_fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    if (nnc_st_read_prefix(f, path, &hlen, &fsize, err, errlen)) { fclose(f); return -1; }
+    h->text = (unsigned char *)malloc((size_t)hlen + 1);
+    if (!h->text) { fclose(f); return nnc_st_fail(err, errlen, path, "out of memory reading the header"); }
+    if (fread(h->text, 1, (size_t)hlen, f) != (size_t)hlen) {
+        nnc_st_fail(err, errlen, path, "cannot read the header: %s", ferror(f) ? strerror(errno) : "the file shrank while reading");
+        nnc_st_header_free(h);
+        fclose(f);
+        return -1;
+    }
+    {
+        unsigned char *text = h->text;  /* parse_header frees h on failure: keep text owned */
+        h->text = NULL;
+        if (nnc_st_parse_header(h, path, text, (size_t)hlen, 8, fsize - 8 - hlen, err, errlen)) {
+            free(text);
+            fclose(f);
+            return -1;
+        }
+        h->text = text;
+    }
+    *fp = f;
+    return 0;
+}
+
+/* Finds the entry named name, or NULL. */
+static const nnc_st_entry *nnc_st_find(const nnc_st_header *h, const char *name)
+{
+    size_t lo = 0, hi = h->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(h->by_name[mid]->name, name);
+        if (c == 0) return h->by_name[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+/* Copies the data of entry e (already validated) into dst. */
+static int nnc_st_read_data(FILE *f, const char *path, const nnc_st_header *h, const nnc_st_entry *e,
+                            void *dst, char *err, size_t errlen)
+{
+    char q[512];
+    uint64_t at = h->data_start + e->begin, bytes = e->end - e->begin;
+    if (bytes == 0) return 0;
+    if (at > (uint64_t)LONG_MAX || bytes > (uint64_t)SIZE_MAX)
+        return nnc_st_fail(err, errlen, path, "tensor '%s' at byte %llu is beyond what this platform's fseek reaches",
+                           nnc_st_quote(q, sizeof q, e->name, strlen(e->name)), (unsigned long long)at);
+    if (fseek(f, (long)at, SEEK_SET) != 0)
+        return nnc_st_fail(err, errlen, path, "cannot seek to tensor '%s': %s", nnc_st_quote(q, sizeof q, e->name, strlen(e->name)), strerror(errno));
+    if (fread(dst, 1, (size_t)bytes, f) != (size_t)bytes)
+        return nnc_st_fail(err, errlen, path, "cannot read tensor '%s': %s", nnc_st_quote(q, sizeof q, e->name, strlen(e->name)),
+                           ferror(f) ? strerror(errno) : "the file shrank while reading");
+    return 0;
+}
+
+/* ---- the loader the generated code calls ---- */
+
+/* Checks one wanted tensor against its entry (or its absence) in the file. */
+static int nnc_st_match(const char *path, const nnc_st_header *h, const nnc_st_want *w,
+                        const nnc_st_entry **out, char *err, size_t errlen)
+{
+    char q[512], have[200], want[200];
+    uint64_t dims[4];
+    int i, same;
+    if (!w->name || w->rank < 0 || w->rank > 4)
+        return nnc_st_fail(err, errlen, path, "the model's weight list has an entry with no name or a rank outside 0..4");
+    for (i = 0; i < w->rank; i++) {
+        if (w->shape[i] < 0) return nnc_st_fail(err, errlen, path, "the model's weight list has a negative dimension");
+        dims[i] = (uint64_t)w->shape[i];
+    }
+    nnc_st_quote(q, sizeof q, w->name, strlen(w->name));
+    *out = nnc_st_find(h, w->name);
+    if (!*out) return nnc_st_fail(err, errlen, path, "tensor '%s' is missing", q);
+    if ((*out)->dtype != NNC_ST_F32)
+        return nnc_st_fail(err, errlen, path, "tensor '%s' has dtype %s, the model expects F32", q, nnc_st_dtypes[(*out)->dtype].name);
+    same = (*out)->rank == w->rank;
+    for (i = 0; same && i < w->rank; i++) same = (*out)->shape[i] == dims[i];
+    if (!same)
+        return nnc_st_fail(err, errlen, path, "tensor '%s' has shape %s, the model expects %s", q,
+                           nnc_st_shape_str(have, sizeof have, (*out)->rank, (*out)->shape),
+                           nnc_st_shape_str(want, sizeof want, w->rank, dims));
+    if (!w->dst && (*out)->end > (*out)->begin)
+        return nnc_st_fail(err, errlen, path, "the model gave no buffer for tensor '%s'", q);
+    return 0;
+}
+
+/* Loads every wanted tensor from the safetensors file at path into its dst (F32 only;
+ * shape must match exactly). Tensors in the file that are not wanted are ignored.
+ * Returns 0, or -1 with a one-line message "PATH: what is wrong" in err. */
+static int nnc_st_load(const char *path, const nnc_st_want *want, int n_want, char *err, size_t errlen)
+{
+    nnc_st_header h;
+    const nnc_st_entry *e = NULL;
+    FILE *f = NULL;
+    int i, rc = 0;
+    if (err && errlen) err[0] = '\0';
+    if (!nnc_st_host_is_little_endian())
+        return nnc_st_fail(err, errlen, path, "this machine is big-endian; the safetensors loader supports little-endian hosts only");
+    if (n_want < 0 || (n_want > 0 && !want))
+        return nnc_st_fail(err, errlen, path, "the model's weight list is invalid");
+    if (nnc_st_open(path, &f, &h, err, errlen)) return -1;
+    for (i = 0; i < n_want && rc == 0; i++) {
+        rc = nnc_st_match(path, &h, &want[i], &e, err, errlen);
+        if (rc == 0) rc = nnc_st_read_data(f, path, &h, e, want[i].dst, err, errlen);
+    }
+    nnc_st_header_free(&h);
+    fclose(f);
+    return rc;
+}

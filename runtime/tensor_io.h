@@ -1,0 +1,90 @@
+/* tensor_io.h: tensor files for the nnc tools: safetensors, .npy, IDX, and a seeded RNG.
+ *
+ * The generated model code reads its weights with runtime/snippets/safetensors_load.c,
+ * pasted into it; this module is the other side, linked into libnnc for the `nnc`
+ * tools and the tests: it writes weights (initialised with RtRng, or trained), reads
+ * them back whole, reads and writes NumPy arrays, and reads the IDX files of
+ * MNIST-like datasets. It parses safetensors with the very code the generated models
+ * use (it #includes the snippet), so the two cannot disagree about a file.
+ *
+ * Every function returns 0, or -1 with a one-line message "PATH: what is wrong" in
+ * err (errlen bytes; err may be NULL). No input bytes can make them crash: every size
+ * is checked before it is used, and tensors over 8 dimensions or 2^40 bytes are
+ * refused. Writes are atomic (nnc_write_file_atomic: temp file, fsync, rename), so a
+ * crash or a full disk during training never leaves a half-written weights file where
+ * the previous good one was. Data is float32 in host order, which must be
+ * little-endian (both formats store little-endian). */
+#ifndef NNC_RUNTIME_TENSOR_IO_H
+#define NNC_RUNTIME_TENSOR_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RT_MAX_RANK 8                     /* most dimensions a tensor may have */
+#define RT_MAX_BYTES ((int64_t)1 << 40)   /* largest tensor or file payload accepted */
+
+/* A named float32 tensor, row-major (C order). For rt_st_write the caller owns
+ * everything; tensors returned by rt_st_read and rt_npy_read own their name and data
+ * (malloc'd), released by rt_tensor_free / rt_tensors_free. */
+typedef struct RtTensor {
+    const char *name;             /* safetensors name (UTF-8); NULL for .npy */
+    int rank;                     /* number of dimensions, 0..RT_MAX_RANK (0: a scalar) */
+    int64_t shape[RT_MAX_RANK];   /* dimensions, outermost first; entries >= rank unused */
+    float *data;                  /* product(shape) floats (1 for a scalar) */
+} RtTensor;
+
+/* Elements of t (1 for a scalar), or -1 if a dimension is negative or the product
+ * passes RT_MAX_BYTES / 4. */
+int64_t rt_tensor_numel(const RtTensor *t);
+void rt_tensor_free(RtTensor *t);               /* frees name and data, clears t */
+void rt_tensors_free(RtTensor *t, int n);       /* frees n tensors and the array */
+
+/* ---- safetensors ---- */
+
+/* Writes n float32 tensors to path (dtype F32), in the given order, atomically.
+ * metadata_json, if not NULL, is a JSON object of strings (e.g. {"format":"pt"})
+ * stored as "__metadata__". Names must be distinct, valid UTF-8, not "__metadata__". */
+int rt_st_write(const char *path, const RtTensor *tensors, int n, const char *metadata_json,
+                char *err, size_t errlen);
+
+/* Reads every tensor of a safetensors file (all must be F32) in header order into a
+ * new array *tensors of *n tensors; free with rt_tensors_free(*tensors, *n). */
+int rt_st_read(const char *path, RtTensor **tensors, int *n, char *err, size_t errlen);
+
+/* ---- NumPy .npy ---- */
+
+/* Reads a .npy file (format 1.0, 2.0 or 3.0) holding a little-endian float32 array
+ * ('<f4') in C order. out->name is NULL; free with rt_tensor_free. */
+int rt_npy_read(const char *path, RtTensor *out, char *err, size_t errlen);
+
+/* Writes t as a .npy file, format 1.0, dtype '<f4', atomically. t->name is ignored. */
+int rt_npy_write(const char *path, const RtTensor *t, char *err, size_t errlen);
+
+/* ---- IDX (MNIST, Fashion-MNIST), plain or gzipped ---- */
+
+/* An IDX array of unsigned bytes (type 0x08). */
+typedef struct RtIdx {
+    int rank;                    /* number of dimensions, 1..RT_MAX_RANK */
+    int64_t dims[RT_MAX_RANK];   /* sizes, outermost first (images: n, rows, cols) */
+    uint8_t *data;               /* product(dims) bytes, row-major */
+    size_t size;                 /* product(dims) */
+} RtIdx;
+
+/* Reads an IDX file, gzip-compressed or not (zlib tells them apart). */
+int rt_idx_read(const char *path, RtIdx *out, char *err, size_t errlen);
+void rt_idx_free(RtIdx *idx);                   /* frees data, clears idx */
+
+/* ---- a seeded random number generator for weight initialisation ----
+ * xoshiro256** (Blackman and Vigna, 2018) seeded through splitmix64: fast, 256 bits
+ * of state, and the same sequence on every platform for the same seed, so that
+ * `nnc init --seed 1` gives the same weights everywhere. Not for cryptography. */
+typedef struct RtRng {
+    uint64_t s[4];   /* xoshiro256** state; never all zero after rt_rng_seed */
+} RtRng;
+
+void rt_rng_seed(RtRng *r, uint64_t seed);
+uint64_t rt_rng_next_u64(RtRng *r);
+/* A float uniformly distributed in [lo, hi) (lo when hi <= lo), from 24 random bits. */
+float rt_rng_uniform(RtRng *r, float lo, float hi);
+
+#endif
