@@ -514,7 +514,9 @@ static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n)
         fprintf(stderr, "nnc: %s: %s\n", c->model, err);
         goto done;
     }
-    if (rt_cc_load(src.data, hdr.data, "model.h", cg_prefix(g), &m, err, sizeof err) != 0) {
+    char prefix[256];
+    cg_c_prefix(g->name, prefix, sizeof prefix);
+    if (rt_cc_load(src.data, hdr.data, "model.h", prefix, &m, err, sizeof err) != 0) {
         fprintf(stderr, "nnc: %s\n", err);
         goto done;
     }

@@ -1,0 +1,50 @@
+/* emit_c.h: lowering of an IR graph to a C99 source file and its header.
+ *
+ * cg_emit_c() turns a graph into two texts: NAME.h, the documented API
+ * (create / forward / forward_v / last_error / destroy, the workspace size, the
+ * parameter table), and NAME.c, which includes NAME.h and holds the kernels the
+ * graph needs (pasted from runtime/snippets/kernels.c), the safetensors loader
+ * (runtime/snippets/safetensors_load.c) and the forward pass as straight-line
+ * kernel calls, each under a comment that points back at the DSL. See the
+ * design paragraph of emit_c.c for what the generated code looks like.
+ *
+ * The snippet helpers below are codegen-internal (defined in snippet.c). */
+#ifndef NNC_CODEGEN_EMIT_C_H
+#define NNC_CODEGEN_EMIT_C_H
+
+#include "../ir/ir.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct CgOptions {
+    int max_batch;            /* largest n a forward call accepts (>= 1) */
+    const char *header_name;  /* file name of the header as the .c #includes it ("lenet5.h") */
+    const char *source_path;  /* the .net file, for the banner (NULL: the graph's source) */
+} CgOptions;
+
+/* Emits the C source into c_src and the header into h_src (both appended to).
+ * Returns false with a sentence in err when the graph cannot be lowered (an
+ * unsupported attribute, a size beyond what the generated code can address). */
+bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_src, char *err, size_t errlen);
+
+/* The C identifier prefix of a network: its name with every character outside
+ * [A-Za-z0-9_] replaced by '_', lowercased; "net_" goes in front when it would
+ * start with '_', be a C keyword or a C library name ("exp"), or take the
+ * kernels' prefix "nnc"; "x" when it would start with a digit. Written into buf
+ * (at most len bytes, len >= 8). Returns buf. */
+char *cg_c_prefix(const char *network_name, char *buf, size_t len);
+
+/* ---- snippet.c: the kernel sections of runtime/snippets/kernels.c ----
+ *
+ * kernels.c is a sequence of sections, each opened by a marker line
+ *     / * @kernel NAME * /   or   / * @kernel NAME needs: DEP1 DEP2 * /
+ * (the first one is "prologue"). cg_snippet_select() appends to out the
+ * prologue, the named sections and everything they need, transitively, in
+ * file order; text before the first marker is the file's own preamble and is
+ * left out. Returns false with err naming the section when a name or a
+ * dependency has no section. */
+bool cg_snippet_select(const char *text, size_t len, const char *const *names, int n_names, StrBuf *out,
+                       char *err, size_t errlen);
+
+#endif

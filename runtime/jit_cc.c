@@ -1,0 +1,223 @@
+/* jit_cc.c: build generated C into a shared object with $CC and dlopen it.
+ *
+ * Steps, each undone on failure: mkdtemp a private directory (mode 0700, so no
+ * other user can swap the files between writing and compiling); write the
+ * header and model.c; posix_spawnp the compiler with an argument vector (no
+ * shell, so no quoting of paths), its stdout and stderr going to cc.log in the
+ * directory; on a non-zero exit put the log into err; dlopen the object with
+ * RTLD_LOCAL (two models with the same prefix do not clash) and look up the
+ * entry points; remove the directory. A loaded object stays mapped after its
+ * file is unlinked. */
+#include "jit_cc.h"
+
+#include "../common/common.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum {
+    RT_MAX_ARGS = 32,    /* words of the compile command */
+    RT_DIR_MAX = 1024,   /* the temporary directory's path */
+    RT_PATH_MAX = 1200,  /* a file in it (names are short: checked by rt_cc_check_names) */
+};
+
+#ifndef NNC_CBLAS_INCLUDE
+#define NNC_CBLAS_INCLUDE ""
+#endif
+
+/* The directory of cblas.h when the generated code should use OpenBLAS, else NULL. */
+static const char *rt_cc_blas_dir(void)
+{
+    static const char dir[] = NNC_CBLAS_INCLUDE;
+    const char *env = getenv("NNC_JIT_BLAS");
+    char path[4096];
+    if (!dir[0] || (env && strcmp(env, "0") == 0)) return NULL;
+    snprintf(path, sizeof path, "%s/cblas.h", dir);
+    return access(path, R_OK) == 0 ? dir : NULL;
+}
+
+static bool rt_cc_write(const char *dir, const char *name, const char *text, char *err, size_t errlen)
+{
+    char path[RT_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    bool ok = f && fputs(text, f) >= 0;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    return ok;
+}
+
+/* Splits $CC on blanks into argv (the words point into buf). Returns the count. */
+static int rt_cc_split(char *buf, char **argv, int max)
+{
+    int n = 0;
+    char *save = NULL;
+    for (char *p = strtok_r(buf, " \t", &save); p && n < max; p = strtok_r(NULL, " \t", &save)) argv[n++] = p;
+    return n;
+}
+
+/* The compiler's messages, at most errlen bytes of them, after a one-line summary. */
+static void rt_cc_report(const char *dir, const char *what, char *err, size_t errlen)
+{
+    char path[RT_PATH_MAX];
+    size_t len = 0;
+    const char *why = NULL;
+    snprintf(path, sizeof path, "%s/cc.log", dir);
+    char *log = nnc_read_file(path, &len, &why);
+    snprintf(err, errlen, "%s%s%s", what, log && len ? ":\n" : "", log ? log : "");
+    free(log);
+}
+
+/* The words of the compile command for DIR/model.c, in cmd (which owns their text). */
+typedef struct {
+    char *argv[RT_MAX_ARGS];
+    char cc[1024], so[RT_PATH_MAX], src[RT_PATH_MAX], inc[4096];
+} RtCcCommand;
+
+static void rt_cc_command(const char *dir, RtCcCommand *cmd)
+{
+    const char *cc = getenv("CC");
+    const char *blas = rt_cc_blas_dir();
+    snprintf(cmd->cc, sizeof cmd->cc, "%s", cc && *cc ? cc : "cc");
+    snprintf(cmd->so, sizeof cmd->so, "%s/model.so", dir);
+    snprintf(cmd->src, sizeof cmd->src, "%s/model.c", dir);
+    int n = rt_cc_split(cmd->cc, cmd->argv, RT_MAX_ARGS - 16);
+    if (n == 0) n = rt_cc_split(strcpy(cmd->cc, "cc"), cmd->argv, 1);
+    const char *fixed[] = {"-std=c99", "-O2", "-fPIC", "-shared", "-o", cmd->so, cmd->src};
+    for (size_t i = 0; i < NNC_COUNT(fixed); i++) cmd->argv[n++] = (char *)fixed[i];
+    if (blas) {
+        snprintf(cmd->inc, sizeof cmd->inc, "-I%s", blas);
+        cmd->argv[n++] = "-DNNC_USE_CBLAS";
+        cmd->argv[n++] = cmd->inc;
+        cmd->argv[n++] = "-lopenblas";
+    }
+    cmd->argv[n++] = "-lm";
+    cmd->argv[n] = NULL;
+}
+
+/* Runs the compiler with stdin from /dev/null and stdout+stderr into DIR/cc.log. */
+static bool rt_cc_compile(const char *dir, char *err, size_t errlen)
+{
+    RtCcCommand cmd;
+    char log[RT_PATH_MAX];
+    rt_cc_command(dir, &cmd);
+    snprintf(log, sizeof log, "%s/cc.log", dir);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, cmd.argv[0], &fa, NULL, cmd.argv, environ), status = 0;
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot run the C compiler '%s': %s (set CC to choose one)", cmd.argv[0], strerror(rc));
+        return false;
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            snprintf(err, errlen, "waiting for the C compiler: %s", strerror(errno));
+            return false;
+        }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
+    char what[1200];
+    if (WIFEXITED(status)) snprintf(what, sizeof what, "%s failed (exit status %d)", cmd.argv[0], WEXITSTATUS(status));
+    else snprintf(what, sizeof what, "%s was killed by signal %d", cmd.argv[0], WTERMSIG(status));
+    rt_cc_report(dir, what, err, errlen);
+    return false;
+}
+
+/* Looks up PREFIX_SUFFIX; stores it through fn (a function pointer's address). */
+static bool rt_cc_sym(void *so, const char *prefix, const char *suffix, void *fn, char *err, size_t errlen)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s_%s", prefix, suffix);
+    void *sym = dlsym(so, name);
+    if (!sym) {
+        snprintf(err, errlen, "the compiled model has no function %s", name);
+        return false;
+    }
+    memcpy(fn, &sym, sizeof sym);  /* POSIX: a dlsym result converts to a function pointer */
+    return true;
+}
+
+static bool rt_cc_open(const char *dir, const char *prefix, RtModel *out, char *err, size_t errlen)
+{
+    char so[RT_PATH_MAX];
+    snprintf(so, sizeof so, "%s/model.so", dir);
+    out->so = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (!out->so) {
+        snprintf(err, errlen, "cannot load the compiled model: %s", dlerror());
+        return false;
+    }
+    if (rt_cc_sym(out->so, prefix, "create", &out->create, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "forward_v", &out->forward_v, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "last_error", &out->last_error, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "destroy", &out->destroy, err, errlen))
+        return true;
+    rt_cc_unload(out);
+    return false;
+}
+
+static void rt_cc_remove_dir(const char *dir, const char *header_name)
+{
+    const char *files[] = {"model.c", "model.so", "cc.log", header_name};
+    char path[RT_PATH_MAX];
+    for (size_t i = 0; i < NNC_COUNT(files); i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static bool rt_cc_check_names(const char *header_name, const char *prefix, char *err, size_t errlen)
+{
+    size_t hl = strlen(header_name);
+    if (hl < 3 || hl > 64 || strcmp(header_name + hl - 2, ".h") != 0 || strchr(header_name, '/') || header_name[0] == '.') {
+        snprintf(err, errlen, "'%s' is not a plain header file name", header_name);
+        return false;
+    }
+    if (!*prefix || strlen(prefix) > 200 || strspn(prefix, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(prefix)) {
+        snprintf(err, errlen, "'%s' is not a generated model's prefix", prefix);
+        return false;
+    }
+    return true;
+}
+
+int rt_cc_load(const char *c_src, const char *h_src, const char *header_name, const char *prefix, RtModel *out,
+               char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (!rt_cc_check_names(header_name, prefix, err, errlen)) return -1;
+    const char *tmp = getenv("TMPDIR");
+    char dir[RT_DIR_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/nnc-jit-XXXXXX", tmp && *tmp ? tmp : "/tmp") >= sizeof dir) {
+        snprintf(err, errlen, "TMPDIR is too long a path");
+        return -1;
+    }
+    if (!mkdtemp(dir)) {
+        snprintf(err, errlen, "cannot create a temporary directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    bool ok = rt_cc_write(dir, header_name, h_src, err, errlen) && rt_cc_write(dir, "model.c", c_src, err, errlen) &&
+              rt_cc_compile(dir, err, errlen) && rt_cc_open(dir, prefix, out, err, errlen);
+    rt_cc_remove_dir(dir, header_name);
+    return ok ? 0 : -1;
+}
+
+void rt_cc_unload(RtModel *m)
+{
+    if (m->so) dlclose(m->so);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,944 @@
+/* test_codegen.c: the C backend end to end.
+ *
+ * Each test builds a small graph with the IR API (no parser), emits C with
+ * cg_emit_c, and then either compiles it with gcc and clang under the strict
+ * flags users will use (-std=c99 -Wall -Wextra -Werror -pedantic, with and
+ * without NNC_USE_CBLAS), or loads it with rt_cc_load and runs it: weights are
+ * random, written with rt_st_write; the outputs are compared with a naive
+ * reference interpreter of the same graph (below, one small function per op,
+ * double accumulators). The error paths of the generated API (missing or
+ * misshapen tensors, bad n, NULL pointers) are checked for their codes and
+ * their messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "codegen/emit_c.h"
+#include "runtime/jit_cc.h"
+#include "runtime/tensor_io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+enum { MAX_VALUES = 128, MAX_BATCH = 4 };
+
+/* ------------------------------------------------------------ graphs ---- */
+
+typedef struct {
+    IrGraph *g;
+    float *data[MAX_VALUES];  /* params: random values; after ref_run, every value */
+    bool owned[MAX_VALUES];   /* data[v] is ours to free */
+    RtRng rng;
+    int line;                 /* fake DSL line of the next node */
+} Net;
+
+static Net *net_new(const char *name)
+{
+    Net *net = calloc(1, sizeof *net);
+    net->g = ir_new(name);
+    net->g->source = "test.net";
+    rt_rng_seed(&net->rng, 42);
+    net->line = 1;
+    return net;
+}
+
+static void net_free(Net *net)
+{
+    for (int v = 0; v < MAX_VALUES; v++)
+        if (net->owned[v]) free(net->data[v]);
+    ir_free(net->g);
+    free(net);
+}
+
+static IrShape shape_of(int rank, const int64_t *d)
+{
+    IrShape s = {rank, {0, 0, 0, 0}};
+    for (int i = 0; i < rank; i++) s.dim[i] = d[i];
+    return s;
+}
+
+static int32_t net_input(Net *net, const char *name, int rank, int64_t c, int64_t h, int64_t w)
+{
+    int64_t d[3] = {c, h, w};
+    IrShape s = shape_of(rank, d);
+    return ir_add_input(net->g, name, &s);
+}
+
+static int32_t net_param(Net *net, const char *name, IrShape s, float lo, float hi)
+{
+    int32_t v = ir_add_param(net->g, name, &s, INIT_NONE, 0);
+    assert_true(v < MAX_VALUES);
+    int64_t e = ir_shape_elems(&s);
+    net->data[v] = malloc((size_t)e * sizeof(float));
+    net->owned[v] = true;
+    for (int64_t i = 0; i < e; i++) net->data[v][i] = rt_rng_uniform(&net->rng, lo, hi);
+    return v;
+}
+
+static int32_t net_node(Net *net, OpKind op, const int32_t *ins, int n_in, const IrAttr *attr, const char *scope)
+{
+    char err[256] = "";
+    IrLoc loc = {"test.net", net->line++, 5};
+    int32_t v = ir_add_node(net->g, op, ins, n_in, attr, loc, scope, err, sizeof err);
+    if (v < 0) fail_msg("ir_add_node(%s): %s", ir_ops[op].name, err);
+    assert_true(v < MAX_VALUES);
+    return v;
+}
+
+static int32_t net_unary(Net *net, OpKind op, int32_t x) { return net_node(net, op, &x, 1, NULL, NULL); }
+
+static char *scoped(const char *scope, const char *leaf)
+{
+    static char buf[8][128];
+    static int i;
+    i = (i + 1) % 8;
+    snprintf(buf[i], sizeof buf[i], "%s.%s", scope, leaf);
+    return buf[i];
+}
+
+/* conv (or conv_transpose) with PyTorch-layout weight and optional bias. */
+static int32_t net_conv(Net *net, int32_t x, const char *scope, int k, int ks, int stride, int pad, int groups,
+                        bool bias, bool transposed, int out_pad)
+{
+    const IrShape *xs = &net->g->values[x].shape;
+    int64_t c = xs->dim[0];
+    IrAttr a = {.conv = {.kh = ks, .kw = ks, .sh = stride, .sw = stride, .ph = pad, .pw = pad, .dh = 1, .dw = 1,
+                         .oph = out_pad, .opw = out_pad, .groups = groups, .out_channels = k, .bias = bias}};
+    int64_t wd[4] = {transposed ? c : k, transposed ? k / groups : c / groups, ks, ks}, bd[1] = {k};
+    float b = 1.0f / sqrtf((float)(c / groups * ks * ks));
+    int32_t ins[3] = {x, net_param(net, scoped(scope, "weight"), shape_of(4, wd), -b, b), -1};
+    if (bias) ins[2] = net_param(net, scoped(scope, "bias"), shape_of(1, bd), -b, b);
+    return net_node(net, transposed ? OP_CONV_T2D : OP_CONV2D, ins, bias ? 3 : 2, &a, scope);
+}
+
+static int32_t net_bn(Net *net, int32_t x, const char *scope)
+{
+    int64_t d[1] = {net->g->values[x].shape.dim[0]};
+    IrAttr a = {.bn = {1e-5f, 0.1f}};
+    int32_t ins[5] = {x, net_param(net, scoped(scope, "weight"), shape_of(1, d), 0.5f, 1.5f),
+                      net_param(net, scoped(scope, "bias"), shape_of(1, d), -0.5f, 0.5f),
+                      net_param(net, scoped(scope, "running_mean"), shape_of(1, d), -0.5f, 0.5f),
+                      net_param(net, scoped(scope, "running_var"), shape_of(1, d), 0.5f, 2.0f)};
+    return net_node(net, OP_BATCHNORM, ins, 5, &a, scope);
+}
+
+static int32_t net_linear(Net *net, int32_t x, const char *scope, int out)
+{
+    int64_t in = net->g->values[x].shape.dim[0], wd[2] = {out, in}, bd[1] = {out};
+    float b = 1.0f / sqrtf((float)in);
+    IrAttr a = {.linear = {out, true}};
+    int32_t ins[3] = {x, net_param(net, scoped(scope, "weight"), shape_of(2, wd), -b, b),
+                      net_param(net, scoped(scope, "bias"), shape_of(1, bd), -b, b)};
+    return net_node(net, OP_LINEAR, ins, 3, &a, scope);
+}
+
+static int32_t net_pool(Net *net, OpKind op, int32_t x, int k, int stride, int pad)
+{
+    IrAttr a = {.pool = {.kh = k, .kw = k, .sh = stride, .sw = stride, .ph = pad, .pw = pad, .dh = 1, .dw = 1,
+                         .count_include_pad = true}};
+    return net_node(net, op, &x, 1, &a, NULL);
+}
+
+/* ------------------------------------------------- reference interpreter ---- */
+
+typedef struct { int n; const IrShape *x, *y; const float *in; float *out; } RefArgs;
+
+static void ref_conv(const Net *net, const IrNode *nd, RefArgs *r)
+{
+    const ConvAttr *a = &nd->attr.conv;
+    const float *w = net->data[ir_in(net->g, nd, 1)], *b = nd->n_in == 3 ? net->data[ir_in(net->g, nd, 2)] : NULL;
+    int64_t C = r->x->dim[0], H = r->x->dim[1], W = r->x->dim[2], K = r->y->dim[0], OH = r->y->dim[1],
+            OW = r->y->dim[2], cg = C / a->groups, kg = K / a->groups;
+    for (int s = 0; s < r->n; s++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t oy = 0; oy < OH; oy++)
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    double acc = b ? b[k] : 0;
+                    for (int64_t ci = 0; ci < cg; ci++)
+                        for (int i = 0; i < a->kh; i++)
+                            for (int j = 0; j < a->kw; j++) {
+                                int64_t iy = oy * a->sh - a->ph + i * a->dh, ix = ox * a->sw - a->pw + j * a->dw;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                                acc += (double)r->in[((s * C + k / kg * cg + ci) * H + iy) * W + ix] *
+                                       w[((k * cg + ci) * a->kh + i) * a->kw + j];
+                            }
+                    r->out[((s * K + k) * OH + oy) * OW + ox] = (float)acc;
+                }
+}
+
+static void ref_conv_t(const Net *net, const IrNode *nd, RefArgs *r)
+{
+    const ConvAttr *a = &nd->attr.conv;
+    const float *w = net->data[ir_in(net->g, nd, 1)], *b = nd->n_in == 3 ? net->data[ir_in(net->g, nd, 2)] : NULL;
+    int64_t C = r->x->dim[0], H = r->x->dim[1], W = r->x->dim[2], K = r->y->dim[0], OH = r->y->dim[1],
+            OW = r->y->dim[2], cg = C / a->groups, kg = K / a->groups;
+    double *acc = calloc((size_t)(K * OH * OW), sizeof *acc);
+    for (int s = 0; s < r->n; s++) {
+        for (int64_t i = 0; i < K * OH * OW; i++) acc[i] = b ? b[i / (OH * OW)] : 0;
+        for (int64_t ci = 0; ci < C; ci++)
+            for (int64_t iy = 0; iy < H; iy++)
+                for (int64_t ix = 0; ix < W; ix++)
+                    for (int64_t co = 0; co < kg; co++)
+                        for (int i = 0; i < a->kh; i++)
+                            for (int j = 0; j < a->kw; j++) {
+                                int64_t oy = iy * a->sh - a->ph + i * a->dh, ox = ix * a->sw - a->pw + j * a->dw;
+                                if (oy < 0 || oy >= OH || ox < 0 || ox >= OW) continue;
+                                acc[((ci / cg * kg + co) * OH + oy) * OW + ox] +=
+                                    (double)r->in[((s * C + ci) * H + iy) * W + ix] * w[((ci * kg + co) * a->kh + i) * a->kw + j];
+                            }
+        for (int64_t i = 0; i < K * OH * OW; i++) r->out[s * K * OH * OW + i] = (float)acc[i];
+    }
+    free(acc);
+}
+
+static void ref_batchnorm(const Net *net, const IrNode *nd, RefArgs *r)
+{
+    const float *g = net->data[ir_in(net->g, nd, 1)], *b = net->data[ir_in(net->g, nd, 2)],
+                *m = net->data[ir_in(net->g, nd, 3)], *v = net->data[ir_in(net->g, nd, 4)];
+    int64_t C = r->x->dim[0], hw = ir_shape_elems(r->x) / C;
+    for (int64_t i = 0; i < r->n * C * hw; i++) {
+        int64_t c = i / hw % C;
+        r->out[i] = (float)((r->in[i] - m[c]) / sqrt((double)v[c] + nd->attr.bn.eps) * g[c] + b[c]);
+    }
+}
+
+static void ref_linear(const Net *net, const IrNode *nd, RefArgs *r)
+{
+    const float *w = net->data[ir_in(net->g, nd, 1)], *b = net->data[ir_in(net->g, nd, 2)];
+    int64_t in = r->x->dim[0], out = r->y->dim[0];
+    for (int s = 0; s < r->n; s++)
+        for (int64_t o = 0; o < out; o++) {
+            double acc = b[o];
+            for (int64_t i = 0; i < in; i++) acc += (double)r->in[s * in + i] * w[o * in + i];
+            r->out[s * out + o] = (float)acc;
+        }
+}
+
+static void ref_pool(const IrNode *nd, RefArgs *r)
+{
+    const PoolAttr *a = &nd->attr.pool;
+    int64_t H = r->x->dim[1], W = r->x->dim[2], OH = r->y->dim[1], OW = r->y->dim[2];
+    for (int64_t p = 0; p < r->n * r->x->dim[0]; p++)
+        for (int64_t oy = 0; oy < OH; oy++)
+            for (int64_t ox = 0; ox < OW; ox++) {
+                double best = -INFINITY, sum = 0;
+                for (int i = 0; i < a->kh; i++)
+                    for (int j = 0; j < a->kw; j++) {
+                        int64_t iy = oy * a->sh - a->ph + i * a->dh, ix = ox * a->sw - a->pw + j * a->dw;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                        double v = r->in[(p * H + iy) * W + ix];
+                        best = v > best ? v : best;
+                        sum += v;
+                    }
+                r->out[(p * OH + oy) * OW + ox] = (float)(nd->op == OP_MAXPOOL2D ? best : sum / (a->kh * a->kw));
+            }
+}
+
+/* Per channel over the rest: global_avgpool, softmax, lrn. */
+static void ref_channelwise(const IrNode *nd, RefArgs *r)
+{
+    int64_t C = r->x->dim[0], hw = ir_shape_elems(r->x) / C;
+    const LrnAttr *l = &nd->attr.lrn;
+    for (int s = 0; s < r->n; s++)
+        for (int64_t i = 0; i < hw; i++) {
+            const float *x = r->in + s * C * hw + i;
+            double mx = -INFINITY, sum = 0;
+            for (int64_t c = 0; c < C; c++) mx = x[c * hw] > mx ? x[c * hw] : mx;
+            for (int64_t c = 0; c < C; c++) sum += exp(x[c * hw] - mx);
+            for (int64_t c = 0; c < C; c++) {
+                if (nd->op == OP_SOFTMAX) {
+                    r->out[s * C * hw + c * hw + i] = (float)(exp(x[c * hw] - mx) / sum);
+                } else if (nd->op == OP_LRN) {
+                    double sq = 0;
+                    for (int64_t d = c - l->size / 2; d <= c + (l->size - 1) / 2; d++)
+                        if (d >= 0 && d < C) sq += (double)x[d * hw] * x[d * hw];
+                    r->out[s * C * hw + c * hw + i] = (float)(x[c * hw] / pow(l->k + l->alpha * sq / l->size, l->beta));
+                }
+            }
+        }
+    if (nd->op == OP_GLOBAL_AVGPOOL)
+        for (int64_t p = 0; p < r->n * C; p++) {
+            double sum = 0;
+            for (int64_t i = 0; i < hw; i++) sum += r->in[p * hw + i];
+            r->out[p] = (float)(sum / hw);
+        }
+}
+
+static float ref_scalar(const IrNode *nd, float x)
+{
+    switch (nd->op) {
+    case OP_RELU: return x > 0 ? x : 0;
+    case OP_RELU6: return x < 0 ? 0 : x > 6 ? 6 : x;
+    case OP_LEAKY_RELU: return x > 0 ? x : nd->attr.act.slope * x;
+    case OP_SIGMOID: return (float)(1 / (1 + exp(-(double)x)));
+    case OP_TANH: return (float)tanh(x);
+    default: return x;  /* identity, dropout, flatten */
+    }
+}
+
+static void ref_concat(const Net *net, const IrNode *nd, RefArgs *r)
+{
+    int axis = nd->attr.concat.axis;
+    int64_t outer = 1, y_row = 1, off = 0;
+    for (int d = 0; d < axis; d++) outer *= r->y->dim[d];
+    for (int d = axis; d < r->y->rank; d++) y_row *= r->y->dim[d];
+    for (int i = 0; i < nd->n_in; i++) {
+        const IrShape *xs = ir_in_shape(net->g, nd, i);
+        int64_t x_row = ir_shape_elems(xs) / outer;
+        for (int64_t q = 0; q < r->n * outer; q++)
+            memcpy(r->out + q * y_row + off, net->data[ir_in(net->g, nd, i)] + q * x_row, (size_t)x_row * sizeof(float));
+        off += x_row;
+    }
+}
+
+/* Runs the graph on n samples of the given inputs; afterwards net->data[v] holds every value. */
+static void ref_run(Net *net, int n, float *const *inputs)
+{
+    const IrGraph *g = net->g;
+    for (int i = 0; i < g->n_inputs; i++) net->data[g->inputs[i]] = inputs[i];
+    for (int32_t k = 0; k < g->n_nodes; k++) {
+        const IrNode *nd = &g->nodes[k];
+        const IrShape *ys = &g->values[nd->out].shape;
+        int64_t ye = ir_shape_elems(ys) * n;
+        RefArgs r = {n, ir_in_shape(g, nd, 0), ys, net->data[ir_in(g, nd, 0)], calloc((size_t)ye, sizeof(float))};
+        if (net->owned[nd->out]) free(net->data[nd->out]);  /* from an earlier run */
+        net->data[nd->out] = r.out;
+        net->owned[nd->out] = true;
+        switch (nd->op) {
+        case OP_CONV2D: ref_conv(net, nd, &r); break;
+        case OP_CONV_T2D: ref_conv_t(net, nd, &r); break;
+        case OP_BATCHNORM: ref_batchnorm(net, nd, &r); break;
+        case OP_LINEAR: ref_linear(net, nd, &r); break;
+        case OP_MAXPOOL2D: case OP_AVGPOOL2D: ref_pool(nd, &r); break;
+        case OP_GLOBAL_AVGPOOL: case OP_SOFTMAX: case OP_LRN: ref_channelwise(nd, &r); break;
+        case OP_CONCAT: ref_concat(net, nd, &r); break;
+        case OP_ADD:
+            for (int64_t i = 0; i < ye; i++) r.out[i] = r.in[i] + net->data[ir_in(g, nd, 1)][i];
+            break;
+        default:
+            for (int64_t i = 0; i < ye; i++) r.out[i] = ref_scalar(nd, r.in[i]);
+        }
+    }
+}
+
+/* ----------------------------------------------------------- plumbing ---- */
+
+typedef struct {
+    char dir[64];        /* private temp dir for weights and sources */
+    char prefix[64];
+    char header[80];
+    StrBuf c, h;
+} Emitted;
+
+static void emit(Net *net, int max_batch, Emitted *e)
+{
+    char err[256] = "";
+    memset(e, 0, sizeof *e);
+    snprintf(e->dir, sizeof e->dir, "/tmp/nnc-test-codegen-XXXXXX");
+    assert_non_null(mkdtemp(e->dir));
+    cg_c_prefix(net->g->name, e->prefix, sizeof e->prefix);
+    snprintf(e->header, sizeof e->header, "%s.h", e->prefix);
+    CgOptions opt = {max_batch, e->header, "test.net"};
+    if (!cg_emit_c(net->g, &opt, &e->c, &e->h, err, sizeof err)) fail_msg("cg_emit_c: %s", err);
+}
+
+static void path_in(const Emitted *e, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", e->dir, name);
+}
+
+static void write_text(const Emitted *e, const char *name, const char *text)
+{
+    char path[256];
+    path_in(e, name, path, sizeof path);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Removes the files this test put in e->dir, and the directory. */
+static void emitted_free(Emitted *e)
+{
+    const char *files[] = {"w.safetensors", "model.c", "model.o", "cc.log", e->header};
+    char path[256];
+    for (size_t i = 0; i < NNC_COUNT(files); i++) {
+        path_in(e, files[i], path, sizeof path);
+        unlink(path);
+    }
+    rmdir(e->dir);
+    sb_free(&e->c);
+    sb_free(&e->h);
+}
+
+/* Writes the params of net to DIR/w.safetensors, leaving out `skip` and giving `reshape` a wrong shape. */
+static void write_weights(const Net *net, const Emitted *e, const char *skip, const char *reshape)
+{
+    const IrGraph *g = net->g;
+    RtTensor *t = calloc((size_t)g->n_params + 1, sizeof *t);
+    int nt = 0;
+    char path[256], err[256] = "";
+    for (int32_t p = 0; p < g->n_params; p++) {
+        const IrValue *v = &g->values[g->params[p]];
+        if (skip && strcmp(v->name, skip) == 0) continue;
+        t[nt].name = v->name;
+        t[nt].rank = v->shape.rank;
+        for (int d = 0; d < v->shape.rank; d++) t[nt].shape[d] = v->shape.dim[d];
+        if (reshape && strcmp(v->name, reshape) == 0) {  /* same size, other shape */
+            t[nt].rank = 1;
+            t[nt].shape[0] = ir_shape_elems(&v->shape);
+        }
+        t[nt++].data = net->data[g->params[p]];
+    }
+    path_in(e, "w.safetensors", path, sizeof path);
+    if (rt_st_write(path, t, nt, NULL, err, sizeof err) != 0) fail_msg("rt_st_write: %s", err);
+    free(t);
+}
+
+/* Runs argv with its output in DIR/cc.log; returns the exit status (127: not found). */
+static int run(const Emitted *e, char *const *argv)
+{
+    char log[256];
+    path_in(e, "cc.log", log, sizeof log);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ), status = 0;
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return 127;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != 127) {
+        size_t len;
+        const char *why;
+        char *text = nnc_read_file(log, &len, &why);
+        print_error("%s failed:\n%s\n", argv[0], text ? text : why);
+        free(text);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static const char *cblas_dir(void)
+{
+    static const char *dirs[] = {"/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/openblas",
+                                 "/usr/include/aarch64-linux-gnu/openblas-pthread", "/usr/include"};
+    char path[256];
+    for (size_t i = 0; i < NNC_COUNT(dirs); i++) {
+        snprintf(path, sizeof path, "%s/cblas.h", dirs[i]);
+        if (access(path, R_OK) == 0) return dirs[i];
+    }
+    return NULL;
+}
+
+/* (a) the generated .c compiles without a warning under gcc and clang, with and without BLAS. */
+static void assert_compiles_cleanly(Net *net)
+{
+    Emitted e;
+    emit(net, MAX_BATCH, &e);
+    write_text(&e, e.header, e.h.data);
+    write_text(&e, "model.c", e.c.data);
+    char src[256], obj[256], inc[300];
+    path_in(&e, "model.c", src, sizeof src);
+    path_in(&e, "model.o", obj, sizeof obj);
+    const char *blas = cblas_dir();
+    snprintf(inc, sizeof inc, "-I%s", blas ? blas : ".");
+    const char *ccs[] = {"gcc", "clang"};
+    for (size_t c = 0; c < NNC_COUNT(ccs); c++)
+        for (int use_blas = 0; use_blas < 2; use_blas++) {
+            if (use_blas && !blas) continue;
+            char *argv[] = {(char *)ccs[c], "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2",
+                            "-c", src, "-o", obj, "-DNNC_USE_CBLAS", inc, NULL};
+            if (!use_blas) argv[11] = NULL;  /* the command ends before the BLAS flags */
+            int st = run(&e, argv);
+            if (st == 127) {
+                print_message("note: %s not found, not checked\n", ccs[c]);
+                continue;
+            }
+            if (st != 0) fail_msg("%s%s rejects the generated code of %s", ccs[c], use_blas ? " (BLAS)" : "",
+                                  net->g->name);
+        }
+    emitted_free(&e);
+}
+
+typedef struct {
+    Emitted e;
+    RtModel rt;
+    void *m;
+} Loaded;
+
+/* Emits, writes weights, compiles and loads; returns create's code (m set either way). */
+static int load(Net *net, Loaded *l, const char *skip, const char *reshape, bool weights)
+{
+    char err[4096] = "", path[256];
+    emit(net, MAX_BATCH, &l->e);
+    write_weights(net, &l->e, skip, reshape);
+    if (rt_cc_load(l->e.c.data, l->e.h.data, l->e.header, l->e.prefix, &l->rt, err, sizeof err) != 0)
+        fail_msg("rt_cc_load: %s", err);
+    path_in(&l->e, "w.safetensors", path, sizeof path);
+    return l->rt.create(&l->m, weights ? path : NULL, NULL);
+}
+
+static void unload(Loaded *l)
+{
+    l->rt.destroy(l->m);
+    rt_cc_unload(&l->rt);
+    emitted_free(&l->e);
+}
+
+static float *random_batch(RtRng *rng, int64_t count)
+{
+    float *x = malloc((size_t)count * sizeof *x);
+    for (int64_t i = 0; i < count; i++) x[i] = rt_rng_uniform(rng, -1, 1);
+    return x;
+}
+
+/* (b) forward on a random batch of n matches the reference within float tolerance. */
+static void assert_forward_matches(Net *net, Loaded *l, int n)
+{
+    const IrGraph *g = net->g;
+    float *in[8], *out[8];
+    for (int i = 0; i < g->n_inputs; i++)
+        in[i] = random_batch(&net->rng, n * ir_shape_elems(&g->values[g->inputs[i]].shape));
+    for (int o = 0; o < g->n_outputs; o++)
+        out[o] = calloc((size_t)(n * ir_shape_elems(&g->values[g->outputs[o].value].shape)), sizeof(float));
+    if (l->rt.forward_v(l->m, n, (const float *const *)in, out) != 0)
+        fail_msg("forward: %s", l->rt.last_error(l->m));
+    ref_run(net, n, in);
+    for (int o = 0; o < g->n_outputs; o++) {
+        int32_t v = g->outputs[o].value;
+        int64_t per = ir_shape_elems(&g->values[v].shape);
+        bool param = g->values[v].kind == VK_PARAM;  /* unbatched: repeated per sample */
+        for (int64_t i = 0; i < per * n; i++) {
+            float want = net->data[v][param ? i % per : i];
+            if (fabsf(out[o][i] - want) > 1e-4f + 1e-4f * fabsf(want))
+                fail_msg("%s, n = %d: output %s[%lld] = %g, the reference says %g", g->name, n,
+                         g->outputs[o].name, (long long)i, (double)out[o][i], (double)want);
+        }
+        free(out[o]);
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        free(in[i]);
+        net->data[g->inputs[i]] = NULL;
+    }
+}
+
+/* ------------------------------------------------------------- the nets ---- */
+
+/* conv -> bn -> relu -> maxpool -> flatten -> linear */
+static Net *cnn_net(void)
+{
+    Net *net = net_new("cnn");
+    int32_t x = net_input(net, "image", 3, 3, 10, 10);
+    x = net_conv(net, x, "features.conv0", 8, 3, 1, 1, 1, false, false, 0);
+    x = net_bn(net, x, "features.bn0");
+    x = net_unary(net, OP_RELU, x);
+    x = net_pool(net, OP_MAXPOOL2D, x, 2, 2, 0);
+    x = net_unary(net, OP_FLATTEN, x);
+    ir_add_output(net->g, "logits", net_linear(net, x, "fc", 10));
+    return net;
+}
+
+/* two branches concatenated along the channels (and along the height), then a residual add */
+static Net *concat_add_net(void)
+{
+    Net *net = net_new("branches");
+    int32_t x = net_input(net, "x", 3, 4, 6, 6);
+    int32_t a = net_conv(net, x, "a", 3, 1, 1, 0, 1, true, false, 0);
+    int32_t b = net_conv(net, x, "b", 5, 3, 1, 1, 1, true, false, 0);
+    int32_t ab[2] = {a, b};
+    IrAttr ch = {.concat = {0}}, ht = {.concat = {1}};
+    int32_t cat = net_node(net, OP_CONCAT, ab, 2, &ch, "cat");
+    int32_t skip = net_conv(net, x, "skip", 8, 3, 1, 1, 2, true, false, 0);
+    int32_t sum[2] = {cat, skip};
+    int32_t y = net_node(net, OP_ADD, sum, 2, NULL, "res");
+    int32_t yy[2] = {y, cat};
+    ir_add_output(net->g, "y", net_node(net, OP_CONCAT, yy, 2, &ht, "tall"));
+    return net;
+}
+
+/* transposed convolutions: stride 2 with output padding and groups, then stride 1 */
+static Net *conv_t_net(void)
+{
+    Net *net = net_new("Up-Sampler");
+    int32_t x = net_input(net, "z", 3, 4, 5, 5);
+    x = net_conv(net, x, "up1", 6, 3, 2, 1, 2, true, true, 1);
+    x = net_unary(net, OP_TANH, x);
+    ir_add_output(net->g, "img", net_conv(net, x, "up2", 2, 2, 1, 0, 1, false, true, 0));
+    return net;
+}
+
+/* the output is the input: no params, no workspace, weights may be NULL */
+static Net *passthrough_net(void)
+{
+    Net *net = net_new("passthrough");
+    int32_t x = net_input(net, "x", 1, 7, 0, 0);
+    ir_add_output(net->g, "y", x);
+    return net;
+}
+
+/* two outputs of one graph, one of them also read by later nodes; a value bound
+ * twice, a parameter as an output, and names that collide with C */
+static Net *two_outputs_net(void)
+{
+    Net *net = net_new("int");
+    int32_t x = net_input(net, "n", 1, 12, 0, 0);
+    int32_t h = net_unary(net, OP_RELU, net_linear(net, x, "fc1", 16));
+    int32_t logits = net_linear(net, h, "fc2", 3);
+    ir_add_output(net->g, "hidden", h);
+    ir_add_output(net->g, "int", net_unary(net, OP_SOFTMAX, logits));
+    ir_add_output(net->g, "hidden_again", h);
+    ir_add_output(net->g, "bias", ir_in(net->g, &net->g->nodes[net->g->values[logits].node], 2));
+    return net;
+}
+
+/* every other op once: activations, pools, lrn, softmax, copies */
+static Net *zoo_net(void)
+{
+    Net *net = net_new("zoo");
+    int32_t x = net_input(net, "image", 3, 6, 9, 9);
+    x = net_unary(net, OP_RELU6, net_conv(net, x, "c", 6, 3, 1, 1, 3, true, false, 0));
+    IrAttr leaky = {.act = {0.1f}}, drop = {.dropout = {0.5f}};
+    IrAttr lrn = {.lrn = {3, 1e-2f, 0.75f, 2.0f}};
+    x = net_node(net, OP_LEAKY_RELU, &x, 1, &leaky, NULL);
+    x = net_node(net, OP_LRN, &x, 1, &lrn, "lrn");
+    x = net_pool(net, OP_AVGPOOL2D, x, 3, 2, 1);
+    int32_t s = net_unary(net, OP_SIGMOID, x);
+    s = net_node(net, OP_DROPOUT, &s, 1, &drop, NULL);
+    x = net_unary(net, OP_IDENTITY, net_unary(net, OP_GLOBAL_AVGPOOL, s));
+    ir_add_output(net->g, "pooled", x);
+    ir_add_output(net->g, "probs", net_unary(net, OP_SOFTMAX, s));
+    return net;
+}
+
+/* no input at all: the output is a parameter (repeated per sample) */
+static Net *constant_net(void)
+{
+    Net *net = net_new("nnc_st");  /* the loader's prefix: the network's must differ */
+    int64_t d[2] = {2, 3};
+    ir_add_output(net->g, "table", net_param(net, "table", shape_of(2, d), -1, 1));
+    return net;
+}
+
+typedef Net *(*NetFn)(void);
+static const NetFn all_nets[] = {cnn_net,         concat_add_net, conv_t_net,  passthrough_net,
+                                 two_outputs_net, zoo_net,        constant_net};
+
+/* -------------------------------------------------------------- tests ---- */
+
+static void test_compiles_cleanly(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NNC_COUNT(all_nets); i++) {
+        Net *net = all_nets[i]();
+        assert_compiles_cleanly(net);
+        net_free(net);
+    }
+}
+
+static void test_matches_reference(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NNC_COUNT(all_nets); i++) {
+        Net *net = all_nets[i]();
+        Loaded l;
+        if (load(net, &l, NULL, NULL, true) != 0) fail_msg("create: %s", l.rt.last_error(l.m));
+        assert_forward_matches(net, &l, 3);
+        assert_forward_matches(net, &l, MAX_BATCH);
+        assert_forward_matches(net, &l, 1);
+        unload(&l);
+        net_free(net);
+    }
+}
+
+/* The NNC_JIT_BLAS switch gives the same numbers through the portable GEMM. */
+static void test_matches_reference_without_blas(void **state)
+{
+    (void)state;
+    setenv("NNC_JIT_BLAS", "0", 1);
+    Net *net = cnn_net();
+    Loaded l;
+    if (load(net, &l, NULL, NULL, true) != 0) fail_msg("create: %s", l.rt.last_error(l.m));
+    assert_forward_matches(net, &l, 2);
+    unload(&l);
+    net_free(net);
+    unsetenv("NNC_JIT_BLAS");
+}
+
+/* (c) the header carries the sizes and documents every parameter and the entry points. */
+static void test_header_documents(void **state)
+{
+    (void)state;
+    Net *net = cnn_net();
+    Emitted e;
+    emit(net, 64, &e);
+    const char *h = e.h.data;
+    assert_non_null(strstr(h, "#define CNN_MAX_BATCH"));
+    assert_non_null(strstr(h, "#define CNN_WORKSPACE_BYTES"));
+    assert_non_null(strstr(h, "#define CNN_PARAM_FLOATS"));
+    assert_non_null(strstr(h, "int cnn_forward(cnn *m, int n, const float *image, float *logits);"));
+    assert_non_null(strstr(h, "int cnn_create(cnn **m, const char *weights_safetensors, void *workspace);"));
+    assert_non_null(strstr(h, "const float[n][3][10][10]"));
+    for (int32_t p = 0; p < net->g->n_params; p++) {
+        assert_non_null(strstr(h, net->g->values[net->g->params[p]].name));
+        assert_non_null(strstr(e.c.data, net->g->values[net->g->params[p]].name));
+    }
+    /* the kernels a CNN does not call are left out; the DSL is pointed at */
+    assert_null(strstr(e.c.data, "nnc_lrn"));
+    assert_null(strstr(e.c.data, "nnc_conv_transpose2d"));
+    assert_non_null(strstr(e.c.data, "/* conv2d features.conv0 @ test.net:1:5 */"));
+    /* conv, bn, relu: 8x10x10 floats each; pool and flatten: 8x5x5 each (the linear
+     * writes into the caller's logits); at 64 samples: 716800 bytes; then the 27x100
+     * im2col scratch of one sample, 10800 bytes; rounded up to 64 */
+    assert_int_equal(strtol(strstr(h, "CNN_WORKSPACE_BYTES") + strlen("CNN_WORKSPACE_BYTES"), NULL, 10), 727616);
+    emitted_free(&e);
+    net_free(net);
+}
+
+/* (d) weights that do not fit the graph: the code says which tensor. */
+static void test_bad_weights(void **state)
+{
+    (void)state;
+    Net *net = cnn_net();
+    Loaded l;
+    assert_int_equal(load(net, &l, "features.bn0.running_var", NULL, true), 2);
+    assert_non_null(strstr(l.rt.last_error(l.m), "features.bn0.running_var"));
+    unload(&l);
+    assert_int_equal(load(net, &l, NULL, "fc.weight", true), 2);
+    assert_non_null(strstr(l.rt.last_error(l.m), "fc.weight"));
+    assert_int_equal(l.rt.forward_v(l.m, 1, NULL, NULL), 1);  /* a failed instance refuses to run */
+    assert_non_null(strstr(l.rt.last_error(l.m), "fc.weight"));
+    unload(&l);
+    assert_int_equal(load(net, &l, NULL, NULL, false), 1);    /* no path, but parameters */
+    assert_non_null(strstr(l.rt.last_error(l.m), "NULL"));
+    unload(&l);
+    net_free(net);
+}
+
+/* (d) n outside 1..MAX_BATCH and NULL buffers are refused with a message. */
+static void test_bad_forward_args(void **state)
+{
+    (void)state;
+    Net *net = cnn_net();
+    Loaded l;
+    assert_int_equal(load(net, &l, NULL, NULL, true), 0);
+    float x[MAX_BATCH * 300], y[MAX_BATCH * 10];
+    const float *in[1] = {x};
+    float *out[1] = {y}, *null_out[1] = {NULL};
+    memset(x, 0, sizeof x);
+    assert_int_equal(l.rt.forward_v(l.m, 0, in, out), 1);
+    assert_non_null(strstr(l.rt.last_error(l.m), "n = 0"));
+    assert_int_equal(l.rt.forward_v(l.m, MAX_BATCH + 1, in, out), 1);
+    assert_non_null(strstr(l.rt.last_error(l.m), "n = 5"));
+    assert_int_equal(l.rt.forward_v(l.m, 1, in, null_out), 1);
+    assert_non_null(strstr(l.rt.last_error(l.m), "logits"));
+    assert_int_equal(l.rt.forward_v(l.m, MAX_BATCH, in, out), 0);
+    assert_string_equal(l.rt.last_error(l.m), "");
+    assert_string_equal(l.rt.last_error(NULL), "out of memory");
+    l.rt.destroy(NULL);
+    unload(&l);
+    net_free(net);
+}
+
+/* A caller's workspace of exactly WORKSPACE_BYTES is enough (a guard after it stays intact). */
+static void test_caller_workspace(void **state)
+{
+    (void)state;
+    Net *net = conv_t_net();
+    Loaded l;
+    assert_int_equal(load(net, &l, NULL, NULL, true), 0);
+    const char *def = strstr(l.e.h.data, "_WORKSPACE_BYTES");
+    long bytes = strtol(def + strlen("_WORKSPACE_BYTES"), NULL, 10);
+    assert_true(bytes > 0);
+    unsigned char *ws = malloc((size_t)bytes + 64);
+    memset(ws + bytes, 0xA5, 64);
+    void *m2 = NULL;
+    char path[256];
+    path_in(&l.e, "w.safetensors", path, sizeof path);
+    assert_int_equal(l.rt.create(&m2, path, ws), 0);
+    enum { Y = MAX_BATCH * 2 * 11 * 11 };  /* img: [2, 11, 11] */
+    float *x = random_batch(&net->rng, MAX_BATCH * 100), *y1 = calloc(Y, sizeof(float)), *y2 = calloc(Y, sizeof(float));
+    const float *in[1] = {x};
+    assert_int_equal(l.rt.forward_v(m2, MAX_BATCH, in, &y1), 0);
+    assert_int_equal(l.rt.forward_v(l.m, MAX_BATCH, in, &y2), 0);
+    assert_memory_equal(y1, y2, Y * sizeof(float));
+    for (int i = 0; i < 64; i++) assert_int_equal(ws[bytes + i], 0xA5);
+    l.rt.destroy(m2);
+    free(ws);
+    free(x);
+    free(y1);
+    free(y2);
+    unload(&l);
+    net_free(net);
+}
+
+typedef struct { const RtModel *rt; void *m; const float *x; float *y; int rc; } ThreadJob;
+
+static void *thread_forward(void *arg)
+{
+    ThreadJob *j = arg;
+    for (int k = 0; k < 20 && j->rc == 0; k++) j->rc = j->rt->forward_v(j->m, MAX_BATCH, &j->x, &j->y);
+    return NULL;
+}
+
+/* Two instances in two threads at once give the same answers as one alone. */
+static void test_two_threads(void **state)
+{
+    (void)state;
+    Net *net = cnn_net();
+    Loaded l;
+    assert_int_equal(load(net, &l, NULL, NULL, true), 0);
+    void *m2 = NULL;
+    char path[256];
+    path_in(&l.e, "w.safetensors", path, sizeof path);
+    assert_int_equal(l.rt.create(&m2, path, NULL), 0);
+    float *x = random_batch(&net->rng, MAX_BATCH * 300), y[2][MAX_BATCH * 10], want[MAX_BATCH * 10];
+    const float *in[1] = {x};
+    float *out[1] = {want};
+    assert_int_equal(l.rt.forward_v(l.m, MAX_BATCH, in, out), 0);
+    ThreadJob jobs[2] = {{&l.rt, l.m, x, y[0], 0}, {&l.rt, m2, x, y[1], 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&t[i], NULL, thread_forward, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(jobs[i].rc, 0);
+        assert_memory_equal(y[i], want, sizeof want);
+    }
+    l.rt.destroy(m2);
+    free(x);
+    unload(&l);
+    net_free(net);
+}
+
+/* rt_cc_load finds the four entry points of any C source, under any header name. */
+static void test_jit_loads_plain_c(void **state)
+{
+    (void)state;
+    const char *h = "int m_create(void **m, const char *w, void *ws);\n";
+    const char *c = "#include \"model.h\"\n#include <stddef.h>\n"
+                    "int m_create(void **m, const char *w, void *ws) { (void)w; *m = ws; return 7; }\n"
+                    "int m_forward_v(void *m, int n, const float *const *i, float *const *o)\n"
+                    "{ (void)m; o[0][0] = i[0][0] * (float)n; return 0; }\n"
+                    "const char *m_last_error(const void *m) { (void)m; return \"fine\"; }\n"
+                    "void m_destroy(void *m) { (void)m; }\n";
+    RtModel rt;
+    char err[4096] = "";
+    if (rt_cc_load(c, h, "model.h", "m", &rt, err, sizeof err) != 0) fail_msg("rt_cc_load: %s", err);
+    void *inst = NULL;
+    int token;
+    float x = 1.5f, y = 0;
+    const float *in[1] = {&x};
+    float *out[1] = {&y};
+    assert_int_equal(rt.create(&inst, NULL, &token), 7);
+    assert_ptr_equal(inst, &token);
+    assert_int_equal(rt.forward_v(inst, 2, in, out), 0);
+    assert_true(y == 3.0f);
+    assert_string_equal(rt.last_error(inst), "fine");
+    rt.destroy(inst);
+    rt_cc_unload(&rt);
+    assert_null(rt.so);
+}
+
+/* rt_cc_load passes on what the compiler said. */
+static void test_jit_reports_compile_errors(void **state)
+{
+    (void)state;
+    RtModel rt;
+    char err[4096] = "";
+    assert_int_equal(rt_cc_load("#include \"m.h\"\nint m_create(void) { return undefined_thing; }\n", "", "m.h", "m",
+                                &rt, err, sizeof err), -1);
+    assert_non_null(strstr(err, "undefined_thing"));
+    assert_int_equal(rt_cc_load("int x;\n", "", "m.h", "m", &rt, err, sizeof err), -1);
+    assert_non_null(strstr(err, "m_create"));
+    assert_int_equal(rt_cc_load("", "", "../m.h", "m", &rt, err, sizeof err), -1);
+    setenv("CC", "/nonexistent/cc", 1);
+    assert_int_equal(rt_cc_load("", "", "m.h", "m", &rt, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/cc"));
+    unsetenv("CC");
+}
+
+static void test_snippet_select(void **state)
+{
+    (void)state;
+    const char *text = "preamble, left out\n"
+                       "/* @kernel prologue */\nP\n"
+                       "/* @kernel a */\nA\n"
+                       "/* @kernel b needs: a */\nB\n"
+                       "/* @kernel c needs: b */\nC\n"
+                       "/* @kernel d */\nD";
+    const char *want[] = {"c"};
+    StrBuf out = {0};
+    char err[256] = "";
+    assert_true(cg_snippet_select(text, strlen(text), want, 1, &out, err, sizeof err));
+    assert_string_equal(out.data, "/* @kernel prologue */\nP\n/* @kernel a */\nA\n"
+                                  "/* @kernel b needs: a */\nB\n/* @kernel c needs: b */\nC\n");
+    sb_free(&out);
+    const char *none[] = {"zz"};
+    assert_false(cg_snippet_select(text, strlen(text), none, 1, &out, err, sizeof err));
+    assert_non_null(strstr(err, "zz"));
+    const char *bad = "/* @kernel prologue */\n/* @kernel x needs: y */\n";
+    const char *x[] = {"x"};
+    assert_false(cg_snippet_select(bad, strlen(bad), x, 1, &out, err, sizeof err));
+    assert_non_null(strstr(err, "'y'"));
+    sb_free(&out);
+}
+
+static void test_prefix(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_string_equal(cg_c_prefix("ResNet-18", buf, sizeof buf), "resnet_18");
+    assert_string_equal(cg_c_prefix("int", buf, sizeof buf), "net_int");
+    assert_string_equal(cg_c_prefix("3d", buf, sizeof buf), "x3d");
+    assert_string_equal(cg_c_prefix("lenet5", buf, sizeof buf), "lenet5");
+    assert_string_equal(cg_c_prefix("exp", buf, sizeof buf), "net_exp");
+    assert_string_equal(cg_c_prefix("nnc_st", buf, sizeof buf), "net_nnc_st");
+    assert_string_equal(cg_c_prefix("nncnet", buf, sizeof buf), "nncnet");
+}
+
+static void test_refuses_bad_options(void **state)
+{
+    (void)state;
+    Net *net = cnn_net();
+    StrBuf c = {0}, h = {0};
+    char err[256] = "";
+    CgOptions opt = {0, "cnn.h", NULL};
+    assert_false(cg_emit_c(net->g, &opt, &c, &h, err, sizeof err));
+    assert_non_null(strstr(err, "batch"));
+    sb_free(&c);
+    sb_free(&h);
+    net_free(net);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prefix),
+        cmocka_unit_test(test_snippet_select),
+        cmocka_unit_test(test_refuses_bad_options),
+        cmocka_unit_test(test_header_documents),
+        cmocka_unit_test(test_compiles_cleanly),
+        cmocka_unit_test(test_matches_reference),
+        cmocka_unit_test(test_matches_reference_without_blas),
+        cmocka_unit_test(test_bad_weights),
+        cmocka_unit_test(test_bad_forward_args),
+        cmocka_unit_test(test_caller_workspace),
+        cmocka_unit_test(test_two_threads),
+        cmocka_unit_test(test_jit_loads_plain_c),
+        cmocka_unit_test(test_jit_reports_compile_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
