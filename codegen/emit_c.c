@@ -550,6 +550,15 @@ static bool emit_c_global_avgpool(CgCtx *cx, const IrNode *n)
     return true;
 }
 
+static bool emit_c_adaptive_avgpool2d(CgCtx *cx, const IrNode *n)
+{
+    cg_need(cx, "adaptive_avgpool2d");
+    cg_call_begin(cx, "nnc_adaptive_avgpool2d");
+    cg_pool_args(cx, n);
+    cg_call_end(cx);
+    return true;
+}
+
 static bool emit_c_lrn(CgCtx *cx, const IrNode *n)
 {
     const LrnAttr *a = &n->attr.lrn;

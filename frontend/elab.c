@@ -14,13 +14,19 @@
  * the frame from 0. A parameter's name is the path of frames plus its own
  * (`layer1.basic0.conv1.weight`), stable as long as the text is.
  *
- * Budgets keep any input from hanging or exhausting the stack: block calls nest
- * at most MAX_CALL_DEPTH deep, evaluation takes at most MAX_STEPS steps, lists
- * and repeats are bounded, and the parser already bounded expression depth. */
+ * Budgets keep any input from hanging or exhausting the stack or memory:
+ * block calls (and the defaults they evaluate) nest at most MAX_CALL_DEPTH
+ * deep; expressions and statement bodies nest at most MAX_NEST deep, counted
+ * across block calls; evaluation takes at most MAX_STEPS steps, a list
+ * counting a step per element; each list, all lists together, repeat counts
+ * and the graph are bounded; the parser already bounded expression depth.
+ * Variables, blocks and parameter names are found through hash maps, so no
+ * lookup grows with the length of the program. */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include "frontend.h"
 #include "ast.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,9 +35,14 @@
 
 enum {
     MAX_CALL_DEPTH = 100,
+    MAX_NEST = 3000,          /* active eval() and exec_stmts() calls: bounds the C stack */
     MAX_REPEAT = 100000,
     MAX_LIST = 1000000,
+    MAX_LIST_TOTAL = 1 << 22, /* elements of all lists made: bounds their memory (~100 MB) */
     MAX_DIM = 1 << 24,
+    MAX_NODES = 1 << 16,      /* operations in one network */
+    MAX_BLOCK_PARAMS = 64,
+    MAX_WINDOW = 1 << 12,     /* kernel sizes, strides, padding, dilation */
 };
 #define MAX_STEPS 20000000LL
 #define MAX_TOTAL_PARAMS ((int64_t)1 << 32)
@@ -64,8 +75,15 @@ typedef struct Val {
 typedef struct Var {
     const char *name;
     Val val;
-    struct Var *next;
 } Var;
+
+/* A string-keyed hash map (open addressing, linear probing). Empty until the
+ * first put; the table is malloc'ed and released by map_free(). */
+typedef struct {
+    const char **keys;
+    void **vals;
+    size_t cap, len;    /* cap: 0 or a power of two, at least twice len */
+} NameMap;
 
 typedef struct Counter {
     const char *base;
@@ -74,13 +92,14 @@ typedef struct Counter {
 } Counter;
 
 typedef struct Frame {
-    Var *vars;
+    NameMap vars;                 /* name -> Var */
     const char *scope;            /* hierarchical name prefix, "" at the network */
     Counter *counters;            /* auto-name counters of this frame */
     const struct Frame *caller;   /* NULL for the network frame */
     const char *block;            /* block name (NULL for the network) */
     Loc call_loc;                 /* where this block was called */
     bool is_network;
+    bool defaults;                /* evaluates parameter defaults: sees blocks and built-ins only */
     Val ret;                      /* the value of `return` */
 } Frame;
 
@@ -88,23 +107,39 @@ typedef struct {
     Diag *d;
     Arena *a;
     IrGraph *g;
-    const Decl *decls;            /* every declaration of every file */
+    const NameMap *blocks;        /* block name -> Decl */
     const Frame *frame;           /* innermost frame, for error notes */
-    int depth;
+    int depth;                    /* block calls in progress */
+    int nest;                     /* eval() and exec_stmts() calls in progress */
     int64_t steps;
+    int64_t list_elems;           /* elements of all lists and tuples made so far */
     int64_t total_params;
-    /* set of parameter names, open addressing */
-    const char **names;
-    size_t names_cap, names_len;
+    NameMap names;                /* parameter names given so far */
 } Elab;
 
 typedef enum { EX_OK, EX_RETURNED, EX_FAILED } ExecResult;
 
-static const char *vkind_name(VKind k)
+static const char *func_name(const Func *fn);
+
+/* A value as a message shows it: "the integer 3", "a tensor of shape [3, 8, 8]". */
+static const char *describe(Elab *E, const Val *v)
 {
-    static const char *names[] = {"nothing", "an integer", "a number", "a boolean", "a string",
-                                  "a tensor", "a tuple", "a list", "a function"};
-    return names[k];
+    char buf[96];
+    int n = v->k == V_TUPLE || v->k == V_LIST ? v->u.seq.n : 0;
+    switch (v->k) {
+    case V_INT: return arena_printf(E->a, "the integer %lld", (long long)v->u.i);
+    case V_FLOAT: return arena_printf(E->a, "the number %g", v->u.f);
+    case V_BOOL: return v->u.b ? "true" : "false";
+    case V_STR: return arena_printf(E->a, "the string \"%.40s\"", v->u.s);
+    case V_TENSOR:
+        return arena_printf(E->a, "a tensor of shape %s", ir_shape_str(&E->g->values[v->u.t].shape, buf, sizeof buf));
+    case V_TUPLE: return arena_printf(E->a, "a tuple of %d element%s", n, n == 1 ? "" : "s");
+    case V_LIST: return arena_printf(E->a, "a list of %d element%s", n, n == 1 ? "" : "s");
+    case V_FUNC:
+        return arena_printf(E->a, "the function '%s'", func_name(v->u.fn));
+    case V_NONE: break;
+    }
+    return "nothing";
 }
 
 /* Reports at loc, then the chain of block calls that led to it. */
@@ -144,29 +179,47 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-/* Adds name to the set; false when it was there already. */
+static void *map_get(const NameMap *m, const char *key)
+{
+    if (!m->cap) return NULL;
+    for (size_t j = hash_str(key) & (m->cap - 1); m->keys[j]; j = (j + 1) & (m->cap - 1))
+        if (strcmp(m->keys[j], key) == 0) return m->vals[j];
+    return NULL;
+}
+
+/* Inserts key, or replaces its value. */
+static void map_put(NameMap *m, const char *key, void *val)
+{
+    if ((m->len + 1) * 2 > m->cap) {
+        NameMap n = {0};
+        n.cap = m->cap ? m->cap * 2 : 16;
+        n.keys = nnc_xcalloc(n.cap, sizeof *n.keys);
+        n.vals = nnc_xcalloc(n.cap, sizeof *n.vals);
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i]) map_put(&n, m->keys[i], m->vals[i]);
+        free(m->keys);
+        free(m->vals);
+        *m = n;
+    }
+    size_t j = hash_str(key) & (m->cap - 1);
+    while (m->keys[j] && strcmp(m->keys[j], key) != 0) j = (j + 1) & (m->cap - 1);
+    if (!m->keys[j]) m->len++;
+    m->keys[j] = key;
+    m->vals[j] = val;
+}
+
+static void map_free(NameMap *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* Adds a parameter name; false when it was given already. */
 static bool name_insert(Elab *E, const char *name)
 {
-    if (E->names_len * 2 >= E->names_cap) {
-        size_t cap = E->names_cap ? E->names_cap * 2 : 256;
-        const char **nn = nnc_xcalloc(cap, sizeof *nn);
-        for (size_t i = 0; i < E->names_cap; i++) {
-            if (!E->names[i]) continue;
-            size_t j = hash_str(E->names[i]) & (cap - 1);
-            while (nn[j]) j = (j + 1) & (cap - 1);
-            nn[j] = E->names[i];
-        }
-        free(E->names);
-        E->names = nn;
-        E->names_cap = cap;
-    }
-    size_t j = hash_str(name) & (E->names_cap - 1);
-    while (E->names[j]) {
-        if (strcmp(E->names[j], name) == 0) return false;
-        j = (j + 1) & (E->names_cap - 1);
-    }
-    E->names[j] = name;
-    E->names_len++;
+    if (map_get(&E->names, name)) return false;
+    map_put(&E->names, name, (void *)name);
     return true;
 }
 
@@ -190,12 +243,7 @@ static const char *layer_name(Elab *E, Frame *f, const char *base, const char *a
 
 /* ---- variables ---- */
 
-static Var *lookup_var(Frame *f, const char *name)
-{
-    for (Var *v = f ? f->vars : NULL; v; v = v->next)
-        if (strcmp(v->name, name) == 0) return v;
-    return NULL;
-}
+static Var *lookup_var(Frame *f, const char *name) { return map_get(&f->vars, name); }
 
 static void set_var(Elab *E, Frame *f, const char *name, Val val)
 {
@@ -203,8 +251,7 @@ static void set_var(Elab *E, Frame *f, const char *name, Val val)
     if (!v) {
         v = arena_alloc(E->a, sizeof *v);
         v->name = name;
-        v->next = f->vars;
-        f->vars = v;
+        map_put(&f->vars, name, v);
     }
     v->val = val;
 }
@@ -225,7 +272,9 @@ typedef struct {
     Frame *frame;
     Val v[10];          /* bound arguments, by parameter index */
     bool given[10];
+    Loc at[10];         /* where each argument was written (the call, for defaults) */
     Val *rest;          /* A_TENSORS: all tensors */
+    Loc *rest_at;
     int n_rest;
 } Bound;
 
@@ -265,6 +314,10 @@ static bool add_node(Elab *E, const Expr *call, OpKind op, const int32_t *ins, i
                      const char *scope, Val *out)
 {
     char err[512];
+    if (E->g->n_nodes >= MAX_NODES) {
+        elab_error(E, call->loc, "the network has more than %d operations; is a loop unbounded?", MAX_NODES);
+        return false;
+    }
     int32_t v = ir_add_node(E->g, op, ins, n_in, attr, irloc(call), scope, err, sizeof err);
     if (v < 0) {
         elab_error(E, call->loc, "%s", err);
@@ -306,49 +359,48 @@ static bool need_image(Elab *E, const Bound *b, const char *op)
     const IrShape *s = tshape(E, b->v[0]);
     char buf[96];
     if (s->rank != 3) {
-        elab_error(E, b->call->loc, "%s expects an image [channels, height, width], but its input has shape %s", op,
-                   ir_shape_str(s, buf, sizeof buf));
+        elab_error(E, b->call->loc, "%s expects an image [channels, height, width], but its input has shape %s%s", op,
+                   ir_shape_str(s, buf, sizeof buf), s->rank == 1 ? "; a feature vector has no height and width" : "");
         return false;
     }
     return true;
 }
 
-static bool positive(Elab *E, const Bound *b, int i, const char *what, int64_t max)
+/* Checks that argument i, an integer or a pair (h, w) of them (check_type has
+ * seen to that), lies within [lo, hi], before anything narrows it to int. */
+static bool in_range(Elab *E, const Bound *b, int i, const char *what, int64_t lo, int64_t hi)
 {
-    int h, w;
-    if (b->v[i].k == V_INT || b->v[i].k == V_TUPLE) {
-        arg_pair(b, i, &h, &w);
-        if (b->v[i].k == V_INT && (b->v[i].u.i < 1 || b->v[i].u.i > max)) h = 0;
-        if (h >= 1 && w >= 1 && h <= max && w <= max) return true;
-    }
-    elab_error(E, b->call->loc, "%s must be between 1 and %lld", what, (long long)max);
+    const Val *v = &b->v[i];
+    int64_t h = v->k == V_INT ? v->u.i : v->u.seq.v[0].u.i;
+    int64_t w = v->k == V_INT ? v->u.i : v->u.seq.v[1].u.i;
+    if (h >= lo && h <= hi && w >= lo && w <= hi) return true;
+    elab_error(E, b->at[i], "%s must be between %lld and %lld, got %lld", what, (long long)lo, (long long)hi,
+               (long long)(h < lo || h > hi ? h : w));
     return false;
 }
 
 static bool conv_common(Elab *E, Bound *b, bool transposed, Val *out)
 {
     const char *op = transposed ? "conv_transpose" : "conv";
-    if (!need_image(E, b, op) || !positive(E, b, 1, "the number of output channels", MAX_DIM) ||
-        !positive(E, b, 2, "the kernel size", 1 << 12) || !positive(E, b, 3, "the stride", 1 << 12))
+    int gi = transposed ? 7 : 6, di = transposed ? 6 : 5;
+    if (!need_image(E, b, op) || !in_range(E, b, 1, "the number of output channels", 1, MAX_DIM) ||
+        !in_range(E, b, 2, "the kernel size", 1, MAX_WINDOW) || !in_range(E, b, 3, "the stride", 1, MAX_WINDOW) ||
+        !in_range(E, b, 4, "the padding", 0, MAX_WINDOW) ||
+        (transposed && !in_range(E, b, 5, "the output padding", 0, MAX_WINDOW)) ||
+        !in_range(E, b, di, "the dilation", 1, MAX_WINDOW) || !in_range(E, b, gi, "groups", 1, MAX_DIM))
         return false;
     ConvAttr c = {0};
-    int gi = transposed ? 7 : 6, di = transposed ? 6 : 5;
     c.out_channels = (int)arg_int(b, 1);
     arg_pair(b, 2, &c.kh, &c.kw);
     arg_pair(b, 3, &c.sh, &c.sw);
     arg_pair(b, 4, &c.ph, &c.pw);
     if (transposed) arg_pair(b, 5, &c.oph, &c.opw);
-    if (!positive(E, b, di, "the dilation", 1 << 12)) return false;
     arg_pair(b, di, &c.dh, &c.dw);
     c.groups = (int)arg_int(b, gi);
     c.bias = b->v[gi + 1].u.b;
-    if (c.ph < 0 || c.pw < 0 || c.ph > (1 << 12) || c.pw > (1 << 12)) {
-        elab_error(E, b->call->loc, "the padding must be between 0 and 4096");
-        return false;
-    }
     int64_t cin = tshape(E, b->v[0])->dim[0];
-    if (c.groups < 1 || cin % c.groups || c.out_channels % c.groups) {
-        elab_error(E, b->call->loc, "groups = %d must divide both the input channels (%lld) and the output channels (%d)",
+    if (cin % c.groups || c.out_channels % c.groups) {
+        elab_error(E, b->at[gi], "groups = %d must divide both the input channels (%lld) and the output channels (%d)",
                    c.groups, (long long)cin, c.out_channels);
         return false;
     }
@@ -379,8 +431,12 @@ static bool bi_batchnorm(Elab *E, Bound *b, const Builtin *self, Val *out)
         return false;
     }
     double eps = arg_num(b, 1), mom = arg_num(b, 2);
-    if (!(eps > 0 && eps < 1) || !(mom >= 0 && mom <= 1)) {
-        elab_error(E, b->call->loc, "batchnorm needs 0 < eps < 1 and 0 <= momentum <= 1");
+    if (!(eps > 0 && eps < 1)) {
+        elab_error(E, b->at[1], "batchnorm needs 0 < eps < 1, got %g", eps);
+        return false;
+    }
+    if (!(mom >= 0 && mom <= 1)) {
+        elab_error(E, b->at[2], "batchnorm needs 0 <= momentum <= 1, got %g", mom);
         return false;
     }
     const char *layer = layer_name(E, b->frame, "batchnorm", b->call->u.call.as);
@@ -405,7 +461,7 @@ static bool bi_linear(Elab *E, Bound *b, const Builtin *self, Val *out)
                    "insert flatten before it", ir_shape_str(s, buf, sizeof buf));
         return false;
     }
-    if (!positive(E, b, 1, "the number of output features", MAX_DIM)) return false;
+    if (!in_range(E, b, 1, "the number of output features", 1, MAX_DIM)) return false;
     LinearAttr la = {(int)arg_int(b, 1), b->v[2].u.b};
     const char *layer = layer_name(E, b->frame, "linear", b->call->u.call.as);
     int32_t ins[3] = {b->v[0].u.t};
@@ -436,7 +492,7 @@ static bool bi_dropout(Elab *E, Bound *b, const Builtin *self, Val *out)
     (void)self;
     double p = arg_num(b, 1);
     if (!(p >= 0 && p < 1)) {
-        elab_error(E, b->call->loc, "the dropout probability must be at least 0 and below 1, got %g", p);
+        elab_error(E, b->at[1], "the dropout probability must be at least 0 and below 1, got %g", p);
         return false;
     }
     IrAttr attr = {.dropout = {(float)p}};
@@ -446,15 +502,17 @@ static bool bi_dropout(Elab *E, Bound *b, const Builtin *self, Val *out)
 static bool bi_pool(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
     bool is_max = self->op == OP_MAXPOOL2D;
-    if (!need_image(E, b, self->name) || !positive(E, b, 1, "the kernel size", 1 << 12)) return false;
-    if (!arg_none(b, 2) && !positive(E, b, 2, "the stride", 1 << 12)) return false;
+    if (!need_image(E, b, self->name) || !in_range(E, b, 1, "the kernel size", 1, MAX_WINDOW) ||
+        (!arg_none(b, 2) && !in_range(E, b, 2, "the stride", 1, MAX_WINDOW)) ||
+        !in_range(E, b, 3, "the padding", 0, MAX_WINDOW) ||
+        (is_max && !in_range(E, b, 4, "the dilation", 1, MAX_WINDOW)))
+        return false;
     PoolAttr p = {0};
     arg_pair(b, 1, &p.kh, &p.kw);
     if (arg_none(b, 2)) { p.sh = p.kh; p.sw = p.kw; }   /* PyTorch: stride defaults to the kernel size */
     else arg_pair(b, 2, &p.sh, &p.sw);
     arg_pair(b, 3, &p.ph, &p.pw);
     if (is_max) {
-        if (!positive(E, b, 4, "the dilation", 1 << 12)) return false;
         arg_pair(b, 4, &p.dh, &p.dw);
         p.ceil_mode = b->v[5].u.b;
     } else {
@@ -469,7 +527,7 @@ static bool bi_pool(Elab *E, Bound *b, const Builtin *self, Val *out)
 static bool bi_lrn(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
     (void)self;
-    if (!positive(E, b, 1, "the lrn size", 1 << 12)) return false;
+    if (!in_range(E, b, 1, "the lrn size", 1, MAX_WINDOW)) return false;
     IrAttr attr = {.lrn = {(int)arg_int(b, 1), (float)arg_num(b, 2), (float)arg_num(b, 3), (float)arg_num(b, 4)}};
     return add_node(E, b->call, OP_LRN, &b->v[0].u.t, 1, &attr, NULL, out);
 }
@@ -487,12 +545,23 @@ static bool bi_concat(Elab *E, Bound *b, const Builtin *self, Val *out)
     return add_node(E, b->call, OP_CONCAT, ins, b->n_rest, &attr, NULL, out);
 }
 
+static bool step(Elab *E, const Expr *e);
+
+/* Lists count a step per element, and all lists together are bounded, so no
+ * loop can pile up unbounded memory. */
 static bool make_list(Elab *E, const Expr *at, int64_t n, Val *out)
 {
     if (n > MAX_LIST) {
         elab_error(E, at->loc, "a list of %lld elements is too long (the limit is %d)", (long long)n, MAX_LIST);
         return false;
     }
+    if (n > 0 && (E->list_elems += n) > MAX_LIST_TOTAL) {
+        elab_error(E, at->loc, "the lists made so far hold more than %d elements; is a loop that builds lists unbounded?",
+                   MAX_LIST_TOTAL);
+        return false;
+    }
+    if (n > 0) E->steps += n - 1;
+    if (!step(E, at)) return false;
     out->k = V_LIST;
     out->u.seq.n = (int)(n > 0 ? n : 0);
     out->u.seq.v = arena_alloc(E->a, (size_t)(n > 0 ? n : 1) * sizeof(Val));
@@ -505,11 +574,11 @@ static bool bi_range(Elab *E, Bound *b, const Builtin *self, Val *out)
     int64_t lo = 0, hi = arg_int(b, 0), step = arg_int(b, 2);
     if (!arg_none(b, 1)) { lo = hi; hi = arg_int(b, 1); }
     if (step == 0) {
-        elab_error(E, b->call->loc, "range step must not be 0");
+        elab_error(E, b->at[2], "range step must not be 0");
         return false;
     }
-    if (lo < -MAX_LIST || lo > MAX_LIST || hi < -MAX_LIST || hi > MAX_LIST) {
-        elab_error(E, b->call->loc, "range bounds must be within +-%d", MAX_LIST);
+    if (lo < -MAX_LIST || lo > MAX_LIST || hi < -MAX_LIST || hi > MAX_LIST || step < -MAX_LIST || step > MAX_LIST) {
+        elab_error(E, b->call->loc, "range arguments must be within +-%d", MAX_LIST);
         return false;
     }
     int64_t n = step > 0 ? (hi - lo + step - 1) / step : (lo - hi - step - 1) / -step;
@@ -522,7 +591,7 @@ static bool bi_len(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
     (void)self;
     if (b->v[0].k != V_LIST && b->v[0].k != V_TUPLE) {
-        elab_error(E, b->call->loc, "len expects a list or a tuple, got %s", vkind_name(b->v[0].k));
+        elab_error(E, b->at[0], "len expects a list or a tuple, got %s", describe(E, &b->v[0]));
         return false;
     }
     *out = vint(b->v[0].u.seq.n);
@@ -534,7 +603,7 @@ static bool bi_minmax(Elab *E, Bound *b, const Builtin *self, Val *out)
     bool is_min = strcmp(self->name, "min") == 0;
     for (int i = 0; i < 2; i++)
         if (b->v[i].k != V_INT && b->v[i].k != V_FLOAT) {
-            elab_error(E, b->call->loc, "%s expects numbers, got %s", self->name, vkind_name(b->v[i].k));
+            elab_error(E, b->at[i], "%s expects numbers, got %s", self->name, describe(E, &b->v[i]));
             return false;
         }
     bool first = is_min ? arg_num(b, 0) <= arg_num(b, 1) : arg_num(b, 0) >= arg_num(b, 1);
@@ -588,17 +657,12 @@ static const Func builtin_funcs[NNC_COUNT(builtins)] = {
 };
 _Static_assert(NNC_COUNT(builtins) == 22, "builtin_funcs must list every builtin");
 
+static const char *func_name(const Func *fn) { return fn->block ? fn->block->name : fn->builtin->name; }
+
 static const Builtin *find_builtin(const char *name)
 {
     for (size_t i = 0; i < NNC_COUNT(builtins); i++)
         if (strcmp(builtins[i].name, name) == 0) return &builtins[i];
-    return NULL;
-}
-
-static const Decl *find_decl(const Elab *E, DeclKind kind, const char *name)
-{
-    for (const Decl *d = E->decls; d; d = d->next)
-        if (d->kind == kind && strcmp(d->name, name) == 0) return d;
     return NULL;
 }
 
@@ -632,23 +696,35 @@ static int edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
+/* How far a candidate is from what was written, for "did you mean": the edit
+ * distance, or 2 when one contains the other ("padding" and "pad"); 99 when
+ * they are not alike (more than 2 edits, or nothing in common: 'z' and 'x'). */
+static int likeness(const char *written, const char *cand)
+{
+    int d = edit_distance(written, cand);
+    size_t lw = strlen(written), lc = strlen(cand);
+    if (d > 2 && lw >= 3 && lc >= 3 && (strstr(written, cand) || strstr(cand, written))) d = 2;
+    return d <= 2 && (size_t)d < (lw < lc ? lw : lc) ? d : 99;
+}
+
+static void consider(const char *written, const char *cand, const char **best, int *bd)
+{
+    int d = likeness(written, cand);
+    if (d < *bd) {
+        *bd = d;
+        *best = cand;
+    }
+}
+
 static const char *suggest_name(Elab *E, Frame *f, const char *name)
 {
     const char *best = NULL;
-    int bd = 3;
-    for (Var *v = f->vars; v; v = v->next) {
-        int d = edit_distance(name, v->name);
-        if (d < bd) { bd = d; best = v->name; }
-    }
-    for (size_t i = 0; i < NNC_COUNT(builtins); i++) {
-        int d = edit_distance(name, builtins[i].name);
-        if (d < bd) { bd = d; best = builtins[i].name; }
-    }
-    for (const Decl *d = E->decls; d; d = d->next) {
-        if (d->kind != DECL_BLOCK) continue;
-        int dist = edit_distance(name, d->name);
-        if (dist < bd) { bd = dist; best = d->name; }
-    }
+    int bd = 99;
+    for (size_t i = 0; i < f->vars.cap; i++)
+        if (f->vars.keys[i]) consider(name, f->vars.keys[i], &best, &bd);
+    for (size_t i = 0; i < NNC_COUNT(builtins); i++) consider(name, builtins[i].name, &best, &bd);
+    for (size_t i = 0; i < E->blocks->cap; i++)
+        if (E->blocks->keys[i]) consider(name, E->blocks->keys[i], &best, &bd);
     return best;
 }
 
@@ -656,7 +732,7 @@ static bool eval_name(Elab *E, Frame *f, const Expr *e, Val *out)
 {
     Var *v = lookup_var(f, e->u.s);
     if (v) { *out = v->val; return true; }
-    const Decl *blk = find_decl(E, DECL_BLOCK, e->u.s);
+    const Decl *blk = map_get(E->blocks, e->u.s);
     if (blk) {
         Func *fn = arena_alloc(E->a, sizeof *fn);
         fn->name = blk->name;
@@ -671,6 +747,12 @@ static bool eval_name(Elab *E, Frame *f, const Expr *e, Val *out)
     }
     const char *sug = suggest_name(E, f, e->u.s);
     if (sug) elab_error(E, e->loc, "unknown name '%s'; did you mean '%s'?", e->u.s, sug);
+    else if (f->block)
+        elab_error(E, e->loc, "unknown name '%s'; a block sees only its parameters, its own variables, blocks and "
+                   "built-ins", e->u.s);
+    else if (f->defaults)
+        elab_error(E, e->loc, "unknown name '%s'; a default value sees only blocks and built-ins, not other parameters",
+                   e->u.s);
     else elab_error(E, e->loc, "unknown name '%s'", e->u.s);
     return false;
 }
@@ -690,6 +772,12 @@ static bool eval_seq(Elab *E, Frame *f, const Expr *e, Val *out)
 static bool is_num(const Val *v) { return v->k == V_INT || v->k == V_FLOAT; }
 static double num(const Val *v) { return v->k == V_INT ? (double)v->u.i : v->u.f; }
 
+static const char *binop_text(BinOp op)
+{
+    static const char *t[] = {"+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "and", "or"};
+    return t[op];
+}
+
 static bool int_arith(Elab *E, const Expr *e, int64_t a, int64_t b, Val *out)
 {
     int64_t r = 0;
@@ -701,7 +789,7 @@ static bool int_arith(Elab *E, const Expr *e, int64_t a, int64_t b, Val *out)
     case BIN_DIV:
     case BIN_MOD:
         if (b == 0) {
-            elab_error(E, e->loc, "division by zero");
+            elab_error(E, e->loc, e->u.bin.op == BIN_DIV ? "division by zero" : "modulo by zero ('%%' needs a nonzero right side)");
             return false;
         }
         if (a == INT64_MIN && b == -1) { ovf = true; break; }
@@ -713,7 +801,8 @@ static bool int_arith(Elab *E, const Expr *e, int64_t a, int64_t b, Val *out)
     default: NNC_ASSERT(0);
     }
     if (ovf) {
-        elab_error(E, e->loc, "integer overflow");
+        elab_error(E, e->loc, "integer overflow: %lld %s %lld does not fit in 64 bits", (long long)a,
+                   binop_text(e->u.bin.op), (long long)b);
         return false;
     }
     *out = vint(r);
@@ -731,7 +820,7 @@ static bool compare(Elab *E, const Expr *e, const Val *a, const Val *b, Val *out
     } else if ((op == BIN_EQ || op == BIN_NE) && a->k == b->k && (a->k == V_BOOL || a->k == V_STR)) {
         c = a->k == V_BOOL ? (a->u.b != b->u.b) : (strcmp(a->u.s, b->u.s) != 0);
     } else {
-        elab_error(E, e->loc, "cannot compare %s with %s", vkind_name(a->k), vkind_name(b->k));
+        elab_error(E, e->loc, "cannot compare %s with %s using '%s'", describe(E, a), describe(E, b), binop_text(op));
         return false;
     }
     bool r = op == BIN_EQ ? c == 0 : op == BIN_NE ? c != 0 : op == BIN_LT ? c < 0
@@ -742,17 +831,17 @@ static bool compare(Elab *E, const Expr *e, const Val *a, const Val *b, Val *out
 
 static bool eval_logic(Elab *E, Frame *f, const Expr *e, Val *out)
 {
-    const char *op = e->u.bin.op == BIN_AND ? "and" : "or";
+    const char *op = binop_text(e->u.bin.op);
     Val a, b;
     if (!eval(E, f, e->u.bin.l, &a)) return false;
     if (a.k != V_BOOL) {
-        elab_error(E, e->u.bin.l->loc, "'%s' needs true or false on its left, got %s", op, vkind_name(a.k));
+        elab_error(E, e->u.bin.l->loc, "'%s' needs true or false on its left, got %s", op, describe(E, &a));
         return false;
     }
     if (a.u.b == (e->u.bin.op == BIN_OR)) { *out = a; return true; }  /* short circuit */
     if (!eval(E, f, e->u.bin.r, &b)) return false;
     if (b.k != V_BOOL) {
-        elab_error(E, e->u.bin.r->loc, "'%s' needs true or false on its right, got %s", op, vkind_name(b.k));
+        elab_error(E, e->u.bin.r->loc, "'%s' needs true or false on its right, got %s", op, describe(E, &b));
         return false;
     }
     *out = b;
@@ -771,18 +860,18 @@ static bool eval_binary(Elab *E, Frame *f, const Expr *e, Val *out)
         return add_node(E, e, OP_ADD, ins, 2, NULL, NULL, out);
     }
     if (a.k == V_TENSOR || b.k == V_TENSOR) {
-        elab_error(E, e->loc, "tensors support only '+' with another tensor, not this operation with %s and %s",
-                   vkind_name(a.k), vkind_name(b.k));
+        elab_error(E, e->loc, "'%s' cannot take %s and %s; tensors support only '+' with a tensor of the same shape",
+                   binop_text(op), describe(E, &a), describe(E, &b));
         return false;
     }
     if (!is_num(&a) || !is_num(&b)) {
-        elab_error(E, e->loc, "arithmetic needs numbers, got %s and %s", vkind_name(a.k), vkind_name(b.k));
+        elab_error(E, e->loc, "'%s' needs numbers, got %s and %s", binop_text(op), describe(E, &a), describe(E, &b));
         return false;
     }
     if (a.k == V_INT && b.k == V_INT) return int_arith(E, e, a.u.i, b.u.i, out);
     double x = num(&a), y = num(&b), r;
     if ((op == BIN_DIV || op == BIN_MOD) && y == 0) {
-        elab_error(E, e->loc, "division by zero");
+        elab_error(E, e->loc, op == BIN_DIV ? "division by zero" : "modulo by zero ('%%' needs a nonzero right side)");
         return false;
     }
     switch (op) {
@@ -793,7 +882,7 @@ static bool eval_binary(Elab *E, Frame *f, const Expr *e, Val *out)
     default: r = x - y * floor(x / y); break;
     }
     if (!isfinite(r)) {
-        elab_error(E, e->loc, "the result is not a finite number");
+        elab_error(E, e->loc, "the result of '%s' is not a finite number", binop_text(op));
         return false;
     }
     *out = (Val){V_FLOAT, {.f = r}};
@@ -806,7 +895,7 @@ static bool eval_unary(Elab *E, Frame *f, const Expr *e, Val *out)
     if (!eval(E, f, e->u.un.e, &a)) return false;
     if (e->u.un.op == UN_NOT) {
         if (a.k != V_BOOL) {
-            elab_error(E, e->loc, "'not' needs true or false, got %s", vkind_name(a.k));
+            elab_error(E, e->loc, "'not' needs true or false, got %s", describe(E, &a));
             return false;
         }
         *out = (Val){V_BOOL, {.b = !a.u.b}};
@@ -814,7 +903,8 @@ static bool eval_unary(Elab *E, Frame *f, const Expr *e, Val *out)
     }
     if (a.k == V_INT && a.u.i != INT64_MIN) { *out = vint(-a.u.i); return true; }
     if (a.k == V_FLOAT) { *out = (Val){V_FLOAT, {.f = -a.u.f}}; return true; }
-    elab_error(E, e->loc, "'-' needs a number, got %s", vkind_name(a.k));
+    if (a.k == V_INT) elab_error(E, e->loc, "integer overflow: -(%lld) does not fit in 64 bits", (long long)a.u.i);
+    else elab_error(E, e->loc, "'-' needs a number, got %s", describe(E, &a));
     return false;
 }
 
@@ -824,7 +914,7 @@ static bool eval_field(Elab *E, Frame *f, const Expr *e, Val *out)
     if (!eval(E, f, e->u.field.e, &x)) return false;
     const char *fld = e->u.field.field;
     if (x.k != V_TENSOR) {
-        elab_error(E, e->loc, "'.%s' asks a tensor for its shape, but this is %s", fld, vkind_name(x.k));
+        elab_error(E, e->loc, "'.%s' asks a tensor for its shape, but this is %s", fld, describe(E, &x));
         return false;
     }
     const IrShape *s = tshape(E, x);
@@ -836,21 +926,28 @@ static bool eval_field(Elab *E, Frame *f, const Expr *e, Val *out)
         return true;
     }
     static const char *img[] = {"channels", "height", "width"};
+    bool image_field = false;
     for (int i = 0; i < 3; i++)
         if (strcmp(fld, img[i]) == 0) {
-            if (s->rank != 3) break;
-            *out = vint(s->dim[i]);
-            return true;
+            if (s->rank == 3) {
+                *out = vint(s->dim[i]);
+                return true;
+            }
+            image_field = true;
         }
-    if (strcmp(fld, "features") == 0 && s->rank == 1) {
+    bool features = strcmp(fld, "features") == 0;
+    if (features && s->rank == 1) {
         *out = vint(s->dim[0]);
         return true;
     }
-    bool known = strcmp(fld, "features") == 0 || strcmp(fld, "channels") == 0 || strcmp(fld, "height") == 0 ||
-                 strcmp(fld, "width") == 0;
-    if (known)
-        elab_error(E, e->loc, "a tensor of shape %s has no '%s'; images have channels, height and width, vectors have features",
-                   ir_shape_str(s, buf, sizeof buf), fld);
+    ir_shape_str(s, buf, sizeof buf);
+    if (image_field && s->rank == 1)
+        elab_error(E, e->loc, "a feature vector %s has no '%s'; use '.features' for its size", buf, fld);
+    else if (features && s->rank == 3)
+        elab_error(E, e->loc, "an image %s has no 'features'; use '.channels', '.height' and '.width', or flatten it first",
+                   buf);
+    else if (image_field || features)
+        elab_error(E, e->loc, "a tensor of shape %s has no '%s'; use '.shape'", buf, fld);
     else
         elab_error(E, e->loc, "unknown tensor property '%s'; use channels, height, width, features or shape", fld);
     return false;
@@ -858,7 +955,7 @@ static bool eval_field(Elab *E, Frame *f, const Expr *e, Val *out)
 
 /* ---- calls ---- */
 
-static bool check_type(Elab *E, const Loc *loc, const char *fname, const char *pname, ArgType t, const Val *v)
+static bool check_type(Elab *E, Loc loc, const char *fname, const char *pname, ArgType t, const Val *v)
 {
     const char *want = NULL;
     switch (t) {
@@ -874,44 +971,67 @@ static bool check_type(Elab *E, const Loc *loc, const char *fname, const char *p
     case A_ANY: break;
     }
     if (!want) return true;
-    elab_error(E, *loc, "%s expects %s for '%s', got %s", fname, want, pname, vkind_name(v->k));
+    elab_error(E, loc, "%s expects %s for '%s', got %s", fname, want, pname, describe(E, v));
     return false;
 }
 
-static const char *closest_param(const char *const *names, int n, const char *kw)
+/* "x, channels, kernel and bias" */
+static const char *name_list(Elab *E, const char *const *names, int n)
+{
+    StrBuf sb = {0};
+    for (int i = 0; i < n; i++) sb_printf(&sb, "%s%s", i == 0 ? "" : i == n - 1 ? " and " : ", ", names[i]);
+    const char *r = arena_strdup(E->a, sb.data ? sb.data : "");
+    sb_free(&sb);
+    return r;
+}
+
+/* How messages name a callee: "conv", or "block 'basic'". */
+static const char *callee(Elab *E, const char *name, bool is_block)
+{
+    return is_block ? arena_printf(E->a, "block '%s'", name) : name;
+}
+
+static void unknown_keyword(Elab *E, const Arg *a, const char *fname, const char *const *names, int n)
 {
     const char *best = NULL;
-    int bd = 3;
-    for (int i = 0; i < n; i++) {
-        int d = edit_distance(kw, names[i]);
-        if (d < bd) { bd = d; best = names[i]; }
-    }
-    return best;
+    int bd = 99;
+    for (int i = 0; i < n; i++) consider(a->name, names[i], &best, &bd);
+    if (best) elab_error(E, a->loc, "%s has no parameter '%s'; did you mean '%s'?", fname, a->name, best);
+    else if (n == 0) elab_error(E, a->loc, "%s has no parameter '%s'; it takes no arguments", fname, a->name);
+    else if (n == 1) elab_error(E, a->loc, "%s has no parameter '%s'; its only parameter is %s", fname, a->name, names[0]);
+    else elab_error(E, a->loc, "%s has no parameter '%s'; its parameters are %s", fname, a->name, name_list(E, names, n));
 }
 
 /* Binds a call's arguments to named parameters: positional first, then
- * keywords. vals[i] receives argument i's value, given[i] whether it came. A
- * variadic parameter (index var, or -1) swallows all positional arguments. */
-static bool bind_args(Elab *E, Frame *f, const Expr *call, const char *fname, const char *const *names, int n, int var,
-                      Val *vals, bool *given, Val **rest, int *n_rest, Val pre)
+ * keywords. vals[i] receives argument i's value, given[i] whether it came,
+ * at[i] where it was written. A variadic parameter (index var, or -1)
+ * swallows all positional arguments into rest/rest_at. */
+static bool bind_args(Elab *E, Frame *f, const Expr *call, const char *name, bool is_block, const char *const *names,
+                      int n, int var, Val *vals, bool *given, Loc *at, Val **rest, Loc **rest_at, int *n_rest)
 {
-    int pos = 0, nrest = 0;
-    for (const Arg *a = call->u.call.args; a; a = a->next) nrest += !a->name;
-    if (var >= 0) *rest = arena_alloc(E->a, (size_t)(nrest ? nrest : 1) * sizeof(Val));
+    int pos = 0, npos = 0;
+    for (const Arg *a = call->u.call.args; a; a = a->next) npos += !a->name;
+    if (var >= 0) {
+        *rest = arena_alloc(E->a, (size_t)(npos ? npos : 1) * sizeof(Val));
+        *rest_at = arena_alloc(E->a, (size_t)(npos ? npos : 1) * sizeof(Loc));
+    }
     bool seen_kw = false;
     for (const Arg *a = call->u.call.args; a; a = a->next) {
         int idx;
         if (!a->name) {
             if (seen_kw) {
-                elab_error(E, a->loc, "a positional argument cannot follow a keyword argument");
+                elab_error(E, a->loc, "a positional argument cannot follow a keyword argument; "
+                           "give it by name or move it before the keywords");
                 return false;
             }
             if (var >= 0) {
+                (*rest_at)[*n_rest] = a->loc;
                 if (!eval(E, f, a->value, &(*rest)[(*n_rest)++])) return false;
                 continue;
             }
             if (pos >= n) {
-                elab_error(E, a->loc, "%s takes at most %d argument%s, but more were given", fname, n, n == 1 ? "" : "s");
+                elab_error(E, a->loc, "%s takes at most %d argument%s (%s), but %d were given",
+                           callee(E, name, is_block), n, n == 1 ? "" : "s", name_list(E, names, n), npos);
                 return false;
             }
             idx = pos++;
@@ -919,20 +1039,18 @@ static bool bind_args(Elab *E, Frame *f, const Expr *call, const char *fname, co
             seen_kw = true;
             for (idx = 0; idx < n && strcmp(names[idx], a->name) != 0; idx++) {}
             if (idx == n || idx == var) {
-                const char *s = closest_param(names, n, a->name);
-                if (s) elab_error(E, a->loc, "%s has no parameter '%s'; did you mean '%s'?", fname, a->name, s);
-                else elab_error(E, a->loc, "%s has no parameter '%s'", fname, a->name);
+                unknown_keyword(E, a, callee(E, name, is_block), names, n);
                 return false;
             }
             if (given[idx]) {
-                elab_error(E, a->loc, "argument '%s' of %s is given twice", a->name, fname);
+                elab_error(E, a->loc, "argument '%s' of %s is given twice", a->name, callee(E, name, is_block));
                 return false;
             }
         }
         if (!eval(E, f, a->value, &vals[idx])) return false;
         given[idx] = true;
+        at[idx] = a->value->loc;
     }
-    (void)pre;
     return true;
 }
 
@@ -948,10 +1066,10 @@ static bool call_builtin(Elab *E, Frame *f, const Expr *call, const Builtin *bi,
         names[n] = bi->params[n].name;
         if (bi->params[n].type == A_TENSORS) var = n;
     }
-    if (!bind_args(E, f, call, bi->name, names, n, var, b.v, b.given, &b.rest, &b.n_rest, (Val){0})) return false;
-    for (int i = 0; i < b.n_rest; i++) {
-        if (!check_type(E, &call->loc, bi->name, "tensors", A_TENSOR, &b.rest[i])) return false;
-    }
+    if (!bind_args(E, f, call, bi->name, false, names, n, var, b.v, b.given, b.at, &b.rest, &b.rest_at, &b.n_rest))
+        return false;
+    for (int i = 0; i < b.n_rest; i++)
+        if (!check_type(E, b.rest_at[i], bi->name, "tensors", A_TENSOR, &b.rest[i])) return false;
     for (int i = 0; i < n; i++) {
         const BParam *p = &bi->params[i];
         if (i == var) continue;
@@ -960,13 +1078,14 @@ static bool call_builtin(Elab *E, Frame *f, const Expr *call, const Builtin *bi,
                 elab_error(E, call->loc, "%s needs the argument '%s'", bi->name, p->name);
                 return false;
             }
+            b.at[i] = call->loc;
             if (isnan(p->def)) b.v[i] = (Val){V_NONE, {0}};
             else if (p->type == A_BOOL) b.v[i] = (Val){V_BOOL, {.b = p->def != 0}};
             else if (p->type == A_FLOAT) b.v[i] = (Val){V_FLOAT, {.f = p->def}};
             else b.v[i] = vint((int64_t)p->def);
             continue;
         }
-        if (!check_type(E, &call->loc, bi->name, p->name, p->type, &b.v[i])) return false;
+        if (!check_type(E, b.at[i], bi->name, p->name, p->type, &b.v[i])) return false;
     }
     bool makes_layer = bi->fn == bi_conv || bi->fn == bi_conv_t || bi->fn == bi_batchnorm || bi->fn == bi_linear;
     if (call->u.call.as && !makes_layer) {
@@ -983,48 +1102,49 @@ static bool call_block(Elab *E, Frame *f, const Expr *call, const Decl *blk, Val
                    blk->name);
         return false;
     }
-    const char *names[64];
+    const char *names[MAX_BLOCK_PARAMS];
     int n = 0;
-    for (const Param *p = blk->params; p; p = p->next) {
-        if (n == 64) {
-            elab_error(E, blk->loc, "block '%s' has more than 64 parameters", blk->name);
-            return false;
-        }
-        names[n++] = p->name;
-    }
-    Val vals[64];
-    bool given[64] = {0};
-    if (!bind_args(E, f, call, blk->name, names, n, -1, vals, given, NULL, NULL, (Val){0})) return false;
+    for (const Param *p = blk->params; p && n < MAX_BLOCK_PARAMS; p = p->next) names[n++] = p->name;  /* checked */
+    Val vals[MAX_BLOCK_PARAMS];
+    bool given[MAX_BLOCK_PARAMS] = {0};
+    Loc at[MAX_BLOCK_PARAMS];
+    if (!bind_args(E, f, call, blk->name, true, names, n, -1, vals, given, at, NULL, NULL, NULL)) return false;
     Frame nf;
     memset(&nf, 0, sizeof nf);
     nf.caller = E->frame;
     nf.block = blk->name;
     nf.call_loc = call->loc;
     nf.scope = layer_name(E, f, blk->name, call->u.call.as);
+    const Frame *saved = E->frame;
+    E->frame = &nf;
+    E->depth++;  /* defaults count too: a default may call the block again */
+    ExecResult r = EX_FAILED;
     int i = 0;
     for (const Param *p = blk->params; p; p = p->next, i++) {
         if (!given[i]) {
             if (!p->def) {
+                E->frame = saved;
                 elab_error(E, call->loc, "block '%s' needs the argument '%s'", blk->name, p->name);
-                return false;
+                goto out;
             }
             Frame empty = {0};  /* defaults see only built-ins and blocks */
             empty.scope = "";
-            if (!eval(E, &empty, p->def, &vals[i])) return false;
+            empty.defaults = true;
+            if (!eval(E, &empty, p->def, &vals[i])) goto out;
         }
         set_var(E, &nf, p->name, vals[i]);
     }
-    const Frame *saved = E->frame;
-    E->frame = &nf;
-    E->depth++;
-    ExecResult r = exec_stmts(E, &nf, blk->body);
+    r = exec_stmts(E, &nf, blk->body);
+    if (r == EX_OK) {
+        elab_error(E, blk->loc, "block '%s' ended without reaching a 'return'; every path through it must return a value",
+                   blk->name);
+        r = EX_FAILED;
+    }
+out:
     E->depth--;
     E->frame = saved;
+    map_free(&nf.vars);
     if (r == EX_FAILED) return false;
-    if (r != EX_RETURNED) {
-        elab_error(E, call->loc, "block '%s' ended without 'return'", blk->name);
-        return false;
-    }
     *out = nf.ret;
     return true;
 }
@@ -1034,17 +1154,31 @@ static bool eval_call(Elab *E, Frame *f, const Expr *e, Val *out)
     Val fn;
     if (!eval(E, f, e->u.call.fn, &fn)) return false;
     if (fn.k != V_FUNC) {
-        elab_error(E, e->loc, "%s is not a function; only layers, blocks and built-ins can be called",
-                   vkind_name(fn.k));
+        if (e->u.call.fn->kind == EX_NAME)
+            elab_error(E, e->loc, "'%s' is %s, not a function; only layers, blocks and built-ins can be called",
+                       e->u.call.fn->u.s, describe(E, &fn));
+        else
+            elab_error(E, e->loc, "%s is not a function; only layers, blocks and built-ins can be called",
+                       describe(E, &fn));
         return false;
     }
     if (fn.u.fn->builtin) return call_builtin(E, f, e, fn.u.fn->builtin, out);
     return call_block(E, f, e, fn.u.fn->block, out);
 }
 
-static bool eval(Elab *E, Frame *f, const Expr *e, Val *out)
+/* Nesting of eval() and exec_stmts() calls, across block calls: the C stack
+ * they use grows with it, so it is bounded. */
+static bool enter(Elab *E, Loc loc)
 {
-    if (!step(E, e)) return false;
+    if (++E->nest <= MAX_NEST) return true;
+    E->nest--;
+    elab_error(E, loc, "the program nests too deeply (more than %d expressions and bodies, counting block calls)",
+               MAX_NEST);
+    return false;
+}
+
+static bool eval_inner(Elab *E, Frame *f, const Expr *e, Val *out)
+{
     switch (e->kind) {
     case EX_INT: *out = vint(e->u.i); return true;
     case EX_FLOAT: *out = (Val){V_FLOAT, {.f = e->u.f}}; return true;
@@ -1061,7 +1195,24 @@ static bool eval(Elab *E, Frame *f, const Expr *e, Val *out)
     return false;
 }
 
+static bool eval(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    if (!step(E, e) || !enter(E, e->loc)) return false;
+    bool ok = eval_inner(E, f, e, out);
+    E->nest--;
+    return ok;
+}
+
 /* ---- statements ---- */
+
+/* The place of element i of a list or tuple written in the text, or of the whole expression. */
+static Loc item_loc(const Expr *e, int i)
+{
+    if (e->kind != EX_LIST && e->kind != EX_TUPLE) return e->loc;
+    const ExprList *l = e->u.items;
+    for (; l && i > 0; i--) l = l->next;
+    return l ? l->e->loc : e->loc;
+}
 
 static bool check_dims(Elab *E, const Stmt *s, const Val *dims, IrShape *shape)
 {
@@ -1075,7 +1226,8 @@ static bool check_dims(Elab *E, const Stmt *s, const Val *dims, IrShape *shape)
     for (int i = 0; i < n; i++) {
         const Val *d = &dims->u.seq.v[i];
         if (d->k != V_INT || d->u.i < 1 || d->u.i > MAX_DIM) {
-            elab_error(E, s->e->loc, "input dimension %d must be an integer between 1 and %d", i + 1, MAX_DIM);
+            elab_error(E, item_loc(s->e, i), "input dimension %d must be an integer between 1 and %d, got %s", i + 1,
+                       MAX_DIM, describe(E, d));
             return false;
         }
         shape->dim[i] = d->u.i;
@@ -1124,7 +1276,7 @@ static bool exec_output(Elab *E, Frame *f, const Stmt *s)
     Val v;
     if (!eval(E, f, s->e, &v)) return false;
     if (v.k != V_TENSOR) {
-        elab_error(E, s->e->loc, "output '%s' must be a tensor, got %s", s->name, vkind_name(v.k));
+        elab_error(E, s->e->loc, "output '%s' must be a tensor, got %s", s->name, describe(E, &v));
         return false;
     }
     ir_add_output(E->g, s->name, v.u.t);
@@ -1137,18 +1289,23 @@ static ExecResult exec_for(Elab *E, Frame *f, const Stmt *s)
     Val it;
     if (!eval(E, f, s->e, &it)) return EX_FAILED;
     if (it.k != V_LIST && it.k != V_TUPLE) {
-        elab_error(E, s->e->loc, "'for' needs a list or a tuple to walk, got %s", vkind_name(it.k));
+        elab_error(E, s->e->loc, "'for' needs a list or a tuple to walk, got %s", describe(E, &it));
         return EX_FAILED;
     }
     int nvars = 0;
-    for (const NameList *n = s->vars; n; n = n->next) nvars++;
+    const char *names[8];
+    for (const NameList *n = s->vars; n; n = n->next) {
+        if (nvars < 8) names[nvars] = n->name;
+        nvars++;
+    }
     for (int i = 0; i < it.u.seq.n; i++) {
         const Val *item = &it.u.seq.v[i];
         if (nvars == 1) {
             set_var(E, f, s->vars->name, *item);
         } else {
             if ((item->k != V_TUPLE && item->k != V_LIST) || item->u.seq.n != nvars) {
-                elab_error(E, s->e->loc, "element %d of the list does not unpack into %d names", i + 1, nvars);
+                elab_error(E, item_loc(s->e, i), "element %d is %s, which does not unpack into the %d names %s", i + 1,
+                           describe(E, item), nvars, name_list(E, names, nvars < 8 ? nvars : 8));
                 return EX_FAILED;
             }
             int j = 0;
@@ -1168,7 +1325,7 @@ static ExecResult exec_repeat(Elab *E, Frame *f, const Stmt *s)
         if (n.k == V_INT)
             elab_error(E, s->e->loc, "repeat count %lld is out of range (0 to %d)", (long long)n.u.i, MAX_REPEAT);
         else
-            elab_error(E, s->e->loc, "repeat needs an integer count, got %s", vkind_name(n.k));
+            elab_error(E, s->e->loc, "repeat needs an integer count, got %s", describe(E, &n));
         return EX_FAILED;
     }
     for (int64_t i = 0; i < n.u.i; i++) {
@@ -1191,7 +1348,7 @@ static ExecResult exec_stmt(Elab *E, Frame *f, const Stmt *s)
     case ST_IF:
         if (!eval(E, f, s->e, &v)) return EX_FAILED;
         if (v.k != V_BOOL) {
-            elab_error(E, s->e->loc, "the condition must be true or false, got %s", vkind_name(v.k));
+            elab_error(E, s->e->loc, "the condition must be true or false, got %s", describe(E, &v));
             return EX_FAILED;
         }
         return exec_stmts(E, f, v.u.b ? s->body : s->orelse);
@@ -1210,11 +1367,12 @@ static ExecResult exec_stmt(Elab *E, Frame *f, const Stmt *s)
 
 static ExecResult exec_stmts(Elab *E, Frame *f, const Stmt *s)
 {
-    for (; s; s = s->next) {
-        ExecResult r = exec_stmt(E, f, s);
-        if (r != EX_OK) return r;
-    }
-    return EX_OK;
+    if (!s) return EX_OK;
+    if (!enter(E, s->loc)) return EX_FAILED;
+    ExecResult r = EX_OK;
+    for (; s && r == EX_OK; s = s->next) r = exec_stmt(E, f, s);
+    E->nest--;
+    return r;
 }
 
 /* ---- networks ---- */
@@ -1228,8 +1386,16 @@ static bool define_value(Elab *E, const FeDefine *def, Val *out)
         *out = (Val){V_BOOL, {.b = s[0] == 't'}};
         return true;
     }
+    errno = 0;
     long long i = strtoll(s, &end, 10);
-    if (*s && !*end) { *out = vint(i); return true; }
+    if (*s && !*end) {
+        if (errno == ERANGE || i > ((long long)1 << 53) || i < -((long long)1 << 53)) {
+            diag_error(E->d, (Loc){0}, "--set %s=%s: the integer is too large; integers go up to 2^53", def->name, s);
+            return false;
+        }
+        *out = vint(i);
+        return true;
+    }
     double d = strtod(s, &end);
     if (*s && !*end && isfinite(d)) { *out = (Val){V_FLOAT, {.f = d}}; return true; }
     diag_error(E->d, (Loc){0}, "--set %s=%s: the value must be an integer, a number, true or false", def->name, s);
@@ -1257,6 +1423,7 @@ static bool bind_network_params(Elab *E, Frame *f, const Decl *net, const FeOpti
         } else if (p->def) {
             Frame empty = {0};
             empty.scope = "";
+            empty.defaults = true;
             if (!eval(E, &empty, p->def, &v)) return false;
         } else {
             diag_error(E->d, p->loc, "network parameter '%s' has no default; give a value with --set %s=VALUE",
@@ -1278,6 +1445,7 @@ static IrGraph *elaborate(Elab *E, const Decl *net, const FeOptions *opt)
     f.is_network = true;
     E->frame = &f;
     bool ok = bind_network_params(E, &f, net, opt) && exec_stmts(E, &f, net->body) == EX_OK;
+    map_free(&f.vars);
     if (ok && E->g->n_inputs == 0) {
         diag_error(E->d, net->loc, "network '%s' declares no input; add one such as 'input image: [3, 224, 224]'", net->name);
         ok = false;
@@ -1326,7 +1494,8 @@ static bool load_file(Loader *L, const char *path, Loc from, int depth)
     const char *err;
     char *text = nnc_read_file(path, &len, &err);
     if (!text) {
-        diag_error(L->d, from, "cannot read '%s': %s", path, err);
+        diag_error(L->d, from, "cannot read '%s': %s%s", path, err,
+                   path[0] == '/' ? "" : " (an import is found relative to the file that imports it)");
         return false;
     }
     bool ok = load_text(L, path, text, len, depth);
@@ -1355,38 +1524,65 @@ static bool load_text(Loader *L, const char *path, const char *text, size_t len,
     return true;
 }
 
-static bool check_decls(Diag *d, const Decl *all)
+/* Does any path through these statements return? (A block that never says
+ * 'return' is reported where it is defined, called or not.) */
+static bool has_return(const Stmt *s)
 {
-    for (const Decl *x = all; x; x = x->next) {
+    for (; s; s = s->next)
+        if (s->kind == ST_RETURN || has_return(s->body) || has_return(s->orelse)) return true;
+    return false;
+}
+
+static bool check_params(Diag *d, const Decl *x)
+{
+    NameMap seen = {0};
+    int n = 0;
+    bool ok = true;
+    for (const Param *p = x->params; p && ok; p = p->next, n++) {
+        if (x->kind == DECL_BLOCK && n == MAX_BLOCK_PARAMS) {
+            diag_error(d, p->loc, "block '%s' has more than %d parameters", x->name, MAX_BLOCK_PARAMS);
+            ok = false;
+        } else if (map_get(&seen, p->name)) {
+            diag_error(d, p->loc, "parameter '%s' appears twice", p->name);
+            ok = false;
+        }
+        map_put(&seen, p->name, (void *)p);
+    }
+    map_free(&seen);
+    return ok;
+}
+
+/* Checks the declarations of all files and fills blocks (name -> Decl). */
+static bool check_decls(Diag *d, const Decl *all, NameMap *blocks)
+{
+    NameMap networks = {0};
+    bool ok = true;
+    for (const Decl *x = all; x && ok; x = x->next) {
         if (x->kind != DECL_BLOCK && x->kind != DECL_NETWORK) continue;
+        NameMap *m = x->kind == DECL_BLOCK ? blocks : &networks;
+        const Decl *y = map_get(m, x->name);
         if (x->kind == DECL_BLOCK && find_builtin(x->name)) {
             diag_error(d, x->loc, "'%s' is a built-in operation; give the block another name", x->name);
-            return false;
+            ok = false;
+        } else if (y) {
+            diag_error(d, x->loc, "%s '%s' is defined twice", x->kind == DECL_BLOCK ? "block" : "network", x->name);
+            diag_note(d, y->loc, "first defined here");
+            ok = false;
+        } else if (!check_params(d, x)) {
+            ok = false;
+        } else if (x->kind == DECL_BLOCK && !has_return(x->body)) {
+            diag_error(d, x->loc, "block '%s' has no 'return'; a block gives its result with 'return VALUE'", x->name);
+            ok = false;
         }
-        for (const Decl *y = all; y != x; y = y->next)
-            if (y->kind == x->kind && strcmp(y->name, x->name) == 0) {
-                diag_error(d, x->loc, "%s '%s' is defined twice", x->kind == DECL_BLOCK ? "block" : "network", x->name);
-                diag_note(d, y->loc, "first defined here");
-                return false;
-            }
-        int i = 0;
-        for (const Param *p = x->params; p; p = p->next, i++)
-            for (const Param *q = x->params; q != p; q = q->next)
-                if (strcmp(p->name, q->name) == 0) {
-                    diag_error(d, p->loc, "parameter '%s' appears twice", p->name);
-                    return false;
-                }
+        map_put(m, x->name, (void *)x);
     }
-    for (const Decl *x = all; x; x = x->next) {
-        if (x->kind != DECL_TRAIN) continue;
-        const Decl *n = all;
-        while (n && !(n->kind == DECL_NETWORK && strcmp(n->name, x->name) == 0)) n = n->next;
-        if (!n) {
+    for (const Decl *x = all; x && ok; x = x->next)
+        if (x->kind == DECL_TRAIN && !map_get(&networks, x->name)) {
             diag_error(d, x->loc, "train section for unknown network '%s'", x->name);
-            return false;
+            ok = false;
         }
-    }
-    return true;
+    map_free(&networks);
+    return ok;
 }
 
 static const Decl *pick_network(Diag *d, const Loader *L, const char *path, const FeOptions *opt)
@@ -1413,16 +1609,19 @@ static const Decl *pick_network(Diag *d, const Loader *L, const char *path, cons
 
 static IrGraph *compile(Loader *L, const char *path, const FeOptions *opt)
 {
-    if (!check_decls(L->d, L->decls)) return NULL;
-    const Decl *net = pick_network(L->d, L, path, opt);
-    if (!net) return NULL;
-    Elab E;
-    memset(&E, 0, sizeof E);
-    E.d = L->d;
-    E.a = L->a;
-    E.decls = L->decls;
-    IrGraph *g = elaborate(&E, net, opt);
-    free(E.names);
+    NameMap blocks = {0};
+    const Decl *net = check_decls(L->d, L->decls, &blocks) ? pick_network(L->d, L, path, opt) : NULL;
+    IrGraph *g = NULL;
+    if (net) {
+        Elab E;
+        memset(&E, 0, sizeof E);
+        E.d = L->d;
+        E.a = L->a;
+        E.blocks = &blocks;
+        g = elaborate(&E, net, opt);
+        map_free(&E.names);
+    }
+    map_free(&blocks);
     return g;
 }
 

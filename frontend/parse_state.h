@@ -4,6 +4,8 @@
 
 #include "ast.h"
 
+enum { PS_MAX_OPEN = 64 };
+
 struct ParseState {
     Diag *diag;
     Arena *arena;
@@ -11,7 +13,12 @@ struct ParseState {
     int line, col;      /* position of the next byte the lexer reads */
     Decl *decls;        /* result, in source order */
     Decl **tail;
-    bool lex_failed;    /* the lexer already reported the error */
+    /* kept by the parser's token hook, for syntax messages */
+    int tok, prev_tok;              /* kinds of the last token read and of the one before it (0: none) */
+    Loc tok_loc;                    /* where the last token starts */
+    int end_line, end_col;          /* just past the last token read */
+    struct { char c; Loc loc; } open[PS_MAX_OPEN];  /* innermost unclosed brackets */
+    int n_open;                     /* may exceed PS_MAX_OPEN; the excess is not remembered */
 };
 
 #endif

@@ -62,11 +62,26 @@ static bool check_window(const ConvAttr *c, char *err, size_t errlen)
     return true;
 }
 
+/* " (dilated 2x2)" and " with padding 1x1", or "" when there is none. */
+static const char *dilation_text(int dh, int dw, char *buf, size_t len)
+{
+    if (dh == 1 && dw == 1) return "";
+    snprintf(buf, len, " (dilated %dx%d)", dh, dw);
+    return buf;
+}
+
+static const char *padding_text(int ph, int pw, char *buf, size_t len)
+{
+    if (ph == 0 && pw == 0) return "";
+    snprintf(buf, len, " with padding %dx%d", ph, pw);
+    return buf;
+}
+
 static bool shape_conv2d(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
 {
     const ConvAttr *c = &n->attr.conv;
     const IrShape *x = ir_in_shape(g, n, 0);
-    char b[96];
+    char b[96], db[48], pb[48];
     if (!need_image(x, "conv", err, errlen) || !check_window(c, err, errlen)) return false;
     if (c->groups < 1 || x->dim[0] % c->groups || c->out_channels % c->groups)
         FAIL("groups = %d must divide both the input channels (%lld) and the output channels (%d)",
@@ -78,8 +93,8 @@ static bool shape_conv2d(const IrGraph *g, const IrNode *n, IrShape *out, char *
     int64_t oh = window_out(x->dim[1], c->kh, c->sh, c->ph, c->dh, false);
     int64_t ow = window_out(x->dim[2], c->kw, c->sw, c->pw, c->dw, false);
     if (oh < 1 || ow < 1)
-        FAIL("a %dx%d kernel (dilation %d) does not fit the input %s with padding %d",
-             c->kh, c->kw, c->dh, sstr(x, b, sizeof b), c->ph);
+        FAIL("the %dx%d kernel%s does not fit the input %s%s; use a smaller kernel or pad the input", c->kh, c->kw,
+             dilation_text(c->dh, c->dw, db, sizeof db), sstr(x, b, sizeof b), padding_text(c->ph, c->pw, pb, sizeof pb));
     *out = (IrShape){3, {c->out_channels, oh, ow, 0}};
     return true;
 }
@@ -94,14 +109,17 @@ static bool shape_conv_t2d(const IrGraph *g, const IrNode *n, IrShape *out, char
         FAIL("groups = %d must divide both the input channels (%lld) and the output channels (%d)",
              c->groups, (long long)x->dim[0], c->out_channels);
     if (c->oph < 0 || c->opw < 0 || (c->oph >= c->sh && c->oph >= c->dh) || (c->opw >= c->sw && c->opw >= c->dw))
-        FAIL("the output padding must be smaller than the stride or the dilation");
+        FAIL("the output padding %dx%d must be smaller than the stride %dx%d or the dilation %dx%d", c->oph, c->opw,
+             c->sh, c->sw, c->dh, c->dw);
     const IrShape *w = ir_in_shape(g, n, 1);
     if (w->rank != 4 || w->dim[0] != x->dim[0] || w->dim[1] != c->out_channels / c->groups ||
         w->dim[2] != c->kh || w->dim[3] != c->kw)
         FAIL("the weight has shape %s, which does not fit the transposed convolution", sstr(w, b, sizeof b));
     int64_t oh = (x->dim[1] - 1) * c->sh - 2 * (int64_t)c->ph + (int64_t)c->dh * (c->kh - 1) + c->oph + 1;
     int64_t ow = (x->dim[2] - 1) * c->sw - 2 * (int64_t)c->pw + (int64_t)c->dw * (c->kw - 1) + c->opw + 1;
-    if (oh < 1 || ow < 1) FAIL("the padding %d is too large for the input %s", c->ph, sstr(x, b, sizeof b));
+    if (oh < 1 || ow < 1)
+        FAIL("the padding %dx%d is too large for the input %s and the %dx%d kernel", c->ph, c->pw, sstr(x, b, sizeof b),
+             c->kh, c->kw);
     *out = (IrShape){3, {c->out_channels, oh, ow, 0}};
     return true;
 }
@@ -152,13 +170,16 @@ static bool shape_pool2d(const IrGraph *g, const IrNode *n, IrShape *out, char *
     if (!need_image(x, ir_ops[n->op].name, err, errlen)) return false;
     ConvAttr c = {.kh = p->kh, .kw = p->kw, .sh = p->sh, .sw = p->sw, .ph = p->ph, .pw = p->pw, .dh = p->dh, .dw = p->dw};
     if (!check_window(&c, err, errlen)) return false;
-    if (2 * p->ph > p->kh || 2 * p->pw > p->kw)
-        FAIL("the padding (%d) must be at most half the kernel size (%d)", p->ph > p->pw ? p->ph : p->pw,
-             p->ph > p->pw ? p->kh : p->kw);
+    if (2 * p->ph > p->kh || 2 * p->pw > p->kw) {
+        bool h = 2 * p->ph > p->kh;
+        FAIL("the padding %d is more than half the window size %d; use at most %d", h ? p->ph : p->pw,
+             h ? p->kh : p->kw, (h ? p->kh : p->kw) / 2);
+    }
     int64_t oh = window_out(x->dim[1], p->kh, p->sh, p->ph, p->dh, p->ceil_mode);
     int64_t ow = window_out(x->dim[2], p->kw, p->sw, p->pw, p->dw, p->ceil_mode);
     if (oh < 1 || ow < 1)
-        FAIL("a %dx%d window does not fit the input %s", p->kh, p->kw, sstr(x, b, sizeof b));
+        FAIL("the %dx%d window does not fit the input %s; use a smaller window or pad the input", p->kh, p->kw,
+             sstr(x, b, sizeof b));
     *out = (IrShape){3, {x->dim[0], oh, ow, 0}};
     return true;
 }
@@ -183,8 +204,8 @@ static bool shape_concat(const IrGraph *g, const IrNode *n, IrShape *out, char *
         bool ok = s->rank == a->rank;
         for (int d = 0; ok && d < a->rank; d++) ok = d == axis || s->dim[d] == a->dim[d];
         if (!ok)
-            FAIL("concat input %d has shape %s, which does not match input 1 %s except in the channels", i + 1,
-                 sstr(s, b1, sizeof b1), sstr(a, b2, sizeof b2));
+            FAIL("concat joins tensors along the channels, so the other dimensions must agree, but input 1 has "
+                 "shape %s and input %d has shape %s", sstr(a, b2, sizeof b2), i + 1, sstr(s, b1, sizeof b1));
         out->dim[axis] += s->dim[axis];
     }
     return true;
@@ -196,7 +217,9 @@ static bool shape_add(const IrGraph *g, const IrNode *n, IrShape *out, char *err
     char b1[96], b2[96];
     bool same = a->rank == b->rank;
     for (int d = 0; same && d < a->rank; d++) same = a->dim[d] == b->dim[d];
-    if (!same) FAIL("cannot add tensors of shapes %s and %s", sstr(a, b1, sizeof b1), sstr(b, b2, sizeof b2));
+    if (!same)
+        FAIL("cannot add tensors of shapes %s and %s; '+' needs equal shapes", sstr(a, b1, sizeof b1),
+             sstr(b, b2, sizeof b2));
     *out = *a;
     return true;
 }

@@ -9,7 +9,7 @@ PACKAGES=(
   libcmocka-dev                                # unit tests
   libopenblas-dev                              # cblas_sgemm behind convolutions and linear layers
   zlib1g-dev                                   # gzipped IDX data sets
-  python3-torch python3-numpy                  # the test oracle (never a runtime dependency)
+  python3-torch python3-torchvision python3-numpy   # the test oracle (never a runtime dependency)
   dataset-fashion-mnist                        # real data for the quick start and the tests
 )
 

@@ -475,6 +475,30 @@ static NNC_MAYBE_UNUSED void nnc_global_avgpool(int n, const float *x, int c, lo
     }
 }
 
+/* @kernel adaptive_avgpool2d */
+/* torch.nn.AdaptiveAvgPool2d((oh, ow)): output cell (i, j) averages rows
+ * [floor(i*h/oh), ceil((i+1)*h/oh)) and columns [floor(j*w/ow), ceil((j+1)*w/ow)). */
+static NNC_MAYBE_UNUSED void nnc_adaptive_avgpool2d(int n, const float *x, int c, int h, int w, float *y, int oh,
+                                                    int ow)
+{
+    size_t plane;
+    int i, j, r, q;
+    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
+        const float *xc = x + plane * (size_t)h * (size_t)w;
+        float *yc = y + plane * (size_t)oh * (size_t)ow;
+        for (i = 0; i < oh; i++) {
+            int r0 = (int)((long)i * h / oh), r1 = (int)(((long)(i + 1) * h + oh - 1) / oh);
+            for (j = 0; j < ow; j++) {
+                int q0 = (int)((long)j * w / ow), q1 = (int)(((long)(j + 1) * w + ow - 1) / ow);
+                double s = 0.0;
+                for (r = r0; r < r1; r++)
+                    for (q = q0; q < q1; q++) s += xc[(size_t)r * (size_t)w + (size_t)q];
+                yc[(size_t)i * (size_t)ow + (size_t)j] = (float)(s / (double)((r1 - r0) * (q1 - q0)));
+            }
+        }
+    }
+}
+
 /* @kernel lrn */
 /* torch.nn.LocalResponseNorm(size, alpha, beta, k) across channels:
  * y = x / (k + alpha/size * sum of x^2 over channels [ch - size/2, ch + (size-1)/2])^beta.

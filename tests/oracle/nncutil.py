@@ -55,3 +55,102 @@ def st_write(path, tensors):
 def rel_err(got, ref):
     """max |got - ref| / max |ref|: the suite's tolerance measure."""
     return float(np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-30))
+
+
+def torch_state_to_safetensors(module, path):
+    """Saves a torch module's state_dict as safetensors (float32), leaving out
+    batchnorm's num_batches_tracked, which nnc ignores."""
+    st_write(path, {k: v.detach().float().numpy() for k, v in module.state_dict().items()
+                    if not k.endswith("num_batches_tracked")})
+
+
+def torch_param_count(module):
+    """Learnable parameters, as PyTorch counts them (buffers excluded)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def torch_macs(module, *inputs):
+    """Multiply-accumulates of one forward pass per sample, counted with hooks on
+    every Conv2d, ConvTranspose2d and Linear: out_elems * in_ch/groups * kh * kw
+    for convolutions, in * out for linear layers (per sample), in*out_ch/groups*kh*kw
+    per input element for transposed convolutions. This is what `nnc --stats`
+    reports as macs."""
+    import torch
+    import torch.nn as nn
+    total = [0]
+
+    def conv(m, i, o):
+        kh, kw = m.kernel_size
+        total[0] += o[0].numel() * (m.in_channels // m.groups) * kh * kw
+
+    def convt(m, i, o):
+        kh, kw = m.kernel_size
+        total[0] += i[0][0].numel() * (m.out_channels // m.groups) * kh * kw
+
+    def lin(m, i, o):
+        total[0] += m.in_features * m.out_features
+
+    hooks = []
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv))
+        elif isinstance(m, nn.ConvTranspose2d):
+            hooks.append(m.register_forward_hook(convt))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(lin))
+    with torch.no_grad():
+        module(*[x[:1] for x in inputs])
+    for h in hooks:
+        h.remove()
+    return total[0]
+
+
+def nnc_stats(model, *args):
+    """`nnc --stats MODEL` as a dict of its `key: value` lines (integers)."""
+    out = nnc("--stats", model, *args).stdout
+    stats = {}
+    for line in out.splitlines():
+        if ":" in line and not line.startswith(" "):
+            k, v = line.split(":", 1)
+            v = v.strip()
+            if v.lstrip("-").isdigit():
+                stats[k.strip()] = int(v)
+    return stats
+
+
+def check_parity(test, model_path, module, inputs, workdir, outputs=("logits",), extra_args=(), tol=1e-4):
+    """The zoo's parity check: module (a torch nn.Module in eval mode) and
+    `nnc run model_path` get the same weights (module's state_dict, saved as
+    safetensors and loaded by name) and the same inputs (a dict name -> float32
+    array with the batch first); every output in `outputs` (module returns a
+    tensor, or a tuple in the same order) must be within tol x max|reference|.
+    Also checks the learnable parameter count and the MACs against
+    `nnc --stats`. Returns the relative errors by output name."""
+    import torch
+    os.makedirs(workdir, exist_ok=True)
+    w = os.path.join(workdir, "weights.safetensors")
+    torch_state_to_safetensors(module, w)
+    args = ["run", model_path, *extra_args, "--weights", w]
+    for name, arr in inputs.items():
+        p = os.path.join(workdir, f"in_{name}.npy")
+        np.save(p, np.ascontiguousarray(arr, dtype=np.float32))
+        args += ["--input", f"{name}={p}"]
+    for name in outputs:
+        args += ["--output", f"{name}={os.path.join(workdir, f'out_{name}.npy')}"]
+    nnc(*args)
+    with torch.no_grad():
+        ref = module(*[torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in inputs.values()])
+    if not isinstance(ref, (tuple, list)):
+        ref = (ref,)
+    errs = {}
+    for name, r in zip(outputs, ref):
+        got = np.load(os.path.join(workdir, f"out_{name}.npy"))
+        r = r.numpy()
+        test.assertEqual(got.shape, r.shape, f"output {name}")
+        errs[name] = rel_err(got, r)
+        test.assertLessEqual(errs[name], tol, f"output {name} of {model_path}")
+    stats = nnc_stats(model_path, *extra_args)
+    test.assertEqual(stats["params"], torch_param_count(module), f"params of {model_path}")
+    test.assertEqual(stats["macs"], torch_macs(module, *[torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+                                                         for a in inputs.values()]), f"macs of {model_path}")
+    return errs

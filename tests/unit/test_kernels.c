@@ -680,6 +680,38 @@ static void test_global_avgpool(void **state)
     }
 }
 
+/* AdaptiveAvgPool2d from its definition (start floor(i*h/oh), end ceil((i+1)*h/oh)),
+ * on shrinking, equal and growing sizes, plus values printed by PyTorch. */
+static void test_adaptive_avgpool2d(void **state)
+{
+    static const int cases[][4] = {{5, 7, 3, 4}, {6, 6, 6, 6}, {13, 13, 6, 6}, {3, 2, 7, 7}, {14, 9, 4, 4}, {1, 1, 2, 3}};
+    static const double torch_5x7_to_3x4[12] = {4.0, 5.5, 7.5, 9.0, 14.5, 16.0, 18.0, 19.5, 25.0, 26.5, 28.5, 30.0};
+    Rng r = {0xada97ULL};
+    float x35[35], y12[12];
+    (void)state;
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        int n = 2, c = 3, h = cases[t][0], w = cases[t][1], oh = cases[t][2], ow = cases[t][3];
+        float *x = rand_floats(&r, (size_t)n * c * h * w, 2.0f), *y = nan_floats((size_t)n * c * oh * ow);
+        double *ref = new_doubles((size_t)n * c * oh * ow);
+        for (int p = 0; p < n * c; p++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++) {
+                    int r0 = (int)floor((double)i * h / oh), r1 = (int)ceil((double)(i + 1) * h / oh);
+                    int q0 = (int)floor((double)j * w / ow), q1 = (int)ceil((double)(j + 1) * w / ow);
+                    double s = 0.0;
+                    for (int a = r0; a < r1; a++)
+                        for (int b = q0; b < q1; b++) s += x[((size_t)p * h + a) * w + b];
+                    ref[((size_t)p * oh + i) * ow + j] = s / ((r1 - r0) * (q1 - q0));
+                }
+        nnc_adaptive_avgpool2d(n, x, c, h, w, y, oh, ow);
+        check_close(y, ref, (size_t)n * c * oh * ow, "adaptive_avgpool2d");
+        free(x), free(y), free(ref);
+    }
+    for (int i = 0; i < 35; i++) x35[i] = (float)i;
+    nnc_adaptive_avgpool2d(1, x35, 1, 5, 7, y12, 3, 4);
+    check_close(y12, torch_5x7_to_3x4, 12, "adaptive_avgpool2d vs torch");
+}
+
 /* ---- lrn, concat, softmax ---- */
 
 static void run_lrn(Rng *r, int n, int c, long hw, int size, float alpha, float beta, float k)
@@ -980,6 +1012,7 @@ int main(void)
         cmocka_unit_test(test_avgpool2d),
         cmocka_unit_test(test_avgpool2d_torch_values),
         cmocka_unit_test(test_global_avgpool),
+        cmocka_unit_test(test_adaptive_avgpool2d),
         cmocka_unit_test(test_lrn),
         cmocka_unit_test(test_concat),
         cmocka_unit_test(test_softmax),
