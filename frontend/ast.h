@@ -48,6 +48,16 @@ typedef struct ExprList {
     struct ExprList *next;
 } ExprList;
 
+/* One segment of an `as` path: `as layer1.0.conv` has three. A segment is a
+ * name or a number written as is, or `(expr)` computed at elaboration (an
+ * integer or a string of letters, digits and '_'). */
+typedef struct AsSeg {
+    const char *text;     /* written segment, or NULL */
+    Expr *expr;           /* computed segment, or NULL */
+    Loc loc;
+    struct AsSeg *next;
+} AsSeg;
+
 struct Expr {
     ExprKind kind;
     Loc loc;
@@ -60,7 +70,7 @@ struct Expr {
         ExprList *items;       /* EX_TUPLE, EX_LIST */
         struct { BinOp op; Expr *l, *r; } bin;
         struct { UnOp op; Expr *e; } un;
-        struct { Expr *fn; Arg *args; const char *as; Loc as_loc; bool piped; } call;
+        struct { Expr *fn; Arg *args; AsSeg *as; Loc as_loc; bool piped; } call;
         struct { Expr *e; const char *field; } field;
     } u;
 };

@@ -276,6 +276,7 @@ typedef struct {
     Val *rest;          /* A_TENSORS: all tensors */
     Loc *rest_at;
     int n_rest;
+    const char *as;     /* the call's resolved `as` path, or NULL */
 } Bound;
 
 struct Builtin {
@@ -404,7 +405,7 @@ static bool conv_common(Elab *E, Bound *b, bool transposed, Val *out)
                    c.groups, (long long)cin, c.out_channels);
         return false;
     }
-    const char *layer = layer_name(E, b->frame, op, b->call->u.call.as);
+    const char *layer = layer_name(E, b->frame, op, b->as);
     IrShape ws = transposed ? (IrShape){4, {cin, c.out_channels / c.groups, c.kh, c.kw}}
                             : (IrShape){4, {c.out_channels, cin / c.groups, c.kh, c.kw}};
     int64_t fan_in = ws.dim[1] * c.kh * c.kw;
@@ -439,7 +440,7 @@ static bool bi_batchnorm(Elab *E, Bound *b, const Builtin *self, Val *out)
         elab_error(E, b->at[2], "batchnorm needs 0 <= momentum <= 1, got %g", mom);
         return false;
     }
-    const char *layer = layer_name(E, b->frame, "batchnorm", b->call->u.call.as);
+    const char *layer = layer_name(E, b->frame, "batchnorm", b->as);
     IrShape ps = {1, {s->dim[0]}};
     int32_t ins[5] = {b->v[0].u.t};
     if (!add_param(E, b->call, layer, "weight", ps, INIT_ONES, 0, &ins[1]) ||
@@ -447,6 +448,7 @@ static bool bi_batchnorm(Elab *E, Bound *b, const Builtin *self, Val *out)
         !add_param(E, b->call, layer, "running_mean", ps, INIT_ZEROS, 0, &ins[3]) ||
         !add_param(E, b->call, layer, "running_var", ps, INIT_ONES, 0, &ins[4]))
         return false;
+    E->g->values[ins[3]].buffer = E->g->values[ins[4]].buffer = true;  /* state, not learned */
     IrAttr attr = {.bn = {(float)eps, (float)mom}};
     return add_node(E, b->call, OP_BATCHNORM, ins, 5, &attr, layer, out);
 }
@@ -463,7 +465,7 @@ static bool bi_linear(Elab *E, Bound *b, const Builtin *self, Val *out)
     }
     if (!in_range(E, b, 1, "the number of output features", 1, MAX_DIM)) return false;
     LinearAttr la = {(int)arg_int(b, 1), b->v[2].u.b};
-    const char *layer = layer_name(E, b->frame, "linear", b->call->u.call.as);
+    const char *layer = layer_name(E, b->frame, "linear", b->as);
     int32_t ins[3] = {b->v[0].u.t};
     if (!add_param(E, b->call, layer, "weight", (IrShape){2, {la.out_features, s->dim[0]}}, INIT_KAIMING_UNIFORM,
                    s->dim[0], &ins[1]))
@@ -530,6 +532,35 @@ static bool bi_lrn(Elab *E, Bound *b, const Builtin *self, Val *out)
     if (!in_range(E, b, 1, "the lrn size", 1, MAX_WINDOW)) return false;
     IrAttr attr = {.lrn = {(int)arg_int(b, 1), (float)arg_num(b, 2), (float)arg_num(b, 3), (float)arg_num(b, 4)}};
     return add_node(E, b->call, OP_LRN, &b->v[0].u.t, 1, &attr, NULL, out);
+}
+
+static bool bi_adaptive_pool(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    if (!need_image(E, b, "adaptive_avgpool") || !in_range(E, b, 1, "the output size", 1, MAX_WINDOW)) return false;
+    IrAttr attr;
+    memset(&attr, 0, sizeof attr);
+    arg_pair(b, 1, &attr.adaptive.oh, &attr.adaptive.ow);
+    return add_node(E, b->call, OP_ADAPTIVE_AVGPOOL, &b->v[0].u.t, 1, &attr, NULL, out);
+}
+
+/* str(v): an integer, number, boolean or string as text, for computed layer names. */
+static bool bi_str(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    const Val *v = &b->v[0];
+    const char *s;
+    switch (v->k) {
+    case V_INT: s = arena_printf(E->a, "%lld", (long long)v->u.i); break;
+    case V_FLOAT: s = arena_printf(E->a, "%g", v->u.f); break;
+    case V_BOOL: s = v->u.b ? "true" : "false"; break;
+    case V_STR: s = v->u.s; break;
+    default:
+        elab_error(E, b->at[0], "str needs an integer, a number, a boolean or a string, got %s", describe(E, v));
+        return false;
+    }
+    *out = (Val){V_STR, {.s = s}};
+    return true;
 }
 
 static bool bi_concat(Elab *E, Bound *b, const Builtin *self, Val *out)
@@ -636,12 +667,14 @@ static const Builtin builtins[] = {
     {"avgpool", {T("x"), {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, NONE}, {"pad", A_INT2, false, 0},
                  {"ceil", A_BOOL, false, 0}, {"count_pad", A_BOOL, false, 1}, X}, bi_pool, OP_AVGPOOL2D},
     {"global_avgpool", {T("x"), X}, bi_simple, OP_GLOBAL_AVGPOOL},
+    {"adaptive_avgpool", {T("x"), {"size", A_INT2, true, 0}, X}, bi_adaptive_pool, OP_ADAPTIVE_AVGPOOL},
     {"lrn", {T("x"), {"size", A_INT, true, 0}, {"alpha", A_FLOAT, false, 1e-4}, {"beta", A_FLOAT, false, 0.75},
              {"k", A_FLOAT, false, 1.0}, X}, bi_lrn, OP_LRN},
     {"concat", {{"tensors", A_TENSORS, true, 0}, X}, bi_concat, OP_CONCAT},
     {"softmax", {T("x"), X}, bi_simple, OP_SOFTMAX},
     {"range", {{"start", A_INT, true, 0}, {"stop", A_INT, false, NONE}, {"step", A_INT, false, 1}, X}, bi_range, OP_INPUT},
     {"len", {{"sequence", A_ANY, true, 0}, X}, bi_len, OP_INPUT},
+    {"str", {{"value", A_ANY, true, 0}, X}, bi_str, OP_INPUT},
     {"min", {{"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}, X}, bi_minmax, OP_INPUT},
     {"max", {{"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}, X}, bi_minmax, OP_INPUT},
 };
@@ -649,13 +682,7 @@ static const Builtin builtins[] = {
 #undef T
 #undef NONE
 
-static const Func builtin_funcs[NNC_COUNT(builtins)] = {
-#define F(i) {NULL, NULL, &builtins[i]}
-    F(0), F(1), F(2), F(3), F(4), F(5), F(6), F(7), F(8), F(9), F(10), F(11),
-    F(12), F(13), F(14), F(15), F(16), F(17), F(18), F(19), F(20), F(21),
-#undef F
-};
-_Static_assert(NNC_COUNT(builtins) == 22, "builtin_funcs must list every builtin");
+
 
 static const char *func_name(const Func *fn) { return fn->block ? fn->block->name : fn->builtin->name; }
 
@@ -742,7 +769,9 @@ static bool eval_name(Elab *E, Frame *f, const Expr *e, Val *out)
     }
     const Builtin *bi = find_builtin(e->u.s);
     if (bi) {
-        *out = (Val){V_FUNC, {.fn = &builtin_funcs[bi - builtins]}};
+        Func *fn = arena_alloc(E->a, sizeof *fn);
+        fn->builtin = bi;
+        *out = (Val){V_FUNC, {.fn = fn}};
         return true;
     }
     const char *sug = suggest_name(E, f, e->u.s);
@@ -819,6 +848,8 @@ static bool compare(Elab *E, const Expr *e, const Val *a, const Val *b, Val *out
         else c = x < y ? -1 : x > y;
     } else if ((op == BIN_EQ || op == BIN_NE) && a->k == b->k && (a->k == V_BOOL || a->k == V_STR)) {
         c = a->k == V_BOOL ? (a->u.b != b->u.b) : (strcmp(a->u.s, b->u.s) != 0);
+    } else if ((op == BIN_EQ || op == BIN_NE) && a->k != b->k && a->k <= V_STR && b->k <= V_STR) {
+        c = 1;  /* values of different kinds are never equal: [64, "M"] lists can be tested with == "M" */
     } else {
         elab_error(E, e->loc, "cannot compare %s with %s using '%s'", describe(E, a), describe(E, b), binop_text(op));
         return false;
@@ -858,6 +889,18 @@ static bool eval_binary(Elab *E, Frame *f, const Expr *e, Val *out)
     if (a.k == V_TENSOR && b.k == V_TENSOR && op == BIN_ADD) {
         int32_t ins[2] = {a.u.t, b.u.t};
         return add_node(E, e, OP_ADD, ins, 2, NULL, NULL, out);
+    }
+    if (a.k == V_STR && b.k == V_STR && op == BIN_ADD) {
+        size_t la = strlen(a.u.s), lb = strlen(b.u.s);
+        if (la + lb > 4096) {
+            elab_error(E, e->loc, "the string would be longer than 4096 characters");
+            return false;
+        }
+        char *cat = arena_alloc(E->a, la + lb + 1);
+        memcpy(cat, a.u.s, la);
+        memcpy(cat + la, b.u.s, lb + 1);
+        *out = (Val){V_STR, {.s = cat}};
+        return true;
     }
     if (a.k == V_TENSOR || b.k == V_TENSOR) {
         elab_error(E, e->loc, "'%s' cannot take %s and %s; tensors support only '+' with a tensor of the same shape",
@@ -1054,6 +1097,37 @@ static bool bind_args(Elab *E, Frame *f, const Expr *call, const char *name, boo
     return true;
 }
 
+/* The string an `as` path names: segments joined by '.', computed ones
+ * evaluated (integers >= 0, or strings of letters, digits and '_'). */
+static bool resolve_as(Elab *E, Frame *f, const Expr *call, const char **out)
+{
+    StrBuf sb = {0};
+    bool ok = true;
+    *out = NULL;
+    for (const AsSeg *a = call->u.call.as; a && ok; a = a->next) {
+        const char *text = a->text;
+        if (a->expr) {
+            Val v;
+            ok = eval(E, f, a->expr, &v);
+            if (!ok) break;
+            if (v.k == V_INT && v.u.i >= 0) {
+                text = arena_printf(E->a, "%lld", (long long)v.u.i);
+            } else if (v.k == V_STR && v.u.s[0] && strspn(v.u.s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(v.u.s) && strlen(v.u.s) <= 200) {
+                text = v.u.s;
+            } else {
+                elab_error(E, a->loc, "a computed layer name must be an integer >= 0 or a string of letters, digits "
+                           "and '_', got %s", describe(E, &v));
+                ok = false;
+                break;
+            }
+        }
+        sb_printf(&sb, "%s%s", sb.len ? "." : "", text);
+    }
+    if (ok && sb.data) *out = arena_strdup(E->a, sb.data);
+    sb_free(&sb);
+    return ok;
+}
+
 static bool call_builtin(Elab *E, Frame *f, const Expr *call, const Builtin *bi, Val *out)
 {
     Bound b;
@@ -1092,6 +1166,7 @@ static bool call_builtin(Elab *E, Frame *f, const Expr *call, const Builtin *bi,
         elab_error(E, call->u.call.as_loc, "'as' names layers with parameters and block calls; %s has no parameters", bi->name);
         return false;
     }
+    if (!resolve_as(E, f, call, &b.as)) return false;
     return bi->fn(E, &b, bi, out);
 }
 
@@ -1114,7 +1189,9 @@ static bool call_block(Elab *E, Frame *f, const Expr *call, const Decl *blk, Val
     nf.caller = E->frame;
     nf.block = blk->name;
     nf.call_loc = call->loc;
-    nf.scope = layer_name(E, f, blk->name, call->u.call.as);
+    const char *as;
+    if (!resolve_as(E, f, call, &as)) return false;
+    nf.scope = layer_name(E, f, blk->name, as);
     const Frame *saved = E->frame;
     E->frame = &nf;
     E->depth++;  /* defaults count too: a default may call the block again */

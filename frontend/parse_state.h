@@ -19,6 +19,9 @@ struct ParseState {
     int end_line, end_col;          /* just past the last token read */
     struct { char c; Loc loc; } open[PS_MAX_OPEN];  /* innermost unclosed brackets */
     int n_open;                     /* may exceed PS_MAX_OPEN; the excess is not remembered */
+    /* kept by the lexer */
+    int parens;                     /* '(' read minus ')' read */
+    int as_paren;                   /* parens inside a computed `as (...)` segment, 0 when none */
 };
 
 #endif

@@ -50,6 +50,7 @@
     ExprList *list;
     NameList *names;
     Setting *setting;
+    AsSeg *seg;
 }
 
 %code {
@@ -192,10 +193,11 @@ static Decl *mk_decl(struct ParseState *ps, DeclKind k, Loc loc, const char *nam
 %token <i> TK_INT "integer"
 %token <f> TK_FLOAT "number"
 %token <b> TK_BOOL "boolean"
-%token <s> TK_IDENT "name" TK_STRING "string"
+%token <s> TK_IDENT "name" TK_STRING "string" TK_SEG "layer name"
 %token TK_LEXERROR "invalid token"
 
-%type <expr> expr or_expr and_expr not_expr cmp sum term unary postfix primary
+%type <expr> expr or_expr and_expr not_expr cmp sum term unary postfix postfix_as primary
+%type <seg> as_path as_seg
 %type <list> exprs exprs1
 %type <arg> args args1 arg
 %type <stmt> stmts body stmt if_stmt else_opt
@@ -287,7 +289,7 @@ names:                                           /* backwards */
 
 expr:
       or_expr                                    { $$ = $1; }
-    | expr TK_PIPE postfix                       { $$ = mk_pipe(ps, $1, $3, LOC(@2)); DEPTH_OK($$); }
+    | expr TK_PIPE postfix_as                    { $$ = mk_pipe(ps, $1, $3, LOC(@2)); DEPTH_OK($$); }
     ;
 
 or_expr:
@@ -329,7 +331,7 @@ term:
     ;
 
 unary:
-      postfix                                    { $$ = $1; }
+      postfix_as                                 { $$ = $1; }
     | '-' unary                                  { $$ = mk_un(ps, UN_NEG, $2, LOC(@1)); DEPTH_OK($$); }
     ;
 
@@ -341,15 +343,39 @@ postfix:
                                                      $$->u.field.e = $1; $$->u.field.field = $3;
                                                      $$->depth = 1 + $1->depth; DEPTH_OK($$);
                                                  }
-    | postfix TK_AS TK_IDENT                     {
+    ;
+
+/* `call as path`: names the layer or block call (see AsSeg). A level of its
+ * own, so that a '.' after a path always continues the path. */
+postfix_as:
+      postfix                                    { $$ = $1; }
+    | postfix TK_AS as_path                      {
                                                      if ($1->kind == EX_CALL && !$1->u.call.as) $$ = $1;
                                                      else if ($1->kind == EX_NAME) $$ = mk_call(ps, $1, NULL, $1->loc);
                                                      else {
                                                          diag_error(ps->diag, LOC(@2), "'as NAME' names a layer: it must follow a call such as conv(64, 3)");
                                                          YYABORT;
                                                      }
+                                                     REVERSE(AsSeg, $3);
                                                      $$->u.call.as = $3; $$->u.call.as_loc = LOC(@3);
+                                                     for (AsSeg *a = $3; a; a = a->next)
+                                                         if (a->expr && 1 + a->expr->depth > $$->depth) $$->depth = 1 + a->expr->depth;
                                                  }
+    ;
+
+as_path:                                         /* backwards */
+      as_seg                                     { $$ = $1; }
+    | as_path '.' as_seg                         { $3->next = $1; $$ = $3; }
+    ;
+
+as_seg:
+      TK_SEG                                     { $$ = arena_alloc(ps->arena, sizeof(AsSeg)); $$->text = $1; $$->loc = LOC(@1); }
+    | TK_IDENT                                   { $$ = arena_alloc(ps->arena, sizeof(AsSeg)); $$->text = $1; $$->loc = LOC(@1); }
+    | TK_INT                                     {
+                                                     $$ = arena_alloc(ps->arena, sizeof(AsSeg));
+                                                     $$->text = arena_printf(ps->arena, "%lld", (long long)$1); $$->loc = LOC(@1);
+                                                 }
+    | '(' expr ')'                               { $$ = arena_alloc(ps->arena, sizeof(AsSeg)); $$->expr = $2; $$->loc = LOC(@2); }
     ;
 
 primary:

@@ -152,7 +152,8 @@ char *ir_shape_str(const IrShape *s, char *buf, size_t len)
 int64_t ir_count_params(const IrGraph *g)
 {
     int64_t total = 0;
-    for (int32_t i = 0; i < g->n_params; i++) total += ir_shape_elems(&g->values[g->params[i]].shape);
+    for (int32_t i = 0; i < g->n_params; i++)
+        if (!g->values[g->params[i]].buffer) total += ir_shape_elems(&g->values[g->params[i]].shape);
     return total;
 }
 

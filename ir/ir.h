@@ -42,7 +42,7 @@ typedef enum {
     PK_OPAQUE,       /* no fusion (softmax, lrn, leaves) */
 } PatternKind;
 
-typedef enum { AT_NONE, AT_CONV, AT_BN, AT_LINEAR, AT_ACT, AT_DROPOUT, AT_POOL, AT_LRN, AT_CONCAT } AttrKind;
+typedef enum { AT_NONE, AT_CONV, AT_BN, AT_LINEAR, AT_ACT, AT_DROPOUT, AT_POOL, AT_ADAPTIVE, AT_LRN, AT_CONCAT } AttrKind;
 
 typedef enum { DT_F32 } DType;
 typedef enum { LAYOUT_NCHW } Layout;
@@ -94,6 +94,7 @@ typedef struct { int out_features; bool bias; } LinearAttr;
 typedef struct { float slope; } ActAttr;        /* leaky_relu negative slope */
 typedef struct { float p; } DropoutAttr;
 typedef struct { int size; float alpha, beta, k; } LrnAttr;  /* PyTorch LocalResponseNorm */
+typedef struct { int oh, ow; } AdaptiveAttr;      /* adaptive pooling output size */
 typedef struct { int axis; } ConcatAttr;        /* per-sample axis, 0 = channels */
 
 typedef union {
@@ -105,6 +106,7 @@ typedef union {
     DropoutAttr dropout;
     LrnAttr lrn;
     ConcatAttr concat;
+    AdaptiveAttr adaptive;
 } IrAttr;
 
 typedef struct {
@@ -115,6 +117,7 @@ typedef struct {
     int32_t node;      /* producing node, or -1 for inputs and params */
     const char *name;  /* params: hierarchical name ("conv1.weight"); inputs: DSL name; acts: NULL */
     InitKind init;     /* params only */
+    bool buffer;       /* params only: state, not learned (running_mean/var); not in the param count */
     int64_t fan_in;    /* params with a uniform init */
 } IrValue;
 
@@ -192,7 +195,7 @@ void ir_print(const IrGraph *g, StrBuf *out);
 void ir_print_dot(const IrGraph *g, StrBuf *out);
 
 /* Totals for --stats. */
-int64_t ir_count_params(const IrGraph *g);  /* elements of all params (incl. buffers) */
+int64_t ir_count_params(const IrGraph *g);  /* learnable parameter elements (buffers excluded), as PyTorch counts */
 int64_t ir_count_macs(const IrGraph *g);    /* per sample */
 
 #endif

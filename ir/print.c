@@ -34,6 +34,7 @@ static void print_attr(const IrNode *n, StrBuf *out)
     case AT_ACT: sb_printf(out, " slope=%g", a->act.slope); break;
     case AT_DROPOUT: sb_printf(out, " p=%g", a->dropout.p); break;
     case AT_LRN: sb_printf(out, " size=%d alpha=%g beta=%g k=%g", a->lrn.size, a->lrn.alpha, a->lrn.beta, a->lrn.k); break;
+    case AT_ADAPTIVE: sb_printf(out, " out=%dx%d", a->adaptive.oh, a->adaptive.ow); break;
     case AT_CONCAT: sb_printf(out, " axis=%d", a->concat.axis); break;
     case AT_NONE: break;
     }

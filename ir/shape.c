@@ -192,6 +192,15 @@ static bool shape_global_pool(const IrGraph *g, const IrNode *n, IrShape *out, c
     return true;
 }
 
+static bool shape_adaptive_pool(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *x = ir_in_shape(g, n, 0);
+    if (!need_image(x, "adaptive_avgpool", err, errlen)) return false;
+    if (n->attr.adaptive.oh < 1 || n->attr.adaptive.ow < 1) FAIL("the output size must be at least 1");
+    *out = (IrShape){3, {x->dim[0], n->attr.adaptive.oh, n->attr.adaptive.ow, 0}};
+    return true;
+}
+
 static bool shape_concat(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
 {
     const IrShape *a = ir_in_shape(g, n, 0);
@@ -226,6 +235,10 @@ static bool shape_add(const IrGraph *g, const IrNode *n, IrShape *out, char *err
 
 /* ---- costs: multiply-accumulates per sample ---- */
 
+/* MACs count the multiply-accumulates of convolutions and linear layers, the
+ * usual measure of a network's cost (what hooks on PyTorch's Conv2d,
+ * ConvTranspose2d and Linear count); elementwise work, pooling and batchnorm
+ * count as none. */
 static int64_t macs_zero(const IrGraph *g, const IrNode *n) { (void)g; (void)n; return 0; }
 
 static int64_t macs_conv2d(const IrGraph *g, const IrNode *n)
@@ -241,10 +254,6 @@ static int64_t macs_conv_t2d(const IrGraph *g, const IrNode *n)
     return ir_shape_elems(ir_in_shape(g, n, 0)) * (c->out_channels / c->groups) * c->kh * c->kw;
 }
 
-static int64_t macs_batchnorm(const IrGraph *g, const IrNode *n)
-{
-    return ir_shape_elems(&g->values[n->out].shape);  /* one multiply-add per element at inference */
-}
 
 static int64_t macs_linear(const IrGraph *g, const IrNode *n)
 {

@@ -28,7 +28,9 @@ bool pass_dce(IrGraph *g, char *err, size_t errlen)
     }
     for (int32_t i = 0; i < g->n_params; i++) {
         const IrValue *v = &g->values[g->params[i]];
-        if (live[g->params[i]]) map[g->params[i]] = ir_add_param(ng, v->name, &v->shape, v->init, v->fan_in);
+        if (!live[g->params[i]]) continue;
+        map[g->params[i]] = ir_add_param(ng, v->name, &v->shape, v->init, v->fan_in);
+        ng->values[map[g->params[i]]].buffer = v->buffer;
     }
     bool ok = true;
     for (int32_t i = 0; i < g->n_nodes && ok; i++) {

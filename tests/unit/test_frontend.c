@@ -170,7 +170,11 @@ static void sexpr(const Expr *e, StrBuf *sb)
             if (a->name) sb_printf(sb, "%s:", a->name);
             sexpr(a->value, sb);
         }
-        if (e->u.call.as) sb_printf(sb, " as %s", e->u.call.as);
+        for (const AsSeg *a = e->u.call.as; a; a = a->next) {
+            sb_append(sb, a == e->u.call.as ? " as " : ".");
+            if (a->text) sb_append(sb, a->text);
+            else sexpr(a->expr, sb);
+        }
         sb_append(sb, ")");
         break;
     case EX_FIELD:
@@ -644,6 +648,51 @@ static void test_parameter_names(void **state)
     arena_free(&a);
 }
 
+/* `as` paths: dotted, numeric and computed segments, as torchvision's state_dict keys need. */
+static void test_as_paths(void **state)
+{
+    (void)state;
+    const char *src =
+        "block bneck(x, c, stride) {\n"
+        "    y = x |> conv(c, 3, stride: stride, pad: 1, bias: false) as conv1 |> batchnorm as bn1 |> relu\n"
+        "    if stride != 1 or x.channels != c { x = x |> conv(c, 1, stride: stride, bias: false) as downsample.0 |> batchnorm as downsample.1 }\n"
+        "    return relu(x + y)\n"
+        "}\n"
+        "network t {\n"
+        "    input image: [3, 16, 16]\n"
+        "    x = image\n"
+        "    for k, c in [(1, 8), (2, 16)] {\n"
+        "        for i in range(2) { x = x |> bneck(c, if_first(i, k)) as (\"layer\" + str(k)).(i) }\n"
+        "    }\n"
+        "    x = x |> adaptive_avgpool((3, 2)) |> flatten\n"
+        "    for v in [4, \"M\"] { if v == \"M\" { x = x } }\n"
+        "    output y = x |> dropout |> linear(10) as classifier.1\n"
+        "}\n"
+        "block if_first(i, k) { if i == 0 { return k } return 1 }\n";
+    IrGraph *g = compile_ok(src);
+    const char *present[] = {"layer1.0.conv1.weight", "layer1.1.bn1.running_var", "layer2.0.downsample.0.weight",
+                             "layer2.0.downsample.1.bias", "layer2.1.conv1.weight", "classifier.1.weight"};
+    for (size_t i = 0; i < NNC_COUNT(present); i++)
+        if (!find_param(g, present[i])) fail_msg("no parameter '%s'", present[i]);
+    assert_non_null(find_param(g, "layer1.0.downsample.0.weight"));
+    assert_null(find_param(g, "layer1.1.downsample.0.weight"));
+    assert_shape(&find_param(g, "classifier.1.weight")->shape, "[10, 96]");
+    /* buffers are not learnable parameters: 2x(8*3*9 + 16) + ... counted as PyTorch does */
+    assert_true(find_param(g, "layer1.0.bn1.running_mean")->buffer);
+    assert_false(find_param(g, "layer1.0.bn1.weight")->buffer);
+    int64_t learn = 0;
+    for (int32_t i = 0; i < g->n_params; i++)
+        if (!g->values[g->params[i]].buffer) learn += ir_shape_elems(&g->values[g->params[i]].shape);
+    assert_int_equal(ir_count_params(g), learn);
+    ir_free(g);
+    char *err = compile_fail("network t { input x: [4] output y = x |> linear(4) as (1.5) }");
+    assert_contains(err, "a computed layer name must be an integer >= 0 or a string");
+    free(err);
+    err = compile_fail("network t { input x: [4] output y = x |> linear(4) as (\"a.b\") }");
+    assert_contains(err, "a computed layer name");
+    free(err);
+}
+
 /* Shapes computed by PyTorch for the same layer on the same input. */
 static void test_shape_inference(void **state)
 {
@@ -953,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_shape_queries),
         cmocka_unit_test(test_integer_arithmetic),
         cmocka_unit_test(test_parameter_names),
+        cmocka_unit_test(test_as_paths),
         cmocka_unit_test(test_shape_inference),
         cmocka_unit_test_setup_teardown(test_import, make_tmpdir, remove_tmpdir),
         cmocka_unit_test(test_network_selection),
