@@ -26,6 +26,7 @@ typedef enum {
     EX_UNARY,   /* -a, not a */
     EX_CALL,    /* f(args), with an optional `as NAME` */
     EX_FIELD,   /* x.channels */
+    EX_INDEX,   /* xs[i] */
 } ExprKind;
 
 typedef enum {
@@ -72,6 +73,7 @@ struct Expr {
         struct { UnOp op; Expr *e; } un;
         struct { Expr *fn; Arg *args; AsSeg *as; Loc as_loc; bool piped; } call;
         struct { Expr *e; const char *field; } field;
+        struct { Expr *seq, *index; } index;
     } u;
 };
 

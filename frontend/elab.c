@@ -996,6 +996,29 @@ static bool eval_field(Elab *E, Frame *f, const Expr *e, Val *out)
     return false;
 }
 
+/* xs[i]: an element of a list or tuple; negative i counts from the end. */
+static bool eval_index(Elab *E, Frame *f, const Expr *e, Val *out)
+{
+    Val seq, idx;
+    if (!eval(E, f, e->u.index.seq, &seq) || !eval(E, f, e->u.index.index, &idx)) return false;
+    if (seq.k != V_LIST && seq.k != V_TUPLE) {
+        elab_error(E, e->loc, "only lists and tuples can be indexed, not %s", describe(E, &seq));
+        return false;
+    }
+    if (idx.k != V_INT) {
+        elab_error(E, e->u.index.index->loc, "an index must be an integer, got %s", describe(E, &idx));
+        return false;
+    }
+    int64_t i = idx.u.i < 0 ? idx.u.i + seq.u.seq.n : idx.u.i;
+    if (i < 0 || i >= seq.u.seq.n) {
+        elab_error(E, e->u.index.index->loc, "index %lld is out of range for %d elements (valid: %d to %d)",
+                   (long long)idx.u.i, seq.u.seq.n, -seq.u.seq.n, seq.u.seq.n - 1);
+        return false;
+    }
+    *out = seq.u.seq.v[i];
+    return true;
+}
+
 /* ---- calls ---- */
 
 static bool check_type(Elab *E, Loc loc, const char *fname, const char *pname, ArgType t, const Val *v)
@@ -1167,6 +1190,11 @@ static bool call_builtin(Elab *E, Frame *f, const Expr *call, const Builtin *bi,
         return false;
     }
     if (!resolve_as(E, f, call, &b.as)) return false;
+    if (b.as && strcmp(b.as, "_") == 0) {
+        elab_error(E, call->u.call.as_loc, "'as _' keeps the caller's names and applies to block calls; "
+                   "name this %s layer", bi->name);
+        return false;
+    }
     return bi->fn(E, &b, bi, out);
 }
 
@@ -1191,7 +1219,8 @@ static bool call_block(Elab *E, Frame *f, const Expr *call, const Decl *blk, Val
     nf.call_loc = call->loc;
     const char *as;
     if (!resolve_as(E, f, call, &as)) return false;
-    nf.scope = layer_name(E, f, blk->name, as);
+    /* `as _` opens no scope: the block's layers are named as if written here */
+    nf.scope = as && strcmp(as, "_") == 0 ? f->scope : layer_name(E, f, blk->name, as);
     const Frame *saved = E->frame;
     E->frame = &nf;
     E->depth++;  /* defaults count too: a default may call the block again */
@@ -1267,6 +1296,7 @@ static bool eval_inner(Elab *E, Frame *f, const Expr *e, Val *out)
     case EX_UNARY: return eval_unary(E, f, e, out);
     case EX_CALL: return eval_call(E, f, e, out);
     case EX_FIELD: return eval_field(E, f, e, out);
+    case EX_INDEX: return eval_index(E, f, e, out);
     }
     NNC_ASSERT(0);
     return false;

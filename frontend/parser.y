@@ -338,6 +338,11 @@ unary:
 postfix:
       primary                                    { $$ = $1; }
     | postfix '(' args ')'                       { $$ = mk_call(ps, $1, $3, $1->loc); DEPTH_OK($$); }
+    | postfix '[' expr ']'                       {
+                                                     $$ = mk(ps, EX_INDEX, LOC(@2));
+                                                     $$->u.index.seq = $1; $$->u.index.index = $3;
+                                                     $$->depth = 1 + ($1->depth > $3->depth ? $1->depth : $3->depth); DEPTH_OK($$);
+                                                 }
     | postfix '.' TK_IDENT                       {
                                                      $$ = mk(ps, EX_FIELD, LOC(@3));
                                                      $$->u.field.e = $1; $$->u.field.field = $3;
@@ -475,7 +480,7 @@ static const int stmt_start[] = {TK_INPUT, TK_OUTPUT, TK_IF, TK_FOR, TK_REPEAT, 
 static const int decl_start[] = {TK_IMPORT, TK_BLOCK, TK_NETWORK, TK_TRAIN};
 /* tokens that continue an expression: listing them after every operand is noise */
 static const int continuers[] = {TK_PIPE, TK_OR, TK_AND, TK_EQ, TK_NE, '<', TK_LE, '>', TK_GE,
-                                 '+', '-', '*', '/', '%', '(', '.', TK_AS};
+                                 '+', '-', '*', '/', '%', '(', '[', '.', TK_AS};
 static const int keywords[] = {TK_NETWORK, TK_BLOCK, TK_INPUT, TK_OUTPUT, TK_RETURN, TK_IF, TK_ELSE, TK_FOR,
                                TK_IN, TK_REPEAT, TK_AND, TK_OR, TK_NOT, TK_IMPORT, TK_TRAIN, TK_AS};
 

@@ -177,6 +177,13 @@ static void sexpr(const Expr *e, StrBuf *sb)
         }
         sb_append(sb, ")");
         break;
+    case EX_INDEX:
+        sb_append(sb, "([] ");
+        sexpr(e->u.index.seq, sb);
+        sb_append(sb, " ");
+        sexpr(e->u.index.index, sb);
+        sb_append(sb, ")");
+        break;
     case EX_FIELD:
         sb_append(sb, "(. ");
         sexpr(e->u.field.e, sb);
@@ -693,6 +700,31 @@ static void test_as_paths(void **state)
     free(err);
 }
 
+/* xs[i] on lists and tuples, and `as _`: a block call that keeps the caller's names. */
+static void test_index_and_transparent_calls(void **state)
+{
+    (void)state;
+    IrGraph *g = compile_ok(
+        "block stem(x) { return x |> conv(4, 3, pad: 1, bias: false) as conv1 |> batchnorm as bn1 |> relu }\n"
+        "block head(x, classes) { return x |> global_avgpool |> flatten |> linear(classes) as fc }\n"
+        "network t {\n"
+        "    input image: [3, 8, 8]\n"
+        "    cfg = [(1, 4), (2, 8)]\n"
+        "    x = image |> stem as _\n"
+        "    x = x |> conv(cfg[-1][1], 3) as (\"layer\" + str(cfg[1][0]))\n"
+        "    output logits = x |> head(10) as _\n"
+        "}\n");
+    const char *present[] = {"conv1.weight", "bn1.running_var", "layer2.weight", "fc.weight"};
+    for (size_t i = 0; i < NNC_COUNT(present); i++)
+        if (!find_param(g, present[i])) fail_msg("no parameter '%s'", present[i]);
+    assert_shape(&find_param(g, "layer2.weight")->shape, "[8, 4, 3, 3]");
+    assert_null(find_param(g, "stem0.conv1.weight"));
+    ir_free(g);
+    char *err = compile_fail("network t { input x: [4] xs = (1, 2) output y = x |> linear(xs[-3]) }");
+    assert_contains(err, "index -3 is out of range for 2 elements");
+    free(err);
+}
+
 /* Shapes computed by PyTorch for the same layer on the same input. */
 static void test_shape_inference(void **state)
 {
@@ -1003,6 +1035,7 @@ int main(void)
         cmocka_unit_test(test_integer_arithmetic),
         cmocka_unit_test(test_parameter_names),
         cmocka_unit_test(test_as_paths),
+        cmocka_unit_test(test_index_and_transparent_calls),
         cmocka_unit_test(test_shape_inference),
         cmocka_unit_test_setup_teardown(test_import, make_tmpdir, remove_tmpdir),
         cmocka_unit_test(test_network_selection),
