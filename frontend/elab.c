@@ -563,6 +563,19 @@ static bool bi_str(Elab *E, Bound *b, const Builtin *self, Val *out)
     return true;
 }
 
+/* error("message"): a user-defined compile error at the call, with the call chain. */
+static bool bi_error(Elab *E, Bound *b, const Builtin *self, Val *out)
+{
+    (void)self;
+    (void)out;
+    if (b->v[0].k != V_STR) {
+        elab_error(E, b->at[0], "error needs a message string, got %s", describe(E, &b->v[0]));
+        return false;
+    }
+    elab_error(E, b->call->loc, "%s", b->v[0].u.s);
+    return false;
+}
+
 static bool bi_concat(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
     (void)self;
@@ -675,6 +688,7 @@ static const Builtin builtins[] = {
     {"range", {{"start", A_INT, true, 0}, {"stop", A_INT, false, NONE}, {"step", A_INT, false, 1}, X}, bi_range, OP_INPUT},
     {"len", {{"sequence", A_ANY, true, 0}, X}, bi_len, OP_INPUT},
     {"str", {{"value", A_ANY, true, 0}, X}, bi_str, OP_INPUT},
+    {"error", {{"message", A_ANY, true, 0}, X}, bi_error, OP_INPUT},
     {"min", {{"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}, X}, bi_minmax, OP_INPUT},
     {"max", {{"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}, X}, bi_minmax, OP_INPUT},
 };

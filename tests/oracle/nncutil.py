@@ -40,16 +40,21 @@ def st_read(path):
 
 
 def st_write(path, tensors):
-    header, blobs, off = {}, [], 0
+    """Writes float32 tensors as safetensors, streaming each array to the file
+    (VGG's 550 MB would otherwise be copied three times in memory)."""
+    header, arrays, off = {}, [], 0
     for name, arr in tensors.items():
         arr = np.ascontiguousarray(arr, dtype="<f4")
         header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [off, off + arr.nbytes]}
-        blobs.append(arr.tobytes())
+        arrays.append(arr)
         off += arr.nbytes
     h = json.dumps(header).encode()
     h += b" " * (-len(h) % 8)
     with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for arr in arrays:
+            arr.tofile(f)
 
 
 def rel_err(got, ref):
