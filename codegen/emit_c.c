@@ -24,24 +24,25 @@
  *         nnc_conv2d(n, image, 1, 28, 28,          // x: input image [1, 28, 28]
  *                    params + 0, params + 150,     // conv0.weight, conv0.bias
  *                    t3, 6, 28, 28,                // y: [6, 28, 28]
- *                    5, 5, 1, 1, 2, 2, 1, 1, 1, scratch);  // kernel, stride, padding, ...
+ *                    5, 5, 1, 1, 2, 2, 1, 1, 1, (float *)(ws + 37632));  // kernel, ..., scratch
  *
  * There is no global mutable state: every buffer hangs off the instance (the
  * parameters, allocated at create; the workspace, the caller's or allocated at
- * create), so two instances run in two threads. Every activation has its own
- * 64-byte-aligned region of the workspace (cg_plan_workspace, the one function
- * a liveness-based planner replaces), except those a graph output names: their
- * node writes straight into the caller's output buffer. Inputs are read
- * straight from the caller's buffers. After the activations comes one scratch
- * region for the largest per-sample scratch of a convolution; create checks
- * that size against the kernels' own *_scratch functions, so nnc and the
- * kernels cannot silently disagree.
+ * create), so two instances run in two threads. Activations and convolution
+ * scratch share one workspace by a static plan (cg_plan_workspace, with
+ * passes/memplan.c): a buffer is live from its node to its last reader, buffers
+ * live at the same time never overlap, and an elementwise node whose input dies
+ * there writes over it. Values a graph output names are written straight into
+ * the caller's output buffer; inputs are read straight from the caller's. create
+ * checks each scratch size against the kernels' own *_scratch functions, so nnc
+ * and the kernels cannot silently disagree.
  *
  * Each op's row in ir/ops.def names its emitter (EMIT_C column); the dispatch
  * table below is built from those rows. An emitter writes one kernel call (or
  * a few) through the call builder, which lines the arguments up with a comment
  * per line, and names the kernel section it needs. */
 #include "emit_c.h"
+#include "../passes/memplan.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -83,7 +84,9 @@ typedef struct CgCtx {
     const char **in_name;         /* C names of the inputs, in declaration order */
     const char **out_name;        /* C names of the outputs, in declaration order */
     const char **taken;  int n_taken;      /* C names in use in the run function */
-    int64_t param_floats, ws_bytes, scratch_offset, scratch_floats;
+    int64_t param_floats, ws_bytes, scratch_floats;
+    int64_t ws_lower_bound;       /* bytes no plan can beat (memplan.h) */
+    int64_t *scratch_off;         /* per node: byte offset of its convolution scratch, or -1 */
     const char *kernels[CG_MAX_KERNELS];  int n_kernels;  /* sections to paste */
     StrBuf body;                  /* statements of the run function */
     StrBuf scratch_checks;        /* "nnc_conv2d_scratch(...)" conditions, " && "-joined */
@@ -388,11 +391,11 @@ static int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n)
     return 0;
 }
 
-static void cg_scratch_check(CgCtx *cx, const char *call)
+static void cg_scratch_check(CgCtx *cx, const char *call, int64_t floats)
 {
     if (cx->scratch_checks.len && strstr(cx->scratch_checks.data, call)) return;
-    sb_printf(&cx->scratch_checks, "%s%s <= (size_t)%s_SCRATCH_FLOATS", cx->scratch_checks.len ? "\n        && " : "",
-              call, cx->upper);
+    sb_printf(&cx->scratch_checks, "%s%s <= %lld", cx->scratch_checks.len ? "\n        && " : "", call,
+              (long long)floats);
 }
 
 /* The weight and bias arguments of conv and linear, and their comment. */
@@ -414,15 +417,17 @@ static void cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
     cg_scratch_check(cx, t ? arena_printf(&cx->arena, "nnc_conv_transpose2d_scratch(%lld, %lld, %d, %d, %d, %d)",
                                           cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->groups)
                            : arena_printf(&cx->arena, "nnc_conv2d_scratch(%lld, %d, %d, %lld, %lld, %d)",
-                                          cg_dim(x, 0), c->kh, c->kw, cg_dim(y, 1), cg_dim(y, 2), c->groups));
+                                          cg_dim(x, 0), c->kh, c->kw, cg_dim(y, 1), cg_dim(y, 2), c->groups),
+                     cg_scratch_floats(cx->g, n));
     cg_call_begin(cx, fn);
     cg_arg(cx, arena_printf(&cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld, %lld",
            cg_in(cx, n, 0), cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2));
     cg_weight_args(cx, n);
     cg_arg(cx, arena_printf(&cx->arena, "y: %s", cg_dims(cx, y)), "%s, %lld, %lld, %lld", cg_out(cx, n),
            cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
-    cg_arg(cx, "kernel, stride, padding, dilation, groups", "%d, %d, %d, %d, %d, %d, %d, %d, %d, scratch",
-           c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->groups);
+    cg_arg(cx, "kernel, stride, padding, dilation, groups, scratch",
+           "%d, %d, %d, %d, %d, %d, %d, %d, %d, (float *)(ws + %lld)", c->kh, c->kw, c->sh, c->sw, c->ph, c->pw,
+           c->dh, c->dw, c->groups, (long long)cx->scratch_off[n - cx->g->nodes]);
     cg_call_end(cx);
 }
 
@@ -668,29 +673,74 @@ static void cg_bind_values(CgCtx *cx)
             cx->cname[v] = cx->bound_out[v] >= 0 ? cx->out_name[cx->bound_out[v]] : arena_printf(a, "t%d", v);
 }
 
-static int64_t cg_align(int64_t x) { return (x + CG_ALIGN - 1) / CG_ALIGN * CG_ALIGN; }
 
-/* The workspace: every activation not written into a caller's output gets its
- * own region for max_batch samples, in node order, then comes the scratch of
- * the largest convolution (one sample). This is the one place that assigns
- * offsets; a liveness-based planner replaces it. */
+/* Ops whose kernel may write its output over an input that dies there (the
+ * kernels' contract: elementwise, y may equal x; copies are memmove). */
+static bool cg_in_place_ok(OpKind op)
+{
+    switch (op) {
+    case OP_RELU: case OP_RELU6: case OP_LEAKY_RELU: case OP_SIGMOID: case OP_TANH:
+    case OP_IDENTITY: case OP_DROPOUT: case OP_FLATTEN: case OP_ADD:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The workspace plan (passes/memplan.h): every activation not written into a
+ * caller's output is a buffer live from its node to its last reader, every
+ * convolution's scratch a buffer live during its node; an elementwise node
+ * whose input dies there shares that input's buffer (in place). The planner
+ * packs the buffers; this is the one place that assigns workspace offsets. */
 static bool cg_plan_workspace(CgCtx *cx)
 {
     const IrGraph *g = cx->g;
-    int64_t off = 0;
+    int32_t *last = arena_alloc(&cx->arena, (size_t)g->n_values * sizeof *last);
+    int32_t *buf_of = arena_alloc(&cx->arena, (size_t)g->n_values * sizeof *buf_of);
+    MpBuffer *bufs = arena_alloc(&cx->arena, (size_t)(2 * g->n_nodes + 1) * sizeof *bufs);
+    int32_t nb = 0;
+    int32_t *scratch_buf = arena_alloc(&cx->arena, (size_t)(g->n_nodes + 1) * sizeof *scratch_buf);
+    cx->scratch_off = arena_alloc(&cx->arena, (size_t)(g->n_nodes + 1) * sizeof *cx->scratch_off);
+    for (int32_t v = 0; v < g->n_values; v++) last[v] = -1, buf_of[v] = -1;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) last[ir_in(g, &g->nodes[i], j)] = i;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
+        int64_t bytes = ir_shape_elems(&g->values[n->out].shape) * cx->opt->max_batch * (int64_t)sizeof(float);
         int64_t s = cg_scratch_floats(g, n);
-        if (s > cx->scratch_floats) cx->scratch_floats = s;
-        if (cx->bound_out[n->out] >= 0) continue;
-        cx->ws_offset[n->out] = off;
-        off += cg_align(ir_shape_elems(&g->values[n->out].shape) * cx->opt->max_batch * (int64_t)sizeof(float));
-        if (off > CG_MAX_WS_BYTES)
-            CG_FAIL(cx, "the activations need more than %lld bytes at a batch of %d", (long long)CG_MAX_WS_BYTES,
+        scratch_buf[i] = -1;
+        if (s > 0) {
+            scratch_buf[i] = nb;
+            bufs[nb++] = (MpBuffer){s * (int64_t)sizeof(float), i, i, 0};
+            if (s > cx->scratch_floats) cx->scratch_floats = s;
+        }
+        if (bytes > CG_MAX_WS_BYTES)
+            CG_FAIL(cx, "an activation needs more than %lld bytes at a batch of %d", (long long)CG_MAX_WS_BYTES,
                     cx->opt->max_batch);
+        if (cx->bound_out[n->out] >= 0) continue;
+        int32_t end = last[n->out] > i ? last[n->out] : i;
+        for (int j = 0; cg_in_place_ok(n->op) && j < n->n_in; j++) {
+            int32_t x = ir_in(g, n, j);
+            if (buf_of[x] >= 0 && last[x] == i && bufs[buf_of[x]].size == bytes) {
+                buf_of[n->out] = buf_of[x];
+                bufs[buf_of[x]].last = end;
+                break;
+            }
+        }
+        if (buf_of[n->out] < 0) {
+            buf_of[n->out] = nb;
+            bufs[nb++] = (MpBuffer){bytes, i, end, 0};
+        }
     }
-    cx->scratch_offset = off;
-    cx->ws_bytes = cg_align(off + cx->scratch_floats * (int64_t)sizeof(float));
+    cx->ws_bytes = mp_plan(bufs, nb, CG_ALIGN);
+    cx->ws_lower_bound = mp_lower_bound(bufs, nb, CG_ALIGN);
+    if (cx->ws_bytes > CG_MAX_WS_BYTES)
+        CG_FAIL(cx, "the workspace needs more than %lld bytes at a batch of %d", (long long)CG_MAX_WS_BYTES,
+                cx->opt->max_batch);
+    for (int32_t v = 0; v < g->n_values; v++)
+        if (buf_of[v] >= 0) cx->ws_offset[v] = bufs[buf_of[v]].offset;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        cx->scratch_off[i] = scratch_buf[i] >= 0 ? bufs[scratch_buf[i]].offset : -1;
     return true;
 }
 
@@ -819,9 +869,6 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
         d[nd++] = (CgDecl){"float", cx->cname[v], arena_printf(a, "(float *)(ws + %lld)", (long long)cx->ws_offset[v]),
                            cg_batched_dims(cx, &g->values[v].shape)};
     }
-    if (cx->scratch_floats)
-        d[nd++] = (CgDecl){"float", "scratch", arena_printf(a, "(float *)(ws + %s_SCRATCH_OFFSET)", cx->upper),
-                           "one sample's convolution scratch"};
 
     cg_put(cx, out, "/* The forward pass: n samples from the inputs to the outputs, as in $p.h. */\n"
                     "static void $p_run($p *m, int n, const float *const *inputs, float *const *outputs)\n{\n");
@@ -893,10 +940,6 @@ static void cg_write_param_table(CgCtx *cx, StrBuf *out)
 /* The instance and the tables create reads. */
 static void cg_write_state(CgCtx *cx, StrBuf *out)
 {
-    if (cx->scratch_floats)
-        sb_printf(out, "/* The scratch region ends the workspace; it holds one sample of the largest convolution. */\n"
-                       "#define %s_SCRATCH_OFFSET  %lld\n#define %s_SCRATCH_FLOATS  %lld\n\n",
-                  cx->upper, (long long)cx->scratch_offset, cx->upper, (long long)cx->scratch_floats);
     cg_put(cx, out,
            "struct $p {\n"
            "    int            ready;     /* 1 once create succeeded; else only err means anything */\n"
@@ -1308,6 +1351,29 @@ bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_
     if (ok) cg_write_header(&cx, h_src);
     sb_free(&cx.body);
     sb_free(&cx.scratch_checks);
+    arena_free(&cx.arena);
+    return ok;
+}
+
+bool cg_workspace_plan(const IrGraph *g, int max_batch, int64_t *bytes, int64_t *lower_bound, char *err,
+                       size_t errlen)
+{
+    CgCtx cx;
+    CgOptions opt = {.max_batch = max_batch};
+    char prefix[64];
+    memset(&cx, 0, sizeof cx);
+    cx.g = g;
+    cx.opt = &opt;
+    cx.err = err;
+    cx.errlen = errlen;
+    cx.prefix = arena_strdup(&cx.arena, cg_c_prefix(g->name, prefix, sizeof prefix));
+    bool ok = cg_check_graph(&cx);
+    if (ok) {
+        cg_bind_values(&cx);
+        ok = cg_plan_workspace(&cx);
+    }
+    *bytes = cx.ws_bytes;
+    *lower_bound = cx.ws_lower_bound;
     arena_free(&cx.arena);
     return ok;
 }

@@ -28,6 +28,12 @@ typedef struct CgOptions {
  * unsupported attribute, a size beyond what the generated code can address). */
 bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_src, char *err, size_t errlen);
 
+/* The workspace the generated code for g needs at max_batch samples (the
+ * static plan of cg_plan_workspace), and the largest total size of buffers
+ * live at once, which no plan can beat; both in bytes. For --stats. */
+bool cg_workspace_plan(const IrGraph *g, int max_batch, int64_t *bytes, int64_t *lower_bound, char *err,
+                       size_t errlen);
+
 /* The C identifier prefix of a network: its name with every character outside
  * [A-Za-z0-9_] replaced by '_', lowercased; "net_" goes in front when it would
  * start with '_', be a C keyword or a C library name ("exp"), or take the

@@ -196,6 +196,14 @@ static void print_stats(const IrGraph *g, int batch)
     printf("activation_bytes: %lld\n", (long long)(act * 4 * batch));
     printf("nodes: %d\n", g->n_nodes);
     printf("kernels: %d\n", pass_count_kernels(g));
+    int64_t ws = 0, lb = 0;
+    char err[512];
+    if (cg_workspace_plan(g, batch, &ws, &lb, err, sizeof err)) {
+        printf("workspace_bytes: %lld\n", (long long)ws);
+        printf("workspace_lower_bound_bytes: %lld\n", (long long)lb);
+    } else {
+        fprintf(stderr, "nnc: %s\n", err);
+    }
     printf("layers:\n");
     char buf[96];
     for (int32_t i = 0; i < g->n_nodes; i++) {
