@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j2
+cmake -S . -B build >/dev/null
+cmake --build build -j2 --target nnc
 
 DATA=/usr/share/datasets/fashion-mnist
 mkdir -p out

@@ -926,7 +926,7 @@ static void compile_or_fail(const char *cc, const char *file, const char *mode, 
 {
     static const char *const defs[] = {"", "-DNNC_USE_CBLAS"};
     for (int d = 0; d < 2; d++) {
-        char cmd[1024];
+        char cmd[4096];
         snprintf(cmd, sizeof cmd,
                  "%s -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes "
                  "%s %s '%s' >'%s' 2>&1",
