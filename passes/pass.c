@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The pipeline, in order. -O1 cleans up; -O2 adds the rewrites that change
+ * which kernels run (fusion, folding) as they land. */
 static const Pass pipeline[] = {
-    {"dce", 1, pass_dce},
+    {"cleanup", 1, pass_cleanup},   /* identity/dropout removal, CSE */
+    {"dce",     1, pass_dce},       /* what no output needs */
 };
 
 #ifdef NDEBUG
@@ -15,7 +18,25 @@ static const bool verify_each = false;
 static const bool verify_each = true;
 #endif
 
+bool pass_known(const char *name)
+{
+    if (strcmp(name, "all") == 0) return true;
+    for (size_t i = 0; i < NNC_COUNT(pipeline); i++)
+        if (strcmp(pipeline[i].name, name) == 0) return true;
+    return false;
+}
+
+void pass_list(StrBuf *out)
+{
+    for (size_t i = 0; i < NNC_COUNT(pipeline); i++) sb_printf(out, "%s%s", i ? ", " : "", pipeline[i].name);
+}
+
 bool pass_run_pipeline(IrGraph *g, int level, char *err, size_t errlen)
+{
+    return pass_run_pipeline_dump(g, level, NULL, NULL, err, errlen);
+}
+
+bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err, size_t errlen)
 {
     char why[512];
     if (verify_each && !ir_verify(g, why, sizeof why)) {
@@ -28,6 +49,10 @@ bool pass_run_pipeline(IrGraph *g, int level, char *err, size_t errlen)
         if (verify_each && !ir_verify(g, why, sizeof why)) {
             snprintf(err, errlen, "after pass '%s': %s", pipeline[i].name, why);
             return false;
+        }
+        if (dump && print_after && (strcmp(print_after, "all") == 0 || strcmp(print_after, pipeline[i].name) == 0)) {
+            sb_printf(dump, "# after %s\n", pipeline[i].name);
+            ir_print(g, dump);
         }
     }
     return true;

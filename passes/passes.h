@@ -19,6 +19,18 @@ typedef struct {
  * error (a pass broke the graph), described in err. */
 bool pass_run_pipeline(IrGraph *g, int level, char *err, size_t errlen);
 
+/* The same, appending the IR (ir_print) to dump after each pass named
+ * print_after ("all": after every pass that runs; NULL: none). */
+bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err, size_t errlen);
+
+/* Whether name is a pass of the pipeline (or "all"); for --print-after. */
+bool pass_known(const char *name);
+/* Appends the pipeline's pass names to out, ", "-separated, in order. */
+void pass_list(StrBuf *out);
+
+/* Identity and dropout removal (inference), common-subexpression elimination. */
+bool pass_cleanup(IrGraph *g, char *err, size_t errlen);
+
 /* Dead-code elimination: keeps the nodes that outputs depend on. */
 bool pass_dce(IrGraph *g, char *err, size_t errlen);
 

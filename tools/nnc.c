@@ -36,8 +36,10 @@ static const char usage[] =
     "  --emit=c|ir|dot    C source and header, the IR as text, or a Graphviz graph\n"
     "  -O0 | -O1 | -O2    no optimization | clean-up passes | everything (default -O2)\n"
     "  --batch N          the largest batch the generated code accepts (default 1)\n"
-    "  --stats            print params, macs, activation_bytes, nodes, kernels and a\n"
+    "  --stats            print params, macs, activation_bytes, nodes, kernels,\n"
+    "                     workspace_bytes, workspace_lower_bound_bytes and a\n"
     "                     per-layer table, one 'key: value' per line\n"
+    "  --print-after=PASS print the IR to standard error after pass PASS (or all)\n"
     "\n"
     "options for every command:\n"
     "  --network NAME     which network of the file (needed when it defines several)\n"
@@ -67,6 +69,7 @@ typedef struct {
     int opt_level;
     int batch;
     bool stats;
+    const char *print_after;  /* --print-after=PASS */
     FeOptions fe;
     FeDefine defines[32];
     uint64_t seed;
@@ -124,6 +127,16 @@ static int parse_args(int argc, char **argv, Cli *c)
             if (!parse_long(v, 1, 1 << 20, &n)) return fail_usage("--batch needs a whole number from 1 to 1048576, got '%s'", v);
             c->batch = (int)n;
         } else if (strcmp(a, "--stats") == 0) c->stats = true;
+        else if ((v = opt_value(argc, argv, &i, "--print-after"))) {
+            if (!pass_known(v)) {
+                StrBuf names = {0};
+                pass_list(&names);
+                fprintf(stderr, "nnc: --print-after: no pass named '%s' (the passes: %s, or all)\n", v, names.data);
+                sb_free(&names);
+                return 2;
+            }
+            c->print_after = v;
+        }
         else if ((v = opt_value(argc, argv, &i, "--network"))) c->fe.network = v;
         else if ((v = opt_value(argc, argv, &i, "--set"))) {
             const char *eq = strchr(v, '=');
@@ -166,7 +179,11 @@ static IrGraph *load_model(const Cli *c, Arena *arena)
     diag_free(&d);
     if (!g) return NULL;
     char err[512];
-    if (!pass_run_pipeline(g, c->opt_level, err, sizeof err)) {
+    StrBuf dump = {0};
+    bool ok = pass_run_pipeline_dump(g, c->opt_level, c->print_after, &dump, err, sizeof err);
+    fputs(dump.data ? dump.data : "", stderr);
+    sb_free(&dump);
+    if (!ok) {
         fprintf(stderr, "nnc: internal error after a pass: %s\n", err);
         ir_free(g);
         return NULL;
