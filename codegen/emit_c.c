@@ -80,7 +80,8 @@ typedef struct CgCtx {
     int64_t *ws_offset;           /* byte offset in the workspace, or -1 */
     int64_t *param_offset;        /* offset in params, in floats, or -1 */
     int32_t *bound_out;           /* output its node writes straight into, or -1 */
-    bool *read;                   /* the value is read by a node or an output */
+    bool *read;                   /* the run function reads the value (a non-constant node or an output) */
+    bool *is_const;               /* parameters and constant nodes' values (ir_mark_constants) */
     const char **in_name;         /* C names of the inputs, in declaration order */
     const char **out_name;        /* C names of the outputs, in declaration order */
     const char **taken;  int n_taken;      /* C names in use in the run function */
@@ -91,6 +92,9 @@ typedef struct CgCtx {
     StrBuf body;                  /* statements of the run function */
     StrBuf scratch_checks;        /* "nnc_conv2d_scratch(...)" conditions, " && "-joined */
     bool reads_params;            /* the run function reads m->params */
+    bool reads_consts;            /* the run function reads m->consts */
+    int64_t const_floats;         /* the constants computed at create, in m->consts */
+    StrBuf prep;                  /* statements of the prepare function (the constant nodes) */
     const char *call_fn;          /* kernel call being built */
     CgArgLine call[CG_MAX_CALL_LINES];  int n_call;
     char *err; size_t errlen;
@@ -117,7 +121,7 @@ static const char *const cg_libc_names[] = {
 
 /* Locals of the run function and names the generated code uses inside it. */
 static const char *const cg_run_names[] = {
-    "m", "n", "i", "inputs", "outputs", "params", "ws", "scratch", "size_t", "NULL",
+    "m", "n", "i", "inputs", "outputs", "params", "consts", "ws", "scratch", "size_t", "NULL",
 };
 
 static bool cg_in_list(const char *s, const char *const *list, size_t n)
@@ -332,6 +336,10 @@ static const char *cg_label(CgCtx *cx, int32_t v)
 {
     const IrValue *val = &cx->g->values[v];
     if (val->kind == VK_PARAM) return val->name;
+    if (cx->is_const[v]) {  /* "bn_fold_weight(conv1.weight)" */
+        const IrNode *n = &cx->g->nodes[val->node];
+        return arena_printf(&cx->arena, "%s(%s)", ir_ops[n->op].name, cg_label(cx, ir_in(cx->g, n, 0)));
+    }
     if (val->kind == VK_INPUT) return arena_printf(&cx->arena, "input %s %s", val->name, cg_dims(cx, &val->shape));
     return cg_dims(cx, &val->shape);
 }
@@ -611,6 +619,44 @@ static bool emit_c_softmax(CgCtx *cx, const IrNode *n)
     return true;
 }
 
+/* Batchnorm folded into a conv2d / linear weight (output channel dim 0) or a
+ * conv_transpose2d weight [c_in, c_out/g, kh, kw]: see nnc_bn_fold_weight. */
+static bool emit_c_bn_fold_weight(CgCtx *cx, const IrNode *n)
+{
+    const IrShape *w = ir_in_shape(cx->g, n, 0);
+    bool t = n->op == OP_BN_FOLD_WEIGHT_T;
+    long long rows = cg_dim(w, 0), cols = t ? cg_dim(w, 1) : 1, inner = cg_elems_from(w, t ? 2 : 1);
+    long long groups = t ? cg_dim(ir_in_shape(cx->g, n, 1), 0) / cols : rows;
+    if (!cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
+    cg_need(cx, "bn_fold");
+    cg_call_begin(cx, "nnc_bn_fold_weight");
+    cg_arg(cx, arena_printf(&cx->arena, "w: %s %s as [rows][cols][inner], groups", cg_label(cx, ir_in(cx->g, n, 0)),
+                            cg_dims(cx, w)),
+           "%s, %lld, %lld, %lld, %lld", cg_in(cx, n, 0), rows, cols, inner, groups);
+    cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 1)), cg_label(cx, ir_in(cx->g, n, 2))),
+           "%s, %s", cg_in(cx, n, 1), cg_in(cx, n, 2));
+    cg_arg(cx, "eps, y", "%s, %s", cg_float_literal(cx, n->attr.bn.eps), cg_out(cx, n));
+    cg_call_end(cx);
+    return true;
+}
+
+static bool emit_c_bn_fold_bias(CgCtx *cx, const IrNode *n)
+{
+    const IrGraph *g = cx->g;
+    bool bias = n->n_in == 5;
+    if (!cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
+    cg_need(cx, "bn_fold");
+    cg_call_begin(cx, "nnc_bn_fold_bias");
+    cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(g, n, 0)), cg_label(cx, ir_in(g, n, 1))),
+           "%lld, %s, %s", cg_dim(ir_in_shape(g, n, 0), 0), cg_in(cx, n, 0), cg_in(cx, n, 1));
+    cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(g, n, 2)), cg_label(cx, ir_in(g, n, 3))),
+           "%s, %s", cg_in(cx, n, 2), cg_in(cx, n, 3));
+    cg_arg(cx, arena_printf(&cx->arena, "eps, %s, y", bias ? cg_label(cx, ir_in(g, n, 4)) : "no bias"), "%s, %s, %s",
+           cg_float_literal(cx, n->attr.bn.eps), bias ? cg_in(cx, n, 4) : "NULL", cg_out(cx, n));
+    cg_call_end(cx);
+    return true;
+}
+
 /* ------------------------------------------------------------- planning ---- */
 
 static bool cg_check_graph(CgCtx *cx)
@@ -645,6 +691,8 @@ static void cg_bind_values(CgCtx *cx)
     cx->param_offset = arena_alloc(a, (size_t)g->n_values * sizeof *cx->param_offset);
     cx->bound_out = arena_alloc(a, (size_t)g->n_values * sizeof *cx->bound_out);
     cx->read = arena_alloc(a, (size_t)g->n_values * sizeof *cx->read);
+    cx->is_const = arena_alloc(a, (size_t)g->n_values * sizeof *cx->is_const);
+    ir_mark_constants(g, cx->is_const);
     cx->in_name = arena_alloc(a, (size_t)(g->n_inputs + 1) * sizeof *cx->in_name);
     cx->out_name = arena_alloc(a, (size_t)g->n_outputs * sizeof *cx->out_name);
     cx->taken = arena_alloc(a, (size_t)(g->n_inputs + g->n_outputs + 1) * sizeof *cx->taken);
@@ -658,9 +706,11 @@ static void cg_bind_values(CgCtx *cx)
         int32_t v = g->outputs[o].value;
         cx->out_name[o] = cg_local_name(cx, g->outputs[o].name);
         cx->read[v] = true;
-        if (g->values[v].kind == VK_ACT && cx->bound_out[v] < 0) cx->bound_out[v] = o;
+        if (g->values[v].kind == VK_ACT && !cx->is_const[v] && cx->bound_out[v] < 0) cx->bound_out[v] = o;
     }
-    for (int32_t i = 0; i < g->n_ins; i++) cx->read[g->ins[i]] = true;
+    for (int32_t i = 0; i < g->n_nodes; i++)  /* what the run function reads; constant nodes run at create */
+        for (int j = 0; !cx->is_const[g->nodes[i].out] && j < g->nodes[i].n_in; j++)
+            cx->read[ir_in(g, &g->nodes[i], j)] = true;
     for (int32_t p = 0; p < g->n_params; p++) {
         int32_t v = g->params[p];
         cx->param_offset[v] = cx->param_floats;
@@ -668,8 +718,15 @@ static void cg_bind_values(CgCtx *cx)
         cx->param_floats += ir_shape_elems(&g->values[v].shape);
         cx->reads_params |= cx->read[v];
     }
+    for (int32_t i = 0; i < g->n_nodes; i++) {  /* constants: in m->consts, in node order */
+        int32_t v = g->nodes[i].out;
+        if (!cx->is_const[v]) continue;
+        cx->cname[v] = arena_printf(a, "consts + %lld", (long long)cx->const_floats);
+        cx->const_floats += ir_shape_elems(&g->values[v].shape);
+        cx->reads_consts |= cx->read[v];
+    }
     for (int32_t v = 0; v < g->n_values; v++)
-        if (g->values[v].kind == VK_ACT)
+        if (g->values[v].kind == VK_ACT && !cx->is_const[v])
             cx->cname[v] = cx->bound_out[v] >= 0 ? cx->out_name[cx->bound_out[v]] : arena_printf(a, "t%d", v);
 }
 
@@ -717,7 +774,7 @@ static bool cg_plan_workspace(CgCtx *cx)
         if (bytes > CG_MAX_WS_BYTES)
             CG_FAIL(cx, "an activation needs more than %lld bytes at a batch of %d", (long long)CG_MAX_WS_BYTES,
                     cx->opt->max_batch);
-        if (cx->bound_out[n->out] >= 0) continue;
+        if (cx->bound_out[n->out] >= 0 || cx->is_const[n->out]) continue;  /* constants live in m->consts */
         int32_t end = last[n->out] > i ? last[n->out] : i;
         for (int j = 0; cg_in_place_ok(n->op) && j < n->n_in; j++) {
             int32_t x = ir_in(g, n, j);
@@ -765,9 +822,10 @@ static void cg_emit_output_copy(CgCtx *cx, int32_t o)
     const char *dst = cx->out_name[o];
     long long elems = cg_elems_from(&val->shape, 0);
     cg_need(cx, "copy");
-    if (val->kind == VK_PARAM) {
-        sb_printf(&cx->body, "\n    /* output %s is the parameter %s, once per sample */\n",
-                  cg_commentable(cx, g->outputs[o].name), cg_commentable(cx, val->name));
+    if (cx->is_const[v]) {
+        sb_printf(&cx->body, "\n    /* output %s is the %s %s, once per sample */\n",
+                  cg_commentable(cx, g->outputs[o].name), val->kind == VK_PARAM ? "parameter" : "constant",
+                  cg_commentable(cx, cg_label(cx, v)));
         sb_printf(&cx->body, "    for (int i = 0; i < n; i++)\n        nnc_copy(%lld, %s, %s + (size_t)i * %lld);\n",
                   elems, cx->cname[v], dst, elems);
         return;
@@ -786,12 +844,17 @@ static bool cg_emit_body(CgCtx *cx)
     const IrGraph *g = cx->g;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
+        bool prep = cx->is_const[n->out];  /* a constant: computed once, by the prepare function */
+        StrBuf keep = cx->body;
+        if (prep) cx->body = cx->prep;
         sb_printf(&cx->body, "\n    /* %s */\n", cg_node_origin(cx, n));
-        if (!cg_emitters[n->op](cx, n)) return false;
+        bool ok = cg_emitters[n->op](cx, n);
+        if (prep) cx->prep = cx->body, cx->body = keep;
+        if (!ok) return false;
     }
     for (int32_t o = 0; o < g->n_outputs; o++) {
         int32_t v = g->outputs[o].value;
-        if (g->values[v].kind != VK_ACT || cx->bound_out[v] != o) cg_emit_output_copy(cx, o);
+        if (g->values[v].kind != VK_ACT || cx->is_const[v] || cx->bound_out[v] != o) cg_emit_output_copy(cx, o);
     }
     return true;
 }
@@ -862,6 +925,7 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
         d[nd++] = (CgDecl){"float", cx->out_name[o], arena_printf(a, "outputs[%d]", o),
                            cg_batched_dims(cx, &g->values[g->outputs[o].value].shape)};
     if (cx->reads_params) d[nd++] = (CgDecl){"const float", "params", "m->params", NULL};
+    if (cx->reads_consts) d[nd++] = (CgDecl){"const float", "consts", "m->consts", NULL};
     if (cx->ws_bytes) d[nd++] = (CgDecl){"unsigned char", "ws", "m->ws", NULL};
     for (int32_t i = 0; i < g->n_nodes; i++) {
         int32_t v = g->nodes[i].out;
@@ -874,7 +938,7 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
                     "static void $p_run($p *m, int n, const float *const *inputs, float *const *outputs)\n{\n");
     cg_put_decls(out, d, nd);
     if (!any_input) sb_append(out, "    (void)inputs;  /* the outputs read no input */\n");
-    if (!cx->reads_params && !cx->ws_bytes) sb_append(out, "    (void)m;       /* no parameters, no workspace */\n");
+    if (!cx->reads_params && !cx->reads_consts && !cx->ws_bytes) sb_append(out, "    (void)m;       /* no parameters, no workspace */\n");
     sb_append(out, cx->body.data);
     sb_append(out, "}\n\n");
 }
@@ -943,7 +1007,11 @@ static void cg_write_state(CgCtx *cx, StrBuf *out)
     cg_put(cx, out,
            "struct $p {\n"
            "    int            ready;     /* 1 once create succeeded; else only err means anything */\n"
-           "    float         *params;    /* $P_PARAM_FLOATS floats, laid out as $p_param_table */\n"
+           "    float         *params;    /* $P_PARAM_FLOATS floats, laid out as $p_param_table */\n");
+    if (cx->const_floats)
+        cg_put(cx, out,
+               "    float         *consts;    /* $P_CONST_FLOATS floats computed from params at create ($p_prepare) */\n");
+    cg_put(cx, out,
            "    unsigned char *ws;        /* the workspace, $P_WORKSPACE_BYTES bytes */\n"
            "    void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */\n"
            "    char           err[512];  /* the message of the last failure, \"\" if none */\n"
@@ -981,7 +1049,9 @@ static void cg_write_helpers(CgCtx *cx, StrBuf *out)
            "/* Frees what create allocated, keeping the message. */\n"
            "static void $p_release($p *m)\n"
            "{\n"
-           "    free(m->params);\n"
+           "    free(m->params);\n");
+    if (cx->const_floats) cg_put(cx, out, "    free(m->consts);\n    m->consts = NULL;\n");
+    cg_put(cx, out,
            "    free(m->ws_alloc);\n"
            "    m->params = NULL;\n"
            "    m->ws = NULL;\n"
@@ -1027,6 +1097,32 @@ static void cg_write_load(CgCtx *cx, StrBuf *out)
            "}\n\n");
 }
 
+/* The constants (create's last step): every node whose inputs are all
+ * parameters or constants, such as batchnorm folded into the convolution
+ * before it, runs once here, into m->consts, which the forward pass reads as it
+ * reads the parameters. Their kernels see one sample (parameters have no batch
+ * dimension); a convolution among them uses its scratch in the workspace. */
+static void cg_write_prepare(CgCtx *cx, StrBuf *out)
+{
+    if (!cx->const_floats) return;
+    cg_put(cx, out,
+           "/* Computes the constants m->consts from the parameters, once, at create. */\n"
+           "static int $p_prepare($p *m)\n"
+           "{\n"
+           "    const float   *params = m->params;\n"
+           "    float         *consts = (float *)malloc((size_t)$P_CONST_FLOATS * sizeof(float));\n");
+    if (cx->ws_bytes) cg_put(cx, out, "    unsigned char *ws     = m->ws;\n");
+    cg_put(cx, out, "    const int      n      = 1;  /* parameters have no batch: the kernels see one sample */\n\n");
+    if (cx->ws_bytes) cg_put(cx, out, "    (void)ws;\n");
+    cg_put(cx, out,
+           "    (void)n;\n"
+           "    if (!consts)\n"
+           "        return $p_fail(m, $P_ERR_NOMEM, \"$p_create: out of memory for the constants\");\n"
+           "    m->consts = consts;\n");
+    sb_append(out, cx->prep.data);
+    cg_put(cx, out, "    return $P_OK;\n}\n\n");
+}
+
 /* create's work: checks, the workspace, the parameters. */
 static void cg_write_init(CgCtx *cx, StrBuf *out)
 {
@@ -1049,7 +1145,14 @@ static void cg_write_init(CgCtx *cx, StrBuf *out)
                "    }\n");
     else
         cg_put(cx, out, "    (void)workspace;  /* $p needs no workspace */\n");
-    if (cx->g->n_params)
+    if (cx->g->n_params && cx->const_floats)
+        cg_put(cx, out, "    {\n"
+                        "        int rc = $p_load(m, weights);\n"
+                        "        if (rc != $P_OK)\n"
+                        "            return rc;\n"
+                        "    }\n"
+                        "    return $p_prepare(m);\n}\n\n");
+    else if (cx->g->n_params)
         cg_put(cx, out, "    return $p_load(m, weights);\n}\n\n");
     else
         cg_put(cx, out, cx->ws_bytes ? "    (void)weights;    /* $p has no parameters */\n    return $P_OK;\n}\n\n"
@@ -1148,6 +1251,7 @@ static bool cg_write_source(CgCtx *cx, StrBuf *out, const char *c_name)
         cg_write_state(cx, out);
         cg_write_helpers(cx, out);
         cg_write_load(cx, out);
+        cg_write_prepare(cx, out);
         cg_write_init(cx, out);
         cg_write_run(cx, out);
         cg_write_api(cx, out);
@@ -1199,11 +1303,19 @@ static void cg_write_param_doc(CgCtx *cx, StrBuf *out)
         cg_pad(out, strlen(name), wn + 2);
         sb_append(out, dims);
         cg_pad(out, strlen(dims), ws);
-        sb_printf(out, "  %10lld\n", (long long)ir_shape_elems(&v->shape));
+        sb_printf(out, "  %10lld%s\n", (long long)ir_shape_elems(&v->shape), cx->read[g->params[p]] ? "" : "  (create only)");
     }
     sb_printf(out, " *   ");
     cg_pad(out, 0, wn + 2 + ws);
     sb_printf(out, "  %10lld floats in all\n", (long long)cx->param_floats);
+    if (cx->const_floats)
+        cg_put(cx, out,
+               " *\n"
+               " * create computes $P_CONST_FLOATS floats of constants from them once (batchnorm\n"
+               " * folded into the layer before it: weight and bias rescaled per channel),\n"
+               " * and the forward pass reads those instead. The parameters marked (create\n"
+               " * only) are read by create only; the file must still hold them, and they\n"
+               " * stay loaded.\n");
 }
 
 static void cg_write_header_top(CgCtx *cx, StrBuf *out)
@@ -1273,6 +1385,8 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
     cg_define(cx, out, "MAX_BATCH", cx->opt->max_batch, "largest n of one call", w);
     cg_define(cx, out, "WORKSPACE_BYTES", (long long)cx->ws_bytes, "activations + scratch at max batch", w);
     cg_define(cx, out, "PARAM_FLOATS", (long long)cx->param_floats, "all parameters", w);
+    if (cx->const_floats)
+        cg_define(cx, out, "CONST_FLOATS", (long long)cx->const_floats, "computed from them at create", w);
     cg_define(cx, out, "N_PARAMS", g->n_params, "tensors in the weights file", w);
     cg_define(cx, out, "N_INPUTS", g->n_inputs, NULL, w);
     cg_define(cx, out, "N_OUTPUTS", g->n_outputs, NULL, w);
@@ -1350,6 +1464,7 @@ bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_
     }
     if (ok) cg_write_header(&cx, h_src);
     sb_free(&cx.body);
+    sb_free(&cx.prep);
     sb_free(&cx.scratch_checks);
     arena_free(&cx.arena);
     return ok;

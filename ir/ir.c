@@ -128,6 +128,17 @@ void ir_add_output(IrGraph *g, const char *name, int32_t value)
     g->n_outputs++;
 }
 
+void ir_mark_constants(const IrGraph *g, bool *is_const)
+{
+    for (int32_t v = 0; v < g->n_values; v++) is_const[v] = g->values[v].kind == VK_PARAM;
+    for (int32_t i = 0; i < g->n_nodes; i++) {  /* topological order: inputs are marked first */
+        const IrNode *n = &g->nodes[i];
+        bool c = n->n_in > 0;
+        for (int j = 0; j < n->n_in && c; j++) c = is_const[ir_in(g, n, j)];
+        is_const[n->out] = c;
+    }
+}
+
 int64_t ir_shape_elems(const IrShape *s)
 {
     int64_t e = 1;

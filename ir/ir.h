@@ -185,6 +185,11 @@ int64_t ir_shape_elems(const IrShape *s);
 /* "[6, 28, 28]" into buf; returns buf. */
 char   *ir_shape_str(const IrShape *s, char *buf, size_t len);
 
+/* Marks, in is_const[0 .. n_values), the values that are constant: parameters,
+ * and the values of nodes whose inputs are all constant (computed once, at
+ * create, by the generated code; never batched). */
+void ir_mark_constants(const IrGraph *g, bool *is_const);
+
 /* Checks arity, topological order, shapes and dtypes against the op table.
  * Returns true when the graph is well formed; otherwise describes the first
  * problem in err. Run between passes in debug builds. */

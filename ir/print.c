@@ -29,7 +29,10 @@ static void print_attr(const IrNode *n, StrBuf *out)
         if (a->pool.ceil_mode) sb_append(out, " ceil");
         if (n->op == OP_AVGPOOL2D && !a->pool.count_include_pad) sb_append(out, " exclude_pad");
         break;
-    case AT_BN: sb_printf(out, " eps=%g momentum=%g", a->bn.eps, a->bn.momentum); break;
+    case AT_BN:
+        if (n->op == OP_BATCHNORM) sb_printf(out, " eps=%g momentum=%g", a->bn.eps, a->bn.momentum);
+        else sb_printf(out, " eps=%g", a->bn.eps);  /* the fold ops: momentum means nothing there */
+        break;
     case AT_LINEAR: sb_printf(out, " out=%d", a->linear.out_features); break;
     case AT_ACT: sb_printf(out, " slope=%g", a->act.slope); break;
     case AT_DROPOUT: sb_printf(out, " p=%g", a->dropout.p); break;

@@ -233,6 +233,60 @@ static bool shape_add(const IrGraph *g, const IrNode *n, IrShape *out, char *err
     return true;
 }
 
+/* gamma and var of a fold node: [channels] each. */
+static bool fold_vectors(const IrGraph *g, const IrNode *n, int first, int count, int64_t c, char *err, size_t errlen)
+{
+    char b[96];
+    for (int i = first; i < first + count; i++) {
+        const IrShape *p = ir_in_shape(g, n, i);
+        if (p->rank != 1 || p->dim[0] != c)
+            FAIL("%s input %d has shape %s, expected [%lld]", ir_ops[n->op].name, i + 1, sstr(p, b, sizeof b),
+                 (long long)c);
+    }
+    return true;
+}
+
+/* bn_fold_weight(w, gamma, var): w is a conv2d weight [c_out, c_in/g, kh, kw] or
+ * a linear weight [out, in]; the output channel is dim 0. */
+static bool shape_bn_fold_weight(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *w = ir_in_shape(g, n, 0);
+    char b[96];
+    if (w->rank != 2 && w->rank != 4)
+        FAIL("bn_fold_weight expects a conv2d or linear weight, but the weight has shape %s", sstr(w, b, sizeof b));
+    if (!fold_vectors(g, n, 1, 2, w->dim[0], err, errlen)) return false;
+    *out = *w;
+    return true;
+}
+
+/* bn_fold_weight_t(w, gamma, var): w is a conv_transpose2d weight
+ * [c_in, c_out/g, kh, kw]; gamma's length c_out gives the groups g = c_out / dim 1. */
+static bool shape_bn_fold_weight_t(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *w = ir_in_shape(g, n, 0), *gamma = ir_in_shape(g, n, 1);
+    char b1[96], b2[96];
+    if (w->rank != 4)
+        FAIL("bn_fold_weight_t expects a conv_transpose2d weight, but it has shape %s", sstr(w, b1, sizeof b1));
+    int64_t per_group = w->dim[1], c = gamma->rank == 1 ? gamma->dim[0] : 0;
+    if (c < per_group || c % per_group || w->dim[0] % (c / per_group))
+        FAIL("bn_fold_weight_t: gamma has shape %s, which is no whole number of groups of the weight %s",
+             sstr(gamma, b1, sizeof b1), sstr(w, b2, sizeof b2));
+    if (!fold_vectors(g, n, 1, 2, gamma->dim[0], err, errlen)) return false;
+    *out = *w;
+    return true;
+}
+
+/* bn_fold_bias(gamma, beta, mean, var[, b]): all [channels]. */
+static bool shape_bn_fold_bias(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *gamma = ir_in_shape(g, n, 0);
+    char b[96];
+    if (gamma->rank != 1) FAIL("bn_fold_bias expects [channels] vectors, but gamma has shape %s", sstr(gamma, b, sizeof b));
+    if (!fold_vectors(g, n, 1, n->n_in - 1, gamma->dim[0], err, errlen)) return false;
+    *out = *gamma;
+    return true;
+}
+
 /* ---- costs: multiply-accumulates per sample ---- */
 
 /* MACs count the multiply-accumulates of convolutions and linear layers, the

@@ -1,5 +1,6 @@
 /* pass.c: the pass manager. The pipeline is the table below, in order. */
 #include "passes.h"
+#include "fold_bn.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 static const Pass pipeline[] = {
     {"cleanup", 1, pass_cleanup},   /* identity/dropout removal, CSE */
     {"dce",     1, pass_dce},       /* what no output needs */
+    {"fold_bn", 2, pass_fold_bn},   /* conv/linear -> batchnorm into one layer, weights folded at create */
 };
 
 #ifdef NDEBUG
@@ -58,7 +60,17 @@ bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrB
     return true;
 }
 
-int pass_count_kernels(const IrGraph *g) { return g->n_nodes; }
+/* Kernels a forward pass calls: nodes that are not constants (constants run
+ * once, at create). */
+int pass_count_kernels(const IrGraph *g)
+{
+    bool *is_const = nnc_xcalloc((size_t)(g->n_values ? g->n_values : 1), sizeof *is_const);
+    ir_mark_constants(g, is_const);
+    int k = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) k += !is_const[g->nodes[i].out];
+    free(is_const);
+    return k;
+}
 
 void pass_replace_graph(IrGraph *dst, IrGraph *src)
 {

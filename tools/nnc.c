@@ -206,8 +206,12 @@ static int write_text(const char *path, const StrBuf *sb)
 
 static void print_stats(const IrGraph *g, int batch)
 {
+    /* activations: what the forward pass computes (constants are computed once, at create) */
+    bool *is_const = nnc_xcalloc((size_t)(g->n_values ? g->n_values : 1), sizeof *is_const);
+    ir_mark_constants(g, is_const);
     int64_t act = 0;
-    for (int32_t i = 0; i < g->n_nodes; i++) act += ir_shape_elems(&g->values[g->nodes[i].out].shape);
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        if (!is_const[g->nodes[i].out]) act += ir_shape_elems(&g->values[g->nodes[i].out].shape);
     printf("params: %lld\n", (long long)ir_count_params(g));
     printf("macs: %lld\n", (long long)ir_count_macs(g));
     printf("activation_bytes: %lld\n", (long long)(act * 4 * batch));
@@ -225,9 +229,11 @@ static void print_stats(const IrGraph *g, int batch)
     char buf[96];
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
-        printf("  %-18s %-28s %-18s macs=%lld\n", ir_ops[n->op].name, n->scope ? n->scope : "-",
-               ir_shape_str(&g->values[n->out].shape, buf, sizeof buf), (long long)ir_ops[n->op].macs(g, n));
+        printf("  %-18s %-28s %-18s macs=%lld%s\n", ir_ops[n->op].name, n->scope ? n->scope : "-",
+               ir_shape_str(&g->values[n->out].shape, buf, sizeof buf), (long long)ir_ops[n->op].macs(g, n),
+               is_const[n->out] ? "  (at create)" : "");
     }
+    free(is_const);
 }
 
 /* "dir/lenet.c" -> "dir/lenet.h" and "lenet.h" */

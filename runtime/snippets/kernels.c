@@ -312,6 +312,40 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm(int n, const float *x, int c, long hw
         }
 }
 
+/* @kernel bn_fold */
+/* Batchnorm folded into the convolution or linear layer before it (inference):
+ * w'[..] = w[..] * gamma[o]/sqrt(var[o] + eps), o the output channel of the
+ * element. w is seen as [rows][cols][inner] and the output channel of row r,
+ * column c is (r / (rows/groups)) * cols + c:
+ *   conv2d [c_out][c_in/g][kh][kw], linear [out][in]:  rows = c_out, cols = 1, groups = c_out;
+ *   conv_transpose2d [c_in][c_out/g][kh][kw]:          rows = c_in, cols = c_out/g, groups = g.
+ * The scale is computed as nnc_batchnorm computes it. y may equal w. */
+static NNC_MAYBE_UNUSED void nnc_bn_fold_weight(const float *w, int rows, int cols, long inner, int groups,
+                                                const float *gamma, const float *var, float eps, float *y)
+{
+    int r, c, rows_per_group = rows / groups;
+    long p;
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++) {
+            int o = r / rows_per_group * cols + c;
+            float scale = gamma[o] / sqrtf(var[o] + eps);
+            size_t base = ((size_t)r * (size_t)cols + (size_t)c) * (size_t)inner;
+            for (p = 0; p < inner; p++) y[base + (size_t)p] = w[base + (size_t)p] * scale;
+        }
+}
+
+/* The folded bias: y[o] = (b[o] - mean[o]) * gamma[o]/sqrt(var[o] + eps) + beta[o]
+ * (b NULL: the layer had no bias, b = 0). y may equal any input. */
+static NNC_MAYBE_UNUSED void nnc_bn_fold_bias(int c, const float *gamma, const float *beta, const float *mean,
+                                              const float *var, float eps, const float *b, float *y)
+{
+    int o;
+    for (o = 0; o < c; o++) {
+        float scale = gamma[o] / sqrtf(var[o] + eps);
+        y[o] = ((b ? b[o] : 0.0f) - mean[o]) * scale + beta[o];
+    }
+}
+
 /* @kernel linear needs: gemm */
 /* torch.nn.Linear: y[n][out] = x[n][in] * wt[out][in]^T + bias (bias may be NULL). */
 static NNC_MAYBE_UNUSED void nnc_linear(int n, const float *x, int in, const float *wt, const float *bias,

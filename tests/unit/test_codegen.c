@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "codegen/emit_c.h"
+#include "passes/fold_bn.h"
 #include "runtime/jit_cc.h"
 #include "runtime/tensor_io.h"
 
@@ -898,6 +899,74 @@ static void test_snippet_select(void **state)
     sb_free(&out);
 }
 
+/* conv -> bn -> relu, grouped conv_transpose (no bias) -> bn, linear -> bn: every
+ * kind of fold of passes/fold_bn.c. */
+static Net *fold_net(void)
+{
+    Net *net = net_new("folded");
+    int32_t x = net_input(net, "image", 3, 4, 6, 6);
+    x = net_unary(net, OP_RELU, net_bn(net, net_conv(net, x, "conv1", 6, 3, 1, 1, 2, true, false, 0), "bn1"));
+    x = net_unary(net, OP_RELU, net_bn(net, net_conv(net, x, "up", 4, 3, 2, 1, 2, false, true, 1), "bn2"));
+    x = net_unary(net, OP_FLATTEN, net_unary(net, OP_GLOBAL_AVGPOOL, x));
+    ir_add_output(net->g, "logits", net_bn(net, net_linear(net, x, "fc", 5), "bn3"));
+    return net;
+}
+
+/* Runs forward_v on n samples of in (one input, one output of out_floats per sample). */
+static float *forward_once(Loaded *l, int n, const float *in, int64_t out_floats)
+{
+    float *out = calloc((size_t)(n * out_floats), sizeof(float));
+    const float *ins[1] = {in};
+    if (l->rt.forward_v(l->m, n, ins, &out) != 0) fail_msg("forward: %s", l->rt.last_error(l->m));
+    return out;
+}
+
+/* Batchnorm folding changes the forward pass, not its numbers: the generated
+ * code of the graph after pass_fold_bn, with the same weights file, gives the
+ * outputs of the graph before, within 1e-5 of the largest output; the folded
+ * weights are computed once, at create, by the prepare step. */
+static void test_fold_bn_numerics(void **state)
+{
+    (void)state;
+    char err[256] = "", path[256];
+    Net *net = fold_net();
+    Loaded before, after;
+    if (load(net, &before, NULL, NULL, true) != 0) fail_msg("create: %s", before.rt.last_error(before.m));
+    assert_forward_matches(net, &before, MAX_BATCH);  /* the unfolded code is right to begin with */
+    int64_t in_floats = ir_shape_elems(&net->g->values[net->g->inputs[0]].shape);
+    int64_t out_floats = ir_shape_elems(&net->g->values[net->g->outputs[0].value].shape);
+    float *x = random_batch(&net->rng, MAX_BATCH * in_floats);
+    float *want = forward_once(&before, MAX_BATCH, x, out_floats);
+
+    if (!pass_fold_bn(net->g, err, sizeof err)) fail_msg("pass_fold_bn: %s", err);
+    if (!ir_verify(net->g, err, sizeof err)) fail_msg("ir_verify: %s", err);
+    for (int32_t i = 0; i < net->g->n_nodes; i++) assert_int_not_equal(net->g->nodes[i].op, OP_BATCHNORM);
+    emit(net, MAX_BATCH, &after.e);
+    assert_non_null(strstr(after.e.c.data, "static int folded_prepare(folded *m)"));
+    assert_non_null(strstr(after.e.c.data, "nnc_bn_fold_weight("));
+    assert_null(strstr(after.e.c.data, "nnc_batchnorm("));
+    assert_non_null(strstr(after.e.h.data, "#define FOLDED_CONST_FLOATS"));
+    assert_non_null(strstr(after.e.h.data, "(create only)"));
+    if (rt_cc_load(after.e.c.data, after.e.h.data, after.e.header, after.e.prefix, &after.rt, err, sizeof err) != 0)
+        fail_msg("rt_cc_load: %s", err);
+    path_in(&before.e, "w.safetensors", path, sizeof path);
+    if (after.rt.create(&after.m, path, NULL) != 0) fail_msg("create: %s", after.rt.last_error(after.m));
+    float *got = forward_once(&after, MAX_BATCH, x, out_floats);
+    double peak = 0;
+    for (int64_t i = 0; i < MAX_BATCH * out_floats; i++) peak = fabs(want[i]) > peak ? fabs(want[i]) : peak;
+    for (int64_t i = 0; i < MAX_BATCH * out_floats; i++)
+        if (fabs((double)got[i] - want[i]) > 1e-5 * peak)
+            fail_msg("folded output [%lld] = %.9g, unfolded %.9g (largest %g)", (long long)i, (double)got[i],
+                     (double)want[i], peak);
+    free(got);
+    free(want);
+    free(x);
+    unload(&after);
+    unload(&before);
+    assert_compiles_cleanly(net);  /* the prepare step under gcc and clang, -Werror -pedantic */
+    net_free(net);
+}
+
 static void test_prefix(void **state)
 {
     (void)state;
@@ -939,6 +1008,7 @@ int main(void)
         cmocka_unit_test(test_bad_forward_args),
         cmocka_unit_test(test_caller_workspace),
         cmocka_unit_test(test_two_threads),
+        cmocka_unit_test(test_fold_bn_numerics),
         cmocka_unit_test(test_jit_loads_plain_c),
         cmocka_unit_test(test_jit_reports_compile_errors),
     };

@@ -363,6 +363,110 @@ static void test_batchnorm(void **state)
     run_batchnorm(&r, 4, 16, 49, 1, 1);  /* in place */
 }
 
+/* ---- bn_fold ---- */
+
+static float *positive_floats(Rng *r, size_t count)  /* in [0.5, 1.5): gammas and variances */
+{
+    float *p = new_floats(count);
+    for (size_t i = 0; i < count; i++) p[i] = 1.0f + 0.5f * rng_float(r);
+    return p;
+}
+
+/* A weight of shape [a][b][inner] whose output channel is dim 0 (conv2d, linear:
+ * transposed 0) or, per group of a/groups rows, dim 1 (conv_transpose2d). */
+static void run_bn_fold_weight(Rng *r, int a, int b, int inner, int groups, int transposed)
+{
+    int c_out = transposed ? b * groups : a;
+    size_t count = (size_t)a * b * inner;
+    float *w = rand_floats(r, count, 1.0f), *gamma = positive_floats(r, c_out), *var = positive_floats(r, c_out);
+    float *y = nan_floats(count), eps = 1e-3f;
+    double *ref = new_doubles(count);
+    char what[96];
+    for (int i = 0; i < a; i++)
+        for (int j = 0; j < b; j++)
+            for (int p = 0; p < inner; p++) {
+                int o = transposed ? i / (a / groups) * b + j : i;
+                size_t at = ((size_t)i * b + j) * inner + p;
+                ref[at] = w[at] * (double)gamma[o] / sqrt((double)var[o] + eps);
+            }
+    if (transposed) nnc_bn_fold_weight(w, a, b, inner, groups, gamma, var, eps, y);
+    else nnc_bn_fold_weight(w, a, 1, (long)b * inner, a, gamma, var, eps, y);
+    snprintf(what, sizeof what, "bn_fold_weight %dx%dx%d groups %d transposed %d", a, b, inner, groups, transposed);
+    check_close(y, ref, count, what);
+    free(w), free(gamma), free(var), free(y), free(ref);
+}
+
+static void run_bn_fold_bias(Rng *r, int c, int has_bias)
+{
+    float *gamma = positive_floats(r, c), *beta = rand_floats(r, c, 1.0f), *mean = rand_floats(r, c, 1.0f);
+    float *var = positive_floats(r, c), *b = has_bias ? rand_floats(r, c, 1.0f) : NULL, *y = nan_floats(c);
+    double *ref = new_doubles(c);
+    char what[64];
+    for (int o = 0; o < c; o++)
+        ref[o] = ((b ? b[o] : 0.0) - mean[o]) * gamma[o] / sqrt((double)var[o] + 1e-5) + beta[o];
+    nnc_bn_fold_bias(c, gamma, beta, mean, var, 1e-5f, b, y);
+    snprintf(what, sizeof what, "bn_fold_bias c%d bias%d", c, has_bias);
+    check_close(y, ref, c, what);
+    free(gamma), free(beta), free(mean), free(var), free(b), free(y), free(ref);
+}
+
+/* The folded layer equals the layer then batchnorm, through the real conv
+ * kernels: the channel arithmetic agrees with nnc_conv2d and nnc_conv_transpose2d. */
+static void run_bn_fold_conv(Rng *r, int transposed, int c, int k, int groups, int has_bias)
+{
+    int n = 2, h = 5, w = 6, ks = 3, oh = transposed ? h + 2 : h, ow = transposed ? w + 2 : w;
+    int pad = transposed ? 0 : 1;
+    size_t wcount = (size_t)(transposed ? c * (k / groups) : k * (c / groups)) * ks * ks;
+    size_t ycount = (size_t)n * k * oh * ow;
+    size_t scratch = transposed ? nnc_conv_transpose2d_scratch(h, w, k, ks, ks, groups)
+                                : nnc_conv2d_scratch(c, ks, ks, oh, ow, groups);
+    float *x = rand_floats(r, (size_t)n * c * h * w, 1.0f), *wt = rand_floats(r, wcount, 1.0f);
+    float *bias = has_bias ? rand_floats(r, k, 1.0f) : NULL, *gamma = positive_floats(r, k);
+    float *beta = rand_floats(r, k, 1.0f), *mean = rand_floats(r, k, 1.0f), *var = positive_floats(r, k);
+    float *wf = nan_floats(wcount), *bf = nan_floats(k), *y = nan_floats(ycount), *yf = nan_floats(ycount);
+    float *sc = new_floats(scratch);
+    double *ref = new_doubles(ycount);
+    char what[96];
+    if (transposed) {
+        nnc_bn_fold_weight(wt, c, k / groups, (long)ks * ks, groups, gamma, var, 1e-5f, wf);
+        nnc_conv_transpose2d(n, x, c, h, w, wt, bias, y, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
+    } else {
+        nnc_bn_fold_weight(wt, k, 1, (long)(c / groups) * ks * ks, k, gamma, var, 1e-5f, wf);
+        nnc_conv2d(n, x, c, h, w, wt, bias, y, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
+    }
+    nnc_bn_fold_bias(k, gamma, beta, mean, var, 1e-5f, bias, bf);
+    nnc_batchnorm(n, y, k, (long)oh * ow, gamma, beta, mean, var, 1e-5f, y);
+    for (size_t i = 0; i < ycount; i++) ref[i] = y[i];
+    if (transposed)
+        nnc_conv_transpose2d(n, x, c, h, w, wf, bf, yf, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
+    else
+        nnc_conv2d(n, x, c, h, w, wf, bf, yf, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
+    snprintf(what, sizeof what, "bn folded into %s c%d k%d g%d bias%d", transposed ? "conv_transpose2d" : "conv2d", c,
+             k, groups, has_bias);
+    check_close(yf, ref, ycount, what);
+    free(x), free(wt), free(bias), free(gamma), free(beta), free(mean), free(var);
+    free(wf), free(bf), free(y), free(yf), free(sc), free(ref);
+}
+
+static void test_bn_fold(void **state)
+{
+    Rng r = {0xF01DULL};
+    (void)state;
+    run_bn_fold_weight(&r, 6, 4, 9, 1, 0);    /* conv2d [6][4][3][3] */
+    run_bn_fold_weight(&r, 5, 10, 1, 1, 0);   /* linear [5][10] */
+    run_bn_fold_weight(&r, 4, 3, 9, 1, 1);    /* conv_transpose2d [4][3][3][3] */
+    run_bn_fold_weight(&r, 4, 3, 9, 2, 1);    /* ... groups 2: c_out 6 */
+    run_bn_fold_weight(&r, 8, 1, 4, 8, 1);    /* ... depthwise */
+    run_bn_fold_bias(&r, 1, 1);
+    run_bn_fold_bias(&r, 7, 1);
+    run_bn_fold_bias(&r, 7, 0);
+    run_bn_fold_conv(&r, 0, 4, 6, 2, 1);
+    run_bn_fold_conv(&r, 0, 4, 4, 4, 0);
+    run_bn_fold_conv(&r, 1, 4, 6, 2, 1);
+    run_bn_fold_conv(&r, 1, 6, 3, 3, 0);
+    run_bn_fold_conv(&r, 1, 3, 5, 1, 0);
+}
+
 static void run_linear(Rng *r, int n, int in, int out, int has_bias)
 {
     float *x = rand_floats(r, (size_t)n * in, 1.0f), *wt = rand_floats(r, (size_t)out * in, 1.0f);
@@ -1004,6 +1108,7 @@ int main(void)
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_conv_transpose2d),
         cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_bn_fold),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_sigmoid_extremes),
