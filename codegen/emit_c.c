@@ -776,7 +776,7 @@ static bool cg_plan_workspace(CgCtx *cx)
                     cx->opt->max_batch);
         if (cx->bound_out[n->out] >= 0 || cx->is_const[n->out]) continue;  /* constants live in m->consts */
         int32_t end = last[n->out] > i ? last[n->out] : i;
-        for (int j = 0; cg_in_place_ok(n->op) && j < n->n_in; j++) {
+        for (int j = 0; !cx->opt->no_memory_plan && cg_in_place_ok(n->op) && j < n->n_in; j++) {
             int32_t x = ir_in(g, n, j);
             if (buf_of[x] >= 0 && last[x] == i && bufs[buf_of[x]].size == bytes) {
                 buf_of[n->out] = buf_of[x];
@@ -789,7 +789,14 @@ static bool cg_plan_workspace(CgCtx *cx)
             bufs[nb++] = (MpBuffer){bytes, i, end, 0};
         }
     }
-    cx->ws_bytes = mp_plan(bufs, nb, CG_ALIGN);
+    if (cx->opt->no_memory_plan) {  /* one region after the other, in node order */
+        for (int32_t b = 0; b < nb; b++) {
+            bufs[b].offset = cx->ws_bytes;
+            cx->ws_bytes += (bufs[b].size + CG_ALIGN - 1) / CG_ALIGN * CG_ALIGN;
+        }
+    } else {
+        cx->ws_bytes = mp_plan(bufs, nb, CG_ALIGN);
+    }
     cx->ws_lower_bound = mp_lower_bound(bufs, nb, CG_ALIGN);
     if (cx->ws_bytes > CG_MAX_WS_BYTES)
         CG_FAIL(cx, "the workspace needs more than %lld bytes at a batch of %d", (long long)CG_MAX_WS_BYTES,
@@ -1470,11 +1477,11 @@ bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_
     return ok;
 }
 
-bool cg_workspace_plan(const IrGraph *g, int max_batch, int64_t *bytes, int64_t *lower_bound, char *err,
+bool cg_workspace_plan(const IrGraph *g, const CgOptions *options, int64_t *bytes, int64_t *lower_bound, char *err,
                        size_t errlen)
 {
     CgCtx cx;
-    CgOptions opt = {.max_batch = max_batch};
+    CgOptions opt = *options;
     char prefix[64];
     memset(&cx, 0, sizeof cx);
     cx.g = g;

@@ -38,10 +38,10 @@ static int32_t *sorted_by_size(const MpBuffer *bufs, int32_t n)
     return order;
 }
 
-int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
+/* One greedy pass in the given order: each buffer at the lowest offset where
+ * it overlaps no placed buffer that is live at the same time. */
+static int64_t place(MpBuffer *bufs, const int32_t *order, int32_t n, int64_t align, Span *busy)
 {
-    int32_t *order = sorted_by_size(bufs, n);
-    Span *busy = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *busy);
     int64_t total = 0;
     for (int32_t k = 0; k < n; k++) {
         MpBuffer *b = &bufs[order[k]];
@@ -61,9 +61,39 @@ int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
         b->offset = off;
         if (off + size > total) total = off + size;
     }
+    return total;
+}
+
+/* Greedy by size first; when that misses the lower bound, greedy in order of
+ * birth (which suits chains) and by size x lifetime are tried too, and the
+ * smallest plan wins. Each is O(n^2 log n); n is a few thousand at most. */
+int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
+{
+    int32_t *order = sorted_by_size(bufs, n);
+    Span *busy = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *busy);
+    int64_t *best_off = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *best_off);
+    int64_t best = place(bufs, order, n, align, busy), bound = mp_lower_bound(bufs, n, align);
+    for (int32_t i = 0; i < n; i++) best_off[i] = bufs[i].offset;
+    for (int h = 0; h < 2 && best > bound; h++) {
+        Key *keys = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *keys);
+        for (int32_t i = 0; i < n; i++) {
+            int64_t life = (int64_t)bufs[i].last - bufs[i].first + 1;
+            keys[i] = (Key){h == 0 ? -(int64_t)bufs[i].first : bufs[i].size * life, bufs[i].first, i};
+        }
+        qsort(keys, (size_t)n, sizeof *keys, by_size);
+        for (int32_t i = 0; i < n; i++) order[i] = keys[i].idx;
+        free(keys);
+        int64_t total = place(bufs, order, n, align, busy);
+        if (total < best) {
+            best = total;
+            for (int32_t i = 0; i < n; i++) best_off[i] = bufs[i].offset;
+        }
+    }
+    for (int32_t i = 0; i < n; i++) bufs[i].offset = best_off[i];
+    free(best_off);
     free(busy);
     free(order);
-    return total;
+    return best;
 }
 
 int64_t mp_lower_bound(const MpBuffer *bufs, int32_t n, int64_t align)

@@ -204,7 +204,7 @@ static int write_text(const char *path, const StrBuf *sb)
     return 0;
 }
 
-static void print_stats(const IrGraph *g, int batch)
+static void print_stats(const IrGraph *g, int batch, int opt_level)
 {
     /* activations: what the forward pass computes (constants are computed once, at create) */
     bool *is_const = nnc_xcalloc((size_t)(g->n_values ? g->n_values : 1), sizeof *is_const);
@@ -219,7 +219,8 @@ static void print_stats(const IrGraph *g, int batch)
     printf("kernels: %d\n", pass_count_kernels(g));
     int64_t ws = 0, lb = 0;
     char err[512];
-    if (cg_workspace_plan(g, batch, &ws, &lb, err, sizeof err)) {
+    CgOptions o = {.max_batch = batch, .no_memory_plan = opt_level < 2};
+    if (cg_workspace_plan(g, &o, &ws, &lb, err, sizeof err)) {
         printf("workspace_bytes: %lld\n", (long long)ws);
         printf("workspace_lower_bound_bytes: %lld\n", (long long)lb);
     } else {
@@ -255,7 +256,7 @@ static int cmd_compile(const Cli *c)
     int rc = 1;
     if (!g) goto done;
     if (c->stats) {
-        print_stats(g, c->batch);
+        print_stats(g, c->batch, c->opt_level);
         rc = 0;
         goto done;
     }
@@ -273,7 +274,8 @@ static int cmd_compile(const Cli *c)
             sprintf(c_path, "%s.c", g->name);
         }
         header_paths(c_path, &h_path, &h_name);
-        CgOptions o = {.max_batch = c->batch, .header_name = h_name, .source_path = c->model};
+        CgOptions o = {.max_batch = c->batch, .header_name = h_name, .source_path = c->model,
+                       .no_memory_plan = c->opt_level < 2};
         if (!cg_emit_c(g, &o, &a, &b, err, sizeof err)) fprintf(stderr, "nnc: %s: %s\n", c->model, err);
         else rc = write_text(c_path, &a) || write_text(h_path, &b);
         free(c_path);
@@ -533,7 +535,8 @@ static bool check_outputs(const Cli *c, const IrGraph *g)
 
 static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n)
 {
-    CgOptions o = {.max_batch = (int)n, .header_name = "model.h", .source_path = c->model};
+    CgOptions o = {.max_batch = (int)n, .header_name = "model.h", .source_path = c->model,
+                   .no_memory_plan = c->opt_level < 2};
     StrBuf src = {0}, hdr = {0};
     char err[4096];
     int rc = 1;

@@ -352,7 +352,7 @@ static void emit(Net *net, int max_batch, Emitted *e)
     assert_non_null(mkdtemp(e->dir));
     cg_c_prefix(net->g->name, e->prefix, sizeof e->prefix);
     snprintf(e->header, sizeof e->header, "%s.h", e->prefix);
-    CgOptions opt = {max_batch, e->header, "test.net"};
+    CgOptions opt = {max_batch, e->header, "test.net", false};
     if (!cg_emit_c(net->g, &opt, &e->c, &e->h, err, sizeof err)) fail_msg("cg_emit_c: %s", err);
 }
 
@@ -986,7 +986,7 @@ static void test_refuses_bad_options(void **state)
     Net *net = cnn_net();
     StrBuf c = {0}, h = {0};
     char err[256] = "";
-    CgOptions opt = {0, "cnn.h", NULL};
+    CgOptions opt = {0, "cnn.h", NULL, false};
     assert_false(cg_emit_c(net->g, &opt, &c, &h, err, sizeof err));
     assert_non_null(strstr(err, "batch"));
     sb_free(&c);
