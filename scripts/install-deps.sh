@@ -11,6 +11,7 @@ PACKAGES=(
   zlib1g-dev                                   # gzipped IDX data sets
   python3-torch python3-torchvision python3-numpy   # the test oracle (never a runtime dependency)
   dataset-fashion-mnist                        # real data for the quick start and the tests
+  graphviz                                     # renders --emit=dot in the tests
 )
 
 missing=()

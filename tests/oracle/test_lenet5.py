@@ -105,6 +105,24 @@ class LeNet5Parity(unittest.TestCase):
                 self.assertEqual(p.returncode, 0, f"{' '.join(cmd)}\n{p.stderr}")
 
 
+class Emitters(unittest.TestCase):
+    """--emit=ir and --emit=dot: text a person (or Graphviz) can read."""
+
+    def test_ir_text(self):
+        out = nnc(MODEL, "--emit=ir").stdout
+        self.assertIn("graph lenet5", out)
+        self.assertIn("param  %1 conv1.weight [6, 1, 5, 5]", out)
+        self.assertIn("output logits = ", out)
+
+    def test_dot_renders(self):
+        out = nnc(MODEL, "--emit=dot").stdout
+        self.assertTrue(out.startswith('digraph "lenet5"'))
+        p = subprocess.run(["dot", "-Tsvg"], input=out, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for op in ("conv2d", "maxpool2d", "linear", "input image", "output logits"):
+            self.assertIn(op, p.stdout)
+
+
 class RunErrors(unittest.TestCase):
     """`nnc run` on bad files: exit status 1 and a message naming the culprit."""
 
