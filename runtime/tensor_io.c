@@ -254,6 +254,34 @@ int rt_st_read(const char *path, RtTensor **tensors, int *n, char *err, size_t e
     return rc;
 }
 
+int rt_st_names(const char *path, char ***names, int *n, char *err, size_t errlen)
+{
+    nnc_st_header h;
+    FILE *f = NULL;
+    *names = NULL;
+    *n = 0;
+    if (rt_check_host(path, err, errlen) || nnc_st_open(path, &f, &h, err, errlen)) return -1;
+    fclose(f);
+    size_t bytes = (h.n + 1) * sizeof(char *);
+    for (size_t i = 0; i < h.n; i++) bytes += strlen(h.entries[i].name) + 1;
+    char **v = h.n < (size_t)INT_MAX ? malloc(bytes) : NULL;
+    if (!v) {
+        nnc_st_header_free(&h);
+        return RT_FAIL("out of memory for %zu names", h.n);
+    }
+    char *pool = (char *)(v + h.n + 1);
+    for (size_t i = 0; i < h.n; i++) {
+        size_t len = strlen(h.entries[i].name) + 1;
+        v[i] = memcpy(pool, h.entries[i].name, len);
+        pool += len;
+    }
+    v[h.n] = NULL;
+    *names = v;
+    *n = (int)h.n;
+    nnc_st_header_free(&h);
+    return 0;
+}
+
 /* ---- .npy ----
  * The format (numpy/lib/format.py): "\x93NUMPY", major and minor version bytes, the
  * header length (u16 in 1.0, u32 in 2.0 and 3.0, little-endian), and a header that is

@@ -51,6 +51,11 @@ int rt_st_write(const char *path, const RtTensor *tensors, int n, const char *me
  * new array *tensors of *n tensors; free with rt_tensors_free(*tensors, *n). */
 int rt_st_read(const char *path, RtTensor **tensors, int *n, char *err, size_t errlen);
 
+/* Reads only the header of a safetensors file: the names of its tensors, in
+ * header order, into a new array *names of *n strings (one allocation: free
+ * *names alone). */
+int rt_st_names(const char *path, char ***names, int *n, char *err, size_t errlen);
+
 /* ---- NumPy .npy ---- */
 
 /* Reads a .npy file (format 1.0, 2.0 or 3.0) holding a little-endian float32 array

@@ -533,6 +533,30 @@ static bool check_outputs(const Cli *c, const IrGraph *g)
     return true;
 }
 
+/* The weights file may hold tensors the network does not read (a checkpoint
+ * of a larger model, auxiliary heads switched off): fine, but a misspelled
+ * layer name would hide among them, so say which, on standard error. */
+static void note_unused_weights(const char *path, const IrGraph *g)
+{
+    char **names, err[512];
+    int n, unused = 0;
+    if (rt_st_names(path, &names, &n, err, sizeof err) != 0) return;  /* create has read it already */
+    StrBuf list = {0};
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(names[i]);
+        if (len >= 19 && strcmp(names[i] + len - 19, "num_batches_tracked") == 0) continue;  /* PyTorch's counter */
+        bool used = false;
+        for (int32_t p = 0; p < g->n_params && !used; p++) used = strcmp(g->values[g->params[p]].name, names[i]) == 0;
+        if (used) continue;
+        if (unused++ < 5) sb_printf(&list, "%s%s", unused > 1 ? ", " : "", names[i]);
+    }
+    if (unused)
+        fprintf(stderr, "nnc: note: %s: %d tensor%s not used by network '%s' (%s%s)\n", path, unused,
+                unused == 1 ? " is" : "s are", g->name, list.data, unused > 5 ? ", ..." : "");
+    sb_free(&list);
+    free(names);
+}
+
 static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n)
 {
     CgOptions o = {.max_batch = (int)n, .header_name = "model.h", .source_path = c->model,
@@ -560,6 +584,7 @@ static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n)
         m.destroy(inst);
         goto done;
     }
+    note_unused_weights(c->weights, g);
     for (int32_t i = 0; i < g->n_inputs; i++) in_ptrs[i] = ins[i].data;
     for (int32_t i = 0; i < g->n_outputs; i++)
         outs[i] = nnc_xmalloc((size_t)n * (size_t)ir_shape_elems(&g->values[g->outputs[i].value].shape) * sizeof(float));

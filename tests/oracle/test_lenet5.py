@@ -153,6 +153,14 @@ class RunErrors(unittest.TestCase):
         st_write(bad, w)
         self.expect_error(["--weights", bad, "--input", f"image={self.x}"], "missing.safetensors", "fc2.bias")
 
+    def test_extra_tensors_are_noted(self):
+        w = st_read(self.w)
+        w["fc4.weight"] = np.zeros((3, 3), np.float32)
+        extra = os.path.join(self.dir, "extra.safetensors")
+        st_write(extra, w)
+        p = nnc("run", MODEL, "--weights", extra, "--input", f"image={self.x}")
+        self.assertIn("1 tensor is not used by network 'lenet5' (fc4.weight)", p.stderr)
+
     def test_wrong_weight_shape(self):
         w = st_read(self.w)
         w["conv1.weight"] = np.zeros((6, 1, 3, 3), np.float32)
