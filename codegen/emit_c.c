@@ -24,7 +24,8 @@
  *         nnc_conv2d(n, image, 1, 28, 28,          // x: input image [1, 28, 28]
  *                    params + 0, params + 150,     // conv0.weight, conv0.bias
  *                    t3, 6, 28, 28,                // y: [6, 28, 28]
- *                    5, 5, 1, 1, 2, 2, 1, 1, 1, (float *)(ws + 37632));  // kernel, ..., scratch
+ *                    5, 5, 1, 1, 2, 2, 1, 1, 1, (float *)(ws + 37632),  // kernel, ..., scratch
+ *                    NULL, NNC_ACT_RELU, 0.0f);     // epilogue: relu
  *
  * There is no global mutable state: every buffer hangs off the instance (the
  * parameters, allocated at create; the workspace, the caller's or allocated at
@@ -370,12 +371,12 @@ static const char *cg_count(CgCtx *cx, int32_t v)
 
 typedef bool (*CgEmitFn)(CgCtx *cx, const IrNode *n);
 
-#define OP(id, nm, mn, mx, pat, attr, shape, macs, emit) static bool emit(CgCtx *cx, const IrNode *n);
+#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit) static bool emit(CgCtx *cx, const IrNode *n);
 #include "../ir/ops.def"
 #undef OP
 
 static const CgEmitFn cg_emitters[OP_COUNT] = {
-#define OP(id, nm, mn, mx, pat, attr, shape, macs, emit) [OP_##id] = emit,
+#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit) [OP_##id] = emit,
 #include "../ir/ops.def"
 #undef OP
 };
@@ -409,13 +410,34 @@ static void cg_scratch_check(CgCtx *cx, const char *call, int64_t floats)
 /* The weight and bias arguments of conv and linear, and their comment. */
 static void cg_weight_args(CgCtx *cx, const IrNode *n)
 {
-    bool bias = n->n_in == 3;
+    bool bias = ir_has_bias(n);
     cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 1)),
                             bias ? cg_label(cx, ir_in(cx->g, n, 2)) : "no bias"),
            "%s, %s", cg_in(cx, n, 1), bias ? cg_in(cx, n, 2) : "NULL");
 }
 
-static void cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
+/* The epilogue arguments of conv2d and linear (residual or NULL, NNC_ACT_*, slope)
+ * and their comment: "epilogue: + residual [64, 56, 56], then relu", "epilogue: none". */
+static bool cg_epilogue_args(CgCtx *cx, const IrNode *n)
+{
+    const Epilogue *e = ir_epilogue(n);
+    int res = ir_residual_in(n);
+    char act[32];
+    size_t i = 0;
+    if (e->act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the epilogue slope", e->slope)) return false;
+    for (const char *s = ir_act_name(e->act); *s && i + 1 < sizeof act; s++, i++)
+        act[i] = *s >= 'a' && *s <= 'z' ? (char)(*s - 'a' + 'A') : *s;
+    act[i] = '\0';
+    const char *plus = res < 0 ? "" : arena_printf(&cx->arena, "+ residual %s", cg_label(cx, ir_in(cx->g, n, res)));
+    const char *what = e->act == ACT_NONE ? (res < 0 ? "none" : plus)
+                       : res < 0 ? ir_act_name(e->act)
+                       : arena_printf(&cx->arena, "%s, then %s", plus, ir_act_name(e->act));
+    cg_arg(cx, arena_printf(&cx->arena, "epilogue: %s", what), "%s, NNC_ACT_%s, %s",
+           res < 0 ? "NULL" : cg_in(cx, n, res), act, cg_float_literal(cx, e->act == ACT_LEAKY_RELU ? e->slope : 0.0f));
+    return true;
+}
+
+static bool cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
 {
     const ConvAttr *c = &n->attr.conv;
     const IrShape *x = ir_in_shape(cx->g, n, 0), *y = &cx->g->values[n->out].shape;
@@ -436,20 +458,14 @@ static void cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
     cg_arg(cx, "kernel, stride, padding, dilation, groups, scratch",
            "%d, %d, %d, %d, %d, %d, %d, %d, %d, (float *)(ws + %lld)", c->kh, c->kw, c->sh, c->sw, c->ph, c->pw,
            c->dh, c->dw, c->groups, (long long)cx->scratch_off[n - cx->g->nodes]);
+    if (!t && !cg_epilogue_args(cx, n)) return false;  /* conv_transpose2d takes no epilogue */
     cg_call_end(cx);
-}
-
-static bool emit_c_conv2d(CgCtx *cx, const IrNode *n)
-{
-    cg_emit_conv(cx, n, "conv2d");
     return true;
 }
 
-static bool emit_c_conv_t2d(CgCtx *cx, const IrNode *n)
-{
-    cg_emit_conv(cx, n, "conv_transpose2d");
-    return true;
-}
+static bool emit_c_conv2d(CgCtx *cx, const IrNode *n) { return cg_emit_conv(cx, n, "conv2d"); }
+
+static bool emit_c_conv_t2d(CgCtx *cx, const IrNode *n) { return cg_emit_conv(cx, n, "conv_transpose2d"); }
 
 static bool emit_c_batchnorm(CgCtx *cx, const IrNode *n)
 {
@@ -478,6 +494,7 @@ static bool emit_c_linear(CgCtx *cx, const IrNode *n)
     cg_weight_args(cx, n);
     cg_arg(cx, arena_printf(&cx->arena, "y: %s", cg_dims(cx, &cx->g->values[n->out].shape)), "%s, %d",
            cg_out(cx, n), n->attr.linear.out_features);
+    if (!cg_epilogue_args(cx, n)) return false;
     cg_call_end(cx);
     return true;
 }
@@ -747,7 +764,10 @@ static bool cg_in_place_ok(OpKind op)
 /* The workspace plan (passes/memplan.h): every activation not written into a
  * caller's output is a buffer live from its node to its last reader, every
  * convolution's scratch a buffer live during its node; an elementwise node
- * whose input dies there shares that input's buffer (in place). The planner
+ * whose input dies there shares that input's buffer (in place). A fused
+ * epilogue's residual is an input of its conv2d / linear node like any other,
+ * so it lives until that node, and the node's output never shares its buffer
+ * (the GEMM writes y before the epilogue reads the residual). The planner
  * packs the buffers; this is the one place that assigns workspace offsets. */
 static bool cg_plan_workspace(CgCtx *cx)
 {

@@ -464,7 +464,7 @@ static bool bi_linear(Elab *E, Bound *b, const Builtin *self, Val *out)
         return false;
     }
     if (!in_range(E, b, 1, "the number of output features", 1, MAX_DIM)) return false;
-    LinearAttr la = {(int)arg_int(b, 1), b->v[2].u.b};
+    LinearAttr la = {.out_features = (int)arg_int(b, 1), .bias = b->v[2].u.b};
     const char *layer = layer_name(E, b->frame, "linear", b->as);
     int32_t ins[3] = {b->v[0].u.t};
     if (!add_param(E, b->call, layer, "weight", (IrShape){2, {la.out_features, s->dim[0]}}, INIT_KAIMING_UNIFORM,

@@ -26,7 +26,7 @@ enum {
 #define IR_MAX_ELEMS ((int64_t)1 << 31) /* per-sample element count bound */
 
 typedef enum {
-#define OP(id, name, mn, mx, pat, attr, shape, macs, emit) OP_##id,
+#define OP(id, name, mn, mx, pat, attr, act, shape, macs, emit) OP_##id,
 #include "ops.def"
 #undef OP
     OP_COUNT
@@ -43,6 +43,11 @@ typedef enum {
 } PatternKind;
 
 typedef enum { AT_NONE, AT_CONV, AT_BN, AT_LINEAR, AT_ACT, AT_DROPOUT, AT_POOL, AT_ADAPTIVE, AT_LRN, AT_CONCAT } AttrKind;
+
+/* The activation of an epilogue (Epilogue.act); an activation op names its
+ * kind in the ACT column of ops.def. The generated code passes it to the
+ * kernels as NNC_ACT_<NAME>, NAME the op's name in capitals. */
+typedef enum { ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH } ActKind;
 
 typedef enum { DT_F32 } DType;
 typedef enum { LAYOUT_NCHW } Layout;
@@ -72,6 +77,14 @@ typedef struct {
     int line, col;     /* 1-based */
 } IrLoc;
 
+/* What a conv2d or linear does to its output before it stores it
+ * (passes/fuse_epilogue.c): y = act(layer(x) + bias + residual). */
+typedef struct {
+    ActKind act;           /* applied last; ACT_NONE: none */
+    float slope;           /* leaky_relu negative slope */
+    bool residual;         /* one more input after the bias, of the output's shape, added before act */
+} Epilogue;
+
 typedef struct {
     int kh, kw;            /* kernel size */
     int sh, sw;            /* stride */
@@ -81,6 +94,7 @@ typedef struct {
     int groups;
     int out_channels;
     bool bias;
+    Epilogue epi;          /* conv2d only; conv_transpose2d has none */
 } ConvAttr;
 
 typedef struct {
@@ -90,7 +104,7 @@ typedef struct {
 } PoolAttr;
 
 typedef struct { float eps, momentum; } BnAttr;
-typedef struct { int out_features; bool bias; } LinearAttr;
+typedef struct { int out_features; bool bias; Epilogue epi; } LinearAttr;
 typedef struct { float slope; } ActAttr;        /* leaky_relu negative slope */
 typedef struct { float p; } DropoutAttr;
 typedef struct { int size; float alpha, beta, k; } LrnAttr;  /* PyTorch LocalResponseNorm */
@@ -154,6 +168,7 @@ typedef struct {
     int min_in, max_in;
     PatternKind pattern;
     AttrKind attr;
+    ActKind act;       /* as an epilogue activation (ACT_NONE: the op is not one) */
     /* Computes node->out's shape from its inputs. On a mismatch writes a
      * sentence (no position; the caller adds it) to err and returns false. */
     bool (*shape)(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen);
@@ -180,6 +195,24 @@ static inline const IrShape *ir_in_shape(const IrGraph *g, const IrNode *n, int 
 {
     return &g->values[ir_in(g, n, i)].shape;
 }
+
+/* conv2d and linear take an epilogue (Epilogue); the other ops do not. */
+static inline bool ir_takes_epilogue(OpKind op) { return op == OP_CONV2D || op == OP_LINEAR; }
+/* The epilogue of a conv2d or linear node, or NULL for any other op. */
+static inline const Epilogue *ir_epilogue(const IrNode *n)
+{
+    return n->op == OP_CONV2D ? &n->attr.conv.epi : n->op == OP_LINEAR ? &n->attr.linear.epi : NULL;
+}
+/* Whether a conv2d, conv_transpose2d or linear node has a bias input (input 2). */
+static inline bool ir_has_bias(const IrNode *n) { return n->op == OP_LINEAR ? n->attr.linear.bias : n->attr.conv.bias; }
+/* The input index of a node's residual (after the weight and the bias), or -1. */
+static inline int ir_residual_in(const IrNode *n)
+{
+    const Epilogue *e = ir_epilogue(n);
+    return e && e->residual ? 2 + ir_has_bias(n) : -1;
+}
+/* "relu" for ACT_RELU: the name of the op whose ACT column is act; "none" for ACT_NONE. */
+const char *ir_act_name(ActKind act);
 
 int64_t ir_shape_elems(const IrShape *s);
 /* "[6, 28, 28]" into buf; returns buf. */

@@ -6,6 +6,7 @@
  *     input  %0 image [1, 28, 28]
  *     param  %1 conv0.weight [6, 1, 5, 5]
  *     %3 = conv2d(%0, %1, %2) k=5x5 s=1x1 p=2x2 d=1x1 g=1 [6, 28, 28]   # lenet5.net:4:22
+ *     %9 = conv2d(%7, %8, %4, %6) k=3x3 s=1x1 p=1x1 d=1x1 g=1 +res relu [6, 28, 28]   # with an epilogue
  *     output logits = %12
  *
  * Stable and diffable: golden tests compare it byte for byte. */
@@ -13,6 +14,14 @@
 
 #include <stdio.h>
 #include <string.h>
+
+/* " +res relu", " leaky_relu slope=0.1", "" (no epilogue). */
+static void print_epilogue(const Epilogue *e, StrBuf *out)
+{
+    if (e->residual) sb_append(out, " +res");
+    if (e->act != ACT_NONE) sb_printf(out, " %s", ir_act_name(e->act));
+    if (e->act == ACT_LEAKY_RELU) sb_printf(out, " slope=%g", e->slope);
+}
 
 static void print_attr(const IrNode *n, StrBuf *out)
 {
@@ -22,6 +31,7 @@ static void print_attr(const IrNode *n, StrBuf *out)
         sb_printf(out, " k=%dx%d s=%dx%d p=%dx%d d=%dx%d g=%d", a->conv.kh, a->conv.kw, a->conv.sh, a->conv.sw,
                   a->conv.ph, a->conv.pw, a->conv.dh, a->conv.dw, a->conv.groups);
         if (n->op == OP_CONV_T2D) sb_printf(out, " op=%dx%d", a->conv.oph, a->conv.opw);
+        print_epilogue(&a->conv.epi, out);
         break;
     case AT_POOL:
         sb_printf(out, " k=%dx%d s=%dx%d p=%dx%d", a->pool.kh, a->pool.kw, a->pool.sh, a->pool.sw, a->pool.ph, a->pool.pw);
@@ -33,7 +43,10 @@ static void print_attr(const IrNode *n, StrBuf *out)
         if (n->op == OP_BATCHNORM) sb_printf(out, " eps=%g momentum=%g", a->bn.eps, a->bn.momentum);
         else sb_printf(out, " eps=%g", a->bn.eps);  /* the fold ops: momentum means nothing there */
         break;
-    case AT_LINEAR: sb_printf(out, " out=%d", a->linear.out_features); break;
+    case AT_LINEAR:
+        sb_printf(out, " out=%d", a->linear.out_features);
+        print_epilogue(&a->linear.epi, out);
+        break;
     case AT_ACT: sb_printf(out, " slope=%g", a->act.slope); break;
     case AT_DROPOUT: sb_printf(out, " p=%g", a->dropout.p); break;
     case AT_LRN: sb_printf(out, " size=%d alpha=%g beta=%g k=%g", a->lrn.size, a->lrn.alpha, a->lrn.beta, a->lrn.k); break;

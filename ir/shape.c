@@ -77,6 +77,27 @@ static const char *padding_text(int ph, int pw, char *buf, size_t len)
     return buf;
 }
 
+/* The inputs after the weight: the bias when the attributes say so, then the
+ * residual of an epilogue (ir.h Epilogue), which has the output's shape. */
+static bool check_bias_residual(const IrGraph *g, const IrNode *n, const IrShape *out, char *err, size_t errlen)
+{
+    const Epilogue *e = ir_epilogue(n);
+    int res = ir_residual_in(n), want = 2 + ir_has_bias(n) + (res >= 0);
+    char b1[96], b2[96];
+    if (n->n_in != want)
+        FAIL("%s has %d inputs, but its attributes (%s bias%s) call for %d", ir_ops[n->op].name, n->n_in,
+             ir_has_bias(n) ? "a" : "no", res >= 0 ? ", a residual" : "", want);
+    if (e && (unsigned)e->act > (unsigned)ACT_TANH) FAIL("the epilogue activation %d is unknown", (int)e->act);
+    if (res < 0) return true;
+    const IrShape *r = ir_in_shape(g, n, res);
+    bool same = r->rank == out->rank;
+    for (int d = 0; same && d < r->rank; d++) same = r->dim[d] == out->dim[d];
+    if (!same)
+        FAIL("the residual has shape %s, but the output has shape %s", sstr(r, b1, sizeof b1),
+             sstr(out, b2, sizeof b2));
+    return true;
+}
+
 static bool shape_conv2d(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
 {
     const ConvAttr *c = &n->attr.conv;
@@ -96,7 +117,7 @@ static bool shape_conv2d(const IrGraph *g, const IrNode *n, IrShape *out, char *
         FAIL("the %dx%d kernel%s does not fit the input %s%s; use a smaller kernel or pad the input", c->kh, c->kw,
              dilation_text(c->dh, c->dw, db, sizeof db), sstr(x, b, sizeof b), padding_text(c->ph, c->pw, pb, sizeof pb));
     *out = (IrShape){3, {c->out_channels, oh, ow, 0}};
-    return true;
+    return check_bias_residual(g, n, out, err, errlen);
 }
 
 static bool shape_conv_t2d(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
@@ -120,8 +141,9 @@ static bool shape_conv_t2d(const IrGraph *g, const IrNode *n, IrShape *out, char
     if (oh < 1 || ow < 1)
         FAIL("the padding %dx%d is too large for the input %s and the %dx%d kernel", c->ph, c->pw, sstr(x, b, sizeof b),
              c->kh, c->kw);
+    if (c->epi.act != ACT_NONE || c->epi.residual) FAIL("conv_transpose2d takes no epilogue");
     *out = (IrShape){3, {c->out_channels, oh, ow, 0}};
-    return true;
+    return check_bias_residual(g, n, out, err, errlen);
 }
 
 static bool shape_batchnorm(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
@@ -152,7 +174,7 @@ static bool shape_linear(const IrGraph *g, const IrNode *n, IrShape *out, char *
         FAIL("the weight has shape %s, which does not fit the input %lld features", sstr(w, b, sizeof b),
              (long long)x->dim[0]);
     *out = (IrShape){1, {n->attr.linear.out_features, 0, 0, 0}};
-    return true;
+    return check_bias_residual(g, n, out, err, errlen);
 }
 
 static bool shape_flatten(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
@@ -314,8 +336,15 @@ static int64_t macs_linear(const IrGraph *g, const IrNode *n)
     return ir_shape_elems(ir_in_shape(g, n, 0)) * n->attr.linear.out_features;
 }
 
+const char *ir_act_name(ActKind act)
+{
+    for (int op = 0; act != ACT_NONE && op < OP_COUNT; op++)
+        if (ir_ops[op].act == act) return ir_ops[op].name;
+    return "none";
+}
+
 const OpInfo ir_ops[OP_COUNT] = {
-#define OP(id, nm, mn, mx, pat, at, shape, macs, emit) [OP_##id] = {nm, mn, mx, pat, at, shape, macs},
+#define OP(id, nm, mn, mx, pat, at, act, shape, macs, emit) [OP_##id] = {nm, mn, mx, pat, at, act, shape, macs},
 #include "ops.def"
 #undef OP
 };

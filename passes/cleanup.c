@@ -17,6 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static bool epilogue_equal(const Epilogue *x, const Epilogue *y)
+{
+    return x->act == y->act && x->slope == y->slope && x->residual == y->residual;
+}
+
 /* Attribute equality by kind: a memcmp of the union would compare padding. */
 static bool attr_equal(AttrKind k, const IrAttr *a, const IrAttr *b)
 {
@@ -26,7 +31,8 @@ static bool attr_equal(AttrKind k, const IrAttr *a, const IrAttr *b)
         const ConvAttr *x = &a->conv, *y = &b->conv;
         return x->kh == y->kh && x->kw == y->kw && x->sh == y->sh && x->sw == y->sw && x->ph == y->ph &&
                x->pw == y->pw && x->dh == y->dh && x->dw == y->dw && x->oph == y->oph && x->opw == y->opw &&
-               x->groups == y->groups && x->out_channels == y->out_channels && x->bias == y->bias;
+               x->groups == y->groups && x->out_channels == y->out_channels && x->bias == y->bias &&
+               epilogue_equal(&x->epi, &y->epi);
     }
     case AT_POOL: {
         const PoolAttr *x = &a->pool, *y = &b->pool;
@@ -35,7 +41,9 @@ static bool attr_equal(AttrKind k, const IrAttr *a, const IrAttr *b)
                x->count_include_pad == y->count_include_pad;
     }
     case AT_BN: return a->bn.eps == b->bn.eps && a->bn.momentum == b->bn.momentum;
-    case AT_LINEAR: return a->linear.out_features == b->linear.out_features && a->linear.bias == b->linear.bias;
+    case AT_LINEAR:
+        return a->linear.out_features == b->linear.out_features && a->linear.bias == b->linear.bias &&
+               epilogue_equal(&a->linear.epi, &b->linear.epi);
     case AT_ACT: return a->act.slope == b->act.slope;
     case AT_DROPOUT: return a->dropout.p == b->dropout.p;
     case AT_ADAPTIVE: return a->adaptive.oh == b->adaptive.oh && a->adaptive.ow == b->adaptive.ow;

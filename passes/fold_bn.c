@@ -52,6 +52,8 @@ static int32_t *find_folds(const IrGraph *g, int *n_folds)
         int32_t t = ir_in(g, bn, 0), p = g->values[t].node;
         if (p < 0 || !foldable_layer(g->nodes[p].op) || uses[t] != 1) continue;
         const IrNode *layer = &g->nodes[p];
+        const Epilogue *e = ir_epilogue(layer);
+        if (e && (e->act != ACT_NONE || e->residual)) continue;  /* the batchnorm reads act(...), not the layer */
         bool consts = true;
         for (int j = 1; j < layer->n_in; j++) consts &= is_const[ir_in(g, layer, j)];
         for (int j = 1; j < bn->n_in; j++) consts &= is_const[ir_in(g, bn, j)];
@@ -77,9 +79,9 @@ static int32_t emit_folded(IrGraph *ng, const IrGraph *g, const IrNode *layer, c
     OpKind wop = layer->op == OP_CONV_T2D ? OP_BN_FOLD_WEIGHT_T : OP_BN_FOLD_WEIGHT;
     int32_t w = ir_add_node(ng, wop, w_in, 3, &fa, layer->loc, layer->scope, err, errlen);
     if (w < 0) return -1;
-    int32_t b_in[5] = {m_gamma, m_beta, m_mean, m_var, layer->n_in == 3 ? map[ir_in(g, layer, 2)] : -1};
-    int32_t b = ir_add_node(ng, OP_BN_FOLD_BIAS, b_in, layer->n_in == 3 ? 5 : 4, &fa, layer->loc, layer->scope, err,
-                            errlen);
+    bool bias = ir_has_bias(layer);
+    int32_t b_in[5] = {m_gamma, m_beta, m_mean, m_var, bias ? map[ir_in(g, layer, 2)] : -1};
+    int32_t b = ir_add_node(ng, OP_BN_FOLD_BIAS, b_in, bias ? 5 : 4, &fa, layer->loc, layer->scope, err, errlen);
     if (b < 0) return -1;
     IrAttr la = layer->attr;
     if (layer->op == OP_LINEAR) la.linear.bias = true;

@@ -1,6 +1,7 @@
 /* pass.c: the pass manager. The pipeline is the table below, in order. */
 #include "passes.h"
 #include "fold_bn.h"
+#include "fuse_epilogue.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@ static const Pass pipeline[] = {
     {"cleanup", 1, pass_cleanup},   /* identity/dropout removal, CSE */
     {"dce",     1, pass_dce},       /* what no output needs */
     {"fold_bn", 2, pass_fold_bn},   /* conv/linear -> batchnorm into one layer, weights folded at create */
+    {"fuse_epilogue", 2, pass_fuse_epilogue},  /* conv/linear -> [add] -> [activation] into one kernel call */
 };
 
 #ifdef NDEBUG

@@ -230,9 +230,14 @@ static void print_stats(const IrGraph *g, int batch, int opt_level)
     char buf[96];
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
-        printf("  %-18s %-28s %-18s macs=%lld%s\n", ir_ops[n->op].name, n->scope ? n->scope : "-",
+        const Epilogue *e = ir_epilogue(n);
+        char epi[48] = "";
+        if (e && (e->residual || e->act != ACT_NONE))  /* "  (+res relu)": the fused epilogue */
+            snprintf(epi, sizeof epi, "  (%s%s%s)", e->residual ? "+res" : "", e->residual && e->act ? " " : "",
+                     e->act ? ir_act_name(e->act) : "");
+        printf("  %-18s %-28s %-18s macs=%lld%s%s\n", ir_ops[n->op].name, n->scope ? n->scope : "-",
                ir_shape_str(&g->values[n->out].shape, buf, sizeof buf), (long long)ir_ops[n->op].macs(g, n),
-               is_const[n->out] ? "  (at create)" : "");
+               is_const[n->out] ? "  (at create)" : "", epi);
     }
     free(is_const);
 }

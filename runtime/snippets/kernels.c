@@ -37,6 +37,50 @@
 #define NNC_MAYBE_UNUSED
 #endif
 #endif
+/* The activation of an epilogue (nnc_conv2d, nnc_linear): y = act(y + residual). */
+enum { NNC_ACT_NONE, NNC_ACT_RELU, NNC_ACT_RELU6, NNC_ACT_LEAKY_RELU, NNC_ACT_SIGMOID, NNC_ACT_TANH };
+
+/* @kernel epilogue */
+/* y[0..count) = act(y + residual) (residual NULL: none), with the arithmetic of
+ * nnc_add and of the activation kernels below, so a fused layer computes the
+ * same floats as the unfused chain. The layer calls it on an output block it
+ * has just written, while the block is still in cache. residual must not alias y. */
+static NNC_MAYBE_UNUSED void nnc_epilogue(float *y, size_t count, const float *residual, int act, float slope)
+{
+    size_t i;
+    if (residual)
+        for (i = 0; i < count; i++) y[i] = y[i] + residual[i];
+    switch (act) {
+    case NNC_ACT_RELU:
+        for (i = 0; i < count; i++) y[i] = y[i] < 0.0f ? 0.0f : y[i];
+        break;
+    case NNC_ACT_RELU6:
+        for (i = 0; i < count; i++) {
+            float v = y[i] < 0.0f ? 0.0f : y[i];
+            y[i] = v > 6.0f ? 6.0f : v;
+        }
+        break;
+    case NNC_ACT_LEAKY_RELU:
+        for (i = 0; i < count; i++) y[i] = y[i] < 0.0f ? slope * y[i] : y[i];
+        break;
+    case NNC_ACT_SIGMOID:
+        for (i = 0; i < count; i++) {
+            float v = y[i];
+            if (v >= 0.0f) {
+                y[i] = 1.0f / (1.0f + expf(-v));
+            } else {
+                float e = expf(v);
+                y[i] = e / (1.0f + e);
+            }
+        }
+        break;
+    case NNC_ACT_TANH:
+        for (i = 0; i < count; i++) y[i] = tanhf(y[i]);
+        break;
+    default:
+        break;
+    }
+}
 
 /* @kernel gemm */
 #ifndef NNC_USE_CBLAS
@@ -177,7 +221,7 @@ static NNC_MAYBE_UNUSED void nnc_valid_range(int count, int stride, int off, int
     *hi = b;
 }
 
-/* @kernel conv2d needs: gemm conv_common */
+/* @kernel conv2d needs: gemm conv_common epilogue */
 /* One row of an im2col matrix: row[ox] = src[ox*sw + off], 0 outside [0, w). */
 static NNC_MAYBE_UNUSED void nnc_im2col_row(const float *src, int w, float *row, int ow, int sw, int off)
 {
@@ -218,12 +262,14 @@ static NNC_MAYBE_UNUSED size_t nnc_conv2d_scratch(int c, int kh, int kw, int oh,
     return (size_t)(c / groups) * (size_t)kh * (size_t)kw * (size_t)oh * (size_t)ow;
 }
 
-/* torch.nn.Conv2d (zero padding): per sample and group, y = W * im2col(x) + bias.
+/* torch.nn.Conv2d (zero padding): per sample and group, y = W * im2col(x) + bias,
+ * then the epilogue y = act(y + residual) on that block (nnc_epilogue; residual
+ * [n][k][oh][ow] or NULL, act NNC_ACT_*, slope for leaky_relu).
  * A 1x1, stride-1, unpadded convolution multiplies x directly (no scratch use). */
 static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, int c, int h, int w, const float *wt,
                                         const float *bias, float *y, int k, int oh, int ow, int kh, int kw,
                                         int sh, int sw, int ph, int pw, int dh, int dw, int groups,
-                                        float *scratch)
+                                        float *scratch, const float *residual, int act, float slope)
 {
     int cg = c / groups, kg = k / groups, i, g;
     int kdim = cg * kh * kw, ohw = oh * ow;
@@ -241,6 +287,8 @@ static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, int c, int h, int
             if (bias) nnc_fill_rows(yg, kg, (size_t)ohw, bias + (size_t)g * (size_t)kg);
             nnc_sgemm(0, 0, kg, ohw, kdim, 1.0f, wt + (size_t)g * (size_t)kg * (size_t)kdim, kdim, cols, ohw,
                       bias ? 1.0f : 0.0f, yg, ohw);
+            if (residual || act != NNC_ACT_NONE)
+                nnc_epilogue(yg, (size_t)kg * (size_t)ohw, residual ? residual + (yg - y) : NULL, act, slope);
         }
 }
 
@@ -346,15 +394,20 @@ static NNC_MAYBE_UNUSED void nnc_bn_fold_bias(int c, const float *gamma, const f
     }
 }
 
-/* @kernel linear needs: gemm */
-/* torch.nn.Linear: y[n][out] = x[n][in] * wt[out][in]^T + bias (bias may be NULL). */
+/* @kernel linear needs: gemm epilogue */
+/* torch.nn.Linear: y[n][out] = x[n][in] * wt[out][in]^T + bias (bias may be NULL),
+ * then the epilogue y = act(y + residual) (nnc_epilogue; residual [n][out] or
+ * NULL, act NNC_ACT_*, slope for leaky_relu). The GEMM covers the whole batch,
+ * so each weight row is read once; the epilogue follows it over y, which is
+ * small (n rows of out floats). */
 static NNC_MAYBE_UNUSED void nnc_linear(int n, const float *x, int in, const float *wt, const float *bias,
-                                        float *y, int out)
+                                        float *y, int out, const float *residual, int act, float slope)
 {
     int i;
     if (bias)
         for (i = 0; i < n; i++) memcpy(y + (size_t)i * (size_t)out, bias, (size_t)out * sizeof(float));
     nnc_sgemm(0, 1, n, out, in, 1.0f, x, in, wt, in, bias ? 1.0f : 0.0f, y, out);
+    if (residual || act != NNC_ACT_NONE) nnc_epilogue(y, (size_t)n * (size_t)out, residual, act, slope);
 }
 
 /* @kernel relu */

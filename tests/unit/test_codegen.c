@@ -18,6 +18,7 @@
 
 #include "codegen/emit_c.h"
 #include "passes/fold_bn.h"
+#include "passes/fuse_epilogue.h"
 #include "runtime/jit_cc.h"
 #include "runtime/tensor_io.h"
 
@@ -140,7 +141,7 @@ static int32_t net_linear(Net *net, int32_t x, const char *scope, int out)
 {
     int64_t in = net->g->values[x].shape.dim[0], wd[2] = {out, in}, bd[1] = {out};
     float b = 1.0f / sqrtf((float)in);
-    IrAttr a = {.linear = {out, true}};
+    IrAttr a = {.linear = {.out_features = out, .bias = true}};
     int32_t ins[3] = {x, net_param(net, scoped(scope, "weight"), shape_of(2, wd), -b, b),
                       net_param(net, scoped(scope, "bias"), shape_of(1, bd), -b, b)};
     return net_node(net, OP_LINEAR, ins, 3, &a, scope);
@@ -160,7 +161,7 @@ typedef struct { int n; const IrShape *x, *y; const float *in; float *out; } Ref
 static void ref_conv(const Net *net, const IrNode *nd, RefArgs *r)
 {
     const ConvAttr *a = &nd->attr.conv;
-    const float *w = net->data[ir_in(net->g, nd, 1)], *b = nd->n_in == 3 ? net->data[ir_in(net->g, nd, 2)] : NULL;
+    const float *w = net->data[ir_in(net->g, nd, 1)], *b = ir_has_bias(nd) ? net->data[ir_in(net->g, nd, 2)] : NULL;
     int64_t C = r->x->dim[0], H = r->x->dim[1], W = r->x->dim[2], K = r->y->dim[0], OH = r->y->dim[1],
             OW = r->y->dim[2], cg = C / a->groups, kg = K / a->groups;
     for (int s = 0; s < r->n; s++)
@@ -183,7 +184,7 @@ static void ref_conv(const Net *net, const IrNode *nd, RefArgs *r)
 static void ref_conv_t(const Net *net, const IrNode *nd, RefArgs *r)
 {
     const ConvAttr *a = &nd->attr.conv;
-    const float *w = net->data[ir_in(net->g, nd, 1)], *b = nd->n_in == 3 ? net->data[ir_in(net->g, nd, 2)] : NULL;
+    const float *w = net->data[ir_in(net->g, nd, 1)], *b = ir_has_bias(nd) ? net->data[ir_in(net->g, nd, 2)] : NULL;
     int64_t C = r->x->dim[0], H = r->x->dim[1], W = r->x->dim[2], K = r->y->dim[0], OH = r->y->dim[1],
             OW = r->y->dim[2], cg = C / a->groups, kg = K / a->groups;
     double *acc = calloc((size_t)(K * OH * OW), sizeof *acc);
@@ -218,11 +219,11 @@ static void ref_batchnorm(const Net *net, const IrNode *nd, RefArgs *r)
 
 static void ref_linear(const Net *net, const IrNode *nd, RefArgs *r)
 {
-    const float *w = net->data[ir_in(net->g, nd, 1)], *b = net->data[ir_in(net->g, nd, 2)];
+    const float *w = net->data[ir_in(net->g, nd, 1)], *b = ir_has_bias(nd) ? net->data[ir_in(net->g, nd, 2)] : NULL;
     int64_t in = r->x->dim[0], out = r->y->dim[0];
     for (int s = 0; s < r->n; s++)
         for (int64_t o = 0; o < out; o++) {
-            double acc = b[o];
+            double acc = b ? b[o] : 0;
             for (int64_t i = 0; i < in; i++) acc += (double)r->in[s * in + i] * w[o * in + i];
             r->out[s * out + o] = (float)acc;
         }
@@ -318,6 +319,9 @@ static void ref_run(Net *net, int n, float *const *inputs)
         if (net->owned[nd->out]) free(net->data[nd->out]);  /* from an earlier run */
         net->data[nd->out] = r.out;
         net->owned[nd->out] = true;
+        const Epilogue *e = ir_epilogue(nd);
+        if (e && (e->act != ACT_NONE || e->residual))  /* graphs after the pass: compare with the unfused code */
+            fail_msg("the reference interpreter runs no epilogues (node %d)", k);
         switch (nd->op) {
         case OP_CONV2D: ref_conv(net, nd, &r); break;
         case OP_CONV_T2D: ref_conv_t(net, nd, &r); break;
@@ -967,6 +971,88 @@ static void test_fold_bn_numerics(void **state)
     net_free(net);
 }
 
+/* Every epilogue of passes/fuse_epilogue.c: conv -> bn -> relu; ResNet's
+ * conv -> bn -> add -> relu (grouped, no bias, the residual read twice);
+ * conv -> leaky_relu; a 1x1 conv -> sigmoid; a strided conv -> relu6;
+ * linear -> tanh; linear -> add -> sigmoid. */
+static Net *fuse_net(void)
+{
+    Net *net = net_new("fused");
+    int32_t x = net_input(net, "image", 3, 4, 6, 6);
+    IrAttr leaky = {.act = {0.1f}};
+    int32_t a = net_unary(net, OP_RELU, net_bn(net, net_conv(net, x, "conv1", 6, 3, 1, 1, 1, true, false, 0), "bn1"));
+    int32_t c = net_bn(net, net_conv(net, a, "conv2", 6, 3, 1, 1, 2, false, false, 0), "bn2");
+    int32_t sum[2] = {c, a};
+    x = net_unary(net, OP_RELU, net_node(net, OP_ADD, sum, 2, NULL, "res"));
+    x = net_conv(net, x, "conv3", 6, 3, 1, 1, 1, true, false, 0);
+    x = net_node(net, OP_LEAKY_RELU, &x, 1, &leaky, NULL);
+    x = net_unary(net, OP_SIGMOID, net_conv(net, x, "conv4", 6, 1, 1, 0, 1, true, false, 0));
+    x = net_unary(net, OP_RELU6, net_conv(net, x, "conv5", 8, 3, 2, 1, 1, true, false, 0));
+    x = net_unary(net, OP_FLATTEN, net_unary(net, OP_GLOBAL_AVGPOOL, x));
+    int32_t h = net_unary(net, OP_TANH, net_linear(net, x, "fc1", 8));
+    int32_t lin[2] = {h, net_linear(net, h, "fc2", 8)};
+    ir_add_output(net->g, "probs", net_unary(net, OP_SIGMOID, net_node(net, OP_ADD, lin, 2, NULL, "res2")));
+    return net;
+}
+
+/* Epilogue fusion changes the kernel calls, not the numbers: the generated
+ * code of the graph after pass_fold_bn and pass_fuse_epilogue gives the
+ * outputs of the graph after pass_fold_bn alone within 1e-5 of the largest
+ * output (in fact bit for bit: the epilogue computes as the unfused kernels);
+ * no activation or add kernel is left. */
+static void test_fuse_epilogue_numerics(void **state)
+{
+    (void)state;
+    char err[256] = "", path[256];
+    Net *net = fuse_net();
+    Loaded before, after;
+    if (load(net, &before, NULL, NULL, true) != 0) fail_msg("create: %s", before.rt.last_error(before.m));
+    assert_forward_matches(net, &before, MAX_BATCH);
+    int64_t in_floats = ir_shape_elems(&net->g->values[net->g->inputs[0]].shape);
+    int64_t out_floats = ir_shape_elems(&net->g->values[net->g->outputs[0].value].shape);
+    float *x = random_batch(&net->rng, MAX_BATCH * in_floats);
+    if (!pass_fold_bn(net->g, err, sizeof err)) fail_msg("pass_fold_bn: %s", err);
+    Loaded folded;  /* the same weights file: parameters keep their names */
+    emit(net, MAX_BATCH, &folded.e);
+    if (rt_cc_load(folded.e.c.data, folded.e.h.data, folded.e.header, folded.e.prefix, &folded.rt, err, sizeof err))
+        fail_msg("rt_cc_load: %s", err);
+    path_in(&before.e, "w.safetensors", path, sizeof path);
+    if (folded.rt.create(&folded.m, path, NULL) != 0) fail_msg("create: %s", folded.rt.last_error(folded.m));
+    float *want = forward_once(&folded, MAX_BATCH, x, out_floats);
+
+    if (!pass_fuse_epilogue(net->g, err, sizeof err)) fail_msg("pass_fuse_epilogue: %s", err);
+    if (!ir_verify(net->g, err, sizeof err)) fail_msg("ir_verify: %s", err);
+    for (int32_t i = 0; i < net->g->n_nodes; i++) {
+        OpKind op = net->g->nodes[i].op;
+        assert_true(ir_ops[op].act == ACT_NONE && op != OP_ADD);
+    }
+    emit(net, MAX_BATCH, &after.e);
+    const char *c = after.e.c.data;
+    assert_non_null(strstr(c, "NNC_ACT_RELU, 0.0f);"));
+    assert_non_null(strstr(c, "NNC_ACT_LEAKY_RELU, 0.1f);"));
+    assert_non_null(strstr(c, "/* epilogue: + residual [6, 6, 6], then relu */"));
+    assert_non_null(strstr(c, "/* epilogue: + residual [8], then sigmoid */"));
+    assert_null(strstr(c, "nnc_relu(")), assert_null(strstr(c, "nnc_add(")), assert_null(strstr(c, "nnc_sigmoid("));
+    if (rt_cc_load(c, after.e.h.data, after.e.header, after.e.prefix, &after.rt, err, sizeof err) != 0)
+        fail_msg("rt_cc_load: %s", err);
+    if (after.rt.create(&after.m, path, NULL) != 0) fail_msg("create: %s", after.rt.last_error(after.m));
+    float *got = forward_once(&after, MAX_BATCH, x, out_floats);
+    double peak = 0;
+    for (int64_t i = 0; i < MAX_BATCH * out_floats; i++) peak = fabs(want[i]) > peak ? fabs(want[i]) : peak;
+    for (int64_t i = 0; i < MAX_BATCH * out_floats; i++)
+        if (fabs((double)got[i] - want[i]) > 1e-5 * peak)
+            fail_msg("fused output [%lld] = %.9g, unfused %.9g (largest %g)", (long long)i, (double)got[i],
+                     (double)want[i], peak);
+    free(got);
+    free(want);
+    free(x);
+    unload(&after);
+    unload(&folded);
+    unload(&before);
+    assert_compiles_cleanly(net);  /* the epilogue section under gcc and clang, -Werror -pedantic */
+    net_free(net);
+}
+
 static void test_prefix(void **state)
 {
     (void)state;
@@ -1009,6 +1095,7 @@ int main(void)
         cmocka_unit_test(test_caller_workspace),
         cmocka_unit_test(test_two_threads),
         cmocka_unit_test(test_fold_bn_numerics),
+        cmocka_unit_test(test_fuse_epilogue_numerics),
         cmocka_unit_test(test_jit_loads_plain_c),
         cmocka_unit_test(test_jit_reports_compile_errors),
     };

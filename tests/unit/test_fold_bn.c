@@ -61,7 +61,7 @@ static int32_t conv(B *b, int32_t x, const char *scope, int k, int groups, bool 
 
 static int32_t linear(B *b, int32_t x, const char *scope, int out)
 {
-    IrAttr a = {.linear = {out, true}};
+    IrAttr a = {.linear = {.out_features = out, .bias = true}};
     int32_t ins[3] = {x, param(b, scope, "weight", shp(2, out, b->g->values[x].shape.dim[0], 0, 0)),
                       param(b, scope, "bias", shp(1, out, 0, 0, 0))};
     return node(b, OP_LINEAR, ins, 3, &a, scope);

@@ -218,7 +218,7 @@ static void run_conv2d(Rng *r, const ConvCase *t)
     char what[160];
     ref_conv2d(t, x, wt, bias, oh, ow, ref);
     nnc_conv2d(t->n, x, t->c, t->h, t->w, wt, bias, y, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
-               t->dh, t->dw, t->groups, scratch);
+               t->dh, t->dw, t->groups, scratch, NULL, NNC_ACT_NONE, 0.0f);
     snprintf(what, sizeof what, "conv2d n%d c%d %dx%d k%d %dx%d s%d,%d p%d,%d d%d,%d g%d bias%d", t->n, t->c, t->h,
              t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->groups, t->bias);
     check_close(y, ref, ysz, what);
@@ -432,7 +432,8 @@ static void run_bn_fold_conv(Rng *r, int transposed, int c, int k, int groups, i
         nnc_conv_transpose2d(n, x, c, h, w, wt, bias, y, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
     } else {
         nnc_bn_fold_weight(wt, k, 1, (long)(c / groups) * ks * ks, k, gamma, var, 1e-5f, wf);
-        nnc_conv2d(n, x, c, h, w, wt, bias, y, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
+        nnc_conv2d(n, x, c, h, w, wt, bias, y, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc, NULL, NNC_ACT_NONE,
+                   0.0f);
     }
     nnc_bn_fold_bias(k, gamma, beta, mean, var, 1e-5f, bias, bf);
     nnc_batchnorm(n, y, k, (long)oh * ow, gamma, beta, mean, var, 1e-5f, y);
@@ -440,7 +441,8 @@ static void run_bn_fold_conv(Rng *r, int transposed, int c, int k, int groups, i
     if (transposed)
         nnc_conv_transpose2d(n, x, c, h, w, wf, bf, yf, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
     else
-        nnc_conv2d(n, x, c, h, w, wf, bf, yf, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
+        nnc_conv2d(n, x, c, h, w, wf, bf, yf, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc, NULL, NNC_ACT_NONE,
+                   0.0f);
     snprintf(what, sizeof what, "bn folded into %s c%d k%d g%d bias%d", transposed ? "conv_transpose2d" : "conv2d", c,
              k, groups, has_bias);
     check_close(yf, ref, ycount, what);
@@ -479,7 +481,7 @@ static void run_linear(Rng *r, int n, int in, int out, int has_bias)
             for (int p = 0; p < in; p++) s += (double)x[i * in + p] * wt[o * in + p];
             ref[i * out + o] = s;
         }
-    nnc_linear(n, x, in, wt, bias, y, out);
+    nnc_linear(n, x, in, wt, bias, y, out, NULL, NNC_ACT_NONE, 0.0f);
     snprintf(what, sizeof what, "linear n%d in%d out%d bias%d", n, in, out, has_bias);
     check_close(y, ref, (size_t)n * out, what);
     free(x), free(wt), free(bias), free(y), free(ref);
@@ -1062,6 +1064,105 @@ static void kernels_path(char *buf, size_t len)
 #endif
 }
 
+/* ---- epilogues of conv2d and linear ---- */
+
+static const char *const act_names[] = {"none", "relu", "relu6", "leaky_relu", "sigmoid", "tanh"};
+
+/* The reference of an epilogue: act(v + residual), leaky slope 0.125 as ew_ref's. */
+static double epi_ref(int act, double v)
+{
+    static const EwOp ew[] = {EW_COPY, EW_RELU, EW_RELU6, EW_LEAKY, EW_SIGMOID, EW_TANH};
+    return ew_ref(ew[act], v);
+}
+
+/* The unfused chain the epilogue replaces: nnc_add, then the activation kernel, in place. */
+static void unfused_epilogue(float *y, size_t count, const float *residual, int act)
+{
+    if (residual) nnc_add(count, y, residual, y);
+    switch (act) {
+    case NNC_ACT_RELU: nnc_relu(count, y, y); break;
+    case NNC_ACT_RELU6: nnc_relu6(count, y, y); break;
+    case NNC_ACT_LEAKY_RELU: nnc_leaky_relu(count, y, y, 0.125f); break;
+    case NNC_ACT_SIGMOID: nnc_sigmoid(count, y, y); break;
+    case NNC_ACT_TANH: nnc_tanh(count, y, y); break;
+    default: break;
+    }
+}
+
+/* conv2d with every activation, with and without a residual: against the
+ * double reference, and bit for bit against the unfused chain. */
+static void run_conv2d_epilogue(Rng *r, const ConvCase *t, int act, int with_res)
+{
+    int oh = conv_out(t->h, t->kh, t->sh, t->ph, t->dh), ow = conv_out(t->w, t->kw, t->sw, t->pw, t->dw);
+    size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->k * oh * ow;
+    size_t ssz = nnc_conv2d_scratch(t->c, t->kh, t->kw, oh, ow, t->groups);
+    float *x = rand_floats(r, xsz, 1.0f), *y = nan_floats(ysz), *y0 = nan_floats(ysz);
+    float *wt = rand_floats(r, (size_t)t->k * (t->c / t->groups) * t->kh * t->kw, 1.0f);
+    float *bias = t->bias ? rand_floats(r, (size_t)t->k, 1.0f) : NULL;
+    float *res = with_res ? rand_floats(r, ysz, 2.0f) : NULL;
+    float *scratch = ssz ? nan_floats(ssz) : NULL;
+    double *ref = new_doubles(ysz);
+    char what[160];
+    ref_conv2d(t, x, wt, bias, oh, ow, ref);
+    for (size_t i = 0; i < ysz; i++) ref[i] = epi_ref(act, ref[i] + (res ? (double)res[i] : 0.0));
+    nnc_conv2d(t->n, x, t->c, t->h, t->w, wt, bias, y, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
+               t->dh, t->dw, t->groups, scratch, res, act, 0.125f);
+    snprintf(what, sizeof what, "conv2d n%d c%d %dx%d k%d g%d, epilogue%s %s", t->n, t->c, t->h, t->w, t->k,
+             t->groups, res ? " +res" : "", act_names[act]);
+    check_close(y, ref, ysz, what);
+    nnc_conv2d(t->n, x, t->c, t->h, t->w, wt, bias, y0, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
+               t->dh, t->dw, t->groups, scratch, NULL, NNC_ACT_NONE, 0.0f);
+    unfused_epilogue(y0, ysz, res, act);
+    check_equal(y, y0, ysz, what);
+    free(x), free(y), free(y0), free(wt), free(bias), free(res), free(scratch), free(ref);
+}
+
+static void test_conv2d_epilogue(void **state)
+{
+    static const int cases[] = {1, 2, 5, 9, 10, 15};  /* stride 2, no bias, depthwise, 1x1 direct, grouped, ResNet */
+    Rng r = {0xE91ULL};
+    (void)state;
+    for (int act = NNC_ACT_NONE; act <= NNC_ACT_TANH; act++)
+        for (int res = 0; res <= 1; res++)
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                run_conv2d_epilogue(&r, &conv_cases[cases[i]], act, res);
+}
+
+static void run_linear_epilogue(Rng *r, int n, int in, int out, int has_bias, int act, int with_res)
+{
+    size_t ysz = (size_t)n * out;
+    float *x = rand_floats(r, (size_t)n * in, 1.0f), *wt = rand_floats(r, (size_t)out * in, 1.0f);
+    float *bias = has_bias ? rand_floats(r, (size_t)out, 1.0f) : NULL, *y = nan_floats(ysz), *y0 = nan_floats(ysz);
+    float *res = with_res ? rand_floats(r, ysz, 2.0f) : NULL;
+    double *ref = new_doubles(ysz);
+    char what[96];
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) {
+            double s = bias ? bias[o] : 0.0;
+            for (int p = 0; p < in; p++) s += (double)x[i * in + p] * wt[o * in + p];
+            ref[i * out + o] = epi_ref(act, s + (res ? (double)res[i * out + o] : 0.0));
+        }
+    nnc_linear(n, x, in, wt, bias, y, out, res, act, 0.125f);
+    snprintf(what, sizeof what, "linear n%d in%d out%d bias%d, epilogue%s %s", n, in, out, has_bias,
+             res ? " +res" : "", act_names[act]);
+    check_close(y, ref, ysz, what);
+    nnc_linear(n, x, in, wt, bias, y0, out, NULL, NNC_ACT_NONE, 0.0f);
+    unfused_epilogue(y0, ysz, res, act);
+    check_equal(y, y0, ysz, what);
+    free(x), free(wt), free(bias), free(y), free(y0), free(res), free(ref);
+}
+
+static void test_linear_epilogue(void **state)
+{
+    Rng r = {0xE92ULL};
+    (void)state;
+    for (int act = NNC_ACT_NONE; act <= NNC_ACT_TANH; act++)
+        for (int res = 0; res <= 1; res++) {
+            run_linear_epilogue(&r, 3, 17, 10, 1, act, res);
+            run_linear_epilogue(&r, 2, 40, 7, 0, act, res);
+        }
+}
+
 static void test_sections_compile_alone(void **state)
 {
     static const char *const ccs[] = {"gcc", "clang"};
@@ -1110,6 +1211,8 @@ int main(void)
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_bn_fold),
         cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_conv2d_epilogue),
+        cmocka_unit_test(test_linear_epilogue),
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_sigmoid_extremes),
         cmocka_unit_test(test_add_and_copy),

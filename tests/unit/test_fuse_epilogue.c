@@ -1,0 +1,379 @@
+/* test_fuse_epilogue.c: the epilogue fusion pass (passes/fuse_epilogue.c) on the IR.
+ *
+ * Small graphs built with the IR API, printed with ir_print before and after
+ * pass_fuse_epilogue and compared as text: where the pattern fires (conv ->
+ * relu, ResNet's basic block conv -> add -> relu, linear -> relu, conv ->
+ * sigmoid, leaky_relu's slope, a residual without an activation) and where it
+ * must not (the conv's output read twice or a graph output, an add of two
+ * non-conv values, an activation after a pool, a conv_transpose2d). Then the
+ * zoo: after the -O2 pipeline, ResNet-50 has no relu and no add node left.
+ * Numerical equality of the generated code before and after the pass is
+ * test_codegen.c's test_fuse_epilogue_numerics. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "frontend/frontend.h"
+#include "passes/fuse_epilogue.h"
+#include "passes/passes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    IrGraph *g;
+    int line;
+} B;
+
+static IrShape shp(int rank, int64_t a, int64_t b, int64_t c, int64_t d)
+{
+    IrShape s = {rank, {a, b, c, d}};
+    return s;
+}
+
+static int32_t node(B *b, OpKind op, const int32_t *ins, int n_in, const IrAttr *attr, const char *scope)
+{
+    char err[256] = "";
+    IrLoc loc = {"t.net", b->line++, 3};
+    int32_t v = ir_add_node(b->g, op, ins, n_in, attr, loc, scope, err, sizeof err);
+    if (v < 0) fail_msg("ir_add_node(%s): %s", ir_ops[op].name, err);
+    return v;
+}
+
+static int32_t param(B *b, const char *scope, const char *leaf, IrShape s)
+{
+    char name[128];
+    snprintf(name, sizeof name, "%s.%s", scope, leaf);
+    return ir_add_param(b->g, name, &s, INIT_NONE, 0);
+}
+
+/* A 3x3, stride-1, padded conv2d (or conv_transpose2d) to k channels. */
+static int32_t conv(B *b, int32_t x, const char *scope, int k, bool bias, bool transposed)
+{
+    int64_t c = b->g->values[x].shape.dim[0];
+    IrAttr a = {.conv = {.kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .dh = 1, .dw = 1, .groups = 1,
+                         .out_channels = k, .bias = bias}};
+    int32_t ins[3] = {x, param(b, scope, "weight", transposed ? shp(4, c, k, 3, 3) : shp(4, k, c, 3, 3)),
+                      bias ? param(b, scope, "bias", shp(1, k, 0, 0, 0)) : -1};
+    return node(b, transposed ? OP_CONV_T2D : OP_CONV2D, ins, bias ? 3 : 2, &a, scope);
+}
+
+static int32_t linear(B *b, int32_t x, const char *scope, int out)
+{
+    IrAttr a = {.linear = {.out_features = out, .bias = true}};
+    int32_t ins[3] = {x, param(b, scope, "weight", shp(2, out, b->g->values[x].shape.dim[0], 0, 0)),
+                      param(b, scope, "bias", shp(1, out, 0, 0, 0))};
+    return node(b, OP_LINEAR, ins, 3, &a, scope);
+}
+
+static int32_t unary(B *b, OpKind op, int32_t x) { return node(b, op, &x, 1, NULL, NULL); }
+static int32_t relu(B *b, int32_t x) { return unary(b, OP_RELU, x); }
+
+static int32_t add(B *b, int32_t x, int32_t y)
+{
+    int32_t ins[2] = {x, y};
+    return node(b, OP_ADD, ins, 2, NULL, NULL);
+}
+
+static B begin(const char *name, IrShape in)
+{
+    B b = {ir_new(name), 1};
+    ir_add_input(b.g, "x", &in);
+    return b;
+}
+
+static char *print(const IrGraph *g)
+{
+    StrBuf sb = {0};
+    ir_print(g, &sb);
+    char *s = strdup(sb.data);
+    sb_free(&sb);
+    return s;
+}
+
+/* Runs the pass on b.g and compares the printed graph with want (NULL: unchanged). */
+static void check_fuse(B *b, const char *want)
+{
+    char err[512] = "";
+    char *before = print(b->g);
+    if (!ir_verify(b->g, err, sizeof err)) fail_msg("before: %s", err);
+    if (!pass_fuse_epilogue(b->g, err, sizeof err)) fail_msg("pass_fuse_epilogue: %s", err);
+    if (!ir_verify(b->g, err, sizeof err)) fail_msg("after: %s", err);
+    char *after = print(b->g);
+    if (strcmp(after, want ? want : before) != 0) {
+        fprintf(stderr, "after pass_fuse_epilogue:\n%s\nwanted:\n%s", after, want ? want : before);
+        fail_msg("the graph after pass_fuse_epilogue differs (above)");
+    }
+    free(before);
+    free(after);
+    ir_free(b->g);
+}
+
+static void test_conv_relu(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    ir_add_output(b.g, "y", relu(&b, conv(&b, 0, "conv1", 6, true, false)));
+    check_fuse(&b, "graph t\n"
+                   "  input  %0 x [4, 8, 8]\n"
+                   "  param  %1 conv1.weight [6, 4, 3, 3]\n"
+                   "  param  %2 conv1.bias [6]\n"
+                   "  %3 = conv2d(%0, %1, %2) k=3x3 s=1x1 p=1x1 d=1x1 g=1 relu [6, 8, 8]   # t.net:1:3\n"
+                   "  output y = %3\n");
+}
+
+/* ResNet's basic block: conv -> relu -> conv -> add(., x) -> relu, the convs
+ * without bias (as before fold_bn gives them one): the residual is input 2. */
+static void test_basic_block(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    int32_t h = relu(&b, conv(&b, 0, "conv1", 4, false, false));
+    ir_add_output(b.g, "y", relu(&b, add(&b, conv(&b, h, "conv2", 4, false, false), 0)));
+    check_fuse(&b, "graph t\n"
+                   "  input  %0 x [4, 8, 8]\n"
+                   "  param  %1 conv1.weight [4, 4, 3, 3]\n"
+                   "  param  %2 conv2.weight [4, 4, 3, 3]\n"
+                   "  %3 = conv2d(%0, %1) k=3x3 s=1x1 p=1x1 d=1x1 g=1 relu [4, 8, 8]   # t.net:1:3\n"
+                   "  %4 = conv2d(%3, %2, %0) k=3x3 s=1x1 p=1x1 d=1x1 g=1 +res relu [4, 8, 8]   # t.net:3:3\n"
+                   "  output y = %4\n");
+}
+
+/* The residual on the left of the add, whose output is a graph output; no activation after. */
+static void test_residual_only(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    int32_t r = unary(&b, OP_TANH, 0);
+    ir_add_output(b.g, "y", add(&b, r, conv(&b, 0, "c", 4, true, false)));
+    check_fuse(&b, "graph t\n"
+                   "  input  %0 x [4, 8, 8]\n"
+                   "  param  %1 c.weight [4, 4, 3, 3]\n"
+                   "  param  %2 c.bias [4]\n"
+                   "  %3 = tanh(%0) [4, 8, 8]   # t.net:1:3\n"
+                   "  %4 = conv2d(%0, %1, %2, %3) k=3x3 s=1x1 p=1x1 d=1x1 g=1 +res [4, 8, 8]   # t.net:2:3\n"
+                   "  output y = %4\n");
+}
+
+static void test_linear_relu(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(1, 10, 0, 0, 0));
+    ir_add_output(b.g, "y", relu(&b, linear(&b, 0, "fc", 5)));
+    check_fuse(&b, "graph t\n"
+                   "  input  %0 x [10]\n"
+                   "  param  %1 fc.weight [5, 10]\n"
+                   "  param  %2 fc.bias [5]\n"
+                   "  %3 = linear(%0, %1, %2) out=5 relu [5]   # t.net:1:3\n"
+                   "  output y = %3\n");
+}
+
+static void test_conv_sigmoid(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    ir_add_output(b.g, "y", unary(&b, OP_SIGMOID, conv(&b, 0, "c", 2, true, false)));
+    check_fuse(&b, "graph t\n"
+                   "  input  %0 x [4, 8, 8]\n"
+                   "  param  %1 c.weight [2, 4, 3, 3]\n"
+                   "  param  %2 c.bias [2]\n"
+                   "  %3 = conv2d(%0, %1, %2) k=3x3 s=1x1 p=1x1 d=1x1 g=1 sigmoid [2, 8, 8]   # t.net:1:3\n"
+                   "  output y = %3\n");
+}
+
+/* leaky_relu's slope moves into the epilogue; relu6 after a linear; only the
+ * first activation of a chain fuses (the second reads the fused layer). */
+static void test_leaky_relu6_chain(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    IrAttr leaky = {.act = {0.2f}};
+    int32_t c = conv(&b, 0, "c", 4, true, false);
+    int32_t y = node(&b, OP_LEAKY_RELU, &c, 1, &leaky, NULL);
+    ir_add_output(b.g, "y", unary(&b, OP_TANH, y));
+    int32_t f = unary(&b, OP_FLATTEN, y);
+    ir_add_output(b.g, "z", unary(&b, OP_RELU6, linear(&b, f, "fc", 3)));
+    check_fuse(&b, "graph t\n"
+                   "  input  %0 x [4, 8, 8]\n"
+                   "  param  %1 c.weight [4, 4, 3, 3]\n"
+                   "  param  %2 c.bias [4]\n"
+                   "  param  %3 fc.weight [3, 256]\n"
+                   "  param  %4 fc.bias [3]\n"
+                   "  %5 = conv2d(%0, %1, %2) k=3x3 s=1x1 p=1x1 d=1x1 g=1 leaky_relu slope=0.2 [4, 8, 8]   # t.net:1:3\n"
+                   "  %6 = tanh(%5) [4, 8, 8]   # t.net:3:3\n"
+                   "  %7 = flatten(%5) [256]   # t.net:4:3\n"
+                   "  %8 = linear(%7, %3, %4) out=3 relu6 [3]   # t.net:5:3\n"
+                   "  output y = %6\n"
+                   "  output z = %8\n");
+}
+
+/* The conv's output has a second reader: fusing would change what it reads. */
+static void test_not_when_read_twice(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    int32_t c = conv(&b, 0, "c", 4, true, false);
+    ir_add_output(b.g, "y", add(&b, relu(&b, c), c));
+    check_fuse(&b, NULL);
+}
+
+/* The conv's output is a graph output: it must stay as it is. */
+static void test_not_when_output(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    int32_t c = conv(&b, 0, "c", 4, true, false);
+    ir_add_output(b.g, "y", relu(&b, add(&b, c, 0)));
+    ir_add_output(b.g, "features", c);
+    check_fuse(&b, NULL);
+}
+
+/* An add of two values no conv or linear made, then a relu: nothing to fuse into. */
+static void test_not_add_of_non_convs(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    ir_add_output(b.g, "y", relu(&b, add(&b, relu(&b, 0), unary(&b, OP_SIGMOID, 0))));
+    check_fuse(&b, NULL);
+}
+
+/* maxpool is out-fusable in the lattice, but its kernel takes no epilogue. */
+static void test_not_after_pool(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    IrAttr a = {.pool = {.kh = 2, .kw = 2, .sh = 2, .sw = 2, .dh = 1, .dw = 1}};
+    int32_t x = 0;
+    ir_add_output(b.g, "y", relu(&b, node(&b, OP_MAXPOOL2D, &x, 1, &a, NULL)));
+    check_fuse(&b, NULL);
+}
+
+/* conv_transpose2d's kernel takes no epilogue (yet). */
+static void test_not_conv_transpose(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 5, 5, 0));
+    int32_t c = conv(&b, 0, "up", 4, true, true);
+    ir_add_output(b.g, "y", relu(&b, add(&b, c, 0)));
+    check_fuse(&b, NULL);
+}
+
+/* A layer that already has an epilogue takes no second one: the pass is idempotent. */
+static void test_twice(void **state)
+{
+    (void)state;
+    char err[256];
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    int32_t h = relu(&b, conv(&b, 0, "conv1", 4, false, false));
+    ir_add_output(b.g, "y", relu(&b, add(&b, conv(&b, h, "conv2", 4, false, false), 0)));
+    if (!pass_fuse_epilogue(b.g, err, sizeof err)) fail_msg("pass_fuse_epilogue: %s", err);
+    check_fuse(&b, NULL);
+}
+
+/* The shape rule and the verifier: the residual must have the output's shape,
+ * and the inputs must match the attributes. */
+static void test_shape_rule(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    B b = begin("t", shp(3, 4, 8, 8, 0));
+    IrAttr a = {.conv = {.kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .dh = 1, .dw = 1, .groups = 1,
+                         .out_channels = 6, .epi = {.act = ACT_RELU, .residual = true}}};
+    int32_t ins[3] = {0, param(&b, "c", "weight", shp(4, 6, 4, 3, 3)), 0};
+    IrLoc loc = {"t.net", 1, 1};
+    assert_int_equal(ir_add_node(b.g, OP_CONV2D, ins, 3, &a, loc, NULL, err, sizeof err), -1);
+    assert_string_equal(err, "the residual has shape [4, 8, 8], but the output has shape [6, 8, 8]");
+    assert_int_equal(ir_add_node(b.g, OP_CONV2D, ins, 2, &a, loc, NULL, err, sizeof err), -1);
+    assert_string_equal(err, "conv2d has 2 inputs, but its attributes (no bias, a residual) call for 3");
+    a.conv.out_channels = 4;
+    ins[1] = param(&b, "d", "weight", shp(4, 4, 4, 3, 3));
+    assert_true(ir_add_node(b.g, OP_CONV2D, ins, 3, &a, loc, NULL, err, sizeof err) >= 0);
+    assert_true(ir_verify(b.g, err, sizeof err));
+    ir_free(b.g);
+}
+
+/* ---- the zoo ---- */
+
+static IrGraph *compile_model(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/%s.net", NNC_SOURCE_DIR, name);
+    Arena a = {0};
+    Diag d;
+    diag_init(&d, &a);
+    IrGraph *g = fe_compile(path, NULL, &d);
+    if (!g) fail_msg("%s: %s", path, d.out.data ? d.out.data : "(no message)");
+    diag_free(&d);
+    arena_free(&a);
+    return g;
+}
+
+static int count_op(const IrGraph *g, OpKind op)
+{
+    int k = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) k += g->nodes[i].op == op;
+    return k;
+}
+
+/* Compiles a zoo model at -O2; prints its kernel count and what fused. */
+static IrGraph *o2_model(const char *name)
+{
+    char err[512] = "";
+    IrGraph *g = compile_model(name);
+    if (!pass_run_pipeline(g, 2, err, sizeof err)) fail_msg("%s: -O2: %s", name, err);
+    if (!ir_verify(g, err, sizeof err)) fail_msg("%s: after -O2: %s", name, err);
+    int fused = 0, res = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const Epilogue *e = ir_epilogue(&g->nodes[i]);
+        fused += e && (e->act != ACT_NONE || e->residual);
+        res += e && e->residual;
+    }
+    print_message("%-14s nodes %4d, kernels %3d; layers with an epilogue %3d (%d with a residual)\n", name,
+                  g->n_nodes, pass_count_kernels(g), fused, res);
+    return g;
+}
+
+/* Every relu of ResNet-50 follows a conv (through its batchnorm, folded) or a
+ * residual add, and every add reads a conv: after -O2 none is left. */
+static void test_zoo_resnet50(void **state)
+{
+    (void)state;
+    IrGraph *g = o2_model("resnet50");
+    assert_int_equal(count_op(g, OP_RELU), 0);
+    assert_int_equal(count_op(g, OP_ADD), 0);
+    assert_int_equal(count_op(g, OP_BATCHNORM), 0);
+    ir_free(g);
+}
+
+static void test_zoo_counts(void **state)
+{
+    (void)state;
+    const char *names[] = {"resnet18", "mobilenet_v2", "googlenet", "densenet121"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) ir_free(o2_model(names[i]));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_relu),
+        cmocka_unit_test(test_basic_block),
+        cmocka_unit_test(test_residual_only),
+        cmocka_unit_test(test_linear_relu),
+        cmocka_unit_test(test_conv_sigmoid),
+        cmocka_unit_test(test_leaky_relu6_chain),
+        cmocka_unit_test(test_not_when_read_twice),
+        cmocka_unit_test(test_not_when_output),
+        cmocka_unit_test(test_not_add_of_non_convs),
+        cmocka_unit_test(test_not_after_pool),
+        cmocka_unit_test(test_not_conv_transpose),
+        cmocka_unit_test(test_twice),
+        cmocka_unit_test(test_shape_rule),
+        cmocka_unit_test(test_zoo_resnet50),
+        cmocka_unit_test(test_zoo_counts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
