@@ -389,10 +389,19 @@ static bool emit_c_leaf(CgCtx *cx, const IrNode *n)
 /* Scratch floats a convolution needs for one sample, as the kernels document
  * them in nnc_conv2d_scratch / nnc_conv_transpose2d_scratch; create checks the
  * two agree (cg_scratch_check). */
+/* A 1x1, stride-1, unpadded convolution is a plain GEMM on its input: the
+ * conv2d kernel takes that path and never touches its scratch. */
+static bool cg_conv_direct(const ConvAttr *c)
+{
+    return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0;
+}
+
 static int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n)
 {
     const ConvAttr *c = &n->attr.conv;
     const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
+    if (n->op == OP_CONV2D && cg_conv_direct(c))
+        return 0;  /* the kernel multiplies x itself: no im2col (its "direct" case) */
     if (n->op == OP_CONV2D)
         return x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2];
     if (n->op == OP_CONV_T2D)
@@ -444,11 +453,13 @@ static bool cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
     bool t = n->op == OP_CONV_T2D;
     const char *fn = arena_printf(&cx->arena, "nnc_%s", section);
     cg_need(cx, section);
-    cg_scratch_check(cx, t ? arena_printf(&cx->arena, "nnc_conv_transpose2d_scratch(%lld, %lld, %d, %d, %d, %d)",
-                                          cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->groups)
-                           : arena_printf(&cx->arena, "nnc_conv2d_scratch(%lld, %d, %d, %lld, %lld, %d)",
-                                          cg_dim(x, 0), c->kh, c->kw, cg_dim(y, 1), cg_dim(y, 2), c->groups),
-                     cg_scratch_floats(cx->g, n));
+    int64_t scratch = cg_scratch_floats(cx->g, n);
+    if (scratch > 0)
+        cg_scratch_check(cx, t ? arena_printf(&cx->arena, "nnc_conv_transpose2d_scratch(%lld, %lld, %d, %d, %d, %d)",
+                                              cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->groups)
+                               : arena_printf(&cx->arena, "nnc_conv2d_scratch(%lld, %d, %d, %lld, %lld, %d)",
+                                              cg_dim(x, 0), c->kh, c->kw, cg_dim(y, 1), cg_dim(y, 2), c->groups),
+                         scratch);
     cg_call_begin(cx, fn);
     cg_arg(cx, arena_printf(&cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld, %lld",
            cg_in(cx, n, 0), cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2));
@@ -456,8 +467,9 @@ static bool cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
     cg_arg(cx, arena_printf(&cx->arena, "y: %s", cg_dims(cx, y)), "%s, %lld, %lld, %lld", cg_out(cx, n),
            cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
     cg_arg(cx, "kernel, stride, padding, dilation, groups, scratch",
-           "%d, %d, %d, %d, %d, %d, %d, %d, %d, (float *)(ws + %lld)", c->kh, c->kw, c->sh, c->sw, c->ph, c->pw,
-           c->dh, c->dw, c->groups, (long long)cx->scratch_off[n - cx->g->nodes]);
+           "%d, %d, %d, %d, %d, %d, %d, %d, %d, %s", c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw,
+           c->groups, scratch > 0 ? arena_printf(&cx->arena, "(float *)(ws + %lld)",
+                                                 (long long)cx->scratch_off[n - cx->g->nodes]) : "NULL");
     if (!t && !cg_epilogue_args(cx, n)) return false;  /* conv_transpose2d takes no epilogue */
     cg_call_end(cx);
     return true;

@@ -3,6 +3,7 @@
 
 #include "../common/common.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,20 +28,12 @@ static int by_lo(const void *a, const void *b)
     return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
-static int32_t *sorted_by_size(const MpBuffer *bufs, int32_t n)
-{
-    Key *keys = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *keys);
-    for (int32_t i = 0; i < n; i++) keys[i] = (Key){bufs[i].size, bufs[i].first, i};
-    qsort(keys, (size_t)n, sizeof *keys, by_size);
-    int32_t *order = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *order);
-    for (int32_t i = 0; i < n; i++) order[i] = keys[i].idx;
-    free(keys);
-    return order;
-}
 
-/* One greedy pass in the given order: each buffer at the lowest offset where
- * it overlaps no placed buffer that is live at the same time. */
-static int64_t place(MpBuffer *bufs, const int32_t *order, int32_t n, int64_t align, Span *busy)
+/* One greedy pass in the given order: each buffer goes into a gap between the
+ * placed buffers live at the same time: the lowest gap that fits (first fit),
+ * or the smallest (best fit; the open space above all of them counts as
+ * unbounded). */
+static int64_t place(MpBuffer *bufs, const int32_t *order, int32_t n, int64_t align, Span *busy, bool best_fit)
 {
     int64_t total = 0;
     for (int32_t k = 0; k < n; k++) {
@@ -53,37 +46,60 @@ static int64_t place(MpBuffer *bufs, const int32_t *order, int32_t n, int64_t al
                 busy[nb++] = (Span){p->offset, p->offset + round_up(p->size, align)};
         }
         qsort(busy, (size_t)nb, sizeof *busy, by_lo);
-        int64_t off = 0;
-        for (int32_t j = 0; j < nb && size > 0; j++) {
-            if (busy[j].lo >= off + size) break;  /* the gap before this span fits */
-            if (busy[j].hi > off) off = busy[j].hi;
+        int64_t off = -1, best_gap = INT64_MAX, end = 0;
+        for (int32_t j = 0; j <= nb && size > 0; j++) {
+            int64_t lo = end, hi = j < nb ? busy[j].lo : INT64_MAX;
+            if (hi - lo >= size && (off < 0 || (best_fit && hi - lo < best_gap))) {
+                off = lo;
+                best_gap = hi - lo;
+                if (!best_fit) break;
+            }
+            if (j < nb && busy[j].hi > end) end = busy[j].hi;
         }
-        b->offset = off;
-        if (off + size > total) total = off + size;
+        b->offset = off < 0 ? 0 : off;
+        if (b->offset + size > total) total = b->offset + size;
     }
     return total;
 }
 
-/* Greedy by size first; when that misses the lower bound, greedy in order of
- * birth (which suits chains) and by size x lifetime are tried too, and the
- * smallest plan wins. Each is O(n^2 log n); n is a few thousand at most. */
+enum { MP_RANDOM_TRIES = 64 };
+
+/* Greedy placement under several orders (by size, by birth, by size x
+ * lifetime, by lifetime, buffers that outlive their step before one-step ones
+ * such as convolution scratch), then sizes jittered at random with a fixed
+ * seed (which escapes the ties that trap plain greedy on ResNet-50), each with
+ * both fit rules; the smallest plan wins, and the
+ * search stops as soon as one meets the lower bound. Each try is
+ * O(n^2 log n); n is a few thousand at most. */
 int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
 {
-    int32_t *order = sorted_by_size(bufs, n);
+    int32_t *order = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *order);
+    Key *keys = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *keys);
     Span *busy = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *busy);
     int64_t *best_off = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *best_off);
-    int64_t best = place(bufs, order, n, align, busy), bound = mp_lower_bound(bufs, n, align);
-    for (int32_t i = 0; i < n; i++) best_off[i] = bufs[i].offset;
-    for (int h = 0; h < 2 && best > bound; h++) {
-        Key *keys = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *keys);
+    int64_t best = INT64_MAX, bound = mp_lower_bound(bufs, n, align);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;  /* fixed seed: the same graph always gets the same plan */
+    for (int h = 0; h < 10 + 2 * MP_RANDOM_TRIES && best > bound; h++) {
         for (int32_t i = 0; i < n; i++) {
-            int64_t life = (int64_t)bufs[i].last - bufs[i].first + 1;
-            keys[i] = (Key){h == 0 ? -(int64_t)bufs[i].first : bufs[i].size * life, bufs[i].first, i};
+            int64_t life = (int64_t)bufs[i].last - bufs[i].first + 1, key;
+            if (h >= 10) {  /* size, jittered by a factor in [0.5, 1.5): other orders of near-equal sizes */
+                rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                key = (int64_t)((double)bufs[i].size * (0.5 + (double)(rng >> 11) / 9007199254740992.0));
+                keys[i] = (Key){key, bufs[i].first, i};
+                continue;
+            }
+            switch (h / 2) {
+            case 0: key = bufs[i].size; break;
+            case 1: key = -(int64_t)bufs[i].first; break;
+            case 2: key = bufs[i].size * life; break;
+            case 3: key = life; break;
+            default: key = bufs[i].size + (life > 1 ? ((int64_t)1 << 52) : 0); break;  /* long-lived first */
+            }
+            keys[i] = (Key){key, bufs[i].first, i};
         }
         qsort(keys, (size_t)n, sizeof *keys, by_size);
         for (int32_t i = 0; i < n; i++) order[i] = keys[i].idx;
-        free(keys);
-        int64_t total = place(bufs, order, n, align, busy);
+        int64_t total = place(bufs, order, n, align, busy, h % 2 == 1);
         if (total < best) {
             best = total;
             for (int32_t i = 0; i < n; i++) best_off[i] = bufs[i].offset;
@@ -92,8 +108,9 @@ int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
     for (int32_t i = 0; i < n; i++) bufs[i].offset = best_off[i];
     free(best_off);
     free(busy);
+    free(keys);
     free(order);
-    return best;
+    return n ? best : 0;
 }
 
 int64_t mp_lower_bound(const MpBuffer *bufs, int32_t n, int64_t align)
