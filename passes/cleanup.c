@@ -90,17 +90,8 @@ static int32_t cse_find_or_add(CseTable *t, const IrGraph *ng, OpKind op, const 
 
 bool pass_cleanup(IrGraph *g, char *err, size_t errlen)
 {
-    IrGraph *ng = ir_new(g->name);
-    ng->source = g->source ? arena_strdup(&ng->arena, g->source) : NULL;
-    int32_t *map = nnc_xmalloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *map);
-    for (int32_t i = 0; i < g->n_values; i++) map[i] = -1;
-    for (int32_t i = 0; i < g->n_inputs; i++)
-        map[g->inputs[i]] = ir_add_input(ng, g->values[g->inputs[i]].name, &g->values[g->inputs[i]].shape);
-    for (int32_t i = 0; i < g->n_params; i++) {
-        const IrValue *v = &g->values[g->params[i]];
-        map[g->params[i]] = ir_add_param(ng, v->name, &v->shape, v->init, v->fan_in);
-        ng->values[map[g->params[i]]].buffer = v->buffer;
-    }
+    int32_t *map;
+    IrGraph *ng = pass_rebuild_begin(g, NULL, &map);
     CseTable t = {0};
     t.cap = 64;
     while (t.cap < 2 * (size_t)g->n_nodes) t.cap *= 2;

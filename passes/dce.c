@@ -18,20 +18,8 @@ bool pass_dce(IrGraph *g, char *err, size_t errlen)
         if (!live[n->out]) continue;
         for (int j = 0; j < n->n_in; j++) live[ir_in(g, n, j)] = true;
     }
-    IrGraph *ng = ir_new(g->name);
-    ng->source = g->source ? arena_strdup(&ng->arena, g->source) : NULL;
-    int32_t *map = nnc_xmalloc((size_t)g->n_values * sizeof *map);
-    for (int32_t i = 0; i < g->n_values; i++) map[i] = -1;
-    for (int32_t i = 0; i < g->n_inputs; i++) {
-        const IrValue *v = &g->values[g->inputs[i]];
-        map[g->inputs[i]] = ir_add_input(ng, v->name, &v->shape);
-    }
-    for (int32_t i = 0; i < g->n_params; i++) {
-        const IrValue *v = &g->values[g->params[i]];
-        if (!live[g->params[i]]) continue;
-        map[g->params[i]] = ir_add_param(ng, v->name, &v->shape, v->init, v->fan_in);
-        ng->values[map[g->params[i]]].buffer = v->buffer;
-    }
+    int32_t *map;
+    IrGraph *ng = pass_rebuild_begin(g, live, &map);  /* parameters no live node reads are dropped */
     bool ok = true;
     for (int32_t i = 0; i < g->n_nodes && ok; i++) {
         const IrNode *n = &g->nodes[i];

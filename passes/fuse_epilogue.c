@@ -174,19 +174,8 @@ bool pass_fuse_epilogue(IrGraph *g, char *err, size_t errlen)
         plan_free(&p);
         return true;
     }
-    IrGraph *ng = ir_new(g->name);
-    ng->source = g->source ? arena_strdup(&ng->arena, g->source) : NULL;
-    int32_t *map = nnc_xmalloc((size_t)g->n_values * sizeof *map);
-    for (int32_t v = 0; v < g->n_values; v++) map[v] = -1;
-    for (int32_t i = 0; i < g->n_inputs; i++) {
-        const IrValue *v = &g->values[g->inputs[i]];
-        map[g->inputs[i]] = ir_add_input(ng, v->name, &v->shape);
-    }
-    for (int32_t k = 0; k < g->n_params; k++) {
-        const IrValue *v = &g->values[g->params[k]];
-        map[g->params[k]] = ir_add_param(ng, v->name, &v->shape, v->init, v->fan_in);
-        ng->values[map[g->params[k]]].buffer = v->buffer;
-    }
+    int32_t *map;
+    IrGraph *ng = pass_rebuild_begin(g, NULL, &map);
     bool ok = true;
     for (int32_t i = 0; i < g->n_nodes && ok; i++) {
         const IrNode *n = &g->nodes[i];

@@ -74,6 +74,26 @@ int pass_count_kernels(const IrGraph *g)
     return k;
 }
 
+IrGraph *pass_rebuild_begin(const IrGraph *g, const bool *keep, int32_t **map)
+{
+    IrGraph *ng = ir_new(g->name);
+    ng->source = g->source ? arena_strdup(&ng->arena, g->source) : NULL;
+    int32_t *m = nnc_xmalloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *m);
+    for (int32_t v = 0; v < g->n_values; v++) m[v] = -1;
+    for (int32_t i = 0; i < g->n_inputs; i++) {
+        const IrValue *v = &g->values[g->inputs[i]];
+        m[g->inputs[i]] = ir_add_input(ng, v->name, &v->shape);
+    }
+    for (int32_t p = 0; p < g->n_params; p++) {
+        const IrValue *v = &g->values[g->params[p]];
+        if (keep && !keep[g->params[p]]) continue;
+        m[g->params[p]] = ir_add_param(ng, v->name, &v->shape, v->init, v->fan_in);
+        ng->values[m[g->params[p]]].buffer = v->buffer;
+    }
+    *map = m;
+    return ng;
+}
+
 void pass_replace_graph(IrGraph *dst, IrGraph *src)
 {
     arena_free(&dst->arena);

@@ -37,6 +37,13 @@ bool pass_dce(IrGraph *g, char *err, size_t errlen);
 /* Number of kernels the C backend will call for g (nodes that are not leaves). */
 int pass_count_kernels(const IrGraph *g);
 
+/* Starts rebuilding g (how every pass rewrites: a new graph, filled in
+ * order, so ids stay dense and nodes topological): a new graph with g's name,
+ * source and inputs, and the parameters for which keep[value] is true (all
+ * when keep is NULL), buffer flags kept. *map receives a new array with the
+ * new id of every value copied so far and -1 for the rest; free it. */
+IrGraph *pass_rebuild_begin(const IrGraph *g, const bool *keep, int32_t **map);
+
 /* Replaces the contents of dst by src's and frees the src shell. */
 void pass_replace_graph(IrGraph *dst, IrGraph *src);
 
