@@ -17,100 +17,14 @@
 #include "frontend/frontend.h"
 #include "passes/fold_bn.h"
 #include "passes/passes.h"
+#include "tests/unit/ir_builder.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    IrGraph *g;
-    int line;
-} B;
-
-static IrShape shp(int rank, int64_t a, int64_t b, int64_t c, int64_t d)
-{
-    IrShape s = {rank, {a, b, c, d}};
-    return s;
-}
-
-static int32_t node(B *b, OpKind op, const int32_t *ins, int n_in, const IrAttr *attr, const char *scope)
-{
-    char err[256] = "";
-    IrLoc loc = {"t.net", b->line++, 3};
-    int32_t v = ir_add_node(b->g, op, ins, n_in, attr, loc, scope, err, sizeof err);
-    if (v < 0) fail_msg("ir_add_node(%s): %s", ir_ops[op].name, err);
-    return v;
-}
-
-static int32_t param(B *b, const char *scope, const char *leaf, IrShape s)
-{
-    char name[128];
-    snprintf(name, sizeof name, "%s.%s", scope, leaf);
-    return ir_add_param(b->g, name, &s, INIT_NONE, 0);
-}
-
-static int32_t conv(B *b, int32_t x, const char *scope, int k, int groups, bool bias, bool transposed)
-{
-    int64_t c = b->g->values[x].shape.dim[0];
-    IrAttr a = {.conv = {.kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .dh = 1, .dw = 1, .groups = groups,
-                         .out_channels = k, .bias = bias}};
-    int32_t ins[3] = {x, param(b, scope, "weight", transposed ? shp(4, c, k / groups, 3, 3) : shp(4, k, c / groups, 3, 3)),
-                      bias ? param(b, scope, "bias", shp(1, k, 0, 0, 0)) : -1};
-    return node(b, transposed ? OP_CONV_T2D : OP_CONV2D, ins, bias ? 3 : 2, &a, scope);
-}
-
-static int32_t linear(B *b, int32_t x, const char *scope, int out)
-{
-    IrAttr a = {.linear = {.out_features = out, .bias = true}};
-    int32_t ins[3] = {x, param(b, scope, "weight", shp(2, out, b->g->values[x].shape.dim[0], 0, 0)),
-                      param(b, scope, "bias", shp(1, out, 0, 0, 0))};
-    return node(b, OP_LINEAR, ins, 3, &a, scope);
-}
-
-static int32_t bn(B *b, int32_t x, const char *scope)
-{
-    IrShape c = shp(1, b->g->values[x].shape.dim[0], 0, 0, 0);
-    IrAttr a = {.bn = {1e-5f, 0.1f}};
-    int32_t ins[5] = {x, param(b, scope, "weight", c), param(b, scope, "bias", c), param(b, scope, "running_mean", c),
-                      param(b, scope, "running_var", c)};
-    return node(b, OP_BATCHNORM, ins, 5, &a, scope);
-}
-
-static int32_t relu(B *b, int32_t x) { return node(b, OP_RELU, &x, 1, NULL, NULL); }
-
-static B begin(const char *name, IrShape in)
-{
-    B b = {ir_new(name), 1};
-    ir_add_input(b.g, "x", &in);
-    return b;
-}
-
-static char *print(const IrGraph *g)
-{
-    StrBuf sb = {0};
-    ir_print(g, &sb);
-    char *s = strdup(sb.data);
-    sb_free(&sb);
-    return s;
-}
-
 /* Runs the pass on b.g and compares the printed graph with want (NULL: unchanged). */
-static void check_fold(B *b, const char *want)
-{
-    char err[512] = "";
-    char *before = print(b->g);
-    if (!ir_verify(b->g, err, sizeof err)) fail_msg("before: %s", err);
-    if (!pass_fold_bn(b->g, err, sizeof err)) fail_msg("pass_fold_bn: %s", err);
-    if (!ir_verify(b->g, err, sizeof err)) fail_msg("after: %s", err);
-    char *after = print(b->g);
-    if (strcmp(after, want ? want : before) != 0) {
-        fprintf(stderr, "after pass_fold_bn:\n%s\nwanted:\n%s", after, want ? want : before);
-        fail_msg("the graph after pass_fold_bn differs (above)");
-    }
-    free(before);
-    free(after);
-    ir_free(b->g);
-}
+static void check_fold(B *b, const char *want) { check_pass(b, pass_fold_bn, "pass_fold_bn", want); }
 
 static void test_conv_bn_relu(void **state)
 {

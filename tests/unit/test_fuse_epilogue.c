@@ -19,105 +19,20 @@
 #include "frontend/frontend.h"
 #include "passes/fuse_epilogue.h"
 #include "passes/passes.h"
+#include "tests/unit/ir_builder.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    IrGraph *g;
-    int line;
-} B;
-
-static IrShape shp(int rank, int64_t a, int64_t b, int64_t c, int64_t d)
-{
-    IrShape s = {rank, {a, b, c, d}};
-    return s;
-}
-
-static int32_t node(B *b, OpKind op, const int32_t *ins, int n_in, const IrAttr *attr, const char *scope)
-{
-    char err[256] = "";
-    IrLoc loc = {"t.net", b->line++, 3};
-    int32_t v = ir_add_node(b->g, op, ins, n_in, attr, loc, scope, err, sizeof err);
-    if (v < 0) fail_msg("ir_add_node(%s): %s", ir_ops[op].name, err);
-    return v;
-}
-
-static int32_t param(B *b, const char *scope, const char *leaf, IrShape s)
-{
-    char name[128];
-    snprintf(name, sizeof name, "%s.%s", scope, leaf);
-    return ir_add_param(b->g, name, &s, INIT_NONE, 0);
-}
-
-/* A 3x3, stride-1, padded conv2d (or conv_transpose2d) to k channels. */
-static int32_t conv(B *b, int32_t x, const char *scope, int k, bool bias, bool transposed)
-{
-    int64_t c = b->g->values[x].shape.dim[0];
-    IrAttr a = {.conv = {.kh = 3, .kw = 3, .sh = 1, .sw = 1, .ph = 1, .pw = 1, .dh = 1, .dw = 1, .groups = 1,
-                         .out_channels = k, .bias = bias}};
-    int32_t ins[3] = {x, param(b, scope, "weight", transposed ? shp(4, c, k, 3, 3) : shp(4, k, c, 3, 3)),
-                      bias ? param(b, scope, "bias", shp(1, k, 0, 0, 0)) : -1};
-    return node(b, transposed ? OP_CONV_T2D : OP_CONV2D, ins, bias ? 3 : 2, &a, scope);
-}
-
-static int32_t linear(B *b, int32_t x, const char *scope, int out)
-{
-    IrAttr a = {.linear = {.out_features = out, .bias = true}};
-    int32_t ins[3] = {x, param(b, scope, "weight", shp(2, out, b->g->values[x].shape.dim[0], 0, 0)),
-                      param(b, scope, "bias", shp(1, out, 0, 0, 0))};
-    return node(b, OP_LINEAR, ins, 3, &a, scope);
-}
-
-static int32_t unary(B *b, OpKind op, int32_t x) { return node(b, op, &x, 1, NULL, NULL); }
-static int32_t relu(B *b, int32_t x) { return unary(b, OP_RELU, x); }
-
-static int32_t add(B *b, int32_t x, int32_t y)
-{
-    int32_t ins[2] = {x, y};
-    return node(b, OP_ADD, ins, 2, NULL, NULL);
-}
-
-static B begin(const char *name, IrShape in)
-{
-    B b = {ir_new(name), 1};
-    ir_add_input(b.g, "x", &in);
-    return b;
-}
-
-static char *print(const IrGraph *g)
-{
-    StrBuf sb = {0};
-    ir_print(g, &sb);
-    char *s = strdup(sb.data);
-    sb_free(&sb);
-    return s;
-}
-
 /* Runs the pass on b.g and compares the printed graph with want (NULL: unchanged). */
-static void check_fuse(B *b, const char *want)
-{
-    char err[512] = "";
-    char *before = print(b->g);
-    if (!ir_verify(b->g, err, sizeof err)) fail_msg("before: %s", err);
-    if (!pass_fuse_epilogue(b->g, err, sizeof err)) fail_msg("pass_fuse_epilogue: %s", err);
-    if (!ir_verify(b->g, err, sizeof err)) fail_msg("after: %s", err);
-    char *after = print(b->g);
-    if (strcmp(after, want ? want : before) != 0) {
-        fprintf(stderr, "after pass_fuse_epilogue:\n%s\nwanted:\n%s", after, want ? want : before);
-        fail_msg("the graph after pass_fuse_epilogue differs (above)");
-    }
-    free(before);
-    free(after);
-    ir_free(b->g);
-}
+static void check_fuse(B *b, const char *want) { check_pass(b, pass_fuse_epilogue, "pass_fuse_epilogue", want); }
 
 static void test_conv_relu(void **state)
 {
     (void)state;
     B b = begin("t", shp(3, 4, 8, 8, 0));
-    ir_add_output(b.g, "y", relu(&b, conv(&b, 0, "conv1", 6, true, false)));
+    ir_add_output(b.g, "y", relu(&b, conv(&b, 0, "conv1", 6, 1, true, false)));
     check_fuse(&b, "graph t\n"
                    "  input  %0 x [4, 8, 8]\n"
                    "  param  %1 conv1.weight [6, 4, 3, 3]\n"
@@ -132,8 +47,8 @@ static void test_basic_block(void **state)
 {
     (void)state;
     B b = begin("t", shp(3, 4, 8, 8, 0));
-    int32_t h = relu(&b, conv(&b, 0, "conv1", 4, false, false));
-    ir_add_output(b.g, "y", relu(&b, add(&b, conv(&b, h, "conv2", 4, false, false), 0)));
+    int32_t h = relu(&b, conv(&b, 0, "conv1", 4, 1, false, false));
+    ir_add_output(b.g, "y", relu(&b, add(&b, conv(&b, h, "conv2", 4, 1, false, false), 0)));
     check_fuse(&b, "graph t\n"
                    "  input  %0 x [4, 8, 8]\n"
                    "  param  %1 conv1.weight [4, 4, 3, 3]\n"
@@ -149,7 +64,7 @@ static void test_residual_only(void **state)
     (void)state;
     B b = begin("t", shp(3, 4, 8, 8, 0));
     int32_t r = unary(&b, OP_TANH, 0);
-    ir_add_output(b.g, "y", add(&b, r, conv(&b, 0, "c", 4, true, false)));
+    ir_add_output(b.g, "y", add(&b, r, conv(&b, 0, "c", 4, 1, true, false)));
     check_fuse(&b, "graph t\n"
                    "  input  %0 x [4, 8, 8]\n"
                    "  param  %1 c.weight [4, 4, 3, 3]\n"
@@ -176,7 +91,7 @@ static void test_conv_sigmoid(void **state)
 {
     (void)state;
     B b = begin("t", shp(3, 4, 8, 8, 0));
-    ir_add_output(b.g, "y", unary(&b, OP_SIGMOID, conv(&b, 0, "c", 2, true, false)));
+    ir_add_output(b.g, "y", unary(&b, OP_SIGMOID, conv(&b, 0, "c", 2, 1, true, false)));
     check_fuse(&b, "graph t\n"
                    "  input  %0 x [4, 8, 8]\n"
                    "  param  %1 c.weight [2, 4, 3, 3]\n"
@@ -192,7 +107,7 @@ static void test_leaky_relu6_chain(void **state)
     (void)state;
     B b = begin("t", shp(3, 4, 8, 8, 0));
     IrAttr leaky = {.act = {0.2f}};
-    int32_t c = conv(&b, 0, "c", 4, true, false);
+    int32_t c = conv(&b, 0, "c", 4, 1, true, false);
     int32_t y = node(&b, OP_LEAKY_RELU, &c, 1, &leaky, NULL);
     ir_add_output(b.g, "y", unary(&b, OP_TANH, y));
     int32_t f = unary(&b, OP_FLATTEN, y);
@@ -216,7 +131,7 @@ static void test_not_when_read_twice(void **state)
 {
     (void)state;
     B b = begin("t", shp(3, 4, 8, 8, 0));
-    int32_t c = conv(&b, 0, "c", 4, true, false);
+    int32_t c = conv(&b, 0, "c", 4, 1, true, false);
     ir_add_output(b.g, "y", add(&b, relu(&b, c), c));
     check_fuse(&b, NULL);
 }
@@ -226,7 +141,7 @@ static void test_not_when_output(void **state)
 {
     (void)state;
     B b = begin("t", shp(3, 4, 8, 8, 0));
-    int32_t c = conv(&b, 0, "c", 4, true, false);
+    int32_t c = conv(&b, 0, "c", 4, 1, true, false);
     ir_add_output(b.g, "y", relu(&b, add(&b, c, 0)));
     ir_add_output(b.g, "features", c);
     check_fuse(&b, NULL);
@@ -257,7 +172,7 @@ static void test_not_conv_transpose(void **state)
 {
     (void)state;
     B b = begin("t", shp(3, 4, 5, 5, 0));
-    int32_t c = conv(&b, 0, "up", 4, true, true);
+    int32_t c = conv(&b, 0, "up", 4, 1, true, true);
     ir_add_output(b.g, "y", relu(&b, add(&b, c, 0)));
     check_fuse(&b, NULL);
 }
@@ -268,8 +183,8 @@ static void test_twice(void **state)
     (void)state;
     char err[256];
     B b = begin("t", shp(3, 4, 8, 8, 0));
-    int32_t h = relu(&b, conv(&b, 0, "conv1", 4, false, false));
-    ir_add_output(b.g, "y", relu(&b, add(&b, conv(&b, h, "conv2", 4, false, false), 0)));
+    int32_t h = relu(&b, conv(&b, 0, "conv1", 4, 1, false, false));
+    ir_add_output(b.g, "y", relu(&b, add(&b, conv(&b, h, "conv2", 4, 1, false, false), 0)));
     if (!pass_fuse_epilogue(b.g, err, sizeof err)) fail_msg("pass_fuse_epilogue: %s", err);
     check_fuse(&b, NULL);
 }
