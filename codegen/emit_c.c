@@ -531,6 +531,11 @@ static bool emit_c_unary(CgCtx *cx, const IrNode *n)
 /* identity, dropout (inference), flatten: a copy until a pass turns them into views. */
 static bool emit_c_copy(CgCtx *cx, const IrNode *n)
 {
+    int32_t x = ir_in(cx->g, n, 0);
+    if (n->op == OP_FLATTEN && cx->ws_offset[x] >= 0 && cx->ws_offset[n->out] == cx->ws_offset[x]) {
+        sb_printf(&cx->body, "    /* %s is a view of %s: no copy */\n", cx->cname[n->out], cx->cname[x]);
+        return true;
+    }
     cg_need(cx, "copy");
     cg_call_begin(cx, "nnc_copy");
     cg_arg(cx, NULL, "%s, %s, %s", cg_count(cx, n->out), cg_in(cx, n, 0), cg_out(cx, n));
@@ -808,6 +813,13 @@ static bool cg_plan_workspace(CgCtx *cx)
                     cx->opt->max_batch);
         if (cx->bound_out[n->out] >= 0 || cx->is_const[n->out]) continue;  /* constants live in m->consts */
         int32_t end = last[n->out] > i ? last[n->out] : i;
+        if (!cx->opt->no_memory_plan && n->op == OP_FLATTEN && buf_of[ir_in(g, n, 0)] >= 0) {
+            /* flatten changes no byte: its output is a view of its input (same buffer, lifetime joined) */
+            int32_t b = buf_of[ir_in(g, n, 0)];
+            buf_of[n->out] = b;
+            if (bufs[b].last < end) bufs[b].last = end;
+            continue;
+        }
         for (int j = 0; !cx->opt->no_memory_plan && cg_in_place_ok(n->op) && j < n->n_in; j++) {
             int32_t x = ir_in(g, n, j);
             if (buf_of[x] >= 0 && last[x] == i && bufs[buf_of[x]].size == bytes) {
