@@ -123,6 +123,36 @@ class Emitters(unittest.TestCase):
             self.assertIn(op, p.stdout)
 
 
+class Stats(unittest.TestCase):
+    """`nnc --stats`: the keys scripts rely on, and what the passes do to them."""
+
+    def test_keys_and_levels(self):
+        from nncutil import nnc_stats
+        o0, o2 = nnc_stats(MODEL, "-O0"), nnc_stats(MODEL)
+        for k in ("params", "macs", "activation_bytes", "nodes", "kernels", "workspace_bytes",
+                  "workspace_lower_bound_bytes"):
+            self.assertIn(k, o2)
+        self.assertEqual(o2["params"], 61706)
+        self.assertEqual(o2["macs"], 416520)
+        self.assertEqual(o0["params"], o2["params"])
+        self.assertLess(o2["kernels"], o0["kernels"])          # relu fused into conv/linear, flatten a view
+        self.assertLess(o2["workspace_bytes"], o0["workspace_bytes"])
+        self.assertGreaterEqual(o2["workspace_bytes"], o2["workspace_lower_bound_bytes"])
+        self.assertLessEqual(o2["workspace_bytes"], 1.05 * o2["workspace_lower_bound_bytes"])
+        # the per-layer table follows the keys
+        out = nnc("--stats", MODEL).stdout
+        self.assertIn("layers:", out)
+        self.assertIn("conv1", out)
+
+    def test_print_after(self):
+        p = nnc(MODEL, "--emit=ir", "--print-after=all")
+        self.assertIn("# after cleanup", p.stderr)
+        self.assertIn("# after fuse_epilogue", p.stderr)
+        p = nnc(MODEL, "--print-after=nosuchpass", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("no pass named 'nosuchpass'", p.stderr)
+
+
 class RunErrors(unittest.TestCase):
     """`nnc run` on bad files: exit status 1 and a message naming the culprit."""
 
