@@ -144,6 +144,15 @@ class Stats(unittest.TestCase):
         self.assertIn("layers:", out)
         self.assertIn("conv1", out)
 
+    def test_bad_net_file_exit_status(self):
+        """A malformed .net file: a positioned error and exit status 1, never a crash."""
+        errors = os.path.join(SRC, "tests", "errors")
+        for name in ("syntax_missing_paren.net", "shape_add_in_block.net", "lex_non_ascii.net"):
+            p = nnc(os.path.join(errors, name), "--emit=ir", check=False)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertTrue(p.stderr.startswith(os.path.join(errors, name) + ":"), p.stderr)
+            self.assertIn(": error: ", p.stderr.splitlines()[0])
+
     def test_print_after(self):
         p = nnc(MODEL, "--emit=ir", "--print-after=all")
         self.assertIn("# after cleanup", p.stderr)
