@@ -24,11 +24,8 @@ bool pass_dce(IrGraph *g, char *err, size_t errlen)
     for (int32_t i = 0; i < g->n_nodes && ok; i++) {
         const IrNode *n = &g->nodes[i];
         if (!live[n->out]) continue;
-        int32_t ins[256], *in = n->n_in <= 256 ? ins : nnc_xmalloc((size_t)n->n_in * sizeof *in);
-        for (int j = 0; j < n->n_in; j++) in[j] = map[ir_in(g, n, j)];
-        map[n->out] = ir_add_node(ng, n->op, in, n->n_in, &n->attr, n->loc, n->scope, err, errlen);
+        map[n->out] = pass_copy_node(ng, g, n, map, err, errlen);
         ok = map[n->out] >= 0;
-        if (in != ins) free(in);
     }
     for (int32_t i = 0; i < g->n_outputs && ok; i++) ir_add_output(ng, g->outputs[i].name, map[g->outputs[i].value]);
     free(map);

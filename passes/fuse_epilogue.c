@@ -157,16 +157,6 @@ static int32_t emit_fused(IrGraph *ng, const IrGraph *g, const Plan *p, int32_t 
     return ir_add_node(ng, layer->op, ins, n_in, &a, layer->loc, layer->scope, err, errlen);
 }
 
-/* Copies node n of g into ng with its inputs mapped; returns its value or -1. */
-static int32_t copy_node(IrGraph *ng, const IrGraph *g, const IrNode *n, const int32_t *map, char *err, size_t errlen)
-{
-    int32_t ins[256] = {0}, *in = n->n_in <= 256 ? ins : nnc_xmalloc((size_t)n->n_in * sizeof *in);
-    for (int j = 0; j < n->n_in; j++) in[j] = map[ir_in(g, n, j)];
-    int32_t v = ir_add_node(ng, n->op, in, n->n_in, &n->attr, n->loc, n->scope, err, errlen);
-    if (in != ins) free(in);
-    return v;
-}
-
 bool pass_fuse_epilogue(IrGraph *g, char *err, size_t errlen)
 {
     Plan p;
@@ -181,7 +171,7 @@ bool pass_fuse_epilogue(IrGraph *g, char *err, size_t errlen)
         const IrNode *n = &g->nodes[i];
         int32_t l = p.head[i];
         if (l >= 0 && p.end[l] != i) continue;  /* the layer or its add: emitted where the group ends */
-        map[n->out] = l >= 0 ? emit_fused(ng, g, &p, l, map, err, errlen) : copy_node(ng, g, n, map, err, errlen);
+        map[n->out] = l >= 0 ? emit_fused(ng, g, &p, l, map, err, errlen) : pass_copy_node(ng, g, n, map, err, errlen);
         ok = map[n->out] >= 0;
     }
     for (int32_t o = 0; o < g->n_outputs && ok; o++) ir_add_output(ng, g->outputs[o].name, map[g->outputs[o].value]);

@@ -94,6 +94,15 @@ IrGraph *pass_rebuild_begin(const IrGraph *g, const bool *keep, int32_t **map)
     return ng;
 }
 
+int32_t pass_copy_node(IrGraph *ng, const IrGraph *g, const IrNode *n, const int32_t *map, char *err, size_t errlen)
+{
+    int32_t ins[256] = {0}, *in = n->n_in <= 256 ? ins : nnc_xmalloc((size_t)n->n_in * sizeof *in);
+    for (int j = 0; j < n->n_in; j++) in[j] = map[ir_in(g, n, j)];
+    int32_t v = ir_add_node(ng, n->op, in, n->n_in, &n->attr, n->loc, n->scope, err, errlen);
+    if (in != ins) free(in);
+    return v;
+}
+
 void pass_replace_graph(IrGraph *dst, IrGraph *src)
 {
     arena_free(&dst->arena);

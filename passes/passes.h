@@ -44,6 +44,10 @@ int pass_count_kernels(const IrGraph *g);
  * new id of every value copied so far and -1 for the rest; free it. */
 IrGraph *pass_rebuild_begin(const IrGraph *g, const bool *keep, int32_t **map);
 
+/* Copies node n of g into ng (a rebuild) with its inputs mapped through map;
+ * returns the new value, or -1 with the shape rule's reason in err. */
+int32_t pass_copy_node(IrGraph *ng, const IrGraph *g, const IrNode *n, const int32_t *map, char *err, size_t errlen);
+
 /* Replaces the contents of dst by src's and frees the src shell. */
 void pass_replace_graph(IrGraph *dst, IrGraph *src);
 
