@@ -587,15 +587,18 @@ static bool emit_c_avgpool2d(CgCtx *cx, const IrNode *n)
     return true;
 }
 
-static bool emit_c_global_avgpool(CgCtx *cx, const IrNode *n)
+/* A kernel of the form f(n, x, channels, elements per channel, y), from section `section`. */
+static bool cg_emit_per_channel(CgCtx *cx, const IrNode *n, const char *section)
 {
     const IrShape *x = ir_in_shape(cx->g, n, 0);
-    cg_need(cx, "global_avgpool");
-    cg_call_begin(cx, "nnc_global_avgpool");
+    cg_need(cx, section);
+    cg_call_begin(cx, arena_printf(&cx->arena, "nnc_%s", section));
     cg_arg(cx, NULL, "n, %s, %lld, %lld, %s", cg_in(cx, n, 0), cg_dim(x, 0), cg_elems_from(x, 1), cg_out(cx, n));
     cg_call_end(cx);
     return true;
 }
+
+static bool emit_c_global_avgpool(CgCtx *cx, const IrNode *n) { return cg_emit_per_channel(cx, n, "global_avgpool"); }
 
 static bool emit_c_adaptive_avgpool2d(CgCtx *cx, const IrNode *n)
 {
@@ -643,15 +646,7 @@ static bool emit_c_concat(CgCtx *cx, const IrNode *n)
 }
 
 /* Softmax over the channels (PyTorch's dim=1), at every position. */
-static bool emit_c_softmax(CgCtx *cx, const IrNode *n)
-{
-    const IrShape *x = ir_in_shape(cx->g, n, 0);
-    cg_need(cx, "softmax");
-    cg_call_begin(cx, "nnc_softmax");
-    cg_arg(cx, NULL, "n, %s, %lld, %lld, %s", cg_in(cx, n, 0), cg_dim(x, 0), cg_elems_from(x, 1), cg_out(cx, n));
-    cg_call_end(cx);
-    return true;
-}
+static bool emit_c_softmax(CgCtx *cx, const IrNode *n) { return cg_emit_per_channel(cx, n, "softmax"); }
 
 /* Batchnorm folded into a conv2d / linear weight (output channel dim 0) or a
  * conv_transpose2d weight [c_in, c_out/g, kh, kw]: see nnc_bn_fold_weight. */

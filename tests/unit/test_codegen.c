@@ -925,6 +925,27 @@ static float *forward_once(Loaded *l, int n, const float *in, int64_t out_floats
     return out;
 }
 
+/* Compiles and loads l's emitted code and creates an instance on weights. */
+static void load_emitted(Loaded *l, const char *weights)
+{
+    char err[4096] = "";
+    if (rt_cc_load(l->e.c.data, l->e.h.data, l->e.header, l->e.prefix, &l->rt, err, sizeof err) != 0)
+        fail_msg("rt_cc_load: %s", err);
+    if (l->rt.create(&l->m, weights, NULL) != 0) fail_msg("create: %s", l->rt.last_error(l->m));
+}
+
+/* got equals want within 1e-5 of want's largest magnitude (per-element relative
+ * error is fragile near zero). */
+static void assert_close_normalized(const float *got, const float *want, int64_t count, const char *what)
+{
+    double peak = 0;
+    for (int64_t i = 0; i < count; i++) peak = fabs(want[i]) > peak ? fabs(want[i]) : peak;
+    for (int64_t i = 0; i < count; i++)
+        if (fabs((double)got[i] - want[i]) > 1e-5 * peak)
+            fail_msg("%s output [%lld] = %.9g, expected %.9g (largest %g)", what, (long long)i, (double)got[i],
+                     (double)want[i], peak);
+}
+
 /* Batchnorm folding changes the forward pass, not its numbers: the generated
  * code of the graph after pass_fold_bn, with the same weights file, gives the
  * outputs of the graph before, within 1e-5 of the largest output; the folded
@@ -951,17 +972,10 @@ static void test_fold_bn_numerics(void **state)
     assert_null(strstr(after.e.c.data, "nnc_batchnorm("));
     assert_non_null(strstr(after.e.h.data, "#define FOLDED_CONST_FLOATS"));
     assert_non_null(strstr(after.e.h.data, "(create only)"));
-    if (rt_cc_load(after.e.c.data, after.e.h.data, after.e.header, after.e.prefix, &after.rt, err, sizeof err) != 0)
-        fail_msg("rt_cc_load: %s", err);
     path_in(&before.e, "w.safetensors", path, sizeof path);
-    if (after.rt.create(&after.m, path, NULL) != 0) fail_msg("create: %s", after.rt.last_error(after.m));
+    load_emitted(&after, path);
     float *got = forward_once(&after, MAX_BATCH, x, out_floats);
-    double peak = 0;
-    for (int64_t i = 0; i < MAX_BATCH * out_floats; i++) peak = fabs(want[i]) > peak ? fabs(want[i]) : peak;
-    for (int64_t i = 0; i < MAX_BATCH * out_floats; i++)
-        if (fabs((double)got[i] - want[i]) > 1e-5 * peak)
-            fail_msg("folded output [%lld] = %.9g, unfolded %.9g (largest %g)", (long long)i, (double)got[i],
-                     (double)want[i], peak);
+    assert_close_normalized(got, want, MAX_BATCH * out_floats, "folded");
     free(got);
     free(want);
     free(x);
@@ -1014,10 +1028,8 @@ static void test_fuse_epilogue_numerics(void **state)
     if (!pass_fold_bn(net->g, err, sizeof err)) fail_msg("pass_fold_bn: %s", err);
     Loaded folded;  /* the same weights file: parameters keep their names */
     emit(net, MAX_BATCH, &folded.e);
-    if (rt_cc_load(folded.e.c.data, folded.e.h.data, folded.e.header, folded.e.prefix, &folded.rt, err, sizeof err))
-        fail_msg("rt_cc_load: %s", err);
     path_in(&before.e, "w.safetensors", path, sizeof path);
-    if (folded.rt.create(&folded.m, path, NULL) != 0) fail_msg("create: %s", folded.rt.last_error(folded.m));
+    load_emitted(&folded, path);
     float *want = forward_once(&folded, MAX_BATCH, x, out_floats);
 
     if (!pass_fuse_epilogue(net->g, err, sizeof err)) fail_msg("pass_fuse_epilogue: %s", err);
@@ -1033,16 +1045,9 @@ static void test_fuse_epilogue_numerics(void **state)
     assert_non_null(strstr(c, "/* epilogue: + residual [6, 6, 6], then relu */"));
     assert_non_null(strstr(c, "/* epilogue: + residual [8], then sigmoid */"));
     assert_null(strstr(c, "nnc_relu(")), assert_null(strstr(c, "nnc_add(")), assert_null(strstr(c, "nnc_sigmoid("));
-    if (rt_cc_load(c, after.e.h.data, after.e.header, after.e.prefix, &after.rt, err, sizeof err) != 0)
-        fail_msg("rt_cc_load: %s", err);
-    if (after.rt.create(&after.m, path, NULL) != 0) fail_msg("create: %s", after.rt.last_error(after.m));
+    load_emitted(&after, path);
     float *got = forward_once(&after, MAX_BATCH, x, out_floats);
-    double peak = 0;
-    for (int64_t i = 0; i < MAX_BATCH * out_floats; i++) peak = fabs(want[i]) > peak ? fabs(want[i]) : peak;
-    for (int64_t i = 0; i < MAX_BATCH * out_floats; i++)
-        if (fabs((double)got[i] - want[i]) > 1e-5 * peak)
-            fail_msg("fused output [%lld] = %.9g, unfused %.9g (largest %g)", (long long)i, (double)got[i],
-                     (double)want[i], peak);
+    assert_close_normalized(got, want, MAX_BATCH * out_floats, "fused");
     free(got);
     free(want);
     free(x);
