@@ -81,6 +81,8 @@ typedef struct CgCtx {
     int64_t *ws_offset;           /* byte offset in the workspace, or -1 */
     int64_t *param_offset;        /* offset in params, in floats, or -1 */
     int32_t *bound_out;           /* output its node writes straight into, or -1 */
+    int32_t *root;                /* the value whose storage holds this one (itself, or an in-place concat) */
+    int64_t *view_off;            /* where in each sample of root it starts, in floats */
     bool *read;                   /* the run function reads the value (a non-constant node or an output) */
     bool *is_const;               /* parameters and constant nodes' values (ir_mark_constants) */
     const char **in_name;         /* C names of the inputs, in declaration order */
@@ -390,22 +392,36 @@ static bool emit_c_leaf(CgCtx *cx, const IrNode *n)
  * them in nnc_conv2d_scratch / nnc_conv_transpose2d_scratch; create checks the
  * two agree (cg_scratch_check). */
 /* A 1x1, stride-1, unpadded convolution is a plain GEMM on its input: the
- * conv2d kernel takes that path and never touches its scratch. */
+ * conv2d kernel takes that path and needs no im2col; nor does a depthwise one
+ * (one input channel per group), which the kernel computes directly. */
 static bool cg_conv_direct(const ConvAttr *c)
 {
     return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0;
+}
+
+/* Rows of a dwpw tile: the depthwise output of one tile (channels x rows x
+ * width) stays within 128 KiB, so it is still in L2 when the pointwise GEMM
+ * reads it back. */
+static int cg_dwpw_tile(const IrGraph *g, const IrNode *n)
+{
+    const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
+    int64_t rows = 32768 / (x->dim[0] * y->dim[2]);
+    return (int)(rows < 1 ? 1 : rows > y->dim[1] ? y->dim[1] : rows);
 }
 
 static int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n)
 {
     const ConvAttr *c = &n->attr.conv;
     const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
-    if (n->op == OP_CONV2D && cg_conv_direct(c))
-        return 0;  /* the kernel multiplies x itself: no im2col (its "direct" case) */
-    if (n->op == OP_CONV2D)
-        return x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2];
+    if (n->op == OP_CONV2D) {  /* the prologue's copy of a sample, then im2col unless the kernel needs none */
+        int64_t s = c->pro.on ? ir_shape_elems(x) : 0;
+        if (!cg_conv_direct(c) && x->dim[0] / c->groups > 1)
+            s += x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2];
+        return s;
+    }
     if (n->op == OP_CONV_T2D)
         return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
+    if (n->op == OP_DWPW) return x->dim[0] * cg_dwpw_tile(g, n) * y->dim[2];
     return 0;
 }
 
@@ -427,22 +443,68 @@ static void cg_weight_args(CgCtx *cx, const IrNode *n)
 
 /* The epilogue arguments of conv2d and linear (residual or NULL, NNC_ACT_*, slope)
  * and their comment: "epilogue: + residual [64, 56, 56], then relu", "epilogue: none". */
+/* "NNC_ACT_RELU": the kernels' constant for an activation. */
+static const char *cg_act_const(CgCtx *cx, ActKind act)
+{
+    char buf[32];
+    size_t i = 0;
+    for (const char *s = ir_act_name(act); *s && i + 1 < sizeof buf; s++, i++)
+        buf[i] = *s >= 'a' && *s <= 'z' ? (char)(*s - 'a' + 'A') : *s;
+    buf[i] = '\0';
+    return arena_printf(&cx->arena, "NNC_ACT_%s", buf);
+}
+
+/* The batch stride of a value in floats: its root's elements per sample. */
+static long long cg_stride(CgCtx *cx, int32_t v) { return cg_elems_from(&cx->g->values[cx->root[v]].shape, 0); }
+
+/* The prologue arguments of conv2d and adaptive_avgpool2d (scale, shift,
+ * NNC_ACT_*, slope) and their comment. */
+static bool cg_prologue_args(CgCtx *cx, const IrNode *n)
+{
+    const Prologue *p = ir_prologue(n);
+    int i = ir_prologue_in(n);
+    if (i < 0) {
+        cg_arg(cx, "prologue: none", "NULL, NULL, NNC_ACT_NONE, 0.0f");
+        return true;
+    }
+    if (p->act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the prologue slope", p->slope)) return false;
+    const char *affine = arena_printf(&cx->arena, "x * %s + %s", cg_label(cx, ir_in(cx->g, n, i)),
+                                      cg_label(cx, ir_in(cx->g, n, i + 1)));
+    cg_arg(cx,
+           arena_printf(&cx->arena, "prologue: %s", p->act == ACT_NONE ? affine
+                                                     : arena_printf(&cx->arena, "%s(%s)", ir_act_name(p->act), affine)),
+           "%s, %s, %s, %s", cg_in(cx, n, i), cg_in(cx, n, i + 1), cg_act_const(cx, p->act),
+           cg_float_literal(cx, p->act == ACT_LEAKY_RELU ? p->slope : 0.0f));
+    return true;
+}
+
 static bool cg_epilogue_args(CgCtx *cx, const IrNode *n)
 {
+    const Epilogue *e0 = ir_epilogue(n);
+    if (n->op == OP_CONV2D) {  /* nnc_conv2d: the residual's batch stride; the channels the activation covers */
+        int r = ir_residual_in(n);
+        long long k = cx->g->values[n->out].shape.dim[0];
+        cg_arg(cx, r < 0 ? "no residual" : arena_printf(&cx->arena, "residual %s, batch stride",
+                                                                   cg_label(cx, ir_in(cx->g, n, r))),
+               "%s, %lld", r < 0 ? "NULL" : cg_in(cx, n, r), r < 0 ? 0LL : cg_stride(cx, ir_in(cx->g, n, r)));
+        if (e0->act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the epilogue slope", e0->slope)) return false;
+        cg_arg(cx, e0->act_channels ? arena_printf(&cx->arena, "then %s on channels 0..%d", ir_act_name(e0->act),
+                                                   e0->act_channels - 1)
+                                    : arena_printf(&cx->arena, "then %s", ir_act_name(e0->act)),
+               "%s, %s, %lld", cg_act_const(cx, e0->act),
+               cg_float_literal(cx, e0->act == ACT_LEAKY_RELU ? e0->slope : 0.0f),
+               e0->act_channels ? (long long)e0->act_channels : k);
+        return true;
+    }
     const Epilogue *e = ir_epilogue(n);
     int res = ir_residual_in(n);
-    char act[32];
-    size_t i = 0;
     if (e->act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the epilogue slope", e->slope)) return false;
-    for (const char *s = ir_act_name(e->act); *s && i + 1 < sizeof act; s++, i++)
-        act[i] = *s >= 'a' && *s <= 'z' ? (char)(*s - 'a' + 'A') : *s;
-    act[i] = '\0';
     const char *plus = res < 0 ? "" : arena_printf(&cx->arena, "+ residual %s", cg_label(cx, ir_in(cx->g, n, res)));
     const char *what = e->act == ACT_NONE ? (res < 0 ? "none" : plus)
                        : res < 0 ? ir_act_name(e->act)
                        : arena_printf(&cx->arena, "%s, then %s", plus, ir_act_name(e->act));
-    cg_arg(cx, arena_printf(&cx->arena, "epilogue: %s", what), "%s, NNC_ACT_%s, %s",
-           res < 0 ? "NULL" : cg_in(cx, n, res), act, cg_float_literal(cx, e->act == ACT_LEAKY_RELU ? e->slope : 0.0f));
+    cg_arg(cx, arena_printf(&cx->arena, "epilogue: %s", what), "%s, %s, %s", res < 0 ? "NULL" : cg_in(cx, n, res),
+           cg_act_const(cx, e->act), cg_float_literal(cx, e->act == ACT_LEAKY_RELU ? e->slope : 0.0f));
     return true;
 }
 
@@ -457,20 +519,65 @@ static bool cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
     if (scratch > 0)
         cg_scratch_check(cx, t ? arena_printf(&cx->arena, "nnc_conv_transpose2d_scratch(%lld, %lld, %d, %d, %d, %d)",
                                               cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->groups)
-                               : arena_printf(&cx->arena, "nnc_conv2d_scratch(%lld, %d, %d, %lld, %lld, %d)",
-                                              cg_dim(x, 0), c->kh, c->kw, cg_dim(y, 1), cg_dim(y, 2), c->groups),
+                               : arena_printf(&cx->arena,
+                                              "nnc_conv2d_scratch(%lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld, %d, %d)",
+                                              cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2), c->kh, c->kw, c->sh, c->sw,
+                                              c->ph, c->pw, cg_dim(y, 1), cg_dim(y, 2), c->groups, c->pro.on ? 1 : 0),
                          scratch);
     cg_call_begin(cx, fn);
-    cg_arg(cx, arena_printf(&cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld, %lld",
-           cg_in(cx, n, 0), cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2));
-    cg_weight_args(cx, n);
-    cg_arg(cx, arena_printf(&cx->arena, "y: %s", cg_dims(cx, y)), "%s, %lld, %lld, %lld", cg_out(cx, n),
-           cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
+    if (t) {
+        cg_arg(cx, arena_printf(&cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld, %lld",
+               cg_in(cx, n, 0), cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2));
+        cg_weight_args(cx, n);
+        cg_arg(cx, arena_printf(&cx->arena, "y: %s", cg_dims(cx, y)), "%s, %lld, %lld, %lld", cg_out(cx, n),
+               cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
+    } else {
+        cg_arg(cx, arena_printf(&cx->arena, "x: %s, batch stride", cg_label(cx, ir_in(cx->g, n, 0))),
+               "n, %s, %lld, %lld, %lld, %lld", cg_in(cx, n, 0), cg_stride(cx, ir_in(cx->g, n, 0)), cg_dim(x, 0),
+               cg_dim(x, 1), cg_dim(x, 2));
+        cg_weight_args(cx, n);
+        cg_arg(cx, arena_printf(&cx->arena, "y: %s, batch stride", cg_dims(cx, y)), "%s, %lld, %lld, %lld, %lld",
+               cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
+    }
     cg_arg(cx, "kernel, stride, padding, dilation, groups, scratch",
            "%d, %d, %d, %d, %d, %d, %d, %d, %d, %s", c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw,
            c->groups, scratch > 0 ? arena_printf(&cx->arena, "(float *)(ws + %lld)",
                                                  (long long)cx->scratch_off[n - cx->g->nodes]) : "NULL");
-    if (!t && !cg_epilogue_args(cx, n)) return false;  /* conv_transpose2d takes no epilogue */
+    if (!cg_epilogue_args(cx, n) || (!t && !cg_prologue_args(cx, n))) return false;  /* no prologue on conv_transpose2d */
+    cg_call_end(cx);
+    return true;
+}
+
+/* Depthwise then pointwise, tile by tile (nnc_dwpw). */
+static bool emit_c_dwpw(CgCtx *cx, const IrNode *n)
+{
+    const DwPwAttr *a = &n->attr.dwpw;
+    const IrShape *x = ir_in_shape(cx->g, n, 0), *y = &cx->g->values[n->out].shape;
+    int pwi = ir_dwpw_pw_in(n), tile = cg_dwpw_tile(cx->g, n);
+    int64_t scratch = cg_scratch_floats(cx->g, n);
+    if (a->dw.epi.act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the depthwise slope", a->dw.epi.slope)) return false;
+    cg_need(cx, "dwpw");
+    cg_scratch_check(cx, arena_printf(&cx->arena, "nnc_dwpw_scratch(%lld, %lld, %d)", cg_dim(x, 0), cg_dim(y, 2), tile),
+                     scratch);
+    cg_call_begin(cx, "nnc_dwpw");
+    cg_arg(cx, arena_printf(&cx->arena, "x: %s, batch stride", cg_label(cx, ir_in(cx->g, n, 0))),
+           "n, %s, %lld, %lld, %lld, %lld", cg_in(cx, n, 0), cg_stride(cx, ir_in(cx->g, n, 0)), cg_dim(x, 0),
+           cg_dim(x, 1), cg_dim(x, 2));
+    cg_arg(cx, arena_printf(&cx->arena, "depthwise: %s, %s", cg_label(cx, ir_in(cx->g, n, 1)),
+                            a->dw.bias ? cg_label(cx, ir_in(cx->g, n, 2)) : "no bias"),
+           "%s, %s", cg_in(cx, n, 1), a->dw.bias ? cg_in(cx, n, 2) : "NULL");
+    cg_arg(cx, "kernel, stride, padding, dilation", "%d, %d, %d, %d, %d, %d, %d, %d", a->dw.kh, a->dw.kw, a->dw.sh,
+           a->dw.sw, a->dw.ph, a->dw.pw, a->dw.dh, a->dw.dw);
+    cg_arg(cx, arena_printf(&cx->arena, "then %s", ir_act_name(a->dw.epi.act)), "%s, %s",
+           cg_act_const(cx, a->dw.epi.act), cg_float_literal(cx, a->dw.epi.act == ACT_LEAKY_RELU ? a->dw.epi.slope : 0.0f));
+    cg_arg(cx, arena_printf(&cx->arena, "pointwise: %s, %s", cg_label(cx, ir_in(cx->g, n, pwi)),
+                            a->pw.bias ? cg_label(cx, ir_in(cx->g, n, pwi + 1)) : "no bias"),
+           "%s, %s", cg_in(cx, n, pwi), a->pw.bias ? cg_in(cx, n, pwi + 1) : "NULL");
+    cg_arg(cx, arena_printf(&cx->arena, "y: %s, batch stride", cg_dims(cx, y)), "%s, %lld, %lld, %lld, %lld",
+           cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
+    if (!cg_epilogue_args(cx, n)) return false;
+    cg_arg(cx, "rows per tile, scratch", "%d, (float *)(ws + %lld)", tile,
+           (long long)cx->scratch_off[n - cx->g->nodes]);
     cg_call_end(cx);
     return true;
 }
@@ -485,13 +592,15 @@ static bool emit_c_batchnorm(CgCtx *cx, const IrNode *n)
     if (!cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
     cg_need(cx, "batchnorm");
     cg_call_begin(cx, "nnc_batchnorm");
-    cg_arg(cx, arena_printf(&cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld",
-           cg_in(cx, n, 0), cg_dim(x, 0), cg_elems_from(x, 1));
+    cg_arg(cx, arena_printf(&cx->arena, "x: %s, batch stride", cg_label(cx, ir_in(cx->g, n, 0))),
+           "n, %s, %lld, %lld, %lld", cg_in(cx, n, 0), cg_stride(cx, ir_in(cx->g, n, 0)), cg_dim(x, 0),
+           cg_elems_from(x, 1));
     cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 1)), cg_label(cx, ir_in(cx->g, n, 2))),
            "%s, %s", cg_in(cx, n, 1), cg_in(cx, n, 2));
     cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 3)), cg_label(cx, ir_in(cx->g, n, 4))),
            "%s, %s", cg_in(cx, n, 3), cg_in(cx, n, 4));
-    cg_arg(cx, "eps, y", "%s, %s", cg_float_literal(cx, n->attr.bn.eps), cg_out(cx, n));
+    cg_arg(cx, "eps, y, batch stride", "%s, %s, %lld", cg_float_literal(cx, n->attr.bn.eps), cg_out(cx, n),
+           cg_stride(cx, n->out));
     cg_call_end(cx);
     return true;
 }
@@ -552,14 +661,15 @@ static bool emit_c_add(CgCtx *cx, const IrNode *n)
     return true;
 }
 
-/* The x and y lines of a pooling call. */
+/* The x and y lines of a pooling call, with their batch strides. */
 static void cg_pool_args(CgCtx *cx, const IrNode *n)
 {
     const IrShape *x = ir_in_shape(cx->g, n, 0), *y = &cx->g->values[n->out].shape;
-    cg_arg(cx, arena_printf(&cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld, %lld",
-           cg_in(cx, n, 0), cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2));
-    cg_arg(cx, arena_printf(&cx->arena, "y: %s", cg_dims(cx, y)), "%s, %lld, %lld", cg_out(cx, n), cg_dim(y, 1),
-           cg_dim(y, 2));
+    cg_arg(cx, arena_printf(&cx->arena, "x: %s, batch stride", cg_label(cx, ir_in(cx->g, n, 0))),
+           "n, %s, %lld, %lld, %lld, %lld", cg_in(cx, n, 0), cg_stride(cx, ir_in(cx->g, n, 0)), cg_dim(x, 0),
+           cg_dim(x, 1), cg_dim(x, 2));
+    cg_arg(cx, arena_printf(&cx->arena, "y: %s, batch stride", cg_dims(cx, y)), "%s, %lld, %lld, %lld",
+           cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 1), cg_dim(y, 2));
 }
 
 static bool emit_c_maxpool2d(CgCtx *cx, const IrNode *n)
@@ -605,6 +715,7 @@ static bool emit_c_adaptive_avgpool2d(CgCtx *cx, const IrNode *n)
     cg_need(cx, "adaptive_avgpool2d");
     cg_call_begin(cx, "nnc_adaptive_avgpool2d");
     cg_pool_args(cx, n);
+    if (!cg_prologue_args(cx, n)) return false;
     cg_call_end(cx);
     return true;
 }
@@ -630,15 +741,23 @@ static bool emit_c_lrn(CgCtx *cx, const IrNode *n)
 static bool emit_c_concat(CgCtx *cx, const IrNode *n)
 {
     const IrShape *y = &cx->g->values[n->out].shape;
+    if (n->attr.concat.in_place) {  /* its inputs' producers wrote their slices (cg_bind_views) */
+        sb_printf(&cx->body, "    /* in place: %s", cg_in(cx, n, 0));
+        for (int i = 1; i < n->n_in; i++) sb_printf(&cx->body, ", %s", cg_in(cx, n, i));
+        sb_printf(&cx->body, " are its slices; nothing to copy */\n");
+        return true;
+    }
     int axis = n->attr.concat.axis;
     long long outer = 1, offset = 0, y_row = cg_elems_from(y, axis);
     for (int d = 0; d < axis; d++) outer *= y->dim[d];
-    const char *rows = outer == 1 ? "n" : arena_printf(&cx->arena, "n * %lld", outer);
+    /* a constant (weights joined by fuse_siblings.c) is one "sample" */
+    const char *rows = cx->is_const[n->out] ? "1" : outer == 1 ? "n" : arena_printf(&cx->arena, "n * %lld", outer);
     cg_need(cx, "concat");
     for (int i = 0; i < n->n_in; i++) {
         long long x_row = cg_elems_from(ir_in_shape(cx->g, n, i), axis);
         cg_call_begin(cx, "nnc_concat_part");
-        cg_arg(cx, NULL, "%s, %s, %lld, %s, %lld, %lld", rows, cg_in(cx, n, i), x_row, cg_out(cx, n), y_row, offset);
+        cg_arg(cx, NULL, "%s, %s, %lld, %s, %lld, %lld", rows, cg_in(cx, n, i), x_row, cg_out(cx, n),
+               outer == 1 ? cg_stride(cx, n->out) : y_row, offset);
         cg_call_end(cx);
         offset += x_row;
     }
@@ -665,6 +784,27 @@ static bool emit_c_bn_fold_weight(CgCtx *cx, const IrNode *n)
     cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 1)), cg_label(cx, ir_in(cx->g, n, 2))),
            "%s, %s", cg_in(cx, n, 1), cg_in(cx, n, 2));
     cg_arg(cx, "eps, y", "%s, %s", cg_float_literal(cx, n->attr.bn.eps), cg_out(cx, n));
+    cg_call_end(cx);
+    return true;
+}
+
+/* A slice is a view of its input (cg_bind_views): nothing to run. */
+static bool emit_c_slice(CgCtx *cx, const IrNode *n)
+{
+    sb_printf(&cx->body, "    /* %s is channels %d..%d of %s: a view */\n", cg_out(cx, n), n->attr.slice.start,
+              n->attr.slice.start + n->attr.slice.count - 1, cg_in(cx, n, 0));
+    return true;
+}
+
+static bool emit_c_bn_scale(CgCtx *cx, const IrNode *n)
+{
+    const IrGraph *g = cx->g;
+    if (!cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
+    cg_need(cx, "bn_scale");
+    cg_call_begin(cx, "nnc_bn_scale");
+    cg_arg(cx, arena_printf(&cx->arena, "%s, %s; eps, y", cg_label(cx, ir_in(g, n, 0)), cg_label(cx, ir_in(g, n, 1))),
+           "%lld, %s, %s, %s, %s", cg_dim(ir_in_shape(g, n, 0), 0), cg_in(cx, n, 0), cg_in(cx, n, 1),
+           cg_float_literal(cx, n->attr.bn.eps), cg_out(cx, n));
     cg_call_end(cx);
     return true;
 }
@@ -759,6 +899,47 @@ static void cg_bind_values(CgCtx *cx)
             cx->cname[v] = cx->bound_out[v] >= 0 ? cx->out_name[cx->bound_out[v]] : arena_printf(a, "t%d", v);
 }
 
+/* Views. A slice (passes/fuse_siblings.c) is a channel range of its input,
+ * with its input's batch stride. An in_place concat (passes/concat_elim.c) owns the storage of its inputs:
+ * each is a view of the output, a channel slice with the output's batch
+ * stride, which its producer writes through. Nested in-place concats (a
+ * DenseNet block: concat(concat(x, y1), y2)...) resolve to the outermost, so
+ * a block's features end up in one buffer. Checked here, not trusted: an
+ * input that is not an activation of its own, a graph output, or already a
+ * slice of another concat cannot become a view. */
+static bool cg_bind_views(CgCtx *cx)
+{
+    const IrGraph *g = cx->g;
+    cx->root = arena_alloc(&cx->arena, (size_t)g->n_values * sizeof *cx->root);
+    cx->view_off = arena_alloc(&cx->arena, (size_t)g->n_values * sizeof *cx->view_off);
+    for (int32_t v = 0; v < g->n_values; v++) cx->root[v] = v, cx->view_off[v] = 0;
+    for (int32_t i = g->n_nodes - 1; i >= 0; i--) {  /* outer concats come later: walk backwards */
+        const IrNode *n = &g->nodes[i];
+        if (n->op != OP_CONCAT || !n->attr.concat.in_place) continue;
+        const IrShape *y = &g->values[n->out].shape;
+        if (n->attr.concat.axis != 0) CG_FAIL(cx, "internal error: an in-place concat along axis %d", n->attr.concat.axis);
+        int64_t off = cx->view_off[n->out], inner = cg_elems_from(y, 1);
+        for (int j = 0; j < n->n_in; j++) {
+            int32_t x = ir_in(g, n, j);
+            if (g->values[x].kind != VK_ACT || cx->is_const[x] || cx->bound_out[x] >= 0 || cx->root[x] != x)
+                CG_FAIL(cx, "internal error: input %d of an in-place concat (node %d) cannot be a view", j + 1, i);
+            cx->root[x] = cx->root[n->out];
+            cx->view_off[x] = off;
+            cx->cname[x] = arena_printf(&cx->arena, "t%d", x);
+            off += g->values[x].shape.dim[0] * inner;
+        }
+    }
+    for (int32_t i = 0; i < g->n_nodes; i++) {  /* slices: views of their input, wherever that lives */
+        const IrNode *n = &g->nodes[i];
+        if (n->op != OP_SLICE) continue;
+        int32_t x = ir_in(g, n, 0);
+        if (cx->root[n->out] != n->out || cx->bound_out[n->out] >= 0 || cx->is_const[x])
+            CG_FAIL(cx, "internal error: the slice of node %d cannot be a view", i);
+        cx->root[n->out] = cx->root[x];
+        cx->view_off[n->out] = cx->view_off[x] + n->attr.slice.start * cg_elems_from(&g->values[x].shape, 1);
+    }
+    return true;
+}
 
 /* Ops whose kernel may write its output over an input that dies there (the
  * kernels' contract: elementwise, y may equal x; copies are memmove). */
@@ -790,9 +971,18 @@ static bool cg_plan_workspace(CgCtx *cx)
     int32_t nb = 0;
     int32_t *scratch_buf = arena_alloc(&cx->arena, (size_t)(g->n_nodes + 1) * sizeof *scratch_buf);
     cx->scratch_off = arena_alloc(&cx->arena, (size_t)(g->n_nodes + 1) * sizeof *cx->scratch_off);
-    for (int32_t v = 0; v < g->n_values; v++) last[v] = -1, buf_of[v] = -1;
+    int32_t *first = arena_alloc(&cx->arena, (size_t)g->n_values * sizeof *first);
+    bool *aliased = arena_alloc(&cx->arena, (size_t)g->n_values * sizeof *aliased);
+    for (int32_t v = 0; v < g->n_values; v++) last[v] = -1, buf_of[v] = -1, first[v] = g->values[v].node;
     for (int32_t i = 0; i < g->n_nodes; i++)
         for (int j = 0; j < g->nodes[i].n_in; j++) last[ir_in(g, &g->nodes[i], j)] = i;
+    for (int32_t v = 0; v < g->n_values; v++) {  /* a concat's storage lives from its first slice to its last reader */
+        int32_t r = cx->root[v];
+        if (r == v) continue;
+        aliased[r] = aliased[v] = true;
+        if (last[v] > last[r]) last[r] = last[v];
+        if (first[v] < first[r]) first[r] = first[v];
+    }
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         int64_t bytes = ir_shape_elems(&g->values[n->out].shape) * cx->opt->max_batch * (int64_t)sizeof(float);
@@ -807,17 +997,19 @@ static bool cg_plan_workspace(CgCtx *cx)
             CG_FAIL(cx, "an activation needs more than %lld bytes at a batch of %d", (long long)CG_MAX_WS_BYTES,
                     cx->opt->max_batch);
         if (cx->bound_out[n->out] >= 0 || cx->is_const[n->out]) continue;  /* constants live in m->consts */
+        if (cx->root[n->out] != n->out) continue;  /* a slice of a concat's buffer */
         int32_t end = last[n->out] > i ? last[n->out] : i;
-        if (!cx->opt->no_memory_plan && n->op == OP_FLATTEN && buf_of[ir_in(g, n, 0)] >= 0) {
+        if (!cx->opt->no_memory_plan && n->op == OP_FLATTEN && buf_of[ir_in(g, n, 0)] >= 0 && !aliased[n->out] &&
+            !aliased[ir_in(g, n, 0)]) {
             /* flatten changes no byte: its output is a view of its input (same buffer, lifetime joined) */
             int32_t b = buf_of[ir_in(g, n, 0)];
             buf_of[n->out] = b;
             if (bufs[b].last < end) bufs[b].last = end;
             continue;
         }
-        for (int j = 0; !cx->opt->no_memory_plan && cg_in_place_ok(n->op) && j < n->n_in; j++) {
+        for (int j = 0; !cx->opt->no_memory_plan && cg_in_place_ok(n->op) && !aliased[n->out] && j < n->n_in; j++) {
             int32_t x = ir_in(g, n, j);
-            if (buf_of[x] >= 0 && last[x] == i && bufs[buf_of[x]].size == bytes) {
+            if (buf_of[x] >= 0 && !aliased[x] && last[x] == i && bufs[buf_of[x]].size == bytes) {
                 buf_of[n->out] = buf_of[x];
                 bufs[buf_of[x]].last = end;
                 break;
@@ -825,7 +1017,7 @@ static bool cg_plan_workspace(CgCtx *cx)
         }
         if (buf_of[n->out] < 0) {
             buf_of[n->out] = nb;
-            bufs[nb++] = (MpBuffer){bytes, i, end, 0};
+            bufs[nb++] = (MpBuffer){bytes, first[n->out] < i ? first[n->out] : i, end, 0};
         }
     }
     if (cx->opt->no_memory_plan) {  /* one region after the other, in node order */
@@ -891,6 +1083,15 @@ static bool cg_emit_body(CgCtx *cx)
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         bool prep = cx->is_const[n->out];  /* a constant: computed once, by the prepare function */
+        bool view = (n->op == OP_CONCAT && n->attr.concat.in_place) || n->op == OP_SLICE;  /* emit no code */
+        for (int j = 0; !view && j < n->n_in; j++) {
+            int32_t x = ir_in(g, n, j);
+            if (cx->root[x] != x && !ir_reads_strided(n, j))
+                CG_FAIL(cx, "internal error: %s (node %d) cannot read input %d as a slice of a concat",
+                        ir_ops[n->op].name, i, j + 1);
+        }
+        if (!view && cx->root[n->out] != n->out && !ir_writes_strided(n))
+            CG_FAIL(cx, "internal error: %s (node %d) cannot write a slice of a concat", ir_ops[n->op].name, i);
         StrBuf keep = cx->body;
         if (prep) cx->body = cx->prep;
         sb_printf(&cx->body, "\n    /* %s */\n", cg_node_origin(cx, n));
@@ -958,7 +1159,7 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
 {
     const IrGraph *g = cx->g;
     Arena *a = &cx->arena;
-    CgDecl *d = arena_alloc(a, (size_t)(g->n_inputs + g->n_outputs + g->n_nodes + 3) * sizeof *d);
+    CgDecl *d = arena_alloc(a, (size_t)(g->n_inputs + g->n_outputs + 2 * g->n_nodes + 3) * sizeof *d);
     int nd = 0;
     bool any_input = false;
     for (int32_t i = 0; i < g->n_inputs; i++) {
@@ -978,6 +1179,15 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
         if (cx->ws_offset[v] < 0) continue;
         d[nd++] = (CgDecl){"float", cx->cname[v], arena_printf(a, "(float *)(ws + %lld)", (long long)cx->ws_offset[v]),
                            cg_batched_dims(cx, &g->values[v].shape)};
+    }
+    for (int32_t i = 0; i < g->n_nodes; i++) {  /* slices of in-place concats, after the buffers they point into */
+        int32_t v = g->nodes[i].out, r = cx->root[v];
+        if (r == v) continue;
+        const IrShape *s = &g->values[v].shape;
+        int64_t inner = cg_elems_from(s, 1);
+        d[nd++] = (CgDecl){"float", cx->cname[v], arena_printf(a, "%s + %lld", cx->cname[r], (long long)cx->view_off[v]),
+                           arena_printf(a, "channels %lld..%lld of %s", (long long)(cx->view_off[v] / inner),
+                                        (long long)(cx->view_off[v] / inner + s->dim[0] - 1), cx->cname[r])};
     }
 
     cg_put(cx, out, "/* The forward pass: n samples from the inputs to the outputs, as in $p.h. */\n"
@@ -1506,7 +1716,8 @@ bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_
     bool ok = cg_check_graph(&cx);
     if (ok) {
         cg_bind_values(&cx);
-        ok = cg_plan_workspace(&cx) && cg_emit_body(&cx) && cg_write_source(&cx, c_src, cg_source_name(&cx));
+        ok = cg_bind_views(&cx) && cg_plan_workspace(&cx) && cg_emit_body(&cx) &&
+             cg_write_source(&cx, c_src, cg_source_name(&cx));
     }
     if (ok) cg_write_header(&cx, h_src);
     sb_free(&cx.body);
@@ -1531,7 +1742,7 @@ bool cg_workspace_plan(const IrGraph *g, const CgOptions *options, int64_t *byte
     bool ok = cg_check_graph(&cx);
     if (ok) {
         cg_bind_values(&cx);
-        ok = cg_plan_workspace(&cx);
+        ok = cg_bind_views(&cx) && cg_plan_workspace(&cx);
     }
     *bytes = cx.ws_bytes;
     *lower_bound = cx.ws_lower_bound;

@@ -42,7 +42,9 @@ typedef enum {
     PK_OPAQUE,       /* no fusion (softmax, lrn, leaves) */
 } PatternKind;
 
-typedef enum { AT_NONE, AT_CONV, AT_BN, AT_LINEAR, AT_ACT, AT_DROPOUT, AT_POOL, AT_ADAPTIVE, AT_LRN, AT_CONCAT } AttrKind;
+typedef enum {
+    AT_NONE, AT_CONV, AT_BN, AT_LINEAR, AT_ACT, AT_DROPOUT, AT_POOL, AT_ADAPTIVE, AT_LRN, AT_CONCAT, AT_DWPW, AT_SLICE
+} AttrKind;
 
 /* The activation of an epilogue (Epilogue.act); an activation op names its
  * kind in the ACT column of ops.def. The generated code passes it to the
@@ -83,7 +85,21 @@ typedef struct {
     ActKind act;           /* applied last; ACT_NONE: none */
     float slope;           /* leaky_relu negative slope */
     bool residual;         /* one more input after the bias, of the output's shape, added before act */
+    int act_channels;      /* conv2d: act only on output channels [0, act_channels); 0: on all
+                            * (horizontally fused siblings, passes/fuse_siblings.c) */
 } Epilogue;
+
+/* What a conv2d or adaptive_avgpool2d does to its input before it reads it
+ * (passes/fuse_prologue.c): x' = act(x * scale[c] + shift[c]) per input
+ * channel c, scale and shift two more inputs after all others (ir_prologue_in).
+ * It is a batchnorm and activation in front of the layer that cannot be folded
+ * into its weights because the activation sits between (DenseNet's
+ * BN-ReLU-Conv); the kernel applies it to each sample as it reads it. */
+typedef struct {
+    bool on;
+    ActKind act;           /* ACT_NONE: the affine map alone */
+    float slope;           /* leaky_relu negative slope */
+} Prologue;
 
 typedef struct {
     int kh, kw;            /* kernel size */
@@ -94,7 +110,8 @@ typedef struct {
     int groups;
     int out_channels;
     bool bias;
-    Epilogue epi;          /* conv2d only; conv_transpose2d has none */
+    Epilogue epi;          /* conv2d and conv_transpose2d */
+    Prologue pro;          /* conv2d only */
 } ConvAttr;
 
 typedef struct {
@@ -108,8 +125,19 @@ typedef struct { int out_features; bool bias; Epilogue epi; } LinearAttr;
 typedef struct { float slope; } ActAttr;        /* leaky_relu negative slope */
 typedef struct { float p; } DropoutAttr;
 typedef struct { int size; float alpha, beta, k; } LrnAttr;  /* PyTorch LocalResponseNorm */
-typedef struct { int oh, ow; } AdaptiveAttr;      /* adaptive pooling output size */
-typedef struct { int axis; } ConcatAttr;        /* per-sample axis, 0 = channels */
+typedef struct { int oh, ow; Prologue pro; } AdaptiveAttr;  /* adaptive pooling output size */
+/* in_place (passes/concat_elim.c): the producers of the inputs write straight
+ * into their slices of the output, so the node itself copies nothing; each
+ * input is a view of the output with the output's batch stride. */
+typedef struct { int axis; bool in_place; } ConcatAttr;  /* per-sample axis, 0 = channels */
+/* A depthwise convolution followed by a 1x1 convolution, computed tile by tile
+ * (passes/fuse_dwpw.c): inputs x, dw weight, [dw bias], pw weight, [pw bias],
+ * [residual]. dw.epi.act is the activation between the two (no residual);
+ * pw.epi is the epilogue of the whole. */
+typedef struct { ConvAttr dw, pw; } DwPwAttr;
+/* Channels [start, start + count) of a tensor (passes/fuse_siblings.c splits a
+ * fused convolution's output with it); the generated code makes it a view. */
+typedef struct { int start, count; } SliceAttr;
 
 typedef union {
     ConvAttr conv;
@@ -121,6 +149,8 @@ typedef union {
     LrnAttr lrn;
     ConcatAttr concat;
     AdaptiveAttr adaptive;
+    DwPwAttr dwpw;
+    SliceAttr slice;
 } IrAttr;
 
 typedef struct {
@@ -196,21 +226,68 @@ static inline const IrShape *ir_in_shape(const IrGraph *g, const IrNode *n, int 
     return &g->values[ir_in(g, n, i)].shape;
 }
 
-/* conv2d and linear take an epilogue (Epilogue); the other ops do not. */
-static inline bool ir_takes_epilogue(OpKind op) { return op == OP_CONV2D || op == OP_LINEAR; }
-/* The epilogue of a conv2d or linear node, or NULL for any other op. */
+/* conv2d, conv_transpose2d, linear and dwpw take an epilogue (Epilogue); the other ops do not. */
+static inline bool ir_takes_epilogue(OpKind op)
+{
+    return op == OP_CONV2D || op == OP_CONV_T2D || op == OP_LINEAR || op == OP_DWPW;
+}
+/* The epilogue of a conv2d, conv_transpose2d, linear or dwpw node, or NULL for any other op. */
 static inline const Epilogue *ir_epilogue(const IrNode *n)
 {
-    return n->op == OP_CONV2D ? &n->attr.conv.epi : n->op == OP_LINEAR ? &n->attr.linear.epi : NULL;
+    return n->op == OP_CONV2D || n->op == OP_CONV_T2D ? &n->attr.conv.epi
+           : n->op == OP_LINEAR ? &n->attr.linear.epi
+           : n->op == OP_DWPW  ? &n->attr.dwpw.pw.epi
+                                : NULL;
 }
-/* Whether a conv2d, conv_transpose2d or linear node has a bias input (input 2). */
-static inline bool ir_has_bias(const IrNode *n) { return n->op == OP_LINEAR ? n->attr.linear.bias : n->attr.conv.bias; }
-/* The input index of a node's residual (after the weight and the bias), or -1. */
+/* Whether a conv2d, conv_transpose2d or linear node has a bias input (input
+ * 2); for dwpw, whether the pointwise part has one. */
+static inline bool ir_has_bias(const IrNode *n)
+{
+    return n->op == OP_LINEAR ? n->attr.linear.bias : n->op == OP_DWPW ? n->attr.dwpw.pw.bias : n->attr.conv.bias;
+}
+/* The input index of a dwpw node's pointwise weight (its bias follows it when it has one). */
+static inline int ir_dwpw_pw_in(const IrNode *n) { return 2 + n->attr.dwpw.dw.bias; }
+/* The input index of a node's residual (after the weights and biases), or -1. */
 static inline int ir_residual_in(const IrNode *n)
 {
     const Epilogue *e = ir_epilogue(n);
-    return e && e->residual ? 2 + ir_has_bias(n) : -1;
+    if (!e || !e->residual) return -1;
+    return n->op == OP_DWPW ? ir_dwpw_pw_in(n) + 1 + n->attr.dwpw.pw.bias : 2 + ir_has_bias(n);
 }
+/* The prologue of a conv2d or adaptive_avgpool2d node, or NULL for any other op. */
+static inline const Prologue *ir_prologue(const IrNode *n)
+{
+    return n->op == OP_CONV2D ? &n->attr.conv.pro : n->op == OP_ADAPTIVE_AVGPOOL ? &n->attr.adaptive.pro : NULL;
+}
+/* The input index of a node's prologue scale (its shift follows), or -1: the
+ * last two inputs. */
+static inline int ir_prologue_in(const IrNode *n)
+{
+    const Prologue *p = ir_prologue(n);
+    return p && p->on ? n->n_in - 2 : -1;
+}
+/* Batch strides: which operands the kernels read or write as a view with a
+ * batch stride of its own (a channel slice of a larger tensor, concat_elim.c).
+ * Input 0 of conv2d (the image), of the pools, batchnorm and dwpw; their
+ * outputs too, and a concat's output (its inputs are read whole); the
+ * residual of a conv2d; a slice's input (a slice is a view itself). Everything else (weights, residuals,
+ * elementwise ops, linear) reads and writes whole, contiguous tensors. */
+static inline bool ir_strided_op(OpKind op)
+{
+    switch (op) {
+    case OP_CONV2D: case OP_MAXPOOL2D: case OP_AVGPOOL2D: case OP_BATCHNORM: case OP_ADAPTIVE_AVGPOOL:
+    case OP_DWPW: case OP_CONCAT: case OP_SLICE:
+        return true;
+    default:
+        return false;
+    }
+}
+static inline bool ir_reads_strided(const IrNode *n, int j)
+{
+    if (n->op == OP_CONV2D && j == ir_residual_in(n)) return true;  /* nnc_conv2d's residual has a stride too */
+    return j == 0 && n->op != OP_CONCAT && ir_strided_op(n->op);
+}
+static inline bool ir_writes_strided(const IrNode *n) { return n->op != OP_SLICE && ir_strided_op(n->op); }
 /* "relu" for ACT_RELU: the name of the op whose ACT column is act; "none" for ACT_NONE. */
 const char *ir_act_name(ActKind act);
 

@@ -21,6 +21,16 @@ static void print_epilogue(const Epilogue *e, StrBuf *out)
     if (e->residual) sb_append(out, " +res");
     if (e->act != ACT_NONE) sb_printf(out, " %s", ir_act_name(e->act));
     if (e->act == ACT_LEAKY_RELU) sb_printf(out, " slope=%g", e->slope);
+    if (e->act_channels) sb_printf(out, " on=0..%d", e->act_channels - 1);
+}
+
+/* " pro relu" / " pro" (affine only) / "" (no prologue). */
+static void print_prologue(const Prologue *p, StrBuf *out)
+{
+    if (!p->on) return;
+    sb_append(out, " pro");
+    if (p->act != ACT_NONE) sb_printf(out, " %s", ir_act_name(p->act));
+    if (p->act == ACT_LEAKY_RELU) sb_printf(out, " slope=%g", p->slope);
 }
 
 static void print_attr(const IrNode *n, StrBuf *out)
@@ -31,6 +41,7 @@ static void print_attr(const IrNode *n, StrBuf *out)
         sb_printf(out, " k=%dx%d s=%dx%d p=%dx%d d=%dx%d g=%d", a->conv.kh, a->conv.kw, a->conv.sh, a->conv.sw,
                   a->conv.ph, a->conv.pw, a->conv.dh, a->conv.dw, a->conv.groups);
         if (n->op == OP_CONV_T2D) sb_printf(out, " op=%dx%d", a->conv.oph, a->conv.opw);
+        print_prologue(&a->conv.pro, out);
         print_epilogue(&a->conv.epi, out);
         break;
     case AT_POOL:
@@ -50,8 +61,20 @@ static void print_attr(const IrNode *n, StrBuf *out)
     case AT_ACT: sb_printf(out, " slope=%g", a->act.slope); break;
     case AT_DROPOUT: sb_printf(out, " p=%g", a->dropout.p); break;
     case AT_LRN: sb_printf(out, " size=%d alpha=%g beta=%g k=%g", a->lrn.size, a->lrn.alpha, a->lrn.beta, a->lrn.k); break;
-    case AT_ADAPTIVE: sb_printf(out, " out=%dx%d", a->adaptive.oh, a->adaptive.ow); break;
-    case AT_CONCAT: sb_printf(out, " axis=%d", a->concat.axis); break;
+    case AT_ADAPTIVE:
+        sb_printf(out, " out=%dx%d", a->adaptive.oh, a->adaptive.ow);
+        print_prologue(&a->adaptive.pro, out);
+        break;
+    case AT_CONCAT: sb_printf(out, " axis=%d%s", a->concat.axis, a->concat.in_place ? " in_place" : ""); break;
+    case AT_SLICE: sb_printf(out, " channels=%d..%d", a->slice.start, a->slice.start + a->slice.count - 1); break;
+    case AT_DWPW:
+        sb_printf(out, " dw k=%dx%d s=%dx%d p=%dx%d d=%dx%d", a->dwpw.dw.kh, a->dwpw.dw.kw, a->dwpw.dw.sh,
+                  a->dwpw.dw.sw, a->dwpw.dw.ph, a->dwpw.dw.pw, a->dwpw.dw.dh, a->dwpw.dw.dw);
+        if (a->dwpw.dw.epi.act != ACT_NONE) sb_printf(out, " %s", ir_act_name(a->dwpw.dw.epi.act));
+        if (a->dwpw.dw.epi.act == ACT_LEAKY_RELU) sb_printf(out, " slope=%g", a->dwpw.dw.epi.slope);
+        sb_printf(out, " pw out=%d", a->dwpw.pw.out_channels);
+        print_epilogue(&a->dwpw.pw.epi, out);
+        break;
     case AT_NONE: break;
     }
 }

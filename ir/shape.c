@@ -79,15 +79,37 @@ static const char *padding_text(int ph, int pw, char *buf, size_t len)
 
 /* The inputs after the weight: the bias when the attributes say so, then the
  * residual of an epilogue (ir.h Epilogue), which has the output's shape. */
+/* A prologue's scale and shift (the last two inputs): [channels of x] each. */
+static bool check_prologue(const IrGraph *g, const IrNode *n, char *err, size_t errlen)
+{
+    const Prologue *p = ir_prologue(n);
+    char b[96];
+    if (!p || !p->on) return true;
+    if ((unsigned)p->act > (unsigned)ACT_TANH) FAIL("the prologue activation %d is unknown", (int)p->act);
+    int64_t c = ir_in_shape(g, n, 0)->dim[0];
+    for (int i = n->n_in - 2; i < n->n_in; i++) {
+        const IrShape *v = ir_in_shape(g, n, i);
+        if (v->rank != 1 || v->dim[0] != c)
+            FAIL("the prologue %s has shape %s, expected [%lld] (one per input channel)",
+                 i == n->n_in - 2 ? "scale" : "shift", sstr(v, b, sizeof b), (long long)c);
+    }
+    return true;
+}
+
 static bool check_bias_residual(const IrGraph *g, const IrNode *n, const IrShape *out, char *err, size_t errlen)
 {
     const Epilogue *e = ir_epilogue(n);
-    int res = ir_residual_in(n), want = 2 + ir_has_bias(n) + (res >= 0);
+    const Prologue *p = ir_prologue(n);
+    bool pro = p && p->on;
+    int res = ir_residual_in(n), want = 2 + ir_has_bias(n) + (res >= 0) + 2 * pro;
     char b1[96], b2[96];
     if (n->n_in != want)
-        FAIL("%s has %d inputs, but its attributes (%s bias%s) call for %d", ir_ops[n->op].name, n->n_in,
-             ir_has_bias(n) ? "a" : "no", res >= 0 ? ", a residual" : "", want);
+        FAIL("%s has %d inputs, but its attributes (%s bias%s%s) call for %d", ir_ops[n->op].name, n->n_in,
+             ir_has_bias(n) ? "a" : "no", res >= 0 ? ", a residual" : "", pro ? ", a prologue" : "", want);
+    if (!check_prologue(g, n, err, errlen)) return false;
     if (e && (unsigned)e->act > (unsigned)ACT_TANH) FAIL("the epilogue activation %d is unknown", (int)e->act);
+    if (e && (e->act_channels < 0 || e->act_channels > out->dim[0] || (e->act_channels && n->op != OP_CONV2D)))
+        FAIL("the epilogue's activation covers %d channels of %lld", e->act_channels, (long long)out->dim[0]);
     if (res < 0) return true;
     const IrShape *r = ir_in_shape(g, n, res);
     bool same = r->rank == out->rank;
@@ -141,7 +163,6 @@ static bool shape_conv_t2d(const IrGraph *g, const IrNode *n, IrShape *out, char
     if (oh < 1 || ow < 1)
         FAIL("the padding %dx%d is too large for the input %s and the %dx%d kernel", c->ph, c->pw, sstr(x, b, sizeof b),
              c->kh, c->kw);
-    if (c->epi.act != ACT_NONE || c->epi.residual) FAIL("conv_transpose2d takes no epilogue");
     *out = (IrShape){3, {c->out_channels, oh, ow, 0}};
     return check_bias_residual(g, n, out, err, errlen);
 }
@@ -219,6 +240,10 @@ static bool shape_adaptive_pool(const IrGraph *g, const IrNode *n, IrShape *out,
     const IrShape *x = ir_in_shape(g, n, 0);
     if (!need_image(x, "adaptive_avgpool", err, errlen)) return false;
     if (n->attr.adaptive.oh < 1 || n->attr.adaptive.ow < 1) FAIL("the output size must be at least 1");
+    if (n->n_in != 1 + 2 * n->attr.adaptive.pro.on)
+        FAIL("adaptive_avgpool2d has %d inputs, but %s", n->n_in,
+             n->attr.adaptive.pro.on ? "its prologue calls for 3" : "it takes 1 without a prologue");
+    if (!check_prologue(g, n, err, errlen)) return false;
     *out = (IrShape){3, {x->dim[0], n->attr.adaptive.oh, n->attr.adaptive.ow, 0}};
     return true;
 }
@@ -309,6 +334,80 @@ static bool shape_bn_fold_bias(const IrGraph *g, const IrNode *n, IrShape *out, 
     return true;
 }
 
+/* slice(x): channels [start, start + count) of x. */
+static bool shape_slice(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *x = ir_in_shape(g, n, 0);
+    const SliceAttr *a = &n->attr.slice;
+    char b[96];
+    if (a->start < 0 || a->count < 1 || (int64_t)a->start + a->count > x->dim[0])
+        FAIL("slice [%d, %d) is outside the %lld channels of %s", a->start, a->start + a->count,
+             (long long)x->dim[0], sstr(x, b, sizeof b));
+    *out = *x;
+    out->dim[0] = a->count;
+    return true;
+}
+
+/* bn_scale(gamma, var): [channels] each. */
+static bool shape_bn_scale(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *gamma = ir_in_shape(g, n, 0);
+    char b[96];
+    if (gamma->rank != 1) FAIL("bn_scale expects [channels] vectors, but gamma has shape %s", sstr(gamma, b, sizeof b));
+    if (!fold_vectors(g, n, 1, 1, gamma->dim[0], err, errlen)) return false;
+    *out = *gamma;
+    return true;
+}
+
+/* dwpw(x, dw weight, [dw bias], pw weight, [pw bias], [residual]): the shapes of
+ * the depthwise conv2d it stands for, then of the 1x1 conv2d on its output. */
+static bool shape_dwpw(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const DwPwAttr *a = &n->attr.dwpw;
+    const IrShape *x = ir_in_shape(g, n, 0);
+    char b[96];
+    if (!need_image(x, "dwpw", err, errlen) || !check_window(&a->dw, err, errlen)) return false;
+    if (a->dw.groups != x->dim[0] || a->dw.out_channels != x->dim[0])
+        FAIL("dwpw: the depthwise part must have groups = in = out channels (%lld), not %d and %d",
+             (long long)x->dim[0], a->dw.groups, a->dw.out_channels);
+    if (a->dw.epi.residual) FAIL("dwpw: the depthwise part takes no residual");
+    if ((unsigned)a->dw.epi.act > (unsigned)ACT_TANH) FAIL("the depthwise activation %d is unknown", (int)a->dw.epi.act);
+    const IrShape *dw = ir_in_shape(g, n, 1);
+    if (dw->rank != 4 || dw->dim[0] != x->dim[0] || dw->dim[1] != 1 || dw->dim[2] != a->dw.kh || dw->dim[3] != a->dw.kw)
+        FAIL("dwpw: the depthwise weight has shape %s, which does not fit", sstr(dw, b, sizeof b));
+    if (a->dw.bias) {
+        const IrShape *db = ir_in_shape(g, n, 2);
+        if (db->rank != 1 || db->dim[0] != x->dim[0]) FAIL("dwpw: the depthwise bias has shape %s", sstr(db, b, sizeof b));
+    }
+    int64_t oh = window_out(x->dim[1], a->dw.kh, a->dw.sh, a->dw.ph, a->dw.dh, false);
+    int64_t ow = window_out(x->dim[2], a->dw.kw, a->dw.sw, a->dw.pw, a->dw.dw, false);
+    if (oh < 1 || ow < 1) FAIL("dwpw: the depthwise kernel does not fit the input %s", sstr(x, b, sizeof b));
+    const ConvAttr *p = &a->pw;
+    if (p->kh != 1 || p->kw != 1 || p->sh != 1 || p->sw != 1 || p->ph != 0 || p->pw != 0 || p->groups != 1)
+        FAIL("dwpw: the pointwise part must be a 1x1, stride-1, unpadded, ungrouped convolution");
+    int pwi = ir_dwpw_pw_in(n);
+    if (pwi >= n->n_in) FAIL("dwpw has %d inputs, too few for its attributes", n->n_in);
+    const IrShape *pw = ir_in_shape(g, n, pwi);
+    if (pw->rank != 4 || pw->dim[0] != p->out_channels || pw->dim[1] != x->dim[0] || pw->dim[2] != 1 || pw->dim[3] != 1)
+        FAIL("dwpw: the pointwise weight has shape %s, which does not fit", sstr(pw, b, sizeof b));
+    int want = pwi + 1 + p->bias + p->epi.residual;
+    if (n->n_in != want) FAIL("dwpw has %d inputs, but its attributes call for %d", n->n_in, want);
+    if (p->bias) {
+        const IrShape *pb = ir_in_shape(g, n, pwi + 1);
+        if (pb->rank != 1 || pb->dim[0] != p->out_channels)
+            FAIL("dwpw: the pointwise bias has shape %s", sstr(pb, b, sizeof b));
+    }
+    if ((unsigned)p->epi.act > (unsigned)ACT_TANH) FAIL("the epilogue activation %d is unknown", (int)p->epi.act);
+    *out = (IrShape){3, {p->out_channels, oh, ow, 0}};
+    if (p->epi.residual) {
+        const IrShape *r = ir_in_shape(g, n, n->n_in - 1);
+        bool same = r->rank == 3;
+        for (int d = 0; same && d < 3; d++) same = r->dim[d] == out->dim[d];
+        if (!same) FAIL("dwpw: the residual has shape %s, not the output's", sstr(r, b, sizeof b));
+    }
+    return true;
+}
+
 /* ---- costs: multiply-accumulates per sample ---- */
 
 /* MACs count the multiply-accumulates of convolutions and linear layers, the
@@ -330,6 +429,13 @@ static int64_t macs_conv_t2d(const IrGraph *g, const IrNode *n)
     return ir_shape_elems(ir_in_shape(g, n, 0)) * (c->out_channels / c->groups) * c->kh * c->kw;
 }
 
+
+static int64_t macs_dwpw(const IrGraph *g, const IrNode *n)
+{
+    const DwPwAttr *a = &n->attr.dwpw;
+    const IrShape *y = &g->values[n->out].shape, *x = ir_in_shape(g, n, 0);
+    return y->dim[1] * y->dim[2] * x->dim[0] * ((int64_t)a->dw.kh * a->dw.kw + a->pw.out_channels);
+}
 
 static int64_t macs_linear(const IrGraph *g, const IrNode *n)
 {

@@ -19,7 +19,21 @@
 
 static bool epilogue_equal(const Epilogue *x, const Epilogue *y)
 {
-    return x->act == y->act && x->slope == y->slope && x->residual == y->residual;
+    return x->act == y->act && x->slope == y->slope && x->residual == y->residual &&
+           x->act_channels == y->act_channels;
+}
+
+static bool prologue_equal(const Prologue *x, const Prologue *y)
+{
+    return x->on == y->on && x->act == y->act && x->slope == y->slope;
+}
+
+static bool conv_equal(const ConvAttr *x, const ConvAttr *y)
+{
+    return x->kh == y->kh && x->kw == y->kw && x->sh == y->sh && x->sw == y->sw && x->ph == y->ph &&
+           x->pw == y->pw && x->dh == y->dh && x->dw == y->dw && x->oph == y->oph && x->opw == y->opw &&
+           x->groups == y->groups && x->out_channels == y->out_channels && x->bias == y->bias &&
+           epilogue_equal(&x->epi, &y->epi) && prologue_equal(&x->pro, &y->pro);
 }
 
 /* Attribute equality by kind: a memcmp of the union would compare padding. */
@@ -27,13 +41,9 @@ static bool attr_equal(AttrKind k, const IrAttr *a, const IrAttr *b)
 {
     switch (k) {
     case AT_NONE: return true;
-    case AT_CONV: {
-        const ConvAttr *x = &a->conv, *y = &b->conv;
-        return x->kh == y->kh && x->kw == y->kw && x->sh == y->sh && x->sw == y->sw && x->ph == y->ph &&
-               x->pw == y->pw && x->dh == y->dh && x->dw == y->dw && x->oph == y->oph && x->opw == y->opw &&
-               x->groups == y->groups && x->out_channels == y->out_channels && x->bias == y->bias &&
-               epilogue_equal(&x->epi, &y->epi);
-    }
+    case AT_CONV: return conv_equal(&a->conv, &b->conv);
+    case AT_SLICE: return a->slice.start == b->slice.start && a->slice.count == b->slice.count;
+    case AT_DWPW: return conv_equal(&a->dwpw.dw, &b->dwpw.dw) && conv_equal(&a->dwpw.pw, &b->dwpw.pw);
     case AT_POOL: {
         const PoolAttr *x = &a->pool, *y = &b->pool;
         return x->kh == y->kh && x->kw == y->kw && x->sh == y->sh && x->sw == y->sw && x->ph == y->ph &&
@@ -46,11 +56,13 @@ static bool attr_equal(AttrKind k, const IrAttr *a, const IrAttr *b)
                epilogue_equal(&a->linear.epi, &b->linear.epi);
     case AT_ACT: return a->act.slope == b->act.slope;
     case AT_DROPOUT: return a->dropout.p == b->dropout.p;
-    case AT_ADAPTIVE: return a->adaptive.oh == b->adaptive.oh && a->adaptive.ow == b->adaptive.ow;
+    case AT_ADAPTIVE:
+        return a->adaptive.oh == b->adaptive.oh && a->adaptive.ow == b->adaptive.ow &&
+               prologue_equal(&a->adaptive.pro, &b->adaptive.pro);
     case AT_LRN:
         return a->lrn.size == b->lrn.size && a->lrn.alpha == b->lrn.alpha && a->lrn.beta == b->lrn.beta &&
                a->lrn.k == b->lrn.k;
-    case AT_CONCAT: return a->concat.axis == b->concat.axis;
+    case AT_CONCAT: return a->concat.axis == b->concat.axis && a->concat.in_place == b->concat.in_place;
     }
     return false;
 }

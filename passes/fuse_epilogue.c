@@ -52,15 +52,8 @@ typedef struct {
     int32_t *act;       /* for a layer: the activation node, or -1 */
 } Plan;
 
-typedef struct {
-    const IrGraph *g;
-    int32_t *uses;      /* readers of each value, graph outputs counted */
-    bool *is_out;       /* the value is a graph output */
-    bool *is_const;     /* ir_mark_constants */
-} Reads;
-
-/* v has one reader, a node (so no graph output). */
-static bool sole_reader(const Reads *r, int32_t v) { return r->uses[v] == 1 && !r->is_out[v]; }
+typedef PassReads Reads;
+#define sole_reader pass_sole_reader
 
 /* The layer producing v when it can start a group, else -1. */
 static int32_t fusable_layer(const Reads *r, const Plan *p, int32_t v)
@@ -103,12 +96,9 @@ static void plan_act(const Reads *r, Plan *p, int32_t i)
 /* Plans every group; returns how many. */
 static int plan_fusions(const IrGraph *g, Plan *p)
 {
-    size_t nn = (size_t)(g->n_nodes ? g->n_nodes : 1), nv = (size_t)(g->n_values ? g->n_values : 1);
-    Reads r = {g, nnc_xcalloc(nv, sizeof *r.uses), nnc_xcalloc(nv, sizeof *r.is_out),
-               nnc_xcalloc(nv, sizeof *r.is_const)};
-    ir_mark_constants(g, r.is_const);
-    for (int32_t i = 0; i < g->n_ins; i++) r.uses[g->ins[i]]++;
-    for (int32_t o = 0; o < g->n_outputs; o++) r.uses[g->outputs[o].value]++, r.is_out[g->outputs[o].value] = true;
+    size_t nn = (size_t)(g->n_nodes ? g->n_nodes : 1);
+    Reads r;
+    pass_reads_init(&r, g);
     p->head = nnc_xmalloc(nn * sizeof *p->head);
     p->end = nnc_xmalloc(nn * sizeof *p->end);
     p->residual = nnc_xmalloc(nn * sizeof *p->residual);
@@ -121,9 +111,7 @@ static int plan_fusions(const IrGraph *g, Plan *p)
         else if (ir_ops[n->op].act != ACT_NONE) plan_act(&r, p, i);
     }
     for (int32_t i = 0; i < g->n_nodes; i++) groups += p->end[i] >= 0;
-    free(r.uses);
-    free(r.is_out);
-    free(r.is_const);
+    pass_reads_free(&r);
     return groups;
 }
 
@@ -142,13 +130,14 @@ static int32_t emit_fused(IrGraph *ng, const IrGraph *g, const Plan *p, int32_t 
     const IrNode *layer = &g->nodes[l];
     IrAttr a = layer->attr;
     Epilogue *e = layer->op == OP_LINEAR ? &a.linear.epi : &a.conv.epi;
-    int32_t ins[4];
-    int n_in = layer->n_in;
-    for (int j = 0; j < n_in; j++) ins[j] = map[ir_in(g, layer, j)];
-    if (p->residual[l] >= 0) {
+    int32_t ins[8];
+    int n_in = 0, pro = ir_prologue_in(layer), before = pro >= 0 ? pro : layer->n_in;
+    for (int j = 0; j < before; j++) ins[n_in++] = map[ir_in(g, layer, j)];
+    if (p->residual[l] >= 0) {  /* after the weight and bias, before a prologue's scale and shift */
         e->residual = true;
         ins[n_in++] = map[p->residual[l]];
     }
+    for (int j = before; j < layer->n_in; j++) ins[n_in++] = map[ir_in(g, layer, j)];
     if (p->act[l] >= 0) {
         const IrNode *act = &g->nodes[p->act[l]];
         e->act = ir_ops[act->op].act;

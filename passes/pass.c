@@ -1,7 +1,11 @@
 /* pass.c: the pass manager. The pipeline is the table below, in order. */
 #include "passes.h"
 #include "fold_bn.h"
+#include "concat_elim.h"
+#include "fuse_dwpw.h"
 #include "fuse_epilogue.h"
+#include "fuse_prologue.h"
+#include "fuse_siblings.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +18,10 @@ static const Pass pipeline[] = {
     {"dce",     1, pass_dce},       /* what no output needs */
     {"fold_bn", 2, pass_fold_bn},   /* conv/linear -> batchnorm into one layer, weights folded at create */
     {"fuse_epilogue", 2, pass_fuse_epilogue},  /* conv/linear -> [add] -> [activation] into one kernel call */
+    {"fuse_prologue", 2, pass_fuse_prologue},  /* batchnorm -> [activation] -> conv/adaptive pool: into the layer */
+    {"fuse_dwpw", 2, pass_fuse_dwpw},          /* depthwise conv -> 1x1 conv: one kernel, tile by tile */
+    {"fuse_siblings", 2, pass_fuse_siblings},  /* 1x1 convs reading the same input: one GEMM, output sliced */
+    {"concat_elim", 2, pass_concat_elim},      /* producers write into their slice of a concat */
 };
 
 #ifdef NDEBUG
@@ -63,13 +71,16 @@ bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrB
 }
 
 /* Kernels a forward pass calls: nodes that are not constants (constants run
- * once, at create). */
+ * once, at create), in-place concats (their producers did their work) or
+ * slices (views). */
 int pass_count_kernels(const IrGraph *g)
 {
     bool *is_const = nnc_xcalloc((size_t)(g->n_values ? g->n_values : 1), sizeof *is_const);
     ir_mark_constants(g, is_const);
     int k = 0;
-    for (int32_t i = 0; i < g->n_nodes; i++) k += !is_const[g->nodes[i].out];
+    for (int32_t i = 0; i < g->n_nodes; i++)  /* an in-place concat has nothing left to do */
+        k += !is_const[g->nodes[i].out] && g->nodes[i].op != OP_SLICE &&
+             !(g->nodes[i].op == OP_CONCAT && g->nodes[i].attr.concat.in_place);
     free(is_const);
     return k;
 }
@@ -108,4 +119,23 @@ void pass_replace_graph(IrGraph *dst, IrGraph *src)
     arena_free(&dst->arena);
     *dst = *src;
     free(src);
+}
+
+void pass_reads_init(PassReads *r, const IrGraph *g)
+{
+    size_t nv = (size_t)(g->n_values ? g->n_values : 1);
+    r->g = g;
+    r->uses = nnc_xcalloc(nv, sizeof *r->uses);
+    r->is_out = nnc_xcalloc(nv, sizeof *r->is_out);
+    r->is_const = nnc_xcalloc(nv, sizeof *r->is_const);
+    ir_mark_constants(g, r->is_const);
+    for (int32_t i = 0; i < g->n_ins; i++) r->uses[g->ins[i]]++;
+    for (int32_t o = 0; o < g->n_outputs; o++) r->uses[g->outputs[o].value]++, r->is_out[g->outputs[o].value] = true;
+}
+
+void pass_reads_free(PassReads *r)
+{
+    free(r->uses);
+    free(r->is_out);
+    free(r->is_const);
 }

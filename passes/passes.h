@@ -51,4 +51,17 @@ int32_t pass_copy_node(IrGraph *ng, const IrGraph *g, const IrNode *n, const int
 /* Replaces the contents of dst by src's and frees the src shell. */
 void pass_replace_graph(IrGraph *dst, IrGraph *src);
 
+/* Who reads what, for the fusion passes' "only this node reads it" rules. */
+typedef struct {
+    const IrGraph *g;
+    int32_t *uses;      /* readers of each value, graph outputs counted (a node reading twice counts twice) */
+    bool *is_out;       /* the value is a graph output */
+    bool *is_const;     /* ir_mark_constants */
+} PassReads;
+
+void pass_reads_init(PassReads *r, const IrGraph *g);
+void pass_reads_free(PassReads *r);
+/* v has one reader, a node (so no graph output). */
+static inline bool pass_sole_reader(const PassReads *r, int32_t v) { return r->uses[v] == 1 && !r->is_out[v]; }
+
 #endif

@@ -82,6 +82,40 @@ static NNC_MAYBE_UNUSED void nnc_epilogue(float *y, size_t count, const float *r
     }
 }
 
+/* One value through an activation, with the arithmetic of nnc_epilogue. */
+static NNC_MAYBE_UNUSED float nnc_act1(float v, int act, float slope)
+{
+    switch (act) {
+    case NNC_ACT_RELU: return v < 0.0f ? 0.0f : v;
+    case NNC_ACT_RELU6: v = v < 0.0f ? 0.0f : v; return v > 6.0f ? 6.0f : v;
+    case NNC_ACT_LEAKY_RELU: return v < 0.0f ? slope * v : v;
+    case NNC_ACT_SIGMOID: {
+        float e;
+        if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
+        e = expf(v);
+        return e / (1.0f + e);
+    }
+    case NNC_ACT_TANH: return tanhf(v);
+    default: return v;
+    }
+}
+
+/* A prologue (a batchnorm and activation in front of a layer, fused into it):
+ * y[ch][0..hw) = act(x[ch][p] * scale[ch] + shift[ch]) for one sample of c
+ * channels, with the arithmetic of nnc_batchnorm then the activation kernels. */
+static NNC_MAYBE_UNUSED void nnc_prologue(const float *x, int c, size_t hw, const float *scale, const float *shift,
+                                          int act, float slope, float *y)
+{
+    int ch;
+    size_t p;
+    for (ch = 0; ch < c; ch++) {
+        const float *xc = x + (size_t)ch * hw;
+        float *yc = y + (size_t)ch * hw, sc = scale[ch], sh = shift[ch];
+        for (p = 0; p < hw; p++) yc[p] = xc[p] * sc + sh;
+        nnc_epilogue(yc, hw, NULL, act, slope);
+    }
+}
+
 /* @kernel gemm */
 #ifndef NNC_USE_CBLAS
 /* C[i][0..N) *= beta for every row; beta == 0 stores zeros and never reads C (it may hold NaN). */
@@ -256,43 +290,164 @@ static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, fl
                 }
 }
 
-/* Floats of scratch nnc_conv2d needs: one im2col matrix (one sample, one group). */
-static NNC_MAYBE_UNUSED size_t nnc_conv2d_scratch(int c, int kh, int kw, int oh, int ow, int groups)
+/* One depthwise plane, rows [oy0, oy1) of the output: y[oy - oy0][ox] = b +
+ * sum of wk[ki][kj] * xc[oy*sh - ph + ki*dh][ox*sw - pw + kj*dw] over the taps
+ * inside the image (zero padding). y holds (oy1 - oy0) rows of ow floats. A
+ * direct loop: with one input channel per group, im2col would build a
+ * kh*kw-row matrix for a GEMM of a single output row. */
+static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const float *wk, float b, float *y, int oy0,
+                                          int oy1, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                                          int dw)
 {
-    return (size_t)(c / groups) * (size_t)kh * (size_t)kw * (size_t)oh * (size_t)ow;
+    int oy, ox, ki, kj;
+    for (oy = oy0; oy < oy1; oy++) {
+        float *yrow = y + (size_t)(oy - oy0) * (size_t)ow;
+        for (ox = 0; ox < ow; ox++) yrow[ox] = b;
+        for (ki = 0; ki < kh; ki++) {
+            int iy = oy * sh - ph + ki * dh;
+            const float *xrow;
+            if (iy < 0 || iy >= h) continue;
+            xrow = xc + (size_t)iy * (size_t)w;
+            for (kj = 0; kj < kw; kj++) {
+                int off = kj * dw - pw, lo, hi;
+                float wv = wk[ki * kw + kj];
+                nnc_valid_range(ow, sw, off, w, &lo, &hi);
+                if (sw == 1) {
+                    const float *xs = xrow + off;
+                    for (ox = lo; ox < hi; ox++) yrow[ox] += wv * xs[ox];
+                } else {
+                    for (ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox * sw + off];
+                }
+            }
+        }
+    }
+}
+
+/* Floats of scratch nnc_conv2d needs: the prologue's copy of one sample (c*h*w,
+ * when it has one), then one im2col matrix (one sample, one group), which a
+ * 1x1 stride-1 unpadded convolution and a depthwise one (one input channel per
+ * group) do without. */
+static NNC_MAYBE_UNUSED size_t nnc_conv2d_scratch(int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+                                                  int oh, int ow, int groups, int prologue)
+{
+    size_t s = prologue ? (size_t)c * (size_t)h * (size_t)w : 0;
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+    if (!direct && c / groups > 1) s += (size_t)(c / groups) * (size_t)kh * (size_t)kw * (size_t)oh * (size_t)ow;
+    return s;
 }
 
 /* torch.nn.Conv2d (zero padding): per sample and group, y = W * im2col(x) + bias,
  * then the epilogue y = act(y + residual) on that block (nnc_epilogue; residual
- * [n][k][oh][ow] or NULL, act NNC_ACT_*, slope for leaky_relu).
- * A 1x1, stride-1, unpadded convolution multiplies x directly (no scratch use). */
-static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, int c, int h, int w, const float *wt,
-                                        const float *bias, float *y, int k, int oh, int ow, int kh, int kw,
-                                        int sh, int sw, int ph, int pw, int dh, int dw, int groups,
-                                        float *scratch, const float *residual, int act, float slope)
+ * [n][k][oh][ow] with batch stride rs, or NULL; act NNC_ACT_*, slope for
+ * leaky_relu), the activation on output channels [0, act_k) only (k: all; a
+ * fused group of sibling convolutions, some without one). xs and ys are the
+ * batch strides of x and y in floats (c*h*w and k*oh*ow for whole tensors;
+ * more when x or y is a channel slice of a larger tensor). With
+ * pscale (else NULL), each sample first goes through the prologue
+ * x' = pact(x * pscale + pshift) into the scratch (nnc_prologue), so padding
+ * stays zero after it as PyTorch's BN-ReLU-Conv has it. A 1x1, stride-1,
+ * unpadded convolution multiplies x directly (no im2col); a depthwise one runs
+ * nnc_dw_plane per channel. */
+static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c, int h, int w, const float *wt,
+                                        const float *bias, float *y, size_t ys, int k, int oh, int ow, int kh, int kw,
+                                        int sh, int sw, int ph, int pw, int dh, int dw, int groups, float *scratch,
+                                        const float *residual, size_t rs, int act, float slope, int act_k,
+                                        const float *pscale, const float *pshift, int pact, float pslope)
 {
-    int cg = c / groups, kg = k / groups, i, g;
+    int cg = c / groups, kg = k / groups, i, g, o;
     int kdim = cg * kh * kw, ohw = oh * ow;
     size_t hw = (size_t)h * (size_t)w;
     int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * xs;
+        float *yi = y + (size_t)i * ys, *cols_buf = scratch;
+        if (pscale) {
+            nnc_prologue(xi, c, hw, pscale, pshift, pact, pslope, scratch);
+            xi = scratch;
+            cols_buf = scratch + (size_t)c * hw;
+        }
         for (g = 0; g < groups; g++) {
-            const float *xg = x + ((size_t)i * (size_t)c + (size_t)g * (size_t)cg) * hw;
-            float *yg = y + ((size_t)i * (size_t)k + (size_t)g * (size_t)kg) * (size_t)ohw;
-            const float *cols = xg;
-            if (!direct) {
-                nnc_im2col(xg, cg, h, w, scratch, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
-                cols = scratch;
+            const float *xg = xi + (size_t)g * (size_t)cg * hw;
+            float *yg = yi + (size_t)g * (size_t)kg * (size_t)ohw;
+            if (cg == 1 && !direct) {
+                for (o = 0; o < kg; o++) {
+                    int oc = g * kg + o;
+                    nnc_dw_plane(xg, h, w, wt + (size_t)oc * (size_t)kdim, bias ? bias[oc] : 0.0f,
+                                 yg + (size_t)o * (size_t)ohw, 0, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                }
+            } else {
+                const float *cols = xg;
+                if (!direct) {
+                    nnc_im2col(xg, cg, h, w, cols_buf, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                    cols = cols_buf;
+                }
+                if (bias) nnc_fill_rows(yg, kg, (size_t)ohw, bias + (size_t)g * (size_t)kg);
+                nnc_sgemm(0, 0, kg, ohw, kdim, 1.0f, wt + (size_t)g * (size_t)kg * (size_t)kdim, kdim, cols, ohw,
+                          bias ? 1.0f : 0.0f, yg, ohw);
             }
-            if (bias) nnc_fill_rows(yg, kg, (size_t)ohw, bias + (size_t)g * (size_t)kg);
-            nnc_sgemm(0, 0, kg, ohw, kdim, 1.0f, wt + (size_t)g * (size_t)kg * (size_t)kdim, kdim, cols, ohw,
-                      bias ? 1.0f : 0.0f, yg, ohw);
+            if (residual || act != NNC_ACT_NONE) {
+                const float *rg = residual ? residual + (size_t)i * rs + (size_t)g * (size_t)kg * (size_t)ohw : NULL;
+                int on = act_k - g * kg;  /* channels of this group the activation covers */
+                on = on < 0 ? 0 : on > kg ? kg : on;
+                if (on > 0) nnc_epilogue(yg, (size_t)on * (size_t)ohw, rg, act, slope);
+                if (on < kg)
+                    nnc_epilogue(yg + (size_t)on * (size_t)ohw, (size_t)(kg - on) * (size_t)ohw,
+                                 rg ? rg + (size_t)on * (size_t)ohw : NULL, NNC_ACT_NONE, 0.0f);
+            }
+        }
+    }
+}
+
+/* @kernel dwpw needs: gemm conv2d epilogue */
+/* Floats of scratch nnc_dwpw needs: the depthwise output of one tile of rows. */
+static NNC_MAYBE_UNUSED size_t nnc_dwpw_scratch(int c, int ow, int tile_rows)
+{
+    return (size_t)c * (size_t)tile_rows * (size_t)ow;
+}
+
+/* A depthwise convolution (torch.nn.Conv2d with groups = c = channels) with
+ * bias dwb and activation dact, then a 1x1 convolution to k channels with bias
+ * pwb and the epilogue y = act(y + residual), computed tile_rows output rows at
+ * a time: the depthwise rows of all channels go to the scratch (c x tile_rows x
+ * ow floats, sized to stay in cache), the pointwise GEMM reads them from there
+ * and writes the tile's rows of y. The depthwise output never exists whole.
+ * xs, ys: batch strides of x and y in floats; residual is contiguous. */
+static NNC_MAYBE_UNUSED void nnc_dwpw(int n, const float *x, size_t xs, int c, int h, int w, const float *dwt,
+                                      const float *dwb, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                      int dact, float dslope, const float *pwt, const float *pwb, float *y, size_t ys,
+                                      int k, int oh, int ow, const float *residual, int act, float slope,
+                                      int tile_rows, float *scratch)
+{
+    int i, r0, ch, o;
+    size_t hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
+    if (tile_rows < 1) tile_rows = 1;
+    for (i = 0; i < n; i++)
+        for (r0 = 0; r0 < oh; r0 += tile_rows) {
+            int rows = oh - r0 < tile_rows ? oh - r0 : tile_rows, cols = rows * ow;
+            float *yt = y + (size_t)i * ys + (size_t)r0 * (size_t)ow;
+            for (ch = 0; ch < c; ch++)
+                nnc_dw_plane(x + (size_t)i * xs + (size_t)ch * hw, h, w, dwt + (size_t)ch * (size_t)(kh * kw),
+                             dwb ? dwb[ch] : 0.0f, scratch + (size_t)ch * (size_t)cols, r0, r0 + rows, ow, kh, kw,
+                             sh, sw, ph, pw, dh, dw);
+            nnc_epilogue(scratch, (size_t)c * (size_t)cols, NULL, dact, dslope);
+            if (pwb)
+                for (o = 0; o < k; o++) {
+                    float *row = yt + (size_t)o * ohw;
+                    int j;
+                    for (j = 0; j < cols; j++) row[j] = pwb[o];
+                }
+            nnc_sgemm(0, 0, k, cols, c, 1.0f, pwt, c, scratch, cols, pwb ? 1.0f : 0.0f, yt, (int)ohw);
             if (residual || act != NNC_ACT_NONE)
-                nnc_epilogue(yg, (size_t)kg * (size_t)ohw, residual ? residual + (yg - y) : NULL, act, slope);
+                for (o = 0; o < k; o++)
+                    nnc_epilogue(yt + (size_t)o * ohw, (size_t)cols,
+                                 residual ? residual + ((size_t)i * (size_t)k + (size_t)o) * ohw +
+                                                (size_t)r0 * (size_t)ow
+                                          : NULL,
+                                 act, slope);
         }
 }
 
-/* @kernel conv_transpose2d needs: gemm conv_common */
+/* @kernel conv_transpose2d needs: gemm conv_common epilogue */
 /* Folds col[kg*kh*kw][h*w] back into y[kg][oh][ow], adding each column entry at
  * the output pixel its kernel tap reaches (taps landing outside are dropped). */
 static NNC_MAYBE_UNUSED void nnc_col2im(const float *col, int kg, int h, int w, float *y, int oh, int ow,
@@ -322,11 +477,13 @@ static NNC_MAYBE_UNUSED size_t nnc_conv_transpose2d_scratch(int h, int w, int k,
     return (size_t)(k / groups) * (size_t)kh * (size_t)kw * (size_t)h * (size_t)w;
 }
 
-/* torch.nn.ConvTranspose2d: per sample and group, col = W^T * x, then y = bias + col2im(col). */
+/* torch.nn.ConvTranspose2d: per sample and group, col = W^T * x, then y = bias + col2im(col),
+ * then the epilogue y = act(y + residual) on that block, as nnc_conv2d's. */
 static NNC_MAYBE_UNUSED void nnc_conv_transpose2d(int n, const float *x, int c, int h, int w, const float *wt,
                                                   const float *bias, float *y, int k, int oh, int ow, int kh,
                                                   int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-                                                  int groups, float *scratch)
+                                                  int groups, float *scratch, const float *residual, int act,
+                                                  float slope)
 {
     int cg = c / groups, kg = k / groups, i, g;
     int kdim = kg * kh * kw, hw = h * w;
@@ -339,25 +496,37 @@ static NNC_MAYBE_UNUSED void nnc_conv_transpose2d(int n, const float *x, int c, 
                       scratch, hw);
             nnc_fill_rows(yg, kg, ohw, bias ? bias + (size_t)g * (size_t)kg : NULL);
             nnc_col2im(scratch, kg, h, w, yg, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+            if (residual || act != NNC_ACT_NONE)
+                nnc_epilogue(yg, (size_t)kg * ohw, residual ? residual + (yg - y) : NULL, act, slope);
         }
 }
 
 /* @kernel batchnorm */
 /* torch.nn.BatchNorm1d/2d in eval mode: y = (x - mean)/sqrt(var + eps)*gamma + beta per channel.
- * gamma/beta may be NULL (affine=False: 1 and 0). y may equal x. */
-static NNC_MAYBE_UNUSED void nnc_batchnorm(int n, const float *x, int c, long hw, const float *gamma,
+ * gamma/beta may be NULL (affine=False: 1 and 0). xs, ys: batch strides in floats
+ * (c*hw for whole tensors). y may equal x. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm(int n, const float *x, size_t xs, int c, long hw, const float *gamma,
                                            const float *beta, const float *mean, const float *var, float eps,
-                                           float *y)
+                                           float *y, size_t ys)
 {
     int i, ch;
     long p;
     for (i = 0; i < n; i++)
         for (ch = 0; ch < c; ch++) {
-            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            const float *xc = x + (size_t)i * xs + (size_t)ch * (size_t)hw;
+            float *yc = y + (size_t)i * ys + (size_t)ch * (size_t)hw;
             float scale = (gamma ? gamma[ch] : 1.0f) / sqrtf(var[ch] + eps);
             float shift = (beta ? beta[ch] : 0.0f) - mean[ch] * scale;
-            for (p = 0; p < hw; p++) y[base + (size_t)p] = x[base + (size_t)p] * scale + shift;
+            for (p = 0; p < hw; p++) yc[p] = xc[p] * scale + shift;
         }
+}
+
+/* @kernel bn_scale */
+/* The scale of a batchnorm as nnc_batchnorm computes it: y[o] = gamma[o]/sqrt(var[o] + eps). */
+static NNC_MAYBE_UNUSED void nnc_bn_scale(int c, const float *gamma, const float *var, float eps, float *y)
+{
+    int o;
+    for (o = 0; o < c; o++) y[o] = gamma[o] / sqrtf(var[o] + eps);
 }
 
 /* @kernel bn_fold */
@@ -497,15 +666,17 @@ static NNC_MAYBE_UNUSED float nnc_maxpool_window(const float *xc, int h, int w, 
     return m;
 }
 
-/* torch.nn.MaxPool2d (padding, dilation; ceil_mode through the caller's oh/ow). */
-static NNC_MAYBE_UNUSED void nnc_maxpool2d(int n, const float *x, int c, int h, int w, float *y, int oh, int ow,
-                                           int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
+/* torch.nn.MaxPool2d (padding, dilation; ceil_mode through the caller's oh/ow).
+ * xs, ys: batch strides in floats (c*h*w and c*oh*ow for whole tensors). */
+static NNC_MAYBE_UNUSED void nnc_maxpool2d(int n, const float *x, size_t xs, int c, int h, int w, float *y, size_t ys,
+                                           int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                                           int dw)
 {
     size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
     int oy, ox;
     for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
-        const float *xc = x + plane * hw;
-        float *yc = y + plane * ohw;
+        const float *xc = x + plane / (size_t)c * xs + plane % (size_t)c * hw;
+        float *yc = y + plane / (size_t)c * ys + plane % (size_t)c * ohw;
         for (oy = 0; oy < oh; oy++)
             for (ox = 0; ox < ow; ox++)
                 yc[(size_t)oy * (size_t)ow + (size_t)ox] =
@@ -532,15 +703,17 @@ static NNC_MAYBE_UNUSED float nnc_avgpool_window(const float *xc, int h, int w, 
     return s / (float)(count_include_pad ? pool : (ye - ys) * (xe - xs));
 }
 
-/* torch.nn.AvgPool2d (padding, count_include_pad; ceil_mode through the caller's oh/ow). */
-static NNC_MAYBE_UNUSED void nnc_avgpool2d(int n, const float *x, int c, int h, int w, float *y, int oh, int ow,
-                                           int kh, int kw, int sh, int sw, int ph, int pw, int count_include_pad)
+/* torch.nn.AvgPool2d (padding, count_include_pad; ceil_mode through the caller's
+ * oh/ow). xs, ys: batch strides in floats (c*h*w and c*oh*ow for whole tensors). */
+static NNC_MAYBE_UNUSED void nnc_avgpool2d(int n, const float *x, size_t xs, int c, int h, int w, float *y, size_t ys,
+                                           int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                                           int count_include_pad)
 {
     size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
     int oy, ox;
     for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
-        const float *xc = x + plane * hw;
-        float *yc = y + plane * ohw;
+        const float *xc = x + plane / (size_t)c * xs + plane % (size_t)c * hw;
+        float *yc = y + plane / (size_t)c * ys + plane % (size_t)c * ohw;
         for (oy = 0; oy < oh; oy++)
             for (ox = 0; ox < ow; ox++)
                 yc[(size_t)oy * (size_t)ow + (size_t)ox] =
@@ -562,24 +735,31 @@ static NNC_MAYBE_UNUSED void nnc_global_avgpool(int n, const float *x, int c, lo
     }
 }
 
-/* @kernel adaptive_avgpool2d */
+/* @kernel adaptive_avgpool2d needs: epilogue */
 /* torch.nn.AdaptiveAvgPool2d((oh, ow)): output cell (i, j) averages rows
- * [floor(i*h/oh), ceil((i+1)*h/oh)) and columns [floor(j*w/ow), ceil((j+1)*w/ow)). */
-static NNC_MAYBE_UNUSED void nnc_adaptive_avgpool2d(int n, const float *x, int c, int h, int w, float *y, int oh,
-                                                    int ow)
+ * [floor(i*h/oh), ceil((i+1)*h/oh)) and columns [floor(j*w/ow), ceil((j+1)*w/ow)).
+ * xs, ys: batch strides in floats. With pscale (else NULL) every input value
+ * first goes through the prologue pact(x * pscale[ch] + pshift[ch]). */
+static NNC_MAYBE_UNUSED void nnc_adaptive_avgpool2d(int n, const float *x, size_t xs, int c, int h, int w, float *y,
+                                                    size_t ys, int oh, int ow, const float *pscale,
+                                                    const float *pshift, int pact, float pslope)
 {
     size_t plane;
     int i, j, r, q;
     for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
-        const float *xc = x + plane * (size_t)h * (size_t)w;
-        float *yc = y + plane * (size_t)oh * (size_t)ow;
+        size_t ch = plane % (size_t)c;
+        const float *xc = x + plane / (size_t)c * xs + ch * (size_t)h * (size_t)w;
+        float *yc = y + plane / (size_t)c * ys + ch * (size_t)oh * (size_t)ow;
         for (i = 0; i < oh; i++) {
             int r0 = (int)((long)i * h / oh), r1 = (int)(((long)(i + 1) * h + oh - 1) / oh);
             for (j = 0; j < ow; j++) {
                 int q0 = (int)((long)j * w / ow), q1 = (int)(((long)(j + 1) * w + ow - 1) / ow);
                 double s = 0.0;
                 for (r = r0; r < r1; r++)
-                    for (q = q0; q < q1; q++) s += xc[(size_t)r * (size_t)w + (size_t)q];
+                    for (q = q0; q < q1; q++) {
+                        float v = xc[(size_t)r * (size_t)w + (size_t)q];
+                        s += pscale ? nnc_act1(v * pscale[ch] + pshift[ch], pact, pslope) : v;
+                    }
                 yc[(size_t)i * (size_t)ow + (size_t)j] = (float)(s / (double)((r1 - r0) * (q1 - q0)));
             }
         }

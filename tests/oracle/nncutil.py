@@ -130,7 +130,9 @@ def check_parity(test, model_path, module, inputs, workdir, outputs=("logits",),
     array with the batch first); every output in `outputs` (module returns a
     tensor, or a tuple in the same order) must be within tol x max|reference|.
     Also checks the learnable parameter count and the MACs against
-    `nnc --stats`. Returns the relative errors by output name."""
+    `nnc --stats`, and that the model run at -O0 (no optimization pass) agrees
+    with the -O2 run and with PyTorch. Returns the relative errors (-O2) by
+    output name."""
     import torch
     os.makedirs(workdir, exist_ok=True)
     w = os.path.join(workdir, "weights.safetensors")
@@ -140,9 +142,10 @@ def check_parity(test, model_path, module, inputs, workdir, outputs=("logits",),
         p = os.path.join(workdir, f"in_{name}.npy")
         np.save(p, np.ascontiguousarray(arr, dtype=np.float32))
         args += ["--input", f"{name}={p}"]
-    for name in outputs:
-        args += ["--output", f"{name}={os.path.join(workdir, f'out_{name}.npy')}"]
-    nnc(*args)
+    nnc(*args, *[a for name in outputs for a in ("--output", f"{name}={os.path.join(workdir, f'out_{name}.npy')}")])
+    # The same model with no pass at all: the optimizations must not change
+    # what it computes (issue 4: -O0 and -O2 agree within tol x max|reference|).
+    nnc(*args, "-O0", *[a for name in outputs for a in ("--output", f"{name}={os.path.join(workdir, f'out0_{name}.npy')}")])
     with torch.no_grad():
         ref = module(*[torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in inputs.values()])
     if not isinstance(ref, (tuple, list)):
@@ -154,6 +157,10 @@ def check_parity(test, model_path, module, inputs, workdir, outputs=("logits",),
         test.assertEqual(got.shape, r.shape, f"output {name}")
         errs[name] = rel_err(got, r)
         test.assertLessEqual(errs[name], tol, f"output {name} of {model_path}")
+        got0 = np.load(os.path.join(workdir, f"out0_{name}.npy"))
+        test.assertLessEqual(rel_err(got0, r), tol, f"output {name} of {model_path} at -O0")
+        test.assertLessEqual(float(np.max(np.abs(got0 - got))) / max(float(np.max(np.abs(r))), 1e-30), tol,
+                             f"output {name} of {model_path}: -O0 and -O2 differ")
     stats = nnc_stats(model_path, *extra_args)
     test.assertEqual(stats["params"], torch_param_count(module), f"params of {model_path}")
     test.assertEqual(stats["macs"], torch_macs(module, *[torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))

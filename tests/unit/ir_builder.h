@@ -5,6 +5,7 @@
 #ifndef NNC_TEST_IR_BUILDER_H
 #define NNC_TEST_IR_BUILDER_H
 
+#include "frontend/frontend.h"
 #include "ir/ir.h"
 
 #include <stdbool.h>
@@ -112,6 +113,28 @@ static void check_pass(B *b, bool (*pass)(IrGraph *, char *, size_t), const char
     free(before);
     free(after);
     ir_free(b->g);
+}
+
+/* A zoo model (models/NAME.net), elaborated, no pass run. */
+static IrGraph *compile_model(const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/models/%s.net", NNC_SOURCE_DIR, name);
+    Arena a = {0};
+    Diag d;
+    diag_init(&d, &a);
+    IrGraph *g = fe_compile(path, NULL, &d);
+    if (!g) fail_msg("%s: %s", path, d.out.data ? d.out.data : "(no message)");
+    diag_free(&d);
+    arena_free(&a);
+    return g;
+}
+
+static int count_op(const IrGraph *g, OpKind op)
+{
+    int k = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) k += g->nodes[i].op == op;
+    return k;
 }
 
 #endif

@@ -1040,9 +1040,10 @@ static void test_fuse_epilogue_numerics(void **state)
     }
     emit(net, MAX_BATCH, &after.e);
     const char *c = after.e.c.data;
-    assert_non_null(strstr(c, "NNC_ACT_RELU, 0.0f);"));
-    assert_non_null(strstr(c, "NNC_ACT_LEAKY_RELU, 0.1f);"));
-    assert_non_null(strstr(c, "/* epilogue: + residual [6, 6, 6], then relu */"));
+    assert_non_null(strstr(c, "NNC_ACT_RELU, 0.0f,"));
+    assert_non_null(strstr(c, "NNC_ACT_LEAKY_RELU, 0.1f"));
+    assert_non_null(strstr(c, "/* residual [6, 6, 6], batch stride */"));
+    assert_non_null(strstr(c, "/* then relu */"));
     assert_non_null(strstr(c, "/* epilogue: + residual [8], then sigmoid */"));
     assert_null(strstr(c, "nnc_relu(")), assert_null(strstr(c, "nnc_add(")), assert_null(strstr(c, "nnc_sigmoid("));
     load_emitted(&after, path);

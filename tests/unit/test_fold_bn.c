@@ -179,27 +179,6 @@ static void test_mixed(void **state)
 
 /* ---- the zoo ---- */
 
-static IrGraph *compile_model(const char *name)
-{
-    char path[512], err[512] = "";
-    snprintf(path, sizeof path, "%s/models/%s.net", NNC_SOURCE_DIR, name);
-    Arena a = {0};
-    Diag d;
-    diag_init(&d, &a);
-    IrGraph *g = fe_compile(path, NULL, &d);
-    if (!g) fail_msg("%s: %s", path, d.out.data ? d.out.data : "(no message)");
-    diag_free(&d);
-    arena_free(&a);
-    if (!pass_dce(g, err, sizeof err)) fail_msg("pass_dce: %s", err);
-    return g;
-}
-
-static int count_op(const IrGraph *g, OpKind op)
-{
-    int k = 0;
-    for (int32_t i = 0; i < g->n_nodes; i++) k += g->nodes[i].op == op;
-    return k;
-}
 
 /* Folds a zoo model; returns the batchnorms left. Prints the node counts. */
 static int fold_model(const char *name)

@@ -205,24 +205,72 @@ static void ref_conv2d(const ConvCase *t, const float *x, const float *wt, const
                 }
 }
 
+static size_t conv_scratch(const ConvCase *t, int oh, int ow, int prologue)
+{
+    return nnc_conv2d_scratch(t->c, t->h, t->w, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, oh, ow, t->groups, prologue);
+}
+
+/* nnc_conv2d on whole, contiguous tensors with no prologue. */
+static void conv2d_plain(const ConvCase *t, const float *x, const float *wt, const float *bias, float *y, int oh,
+                         int ow, float *scratch, const float *res, int act, float slope)
+{
+    nnc_conv2d(t->n, x, (size_t)t->c * t->h * t->w, t->c, t->h, t->w, wt, bias, y, (size_t)t->k * oh * ow, t->k, oh,
+               ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->groups, scratch, res,
+               (size_t)t->k * oh * ow, act, slope, t->k, NULL, NULL, NNC_ACT_NONE, 0.0f);
+}
+
+/* Three ways: whole tensors; x and y as channel slices of larger tensors (batch
+ * strides, concat_elim.c), where the floats around the slices must stay
+ * untouched; and with a prologue (relu(x*scale + shift) before the conv),
+ * against the reference on the transformed input. */
 static void run_conv2d(Rng *r, const ConvCase *t)
 {
     int oh = conv_out(t->h, t->kh, t->sh, t->ph, t->dh), ow = conv_out(t->w, t->kw, t->sw, t->pw, t->dw);
-    size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->k * oh * ow;
-    size_t ssz = nnc_conv2d_scratch(t->c, t->kh, t->kw, oh, ow, t->groups);
+    size_t xs1 = (size_t)t->c * t->h * t->w, ys1 = (size_t)t->k * oh * ow;
+    size_t xsz = (size_t)t->n * xs1, ysz = (size_t)t->n * ys1;
+    size_t ssz = conv_scratch(t, oh, ow, 1);
     float *x = rand_floats(r, xsz, 1.0f), *y = nan_floats(ysz);
     float *wt = rand_floats(r, (size_t)t->k * (t->c / t->groups) * t->kh * t->kw, 1.0f);
     float *bias = t->bias ? rand_floats(r, (size_t)t->k, 1.0f) : NULL;
     float *scratch = ssz ? nan_floats(ssz) : NULL;
+    float *scale = rand_floats(r, (size_t)t->c, 1.0f), *shift = rand_floats(r, (size_t)t->c, 1.0f);
+    float *xp = new_floats(xsz);
+    size_t xst = xs1 + 5, yst = ys1 + 7;  /* slices at float 3 and 2 of longer samples */
+    float *xbig = rand_floats(r, (size_t)t->n * xst, 1.0f), *ybig = rand_floats(r, (size_t)t->n * yst, 1.0f);
+    float *ykeep = new_floats((size_t)t->n * yst);
     double *ref = new_doubles(ysz);
     char what[160];
-    ref_conv2d(t, x, wt, bias, oh, ow, ref);
-    nnc_conv2d(t->n, x, t->c, t->h, t->w, wt, bias, y, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
-               t->dh, t->dw, t->groups, scratch, NULL, NNC_ACT_NONE, 0.0f);
     snprintf(what, sizeof what, "conv2d n%d c%d %dx%d k%d %dx%d s%d,%d p%d,%d d%d,%d g%d bias%d", t->n, t->c, t->h,
              t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->groups, t->bias);
+    assert_true(conv_scratch(t, oh, ow, 0) + xs1 == ssz);
+    ref_conv2d(t, x, wt, bias, oh, ow, ref);
+    conv2d_plain(t, x, wt, bias, y, oh, ow, conv_scratch(t, oh, ow, 0) ? scratch : NULL, NULL, NNC_ACT_NONE, 0.0f);
     check_close(y, ref, ysz, what);
-    free(x), free(y), free(wt), free(bias), free(scratch), free(ref);
+
+    for (int i = 0; i < t->n; i++) memcpy(xbig + i * xst + 3, x + i * xs1, xs1 * sizeof(float));
+    memcpy(ykeep, ybig, (size_t)t->n * yst * sizeof(float));
+    nnc_conv2d(t->n, xbig + 3, xst, t->c, t->h, t->w, wt, bias, ybig + 2, yst, t->k, oh, ow, t->kh, t->kw, t->sh,
+               t->sw, t->ph, t->pw, t->dh, t->dw, t->groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, t->k, NULL, NULL,
+               NNC_ACT_NONE, 0.0f);
+    for (int i = 0; i < t->n; i++) {
+        check_equal(ybig + i * yst + 2, y + i * ys1, ys1, what);
+        assert_memory_equal(ybig + i * yst, ykeep + i * yst, 2 * sizeof(float));
+        assert_memory_equal(ybig + i * yst + 2 + ys1, ykeep + i * yst + 2 + ys1, 5 * sizeof(float));
+    }
+
+    for (size_t i = 0; i < xsz; i++) {
+        size_t ch = i / ((size_t)t->h * t->w) % (size_t)t->c;
+        float v = x[i] * scale[ch] + shift[ch];
+        xp[i] = v < 0.0f ? 0.0f : v;
+    }
+    ref_conv2d(t, xp, wt, bias, oh, ow, ref);
+    nnc_conv2d(t->n, xbig + 3, xst, t->c, t->h, t->w, wt, bias, y, ys1, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw,
+               t->ph, t->pw, t->dh, t->dw, t->groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, t->k, scale, shift,
+               NNC_ACT_RELU, 0.0f);
+    strncat(what, " prologue relu", sizeof what - strlen(what) - 1);
+    check_close(y, ref, ysz, what);
+    free(x), free(y), free(wt), free(bias), free(scratch), free(ref), free(scale), free(shift), free(xp);
+    free(xbig), free(ybig), free(ykeep);
 }
 
 /* A random valid convolution: groups is 1, 2 or depthwise; the output is at least 1x1. */
@@ -298,7 +346,7 @@ static void run_conv_transpose2d(Rng *r, const ConvCase *t)
     char what[160];
     ref_conv_transpose2d(t, x, wt, bias, oh, ow, ref);
     nnc_conv_transpose2d(t->n, x, t->c, t->h, t->w, wt, bias, y, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph,
-                         t->pw, t->dh, t->dw, t->groups, scratch);
+                         t->pw, t->dh, t->dw, t->groups, scratch, NULL, NNC_ACT_NONE, 0.0f);
     snprintf(what, sizeof what, "conv_transpose2d n%d c%d %dx%d k%d %dx%d s%d,%d p%d,%d d%d,%d g%d bias%d op%d",
              t->n, t->c, t->h, t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->groups,
              t->bias, t->opad);
@@ -346,7 +394,7 @@ static void run_batchnorm(Rng *r, int n, int c, long hw, int affine, int in_plac
         ref[e] = ((double)x[e] - mean[ch]) / sqrt((double)var[ch] + eps) * (affine ? gamma[ch] : 1.0) +
                  (affine ? beta[ch] : 0.0);
     }
-    nnc_batchnorm(n, x, c, hw, gamma, beta, mean, var, eps, y);
+    nnc_batchnorm(n, x, (size_t)c * (size_t)hw, c, hw, gamma, beta, mean, var, eps, y, (size_t)c * (size_t)hw);
     check_close(y, ref, sz, "batchnorm");
     if (!in_place) free(y);
     free(x), free(gamma), free(beta), free(mean), free(var), free(ref);
@@ -419,7 +467,7 @@ static void run_bn_fold_conv(Rng *r, int transposed, int c, int k, int groups, i
     size_t wcount = (size_t)(transposed ? c * (k / groups) : k * (c / groups)) * ks * ks;
     size_t ycount = (size_t)n * k * oh * ow;
     size_t scratch = transposed ? nnc_conv_transpose2d_scratch(h, w, k, ks, ks, groups)
-                                : nnc_conv2d_scratch(c, ks, ks, oh, ow, groups);
+                                : nnc_conv2d_scratch(c, h, w, ks, ks, 1, 1, pad, pad, oh, ow, groups, 0);
     float *x = rand_floats(r, (size_t)n * c * h * w, 1.0f), *wt = rand_floats(r, wcount, 1.0f);
     float *bias = has_bias ? rand_floats(r, k, 1.0f) : NULL, *gamma = positive_floats(r, k);
     float *beta = rand_floats(r, k, 1.0f), *mean = rand_floats(r, k, 1.0f), *var = positive_floats(r, k);
@@ -429,20 +477,23 @@ static void run_bn_fold_conv(Rng *r, int transposed, int c, int k, int groups, i
     char what[96];
     if (transposed) {
         nnc_bn_fold_weight(wt, c, k / groups, (long)ks * ks, groups, gamma, var, 1e-5f, wf);
-        nnc_conv_transpose2d(n, x, c, h, w, wt, bias, y, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
+        nnc_conv_transpose2d(n, x, c, h, w, wt, bias, y, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc, NULL,
+                             NNC_ACT_NONE, 0.0f);
     } else {
         nnc_bn_fold_weight(wt, k, 1, (long)(c / groups) * ks * ks, k, gamma, var, 1e-5f, wf);
-        nnc_conv2d(n, x, c, h, w, wt, bias, y, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc, NULL, NNC_ACT_NONE,
-                   0.0f);
+        nnc_conv2d(n, x, (size_t)c * h * w, c, h, w, wt, bias, y, (size_t)k * oh * ow, k, oh, ow, ks, ks, 1, 1, pad,
+                   pad, 1, 1, groups, sc, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL, NULL, NNC_ACT_NONE, 0.0f);
     }
     nnc_bn_fold_bias(k, gamma, beta, mean, var, 1e-5f, bias, bf);
-    nnc_batchnorm(n, y, k, (long)oh * ow, gamma, beta, mean, var, 1e-5f, y);
+    nnc_batchnorm(n, y, (size_t)k * oh * ow, k, (long)oh * ow, gamma, beta, mean, var, 1e-5f, y,
+                  (size_t)k * oh * ow);
     for (size_t i = 0; i < ycount; i++) ref[i] = y[i];
     if (transposed)
-        nnc_conv_transpose2d(n, x, c, h, w, wf, bf, yf, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc);
+        nnc_conv_transpose2d(n, x, c, h, w, wf, bf, yf, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc, NULL,
+                             NNC_ACT_NONE, 0.0f);
     else
-        nnc_conv2d(n, x, c, h, w, wf, bf, yf, k, oh, ow, ks, ks, 1, 1, pad, pad, 1, 1, groups, sc, NULL, NNC_ACT_NONE,
-                   0.0f);
+        nnc_conv2d(n, x, (size_t)c * h * w, c, h, w, wf, bf, yf, (size_t)k * oh * ow, k, oh, ow, ks, ks, 1, 1, pad,
+                   pad, 1, 1, groups, sc, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL, NULL, NNC_ACT_NONE, 0.0f);
     snprintf(what, sizeof what, "bn folded into %s c%d k%d g%d bias%d", transposed ? "conv_transpose2d" : "conv2d", c,
              k, groups, has_bias);
     check_close(yf, ref, ycount, what);
@@ -662,8 +713,21 @@ static void run_maxpool(Rng *r, const PoolCase *t)
         if (ties)
             for (size_t i = 0; i < xsz; i++) x[i] = (float)rng_int(r, -2, 1);
         ref_maxpool(t, x, oh, ow, ref);
-        nnc_maxpool2d(t->n, x, t->c, t->h, t->w, y, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw);
+        nnc_maxpool2d(t->n, x, xsz / (size_t)t->n, t->c, t->h, t->w, y, ysz / (size_t)t->n, oh, ow, t->kh, t->kw,
+                      t->sh, t->sw, t->ph, t->pw, t->dh, t->dw);
         check_close(y, ref, ysz, what);
+        if (ties) {  /* y as a channel slice at float 4 of samples 9 floats longer (concat_elim.c) */
+            size_t ys1 = ysz / (size_t)t->n, st = ys1 + 9;
+            float *big = nan_floats((size_t)t->n * st);
+            nnc_maxpool2d(t->n, x, xsz / (size_t)t->n, t->c, t->h, t->w, big + 4, st, oh, ow, t->kh, t->kw, t->sh,
+                          t->sw, t->ph, t->pw, t->dh, t->dw);
+            for (int i = 0; i < t->n; i++) {
+                check_equal(big + (size_t)i * st + 4, y + (size_t)i * ys1, ys1, what);
+                for (size_t j = 0; j < st; j++)
+                    if (j < 4 || j >= 4 + ys1) assert_true(isnan(big[(size_t)i * st + j]));
+            }
+            free(big);
+        }
         free(x), free(y), free(ref);
     }
 }
@@ -729,7 +793,8 @@ static void run_avgpool(Rng *r, const PoolCase *t, int cip)
     snprintf(what, sizeof what, "avgpool2d %dx%d k%d,%d s%d,%d p%d,%d ceil%d count_include_pad%d", t->h, t->w, t->kh,
              t->kw, t->sh, t->sw, t->ph, t->pw, t->ceil, cip);
     ref_avgpool(t, cip, x, oh, ow, ref);
-    nnc_avgpool2d(t->n, x, t->c, t->h, t->w, y, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, cip);
+    nnc_avgpool2d(t->n, x, xsz / (size_t)t->n, t->c, t->h, t->w, y, ysz / (size_t)t->n, oh, ow, t->kh, t->kw, t->sh,
+                  t->sw, t->ph, t->pw, cip);
     check_close(y, ref, ysz, what);
     free(x), free(y), free(ref);
 }
@@ -760,9 +825,9 @@ static void test_avgpool2d_torch_values(void **state)
     (void)state;
     for (int i = 0; i < 9; i++) with_pad[i] = with_pad36[i] / 36, without[i] = without36[i] / 36;
     for (int i = 0; i < 16; i++) x[i] = (float)i;
-    nnc_avgpool2d(1, x, 1, 4, 4, y, 3, 3, 3, 3, 2, 2, 1, 1, 1);
+    nnc_avgpool2d(1, x, 16, 1, 4, 4, y, 9, 3, 3, 3, 3, 2, 2, 1, 1, 1);
     check_close(y, with_pad, 9, "avgpool2d vs torch, count_include_pad");
-    nnc_avgpool2d(1, x, 1, 4, 4, y, 3, 3, 3, 3, 2, 2, 1, 1, 0);
+    nnc_avgpool2d(1, x, 16, 1, 4, 4, y, 9, 3, 3, 3, 3, 2, 2, 1, 1, 0);
     check_close(y, without, 9, "avgpool2d vs torch, no pad count");
 }
 
@@ -798,7 +863,17 @@ static void test_adaptive_avgpool2d(void **state)
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         int n = 2, c = 3, h = cases[t][0], w = cases[t][1], oh = cases[t][2], ow = cases[t][3];
         float *x = rand_floats(&r, (size_t)n * c * h * w, 2.0f), *y = nan_floats((size_t)n * c * oh * ow);
+        float *xp = new_floats((size_t)n * c * h * w), scale[3], shift[3];
         double *ref = new_doubles((size_t)n * c * oh * ow);
+        for (int ch = 0; ch < c; ch++) scale[ch] = rng_float(&r), shift[ch] = rng_float(&r);
+        for (size_t e = 0; e < (size_t)n * c * h * w; e++) {  /* the prologue: relu6(x*scale + shift) */
+            size_t ch = e / ((size_t)h * w) % (size_t)c;
+            float v = x[e] * scale[ch] + shift[ch];
+            v = v < 0.0f ? 0.0f : v;
+            xp[e] = v > 6.0f ? 6.0f : v;
+        }
+        for (int pro = 0; pro <= 1; pro++) {
+        const float *xr = pro ? xp : x;
         for (int p = 0; p < n * c; p++)
             for (int i = 0; i < oh; i++)
                 for (int j = 0; j < ow; j++) {
@@ -806,15 +881,17 @@ static void test_adaptive_avgpool2d(void **state)
                     int q0 = (int)floor((double)j * w / ow), q1 = (int)ceil((double)(j + 1) * w / ow);
                     double s = 0.0;
                     for (int a = r0; a < r1; a++)
-                        for (int b = q0; b < q1; b++) s += x[((size_t)p * h + a) * w + b];
+                        for (int b = q0; b < q1; b++) s += xr[((size_t)p * h + a) * w + b];
                     ref[((size_t)p * oh + i) * ow + j] = s / ((r1 - r0) * (q1 - q0));
                 }
-        nnc_adaptive_avgpool2d(n, x, c, h, w, y, oh, ow);
-        check_close(y, ref, (size_t)n * c * oh * ow, "adaptive_avgpool2d");
-        free(x), free(y), free(ref);
+        nnc_adaptive_avgpool2d(n, x, (size_t)c * h * w, c, h, w, y, (size_t)c * oh * ow, oh, ow, pro ? scale : NULL,
+                               pro ? shift : NULL, NNC_ACT_RELU6, 0.0f);
+        check_close(y, ref, (size_t)n * c * oh * ow, pro ? "adaptive_avgpool2d with a prologue" : "adaptive_avgpool2d");
+        }
+        free(x), free(y), free(ref), free(xp);
     }
     for (int i = 0; i < 35; i++) x35[i] = (float)i;
-    nnc_adaptive_avgpool2d(1, x35, 1, 5, 7, y12, 3, 4);
+    nnc_adaptive_avgpool2d(1, x35, 35, 1, 5, 7, y12, 12, 3, 4, NULL, NULL, NNC_ACT_NONE, 0.0f);
     check_close(y12, torch_5x7_to_3x4, 12, "adaptive_avgpool2d vs torch");
 }
 
@@ -1095,7 +1172,7 @@ static void run_conv2d_epilogue(Rng *r, const ConvCase *t, int act, int with_res
 {
     int oh = conv_out(t->h, t->kh, t->sh, t->ph, t->dh), ow = conv_out(t->w, t->kw, t->sw, t->pw, t->dw);
     size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->k * oh * ow;
-    size_t ssz = nnc_conv2d_scratch(t->c, t->kh, t->kw, oh, ow, t->groups);
+    size_t ssz = conv_scratch(t, oh, ow, 0);
     float *x = rand_floats(r, xsz, 1.0f), *y = nan_floats(ysz), *y0 = nan_floats(ysz);
     float *wt = rand_floats(r, (size_t)t->k * (t->c / t->groups) * t->kh * t->kw, 1.0f);
     float *bias = t->bias ? rand_floats(r, (size_t)t->k, 1.0f) : NULL;
@@ -1105,16 +1182,145 @@ static void run_conv2d_epilogue(Rng *r, const ConvCase *t, int act, int with_res
     char what[160];
     ref_conv2d(t, x, wt, bias, oh, ow, ref);
     for (size_t i = 0; i < ysz; i++) ref[i] = epi_ref(act, ref[i] + (res ? (double)res[i] : 0.0));
-    nnc_conv2d(t->n, x, t->c, t->h, t->w, wt, bias, y, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
-               t->dh, t->dw, t->groups, scratch, res, act, 0.125f);
+    conv2d_plain(t, x, wt, bias, y, oh, ow, scratch, res, act, 0.125f);
     snprintf(what, sizeof what, "conv2d n%d c%d %dx%d k%d g%d, epilogue%s %s", t->n, t->c, t->h, t->w, t->k,
              t->groups, res ? " +res" : "", act_names[act]);
     check_close(y, ref, ysz, what);
-    nnc_conv2d(t->n, x, t->c, t->h, t->w, wt, bias, y0, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
-               t->dh, t->dw, t->groups, scratch, NULL, NNC_ACT_NONE, 0.0f);
+    conv2d_plain(t, x, wt, bias, y0, oh, ow, scratch, NULL, NNC_ACT_NONE, 0.0f);
     unfused_epilogue(y0, ysz, res, act);
     check_equal(y, y0, ysz, what);
     free(x), free(y), free(y0), free(wt), free(bias), free(res), free(scratch), free(ref);
+}
+
+/* dwpw: the depthwise conv2d (with its activation), then the 1x1 conv2d with
+ * its epilogue, through the unfused kernels, for tiles of 1 row, 3 rows and
+ * the whole image, with x and y as channel slices (batch strides). The
+ * depthwise sums run in the same order in both, and the pointwise GEMM
+ * computes each output from the same operands, so they must agree to a few
+ * ulps; the double reference checks the unfused chain. */
+static void run_dwpw(Rng *r, int n, int c, int h, int w, int k, int kh, int s, int pad, int dil, int bias, int res)
+{
+    ConvCase dw = {n, c, h, w, c, kh, kh, s, s, pad, pad, dil, dil, c, bias, 0};
+    int oh = conv_out(h, kh, s, pad, dil), ow = conv_out(w, kh, s, pad, dil);
+    ConvCase pw = {n, c, oh, ow, k, 1, 1, 1, 1, 0, 0, 1, 1, 1, bias, 0};
+    size_t xs1 = (size_t)c * h * w, ts1 = (size_t)c * oh * ow, ys1 = (size_t)k * oh * ow;
+    float *x = rand_floats(r, (size_t)n * (xs1 + 3), 1.0f);
+    float *dwt = rand_floats(r, (size_t)c * kh * kh, 1.0f), *dwb = bias ? rand_floats(r, (size_t)c, 1.0f) : NULL;
+    float *pwt = rand_floats(r, (size_t)k * c, 1.0f), *pwb = bias ? rand_floats(r, (size_t)k, 1.0f) : NULL;
+    float *resid = res ? rand_floats(r, (size_t)n * ys1, 1.0f) : NULL;
+    float *t = nan_floats((size_t)n * ts1), *y0 = nan_floats((size_t)n * ys1);
+    float *y = nan_floats((size_t)n * (ys1 + 5)), *sc = nan_floats(nnc_dwpw_scratch(c, ow, oh));
+    char what[128];
+    nnc_conv2d(n, x + 1, xs1 + 3, c, h, w, dwt, dwb, t, ts1, c, oh, ow, kh, kh, s, s, pad, pad, dil, dil, c, NULL,
+               NULL, 0, NNC_ACT_RELU6, 0.0f, c, NULL, NULL, NNC_ACT_NONE, 0.0f);
+    {
+        float *xc = new_floats((size_t)n * xs1);
+        double *ref = new_doubles((size_t)n * ts1);
+        for (int i = 0; i < n; i++) memcpy(xc + i * xs1, x + 1 + i * (xs1 + 3), xs1 * sizeof(float));
+        ref_conv2d(&dw, xc, dwt, dwb, oh, ow, ref);
+        for (size_t e = 0; e < (size_t)n * ts1; e++) ref[e] = ref[e] < 0 ? 0 : ref[e] > 6 ? 6 : ref[e];
+        check_close(t, ref, (size_t)n * ts1, "depthwise conv2d (direct path)");
+        free(xc), free(ref);
+    }
+    conv2d_plain(&pw, t, pwt, pwb, y0, oh, ow, NULL, resid, NNC_ACT_LEAKY_RELU, 0.125f);
+    for (int tile = 1; tile <= oh + 2; tile = tile == 1 ? 3 : tile == 3 ? oh : oh + 3) {
+        nnc_dwpw(n, x + 1, xs1 + 3, c, h, w, dwt, dwb, kh, kh, s, s, pad, pad, dil, dil, NNC_ACT_RELU6, 0.0f, pwt, pwb,
+                 y + 2, ys1 + 5, k, oh, ow, resid, NNC_ACT_LEAKY_RELU, 0.125f, tile, sc);
+        snprintf(what, sizeof what, "dwpw c%d %dx%d k%d %dx%d s%d p%d d%d bias%d res%d tile %d", c, h, w, k, kh, kh, s,
+                 pad, dil, bias, res, tile);
+        for (int i = 0; i < n; i++) {
+            const float *yi = y + 2 + (size_t)i * (ys1 + 5), *y0i = y0 + (size_t)i * ys1;
+            for (size_t e = 0; e < ys1; e++)
+                if (fabsf(yi[e] - y0i[e]) > 1e-5f * (1.0f + fabsf(y0i[e]))) {
+                    print_error("%s: sample %d element %zu is %.9g, the unfused chain gives %.9g\n", what, i, e,
+                                (double)yi[e], (double)y0i[e]);
+                    fail();
+                }
+        }
+    }
+    free(x), free(dwt), free(dwb), free(pwt), free(pwb), free(resid), free(t), free(y0), free(y), free(sc);
+}
+
+static void test_dwpw(void **state)
+{
+    Rng r = {0xD3D3ULL};
+    (void)state;
+    run_dwpw(&r, 2, 8, 9, 7, 5, 3, 1, 1, 1, 1, 1);   /* MobileNet v2 block with its residual */
+    run_dwpw(&r, 1, 6, 11, 10, 12, 3, 2, 1, 1, 0, 0); /* stride 2, no biases */
+    run_dwpw(&r, 3, 4, 8, 8, 4, 5, 1, 2, 2, 1, 0);   /* 5x5, dilation 2 */
+    run_dwpw(&r, 1, 32, 7, 7, 16, 3, 1, 1, 1, 1, 1);
+}
+
+static void test_bn_scale(void **state)
+{
+    Rng r = {0xB5CULL};
+    float gamma[7], var[7], y[7];
+    double ref[7];
+    (void)state;
+    for (int i = 0; i < 7; i++) gamma[i] = rng_float(&r), var[i] = 0.5f + (float)i, ref[i] = gamma[i] / sqrt((double)var[i] + 1e-3);
+    nnc_bn_scale(7, gamma, var, 1e-3f, y);
+    check_close(y, ref, 7, "bn_scale");
+}
+
+/* conv_transpose2d's epilogue (DCGAN's generator: folded batchnorm, then relu;
+ * tanh at the end) is the unfused chain bit for bit. */
+static void test_conv_transpose2d_epilogue(void **state)
+{
+    static const int cases[] = {1, 2, 6, 14};
+    Rng r = {0x7E9ULL};
+    (void)state;
+    for (int act = NNC_ACT_NONE; act <= NNC_ACT_TANH; act++)
+        for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+            const ConvCase *t = &conv_cases[cases[ci]];
+            int oh = (t->h - 1) * t->sh - 2 * t->ph + t->dh * (t->kh - 1) + t->opad + 1;
+            int ow = (t->w - 1) * t->sw - 2 * t->pw + t->dw * (t->kw - 1) + t->opad + 1;
+            size_t ysz = (size_t)t->n * t->k * oh * ow;
+            float *x = rand_floats(&r, (size_t)t->n * t->c * t->h * t->w, 1.0f), *y = nan_floats(ysz);
+            float *y0 = nan_floats(ysz), *res = act % 2 ? rand_floats(&r, ysz, 1.0f) : NULL;
+            float *wt = rand_floats(&r, (size_t)t->c * (t->k / t->groups) * t->kh * t->kw, 1.0f);
+            float *sc = nan_floats(nnc_conv_transpose2d_scratch(t->h, t->w, t->k, t->kh, t->kw, t->groups));
+            nnc_conv_transpose2d(t->n, x, t->c, t->h, t->w, wt, NULL, y, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw,
+                                 t->ph, t->pw, t->dh, t->dw, t->groups, sc, res, act, 0.125f);
+            nnc_conv_transpose2d(t->n, x, t->c, t->h, t->w, wt, NULL, y0, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw,
+                                 t->ph, t->pw, t->dh, t->dw, t->groups, sc, NULL, NNC_ACT_NONE, 0.0f);
+            unfused_epilogue(y0, ysz, res, act);
+            check_equal(y, y0, ysz, "conv_transpose2d epilogue");
+            free(x), free(y), free(y0), free(res), free(wt), free(sc);
+        }
+}
+
+/* Horizontally fused siblings: the activation on the first act_k output
+ * channels only, a residual read through a batch stride (a slice of a larger
+ * tensor). Bit for bit the unfused chain on each part. */
+static void test_conv2d_act_channels(void **state)
+{
+    static const int cases[] = {9, 10, 15};  /* 1x1 direct, 1x1 grouped, a 3x3 layer */
+    Rng r = {0xAC7ULL};
+    (void)state;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int act_k = 0; act_k <= conv_cases[cases[ci]].k; act_k += 2) {
+            const ConvCase *t = &conv_cases[cases[ci]];
+            int oh = conv_out(t->h, t->kh, t->sh, t->ph, t->dh), ow = conv_out(t->w, t->kw, t->sw, t->pw, t->dw);
+            size_t ys1 = (size_t)t->k * oh * ow, ysz = (size_t)t->n * ys1, rst = ys1 + 11, plane = (size_t)oh * ow;
+            float *x = rand_floats(&r, (size_t)t->n * t->c * t->h * t->w, 1.0f), *y = nan_floats(ysz);
+            float *y0 = nan_floats(ysz), *res = rand_floats(&r, (size_t)t->n * rst, 1.0f);
+            float *wt = rand_floats(&r, (size_t)t->k * (t->c / t->groups) * t->kh * t->kw, 1.0f);
+            size_t ssz = conv_scratch(t, oh, ow, 0);
+            float *sc = ssz ? nan_floats(ssz) : NULL;
+            nnc_conv2d(t->n, x, (size_t)t->c * t->h * t->w, t->c, t->h, t->w, wt, NULL, y, ys1, t->k, oh, ow, t->kh,
+                       t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->groups, sc, res + 5, rst, NNC_ACT_RELU6,
+                       0.0f, act_k, NULL, NULL, NNC_ACT_NONE, 0.0f);
+            conv2d_plain(t, x, wt, NULL, y0, oh, ow, sc, NULL, NNC_ACT_NONE, 0.0f);
+            for (int i = 0; i < t->n; i++)
+                for (int o = 0; o < t->k; o++)
+                    for (size_t p = 0; p < plane; p++) {
+                        float v = y0[(size_t)i * ys1 + (size_t)o * plane + p] + res[5 + (size_t)i * rst + (size_t)o * plane + p];
+                        if (o < act_k) v = v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v;
+                        y0[(size_t)i * ys1 + (size_t)o * plane + p] = v;
+                    }
+            check_equal(y, y0, ysz, "conv2d with act_k and a strided residual");
+            free(x), free(y), free(y0), free(res), free(wt), free(sc);
+        }
 }
 
 static void test_conv2d_epilogue(void **state)
@@ -1212,6 +1418,10 @@ int main(void)
         cmocka_unit_test(test_bn_fold),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_conv2d_epilogue),
+        cmocka_unit_test(test_conv2d_act_channels),
+        cmocka_unit_test(test_conv_transpose2d_epilogue),
+        cmocka_unit_test(test_dwpw),
+        cmocka_unit_test(test_bn_scale),
         cmocka_unit_test(test_linear_epilogue),
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_sigmoid_extremes),
