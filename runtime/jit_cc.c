@@ -6,7 +6,8 @@
  * shell, so no quoting of paths), its stdout and stderr going to cc.log in the
  * directory; on a non-zero exit put the log into err; dlopen the object with
  * RTLD_LOCAL (two models with the same prefix do not clash) and look up the
- * entry points; remove the directory. A loaded object stays mapped after its
+ * entry points (an inference model's, or a training module's: rt_cc_load and
+ * rt_cc_load_train share everything up to dlopen); remove the directory. A loaded object stays mapped after its
  * file is unlinked. */
 #include "jit_cc.h"
 
@@ -152,22 +153,14 @@ static bool rt_cc_sym(void *so, const char *prefix, const char *suffix, void *fn
     return true;
 }
 
-static bool rt_cc_open(const char *dir, const char *prefix, RtModel *out, char *err, size_t errlen)
+/* dlopens DIR/model.so into *so. */
+static bool rt_cc_open(const char *dir, void **so, char *err, size_t errlen)
 {
-    char so[RT_PATH_MAX];
-    snprintf(so, sizeof so, "%s/model.so", dir);
-    out->so = dlopen(so, RTLD_NOW | RTLD_LOCAL);
-    if (!out->so) {
-        snprintf(err, errlen, "cannot load the compiled model: %s", dlerror());
-        return false;
-    }
-    if (rt_cc_sym(out->so, prefix, "create", &out->create, err, errlen) &&
-        rt_cc_sym(out->so, prefix, "forward_v", &out->forward_v, err, errlen) &&
-        rt_cc_sym(out->so, prefix, "last_error", &out->last_error, err, errlen) &&
-        rt_cc_sym(out->so, prefix, "destroy", &out->destroy, err, errlen))
-        return true;
-    rt_cc_unload(out);
-    return false;
+    char path[RT_PATH_MAX];
+    snprintf(path, sizeof path, "%s/model.so", dir);
+    *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!*so) snprintf(err, errlen, "cannot load the compiled model: %s", dlerror());
+    return *so != NULL;
 }
 
 static void rt_cc_remove_dir(const char *dir, const char *header_name)
@@ -195,10 +188,12 @@ static bool rt_cc_check_names(const char *header_name, const char *prefix, char 
     return true;
 }
 
-int rt_cc_load(const char *c_src, const char *h_src, const char *header_name, const char *prefix, RtModel *out,
-               char *err, size_t errlen)
+/* The part rt_cc_load and rt_cc_load_train share: writes the sources into a
+ * private temporary directory, compiles and dlopens them; *so is the handle. */
+static int rt_cc_build(const char *c_src, const char *h_src, const char *header_name, const char *prefix, void **so,
+                       char *err, size_t errlen)
 {
-    memset(out, 0, sizeof *out);
+    *so = NULL;
     if (!rt_cc_check_names(header_name, prefix, err, errlen)) return -1;
     const char *tmp = getenv("TMPDIR");
     char dir[RT_DIR_MAX];
@@ -211,12 +206,53 @@ int rt_cc_load(const char *c_src, const char *h_src, const char *header_name, co
         return -1;
     }
     bool ok = rt_cc_write(dir, header_name, h_src, err, errlen) && rt_cc_write(dir, "model.c", c_src, err, errlen) &&
-              rt_cc_compile(dir, err, errlen) && rt_cc_open(dir, prefix, out, err, errlen);
+              rt_cc_compile(dir, err, errlen) && rt_cc_open(dir, so, err, errlen);
     rt_cc_remove_dir(dir, header_name);
     return ok ? 0 : -1;
 }
 
+int rt_cc_load(const char *c_src, const char *h_src, const char *header_name, const char *prefix, RtModel *out,
+               char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (rt_cc_build(c_src, h_src, header_name, prefix, &out->so, err, errlen) != 0) return -1;
+    if (rt_cc_sym(out->so, prefix, "create", &out->create, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "forward_v", &out->forward_v, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "last_error", &out->last_error, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "destroy", &out->destroy, err, errlen))
+        return 0;
+    rt_cc_unload(out);
+    return -1;
+}
+
+int rt_cc_load_train(const char *c_src, const char *h_src, const char *header_name, const char *prefix,
+                     RtTrainModule *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (rt_cc_build(c_src, h_src, header_name, prefix, &out->so, err, errlen) != 0) return -1;
+    if (rt_cc_sym(out->so, prefix, "train_create", &out->create, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_step", &out->step, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_eval", &out->eval, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_set_trainable", &out->set_trainable, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_tensor_count", &out->tensor_count, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_tensor", &out->tensor, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_get_step", &out->get_step, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_set_step", &out->set_step, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_max_batch", &out->max_batch, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_last_error", &out->last_error, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_destroy", &out->destroy, err, errlen))
+        return 0;
+    rt_cc_unload_train(out);
+    return -1;
+}
+
 void rt_cc_unload(RtModel *m)
+{
+    if (m->so) dlclose(m->so);
+    memset(m, 0, sizeof *m);
+}
+
+void rt_cc_unload_train(RtTrainModule *m)
 {
     if (m->so) dlclose(m->so);
     memset(m, 0, sizeof *m);

@@ -18,6 +18,8 @@
 
 #include <stddef.h>
 
+#include "train_abi.h"
+
 /* A loaded model. The `void *` stands for the generated model's own type
  * (struct PREFIX); the calls are those documented in the generated header. */
 typedef struct RtModel {
@@ -37,5 +39,16 @@ int rt_cc_load(const char *c_src, const char *h_src, const char *header_name, co
 
 /* Unloads a model loaded by rt_cc_load (its instances must be destroyed first). */
 void rt_cc_unload(RtModel *m);
+
+/* The same for a training module (runtime/train_abi.h, codegen/emit_train.h):
+ * compiles c_src as rt_cc_load does and fills *out with PREFIX_train_create,
+ * _step, _eval, _set_trainable, _tensor_count, _tensor, _get_step, _set_step,
+ * _max_batch, _last_error and _destroy. Returns 0, or -1 with the reason in
+ * err (a missing entry point is named). */
+int rt_cc_load_train(const char *c_src, const char *h_src, const char *header_name, const char *prefix,
+                     RtTrainModule *out, char *err, size_t errlen);
+
+/* Unloads a training module (its instances must be destroyed first). */
+void rt_cc_unload_train(RtTrainModule *m);
 
 #endif

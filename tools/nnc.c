@@ -3,6 +3,8 @@
  *   nnc MODEL.net [-o OUT.c] [--emit=c|ir|dot] [-O0|-O1|-O2] [--batch N] ...
  *   nnc init MODEL.net --seed S -o WEIGHTS.safetensors
  *   nnc run MODEL.net --weights W.safetensors --input NAME=IN.npy ... [--output NAME=OUT.npy ...]
+ *   nnc train MODEL.net --data KIND:PATH [options]        (tools/train.c)
+ *   nnc eval MODEL.net --weights W --data KIND:PATH [--batch N]
  *
  * These forms are an interface: scripts outside this repository call them as
  * written. Exit status: 0 on success, 1 on a user error (with a message naming
@@ -12,8 +14,10 @@
 #include "ir/ir.h"
 #include "passes/passes.h"
 #include "codegen/emit_c.h"
+#include "codegen/emit_train.h"
 #include "runtime/jit_cc.h"
 #include "runtime/tensor_io.h"
+#include "tools/train.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -22,18 +26,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char usage[] =
+/* The --help text, in parts (C99 compilers need not take string literals over 4095 bytes). */
+static const char *const usage[] = {
     "usage: nnc MODEL.net [options]                 compile a network to C\n"
     "       nnc init MODEL.net --seed S -o W.safetensors\n"
     "                                               write freshly initialized weights\n"
     "       nnc run MODEL.net --weights W.safetensors --input NAME=FILE ... [--output NAME=OUT.npy ...]\n"
     "                                               compile, load and run inference\n"
+    "       nnc train MODEL.net --data KIND:PATH [train options]\n"
+    "                                               train the network, print progress\n"
+    "       nnc eval MODEL.net --weights W.safetensors --data KIND:PATH [--batch N]\n"
+    "                                               print 'loss: X' and 'accuracy: Y' on the test\n"
+    "                                               split (the train split if there is none)\n"
     "       nnc --help | --version\n"
     "\n"
     "compile options:\n"
     "  -o FILE            output: FILE.c and FILE.h for --emit=c (default NETWORK.c in the\n"
     "                     current directory), FILE for ir and dot (default: standard output)\n"
-    "  --emit=c|ir|dot    C source and header, the IR as text, or a Graphviz graph\n"
+    "  --emit=c|ir|dot|train\n"
+    "                     C source and header, the IR as text, a Graphviz graph, or\n"
+    "                     the training module (forward, backward, optimizer; runtime/train_abi.h)\n"
     "  -O0 | -O1 | -O2    no optimization | clean-up passes | everything (default -O2)\n"
     "  --batch N          the largest batch the generated code accepts (default 1)\n"
     "  --stats            print params, macs, activation_bytes, nodes, kernels,\n"
@@ -48,7 +60,7 @@ static const char usage[] =
     "init options:\n"
     "  --seed S           random seed (default 0); the same seed gives the same weights\n"
     "  -o FILE            the safetensors file to write (written atomically)\n"
-    "\n"
+    "\n",
     "run options:\n"
     "  --weights FILE     safetensors weights (names as in 'nnc MODEL.net --emit=ir')\n"
     "  --input NAME=FILE  a float32 .npy array [N, ...] for input NAME; or an IDX file\n"
@@ -57,9 +69,44 @@ static const char usage[] =
     "                     --output, every output's arg-max per sample is printed\n"
     "  --limit K          use only the first K samples of each input\n"
     "  --labels FILE      IDX labels to compare the printed predictions with\n"
+    "\n",
+    "train options (softmax cross-entropy of the single output against integer labels;\n"
+    "defaults: sgd, lr 0.01, momentum 0, constant schedule, batch 64, 1 epoch, seed 0):\n"
+    "  --data KIND:PATH   mnist:DIR, fashion-mnist:DIR (IDX files), cifar10:DIR (binary\n"
+    "                     version), npy:DIR (train_images.npy, train_labels.npy, optional\n"
+    "                     test_*.npy); the test split, if any, is evaluated every epoch\n"
+    "  --epochs N         epochs to train (default 1)\n"
+    "  --batch N          batch size (default 64)\n"
+    "  --optimizer NAME   sgd, adam or adamw (PyTorch's; adam betas 0.9, 0.999, eps 1e-8)\n"
+    "  --lr X             learning rate (default 0.01)\n"
+    "  --momentum X       sgd momentum (default 0); --nesterov for Nesterov momentum\n"
+    "  --weight-decay X   L2 for sgd and adam, decoupled for adamw (default 0; adamw 0.01)\n"
+    "  --label-smoothing X  cross-entropy label smoothing, 0 to 1 (default 0)\n"
+    "  --schedule S       the lr per epoch: constant, step:STEP_SIZE[:GAMMA],\n"
+    "                     multistep:M1,M2,...[:GAMMA] (GAMMA default 0.1), or\n"
+    "                     cosine[:ETA_MIN] (annealed over the epochs after the warm-up)\n"
+    "  --warmup W         W epochs rising linearly from lr/(W+1) before the schedule\n"
+    "  --seed S           seeds the initial weights, the shuffle, augmentation, dropout\n"
+    "  --weights FILE     start from these weights (by name); a tensor missing from the\n"
+    "                     file or of another shape is initialized afresh, with a note\n"
+    "                     (a replaced classifier head); default: as 'nnc init --seed S'\n"
+    "  --freeze GLOB      do not update parameters whose names match ('features.*',\n"
+    "                     'conv?.weight'); repeatable; each must match a parameter\n"
+    "  --out FILE         write the trained parameters and buffers (safetensors)\n"
+    "  --checkpoint FILE  write all tensors, optimizer state and step after every epoch\n"
+    "  --resume           continue from --checkpoint after its last epoch, with the same\n"
+    "                     settings (checked); the result equals an uninterrupted run\n"
+    "  --log FILE.csv     per-epoch epoch,train_loss,train_accuracy,test_loss,\n"
+    "                     test_accuracy,images_per_second (rewritten every epoch)\n"
+    "  --no-shuffle       keep the file order (default: a new order every epoch)\n"
+    "  --normalize M,S    subtract M, divide by S (one pair, or one per channel: means\n"
+    "                     then stds); nnc eval takes it too and should get the same\n"
+    "  --augment LIST     comma-separated crop:P (pad P, random crop), flip (random\n"
+    "                     mirror), jitter:A (brightness and contrast, 0 < A <= 1)\n"
     "\n"
     "Errors are reported as FILE:LINE:COL: error: MESSAGE. Exit status: 0 success,\n"
-    "1 error in the input, 2 wrong command line. See README.md for the language.\n";
+    "1 error in the input, 2 wrong command line. See README.md for the language.\n",
+};
 
 typedef struct {
     const char *cmd;        /* NULL (compile), "init", "run" */
@@ -164,8 +211,8 @@ static int parse_args(int argc, char **argv, Cli *c)
     }
     c->fe.defines = c->defines;
     if (!c->model) return fail_usage("no model file given%s", "");
-    if (strcmp(c->emit, "c") && strcmp(c->emit, "ir") && strcmp(c->emit, "dot"))
-        return fail_usage("--emit takes c, ir or dot, not '%s'", c->emit);
+    if (strcmp(c->emit, "c") && strcmp(c->emit, "ir") && strcmp(c->emit, "dot") && strcmp(c->emit, "train"))
+        return fail_usage("--emit takes c, ir, dot or train, not '%s'", c->emit);
     return 0;
 }
 
@@ -257,7 +304,9 @@ static void header_paths(const char *out, char **h_path, char **h_name)
 static int cmd_compile(const Cli *c)
 {
     Arena arena = {0};
-    IrGraph *g = load_model(c, &arena);
+    Cli c0 = *c;
+    if (strcmp(c->emit, "train") == 0) c0.opt_level = 0;  /* training needs the unfused graph (batch statistics) */
+    IrGraph *g = load_model(&c0, &arena);
     int rc = 1;
     if (!g) goto done;
     if (c->stats) {
@@ -281,7 +330,10 @@ static int cmd_compile(const Cli *c)
         header_paths(c_path, &h_path, &h_name);
         CgOptions o = {.max_batch = c->batch, .header_name = h_name, .source_path = c->model,
                        .no_memory_plan = c->opt_level < 2};
-        if (!cg_emit_c(g, &o, &a, &b, err, sizeof err)) fprintf(stderr, "nnc: %s: %s\n", c->model, err);
+        CgTrainOptions to = {.max_batch = c->batch, .header_name = h_name, .source_path = c->model};
+        bool ok = strcmp(c->emit, "train") == 0 ? cg_emit_train_c(g, &to, &a, &b, err, sizeof err)
+                                                : cg_emit_c(g, &o, &a, &b, err, sizeof err);
+        if (!ok) fprintf(stderr, "nnc: %s: %s\n", c->model, err);
         else rc = write_text(c_path, &a) || write_text(h_path, &b);
         free(c_path);
         free(h_path);
@@ -305,28 +357,7 @@ static int cmd_init(const Cli *c)
     c0.opt_level = 0;  /* every parameter, as the source declares it */
     IrGraph *g = load_model(&c0, &arena);
     if (!g) { arena_free(&arena); return 1; }
-    RtRng rng;
-    rt_rng_seed(&rng, c->seed);
-    RtTensor *ts = nnc_xcalloc((size_t)g->n_params, sizeof *ts);
-    for (int32_t i = 0; i < g->n_params; i++) {
-        const IrValue *v = &g->values[g->params[i]];
-        int64_t n = ir_shape_elems(&v->shape);
-        ts[i].name = v->name;
-        ts[i].rank = v->shape.rank;
-        for (int d = 0; d < v->shape.rank; d++) ts[i].shape[d] = v->shape.dim[d];
-        float *p = ts[i].data = nnc_xmalloc((size_t)n * sizeof(float));
-        /* PyTorch's defaults: kaiming_uniform_(a=sqrt(5)) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
-         * weights, and biases use the same bound. */
-        float bound = v->fan_in > 0 ? 1.0f / sqrtf((float)v->fan_in) : 0.0f;
-        for (int64_t k = 0; k < n; k++) {
-            switch (v->init) {
-            case INIT_KAIMING_UNIFORM:
-            case INIT_BIAS_UNIFORM: p[k] = rt_rng_uniform(&rng, -bound, bound); break;
-            case INIT_ONES: p[k] = 1.0f; break;
-            default: p[k] = 0.0f; break;
-            }
-        }
-    }
+    RtTensor *ts = train_init_tensors(g, c->seed);  /* shared with nnc train */
     char err[512], meta[256];
     snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"nnc_network\":\"%s\",\"nnc_seed\":\"%llu\"}", g->name,
              (unsigned long long)c->seed);
@@ -335,8 +366,7 @@ static int cmd_init(const Cli *c)
         fprintf(stderr, "nnc: %s\n", err);
         rc = 1;
     }
-    for (int32_t i = 0; i < g->n_params; i++) free(ts[i].data);
-    free(ts);
+    train_init_free(ts, g->n_params);
     ir_free(g);
     arena_free(&arena);
     return rc;
@@ -632,13 +662,15 @@ static int cmd_run(const Cli *c)
 int main(int argc, char **argv)
 {
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage, stdout);
+        for (size_t k = 0; k < NNC_COUNT(usage); k++) fputs(usage[k], stdout);
         return 0;
     }
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("nnc %s\n", NNC_VERSION);
         return 0;
     }
+    if (argc >= 2 && strcmp(argv[1], "train") == 0) return train_main(argc - 1, argv + 1, NULL);
+    if (argc >= 2 && strcmp(argv[1], "eval") == 0) return eval_main(argc - 1, argv + 1, NULL);
     Cli c;
     int rc = parse_args(argc, argv, &c);
     if (rc == 0) {

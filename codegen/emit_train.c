@@ -1,0 +1,947 @@
+/* emit_train.c: an IR graph as a C training module (emit_train.h).
+ *
+ * What the generated NAME_train.c holds, and why:
+ *
+ *   - the kernels it calls: sections of runtime/snippets/kernels.c and
+ *     grad_kernels.c (one sectioned text: the backward sections need forward
+ *     ones), of optim.c, and the safetensors loader;
+ *   - a tensor table: every parameter and buffer by name and shape, as the
+ *     weights file holds them, then (built at create, since it depends on the
+ *     optimizer) the optimizer's state tensors, named as PyTorch's state_dict
+ *     keys; `nnc train` writes checkpoints through it (runtime/train_abi.h);
+ *   - PREFIX_train_fwd: the forward pass, in training mode (batch statistics,
+ *     running averages updated, dropout) or in inference mode, as straight-
+ *     line kernel calls under comments naming the layer and its source line;
+ *   - PREFIX_train_bwd: reverse-mode differentiation of that forward pass, the
+ *     nodes in reverse order, each calling its op's backward kernel (the
+ *     BACKWARD rule of each op below: which kernel, on which of x, y and the
+ *     parameters). Gradients accumulate (+=) into buffers zeroed just before
+ *     their first contribution, so a value read by several nodes (a residual,
+ *     a DenseNet feature map) sums their gradients;
+ *   - PREFIX_train_step: forward, softmax cross-entropy on the single output,
+ *     backward, one optimizer update per trainable parameter tensor (torch's
+ *     single-tensor arithmetic, optim.c).
+ *
+ * Memory: activations and activation gradients share one workspace planned
+ * with passes/memplan.c over a timeline of 2N+1 steps: forward node i at step
+ * i, the loss at N, the backward of node i at 2N - i. An activation lives from
+ * its node to the last step that reads it, forward or backward (the backward
+ * of a node reads its inputs and its output); a gradient lives from the
+ * backward of its last reader to the backward of its producer. So what the
+ * backward pass needs is kept and the rest reused. Parameter gradients,
+ * optimizer state and batchnorm statistics are allocated once at create.
+ *
+ * The graph is the elaborated network before the -O2 rewrites (batchnorm
+ * cannot be folded while its statistics come from the batch). */
+#include "emit_train.h"
+#include "emit_c.h"
+#include "../passes/memplan.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char nnc_snippet_kernels[];
+extern const size_t nnc_snippet_kernels_len;
+extern const char nnc_snippet_grad_kernels[];
+extern const size_t nnc_snippet_grad_kernels_len;
+extern const char nnc_snippet_optim[];
+extern const size_t nnc_snippet_optim_len;
+extern const char nnc_snippet_safetensors_load[];
+extern const size_t nnc_snippet_safetensors_load_len;
+
+enum { TR_MAX_SECTIONS = 96, TR_ALIGN = 64, TR_MAX_BATCH = 1 << 16 };
+
+typedef struct {
+    const IrGraph *g;
+    const CgTrainOptions *opt;
+    Arena arena;
+    const char *prefix;               /* "lenet5" */
+    const char *upper;                /* "LENET5" */
+    int32_t out;                      /* the value the loss reads */
+    int classes;                      /* its elements per sample */
+    bool *grad;                       /* per value: the backward pass computes its gradient */
+    int64_t *param_off;               /* per value: floats into params (parameters and buffers), or -1 */
+    int64_t *act_off, *grad_off;      /* per value: byte offsets in the workspace, or -1 */
+    int64_t *first_grad;              /* per value: the backward step of the gradient's first contribution */
+    int64_t *bn_off;                  /* per node: floats into bn_save (mean then invstd), or -1 */
+    int64_t *drop_off;                /* per node: the dropout's draws before it in one step, or -1 */
+    int64_t param_floats, learn_floats, bn_floats, drop_per_step, ws_bytes, scratch_floats;
+    int n_learn;                      /* learnable parameter tensors */
+    const char *sections[TR_MAX_SECTIONS];  int n_sections;
+    StrBuf fwd, bwd;                  /* bodies of the two functions */
+    char *err; size_t errlen;
+} Tr;
+
+#define TR_FAIL(t, ...) do { snprintf((t)->err, (t)->errlen, __VA_ARGS__); return false; } while (0)
+
+static void tr_need(Tr *t, const char *section)
+{
+    for (int i = 0; i < t->n_sections; i++)
+        if (strcmp(t->sections[i], section) == 0) return;
+    if (t->n_sections < TR_MAX_SECTIONS) t->sections[t->n_sections++] = section;
+}
+
+static long long tr_elems(const IrShape *s, int from)
+{
+    long long e = 1;
+    for (int i = from; i < s->rank; i++) e *= s->dim[i];
+    return e;
+}
+
+static const IrShape *tr_shape(const Tr *t, int32_t v) { return &t->g->values[v].shape; }
+static long long tr_dim(const Tr *t, int32_t v, int i) { return (long long)t->g->values[v].shape.dim[i]; }
+
+/* The C expression of a value's data in the forward pass. */
+static const char *tr_x(Tr *t, int32_t v)
+{
+    const IrValue *val = &t->g->values[v];
+    if (val->kind == VK_INPUT) return "input";
+    if (val->kind == VK_PARAM) return arena_printf(&t->arena, "t->params + %lld", (long long)t->param_off[v]);
+    return arena_printf(&t->arena, "(float *)(ws + %lld)", (long long)t->act_off[v]);
+}
+
+/* Its gradient: NULL when the backward pass does not compute it. */
+static const char *tr_d(Tr *t, int32_t v)
+{
+    const IrValue *val = &t->g->values[v];
+    if (!t->grad[v]) return "NULL";
+    if (val->kind == VK_PARAM) return arena_printf(&t->arena, "t->grads + %lld", (long long)t->param_off[v]);
+    return arena_printf(&t->arena, "(float *)(ws + %lld)", (long long)t->grad_off[v]);
+}
+
+static const char *tr_count(Tr *t, int32_t v) { return arena_printf(&t->arena, "(size_t)n * %lld", tr_elems(tr_shape(t, v), 0)); }
+
+static const char *tr_f(Tr *t, float f) { return arena_printf(&t->arena, "%.9gf", (double)f); }
+
+/* ------------------------------------------------------------ the ops ---- */
+
+/* Which ops train, and whether their backward reads their output (y) too. */
+static bool tr_supported(OpKind op)
+{
+    switch (op) {
+    case OP_CONV2D: case OP_CONV_T2D: case OP_LINEAR: case OP_BATCHNORM: case OP_RELU: case OP_RELU6:
+    case OP_LEAKY_RELU: case OP_SIGMOID: case OP_TANH: case OP_IDENTITY: case OP_DROPOUT: case OP_FLATTEN:
+    case OP_MAXPOOL2D: case OP_AVGPOOL2D: case OP_GLOBAL_AVGPOOL: case OP_ADAPTIVE_AVGPOOL: case OP_CONCAT:
+    case OP_ADD: case OP_SOFTMAX: case OP_LRN:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int64_t tr_scratch(const Tr *t, const IrNode *n)
+{
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *x = ir_in_shape(t->g, n, 0), *y = &t->g->values[n->out].shape;
+    if (n->op == OP_CONV2D) return x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2];
+    if (n->op == OP_CONV_T2D) return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
+    if (n->op == OP_LRN) return x->dim[0] * 2;
+    return 0;
+}
+
+/* The forward call of node n: train selects training behaviour (batchnorm, dropout). */
+static void tr_forward(Tr *t, const IrNode *n, StrBuf *b, bool train)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y);
+    long long xs = tr_elems(tr_shape(t, x), 0), ys = tr_elems(tr_shape(t, y), 0);
+    switch (n->op) {
+    case OP_CONV2D: {
+        const ConvAttr *c = &n->attr.conv;
+        tr_need(t, "conv2d");
+        sb_printf(b, "    nnc_conv2d(n, %s, %lld, %lld, %lld, %lld, %s, %s, %s, %lld, %d, %lld, %lld,\n"
+                     "               %d, %d, %d, %d, %d, %d, %d, %d, %d, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, %d,\n"
+                     "               NULL, NULL, NNC_ACT_NONE, 0.0f);\n",
+                  X, xs, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_x(t, ir_in(g, n, 1)),
+                  c->bias ? tr_x(t, ir_in(g, n, 2)) : "NULL", Y, ys, c->out_channels, tr_dim(t, y, 1), tr_dim(t, y, 2),
+                  c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->groups, c->out_channels);
+        break;
+    }
+    case OP_CONV_T2D: {
+        const ConvAttr *c = &n->attr.conv;
+        tr_need(t, "conv_transpose2d");
+        sb_printf(b, "    nnc_conv_transpose2d(n, %s, %lld, %lld, %lld, %s, %s, %s, %d, %lld, %lld,\n"
+                     "                         %d, %d, %d, %d, %d, %d, %d, %d, %d, t->scratch, NULL, NNC_ACT_NONE, 0.0f);\n",
+                  X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_x(t, ir_in(g, n, 1)),
+                  c->bias ? tr_x(t, ir_in(g, n, 2)) : "NULL", Y, c->out_channels, tr_dim(t, y, 1), tr_dim(t, y, 2),
+                  c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->groups);
+        break;
+    }
+    case OP_LINEAR:
+        tr_need(t, "linear");
+        sb_printf(b, "    nnc_linear(n, %s, %lld, %s, %s, %s, %d, NULL, NNC_ACT_NONE, 0.0f);\n", X, xs,
+                  tr_x(t, ir_in(g, n, 1)), n->attr.linear.bias ? tr_x(t, ir_in(g, n, 2)) : "NULL", Y,
+                  n->attr.linear.out_features);
+        break;
+    case OP_BATCHNORM: {
+        const char *gm = tr_x(t, ir_in(g, n, 1)), *bt = tr_x(t, ir_in(g, n, 2));
+        const char *mu = tr_x(t, ir_in(g, n, 3)), *var = tr_x(t, ir_in(g, n, 4));
+        long long c = tr_dim(t, x, 0), hw = tr_elems(tr_shape(t, x), 1);
+        if (train) {
+            tr_need(t, "batchnorm_train");
+            sb_printf(b, "    nnc_batchnorm_train(n, %s, %lld, %lld, %s, %s, %s, %s, %s, %s, %s,\n"
+                         "                        t->bn_save + %lld, t->bn_save + %lld);\n",
+                      X, c, hw, gm, bt, tr_f(t, n->attr.bn.eps), tr_f(t, n->attr.bn.momentum), mu, var, Y,
+                      (long long)t->bn_off[ni], (long long)t->bn_off[ni] + c);
+        } else {
+            tr_need(t, "batchnorm");
+            sb_printf(b, "    nnc_batchnorm(n, %s, %lld, %lld, %lld, %s, %s, %s, %s, %s, %s, %lld);\n", X, xs, c, hw,
+                      gm, bt, mu, var, tr_f(t, n->attr.bn.eps), Y, ys);
+        }
+        break;
+    }
+    case OP_RELU: case OP_RELU6: case OP_SIGMOID: case OP_TANH:
+        tr_need(t, ir_ops[n->op].name);
+        sb_printf(b, "    nnc_%s(%s, %s, %s);\n", ir_ops[n->op].name, tr_count(t, y), X, Y);
+        break;
+    case OP_LEAKY_RELU:
+        tr_need(t, "leaky_relu");
+        sb_printf(b, "    nnc_leaky_relu(%s, %s, %s, %s);\n", tr_count(t, y), X, Y, tr_f(t, n->attr.act.slope));
+        break;
+    case OP_DROPOUT: case OP_IDENTITY: case OP_FLATTEN:
+        if (train && n->op == OP_DROPOUT) {
+            tr_need(t, "dropout_train");
+            sb_printf(b, "    nnc_dropout_train(%s, %s, %s, %s, t->cfg.seed, (uint64_t)t->step * %lld + %lld);\n",
+                      tr_count(t, y), X, Y, tr_f(t, n->attr.dropout.p), (long long)t->drop_per_step,
+                      (long long)t->drop_off[ni]);
+            break;
+        }  /* inference dropout is the identity */
+        tr_need(t, "copy");
+        sb_printf(b, "    nnc_copy(%s, %s, %s);\n", tr_count(t, y), X, Y);
+        break;
+    case OP_MAXPOOL2D: case OP_AVGPOOL2D: {
+        const PoolAttr *p = &n->attr.pool;
+        bool mx = n->op == OP_MAXPOOL2D;
+        tr_need(t, mx ? "maxpool2d" : "avgpool2d");
+        sb_printf(b, "    nnc_%s(n, %s, %lld, %lld, %lld, %lld, %s, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, ",
+                  ir_ops[n->op].name, X, xs, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), Y, ys, tr_dim(t, y, 1),
+                  tr_dim(t, y, 2), p->kh, p->kw, p->sh, p->sw, p->ph, p->pw);
+        if (mx) sb_printf(b, "%d, %d);\n", p->dh, p->dw);
+        else sb_printf(b, "%d);\n", p->count_include_pad ? 1 : 0);
+        break;
+    }
+    case OP_GLOBAL_AVGPOOL:
+        tr_need(t, "global_avgpool");
+        sb_printf(b, "    nnc_global_avgpool(n, %s, %lld, %lld, %s);\n", X, tr_dim(t, x, 0), tr_elems(tr_shape(t, x), 1), Y);
+        break;
+    case OP_ADAPTIVE_AVGPOOL:
+        tr_need(t, "adaptive_avgpool2d");
+        sb_printf(b, "    nnc_adaptive_avgpool2d(n, %s, %lld, %lld, %lld, %lld, %s, %lld, %lld, %lld, NULL, NULL, NNC_ACT_NONE, 0.0f);\n",
+                  X, xs, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), Y, ys, tr_dim(t, y, 1), tr_dim(t, y, 2));
+        break;
+    case OP_CONCAT: {
+        int axis = n->attr.concat.axis;
+        long long outer = 1, off = 0, yrow = tr_elems(tr_shape(t, y), axis);
+        for (int d = 0; d < axis; d++) outer *= tr_dim(t, y, d);
+        tr_need(t, "concat");
+        for (int j = 0; j < n->n_in; j++) {
+            long long xrow = tr_elems(ir_in_shape(g, n, j), axis);
+            sb_printf(b, "    nnc_concat_part(n * %lld, %s, %lld, %s, %lld, %lld);\n", outer, tr_x(t, ir_in(g, n, j)),
+                      xrow, Y, yrow, off);
+            off += xrow;
+        }
+        break;
+    }
+    case OP_ADD:
+        tr_need(t, "add");
+        sb_printf(b, "    nnc_add(%s, %s, %s, %s);\n", tr_count(t, y), X, tr_x(t, ir_in(g, n, 1)), Y);
+        break;
+    case OP_SOFTMAX:
+        tr_need(t, "softmax");
+        sb_printf(b, "    nnc_softmax(n, %s, %lld, %lld, %s);\n", X, tr_dim(t, x, 0), tr_elems(tr_shape(t, x), 1), Y);
+        break;
+    case OP_LRN: {
+        const LrnAttr *a = &n->attr.lrn;
+        tr_need(t, "lrn");
+        sb_printf(b, "    nnc_lrn(n, %s, %lld, %lld, %s, %d, %s, %s, %s);\n", X, tr_dim(t, x, 0),
+                  tr_elems(tr_shape(t, x), 1), Y, a->size, tr_f(t, a->alpha), tr_f(t, a->beta), tr_f(t, a->k));
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* The backward call of node n: the gradients of its inputs (those that need
+ * one) from the gradient of its output. */
+static void tr_backward(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    switch (n->op) {
+    case OP_CONV2D: case OP_CONV_T2D: {
+        const ConvAttr *c = &n->attr.conv;
+        int32_t w = ir_in(g, n, 1);
+        bool tconv = n->op == OP_CONV_T2D;
+        tr_need(t, tconv ? "conv_transpose2d_backward" : "conv2d_backward");
+        sb_printf(b, "    nnc_%s_backward(n, %s, %lld, %lld, %lld, %s, %s, %d, %lld, %lld,\n"
+                     "        %d, %d, %d, %d, %d, %d, %d, %d, %d, %s, %s, %s, t->scratch);\n",
+                  tconv ? "conv_transpose2d" : "conv2d", X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2),
+                  tr_x(t, w), DY, c->out_channels, tr_dim(t, y, 1), tr_dim(t, y, 2), c->kh, c->kw, c->sh, c->sw, c->ph,
+                  c->pw, c->dh, c->dw, c->groups, DX, tr_d(t, w), c->bias ? tr_d(t, ir_in(g, n, 2)) : "NULL");
+        break;
+    }
+    case OP_LINEAR: {
+        int32_t w = ir_in(g, n, 1);
+        tr_need(t, "linear_backward");
+        sb_printf(b, "    nnc_linear_backward(n, %s, %lld, %s, %s, %d, %s, %s, %s);\n", X, tr_elems(tr_shape(t, x), 0),
+                  tr_x(t, w), DY, n->attr.linear.out_features, DX, tr_d(t, w),
+                  n->attr.linear.bias ? tr_d(t, ir_in(g, n, 2)) : "NULL");
+        break;
+    }
+    case OP_BATCHNORM: {
+        long long c = tr_dim(t, x, 0);
+        tr_need(t, "batchnorm_train");
+        sb_printf(b, "    nnc_batchnorm_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s, %s, %s);\n",
+                  X, c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[ni],
+                  (long long)t->bn_off[ni] + c, DY, DX, tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)));
+        break;
+    }
+    case OP_RELU: case OP_SIGMOID: case OP_TANH: case OP_RELU6:  /* from y (relu6: x or y alike) */
+        tr_need(t, arena_printf(&t->arena, "%s_backward", ir_ops[n->op].name));
+        sb_printf(b, "    nnc_%s_backward(%s, %s, %s, %s);\n", ir_ops[n->op].name, tr_count(t, y), Y, DY, DX);
+        break;
+    case OP_LEAKY_RELU:
+        tr_need(t, "leaky_relu_backward");
+        sb_printf(b, "    nnc_leaky_relu_backward(%s, %s, %s, %s, %s);\n", tr_count(t, y), X, DY, DX,
+                  tr_f(t, n->attr.act.slope));
+        break;
+    case OP_DROPOUT:
+        tr_need(t, "dropout_train");
+        sb_printf(b, "    nnc_dropout_backward(%s, %s, %s, %s, t->cfg.seed, (uint64_t)t->step * %lld + %lld);\n",
+                  tr_count(t, y), DY, DX, tr_f(t, n->attr.dropout.p), (long long)t->drop_per_step,
+                  (long long)t->drop_off[ni]);
+        break;
+    case OP_IDENTITY: case OP_FLATTEN:
+        tr_need(t, "grad_accumulate");
+        sb_printf(b, "    nnc_grad_accumulate(%s, %s, %s);\n", tr_count(t, y), DY, DX);
+        break;
+    case OP_ADD:
+        tr_need(t, "grad_accumulate");
+        for (int j = 0; j < 2; j++)
+            if (t->grad[ir_in(g, n, j)])
+                sb_printf(b, "    nnc_grad_accumulate(%s, %s, %s);\n", tr_count(t, y), DY, tr_d(t, ir_in(g, n, j)));
+        break;
+    case OP_MAXPOOL2D: {
+        const PoolAttr *p = &n->attr.pool;
+        tr_need(t, "maxpool2d_backward");
+        sb_printf(b, "    nnc_maxpool2d_backward(n, %s, %lld, %lld, %lld, %s, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
+                  X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), DY, tr_dim(t, y, 1), tr_dim(t, y, 2), p->kh,
+                  p->kw, p->sh, p->sw, p->ph, p->pw, p->dh, p->dw, DX);
+        break;
+    }
+    case OP_AVGPOOL2D: {
+        const PoolAttr *p = &n->attr.pool;
+        tr_need(t, "avgpool2d_backward");
+        sb_printf(b, "    nnc_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %s);\n",
+                  DY, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_dim(t, y, 1), tr_dim(t, y, 2), p->kh, p->kw,
+                  p->sh, p->sw, p->ph, p->pw, p->count_include_pad ? 1 : 0, DX);
+        break;
+    }
+    case OP_GLOBAL_AVGPOOL:
+        tr_need(t, "global_avgpool_backward");
+        sb_printf(b, "    nnc_global_avgpool_backward(n, %s, %lld, %lld, %s);\n", DY, tr_dim(t, x, 0),
+                  tr_elems(tr_shape(t, x), 1), DX);
+        break;
+    case OP_ADAPTIVE_AVGPOOL:
+        tr_need(t, "adaptive_avgpool2d_backward");
+        sb_printf(b, "    nnc_adaptive_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %s);\n", DY,
+                  tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_dim(t, y, 1), tr_dim(t, y, 2), DX);
+        break;
+    case OP_CONCAT: {
+        int axis = n->attr.concat.axis;
+        long long outer = 1, off = 0, yrow = tr_elems(tr_shape(t, y), axis);
+        for (int d = 0; d < axis; d++) outer *= tr_dim(t, y, d);
+        tr_need(t, "concat_backward");
+        for (int j = 0; j < n->n_in; j++) {
+            int32_t xj = ir_in(g, n, j);
+            long long xrow = tr_elems(tr_shape(t, xj), axis);
+            if (t->grad[xj])
+                sb_printf(b, "    nnc_concat_part_backward(n * %lld, %s, %lld, %lld, %s, %lld);\n", outer, DY, yrow, off,
+                          tr_d(t, xj), xrow);
+            off += xrow;
+        }
+        break;
+    }
+    case OP_SOFTMAX:
+        tr_need(t, "softmax_backward");
+        sb_printf(b, "    nnc_softmax_backward(n, %s, %s, %lld, %lld, %s);\n", Y, DY, tr_dim(t, x, 0),
+                  tr_elems(tr_shape(t, x), 1), DX);
+        break;
+    case OP_LRN: {
+        const LrnAttr *a = &n->attr.lrn;
+        tr_need(t, "lrn_backward");
+        sb_printf(b, "    nnc_lrn_backward(n, %s, %lld, %lld, %s, %d, %s, %s, %s, %s, t->scratch);\n", X, tr_dim(t, x, 0),
+                  tr_elems(tr_shape(t, x), 1), DY, a->size, tr_f(t, a->alpha), tr_f(t, a->beta), tr_f(t, a->k), DX);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* ----------------------------------------------------------- planning ---- */
+
+static bool tr_check(Tr *t)
+{
+    const IrGraph *g = t->g;
+    if (t->opt->max_batch < 1 || t->opt->max_batch > TR_MAX_BATCH)
+        TR_FAIL(t, "the training batch must be between 1 and %d, not %d", TR_MAX_BATCH, t->opt->max_batch);
+    if (g->n_inputs != 1) TR_FAIL(t, "network %s has %d inputs; training needs exactly one (the images)", g->name, g->n_inputs);
+    if (g->n_outputs != 1)
+        TR_FAIL(t, "network %s has %d outputs; training needs exactly one, the logits of its classes "
+                   "(select a network with one output, or give it one)", g->name, g->n_outputs);
+    t->out = g->outputs[0].value;
+    const IrValue *o = &g->values[t->out];
+    if (o->kind != VK_ACT) TR_FAIL(t, "the output of %s is not computed by the network", g->name);
+    long long c = tr_elems(&o->shape, 0);
+    if (tr_elems(&o->shape, 1) != 1 || c < 2 || c > 1000000)
+        TR_FAIL(t, "the output of %s has shape [%lld, ...]: softmax cross-entropy needs [classes] logits", g->name,
+                (long long)o->shape.dim[0]);
+    t->classes = (int)c;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        const Epilogue *e = ir_epilogue(n);
+        const Prologue *p = ir_prologue(n);
+        if (!tr_supported(n->op))
+            TR_FAIL(t, "%s:%d:%d: %s has no gradient rule yet, so %s cannot be trained", n->loc.file ? n->loc.file : g->name,
+                    n->loc.line, n->loc.col, ir_ops[n->op].name, g->name);
+        if ((e && (e->act != ACT_NONE || e->residual)) || (p && p->on) || (n->op == OP_CONCAT && n->attr.concat.in_place))
+            TR_FAIL(t, "internal error: the training graph must not be optimized at -O2 (node %d)", i);
+    }
+    return true;
+}
+
+/* Which values need a gradient: parameters (not buffers), and every value
+ * computed from one. The images need none. */
+static void tr_mark_grads(Tr *t)
+{
+    const IrGraph *g = t->g;
+    t->grad = arena_alloc(&t->arena, (size_t)g->n_values * sizeof *t->grad);
+    for (int32_t p = 0; p < g->n_params; p++) t->grad[g->params[p]] = !g->values[g->params[p]].buffer;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (n->op == OP_BATCHNORM) {  /* running statistics are buffers: no gradient flows into them */
+            t->grad[n->out] = t->grad[ir_in(g, n, 0)] || t->grad[ir_in(g, n, 1)] || t->grad[ir_in(g, n, 2)];
+            continue;
+        }
+        for (int j = 0; j < n->n_in; j++) t->grad[n->out] |= t->grad[ir_in(g, n, j)];
+    }
+}
+
+static bool tr_plan(Tr *t)
+{
+    const IrGraph *g = t->g;
+    Arena *a = &t->arena;
+    int32_t N = g->n_nodes, nv = g->n_values;
+    int64_t mb = t->opt->max_batch;
+    t->param_off = arena_alloc(a, (size_t)nv * sizeof *t->param_off);
+    t->act_off = arena_alloc(a, (size_t)nv * sizeof *t->act_off);
+    t->grad_off = arena_alloc(a, (size_t)nv * sizeof *t->grad_off);
+    t->first_grad = arena_alloc(a, (size_t)nv * sizeof *t->first_grad);
+    t->bn_off = arena_alloc(a, (size_t)(N + 1) * sizeof *t->bn_off);
+    t->drop_off = arena_alloc(a, (size_t)(N + 1) * sizeof *t->drop_off);
+    int32_t *last = arena_alloc(a, (size_t)nv * sizeof *last);
+    for (int32_t v = 0; v < nv; v++) t->param_off[v] = t->act_off[v] = t->grad_off[v] = -1, last[v] = -1;
+    for (int32_t p = 0; p < g->n_params; p++) {
+        int32_t v = g->params[p];
+        t->param_off[v] = t->param_floats;
+        t->param_floats += ir_shape_elems(&g->values[v].shape);
+        if (!g->values[v].buffer) t->learn_floats += ir_shape_elems(&g->values[v].shape), t->n_learn++;
+    }
+    /* timeline: forward node i at step i, the loss at N, backward of node i at 2N - i */
+    for (int32_t i = 0; i < N; i++) {
+        const IrNode *n = &g->nodes[i];
+        for (int j = 0; j < n->n_in; j++) {
+            int32_t v = ir_in(g, n, j);
+            if (2 * N - i > last[v]) last[v] = 2 * N - i;  /* the backward of a reader reads its inputs */
+        }
+        if (2 * N - i > last[n->out]) last[n->out] = 2 * N - i;  /* ... and its output */
+        t->bn_off[i] = t->drop_off[i] = -1;
+        if (n->op == OP_BATCHNORM) t->bn_off[i] = t->bn_floats, t->bn_floats += 2 * tr_dim(t, ir_in(g, n, 0), 0);
+        if (n->op == OP_DROPOUT) t->drop_off[i] = t->drop_per_step, t->drop_per_step += mb * tr_elems(tr_shape(t, n->out), 0);
+        int64_t s = tr_scratch(t, n);
+        if (s > t->scratch_floats) t->scratch_floats = s;
+        if (n->op == OP_CONV2D || n->op == OP_CONV_T2D) {  /* the backward kernels' own needs */
+            const ConvAttr *c = &n->attr.conv;
+            const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
+            int64_t sb = n->op == OP_CONV2D ? x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2]
+                                            : (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
+            if (sb > t->scratch_floats) t->scratch_floats = sb;
+        }
+    }
+    if (N + 1 > 0 && 2 * N + 1 > last[t->out]) last[t->out] = 2 * N + 1;
+    MpBuffer *bufs = arena_alloc(a, (size_t)(2 * N + 2) * sizeof *bufs);
+    int32_t *owner = arena_alloc(a, (size_t)(2 * N + 2) * sizeof *owner);  /* value id; grads as -(id + 1) */
+    int32_t nb = 0;
+    for (int32_t i = 0; i < N; i++) {
+        int32_t v = g->nodes[i].out;
+        int64_t bytes = tr_elems(tr_shape(t, v), 0) * mb * (int64_t)sizeof(float);
+        owner[nb] = v;
+        bufs[nb++] = (MpBuffer){bytes, i, last[v], 0};
+        if (!t->grad[v]) continue;
+        int32_t first = 2 * N - i;  /* the gradient: from its last reader's backward (or the loss) to its producer's */
+        if (v == t->out) first = N;
+        for (int32_t k = i + 1; k < N; k++)
+            for (int j = 0; j < g->nodes[k].n_in; j++)
+                if (ir_in(g, &g->nodes[k], j) == v && 2 * N - k < first) first = 2 * N - k;
+        t->first_grad[v] = first;
+        owner[nb] = -(v + 1);
+        bufs[nb++] = (MpBuffer){bytes, first, 2 * N - i, 0};
+    }
+    t->ws_bytes = mp_plan(bufs, nb, TR_ALIGN);
+    for (int32_t b = 0; b < nb; b++) {
+        if (owner[b] >= 0) t->act_off[owner[b]] = bufs[b].offset;
+        else t->grad_off[-owner[b] - 1] = bufs[b].offset;
+    }
+    return true;
+}
+
+/* ----------------------------------------------------------- emission ---- */
+
+/* Appends text with "$p" replaced by the prefix and "$P" by the macro prefix. */
+static void tr_put(Tr *t, StrBuf *out, const char *text)
+{
+    for (const char *s = text; *s; s++) {
+        if (s[0] == '$' && (s[1] == 'p' || s[1] == 'P')) {
+            sb_append(out, s[1] == 'p' ? t->prefix : t->upper);
+            s++;
+        } else {
+            char c[2] = {*s, 0};
+            sb_append(out, c);
+        }
+    }
+}
+
+static const char *tr_node_comment(Tr *t, const IrNode *n)
+{
+    const char *s = ir_ops[n->op].name;
+    if (n->scope) s = arena_printf(&t->arena, "%s %s", s, n->scope);
+    if (n->loc.file) s = arena_printf(&t->arena, "%s @ %s:%d:%d", s, n->loc.file, n->loc.line, n->loc.col);
+    StrBuf b = {0};
+    for (const char *p = s; *p; p++) {  /* nothing that could end the comment */
+        char c[2] = {(char)(p[0] == '*' && p[1] == '/' ? '?' : (unsigned char)*p < 32 ? '?' : *p), 0};
+        sb_append(&b, c);
+    }
+    const char *r = arena_strdup(&t->arena, b.data ? b.data : "");
+    sb_free(&b);
+    return r;
+}
+
+static void tr_emit_bodies(Tr *t)
+{
+    const IrGraph *g = t->g;
+    int32_t N = g->n_nodes;
+    sb_append(&t->fwd, "");
+    sb_append(&t->bwd, "");
+    for (int32_t i = 0; i < N; i++) {
+        const IrNode *n = &g->nodes[i];
+        sb_printf(&t->fwd, "\n    /* %s */\n", tr_node_comment(t, n));
+        bool mode = n->op == OP_BATCHNORM || n->op == OP_DROPOUT;
+        if (mode) {
+            sb_append(&t->fwd, "    if (train) {\n    ");
+            tr_forward(t, n, &t->fwd, true);
+            sb_append(&t->fwd, "    } else {\n    ");
+            tr_forward(t, n, &t->fwd, false);
+            sb_append(&t->fwd, "    }\n");
+        } else {
+            tr_forward(t, n, &t->fwd, false);
+        }
+    }
+    for (int32_t i = N - 1; i >= 0; i--) {
+        const IrNode *n = &g->nodes[i];
+        if (!t->grad[n->out]) continue;
+        sb_printf(&t->bwd, "\n    /* backward of %s */\n", tr_node_comment(t, n));
+        for (int j = 0; j < n->n_in; j++) {  /* gradients whose first contribution comes now start at zero */
+            int32_t v = ir_in(g, n, j);
+            bool seen = false;
+            for (int k = 0; k < j; k++) seen |= ir_in(g, n, k) == v;
+            if (!seen && t->grad[v] && g->values[v].kind == VK_ACT && t->first_grad[v] == 2 * N - i)
+                sb_printf(&t->bwd, "    memset(%s, 0, %s * sizeof(float));\n", tr_d(t, v), tr_count(t, v));
+        }
+        tr_backward(t, n, &t->bwd);
+    }
+}
+
+static void tr_write_header(Tr *t, StrBuf *h)
+{
+    const char *src = t->opt->source_path ? t->opt->source_path : t->g->source;
+    sb_printf(h, "/* %s: generated by nnc %s%s%s. Do not edit.\n", t->opt->header_name ? t->opt->header_name : "train.h",
+              NNC_VERSION, src ? " from " : "", src ? src : "");
+    tr_put(t, h,
+           " *\n"
+           " * The training module of network $p: create it from a safetensors file\n"
+           " * holding every parameter and buffer, then call $p_train_step once per\n"
+           " * batch (forward in training mode, softmax cross-entropy against integer\n"
+           " * labels, backward, one optimizer update with PyTorch's semantics) and\n"
+           " * $p_train_eval to measure. Tensors (parameters, buffers, optimizer state)\n"
+           " * are reachable by index through $p_train_tensor, for checkpoints.\n"
+           " * Every function returning int returns 0 or a negative code; the message\n"
+           " * is $p_train_last_error's. No global state: instances are independent. */\n"
+           "#ifndef $P_TRAIN_H\n#define $P_TRAIN_H\n\n#include <stdint.h>\n\n");
+    sb_printf(h, "#define %s_TRAIN_MAX_BATCH %d\n#define %s_TRAIN_CLASSES %d\n\n", t->upper, t->opt->max_batch, t->upper,
+              t->classes);
+    tr_put(t, h,
+           "typedef struct $p_train $p_train;\n\n"
+           "/* The optimizer and loss (laid out as nnc's RtTrainConfig, runtime/train_abi.h). */\n"
+           "typedef struct $p_train_config {\n"
+           "    int optimizer;           /* 0 SGD, 1 Adam, 2 AdamW */\n"
+           "    double momentum, dampening;\n"
+           "    int nesterov;\n"
+           "    double beta1, beta2, eps;\n"
+           "    int amsgrad;\n"
+           "    double weight_decay;     /* SGD, Adam: L2 in the gradient; AdamW: decoupled */\n"
+           "    double label_smoothing;\n"
+           "    uint64_t seed;           /* dropout */\n"
+           "} $p_train_config;\n\n");
+    tr_put(t, h,
+           "int $p_train_create($p_train **t, const char *weights_safetensors, const $p_train_config *cfg);\n"
+           "/* One step on n <= $P_TRAIN_MAX_BATCH samples: mean loss and correct count out. */\n");
+    tr_put(t, h,
+           "int $p_train_step($p_train *t, int n, const float *input, const int32_t *labels, double lr, float *loss,\n"
+           "                  long *correct);\n"
+           "/* Inference-mode forward on a batch: mean loss and correct count, nothing updated. */\n");
+    tr_put(t, h,
+           "int $p_train_eval($p_train *t, int n, const float *input, const int32_t *labels, float *loss, long *correct);\n");
+    tr_put(t, h,
+           "int $p_train_set_trainable($p_train *t, int i, int trainable);\n");
+    tr_put(t, h,
+           "int $p_train_tensor_count(const $p_train *t);\n"
+           "/* kind: 0 parameter, 1 buffer, 2 optimizer state; data points into the instance. */\n");
+    tr_put(t, h,
+           "int $p_train_tensor($p_train *t, int i, const char **name, int *kind, float **data, int *rank, int64_t shape[8]);\n");
+    tr_put(t, h,
+           "long $p_train_get_step(const $p_train *t);\n");
+    tr_put(t, h,
+           "void $p_train_set_step($p_train *t, long step);\n");
+    tr_put(t, h,
+           "int $p_train_max_batch(void);\n");
+    tr_put(t, h,
+           "const char *$p_train_last_error(const $p_train *t);\n");
+    tr_put(t, h,
+           "void $p_train_destroy($p_train *t);\n\n"
+           "#endif\n");
+}
+
+static bool tr_write_source(Tr *t, StrBuf *c)
+{
+    const IrGraph *g = t->g;
+    char err[256];
+    const char *hname = t->opt->header_name ? t->opt->header_name : arena_printf(&t->arena, "%s_train.h", t->prefix);
+    const char *src = t->opt->source_path ? t->opt->source_path : g->source;
+    sb_printf(c, "/* %s_train.c: generated by nnc %s%s%s. Do not edit.\n", t->prefix, NNC_VERSION, src ? " from " : "",
+              src ? src : "");
+    tr_put(t, c,
+           " *\n"
+           " * Training for network $p ($p_train.h): the forward pass (training or\n"
+           " * inference mode), softmax cross-entropy, the backward pass (the nodes in\n"
+           " * reverse, each op's backward kernel), and the optimizer. Kernels below are\n"
+           " * nnc's, pasted; build: cc -std=c99 -O2 -c $p_train.c (-lm; define\n"
+           " * NNC_USE_CBLAS and link -lopenblas for cblas_sgemm). */\n");
+    sb_printf(c, "#include \"%s\"\n\n#include <math.h>\n#include <stdarg.h>\n#include <stdint.h>\n#include <stdio.h>\n"
+                 "#include <stdlib.h>\n#include <string.h>\n\n", hname);
+    /* the kernels: kernels.c and grad_kernels.c as one sectioned text (the backward sections need forward ones) */
+    tr_need(t, "count_correct");
+    tr_need(t, "cross_entropy");
+    tr_need(t, "copy");
+    StrBuf all = {0};
+    sb_append(&all, nnc_snippet_kernels);
+    const char *gm = strstr(nnc_snippet_grad_kernels, "\n/* @kernel ");
+    if (gm) sb_append(&all, gm + 1);
+    bool ok = cg_snippet_select(all.data, all.len, t->sections, t->n_sections, c, err, sizeof err);
+    sb_free(&all);
+    const char *opt_sections[] = {"optim"};
+    ok = ok && cg_snippet_select(nnc_snippet_optim, nnc_snippet_optim_len, opt_sections, 1, c, err, sizeof err);
+    if (!ok) TR_FAIL(t, "internal error: %s", err);
+    sb_append(c, "\n");
+    sb_append(c, nnc_snippet_safetensors_load);
+    sb_append(c, "\n");
+
+    /* the tensor table */
+    sb_printf(c, "#define %s_N_PARAMS %d\n#define %s_PARAM_FLOATS %lld\n#define %s_LEARN_FLOATS %lld\n"
+                 "#define %s_WS_BYTES %lld\n#define %s_SCRATCH_FLOATS %lld\n#define %s_BN_FLOATS %lld\n\n",
+              t->upper, g->n_params, t->upper, (long long)t->param_floats, t->upper, (long long)t->learn_floats,
+              t->upper, (long long)t->ws_bytes, t->upper, (long long)(t->scratch_floats ? t->scratch_floats : 1),
+              t->upper, (long long)(t->bn_floats ? t->bn_floats : 1));
+    tr_put(t, c,
+           "/* Parameters and buffers: name and shape as in the weights file, kind (0\n"
+           " * learned, 1 buffer), offset in t->params. */\n"
+           "static const struct { const char *name; int kind, rank; int64_t shape[4]; long offset; } $p_params[$P_N_PARAMS] = {\n");
+    for (int32_t p = 0; p < g->n_params; p++) {
+        const IrValue *v = &g->values[g->params[p]];
+        sb_printf(c, "    {\"%s\", %d, %d, {", v->name, v->buffer ? 1 : 0, v->shape.rank);
+        for (int d = 0; d < 4; d++) sb_printf(c, "%s%lld", d ? ", " : "", d < v->shape.rank ? (long long)v->shape.dim[d] : 0LL);
+        sb_printf(c, "}, %lld},\n", (long long)t->param_off[g->params[p]]);
+    }
+    tr_put(t, c,
+           "};\n\n"
+           "struct $p_train {\n"
+           "    float *params;            /* parameters and buffers, as $p_params */\n"
+           "    float *grads;             /* the gradient of every parameter, same layout */\n"
+           "    float *backup;            /* params before a step, to undo one whose loss is not finite */\n"
+           "    float *state;             /* optimizer state, per learned tensor (optim.c layout) */\n"
+           "    float *bn_save;           /* batch mean and 1/std of every batchnorm, for its backward */\n"
+           "    float *scratch;\n"
+           "    unsigned char *ws;        /* activations and their gradients (planned) */\n"
+           "    unsigned char trainable[$P_N_PARAMS];\n"
+           "    char **state_names;       /* \"optim.NAME.KEY\" */\n"
+           "    int n_state;              /* state tensors per learned tensor */\n"
+           "    nnc_optim optim;\n"
+           "    $p_train_config cfg;\n"
+           "    long step;\n"
+           "    char err[512];\n"
+           "};\n\n");
+    tr_put(t, c,
+           "static int $p_train_fail($p_train *t, int code, const char *fmt, ...)\n"
+           "{\n"
+           "    va_list ap;\n"
+           "    va_start(ap, fmt);\n"
+           "    vsnprintf(t->err, sizeof t->err, fmt, ap);\n"
+           "    va_end(ap);\n"
+           "    return code;\n"
+           "}\n\n");
+    /* the forward and backward functions */
+    tr_put(t, c,
+           "/* The forward pass; train: batch statistics (running averages updated) and dropout. */\n");
+    tr_put(t, c,
+           "static void $p_train_fwd($p_train *t, int n, const float *input, int train)\n"
+           "{\n"
+           "    unsigned char *ws = t->ws;\n"
+           "    (void)ws; (void)train; (void)input;\n");
+    sb_append(c, t->fwd.data ? t->fwd.data : "");
+    tr_put(t, c, "}\n\n/* The backward pass, from the gradient of the logits (already in place). */\n"
+                 "static void $p_train_bwd($p_train *t, int n, const float *input)\n"
+                 "{\n"
+                 "    unsigned char *ws = t->ws;\n"
+                 "    (void)ws; (void)input;\n");
+    sb_append(c, t->bwd.data ? t->bwd.data : "");
+    sb_append(c, "}\n\n");
+    sb_printf(c, "#define %s_LOGITS(t) ((float *)((t)->ws + %lld))\n#define %s_DLOGITS(t) ((float *)((t)->ws + %lld))\n\n",
+              t->upper, (long long)t->act_off[t->out], t->upper, t->grad[t->out] ? (long long)t->grad_off[t->out] : 0LL);
+    if (!t->grad[t->out])
+        TR_FAIL(t, "the output of %s does not depend on any learned parameter: there is nothing to train", g->name);
+    tr_put(t, c,
+           "static const char *const $p_state_keys[2][3] = {{\"momentum_buffer\", \"\", \"\"},\n"
+           "                                                 {\"exp_avg\", \"exp_avg_sq\", \"max_exp_avg_sq\"}};\n\n");
+    tr_put(t, c,
+           "static void $p_train_release($p_train *t)\n"
+           "{\n"
+           "    int i;\n"
+           "    if (t->state_names)\n"
+           "        for (i = 0; i < $P_N_PARAMS * 3; i++) free(t->state_names[i]);\n"
+           "    free(t->state_names);\n"
+           "    free(t->params); free(t->grads); free(t->backup); free(t->state); free(t->bn_save);\n"
+           "    free(t->scratch); free(t->ws);\n"
+           "}\n\n");
+    tr_put(t, c,
+           "int $p_train_create($p_train **out, const char *weights, const $p_train_config *cfg)\n"
+           "{\n"
+           "    $p_train *t;\n"
+           "    nnc_st_want want[$P_N_PARAMS];\n"
+           "    char err[384];\n"
+           "    int i, k;\n"
+           "    if (!out) return -1;\n"
+           "    *out = NULL;\n"
+           "    t = ($p_train *)calloc(1, sizeof *t);\n"
+           "    if (!t) return -2;\n"
+           "    *out = t;\n"
+           "    if (!cfg || !weights) return $p_train_fail(t, -1, \"$p_train_create: NULL weights path or config\");\n"
+           "    if (cfg->optimizer < 0 || cfg->optimizer > 2)\n"
+           "        return $p_train_fail(t, -1, \"$p_train_create: unknown optimizer %d\", cfg->optimizer);\n"
+           "    t->cfg = *cfg;\n"
+           "    t->optim.kind = cfg->optimizer;\n"
+           "    t->optim.momentum = cfg->momentum;\n"
+           "    t->optim.dampening = cfg->dampening;\n"
+           "    t->optim.nesterov = cfg->nesterov;\n"
+           "    t->optim.beta1 = cfg->beta1;\n"
+           "    t->optim.beta2 = cfg->beta2;\n"
+           "    t->optim.eps = cfg->eps;\n"
+           "    t->optim.amsgrad = cfg->amsgrad;\n"
+           "    t->optim.weight_decay = cfg->weight_decay;\n"
+           "    t->n_state = (int)nnc_optim_state_floats(&t->optim);\n"
+           "    t->params = (float *)malloc((size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "    t->grads = (float *)calloc((size_t)$P_PARAM_FLOATS, sizeof(float));\n"
+           "    t->backup = (float *)malloc((size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "    t->state = (float *)calloc((size_t)$P_LEARN_FLOATS * (size_t)(t->n_state ? t->n_state : 1), sizeof(float));\n"
+           "    t->bn_save = (float *)calloc((size_t)$P_BN_FLOATS, sizeof(float));\n"
+           "    t->scratch = (float *)malloc((size_t)$P_SCRATCH_FLOATS * sizeof(float));\n"
+           "    t->ws = (unsigned char *)malloc((size_t)$P_WS_BYTES + 64);\n"
+           "    t->state_names = (char **)calloc((size_t)$P_N_PARAMS * 3, sizeof(char *));\n"
+           "    if (!t->params || !t->grads || !t->backup || !t->state || !t->bn_save || !t->scratch || !t->ws || !t->state_names)\n"
+           "        return $p_train_fail(t, -2, \"$p_train_create: out of memory\");\n"
+           "    for (i = 0; i < $P_N_PARAMS; i++) {\n"
+           "        want[i].name = $p_params[i].name;\n"
+           "        want[i].rank = $p_params[i].rank;\n"
+           "        for (k = 0; k < 4; k++) want[i].shape[k] = (long long)$p_params[i].shape[k];\n"
+           "        want[i].dst = t->params + $p_params[i].offset;\n"
+           "        t->trainable[i] = (unsigned char)($p_params[i].kind == 0);\n"
+           "        for (k = 0; k < t->n_state && $p_params[i].kind == 0; k++) {\n"
+           "            const char *key = $p_state_keys[cfg->optimizer != 0][k];\n"
+           "            size_t len = strlen($p_params[i].name) + strlen(key) + 8;\n"
+           "            t->state_names[i * 3 + k] = (char *)malloc(len);\n"
+           "            if (!t->state_names[i * 3 + k]) return $p_train_fail(t, -2, \"$p_train_create: out of memory\");\n"
+           "            snprintf(t->state_names[i * 3 + k], len, \"optim.%s.%s\", $p_params[i].name, key);\n"
+           "        }\n"
+           "    }\n"
+           "    if (nnc_st_load(weights, want, $P_N_PARAMS, err, sizeof err) != 0)\n"
+           "        return $p_train_fail(t, -3, \"$p_train_create: %s\", err);\n"
+           "    return 0;\n"
+           "}\n\n");
+    tr_put(t, c,
+           "void $p_train_destroy($p_train *t)\n"
+           "{\n"
+           "    if (!t) return;\n"
+           "    $p_train_release(t);\n"
+           "    free(t);\n"
+           "}\n\n");
+    tr_put(t, c,
+           "const char *$p_train_last_error(const $p_train *t) { return t ? t->err : \"no instance\"; }\n");
+    tr_put(t, c,
+           "int $p_train_max_batch(void) { return $P_TRAIN_MAX_BATCH; }\n");
+    tr_put(t, c,
+           "long $p_train_get_step(const $p_train *t) { return t->step; }\n");
+    tr_put(t, c,
+           "void $p_train_set_step($p_train *t, long step) { t->step = step; }\n\n");
+    tr_put(t, c,
+           "static int $p_train_check($p_train *t, int n, const float *input, const int32_t *labels)\n"
+           "{\n"
+           "    int i;\n"
+           "    if (n < 1 || n > $P_TRAIN_MAX_BATCH)\n"
+           "        return $p_train_fail(t, -1, \"batch of %d samples; this module takes 1 to %d\", n, $P_TRAIN_MAX_BATCH);\n"
+           "    if (!input || !labels) return $p_train_fail(t, -1, \"NULL input or labels\");\n"
+           "    for (i = 0; i < n; i++)\n"
+           "        if (labels[i] < 0 || labels[i] >= $P_TRAIN_CLASSES)\n"
+           "            return $p_train_fail(t, -1, \"label %ld of sample %d is outside 0..%d\", (long)labels[i], i,\n"
+           "                                 $P_TRAIN_CLASSES - 1);\n"
+           "    return 0;\n"
+           "}\n\n");
+    tr_put(t, c,
+           "int $p_train_step($p_train *t, int n, const float *input, const int32_t *labels, double lr, float *loss,\n"
+           "                  long *correct)\n"
+           "{\n"
+           "    float l;\n"
+           "    long off = 0;\n"
+           "    int i, rc = $p_train_check(t, n, input, labels);\n"
+           "    if (rc) return rc;\n"
+           "    memcpy(t->backup, t->params, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "    $p_train_fwd(t, n, input, 1);\n"
+           "    memset($P_DLOGITS(t), 0, (size_t)n * $P_TRAIN_CLASSES * sizeof(float));\n"
+           "    l = nnc_cross_entropy(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels, (float)t->cfg.label_smoothing,\n"
+           "                          $P_DLOGITS(t));\n"
+           "    if (correct) *correct = nnc_count_correct(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels);\n"
+           "    if (loss) *loss = l;\n"
+           "    if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */\n"
+           "        memcpy(t->params, t->backup, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "        return $p_train_fail(t, -4, \"the loss is %g at step %ld\", (double)l, t->step + 1);\n"
+           "    }\n"
+           "    memset(t->grads, 0, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "    $p_train_bwd(t, n, input);\n"
+           "    for (i = 0; i < $P_N_PARAMS; i++) {\n"
+           "        size_t count = 1;\n"
+           "        int k;\n"
+           "        if ($p_params[i].kind != 0) continue;\n"
+           "        for (k = 0; k < $p_params[i].rank; k++) count *= (size_t)$p_params[i].shape[k];\n"
+           "        if (t->trainable[i])\n"
+           "            nnc_optim_step(t->params + $p_params[i].offset, t->grads + $p_params[i].offset,\n"
+           "                           t->state + (size_t)off * (size_t)t->n_state, count, t->step + 1, lr, &t->optim);\n"
+           "        off += (long)count;\n"
+           "    }\n"
+           "    t->step++;\n"
+           "    return 0;\n"
+           "}\n\n");
+    tr_put(t, c,
+           "int $p_train_eval($p_train *t, int n, const float *input, const int32_t *labels, float *loss, long *correct)\n"
+           "{\n"
+           "    float l;\n"
+           "    int rc = $p_train_check(t, n, input, labels);\n"
+           "    if (rc) return rc;\n"
+           "    $p_train_fwd(t, n, input, 0);\n"
+           "    l = nnc_cross_entropy(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels, (float)t->cfg.label_smoothing, NULL);\n"
+           "    if (loss) *loss = l;\n"
+           "    if (correct) *correct = nnc_count_correct(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels);\n"
+           "    return 0;\n"
+           "}\n\n");
+    tr_put(t, c,
+           "int $p_train_set_trainable($p_train *t, int i, int trainable)\n"
+           "{\n"
+           "    if (i < 0 || i >= $P_N_PARAMS || $p_params[i].kind != 0)\n"
+           "        return $p_train_fail(t, -1, \"tensor %d is not a learned parameter\", i);\n"
+           "    t->trainable[i] = (unsigned char)(trainable != 0);\n"
+           "    return 0;\n"
+           "}\n\n");
+    tr_put(t, c,
+           "int $p_train_tensor_count(const $p_train *t)\n"
+           "{\n"
+           "    int i, learned = 0;\n"
+           "    for (i = 0; i < $P_N_PARAMS; i++) learned += $p_params[i].kind == 0;\n"
+           "    return $P_N_PARAMS + learned * t->n_state;\n"
+           "}\n\n");
+    tr_put(t, c,
+           "int $p_train_tensor($p_train *t, int i, const char **name, int *kind, float **data, int *rank, int64_t shape[8])\n"
+           "{\n"
+           "    int p, k;\n"
+           "    long off = 0;\n"
+           "    if (i < 0 || i >= $p_train_tensor_count(t)) return $p_train_fail(t, -1, \"no tensor %d\", i);\n"
+           "    if (i < $P_N_PARAMS) {\n"
+           "        *name = $p_params[i].name;\n"
+           "        *kind = $p_params[i].kind;\n"
+           "        *data = t->params + $p_params[i].offset;\n"
+           "        *rank = $p_params[i].rank;\n"
+           "        for (k = 0; k < 8; k++) shape[k] = k < *rank ? $p_params[i].shape[k] : 0;\n"
+           "        return 0;\n"
+           "    }\n"
+           "    i -= $P_N_PARAMS;\n"
+           "    for (p = 0; p < $P_N_PARAMS; p++) {  /* the i-th state tensor: learned tensor i / n_state, key i % n_state */\n"
+           "        long count = 1;\n"
+           "        if ($p_params[p].kind != 0) continue;\n"
+           "        for (k = 0; k < $p_params[p].rank; k++) count *= (long)$p_params[p].shape[k];\n"
+           "        if (i < t->n_state) {\n"
+           "            *name = t->state_names[p * 3 + i];\n"
+           "            *kind = 2;\n"
+           "            *data = t->state + (size_t)off * (size_t)t->n_state + (size_t)i * (size_t)count;\n"
+           "            *rank = $p_params[p].rank;\n"
+           "            for (k = 0; k < 8; k++) shape[k] = k < *rank ? $p_params[p].shape[k] : 0;\n"
+           "            return 0;\n"
+           "        }\n"
+           "        i -= t->n_state;\n"
+           "        off += count;\n"
+           "    }\n"
+           "    return $p_train_fail(t, -1, \"no tensor\");\n"
+           "}\n");
+    return true;
+}
+
+bool cg_emit_train_c(const IrGraph *g, const CgTrainOptions *opt, StrBuf *c_src, StrBuf *h_src, char *err,
+                     size_t errlen)
+{
+    Tr t;
+    char prefix[64];
+    memset(&t, 0, sizeof t);
+    t.g = g;
+    t.opt = opt;
+    t.err = err;
+    t.errlen = errlen;
+    t.prefix = arena_strdup(&t.arena, cg_c_prefix(g->name, prefix, sizeof prefix));
+    char *up = arena_strdup(&t.arena, t.prefix);
+    for (char *p = up; *p; p++)
+        if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
+    t.upper = up;
+    bool ok = tr_check(&t);
+    if (ok) {
+        tr_mark_grads(&t);
+        ok = tr_plan(&t);
+    }
+    if (ok) {
+        tr_emit_bodies(&t);
+        ok = tr_write_source(&t, c_src);
+    }
+    if (ok) tr_write_header(&t, h_src);
+    sb_free(&t.fwd);
+    sb_free(&t.bwd);
+    arena_free(&t.arena);
+    return ok;
+}

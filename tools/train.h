@@ -1,0 +1,42 @@
+/* train.h: `nnc train` and `nnc eval` (tools/train.c), and the weight
+ * initialization they share with `nnc init`.
+ *
+ * tools/nnc.c dispatches `nnc train ...` and `nnc eval ...` here with argv
+ * starting at the command word. The training module is generated from the
+ * model (codegen/emit_train.h) and driven through runtime/train_abi.h; a test
+ * can hand in a module's source instead (TrainSource), so the driver is
+ * tested independently of the generator. */
+#ifndef NNC_TOOLS_TRAIN_H
+#define NNC_TOOLS_TRAIN_H
+
+#include "ir/ir.h"
+#include "runtime/tensor_io.h"
+
+#include <stdint.h>
+
+/* Every parameter and buffer of g (g->params order) initialized as PyTorch
+ * does by default, reproducibly from seed: Kaiming-uniform weights and
+ * uniform biases with bound 1/sqrt(fan_in), batchnorm weight and
+ * running_var 1, bias and running_mean 0. Returns g->n_params tensors whose
+ * names are g's (borrowed) and whose data is owned; free with
+ * train_init_free. `nnc init` writes exactly these. */
+RtTensor *train_init_tensors(const IrGraph *g, uint64_t seed);
+void train_init_free(RtTensor *ts, int n);
+
+/* A training module given as source text (runtime/train_abi.h entry points
+ * named PREFIX_train_*), used instead of generating one from the model. */
+typedef struct TrainSource {
+    const char *c_src;        /* the module's C source */
+    const char *h_src;        /* the header it #includes */
+    const char *header_name;  /* that header's file name ("tiny_train.h") */
+    const char *prefix;       /* PREFIX of its entry points */
+} TrainSource;
+
+/* `nnc train ARGS` and `nnc eval ARGS`: argv[0] is the command word, the
+ * options follow. Returns the exit status: 0 success, 1 an error in the
+ * input (model, data, weights, checkpoint, a diverging loss), 2 a wrong
+ * command line. src NULL: generate the module from the model. */
+int train_main(int argc, char **argv, const TrainSource *src);
+int eval_main(int argc, char **argv, const TrainSource *src);
+
+#endif
