@@ -67,6 +67,10 @@ typedef struct {
     int64_t *first_grad;              /* per value: the backward step of the gradient's first contribution */
     int64_t *bn_off;                  /* per node: floats into bn_save (mean then invstd), or -1 */
     int64_t *drop_off;                /* per node: the dropout's draws before it in one step, or -1 */
+    int32_t *fused_bn;                /* per node: for a conv or an activation fused with a batchnorm, that
+                                       * batchnorm's node; for the batchnorm itself, its own index; else -1 */
+    int32_t *fused_act;               /* per batchnorm node of a fused chain: its activation node, or -1 */
+    int64_t stats_doubles;            /* the largest 2 * channels of a fused batchnorm */
     int64_t param_floats, learn_floats, bn_floats, drop_per_step, ws_bytes, scratch_floats;
     int n_learn;                      /* learnable parameter tensors */
     const char *sections[TR_MAX_SECTIONS];  int n_sections;
@@ -113,7 +117,14 @@ static const char *tr_d(Tr *t, int32_t v)
 
 static const char *tr_count(Tr *t, int32_t v) { return arena_printf(&t->arena, "(size_t)n * %lld", tr_elems(tr_shape(t, v), 0)); }
 
-static const char *tr_f(Tr *t, float f) { return arena_printf(&t->arena, "%.9gf", (double)f); }
+/* A float literal: "0.1f", "1e-05f", "2.0f" (never "2f", which is not C). */
+static const char *tr_f(Tr *t, float f)
+{
+    char buf[48];
+    snprintf(buf, sizeof buf, "%.9g", (double)f);
+    bool dot = strpbrk(buf, ".en") != NULL;  /* a point, an exponent, or nan/inf (refused by tr_check) */
+    return arena_printf(&t->arena, "%s%sf", buf, dot ? "" : ".0");
+}
 
 /* ------------------------------------------------------------ the ops ---- */
 
@@ -433,6 +444,44 @@ static void tr_mark_grads(Tr *t)
     }
 }
 
+/* conv2d -> batchnorm -> [activation] chains the training step runs fused
+ * (grad_kernels.c bn_train_fused): the conv's output read by the batchnorm
+ * alone, the batchnorm's by the activation alone, neither a graph output. */
+static void tr_find_fusions(Tr *t)
+{
+    const IrGraph *g = t->g;
+    int32_t N = g->n_nodes;
+    int32_t *uses = arena_alloc(&t->arena, (size_t)g->n_values * sizeof *uses);
+    t->fused_bn = arena_alloc(&t->arena, (size_t)(N + 1) * sizeof *t->fused_bn);
+    t->fused_act = arena_alloc(&t->arena, (size_t)(N + 1) * sizeof *t->fused_act);
+    for (int32_t i = 0; i < g->n_ins; i++) uses[g->ins[i]]++;
+    for (int32_t o = 0; o < g->n_outputs; o++) uses[g->outputs[o].value] += 2;  /* an output is never fused away */
+    for (int32_t i = 0; i < N; i++) t->fused_bn[i] = t->fused_act[i] = -1;
+    for (int32_t b = 0; b < N; b++) {
+        const IrNode *bn = &g->nodes[b];
+        if (bn->op != OP_BATCHNORM) continue;
+        int32_t x = ir_in(g, bn, 0), c = g->values[x].node;
+        if (c < 0 || g->nodes[c].op != OP_CONV2D || uses[x] != 1 || t->fused_bn[c] >= 0) continue;
+        t->fused_bn[c] = t->fused_bn[b] = b;
+        if (2 * tr_dim(t, x, 0) > t->stats_doubles) t->stats_doubles = 2 * tr_dim(t, x, 0);
+        if (uses[bn->out] != 1) continue;
+        for (int32_t a = b + 1; a < N; a++) {
+            const IrNode *an = &g->nodes[a];
+            if (an->n_in < 1 || ir_in(g, an, 0) != bn->out) continue;
+            bool ok = an->op == OP_RELU || an->op == OP_RELU6 || an->op == OP_SIGMOID || an->op == OP_TANH ||
+                      (an->op == OP_LEAKY_RELU && an->attr.act.slope > 0.0f);
+            if (ok) t->fused_act[b] = a, t->fused_bn[a] = b;
+            break;
+        }
+    }
+}
+
+/* The value a fused chain's batchnorm writes: its activation's output, or its own. */
+static int32_t tr_chain_out(const Tr *t, int32_t b)
+{
+    return t->fused_act[b] >= 0 ? t->g->nodes[t->fused_act[b]].out : t->g->nodes[b].out;
+}
+
 static bool tr_plan(Tr *t)
 {
     const IrGraph *g = t->g;
@@ -461,6 +510,10 @@ static bool tr_plan(Tr *t)
             if (2 * N - i > last[v]) last[v] = 2 * N - i;  /* the backward of a reader reads its inputs */
         }
         if (2 * N - i > last[n->out]) last[n->out] = 2 * N - i;  /* ... and its output */
+        if (n->op == OP_BATCHNORM && t->fused_bn[i] == i && t->fused_act[i] >= 0) {
+            int32_t y = tr_chain_out(t, i);  /* the fused backward reads the activation's output */
+            if (2 * N - i > last[y]) last[y] = 2 * N - i;
+        }
         t->bn_off[i] = t->drop_off[i] = -1;
         if (n->op == OP_BATCHNORM) t->bn_off[i] = t->bn_floats, t->bn_floats += 2 * tr_dim(t, ir_in(g, n, 0), 0);
         if (n->op == OP_DROPOUT) t->drop_off[i] = t->drop_per_step, t->drop_per_step += mb * tr_elems(tr_shape(t, n->out), 0);
@@ -481,8 +534,12 @@ static bool tr_plan(Tr *t)
     for (int32_t i = 0; i < N; i++) {
         int32_t v = g->nodes[i].out;
         int64_t bytes = tr_elems(tr_shape(t, v), 0) * mb * (int64_t)sizeof(float);
+        bool mid = g->nodes[i].op == OP_BATCHNORM && t->fused_bn[i] == i && t->fused_act[i] >= 0;
+        if (mid) continue;  /* a fused batchnorm's own output never exists: it writes its activation's */
+        int32_t born = t->fused_bn[i] >= 0 && g->nodes[i].op != OP_CONV2D && g->nodes[i].op != OP_BATCHNORM
+                           ? t->fused_bn[i] : i;  /* an activation fused into batchnorm b is written at step b */
         owner[nb] = v;
-        bufs[nb++] = (MpBuffer){bytes, i, last[v], 0};
+        bufs[nb++] = (MpBuffer){bytes, born, last[v], 0};
         if (!t->grad[v]) continue;
         int32_t first = 2 * N - i;  /* the gradient: from its last reader's backward (or the loss) to its producer's */
         if (v == t->out) first = N;
@@ -491,7 +548,7 @@ static bool tr_plan(Tr *t)
                 if (ir_in(g, &g->nodes[k], j) == v && 2 * N - k < first) first = 2 * N - k;
         t->first_grad[v] = first;
         owner[nb] = -(v + 1);
-        bufs[nb++] = (MpBuffer){bytes, first, 2 * N - i, 0};
+        bufs[nb++] = (MpBuffer){bytes, first, 2 * N - born, 0};  /* read by the batchnorm's backward when fused */
     }
     t->ws_bytes = mp_plan(bufs, nb, TR_ALIGN);
     for (int32_t b = 0; b < nb; b++) {
@@ -532,6 +589,92 @@ static const char *tr_node_comment(Tr *t, const IrNode *n)
     return r;
 }
 
+/* The forward of a fused chain: at the conv (training: with the statistics),
+ * at the batchnorm (normalization and activation in one pass); the activation
+ * node itself emits nothing. */
+static bool tr_forward_fused(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t i = (int32_t)(n - g->nodes), bi = t->fused_bn[i];
+    if (bi < 0) return false;
+    const IrNode *bn = &g->nodes[bi];
+    int32_t x = ir_in(g, bn, 0), y = tr_chain_out(t, bi), a = t->fused_act[bi];
+    ActKind act = a >= 0 ? ir_ops[g->nodes[a].op].act : ACT_NONE;
+    float slope = a >= 0 && g->nodes[a].op == OP_LEAKY_RELU ? g->nodes[a].attr.act.slope : 0.0f;
+    long long c = tr_dim(t, x, 0), hw = tr_elems(tr_shape(t, x), 1);
+    if (n->op == OP_CONV2D) {
+        const ConvAttr *ca = &n->attr.conv;
+        int32_t cx = ir_in(g, n, 0);
+        tr_need(t, "bn_train_fused");
+        sb_printf(b, "    if (train) {  /* the convolution, with its batchnorm's statistics */\n"
+                     "        memset(t->stats, 0, %lld * sizeof(double));\n"
+                     "        nnc_conv2d_stats(n, %s, %lld, %lld, %lld, %s, %s, %s, %d, %lld, %lld,\n"
+                     "                         %d, %d, %d, %d, %d, %d, %d, %d, %d, t->scratch, t->stats);\n"
+                     "    } else {\n",
+                  2 * c, tr_x(t, cx), tr_dim(t, cx, 0), tr_dim(t, cx, 1), tr_dim(t, cx, 2), tr_x(t, ir_in(g, n, 1)),
+                  ca->bias ? tr_x(t, ir_in(g, n, 2)) : "NULL", tr_x(t, n->out), ca->out_channels, tr_dim(t, n->out, 1),
+                  tr_dim(t, n->out, 2), ca->kh, ca->kw, ca->sh, ca->sw, ca->ph, ca->pw, ca->dh, ca->dw, ca->groups);
+        tr_forward(t, n, b, false);
+        sb_append(b, "    }\n");
+        return true;
+    }
+    if (n->op == OP_BATCHNORM) {
+        const char *X = tr_x(t, x), *Y = tr_x(t, y);
+        sb_printf(b, "    if (train) {  /* normalization and %s in one pass */\n"
+                     "        nnc_batchnorm_act_train(n, %s, %lld, %lld, t->stats, %s, %s, %s, %s, %s, %s, %s,\n"
+                     "                                t->bn_save + %lld, t->bn_save + %lld, %s, %s);\n"
+                     "    } else {\n",
+                  ir_act_name(act), X, c, hw, tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 2)), tr_f(t, n->attr.bn.eps),
+                  tr_f(t, n->attr.bn.momentum), tr_x(t, ir_in(g, n, 3)), tr_x(t, ir_in(g, n, 4)), Y,
+                  (long long)t->bn_off[bi], (long long)t->bn_off[bi] + c,
+                  arena_printf(&t->arena, "NNC_ACT_%s", act == ACT_NONE ? "NONE" : act == ACT_RELU ? "RELU"
+                                                       : act == ACT_RELU6 ? "RELU6" : act == ACT_LEAKY_RELU ? "LEAKY_RELU"
+                                                       : act == ACT_SIGMOID ? "SIGMOID" : "TANH"),
+                  tr_f(t, slope));
+        tr_need(t, "batchnorm");
+        sb_printf(b, "        nnc_batchnorm(n, %s, %lld, %lld, %lld, %s, %s, %s, %s, %s, %s, %lld);\n", X,
+                  tr_elems(tr_shape(t, x), 0), c, hw, tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 2)),
+                  tr_x(t, ir_in(g, n, 3)), tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps), Y, tr_elems(tr_shape(t, x), 0));
+        if (a >= 0) {
+            tr_need(t, ir_ops[g->nodes[a].op].name);
+            if (g->nodes[a].op == OP_LEAKY_RELU)
+                sb_printf(b, "        nnc_leaky_relu(%s, %s, %s, %s);\n", tr_count(t, y), Y, Y, tr_f(t, slope));
+            else
+                sb_printf(b, "        nnc_%s(%s, %s, %s);\n", ir_ops[g->nodes[a].op].name, tr_count(t, y), Y, Y);
+        }
+        sb_append(b, "    }\n");
+        return true;
+    }
+    sb_printf(b, "    /* fused into the batchnorm above */\n");
+    return true;
+}
+
+/* The backward of a fused chain, at the batchnorm: the activation's backward
+ * folded into batchnorm's (the activation node emits nothing). */
+static bool tr_backward_fused(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t i = (int32_t)(n - g->nodes), bi = t->fused_bn[i];
+    if (bi < 0 || n->op == OP_CONV2D) return false;
+    if (n->op != OP_BATCHNORM) {
+        sb_printf(b, "    /* folded into the batchnorm's backward below */\n");
+        return true;
+    }
+    int32_t x = ir_in(g, n, 0), y = tr_chain_out(t, bi), a = t->fused_act[bi];
+    ActKind act = a >= 0 ? ir_ops[g->nodes[a].op].act : ACT_NONE;
+    float slope = a >= 0 && g->nodes[a].op == OP_LEAKY_RELU ? g->nodes[a].attr.act.slope : 0.0f;
+    long long c = tr_dim(t, x, 0);
+    tr_need(t, "bn_train_fused");
+    sb_printf(b, "    nnc_batchnorm_act_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s,\n"
+                 "                               NNC_ACT_%s, %s, %s, %s, %s);\n",
+              tr_x(t, x), c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[bi],
+              (long long)t->bn_off[bi] + c, tr_x(t, y), tr_d(t, y),
+              act == ACT_NONE ? "NONE" : act == ACT_RELU ? "RELU" : act == ACT_RELU6 ? "RELU6"
+              : act == ACT_LEAKY_RELU ? "LEAKY_RELU" : act == ACT_SIGMOID ? "SIGMOID" : "TANH",
+              tr_f(t, slope), tr_d(t, x), tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)));
+    return true;
+}
+
 static void tr_emit_bodies(Tr *t)
 {
     const IrGraph *g = t->g;
@@ -541,6 +684,7 @@ static void tr_emit_bodies(Tr *t)
     for (int32_t i = 0; i < N; i++) {
         const IrNode *n = &g->nodes[i];
         sb_printf(&t->fwd, "\n    /* %s */\n", tr_node_comment(t, n));
+        if (tr_forward_fused(t, n, &t->fwd)) continue;
         bool mode = n->op == OP_BATCHNORM || n->op == OP_DROPOUT;
         if (mode) {
             sb_append(&t->fwd, "    if (train) {\n    ");
@@ -556,14 +700,15 @@ static void tr_emit_bodies(Tr *t)
         const IrNode *n = &g->nodes[i];
         if (!t->grad[n->out]) continue;
         sb_printf(&t->bwd, "\n    /* backward of %s */\n", tr_node_comment(t, n));
-        for (int j = 0; j < n->n_in; j++) {  /* gradients whose first contribution comes now start at zero */
+        bool folded = t->fused_bn[i] >= 0 && n->op != OP_CONV2D && n->op != OP_BATCHNORM;
+        for (int j = 0; !folded && j < n->n_in; j++) {  /* gradients whose first contribution comes now start at zero */
             int32_t v = ir_in(g, n, j);
             bool seen = false;
             for (int k = 0; k < j; k++) seen |= ir_in(g, n, k) == v;
             if (!seen && t->grad[v] && g->values[v].kind == VK_ACT && t->first_grad[v] == 2 * N - i)
                 sb_printf(&t->bwd, "    memset(%s, 0, %s * sizeof(float));\n", tr_d(t, v), tr_count(t, v));
         }
-        tr_backward(t, n, &t->bwd);
+        if (!tr_backward_fused(t, n, &t->bwd)) tr_backward(t, n, &t->bwd);
     }
 }
 
@@ -663,10 +808,12 @@ static bool tr_write_source(Tr *t, StrBuf *c)
 
     /* the tensor table */
     sb_printf(c, "#define %s_N_PARAMS %d\n#define %s_PARAM_FLOATS %lld\n#define %s_LEARN_FLOATS %lld\n"
-                 "#define %s_WS_BYTES %lld\n#define %s_SCRATCH_FLOATS %lld\n#define %s_BN_FLOATS %lld\n\n",
+                 "#define %s_WS_BYTES %lld\n#define %s_SCRATCH_FLOATS %lld\n#define %s_BN_FLOATS %lld\n"
+                 "#define %s_STATS_DOUBLES %lld\n\n",
               t->upper, g->n_params, t->upper, (long long)t->param_floats, t->upper, (long long)t->learn_floats,
               t->upper, (long long)t->ws_bytes, t->upper, (long long)(t->scratch_floats ? t->scratch_floats : 1),
-              t->upper, (long long)(t->bn_floats ? t->bn_floats : 1));
+              t->upper, (long long)(t->bn_floats ? t->bn_floats : 1), t->upper,
+              (long long)(t->stats_doubles ? t->stats_doubles : 1));
     tr_put(t, c,
            "/* Parameters and buffers: name and shape as in the weights file, kind (0\n"
            " * learned, 1 buffer), offset in t->params. */\n"
@@ -685,6 +832,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    float *backup;            /* params before a step, to undo one whose loss is not finite */\n"
            "    float *state;             /* optimizer state, per learned tensor (optim.c layout) */\n"
            "    float *bn_save;           /* batch mean and 1/std of every batchnorm, for its backward */\n"
+           "    double *stats;            /* a fused batchnorm's sums, from its conv to it */\n"
            "    float *scratch;\n"
            "    unsigned char *ws;        /* activations and their gradients (planned) */\n"
            "    unsigned char trainable[$P_N_PARAMS];\n"
@@ -734,7 +882,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    if (t->state_names)\n"
            "        for (i = 0; i < $P_N_PARAMS * 3; i++) free(t->state_names[i]);\n"
            "    free(t->state_names);\n"
-           "    free(t->params); free(t->grads); free(t->backup); free(t->state); free(t->bn_save);\n"
+           "    free(t->params); free(t->grads); free(t->backup); free(t->state); free(t->bn_save); free(t->stats);\n"
            "    free(t->scratch); free(t->ws);\n"
            "}\n\n");
     tr_put(t, c,
@@ -768,10 +916,12 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    t->backup = (float *)malloc((size_t)$P_PARAM_FLOATS * sizeof(float));\n"
            "    t->state = (float *)calloc((size_t)$P_LEARN_FLOATS * (size_t)(t->n_state ? t->n_state : 1), sizeof(float));\n"
            "    t->bn_save = (float *)calloc((size_t)$P_BN_FLOATS, sizeof(float));\n"
+           "    t->stats = (double *)calloc((size_t)$P_STATS_DOUBLES, sizeof(double));\n"
            "    t->scratch = (float *)malloc((size_t)$P_SCRATCH_FLOATS * sizeof(float));\n"
            "    t->ws = (unsigned char *)malloc((size_t)$P_WS_BYTES + 64);\n"
            "    t->state_names = (char **)calloc((size_t)$P_N_PARAMS * 3, sizeof(char *));\n"
-           "    if (!t->params || !t->grads || !t->backup || !t->state || !t->bn_save || !t->scratch || !t->ws || !t->state_names)\n"
+           "    if (!t->params || !t->grads || !t->backup || !t->state || !t->bn_save || !t->stats || !t->scratch || !t->ws ||\n"
+           "        !t->state_names)\n"
            "        return $p_train_fail(t, -2, \"$p_train_create: out of memory\");\n"
            "    for (i = 0; i < $P_N_PARAMS; i++) {\n"
            "        want[i].name = $p_params[i].name;\n"
@@ -933,6 +1083,7 @@ bool cg_emit_train_c(const IrGraph *g, const CgTrainOptions *opt, StrBuf *c_src,
     bool ok = tr_check(&t);
     if (ok) {
         tr_mark_grads(&t);
+        tr_find_fusions(&t);
         ok = tr_plan(&t);
     }
     if (ok) {

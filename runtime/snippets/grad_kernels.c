@@ -357,6 +357,130 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
     }
 }
 
+/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* Training-mode conv -> batchnorm -> activation with fewer passes over memory
+ * (codegen/emit_train.c uses them when the conv's output feeds only the
+ * batchnorm, and the batchnorm's only the activation):
+ *
+ *   nnc_conv2d_stats        the convolution, then, per sample while its output
+ *                           is still in cache, the per-channel sum and sum of
+ *                           squares batchnorm needs (stats: 2*k doubles,
+ *                           accumulated, zero them first);
+ *   nnc_batchnorm_act_train mean = sum/m, var = sumsq/m - mean^2 (in double, so
+ *                           the cancellation costs about 1e-16 * E[x^2]/var),
+ *                           running averages as nnc_batchnorm_train, and
+ *                           y = act(x * scale + shift) in one pass: the
+ *                           batchnorm's own output never exists;
+ *   nnc_batchnorm_act_backward  the activation's backward (from its output y,
+ *                           with the formulas of the *_backward kernels below)
+ *                           folded into batchnorm's: the gradient between the
+ *                           two is recomputed per element, never stored.
+ * Unfused, the same chain reads the conv output three times, writes it twice,
+ * and stores one more gradient tensor. */
+static NNC_MAYBE_UNUSED void nnc_conv2d_stats(int n, const float *x, int c, int h, int w, const float *wt,
+                                              const float *bias, float *y, int k, int oh, int ow, int kh, int kw,
+                                              int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                                              float *scratch, double *stats)
+{
+    size_t xs = (size_t)c * (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow, ys = (size_t)k * ohw, p;
+    int i, ch;
+    for (i = 0; i < n; i++) {
+        float *yi = y + (size_t)i * ys;
+        nnc_conv2d(1, x + (size_t)i * xs, xs, c, h, w, wt, bias, yi, ys, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw,
+                   groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL, NULL, NNC_ACT_NONE, 0.0f);
+        for (ch = 0; ch < k; ch++) {
+            const float *yc = yi + (size_t)ch * ohw;
+            double s = 0.0, ss = 0.0;
+            for (p = 0; p < ohw; p++) {
+                double v = yc[p];
+                s += v;
+                ss += v * v;
+            }
+            stats[2 * ch] += s;
+            stats[2 * ch + 1] += ss;
+        }
+    }
+}
+
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_train(int n, const float *x, int c, long hw, const double *stats,
+                                                     const float *gamma, const float *beta, float eps,
+                                                     float momentum, float *running_mean, float *running_var,
+                                                     float *y, float *save_mean, float *save_invstd, int act,
+                                                     float slope)
+{
+    int i, ch;
+    double m = (double)n * (double)hw;
+    for (ch = 0; ch < c; ch++) {
+        double mean = m > 0.0 ? stats[2 * ch] / m : 0.0;
+        double var = m > 0.0 ? stats[2 * ch + 1] / m - mean * mean : 0.0;
+        float invstd, scale, shift;
+        if (var < 0.0) var = 0.0;  /* rounding of sumsq/m - mean^2 */
+        invstd = (float)(1.0 / sqrt(var + (double)eps));
+        save_mean[ch] = (float)mean;
+        save_invstd[ch] = invstd;
+        if (running_mean) running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean;
+        if (running_var)
+            running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(m > 1.0 ? var * m / (m - 1.0) : var);
+        scale = (gamma ? gamma[ch] : 1.0f) * invstd;
+        shift = (beta ? beta[ch] : 0.0f) - (float)mean * scale;
+        for (i = 0; i < n; i++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            long p;
+            for (p = 0; p < hw; p++) y[base + (size_t)p] = x[base + (size_t)p] * scale + shift;
+            nnc_epilogue(y + base, (size_t)hw, NULL, act, slope);
+        }
+    }
+}
+
+/* The gradient at the activation's input, from its output y and the gradient dy there. */
+static NNC_MAYBE_UNUSED float nnc_act_grad(float y, float dy, int act, float slope)
+{
+    switch (act) {
+    case NNC_ACT_RELU: return y <= 0.0f ? 0.0f : dy;
+    case NNC_ACT_RELU6: return (y <= 0.0f || y >= 6.0f) ? 0.0f : dy;
+    case NNC_ACT_LEAKY_RELU: return y > 0.0f ? dy : slope * dy;  /* slope > 0: y > 0 exactly when x > 0 */
+    case NNC_ACT_SIGMOID: return dy * (y * (1.0f - y));
+    case NNC_ACT_TANH: return dy * (1.0f - y * y);
+    default: return dy;
+    }
+}
+
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(int n, const float *x, int c, long hw, const float *gamma,
+                                                        const float *mean, const float *invstd, const float *y,
+                                                        const float *dy, int act, float slope, float *dx,
+                                                        float *dgamma, float *dbeta)
+{
+    int i, ch;
+    long p;
+    double m = (double)n * (double)hw;
+    for (ch = 0; ch < c; ch++) {
+        double sdy = 0.0, sdyx = 0.0;
+        float mu = mean[ch], is = invstd[ch], a, k1, k2;
+        for (i = 0; i < n; i++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            for (p = 0; p < hw; p++) {
+                double g = nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope);
+                sdy += g;
+                sdyx += g * ((double)x[base + (size_t)p] - mu) * is;
+            }
+        }
+        if (dbeta) dbeta[ch] += (float)sdy;
+        if (dgamma) dgamma[ch] += (float)sdyx;
+        if (!dx || m <= 0.0) continue;
+        a = (gamma ? gamma[ch] : 1.0f) * is;
+        k1 = (float)(sdy / m);
+        k2 = (float)(sdyx / m);
+        for (i = 0; i < n; i++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            for (p = 0; p < hw; p++) {
+                float xhat = (x[base + (size_t)p] - mu) * is;
+                float g = nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope);
+                dx[base + (size_t)p] += a * (g - k1 - xhat * k2);
+            }
+        }
+    }
+}
+
 /* @kernel relu_backward */
 /* The backward of torch.relu from its output y (as PyTorch's threshold_backward):
  * dx += y <= 0 ? 0 : dy. Works after an in-place relu. */

@@ -1223,6 +1223,80 @@ static void test_lrn_backward(void **state)
     run_lrn_backward(&r, 2, 3, 3, 7, 0.3f, 0.5f, 1.0f);    /* window wider than the channels */
 }
 
+/* ---- the fused training chain: conv -> batchnorm -> activation ---- */
+
+static float *rnd(Rng *r, size_t n, float scale)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = scale * rng_float(r);
+    return p;
+}
+
+static void close_to(const float *a, const float *b, size_t n, float tol, const char *what)
+{
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++) m = fabsf(b[i]) > m ? fabsf(b[i]) : m;
+    for (size_t i = 0; i < n; i++)
+        if (fabsf(a[i] - b[i]) > tol * (m > 1.0f ? m : 1.0f))
+            fail_msg("%s: element %zu is %.9g, unfused %.9g", what, i, (double)a[i], (double)b[i]);
+}
+
+/* nnc_conv2d_stats + nnc_batchnorm_act_train against nnc_conv2d +
+ * nnc_batchnorm_train + the activation kernel, and nnc_batchnorm_act_backward
+ * against the activation's backward + nnc_batchnorm_backward: same outputs,
+ * running statistics, saved statistics and gradients up to rounding (the
+ * fused variance is sumsq/m - mean^2 in double, the unfused a second pass). */
+static void test_bn_train_fused(void **state)
+{
+    (void)state;
+    Rng r = {0xF05EDULL};
+    const int acts[] = {NNC_ACT_NONE, NNC_ACT_RELU, NNC_ACT_RELU6, NNC_ACT_LEAKY_RELU, NNC_ACT_SIGMOID, NNC_ACT_TANH};
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        int n = 3, c = 4, h = 7, w = 6, k = 5, oh = 7, ow = 6, act = acts[a];
+        size_t xs = (size_t)n * c * h * w, ys = (size_t)n * k * oh * ow;
+        long hw = (long)oh * ow;
+        float *x = rnd(&r, xs, 1.0f), *wt = rnd(&r, (size_t)k * c * 9, 0.5f), *bias = rnd(&r, (size_t)k, 1.0f);
+        float *gamma = rnd(&r, (size_t)k, 1.0f), *beta = rnd(&r, (size_t)k, 1.0f);
+        float *sc = malloc((size_t)c * 9 * oh * ow * sizeof *sc);
+        float *t1 = malloc(ys * sizeof *t1), *t2 = malloc(ys * sizeof *t2), *y1 = malloc(ys * sizeof *y1);
+        float *y2 = malloc(ys * sizeof *y2), rm1[5], rv1[5], rm2[5], rv2[5], sm1[5], si1[5], sm2[5], si2[5];
+        double stats[10] = {0};
+        for (int i = 0; i < k; i++) rm1[i] = rm2[i] = 0.1f * (float)i, rv1[i] = rv2[i] = 1.0f + 0.2f * (float)i;
+        /* unfused */
+        nnc_conv2d(n, x, (size_t)c * h * w, c, h, w, wt, bias, t1, (size_t)k * hw, k, oh, ow, 3, 3, 1, 1, 1, 1, 1, 1, 1,
+                   sc, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_batchnorm_train(n, t1, k, hw, gamma, beta, 1e-5f, 0.1f, rm1, rv1, y1, sm1, si1);
+        nnc_epilogue(y1, ys, NULL, act, 0.1f);
+        /* fused */
+        nnc_conv2d_stats(n, x, c, h, w, wt, bias, t2, k, oh, ow, 3, 3, 1, 1, 1, 1, 1, 1, 1, sc, stats);
+        nnc_batchnorm_act_train(n, t2, k, hw, stats, gamma, beta, 1e-5f, 0.1f, rm2, rv2, y2, sm2, si2, act, 0.1f);
+        close_to(t2, t1, ys, 0.0f, "conv2d_stats output");
+        close_to(y2, y1, ys, 2e-5f, "batchnorm_act_train output");
+        close_to(rm2, rm1, (size_t)k, 1e-6f, "running mean");
+        close_to(rv2, rv1, (size_t)k, 1e-5f, "running var");
+        close_to(si2, si1, (size_t)k, 1e-5f, "saved 1/std");
+        /* backward */
+        float *dy = rnd(&r, ys, 1.0f), *g = calloc(ys, sizeof *g), *dx1 = calloc(ys, sizeof *dx1);
+        float *dx2 = calloc(ys, sizeof *dx2), dg1[5] = {0}, db1[5] = {0}, dg2[5] = {0}, db2[5] = {0};
+        switch (act) {
+        case NNC_ACT_RELU: nnc_relu_backward(ys, y1, dy, g); break;
+        case NNC_ACT_RELU6: nnc_relu6_backward(ys, y1, dy, g); break;
+        case NNC_ACT_LEAKY_RELU: nnc_leaky_relu_backward(ys, y1, dy, g, 0.1f); break;
+        case NNC_ACT_SIGMOID: nnc_sigmoid_backward(ys, y1, dy, g); break;
+        case NNC_ACT_TANH: nnc_tanh_backward(ys, y1, dy, g); break;
+        default: nnc_grad_accumulate(ys, dy, g); break;
+        }
+        nnc_batchnorm_backward(n, t1, k, hw, gamma, sm1, si1, g, dx1, dg1, db1);
+        nnc_batchnorm_act_backward(n, t1, k, hw, gamma, sm1, si1, y1, dy, act, 0.1f, dx2, dg2, db2);
+        close_to(dx2, dx1, ys, 1e-6f, "batchnorm_act_backward dx");
+        close_to(dg2, dg1, (size_t)k, 1e-6f, "dgamma");
+        close_to(db2, db1, (size_t)k, 1e-6f, "dbeta");
+        free(x), free(wt), free(bias), free(gamma), free(beta), free(sc), free(t1), free(t2), free(y1), free(y2);
+        free(dy), free(g), free(dx1), free(dx2);
+    }
+}
+
 /* ---- every section compiles on its own ---- */
 
 enum { MAX_SECTIONS = 96, MAX_NEEDS = 8 };
@@ -1452,6 +1526,7 @@ int main(void)
         cmocka_unit_test(test_bce_mse),
         cmocka_unit_test(test_count_correct),
         cmocka_unit_test(test_lrn_backward),
+        cmocka_unit_test(test_bn_train_fused),
         cmocka_unit_test(test_sections_compile_alone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
