@@ -29,4 +29,25 @@ IrGraph *fe_compile(const char *path, const FeOptions *opt, Diag *d);
  * to the directory of path. */
 IrGraph *fe_compile_text(const char *path, const char *text, size_t len, const FeOptions *opt, Diag *d);
 
+/* One setting of a network's `train` section, as the `nnc train` option it
+ * stands for: flag "--lr", value "0.002" (NULL for a flag without one,
+ * "--nesterov"); loc is where the section says it. */
+typedef struct {
+    const char *flag;
+    const char *value;
+    Loc loc;
+} FeTrainSetting;
+
+/* The `train NAME { ... }` section of the network opt picks in path (the
+ * main file's), its settings in order, into *out (allocated in d's arena);
+ * none: *n = 0. Returns false after reporting a positioned error to d. The
+ * section's vocabulary (docs/training.md):
+ *     batch = 64   epochs = 10   seed = 1   warmup = 2
+ *     optimizer = sgd(lr: 0.05, momentum: 0.9, weight_decay: 5e-4, nesterov: true)
+ *               | adam(lr: 1e-3, weight_decay: 0) | adamw(...)
+ *     loss = cross_entropy(logits, labels, label_smoothing: 0.1)
+ *     schedule = constant | step(step_size: 30, gamma: 0.1)
+ *              | multistep(milestones: [30, 60], gamma: 0.1) | cosine(eta_min: 0, warmup: 1) */
+bool fe_train_settings(const char *path, const FeOptions *opt, FeTrainSetting **out, int *n, Diag *d);
+
 #endif

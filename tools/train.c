@@ -125,7 +125,16 @@ typedef struct TrainArgs {
     DtOptions dopt;                  /* shuffle, seed, normalize, augment */
     const char *freeze[TR_MAX_LIST];
     int n_freeze;
+    char *kept[TR_MAX_LIST];         /* copies of the train section's values, freed by free_args */
+    int n_kept;
 } TrainArgs;
+
+/* A copy of s that lives as long as t (the train section's values). */
+static const char *train_keep(TrainArgs *t, const char *s)
+{
+    if (t->n_kept == TR_MAX_LIST) return s;  /* cannot happen: a section has fewer settings */
+    return t->kept[t->n_kept++] = strdup(s);
+}
 
 static int usage_error(const TrainArgs *t, const char *fmt, ...) NNC_PRINTF(2, 3);
 static int usage_error(const TrainArgs *t, const char *fmt, ...)
@@ -336,6 +345,52 @@ static int check_args(TrainArgs *t)
     return 0;
 }
 
+/* Applies the model's train section (frontend.h fe_train_settings) as options.
+ * The model and --network are found on the command line first; a section
+ * setting that nnc eval does not take is skipped by it. */
+static int section_defaults(int argc, char **argv, TrainArgs *t)
+{
+    const char *model = NULL;
+    FeOptions fe = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || !a[1]) {
+            if (!model) model = a;
+        } else if (strcmp(a, "--network") == 0 && i + 1 < argc) {
+            fe.network = argv[++i];
+        } else if (strncmp(a, "--network=", 10) == 0) {
+            fe.network = a + 10;
+        } else {
+            size_t len = strcspn(a, "=");
+            for (size_t k = 0; k < NNC_COUNT(tr_options); k++)  /* skip the value of an option that takes one */
+                if (strlen(tr_options[k].name) == len && strncmp(a, tr_options[k].name, len) == 0 &&
+                    tr_options[k].value && a[len] != '=')
+                    i++;
+        }
+    }
+    if (!model) return 0;  /* check_args reports it */
+    Arena arena = {0};
+    Diag d;
+    diag_init(&d, &arena);
+    FeTrainSetting *st;
+    int n, rc = 0;
+    if (!fe_train_settings(model, &fe, &st, &n, &d)) {
+        fputs(d.out.data ? d.out.data : "", stderr);
+        rc = 1;
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        size_t k = 0;
+        while (k < NNC_COUNT(tr_options) && strcmp(tr_options[k].name, st[i].flag)) k++;
+        NNC_ASSERT(k < NNC_COUNT(tr_options));
+        if (t->eval && !tr_options[k].eval) continue;
+        /* the values live in the arena: keep copies, TrainArgs points at them to the end */
+        rc = set_option(t, tr_options[k].name, st[i].value ? train_keep(t, st[i].value) : NULL);
+    }
+    diag_free(&d);
+    arena_free(&arena);
+    return rc;
+}
+
 static int parse_args(int argc, char **argv, TrainArgs *t)
 {
     memset(t, 0, sizeof *t);
@@ -347,8 +402,10 @@ static int parse_args(int argc, char **argv, TrainArgs *t)
     t->optimizer = "sgd";
     t->cfg.beta1 = 0.9, t->cfg.beta2 = 0.999, t->cfg.eps = 1e-8;  /* torch's Adam defaults */
     t->fe.defines = t->defines;
-    /* TODO(issue 5): the .net file's `train` section supplies defaults here,
-     * between these built-in ones and the command line. */
+    /* the .net file's `train` section supplies defaults between these built-in
+     * ones and the command line (which is read after it and overrides it) */
+    int rc0 = section_defaults(argc, argv, t);
+    if (rc0) return rc0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-' || !a[1]) {
@@ -378,6 +435,7 @@ static int parse_args(int argc, char **argv, TrainArgs *t)
 static void free_args(TrainArgs *t)
 {
     for (int i = 0; i < t->fe.n_defines; i++) free((char *)t->defines[i].name);
+    for (int i = 0; i < t->n_kept; i++) free(t->kept[i]);
 }
 
 /* ---- model, data, module ---- */
