@@ -586,12 +586,13 @@ static void test_bad_command_lines(void **state)
     assert_contains(g_errout, "/nonexistent.safetensors");
 }
 
-/* The schedules as train.c builds them from the command line. */
+/* The schedules as train.c builds them from the command line (the model must
+ * exist: parse_args reads its train section). */
 static void test_schedule_parsing(void **state)
 {
     (void)state;
     TrainArgs t;
-    char *argv[] = {"train", "m.net", "--data", "npy:x", "--lr", "0.1", "--epochs", "10", "--warmup", "2",
+    char *argv[] = {"train", g_net, "--data", "npy:x", "--lr", "0.1", "--epochs", "10", "--warmup", "2",
                     "--schedule", "cosine:0.001", NULL};
     assert_int_equal(parse_args(12, argv, &t), 0);
     assert_int_equal(t.sched.kind, NNC_LR_COSINE);
@@ -599,7 +600,7 @@ static void test_schedule_parsing(void **state)
     assert_true(fabs(nnc_lr_at(&t.sched, 0) - 0.1 / 3) < 1e-15);
     assert_true(fabs(nnc_lr_at(&t.sched, 2) - 0.1) < 1e-15);
     assert_true(fabs(nnc_lr_at(&t.sched, 10) - 0.001) < 1e-15);
-    char *argv2[] = {"train", "m.net", "--data", "npy:x", "--schedule=multistep:3,6:0.5", "--optimizer", "adamw", NULL};
+    char *argv2[] = {"train", g_net, "--data", "npy:x", "--schedule=multistep:3,6:0.5", "--optimizer", "adamw", NULL};
     assert_int_equal(parse_args(7, argv2, &t), 0);
     assert_int_equal(t.sched.n_milestones, 2);
     assert_true(nnc_lr_at(&t.sched, 6) == 0.01 * 0.25);
