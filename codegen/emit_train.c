@@ -403,17 +403,23 @@ static bool tr_check(Tr *t)
     if (t->opt->max_batch < 1 || t->opt->max_batch > TR_MAX_BATCH)
         TR_FAIL(t, "the training batch must be between 1 and %d, not %d", TR_MAX_BATCH, t->opt->max_batch);
     if (g->n_inputs != 1) TR_FAIL(t, "network %s has %d inputs; training needs exactly one (the images)", g->name, g->n_inputs);
-    if (g->n_outputs != 1)
-        TR_FAIL(t, "network %s has %d outputs; training needs exactly one, the logits of its classes "
-                   "(select a network with one output, or give it one)", g->name, g->n_outputs);
+    if (g->n_outputs < 1) TR_FAIL(t, "network %s has no output to train", g->name);
     t->out = g->outputs[0].value;
-    const IrValue *o = &g->values[t->out];
-    if (o->kind != VK_ACT) TR_FAIL(t, "the output of %s is not computed by the network", g->name);
-    long long c = tr_elems(&o->shape, 0);
-    if (tr_elems(&o->shape, 1) != 1 || c < 2 || c > 1000000)
-        TR_FAIL(t, "the output of %s has shape [%lld, ...]: softmax cross-entropy needs [classes] logits", g->name,
-                (long long)o->shape.dim[0]);
-    t->classes = (int)c;
+    for (int32_t k = 0; k < g->n_outputs; k++) {  /* the logits, then auxiliary classifiers' (GoogLeNet) */
+        int32_t v = g->outputs[k].value;
+        const IrValue *o = &g->values[v];
+        if (o->kind != VK_ACT) TR_FAIL(t, "output %s of %s is not computed by the network", g->outputs[k].name, g->name);
+        long long c = tr_elems(&o->shape, 0);
+        if (tr_elems(&o->shape, 1) != 1 || c < 2 || c > 1000000)
+            TR_FAIL(t, "output %s of %s has shape [%lld, ...]: the loss needs [classes] logits", g->outputs[k].name,
+                    g->name, (long long)o->shape.dim[0]);
+        if (k == 0) t->classes = (int)c;
+        else if (c != t->classes)
+            TR_FAIL(t, "output %s of %s has %lld classes, the first output %d: auxiliary classifiers must agree",
+                    g->outputs[k].name, g->name, c, t->classes);
+        for (int32_t j = 0; j < k; j++)
+            if (g->outputs[j].value == v) TR_FAIL(t, "outputs %s and %s of %s are the same tensor", g->outputs[j].name, g->outputs[k].name, g->name);
+    }
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         const Epilogue *e = ir_epilogue(n);
@@ -527,7 +533,8 @@ static bool tr_plan(Tr *t)
             if (sb > t->scratch_floats) t->scratch_floats = sb;
         }
     }
-    if (N + 1 > 0 && 2 * N + 1 > last[t->out]) last[t->out] = 2 * N + 1;
+    for (int32_t k = 0; k < g->n_outputs; k++)  /* the loss reads every output */
+        if (2 * N + 1 > last[g->outputs[k].value]) last[g->outputs[k].value] = 2 * N + 1;
     MpBuffer *bufs = arena_alloc(a, (size_t)(2 * N + 2) * sizeof *bufs);
     int32_t *owner = arena_alloc(a, (size_t)(2 * N + 2) * sizeof *owner);  /* value id; grads as -(id + 1) */
     int32_t nb = 0;
@@ -542,7 +549,8 @@ static bool tr_plan(Tr *t)
         bufs[nb++] = (MpBuffer){bytes, born, last[v], 0};
         if (!t->grad[v]) continue;
         int32_t first = 2 * N - i;  /* the gradient: from its last reader's backward (or the loss) to its producer's */
-        if (v == t->out) first = N;
+        for (int32_t k = 0; k < g->n_outputs; k++)
+            if (v == g->outputs[k].value) first = N;  /* the loss contributes first */
         for (int32_t k = i + 1; k < N; k++)
             for (int j = 0; j < g->nodes[k].n_in; j++)
                 if (ir_in(g, &g->nodes[k], j) == v && 2 * N - k < first) first = 2 * N - k;
@@ -742,6 +750,8 @@ static void tr_write_header(Tr *t, StrBuf *h)
            "    double weight_decay;     /* SGD, Adam: L2 in the gradient; AdamW: decoupled */\n"
            "    double label_smoothing;\n"
            "    uint64_t seed;           /* dropout */\n"
+           "    int loss;                /* 0 softmax cross-entropy, 1 BCE with logits, 2 MSE (one-hot targets) */\n"
+           "    double aux_weight;       /* weight of the losses of outputs after the first (GoogLeNet: 0.3) */\n"
            "} $p_train_config;\n\n");
     tr_put(t, h,
            "int $p_train_create($p_train **t, const char *weights_safetensors, const $p_train_config *cfg);\n"
@@ -792,6 +802,8 @@ static bool tr_write_source(Tr *t, StrBuf *c)
     /* the kernels: kernels.c and grad_kernels.c as one sectioned text (the backward sections need forward ones) */
     tr_need(t, "count_correct");
     tr_need(t, "cross_entropy");
+    tr_need(t, "bce_with_logits");
+    tr_need(t, "mse_loss");
     tr_need(t, "copy");
     StrBuf all = {0};
     sb_append(&all, nnc_snippet_kernels);
@@ -833,6 +845,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    float *state;             /* optimizer state, per learned tensor (optim.c layout) */\n"
            "    float *bn_save;           /* batch mean and 1/std of every batchnorm, for its backward */\n"
            "    double *stats;            /* a fused batchnorm's sums, from its conv to it */\n"
+           "    float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */\n"
            "    float *scratch;\n"
            "    unsigned char *ws;        /* activations and their gradients (planned) */\n"
            "    unsigned char trainable[$P_N_PARAMS];\n"
@@ -868,10 +881,50 @@ static bool tr_write_source(Tr *t, StrBuf *c)
                  "    (void)ws; (void)input;\n");
     sb_append(c, t->bwd.data ? t->bwd.data : "");
     sb_append(c, "}\n\n");
-    sb_printf(c, "#define %s_LOGITS(t) ((float *)((t)->ws + %lld))\n#define %s_DLOGITS(t) ((float *)((t)->ws + %lld))\n\n",
-              t->upper, (long long)t->act_off[t->out], t->upper, t->grad[t->out] ? (long long)t->grad_off[t->out] : 0LL);
-    if (!t->grad[t->out])
-        TR_FAIL(t, "the output of %s does not depend on any learned parameter: there is nothing to train", g->name);
+    sb_printf(c, "#define %s_N_OUTPUTS %d\n#define %s_LOGITS(t) ((float *)((t)->ws + %lld))\n"
+                 "/* every output's logits and gradient, in the workspace: the first is the network's,\n"
+                 " * the others auxiliary classifiers' (weighted by cfg.aux_weight in the loss) */\n"
+                 "static const long %s_out_off[%d] = {", t->upper, g->n_outputs, t->upper, (long long)t->act_off[t->out],
+              t->prefix, g->n_outputs);
+    for (int32_t k = 0; k < g->n_outputs; k++) sb_printf(c, "%s%lld", k ? ", " : "", (long long)t->act_off[g->outputs[k].value]);
+    sb_printf(c, "};\nstatic const long %s_dout_off[%d] = {", t->prefix, g->n_outputs);
+    for (int32_t k = 0; k < g->n_outputs; k++) {
+        int32_t v = g->outputs[k].value;
+        if (!t->grad[v])
+            TR_FAIL(t, "output %s of %s does not depend on any learned parameter: there is nothing to train",
+                    g->outputs[k].name, g->name);
+        sb_printf(c, "%s%lld", k ? ", " : "", (long long)t->grad_off[v]);
+    }
+    sb_append(c, "};\n\n");
+    tr_put(t, c,
+           "/* The loss of the first `outputs` outputs against the labels (cfg.loss: 0 softmax\n"
+           " * cross-entropy with label smoothing, 1 binary cross-entropy with logits and 2 mean\n"
+           " * squared error, both against one-hot targets), auxiliary outputs weighted by\n"
+           " * cfg.aux_weight; with grad, each output's gradient is set (not added) for an\n"
+           " * upstream gradient of 1. */\n"
+           "static float $p_train_loss($p_train *t, int n, const int32_t *labels, int outputs, int grad)\n"
+           "{\n"
+           "    size_t count = (size_t)n * $P_TRAIN_CLASSES, i;\n"
+           "    double total = 0.0;\n"
+           "    int k;\n"
+           "    if (t->cfg.loss != 0) {  /* one-hot targets */\n"
+           "        memset(t->target, 0, count * sizeof(float));\n"
+           "        for (i = 0; i < (size_t)n; i++) t->target[i * $P_TRAIN_CLASSES + (size_t)labels[i]] = 1.0f;\n"
+           "    }\n"
+           "    for (k = 0; k < outputs; k++) {\n"
+           "        const float *x = (const float *)(t->ws + $p_out_off[k]);\n"
+           "        float *dx = grad ? (float *)(t->ws + $p_dout_off[k]) : NULL, l;\n"
+           "        float w = k == 0 ? 1.0f : (float)t->cfg.aux_weight;\n"
+           "        if (dx) memset(dx, 0, count * sizeof(float));\n"
+           "        if (t->cfg.loss == 1) l = dx ? nnc_bce_with_logits(count, x, t->target, dx) : nnc_bce_with_logits(count, x, t->target, t->dummy);\n"
+           "        else if (t->cfg.loss == 2) l = dx ? nnc_mse_loss(count, x, t->target, dx) : nnc_mse_loss(count, x, t->target, t->dummy);\n"
+           "        else l = nnc_cross_entropy(n, x, $P_TRAIN_CLASSES, (const int *)labels, (float)t->cfg.label_smoothing, dx);\n"
+           "        if (dx && k > 0)\n"
+           "            for (i = 0; i < count; i++) dx[i] *= w;\n"
+           "        total += (double)w * (double)l;\n"
+           "    }\n"
+           "    return (float)total;\n"
+           "}\n\n");
     tr_put(t, c,
            "static const char *const $p_state_keys[2][3] = {{\"momentum_buffer\", \"\", \"\"},\n"
            "                                                 {\"exp_avg\", \"exp_avg_sq\", \"max_exp_avg_sq\"}};\n\n");
@@ -883,6 +936,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "        for (i = 0; i < $P_N_PARAMS * 3; i++) free(t->state_names[i]);\n"
            "    free(t->state_names);\n"
            "    free(t->params); free(t->grads); free(t->backup); free(t->state); free(t->bn_save); free(t->stats);\n"
+           "    free(t->target); free(t->dummy);\n"
            "    free(t->scratch); free(t->ws);\n"
            "}\n\n");
     tr_put(t, c,
@@ -900,6 +954,8 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    if (!cfg || !weights) return $p_train_fail(t, -1, \"$p_train_create: NULL weights path or config\");\n"
            "    if (cfg->optimizer < 0 || cfg->optimizer > 2)\n"
            "        return $p_train_fail(t, -1, \"$p_train_create: unknown optimizer %d\", cfg->optimizer);\n"
+           "    if (cfg->loss < 0 || cfg->loss > 2)\n"
+           "        return $p_train_fail(t, -1, \"$p_train_create: unknown loss %d\", cfg->loss);\n"
            "    t->cfg = *cfg;\n"
            "    t->optim.kind = cfg->optimizer;\n"
            "    t->optim.momentum = cfg->momentum;\n"
@@ -917,10 +973,13 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    t->state = (float *)calloc((size_t)$P_LEARN_FLOATS * (size_t)(t->n_state ? t->n_state : 1), sizeof(float));\n"
            "    t->bn_save = (float *)calloc((size_t)$P_BN_FLOATS, sizeof(float));\n"
            "    t->stats = (double *)calloc((size_t)$P_STATS_DOUBLES, sizeof(double));\n"
+           "    t->target = (float *)calloc((size_t)$P_TRAIN_MAX_BATCH * $P_TRAIN_CLASSES, sizeof(float));\n"
+           "    t->dummy = (float *)calloc((size_t)$P_TRAIN_MAX_BATCH * $P_TRAIN_CLASSES, sizeof(float));\n"
            "    t->scratch = (float *)malloc((size_t)$P_SCRATCH_FLOATS * sizeof(float));\n"
            "    t->ws = (unsigned char *)malloc((size_t)$P_WS_BYTES + 64);\n"
            "    t->state_names = (char **)calloc((size_t)$P_N_PARAMS * 3, sizeof(char *));\n"
            "    if (!t->params || !t->grads || !t->backup || !t->state || !t->bn_save || !t->stats || !t->scratch || !t->ws ||\n"
+           "        !t->target || !t->dummy ||\n"
            "        !t->state_names)\n"
            "        return $p_train_fail(t, -2, \"$p_train_create: out of memory\");\n"
            "    for (i = 0; i < $P_N_PARAMS; i++) {\n"
@@ -979,9 +1038,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    if (rc) return rc;\n"
            "    memcpy(t->backup, t->params, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
            "    $p_train_fwd(t, n, input, 1);\n"
-           "    memset($P_DLOGITS(t), 0, (size_t)n * $P_TRAIN_CLASSES * sizeof(float));\n"
-           "    l = nnc_cross_entropy(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels, (float)t->cfg.label_smoothing,\n"
-           "                          $P_DLOGITS(t));\n"
+           "    l = $p_train_loss(t, n, labels, $P_N_OUTPUTS, 1);\n"
            "    if (correct) *correct = nnc_count_correct(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels);\n"
            "    if (loss) *loss = l;\n"
            "    if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */\n"
@@ -1010,7 +1067,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    int rc = $p_train_check(t, n, input, labels);\n"
            "    if (rc) return rc;\n"
            "    $p_train_fwd(t, n, input, 0);\n"
-           "    l = nnc_cross_entropy(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels, (float)t->cfg.label_smoothing, NULL);\n"
+           "    l = $p_train_loss(t, n, labels, 1, 0);\n"
            "    if (loss) *loss = l;\n"
            "    if (correct) *correct = nnc_count_correct(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels);\n"
            "    return 0;\n"

@@ -1899,14 +1899,20 @@ static bool ts_setting(TrainSec *s, const Decl *net, const Setting *st)
         return true;
     }
     if (strcmp(k, "loss") == 0) {
-        static const char *const ce_args[] = {"label_smoothing", NULL};
+        static const char *const ce_args[] = {"label_smoothing", "aux_weight", NULL};
+        static const char *const other_args[] = {"aux_weight", NULL};
         const char *f = ts_call(s, st, "cross_entropy(OUTPUT, LABELS)");
         if (!f) return false;
-        if (strcmp(f, "cross_entropy")) {
-            diag_error(s->d, e->loc, "nnc train has the loss cross_entropy (softmax cross-entropy against class labels), not '%s'", f);
+        const char *kind = strcmp(f, "cross_entropy") == 0 ? "cross-entropy" : strcmp(f, "bce_with_logits") == 0 ? "bce"
+                           : strcmp(f, "mse") == 0 ? "mse" : NULL;
+        if (!kind) {
+            diag_error(s->d, e->loc, "unknown loss '%s'; nnc train has cross_entropy, bce_with_logits and mse "
+                                     "(the last two against one-hot labels)", f);
             return false;
         }
-        if (!ts_args(s, e, ce_args, 2)) return false;
+        if (!ts_args(s, e, strcmp(kind, "cross-entropy") == 0 ? ce_args : other_args, 2)) return false;
+        ts_add(s, "--loss", kind, st->loc);
+        if (!ts_kw_number(s, e, "aux_weight", "--aux-weight", false)) return false;
         const Arg *first = e->kind == EX_CALL ? e->u.call.args : NULL;
         if (first && !first->name) {  /* the output it reads must be one of the network's */
             bool found = false;

@@ -45,7 +45,8 @@ typedef struct {
  *     batch = 64   epochs = 10   seed = 1   warmup = 2
  *     optimizer = sgd(lr: 0.05, momentum: 0.9, weight_decay: 5e-4, nesterov: true)
  *               | adam(lr: 1e-3, weight_decay: 0) | adamw(...)
- *     loss = cross_entropy(logits, labels, label_smoothing: 0.1)
+ *     loss = cross_entropy(logits, labels, label_smoothing: 0.1, aux_weight: 0.3)
+ *          | bce_with_logits(logits, labels) | mse(logits, labels)
  *     schedule = constant | step(step_size: 30, gamma: 0.1)
  *              | multistep(milestones: [30, 60], gamma: 0.1) | cosine(eta_min: 0, warmup: 1) */
 bool fe_train_settings(const char *path, const FeOptions *opt, FeTrainSetting **out, int *n, Diag *d);

@@ -36,7 +36,16 @@ typedef struct RtTrainConfig {
     double weight_decay;     /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
     double label_smoothing;  /* cross-entropy, 0 = none */
     uint64_t seed;           /* dropout's generator; the mask of step s is a function of (seed, s) */
+    int loss;                /* RT_LOSS_* */
+    double aux_weight;       /* networks with several outputs (GoogLeNet's auxiliary classifiers): the
+                              * loss is that of the first plus aux_weight times each other's */
 } RtTrainConfig;
+
+/* Losses: softmax cross-entropy against class labels (label smoothing applies);
+ * binary cross-entropy with logits and mean squared error against one-hot
+ * encodings of the labels (torch's BCEWithLogitsLoss / MSELoss, mean over all
+ * elements). */
+enum { RT_LOSS_CROSS_ENTROPY = 0, RT_LOSS_BCE = 1, RT_LOSS_MSE = 2 };
 
 /* PREFIX_train_create: a training instance whose parameters and buffers
  * (batchnorm running statistics) are read from a safetensors file, by name,
@@ -47,8 +56,8 @@ typedef int (*RtTrainCreateFn)(void **t, const char *weights_safetensors, const 
  * statistics, running averages updated, dropout), mean softmax cross-entropy
  * against labels, backward, and one optimizer update of every trainable
  * parameter with learning rate lr; then step += 1. *loss receives the batch's
- * mean loss (before the update), *correct how many argmax predictions equal
- * their label. A loss that is not finite is reported and the parameters are
+ * mean loss (before the update; with auxiliary outputs, their weighted sum),
+ * *correct how many argmax predictions of the first output equal their label. A loss that is not finite is reported and the parameters are
  * left as they were before the step (returns a negative code). */
 typedef int (*RtTrainStepFn)(void *t, int n, const float *input, const int32_t *labels, double lr, float *loss,
                              long *correct);

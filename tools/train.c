@@ -114,6 +114,7 @@ typedef struct TrainArgs {
     FeDefine defines[TR_MAX_LIST];
     long epochs, batch, warmup;
     const char *optimizer;           /* sgd, adam, adamw */
+    const char *loss;                /* cross-entropy, bce, mse */
     RtTrainConfig cfg;               /* optimizer settings, label smoothing, seed */
     double lr;
     bool weight_decay_set, momentum_set;
@@ -180,7 +181,8 @@ static const struct {
     {"--label-smoothing", true, false}, {"--schedule", true, false}, {"--warmup", true, false},
     {"--seed", true, false},         {"--freeze", true, false},      {"--out", true, false},
     {"--checkpoint", true, false},   {"--resume", false, false},     {"--log", true, false},
-    {"--no-shuffle", false, false},  {"--augment", true, false},
+    {"--no-shuffle", false, false},  {"--augment", true, false},    {"--loss", true, true},
+    {"--aux-weight", true, true},
 };
 
 /* Stores the value v of option name (known, value present when it takes one). */
@@ -196,6 +198,11 @@ static int set_option(TrainArgs *t, const char *name, const char *v)
     else if (strcmp(name, "--augment") == 0) t->augment = v;
     else if (strcmp(name, "--schedule") == 0) t->schedule = v;
     else if (strcmp(name, "--optimizer") == 0) t->optimizer = v;
+    else if (strcmp(name, "--loss") == 0) t->loss = v;
+    else if (strcmp(name, "--aux-weight") == 0) {
+        if (!parse_double(v, 0, 1e6, &t->cfg.aux_weight))
+            return usage_error(t, "--aux-weight needs a number >= 0 (GoogLeNet's is 0.3), got '%s'", v);
+    }
     else if (strcmp(name, "--nesterov") == 0) t->cfg.nesterov = 1;
     else if (strcmp(name, "--resume") == 0) t->resume = true;
     else if (strcmp(name, "--no-shuffle") == 0) t->no_shuffle = true;
@@ -317,6 +324,11 @@ static int check_args(TrainArgs *t)
 {
     if (!t->model) return usage_error(t, "no model file given");
     if (!t->data) return usage_error(t, "--data KIND:PATH is required (kinds: mnist, fashion-mnist, cifar10, npy)");
+    const char *ls = t->loss;
+    if (strcmp(ls, "cross-entropy") == 0) t->cfg.loss = RT_LOSS_CROSS_ENTROPY;
+    else if (strcmp(ls, "bce") == 0) t->cfg.loss = RT_LOSS_BCE;
+    else if (strcmp(ls, "mse") == 0) t->cfg.loss = RT_LOSS_MSE;
+    else return usage_error(t, "--loss takes cross-entropy, bce or mse, not '%s'", ls);
     if (t->eval) {
         if (!t->weights) return usage_error(t, "--weights W.safetensors is required");
     } else {
@@ -400,6 +412,8 @@ static int parse_args(int argc, char **argv, TrainArgs *t)
     t->batch = 64;
     t->lr = 0.01;
     t->optimizer = "sgd";
+    t->loss = "cross-entropy";
+    t->cfg.aux_weight = 0.3;  /* GoogLeNet's auxiliary classifiers (Szegedy et al.; torchvision) */
     t->cfg.beta1 = 0.9, t->cfg.beta2 = 0.999, t->cfg.eps = 1e-8;  /* torch's Adam defaults */
     t->fe.defines = t->defines;
     /* the .net file's `train` section supplies defaults between these built-in
@@ -721,6 +735,8 @@ static int fingerprint(const TrainArgs *t, const IrGraph *g, Setting *s)
     s[n++] = (Setting){"nesterov", xprintf("%d", t->cfg.nesterov)};
     s[n++] = (Setting){"weight-decay", xprintf("%.17g", t->cfg.weight_decay)};
     s[n++] = (Setting){"label-smoothing", xprintf("%.17g", t->cfg.label_smoothing)};
+    s[n++] = (Setting){"loss", strdup(t->loss)};
+    s[n++] = (Setting){"aux-weight", xprintf("%.17g", t->cfg.aux_weight)};
     if (t->sched.kind == NNC_LR_COSINE)  /* its period comes from --epochs */
         s[n++] = (Setting){"schedule", xprintf("%s (annealed over %ld epochs)", t->schedule, t->sched.t_max)};
     else

@@ -42,7 +42,8 @@ class Cfg(ctypes.Structure):
     _fields_ = [("optimizer", ctypes.c_int), ("momentum", ctypes.c_double), ("dampening", ctypes.c_double),
                 ("nesterov", ctypes.c_int), ("beta1", ctypes.c_double), ("beta2", ctypes.c_double),
                 ("eps", ctypes.c_double), ("amsgrad", ctypes.c_int), ("weight_decay", ctypes.c_double),
-                ("label_smoothing", ctypes.c_double), ("seed", ctypes.c_uint64)]
+                ("label_smoothing", ctypes.c_double), ("seed", ctypes.c_uint64), ("loss", ctypes.c_int),
+                ("aux_weight", ctypes.c_double)]
 
 
 class LeNet5(nn.Module):
@@ -58,6 +59,24 @@ class LeNet5(nn.Module):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))))
+
+
+class Aux2(nn.Module):
+    """tests/oracle/nets/aux2.net."""
+
+    def __init__(self, classes=5):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.aux = nn.Linear(8, classes)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        a = self.aux(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        x = torch.flatten(F.adaptive_avg_pool2d(F.relu(self.conv2(x)), 1), 1)
+        return self.fc(x), a
 
 
 def resnet18_cifar():
@@ -123,7 +142,7 @@ class Module:
 
 
 class TrainParity(unittest.TestCase):
-    def run_case(self, model_path, make, batch, opt_name, steps, lr, x, y, seed=1):
+    def run_case(self, model_path, make, batch, opt_name, steps, lr, x, y, seed=1, loss_kind="ce", aux_weight=0.0):
         with tempfile.TemporaryDirectory() as d:
             mod = Module(d, model_path, batch)
             torch.manual_seed(seed)
@@ -140,13 +159,27 @@ class TrainParity(unittest.TestCase):
             else:
                 cfg = Cfg(1, 0.0, 0.0, 0, 0.9, 0.999, 1e-8, 0, 0.0, 0.0, 0)
                 opts = [torch.optim.Adam(m.parameters(), lr=lr) for m in (ref, r64)]
+            cfg.loss = {"ce": 0, "bce": 1, "mse": 2}[loss_kind]
+            cfg.aux_weight = aux_weight
+
+            def criterion(out, y):
+                outs = out if isinstance(out, tuple) else (out,)
+                total = 0
+                for k, o in enumerate(outs):
+                    if loss_kind == "ce":
+                        l = F.cross_entropy(o, y)
+                    else:
+                        target = F.one_hot(y, o.shape[1]).to(o.dtype)
+                        l = F.binary_cross_entropy_with_logits(o, target) if loss_kind == "bce" else F.mse_loss(o, target)
+                    total = total + (1.0 if k == 0 else aux_weight) * l
+                return total
             t = mod.create(w, cfg)
             for s in range(steps):
                 got_loss, _ = mod.step(t, x.numpy(), y.numpy(), lr)
                 losses = []
                 for m, o, dt in ((ref, opts[0], torch.float32), (r64, opts[1], torch.float64)):
                     o.zero_grad()
-                    loss = F.cross_entropy(m(x.to(dt)), y)
+                    loss = criterion(m(x.to(dt)), y)
                     loss.backward()
                     o.step()
                     losses.append(loss.item())
@@ -189,6 +222,18 @@ class TrainParity(unittest.TestCase):
         model = os.path.join(SRC, "models", "lenet5.net")
         self.run_case(model, LeNet5, 16, "sgd", 3, 0.05, x, y)
         self.run_case(model, LeNet5, 16, "adam", 3, 1e-3, x, y)
+
+    def test_losses_and_aux(self):
+        """BCE with logits and MSE against one-hot labels; a network with an
+        auxiliary classifier, whose loss enters with aux_weight (GoogLeNet's 0.3)."""
+        torch.manual_seed(0)
+        x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+        model = os.path.join(SRC, "models", "lenet5.net")
+        self.run_case(model, LeNet5, 16, "sgd", 2, 0.05, x, y, loss_kind="bce")
+        self.run_case(model, LeNet5, 16, "sgd", 2, 0.05, x, y, loss_kind="mse")
+        x, y = torch.randn(8, 3, 12, 12), torch.randint(0, 5, (8,))
+        model = os.path.join(SRC, "tests", "oracle", "nets", "aux2.net")
+        self.run_case(model, Aux2, 8, "sgd", 2, 0.05, x, y, aux_weight=0.3)
 
     def test_resnet18_cifar(self):
         torch.manual_seed(0)

@@ -83,7 +83,7 @@ static void test_settings(void **state)
            "    epochs = 90\n"
            "    seed = 3\n"
            "}\n",
-           "--label-smoothing=0.10000000000000001 --optimizer=sgd --lr=0.050000000000000003 "
+           "--loss=cross-entropy --label-smoothing=0.10000000000000001 --optimizer=sgd --lr=0.050000000000000003 "
            "--weight-decay=0.00050000000000000001 --momentum=0.90000000000000002 --nesterov "
            "--schedule=multistep:30,60:0.20000000000000001 --warmup=2 --batch=128 --epochs=90 --seed=3");
     expect("train tiny {\n    optimizer = adam(lr: 0.002)\n    schedule = cosine\n}\n",
@@ -103,8 +103,12 @@ static void test_errors(void **state)
     expect("train tiny {\n    optimizer = adam(momentum: 0.9)\n}\n",
            ":6:22: error: 'adam' has no argument 'momentum'; it takes lr, weight_decay");
     expect("train tiny {\n    batch = 6.5\n}\n", ":6:13: error: 'batch' must be a whole number");
-    expect("train tiny {\n    loss = mse(logits)\n}\n",
-           ":6:12: error: nnc train has the loss cross_entropy (softmax cross-entropy against class labels), not 'mse'");
+    expect("train tiny {\n    loss = hinge(logits)\n}\n",
+           ":6:12: error: unknown loss 'hinge'; nnc train has cross_entropy, bce_with_logits and mse (the last two "
+           "against one-hot labels)");
+    expect("train tiny {\n    loss = mse(logits, labels)\n}\n", "--loss=mse");
+    expect("train tiny {\n    loss = cross_entropy(logits, labels, aux_weight: 0.5)\n}\n",
+           "--loss=cross-entropy --aux-weight=0.5");
     expect("train tiny {\n    loss = cross_entropy(scores, labels)\n}\n",
            ":6:26: error: cross_entropy's first argument names an output of network 'tiny'");
     expect("train tiny {\n    schedule = step(gamma: 0.5)\n}\n",
