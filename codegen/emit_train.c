@@ -111,6 +111,7 @@ static const char *tr_d(Tr *t, int32_t v)
 {
     const IrValue *val = &t->g->values[v];
     if (!t->grad[v]) return "NULL";
+    if (val->kind == VK_INPUT) return "dinput";  /* the caller's, or NULL: not wanted (a training step) */
     if (val->kind == VK_PARAM) return arena_printf(&t->arena, "t->grads + %lld", (long long)t->param_off[v]);
     return arena_printf(&t->arena, "(float *)(ws + %lld)", (long long)t->grad_off[v]);
 }
@@ -307,9 +308,15 @@ static void tr_backward(Tr *t, const IrNode *n, StrBuf *b)
     case OP_BATCHNORM: {
         long long c = tr_dim(t, x, 0);
         tr_need(t, "batchnorm_train");
-        sb_printf(b, "    nnc_batchnorm_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s, %s, %s);\n",
+        tr_need(t, "batchnorm_eval_backward");
+        sb_printf(b, "    if (train)\n"
+                     "        nnc_batchnorm_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s, %s, %s);\n"
+                     "    else if (%s)  /* inference mode: an affine map (input gradients only) */\n"
+                     "        nnc_batchnorm_eval_backward(n, %s, %lld, %lld, %s, %s, %s, %s);\n",
                   X, c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[ni],
-                  (long long)t->bn_off[ni] + c, DY, DX, tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)));
+                  (long long)t->bn_off[ni] + c, DY, DX, tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)), DX, DY, c,
+                  tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps),
+                  DX);
         break;
     }
     case OP_RELU: case OP_SIGMOID: case OP_TANH: case OP_RELU6:  /* from y (relu6: x or y alike) */
@@ -323,9 +330,13 @@ static void tr_backward(Tr *t, const IrNode *n, StrBuf *b)
         break;
     case OP_DROPOUT:
         tr_need(t, "dropout_train");
-        sb_printf(b, "    nnc_dropout_backward(%s, %s, %s, %s, t->cfg.seed, (uint64_t)t->step * %lld + %lld);\n",
+        tr_need(t, "grad_accumulate");
+        sb_printf(b, "    if (train)\n"
+                     "        nnc_dropout_backward(%s, %s, %s, %s, t->cfg.seed, (uint64_t)t->step * %lld + %lld);\n"
+                     "    else\n"
+                     "        nnc_grad_accumulate(%s, %s, %s);\n",
                   tr_count(t, y), DY, DX, tr_f(t, n->attr.dropout.p), (long long)t->drop_per_step,
-                  (long long)t->drop_off[ni]);
+                  (long long)t->drop_off[ni], tr_count(t, y), DY, DX);
         break;
     case OP_IDENTITY: case OP_FLATTEN:
         tr_need(t, "grad_accumulate");
@@ -335,7 +346,9 @@ static void tr_backward(Tr *t, const IrNode *n, StrBuf *b)
         tr_need(t, "grad_accumulate");
         for (int j = 0; j < 2; j++)
             if (t->grad[ir_in(g, n, j)])
-                sb_printf(b, "    nnc_grad_accumulate(%s, %s, %s);\n", tr_count(t, y), DY, tr_d(t, ir_in(g, n, j)));
+                sb_printf(b, "    %snnc_grad_accumulate(%s, %s, %s);\n",
+                          g->values[ir_in(g, n, j)].kind == VK_INPUT ? "if (dinput) " : "", tr_count(t, y), DY,
+                          tr_d(t, ir_in(g, n, j)));
         break;
     case OP_MAXPOOL2D: {
         const PoolAttr *p = &n->attr.pool;
@@ -372,8 +385,8 @@ static void tr_backward(Tr *t, const IrNode *n, StrBuf *b)
             int32_t xj = ir_in(g, n, j);
             long long xrow = tr_elems(tr_shape(t, xj), axis);
             if (t->grad[xj])
-                sb_printf(b, "    nnc_concat_part_backward(n * %lld, %s, %lld, %lld, %s, %lld);\n", outer, DY, yrow, off,
-                          tr_d(t, xj), xrow);
+                sb_printf(b, "    %snnc_concat_part_backward(n * %lld, %s, %lld, %lld, %s, %lld);\n",
+                          g->values[xj].kind == VK_INPUT ? "if (dinput) " : "", outer, DY, yrow, off, tr_d(t, xj), xrow);
             off += xrow;
         }
         break;
@@ -440,6 +453,7 @@ static void tr_mark_grads(Tr *t)
     const IrGraph *g = t->g;
     t->grad = arena_alloc(&t->arena, (size_t)g->n_values * sizeof *t->grad);
     for (int32_t p = 0; p < g->n_params; p++) t->grad[g->params[p]] = !g->values[g->params[p]].buffer;
+    for (int32_t i = 0; i < g->n_inputs; i++) t->grad[g->inputs[i]] = true;  /* PREFIX_train_input_grad */
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         if (n->op == OP_BATCHNORM) {  /* running statistics are buffers: no gradient flows into them */
@@ -672,14 +686,18 @@ static bool tr_backward_fused(Tr *t, const IrNode *n, StrBuf *b)
     ActKind act = a >= 0 ? ir_ops[g->nodes[a].op].act : ACT_NONE;
     float slope = a >= 0 && g->nodes[a].op == OP_LEAKY_RELU ? g->nodes[a].attr.act.slope : 0.0f;
     long long c = tr_dim(t, x, 0);
+    const char *an = act == ACT_NONE ? "NONE" : act == ACT_RELU ? "RELU" : act == ACT_RELU6 ? "RELU6"
+                     : act == ACT_LEAKY_RELU ? "LEAKY_RELU" : act == ACT_SIGMOID ? "SIGMOID" : "TANH";
     tr_need(t, "bn_train_fused");
-    sb_printf(b, "    nnc_batchnorm_act_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s,\n"
-                 "                               NNC_ACT_%s, %s, %s, %s, %s);\n",
+    sb_printf(b, "    if (train)\n"
+                 "        nnc_batchnorm_act_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s,\n"
+                 "                                   NNC_ACT_%s, %s, %s, %s, %s);\n"
+                 "    else  /* inference mode: the activation, then an affine map (input gradients only) */\n"
+                 "        nnc_batchnorm_act_eval_backward(n, %lld, %lld, %s, %s, %s, %s, %s, NNC_ACT_%s, %s, %s);\n",
               tr_x(t, x), c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[bi],
-              (long long)t->bn_off[bi] + c, tr_x(t, y), tr_d(t, y),
-              act == ACT_NONE ? "NONE" : act == ACT_RELU ? "RELU" : act == ACT_RELU6 ? "RELU6"
-              : act == ACT_LEAKY_RELU ? "LEAKY_RELU" : act == ACT_SIGMOID ? "SIGMOID" : "TANH",
-              tr_f(t, slope), tr_d(t, x), tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)));
+              (long long)t->bn_off[bi] + c, tr_x(t, y), tr_d(t, y), an, tr_f(t, slope), tr_d(t, x),
+              tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)), c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)),
+              tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps), tr_x(t, y), tr_d(t, y), an, tr_f(t, slope), tr_d(t, x));
     return true;
 }
 
@@ -716,7 +734,13 @@ static void tr_emit_bodies(Tr *t)
             if (!seen && t->grad[v] && g->values[v].kind == VK_ACT && t->first_grad[v] == 2 * N - i)
                 sb_printf(&t->bwd, "    memset(%s, 0, %s * sizeof(float));\n", tr_d(t, v), tr_count(t, v));
         }
+        bool guard = false;  /* an op whose input gradient would go to the caller's dinput, which may be NULL */
+        if (n->op != OP_CONV2D && n->op != OP_CONV_T2D && n->op != OP_LINEAR && n->op != OP_BATCHNORM &&
+            n->op != OP_ADD && n->op != OP_CONCAT && n->n_in && g->values[ir_in(g, n, 0)].kind == VK_INPUT)
+            guard = true;
+        if (guard) sb_append(&t->bwd, "    if (dinput) {\n");
         if (!tr_backward_fused(t, n, &t->bwd)) tr_backward(t, n, &t->bwd);
+        if (guard) sb_append(&t->bwd, "    }\n");
     }
 }
 
@@ -763,6 +787,12 @@ static void tr_write_header(Tr *t, StrBuf *h)
     tr_put(t, h,
            "int $p_train_eval($p_train *t, int n, const float *input, const int32_t *labels, float *loss, long *correct);\n");
     tr_put(t, h,
+           "/* The gradient of the loss with respect to the input (adversarial examples, style\n"
+           " * transfer) into dinput [n][input], with the network in training mode (train = 1:\n"
+           " * batch statistics, dropout, auxiliary losses) or inference mode (0); nothing is\n"
+           " * updated (running statistics are restored). */\n"
+           "int $p_train_input_grad($p_train *t, int n, const float *input, const int32_t *labels, int train,\n"
+           "                        float *dinput, float *loss);\n"
            "int $p_train_set_trainable($p_train *t, int i, int trainable);\n");
     tr_put(t, h,
            "int $p_train_tensor_count(const $p_train *t);\n"
@@ -874,11 +904,15 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    unsigned char *ws = t->ws;\n"
            "    (void)ws; (void)train; (void)input;\n");
     sb_append(c, t->fwd.data ? t->fwd.data : "");
-    tr_put(t, c, "}\n\n/* The backward pass, from the gradient of the logits (already in place). */\n"
-                 "static void $p_train_bwd($p_train *t, int n, const float *input)\n"
+    tr_put(t, c, "}\n\n/* The backward pass, from the gradients of the outputs (already in place);\n"
+                 " * train: of the training-mode forward, else of the inference-mode one;\n"
+                 " * dinput (or NULL) receives the gradient with respect to the input. */\n"
+                 "static void $p_train_bwd($p_train *t, int n, const float *input, int train, float *dinput)\n"
                  "{\n"
                  "    unsigned char *ws = t->ws;\n"
-                 "    (void)ws; (void)input;\n");
+                 "    (void)ws; (void)input; (void)train;\n");
+    sb_printf(c, "    if (dinput) memset(dinput, 0, (size_t)n * %lld * sizeof(float));\n",
+              tr_elems(&g->values[g->inputs[0]].shape, 0));
     sb_append(c, t->bwd.data ? t->bwd.data : "");
     sb_append(c, "}\n\n");
     sb_printf(c, "#define %s_N_OUTPUTS %d\n#define %s_LOGITS(t) ((float *)((t)->ws + %lld))\n"
@@ -911,11 +945,12 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "        memset(t->target, 0, count * sizeof(float));\n"
            "        for (i = 0; i < (size_t)n; i++) t->target[i * $P_TRAIN_CLASSES + (size_t)labels[i]] = 1.0f;\n"
            "    }\n"
-           "    for (k = 0; k < outputs; k++) {\n"
+           "    for (k = 0; k < (grad ? $P_N_OUTPUTS : outputs); k++) {\n"
            "        const float *x = (const float *)(t->ws + $p_out_off[k]);\n"
            "        float *dx = grad ? (float *)(t->ws + $p_dout_off[k]) : NULL, l;\n"
            "        float w = k == 0 ? 1.0f : (float)t->cfg.aux_weight;\n"
            "        if (dx) memset(dx, 0, count * sizeof(float));\n"
+           "        if (k >= outputs) continue;  /* an auxiliary output outside this loss: gradient 0 */\n"
            "        if (t->cfg.loss == 1) l = dx ? nnc_bce_with_logits(count, x, t->target, dx) : nnc_bce_with_logits(count, x, t->target, t->dummy);\n"
            "        else if (t->cfg.loss == 2) l = dx ? nnc_mse_loss(count, x, t->target, dx) : nnc_mse_loss(count, x, t->target, t->dummy);\n"
            "        else l = nnc_cross_entropy(n, x, $P_TRAIN_CLASSES, (const int *)labels, (float)t->cfg.label_smoothing, dx);\n"
@@ -1046,7 +1081,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "        return $p_train_fail(t, -4, \"the loss is %g at step %ld\", (double)l, t->step + 1);\n"
            "    }\n"
            "    memset(t->grads, 0, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
-           "    $p_train_bwd(t, n, input);\n"
+           "    $p_train_bwd(t, n, input, 1, NULL);\n"
            "    for (i = 0; i < $P_N_PARAMS; i++) {\n"
            "        size_t count = 1;\n"
            "        int k;\n"
@@ -1073,6 +1108,22 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    return 0;\n"
            "}\n\n");
     tr_put(t, c,
+           "int $p_train_input_grad($p_train *t, int n, const float *input, const int32_t *labels, int train,\n"
+           "                        float *dinput, float *loss)\n"
+           "{\n"
+           "    float l;\n"
+           "    int rc = $p_train_check(t, n, input, labels);\n"
+           "    if (rc) return rc;\n"
+           "    if (!dinput) return $p_train_fail(t, -1, \"$p_train_input_grad: NULL dinput\");\n"
+           "    memcpy(t->backup, t->params, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "    $p_train_fwd(t, n, input, train);\n"
+           "    l = $p_train_loss(t, n, labels, train ? $P_N_OUTPUTS : 1, 1);\n"
+           "    memset(t->grads, 0, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "    $p_train_bwd(t, n, input, train, dinput);\n"
+           "    memcpy(t->params, t->backup, (size_t)$P_PARAM_FLOATS * sizeof(float));  /* running statistics */\n"
+           "    if (loss) *loss = l;\n"
+           "    return 0;\n"
+           "}\n\n"
            "int $p_train_set_trainable($p_train *t, int i, int trainable)\n"
            "{\n"
            "    if (i < 0 || i >= $P_N_PARAMS || $p_params[i].kind != 0)\n"

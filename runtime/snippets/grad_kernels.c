@@ -481,6 +481,42 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(int n, const float *x, i
     }
 }
 
+/* The activation's backward then batchnorm's in inference mode, in one pass:
+ * dx += act'(y) dy * gamma / sqrt(running_var + eps). */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_eval_backward(int n, int c, long hw, const float *gamma,
+                                                             const float *running_var, float eps, const float *y,
+                                                             const float *dy, int act, float slope, float *dx)
+{
+    int i, ch;
+    long p;
+    for (i = 0; i < n; i++)
+        for (ch = 0; ch < c; ch++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            float a = (gamma ? gamma[ch] : 1.0f) / sqrtf(running_var[ch] + eps);
+            for (p = 0; p < hw; p++)
+                dx[base + (size_t)p] += nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope) * a;
+        }
+}
+
+/* @kernel batchnorm_eval_backward */
+/* The backward of batchnorm in inference mode (nnc_batchnorm: running
+ * statistics, an affine map per channel) with respect to its input:
+ *   dx += dy * gamma / sqrt(running_var + eps)    (gamma NULL: 1).
+ * For gradients with respect to a network's input (adversarial examples,
+ * style transfer) taken with the network in inference mode. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_eval_backward(int n, const float *dy, int c, long hw, const float *gamma,
+                                                         const float *running_var, float eps, float *dx)
+{
+    int i, ch;
+    long p;
+    for (i = 0; i < n; i++)
+        for (ch = 0; ch < c; ch++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            float a = (gamma ? gamma[ch] : 1.0f) / sqrtf(running_var[ch] + eps);
+            for (p = 0; p < hw; p++) dx[base + (size_t)p] += dy[base + (size_t)p] * a;
+        }
+}
+
 /* @kernel relu_backward */
 /* The backward of torch.relu from its output y (as PyTorch's threshold_backward):
  * dx += y <= 0 ? 0 : dy. Works after an in-place relu. */

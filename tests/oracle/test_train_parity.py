@@ -235,14 +235,89 @@ class TrainParity(unittest.TestCase):
         model = os.path.join(SRC, "tests", "oracle", "nets", "aux2.net")
         self.run_case(model, Aux2, 8, "sgd", 2, 0.05, x, y, aux_weight=0.3)
 
+    def test_input_grad(self):
+        """PREFIX_train_input_grad: the loss's gradient with respect to the input, in
+        training mode and in inference mode (running statistics, no dropout, the
+        first output only), against torch autograd in float64."""
+        seeds = {"resnet18_cifar.net": int(os.environ.get("NNC_TEST_SEED", "6"))}  # no ReLU flip (test_resnet18_cifar)
+        cases = [("lenet5.net", LeNet5, (16, 1, 28, 28), 10), ("resnet18_cifar.net", resnet18_cifar, (4, 3, 32, 32), 10)]
+        for name, make, shape, classes in cases + [("aux2.net", Aux2, (8, 3, 12, 12), 5)]:
+            model = os.path.join(SRC, "tests", "oracle", "nets", name) if name == "aux2.net" else os.path.join(SRC, "models", name)
+            torch.manual_seed(3)
+            x, y = torch.randn(*shape), torch.randint(0, classes, (shape[0],))
+
+            def make_with_stats(make=make):
+                m = make()
+                with torch.no_grad():  # running statistics that differ from the batch's
+                    for b in m.modules():
+                        if isinstance(b, nn.BatchNorm2d):
+                            b.running_mean.uniform_(-0.5, 0.5)
+                            b.running_var.uniform_(0.5, 2.0)
+                return m
+            seed = seeds.get(name, 5)
+            with tempfile.TemporaryDirectory() as d:
+                mod = Module(d, model, shape[0])
+                torch.manual_seed(seed)
+                ref = make_with_stats()
+                w = os.path.join(d, "w.safetensors")
+                torch_state_to_safetensors(ref, w)
+                cfg = Cfg(0, 0.0, 0.0, 0, 0.9, 0.999, 1e-8, 0, 0.0, 0.0, 0)
+                cfg.aux_weight = 0.3
+                t = mod.create(w, cfg)
+                fn = mod.fn("input_grad")
+                fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                               ctypes.c_void_p, ctypes.c_void_p]
+                for train in (1, 0):
+                    m64 = make()
+                    m64.load_state_dict(ref.state_dict())
+                    m64 = m64.double().train(bool(train))
+                    xd = x.double().clone().requires_grad_(True)
+                    out = m64(xd)
+                    outs = out if isinstance(out, tuple) else (out,)
+                    loss = F.cross_entropy(outs[0], y)
+                    if train:
+                        for o in outs[1:]:
+                            loss = loss + 0.3 * F.cross_entropy(o, y)
+                    loss.backward()
+                    xs = np.ascontiguousarray(x.numpy(), dtype=np.float32)
+                    ys = np.ascontiguousarray(y.numpy(), dtype=np.int32)
+                    dx = np.zeros(xs.shape, dtype=np.float32)
+                    l = ctypes.c_float()
+                    self.assertEqual(fn(t, shape[0], xs.ctypes.data, ys.ctypes.data, train, dx.ctypes.data, ctypes.byref(l)), 0)
+                    ref_dx = xd.grad.numpy()
+                    m32 = make()  # PyTorch's own float32 result, for the scale of float32 rounding
+                    m32.load_state_dict(ref.state_dict())
+                    m32 = m32.train(bool(train))
+                    x32 = x.clone().requires_grad_(True)
+                    o32 = m32(x32)
+                    o32 = o32 if isinstance(o32, tuple) else (o32,)
+                    l32 = F.cross_entropy(o32[0], y)
+                    if train:
+                        for o in o32[1:]:
+                            l32 = l32 + 0.3 * F.cross_entropy(o, y)
+                    l32.backward()
+                    scale = float(np.max(np.abs(ref_dx)))
+                    err = float(np.max(np.abs(dx - ref_dx))) / scale
+                    err32 = float(np.max(np.abs(x32.grad.double().numpy() - ref_dx))) / scale
+                    print(f"{name} input gradient ({'training' if train else 'inference'} mode): nnc {err:.2e} "
+                          f"from float64, PyTorch float32 {err32:.2e}")
+                    self.assertTrue(err < 1e-4 or err <= 2 * err32, f"{name}, train={train}")
+                    self.assertLess(abs(l.value - loss.item()) / loss.item(), 1e-5)
+                mod.fn("destroy")(t)
+
     def test_resnet18_cifar(self):
         torch.manual_seed(0)
         x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
         model = os.path.join(SRC, "models", "resnet18_cifar.net")
-        # Weights seeded so that no pre-activation of the batch lies within rounding
-        # of 0: with seed 1 one ReLU of layer4.0 flips between float32 and float64
-        # and that layer's gradient differs by 3% for PyTorch-vs-float64 reasons
-        # alike (a single basic block at the same shapes agrees to 3e-7).
+        # A ReLU whose input lies within float32 rounding of 0 may take the other
+        # side in nnc than in PyTorch (both round; neither is wrong), and then the
+        # gradient of every layer before it differs by that unit's whole
+        # contribution: with weight seed 1, a unit of layer4.0 whose float64 input
+        # is 1.8e-6 (a float32 forward misses it by more) moves that layer's
+        # gradient by 3%. In a ResNet-18 at this batch a few of its ~3 million
+        # ReLU inputs are that close to 0 on any seed, and most seeds lose none:
+        # the weights use such a seed, and the flip was confirmed by finite
+        # differences (docs/training.md).
         self.run_case(model, resnet18_cifar, 8, "sgd", 1, 0.1, x, y, seed=5)
         self.run_case(model, resnet18_cifar, 8, "adam", 1, 1e-3, x, y, seed=5)
 
