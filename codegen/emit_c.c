@@ -373,12 +373,12 @@ static const char *cg_count(CgCtx *cx, int32_t v)
 
 typedef bool (*CgEmitFn)(CgCtx *cx, const IrNode *n);
 
-#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit) static bool emit(CgCtx *cx, const IrNode *n);
+#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit, grad) static bool emit(CgCtx *cx, const IrNode *n);
 #include "../ir/ops.def"
 #undef OP
 
 static const CgEmitFn cg_emitters[OP_COUNT] = {
-#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit) [OP_##id] = emit,
+#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit, grad) [OP_##id] = emit,
 #include "../ir/ops.def"
 #undef OP
 };

@@ -129,20 +129,6 @@ static const char *tr_f(Tr *t, float f)
 
 /* ------------------------------------------------------------ the ops ---- */
 
-/* Which ops train, and whether their backward reads their output (y) too. */
-static bool tr_supported(OpKind op)
-{
-    switch (op) {
-    case OP_CONV2D: case OP_CONV_T2D: case OP_LINEAR: case OP_BATCHNORM: case OP_RELU: case OP_RELU6:
-    case OP_LEAKY_RELU: case OP_SIGMOID: case OP_TANH: case OP_IDENTITY: case OP_DROPOUT: case OP_FLATTEN:
-    case OP_MAXPOOL2D: case OP_AVGPOOL2D: case OP_GLOBAL_AVGPOOL: case OP_ADAPTIVE_AVGPOOL: case OP_CONCAT:
-    case OP_ADD: case OP_SOFTMAX: case OP_LRN:
-        return true;
-    default:
-        return false;
-    }
-}
-
 static int64_t tr_scratch(const Tr *t, const IrNode *n)
 {
     const ConvAttr *c = &n->attr.conv;
@@ -279,134 +265,224 @@ static void tr_forward(Tr *t, const IrNode *n, StrBuf *b, bool train)
 
 /* The backward call of node n: the gradients of its inputs (those that need
  * one) from the gradient of its output. */
-static void tr_backward(Tr *t, const IrNode *n, StrBuf *b)
+/* The gradient rules: the backward of each op, named in the GRAD column of
+ * ir/ops.def. Each writes the calls that add the gradients of the node's
+ * inputs (those that need one) from the gradient of its output; the forward
+ * values it reads (its inputs, its output, the parameters) are kept alive for
+ * it by the memory plan (tr_plan). tr_bwd_none: the op has no rule, and a
+ * network using it cannot be trained yet. */
+static void tr_bwd_none(Tr *t, const IrNode *n, StrBuf *b) { (void)t, (void)n, (void)b; }
+
+static void tr_bwd_conv(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
     int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
     const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    switch (n->op) {
-    case OP_CONV2D: case OP_CONV_T2D: {
-        const ConvAttr *c = &n->attr.conv;
-        int32_t w = ir_in(g, n, 1);
-        bool tconv = n->op == OP_CONV_T2D;
-        tr_need(t, tconv ? "conv_transpose2d_backward" : "conv2d_backward");
-        sb_printf(b, "    nnc_%s_backward(n, %s, %lld, %lld, %lld, %s, %s, %d, %lld, %lld,\n"
-                     "        %d, %d, %d, %d, %d, %d, %d, %d, %d, %s, %s, %s, t->scratch);\n",
-                  tconv ? "conv_transpose2d" : "conv2d", X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2),
-                  tr_x(t, w), DY, c->out_channels, tr_dim(t, y, 1), tr_dim(t, y, 2), c->kh, c->kw, c->sh, c->sw, c->ph,
-                  c->pw, c->dh, c->dw, c->groups, DX, tr_d(t, w), c->bias ? tr_d(t, ir_in(g, n, 2)) : "NULL");
-        break;
-    }
-    case OP_LINEAR: {
-        int32_t w = ir_in(g, n, 1);
-        tr_need(t, "linear_backward");
-        sb_printf(b, "    nnc_linear_backward(n, %s, %lld, %s, %s, %d, %s, %s, %s);\n", X, tr_elems(tr_shape(t, x), 0),
-                  tr_x(t, w), DY, n->attr.linear.out_features, DX, tr_d(t, w),
-                  n->attr.linear.bias ? tr_d(t, ir_in(g, n, 2)) : "NULL");
-        break;
-    }
-    case OP_BATCHNORM: {
-        long long c = tr_dim(t, x, 0);
-        tr_need(t, "batchnorm_train");
-        tr_need(t, "batchnorm_eval_backward");
-        sb_printf(b, "    if (train)\n"
-                     "        nnc_batchnorm_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s, %s, %s);\n"
-                     "    else if (%s)  /* inference mode: an affine map (input gradients only) */\n"
-                     "        nnc_batchnorm_eval_backward(n, %s, %lld, %lld, %s, %s, %s, %s);\n",
-                  X, c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[ni],
-                  (long long)t->bn_off[ni] + c, DY, DX, tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)), DX, DY, c,
-                  tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps),
-                  DX);
-        break;
-    }
-    case OP_RELU: case OP_SIGMOID: case OP_TANH: case OP_RELU6:  /* from y (relu6: x or y alike) */
-        tr_need(t, arena_printf(&t->arena, "%s_backward", ir_ops[n->op].name));
-        sb_printf(b, "    nnc_%s_backward(%s, %s, %s, %s);\n", ir_ops[n->op].name, tr_count(t, y), Y, DY, DX);
-        break;
-    case OP_LEAKY_RELU:
-        tr_need(t, "leaky_relu_backward");
-        sb_printf(b, "    nnc_leaky_relu_backward(%s, %s, %s, %s, %s);\n", tr_count(t, y), X, DY, DX,
-                  tr_f(t, n->attr.act.slope));
-        break;
-    case OP_DROPOUT:
-        tr_need(t, "dropout_train");
-        tr_need(t, "grad_accumulate");
-        sb_printf(b, "    if (train)\n"
-                     "        nnc_dropout_backward(%s, %s, %s, %s, t->cfg.seed, (uint64_t)t->step * %lld + %lld);\n"
-                     "    else\n"
-                     "        nnc_grad_accumulate(%s, %s, %s);\n",
-                  tr_count(t, y), DY, DX, tr_f(t, n->attr.dropout.p), (long long)t->drop_per_step,
-                  (long long)t->drop_off[ni], tr_count(t, y), DY, DX);
-        break;
-    case OP_IDENTITY: case OP_FLATTEN:
-        tr_need(t, "grad_accumulate");
-        sb_printf(b, "    nnc_grad_accumulate(%s, %s, %s);\n", tr_count(t, y), DY, DX);
-        break;
-    case OP_ADD:
-        tr_need(t, "grad_accumulate");
-        for (int j = 0; j < 2; j++)
-            if (t->grad[ir_in(g, n, j)])
-                sb_printf(b, "    %snnc_grad_accumulate(%s, %s, %s);\n",
-                          g->values[ir_in(g, n, j)].kind == VK_INPUT ? "if (dinput) " : "", tr_count(t, y), DY,
-                          tr_d(t, ir_in(g, n, j)));
-        break;
-    case OP_MAXPOOL2D: {
-        const PoolAttr *p = &n->attr.pool;
-        tr_need(t, "maxpool2d_backward");
-        sb_printf(b, "    nnc_maxpool2d_backward(n, %s, %lld, %lld, %lld, %s, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
-                  X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), DY, tr_dim(t, y, 1), tr_dim(t, y, 2), p->kh,
-                  p->kw, p->sh, p->sw, p->ph, p->pw, p->dh, p->dw, DX);
-        break;
-    }
-    case OP_AVGPOOL2D: {
-        const PoolAttr *p = &n->attr.pool;
-        tr_need(t, "avgpool2d_backward");
-        sb_printf(b, "    nnc_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %s);\n",
-                  DY, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_dim(t, y, 1), tr_dim(t, y, 2), p->kh, p->kw,
-                  p->sh, p->sw, p->ph, p->pw, p->count_include_pad ? 1 : 0, DX);
-        break;
-    }
-    case OP_GLOBAL_AVGPOOL:
-        tr_need(t, "global_avgpool_backward");
-        sb_printf(b, "    nnc_global_avgpool_backward(n, %s, %lld, %lld, %s);\n", DY, tr_dim(t, x, 0),
-                  tr_elems(tr_shape(t, x), 1), DX);
-        break;
-    case OP_ADAPTIVE_AVGPOOL:
-        tr_need(t, "adaptive_avgpool2d_backward");
-        sb_printf(b, "    nnc_adaptive_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %s);\n", DY,
-                  tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_dim(t, y, 1), tr_dim(t, y, 2), DX);
-        break;
-    case OP_CONCAT: {
-        int axis = n->attr.concat.axis;
-        long long outer = 1, off = 0, yrow = tr_elems(tr_shape(t, y), axis);
-        for (int d = 0; d < axis; d++) outer *= tr_dim(t, y, d);
-        tr_need(t, "concat_backward");
-        for (int j = 0; j < n->n_in; j++) {
-            int32_t xj = ir_in(g, n, j);
-            long long xrow = tr_elems(tr_shape(t, xj), axis);
-            if (t->grad[xj])
-                sb_printf(b, "    %snnc_concat_part_backward(n * %lld, %s, %lld, %lld, %s, %lld);\n",
-                          g->values[xj].kind == VK_INPUT ? "if (dinput) " : "", outer, DY, yrow, off, tr_d(t, xj), xrow);
-            off += xrow;
-        }
-        break;
-    }
-    case OP_SOFTMAX:
-        tr_need(t, "softmax_backward");
-        sb_printf(b, "    nnc_softmax_backward(n, %s, %s, %lld, %lld, %s);\n", Y, DY, tr_dim(t, x, 0),
-                  tr_elems(tr_shape(t, x), 1), DX);
-        break;
-    case OP_LRN: {
-        const LrnAttr *a = &n->attr.lrn;
-        tr_need(t, "lrn_backward");
-        sb_printf(b, "    nnc_lrn_backward(n, %s, %lld, %lld, %s, %d, %s, %s, %s, %s, t->scratch);\n", X, tr_dim(t, x, 0),
-                  tr_elems(tr_shape(t, x), 1), DY, a->size, tr_f(t, a->alpha), tr_f(t, a->beta), tr_f(t, a->k), DX);
-        break;
-    }
-    default:
-        break;
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    const ConvAttr *c = &n->attr.conv;
+    int32_t w = ir_in(g, n, 1);
+    bool tconv = n->op == OP_CONV_T2D;
+    tr_need(t, tconv ? "conv_transpose2d_backward" : "conv2d_backward");
+    sb_printf(b, "    nnc_%s_backward(n, %s, %lld, %lld, %lld, %s, %s, %d, %lld, %lld,\n"
+                 "        %d, %d, %d, %d, %d, %d, %d, %d, %d, %s, %s, %s, t->scratch);\n",
+              tconv ? "conv_transpose2d" : "conv2d", X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2),
+              tr_x(t, w), DY, c->out_channels, tr_dim(t, y, 1), tr_dim(t, y, 2), c->kh, c->kw, c->sh, c->sw, c->ph,
+              c->pw, c->dh, c->dw, c->groups, DX, tr_d(t, w), c->bias ? tr_d(t, ir_in(g, n, 2)) : "NULL");
+}
+
+static void tr_bwd_linear(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t w = ir_in(g, n, 1);
+    tr_need(t, "linear_backward");
+    sb_printf(b, "    nnc_linear_backward(n, %s, %lld, %s, %s, %d, %s, %s, %s);\n", X, tr_elems(tr_shape(t, x), 0),
+              tr_x(t, w), DY, n->attr.linear.out_features, DX, tr_d(t, w),
+              n->attr.linear.bias ? tr_d(t, ir_in(g, n, 2)) : "NULL");
+}
+
+static void tr_bwd_batchnorm(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    long long c = tr_dim(t, x, 0);
+    tr_need(t, "batchnorm_train");
+    tr_need(t, "batchnorm_eval_backward");
+    sb_printf(b, "    if (train)\n"
+                 "        nnc_batchnorm_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s, %s, %s);\n"
+                 "    else if (%s)  /* inference mode: an affine map (input gradients only) */\n"
+                 "        nnc_batchnorm_eval_backward(n, %s, %lld, %lld, %s, %s, %s, %s);\n",
+              X, c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[ni],
+              (long long)t->bn_off[ni] + c, DY, DX, tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)), DX, DY, c,
+              tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps),
+              DX);
+}
+
+static void tr_bwd_act_from_y(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    tr_need(t, arena_printf(&t->arena, "%s_backward", ir_ops[n->op].name));
+    sb_printf(b, "    nnc_%s_backward(%s, %s, %s, %s);\n", ir_ops[n->op].name, tr_count(t, y), Y, DY, DX);
+}
+
+static void tr_bwd_leaky_relu(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    tr_need(t, "leaky_relu_backward");
+    sb_printf(b, "    nnc_leaky_relu_backward(%s, %s, %s, %s, %s);\n", tr_count(t, y), X, DY, DX,
+              tr_f(t, n->attr.act.slope));
+}
+
+static void tr_bwd_dropout(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    tr_need(t, "dropout_train");
+    tr_need(t, "grad_accumulate");
+    sb_printf(b, "    if (train)\n"
+                 "        nnc_dropout_backward(%s, %s, %s, %s, t->cfg.seed, (uint64_t)t->step * %lld + %lld);\n"
+                 "    else\n"
+                 "        nnc_grad_accumulate(%s, %s, %s);\n",
+              tr_count(t, y), DY, DX, tr_f(t, n->attr.dropout.p), (long long)t->drop_per_step,
+              (long long)t->drop_off[ni], tr_count(t, y), DY, DX);
+}
+
+static void tr_bwd_copy(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    tr_need(t, "grad_accumulate");
+    sb_printf(b, "    nnc_grad_accumulate(%s, %s, %s);\n", tr_count(t, y), DY, DX);
+}
+
+static void tr_bwd_add(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    tr_need(t, "grad_accumulate");
+    for (int j = 0; j < 2; j++)
+        if (t->grad[ir_in(g, n, j)])
+            sb_printf(b, "    %snnc_grad_accumulate(%s, %s, %s);\n",
+                      g->values[ir_in(g, n, j)].kind == VK_INPUT ? "if (dinput) " : "", tr_count(t, y), DY,
+                      tr_d(t, ir_in(g, n, j)));
+}
+
+static void tr_bwd_maxpool(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    const PoolAttr *p = &n->attr.pool;
+    tr_need(t, "maxpool2d_backward");
+    sb_printf(b, "    nnc_maxpool2d_backward(n, %s, %lld, %lld, %lld, %s, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
+              X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), DY, tr_dim(t, y, 1), tr_dim(t, y, 2), p->kh,
+              p->kw, p->sh, p->sw, p->ph, p->pw, p->dh, p->dw, DX);
+}
+
+static void tr_bwd_avgpool(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    const PoolAttr *p = &n->attr.pool;
+    tr_need(t, "avgpool2d_backward");
+    sb_printf(b, "    nnc_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %s);\n",
+              DY, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_dim(t, y, 1), tr_dim(t, y, 2), p->kh, p->kw,
+              p->sh, p->sw, p->ph, p->pw, p->count_include_pad ? 1 : 0, DX);
+}
+
+static void tr_bwd_global_avgpool(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    tr_need(t, "global_avgpool_backward");
+    sb_printf(b, "    nnc_global_avgpool_backward(n, %s, %lld, %lld, %s);\n", DY, tr_dim(t, x, 0),
+              tr_elems(tr_shape(t, x), 1), DX);
+}
+
+static void tr_bwd_adaptive_avgpool(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    tr_need(t, "adaptive_avgpool2d_backward");
+    sb_printf(b, "    nnc_adaptive_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %s);\n", DY,
+              tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_dim(t, y, 1), tr_dim(t, y, 2), DX);
+}
+
+static void tr_bwd_concat(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int axis = n->attr.concat.axis;
+    long long outer = 1, off = 0, yrow = tr_elems(tr_shape(t, y), axis);
+    for (int d = 0; d < axis; d++) outer *= tr_dim(t, y, d);
+    tr_need(t, "concat_backward");
+    for (int j = 0; j < n->n_in; j++) {
+        int32_t xj = ir_in(g, n, j);
+        long long xrow = tr_elems(tr_shape(t, xj), axis);
+        if (t->grad[xj])
+            sb_printf(b, "    %snnc_concat_part_backward(n * %lld, %s, %lld, %lld, %s, %lld);\n",
+                      g->values[xj].kind == VK_INPUT ? "if (dinput) " : "", outer, DY, yrow, off, tr_d(t, xj), xrow);
+        off += xrow;
     }
 }
+
+static void tr_bwd_softmax(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    tr_need(t, "softmax_backward");
+    sb_printf(b, "    nnc_softmax_backward(n, %s, %s, %lld, %lld, %s);\n", Y, DY, tr_dim(t, x, 0),
+              tr_elems(tr_shape(t, x), 1), DX);
+}
+
+static void tr_bwd_lrn(Tr *t, const IrNode *n, StrBuf *b)
+{
+    const IrGraph *g = t->g;
+    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
+    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
+    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    const LrnAttr *a = &n->attr.lrn;
+    tr_need(t, "lrn_backward");
+    sb_printf(b, "    nnc_lrn_backward(n, %s, %lld, %lld, %s, %d, %s, %s, %s, %s, t->scratch);\n", X, tr_dim(t, x, 0),
+              tr_elems(tr_shape(t, x), 1), DY, a->size, tr_f(t, a->alpha), tr_f(t, a->beta), tr_f(t, a->k), DX);
+}
+
+typedef void (*TrBwdFn)(Tr *t, const IrNode *n, StrBuf *b);
+
+#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit, grad) [OP_##id] = grad,
+static const TrBwdFn tr_backward_fns[OP_COUNT] = {
+#include "../ir/ops.def"
+};
+#undef OP
+
+static void tr_backward(Tr *t, const IrNode *n, StrBuf *b) { tr_backward_fns[n->op](t, n, b); }
 
 /* ----------------------------------------------------------- planning ---- */
 
@@ -437,7 +513,7 @@ static bool tr_check(Tr *t)
         const IrNode *n = &g->nodes[i];
         const Epilogue *e = ir_epilogue(n);
         const Prologue *p = ir_prologue(n);
-        if (!tr_supported(n->op))
+        if (tr_backward_fns[n->op] == tr_bwd_none)
             TR_FAIL(t, "%s:%d:%d: %s has no gradient rule yet, so %s cannot be trained", n->loc.file ? n->loc.file : g->name,
                     n->loc.line, n->loc.col, ir_ops[n->op].name, g->name);
         if ((e && (e->act != ACT_NONE || e->residual)) || (p && p->on) || (n->op == OP_CONCAT && n->attr.concat.in_place))

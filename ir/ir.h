@@ -26,7 +26,7 @@ enum {
 #define IR_MAX_ELEMS ((int64_t)1 << 31) /* per-sample element count bound */
 
 typedef enum {
-#define OP(id, name, mn, mx, pat, attr, act, shape, macs, emit) OP_##id,
+#define OP(id, name, mn, mx, pat, attr, act, shape, macs, emit, grad) OP_##id,
 #include "ops.def"
 #undef OP
     OP_COUNT

@@ -450,7 +450,7 @@ const char *ir_act_name(ActKind act)
 }
 
 const OpInfo ir_ops[OP_COUNT] = {
-#define OP(id, nm, mn, mx, pat, at, act, shape, macs, emit) [OP_##id] = {nm, mn, mx, pat, at, act, shape, macs},
+#define OP(id, nm, mn, mx, pat, at, act, shape, macs, emit, grad) [OP_##id] = {nm, mn, mx, pat, at, act, shape, macs},
 #include "ops.def"
 #undef OP
 };
