@@ -317,15 +317,27 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_train(int n, const float *x, int c, l
     }
 }
 
-/* The backward of nnc_batchnorm_train (batch statistics depend on x), per
- * channel with xhat = (x - mean)*invstd and sums over the m = n*hw values:
- *   dbeta += sum dy,   dgamma += sum dy*xhat,
- *   dx += gamma*invstd * (dy - sum dy/m - xhat * sum(dy*xhat)/m).
- * mean, invstd are the forward's save_mean, save_invstd; gamma NULL means 1;
- * dx, dgamma, dbeta may each be NULL. */
-static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c, long hw, const float *gamma,
-                                                    const float *mean, const float *invstd, const float *dy,
-                                                    float *dx, float *dgamma, float *dbeta)
+/* The gradient at the activation's input, from its output y and the gradient dy there. */
+static NNC_MAYBE_UNUSED float nnc_act_grad(float y, float dy, int act, float slope)
+{
+    switch (act) {
+    case NNC_ACT_RELU: return y <= 0.0f ? 0.0f : dy;
+    case NNC_ACT_RELU6: return (y <= 0.0f || y >= 6.0f) ? 0.0f : dy;
+    case NNC_ACT_LEAKY_RELU: return y > 0.0f ? dy : slope * dy;  /* slope > 0: y > 0 exactly when x > 0 */
+    case NNC_ACT_SIGMOID: return dy * (y * (1.0f - y));
+    case NNC_ACT_TANH: return dy * (1.0f - y * y);
+    default: return dy;
+    }
+}
+
+/* The backward of act(nnc_batchnorm_train(x)) in one pass per channel: as
+ * nnc_batchnorm_backward below with dy replaced by the activation's backward,
+ * act'(y) dy, recomputed per element from the activation's output y (never
+ * stored). y NULL with NNC_ACT_NONE: batchnorm alone. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(int n, const float *x, int c, long hw, const float *gamma,
+                                                        const float *mean, const float *invstd, const float *y,
+                                                        const float *dy, int act, float slope, float *dx,
+                                                        float *dgamma, float *dbeta)
 {
     int i, ch;
     long p;
@@ -336,7 +348,8 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
         for (i = 0; i < n; i++) {
             size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
             for (p = 0; p < hw; p++) {
-                double g = dy[base + (size_t)p];
+                double g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope)
+                             : dy[base + (size_t)p];
                 sdy += g;
                 sdyx += g * ((double)x[base + (size_t)p] - mu) * is;
             }
@@ -351,10 +364,25 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
             size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
             for (p = 0; p < hw; p++) {
                 float xhat = (x[base + (size_t)p] - mu) * is;
-                dx[base + (size_t)p] += a * (dy[base + (size_t)p] - k1 - xhat * k2);
+                float g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope)
+                            : dy[base + (size_t)p];
+                dx[base + (size_t)p] += a * (g - k1 - xhat * k2);
             }
         }
     }
+}
+
+/* The backward of nnc_batchnorm_train (batch statistics depend on x), per
+ * channel with xhat = (x - mean)*invstd and sums over the m = n*hw values:
+ *   dbeta += sum dy,   dgamma += sum dy*xhat,
+ *   dx += gamma*invstd * (dy - sum dy/m - xhat * sum(dy*xhat)/m).
+ * mean, invstd are the forward's save_mean, save_invstd; gamma NULL means 1;
+ * dx, dgamma, dbeta may each be NULL. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c, long hw, const float *gamma,
+                                                    const float *mean, const float *invstd, const float *dy,
+                                                    float *dx, float *dgamma, float *dbeta)
+{
+    nnc_batchnorm_act_backward(n, x, c, hw, gamma, mean, invstd, NULL, dy, NNC_ACT_NONE, 0.0f, dx, dgamma, dbeta);
 }
 
 /* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
@@ -371,10 +399,10 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
  *                           running averages as nnc_batchnorm_train, and
  *                           y = act(x * scale + shift) in one pass: the
  *                           batchnorm's own output never exists;
- *   nnc_batchnorm_act_backward  the activation's backward (from its output y,
- *                           with the formulas of the *_backward kernels below)
- *                           folded into batchnorm's: the gradient between the
- *                           two is recomputed per element, never stored.
+ *   nnc_batchnorm_act_backward  (section batchnorm_train, which the plain
+ *                           backward shares) the activation's backward folded
+ *                           into batchnorm's: the gradient between the two is
+ *                           recomputed per element, never stored.
  * Unfused, the same chain reads the conv output three times, writes it twice,
  * and stores one more gradient tensor. */
 static NNC_MAYBE_UNUSED void nnc_conv2d_stats(int n, const float *x, int c, int h, int w, const float *wt,
@@ -432,54 +460,6 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_act_train(int n, const float *x, int 
     }
 }
 
-/* The gradient at the activation's input, from its output y and the gradient dy there. */
-static NNC_MAYBE_UNUSED float nnc_act_grad(float y, float dy, int act, float slope)
-{
-    switch (act) {
-    case NNC_ACT_RELU: return y <= 0.0f ? 0.0f : dy;
-    case NNC_ACT_RELU6: return (y <= 0.0f || y >= 6.0f) ? 0.0f : dy;
-    case NNC_ACT_LEAKY_RELU: return y > 0.0f ? dy : slope * dy;  /* slope > 0: y > 0 exactly when x > 0 */
-    case NNC_ACT_SIGMOID: return dy * (y * (1.0f - y));
-    case NNC_ACT_TANH: return dy * (1.0f - y * y);
-    default: return dy;
-    }
-}
-
-static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(int n, const float *x, int c, long hw, const float *gamma,
-                                                        const float *mean, const float *invstd, const float *y,
-                                                        const float *dy, int act, float slope, float *dx,
-                                                        float *dgamma, float *dbeta)
-{
-    int i, ch;
-    long p;
-    double m = (double)n * (double)hw;
-    for (ch = 0; ch < c; ch++) {
-        double sdy = 0.0, sdyx = 0.0;
-        float mu = mean[ch], is = invstd[ch], a, k1, k2;
-        for (i = 0; i < n; i++) {
-            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            for (p = 0; p < hw; p++) {
-                double g = nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope);
-                sdy += g;
-                sdyx += g * ((double)x[base + (size_t)p] - mu) * is;
-            }
-        }
-        if (dbeta) dbeta[ch] += (float)sdy;
-        if (dgamma) dgamma[ch] += (float)sdyx;
-        if (!dx || m <= 0.0) continue;
-        a = (gamma ? gamma[ch] : 1.0f) * is;
-        k1 = (float)(sdy / m);
-        k2 = (float)(sdyx / m);
-        for (i = 0; i < n; i++) {
-            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            for (p = 0; p < hw; p++) {
-                float xhat = (x[base + (size_t)p] - mu) * is;
-                float g = nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope);
-                dx[base + (size_t)p] += a * (g - k1 - xhat * k2);
-            }
-        }
-    }
-}
 
 /* The activation's backward then batchnorm's in inference mode, in one pass:
  * dx += act'(y) dy * gamma / sqrt(running_var + eps). */
