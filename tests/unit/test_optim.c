@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "runtime/snippets/optim.c"
+#include "tests/unit/sections.h"
 
 /* ---- helpers ---- */
 
@@ -233,133 +234,6 @@ static void test_schedule_warmup(void **state)
 
 /* ---- every section compiles on its own ---- */
 
-enum { MAX_SECTIONS = 16, MAX_NEEDS = 8 };
-
-typedef struct Section {
-    char name[32];
-    int needs[MAX_NEEDS], n_needs;  /* indices of earlier sections */
-    const char *text;               /* from the marker to the next one */
-    size_t len;
-} Section;
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long len;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)len + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-    buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static int find_section(const Section *s, int n, const char *name)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(s[i].name, name) == 0) return i;
-    return -1;
-}
-
-/* Parses "/ * @kernel NAME [needs: A B] * /"; needs must name earlier sections. */
-static void parse_marker(const char *line, size_t len, Section *all, int idx)
-{
-    char buf[256], *tok, *save = NULL;
-    Section *s = &all[idx];
-    assert_true(len < sizeof buf);
-    memcpy(buf, line, len);
-    buf[len] = '\0';
-    if (len < 14 || strncmp(buf, "/* @kernel ", 11) != 0 || strcmp(buf + len - 3, " */") != 0)
-        fail_msg("malformed marker line '%s'", buf);
-    buf[len - 3] = '\0';
-    tok = strtok_r(buf + 11, " ", &save);
-    assert_non_null(tok);
-    assert_true(strlen(tok) < sizeof s->name);
-    strcpy(s->name, tok);
-    if (find_section(all, idx, s->name) >= 0) fail_msg("section '%s' appears twice", s->name);
-    tok = strtok_r(NULL, " ", &save);
-    if (tok && strcmp(tok, "needs:") != 0) fail_msg("marker of '%s' has stray text '%s'", s->name, tok);
-    while ((tok = strtok_r(NULL, " ", &save)) != NULL) {
-        int d = find_section(all, idx, tok);
-        if (d < 0) fail_msg("section '%s' needs '%s', which is not an earlier section", s->name, tok);
-        assert_true(s->n_needs < MAX_NEEDS);
-        s->needs[s->n_needs++] = d;
-    }
-}
-
-static int split_sections(const char *text, Section *s)
-{
-    int n = 0;
-    for (const char *p = text; *p;) {  /* text before the first marker is dropped */
-        const char *eol = strchr(p, '\n');
-        size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        if (strncmp(p, "/* @kernel", 10) == 0) {
-            assert_true(n < MAX_SECTIONS);
-            memset(&s[n], 0, sizeof s[n]);
-            parse_marker(p, len, s, n);
-            s[n].text = p;
-            if (n > 0) s[n - 1].len = (size_t)(p - s[n - 1].text);
-            n++;
-        }
-        p += eol ? len + 1 : len;
-    }
-    if (n > 0) s[n - 1].len = strlen(s[n - 1].text);
-    return n;
-}
-
-static void mark_needs(const Section *s, int i, int *keep)
-{
-    keep[i] = 1;
-    for (int d = 0; d < s[i].n_needs; d++) mark_needs(s, s[i].needs[d], keep);
-}
-
-/* Fails if the code of a section (comments stripped) exits, prints or allocates. */
-static void check_forbidden(const Section *s)
-{
-    static const char *const bad[] = {"exit(", "printf(", "puts(", "malloc(", "calloc(", "realloc(", "free(",
-                                      "abort("};
-    char *code = malloc(s->len + 1);
-    size_t m = 0;
-    assert_non_null(code);
-    for (size_t i = 0; i < s->len; i++) {
-        if (s->text[i] == '/' && i + 1 < s->len && s->text[i + 1] == '*') {
-            const char *e = strstr(s->text + i + 2, "*/");
-            i = e ? (size_t)(e - s->text) + 1 : s->len;
-            continue;
-        }
-        code[m++] = s->text[i];
-    }
-    code[m] = '\0';
-    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++)
-        if (strstr(code, bad[b])) fail_msg("section '%s' uses '%s'", s->name, bad[b]);
-    free(code);
-}
-
-static int have_program(const char *prog)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", prog);
-    return system(cmd) == 0;
-}
-
-static void compile_or_fail(const char *cc, const char *file, const char *mode, const char *log, const char *what)
-{
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd,
-             "%s -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes "
-             "%s '%s' >'%s' 2>&1",
-             cc, mode, file, log);
-    if (system(cmd) != 0) {
-        char *out = slurp(log);
-        fail_msg("%s does not compile (%s):\n%s", what, cc, out ? out : "");
-    }
-}
-
 static void snippet_path(char *buf, size_t len, const char *name)
 {
 #ifdef NNC_SOURCE_DIR
@@ -381,12 +255,12 @@ static void test_sections_compile_alone(void **state)
     (void)state;
     snippet_path(path, sizeof path, "optim.c");
     snippet_path(kpath, sizeof kpath, "kernels.c");
-    text = slurp(path);
+    text = read_file(path);
     if (!text) {
         print_message("cannot read %s; skipped\n", path);
         skip();
     }
-    n = split_sections(text, s);
+    n = split_sections(text, s, 0, 0);
     assert_true(n > 1);
     assert_string_equal(s[0].name, "prologue");
     assert_non_null(mkdtemp(dir));
