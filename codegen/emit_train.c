@@ -499,7 +499,7 @@ static bool tr_check(Tr *t)
         const IrValue *o = &g->values[v];
         if (o->kind != VK_ACT) TR_FAIL(t, "output %s of %s is not computed by the network", g->outputs[k].name, g->name);
         long long c = tr_elems(&o->shape, 0);
-        if (tr_elems(&o->shape, 1) != 1 || c < 2 || c > 1000000)
+        if (tr_elems(&o->shape, 1) != 1 || c < 1 || c > 1000000)
             TR_FAIL(t, "output %s of %s has shape [%lld, ...]: the loss needs [classes] logits", g->outputs[k].name,
                     g->name, (long long)o->shape.dim[0]);
         if (k == 0) t->classes = (int)c;
@@ -1007,6 +1007,16 @@ static bool tr_write_source(Tr *t, StrBuf *c)
     }
     sb_append(c, "};\n\n");
     tr_put(t, c,
+           "/* Correct predictions: the arg-max equals the label; one logit: its sign (> 0: 1). */\n"
+           "static long $p_train_correct(int n, const float *logits, const int32_t *labels)\n"
+           "{\n"
+           "    long k = 0;\n"
+           "    int i;\n"
+           "    if ($P_TRAIN_CLASSES > 1) return nnc_count_correct(n, logits, $P_TRAIN_CLASSES, (const int *)labels);\n"
+           "    for (i = 0; i < n; i++) k += (logits[i] > 0.0f) == (labels[i] == 1);\n"
+           "    return k;\n"
+           "}\n\n");
+    tr_put(t, c,
            "/* The loss of the first `outputs` outputs against the labels (cfg.loss: 0 softmax\n"
            " * cross-entropy with label smoothing, 1 binary cross-entropy with logits and 2 mean\n"
            " * squared error, both against one-hot targets), auxiliary outputs weighted by\n"
@@ -1017,9 +1027,11 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    size_t count = (size_t)n * $P_TRAIN_CLASSES, i;\n"
            "    double total = 0.0;\n"
            "    int k;\n"
-           "    if (t->cfg.loss != 0) {  /* one-hot targets */\n"
+           "    if (t->cfg.loss != 0) {  /* one-hot targets; one logit (a binary classifier): the label itself */\n"
            "        memset(t->target, 0, count * sizeof(float));\n"
-           "        for (i = 0; i < (size_t)n; i++) t->target[i * $P_TRAIN_CLASSES + (size_t)labels[i]] = 1.0f;\n"
+           "        for (i = 0; i < (size_t)n; i++)\n"
+           "            if ($P_TRAIN_CLASSES == 1) t->target[i] = (float)labels[i];\n"
+           "            else t->target[i * $P_TRAIN_CLASSES + (size_t)labels[i]] = 1.0f;\n"
            "    }\n"
            "    for (k = 0; k < (grad ? $P_N_OUTPUTS : outputs); k++) {\n"
            "        const float *x = (const float *)(t->ws + $p_out_off[k]);\n"
@@ -1067,6 +1079,9 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "        return $p_train_fail(t, -1, \"$p_train_create: unknown optimizer %d\", cfg->optimizer);\n"
            "    if (cfg->loss < 0 || cfg->loss > 2)\n"
            "        return $p_train_fail(t, -1, \"$p_train_create: unknown loss %d\", cfg->loss);\n"
+           "    if ($P_TRAIN_CLASSES == 1 && cfg->loss == 0)\n"
+           "        return $p_train_fail(t, -1, \"$p_train_create: one output logit (a binary classifier) takes binary \"\n"
+           "                                    \"cross-entropy with logits (loss 1), not softmax cross-entropy\");\n"
            "    t->cfg = *cfg;\n"
            "    t->optim.kind = cfg->optimizer;\n"
            "    t->optim.momentum = cfg->momentum;\n"
@@ -1133,10 +1148,10 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    if (n < 1 || n > $P_TRAIN_MAX_BATCH)\n"
            "        return $p_train_fail(t, -1, \"batch of %d samples; this module takes 1 to %d\", n, $P_TRAIN_MAX_BATCH);\n"
            "    if (!input || !labels) return $p_train_fail(t, -1, \"NULL input or labels\");\n"
-           "    for (i = 0; i < n; i++)\n"
-           "        if (labels[i] < 0 || labels[i] >= $P_TRAIN_CLASSES)\n"
+           "    for (i = 0; i < n; i++)  /* one logit: a binary classifier, labels 0 and 1 */\n"
+           "        if (labels[i] < 0 || labels[i] >= ($P_TRAIN_CLASSES == 1 ? 2 : $P_TRAIN_CLASSES))\n"
            "            return $p_train_fail(t, -1, \"label %ld of sample %d is outside 0..%d\", (long)labels[i], i,\n"
-           "                                 $P_TRAIN_CLASSES - 1);\n"
+           "                                 $P_TRAIN_CLASSES == 1 ? 1 : $P_TRAIN_CLASSES - 1);\n"
            "    return 0;\n"
            "}\n\n");
     tr_put(t, c,
@@ -1150,7 +1165,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    memcpy(t->backup, t->params, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
            "    $p_train_fwd(t, n, input, 1);\n"
            "    l = $p_train_loss(t, n, labels, $P_N_OUTPUTS, 1);\n"
-           "    if (correct) *correct = nnc_count_correct(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels);\n"
+           "    if (correct) *correct = $p_train_correct(n, $P_LOGITS(t), labels);\n"
            "    if (loss) *loss = l;\n"
            "    if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */\n"
            "        memcpy(t->params, t->backup, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
@@ -1180,7 +1195,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    $p_train_fwd(t, n, input, 0);\n"
            "    l = $p_train_loss(t, n, labels, 1, 0);\n"
            "    if (loss) *loss = l;\n"
-           "    if (correct) *correct = nnc_count_correct(n, $P_LOGITS(t), $P_TRAIN_CLASSES, (const int *)labels);\n"
+           "    if (correct) *correct = $p_train_correct(n, $P_LOGITS(t), labels);\n"
            "    return 0;\n"
            "}\n\n");
     tr_put(t, c,

@@ -475,9 +475,10 @@ static IrGraph *load_graph(const TrainArgs *t, Arena *arena)
 /* One input of the data's image shape and one output of shape [classes]. */
 static bool check_network(const TrainArgs *t, const IrGraph *g, const DtSet *set, int64_t *classes)
 {
-    if (g->n_inputs != 1 || g->n_outputs != 1) {
+    if (g->n_inputs != 1 || g->n_outputs < 1) {
         fprintf(stderr, "nnc %s: %s: network '%s' has %d inputs and %d outputs; training and evaluation take "
-                        "one input (the images) and one output (the class scores)\n",
+                        "one input (the images) and the class scores as the first output (more outputs are "
+                        "auxiliary classifiers, as GoogLeNet's)\n",
                 t->cmd, t->model, g->name, g->n_inputs, g->n_outputs);
         return false;
     }
@@ -498,8 +499,13 @@ static bool check_network(const TrainArgs *t, const IrGraph *g, const DtSet *set
         return false;
     }
     *classes = out->dim[0];
+    if (*classes == 1 && t->cfg.loss != RT_LOSS_BCE && t->cfg.loss != RT_LOSS_MSE) {
+        fprintf(stderr, "nnc %s: %s: network '%s' has one output score: a binary classifier; use --loss bce "
+                        "(labels 0 and 1)\n", t->cmd, t->model, g->name);
+        return false;
+    }
     char err[1024];
-    if (dt_check_classes(set, *classes, err, sizeof err) != 0) {
+    if (dt_check_classes(set, *classes == 1 ? 2 : *classes, err, sizeof err) != 0) {  /* one logit: labels 0, 1 */
         fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
         return false;
     }

@@ -79,6 +79,18 @@ class Aux2(nn.Module):
         return self.fc(x), a
 
 
+class Binary(nn.Module):
+    """tests/oracle/nets/binary.net: one logit."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(256, 1)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.relu(self.conv(x)), 1))
+
+
 def resnet18_cifar():
     m = torchvision.models.resnet18(num_classes=10)
     m.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
@@ -168,8 +180,8 @@ class TrainParity(unittest.TestCase):
                 for k, o in enumerate(outs):
                     if loss_kind == "ce":
                         l = F.cross_entropy(o, y)
-                    else:
-                        target = F.one_hot(y, o.shape[1]).to(o.dtype)
+                    else:  # one-hot targets; one logit: the label itself
+                        target = F.one_hot(y, o.shape[1]).to(o.dtype) if o.shape[1] > 1 else y[:, None].to(o.dtype)
                         l = F.binary_cross_entropy_with_logits(o, target) if loss_kind == "bce" else F.mse_loss(o, target)
                     total = total + (1.0 if k == 0 else aux_weight) * l
                 return total
@@ -225,7 +237,8 @@ class TrainParity(unittest.TestCase):
 
     def test_losses_and_aux(self):
         """BCE with logits and MSE against one-hot labels; a network with an
-        auxiliary classifier, whose loss enters with aux_weight (GoogLeNet's 0.3)."""
+        auxiliary classifier, whose loss enters with aux_weight (GoogLeNet's 0.3);
+        a binary classifier with one logit and labels 0 and 1."""
         torch.manual_seed(0)
         x, y = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
         model = os.path.join(SRC, "models", "lenet5.net")
@@ -234,6 +247,9 @@ class TrainParity(unittest.TestCase):
         x, y = torch.randn(8, 3, 12, 12), torch.randint(0, 5, (8,))
         model = os.path.join(SRC, "tests", "oracle", "nets", "aux2.net")
         self.run_case(model, Aux2, 8, "sgd", 2, 0.05, x, y, aux_weight=0.3)
+        x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 2, (16,))
+        model = os.path.join(SRC, "tests", "oracle", "nets", "binary.net")
+        self.run_case(model, Binary, 16, "sgd", 2, 0.1, x, y, loss_kind="bce")
 
     def test_input_grad(self):
         """PREFIX_train_input_grad: the loss's gradient with respect to the input, in
