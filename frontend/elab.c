@@ -1979,7 +1979,58 @@ static bool ts_setting(TrainSec *s, const Decl *net, const Setting *st)
         sb_free(&b);
         return ok && ts_kw_number(s, e, "warmup", "--warmup", true);
     }
-    diag_error(s->d, st->loc, "unknown train setting '%s'; a train section sets batch, epochs, seed, warmup, optimizer, loss and schedule", k);
+    if (strcmp(k, "augment") == 0) {  /* [crop(4), flip, jitter(0.1)] -> --augment crop:4,flip,jitter:0.1 */
+        if (e->kind != EX_LIST || !e->u.items) {
+            diag_error(s->d, e->loc, "'augment' is a list, e.g. [crop(4), flip, jitter(0.1)]");
+            return false;
+        }
+        StrBuf b = {0};
+        bool ok = true;
+        for (const ExprList *it = e->u.items; it && ok; it = it->next) {
+            const Expr *x = it->e;
+            const char *f = x->kind == EX_NAME ? x->u.s : x->kind == EX_CALL && x->u.call.fn->kind == EX_NAME ? x->u.call.fn->u.s : NULL;
+            const Arg *a = x->kind == EX_CALL ? x->u.call.args : NULL;
+            bool takes = f && (strcmp(f, "crop") == 0 || strcmp(f, "jitter") == 0);
+            if (!f || (strcmp(f, "flip") && !takes)) {
+                diag_error(s->d, x->loc, "an augmentation is crop(PAD), flip or jitter(AMOUNT)");
+                ok = false;
+            } else if (takes != (a && !a->name && !a->next)) {
+                diag_error(s->d, x->loc, takes ? "'%s' takes one number, e.g. %s(%s)" : "'%s' takes no arguments", f, f,
+                           strcmp(f, "crop") == 0 ? "4" : "0.1");
+                ok = false;
+            } else {
+                const char *v = takes ? ts_number(s, a->value, strcmp(f, "crop") == 0, arena_printf(s->a, "%s's argument", f)) : "";
+                ok = v != NULL;
+                if (ok) sb_printf(&b, "%s%s%s%s", b.len ? "," : "", f, takes ? ":" : "", v);
+            }
+        }
+        if (ok) ts_add(s, "--augment", arena_strdup(s->a, b.data), st->loc);
+        sb_free(&b);
+        return ok;
+    }
+    if (strcmp(k, "normalize") == 0) {  /* (mean, std) or ([means], [stds]) -> --normalize M,...,S,... */
+        const ExprList *it = e->kind == EX_TUPLE ? e->u.items : NULL;
+        if (!it || !it->next || it->next->next) {
+            diag_error(s->d, e->loc, "'normalize' is (MEAN, STD), or ([MEANS], [STDS]) with one per channel");
+            return false;
+        }
+        StrBuf b = {0};
+        bool ok = true;
+        for (int half = 0; half < 2 && ok; half++, it = it->next) {
+            const Expr *x = it->e;
+            const ExprList *one = &(ExprList){(Expr *)x, NULL};
+            for (const ExprList *v = x->kind == EX_LIST ? x->u.items : one; v && ok; v = v->next) {
+                const char *num = ts_number(s, v->e, false, half ? "a std" : "a mean");
+                ok = num != NULL;
+                if (ok) sb_printf(&b, "%s%s", b.len ? "," : "", num);
+            }
+        }
+        if (ok) ts_add(s, "--normalize", arena_strdup(s->a, b.data), st->loc);
+        sb_free(&b);
+        return ok;
+    }
+    diag_error(s->d, st->loc, "unknown train setting '%s'; a train section sets batch, epochs, seed, warmup, optimizer, "
+                              "loss, schedule, augment and normalize", k);
     return false;
 }
 

@@ -48,7 +48,8 @@ typedef struct {
  *     loss = cross_entropy(logits, labels, label_smoothing: 0.1, aux_weight: 0.3)
  *          | bce_with_logits(logits, labels) | mse(logits, labels)
  *     schedule = constant | step(step_size: 30, gamma: 0.1)
- *              | multistep(milestones: [30, 60], gamma: 0.1) | cosine(eta_min: 0, warmup: 1) */
+ *              | multistep(milestones: [30, 60], gamma: 0.1) | cosine(eta_min: 0, warmup: 1)
+ *     augment = [crop(4), flip, jitter(0.1)]   normalize = (0.5, 0.25) | ([m1, m2, m3], [s1, s2, s3]) */
 bool fe_train_settings(const char *path, const FeOptions *opt, FeTrainSetting **out, int *n, Diag *d);
 
 #endif

@@ -97,7 +97,15 @@ static void test_errors(void **state)
     (void)state;
     expect("train tiny {\n    lr = 0.1\n}\n",
            ":6:5: error: unknown train setting 'lr'; a train section sets batch, epochs, seed, warmup, optimizer, "
-           "loss and schedule");
+           "loss, schedule, augment and normalize");
+    expect("train tiny {\n    augment = [crop(4), flip, jitter(0.25)]\n    normalize = ([0.5], [0.25])\n}\n",
+           "--augment=crop:4,flip,jitter:0.25 --normalize=0.5,0.25");
+    expect("train tiny {\n    normalize = (0.5, 0.25)\n}\n", "--normalize=0.5,0.25");
+    expect("train tiny {\n    augment = [crop]\n}\n", ":6:16: error: 'crop' takes one number, e.g. crop(4)");
+    expect("train tiny {\n    augment = [rotate(3)]\n}\n",
+           ":6:16: error: an augmentation is crop(PAD), flip or jitter(AMOUNT)");
+    expect("train tiny {\n    normalize = 0.5\n}\n",
+           ":6:17: error: 'normalize' is (MEAN, STD), or ([MEANS], [STDS]) with one per channel");
     expect("train tiny {\n    optimizer = rmsprop(lr: 0.1)\n}\n",
            ":6:17: error: unknown optimizer 'rmsprop'; nnc has sgd, adam and adamw");
     expect("train tiny {\n    optimizer = adam(momentum: 0.9)\n}\n",
