@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -28,18 +27,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
 import nncutil  # noqa: E402
 from test_train_parity import Cfg, LeNet5, resnet18_cifar  # noqa: E402
+from bench_inference import time_it  # noqa: E402  (same timing: warm-up, best of reps)
 
 MODELS = {"lenet5": (LeNet5, (1, 28, 28)), "resnet18_cifar": (resnet18_cifar, (3, 32, 32))}
-
-
-def time_it(fn, reps):
-    fn()  # warm up
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best * 1000.0
 
 
 def bench(nnc, name, batch, reps):

@@ -208,14 +208,19 @@ static const char *cg_local_name(CgCtx *cx, const char *dsl_name)
 
 /* Text that can sit inside a C comment: no "*" "/" pair, no "??" (trigraphs),
  * no line breaks. */
+void cg_append_commentable(StrBuf *out, const char *s)
+{
+    for (; s && *s; s++) {
+        char c = *s == '\n' || *s == '\r' || *s == '\t' ? ' ' : *s;
+        sb_appendn(out, &c, 1);
+        if ((c == '*' && s[1] == '/') || (c == '?' && s[1] == '?')) sb_append(out, " ");
+    }
+}
+
 static const char *cg_commentable(CgCtx *cx, const char *s)
 {
     StrBuf b = {0};
-    for (; s && *s; s++) {
-        char c = *s == '\n' || *s == '\r' || *s == '\t' ? ' ' : *s;
-        sb_appendn(&b, &c, 1);
-        if ((c == '*' && s[1] == '/') || (c == '?' && s[1] == '?')) sb_append(&b, " ");
-    }
+    cg_append_commentable(&b, s);
     const char *r = arena_strdup(&cx->arena, b.data ? b.data : "");
     sb_free(&b);
     return r;
@@ -441,18 +446,20 @@ static void cg_weight_args(CgCtx *cx, const IrNode *n)
            "%s, %s", cg_in(cx, n, 1), bias ? cg_in(cx, n, 2) : "NULL");
 }
 
-/* The epilogue arguments of conv2d and linear (residual or NULL, NNC_ACT_*, slope)
- * and their comment: "epilogue: + residual [64, 56, 56], then relu", "epilogue: none". */
 /* "NNC_ACT_RELU": the kernels' constant for an activation. */
-static const char *cg_act_const(CgCtx *cx, ActKind act)
+const char *cg_act_macro(ActKind act)
 {
-    char buf[32];
-    size_t i = 0;
-    for (const char *s = ir_act_name(act); *s && i + 1 < sizeof buf; s++, i++)
-        buf[i] = *s >= 'a' && *s <= 'z' ? (char)(*s - 'a' + 'A') : *s;
-    buf[i] = '\0';
-    return arena_printf(&cx->arena, "NNC_ACT_%s", buf);
+    switch (act) {  /* the kernels' enum (runtime/snippets/kernels.c prologue), by ActKind */
+    case ACT_RELU: return "NNC_ACT_RELU";
+    case ACT_RELU6: return "NNC_ACT_RELU6";
+    case ACT_LEAKY_RELU: return "NNC_ACT_LEAKY_RELU";
+    case ACT_SIGMOID: return "NNC_ACT_SIGMOID";
+    case ACT_TANH: return "NNC_ACT_TANH";
+    default: return "NNC_ACT_NONE";
+    }
 }
+
+
 
 /* The batch stride of a value in floats: its root's elements per sample. */
 static long long cg_stride(CgCtx *cx, int32_t v) { return cg_elems_from(&cx->g->values[cx->root[v]].shape, 0); }
@@ -473,11 +480,13 @@ static bool cg_prologue_args(CgCtx *cx, const IrNode *n)
     cg_arg(cx,
            arena_printf(&cx->arena, "prologue: %s", p->act == ACT_NONE ? affine
                                                      : arena_printf(&cx->arena, "%s(%s)", ir_act_name(p->act), affine)),
-           "%s, %s, %s, %s", cg_in(cx, n, i), cg_in(cx, n, i + 1), cg_act_const(cx, p->act),
+           "%s, %s, %s, %s", cg_in(cx, n, i), cg_in(cx, n, i + 1), cg_act_macro(p->act),
            cg_float_literal(cx, p->act == ACT_LEAKY_RELU ? p->slope : 0.0f));
     return true;
 }
 
+/* The epilogue arguments of conv2d and linear (residual or NULL, NNC_ACT_*, slope)
+ * and their comment: "epilogue: + residual [64, 56, 56], then relu", "epilogue: none". */
 static bool cg_epilogue_args(CgCtx *cx, const IrNode *n)
 {
     const Epilogue *e0 = ir_epilogue(n);
@@ -491,7 +500,7 @@ static bool cg_epilogue_args(CgCtx *cx, const IrNode *n)
         cg_arg(cx, e0->act_channels ? arena_printf(&cx->arena, "then %s on channels 0..%d", ir_act_name(e0->act),
                                                    e0->act_channels - 1)
                                     : arena_printf(&cx->arena, "then %s", ir_act_name(e0->act)),
-               "%s, %s, %lld", cg_act_const(cx, e0->act),
+               "%s, %s, %lld", cg_act_macro(e0->act),
                cg_float_literal(cx, e0->act == ACT_LEAKY_RELU ? e0->slope : 0.0f),
                e0->act_channels ? (long long)e0->act_channels : k);
         return true;
@@ -504,7 +513,7 @@ static bool cg_epilogue_args(CgCtx *cx, const IrNode *n)
                        : res < 0 ? ir_act_name(e->act)
                        : arena_printf(&cx->arena, "%s, then %s", plus, ir_act_name(e->act));
     cg_arg(cx, arena_printf(&cx->arena, "epilogue: %s", what), "%s, %s, %s", res < 0 ? "NULL" : cg_in(cx, n, res),
-           cg_act_const(cx, e->act), cg_float_literal(cx, e->act == ACT_LEAKY_RELU ? e->slope : 0.0f));
+           cg_act_macro(e->act), cg_float_literal(cx, e->act == ACT_LEAKY_RELU ? e->slope : 0.0f));
     return true;
 }
 
@@ -569,7 +578,7 @@ static bool emit_c_dwpw(CgCtx *cx, const IrNode *n)
     cg_arg(cx, "kernel, stride, padding, dilation", "%d, %d, %d, %d, %d, %d, %d, %d", a->dw.kh, a->dw.kw, a->dw.sh,
            a->dw.sw, a->dw.ph, a->dw.pw, a->dw.dh, a->dw.dw);
     cg_arg(cx, arena_printf(&cx->arena, "then %s", ir_act_name(a->dw.epi.act)), "%s, %s",
-           cg_act_const(cx, a->dw.epi.act), cg_float_literal(cx, a->dw.epi.act == ACT_LEAKY_RELU ? a->dw.epi.slope : 0.0f));
+           cg_act_macro(a->dw.epi.act), cg_float_literal(cx, a->dw.epi.act == ACT_LEAKY_RELU ? a->dw.epi.slope : 0.0f));
     cg_arg(cx, arena_printf(&cx->arena, "pointwise: %s, %s", cg_label(cx, ir_in(cx->g, n, pwi)),
                             a->pw.bias ? cg_label(cx, ir_in(cx->g, n, pwi + 1)) : "no bias"),
            "%s, %s", cg_in(cx, n, pwi), a->pw.bias ? cg_in(cx, n, pwi + 1) : "NULL");
@@ -1042,12 +1051,23 @@ static bool cg_plan_workspace(CgCtx *cx)
 /* ----------------------------------------------------------- the body ---- */
 
 /* "conv2d features.conv0 @ models/x.net:4:22": what a node is and where it came from. */
+void cg_append_origin(StrBuf *out, const IrNode *n)
+{
+    StrBuf b = {0};
+    sb_append(&b, ir_ops[n->op].name);
+    if (n->scope) sb_printf(&b, " %s", n->scope);
+    if (n->loc.file) sb_printf(&b, " @ %s:%d:%d", n->loc.file, n->loc.line, n->loc.col);
+    cg_append_commentable(out, b.data);
+    sb_free(&b);
+}
+
 static const char *cg_node_origin(CgCtx *cx, const IrNode *n)
 {
-    const char *s = ir_ops[n->op].name;
-    if (n->scope) s = arena_printf(&cx->arena, "%s %s", s, n->scope);
-    if (n->loc.file) s = arena_printf(&cx->arena, "%s @ %s:%d:%d", s, n->loc.file, n->loc.line, n->loc.col);
-    return cg_commentable(cx, s);
+    StrBuf b = {0};
+    cg_append_origin(&b, n);
+    const char *r = arena_strdup(&cx->arena, b.data ? b.data : "");
+    sb_free(&b);
+    return r;
 }
 
 /* An output that its value's node did not write: a copy of an input, of a
@@ -1110,17 +1130,19 @@ static bool cg_emit_body(CgCtx *cx)
 
 /* Appends text with "$p" replaced by the prefix and "$P" by the macro prefix,
  * so the boilerplate below reads as the code it produces. */
-static void cg_put(CgCtx *cx, StrBuf *out, const char *text)
+void cg_put_template(StrBuf *out, const char *text, const char *prefix, const char *upper)
 {
     for (const char *p = text; *p; p++) {
         if (p[0] == '$' && (p[1] == 'p' || p[1] == 'P')) {
-            sb_append(out, p[1] == 'p' ? cx->prefix : cx->upper);
+            sb_append(out, p[1] == 'p' ? prefix : upper);
             p++;
         } else {
             sb_appendn(out, p, 1);
         }
     }
 }
+
+static void cg_put(CgCtx *cx, StrBuf *out, const char *text) { cg_put_template(out, text, cx->prefix, cx->upper); }
 
 typedef struct {
     const char *type;     /* "const float", "unsigned char" */

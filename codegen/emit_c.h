@@ -42,6 +42,17 @@ bool cg_workspace_plan(const IrGraph *g, const CgOptions *opt, int64_t *bytes, i
  * (at most len bytes, len >= 8). Returns buf. */
 char *cg_c_prefix(const char *network_name, char *buf, size_t len);
 
+/* Helpers the C and training emitters share (emit_c.c). */
+/* Appends text with "$p" replaced by prefix and "$P" by upper (the network's C
+ * and macro prefixes), so boilerplate reads as the code it produces. */
+void cg_put_template(StrBuf *out, const char *text, const char *prefix, const char *upper);
+/* Appends s made safe inside a C comment (no "*" "/", no trigraph, one line). */
+void cg_append_commentable(StrBuf *out, const char *s);
+/* Appends "conv2d layer1.0.conv1 @ models/x.net:4:22", commentable: a node and its origin. */
+void cg_append_origin(StrBuf *out, const IrNode *n);
+/* "NNC_ACT_RELU": the kernels' constant for an activation. */
+const char *cg_act_macro(ActKind act);
+
 /* ---- snippet.c: the kernel sections of runtime/snippets/kernels.c ----
  *
  * kernels.c is a sequence of sections, each opened by a marker line

@@ -276,9 +276,8 @@ static void tr_bwd_none(Tr *t, const IrNode *n, StrBuf *b) { (void)t, (void)n, (
 static void tr_bwd_conv(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
     const ConvAttr *c = &n->attr.conv;
     int32_t w = ir_in(g, n, 1);
     bool tconv = n->op == OP_CONV_T2D;
@@ -293,9 +292,8 @@ static void tr_bwd_conv(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_linear(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
     int32_t w = ir_in(g, n, 1);
     tr_need(t, "linear_backward");
     sb_printf(b, "    nnc_linear_backward(n, %s, %lld, %s, %s, %d, %s, %s, %s);\n", X, tr_elems(tr_shape(t, x), 0),
@@ -307,8 +305,7 @@ static void tr_bwd_batchnorm(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
     int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
     long long c = tr_dim(t, x, 0);
     tr_need(t, "batchnorm_train");
     tr_need(t, "batchnorm_eval_backward");
@@ -325,9 +322,8 @@ static void tr_bwd_batchnorm(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_act_from_y(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
     tr_need(t, arena_printf(&t->arena, "%s_backward", ir_ops[n->op].name));
     sb_printf(b, "    nnc_%s_backward(%s, %s, %s, %s);\n", ir_ops[n->op].name, tr_count(t, y), Y, DY, DX);
 }
@@ -335,9 +331,8 @@ static void tr_bwd_act_from_y(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_leaky_relu(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
     tr_need(t, "leaky_relu_backward");
     sb_printf(b, "    nnc_leaky_relu_backward(%s, %s, %s, %s, %s);\n", tr_count(t, y), X, DY, DX,
               tr_f(t, n->attr.act.slope));
@@ -347,8 +342,7 @@ static void tr_bwd_dropout(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
     int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
     tr_need(t, "dropout_train");
     tr_need(t, "grad_accumulate");
     sb_printf(b, "    if (train)\n"
@@ -362,9 +356,8 @@ static void tr_bwd_dropout(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_copy(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
     tr_need(t, "grad_accumulate");
     sb_printf(b, "    nnc_grad_accumulate(%s, %s, %s);\n", tr_count(t, y), DY, DX);
 }
@@ -372,9 +365,8 @@ static void tr_bwd_copy(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_add(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t y = n->out;
+    const char *DY = tr_d(t, y);
     tr_need(t, "grad_accumulate");
     for (int j = 0; j < 2; j++)
         if (t->grad[ir_in(g, n, j)])
@@ -386,9 +378,8 @@ static void tr_bwd_add(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_maxpool(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
     const PoolAttr *p = &n->attr.pool;
     tr_need(t, "maxpool2d_backward");
     sb_printf(b, "    nnc_maxpool2d_backward(n, %s, %lld, %lld, %lld, %s, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
@@ -399,9 +390,8 @@ static void tr_bwd_maxpool(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_avgpool(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
     const PoolAttr *p = &n->attr.pool;
     tr_need(t, "avgpool2d_backward");
     sb_printf(b, "    nnc_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %s);\n",
@@ -412,9 +402,8 @@ static void tr_bwd_avgpool(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_global_avgpool(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
     tr_need(t, "global_avgpool_backward");
     sb_printf(b, "    nnc_global_avgpool_backward(n, %s, %lld, %lld, %s);\n", DY, tr_dim(t, x, 0),
               tr_elems(tr_shape(t, x), 1), DX);
@@ -423,9 +412,8 @@ static void tr_bwd_global_avgpool(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_adaptive_avgpool(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
     tr_need(t, "adaptive_avgpool2d_backward");
     sb_printf(b, "    nnc_adaptive_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %s);\n", DY,
               tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_dim(t, y, 1), tr_dim(t, y, 2), DX);
@@ -434,9 +422,8 @@ static void tr_bwd_adaptive_avgpool(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_concat(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t y = n->out;
+    const char *DY = tr_d(t, y);
     int axis = n->attr.concat.axis;
     long long outer = 1, off = 0, yrow = tr_elems(tr_shape(t, y), axis);
     for (int d = 0; d < axis; d++) outer *= tr_dim(t, y, d);
@@ -454,9 +441,8 @@ static void tr_bwd_concat(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_softmax(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
     tr_need(t, "softmax_backward");
     sb_printf(b, "    nnc_softmax_backward(n, %s, %s, %lld, %lld, %s);\n", Y, DY, tr_dim(t, x, 0),
               tr_elems(tr_shape(t, x), 1), DX);
@@ -465,9 +451,8 @@ static void tr_bwd_softmax(Tr *t, const IrNode *n, StrBuf *b)
 static void tr_bwd_lrn(Tr *t, const IrNode *n, StrBuf *b)
 {
     const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    (void)ni, (void)X, (void)Y, (void)DX, (void)DY;
+    int32_t x = ir_in(g, n, 0), y = n->out;
+    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
     const LrnAttr *a = &n->attr.lrn;
     tr_need(t, "lrn_backward");
     sb_printf(b, "    nnc_lrn_backward(n, %s, %lld, %lld, %s, %d, %s, %s, %s, %s, t->scratch);\n", X, tr_dim(t, x, 0),
@@ -658,30 +643,12 @@ static bool tr_plan(Tr *t)
 
 /* ----------------------------------------------------------- emission ---- */
 
-/* Appends text with "$p" replaced by the prefix and "$P" by the macro prefix. */
-static void tr_put(Tr *t, StrBuf *out, const char *text)
-{
-    for (const char *s = text; *s; s++) {
-        if (s[0] == '$' && (s[1] == 'p' || s[1] == 'P')) {
-            sb_append(out, s[1] == 'p' ? t->prefix : t->upper);
-            s++;
-        } else {
-            char c[2] = {*s, 0};
-            sb_append(out, c);
-        }
-    }
-}
+static void tr_put(Tr *t, StrBuf *out, const char *text) { cg_put_template(out, text, t->prefix, t->upper); }
 
 static const char *tr_node_comment(Tr *t, const IrNode *n)
 {
-    const char *s = ir_ops[n->op].name;
-    if (n->scope) s = arena_printf(&t->arena, "%s %s", s, n->scope);
-    if (n->loc.file) s = arena_printf(&t->arena, "%s @ %s:%d:%d", s, n->loc.file, n->loc.line, n->loc.col);
     StrBuf b = {0};
-    for (const char *p = s; *p; p++) {  /* nothing that could end the comment */
-        char c[2] = {(char)(p[0] == '*' && p[1] == '/' ? '?' : (unsigned char)*p < 32 ? '?' : *p), 0};
-        sb_append(&b, c);
-    }
+    cg_append_origin(&b, n);
     const char *r = arena_strdup(&t->arena, b.data ? b.data : "");
     sb_free(&b);
     return r;
@@ -725,9 +692,7 @@ static bool tr_forward_fused(Tr *t, const IrNode *n, StrBuf *b)
                   ir_act_name(act), X, c, hw, tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 2)), tr_f(t, n->attr.bn.eps),
                   tr_f(t, n->attr.bn.momentum), tr_x(t, ir_in(g, n, 3)), tr_x(t, ir_in(g, n, 4)), Y,
                   (long long)t->bn_off[bi], (long long)t->bn_off[bi] + c,
-                  arena_printf(&t->arena, "NNC_ACT_%s", act == ACT_NONE ? "NONE" : act == ACT_RELU ? "RELU"
-                                                       : act == ACT_RELU6 ? "RELU6" : act == ACT_LEAKY_RELU ? "LEAKY_RELU"
-                                                       : act == ACT_SIGMOID ? "SIGMOID" : "TANH"),
+                  cg_act_macro(act),
                   tr_f(t, slope));
         tr_need(t, "batchnorm");
         sb_printf(b, "        nnc_batchnorm(n, %s, %lld, %lld, %lld, %s, %s, %s, %s, %s, %s, %lld);\n", X,
@@ -762,14 +727,13 @@ static bool tr_backward_fused(Tr *t, const IrNode *n, StrBuf *b)
     ActKind act = a >= 0 ? ir_ops[g->nodes[a].op].act : ACT_NONE;
     float slope = a >= 0 && g->nodes[a].op == OP_LEAKY_RELU ? g->nodes[a].attr.act.slope : 0.0f;
     long long c = tr_dim(t, x, 0);
-    const char *an = act == ACT_NONE ? "NONE" : act == ACT_RELU ? "RELU" : act == ACT_RELU6 ? "RELU6"
-                     : act == ACT_LEAKY_RELU ? "LEAKY_RELU" : act == ACT_SIGMOID ? "SIGMOID" : "TANH";
+    const char *an = cg_act_macro(act);
     tr_need(t, "bn_train_fused");
     sb_printf(b, "    if (train)\n"
                  "        nnc_batchnorm_act_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s,\n"
-                 "                                   NNC_ACT_%s, %s, %s, %s, %s);\n"
+                 "                                   %s, %s, %s, %s, %s);\n"
                  "    else  /* inference mode: the activation, then an affine map (input gradients only) */\n"
-                 "        nnc_batchnorm_act_eval_backward(n, %lld, %lld, %s, %s, %s, %s, %s, NNC_ACT_%s, %s, %s);\n",
+                 "        nnc_batchnorm_act_eval_backward(n, %lld, %lld, %s, %s, %s, %s, %s, %s, %s, %s);\n",
               tr_x(t, x), c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[bi],
               (long long)t->bn_off[bi] + c, tr_x(t, y), tr_d(t, y), an, tr_f(t, slope), tr_d(t, x),
               tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)), c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)),
@@ -947,7 +911,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "struct $p_train {\n"
            "    float *params;            /* parameters and buffers, as $p_params */\n"
            "    float *grads;             /* the gradient of every parameter, same layout */\n"
-           "    float *backup;            /* params before a step, to undo one whose loss is not finite */\n"
+           "    float *backup;            /* buffers (running statistics) before a forward, to undo it */\n"
            "    float *state;             /* optimizer state, per learned tensor (optim.c layout) */\n"
            "    float *bn_save;           /* batch mean and 1/std of every batchnorm, for its backward */\n"
            "    double *stats;            /* a fused batchnorm's sums, from its conv to it */\n"
@@ -1153,6 +1117,20 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "            return $p_train_fail(t, -1, \"label %ld of sample %d is outside 0..%d\", (long)labels[i], i,\n"
            "                                 $P_TRAIN_CLASSES == 1 ? 1 : $P_TRAIN_CLASSES - 1);\n"
            "    return 0;\n"
+           "}\n\n"
+           "/* Copies the buffers (batchnorm's running statistics, which a training-mode\n"
+           " * forward updates) to t->backup (save) or back (!save); parameters proper\n"
+           " * change only in the optimizer step, after the loss is known to be finite. */\n"
+           "static void $p_train_buffers($p_train *t, int save)\n"
+           "{\n"
+           "    int i, k;\n"
+           "    for (i = 0; i < $P_N_PARAMS; i++) {\n"
+           "        size_t count = 1, off = (size_t)$p_params[i].offset;\n"
+           "        if ($p_params[i].kind != 1) continue;\n"
+           "        for (k = 0; k < $p_params[i].rank; k++) count *= (size_t)$p_params[i].shape[k];\n"
+           "        if (save) memcpy(t->backup + off, t->params + off, count * sizeof(float));\n"
+           "        else memcpy(t->params + off, t->backup + off, count * sizeof(float));\n"
+           "    }\n"
            "}\n\n");
     tr_put(t, c,
            "int $p_train_step($p_train *t, int n, const float *input, const int32_t *labels, double lr, float *loss,\n"
@@ -1162,13 +1140,13 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    long off = 0;\n"
            "    int i, rc = $p_train_check(t, n, input, labels);\n"
            "    if (rc) return rc;\n"
-           "    memcpy(t->backup, t->params, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "    $p_train_buffers(t, 1);\n"
            "    $p_train_fwd(t, n, input, 1);\n"
            "    l = $p_train_loss(t, n, labels, $P_N_OUTPUTS, 1);\n"
            "    if (correct) *correct = $p_train_correct(n, $P_LOGITS(t), labels);\n"
            "    if (loss) *loss = l;\n"
            "    if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */\n"
-           "        memcpy(t->params, t->backup, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "        $p_train_buffers(t, 0);\n"
            "        return $p_train_fail(t, -4, \"the loss is %g at step %ld\", (double)l, t->step + 1);\n"
            "    }\n"
            "    memset(t->grads, 0, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
@@ -1206,12 +1184,12 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    int rc = $p_train_check(t, n, input, labels);\n"
            "    if (rc) return rc;\n"
            "    if (!dinput) return $p_train_fail(t, -1, \"$p_train_input_grad: NULL dinput\");\n"
-           "    memcpy(t->backup, t->params, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
+           "    $p_train_buffers(t, 1);\n"
            "    $p_train_fwd(t, n, input, train);\n"
            "    l = $p_train_loss(t, n, labels, train ? $P_N_OUTPUTS : 1, 1);\n"
            "    memset(t->grads, 0, (size_t)$P_PARAM_FLOATS * sizeof(float));\n"
            "    $p_train_bwd(t, n, input, train, dinput);\n"
-           "    memcpy(t->params, t->backup, (size_t)$P_PARAM_FLOATS * sizeof(float));  /* running statistics */\n"
+           "    $p_train_buffers(t, 0);  /* running statistics */\n"
            "    if (loss) *loss = l;\n"
            "    return 0;\n"
            "}\n\n"

@@ -1746,17 +1746,32 @@ static IrGraph *compile(Loader *L, const char *path, const FeOptions *opt)
     return g;
 }
 
+/* A loader whose main file is path (seen, so importing it again is caught); free L->seen after. */
+static void loader_init(Loader *L, const char *path, Diag *d)
+{
+    memset(L, 0, sizeof *L);
+    L->d = d;
+    L->a = d->arena;
+    L->tail = &L->decls;
+    char *real = realpath(path, NULL);
+    L->seen = nnc_xmalloc(sizeof *L->seen);
+    L->seen[L->n_seen++] = arena_strdup(L->a, real ? real : path);
+    free(real);
+}
+
+/* The text of path (free it), or NULL after reporting to d. */
+static char *read_source(const char *path, size_t *len, Diag *d)
+{
+    const char *err;
+    char *text = nnc_read_file(path, len, &err);
+    if (!text) diag_error(d, (Loc){0}, "cannot read '%s': %s", path, err);
+    return text;
+}
+
 IrGraph *fe_compile_text(const char *path, const char *text, size_t len, const FeOptions *opt, Diag *d)
 {
     Loader L;
-    memset(&L, 0, sizeof L);
-    L.d = d;
-    L.a = d->arena;
-    L.tail = &L.decls;
-    char *real = realpath(path, NULL);
-    L.seen = nnc_xmalloc(sizeof *L.seen);
-    L.seen[L.n_seen++] = arena_strdup(L.a, real ? real : path);
-    free(real);
+    loader_init(&L, path, d);
     IrGraph *g = load_text(&L, path, text, len, 0) ? compile(&L, path, opt) : NULL;
     free(L.seen);
     return g;
@@ -1765,12 +1780,8 @@ IrGraph *fe_compile_text(const char *path, const char *text, size_t len, const F
 IrGraph *fe_compile(const char *path, const FeOptions *opt, Diag *d)
 {
     size_t len;
-    const char *err;
-    char *text = nnc_read_file(path, &len, &err);
-    if (!text) {
-        diag_error(d, (Loc){0}, "cannot read '%s': %s", path, err);
-        return NULL;
-    }
+    char *text = read_source(path, &len, d);
+    if (!text) return NULL;
     IrGraph *g = fe_compile_text(path, text, len, opt, d);
     free(text);
     return g;
@@ -2039,21 +2050,10 @@ bool fe_train_settings(const char *path, const FeOptions *opt, FeTrainSetting **
     *out = NULL;
     *n = 0;
     size_t len;
-    const char *err;
-    char *text = nnc_read_file(path, &len, &err);
-    if (!text) {
-        diag_error(d, (Loc){0}, "cannot read '%s': %s", path, err);
-        return false;
-    }
+    char *text = read_source(path, &len, d);
+    if (!text) return false;
     Loader L;
-    memset(&L, 0, sizeof L);
-    L.d = d;
-    L.a = d->arena;
-    L.tail = &L.decls;
-    char *real = realpath(path, NULL);
-    L.seen = nnc_xmalloc(sizeof *L.seen);
-    L.seen[L.n_seen++] = arena_strdup(L.a, real ? real : path);
-    free(real);
+    loader_init(&L, path, d);
     NameMap blocks = {0};
     const Decl *net = load_text(&L, path, text, len, 0) && check_decls(d, L.decls, &blocks) ? pick_network(d, &L, path, opt) : NULL;
     TrainSec s = {d, d->arena, NULL, 0, 0};

@@ -132,15 +132,8 @@ bool pass_cleanup(IrGraph *g, char *err, size_t errlen)
         ok = map[n->out] >= 0;
         if (ok) cse_find_or_add(&t, ng, n->op, ins, n->n_in, &n->attr, ng->n_nodes - 1);
     }
-    for (int32_t i = 0; i < g->n_outputs && ok; i++) ir_add_output(ng, g->outputs[i].name, map[g->outputs[i].value]);
     free(ins);
     free(t.keys);
     free(t.node);
-    free(map);
-    if (!ok) {
-        ir_free(ng);
-        return false;
-    }
-    pass_replace_graph(g, ng);
-    return true;
+    return pass_rebuild_end(g, ng, map, ok);
 }

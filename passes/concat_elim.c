@@ -33,17 +33,7 @@ static bool input_ok(const PassReads *r, const IrNode *c, int j)
     if (p < 0 || r->is_const[x] || r->is_out[x] || !ir_writes_strided(&g->nodes[p])) return false;
     for (int k = 0; k < c->n_in; k++)
         if (k != j && ir_in(g, c, k) == x) return false;
-    int other = 0;  /* readers besides this concat that take a strided view */
-    for (int32_t i = 0; i < g->n_nodes; i++) {
-        const IrNode *n = &g->nodes[i];
-        if (n == c) continue;
-        for (int k = 0; k < n->n_in; k++) {
-            if (ir_in(g, n, k) != x) continue;
-            if (!ir_reads_strided(n, k)) return false;
-            other++;
-        }
-    }
-    return r->uses[x] == other + 1;
+    return r->unstrided[x] == 1;  /* this concat's own read (a concat reads its inputs whole) */
 }
 
 bool pass_concat_elim(IrGraph *g, char *err, size_t errlen)

@@ -27,13 +27,6 @@ bool pass_dce(IrGraph *g, char *err, size_t errlen)
         map[n->out] = pass_copy_node(ng, g, n, map, err, errlen);
         ok = map[n->out] >= 0;
     }
-    for (int32_t i = 0; i < g->n_outputs && ok; i++) ir_add_output(ng, g->outputs[i].name, map[g->outputs[i].value]);
-    free(map);
     free(live);
-    if (!ok) {
-        ir_free(ng);
-        return false;
-    }
-    pass_replace_graph(g, ng);
-    return true;
+    return pass_rebuild_end(g, ng, map, ok);
 }

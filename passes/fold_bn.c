@@ -111,14 +111,7 @@ bool pass_fold_bn(IrGraph *g, char *err, size_t errlen)
                                    : pass_copy_node(ng, g, n, map, err, errlen);
         ok = map[n->out] >= 0;
     }
-    for (int32_t o = 0; o < g->n_outputs && ok; o++) ir_add_output(ng, g->outputs[o].name, map[g->outputs[o].value]);
-    free(map);
     free(folded_layer);
     free(fold);
-    if (!ok) {
-        ir_free(ng);
-        return false;
-    }
-    pass_replace_graph(g, ng);
-    return true;
+    return pass_rebuild_end(g, ng, map, ok);
 }

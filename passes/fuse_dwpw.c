@@ -78,10 +78,7 @@ bool pass_fuse_dwpw(IrGraph *g, char *err, size_t errlen)
             a.dwpw.pw = n->attr.conv;
             ok = (map[n->out] = ir_add_node(ng, OP_DWPW, ins, k, &a, n->loc, n->scope, err, errlen)) >= 0;
         }
-        for (int32_t o = 0; o < g->n_outputs && ok; o++) ir_add_output(ng, g->outputs[o].name, map[g->outputs[o].value]);
-        free(map);
-        if (ok) pass_replace_graph(g, ng);
-        else ir_free(ng);
+        ok = pass_rebuild_end(g, ng, map, ok);
     }
     free(dw);
     free(absorbed);

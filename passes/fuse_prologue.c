@@ -106,10 +106,7 @@ bool pass_fuse_prologue(IrGraph *g, char *err, size_t errlen)
             p->slope = act[i] >= 0 && g->nodes[act[i]].op == OP_LEAKY_RELU ? g->nodes[act[i]].attr.act.slope : 0.0f;
             ok = (map[n->out] = ir_add_node(ng, op, ins, k, &a, n->loc, n->scope, err, errlen)) >= 0;
         }
-        for (int32_t o = 0; o < g->n_outputs && ok; o++) ir_add_output(ng, g->outputs[o].name, map[g->outputs[o].value]);
-        free(map);
-        if (ok) pass_replace_graph(g, ng);
-        else ir_free(ng);
+        ok = pass_rebuild_end(g, ng, map, ok);
     }
     free(bn);
     free(act);

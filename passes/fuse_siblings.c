@@ -41,16 +41,7 @@ static bool candidate(const PassReads *r, const IrNode *n, int32_t x)
     if (n->op != OP_CONV2D || ir_in(g, n, 0) != x || c->kh != 1 || c->kw != 1 || c->sh != 1 || c->sw != 1 ||
         c->ph != 0 || c->pw != 0 || c->groups != 1 || c->pro.on || c->epi.residual || c->epi.act_channels)
         return false;
-    int32_t y = n->out;
-    if (r->is_out[y] || r->is_const[y]) return false;
-    int strided = 0;
-    for (int32_t i = 0; i < g->n_nodes; i++)
-        for (int j = 0; j < g->nodes[i].n_in; j++)
-            if (ir_in(g, &g->nodes[i], j) == y) {
-                if (!ir_reads_strided(&g->nodes[i], j)) return false;
-                strided++;
-            }
-    return strided == r->uses[y];
+    return !r->is_out[n->out] && !r->is_const[n->out] && r->unstrided[n->out] == 0;
 }
 
 /* Whether conv node n can join a group led by node lead (same bias, activations compatible). */
@@ -171,11 +162,8 @@ bool pass_fuse_siblings(IrGraph *g, char *err, size_t errlen)
             ok = gr.group[i] == i ? emit_group(ng, g, &gr, i, map, err, errlen)
                                   : (map[n->out] = pass_copy_node(ng, g, n, map, err, errlen)) >= 0;
         }
-        for (int32_t o = 0; o < g->n_outputs && ok; o++) ir_add_output(ng, g->outputs[o].name, map[g->outputs[o].value]);
-        free(map);
         free(is_const);
-        if (ok) pass_replace_graph(g, ng);
-        else ir_free(ng);
+        ok = pass_rebuild_end(g, ng, map, ok);
     }
     free(gr.group);
     free(gr.members);

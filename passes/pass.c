@@ -121,6 +121,15 @@ void pass_replace_graph(IrGraph *dst, IrGraph *src)
     free(src);
 }
 
+bool pass_rebuild_end(IrGraph *g, IrGraph *ng, int32_t *map, bool ok)
+{
+    for (int32_t o = 0; o < g->n_outputs && ok; o++) ir_add_output(ng, g->outputs[o].name, map[g->outputs[o].value]);
+    free(map);
+    if (ok) pass_replace_graph(g, ng);
+    else ir_free(ng);
+    return ok;
+}
+
 void pass_reads_init(PassReads *r, const IrGraph *g)
 {
     size_t nv = (size_t)(g->n_values ? g->n_values : 1);
@@ -128,8 +137,12 @@ void pass_reads_init(PassReads *r, const IrGraph *g)
     r->uses = nnc_xcalloc(nv, sizeof *r->uses);
     r->is_out = nnc_xcalloc(nv, sizeof *r->is_out);
     r->is_const = nnc_xcalloc(nv, sizeof *r->is_const);
+    r->unstrided = nnc_xcalloc(nv, sizeof *r->unstrided);
     ir_mark_constants(g, r->is_const);
     for (int32_t i = 0; i < g->n_ins; i++) r->uses[g->ins[i]]++;
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (!ir_reads_strided(&g->nodes[i], j)) r->unstrided[ir_in(g, &g->nodes[i], j)]++;
     for (int32_t o = 0; o < g->n_outputs; o++) r->uses[g->outputs[o].value]++, r->is_out[g->outputs[o].value] = true;
 }
 
@@ -138,4 +151,5 @@ void pass_reads_free(PassReads *r)
     free(r->uses);
     free(r->is_out);
     free(r->is_const);
+    free(r->unstrided);
 }

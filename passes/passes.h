@@ -51,12 +51,18 @@ int32_t pass_copy_node(IrGraph *ng, const IrGraph *g, const IrNode *n, const int
 /* Replaces the contents of dst by src's and frees the src shell. */
 void pass_replace_graph(IrGraph *dst, IrGraph *src);
 
+/* Ends a rebuild begun by pass_rebuild_begin: when ok, adds g's outputs to ng
+ * (through map) and replaces g by ng; else frees ng. Frees map either way and
+ * returns ok. */
+bool pass_rebuild_end(IrGraph *g, IrGraph *ng, int32_t *map, bool ok);
+
 /* Who reads what, for the fusion passes' "only this node reads it" rules. */
 typedef struct {
     const IrGraph *g;
     int32_t *uses;      /* readers of each value, graph outputs counted (a node reading twice counts twice) */
     bool *is_out;       /* the value is a graph output */
     bool *is_const;     /* ir_mark_constants */
+    int32_t *unstrided; /* reads that cannot take the value as a batch-strided view (ir_reads_strided) */
 } PassReads;
 
 void pass_reads_init(PassReads *r, const IrGraph *g);

@@ -139,16 +139,6 @@ static int fail_usage(const char *fmt, const char *arg)
     return 2;
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 /* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE". */
 static const char *opt_value(int argc, char **argv, int *i, const char *name)
 {
@@ -175,7 +165,7 @@ static int parse_args(int argc, char **argv, Cli *c)
         else if ((v = opt_value(argc, argv, &i, "--emit"))) c->emit = v;
         else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0) c->opt_level = a[2] - '0';
         else if ((v = opt_value(argc, argv, &i, "--batch"))) {
-            if (!parse_long(v, 1, 1 << 20, &n)) return fail_usage("--batch needs a whole number from 1 to 1048576, got '%s'", v);
+            if (!cli_parse_long(v, 1, 1 << 20, &n)) return fail_usage("--batch needs a whole number from 1 to 1048576, got '%s'", v);
             c->batch = (int)n;
         } else if (strcmp(a, "--stats") == 0) c->stats = true;
         else if ((v = opt_value(argc, argv, &i, "--print-after"))) {
@@ -207,7 +197,7 @@ static int parse_args(int argc, char **argv, Cli *c)
             if (c->n_outputs == 16) return fail_usage("too many --output options (at most 16)%s", "");
             c->outputs[c->n_outputs++] = v;
         } else if ((v = opt_value(argc, argv, &i, "--limit"))) {
-            if (!parse_long(v, 1, 1L << 30, &c->limit)) return fail_usage("--limit needs a positive whole number, got '%s'", v);
+            if (!cli_parse_long(v, 1, 1L << 30, &c->limit)) return fail_usage("--limit needs a positive whole number, got '%s'", v);
         } else if ((v = opt_value(argc, argv, &i, "--labels"))) c->labels = v;
         else if (a[0] == '-' && a[1]) return fail_usage("unknown option '%s'", a);
         else if (!c->model) c->model = a;

@@ -149,7 +149,7 @@ static int usage_error(const TrainArgs *t, const char *fmt, ...)
     return 2;
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out)
+bool cli_parse_long(const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
@@ -207,13 +207,13 @@ static int set_option(TrainArgs *t, const char *name, const char *v)
     else if (strcmp(name, "--resume") == 0) t->resume = true;
     else if (strcmp(name, "--no-shuffle") == 0) t->no_shuffle = true;
     else if (strcmp(name, "--batch") == 0) {
-        if (!parse_long(v, 1, 1 << 20, &t->batch))
+        if (!cli_parse_long(v, 1, 1 << 20, &t->batch))
             return usage_error(t, "--batch needs a whole number from 1 to 1048576, got '%s'", v);
     } else if (strcmp(name, "--epochs") == 0) {
-        if (!parse_long(v, 1, 1000000, &t->epochs))
+        if (!cli_parse_long(v, 1, 1000000, &t->epochs))
             return usage_error(t, "--epochs needs a whole number from 1 to 1000000, got '%s'", v);
     } else if (strcmp(name, "--warmup") == 0) {
-        if (!parse_long(v, 0, 1000000, &t->warmup))
+        if (!cli_parse_long(v, 0, 1000000, &t->warmup))
             return usage_error(t, "--warmup needs a whole number of epochs (0 or more), got '%s'", v);
     } else if (strcmp(name, "--lr") == 0) {
         if (!parse_double(v, 0, 1e300, &t->lr)) return usage_error(t, "--lr needs a number >= 0, got '%s'", v);
@@ -310,7 +310,7 @@ static bool parse_augment(const char *v, DtOptions *o)
         long n;
         double a;
         if (strcmp(item, "flip") == 0) o->hflip = 1;
-        else if (strncmp(item, "crop:", 5) == 0 && parse_long(item + 5, 1, 1 << 20, &n)) o->crop_pad = (int)n;
+        else if (strncmp(item, "crop:", 5) == 0 && cli_parse_long(item + 5, 1, 1 << 20, &n)) o->crop_pad = (int)n;
         else if (strncmp(item, "jitter:", 7) == 0 && parse_double(item + 7, 1e-30, 1, &a)) o->jitter = (float)a;
         else return false;
         p += len;
@@ -1032,7 +1032,7 @@ static bool restore_checkpoint(const TrainArgs *t, const IrGraph *g, const RtTra
     if (!check_fingerprint(t, g, kv, nkv)) goto done;
     const char *ep = meta_get(kv, nkv, "nnc_epoch"), *st = meta_get(kv, nkv, "nnc_step");
     long step;
-    if (!ep || !st || !parse_long(ep, 0, LONG_MAX, start) || !parse_long(st, 0, LONG_MAX, &step)) {
+    if (!ep || !st || !cli_parse_long(ep, 0, LONG_MAX, start) || !cli_parse_long(st, 0, LONG_MAX, &step)) {
         fprintf(stderr, "nnc train: --resume: %s: nnc_epoch or nnc_step missing from its metadata\n", t->checkpoint);
         goto done;
     }

@@ -39,4 +39,7 @@ typedef struct TrainSource {
 int train_main(int argc, char **argv, const TrainSource *src);
 int eval_main(int argc, char **argv, const TrainSource *src);
 
+/* A whole number in [lo, hi] written alone in s (the CLI's numeric options); false otherwise. */
+bool cli_parse_long(const char *s, long lo, long hi, long *out);
+
 #endif
