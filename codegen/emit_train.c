@@ -31,8 +31,10 @@
  * backward pass needs is kept and the rest reused. Parameter gradients,
  * optimizer state and batchnorm statistics are allocated once at create.
  *
- * The graph is the elaborated network before the -O2 rewrites (batchnorm
- * cannot be folded while its statistics come from the batch). */
+ * The graph is the elaborated network after the training forms of the passes
+ * (pass_run_training_pipeline: identity removal, CSE that never merges dropout
+ * or batchnorm, dead code), never the -O2 rewrites: batchnorm cannot be folded
+ * while its statistics come from the batch. */
 #include "emit_train.h"
 #include "emit_c.h"
 #include "../passes/memplan.h"

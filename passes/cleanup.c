@@ -9,6 +9,11 @@
  *   CSE                 a node with the same op, the same inputs and the same
  *                       attributes as an earlier node is the earlier node.
  *
+ * In training (pass_cleanup_train) only identity goes: dropout draws a mask,
+ * so it stays, and neither dropout nor batchnorm (which updates its running
+ * statistics, a side effect) is ever merged with another node: two dropouts of
+ * one tensor draw two masks, two batchnorms update the statistics twice.
+ *
  * The graph is rebuilt (as dce.c does) so ids stay dense and the node array
  * stays in topological order; dead nodes left behind are dce's business,
  * which runs after this pass. */
@@ -100,7 +105,7 @@ static int32_t cse_find_or_add(CseTable *t, const IrGraph *ng, OpKind op, const 
     return -1;
 }
 
-bool pass_cleanup(IrGraph *g, char *err, size_t errlen)
+static bool cleanup(IrGraph *g, bool train, char *err, size_t errlen)
 {
     int32_t *map;
     IrGraph *ng = pass_rebuild_begin(g, NULL, &map);
@@ -114,26 +119,31 @@ bool pass_cleanup(IrGraph *g, char *err, size_t errlen)
     int cap_ins = 0;
     for (int32_t i = 0; i < g->n_nodes && ok; i++) {
         const IrNode *n = &g->nodes[i];
-        if (n->op == OP_IDENTITY || n->op == OP_DROPOUT) {  /* y = x at inference */
+        if (n->op == OP_IDENTITY || (n->op == OP_DROPOUT && !train)) {  /* y = x (dropout: at inference) */
             map[n->out] = map[ir_in(g, n, 0)];
             continue;
         }
+        bool mergeable = !train || (n->op != OP_DROPOUT && n->op != OP_BATCHNORM);
         if (n->n_in > cap_ins) {
             cap_ins = n->n_in * 2;
             ins = nnc_xrealloc(ins, (size_t)cap_ins * sizeof *ins);
         }
         for (int j = 0; j < n->n_in; j++) ins[j] = map[ir_in(g, n, j)];
-        int32_t same = cse_find_or_add(&t, ng, n->op, ins, n->n_in, &n->attr, -1);
+        int32_t same = mergeable ? cse_find_or_add(&t, ng, n->op, ins, n->n_in, &n->attr, -1) : -1;
         if (same >= 0) {
             map[n->out] = ng->nodes[same].out;
             continue;
         }
         map[n->out] = ir_add_node(ng, n->op, ins, n->n_in, &n->attr, n->loc, n->scope, err, errlen);
         ok = map[n->out] >= 0;
-        if (ok) cse_find_or_add(&t, ng, n->op, ins, n->n_in, &n->attr, ng->n_nodes - 1);
+        if (ok && mergeable) cse_find_or_add(&t, ng, n->op, ins, n->n_in, &n->attr, ng->n_nodes - 1);
     }
     free(ins);
     free(t.keys);
     free(t.node);
     return pass_rebuild_end(g, ng, map, ok);
 }
+
+bool pass_cleanup(IrGraph *g, char *err, size_t errlen) { return cleanup(g, false, err, errlen); }
+
+bool pass_cleanup_train(IrGraph *g, char *err, size_t errlen) { return cleanup(g, true, err, errlen); }

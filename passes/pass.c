@@ -12,16 +12,19 @@
 #include <string.h>
 
 /* The pipeline, in order. -O1 cleans up; -O2 adds the rewrites that change
- * which kernels run (fusion, folding) as they land. */
+ * which kernels run (fusion, folding). The last column is a pass's form for a
+ * training graph (pass_run_training_pipeline), NULL where it has none: batch
+ * statistics cannot be folded, and the training generator fuses conv +
+ * batchnorm statistics + activation itself (codegen/emit_train.c). */
 static const Pass pipeline[] = {
-    {"cleanup", 1, pass_cleanup},   /* identity/dropout removal, CSE */
-    {"dce",     1, pass_dce},       /* what no output needs */
-    {"fold_bn", 2, pass_fold_bn},   /* conv/linear -> batchnorm into one layer, weights folded at create */
-    {"fuse_epilogue", 2, pass_fuse_epilogue},  /* conv/linear -> [add] -> [activation] into one kernel call */
-    {"fuse_prologue", 2, pass_fuse_prologue},  /* batchnorm -> [activation] -> conv/adaptive pool: into the layer */
-    {"fuse_dwpw", 2, pass_fuse_dwpw},          /* depthwise conv -> 1x1 conv: one kernel, tile by tile */
-    {"fuse_siblings", 2, pass_fuse_siblings},  /* 1x1 convs reading the same input: one GEMM, output sliced */
-    {"concat_elim", 2, pass_concat_elim},      /* producers write into their slice of a concat */
+    {"cleanup", 1, pass_cleanup, pass_cleanup_train},  /* identity/dropout removal, CSE */
+    {"dce",     1, pass_dce, pass_dce},                /* what no output needs */
+    {"fold_bn", 2, pass_fold_bn, NULL},   /* conv/linear -> batchnorm into one layer, weights folded at create */
+    {"fuse_epilogue", 2, pass_fuse_epilogue, NULL},  /* conv/linear -> [add] -> [activation] into one kernel call */
+    {"fuse_prologue", 2, pass_fuse_prologue, NULL},  /* batchnorm -> [activation] -> conv/adaptive pool: into the layer */
+    {"fuse_dwpw", 2, pass_fuse_dwpw, NULL},          /* depthwise conv -> 1x1 conv: one kernel, tile by tile */
+    {"fuse_siblings", 2, pass_fuse_siblings, NULL},  /* 1x1 convs reading the same input: one GEMM, output sliced */
+    {"concat_elim", 2, pass_concat_elim, NULL},      /* producers write into their slice of a concat */
 };
 
 #ifdef NDEBUG
@@ -48,7 +51,9 @@ bool pass_run_pipeline(IrGraph *g, int level, char *err, size_t errlen)
     return pass_run_pipeline_dump(g, level, NULL, NULL, err, errlen);
 }
 
-bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err, size_t errlen)
+/* Runs the passes of -O<level>, each in its inference or training form. */
+static bool run_pipeline(IrGraph *g, int level, bool train, const char *print_after, StrBuf *dump, char *err,
+                         size_t errlen)
 {
     char why[512];
     if (verify_each && !ir_verify(g, why, sizeof why)) {
@@ -56,8 +61,9 @@ bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrB
         return false;
     }
     for (size_t i = 0; i < NNC_COUNT(pipeline); i++) {
-        if (level < pipeline[i].min_level) continue;
-        if (!pipeline[i].run(g, err, errlen)) return false;
+        bool (*run)(IrGraph *, char *, size_t) = train ? pipeline[i].train : pipeline[i].run;
+        if (level < pipeline[i].min_level || !run) continue;
+        if (!run(g, err, errlen)) return false;
         if (verify_each && !ir_verify(g, why, sizeof why)) {
             snprintf(err, errlen, "after pass '%s': %s", pipeline[i].name, why);
             return false;
@@ -68,6 +74,17 @@ bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrB
         }
     }
     return true;
+}
+
+bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err, size_t errlen)
+{
+    return run_pipeline(g, level, false, print_after, dump, err, errlen);
+}
+
+bool pass_run_training_pipeline(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err,
+                                size_t errlen)
+{
+    return run_pipeline(g, level, true, print_after, dump, err, errlen);
 }
 
 /* Kernels a forward pass calls: nodes that are not constants (constants run

@@ -13,6 +13,7 @@ typedef struct {
     const char *name;                                 /* for --print-after */
     int min_level;                                    /* runs at -O<min_level> and above */
     bool (*run)(IrGraph *g, char *err, size_t errlen);
+    bool (*train)(IrGraph *g, char *err, size_t errlen);  /* its form for a training graph, or NULL: not run there */
 } Pass;
 
 /* Runs the passes of -O<level> on g in place. False only for an internal
@@ -23,6 +24,13 @@ bool pass_run_pipeline(IrGraph *g, int level, char *err, size_t errlen);
  * print_after ("all": after every pass that runs; NULL: none). */
 bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err, size_t errlen);
 
+/* Runs the training form of the -O<level> passes (the Pass.train column) on
+ * a graph that will be differentiated and trained: batchnorm keeps its batch
+ * statistics and dropout its mask, so only the clean-up passes apply. -O0
+ * runs none. Dumps as pass_run_pipeline_dump. */
+bool pass_run_training_pipeline(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err,
+                                size_t errlen);
+
 /* Whether name is a pass of the pipeline (or "all"); for --print-after. */
 bool pass_known(const char *name);
 /* Appends the pipeline's pass names to out, ", "-separated, in order. */
@@ -30,6 +38,9 @@ void pass_list(StrBuf *out);
 
 /* Identity and dropout removal (inference), common-subexpression elimination. */
 bool pass_cleanup(IrGraph *g, char *err, size_t errlen);
+/* The same for training: identity removal and CSE; dropout stays, and neither
+ * dropout nor batchnorm is merged. */
+bool pass_cleanup_train(IrGraph *g, char *err, size_t errlen);
 
 /* Dead-code elimination: keeps the nodes that outputs depend on. */
 bool pass_dce(IrGraph *g, char *err, size_t errlen);

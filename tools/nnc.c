@@ -221,7 +221,9 @@ static IrGraph *load_model(const Cli *c, Arena *arena)
     if (!g) return NULL;
     char err[512];
     StrBuf dump = {0};
-    bool ok = pass_run_pipeline_dump(g, c->opt_level, c->print_after, &dump, err, sizeof err);
+    bool ok = strcmp(c->emit, "train") == 0  /* batch statistics and dropout masks: the training forms */
+                  ? pass_run_training_pipeline(g, c->opt_level, c->print_after, &dump, err, sizeof err)
+                  : pass_run_pipeline_dump(g, c->opt_level, c->print_after, &dump, err, sizeof err);
     fputs(dump.data ? dump.data : "", stderr);
     sb_free(&dump);
     if (!ok) {
@@ -298,9 +300,7 @@ static void header_paths(const char *out, char **h_path, char **h_name)
 static int cmd_compile(const Cli *c)
 {
     Arena arena = {0};
-    Cli c0 = *c;
-    if (strcmp(c->emit, "train") == 0) c0.opt_level = 0;  /* training needs the unfused graph (batch statistics) */
-    IrGraph *g = load_model(&c0, &arena);
+    IrGraph *g = load_model(c, &arena);
     int rc = 1;
     if (!g) goto done;
     if (c->stats) {

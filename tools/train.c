@@ -5,9 +5,10 @@
  *
  * train reads as a list, one function a step:
  *   parse_args         the command line into TrainArgs (exit 2 on a misuse)
- *   load_graph         the model elaborated and checked at -O0: training needs
- *                      the graph as written (batchnorm with batch statistics,
- *                      dropout, which -O1 already removes); never -O2
+ *   load_graph         the model elaborated and cleaned up by the training
+ *                      forms of the passes (identity removal, CSE, dead code):
+ *                      training needs batchnorm with batch statistics and
+ *                      dropout, which the inference pipeline folds or removes
  *   open_data          the train split and, if the set has one, the test split;
  *                      image shape and labels checked against the network
  *   load_module        the training module generated from the graph
@@ -454,7 +455,9 @@ static void free_args(TrainArgs *t)
 
 /* ---- model, data, module ---- */
 
-/* The model elaborated, at -O0 (see the top comment); diagnostics printed. */
+/* The model elaborated and cleaned up for training (pass_run_training_pipeline:
+ * identity removal, CSE, dead code; batchnorm and dropout as they are);
+ * diagnostics printed. */
 static IrGraph *load_graph(const TrainArgs *t, Arena *arena)
 {
     Diag d;
@@ -464,7 +467,7 @@ static IrGraph *load_graph(const TrainArgs *t, Arena *arena)
     diag_free(&d);
     if (!g) return NULL;
     char err[512];
-    if (!pass_run_pipeline(g, 0, err, sizeof err)) {
+    if (!pass_run_training_pipeline(g, 2, NULL, NULL, err, sizeof err)) {
         fprintf(stderr, "nnc: internal error after a pass: %s\n", err);
         ir_free(g);
         return NULL;

@@ -153,11 +153,36 @@ static void test_pass_names(void **state)
     arena_free(&a);
 }
 
+/* The training form: identity goes, dropout stays, and dropout and batchnorm
+ * are never merged (two masks; two updates of the running statistics); other
+ * ops still are. */
+static void test_cleanup_train(void **state)
+{
+    (void)state;
+    const char *src = "network t { input x: [2, 8, 8] a = x |> identity |> dropout\n"
+                      "  output y = concat(a, dropout(x), batchnorm(a), dropout(x)) +\n"
+                      "             concat(maxpool(x, 3, stride: 1, pad: 1), maxpool(x, 3, stride: 1, pad: 1),\n"
+                      "                    x, x) }";
+    expect(src, pass_cleanup_train, 0,
+           "graph t\n"
+           "  input  %0 x [2, 8, 8]\n"
+           "  %5 = dropout(%0) p=0.5 [2, 8, 8]\n"
+           "  %6 = dropout(%0) p=0.5 [2, 8, 8]\n"
+           "  %7 = batchnorm(%5, %1, %2, %3, %4) eps=1e-05 momentum=0.1 [2, 8, 8]\n"
+           "  %8 = dropout(%0) p=0.5 [2, 8, 8]\n"
+           "  %9 = concat(%5, %6, %7, %8) axis=0 [8, 8, 8]\n"
+           "  %10 = maxpool2d(%0) k=3x3 s=1x1 p=1x1 [2, 8, 8]\n"
+           "  %11 = concat(%10, %10, %0, %0) axis=0 [8, 8, 8]\n"
+           "  %12 = add(%9, %11) [8, 8, 8]\n"
+           "  output y = %12\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity_and_dropout_removed),
         cmocka_unit_test(test_cse),
+        cmocka_unit_test(test_cleanup_train),
         cmocka_unit_test(test_pipeline_levels),
         cmocka_unit_test(test_pass_names),
     };
