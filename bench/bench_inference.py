@@ -1,19 +1,28 @@
 #!/usr/bin/python3
-"""Inference speed of nnc's generated C against PyTorch, same machine, same run.
+"""Inference speed of nnc's generated C against PyTorch and ONNX Runtime, same
+machine, same run.
 
 For each model: nnc writes C (--batch N), the system compiler builds it with
 -O3 -march=native and OpenBLAS (-DNNC_USE_CBLAS), ctypes loads it, and the
 forward pass is timed on the same random batch and the same weights as
-PyTorch's eval-mode forward with as many threads as the machine has (torch's
-default). Prints milliseconds per batch and the ratio nnc / PyTorch (below 1:
-nnc is faster). ONNX Runtime is not packaged for Debian 12, so it is not in
-the comparison.
+PyTorch's eval-mode forward, and as ONNX Runtime running the same module
+exported by torch.onnx (all graph optimizations on), each with as many
+threads as the machine has. Prints milliseconds per batch and the ratios
+nnc / PyTorch and nnc / ONNX Runtime (below 1: nnc is faster), and each
+result's largest relative difference from PyTorch's, so a ratio never
+compares a wrong answer.
 
-    /usr/bin/python3 bench/bench_inference.py [--nnc build/nnc] [--batch 8] [--models lenet5,resnet18]
+ONNX Runtime comes from the npm registry (Debian does not package it):
+`bash bench/setup_ort.sh` installs it under bench/ort/ once; without it the
+ONNX Runtime columns say "-" (--no-ort skips them).
+
+    /usr/bin/python3 bench/bench_inference.py [--nnc build/nnc] [--batch 8] [--models lenet5,resnet18] [--no-ort]
 """
 import argparse
 import ctypes
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,7 +65,27 @@ def time_it(fn, reps):
     return best * 1000.0
 
 
-def bench(nnc, name, batch, reps):
+ORT_JS = os.path.join(HERE, "ort", "ort_time.js")
+
+
+def ort_available():
+    return shutil.which("node") is not None and os.path.isdir(os.path.join(HERE, "ort", "node_modules", "onnxruntime-node"))
+
+
+def time_ort(module, x, reps, tmp):
+    """ONNX Runtime's best time for module on x, and its output (torch.onnx export, opset 13)."""
+    onnx = os.path.join(tmp, "model.onnx")
+    with torch.no_grad():
+        torch.onnx.export(module, torch.from_numpy(x), onnx, input_names=["input"], output_names=["output"],
+                          opset_version=13)
+    xin, yout = os.path.join(tmp, "x.f32"), os.path.join(tmp, "y.f32")
+    x.tofile(xin)
+    r = subprocess.run(["node", ORT_JS, onnx, "input", ",".join(map(str, x.shape)), xin, yout, str(reps),
+                        str(os.cpu_count())], check=True, capture_output=True, text=True)
+    return json.loads(r.stdout)["ms"], np.fromfile(yout, dtype=np.float32)
+
+
+def bench(nnc, name, batch, reps, ort):
     module, shape = reference(name)
     module.eval()
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,10 +109,19 @@ def bench(nnc, name, batch, reps):
         t_nnc = time_it(lambda: forward(m, batch, xp, yp), reps)
         err = nncutil.rel_err(y, ref)
         getattr(lib, prefix + "_destroy")(m)
+        t_ort = err_ort = None
+        if ort:
+            t_ort, y_ort = time_ort(module, x, reps, tmp)
+            err_ort = nncutil.rel_err(y_ort.reshape(ref.shape), ref)
     with torch.no_grad():
         xt = torch.from_numpy(x)
         t_torch = time_it(lambda: module(xt), reps)
-    return t_nnc, t_torch, err
+    return t_nnc, t_torch, err, t_ort, err_ort
+
+
+def cell(v, spec):
+    """v formatted, or "-" right-aligned in the same width when there is none."""
+    return format(v, spec) if v is not None else "-".rjust(int(spec.split(".")[0]))
 
 
 def main():
@@ -92,13 +130,20 @@ def main():
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--models", default="lenet5,resnet18,mobilenet_v2,resnet50")
+    ap.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime out")
     args = ap.parse_args()
+    ort = not args.no_ort and ort_available()
+    if not args.no_ort and not ort:
+        print("ONNX Runtime: not installed (bash bench/setup_ort.sh installs it); its columns say -")
     torch.set_num_threads(os.cpu_count())  # as many as OpenBLAS uses behind nnc
-    print(f"batch {args.batch}, best of {args.reps}, torch {torch.__version__} with {torch.get_num_threads()} threads")
-    print(f"{'model':<14} {'nnc ms':>10} {'torch ms':>10} {'nnc/torch':>10} {'max rel err':>12}")
+    print(f"batch {args.batch}, best of {args.reps}, torch {torch.__version__} with {torch.get_num_threads()} threads"
+          + (f", ONNX Runtime with {os.cpu_count()} threads" if ort else ""))
+    print(f"{'model':<14} {'nnc ms':>9} {'torch ms':>9} {'ort ms':>9} {'nnc/torch':>10} {'nnc/ort':>8}"
+          f" {'nnc err':>8} {'ort err':>8}")
     for name in args.models.split(","):
-        t_nnc, t_torch, err = bench(args.nnc, name, args.batch, args.reps)
-        print(f"{name:<14} {t_nnc:>10.2f} {t_torch:>10.2f} {t_nnc / t_torch:>10.2f} {err:>12.1e}")
+        t_nnc, t_torch, err, t_ort, err_ort = bench(args.nnc, name, args.batch, args.reps, ort)
+        print(f"{name:<14} {t_nnc:>9.2f} {t_torch:>9.2f} {cell(t_ort, '9.2f')} {t_nnc / t_torch:>10.2f}"
+              f" {cell(t_ort and t_nnc / t_ort, '8.2f')} {err:>8.1e} {cell(err_ort, '8.1e')}")
 
 
 if __name__ == "__main__":

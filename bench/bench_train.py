@@ -7,7 +7,10 @@ it, and one SGD-with-momentum step (forward in training mode, cross-entropy,
 backward, update) is timed on the same batch and weights as PyTorch's
 (model.train(), zero_grad, forward, loss, backward, optimizer.step()) with
 as many threads as the machine has. Prints milliseconds per step and the ratio
-nnc / PyTorch (below 1: nnc is faster).
+nnc / PyTorch (below 1: nnc is faster). ONNX Runtime is not in this one: its
+training API ships only in the onnxruntime-training Python wheel, which no
+registry reachable here serves (onnxruntime-node, bench_inference.py's, runs
+inference only).
 
     /usr/bin/python3 bench/bench_train.py [--nnc build/nnc] [--batch 32] [--models lenet5,resnet18_cifar]
 """
