@@ -900,13 +900,20 @@ static bool tr_write_source(Tr *t, StrBuf *c)
               (long long)(t->stats_doubles ? t->stats_doubles : 1));
     tr_put(t, c,
            "/* Parameters and buffers: name and shape as in the weights file, kind (0\n"
-           " * learned, 1 buffer), offset in t->params. */\n"
-           "static const struct { const char *name; int kind, rank; int64_t shape[4]; long offset; } $p_params[$P_N_PARAMS] = {\n");
+           " * learned, 1 buffer), offset in t->params, and whether the network reads\n"
+           " * it (one that no output depends on gets no gradient, and the optimizer\n"
+           " * leaves it alone, as torch.optim does a parameter whose grad is None). */\n"
+           "static const struct { const char *name; int kind, rank; int64_t shape[4]; long offset; int read; } "
+           "$p_params[$P_N_PARAMS] = {\n");
+    bool *read = arena_alloc(&t->arena, (size_t)(g->n_values ? g->n_values : 1) * sizeof *read);
+    memset(read, 0, (size_t)(g->n_values ? g->n_values : 1) * sizeof *read);
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) read[ir_in(g, &g->nodes[i], j)] = true;
     for (int32_t p = 0; p < g->n_params; p++) {
         const IrValue *v = &g->values[g->params[p]];
         sb_printf(c, "    {\"%s\", %d, %d, {", v->name, v->buffer ? 1 : 0, v->shape.rank);
         for (int d = 0; d < 4; d++) sb_printf(c, "%s%lld", d ? ", " : "", d < v->shape.rank ? (long long)v->shape.dim[d] : 0LL);
-        sb_printf(c, "}, %lld},\n", (long long)t->param_off[g->params[p]]);
+        sb_printf(c, "}, %lld, %d},\n", (long long)t->param_off[g->params[p]], read[g->params[p]] ? 1 : 0);
     }
     tr_put(t, c,
            "};\n\n"
@@ -1079,7 +1086,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "        want[i].rank = $p_params[i].rank;\n"
            "        for (k = 0; k < 4; k++) want[i].shape[k] = (long long)$p_params[i].shape[k];\n"
            "        want[i].dst = t->params + $p_params[i].offset;\n"
-           "        t->trainable[i] = (unsigned char)($p_params[i].kind == 0);\n"
+           "        t->trainable[i] = (unsigned char)($p_params[i].kind == 0 && $p_params[i].read);\n"
            "        for (k = 0; k < t->n_state && $p_params[i].kind == 0; k++) {\n"
            "            const char *key = $p_state_keys[cfg->optimizer != 0][k];\n"
            "            size_t len = strlen($p_params[i].name) + strlen(key) + 8;\n"
@@ -1199,7 +1206,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "{\n"
            "    if (i < 0 || i >= $P_N_PARAMS || $p_params[i].kind != 0)\n"
            "        return $p_train_fail(t, -1, \"tensor %d is not a learned parameter\", i);\n"
-           "    t->trainable[i] = (unsigned char)(trainable != 0);\n"
+           "    t->trainable[i] = (unsigned char)(trainable != 0 && $p_params[i].read);  /* unread: no gradient */\n"
            "    return 0;\n"
            "}\n\n");
     tr_put(t, c,

@@ -12,7 +12,10 @@
  * In training (pass_cleanup_train) only identity goes: dropout draws a mask,
  * so it stays, and neither dropout nor batchnorm (which updates its running
  * statistics, a side effect) is ever merged with another node: two dropouts of
- * one tensor draw two masks, two batchnorms update the statistics twice.
+ * one tensor draw two masks, two batchnorms update the statistics twice. A
+ * node that computes a graph output is left alone too: the training step
+ * computes each output (the logits, auxiliary classifiers) in a buffer of its
+ * own, so no output may become an input or another output.
  *
  * The graph is rebuilt (as dce.c does) so ids stay dense and the node array
  * stays in topological order; dead nodes left behind are dce's business,
@@ -114,16 +117,18 @@ static bool cleanup(IrGraph *g, bool train, char *err, size_t errlen)
     while (t.cap < 2 * (size_t)g->n_nodes) t.cap *= 2;
     t.keys = nnc_xcalloc(t.cap, sizeof *t.keys);
     t.node = nnc_xcalloc(t.cap, sizeof *t.node);
-    bool ok = true;
+    bool ok = true, *is_out = nnc_xcalloc((size_t)(g->n_values ? g->n_values : 1), sizeof *is_out);
+    for (int32_t o = 0; o < g->n_outputs; o++) is_out[g->outputs[o].value] = true;
     int32_t *ins = NULL;
     int cap_ins = 0;
     for (int32_t i = 0; i < g->n_nodes && ok; i++) {
         const IrNode *n = &g->nodes[i];
-        if (n->op == OP_IDENTITY || (n->op == OP_DROPOUT && !train)) {  /* y = x (dropout: at inference) */
+        bool keep = train && is_out[n->out];
+        if (!keep && (n->op == OP_IDENTITY || (n->op == OP_DROPOUT && !train))) {  /* y = x (dropout: at inference) */
             map[n->out] = map[ir_in(g, n, 0)];
             continue;
         }
-        bool mergeable = !train || (n->op != OP_DROPOUT && n->op != OP_BATCHNORM);
+        bool mergeable = !keep && (!train || (n->op != OP_DROPOUT && n->op != OP_BATCHNORM));
         if (n->n_in > cap_ins) {
             cap_ins = n->n_in * 2;
             ins = nnc_xrealloc(ins, (size_t)cap_ins * sizeof *ins);
@@ -139,6 +144,7 @@ static bool cleanup(IrGraph *g, bool train, char *err, size_t errlen)
         if (ok && mergeable) cse_find_or_add(&t, ng, n->op, ins, n->n_in, &n->attr, ng->n_nodes - 1);
     }
     free(ins);
+    free(is_out);
     free(t.keys);
     free(t.node);
     return pass_rebuild_end(g, ng, map, ok);

@@ -18,7 +18,7 @@
  * batchnorm statistics + activation itself (codegen/emit_train.c). */
 static const Pass pipeline[] = {
     {"cleanup", 1, pass_cleanup, pass_cleanup_train},  /* identity/dropout removal, CSE */
-    {"dce",     1, pass_dce, pass_dce},                /* what no output needs */
+    {"dce",     1, pass_dce, pass_dce_train},          /* what no output needs */
     {"fold_bn", 2, pass_fold_bn, NULL},   /* conv/linear -> batchnorm into one layer, weights folded at create */
     {"fuse_epilogue", 2, pass_fuse_epilogue, NULL},  /* conv/linear -> [add] -> [activation] into one kernel call */
     {"fuse_prologue", 2, pass_fuse_prologue, NULL},  /* batchnorm -> [activation] -> conv/adaptive pool: into the layer */

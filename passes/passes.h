@@ -38,12 +38,16 @@ void pass_list(StrBuf *out);
 
 /* Identity and dropout removal (inference), common-subexpression elimination. */
 bool pass_cleanup(IrGraph *g, char *err, size_t errlen);
-/* The same for training: identity removal and CSE; dropout stays, and neither
- * dropout nor batchnorm is merged. */
+/* The same for training: identity removal and CSE; dropout stays, neither
+ * dropout nor batchnorm is merged, and a node that computes a graph output is
+ * neither removed nor merged (each output keeps a node of its own). */
 bool pass_cleanup_train(IrGraph *g, char *err, size_t errlen);
 
 /* Dead-code elimination: keeps the nodes that outputs depend on. */
 bool pass_dce(IrGraph *g, char *err, size_t errlen);
+/* The same for training: every parameter stays (the weights files and the
+ * initial weights cover them all), only dead nodes go. */
+bool pass_dce_train(IrGraph *g, char *err, size_t errlen);
 
 /* Number of kernels the C backend will call for g (nodes that are not leaves). */
 int pass_count_kernels(const IrGraph *g);
