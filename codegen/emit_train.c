@@ -77,6 +77,8 @@ typedef struct {
     int n_learn;                      /* learnable parameter tensors */
     const char *sections[TR_MAX_SECTIONS];  int n_sections;
     StrBuf fwd, bwd;                  /* bodies of the two functions */
+    StrBuf scratch_checks;            /* "nnc_conv2d_backward_scratch(...)" calls, " ||"-joined: each must
+                                       * not exceed the planned scratch (checked at create) */
     char *err; size_t errlen;
 } Tr;
 
@@ -139,6 +141,31 @@ static int64_t tr_scratch(const Tr *t, const IrNode *n)
     if (n->op == OP_CONV_T2D) return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
     if (n->op == OP_LRN) return x->dim[0] * 2;
     return 0;
+}
+
+/* Floats of scratch the backward of a convolution needs: what the kernels'
+ * nnc_conv2d_backward_scratch and nnc_conv_transpose2d_backward_scratch
+ * (grad_kernels.c) compute, which the generated create checks against the
+ * plan (tr_scratch_checks), so the two formulas cannot drift apart unseen. */
+static const char *tr_scratch_macro(Tr *t) { return arena_printf(&t->arena, "(size_t)%s_SCRATCH_FLOATS", t->upper); }
+
+static int64_t tr_backward_scratch(Tr *t, const IrNode *n)
+{
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *x = ir_in_shape(t->g, n, 0), *y = &t->g->values[n->out].shape;
+    if (n->op == OP_CONV_T2D) {
+        tr_need(t, "conv_transpose2d_backward");
+        sb_printf(&t->scratch_checks, "%snnc_conv_transpose2d_backward_scratch(%lld, %lld, %d, %d, %d, %d) > %s",
+                  t->scratch_checks.len ? " ||\n        " : "", (long long)x->dim[1], (long long)x->dim[2],
+                  c->out_channels, c->kh, c->kw, c->groups, tr_scratch_macro(t));
+        return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
+    }
+    int64_t ohw = y->dim[1] * y->dim[2], nb = ohw >= 512 ? 1 : (512 + ohw - 1) / ohw;  /* NNC_CONV_COLS */
+    tr_need(t, "conv2d_backward");
+    sb_printf(&t->scratch_checks, "%snnc_conv2d_backward_scratch(%lld, %d, %d, %d, %lld, %lld, %d) > %s",
+              t->scratch_checks.len ? " ||\n        " : "", (long long)x->dim[0], c->out_channels, c->kh, c->kw,
+              (long long)y->dim[1], (long long)y->dim[2], c->groups, tr_scratch_macro(t));
+    return (x->dim[0] / c->groups * c->kh * c->kw + (nb > 1 ? c->out_channels / c->groups : 0)) * nb * ohw;
 }
 
 /* The forward call of node n: train selects training behaviour (batchnorm, dropout). */
@@ -603,10 +630,7 @@ static bool tr_plan(Tr *t)
         int64_t s = tr_scratch(t, n);
         if (s > t->scratch_floats) t->scratch_floats = s;
         if (n->op == OP_CONV2D || n->op == OP_CONV_T2D) {  /* the backward kernels' own needs */
-            const ConvAttr *c = &n->attr.conv;
-            const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
-            int64_t sb = n->op == OP_CONV2D ? x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2]
-                                            : (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
+            int64_t sb = tr_backward_scratch(t, n);
             if (sb > t->scratch_floats) t->scratch_floats = sb;
         }
     }
@@ -1080,7 +1104,11 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "    if (!t->params || !t->grads || !t->backup || !t->state || !t->bn_save || !t->stats || !t->scratch || !t->ws ||\n"
            "        !t->target || !t->dummy ||\n"
            "        !t->state_names)\n"
-           "        return $p_train_fail(t, -2, \"$p_train_create: out of memory\");\n"
+           "        return $p_train_fail(t, -2, \"$p_train_create: out of memory\");\n");
+    if (t->scratch_checks.len)  /* the kernels' own scratch needs against the plan (tr_backward_scratch) */
+        sb_printf(c, "    if (%s)\n        return %s_train_fail(t, -1, \"internal error: a backward kernel needs more "
+                     "scratch than %s_SCRATCH_FLOATS\");\n", t->scratch_checks.data, t->prefix, t->upper);
+    tr_put(t, c,
            "    for (i = 0; i < $P_N_PARAMS; i++) {\n"
            "        want[i].name = $p_params[i].name;\n"
            "        want[i].rank = $p_params[i].rank;\n"
@@ -1278,6 +1306,7 @@ bool cg_emit_train_c(const IrGraph *g, const CgTrainOptions *opt, StrBuf *c_src,
     }
     if (ok) tr_write_header(&t, h_src);
     sb_free(&t.fwd);
+    sb_free(&t.scratch_checks);
     sb_free(&t.bwd);
     arena_free(&t.arena);
     return ok;

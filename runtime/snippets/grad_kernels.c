@@ -57,50 +57,83 @@ static NNC_MAYBE_UNUSED void nnc_bias_backward(int n, const float *dy, int k, si
 }
 
 /* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* Floats of scratch nnc_conv2d_backward needs: one im2col matrix (one sample, one group). */
-static NNC_MAYBE_UNUSED size_t nnc_conv2d_backward_scratch(int c, int kh, int kw, int oh, int ow, int groups)
+/* Samples one GEMM of nnc_conv2d_backward covers: enough for NNC_CONV_COLS
+ * columns. With few pixels per sample (CIFAR images, the late layers of any
+ * network) one GEMM per sample is skinny (16 columns for a 4x4 map) and packs
+ * the weights again each time; side by side, the samples make one GEMM of
+ * normal shape. */
+enum { NNC_CONV_COLS = 512 };
+static NNC_MAYBE_UNUSED int nnc_conv_backward_samples(int oh, int ow)
 {
-    return (size_t)(c / groups) * (size_t)kh * (size_t)kw * (size_t)oh * (size_t)ow;
+    int ohw = oh * ow;
+    return ohw >= NNC_CONV_COLS ? 1 : (NNC_CONV_COLS + ohw - 1) / ohw;
+}
+
+/* Floats of scratch nnc_conv2d_backward needs: one im2col matrix of a block of
+ * nnc_conv_backward_samples samples (one group), and beside it, when a block
+ * has several samples, their output gradients gathered side by side. */
+static NNC_MAYBE_UNUSED size_t nnc_conv2d_backward_scratch(int c, int k, int kh, int kw, int oh, int ow, int groups)
+{
+    size_t nb = (size_t)nnc_conv_backward_samples(oh, ow), cols = nb * (size_t)oh * (size_t)ow;
+    return ((size_t)(c / groups) * (size_t)kh * (size_t)kw + (nb > 1 ? (size_t)(k / groups) : 0)) * cols;
 }
 
 /* The backward of nnc_conv2d without epilogue (the caller runs the activation's
- * backward first): per sample and group, with col = im2col(x),
- *   dW += dy * col^T,   dx += col2im(W^T * dy),   db += sum of dy over pixels.
+ * backward first): per group and block of samples, with col = im2col(x) of the
+ * block's samples side by side and dY their output gradients likewise,
+ *   dW += dY * col^T,   dx += col2im(W^T * dY),   db += sum of dy over pixels.
  * x [n][c][h][w], wt [k][c/groups][kh][kw], dy [n][k][oh][ow]; dx, dwt, db
  * (same shapes as x, wt, bias) may each be NULL. The scratch is reused: first
- * for im2col(x), then for W^T * dy. A 1x1, stride-1, unpadded convolution
- * multiplies x and dy directly (no scratch use). */
+ * for im2col(x), then for W^T * dY. With one sample a block (large maps), dY
+ * is dy itself, and a 1x1, stride-1, unpadded convolution multiplies x and dy
+ * directly (no scratch use). */
 static NNC_MAYBE_UNUSED void nnc_conv2d_backward(int n, const float *x, int c, int h, int w, const float *wt,
                                                  const float *dy, int k, int oh, int ow, int kh, int kw, int sh,
                                                  int sw, int ph, int pw, int dh, int dw, int groups, float *dx,
                                                  float *dwt, float *db, float *scratch)
 {
-    int cg = c / groups, kg = k / groups, i, g;
+    int cg = c / groups, kg = k / groups, nb = nnc_conv_backward_samples(oh, ow), i0, j, g, o;
     int kdim = cg * kh * kw, ohw = oh * ow;
     size_t hw = (size_t)h * (size_t)w;
-    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
+    int direct = nb == 1 && kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
     if (db) nnc_bias_backward(n, dy, k, (size_t)ohw, db);
-    for (i = 0; i < n; i++)
+    if (!dx && !dwt) return;
+    for (i0 = 0; i0 < n; i0 += nb) {
+        int m = n - i0 < nb ? n - i0 : nb;  /* samples in this block */
+        size_t ld = (size_t)m * (size_t)ohw;
         for (g = 0; g < groups; g++) {
-            size_t xoff = ((size_t)i * (size_t)c + (size_t)g * (size_t)cg) * hw;
-            const float *dyg = dy + ((size_t)i * (size_t)k + (size_t)g * (size_t)kg) * (size_t)ohw;
             const float *wg = wt + (size_t)g * (size_t)kg * (size_t)kdim;
+            const float *dyb = dy + ((size_t)i0 * (size_t)k + (size_t)g * (size_t)kg) * (size_t)ohw;
+            float *cols = scratch;
+            if (nb > 1) {  /* dY: the block's output gradients side by side, after the column matrix */
+                float *d = scratch + (size_t)kdim * ld;
+                for (o = 0; o < kg; o++)
+                    for (j = 0; j < m; j++)
+                        memcpy(d + (size_t)o * ld + (size_t)j * (size_t)ohw,
+                               dyb + ((size_t)j * (size_t)k + (size_t)o) * (size_t)ohw, (size_t)ohw * sizeof(float));
+                dyb = d;
+            }
             if (dwt) {
-                const float *cols = x + xoff;
-                if (!direct) {
-                    nnc_im2col(x + xoff, cg, h, w, scratch, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
-                    cols = scratch;
-                }
-                nnc_sgemm(0, 1, kg, kdim, ohw, 1.0f, dyg, ohw, cols, ohw, 1.0f,
+                if (direct) cols = (float *)(x + ((size_t)i0 * (size_t)c + (size_t)g * (size_t)cg) * hw);
+                else
+                    for (j = 0; j < m; j++)
+                        nnc_im2col(x + ((size_t)(i0 + j) * (size_t)c + (size_t)g * (size_t)cg) * hw, cg, h, w,
+                                   scratch + (size_t)j * (size_t)ohw, ld, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                nnc_sgemm(0, 1, kg, kdim, (int)ld, 1.0f, dyb, (int)ld, cols, (int)ld, 1.0f,
                           dwt + (size_t)g * (size_t)kg * (size_t)kdim, kdim);
             }
             if (dx && direct) {
-                nnc_sgemm(1, 0, cg, ohw, kg, 1.0f, wg, kdim, dyg, ohw, 1.0f, dx + xoff, ohw);
+                nnc_sgemm(1, 0, cg, ohw, kg, 1.0f, wg, kdim, dyb, ohw, 1.0f,
+                          dx + ((size_t)i0 * (size_t)c + (size_t)g * (size_t)cg) * hw, ohw);
             } else if (dx) {
-                nnc_sgemm(1, 0, kdim, ohw, kg, 1.0f, wg, kdim, dyg, ohw, 0.0f, scratch, ohw);
-                nnc_col2im(scratch, cg, oh, ow, dx + xoff, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
+                nnc_sgemm(1, 0, kdim, (int)ld, kg, 1.0f, wg, kdim, dyb, (int)ld, 0.0f, scratch, (int)ld);
+                for (j = 0; j < m; j++)
+                    nnc_col2im(scratch + (size_t)j * (size_t)ohw, ld, cg, oh, ow,
+                               dx + ((size_t)(i0 + j) * (size_t)c + (size_t)g * (size_t)cg) * hw, h, w, kh, kw, sh,
+                               sw, ph, pw, dh, dw);
             }
         }
+    }
 }
 
 /* @kernel conv_transpose2d_backward needs: gemm conv_common conv2d grad_bias */
@@ -133,7 +166,7 @@ static NNC_MAYBE_UNUSED void nnc_conv_transpose2d_backward(int n, const float *x
             size_t xoff = ((size_t)i * (size_t)c + (size_t)g * (size_t)cg) * (size_t)hw;
             const float *dyg = dy + ((size_t)i * (size_t)k + (size_t)g * (size_t)kg) * ohw;
             size_t woff = (size_t)g * (size_t)cg * (size_t)kdim;
-            nnc_im2col(dyg, kg, oh, ow, scratch, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
+            nnc_im2col(dyg, kg, oh, ow, scratch, (size_t)hw, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
             if (dx) nnc_sgemm(0, 0, cg, hw, kdim, 1.0f, wt + woff, kdim, scratch, hw, 1.0f, dx + xoff, hw);
             if (dwt) nnc_sgemm(0, 1, cg, kdim, hw, 1.0f, x + xoff, hw, scratch, hw, 1.0f, dwt + woff, kdim);
         }

@@ -271,15 +271,19 @@ static NNC_MAYBE_UNUSED void nnc_im2col_row(const float *src, int w, float *row,
 }
 
 /* Unfolds x[cg][h][w] into col[cg*kh*kw][oh*ow]: row (ci,ki,kj), column (oy,ox)
- * holds the input pixel that kernel tap meets at that output (0 in padding). */
-static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, float *col, int oh, int ow,
+ * holds the input pixel that kernel tap meets at that output (0 in padding).
+ * ld is the distance between rows of col in floats: oh*ow for one sample's
+ * matrix, more when col is one sample's block of columns in a wider matrix
+ * (several samples side by side, nnc_conv2d_backward). */
+static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, float *col, size_t ld, int oh, int ow,
                                         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
 {
     int ci, ki, kj, oy;
-    float *row = col;
+    size_t r = 0;
     for (ci = 0; ci < cg; ci++)
         for (ki = 0; ki < kh; ki++)
-            for (kj = 0; kj < kw; kj++)
+            for (kj = 0; kj < kw; kj++, r++) {
+                float *row = col + r * ld;
                 for (oy = 0; oy < oh; oy++, row += ow) {
                     int iy = oy * sh - ph + ki * dh;
                     if (iy < 0 || iy >= h)
@@ -288,6 +292,7 @@ static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, fl
                         nnc_im2col_row(x + ((size_t)ci * (size_t)h + (size_t)iy) * (size_t)w, w, row, ow, sw,
                                        kj * dw - pw);
                 }
+            }
 }
 
 /* One depthwise plane, rows [oy0, oy1) of the output: y[oy - oy0][ox] = b +
@@ -378,7 +383,7 @@ static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c,
             } else {
                 const float *cols = xg;
                 if (!direct) {
-                    nnc_im2col(xg, cg, h, w, cols_buf, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                    nnc_im2col(xg, cg, h, w, cols_buf, (size_t)ohw, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
                     cols = cols_buf;
                 }
                 if (bias) nnc_fill_rows(yg, kg, (size_t)ohw, bias + (size_t)g * (size_t)kg);
@@ -449,15 +454,17 @@ static NNC_MAYBE_UNUSED void nnc_dwpw(int n, const float *x, size_t xs, int c, i
 
 /* @kernel conv_transpose2d needs: gemm conv_common epilogue */
 /* Folds col[kg*kh*kw][h*w] back into y[kg][oh][ow], adding each column entry at
- * the output pixel its kernel tap reaches (taps landing outside are dropped). */
-static NNC_MAYBE_UNUSED void nnc_col2im(const float *col, int kg, int h, int w, float *y, int oh, int ow,
+ * the output pixel its kernel tap reaches (taps landing outside are dropped).
+ * ld: the distance between rows of col in floats (h*w, or more as nnc_im2col's). */
+static NNC_MAYBE_UNUSED void nnc_col2im(const float *col, size_t ld, int kg, int h, int w, float *y, int oh, int ow,
                                         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
 {
     int ko, ki, kj, iy, ix;
-    const float *row = col;
+    size_t r = 0;
     for (ko = 0; ko < kg; ko++)
         for (ki = 0; ki < kh; ki++)
-            for (kj = 0; kj < kw; kj++) {
+            for (kj = 0; kj < kw; kj++, r++) {
+                const float *row = col + r * ld;
                 float *yk = y + (size_t)ko * (size_t)oh * (size_t)ow;
                 int off = kj * dw - pw, lo, hi;
                 nnc_valid_range(w, sw, off, ow, &lo, &hi);
@@ -495,7 +502,7 @@ static NNC_MAYBE_UNUSED void nnc_conv_transpose2d(int n, const float *x, int c, 
             nnc_sgemm(1, 0, kdim, hw, cg, 1.0f, wt + (size_t)g * (size_t)cg * (size_t)kdim, kdim, xg, hw, 0.0f,
                       scratch, hw);
             nnc_fill_rows(yg, kg, ohw, bias ? bias + (size_t)g * (size_t)kg : NULL);
-            nnc_col2im(scratch, kg, h, w, yg, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+            nnc_col2im(scratch, (size_t)hw, kg, h, w, yg, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
             if (residual || act != NNC_ACT_NONE)
                 nnc_epilogue(yg, (size_t)kg * ohw, residual ? residual + (yg - y) : NULL, act, slope);
         }

@@ -37,7 +37,7 @@ void h_conv_backward(int transposed, const int *a, const float *x, const float *
                      float *dw, float *db)
 {
     size_t s = transposed ? nnc_conv_transpose2d_backward_scratch(a[2], a[3], a[4], a[7], a[8], a[15])
-                          : nnc_conv2d_backward_scratch(a[1], a[7], a[8], a[5], a[6], a[15]);
+                          : nnc_conv2d_backward_scratch(a[1], a[4], a[7], a[8], a[5], a[6], a[15]);
     float *scratch = malloc((s ? s : 1) * sizeof(float));
     if (transposed)
         nnc_conv_transpose2d_backward(a[0], x, a[1], a[2], a[3], w, dy, a[4], a[5], a[6], a[7], a[8], a[9], a[10],

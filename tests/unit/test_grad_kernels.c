@@ -216,6 +216,8 @@ static const ConvCase conv_cases[] = {
     {2, 4, 9, 7, 3, 1, 1, 2, 2, 0, 0, 1, 1, 1, 1, 1},   /* 1x1 stride 2: im2col */
     {1, 2, 4, 4, 3, 5, 5, 1, 1, 2, 2, 1, 1, 1, 1, 0},   /* kernel wider than the image */
     {2, 3, 5, 6, 2, 3, 2, 3, 2, 1, 0, 1, 2, 1, 1, 2},   /* stride 3, output padding 2 */
+    {2, 1, 24, 24, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0}, /* 576 pixels: one sample a GEMM (nnc_conv_backward_samples) */
+    {2, 2, 23, 23, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0}, /* 529 pixels, 1x1: x and dy multiplied directly */
 };
 
 static int conv_out(int in, int k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
@@ -288,7 +290,7 @@ static void run_conv_backward(Rng *r, const ConvCase *t, int transposed, int wan
     } else {
         oh = conv_out(t->h, t->kh, t->sh, t->ph, t->dh), ow = conv_out(t->w, t->kw, t->sw, t->pw, t->dw);
         wsz = (size_t)t->k * (t->c / t->groups) * t->kh * t->kw;
-        ssz = nnc_conv2d_backward_scratch(t->c, t->kh, t->kw, oh, ow, t->groups);
+        ssz = nnc_conv2d_backward_scratch(t->c, t->k, t->kh, t->kw, oh, ow, t->groups);
     }
     size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->k * oh * ow;
     T x = t_rand(r, xsz, 1.0f), w = t_rand(r, wsz, 1.0f), b = t_rand(r, (size_t)t->k, 1.0f), dy = t_rand(r, ysz, 1.0f);
@@ -377,6 +379,35 @@ static void test_conv2d_backward(void **state)
         ConvCase t = random_conv(&r);
         if (conv_out(t.h, t.kh, t.sh, t.ph, t.dh) >= 1 && conv_out(t.w, t.kw, t.sw, t.pw, t.dw) >= 1)
             run_conv_backward(&r, &t, 0, 7);
+    }
+}
+
+/* nnc_conv2d_backward puts the samples of a small map side by side, blocks of
+ * nnc_conv_backward_samples: a batch of two full blocks and a tail must give
+ * what one call per sample gives (the finite-difference checks above cover a
+ * block of up to two samples). */
+static void test_conv2d_backward_blocks(void **state)
+{
+    (void)state;
+    Rng r = {0xB10CULL};
+    for (int groups = 1; groups <= 2; groups++) {
+        int c = 4, k = 6, h = 3, w = 3, nb = nnc_conv_backward_samples(h, w), n = 2 * nb + 3;
+        size_t xsz = (size_t)n * c * h * w, wsz = (size_t)k * (c / groups) * 9, ysz = (size_t)n * k * h * w;
+        size_t ssz = nnc_conv2d_backward_scratch(c, k, 3, 3, h, w, groups);
+        T x = t_rand(&r, xsz, 1.0f), wt = t_rand(&r, wsz, 1.0f), dy = t_rand(&r, ysz, 1.0f);
+        float *dx = calloc(xsz, sizeof *dx), *dw = calloc(wsz, sizeof *dw), *db = calloc((size_t)k, sizeof *db);
+        float *dx1 = calloc(xsz, sizeof *dx1), *dw1 = calloc(wsz, sizeof *dw1), *db1 = calloc((size_t)k, sizeof *db1);
+        float *scratch = malloc(ssz * sizeof *scratch);
+        assert_true(nb > 1 && dx && dw && db && dx1 && dw1 && db1 && scratch);
+        nnc_conv2d_backward(n, x.f, c, h, w, wt.f, dy.f, k, h, w, 3, 3, 1, 1, 1, 1, 1, 1, groups, dx, dw, db, scratch);
+        for (int i = 0; i < n; i++)
+            nnc_conv2d_backward(1, x.f + (size_t)i * c * h * w, c, h, w, wt.f, dy.f + (size_t)i * k * h * w, k, h, w,
+                                3, 3, 1, 1, 1, 1, 1, 1, groups, dx1 + (size_t)i * c * h * w, dw1, db1, scratch);
+        for (size_t i = 0; i < xsz; i++) assert_float_equal(dx[i], dx1[i], 1e-5);
+        for (size_t i = 0; i < wsz; i++) assert_float_equal(dw[i], dw1[i], 1e-4 * (1.0 + fabs(dw1[i])));
+        for (int i = 0; i < k; i++) assert_float_equal(db[i], db1[i], 1e-4 * (1.0 + fabs(db1[i])));
+        free(dx), free(dw), free(db), free(dx1), free(dw1), free(db1), free(scratch);
+        t_free(&x), t_free(&wt), t_free(&dy);
     }
 }
 
@@ -1364,6 +1395,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_backward),
+        cmocka_unit_test(test_conv2d_backward_blocks),
         cmocka_unit_test(test_conv_transpose2d_backward),
         cmocka_unit_test(test_linear_backward),
         cmocka_unit_test(test_maxpool2d_backward),
