@@ -393,9 +393,6 @@ static bool emit_c_leaf(CgCtx *cx, const IrNode *n)
     CG_FAIL(cx, "internal error: a node of op '%s' in the graph", ir_ops[n->op].name);
 }
 
-/* Scratch floats a convolution needs for one sample, as the kernels document
- * them in nnc_conv2d_scratch / nnc_conv_transpose2d_scratch; create checks the
- * two agree (cg_scratch_check). */
 /* A 1x1, stride-1, unpadded convolution is a plain GEMM on its input: the
  * conv2d kernel takes that path and needs no im2col; nor does a depthwise one
  * (one input channel per group), which the kernel computes directly. */
@@ -414,12 +411,25 @@ static int cg_dwpw_tile(const IrGraph *g, const IrNode *n)
     return (int)(rows < 1 ? 1 : rows > y->dim[1] ? y->dim[1] : rows);
 }
 
-static int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n)
+/* Samples per GEMM block of nnc_conv2d (kernels.c nnc_conv2d_block and
+ * nnc_conv_samples): several, up to NNC_CONV_COLS = 512 columns, for a plain
+ * convolution of a small map. */
+static int64_t cg_conv_block(const IrNode *n, const IrShape *x, const IrShape *y, int max_batch)
+{
+    const ConvAttr *c = &n->attr.conv;
+    int64_t ohw = y->dim[1] * y->dim[2], nb = ohw >= 512 ? 1 : (512 + ohw - 1) / ohw;
+    if (c->pro.on || (x->dim[0] / c->groups == 1 && !cg_conv_direct(c))) return 1;
+    return nb < max_batch ? nb : max_batch;
+}
+
+int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch)
 {
     const ConvAttr *c = &n->attr.conv;
     const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
     if (n->op == OP_CONV2D) {  /* the prologue's copy of a sample, then im2col unless the kernel needs none */
-        int64_t s = c->pro.on ? ir_shape_elems(x) : 0;
+        int64_t nb = cg_conv_block(n, x, y, max_batch), s = c->pro.on ? ir_shape_elems(x) : 0;
+        if (nb > 1)  /* a block's im2col matrices and its output */
+            return (x->dim[0] / c->groups * c->kh * c->kw + c->out_channels / c->groups) * nb * y->dim[1] * y->dim[2];
         if (!cg_conv_direct(c) && x->dim[0] / c->groups > 1)
             s += x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2];
         return s;
@@ -524,14 +534,16 @@ static bool cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
     bool t = n->op == OP_CONV_T2D;
     const char *fn = arena_printf(&cx->arena, "nnc_%s", section);
     cg_need(cx, section);
-    int64_t scratch = cg_scratch_floats(cx->g, n);
+    int64_t scratch = cg_scratch_floats(cx->g, n, cx->opt->max_batch);
     if (scratch > 0)
         cg_scratch_check(cx, t ? arena_printf(&cx->arena, "nnc_conv_transpose2d_scratch(%lld, %lld, %d, %d, %d, %d)",
                                               cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->groups)
                                : arena_printf(&cx->arena,
-                                              "nnc_conv2d_scratch(%lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %lld, %lld, %d, %d)",
-                                              cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2), c->kh, c->kw, c->sh, c->sw,
-                                              c->ph, c->pw, cg_dim(y, 1), cg_dim(y, 2), c->groups, c->pro.on ? 1 : 0),
+                                              "nnc_conv2d_scratch(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %lld, "
+                                              "%lld, %d, %d)",
+                                              cx->opt->max_batch, cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2),
+                                              c->out_channels, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, cg_dim(y, 1),
+                                              cg_dim(y, 2), c->groups, c->pro.on ? 1 : 0),
                          scratch);
     cg_call_begin(cx, fn);
     if (t) {
@@ -563,7 +575,7 @@ static bool emit_c_dwpw(CgCtx *cx, const IrNode *n)
     const DwPwAttr *a = &n->attr.dwpw;
     const IrShape *x = ir_in_shape(cx->g, n, 0), *y = &cx->g->values[n->out].shape;
     int pwi = ir_dwpw_pw_in(n), tile = cg_dwpw_tile(cx->g, n);
-    int64_t scratch = cg_scratch_floats(cx->g, n);
+    int64_t scratch = cg_scratch_floats(cx->g, n, cx->opt->max_batch);
     if (a->dw.epi.act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the depthwise slope", a->dw.epi.slope)) return false;
     cg_need(cx, "dwpw");
     cg_scratch_check(cx, arena_printf(&cx->arena, "nnc_dwpw_scratch(%lld, %lld, %d)", cg_dim(x, 0), cg_dim(y, 2), tile),
@@ -995,7 +1007,7 @@ static bool cg_plan_workspace(CgCtx *cx)
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         int64_t bytes = ir_shape_elems(&g->values[n->out].shape) * cx->opt->max_batch * (int64_t)sizeof(float);
-        int64_t s = cg_scratch_floats(g, n);
+        int64_t s = cg_scratch_floats(g, n, cx->opt->max_batch);
         scratch_buf[i] = -1;
         if (s > 0) {
             scratch_buf[i] = nb;

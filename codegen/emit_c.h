@@ -52,6 +52,10 @@ void cg_append_commentable(StrBuf *out, const char *s);
 void cg_append_origin(StrBuf *out, const IrNode *n);
 /* "NNC_ACT_RELU": the kernels' constant for an activation. */
 const char *cg_act_macro(ActKind act);
+/* Scratch floats the kernel of node n (conv2d, conv_transpose2d, dwpw) needs at
+ * batches up to max_batch, as the kernels' own *_scratch functions compute
+ * it (nnc_conv2d_scratch, ...); the generated create checks the two agree. */
+int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch);
 
 /* ---- snippet.c: the kernel sections of runtime/snippets/kernels.c ----
  *

@@ -133,12 +133,22 @@ static const char *tr_f(Tr *t, float f)
 
 /* ------------------------------------------------------------ the ops ---- */
 
-static int64_t tr_scratch(const Tr *t, const IrNode *n)
+static const char *tr_scratch_macro(Tr *t) { return arena_printf(&t->arena, "(size_t)%s_SCRATCH_FLOATS", t->upper); }
+
+/* Floats of scratch the forward kernel of n needs (the inference planner's
+ * cg_scratch_floats at the training batch; the generated create checks it
+ * against the kernel's own nnc_conv2d_scratch, tr_backward_scratch's way). */
+static int64_t tr_scratch(Tr *t, const IrNode *n)
 {
     const ConvAttr *c = &n->attr.conv;
     const IrShape *x = ir_in_shape(t->g, n, 0), *y = &t->g->values[n->out].shape;
-    if (n->op == OP_CONV2D) return x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2];
-    if (n->op == OP_CONV_T2D) return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
+    if (n->op == OP_CONV2D)
+        sb_printf(&t->scratch_checks, "%snnc_conv2d_scratch(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %lld, "
+                                      "%lld, %d, 0) > %s",
+                  t->scratch_checks.len ? " ||\n        " : "", t->opt->max_batch, (long long)x->dim[0],
+                  (long long)x->dim[1], (long long)x->dim[2], c->out_channels, c->kh, c->kw, c->sh, c->sw, c->ph,
+                  c->pw, (long long)y->dim[1], (long long)y->dim[2], c->groups, tr_scratch_macro(t));
+    if (n->op == OP_CONV2D || n->op == OP_CONV_T2D) return cg_scratch_floats(t->g, n, t->opt->max_batch);
     if (n->op == OP_LRN) return x->dim[0] * 2;
     return 0;
 }
@@ -147,8 +157,6 @@ static int64_t tr_scratch(const Tr *t, const IrNode *n)
  * nnc_conv2d_backward_scratch and nnc_conv_transpose2d_backward_scratch
  * (grad_kernels.c) compute, which the generated create checks against the
  * plan (tr_scratch_checks), so the two formulas cannot drift apart unseen. */
-static const char *tr_scratch_macro(Tr *t) { return arena_printf(&t->arena, "(size_t)%s_SCRATCH_FLOATS", t->upper); }
-
 static int64_t tr_backward_scratch(Tr *t, const IrNode *n)
 {
     const ConvAttr *c = &n->attr.conv;

@@ -57,17 +57,10 @@ static NNC_MAYBE_UNUSED void nnc_bias_backward(int n, const float *dy, int k, si
 }
 
 /* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* Samples one GEMM of nnc_conv2d_backward covers: enough for NNC_CONV_COLS
- * columns. With few pixels per sample (CIFAR images, the late layers of any
- * network) one GEMM per sample is skinny (16 columns for a 4x4 map) and packs
- * the weights again each time; side by side, the samples make one GEMM of
- * normal shape. */
-enum { NNC_CONV_COLS = 512 };
-static NNC_MAYBE_UNUSED int nnc_conv_backward_samples(int oh, int ow)
-{
-    int ohw = oh * ow;
-    return ohw >= NNC_CONV_COLS ? 1 : (NNC_CONV_COLS + ohw - 1) / ohw;
-}
+/* Samples one GEMM of nnc_conv2d_backward covers (nnc_conv_samples: enough
+ * for NNC_CONV_COLS columns), whatever the batch, so the scratch a module
+ * plans does not depend on it. */
+static NNC_MAYBE_UNUSED int nnc_conv_backward_samples(int oh, int ow) { return nnc_conv_samples(1 << 30, oh * ow); }
 
 /* Floats of scratch nnc_conv2d_backward needs: one im2col matrix of a block of
  * nnc_conv_backward_samples samples (one group), and beside it, when a block
@@ -423,10 +416,12 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
  * (codegen/emit_train.c uses them when the conv's output feeds only the
  * batchnorm, and the batchnorm's only the activation):
  *
- *   nnc_conv2d_stats        the convolution, then, per sample while its output
- *                           is still in cache, the per-channel sum and sum of
- *                           squares batchnorm needs (stats: 2*k doubles,
- *                           accumulated, zero them first);
+ *   nnc_conv2d_stats        the convolution, a block of samples at a time
+ *                           (nnc_conv2d_block; scratch: nnc_conv2d_scratch(n,
+ *                           ...)), then, per sample while its output is still
+ *                           in cache, the per-channel sum and sum of squares
+ *                           batchnorm needs (stats: 2*k doubles, accumulated,
+ *                           zero them first);
  *   nnc_batchnorm_act_train mean = sum/m, var = sumsq/m - mean^2 (in double, so
  *                           the cancellation costs about 1e-16 * E[x^2]/var),
  *                           running averages as nnc_batchnorm_train, and
@@ -444,11 +439,13 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_stats(int n, const float *x, int c, int 
                                               float *scratch, double *stats)
 {
     size_t xs = (size_t)c * (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow, ys = (size_t)k * ohw, p;
-    int i, ch;
+    int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, 0), i, ch;
     for (i = 0; i < n; i++) {
         float *yi = y + (size_t)i * ys;
-        nnc_conv2d(1, x + (size_t)i * xs, xs, c, h, w, wt, bias, yi, ys, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw,
-                   groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL, NULL, NNC_ACT_NONE, 0.0f);
+        if (i % nb == 0)  /* the next block of samples (nnc_conv2d's own blocks: one GEMM each) */
+            nnc_conv2d(n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias, yi, ys, k, oh, ow, kh, kw,
+                       sh, sw, ph, pw, dh, dw, groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL, NULL,
+                       NNC_ACT_NONE, 0.0f);
         for (ch = 0; ch < k; ch++) {
             const float *yc = yi + (size_t)ch * ohw;
             double s = 0.0, ss = 0.0;

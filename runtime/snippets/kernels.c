@@ -242,6 +242,21 @@ static NNC_MAYBE_UNUSED void nnc_fill_rows(float *y, int rows, size_t cols, cons
     }
 }
 
+/* Columns one convolution GEMM should have at least. With few pixels per
+ * sample (CIFAR's maps, the late layers of any network: 49 columns at 7x7)
+ * one GEMM per sample is skinny and packs the weights again for each, so the
+ * kernels put the samples of a block side by side (nnc_conv_samples) and run
+ * one GEMM of normal shape per block. */
+enum { NNC_CONV_COLS = 512 };
+
+/* Samples per block for maps of ohw pixels, at most n: 1 when a sample alone
+ * has NNC_CONV_COLS columns. */
+static NNC_MAYBE_UNUSED int nnc_conv_samples(int n, int ohw)
+{
+    int nb = ohw >= NNC_CONV_COLS ? 1 : (NNC_CONV_COLS + ohw - 1) / ohw;
+    return nb < n ? nb : n < 1 ? 1 : n;
+}
+
 /* The indices t in [0, count) with 0 <= t*stride + off < limit form [*lo, *hi)
  * (empty: *lo == *hi); the clipping bounds of a convolution window row. */
 static NNC_MAYBE_UNUSED void nnc_valid_range(int count, int stride, int off, int limit, int *lo, int *hi)
@@ -328,17 +343,78 @@ static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const f
     }
 }
 
-/* Floats of scratch nnc_conv2d needs: the prologue's copy of one sample (c*h*w,
- * when it has one), then one im2col matrix (one sample, one group), which a
- * 1x1 stride-1 unpadded convolution and a depthwise one (one input channel per
- * group) do without. */
-static NNC_MAYBE_UNUSED size_t nnc_conv2d_scratch(int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
-                                                  int oh, int ow, int groups, int prologue)
+/* Samples per GEMM block of nnc_conv2d at batch n: several only for a plain
+ * convolution (no prologue, not depthwise) of a small map. */
+static NNC_MAYBE_UNUSED int nnc_conv2d_block(int n, int c, int kh, int kw, int sh, int sw, int ph, int pw, int oh,
+                                             int ow, int groups, int prologue)
 {
-    size_t s = prologue ? (size_t)c * (size_t)h * (size_t)w : 0;
     int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
-    if (!direct && c / groups > 1) s += (size_t)(c / groups) * (size_t)kh * (size_t)kw * (size_t)oh * (size_t)ow;
+    if (prologue || (c / groups == 1 && !direct)) return 1;
+    return nnc_conv_samples(n, oh * ow);
+}
+
+/* Floats of scratch nnc_conv2d needs at batches up to n: the prologue's copy
+ * of one sample (c*h*w, when it has one), then one im2col matrix (one sample,
+ * one group), which a 1x1 stride-1 unpadded convolution and a depthwise one
+ * (one input channel per group) do without; or, for blocks of several samples
+ * (nnc_conv2d_block), their im2col matrices side by side and the block's
+ * output beside them. */
+static NNC_MAYBE_UNUSED size_t nnc_conv2d_scratch(int n, int c, int h, int w, int k, int kh, int kw, int sh, int sw,
+                                                  int ph, int pw, int oh, int ow, int groups, int prologue)
+{
+    size_t s = prologue ? (size_t)c * (size_t)h * (size_t)w : 0, ohw = (size_t)oh * (size_t)ow;
+    size_t nb = (size_t)nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, prologue);
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+    if (nb > 1) return ((size_t)(c / groups) * (size_t)kh * (size_t)kw + (size_t)(k / groups)) * nb * ohw;
+    if (!direct && c / groups > 1) s += (size_t)(c / groups) * (size_t)kh * (size_t)kw * ohw;
     return s;
+}
+
+/* The epilogue of one sample's group of channels yg [kg][ohw]: y = act(y +
+ * residual) (rg: the residual's same block, or NULL), the activation on the
+ * group's channels below act_k only (a fused group of sibling convolutions,
+ * some without one). */
+static NNC_MAYBE_UNUSED void nnc_conv_epilogue(float *yg, int g, int kg, size_t ohw, const float *rg, int act,
+                                               float slope, int act_k)
+{
+    int on = act_k - g * kg;  /* channels of this group the activation covers */
+    on = on < 0 ? 0 : on > kg ? kg : on;
+    if (on > 0) nnc_epilogue(yg, (size_t)on * ohw, rg, act, slope);
+    if (on < kg) nnc_epilogue(yg + (size_t)on * ohw, (size_t)(kg - on) * ohw, rg ? rg + (size_t)on * ohw : NULL,
+                              NNC_ACT_NONE, 0.0f);
+}
+
+/* nnc_conv2d for a block of m samples side by side (nnc_conv2d_block): per
+ * group, their im2col matrices fill the scratch's columns (row stride m*ohw),
+ * one GEMM writes the block's output after them, and each sample's rows go
+ * out with the bias added, then through the epilogue. */
+static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(int m, const float *x, size_t xs, int c, int h, int w,
+                                                const float *wt, const float *bias, float *y, size_t ys, int k,
+                                                int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                                                int dh, int dw, int groups, float *scratch, const float *residual,
+                                                size_t rs, int act, float slope, int act_k)
+{
+    int cg = c / groups, kg = k / groups, kdim = cg * kh * kw, g, j, o;
+    size_t ohw = (size_t)oh * (size_t)ow, ld = (size_t)m * ohw, hw = (size_t)h * (size_t)w, p;
+    float *out = scratch + (size_t)kdim * ld;
+    for (g = 0; g < groups; g++) {
+        for (j = 0; j < m; j++)
+            nnc_im2col(x + (size_t)j * xs + (size_t)g * (size_t)cg * hw, cg, h, w, scratch + (size_t)j * ohw, ld, oh,
+                       ow, kh, kw, sh, sw, ph, pw, dh, dw);
+        nnc_sgemm(0, 0, kg, (int)ld, kdim, 1.0f, wt + (size_t)g * (size_t)kg * (size_t)kdim, kdim, scratch, (int)ld,
+                  0.0f, out, (int)ld);
+        for (j = 0; j < m; j++) {
+            float *yg = y + (size_t)j * ys + (size_t)g * (size_t)kg * ohw;
+            for (o = 0; o < kg; o++) {
+                const float *src = out + (size_t)o * ld + (size_t)j * ohw;
+                float b = bias ? bias[g * kg + o] : 0.0f, *dst = yg + (size_t)o * ohw;
+                for (p = 0; p < ohw; p++) dst[p] = src[p] + b;
+            }
+            if (residual || act != NNC_ACT_NONE)
+                nnc_conv_epilogue(yg, g, kg, ohw, residual ? residual + (size_t)j * rs + (size_t)g * (size_t)kg * ohw
+                                                           : NULL, act, slope, act_k);
+        }
+    }
 }
 
 /* torch.nn.Conv2d (zero padding): per sample and group, y = W * im2col(x) + bias,
@@ -352,7 +428,8 @@ static NNC_MAYBE_UNUSED size_t nnc_conv2d_scratch(int c, int h, int w, int kh, i
  * x' = pact(x * pscale + pshift) into the scratch (nnc_prologue), so padding
  * stays zero after it as PyTorch's BN-ReLU-Conv has it. A 1x1, stride-1,
  * unpadded convolution multiplies x directly (no im2col); a depthwise one runs
- * nnc_dw_plane per channel. */
+ * nnc_dw_plane per channel. Small maps go in blocks of samples
+ * (nnc_conv2d_blocked); the scratch holds nnc_conv2d_scratch(n, ...) floats. */
 static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c, int h, int w, const float *wt,
                                         const float *bias, float *y, size_t ys, int k, int oh, int ow, int kh, int kw,
                                         int sh, int sw, int ph, int pw, int dh, int dw, int groups, float *scratch,
@@ -363,6 +440,14 @@ static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c,
     int kdim = cg * kh * kw, ohw = oh * ow;
     size_t hw = (size_t)h * (size_t)w;
     int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
+    int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, pscale != NULL);
+    if (nb > 1) {
+        for (i = 0; i < n; i += nb)
+            nnc_conv2d_blocked(n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias,
+                               y + (size_t)i * ys, ys, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, scratch,
+                               residual ? residual + (size_t)i * rs : NULL, rs, act, slope, act_k);
+        return;
+    }
     for (i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * xs;
         float *yi = y + (size_t)i * ys, *cols_buf = scratch;
@@ -390,15 +475,10 @@ static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c,
                 nnc_sgemm(0, 0, kg, ohw, kdim, 1.0f, wt + (size_t)g * (size_t)kg * (size_t)kdim, kdim, cols, ohw,
                           bias ? 1.0f : 0.0f, yg, ohw);
             }
-            if (residual || act != NNC_ACT_NONE) {
-                const float *rg = residual ? residual + (size_t)i * rs + (size_t)g * (size_t)kg * (size_t)ohw : NULL;
-                int on = act_k - g * kg;  /* channels of this group the activation covers */
-                on = on < 0 ? 0 : on > kg ? kg : on;
-                if (on > 0) nnc_epilogue(yg, (size_t)on * (size_t)ohw, rg, act, slope);
-                if (on < kg)
-                    nnc_epilogue(yg + (size_t)on * (size_t)ohw, (size_t)(kg - on) * (size_t)ohw,
-                                 rg ? rg + (size_t)on * (size_t)ohw : NULL, NNC_ACT_NONE, 0.0f);
-            }
+            if (residual || act != NNC_ACT_NONE)
+                nnc_conv_epilogue(yg, g, kg, (size_t)ohw,
+                                  residual ? residual + (size_t)i * rs + (size_t)g * (size_t)kg * (size_t)ohw : NULL,
+                                  act, slope, act_k);
         }
     }
 }

@@ -1290,7 +1290,7 @@ static void test_bn_train_fused(void **state)
         long hw = (long)oh * ow;
         float *x = rnd(&r, xs, 1.0f), *wt = rnd(&r, (size_t)k * c * 9, 0.5f), *bias = rnd(&r, (size_t)k, 1.0f);
         float *gamma = rnd(&r, (size_t)k, 1.0f), *beta = rnd(&r, (size_t)k, 1.0f);
-        float *sc = malloc((size_t)c * 9 * oh * ow * sizeof *sc);
+        float *sc = malloc(nnc_conv2d_scratch(n, c, h, w, k, 3, 3, 1, 1, 1, 1, oh, ow, 1, 0) * sizeof *sc);
         float *t1 = malloc(ys * sizeof *t1), *t2 = malloc(ys * sizeof *t2), *y1 = malloc(ys * sizeof *y1);
         float *y2 = malloc(ys * sizeof *y2), rm1[5], rv1[5], rm2[5], rv2[5], sm1[5], si1[5], sm2[5], si2[5];
         double stats[10] = {0};

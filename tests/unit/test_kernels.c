@@ -206,9 +206,10 @@ static void ref_conv2d(const ConvCase *t, const float *x, const float *wt, const
                 }
 }
 
-static size_t conv_scratch(const ConvCase *t, int oh, int ow, int prologue)
+static size_t conv_scratch(const ConvCase *t, int n, int oh, int ow, int prologue)
 {
-    return nnc_conv2d_scratch(t->c, t->h, t->w, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, oh, ow, t->groups, prologue);
+    return nnc_conv2d_scratch(n, t->c, t->h, t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, oh, ow, t->groups,
+                              prologue);
 }
 
 /* nnc_conv2d on whole, contiguous tensors with no prologue. */
@@ -229,7 +230,7 @@ static void run_conv2d(Rng *r, const ConvCase *t)
     int oh = conv_out(t->h, t->kh, t->sh, t->ph, t->dh), ow = conv_out(t->w, t->kw, t->sw, t->pw, t->dw);
     size_t xs1 = (size_t)t->c * t->h * t->w, ys1 = (size_t)t->k * oh * ow;
     size_t xsz = (size_t)t->n * xs1, ysz = (size_t)t->n * ys1;
-    size_t ssz = conv_scratch(t, oh, ow, 1);
+    size_t ssz = conv_scratch(t, t->n, oh, ow, 1), ssz0 = conv_scratch(t, t->n, oh, ow, 0);
     float *x = rand_floats(r, xsz, 1.0f), *y = nan_floats(ysz);
     float *wt = rand_floats(r, (size_t)t->k * (t->c / t->groups) * t->kh * t->kw, 1.0f);
     float *bias = t->bias ? rand_floats(r, (size_t)t->k, 1.0f) : NULL;
@@ -243,9 +244,14 @@ static void run_conv2d(Rng *r, const ConvCase *t)
     char what[160];
     snprintf(what, sizeof what, "conv2d n%d c%d %dx%d k%d %dx%d s%d,%d p%d,%d d%d,%d g%d bias%d", t->n, t->c, t->h,
              t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->groups, t->bias);
-    assert_true(conv_scratch(t, oh, ow, 0) + xs1 == ssz);
+    /* a prologue runs one sample at a time: its copy of the sample, then one im2col matrix */
+    assert_true(conv_scratch(t, 1, oh, ow, 0) + xs1 == ssz);
+    if (ssz0 > ssz) {  /* blocks of samples side by side (nnc_conv2d_block) need more */
+        free(scratch);
+        scratch = nan_floats(ssz0);
+    }
     ref_conv2d(t, x, wt, bias, oh, ow, ref);
-    conv2d_plain(t, x, wt, bias, y, oh, ow, conv_scratch(t, oh, ow, 0) ? scratch : NULL, NULL, NNC_ACT_NONE, 0.0f);
+    conv2d_plain(t, x, wt, bias, y, oh, ow, ssz0 ? scratch : NULL, NULL, NNC_ACT_NONE, 0.0f);
     check_close(y, ref, ysz, what);
 
     for (int i = 0; i < t->n; i++) memcpy(xbig + i * xst + 3, x + i * xs1, xs1 * sizeof(float));
@@ -468,7 +474,7 @@ static void run_bn_fold_conv(Rng *r, int transposed, int c, int k, int groups, i
     size_t wcount = (size_t)(transposed ? c * (k / groups) : k * (c / groups)) * ks * ks;
     size_t ycount = (size_t)n * k * oh * ow;
     size_t scratch = transposed ? nnc_conv_transpose2d_scratch(h, w, k, ks, ks, groups)
-                                : nnc_conv2d_scratch(c, h, w, ks, ks, 1, 1, pad, pad, oh, ow, groups, 0);
+                                : nnc_conv2d_scratch(n, c, h, w, k, ks, ks, 1, 1, pad, pad, oh, ow, groups, 0);
     float *x = rand_floats(r, (size_t)n * c * h * w, 1.0f), *wt = rand_floats(r, wcount, 1.0f);
     float *bias = has_bias ? rand_floats(r, k, 1.0f) : NULL, *gamma = positive_floats(r, k);
     float *beta = rand_floats(r, k, 1.0f), *mean = rand_floats(r, k, 1.0f), *var = positive_floats(r, k);
@@ -1028,7 +1034,7 @@ static void run_conv2d_epilogue(Rng *r, const ConvCase *t, int act, int with_res
 {
     int oh = conv_out(t->h, t->kh, t->sh, t->ph, t->dh), ow = conv_out(t->w, t->kw, t->sw, t->pw, t->dw);
     size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->k * oh * ow;
-    size_t ssz = conv_scratch(t, oh, ow, 0);
+    size_t ssz = conv_scratch(t, t->n, oh, ow, 0);
     float *x = rand_floats(r, xsz, 1.0f), *y = nan_floats(ysz), *y0 = nan_floats(ysz);
     float *wt = rand_floats(r, (size_t)t->k * (t->c / t->groups) * t->kh * t->kw, 1.0f);
     float *bias = t->bias ? rand_floats(r, (size_t)t->k, 1.0f) : NULL;
@@ -1078,7 +1084,12 @@ static void run_dwpw(Rng *r, int n, int c, int h, int w, int k, int kh, int s, i
         check_close(t, ref, (size_t)n * ts1, "depthwise conv2d (direct path)");
         free(xc), free(ref);
     }
-    conv2d_plain(&pw, t, pwt, pwb, y0, oh, ow, NULL, resid, NNC_ACT_LEAKY_RELU, 0.125f);
+    {  /* the pointwise conv of small maps takes samples in blocks (nnc_conv2d_block): scratch then */
+        size_t pss = conv_scratch(&pw, n, oh, ow, 0);
+        float *ps = pss ? nan_floats(pss) : NULL;
+        conv2d_plain(&pw, t, pwt, pwb, y0, oh, ow, ps, resid, NNC_ACT_LEAKY_RELU, 0.125f);
+        free(ps);
+    }
     for (int tile = 1; tile <= oh + 2; tile = tile == 1 ? 3 : tile == 3 ? oh : oh + 3) {
         nnc_dwpw(n, x + 1, xs1 + 3, c, h, w, dwt, dwb, kh, kh, s, s, pad, pad, dil, dil, NNC_ACT_RELU6, 0.0f, pwt, pwb,
                  y + 2, ys1 + 5, k, oh, ow, resid, NNC_ACT_LEAKY_RELU, 0.125f, tile, sc);
@@ -1148,6 +1159,53 @@ static void test_conv_transpose2d_epilogue(void **state)
 /* Horizontally fused siblings: the activation on the first act_k output
  * channels only, a residual read through a batch stride (a slice of a larger
  * tensor). Bit for bit the unfused chain on each part. */
+/* nnc_conv2d puts the samples of a small map side by side (nnc_conv2d_block):
+ * a batch of two full blocks and a tail, with strided input, output and
+ * residual and an activation on some channels, must give what one call per
+ * sample gives (which never blocks), for 3x3, 1x1 and grouped convolutions. */
+static void test_conv2d_blocks(void **state)
+{
+    (void)state;
+    Rng r = {0xB10C2ULL};
+    const ConvCase shapes[] = {
+        /* n  c  h  w  k kh kw sh sw ph pw dh dw g bias opad */
+        {0, 4, 3, 3, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0},
+        {0, 4, 3, 3, 6, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0},
+        {0, 4, 5, 4, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2, 1, 0},
+    };
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        ConvCase t = shapes[si];
+        int oh = conv_out(t.h, t.kh, t.sh, t.ph, t.dh), ow = conv_out(t.w, t.kw, t.sw, t.pw, t.dw);
+        int nb = nnc_conv2d_block(1 << 20, t.c, t.kh, t.kw, t.sh, t.sw, t.ph, t.pw, oh, ow, t.groups, 0), n = 2 * nb + 3;
+        size_t xs = (size_t)t.c * t.h * t.w + 3, ys = (size_t)t.k * oh * ow + 5, rs = ys + 2;
+        size_t ssz = nnc_conv2d_scratch(n, t.c, t.h, t.w, t.k, t.kh, t.kw, t.sh, t.sw, t.ph, t.pw, oh, ow, t.groups, 0);
+        size_t s1 = nnc_conv2d_scratch(1, t.c, t.h, t.w, t.k, t.kh, t.kw, t.sh, t.sw, t.ph, t.pw, oh, ow, t.groups, 0);
+        float *x = rand_floats(&r, (size_t)n * xs, 1.0f), *res = rand_floats(&r, (size_t)n * rs, 1.0f);
+        float *wt = rand_floats(&r, (size_t)t.k * (t.c / t.groups) * t.kh * t.kw, 1.0f);
+        float *bias = t.bias ? rand_floats(&r, (size_t)t.k, 1.0f) : NULL;
+        float *y = nan_floats((size_t)n * ys), *y1 = nan_floats((size_t)n * ys);
+        float *sc = nan_floats(ssz), *sc1 = s1 ? nan_floats(s1) : NULL;
+        assert_true(nb > 1 && ssz > s1);
+        nnc_conv2d(n, x + 1, xs, t.c, t.h, t.w, wt, bias, y, ys, t.k, oh, ow, t.kh, t.kw, t.sh, t.sw, t.ph, t.pw, t.dh,
+                   t.dw, t.groups, sc, res + 2, rs, NNC_ACT_RELU, 0.0f, 4, NULL, NULL, NNC_ACT_NONE, 0.0f);
+        for (int i = 0; i < n; i++)
+            nnc_conv2d(1, x + 1 + (size_t)i * xs, xs, t.c, t.h, t.w, wt, bias, y1 + (size_t)i * ys, ys, t.k, oh, ow,
+                       t.kh, t.kw, t.sh, t.sw, t.ph, t.pw, t.dh, t.dw, t.groups, sc1, res + 2 + (size_t)i * rs, rs,
+                       NNC_ACT_RELU, 0.0f, 4, NULL, NULL, NNC_ACT_NONE, 0.0f);
+        for (int i = 0; i < n; i++) {
+            const float *a = y + (size_t)i * ys, *b = y1 + (size_t)i * ys;
+            for (size_t e = 0; e < (size_t)t.k * oh * ow; e++)
+                if (fabsf(a[e] - b[e]) > 1e-5f * (1.0f + fabsf(b[e]))) {
+                    print_error("conv2d blocks shape %zu: sample %d element %zu is %.9g, alone %.9g\n", si, i, e,
+                                (double)a[e], (double)b[e]);
+                    fail();
+                }
+            for (size_t e = (size_t)t.k * oh * ow; e < ys; e++) assert_true(isnan(a[e]));  /* the gaps stay */
+        }
+        free(x), free(res), free(wt), free(bias), free(y), free(y1), free(sc), free(sc1);
+    }
+}
+
 static void test_conv2d_act_channels(void **state)
 {
     static const int cases[] = {9, 10, 15};  /* 1x1 direct, 1x1 grouped, a 3x3 layer */
@@ -1161,7 +1219,7 @@ static void test_conv2d_act_channels(void **state)
             float *x = rand_floats(&r, (size_t)t->n * t->c * t->h * t->w, 1.0f), *y = nan_floats(ysz);
             float *y0 = nan_floats(ysz), *res = rand_floats(&r, (size_t)t->n * rst, 1.0f);
             float *wt = rand_floats(&r, (size_t)t->k * (t->c / t->groups) * t->kh * t->kw, 1.0f);
-            size_t ssz = conv_scratch(t, oh, ow, 0);
+            size_t ssz = conv_scratch(t, t->n, oh, ow, 0);
             float *sc = ssz ? nan_floats(ssz) : NULL;
             nnc_conv2d(t->n, x, (size_t)t->c * t->h * t->w, t->c, t->h, t->w, wt, NULL, y, ys1, t->k, oh, ow, t->kh,
                        t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->groups, sc, res + 5, rst, NNC_ACT_RELU6,
@@ -1275,6 +1333,7 @@ int main(void)
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_conv2d_epilogue),
         cmocka_unit_test(test_conv2d_act_channels),
+        cmocka_unit_test(test_conv2d_blocks),
         cmocka_unit_test(test_conv_transpose2d_epilogue),
         cmocka_unit_test(test_dwpw),
         cmocka_unit_test(test_bn_scale),
