@@ -89,6 +89,7 @@ typedef struct CgCtx {
     const char **out_name;        /* C names of the outputs, in declaration order */
     const char **taken;  int n_taken;      /* C names in use in the run function */
     int64_t param_floats, ws_bytes, scratch_floats;
+    int64_t param_kept_floats;    /* the parameters the forward pass reads, first in m->params */
     int64_t ws_lower_bound;       /* bytes no plan can beat (memplan.h) */
     int64_t *scratch_off;         /* per node: byte offset of its convolution scratch, or -1 */
     const char *kernels[CG_MAX_KERNELS];  int n_kernels;  /* sections to paste */
@@ -901,12 +902,19 @@ static void cg_bind_values(CgCtx *cx)
     for (int32_t i = 0; i < g->n_nodes; i++)  /* what the run function reads; constant nodes run at create */
         for (int j = 0; !cx->is_const[g->nodes[i].out] && j < g->nodes[i].n_in; j++)
             cx->read[ir_in(g, &g->nodes[i], j)] = true;
-    for (int32_t p = 0; p < g->n_params; p++) {
-        int32_t v = g->params[p];
-        cx->param_offset[v] = cx->param_floats;
-        cx->cname[v] = arena_printf(a, "params + %lld", (long long)cx->param_floats);
-        cx->param_floats += ir_shape_elems(&g->values[v].shape);
-        cx->reads_params |= cx->read[v];
+    /* The parameters the forward pass reads first, then those only create reads
+     * (what batchnorm folding consumed): create shrinks m->params to the first
+     * part once the constants exist (PARAM_KEPT_FLOATS). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int32_t p = 0; p < g->n_params; p++) {
+            int32_t v = g->params[p];
+            if (cx->read[v] != (pass == 0)) continue;
+            cx->param_offset[v] = cx->param_floats;
+            cx->cname[v] = arena_printf(a, "params + %lld", (long long)cx->param_floats);
+            cx->param_floats += ir_shape_elems(&g->values[v].shape);
+            cx->reads_params |= cx->read[v];
+        }
+        if (pass == 0) cx->param_kept_floats = cx->param_floats;
     }
     for (int32_t i = 0; i < g->n_nodes; i++) {  /* constants: in m->consts, in node order */
         int32_t v = g->nodes[i].out;
@@ -1410,6 +1418,13 @@ static void cg_write_prepare(CgCtx *cx, StrBuf *out)
            "        return $p_fail(m, $P_ERR_NOMEM, \"$p_create: out of memory for the constants\");\n"
            "    m->consts = consts;\n");
     sb_append(out, cx->prep.data);
+    if (cx->param_kept_floats < cx->param_floats)
+        cg_put(cx, out,
+               "    {  /* the parameters only the constants read are done with: keep the rest */\n"
+               "        float *kept = (float *)realloc(m->params, ((size_t)$P_PARAM_KEPT_FLOATS + 1) * sizeof(float));\n"
+               "        if (kept)  /* a failed shrink keeps the larger block: nothing lost */\n"
+               "            m->params = kept;\n"
+               "    }\n");
     cg_put(cx, out, "    return $P_OK;\n}\n\n");
 }
 
@@ -1604,8 +1619,8 @@ static void cg_write_param_doc(CgCtx *cx, StrBuf *out)
                " * create computes $P_CONST_FLOATS floats of constants from them once (batchnorm\n"
                " * folded into the layer before it: weight and bias rescaled per channel),\n"
                " * and the forward pass reads those instead. The parameters marked (create\n"
-               " * only) are read by create only; the file must still hold them, and they\n"
-               " * stay loaded.\n");
+               " * only) are read by create only; the file must still hold them, and create\n"
+               " * frees them once the constants exist ($P_PARAM_KEPT_FLOATS floats stay).\n");
 }
 
 static void cg_write_header_top(CgCtx *cx, StrBuf *out)
@@ -1665,7 +1680,7 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
     cg_write_header_top(cx, out);
     cg_put(cx, out, "#ifndef $P_H\n#define $P_H\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     const char **io = arena_alloc(&cx->arena, (size_t)(g->n_inputs + g->n_outputs) * sizeof *io);
-    size_t w = strlen("WORKSPACE_BYTES");
+    size_t w = strlen(cx->param_kept_floats < cx->param_floats ? "PARAM_KEPT_FLOATS" : "WORKSPACE_BYTES");
     for (int32_t i = 0; i < g->n_inputs + g->n_outputs; i++) {
         bool in = i < g->n_inputs;
         io[i] = cg_upper(cx, arena_printf(&cx->arena, "%s_%s_FLOATS", in ? "IN" : "OUT",
@@ -1675,6 +1690,9 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
     cg_define(cx, out, "MAX_BATCH", cx->opt->max_batch, "largest n of one call", w);
     cg_define(cx, out, "WORKSPACE_BYTES", (long long)cx->ws_bytes, "activations + scratch at max batch", w);
     cg_define(cx, out, "PARAM_FLOATS", (long long)cx->param_floats, "all parameters", w);
+    if (cx->param_kept_floats < cx->param_floats)
+        cg_define(cx, out, "PARAM_KEPT_FLOATS", (long long)cx->param_kept_floats,
+                  "of them, those kept after create", w);
     if (cx->const_floats)
         cg_define(cx, out, "CONST_FLOATS", (long long)cx->const_floats, "computed from them at create", w);
     cg_define(cx, out, "N_PARAMS", g->n_params, "tensors in the weights file", w);

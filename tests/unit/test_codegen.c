@@ -972,6 +972,24 @@ static void test_fold_bn_numerics(void **state)
     assert_null(strstr(after.e.c.data, "nnc_batchnorm("));
     assert_non_null(strstr(after.e.h.data, "#define FOLDED_CONST_FLOATS"));
     assert_non_null(strstr(after.e.h.data, "(create only)"));
+    {  /* create frees what only the folding read: the forward's parameters come first, then those */
+        int64_t kept = 0;
+        char def[96];
+        bool *is_const = calloc((size_t)net->g->n_values, sizeof *is_const);
+        ir_mark_constants(net->g, is_const);
+        for (int32_t p = 0; p < net->g->n_params; p++) {
+            int32_t v = net->g->params[p];
+            bool read = false;
+            for (int32_t i = 0; i < net->g->n_nodes; i++)
+                for (int j = 0; j < net->g->nodes[i].n_in; j++)
+                    read |= ir_in(net->g, &net->g->nodes[i], j) == v && !is_const[net->g->nodes[i].out];
+            if (read) kept += ir_shape_elems(&net->g->values[v].shape);
+        }
+        free(is_const);
+        snprintf(def, sizeof def, "#define FOLDED_PARAM_KEPT_FLOATS  %lld ", (long long)kept);
+        assert_non_null(strstr(after.e.h.data, def));
+        assert_non_null(strstr(after.e.c.data, "realloc(m->params, ((size_t)FOLDED_PARAM_KEPT_FLOATS + 1)"));
+    }
     path_in(&before.e, "w.safetensors", path, sizeof path);
     load_emitted(&after, path);
     float *got = forward_once(&after, MAX_BATCH, x, out_floats);
