@@ -3,7 +3,7 @@
 # main job: compile LeNet-5 from models/lenet5.net, train it on Fashion-MNIST
 # (Debian's dataset-fashion-mnist) for a few epochs with the recipe of its
 # `train` section, report the test accuracy, and classify real test images
-# with the trained weights. EPOCHS=10 reaches about 90.4% (a few minutes).
+# with the trained weights. EPOCHS=10 reaches about 90.8% (a few minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
