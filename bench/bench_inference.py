@@ -7,7 +7,8 @@ For each model: nnc writes C (--batch N), the system compiler builds it with
 forward pass is timed on the same random batch and the same weights as
 PyTorch's eval-mode forward, and as ONNX Runtime running the same module
 exported by torch.onnx (all graph optimizations on), each with as many
-threads as the machine has. Prints milliseconds per batch and the ratios
+threads as the machine has, taking turns over several rounds (--rounds) so a
+slow phase of a shared machine falls on all three alike. Prints milliseconds per batch and the ratios
 nnc / PyTorch and nnc / ONNX Runtime (below 1: nnc is faster), and each
 result's largest relative difference from PyTorch's, so a ratio never
 compares a wrong answer.
@@ -16,7 +17,8 @@ ONNX Runtime comes from the npm registry (Debian does not package it):
 `bash bench/setup_ort.sh` installs it under bench/ort/ once; without it the
 ONNX Runtime columns say "-" (--no-ort skips them).
 
-    /usr/bin/python3 bench/bench_inference.py [--nnc build/nnc] [--batch 8] [--models lenet5,resnet18] [--no-ort]
+    /usr/bin/python3 bench/bench_inference.py [--nnc build/nnc] [--batch 8] [--reps 5] [--rounds 3]
+                                              [--models lenet5,resnet18] [--no-ort]
 """
 import argparse
 import ctypes
@@ -72,12 +74,17 @@ def ort_available():
     return shutil.which("node") is not None and os.path.isdir(os.path.join(HERE, "ort", "node_modules", "onnxruntime-node"))
 
 
-def time_ort(module, x, reps, tmp):
-    """ONNX Runtime's best time for module on x, and its output (torch.onnx export, opset 13)."""
+def export_onnx(module, x, tmp):
+    """module exported by torch.onnx (opset 13) for ONNX Runtime; returns the file."""
     onnx = os.path.join(tmp, "model.onnx")
     with torch.no_grad():
         torch.onnx.export(module, torch.from_numpy(x), onnx, input_names=["input"], output_names=["output"],
                           opset_version=13)
+    return onnx
+
+
+def time_ort(onnx, x, reps, tmp):
+    """ONNX Runtime's best time for the exported model on x, and its output."""
     xin, yout = os.path.join(tmp, "x.f32"), os.path.join(tmp, "y.f32")
     x.tofile(xin)
     r = subprocess.run(["node", ORT_JS, onnx, "input", ",".join(map(str, x.shape)), xin, yout, str(reps),
@@ -85,7 +92,10 @@ def time_ort(module, x, reps, tmp):
     return json.loads(r.stdout)["ms"], np.fromfile(yout, dtype=np.float32)
 
 
-def bench(nnc, name, batch, reps, ort):
+def bench(nnc, name, batch, reps, rounds, ort):
+    """Best times of nnc, PyTorch and ONNX Runtime over `rounds` rounds of
+    `reps` runs each, the contenders taking turns within every round, so a
+    slow phase of this shared machine falls on all of them alike."""
     module, shape = reference(name)
     module.eval()
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,22 +111,26 @@ def bench(nnc, name, batch, reps, ort):
         if create(ctypes.byref(m), w.encode(), None) != 0:
             raise RuntimeError(last_error(m).decode())
         x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
+        xt = torch.from_numpy(x)
         with torch.no_grad():
-            ref = module(torch.from_numpy(x)).numpy()
+            ref = module(xt).numpy()
         y = np.empty_like(ref)
         fp = ctypes.POINTER(ctypes.c_float)
         xp, yp = x.ctypes.data_as(fp), y.ctypes.data_as(fp)
-        t_nnc = time_it(lambda: forward(m, batch, xp, yp), reps)
+        onnx = export_onnx(module, x, tmp) if ort else None
+        t_nnc = t_torch = t_ort = float("inf")
+        err_ort = None
+        for _ in range(rounds):
+            t_nnc = min(t_nnc, time_it(lambda: forward(m, batch, xp, yp), reps))
+            with torch.no_grad():
+                t_torch = min(t_torch, time_it(lambda: module(xt), reps))
+            if ort:
+                t, y_ort = time_ort(onnx, x, reps, tmp)
+                t_ort = min(t_ort, t)
+                err_ort = nncutil.rel_err(y_ort.reshape(ref.shape), ref)
         err = nncutil.rel_err(y, ref)
         getattr(lib, prefix + "_destroy")(m)
-        t_ort = err_ort = None
-        if ort:
-            t_ort, y_ort = time_ort(module, x, reps, tmp)
-            err_ort = nncutil.rel_err(y_ort.reshape(ref.shape), ref)
-    with torch.no_grad():
-        xt = torch.from_numpy(x)
-        t_torch = time_it(lambda: module(xt), reps)
-    return t_nnc, t_torch, err, t_ort, err_ort
+    return t_nnc, t_torch, err, (t_ort if ort else None), err_ort
 
 
 def cell(v, spec):
@@ -129,6 +143,7 @@ def main():
     ap.add_argument("--nnc", default=os.path.join(ROOT, "build", "nnc"))
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="turns each contender takes, interleaved")
     ap.add_argument("--models", default="lenet5,resnet18,mobilenet_v2,resnet50")
     ap.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime out")
     args = ap.parse_args()
@@ -136,12 +151,12 @@ def main():
     if not args.no_ort and not ort:
         print("ONNX Runtime: not installed (bash bench/setup_ort.sh installs it); its columns say -")
     torch.set_num_threads(os.cpu_count())  # as many as OpenBLAS uses behind nnc
-    print(f"batch {args.batch}, best of {args.reps}, torch {torch.__version__} with {torch.get_num_threads()} threads"
+    print(f"batch {args.batch}, best of {args.rounds} interleaved rounds of {args.reps}, torch {torch.__version__} with {torch.get_num_threads()} threads"
           + (f", ONNX Runtime with {os.cpu_count()} threads" if ort else ""))
     print(f"{'model':<14} {'nnc ms':>9} {'torch ms':>9} {'ort ms':>9} {'nnc/torch':>10} {'nnc/ort':>8}"
           f" {'nnc err':>8} {'ort err':>8}")
     for name in args.models.split(","):
-        t_nnc, t_torch, err, t_ort, err_ort = bench(args.nnc, name, args.batch, args.reps, ort)
+        t_nnc, t_torch, err, t_ort, err_ort = bench(args.nnc, name, args.batch, args.reps, args.rounds, ort)
         print(f"{name:<14} {t_nnc:>9.2f} {t_torch:>9.2f} {cell(t_ort, '9.2f')} {t_nnc / t_torch:>10.2f}"
               f" {cell(t_ort and t_nnc / t_ort, '8.2f')} {err:>8.1e} {cell(err_ort, '8.1e')}")
 
