@@ -207,6 +207,10 @@ static const char *cg_local_name(CgCtx *cx, const char *dsl_name)
 
 /* ----------------------------------------------------------------- text ---- */
 
+/* Whether create frees the parameters only constants read (they are laid
+ * out last; prepare shrinks m->params to the rest, PARAM_KEPT_FLOATS). */
+static bool cg_shrinks_params(const CgCtx *cx) { return cx->const_floats > 0 && cx->param_kept_floats < cx->param_floats; }
+
 /* Text that can sit inside a C comment: no "*" "/" pair, no "??" (trigraphs),
  * no line breaks. */
 void cg_append_commentable(StrBuf *out, const char *s)
@@ -1418,7 +1422,7 @@ static void cg_write_prepare(CgCtx *cx, StrBuf *out)
            "        return $p_fail(m, $P_ERR_NOMEM, \"$p_create: out of memory for the constants\");\n"
            "    m->consts = consts;\n");
     sb_append(out, cx->prep.data);
-    if (cx->param_kept_floats < cx->param_floats)
+    if (cg_shrinks_params(cx))
         cg_put(cx, out,
                "    {  /* the parameters only the constants read are done with: keep the rest */\n"
                "        float *kept = (float *)realloc(m->params, ((size_t)$P_PARAM_KEPT_FLOATS + 1) * sizeof(float));\n"
@@ -1613,7 +1617,7 @@ static void cg_write_param_doc(CgCtx *cx, StrBuf *out)
     sb_printf(out, " *   ");
     cg_pad(out, 0, wn + 2 + ws);
     sb_printf(out, "  %10lld floats in all\n", (long long)cx->param_floats);
-    if (cx->const_floats)
+    if (cg_shrinks_params(cx))
         cg_put(cx, out,
                " *\n"
                " * create computes $P_CONST_FLOATS floats of constants from them once (batchnorm\n"
@@ -1621,6 +1625,11 @@ static void cg_write_param_doc(CgCtx *cx, StrBuf *out)
                " * and the forward pass reads those instead. The parameters marked (create\n"
                " * only) are read by create only; the file must still hold them, and create\n"
                " * frees them once the constants exist ($P_PARAM_KEPT_FLOATS floats stay).\n");
+    else if (cx->const_floats)
+        cg_put(cx, out,
+               " *\n"
+               " * create computes $P_CONST_FLOATS floats of constants from them once, and the\n"
+               " * forward pass reads those as well.\n");
 }
 
 static void cg_write_header_top(CgCtx *cx, StrBuf *out)
@@ -1680,7 +1689,7 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
     cg_write_header_top(cx, out);
     cg_put(cx, out, "#ifndef $P_H\n#define $P_H\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     const char **io = arena_alloc(&cx->arena, (size_t)(g->n_inputs + g->n_outputs) * sizeof *io);
-    size_t w = strlen(cx->param_kept_floats < cx->param_floats ? "PARAM_KEPT_FLOATS" : "WORKSPACE_BYTES");
+    size_t w = strlen(cg_shrinks_params(cx) ? "PARAM_KEPT_FLOATS" : "WORKSPACE_BYTES");
     for (int32_t i = 0; i < g->n_inputs + g->n_outputs; i++) {
         bool in = i < g->n_inputs;
         io[i] = cg_upper(cx, arena_printf(&cx->arena, "%s_%s_FLOATS", in ? "IN" : "OUT",
@@ -1690,7 +1699,7 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
     cg_define(cx, out, "MAX_BATCH", cx->opt->max_batch, "largest n of one call", w);
     cg_define(cx, out, "WORKSPACE_BYTES", (long long)cx->ws_bytes, "activations + scratch at max batch", w);
     cg_define(cx, out, "PARAM_FLOATS", (long long)cx->param_floats, "all parameters", w);
-    if (cx->param_kept_floats < cx->param_floats)
+    if (cg_shrinks_params(cx))
         cg_define(cx, out, "PARAM_KEPT_FLOATS", (long long)cx->param_kept_floats,
                   "of them, those kept after create", w);
     if (cx->const_floats)
