@@ -139,36 +139,79 @@ static NNC_MAYBE_UNUSED float nnc_sgemm_a(int transA, const float *A, int lda, i
     return transA ? A[(size_t)p * (size_t)lda + (size_t)i] : A[(size_t)i * (size_t)lda + (size_t)p];
 }
 
-/* C += alpha*op(A)*B (B not transposed), i-k-j order, blocked so that a
- * KB x NB panel of B stays in L2 and a row of C stays in L1 while every row
- * of A streams past. */
+/* One NNC_GEMM_MR x NNC_GEMM_NR block of C += alpha * op(A) * B over the
+ * steps [pb, pe) of the sum: the block's sums stay in a local array the
+ * compiler keeps in vector registers (32 floats a row: two 512-bit or four
+ * 256-bit registers), and each step loads one row of B and MR values of A
+ * for MR * NR multiply-adds. (The i-k-j loops of nnc_sgemm_rows load and
+ * store a row of C for every four steps instead.) */
+enum { NNC_GEMM_MR = 6, NNC_GEMM_NR = 32 };
+static NNC_MAYBE_UNUSED void nnc_sgemm_block(int transA, int i0, int j0, int pb, int pe, float alpha,
+                                             const float *restrict A, int lda, const float *restrict B, int ldb,
+                                             float *restrict C, int ldc)
+{
+    float acc[NNC_GEMM_MR][NNC_GEMM_NR];
+    int r, q, p;
+    for (r = 0; r < NNC_GEMM_MR; r++)
+        for (q = 0; q < NNC_GEMM_NR; q++) acc[r][q] = 0.0f;
+    for (p = pb; p < pe; p++) {
+        const float *restrict b = B + (size_t)p * (size_t)ldb + (size_t)j0;
+        for (r = 0; r < NNC_GEMM_MR; r++) {
+            float a = nnc_sgemm_a(transA, A, lda, i0 + r, p);
+            for (q = 0; q < NNC_GEMM_NR; q++) acc[r][q] += a * b[q];
+        }
+    }
+    for (r = 0; r < NNC_GEMM_MR; r++) {
+        float *restrict c = C + (size_t)(i0 + r) * (size_t)ldc + (size_t)j0;
+        for (q = 0; q < NNC_GEMM_NR; q++) c[q] += alpha * acc[r][q];
+    }
+}
+
+/* Rows [i0, i1), columns [j0, j1) of C += alpha * op(A) * B over the steps
+ * [pb, pe), i-k-j: what the blocks leave (the last rows and columns, and
+ * matrices narrower than a block). */
+static NNC_MAYBE_UNUSED void nnc_sgemm_rows(int transA, int i0, int i1, int j0, int j1, int pb, int pe, float alpha,
+                                            const float *restrict A, int lda, const float *restrict B, int ldb,
+                                            float *restrict C, int ldc)
+{
+    int i, j, p;
+    for (i = i0; i < i1; i++) {
+        float *restrict c = C + (size_t)i * (size_t)ldc;
+        for (p = pb; p + 4 <= pe; p += 4) {
+            const float *restrict b0 = B + (size_t)p * (size_t)ldb, *restrict b1 = b0 + ldb;
+            const float *restrict b2 = b1 + ldb, *restrict b3 = b2 + ldb;
+            float a0 = alpha * nnc_sgemm_a(transA, A, lda, i, p);
+            float a1 = alpha * nnc_sgemm_a(transA, A, lda, i, p + 1);
+            float a2 = alpha * nnc_sgemm_a(transA, A, lda, i, p + 2);
+            float a3 = alpha * nnc_sgemm_a(transA, A, lda, i, p + 3);
+            for (j = j0; j < j1; j++) c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
+        }
+        for (; p < pe; p++) {
+            const float *restrict b = B + (size_t)p * (size_t)ldb;
+            float a = alpha * nnc_sgemm_a(transA, A, lda, i, p);
+            for (j = j0; j < j1; j++) c[j] += a * b[j];
+        }
+    }
+}
+
+/* C += alpha*op(A)*B (B not transposed), blocked so that a KB x NB panel of B
+ * stays in L2 while the MR x NR blocks of C (nnc_sgemm_block) sweep it; the
+ * rows and columns left over go through nnc_sgemm_rows. */
 static NNC_MAYBE_UNUSED void nnc_sgemm_xn(int transA, int M, int N, int K, float alpha,
                                           const float *restrict A, int lda, const float *restrict B, int ldb,
                                           float *restrict C, int ldc)
 {
-    enum { NB = 512, KB = 128 };
-    int i, j, p, jb, pb;
+    enum { NB = 512, KB = 256 };
+    int i, j, jb, pb, mfull = M / NNC_GEMM_MR * NNC_GEMM_MR;
     for (jb = 0; jb < N; jb += NB) {
-        int je = N - jb > NB ? jb + NB : N;
+        int je = N - jb > NB ? jb + NB : N, jfull = jb + (je - jb) / NNC_GEMM_NR * NNC_GEMM_NR;
         for (pb = 0; pb < K; pb += KB) {
             int pe = K - pb > KB ? pb + KB : K;
-            for (i = 0; i < M; i++) {
-                float *restrict c = C + (size_t)i * (size_t)ldc;
-                for (p = pb; p + 4 <= pe; p += 4) {
-                    const float *restrict b0 = B + (size_t)p * (size_t)ldb, *restrict b1 = b0 + ldb;
-                    const float *restrict b2 = b1 + ldb, *restrict b3 = b2 + ldb;
-                    float a0 = alpha * nnc_sgemm_a(transA, A, lda, i, p);
-                    float a1 = alpha * nnc_sgemm_a(transA, A, lda, i, p + 1);
-                    float a2 = alpha * nnc_sgemm_a(transA, A, lda, i, p + 2);
-                    float a3 = alpha * nnc_sgemm_a(transA, A, lda, i, p + 3);
-                    for (j = jb; j < je; j++) c[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
-                }
-                for (; p < pe; p++) {
-                    const float *restrict b = B + (size_t)p * (size_t)ldb;
-                    float a = alpha * nnc_sgemm_a(transA, A, lda, i, p);
-                    for (j = jb; j < je; j++) c[j] += a * b[j];
-                }
-            }
+            for (i = 0; i < mfull; i += NNC_GEMM_MR)
+                for (j = jb; j < jfull; j += NNC_GEMM_NR)
+                    nnc_sgemm_block(transA, i, j, pb, pe, alpha, A, lda, B, ldb, C, ldc);
+            if (jfull < je) nnc_sgemm_rows(transA, 0, mfull, jfull, je, pb, pe, alpha, A, lda, B, ldb, C, ldc);
+            if (mfull < M) nnc_sgemm_rows(transA, mfull, M, jb, je, pb, pe, alpha, A, lda, B, ldb, C, ldc);
         }
     }
 }

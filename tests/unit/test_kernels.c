@@ -142,7 +142,7 @@ static void run_gemm(Rng *r, int ta, int tb, int M, int N, int K, float alpha, f
 static void test_gemm(void **state)
 {
     static const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {16, 16, 16}, {7, 1, 13}, {1, 9, 4},
-                                    {37, 1100, 300}, {64, 49, 576}, {2, 33, 1000}};
+                                    {37, 1100, 300}, {64, 49, 576}, {2, 33, 1000}, {12, 64, 600}};
     static const float ab[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {-0.5f, 0.25f}, {2.0f, -1.0f}};
     Rng r = {0x1234567ULL};
     (void)state;
