@@ -353,34 +353,66 @@ static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, fl
             }
 }
 
+/* Columns [c0, c1) of one output row of a depthwise plane: yrow[ox] += the
+ * taps of kernel row ki inside the image, one tap after another (the order
+ * every path of nnc_dw_plane adds them in). */
+static NNC_MAYBE_UNUSED void nnc_dw_row_taps(const float *xrow, int w, const float *wr, float *yrow, int c0, int c1,
+                                             int kw, int sw, int pw, int dw)
+{
+    int kj, ox;
+    for (kj = 0; kj < kw; kj++) {
+        int off = kj * dw - pw, lo, hi;
+        float wv = wr[kj];
+        nnc_valid_range(c1, sw, off, w, &lo, &hi);
+        if (lo < c0) lo = c0;
+        if (sw == 1) {
+            const float *xs = xrow + off;
+            for (ox = lo; ox < hi; ox++) yrow[ox] += wv * xs[ox];
+        } else {
+            for (ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox * sw + off];
+        }
+    }
+}
+
 /* One depthwise plane, rows [oy0, oy1) of the output: y[oy - oy0][ox] = b +
  * sum of wk[ki][kj] * xc[oy*sh - ph + ki*dh][ox*sw - pw + kj*dw] over the taps
- * inside the image (zero padding). y holds (oy1 - oy0) rows of ow floats. A
- * direct loop: with one input channel per group, im2col would build a
- * kh*kw-row matrix for a GEMM of a single output row. */
+ * inside the image (zero padding), added in kernel order. y holds (oy1 - oy0)
+ * rows of ow floats. A direct loop: with one input channel per group, im2col
+ * would build a kh*kw-row matrix for a GEMM of a single output row. For the
+ * usual three taps a row, the columns whose taps are all inside the image add
+ * a kernel row's three in one pass over the output row (the same sums in the
+ * same order as tap by tap, a third of the loads and stores of y). */
 static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const float *wk, float b, float *y, int oy0,
                                           int oy1, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                                           int dw)
 {
-    int oy, ox, ki, kj;
+    int oy, ox, ki;
+    /* columns with every tap inside: ox*sw - pw >= 0 and ox*sw - pw + (kw-1)*dw <= w - 1 */
+    int xlo = (pw + sw - 1) / sw, xhi = w - 1 + pw - (kw - 1) * dw < 0 ? 0 : (w - 1 + pw - (kw - 1) * dw) / sw + 1;
+    if (xhi > ow) xhi = ow;
+    if (xlo > xhi || kw != 3) xlo = xhi = 0;  /* tap by tap everywhere */
     for (oy = oy0; oy < oy1; oy++) {
         float *yrow = y + (size_t)(oy - oy0) * (size_t)ow;
         for (ox = 0; ox < ow; ox++) yrow[ox] = b;
         for (ki = 0; ki < kh; ki++) {
             int iy = oy * sh - ph + ki * dh;
-            const float *xrow;
+            const float *xrow, *wr = wk + ki * kw;
             if (iy < 0 || iy >= h) continue;
             xrow = xc + (size_t)iy * (size_t)w;
-            for (kj = 0; kj < kw; kj++) {
-                int off = kj * dw - pw, lo, hi;
-                float wv = wk[ki * kw + kj];
-                nnc_valid_range(ow, sw, off, w, &lo, &hi);
-                if (sw == 1) {
-                    const float *xs = xrow + off;
-                    for (ox = lo; ox < hi; ox++) yrow[ox] += wv * xs[ox];
-                } else {
-                    for (ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox * sw + off];
-                }
+            if (xlo < xhi) {
+                const float w0 = wr[0], w1 = wr[1], w2 = wr[2];
+                const float *x0 = xrow - pw, *x1 = x0 + dw, *x2 = x1 + dw;
+                nnc_dw_row_taps(xrow, w, wr, yrow, 0, xlo, kw, sw, pw, dw);
+                if (sw == 1)
+                    for (ox = xlo; ox < xhi; ox++) yrow[ox] = ((yrow[ox] + w0 * x0[ox]) + w1 * x1[ox]) + w2 * x2[ox];
+                else
+                    for (ox = xlo; ox < xhi; ox++) {
+                        size_t p = (size_t)ox * (size_t)sw;
+                        yrow[ox] = ((yrow[ox] + w0 * x0[p]) + w1 * x1[p]) + w2 * x2[p];
+                    }
+                nnc_dw_row_taps(xrow, w, wr, yrow, xhi, ow, kw, sw, pw, dw);
+            } else {
+                nnc_dw_row_taps(xrow, w, wr, yrow, 0, ow, kw, sw, pw, dw);
             }
         }
     }

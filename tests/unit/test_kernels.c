@@ -1206,6 +1206,40 @@ static void test_conv2d_blocks(void **state)
     }
 }
 
+/* nnc_dw_plane adds each output's taps in kernel order, in float, whichever
+ * path it takes (three taps a row in one pass over the interior columns, tap
+ * by tap at the borders and for other widths): bit for bit what this plain
+ * loop computes, so depthwise results do not depend on the path. */
+static void test_dw_plane_order(void **state)
+{
+    (void)state;
+    Rng r = {0xD3DULL};
+    for (int it = 0; it < 4000; it++) {
+        int h = rng_int(&r, 1, 12), w = rng_int(&r, 1, 12), kh = rng_int(&r, 1, 4);
+        int kw = rng_int(&r, 0, 2) ? 3 : rng_int(&r, 1, 4), sh = rng_int(&r, 1, 2), sw = rng_int(&r, 1, 3);
+        int ph = rng_int(&r, 0, 2), pw = rng_int(&r, 0, 2), dh = rng_int(&r, 1, 2), dw = rng_int(&r, 1, 2);
+        int oh = conv_out(h, kh, sh, ph, dh), ow = conv_out(w, kw, sw, pw, dw);
+        if (oh < 1 || ow < 1) continue;
+        float *x = rand_floats(&r, (size_t)h * w, 1.0f), *wk = rand_floats(&r, (size_t)kh * kw, 1.0f);
+        float *y = nan_floats((size_t)oh * ow), *want = new_floats((size_t)oh * ow);
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                float s = 0.5f;
+                for (int ki = 0; ki < kh; ki++)
+                    for (int kj = 0; kj < kw; kj++) {
+                        int iy = oy * sh - ph + ki * dh, ix = ox * sw - pw + kj * dw;
+                        if (iy >= 0 && iy < h && ix >= 0 && ix < w) s += wk[ki * kw + kj] * x[iy * w + ix];
+                    }
+                want[oy * ow + ox] = s;
+            }
+        nnc_dw_plane(x, h, w, wk, 0.5f, y, 0, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+        char what[96];
+        snprintf(what, sizeof what, "dw_plane %dx%d k%dx%d s%d,%d p%d,%d d%d,%d", h, w, kh, kw, sh, sw, ph, pw, dh, dw);
+        check_equal(y, want, (size_t)oh * ow, what);
+        free(x), free(wk), free(y), free(want);
+    }
+}
+
 static void test_conv2d_act_channels(void **state)
 {
     static const int cases[] = {9, 10, 15};  /* 1x1 direct, 1x1 grouped, a 3x3 layer */
@@ -1334,6 +1368,7 @@ int main(void)
         cmocka_unit_test(test_conv2d_epilogue),
         cmocka_unit_test(test_conv2d_act_channels),
         cmocka_unit_test(test_conv2d_blocks),
+        cmocka_unit_test(test_dw_plane_order),
         cmocka_unit_test(test_conv_transpose2d_epilogue),
         cmocka_unit_test(test_dwpw),
         cmocka_unit_test(test_bn_scale),
