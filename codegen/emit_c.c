@@ -419,12 +419,23 @@ static int cg_dwpw_tile(const IrGraph *g, const IrNode *n)
 /* Samples per GEMM block of nnc_conv2d (kernels.c nnc_conv2d_block and
  * nnc_conv_samples): several, up to NNC_CONV_COLS = 512 columns, for a plain
  * convolution of a small map. */
+int64_t cg_conv_samples(int64_t ohw) { return ohw >= 512 ? 1 : (512 + ohw - 1) / ohw; }
+
 static int64_t cg_conv_block(const IrNode *n, const IrShape *x, const IrShape *y, int max_batch)
 {
     const ConvAttr *c = &n->attr.conv;
-    int64_t ohw = y->dim[1] * y->dim[2], nb = ohw >= 512 ? 1 : (512 + ohw - 1) / ohw;
+    int64_t nb = cg_conv_samples(y->dim[1] * y->dim[2]);
     if (c->pro.on || (x->dim[0] / c->groups == 1 && !cg_conv_direct(c))) return 1;
     return nb < max_batch ? nb : max_batch;
+}
+
+const char *cg_conv2d_scratch_call(Arena *a, const IrGraph *g, const IrNode *n, int max_batch)
+{
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
+    return arena_printf(a, "nnc_conv2d_scratch(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %lld, %lld, %d, %d)",
+                        max_batch, cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->sh,
+                        c->sw, c->ph, c->pw, cg_dim(y, 1), cg_dim(y, 2), c->groups, c->pro.on ? 1 : 0);
 }
 
 int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch)
@@ -473,8 +484,6 @@ const char *cg_act_macro(ActKind act)
     default: return "NNC_ACT_NONE";
     }
 }
-
-
 
 /* The batch stride of a value in floats: its root's elements per sample. */
 static long long cg_stride(CgCtx *cx, int32_t v) { return cg_elems_from(&cx->g->values[cx->root[v]].shape, 0); }
@@ -543,12 +552,7 @@ static bool cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
     if (scratch > 0)
         cg_scratch_check(cx, t ? arena_printf(&cx->arena, "nnc_conv_transpose2d_scratch(%lld, %lld, %d, %d, %d, %d)",
                                               cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->groups)
-                               : arena_printf(&cx->arena,
-                                              "nnc_conv2d_scratch(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %lld, "
-                                              "%lld, %d, %d)",
-                                              cx->opt->max_batch, cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2),
-                                              c->out_channels, c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, cg_dim(y, 1),
-                                              cg_dim(y, 2), c->groups, c->pro.on ? 1 : 0),
+                               : cg_conv2d_scratch_call(&cx->arena, cx->g, n, cx->opt->max_batch),
                          scratch);
     cg_call_begin(cx, fn);
     if (t) {
@@ -1075,22 +1079,16 @@ static bool cg_plan_workspace(CgCtx *cx)
 /* ----------------------------------------------------------- the body ---- */
 
 /* "conv2d features.conv0 @ models/x.net:4:22": what a node is and where it came from. */
-void cg_append_origin(StrBuf *out, const IrNode *n)
+const char *cg_node_origin(Arena *a, const IrNode *n)
 {
-    StrBuf b = {0};
+    StrBuf b = {0}, safe = {0};
     sb_append(&b, ir_ops[n->op].name);
     if (n->scope) sb_printf(&b, " %s", n->scope);
     if (n->loc.file) sb_printf(&b, " @ %s:%d:%d", n->loc.file, n->loc.line, n->loc.col);
-    cg_append_commentable(out, b.data);
+    cg_append_commentable(&safe, b.data);
+    const char *r = arena_strdup(a, safe.data ? safe.data : "");
     sb_free(&b);
-}
-
-static const char *cg_node_origin(CgCtx *cx, const IrNode *n)
-{
-    StrBuf b = {0};
-    cg_append_origin(&b, n);
-    const char *r = arena_strdup(&cx->arena, b.data ? b.data : "");
-    sb_free(&b);
+    sb_free(&safe);
     return r;
 }
 
@@ -1138,7 +1136,7 @@ static bool cg_emit_body(CgCtx *cx)
             CG_FAIL(cx, "internal error: %s (node %d) cannot write a slice of a concat", ir_ops[n->op].name, i);
         StrBuf keep = cx->body;
         if (prep) cx->body = cx->prep;
-        sb_printf(&cx->body, "\n    /* %s */\n", cg_node_origin(cx, n));
+        sb_printf(&cx->body, "\n    /* %s */\n", cg_node_origin(&cx->arena, n));
         bool ok = cg_emitters[n->op](cx, n);
         if (prep) cx->prep = cx->body, cx->body = keep;
         if (!ok) return false;

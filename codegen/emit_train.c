@@ -140,14 +140,10 @@ static const char *tr_scratch_macro(Tr *t) { return arena_printf(&t->arena, "(si
  * against the kernel's own nnc_conv2d_scratch, tr_backward_scratch's way). */
 static int64_t tr_scratch(Tr *t, const IrNode *n)
 {
-    const ConvAttr *c = &n->attr.conv;
-    const IrShape *x = ir_in_shape(t->g, n, 0), *y = &t->g->values[n->out].shape;
+    const IrShape *x = ir_in_shape(t->g, n, 0);
     if (n->op == OP_CONV2D)
-        sb_printf(&t->scratch_checks, "%snnc_conv2d_scratch(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %lld, "
-                                      "%lld, %d, 0) > %s",
-                  t->scratch_checks.len ? " ||\n        " : "", t->opt->max_batch, (long long)x->dim[0],
-                  (long long)x->dim[1], (long long)x->dim[2], c->out_channels, c->kh, c->kw, c->sh, c->sw, c->ph,
-                  c->pw, (long long)y->dim[1], (long long)y->dim[2], c->groups, tr_scratch_macro(t));
+        sb_printf(&t->scratch_checks, "%s%s > %s", t->scratch_checks.len ? " ||\n        " : "",
+                  cg_conv2d_scratch_call(&t->arena, t->g, n, t->opt->max_batch), tr_scratch_macro(t));
     if (n->op == OP_CONV2D || n->op == OP_CONV_T2D) return cg_scratch_floats(t->g, n, t->opt->max_batch);
     if (n->op == OP_LRN) return x->dim[0] * 2;
     return 0;
@@ -168,7 +164,7 @@ static int64_t tr_backward_scratch(Tr *t, const IrNode *n)
                   c->out_channels, c->kh, c->kw, c->groups, tr_scratch_macro(t));
         return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
     }
-    int64_t ohw = y->dim[1] * y->dim[2], nb = ohw >= 512 ? 1 : (512 + ohw - 1) / ohw;  /* NNC_CONV_COLS */
+    int64_t ohw = y->dim[1] * y->dim[2], nb = cg_conv_samples(ohw);
     tr_need(t, "conv2d_backward");
     sb_printf(&t->scratch_checks, "%snnc_conv2d_backward_scratch(%lld, %d, %d, %d, %lld, %lld, %d) > %s",
               t->scratch_checks.len ? " ||\n        " : "", (long long)x->dim[0], c->out_channels, c->kh, c->kw,
@@ -679,14 +675,7 @@ static bool tr_plan(Tr *t)
 
 static void tr_put(Tr *t, StrBuf *out, const char *text) { cg_put_template(out, text, t->prefix, t->upper); }
 
-static const char *tr_node_comment(Tr *t, const IrNode *n)
-{
-    StrBuf b = {0};
-    cg_append_origin(&b, n);
-    const char *r = arena_strdup(&t->arena, b.data ? b.data : "");
-    sb_free(&b);
-    return r;
-}
+static const char *tr_node_comment(Tr *t, const IrNode *n) { return cg_node_origin(&t->arena, n); }
 
 /* The forward of a fused chain: at the conv (training: with the statistics),
  * at the batchnorm (normalization and activation in one pass); the activation
