@@ -10,7 +10,9 @@
  * led to a shape error, the place a name was first defined). The source table
  * keeps the text of every file read in the compilation, so any location can be
  * shown. Messages accumulate in a StrBuf; the CLI prints them, the library hands
- * them to its caller. */
+ * them to its caller. No byte that could drive a terminal is printed raw:
+ * control bytes and invalid UTF-8 in messages, paths and echoed source lines
+ * are shown as \xNN (diag.c). */
 #ifndef NNC_DIAG_H
 #define NNC_DIAG_H
 
@@ -39,6 +41,11 @@ void diag_init(Diag *d, Arena *arena);
 void diag_free(Diag *d);
 /* Registers a file's text (copied into the arena) and returns its entry. */
 const SrcFile *diag_add_file(Diag *d, const char *path, const char *text, size_t len);
+
+/* The offset of the first byte of s[0..n) that diagnostics would print
+ * escaped (a control byte, tab included, invalid UTF-8, a C1 control), or n.
+ * The lexer refuses such bytes in strings with it. */
+size_t diag_first_unprintable(const char *s, size_t n);
 
 void diag_error(Diag *d, Loc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
 void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap);

@@ -1592,6 +1592,7 @@ typedef struct {
     const char **seen;        /* resolved paths already loaded */
     int n_seen;
     const Decl *main_decls;   /* the main file's own */
+    const SrcFile *main_file; /* where whole-file messages point (1:1) */
 } Loader;
 
 static char *dir_of(Arena *a, const char *path)
@@ -1600,7 +1601,19 @@ static char *dir_of(Arena *a, const char *path)
     return slash ? arena_strndup(a, path, (size_t)(slash - path + 1)) : arena_strdup(a, "");
 }
 
-static bool load_text(Loader *L, const char *path, const char *text, size_t len, int depth);
+static bool load_text(Loader *L, const char *path, const char *text, size_t len, Loc from, int depth);
+
+/* The text of a .net file: regular files and pipes (`nnc <(sed ... m.net)`
+ * reads a pipe, and a FIFO with no writer reads as empty rather than
+ * blocking), at most FE_MAX_SOURCE_BYTES, so /dev/zero or a mistyped path to a
+ * data set ends in an error, not in an exhausted memory. NULL with *why. */
+static char *read_net(const char *path, size_t *len, const char **why)
+{
+    char *text = nnc_read_file_max(path, FE_MAX_SOURCE_BYTES, NNC_READ_PIPE, len, why);
+    if (!text && *why == nnc_err_too_large)
+        *why = "the file is larger than 16 MiB; .net sources are limited to 16 MiB each (split a larger one with import)";
+    return text;
+}
 
 static bool load_file(Loader *L, const char *path, Loc from, int depth)
 {
@@ -1613,24 +1626,27 @@ static bool load_file(Loader *L, const char *path, Loc from, int depth)
     free(real);
     size_t len;
     const char *err;
-    char *text = nnc_read_file(path, &len, &err);
+    char *text = read_net(path, &len, &err);
     if (!text) {
         diag_error(L->d, from, "cannot read '%s': %s%s", path, err,
                    path[0] == '/' ? "" : " (an import is found relative to the file that imports it)");
         return false;
     }
-    bool ok = load_text(L, path, text, len, depth);
+    bool ok = load_text(L, path, text, len, from, depth);
     free(text);
     return ok;
 }
 
-static bool load_text(Loader *L, const char *path, const char *text, size_t len, int depth)
+/* Parses one file and, first, everything it imports; from is the import
+ * statement that named it (no position for the main file). */
+static bool load_text(Loader *L, const char *path, const char *text, size_t len, Loc from, int depth)
 {
     if (depth > 64) {
-        diag_error(L->d, (Loc){0}, "%s: imports nest more than 64 files deep", path);
+        diag_error(L->d, from, "importing '%s': imports nest more than 64 files deep", path);
         return false;
     }
     const SrcFile *file = diag_add_file(L->d, path, text, len);
+    if (depth == 0) L->main_file = file;
     Decl *decls;
     if (!fe_parse(L->d, file, &decls)) return false;
     if (depth == 0) L->main_decls = decls;
@@ -1706,32 +1722,39 @@ static bool check_decls(Diag *d, const Decl *all, NameMap *blocks)
     return ok;
 }
 
-static const Decl *pick_network(Diag *d, const Loader *L, const char *path, const FeOptions *opt)
+/* The network of the main file that opt names, or its only one. Whole-file
+ * messages carry a position like every other: the second network of an
+ * ambiguous file, the first one of a file without the --network asked for,
+ * and 1:1 of a file with none (empty: no source line is shown). */
+static const Decl *pick_network(Diag *d, const Loader *L, const FeOptions *opt)
 {
-    const Decl *found = NULL;
+    const Decl *found = NULL, *first = NULL, *second = NULL;
     int count = 0;
     StrBuf names = {0};
     for (const Decl *x = L->main_decls; x; x = x->next) {
         if (x->kind != DECL_NETWORK) continue;
         count++;
+        if (!first) first = x;
+        else if (!second) second = x;
         sb_printf(&names, "%s%s", names.len ? ", " : "", x->name);
         if (opt && opt->network ? strcmp(x->name, opt->network) == 0 : !found) found = x;
     }
+    Loc top = {L->main_file, 1, 1};
     if (opt && opt->network && !found)
-        diag_error(d, (Loc){0}, "%s: no network named '%s' (it defines: %s)", path, opt->network,
-                   names.len ? names.data : "none");
+        diag_error(d, first ? first->loc : top, "no network named '%s' (given with --network); this file defines: %s",
+                   opt->network, names.len ? names.data : "none");
     else if (count == 0)
-        diag_error(d, (Loc){0}, "%s: defines no network; write 'network NAME { ... }'", path);
+        diag_error(d, top, "the file defines no network; write 'network NAME { ... }'");
     else if (count > 1 && !(opt && opt->network))
-        diag_error(d, (Loc){0}, "%s: defines several networks (%s); pick one with --network NAME", path, names.data);
+        diag_error(d, second->loc, "the file defines several networks (%s); pick one with --network NAME", names.data);
     sb_free(&names);
     return d->errors ? NULL : found;
 }
 
-static IrGraph *compile(Loader *L, const char *path, const FeOptions *opt)
+static IrGraph *compile(Loader *L, const FeOptions *opt)
 {
     NameMap blocks = {0};
-    const Decl *net = check_decls(L->d, L->decls, &blocks) ? pick_network(L->d, L, path, opt) : NULL;
+    const Decl *net = check_decls(L->d, L->decls, &blocks) ? pick_network(L->d, L, opt) : NULL;
     IrGraph *g = NULL;
     if (net) {
         Elab E;
@@ -1763,7 +1786,7 @@ static void loader_init(Loader *L, const char *path, Diag *d)
 static char *read_source(const char *path, size_t *len, Diag *d)
 {
     const char *err;
-    char *text = nnc_read_file(path, len, &err);
+    char *text = read_net(path, len, &err);
     if (!text) diag_error(d, (Loc){0}, "cannot read '%s': %s", path, err);
     return text;
 }
@@ -1772,7 +1795,7 @@ IrGraph *fe_compile_text(const char *path, const char *text, size_t len, const F
 {
     Loader L;
     loader_init(&L, path, d);
-    IrGraph *g = load_text(&L, path, text, len, 0) ? compile(&L, path, opt) : NULL;
+    IrGraph *g = load_text(&L, path, text, len, (Loc){0}, 0) ? compile(&L, opt) : NULL;
     free(L.seen);
     return g;
 }
@@ -2055,7 +2078,7 @@ bool fe_train_settings(const char *path, const FeOptions *opt, FeTrainSetting **
     Loader L;
     loader_init(&L, path, d);
     NameMap blocks = {0};
-    const Decl *net = load_text(&L, path, text, len, 0) && check_decls(d, L.decls, &blocks) ? pick_network(d, &L, path, opt) : NULL;
+    const Decl *net = load_text(&L, path, text, len, (Loc){0}, 0) && check_decls(d, L.decls, &blocks) ? pick_network(d, &L, opt) : NULL;
     TrainSec s = {d, d->arena, NULL, 0, 0};
     bool ok = net != NULL;
     for (const Decl *x = L.main_decls; x && ok; x = x->next)

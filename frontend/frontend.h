@@ -22,6 +22,12 @@ typedef struct {
     int n_defines;
 } FeOptions;
 
+/* The largest .net file read (the main file and each import): generous for
+ * a hand-written model (the zoo's largest is a few KiB), small enough that a
+ * wrong path (/dev/zero, a data set) ends in an error and not in an
+ * exhausted memory. */
+#define FE_MAX_SOURCE_BYTES ((size_t)16 << 20)
+
 /* Compiles path into a graph, or returns NULL after reporting to d. */
 IrGraph *fe_compile(const char *path, const FeOptions *opt, Diag *d);
 

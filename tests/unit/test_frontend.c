@@ -906,17 +906,28 @@ static void test_network_selection(void **state)
     ir_free(g);
     opt.network = "medium";
     char *err = compile_fail_opt(src, &opt);
-    assert_string_equal(err, "nnc: error: test.net: no network named 'medium' (it defines: small, large)\n");
+    assert_string_equal(err, "test.net:1:9: error: no network named 'medium' (given with --network); this file defines: small, large\n"
+                             "    network small { input x: [4] output y = relu(x) }\n"
+                             "            ^\n");
     free(err);
     err = compile_fail(src);
-    assert_contains(err, "defines several networks (small, large); pick one with --network NAME");
+    assert_contains(err, "test.net:2:9: error: the file defines several networks (small, large); pick one with --network NAME");
     free(err);
     /* a single network needs no name; --network may still name it */
     opt.network = "only";
     g = compile_ok_opt("network only { input x: [4] output y = relu(x) }", &opt);
     ir_free(g);
     err = compile_fail("block b(x) { return x }");
-    assert_contains(err, "defines no network");
+    assert_string_equal(err, "test.net:1:1: error: the file defines no network; write 'network NAME { ... }'\n"
+                             "    block b(x) { return x }\n"
+                             "    ^\n");
+    free(err);
+    /* an empty file: the position, and no source line to show */
+    err = compile_fail("");
+    assert_string_equal(err, "test.net:1:1: error: the file defines no network; write 'network NAME { ... }'\n");
+    free(err);
+    err = compile_fail("# only a comment\n");
+    assert_contains(err, "test.net:1:1: error: the file defines no network");
     free(err);
 }
 
