@@ -20,43 +20,262 @@ static int by_size(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-typedef struct { int64_t lo, hi; } Span;
+/* ------------------------------------------------ sets of byte ranges ---- */
 
-static int by_lo(const void *a, const void *b)
+/* A set of disjoint byte ranges [lo, hi), ranges that touch merged into one:
+ * a treap keyed by lo whose nodes live in one pool shared by all the sets
+ * (indices; 0 is the empty tree). Adding a range is O(log n) amortized (a
+ * range merged away is freed once); finding the range that holds a byte, or
+ * the first range after it, is O(log n). */
+typedef struct {
+    int64_t lo, hi;      /* the range */
+    int32_t kid[2];      /* the ranges before it, after it */
+    uint32_t prio;       /* heap order: a parent's is at least its children's */
+} SetNode;
+
+typedef struct {
+    SetNode *node;       /* node[0] stands for the empty tree */
+    int32_t n, cap;      /* nodes used, allocated */
+    int32_t free_list;   /* freed nodes, linked through kid[0] */
+    uint32_t rng;        /* priorities: a fixed sequence, so runs repeat */
+} SetPool;
+
+static int32_t set_new(SetPool *p, int64_t lo, int64_t hi)
 {
-    const Span *x = a, *y = b;
-    return x->lo < y->lo ? -1 : x->lo > y->lo;
+    int32_t i = p->free_list;
+    if (i) {
+        p->free_list = p->node[i].kid[0];
+    } else {
+        if (p->n == p->cap) {
+            p->cap *= 2;
+            p->node = nnc_xrealloc(p->node, (size_t)p->cap * sizeof *p->node);
+        }
+        i = p->n++;
+    }
+    p->rng ^= p->rng << 13, p->rng ^= p->rng >> 17, p->rng ^= p->rng << 5;
+    p->node[i] = (SetNode){lo, hi, {0, 0}, p->rng};
+    return i;
 }
 
+/* Returns every node of tree t to the pool. */
+static void set_free(SetPool *p, int32_t t)
+{
+    while (t) {  /* down the left spine in a loop, right subtrees by recursion: depth O(log n) */
+        set_free(p, p->node[t].kid[1]);
+        int32_t left = p->node[t].kid[0];
+        p->node[t].kid[0] = p->free_list;
+        p->free_list = t;
+        t = left;
+    }
+}
 
-/* One greedy pass in the given order: each buffer goes into a gap between the
- * placed buffers live at the same time: the lowest gap that fits (first fit),
- * or the smallest (best fit; the open space above all of them counts as
- * unbounded). */
-static int64_t place(MpBuffer *bufs, const int32_t *order, int32_t n, int64_t align, Span *busy, bool best_fit)
+/* Splits t into the ranges with lo < key (*a) and the others (*b). */
+static void set_split(SetPool *p, int32_t t, int64_t key, int32_t *a, int32_t *b)
+{
+    if (!t) {
+        *a = *b = 0;
+    } else if (p->node[t].lo < key) {
+        int32_t right;
+        set_split(p, p->node[t].kid[1], key, &right, b);
+        p->node[t].kid[1] = right;
+        *a = t;
+    } else {
+        int32_t left;
+        set_split(p, p->node[t].kid[0], key, a, &left);
+        p->node[t].kid[0] = left;
+        *b = t;
+    }
+}
+
+/* Joins a and b, every range of a before every range of b. */
+static int32_t set_join(SetPool *p, int32_t a, int32_t b)
+{
+    if (!a || !b) return a ? a : b;
+    if (p->node[a].prio >= p->node[b].prio) {
+        int32_t right = set_join(p, p->node[a].kid[1], b);
+        p->node[a].kid[1] = right;
+        return a;
+    }
+    int32_t left = set_join(p, a, p->node[b].kid[0]);
+    p->node[b].kid[0] = left;
+    return b;
+}
+
+static int32_t set_last(const SetPool *p, int32_t t)
+{
+    while (t && p->node[t].kid[1]) t = p->node[t].kid[1];
+    return t;
+}
+
+/* Adds [lo, hi) to the set *root, merged with the ranges it overlaps or touches. */
+static void set_add(SetPool *p, int32_t *root, int64_t lo, int64_t hi)
+{
+    int32_t before, after, merged, rest;
+    set_split(p, *root, lo, &before, &after);
+    int32_t prev = set_last(p, before);  /* the one range starting before lo that can reach it */
+    if (prev && p->node[prev].hi >= lo) {
+        lo = p->node[prev].lo;
+        if (p->node[prev].hi > hi) hi = p->node[prev].hi;
+        set_split(p, before, lo, &before, &merged);
+        set_free(p, merged);
+    }
+    set_split(p, after, hi + 1, &merged, &rest);  /* the ranges starting in [lo, hi] */
+    int32_t end = set_last(p, merged);
+    if (end && p->node[end].hi > hi) hi = p->node[end].hi;
+    set_free(p, merged);
+    int32_t node = set_new(p, lo, hi);
+    *root = set_join(p, set_join(p, before, node), rest);
+}
+
+/* The end of the range that holds byte x, or x if none does. */
+static int64_t set_cover(const SetPool *p, int32_t t, int64_t x)
+{
+    int32_t at = 0;
+    while (t) {  /* the last range with lo <= x */
+        if (p->node[t].lo <= x) at = t, t = p->node[t].kid[1];
+        else t = p->node[t].kid[0];
+    }
+    return at && p->node[at].hi > x ? p->node[at].hi : x;
+}
+
+/* The start of the first range after byte x, or INT64_MAX. */
+static int64_t set_next(const SetPool *p, int32_t t, int64_t x)
+{
+    int64_t next = INT64_MAX;
+    while (t) {
+        if (p->node[t].lo > x) next = p->node[t].lo, t = p->node[t].kid[0];
+        else t = p->node[t].kid[1];
+    }
+    return next;
+}
+
+/* -------------------------------------------------- space over time ---- */
+
+/* The placed buffers as byte ranges over a segment tree of the steps (node 1
+ * is the root, node leaves + s the leaf of step s). A buffer live during
+ * first..last goes into the `full` set of the O(log steps) nodes that cover
+ * first..last exactly, and into the `part` set of those and of all their
+ * ancestors. The buffers live at some step of first..last are then those in
+ * `part` of the nodes that cover first..last and those in `full` of the
+ * ancestors of the leaves first and last: the union of O(log steps) sets is
+ * the space taken while a buffer lives, whatever the number of buffers. */
+enum { SPACE_MAX_SETS = 4 * 32 };
+
+typedef struct {
+    int32_t leaves;      /* a power of two, more than the last step */
+    int32_t *full;       /* per tree node: its set of the buffers live at all of its steps */
+    int32_t *part;       /* per tree node: ... live at any of its steps */
+    int32_t sets[SPACE_MAX_SETS]; /* the sets of one query */
+    SetPool pool;
+} Space;
+
+static void space_init(Space *sp, int32_t steps)
+{
+    sp->leaves = 1;
+    while (sp->leaves < steps) sp->leaves *= 2;
+    sp->full = nnc_xcalloc(2 * (size_t)sp->leaves, sizeof *sp->full);
+    sp->part = nnc_xcalloc(2 * (size_t)sp->leaves, sizeof *sp->part);
+    sp->pool = (SetPool){nnc_xmalloc(1024 * sizeof(SetNode)), 1, 1024, 0, 0};
+}
+
+static void space_clear(Space *sp)
+{
+    memset(sp->full, 0, 2 * (size_t)sp->leaves * sizeof *sp->full);
+    memset(sp->part, 0, 2 * (size_t)sp->leaves * sizeof *sp->part);
+    sp->pool.n = 1, sp->pool.free_list = 0, sp->pool.rng = 0x2545f491u;
+}
+
+static void space_free(Space *sp)
+{
+    free(sp->full);
+    free(sp->part);
+    free(sp->pool.node);
+}
+
+static void space_add_at(Space *sp, int32_t v, int64_t lo, int64_t hi)
+{
+    set_add(&sp->pool, &sp->full[v], lo, hi);
+    for (; v >= 1; v /= 2) set_add(&sp->pool, &sp->part[v], lo, hi);
+}
+
+/* Takes [lo, hi) during first..last. */
+static void space_add(Space *sp, int32_t first, int32_t last, int64_t lo, int64_t hi)
+{
+    for (int32_t l = first + sp->leaves, r = last + sp->leaves + 1; l < r; l /= 2, r /= 2) {
+        if (l & 1) space_add_at(sp, l++, lo, hi);
+        if (r & 1) space_add_at(sp, --r, lo, hi);
+    }
+}
+
+/* Fills sp->sets with the non-empty sets whose union is the space taken
+ * during first..last; returns their number. */
+static int32_t space_query(Space *sp, int32_t first, int32_t last)
+{
+    int32_t n = 0;
+    for (int32_t l = first + sp->leaves, r = last + sp->leaves + 1; l < r; l /= 2, r /= 2) {
+        if (l & 1) {
+            if (sp->part[l]) sp->sets[n++] = sp->part[l];
+            l++;
+        }
+        if (r & 1) {
+            r--;
+            if (sp->part[r]) sp->sets[n++] = sp->part[r];
+        }
+    }
+    int32_t u = first + sp->leaves, w = last + sp->leaves;
+    for (; u != w; u /= 2, w /= 2) {  /* the two paths up, until they meet */
+        if (sp->full[u]) sp->sets[n++] = sp->full[u];
+        if (sp->full[w]) sp->sets[n++] = sp->full[w];
+    }
+    for (; u >= 1; u /= 2)
+        if (sp->full[u]) sp->sets[n++] = sp->full[u];
+    return n;
+}
+
+/* The offset for `size` bytes in the space free in all the sets: the lowest
+ * gap that fits (first fit) or the smallest (best fit, the lowest among
+ * equals; the open space above everything counts as INT64_MAX - its start). */
+static int64_t space_fit(const Space *sp, int32_t n, int64_t size, bool best_fit)
+{
+    int64_t x = 0, off = -1, best_gap = INT64_MAX;
+    for (;;) {
+        for (int32_t moved = 1; moved;) {  /* move x past everything that holds it */
+            moved = 0;
+            for (int32_t k = 0; k < n; k++) {
+                int64_t end = set_cover(&sp->pool, sp->sets[k], x);
+                if (end > x) x = end, moved = 1;
+            }
+        }
+        int64_t next = INT64_MAX;  /* x is free up to the first range after it */
+        for (int32_t k = 0; k < n; k++) {
+            int64_t lo = set_next(&sp->pool, sp->sets[k], x);
+            if (lo < next) next = lo;
+        }
+        int64_t gap = next - x;
+        if (gap >= size && (off < 0 || (best_fit && gap < best_gap))) {
+            off = x;
+            best_gap = gap;
+            if (!best_fit || gap == size) return off;
+        }
+        if (next == INT64_MAX) return off;
+        x = next;
+    }
+}
+
+/* One greedy pass in the given order: each buffer goes at space_fit's offset
+ * among the placed buffers live at the same time. O(n log n log steps) when
+ * the space free at a step is in few pieces. */
+static int64_t place(MpBuffer *bufs, const int32_t *order, int32_t n, int64_t align, Space *sp, bool best_fit)
 {
     int64_t total = 0;
+    space_clear(sp);
     for (int32_t k = 0; k < n; k++) {
         MpBuffer *b = &bufs[order[k]];
         int64_t size = round_up(b->size, align);
-        int32_t nb = 0;
-        for (int32_t j = 0; j < k; j++) {  /* placed buffers alive at the same time */
-            const MpBuffer *p = &bufs[order[j]];
-            if (p->first <= b->last && b->first <= p->last && p->size > 0)
-                busy[nb++] = (Span){p->offset, p->offset + round_up(p->size, align)};
-        }
-        qsort(busy, (size_t)nb, sizeof *busy, by_lo);
-        int64_t off = -1, best_gap = INT64_MAX, end = 0;
-        for (int32_t j = 0; j <= nb && size > 0; j++) {
-            int64_t lo = end, hi = j < nb ? busy[j].lo : INT64_MAX;
-            if (hi - lo >= size && (off < 0 || (best_fit && hi - lo < best_gap))) {
-                off = lo;
-                best_gap = hi - lo;
-                if (!best_fit) break;
-            }
-            if (j < nb && busy[j].hi > end) end = busy[j].hi;
-        }
-        b->offset = off < 0 ? 0 : off;
+        b->offset = 0;
+        if (size == 0) continue;
+        b->offset = space_fit(sp, space_query(sp, b->first, b->last), size, best_fit);
+        space_add(sp, b->first, b->last, b->offset, b->offset + size);
         if (b->offset + size > total) total = b->offset + size;
     }
     return total;
@@ -75,7 +294,13 @@ int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
 {
     int32_t *order = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *order);
     Key *keys = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *keys);
-    Span *busy = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *busy);
+    int32_t steps = 1;
+    for (int32_t i = 0; i < n; i++) {
+        NNC_ASSERT(0 <= bufs[i].first && bufs[i].first <= bufs[i].last);
+        if (bufs[i].last + 1 > steps) steps = bufs[i].last + 1;
+    }
+    Space space;
+    space_init(&space, steps);
     int64_t *best_off = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *best_off);
     int64_t best = INT64_MAX, bound = mp_lower_bound(bufs, n, align);
     uint64_t rng = 0x9e3779b97f4a7c15ull;  /* fixed seed: the same graph always gets the same plan */
@@ -99,7 +324,7 @@ int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
         }
         qsort(keys, (size_t)n, sizeof *keys, by_size);
         for (int32_t i = 0; i < n; i++) order[i] = keys[i].idx;
-        int64_t total = place(bufs, order, n, align, busy, h % 2 == 1);
+        int64_t total = place(bufs, order, n, align, &space, h % 2 == 1);
         if (total < best) {
             best = total;
             for (int32_t i = 0; i < n; i++) best_off[i] = bufs[i].offset;
@@ -107,7 +332,7 @@ int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
     }
     for (int32_t i = 0; i < n; i++) bufs[i].offset = best_off[i];
     free(best_off);
-    free(busy);
+    space_free(&space);
     free(keys);
     free(order);
     return n ? best : 0;
