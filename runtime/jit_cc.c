@@ -8,7 +8,13 @@
  * RTLD_LOCAL (two models with the same prefix do not clash) and look up the
  * entry points (an inference model's, or a training module's: rt_cc_load and
  * rt_cc_load_train share everything up to dlopen); remove the directory. A loaded object stays mapped after its
- * file is unlinked. */
+ * file is unlinked.
+ *
+ * No leftovers (common.h, temporaries of nnc's own): the directory is
+ * $TMPDIR/nnc-jit-PID-XXXXXX, PID the owner's; it and each file are tracked
+ * before they exist, so SIGINT, SIGTERM and SIGHUP remove them, and every
+ * return path removes them. A kill -9 leaves them: each build first sweeps
+ * the nnc-jit-PID-* directories of this user whose PID no longer runs. */
 #include "jit_cc.h"
 
 #include "../common/common.h"
@@ -52,7 +58,7 @@ static bool rt_cc_write(const char *dir, const char *name, const char *text, cha
 {
     char path[RT_PATH_MAX];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(path, "wx");  /* a fresh directory: the name cannot exist (C11 "x": O_EXCL) */
     bool ok = f && fputs(text, f) >= 0;
     if (f && fclose(f) != 0) ok = false;
     if (!ok) snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
@@ -163,15 +169,38 @@ static bool rt_cc_open(const char *dir, void **so, char *err, size_t errlen)
     return *so != NULL;
 }
 
-static void rt_cc_remove_dir(const char *dir, const char *header_name)
+/* The files a build puts in its directory: tracked, then removed, in this order. */
+enum { RT_CC_FILES = 4 };
+
+static void rt_cc_files(const char *header_name, const char *files[RT_CC_FILES])
 {
-    const char *files[] = {"model.c", "model.so", "cc.log", header_name};
+    files[0] = header_name, files[1] = "model.c", files[2] = "cc.log", files[3] = "model.so";
+}
+
+/* Tracks the directory and every file it will hold (slots[0] the directory). */
+static void rt_cc_track(const char *dir, const char *header_name, int slots[1 + RT_CC_FILES])
+{
+    const char *files[RT_CC_FILES];
     char path[RT_PATH_MAX];
-    for (size_t i = 0; i < NNC_COUNT(files); i++) {
+    rt_cc_files(header_name, files);
+    slots[0] = nnc_tmp_track(dir, 1);
+    for (int i = 0; i < RT_CC_FILES; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        slots[1 + i] = nnc_tmp_track(path, 0);
+    }
+}
+
+static void rt_cc_remove_dir(const char *dir, const char *header_name, const int slots[1 + RT_CC_FILES])
+{
+    const char *files[RT_CC_FILES];
+    char path[RT_PATH_MAX];
+    rt_cc_files(header_name, files);
+    for (int i = 0; i < RT_CC_FILES; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         unlink(path);
     }
     rmdir(dir);
+    for (int i = 0; i < 1 + RT_CC_FILES; i++) nnc_tmp_untrack(slots[i]);
 }
 
 static bool rt_cc_check_names(const char *header_name, const char *prefix, char *err, size_t errlen)
@@ -197,17 +226,21 @@ static int rt_cc_build(const char *c_src, const char *h_src, const char *header_
     if (!rt_cc_check_names(header_name, prefix, err, errlen)) return -1;
     const char *tmp = getenv("TMPDIR");
     char dir[RT_DIR_MAX];
-    if ((size_t)snprintf(dir, sizeof dir, "%s/nnc-jit-XXXXXX", tmp && *tmp ? tmp : "/tmp") >= sizeof dir) {
+    int slots[1 + RT_CC_FILES];
+    tmp = tmp && *tmp ? tmp : "/tmp";
+    if ((size_t)snprintf(dir, sizeof dir, "%s/nnc-jit-%ld-XXXXXX", tmp, (long)getpid()) >= sizeof dir) {
         snprintf(err, errlen, "TMPDIR is too long a path");
         return -1;
     }
+    nnc_tmp_sweep(tmp, "nnc-jit-");  /* the leftovers of killed runs */
     if (!mkdtemp(dir)) {
         snprintf(err, errlen, "cannot create a temporary directory %s: %s", dir, strerror(errno));
         return -1;
     }
+    rt_cc_track(dir, header_name, slots);
     bool ok = rt_cc_write(dir, header_name, h_src, err, errlen) && rt_cc_write(dir, "model.c", c_src, err, errlen) &&
               rt_cc_compile(dir, err, errlen) && rt_cc_open(dir, so, err, errlen);
-    rt_cc_remove_dir(dir, header_name);
+    rt_cc_remove_dir(dir, header_name, slots);
     return ok ? 0 : -1;
 }
 

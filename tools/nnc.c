@@ -15,6 +15,7 @@
 #include "passes/passes.h"
 #include "codegen/emit_c.h"
 #include "codegen/emit_train.h"
+#include "runtime/checkpoint.h"
 #include "runtime/jit_cc.h"
 #include "runtime/tensor_io.h"
 #include "tools/train.h"
@@ -250,6 +251,21 @@ static int write_text(const char *path, const StrBuf *sb)
     return 0;
 }
 
+/* The generated .c and .h, replaced together or not at all (common.h
+ * nnc_write_files_atomic): a full disk or a failed rename between the two
+ * leaves the previous pair as it was, never a new .c beside a stale .h. */
+static int write_pair(const char *c_path, const StrBuf *c_src, const char *h_path, const StrBuf *h_src)
+{
+    const char *paths[2] = {c_path, h_path};
+    const void *data[2] = {c_src->data ? c_src->data : "", h_src->data ? h_src->data : ""};
+    size_t lens[2] = {c_src->len, h_src->len};
+    int failed = 0;
+    if (nnc_write_files_atomic(2, paths, data, lens, &failed) == 0) return 0;
+    fprintf(stderr, "nnc: cannot write '%s': %s; neither '%s' nor '%s' was changed\n", paths[failed < 0 ? 0 : failed],
+            strerror(errno), c_path, h_path);
+    return 1;
+}
+
 static void print_stats(const IrGraph *g, int batch, int opt_level)
 {
     /* activations: what the forward pass computes (constants are computed once, at create) */
@@ -331,7 +347,7 @@ static int cmd_compile(const Cli *c)
         bool ok = strcmp(c->emit, "train") == 0 ? cg_emit_train_c(g, &to, &a, &b, err, sizeof err)
                                                 : cg_emit_c(g, &o, &a, &b, err, sizeof err);
         if (!ok) fprintf(stderr, "nnc: %s: %s\n", c->model, err);
-        else rc = write_text(c_path, &a) || write_text(h_path, &b);
+        else rc = write_pair(c_path, &a, h_path, &b);
         free(c_path);
         free(h_path);
         free(h_name);
@@ -349,6 +365,11 @@ done:
 static int cmd_init(const Cli *c)
 {
     if (!c->out) return fail_usage("nnc init needs -o WEIGHTS.safetensors%s", "");
+    char why[1200];
+    if (nnc_check_writable(c->out, why, sizeof why) != 0) {  /* before the model is compiled */
+        fprintf(stderr, "nnc init: -o '%s' cannot be written: %s (choose a writable path)\n", c->out, why);
+        return 1;
+    }
     Arena arena = {0};
     Cli c0 = *c;
     c0.opt_level = 0;  /* every parameter, as the source declares it */
@@ -611,6 +632,10 @@ static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n)
         goto done;
     }
     void *inst = NULL;
+    if (rt_checkpoint_verify_file(c->weights, err, sizeof err) == RT_CKPT_CORRUPT) {  /* a checkpoint's checksum */
+        fprintf(stderr, "nnc run: --weights %s\n", err);
+        goto done;
+    }
     if (m.create(&inst, c->weights, NULL) != 0) {
         fprintf(stderr, "nnc: %s\n", m.last_error(inst));
         m.destroy(inst);

@@ -47,6 +47,7 @@
 #include "common/common.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "runtime/checkpoint.h"
 #include "runtime/data.h"
 #include "runtime/jit_cc.h"
 #include "runtime/snippets/optim.c"
@@ -129,6 +130,12 @@ typedef struct TrainArgs {
     int n_freeze;
     char *kept[TR_MAX_LIST];         /* copies of the train section's values, freed by free_args */
     int n_kept;
+    const char *at;                  /* while the train section is applied: where the setting stands */
+    struct {
+        const char *flag;            /* an option the train section set ("--momentum") */
+        char *at;                    /* "FILE:LINE:COL" of it (malloc'd) */
+    } origin[TR_MAX_LIST];           /* cleared by the command line's own value */
+    int n_origin;
 } TrainArgs;
 
 /* A copy of s that lives as long as t (the train section's values). */
@@ -138,16 +145,55 @@ static const char *train_keep(TrainArgs *t, const char *s)
     return t->kept[t->n_kept++] = strdup(s);
 }
 
+/* A wrong command line (status 2); at: the train section's FILE:LINE:COL when the value came from there. */
+static int usage_verror(const TrainArgs *t, const char *at, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "nnc %s: ", t->cmd);
+    if (at) fprintf(stderr, "%s: in the train section: ", at);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nRun 'nnc --help' for the usage.\n");
+    return 2;
+}
+
 static int usage_error(const TrainArgs *t, const char *fmt, ...) NNC_PRINTF(2, 3);
 static int usage_error(const TrainArgs *t, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "nnc %s: ", t->cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nRun 'nnc --help' for the usage.\n");
+    int rc = usage_verror(t, t->at, fmt, ap);
     va_end(ap);
-    return 2;
+    return rc;
+}
+
+/* Where the train section set flag, or NULL (the command line's or the default). */
+static const char *origin_of(const TrainArgs *t, const char *flag)
+{
+    for (int i = 0; i < t->n_origin; i++)
+        if (strcmp(t->origin[i].flag, flag) == 0) return t->origin[i].at;
+    return NULL;
+}
+
+/* A wrong value of flag found when the options are checked together. */
+static int flag_error(const TrainArgs *t, const char *flag, const char *fmt, ...) NNC_PRINTF(3, 4);
+static int flag_error(const TrainArgs *t, const char *flag, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = usage_verror(t, origin_of(t, flag), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Notes that flag got its value at t->at (the train section), or from the command line (t->at NULL). */
+static void set_origin(TrainArgs *t, const char *flag)
+{
+    for (int i = 0; i < t->n_origin; i++)
+        if (strcmp(t->origin[i].flag, flag) == 0) {
+            free(t->origin[i].at);
+            t->origin[i] = t->origin[--t->n_origin];
+            break;
+        }
+    if (t->at && t->n_origin < TR_MAX_LIST) t->origin[t->n_origin++].flag = flag, t->origin[t->n_origin - 1].at = strdup(t->at);
 }
 
 bool cli_parse_long(const char *s, long lo, long hi, long *out)
@@ -189,6 +235,7 @@ static const struct {
 /* Stores the value v of option name (known, value present when it takes one). */
 static int set_option(TrainArgs *t, const char *name, const char *v)
 {
+    set_origin(t, name);
     if (strcmp(name, "--data") == 0) t->data = v;
     else if (strcmp(name, "--weights") == 0) t->weights = v;
     else if (strcmp(name, "--out") == 0) t->out = v;
@@ -219,8 +266,12 @@ static int set_option(TrainArgs *t, const char *name, const char *v)
     } else if (strcmp(name, "--lr") == 0) {
         if (!parse_double(v, 0, 1e300, &t->lr)) return usage_error(t, "--lr needs a number >= 0, got '%s'", v);
     } else if (strcmp(name, "--momentum") == 0) {
-        if (!parse_double(v, 0, 1e300, &t->cfg.momentum))
-            return usage_error(t, "--momentum needs a number >= 0 (0.9 is usual), got '%s'", v);
+        /* torch.optim.SGD takes any momentum >= 0; nnc refuses 1 and more, where the
+         * buffer never forgets a gradient (1) or grows without bound (> 1): the
+         * steps grow with every epoch and training diverges */
+        if (!parse_double(v, 0, 1e300, &t->cfg.momentum) || t->cfg.momentum >= 1)
+            return usage_error(t, "--momentum needs a number from 0 up to but not including 1 (0.9 is usual; at 1 "
+                                  "or more the updates grow without bound), got '%s'", v);
         t->momentum_set = true;
     } else if (strcmp(name, "--weight-decay") == 0) {
         if (!parse_double(v, 0, 1e300, &t->cfg.weight_decay))
@@ -252,8 +303,9 @@ static int set_option(TrainArgs *t, const char *name, const char *v)
  * GAMMA defaults to 0.1 and ETA_MIN to 0, as in torch; the cosine period is
  * the epochs after the warm-up. Warm-up (--warmup W) ramps linearly from
  * lr / (W + 1): torch's LinearLR(start_factor=1/(W+1), total_iters=W). */
-static bool parse_schedule(TrainArgs *t)
+static bool parse_schedule(TrainArgs *t, bool *unsorted)
 {
+    *unsorted = false;
     nnc_lr_schedule *s = &t->sched;
     memset(s, 0, sizeof *s);
     s->base_lr = t->lr;
@@ -283,6 +335,10 @@ static bool parse_schedule(TrainArgs *t)
             errno = 0;
             long m = strtol(p, &end, 10);
             if (end == p || errno || m < 0 || *p == '-' || *p == '+') return false;
+            if (s->n_milestones && m <= t->milestones[s->n_milestones - 1]) {
+                *unsorted = true;  /* MultiStepLR counts a repeated milestone twice: refused, as is a step back */
+                return false;
+            }
             t->milestones[s->n_milestones++] = m;
             if (*end != ',') break;
             p = end + 1;
@@ -339,13 +395,21 @@ static int check_args(TrainArgs *t)
         else if (strcmp(o, "adamw") == 0) t->cfg.optimizer = RT_OPTIM_ADAMW;
         else return usage_error(t, "--optimizer takes sgd, adam or adamw, not '%s'", o);
         if (t->momentum_set && t->cfg.optimizer != RT_OPTIM_SGD)
-            return usage_error(t, "--momentum applies to --optimizer sgd only (adam and adamw use betas 0.9, 0.999)");
-        if (t->cfg.nesterov && t->cfg.momentum <= 0)
-            return usage_error(t, "--nesterov needs --momentum greater than 0");
+            return flag_error(t, "--momentum", "--momentum applies to --optimizer sgd only (adam and adamw use betas "
+                                               "0.9, 0.999)");
+        if (t->cfg.nesterov && t->cfg.optimizer != RT_OPTIM_SGD)
+            return flag_error(t, "--nesterov", "--nesterov applies to --optimizer sgd only");
+        if (t->cfg.nesterov && t->cfg.momentum <= 0)  /* torch: nesterov needs momentum > 0 and dampening 0 (nnc's is 0) */
+            return flag_error(t, "--nesterov", "--nesterov needs --momentum greater than 0, got %g", t->cfg.momentum);
         if (t->cfg.optimizer == RT_OPTIM_ADAMW && !t->weight_decay_set) t->cfg.weight_decay = 0.01;  /* torch's default */
-        if (!parse_schedule(t))
-            return usage_error(t, "--schedule takes constant, step:STEP_SIZE[:GAMMA], multistep:M1,M2,...[:GAMMA] "
-                                  "or cosine[:ETA_MIN] (whole epochs, numbers >= 0), not '%s'", t->schedule);
+        bool unsorted;
+        if (!parse_schedule(t, &unsorted) && unsorted)
+            return flag_error(t, "--schedule", "--schedule '%s': the milestones of multistep must increase strictly "
+                                               "(e.g. multistep:2,5)", t->schedule);
+        if (!parse_schedule(t, &unsorted))
+            return flag_error(t, "--schedule", "--schedule takes constant, step:STEP_SIZE[:GAMMA], "
+                                               "multistep:M1,M2,...[:GAMMA] or cosine[:ETA_MIN] (whole epochs, numbers "
+                                               ">= 0), not '%s'", t->schedule);
         if (t->augment && !parse_augment(t->augment, &t->dopt))
             return usage_error(t, "--augment takes crop:P (P >= 1 pixels), flip and jitter:A (0 < A <= 1), "
                                   "separated by commas, not '%s'", t->augment);
@@ -396,8 +460,13 @@ static int section_defaults(int argc, char **argv, TrainArgs *t)
         while (k < NNC_COUNT(tr_options) && strcmp(tr_options[k].name, st[i].flag)) k++;
         NNC_ASSERT(k < NNC_COUNT(tr_options));
         if (t->eval && !tr_options[k].eval) continue;
+        char at[1200];
+        const Loc *l = &st[i].loc;
+        snprintf(at, sizeof at, "%s:%d:%d", l->file ? l->file->path : model, l->line, l->col);
+        t->at = at;  /* a refused value names its place in the file */
         /* the values live in the arena: keep copies, TrainArgs points at them to the end */
         rc = set_option(t, tr_options[k].name, st[i].value ? train_keep(t, st[i].value) : NULL);
+        t->at = NULL;
     }
     diag_free(&d);
     arena_free(&arena);
@@ -451,6 +520,7 @@ static void free_args(TrainArgs *t)
 {
     for (int i = 0; i < t->fe.n_defines; i++) free((char *)t->defines[i].name);
     for (int i = 0; i < t->n_kept; i++) free(t->kept[i]);
+    for (int i = 0; i < t->n_origin; i++) free(t->origin[i].at);
 }
 
 /* ---- model, data, module ---- */
@@ -577,6 +647,8 @@ static const char *shape_text(const RtTensor *t, char *buf, size_t len)
     return buf;
 }
 
+static bool train_verify_weights(const char *cmd, const char *what, const char *path);
+
 /* Overlays ts (the fresh tensors) with --weights by name; a tensor the file
  * lacks, or has in another shape, stays fresh, with a note naming it. */
 static bool overlay_weights(const TrainArgs *t, const IrGraph *g, RtTensor *ts)
@@ -584,6 +656,7 @@ static bool overlay_weights(const TrainArgs *t, const IrGraph *g, RtTensor *ts)
     RtTensor *w;
     int n;
     char err[1024], a[96], b[96];
+    if (!train_verify_weights(t->cmd, "--weights", t->weights)) return false;
     if (rt_st_read(t->weights, &w, &n, err, sizeof err) != 0) {
         fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
         return false;
@@ -610,16 +683,23 @@ static bool overlay_weights(const TrainArgs *t, const IrGraph *g, RtTensor *ts)
     return true;
 }
 
-/* A fresh temporary file name (the file exists, empty) in path. */
-static bool temp_path(char *path, size_t len, const char *what)
+/* A fresh temporary file (it exists, empty), $TMPDIR/nnc-WHAT-PID-XXXXXX,
+ * tracked for removal on a fatal signal (*slot; common.h, temporaries of
+ * nnc's own); the leftovers of killed runs are swept first. */
+static bool temp_path(char *path, size_t len, const char *what, int *slot)
 {
     const char *tmp = getenv("TMPDIR");
-    snprintf(path, len, "%s/nnc-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
+    char prefix[64];
+    tmp = tmp && *tmp ? tmp : "/tmp";
+    snprintf(prefix, sizeof prefix, "nnc-%s-", what);
+    nnc_tmp_sweep(tmp, prefix);
+    snprintf(path, len, "%s/%s%ld-XXXXXX", tmp, prefix, (long)getpid());
     int fd = mkstemp(path);
     if (fd < 0) {
         fprintf(stderr, "nnc: cannot create a temporary file %s: %s\n", path, strerror(errno));
         return false;
     }
+    *slot = nnc_tmp_track(path, 0);
     close(fd);
     return true;
 }
@@ -629,9 +709,10 @@ static void *create_instance(const TrainArgs *t, const IrGraph *g, const RtTrain
 {
     void *inst = NULL;
     char path[1100], err[1024];
+    int slot = -1;
     RtTensor *ts = train_init_tensors(g, t->cfg.seed);
     if (t->weights && !t->resume && !overlay_weights(t, g, ts)) goto done;
-    if (!temp_path(path, sizeof path, "weights")) goto done;
+    if (!temp_path(path, sizeof path, "weights", &slot)) goto done;
     if (rt_st_write(path, ts, g->n_params, "{\"format\":\"pt\"}", err, sizeof err) != 0) {
         fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
     } else if (m->create(&inst, path, &t->cfg) != 0) {
@@ -640,6 +721,7 @@ static void *create_instance(const TrainArgs *t, const IrGraph *g, const RtTrain
         inst = NULL;
     }
     unlink(path);
+    nnc_tmp_untrack(slot);
 done:
     train_init_free(ts, g->n_params);
     return inst;
@@ -799,157 +881,13 @@ static void json_pair(StrBuf *sb, const char *key, const char *value)
     json_string(sb, value);
 }
 
-/* Reading the "__metadata__" of a safetensors file that rt_st_read accepted:
- * a small JSON scanner over its header, bounds-checked at every byte. */
-typedef struct Json {
-    const char *p, *end;
-} Json;
+/* The metadata of a safetensors file (runtime/checkpoint.h). */
+static bool st_metadata(const char *path, char ***kv, int *n) { return rt_checkpoint_metadata(path, kv, n); }
+static const char *meta_get(char **kv, int n, const char *key) { return rt_checkpoint_meta_get(kv, n, key); }
+static void meta_free(char **kv, int n) { rt_checkpoint_meta_free(kv, n); }
 
-static void js_ws(Json *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
-}
-
-static bool js_char(Json *j, char c)
-{
-    js_ws(j);
-    if (j->p >= j->end || *j->p != c) return false;
-    j->p++;
-    return true;
-}
-
-/* string := '"' chars '"'; escapes decoded into out (if not NULL); \u as UTF-8 (BMP). */
-static bool js_string(Json *j, StrBuf *out)
-{
-    if (!js_char(j, '"')) return false;
-    while (j->p < j->end && *j->p != '"') {
-        char c = *j->p++;
-        if (c == '\\') {
-            if (j->p >= j->end) return false;
-            c = *j->p++;
-            if (c == 'u') {
-                unsigned u = 0;
-                for (int k = 0; k < 4; k++, j->p++) {
-                    if (j->p >= j->end) return false;
-                    char x = *j->p;
-                    u = u * 16 + (unsigned)(x >= 'a' ? x - 'a' + 10 : x >= 'A' ? x - 'A' + 10 : x - '0');
-                }
-                char b[4];
-                size_t n = u < 0x80 ? 1 : u < 0x800 ? 2 : 3;
-                if (n == 1) b[0] = (char)u;
-                else if (n == 2) b[0] = (char)(0xc0 | u >> 6), b[1] = (char)(0x80 | (u & 63));
-                else b[0] = (char)(0xe0 | u >> 12), b[1] = (char)(0x80 | ((u >> 6) & 63)), b[2] = (char)(0x80 | (u & 63));
-                if (out) sb_appendn(out, b, n);
-                continue;
-            }
-            c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b' : c == 'f' ? '\f' : c;
-        }
-        if (out) sb_appendn(out, &c, 1);
-    }
-    if (j->p >= j->end) return false;
-    j->p++;
-    return true;
-}
-
-/* Skips any value (the tensor entries). */
-static bool js_skip(Json *j)
-{
-    js_ws(j);
-    int depth = 0;
-    while (j->p < j->end) {
-        char c = *j->p;
-        if (c == '"') {
-            if (!js_string(j, NULL)) return false;
-        } else if (c == '{' || c == '[') {
-            depth++, j->p++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0) return true;
-            depth--, j->p++;
-        } else if (c == ',' && depth == 0) {
-            return true;
-        } else {
-            j->p++;
-        }
-        if (depth == 0 && j->p < j->end && (*j->p == ',' || *j->p == '}')) return true;
-    }
-    return false;
-}
-
-/* Appends one "key": "value" pair of the metadata object to kv. */
-static bool js_meta_pair(Json *j, char ***kv, int *n, int *cap)
-{
-    StrBuf k = {0}, v = {0};
-    bool ok = js_string(j, &k) && js_char(j, ':') && js_string(j, &v);
-    if (*n * 2 + 2 > *cap) *kv = nnc_xrealloc(*kv, (size_t)(*cap = *cap * 2 + 16) * sizeof **kv);
-    (*kv)[2 * *n] = k.data ? k.data : strdup("");
-    (*kv)[2 * *n + 1] = v.data ? v.data : strdup("");
-    ++*n;
-    return ok;
-}
-
-/* header := '{' (string ':' (metadata | entry)) ,* '}'; metadata := '{' (string ':' string) ,* '}' */
-static bool js_header(Json *j, char ***kv, int *n)
-{
-    int cap = 0;
-    if (!js_char(j, '{')) return false;
-    if (js_char(j, '}')) return true;
-    for (;;) {
-        StrBuf key = {0};
-        bool ok = js_string(j, &key) && js_char(j, ':');
-        if (ok && key.data && strcmp(key.data, "__metadata__") == 0) {
-            ok = js_char(j, '{');
-            if (ok && !js_char(j, '}'))
-                for (;;) {
-                    if (!(ok = js_meta_pair(j, kv, n, &cap))) break;
-                    if (js_char(j, ',')) continue;
-                    ok = js_char(j, '}');
-                    break;
-                }
-        } else if (ok) {
-            ok = js_skip(j);
-        }
-        sb_free(&key);
-        if (!ok) return false;
-        if (js_char(j, ',')) continue;
-        return js_char(j, '}');
-    }
-}
-
-/* The metadata of a safetensors file as key, value pairs (2 * *n strings). */
-static bool st_metadata(const char *path, char ***kv, int *n)
-{
-    *kv = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    unsigned char len8[8];
-    if (!f) return false;
-    uint64_t len = 0;
-    bool ok = fread(len8, 1, 8, f) == 8;
-    for (int i = 7; ok && i >= 0; i--) len = len << 8 | len8[i];
-    ok = ok && len <= 100u * 1024 * 1024;
-    char *hdr = ok ? nnc_xmalloc((size_t)len + 1) : NULL;
-    ok = ok && fread(hdr, 1, (size_t)len, f) == len;
-    fclose(f);
-    Json j = {hdr, hdr + (ok ? len : 0)};
-    ok = ok && js_header(&j, kv, n);
-    free(hdr);
-    return ok;
-}
-
-static const char *meta_get(char **kv, int n, const char *key)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(kv[2 * i], key) == 0) return kv[2 * i + 1];
-    return NULL;
-}
-
-static void meta_free(char **kv, int n)
-{
-    for (int i = 0; i < 2 * n; i++) free(kv[i]);
-    free(kv);
-}
-
-/* Writes every tensor of the table and the metadata, atomically. */
+/* Writes every tensor of the table and the metadata, atomically, with the
+ * checksum of runtime/checkpoint.h. */
 static bool write_checkpoint(const TrainArgs *t, const IrGraph *g, const RtTrainModule *m, void *inst, long epochs_done)
 {
     int n = m->tensor_count(inst);
@@ -976,7 +914,7 @@ static bool write_checkpoint(const TrainArgs *t, const IrGraph *g, const RtTrain
         json_pair(&meta, key, s[i].value);
     }
     sb_append(&meta, "}");
-    bool ok = rt_st_write(t->checkpoint, ts, n, meta.data, err, sizeof err) == 0;
+    bool ok = rt_checkpoint_write(t->checkpoint, ts, n, meta.data, err, sizeof err) == 0;  /* with nnc_checksum */
     if (!ok) fprintf(stderr, "nnc train: %s\n", err);
     sb_free(&meta);
     free_settings(s, ns);
@@ -998,7 +936,7 @@ static bool check_fingerprint(const TrainArgs *t, const IrGraph *g, char **kv, i
                 t->checkpoint);
     }
     bool named = false;
-    for (int i = 0; theirs && !ok && !named && i < ns; i++) {
+    for (int i = 0; theirs && !ok && i < ns; i++) {  /* every setting that differs */
         char key[64];
         snprintf(key, sizeof key, "nnc_setting.%s", s[i].key);
         const char *v = meta_get(kv, nkv, key);
@@ -1016,29 +954,60 @@ static bool check_fingerprint(const TrainArgs *t, const IrGraph *g, char **kv, i
     return ok;
 }
 
-/* --resume: settings compared, every tensor of the table and the step restored;
- * *start is the first epoch still to run. */
-static bool restore_checkpoint(const TrainArgs *t, const IrGraph *g, const RtTrainModule *m, void *inst, long *start)
+/* Verifies the checksum of a file weights are loaded from (runtime/checkpoint.h):
+ * false after a message when it carries one that does not match; a file
+ * without one (PyTorch's, nnc init's, --out's) passes. what: "--resume". */
+static bool train_verify_weights(const char *cmd, const char *what, const char *path)
 {
-    RtTensor *w = NULL;
-    int n = 0, nkv = 0;
-    char **kv = NULL, err[1024], a[96], b[96];
-    bool ok = false;
-    if (rt_st_read(t->checkpoint, &w, &n, err, sizeof err) != 0) {
-        fprintf(stderr, "nnc train: --resume: %s\n", err);
-        return false;
+    char err[1024];
+    if (rt_checkpoint_verify_file(path, err, sizeof err) != RT_CKPT_CORRUPT) return true;
+    fprintf(stderr, "nnc %s: %s %s\n", cmd, what, err);
+    return false;
+}
+
+/* A metadata number: a whole number >= 0 written alone; says what is wrong with it. */
+static bool meta_count(const TrainArgs *t, char **kv, int nkv, const char *key, long *out)
+{
+    const char *v = meta_get(kv, nkv, key);
+    if (v && cli_parse_long(v, 0, LONG_MAX, out)) return true;
+    if (!v) fprintf(stderr, "nnc train: --resume: %s: %s is missing from its metadata\n", t->checkpoint, key);
+    else fprintf(stderr, "nnc train: --resume: %s: %s = %s is not a whole number >= 0\n", t->checkpoint, key, v);
+    return false;
+}
+
+/* The epoch and step of the checkpoint, each checked, and checked together:
+ * a checkpoint is written after a whole epoch, so its step counter is
+ * epochs times the steps of one epoch. Every inconsistent field is named. */
+static bool checkpoint_position(const TrainArgs *t, const IrGraph *g, char **kv, int nkv, long batches, long *epoch,
+                                long *step)
+{
+    bool ok = meta_count(t, kv, nkv, "nnc_epoch", epoch);
+    ok = meta_count(t, kv, nkv, "nnc_step", step) && ok;
+    if (ok && (*epoch > LONG_MAX / (batches ? batches : 1) || *step != *epoch * batches)) {
+        fprintf(stderr, "nnc train: --resume: %s: nnc_step = %ld does not match epoch %ld of %ld steps (batches of "
+                        "%ld); the checkpoint was edited, or the training data changed since it was written\n",
+                t->checkpoint, *step, *epoch, batches, t->batch);
+        ok = false;
     }
-    if (!st_metadata(t->checkpoint, &kv, &nkv)) {
-        fprintf(stderr, "nnc train: --resume: %s: cannot read its metadata\n", t->checkpoint);
-        goto done;
+    const char *net = meta_get(kv, nkv, "nnc_network"), *seed = meta_get(kv, nkv, "nnc_seed");
+    if (net && strcmp(net, g->name) != 0) {
+        fprintf(stderr, "nnc train: --resume: %s: nnc_network = '%s', this run trains network '%s'\n", t->checkpoint,
+                net, g->name);
+        ok = false;
     }
-    if (!check_fingerprint(t, g, kv, nkv)) goto done;
-    const char *ep = meta_get(kv, nkv, "nnc_epoch"), *st = meta_get(kv, nkv, "nnc_step");
-    long step;
-    if (!ep || !st || !cli_parse_long(ep, 0, LONG_MAX, start) || !cli_parse_long(st, 0, LONG_MAX, &step)) {
-        fprintf(stderr, "nnc train: --resume: %s: nnc_epoch or nnc_step missing from its metadata\n", t->checkpoint);
-        goto done;
+    char mine[32];
+    snprintf(mine, sizeof mine, "%llu", (unsigned long long)t->cfg.seed);
+    if (seed && strcmp(seed, mine) != 0) {
+        fprintf(stderr, "nnc train: --resume: %s: nnc_seed = %s, this run has --seed %s\n", t->checkpoint, seed, mine);
+        ok = false;
     }
+    return ok;
+}
+
+/* The checkpoint's tensors into the instance's table, each found by name and shape. */
+static bool restore_tensors(const TrainArgs *t, const RtTrainModule *m, void *inst, const RtTensor *w, int n)
+{
+    char a[96], b[96];
     int count = m->tensor_count(inst);
     for (int i = 0; i < count; i++) {
         TableEntry e = table_entry(m, inst, i);
@@ -1048,10 +1017,50 @@ static bool restore_checkpoint(const TrainArgs *t, const IrGraph *g, const RtTra
             if (j == n) fprintf(stderr, "nnc train: --resume: %s has no tensor '%s'\n", t->checkpoint, e.name);
             else fprintf(stderr, "nnc train: --resume: %s: '%s' has shape %s, the model %s\n", t->checkpoint, e.name,
                          shape_text(&w[j], a, sizeof a), shape_text(&e.t, b, sizeof b));
-            goto done;
+            return false;
         }
         memcpy(e.t.data, w[j].data, (size_t)rt_tensor_numel(&e.t) * sizeof(float));
     }
+    return true;
+}
+
+/* --resume: checksum verified, settings compared, epoch and step checked,
+ * every tensor of the table and the step restored; *start is the first epoch
+ * still to run; batches the steps of one epoch.
+ *
+ * A checkpoint without nnc_checksum (written before checksums existed) is
+ * accepted with a warning rather than refused: its settings, epoch, step and
+ * every tensor's name and shape are still checked, refusing it would strand a
+ * long run half way through an upgrade of nnc, and the checkpoints this run
+ * writes carry the checksum. */
+static bool restore_checkpoint(const TrainArgs *t, const IrGraph *g, const RtTrainModule *m, void *inst, long batches,
+                               long *start)
+{
+    RtTensor *w = NULL;
+    int n = 0, nkv = 0;
+    char **kv = NULL, err[1024];
+    long step = 0;
+    bool ok = false;
+    RtCkptStatus sum = rt_checkpoint_verify_file(t->checkpoint, err, sizeof err);
+    if (sum == RT_CKPT_CORRUPT) {
+        fprintf(stderr, "nnc train: --resume %s\n", err);
+        return false;
+    }
+    if (rt_st_read(t->checkpoint, &w, &n, err, sizeof err) != 0) {
+        fprintf(stderr, "nnc train: --resume: %s\n", err);
+        return false;
+    }
+    if (!st_metadata(t->checkpoint, &kv, &nkv)) {
+        fprintf(stderr, "nnc train: --resume: %s: cannot read its metadata\n", t->checkpoint);
+        goto done;
+    }
+    if (!check_fingerprint(t, g, kv, nkv) || !checkpoint_position(t, g, kv, nkv, batches, start, &step) ||
+        !restore_tensors(t, m, inst, w, n))
+        goto done;
+    if (sum == RT_CKPT_UNSIGNED)
+        fprintf(stderr, "nnc: warning: %s has no %s (written by an nnc without checkpoint checksums); its integrity "
+                        "cannot be verified, its settings, epoch, step and tensors were checked; the checkpoints of "
+                        "this run carry the checksum\n", t->checkpoint, RT_CKPT_KEY);
     m->set_step(inst, step);
     ok = true;
 done:
@@ -1319,7 +1328,8 @@ static int train_run(Run *r)
     if (!(r->inst = create_instance(t, r->g, r->m))) return 1;
     if (!apply_freeze(t, r->g, r->m, r->inst)) return 1;
     if (t->resume) {
-        if (!restore_checkpoint(t, r->g, r->m, r->inst, &start)) return 1;
+        long batches = dt_batches_per_epoch(&r->train_loader, (int)t->batch);
+        if (!restore_checkpoint(t, r->g, r->m, r->inst, batches, &start)) return 1;
         if (start >= t->epochs)
             fprintf(stderr, "nnc: note: %s has %ld epochs done already (--epochs %ld); nothing to train\n",
                     t->checkpoint, start, t->epochs);
@@ -1334,6 +1344,7 @@ static int eval_run(Run *r)
 {
     const TrainArgs *t = r->t;
     double loss, acc;
+    if (!train_verify_weights(t->cmd, "--weights", t->weights)) return 1;
     if (r->m->create(&r->inst, t->weights, &t->cfg) != 0) {
         fprintf(stderr, "nnc eval: %s\n", r->m->last_error(r->inst));
         r->m->destroy(r->inst);
@@ -1347,11 +1358,37 @@ static int eval_run(Run *r)
     return 0;
 }
 
+/* Every output path of nnc train checked before any work, so that a long
+ * run cannot end in "cannot write" (common.h nnc_check_writable: nothing is
+ * left behind). Returns 0, 2 for one file named twice, 1 for a path that
+ * cannot be written. */
+static int check_outputs(const TrainArgs *t)
+{
+    const struct {
+        const char *flag, *path;
+    } outs[] = {{"--out", t->out}, {"--checkpoint", t->checkpoint}, {"--log", t->log}};
+    char why[1200];
+    for (size_t i = 0; i < NNC_COUNT(outs); i++) {
+        if (!outs[i].path) continue;
+        for (size_t j = 0; j < i; j++)
+            if (outs[j].path && strcmp(outs[j].path, outs[i].path) == 0)
+                return usage_error(t, "%s and %s name the same file '%s'; give each its own", outs[j].flag,
+                                   outs[i].flag, outs[i].path);
+        if (nnc_check_writable(outs[i].path, why, sizeof why) != 0) {
+            fprintf(stderr, "nnc train: %s '%s' cannot be written: %s; nothing was trained (choose a writable path)\n",
+                    outs[i].flag, outs[i].path, why);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Parses, elaborates, opens the data, loads the module, and runs train or eval. */
 static int command(int argc, char **argv, const TrainSource *src)
 {
     TrainArgs t;
     int rc = parse_args(argc, argv, &t);
+    if (!rc && !t.eval) rc = check_outputs(&t);
     if (rc) {
         free_args(&t);
         return rc;
