@@ -8,18 +8,29 @@
  * header we write is parsed back by the snippet before anything touches the disk,
  * which checks names (duplicates, UTF-8) and metadata with the reader's own rules.
  *
- * .npy files are small next to memory in nnc's use (inputs, reference outputs), so
- * they are read whole with nnc_read_file; every size is compared with the bytes
- * actually present before any allocation. IDX files are usually gzipped, so their
- * length is unknown until read: the data buffer grows with the bytes that really
- * arrive, and a header claiming a terabyte costs nothing until the bytes exist. */
+ * Bounded reads. Every file is opened with nnc_open_regular: a directory, a FIFO,
+ * /dev/zero or a terminal is refused at once, before a byte is read (a FIFO has
+ * no size and would have to be read to its end; nothing here needs one). .npy
+ * and IDX are read in two steps, the header and then the data (rt_npy_open,
+ * rt_idx_open), so that a caller checks the shape against what it expects
+ * (nnc run: the input's declared shape and its batch limit) before any data is
+ * read or allocated, and reads only the rows it will use. A .npy header's
+ * data size is compared with the file's size before anything is allocated,
+ * so a file shorter or longer than its header says is refused naming both
+ * sizes. IDX files are usually gzipped, so their length is unknown until
+ * read: the data buffer grows with the bytes that really arrive, the
+ * decompressed stream is read no further than the header's size plus one
+ * byte (a gzip bomb costs what its header declares, no more), and a header
+ * claiming a terabyte costs nothing until the bytes exist. */
 #include "runtime/tensor_io.h"
 
 #include "common/common.h"
 #include "runtime/snippets/safetensors_load.c"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define RT_FAIL(...) nnc_st_fail(err, errlen, path, __VA_ARGS__)
@@ -231,6 +242,41 @@ static int rt_st_read_one(FILE *f, const char *path, const nnc_st_header *h, con
     return nnc_st_read_data(f, path, h, e, t->data, err, errlen);
 }
 
+/* nnc_st_open (the generated code's) with a regular-file check first: a FIFO
+ * or a character device never reaches fopen, which could block or read for
+ * ever. The descriptor checked is the one read, so nothing can be swapped in
+ * between. */
+static int rt_st_open(const char *path, FILE **fp, nnc_st_header *h, char *err, size_t errlen)
+{
+    uint64_t hlen = 0, fsize = 0;
+    const char *why = NULL;
+    int64_t size = 0;
+    memset(h, 0, sizeof *h);
+    *fp = NULL;
+    if (!path) return RT_FAIL("no weights file given");
+    int fd = nnc_open_regular(path, &size, &why);
+    if (fd < 0) return RT_FAIL("cannot open: %s", why);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) { close(fd); return RT_FAIL("cannot open: %s", strerror(errno)); }
+    if (nnc_st_read_prefix(f, path, &hlen, &fsize, err, errlen)) { fclose(f); return -1; }
+    unsigned char *text = malloc((size_t)hlen + 1);
+    if (!text) { fclose(f); return RT_FAIL("out of memory reading the header"); }
+    if (fread(text, 1, (size_t)hlen, f) != (size_t)hlen) {
+        RT_FAIL("cannot read the header: %s", ferror(f) ? strerror(errno) : "the file shrank while reading");
+        free(text);
+        fclose(f);
+        return -1;
+    }
+    if (nnc_st_parse_header(h, path, text, (size_t)hlen, 8, fsize - 8 - hlen, err, errlen)) {
+        free(text);
+        fclose(f);
+        return -1;
+    }
+    h->text = text;
+    *fp = f;
+    return 0;
+}
+
 int rt_st_read(const char *path, RtTensor **tensors, int *n, char *err, size_t errlen)
 {
     nnc_st_header h;
@@ -238,7 +284,7 @@ int rt_st_read(const char *path, RtTensor **tensors, int *n, char *err, size_t e
     int rc = 0;
     *tensors = NULL;
     *n = 0;
-    if (rt_check_host(path, err, errlen) || nnc_st_open(path, &f, &h, err, errlen)) return -1;
+    if (rt_check_host(path, err, errlen) || rt_st_open(path, &f, &h, err, errlen)) return -1;
     RtTensor *v = h.n < (size_t)INT_MAX ? calloc(h.n ? h.n : 1, sizeof *v) : NULL;
     if (!v) rc = RT_FAIL("out of memory for %zu tensors", h.n);
     for (size_t i = 0; v && i < h.n && rc == 0; i++)
@@ -260,7 +306,7 @@ int rt_st_names(const char *path, char ***names, int *n, char *err, size_t errle
     FILE *f = NULL;
     *names = NULL;
     *n = 0;
-    if (rt_check_host(path, err, errlen) || nnc_st_open(path, &f, &h, err, errlen)) return -1;
+    if (rt_check_host(path, err, errlen) || rt_st_open(path, &f, &h, err, errlen)) return -1;
     fclose(f);
     size_t bytes = (h.n + 1) * sizeof(char *);
     for (size_t i = 0; i < h.n; i++) bytes += strlen(h.entries[i].name) + 1;
@@ -509,29 +555,88 @@ static int npy_check_size(const RtTensor *t, size_t avail, const char *path, cha
     return 0;
 }
 
-int rt_npy_read(const char *path, RtTensor *out, char *err, size_t errlen)
+/* Reads exactly n bytes at offset at of fd; -1 with a message otherwise. */
+static int rt_pread_all(int fd, void *buf, size_t n, uint64_t at, const char *path, char *err, size_t errlen)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(at + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return RT_FAIL("cannot read: %s", strerror(errno));
+        if (r == 0) return RT_FAIL("the file shrank while being read");
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int rt_npy_open(RtNpyReader *r, const char *path, char *err, size_t errlen)
 {
     const char *why = NULL;
-    size_t len = 0, at = 0;
+    unsigned char pre[12];
+    size_t hstart = 0, hlen = 0, at = 0;
+    int64_t size = 0;
     NpyHeader H;
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+    if (rt_check_host(path, err, errlen)) return -1;
+    int fd = nnc_open_regular(path, &size, &why);
+    if (fd < 0) return RT_FAIL("cannot read: %s", why);
+    size_t plen = size < 12 ? (size_t)size : 12;
+    /* npy_prefix sees the file's true length but reads only the bytes it has checked exist */
+    int rc = rt_pread_all(fd, pre, plen, 0, path, err, errlen);
+    if (rc == 0) rc = npy_prefix(pre, (size_t)size, path, &hstart, &hlen, err, errlen);
+    if (rc == 0 && hlen > RT_NPY_MAX_HEADER)
+        rc = RT_FAIL("the .npy header is %zu bytes, over the %d that nnc reads (numpy writes a few hundred): "
+                     "this is not a .npy file of an array", hlen, RT_NPY_MAX_HEADER);
+    unsigned char *b = rc == 0 ? malloc(hstart + hlen) : NULL;
+    if (rc == 0 && !b) rc = RT_FAIL("out of memory");
+    if (rc == 0) rc = rt_pread_all(fd, b, hstart + hlen, 0, path, err, errlen);
+    if (rc == 0) rc = npy_parse(b, hstart + hlen, path, &H, &at, err, errlen);
+    free(b);
+    if (rc) { close(fd); return -1; }
+    r->path = path;
+    r->fd = fd;
+    r->rank = H.rank;
+    memcpy(r->shape, H.shape, sizeof r->shape);
+    r->data_at = at;
+    r->file_size = (uint64_t)size;
+    return 0;
+}
+
+int rt_npy_read_rows(RtNpyReader *r, int64_t rows, RtTensor *out, char *err, size_t errlen)
+{
+    const char *path = r->path;
     RtTensor t = {0};
     memset(out, 0, sizeof *out);
-    if (rt_check_host(path, err, errlen)) return -1;
-    unsigned char *b = (unsigned char *)nnc_read_file(path, &len, &why);
-    if (!b) return RT_FAIL("cannot read: %s", why);
-    int rc = npy_parse(b, len, path, &H, &at, err, errlen);
-    if (rc == 0) {
-        t.rank = H.rank;
-        memcpy(t.shape, H.shape, sizeof t.shape);
-        rc = npy_check_size(&t, len - at, path, err, errlen);
+    t.rank = r->rank;
+    memcpy(t.shape, r->shape, sizeof t.shape);
+    /* the whole array must be there, exactly, whatever part of it is read */
+    if (npy_check_size(&t, (size_t)(r->file_size - r->data_at), path, err, errlen)) return -1;
+    if (r->rank > 0 && rows >= 0 && rows < t.shape[0]) t.shape[0] = rows;
+    size_t bytes = (size_t)rt_tensor_numel(&t) * 4;   /* at most the whole array: checked above */
+    if (!(t.data = malloc(bytes ? bytes : 4))) return RT_FAIL("out of memory (%zu bytes)", bytes);
+    if (rt_pread_all(r->fd, t.data, bytes, r->data_at, path, err, errlen)) {
+        free(t.data);
+        return -1;
     }
-    size_t bytes = rc == 0 ? (size_t)rt_tensor_numel(&t) * 4 : 0;
-    if (rc == 0 && !(t.data = malloc(bytes ? bytes : 4))) rc = RT_FAIL("out of memory (%zu bytes)", bytes);
-    if (rc == 0) {
-        memcpy(t.data, b + at, bytes);
-        *out = t;
-    }
-    free(b);
+    *out = t;
+    return 0;
+}
+
+void rt_npy_close(RtNpyReader *r)
+{
+    if (r->fd >= 0) close(r->fd);
+    memset(r, 0, sizeof *r);
+    r->fd = -1;
+}
+
+int rt_npy_read(const char *path, RtTensor *out, char *err, size_t errlen)
+{
+    RtNpyReader r;
+    memset(out, 0, sizeof *out);
+    if (rt_npy_open(&r, path, err, errlen)) return -1;
+    int rc = rt_npy_read_rows(&r, -1, out, err, errlen);
+    rt_npy_close(&r);
     return rc;
 }
 
@@ -633,15 +738,16 @@ static int idx_header(gzFile g, const char *path, RtIdx *out, char *err, size_t 
     return 0;
 }
 
-/* Reads exactly out->size bytes of data, growing the buffer with the bytes that arrive. */
-static int idx_data(gzFile g, const char *path, RtIdx *out, char *err, size_t errlen)
+/* Reads exactly want bytes of data into out->data, growing the buffer with the
+ * bytes that arrive (a gzipped file's length is unknown until inflated). */
+static int idx_data(gzFile g, const char *path, size_t want, size_t total, RtIdx *out, char *err, size_t errlen)
 {
-    size_t have = 0, cap = out->size < (1u << 20) ? out->size : (1u << 20);
+    size_t have = 0, cap = want < (1u << 20) ? want : (1u << 20);
     out->data = malloc(cap ? cap : 1);
     if (!out->data) return RT_FAIL("out of memory");
-    while (have < out->size) {
+    while (have < want) {
         if (have == cap) {
-            size_t ncap = cap > out->size / 2 ? out->size : cap * 2;
+            size_t ncap = cap > want / 2 ? want : cap * 2;
             uint8_t *nd = realloc(out->data, ncap);
             if (!nd) return RT_FAIL("out of memory (%zu bytes)", ncap);
             out->data = nd;
@@ -650,27 +756,93 @@ static int idx_data(gzFile g, const char *path, RtIdx *out, char *err, size_t er
         int64_t got = idx_read(g, out->data + have, cap - have);
         if (got < 0) return idx_read_error(g, path, err, errlen);
         if (got == 0)
-            return RT_FAIL("data is truncated: the dimensions need %zu bytes of data, the file has %zu", out->size, have);
+            return RT_FAIL("data is truncated: the dimensions need %zu bytes of data, the file has %zu", total, have);
         have += (size_t)got;
     }
-    unsigned char extra;
-    int64_t more = idx_read(g, &extra, 1);
-    if (more < 0) return idx_read_error(g, path, err, errlen);
-    if (more > 0) return RT_FAIL("file has trailing bytes after the %zu bytes of data its dimensions describe", out->size);
     return 0;
+}
+
+/* Reads the data from `from` to the declared end without keeping it (the rows
+ * a caller skipped), then checks that nothing follows: at most total + 1 bytes
+ * are ever inflated. */
+static int idx_check_rest(gzFile g, const char *path, size_t from, size_t total, char *err, size_t errlen)
+{
+    unsigned char buf[1 << 16];
+    size_t at = from;
+    while (at < total) {
+        size_t want = total - at < sizeof buf ? total - at : sizeof buf;
+        int64_t got = idx_read(g, buf, want);
+        if (got < 0) return idx_read_error(g, path, err, errlen);
+        if (got == 0)
+            return RT_FAIL("data is truncated: the dimensions need %zu bytes of data, the file has %zu", total, at);
+        at += (size_t)got;
+    }
+    int64_t more = idx_read(g, buf, 1);
+    if (more < 0) return idx_read_error(g, path, err, errlen);
+    if (more > 0)
+        return RT_FAIL("file has trailing bytes after the %zu bytes of data its dimensions describe (decompressed)", total);
+    return 0;
+}
+
+int rt_idx_open(RtIdxReader *r, const char *path, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    int64_t size = 0;
+    RtIdx h;
+    memset(r, 0, sizeof *r);
+    memset(&h, 0, sizeof h);
+    int fd = nnc_open_regular(path, &size, &why);
+    if (fd < 0) return RT_FAIL("cannot open: %s", why);
+    gzFile g = gzdopen(fd, "rb");
+    if (!g) { close(fd); return RT_FAIL("cannot open: out of memory"); }
+    gzbuffer(g, 1u << 17);
+    int rc = idx_header(g, path, &h, err, errlen);
+    /* not gzipped: the file's size is known, so its data size is checked now */
+    int64_t data = size - 4 - 4 * (int64_t)h.rank;
+    if (rc == 0 && gzdirect(g) && data < (int64_t)h.size)
+        rc = RT_FAIL("data is truncated: the dimensions need %zu bytes of data, the file has %lld", h.size, (long long)data);
+    else if (rc == 0 && gzdirect(g) && data > (int64_t)h.size)
+        rc = RT_FAIL("file has trailing bytes: the dimensions describe %zu bytes of data, the file has %lld", h.size,
+                     (long long)data);
+    if (rc) { gzclose(g); return -1; }
+    r->path = path;
+    r->gz = g;
+    r->rank = h.rank;
+    memcpy(r->dims, h.dims, sizeof r->dims);
+    r->size = h.size;
+    return 0;
+}
+
+int rt_idx_read_rows(RtIdxReader *r, int64_t rows, RtIdx *out, char *err, size_t errlen)
+{
+    const char *path = r->path;
+    memset(out, 0, sizeof *out);
+    out->rank = r->rank;
+    memcpy(out->dims, r->dims, sizeof out->dims);
+    out->size = r->size;
+    if (rows >= 0 && rows < out->dims[0]) {
+        out->dims[0] = rows;
+        out->size = r->dims[0] ? r->size / (size_t)r->dims[0] * (size_t)rows : 0;
+    }
+    int rc = idx_data(r->gz, path, out->size, r->size, out, err, errlen);
+    if (rc == 0) rc = idx_check_rest(r->gz, path, out->size, r->size, err, errlen);
+    if (rc) rt_idx_free(out);
+    return rc;
+}
+
+void rt_idx_close(RtIdxReader *r)
+{
+    if (r->gz) gzclose((gzFile)r->gz);
+    memset(r, 0, sizeof *r);
 }
 
 int rt_idx_read(const char *path, RtIdx *out, char *err, size_t errlen)
 {
+    RtIdxReader r;
     memset(out, 0, sizeof *out);
-    errno = 0;
-    gzFile g = gzopen(path, "rb");
-    if (!g) return RT_FAIL("cannot open: %s", errno ? strerror(errno) : "out of memory");
-    gzbuffer(g, 1u << 17);
-    int rc = idx_header(g, path, out, err, errlen);
-    if (rc == 0) rc = idx_data(g, path, out, err, errlen);
-    gzclose(g);
-    if (rc) rt_idx_free(out);
+    if (rt_idx_open(&r, path, err, errlen)) return -1;
+    int rc = rt_idx_read_rows(&r, -1, out, err, errlen);
+    rt_idx_close(&r);
     return rc;
 }
 

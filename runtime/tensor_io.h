@@ -10,7 +10,9 @@
  * Every function returns 0, or -1 with a one-line message "PATH: what is wrong" in
  * err (errlen bytes; err may be NULL). No input bytes can make them crash: every size
  * is checked before it is used, and tensors over 8 dimensions or 2^40 bytes are
- * refused. Writes are atomic (nnc_write_file_atomic: temp file, fsync, rename), so a
+ * refused. Readers open regular files only (a directory, FIFO, socket or device such
+ * as /dev/zero is refused before a byte is read) and never allocate from a size a
+ * file claims before the file is known to hold it. Writes are atomic (nnc_write_file_atomic: temp file, fsync, rename), so a
  * crash or a full disk during training never leaves a half-written weights file where
  * the previous good one was. Data is float32 in host order, which must be
  * little-endian (both formats store little-endian). */
@@ -62,6 +64,27 @@ int rt_st_names(const char *path, char ***names, int *n, char *err, size_t errle
  * ('<f4') in C order. out->name is NULL; free with rt_tensor_free. */
 int rt_npy_read(const char *path, RtTensor *out, char *err, size_t errlen);
 
+#define RT_NPY_MAX_HEADER 65536   /* largest .npy header dict read, in bytes */
+
+/* The same in two steps, so that the shape is checked before any data is read:
+ * rt_npy_open reads and validates the header (at most RT_NPY_MAX_HEADER bytes;
+ * dtype, order, shape) and fills rank and shape; rt_npy_read_rows checks that
+ * the file holds exactly the data the shape needs (or fails naming both sizes)
+ * and reads the first `rows` entries of the outermost dimension (all of them if
+ * rows < 0 or the array is a scalar); rt_npy_close releases the file. */
+typedef struct RtNpyReader {
+    const char *path;             /* as given, for messages */
+    int fd;                       /* open file, -1 when closed */
+    int rank;                     /* the header's shape ... */
+    int64_t shape[RT_MAX_RANK];   /* ... outermost first */
+    uint64_t data_at;             /* file offset of the data */
+    uint64_t file_size;           /* the file's length at open */
+} RtNpyReader;
+
+int rt_npy_open(RtNpyReader *r, const char *path, char *err, size_t errlen);
+int rt_npy_read_rows(RtNpyReader *r, int64_t rows, RtTensor *out, char *err, size_t errlen);
+void rt_npy_close(RtNpyReader *r);
+
 /* Writes t as a .npy file, format 1.0, dtype '<f4', atomically. t->name is ignored. */
 int rt_npy_write(const char *path, const RtTensor *t, char *err, size_t errlen);
 
@@ -78,6 +101,24 @@ typedef struct RtIdx {
 /* Reads an IDX file, gzip-compressed or not (zlib tells them apart). */
 int rt_idx_read(const char *path, RtIdx *out, char *err, size_t errlen);
 void rt_idx_free(RtIdx *idx);                   /* frees data, clears idx */
+
+/* The same in two steps: rt_idx_open reads the header (rank, dims, size; a
+ * plain file's length is checked against it at once), rt_idx_read_rows the
+ * first `rows` entries of the outermost dimension (all if rows < 0) and then
+ * checks that the data has exactly the declared length, without keeping the
+ * rest: a gzipped stream is inflated no further than the declared size plus
+ * one byte. rt_idx_close releases the file. */
+typedef struct RtIdxReader {
+    const char *path;             /* as given, for messages */
+    void *gz;                     /* zlib's gzFile */
+    int rank;                     /* as in RtIdx */
+    int64_t dims[RT_MAX_RANK];
+    size_t size;                  /* product(dims) */
+} RtIdxReader;
+
+int rt_idx_open(RtIdxReader *r, const char *path, char *err, size_t errlen);
+int rt_idx_read_rows(RtIdxReader *r, int64_t rows, RtIdx *out, char *err, size_t errlen);
+void rt_idx_close(RtIdxReader *r);
 
 /* ---- a seeded random number generator for weight initialisation ----
  * xoshiro256** (Blackman and Vigna, 2018) seeded through splitmix64: fast, 256 bits

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The --help text, in parts (C99 compilers need not take string literals over 4095 bytes). */
 static const char *const usage[] = {
@@ -405,21 +406,52 @@ static bool ends_with(const char *s, const char *suffix)
 
 static bool is_idx(const char *path) { return ends_with(path, "-ubyte") || ends_with(path, "-ubyte.gz"); }
 
-/* Reads an input file: .npy float32 as is, IDX bytes scaled to [0, 1]. */
-static bool read_input(const char *path, RtTensor *t, char *err, size_t errlen)
+#define RUN_MAX_BATCH (1 << 20)  /* most samples nnc run takes at once; --limit takes fewer */
+
+/* An --input file whose header has been read and whose data has not: the
+ * shape is checked against the input's declaration and the batch limit first,
+ * so /dev/zero, a huge header or the wrong file ends before any data is read. */
+typedef struct {
+    bool idx;           /* IDX (MNIST) bytes, else .npy float32 */
+    RtNpyReader npy;
+    RtIdxReader ubyte;
+} InputFile;
+
+/* Opens an input file and puts its header's shape in t (no data yet). */
+static bool open_input(const char *path, InputFile *f, RtTensor *t, char *err, size_t errlen)
 {
-    if (!is_idx(path)) return rt_npy_read(path, t, err, errlen) == 0;
-    RtIdx idx;
-    if (rt_idx_read(path, &idx, err, errlen) != 0) return false;
+    memset(f, 0, sizeof *f);
     memset(t, 0, sizeof *t);
-    t->rank = idx.rank;
-    size_t n = 1;
-    for (int i = 0; i < idx.rank; i++) {
-        t->shape[i] = idx.dims[i];
-        n *= (size_t)idx.dims[i];
+    f->npy.fd = -1;
+    f->idx = is_idx(path);
+    if (f->idx ? rt_idx_open(&f->ubyte, path, err, errlen) : rt_npy_open(&f->npy, path, err, errlen)) return false;
+    t->rank = f->idx ? f->ubyte.rank : f->npy.rank;
+    memcpy(t->shape, f->idx ? f->ubyte.dims : f->npy.shape, sizeof t->shape);
+    return true;
+}
+
+static void close_input(InputFile *f)
+{
+    if (f->idx) rt_idx_close(&f->ubyte);
+    else rt_npy_close(&f->npy);
+}
+
+/* Reads the first `rows` samples of an opened input into t->data (t's shape,
+ * checked by match_input, gets rows as its batch): .npy float32 as is, IDX
+ * bytes scaled to [0, 1]. */
+static bool read_input(InputFile *f, int64_t rows, RtTensor *t, char *err, size_t errlen)
+{
+    t->shape[0] = rows;
+    if (!f->idx) {
+        RtTensor got;
+        if (rt_npy_read_rows(&f->npy, rows, &got, err, errlen) != 0) return false;
+        t->data = got.data;
+        return true;
     }
-    t->data = nnc_xmalloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) t->data[i] = idx.data[i] / 255.0f;
+    RtIdx idx;
+    if (rt_idx_read_rows(&f->ubyte, rows, &idx, err, errlen) != 0) return false;
+    t->data = nnc_xmalloc((idx.size ? idx.size : 1) * sizeof(float));
+    for (size_t i = 0; i < idx.size; i++) t->data[i] = idx.data[i] / 255.0f;
     rt_idx_free(&idx);
     return true;
 }
@@ -474,11 +506,13 @@ static bool split_binding(const char *s, char *name, size_t len, const char **pa
     return true;
 }
 
-static bool load_inputs(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t *batch)
+/* Reads every --input: *batch receives the samples used (after --limit),
+ * *samples those the first input's file holds (what --labels must match). */
+static bool load_inputs(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t *batch, int64_t *samples)
 {
     char name[256], err[1024];
     const char *path;
-    *batch = -1;
+    *batch = *samples = -1;
     for (int i = 0; i < c->n_inputs; i++) {
         if (!split_binding(c->inputs[i], name, sizeof name, &path)) {
             fprintf(stderr, "nnc: --input needs NAME=FILE, got '%s'\n", c->inputs[i]);
@@ -493,17 +527,34 @@ static bool load_inputs(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t *
             fprintf(stderr, "nnc: --input: input '%s' is given twice\n", name);
             return false;
         }
-        if (!read_input(path, &ins[k], err, sizeof err) || !match_input(&g->values[g->inputs[k]], path, &ins[k], err, sizeof err)) {
+        InputFile f;
+        RtTensor t;
+        if (!open_input(path, &f, &t, err, sizeof err)) {
             fprintf(stderr, "nnc: %s\n", err);
             return false;
         }
-        if (c->limit > 0 && ins[k].shape[0] > c->limit) ins[k].shape[0] = c->limit;
-        if (*batch >= 0 && ins[k].shape[0] != *batch) {
-            fprintf(stderr, "nnc: %s: input '%s' has %lld samples, but another input has %lld; all inputs need the same batch\n",
-                    path, name, (long long)ins[k].shape[0], (long long)*batch);
+        if (!match_input(&g->values[g->inputs[k]], path, &t, err, sizeof err)) {
+            fprintf(stderr, "nnc: %s\n", err);
+            close_input(&f);
             return false;
         }
-        *batch = ins[k].shape[0];
+        int64_t have = t.shape[0], use = c->limit > 0 && have > c->limit ? c->limit : have;
+        bool ok = false;
+        if (use > RUN_MAX_BATCH)
+            fprintf(stderr, "nnc: %s: input '%s' has %lld samples, more than nnc run takes at once (%d); use --limit\n",
+                    path, name, (long long)use, RUN_MAX_BATCH);
+        else if (*batch >= 0 && use != *batch)
+            fprintf(stderr, "nnc: %s: input '%s' has %lld samples, but another input has %lld; all inputs need the same batch\n",
+                    path, name, (long long)use, (long long)*batch);
+        else if (!read_input(&f, use, &t, err, sizeof err))
+            fprintf(stderr, "nnc: %s\n", err);
+        else
+            ok = true;
+        close_input(&f);
+        if (!ok) return false;
+        ins[k] = t;
+        *batch = use;
+        if (*samples < 0) *samples = have;
     }
     for (int32_t i = 0; i < g->n_inputs; i++)
         if (!ins[i].data) {
@@ -511,24 +562,39 @@ static bool load_inputs(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t *
             fprintf(stderr, "nnc: input '%s' of network '%s' is not given; add --input %s=FILE.npy\n", nm, g->name, nm);
             return false;
         }
-    if (*batch > (1 << 20)) {
-        fprintf(stderr, "nnc: a batch of %lld samples is more than nnc run takes (1048576); use --limit\n", (long long)*batch);
-        return false;
-    }
     return true;
 }
 
-static void print_predictions(const IrGraph *g, float *const *outs, int64_t n, const char *labels_path)
+/* Reads --labels (a 1-d IDX file, a byte per sample) before the model runs:
+ * it holds one label per sample of the input file (or per sample used, with
+ * --limit); *labels receives the first n. */
+static bool load_labels(const char *path, int64_t samples, int64_t n, RtIdx *labels)
 {
-    RtIdx labels = {0};
+    RtIdxReader r;
     char err[1024];
-    bool have_labels = false;
-    if (labels_path) {
-        if (rt_idx_read(labels_path, &labels, err, sizeof err) != 0) fprintf(stderr, "nnc: %s\n", err);
-        else have_labels = labels.rank == 1 && labels.dims[0] >= n;
-        if (labels_path && !have_labels && labels.data)
-            fprintf(stderr, "nnc: %s: expected at least %lld labels in a 1-d IDX file; not comparing\n", labels_path, (long long)n);
+    if (rt_idx_open(&r, path, err, sizeof err) != 0) {
+        fprintf(stderr, "nnc: --labels %s\n", err);
+        return false;
     }
+    bool ok = false;
+    if (r.rank != 1)
+        fprintf(stderr, "nnc: --labels %s: has %d dimensions; labels are a 1-d IDX file, one byte per sample\n", path, r.rank);
+    else if (r.dims[0] != samples && r.dims[0] != n)
+        fprintf(stderr, "nnc: --labels %s: holds %lld labels, but the input has %lld samples%s; give the labels of the same samples\n",
+                path, (long long)r.dims[0], (long long)samples, n != samples ? " (fewer with --limit)" : "");
+    else if (rt_idx_read_rows(&r, n, labels, err, sizeof err) != 0)
+        fprintf(stderr, "nnc: --labels %s\n", err);
+    else
+        ok = true;
+    rt_idx_close(&r);
+    return ok;
+}
+
+/* Prints each output's arg-max per sample, compared with labels if given
+ * (already checked: one per sample). */
+static void print_predictions(const IrGraph *g, float *const *outs, int64_t n, const RtIdx *labels)
+{
+    bool have_labels = labels != NULL;
     for (int32_t o = 0; o < g->n_outputs; o++) {
         int64_t per = ir_shape_elems(&g->values[g->outputs[o].value].shape), correct = 0;
         for (int64_t i = 0; i < n; i++) {
@@ -538,8 +604,8 @@ static void print_predictions(const IrGraph *g, float *const *outs, int64_t n, c
                 if (y[k] > y[best]) best = k;
             printf("%s[%lld]: class %lld (score %.4g)", g->outputs[o].name, (long long)i, (long long)best, y[best]);
             if (have_labels) {
-                printf(", label %d%s", labels.data[i], labels.data[i] == best ? "" : "  <- wrong");
-                correct += labels.data[i] == best;
+                printf(", label %d%s", labels->data[i], labels->data[i] == best ? "" : "  <- wrong");
+                correct += labels->data[i] == best;
             }
             printf("\n");
         }
@@ -547,7 +613,6 @@ static void print_predictions(const IrGraph *g, float *const *outs, int64_t n, c
             printf("%s: %lld of %lld correct (%.1f%%)\n", g->outputs[o].name, (long long)correct, (long long)n,
                    100.0 * (double)correct / (double)n);
     }
-    rt_idx_free(&labels);
 }
 
 static int write_outputs(const Cli *c, const IrGraph *g, float *const *outs, int64_t n)
@@ -610,7 +675,7 @@ static void note_unused_weights(const char *path, const IrGraph *g)
     free(names);
 }
 
-static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n)
+static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n, const RtIdx *labels)
 {
     CgOptions o = {.max_batch = (int)n, .header_name = "model.h", .source_path = c->model,
                    .no_memory_plan = c->opt_level < 2};
@@ -650,7 +715,7 @@ static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n)
     } else if (c->n_outputs) {
         rc = write_outputs(c, g, outs, n);
     } else {
-        print_predictions(g, outs, n, c->labels);
+        print_predictions(g, outs, n, labels);
         rc = 0;
     }
     m.destroy(inst);
@@ -671,9 +736,21 @@ static int cmd_run(const Cli *c)
     IrGraph *g = load_model(c, &arena);
     if (!g) { arena_free(&arena); return 1; }
     RtTensor *ins = nnc_xcalloc((size_t)g->n_inputs, sizeof *ins);
-    int64_t n;
+    RtIdx labels = {0};
+    int64_t n, samples;
     int rc = 1;
-    if (check_outputs(c, g) && load_inputs(c, g, ins, &n)) rc = run_model(c, g, ins, n);
+    /* everything checked before the model is compiled and run: the weights
+     * file is a regular file (the generated loader would block on a FIFO),
+     * the inputs' shapes, the labels' count */
+    const char *why = NULL;
+    int64_t wsize;
+    int wfd = nnc_open_regular(c->weights, &wsize, &why);
+    if (wfd < 0) fprintf(stderr, "nnc: --weights %s: cannot read: %s\n", c->weights, why);
+    else close(wfd);
+    if (wfd >= 0 && check_outputs(c, g) && load_inputs(c, g, ins, &n, &samples) &&
+        (!c->labels || load_labels(c->labels, samples, n, &labels)))
+        rc = run_model(c, g, ins, n, c->labels ? &labels : NULL);
+    rt_idx_free(&labels);
     for (int32_t i = 0; i < g->n_inputs; i++) free(ins[i].data);
     free(ins);
     ir_free(g);
