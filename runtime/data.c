@@ -3,10 +3,15 @@
  *
  * Loading. Each kind is a row of dt_kinds: its name, how to load a split, and how to
  * tell whether the test split exists. Every loader reads whole files (IDX through
- * rt_idx_read, which also inflates .gz; CIFAR and .npy through nnc_read_file),
- * checks shapes, counts and labels against what the format promises, and converts
- * the pixels to float32 once, so that batches are plain copies. Sizes are checked
- * before any allocation: a set may hold at most RT_MAX_BYTES of floats.
+ * rt_idx_open/rt_idx_read_rows, which also inflate .gz; CIFAR and .npy through
+ * nnc_read_file), checks shapes, counts and labels against what the format
+ * promises, and converts the pixels to float32 once, so that batches are plain
+ * copies. Sizes are checked before any allocation: a set may hold at most
+ * RT_MAX_BYTES of floats. Only regular files are read (nnc_read_file and
+ * rt_idx_open refuse a directory, FIFO or device such as /dev/zero before
+ * reading), and a file's length bounds what is allocated for it: IDX headers
+ * are compared with each other before any data is read, and a gzipped IDX is
+ * inflated no further than its header's size.
  *
  * .npy. tensor_io's reader takes float32 only, and labels are integers, so this file
  * has its own small reader of the header dict ({'descr': ..., 'fortran_order': ...,
@@ -155,29 +160,36 @@ static int dt_find_idx(const DtCtx *C, const char *name, char *path)
     return DT_FAIL(C, "%s: no such file (nor %s.gz); expected %s", path, name, DT_MNIST_FILES);
 }
 
-/* Reads one IDX file of the given rank. */
-static int dt_read_idx(const DtCtx *C, const char *name, int rank, const char *what, RtIdx *idx, char *path)
+/* Opens one IDX file of the given rank and reads its header (no data yet). */
+static int dt_open_idx(const DtCtx *C, const char *name, int rank, const char *what, RtIdxReader *r, char *path)
 {
     char msg[1500];
     if (dt_find_idx(C, name, path)) return -1;
-    if (rt_idx_read(path, idx, msg, sizeof msg)) return DT_FAIL(C, "%s", msg);
-    if (idx->rank != rank)
-        return DT_FAIL(C, "%s: has %d dimensions, but %s %s have %d (%s)", path, idx->rank, C->kind, what, rank,
+    if (rt_idx_open(r, path, msg, sizeof msg)) return DT_FAIL(C, "%s", msg);
+    if (r->rank != rank)
+        return DT_FAIL(C, "%s: has %d dimensions, but %s %s have %d (%s)", path, r->rank, C->kind, what, rank,
                        rank == 3 ? "count, rows, columns" : "count");
     return 0;
 }
 
+/* Both headers are read and compared before any data: a wrong file ends
+ * before its data is inflated. */
 static int dt_load_idx(DtSet *set, const DtCtx *C, DtSplit split)
 {
-    char ipath[DT_PATH_MAX], lpath[DT_PATH_MAX];
+    char ipath[DT_PATH_MAX], lpath[DT_PATH_MAX], msg[1500];
     RtIdx im = {0}, lb = {0};
+    RtIdxReader ir = {0}, lr = {0};
     int train = split == DT_TRAIN;
-    int rc = dt_read_idx(C, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte", 3, "images", &im, ipath);
+    int rc = dt_open_idx(C, train ? "train-images-idx3-ubyte" : "t10k-images-idx3-ubyte", 3, "images", &ir, ipath);
     if (rc == 0)
-        rc = dt_read_idx(C, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte", 1, "labels", &lb, lpath);
-    if (rc == 0 && im.dims[0] != lb.dims[0])
+        rc = dt_open_idx(C, train ? "train-labels-idx1-ubyte" : "t10k-labels-idx1-ubyte", 1, "labels", &lr, lpath);
+    if (rc == 0 && ir.dims[0] != lr.dims[0])
         rc = DT_FAIL(C, "%s holds %lld images but %s holds %lld labels; both must come from the same split of one data set",
-                     ipath, (long long)im.dims[0], lpath, (long long)lb.dims[0]);
+                     ipath, (long long)ir.dims[0], lpath, (long long)lr.dims[0]);
+    if (rc == 0 && rt_idx_read_rows(&lr, -1, &lb, msg, sizeof msg)) rc = DT_FAIL(C, "%s", msg);
+    if (rc == 0 && rt_idx_read_rows(&ir, -1, &im, msg, sizeof msg)) rc = DT_FAIL(C, "%s", msg);
+    rt_idx_close(&ir);
+    rt_idx_close(&lr);
     set->classes = 10;
     if (rc == 0) rc = dt_alloc(C, set, im.dims[0], 1, im.dims[1], im.dims[2], ipath);
     if (rc == 0) rc = dt_byte_labels(C, set, 0, lb.data, 1, set->n, lpath);

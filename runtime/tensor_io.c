@@ -796,17 +796,10 @@ int rt_idx_open(RtIdxReader *r, const char *path, char *err, size_t errlen)
     gzFile g = gzdopen(fd, "rb");
     if (!g) { close(fd); return RT_FAIL("cannot open: out of memory"); }
     gzbuffer(g, 1u << 17);
-    int rc = idx_header(g, path, &h, err, errlen);
-    /* not gzipped: the file's size is known, so its data size is checked now */
-    int64_t data = size - 4 - 4 * (int64_t)h.rank;
-    if (rc == 0 && gzdirect(g) && data < (int64_t)h.size)
-        rc = RT_FAIL("data is truncated: the dimensions need %zu bytes of data, the file has %lld", h.size, (long long)data);
-    else if (rc == 0 && gzdirect(g) && data > (int64_t)h.size)
-        rc = RT_FAIL("file has trailing bytes: the dimensions describe %zu bytes of data, the file has %lld", h.size,
-                     (long long)data);
-    if (rc) { gzclose(g); return -1; }
+    if (idx_header(g, path, &h, err, errlen)) { gzclose(g); return -1; }
     r->path = path;
     r->gz = g;
+    r->plain_data = gzdirect(g) ? size - 4 - 4 * (int64_t)h.rank : -1;
     r->rank = h.rank;
     memcpy(r->dims, h.dims, sizeof r->dims);
     r->size = h.size;
@@ -817,6 +810,13 @@ int rt_idx_read_rows(RtIdxReader *r, int64_t rows, RtIdx *out, char *err, size_t
 {
     const char *path = r->path;
     memset(out, 0, sizeof *out);
+    /* not gzipped: the file's size is known, so its data size is checked first */
+    if (r->plain_data >= 0 && r->plain_data < (int64_t)r->size)
+        return RT_FAIL("data is truncated: the dimensions need %zu bytes of data, the file has %lld", r->size,
+                       (long long)r->plain_data);
+    if (r->plain_data > (int64_t)r->size)
+        return RT_FAIL("file has trailing bytes: the dimensions describe %zu bytes of data, the file has %lld", r->size,
+                       (long long)r->plain_data);
     out->rank = r->rank;
     memcpy(out->dims, r->dims, sizeof out->dims);
     out->size = r->size;

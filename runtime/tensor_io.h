@@ -102,11 +102,11 @@ typedef struct RtIdx {
 int rt_idx_read(const char *path, RtIdx *out, char *err, size_t errlen);
 void rt_idx_free(RtIdx *idx);                   /* frees data, clears idx */
 
-/* The same in two steps: rt_idx_open reads the header (rank, dims, size; a
- * plain file's length is checked against it at once), rt_idx_read_rows the
- * first `rows` entries of the outermost dimension (all if rows < 0) and then
- * checks that the data has exactly the declared length, without keeping the
- * rest: a gzipped stream is inflated no further than the declared size plus
+/* The same in two steps: rt_idx_open reads the header (rank, dims, size),
+ * rt_idx_read_rows checks a plain file's length against it (before reading),
+ * reads the first `rows` entries of the outermost dimension (all if rows < 0)
+ * and then checks that the data has exactly the declared length, without
+ * keeping the rest: a gzipped stream is inflated no further than the declared size plus
  * one byte. rt_idx_close releases the file. */
 typedef struct RtIdxReader {
     const char *path;             /* as given, for messages */
@@ -114,6 +114,7 @@ typedef struct RtIdxReader {
     int rank;                     /* as in RtIdx */
     int64_t dims[RT_MAX_RANK];
     size_t size;                  /* product(dims) */
+    int64_t plain_data;           /* bytes after the header of a plain file; -1 if gzipped */
 } RtIdxReader;
 
 int rt_idx_open(RtIdxReader *r, const char *path, char *err, size_t errlen);

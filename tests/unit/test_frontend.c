@@ -929,6 +929,12 @@ static void test_network_selection(void **state)
     err = compile_fail("# only a comment\n");
     assert_contains(err, "test.net:1:1: error: the file defines no network");
     free(err);
+    /* a --network name with control bytes and invalid UTF-8 reaches the terminal escaped */
+    opt.network = "\033[2J\xff\xc2\x9b";
+    err = compile_fail_opt(src, &opt);
+    assert_contains(err, "no network named '\\x1b[2J\\xff\\xc2\\x9b' (given with --network)");
+    assert_null(strchr(err, '\033'));
+    free(err);
 }
 
 static void test_defines(void **state)
