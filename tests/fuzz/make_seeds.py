@@ -21,6 +21,23 @@ def floats(n, start=0.0):
     return struct.pack('<%df' % n, *[start + 0.25 * i for i in range(n)])
 
 
+def crc32c(data, crc=0):
+    crc ^= 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82f63b78 & -(crc & 1))
+    return crc ^ 0xffffffff
+
+
+def signed(blob):
+    """A file of safetensors() whose metadata has "nnc_checksum": "crc32c:00000000",
+    with the digits filled in as runtime/checkpoint.c does: the CRC32C of every
+    byte of the file but the 8 digits."""
+    at = blob.index(b'crc32c:00000000') + len('crc32c:')
+    return blob[:at] + b'%08x' % crc32c(blob[:at] + blob[at + 8:]) + blob[at + 8:]
+
+
 def numel(shape):
     n = 1
     for d in shape:
@@ -122,7 +139,10 @@ def main():
             'nnc_fingerprint': '0123456789abcdef', 'nnc_setting.model': '/work/models/lenet5.net',
             'nnc_setting.lr': '0.050000000000000003', 'nnc_setting.batch': '64', 'nnc_setting.optimizer': 'sgd'}
     table = lenet + [('conv1.weight.momentum', (2, 1, 3, 3)), ('bn.running_mean', (2,)), ('bn.num_batches_tracked', ())]
-    write('checkpoint', 'epoch2.ckpt', safetensors(table, meta))
+    write('checkpoint', 'epoch2_unsigned.ckpt', safetensors(table, meta))
+    write('checkpoint', 'epoch2.ckpt', signed(safetensors(table, dict(meta, nnc_checksum='crc32c:00000000'))))
+    write('checkpoint', 'signed_small.ckpt', signed(safetensors([('w', (2,)), ('s', ())], {
+        'nnc_epoch': '1', 'nnc_step': '3', 'nnc_checksum': 'crc32c:00000000'})))
     write('checkpoint', 'epoch0_minimal.ckpt', safetensors([('w', (1,))], {'nnc_epoch': '0', 'nnc_step': '0', 'nnc_fingerprint': 'x'}))
     write('checkpoint', 'escapes.ckpt', safetensors([('w', (2,))], {'nnc_epoch': '1', 'nnc_step': '10', 'nnc_network': 'a\\"b\\u0041\\n'}))
 

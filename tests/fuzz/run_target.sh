@@ -5,18 +5,24 @@
 #      found) and tests/fuzz/corpus/NAME/ (the seeds) once;
 #   2. fuzzes for SECONDS (env NNC_FUZZ_SECONDS overrides; 0 skips this) from
 #      the seeds and the corpus earlier runs left in WORKDIR/corpus, with the
-#      dictionary NAME.dict, one input at a time, 10 s per input at most.
+#      dictionary NAME.dict, in this one process (no -jobs), 10 s per input at
+#      most.
 #
-# Everything it writes goes under WORKDIR (also TMPDIR, for the harnesses'
-# own folders), never into the source tree. On a crash it says which target,
+# Everything it writes goes under WORKDIR, and scratch files (TMPDIR, for the
+# harnesses' own folders) under /dev/shm; never into the source tree. On a crash it says which target,
 # prints the input (path and hex) and how to replay it, and exits 1. Also
 # used by scripts/fuzz.sh for long runs.
 set -uo pipefail
-fuzzer=$1 name=$2 work=$3 seconds=${NNC_FUZZ_SECONDS:-$4}
+fuzzer=$(realpath "$1") name=$2 work=$3 seconds=${NNC_FUZZ_SECONDS:-$4}
 here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$work" && work=$(realpath "$work")  # absolute: fuzz_frontend works in a folder of its own
 corpus=$here/corpus/$name regressions=$here/regressions/$name dict=$here/$name.dict
-mkdir -p "$work/corpus" "$work/tmp" "$work/crashes"
-export TMPDIR=$work/tmp
+mkdir -p "$work/corpus" "$work/crashes"
+# the harnesses' scratch files: in memory when /dev/shm is there (ext4 writeback
+# costs more than the readers), removed when this script ends
+if tmp=$(mktemp -d /dev/shm/nnc-fuzz-"$name".XXXXXX 2>/dev/null); then :; else tmp=$(mktemp -d "$work/tmp.XXXXXX"); fi
+trap 'rm -rf "$tmp"' EXIT
+export TMPDIR=$tmp
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}:abort_on_error=1:symbolize=1
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 opts=(-timeout=10 -rss_limit_mb=2560 -malloc_limit_mb=2048 -print_final_stats=1)
@@ -55,10 +61,10 @@ log=$work/fuzz.log
 seeds=()
 [ -d "$corpus" ] && seeds+=("$corpus")
 [ -d "$regressions" ] && seeds+=("$regressions")
-"$fuzzer" "${opts[@]}" -max_total_time="$seconds" -jobs=1 -artifact_prefix="$work/crashes/" \
+"$fuzzer" "${opts[@]}" -max_total_time="$seconds" -artifact_prefix="$work/crashes/" \
   "$work/corpus" "${seeds[@]}" >"$log" 2>&1
 rc=$?
-grep -E '^#[0-9]+ +(INITED|DONE)|^stat::number_of_executed_units|^Done [0-9]+ runs' "$log" | sed "s/^/   $name: /"
+grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::number_of_executed_units|^Done [0-9]+ runs' "$log" | sed "s/^/   $name: /"
 if [ $rc -ne 0 ]; then
   tail -n 100 "$log"
   crash=$(grep -o "Test unit written to [^ ]*" "$log" | tail -n 1 | sed 's/^Test unit written to //')
