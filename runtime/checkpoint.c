@@ -320,6 +320,21 @@ static bool ck_stored(const char *hdr, const CkScan *s, uint32_t *sum)
     return true;
 }
 
+/* Whether the header text holds the key's name or a sum's prefix anywhere. A
+ * file without the key is unsigned; but one flipped bit in the key's name, or
+ * in "__metadata__" (the scanner then skips the metadata as a tensor), must
+ * not turn a checkpoint into an unsigned file: its sum is still there. */
+static bool ck_mentions_sum(const char *hdr, size_t len)
+{
+    static const char *const marks[] = {ck_prefix, RT_CKPT_KEY};
+    for (size_t m = 0; m < 2; m++) {
+        size_t ml = strlen(marks[m]);
+        for (size_t i = 0; i + ml <= len; i++)
+            if (hdr[i] == marks[m][0] && memcmp(hdr + i, marks[m], ml) == 0) return true;
+    }
+    return false;
+}
+
 /* Checks the header (hlen bytes of hdr, after the 8-byte prefix) for the key.
  * Returns RT_CKPT_UNSIGNED, RT_CKPT_CORRUPT (err), or RT_CKPT_VERIFIED with
  * *digits the offset of the digits in the file and *stored the sum. */
@@ -332,6 +347,12 @@ static RtCkptStatus ck_locate(const char *hdr, uint64_t hlen, const char *name, 
     if (!ok) {
         ck_fail(err, errlen, name, "its header is not the JSON of a safetensors file; the file is damaged or not "
                                    "a weights file");
+        return RT_CKPT_CORRUPT;
+    }
+    if (s.sums == 0 && ck_mentions_sum(hdr, (size_t)hlen)) {
+        ck_fail(err, errlen, name, "its header holds a checksum (%s...) but no valid %s metadata key: the file is "
+                                   "corrupted (damaged on disk or in a copy, or edited) and cannot be used",
+                ck_prefix, RT_CKPT_KEY);
         return RT_CKPT_CORRUPT;
     }
     if (s.sums == 0) return RT_CKPT_UNSIGNED;

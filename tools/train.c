@@ -422,6 +422,15 @@ static int check_args(TrainArgs *t)
     return 0;
 }
 
+/* Whether option flag is given on the command line (as "--flag" or "--flag=V"). */
+static bool on_command_line(int argc, char **argv, const char *flag)
+{
+    size_t n = strlen(flag);
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], flag, n) == 0 && (argv[i][n] == 0 || argv[i][n] == '=')) return true;
+    return false;
+}
+
 /* Applies the model's train section (frontend.h fe_train_settings) as options.
  * The model and --network are found on the command line first; a section
  * setting that nnc eval does not take is skipped by it. */
@@ -460,6 +469,7 @@ static int section_defaults(int argc, char **argv, TrainArgs *t)
         while (k < NNC_COUNT(tr_options) && strcmp(tr_options[k].name, st[i].flag)) k++;
         NNC_ASSERT(k < NNC_COUNT(tr_options));
         if (t->eval && !tr_options[k].eval) continue;
+        if (on_command_line(argc, argv, st[i].flag)) continue;  /* overridden: its value is never read, nor refused */
         char at[1200];
         const Loc *l = &st[i].loc;
         snprintf(at, sizeof at, "%s:%d:%d", l->file ? l->file->path : model, l->line, l->col);
