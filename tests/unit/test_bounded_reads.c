@@ -281,6 +281,14 @@ static void test_data_set_special_files(void **state)
     assert_int_not_equal(rc, 0);
     assert_true(rc < 128);
     expect_err("data_batch_1.bin: cannot read: not a regular file (a character device)");
+    assert_int_equal(mkdir(path_in("np"), 0755), 0);
+    assert_int_equal(symlink("../fifo", path_in("np/train_images.npy")), 0);
+    assert_int_equal(symlink("/dev/zero", path_in("np/train_labels.npy")), 0);
+    snprintf(spec, sizeof spec, "npy:%s", path_in("np"));
+    rc = NNC("eval", "m.net", "--weights", "w.safetensors", "--data", spec);
+    assert_int_not_equal(rc, 0);
+    assert_true(rc < 128);
+    expect_err("not a regular file (a");
 }
 
 /* ---- sizes ---- */
