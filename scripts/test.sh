@@ -1,8 +1,11 @@
 #!/bin/bash
 # The README's second command, and what CI runs (.ci/run): install what is
-# missing, then build twice and run the whole suite on each build:
+# missing, then build three times and run the whole suite on each build:
 #   build/       warnings as errors, optimized, with asserts;
-#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer.
+#   build-asan/  AddressSanitizer + UndefinedBehaviorSanitizer;
+#   build-fuzz/  clang, the libFuzzer targets of tests/fuzz only: each replays
+#                its regressions and seeds, then fuzzes NNC_FUZZ_SECONDS (25 s;
+#                0: replay only). Longer runs: scripts/fuzz.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +15,8 @@ status=0
 # build-asan skips the model zoo (label "zoo"): its time is spent in generated
 # code, which the sanitizers do not instrument, and build/ runs it already.
 for cfg in "build::-DNNC_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo" \
-           "build-asan:-LE zoo:-DNNC_WERROR=ON -DNNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"; do
+           "build-asan:-LE zoo:-DNNC_WERROR=ON -DNNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug" \
+           "build-fuzz::-DCMAKE_C_COMPILER=clang -DNNC_FUZZ=ON -DNNC_TESTS=OFF -DNNC_BLAS=OFF -DNNC_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"; do
   dir=${cfg%%:*}
   rest=${cfg#*:}
   select=${rest%%:*}

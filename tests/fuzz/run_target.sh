@@ -2,7 +2,8 @@
 # run_target.sh FUZZER NAME WORKDIR SECONDS: one fuzz target as a test.
 #
 #   1. replays every input of tests/fuzz/regressions/NAME/ (each crash ever
-#      found) and tests/fuzz/corpus/NAME/ (the seeds) once;
+#      found) and tests/fuzz/corpus/NAME/ (the seeds) once (fuzz_frontend
+#      compiles the C of each with cc: NNC_FUZZ_CC_REPLAY=1);
 #   2. fuzzes for SECONDS (env NNC_FUZZ_SECONDS overrides; 0 skips this) from
 #      the seeds and the corpus earlier runs left in WORKDIR/corpus, with the
 #      dictionary NAME.dict, in this one process (no -jobs), 10 s per input at
@@ -47,7 +48,8 @@ done
 if [ ${#inputs[@]} -gt 0 ]; then
   echo "== $name: replaying ${#inputs[@]} regression and seed inputs"
   log=$work/replay.log
-  if ! "$fuzzer" "${opts[@]}" "${inputs[@]}" >"$log" 2>&1; then
+  # fuzz_frontend compiles the C of every replayed input (not a sample of them)
+  if ! NNC_FUZZ_CC=${NNC_FUZZ_CC_REPLAY:-1} "$fuzzer" "${opts[@]}" "${inputs[@]}" >"$log" 2>&1; then
     tail -n 80 "$log"
     bad=$(grep -o 'Running: .*' "$log" | tail -n 1 | sed 's/^Running: //')
     fail "$bad" "an input of the regressions or the corpus fails"
