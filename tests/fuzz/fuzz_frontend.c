@@ -29,7 +29,9 @@
  *
  * The process works in a folder of its own (fz_tmpdir) that holds lib/, a
  * link to the zoo's shared blocks, so that seeds importing "lib/resnet.net"
- * compile and mutated imports find nothing else. */
+ * compile and mutated imports find nothing else: the files the harness
+ * writes there (fuzz.net, model.c, ...) are removed before the next input,
+ * so that no input can import what an earlier one left. */
 #define _GNU_SOURCE 1  /* posix_spawn file actions */
 #include "fuzz_common.h"
 
@@ -109,7 +111,10 @@ static void check_with_cc(const char *what, const char *name, const StrBuf *c_sr
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) fz_die("cannot run %s: %s", cc_prog, strerror(rc));
     while (waitpid(pid, &status, 0) < 0) {}
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        remove(c_path), remove(h_path), remove(log_path);  /* nothing a later input could import */
+        return;
+    }
     const char *why = NULL;
     char *log = nnc_read_file(log_path, NULL, &why);
     fprintf(stderr, "---- %s -std=c99 -pedantic-errors -fsyntax-only %s%s ----\n%s\n", cc_prog, c_path,
@@ -169,7 +174,9 @@ static void train_settings(const uint8_t *data, size_t size)
     diag_init(&d, &a);
     FeTrainSetting *s = NULL;
     int n = 0;
-    if (!fe_train_settings("fuzz.net", NULL, &s, &n, &d) && (d.errors == 0 || !d.out.data || !first_line_ok(d.out.data)))
+    bool ok = fe_train_settings("fuzz.net", NULL, &s, &n, &d);
+    remove("fuzz.net");  /* an input that imports "fuzz.net" must not see the previous input */
+    if (!ok && (d.errors == 0 || !d.out.data || !first_line_ok(d.out.data)))
         fz_die("train section rejected without a positioned error first:\n%s", d.out.data ? d.out.data : "(none)");
     diag_free(&d);
     arena_free(&a);
