@@ -24,11 +24,16 @@ static int by_size(const void *a, const void *b)
 
 /* A set of disjoint byte ranges [lo, hi), ranges that touch merged into one:
  * a treap keyed by lo whose nodes live in one pool shared by all the sets
- * (indices; 0 is the empty tree). Adding a range is O(log n) amortized (a
- * range merged away is freed once); finding the range that holds a byte, or
- * the first range after it, is O(log n). */
+ * (indices; 0 is the empty tree). Each node also knows its subtree's first
+ * byte, end and largest gap between two of its ranges, so the first gap of
+ * some size is found without visiting the smaller ones. Adding a range is
+ * O(log n) amortized (a range merged away is freed once); the queries are
+ * O(log n). */
 typedef struct {
     int64_t lo, hi;      /* the range */
+    int64_t min_lo;      /* the subtree's: first byte, */
+    int64_t max_hi;      /* ... end of its last range, */
+    int64_t max_gap;     /* ... largest gap between two of its ranges (0: none) */
     int32_t kid[2];      /* the ranges before it, after it */
     uint32_t prio;       /* heap order: a parent's is at least its children's */
 } SetNode;
@@ -53,8 +58,22 @@ static int32_t set_new(SetPool *p, int64_t lo, int64_t hi)
         i = p->n++;
     }
     p->rng ^= p->rng << 13, p->rng ^= p->rng >> 17, p->rng ^= p->rng << 5;
-    p->node[i] = (SetNode){lo, hi, {0, 0}, p->rng};
+    p->node[i] = (SetNode){lo, hi, lo, hi, 0, {0, 0}, p->rng};
     return i;
+}
+
+/* Recomputes t's subtree summary from its children's. */
+static void set_pull(SetPool *p, int32_t t)
+{
+    SetNode *n = &p->node[t];
+    const SetNode *l = n->kid[0] ? &p->node[n->kid[0]] : NULL, *r = n->kid[1] ? &p->node[n->kid[1]] : NULL;
+    n->min_lo = l ? l->min_lo : n->lo;
+    n->max_hi = r ? r->max_hi : n->hi;
+    n->max_gap = 0;
+    if (l && l->max_gap > n->max_gap) n->max_gap = l->max_gap;
+    if (l && n->lo - l->max_hi > n->max_gap) n->max_gap = n->lo - l->max_hi;
+    if (r && r->max_gap > n->max_gap) n->max_gap = r->max_gap;
+    if (r && r->min_lo - n->hi > n->max_gap) n->max_gap = r->min_lo - n->hi;
 }
 
 /* Returns every node of tree t to the pool. */
@@ -78,11 +97,13 @@ static void set_split(SetPool *p, int32_t t, int64_t key, int32_t *a, int32_t *b
         int32_t right;
         set_split(p, p->node[t].kid[1], key, &right, b);
         p->node[t].kid[1] = right;
+        set_pull(p, t);
         *a = t;
     } else {
         int32_t left;
         set_split(p, p->node[t].kid[0], key, a, &left);
         p->node[t].kid[0] = left;
+        set_pull(p, t);
         *b = t;
     }
 }
@@ -94,10 +115,12 @@ static int32_t set_join(SetPool *p, int32_t a, int32_t b)
     if (p->node[a].prio >= p->node[b].prio) {
         int32_t right = set_join(p, p->node[a].kid[1], b);
         p->node[a].kid[1] = right;
+        set_pull(p, a);
         return a;
     }
     int32_t left = set_join(p, a, p->node[b].kid[0]);
     p->node[b].kid[0] = left;
+    set_pull(p, b);
     return b;
 }
 
@@ -127,6 +150,21 @@ static void set_add(SetPool *p, int32_t *root, int64_t lo, int64_t hi)
     *root = set_join(p, set_join(p, before, node), rest);
 }
 
+/* Removes [lo, hi) from the set *root, all of it inside one of its ranges. */
+static void set_remove(SetPool *p, int32_t *root, int64_t lo, int64_t hi)
+{
+    int32_t before, after, range, pieces = 0;
+    set_split(p, *root, lo + 1, &before, &after);
+    int32_t r = set_last(p, before);  /* the range that holds [lo, hi) */
+    NNC_ASSERT(r && p->node[r].lo <= lo && hi <= p->node[r].hi);
+    int64_t r_lo = p->node[r].lo, r_hi = p->node[r].hi;
+    set_split(p, before, r_lo, &before, &range);
+    set_free(p, range);
+    if (r_lo < lo) pieces = set_new(p, r_lo, lo);
+    if (hi < r_hi) pieces = set_join(p, pieces, set_new(p, hi, r_hi));
+    *root = set_join(p, set_join(p, before, pieces), after);
+}
+
 /* The end of the range that holds byte x, or x if none does. */
 static int64_t set_cover(const SetPool *p, int32_t t, int64_t x)
 {
@@ -147,6 +185,39 @@ static int64_t set_next(const SetPool *p, int32_t t, int64_t x)
         else t = p->node[t].kid[1];
     }
     return next;
+}
+
+/* Scans the ranges of t with lo >= key in order, *end the end of the last
+ * one scanned (-1: none yet); returns the end of the first of them followed
+ * by a gap of size bytes or more, or -1 (*end is then the last range's end). */
+static int64_t set_gap_after(const SetPool *p, int32_t t, int64_t key, int64_t size, int64_t *end)
+{
+    if (!t) return -1;
+    const SetNode *n = &p->node[t];
+    if (n->min_lo >= key) {  /* all of the subtree is scanned */
+        if (*end >= 0 && n->min_lo - *end >= size) return *end;
+        if (n->max_gap < size) {
+            *end = n->max_hi;
+            return -1;
+        }
+    }
+    if (n->lo >= key) {
+        int64_t at = set_gap_after(p, n->kid[0], key, size, end);
+        if (at >= 0) return at;
+        if (*end >= 0 && n->lo - *end >= size) return *end;
+        *end = n->hi;
+    }
+    return set_gap_after(p, n->kid[1], key, size, end);
+}
+
+/* The lowest x' >= x such that [x', x' + size) is free in the set t. */
+static int64_t set_fit(const SetPool *p, int32_t t, int64_t x, int64_t size)
+{
+    x = set_cover(p, t, x);
+    int64_t next = set_next(p, t, x);
+    if (next - x >= size) return x;
+    int64_t end = -1, at = set_gap_after(p, t, next, size, &end);
+    return at >= 0 ? at : end;
 }
 
 /* -------------------------------------------------- space over time ---- */
@@ -239,20 +310,18 @@ static int64_t space_fit(const Space *sp, int32_t n, int64_t size, bool best_fit
 {
     int64_t x = 0, off = -1, best_gap = INT64_MAX;
     for (;;) {
-        for (int32_t moved = 1; moved;) {  /* move x past everything that holds it */
-            moved = 0;
-            for (int32_t k = 0; k < n; k++) {
-                int64_t end = set_cover(&sp->pool, sp->sets[k], x);
-                if (end > x) x = end, moved = 1;
-            }
+        for (int32_t agree = 0, k = 0; agree < n; k = (k + 1) % n) {  /* the lowest x' >= x free in all sets */
+            int64_t fit = set_fit(&sp->pool, sp->sets[k], x, size);
+            agree = fit > x ? 1 : agree + 1;
+            x = fit;
         }
-        int64_t next = INT64_MAX;  /* x is free up to the first range after it */
+        int64_t next = INT64_MAX;  /* x starts a gap that fits: it ends at the first range after x */
         for (int32_t k = 0; k < n; k++) {
             int64_t lo = set_next(&sp->pool, sp->sets[k], x);
             if (lo < next) next = lo;
         }
         int64_t gap = next - x;
-        if (gap >= size && (off < 0 || (best_fit && gap < best_gap))) {
+        if (off < 0 || gap < best_gap) {
             off = x;
             best_gap = gap;
             if (!best_fit || gap == size) return off;
@@ -281,24 +350,77 @@ static int64_t place(MpBuffer *bufs, const int32_t *order, int32_t n, int64_t al
     return total;
 }
 
+/* ---------------------------------------------------- large graphs ---- */
+
+typedef struct { int32_t step, idx; } Event;
+
+static int by_step(const void *a, const void *b)
+{
+    const Event *x = a, *y = b;
+    if (x->step != y->step) return x->step < y->step ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The plan of a graph too large for the search below: one sweep over the
+ * steps, as a run-time allocator would do it but ahead of time. At each step
+ * the buffers that died before it are freed, then the ones born there are
+ * placed, largest first, each at the lowest offset free for its size (first
+ * fit). O(n log n). */
+static int64_t sweep(MpBuffer *bufs, int32_t n, int64_t align)
+{
+    Event *born = nnc_xmalloc((size_t)n * sizeof *born), *dead = nnc_xmalloc((size_t)n * sizeof *dead);
+    Key *keys = nnc_xmalloc((size_t)n * sizeof *keys);
+    for (int32_t i = 0; i < n; i++) {
+        keys[i] = (Key){bufs[i].size, bufs[i].first, i};
+        dead[i] = (Event){bufs[i].last, i};
+    }
+    qsort(keys, (size_t)n, sizeof *keys, by_size);  /* largest first ... */
+    for (int32_t i = 0; i < n; i++) born[i] = (Event){bufs[keys[i].idx].first, i};
+    qsort(born, (size_t)n, sizeof *born, by_step);  /* ... within a step (idx is the rank by size) */
+    qsort(dead, (size_t)n, sizeof *dead, by_step);
+    SetPool pool = {nnc_xmalloc(1024 * sizeof(SetNode)), 1, 1024, 0, 0x2545f491u};
+    int32_t busy = 0, d = 0;
+    int64_t total = 0;
+    for (int32_t k = 0; k < n; k++) {
+        MpBuffer *b = &bufs[keys[born[k].idx].idx];
+        for (; d < n && dead[d].step < b->first; d++) {
+            const MpBuffer *o = &bufs[dead[d].idx];
+            if (o->size > 0) set_remove(&pool, &busy, o->offset, o->offset + round_up(o->size, align));
+        }
+        int64_t size = round_up(b->size, align);
+        b->offset = 0;
+        if (size == 0) continue;
+        b->offset = set_fit(&pool, busy, 0, size);
+        set_add(&pool, &busy, b->offset, b->offset + size);
+        if (b->offset + size > total) total = b->offset + size;
+    }
+    free(pool.node);
+    free(keys);
+    free(dead);
+    free(born);
+    return total;
+}
+
 enum { MP_RANDOM_TRIES = 64 };
 
-/* Greedy placement under several orders (by size, by birth, by size x
- * lifetime, by lifetime, buffers that outlive their step before one-step ones
- * such as convolution scratch), then sizes jittered at random with a fixed
- * seed (which escapes the ties that trap plain greedy on ResNet-50), each with
- * both fit rules; the smallest plan wins, and the
- * search stops as soon as one meets the lower bound. Each try is
- * O(n^2 log n); n is a few thousand at most. */
+/* Up to MP_SEARCH_MAX buffers: greedy placement under several orders (by
+ * size, by birth, by size x lifetime, by lifetime, buffers that outlive their
+ * step before one-step ones such as convolution scratch), then sizes jittered
+ * at random with a fixed seed (which escapes the ties that trap plain greedy
+ * on ResNet-50), each with both fit rules; the smallest plan wins, and the
+ * search stops as soon as one meets the lower bound. A try costs
+ * O(n log n log steps) when the free space is in few pieces and O(n^2 log n)
+ * at worst (a long residual chain), hence the limit; above it, one sweep. */
 int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
 {
-    int32_t *order = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *order);
-    Key *keys = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *keys);
     int32_t steps = 1;
     for (int32_t i = 0; i < n; i++) {
         NNC_ASSERT(0 <= bufs[i].first && bufs[i].first <= bufs[i].last);
         if (bufs[i].last + 1 > steps) steps = bufs[i].last + 1;
     }
+    if (n > MP_SEARCH_MAX) return sweep(bufs, n, align);
+    int32_t *order = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *order);
+    Key *keys = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *keys);
     Space space;
     space_init(&space, steps);
     int64_t *best_off = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *best_off);
