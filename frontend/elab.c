@@ -1782,8 +1782,7 @@ static void loader_init(Loader *L, const char *path, Diag *d)
     free(real);
 }
 
-/* The text of path (free it), or NULL after reporting to d. */
-static char *read_source(const char *path, size_t *len, Diag *d)
+char *fe_read_source(const char *path, size_t *len, Diag *d)
 {
     const char *err;
     char *text = read_net(path, len, &err);
@@ -1803,7 +1802,7 @@ IrGraph *fe_compile_text(const char *path, const char *text, size_t len, const F
 IrGraph *fe_compile(const char *path, const FeOptions *opt, Diag *d)
 {
     size_t len;
-    char *text = read_source(path, &len, d);
+    char *text = fe_read_source(path, &len, d);
     if (!text) return NULL;
     IrGraph *g = fe_compile_text(path, text, len, opt, d);
     free(text);
@@ -2073,8 +2072,18 @@ bool fe_train_settings(const char *path, const FeOptions *opt, FeTrainSetting **
     *out = NULL;
     *n = 0;
     size_t len;
-    char *text = read_source(path, &len, d);
+    char *text = fe_read_source(path, &len, d);
     if (!text) return false;
+    bool ok = fe_train_settings_text(path, text, len, opt, out, n, d);
+    free(text);
+    return ok;
+}
+
+bool fe_train_settings_text(const char *path, const char *text, size_t len, const FeOptions *opt,
+                            FeTrainSetting **out, int *n, Diag *d)
+{
+    *out = NULL;
+    *n = 0;
     Loader L;
     loader_init(&L, path, d);
     NameMap blocks = {0};
@@ -2086,7 +2095,6 @@ bool fe_train_settings(const char *path, const FeOptions *opt, FeTrainSetting **
             for (const Setting *st = x->settings; st && ok; st = st->next) ok = ts_setting(&s, net, st);
     map_free(&blocks);
     free(L.seen);
-    free(text);
     if (ok) *out = s.out, *n = s.n;
     return ok;
 }

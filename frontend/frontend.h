@@ -28,6 +28,11 @@ typedef struct {
  * exhausted memory. */
 #define FE_MAX_SOURCE_BYTES ((size_t)16 << 20)
 
+/* The text of a .net file as fe_compile reads it (a regular file or a pipe,
+ * at most FE_MAX_SOURCE_BYTES; NUL-terminated, free it), or NULL after
+ * reporting to d. */
+char *fe_read_source(const char *path, size_t *len, Diag *d);
+
 /* Compiles path into a graph, or returns NULL after reporting to d. */
 IrGraph *fe_compile(const char *path, const FeOptions *opt, Diag *d);
 
@@ -57,5 +62,10 @@ typedef struct {
  *              | multistep(milestones: [30, 60], gamma: 0.1) | cosine(eta_min: 0, warmup: 1)
  *     augment = [crop(4), flip, jitter(0.1)]   normalize = (0.5, 0.25) | ([m1, m2, m3], [s1, s2, s3]) */
 bool fe_train_settings(const char *path, const FeOptions *opt, FeTrainSetting **out, int *n, Diag *d);
+
+/* Same, from text in memory: a caller that also compiles the file reads it
+ * once (a pipe, `nnc train <(...)`, cannot be read twice). */
+bool fe_train_settings_text(const char *path, const char *text, size_t len, const FeOptions *opt,
+                            FeTrainSetting **out, int *n, Diag *d);
 
 #endif
