@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 void nnc_die(const char *file, int line, const char *fmt, ...)
@@ -258,18 +259,30 @@ enum { TMP_FREE, TMP_FILLING, TMP_ACTIVE };
 
 static struct {
     atomic_int state;      /* TMP_FREE, TMP_FILLING or TMP_ACTIVE */
-    int is_dir;            /* rmdir (after every file) instead of unlink */
+    int kind;              /* 0 a file (unlink), 1 a folder (rmdir, after every file), 2 a child process */
+    long pid;              /* kind 2: stopped (SIGTERM) and reaped before any file goes */
     char path[TMP_PATH];   /* what to remove */
 } tmp_slots[TMP_SLOTS];
 
 static atomic_int tmp_handlers_installed;
 
+/* Stops a child that writes into a temporary folder (the C compiler), with
+ * the process group it leads (the driver's cc1, as and ld), and waits for it. */
+static void tmp_stop_child(long pid)
+{
+    kill(-(pid_t)pid, SIGTERM);  /* the gcc and clang drivers remove their own temporaries on SIGTERM */
+    while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR) continue;
+}
+
 static void tmp_remove_all(void)
 {
-    for (int pass = 0; pass < 2; pass++)  /* files first, so their folders are empty */
-        for (int i = 0; i < TMP_SLOTS; i++)
-            if (atomic_load(&tmp_slots[i].state) == TMP_ACTIVE && tmp_slots[i].is_dir == pass)
-                (void)(pass ? rmdir(tmp_slots[i].path) : unlink(tmp_slots[i].path));
+    static const int order[] = {2, 0, 1};  /* children first, then files, so the folders are empty */
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < TMP_SLOTS; i++) {
+            if (atomic_load(&tmp_slots[i].state) != TMP_ACTIVE || tmp_slots[i].kind != order[k]) continue;
+            if (order[k] == 2) tmp_stop_child(tmp_slots[i].pid);
+            else (void)(order[k] ? rmdir(tmp_slots[i].path) : unlink(tmp_slots[i].path));
+        }
 }
 
 /* Removes the temporaries, then lets the signal do what it would have done. */
@@ -295,20 +308,26 @@ static void tmp_install_handlers(void)
     }
 }
 
-int nnc_tmp_track(const char *path, int is_dir)
+/* Claims a slot for kind, path or pid. */
+static int tmp_claim(int kind, const char *path, long pid)
 {
-    if (strlen(path) >= TMP_PATH) return -1;
+    if (path && strlen(path) >= TMP_PATH) return -1;
     tmp_install_handlers();
     for (int i = 0; i < TMP_SLOTS; i++) {
         int expected = TMP_FREE;
         if (!atomic_compare_exchange_strong(&tmp_slots[i].state, &expected, TMP_FILLING)) continue;
-        strcpy(tmp_slots[i].path, path);
-        tmp_slots[i].is_dir = is_dir != 0;
+        if (path) strcpy(tmp_slots[i].path, path);
+        tmp_slots[i].kind = kind;
+        tmp_slots[i].pid = pid;
         atomic_store(&tmp_slots[i].state, TMP_ACTIVE);
         return i;
     }
     return -1;
 }
+
+int nnc_tmp_track(const char *path, int is_dir) { return tmp_claim(is_dir ? 1 : 0, path, 0); }
+
+int nnc_tmp_track_child(long pid) { return pid > 0 ? tmp_claim(2, NULL, pid) : -1; }
 
 void nnc_tmp_untrack(int slot)
 {

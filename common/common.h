@@ -102,7 +102,8 @@ const char *nnc_not_regular_msg(unsigned mode);
  *     $TMPDIR/nnc-weights-PID-XXXXXX  nnc train's initial weights (tools/train.c)
  * While one exists it is tracked (nnc_tmp_track): error paths remove it and
  * untrack it; SIGINT, SIGTERM and SIGHUP remove every tracked temporary (files
- * first, then folders) and end the process by the same signal. The handlers
+ * first, then folders; a tracked child process is stopped before) and end
+ * the process by the same signal. The handlers
  * are installed at the first nnc_tmp_track, and only for a signal whose
  * disposition is still the default (a program embedding libnnc keeps its own
  * handlers; its leftovers are swept by the next run). A kill -9 leaves them:
@@ -115,6 +116,14 @@ const char *nnc_not_regular_msg(unsigned mode);
  * slot is taken (the temporary is then left to the sweeps). */
 int nnc_tmp_track(const char *path, int is_dir);
 void nnc_tmp_untrack(int slot);  /* -1 is ignored */
+
+/* Tracks a child process that writes into a tracked folder (the JIT's C
+ * compiler), the leader of its own process group: a fatal signal stops the
+ * group (SIGTERM, so the compiler driver removes its own temporaries) and
+ * reaps the child before the files and folders are removed, so that nothing
+ * recreates a file in a folder being removed. Untrack it once it has been
+ * waited for. */
+int nnc_tmp_track_child(long pid);
 
 /* Removes the entries DIR/PREFIX<pid> and DIR/PREFIX<pid>-... whose process
  * <pid> no longer runs and that this user owns (a folder: its files, then

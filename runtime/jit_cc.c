@@ -125,18 +125,26 @@ static bool rt_cc_compile(const char *dir, char *err, size_t errlen)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawnattr_t attr;  /* its own process group, which a fatal signal stops whole (common.h) */
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
     pid_t pid;
-    int rc = posix_spawnp(&pid, cmd.argv[0], &fa, NULL, cmd.argv, environ), status = 0;
+    int rc = posix_spawnp(&pid, cmd.argv[0], &fa, &attr, cmd.argv, environ), status = 0;
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
     if (rc != 0) {
         snprintf(err, errlen, "cannot run the C compiler '%s': %s (set CC to choose one)", cmd.argv[0], strerror(rc));
         return false;
     }
+    int slot = nnc_tmp_track_child((long)pid);  /* a fatal signal stops it before the directory goes */
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
+            nnc_tmp_untrack(slot);
             snprintf(err, errlen, "waiting for the C compiler: %s", strerror(errno));
             return false;
         }
+    nnc_tmp_untrack(slot);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return true;
     char what[1200];
     if (WIFEXITED(status)) snprintf(what, sizeof what, "%s failed (exit status %d)", cmd.argv[0], WEXITSTATUS(status));
