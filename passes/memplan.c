@@ -237,6 +237,7 @@ typedef struct {
     int32_t *full;       /* per tree node: its set of the buffers live at all of its steps */
     int32_t *part;       /* per tree node: ... live at any of its steps */
     int32_t sets[SPACE_MAX_SETS]; /* the sets of one query */
+    int64_t work;        /* set_fit calls so far: the search's budget */
     SetPool pool;
 } Space;
 
@@ -247,6 +248,7 @@ static void space_init(Space *sp, int32_t steps)
     sp->full = nnc_xcalloc(2 * (size_t)sp->leaves, sizeof *sp->full);
     sp->part = nnc_xcalloc(2 * (size_t)sp->leaves, sizeof *sp->part);
     sp->pool = (SetPool){nnc_xmalloc(1024 * sizeof(SetNode)), 1, 1024, 0, 0};
+    sp->work = 0;
 }
 
 static void space_clear(Space *sp)
@@ -306,12 +308,13 @@ static int32_t space_query(Space *sp, int32_t first, int32_t last)
 /* The offset for `size` bytes in the space free in all the sets: the lowest
  * gap that fits (first fit) or the smallest (best fit, the lowest among
  * equals; the open space above everything counts as INT64_MAX - its start). */
-static int64_t space_fit(const Space *sp, int32_t n, int64_t size, bool best_fit)
+static int64_t space_fit(Space *sp, int32_t n, int64_t size, bool best_fit)
 {
     int64_t x = 0, off = -1, best_gap = INT64_MAX;
     for (;;) {
         for (int32_t agree = 0, k = 0; agree < n; k = (k + 1) % n) {  /* the lowest x' >= x free in all sets */
             int64_t fit = set_fit(&sp->pool, sp->sets[k], x, size);
+            sp->work++;
             agree = fit > x ? 1 : agree + 1;
             x = fit;
         }
@@ -401,7 +404,10 @@ static int64_t sweep(MpBuffer *bufs, int32_t n, int64_t align)
     return total;
 }
 
-enum { MP_RANDOM_TRIES = 64 };
+enum {
+    MP_RANDOM_TRIES = 64,
+    MP_WORK_BUDGET = 1 << 23,  /* set_fit calls, about 2 s: no more orders are tried after (the zoo needs 90,000) */
+};
 
 /* Up to MP_SEARCH_MAX buffers: greedy placement under several orders (by
  * size, by birth, by size x lifetime, by lifetime, buffers that outlive their
@@ -409,8 +415,11 @@ enum { MP_RANDOM_TRIES = 64 };
  * at random with a fixed seed (which escapes the ties that trap plain greedy
  * on ResNet-50), each with both fit rules; the smallest plan wins, and the
  * search stops as soon as one meets the lower bound. A try costs
- * O(n log n log steps) when the free space is in few pieces and O(n^2 log n)
- * at worst (a long residual chain), hence the limit; above it, one sweep. */
+ * O(n log n log steps) when the free space is in few pieces, O(n^2 log n) at
+ * worst (a long residual chain, lifetimes at random), hence the limits: no new
+ * order once the tries have done MP_WORK_BUDGET steps of search (counted, so
+ * the plan never depends on the machine), and above MP_SEARCH_MAX buffers one
+ * sweep instead. */
 int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
 {
     int32_t steps = 1;
@@ -426,7 +435,7 @@ int64_t mp_plan(MpBuffer *bufs, int32_t n, int64_t align)
     int64_t *best_off = nnc_xmalloc((size_t)(n ? n : 1) * sizeof *best_off);
     int64_t best = INT64_MAX, bound = mp_lower_bound(bufs, n, align);
     uint64_t rng = 0x9e3779b97f4a7c15ull;  /* fixed seed: the same graph always gets the same plan */
-    for (int h = 0; h < 10 + 2 * MP_RANDOM_TRIES && best > bound; h++) {
+    for (int h = 0; h < 10 + 2 * MP_RANDOM_TRIES && best > bound && (h == 0 || space.work < MP_WORK_BUDGET); h++) {
         for (int32_t i = 0; i < n; i++) {
             int64_t life = (int64_t)bufs[i].last - bufs[i].first + 1, key;
             if (h >= 10) {  /* size, jittered by a factor in [0.5, 1.5): other orders of near-equal sizes */
