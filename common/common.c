@@ -403,13 +403,16 @@ void nnc_tmp_name(char *buf, size_t size, const char *path, const char *suffix)
     snprintf(buf, size, "%.*s.%s.nnc-tmp.%ld%s", (int)(name - path), path, name, (long)getpid(), suffix);
 }
 
-/* Removes the stale temporaries of path (DIR/.NAME.nnc-tmp.PID* of dead PIDs). */
+/* Removes the stale temporaries of path: DIR/.NAME.nnc-tmp.PID* of dead PIDs,
+ * and DIR/NAME.tmp.PID, the name earlier versions of nnc gave them. */
 static void tmp_sweep_for(const char *path)
 {
     size_t len = strlen(path) + 16;
     char *dir = nnc_xmalloc(len), *prefix = nnc_xmalloc(len);
     const char *name = tmp_split(path, dir, len);
     snprintf(prefix, len, ".%s.nnc-tmp.", name);
+    nnc_tmp_sweep(dir, prefix);
+    snprintf(prefix, len, "%s.tmp.", name);
     nnc_tmp_sweep(dir, prefix);
     free(dir);
     free(prefix);

@@ -4,7 +4,9 @@
  *   nnc eval MODEL.net --weights W --data KIND:PATH [--batch N]
  *
  * train reads as a list, one function a step:
- *   parse_args         the command line into TrainArgs (exit 2 on a misuse)
+ *   parse_args         the command line into TrainArgs (exit 2 on a misuse,
+ *                      optimizer settings outside PyTorch's ranges included)
+ *   check_outputs      --out, --checkpoint, --log writable, before any work
  *   load_graph         the model elaborated and cleaned up by the training
  *                      forms of the passes (identity removal, CSE, dead code):
  *                      training needs batchnorm with batch statistics and
@@ -20,7 +22,8 @@
  *                      "replace the classifier head" mode), handed to
  *                      PREFIX_train_create through a temporary safetensors file
  *   apply_freeze       --freeze globs: set_trainable(i, 0)
- *   restore_checkpoint --resume: settings compared, tensors and step restored
+ *   restore_checkpoint --resume: checksum verified, settings compared, epoch
+ *                      and step checked, tensors and step restored
  *   run_epochs         steps, test evaluation, progress, --log, --checkpoint
  *   write_weights      --out: parameters and buffers
  *
@@ -36,6 +39,15 @@
  * (fingerprint()): stored in the checkpoint's metadata one string per setting
  * ("nnc_setting.lr": "0.10000000000000001"), so a refused resume names the
  * setting that differs.
+ *
+ * Integrity. A checkpoint carries a CRC32C of its bytes (runtime/checkpoint.h,
+ * metadata key nnc_checksum), verified before --resume or --weights reads a
+ * file that has one; every metadata field the resume depends on is checked
+ * and named with its value when it is wrong (nnc_epoch, nnc_step against
+ * epoch times the steps of an epoch, nnc_network, nnc_seed, each setting).
+ * Temporaries (the atomic writer's, the JIT's folder, the initial weights)
+ * follow common.h's "temporaries of nnc's own": removed on every exit path
+ * that runs code, swept by the next run after a kill -9.
  *
  * The --log CSV is rewritten whole (atomically) at the end of every epoch,
  * never appended: a crash leaves the previous complete file; on --resume the

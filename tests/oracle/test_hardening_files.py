@@ -84,7 +84,7 @@ class Files(unittest.TestCase):
         write_data(os.path.join(self.d, "big"), 64, (1, 32, 32), 10)
 
     def test_kill9_leaves_nothing_after_the_next_run(self):
-        """kill -9 at random moments (mostly inside a 32 MB checkpoint write): the
+        """kill -9 inside a 32 MB checkpoint write, and at random moments: the
         checkpoint stays intact, and the next run that writes it removes every
         temporary the killed ones left, JIT folders included."""
         self.setup_big()
@@ -104,7 +104,12 @@ class Files(unittest.TestCase):
                 if os.path.exists(ck) and os.stat(ck).st_mtime_ns != before:
                     break
                 time.sleep(0.02)
-            time.sleep(rng.uniform(0.0, 0.6) if k else 0.0)
+            if k % 2:  # at a random moment
+                time.sleep(rng.uniform(0.0, 0.6))
+            else:  # as soon as this run's next checkpoint write has begun
+                tmp = os.path.join(self.d, f".c.ckpt.nnc-tmp.{p.pid}")
+                while not os.path.exists(tmp) and time.time() < deadline and p.poll() is None:
+                    time.sleep(0.001)
             if p.poll() is not None:
                 with open(errlog) as err:
                     self.fail(f"the run ended before it was killed: {err.read()}")
@@ -113,7 +118,7 @@ class Files(unittest.TestCase):
             left_behind += len(leftovers(self.d, self.tmpdir))
             self.assertTrue(os.path.exists(ck))
         # at least one kill must have hit a write, or this test tests nothing
-        self.assertGreater(left_behind, 0, "no kill hit a checkpoint write; make the model larger")
+        self.assertGreater(left_behind, 0, "no kill hit a checkpoint write")
         epoch = int(metadata(ck)["nnc_epoch"])
         r = self.run_nnc(*self.big_run(ck, epoch + 1, resume=True)[1:])
         self.assertEqual(r.returncode, 0, r.stderr)

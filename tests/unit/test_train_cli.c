@@ -861,16 +861,17 @@ static void test_stale_temporaries_swept(void **state)
     assert_true(dead >= 0);
     if (dead == 0) _exit(0);
     assert_int_equal(waitpid(dead, NULL, 0), dead);
-    char ck[600], stale[700], stale_old[700], live[700], other[700], jit[700], jit_file[800], live_jit[700];
+    char ck[600], stale[700], stale_old[700], legacy[700], live[700], other[700], jit[700], jit_file[800], live_jit[700];
     path_in(ck, sizeof ck, "sweep.ckpt");
     snprintf(stale, sizeof stale, "%s/.sweep.ckpt.nnc-tmp.%ld", g_dir, (long)dead);
     snprintf(stale_old, sizeof stale_old, "%s/.sweep.ckpt.nnc-tmp.%ld-old", g_dir, (long)dead);
+    snprintf(legacy, sizeof legacy, "%s/sweep.ckpt.tmp.%ld", g_dir, (long)dead);  /* earlier nnc's name */
     snprintf(live, sizeof live, "%s/.sweep.ckpt.nnc-tmp.1", g_dir);          /* pid 1 runs */
     snprintf(other, sizeof other, "%s/.other.ckpt.nnc-tmp.%ld", g_dir, (long)dead);  /* another file's */
     snprintf(jit, sizeof jit, "%s/nnc-jit-%ld-AbC123", g_dir, (long)dead);
     snprintf(jit_file, sizeof jit_file, "%s/model.c", jit);
     snprintf(live_jit, sizeof live_jit, "%s/nnc-jit-1-AbC123", g_dir);
-    const char *files[] = {stale, stale_old, live, other};
+    const char *files[] = {stale, stale_old, legacy, live, other};
     for (size_t i = 0; i < NNC_COUNT(files); i++) write_file(files[i], "x", 1);
     assert_int_equal(mkdir(jit, 0700), 0);
     assert_int_equal(mkdir(live_jit, 0700), 0);
@@ -889,6 +890,7 @@ static void test_stale_temporaries_swept(void **state)
     free(old_tmp);
     assert_int_equal(access(stale, F_OK), -1);
     assert_int_equal(access(stale_old, F_OK), -1);
+    assert_int_equal(access(legacy, F_OK), -1);
     assert_int_equal(access(live, F_OK), 0);
     assert_int_equal(access(other, F_OK), 0);
     /* nothing of this run's own is left in TMPDIR */
