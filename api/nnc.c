@@ -148,13 +148,14 @@ int nnc_emit_c(const nnc_model *m, int max_batch, const char *header_name, char 
 
 int nnc_load(const nnc_model *m, const char *weights, int max_batch, nnc_instance **out, char **error)
 {
-    char *c = NULL, *h = NULL, err[4096], prefix[256];
+    char *c = NULL, *h = NULL, err[4096];
     *out = NULL;
     if (error) *error = NULL;
     if (nnc_emit_c(m, max_batch, "model.h", &c, &h, error) != 0) return -1;
     nnc_instance *inst = nnc_xcalloc(1, sizeof *inst);
-    cg_c_prefix(m->g->name, prefix, sizeof prefix);
-    int rc = rt_cc_load(c, h, "model.h", prefix, &inst->so, err, sizeof err);
+    Arena names = {0};
+    int rc = rt_cc_load(c, h, "model.h", cg_c_prefix(&names, m->g->name), &inst->so, err, sizeof err);
+    arena_free(&names);
     free(c);
     free(h);
     if (rc != 0) {

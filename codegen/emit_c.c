@@ -43,6 +43,7 @@
  * a few) through the call builder, which lines the arguments up with a comment
  * per line, and names the kernel section it needs. */
 #include "emit_c.h"
+#include "cnames.h"
 #include "../passes/memplan.h"
 
 #include <math.h>
@@ -108,99 +109,21 @@ typedef struct CgCtx {
 
 /* ---------------------------------------------------------------- names ---- */
 
-static const char *const cg_c_keywords[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum",
-    "extern", "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return",
-    "short", "signed", "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void",
-    "volatile", "while", "_Bool", "_Complex", "_Imaginary", "bool", "true", "false", "asm",
-};
-
-/* File-scope names of the C library headers the generated code includes: a
- * network called "exp" would make "typedef struct exp exp" clash with exp(). */
-static const char *const cg_libc_names[] = {
-    "abs", "abort", "calloc", "ceil", "cos", "div", "erf", "exit", "exp", "fabs", "floor", "free", "log", "malloc",
-    "pow", "printf", "rand", "realloc", "remove", "rename", "round", "signal", "sin", "size_t", "sqrt", "system",
-    "tan", "tanh", "time", "FILE", "va_list", "uintptr_t", "intptr_t", "ptrdiff_t",
-};
-
-/* Locals of the run function and names the generated code uses inside it. */
-static const char *const cg_run_names[] = {
-    "m", "n", "i", "inputs", "outputs", "params", "consts", "ws", "scratch", "size_t", "NULL",
-};
-
-static bool cg_in_list(const char *s, const char *const *list, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(s, list[i]) == 0) return true;
-    return false;
-}
-
-/* Replaces what is not [A-Za-z0-9_] by '_' and prefixes an identifier that would
- * start with a digit; a NULL or empty name becomes fallback. */
-static void cg_sanitize(const char *s, const char *fallback, char *buf, size_t len, bool lower)
-{
-    size_t o = 0;
-    if (!s || !*s) s = fallback;
-    if (*s >= '0' && *s <= '9' && o + 1 < len) buf[o++] = 'x';
-    for (; *s && o + 1 < len; s++) {
-        char c = *s;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-        c = ok ? c : '_';
-        buf[o++] = lower && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-    }
-    buf[o] = '\0';
-}
-
-char *cg_c_prefix(const char *network_name, char *buf, size_t len)
-{
-    NNC_ASSERT(len >= 8);
-    cg_sanitize(network_name, "model", buf, len - 5, true);
-    bool kernels = strcmp(buf, "nnc") == 0 || strncmp(buf, "nnc_", 4) == 0;  /* the kernels' prefix */
-    if (buf[0] == '_' || kernels || cg_in_list(buf, cg_c_keywords, NNC_COUNT(cg_c_keywords)) ||
-        cg_in_list(buf, cg_libc_names, NNC_COUNT(cg_libc_names))) {
-        memmove(buf + 4, buf, strlen(buf) + 1);
-        memcpy(buf, "net_", 4);
-    }
-    return buf;
-}
-
-/* "t12" style names are the activations'; keywords and the run function's own locals are out. */
-static bool cg_is_reserved(const char *s)
-{
-    bool temp = s[0] == 't' && s[1] != '\0' && strspn(s + 1, "0123456789") == strlen(s + 1);
-    return temp || cg_in_list(s, cg_c_keywords, NNC_COUNT(cg_c_keywords)) ||
-           cg_in_list(s, cg_run_names, NNC_COUNT(cg_run_names));
-}
-
-static bool cg_same_ignoring_case(const char *a, const char *b)
-{
-    for (; *a && *b; a++, b++) {
-        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
-        char y = *b >= 'A' && *b <= 'Z' ? (char)(*b - 'A' + 'a') : *b;
-        if (x != y) return false;
-    }
-    return *a == *b;
-}
-
 static bool cg_is_taken(const CgCtx *cx, const char *s)
 {
     for (int i = 0; i < cx->n_taken; i++)
-        if (cg_same_ignoring_case(cx->taken[i], s)) return true;
+        if (cg_same_c_name(cx->taken[i], s)) return true;
     return false;
 }
 
-/* A C name for a DSL input or output name: sanitized, and unique (ignoring
- * case, so that the uppercase macros are unique too) among the taken names. */
-static const char *cg_local_name(CgCtx *cx, const char *dsl_name)
+/* The C name of a DSL input or output (cnames.h: in_NAME, out_NAME), unique
+ * ignoring case among the taken names, so that the upper-case macros are
+ * unique too. No local or helper of the generated code starts with in_ or
+ * out_, so nothing else needs checking. */
+static const char *cg_local_name(CgCtx *cx, const char *kind, const char *dsl_name)
 {
-    char base[64];
-    cg_sanitize(dsl_name, "x", base + 1, sizeof base - 1, false);
-    base[0] = 'x';  /* "_x" is the implementation's, "nnc_" the kernels' */
-    bool keep_x = base[1] == '_' || strncmp(base + 1, "nnc_", 4) == 0;
-    if (!keep_x) memmove(base, base + 1, strlen(base));
-    char *name = arena_strdup(&cx->arena, base);
-    for (int k = 2; cg_is_reserved(name) || cg_is_taken(cx, name); k++)
-        name = arena_printf(&cx->arena, "%s_%d", base, k);
+    const char *base = cg_io_base(&cx->arena, kind, dsl_name), *name = base;
+    for (int k = 2; cg_is_taken(cx, name); k++) name = arena_printf(&cx->arena, "%s_%d", base, k);
     cx->taken[cx->n_taken++] = name;
     return name;
 }
@@ -211,21 +134,10 @@ static const char *cg_local_name(CgCtx *cx, const char *dsl_name)
  * out last; prepare shrinks m->params to the rest, PARAM_KEPT_FLOATS). */
 static bool cg_shrinks_params(const CgCtx *cx) { return cx->const_floats > 0 && cx->param_kept_floats < cx->param_floats; }
 
-/* Text that can sit inside a C comment: no "*" "/" pair, no "??" (trigraphs),
- * no line breaks. */
-void cg_append_commentable(StrBuf *out, const char *s)
-{
-    for (; s && *s; s++) {
-        char c = *s == '\n' || *s == '\r' || *s == '\t' ? ' ' : *s;
-        sb_appendn(out, &c, 1);
-        if ((c == '*' && s[1] == '/') || (c == '?' && s[1] == '?')) sb_append(out, " ");
-    }
-}
-
 static const char *cg_commentable(CgCtx *cx, const char *s)
 {
     StrBuf b = {0};
-    cg_append_commentable(&b, s);
+    cg_append_comment(&b, s);
     const char *r = arena_strdup(&cx->arena, b.data ? b.data : "");
     sb_free(&b);
     return r;
@@ -235,13 +147,7 @@ static const char *cg_commentable(CgCtx *cx, const char *s)
 static const char *cg_string_literal(CgCtx *cx, const char *s)
 {
     StrBuf b = {0};
-    sb_append(&b, "\"");
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\' || *p == '?') sb_printf(&b, "\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f) sb_printf(&b, "\\%03o", *p);
-        else sb_appendn(&b, (const char *)p, 1);
-    }
-    sb_append(&b, "\"");
+    cg_append_string_literal(&b, s);
     const char *r = arena_strdup(&cx->arena, b.data);
     sb_free(&b);
     return r;
@@ -872,8 +778,7 @@ static bool cg_check_graph(CgCtx *cx)
                         cg_dims(cx, &val->shape));
         if (val->kind == VK_PARAM && !val->name) CG_FAIL(cx, "internal error: parameter %d has no name", v);
     }
-    const char *h = cx->opt->header_name;
-    if (h && (strpbrk(h, "\"\\\n") || !*h)) CG_FAIL(cx, "'%s' cannot be #included as a header name", h);
+    if (cx->opt->header_name && !cg_header_name_ok(cx->opt->header_name, cx->err, cx->errlen)) return false;
     return true;
 }
 
@@ -895,15 +800,14 @@ static void cg_bind_values(CgCtx *cx)
     cx->in_name = arena_alloc(a, (size_t)(g->n_inputs + 1) * sizeof *cx->in_name);
     cx->out_name = arena_alloc(a, (size_t)g->n_outputs * sizeof *cx->out_name);
     cx->taken = arena_alloc(a, (size_t)(g->n_inputs + g->n_outputs + 1) * sizeof *cx->taken);
-    cx->taken[cx->n_taken++] = cx->prefix;  /* the type's name: no argument may hide it */
     for (int32_t v = 0; v < g->n_values; v++) cx->ws_offset[v] = cx->param_offset[v] = cx->bound_out[v] = -1;
     for (int32_t i = 0; i < g->n_inputs; i++) {
-        cx->in_name[i] = cg_local_name(cx, g->values[g->inputs[i]].name);
+        cx->in_name[i] = cg_local_name(cx, "in", g->values[g->inputs[i]].name);
         cx->cname[g->inputs[i]] = cx->in_name[i];
     }
     for (int32_t o = 0; o < g->n_outputs; o++) {
         int32_t v = g->outputs[o].value;
-        cx->out_name[o] = cg_local_name(cx, g->outputs[o].name);
+        cx->out_name[o] = cg_local_name(cx, "out", g->outputs[o].name);
         cx->read[v] = true;
         if (g->values[v].kind == VK_ACT && !cx->is_const[v] && cx->bound_out[v] < 0) cx->bound_out[v] = o;
     }
@@ -1085,7 +989,7 @@ const char *cg_node_origin(Arena *a, const IrNode *n)
     sb_append(&b, ir_ops[n->op].name);
     if (n->scope) sb_printf(&b, " %s", n->scope);
     if (n->loc.file) sb_printf(&b, " @ %s:%d:%d", n->loc.file, n->loc.line, n->loc.col);
-    cg_append_commentable(&safe, b.data);
+    cg_append_comment(&safe, b.data);
     const char *r = arena_strdup(a, safe.data ? safe.data : "");
     sb_free(&b);
     sb_free(&safe);
@@ -1235,7 +1139,7 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
     }
 
     cg_put(cx, out, "/* The forward pass: n samples from the inputs to the outputs, as in $p.h. */\n"
-                    "static void $p_run($p *m, int n, const float *const *inputs, float *const *outputs)\n{\n");
+                    "static void $p_run($p_model *m, int n, const float *const *inputs, float *const *outputs)\n{\n");
     cg_put_decls(out, d, nd);
     if (!any_input) sb_append(out, "    (void)inputs;  /* the outputs read no input */\n");
     if (!cx->reads_params && !cx->reads_consts && !cx->ws_bytes) sb_append(out, "    (void)m;       /* no parameters, no workspace */\n");
@@ -1305,7 +1209,7 @@ static void cg_write_param_table(CgCtx *cx, StrBuf *out)
 static void cg_write_state(CgCtx *cx, StrBuf *out)
 {
     cg_put(cx, out,
-           "struct $p {\n"
+           "struct $p_model {\n"
            "    int            ready;     /* 1 once create succeeded; else only err means anything */\n"
            "    float         *params;    /* $P_PARAM_FLOATS floats, laid out as $p_param_table */\n");
     if (cx->const_floats)
@@ -1338,7 +1242,7 @@ static void cg_write_helpers(CgCtx *cx, StrBuf *out)
     cg_write_names(cx, out, "output_names", "N_OUTPUTS", false);
     cg_put(cx, out,
            "\n/* Records a message in m and returns code. */\n"
-           "static int $p_fail($p *m, int code, const char *fmt, ...)\n"
+           "static int $p_fail($p_model *m, int code, const char *fmt, ...)\n"
            "{\n"
            "    va_list ap;\n\n"
            "    va_start(ap, fmt);\n"
@@ -1347,7 +1251,7 @@ static void cg_write_helpers(CgCtx *cx, StrBuf *out)
            "    return code;\n"
            "}\n\n"
            "/* Frees what create allocated, keeping the message. */\n"
-           "static void $p_release($p *m)\n"
+           "static void $p_release($p_model *m)\n"
            "{\n"
            "    free(m->params);\n");
     if (cx->const_floats) cg_put(cx, out, "    free(m->consts);\n    m->consts = NULL;\n");
@@ -1375,7 +1279,7 @@ static void cg_write_load(CgCtx *cx, StrBuf *out)
     if (!cx->g->n_params) return;
     cg_put(cx, out,
            "/* Reads every parameter from the safetensors file at path into m->params. */\n"
-           "static int $p_load($p *m, const char *path)\n"
+           "static int $p_load($p_model *m, const char *path)\n"
            "{\n"
            "    nnc_st_want want[$P_N_PARAMS];\n"
            "    char err[256];\n"
@@ -1407,7 +1311,7 @@ static void cg_write_prepare(CgCtx *cx, StrBuf *out)
     if (!cx->const_floats) return;
     cg_put(cx, out,
            "/* Computes the constants m->consts from the parameters, once, at create. */\n"
-           "static int $p_prepare($p *m)\n"
+           "static int $p_prepare($p_model *m)\n"
            "{\n"
            "    const float   *params = m->params;\n"
            "    float         *consts = (float *)malloc((size_t)$P_CONST_FLOATS * sizeof(float));\n");
@@ -1434,7 +1338,7 @@ static void cg_write_prepare(CgCtx *cx, StrBuf *out)
 static void cg_write_init(CgCtx *cx, StrBuf *out)
 {
     cg_put(cx, out, "/* The work of create, on a zeroed instance. */\n"
-                    "static int $p_init($p *m, const char *weights, void *workspace)\n{\n");
+                    "static int $p_init($p_model *m, const char *weights, void *workspace)\n{\n");
     if (cx->scratch_floats)
         cg_put(cx, out, "    if (!$p_scratch_fits())\n"
                         "        return $p_fail(m, $P_ERR_INTERNAL, \"$p_create: the scratch region is too small (a bug in nnc)\");\n");
@@ -1470,7 +1374,7 @@ static void cg_write_init(CgCtx *cx, StrBuf *out)
 static void cg_write_forward(CgCtx *cx, StrBuf *out)
 {
     const IrGraph *g = cx->g;
-    sb_printf(out, "int %s_forward(%s *m, int n", cx->prefix, cx->prefix);
+    sb_printf(out, "int %s_forward(%s_model *m, int n", cx->prefix, cx->prefix);
     for (int32_t i = 0; i < g->n_inputs; i++) sb_printf(out, ", const float *%s", cx->in_name[i]);
     for (int32_t o = 0; o < g->n_outputs; o++) sb_printf(out, ", float *%s", cx->out_name[o]);
     sb_append(out, ")\n{\n");
@@ -1485,13 +1389,13 @@ static void cg_write_forward(CgCtx *cx, StrBuf *out)
 static void cg_write_api(CgCtx *cx, StrBuf *out)
 {
     cg_put(cx, out,
-           "int $p_create($p **m, const char *weights_safetensors, void *workspace)\n"
+           "int $p_create($p_model **m, const char *weights_safetensors, void *workspace)\n"
            "{\n"
-           "    $p *model;\n"
+           "    $p_model *model;\n"
            "    int rc;\n\n"
            "    if (!m)\n"
            "        return $P_ERR_ARG;\n"
-           "    *m = model = ($p *)calloc(1, sizeof *model);\n"
+           "    *m = model = ($p_model *)calloc(1, sizeof *model);\n"
            "    if (!model)\n"
            "        return $P_ERR_NOMEM;\n"
            "    rc = $p_init(model, weights_safetensors, workspace);\n"
@@ -1502,7 +1406,7 @@ static void cg_write_api(CgCtx *cx, StrBuf *out)
            "    model->ready = 1;\n"
            "    return $P_OK;\n"
            "}\n\n"
-           "int $p_forward_v($p *m, int n, const float *const *inputs, float *const *outputs)\n"
+           "int $p_forward_v($p_model *m, int n, const float *const *inputs, float *const *outputs)\n"
            "{\n"
            "    int i;\n\n"
            "    if (!m || !m->ready)\n"
@@ -1528,11 +1432,11 @@ static void cg_write_api(CgCtx *cx, StrBuf *out)
            "}\n\n");
     cg_write_forward(cx, out);
     cg_put(cx, out,
-           "const char *$p_last_error(const $p *m)\n"
+           "const char *$p_last_error(const $p_model *m)\n"
            "{\n"
            "    return m ? m->err : \"out of memory\";\n"
            "}\n\n"
-           "void $p_destroy($p *m)\n"
+           "void $p_destroy($p_model *m)\n"
            "{\n"
            "    if (!m)\n"
            "        return;\n"
@@ -1641,7 +1545,7 @@ static void cg_write_header_top(CgCtx *cx, StrBuf *out)
     cg_put(cx, out, " *\n"
                     " * Use:\n"
                     " *\n"
-                    " *   $p *m;\n"
+                    " *   $p_model *m;\n"
                     " *   if ($p_create(&m, \"$p.safetensors\", NULL) != $P_OK) {\n"
                     " *       fprintf(stderr, \"$p: %s\\n\", $p_last_error(m));\n"
                     " *       $p_destroy(m);\n"
@@ -1656,16 +1560,20 @@ static void cg_write_header_top(CgCtx *cx, StrBuf *out)
                     " * There is no global mutable state: separate instances may run in separate\n"
                     " * threads at once; one instance runs one call at a time (its workspace is\n"
                     " * reused by every call).\n"
+                    " *\n"
+                    " * Names. Every name this header declares is $p_ or $P_ followed by a\n"
+                    " * word of nnc's ($p_model, $p_create, $P_OK), where $p is the network's\n"
+                    " * name lowercased, with characters other than letters, digits and '_' as\n"
+                    " * '_' (and net_ in front of one that starts with a digit, '_' or nnc);\n"
+                    " * inputs and outputs are in_NAME and out_NAME ($P_IN_NAME_FLOATS), with\n"
+                    " * _2, _3 ... after a name that differs from another only in case. The\n"
+                    " * code nnc adds for itself uses nnc_ and NNC_. So no keyword or C library\n"
+                    " * name can collide with these, whatever the network's names; a header of\n"
+                    " * your own that declares $p_ names can.\n"
                     " */\n");
 }
 
-static const char *cg_upper(CgCtx *cx, const char *s)
-{
-    char *u = arena_strdup(&cx->arena, s);
-    for (char *p = u; *p; p++)
-        if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
-    return u;
-}
+static const char *cg_upper(CgCtx *cx, const char *s) { return cg_c_upper(&cx->arena, s); }
 
 /* "#define LENET5_WORKSPACE_BYTES  412160   / * comment * /": name padded to width, value to 10. */
 static void cg_define(CgCtx *cx, StrBuf *out, const char *name, long long value, const char *comment, size_t width)
@@ -1690,8 +1598,7 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
     size_t w = strlen(cg_shrinks_params(cx) ? "PARAM_KEPT_FLOATS" : "WORKSPACE_BYTES");
     for (int32_t i = 0; i < g->n_inputs + g->n_outputs; i++) {
         bool in = i < g->n_inputs;
-        io[i] = cg_upper(cx, arena_printf(&cx->arena, "%s_%s_FLOATS", in ? "IN" : "OUT",
-                                          in ? cx->in_name[i] : cx->out_name[i - g->n_inputs]));
+        io[i] = cg_upper(cx, arena_printf(&cx->arena, "%s_FLOATS", in ? cx->in_name[i] : cx->out_name[i - g->n_inputs]));
         w = strlen(io[i]) > w ? strlen(io[i]) : w;
     }
     cg_define(cx, out, "MAX_BATCH", cx->opt->max_batch, "largest n of one call", w);
@@ -1719,30 +1626,30 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
            "    $P_ERR_NOMEM    = 3,  /* out of memory */\n"
            "    $P_ERR_INTERNAL = 4   /* a bug in nnc: the generated code disagrees with its kernels */\n"
            "};\n\n"
-           "typedef struct $p $p;\n\n"
+           "typedef struct $p_model $p_model;\n\n"
            "/* Creates an instance: reads the parameters from the safetensors file\n"
            " * weights_safetensors, and uses workspace ($P_WORKSPACE_BYTES bytes, aligned\n"
            " * for float, 64 bytes best; it must outlive the instance) or, when it is NULL,\n"
            " * allocates one. On failure returns an error code and sets *m to an instance\n"
            " * that holds only the message ($p_last_error(*m) explains, $p_destroy(*m)\n"
            " * frees it), or to NULL when even that allocation failed. */\n"
-           "int $p_create($p **m, const char *weights_safetensors, void *workspace);\n\n"
+           "int $p_create($p_model **m, const char *weights_safetensors, void *workspace);\n\n"
            "/* Runs the network on n samples (1 <= n <= $P_MAX_BATCH): one pointer per\n"
            " * input, then one per output, shaped as in the table at the top. Outputs must\n"
            " * not overlap the inputs or each other. Returns $P_OK or an error code. */\n");
-    sb_printf(out, "int %s_forward(%s *m, int n", cx->prefix, cx->prefix);
+    sb_printf(out, "int %s_forward(%s_model *m, int n", cx->prefix, cx->prefix);
     for (int32_t i = 0; i < g->n_inputs; i++) sb_printf(out, ", const float *%s", cx->in_name[i]);
     for (int32_t o = 0; o < g->n_outputs; o++) sb_printf(out, ", float *%s", cx->out_name[o]);
     cg_put(cx, out,
            ");\n\n"
            "/* $p_forward with the inputs and the outputs as arrays, in the order of the\n"
            " * table at the top: for tools and language bindings. */\n"
-           "int $p_forward_v($p *m, int n, const float *const *inputs, float *const *outputs);\n\n"
+           "int $p_forward_v($p_model *m, int n, const float *const *inputs, float *const *outputs);\n\n"
            "/* The message of the last failure of m (\"\" after a success); \"out of memory\"\n"
            " * for NULL, which is what create leaves when it cannot allocate at all. */\n"
-           "const char *$p_last_error(const $p *m);\n\n"
+           "const char *$p_last_error(const $p_model *m);\n\n"
            "/* Frees m and all create allocated (not a caller's workspace); NULL is a no-op. */\n"
-           "void $p_destroy($p *m);\n\n"
+           "void $p_destroy($p_model *m);\n\n"
            "#ifdef __cplusplus\n}\n#endif\n\n#endif /* $P_H */\n");
 }
 
@@ -1760,13 +1667,12 @@ static const char *cg_source_name(CgCtx *cx)
 bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_src, char *err, size_t errlen)
 {
     CgCtx cx;
-    char prefix[64];
     memset(&cx, 0, sizeof cx);
     cx.g = g;
     cx.opt = opt;
     cx.err = err;
     cx.errlen = errlen;
-    cx.prefix = arena_strdup(&cx.arena, cg_c_prefix(g->name, prefix, sizeof prefix));
+    cx.prefix = cg_c_prefix(&cx.arena, g->name);
     cx.upper = cg_upper(&cx, cx.prefix);
     const char *src = opt->source_path ? opt->source_path : g->source;
     cx.banner = src ? arena_printf(&cx.arena, "generated by nnc %s from %s", NNC_VERSION, cg_commentable(&cx, src))
@@ -1791,13 +1697,12 @@ bool cg_workspace_plan(const IrGraph *g, const CgOptions *options, int64_t *byte
 {
     CgCtx cx;
     CgOptions opt = *options;
-    char prefix[64];
     memset(&cx, 0, sizeof cx);
     cx.g = g;
     cx.opt = &opt;
     cx.err = err;
     cx.errlen = errlen;
-    cx.prefix = arena_strdup(&cx.arena, cg_c_prefix(g->name, prefix, sizeof prefix));
+    cx.prefix = cg_c_prefix(&cx.arena, g->name);
     bool ok = cg_check_graph(&cx);
     if (ok) {
         cg_bind_values(&cx);

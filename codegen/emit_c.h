@@ -13,6 +13,7 @@
 #define NNC_CODEGEN_EMIT_C_H
 
 #include "../ir/ir.h"
+#include "cnames.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,19 +36,10 @@ bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_
 bool cg_workspace_plan(const IrGraph *g, const CgOptions *opt, int64_t *bytes, int64_t *lower_bound, char *err,
                        size_t errlen);
 
-/* The C identifier prefix of a network: its name with every character outside
- * [A-Za-z0-9_] replaced by '_', lowercased; "net_" goes in front when it would
- * start with '_', be a C keyword or a C library name ("exp"), or take the
- * kernels' prefix "nnc"; "x" when it would start with a digit. Written into buf
- * (at most len bytes, len >= 8). Returns buf. */
-char *cg_c_prefix(const char *network_name, char *buf, size_t len);
-
 /* Helpers the C and training emitters share (emit_c.c). */
 /* Appends text with "$p" replaced by prefix and "$P" by upper (the network's C
  * and macro prefixes), so boilerplate reads as the code it produces. */
 void cg_put_template(StrBuf *out, const char *text, const char *prefix, const char *upper);
-/* Appends s made safe inside a C comment (no "*" "/", no trigraph, one line). */
-void cg_append_commentable(StrBuf *out, const char *s);
 /* "conv2d layer1.0.conv1 @ models/x.net:4:22", commentable, in a: a node and its origin. */
 const char *cg_node_origin(Arena *a, const IrNode *n);
 /* "NNC_ACT_RELU": the kernels' constant for an activation. */

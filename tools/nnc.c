@@ -690,9 +690,10 @@ static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n, c
         fprintf(stderr, "nnc: %s: %s\n", c->model, err);
         goto done;
     }
-    char prefix[256];
-    cg_c_prefix(g->name, prefix, sizeof prefix);
-    if (rt_cc_load(src.data, hdr.data, "model.h", prefix, &m, err, sizeof err) != 0) {
+    Arena names = {0};
+    int loaded = rt_cc_load(src.data, hdr.data, "model.h", cg_c_prefix(&names, g->name), &m, err, sizeof err);
+    arena_free(&names);
+    if (loaded != 0) {
         fprintf(stderr, "nnc: %s\n", err);
         goto done;
     }

@@ -628,15 +628,15 @@ static bool load_module(const TrainArgs *t, const IrGraph *g, const TrainSource 
     if (src) {
         ok = rt_cc_load_train(src->c_src, src->h_src, src->header_name, src->prefix, m, err, TR_ERR) == 0;
     } else {
-        char prefix[256];
         CgTrainOptions o = {.max_batch = (int)t->batch, .header_name = "model_train.h", .source_path = t->model};
-        cg_c_prefix(g->name, prefix, sizeof prefix);
         if (!cg_emit_train_c(g, &o, &c, &h, err, TR_ERR)) {
             fprintf(stderr, "nnc %s: %s: cannot generate training code for network '%s': %s\n", t->cmd, t->model,
                     g->name, err);
             goto done;
         }
-        ok = rt_cc_load_train(c.data, h.data, "model_train.h", prefix, m, err, TR_ERR) == 0;
+        Arena names = {0};
+        ok = rt_cc_load_train(c.data, h.data, "model_train.h", cg_c_prefix(&names, g->name), m, err, TR_ERR) == 0;
+        arena_free(&names);
     }
     if (!ok) fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
     else if (m->max_batch() < t->batch) {

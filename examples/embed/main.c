@@ -7,7 +7,7 @@
 int main(int argc, char **argv)
 {
     static float images[4][1][28][28], logits[4][10];
-    lenet5 *m;
+    lenet5_model *m;
     if (argc != 2) {
         fprintf(stderr, "usage: classify WEIGHTS.safetensors\n");
         return 2;

@@ -343,8 +343,8 @@ static void ref_run(Net *net, int n, float *const *inputs)
 
 typedef struct {
     char dir[64];        /* private temp dir for weights and sources */
-    char prefix[64];
-    char header[80];
+    char prefix[256];
+    char header[280];
     StrBuf c, h;
 } Emitted;
 
@@ -354,7 +354,9 @@ static void emit(Net *net, int max_batch, Emitted *e)
     memset(e, 0, sizeof *e);
     snprintf(e->dir, sizeof e->dir, "/tmp/nnc-test-codegen-XXXXXX");
     assert_non_null(mkdtemp(e->dir));
-    cg_c_prefix(net->g->name, e->prefix, sizeof e->prefix);
+    Arena names = {0};
+    snprintf(e->prefix, sizeof e->prefix, "%s", cg_c_prefix(&names, net->g->name));
+    arena_free(&names);
     snprintf(e->header, sizeof e->header, "%s.h", e->prefix);
     CgOptions opt = {max_batch, e->header, "test.net", false};
     if (!cg_emit_c(net->g, &opt, &e->c, &e->h, err, sizeof err)) fail_msg("cg_emit_c: %s", err);
@@ -694,8 +696,9 @@ static void test_header_documents(void **state)
     assert_non_null(strstr(h, "#define CNN_MAX_BATCH"));
     assert_non_null(strstr(h, "#define CNN_WORKSPACE_BYTES"));
     assert_non_null(strstr(h, "#define CNN_PARAM_FLOATS"));
-    assert_non_null(strstr(h, "int cnn_forward(cnn *m, int n, const float *image, float *logits);"));
-    assert_non_null(strstr(h, "int cnn_create(cnn **m, const char *weights_safetensors, void *workspace);"));
+    assert_non_null(strstr(h, "int cnn_forward(cnn_model *m, int n, const float *in_image, float *out_logits);"));
+    assert_non_null(strstr(h, "int cnn_create(cnn_model **m, const char *weights_safetensors, void *workspace);"));
+    assert_non_null(strstr(h, "#define CNN_IN_IMAGE_FLOATS"));
     assert_non_null(strstr(h, "const float[n][3][10][10]"));
     for (int32_t p = 0; p < net->g->n_params; p++) {
         assert_non_null(strstr(h, net->g->values[net->g->params[p]].name));
@@ -967,7 +970,7 @@ static void test_fold_bn_numerics(void **state)
     if (!ir_verify(net->g, err, sizeof err)) fail_msg("ir_verify: %s", err);
     for (int32_t i = 0; i < net->g->n_nodes; i++) assert_int_not_equal(net->g->nodes[i].op, OP_BATCHNORM);
     emit(net, MAX_BATCH, &after.e);
-    assert_non_null(strstr(after.e.c.data, "static int folded_prepare(folded *m)"));
+    assert_non_null(strstr(after.e.c.data, "static int folded_prepare(folded_model *m)"));
     assert_non_null(strstr(after.e.c.data, "nnc_bn_fold_weight("));
     assert_null(strstr(after.e.c.data, "nnc_batchnorm("));
     assert_non_null(strstr(after.e.h.data, "#define FOLDED_CONST_FLOATS"));
@@ -1077,17 +1080,26 @@ static void test_fuse_epilogue_numerics(void **state)
     net_free(net);
 }
 
+/* The network's C prefix (cnames.h): sanitized and lowercased; "net_" in
+ * front of what would not start an identifier or would enter nnc_. Keywords
+ * and library names stay: P never stands alone (P_model, P_create). */
 static void test_prefix(void **state)
 {
     (void)state;
-    char buf[64];
-    assert_string_equal(cg_c_prefix("ResNet-18", buf, sizeof buf), "resnet_18");
-    assert_string_equal(cg_c_prefix("int", buf, sizeof buf), "net_int");
-    assert_string_equal(cg_c_prefix("3d", buf, sizeof buf), "x3d");
-    assert_string_equal(cg_c_prefix("lenet5", buf, sizeof buf), "lenet5");
-    assert_string_equal(cg_c_prefix("exp", buf, sizeof buf), "net_exp");
-    assert_string_equal(cg_c_prefix("nnc_st", buf, sizeof buf), "net_nnc_st");
-    assert_string_equal(cg_c_prefix("nncnet", buf, sizeof buf), "nncnet");
+    Arena a = {0};
+    assert_string_equal(cg_c_prefix(&a, "ResNet-18"), "resnet_18");
+    assert_string_equal(cg_c_prefix(&a, "int"), "int");
+    assert_string_equal(cg_c_prefix(&a, "3d"), "net_3d");
+    assert_string_equal(cg_c_prefix(&a, "_x"), "net__x");
+    assert_string_equal(cg_c_prefix(&a, "lenet5"), "lenet5");
+    assert_string_equal(cg_c_prefix(&a, "nnc"), "net_nnc");
+    assert_string_equal(cg_c_prefix(&a, "NNC_st"), "net_nnc_st");
+    assert_string_equal(cg_c_prefix(&a, "nncnet"), "nncnet");
+    char longname[600];  /* never truncated */
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    assert_string_equal(cg_c_prefix(&a, longname), longname);
+    arena_free(&a);
 }
 
 static void test_refuses_bad_options(void **state)
