@@ -343,13 +343,15 @@ static void tr_bwd_batchnorm(Tr *t, const IrNode *n, StrBuf *b)
     tr_need(t, "batchnorm_train");
     tr_need(t, "batchnorm_eval_backward");
     sb_printf(b, "    if (train)\n"
-                 "        nnc_batchnorm_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s, %s, %s);\n"
-                 "    else if (%s)  /* inference mode: an affine map (input gradients only) */\n"
-                 "        nnc_batchnorm_eval_backward(n, %s, %lld, %lld, %s, %s, %s, %s);\n",
+                 "        nnc_batchnorm_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s, %s, %s);\n",
               X, c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[ni],
-              (long long)t->bn_off[ni] + c, DY, DX, tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)), DX, DY, c,
-              tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps),
-              DX);
+              (long long)t->bn_off[ni] + c, DY, DX, tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)));
+    if (strcmp(DX, "NULL") == 0) return;  /* inference mode: an affine map, input gradients only (none wanted) */
+    /* a workspace gradient always exists ("if (ws + k)" is always true: gcc's -Waddress); the caller's dinput may be NULL */
+    sb_printf(b, "    else%s  /* inference mode: an affine map (input gradients only) */\n"
+                 "        nnc_batchnorm_eval_backward(n, %s, %lld, %lld, %s, %s, %s, %s);\n",
+              strcmp(DX, "dinput") == 0 ? " if (dinput)" : "", DY, c, tr_elems(tr_shape(t, x), 1),
+              tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps), DX);
 }
 
 static void tr_bwd_act_from_y(Tr *t, const IrNode *n, StrBuf *b)
