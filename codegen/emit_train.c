@@ -513,6 +513,7 @@ static bool tr_check(Tr *t)
         TR_FAIL(t, "the training batch must be between 1 and %d, not %d", TR_MAX_BATCH, t->opt->max_batch);
     if (g->n_inputs != 1) TR_FAIL(t, "network %s has %d inputs; training needs exactly one (the images)", g->name, g->n_inputs);
     if (g->n_outputs < 1) TR_FAIL(t, "network %s has no output to train", g->name);
+    if (g->n_params < 1) TR_FAIL(t, "network %s has no parameters: there is nothing to train", g->name);
     t->out = g->outputs[0].value;
     for (int32_t k = 0; k < g->n_outputs; k++) {  /* the logits, then auxiliary classifiers' (GoogLeNet) */
         int32_t v = g->outputs[k].value;

@@ -143,6 +143,8 @@ typedef struct TrainArgs {
     char *kept[TR_MAX_LIST];         /* copies of the train section's values, freed by free_args */
     int n_kept;
     const char *at;                  /* while the train section is applied: where the setting stands */
+    char *model_text;                /* the model's source, read once (a pipe cannot be read twice); freed by free_args */
+    size_t model_len;
     struct {
         const char *flag;            /* an option the train section set ("--momentum") */
         char *at;                    /* "FILE:LINE:COL" of it (malloc'd) */
@@ -470,9 +472,10 @@ static int section_defaults(int argc, char **argv, TrainArgs *t)
     Arena arena = {0};
     Diag d;
     diag_init(&d, &arena);
-    FeTrainSetting *st;
-    int n, rc = 0;
-    if (!fe_train_settings(model, &fe, &st, &n, &d)) {
+    FeTrainSetting *st = NULL;
+    int n = 0, rc = 0;
+    t->model_text = fe_read_source(model, &t->model_len, &d);
+    if (!t->model_text || !fe_train_settings_text(model, t->model_text, t->model_len, &fe, &st, &n, &d)) {
         fputs(d.out.data ? d.out.data : "", stderr);
         rc = 1;
     }
@@ -543,6 +546,7 @@ static void free_args(TrainArgs *t)
     for (int i = 0; i < t->fe.n_defines; i++) free((char *)t->defines[i].name);
     for (int i = 0; i < t->n_kept; i++) free(t->kept[i]);
     for (int i = 0; i < t->n_origin; i++) free(t->origin[i].at);
+    free(t->model_text);
 }
 
 /* ---- model, data, module ---- */
@@ -554,7 +558,8 @@ static IrGraph *load_graph(const TrainArgs *t, Arena *arena)
 {
     Diag d;
     diag_init(&d, arena);
-    IrGraph *g = fe_compile(t->model, &t->fe, &d);
+    IrGraph *g = t->model_text ? fe_compile_text(t->model, t->model_text, t->model_len, &t->fe, &d)
+                               : fe_compile(t->model, &t->fe, &d);
     fputs(d.out.data ? d.out.data : "", stderr);
     diag_free(&d);
     if (!g) return NULL;
@@ -982,6 +987,14 @@ static bool check_fingerprint(const TrainArgs *t, const IrGraph *g, char **kv, i
 static bool train_verify_weights(const char *cmd, const char *what, const char *path)
 {
     char err[1024];
+    int64_t size;
+    const char *why;
+    int fd = nnc_open_regular(path, &size, &why);  /* a FIFO would block the loader's fopen: refused here */
+    if (fd < 0) {
+        fprintf(stderr, "nnc %s: %s %s: %s\n", cmd, what, path, why);
+        return false;
+    }
+    close(fd);
     if (rt_checkpoint_verify_file(path, err, sizeof err) != RT_CKPT_CORRUPT) return true;
     fprintf(stderr, "nnc %s: %s %s\n", cmd, what, err);
     return false;

@@ -41,6 +41,7 @@
 #include "common/common.h"
 #include "frontend/frontend.h"
 #include "runtime/tensor_io.h"
+#include "npy_labels.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define NNC_ASAN 1
@@ -250,6 +251,55 @@ static void test_fifo_without_writer(void **state)
     write_npy("ok.npy", 4, (const int64_t[]){2, 1, 4, 4}, 0);
     assert_int_equal(NNC("run", "m.net", "--weights", "w.safetensors", "--input", "image=ok.npy", "--labels", "fifo"), 1);
     expect_err("nnc: --labels fifo: cannot open: not a regular file (a FIFO or pipe)");
+    /* train and eval take weights the generated loader would fopen (and block on) */
+    assert_int_equal(mkdir(path_in("ds"), 0755), 0);
+    write_npy("ds/train_images.npy", 4, (const int64_t[]){2, 1, 4, 4}, 0);
+    assert_int_equal(write_labels_npy(path_in("ds/train_labels.npy"), (const int32_t[]){0, 2}, 2), 0);
+    char spec[700];
+    snprintf(spec, sizeof spec, "npy:%s", path_in("ds"));
+    assert_int_equal(NNC("eval", "m.net", "--weights", "fifo", "--data", spec), 1);
+    expect_err("nnc eval: --weights fifo: not a regular file (a FIFO or pipe)");
+    assert_int_equal(NNC("train", "m.net", "--weights", "fifo", "--data", spec, "--epochs", "1"), 1);
+    expect_err("nnc train: --weights fifo: not a regular file (a FIFO or pipe)");
+}
+
+/* nnc train reads its model once: a pipe (process substitution) works. */
+static void test_train_model_from_pipe(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir(path_in("dp"), 0755), 0);
+    write_npy("dp/train_images.npy", 4, (const int64_t[]){2, 1, 4, 4}, 0);
+    assert_int_equal(write_labels_npy(path_in("dp/train_labels.npy"), (const int32_t[]){0, 2}, 2), 0);
+    char spec[700], log[700];
+    snprintf(spec, sizeof spec, "npy:%s", path_in("dp"));
+    snprintf(log, sizeof log, "%s", path_in("pipe.log"));
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {  /* the model through a pipe, as /dev/fd/3 */
+        int out = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        close(fds[1]);
+        dup2(fds[0], 3);
+        dup2(out, 1);
+        dup2(out, 2);
+        execl(NNC_EXE, NNC_EXE, "train", "/dev/fd/3", "--data", spec, "--epochs", "1", "--batch", "2", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[0]);
+    assert_true(write(fds[1], model_net, strlen(model_net)) == (ssize_t)strlen(model_net));
+    close(fds[1]);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char text[4096] = "";
+        FILE *f = fopen(log, "r");
+        if (f) {
+            text[fread(text, 1, sizeof text - 1, f)] = '\0';
+            fclose(f);
+        }
+        fail_msg("nnc train on a pipe failed:\n%s", text);
+    }
 }
 
 static void test_directory(void **state)
@@ -413,6 +463,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dev_zero),
         cmocka_unit_test(test_fifo_without_writer),
+        cmocka_unit_test(test_train_model_from_pipe),
         cmocka_unit_test(test_directory),
         cmocka_unit_test(test_data_set_special_files),
         cmocka_unit_test(test_source_size_limit),

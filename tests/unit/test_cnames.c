@@ -50,6 +50,7 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/tensor_io.h"
+#include "npy_labels.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define NNC_ASAN 1
@@ -624,25 +625,6 @@ static void make_dirs(const char *path)
     free(p);
 }
 
-/* A .npy file of int32 labels, written by hand (the runtime writes float32 only). */
-static void write_labels(const char *path, const int32_t *v, int n)
-{
-    char dict[128];
-    int len = snprintf(dict, sizeof dict, "{'descr': '<i4', 'fortran_order': False, 'shape': (%d,), }", n);
-    int total = 10 + len + 1, pad = (64 - total % 64) % 64;
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    unsigned short hl = (unsigned short)(len + pad + 1);
-    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    fputc(hl & 0xff, f);
-    fputc(hl >> 8, f);
-    fwrite(dict, 1, (size_t)len, f);
-    for (int i = 0; i < pad; i++) fputc(' ', f);
-    fputc('\n', f);
-    fwrite(v, sizeof *v, (size_t)n, f);
-    fclose(f);
-}
-
 /* The audit's exploit: a directory whose name closes the banner comment and
  * adds a constructor that runs a command. The model inside it is trained by
  * `nnc train` (which compiles and loads the training module) and emitted by
@@ -671,7 +653,7 @@ static void test_path_injection(void **state)
     snprintf(out, sizeof out, "%s/train_images.npy", data);
     if (rt_npy_write(out, &t, err, sizeof err) != 0) fail_msg("%s", err);
     snprintf(out, sizeof out, "%s/train_labels.npy", data);
-    write_labels(out, (const int32_t[]){0, 1, 0, 1}, 4);
+    assert_int_equal(write_labels_npy(out, (const int32_t[]){0, 1, 0, 1}, 4), 0);
     snprintf(log, sizeof log, "%s/log", base);
     char spec[320];
     snprintf(spec, sizeof spec, "npy:%s", data);
