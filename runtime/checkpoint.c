@@ -501,17 +501,6 @@ RtCkptStatus rt_checkpoint_verify_file(const char *path, char *err, size_t errle
 
 /* ---- writing ---- */
 
-static void ck_json_string(StrBuf *sb, const char *s)
-{
-    sb_append(sb, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') sb_printf(sb, "\\%c", *c);
-        else if (*c < 0x20) sb_printf(sb, "\\u%04x", *c);
-        else sb_appendn(sb, (const char *)c, 1);
-    }
-    sb_append(sb, "\"");
-}
-
 /* The header as rt_st_write lays it out, with the checksum key (digits zero)
  * last in the metadata; *digits is the digits' offset in the header text. */
 static void ck_header(StrBuf *sb, const RtTensor *t, int n, const char *meta, size_t *digits)
@@ -528,7 +517,7 @@ static void ck_header(StrBuf *sb, const RtTensor *t, int n, const char *meta, si
     uint64_t at = 0;
     for (int i = 0; i < n; i++) {
         uint64_t bytes = (uint64_t)rt_tensor_numel(&t[i]) * 4;
-        ck_json_string(sb, t[i].name);
+        rt_json_string(sb, t[i].name);
         sb_append(sb, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < t[i].rank; d++) sb_printf(sb, "%s%lld", d ? "," : "", (long long)t[i].shape[d]);
         sb_printf(sb, "],\"data_offsets\":[%llu,%llu]}%s", (unsigned long long)at, (unsigned long long)(at + bytes),

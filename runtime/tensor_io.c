@@ -101,8 +101,7 @@ static int rt_check_tensor(const char *path, const RtTensor *t, int index, int64
 
 /* ---- safetensors ---- */
 
-/* Appends s as a JSON string; s must already be known to be valid UTF-8. */
-static void rt_json_string(StrBuf *sb, const char *s)
+void rt_json_string(StrBuf *sb, const char *s)
 {
     sb_append(sb, "\"");
     for (; *s; s++) {

@@ -19,6 +19,8 @@
 #ifndef NNC_RUNTIME_TENSOR_IO_H
 #define NNC_RUNTIME_TENSOR_IO_H
 
+#include "../common/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +44,11 @@ void rt_tensor_free(RtTensor *t);               /* frees name and data, clears t
 void rt_tensors_free(RtTensor *t, int n);       /* frees n tensors and the array */
 
 /* ---- safetensors ---- */
+
+/* Appends s to sb as a JSON string (quotes, '"' and '\\' escaped, control
+ * bytes as \u00XX); s must already be known to be valid UTF-8. For the
+ * headers and metadata of safetensors files. */
+void rt_json_string(StrBuf *sb, const char *s);
 
 /* Writes n float32 tensors to path (dtype F32), in the given order, atomically.
  * metadata_json, if not NULL, is a JSON object of strings (e.g. {"format":"pt"})

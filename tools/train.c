@@ -889,23 +889,12 @@ static void fingerprint_hash(const Setting *s, int n, char out[17])
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
-static void json_string(StrBuf *sb, const char *s)
-{
-    sb_append(sb, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') sb_printf(sb, "\\%c", *c);
-        else if (*c < 0x20) sb_printf(sb, "\\u%04x", *c);
-        else sb_appendn(sb, (const char *)c, 1);
-    }
-    sb_append(sb, "\"");
-}
-
 static void json_pair(StrBuf *sb, const char *key, const char *value)
 {
     sb_append(sb, sb->len > 1 ? "," : "");
-    json_string(sb, key);
+    rt_json_string(sb, key);
     sb_append(sb, ":");
-    json_string(sb, value);
+    rt_json_string(sb, value);
 }
 
 /* The metadata of a safetensors file (runtime/checkpoint.h). */
