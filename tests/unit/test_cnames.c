@@ -18,7 +18,7 @@
  * with a positioned error (NAME is a keyword of the DSL) or emit inference
  * and training C that compiles with gcc and clang under -std=c99 -Wall
  * -Wextra -Werror -pedantic. To keep this to a minute, networks are compiled a
- * thousand at a time: one translation unit holds the kernels once, then each
+ * hundred at a time: one translation unit holds the kernels once, then each
  * network's header and its own part of the generated source (everything
  * after the "======== PREFIX ========" line that opens it), exactly as
  * emitted. Every name gets its inference module compiled; one in sixteen its
@@ -70,7 +70,7 @@ enum { COMPILE_EVERY = 1 };
 #endif
 
 enum {
-    BATCH = 1000,       /* networks per translation unit */
+    BATCH = 100,        /* networks per translation unit (gcc's time grows with the square of a unit's functions) */
     TRAIN_SAMPLE = 16,  /* one name in this many gets its training module compiled too */
 };
 
@@ -343,15 +343,19 @@ static void batch_compile(Batch *b, const char *first, const char *last)
         "clang -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only",
     };
     for (int k = 0; k < 2 && b->tu[k].len; k++) {
-        char path[128], cmd[512];
+        char path[128], cmd[1024];
         snprintf(path, sizeof path, "%s/%s.c", b->dir, k ? "train" : "infer");
         FILE *f = fopen(path, "w");
         assert_non_null(f);
         fwrite(b->tu[k].data, 1, b->tu[k].len, f);
         fclose(f);
+        /* both compilers at once (two cores), each into a log of its own */
+        snprintf(cmd, sizeof cmd, "%s %s >%s.0 2>&1 & %s %s >%s.1 2>&1; wait", lines[0], path, path, lines[1], path, path);
+        char *out;
+        sh(cmd, &out);
+        free(out);
         for (size_t l = 0; l < NNC_COUNT(lines); l++) {
-            char *out;
-            snprintf(cmd, sizeof cmd, "%s %s 2>&1 | head -30", lines[l], path);
+            snprintf(cmd, sizeof cmd, "head -30 %s.%zu; rm -f %s.%zu", path, l, path, l);
             assert_int_equal(sh(cmd, &out), 0);
             if (*out)
                 fail_msg("%s module of the networks '%s' .. '%s' (%d networks) does not compile with %s:\n%s",
