@@ -608,11 +608,13 @@ static void test_schedule_parsing(void **state)
     assert_true(fabs(nnc_lr_at(&t.sched, 0) - 0.1 / 3) < 1e-15);
     assert_true(fabs(nnc_lr_at(&t.sched, 2) - 0.1) < 1e-15);
     assert_true(fabs(nnc_lr_at(&t.sched, 10) - 0.001) < 1e-15);
+    free_args(&t);
     char *argv2[] = {"train", g_net, "--data", "npy:x", "--schedule=multistep:3,6:0.5", "--optimizer", "adamw", NULL};
     assert_int_equal(parse_args(7, argv2, &t), 0);
     assert_int_equal(t.sched.n_milestones, 2);
     assert_true(nnc_lr_at(&t.sched, 6) == 0.01 * 0.25);
     assert_true(t.cfg.weight_decay == 0.01 && t.cfg.optimizer == RT_OPTIM_ADAMW);
+    free_args(&t);
 }
 
 
