@@ -553,19 +553,11 @@ int rt_checkpoint_write(const char *path, const RtTensor *t, int n, const char *
     StrBuf hdr = {0};
     size_t digits;
     ck_header(&hdr, t, n, meta, &digits);
-    size_t size = 8 + hdr.len + (size_t)total;
-    unsigned char *buf = malloc(size);
+    size_t size;
+    unsigned char *buf = rt_st_pack(&hdr, t, n, (size_t)total, &size);
     if (!buf) {
         sb_free(&hdr);
         return ck_fail(err, errlen, path, "out of memory (%zu bytes)", size);
-    }
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hdr.len >> (8 * i));
-    memcpy(buf + 8, hdr.data, hdr.len);
-    size_t at = 8 + hdr.len;
-    for (int i = 0; i < n; i++) {
-        size_t bytes = (size_t)rt_tensor_numel(&t[i]) * 4;
-        if (bytes) memcpy(buf + at, t[i].data, bytes);
-        at += bytes;
     }
     digits += 8;
     uint32_t c = rt_crc32c(rt_crc32c(0, buf, digits), buf + digits + CK_DIGITS, size - digits - CK_DIGITS);

@@ -101,6 +101,22 @@ static int rt_check_tensor(const char *path, const RtTensor *t, int index, int64
 
 /* ---- safetensors ---- */
 
+unsigned char *rt_st_pack(const StrBuf *header, const RtTensor *t, int n, size_t data_bytes, size_t *size)
+{
+    *size = 8 + header->len + data_bytes;
+    unsigned char *buf = malloc(*size);
+    if (!buf) return NULL;
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)header->len >> (8 * i));  /* little-endian u64 */
+    memcpy(buf + 8, header->data, header->len);
+    size_t at = 8 + header->len;
+    for (int i = 0; i < n; i++) {
+        size_t bytes = (size_t)rt_tensor_numel(&t[i]) * 4;
+        if (bytes) memcpy(buf + at, t[i].data, bytes);
+        at += bytes;
+    }
+    return buf;
+}
+
 void rt_json_string(StrBuf *sb, const char *s)
 {
     sb_append(sb, "\"");
@@ -201,17 +217,9 @@ int rt_st_write(const char *path, const RtTensor *t, int n, const char *meta, ch
         return -1;   /* duplicate names, reported by the reader's own rules */
     }
     nnc_st_header_free(&h);
-    size_t size = 8 + sb.len + (size_t)total;
-    unsigned char *buf = malloc(size);
+    size_t size;
+    unsigned char *buf = rt_st_pack(&sb, t, n, (size_t)total, &size);
     if (!buf) { sb_free(&sb); return RT_FAIL("out of memory (%zu bytes)", size); }
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)sb.len >> (8 * i));
-    memcpy(buf + 8, sb.data, sb.len);
-    size_t at = 8 + sb.len;
-    for (int i = 0; i < n; i++) {
-        size_t bytes = (size_t)rt_tensor_numel(&t[i]) * 4;
-        if (bytes) memcpy(buf + at, t[i].data, bytes);
-        at += bytes;
-    }
     int rc = nnc_write_file_atomic(path, buf, size);
     int e = errno;
     free(buf);

@@ -50,6 +50,12 @@ void rt_tensors_free(RtTensor *t, int n);       /* frees n tensors and the array
  * headers and metadata of safetensors files. */
 void rt_json_string(StrBuf *sb, const char *s);
 
+/* A whole safetensors file in memory: the header's length (u64, little
+ * endian), the header text, then each tensor's float32 data in order
+ * (data_bytes in all). Returns a malloc'd buffer of *size bytes, or NULL when
+ * out of memory (*size still says how much was asked). */
+unsigned char *rt_st_pack(const StrBuf *header, const RtTensor *t, int n, size_t data_bytes, size_t *size);
+
 /* Writes n float32 tensors to path (dtype F32), in the given order, atomically.
  * metadata_json, if not NULL, is a JSON object of strings (e.g. {"format":"pt"})
  * stored as "__metadata__". Names must be distinct, valid UTF-8, not "__metadata__". */

@@ -43,13 +43,7 @@
 #include "runtime/tensor_io.h"
 #include "npy_labels.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define NNC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NNC_ASAN 1
-#endif
-#endif
+#include "asan.h"
 
 enum { CHILD_SECONDS = 20 };
 #define CHILD_MEMORY ((rlim_t)1 << 30)  /* 1 GiB: nnc itself needs a few MiB for these inputs */

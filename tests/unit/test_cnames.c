@@ -52,13 +52,7 @@
 #include "runtime/tensor_io.h"
 #include "npy_labels.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define NNC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NNC_ASAN 1
-#endif
-#endif
+#include "asan.h"
 
 /* The sanitizer build emits every name (that is what it checks) but compiles
  * one in eight: the compilers it would run are not instrumented, and the

@@ -41,13 +41,7 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define NNC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NNC_ASAN 1
-#endif
-#endif
+#include "asan.h"
 
 #ifdef NNC_ASAN
 enum { DEFAULT_CASES = 3000 };
