@@ -289,12 +289,12 @@ static const char *cg_count(CgCtx *cx, int32_t v)
 
 typedef bool (*CgEmitFn)(CgCtx *cx, const IrNode *n);
 
-#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit, grad) static bool emit(CgCtx *cx, const IrNode *n);
+#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) static bool emit(CgCtx *cx, const IrNode *n);
 #include "../ir/ops.def"
 #undef OP
 
 static const CgEmitFn cg_emitters[OP_COUNT] = {
-#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit, grad) [OP_##id] = emit,
+#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) [OP_##id] = emit,
 #include "../ir/ops.def"
 #undef OP
 };
@@ -381,14 +381,13 @@ static void cg_weight_args(CgCtx *cx, const IrNode *n)
 /* "NNC_ACT_RELU": the kernels' constant for an activation. */
 const char *cg_act_macro(ActKind act)
 {
-    switch (act) {  /* the kernels' enum (runtime/snippets/kernels.c prologue), by ActKind */
-    case ACT_RELU: return "NNC_ACT_RELU";
-    case ACT_RELU6: return "NNC_ACT_RELU6";
-    case ACT_LEAKY_RELU: return "NNC_ACT_LEAKY_RELU";
-    case ACT_SIGMOID: return "NNC_ACT_SIGMOID";
-    case ACT_TANH: return "NNC_ACT_TANH";
-    default: return "NNC_ACT_NONE";
-    }
+    static const char *const macro[ACT_COUNT] = {
+        [ACT_NONE] = "NNC_ACT_NONE",
+#define CG_ACT_MACRO(id, nm, from, slope, fwd, gif, grad) [ACT_##id] = "NNC_ACT_" #id,
+        NNC_ACTIVATIONS(CG_ACT_MACRO)
+#undef CG_ACT_MACRO
+    };
+    return macro[act];
 }
 
 /* The batch stride of a value in floats: its root's elements per sample. */
@@ -557,7 +556,7 @@ static bool emit_c_linear(CgCtx *cx, const IrNode *n)
 }
 
 /* relu, relu6, sigmoid, tanh, leaky_relu: kernel and section are named as the op. */
-static bool emit_c_unary(CgCtx *cx, const IrNode *n)
+static bool emit_c_act(CgCtx *cx, const IrNode *n)
 {
     const char *op = ir_ops[n->op].name;
     cg_need(cx, op);
@@ -587,6 +586,8 @@ static bool emit_c_copy(CgCtx *cx, const IrNode *n)
     cg_call_end(cx);
     return true;
 }
+
+static bool emit_c_dropout(CgCtx *cx, const IrNode *n) { return emit_c_copy(cx, n); }
 
 static bool emit_c_add(CgCtx *cx, const IrNode *n)
 {
@@ -884,16 +885,7 @@ static bool cg_bind_views(CgCtx *cx)
 
 /* Ops whose kernel may write its output over an input that dies there (the
  * kernels' contract: elementwise, y may equal x; copies are memmove). */
-static bool cg_in_place_ok(OpKind op)
-{
-    switch (op) {
-    case OP_RELU: case OP_RELU6: case OP_LEAKY_RELU: case OP_SIGMOID: case OP_TANH:
-    case OP_IDENTITY: case OP_DROPOUT: case OP_FLATTEN: case OP_ADD:
-        return true;
-    default:
-        return false;
-    }
-}
+static bool cg_in_place_ok(OpKind op) { return ir_ops[op].in_place; }
 
 /* The workspace plan (passes/memplan.h): every activation not written into a
  * caller's output is a buffer live from its node to its last reader, every

@@ -494,9 +494,15 @@ static void tr_bwd_lrn(Tr *t, const IrNode *n, StrBuf *b)
               tr_elems(tr_shape(t, x), 1), DY, a->size, tr_f(t, a->alpha), tr_f(t, a->beta), tr_f(t, a->k), DX);
 }
 
+static void tr_bwd_act(Tr *t, const IrNode *n, StrBuf *b)
+{
+    if (n->op == OP_LEAKY_RELU) tr_bwd_leaky_relu(t, n, b);
+    else tr_bwd_act_from_y(t, n, b);
+}
+
 typedef void (*TrBwdFn)(Tr *t, const IrNode *n, StrBuf *b);
 
-#define OP(id, nm, mn, mx, pat, attr, act, shape, macs, emit, grad) [OP_##id] = grad,
+#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) [OP_##id] = grad,
 static const TrBwdFn tr_backward_fns[OP_COUNT] = {
 #include "../ir/ops.def"
 };

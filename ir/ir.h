@@ -16,6 +16,7 @@
 #define NNC_IR_H
 
 #include "../common/common.h"
+#include "../runtime/snippets/activations.h"
 
 #include <stdbool.h>
 
@@ -25,31 +26,37 @@ enum {
 };
 #define IR_MAX_ELEMS ((int64_t)1 << 31) /* per-sample element count bound */
 
+/* The activation of an epilogue (Epilogue.act), one per row of
+ * runtime/snippets/activations.h, in the order of the kernels' NNC_ACT_*
+ * constants: the generated code passes act to the kernels as NNC_ACT_<ID>. */
 typedef enum {
-#define OP(id, name, mn, mx, pat, attr, act, shape, macs, emit, grad) OP_##id,
+    ACT_NONE,
+#define IR_ACT_ENUM(id, nm, from, slope, fwd, gif, grad) ACT_##id,
+    NNC_ACTIVATIONS(IR_ACT_ENUM)
+#undef IR_ACT_ENUM
+    ACT_COUNT
+} ActKind;
+
+typedef enum {
+#define OP(id, name, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) OP_##id,
 #include "ops.def"
 #undef OP
     OP_COUNT
 } OpKind;
 
-/* Fusion pattern kinds, ordered as TVM's lattice: two fused kinds combine with max. */
+/* Batch strides (ops.def BSTR): which operands an op's kernel takes as a view
+ * with a batch stride of its own. */
+enum { BS_X = 1, BS_Y = 2 };
+
+/* The forward of an op in a training module (ops.def TFWD). */
 typedef enum {
-    PK_ELEMWISE,     /* y[i] = f(x[i]) */
-    PK_BROADCAST,    /* elementwise with a per-channel operand (batchnorm) */
-    PK_INJECTIVE,    /* each output element reads one input element (concat, flatten) */
-    PK_REDUCE,       /* reduces over some axes (global pooling) */
-    PK_OUT_FUSABLE,  /* heavy op whose output may take an elementwise epilogue (conv, linear) */
-    PK_OPAQUE,       /* no fusion (softmax, lrn, leaves) */
-} PatternKind;
+    TF_SAME,  /* as in inference */
+    TF_MODE,  /* different when training (batch statistics, a dropout mask): both forms, chosen at run time */
+} TrainFwd;
 
 typedef enum {
     AT_NONE, AT_CONV, AT_BN, AT_LINEAR, AT_ACT, AT_DROPOUT, AT_POOL, AT_ADAPTIVE, AT_LRN, AT_CONCAT, AT_DWPW, AT_SLICE
 } AttrKind;
-
-/* The activation of an epilogue (Epilogue.act); an activation op names its
- * kind in the ACT column of ops.def. The generated code passes it to the
- * kernels as NNC_ACT_<NAME>, NAME the op's name in capitals. */
-typedef enum { ACT_NONE, ACT_RELU, ACT_RELU6, ACT_LEAKY_RELU, ACT_SIGMOID, ACT_TANH } ActKind;
 
 typedef enum { DT_F32 } DType;
 typedef enum { LAYOUT_NCHW } Layout;
@@ -195,10 +202,13 @@ typedef struct IrGraph {
 /* One row of the op table, as data. */
 typedef struct {
     const char *name;
+    const char *dsl;   /* the DSL built-in that makes it, or NULL */
     int min_in, max_in;
-    PatternKind pattern;
     AttrKind attr;
     ActKind act;       /* as an epilogue activation (ACT_NONE: the op is not one) */
+    bool in_place;     /* its kernel may write over an input that dies there */
+    int strided;       /* BS_X | BS_Y: operands taken with a batch stride of their own */
+    TrainFwd train_fwd;
     /* Computes node->out's shape from its inputs. On a mismatch writes a
      * sentence (no position; the caller adds it) to err and returns false. */
     bool (*shape)(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen);
@@ -266,30 +276,26 @@ static inline int ir_prologue_in(const IrNode *n)
     const Prologue *p = ir_prologue(n);
     return p && p->on ? n->n_in - 2 : -1;
 }
-/* Batch strides: which operands the kernels read or write as a view with a
- * batch stride of its own (a channel slice of a larger tensor, concat_elim.c).
- * Input 0 of conv2d (the image), of the pools, batchnorm and dwpw; their
- * outputs too, and a concat's output (its inputs are read whole); the
- * residual of a conv2d; a slice's input (a slice is a view itself). Everything else (weights, residuals,
- * elementwise ops, linear) reads and writes whole, contiguous tensors. */
-static inline bool ir_strided_op(OpKind op)
-{
-    switch (op) {
-    case OP_CONV2D: case OP_MAXPOOL2D: case OP_AVGPOOL2D: case OP_BATCHNORM: case OP_ADAPTIVE_AVGPOOL:
-    case OP_DWPW: case OP_CONCAT: case OP_SLICE:
-        return true;
-    default:
-        return false;
-    }
-}
+/* Batch strides (ops.def BSTR): whether node n reads its input j, or writes
+ * its output, as a view with a batch stride of its own (a channel slice of a
+ * larger tensor, concat_elim.c): the image of conv2d, the pools, batchnorm
+ * and dwpw, and their outputs; a concat's output (its inputs are read whole);
+ * the residual of a conv2d; a slice's input (a slice is a view itself).
+ * Everything else (weights, elementwise ops, linear) reads and writes whole,
+ * contiguous tensors. */
 static inline bool ir_reads_strided(const IrNode *n, int j)
 {
     if (n->op == OP_CONV2D && j == ir_residual_in(n)) return true;  /* nnc_conv2d's residual has a stride too */
-    return j == 0 && n->op != OP_CONCAT && ir_strided_op(n->op);
+    return j == 0 && (ir_ops[n->op].strided & BS_X);
 }
-static inline bool ir_writes_strided(const IrNode *n) { return n->op != OP_SLICE && ir_strided_op(n->op); }
+static inline bool ir_writes_strided(const IrNode *n) { return (ir_ops[n->op].strided & BS_Y) != 0; }
 /* "relu" for ACT_RELU: the name of the op whose ACT column is act; "none" for ACT_NONE. */
 const char *ir_act_name(ActKind act);
+/* What the backward of act reads (activations.h NNC_FROM_Y, _X, _XS); whether it takes a slope. */
+int  ir_act_from(ActKind act);
+bool ir_act_has_slope(ActKind act);
+/* The op that applies act on its own (OP_RELU for ACT_RELU). */
+OpKind ir_act_op(ActKind act);
 
 int64_t ir_shape_elems(const IrShape *s);
 /* "[6, 28, 28]" into buf; returns buf. */

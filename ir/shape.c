@@ -442,15 +442,34 @@ static int64_t macs_linear(const IrGraph *g, const IrNode *n)
     return ir_shape_elems(ir_in_shape(g, n, 0)) * n->attr.linear.out_features;
 }
 
-const char *ir_act_name(ActKind act)
+OpKind ir_act_op(ActKind act)
 {
-    for (int op = 0; act != ACT_NONE && op < OP_COUNT; op++)
-        if (ir_ops[op].act == act) return ir_ops[op].name;
-    return "none";
+    static const OpKind ops[ACT_COUNT] = {
+        [ACT_NONE] = OP_IDENTITY,
+#define IR_ACT_OP(id, nm, from, slope, fwd, gif, grad) [ACT_##id] = OP_##id,
+        NNC_ACTIVATIONS(IR_ACT_OP)
+#undef IR_ACT_OP
+    };
+    return ops[act];
 }
 
+const char *ir_act_name(ActKind act) { return act == ACT_NONE ? "none" : ir_ops[ir_act_op(act)].name; }
+
+int ir_act_from(ActKind act)
+{
+    static const int from[ACT_COUNT] = {
+#define IR_ACT_FROM(id, nm, fr, slope, fwd, gif, grad) [ACT_##id] = fr,
+        NNC_ACTIVATIONS(IR_ACT_FROM)
+#undef IR_ACT_FROM
+    };
+    return from[act];
+}
+
+bool ir_act_has_slope(ActKind act) { return act != ACT_NONE && ir_ops[ir_act_op(act)].attr == AT_ACT; }
+
 const OpInfo ir_ops[OP_COUNT] = {
-#define OP(id, nm, mn, mx, pat, at, act, shape, macs, emit, grad) [OP_##id] = {nm, mn, mx, pat, at, act, shape, macs},
+#define OP(id, nm, dsl, mn, mx, at, act, inpl, bstr, tfwd, shape, macs, emit, grad)                                   \
+    [OP_##id] = {nm, dsl, mn, mx, at, act, inpl, bstr, tfwd, shape, macs},
 #include "ops.def"
 #undef OP
 };
