@@ -43,6 +43,7 @@
  * a few) through the call builder, which lines the arguments up with a comment
  * per line, and names the kernel section it needs. */
 #include "emit_c.h"
+#include "cgen.h"
 #include "cnames.h"
 #include "../passes/memplan.h"
 
@@ -51,25 +52,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const char nnc_snippet_kernels[];
-extern const size_t nnc_snippet_kernels_len;
 extern const char nnc_snippet_safetensors_load[];
 extern const size_t nnc_snippet_safetensors_load_len;
 
-enum {
-    CG_ALIGN = 64,             /* byte alignment of every workspace region */
-    CG_MAX_BATCH = 1 << 20,    /* refuse larger compile-time batches */
-    CG_MAX_KERNELS = 64,       /* distinct kernel sections one graph may call */
-    CG_MAX_CALL_LINES = 8,     /* argument lines of one kernel call */
-};
 #define CG_MAX_WS_BYTES ((int64_t)1 << 50)  /* refuse workspaces larger than 1 PiB */
 
-typedef struct {
-    const char *code;     /* the arguments on this line, without the separator */
-    const char *comment;  /* what they are, or NULL */
-} CgArgLine;
-
-/* One emission. Per-value tables are indexed by value id. */
+/* One inference module: where every value lives, and the walk's context. */
 typedef struct CgCtx {
     const IrGraph *g;
     const CgOptions *opt;
@@ -84,6 +72,7 @@ typedef struct CgCtx {
     int32_t *bound_out;           /* output its node writes straight into, or -1 */
     int32_t *root;                /* the value whose storage holds this one (itself, or an in-place concat) */
     int64_t *view_off;            /* where in each sample of root it starts, in floats */
+    int64_t *stride;              /* batch stride in floats: its root's elements per sample */
     bool *read;                   /* the run function reads the value (a non-constant node or an output) */
     bool *is_const;               /* parameters and constant nodes' values (ir_mark_constants) */
     const char **in_name;         /* C names of the inputs, in declaration order */
@@ -93,15 +82,13 @@ typedef struct CgCtx {
     int64_t param_kept_floats;    /* the parameters the forward pass reads, first in m->params */
     int64_t ws_lower_bound;       /* bytes no plan can beat (memplan.h) */
     int64_t *scratch_off;         /* per node: byte offset of its convolution scratch, or -1 */
-    const char *kernels[CG_MAX_KERNELS];  int n_kernels;  /* sections to paste */
+    const char **scratch;         /* per node: its scratch region as the kernel call names it, or NULL */
     StrBuf body;                  /* statements of the run function */
-    StrBuf scratch_checks;        /* "nnc_conv2d_scratch(...)" conditions, " && "-joined */
     bool reads_params;            /* the run function reads m->params */
     bool reads_consts;            /* the run function reads m->consts */
     int64_t const_floats;         /* the constants computed at create, in m->consts */
     StrBuf prep;                  /* statements of the prepare function (the constant nodes) */
-    const char *call_fn;          /* kernel call being built */
-    CgArgLine call[CG_MAX_CALL_LINES];  int n_call;
+    CgEmit e;                     /* the walk */
     char *err; size_t errlen;
 } CgCtx;
 
@@ -134,15 +121,6 @@ static const char *cg_local_name(CgCtx *cx, const char *kind, const char *dsl_na
  * out last; prepare shrinks m->params to the rest, PARAM_KEPT_FLOATS). */
 static bool cg_shrinks_params(const CgCtx *cx) { return cx->const_floats > 0 && cx->param_kept_floats < cx->param_floats; }
 
-static const char *cg_commentable(CgCtx *cx, const char *s)
-{
-    StrBuf b = {0};
-    cg_append_comment(&b, s);
-    const char *r = arena_strdup(&cx->arena, b.data ? b.data : "");
-    sb_free(&b);
-    return r;
-}
-
 /* A C string literal (with its quotes) holding s. */
 static const char *cg_string_literal(CgCtx *cx, const char *s)
 {
@@ -153,614 +131,13 @@ static const char *cg_string_literal(CgCtx *cx, const char *s)
     return r;
 }
 
-/* The shortest float literal that reads back as f ("1e-05f", "0.5f", "1.0f"). */
-static const char *cg_float_literal(CgCtx *cx, float f)
-{
-    char buf[48];
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
-        if (strtof(buf, NULL) == f) break;
-    }
-    if (!strpbrk(buf, ".e")) strcat(buf, ".0");
-    return arena_printf(&cx->arena, "%sf", buf);
-}
-
-static bool cg_finite(CgCtx *cx, const IrNode *n, const char *what, float f)
-{
-    if (isfinite(f)) return true;
-    CG_FAIL(cx, "%s: %s is %g, which is not a finite number", ir_ops[n->op].name, what, (double)f);
-}
-
-/* "[6, 28, 28]" */
-static const char *cg_dims(CgCtx *cx, const IrShape *s)
-{
-    char buf[128];
-    return arena_strdup(&cx->arena, ir_shape_str(s, buf, sizeof buf));
-}
-
-/* "[n][6][28][28]" */
-static const char *cg_batched_dims(CgCtx *cx, const IrShape *s)
-{
-    StrBuf b = {0};
-    sb_append(&b, "[n]");
-    for (int i = 0; i < s->rank; i++) sb_printf(&b, "[%lld]", (long long)s->dim[i]);
-    const char *r = arena_strdup(&cx->arena, b.data);
-    sb_free(&b);
-    return r;
-}
-
-static void cg_pad(StrBuf *b, size_t have, size_t want)
-{
-    for (; have < want; have++) sb_append(b, " ");
-}
-
-/* ------------------------------------------------------- kernel calls ---- */
-
-/* Marks a kernel section for pasting. */
-static void cg_need(CgCtx *cx, const char *section)
-{
-    for (int i = 0; i < cx->n_kernels; i++)
-        if (strcmp(cx->kernels[i], section) == 0) return;
-    NNC_ASSERT(cx->n_kernels < CG_MAX_KERNELS);
-    cx->kernels[cx->n_kernels++] = section;
-}
-
-static void cg_call_begin(CgCtx *cx, const char *fn)
-{
-    cx->call_fn = fn;
-    cx->n_call = 0;
-}
-
-static void cg_arg(CgCtx *cx, const char *comment, const char *fmt, ...) NNC_PRINTF(3, 4);
-
-/* Adds a line of arguments to the call being built, with a comment saying what they are. */
-static void cg_arg(CgCtx *cx, const char *comment, const char *fmt, ...)
-{
-    StrBuf b = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vprintf(&b, fmt, ap);
-    va_end(ap);
-    NNC_ASSERT(cx->n_call < CG_MAX_CALL_LINES);
-    cx->call[cx->n_call].code = arena_strdup(&cx->arena, b.data);
-    cx->call[cx->n_call].comment = comment ? cg_commentable(cx, comment) : NULL;
-    cx->n_call++;
-    sb_free(&b);
-}
-
-/* Writes the call: one argument line under the other, comments in one column. */
-static void cg_call_end(CgCtx *cx)
-{
-    size_t indent = 4 + strlen(cx->call_fn) + 1, width = 0;
-    for (int i = 0; i < cx->n_call; i++) {
-        size_t w = indent + strlen(cx->call[i].code) + (i + 1 < cx->n_call ? 1 : 2);
-        if (cx->call[i].comment && w > width) width = w;
-    }
-    for (int i = 0; i < cx->n_call; i++) {
-        const CgArgLine *l = &cx->call[i];
-        size_t start = cx->body.len;
-        if (i == 0) sb_printf(&cx->body, "    %s(", cx->call_fn);
-        else cg_pad(&cx->body, 0, indent);
-        sb_printf(&cx->body, "%s%s", l->code, i + 1 < cx->n_call ? "," : ");");
-        if (l->comment) {
-            cg_pad(&cx->body, cx->body.len - start, width + 2);
-            sb_printf(&cx->body, "/* %s */", l->comment);
-        }
-        sb_append(&cx->body, "\n");
-    }
-}
-
-/* What a value is, for a comment: a parameter's name, else its DSL name or shape. */
-static const char *cg_label(CgCtx *cx, int32_t v)
-{
-    const IrValue *val = &cx->g->values[v];
-    if (val->kind == VK_PARAM) return val->name;
-    if (cx->is_const[v]) {  /* "bn_fold_weight(conv1.weight)" */
-        const IrNode *n = &cx->g->nodes[val->node];
-        return arena_printf(&cx->arena, "%s(%s)", ir_ops[n->op].name, cg_label(cx, ir_in(cx->g, n, 0)));
-    }
-    if (val->kind == VK_INPUT) return arena_printf(&cx->arena, "input %s %s", val->name, cg_dims(cx, &val->shape));
-    return cg_dims(cx, &val->shape);
-}
-
-static const char *cg_in(CgCtx *cx, const IrNode *n, int i) { return cx->cname[ir_in(cx->g, n, i)]; }
-static const char *cg_out(CgCtx *cx, const IrNode *n) { return cx->cname[n->out]; }
-
-static long long cg_dim(const IrShape *s, int i) { return (long long)s->dim[i]; }
-
-/* Elements per sample from dimension `from` on: the "hw" or "inner" of a kernel. */
-static long long cg_elems_from(const IrShape *s, int from)
-{
-    long long e = 1;
-    for (int i = from; i < s->rank; i++) e *= s->dim[i];
-    return e;
-}
+/* What a value is, for a comment (cgen.c cg_label). */
+static const char *cg_label_of(CgCtx *cx, int32_t v) { return cg_label(&cx->e, v); }
 
 /* "(size_t)n * 4704": the elements of a batched value. */
-static const char *cg_count(CgCtx *cx, int32_t v)
+static const char *cg_count_of(CgCtx *cx, int32_t v)
 {
     return arena_printf(&cx->arena, "(size_t)n * %lld", cg_elems_from(&cx->g->values[v].shape, 0));
-}
-
-/* ------------------------------------------------------------ emitters ---- *
- * One per EMIT_C entry of ir/ops.def. Each writes the kernel call of one node
- * into cx->body (the comment pointing at the DSL is already there) and names
- * the kernel section it calls. */
-
-typedef bool (*CgEmitFn)(CgCtx *cx, const IrNode *n);
-
-#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) static bool emit(CgCtx *cx, const IrNode *n);
-#include "../ir/ops.def"
-#undef OP
-
-static const CgEmitFn cg_emitters[OP_COUNT] = {
-#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) [OP_##id] = emit,
-#include "../ir/ops.def"
-#undef OP
-};
-
-static bool emit_c_leaf(CgCtx *cx, const IrNode *n)
-{
-    CG_FAIL(cx, "internal error: a node of op '%s' in the graph", ir_ops[n->op].name);
-}
-
-/* A 1x1, stride-1, unpadded convolution is a plain GEMM on its input: the
- * conv2d kernel takes that path and needs no im2col; nor does a depthwise one
- * (one input channel per group), which the kernel computes directly. */
-static bool cg_conv_direct(const ConvAttr *c)
-{
-    return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0;
-}
-
-/* Rows of a dwpw tile: the depthwise output of one tile (channels x rows x
- * width) stays within 128 KiB, so it is still in L2 when the pointwise GEMM
- * reads it back. */
-static int cg_dwpw_tile(const IrGraph *g, const IrNode *n)
-{
-    const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
-    int64_t rows = 32768 / (x->dim[0] * y->dim[2]);
-    return (int)(rows < 1 ? 1 : rows > y->dim[1] ? y->dim[1] : rows);
-}
-
-/* Samples per GEMM block of nnc_conv2d (kernels.c nnc_conv2d_block and
- * nnc_conv_samples): several, up to NNC_CONV_COLS = 512 columns, for a plain
- * convolution of a small map. */
-int64_t cg_conv_samples(int64_t ohw) { return ohw >= 512 ? 1 : (512 + ohw - 1) / ohw; }
-
-static int64_t cg_conv_block(const IrNode *n, const IrShape *x, const IrShape *y, int max_batch)
-{
-    const ConvAttr *c = &n->attr.conv;
-    int64_t nb = cg_conv_samples(y->dim[1] * y->dim[2]);
-    if (c->pro.on || (x->dim[0] / c->groups == 1 && !cg_conv_direct(c))) return 1;
-    return nb < max_batch ? nb : max_batch;
-}
-
-const char *cg_conv2d_scratch_call(Arena *a, const IrGraph *g, const IrNode *n, int max_batch)
-{
-    const ConvAttr *c = &n->attr.conv;
-    const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
-    return arena_printf(a, "nnc_conv2d_scratch(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %lld, %lld, %d, %d)",
-                        max_batch, cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->sh,
-                        c->sw, c->ph, c->pw, cg_dim(y, 1), cg_dim(y, 2), c->groups, c->pro.on ? 1 : 0);
-}
-
-int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch)
-{
-    const ConvAttr *c = &n->attr.conv;
-    const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
-    if (n->op == OP_CONV2D) {  /* the prologue's copy of a sample, then im2col unless the kernel needs none */
-        int64_t nb = cg_conv_block(n, x, y, max_batch), s = c->pro.on ? ir_shape_elems(x) : 0;
-        if (nb > 1)  /* a block's im2col matrices and its output */
-            return (x->dim[0] / c->groups * c->kh * c->kw + c->out_channels / c->groups) * nb * y->dim[1] * y->dim[2];
-        if (!cg_conv_direct(c) && x->dim[0] / c->groups > 1)
-            s += x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2];
-        return s;
-    }
-    if (n->op == OP_CONV_T2D)
-        return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
-    if (n->op == OP_DWPW) return x->dim[0] * cg_dwpw_tile(g, n) * y->dim[2];
-    return 0;
-}
-
-static void cg_scratch_check(CgCtx *cx, const char *call, int64_t floats)
-{
-    if (cx->scratch_checks.len && strstr(cx->scratch_checks.data, call)) return;
-    sb_printf(&cx->scratch_checks, "%s%s <= %lld", cx->scratch_checks.len ? "\n        && " : "", call,
-              (long long)floats);
-}
-
-/* The weight and bias arguments of conv and linear, and their comment. */
-static void cg_weight_args(CgCtx *cx, const IrNode *n)
-{
-    bool bias = ir_has_bias(n);
-    cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 1)),
-                            bias ? cg_label(cx, ir_in(cx->g, n, 2)) : "no bias"),
-           "%s, %s", cg_in(cx, n, 1), bias ? cg_in(cx, n, 2) : "NULL");
-}
-
-/* "NNC_ACT_RELU": the kernels' constant for an activation. */
-const char *cg_act_macro(ActKind act)
-{
-    static const char *const macro[ACT_COUNT] = {
-        [ACT_NONE] = "NNC_ACT_NONE",
-#define CG_ACT_MACRO(id, nm, from, slope, fwd, gif, grad) [ACT_##id] = "NNC_ACT_" #id,
-        NNC_ACTIVATIONS(CG_ACT_MACRO)
-#undef CG_ACT_MACRO
-    };
-    return macro[act];
-}
-
-/* The batch stride of a value in floats: its root's elements per sample. */
-static long long cg_stride(CgCtx *cx, int32_t v) { return cg_elems_from(&cx->g->values[cx->root[v]].shape, 0); }
-
-/* The prologue arguments of conv2d and adaptive_avgpool2d (scale, shift,
- * NNC_ACT_*, slope) and their comment. */
-static bool cg_prologue_args(CgCtx *cx, const IrNode *n)
-{
-    const Prologue *p = ir_prologue(n);
-    int i = ir_prologue_in(n);
-    if (i < 0) {
-        cg_arg(cx, "prologue: none", "NULL, NULL, NNC_ACT_NONE, 0.0f");
-        return true;
-    }
-    if (p->act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the prologue slope", p->slope)) return false;
-    const char *affine = arena_printf(&cx->arena, "x * %s + %s", cg_label(cx, ir_in(cx->g, n, i)),
-                                      cg_label(cx, ir_in(cx->g, n, i + 1)));
-    cg_arg(cx,
-           arena_printf(&cx->arena, "prologue: %s", p->act == ACT_NONE ? affine
-                                                     : arena_printf(&cx->arena, "%s(%s)", ir_act_name(p->act), affine)),
-           "%s, %s, %s, %s", cg_in(cx, n, i), cg_in(cx, n, i + 1), cg_act_macro(p->act),
-           cg_float_literal(cx, p->act == ACT_LEAKY_RELU ? p->slope : 0.0f));
-    return true;
-}
-
-/* The epilogue arguments of conv2d and linear (residual or NULL, NNC_ACT_*, slope)
- * and their comment: "epilogue: + residual [64, 56, 56], then relu", "epilogue: none". */
-static bool cg_epilogue_args(CgCtx *cx, const IrNode *n)
-{
-    const Epilogue *e0 = ir_epilogue(n);
-    if (n->op == OP_CONV2D) {  /* nnc_conv2d: the residual's batch stride; the channels the activation covers */
-        int r = ir_residual_in(n);
-        long long k = cx->g->values[n->out].shape.dim[0];
-        cg_arg(cx, r < 0 ? "no residual" : arena_printf(&cx->arena, "residual %s, batch stride",
-                                                                   cg_label(cx, ir_in(cx->g, n, r))),
-               "%s, %lld", r < 0 ? "NULL" : cg_in(cx, n, r), r < 0 ? 0LL : cg_stride(cx, ir_in(cx->g, n, r)));
-        if (e0->act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the epilogue slope", e0->slope)) return false;
-        cg_arg(cx, e0->act_channels ? arena_printf(&cx->arena, "then %s on channels 0..%d", ir_act_name(e0->act),
-                                                   e0->act_channels - 1)
-                                    : arena_printf(&cx->arena, "then %s", ir_act_name(e0->act)),
-               "%s, %s, %lld", cg_act_macro(e0->act),
-               cg_float_literal(cx, e0->act == ACT_LEAKY_RELU ? e0->slope : 0.0f),
-               e0->act_channels ? (long long)e0->act_channels : k);
-        return true;
-    }
-    const Epilogue *e = ir_epilogue(n);
-    int res = ir_residual_in(n);
-    if (e->act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the epilogue slope", e->slope)) return false;
-    const char *plus = res < 0 ? "" : arena_printf(&cx->arena, "+ residual %s", cg_label(cx, ir_in(cx->g, n, res)));
-    const char *what = e->act == ACT_NONE ? (res < 0 ? "none" : plus)
-                       : res < 0 ? ir_act_name(e->act)
-                       : arena_printf(&cx->arena, "%s, then %s", plus, ir_act_name(e->act));
-    cg_arg(cx, arena_printf(&cx->arena, "epilogue: %s", what), "%s, %s, %s", res < 0 ? "NULL" : cg_in(cx, n, res),
-           cg_act_macro(e->act), cg_float_literal(cx, e->act == ACT_LEAKY_RELU ? e->slope : 0.0f));
-    return true;
-}
-
-static bool cg_emit_conv(CgCtx *cx, const IrNode *n, const char *section)
-{
-    const ConvAttr *c = &n->attr.conv;
-    const IrShape *x = ir_in_shape(cx->g, n, 0), *y = &cx->g->values[n->out].shape;
-    bool t = n->op == OP_CONV_T2D;
-    const char *fn = arena_printf(&cx->arena, "nnc_%s", section);
-    cg_need(cx, section);
-    int64_t scratch = cg_scratch_floats(cx->g, n, cx->opt->max_batch);
-    if (scratch > 0)
-        cg_scratch_check(cx, t ? arena_printf(&cx->arena, "nnc_conv_transpose2d_scratch(%lld, %lld, %d, %d, %d, %d)",
-                                              cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->groups)
-                               : cg_conv2d_scratch_call(&cx->arena, cx->g, n, cx->opt->max_batch),
-                         scratch);
-    cg_call_begin(cx, fn);
-    if (t) {
-        cg_arg(cx, arena_printf(&cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld, %lld",
-               cg_in(cx, n, 0), cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2));
-        cg_weight_args(cx, n);
-        cg_arg(cx, arena_printf(&cx->arena, "y: %s", cg_dims(cx, y)), "%s, %lld, %lld, %lld", cg_out(cx, n),
-               cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
-    } else {
-        cg_arg(cx, arena_printf(&cx->arena, "x: %s, batch stride", cg_label(cx, ir_in(cx->g, n, 0))),
-               "n, %s, %lld, %lld, %lld, %lld", cg_in(cx, n, 0), cg_stride(cx, ir_in(cx->g, n, 0)), cg_dim(x, 0),
-               cg_dim(x, 1), cg_dim(x, 2));
-        cg_weight_args(cx, n);
-        cg_arg(cx, arena_printf(&cx->arena, "y: %s, batch stride", cg_dims(cx, y)), "%s, %lld, %lld, %lld, %lld",
-               cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
-    }
-    cg_arg(cx, "kernel, stride, padding, dilation, groups, scratch",
-           "%d, %d, %d, %d, %d, %d, %d, %d, %d, %s", c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw,
-           c->groups, scratch > 0 ? arena_printf(&cx->arena, "(float *)(ws + %lld)",
-                                                 (long long)cx->scratch_off[n - cx->g->nodes]) : "NULL");
-    if (!cg_epilogue_args(cx, n) || (!t && !cg_prologue_args(cx, n))) return false;  /* no prologue on conv_transpose2d */
-    cg_call_end(cx);
-    return true;
-}
-
-/* Depthwise then pointwise, tile by tile (nnc_dwpw). */
-static bool emit_c_dwpw(CgCtx *cx, const IrNode *n)
-{
-    const DwPwAttr *a = &n->attr.dwpw;
-    const IrShape *x = ir_in_shape(cx->g, n, 0), *y = &cx->g->values[n->out].shape;
-    int pwi = ir_dwpw_pw_in(n), tile = cg_dwpw_tile(cx->g, n);
-    int64_t scratch = cg_scratch_floats(cx->g, n, cx->opt->max_batch);
-    if (a->dw.epi.act == ACT_LEAKY_RELU && !cg_finite(cx, n, "the depthwise slope", a->dw.epi.slope)) return false;
-    cg_need(cx, "dwpw");
-    cg_scratch_check(cx, arena_printf(&cx->arena, "nnc_dwpw_scratch(%lld, %lld, %d)", cg_dim(x, 0), cg_dim(y, 2), tile),
-                     scratch);
-    cg_call_begin(cx, "nnc_dwpw");
-    cg_arg(cx, arena_printf(&cx->arena, "x: %s, batch stride", cg_label(cx, ir_in(cx->g, n, 0))),
-           "n, %s, %lld, %lld, %lld, %lld", cg_in(cx, n, 0), cg_stride(cx, ir_in(cx->g, n, 0)), cg_dim(x, 0),
-           cg_dim(x, 1), cg_dim(x, 2));
-    cg_arg(cx, arena_printf(&cx->arena, "depthwise: %s, %s", cg_label(cx, ir_in(cx->g, n, 1)),
-                            a->dw.bias ? cg_label(cx, ir_in(cx->g, n, 2)) : "no bias"),
-           "%s, %s", cg_in(cx, n, 1), a->dw.bias ? cg_in(cx, n, 2) : "NULL");
-    cg_arg(cx, "kernel, stride, padding, dilation", "%d, %d, %d, %d, %d, %d, %d, %d", a->dw.kh, a->dw.kw, a->dw.sh,
-           a->dw.sw, a->dw.ph, a->dw.pw, a->dw.dh, a->dw.dw);
-    cg_arg(cx, arena_printf(&cx->arena, "then %s", ir_act_name(a->dw.epi.act)), "%s, %s",
-           cg_act_macro(a->dw.epi.act), cg_float_literal(cx, a->dw.epi.act == ACT_LEAKY_RELU ? a->dw.epi.slope : 0.0f));
-    cg_arg(cx, arena_printf(&cx->arena, "pointwise: %s, %s", cg_label(cx, ir_in(cx->g, n, pwi)),
-                            a->pw.bias ? cg_label(cx, ir_in(cx->g, n, pwi + 1)) : "no bias"),
-           "%s, %s", cg_in(cx, n, pwi), a->pw.bias ? cg_in(cx, n, pwi + 1) : "NULL");
-    cg_arg(cx, arena_printf(&cx->arena, "y: %s, batch stride", cg_dims(cx, y)), "%s, %lld, %lld, %lld, %lld",
-           cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
-    if (!cg_epilogue_args(cx, n)) return false;
-    cg_arg(cx, "rows per tile, scratch", "%d, (float *)(ws + %lld)", tile,
-           (long long)cx->scratch_off[n - cx->g->nodes]);
-    cg_call_end(cx);
-    return true;
-}
-
-static bool emit_c_conv2d(CgCtx *cx, const IrNode *n) { return cg_emit_conv(cx, n, "conv2d"); }
-
-static bool emit_c_conv_t2d(CgCtx *cx, const IrNode *n) { return cg_emit_conv(cx, n, "conv_transpose2d"); }
-
-static bool emit_c_batchnorm(CgCtx *cx, const IrNode *n)
-{
-    const IrShape *x = ir_in_shape(cx->g, n, 0);
-    if (!cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
-    cg_need(cx, "batchnorm");
-    cg_call_begin(cx, "nnc_batchnorm");
-    cg_arg(cx, arena_printf(&cx->arena, "x: %s, batch stride", cg_label(cx, ir_in(cx->g, n, 0))),
-           "n, %s, %lld, %lld, %lld", cg_in(cx, n, 0), cg_stride(cx, ir_in(cx->g, n, 0)), cg_dim(x, 0),
-           cg_elems_from(x, 1));
-    cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 1)), cg_label(cx, ir_in(cx->g, n, 2))),
-           "%s, %s", cg_in(cx, n, 1), cg_in(cx, n, 2));
-    cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 3)), cg_label(cx, ir_in(cx->g, n, 4))),
-           "%s, %s", cg_in(cx, n, 3), cg_in(cx, n, 4));
-    cg_arg(cx, "eps, y, batch stride", "%s, %s, %lld", cg_float_literal(cx, n->attr.bn.eps), cg_out(cx, n),
-           cg_stride(cx, n->out));
-    cg_call_end(cx);
-    return true;
-}
-
-static bool emit_c_linear(CgCtx *cx, const IrNode *n)
-{
-    const IrShape *x = ir_in_shape(cx->g, n, 0);
-    cg_need(cx, "linear");
-    cg_call_begin(cx, "nnc_linear");
-    cg_arg(cx, arena_printf(&cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld", cg_in(cx, n, 0),
-           cg_dim(x, 0));
-    cg_weight_args(cx, n);
-    cg_arg(cx, arena_printf(&cx->arena, "y: %s", cg_dims(cx, &cx->g->values[n->out].shape)), "%s, %d",
-           cg_out(cx, n), n->attr.linear.out_features);
-    if (!cg_epilogue_args(cx, n)) return false;
-    cg_call_end(cx);
-    return true;
-}
-
-/* relu, relu6, sigmoid, tanh, leaky_relu: kernel and section are named as the op. */
-static bool emit_c_act(CgCtx *cx, const IrNode *n)
-{
-    const char *op = ir_ops[n->op].name;
-    cg_need(cx, op);
-    cg_call_begin(cx, arena_printf(&cx->arena, "nnc_%s", op));
-    if (n->op == OP_LEAKY_RELU) {
-        if (!cg_finite(cx, n, "the slope", n->attr.act.slope)) return false;
-        cg_arg(cx, NULL, "%s, %s, %s, %s", cg_count(cx, n->out), cg_in(cx, n, 0), cg_out(cx, n),
-               cg_float_literal(cx, n->attr.act.slope));
-    } else {
-        cg_arg(cx, NULL, "%s, %s, %s", cg_count(cx, n->out), cg_in(cx, n, 0), cg_out(cx, n));
-    }
-    cg_call_end(cx);
-    return true;
-}
-
-/* identity, dropout (inference), flatten: a copy until a pass turns them into views. */
-static bool emit_c_copy(CgCtx *cx, const IrNode *n)
-{
-    int32_t x = ir_in(cx->g, n, 0);
-    if (n->op == OP_FLATTEN && cx->ws_offset[x] >= 0 && cx->ws_offset[n->out] == cx->ws_offset[x]) {
-        sb_printf(&cx->body, "    /* %s is a view of %s: no copy */\n", cx->cname[n->out], cx->cname[x]);
-        return true;
-    }
-    cg_need(cx, "copy");
-    cg_call_begin(cx, "nnc_copy");
-    cg_arg(cx, NULL, "%s, %s, %s", cg_count(cx, n->out), cg_in(cx, n, 0), cg_out(cx, n));
-    cg_call_end(cx);
-    return true;
-}
-
-static bool emit_c_dropout(CgCtx *cx, const IrNode *n) { return emit_c_copy(cx, n); }
-
-static bool emit_c_add(CgCtx *cx, const IrNode *n)
-{
-    cg_need(cx, "add");
-    cg_call_begin(cx, "nnc_add");
-    cg_arg(cx, NULL, "%s, %s, %s, %s", cg_count(cx, n->out), cg_in(cx, n, 0), cg_in(cx, n, 1), cg_out(cx, n));
-    cg_call_end(cx);
-    return true;
-}
-
-/* The x and y lines of a pooling call, with their batch strides. */
-static void cg_pool_args(CgCtx *cx, const IrNode *n)
-{
-    const IrShape *x = ir_in_shape(cx->g, n, 0), *y = &cx->g->values[n->out].shape;
-    cg_arg(cx, arena_printf(&cx->arena, "x: %s, batch stride", cg_label(cx, ir_in(cx->g, n, 0))),
-           "n, %s, %lld, %lld, %lld, %lld", cg_in(cx, n, 0), cg_stride(cx, ir_in(cx->g, n, 0)), cg_dim(x, 0),
-           cg_dim(x, 1), cg_dim(x, 2));
-    cg_arg(cx, arena_printf(&cx->arena, "y: %s, batch stride", cg_dims(cx, y)), "%s, %lld, %lld, %lld",
-           cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 1), cg_dim(y, 2));
-}
-
-static bool emit_c_maxpool2d(CgCtx *cx, const IrNode *n)
-{
-    const PoolAttr *p = &n->attr.pool;
-    cg_need(cx, "maxpool2d");
-    cg_call_begin(cx, "nnc_maxpool2d");
-    cg_pool_args(cx, n);
-    cg_arg(cx, "kernel, stride, padding, dilation", "%d, %d, %d, %d, %d, %d, %d, %d", p->kh, p->kw, p->sh, p->sw,
-           p->ph, p->pw, p->dh, p->dw);
-    cg_call_end(cx);
-    return true;
-}
-
-static bool emit_c_avgpool2d(CgCtx *cx, const IrNode *n)
-{
-    const PoolAttr *p = &n->attr.pool;
-    if (p->dh != 1 || p->dw != 1) CG_FAIL(cx, "avgpool2d: a dilation other than 1 is not supported");
-    cg_need(cx, "avgpool2d");
-    cg_call_begin(cx, "nnc_avgpool2d");
-    cg_pool_args(cx, n);
-    cg_arg(cx, "kernel, stride, padding, count_include_pad", "%d, %d, %d, %d, %d, %d, %d", p->kh, p->kw, p->sh,
-           p->sw, p->ph, p->pw, p->count_include_pad ? 1 : 0);
-    cg_call_end(cx);
-    return true;
-}
-
-/* A kernel of the form f(n, x, channels, elements per channel, y), from section `section`. */
-static bool cg_emit_per_channel(CgCtx *cx, const IrNode *n, const char *section)
-{
-    const IrShape *x = ir_in_shape(cx->g, n, 0);
-    cg_need(cx, section);
-    cg_call_begin(cx, arena_printf(&cx->arena, "nnc_%s", section));
-    cg_arg(cx, NULL, "n, %s, %lld, %lld, %s", cg_in(cx, n, 0), cg_dim(x, 0), cg_elems_from(x, 1), cg_out(cx, n));
-    cg_call_end(cx);
-    return true;
-}
-
-static bool emit_c_global_avgpool(CgCtx *cx, const IrNode *n) { return cg_emit_per_channel(cx, n, "global_avgpool"); }
-
-static bool emit_c_adaptive_avgpool2d(CgCtx *cx, const IrNode *n)
-{
-    cg_need(cx, "adaptive_avgpool2d");
-    cg_call_begin(cx, "nnc_adaptive_avgpool2d");
-    cg_pool_args(cx, n);
-    if (!cg_prologue_args(cx, n)) return false;
-    cg_call_end(cx);
-    return true;
-}
-
-static bool emit_c_lrn(CgCtx *cx, const IrNode *n)
-{
-    const LrnAttr *a = &n->attr.lrn;
-    const IrShape *x = ir_in_shape(cx->g, n, 0);
-    if (!cg_finite(cx, n, "alpha", a->alpha) || !cg_finite(cx, n, "beta", a->beta) || !cg_finite(cx, n, "k", a->k))
-        return false;
-    cg_need(cx, "lrn");
-    cg_call_begin(cx, "nnc_lrn");
-    cg_arg(cx, arena_printf(&cx->arena, "x: %s; y", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld, %s",
-           cg_in(cx, n, 0), cg_dim(x, 0), cg_elems_from(x, 1), cg_out(cx, n));
-    cg_arg(cx, "size, alpha, beta, k", "%d, %s, %s, %s", a->size, cg_float_literal(cx, a->alpha),
-           cg_float_literal(cx, a->beta), cg_float_literal(cx, a->k));
-    cg_call_end(cx);
-    return true;
-}
-
-/* Concatenation along per-sample axis a, seen as [n * outer][dim_a * inner]:
- * each input is a block of rows copied at a column offset. */
-static bool emit_c_concat(CgCtx *cx, const IrNode *n)
-{
-    const IrShape *y = &cx->g->values[n->out].shape;
-    if (n->attr.concat.in_place) {  /* its inputs' producers wrote their slices (cg_bind_views) */
-        sb_printf(&cx->body, "    /* in place: %s", cg_in(cx, n, 0));
-        for (int i = 1; i < n->n_in; i++) sb_printf(&cx->body, ", %s", cg_in(cx, n, i));
-        sb_printf(&cx->body, " are its slices; nothing to copy */\n");
-        return true;
-    }
-    int axis = n->attr.concat.axis;
-    long long outer = 1, offset = 0, y_row = cg_elems_from(y, axis);
-    for (int d = 0; d < axis; d++) outer *= y->dim[d];
-    /* a constant (weights joined by fuse_siblings.c) is one "sample" */
-    const char *rows = cx->is_const[n->out] ? "1" : outer == 1 ? "n" : arena_printf(&cx->arena, "n * %lld", outer);
-    cg_need(cx, "concat");
-    for (int i = 0; i < n->n_in; i++) {
-        long long x_row = cg_elems_from(ir_in_shape(cx->g, n, i), axis);
-        cg_call_begin(cx, "nnc_concat_part");
-        cg_arg(cx, NULL, "%s, %s, %lld, %s, %lld, %lld", rows, cg_in(cx, n, i), x_row, cg_out(cx, n),
-               outer == 1 ? cg_stride(cx, n->out) : y_row, offset);
-        cg_call_end(cx);
-        offset += x_row;
-    }
-    return true;
-}
-
-/* Softmax over the channels (PyTorch's dim=1), at every position. */
-static bool emit_c_softmax(CgCtx *cx, const IrNode *n) { return cg_emit_per_channel(cx, n, "softmax"); }
-
-/* Batchnorm folded into a conv2d / linear weight (output channel dim 0) or a
- * conv_transpose2d weight [c_in, c_out/g, kh, kw]: see nnc_bn_fold_weight. */
-static bool emit_c_bn_fold_weight(CgCtx *cx, const IrNode *n)
-{
-    const IrShape *w = ir_in_shape(cx->g, n, 0);
-    bool t = n->op == OP_BN_FOLD_WEIGHT_T;
-    long long rows = cg_dim(w, 0), cols = t ? cg_dim(w, 1) : 1, inner = cg_elems_from(w, t ? 2 : 1);
-    long long groups = t ? cg_dim(ir_in_shape(cx->g, n, 1), 0) / cols : rows;
-    if (!cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
-    cg_need(cx, "bn_fold");
-    cg_call_begin(cx, "nnc_bn_fold_weight");
-    cg_arg(cx, arena_printf(&cx->arena, "w: %s %s as [rows][cols][inner], groups", cg_label(cx, ir_in(cx->g, n, 0)),
-                            cg_dims(cx, w)),
-           "%s, %lld, %lld, %lld, %lld", cg_in(cx, n, 0), rows, cols, inner, groups);
-    cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 1)), cg_label(cx, ir_in(cx->g, n, 2))),
-           "%s, %s", cg_in(cx, n, 1), cg_in(cx, n, 2));
-    cg_arg(cx, "eps, y", "%s, %s", cg_float_literal(cx, n->attr.bn.eps), cg_out(cx, n));
-    cg_call_end(cx);
-    return true;
-}
-
-/* A slice is a view of its input (cg_bind_views): nothing to run. */
-static bool emit_c_slice(CgCtx *cx, const IrNode *n)
-{
-    sb_printf(&cx->body, "    /* %s is channels %d..%d of %s: a view */\n", cg_out(cx, n), n->attr.slice.start,
-              n->attr.slice.start + n->attr.slice.count - 1, cg_in(cx, n, 0));
-    return true;
-}
-
-static bool emit_c_bn_scale(CgCtx *cx, const IrNode *n)
-{
-    const IrGraph *g = cx->g;
-    if (!cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
-    cg_need(cx, "bn_scale");
-    cg_call_begin(cx, "nnc_bn_scale");
-    cg_arg(cx, arena_printf(&cx->arena, "%s, %s; eps, y", cg_label(cx, ir_in(g, n, 0)), cg_label(cx, ir_in(g, n, 1))),
-           "%lld, %s, %s, %s, %s", cg_dim(ir_in_shape(g, n, 0), 0), cg_in(cx, n, 0), cg_in(cx, n, 1),
-           cg_float_literal(cx, n->attr.bn.eps), cg_out(cx, n));
-    cg_call_end(cx);
-    return true;
-}
-
-static bool emit_c_bn_fold_bias(CgCtx *cx, const IrNode *n)
-{
-    const IrGraph *g = cx->g;
-    bool bias = n->n_in == 5;
-    if (!cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
-    cg_need(cx, "bn_fold");
-    cg_call_begin(cx, "nnc_bn_fold_bias");
-    cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(g, n, 0)), cg_label(cx, ir_in(g, n, 1))),
-           "%lld, %s, %s", cg_dim(ir_in_shape(g, n, 0), 0), cg_in(cx, n, 0), cg_in(cx, n, 1));
-    cg_arg(cx, arena_printf(&cx->arena, "%s, %s", cg_label(cx, ir_in(g, n, 2)), cg_label(cx, ir_in(g, n, 3))),
-           "%s, %s", cg_in(cx, n, 2), cg_in(cx, n, 3));
-    cg_arg(cx, arena_printf(&cx->arena, "eps, %s, y", bias ? cg_label(cx, ir_in(g, n, 4)) : "no bias"), "%s, %s, %s",
-           cg_float_literal(cx, n->attr.bn.eps), bias ? cg_in(cx, n, 4) : "NULL", cg_out(cx, n));
-    cg_call_end(cx);
-    return true;
 }
 
 /* ------------------------------------------------------------- planning ---- */
@@ -776,7 +153,7 @@ static bool cg_check_graph(CgCtx *cx)
         for (int d = 0; d < val->shape.rank; d++)
             if (val->shape.dim[d] > 0x7fffffff)
                 CG_FAIL(cx, "a tensor of shape %s has a dimension too large for the generated code",
-                        cg_dims(cx, &val->shape));
+                        cg_dims(&cx->arena, &val->shape));
         if (val->kind == VK_PARAM && !val->name) CG_FAIL(cx, "internal error: parameter %d has no name", v);
     }
     if (cx->opt->header_name && !cg_header_name_ok(cx->opt->header_name, cx->err, cx->errlen)) return false;
@@ -974,19 +351,6 @@ static bool cg_plan_workspace(CgCtx *cx)
 
 /* ----------------------------------------------------------- the body ---- */
 
-/* "conv2d features.conv0 @ models/x.net:4:22": what a node is and where it came from. */
-const char *cg_node_origin(Arena *a, const IrNode *n)
-{
-    StrBuf b = {0}, safe = {0};
-    sb_append(&b, ir_ops[n->op].name);
-    if (n->scope) sb_printf(&b, " %s", n->scope);
-    if (n->loc.file) sb_printf(&b, " @ %s:%d:%d", n->loc.file, n->loc.line, n->loc.col);
-    cg_append_comment(&safe, b.data);
-    const char *r = arena_strdup(a, safe.data ? safe.data : "");
-    sb_free(&b);
-    sb_free(&safe);
-    return r;
-}
 
 /* An output that its value's node did not write: a copy of an input, of a
  * parameter (repeated per sample: parameters have no batch), or of another output. */
@@ -997,31 +361,55 @@ static void cg_emit_output_copy(CgCtx *cx, int32_t o)
     const IrValue *val = &g->values[v];
     const char *dst = cx->out_name[o];
     long long elems = cg_elems_from(&val->shape, 0);
-    cg_need(cx, "copy");
+    cg_need(&cx->e, "copy");
     if (cx->is_const[v]) {
         sb_printf(&cx->body, "\n    /* output %s is the %s %s, once per sample */\n",
-                  cg_commentable(cx, g->outputs[o].name), val->kind == VK_PARAM ? "parameter" : "constant",
-                  cg_commentable(cx, cg_label(cx, v)));
+                  cg_commentable(&cx->arena, g->outputs[o].name), val->kind == VK_PARAM ? "parameter" : "constant",
+                  cg_commentable(&cx->arena, cg_label_of(cx, v)));
         sb_printf(&cx->body, "    for (int i = 0; i < n; i++)\n        nnc_copy(%lld, %s, %s + (size_t)i * %lld);\n",
                   elems, cx->cname[v], dst, elems);
         return;
     }
     if (val->kind == VK_INPUT)
-        sb_printf(&cx->body, "\n    /* output %s is the input %s */\n", cg_commentable(cx, g->outputs[o].name),
-                  cg_commentable(cx, val->name));
+        sb_printf(&cx->body, "\n    /* output %s is the input %s */\n", cg_commentable(&cx->arena, g->outputs[o].name),
+                  cg_commentable(&cx->arena, val->name));
     else
         sb_printf(&cx->body, "\n    /* output %s is the same tensor as output %s */\n",
-                  cg_commentable(cx, g->outputs[o].name), cg_commentable(cx, g->outputs[cx->bound_out[v]].name));
-    sb_printf(&cx->body, "    nnc_copy(%s, %s, %s);\n", cg_count(cx, v), cx->cname[v], dst);
+                  cg_commentable(&cx->arena, g->outputs[o].name), cg_commentable(&cx->arena, g->outputs[cx->bound_out[v]].name));
+    sb_printf(&cx->body, "    nnc_copy(%s, %s, %s);\n", cg_count_of(cx, v), cx->cname[v], dst);
+}
+
+/* The walk's view of this module: where values and scratch live (cgen.h). */
+static void cg_walk_init(CgCtx *cx)
+{
+    const IrGraph *g = cx->g;
+    CgEmit *e = &cx->e;
+    cx->stride = arena_alloc(&cx->arena, (size_t)g->n_values * sizeof *cx->stride);
+    cx->scratch = arena_alloc(&cx->arena, (size_t)(g->n_nodes + 1) * sizeof *cx->scratch);
+    for (int32_t v = 0; v < g->n_values; v++) cx->stride[v] = cg_elems_from(&g->values[cx->root[v]].shape, 0);
+    for (int32_t i = 0; i < g->n_nodes; i++)
+        cx->scratch[i] = cx->scratch_off[i] >= 0 ? cg_dialect_c.region(&cx->arena, "ws", cx->scratch_off[i]) : NULL;
+    e->g = g;
+    e->d = &cg_dialect_c;
+    e->arena = &cx->arena;
+    e->max_batch = cx->opt->max_batch;
+    e->cname = cx->cname;
+    e->stride = cx->stride;
+    e->is_const = cx->is_const;
+    e->ws_offset = cx->ws_offset;
+    e->scratch = cx->scratch;
+    e->err = cx->err;
+    e->errlen = cx->errlen;
 }
 
 static bool cg_emit_body(CgCtx *cx)
 {
     const IrGraph *g = cx->g;
+    cg_walk_init(cx);
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         bool prep = cx->is_const[n->out];  /* a constant: computed once, by the prepare function */
-        bool view = (n->op == OP_CONCAT && n->attr.concat.in_place) || n->op == OP_SLICE;  /* emit no code */
+        bool view = ir_is_view(n);  /* emits no code */
         for (int j = 0; !view && j < n->n_in; j++) {
             int32_t x = ir_in(g, n, j);
             if (cx->root[x] != x && !ir_reads_strided(n, j))
@@ -1030,12 +418,8 @@ static bool cg_emit_body(CgCtx *cx)
         }
         if (!view && cx->root[n->out] != n->out && !ir_writes_strided(n))
             CG_FAIL(cx, "internal error: %s (node %d) cannot write a slice of a concat", ir_ops[n->op].name, i);
-        StrBuf keep = cx->body;
-        if (prep) cx->body = cx->prep;
-        sb_printf(&cx->body, "\n    /* %s */\n", cg_node_origin(&cx->arena, n));
-        bool ok = cg_emitters[n->op](cx, n);
-        if (prep) cx->prep = cx->body, cx->body = keep;
-        if (!ok) return false;
+        cx->e.body = prep ? &cx->prep : &cx->body;
+        if (!cg_emit_forward(&cx->e, n)) return false;
     }
     for (int32_t o = 0; o < g->n_outputs; o++) {
         int32_t v = g->outputs[o].value;
@@ -1045,20 +429,6 @@ static bool cg_emit_body(CgCtx *cx)
 }
 
 /* ------------------------------------------------------- the C source ---- */
-
-/* Appends text with "$p" replaced by the prefix and "$P" by the macro prefix,
- * so the boilerplate below reads as the code it produces. */
-void cg_put_template(StrBuf *out, const char *text, const char *prefix, const char *upper)
-{
-    for (const char *p = text; *p; p++) {
-        if (p[0] == '$' && (p[1] == 'p' || p[1] == 'P')) {
-            sb_append(out, p[1] == 'p' ? prefix : upper);
-            p++;
-        } else {
-            sb_appendn(out, p, 1);
-        }
-    }
-}
 
 static void cg_put(CgCtx *cx, StrBuf *out, const char *text) { cg_put_template(out, text, cx->prefix, cx->upper); }
 
@@ -1106,11 +476,11 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
         if (!cx->read[g->inputs[i]]) continue;
         any_input = true;
         d[nd++] = (CgDecl){"const float", cx->in_name[i], arena_printf(a, "inputs[%d]", i),
-                           cg_batched_dims(cx, &g->values[g->inputs[i]].shape)};
+                           cg_batched_dims(&cx->arena, &g->values[g->inputs[i]].shape)};
     }
     for (int32_t o = 0; o < g->n_outputs; o++)
         d[nd++] = (CgDecl){"float", cx->out_name[o], arena_printf(a, "outputs[%d]", o),
-                           cg_batched_dims(cx, &g->values[g->outputs[o].value].shape)};
+                           cg_batched_dims(&cx->arena, &g->values[g->outputs[o].value].shape)};
     if (cx->reads_params) d[nd++] = (CgDecl){"const float", "params", "m->params", NULL};
     if (cx->reads_consts) d[nd++] = (CgDecl){"const float", "consts", "m->consts", NULL};
     if (cx->ws_bytes) d[nd++] = (CgDecl){"unsigned char", "ws", "m->ws", NULL};
@@ -1118,7 +488,7 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
         int32_t v = g->nodes[i].out;
         if (cx->ws_offset[v] < 0) continue;
         d[nd++] = (CgDecl){"float", cx->cname[v], arena_printf(a, "(float *)(ws + %lld)", (long long)cx->ws_offset[v]),
-                           cg_batched_dims(cx, &g->values[v].shape)};
+                           cg_batched_dims(&cx->arena, &g->values[v].shape)};
     }
     for (int32_t i = 0; i < g->n_nodes; i++) {  /* slices of in-place concats, after the buffers they point into */
         int32_t v = g->nodes[i].out, r = cx->root[v];
@@ -1260,7 +630,9 @@ static void cg_write_helpers(CgCtx *cx, StrBuf *out)
                "static int $p_scratch_fits(void)\n"
                "{\n"
                "    return ");
-        sb_append(out, cx->scratch_checks.data);
+        for (int i = 0; i < cx->e.n_checks; i++)
+            sb_printf(out, "%s%s <= %lld", i ? "\n        && " : "", cx->e.checks[i].call,
+                      (long long)cx->e.checks[i].floats);
         sb_append(out, ";\n}\n\n");
     }
 }
@@ -1440,8 +812,7 @@ static void cg_write_api(CgCtx *cx, StrBuf *out)
 static bool cg_write_source(CgCtx *cx, StrBuf *out, const char *c_name)
 {
     StrBuf kernels = {0};
-    bool ok = cg_snippet_select(nnc_snippet_kernels, nnc_snippet_kernels_len, cx->kernels, cx->n_kernels, &kernels,
-                                cx->err, cx->errlen);
+    bool ok = cx->e.d->library(cx->e.sections, cx->e.n_sections, &kernels, cx->err, cx->errlen);
     if (ok) {
         cg_write_source_banner(cx, out, c_name);
         sb_append(out, "/* ======== kernels (from nnc's runtime) ======== */\n\n");
@@ -1475,12 +846,12 @@ static void cg_write_io_doc(CgCtx *cx, StrBuf *out)
     for (int32_t i = 0; i < g->n_inputs; i++) {
         sb_printf(out, " *   input   %s", cx->in_name[i]);
         cg_pad(out, strlen(cx->in_name[i]), w);
-        sb_printf(out, "  const float%s\n", cg_batched_dims(cx, &g->values[g->inputs[i]].shape));
+        sb_printf(out, "  const float%s\n", cg_batched_dims(&cx->arena, &g->values[g->inputs[i]].shape));
     }
     for (int32_t o = 0; o < g->n_outputs; o++) {
         sb_printf(out, " *   output  %s", cx->out_name[o]);
         cg_pad(out, strlen(cx->out_name[o]), w);
-        sb_printf(out, "  float%s\n", cg_batched_dims(cx, &g->values[g->outputs[o].value].shape));
+        sb_printf(out, "  float%s\n", cg_batched_dims(&cx->arena, &g->values[g->outputs[o].value].shape));
     }
 }
 
@@ -1496,12 +867,12 @@ static void cg_write_param_doc(CgCtx *cx, StrBuf *out)
     size_t wn = 0, ws = 0;
     for (int32_t p = 0; p < g->n_params; p++) {
         const IrValue *v = &g->values[g->params[p]];
-        wn = strlen(cg_commentable(cx, v->name)) > wn ? strlen(cg_commentable(cx, v->name)) : wn;
-        ws = strlen(cg_dims(cx, &v->shape)) > ws ? strlen(cg_dims(cx, &v->shape)) : ws;
+        wn = strlen(cg_commentable(&cx->arena, v->name)) > wn ? strlen(cg_commentable(&cx->arena, v->name)) : wn;
+        ws = strlen(cg_dims(&cx->arena, &v->shape)) > ws ? strlen(cg_dims(&cx->arena, &v->shape)) : ws;
     }
     for (int32_t p = 0; p < g->n_params; p++) {
         const IrValue *v = &g->values[g->params[p]];
-        const char *name = cg_commentable(cx, v->name), *dims = cg_dims(cx, &v->shape);
+        const char *name = cg_commentable(&cx->arena, v->name), *dims = cg_dims(&cx->arena, &v->shape);
         sb_printf(out, " *   %s", name);
         cg_pad(out, strlen(name), wn + 2);
         sb_append(out, dims);
@@ -1667,7 +1038,7 @@ bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_
     cx.prefix = cg_c_prefix(&cx.arena, g->name);
     cx.upper = cg_upper(&cx, cx.prefix);
     const char *src = opt->source_path ? opt->source_path : g->source;
-    cx.banner = src ? arena_printf(&cx.arena, "generated by nnc %s from %s", NNC_VERSION, cg_commentable(&cx, src))
+    cx.banner = src ? arena_printf(&cx.arena, "generated by nnc %s from %s", NNC_VERSION, cg_commentable(&cx.arena, src))
                     : arena_printf(&cx.arena, "generated by nnc %s", NNC_VERSION);
     cx.header = opt->header_name ? opt->header_name : arena_printf(&cx.arena, "%s.h", cx.prefix);
     bool ok = cg_check_graph(&cx);
@@ -1679,7 +1050,6 @@ bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_
     if (ok) cg_write_header(&cx, h_src);
     sb_free(&cx.body);
     sb_free(&cx.prep);
-    sb_free(&cx.scratch_checks);
     arena_free(&cx.arena);
     return ok;
 }

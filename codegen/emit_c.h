@@ -36,25 +36,6 @@ bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_
 bool cg_workspace_plan(const IrGraph *g, const CgOptions *opt, int64_t *bytes, int64_t *lower_bound, char *err,
                        size_t errlen);
 
-/* Helpers the C and training emitters share (emit_c.c). */
-/* Appends text with "$p" replaced by prefix and "$P" by upper (the network's C
- * and macro prefixes), so boilerplate reads as the code it produces. */
-void cg_put_template(StrBuf *out, const char *text, const char *prefix, const char *upper);
-/* "conv2d layer1.0.conv1 @ models/x.net:4:22", commentable, in a: a node and its origin. */
-const char *cg_node_origin(Arena *a, const IrNode *n);
-/* "NNC_ACT_RELU": the kernels' constant for an activation. */
-const char *cg_act_macro(ActKind act);
-/* Scratch floats the kernel of node n (conv2d, conv_transpose2d, dwpw) needs at
- * batches up to max_batch, as the kernels' own *_scratch functions compute
- * it (nnc_conv2d_scratch, ...); the generated create checks the two agree. */
-int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch);
-/* Samples a convolution kernel puts side by side for a map of ohw output
- * pixels (kernels.c nnc_conv_samples: enough for NNC_CONV_COLS = 512 columns). */
-int64_t cg_conv_samples(int64_t ohw);
-/* The generated call "nnc_conv2d_scratch(...)" for conv2d node n at batches up
- * to max_batch, in a: what create checks the planned scratch against. */
-const char *cg_conv2d_scratch_call(Arena *a, const IrGraph *g, const IrNode *n, int max_batch);
-
 /* ---- snippet.c: the kernel sections of runtime/snippets/kernels.c ----
  *
  * kernels.c is a sequence of sections, each opened by a marker line

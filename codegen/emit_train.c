@@ -10,14 +10,15 @@
  *     optimizer) the optimizer's state tensors, named as PyTorch's state_dict
  *     keys; `nnc train` writes checkpoints through it (runtime/train_abi.h);
  *   - PREFIX_train_fwd: the forward pass, in training mode (batch statistics,
- *     running averages updated, dropout) or in inference mode, as straight-
- *     line kernel calls under comments naming the layer and its source line;
+ *     running averages updated, dropout) or in inference mode, written by the
+ *     one walk of the generator (cgen.h, ops_c.c): the same calls as the
+ *     inference module, with both forms under `if (train)` where they differ;
  *   - PREFIX_train_bwd: reverse-mode differentiation of that forward pass, the
- *     nodes in reverse order, each calling its op's backward kernel (the
- *     BACKWARD rule of each op below: which kernel, on which of x, y and the
- *     parameters). Gradients accumulate (+=) into buffers zeroed just before
- *     their first contribution, so a value read by several nodes (a residual,
- *     a DenseNet feature map) sums their gradients;
+ *     nodes in reverse order, each calling its op's backward kernel (its
+ *     gradient rule, the GRAD column of ops.def, grad_c.c). Gradients
+ *     accumulate (+=) into buffers zeroed just before their first
+ *     contribution, so a value read by several nodes (a residual, a DenseNet
+ *     feature map) sums their gradients;
  *   - PREFIX_train_step: forward, softmax cross-entropy on the single output,
  *     backward, one optimizer update per trainable parameter tensor (torch's
  *     single-tensor arithmetic, optim.c).
@@ -33,9 +34,11 @@
  *
  * The graph is the elaborated network after the training forms of the passes
  * (pass_run_training_pipeline: identity removal, CSE that never merges dropout
- * or batchnorm, dead code), never the -O2 rewrites: batchnorm cannot be folded
+ * or batchnorm, dead code, conv -> batchnorm statistics -> activation fused by
+ * passes/fuse_bn_train.c), never the -O2 rewrites: batchnorm cannot be folded
  * while its statistics come from the batch. */
 #include "emit_train.h"
+#include "cgen.h"
 #include "emit_c.h"
 #include "../passes/memplan.h"
 
@@ -44,16 +47,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const char nnc_snippet_kernels[];
-extern const size_t nnc_snippet_kernels_len;
-extern const char nnc_snippet_grad_kernels[];
-extern const size_t nnc_snippet_grad_kernels_len;
 extern const char nnc_snippet_optim[];
 extern const size_t nnc_snippet_optim_len;
 extern const char nnc_snippet_safetensors_load[];
 extern const size_t nnc_snippet_safetensors_load_len;
-
-enum { TR_MAX_SECTIONS = 96, TR_ALIGN = 64, TR_MAX_BATCH = 1 << 16 };
 
 typedef struct {
     const IrGraph *g;
@@ -69,454 +66,27 @@ typedef struct {
     int64_t *first_grad;              /* per value: the backward step of the gradient's first contribution */
     int64_t *bn_off;                  /* per node: floats into bn_save (mean then invstd), or -1 */
     int64_t *drop_off;                /* per node: the dropout's draws before it in one step, or -1 */
-    int32_t *fused_bn;                /* per node: for a conv or an activation fused with a batchnorm, that
-                                       * batchnorm's node; for the batchnorm itself, its own index; else -1 */
-    int32_t *fused_act;               /* per batchnorm node of a fused chain: its activation node, or -1 */
     int64_t stats_doubles;            /* the largest 2 * channels of a fused batchnorm */
     int64_t param_floats, learn_floats, bn_floats, drop_per_step, ws_bytes, scratch_floats;
     int n_learn;                      /* learnable parameter tensors */
-    const char *sections[TR_MAX_SECTIONS];  int n_sections;
     StrBuf fwd, bwd;                  /* bodies of the two functions */
-    StrBuf scratch_checks;            /* "nnc_conv2d_backward_scratch(...)" calls, " ||"-joined: each must
-                                       * not exceed the planned scratch (checked at create) */
+    CgTrainState state;               /* what the walk addresses of the instance */
+    CgEmit e;                         /* the walk */
     char *err; size_t errlen;
 } Tr;
 
 #define TR_FAIL(t, ...) do { snprintf((t)->err, (t)->errlen, __VA_ARGS__); return false; } while (0)
 
-static void tr_need(Tr *t, const char *section)
-{
-    for (int i = 0; i < t->n_sections; i++)
-        if (strcmp(t->sections[i], section) == 0) return;
-    if (t->n_sections < TR_MAX_SECTIONS) t->sections[t->n_sections++] = section;
-}
-
-static long long tr_elems(const IrShape *s, int from)
-{
-    long long e = 1;
-    for (int i = from; i < s->rank; i++) e *= s->dim[i];
-    return e;
-}
-
-static const IrShape *tr_shape(const Tr *t, int32_t v) { return &t->g->values[v].shape; }
 static long long tr_dim(const Tr *t, int32_t v, int i) { return (long long)t->g->values[v].shape.dim[i]; }
-
-/* The C expression of a value's data in the forward pass. */
-static const char *tr_x(Tr *t, int32_t v)
-{
-    const IrValue *val = &t->g->values[v];
-    if (val->kind == VK_INPUT) return "input";
-    if (val->kind == VK_PARAM) return arena_printf(&t->arena, "t->params + %lld", (long long)t->param_off[v]);
-    return arena_printf(&t->arena, "(float *)(ws + %lld)", (long long)t->act_off[v]);
-}
-
-/* Its gradient: NULL when the backward pass does not compute it. */
-static const char *tr_d(Tr *t, int32_t v)
-{
-    const IrValue *val = &t->g->values[v];
-    if (!t->grad[v]) return "NULL";
-    if (val->kind == VK_INPUT) return "dinput";  /* the caller's, or NULL: not wanted (a training step) */
-    if (val->kind == VK_PARAM) return arena_printf(&t->arena, "t->grads + %lld", (long long)t->param_off[v]);
-    return arena_printf(&t->arena, "(float *)(ws + %lld)", (long long)t->grad_off[v]);
-}
-
-static const char *tr_count(Tr *t, int32_t v) { return arena_printf(&t->arena, "(size_t)n * %lld", tr_elems(tr_shape(t, v), 0)); }
-
-/* A float literal: "0.1f", "1e-05f", "2.0f" (never "2f", which is not C). */
-static const char *tr_f(Tr *t, float f)
-{
-    char buf[48];
-    snprintf(buf, sizeof buf, "%.9g", (double)f);
-    bool dot = strpbrk(buf, ".en") != NULL;  /* a point, an exponent, or nan/inf (refused by tr_check) */
-    return arena_printf(&t->arena, "%s%sf", buf, dot ? "" : ".0");
-}
-
-/* ------------------------------------------------------------ the ops ---- */
-
-static const char *tr_scratch_macro(Tr *t) { return arena_printf(&t->arena, "(size_t)%s_SCRATCH_FLOATS", t->upper); }
-
-/* Floats of scratch the forward kernel of n needs (the inference planner's
- * cg_scratch_floats at the training batch; the generated create checks it
- * against the kernel's own nnc_conv2d_scratch, tr_backward_scratch's way). */
-static int64_t tr_scratch(Tr *t, const IrNode *n)
-{
-    const IrShape *x = ir_in_shape(t->g, n, 0);
-    if (n->op == OP_CONV2D)
-        sb_printf(&t->scratch_checks, "%s%s > %s", t->scratch_checks.len ? " ||\n        " : "",
-                  cg_conv2d_scratch_call(&t->arena, t->g, n, t->opt->max_batch), tr_scratch_macro(t));
-    if (n->op == OP_CONV2D || n->op == OP_CONV_T2D) return cg_scratch_floats(t->g, n, t->opt->max_batch);
-    if (n->op == OP_LRN) return x->dim[0] * 2;
-    return 0;
-}
-
-/* Floats of scratch the backward of a convolution needs: what the kernels'
- * nnc_conv2d_backward_scratch and nnc_conv_transpose2d_backward_scratch
- * (grad_kernels.c) compute, which the generated create checks against the
- * plan (tr_scratch_checks), so the two formulas cannot drift apart unseen. */
-static int64_t tr_backward_scratch(Tr *t, const IrNode *n)
-{
-    const ConvAttr *c = &n->attr.conv;
-    const IrShape *x = ir_in_shape(t->g, n, 0), *y = &t->g->values[n->out].shape;
-    if (n->op == OP_CONV_T2D) {
-        tr_need(t, "conv_transpose2d_backward");
-        sb_printf(&t->scratch_checks, "%snnc_conv_transpose2d_backward_scratch(%lld, %lld, %d, %d, %d, %d) > %s",
-                  t->scratch_checks.len ? " ||\n        " : "", (long long)x->dim[1], (long long)x->dim[2],
-                  c->out_channels, c->kh, c->kw, c->groups, tr_scratch_macro(t));
-        return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
-    }
-    int64_t ohw = y->dim[1] * y->dim[2], nb = cg_conv_samples(ohw);
-    tr_need(t, "conv2d_backward");
-    sb_printf(&t->scratch_checks, "%snnc_conv2d_backward_scratch(%lld, %d, %d, %d, %lld, %lld, %d) > %s",
-              t->scratch_checks.len ? " ||\n        " : "", (long long)x->dim[0], c->out_channels, c->kh, c->kw,
-              (long long)y->dim[1], (long long)y->dim[2], c->groups, tr_scratch_macro(t));
-    return (x->dim[0] / c->groups * c->kh * c->kw + (nb > 1 ? c->out_channels / c->groups : 0)) * nb * ohw;
-}
-
-/* The forward call of node n: train selects training behaviour (batchnorm, dropout). */
-static void tr_forward(Tr *t, const IrNode *n, StrBuf *b, bool train)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *Y = tr_x(t, y);
-    long long xs = tr_elems(tr_shape(t, x), 0), ys = tr_elems(tr_shape(t, y), 0);
-    switch (n->op) {
-    case OP_CONV2D: {
-        const ConvAttr *c = &n->attr.conv;
-        tr_need(t, "conv2d");
-        sb_printf(b, "    nnc_conv2d(n, %s, %lld, %lld, %lld, %lld, %s, %s, %s, %lld, %d, %lld, %lld,\n"
-                     "               %d, %d, %d, %d, %d, %d, %d, %d, %d, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, %d,\n"
-                     "               NULL, NULL, NNC_ACT_NONE, 0.0f);\n",
-                  X, xs, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_x(t, ir_in(g, n, 1)),
-                  c->bias ? tr_x(t, ir_in(g, n, 2)) : "NULL", Y, ys, c->out_channels, tr_dim(t, y, 1), tr_dim(t, y, 2),
-                  c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->groups, c->out_channels);
-        break;
-    }
-    case OP_CONV_T2D: {
-        const ConvAttr *c = &n->attr.conv;
-        tr_need(t, "conv_transpose2d");
-        sb_printf(b, "    nnc_conv_transpose2d(n, %s, %lld, %lld, %lld, %s, %s, %s, %d, %lld, %lld,\n"
-                     "                         %d, %d, %d, %d, %d, %d, %d, %d, %d, t->scratch, NULL, NNC_ACT_NONE, 0.0f);\n",
-                  X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_x(t, ir_in(g, n, 1)),
-                  c->bias ? tr_x(t, ir_in(g, n, 2)) : "NULL", Y, c->out_channels, tr_dim(t, y, 1), tr_dim(t, y, 2),
-                  c->kh, c->kw, c->sh, c->sw, c->ph, c->pw, c->dh, c->dw, c->groups);
-        break;
-    }
-    case OP_LINEAR:
-        tr_need(t, "linear");
-        sb_printf(b, "    nnc_linear(n, %s, %lld, %s, %s, %s, %d, NULL, NNC_ACT_NONE, 0.0f);\n", X, xs,
-                  tr_x(t, ir_in(g, n, 1)), n->attr.linear.bias ? tr_x(t, ir_in(g, n, 2)) : "NULL", Y,
-                  n->attr.linear.out_features);
-        break;
-    case OP_BATCHNORM: {
-        const char *gm = tr_x(t, ir_in(g, n, 1)), *bt = tr_x(t, ir_in(g, n, 2));
-        const char *mu = tr_x(t, ir_in(g, n, 3)), *var = tr_x(t, ir_in(g, n, 4));
-        long long c = tr_dim(t, x, 0), hw = tr_elems(tr_shape(t, x), 1);
-        if (train) {
-            tr_need(t, "batchnorm_train");
-            sb_printf(b, "    nnc_batchnorm_train(n, %s, %lld, %lld, %s, %s, %s, %s, %s, %s, %s,\n"
-                         "                        t->bn_save + %lld, t->bn_save + %lld);\n",
-                      X, c, hw, gm, bt, tr_f(t, n->attr.bn.eps), tr_f(t, n->attr.bn.momentum), mu, var, Y,
-                      (long long)t->bn_off[ni], (long long)t->bn_off[ni] + c);
-        } else {
-            tr_need(t, "batchnorm");
-            sb_printf(b, "    nnc_batchnorm(n, %s, %lld, %lld, %lld, %s, %s, %s, %s, %s, %s, %lld);\n", X, xs, c, hw,
-                      gm, bt, mu, var, tr_f(t, n->attr.bn.eps), Y, ys);
-        }
-        break;
-    }
-    case OP_RELU: case OP_RELU6: case OP_SIGMOID: case OP_TANH:
-        tr_need(t, ir_ops[n->op].name);
-        sb_printf(b, "    nnc_%s(%s, %s, %s);\n", ir_ops[n->op].name, tr_count(t, y), X, Y);
-        break;
-    case OP_LEAKY_RELU:
-        tr_need(t, "leaky_relu");
-        sb_printf(b, "    nnc_leaky_relu(%s, %s, %s, %s);\n", tr_count(t, y), X, Y, tr_f(t, n->attr.act.slope));
-        break;
-    case OP_DROPOUT: case OP_IDENTITY: case OP_FLATTEN:
-        if (train && n->op == OP_DROPOUT) {
-            tr_need(t, "dropout_train");
-            sb_printf(b, "    nnc_dropout_train(%s, %s, %s, %s, t->cfg.seed, (uint64_t)t->step * %lld + %lld);\n",
-                      tr_count(t, y), X, Y, tr_f(t, n->attr.dropout.p), (long long)t->drop_per_step,
-                      (long long)t->drop_off[ni]);
-            break;
-        }  /* inference dropout is the identity */
-        tr_need(t, "copy");
-        sb_printf(b, "    nnc_copy(%s, %s, %s);\n", tr_count(t, y), X, Y);
-        break;
-    case OP_MAXPOOL2D: case OP_AVGPOOL2D: {
-        const PoolAttr *p = &n->attr.pool;
-        bool mx = n->op == OP_MAXPOOL2D;
-        tr_need(t, mx ? "maxpool2d" : "avgpool2d");
-        sb_printf(b, "    nnc_%s(n, %s, %lld, %lld, %lld, %lld, %s, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, ",
-                  ir_ops[n->op].name, X, xs, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), Y, ys, tr_dim(t, y, 1),
-                  tr_dim(t, y, 2), p->kh, p->kw, p->sh, p->sw, p->ph, p->pw);
-        if (mx) sb_printf(b, "%d, %d);\n", p->dh, p->dw);
-        else sb_printf(b, "%d);\n", p->count_include_pad ? 1 : 0);
-        break;
-    }
-    case OP_GLOBAL_AVGPOOL:
-        tr_need(t, "global_avgpool");
-        sb_printf(b, "    nnc_global_avgpool(n, %s, %lld, %lld, %s);\n", X, tr_dim(t, x, 0), tr_elems(tr_shape(t, x), 1), Y);
-        break;
-    case OP_ADAPTIVE_AVGPOOL:
-        tr_need(t, "adaptive_avgpool2d");
-        sb_printf(b, "    nnc_adaptive_avgpool2d(n, %s, %lld, %lld, %lld, %lld, %s, %lld, %lld, %lld, NULL, NULL, NNC_ACT_NONE, 0.0f);\n",
-                  X, xs, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), Y, ys, tr_dim(t, y, 1), tr_dim(t, y, 2));
-        break;
-    case OP_CONCAT: {
-        int axis = n->attr.concat.axis;
-        long long outer = 1, off = 0, yrow = tr_elems(tr_shape(t, y), axis);
-        for (int d = 0; d < axis; d++) outer *= tr_dim(t, y, d);
-        tr_need(t, "concat");
-        for (int j = 0; j < n->n_in; j++) {
-            long long xrow = tr_elems(ir_in_shape(g, n, j), axis);
-            sb_printf(b, "    nnc_concat_part(n * %lld, %s, %lld, %s, %lld, %lld);\n", outer, tr_x(t, ir_in(g, n, j)),
-                      xrow, Y, yrow, off);
-            off += xrow;
-        }
-        break;
-    }
-    case OP_ADD:
-        tr_need(t, "add");
-        sb_printf(b, "    nnc_add(%s, %s, %s, %s);\n", tr_count(t, y), X, tr_x(t, ir_in(g, n, 1)), Y);
-        break;
-    case OP_SOFTMAX:
-        tr_need(t, "softmax");
-        sb_printf(b, "    nnc_softmax(n, %s, %lld, %lld, %s);\n", X, tr_dim(t, x, 0), tr_elems(tr_shape(t, x), 1), Y);
-        break;
-    case OP_LRN: {
-        const LrnAttr *a = &n->attr.lrn;
-        tr_need(t, "lrn");
-        sb_printf(b, "    nnc_lrn(n, %s, %lld, %lld, %s, %d, %s, %s, %s);\n", X, tr_dim(t, x, 0),
-                  tr_elems(tr_shape(t, x), 1), Y, a->size, tr_f(t, a->alpha), tr_f(t, a->beta), tr_f(t, a->k));
-        break;
-    }
-    default:
-        break;
-    }
-}
-
-/* The backward call of node n: the gradients of its inputs (those that need
- * one) from the gradient of its output. */
-/* The gradient rules: the backward of each op, named in the GRAD column of
- * ir/ops.def. Each writes the calls that add the gradients of the node's
- * inputs (those that need one) from the gradient of its output; the forward
- * values it reads (its inputs, its output, the parameters) are kept alive for
- * it by the memory plan (tr_plan). tr_bwd_none: the op has no rule, and a
- * network using it cannot be trained yet. */
-static void tr_bwd_none(Tr *t, const IrNode *n, StrBuf *b) { (void)t, (void)n, (void)b; }
-
-static void tr_bwd_conv(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    const ConvAttr *c = &n->attr.conv;
-    int32_t w = ir_in(g, n, 1);
-    bool tconv = n->op == OP_CONV_T2D;
-    tr_need(t, tconv ? "conv_transpose2d_backward" : "conv2d_backward");
-    sb_printf(b, "    nnc_%s_backward(n, %s, %lld, %lld, %lld, %s, %s, %d, %lld, %lld,\n"
-                 "        %d, %d, %d, %d, %d, %d, %d, %d, %d, %s, %s, %s, t->scratch);\n",
-              tconv ? "conv_transpose2d" : "conv2d", X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2),
-              tr_x(t, w), DY, c->out_channels, tr_dim(t, y, 1), tr_dim(t, y, 2), c->kh, c->kw, c->sh, c->sw, c->ph,
-              c->pw, c->dh, c->dw, c->groups, DX, tr_d(t, w), c->bias ? tr_d(t, ir_in(g, n, 2)) : "NULL");
-}
-
-static void tr_bwd_linear(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    int32_t w = ir_in(g, n, 1);
-    tr_need(t, "linear_backward");
-    sb_printf(b, "    nnc_linear_backward(n, %s, %lld, %s, %s, %d, %s, %s, %s);\n", X, tr_elems(tr_shape(t, x), 0),
-              tr_x(t, w), DY, n->attr.linear.out_features, DX, tr_d(t, w),
-              n->attr.linear.bias ? tr_d(t, ir_in(g, n, 2)) : "NULL");
-}
-
-static void tr_bwd_batchnorm(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    long long c = tr_dim(t, x, 0);
-    tr_need(t, "batchnorm_train");
-    tr_need(t, "batchnorm_eval_backward");
-    sb_printf(b, "    if (train)\n"
-                 "        nnc_batchnorm_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s, %s, %s);\n",
-              X, c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[ni],
-              (long long)t->bn_off[ni] + c, DY, DX, tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)));
-    if (strcmp(DX, "NULL") == 0) return;  /* inference mode: an affine map, input gradients only (none wanted) */
-    /* a workspace gradient always exists ("if (ws + k)" is always true: gcc's -Waddress); the caller's dinput may be NULL */
-    sb_printf(b, "    else%s  /* inference mode: an affine map (input gradients only) */\n"
-                 "        nnc_batchnorm_eval_backward(n, %s, %lld, %lld, %s, %s, %s, %s);\n",
-              strcmp(DX, "dinput") == 0 ? " if (dinput)" : "", DY, c, tr_elems(tr_shape(t, x), 1),
-              tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps), DX);
-}
-
-static void tr_bwd_act_from_y(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    tr_need(t, arena_printf(&t->arena, "%s_backward", ir_ops[n->op].name));
-    sb_printf(b, "    nnc_%s_backward(%s, %s, %s, %s);\n", ir_ops[n->op].name, tr_count(t, y), Y, DY, DX);
-}
-
-static void tr_bwd_leaky_relu(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    tr_need(t, "leaky_relu_backward");
-    sb_printf(b, "    nnc_leaky_relu_backward(%s, %s, %s, %s, %s);\n", tr_count(t, y), X, DY, DX,
-              tr_f(t, n->attr.act.slope));
-}
-
-static void tr_bwd_dropout(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out, ni = (int32_t)(n - g->nodes);
-    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
-    tr_need(t, "dropout_train");
-    tr_need(t, "grad_accumulate");
-    sb_printf(b, "    if (train)\n"
-                 "        nnc_dropout_backward(%s, %s, %s, %s, t->cfg.seed, (uint64_t)t->step * %lld + %lld);\n"
-                 "    else\n"
-                 "        nnc_grad_accumulate(%s, %s, %s);\n",
-              tr_count(t, y), DY, DX, tr_f(t, n->attr.dropout.p), (long long)t->drop_per_step,
-              (long long)t->drop_off[ni], tr_count(t, y), DY, DX);
-}
-
-static void tr_bwd_copy(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
-    tr_need(t, "grad_accumulate");
-    sb_printf(b, "    nnc_grad_accumulate(%s, %s, %s);\n", tr_count(t, y), DY, DX);
-}
-
-static void tr_bwd_add(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t y = n->out;
-    const char *DY = tr_d(t, y);
-    tr_need(t, "grad_accumulate");
-    for (int j = 0; j < 2; j++)
-        if (t->grad[ir_in(g, n, j)])
-            sb_printf(b, "    %snnc_grad_accumulate(%s, %s, %s);\n",
-                      g->values[ir_in(g, n, j)].kind == VK_INPUT ? "if (dinput) " : "", tr_count(t, y), DY,
-                      tr_d(t, ir_in(g, n, j)));
-}
-
-static void tr_bwd_maxpool(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    const PoolAttr *p = &n->attr.pool;
-    tr_need(t, "maxpool2d_backward");
-    sb_printf(b, "    nnc_maxpool2d_backward(n, %s, %lld, %lld, %lld, %s, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %d, %s);\n",
-              X, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), DY, tr_dim(t, y, 1), tr_dim(t, y, 2), p->kh,
-              p->kw, p->sh, p->sw, p->ph, p->pw, p->dh, p->dw, DX);
-}
-
-static void tr_bwd_avgpool(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
-    const PoolAttr *p = &n->attr.pool;
-    tr_need(t, "avgpool2d_backward");
-    sb_printf(b, "    nnc_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %s);\n",
-              DY, tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_dim(t, y, 1), tr_dim(t, y, 2), p->kh, p->kw,
-              p->sh, p->sw, p->ph, p->pw, p->count_include_pad ? 1 : 0, DX);
-}
-
-static void tr_bwd_global_avgpool(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
-    tr_need(t, "global_avgpool_backward");
-    sb_printf(b, "    nnc_global_avgpool_backward(n, %s, %lld, %lld, %s);\n", DY, tr_dim(t, x, 0),
-              tr_elems(tr_shape(t, x), 1), DX);
-}
-
-static void tr_bwd_adaptive_avgpool(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *DX = tr_d(t, x), *DY = tr_d(t, y);
-    tr_need(t, "adaptive_avgpool2d_backward");
-    sb_printf(b, "    nnc_adaptive_avgpool2d_backward(n, %s, %lld, %lld, %lld, %lld, %lld, %s);\n", DY,
-              tr_dim(t, x, 0), tr_dim(t, x, 1), tr_dim(t, x, 2), tr_dim(t, y, 1), tr_dim(t, y, 2), DX);
-}
-
-static void tr_bwd_concat(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t y = n->out;
-    const char *DY = tr_d(t, y);
-    int axis = n->attr.concat.axis;
-    long long outer = 1, off = 0, yrow = tr_elems(tr_shape(t, y), axis);
-    for (int d = 0; d < axis; d++) outer *= tr_dim(t, y, d);
-    tr_need(t, "concat_backward");
-    for (int j = 0; j < n->n_in; j++) {
-        int32_t xj = ir_in(g, n, j);
-        long long xrow = tr_elems(tr_shape(t, xj), axis);
-        if (t->grad[xj])
-            sb_printf(b, "    %snnc_concat_part_backward(n * %lld, %s, %lld, %lld, %s, %lld);\n",
-                      g->values[xj].kind == VK_INPUT ? "if (dinput) " : "", outer, DY, yrow, off, tr_d(t, xj), xrow);
-        off += xrow;
-    }
-}
-
-static void tr_bwd_softmax(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *Y = tr_x(t, y), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    tr_need(t, "softmax_backward");
-    sb_printf(b, "    nnc_softmax_backward(n, %s, %s, %lld, %lld, %s);\n", Y, DY, tr_dim(t, x, 0),
-              tr_elems(tr_shape(t, x), 1), DX);
-}
-
-static void tr_bwd_lrn(Tr *t, const IrNode *n, StrBuf *b)
-{
-    const IrGraph *g = t->g;
-    int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *X = tr_x(t, x), *DX = tr_d(t, x), *DY = tr_d(t, y);
-    const LrnAttr *a = &n->attr.lrn;
-    tr_need(t, "lrn_backward");
-    sb_printf(b, "    nnc_lrn_backward(n, %s, %lld, %lld, %s, %d, %s, %s, %s, %s, t->scratch);\n", X, tr_dim(t, x, 0),
-              tr_elems(tr_shape(t, x), 1), DY, a->size, tr_f(t, a->alpha), tr_f(t, a->beta), tr_f(t, a->k), DX);
-}
-
-static void tr_bwd_act(Tr *t, const IrNode *n, StrBuf *b)
-{
-    if (n->op == OP_LEAKY_RELU) tr_bwd_leaky_relu(t, n, b);
-    else tr_bwd_act_from_y(t, n, b);
-}
-
-typedef void (*TrBwdFn)(Tr *t, const IrNode *n, StrBuf *b);
-
-#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) [OP_##id] = grad,
-static const TrBwdFn tr_backward_fns[OP_COUNT] = {
-#include "../ir/ops.def"
-};
-#undef OP
-
-static void tr_backward(Tr *t, const IrNode *n, StrBuf *b) { tr_backward_fns[n->op](t, n, b); }
+static long long tr_elems(const Tr *t, int32_t v) { return cg_elems_from(&t->g->values[v].shape, 0); }
 
 /* ----------------------------------------------------------- planning ---- */
 
 static bool tr_check(Tr *t)
 {
     const IrGraph *g = t->g;
-    if (t->opt->max_batch < 1 || t->opt->max_batch > TR_MAX_BATCH)
-        TR_FAIL(t, "the training batch must be between 1 and %d, not %d", TR_MAX_BATCH, t->opt->max_batch);
+    if (t->opt->max_batch < 1 || t->opt->max_batch > CG_MAX_BATCH)
+        TR_FAIL(t, "the training batch must be between 1 and %d, not %d", CG_MAX_BATCH, t->opt->max_batch);
     if (g->n_inputs != 1) TR_FAIL(t, "network %s has %d inputs; training needs exactly one (the images)", g->name, g->n_inputs);
     if (g->n_outputs < 1) TR_FAIL(t, "network %s has no output to train", g->name);
     if (g->n_params < 1) TR_FAIL(t, "network %s has no parameters: there is nothing to train", g->name);
@@ -525,8 +95,8 @@ static bool tr_check(Tr *t)
         int32_t v = g->outputs[k].value;
         const IrValue *o = &g->values[v];
         if (o->kind != VK_ACT) TR_FAIL(t, "output %s of %s is not computed by the network", g->outputs[k].name, g->name);
-        long long c = tr_elems(&o->shape, 0);
-        if (tr_elems(&o->shape, 1) != 1 || c < 1 || c > 1000000)
+        long long c = cg_elems_from(&o->shape, 0);
+        if (cg_elems_from(&o->shape, 1) != 1 || c < 1 || c > 1000000)
             TR_FAIL(t, "output %s of %s has shape [%lld, ...]: the loss needs [classes] logits", g->outputs[k].name,
                     g->name, (long long)o->shape.dim[0]);
         if (k == 0) t->classes = (int)c;
@@ -540,11 +110,17 @@ static bool tr_check(Tr *t)
         const IrNode *n = &g->nodes[i];
         const Epilogue *e = ir_epilogue(n);
         const Prologue *p = ir_prologue(n);
-        if (tr_backward_fns[n->op] == tr_bwd_none)
+        if (!cg_has_gradient(n->op))
             TR_FAIL(t, "%s:%d:%d: %s has no gradient rule yet, so %s cannot be trained", n->loc.file ? n->loc.file : g->name,
                     n->loc.line, n->loc.col, ir_ops[n->op].name, g->name);
-        if ((e && (e->act != ACT_NONE || e->residual)) || (p && p->on) || (n->op == OP_CONCAT && n->attr.concat.in_place))
+        if ((e && (e->act != ACT_NONE || e->residual)) || (p && p->on) || ir_is_view(n))
             TR_FAIL(t, "internal error: the training graph must not be optimized at -O2 (node %d)", i);
+        if (n->op == OP_BATCHNORM && n->attr.bn.fused) {  /* fuse_bn_train.c: its conv left the sums */
+            int32_t c = g->values[ir_in(g, n, 0)].node;
+            if (c < 0 || g->nodes[c].op != OP_CONV2D || !g->nodes[c].attr.conv.bn_stats)
+                TR_FAIL(t, "internal error: fused batchnorm (node %d) without its convolution's statistics", i);
+            if (2 * tr_dim(t, n->out, 0) > t->stats_doubles) t->stats_doubles = 2 * tr_dim(t, n->out, 0);
+        }
     }
     return true;
 }
@@ -567,42 +143,41 @@ static void tr_mark_grads(Tr *t)
     }
 }
 
-/* conv2d -> batchnorm -> [activation] chains the training step runs fused
- * (grad_kernels.c bn_train_fused): the conv's output read by the batchnorm
- * alone, the batchnorm's by the activation alone, neither a graph output. */
-static void tr_find_fusions(Tr *t)
+/* Floats of scratch the backward of a convolution needs: what the kernels'
+ * nnc_conv2d_backward_scratch and nnc_conv_transpose2d_backward_scratch
+ * (grad_kernels.c) compute, which the generated create checks against the
+ * plan, so the two formulas cannot drift apart unseen. */
+static int64_t tr_backward_scratch(Tr *t, const IrNode *n)
 {
-    const IrGraph *g = t->g;
-    int32_t N = g->n_nodes;
-    int32_t *uses = arena_alloc(&t->arena, (size_t)g->n_values * sizeof *uses);
-    t->fused_bn = arena_alloc(&t->arena, (size_t)(N + 1) * sizeof *t->fused_bn);
-    t->fused_act = arena_alloc(&t->arena, (size_t)(N + 1) * sizeof *t->fused_act);
-    for (int32_t i = 0; i < g->n_ins; i++) uses[g->ins[i]]++;
-    for (int32_t o = 0; o < g->n_outputs; o++) uses[g->outputs[o].value] += 2;  /* an output is never fused away */
-    for (int32_t i = 0; i < N; i++) t->fused_bn[i] = t->fused_act[i] = -1;
-    for (int32_t b = 0; b < N; b++) {
-        const IrNode *bn = &g->nodes[b];
-        if (bn->op != OP_BATCHNORM) continue;
-        int32_t x = ir_in(g, bn, 0), c = g->values[x].node;
-        if (c < 0 || g->nodes[c].op != OP_CONV2D || uses[x] != 1 || t->fused_bn[c] >= 0) continue;
-        t->fused_bn[c] = t->fused_bn[b] = b;
-        if (2 * tr_dim(t, x, 0) > t->stats_doubles) t->stats_doubles = 2 * tr_dim(t, x, 0);
-        if (uses[bn->out] != 1) continue;
-        for (int32_t a = b + 1; a < N; a++) {
-            const IrNode *an = &g->nodes[a];
-            if (an->n_in < 1 || ir_in(g, an, 0) != bn->out) continue;
-            bool ok = an->op == OP_RELU || an->op == OP_RELU6 || an->op == OP_SIGMOID || an->op == OP_TANH ||
-                      (an->op == OP_LEAKY_RELU && an->attr.act.slope > 0.0f);
-            if (ok) t->fused_act[b] = a, t->fused_bn[a] = b;
-            break;
-        }
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *x = ir_in_shape(t->g, n, 0), *y = &t->g->values[n->out].shape;
+    if (n->op == OP_CONV_T2D) {
+        int64_t s = (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
+        cg_scratch_check(&t->e, arena_printf(&t->arena, "nnc_conv_transpose2d_backward_scratch(%lld, %lld, %d, %d, %d, %d)",
+                                             (long long)x->dim[1], (long long)x->dim[2], c->out_channels, c->kh,
+                                             c->kw, c->groups),
+                         s);
+        return s;
     }
+    int64_t ohw = y->dim[1] * y->dim[2], nb = cg_conv_samples(ohw);
+    int64_t s = (x->dim[0] / c->groups * c->kh * c->kw + (nb > 1 ? c->out_channels / c->groups : 0)) * nb * ohw;
+    cg_scratch_check(&t->e, arena_printf(&t->arena, "nnc_conv2d_backward_scratch(%lld, %d, %d, %d, %lld, %lld, %d)",
+                                         (long long)x->dim[0], c->out_channels, c->kh, c->kw, (long long)y->dim[1],
+                                         (long long)y->dim[2], c->groups),
+                     s);
+    return s;
 }
 
-/* The value a fused chain's batchnorm writes: its activation's output, or its own. */
-static int32_t tr_chain_out(const Tr *t, int32_t b)
+/* The scratch of node n, forward and backward (the largest is the module's). */
+static int64_t tr_scratch(Tr *t, const IrNode *n)
 {
-    return t->fused_act[b] >= 0 ? t->g->nodes[t->fused_act[b]].out : t->g->nodes[b].out;
+    int64_t s = cg_scratch_floats(t->g, n, t->opt->max_batch);
+    if (n->op == OP_CONV2D || n->op == OP_CONV_T2D) {
+        int64_t b = tr_backward_scratch(t, n);
+        if (b > s) s = b;
+    }
+    if (n->op == OP_LRN) s = ir_in_shape(t->g, n, 0)->dim[0] * 2;  /* nnc_lrn_backward */
+    return s;
 }
 
 static bool tr_plan(Tr *t)
@@ -635,19 +210,11 @@ static bool tr_plan(Tr *t)
             if (2 * N - i > last[v]) last[v] = 2 * N - i;  /* the backward of a reader reads its inputs */
         }
         if (2 * N - i > last[n->out]) last[n->out] = 2 * N - i;  /* ... and its output */
-        if (n->op == OP_BATCHNORM && t->fused_bn[i] == i && t->fused_act[i] >= 0) {
-            int32_t y = tr_chain_out(t, i);  /* the fused backward reads the activation's output */
-            if (2 * N - i > last[y]) last[y] = 2 * N - i;
-        }
         t->bn_off[i] = t->drop_off[i] = -1;
         if (n->op == OP_BATCHNORM) t->bn_off[i] = t->bn_floats, t->bn_floats += 2 * tr_dim(t, ir_in(g, n, 0), 0);
-        if (n->op == OP_DROPOUT) t->drop_off[i] = t->drop_per_step, t->drop_per_step += mb * tr_elems(tr_shape(t, n->out), 0);
+        if (n->op == OP_DROPOUT) t->drop_off[i] = t->drop_per_step, t->drop_per_step += mb * tr_elems(t, n->out);
         int64_t s = tr_scratch(t, n);
         if (s > t->scratch_floats) t->scratch_floats = s;
-        if (n->op == OP_CONV2D || n->op == OP_CONV_T2D) {  /* the backward kernels' own needs */
-            int64_t sb = tr_backward_scratch(t, n);
-            if (sb > t->scratch_floats) t->scratch_floats = sb;
-        }
     }
     for (int32_t k = 0; k < g->n_outputs; k++)  /* the loss reads every output */
         if (2 * N + 1 > last[g->outputs[k].value]) last[g->outputs[k].value] = 2 * N + 1;
@@ -656,13 +223,9 @@ static bool tr_plan(Tr *t)
     int32_t nb = 0;
     for (int32_t i = 0; i < N; i++) {
         int32_t v = g->nodes[i].out;
-        int64_t bytes = tr_elems(tr_shape(t, v), 0) * mb * (int64_t)sizeof(float);
-        bool mid = g->nodes[i].op == OP_BATCHNORM && t->fused_bn[i] == i && t->fused_act[i] >= 0;
-        if (mid) continue;  /* a fused batchnorm's own output never exists: it writes its activation's */
-        int32_t born = t->fused_bn[i] >= 0 && g->nodes[i].op != OP_CONV2D && g->nodes[i].op != OP_BATCHNORM
-                           ? t->fused_bn[i] : i;  /* an activation fused into batchnorm b is written at step b */
+        int64_t bytes = tr_elems(t, v) * mb * (int64_t)sizeof(float);
         owner[nb] = v;
-        bufs[nb++] = (MpBuffer){bytes, born, last[v], 0};
+        bufs[nb++] = (MpBuffer){bytes, i, last[v], 0};
         if (!t->grad[v]) continue;
         int32_t first = 2 * N - i;  /* the gradient: from its last reader's backward (or the loss) to its producer's */
         for (int32_t k = 0; k < g->n_outputs; k++)
@@ -670,9 +233,9 @@ static bool tr_plan(Tr *t)
         if (reader[v] > i && 2 * N - reader[v] < first) first = 2 * N - reader[v];  /* the last reader's backward */
         t->first_grad[v] = first;
         owner[nb] = -(v + 1);
-        bufs[nb++] = (MpBuffer){bytes, first, 2 * N - born, 0};  /* read by the batchnorm's backward when fused */
+        bufs[nb++] = (MpBuffer){bytes, first, 2 * N - i, 0};
     }
-    t->ws_bytes = mp_plan(bufs, nb, TR_ALIGN);
+    t->ws_bytes = mp_plan(bufs, nb, CG_ALIGN);
     for (int32_t b = 0; b < nb; b++) {
         if (owner[b] >= 0) t->act_off[owner[b]] = bufs[b].offset;
         else t->grad_off[-owner[b] - 1] = bufs[b].offset;
@@ -684,136 +247,86 @@ static bool tr_plan(Tr *t)
 
 static void tr_put(Tr *t, StrBuf *out, const char *text) { cg_put_template(out, text, t->prefix, t->upper); }
 
-static const char *tr_node_comment(Tr *t, const IrNode *n) { return cg_node_origin(&t->arena, n); }
-
-/* The forward of a fused chain: at the conv (training: with the statistics),
- * at the batchnorm (normalization and activation in one pass); the activation
- * node itself emits nothing. */
-static bool tr_forward_fused(Tr *t, const IrNode *n, StrBuf *b)
+/* The walk's view of the training module (cgen.h): values, gradients, state. */
+static void tr_walk_init(Tr *t)
 {
     const IrGraph *g = t->g;
-    int32_t i = (int32_t)(n - g->nodes), bi = t->fused_bn[i];
-    if (bi < 0) return false;
-    const IrNode *bn = &g->nodes[bi];
-    int32_t x = ir_in(g, bn, 0), y = tr_chain_out(t, bi), a = t->fused_act[bi];
-    ActKind act = a >= 0 ? ir_ops[g->nodes[a].op].act : ACT_NONE;
-    float slope = a >= 0 && g->nodes[a].op == OP_LEAKY_RELU ? g->nodes[a].attr.act.slope : 0.0f;
-    long long c = tr_dim(t, x, 0), hw = tr_elems(tr_shape(t, x), 1);
-    if (n->op == OP_CONV2D) {
-        const ConvAttr *ca = &n->attr.conv;
-        int32_t cx = ir_in(g, n, 0);
-        tr_need(t, "bn_train_fused");
-        sb_printf(b, "    if (train) {  /* the convolution, with its batchnorm's statistics */\n"
-                     "        memset(t->stats, 0, %lld * sizeof(double));\n"
-                     "        nnc_conv2d_stats(n, %s, %lld, %lld, %lld, %s, %s, %s, %d, %lld, %lld,\n"
-                     "                         %d, %d, %d, %d, %d, %d, %d, %d, %d, t->scratch, t->stats);\n"
-                     "    } else {\n",
-                  2 * c, tr_x(t, cx), tr_dim(t, cx, 0), tr_dim(t, cx, 1), tr_dim(t, cx, 2), tr_x(t, ir_in(g, n, 1)),
-                  ca->bias ? tr_x(t, ir_in(g, n, 2)) : "NULL", tr_x(t, n->out), ca->out_channels, tr_dim(t, n->out, 1),
-                  tr_dim(t, n->out, 2), ca->kh, ca->kw, ca->sh, ca->sw, ca->ph, ca->pw, ca->dh, ca->dw, ca->groups);
-        tr_forward(t, n, b, false);
-        sb_append(b, "    }\n");
-        return true;
+    Arena *a = &t->arena;
+    CgEmit *e = &t->e;
+    const CgDialect *d = &cg_dialect_c;
+    const char **cname = arena_alloc(a, (size_t)g->n_values * sizeof *cname);
+    const char **dname = arena_alloc(a, (size_t)g->n_values * sizeof *dname);
+    int64_t *stride = arena_alloc(a, (size_t)g->n_values * sizeof *stride);
+    const char **scratch = arena_alloc(a, (size_t)(g->n_nodes + 1) * sizeof *scratch);
+    CgTrainState *s = &t->state;
+    s->bn_mean = arena_alloc(a, (size_t)(g->n_nodes + 1) * sizeof *s->bn_mean);
+    s->bn_invstd = arena_alloc(a, (size_t)(g->n_nodes + 1) * sizeof *s->bn_invstd);
+    s->drop_stream = arena_alloc(a, (size_t)(g->n_nodes + 1) * sizeof *s->drop_stream);
+    s->stats = "t->stats";
+    s->seed = "t->cfg.seed";
+    s->train = "train";
+    s->dinput = "dinput";
+    for (int32_t v = 0; v < g->n_values; v++) {
+        const IrValue *val = &g->values[v];
+        stride[v] = tr_elems(t, v);
+        if (val->kind == VK_INPUT) cname[v] = "input", dname[v] = t->grad[v] ? "dinput" : NULL;
+        else if (val->kind == VK_PARAM)
+            cname[v] = arena_printf(a, "t->params + %lld", (long long)t->param_off[v]),
+            dname[v] = t->grad[v] ? arena_printf(a, "t->grads + %lld", (long long)t->param_off[v]) : NULL;
+        else
+            cname[v] = d->region(a, "ws", t->act_off[v]),
+            dname[v] = t->grad[v] ? d->region(a, "ws", t->grad_off[v]) : NULL;
     }
-    if (n->op == OP_BATCHNORM) {
-        const char *X = tr_x(t, x), *Y = tr_x(t, y);
-        sb_printf(b, "    if (train) {  /* normalization and %s in one pass */\n"
-                     "        nnc_batchnorm_act_train(n, %s, %lld, %lld, t->stats, %s, %s, %s, %s, %s, %s, %s,\n"
-                     "                                t->bn_save + %lld, t->bn_save + %lld, %s, %s);\n"
-                     "    } else {\n",
-                  ir_act_name(act), X, c, hw, tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 2)), tr_f(t, n->attr.bn.eps),
-                  tr_f(t, n->attr.bn.momentum), tr_x(t, ir_in(g, n, 3)), tr_x(t, ir_in(g, n, 4)), Y,
-                  (long long)t->bn_off[bi], (long long)t->bn_off[bi] + c,
-                  cg_act_macro(act),
-                  tr_f(t, slope));
-        tr_need(t, "batchnorm");
-        sb_printf(b, "        nnc_batchnorm(n, %s, %lld, %lld, %lld, %s, %s, %s, %s, %s, %s, %lld);\n", X,
-                  tr_elems(tr_shape(t, x), 0), c, hw, tr_x(t, ir_in(g, n, 1)), tr_x(t, ir_in(g, n, 2)),
-                  tr_x(t, ir_in(g, n, 3)), tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps), Y, tr_elems(tr_shape(t, x), 0));
-        if (a >= 0) {
-            tr_need(t, ir_ops[g->nodes[a].op].name);
-            if (g->nodes[a].op == OP_LEAKY_RELU)
-                sb_printf(b, "        nnc_leaky_relu(%s, %s, %s, %s);\n", tr_count(t, y), Y, Y, tr_f(t, slope));
-            else
-                sb_printf(b, "        nnc_%s(%s, %s, %s);\n", ir_ops[g->nodes[a].op].name, tr_count(t, y), Y, Y);
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        scratch[i] = "t->scratch";
+        if (t->bn_off[i] >= 0) {
+            long long c = tr_dim(t, ir_in(g, &g->nodes[i], 0), 0);
+            s->bn_mean[i] = arena_printf(a, "t->bn_save + %lld", (long long)t->bn_off[i]);
+            s->bn_invstd[i] = arena_printf(a, "t->bn_save + %lld", (long long)t->bn_off[i] + c);
         }
-        sb_append(b, "    }\n");
-        return true;
+        if (t->drop_off[i] >= 0)
+            s->drop_stream[i] = arena_printf(a, "(uint64_t)t->step * %lld + %lld", (long long)t->drop_per_step,
+                                             (long long)t->drop_off[i]);
     }
-    sb_printf(b, "    /* fused into the batchnorm above */\n");
-    return true;
+    e->g = g;
+    e->d = d;
+    e->arena = a;
+    e->max_batch = t->opt->max_batch;
+    e->cname = cname;
+    e->dname = dname;
+    e->stride = stride;
+    e->scratch = scratch;
+    e->tr = s;
+    e->err = t->err;
+    e->errlen = t->errlen;
 }
 
-/* The backward of a fused chain, at the batchnorm: the activation's backward
- * folded into batchnorm's (the activation node emits nothing). */
-static bool tr_backward_fused(Tr *t, const IrNode *n, StrBuf *b)
+static bool tr_emit_bodies(Tr *t)
 {
     const IrGraph *g = t->g;
-    int32_t i = (int32_t)(n - g->nodes), bi = t->fused_bn[i];
-    if (bi < 0 || n->op == OP_CONV2D) return false;
-    if (n->op != OP_BATCHNORM) {
-        sb_printf(b, "    /* folded into the batchnorm's backward below */\n");
-        return true;
-    }
-    int32_t x = ir_in(g, n, 0), y = tr_chain_out(t, bi), a = t->fused_act[bi];
-    ActKind act = a >= 0 ? ir_ops[g->nodes[a].op].act : ACT_NONE;
-    float slope = a >= 0 && g->nodes[a].op == OP_LEAKY_RELU ? g->nodes[a].attr.act.slope : 0.0f;
-    long long c = tr_dim(t, x, 0);
-    const char *an = cg_act_macro(act);
-    tr_need(t, "bn_train_fused");
-    sb_printf(b, "    if (train)\n"
-                 "        nnc_batchnorm_act_backward(n, %s, %lld, %lld, %s, t->bn_save + %lld, t->bn_save + %lld, %s, %s,\n"
-                 "                                   %s, %s, %s, %s, %s);\n"
-                 "    else  /* inference mode: the activation, then an affine map (input gradients only) */\n"
-                 "        nnc_batchnorm_act_eval_backward(n, %lld, %lld, %s, %s, %s, %s, %s, %s, %s, %s);\n",
-              tr_x(t, x), c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)), (long long)t->bn_off[bi],
-              (long long)t->bn_off[bi] + c, tr_x(t, y), tr_d(t, y), an, tr_f(t, slope), tr_d(t, x),
-              tr_d(t, ir_in(g, n, 1)), tr_d(t, ir_in(g, n, 2)), c, tr_elems(tr_shape(t, x), 1), tr_x(t, ir_in(g, n, 1)),
-              tr_x(t, ir_in(g, n, 4)), tr_f(t, n->attr.bn.eps), tr_x(t, y), tr_d(t, y), an, tr_f(t, slope), tr_d(t, x));
-    return true;
-}
-
-static void tr_emit_bodies(Tr *t)
-{
-    const IrGraph *g = t->g;
+    CgEmit *e = &t->e;
     int32_t N = g->n_nodes;
     sb_append(&t->fwd, "");
     sb_append(&t->bwd, "");
-    for (int32_t i = 0; i < N; i++) {
-        const IrNode *n = &g->nodes[i];
-        sb_printf(&t->fwd, "\n    /* %s */\n", tr_node_comment(t, n));
-        if (tr_forward_fused(t, n, &t->fwd)) continue;
-        bool mode = n->op == OP_BATCHNORM || n->op == OP_DROPOUT;
-        if (mode) {
-            sb_append(&t->fwd, "    if (train) {\n    ");
-            tr_forward(t, n, &t->fwd, true);
-            sb_append(&t->fwd, "    } else {\n    ");
-            tr_forward(t, n, &t->fwd, false);
-            sb_append(&t->fwd, "    }\n");
-        } else {
-            tr_forward(t, n, &t->fwd, false);
-        }
-    }
+    e->body = &t->fwd;
+    for (int32_t i = 0; i < N; i++)
+        if (!cg_emit_forward(e, &g->nodes[i])) return false;
+    e->body = &t->bwd;
     for (int32_t i = N - 1; i >= 0; i--) {
         const IrNode *n = &g->nodes[i];
         if (!t->grad[n->out]) continue;
-        sb_printf(&t->bwd, "\n    /* backward of %s */\n", tr_node_comment(t, n));
-        bool folded = t->fused_bn[i] >= 0 && n->op != OP_CONV2D && n->op != OP_BATCHNORM;
-        for (int j = 0; !folded && j < n->n_in; j++) {  /* gradients whose first contribution comes now start at zero */
+        sb_printf(&t->bwd, "\n    /* backward of %s */\n", cg_node_origin(&t->arena, n));
+        e->indent = 4;
+        for (int j = 0; j < n->n_in; j++) {  /* gradients whose first contribution comes now start at zero */
             int32_t v = ir_in(g, n, j);
             bool seen = false;
             for (int k = 0; k < j; k++) seen |= ir_in(g, n, k) == v;
             if (!seen && t->grad[v] && g->values[v].kind == VK_ACT && t->first_grad[v] == 2 * N - i)
-                sb_printf(&t->bwd, "    memset(%s, 0, %s * sizeof(float));\n", tr_d(t, v), tr_count(t, v));
+                cg_line(e, "%s", e->d->zero(&t->arena, e->dname[v], cg_count(e, v), "float"));
         }
-        bool guard = false;  /* an op whose input gradient would go to the caller's dinput, which may be NULL */
-        if (n->op != OP_CONV2D && n->op != OP_CONV_T2D && n->op != OP_LINEAR && n->op != OP_BATCHNORM &&
-            n->op != OP_ADD && n->op != OP_CONCAT && n->n_in && g->values[ir_in(g, n, 0)].kind == VK_INPUT)
-            guard = true;
-        if (guard) sb_append(&t->bwd, "    if (dinput) {\n");
-        if (!tr_backward_fused(t, n, &t->bwd)) tr_backward(t, n, &t->bwd);
-        if (guard) sb_append(&t->bwd, "    }\n");
+        cg_emit_backward(e, n);
     }
+    return true;
 }
 
 /* The header's file name as the source #includes it (checked by cg_header_name_ok). */
@@ -923,18 +436,13 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            " * NNC_USE_CBLAS and link -lopenblas for cblas_sgemm). */\n");
     sb_printf(c, "#include \"%s\"\n\n#include <math.h>\n#include <stdarg.h>\n#include <stdint.h>\n#include <stdio.h>\n"
                  "#include <stdlib.h>\n#include <string.h>\n\n", hname);
-    /* the kernels: kernels.c and grad_kernels.c as one sectioned text (the backward sections need forward ones) */
-    tr_need(t, "count_correct");
-    tr_need(t, "cross_entropy");
-    tr_need(t, "bce_with_logits");
-    tr_need(t, "mse_loss");
-    tr_need(t, "copy");
-    StrBuf all = {0};
-    sb_append(&all, nnc_snippet_kernels);
-    const char *gm = strstr(nnc_snippet_grad_kernels, "\n/* @kernel ");
-    if (gm) sb_append(&all, gm + 1);
-    bool ok = cg_snippet_select(all.data, all.len, t->sections, t->n_sections, c, err, sizeof err);
-    sb_free(&all);
+    /* the kernels the walk named, and the losses' */
+    cg_need(&t->e, "count_correct");
+    cg_need(&t->e, "cross_entropy");
+    cg_need(&t->e, "bce_with_logits");
+    cg_need(&t->e, "mse_loss");
+    cg_need(&t->e, "copy");
+    bool ok = t->e.d->library(t->e.sections, t->e.n_sections, c, err, sizeof err);
     const char *opt_sections[] = {"optim"};
     ok = ok && cg_snippet_select(nnc_snippet_optim, nnc_snippet_optim_len, opt_sections, 1, c, err, sizeof err);
     if (!ok) TR_FAIL(t, "internal error: %s", err);
@@ -1015,7 +523,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
                  "    unsigned char *ws = t->ws;\n"
                  "    (void)ws; (void)input; (void)train;\n");
     sb_printf(c, "    if (dinput) memset(dinput, 0, (size_t)n * %lld * sizeof(float));\n",
-              tr_elems(&g->values[g->inputs[0]].shape, 0));
+              tr_elems(t, g->inputs[0]));
     sb_append(c, t->bwd.data ? t->bwd.data : "");
     sb_append(c, "}\n\n");
     sb_printf(c, "#define %s_N_OUTPUTS %d\n#define %s_LOGITS(t) ((float *)((t)->ws + %lld))\n"
@@ -1135,9 +643,13 @@ static bool tr_write_source(Tr *t, StrBuf *c)
            "        !t->target || !t->dummy ||\n"
            "        !t->state_names)\n"
            "        return $p_train_fail(t, -2, \"$p_train_create: out of memory\");\n");
-    if (t->scratch_checks.len)  /* the kernels' own scratch needs against the plan (tr_backward_scratch) */
-        sb_printf(c, "    if (%s)\n        return %s_train_fail(t, -1, \"internal error: a backward kernel needs more "
-                     "scratch than %s_SCRATCH_FLOATS\");\n", t->scratch_checks.data, t->prefix, t->upper);
+    if (t->e.n_checks) {  /* the kernels' own scratch needs against the plan */
+        sb_append(c, "    if (");
+        for (int i = 0; i < t->e.n_checks; i++)
+            sb_printf(c, "%s%s > (size_t)%s_SCRATCH_FLOATS", i ? " ||\n        " : "", t->e.checks[i].call, t->upper);
+        sb_printf(c, ")\n        return %s_train_fail(t, -1, \"internal error: a kernel needs more scratch than \"\n"
+                     "                                    \"%s_SCRATCH_FLOATS\");\n", t->prefix, t->upper);
+    }
     tr_put(t, c,
            "    for (i = 0; i < $P_N_PARAMS; i++) {\n"
            "        want[i].name = $p_params[i].name;\n"
@@ -1320,19 +832,18 @@ bool cg_emit_train_c(const IrGraph *g, const CgTrainOptions *opt, StrBuf *c_src,
     t.errlen = errlen;
     t.prefix = cg_c_prefix(&t.arena, g->name);
     t.upper = cg_c_upper(&t.arena, t.prefix);
+    t.e.arena = &t.arena;  /* the plan registers the backward kernels' scratch checks */
     bool ok = (!opt->header_name || cg_header_name_ok(opt->header_name, err, errlen)) && tr_check(&t);
     if (ok) {
         tr_mark_grads(&t);
-        tr_find_fusions(&t);
         ok = tr_plan(&t);
     }
     if (ok) {
-        tr_emit_bodies(&t);
-        ok = tr_write_source(&t, c_src);
+        tr_walk_init(&t);
+        ok = tr_emit_bodies(&t) && tr_write_source(&t, c_src);
     }
     if (ok) tr_write_header(&t, h_src);
     sb_free(&t.fwd);
-    sb_free(&t.scratch_checks);
     sb_free(&t.bwd);
     arena_free(&t.arena);
     return ok;

@@ -119,6 +119,8 @@ typedef struct {
     bool bias;
     Epilogue epi;          /* conv2d and conv_transpose2d */
     Prologue pro;          /* conv2d only */
+    bool bn_stats;         /* training (passes/fuse_bn_train.c): conv2d also sums, per output channel, what the
+                            * batchnorm reading it needs for its batch statistics */
 } ConvAttr;
 
 typedef struct {
@@ -127,7 +129,10 @@ typedef struct {
     bool count_include_pad;  /* avgpool divisor counts padding (PyTorch default: true) */
 } PoolAttr;
 
-typedef struct { float eps, momentum; } BnAttr;
+/* batchnorm (and eps of the folding ops). fused (training, passes/fuse_bn_train.c):
+ * its batch statistics come from the conv2d before it (ConvAttr.bn_stats), and it
+ * applies act (slope: leaky_relu's) to its output in the same pass. */
+typedef struct { float eps, momentum; bool fused; ActKind act; float slope; } BnAttr;
 typedef struct { int out_features; bool bias; Epilogue epi; } LinearAttr;
 typedef struct { float slope; } ActAttr;        /* leaky_relu negative slope */
 typedef struct { float p; } DropoutAttr;
@@ -263,6 +268,13 @@ static inline int ir_residual_in(const IrNode *n)
     const Epilogue *e = ir_epilogue(n);
     if (!e || !e->residual) return -1;
     return n->op == OP_DWPW ? ir_dwpw_pw_in(n) + 1 + n->attr.dwpw.pw.bias : 2 + ir_has_bias(n);
+}
+/* Whether node n is a view that runs no code: a slice, or a concat whose
+ * inputs' producers wrote their slices of it (concat_elim.c). The code
+ * generator and pass_count_kernels share this rule. */
+static inline bool ir_is_view(const IrNode *n)
+{
+    return n->op == OP_SLICE || (n->op == OP_CONCAT && n->attr.concat.in_place);
 }
 /* The prologue of a conv2d or adaptive_avgpool2d node, or NULL for any other op. */
 static inline const Prologue *ir_prologue(const IrNode *n)

@@ -43,6 +43,7 @@ static void print_attr(const IrNode *n, StrBuf *out)
         if (n->op == OP_CONV_T2D) sb_printf(out, " op=%dx%d", a->conv.oph, a->conv.opw);
         print_prologue(&a->conv.pro, out);
         print_epilogue(&a->conv.epi, out);
+        if (a->conv.bn_stats) sb_append(out, " +bn_stats");
         break;
     case AT_POOL:
         sb_printf(out, " k=%dx%d s=%dx%d p=%dx%d", a->pool.kh, a->pool.kw, a->pool.sh, a->pool.sw, a->pool.ph, a->pool.pw);
@@ -51,8 +52,16 @@ static void print_attr(const IrNode *n, StrBuf *out)
         if (n->op == OP_AVGPOOL2D && !a->pool.count_include_pad) sb_append(out, " exclude_pad");
         break;
     case AT_BN:
-        if (n->op == OP_BATCHNORM) sb_printf(out, " eps=%g momentum=%g", a->bn.eps, a->bn.momentum);
-        else sb_printf(out, " eps=%g", a->bn.eps);  /* the fold ops: momentum means nothing there */
+        if (n->op != OP_BATCHNORM) {  /* the fold ops: momentum means nothing there */
+            sb_printf(out, " eps=%g", a->bn.eps);
+            break;
+        }
+        sb_printf(out, " eps=%g momentum=%g", a->bn.eps, a->bn.momentum);
+        if (a->bn.fused) {  /* training: statistics from the conv, then act */
+            sb_append(out, " fused");
+            if (a->bn.act != ACT_NONE) sb_printf(out, " %s", ir_act_name(a->bn.act));
+            if (ir_act_has_slope(a->bn.act)) sb_printf(out, " slope=%g", a->bn.slope);
+        }
         break;
     case AT_LINEAR:
         sb_printf(out, " out=%d", a->linear.out_features);

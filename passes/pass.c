@@ -14,12 +14,15 @@
 /* The pipeline, in order. -O1 cleans up; -O2 adds the rewrites that change
  * which kernels run (fusion, folding). The last column is a pass's form for a
  * training graph (pass_run_training_pipeline), NULL where it has none: batch
- * statistics cannot be folded, and the training generator fuses conv +
- * batchnorm statistics + activation itself (codegen/emit_train.c). */
+ * statistics cannot be folded; fold_bn's training form fuses conv + batchnorm
+ * statistics + activation instead. It runs at every level, -O0 too: the
+ * training kernels have always run that chain fused, and a training module's
+ * numbers must not depend on -O. */
 static const Pass pipeline[] = {
     {"cleanup", 1, pass_cleanup, pass_cleanup_train},  /* identity/dropout removal, CSE */
     {"dce",     1, pass_dce, pass_dce_train},          /* what no output needs */
     {"fold_bn", 2, pass_fold_bn, NULL},   /* conv/linear -> batchnorm into one layer, weights folded at create */
+    {"fuse_bn_train", 0, NULL, pass_fuse_bn_train},  /* training: conv -> batchnorm statistics -> activation */
     {"fuse_epilogue", 2, pass_fuse_epilogue, NULL},  /* conv/linear -> [add] -> [activation] into one kernel call */
     {"fuse_prologue", 2, pass_fuse_prologue, NULL},  /* batchnorm -> [activation] -> conv/adaptive pool: into the layer */
     {"fuse_dwpw", 2, pass_fuse_dwpw, NULL},          /* depthwise conv -> 1x1 conv: one kernel, tile by tile */
@@ -95,9 +98,7 @@ int pass_count_kernels(const IrGraph *g)
     bool *is_const = nnc_xcalloc((size_t)(g->n_values ? g->n_values : 1), sizeof *is_const);
     ir_mark_constants(g, is_const);
     int k = 0;
-    for (int32_t i = 0; i < g->n_nodes; i++)  /* an in-place concat has nothing left to do */
-        k += !is_const[g->nodes[i].out] && g->nodes[i].op != OP_SLICE &&
-             !(g->nodes[i].op == OP_CONCAT && g->nodes[i].attr.concat.in_place);
+    for (int32_t i = 0; i < g->n_nodes; i++) k += !is_const[g->nodes[i].out] && !ir_is_view(&g->nodes[i]);
     free(is_const);
     return k;
 }

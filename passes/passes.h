@@ -43,6 +43,11 @@ bool pass_cleanup(IrGraph *g, char *err, size_t errlen);
  * neither removed nor merged (each output keeps a node of its own). */
 bool pass_cleanup_train(IrGraph *g, char *err, size_t errlen);
 
+/* Training: conv2d -> batchnorm [-> activation] as a convolution that sums the
+ * batchnorm's statistics and a batchnorm that applies the activation
+ * (fuse_bn_train.c). */
+bool pass_fuse_bn_train(IrGraph *g, char *err, size_t errlen);
+
 /* Dead-code elimination: keeps the nodes that outputs depend on. */
 bool pass_dce(IrGraph *g, char *err, size_t errlen);
 /* The same for training: every parameter stays (the weights files and the

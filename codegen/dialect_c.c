@@ -1,0 +1,58 @@
+/* dialect_c.c: C99 for the host CPU, the first dialect of the generator
+ * (cgen.h CgDialect). Kernels are static functions pasted from the kernel
+ * library (runtime/snippets/), called directly; calls are synchronous; the
+ * workspace is one byte array addressed by offset.
+ *
+ * A second dialect (CUDA) fills the same table: its kernel_prefix names
+ * device kernels (or their host-side launchers), library pastes the device
+ * kernel library, region addresses device memory, zero is cudaMemsetAsync,
+ * launch_open writes "nnc_cu_conv2d<<<grid, block, 0, stream>>>(" with the
+ * launch configuration, and sync a stream synchronization; the walk
+ * (ops_c.c, grad_c.c) and the modules stay as they are. */
+#include "cgen.h"
+#include "emit_c.h"
+
+#include <string.h>
+
+extern const char nnc_snippet_kernels[];
+extern const size_t nnc_snippet_kernels_len;
+extern const char nnc_snippet_grad_kernels[];
+extern const size_t nnc_snippet_grad_kernels_len;
+
+/* The kernel library: kernels.c and grad_kernels.c as one sectioned text (the
+ * backward sections need forward ones), the second file from its first marker. */
+static bool c_library(const char *const *sections, int n, StrBuf *out, char *err, size_t errlen)
+{
+    StrBuf all = {0};
+    sb_appendn(&all, nnc_snippet_kernels, nnc_snippet_kernels_len);
+    const char *gm = strstr(nnc_snippet_grad_kernels, "\n/* @kernel ");
+    if (gm) sb_append(&all, gm + 1);
+    bool ok = cg_snippet_select(all.data, all.len, sections, n, out, err, errlen);
+    sb_free(&all);
+    return ok;
+}
+
+static const char *c_region(Arena *a, const char *ws, long long off)
+{
+    return arena_printf(a, "(float *)(%s + %lld)", ws, off);
+}
+
+static const char *c_zero(Arena *a, const char *p, const char *count, const char *type)
+{
+    return arena_printf(a, "memset(%s, 0, %s * sizeof(%s));", p, count, type);
+}
+
+static const char *c_launch_open(Arena *a, const char *fn) { return arena_printf(a, "%s(", fn); }
+
+const CgDialect cg_dialect_c = {
+    .name = "c",
+    .kernel_prefix = "nnc_",
+    .includes = "#include <stdarg.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+                "#include <string.h>\n",
+    .library = c_library,
+    .region = c_region,
+    .zero = c_zero,
+    .launch_open = c_launch_open,
+    .launch_close = ");",
+    .sync = "",
+};
