@@ -10,6 +10,7 @@
 #include "common/common.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "passes/plan_memory.h"
 #include "runtime/jit_cc.h"
 
 #include <stdio.h>
@@ -135,7 +136,10 @@ int nnc_emit_c(const nnc_model *m, int max_batch, const char *header_name, char 
     CgOptions o = {.max_batch = max_batch, .header_name = header_name, .source_path = NULL};
     *c_source = *header = NULL;
     if (error) *error = NULL;
-    if (!cg_emit_c(m->g, &o, &c, &h, err, sizeof err)) {
+    /* the memory plan for this batch (the pipeline planned for 1), buffers shared at every level */
+    bool planned = m->g->plan && m->g->plan->max_batch == max_batch && m->g->plan->reuse;
+    if ((!planned && !pass_plan_memory(m->g, max_batch, true, err, sizeof err)) ||
+        !cg_emit_c(m->g, &o, &c, &h, err, sizeof err)) {
         sb_free(&c);
         sb_free(&h);
         if (error) *error = strdup(err);

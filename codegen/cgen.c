@@ -1,6 +1,7 @@
 /* cgen.c: the text helpers and the call builder of the one walk (cgen.h),
  * and the kernels' scratch needs. */
 #include "cgen.h"
+#include "../passes/plan_memory.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -202,38 +203,6 @@ long long cg_stride(CgEmit *cx, int32_t v) { return cx->stride[v]; }
 
 /* ------------------------------------------------------ scratch needs ---- */
 
-/* A 1x1, stride-1, unpadded convolution is a plain GEMM on its input: the
- * conv2d kernel takes that path and needs no im2col; nor does a depthwise one
- * (one input channel per group), which the kernel computes directly. */
-static bool cg_conv_direct(const ConvAttr *c)
-{
-    return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0;
-}
-
-/* Rows of a dwpw tile: the depthwise output of one tile (channels x rows x
- * width) stays within 128 KiB, so it is still in L2 when the pointwise GEMM
- * reads it back. Shared with the dwpw emitter (ops_c.c) through cg_scratch_call. */
-int cg_dwpw_tile(const IrGraph *g, const IrNode *n);
-int cg_dwpw_tile(const IrGraph *g, const IrNode *n)
-{
-    const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
-    int64_t rows = 32768 / (x->dim[0] * y->dim[2]);
-    return (int)(rows < 1 ? 1 : rows > y->dim[1] ? y->dim[1] : rows);
-}
-
-/* Samples per GEMM block of nnc_conv2d (kernels.c nnc_conv2d_block and
- * nnc_conv_samples): several, up to NNC_CONV_COLS = 512 columns, for a plain
- * convolution of a small map. */
-int64_t cg_conv_samples(int64_t ohw) { return ohw >= 512 ? 1 : (512 + ohw - 1) / ohw; }
-
-static int64_t cg_conv_block(const IrNode *n, const IrShape *x, const IrShape *y, int max_batch)
-{
-    const ConvAttr *c = &n->attr.conv;
-    int64_t nb = cg_conv_samples(y->dim[1] * y->dim[2]);
-    if (c->pro.on || (x->dim[0] / c->groups == 1 && !cg_conv_direct(c))) return 1;
-    return nb < max_batch ? nb : max_batch;
-}
-
 const char *cg_scratch_call(Arena *a, const IrGraph *g, const IrNode *n, int max_batch)
 {
     const ConvAttr *c = &n->attr.conv;
@@ -242,26 +211,8 @@ const char *cg_scratch_call(Arena *a, const IrGraph *g, const IrNode *n, int max
         return arena_printf(a, "nnc_conv_transpose2d_scratch(%lld, %lld, %d, %d, %d, %d)", cg_dim(x, 1), cg_dim(x, 2),
                             c->out_channels, c->kh, c->kw, c->groups);
     if (n->op == OP_DWPW)
-        return arena_printf(a, "nnc_dwpw_scratch(%lld, %lld, %d)", cg_dim(x, 0), cg_dim(y, 2), cg_dwpw_tile(g, n));
+        return arena_printf(a, "nnc_dwpw_scratch(%lld, %lld, %d)", cg_dim(x, 0), cg_dim(y, 2), plan_dwpw_tile(g, n));
     return arena_printf(a, "nnc_conv2d_scratch(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %lld, %lld, %d, %d)",
                         max_batch, cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->sh,
                         c->sw, c->ph, c->pw, cg_dim(y, 1), cg_dim(y, 2), c->groups, c->pro.on ? 1 : 0);
-}
-
-int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch)
-{
-    const ConvAttr *c = &n->attr.conv;
-    const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
-    if (n->op == OP_CONV2D) {  /* the prologue's copy of a sample, then im2col unless the kernel needs none */
-        int64_t nb = cg_conv_block(n, x, y, max_batch), s = c->pro.on ? ir_shape_elems(x) : 0;
-        if (nb > 1)  /* a block's im2col matrices and its output */
-            return (x->dim[0] / c->groups * c->kh * c->kw + c->out_channels / c->groups) * nb * y->dim[1] * y->dim[2];
-        if (!cg_conv_direct(c) && x->dim[0] / c->groups > 1)
-            s += x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2];
-        return s;
-    }
-    if (n->op == OP_CONV_T2D)
-        return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
-    if (n->op == OP_DWPW) return x->dim[0] * cg_dwpw_tile(g, n) * y->dim[2];
-    return 0;
 }

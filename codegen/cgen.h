@@ -128,12 +128,25 @@ const char *cg_act_macro(ActKind act);
 /* Appends text with "$p" replaced by prefix and "$P" by upper. */
 void cg_put_template(StrBuf *out, const char *text, const char *prefix, const char *upper);
 
-/* ---- cgen.c: the kernels' scratch needs ---- */
-int64_t cg_conv_samples(int64_t ohw);  /* samples a convolution block puts side by side (NNC_CONV_COLS) */
-/* Scratch floats the forward kernel of n needs at batches up to max_batch, as
- * the kernels' own *_scratch functions compute it; and that call, for create's check. */
-int64_t cg_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch);
+/* The call "nnc_conv2d_scratch(...)" (or conv_transpose2d's, dwpw's) for node n at
+ * batches up to max_batch: what create checks the planned scratch against
+ * (passes/plan_memory.h plan_scratch_floats is the plan's side). */
 const char *cg_scratch_call(Arena *a, const IrGraph *g, const IrNode *n, int max_batch);
+
+/* ---- template.c: generated-module scaffolding (runtime/snippets/module_*.c) ---- */
+typedef struct { const char *name; bool on; } CgFlag;
+typedef struct { const char *name; const char *text; } CgFill;
+typedef struct {
+    const char *prefix, *upper;   /* what $p and $P stand for */
+    const CgFlag *flags;  int n_flags;
+    const CgFill *fills;  int n_fills;
+} CgTemplate;
+/* Appends part `part` of the template text to out: lines between
+ * "/ * @if FLAG * /" (or "@if !FLAG") and "@else" / "@endif" kept as the flag
+ * says, a "/ * @fill NAME * /" line replaced by that fill's text, $p and $P
+ * replaced. An unknown flag or fill, or an unclosed @if, is an error. */
+bool cg_template(Arena *a, const char *text, size_t len, const char *part, const CgTemplate *t, StrBuf *out,
+                 char *err, size_t errlen);
 
 /* ---- ops_c.c: the forward walk ---- */
 /* Emits node n's forward: its comment, then its calls (both forms under the

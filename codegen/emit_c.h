@@ -22,19 +22,16 @@ typedef struct CgOptions {
     int max_batch;            /* largest n a forward call accepts (>= 1) */
     const char *header_name;  /* file name of the header as the .c #includes it ("lenet5.h") */
     const char *source_path;  /* the .net file, for the banner (NULL: the graph's source) */
-    bool no_memory_plan;      /* -O0/-O1: every buffer its own region, nothing in place (easier to debug) */
+    bool no_memory_plan;      /* -O0/-O1: every buffer its own region, nothing in place (easier to debug);
+                               * the graph's plan (g->plan, passes/plan_memory.h) must be the one for
+                               * this and max_batch: cg_emit_c does not plan */
 } CgOptions;
 
-/* Emits the C source into c_src and the header into h_src (both appended to).
+/* Emits the C source into c_src and the header into h_src (both appended to),
+ * from g and its memory plan (the pipeline's last pass).
  * Returns false with a sentence in err when the graph cannot be lowered (an
  * unsupported attribute, a size beyond what the generated code can address). */
 bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_src, char *err, size_t errlen);
-
-/* The workspace the generated code for g needs at max_batch samples (the
- * static plan of cg_plan_workspace), and the largest total size of buffers
- * live at once, which no plan can beat; both in bytes. For --stats. */
-bool cg_workspace_plan(const IrGraph *g, const CgOptions *opt, int64_t *bytes, int64_t *lower_bound, char *err,
-                       size_t errlen);
 
 /* ---- snippet.c: the kernel sections of runtime/snippets/kernels.c ----
  *

@@ -5,11 +5,10 @@
  * whose forward differs when training (ops.def TFWD, and a conv2d summing
  * batchnorm statistics) writes both forms under the run-time flag. */
 #include "cgen.h"
+#include "../passes/plan_memory.h"
 
 #include <stdio.h>
 #include <string.h>
-
-int cg_dwpw_tile(const IrGraph *g, const IrNode *n);  /* cgen.c */
 
 typedef bool (*CgEmitFn)(CgEmit *cx, const IrNode *n);
 
@@ -141,7 +140,7 @@ static bool cg_conv_call(CgEmit *cx, const IrNode *n)
     const ConvAttr *c = &n->attr.conv;
     const IrShape *y = &cx->g->values[n->out].shape;
     bool t = n->op == OP_CONV_T2D;
-    int64_t scratch = cg_scratch_floats(cx->g, n, cx->max_batch);
+    int64_t scratch = plan_scratch_floats(cx->g, n, cx->max_batch);
     cg_need(cx, t ? "conv_transpose2d" : "conv2d");
     if (scratch > 0) cg_scratch_check(cx, cg_scratch_call(cx->arena, cx->g, n, cx->max_batch), scratch);
     cg_call_begin(cx, t ? "conv_transpose2d" : "conv2d");
@@ -194,7 +193,7 @@ static bool emit_c_dwpw(CgEmit *cx, const IrNode *n)
     if (ir_act_has_slope(a->dw.epi.act) && !cg_finite(cx, n, "the depthwise slope", a->dw.epi.slope)) return false;
     cg_need(cx, "dwpw");
     cg_scratch_check(cx, cg_scratch_call(cx->arena, cx->g, n, cx->max_batch),
-                     cg_scratch_floats(cx->g, n, cx->max_batch));
+                     plan_scratch_floats(cx->g, n, cx->max_batch));
     cg_call_begin(cx, "dwpw");
     cg_image_arg(cx, n, true);
     cg_arg(cx, arena_printf(cx->arena, "depthwise: %s, %s", cg_label(cx, ir_in(cx->g, n, 1)),
@@ -210,7 +209,7 @@ static bool emit_c_dwpw(CgEmit *cx, const IrNode *n)
     cg_arg(cx, arena_printf(cx->arena, "y: %s, batch stride", cg_dims(cx->arena, y)), "%s, %lld, %lld, %lld, %lld",
            cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
     if (!cg_epilogue_args(cx, n)) return false;
-    cg_arg(cx, "rows per tile, scratch", "%d, %s", cg_dwpw_tile(cx->g, n), cg_scratch_of(cx, n));
+    cg_arg(cx, "rows per tile, scratch", "%d, %s", plan_dwpw_tile(cx->g, n), cg_scratch_of(cx, n));
     cg_call_end(cx);
     return true;
 }

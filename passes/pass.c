@@ -6,6 +6,7 @@
 #include "fuse_epilogue.h"
 #include "fuse_prologue.h"
 #include "fuse_siblings.h"
+#include "plan_memory.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,10 +55,12 @@ bool pass_run_pipeline(IrGraph *g, int level, char *err, size_t errlen)
     return pass_run_pipeline_dump(g, level, NULL, NULL, err, errlen);
 }
 
-/* Runs the passes of -O<level>, each in its inference or training form. */
-static bool run_pipeline(IrGraph *g, int level, bool train, const char *print_after, StrBuf *dump, char *err,
-                         size_t errlen)
+/* Runs the passes of -O<level>, each in its inference or training form; an
+ * inference graph then gets its memory plan for max_batch (reuse at -O2). */
+static bool run_pipeline(IrGraph *g, int level, bool train, int max_batch, const char *print_after, StrBuf *dump,
+                         char *err, size_t errlen)
 {
+    g->plan = NULL;
     char why[512];
     if (verify_each && !ir_verify(g, why, sizeof why)) {
         snprintf(err, errlen, "the elaborated graph is malformed: %s", why);
@@ -76,18 +79,28 @@ static bool run_pipeline(IrGraph *g, int level, bool train, const char *print_af
             ir_print(g, dump);
         }
     }
+    if (!train && !pass_plan_memory(g, max_batch, level >= 2, why, sizeof why)) {
+        snprintf(err, errlen, "planning memory: %s", why);
+        return false;
+    }
     return true;
 }
 
 bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err, size_t errlen)
 {
-    return run_pipeline(g, level, false, print_after, dump, err, errlen);
+    return run_pipeline(g, level, false, 1, print_after, dump, err, errlen);
+}
+
+bool pass_run_pipeline_batch(IrGraph *g, int level, int max_batch, const char *print_after, StrBuf *dump, char *err,
+                             size_t errlen)
+{
+    return run_pipeline(g, level, false, max_batch, print_after, dump, err, errlen);
 }
 
 bool pass_run_training_pipeline(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err,
                                 size_t errlen)
 {
-    return run_pipeline(g, level, true, print_after, dump, err, errlen);
+    return run_pipeline(g, level, true, 1, print_after, dump, err, errlen);
 }
 
 /* Kernels a forward pass calls: nodes that are not constants (constants run

@@ -1,9 +1,10 @@
 /* passes.h: the optimization pipeline.
  *
  * The pipeline reads as a list (pass.c): each -O level names the passes it
- * runs, in order, and the verifier runs after every pass in debug builds
- * (NNC_VERIFY_PASSES, on unless NDEBUG). Each pass file opens with its
- * contract: what it requires of the graph and what it keeps. */
+ * runs, in order; the verifier runs after every pass in builds without
+ * NDEBUG; the memory plan (plan_memory.h) ends every inference pipeline. Each
+ * pass file opens with its contract: what it requires of the graph and what
+ * it keeps. */
 #ifndef NNC_PASSES_H
 #define NNC_PASSES_H
 
@@ -16,13 +17,19 @@ typedef struct {
     bool (*train)(IrGraph *g, char *err, size_t errlen);  /* its form for a training graph, or NULL: not run there */
 } Pass;
 
-/* Runs the passes of -O<level> on g in place. False only for an internal
- * error (a pass broke the graph), described in err. */
+/* Runs the passes of -O<level> on g in place, then plans its memory
+ * (plan_memory.h, g->plan) for batches of up to 1 sample, with reuse at -O2.
+ * False only for an internal error (a pass broke the graph), described in err. */
 bool pass_run_pipeline(IrGraph *g, int level, char *err, size_t errlen);
 
 /* The same, appending the IR (ir_print) to dump after each pass named
  * print_after ("all": after every pass that runs; NULL: none). */
 bool pass_run_pipeline_dump(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err, size_t errlen);
+
+/* The same, dumping as pass_run_pipeline_dump, with the plan for batches of up
+ * to max_batch samples (what the code generator is asked for). */
+bool pass_run_pipeline_batch(IrGraph *g, int level, int max_batch, const char *print_after, StrBuf *dump, char *err,
+                             size_t errlen);
 
 /* Runs the training form of the -O<level> passes (the Pass.train column) on
  * a graph that will be differentiated and trained: batchnorm keeps its batch

@@ -1,7 +1,7 @@
 /* train_abi.h: the entry points of a generated training module, as the nnc
  * tools (`nnc train`, `nnc eval`) load and call them.
  *
- * `nnc MODEL.net --train -o NAME_train.c` (codegen/emit_train.c) writes a C file
+ * `nnc MODEL.net --emit=train -o NAME_train.c` (codegen/emit_train.c) writes a C file
  * that, besides the kernels it needs, defines the functions below with the
  * network's prefix: for lenet5, lenet5_train_create, lenet5_train_step, and so
  * on (PREFIX_train_SUFFIX). The tools compile it (runtime/jit_cc.c), look the
@@ -18,34 +18,49 @@
 
 #include <stdint.h>
 
-/* Optimizer kinds: those of runtime/snippets/optim.c (NNC_OPTIM_*). */
-enum { RT_OPTIM_SGD = 0, RT_OPTIM_ADAM = 1, RT_OPTIM_ADAMW = 2 };
-
-/* The training configuration a module is created with; semantics are
- * PyTorch's (torch.optim.SGD / Adam / AdamW, CrossEntropyLoss). The learning
- * rate is not here: the caller passes it to every step (schedules are the
- * caller's, runtime/snippets/optim.c nnc_lr_at). */
-typedef struct RtTrainConfig {
-    int optimizer;           /* RT_OPTIM_* */
-    double momentum;         /* SGD */
-    double dampening;        /* SGD */
-    int nesterov;            /* SGD */
-    double beta1, beta2;     /* Adam, AdamW */
-    double eps;              /* Adam, AdamW */
-    int amsgrad;             /* Adam, AdamW */
-    double weight_decay;     /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
-    double label_smoothing;  /* cross-entropy, 0 = none */
-    uint64_t seed;           /* dropout's generator; the mask of step s is a function of (seed, s) */
-    int loss;                /* RT_LOSS_* */
-    double aux_weight;       /* networks with several outputs (GoogLeNet's auxiliary classifiers): the
-                              * loss is that of the first plus aux_weight times each other's */
-} RtTrainConfig;
-
+/* Optimizer kinds, as runtime/snippets/optim.c numbers them (NNC_OPTIM_*):
+ * X(NAME, code). The generated module checks at compile time that optim.c
+ * agrees (codegen/emit_train.c writes the check from this list). */
+#define RT_OPTIMIZERS(X) X(SGD, 0) X(ADAM, 1) X(ADAMW, 2)
 /* Losses: softmax cross-entropy against class labels (label smoothing applies);
  * binary cross-entropy with logits and mean squared error against one-hot
  * encodings of the labels (torch's BCEWithLogitsLoss / MSELoss, mean over all
  * elements). */
-enum { RT_LOSS_CROSS_ENTROPY = 0, RT_LOSS_BCE = 1, RT_LOSS_MSE = 2 };
+#define RT_LOSSES(X) X(CROSS_ENTROPY, 0) X(BCE, 1) X(MSE, 2)
+
+#define RT_ENUM_ENTRY(name, code) RT_OPTIM_##name = code,
+enum { RT_OPTIMIZERS(RT_ENUM_ENTRY) RT_OPTIM_COUNT };
+#undef RT_ENUM_ENTRY
+#define RT_ENUM_ENTRY(name, code) RT_LOSS_##name = code,
+enum { RT_LOSSES(RT_ENUM_ENTRY) RT_LOSS_COUNT };
+#undef RT_ENUM_ENTRY
+
+/* The training configuration a module is created with, field by field:
+ * X(type, name, comment). RtTrainConfig below and the generated header's
+ * PREFIX_train_config are both written from this one list, so their layouts
+ * cannot differ. Semantics are PyTorch's (torch.optim.SGD / Adam / AdamW,
+ * CrossEntropyLoss). The learning rate is not here: the caller passes it to
+ * every step (schedules are the caller's, runtime/snippets/optim.c nnc_lr_at). */
+#define RT_TRAIN_CONFIG_FIELDS(X)                                                                        \
+    X(int, optimizer, "RT_OPTIM_*: 0 SGD, 1 Adam, 2 AdamW")                                            \
+    X(double, momentum, "SGD")                                                                           \
+    X(double, dampening, "SGD")                                                                          \
+    X(int, nesterov, "SGD")                                                                              \
+    X(double, beta1, "Adam, AdamW")                                                                      \
+    X(double, beta2, "Adam, AdamW")                                                                      \
+    X(double, eps, "Adam, AdamW")                                                                        \
+    X(int, amsgrad, "Adam, AdamW")                                                                       \
+    X(double, weight_decay, "SGD and Adam: L2 added to the gradient; AdamW: decoupled")                  \
+    X(double, label_smoothing, "cross-entropy, 0 = none")                                                \
+    X(uint64_t, seed, "dropout's generator: the mask of step s is a function of (seed, s)")              \
+    X(int, loss, "RT_LOSS_*: 0 softmax cross-entropy, 1 BCE with logits, 2 MSE (one-hot targets)")     \
+    X(double, aux_weight, "the weight of the losses of the outputs after the first (auxiliary classifiers)")
+
+typedef struct RtTrainConfig {
+#define RT_CONFIG_FIELD(type, name, comment) type name;
+    RT_TRAIN_CONFIG_FIELDS(RT_CONFIG_FIELD)
+#undef RT_CONFIG_FIELD
+} RtTrainConfig;
 
 /* PREFIX_train_create: a training instance whose parameters and buffers
  * (batchnorm running statistics) are read from a safetensors file, by name,

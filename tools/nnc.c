@@ -13,6 +13,7 @@
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
+#include "passes/plan_memory.h"
 #include "codegen/emit_c.h"
 #include "codegen/emit_train.h"
 #include "runtime/checkpoint.h"
@@ -229,7 +230,7 @@ static IrGraph *load_model(const Cli *c, Arena *arena)
     StrBuf dump = {0};
     bool ok = strcmp(c->emit, "train") == 0  /* batch statistics and dropout masks: the training forms */
                   ? pass_run_training_pipeline(g, c->opt_level, c->print_after, &dump, err, sizeof err)
-                  : pass_run_pipeline_dump(g, c->opt_level, c->print_after, &dump, err, sizeof err);
+                  : pass_run_pipeline_batch(g, c->opt_level, c->batch, c->print_after, &dump, err, sizeof err);
     fputs(dump.data ? dump.data : "", stderr);
     sb_free(&dump);
     if (!ok) {
@@ -268,7 +269,7 @@ static int write_pair(const char *c_path, const StrBuf *c_src, const char *h_pat
     return 1;
 }
 
-static void print_stats(const IrGraph *g, int batch, int opt_level)
+static void print_stats(const IrGraph *g, int batch)
 {
     /* activations: what the forward pass computes (constants are computed once, at create) */
     bool *is_const = nnc_xcalloc((size_t)(g->n_values ? g->n_values : 1), sizeof *is_const);
@@ -281,14 +282,9 @@ static void print_stats(const IrGraph *g, int batch, int opt_level)
     printf("activation_bytes: %lld\n", (long long)(act * 4 * batch));
     printf("nodes: %d\n", g->n_nodes);
     printf("kernels: %d\n", pass_count_kernels(g));
-    int64_t ws = 0, lb = 0;
-    char err[512];
-    CgOptions o = {.max_batch = batch, .no_memory_plan = opt_level < 2};
-    if (cg_workspace_plan(g, &o, &ws, &lb, err, sizeof err)) {
-        printf("workspace_bytes: %lld\n", (long long)ws);
-        printf("workspace_lower_bound_bytes: %lld\n", (long long)lb);
-    } else {
-        fprintf(stderr, "nnc: %s\n", err);
+    if (g->plan) {  /* the pipeline's last pass, for this batch */
+        printf("workspace_bytes: %lld\n", (long long)g->plan->ws_bytes);
+        printf("workspace_lower_bound_bytes: %lld\n", (long long)g->plan->lower_bound);
     }
     printf("layers:\n");
     char buf[96];
@@ -325,7 +321,7 @@ static int cmd_compile(const Cli *c)
     int rc = 1;
     if (!g) goto done;
     if (c->stats) {
-        print_stats(g, c->batch, c->opt_level);
+        print_stats(g, c->batch);
         rc = 0;
         goto done;
     }

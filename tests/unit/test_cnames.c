@@ -241,7 +241,7 @@ static void emit(Arena *a, const char *name, const char *next, Emission *e)
             fail_msg("name '%s': refused without a position:\n%s", name, d.out.data ? d.out.data : "(nothing)");
         e->refused = true;
     } else {
-        if (!pass_run_pipeline(g, 2, err, sizeof err)) fail_msg("name '%s': passes: %s", name, err);
+        if (!pass_run_pipeline_batch(g, 2, 2, NULL, NULL, err, sizeof err)) fail_msg("name '%s': passes: %s", name, err);
         e->prefix = cg_c_prefix(a, g->name);
         const char *hname = arena_printf(a, "%s.h", e->prefix), *tname = arena_printf(a, "%s_train.h", e->prefix);
         CgOptions o = {.max_batch = 2, .header_name = hname, .source_path = "hostile.net"};

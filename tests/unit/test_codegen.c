@@ -18,6 +18,7 @@
 
 #include "codegen/emit_c.h"
 #include "passes/fold_bn.h"
+#include "passes/plan_memory.h"
 #include "passes/fuse_epilogue.h"
 #include "runtime/jit_cc.h"
 #include "runtime/tensor_io.h"
@@ -359,6 +360,7 @@ static void emit(Net *net, int max_batch, Emitted *e)
     arena_free(&names);
     snprintf(e->header, sizeof e->header, "%s.h", e->prefix);
     CgOptions opt = {max_batch, e->header, "test.net", false};
+    if (!pass_plan_memory(net->g, max_batch, true, err, sizeof err)) fail_msg("pass_plan_memory: %s", err);
     if (!cg_emit_c(net->g, &opt, &e->c, &e->h, err, sizeof err)) fail_msg("cg_emit_c: %s", err);
 }
 

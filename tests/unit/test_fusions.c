@@ -19,11 +19,13 @@
 
 #include "codegen/emit_c.h"
 #include "passes/concat_elim.h"
+#include "passes/plan_memory.h"
 #include "passes/fuse_dwpw.h"
 #include "passes/fuse_epilogue.h"
 #include "passes/fuse_prologue.h"
 #include "passes/fuse_siblings.h"
 #include "passes/passes.h"
+#include "passes/plan_memory.h"
 #include "tests/unit/ir_builder.h"
 
 /* A conv2d of any window, no bias unless asked. */
@@ -445,9 +447,8 @@ static void test_zoo_done_when(void **state)
             copies += n->op == OP_CONCAT && !n->attr.concat.in_place && !is_const[n->out];
         }
         free(is_const);
-        CgOptions opt = {.max_batch = 1};
-        int64_t ws, lb;
-        if (!cg_workspace_plan(g, &opt, &ws, &lb, err, sizeof err)) fail_msg("%s: %s", names[i], err);
+        assert_non_null(g->plan);  /* the pipeline's last pass, for a batch of 1 */
+        int64_t ws = g->plan->ws_bytes, lb = g->plan->lower_bound;
         print_message("%-13s nodes %4d -> %4d, kernels %3d, workspace %lld bytes, bound %lld (%.3f)\n", names[i],
                       before, g->n_nodes, pass_count_kernels(g), (long long)ws, (long long)lb, (double)ws / (double)lb);
         assert_int_equal(standalone, 0);

@@ -1,0 +1,234 @@
+/* module_infer.c: the scaffolding of a generated inference module, a
+ * template the code generator fills in (codegen/template.c, emit_c.c).
+ *
+ * Everything of NAME.c that is the same for every network lives here: the
+ * instance, the error path, loading the parameters, create, forward_v,
+ * last_error and destroy. What depends on the network comes in through:
+ *   $p, $P                the network's C prefix and macro prefix;
+ *   @if FLAG / @else / @endif   lines kept or dropped by a property of the
+ *                         network (params: it has parameters; consts: create
+ *                         computes constants; shrink: and frees the
+ *                         parameters only they read; scratch: a kernel needs
+ *                         scratch; ws: a workspace; inputs: it has inputs);
+ *   @fill NAME            a line replaced by generated text (the parameter
+ *                         table's rows, the name tables, the scratch checks,
+ *                         the constants' kernel calls, the run function, the
+ *                         forward function with named arguments).
+ * tests/unit/test_templates.c instantiates it for every combination of flags
+ * with stub fills and compiles the result with -Wall -Wextra -Werror. Text
+ * before the first part marker (this comment) is not copied. */
+/* @part module */
+struct $p_model {
+    int            ready;     /* 1 once create succeeded; else only err means anything */
+    float         *params;    /* $P_PARAM_FLOATS floats, laid out as $p_param_table */
+/* @if consts */
+    float         *consts;    /* $P_CONST_FLOATS floats computed from params at create ($p_prepare) */
+/* @endif */
+    unsigned char *ws;        /* the workspace, $P_WORKSPACE_BYTES bytes */
+    void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
+    char           err[512];  /* the message of the last failure, "" if none */
+};
+
+/* @if params */
+/* The parameters: the name and shape each has in the safetensors file, and
+ * where it goes in m->params (in floats). */
+static const struct {
+    const char *name;
+    int         rank;
+    long long   shape[4];
+    long        offset;
+} $p_param_table[$P_N_PARAMS] = {
+/* @fill param_rows */
+};
+
+/* @endif */
+/* @fill names */
+
+/* Records a message in m and returns code. */
+static int $p_fail($p_model *m, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(m->err, sizeof m->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Frees what create allocated, keeping the message. */
+static void $p_release($p_model *m)
+{
+    free(m->params);
+/* @if consts */
+    free(m->consts);
+    m->consts = NULL;
+/* @endif */
+    free(m->ws_alloc);
+    m->params = NULL;
+    m->ws = NULL;
+    m->ws_alloc = NULL;
+}
+
+/* @if scratch */
+/* nnc sized the scratch region from the kernels' documented needs; this
+ * checks that size against the kernels themselves. */
+static int $p_scratch_fits(void)
+{
+/* @fill scratch_checks */
+}
+
+/* @endif */
+/* @if params */
+/* Reads every parameter from the safetensors file at path into m->params. */
+static int $p_load($p_model *m, const char *path)
+{
+    nnc_st_want want[$P_N_PARAMS];
+    char err[256];
+    int i;
+
+    if (!path)
+        return $p_fail(m, $P_ERR_ARG, "$p_create: the weights path is NULL, but $p has parameters");
+    m->params = (float *)malloc((size_t)$P_PARAM_FLOATS * sizeof(float));
+    if (!m->params)
+        return $p_fail(m, $P_ERR_NOMEM, "$p_create: out of memory for the parameters");
+    for (i = 0; i < $P_N_PARAMS; i++) {
+        want[i].name = $p_param_table[i].name;
+        want[i].rank = $p_param_table[i].rank;
+        memcpy(want[i].shape, $p_param_table[i].shape, sizeof want[i].shape);
+        want[i].dst = m->params + $p_param_table[i].offset;
+    }
+    if (nnc_st_load(path, want, $P_N_PARAMS, err, sizeof err) != 0)
+        return $p_fail(m, $P_ERR_WEIGHTS, "$p_create: %s", err);
+    return $P_OK;
+}
+
+/* @endif */
+/* @if consts */
+/* Computes the constants m->consts from the parameters, once, at create. */
+static int $p_prepare($p_model *m)
+{
+    const float   *params = m->params;
+    float         *consts = (float *)malloc((size_t)$P_CONST_FLOATS * sizeof(float));
+/* @if ws */
+    unsigned char *ws     = m->ws;
+/* @endif */
+    const int      n      = 1;  /* parameters have no batch: the kernels see one sample */
+
+/* @if ws */
+    (void)ws;
+/* @endif */
+    (void)n;
+    if (!consts)
+        return $p_fail(m, $P_ERR_NOMEM, "$p_create: out of memory for the constants");
+    m->consts = consts;
+/* @fill prepare_body */
+/* @if shrink */
+    {  /* the parameters only the constants read are done with: keep the rest */
+        float *kept = (float *)realloc(m->params, ((size_t)$P_PARAM_KEPT_FLOATS + 1) * sizeof(float));
+        if (kept)  /* a failed shrink keeps the larger block: nothing lost */
+            m->params = kept;
+    }
+/* @endif */
+    return $P_OK;
+}
+
+/* @endif */
+/* The work of create, on a zeroed instance. */
+static int $p_init($p_model *m, const char *weights, void *workspace)
+{
+/* @if scratch */
+    if (!$p_scratch_fits())
+        return $p_fail(m, $P_ERR_INTERNAL, "$p_create: the scratch region is too small (a bug in nnc)");
+/* @endif */
+/* @if ws */
+    if (workspace && (uintptr_t)workspace % sizeof(float) != 0)
+        return $p_fail(m, $P_ERR_ARG, "$p_create: the workspace is not aligned for float");
+    if (workspace) {
+        m->ws = (unsigned char *)workspace;
+    } else {
+        m->ws_alloc = malloc((size_t)$P_WORKSPACE_BYTES + 64);
+        if (!m->ws_alloc)
+            return $p_fail(m, $P_ERR_NOMEM, "$p_create: out of memory for the workspace");
+        m->ws = (unsigned char *)m->ws_alloc + (64 - (uintptr_t)m->ws_alloc % 64) % 64;
+    }
+/* @else */
+    (void)workspace;  /* $p needs no workspace */
+/* @endif */
+/* @if params */
+/* @if consts */
+    {
+        int rc = $p_load(m, weights);
+        if (rc != $P_OK)
+            return rc;
+    }
+    return $p_prepare(m);
+/* @else */
+    return $p_load(m, weights);
+/* @endif */
+/* @else */
+    (void)weights;    /* $p has no parameters */
+/* @if !ws */
+    (void)m;
+/* @endif */
+    return $P_OK;
+/* @endif */
+}
+
+/* @fill run */
+int $p_create($p_model **m, const char *weights_safetensors, void *workspace)
+{
+    $p_model *model;
+    int rc;
+
+    if (!m)
+        return $P_ERR_ARG;
+    *m = model = ($p_model *)calloc(1, sizeof *model);
+    if (!model)
+        return $P_ERR_NOMEM;
+    rc = $p_init(model, weights_safetensors, workspace);
+    if (rc != $P_OK) {
+        $p_release(model);
+        return rc;
+    }
+    model->ready = 1;
+    return $P_OK;
+}
+
+int $p_forward_v($p_model *m, int n, const float *const *inputs, float *const *outputs)
+{
+    int i;
+
+    if (!m || !m->ready)
+        return $P_ERR_ARG;  /* keeps create's message */
+    if (n < 1 || n > $P_MAX_BATCH)
+        return $p_fail(m, $P_ERR_ARG, "$p_forward: n = %d is outside 1..%d", n, $P_MAX_BATCH);
+/* @if inputs */
+    if (!inputs)
+        return $p_fail(m, $P_ERR_ARG, "$p_forward: the input array is NULL");
+    for (i = 0; i < $P_N_INPUTS; i++)
+        if (!inputs[i])
+            return $p_fail(m, $P_ERR_ARG, "$p_forward: input %s is NULL", $p_input_names[i]);
+/* @endif */
+    if (!outputs)
+        return $p_fail(m, $P_ERR_ARG, "$p_forward: the output array is NULL");
+    for (i = 0; i < $P_N_OUTPUTS; i++)
+        if (!outputs[i])
+            return $p_fail(m, $P_ERR_ARG, "$p_forward: output %s is NULL", $p_output_names[i]);
+    $p_run(m, n, inputs, outputs);
+    m->err[0] = '\0';
+    return $P_OK;
+}
+
+/* @fill forward */
+const char *$p_last_error(const $p_model *m)
+{
+    return m ? m->err : "out of memory";
+}
+
+void $p_destroy($p_model *m)
+{
+    if (!m)
+        return;
+    $p_release(m);
+    free(m);
+}
