@@ -44,7 +44,9 @@ static const char *const usage[] = {
     "\n"
     "compile options:\n"
     "  -o FILE            output: FILE.c and FILE.h for --emit=c (default NETWORK.c in the\n"
-    "                     current directory), FILE for ir and dot (default: standard output)\n"
+    "                     current directory), FILE for ir and dot (default: standard output);\n"
+    "                     -o - is standard output: for c and train the C source only, without\n"
+    "                     its header NETWORK.h (a note says so on standard error)\n"
     "  --emit=c|ir|dot|train\n"
     "                     C source and header, the IR as text, a Graphviz graph, or\n"
     "                     the training module (forward, backward, optimizer; runtime/train_abi.h)\n"
@@ -63,7 +65,7 @@ static const char *const usage[] = {
     "\n"
     "init options:\n"
     "  --seed S           random seed (default 0); the same seed gives the same weights\n"
-    "  -o FILE            the safetensors file to write (written atomically)\n"
+    "  -o FILE            the safetensors file to write (written atomically; not -)\n"
     "\n",
     "run options:\n"
     "  --weights FILE     safetensors weights (names as in 'nnc MODEL.net --emit=ir')\n"
@@ -240,11 +242,16 @@ static IrGraph *load_model(const Cli *c, Arena *arena)
     return g;
 }
 
+/* "-o -": standard output, as for no -o at all (a file named '-' is ./-). */
+static bool is_stdout(const char *path) { return path && strcmp(path, "-") == 0; }
+
 static int write_text(const char *path, const StrBuf *sb)
 {
-    if (!path) {
+    if (!path || is_stdout(path)) {
         fputs(sb->data ? sb->data : "", stdout);
-        return 0;
+        if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+        fprintf(stderr, "nnc: cannot write to standard output: %s\n", strerror(errno));
+        return 1;
     }
     if (nnc_write_file_atomic(path, sb->data ? sb->data : "", sb->len) != 0) {
         fprintf(stderr, "nnc: cannot write '%s': %s\n", path, strerror(errno));
@@ -337,7 +344,11 @@ static int cmd_compile(const Cli *c)
         ir_print_dot(g, &a);
         rc = write_text(c->out, &a);
     } else {
-        char *c_path = c->out ? strdup(c->out) : NULL, *h_path, *h_name, err[512];
+        /* -o - sends the C source to standard output and writes no header
+         * (two files do not fit one stream): a note names the header it
+         * #includes, which -o FILE.c writes beside it */
+        bool to_stdout = is_stdout(c->out);
+        char *c_path = c->out && !to_stdout ? strdup(c->out) : NULL, *h_path, *h_name, err[512];
         if (!c_path) {
             c_path = nnc_xmalloc(strlen(g->name) + 3);
             sprintf(c_path, "%s.c", g->name);
@@ -349,7 +360,11 @@ static int cmd_compile(const Cli *c)
         bool ok = strcmp(c->emit, "train") == 0 ? cg_emit_train_c(g, &to, &a, &b, err, sizeof err)
                                                 : cg_emit_c(g, &o, &a, &b, err, sizeof err);
         if (!ok) fprintf(stderr, "nnc: %s: %s\n", c->model, err);
-        else rc = write_pair(c_path, &a, h_path, &b);
+        else if (to_stdout) {
+            rc = write_text(NULL, &a);
+            fprintf(stderr, "nnc: note: -o -: the C source went to standard output without its header '%s'; "
+                    "-o FILE.c writes both\n", h_name);
+        } else rc = write_pair(c_path, &a, h_path, &b);
         free(c_path);
         free(h_path);
         free(h_name);
@@ -367,6 +382,8 @@ done:
 static int cmd_init(const Cli *c)
 {
     if (!c->out) return fail_usage("nnc init needs -o WEIGHTS.safetensors%s", "");
+    if (is_stdout(c->out))  /* a binary file is written atomically or not at all; a stream cannot promise that */
+        return fail_usage("nnc init writes a file: -o - (standard output) is not taken; give -o WEIGHTS.safetensors%s", "");
     char why[1200];
     if (nnc_check_writable(c->out, why, sizeof why) != 0) {  /* before the model is compiled */
         fprintf(stderr, "nnc init: -o '%s' cannot be written: %s (choose a writable path)\n", c->out, why);
