@@ -9,6 +9,7 @@
  * These forms are an interface: scripts outside this repository call them as
  * written. Exit status: 0 on success, 1 on a user error (with a message naming
  * the file, tensor or argument at fault), 2 on a misuse of the command line. */
+#include "api/nnc_internal.h"
 #include "common/common.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
@@ -16,7 +17,6 @@
 #include "codegen/emit_c.h"
 #include "codegen/emit_train.h"
 #include "runtime/checkpoint.h"
-#include "runtime/jit_cc.h"
 #include "runtime/tensor_io.h"
 #include "tools/train.h"
 
@@ -697,54 +697,38 @@ static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n, c
 {
     CgOptions o = {.max_batch = (int)n, .header_name = "model.h", .source_path = c->model,
                    .no_memory_plan = c->opt_level < 2};
-    StrBuf src = {0}, hdr = {0};
-    char err[4096];
+    char err[4096], *why = NULL;
     int rc = 1;
-    RtModel m;
-    memset(&m, 0, sizeof m);
+    nnc_instance *inst = NULL;
     float **outs = nnc_xcalloc((size_t)g->n_outputs, sizeof *outs);
     const float **in_ptrs = nnc_xcalloc((size_t)g->n_inputs, sizeof *in_ptrs);
-    if (!cg_emit_c(g, &o, &src, &hdr, err, sizeof err)) {
-        fprintf(stderr, "nnc: %s: %s\n", c->model, err);
-        goto done;
-    }
-    Arena names = {0};
-    int loaded = rt_cc_load(src.data, hdr.data, "model.h", cg_c_prefix(&names, g->name), &m, err, sizeof err);
-    arena_free(&names);
-    if (loaded != 0) {
-        fprintf(stderr, "nnc: %s\n", err);
-        goto done;
-    }
-    void *inst = NULL;
-    if (rt_checkpoint_verify_file(c->weights, err, sizeof err) == RT_CKPT_CORRUPT) {  /* a checkpoint's checksum */
+    /* a checkpoint's checksum, before the code is generated and compiled */
+    if (rt_checkpoint_verify_file(c->weights, err, sizeof err) == RT_CKPT_CORRUPT) {
         fprintf(stderr, "nnc run: --weights %s\n", err);
         goto done;
     }
-    if (m.create(&inst, c->weights, NULL) != 0) {
-        fprintf(stderr, "nnc: %s\n", m.last_error(inst));
-        m.destroy(inst);
-        goto done;
-    }
+    int stage = nnc_load_graph(g, &o, c->weights, &inst, &why);  /* generate, compile, load, create (api/nnc.c) */
+    if (stage == NNC_LOAD_EMIT) fprintf(stderr, "nnc: %s: %s\n", c->model, why);
+    else if (stage != 0) fprintf(stderr, "nnc: %s\n", why);
+    if (stage != 0) goto done;
     note_unused_weights(c->weights, g);
     for (int32_t i = 0; i < g->n_inputs; i++) in_ptrs[i] = ins[i].data;
     for (int32_t i = 0; i < g->n_outputs; i++)
         outs[i] = nnc_xmalloc((size_t)n * (size_t)ir_shape_elems(&g->values[g->outputs[i].value].shape) * sizeof(float));
-    if (m.forward_v(inst, (int)n, in_ptrs, outs) != 0) {
-        fprintf(stderr, "nnc: %s\n", m.last_error(inst));
+    if (nnc_forward(inst, (int)n, in_ptrs, outs) != 0) {
+        fprintf(stderr, "nnc: %s\n", nnc_instance_error(inst));
     } else if (c->n_outputs) {
         rc = write_outputs(c, g, outs, n);
     } else {
         print_predictions(g, outs, n, labels);
         rc = 0;
     }
-    m.destroy(inst);
 done:
-    rt_cc_unload(&m);
+    nnc_instance_free(inst);
+    free(why);
     for (int32_t i = 0; i < g->n_outputs; i++) free(outs[i]);
     free(outs);
     free(in_ptrs);
-    sb_free(&src);
-    sb_free(&hdr);
     return rc;
 }
 
