@@ -1,6 +1,12 @@
-/* builtins.c: the built-in operations of the language (elab_internal.h): the
- * table of built-ins, their parameters, and the functions that check their
- * arguments and append nodes or compute values. */
+/* builtins.c: the built-in operations of the language (elab_internal.h).
+ *
+ * A built-in that makes an op is named by the op's DSL column in ir/ops.def
+ * (ir_ops[op].dsl); its table entry lists only its parameters and the function
+ * that checks them and appends the node. The activations are not listed by
+ * hand: one entry per row of runtime/snippets/activations.h (NNC_ACTIVATIONS),
+ * taking x and, when the row has a slope, `slope` (default 0.01), so a new row
+ * is a new built-in with no edit here. The rest (range, len, str, error, min,
+ * max) compute values at compile time and are named here. */
 #include "elab_internal.h"
 
 #include <math.h>
@@ -97,9 +103,11 @@ static bool in_range(Elab *E, const Bound *b, int i, const char *what, int64_t l
     return false;
 }
 
-static bool conv_common(Elab *E, Bound *b, bool transposed, Val *out)
+/* conv and conv_transpose */
+static bool bi_conv(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
-    const char *op = transposed ? "conv_transpose" : "conv";
+    bool transposed = self->op == OP_CONV_T2D;
+    const char *op = elab_builtin_name(self);
     int gi = transposed ? 7 : 6, di = transposed ? 6 : 5;
     if (!need_image(E, b, op) || !in_range(E, b, 1, "the number of output channels", 1, MAX_DIM) ||
         !in_range(E, b, 2, "the kernel size", 1, MAX_WINDOW) || !in_range(E, b, 3, "the stride", 1, MAX_WINDOW) ||
@@ -132,32 +140,29 @@ static bool conv_common(Elab *E, Bound *b, bool transposed, Val *out)
         return false;
     ins[0] = b->v[0].u.t;
     IrAttr attr = {.conv = c};
-    return elab_add_node(E, b->call, transposed ? OP_CONV_T2D : OP_CONV2D, ins, c.bias ? 3 : 2, &attr, layer, out);
+    return elab_add_node(E, b->call, self->op, ins, c.bias ? 3 : 2, &attr, layer, out);
 }
-
-static bool bi_conv(Elab *E, Bound *b, const Builtin *self, Val *out) { (void)self; return conv_common(E, b, false, out); }
-static bool bi_conv_t(Elab *E, Bound *b, const Builtin *self, Val *out) { (void)self; return conv_common(E, b, true, out); }
 
 static bool bi_batchnorm(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
-    (void)self;
+    const char *op = elab_builtin_name(self);
     const IrShape *s = tshape(E, b->v[0]);
     char buf[96];
     if (s->rank != 1 && s->rank != 3) {
-        elab_error(E, b->call->loc, "batchnorm expects [channels, height, width] or [features], but its input has shape %s",
-                   ir_shape_str(s, buf, sizeof buf));
+        elab_error(E, b->call->loc, "%s expects [channels, height, width] or [features], but its input has shape %s",
+                   op, ir_shape_str(s, buf, sizeof buf));
         return false;
     }
     double eps = arg_num(b, 1), mom = arg_num(b, 2);
     if (!(eps > 0 && eps < 1)) {
-        elab_error(E, b->at[1], "batchnorm needs 0 < eps < 1, got %g", eps);
+        elab_error(E, b->at[1], "%s needs 0 < eps < 1, got %g", op, eps);
         return false;
     }
     if (!(mom >= 0 && mom <= 1)) {
-        elab_error(E, b->at[2], "batchnorm needs 0 <= momentum <= 1, got %g", mom);
+        elab_error(E, b->at[2], "%s needs 0 <= momentum <= 1, got %g", op, mom);
         return false;
     }
-    const char *layer = elab_layer_name(E, b->frame, "batchnorm", b->as);
+    const char *layer = elab_layer_name(E, b->frame, op, b->as);
     IrShape ps = {1, {s->dim[0]}};
     int32_t ins[5] = {b->v[0].u.t};
     if (!add_param(E, b->call, layer, "weight", ps, INIT_ONES, 0, &ins[1]) ||
@@ -167,22 +172,22 @@ static bool bi_batchnorm(Elab *E, Bound *b, const Builtin *self, Val *out)
         return false;
     E->g->values[ins[3]].buffer = E->g->values[ins[4]].buffer = true;  /* state, not learned */
     IrAttr attr = {.bn = {(float)eps, (float)mom}};
-    return elab_add_node(E, b->call, OP_BATCHNORM, ins, 5, &attr, layer, out);
+    return elab_add_node(E, b->call, self->op, ins, 5, &attr, layer, out);
 }
 
 static bool bi_linear(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
-    (void)self;
+    const char *op = elab_builtin_name(self);
     const IrShape *s = tshape(E, b->v[0]);
     char buf[96];
     if (s->rank != 1) {
-        elab_error(E, b->call->loc, "linear expects a feature vector [features], but its input has shape %s; "
-                   "insert flatten before it", ir_shape_str(s, buf, sizeof buf));
+        elab_error(E, b->call->loc, "%s expects a feature vector [features], but its input has shape %s; "
+                   "insert flatten before it", op, ir_shape_str(s, buf, sizeof buf));
         return false;
     }
     if (!in_range(E, b, 1, "the number of output features", 1, MAX_DIM)) return false;
     LinearAttr la = {.out_features = (int)arg_int(b, 1), .bias = b->v[2].u.b};
-    const char *layer = elab_layer_name(E, b->frame, "linear", b->as);
+    const char *layer = elab_layer_name(E, b->frame, op, b->as);
     int32_t ins[3] = {b->v[0].u.t};
     if (!add_param(E, b->call, layer, "weight", (IrShape){2, {la.out_features, s->dim[0]}}, INIT_KAIMING_UNIFORM,
                    s->dim[0], &ins[1]))
@@ -190,38 +195,41 @@ static bool bi_linear(Elab *E, Bound *b, const Builtin *self, Val *out)
     if (la.bias && !add_param(E, b->call, layer, "bias", (IrShape){1, {la.out_features}}, INIT_BIAS_UNIFORM, s->dim[0], &ins[2]))
         return false;
     IrAttr attr = {.linear = la};
-    return elab_add_node(E, b->call, OP_LINEAR, ins, la.bias ? 3 : 2, &attr, layer, out);
+    return elab_add_node(E, b->call, self->op, ins, la.bias ? 3 : 2, &attr, layer, out);
 }
 
-/* relu, sigmoid, flatten, …: one tensor in, no attributes. */
+/* identity, flatten, global_avgpool, softmax: one tensor in, no attributes. */
 static bool bi_simple(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
     return elab_add_node(E, b->call, self->op, &b->v[0].u.t, 1, NULL, b->frame->scope[0] ? b->frame->scope : NULL, out);
 }
 
-static bool bi_leaky_relu(Elab *E, Bound *b, const Builtin *self, Val *out)
+/* An activation (a row of activations.h): one tensor in; the slope, when the
+ * row has one, is argument 1 and attr.act.slope. */
+static bool bi_act(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
-    (void)self;
-    IrAttr attr = {.act = {(float)arg_num(b, 1)}};
-    return elab_add_node(E, b->call, OP_LEAKY_RELU, &b->v[0].u.t, 1, &attr, NULL, out);
+    IrAttr attr = {.act = {0}};
+    bool slope = ir_ops[self->op].attr == AT_ACT;
+    if (slope) attr.act.slope = (float)arg_num(b, 1);
+    return elab_add_node(E, b->call, self->op, &b->v[0].u.t, 1, slope ? &attr : NULL,
+                         b->frame->scope[0] ? b->frame->scope : NULL, out);
 }
 
 static bool bi_dropout(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
-    (void)self;
     double p = arg_num(b, 1);
     if (!(p >= 0 && p < 1)) {
         elab_error(E, b->at[1], "the dropout probability must be at least 0 and below 1, got %g", p);
         return false;
     }
     IrAttr attr = {.dropout = {(float)p}};
-    return elab_add_node(E, b->call, OP_DROPOUT, &b->v[0].u.t, 1, &attr, NULL, out);
+    return elab_add_node(E, b->call, self->op, &b->v[0].u.t, 1, &attr, NULL, out);
 }
 
 static bool bi_pool(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
     bool is_max = self->op == OP_MAXPOOL2D;
-    if (!need_image(E, b, self->name) || !in_range(E, b, 1, "the kernel size", 1, MAX_WINDOW) ||
+    if (!need_image(E, b, elab_builtin_name(self)) || !in_range(E, b, 1, "the kernel size", 1, MAX_WINDOW) ||
         (!arg_none(b, 2) && !in_range(E, b, 2, "the stride", 1, MAX_WINDOW)) ||
         !in_range(E, b, 3, "the padding", 0, MAX_WINDOW) ||
         (is_max && !in_range(E, b, 4, "the dilation", 1, MAX_WINDOW)))
@@ -245,20 +253,18 @@ static bool bi_pool(Elab *E, Bound *b, const Builtin *self, Val *out)
 
 static bool bi_lrn(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
-    (void)self;
     if (!in_range(E, b, 1, "the lrn size", 1, MAX_WINDOW)) return false;
     IrAttr attr = {.lrn = {(int)arg_int(b, 1), (float)arg_num(b, 2), (float)arg_num(b, 3), (float)arg_num(b, 4)}};
-    return elab_add_node(E, b->call, OP_LRN, &b->v[0].u.t, 1, &attr, NULL, out);
+    return elab_add_node(E, b->call, self->op, &b->v[0].u.t, 1, &attr, NULL, out);
 }
 
 static bool bi_adaptive_pool(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
-    (void)self;
-    if (!need_image(E, b, "adaptive_avgpool") || !in_range(E, b, 1, "the output size", 1, MAX_WINDOW)) return false;
+    if (!need_image(E, b, elab_builtin_name(self)) || !in_range(E, b, 1, "the output size", 1, MAX_WINDOW)) return false;
     IrAttr attr;
     memset(&attr, 0, sizeof attr);
     arg_pair(b, 1, &attr.adaptive.oh, &attr.adaptive.ow);
-    return elab_add_node(E, b->call, OP_ADAPTIVE_AVGPOOL, &b->v[0].u.t, 1, &attr, NULL, out);
+    return elab_add_node(E, b->call, self->op, &b->v[0].u.t, 1, &attr, NULL, out);
 }
 
 /* str(v): an integer, number, boolean or string as text, for computed layer names. */
@@ -295,15 +301,14 @@ static bool bi_error(Elab *E, Bound *b, const Builtin *self, Val *out)
 
 static bool bi_concat(Elab *E, Bound *b, const Builtin *self, Val *out)
 {
-    (void)self;
     if (b->n_rest < 1) {
-        elab_error(E, b->call->loc, "concat needs at least one tensor");
+        elab_error(E, b->call->loc, "%s needs at least one tensor", elab_builtin_name(self));
         return false;
     }
     int32_t *ins = arena_alloc(E->a, (size_t)b->n_rest * sizeof *ins);
     for (int i = 0; i < b->n_rest; i++) ins[i] = b->rest[i].u.t;
     IrAttr attr = {.concat = {0}};
-    return elab_add_node(E, b->call, OP_CONCAT, ins, b->n_rest, &attr, NULL, out);
+    return elab_add_node(E, b->call, self->op, ins, b->n_rest, &attr, NULL, out);
 }
 
 static bool bi_range(Elab *E, Bound *b, const Builtin *self, Val *out)
@@ -350,53 +355,57 @@ static bool bi_minmax(Elab *E, Bound *b, const Builtin *self, Val *out)
 }
 
 
-#define X {NULL, A_ANY, false, 0}
+/* The order of the table is the order "did you mean" considers built-ins in
+ * (the first of equally close names wins), so it stays as it was: layers, the
+ * activations in the order of activations.h, the other ops, then the values. */
 #define T(n) {n, A_TENSOR, true, 0}
 #define NONE NAN
+#define OPB(op, fn, layer, ...) {NULL, {__VA_ARGS__}, fn, op, layer}
+#define VALB(name, fn, ...) {name, {__VA_ARGS__}, fn, OP_INPUT, false}
+#define ACTB(id, nm, from, slope, fwd, gif, grad) \
+    OPB(OP_##id, bi_act, false, T("x"), {(slope) ? "slope" : NULL, A_FLOAT, false, 0.01}),
 const Builtin elab_builtins[] = {
-    {"conv", {T("x"), {"channels", A_INT, true, 0}, {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, 1},
-              {"pad", A_INT2, false, 0}, {"dilation", A_INT2, false, 1}, {"groups", A_INT, false, 1},
-              {"bias", A_BOOL, false, 1}, X}, bi_conv, OP_CONV2D, true},
-    {"conv_transpose", {T("x"), {"channels", A_INT, true, 0}, {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, 1},
-              {"pad", A_INT2, false, 0}, {"output_pad", A_INT2, false, 0}, {"dilation", A_INT2, false, 1},
-              {"groups", A_INT, false, 1}, {"bias", A_BOOL, false, 1}, X}, bi_conv_t, OP_CONV_T2D, true},
-    {"batchnorm", {T("x"), {"eps", A_FLOAT, false, 1e-5}, {"momentum", A_FLOAT, false, 0.1}, X}, bi_batchnorm, OP_BATCHNORM, true},
-    {"linear", {T("x"), {"features", A_INT, true, 0}, {"bias", A_BOOL, false, 1}, X}, bi_linear, OP_LINEAR, true},
-    {"relu", {T("x"), X}, bi_simple, OP_RELU, false},
-    {"relu6", {T("x"), X}, bi_simple, OP_RELU6, false},
-    {"leaky_relu", {T("x"), {"slope", A_FLOAT, false, 0.01}, X}, bi_leaky_relu, OP_LEAKY_RELU, false},
-    {"sigmoid", {T("x"), X}, bi_simple, OP_SIGMOID, false},
-    {"tanh", {T("x"), X}, bi_simple, OP_TANH, false},
-    {"identity", {T("x"), X}, bi_simple, OP_IDENTITY, false},
-    {"dropout", {T("x"), {"p", A_FLOAT, false, 0.5}, X}, bi_dropout, OP_DROPOUT, false},
-    {"flatten", {T("x"), X}, bi_simple, OP_FLATTEN, false},
-    {"maxpool", {T("x"), {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, NONE}, {"pad", A_INT2, false, 0},
-                 {"dilation", A_INT2, false, 1}, {"ceil", A_BOOL, false, 0}, X}, bi_pool, OP_MAXPOOL2D, false},
-    {"avgpool", {T("x"), {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, NONE}, {"pad", A_INT2, false, 0},
-                 {"ceil", A_BOOL, false, 0}, {"count_pad", A_BOOL, false, 1}, X}, bi_pool, OP_AVGPOOL2D, false},
-    {"global_avgpool", {T("x"), X}, bi_simple, OP_GLOBAL_AVGPOOL, false},
-    {"adaptive_avgpool", {T("x"), {"size", A_INT2, true, 0}, X}, bi_adaptive_pool, OP_ADAPTIVE_AVGPOOL, false},
-    {"lrn", {T("x"), {"size", A_INT, true, 0}, {"alpha", A_FLOAT, false, 1e-4}, {"beta", A_FLOAT, false, 0.75},
-             {"k", A_FLOAT, false, 1.0}, X}, bi_lrn, OP_LRN, false},
-    {"concat", {{"tensors", A_TENSORS, true, 0}, X}, bi_concat, OP_CONCAT, false},
-    {"softmax", {T("x"), X}, bi_simple, OP_SOFTMAX, false},
-    {"range", {{"start", A_INT, true, 0}, {"stop", A_INT, false, NONE}, {"step", A_INT, false, 1}, X}, bi_range, OP_INPUT, false},
-    {"len", {{"sequence", A_ANY, true, 0}, X}, bi_len, OP_INPUT, false},
-    {"str", {{"value", A_ANY, true, 0}, X}, bi_str, OP_INPUT, false},
-    {"error", {{"message", A_ANY, true, 0}, X}, bi_error, OP_INPUT, false},
-    {"min", {{"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}, X}, bi_minmax, OP_INPUT, false},
-    {"max", {{"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}, X}, bi_minmax, OP_INPUT, false},
+    OPB(OP_CONV2D, bi_conv, true, T("x"), {"channels", A_INT, true, 0}, {"kernel", A_INT2, true, 0},
+        {"stride", A_INT2, false, 1}, {"pad", A_INT2, false, 0}, {"dilation", A_INT2, false, 1},
+        {"groups", A_INT, false, 1}, {"bias", A_BOOL, false, 1}),
+    OPB(OP_CONV_T2D, bi_conv, true, T("x"), {"channels", A_INT, true, 0}, {"kernel", A_INT2, true, 0},
+        {"stride", A_INT2, false, 1}, {"pad", A_INT2, false, 0}, {"output_pad", A_INT2, false, 0},
+        {"dilation", A_INT2, false, 1}, {"groups", A_INT, false, 1}, {"bias", A_BOOL, false, 1}),
+    OPB(OP_BATCHNORM, bi_batchnorm, true, T("x"), {"eps", A_FLOAT, false, 1e-5}, {"momentum", A_FLOAT, false, 0.1}),
+    OPB(OP_LINEAR, bi_linear, true, T("x"), {"features", A_INT, true, 0}, {"bias", A_BOOL, false, 1}),
+    NNC_ACTIVATIONS(ACTB)
+    OPB(OP_IDENTITY, bi_simple, false, T("x")),
+    OPB(OP_DROPOUT, bi_dropout, false, T("x"), {"p", A_FLOAT, false, 0.5}),
+    OPB(OP_FLATTEN, bi_simple, false, T("x")),
+    OPB(OP_MAXPOOL2D, bi_pool, false, T("x"), {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, NONE},
+        {"pad", A_INT2, false, 0}, {"dilation", A_INT2, false, 1}, {"ceil", A_BOOL, false, 0}),
+    OPB(OP_AVGPOOL2D, bi_pool, false, T("x"), {"kernel", A_INT2, true, 0}, {"stride", A_INT2, false, NONE},
+        {"pad", A_INT2, false, 0}, {"ceil", A_BOOL, false, 0}, {"count_pad", A_BOOL, false, 1}),
+    OPB(OP_GLOBAL_AVGPOOL, bi_simple, false, T("x")),
+    OPB(OP_ADAPTIVE_AVGPOOL, bi_adaptive_pool, false, T("x"), {"size", A_INT2, true, 0}),
+    OPB(OP_LRN, bi_lrn, false, T("x"), {"size", A_INT, true, 0}, {"alpha", A_FLOAT, false, 1e-4},
+        {"beta", A_FLOAT, false, 0.75}, {"k", A_FLOAT, false, 1.0}),
+    OPB(OP_CONCAT, bi_concat, false, {"tensors", A_TENSORS, true, 0}),
+    OPB(OP_SOFTMAX, bi_simple, false, T("x")),
+    VALB("range", bi_range, {"start", A_INT, true, 0}, {"stop", A_INT, false, NONE}, {"step", A_INT, false, 1}),
+    VALB("len", bi_len, {"sequence", A_ANY, true, 0}),
+    VALB("str", bi_str, {"value", A_ANY, true, 0}),
+    VALB("error", bi_error, {"message", A_ANY, true, 0}),
+    VALB("min", bi_minmax, {"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}),
+    VALB("max", bi_minmax, {"a", A_ANY, true, 0}, {"b", A_ANY, true, 0}),
 };
-#undef X
 #undef T
 #undef NONE
+#undef OPB
+#undef VALB
+#undef ACTB
 const size_t elab_n_builtins = NNC_COUNT(elab_builtins);
 
-const char *elab_builtin_name(const Builtin *bi) { return bi->name; }
+const char *elab_builtin_name(const Builtin *bi) { return bi->name ? bi->name : ir_ops[bi->op].dsl; }
 
 const Builtin *elab_find_builtin(const char *name)
 {
     for (size_t i = 0; i < elab_n_builtins; i++)
-        if (strcmp(elab_builtins[i].name, name) == 0) return &elab_builtins[i];
+        if (strcmp(elab_builtin_name(&elab_builtins[i]), name) == 0) return &elab_builtins[i];
     return NULL;
 }

@@ -7,7 +7,8 @@
  *   eval.c           expressions: names, arithmetic, comparisons, fields,
  *                    indexing, lists; the step and nesting budgets
  *   calls.c          calls: argument binding, built-in and block calls
- *   builtins.c       the built-in table and the bi_* functions
+ *   builtins.c       the built-in table (driven by ir/ops.def's DSL column and
+ *                    runtime/snippets/activations.h) and the bi_* functions
  *   imports.c        files, imports, declarations, the choice of network, and
  *                    the public fe_compile*
  *   train_section.c  the `train NETWORK { ... }` section (fe_train_settings*) */
@@ -139,10 +140,10 @@ typedef struct {
 } Bound;
 
 struct Builtin {
-    const char *name;
+    const char *name;   /* NULL for a built-in that makes an op: its name is ir_ops[op].dsl */
     BParam params[BI_MAX_PARAMS];
     bool (*fn)(Elab *E, Bound *b, const Builtin *self, Val *out);
-    OpKind op;          /* for the simple tensor ops */
+    OpKind op;          /* the op it makes (OP_INPUT: none) */
     bool layer;         /* makes a layer with parameters, which `as` may name */
 };
 

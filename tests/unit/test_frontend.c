@@ -797,6 +797,50 @@ static void test_shape_inference(void **state)
     ir_free(g);
 }
 
+/* The built-ins come from the op table: every op with a DSL name is a
+ * built-in (a block may not take its name), and every activation of
+ * runtime/snippets/activations.h is one, taking `slope` (default 0.01) when its
+ * row has one, with no list of them in the frontend. */
+static void test_builtins_from_op_table(void **state)
+{
+    (void)state;
+    int acts = 0;
+    for (int op = 0; op < OP_COUNT; op++) {
+        const char *dsl = ir_ops[op].dsl;
+        char src[512];
+        if (!dsl) continue;
+        snprintf(src, sizeof src, "block %s(x) { return x }\nnetwork t { input x: [4] output y = x }\n", dsl);
+        char *out = compile_fail(src);
+        char want[128];
+        snprintf(want, sizeof want, "'%s' is a built-in operation", dsl);
+        assert_contains(out, want);
+        free(out);
+        if (ir_ops[op].act == ACT_NONE) continue;
+        acts++;
+        bool slope = ir_act_has_slope(ir_ops[op].act);
+        snprintf(src, sizeof src, "block b(x) { return x |> %s }\nnetwork t { input x: [2, 3, 3] output y = x |> %s%s "
+                 "output z = x |> b }\n", dsl, dsl, slope ? "(slope: 0.25)" : "");
+        IrGraph *g = compile_ok(src);
+        assert_int_equal(count_ops(g, (OpKind)op), 2);
+        assert_int_equal(g->n_nodes, 2);
+        assert_shape(output_shape(g, 0), "[2, 3, 3]");
+        for (int32_t i = 0; i < g->n_nodes; i++) {
+            const IrNode *n = &g->nodes[i];
+            if (slope) assert_true(n->attr.act.slope == (i == 0 ? 0.25f : 0.01f));
+            if (i == 1) assert_string_equal(n->scope, "b0");  /* made inside block b */
+        }
+        ir_free(g);
+        if (!slope) {
+            snprintf(src, sizeof src, "network t { input x: [4] output y = x |> %s(slope: 0.5) }\n", dsl);
+            out = compile_fail(src);
+            snprintf(want, sizeof want, "%s has no parameter 'slope'; its only parameter is x", dsl);
+            assert_contains(out, want);
+            free(out);
+        }
+    }
+    assert_int_equal(acts, ACT_COUNT - 1);
+}
+
 /* ---- files, networks and --set ---- */
 
 static char tmpdir[256];
@@ -1054,6 +1098,7 @@ int main(void)
         cmocka_unit_test(test_as_paths),
         cmocka_unit_test(test_index_and_transparent_calls),
         cmocka_unit_test(test_shape_inference),
+        cmocka_unit_test(test_builtins_from_op_table),
         cmocka_unit_test_setup_teardown(test_import, make_tmpdir, remove_tmpdir),
         cmocka_unit_test(test_network_selection),
         cmocka_unit_test(test_defines),
