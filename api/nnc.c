@@ -5,6 +5,7 @@
  * instance owns the loaded shared object (runtime/jit_cc.c) and the generated
  * model's own instance. */
 #include "nnc/nnc.h"
+#include "api/nnc_internal.h"
 
 #include "codegen/emit_c.h"
 #include "common/common.h"
@@ -150,30 +151,42 @@ int nnc_emit_c(const nnc_model *m, int max_batch, const char *header_name, char 
     return 0;
 }
 
-int nnc_load(const nnc_model *m, const char *weights, int max_batch, nnc_instance **out, char **error)
+int nnc_load_graph(const IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error)
 {
-    char *c = NULL, *h = NULL, err[4096];
+    StrBuf c = {0}, h = {0};
+    char err[4096];
     *out = NULL;
     if (error) *error = NULL;
-    if (nnc_emit_c(m, max_batch, "model.h", &c, &h, error) != 0) return -1;
+    if (!cg_emit_c(g, o, &c, &h, err, sizeof err)) {
+        sb_free(&c);
+        sb_free(&h);
+        if (error) *error = strdup(err);
+        return NNC_LOAD_EMIT;
+    }
     nnc_instance *inst = nnc_xcalloc(1, sizeof *inst);
     Arena names = {0};
-    int rc = rt_cc_load(c, h, "model.h", cg_c_prefix(&names, m->g->name), &inst->so, err, sizeof err);
+    int rc = rt_cc_load(c.data, h.data, o->header_name, cg_c_prefix(&names, g->name), &inst->so, err, sizeof err);
     arena_free(&names);
-    free(c);
-    free(h);
+    sb_free(&c);
+    sb_free(&h);
     if (rc != 0) {
         if (error) *error = strdup(err);
         free(inst);
-        return -1;
+        return NNC_LOAD_CC;
     }
     if (inst->so.create(&inst->m, weights, NULL) != 0) {
         if (error) *error = fmt("", inst->so.last_error(inst->m));
         nnc_instance_free(inst);
-        return -1;
+        return NNC_LOAD_CREATE;
     }
     *out = inst;
     return 0;
+}
+
+int nnc_load(const nnc_model *m, const char *weights, int max_batch, nnc_instance **out, char **error)
+{
+    CgOptions o = {.max_batch = max_batch, .header_name = "model.h", .source_path = NULL};
+    return nnc_load_graph(m->g, &o, weights, out, error) == 0 ? 0 : -1;
 }
 
 int nnc_forward(nnc_instance *inst, int n, const float *const *inputs, float *const *outputs)

@@ -13,10 +13,9 @@
  * are compared with each other before any data is read, and a gzipped IDX is
  * inflated no further than its header's size.
  *
- * .npy. tensor_io's reader takes float32 only, and labels are integers, so this file
- * has its own small reader of the header dict ({'descr': ..., 'fortran_order': ...,
- * 'shape': (...)}) that accepts the dtypes a data set uses: float32, float64 and
- * uint8 images, and 8- to 64-bit integer labels of either byte order. Elements are
+ * .npy. The header is read by tensor_io's parser (rt_npy_header, the only one);
+ * this file takes the dtypes a data set uses from it: float32, float64 and uint8
+ * images, and 8- to 64-bit integer labels of either byte order. Elements are
  * decoded byte by byte, so the host's byte order does not matter.
  *
  * Randomness. Nothing random is kept between calls: the order of epoch e and the
@@ -263,145 +262,42 @@ static int dt_has_test_cifar(const DtCtx *C)
     return dt_join(C, path, "test_batch.bin") == 0 && dt_exists(path);
 }
 
-/* ---- npy: a reader for the dtypes of data sets ----
- * The format (numpy/lib/format.py): "\x93NUMPY", major and minor version, the header
- * length (u16 in 1.0, u32 in 2.0 and 3.0, little-endian), a Python dict literal
- * padded with spaces and a newline, then the raw elements in C order. */
+/* ---- npy: tensor_io's header parser (rt_npy_header), the dtypes of data sets ---- */
 
 typedef struct DtNpy {
-    int rank;                        /* dimensions, -1 until 'shape' is read */
+    int rank;                        /* dimensions */
     int64_t shape[RT_MAX_RANK];      /* sizes, outermost first */
     int64_t count;                   /* product of shape */
     char type;                       /* NumPy kind letter: 'f', 'i', 'u', ... */
-    int bytes;                       /* element size */
+    int bytes;                       /* element size (0: none named) */
     int big;                         /* 1: big-endian elements */
-    int fortran;                     /* fortran_order, -1 until read */
-    char descr[40];                  /* the dtype string, "" until read */
+    char descr[40];                  /* the dtype string */
     const unsigned char *data;       /* count * bytes elements */
 } DtNpy;
-
-/* A cursor over the header dict. */
-typedef struct DtCur {
-    const char *p, *end;
-} DtCur;
-
-static void dt_ws(DtCur *c)
-{
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
-}
-
-static int dt_accept(DtCur *c, char ch)
-{
-    dt_ws(c);
-    if (c->p < c->end && *c->p == ch) { c->p++; return 1; }
-    return 0;
-}
-
-/* str := "'" [^'\\]* "'" | '"' [^"\\]* '"' ; into buf (cut at size - 1). */
-static int dt_str(DtCur *c, char *buf, size_t size)
-{
-    dt_ws(c);
-    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"')) return -1;
-    char q = *c->p++;
-    size_t n = 0;
-    for (; c->p < c->end && *c->p != q; c->p++) {
-        if (*c->p == '\\' || (unsigned char)*c->p < 0x20) return -1;
-        if (n + 1 < size) buf[n++] = *c->p;
-    }
-    buf[n] = 0;
-    if (c->p >= c->end) return -1;
-    c->p++;
-    return 0;
-}
-
-/* shape := '(' (int (',' int)* ','?)? ')' with int := digit+ 'L'? */
-static int dt_shape(DtCur *c, DtNpy *a)
-{
-    if (a->rank >= 0 || !dt_accept(c, '(')) return -1;
-    a->rank = 0;
-    while (!dt_accept(c, ')')) {
-        if (a->rank == RT_MAX_RANK || c->p >= c->end || *c->p < '0' || *c->p > '9') return -1;
-        int64_t v = 0;
-        for (; c->p < c->end && *c->p >= '0' && *c->p <= '9'; c->p++) {
-            if (v > (INT64_MAX - 9) / 10) return -1;
-            v = v * 10 + (*c->p - '0');
-        }
-        if (c->p < c->end && (*c->p == 'L' || *c->p == 'l')) c->p++;
-        a->shape[a->rank++] = v;
-        if (!dt_accept(c, ',')) {
-            if (!dt_accept(c, ')')) return -1;
-            break;
-        }
-    }
-    return 0;
-}
-
-/* descr := [<>|=]? kind-letter digits, e.g. '<f4', '|u1' */
-static int dt_descr(DtCur *c, DtNpy *a)
-{
-    if (a->descr[0] || dt_str(c, a->descr, sizeof a->descr)) return -1;
-    const char *d = a->descr;
-    a->big = *d == '>';
-    if (*d && strchr("<>|=", *d)) d++;
-    if (!*d) return -1;
-    a->type = *d++;
-    char *end = NULL;
-    long bytes = strtol(d, &end, 10);
-    a->bytes = d[0] >= '0' && d[0] <= '9' && *end == 0 && bytes > 0 && bytes <= 16 ? (int)bytes : 0;
-    return 0;
-}
-
-/* One "key: value". */
-static int dt_member(DtCur *c, DtNpy *a)
-{
-    char key[32];
-    if (dt_str(c, key, sizeof key) || !dt_accept(c, ':')) return -1;
-    dt_ws(c);
-    if (strcmp(key, "descr") == 0) return dt_descr(c, a);
-    if (strcmp(key, "shape") == 0) return dt_shape(c, a);
-    if (strcmp(key, "fortran_order") != 0 || a->fortran >= 0) return -1;
-    if (c->end - c->p >= 4 && memcmp(c->p, "True", 4) == 0) { c->p += 4; a->fortran = 1; return 0; }
-    if (c->end - c->p >= 5 && memcmp(c->p, "False", 5) == 0) { c->p += 5; a->fortran = 0; return 0; }
-    return -1;
-}
 
 /* Parses the file held in b (len bytes) into a; messages "SPEC: PATH: ...". */
 static int dt_npy_parse(const DtCtx *C, const char *path, const unsigned char *b, size_t len, DtNpy *a)
 {
+    RtNpyHeader h;
+    char msg[1024];
     memset(a, 0, sizeof *a);
-    a->rank = a->fortran = -1;
-    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
-        return DT_FAIL(C, "%s: not a .npy file (it does not start with \\x93NUMPY); save arrays with numpy.save", path);
-    if ((b[6] != 1 && b[6] != 2 && b[6] != 3) || b[7] != 0)
-        return DT_FAIL(C, "%s: .npy format version %d.%d is not supported (1.0, 2.0 and 3.0 are)", path, b[6], b[7]);
-    size_t hstart = b[6] == 1 ? 10 : 12;
-    if (len < hstart) return DT_FAIL(C, "%s: file is truncated inside the .npy header length", path);
-    size_t hlen = b[6] == 1 ? (size_t)b[8] | (size_t)b[9] << 8
-                            : (size_t)b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24;
-    if (hlen > len - hstart) return DT_FAIL(C, "%s: file is truncated inside the .npy header", path);
-    DtCur c = {(const char *)b + hstart, (const char *)b + hstart + hlen};
-    int ok = memchr(c.p, 0, hlen) == NULL && dt_accept(&c, '{');
-    while (ok && !dt_accept(&c, '}')) {
-        ok = dt_member(&c, a) == 0;
-        if (ok && !dt_accept(&c, ',')) {
-            ok = dt_accept(&c, '}');
-            break;
-        }
-    }
-    dt_ws(&c);
-    if (!ok || c.p != c.end || !a->descr[0] || a->rank < 0 || a->fortran < 0)
-        return DT_FAIL(C, "%s: the .npy header is not a valid dict of 'descr', 'fortran_order' and 'shape' "
-                       "(bad at byte %zu); save arrays with numpy.save", path, (size_t)(c.p - (const char *)b));
-    if (a->fortran && a->rank > 1)
+    if (rt_npy_header(b, len, path, &h, msg, sizeof msg)) return DT_FAIL(C, "%s; save arrays with numpy.save", msg);
+    if (h.fortran && h.rank > 1)
         return DT_FAIL(C, "%s: array is in Fortran order; save numpy.ascontiguousarray(a) instead", path);
+    a->rank = h.rank;
+    memcpy(a->shape, h.shape, sizeof a->shape);
+    a->type = h.kind;
+    a->bytes = h.bytes;
+    a->big = h.big_endian;
+    memcpy(a->descr, h.descr, sizeof a->descr);
     a->count = 1;
     for (int i = 0; i < a->rank; i++) {
         if (a->shape[i] != 0 && a->count > RT_MAX_BYTES / 8 / a->shape[i])
             return DT_FAIL(C, "%s: shape is larger than the 2^40-byte limit", path);
         a->count *= a->shape[i];
     }
-    a->data = b + hstart + hlen;
-    size_t avail = len - hstart - hlen;
+    a->data = b + h.data_at;
+    size_t avail = len - h.data_at;
     if (a->bytes > 0 && (uint64_t)a->count * (uint64_t)a->bytes != avail)
         return DT_FAIL(C, "%s: the shape and dtype '%s' need %lld bytes of data, the file has %zu after the header "
                        "(truncated or trailing data)", path, a->descr, (long long)a->count * a->bytes, avail);

@@ -1,4 +1,5 @@
-/* tensor_io.h: tensor files for the nnc tools: safetensors, .npy, IDX, and a seeded RNG.
+/* tensor_io.h: tensor files for the nnc tools: safetensors, .npy, IDX, and a seeded RNG
+ * (runtime/tensor_io.c, npy.c, idx.c).
  *
  * The generated model code reads its weights with runtime/snippets/safetensors_load.c,
  * pasted into it; this module is the other side, linked into libnnc for the `nnc`
@@ -97,6 +98,24 @@ typedef struct RtNpyReader {
 int rt_npy_open(RtNpyReader *r, const char *path, char *err, size_t errlen);
 int rt_npy_read_rows(RtNpyReader *r, int64_t rows, RtTensor *out, char *err, size_t errlen);
 void rt_npy_close(RtNpyReader *r);
+
+/* The header of a .npy file of any dtype, for readers of other dtypes than
+ * float32 (runtime/data.c: uint8 and float64 images, integer labels). */
+typedef struct RtNpyHeader {
+    int rank;                     /* the header's shape ... */
+    int64_t shape[RT_MAX_RANK];   /* ... outermost first */
+    char descr[40];               /* the dtype string as written ('<f4', '|u1'; cut at 39 bytes) */
+    char kind;                    /* its kind letter ('f', 'i', 'u', 'b', 'c', ...), 0 if none */
+    int bytes;                    /* its element size, 1 to 16; 0 when it names none */
+    int big_endian;               /* '>': big-endian elements */
+    int fortran;                  /* fortran_order */
+    size_t data_at;               /* file offset of the data */
+} RtNpyHeader;
+
+/* Parses the magic, version and header dict of a .npy file whose first len
+ * bytes b holds (the whole header at least): the one .npy header parser,
+ * also behind rt_npy_open. Checks neither the dtype nor the data's size. */
+int rt_npy_header(const unsigned char *b, size_t len, const char *path, RtNpyHeader *h, char *err, size_t errlen);
 
 /* Writes t as a .npy file, format 1.0, dtype '<f4', atomically. t->name is ignored. */
 int rt_npy_write(const char *path, const RtTensor *t, char *err, size_t errlen);

@@ -9,6 +9,7 @@
  * These forms are an interface: scripts outside this repository call them as
  * written. Exit status: 0 on success, 1 on a user error (with a message naming
  * the file, tensor or argument at fault), 2 on a misuse of the command line. */
+#include "api/nnc_internal.h"
 #include "common/common.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
@@ -17,7 +18,6 @@
 #include "codegen/emit_c.h"
 #include "codegen/emit_train.h"
 #include "runtime/checkpoint.h"
-#include "runtime/jit_cc.h"
 #include "runtime/tensor_io.h"
 #include "tools/train.h"
 
@@ -45,7 +45,9 @@ static const char *const usage[] = {
     "\n"
     "compile options:\n"
     "  -o FILE            output: FILE.c and FILE.h for --emit=c (default NETWORK.c in the\n"
-    "                     current directory), FILE for ir and dot (default: standard output)\n"
+    "                     current directory), FILE for ir and dot (default: standard output);\n"
+    "                     -o - is standard output: for c and train the C source only, without\n"
+    "                     its header NETWORK.h (a note says so on standard error)\n"
     "  --emit=c|ir|dot|train\n"
     "                     C source and header, the IR as text, a Graphviz graph, or\n"
     "                     the training module (forward, backward, optimizer; runtime/train_abi.h)\n"
@@ -64,7 +66,7 @@ static const char *const usage[] = {
     "\n"
     "init options:\n"
     "  --seed S           random seed (default 0); the same seed gives the same weights\n"
-    "  -o FILE            the safetensors file to write (written atomically)\n"
+    "  -o FILE            the safetensors file to write (written atomically; not -)\n"
     "\n",
     "run options:\n"
     "  --weights FILE     safetensors weights (names as in 'nnc MODEL.net --emit=ir')\n"
@@ -241,11 +243,16 @@ static IrGraph *load_model(const Cli *c, Arena *arena)
     return g;
 }
 
+/* "-o -": standard output, as for no -o at all (a file named '-' is ./-). */
+static bool is_stdout(const char *path) { return path && strcmp(path, "-") == 0; }
+
 static int write_text(const char *path, const StrBuf *sb)
 {
-    if (!path) {
+    if (!path || is_stdout(path)) {
         fputs(sb->data ? sb->data : "", stdout);
-        return 0;
+        if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+        fprintf(stderr, "nnc: cannot write to standard output: %s\n", strerror(errno));
+        return 1;
     }
     if (nnc_write_file_atomic(path, sb->data ? sb->data : "", sb->len) != 0) {
         fprintf(stderr, "nnc: cannot write '%s': %s\n", path, strerror(errno));
@@ -333,7 +340,11 @@ static int cmd_compile(const Cli *c)
         ir_print_dot(g, &a);
         rc = write_text(c->out, &a);
     } else {
-        char *c_path = c->out ? strdup(c->out) : NULL, *h_path, *h_name, err[512];
+        /* -o - sends the C source to standard output and writes no header
+         * (two files do not fit one stream): a note names the header it
+         * #includes, which -o FILE.c writes beside it */
+        bool to_stdout = is_stdout(c->out);
+        char *c_path = c->out && !to_stdout ? strdup(c->out) : NULL, *h_path, *h_name, err[512];
         if (!c_path) {
             c_path = nnc_xmalloc(strlen(g->name) + 3);
             sprintf(c_path, "%s.c", g->name);
@@ -345,7 +356,11 @@ static int cmd_compile(const Cli *c)
         bool ok = strcmp(c->emit, "train") == 0 ? cg_emit_train_c(g, &to, &a, &b, err, sizeof err)
                                                 : cg_emit_c(g, &o, &a, &b, err, sizeof err);
         if (!ok) fprintf(stderr, "nnc: %s: %s\n", c->model, err);
-        else rc = write_pair(c_path, &a, h_path, &b);
+        else if (to_stdout) {
+            rc = write_text(NULL, &a);
+            fprintf(stderr, "nnc: note: -o -: the C source went to standard output without its header '%s'; "
+                    "-o FILE.c writes both\n", h_name);
+        } else rc = write_pair(c_path, &a, h_path, &b);
         free(c_path);
         free(h_path);
         free(h_name);
@@ -363,6 +378,8 @@ done:
 static int cmd_init(const Cli *c)
 {
     if (!c->out) return fail_usage("nnc init needs -o WEIGHTS.safetensors%s", "");
+    if (is_stdout(c->out))  /* a binary file is written atomically or not at all; a stream cannot promise that */
+        return fail_usage("nnc init writes a file: -o - (standard output) is not taken; give -o WEIGHTS.safetensors%s", "");
     char why[1200];
     if (nnc_check_writable(c->out, why, sizeof why) != 0) {  /* before the model is compiled */
         fprintf(stderr, "nnc init: -o '%s' cannot be written: %s (choose a writable path)\n", c->out, why);
@@ -676,54 +693,38 @@ static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n, c
 {
     CgOptions o = {.max_batch = (int)n, .header_name = "model.h", .source_path = c->model,
                    .no_memory_plan = c->opt_level < 2};
-    StrBuf src = {0}, hdr = {0};
-    char err[4096];
+    char err[4096], *why = NULL;
     int rc = 1;
-    RtModel m;
-    memset(&m, 0, sizeof m);
+    nnc_instance *inst = NULL;
     float **outs = nnc_xcalloc((size_t)g->n_outputs, sizeof *outs);
     const float **in_ptrs = nnc_xcalloc((size_t)g->n_inputs, sizeof *in_ptrs);
-    if (!cg_emit_c(g, &o, &src, &hdr, err, sizeof err)) {
-        fprintf(stderr, "nnc: %s: %s\n", c->model, err);
-        goto done;
-    }
-    Arena names = {0};
-    int loaded = rt_cc_load(src.data, hdr.data, "model.h", cg_c_prefix(&names, g->name), &m, err, sizeof err);
-    arena_free(&names);
-    if (loaded != 0) {
-        fprintf(stderr, "nnc: %s\n", err);
-        goto done;
-    }
-    void *inst = NULL;
-    if (rt_checkpoint_verify_file(c->weights, err, sizeof err) == RT_CKPT_CORRUPT) {  /* a checkpoint's checksum */
+    /* a checkpoint's checksum, before the code is generated and compiled */
+    if (rt_checkpoint_verify_file(c->weights, err, sizeof err) == RT_CKPT_CORRUPT) {
         fprintf(stderr, "nnc run: --weights %s\n", err);
         goto done;
     }
-    if (m.create(&inst, c->weights, NULL) != 0) {
-        fprintf(stderr, "nnc: %s\n", m.last_error(inst));
-        m.destroy(inst);
-        goto done;
-    }
+    int stage = nnc_load_graph(g, &o, c->weights, &inst, &why);  /* generate, compile, load, create (api/nnc.c) */
+    if (stage == NNC_LOAD_EMIT) fprintf(stderr, "nnc: %s: %s\n", c->model, why);
+    else if (stage != 0) fprintf(stderr, "nnc: %s\n", why);
+    if (stage != 0) goto done;
     note_unused_weights(c->weights, g);
     for (int32_t i = 0; i < g->n_inputs; i++) in_ptrs[i] = ins[i].data;
     for (int32_t i = 0; i < g->n_outputs; i++)
         outs[i] = nnc_xmalloc((size_t)n * (size_t)ir_shape_elems(&g->values[g->outputs[i].value].shape) * sizeof(float));
-    if (m.forward_v(inst, (int)n, in_ptrs, outs) != 0) {
-        fprintf(stderr, "nnc: %s\n", m.last_error(inst));
+    if (nnc_forward(inst, (int)n, in_ptrs, outs) != 0) {
+        fprintf(stderr, "nnc: %s\n", nnc_instance_error(inst));
     } else if (c->n_outputs) {
         rc = write_outputs(c, g, outs, n);
     } else {
         print_predictions(g, outs, n, labels);
         rc = 0;
     }
-    m.destroy(inst);
 done:
-    rt_cc_unload(&m);
+    nnc_instance_free(inst);
+    free(why);
     for (int32_t i = 0; i < g->n_outputs; i++) free(outs[i]);
     free(outs);
     free(in_ptrs);
-    sb_free(&src);
-    sb_free(&hdr);
     return rc;
 }
 

@@ -1,0 +1,25 @@
+/* nnc_internal.h: what the nnc command line shares with the public API
+ * (include/nnc/nnc.h) below its surface, so that `nnc run` loads a model the
+ * way nnc_load does instead of repeating it.
+ *
+ * nnc_load_graph is nnc_load for a graph the caller compiled itself (with its
+ * own diagnostics, passes and --print-after) and code generator options of
+ * its own (the source path named in the generated comments, no memory plan
+ * below -O2). It returns 0, or the stage that failed, with a one-line message
+ * in *error (malloc'd; the caller frees it): NNC_LOAD_EMIT (the code
+ * generator refused the graph), NNC_LOAD_CC (compiling or loading the
+ * generated code) or NNC_LOAD_CREATE (the generated create: the weights). The
+ * graph is only read, and may be freed once the instance exists. */
+#ifndef NNC_API_INTERNAL_H
+#define NNC_API_INTERNAL_H
+
+#include "nnc/nnc.h"
+
+#include "codegen/emit_c.h"
+#include "ir/ir.h"
+
+enum { NNC_LOAD_EMIT = -1, NNC_LOAD_CC = -2, NNC_LOAD_CREATE = -3 };
+
+int nnc_load_graph(const IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error);
+
+#endif
