@@ -137,10 +137,7 @@ int nnc_emit_c(const nnc_model *m, int max_batch, const char *header_name, char 
     CgOptions o = {.max_batch = max_batch, .header_name = header_name, .source_path = NULL};
     *c_source = *header = NULL;
     if (error) *error = NULL;
-    /* the memory plan for this batch (the pipeline planned for 1), buffers shared at every level */
-    bool planned = m->g->plan && m->g->plan->max_batch == max_batch && m->g->plan->reuse;
-    if ((!planned && !pass_plan_memory(m->g, max_batch, true, err, sizeof err)) ||
-        !cg_emit_c(m->g, &o, &c, &h, err, sizeof err)) {
+    if (!nnc_plan_for(m->g, &o, err, sizeof err) || !cg_emit_c(m->g, &o, &c, &h, err, sizeof err)) {
         sb_free(&c);
         sb_free(&h);
         if (error) *error = strdup(err);
@@ -151,13 +148,19 @@ int nnc_emit_c(const nnc_model *m, int max_batch, const char *header_name, char 
     return 0;
 }
 
-int nnc_load_graph(const IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error)
+bool nnc_plan_for(IrGraph *g, const CgOptions *o, char *err, size_t errlen)
+{
+    if (g->plan && g->plan->max_batch == o->max_batch && g->plan->reuse == !o->no_memory_plan) return true;
+    return pass_plan_memory(g, o->max_batch, !o->no_memory_plan, err, errlen);
+}
+
+int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error)
 {
     StrBuf c = {0}, h = {0};
     char err[4096];
     *out = NULL;
     if (error) *error = NULL;
-    if (!cg_emit_c(g, o, &c, &h, err, sizeof err)) {
+    if (!nnc_plan_for(g, o, err, sizeof err) || !cg_emit_c(g, o, &c, &h, err, sizeof err)) {
         sb_free(&c);
         sb_free(&h);
         if (error) *error = strdup(err);

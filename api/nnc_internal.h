@@ -20,6 +20,10 @@
 
 enum { NNC_LOAD_EMIT = -1, NNC_LOAD_CC = -2, NNC_LOAD_CREATE = -3 };
 
-int nnc_load_graph(const IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error);
+int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error);
+
+/* Makes g's memory plan (passes/plan_memory.h) the one for o's batch and
+ * reuse, planning again when the pipeline planned for other ones. */
+bool nnc_plan_for(IrGraph *g, const CgOptions *o, char *err, size_t errlen);
 
 #endif

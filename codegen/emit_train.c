@@ -495,12 +495,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
 bool cg_emit_train_c(const IrGraph *g, const CgTrainOptions *opt, StrBuf *c_src, StrBuf *h_src, char *err,
                      size_t errlen)
 {
-    Tr t;
-    memset(&t, 0, sizeof t);
-    t.g = g;
-    t.opt = opt;
-    t.err = err;
-    t.errlen = errlen;
+    Tr t = {.g = g, .opt = opt, .err = err, .errlen = errlen};
     t.prefix = cg_c_prefix(&t.arena, g->name);
     t.upper = cg_c_upper(&t.arena, t.prefix);
     t.e.arena = &t.arena;  /* the plan registers the backward kernels' scratch checks */

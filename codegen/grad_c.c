@@ -12,18 +12,7 @@
 
 typedef void (*CgGradFn)(CgEmit *cx, const IrNode *n);
 
-#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) \
-    static void grad(CgEmit *cx, const IrNode *n);
-#include "../ir/ops.def"
-#undef OP
 
-static const CgGradFn cg_grads[OP_COUNT] = {
-#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) [OP_##id] = grad,
-#include "../ir/ops.def"
-#undef OP
-};
-
-bool cg_has_gradient(OpKind op) { return cg_grads[op] != tr_bwd_none; }
 
 /* The gradient of value v, or "NULL" when the backward does not compute it. */
 static const char *cg_d(CgEmit *cx, int32_t v) { return cx->dname[v] ? cx->dname[v] : "NULL"; }
@@ -31,21 +20,6 @@ static const char *cg_x(CgEmit *cx, int32_t v) { return cx->cname[v]; }
 static const IrShape *cg_shape(CgEmit *cx, int32_t v) { return &cx->g->values[v].shape; }
 static const char *cg_lit(CgEmit *cx, float f) { return cg_float_literal(cx->arena, f); }
 
-void cg_emit_backward(CgEmit *cx, const IrNode *n)
-{
-    const IrGraph *g = cx->g;
-    /* an op whose input gradient would go to the caller's dinput, which may be NULL */
-    bool guard = n->op != OP_CONV2D && n->op != OP_CONV_T2D && n->op != OP_LINEAR && n->op != OP_BATCHNORM &&
-                 n->op != OP_ADD && n->op != OP_CONCAT && n->n_in && g->values[ir_in(g, n, 0)].kind == VK_INPUT;
-    cx->indent = 4;
-    if (guard) {
-        cg_line(cx, "if (%s) {", cx->tr->dinput);
-        cx->indent = 8;
-    }
-    cg_grads[n->op](cx, n);
-    cx->indent = 4;
-    if (guard) cg_line(cx, "}");
-}
 
 static void tr_bwd_none(CgEmit *cx, const IrNode *n) { (void)cx, (void)n; }
 
@@ -279,4 +253,29 @@ static void tr_bwd_lrn(CgEmit *cx, const IrNode *n)
     cg_arg(cx, "size, alpha, beta, k; dx; scratch", "%d, %s, %s, %s, %s, %s", a->size, cg_lit(cx, a->alpha),
            cg_lit(cx, a->beta), cg_lit(cx, a->k), cg_d(cx, x), cx->scratch[n - cx->g->nodes]);
     cg_call_end(cx);
+}
+
+/* The dispatch table, from the GRAD column of ir/ops.def. */
+static const CgGradFn cg_grads[OP_COUNT] = {
+#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) [OP_##id] = grad,
+#include "../ir/ops.def"
+#undef OP
+};
+
+bool cg_has_gradient(OpKind op) { return cg_grads[op] != tr_bwd_none; }
+
+void cg_emit_backward(CgEmit *cx, const IrNode *n)
+{
+    const IrGraph *g = cx->g;
+    /* an op whose input gradient would go to the caller's dinput, which may be NULL */
+    bool guard = n->op != OP_CONV2D && n->op != OP_CONV_T2D && n->op != OP_LINEAR && n->op != OP_BATCHNORM &&
+                 n->op != OP_ADD && n->op != OP_CONCAT && n->n_in && g->values[ir_in(g, n, 0)].kind == VK_INPUT;
+    cx->indent = 4;
+    if (guard) {
+        cg_line(cx, "if (%s) {", cx->tr->dinput);
+        cx->indent = 8;
+    }
+    cg_grads[n->op](cx, n);
+    cx->indent = 4;
+    if (guard) cg_line(cx, "}");
 }

@@ -12,16 +12,6 @@
 
 typedef bool (*CgEmitFn)(CgEmit *cx, const IrNode *n);
 
-#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) \
-    static bool emit(CgEmit *cx, const IrNode *n);
-#include "../ir/ops.def"
-#undef OP
-
-static const CgEmitFn cg_emitters[OP_COUNT] = {
-#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) [OP_##id] = emit,
-#include "../ir/ops.def"
-#undef OP
-};
 
 /* Opens "if (train) {" (training forms) and, with train false, "} else {". */
 static void cg_mode_open(CgEmit *cx, bool train, const char *comment)
@@ -41,12 +31,6 @@ static void cg_mode_close(CgEmit *cx)
 
 static const char *cg_lit(CgEmit *cx, float f) { return cg_float_literal(cx->arena, f); }
 
-bool cg_emit_forward(CgEmit *cx, const IrNode *n)
-{
-    sb_printf(cx->body, "\n    /* %s */\n", cg_node_origin(cx->arena, n));
-    cx->indent = 4;
-    return cg_emitters[n->op](cx, n);
-}
 
 static bool emit_c_leaf(CgEmit *cx, const IrNode *n)
 {
@@ -520,4 +504,18 @@ static bool emit_c_bn_fold_bias(CgEmit *cx, const IrNode *n)
            cg_lit(cx, n->attr.bn.eps), bias ? cg_in(cx, n, 4) : "NULL", cg_out(cx, n));
     cg_call_end(cx);
     return true;
+}
+
+/* The dispatch table, from the EMIT column of ir/ops.def. */
+static const CgEmitFn cg_emitters[OP_COUNT] = {
+#define OP(id, nm, dsl, mn, mx, attr, act, inpl, bstr, tfwd, shape, macs, emit, grad) [OP_##id] = emit,
+#include "../ir/ops.def"
+#undef OP
+};
+
+bool cg_emit_forward(CgEmit *cx, const IrNode *n)
+{
+    sb_printf(cx->body, "\n    /* %s */\n", cg_node_origin(cx->arena, n));
+    cx->indent = 4;
+    return cg_emitters[n->op](cx, n);
 }

@@ -689,7 +689,7 @@ static void note_unused_weights(const char *path, const IrGraph *g)
     free(names);
 }
 
-static int run_model(const Cli *c, const IrGraph *g, RtTensor *ins, int64_t n, const RtIdx *labels)
+static int run_model(const Cli *c, IrGraph *g, RtTensor *ins, int64_t n, const RtIdx *labels)
 {
     CgOptions o = {.max_batch = (int)n, .header_name = "model.h", .source_path = c->model,
                    .no_memory_plan = c->opt_level < 2};
