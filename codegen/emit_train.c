@@ -86,37 +86,72 @@ static long long tr_elems(const Tr *t, int32_t v) { return cg_elems_from(&t->g->
 
 /* ----------------------------------------------------------- planning ---- */
 
+/* Fails with a message about the DSL place loc: into opt->err_loc when the
+ * caller shows places (diag_error_at), else at the message's front. */
+static bool tr_fail_at(Tr *t, IrLoc loc, const char *fmt, ...) NNC_PRINTF(3, 4);
+static bool tr_fail_at(Tr *t, IrLoc loc, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (t->opt->err_loc) {
+        *t->opt->err_loc = loc;
+        snprintf(t->err, t->errlen, "%s", msg);
+    } else if (loc.file) {
+        snprintf(t->err, t->errlen, "%s:%d:%d: %s", loc.file, loc.line, loc.col, msg);
+    } else {
+        snprintf(t->err, t->errlen, "%s", msg);
+    }
+    return false;
+}
+
+/* Where value v comes from: its node's place, else the network's. */
+static IrLoc tr_loc_of(const Tr *t, int32_t v)
+{
+    int32_t n = t->g->values[v].node;
+    return n >= 0 && t->g->nodes[n].loc.file ? t->g->nodes[n].loc : t->g->loc;
+}
+
 static bool tr_check(Tr *t)
 {
     const IrGraph *g = t->g;
     if (t->opt->max_batch < 1 || t->opt->max_batch > CG_MAX_BATCH)
         TR_FAIL(t, "the training batch must be between 1 and %d, not %d", CG_MAX_BATCH, t->opt->max_batch);
-    if (g->n_inputs != 1) TR_FAIL(t, "network %s has %d inputs; training needs exactly one (the images)", g->name, g->n_inputs);
-    if (g->n_outputs < 1) TR_FAIL(t, "network %s has no output to train", g->name);
-    if (g->n_params < 1) TR_FAIL(t, "network %s has no parameters: there is nothing to train", g->name);
+    if (g->n_inputs != 1)
+        return tr_fail_at(t, g->loc, "network %s has %d inputs; training needs exactly one (the images)", g->name,
+                          g->n_inputs);
+    if (g->n_outputs < 1) return tr_fail_at(t, g->loc, "network %s has no output to train", g->name);
+    if (g->n_params < 1) return tr_fail_at(t, g->loc, "network %s has no parameters: there is nothing to train", g->name);
     t->out = g->outputs[0].value;
     for (int32_t k = 0; k < g->n_outputs; k++) {  /* the logits, then auxiliary classifiers' (GoogLeNet) */
         int32_t v = g->outputs[k].value;
         const IrValue *o = &g->values[v];
-        if (o->kind != VK_ACT) TR_FAIL(t, "output %s of %s is not computed by the network", g->outputs[k].name, g->name);
+        const char *name = g->outputs[k].name;
+        if (o->kind != VK_ACT)
+            return tr_fail_at(t, g->loc, "output %s of %s is not computed by the network", name, g->name);
         long long c = cg_elems_from(&o->shape, 0);
         if (cg_elems_from(&o->shape, 1) != 1 || c < 1 || c > 1000000)
-            TR_FAIL(t, "output %s of %s has shape [%lld, ...]: the loss needs [classes] logits", g->outputs[k].name,
-                    g->name, (long long)o->shape.dim[0]);
+            return tr_fail_at(t, tr_loc_of(t, v), "output %s of %s has shape [%lld, ...]: the loss needs [classes] logits",
+                              name, g->name, (long long)o->shape.dim[0]);
         if (k == 0) t->classes = (int)c;
         else if (c != t->classes)
-            TR_FAIL(t, "output %s of %s has %lld classes, the first output %d: auxiliary classifiers must agree",
-                    g->outputs[k].name, g->name, c, t->classes);
+            return tr_fail_at(t, tr_loc_of(t, v),
+                              "output %s of %s has %lld classes, the first output %d: auxiliary classifiers must agree",
+                              name, g->name, c, t->classes);
         for (int32_t j = 0; j < k; j++)
-            if (g->outputs[j].value == v) TR_FAIL(t, "outputs %s and %s of %s are the same tensor", g->outputs[j].name, g->outputs[k].name, g->name);
+            if (g->outputs[j].value == v)
+                return tr_fail_at(t, tr_loc_of(t, v), "outputs %s and %s of %s are the same tensor", g->outputs[j].name,
+                                  name, g->name);
     }
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         const Epilogue *e = ir_epilogue(n);
         const Prologue *p = ir_prologue(n);
         if (!cg_has_gradient(n->op))
-            TR_FAIL(t, "%s:%d:%d: %s has no gradient rule yet, so %s cannot be trained", n->loc.file ? n->loc.file : g->name,
-                    n->loc.line, n->loc.col, ir_ops[n->op].name, g->name);
+            return tr_fail_at(t, n->loc, "%s has no gradient rule yet, so %s cannot be trained", ir_ops[n->op].name,
+                              g->name);
         if ((e && (e->act != ACT_NONE || e->residual)) || (p && p->on) || ir_is_view(n))
             TR_FAIL(t, "internal error: the training graph must not be optimized at -O2 (node %d)", i);
         if (n->op == OP_BATCHNORM && n->attr.bn.fused) {  /* fuse_bn_train.c: its conv left the sums */
@@ -436,8 +471,9 @@ static bool tr_write_outputs(Tr *t, StrBuf *c)
     for (int32_t k = 0; k < g->n_outputs; k++) {
         int32_t v = g->outputs[k].value;
         if (!t->grad[v])
-            TR_FAIL(t, "output %s of %s does not depend on any learned parameter: there is nothing to train",
-                    g->outputs[k].name, g->name);
+            return tr_fail_at(t, tr_loc_of(t, v),
+                              "output %s of %s does not depend on any learned parameter: there is nothing to train",
+                              g->outputs[k].name, g->name);
         sb_printf(c, "%s%lld", k ? ", " : "", (long long)t->grad_off[v]);
     }
     sb_append(c, "};\n");
@@ -496,6 +532,7 @@ bool cg_emit_train_c(const IrGraph *g, const CgTrainOptions *opt, StrBuf *c_src,
                      size_t errlen)
 {
     Tr t = {.g = g, .opt = opt, .err = err, .errlen = errlen};
+    if (opt->err_loc) *opt->err_loc = (IrLoc){NULL, 0, 0};
     t.prefix = cg_c_prefix(&t.arena, g->name);
     t.upper = cg_c_upper(&t.arena, t.prefix);
     t.e.arena = &t.arena;  /* the plan registers the backward kernels' scratch checks */

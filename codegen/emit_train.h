@@ -21,6 +21,9 @@ typedef struct CgTrainOptions {
     int max_batch;            /* largest n a step accepts (>= 1) */
     const char *header_name;  /* the header as the .c #includes it ("lenet5_train.h") */
     const char *source_path;  /* the .net file, for the banner (NULL: the graph's source) */
+    IrLoc *err_loc;           /* when not NULL, receives the DSL place an error is about (file NULL: none),
+                               * and the message leaves the position out: the caller reports it with
+                               * its source line (frontend.h diag_error_at) */
 } CgTrainOptions;
 
 /* Emits the training module's C source into c_src and its header into h_src.

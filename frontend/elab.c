@@ -407,6 +407,7 @@ IrGraph *elab_network(Elab *E, const Decl *net, const FeOptions *opt)
 {
     E->g = ir_new(net->name);
     E->g->source = arena_strdup(&E->g->arena, net->loc.file->path);
+    E->g->loc = (IrLoc){E->g->source, net->loc.line, net->loc.col};
     Frame f;
     memset(&f, 0, sizeof f);
     f.scope = "";

@@ -33,6 +33,13 @@ typedef struct {
  * reporting to d. */
 char *fe_read_source(const char *path, size_t *len, Diag *d);
 
+/* Reports an error at path:line:col (an IrLoc: a node's place, after the
+ * compilation's source table is gone) with its source line and caret, the
+ * file read again (diag_at.c); path NULL: no position. */
+void diag_error_at(Diag *d, const char *path, int line, int col, const char *fmt, ...) NNC_PRINTF(5, 6);
+/* The same on standard error, on its own: msg at loc (a later stage's error). */
+void fe_report_at(IrLoc loc, const char *msg);
+
 /* Compiles path into a graph, or returns NULL after reporting to d. */
 IrGraph *fe_compile(const char *path, const FeOptions *opt, Diag *d);
 

@@ -196,6 +196,7 @@ typedef struct IrGraph {
     Arena arena;          /* everything below lives here */
     const char *name;     /* network name */
     const char *source;   /* path of the .net file it came from */
+    IrLoc loc;            /* the network's declaration (file NULL for a graph built in code) */
     IrValue *values;  int32_t n_values, cap_values;
     IrNode  *nodes;   int32_t n_nodes,  cap_nodes;
     int32_t *ins;     int32_t n_ins,    cap_ins;      /* node input lists */

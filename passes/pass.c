@@ -120,6 +120,7 @@ IrGraph *pass_rebuild_begin(const IrGraph *g, const bool *keep, int32_t **map)
 {
     IrGraph *ng = ir_new(g->name);
     ng->source = g->source ? arena_strdup(&ng->arena, g->source) : NULL;
+    ng->loc = (IrLoc){ng->source, g->loc.line, g->loc.col};
     int32_t *m = nnc_xmalloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *m);
     for (int32_t v = 0; v < g->n_values; v++) m[v] = -1;
     for (int32_t i = 0; i < g->n_inputs; i++) {

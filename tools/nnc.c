@@ -352,10 +352,12 @@ static int cmd_compile(const Cli *c)
         header_paths(c_path, &h_path, &h_name);
         CgOptions o = {.max_batch = c->batch, .header_name = h_name, .source_path = c->model,
                        .no_memory_plan = c->opt_level < 2};
-        CgTrainOptions to = {.max_batch = c->batch, .header_name = h_name, .source_path = c->model};
+        IrLoc where = {NULL, 0, 0};
+        CgTrainOptions to = {.max_batch = c->batch, .header_name = h_name, .source_path = c->model, .err_loc = &where};
         bool ok = strcmp(c->emit, "train") == 0 ? cg_emit_train_c(g, &to, &a, &b, err, sizeof err)
                                                 : cg_emit_c(g, &o, &a, &b, err, sizeof err);
-        if (!ok) fprintf(stderr, "nnc: %s: %s\n", c->model, err);
+        if (!ok && where.file) fe_report_at(where, err);  /* FILE:LINE:COL: error: ..., the line, a caret */
+        else if (!ok) fprintf(stderr, "nnc: %s: %s\n", c->model, err);
         else if (to_stdout) {
             rc = write_text(NULL, &a);
             fprintf(stderr, "nnc: note: -o -: the C source went to standard output without its header '%s'; "
