@@ -23,8 +23,9 @@
  * PyTorch's ranges refused with status 2, at their FILE:LINE:COL when the
  * train section gave them; stale temporaries of dead processes swept.
  *
- * tools/train.c is #included (the test build compiles one source per test),
- * which also gives the tests its metadata reader. */
+ * tools/train.c, train_args.c and train_ckpt.c are #included (the test build
+ * compiles one source per test), which also gives the tests their metadata
+ * reader. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +42,8 @@
 #include <unistd.h>
 
 #include "tools/train.c"
+#include "tools/train_args.c"
+#include "tools/train_ckpt.c"
 
 static char g_dir[256];         /* this run's scratch directory */
 static char g_net[512];         /* tiny.net in it */
