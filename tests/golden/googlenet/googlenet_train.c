@@ -23,7 +23,8 @@
 /* @kernel conv_transpose2d needs: gemm conv_common epilogue */
 /* @kernel batchnorm */
 /* @kernel linear needs: gemm epilogue */
-/* @kernel relu */
+/* @kernel activation */
+/* @kernel relu needs: activation */
 /* @kernel copy */
 /* @kernel maxpool2d */
 /* @kernel global_avgpool */
@@ -38,7 +39,8 @@
 /* @kernel adaptive_avgpool2d_backward */
 /* @kernel batchnorm_train */
 /* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
-/* @kernel relu_backward */
+/* @kernel activation_backward */
+/* @kernel relu_backward needs: activation_backward */
 /* @kernel concat_backward */
 /* @kernel dropout_train */
 /* @kernel cross_entropy */

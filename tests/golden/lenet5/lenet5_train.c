@@ -22,7 +22,8 @@
 /* @kernel conv2d needs: gemm conv_common epilogue */
 /* @kernel conv_transpose2d needs: gemm conv_common epilogue */
 /* @kernel linear needs: gemm epilogue */
-/* @kernel relu */
+/* @kernel activation */
+/* @kernel relu needs: activation */
 /* @kernel copy */
 /* @kernel maxpool2d */
 /* @kernel grad_accumulate */
@@ -30,7 +31,8 @@
 /* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
 /* @kernel linear_backward needs: gemm grad_bias */
 /* @kernel maxpool2d_backward */
-/* @kernel relu_backward */
+/* @kernel activation_backward */
+/* @kernel relu_backward needs: activation_backward */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
 /* @kernel mse_loss */

@@ -23,7 +23,8 @@
 /* @kernel conv_transpose2d needs: gemm conv_common epilogue */
 /* @kernel batchnorm */
 /* @kernel linear needs: gemm epilogue */
-/* @kernel relu6 */
+/* @kernel activation */
+/* @kernel relu6 needs: activation */
 /* @kernel copy */
 /* @kernel add */
 /* @kernel global_avgpool */

@@ -23,7 +23,8 @@
 /* @kernel conv_transpose2d needs: gemm conv_common epilogue */
 /* @kernel batchnorm */
 /* @kernel linear needs: gemm epilogue */
-/* @kernel relu */
+/* @kernel activation */
+/* @kernel relu needs: activation */
 /* @kernel copy */
 /* @kernel add */
 /* @kernel maxpool2d */
@@ -36,7 +37,8 @@
 /* @kernel global_avgpool_backward */
 /* @kernel batchnorm_train */
 /* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
-/* @kernel relu_backward */
+/* @kernel activation_backward */
+/* @kernel relu_backward needs: activation_backward */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
 /* @kernel mse_loss */
