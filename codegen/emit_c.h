@@ -45,4 +45,11 @@ bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_
 bool cg_snippet_select(const char *text, size_t len, const char *const *names, int n_names, StrBuf *out,
                        char *err, size_t errlen);
 
+/* The kernel library: the sections of runtime/snippets/kernels.c (the files it
+ * includes, activations.h first in the prologue) then of grad_kernels.c (its
+ * files), as one sectioned text, appended to out. cg_kernel_select() is
+ * cg_snippet_select() on that text. */
+void cg_kernel_library(StrBuf *out);
+bool cg_kernel_select(const char *const *names, int n_names, StrBuf *out, char *err, size_t errlen);
+
 #endif

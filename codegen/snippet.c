@@ -1,9 +1,11 @@
-/* snippet.c: picking kernel sections out of runtime/snippets/kernels.c.
+/* snippet.c: the kernel library and picking sections out of it.
  *
- * The kernels are one C file that compiles (and is unit-tested) on its own;
- * generated code gets only the sections its graph calls, so a LeNet's .c does
- * not carry Winograd or LRN. A section starts at its marker line and runs to
- * the next marker:
+ * The kernels are C files under runtime/snippets/ (kernels.c and the files it
+ * includes, then grad_kernels.c and its) that compile, and are unit-tested,
+ * as C; cmake/embed.cmake carries them in nnc as text, and cg_kernel_library
+ * gives that text as one sectioned library. Generated code gets only the
+ * sections its graph calls, so a LeNet's .c does not carry Winograd or LRN. A
+ * section starts at its marker line and runs to the next marker:
  *
  *     / * @kernel conv2d needs: gemm * /
  *     static size_t nnc_conv2d_scratch(...) { ... }
@@ -150,5 +152,38 @@ bool cg_snippet_select(const char *text, size_t len, const char *const *names, i
         if (s[i].text[s[i].text_len - 1] != '\n') sb_append(out, "\n");
     }
     free(s);
+    return ok;
+}
+
+extern const char nnc_snippet_kernels[];
+extern const size_t nnc_snippet_kernels_len;
+extern const char nnc_snippet_grad_kernels[];
+extern const size_t nnc_snippet_grad_kernels_len;
+
+/* The library's files as embedded (their #includes expanded), forward first. */
+static const struct {
+    const char *text;
+    const size_t *len;
+} CG_LIBRARY[] = {
+    {nnc_snippet_kernels, &nnc_snippet_kernels_len},
+    {nnc_snippet_grad_kernels, &nnc_snippet_grad_kernels_len},
+};
+
+void cg_kernel_library(StrBuf *out)
+{
+    for (size_t i = 0; i < sizeof CG_LIBRARY / sizeof CG_LIBRARY[0]; i++) {
+        const char *text = CG_LIBRARY[i].text, *end = text + *CG_LIBRARY[i].len;
+        const char *p = cg_next_marker(text, end);
+        if (p) sb_appendn(out, p, (size_t)(end - p));
+        if (out->len && out->data[out->len - 1] != '\n') sb_append(out, "\n");
+    }
+}
+
+bool cg_kernel_select(const char *const *names, int n_names, StrBuf *out, char *err, size_t errlen)
+{
+    StrBuf lib = {0};
+    cg_kernel_library(&lib);
+    bool ok = cg_snippet_select(lib.data, lib.len, names, n_names, out, err, errlen);
+    sb_free(&lib);
     return ok;
 }

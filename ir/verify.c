@@ -1,10 +1,23 @@
 /* verify.c: the IR verifier (STYLE.md 7).
  *
- * Checks what every pass must keep true: ids in range, each node's inputs made
- * by earlier nodes (topological order), arity and attribute kind as the op
- * table says, each value produced by the node that claims it, and every shape
- * equal to what the op's shape rule computes now. Passes run it between
- * themselves in debug builds; tests run it on every graph they build. */
+ * Checks what every pass must keep true: ids in range (the op, each input
+ * list and input value, each node's output value, each value's producer, the
+ * graph's outputs); only activations have a producing node, and every rank is
+ * 1 .. IR_MAX_RANK; each node's inputs made by earlier nodes (topological
+ * order) and of dtype f32; the arity within the op table's MIN..MAX; each
+ * node's output value naming that node as its producer; and every stored shape
+ * equal to what the op's shape rule computes now. Attributes are checked only
+ * as far as the shape rule reads them (kernel, stride, dilation and padding,
+ * groups, the bias flag against the arity, the epilogue and prologue
+ * activations, the concat axis, the slice range): the attribute kind is not
+ * checked (IrAttr is an untagged union, its member implied by the op), nor
+ * values no rule reads (batchnorm's eps and momentum, dropout's p). Not
+ * checked either: that a value naming a producer is that node's output, and
+ * the graph's inputs and params lists. passes/pass.c runs it before the first
+ * pass and after each one unless NDEBUG is defined (CMake defines it for
+ * RelWithDebInfo and Release, so only Debug builds verify);
+ * tests/unit/test_verify.c shows it refusing each kind of broken graph, and
+ * the pass tests run it on the graphs they build. */
 #include "ir.h"
 
 #include <stdio.h>

@@ -4,9 +4,9 @@
  * the nnc_checksum value, so the writer can put the sum inside the very
  * bytes it covers: it serializes the file with "crc32c:00000000", sums
  * everything but the digits, writes the digits in, and hands the buffer to
- * the atomic writer. The verifier finds the digits by scanning the header's
- * JSON (a small scanner, bounded at every byte, that looks only at the
- * "__metadata__" object and skips the tensor table), then sums the rest:
+ * the atomic writer. The verifier finds the digits in the "__metadata__"
+ * object of the header's JSON (rt_st_metadata_scan: the generated loader's
+ * JSON reader, which skips the tensor table), then sums the rest:
  * the header in memory, the data in blocks. Why CRC32C rather than SHA-256:
  * it guards against accidents (a bit flipped on a disk, a truncated copy, an
  * edit by hand), not against a forger, who could rewrite any sum; it is
@@ -120,14 +120,9 @@ uint32_t rt_crc32c(uint32_t crc, const void *data, size_t len)
     return ~ck_crc_table(c, data, len);
 }
 
-/* ---- the header scanner ----
- * header := '{' (string ':' (metadata | entry)) ,* '}'
- * metadata := '{' (string ':' string) ,* '}'           (the "__metadata__" member)
- * An entry (a tensor) is skipped whole. */
-
-typedef struct CkJson {
-    const char *start, *p, *end;  /* the header text and the read position */
-} CkJson;
+/* ---- the header's metadata ----
+ * Read with rt_st_metadata_scan (tensor_io.c): the JSON reader of the
+ * generated loader (runtime/snippets/safetensors_load.c), nnc's only one. */
 
 /* What the scan found. */
 typedef struct CkScan {
@@ -138,134 +133,25 @@ typedef struct CkScan {
     size_t sum_at, sum_len; /* the raw value of the last one: offset in the header and length */
 } CkScan;
 
-static void js_ws(CkJson *j)
+static char *ck_dup(const char *s)
 {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+    size_t n = strlen(s) + 1;
+    return memcpy(nnc_xmalloc(n), s, n);
 }
 
-static bool js_char(CkJson *j, char c)
+static void ck_pair(void *ctx, const char *key, const char *value, size_t raw_at, size_t raw_len)
 {
-    js_ws(j);
-    if (j->p >= j->end || *j->p != c) return false;
-    j->p++;
-    return true;
-}
-
-/* \uXXXX as UTF-8 (BMP; a surrogate comes out as its own 3 bytes). */
-static bool js_unicode(CkJson *j, StrBuf *out)
-{
-    unsigned u = 0;
-    for (int k = 0; k < 4; k++, j->p++) {
-        if (j->p >= j->end) return false;
-        char x = *j->p;
-        u = u * 16 + (unsigned)(x >= 'a' ? x - 'a' + 10 : x >= 'A' ? x - 'A' + 10 : x - '0');
-    }
-    u &= 0xffff;  /* a digit that was not hex gave a wrong number: keep it in range */
-    char b[4];
-    size_t n = u < 0x80 ? 1 : u < 0x800 ? 2 : 3;
-    if (n == 1) b[0] = (char)u;
-    else if (n == 2) b[0] = (char)(0xc0 | u >> 6), b[1] = (char)(0x80 | (u & 63));
-    else b[0] = (char)(0xe0 | u >> 12), b[1] = (char)(0x80 | ((u >> 6) & 63)), b[2] = (char)(0x80 | (u & 63));
-    if (out) sb_appendn(out, b, n);
-    return true;
-}
-
-/* string := '"' chars '"'; escapes decoded into out (if not NULL). */
-static bool js_string(CkJson *j, StrBuf *out)
-{
-    if (!js_char(j, '"')) return false;
-    while (j->p < j->end && *j->p != '"') {
-        char c = *j->p++;
-        if (c == '\\') {
-            if (j->p >= j->end) return false;
-            c = *j->p++;
-            if (c == 'u') {
-                if (!js_unicode(j, out)) return false;
-                continue;
-            }
-            c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b' : c == 'f' ? '\f' : c;
-        }
-        if (out) sb_appendn(out, &c, 1);
-    }
-    if (j->p >= j->end) return false;
-    j->p++;
-    return true;
-}
-
-/* Skips any value (a tensor entry), up to the ',' or '}' after it. */
-static bool js_skip(CkJson *j)
-{
-    js_ws(j);
-    int depth = 0;
-    while (j->p < j->end) {
-        char c = *j->p;
-        if (c == '"') {
-            if (!js_string(j, NULL)) return false;
-        } else if (c == '{' || c == '[') {
-            depth++, j->p++;
-        } else if (c == '}' || c == ']') {
-            if (depth == 0) return true;
-            depth--, j->p++;
-        } else if (c == ',' && depth == 0) {
-            return true;
-        } else {
-            j->p++;
-        }
-        if (depth == 0 && j->p < j->end && (*j->p == ',' || *j->p == '}')) return true;
-    }
-    return false;
-}
-
-/* One "key": "value" pair of the metadata object. */
-static bool js_meta_pair(CkJson *j, CkScan *s)
-{
-    StrBuf k = {0}, v = {0};
-    bool ok = js_string(j, &k) && js_char(j, ':');
-    js_ws(j);
-    const char *raw = j->p + 1;  /* the value's first byte after its quote */
-    ok = ok && js_string(j, &v);
-    if (ok && k.data && strcmp(k.data, RT_CKPT_KEY) == 0) {
+    CkScan *s = ctx;
+    if (strcmp(key, RT_CKPT_KEY) == 0) {
         s->sums++;
-        s->sum_at = (size_t)(raw - j->start);
-        s->sum_len = (size_t)(j->p - 1 - raw);
+        s->sum_at = raw_at;
+        s->sum_len = raw_len;
     }
-    if (ok && s->want_kv) {
-        if (s->n * 2 + 2 > s->cap) s->kv = nnc_xrealloc(s->kv, (size_t)(s->cap = s->cap * 2 + 16) * sizeof *s->kv);
-        s->kv[2 * s->n] = k.data ? k.data : strdup("");
-        s->kv[2 * s->n + 1] = v.data ? v.data : strdup("");
-        s->n++;
-    } else {
-        sb_free(&k);
-        sb_free(&v);
-    }
-    return ok;
-}
-
-static bool js_metadata(CkJson *j, CkScan *s)
-{
-    if (!js_char(j, '{')) return false;
-    if (js_char(j, '}')) return true;
-    for (;;) {
-        if (!js_meta_pair(j, s)) return false;
-        if (js_char(j, ',')) continue;
-        return js_char(j, '}');
-    }
-}
-
-static bool js_header(CkJson *j, CkScan *s)
-{
-    if (!js_char(j, '{')) return false;
-    if (js_char(j, '}')) return true;
-    for (;;) {
-        StrBuf key = {0};
-        bool ok = js_string(j, &key) && js_char(j, ':');
-        if (ok && key.data && strcmp(key.data, "__metadata__") == 0) ok = js_metadata(j, s);
-        else if (ok) ok = js_skip(j);
-        sb_free(&key);
-        if (!ok) return false;
-        if (js_char(j, ',')) continue;
-        return js_char(j, '}');
-    }
+    if (!s->want_kv) return;
+    if (s->n * 2 + 2 > s->cap) s->kv = nnc_xrealloc(s->kv, (size_t)(s->cap = s->cap * 2 + 16) * sizeof *s->kv);
+    s->kv[2 * s->n] = ck_dup(key);
+    s->kv[2 * s->n + 1] = ck_dup(value);
+    s->n++;
 }
 
 static void ck_scan_free(CkScan *s)
@@ -277,8 +163,7 @@ static void ck_scan_free(CkScan *s)
 
 static bool ck_scan(const char *hdr, size_t len, CkScan *s)
 {
-    CkJson j = {hdr, hdr, hdr + len};
-    return js_header(&j, s);
+    return rt_st_metadata_scan("", hdr, len, ck_pair, s, NULL, 0) == 0;
 }
 
 /* ---- verification ---- */

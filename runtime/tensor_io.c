@@ -170,6 +170,59 @@ static int rt_check_metadata(const char *path, const char *meta, char *err, size
     return rc;
 }
 
+/* The pairs of one "__metadata__" object, handed to fn with the raw value's place. */
+static int rt_st_meta_pairs(nnc_st_json *J, RtStMetaFn fn, void *ctx)
+{
+    int more = 0;
+    if (nnc_st_expect(J, '{')) return -1;
+    more = !nnc_st_empty(J, '}');
+    while (more) {
+        const char *k = NULL, *v = NULL;
+        size_t kl = 0, vl = 0;
+        if (nnc_st_string(J, &k, &kl) || nnc_st_expect(J, ':')) return -1;
+        nnc_st_ws(J);
+        if (J->p < J->end && *J->p != '"') return nnc_st_syntax(J, "__metadata__ values must be strings");
+        const unsigned char *raw = J->p + 1;   /* the value's first byte after its quote */
+        if (nnc_st_string(J, &v, &vl)) return -1;
+        fn(ctx, k, v, (size_t)(raw - J->start), (size_t)(J->p - 1 - raw));
+        if (nnc_st_next(J, '}', &more)) return -1;
+    }
+    return 0;
+}
+
+int rt_st_metadata_scan(const char *path, const char *text, size_t len, RtStMetaFn fn, void *ctx, char *err,
+                        size_t errlen)
+{
+    nnc_st_json J;
+    int more = 0;
+    memset(&J, 0, sizeof J);
+    J.path = path;
+    J.what = "header";
+    J.start = J.p = (const unsigned char *)text;
+    J.end = J.start + len;
+    J.base = 8;
+    J.err = err;
+    J.errlen = errlen;
+    J.pool = nnc_xmalloc(len + 1);
+    int rc = nnc_st_expect(&J, '{');
+    if (rc == 0) more = !nnc_st_empty(&J, '}');
+    while (rc == 0 && more) {
+        const char *name = NULL;
+        size_t nlen = 0, mark = J.pool_len;
+        rc = nnc_st_string(&J, &name, &nlen) || nnc_st_expect(&J, ':') ? -1 : 0;
+        if (rc == 0 && nlen == 12 && strcmp(name, "__metadata__") == 0) rc = rt_st_meta_pairs(&J, fn, ctx);
+        else if (rc == 0) rc = nnc_st_value(&J, 1);   /* a tensor entry: checked as JSON, skipped */
+        J.pool_len = mark;                            /* the strings handed to fn are done with */
+        if (rc == 0) rc = nnc_st_next(&J, '}', &more);
+    }
+    if (rc == 0) {
+        nnc_st_ws(&J);
+        if (J.p < J.end) rc = nnc_st_syntax(&J, "unexpected bytes after the header object (only space padding may follow it)");
+    }
+    free(J.pool);
+    return rc ? -1 : 0;
+}
+
 /* Builds the JSON header for tensors (validated) into sb, padded to a multiple of 8. */
 static void rt_st_header(StrBuf *sb, const RtTensor *t, int n, const char *meta)
 {

@@ -63,6 +63,17 @@ unsigned char *rt_st_pack(const StrBuf *header, const RtTensor *t, int n, size_t
 int rt_st_write(const char *path, const RtTensor *tensors, int n, const char *metadata_json,
                 char *err, size_t errlen);
 
+/* Reads the "__metadata__" of a safetensors header (text: the len bytes after
+ * the 8-byte length) with the generated loader's own JSON reader, the one in
+ * nnc: fn receives each pair in file order, key and value decoded (valid only
+ * during the call), and where the raw value lies in text (after its opening
+ * quote, raw_len bytes). Tensor entries are checked as JSON and skipped, not
+ * validated as tensors. Returns 0, or -1 with err (may be NULL) when text is
+ * not a JSON object whose "__metadata__" members are objects of strings. */
+typedef void (*RtStMetaFn)(void *ctx, const char *key, const char *value, size_t raw_at, size_t raw_len);
+int rt_st_metadata_scan(const char *path, const char *text, size_t len, RtStMetaFn fn, void *ctx, char *err,
+                        size_t errlen);
+
 /* Reads every tensor of a safetensors file (all must be F32) in header order into a
  * new array *tensors of *n tensors; free with rt_tensors_free(*tensors, *n). */
 int rt_st_read(const char *path, RtTensor **tensors, int *n, char *err, size_t errlen);

@@ -3,6 +3,9 @@
  *   nnc train MODEL.net --data KIND:PATH [options]    (options: the usage text in tools/nnc.c)
  *   nnc eval MODEL.net --weights W --data KIND:PATH [--batch N]
  *
+ * The command line and the train section are in train_args.c, checkpoints
+ * and --out in train_ckpt.c, what they share in train_internal.h.
+ *
  * train reads as a list, one function a step:
  *   parse_args         the command line into TrainArgs (exit 2 on a misuse,
  *                      optimizer settings outside PyTorch's ranges included)
@@ -33,7 +36,7 @@
  * function of the command line and the epoch: the loader's order and
  * augmentation of epoch e come from (seed, e) (runtime/data.h), the learning
  * rate of epoch e is nnc_lr_at(e) (runtime/snippets/optim.c, included
- * below), dropout masks come from (seed, step). So restoring the table and the
+ * by train_internal.h), dropout masks come from (seed, step). So restoring the table and the
  * step and starting at the next epoch computes exactly what an uninterrupted
  * run computes. The settings that replay depends on are the fingerprint
  * (fingerprint()): stored in the checkpoint's metadata one string per setting
@@ -52,36 +55,23 @@
  * The --log CSV is rewritten whole (atomically) at the end of every epoch,
  * never appended: a crash leaves the previous complete file; on --resume the
  * rows of the epochs the checkpoint covers are kept from the old file. */
-#include "tools/train.h"
+#include "tools/train_internal.h"
 
 #include "codegen/emit_c.h"
 #include "codegen/emit_train.h"
-#include "common/common.h"
-#include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/checkpoint.h"
-#include "runtime/data.h"
-#include "runtime/jit_cc.h"
-#include "runtime/snippets/optim.c"
-#include "runtime/tensor_io.h"
-#include "runtime/train_abi.h"
 
 #include <errno.h>
 #include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
-#include <stdbool.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-enum {
-    TR_MAX_LIST = 32,        /* --set, --freeze, multistep milestones */
-    TR_MAX_SETTINGS = 24,    /* entries of the fingerprint */
-    TR_ERR = 8192,           /* error buffers (compiler messages can be long) */
-};
 
 /* ---- weight initialization (nnc init) ---- */
 
@@ -117,438 +107,6 @@ void train_init_free(RtTensor *ts, int n)
     for (int i = 0; ts && i < n; i++) free(ts[i].data);
     free(ts);
 }
-
-/* ---- the command line ---- */
-
-typedef struct TrainArgs {
-    const char *cmd;                 /* "train" or "eval", for messages */
-    bool eval;                       /* nnc eval */
-    const char *model, *data, *weights, *out, *checkpoint, *log;
-    FeOptions fe;                    /* --network, --set */
-    FeDefine defines[TR_MAX_LIST];
-    long epochs, batch, warmup;
-    const char *optimizer;           /* sgd, adam, adamw */
-    const char *loss;                /* cross-entropy, bce, mse */
-    RtTrainConfig cfg;               /* optimizer settings, label smoothing, seed */
-    double lr;
-    bool weight_decay_set, momentum_set;
-    const char *schedule;            /* as given */
-    nnc_lr_schedule sched;
-    long milestones[TR_MAX_LIST];
-    bool resume, no_shuffle;
-    const char *normalize, *augment; /* as given (NULL: none) */
-    DtOptions dopt;                  /* shuffle, seed, normalize, augment */
-    const char *freeze[TR_MAX_LIST];
-    int n_freeze;
-    char *kept[TR_MAX_LIST];         /* copies of the train section's values, freed by free_args */
-    int n_kept;
-    const char *at;                  /* while the train section is applied: where the setting stands */
-    char *model_text;                /* the model's source, read once (a pipe cannot be read twice); freed by free_args */
-    size_t model_len;
-    struct {
-        const char *flag;            /* an option the train section set ("--momentum") */
-        char *at;                    /* "FILE:LINE:COL" of it (malloc'd) */
-    } origin[TR_MAX_LIST];           /* cleared by the command line's own value */
-    int n_origin;
-} TrainArgs;
-
-/* A copy of s that lives as long as t (the train section's values). */
-static const char *train_keep(TrainArgs *t, const char *s)
-{
-    if (t->n_kept == TR_MAX_LIST) return s;  /* cannot happen: a section has fewer settings */
-    return t->kept[t->n_kept++] = strdup(s);
-}
-
-/* A wrong command line (status 2); at: the train section's FILE:LINE:COL when the value came from there. */
-static int usage_verror(const TrainArgs *t, const char *at, const char *fmt, va_list ap)
-{
-    fprintf(stderr, "nnc %s: ", t->cmd);
-    if (at) fprintf(stderr, "%s: in the train section: ", at);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nRun 'nnc --help' for the usage.\n");
-    return 2;
-}
-
-static int usage_error(const TrainArgs *t, const char *fmt, ...) NNC_PRINTF(2, 3);
-static int usage_error(const TrainArgs *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = usage_verror(t, t->at, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-/* Where the train section set flag, or NULL (the command line's or the default). */
-static const char *origin_of(const TrainArgs *t, const char *flag)
-{
-    for (int i = 0; i < t->n_origin; i++)
-        if (strcmp(t->origin[i].flag, flag) == 0) return t->origin[i].at;
-    return NULL;
-}
-
-/* A wrong value of flag found when the options are checked together. */
-static int flag_error(const TrainArgs *t, const char *flag, const char *fmt, ...) NNC_PRINTF(3, 4);
-static int flag_error(const TrainArgs *t, const char *flag, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = usage_verror(t, origin_of(t, flag), fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-/* Notes that flag got its value at t->at (the train section), or from the command line (t->at NULL). */
-static void set_origin(TrainArgs *t, const char *flag)
-{
-    for (int i = 0; i < t->n_origin; i++)
-        if (strcmp(t->origin[i].flag, flag) == 0) {
-            free(t->origin[i].at);
-            t->origin[i] = t->origin[--t->n_origin];
-            break;
-        }
-    if (t->at && t->n_origin < TR_MAX_LIST) t->origin[t->n_origin++].flag = flag, t->origin[t->n_origin - 1].at = strdup(t->at);
-}
-
-bool cli_parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_double(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
-/* The options: whether each takes a value, and whether nnc eval takes it too. */
-static const struct {
-    const char *name;
-    bool value, eval;
-} tr_options[] = {
-    {"--data", true, true},          {"--batch", true, true},        {"--weights", true, true},
-    {"--network", true, true},       {"--set", true, true},          {"--normalize", true, true},
-    {"--epochs", true, false},       {"--optimizer", true, false},   {"--lr", true, false},
-    {"--momentum", true, false},     {"--nesterov", false, false},   {"--weight-decay", true, false},
-    {"--label-smoothing", true, false}, {"--schedule", true, false}, {"--warmup", true, false},
-    {"--seed", true, false},         {"--freeze", true, false},      {"--out", true, false},
-    {"--checkpoint", true, false},   {"--resume", false, false},     {"--log", true, false},
-    {"--no-shuffle", false, false},  {"--augment", true, false},    {"--loss", true, true},
-    {"--aux-weight", true, true},
-};
-
-/* Stores the value v of option name (known, value present when it takes one). */
-static int set_option(TrainArgs *t, const char *name, const char *v)
-{
-    set_origin(t, name);
-    if (strcmp(name, "--data") == 0) t->data = v;
-    else if (strcmp(name, "--weights") == 0) t->weights = v;
-    else if (strcmp(name, "--out") == 0) t->out = v;
-    else if (strcmp(name, "--checkpoint") == 0) t->checkpoint = v;
-    else if (strcmp(name, "--log") == 0) t->log = v;
-    else if (strcmp(name, "--network") == 0) t->fe.network = v;
-    else if (strcmp(name, "--normalize") == 0) t->normalize = v;
-    else if (strcmp(name, "--augment") == 0) t->augment = v;
-    else if (strcmp(name, "--schedule") == 0) t->schedule = v;
-    else if (strcmp(name, "--optimizer") == 0) t->optimizer = v;
-    else if (strcmp(name, "--loss") == 0) t->loss = v;
-    else if (strcmp(name, "--aux-weight") == 0) {
-        if (!parse_double(v, 0, 1e6, &t->cfg.aux_weight))
-            return usage_error(t, "--aux-weight needs a number >= 0 (GoogLeNet's is 0.3), got '%s'", v);
-    }
-    else if (strcmp(name, "--nesterov") == 0) t->cfg.nesterov = 1;
-    else if (strcmp(name, "--resume") == 0) t->resume = true;
-    else if (strcmp(name, "--no-shuffle") == 0) t->no_shuffle = true;
-    else if (strcmp(name, "--batch") == 0) {
-        if (!cli_parse_long(v, 1, 1 << 20, &t->batch))
-            return usage_error(t, "--batch needs a whole number from 1 to 1048576, got '%s'", v);
-    } else if (strcmp(name, "--epochs") == 0) {
-        if (!cli_parse_long(v, 1, 1000000, &t->epochs))
-            return usage_error(t, "--epochs needs a whole number from 1 to 1000000, got '%s'", v);
-    } else if (strcmp(name, "--warmup") == 0) {
-        if (!cli_parse_long(v, 0, 1000000, &t->warmup))
-            return usage_error(t, "--warmup needs a whole number of epochs (0 or more), got '%s'", v);
-    } else if (strcmp(name, "--lr") == 0) {
-        if (!parse_double(v, 0, 1e300, &t->lr)) return usage_error(t, "--lr needs a number >= 0, got '%s'", v);
-    } else if (strcmp(name, "--momentum") == 0) {
-        /* torch.optim.SGD takes any momentum >= 0; nnc refuses 1 and more, where the
-         * buffer never forgets a gradient (1) or grows without bound (> 1): the
-         * steps grow with every epoch and training diverges */
-        if (!parse_double(v, 0, 1e300, &t->cfg.momentum) || t->cfg.momentum >= 1)
-            return usage_error(t, "--momentum needs a number from 0 up to but not including 1 (0.9 is usual; at 1 "
-                                  "or more the updates grow without bound), got '%s'", v);
-        t->momentum_set = true;
-    } else if (strcmp(name, "--weight-decay") == 0) {
-        if (!parse_double(v, 0, 1e300, &t->cfg.weight_decay))
-            return usage_error(t, "--weight-decay needs a number >= 0, got '%s'", v);
-        t->weight_decay_set = true;
-    } else if (strcmp(name, "--label-smoothing") == 0) {
-        if (!parse_double(v, 0, 1, &t->cfg.label_smoothing))
-            return usage_error(t, "--label-smoothing needs a number from 0 to 1, got '%s'", v);
-    } else if (strcmp(name, "--seed") == 0) {
-        char *end;
-        errno = 0;
-        t->cfg.seed = strtoull(v, &end, 10);
-        if (!*v || *end || errno || v[0] == '-') return usage_error(t, "--seed needs a whole number >= 0, got '%s'", v);
-    } else if (strcmp(name, "--set") == 0) {
-        const char *eq = strchr(v, '=');
-        if (!eq || eq == v || t->fe.n_defines == TR_MAX_LIST) return usage_error(t, "--set needs NAME=VALUE, got '%s'", v);
-        t->defines[t->fe.n_defines].name = strndup(v, (size_t)(eq - v));
-        t->defines[t->fe.n_defines++].value = eq + 1;
-    } else if (strcmp(name, "--freeze") == 0) {
-        if (t->n_freeze == TR_MAX_LIST) return usage_error(t, "too many --freeze options (at most %d)", TR_MAX_LIST);
-        t->freeze[t->n_freeze++] = v;
-    } else {
-        NNC_ASSERT(!"an option of tr_options without a case in set_option");
-    }
-    return 0;
-}
-
-/* --schedule: constant | step:STEP_SIZE[:GAMMA] | multistep:M1,M2,...[:GAMMA] | cosine[:ETA_MIN].
- * GAMMA defaults to 0.1 and ETA_MIN to 0, as in torch; the cosine period is
- * the epochs after the warm-up. Warm-up (--warmup W) ramps linearly from
- * lr / (W + 1): torch's LinearLR(start_factor=1/(W+1), total_iters=W). */
-static bool parse_schedule(TrainArgs *t, bool *unsorted)
-{
-    *unsorted = false;
-    nnc_lr_schedule *s = &t->sched;
-    memset(s, 0, sizeof *s);
-    s->base_lr = t->lr;
-    s->gamma = 0.1;
-    s->warmup = t->warmup;
-    s->warmup_start = 1.0 / (double)(t->warmup + 1);
-    const char *v = t->schedule ? t->schedule : "constant";
-    char *end;
-    if (strcmp(v, "constant") == 0) {
-        s->kind = NNC_LR_CONSTANT;
-        return true;
-    }
-    if (strncmp(v, "step:", 5) == 0) {
-        s->kind = NNC_LR_STEP;
-        errno = 0;
-        s->step_size = strtol(v + 5, &end, 10);
-        if (end == v + 5 || errno || s->step_size < 1) return false;
-        if (*end == ':') return parse_double(end + 1, 0, 1e300, &s->gamma);
-        return *end == 0;
-    }
-    if (strncmp(v, "multistep:", 10) == 0) {
-        s->kind = NNC_LR_MULTISTEP;
-        s->milestones = t->milestones;
-        const char *p = v + 10;
-        for (;;) {
-            if (s->n_milestones == TR_MAX_LIST) return false;
-            errno = 0;
-            long m = strtol(p, &end, 10);
-            if (end == p || errno || m < 0 || *p == '-' || *p == '+') return false;
-            if (s->n_milestones && m <= t->milestones[s->n_milestones - 1]) {
-                *unsorted = true;  /* MultiStepLR counts a repeated milestone twice: refused, as is a step back */
-                return false;
-            }
-            t->milestones[s->n_milestones++] = m;
-            if (*end != ',') break;
-            p = end + 1;
-        }
-        if (*end == ':') return parse_double(end + 1, 0, 1e300, &s->gamma);
-        return *end == 0;
-    }
-    if (strncmp(v, "cosine", 6) == 0 && (v[6] == 0 || v[6] == ':')) {
-        s->kind = NNC_LR_COSINE;
-        s->t_max = t->epochs - t->warmup > 1 ? t->epochs - t->warmup : 1;
-        return v[6] == 0 || parse_double(v + 7, 0, 1e300, &s->eta_min);
-    }
-    return false;
-}
-
-/* --augment: comma-separated crop:P, flip, jitter:A. */
-static bool parse_augment(const char *v, DtOptions *o)
-{
-    const char *p = v;
-    while (*p) {
-        size_t len = strcspn(p, ",");
-        char item[64];
-        if (len == 0 || len >= sizeof item) return false;
-        memcpy(item, p, len);
-        item[len] = 0;
-        long n;
-        double a;
-        if (strcmp(item, "flip") == 0) o->hflip = 1;
-        else if (strncmp(item, "crop:", 5) == 0 && cli_parse_long(item + 5, 1, 1 << 20, &n)) o->crop_pad = (int)n;
-        else if (strncmp(item, "jitter:", 7) == 0 && parse_double(item + 7, 1e-30, 1, &a)) o->jitter = (float)a;
-        else return false;
-        p += len;
-        if (*p == ',') p++;
-    }
-    return true;
-}
-
-/* Checks the options together once all are read. */
-static int check_args(TrainArgs *t)
-{
-    if (!t->model) return usage_error(t, "no model file given");
-    if (!t->data) return usage_error(t, "--data KIND:PATH is required (kinds: mnist, fashion-mnist, cifar10, npy)");
-    const char *ls = t->loss;
-    if (strcmp(ls, "cross-entropy") == 0) t->cfg.loss = RT_LOSS_CROSS_ENTROPY;
-    else if (strcmp(ls, "bce") == 0) t->cfg.loss = RT_LOSS_BCE;
-    else if (strcmp(ls, "mse") == 0) t->cfg.loss = RT_LOSS_MSE;
-    else return usage_error(t, "--loss takes cross-entropy, bce or mse, not '%s'", ls);
-    if (t->eval) {
-        if (!t->weights) return usage_error(t, "--weights W.safetensors is required");
-    } else {
-        const char *o = t->optimizer;
-        if (strcmp(o, "sgd") == 0) t->cfg.optimizer = RT_OPTIM_SGD;
-        else if (strcmp(o, "adam") == 0) t->cfg.optimizer = RT_OPTIM_ADAM;
-        else if (strcmp(o, "adamw") == 0) t->cfg.optimizer = RT_OPTIM_ADAMW;
-        else return usage_error(t, "--optimizer takes sgd, adam or adamw, not '%s'", o);
-        if (t->momentum_set && t->cfg.optimizer != RT_OPTIM_SGD)
-            return flag_error(t, "--momentum", "--momentum applies to --optimizer sgd only (adam and adamw use betas "
-                                               "0.9, 0.999)");
-        if (t->cfg.nesterov && t->cfg.optimizer != RT_OPTIM_SGD)
-            return flag_error(t, "--nesterov", "--nesterov applies to --optimizer sgd only");
-        if (t->cfg.nesterov && t->cfg.momentum <= 0)  /* torch: nesterov needs momentum > 0 and dampening 0 (nnc's is 0) */
-            return flag_error(t, "--nesterov", "--nesterov needs --momentum greater than 0, got %g", t->cfg.momentum);
-        if (t->cfg.optimizer == RT_OPTIM_ADAMW && !t->weight_decay_set) t->cfg.weight_decay = 0.01;  /* torch's default */
-        bool unsorted;
-        if (!parse_schedule(t, &unsorted) && unsorted)
-            return flag_error(t, "--schedule", "--schedule '%s': the milestones of multistep must increase strictly "
-                                               "(e.g. multistep:2,5)", t->schedule);
-        if (!parse_schedule(t, &unsorted))
-            return flag_error(t, "--schedule", "--schedule takes constant, step:STEP_SIZE[:GAMMA], "
-                                               "multistep:M1,M2,...[:GAMMA] or cosine[:ETA_MIN] (whole epochs, numbers "
-                                               ">= 0), not '%s'", t->schedule);
-        if (t->augment && !parse_augment(t->augment, &t->dopt))
-            return usage_error(t, "--augment takes crop:P (P >= 1 pixels), flip and jitter:A (0 < A <= 1), "
-                                  "separated by commas, not '%s'", t->augment);
-        if (t->resume && !t->checkpoint) return usage_error(t, "--resume needs --checkpoint PATH (the file to resume from)");
-    }
-    char err[512];
-    if (t->normalize && dt_parse_normalize(t->normalize, &t->dopt, err, sizeof err) != 0) return usage_error(t, "%s", err);
-    t->dopt.shuffle = !t->no_shuffle;
-    t->dopt.seed = t->cfg.seed;
-    return 0;
-}
-
-/* Whether option flag is given on the command line (as "--flag" or "--flag=V"). */
-static bool on_command_line(int argc, char **argv, const char *flag)
-{
-    size_t n = strlen(flag);
-    for (int i = 1; i < argc; i++)
-        if (strncmp(argv[i], flag, n) == 0 && (argv[i][n] == 0 || argv[i][n] == '=')) return true;
-    return false;
-}
-
-/* Applies the model's train section (frontend.h fe_train_settings) as options.
- * The model and --network are found on the command line first; a section
- * setting that nnc eval does not take is skipped by it. */
-static int section_defaults(int argc, char **argv, TrainArgs *t)
-{
-    const char *model = NULL;
-    FeOptions fe = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || !a[1]) {
-            if (!model) model = a;
-        } else if (strcmp(a, "--network") == 0 && i + 1 < argc) {
-            fe.network = argv[++i];
-        } else if (strncmp(a, "--network=", 10) == 0) {
-            fe.network = a + 10;
-        } else {
-            size_t len = strcspn(a, "=");
-            for (size_t k = 0; k < NNC_COUNT(tr_options); k++)  /* skip the value of an option that takes one */
-                if (strlen(tr_options[k].name) == len && strncmp(a, tr_options[k].name, len) == 0 &&
-                    tr_options[k].value && a[len] != '=')
-                    i++;
-        }
-    }
-    if (!model) return 0;  /* check_args reports it */
-    Arena arena = {0};
-    Diag d;
-    diag_init(&d, &arena);
-    FeTrainSetting *st = NULL;
-    int n = 0, rc = 0;
-    t->model_text = fe_read_source(model, &t->model_len, &d);
-    if (!t->model_text || !fe_train_settings_text(model, t->model_text, t->model_len, &fe, &st, &n, &d)) {
-        fputs(d.out.data ? d.out.data : "", stderr);
-        rc = 1;
-    }
-    for (int i = 0; i < n && !rc; i++) {
-        size_t k = 0;
-        while (k < NNC_COUNT(tr_options) && strcmp(tr_options[k].name, st[i].flag)) k++;
-        NNC_ASSERT(k < NNC_COUNT(tr_options));
-        if (t->eval && !tr_options[k].eval) continue;
-        if (on_command_line(argc, argv, st[i].flag)) continue;  /* overridden: its value is never read, nor refused */
-        char at[1200];
-        const Loc *l = &st[i].loc;
-        snprintf(at, sizeof at, "%s:%d:%d", l->file ? l->file->path : model, l->line, l->col);
-        t->at = at;  /* a refused value names its place in the file */
-        /* the values live in the arena: keep copies, TrainArgs points at them to the end */
-        rc = set_option(t, tr_options[k].name, st[i].value ? train_keep(t, st[i].value) : NULL);
-        t->at = NULL;
-    }
-    diag_free(&d);
-    arena_free(&arena);
-    return rc;
-}
-
-static int parse_args(int argc, char **argv, TrainArgs *t)
-{
-    memset(t, 0, sizeof *t);
-    t->cmd = argv[0];
-    t->eval = strcmp(argv[0], "eval") == 0;
-    t->epochs = 1;
-    t->batch = 64;
-    t->lr = 0.01;
-    t->optimizer = "sgd";
-    t->loss = "cross-entropy";
-    t->cfg.aux_weight = 0.3;  /* GoogLeNet's auxiliary classifiers (Szegedy et al.; torchvision) */
-    t->cfg.beta1 = 0.9, t->cfg.beta2 = 0.999, t->cfg.eps = 1e-8;  /* torch's Adam defaults */
-    t->fe.defines = t->defines;
-    /* the .net file's `train` section supplies defaults between these built-in
-     * ones and the command line (which is read after it and overrides it) */
-    int rc0 = section_defaults(argc, argv, t);
-    if (rc0) return rc0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || !a[1]) {
-            if (t->model) return usage_error(t, "unexpected argument '%s' (one model file at a time)", a);
-            t->model = a;
-            continue;
-        }
-        size_t len = strcspn(a, "=");
-        size_t k = 0;
-        while (k < NNC_COUNT(tr_options) && (strlen(tr_options[k].name) != len || strncmp(a, tr_options[k].name, len)))
-            k++;
-        if (k == NNC_COUNT(tr_options)) return usage_error(t, "unknown option '%s'", a);
-        const char *name = tr_options[k].name, *v = NULL;
-        if (t->eval && !tr_options[k].eval) return usage_error(t, "%s is an option of nnc train, not of nnc eval", name);
-        if (tr_options[k].value) {
-            v = a[len] == '=' ? a + len + 1 : i + 1 < argc ? argv[++i] : "";
-            if (!*v) return usage_error(t, "%s needs a value", name);
-        } else if (a[len] == '=') {
-            return usage_error(t, "%s takes no value", name);
-        }
-        int rc = set_option(t, name, v);
-        if (rc) return rc;
-    }
-    return check_args(t);
-}
-
-static void free_args(TrainArgs *t)
-{
-    for (int i = 0; i < t->fe.n_defines; i++) free((char *)t->defines[i].name);
-    for (int i = 0; i < t->n_kept; i++) free(t->kept[i]);
-    for (int i = 0; i < t->n_origin; i++) free(t->origin[i].at);
-    free(t->model_text);
-}
-
 /* ---- model, data, module ---- */
 
 /* The model elaborated and cleaned up for training (pass_run_training_pipeline:
@@ -657,7 +215,7 @@ done:
     return ok;
 }
 
-static bool same_shape(const RtTensor *a, const RtTensor *b)
+bool same_shape(const RtTensor *a, const RtTensor *b)
 {
     if (a->rank != b->rank) return false;
     for (int d = 0; d < a->rank; d++)
@@ -665,7 +223,7 @@ static bool same_shape(const RtTensor *a, const RtTensor *b)
     return true;
 }
 
-static const char *shape_text(const RtTensor *t, char *buf, size_t len)
+const char *shape_text(const RtTensor *t, char *buf, size_t len)
 {
     size_t k = (size_t)snprintf(buf, len, "[");
     for (int d = 0; d < t->rank && k < len; d++)
@@ -673,8 +231,6 @@ static const char *shape_text(const RtTensor *t, char *buf, size_t len)
     if (k < len) snprintf(buf + k, len - k, "]");
     return buf;
 }
-
-static bool train_verify_weights(const char *cmd, const char *what, const char *path);
 
 /* Overlays ts (the fresh tensors) with --weights by name; a tensor the file
  * lacks, or has in another shape, stays fresh, with a note naming it. */
@@ -754,14 +310,7 @@ done:
     return inst;
 }
 
-/* One entry of the tensor table. */
-typedef struct TableEntry {
-    const char *name;
-    int kind;
-    RtTensor t;   /* name, rank, shape, data (the instance's) */
-} TableEntry;
-
-static TableEntry table_entry(const RtTrainModule *m, void *inst, int i)
+TableEntry table_entry(const RtTrainModule *m, void *inst, int i)
 {
     TableEntry e;
     memset(&e, 0, sizeof e);
@@ -805,318 +354,6 @@ static bool apply_freeze(const TrainArgs *t, const IrGraph *g, const RtTrainModu
     if (t->n_freeze) fprintf(stderr, "nnc: note: %d parameter tensor%s frozen\n", frozen, frozen == 1 ? "" : "s");
     return true;
 }
-
-/* ---- checkpoints: metadata and fingerprint ---- */
-
-/* One setting an exact resume depends on: its option and canonical value. */
-typedef struct Setting {
-    const char *key;   /* the option without "--" ("lr"), or "model" */
-    char *value;       /* malloc'd */
-} Setting;
-
-static char *xprintf(const char *fmt, ...) NNC_PRINTF(1, 2);
-static char *xprintf(const char *fmt, ...)
-{
-    StrBuf sb = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    sb_vprintf(&sb, fmt, ap);
-    va_end(ap);
-    return sb.data ? sb.data : strdup("");
-}
-
-/* path made absolute (a resume from another directory is the same run). */
-static char *canonical_path(const char *path)
-{
-    char cwd[4096];
-    if (path[0] == '/' || !getcwd(cwd, sizeof cwd)) return strdup(path);
-    while (strncmp(path, "./", 2) == 0) path += 2;
-    return xprintf("%s/%s", cwd, path);
-}
-
-static int fingerprint(const TrainArgs *t, const IrGraph *g, Setting *s)
-{
-    int n = 0;
-    StrBuf sets = {0}, freeze = {0};
-    for (int i = 0; i < t->fe.n_defines; i++) sb_printf(&sets, "%s%s=%s", i ? "," : "", t->defines[i].name, t->defines[i].value);
-    for (int i = 0; i < t->n_freeze; i++) sb_printf(&freeze, "%s%s", i ? "," : "", t->freeze[i]);
-    const char *colon = strchr(t->data, ':');
-    char *dir = canonical_path(colon ? colon + 1 : t->data);
-    s[n++] = (Setting){"model", canonical_path(t->model)};
-    s[n++] = (Setting){"network", strdup(g->name)};
-    s[n++] = (Setting){"set", strdup(sets.data ? sets.data : "")};
-    s[n++] = (Setting){"data", xprintf("%.*s:%s", colon ? (int)(colon - t->data) : 0, t->data, dir)};
-    s[n++] = (Setting){"batch", xprintf("%ld", t->batch)};
-    s[n++] = (Setting){"optimizer", strdup(t->optimizer)};
-    s[n++] = (Setting){"lr", xprintf("%.17g", t->lr)};
-    s[n++] = (Setting){"momentum", xprintf("%.17g", t->cfg.momentum)};
-    s[n++] = (Setting){"nesterov", xprintf("%d", t->cfg.nesterov)};
-    s[n++] = (Setting){"weight-decay", xprintf("%.17g", t->cfg.weight_decay)};
-    s[n++] = (Setting){"label-smoothing", xprintf("%.17g", t->cfg.label_smoothing)};
-    s[n++] = (Setting){"loss", strdup(t->loss)};
-    s[n++] = (Setting){"aux-weight", xprintf("%.17g", t->cfg.aux_weight)};
-    if (t->sched.kind == NNC_LR_COSINE)  /* its period comes from --epochs */
-        s[n++] = (Setting){"schedule", xprintf("%s (annealed over %ld epochs)", t->schedule, t->sched.t_max)};
-    else
-        s[n++] = (Setting){"schedule", strdup(t->schedule ? t->schedule : "constant")};
-    s[n++] = (Setting){"warmup", xprintf("%ld", t->warmup)};
-    s[n++] = (Setting){"seed", xprintf("%llu", (unsigned long long)t->cfg.seed)};
-    s[n++] = (Setting){"no-shuffle", xprintf("%d", t->no_shuffle)};
-    s[n++] = (Setting){"normalize", strdup(t->normalize ? t->normalize : "")};
-    s[n++] = (Setting){"augment", strdup(t->augment ? t->augment : "")};
-    s[n++] = (Setting){"freeze", strdup(freeze.data ? freeze.data : "")};
-    NNC_ASSERT(n <= TR_MAX_SETTINGS);
-    free(dir);
-    sb_free(&sets);
-    sb_free(&freeze);
-    return n;
-}
-
-static void free_settings(Setting *s, int n)
-{
-    for (int i = 0; i < n; i++) free(s[i].value);
-}
-
-/* FNV-1a over "key=value\n" of every setting, as 16 hex digits. */
-static void fingerprint_hash(const Setting *s, int n, char out[17])
-{
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < n; i++) {
-        const char *parts[] = {s[i].key, "=", s[i].value, "\n"};
-        for (size_t p = 0; p < NNC_COUNT(parts); p++)
-            for (const unsigned char *c = (const unsigned char *)parts[p]; *c; c++) h = (h ^ *c) * 1099511628211ull;
-    }
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
-}
-
-static void json_pair(StrBuf *sb, const char *key, const char *value)
-{
-    sb_append(sb, sb->len > 1 ? "," : "");
-    rt_json_string(sb, key);
-    sb_append(sb, ":");
-    rt_json_string(sb, value);
-}
-
-/* The metadata of a safetensors file (runtime/checkpoint.h). */
-static bool st_metadata(const char *path, char ***kv, int *n) { return rt_checkpoint_metadata(path, kv, n); }
-static const char *meta_get(char **kv, int n, const char *key) { return rt_checkpoint_meta_get(kv, n, key); }
-static void meta_free(char **kv, int n) { rt_checkpoint_meta_free(kv, n); }
-
-/* Writes every tensor of the table and the metadata, atomically, with the
- * checksum of runtime/checkpoint.h. */
-static bool write_checkpoint(const TrainArgs *t, const IrGraph *g, const RtTrainModule *m, void *inst, long epochs_done)
-{
-    int n = m->tensor_count(inst);
-    RtTensor *ts = nnc_xcalloc((size_t)(n ? n : 1), sizeof *ts);
-    for (int i = 0; i < n; i++) ts[i] = table_entry(m, inst, i).t;
-    Setting s[TR_MAX_SETTINGS];
-    int ns = fingerprint(t, g, s);
-    char hash[17], num[32], err[1024];
-    fingerprint_hash(s, ns, hash);
-    StrBuf meta = {0};
-    sb_append(&meta, "{");
-    json_pair(&meta, "format", "pt");
-    json_pair(&meta, "nnc_network", g->name);
-    snprintf(num, sizeof num, "%ld", epochs_done);
-    json_pair(&meta, "nnc_epoch", num);
-    snprintf(num, sizeof num, "%ld", m->get_step(inst));
-    json_pair(&meta, "nnc_step", num);
-    snprintf(num, sizeof num, "%llu", (unsigned long long)t->cfg.seed);
-    json_pair(&meta, "nnc_seed", num);
-    json_pair(&meta, "nnc_fingerprint", hash);
-    for (int i = 0; i < ns; i++) {
-        char key[64];
-        snprintf(key, sizeof key, "nnc_setting.%s", s[i].key);
-        json_pair(&meta, key, s[i].value);
-    }
-    sb_append(&meta, "}");
-    bool ok = rt_checkpoint_write(t->checkpoint, ts, n, meta.data, err, sizeof err) == 0;  /* with nnc_checksum */
-    if (!ok) fprintf(stderr, "nnc train: %s\n", err);
-    sb_free(&meta);
-    free_settings(s, ns);
-    free(ts);
-    return ok;
-}
-
-/* Compares the checkpoint's settings with this run's; names the first that differs. */
-static bool check_fingerprint(const TrainArgs *t, const IrGraph *g, char **kv, int nkv)
-{
-    Setting s[TR_MAX_SETTINGS];
-    int ns = fingerprint(t, g, s);
-    char hash[17];
-    fingerprint_hash(s, ns, hash);
-    const char *theirs = meta_get(kv, nkv, "nnc_fingerprint");
-    bool ok = theirs && strcmp(theirs, hash) == 0;
-    if (!theirs) {
-        fprintf(stderr, "nnc train: --resume: %s is not a checkpoint of nnc train (its metadata has no nnc_fingerprint)\n",
-                t->checkpoint);
-    }
-    bool named = false;
-    for (int i = 0; theirs && !ok && i < ns; i++) {  /* every setting that differs */
-        char key[64];
-        snprintf(key, sizeof key, "nnc_setting.%s", s[i].key);
-        const char *v = meta_get(kv, nkv, key);
-        if (v && strcmp(v, s[i].value) == 0) continue;
-        const char *dashes = strcmp(s[i].key, "model") == 0 ? "" : "--";
-        fprintf(stderr, "nnc train: --resume: %s was written with %s%s '%s', this run has %s%s '%s'; an exact resume "
-                        "needs the same settings (or start afresh without --resume)\n", t->checkpoint, dashes, s[i].key,
-                v ? v : "(not recorded)", dashes, s[i].key, s[i].value);
-        named = true;
-    }
-    if (theirs && !ok && !named)  /* every setting equal, the hash not: another version's fingerprint */
-        fprintf(stderr, "nnc train: --resume: %s: its fingerprint %s differs from this run's %s\n", t->checkpoint,
-                theirs, hash);
-    free_settings(s, ns);
-    return ok;
-}
-
-/* Verifies the checksum of a file weights are loaded from (runtime/checkpoint.h):
- * false after a message when it carries one that does not match; a file
- * without one (PyTorch's, nnc init's, --out's) passes. what: "--resume". */
-static bool train_verify_weights(const char *cmd, const char *what, const char *path)
-{
-    char err[1024];
-    int64_t size;
-    const char *why;
-    int fd = nnc_open_regular(path, &size, &why);  /* a FIFO would block the loader's fopen: refused here */
-    if (fd < 0) {
-        fprintf(stderr, "nnc %s: %s %s: %s\n", cmd, what, path, why);
-        return false;
-    }
-    close(fd);
-    if (rt_checkpoint_verify_file(path, err, sizeof err) != RT_CKPT_CORRUPT) return true;
-    fprintf(stderr, "nnc %s: %s %s\n", cmd, what, err);
-    return false;
-}
-
-/* A metadata number: a whole number >= 0 written alone; says what is wrong with it. */
-static bool meta_count(const TrainArgs *t, char **kv, int nkv, const char *key, long *out)
-{
-    const char *v = meta_get(kv, nkv, key);
-    if (v && cli_parse_long(v, 0, LONG_MAX, out)) return true;
-    if (!v) fprintf(stderr, "nnc train: --resume: %s: %s is missing from its metadata\n", t->checkpoint, key);
-    else fprintf(stderr, "nnc train: --resume: %s: %s = %s is not a whole number >= 0\n", t->checkpoint, key, v);
-    return false;
-}
-
-/* The epoch and step of the checkpoint, each checked, and checked together:
- * a checkpoint is written after a whole epoch, so its step counter is
- * epochs times the steps of one epoch. Every inconsistent field is named. */
-static bool checkpoint_position(const TrainArgs *t, const IrGraph *g, char **kv, int nkv, long batches, long *epoch,
-                                long *step)
-{
-    bool ok = meta_count(t, kv, nkv, "nnc_epoch", epoch);
-    ok = meta_count(t, kv, nkv, "nnc_step", step) && ok;
-    if (ok && (*epoch > LONG_MAX / (batches ? batches : 1) || *step != *epoch * batches)) {
-        fprintf(stderr, "nnc train: --resume: %s: nnc_step = %ld does not match epoch %ld of %ld steps (batches of "
-                        "%ld); the checkpoint was edited, or the training data changed since it was written\n",
-                t->checkpoint, *step, *epoch, batches, t->batch);
-        ok = false;
-    }
-    const char *net = meta_get(kv, nkv, "nnc_network"), *seed = meta_get(kv, nkv, "nnc_seed");
-    if (net && strcmp(net, g->name) != 0) {
-        fprintf(stderr, "nnc train: --resume: %s: nnc_network = '%s', this run trains network '%s'\n", t->checkpoint,
-                net, g->name);
-        ok = false;
-    }
-    char mine[32];
-    snprintf(mine, sizeof mine, "%llu", (unsigned long long)t->cfg.seed);
-    if (seed && strcmp(seed, mine) != 0) {
-        fprintf(stderr, "nnc train: --resume: %s: nnc_seed = %s, this run has --seed %s\n", t->checkpoint, seed, mine);
-        ok = false;
-    }
-    return ok;
-}
-
-/* The checkpoint's tensors into the instance's table, each found by name and shape. */
-static bool restore_tensors(const TrainArgs *t, const RtTrainModule *m, void *inst, const RtTensor *w, int n)
-{
-    char a[96], b[96];
-    int count = m->tensor_count(inst);
-    for (int i = 0; i < count; i++) {
-        TableEntry e = table_entry(m, inst, i);
-        int j = 0;
-        while (j < n && strcmp(w[j].name, e.name) != 0) j++;
-        if (j == n || !same_shape(&w[j], &e.t)) {
-            if (j == n) fprintf(stderr, "nnc train: --resume: %s has no tensor '%s'\n", t->checkpoint, e.name);
-            else fprintf(stderr, "nnc train: --resume: %s: '%s' has shape %s, the model %s\n", t->checkpoint, e.name,
-                         shape_text(&w[j], a, sizeof a), shape_text(&e.t, b, sizeof b));
-            return false;
-        }
-        memcpy(e.t.data, w[j].data, (size_t)rt_tensor_numel(&e.t) * sizeof(float));
-    }
-    return true;
-}
-
-/* --resume: checksum verified, settings compared, epoch and step checked,
- * every tensor of the table and the step restored; *start is the first epoch
- * still to run; batches the steps of one epoch.
- *
- * A checkpoint without nnc_checksum (written before checksums existed) is
- * accepted with a warning rather than refused: its settings, epoch, step and
- * every tensor's name and shape are still checked, refusing it would strand a
- * long run half way through an upgrade of nnc, and the checkpoints this run
- * writes carry the checksum. */
-static bool restore_checkpoint(const TrainArgs *t, const IrGraph *g, const RtTrainModule *m, void *inst, long batches,
-                               long *start)
-{
-    RtTensor *w = NULL;
-    int n = 0, nkv = 0;
-    char **kv = NULL, err[1024];
-    long step = 0;
-    bool ok = false;
-    RtCkptStatus sum = rt_checkpoint_verify_file(t->checkpoint, err, sizeof err);
-    if (sum == RT_CKPT_CORRUPT) {
-        fprintf(stderr, "nnc train: --resume %s\n", err);
-        return false;
-    }
-    if (rt_st_read(t->checkpoint, &w, &n, err, sizeof err) != 0) {
-        fprintf(stderr, "nnc train: --resume: %s\n", err);
-        return false;
-    }
-    if (!st_metadata(t->checkpoint, &kv, &nkv)) {
-        fprintf(stderr, "nnc train: --resume: %s: cannot read its metadata\n", t->checkpoint);
-        goto done;
-    }
-    if (!check_fingerprint(t, g, kv, nkv) || !checkpoint_position(t, g, kv, nkv, batches, start, &step) ||
-        !restore_tensors(t, m, inst, w, n))
-        goto done;
-    if (sum == RT_CKPT_UNSIGNED)
-        fprintf(stderr, "nnc: warning: %s has no %s (written by an nnc without checkpoint checksums); its integrity "
-                        "cannot be verified, its settings, epoch, step and tensors were checked; the checkpoints of "
-                        "this run carry the checksum\n", t->checkpoint, RT_CKPT_KEY);
-    m->set_step(inst, step);
-    ok = true;
-done:
-    meta_free(kv, nkv);
-    rt_tensors_free(w, n);
-    return ok;
-}
-
-/* --out: the parameters and buffers, as a weights file. */
-static bool write_weights(const TrainArgs *t, const IrGraph *g, const RtTrainModule *m, void *inst, long epochs)
-{
-    int n = m->tensor_count(inst), k = 0;
-    RtTensor *ts = nnc_xcalloc((size_t)(n ? n : 1), sizeof *ts);
-    for (int i = 0; i < n; i++) {
-        TableEntry e = table_entry(m, inst, i);
-        if (e.kind == RT_TENSOR_PARAM || e.kind == RT_TENSOR_BUFFER) ts[k++] = e.t;
-    }
-    char err[1024], num[32];
-    StrBuf meta = {0};
-    sb_append(&meta, "{");
-    json_pair(&meta, "format", "pt");
-    json_pair(&meta, "nnc_network", g->name);
-    snprintf(num, sizeof num, "%ld", epochs);
-    json_pair(&meta, "nnc_epochs", num);
-    sb_append(&meta, "}");
-    bool ok = rt_st_write(t->out, ts, k, meta.data, err, sizeof err) == 0;
-    if (!ok) fprintf(stderr, "nnc train: %s\n", err);
-    sb_free(&meta);
-    free(ts);
-    return ok;
-}
-
 /* ---- the training loop ---- */
 
 static const char log_header[] = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,images_per_second\n";
@@ -1445,3 +682,4 @@ int eval_main(int argc, char **argv, const TrainSource *src)
     NNC_ASSERT(argc >= 1 && strcmp(argv[0], "eval") == 0);
     return command(argc, argv, src);
 }
+

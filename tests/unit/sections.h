@@ -1,5 +1,5 @@
-/* sections.h: the checks the snippet tests share (test_kernels.c,
- * test_grad_kernels.c, test_optim.c): split a sectioned snippet file
+/* sections.h: the checks the snippet tests share (test_kernel_sections.c,
+ * test_optim.c): split a sectioned snippet file
  * (codegen/snippet.c's format) into its sections, close a section over its
  * needs, refuse forbidden calls, and compile a selection alone with gcc and
  * clang under the strict warning set, with and without CBLAS. Included by one

@@ -1,0 +1,310 @@
+/* grad_kernels_norm.c: training kernels (grad_kernels.c, whose top comment
+ * gives the gradient convention and the file order): batchnorm with batch
+ * statistics and its backward, the fused training chain conv -> batchnorm ->
+ * activation, batchnorm's backward in inference mode, and the backward of
+ * the activations (generated from activations.h's table). */
+
+/* @kernel batchnorm_train */
+/* torch.nn.BatchNorm1d/2d in training mode, x [n][c][hw] (BatchNorm1d on [n][c]:
+ * hw = 1). Per channel, over the m = n*hw values: mean, the biased variance
+ * var, invstd = 1/sqrt(var + eps), and y = (x - mean)*invstd*gamma + beta
+ * (gamma/beta NULL: affine=False). save_mean and save_invstd [c] receive mean
+ * and invstd for nnc_batchnorm_backward. running_mean/running_var (NULL:
+ * track_running_stats=False) are updated as PyTorch does with a float momentum:
+ *   running_mean = (1 - momentum)*running_mean + momentum*mean,
+ *   running_var  = (1 - momentum)*running_var  + momentum*var*m/(m - 1)
+ * (the UNBIASED variance; PyTorch refuses m == 1, here the biased one is used
+ * then). Statistics are summed in double. y may equal x only if the backward
+ * does not need x afterwards (nnc_batchnorm_backward reads x). */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_train(int n, const float *x, int c, long hw, const float *gamma,
+                                                 const float *beta, float eps, float momentum, float *running_mean,
+                                                 float *running_var, float *y, float *save_mean,
+                                                 float *save_invstd)
+{
+    int i, ch;
+    long p;
+    double m = (double)n * (double)hw;
+    for (ch = 0; ch < c; ch++) {
+        double s = 0.0, ss = 0.0, mean, var;
+        float invstd, scale, shift;
+        for (i = 0; i < n; i++) {
+            const float *xc = x + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            for (p = 0; p < hw; p++) s += xc[p];
+        }
+        mean = m > 0.0 ? s / m : 0.0;
+        for (i = 0; i < n; i++) {
+            const float *xc = x + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            for (p = 0; p < hw; p++) ss += ((double)xc[p] - mean) * ((double)xc[p] - mean);
+        }
+        var = m > 0.0 ? ss / m : 0.0;
+        invstd = (float)(1.0 / sqrt(var + (double)eps));
+        save_mean[ch] = (float)mean;
+        save_invstd[ch] = invstd;
+        if (running_mean) running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean;
+        if (running_var)
+            running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(m > 1.0 ? ss / (m - 1.0) : var);
+        scale = (gamma ? gamma[ch] : 1.0f) * invstd;
+        shift = (beta ? beta[ch] : 0.0f) - (float)mean * scale;
+        for (i = 0; i < n; i++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            for (p = 0; p < hw; p++) y[base + (size_t)p] = x[base + (size_t)p] * scale + shift;
+        }
+    }
+}
+
+/* The gradient at the activation's input from the value v its row's FROM
+ * names (activations.h; the output y where the fusion uses this) and the
+ * gradient dy at its output: GRAD where GRAD_IF holds, else 0. */
+static NNC_MAYBE_UNUSED float nnc_act_grad(float v, float dy, int act, float slope)
+{
+    const float s = slope;
+    (void)s;
+    switch (act) {
+#define NNC_ACT_GRAD_CASE_(ID, name, FROM, SLOPE, FORWARD, GRAD_IF, GRAD) \
+    case NNC_ACT_##ID: return (GRAD_IF) ? (GRAD) : 0.0f;
+        NNC_ACTIVATIONS(NNC_ACT_GRAD_CASE_)
+#undef NNC_ACT_GRAD_CASE_
+    default: return dy;
+    }
+}
+
+/* The backward of act(nnc_batchnorm_train(x)) in one pass per channel: as
+ * nnc_batchnorm_backward below with dy replaced by the activation's backward,
+ * act'(y) dy, recomputed per element from the activation's output y (never
+ * stored). y NULL with NNC_ACT_NONE: batchnorm alone. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(int n, const float *x, int c, long hw, const float *gamma,
+                                                        const float *mean, const float *invstd, const float *y,
+                                                        const float *dy, int act, float slope, float *dx,
+                                                        float *dgamma, float *dbeta)
+{
+    int i, ch;
+    long p;
+    double m = (double)n * (double)hw;
+    for (ch = 0; ch < c; ch++) {
+        double sdy = 0.0, sdyx = 0.0;
+        float mu = mean[ch], is = invstd[ch], a, k1, k2;
+        for (i = 0; i < n; i++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            for (p = 0; p < hw; p++) {
+                double g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope)
+                             : dy[base + (size_t)p];
+                sdy += g;
+                sdyx += g * ((double)x[base + (size_t)p] - mu) * is;
+            }
+        }
+        if (dbeta) dbeta[ch] += (float)sdy;
+        if (dgamma) dgamma[ch] += (float)sdyx;
+        if (!dx || m <= 0.0) continue;
+        a = (gamma ? gamma[ch] : 1.0f) * is;
+        k1 = (float)(sdy / m);
+        k2 = (float)(sdyx / m);
+        for (i = 0; i < n; i++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            for (p = 0; p < hw; p++) {
+                float xhat = (x[base + (size_t)p] - mu) * is;
+                float g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope)
+                            : dy[base + (size_t)p];
+                dx[base + (size_t)p] += a * (g - k1 - xhat * k2);
+            }
+        }
+    }
+}
+
+/* The backward of nnc_batchnorm_train (batch statistics depend on x), per
+ * channel with xhat = (x - mean)*invstd and sums over the m = n*hw values:
+ *   dbeta += sum dy,   dgamma += sum dy*xhat,
+ *   dx += gamma*invstd * (dy - sum dy/m - xhat * sum(dy*xhat)/m).
+ * mean, invstd are the forward's save_mean, save_invstd; gamma NULL means 1;
+ * dx, dgamma, dbeta may each be NULL. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c, long hw, const float *gamma,
+                                                    const float *mean, const float *invstd, const float *dy,
+                                                    float *dx, float *dgamma, float *dbeta)
+{
+    nnc_batchnorm_act_backward(n, x, c, hw, gamma, mean, invstd, NULL, dy, NNC_ACT_NONE, 0.0f, dx, dgamma, dbeta);
+}
+
+/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* Training-mode conv -> batchnorm -> activation with fewer passes over memory
+ * (codegen/emit_train.c uses them when the conv's output feeds only the
+ * batchnorm, and the batchnorm's only the activation):
+ *
+ *   nnc_conv2d_stats        the convolution, a block of samples at a time
+ *                           (nnc_conv2d_block; scratch: nnc_conv2d_scratch(n,
+ *                           ...)), then, per sample while its output is still
+ *                           in cache, the per-channel sum and sum of squares
+ *                           batchnorm needs (stats: 2*k doubles, accumulated,
+ *                           zero them first);
+ *   nnc_batchnorm_act_train mean = sum/m, var = sumsq/m - mean^2 (in double, so
+ *                           the cancellation costs about 1e-16 * E[x^2]/var),
+ *                           running averages as nnc_batchnorm_train, and
+ *                           y = act(x * scale + shift) in one pass: the
+ *                           batchnorm's own output never exists;
+ *   nnc_batchnorm_act_backward  (section batchnorm_train, which the plain
+ *                           backward shares) the activation's backward folded
+ *                           into batchnorm's: the gradient between the two is
+ *                           recomputed per element, never stored.
+ * Unfused, the same chain reads the conv output three times, writes it twice,
+ * and stores one more gradient tensor. */
+static NNC_MAYBE_UNUSED void nnc_conv2d_stats(int n, const float *x, int c, int h, int w, const float *wt,
+                                              const float *bias, float *y, int k, int oh, int ow, int kh, int kw,
+                                              int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                                              float *scratch, double *stats)
+{
+    size_t xs = (size_t)c * (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow, ys = (size_t)k * ohw, p;
+    int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, 0), i, ch;
+    for (i = 0; i < n; i++) {
+        float *yi = y + (size_t)i * ys;
+        if (i % nb == 0)  /* the next block of samples (nnc_conv2d's own blocks: one GEMM each) */
+            nnc_conv2d(n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias, yi, ys, k, oh, ow, kh, kw,
+                       sh, sw, ph, pw, dh, dw, groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL, NULL,
+                       NNC_ACT_NONE, 0.0f);
+        for (ch = 0; ch < k; ch++) {
+            const float *yc = yi + (size_t)ch * ohw;
+            double s = 0.0, ss = 0.0;
+            for (p = 0; p < ohw; p++) {
+                double v = yc[p];
+                s += v;
+                ss += v * v;
+            }
+            stats[2 * ch] += s;
+            stats[2 * ch + 1] += ss;
+        }
+    }
+}
+
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_train(int n, const float *x, int c, long hw, const double *stats,
+                                                     const float *gamma, const float *beta, float eps,
+                                                     float momentum, float *running_mean, float *running_var,
+                                                     float *y, float *save_mean, float *save_invstd, int act,
+                                                     float slope)
+{
+    int i, ch;
+    double m = (double)n * (double)hw;
+    for (ch = 0; ch < c; ch++) {
+        double mean = m > 0.0 ? stats[2 * ch] / m : 0.0;
+        double var = m > 0.0 ? stats[2 * ch + 1] / m - mean * mean : 0.0;
+        float invstd, scale, shift;
+        if (var < 0.0) var = 0.0;  /* rounding of sumsq/m - mean^2 */
+        invstd = (float)(1.0 / sqrt(var + (double)eps));
+        save_mean[ch] = (float)mean;
+        save_invstd[ch] = invstd;
+        if (running_mean) running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean;
+        if (running_var)
+            running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(m > 1.0 ? var * m / (m - 1.0) : var);
+        scale = (gamma ? gamma[ch] : 1.0f) * invstd;
+        shift = (beta ? beta[ch] : 0.0f) - (float)mean * scale;
+        for (i = 0; i < n; i++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            long p;
+            for (p = 0; p < hw; p++) y[base + (size_t)p] = x[base + (size_t)p] * scale + shift;
+            nnc_epilogue(y + base, (size_t)hw, NULL, act, slope);
+        }
+    }
+}
+
+
+/* The activation's backward then batchnorm's in inference mode, in one pass:
+ * dx += act'(y) dy * gamma / sqrt(running_var + eps). */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_eval_backward(int n, int c, long hw, const float *gamma,
+                                                             const float *running_var, float eps, const float *y,
+                                                             const float *dy, int act, float slope, float *dx)
+{
+    int i, ch;
+    long p;
+    for (i = 0; i < n; i++)
+        for (ch = 0; ch < c; ch++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            float a = (gamma ? gamma[ch] : 1.0f) / sqrtf(running_var[ch] + eps);
+            for (p = 0; p < hw; p++)
+                dx[base + (size_t)p] += nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope) * a;
+        }
+}
+
+/* @kernel batchnorm_eval_backward */
+/* The backward of batchnorm in inference mode (nnc_batchnorm: running
+ * statistics, an affine map per channel) with respect to its input:
+ *   dx += dy * gamma / sqrt(running_var + eps)    (gamma NULL: 1).
+ * For gradients with respect to a network's input (adversarial examples,
+ * style transfer) taken with the network in inference mode. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_eval_backward(int n, const float *dy, int c, long hw, const float *gamma,
+                                                         const float *running_var, float eps, float *dx)
+{
+    int i, ch;
+    long p;
+    for (i = 0; i < n; i++)
+        for (ch = 0; ch < c; ch++) {
+            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            float a = (gamma ? gamma[ch] : 1.0f) / sqrtf(running_var[ch] + eps);
+            for (p = 0; p < hw; p++) dx[base + (size_t)p] += dy[base + (size_t)p] * a;
+        }
+}
+
+/* @kernel activation_backward */
+/* The backward of nnc_activation: dx += GRAD where GRAD_IF holds (nothing
+ * where it does not: -0 + 0 would be +0), with the expressions of the
+ * activation's row in activations.h, one loop per activation. v is the value
+ * the row's FROM names: the output y (NNC_FROM_Y: works after an in-place
+ * activation), the input x (NNC_FROM_X), or either when slope > 0
+ * (NNC_FROM_XS: leaky_relu, whose output has the sign of its input). These
+ * are PyTorch's autograd formulas (threshold_backward for relu, hardtanh's
+ * for relu6, leaky_relu_backward on the input, sigmoid's and tanh's from the
+ * output). NNC_ACT_NONE: dx += dy. */
+static NNC_MAYBE_UNUSED void nnc_activation_backward(size_t count, const float *vs, const float *dys, float *dx,
+                                                     int act, float slope)
+{
+    const float s = slope;
+    size_t i;
+    (void)s;
+    switch (act) {
+#define NNC_ACTIVATION_BACKWARD_CASE_(ID, name, FROM, SLOPE, FORWARD, GRAD_IF, GRAD) \
+    case NNC_ACT_##ID:                                                              \
+        for (i = 0; i < count; i++) {                                               \
+            float v = vs[i], dy = dys[i];                                           \
+            if (GRAD_IF) dx[i] += (GRAD);                                           \
+        }                                                                           \
+        break;
+        NNC_ACTIVATIONS(NNC_ACTIVATION_BACKWARD_CASE_)
+#undef NNC_ACTIVATION_BACKWARD_CASE_
+    default:
+        for (i = 0; i < count; i++) dx[i] += dys[i];
+        break;
+    }
+}
+
+/* @kernel relu_backward needs: activation_backward */
+/* The backward of torch.relu from its output y (nnc_activation_backward's). */
+static NNC_MAYBE_UNUSED void nnc_relu_backward(size_t count, const float *y, const float *dy, float *dx)
+{
+    nnc_activation_backward(count, y, dy, dx, NNC_ACT_RELU, 0.0f);
+}
+
+/* @kernel relu6_backward needs: activation_backward */
+/* The backward of torch.nn.ReLU6 from its input or output v (nnc_activation_backward's). */
+static NNC_MAYBE_UNUSED void nnc_relu6_backward(size_t count, const float *v, const float *dy, float *dx)
+{
+    nnc_activation_backward(count, v, dy, dx, NNC_ACT_RELU6, 0.0f);
+}
+
+/* @kernel leaky_relu_backward needs: activation_backward */
+/* The backward of torch.nn.LeakyReLU(slope) from its input, or its output when
+ * slope > 0 (nnc_activation_backward's). */
+static NNC_MAYBE_UNUSED void nnc_leaky_relu_backward(size_t count, const float *v, const float *dy, float *dx,
+                                                     float slope)
+{
+    nnc_activation_backward(count, v, dy, dx, NNC_ACT_LEAKY_RELU, slope);
+}
+
+/* @kernel sigmoid_backward needs: activation_backward */
+/* The backward of torch.sigmoid from its output y (nnc_activation_backward's). */
+static NNC_MAYBE_UNUSED void nnc_sigmoid_backward(size_t count, const float *y, const float *dy, float *dx)
+{
+    nnc_activation_backward(count, y, dy, dx, NNC_ACT_SIGMOID, 0.0f);
+}
+
+/* @kernel tanh_backward needs: activation_backward */
+/* The backward of torch.tanh from its output y (nnc_activation_backward's). */
+static NNC_MAYBE_UNUSED void nnc_tanh_backward(size_t count, const float *y, const float *dy, float *dx)
+{
+    nnc_activation_backward(count, y, dy, dx, NNC_ACT_TANH, 0.0f);
+}
+

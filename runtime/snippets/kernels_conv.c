@@ -1,0 +1,398 @@
+/* kernels_conv.c: the convolutions of the kernel library (kernels.c, whose
+ * top comment gives the format and the rules): the window arithmetic they
+ * share, torch.nn.Conv2d as im2col + GEMM (or a direct loop where that is
+ * faster), a depthwise convolution fused with the pointwise one after it, and
+ * torch.nn.ConvTranspose2d as GEMM + col2im; each applies the epilogue of a
+ * fused residual add and activation to its output. */
+
+/* @kernel conv_common */
+/* y[r][0..cols) = bias[r] for r < rows, or 0 when bias is NULL. */
+static NNC_MAYBE_UNUSED void nnc_fill_rows(float *y, int rows, size_t cols, const float *bias)
+{
+    int r;
+    size_t j;
+    for (r = 0; r < rows; r++) {
+        float v = bias ? bias[r] : 0.0f;
+        float *row = y + (size_t)r * cols;
+        for (j = 0; j < cols; j++) row[j] = v;
+    }
+}
+
+/* Columns one convolution GEMM should have at least. With few pixels per
+ * sample (CIFAR's maps, the late layers of any network: 49 columns at 7x7)
+ * one GEMM per sample is skinny and packs the weights again for each, so the
+ * kernels put the samples of a block side by side (nnc_conv_samples) and run
+ * one GEMM of normal shape per block. */
+enum { NNC_CONV_COLS = 512 };
+
+/* Samples per block for maps of ohw pixels, at most n: 1 when a sample alone
+ * has NNC_CONV_COLS columns. */
+static NNC_MAYBE_UNUSED int nnc_conv_samples(int n, int ohw)
+{
+    int nb = ohw >= NNC_CONV_COLS ? 1 : (NNC_CONV_COLS + ohw - 1) / ohw;
+    return nb < n ? nb : n < 1 ? 1 : n;
+}
+
+/* The indices t in [0, count) with 0 <= t*stride + off < limit form [*lo, *hi)
+ * (empty: *lo == *hi); the clipping bounds of a convolution window row. */
+static NNC_MAYBE_UNUSED void nnc_valid_range(int count, int stride, int off, int limit, int *lo, int *hi)
+{
+    int a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int b = limit - 1 - off < 0 ? 0 : (limit - 1 - off) / stride + 1;
+    if (a > count) a = count;
+    if (b > count) b = count;
+    if (b < a) b = a;
+    *lo = a;
+    *hi = b;
+}
+
+/* @kernel conv2d needs: gemm conv_common epilogue */
+/* One row of an im2col matrix: row[ox] = src[ox*sw + off], 0 outside [0, w). */
+static NNC_MAYBE_UNUSED void nnc_im2col_row(const float *src, int w, float *row, int ow, int sw, int off)
+{
+    int ox, lo, hi;
+    nnc_valid_range(ow, sw, off, w, &lo, &hi);
+    for (ox = 0; ox < lo; ox++) row[ox] = 0.0f;
+    if (sw == 1) {
+        if (hi > lo) memcpy(row + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
+    } else {
+        for (ox = lo; ox < hi; ox++) row[ox] = src[ox * sw + off];
+    }
+    for (ox = hi; ox < ow; ox++) row[ox] = 0.0f;
+}
+
+/* Unfolds x[cg][h][w] into col[cg*kh*kw][oh*ow]: row (ci,ki,kj), column (oy,ox)
+ * holds the input pixel that kernel tap meets at that output (0 in padding).
+ * ld is the distance between rows of col in floats: oh*ow for one sample's
+ * matrix, more when col is one sample's block of columns in a wider matrix
+ * (several samples side by side, nnc_conv2d_backward). */
+static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, float *col, size_t ld, int oh, int ow,
+                                        int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
+{
+    int ci, ki, kj, oy;
+    size_t r = 0;
+    for (ci = 0; ci < cg; ci++)
+        for (ki = 0; ki < kh; ki++)
+            for (kj = 0; kj < kw; kj++, r++) {
+                float *row = col + r * ld;
+                for (oy = 0; oy < oh; oy++, row += ow) {
+                    int iy = oy * sh - ph + ki * dh;
+                    if (iy < 0 || iy >= h)
+                        memset(row, 0, (size_t)ow * sizeof(float));
+                    else
+                        nnc_im2col_row(x + ((size_t)ci * (size_t)h + (size_t)iy) * (size_t)w, w, row, ow, sw,
+                                       kj * dw - pw);
+                }
+            }
+}
+
+/* Columns [c0, c1) of one output row of a depthwise plane: yrow[ox] += the
+ * taps of kernel row ki inside the image, one tap after another (the order
+ * every path of nnc_dw_plane adds them in). */
+static NNC_MAYBE_UNUSED void nnc_dw_row_taps(const float *xrow, int w, const float *wr, float *yrow, int c0, int c1,
+                                             int kw, int sw, int pw, int dw)
+{
+    int kj, ox;
+    for (kj = 0; kj < kw; kj++) {
+        int off = kj * dw - pw, lo, hi;
+        float wv = wr[kj];
+        nnc_valid_range(c1, sw, off, w, &lo, &hi);
+        if (lo < c0) lo = c0;
+        if (sw == 1) {
+            const float *xs = xrow + off;
+            for (ox = lo; ox < hi; ox++) yrow[ox] += wv * xs[ox];
+        } else {
+            for (ox = lo; ox < hi; ox++) yrow[ox] += wv * xrow[ox * sw + off];
+        }
+    }
+}
+
+/* One depthwise plane, rows [oy0, oy1) of the output: y[oy - oy0][ox] = b +
+ * sum of wk[ki][kj] * xc[oy*sh - ph + ki*dh][ox*sw - pw + kj*dw] over the taps
+ * inside the image (zero padding), added in kernel order. y holds (oy1 - oy0)
+ * rows of ow floats. A direct loop: with one input channel per group, im2col
+ * would build a kh*kw-row matrix for a GEMM of a single output row. For the
+ * usual three taps a row, the columns whose taps are all inside the image add
+ * a kernel row's three in one pass over the output row (the same sums in the
+ * same order as tap by tap, a third of the loads and stores of y). */
+static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const float *wk, float b, float *y, int oy0,
+                                          int oy1, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                                          int dw)
+{
+    int oy, ox, ki;
+    /* columns with every tap inside: ox*sw - pw >= 0 and ox*sw - pw + (kw-1)*dw <= w - 1 */
+    int xlo = (pw + sw - 1) / sw, xhi = w - 1 + pw - (kw - 1) * dw < 0 ? 0 : (w - 1 + pw - (kw - 1) * dw) / sw + 1;
+    if (xhi > ow) xhi = ow;
+    if (xlo > xhi || kw != 3) xlo = xhi = 0;  /* tap by tap everywhere */
+    for (oy = oy0; oy < oy1; oy++) {
+        float *yrow = y + (size_t)(oy - oy0) * (size_t)ow;
+        for (ox = 0; ox < ow; ox++) yrow[ox] = b;
+        for (ki = 0; ki < kh; ki++) {
+            int iy = oy * sh - ph + ki * dh;
+            const float *xrow, *wr = wk + ki * kw;
+            if (iy < 0 || iy >= h) continue;
+            xrow = xc + (size_t)iy * (size_t)w;
+            if (xlo < xhi) {
+                const float w0 = wr[0], w1 = wr[1], w2 = wr[2];
+                const float *x0 = xrow - pw, *x1 = x0 + dw, *x2 = x1 + dw;
+                nnc_dw_row_taps(xrow, w, wr, yrow, 0, xlo, kw, sw, pw, dw);
+                if (sw == 1)
+                    for (ox = xlo; ox < xhi; ox++) yrow[ox] = ((yrow[ox] + w0 * x0[ox]) + w1 * x1[ox]) + w2 * x2[ox];
+                else
+                    for (ox = xlo; ox < xhi; ox++) {
+                        size_t p = (size_t)ox * (size_t)sw;
+                        yrow[ox] = ((yrow[ox] + w0 * x0[p]) + w1 * x1[p]) + w2 * x2[p];
+                    }
+                nnc_dw_row_taps(xrow, w, wr, yrow, xhi, ow, kw, sw, pw, dw);
+            } else {
+                nnc_dw_row_taps(xrow, w, wr, yrow, 0, ow, kw, sw, pw, dw);
+            }
+        }
+    }
+}
+
+/* Samples per GEMM block of nnc_conv2d at batch n: several only for a plain
+ * convolution (no prologue, not depthwise) of a small map. */
+static NNC_MAYBE_UNUSED int nnc_conv2d_block(int n, int c, int kh, int kw, int sh, int sw, int ph, int pw, int oh,
+                                             int ow, int groups, int prologue)
+{
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+    if (prologue || (c / groups == 1 && !direct)) return 1;
+    return nnc_conv_samples(n, oh * ow);
+}
+
+/* Floats of scratch nnc_conv2d needs at batches up to n: the prologue's copy
+ * of one sample (c*h*w, when it has one), then one im2col matrix (one sample,
+ * one group), which a 1x1 stride-1 unpadded convolution and a depthwise one
+ * (one input channel per group) do without; or, for blocks of several samples
+ * (nnc_conv2d_block), their im2col matrices side by side and the block's
+ * output beside them. */
+static NNC_MAYBE_UNUSED size_t nnc_conv2d_scratch(int n, int c, int h, int w, int k, int kh, int kw, int sh, int sw,
+                                                  int ph, int pw, int oh, int ow, int groups, int prologue)
+{
+    size_t s = prologue ? (size_t)c * (size_t)h * (size_t)w : 0, ohw = (size_t)oh * (size_t)ow;
+    size_t nb = (size_t)nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, prologue);
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+    if (nb > 1) return ((size_t)(c / groups) * (size_t)kh * (size_t)kw + (size_t)(k / groups)) * nb * ohw;
+    if (!direct && c / groups > 1) s += (size_t)(c / groups) * (size_t)kh * (size_t)kw * ohw;
+    return s;
+}
+
+/* The epilogue of one sample's group of channels yg [kg][ohw]: y = act(y +
+ * residual) (rg: the residual's same block, or NULL), the activation on the
+ * group's channels below act_k only (a fused group of sibling convolutions,
+ * some without one). */
+static NNC_MAYBE_UNUSED void nnc_conv_epilogue(float *yg, int g, int kg, size_t ohw, const float *rg, int act,
+                                               float slope, int act_k)
+{
+    int on = act_k - g * kg;  /* channels of this group the activation covers */
+    on = on < 0 ? 0 : on > kg ? kg : on;
+    if (on > 0) nnc_epilogue(yg, (size_t)on * ohw, rg, act, slope);
+    if (on < kg) nnc_epilogue(yg + (size_t)on * ohw, (size_t)(kg - on) * ohw, rg ? rg + (size_t)on * ohw : NULL,
+                              NNC_ACT_NONE, 0.0f);
+}
+
+/* nnc_conv2d for a block of m samples side by side (nnc_conv2d_block): per
+ * group, their im2col matrices fill the scratch's columns (row stride m*ohw),
+ * one GEMM writes the block's output after them, and each sample's rows go
+ * out with the bias added, then through the epilogue. */
+static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(int m, const float *x, size_t xs, int c, int h, int w,
+                                                const float *wt, const float *bias, float *y, size_t ys, int k,
+                                                int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                                                int dh, int dw, int groups, float *scratch, const float *residual,
+                                                size_t rs, int act, float slope, int act_k)
+{
+    int cg = c / groups, kg = k / groups, kdim = cg * kh * kw, g, j, o;
+    size_t ohw = (size_t)oh * (size_t)ow, ld = (size_t)m * ohw, hw = (size_t)h * (size_t)w, p;
+    float *out = scratch + (size_t)kdim * ld;
+    for (g = 0; g < groups; g++) {
+        for (j = 0; j < m; j++)
+            nnc_im2col(x + (size_t)j * xs + (size_t)g * (size_t)cg * hw, cg, h, w, scratch + (size_t)j * ohw, ld, oh,
+                       ow, kh, kw, sh, sw, ph, pw, dh, dw);
+        nnc_sgemm(0, 0, kg, (int)ld, kdim, 1.0f, wt + (size_t)g * (size_t)kg * (size_t)kdim, kdim, scratch, (int)ld,
+                  0.0f, out, (int)ld);
+        for (j = 0; j < m; j++) {
+            float *yg = y + (size_t)j * ys + (size_t)g * (size_t)kg * ohw;
+            for (o = 0; o < kg; o++) {
+                const float *src = out + (size_t)o * ld + (size_t)j * ohw;
+                float b = bias ? bias[g * kg + o] : 0.0f, *dst = yg + (size_t)o * ohw;
+                for (p = 0; p < ohw; p++) dst[p] = src[p] + b;
+            }
+            if (residual || act != NNC_ACT_NONE)
+                nnc_conv_epilogue(yg, g, kg, ohw, residual ? residual + (size_t)j * rs + (size_t)g * (size_t)kg * ohw
+                                                           : NULL, act, slope, act_k);
+        }
+    }
+}
+
+/* torch.nn.Conv2d (zero padding): per sample and group, y = W * im2col(x) + bias,
+ * then the epilogue y = act(y + residual) on that block (nnc_epilogue; residual
+ * [n][k][oh][ow] with batch stride rs, or NULL; act NNC_ACT_*, slope for
+ * leaky_relu), the activation on output channels [0, act_k) only (k: all; a
+ * fused group of sibling convolutions, some without one). xs and ys are the
+ * batch strides of x and y in floats (c*h*w and k*oh*ow for whole tensors;
+ * more when x or y is a channel slice of a larger tensor). With
+ * pscale (else NULL), each sample first goes through the prologue
+ * x' = pact(x * pscale + pshift) into the scratch (nnc_prologue), so padding
+ * stays zero after it as PyTorch's BN-ReLU-Conv has it. A 1x1, stride-1,
+ * unpadded convolution multiplies x directly (no im2col); a depthwise one runs
+ * nnc_dw_plane per channel. Small maps go in blocks of samples
+ * (nnc_conv2d_blocked); the scratch holds nnc_conv2d_scratch(n, ...) floats. */
+static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c, int h, int w, const float *wt,
+                                        const float *bias, float *y, size_t ys, int k, int oh, int ow, int kh, int kw,
+                                        int sh, int sw, int ph, int pw, int dh, int dw, int groups, float *scratch,
+                                        const float *residual, size_t rs, int act, float slope, int act_k,
+                                        const float *pscale, const float *pshift, int pact, float pslope)
+{
+    int cg = c / groups, kg = k / groups, i, g, o;
+    int kdim = cg * kh * kw, ohw = oh * ow;
+    size_t hw = (size_t)h * (size_t)w;
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
+    int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, pscale != NULL);
+    if (nb > 1) {
+        for (i = 0; i < n; i += nb)
+            nnc_conv2d_blocked(n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias,
+                               y + (size_t)i * ys, ys, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, scratch,
+                               residual ? residual + (size_t)i * rs : NULL, rs, act, slope, act_k);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * xs;
+        float *yi = y + (size_t)i * ys, *cols_buf = scratch;
+        if (pscale) {
+            nnc_prologue(xi, c, hw, pscale, pshift, pact, pslope, scratch);
+            xi = scratch;
+            cols_buf = scratch + (size_t)c * hw;
+        }
+        for (g = 0; g < groups; g++) {
+            const float *xg = xi + (size_t)g * (size_t)cg * hw;
+            float *yg = yi + (size_t)g * (size_t)kg * (size_t)ohw;
+            if (cg == 1 && !direct) {
+                for (o = 0; o < kg; o++) {
+                    int oc = g * kg + o;
+                    nnc_dw_plane(xg, h, w, wt + (size_t)oc * (size_t)kdim, bias ? bias[oc] : 0.0f,
+                                 yg + (size_t)o * (size_t)ohw, 0, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                }
+            } else {
+                const float *cols = xg;
+                if (!direct) {
+                    nnc_im2col(xg, cg, h, w, cols_buf, (size_t)ohw, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                    cols = cols_buf;
+                }
+                if (bias) nnc_fill_rows(yg, kg, (size_t)ohw, bias + (size_t)g * (size_t)kg);
+                nnc_sgemm(0, 0, kg, ohw, kdim, 1.0f, wt + (size_t)g * (size_t)kg * (size_t)kdim, kdim, cols, ohw,
+                          bias ? 1.0f : 0.0f, yg, ohw);
+            }
+            if (residual || act != NNC_ACT_NONE)
+                nnc_conv_epilogue(yg, g, kg, (size_t)ohw,
+                                  residual ? residual + (size_t)i * rs + (size_t)g * (size_t)kg * (size_t)ohw : NULL,
+                                  act, slope, act_k);
+        }
+    }
+}
+
+/* @kernel dwpw needs: gemm conv2d epilogue */
+/* Floats of scratch nnc_dwpw needs: the depthwise output of one tile of rows. */
+static NNC_MAYBE_UNUSED size_t nnc_dwpw_scratch(int c, int ow, int tile_rows)
+{
+    return (size_t)c * (size_t)tile_rows * (size_t)ow;
+}
+
+/* A depthwise convolution (torch.nn.Conv2d with groups = c = channels) with
+ * bias dwb and activation dact, then a 1x1 convolution to k channels with bias
+ * pwb and the epilogue y = act(y + residual), computed tile_rows output rows at
+ * a time: the depthwise rows of all channels go to the scratch (c x tile_rows x
+ * ow floats, sized to stay in cache), the pointwise GEMM reads them from there
+ * and writes the tile's rows of y. The depthwise output never exists whole.
+ * xs, ys: batch strides of x and y in floats; residual is contiguous. */
+static NNC_MAYBE_UNUSED void nnc_dwpw(int n, const float *x, size_t xs, int c, int h, int w, const float *dwt,
+                                      const float *dwb, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                      int dact, float dslope, const float *pwt, const float *pwb, float *y, size_t ys,
+                                      int k, int oh, int ow, const float *residual, int act, float slope,
+                                      int tile_rows, float *scratch)
+{
+    int i, r0, ch, o;
+    size_t hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
+    if (tile_rows < 1) tile_rows = 1;
+    for (i = 0; i < n; i++)
+        for (r0 = 0; r0 < oh; r0 += tile_rows) {
+            int rows = oh - r0 < tile_rows ? oh - r0 : tile_rows, cols = rows * ow;
+            float *yt = y + (size_t)i * ys + (size_t)r0 * (size_t)ow;
+            for (ch = 0; ch < c; ch++)
+                nnc_dw_plane(x + (size_t)i * xs + (size_t)ch * hw, h, w, dwt + (size_t)ch * (size_t)(kh * kw),
+                             dwb ? dwb[ch] : 0.0f, scratch + (size_t)ch * (size_t)cols, r0, r0 + rows, ow, kh, kw,
+                             sh, sw, ph, pw, dh, dw);
+            nnc_epilogue(scratch, (size_t)c * (size_t)cols, NULL, dact, dslope);
+            if (pwb)
+                for (o = 0; o < k; o++) {
+                    float *row = yt + (size_t)o * ohw;
+                    int j;
+                    for (j = 0; j < cols; j++) row[j] = pwb[o];
+                }
+            nnc_sgemm(0, 0, k, cols, c, 1.0f, pwt, c, scratch, cols, pwb ? 1.0f : 0.0f, yt, (int)ohw);
+            if (residual || act != NNC_ACT_NONE)
+                for (o = 0; o < k; o++)
+                    nnc_epilogue(yt + (size_t)o * ohw, (size_t)cols,
+                                 residual ? residual + ((size_t)i * (size_t)k + (size_t)o) * ohw +
+                                                (size_t)r0 * (size_t)ow
+                                          : NULL,
+                                 act, slope);
+        }
+}
+
+/* @kernel conv_transpose2d needs: gemm conv_common epilogue */
+/* Folds col[kg*kh*kw][h*w] back into y[kg][oh][ow], adding each column entry at
+ * the output pixel its kernel tap reaches (taps landing outside are dropped).
+ * ld: the distance between rows of col in floats (h*w, or more as nnc_im2col's). */
+static NNC_MAYBE_UNUSED void nnc_col2im(const float *col, size_t ld, int kg, int h, int w, float *y, int oh, int ow,
+                                        int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
+{
+    int ko, ki, kj, iy, ix;
+    size_t r = 0;
+    for (ko = 0; ko < kg; ko++)
+        for (ki = 0; ki < kh; ki++)
+            for (kj = 0; kj < kw; kj++, r++) {
+                const float *row = col + r * ld;
+                float *yk = y + (size_t)ko * (size_t)oh * (size_t)ow;
+                int off = kj * dw - pw, lo, hi;
+                nnc_valid_range(w, sw, off, ow, &lo, &hi);
+                for (iy = 0; iy < h; iy++, row += w) {
+                    int oy = iy * sh - ph + ki * dh;
+                    float *yrow;
+                    if (oy < 0 || oy >= oh) continue;
+                    yrow = yk + (size_t)oy * (size_t)ow;
+                    for (ix = lo; ix < hi; ix++) yrow[ix * sw + off] += row[ix];
+                }
+            }
+}
+
+/* Floats of scratch nnc_conv_transpose2d needs: one column matrix (one sample, one group). */
+static NNC_MAYBE_UNUSED size_t nnc_conv_transpose2d_scratch(int h, int w, int k, int kh, int kw, int groups)
+{
+    return (size_t)(k / groups) * (size_t)kh * (size_t)kw * (size_t)h * (size_t)w;
+}
+
+/* torch.nn.ConvTranspose2d: per sample and group, col = W^T * x, then y = bias + col2im(col),
+ * then the epilogue y = act(y + residual) on that block, as nnc_conv2d's. */
+static NNC_MAYBE_UNUSED void nnc_conv_transpose2d(int n, const float *x, int c, int h, int w, const float *wt,
+                                                  const float *bias, float *y, int k, int oh, int ow, int kh,
+                                                  int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                                  int groups, float *scratch, const float *residual, int act,
+                                                  float slope)
+{
+    int cg = c / groups, kg = k / groups, i, g;
+    int kdim = kg * kh * kw, hw = h * w;
+    size_t ohw = (size_t)oh * (size_t)ow;
+    for (i = 0; i < n; i++)
+        for (g = 0; g < groups; g++) {
+            const float *xg = x + ((size_t)i * (size_t)c + (size_t)g * (size_t)cg) * (size_t)hw;
+            float *yg = y + ((size_t)i * (size_t)k + (size_t)g * (size_t)kg) * ohw;
+            nnc_sgemm(1, 0, kdim, hw, cg, 1.0f, wt + (size_t)g * (size_t)cg * (size_t)kdim, kdim, xg, hw, 0.0f,
+                      scratch, hw);
+            nnc_fill_rows(yg, kg, ohw, bias ? bias + (size_t)g * (size_t)kg : NULL);
+            nnc_col2im(scratch, (size_t)hw, kg, h, w, yg, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+            if (residual || act != NNC_ACT_NONE)
+                nnc_epilogue(yg, (size_t)kg * ohw, residual ? residual + (yg - y) : NULL, act, slope);
+        }
+}
+

@@ -1,0 +1,185 @@
+/* kernels_pool.c: the pooling and cross-channel kernels of the kernel library
+ * (kernels.c, whose top comment gives the format and the rules):
+ * torch.nn.MaxPool2d, AvgPool2d, global and adaptive average pooling (with a
+ * fused prologue), LocalResponseNorm, one input of torch.cat, and softmax. */
+
+/* @kernel maxpool2d */
+/* Max of one pooling window of the plane xc[h][w] whose top-left tap is (ys, xs);
+ * taps in padding are skipped (PyTorch pads with -inf). A NaN tap wins, as in PyTorch. */
+static NNC_MAYBE_UNUSED float nnc_maxpool_window(const float *xc, int h, int w, int ys, int xs, int kh, int kw,
+                                                 int dh, int dw)
+{
+    float m = -INFINITY;
+    int ki, kj;
+    for (ki = 0; ki < kh; ki++) {
+        int iy = ys + ki * dh;
+        const float *row;
+        if (iy < 0 || iy >= h) continue;
+        row = xc + (size_t)iy * (size_t)w;
+        for (kj = 0; kj < kw; kj++) {
+            int ix = xs + kj * dw;
+            if (ix >= 0 && ix < w && (row[ix] > m || row[ix] != row[ix])) m = row[ix];
+        }
+    }
+    return m;
+}
+
+/* torch.nn.MaxPool2d (padding, dilation; ceil_mode through the caller's oh/ow).
+ * xs, ys: batch strides in floats (c*h*w and c*oh*ow for whole tensors). */
+static NNC_MAYBE_UNUSED void nnc_maxpool2d(int n, const float *x, size_t xs, int c, int h, int w, float *y, size_t ys,
+                                           int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                                           int dw)
+{
+    size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
+    int oy, ox;
+    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
+        const float *xc = x + plane / (size_t)c * xs + plane % (size_t)c * hw;
+        float *yc = y + plane / (size_t)c * ys + plane % (size_t)c * ohw;
+        for (oy = 0; oy < oh; oy++)
+            for (ox = 0; ox < ow; ox++)
+                yc[(size_t)oy * (size_t)ow + (size_t)ox] =
+                    nnc_maxpool_window(xc, h, w, oy * sh - ph, ox * sw - pw, kh, kw, dh, dw);
+    }
+}
+
+/* @kernel avgpool2d */
+/* Average of the window [ys, ye) x [xs, xe) of xc[h][w], divided by the PyTorch
+ * divisor: the padded window size (cut at h+ph, w+pw) or only the pixels inside. */
+static NNC_MAYBE_UNUSED float nnc_avgpool_window(const float *xc, int h, int w, int ys, int xs, int kh, int kw,
+                                                 int ph, int pw, int count_include_pad)
+{
+    int ye = ys + kh < h + ph ? ys + kh : h + ph;
+    int xe = xs + kw < w + pw ? xs + kw : w + pw;
+    int pool = (ye - ys) * (xe - xs), iy, ix;
+    float s = 0.0f;
+    if (ys < 0) ys = 0;
+    if (xs < 0) xs = 0;
+    if (ye > h) ye = h;
+    if (xe > w) xe = w;
+    for (iy = ys; iy < ye; iy++)
+        for (ix = xs; ix < xe; ix++) s += xc[(size_t)iy * (size_t)w + (size_t)ix];
+    return s / (float)(count_include_pad ? pool : (ye - ys) * (xe - xs));
+}
+
+/* torch.nn.AvgPool2d (padding, count_include_pad; ceil_mode through the caller's
+ * oh/ow). xs, ys: batch strides in floats (c*h*w and c*oh*ow for whole tensors). */
+static NNC_MAYBE_UNUSED void nnc_avgpool2d(int n, const float *x, size_t xs, int c, int h, int w, float *y, size_t ys,
+                                           int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                                           int count_include_pad)
+{
+    size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
+    int oy, ox;
+    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
+        const float *xc = x + plane / (size_t)c * xs + plane % (size_t)c * hw;
+        float *yc = y + plane / (size_t)c * ys + plane % (size_t)c * ohw;
+        for (oy = 0; oy < oh; oy++)
+            for (ox = 0; ox < ow; ox++)
+                yc[(size_t)oy * (size_t)ow + (size_t)ox] =
+                    nnc_avgpool_window(xc, h, w, oy * sh - ph, ox * sw - pw, kh, kw, ph, pw, count_include_pad);
+    }
+}
+
+/* @kernel global_avgpool */
+/* torch.nn.AdaptiveAvgPool2d(1) / mean over H,W: y[n][c] = mean of x[n][c][0..hw). */
+static NNC_MAYBE_UNUSED void nnc_global_avgpool(int n, const float *x, int c, long hw, float *y)
+{
+    size_t plane;
+    long p;
+    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
+        const float *xc = x + plane * (size_t)hw;
+        double s = 0.0;
+        for (p = 0; p < hw; p++) s += xc[p];
+        y[plane] = (float)(s / (double)hw);
+    }
+}
+
+/* @kernel adaptive_avgpool2d needs: epilogue */
+/* torch.nn.AdaptiveAvgPool2d((oh, ow)): output cell (i, j) averages rows
+ * [floor(i*h/oh), ceil((i+1)*h/oh)) and columns [floor(j*w/ow), ceil((j+1)*w/ow)).
+ * xs, ys: batch strides in floats. With pscale (else NULL) every input value
+ * first goes through the prologue pact(x * pscale[ch] + pshift[ch]). */
+static NNC_MAYBE_UNUSED void nnc_adaptive_avgpool2d(int n, const float *x, size_t xs, int c, int h, int w, float *y,
+                                                    size_t ys, int oh, int ow, const float *pscale,
+                                                    const float *pshift, int pact, float pslope)
+{
+    size_t plane;
+    int i, j, r, q;
+    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
+        size_t ch = plane % (size_t)c;
+        const float *xc = x + plane / (size_t)c * xs + ch * (size_t)h * (size_t)w;
+        float *yc = y + plane / (size_t)c * ys + ch * (size_t)oh * (size_t)ow;
+        for (i = 0; i < oh; i++) {
+            int r0 = (int)((long)i * h / oh), r1 = (int)(((long)(i + 1) * h + oh - 1) / oh);
+            for (j = 0; j < ow; j++) {
+                int q0 = (int)((long)j * w / ow), q1 = (int)(((long)(j + 1) * w + ow - 1) / ow);
+                double s = 0.0;
+                for (r = r0; r < r1; r++)
+                    for (q = q0; q < q1; q++) {
+                        float v = xc[(size_t)r * (size_t)w + (size_t)q];
+                        s += pscale ? nnc_act1(v * pscale[ch] + pshift[ch], pact, pslope) : v;
+                    }
+                yc[(size_t)i * (size_t)ow + (size_t)j] = (float)(s / (double)((r1 - r0) * (q1 - q0)));
+            }
+        }
+    }
+}
+
+/* @kernel lrn */
+/* torch.nn.LocalResponseNorm(size, alpha, beta, k) across channels:
+ * y = x / (k + alpha/size * sum of x^2 over channels [ch - size/2, ch + (size-1)/2])^beta.
+ * y must not alias x (it holds the running sums). */
+static NNC_MAYBE_UNUSED void nnc_lrn(int n, const float *x, int c, long hw, float *y, int size, float alpha,
+                                     float beta, float k)
+{
+    int i, ch, c2;
+    long p;
+    for (i = 0; i < n; i++)
+        for (ch = 0; ch < c; ch++) {
+            const float *xs = x + (size_t)i * (size_t)c * (size_t)hw;
+            float *yc = y + ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+            int lo = ch - size / 2 < 0 ? 0 : ch - size / 2;
+            int hi = ch + (size - 1) / 2 >= c ? c - 1 : ch + (size - 1) / 2;
+            for (p = 0; p < hw; p++) yc[p] = 0.0f;
+            for (c2 = lo; c2 <= hi; c2++) {
+                const float *xc = xs + (size_t)c2 * (size_t)hw;
+                for (p = 0; p < hw; p++) yc[p] += xc[p] * xc[p];
+            }
+            for (p = 0; p < hw; p++)
+                yc[p] = xs[(size_t)ch * (size_t)hw + (size_t)p] / powf(k + alpha / (float)size * yc[p], beta);
+        }
+}
+
+/* @kernel concat */
+/* One input of torch.cat(dim=1): copies x[i] into the slice of y[i] that starts at offset, per sample. */
+static NNC_MAYBE_UNUSED void nnc_concat_part(int n, const float *x, long x_per_sample, float *y,
+                                             long y_per_sample, long offset)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        memcpy(y + (size_t)i * (size_t)y_per_sample + (size_t)offset, x + (size_t)i * (size_t)x_per_sample,
+               (size_t)x_per_sample * sizeof(float));
+}
+
+/* @kernel softmax */
+/* torch.softmax(x, dim=1) of x[n][c][inner]: exp(x - max) / sum, max and sum over c. y may equal x. */
+static NNC_MAYBE_UNUSED void nnc_softmax(int n, const float *x, int c, long inner, float *y)
+{
+    int i, ch;
+    long j;
+    for (i = 0; i < n; i++)
+        for (j = 0; j < inner; j++) {
+            size_t base = (size_t)i * (size_t)c * (size_t)inner + (size_t)j, st = (size_t)inner;
+            float m = -INFINITY;
+            double sum = 0.0;
+            float inv;
+            for (ch = 0; ch < c; ch++)
+                if (x[base + (size_t)ch * st] > m) m = x[base + (size_t)ch * st];
+            for (ch = 0; ch < c; ch++) {
+                float e = expf(x[base + (size_t)ch * st] - m);
+                y[base + (size_t)ch * st] = e;
+                sum += e;
+            }
+            inv = (float)(1.0 / sum);
+            for (ch = 0; ch < c; ch++) y[base + (size_t)ch * st] *= inv;
+        }
+}
