@@ -35,15 +35,12 @@ static IrLoc irloc(const Expr *e)
     return (IrLoc){e->loc.file ? e->loc.file->path : NULL, e->loc.line, e->loc.col};
 }
 
-/* Appends a node, reporting a shape error at the call. */
+/* Appends a node, reporting at the call a shape error or a graph grown past
+ * IR_MAX_NODES (ir_add_node checks both: one node limit, ir/ir.h's). */
 bool elab_add_node(Elab *E, const Expr *call, OpKind op, const int32_t *ins, int n_in, const IrAttr *attr,
                    const char *scope, Val *out)
 {
     char err[512];
-    if (E->g->n_nodes >= MAX_NODES) {
-        elab_error(E, call->loc, "the network has more than %d operations; is a loop unbounded?", MAX_NODES);
-        return false;
-    }
     int32_t v = ir_add_node(E->g, op, ins, n_in, attr, irloc(call), scope, err, sizeof err);
     if (v < 0) {
         elab_error(E, call->loc, "%s", err);

@@ -19,7 +19,8 @@
  * deep; expressions and statement bodies nest at most MAX_NEST deep, counted
  * across block calls; evaluation takes at most MAX_STEPS steps, a list
  * counting a step per element; each list, all lists together, repeat counts
- * and the graph are bounded; the parser already bounded expression depth.
+ * and the graph (ir/ir.h's IR_MAX_NODES) are bounded; the parser already
+ * bounded expression depth.
  * Variables, blocks and parameter names are found through hash maps, so no
  * lookup grows with the length of the program.
  *

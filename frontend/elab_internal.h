@@ -21,7 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Budgets (elab.c's comment says what each bounds). */
+/* Budgets (elab.c's comment says what each bounds). The graph's size is
+ * bounded by ir/ir.h's IR_MAX_NODES, which ir_add_node enforces. */
 enum {
     MAX_CALL_DEPTH = 100,
     MAX_NEST = 3000,          /* active elab_eval() and elab_exec_stmts() calls: bounds the C stack */
@@ -29,7 +30,6 @@ enum {
     MAX_LIST = 1000000,
     MAX_LIST_TOTAL = 1 << 22, /* elements of all lists made: bounds their memory (~100 MB) */
     MAX_DIM = 1 << 24,
-    MAX_NODES = 1 << 16,      /* operations in one network */
     MAX_BLOCK_PARAMS = 64,
     MAX_WINDOW = 1 << 12,     /* kernel sizes, strides, padding, dilation */
 };
@@ -153,7 +153,7 @@ extern const size_t elab_n_builtins;
 
 const char *elab_builtin_name(const Builtin *bi);
 const Builtin *elab_find_builtin(const char *name);
-/* Appends a node, reporting a shape error at the call. */
+/* Appends a node, reporting a shape error or a graph too large at the call. */
 bool elab_add_node(Elab *E, const Expr *call, OpKind op, const int32_t *ins, int n_in, const IrAttr *attr,
                    const char *scope, Val *out);
 

@@ -22,7 +22,7 @@
 
 enum {
     IR_MAX_RANK = 4,                   /* per-sample rank: C,H,W (+1 spare) */
-    IR_MAX_NODES = 1 << 20,            /* refuse graphs larger than this */
+    IR_MAX_NODES = 1 << 16,            /* refuse graphs larger than this: the one node limit (the elaborator reports it) */
 };
 #define IR_MAX_ELEMS ((int64_t)1 << 31) /* per-sample element count bound */
 
