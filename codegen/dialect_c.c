@@ -14,22 +14,11 @@
 
 #include <string.h>
 
-extern const char nnc_snippet_kernels[];
-extern const size_t nnc_snippet_kernels_len;
-extern const char nnc_snippet_grad_kernels[];
-extern const size_t nnc_snippet_grad_kernels_len;
-
-/* The kernel library: kernels.c and grad_kernels.c as one sectioned text (the
- * backward sections need forward ones), the second file from its first marker. */
+/* The kernel library (runtime/snippets/kernels*.c, grad_kernels*.c, as one
+ * sectioned text: the backward sections need forward ones; snippet.c). */
 static bool c_library(const char *const *sections, int n, StrBuf *out, char *err, size_t errlen)
 {
-    StrBuf all = {0};
-    sb_appendn(&all, nnc_snippet_kernels, nnc_snippet_kernels_len);
-    const char *gm = strstr(nnc_snippet_grad_kernels, "\n/* @kernel ");
-    if (gm) sb_append(&all, gm + 1);
-    bool ok = cg_snippet_select(all.data, all.len, sections, n, out, err, errlen);
-    sb_free(&all);
-    return ok;
+    return cg_kernel_select(sections, n, out, err, errlen);
 }
 
 static const char *c_region(Arena *a, const char *ws, long long off)

@@ -105,15 +105,11 @@ static void tr_bwd_act(CgEmit *cx, const IrNode *n)
     const IrGraph *g = cx->g;
     ActKind act = ir_ops[n->op].act;
     int32_t x = ir_in(g, n, 0), y = n->out;
-    const char *k = arena_printf(cx->arena, "%s_backward", ir_ops[n->op].name);
     const char *v = ir_act_from(act) == NNC_FROM_Y ? cg_x(cx, y) : cg_x(cx, x);
-    cg_need(cx, k);
-    cg_call_begin(cx, k);
-    if (ir_act_has_slope(act))
-        cg_arg(cx, NULL, "%s, %s, %s, %s, %s", cg_count(cx, y), v, cg_d(cx, y), cg_d(cx, x),
-               cg_lit(cx, n->attr.act.slope));
-    else
-        cg_arg(cx, NULL, "%s, %s, %s, %s", cg_count(cx, y), v, cg_d(cx, y), cg_d(cx, x));
+    cg_need(cx, "activation_backward");
+    cg_call_begin(cx, "activation_backward");
+    cg_arg(cx, NULL, "%s, %s, %s, %s, %s, %s", cg_count(cx, y), v, cg_d(cx, y), cg_d(cx, x), cg_act_macro(act),
+           cg_lit(cx, ir_act_has_slope(act) ? n->attr.act.slope : 0.0f));
     cg_call_end(cx);
 }
 

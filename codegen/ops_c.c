@@ -201,11 +201,9 @@ static bool emit_c_dwpw(CgEmit *cx, const IrNode *n)
 /* An activation's kernel on count floats from x into y (y may be x). */
 static void cg_act_call(CgEmit *cx, const char *count, const char *x, const char *y, ActKind act, float slope)
 {
-    const char *op = ir_ops[ir_act_op(act)].name;
-    cg_need(cx, op);
-    cg_call_begin(cx, op);
-    if (ir_act_has_slope(act)) cg_arg(cx, NULL, "%s, %s, %s, %s", count, x, y, cg_lit(cx, slope));
-    else cg_arg(cx, NULL, "%s, %s, %s", count, x, y);
+    cg_need(cx, "activation");
+    cg_call_begin(cx, "activation");
+    cg_arg(cx, NULL, "%s, %s, %s, %s", count, x, y, cg_act_args(cx, act, slope));
     cg_call_end(cx);
 }
 

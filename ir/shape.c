@@ -85,7 +85,7 @@ static bool check_prologue(const IrGraph *g, const IrNode *n, char *err, size_t 
     const Prologue *p = ir_prologue(n);
     char b[96];
     if (!p || !p->on) return true;
-    if ((unsigned)p->act > (unsigned)ACT_TANH) FAIL("the prologue activation %d is unknown", (int)p->act);
+    if ((unsigned)p->act > (unsigned)(ACT_COUNT - 1)) FAIL("the prologue activation %d is unknown", (int)p->act);
     int64_t c = ir_in_shape(g, n, 0)->dim[0];
     for (int i = n->n_in - 2; i < n->n_in; i++) {
         const IrShape *v = ir_in_shape(g, n, i);
@@ -107,7 +107,7 @@ static bool check_bias_residual(const IrGraph *g, const IrNode *n, const IrShape
         FAIL("%s has %d inputs, but its attributes (%s bias%s%s) call for %d", ir_ops[n->op].name, n->n_in,
              ir_has_bias(n) ? "a" : "no", res >= 0 ? ", a residual" : "", pro ? ", a prologue" : "", want);
     if (!check_prologue(g, n, err, errlen)) return false;
-    if (e && (unsigned)e->act > (unsigned)ACT_TANH) FAIL("the epilogue activation %d is unknown", (int)e->act);
+    if (e && (unsigned)e->act > (unsigned)(ACT_COUNT - 1)) FAIL("the epilogue activation %d is unknown", (int)e->act);
     if (e && (e->act_channels < 0 || e->act_channels > out->dim[0] || (e->act_channels && n->op != OP_CONV2D)))
         FAIL("the epilogue's activation covers %d channels of %lld", e->act_channels, (long long)out->dim[0]);
     if (res < 0) return true;
@@ -371,7 +371,7 @@ static bool shape_dwpw(const IrGraph *g, const IrNode *n, IrShape *out, char *er
         FAIL("dwpw: the depthwise part must have groups = in = out channels (%lld), not %d and %d",
              (long long)x->dim[0], a->dw.groups, a->dw.out_channels);
     if (a->dw.epi.residual) FAIL("dwpw: the depthwise part takes no residual");
-    if ((unsigned)a->dw.epi.act > (unsigned)ACT_TANH) FAIL("the depthwise activation %d is unknown", (int)a->dw.epi.act);
+    if ((unsigned)a->dw.epi.act > (unsigned)(ACT_COUNT - 1)) FAIL("the depthwise activation %d is unknown", (int)a->dw.epi.act);
     const IrShape *dw = ir_in_shape(g, n, 1);
     if (dw->rank != 4 || dw->dim[0] != x->dim[0] || dw->dim[1] != 1 || dw->dim[2] != a->dw.kh || dw->dim[3] != a->dw.kw)
         FAIL("dwpw: the depthwise weight has shape %s, which does not fit", sstr(dw, b, sizeof b));
@@ -397,7 +397,7 @@ static bool shape_dwpw(const IrGraph *g, const IrNode *n, IrShape *out, char *er
         if (pb->rank != 1 || pb->dim[0] != p->out_channels)
             FAIL("dwpw: the pointwise bias has shape %s", sstr(pb, b, sizeof b));
     }
-    if ((unsigned)p->epi.act > (unsigned)ACT_TANH) FAIL("the epilogue activation %d is unknown", (int)p->epi.act);
+    if ((unsigned)p->epi.act > (unsigned)(ACT_COUNT - 1)) FAIL("the epilogue activation %d is unknown", (int)p->epi.act);
     *out = (IrShape){3, {p->out_channels, oh, ow, 0}};
     if (p->epi.residual) {
         const IrShape *r = ir_in_shape(g, n, n->n_in - 1);

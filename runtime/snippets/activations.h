@@ -35,13 +35,24 @@
 #define NNC_FROM_X 1
 #define NNC_FROM_XS 2
 
-/* sigmoid takes exp of -|v| only, so it never overflows */
+/* nnc_sigmoidf (kernels_gemm.c's prologue): torch.sigmoid, exp of -|v| only.
+ * gelu is the exact form, torch.nn.GELU(approximate='none'), x Phi(x) with
+ * Phi(x) = erfc(-x / sqrt 2) / 2: erfc rather than torch's 1 + erf(x / sqrt 2),
+ * which cancels for negative x (at x = -3, float32 erf leaves 4e-5 of relative
+ * error, erfc 1e-6); its derivative is Phi(x) + x phi(x), phi(x) = exp(-x^2/2)
+ * / sqrt(2 pi). silu and hardswish differentiate as torch's silu_backward and
+ * hardswish_backward. */
 #define NNC_ACTIVATIONS(X)                                                                                          \
     X(RELU, relu, NNC_FROM_Y, 0, v < 0.0f ? 0.0f : v, !(v <= 0.0f), dy)                                              \
     X(RELU6, relu6, NNC_FROM_Y, 0, v < 0.0f ? 0.0f : v > 6.0f ? 6.0f : v, !(v <= 0.0f || v >= 6.0f), dy)             \
     X(LEAKY_RELU, leaky_relu, NNC_FROM_XS, 1, v < 0.0f ? s * v : v, 1, v > 0.0f ? dy : s * dy)                      \
-    X(SIGMOID, sigmoid, NNC_FROM_Y, 0, v >= 0.0f ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v)), 1,        \
-      dy * (v * (1.0f - v)))                                                                                       \
-    X(TANH, tanh, NNC_FROM_Y, 0, tanhf(v), 1, dy * (1.0f - v * v))
+    X(SIGMOID, sigmoid, NNC_FROM_Y, 0, nnc_sigmoidf(v), 1, dy * (v * (1.0f - v)))                                    \
+    X(TANH, tanh, NNC_FROM_Y, 0, tanhf(v), 1, dy * (1.0f - v * v))                                                   \
+    X(SILU, silu, NNC_FROM_X, 0, v / (1.0f + expf(-v)), 1,                                                           \
+      dy * (1.0f / (1.0f + expf(-v))) * (1.0f + v * (1.0f - 1.0f / (1.0f + expf(-v)))))                            \
+    X(HARDSWISH, hardswish, NNC_FROM_X, 0, v * (v + 3.0f < 0.0f ? 0.0f : v + 3.0f > 6.0f ? 6.0f : v + 3.0f) / 6.0f,  \
+      !(v < -3.0f), v <= 3.0f ? dy * (v / 3.0f + 0.5f) : dy)                                                        \
+    X(GELU, gelu, NNC_FROM_X, 0, 0.5f * v * erfcf(-v * 0.70710678118654752f), 1,                                     \
+      dy * (0.5f * erfcf(-v * 0.70710678118654752f) + v * expf(-0.5f * v * v) * 0.39894228040143268f))
 
 #endif

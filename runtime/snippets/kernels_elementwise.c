@@ -110,41 +110,6 @@ static NNC_MAYBE_UNUSED void nnc_activation(size_t count, const float *x, float 
     }
 }
 
-/* @kernel relu needs: activation */
-/* torch.relu (nnc_activation's; until the code generator calls that). y may equal x. */
-static NNC_MAYBE_UNUSED void nnc_relu(size_t count, const float *x, float *y)
-{
-    nnc_activation(count, x, y, NNC_ACT_RELU, 0.0f);
-}
-
-/* @kernel relu6 needs: activation */
-/* torch.nn.ReLU6 (nnc_activation's). y may equal x. */
-static NNC_MAYBE_UNUSED void nnc_relu6(size_t count, const float *x, float *y)
-{
-    nnc_activation(count, x, y, NNC_ACT_RELU6, 0.0f);
-}
-
-/* @kernel leaky_relu needs: activation */
-/* torch.nn.LeakyReLU(slope) (nnc_activation's). y may equal x. */
-static NNC_MAYBE_UNUSED void nnc_leaky_relu(size_t count, const float *x, float *y, float slope)
-{
-    nnc_activation(count, x, y, NNC_ACT_LEAKY_RELU, slope);
-}
-
-/* @kernel sigmoid needs: activation */
-/* torch.sigmoid (nnc_activation's). y may equal x. */
-static NNC_MAYBE_UNUSED void nnc_sigmoid(size_t count, const float *x, float *y)
-{
-    nnc_activation(count, x, y, NNC_ACT_SIGMOID, 0.0f);
-}
-
-/* @kernel tanh needs: activation */
-/* torch.tanh (nnc_activation's). y may equal x. */
-static NNC_MAYBE_UNUSED void nnc_tanh(size_t count, const float *x, float *y)
-{
-    nnc_activation(count, x, y, NNC_ACT_TANH, 0.0f);
-}
-
 /* @kernel copy */
 /* Identity / flatten / reshape: y = x (the ranges may overlap). */
 static NNC_MAYBE_UNUSED void nnc_copy(size_t count, const float *x, float *y)

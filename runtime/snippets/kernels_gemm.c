@@ -27,6 +27,15 @@
 #define NNC_ACT_ENUM_(ID, name, FROM, SLOPE, FORWARD, GRAD_IF, GRAD) NNC_ACT_##ID,
 enum { NNC_ACT_NONE, NNC_ACTIVATIONS(NNC_ACT_ENUM_) };
 #undef NNC_ACT_ENUM_
+/* Helpers of activations.h's rows: torch.sigmoid, with exp taken of -|v|
+ * only, so it never overflows. */
+static NNC_MAYBE_UNUSED float nnc_sigmoidf(float v)
+{
+    float e;
+    if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
+    e = expf(v);
+    return e / (1.0f + e);
+}
 
 /* @kernel epilogue */
 /* y[0..count) = act(y + residual) (residual NULL: none), with the arithmetic of

@@ -14,7 +14,7 @@
  *                         table's rows, the name tables, the scratch checks,
  *                         the constants' kernel calls, the run function, the
  *                         forward function with named arguments).
- * tests/unit/test_templates.c instantiates it for every combination of flags
+ * tests/unit/test_templates.c instantiates it for every valid combination of flags (consts only with params, shrink only with consts)
  * with stub fills and compiles the result with -Wall -Wextra -Werror. Text
  * before the first part marker (this comment) is not copied. */
 /* @part module */

@@ -138,6 +138,9 @@ static double act_ref(int act, double v)
     case NNC_ACT_LEAKY_RELU: return v >= 0 ? v : 0.125 * v;
     case NNC_ACT_SIGMOID: return v >= 0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v));
     case NNC_ACT_TANH: return tanh(v);
+    case NNC_ACT_SILU: return v / (1.0 + exp(-v));                                  /* torch.nn.SiLU */
+    case NNC_ACT_HARDSWISH: return v * (v + 3 < 0 ? 0.0 : v + 3 > 6 ? 6.0 : v + 3) / 6; /* torch.nn.Hardswish */
+    case NNC_ACT_GELU: return 0.5 * v * (1.0 + erf(v / sqrt(2.0)));                 /* torch.nn.GELU() */
     default: fail_msg("activation %d has no reference in kernel_test.h", act);
     }
     return NAN;

@@ -158,6 +158,9 @@ static void ref_act(const void *vctx, double *y)
         case NNC_ACT_LEAKY_RELU: y[i] = v > 0 ? v : 0.125 * v; break;
         case NNC_ACT_SIGMOID: y[i] = 1.0 / (1.0 + exp(-v)); break;
         case NNC_ACT_TANH: y[i] = tanh(v); break;
+        case NNC_ACT_SILU: y[i] = v / (1.0 + exp(-v)); break;
+        case NNC_ACT_HARDSWISH: y[i] = v * (v + 3 < 0 ? 0 : v + 3 > 6 ? 6 : v + 3) / 6; break;
+        case NNC_ACT_GELU: y[i] = 0.5 * v * (1.0 + erf(v / sqrt(2.0))); break;
         default: fail_msg("activation %d has no reference in test_grad_kernels_train.c", cx->act);
         }
     }
@@ -186,9 +189,10 @@ static void run_act_backward(Rng *r, int act, int from_y)
     ActCtx cx = {act, &x};
     Fd f = {ref_act, &cx, N, dy.d, new_doubles(N)};
     char what[64];
-    for (size_t i = 0; i < N; i++) {  /* keep every x 1e-3 away from the kinks at 0 and 6 */
+    for (size_t i = 0; i < N; i++) {  /* keep every x 1e-3 away from the kinks at 0, 6 and +-3 (hardswish) */
         if (fabsf(x.f[i]) < 1e-3f) x.f[i] = 0.5f;
         if (fabsf(x.f[i] - 6.0f) < 1e-3f) x.f[i] = 5.5f;
+        if (fabsf(fabsf(x.f[i]) - 3.0f) < 1e-3f) x.f[i] = 2.5f;
         x.d[i] = x.f[i];
     }
     nnc_activation(N, x.f, y, act, 0.125f);
