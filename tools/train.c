@@ -191,10 +191,15 @@ static bool load_module(const TrainArgs *t, const IrGraph *g, const TrainSource 
     if (src) {
         ok = rt_cc_load_train(src->c_src, src->h_src, src->header_name, src->prefix, m, err, TR_ERR) == 0;
     } else {
-        CgTrainOptions o = {.max_batch = (int)t->batch, .header_name = "model_train.h", .source_path = t->model};
+        IrLoc where = {NULL, 0, 0};
+        CgTrainOptions o = {.max_batch = (int)t->batch, .header_name = "model_train.h", .source_path = t->model,
+                            .err_loc = &where};
         if (!cg_emit_train_c(g, &o, &c, &h, err, TR_ERR)) {
-            fprintf(stderr, "nnc %s: %s: cannot generate training code for network '%s': %s\n", t->cmd, t->model,
-                    g->name, err);
+            if (where.file)  /* about a place in the network: FILE:LINE:COL: error: ..., its line, a caret */
+                fe_report_at(where, err);
+            else
+                fprintf(stderr, "nnc %s: %s: cannot generate training code for network '%s': %s\n", t->cmd,
+                        t->model, g->name, err);
             goto done;
         }
         Arena names = {0};
