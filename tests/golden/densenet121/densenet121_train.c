@@ -24,7 +24,6 @@
 /* @kernel batchnorm */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel activation */
-/* @kernel relu needs: activation */
 /* @kernel copy */
 /* @kernel maxpool2d */
 /* @kernel avgpool2d */
@@ -41,7 +40,6 @@
 /* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
 /* @kernel batchnorm_eval_backward */
 /* @kernel activation_backward */
-/* @kernel relu_backward needs: activation_backward */
 /* @kernel concat_backward */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
@@ -61,6 +59,10 @@
 #define DENSENET121_SCRATCH_FLOATS 3612672
 #define DENSENET121_BN_FLOATS 83648
 #define DENSENET121_STATS_DOUBLES 256
+#define DENSENET121_N_OPTIMIZERS 3
+#define DENSENET121_N_LOSSES 3
+/* the optimizer codes of runtime/train_abi.h are optim.c's */
+typedef char densenet121_optimizer_codes[NNC_OPTIM_SGD == 0 && NNC_OPTIM_ADAM == 1 && NNC_OPTIM_ADAMW == 2 && 1 ? 1 : -1];
 
 /* Parameters and buffers: name and shape as in the weights file, kind (0
  * learned, 1 buffer), offset in t->params, and whether the network reads
@@ -712,2590 +714,3801 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.conv0 @ models/lib/densenet.net:31:18 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, input, 3, 224, 224, t->params + 0, NULL, (float *)(ws + 0), 64, 112, 112,
-                         7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
+                         t->params + 0, NULL,              /* features.conv0.weight, no bias */
+                         (float *)(ws + 0), 64, 112, 112,  /* y: [64, 112, 112] */
+                         7, 7, 2, 2, 3, 3, 1, 1, 1,        /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);            /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, input, 150528, 3, 224, 224, t->params + 0, NULL, (float *)(ws + 0), 802816, 64, 112, 112,
-               7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 64,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
+                   t->params + 0, NULL,                      /* features.conv0.weight, no bias */
+                   (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
+                   7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                  /* no residual */
+                   NNC_ACT_NONE, 0.0f, 64,                   /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
     }
 
     /* batchnorm features.norm0 @ models/lib/densenet.net:32:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 0), 64, 12544, t->stats, t->params + 9408, t->params + 9472, 9.99999975e-06f, 0.100000001f, t->params + 9536, t->params + 9600, (float *)(ws + 3211264),
-                                t->bn_save + 0, t->bn_save + 64, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
+                                t->stats,                                                  /* the conv's per-channel sums */
+                                t->params + 9408, t->params + 9472, 1e-05f, 0.1f,          /* features.norm0.weight, features.norm0.bias; eps, momentum */
+                                t->params + 9536, t->params + 9600,                        /* features.norm0.running_mean, features.norm0.running_var (updated) */
+                                (float *)(ws + 3211264), t->bn_save + 0, t->bn_save + 64,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                       /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 0), 802816, 64, 12544, t->params + 9408, t->params + 9472, t->params + 9536, t->params + 9600, 9.99999975e-06f, (float *)(ws + 3211264), 802816);
-        nnc_relu((size_t)n * 802816, (float *)(ws + 3211264), (float *)(ws + 3211264));
+        nnc_batchnorm(n, (float *)(ws + 0), 802816, 64, 12544,   /* x: [64, 112, 112], batch stride */
+                      t->params + 9408, t->params + 9472,        /* features.norm0.weight, features.norm0.bias */
+                      t->params + 9536, t->params + 9600,        /* features.norm0.running_mean, features.norm0.running_var */
+                      1e-05f, (float *)(ws + 3211264), 802816);  /* eps, y, batch stride */
+        nnc_activation((size_t)n * 802816, (float *)(ws + 3211264), (float *)(ws + 3211264), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features @ models/lib/densenet.net:32:36 */
-    /* fused into the batchnorm above */
-
     /* maxpool2d @ models/lib/densenet.net:32:44 */
-    nnc_maxpool2d(n, (float *)(ws + 3211264), 802816, 64, 112, 112, (float *)(ws + 100352000), 200704, 56, 56, 3, 3, 2, 2, 1, 1, 1, 1);
+    nnc_maxpool2d(n, (float *)(ws + 3211264), 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
+                  (float *)(ws + 100352000), 200704, 56, 56,         /* y: [64, 56, 56], batch stride */
+                  3, 3, 2, 2, 1, 1, 1, 1);                           /* kernel, stride, padding, dilation */
 
     /* batchnorm features.denseblock1.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 100352000), 64, 3136, t->params + 9664, t->params + 9728, 9.99999975e-06f, 0.100000001f, t->params + 9792, t->params + 9856, (float *)(ws + 101154816),
-                        t->bn_save + 128, t->bn_save + 192);
+        nnc_batchnorm_train(n, (float *)(ws + 100352000), 64, 3136,                          /* x: [64, 56, 56] */
+                            t->params + 9664, t->params + 9728, 1e-05f, 0.1f,                /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.bias; eps, momentum */
+                            t->params + 9792, t->params + 9856,                              /* features.denseblock1.denselayer1.norm1.running_mean, features.denseblock1.denselayer1.norm1.running_var (updated) */
+                            (float *)(ws + 101154816), t->bn_save + 128, t->bn_save + 192);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 100352000), 200704, 64, 3136, t->params + 9664, t->params + 9728, t->params + 9792, t->params + 9856, 9.99999975e-06f, (float *)(ws + 101154816), 200704);
+        nnc_batchnorm(n, (float *)(ws + 100352000), 200704, 64, 3136,  /* x: [64, 56, 56], batch stride */
+                      t->params + 9664, t->params + 9728,              /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.bias */
+                      t->params + 9792, t->params + 9856,              /* features.denseblock1.denselayer1.norm1.running_mean, features.denseblock1.denselayer1.norm1.running_var */
+                      1e-05f, (float *)(ws + 101154816), 200704);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock1.denselayer1 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 200704, (float *)(ws + 101154816), (float *)(ws + 101957632));
+    nnc_activation((size_t)n * 200704, (float *)(ws + 101154816), (float *)(ws + 101957632), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 101957632), 64, 56, 56, t->params + 9920, NULL, (float *)(ws + 44154880), 128, 56, 56,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 101957632), 64, 56, 56,  /* x: [64, 56, 56] */
+                         t->params + 9920, NULL,                    /* features.denseblock1.denselayer1.conv1.weight, no bias */
+                         (float *)(ws + 44154880), 128, 56, 56,     /* y: [128, 56, 56] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 101957632), 200704, 64, 56, 56, t->params + 9920, NULL, (float *)(ws + 44154880), 401408, 128, 56, 56,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 101957632), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                   t->params + 9920, NULL,                            /* features.denseblock1.denselayer1.conv1.weight, no bias */
+                   (float *)(ws + 44154880), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 44154880), 128, 3136, t->stats, t->params + 18112, t->params + 18240, 9.99999975e-06f, 0.100000001f, t->params + 18368, t->params + 18496, (float *)(ws + 45760512),
-                                t->bn_save + 256, t->bn_save + 384, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 44154880), 128, 3136,                        /* x: [128, 56, 56] */
+                                t->stats,                                                      /* the conv's per-channel sums */
+                                t->params + 18112, t->params + 18240, 1e-05f, 0.1f,            /* features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.bias; eps, momentum */
+                                t->params + 18368, t->params + 18496,                          /* features.denseblock1.denselayer1.norm2.running_mean, features.denseblock1.denselayer1.norm2.running_var (updated) */
+                                (float *)(ws + 45760512), t->bn_save + 256, t->bn_save + 384,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                           /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 44154880), 401408, 128, 3136, t->params + 18112, t->params + 18240, t->params + 18368, t->params + 18496, 9.99999975e-06f, (float *)(ws + 45760512), 401408);
-        nnc_relu((size_t)n * 401408, (float *)(ws + 45760512), (float *)(ws + 45760512));
+        nnc_batchnorm(n, (float *)(ws + 44154880), 401408, 128, 3136,  /* x: [128, 56, 56], batch stride */
+                      t->params + 18112, t->params + 18240,            /* features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.bias */
+                      t->params + 18368, t->params + 18496,            /* features.denseblock1.denselayer1.norm2.running_mean, features.denseblock1.denselayer1.norm2.running_var */
+                      1e-05f, (float *)(ws + 45760512), 401408);       /* eps, y, batch stride */
+        nnc_activation((size_t)n * 401408, (float *)(ws + 45760512), (float *)(ws + 45760512), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock1.denselayer1 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 45760512), 401408, 128, 56, 56, t->params + 18624, NULL, (float *)(ws + 139288576), 100352, 32, 56, 56,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 45760512), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+               t->params + 18624, NULL,                           /* features.denseblock1.denselayer1.conv2.weight, no bias */
+               (float *)(ws + 139288576), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 100352000), 200704, (float *)(ws + 84094976), 301056, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 139288576), 100352, (float *)(ws + 84094976), 301056, 200704);
+    nnc_concat_part(n, (float *)(ws + 100352000), 200704, (float *)(ws + 84094976), 301056, 0);
+    nnc_concat_part(n, (float *)(ws + 139288576), 100352, (float *)(ws + 84094976), 301056, 200704);
 
     /* batchnorm features.denseblock1.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 84094976), 96, 3136, t->params + 55488, t->params + 55584, 9.99999975e-06f, 0.100000001f, t->params + 55680, t->params + 55776, (float *)(ws + 85299200),
-                        t->bn_save + 512, t->bn_save + 608);
+        nnc_batchnorm_train(n, (float *)(ws + 84094976), 96, 3136,                          /* x: [96, 56, 56] */
+                            t->params + 55488, t->params + 55584, 1e-05f, 0.1f,             /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.bias; eps, momentum */
+                            t->params + 55680, t->params + 55776,                           /* features.denseblock1.denselayer2.norm1.running_mean, features.denseblock1.denselayer2.norm1.running_var (updated) */
+                            (float *)(ws + 85299200), t->bn_save + 512, t->bn_save + 608);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 84094976), 301056, 96, 3136, t->params + 55488, t->params + 55584, t->params + 55680, t->params + 55776, 9.99999975e-06f, (float *)(ws + 85299200), 301056);
+        nnc_batchnorm(n, (float *)(ws + 84094976), 301056, 96, 3136,  /* x: [96, 56, 56], batch stride */
+                      t->params + 55488, t->params + 55584,           /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.bias */
+                      t->params + 55680, t->params + 55776,           /* features.denseblock1.denselayer2.norm1.running_mean, features.denseblock1.denselayer2.norm1.running_var */
+                      1e-05f, (float *)(ws + 85299200), 301056);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock1.denselayer2 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 301056, (float *)(ws + 85299200), (float *)(ws + 86503424));
+    nnc_activation((size_t)n * 301056, (float *)(ws + 85299200), (float *)(ws + 86503424), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 86503424), 96, 56, 56, t->params + 55872, NULL, (float *)(ws + 47366144), 128, 56, 56,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 86503424), 96, 56, 56,  /* x: [96, 56, 56] */
+                         t->params + 55872, NULL,                  /* features.denseblock1.denselayer2.conv1.weight, no bias */
+                         (float *)(ws + 47366144), 128, 56, 56,    /* y: [128, 56, 56] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 86503424), 301056, 96, 56, 56, t->params + 55872, NULL, (float *)(ws + 47366144), 401408, 128, 56, 56,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 86503424), 301056, 96, 56, 56,  /* x: [96, 56, 56], batch stride */
+                   t->params + 55872, NULL,                          /* features.denseblock1.denselayer2.conv1.weight, no bias */
+                   (float *)(ws + 47366144), 401408, 128, 56, 56,    /* y: [128, 56, 56], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                          /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                          /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 47366144), 128, 3136, t->stats, t->params + 68160, t->params + 68288, 9.99999975e-06f, 0.100000001f, t->params + 68416, t->params + 68544, (float *)(ws + 48971776),
-                                t->bn_save + 704, t->bn_save + 832, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 47366144), 128, 3136,                        /* x: [128, 56, 56] */
+                                t->stats,                                                      /* the conv's per-channel sums */
+                                t->params + 68160, t->params + 68288, 1e-05f, 0.1f,            /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.bias; eps, momentum */
+                                t->params + 68416, t->params + 68544,                          /* features.denseblock1.denselayer2.norm2.running_mean, features.denseblock1.denselayer2.norm2.running_var (updated) */
+                                (float *)(ws + 48971776), t->bn_save + 704, t->bn_save + 832,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                           /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 47366144), 401408, 128, 3136, t->params + 68160, t->params + 68288, t->params + 68416, t->params + 68544, 9.99999975e-06f, (float *)(ws + 48971776), 401408);
-        nnc_relu((size_t)n * 401408, (float *)(ws + 48971776), (float *)(ws + 48971776));
+        nnc_batchnorm(n, (float *)(ws + 47366144), 401408, 128, 3136,  /* x: [128, 56, 56], batch stride */
+                      t->params + 68160, t->params + 68288,            /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.bias */
+                      t->params + 68416, t->params + 68544,            /* features.denseblock1.denselayer2.norm2.running_mean, features.denseblock1.denselayer2.norm2.running_var */
+                      1e-05f, (float *)(ws + 48971776), 401408);       /* eps, y, batch stride */
+        nnc_activation((size_t)n * 401408, (float *)(ws + 48971776), (float *)(ws + 48971776), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock1.denselayer2 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 48971776), 401408, 128, 56, 56, t->params + 68672, NULL, (float *)(ws + 139689984), 100352, 32, 56, 56,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 48971776), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+               t->params + 68672, NULL,                           /* features.denseblock1.denselayer2.conv2.weight, no bias */
+               (float *)(ws + 139689984), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 84094976), 301056, (float *)(ws + 50577408), 401408, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 139689984), 100352, (float *)(ws + 50577408), 401408, 301056);
+    nnc_concat_part(n, (float *)(ws + 84094976), 301056, (float *)(ws + 50577408), 401408, 0);
+    nnc_concat_part(n, (float *)(ws + 139689984), 100352, (float *)(ws + 50577408), 401408, 301056);
 
     /* batchnorm features.denseblock1.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 50577408), 128, 3136, t->params + 105536, t->params + 105664, 9.99999975e-06f, 0.100000001f, t->params + 105792, t->params + 105920, (float *)(ws + 52183040),
-                        t->bn_save + 960, t->bn_save + 1088);
+        nnc_batchnorm_train(n, (float *)(ws + 50577408), 128, 3136,                          /* x: [128, 56, 56] */
+                            t->params + 105536, t->params + 105664, 1e-05f, 0.1f,            /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.bias; eps, momentum */
+                            t->params + 105792, t->params + 105920,                          /* features.denseblock1.denselayer3.norm1.running_mean, features.denseblock1.denselayer3.norm1.running_var (updated) */
+                            (float *)(ws + 52183040), t->bn_save + 960, t->bn_save + 1088);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 50577408), 401408, 128, 3136, t->params + 105536, t->params + 105664, t->params + 105792, t->params + 105920, 9.99999975e-06f, (float *)(ws + 52183040), 401408);
+        nnc_batchnorm(n, (float *)(ws + 50577408), 401408, 128, 3136,  /* x: [128, 56, 56], batch stride */
+                      t->params + 105536, t->params + 105664,          /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.bias */
+                      t->params + 105792, t->params + 105920,          /* features.denseblock1.denselayer3.norm1.running_mean, features.denseblock1.denselayer3.norm1.running_var */
+                      1e-05f, (float *)(ws + 52183040), 401408);       /* eps, y, batch stride */
     }
 
     /* relu features.denseblock1.denselayer3 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 401408, (float *)(ws + 52183040), (float *)(ws + 53788672));
+    nnc_activation((size_t)n * 401408, (float *)(ws + 52183040), (float *)(ws + 53788672), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 53788672), 128, 56, 56, t->params + 106048, NULL, (float *)(ws + 55394304), 128, 56, 56,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 53788672), 128, 56, 56,  /* x: [128, 56, 56] */
+                         t->params + 106048, NULL,                  /* features.denseblock1.denselayer3.conv1.weight, no bias */
+                         (float *)(ws + 55394304), 128, 56, 56,     /* y: [128, 56, 56] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 53788672), 401408, 128, 56, 56, t->params + 106048, NULL, (float *)(ws + 55394304), 401408, 128, 56, 56,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 53788672), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                   t->params + 106048, NULL,                          /* features.denseblock1.denselayer3.conv1.weight, no bias */
+                   (float *)(ws + 55394304), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 55394304), 128, 3136, t->stats, t->params + 122432, t->params + 122560, 9.99999975e-06f, 0.100000001f, t->params + 122688, t->params + 122816, (float *)(ws + 56999936),
-                                t->bn_save + 1216, t->bn_save + 1344, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 55394304), 128, 3136,                          /* x: [128, 56, 56] */
+                                t->stats,                                                        /* the conv's per-channel sums */
+                                t->params + 122432, t->params + 122560, 1e-05f, 0.1f,            /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.bias; eps, momentum */
+                                t->params + 122688, t->params + 122816,                          /* features.denseblock1.denselayer3.norm2.running_mean, features.denseblock1.denselayer3.norm2.running_var (updated) */
+                                (float *)(ws + 56999936), t->bn_save + 1216, t->bn_save + 1344,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                             /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 55394304), 401408, 128, 3136, t->params + 122432, t->params + 122560, t->params + 122688, t->params + 122816, 9.99999975e-06f, (float *)(ws + 56999936), 401408);
-        nnc_relu((size_t)n * 401408, (float *)(ws + 56999936), (float *)(ws + 56999936));
+        nnc_batchnorm(n, (float *)(ws + 55394304), 401408, 128, 3136,  /* x: [128, 56, 56], batch stride */
+                      t->params + 122432, t->params + 122560,          /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.bias */
+                      t->params + 122688, t->params + 122816,          /* features.denseblock1.denselayer3.norm2.running_mean, features.denseblock1.denselayer3.norm2.running_var */
+                      1e-05f, (float *)(ws + 56999936), 401408);       /* eps, y, batch stride */
+        nnc_activation((size_t)n * 401408, (float *)(ws + 56999936), (float *)(ws + 56999936), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock1.denselayer3 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 56999936), 401408, 128, 56, 56, t->params + 122944, NULL, (float *)(ws + 140091392), 100352, 32, 56, 56,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 56999936), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+               t->params + 122944, NULL,                          /* features.denseblock1.denselayer3.conv2.weight, no bias */
+               (float *)(ws + 140091392), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 50577408), 401408, (float *)(ws + 38133760), 501760, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 140091392), 100352, (float *)(ws + 38133760), 501760, 401408);
+    nnc_concat_part(n, (float *)(ws + 50577408), 401408, (float *)(ws + 38133760), 501760, 0);
+    nnc_concat_part(n, (float *)(ws + 140091392), 100352, (float *)(ws + 38133760), 501760, 401408);
 
     /* batchnorm features.denseblock1.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 38133760), 160, 3136, t->params + 159808, t->params + 159968, 9.99999975e-06f, 0.100000001f, t->params + 160128, t->params + 160288, (float *)(ws + 40140800),
-                        t->bn_save + 1472, t->bn_save + 1632);
+        nnc_batchnorm_train(n, (float *)(ws + 38133760), 160, 3136,                           /* x: [160, 56, 56] */
+                            t->params + 159808, t->params + 159968, 1e-05f, 0.1f,             /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.bias; eps, momentum */
+                            t->params + 160128, t->params + 160288,                           /* features.denseblock1.denselayer4.norm1.running_mean, features.denseblock1.denselayer4.norm1.running_var (updated) */
+                            (float *)(ws + 40140800), t->bn_save + 1472, t->bn_save + 1632);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 38133760), 501760, 160, 3136, t->params + 159808, t->params + 159968, t->params + 160128, t->params + 160288, 9.99999975e-06f, (float *)(ws + 40140800), 501760);
+        nnc_batchnorm(n, (float *)(ws + 38133760), 501760, 160, 3136,  /* x: [160, 56, 56], batch stride */
+                      t->params + 159808, t->params + 159968,          /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.bias */
+                      t->params + 160128, t->params + 160288,          /* features.denseblock1.denselayer4.norm1.running_mean, features.denseblock1.denselayer4.norm1.running_var */
+                      1e-05f, (float *)(ws + 40140800), 501760);       /* eps, y, batch stride */
     }
 
     /* relu features.denseblock1.denselayer4 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 501760, (float *)(ws + 40140800), (float *)(ws + 42147840));
+    nnc_activation((size_t)n * 501760, (float *)(ws + 40140800), (float *)(ws + 42147840), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 42147840), 160, 56, 56, t->params + 160448, NULL, (float *)(ws + 58605568), 128, 56, 56,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 42147840), 160, 56, 56,  /* x: [160, 56, 56] */
+                         t->params + 160448, NULL,                  /* features.denseblock1.denselayer4.conv1.weight, no bias */
+                         (float *)(ws + 58605568), 128, 56, 56,     /* y: [128, 56, 56] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 42147840), 501760, 160, 56, 56, t->params + 160448, NULL, (float *)(ws + 58605568), 401408, 128, 56, 56,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 42147840), 501760, 160, 56, 56,  /* x: [160, 56, 56], batch stride */
+                   t->params + 160448, NULL,                          /* features.denseblock1.denselayer4.conv1.weight, no bias */
+                   (float *)(ws + 58605568), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 58605568), 128, 3136, t->stats, t->params + 180928, t->params + 181056, 9.99999975e-06f, 0.100000001f, t->params + 181184, t->params + 181312, (float *)(ws + 60211200),
-                                t->bn_save + 1792, t->bn_save + 1920, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 58605568), 128, 3136,                          /* x: [128, 56, 56] */
+                                t->stats,                                                        /* the conv's per-channel sums */
+                                t->params + 180928, t->params + 181056, 1e-05f, 0.1f,            /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.bias; eps, momentum */
+                                t->params + 181184, t->params + 181312,                          /* features.denseblock1.denselayer4.norm2.running_mean, features.denseblock1.denselayer4.norm2.running_var (updated) */
+                                (float *)(ws + 60211200), t->bn_save + 1792, t->bn_save + 1920,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                             /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 58605568), 401408, 128, 3136, t->params + 180928, t->params + 181056, t->params + 181184, t->params + 181312, 9.99999975e-06f, (float *)(ws + 60211200), 401408);
-        nnc_relu((size_t)n * 401408, (float *)(ws + 60211200), (float *)(ws + 60211200));
+        nnc_batchnorm(n, (float *)(ws + 58605568), 401408, 128, 3136,  /* x: [128, 56, 56], batch stride */
+                      t->params + 180928, t->params + 181056,          /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.bias */
+                      t->params + 181184, t->params + 181312,          /* features.denseblock1.denselayer4.norm2.running_mean, features.denseblock1.denselayer4.norm2.running_var */
+                      1e-05f, (float *)(ws + 60211200), 401408);       /* eps, y, batch stride */
+        nnc_activation((size_t)n * 401408, (float *)(ws + 60211200), (float *)(ws + 60211200), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock1.denselayer4 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 60211200), 401408, 128, 56, 56, t->params + 181440, NULL, (float *)(ws + 140492800), 100352, 32, 56, 56,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 60211200), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+               t->params + 181440, NULL,                          /* features.denseblock1.denselayer4.conv2.weight, no bias */
+               (float *)(ws + 140492800), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 38133760), 501760, (float *)(ws + 30908416), 602112, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 140492800), 100352, (float *)(ws + 30908416), 602112, 501760);
+    nnc_concat_part(n, (float *)(ws + 38133760), 501760, (float *)(ws + 30908416), 602112, 0);
+    nnc_concat_part(n, (float *)(ws + 140492800), 100352, (float *)(ws + 30908416), 602112, 501760);
 
     /* batchnorm features.denseblock1.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 30908416), 192, 3136, t->params + 218304, t->params + 218496, 9.99999975e-06f, 0.100000001f, t->params + 218688, t->params + 218880, (float *)(ws + 33316864),
-                        t->bn_save + 2048, t->bn_save + 2240);
+        nnc_batchnorm_train(n, (float *)(ws + 30908416), 192, 3136,                           /* x: [192, 56, 56] */
+                            t->params + 218304, t->params + 218496, 1e-05f, 0.1f,             /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.bias; eps, momentum */
+                            t->params + 218688, t->params + 218880,                           /* features.denseblock1.denselayer5.norm1.running_mean, features.denseblock1.denselayer5.norm1.running_var (updated) */
+                            (float *)(ws + 33316864), t->bn_save + 2048, t->bn_save + 2240);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 30908416), 602112, 192, 3136, t->params + 218304, t->params + 218496, t->params + 218688, t->params + 218880, 9.99999975e-06f, (float *)(ws + 33316864), 602112);
+        nnc_batchnorm(n, (float *)(ws + 30908416), 602112, 192, 3136,  /* x: [192, 56, 56], batch stride */
+                      t->params + 218304, t->params + 218496,          /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.bias */
+                      t->params + 218688, t->params + 218880,          /* features.denseblock1.denselayer5.norm1.running_mean, features.denseblock1.denselayer5.norm1.running_var */
+                      1e-05f, (float *)(ws + 33316864), 602112);       /* eps, y, batch stride */
     }
 
     /* relu features.denseblock1.denselayer5 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 602112, (float *)(ws + 33316864), (float *)(ws + 35725312));
+    nnc_activation((size_t)n * 602112, (float *)(ws + 33316864), (float *)(ws + 35725312), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 35725312), 192, 56, 56, t->params + 219072, NULL, (float *)(ws + 61816832), 128, 56, 56,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 35725312), 192, 56, 56,  /* x: [192, 56, 56] */
+                         t->params + 219072, NULL,                  /* features.denseblock1.denselayer5.conv1.weight, no bias */
+                         (float *)(ws + 61816832), 128, 56, 56,     /* y: [128, 56, 56] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 35725312), 602112, 192, 56, 56, t->params + 219072, NULL, (float *)(ws + 61816832), 401408, 128, 56, 56,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 35725312), 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
+                   t->params + 219072, NULL,                          /* features.denseblock1.denselayer5.conv1.weight, no bias */
+                   (float *)(ws + 61816832), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 61816832), 128, 3136, t->stats, t->params + 243648, t->params + 243776, 9.99999975e-06f, 0.100000001f, t->params + 243904, t->params + 244032, (float *)(ws + 63422464),
-                                t->bn_save + 2432, t->bn_save + 2560, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 61816832), 128, 3136,                          /* x: [128, 56, 56] */
+                                t->stats,                                                        /* the conv's per-channel sums */
+                                t->params + 243648, t->params + 243776, 1e-05f, 0.1f,            /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.bias; eps, momentum */
+                                t->params + 243904, t->params + 244032,                          /* features.denseblock1.denselayer5.norm2.running_mean, features.denseblock1.denselayer5.norm2.running_var (updated) */
+                                (float *)(ws + 63422464), t->bn_save + 2432, t->bn_save + 2560,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                             /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 61816832), 401408, 128, 3136, t->params + 243648, t->params + 243776, t->params + 243904, t->params + 244032, 9.99999975e-06f, (float *)(ws + 63422464), 401408);
-        nnc_relu((size_t)n * 401408, (float *)(ws + 63422464), (float *)(ws + 63422464));
+        nnc_batchnorm(n, (float *)(ws + 61816832), 401408, 128, 3136,  /* x: [128, 56, 56], batch stride */
+                      t->params + 243648, t->params + 243776,          /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.bias */
+                      t->params + 243904, t->params + 244032,          /* features.denseblock1.denselayer5.norm2.running_mean, features.denseblock1.denselayer5.norm2.running_var */
+                      1e-05f, (float *)(ws + 63422464), 401408);       /* eps, y, batch stride */
+        nnc_activation((size_t)n * 401408, (float *)(ws + 63422464), (float *)(ws + 63422464), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock1.denselayer5 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 63422464), 401408, 128, 56, 56, t->params + 244160, NULL, (float *)(ws + 140894208), 100352, 32, 56, 56,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 63422464), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+               t->params + 244160, NULL,                          /* features.denseblock1.denselayer5.conv2.weight, no bias */
+               (float *)(ws + 140894208), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 30908416), 602112, (float *)(ws + 22478848), 702464, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 140894208), 100352, (float *)(ws + 22478848), 702464, 602112);
+    nnc_concat_part(n, (float *)(ws + 30908416), 602112, (float *)(ws + 22478848), 702464, 0);
+    nnc_concat_part(n, (float *)(ws + 140894208), 100352, (float *)(ws + 22478848), 702464, 602112);
 
     /* batchnorm features.denseblock1.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 22478848), 224, 3136, t->params + 281024, t->params + 281248, 9.99999975e-06f, 0.100000001f, t->params + 281472, t->params + 281696, (float *)(ws + 25288704),
-                        t->bn_save + 2688, t->bn_save + 2912);
+        nnc_batchnorm_train(n, (float *)(ws + 22478848), 224, 3136,                           /* x: [224, 56, 56] */
+                            t->params + 281024, t->params + 281248, 1e-05f, 0.1f,             /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.bias; eps, momentum */
+                            t->params + 281472, t->params + 281696,                           /* features.denseblock1.denselayer6.norm1.running_mean, features.denseblock1.denselayer6.norm1.running_var (updated) */
+                            (float *)(ws + 25288704), t->bn_save + 2688, t->bn_save + 2912);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 22478848), 702464, 224, 3136, t->params + 281024, t->params + 281248, t->params + 281472, t->params + 281696, 9.99999975e-06f, (float *)(ws + 25288704), 702464);
+        nnc_batchnorm(n, (float *)(ws + 22478848), 702464, 224, 3136,  /* x: [224, 56, 56], batch stride */
+                      t->params + 281024, t->params + 281248,          /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.bias */
+                      t->params + 281472, t->params + 281696,          /* features.denseblock1.denselayer6.norm1.running_mean, features.denseblock1.denselayer6.norm1.running_var */
+                      1e-05f, (float *)(ws + 25288704), 702464);       /* eps, y, batch stride */
     }
 
     /* relu features.denseblock1.denselayer6 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 702464, (float *)(ws + 25288704), (float *)(ws + 28098560));
+    nnc_activation((size_t)n * 702464, (float *)(ws + 25288704), (float *)(ws + 28098560), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 28098560), 224, 56, 56, t->params + 281920, NULL, (float *)(ws + 65028096), 128, 56, 56,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 28098560), 224, 56, 56,  /* x: [224, 56, 56] */
+                         t->params + 281920, NULL,                  /* features.denseblock1.denselayer6.conv1.weight, no bias */
+                         (float *)(ws + 65028096), 128, 56, 56,     /* y: [128, 56, 56] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 28098560), 702464, 224, 56, 56, t->params + 281920, NULL, (float *)(ws + 65028096), 401408, 128, 56, 56,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 28098560), 702464, 224, 56, 56,  /* x: [224, 56, 56], batch stride */
+                   t->params + 281920, NULL,                          /* features.denseblock1.denselayer6.conv1.weight, no bias */
+                   (float *)(ws + 65028096), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 65028096), 128, 3136, t->stats, t->params + 310592, t->params + 310720, 9.99999975e-06f, 0.100000001f, t->params + 310848, t->params + 310976, (float *)(ws + 66633728),
-                                t->bn_save + 3136, t->bn_save + 3264, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 65028096), 128, 3136,                          /* x: [128, 56, 56] */
+                                t->stats,                                                        /* the conv's per-channel sums */
+                                t->params + 310592, t->params + 310720, 1e-05f, 0.1f,            /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.bias; eps, momentum */
+                                t->params + 310848, t->params + 310976,                          /* features.denseblock1.denselayer6.norm2.running_mean, features.denseblock1.denselayer6.norm2.running_var (updated) */
+                                (float *)(ws + 66633728), t->bn_save + 3136, t->bn_save + 3264,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                             /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 65028096), 401408, 128, 3136, t->params + 310592, t->params + 310720, t->params + 310848, t->params + 310976, 9.99999975e-06f, (float *)(ws + 66633728), 401408);
-        nnc_relu((size_t)n * 401408, (float *)(ws + 66633728), (float *)(ws + 66633728));
+        nnc_batchnorm(n, (float *)(ws + 65028096), 401408, 128, 3136,  /* x: [128, 56, 56], batch stride */
+                      t->params + 310592, t->params + 310720,          /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.bias */
+                      t->params + 310848, t->params + 310976,          /* features.denseblock1.denselayer6.norm2.running_mean, features.denseblock1.denselayer6.norm2.running_var */
+                      1e-05f, (float *)(ws + 66633728), 401408);       /* eps, y, batch stride */
+        nnc_activation((size_t)n * 401408, (float *)(ws + 66633728), (float *)(ws + 66633728), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock1.denselayer6 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 66633728), 401408, 128, 56, 56, t->params + 311104, NULL, (float *)(ws + 141295616), 100352, 32, 56, 56,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 66633728), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+               t->params + 311104, NULL,                          /* features.denseblock1.denselayer6.conv2.weight, no bias */
+               (float *)(ws + 141295616), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 22478848), 702464, (float *)(ws + 6422528), 802816, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 141295616), 100352, (float *)(ws + 6422528), 802816, 702464);
+    nnc_concat_part(n, (float *)(ws + 22478848), 702464, (float *)(ws + 6422528), 802816, 0);
+    nnc_concat_part(n, (float *)(ws + 141295616), 100352, (float *)(ws + 6422528), 802816, 702464);
 
     /* batchnorm features.transition1.norm @ models/lib/densenet.net:23:17 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 6422528), 256, 3136, t->params + 347968, t->params + 348224, 9.99999975e-06f, 0.100000001f, t->params + 348480, t->params + 348736, (float *)(ws + 9633792),
-                        t->bn_save + 3392, t->bn_save + 3648);
+        nnc_batchnorm_train(n, (float *)(ws + 6422528), 256, 3136,                           /* x: [256, 56, 56] */
+                            t->params + 347968, t->params + 348224, 1e-05f, 0.1f,            /* features.transition1.norm.weight, features.transition1.norm.bias; eps, momentum */
+                            t->params + 348480, t->params + 348736,                          /* features.transition1.norm.running_mean, features.transition1.norm.running_var (updated) */
+                            (float *)(ws + 9633792), t->bn_save + 3392, t->bn_save + 3648);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 6422528), 802816, 256, 3136, t->params + 347968, t->params + 348224, t->params + 348480, t->params + 348736, 9.99999975e-06f, (float *)(ws + 9633792), 802816);
+        nnc_batchnorm(n, (float *)(ws + 6422528), 802816, 256, 3136,  /* x: [256, 56, 56], batch stride */
+                      t->params + 347968, t->params + 348224,         /* features.transition1.norm.weight, features.transition1.norm.bias */
+                      t->params + 348480, t->params + 348736,         /* features.transition1.norm.running_mean, features.transition1.norm.running_var */
+                      1e-05f, (float *)(ws + 9633792), 802816);       /* eps, y, batch stride */
     }
 
     /* relu features.transition1 @ models/lib/densenet.net:23:38 */
-    nnc_relu((size_t)n * 802816, (float *)(ws + 9633792), (float *)(ws + 12845056));
+    nnc_activation((size_t)n * 802816, (float *)(ws + 9633792), (float *)(ws + 12845056), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.transition1.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d(n, (float *)(ws + 12845056), 802816, 256, 56, 56, t->params + 348992, NULL, (float *)(ws + 19267584), 401408, 128, 56, 56,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 12845056), 802816, 256, 56, 56,  /* x: [256, 56, 56], batch stride */
+               t->params + 348992, NULL,                          /* features.transition1.conv.weight, no bias */
+               (float *)(ws + 19267584), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
-    nnc_avgpool2d(n, (float *)(ws + 19267584), 401408, 128, 56, 56, (float *)(ws + 141697024), 100352, 28, 28, 2, 2, 2, 2, 0, 0, 1);
+    nnc_avgpool2d(n, (float *)(ws + 19267584), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                  (float *)(ws + 141697024), 100352, 28, 28,         /* y: [128, 28, 28], batch stride */
+                  2, 2, 2, 2, 0, 0, 1);                              /* kernel, stride, padding, count_include_pad */
 
     /* batchnorm features.denseblock2.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 141697024), 128, 784, t->params + 381760, t->params + 381888, 9.99999975e-06f, 0.100000001f, t->params + 382016, t->params + 382144, (float *)(ws + 142098432),
-                        t->bn_save + 3904, t->bn_save + 4032);
+        nnc_batchnorm_train(n, (float *)(ws + 141697024), 128, 784,                            /* x: [128, 28, 28] */
+                            t->params + 381760, t->params + 381888, 1e-05f, 0.1f,              /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.bias; eps, momentum */
+                            t->params + 382016, t->params + 382144,                            /* features.denseblock2.denselayer1.norm1.running_mean, features.denseblock2.denselayer1.norm1.running_var (updated) */
+                            (float *)(ws + 142098432), t->bn_save + 3904, t->bn_save + 4032);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 141697024), 100352, 128, 784, t->params + 381760, t->params + 381888, t->params + 382016, t->params + 382144, 9.99999975e-06f, (float *)(ws + 142098432), 100352);
+        nnc_batchnorm(n, (float *)(ws + 141697024), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 381760, t->params + 381888,          /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.bias */
+                      t->params + 382016, t->params + 382144,          /* features.denseblock2.denselayer1.norm1.running_mean, features.denseblock2.denselayer1.norm1.running_var */
+                      1e-05f, (float *)(ws + 142098432), 100352);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer1 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 100352, (float *)(ws + 142098432), (float *)(ws + 142499840));
+    nnc_activation((size_t)n * 100352, (float *)(ws + 142098432), (float *)(ws + 142499840), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 142499840), 128, 28, 28, t->params + 382272, NULL, (float *)(ws + 142901248), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 142499840), 128, 28, 28,  /* x: [128, 28, 28] */
+                         t->params + 382272, NULL,                   /* features.denseblock2.denselayer1.conv1.weight, no bias */
+                         (float *)(ws + 142901248), 128, 28, 28,     /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 142499840), 100352, 128, 28, 28, t->params + 382272, NULL, (float *)(ws + 142901248), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 142499840), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                   t->params + 382272, NULL,                           /* features.denseblock2.denselayer1.conv1.weight, no bias */
+                   (float *)(ws + 142901248), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 142901248), 128, 784, t->stats, t->params + 398656, t->params + 398784, 9.99999975e-06f, 0.100000001f, t->params + 398912, t->params + 399040, (float *)(ws + 143302656),
-                                t->bn_save + 4160, t->bn_save + 4288, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 142901248), 128, 784,                           /* x: [128, 28, 28] */
+                                t->stats,                                                         /* the conv's per-channel sums */
+                                t->params + 398656, t->params + 398784, 1e-05f, 0.1f,             /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.bias; eps, momentum */
+                                t->params + 398912, t->params + 399040,                           /* features.denseblock2.denselayer1.norm2.running_mean, features.denseblock2.denselayer1.norm2.running_var (updated) */
+                                (float *)(ws + 143302656), t->bn_save + 4160, t->bn_save + 4288,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                              /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 142901248), 100352, 128, 784, t->params + 398656, t->params + 398784, t->params + 398912, t->params + 399040, 9.99999975e-06f, (float *)(ws + 143302656), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 143302656), (float *)(ws + 143302656));
+        nnc_batchnorm(n, (float *)(ws + 142901248), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 398656, t->params + 398784,          /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.bias */
+                      t->params + 398912, t->params + 399040,          /* features.denseblock2.denselayer1.norm2.running_mean, features.denseblock2.denselayer1.norm2.running_var */
+                      1e-05f, (float *)(ws + 143302656), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 143302656), (float *)(ws + 143302656), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer1 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 143302656), 100352, 128, 28, 28, t->params + 399168, NULL, (float *)(ws + 167242880), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 143302656), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 399168, NULL,                           /* features.denseblock2.denselayer1.conv2.weight, no bias */
+               (float *)(ws + 167242880), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 141697024), 100352, (float *)(ws + 132213760), 125440, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 167242880), 25088, (float *)(ws + 132213760), 125440, 100352);
+    nnc_concat_part(n, (float *)(ws + 141697024), 100352, (float *)(ws + 132213760), 125440, 0);
+    nnc_concat_part(n, (float *)(ws + 167242880), 25088, (float *)(ws + 132213760), 125440, 100352);
 
     /* batchnorm features.denseblock2.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 132213760), 160, 784, t->params + 436032, t->params + 436192, 9.99999975e-06f, 0.100000001f, t->params + 436352, t->params + 436512, (float *)(ws + 132715520),
-                        t->bn_save + 4416, t->bn_save + 4576);
+        nnc_batchnorm_train(n, (float *)(ws + 132213760), 160, 784,                            /* x: [160, 28, 28] */
+                            t->params + 436032, t->params + 436192, 1e-05f, 0.1f,              /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.bias; eps, momentum */
+                            t->params + 436352, t->params + 436512,                            /* features.denseblock2.denselayer2.norm1.running_mean, features.denseblock2.denselayer2.norm1.running_var (updated) */
+                            (float *)(ws + 132715520), t->bn_save + 4416, t->bn_save + 4576);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 132213760), 125440, 160, 784, t->params + 436032, t->params + 436192, t->params + 436352, t->params + 436512, 9.99999975e-06f, (float *)(ws + 132715520), 125440);
+        nnc_batchnorm(n, (float *)(ws + 132213760), 125440, 160, 784,  /* x: [160, 28, 28], batch stride */
+                      t->params + 436032, t->params + 436192,          /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.bias */
+                      t->params + 436352, t->params + 436512,          /* features.denseblock2.denselayer2.norm1.running_mean, features.denseblock2.denselayer2.norm1.running_var */
+                      1e-05f, (float *)(ws + 132715520), 125440);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer2 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 125440, (float *)(ws + 132715520), (float *)(ws + 133217280));
+    nnc_activation((size_t)n * 125440, (float *)(ws + 132715520), (float *)(ws + 133217280), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 133217280), 160, 28, 28, t->params + 436672, NULL, (float *)(ws + 143704064), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 133217280), 160, 28, 28,  /* x: [160, 28, 28] */
+                         t->params + 436672, NULL,                   /* features.denseblock2.denselayer2.conv1.weight, no bias */
+                         (float *)(ws + 143704064), 128, 28, 28,     /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 133217280), 125440, 160, 28, 28, t->params + 436672, NULL, (float *)(ws + 143704064), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 133217280), 125440, 160, 28, 28,  /* x: [160, 28, 28], batch stride */
+                   t->params + 436672, NULL,                           /* features.denseblock2.denselayer2.conv1.weight, no bias */
+                   (float *)(ws + 143704064), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 143704064), 128, 784, t->stats, t->params + 457152, t->params + 457280, 9.99999975e-06f, 0.100000001f, t->params + 457408, t->params + 457536, (float *)(ws + 144105472),
-                                t->bn_save + 4736, t->bn_save + 4864, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 143704064), 128, 784,                           /* x: [128, 28, 28] */
+                                t->stats,                                                         /* the conv's per-channel sums */
+                                t->params + 457152, t->params + 457280, 1e-05f, 0.1f,             /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.bias; eps, momentum */
+                                t->params + 457408, t->params + 457536,                           /* features.denseblock2.denselayer2.norm2.running_mean, features.denseblock2.denselayer2.norm2.running_var (updated) */
+                                (float *)(ws + 144105472), t->bn_save + 4736, t->bn_save + 4864,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                              /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 143704064), 100352, 128, 784, t->params + 457152, t->params + 457280, t->params + 457408, t->params + 457536, 9.99999975e-06f, (float *)(ws + 144105472), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 144105472), (float *)(ws + 144105472));
+        nnc_batchnorm(n, (float *)(ws + 143704064), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 457152, t->params + 457280,          /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.bias */
+                      t->params + 457408, t->params + 457536,          /* features.denseblock2.denselayer2.norm2.running_mean, features.denseblock2.denselayer2.norm2.running_var */
+                      1e-05f, (float *)(ws + 144105472), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 144105472), (float *)(ws + 144105472), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer2 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 144105472), 100352, 128, 28, 28, t->params + 457664, NULL, (float *)(ws + 167343232), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 144105472), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 457664, NULL,                           /* features.denseblock2.denselayer2.conv2.weight, no bias */
+               (float *)(ws + 167343232), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 132213760), 125440, (float *)(ws + 123633664), 150528, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 167343232), 25088, (float *)(ws + 123633664), 150528, 125440);
+    nnc_concat_part(n, (float *)(ws + 132213760), 125440, (float *)(ws + 123633664), 150528, 0);
+    nnc_concat_part(n, (float *)(ws + 167343232), 25088, (float *)(ws + 123633664), 150528, 125440);
 
     /* batchnorm features.denseblock2.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 123633664), 192, 784, t->params + 494528, t->params + 494720, 9.99999975e-06f, 0.100000001f, t->params + 494912, t->params + 495104, (float *)(ws + 124235776),
-                        t->bn_save + 4992, t->bn_save + 5184);
+        nnc_batchnorm_train(n, (float *)(ws + 123633664), 192, 784,                            /* x: [192, 28, 28] */
+                            t->params + 494528, t->params + 494720, 1e-05f, 0.1f,              /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.bias; eps, momentum */
+                            t->params + 494912, t->params + 495104,                            /* features.denseblock2.denselayer3.norm1.running_mean, features.denseblock2.denselayer3.norm1.running_var (updated) */
+                            (float *)(ws + 124235776), t->bn_save + 4992, t->bn_save + 5184);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 123633664), 150528, 192, 784, t->params + 494528, t->params + 494720, t->params + 494912, t->params + 495104, 9.99999975e-06f, (float *)(ws + 124235776), 150528);
+        nnc_batchnorm(n, (float *)(ws + 123633664), 150528, 192, 784,  /* x: [192, 28, 28], batch stride */
+                      t->params + 494528, t->params + 494720,          /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.bias */
+                      t->params + 494912, t->params + 495104,          /* features.denseblock2.denselayer3.norm1.running_mean, features.denseblock2.denselayer3.norm1.running_var */
+                      1e-05f, (float *)(ws + 124235776), 150528);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer3 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 150528, (float *)(ws + 124235776), (float *)(ws + 124837888));
+    nnc_activation((size_t)n * 150528, (float *)(ws + 124235776), (float *)(ws + 124837888), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 124837888), 192, 28, 28, t->params + 495296, NULL, (float *)(ws + 144506880), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 124837888), 192, 28, 28,  /* x: [192, 28, 28] */
+                         t->params + 495296, NULL,                   /* features.denseblock2.denselayer3.conv1.weight, no bias */
+                         (float *)(ws + 144506880), 128, 28, 28,     /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 124837888), 150528, 192, 28, 28, t->params + 495296, NULL, (float *)(ws + 144506880), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 124837888), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                   t->params + 495296, NULL,                           /* features.denseblock2.denselayer3.conv1.weight, no bias */
+                   (float *)(ws + 144506880), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 144506880), 128, 784, t->stats, t->params + 519872, t->params + 520000, 9.99999975e-06f, 0.100000001f, t->params + 520128, t->params + 520256, (float *)(ws + 144908288),
-                                t->bn_save + 5376, t->bn_save + 5504, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 144506880), 128, 784,                           /* x: [128, 28, 28] */
+                                t->stats,                                                         /* the conv's per-channel sums */
+                                t->params + 519872, t->params + 520000, 1e-05f, 0.1f,             /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.bias; eps, momentum */
+                                t->params + 520128, t->params + 520256,                           /* features.denseblock2.denselayer3.norm2.running_mean, features.denseblock2.denselayer3.norm2.running_var (updated) */
+                                (float *)(ws + 144908288), t->bn_save + 5376, t->bn_save + 5504,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                              /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 144506880), 100352, 128, 784, t->params + 519872, t->params + 520000, t->params + 520128, t->params + 520256, 9.99999975e-06f, (float *)(ws + 144908288), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 144908288), (float *)(ws + 144908288));
+        nnc_batchnorm(n, (float *)(ws + 144506880), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 519872, t->params + 520000,          /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.bias */
+                      t->params + 520128, t->params + 520256,          /* features.denseblock2.denselayer3.norm2.running_mean, features.denseblock2.denselayer3.norm2.running_var */
+                      1e-05f, (float *)(ws + 144908288), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 144908288), (float *)(ws + 144908288), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer3 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 144908288), 100352, 128, 28, 28, t->params + 520384, NULL, (float *)(ws + 167443584), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 144908288), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 520384, NULL,                           /* features.denseblock2.denselayer3.conv2.weight, no bias */
+               (float *)(ws + 167443584), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 123633664), 150528, (float *)(ws + 113548288), 175616, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 167443584), 25088, (float *)(ws + 113548288), 175616, 150528);
+    nnc_concat_part(n, (float *)(ws + 123633664), 150528, (float *)(ws + 113548288), 175616, 0);
+    nnc_concat_part(n, (float *)(ws + 167443584), 25088, (float *)(ws + 113548288), 175616, 150528);
 
     /* batchnorm features.denseblock2.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 113548288), 224, 784, t->params + 557248, t->params + 557472, 9.99999975e-06f, 0.100000001f, t->params + 557696, t->params + 557920, (float *)(ws + 114250752),
-                        t->bn_save + 5632, t->bn_save + 5856);
+        nnc_batchnorm_train(n, (float *)(ws + 113548288), 224, 784,                            /* x: [224, 28, 28] */
+                            t->params + 557248, t->params + 557472, 1e-05f, 0.1f,              /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.bias; eps, momentum */
+                            t->params + 557696, t->params + 557920,                            /* features.denseblock2.denselayer4.norm1.running_mean, features.denseblock2.denselayer4.norm1.running_var (updated) */
+                            (float *)(ws + 114250752), t->bn_save + 5632, t->bn_save + 5856);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 113548288), 175616, 224, 784, t->params + 557248, t->params + 557472, t->params + 557696, t->params + 557920, 9.99999975e-06f, (float *)(ws + 114250752), 175616);
+        nnc_batchnorm(n, (float *)(ws + 113548288), 175616, 224, 784,  /* x: [224, 28, 28], batch stride */
+                      t->params + 557248, t->params + 557472,          /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.bias */
+                      t->params + 557696, t->params + 557920,          /* features.denseblock2.denselayer4.norm1.running_mean, features.denseblock2.denselayer4.norm1.running_var */
+                      1e-05f, (float *)(ws + 114250752), 175616);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer4 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 175616, (float *)(ws + 114250752), (float *)(ws + 114953216));
+    nnc_activation((size_t)n * 175616, (float *)(ws + 114250752), (float *)(ws + 114953216), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 114953216), 224, 28, 28, t->params + 558144, NULL, (float *)(ws + 145309696), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 114953216), 224, 28, 28,  /* x: [224, 28, 28] */
+                         t->params + 558144, NULL,                   /* features.denseblock2.denselayer4.conv1.weight, no bias */
+                         (float *)(ws + 145309696), 128, 28, 28,     /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 114953216), 175616, 224, 28, 28, t->params + 558144, NULL, (float *)(ws + 145309696), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 114953216), 175616, 224, 28, 28,  /* x: [224, 28, 28], batch stride */
+                   t->params + 558144, NULL,                           /* features.denseblock2.denselayer4.conv1.weight, no bias */
+                   (float *)(ws + 145309696), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 145309696), 128, 784, t->stats, t->params + 586816, t->params + 586944, 9.99999975e-06f, 0.100000001f, t->params + 587072, t->params + 587200, (float *)(ws + 145711104),
-                                t->bn_save + 6080, t->bn_save + 6208, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 145309696), 128, 784,                           /* x: [128, 28, 28] */
+                                t->stats,                                                         /* the conv's per-channel sums */
+                                t->params + 586816, t->params + 586944, 1e-05f, 0.1f,             /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.bias; eps, momentum */
+                                t->params + 587072, t->params + 587200,                           /* features.denseblock2.denselayer4.norm2.running_mean, features.denseblock2.denselayer4.norm2.running_var (updated) */
+                                (float *)(ws + 145711104), t->bn_save + 6080, t->bn_save + 6208,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                              /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 145309696), 100352, 128, 784, t->params + 586816, t->params + 586944, t->params + 587072, t->params + 587200, 9.99999975e-06f, (float *)(ws + 145711104), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 145711104), (float *)(ws + 145711104));
+        nnc_batchnorm(n, (float *)(ws + 145309696), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 586816, t->params + 586944,          /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.bias */
+                      t->params + 587072, t->params + 587200,          /* features.denseblock2.denselayer4.norm2.running_mean, features.denseblock2.denselayer4.norm2.running_var */
+                      1e-05f, (float *)(ws + 145711104), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 145711104), (float *)(ws + 145711104), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer4 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 145711104), 100352, 128, 28, 28, t->params + 587328, NULL, (float *)(ws + 167543936), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 145711104), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 587328, NULL,                           /* features.denseblock2.denselayer4.conv2.weight, no bias */
+               (float *)(ws + 167543936), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 113548288), 175616, (float *)(ws + 102760448), 200704, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 167543936), 25088, (float *)(ws + 102760448), 200704, 175616);
+    nnc_concat_part(n, (float *)(ws + 113548288), 175616, (float *)(ws + 102760448), 200704, 0);
+    nnc_concat_part(n, (float *)(ws + 167543936), 25088, (float *)(ws + 102760448), 200704, 175616);
 
     /* batchnorm features.denseblock2.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 102760448), 256, 784, t->params + 624192, t->params + 624448, 9.99999975e-06f, 0.100000001f, t->params + 624704, t->params + 624960, (float *)(ws + 103563264),
-                        t->bn_save + 6336, t->bn_save + 6592);
+        nnc_batchnorm_train(n, (float *)(ws + 102760448), 256, 784,                            /* x: [256, 28, 28] */
+                            t->params + 624192, t->params + 624448, 1e-05f, 0.1f,              /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.bias; eps, momentum */
+                            t->params + 624704, t->params + 624960,                            /* features.denseblock2.denselayer5.norm1.running_mean, features.denseblock2.denselayer5.norm1.running_var (updated) */
+                            (float *)(ws + 103563264), t->bn_save + 6336, t->bn_save + 6592);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 102760448), 200704, 256, 784, t->params + 624192, t->params + 624448, t->params + 624704, t->params + 624960, 9.99999975e-06f, (float *)(ws + 103563264), 200704);
+        nnc_batchnorm(n, (float *)(ws + 102760448), 200704, 256, 784,  /* x: [256, 28, 28], batch stride */
+                      t->params + 624192, t->params + 624448,          /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.bias */
+                      t->params + 624704, t->params + 624960,          /* features.denseblock2.denselayer5.norm1.running_mean, features.denseblock2.denselayer5.norm1.running_var */
+                      1e-05f, (float *)(ws + 103563264), 200704);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer5 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 200704, (float *)(ws + 103563264), (float *)(ws + 104366080));
+    nnc_activation((size_t)n * 200704, (float *)(ws + 103563264), (float *)(ws + 104366080), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 104366080), 256, 28, 28, t->params + 625216, NULL, (float *)(ws + 146112512), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 104366080), 256, 28, 28,  /* x: [256, 28, 28] */
+                         t->params + 625216, NULL,                   /* features.denseblock2.denselayer5.conv1.weight, no bias */
+                         (float *)(ws + 146112512), 128, 28, 28,     /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 104366080), 200704, 256, 28, 28, t->params + 625216, NULL, (float *)(ws + 146112512), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 104366080), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                   t->params + 625216, NULL,                           /* features.denseblock2.denselayer5.conv1.weight, no bias */
+                   (float *)(ws + 146112512), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 146112512), 128, 784, t->stats, t->params + 657984, t->params + 658112, 9.99999975e-06f, 0.100000001f, t->params + 658240, t->params + 658368, (float *)(ws + 146513920),
-                                t->bn_save + 6848, t->bn_save + 6976, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 146112512), 128, 784,                           /* x: [128, 28, 28] */
+                                t->stats,                                                         /* the conv's per-channel sums */
+                                t->params + 657984, t->params + 658112, 1e-05f, 0.1f,             /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.bias; eps, momentum */
+                                t->params + 658240, t->params + 658368,                           /* features.denseblock2.denselayer5.norm2.running_mean, features.denseblock2.denselayer5.norm2.running_var (updated) */
+                                (float *)(ws + 146513920), t->bn_save + 6848, t->bn_save + 6976,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                              /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 146112512), 100352, 128, 784, t->params + 657984, t->params + 658112, t->params + 658240, t->params + 658368, 9.99999975e-06f, (float *)(ws + 146513920), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 146513920), (float *)(ws + 146513920));
+        nnc_batchnorm(n, (float *)(ws + 146112512), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 657984, t->params + 658112,          /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.bias */
+                      t->params + 658240, t->params + 658368,          /* features.denseblock2.denselayer5.norm2.running_mean, features.denseblock2.denselayer5.norm2.running_var */
+                      1e-05f, (float *)(ws + 146513920), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 146513920), (float *)(ws + 146513920), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer5 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 146513920), 100352, 128, 28, 28, t->params + 658496, NULL, (float *)(ws + 167644288), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 146513920), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 658496, NULL,                           /* features.denseblock2.denselayer5.conv2.weight, no bias */
+               (float *)(ws + 167644288), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 102760448), 200704, (float *)(ws + 97642496), 225792, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 167644288), 25088, (float *)(ws + 97642496), 225792, 200704);
+    nnc_concat_part(n, (float *)(ws + 102760448), 200704, (float *)(ws + 97642496), 225792, 0);
+    nnc_concat_part(n, (float *)(ws + 167644288), 25088, (float *)(ws + 97642496), 225792, 200704);
 
     /* batchnorm features.denseblock2.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 97642496), 288, 784, t->params + 695360, t->params + 695648, 9.99999975e-06f, 0.100000001f, t->params + 695936, t->params + 696224, (float *)(ws + 98545664),
-                        t->bn_save + 7104, t->bn_save + 7392);
+        nnc_batchnorm_train(n, (float *)(ws + 97642496), 288, 784,                            /* x: [288, 28, 28] */
+                            t->params + 695360, t->params + 695648, 1e-05f, 0.1f,             /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.bias; eps, momentum */
+                            t->params + 695936, t->params + 696224,                           /* features.denseblock2.denselayer6.norm1.running_mean, features.denseblock2.denselayer6.norm1.running_var (updated) */
+                            (float *)(ws + 98545664), t->bn_save + 7104, t->bn_save + 7392);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 97642496), 225792, 288, 784, t->params + 695360, t->params + 695648, t->params + 695936, t->params + 696224, 9.99999975e-06f, (float *)(ws + 98545664), 225792);
+        nnc_batchnorm(n, (float *)(ws + 97642496), 225792, 288, 784,  /* x: [288, 28, 28], batch stride */
+                      t->params + 695360, t->params + 695648,         /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.bias */
+                      t->params + 695936, t->params + 696224,         /* features.denseblock2.denselayer6.norm1.running_mean, features.denseblock2.denselayer6.norm1.running_var */
+                      1e-05f, (float *)(ws + 98545664), 225792);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer6 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 225792, (float *)(ws + 98545664), (float *)(ws + 99448832));
+    nnc_activation((size_t)n * 225792, (float *)(ws + 98545664), (float *)(ws + 99448832), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 99448832), 288, 28, 28, t->params + 696512, NULL, (float *)(ws + 146915328), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 99448832), 288, 28, 28,  /* x: [288, 28, 28] */
+                         t->params + 696512, NULL,                  /* features.denseblock2.denselayer6.conv1.weight, no bias */
+                         (float *)(ws + 146915328), 128, 28, 28,    /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 99448832), 225792, 288, 28, 28, t->params + 696512, NULL, (float *)(ws + 146915328), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 99448832), 225792, 288, 28, 28,  /* x: [288, 28, 28], batch stride */
+                   t->params + 696512, NULL,                          /* features.denseblock2.denselayer6.conv1.weight, no bias */
+                   (float *)(ws + 146915328), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 146915328), 128, 784, t->stats, t->params + 733376, t->params + 733504, 9.99999975e-06f, 0.100000001f, t->params + 733632, t->params + 733760, (float *)(ws + 147316736),
-                                t->bn_save + 7680, t->bn_save + 7808, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 146915328), 128, 784,                           /* x: [128, 28, 28] */
+                                t->stats,                                                         /* the conv's per-channel sums */
+                                t->params + 733376, t->params + 733504, 1e-05f, 0.1f,             /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.bias; eps, momentum */
+                                t->params + 733632, t->params + 733760,                           /* features.denseblock2.denselayer6.norm2.running_mean, features.denseblock2.denselayer6.norm2.running_var (updated) */
+                                (float *)(ws + 147316736), t->bn_save + 7680, t->bn_save + 7808,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                              /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 146915328), 100352, 128, 784, t->params + 733376, t->params + 733504, t->params + 733632, t->params + 733760, 9.99999975e-06f, (float *)(ws + 147316736), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 147316736), (float *)(ws + 147316736));
+        nnc_batchnorm(n, (float *)(ws + 146915328), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 733376, t->params + 733504,          /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.bias */
+                      t->params + 733632, t->params + 733760,          /* features.denseblock2.denselayer6.norm2.running_mean, features.denseblock2.denselayer6.norm2.running_var */
+                      1e-05f, (float *)(ws + 147316736), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 147316736), (float *)(ws + 147316736), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer6 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 147316736), 100352, 128, 28, 28, t->params + 733888, NULL, (float *)(ws + 167744640), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 147316736), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 733888, NULL,                           /* features.denseblock2.denselayer6.conv2.weight, no bias */
+               (float *)(ws + 167744640), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 97642496), 225792, (float *)(ws + 94631936), 250880, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 167744640), 25088, (float *)(ws + 94631936), 250880, 225792);
+    nnc_concat_part(n, (float *)(ws + 97642496), 225792, (float *)(ws + 94631936), 250880, 0);
+    nnc_concat_part(n, (float *)(ws + 167744640), 25088, (float *)(ws + 94631936), 250880, 225792);
 
     /* batchnorm features.denseblock2.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 94631936), 320, 784, t->params + 770752, t->params + 771072, 9.99999975e-06f, 0.100000001f, t->params + 771392, t->params + 771712, (float *)(ws + 95635456),
-                        t->bn_save + 7936, t->bn_save + 8256);
+        nnc_batchnorm_train(n, (float *)(ws + 94631936), 320, 784,                            /* x: [320, 28, 28] */
+                            t->params + 770752, t->params + 771072, 1e-05f, 0.1f,             /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.bias; eps, momentum */
+                            t->params + 771392, t->params + 771712,                           /* features.denseblock2.denselayer7.norm1.running_mean, features.denseblock2.denselayer7.norm1.running_var (updated) */
+                            (float *)(ws + 95635456), t->bn_save + 7936, t->bn_save + 8256);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 94631936), 250880, 320, 784, t->params + 770752, t->params + 771072, t->params + 771392, t->params + 771712, 9.99999975e-06f, (float *)(ws + 95635456), 250880);
+        nnc_batchnorm(n, (float *)(ws + 94631936), 250880, 320, 784,  /* x: [320, 28, 28], batch stride */
+                      t->params + 770752, t->params + 771072,         /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.bias */
+                      t->params + 771392, t->params + 771712,         /* features.denseblock2.denselayer7.norm1.running_mean, features.denseblock2.denselayer7.norm1.running_var */
+                      1e-05f, (float *)(ws + 95635456), 250880);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer7 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 250880, (float *)(ws + 95635456), (float *)(ws + 96638976));
+    nnc_activation((size_t)n * 250880, (float *)(ws + 95635456), (float *)(ws + 96638976), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 96638976), 320, 28, 28, t->params + 772032, NULL, (float *)(ws + 147718144), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 96638976), 320, 28, 28,  /* x: [320, 28, 28] */
+                         t->params + 772032, NULL,                  /* features.denseblock2.denselayer7.conv1.weight, no bias */
+                         (float *)(ws + 147718144), 128, 28, 28,    /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 96638976), 250880, 320, 28, 28, t->params + 772032, NULL, (float *)(ws + 147718144), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 96638976), 250880, 320, 28, 28,  /* x: [320, 28, 28], batch stride */
+                   t->params + 772032, NULL,                          /* features.denseblock2.denselayer7.conv1.weight, no bias */
+                   (float *)(ws + 147718144), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 147718144), 128, 784, t->stats, t->params + 812992, t->params + 813120, 9.99999975e-06f, 0.100000001f, t->params + 813248, t->params + 813376, (float *)(ws + 148119552),
-                                t->bn_save + 8576, t->bn_save + 8704, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 147718144), 128, 784,                           /* x: [128, 28, 28] */
+                                t->stats,                                                         /* the conv's per-channel sums */
+                                t->params + 812992, t->params + 813120, 1e-05f, 0.1f,             /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.bias; eps, momentum */
+                                t->params + 813248, t->params + 813376,                           /* features.denseblock2.denselayer7.norm2.running_mean, features.denseblock2.denselayer7.norm2.running_var (updated) */
+                                (float *)(ws + 148119552), t->bn_save + 8576, t->bn_save + 8704,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                              /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 147718144), 100352, 128, 784, t->params + 812992, t->params + 813120, t->params + 813248, t->params + 813376, 9.99999975e-06f, (float *)(ws + 148119552), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 148119552), (float *)(ws + 148119552));
+        nnc_batchnorm(n, (float *)(ws + 147718144), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 812992, t->params + 813120,          /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.bias */
+                      t->params + 813248, t->params + 813376,          /* features.denseblock2.denselayer7.norm2.running_mean, features.denseblock2.denselayer7.norm2.running_var */
+                      1e-05f, (float *)(ws + 148119552), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 148119552), (float *)(ws + 148119552), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer7 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 148119552), 100352, 128, 28, 28, t->params + 813504, NULL, (float *)(ws + 167844992), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 148119552), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 813504, NULL,                           /* features.denseblock2.denselayer7.conv2.weight, no bias */
+               (float *)(ws + 167844992), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 94631936), 250880, (float *)(ws + 91320320), 275968, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 167844992), 25088, (float *)(ws + 91320320), 275968, 250880);
+    nnc_concat_part(n, (float *)(ws + 94631936), 250880, (float *)(ws + 91320320), 275968, 0);
+    nnc_concat_part(n, (float *)(ws + 167844992), 25088, (float *)(ws + 91320320), 275968, 250880);
 
     /* batchnorm features.denseblock2.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 91320320), 352, 784, t->params + 850368, t->params + 850720, 9.99999975e-06f, 0.100000001f, t->params + 851072, t->params + 851424, (float *)(ws + 92424192),
-                        t->bn_save + 8832, t->bn_save + 9184);
+        nnc_batchnorm_train(n, (float *)(ws + 91320320), 352, 784,                            /* x: [352, 28, 28] */
+                            t->params + 850368, t->params + 850720, 1e-05f, 0.1f,             /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.bias; eps, momentum */
+                            t->params + 851072, t->params + 851424,                           /* features.denseblock2.denselayer8.norm1.running_mean, features.denseblock2.denselayer8.norm1.running_var (updated) */
+                            (float *)(ws + 92424192), t->bn_save + 8832, t->bn_save + 9184);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 91320320), 275968, 352, 784, t->params + 850368, t->params + 850720, t->params + 851072, t->params + 851424, 9.99999975e-06f, (float *)(ws + 92424192), 275968);
+        nnc_batchnorm(n, (float *)(ws + 91320320), 275968, 352, 784,  /* x: [352, 28, 28], batch stride */
+                      t->params + 850368, t->params + 850720,         /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.bias */
+                      t->params + 851072, t->params + 851424,         /* features.denseblock2.denselayer8.norm1.running_mean, features.denseblock2.denselayer8.norm1.running_var */
+                      1e-05f, (float *)(ws + 92424192), 275968);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer8 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 275968, (float *)(ws + 92424192), (float *)(ws + 93528064));
+    nnc_activation((size_t)n * 275968, (float *)(ws + 92424192), (float *)(ws + 93528064), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 93528064), 352, 28, 28, t->params + 851776, NULL, (float *)(ws + 148520960), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 93528064), 352, 28, 28,  /* x: [352, 28, 28] */
+                         t->params + 851776, NULL,                  /* features.denseblock2.denselayer8.conv1.weight, no bias */
+                         (float *)(ws + 148520960), 128, 28, 28,    /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 93528064), 275968, 352, 28, 28, t->params + 851776, NULL, (float *)(ws + 148520960), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 93528064), 275968, 352, 28, 28,  /* x: [352, 28, 28], batch stride */
+                   t->params + 851776, NULL,                          /* features.denseblock2.denselayer8.conv1.weight, no bias */
+                   (float *)(ws + 148520960), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 148520960), 128, 784, t->stats, t->params + 896832, t->params + 896960, 9.99999975e-06f, 0.100000001f, t->params + 897088, t->params + 897216, (float *)(ws + 148922368),
-                                t->bn_save + 9536, t->bn_save + 9664, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 148520960), 128, 784,                           /* x: [128, 28, 28] */
+                                t->stats,                                                         /* the conv's per-channel sums */
+                                t->params + 896832, t->params + 896960, 1e-05f, 0.1f,             /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.bias; eps, momentum */
+                                t->params + 897088, t->params + 897216,                           /* features.denseblock2.denselayer8.norm2.running_mean, features.denseblock2.denselayer8.norm2.running_var (updated) */
+                                (float *)(ws + 148922368), t->bn_save + 9536, t->bn_save + 9664,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                              /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 148520960), 100352, 128, 784, t->params + 896832, t->params + 896960, t->params + 897088, t->params + 897216, 9.99999975e-06f, (float *)(ws + 148922368), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 148922368), (float *)(ws + 148922368));
+        nnc_batchnorm(n, (float *)(ws + 148520960), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 896832, t->params + 896960,          /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.bias */
+                      t->params + 897088, t->params + 897216,          /* features.denseblock2.denselayer8.norm2.running_mean, features.denseblock2.denselayer8.norm2.running_var */
+                      1e-05f, (float *)(ws + 148922368), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 148922368), (float *)(ws + 148922368), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer8 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 148922368), 100352, 128, 28, 28, t->params + 897344, NULL, (float *)(ws + 167945344), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 148922368), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 897344, NULL,                           /* features.denseblock2.denselayer8.conv2.weight, no bias */
+               (float *)(ws + 167945344), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 91320320), 275968, (float *)(ws + 87707648), 301056, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 167945344), 25088, (float *)(ws + 87707648), 301056, 275968);
+    nnc_concat_part(n, (float *)(ws + 91320320), 275968, (float *)(ws + 87707648), 301056, 0);
+    nnc_concat_part(n, (float *)(ws + 167945344), 25088, (float *)(ws + 87707648), 301056, 275968);
 
     /* batchnorm features.denseblock2.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 87707648), 384, 784, t->params + 934208, t->params + 934592, 9.99999975e-06f, 0.100000001f, t->params + 934976, t->params + 935360, (float *)(ws + 88911872),
-                        t->bn_save + 9792, t->bn_save + 10176);
+        nnc_batchnorm_train(n, (float *)(ws + 87707648), 384, 784,                             /* x: [384, 28, 28] */
+                            t->params + 934208, t->params + 934592, 1e-05f, 0.1f,              /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.bias; eps, momentum */
+                            t->params + 934976, t->params + 935360,                            /* features.denseblock2.denselayer9.norm1.running_mean, features.denseblock2.denselayer9.norm1.running_var (updated) */
+                            (float *)(ws + 88911872), t->bn_save + 9792, t->bn_save + 10176);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 87707648), 301056, 384, 784, t->params + 934208, t->params + 934592, t->params + 934976, t->params + 935360, 9.99999975e-06f, (float *)(ws + 88911872), 301056);
+        nnc_batchnorm(n, (float *)(ws + 87707648), 301056, 384, 784,  /* x: [384, 28, 28], batch stride */
+                      t->params + 934208, t->params + 934592,         /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.bias */
+                      t->params + 934976, t->params + 935360,         /* features.denseblock2.denselayer9.norm1.running_mean, features.denseblock2.denselayer9.norm1.running_var */
+                      1e-05f, (float *)(ws + 88911872), 301056);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer9 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 301056, (float *)(ws + 88911872), (float *)(ws + 90116096));
+    nnc_activation((size_t)n * 301056, (float *)(ws + 88911872), (float *)(ws + 90116096), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 90116096), 384, 28, 28, t->params + 935744, NULL, (float *)(ws + 149323776), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 90116096), 384, 28, 28,  /* x: [384, 28, 28] */
+                         t->params + 935744, NULL,                  /* features.denseblock2.denselayer9.conv1.weight, no bias */
+                         (float *)(ws + 149323776), 128, 28, 28,    /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 90116096), 301056, 384, 28, 28, t->params + 935744, NULL, (float *)(ws + 149323776), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 90116096), 301056, 384, 28, 28,  /* x: [384, 28, 28], batch stride */
+                   t->params + 935744, NULL,                          /* features.denseblock2.denselayer9.conv1.weight, no bias */
+                   (float *)(ws + 149323776), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 149323776), 128, 784, t->stats, t->params + 984896, t->params + 985024, 9.99999975e-06f, 0.100000001f, t->params + 985152, t->params + 985280, (float *)(ws + 149725184),
-                                t->bn_save + 10560, t->bn_save + 10688, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 149323776), 128, 784,                             /* x: [128, 28, 28] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 984896, t->params + 985024, 1e-05f, 0.1f,               /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.bias; eps, momentum */
+                                t->params + 985152, t->params + 985280,                             /* features.denseblock2.denselayer9.norm2.running_mean, features.denseblock2.denselayer9.norm2.running_var (updated) */
+                                (float *)(ws + 149725184), t->bn_save + 10560, t->bn_save + 10688,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 149323776), 100352, 128, 784, t->params + 984896, t->params + 985024, t->params + 985152, t->params + 985280, 9.99999975e-06f, (float *)(ws + 149725184), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 149725184), (float *)(ws + 149725184));
+        nnc_batchnorm(n, (float *)(ws + 149323776), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 984896, t->params + 985024,          /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.bias */
+                      t->params + 985152, t->params + 985280,          /* features.denseblock2.denselayer9.norm2.running_mean, features.denseblock2.denselayer9.norm2.running_var */
+                      1e-05f, (float *)(ws + 149725184), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 149725184), (float *)(ws + 149725184), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer9 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 149725184), 100352, 128, 28, 28, t->params + 985408, NULL, (float *)(ws + 168045696), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 149725184), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 985408, NULL,                           /* features.denseblock2.denselayer9.conv2.weight, no bias */
+               (float *)(ws + 168045696), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 87707648), 301056, (float *)(ws + 80181248), 326144, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 168045696), 25088, (float *)(ws + 80181248), 326144, 301056);
+    nnc_concat_part(n, (float *)(ws + 87707648), 301056, (float *)(ws + 80181248), 326144, 0);
+    nnc_concat_part(n, (float *)(ws + 168045696), 25088, (float *)(ws + 80181248), 326144, 301056);
 
     /* batchnorm features.denseblock2.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 80181248), 416, 784, t->params + 1022272, t->params + 1022688, 9.99999975e-06f, 0.100000001f, t->params + 1023104, t->params + 1023520, (float *)(ws + 81485824),
-                        t->bn_save + 10816, t->bn_save + 11232);
+        nnc_batchnorm_train(n, (float *)(ws + 80181248), 416, 784,                              /* x: [416, 28, 28] */
+                            t->params + 1022272, t->params + 1022688, 1e-05f, 0.1f,             /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.bias; eps, momentum */
+                            t->params + 1023104, t->params + 1023520,                           /* features.denseblock2.denselayer10.norm1.running_mean, features.denseblock2.denselayer10.norm1.running_var (updated) */
+                            (float *)(ws + 81485824), t->bn_save + 10816, t->bn_save + 11232);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 80181248), 326144, 416, 784, t->params + 1022272, t->params + 1022688, t->params + 1023104, t->params + 1023520, 9.99999975e-06f, (float *)(ws + 81485824), 326144);
+        nnc_batchnorm(n, (float *)(ws + 80181248), 326144, 416, 784,  /* x: [416, 28, 28], batch stride */
+                      t->params + 1022272, t->params + 1022688,       /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.bias */
+                      t->params + 1023104, t->params + 1023520,       /* features.denseblock2.denselayer10.norm1.running_mean, features.denseblock2.denselayer10.norm1.running_var */
+                      1e-05f, (float *)(ws + 81485824), 326144);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer10 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 326144, (float *)(ws + 81485824), (float *)(ws + 82790400));
+    nnc_activation((size_t)n * 326144, (float *)(ws + 81485824), (float *)(ws + 82790400), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 82790400), 416, 28, 28, t->params + 1023936, NULL, (float *)(ws + 150126592), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 82790400), 416, 28, 28,  /* x: [416, 28, 28] */
+                         t->params + 1023936, NULL,                 /* features.denseblock2.denselayer10.conv1.weight, no bias */
+                         (float *)(ws + 150126592), 128, 28, 28,    /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 82790400), 326144, 416, 28, 28, t->params + 1023936, NULL, (float *)(ws + 150126592), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 82790400), 326144, 416, 28, 28,  /* x: [416, 28, 28], batch stride */
+                   t->params + 1023936, NULL,                         /* features.denseblock2.denselayer10.conv1.weight, no bias */
+                   (float *)(ws + 150126592), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 150126592), 128, 784, t->stats, t->params + 1077184, t->params + 1077312, 9.99999975e-06f, 0.100000001f, t->params + 1077440, t->params + 1077568, (float *)(ws + 150528000),
-                                t->bn_save + 11648, t->bn_save + 11776, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 150126592), 128, 784,                             /* x: [128, 28, 28] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1077184, t->params + 1077312, 1e-05f, 0.1f,             /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.bias; eps, momentum */
+                                t->params + 1077440, t->params + 1077568,                           /* features.denseblock2.denselayer10.norm2.running_mean, features.denseblock2.denselayer10.norm2.running_var (updated) */
+                                (float *)(ws + 150528000), t->bn_save + 11648, t->bn_save + 11776,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 150126592), 100352, 128, 784, t->params + 1077184, t->params + 1077312, t->params + 1077440, t->params + 1077568, 9.99999975e-06f, (float *)(ws + 150528000), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 150528000), (float *)(ws + 150528000));
+        nnc_batchnorm(n, (float *)(ws + 150126592), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 1077184, t->params + 1077312,        /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.bias */
+                      t->params + 1077440, t->params + 1077568,        /* features.denseblock2.denselayer10.norm2.running_mean, features.denseblock2.denselayer10.norm2.running_var */
+                      1e-05f, (float *)(ws + 150528000), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 150528000), (float *)(ws + 150528000), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer10 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 150528000), 100352, 128, 28, 28, t->params + 1077696, NULL, (float *)(ws + 168146048), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 150528000), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 1077696, NULL,                          /* features.denseblock2.denselayer10.conv2.weight, no bias */
+               (float *)(ws + 168146048), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 80181248), 326144, (float *)(ws + 75966464), 351232, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 168146048), 25088, (float *)(ws + 75966464), 351232, 326144);
+    nnc_concat_part(n, (float *)(ws + 80181248), 326144, (float *)(ws + 75966464), 351232, 0);
+    nnc_concat_part(n, (float *)(ws + 168146048), 25088, (float *)(ws + 75966464), 351232, 326144);
 
     /* batchnorm features.denseblock2.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 75966464), 448, 784, t->params + 1114560, t->params + 1115008, 9.99999975e-06f, 0.100000001f, t->params + 1115456, t->params + 1115904, (float *)(ws + 77371392),
-                        t->bn_save + 11904, t->bn_save + 12352);
+        nnc_batchnorm_train(n, (float *)(ws + 75966464), 448, 784,                              /* x: [448, 28, 28] */
+                            t->params + 1114560, t->params + 1115008, 1e-05f, 0.1f,             /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.bias; eps, momentum */
+                            t->params + 1115456, t->params + 1115904,                           /* features.denseblock2.denselayer11.norm1.running_mean, features.denseblock2.denselayer11.norm1.running_var (updated) */
+                            (float *)(ws + 77371392), t->bn_save + 11904, t->bn_save + 12352);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 75966464), 351232, 448, 784, t->params + 1114560, t->params + 1115008, t->params + 1115456, t->params + 1115904, 9.99999975e-06f, (float *)(ws + 77371392), 351232);
+        nnc_batchnorm(n, (float *)(ws + 75966464), 351232, 448, 784,  /* x: [448, 28, 28], batch stride */
+                      t->params + 1114560, t->params + 1115008,       /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.bias */
+                      t->params + 1115456, t->params + 1115904,       /* features.denseblock2.denselayer11.norm1.running_mean, features.denseblock2.denselayer11.norm1.running_var */
+                      1e-05f, (float *)(ws + 77371392), 351232);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer11 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 351232, (float *)(ws + 77371392), (float *)(ws + 78776320));
+    nnc_activation((size_t)n * 351232, (float *)(ws + 77371392), (float *)(ws + 78776320), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 78776320), 448, 28, 28, t->params + 1116352, NULL, (float *)(ws + 150929408), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 78776320), 448, 28, 28,  /* x: [448, 28, 28] */
+                         t->params + 1116352, NULL,                 /* features.denseblock2.denselayer11.conv1.weight, no bias */
+                         (float *)(ws + 150929408), 128, 28, 28,    /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 78776320), 351232, 448, 28, 28, t->params + 1116352, NULL, (float *)(ws + 150929408), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 78776320), 351232, 448, 28, 28,  /* x: [448, 28, 28], batch stride */
+                   t->params + 1116352, NULL,                         /* features.denseblock2.denselayer11.conv1.weight, no bias */
+                   (float *)(ws + 150929408), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 150929408), 128, 784, t->stats, t->params + 1173696, t->params + 1173824, 9.99999975e-06f, 0.100000001f, t->params + 1173952, t->params + 1174080, (float *)(ws + 151330816),
-                                t->bn_save + 12800, t->bn_save + 12928, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 150929408), 128, 784,                             /* x: [128, 28, 28] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1173696, t->params + 1173824, 1e-05f, 0.1f,             /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.bias; eps, momentum */
+                                t->params + 1173952, t->params + 1174080,                           /* features.denseblock2.denselayer11.norm2.running_mean, features.denseblock2.denselayer11.norm2.running_var (updated) */
+                                (float *)(ws + 151330816), t->bn_save + 12800, t->bn_save + 12928,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 150929408), 100352, 128, 784, t->params + 1173696, t->params + 1173824, t->params + 1173952, t->params + 1174080, 9.99999975e-06f, (float *)(ws + 151330816), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 151330816), (float *)(ws + 151330816));
+        nnc_batchnorm(n, (float *)(ws + 150929408), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 1173696, t->params + 1173824,        /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.bias */
+                      t->params + 1173952, t->params + 1174080,        /* features.denseblock2.denselayer11.norm2.running_mean, features.denseblock2.denselayer11.norm2.running_var */
+                      1e-05f, (float *)(ws + 151330816), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 151330816), (float *)(ws + 151330816), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer11 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 151330816), 100352, 128, 28, 28, t->params + 1174208, NULL, (float *)(ws + 168246400), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 151330816), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 1174208, NULL,                          /* features.denseblock2.denselayer11.conv2.weight, no bias */
+               (float *)(ws + 168246400), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 75966464), 351232, (float *)(ws + 71450624), 376320, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 168246400), 25088, (float *)(ws + 71450624), 376320, 351232);
+    nnc_concat_part(n, (float *)(ws + 75966464), 351232, (float *)(ws + 71450624), 376320, 0);
+    nnc_concat_part(n, (float *)(ws + 168246400), 25088, (float *)(ws + 71450624), 376320, 351232);
 
     /* batchnorm features.denseblock2.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 71450624), 480, 784, t->params + 1211072, t->params + 1211552, 9.99999975e-06f, 0.100000001f, t->params + 1212032, t->params + 1212512, (float *)(ws + 72955904),
-                        t->bn_save + 13056, t->bn_save + 13536);
+        nnc_batchnorm_train(n, (float *)(ws + 71450624), 480, 784,                              /* x: [480, 28, 28] */
+                            t->params + 1211072, t->params + 1211552, 1e-05f, 0.1f,             /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.bias; eps, momentum */
+                            t->params + 1212032, t->params + 1212512,                           /* features.denseblock2.denselayer12.norm1.running_mean, features.denseblock2.denselayer12.norm1.running_var (updated) */
+                            (float *)(ws + 72955904), t->bn_save + 13056, t->bn_save + 13536);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 71450624), 376320, 480, 784, t->params + 1211072, t->params + 1211552, t->params + 1212032, t->params + 1212512, 9.99999975e-06f, (float *)(ws + 72955904), 376320);
+        nnc_batchnorm(n, (float *)(ws + 71450624), 376320, 480, 784,  /* x: [480, 28, 28], batch stride */
+                      t->params + 1211072, t->params + 1211552,       /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.bias */
+                      t->params + 1212032, t->params + 1212512,       /* features.denseblock2.denselayer12.norm1.running_mean, features.denseblock2.denselayer12.norm1.running_var */
+                      1e-05f, (float *)(ws + 72955904), 376320);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock2.denselayer12 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 376320, (float *)(ws + 72955904), (float *)(ws + 74461184));
+    nnc_activation((size_t)n * 376320, (float *)(ws + 72955904), (float *)(ws + 74461184), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 74461184), 480, 28, 28, t->params + 1212992, NULL, (float *)(ws + 151732224), 128, 28, 28,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 74461184), 480, 28, 28,  /* x: [480, 28, 28] */
+                         t->params + 1212992, NULL,                 /* features.denseblock2.denselayer12.conv1.weight, no bias */
+                         (float *)(ws + 151732224), 128, 28, 28,    /* y: [128, 28, 28] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 74461184), 376320, 480, 28, 28, t->params + 1212992, NULL, (float *)(ws + 151732224), 100352, 128, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 74461184), 376320, 480, 28, 28,  /* x: [480, 28, 28], batch stride */
+                   t->params + 1212992, NULL,                         /* features.denseblock2.denselayer12.conv1.weight, no bias */
+                   (float *)(ws + 151732224), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 151732224), 128, 784, t->stats, t->params + 1274432, t->params + 1274560, 9.99999975e-06f, 0.100000001f, t->params + 1274688, t->params + 1274816, (float *)(ws + 152133632),
-                                t->bn_save + 14016, t->bn_save + 14144, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 151732224), 128, 784,                             /* x: [128, 28, 28] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1274432, t->params + 1274560, 1e-05f, 0.1f,             /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.bias; eps, momentum */
+                                t->params + 1274688, t->params + 1274816,                           /* features.denseblock2.denselayer12.norm2.running_mean, features.denseblock2.denselayer12.norm2.running_var (updated) */
+                                (float *)(ws + 152133632), t->bn_save + 14016, t->bn_save + 14144,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 151732224), 100352, 128, 784, t->params + 1274432, t->params + 1274560, t->params + 1274688, t->params + 1274816, 9.99999975e-06f, (float *)(ws + 152133632), 100352);
-        nnc_relu((size_t)n * 100352, (float *)(ws + 152133632), (float *)(ws + 152133632));
+        nnc_batchnorm(n, (float *)(ws + 151732224), 100352, 128, 784,  /* x: [128, 28, 28], batch stride */
+                      t->params + 1274432, t->params + 1274560,        /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.bias */
+                      t->params + 1274688, t->params + 1274816,        /* features.denseblock2.denselayer12.norm2.running_mean, features.denseblock2.denselayer12.norm2.running_var */
+                      1e-05f, (float *)(ws + 152133632), 100352);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 100352, (float *)(ws + 152133632), (float *)(ws + 152133632), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock2.denselayer12 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 152133632), 100352, 128, 28, 28, t->params + 1274944, NULL, (float *)(ws + 168346752), 25088, 32, 28, 28,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 152133632), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+               t->params + 1274944, NULL,                          /* features.denseblock2.denselayer12.conv2.weight, no bias */
+               (float *)(ws + 168346752), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 71450624), 376320, (float *)(ws + 16056320), 401408, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 168346752), 25088, (float *)(ws + 16056320), 401408, 376320);
+    nnc_concat_part(n, (float *)(ws + 71450624), 376320, (float *)(ws + 16056320), 401408, 0);
+    nnc_concat_part(n, (float *)(ws + 168346752), 25088, (float *)(ws + 16056320), 401408, 376320);
 
     /* batchnorm features.transition2.norm @ models/lib/densenet.net:23:17 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 16056320), 512, 784, t->params + 1311808, t->params + 1312320, 9.99999975e-06f, 0.100000001f, t->params + 1312832, t->params + 1313344, (float *)(ws + 17661952),
-                        t->bn_save + 14272, t->bn_save + 14784);
+        nnc_batchnorm_train(n, (float *)(ws + 16056320), 512, 784,                              /* x: [512, 28, 28] */
+                            t->params + 1311808, t->params + 1312320, 1e-05f, 0.1f,             /* features.transition2.norm.weight, features.transition2.norm.bias; eps, momentum */
+                            t->params + 1312832, t->params + 1313344,                           /* features.transition2.norm.running_mean, features.transition2.norm.running_var (updated) */
+                            (float *)(ws + 17661952), t->bn_save + 14272, t->bn_save + 14784);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 16056320), 401408, 512, 784, t->params + 1311808, t->params + 1312320, t->params + 1312832, t->params + 1313344, 9.99999975e-06f, (float *)(ws + 17661952), 401408);
+        nnc_batchnorm(n, (float *)(ws + 16056320), 401408, 512, 784,  /* x: [512, 28, 28], batch stride */
+                      t->params + 1311808, t->params + 1312320,       /* features.transition2.norm.weight, features.transition2.norm.bias */
+                      t->params + 1312832, t->params + 1313344,       /* features.transition2.norm.running_mean, features.transition2.norm.running_var */
+                      1e-05f, (float *)(ws + 17661952), 401408);      /* eps, y, batch stride */
     }
 
     /* relu features.transition2 @ models/lib/densenet.net:23:38 */
-    nnc_relu((size_t)n * 401408, (float *)(ws + 17661952), (float *)(ws + 20873216));
+    nnc_activation((size_t)n * 401408, (float *)(ws + 17661952), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.transition2.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d(n, (float *)(ws + 20873216), 401408, 512, 28, 28, t->params + 1313856, NULL, (float *)(ws + 69844992), 200704, 256, 28, 28,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 256,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 20873216), 401408, 512, 28, 28,  /* x: [512, 28, 28], batch stride */
+               t->params + 1313856, NULL,                         /* features.transition2.conv.weight, no bias */
+               (float *)(ws + 69844992), 200704, 256, 28, 28,     /* y: [256, 28, 28], batch stride */
+               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 256,                           /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
-    nnc_avgpool2d(n, (float *)(ws + 69844992), 200704, 256, 28, 28, (float *)(ws + 160061440), 50176, 14, 14, 2, 2, 2, 2, 0, 0, 1);
+    nnc_avgpool2d(n, (float *)(ws + 69844992), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                  (float *)(ws + 160061440), 50176, 14, 14,          /* y: [256, 14, 14], batch stride */
+                  2, 2, 2, 2, 0, 0, 1);                              /* kernel, stride, padding, count_include_pad */
 
     /* batchnorm features.denseblock3.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 160061440), 256, 196, t->params + 1444928, t->params + 1445184, 9.99999975e-06f, 0.100000001f, t->params + 1445440, t->params + 1445696, (float *)(ws + 160262144),
-                        t->bn_save + 15296, t->bn_save + 15552);
+        nnc_batchnorm_train(n, (float *)(ws + 160061440), 256, 196,                              /* x: [256, 14, 14] */
+                            t->params + 1444928, t->params + 1445184, 1e-05f, 0.1f,              /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.bias; eps, momentum */
+                            t->params + 1445440, t->params + 1445696,                            /* features.denseblock3.denselayer1.norm1.running_mean, features.denseblock3.denselayer1.norm1.running_var (updated) */
+                            (float *)(ws + 160262144), t->bn_save + 15296, t->bn_save + 15552);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 160061440), 50176, 256, 196, t->params + 1444928, t->params + 1445184, t->params + 1445440, t->params + 1445696, 9.99999975e-06f, (float *)(ws + 160262144), 50176);
+        nnc_batchnorm(n, (float *)(ws + 160061440), 50176, 256, 196,  /* x: [256, 14, 14], batch stride */
+                      t->params + 1444928, t->params + 1445184,       /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.bias */
+                      t->params + 1445440, t->params + 1445696,       /* features.denseblock3.denselayer1.norm1.running_mean, features.denseblock3.denselayer1.norm1.running_var */
+                      1e-05f, (float *)(ws + 160262144), 50176);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer1 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 50176, (float *)(ws + 160262144), (float *)(ws + 160462848));
+    nnc_activation((size_t)n * 50176, (float *)(ws + 160262144), (float *)(ws + 160462848), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 160462848), 256, 14, 14, t->params + 1445952, NULL, (float *)(ws + 168447104), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 160462848), 256, 14, 14,  /* x: [256, 14, 14] */
+                         t->params + 1445952, NULL,                  /* features.denseblock3.denselayer1.conv1.weight, no bias */
+                         (float *)(ws + 168447104), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 160462848), 50176, 256, 14, 14, t->params + 1445952, NULL, (float *)(ws + 168447104), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 160462848), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                   t->params + 1445952, NULL,                         /* features.denseblock3.denselayer1.conv1.weight, no bias */
+                   (float *)(ws + 168447104), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 168447104), 128, 196, t->stats, t->params + 1478720, t->params + 1478848, 9.99999975e-06f, 0.100000001f, t->params + 1478976, t->params + 1479104, (float *)(ws + 168547456),
-                                t->bn_save + 15808, t->bn_save + 15936, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 168447104), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1478720, t->params + 1478848, 1e-05f, 0.1f,             /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.bias; eps, momentum */
+                                t->params + 1478976, t->params + 1479104,                           /* features.denseblock3.denselayer1.norm2.running_mean, features.denseblock3.denselayer1.norm2.running_var (updated) */
+                                (float *)(ws + 168547456), t->bn_save + 15808, t->bn_save + 15936,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 168447104), 25088, 128, 196, t->params + 1478720, t->params + 1478848, t->params + 1478976, t->params + 1479104, 9.99999975e-06f, (float *)(ws + 168547456), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 168547456), (float *)(ws + 168547456));
+        nnc_batchnorm(n, (float *)(ws + 168447104), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 1478720, t->params + 1478848,       /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.bias */
+                      t->params + 1478976, t->params + 1479104,       /* features.denseblock3.denselayer1.norm2.running_mean, features.denseblock3.denselayer1.norm2.running_var */
+                      1e-05f, (float *)(ws + 168547456), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 168547456), (float *)(ws + 168547456), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer1 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 168547456), 25088, 128, 14, 14, t->params + 1479232, NULL, (float *)(ws + 173565056), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 168547456), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 1479232, NULL,                         /* features.denseblock3.denselayer1.conv2.weight, no bias */
+               (float *)(ws + 173565056), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 160061440), 50176, (float *)(ws + 159384064), 56448, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173565056), 6272, (float *)(ws + 159384064), 56448, 50176);
+    nnc_concat_part(n, (float *)(ws + 160061440), 50176, (float *)(ws + 159384064), 56448, 0);
+    nnc_concat_part(n, (float *)(ws + 173565056), 6272, (float *)(ws + 159384064), 56448, 50176);
 
     /* batchnorm features.denseblock3.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 159384064), 288, 196, t->params + 1516096, t->params + 1516384, 9.99999975e-06f, 0.100000001f, t->params + 1516672, t->params + 1516960, (float *)(ws + 159609856),
-                        t->bn_save + 16064, t->bn_save + 16352);
+        nnc_batchnorm_train(n, (float *)(ws + 159384064), 288, 196,                              /* x: [288, 14, 14] */
+                            t->params + 1516096, t->params + 1516384, 1e-05f, 0.1f,              /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.bias; eps, momentum */
+                            t->params + 1516672, t->params + 1516960,                            /* features.denseblock3.denselayer2.norm1.running_mean, features.denseblock3.denselayer2.norm1.running_var (updated) */
+                            (float *)(ws + 159609856), t->bn_save + 16064, t->bn_save + 16352);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 159384064), 56448, 288, 196, t->params + 1516096, t->params + 1516384, t->params + 1516672, t->params + 1516960, 9.99999975e-06f, (float *)(ws + 159609856), 56448);
+        nnc_batchnorm(n, (float *)(ws + 159384064), 56448, 288, 196,  /* x: [288, 14, 14], batch stride */
+                      t->params + 1516096, t->params + 1516384,       /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.bias */
+                      t->params + 1516672, t->params + 1516960,       /* features.denseblock3.denselayer2.norm1.running_mean, features.denseblock3.denselayer2.norm1.running_var */
+                      1e-05f, (float *)(ws + 159609856), 56448);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer2 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 56448, (float *)(ws + 159609856), (float *)(ws + 159835648));
+    nnc_activation((size_t)n * 56448, (float *)(ws + 159609856), (float *)(ws + 159835648), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 159835648), 288, 14, 14, t->params + 1517248, NULL, (float *)(ws + 168647808), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 159835648), 288, 14, 14,  /* x: [288, 14, 14] */
+                         t->params + 1517248, NULL,                  /* features.denseblock3.denselayer2.conv1.weight, no bias */
+                         (float *)(ws + 168647808), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 159835648), 56448, 288, 14, 14, t->params + 1517248, NULL, (float *)(ws + 168647808), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 159835648), 56448, 288, 14, 14,  /* x: [288, 14, 14], batch stride */
+                   t->params + 1517248, NULL,                         /* features.denseblock3.denselayer2.conv1.weight, no bias */
+                   (float *)(ws + 168647808), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 168647808), 128, 196, t->stats, t->params + 1554112, t->params + 1554240, 9.99999975e-06f, 0.100000001f, t->params + 1554368, t->params + 1554496, (float *)(ws + 168748160),
-                                t->bn_save + 16640, t->bn_save + 16768, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 168647808), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1554112, t->params + 1554240, 1e-05f, 0.1f,             /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.bias; eps, momentum */
+                                t->params + 1554368, t->params + 1554496,                           /* features.denseblock3.denselayer2.norm2.running_mean, features.denseblock3.denselayer2.norm2.running_var (updated) */
+                                (float *)(ws + 168748160), t->bn_save + 16640, t->bn_save + 16768,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 168647808), 25088, 128, 196, t->params + 1554112, t->params + 1554240, t->params + 1554368, t->params + 1554496, 9.99999975e-06f, (float *)(ws + 168748160), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 168748160), (float *)(ws + 168748160));
+        nnc_batchnorm(n, (float *)(ws + 168647808), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 1554112, t->params + 1554240,       /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.bias */
+                      t->params + 1554368, t->params + 1554496,       /* features.denseblock3.denselayer2.norm2.running_mean, features.denseblock3.denselayer2.norm2.running_var */
+                      1e-05f, (float *)(ws + 168748160), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 168748160), (float *)(ws + 168748160), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer2 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 168748160), 25088, 128, 14, 14, t->params + 1554624, NULL, (float *)(ws + 173590144), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 168748160), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 1554624, NULL,                         /* features.denseblock3.denselayer2.conv2.weight, no bias */
+               (float *)(ws + 173590144), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 159384064), 56448, (float *)(ws + 158631424), 62720, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173590144), 6272, (float *)(ws + 158631424), 62720, 56448);
+    nnc_concat_part(n, (float *)(ws + 159384064), 56448, (float *)(ws + 158631424), 62720, 0);
+    nnc_concat_part(n, (float *)(ws + 173590144), 6272, (float *)(ws + 158631424), 62720, 56448);
 
     /* batchnorm features.denseblock3.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 158631424), 320, 196, t->params + 1591488, t->params + 1591808, 9.99999975e-06f, 0.100000001f, t->params + 1592128, t->params + 1592448, (float *)(ws + 158882304),
-                        t->bn_save + 16896, t->bn_save + 17216);
+        nnc_batchnorm_train(n, (float *)(ws + 158631424), 320, 196,                              /* x: [320, 14, 14] */
+                            t->params + 1591488, t->params + 1591808, 1e-05f, 0.1f,              /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.bias; eps, momentum */
+                            t->params + 1592128, t->params + 1592448,                            /* features.denseblock3.denselayer3.norm1.running_mean, features.denseblock3.denselayer3.norm1.running_var (updated) */
+                            (float *)(ws + 158882304), t->bn_save + 16896, t->bn_save + 17216);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 158631424), 62720, 320, 196, t->params + 1591488, t->params + 1591808, t->params + 1592128, t->params + 1592448, 9.99999975e-06f, (float *)(ws + 158882304), 62720);
+        nnc_batchnorm(n, (float *)(ws + 158631424), 62720, 320, 196,  /* x: [320, 14, 14], batch stride */
+                      t->params + 1591488, t->params + 1591808,       /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.bias */
+                      t->params + 1592128, t->params + 1592448,       /* features.denseblock3.denselayer3.norm1.running_mean, features.denseblock3.denselayer3.norm1.running_var */
+                      1e-05f, (float *)(ws + 158882304), 62720);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer3 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 62720, (float *)(ws + 158882304), (float *)(ws + 159133184));
+    nnc_activation((size_t)n * 62720, (float *)(ws + 158882304), (float *)(ws + 159133184), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 159133184), 320, 14, 14, t->params + 1592768, NULL, (float *)(ws + 168848512), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 159133184), 320, 14, 14,  /* x: [320, 14, 14] */
+                         t->params + 1592768, NULL,                  /* features.denseblock3.denselayer3.conv1.weight, no bias */
+                         (float *)(ws + 168848512), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 159133184), 62720, 320, 14, 14, t->params + 1592768, NULL, (float *)(ws + 168848512), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 159133184), 62720, 320, 14, 14,  /* x: [320, 14, 14], batch stride */
+                   t->params + 1592768, NULL,                         /* features.denseblock3.denselayer3.conv1.weight, no bias */
+                   (float *)(ws + 168848512), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 168848512), 128, 196, t->stats, t->params + 1633728, t->params + 1633856, 9.99999975e-06f, 0.100000001f, t->params + 1633984, t->params + 1634112, (float *)(ws + 168948864),
-                                t->bn_save + 17536, t->bn_save + 17664, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 168848512), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1633728, t->params + 1633856, 1e-05f, 0.1f,             /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.bias; eps, momentum */
+                                t->params + 1633984, t->params + 1634112,                           /* features.denseblock3.denselayer3.norm2.running_mean, features.denseblock3.denselayer3.norm2.running_var (updated) */
+                                (float *)(ws + 168948864), t->bn_save + 17536, t->bn_save + 17664,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 168848512), 25088, 128, 196, t->params + 1633728, t->params + 1633856, t->params + 1633984, t->params + 1634112, 9.99999975e-06f, (float *)(ws + 168948864), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 168948864), (float *)(ws + 168948864));
+        nnc_batchnorm(n, (float *)(ws + 168848512), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 1633728, t->params + 1633856,       /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.bias */
+                      t->params + 1633984, t->params + 1634112,       /* features.denseblock3.denselayer3.norm2.running_mean, features.denseblock3.denselayer3.norm2.running_var */
+                      1e-05f, (float *)(ws + 168948864), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 168948864), (float *)(ws + 168948864), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer3 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 168948864), 25088, 128, 14, 14, t->params + 1634240, NULL, (float *)(ws + 173615232), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 168948864), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 1634240, NULL,                         /* features.denseblock3.denselayer3.conv2.weight, no bias */
+               (float *)(ws + 173615232), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 158631424), 62720, (float *)(ws + 157803520), 68992, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173615232), 6272, (float *)(ws + 157803520), 68992, 62720);
+    nnc_concat_part(n, (float *)(ws + 158631424), 62720, (float *)(ws + 157803520), 68992, 0);
+    nnc_concat_part(n, (float *)(ws + 173615232), 6272, (float *)(ws + 157803520), 68992, 62720);
 
     /* batchnorm features.denseblock3.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 157803520), 352, 196, t->params + 1671104, t->params + 1671456, 9.99999975e-06f, 0.100000001f, t->params + 1671808, t->params + 1672160, (float *)(ws + 158079488),
-                        t->bn_save + 17792, t->bn_save + 18144);
+        nnc_batchnorm_train(n, (float *)(ws + 157803520), 352, 196,                              /* x: [352, 14, 14] */
+                            t->params + 1671104, t->params + 1671456, 1e-05f, 0.1f,              /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.bias; eps, momentum */
+                            t->params + 1671808, t->params + 1672160,                            /* features.denseblock3.denselayer4.norm1.running_mean, features.denseblock3.denselayer4.norm1.running_var (updated) */
+                            (float *)(ws + 158079488), t->bn_save + 17792, t->bn_save + 18144);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 157803520), 68992, 352, 196, t->params + 1671104, t->params + 1671456, t->params + 1671808, t->params + 1672160, 9.99999975e-06f, (float *)(ws + 158079488), 68992);
+        nnc_batchnorm(n, (float *)(ws + 157803520), 68992, 352, 196,  /* x: [352, 14, 14], batch stride */
+                      t->params + 1671104, t->params + 1671456,       /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.bias */
+                      t->params + 1671808, t->params + 1672160,       /* features.denseblock3.denselayer4.norm1.running_mean, features.denseblock3.denselayer4.norm1.running_var */
+                      1e-05f, (float *)(ws + 158079488), 68992);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer4 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 68992, (float *)(ws + 158079488), (float *)(ws + 158355456));
+    nnc_activation((size_t)n * 68992, (float *)(ws + 158079488), (float *)(ws + 158355456), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 158355456), 352, 14, 14, t->params + 1672512, NULL, (float *)(ws + 169049216), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 158355456), 352, 14, 14,  /* x: [352, 14, 14] */
+                         t->params + 1672512, NULL,                  /* features.denseblock3.denselayer4.conv1.weight, no bias */
+                         (float *)(ws + 169049216), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 158355456), 68992, 352, 14, 14, t->params + 1672512, NULL, (float *)(ws + 169049216), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 158355456), 68992, 352, 14, 14,  /* x: [352, 14, 14], batch stride */
+                   t->params + 1672512, NULL,                         /* features.denseblock3.denselayer4.conv1.weight, no bias */
+                   (float *)(ws + 169049216), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169049216), 128, 196, t->stats, t->params + 1717568, t->params + 1717696, 9.99999975e-06f, 0.100000001f, t->params + 1717824, t->params + 1717952, (float *)(ws + 169149568),
-                                t->bn_save + 18496, t->bn_save + 18624, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 169049216), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1717568, t->params + 1717696, 1e-05f, 0.1f,             /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.bias; eps, momentum */
+                                t->params + 1717824, t->params + 1717952,                           /* features.denseblock3.denselayer4.norm2.running_mean, features.denseblock3.denselayer4.norm2.running_var (updated) */
+                                (float *)(ws + 169149568), t->bn_save + 18496, t->bn_save + 18624,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 169049216), 25088, 128, 196, t->params + 1717568, t->params + 1717696, t->params + 1717824, t->params + 1717952, 9.99999975e-06f, (float *)(ws + 169149568), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 169149568), (float *)(ws + 169149568));
+        nnc_batchnorm(n, (float *)(ws + 169049216), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 1717568, t->params + 1717696,       /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.bias */
+                      t->params + 1717824, t->params + 1717952,       /* features.denseblock3.denselayer4.norm2.running_mean, features.denseblock3.denselayer4.norm2.running_var */
+                      1e-05f, (float *)(ws + 169149568), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 169149568), (float *)(ws + 169149568), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer4 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169149568), 25088, 128, 14, 14, t->params + 1718080, NULL, (float *)(ws + 173640320), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 169149568), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 1718080, NULL,                         /* features.denseblock3.denselayer4.conv2.weight, no bias */
+               (float *)(ws + 173640320), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 157803520), 68992, (float *)(ws + 156900352), 75264, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173640320), 6272, (float *)(ws + 156900352), 75264, 68992);
+    nnc_concat_part(n, (float *)(ws + 157803520), 68992, (float *)(ws + 156900352), 75264, 0);
+    nnc_concat_part(n, (float *)(ws + 173640320), 6272, (float *)(ws + 156900352), 75264, 68992);
 
     /* batchnorm features.denseblock3.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 156900352), 384, 196, t->params + 1754944, t->params + 1755328, 9.99999975e-06f, 0.100000001f, t->params + 1755712, t->params + 1756096, (float *)(ws + 157201408),
-                        t->bn_save + 18752, t->bn_save + 19136);
+        nnc_batchnorm_train(n, (float *)(ws + 156900352), 384, 196,                              /* x: [384, 14, 14] */
+                            t->params + 1754944, t->params + 1755328, 1e-05f, 0.1f,              /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.bias; eps, momentum */
+                            t->params + 1755712, t->params + 1756096,                            /* features.denseblock3.denselayer5.norm1.running_mean, features.denseblock3.denselayer5.norm1.running_var (updated) */
+                            (float *)(ws + 157201408), t->bn_save + 18752, t->bn_save + 19136);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 156900352), 75264, 384, 196, t->params + 1754944, t->params + 1755328, t->params + 1755712, t->params + 1756096, 9.99999975e-06f, (float *)(ws + 157201408), 75264);
+        nnc_batchnorm(n, (float *)(ws + 156900352), 75264, 384, 196,  /* x: [384, 14, 14], batch stride */
+                      t->params + 1754944, t->params + 1755328,       /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.bias */
+                      t->params + 1755712, t->params + 1756096,       /* features.denseblock3.denselayer5.norm1.running_mean, features.denseblock3.denselayer5.norm1.running_var */
+                      1e-05f, (float *)(ws + 157201408), 75264);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer5 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 75264, (float *)(ws + 157201408), (float *)(ws + 157502464));
+    nnc_activation((size_t)n * 75264, (float *)(ws + 157201408), (float *)(ws + 157502464), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 157502464), 384, 14, 14, t->params + 1756480, NULL, (float *)(ws + 169249920), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 157502464), 384, 14, 14,  /* x: [384, 14, 14] */
+                         t->params + 1756480, NULL,                  /* features.denseblock3.denselayer5.conv1.weight, no bias */
+                         (float *)(ws + 169249920), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 157502464), 75264, 384, 14, 14, t->params + 1756480, NULL, (float *)(ws + 169249920), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 157502464), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                   t->params + 1756480, NULL,                         /* features.denseblock3.denselayer5.conv1.weight, no bias */
+                   (float *)(ws + 169249920), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169249920), 128, 196, t->stats, t->params + 1805632, t->params + 1805760, 9.99999975e-06f, 0.100000001f, t->params + 1805888, t->params + 1806016, (float *)(ws + 169350272),
-                                t->bn_save + 19520, t->bn_save + 19648, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 169249920), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1805632, t->params + 1805760, 1e-05f, 0.1f,             /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.bias; eps, momentum */
+                                t->params + 1805888, t->params + 1806016,                           /* features.denseblock3.denselayer5.norm2.running_mean, features.denseblock3.denselayer5.norm2.running_var (updated) */
+                                (float *)(ws + 169350272), t->bn_save + 19520, t->bn_save + 19648,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 169249920), 25088, 128, 196, t->params + 1805632, t->params + 1805760, t->params + 1805888, t->params + 1806016, 9.99999975e-06f, (float *)(ws + 169350272), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 169350272), (float *)(ws + 169350272));
+        nnc_batchnorm(n, (float *)(ws + 169249920), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 1805632, t->params + 1805760,       /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.bias */
+                      t->params + 1805888, t->params + 1806016,       /* features.denseblock3.denselayer5.norm2.running_mean, features.denseblock3.denselayer5.norm2.running_var */
+                      1e-05f, (float *)(ws + 169350272), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 169350272), (float *)(ws + 169350272), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer5 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169350272), 25088, 128, 14, 14, t->params + 1806144, NULL, (float *)(ws + 173665408), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 169350272), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 1806144, NULL,                         /* features.denseblock3.denselayer5.conv2.weight, no bias */
+               (float *)(ws + 173665408), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 156900352), 75264, (float *)(ws + 155921920), 81536, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173665408), 6272, (float *)(ws + 155921920), 81536, 75264);
+    nnc_concat_part(n, (float *)(ws + 156900352), 75264, (float *)(ws + 155921920), 81536, 0);
+    nnc_concat_part(n, (float *)(ws + 173665408), 6272, (float *)(ws + 155921920), 81536, 75264);
 
     /* batchnorm features.denseblock3.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 155921920), 416, 196, t->params + 1843008, t->params + 1843424, 9.99999975e-06f, 0.100000001f, t->params + 1843840, t->params + 1844256, (float *)(ws + 156248064),
-                        t->bn_save + 19776, t->bn_save + 20192);
+        nnc_batchnorm_train(n, (float *)(ws + 155921920), 416, 196,                              /* x: [416, 14, 14] */
+                            t->params + 1843008, t->params + 1843424, 1e-05f, 0.1f,              /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.bias; eps, momentum */
+                            t->params + 1843840, t->params + 1844256,                            /* features.denseblock3.denselayer6.norm1.running_mean, features.denseblock3.denselayer6.norm1.running_var (updated) */
+                            (float *)(ws + 156248064), t->bn_save + 19776, t->bn_save + 20192);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 155921920), 81536, 416, 196, t->params + 1843008, t->params + 1843424, t->params + 1843840, t->params + 1844256, 9.99999975e-06f, (float *)(ws + 156248064), 81536);
+        nnc_batchnorm(n, (float *)(ws + 155921920), 81536, 416, 196,  /* x: [416, 14, 14], batch stride */
+                      t->params + 1843008, t->params + 1843424,       /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.bias */
+                      t->params + 1843840, t->params + 1844256,       /* features.denseblock3.denselayer6.norm1.running_mean, features.denseblock3.denselayer6.norm1.running_var */
+                      1e-05f, (float *)(ws + 156248064), 81536);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer6 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 81536, (float *)(ws + 156248064), (float *)(ws + 156574208));
+    nnc_activation((size_t)n * 81536, (float *)(ws + 156248064), (float *)(ws + 156574208), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 156574208), 416, 14, 14, t->params + 1844672, NULL, (float *)(ws + 169450624), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 156574208), 416, 14, 14,  /* x: [416, 14, 14] */
+                         t->params + 1844672, NULL,                  /* features.denseblock3.denselayer6.conv1.weight, no bias */
+                         (float *)(ws + 169450624), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 156574208), 81536, 416, 14, 14, t->params + 1844672, NULL, (float *)(ws + 169450624), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 156574208), 81536, 416, 14, 14,  /* x: [416, 14, 14], batch stride */
+                   t->params + 1844672, NULL,                         /* features.denseblock3.denselayer6.conv1.weight, no bias */
+                   (float *)(ws + 169450624), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169450624), 128, 196, t->stats, t->params + 1897920, t->params + 1898048, 9.99999975e-06f, 0.100000001f, t->params + 1898176, t->params + 1898304, (float *)(ws + 169550976),
-                                t->bn_save + 20608, t->bn_save + 20736, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 169450624), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1897920, t->params + 1898048, 1e-05f, 0.1f,             /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.bias; eps, momentum */
+                                t->params + 1898176, t->params + 1898304,                           /* features.denseblock3.denselayer6.norm2.running_mean, features.denseblock3.denselayer6.norm2.running_var (updated) */
+                                (float *)(ws + 169550976), t->bn_save + 20608, t->bn_save + 20736,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 169450624), 25088, 128, 196, t->params + 1897920, t->params + 1898048, t->params + 1898176, t->params + 1898304, 9.99999975e-06f, (float *)(ws + 169550976), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 169550976), (float *)(ws + 169550976));
+        nnc_batchnorm(n, (float *)(ws + 169450624), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 1897920, t->params + 1898048,       /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.bias */
+                      t->params + 1898176, t->params + 1898304,       /* features.denseblock3.denselayer6.norm2.running_mean, features.denseblock3.denselayer6.norm2.running_var */
+                      1e-05f, (float *)(ws + 169550976), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 169550976), (float *)(ws + 169550976), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer6 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169550976), 25088, 128, 14, 14, t->params + 1898432, NULL, (float *)(ws + 173690496), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 169550976), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 1898432, NULL,                         /* features.denseblock3.denselayer6.conv2.weight, no bias */
+               (float *)(ws + 173690496), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 155921920), 81536, (float *)(ws + 154868224), 87808, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173690496), 6272, (float *)(ws + 154868224), 87808, 81536);
+    nnc_concat_part(n, (float *)(ws + 155921920), 81536, (float *)(ws + 154868224), 87808, 0);
+    nnc_concat_part(n, (float *)(ws + 173690496), 6272, (float *)(ws + 154868224), 87808, 81536);
 
     /* batchnorm features.denseblock3.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 154868224), 448, 196, t->params + 1935296, t->params + 1935744, 9.99999975e-06f, 0.100000001f, t->params + 1936192, t->params + 1936640, (float *)(ws + 155219456),
-                        t->bn_save + 20864, t->bn_save + 21312);
+        nnc_batchnorm_train(n, (float *)(ws + 154868224), 448, 196,                              /* x: [448, 14, 14] */
+                            t->params + 1935296, t->params + 1935744, 1e-05f, 0.1f,              /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.bias; eps, momentum */
+                            t->params + 1936192, t->params + 1936640,                            /* features.denseblock3.denselayer7.norm1.running_mean, features.denseblock3.denselayer7.norm1.running_var (updated) */
+                            (float *)(ws + 155219456), t->bn_save + 20864, t->bn_save + 21312);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 154868224), 87808, 448, 196, t->params + 1935296, t->params + 1935744, t->params + 1936192, t->params + 1936640, 9.99999975e-06f, (float *)(ws + 155219456), 87808);
+        nnc_batchnorm(n, (float *)(ws + 154868224), 87808, 448, 196,  /* x: [448, 14, 14], batch stride */
+                      t->params + 1935296, t->params + 1935744,       /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.bias */
+                      t->params + 1936192, t->params + 1936640,       /* features.denseblock3.denselayer7.norm1.running_mean, features.denseblock3.denselayer7.norm1.running_var */
+                      1e-05f, (float *)(ws + 155219456), 87808);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer7 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 87808, (float *)(ws + 155219456), (float *)(ws + 155570688));
+    nnc_activation((size_t)n * 87808, (float *)(ws + 155219456), (float *)(ws + 155570688), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 155570688), 448, 14, 14, t->params + 1937088, NULL, (float *)(ws + 169651328), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 155570688), 448, 14, 14,  /* x: [448, 14, 14] */
+                         t->params + 1937088, NULL,                  /* features.denseblock3.denselayer7.conv1.weight, no bias */
+                         (float *)(ws + 169651328), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 155570688), 87808, 448, 14, 14, t->params + 1937088, NULL, (float *)(ws + 169651328), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 155570688), 87808, 448, 14, 14,  /* x: [448, 14, 14], batch stride */
+                   t->params + 1937088, NULL,                         /* features.denseblock3.denselayer7.conv1.weight, no bias */
+                   (float *)(ws + 169651328), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169651328), 128, 196, t->stats, t->params + 1994432, t->params + 1994560, 9.99999975e-06f, 0.100000001f, t->params + 1994688, t->params + 1994816, (float *)(ws + 169751680),
-                                t->bn_save + 21760, t->bn_save + 21888, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 169651328), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 1994432, t->params + 1994560, 1e-05f, 0.1f,             /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.bias; eps, momentum */
+                                t->params + 1994688, t->params + 1994816,                           /* features.denseblock3.denselayer7.norm2.running_mean, features.denseblock3.denselayer7.norm2.running_var (updated) */
+                                (float *)(ws + 169751680), t->bn_save + 21760, t->bn_save + 21888,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 169651328), 25088, 128, 196, t->params + 1994432, t->params + 1994560, t->params + 1994688, t->params + 1994816, 9.99999975e-06f, (float *)(ws + 169751680), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 169751680), (float *)(ws + 169751680));
+        nnc_batchnorm(n, (float *)(ws + 169651328), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 1994432, t->params + 1994560,       /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.bias */
+                      t->params + 1994688, t->params + 1994816,       /* features.denseblock3.denselayer7.norm2.running_mean, features.denseblock3.denselayer7.norm2.running_var */
+                      1e-05f, (float *)(ws + 169751680), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 169751680), (float *)(ws + 169751680), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer7 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169751680), 25088, 128, 14, 14, t->params + 1994944, NULL, (float *)(ws + 173715584), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 169751680), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 1994944, NULL,                         /* features.denseblock3.denselayer7.conv2.weight, no bias */
+               (float *)(ws + 173715584), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 154868224), 87808, (float *)(ws + 153739264), 94080, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173715584), 6272, (float *)(ws + 153739264), 94080, 87808);
+    nnc_concat_part(n, (float *)(ws + 154868224), 87808, (float *)(ws + 153739264), 94080, 0);
+    nnc_concat_part(n, (float *)(ws + 173715584), 6272, (float *)(ws + 153739264), 94080, 87808);
 
     /* batchnorm features.denseblock3.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 153739264), 480, 196, t->params + 2031808, t->params + 2032288, 9.99999975e-06f, 0.100000001f, t->params + 2032768, t->params + 2033248, (float *)(ws + 154115584),
-                        t->bn_save + 22016, t->bn_save + 22496);
+        nnc_batchnorm_train(n, (float *)(ws + 153739264), 480, 196,                              /* x: [480, 14, 14] */
+                            t->params + 2031808, t->params + 2032288, 1e-05f, 0.1f,              /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.bias; eps, momentum */
+                            t->params + 2032768, t->params + 2033248,                            /* features.denseblock3.denselayer8.norm1.running_mean, features.denseblock3.denselayer8.norm1.running_var (updated) */
+                            (float *)(ws + 154115584), t->bn_save + 22016, t->bn_save + 22496);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 153739264), 94080, 480, 196, t->params + 2031808, t->params + 2032288, t->params + 2032768, t->params + 2033248, 9.99999975e-06f, (float *)(ws + 154115584), 94080);
+        nnc_batchnorm(n, (float *)(ws + 153739264), 94080, 480, 196,  /* x: [480, 14, 14], batch stride */
+                      t->params + 2031808, t->params + 2032288,       /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.bias */
+                      t->params + 2032768, t->params + 2033248,       /* features.denseblock3.denselayer8.norm1.running_mean, features.denseblock3.denselayer8.norm1.running_var */
+                      1e-05f, (float *)(ws + 154115584), 94080);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer8 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 94080, (float *)(ws + 154115584), (float *)(ws + 154491904));
+    nnc_activation((size_t)n * 94080, (float *)(ws + 154115584), (float *)(ws + 154491904), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 154491904), 480, 14, 14, t->params + 2033728, NULL, (float *)(ws + 169852032), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 154491904), 480, 14, 14,  /* x: [480, 14, 14] */
+                         t->params + 2033728, NULL,                  /* features.denseblock3.denselayer8.conv1.weight, no bias */
+                         (float *)(ws + 169852032), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 154491904), 94080, 480, 14, 14, t->params + 2033728, NULL, (float *)(ws + 169852032), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 154491904), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                   t->params + 2033728, NULL,                         /* features.denseblock3.denselayer8.conv1.weight, no bias */
+                   (float *)(ws + 169852032), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                           /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169852032), 128, 196, t->stats, t->params + 2095168, t->params + 2095296, 9.99999975e-06f, 0.100000001f, t->params + 2095424, t->params + 2095552, (float *)(ws + 169952384),
-                                t->bn_save + 22976, t->bn_save + 23104, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 169852032), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 2095168, t->params + 2095296, 1e-05f, 0.1f,             /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.bias; eps, momentum */
+                                t->params + 2095424, t->params + 2095552,                           /* features.denseblock3.denselayer8.norm2.running_mean, features.denseblock3.denselayer8.norm2.running_var (updated) */
+                                (float *)(ws + 169952384), t->bn_save + 22976, t->bn_save + 23104,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 169852032), 25088, 128, 196, t->params + 2095168, t->params + 2095296, t->params + 2095424, t->params + 2095552, 9.99999975e-06f, (float *)(ws + 169952384), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 169952384), (float *)(ws + 169952384));
+        nnc_batchnorm(n, (float *)(ws + 169852032), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 2095168, t->params + 2095296,       /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.bias */
+                      t->params + 2095424, t->params + 2095552,       /* features.denseblock3.denselayer8.norm2.running_mean, features.denseblock3.denselayer8.norm2.running_var */
+                      1e-05f, (float *)(ws + 169952384), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 169952384), (float *)(ws + 169952384), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer8 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169952384), 25088, 128, 14, 14, t->params + 2095680, NULL, (float *)(ws + 173740672), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 169952384), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 2095680, NULL,                         /* features.denseblock3.denselayer8.conv2.weight, no bias */
+               (float *)(ws + 173740672), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 153739264), 94080, (float *)(ws + 152535040), 100352, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173740672), 6272, (float *)(ws + 152535040), 100352, 94080);
+    nnc_concat_part(n, (float *)(ws + 153739264), 94080, (float *)(ws + 152535040), 100352, 0);
+    nnc_concat_part(n, (float *)(ws + 173740672), 6272, (float *)(ws + 152535040), 100352, 94080);
 
     /* batchnorm features.denseblock3.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 152535040), 512, 196, t->params + 2132544, t->params + 2133056, 9.99999975e-06f, 0.100000001f, t->params + 2133568, t->params + 2134080, (float *)(ws + 152936448),
-                        t->bn_save + 23232, t->bn_save + 23744);
+        nnc_batchnorm_train(n, (float *)(ws + 152535040), 512, 196,                              /* x: [512, 14, 14] */
+                            t->params + 2132544, t->params + 2133056, 1e-05f, 0.1f,              /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.bias; eps, momentum */
+                            t->params + 2133568, t->params + 2134080,                            /* features.denseblock3.denselayer9.norm1.running_mean, features.denseblock3.denselayer9.norm1.running_var (updated) */
+                            (float *)(ws + 152936448), t->bn_save + 23232, t->bn_save + 23744);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 152535040), 100352, 512, 196, t->params + 2132544, t->params + 2133056, t->params + 2133568, t->params + 2134080, 9.99999975e-06f, (float *)(ws + 152936448), 100352);
+        nnc_batchnorm(n, (float *)(ws + 152535040), 100352, 512, 196,  /* x: [512, 14, 14], batch stride */
+                      t->params + 2132544, t->params + 2133056,        /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.bias */
+                      t->params + 2133568, t->params + 2134080,        /* features.denseblock3.denselayer9.norm1.running_mean, features.denseblock3.denselayer9.norm1.running_var */
+                      1e-05f, (float *)(ws + 152936448), 100352);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer9 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 100352, (float *)(ws + 152936448), (float *)(ws + 153337856));
+    nnc_activation((size_t)n * 100352, (float *)(ws + 152936448), (float *)(ws + 153337856), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 153337856), 512, 14, 14, t->params + 2134592, NULL, (float *)(ws + 170052736), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 153337856), 512, 14, 14,  /* x: [512, 14, 14] */
+                         t->params + 2134592, NULL,                  /* features.denseblock3.denselayer9.conv1.weight, no bias */
+                         (float *)(ws + 170052736), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 153337856), 100352, 512, 14, 14, t->params + 2134592, NULL, (float *)(ws + 170052736), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 153337856), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                   t->params + 2134592, NULL,                          /* features.denseblock3.denselayer9.conv1.weight, no bias */
+                   (float *)(ws + 170052736), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170052736), 128, 196, t->stats, t->params + 2200128, t->params + 2200256, 9.99999975e-06f, 0.100000001f, t->params + 2200384, t->params + 2200512, (float *)(ws + 170153088),
-                                t->bn_save + 24256, t->bn_save + 24384, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 170052736), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 2200128, t->params + 2200256, 1e-05f, 0.1f,             /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.bias; eps, momentum */
+                                t->params + 2200384, t->params + 2200512,                           /* features.denseblock3.denselayer9.norm2.running_mean, features.denseblock3.denselayer9.norm2.running_var (updated) */
+                                (float *)(ws + 170153088), t->bn_save + 24256, t->bn_save + 24384,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 170052736), 25088, 128, 196, t->params + 2200128, t->params + 2200256, t->params + 2200384, t->params + 2200512, 9.99999975e-06f, (float *)(ws + 170153088), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 170153088), (float *)(ws + 170153088));
+        nnc_batchnorm(n, (float *)(ws + 170052736), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 2200128, t->params + 2200256,       /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.bias */
+                      t->params + 2200384, t->params + 2200512,       /* features.denseblock3.denselayer9.norm2.running_mean, features.denseblock3.denselayer9.norm2.running_var */
+                      1e-05f, (float *)(ws + 170153088), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 170153088), (float *)(ws + 170153088), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer9 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170153088), 25088, 128, 14, 14, t->params + 2200640, NULL, (float *)(ws + 173765760), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 170153088), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 2200640, NULL,                         /* features.denseblock3.denselayer9.conv2.weight, no bias */
+               (float *)(ws + 173765760), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 152535040), 100352, (float *)(ws + 138009088), 106624, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173765760), 6272, (float *)(ws + 138009088), 106624, 100352);
+    nnc_concat_part(n, (float *)(ws + 152535040), 100352, (float *)(ws + 138009088), 106624, 0);
+    nnc_concat_part(n, (float *)(ws + 173765760), 6272, (float *)(ws + 138009088), 106624, 100352);
 
     /* batchnorm features.denseblock3.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 138009088), 544, 196, t->params + 2237504, t->params + 2238048, 9.99999975e-06f, 0.100000001f, t->params + 2238592, t->params + 2239136, (float *)(ws + 138435584),
-                        t->bn_save + 24512, t->bn_save + 25056);
+        nnc_batchnorm_train(n, (float *)(ws + 138009088), 544, 196,                              /* x: [544, 14, 14] */
+                            t->params + 2237504, t->params + 2238048, 1e-05f, 0.1f,              /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.bias; eps, momentum */
+                            t->params + 2238592, t->params + 2239136,                            /* features.denseblock3.denselayer10.norm1.running_mean, features.denseblock3.denselayer10.norm1.running_var (updated) */
+                            (float *)(ws + 138435584), t->bn_save + 24512, t->bn_save + 25056);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 138009088), 106624, 544, 196, t->params + 2237504, t->params + 2238048, t->params + 2238592, t->params + 2239136, 9.99999975e-06f, (float *)(ws + 138435584), 106624);
+        nnc_batchnorm(n, (float *)(ws + 138009088), 106624, 544, 196,  /* x: [544, 14, 14], batch stride */
+                      t->params + 2237504, t->params + 2238048,        /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.bias */
+                      t->params + 2238592, t->params + 2239136,        /* features.denseblock3.denselayer10.norm1.running_mean, features.denseblock3.denselayer10.norm1.running_var */
+                      1e-05f, (float *)(ws + 138435584), 106624);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer10 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 106624, (float *)(ws + 138435584), (float *)(ws + 138862080));
+    nnc_activation((size_t)n * 106624, (float *)(ws + 138435584), (float *)(ws + 138862080), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 138862080), 544, 14, 14, t->params + 2239680, NULL, (float *)(ws + 170253440), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 138862080), 544, 14, 14,  /* x: [544, 14, 14] */
+                         t->params + 2239680, NULL,                  /* features.denseblock3.denselayer10.conv1.weight, no bias */
+                         (float *)(ws + 170253440), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 138862080), 106624, 544, 14, 14, t->params + 2239680, NULL, (float *)(ws + 170253440), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 138862080), 106624, 544, 14, 14,  /* x: [544, 14, 14], batch stride */
+                   t->params + 2239680, NULL,                          /* features.denseblock3.denselayer10.conv1.weight, no bias */
+                   (float *)(ws + 170253440), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170253440), 128, 196, t->stats, t->params + 2309312, t->params + 2309440, 9.99999975e-06f, 0.100000001f, t->params + 2309568, t->params + 2309696, (float *)(ws + 170353792),
-                                t->bn_save + 25600, t->bn_save + 25728, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 170253440), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 2309312, t->params + 2309440, 1e-05f, 0.1f,             /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.bias; eps, momentum */
+                                t->params + 2309568, t->params + 2309696,                           /* features.denseblock3.denselayer10.norm2.running_mean, features.denseblock3.denselayer10.norm2.running_var (updated) */
+                                (float *)(ws + 170353792), t->bn_save + 25600, t->bn_save + 25728,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 170253440), 25088, 128, 196, t->params + 2309312, t->params + 2309440, t->params + 2309568, t->params + 2309696, 9.99999975e-06f, (float *)(ws + 170353792), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 170353792), (float *)(ws + 170353792));
+        nnc_batchnorm(n, (float *)(ws + 170253440), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 2309312, t->params + 2309440,       /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.bias */
+                      t->params + 2309568, t->params + 2309696,       /* features.denseblock3.denselayer10.norm2.running_mean, features.denseblock3.denselayer10.norm2.running_var */
+                      1e-05f, (float *)(ws + 170353792), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 170353792), (float *)(ws + 170353792), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer10 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170353792), 25088, 128, 14, 14, t->params + 2309824, NULL, (float *)(ws + 173790848), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 170353792), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 2309824, NULL,                         /* features.denseblock3.denselayer10.conv2.weight, no bias */
+               (float *)(ws + 173790848), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 138009088), 106624, (float *)(ws + 136654336), 112896, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173790848), 6272, (float *)(ws + 136654336), 112896, 106624);
+    nnc_concat_part(n, (float *)(ws + 138009088), 106624, (float *)(ws + 136654336), 112896, 0);
+    nnc_concat_part(n, (float *)(ws + 173790848), 6272, (float *)(ws + 136654336), 112896, 106624);
 
     /* batchnorm features.denseblock3.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 136654336), 576, 196, t->params + 2346688, t->params + 2347264, 9.99999975e-06f, 0.100000001f, t->params + 2347840, t->params + 2348416, (float *)(ws + 137105920),
-                        t->bn_save + 25856, t->bn_save + 26432);
+        nnc_batchnorm_train(n, (float *)(ws + 136654336), 576, 196,                              /* x: [576, 14, 14] */
+                            t->params + 2346688, t->params + 2347264, 1e-05f, 0.1f,              /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.bias; eps, momentum */
+                            t->params + 2347840, t->params + 2348416,                            /* features.denseblock3.denselayer11.norm1.running_mean, features.denseblock3.denselayer11.norm1.running_var (updated) */
+                            (float *)(ws + 137105920), t->bn_save + 25856, t->bn_save + 26432);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 136654336), 112896, 576, 196, t->params + 2346688, t->params + 2347264, t->params + 2347840, t->params + 2348416, 9.99999975e-06f, (float *)(ws + 137105920), 112896);
+        nnc_batchnorm(n, (float *)(ws + 136654336), 112896, 576, 196,  /* x: [576, 14, 14], batch stride */
+                      t->params + 2346688, t->params + 2347264,        /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.bias */
+                      t->params + 2347840, t->params + 2348416,        /* features.denseblock3.denselayer11.norm1.running_mean, features.denseblock3.denselayer11.norm1.running_var */
+                      1e-05f, (float *)(ws + 137105920), 112896);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer11 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 112896, (float *)(ws + 137105920), (float *)(ws + 137557504));
+    nnc_activation((size_t)n * 112896, (float *)(ws + 137105920), (float *)(ws + 137557504), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 137557504), 576, 14, 14, t->params + 2348992, NULL, (float *)(ws + 170454144), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 137557504), 576, 14, 14,  /* x: [576, 14, 14] */
+                         t->params + 2348992, NULL,                  /* features.denseblock3.denselayer11.conv1.weight, no bias */
+                         (float *)(ws + 170454144), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 137557504), 112896, 576, 14, 14, t->params + 2348992, NULL, (float *)(ws + 170454144), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 137557504), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                   t->params + 2348992, NULL,                          /* features.denseblock3.denselayer11.conv1.weight, no bias */
+                   (float *)(ws + 170454144), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170454144), 128, 196, t->stats, t->params + 2422720, t->params + 2422848, 9.99999975e-06f, 0.100000001f, t->params + 2422976, t->params + 2423104, (float *)(ws + 170554496),
-                                t->bn_save + 27008, t->bn_save + 27136, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 170454144), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 2422720, t->params + 2422848, 1e-05f, 0.1f,             /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.bias; eps, momentum */
+                                t->params + 2422976, t->params + 2423104,                           /* features.denseblock3.denselayer11.norm2.running_mean, features.denseblock3.denselayer11.norm2.running_var (updated) */
+                                (float *)(ws + 170554496), t->bn_save + 27008, t->bn_save + 27136,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 170454144), 25088, 128, 196, t->params + 2422720, t->params + 2422848, t->params + 2422976, t->params + 2423104, 9.99999975e-06f, (float *)(ws + 170554496), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 170554496), (float *)(ws + 170554496));
+        nnc_batchnorm(n, (float *)(ws + 170454144), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 2422720, t->params + 2422848,       /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.bias */
+                      t->params + 2422976, t->params + 2423104,       /* features.denseblock3.denselayer11.norm2.running_mean, features.denseblock3.denselayer11.norm2.running_var */
+                      1e-05f, (float *)(ws + 170554496), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 170554496), (float *)(ws + 170554496), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer11 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170554496), 25088, 128, 14, 14, t->params + 2423232, NULL, (float *)(ws + 173815936), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 170554496), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 2423232, NULL,                         /* features.denseblock3.denselayer11.conv2.weight, no bias */
+               (float *)(ws + 173815936), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 136654336), 112896, (float *)(ws + 135224320), 119168, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173815936), 6272, (float *)(ws + 135224320), 119168, 112896);
+    nnc_concat_part(n, (float *)(ws + 136654336), 112896, (float *)(ws + 135224320), 119168, 0);
+    nnc_concat_part(n, (float *)(ws + 173815936), 6272, (float *)(ws + 135224320), 119168, 112896);
 
     /* batchnorm features.denseblock3.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 135224320), 608, 196, t->params + 2460096, t->params + 2460704, 9.99999975e-06f, 0.100000001f, t->params + 2461312, t->params + 2461920, (float *)(ws + 135700992),
-                        t->bn_save + 27264, t->bn_save + 27872);
+        nnc_batchnorm_train(n, (float *)(ws + 135224320), 608, 196,                              /* x: [608, 14, 14] */
+                            t->params + 2460096, t->params + 2460704, 1e-05f, 0.1f,              /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.bias; eps, momentum */
+                            t->params + 2461312, t->params + 2461920,                            /* features.denseblock3.denselayer12.norm1.running_mean, features.denseblock3.denselayer12.norm1.running_var (updated) */
+                            (float *)(ws + 135700992), t->bn_save + 27264, t->bn_save + 27872);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 135224320), 119168, 608, 196, t->params + 2460096, t->params + 2460704, t->params + 2461312, t->params + 2461920, 9.99999975e-06f, (float *)(ws + 135700992), 119168);
+        nnc_batchnorm(n, (float *)(ws + 135224320), 119168, 608, 196,  /* x: [608, 14, 14], batch stride */
+                      t->params + 2460096, t->params + 2460704,        /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.bias */
+                      t->params + 2461312, t->params + 2461920,        /* features.denseblock3.denselayer12.norm1.running_mean, features.denseblock3.denselayer12.norm1.running_var */
+                      1e-05f, (float *)(ws + 135700992), 119168);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer12 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 119168, (float *)(ws + 135700992), (float *)(ws + 136177664));
+    nnc_activation((size_t)n * 119168, (float *)(ws + 135700992), (float *)(ws + 136177664), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 136177664), 608, 14, 14, t->params + 2462528, NULL, (float *)(ws + 170654848), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 136177664), 608, 14, 14,  /* x: [608, 14, 14] */
+                         t->params + 2462528, NULL,                  /* features.denseblock3.denselayer12.conv1.weight, no bias */
+                         (float *)(ws + 170654848), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 136177664), 119168, 608, 14, 14, t->params + 2462528, NULL, (float *)(ws + 170654848), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 136177664), 119168, 608, 14, 14,  /* x: [608, 14, 14], batch stride */
+                   t->params + 2462528, NULL,                          /* features.denseblock3.denselayer12.conv1.weight, no bias */
+                   (float *)(ws + 170654848), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170654848), 128, 196, t->stats, t->params + 2540352, t->params + 2540480, 9.99999975e-06f, 0.100000001f, t->params + 2540608, t->params + 2540736, (float *)(ws + 170755200),
-                                t->bn_save + 28480, t->bn_save + 28608, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 170654848), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 2540352, t->params + 2540480, 1e-05f, 0.1f,             /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.bias; eps, momentum */
+                                t->params + 2540608, t->params + 2540736,                           /* features.denseblock3.denselayer12.norm2.running_mean, features.denseblock3.denselayer12.norm2.running_var (updated) */
+                                (float *)(ws + 170755200), t->bn_save + 28480, t->bn_save + 28608,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 170654848), 25088, 128, 196, t->params + 2540352, t->params + 2540480, t->params + 2540608, t->params + 2540736, 9.99999975e-06f, (float *)(ws + 170755200), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 170755200), (float *)(ws + 170755200));
+        nnc_batchnorm(n, (float *)(ws + 170654848), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 2540352, t->params + 2540480,       /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.bias */
+                      t->params + 2540608, t->params + 2540736,       /* features.denseblock3.denselayer12.norm2.running_mean, features.denseblock3.denselayer12.norm2.running_var */
+                      1e-05f, (float *)(ws + 170755200), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 170755200), (float *)(ws + 170755200), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer12 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170755200), 25088, 128, 14, 14, t->params + 2540864, NULL, (float *)(ws + 173841024), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 170755200), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 2540864, NULL,                         /* features.denseblock3.denselayer12.conv2.weight, no bias */
+               (float *)(ws + 173841024), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 135224320), 119168, (float *)(ws + 133719040), 125440, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173841024), 6272, (float *)(ws + 133719040), 125440, 119168);
+    nnc_concat_part(n, (float *)(ws + 135224320), 119168, (float *)(ws + 133719040), 125440, 0);
+    nnc_concat_part(n, (float *)(ws + 173841024), 6272, (float *)(ws + 133719040), 125440, 119168);
 
     /* batchnorm features.denseblock3.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 133719040), 640, 196, t->params + 2577728, t->params + 2578368, 9.99999975e-06f, 0.100000001f, t->params + 2579008, t->params + 2579648, (float *)(ws + 134220800),
-                        t->bn_save + 28736, t->bn_save + 29376);
+        nnc_batchnorm_train(n, (float *)(ws + 133719040), 640, 196,                              /* x: [640, 14, 14] */
+                            t->params + 2577728, t->params + 2578368, 1e-05f, 0.1f,              /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.bias; eps, momentum */
+                            t->params + 2579008, t->params + 2579648,                            /* features.denseblock3.denselayer13.norm1.running_mean, features.denseblock3.denselayer13.norm1.running_var (updated) */
+                            (float *)(ws + 134220800), t->bn_save + 28736, t->bn_save + 29376);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 133719040), 125440, 640, 196, t->params + 2577728, t->params + 2578368, t->params + 2579008, t->params + 2579648, 9.99999975e-06f, (float *)(ws + 134220800), 125440);
+        nnc_batchnorm(n, (float *)(ws + 133719040), 125440, 640, 196,  /* x: [640, 14, 14], batch stride */
+                      t->params + 2577728, t->params + 2578368,        /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.bias */
+                      t->params + 2579008, t->params + 2579648,        /* features.denseblock3.denselayer13.norm1.running_mean, features.denseblock3.denselayer13.norm1.running_var */
+                      1e-05f, (float *)(ws + 134220800), 125440);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer13 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 125440, (float *)(ws + 134220800), (float *)(ws + 134722560));
+    nnc_activation((size_t)n * 125440, (float *)(ws + 134220800), (float *)(ws + 134722560), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 134722560), 640, 14, 14, t->params + 2580288, NULL, (float *)(ws + 170855552), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 134722560), 640, 14, 14,  /* x: [640, 14, 14] */
+                         t->params + 2580288, NULL,                  /* features.denseblock3.denselayer13.conv1.weight, no bias */
+                         (float *)(ws + 170855552), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 134722560), 125440, 640, 14, 14, t->params + 2580288, NULL, (float *)(ws + 170855552), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 134722560), 125440, 640, 14, 14,  /* x: [640, 14, 14], batch stride */
+                   t->params + 2580288, NULL,                          /* features.denseblock3.denselayer13.conv1.weight, no bias */
+                   (float *)(ws + 170855552), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170855552), 128, 196, t->stats, t->params + 2662208, t->params + 2662336, 9.99999975e-06f, 0.100000001f, t->params + 2662464, t->params + 2662592, (float *)(ws + 170955904),
-                                t->bn_save + 30016, t->bn_save + 30144, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 170855552), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 2662208, t->params + 2662336, 1e-05f, 0.1f,             /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.bias; eps, momentum */
+                                t->params + 2662464, t->params + 2662592,                           /* features.denseblock3.denselayer13.norm2.running_mean, features.denseblock3.denselayer13.norm2.running_var (updated) */
+                                (float *)(ws + 170955904), t->bn_save + 30016, t->bn_save + 30144,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 170855552), 25088, 128, 196, t->params + 2662208, t->params + 2662336, t->params + 2662464, t->params + 2662592, 9.99999975e-06f, (float *)(ws + 170955904), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 170955904), (float *)(ws + 170955904));
+        nnc_batchnorm(n, (float *)(ws + 170855552), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 2662208, t->params + 2662336,       /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.bias */
+                      t->params + 2662464, t->params + 2662592,       /* features.denseblock3.denselayer13.norm2.running_mean, features.denseblock3.denselayer13.norm2.running_var */
+                      1e-05f, (float *)(ws + 170955904), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 170955904), (float *)(ws + 170955904), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer13 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170955904), 25088, 128, 14, 14, t->params + 2662720, NULL, (float *)(ws + 173866112), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 170955904), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 2662720, NULL,                         /* features.denseblock3.denselayer13.conv2.weight, no bias */
+               (float *)(ws + 173866112), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 133719040), 125440, (float *)(ws + 130633216), 131712, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173866112), 6272, (float *)(ws + 130633216), 131712, 125440);
+    nnc_concat_part(n, (float *)(ws + 133719040), 125440, (float *)(ws + 130633216), 131712, 0);
+    nnc_concat_part(n, (float *)(ws + 173866112), 6272, (float *)(ws + 130633216), 131712, 125440);
 
     /* batchnorm features.denseblock3.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 130633216), 672, 196, t->params + 2699584, t->params + 2700256, 9.99999975e-06f, 0.100000001f, t->params + 2700928, t->params + 2701600, (float *)(ws + 131160064),
-                        t->bn_save + 30272, t->bn_save + 30944);
+        nnc_batchnorm_train(n, (float *)(ws + 130633216), 672, 196,                              /* x: [672, 14, 14] */
+                            t->params + 2699584, t->params + 2700256, 1e-05f, 0.1f,              /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.bias; eps, momentum */
+                            t->params + 2700928, t->params + 2701600,                            /* features.denseblock3.denselayer14.norm1.running_mean, features.denseblock3.denselayer14.norm1.running_var (updated) */
+                            (float *)(ws + 131160064), t->bn_save + 30272, t->bn_save + 30944);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 130633216), 131712, 672, 196, t->params + 2699584, t->params + 2700256, t->params + 2700928, t->params + 2701600, 9.99999975e-06f, (float *)(ws + 131160064), 131712);
+        nnc_batchnorm(n, (float *)(ws + 130633216), 131712, 672, 196,  /* x: [672, 14, 14], batch stride */
+                      t->params + 2699584, t->params + 2700256,        /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.bias */
+                      t->params + 2700928, t->params + 2701600,        /* features.denseblock3.denselayer14.norm1.running_mean, features.denseblock3.denselayer14.norm1.running_var */
+                      1e-05f, (float *)(ws + 131160064), 131712);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer14 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 131712, (float *)(ws + 131160064), (float *)(ws + 131686912));
+    nnc_activation((size_t)n * 131712, (float *)(ws + 131160064), (float *)(ws + 131686912), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 131686912), 672, 14, 14, t->params + 2702272, NULL, (float *)(ws + 171056256), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 131686912), 672, 14, 14,  /* x: [672, 14, 14] */
+                         t->params + 2702272, NULL,                  /* features.denseblock3.denselayer14.conv1.weight, no bias */
+                         (float *)(ws + 171056256), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 131686912), 131712, 672, 14, 14, t->params + 2702272, NULL, (float *)(ws + 171056256), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 131686912), 131712, 672, 14, 14,  /* x: [672, 14, 14], batch stride */
+                   t->params + 2702272, NULL,                          /* features.denseblock3.denselayer14.conv1.weight, no bias */
+                   (float *)(ws + 171056256), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171056256), 128, 196, t->stats, t->params + 2788288, t->params + 2788416, 9.99999975e-06f, 0.100000001f, t->params + 2788544, t->params + 2788672, (float *)(ws + 171156608),
-                                t->bn_save + 31616, t->bn_save + 31744, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 171056256), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 2788288, t->params + 2788416, 1e-05f, 0.1f,             /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.bias; eps, momentum */
+                                t->params + 2788544, t->params + 2788672,                           /* features.denseblock3.denselayer14.norm2.running_mean, features.denseblock3.denselayer14.norm2.running_var (updated) */
+                                (float *)(ws + 171156608), t->bn_save + 31616, t->bn_save + 31744,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 171056256), 25088, 128, 196, t->params + 2788288, t->params + 2788416, t->params + 2788544, t->params + 2788672, 9.99999975e-06f, (float *)(ws + 171156608), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 171156608), (float *)(ws + 171156608));
+        nnc_batchnorm(n, (float *)(ws + 171056256), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 2788288, t->params + 2788416,       /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.bias */
+                      t->params + 2788544, t->params + 2788672,       /* features.denseblock3.denselayer14.norm2.running_mean, features.denseblock3.denselayer14.norm2.running_var */
+                      1e-05f, (float *)(ws + 171156608), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 171156608), (float *)(ws + 171156608), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer14 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171156608), 25088, 128, 14, 14, t->params + 2788800, NULL, (float *)(ws + 173891200), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 171156608), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 2788800, NULL,                         /* features.denseblock3.denselayer14.conv2.weight, no bias */
+               (float *)(ws + 173891200), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 130633216), 131712, (float *)(ws + 128977408), 137984, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173891200), 6272, (float *)(ws + 128977408), 137984, 131712);
+    nnc_concat_part(n, (float *)(ws + 130633216), 131712, (float *)(ws + 128977408), 137984, 0);
+    nnc_concat_part(n, (float *)(ws + 173891200), 6272, (float *)(ws + 128977408), 137984, 131712);
 
     /* batchnorm features.denseblock3.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 128977408), 704, 196, t->params + 2825664, t->params + 2826368, 9.99999975e-06f, 0.100000001f, t->params + 2827072, t->params + 2827776, (float *)(ws + 129529344),
-                        t->bn_save + 31872, t->bn_save + 32576);
+        nnc_batchnorm_train(n, (float *)(ws + 128977408), 704, 196,                              /* x: [704, 14, 14] */
+                            t->params + 2825664, t->params + 2826368, 1e-05f, 0.1f,              /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.bias; eps, momentum */
+                            t->params + 2827072, t->params + 2827776,                            /* features.denseblock3.denselayer15.norm1.running_mean, features.denseblock3.denselayer15.norm1.running_var (updated) */
+                            (float *)(ws + 129529344), t->bn_save + 31872, t->bn_save + 32576);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 128977408), 137984, 704, 196, t->params + 2825664, t->params + 2826368, t->params + 2827072, t->params + 2827776, 9.99999975e-06f, (float *)(ws + 129529344), 137984);
+        nnc_batchnorm(n, (float *)(ws + 128977408), 137984, 704, 196,  /* x: [704, 14, 14], batch stride */
+                      t->params + 2825664, t->params + 2826368,        /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.bias */
+                      t->params + 2827072, t->params + 2827776,        /* features.denseblock3.denselayer15.norm1.running_mean, features.denseblock3.denselayer15.norm1.running_var */
+                      1e-05f, (float *)(ws + 129529344), 137984);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer15 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 137984, (float *)(ws + 129529344), (float *)(ws + 130081280));
+    nnc_activation((size_t)n * 137984, (float *)(ws + 129529344), (float *)(ws + 130081280), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 130081280), 704, 14, 14, t->params + 2828480, NULL, (float *)(ws + 171256960), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 130081280), 704, 14, 14,  /* x: [704, 14, 14] */
+                         t->params + 2828480, NULL,                  /* features.denseblock3.denselayer15.conv1.weight, no bias */
+                         (float *)(ws + 171256960), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 130081280), 137984, 704, 14, 14, t->params + 2828480, NULL, (float *)(ws + 171256960), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 130081280), 137984, 704, 14, 14,  /* x: [704, 14, 14], batch stride */
+                   t->params + 2828480, NULL,                          /* features.denseblock3.denselayer15.conv1.weight, no bias */
+                   (float *)(ws + 171256960), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171256960), 128, 196, t->stats, t->params + 2918592, t->params + 2918720, 9.99999975e-06f, 0.100000001f, t->params + 2918848, t->params + 2918976, (float *)(ws + 171357312),
-                                t->bn_save + 33280, t->bn_save + 33408, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 171256960), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 2918592, t->params + 2918720, 1e-05f, 0.1f,             /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.bias; eps, momentum */
+                                t->params + 2918848, t->params + 2918976,                           /* features.denseblock3.denselayer15.norm2.running_mean, features.denseblock3.denselayer15.norm2.running_var (updated) */
+                                (float *)(ws + 171357312), t->bn_save + 33280, t->bn_save + 33408,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 171256960), 25088, 128, 196, t->params + 2918592, t->params + 2918720, t->params + 2918848, t->params + 2918976, 9.99999975e-06f, (float *)(ws + 171357312), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 171357312), (float *)(ws + 171357312));
+        nnc_batchnorm(n, (float *)(ws + 171256960), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 2918592, t->params + 2918720,       /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.bias */
+                      t->params + 2918848, t->params + 2918976,       /* features.denseblock3.denselayer15.norm2.running_mean, features.denseblock3.denselayer15.norm2.running_var */
+                      1e-05f, (float *)(ws + 171357312), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 171357312), (float *)(ws + 171357312), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer15 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171357312), 25088, 128, 14, 14, t->params + 2919104, NULL, (float *)(ws + 173916288), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 171357312), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 2919104, NULL,                         /* features.denseblock3.denselayer15.conv2.weight, no bias */
+               (float *)(ws + 173916288), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 128977408), 137984, (float *)(ws + 127246336), 144256, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173916288), 6272, (float *)(ws + 127246336), 144256, 137984);
+    nnc_concat_part(n, (float *)(ws + 128977408), 137984, (float *)(ws + 127246336), 144256, 0);
+    nnc_concat_part(n, (float *)(ws + 173916288), 6272, (float *)(ws + 127246336), 144256, 137984);
 
     /* batchnorm features.denseblock3.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 127246336), 736, 196, t->params + 2955968, t->params + 2956704, 9.99999975e-06f, 0.100000001f, t->params + 2957440, t->params + 2958176, (float *)(ws + 127823360),
-                        t->bn_save + 33536, t->bn_save + 34272);
+        nnc_batchnorm_train(n, (float *)(ws + 127246336), 736, 196,                              /* x: [736, 14, 14] */
+                            t->params + 2955968, t->params + 2956704, 1e-05f, 0.1f,              /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.bias; eps, momentum */
+                            t->params + 2957440, t->params + 2958176,                            /* features.denseblock3.denselayer16.norm1.running_mean, features.denseblock3.denselayer16.norm1.running_var (updated) */
+                            (float *)(ws + 127823360), t->bn_save + 33536, t->bn_save + 34272);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 127246336), 144256, 736, 196, t->params + 2955968, t->params + 2956704, t->params + 2957440, t->params + 2958176, 9.99999975e-06f, (float *)(ws + 127823360), 144256);
+        nnc_batchnorm(n, (float *)(ws + 127246336), 144256, 736, 196,  /* x: [736, 14, 14], batch stride */
+                      t->params + 2955968, t->params + 2956704,        /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.bias */
+                      t->params + 2957440, t->params + 2958176,        /* features.denseblock3.denselayer16.norm1.running_mean, features.denseblock3.denselayer16.norm1.running_var */
+                      1e-05f, (float *)(ws + 127823360), 144256);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer16 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 144256, (float *)(ws + 127823360), (float *)(ws + 128400384));
+    nnc_activation((size_t)n * 144256, (float *)(ws + 127823360), (float *)(ws + 128400384), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 128400384), 736, 14, 14, t->params + 2958912, NULL, (float *)(ws + 171457664), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 128400384), 736, 14, 14,  /* x: [736, 14, 14] */
+                         t->params + 2958912, NULL,                  /* features.denseblock3.denselayer16.conv1.weight, no bias */
+                         (float *)(ws + 171457664), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 128400384), 144256, 736, 14, 14, t->params + 2958912, NULL, (float *)(ws + 171457664), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 128400384), 144256, 736, 14, 14,  /* x: [736, 14, 14], batch stride */
+                   t->params + 2958912, NULL,                          /* features.denseblock3.denselayer16.conv1.weight, no bias */
+                   (float *)(ws + 171457664), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171457664), 128, 196, t->stats, t->params + 3053120, t->params + 3053248, 9.99999975e-06f, 0.100000001f, t->params + 3053376, t->params + 3053504, (float *)(ws + 171558016),
-                                t->bn_save + 35008, t->bn_save + 35136, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 171457664), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 3053120, t->params + 3053248, 1e-05f, 0.1f,             /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.bias; eps, momentum */
+                                t->params + 3053376, t->params + 3053504,                           /* features.denseblock3.denselayer16.norm2.running_mean, features.denseblock3.denselayer16.norm2.running_var (updated) */
+                                (float *)(ws + 171558016), t->bn_save + 35008, t->bn_save + 35136,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 171457664), 25088, 128, 196, t->params + 3053120, t->params + 3053248, t->params + 3053376, t->params + 3053504, 9.99999975e-06f, (float *)(ws + 171558016), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 171558016), (float *)(ws + 171558016));
+        nnc_batchnorm(n, (float *)(ws + 171457664), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 3053120, t->params + 3053248,       /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.bias */
+                      t->params + 3053376, t->params + 3053504,       /* features.denseblock3.denselayer16.norm2.running_mean, features.denseblock3.denselayer16.norm2.running_var */
+                      1e-05f, (float *)(ws + 171558016), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 171558016), (float *)(ws + 171558016), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer16 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171558016), 25088, 128, 14, 14, t->params + 3053632, NULL, (float *)(ws + 173941376), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 171558016), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 3053632, NULL,                         /* features.denseblock3.denselayer16.conv2.weight, no bias */
+               (float *)(ws + 173941376), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 127246336), 144256, (float *)(ws + 125440000), 150528, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173941376), 6272, (float *)(ws + 125440000), 150528, 144256);
+    nnc_concat_part(n, (float *)(ws + 127246336), 144256, (float *)(ws + 125440000), 150528, 0);
+    nnc_concat_part(n, (float *)(ws + 173941376), 6272, (float *)(ws + 125440000), 150528, 144256);
 
     /* batchnorm features.denseblock3.denselayer17.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 125440000), 768, 196, t->params + 3090496, t->params + 3091264, 9.99999975e-06f, 0.100000001f, t->params + 3092032, t->params + 3092800, (float *)(ws + 126042112),
-                        t->bn_save + 35264, t->bn_save + 36032);
+        nnc_batchnorm_train(n, (float *)(ws + 125440000), 768, 196,                              /* x: [768, 14, 14] */
+                            t->params + 3090496, t->params + 3091264, 1e-05f, 0.1f,              /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.bias; eps, momentum */
+                            t->params + 3092032, t->params + 3092800,                            /* features.denseblock3.denselayer17.norm1.running_mean, features.denseblock3.denselayer17.norm1.running_var (updated) */
+                            (float *)(ws + 126042112), t->bn_save + 35264, t->bn_save + 36032);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 125440000), 150528, 768, 196, t->params + 3090496, t->params + 3091264, t->params + 3092032, t->params + 3092800, 9.99999975e-06f, (float *)(ws + 126042112), 150528);
+        nnc_batchnorm(n, (float *)(ws + 125440000), 150528, 768, 196,  /* x: [768, 14, 14], batch stride */
+                      t->params + 3090496, t->params + 3091264,        /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.bias */
+                      t->params + 3092032, t->params + 3092800,        /* features.denseblock3.denselayer17.norm1.running_mean, features.denseblock3.denselayer17.norm1.running_var */
+                      1e-05f, (float *)(ws + 126042112), 150528);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer17 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 150528, (float *)(ws + 126042112), (float *)(ws + 126644224));
+    nnc_activation((size_t)n * 150528, (float *)(ws + 126042112), (float *)(ws + 126644224), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 126644224), 768, 14, 14, t->params + 3093568, NULL, (float *)(ws + 171658368), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 126644224), 768, 14, 14,  /* x: [768, 14, 14] */
+                         t->params + 3093568, NULL,                  /* features.denseblock3.denselayer17.conv1.weight, no bias */
+                         (float *)(ws + 171658368), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 126644224), 150528, 768, 14, 14, t->params + 3093568, NULL, (float *)(ws + 171658368), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 126644224), 150528, 768, 14, 14,  /* x: [768, 14, 14], batch stride */
+                   t->params + 3093568, NULL,                          /* features.denseblock3.denselayer17.conv1.weight, no bias */
+                   (float *)(ws + 171658368), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer17.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171658368), 128, 196, t->stats, t->params + 3191872, t->params + 3192000, 9.99999975e-06f, 0.100000001f, t->params + 3192128, t->params + 3192256, (float *)(ws + 171758720),
-                                t->bn_save + 36800, t->bn_save + 36928, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 171658368), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 3191872, t->params + 3192000, 1e-05f, 0.1f,             /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.bias; eps, momentum */
+                                t->params + 3192128, t->params + 3192256,                           /* features.denseblock3.denselayer17.norm2.running_mean, features.denseblock3.denselayer17.norm2.running_var (updated) */
+                                (float *)(ws + 171758720), t->bn_save + 36800, t->bn_save + 36928,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 171658368), 25088, 128, 196, t->params + 3191872, t->params + 3192000, t->params + 3192128, t->params + 3192256, 9.99999975e-06f, (float *)(ws + 171758720), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 171758720), (float *)(ws + 171758720));
+        nnc_batchnorm(n, (float *)(ws + 171658368), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 3191872, t->params + 3192000,       /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.bias */
+                      t->params + 3192128, t->params + 3192256,       /* features.denseblock3.denselayer17.norm2.running_mean, features.denseblock3.denselayer17.norm2.running_var */
+                      1e-05f, (float *)(ws + 171758720), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 171758720), (float *)(ws + 171758720), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer17 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171758720), 25088, 128, 14, 14, t->params + 3192384, NULL, (float *)(ws + 173966464), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 171758720), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 3192384, NULL,                         /* features.denseblock3.denselayer17.conv2.weight, no bias */
+               (float *)(ws + 173966464), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 125440000), 150528, (float *)(ws + 121752064), 156800, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173966464), 6272, (float *)(ws + 121752064), 156800, 150528);
+    nnc_concat_part(n, (float *)(ws + 125440000), 150528, (float *)(ws + 121752064), 156800, 0);
+    nnc_concat_part(n, (float *)(ws + 173966464), 6272, (float *)(ws + 121752064), 156800, 150528);
 
     /* batchnorm features.denseblock3.denselayer18.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 121752064), 800, 196, t->params + 3229248, t->params + 3230048, 9.99999975e-06f, 0.100000001f, t->params + 3230848, t->params + 3231648, (float *)(ws + 122379264),
-                        t->bn_save + 37056, t->bn_save + 37856);
+        nnc_batchnorm_train(n, (float *)(ws + 121752064), 800, 196,                              /* x: [800, 14, 14] */
+                            t->params + 3229248, t->params + 3230048, 1e-05f, 0.1f,              /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.bias; eps, momentum */
+                            t->params + 3230848, t->params + 3231648,                            /* features.denseblock3.denselayer18.norm1.running_mean, features.denseblock3.denselayer18.norm1.running_var (updated) */
+                            (float *)(ws + 122379264), t->bn_save + 37056, t->bn_save + 37856);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 121752064), 156800, 800, 196, t->params + 3229248, t->params + 3230048, t->params + 3230848, t->params + 3231648, 9.99999975e-06f, (float *)(ws + 122379264), 156800);
+        nnc_batchnorm(n, (float *)(ws + 121752064), 156800, 800, 196,  /* x: [800, 14, 14], batch stride */
+                      t->params + 3229248, t->params + 3230048,        /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.bias */
+                      t->params + 3230848, t->params + 3231648,        /* features.denseblock3.denselayer18.norm1.running_mean, features.denseblock3.denselayer18.norm1.running_var */
+                      1e-05f, (float *)(ws + 122379264), 156800);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer18 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 156800, (float *)(ws + 122379264), (float *)(ws + 123006464));
+    nnc_activation((size_t)n * 156800, (float *)(ws + 122379264), (float *)(ws + 123006464), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 123006464), 800, 14, 14, t->params + 3232448, NULL, (float *)(ws + 171859072), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 123006464), 800, 14, 14,  /* x: [800, 14, 14] */
+                         t->params + 3232448, NULL,                  /* features.denseblock3.denselayer18.conv1.weight, no bias */
+                         (float *)(ws + 171859072), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 123006464), 156800, 800, 14, 14, t->params + 3232448, NULL, (float *)(ws + 171859072), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 123006464), 156800, 800, 14, 14,  /* x: [800, 14, 14], batch stride */
+                   t->params + 3232448, NULL,                          /* features.denseblock3.denselayer18.conv1.weight, no bias */
+                   (float *)(ws + 171859072), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer18.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171859072), 128, 196, t->stats, t->params + 3334848, t->params + 3334976, 9.99999975e-06f, 0.100000001f, t->params + 3335104, t->params + 3335232, (float *)(ws + 171959424),
-                                t->bn_save + 38656, t->bn_save + 38784, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 171859072), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 3334848, t->params + 3334976, 1e-05f, 0.1f,             /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.bias; eps, momentum */
+                                t->params + 3335104, t->params + 3335232,                           /* features.denseblock3.denselayer18.norm2.running_mean, features.denseblock3.denselayer18.norm2.running_var (updated) */
+                                (float *)(ws + 171959424), t->bn_save + 38656, t->bn_save + 38784,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 171859072), 25088, 128, 196, t->params + 3334848, t->params + 3334976, t->params + 3335104, t->params + 3335232, 9.99999975e-06f, (float *)(ws + 171959424), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 171959424), (float *)(ws + 171959424));
+        nnc_batchnorm(n, (float *)(ws + 171859072), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 3334848, t->params + 3334976,       /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.bias */
+                      t->params + 3335104, t->params + 3335232,       /* features.denseblock3.denselayer18.norm2.running_mean, features.denseblock3.denselayer18.norm2.running_var */
+                      1e-05f, (float *)(ws + 171959424), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 171959424), (float *)(ws + 171959424), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer18 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171959424), 25088, 128, 14, 14, t->params + 3335360, NULL, (float *)(ws + 173991552), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 171959424), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 3335360, NULL,                         /* features.denseblock3.denselayer18.conv2.weight, no bias */
+               (float *)(ws + 173991552), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 121752064), 156800, (float *)(ws + 119795200), 163072, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 173991552), 6272, (float *)(ws + 119795200), 163072, 156800);
+    nnc_concat_part(n, (float *)(ws + 121752064), 156800, (float *)(ws + 119795200), 163072, 0);
+    nnc_concat_part(n, (float *)(ws + 173991552), 6272, (float *)(ws + 119795200), 163072, 156800);
 
     /* batchnorm features.denseblock3.denselayer19.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 119795200), 832, 196, t->params + 3372224, t->params + 3373056, 9.99999975e-06f, 0.100000001f, t->params + 3373888, t->params + 3374720, (float *)(ws + 120447488),
-                        t->bn_save + 38912, t->bn_save + 39744);
+        nnc_batchnorm_train(n, (float *)(ws + 119795200), 832, 196,                              /* x: [832, 14, 14] */
+                            t->params + 3372224, t->params + 3373056, 1e-05f, 0.1f,              /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.bias; eps, momentum */
+                            t->params + 3373888, t->params + 3374720,                            /* features.denseblock3.denselayer19.norm1.running_mean, features.denseblock3.denselayer19.norm1.running_var (updated) */
+                            (float *)(ws + 120447488), t->bn_save + 38912, t->bn_save + 39744);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 119795200), 163072, 832, 196, t->params + 3372224, t->params + 3373056, t->params + 3373888, t->params + 3374720, 9.99999975e-06f, (float *)(ws + 120447488), 163072);
+        nnc_batchnorm(n, (float *)(ws + 119795200), 163072, 832, 196,  /* x: [832, 14, 14], batch stride */
+                      t->params + 3372224, t->params + 3373056,        /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.bias */
+                      t->params + 3373888, t->params + 3374720,        /* features.denseblock3.denselayer19.norm1.running_mean, features.denseblock3.denselayer19.norm1.running_var */
+                      1e-05f, (float *)(ws + 120447488), 163072);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer19 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 163072, (float *)(ws + 120447488), (float *)(ws + 121099776));
+    nnc_activation((size_t)n * 163072, (float *)(ws + 120447488), (float *)(ws + 121099776), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 121099776), 832, 14, 14, t->params + 3375552, NULL, (float *)(ws + 172059776), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 121099776), 832, 14, 14,  /* x: [832, 14, 14] */
+                         t->params + 3375552, NULL,                  /* features.denseblock3.denselayer19.conv1.weight, no bias */
+                         (float *)(ws + 172059776), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 121099776), 163072, 832, 14, 14, t->params + 3375552, NULL, (float *)(ws + 172059776), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 121099776), 163072, 832, 14, 14,  /* x: [832, 14, 14], batch stride */
+                   t->params + 3375552, NULL,                          /* features.denseblock3.denselayer19.conv1.weight, no bias */
+                   (float *)(ws + 172059776), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer19.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172059776), 128, 196, t->stats, t->params + 3482048, t->params + 3482176, 9.99999975e-06f, 0.100000001f, t->params + 3482304, t->params + 3482432, (float *)(ws + 172160128),
-                                t->bn_save + 40576, t->bn_save + 40704, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 172059776), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 3482048, t->params + 3482176, 1e-05f, 0.1f,             /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.bias; eps, momentum */
+                                t->params + 3482304, t->params + 3482432,                           /* features.denseblock3.denselayer19.norm2.running_mean, features.denseblock3.denselayer19.norm2.running_var (updated) */
+                                (float *)(ws + 172160128), t->bn_save + 40576, t->bn_save + 40704,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 172059776), 25088, 128, 196, t->params + 3482048, t->params + 3482176, t->params + 3482304, t->params + 3482432, 9.99999975e-06f, (float *)(ws + 172160128), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 172160128), (float *)(ws + 172160128));
+        nnc_batchnorm(n, (float *)(ws + 172059776), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 3482048, t->params + 3482176,       /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.bias */
+                      t->params + 3482304, t->params + 3482432,       /* features.denseblock3.denselayer19.norm2.running_mean, features.denseblock3.denselayer19.norm2.running_var */
+                      1e-05f, (float *)(ws + 172160128), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 172160128), (float *)(ws + 172160128), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer19 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172160128), 25088, 128, 14, 14, t->params + 3482560, NULL, (float *)(ws + 174016640), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 172160128), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 3482560, NULL,                         /* features.denseblock3.denselayer19.conv2.weight, no bias */
+               (float *)(ws + 174016640), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 119795200), 163072, (float *)(ws + 117763072), 169344, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174016640), 6272, (float *)(ws + 117763072), 169344, 163072);
+    nnc_concat_part(n, (float *)(ws + 119795200), 163072, (float *)(ws + 117763072), 169344, 0);
+    nnc_concat_part(n, (float *)(ws + 174016640), 6272, (float *)(ws + 117763072), 169344, 163072);
 
     /* batchnorm features.denseblock3.denselayer20.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 117763072), 864, 196, t->params + 3519424, t->params + 3520288, 9.99999975e-06f, 0.100000001f, t->params + 3521152, t->params + 3522016, (float *)(ws + 118440448),
-                        t->bn_save + 40832, t->bn_save + 41696);
+        nnc_batchnorm_train(n, (float *)(ws + 117763072), 864, 196,                              /* x: [864, 14, 14] */
+                            t->params + 3519424, t->params + 3520288, 1e-05f, 0.1f,              /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.bias; eps, momentum */
+                            t->params + 3521152, t->params + 3522016,                            /* features.denseblock3.denselayer20.norm1.running_mean, features.denseblock3.denselayer20.norm1.running_var (updated) */
+                            (float *)(ws + 118440448), t->bn_save + 40832, t->bn_save + 41696);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 117763072), 169344, 864, 196, t->params + 3519424, t->params + 3520288, t->params + 3521152, t->params + 3522016, 9.99999975e-06f, (float *)(ws + 118440448), 169344);
+        nnc_batchnorm(n, (float *)(ws + 117763072), 169344, 864, 196,  /* x: [864, 14, 14], batch stride */
+                      t->params + 3519424, t->params + 3520288,        /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.bias */
+                      t->params + 3521152, t->params + 3522016,        /* features.denseblock3.denselayer20.norm1.running_mean, features.denseblock3.denselayer20.norm1.running_var */
+                      1e-05f, (float *)(ws + 118440448), 169344);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer20 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 169344, (float *)(ws + 118440448), (float *)(ws + 119117824));
+    nnc_activation((size_t)n * 169344, (float *)(ws + 118440448), (float *)(ws + 119117824), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 119117824), 864, 14, 14, t->params + 3522880, NULL, (float *)(ws + 172260480), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 119117824), 864, 14, 14,  /* x: [864, 14, 14] */
+                         t->params + 3522880, NULL,                  /* features.denseblock3.denselayer20.conv1.weight, no bias */
+                         (float *)(ws + 172260480), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 119117824), 169344, 864, 14, 14, t->params + 3522880, NULL, (float *)(ws + 172260480), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 119117824), 169344, 864, 14, 14,  /* x: [864, 14, 14], batch stride */
+                   t->params + 3522880, NULL,                          /* features.denseblock3.denselayer20.conv1.weight, no bias */
+                   (float *)(ws + 172260480), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer20.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172260480), 128, 196, t->stats, t->params + 3633472, t->params + 3633600, 9.99999975e-06f, 0.100000001f, t->params + 3633728, t->params + 3633856, (float *)(ws + 172360832),
-                                t->bn_save + 42560, t->bn_save + 42688, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 172260480), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 3633472, t->params + 3633600, 1e-05f, 0.1f,             /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.bias; eps, momentum */
+                                t->params + 3633728, t->params + 3633856,                           /* features.denseblock3.denselayer20.norm2.running_mean, features.denseblock3.denselayer20.norm2.running_var (updated) */
+                                (float *)(ws + 172360832), t->bn_save + 42560, t->bn_save + 42688,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 172260480), 25088, 128, 196, t->params + 3633472, t->params + 3633600, t->params + 3633728, t->params + 3633856, 9.99999975e-06f, (float *)(ws + 172360832), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 172360832), (float *)(ws + 172360832));
+        nnc_batchnorm(n, (float *)(ws + 172260480), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 3633472, t->params + 3633600,       /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.bias */
+                      t->params + 3633728, t->params + 3633856,       /* features.denseblock3.denselayer20.norm2.running_mean, features.denseblock3.denselayer20.norm2.running_var */
+                      1e-05f, (float *)(ws + 172360832), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 172360832), (float *)(ws + 172360832), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer20 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172360832), 25088, 128, 14, 14, t->params + 3633984, NULL, (float *)(ws + 174041728), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 172360832), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 3633984, NULL,                         /* features.denseblock3.denselayer20.conv2.weight, no bias */
+               (float *)(ws + 174041728), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 117763072), 169344, (float *)(ws + 115655680), 175616, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174041728), 6272, (float *)(ws + 115655680), 175616, 169344);
+    nnc_concat_part(n, (float *)(ws + 117763072), 169344, (float *)(ws + 115655680), 175616, 0);
+    nnc_concat_part(n, (float *)(ws + 174041728), 6272, (float *)(ws + 115655680), 175616, 169344);
 
     /* batchnorm features.denseblock3.denselayer21.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 115655680), 896, 196, t->params + 3670848, t->params + 3671744, 9.99999975e-06f, 0.100000001f, t->params + 3672640, t->params + 3673536, (float *)(ws + 116358144),
-                        t->bn_save + 42816, t->bn_save + 43712);
+        nnc_batchnorm_train(n, (float *)(ws + 115655680), 896, 196,                              /* x: [896, 14, 14] */
+                            t->params + 3670848, t->params + 3671744, 1e-05f, 0.1f,              /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.bias; eps, momentum */
+                            t->params + 3672640, t->params + 3673536,                            /* features.denseblock3.denselayer21.norm1.running_mean, features.denseblock3.denselayer21.norm1.running_var (updated) */
+                            (float *)(ws + 116358144), t->bn_save + 42816, t->bn_save + 43712);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 115655680), 175616, 896, 196, t->params + 3670848, t->params + 3671744, t->params + 3672640, t->params + 3673536, 9.99999975e-06f, (float *)(ws + 116358144), 175616);
+        nnc_batchnorm(n, (float *)(ws + 115655680), 175616, 896, 196,  /* x: [896, 14, 14], batch stride */
+                      t->params + 3670848, t->params + 3671744,        /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.bias */
+                      t->params + 3672640, t->params + 3673536,        /* features.denseblock3.denselayer21.norm1.running_mean, features.denseblock3.denselayer21.norm1.running_var */
+                      1e-05f, (float *)(ws + 116358144), 175616);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer21 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 175616, (float *)(ws + 116358144), (float *)(ws + 117060608));
+    nnc_activation((size_t)n * 175616, (float *)(ws + 116358144), (float *)(ws + 117060608), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 117060608), 896, 14, 14, t->params + 3674432, NULL, (float *)(ws + 172461184), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 117060608), 896, 14, 14,  /* x: [896, 14, 14] */
+                         t->params + 3674432, NULL,                  /* features.denseblock3.denselayer21.conv1.weight, no bias */
+                         (float *)(ws + 172461184), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 117060608), 175616, 896, 14, 14, t->params + 3674432, NULL, (float *)(ws + 172461184), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 117060608), 175616, 896, 14, 14,  /* x: [896, 14, 14], batch stride */
+                   t->params + 3674432, NULL,                          /* features.denseblock3.denselayer21.conv1.weight, no bias */
+                   (float *)(ws + 172461184), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer21.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172461184), 128, 196, t->stats, t->params + 3789120, t->params + 3789248, 9.99999975e-06f, 0.100000001f, t->params + 3789376, t->params + 3789504, (float *)(ws + 172561536),
-                                t->bn_save + 44608, t->bn_save + 44736, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 172461184), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 3789120, t->params + 3789248, 1e-05f, 0.1f,             /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.bias; eps, momentum */
+                                t->params + 3789376, t->params + 3789504,                           /* features.denseblock3.denselayer21.norm2.running_mean, features.denseblock3.denselayer21.norm2.running_var (updated) */
+                                (float *)(ws + 172561536), t->bn_save + 44608, t->bn_save + 44736,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 172461184), 25088, 128, 196, t->params + 3789120, t->params + 3789248, t->params + 3789376, t->params + 3789504, 9.99999975e-06f, (float *)(ws + 172561536), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 172561536), (float *)(ws + 172561536));
+        nnc_batchnorm(n, (float *)(ws + 172461184), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 3789120, t->params + 3789248,       /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.bias */
+                      t->params + 3789376, t->params + 3789504,       /* features.denseblock3.denselayer21.norm2.running_mean, features.denseblock3.denselayer21.norm2.running_var */
+                      1e-05f, (float *)(ws + 172561536), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 172561536), (float *)(ws + 172561536), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer21 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172561536), 25088, 128, 14, 14, t->params + 3789632, NULL, (float *)(ws + 174066816), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 172561536), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 3789632, NULL,                         /* features.denseblock3.denselayer21.conv2.weight, no bias */
+               (float *)(ws + 174066816), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 115655680), 175616, (float *)(ws + 111365632), 181888, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174066816), 6272, (float *)(ws + 111365632), 181888, 175616);
+    nnc_concat_part(n, (float *)(ws + 115655680), 175616, (float *)(ws + 111365632), 181888, 0);
+    nnc_concat_part(n, (float *)(ws + 174066816), 6272, (float *)(ws + 111365632), 181888, 175616);
 
     /* batchnorm features.denseblock3.denselayer22.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 111365632), 928, 196, t->params + 3826496, t->params + 3827424, 9.99999975e-06f, 0.100000001f, t->params + 3828352, t->params + 3829280, (float *)(ws + 112093184),
-                        t->bn_save + 44864, t->bn_save + 45792);
+        nnc_batchnorm_train(n, (float *)(ws + 111365632), 928, 196,                              /* x: [928, 14, 14] */
+                            t->params + 3826496, t->params + 3827424, 1e-05f, 0.1f,              /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.bias; eps, momentum */
+                            t->params + 3828352, t->params + 3829280,                            /* features.denseblock3.denselayer22.norm1.running_mean, features.denseblock3.denselayer22.norm1.running_var (updated) */
+                            (float *)(ws + 112093184), t->bn_save + 44864, t->bn_save + 45792);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 111365632), 181888, 928, 196, t->params + 3826496, t->params + 3827424, t->params + 3828352, t->params + 3829280, 9.99999975e-06f, (float *)(ws + 112093184), 181888);
+        nnc_batchnorm(n, (float *)(ws + 111365632), 181888, 928, 196,  /* x: [928, 14, 14], batch stride */
+                      t->params + 3826496, t->params + 3827424,        /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.bias */
+                      t->params + 3828352, t->params + 3829280,        /* features.denseblock3.denselayer22.norm1.running_mean, features.denseblock3.denselayer22.norm1.running_var */
+                      1e-05f, (float *)(ws + 112093184), 181888);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer22 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 181888, (float *)(ws + 112093184), (float *)(ws + 112820736));
+    nnc_activation((size_t)n * 181888, (float *)(ws + 112093184), (float *)(ws + 112820736), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 112820736), 928, 14, 14, t->params + 3830208, NULL, (float *)(ws + 172661888), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 112820736), 928, 14, 14,  /* x: [928, 14, 14] */
+                         t->params + 3830208, NULL,                  /* features.denseblock3.denselayer22.conv1.weight, no bias */
+                         (float *)(ws + 172661888), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 112820736), 181888, 928, 14, 14, t->params + 3830208, NULL, (float *)(ws + 172661888), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 112820736), 181888, 928, 14, 14,  /* x: [928, 14, 14], batch stride */
+                   t->params + 3830208, NULL,                          /* features.denseblock3.denselayer22.conv1.weight, no bias */
+                   (float *)(ws + 172661888), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer22.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172661888), 128, 196, t->stats, t->params + 3948992, t->params + 3949120, 9.99999975e-06f, 0.100000001f, t->params + 3949248, t->params + 3949376, (float *)(ws + 172762240),
-                                t->bn_save + 46720, t->bn_save + 46848, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 172661888), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 3948992, t->params + 3949120, 1e-05f, 0.1f,             /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.bias; eps, momentum */
+                                t->params + 3949248, t->params + 3949376,                           /* features.denseblock3.denselayer22.norm2.running_mean, features.denseblock3.denselayer22.norm2.running_var (updated) */
+                                (float *)(ws + 172762240), t->bn_save + 46720, t->bn_save + 46848,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 172661888), 25088, 128, 196, t->params + 3948992, t->params + 3949120, t->params + 3949248, t->params + 3949376, 9.99999975e-06f, (float *)(ws + 172762240), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 172762240), (float *)(ws + 172762240));
+        nnc_batchnorm(n, (float *)(ws + 172661888), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 3948992, t->params + 3949120,       /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.bias */
+                      t->params + 3949248, t->params + 3949376,       /* features.denseblock3.denselayer22.norm2.running_mean, features.denseblock3.denselayer22.norm2.running_var */
+                      1e-05f, (float *)(ws + 172762240), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 172762240), (float *)(ws + 172762240), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer22 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172762240), 25088, 128, 14, 14, t->params + 3949504, NULL, (float *)(ws + 174091904), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 172762240), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 3949504, NULL,                         /* features.denseblock3.denselayer22.conv2.weight, no bias */
+               (float *)(ws + 174091904), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 111365632), 181888, (float *)(ws + 109107712), 188160, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174091904), 6272, (float *)(ws + 109107712), 188160, 181888);
+    nnc_concat_part(n, (float *)(ws + 111365632), 181888, (float *)(ws + 109107712), 188160, 0);
+    nnc_concat_part(n, (float *)(ws + 174091904), 6272, (float *)(ws + 109107712), 188160, 181888);
 
     /* batchnorm features.denseblock3.denselayer23.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 109107712), 960, 196, t->params + 3986368, t->params + 3987328, 9.99999975e-06f, 0.100000001f, t->params + 3988288, t->params + 3989248, (float *)(ws + 109860352),
-                        t->bn_save + 46976, t->bn_save + 47936);
+        nnc_batchnorm_train(n, (float *)(ws + 109107712), 960, 196,                              /* x: [960, 14, 14] */
+                            t->params + 3986368, t->params + 3987328, 1e-05f, 0.1f,              /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.bias; eps, momentum */
+                            t->params + 3988288, t->params + 3989248,                            /* features.denseblock3.denselayer23.norm1.running_mean, features.denseblock3.denselayer23.norm1.running_var (updated) */
+                            (float *)(ws + 109860352), t->bn_save + 46976, t->bn_save + 47936);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 109107712), 188160, 960, 196, t->params + 3986368, t->params + 3987328, t->params + 3988288, t->params + 3989248, 9.99999975e-06f, (float *)(ws + 109860352), 188160);
+        nnc_batchnorm(n, (float *)(ws + 109107712), 188160, 960, 196,  /* x: [960, 14, 14], batch stride */
+                      t->params + 3986368, t->params + 3987328,        /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.bias */
+                      t->params + 3988288, t->params + 3989248,        /* features.denseblock3.denselayer23.norm1.running_mean, features.denseblock3.denselayer23.norm1.running_var */
+                      1e-05f, (float *)(ws + 109860352), 188160);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer23 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 188160, (float *)(ws + 109860352), (float *)(ws + 110612992));
+    nnc_activation((size_t)n * 188160, (float *)(ws + 109860352), (float *)(ws + 110612992), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 110612992), 960, 14, 14, t->params + 3990208, NULL, (float *)(ws + 172862592), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 110612992), 960, 14, 14,  /* x: [960, 14, 14] */
+                         t->params + 3990208, NULL,                  /* features.denseblock3.denselayer23.conv1.weight, no bias */
+                         (float *)(ws + 172862592), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 110612992), 188160, 960, 14, 14, t->params + 3990208, NULL, (float *)(ws + 172862592), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 110612992), 188160, 960, 14, 14,  /* x: [960, 14, 14], batch stride */
+                   t->params + 3990208, NULL,                          /* features.denseblock3.denselayer23.conv1.weight, no bias */
+                   (float *)(ws + 172862592), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer23.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172862592), 128, 196, t->stats, t->params + 4113088, t->params + 4113216, 9.99999975e-06f, 0.100000001f, t->params + 4113344, t->params + 4113472, (float *)(ws + 172962944),
-                                t->bn_save + 48896, t->bn_save + 49024, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 172862592), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 4113088, t->params + 4113216, 1e-05f, 0.1f,             /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.bias; eps, momentum */
+                                t->params + 4113344, t->params + 4113472,                           /* features.denseblock3.denselayer23.norm2.running_mean, features.denseblock3.denselayer23.norm2.running_var (updated) */
+                                (float *)(ws + 172962944), t->bn_save + 48896, t->bn_save + 49024,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 172862592), 25088, 128, 196, t->params + 4113088, t->params + 4113216, t->params + 4113344, t->params + 4113472, 9.99999975e-06f, (float *)(ws + 172962944), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 172962944), (float *)(ws + 172962944));
+        nnc_batchnorm(n, (float *)(ws + 172862592), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 4113088, t->params + 4113216,       /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.bias */
+                      t->params + 4113344, t->params + 4113472,       /* features.denseblock3.denselayer23.norm2.running_mean, features.denseblock3.denselayer23.norm2.running_var */
+                      1e-05f, (float *)(ws + 172962944), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 172962944), (float *)(ws + 172962944), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer23 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172962944), 25088, 128, 14, 14, t->params + 4113600, NULL, (float *)(ws + 174116992), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 172962944), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 4113600, NULL,                         /* features.denseblock3.denselayer23.conv2.weight, no bias */
+               (float *)(ws + 174116992), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 109107712), 188160, (float *)(ws + 106774528), 194432, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174116992), 6272, (float *)(ws + 106774528), 194432, 188160);
+    nnc_concat_part(n, (float *)(ws + 109107712), 188160, (float *)(ws + 106774528), 194432, 0);
+    nnc_concat_part(n, (float *)(ws + 174116992), 6272, (float *)(ws + 106774528), 194432, 188160);
 
     /* batchnorm features.denseblock3.denselayer24.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 106774528), 992, 196, t->params + 4150464, t->params + 4151456, 9.99999975e-06f, 0.100000001f, t->params + 4152448, t->params + 4153440, (float *)(ws + 107552256),
-                        t->bn_save + 49152, t->bn_save + 50144);
+        nnc_batchnorm_train(n, (float *)(ws + 106774528), 992, 196,                              /* x: [992, 14, 14] */
+                            t->params + 4150464, t->params + 4151456, 1e-05f, 0.1f,              /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.bias; eps, momentum */
+                            t->params + 4152448, t->params + 4153440,                            /* features.denseblock3.denselayer24.norm1.running_mean, features.denseblock3.denselayer24.norm1.running_var (updated) */
+                            (float *)(ws + 107552256), t->bn_save + 49152, t->bn_save + 50144);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 106774528), 194432, 992, 196, t->params + 4150464, t->params + 4151456, t->params + 4152448, t->params + 4153440, 9.99999975e-06f, (float *)(ws + 107552256), 194432);
+        nnc_batchnorm(n, (float *)(ws + 106774528), 194432, 992, 196,  /* x: [992, 14, 14], batch stride */
+                      t->params + 4150464, t->params + 4151456,        /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.bias */
+                      t->params + 4152448, t->params + 4153440,        /* features.denseblock3.denselayer24.norm1.running_mean, features.denseblock3.denselayer24.norm1.running_var */
+                      1e-05f, (float *)(ws + 107552256), 194432);      /* eps, y, batch stride */
     }
 
     /* relu features.denseblock3.denselayer24 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 194432, (float *)(ws + 107552256), (float *)(ws + 108329984));
+    nnc_activation((size_t)n * 194432, (float *)(ws + 107552256), (float *)(ws + 108329984), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 108329984), 992, 14, 14, t->params + 4154432, NULL, (float *)(ws + 173063296), 128, 14, 14,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 108329984), 992, 14, 14,  /* x: [992, 14, 14] */
+                         t->params + 4154432, NULL,                  /* features.denseblock3.denselayer24.conv1.weight, no bias */
+                         (float *)(ws + 173063296), 128, 14, 14,     /* y: [128, 14, 14] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 108329984), 194432, 992, 14, 14, t->params + 4154432, NULL, (float *)(ws + 173063296), 25088, 128, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 108329984), 194432, 992, 14, 14,  /* x: [992, 14, 14], batch stride */
+                   t->params + 4154432, NULL,                          /* features.denseblock3.denselayer24.conv1.weight, no bias */
+                   (float *)(ws + 173063296), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                            /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer24.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 173063296), 128, 196, t->stats, t->params + 4281408, t->params + 4281536, 9.99999975e-06f, 0.100000001f, t->params + 4281664, t->params + 4281792, (float *)(ws + 173163648),
-                                t->bn_save + 51136, t->bn_save + 51264, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 173063296), 128, 196,                             /* x: [128, 14, 14] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 4281408, t->params + 4281536, 1e-05f, 0.1f,             /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.bias; eps, momentum */
+                                t->params + 4281664, t->params + 4281792,                           /* features.denseblock3.denselayer24.norm2.running_mean, features.denseblock3.denselayer24.norm2.running_var (updated) */
+                                (float *)(ws + 173163648), t->bn_save + 51136, t->bn_save + 51264,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 173063296), 25088, 128, 196, t->params + 4281408, t->params + 4281536, t->params + 4281664, t->params + 4281792, 9.99999975e-06f, (float *)(ws + 173163648), 25088);
-        nnc_relu((size_t)n * 25088, (float *)(ws + 173163648), (float *)(ws + 173163648));
+        nnc_batchnorm(n, (float *)(ws + 173063296), 25088, 128, 196,  /* x: [128, 14, 14], batch stride */
+                      t->params + 4281408, t->params + 4281536,       /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.bias */
+                      t->params + 4281664, t->params + 4281792,       /* features.denseblock3.denselayer24.norm2.running_mean, features.denseblock3.denselayer24.norm2.running_var */
+                      1e-05f, (float *)(ws + 173163648), 25088);      /* eps, y, batch stride */
+        nnc_activation((size_t)n * 25088, (float *)(ws + 173163648), (float *)(ws + 173163648), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock3.denselayer24 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 173163648), 25088, 128, 14, 14, t->params + 4281920, NULL, (float *)(ws + 174142080), 6272, 32, 14, 14,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 173163648), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+               t->params + 4281920, NULL,                         /* features.denseblock3.denselayer24.conv2.weight, no bias */
+               (float *)(ws + 174142080), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                           /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 106774528), 194432, (float *)(ws + 68239360), 200704, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174142080), 6272, (float *)(ws + 68239360), 200704, 194432);
+    nnc_concat_part(n, (float *)(ws + 106774528), 194432, (float *)(ws + 68239360), 200704, 0);
+    nnc_concat_part(n, (float *)(ws + 174142080), 6272, (float *)(ws + 68239360), 200704, 194432);
 
     /* batchnorm features.transition3.norm @ models/lib/densenet.net:23:17 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 68239360), 1024, 196, t->params + 4318784, t->params + 4319808, 9.99999975e-06f, 0.100000001f, t->params + 4320832, t->params + 4321856, (float *)(ws + 69042176),
-                        t->bn_save + 51392, t->bn_save + 52416);
+        nnc_batchnorm_train(n, (float *)(ws + 68239360), 1024, 196,                             /* x: [1024, 14, 14] */
+                            t->params + 4318784, t->params + 4319808, 1e-05f, 0.1f,             /* features.transition3.norm.weight, features.transition3.norm.bias; eps, momentum */
+                            t->params + 4320832, t->params + 4321856,                           /* features.transition3.norm.running_mean, features.transition3.norm.running_var (updated) */
+                            (float *)(ws + 69042176), t->bn_save + 51392, t->bn_save + 52416);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 68239360), 200704, 1024, 196, t->params + 4318784, t->params + 4319808, t->params + 4320832, t->params + 4321856, 9.99999975e-06f, (float *)(ws + 69042176), 200704);
+        nnc_batchnorm(n, (float *)(ws + 68239360), 200704, 1024, 196,  /* x: [1024, 14, 14], batch stride */
+                      t->params + 4318784, t->params + 4319808,        /* features.transition3.norm.weight, features.transition3.norm.bias */
+                      t->params + 4320832, t->params + 4321856,        /* features.transition3.norm.running_mean, features.transition3.norm.running_var */
+                      1e-05f, (float *)(ws + 69042176), 200704);       /* eps, y, batch stride */
     }
 
     /* relu features.transition3 @ models/lib/densenet.net:23:38 */
-    nnc_relu((size_t)n * 200704, (float *)(ws + 69042176), (float *)(ws + 70647808));
+    nnc_activation((size_t)n * 200704, (float *)(ws + 69042176), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.transition3.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d(n, (float *)(ws + 70647808), 200704, 1024, 14, 14, t->params + 4322880, NULL, (float *)(ws + 105971712), 100352, 512, 14, 14,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 512,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 70647808), 200704, 1024, 14, 14,  /* x: [1024, 14, 14], batch stride */
+               t->params + 4322880, NULL,                          /* features.transition3.conv.weight, no bias */
+               (float *)(ws + 105971712), 100352, 512, 14, 14,     /* y: [512, 14, 14], batch stride */
+               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                            /* no residual */
+               NNC_ACT_NONE, 0.0f, 512,                            /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
-    nnc_avgpool2d(n, (float *)(ws + 105971712), 100352, 512, 14, 14, (float *)(ws + 173264000), 25088, 7, 7, 2, 2, 2, 2, 0, 0, 1);
+    nnc_avgpool2d(n, (float *)(ws + 105971712), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                  (float *)(ws + 173264000), 25088, 7, 7,             /* y: [512, 7, 7], batch stride */
+                  2, 2, 2, 2, 0, 0, 1);                               /* kernel, stride, padding, count_include_pad */
 
     /* batchnorm features.denseblock4.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 173264000), 512, 49, t->params + 4847168, t->params + 4847680, 9.99999975e-06f, 0.100000001f, t->params + 4848192, t->params + 4848704, (float *)(ws + 173364352),
-                        t->bn_save + 53440, t->bn_save + 53952);
+        nnc_batchnorm_train(n, (float *)(ws + 173264000), 512, 49,                               /* x: [512, 7, 7] */
+                            t->params + 4847168, t->params + 4847680, 1e-05f, 0.1f,              /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.bias; eps, momentum */
+                            t->params + 4848192, t->params + 4848704,                            /* features.denseblock4.denselayer1.norm1.running_mean, features.denseblock4.denselayer1.norm1.running_var (updated) */
+                            (float *)(ws + 173364352), t->bn_save + 53440, t->bn_save + 53952);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 173264000), 25088, 512, 49, t->params + 4847168, t->params + 4847680, t->params + 4848192, t->params + 4848704, 9.99999975e-06f, (float *)(ws + 173364352), 25088);
+        nnc_batchnorm(n, (float *)(ws + 173264000), 25088, 512, 49,  /* x: [512, 7, 7], batch stride */
+                      t->params + 4847168, t->params + 4847680,      /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.bias */
+                      t->params + 4848192, t->params + 4848704,      /* features.denseblock4.denselayer1.norm1.running_mean, features.denseblock4.denselayer1.norm1.running_var */
+                      1e-05f, (float *)(ws + 173364352), 25088);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer1 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 25088, (float *)(ws + 173364352), (float *)(ws + 173464704));
+    nnc_activation((size_t)n * 25088, (float *)(ws + 173364352), (float *)(ws + 173464704), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 173464704), 512, 7, 7, t->params + 4849216, NULL, (float *)(ws + 174167168), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 173464704), 512, 7, 7,  /* x: [512, 7, 7] */
+                         t->params + 4849216, NULL,                /* features.denseblock4.denselayer1.conv1.weight, no bias */
+                         (float *)(ws + 174167168), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 173464704), 25088, 512, 7, 7, t->params + 4849216, NULL, (float *)(ws + 174167168), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 173464704), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
+                   t->params + 4849216, NULL,                       /* features.denseblock4.denselayer1.conv1.weight, no bias */
+                   (float *)(ws + 174167168), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174167168), 128, 49, t->stats, t->params + 4914752, t->params + 4914880, 9.99999975e-06f, 0.100000001f, t->params + 4915008, t->params + 4915136, (float *)(ws + 174192256),
-                                t->bn_save + 54464, t->bn_save + 54592, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174167168), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 4914752, t->params + 4914880, 1e-05f, 0.1f,             /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.bias; eps, momentum */
+                                t->params + 4915008, t->params + 4915136,                           /* features.denseblock4.denselayer1.norm2.running_mean, features.denseblock4.denselayer1.norm2.running_var (updated) */
+                                (float *)(ws + 174192256), t->bn_save + 54464, t->bn_save + 54592,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174167168), 6272, 128, 49, t->params + 4914752, t->params + 4914880, t->params + 4915008, t->params + 4915136, 9.99999975e-06f, (float *)(ws + 174192256), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174192256), (float *)(ws + 174192256));
+        nnc_batchnorm(n, (float *)(ws + 174167168), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 4914752, t->params + 4914880,     /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.bias */
+                      t->params + 4915008, t->params + 4915136,     /* features.denseblock4.denselayer1.norm2.running_mean, features.denseblock4.denselayer1.norm2.running_var */
+                      1e-05f, (float *)(ws + 174192256), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174192256), (float *)(ws + 174192256), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer1 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174192256), 6272, 128, 7, 7, t->params + 4915264, NULL, (float *)(ws + 106768256), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174192256), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 4915264, NULL,                      /* features.denseblock4.denselayer1.conv2.weight, no bias */
+               (float *)(ws + 106768256), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 173264000), 25088, (float *)(ws + 166923008), 26656, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 106768256), 1568, (float *)(ws + 166923008), 26656, 25088);
+    nnc_concat_part(n, (float *)(ws + 173264000), 25088, (float *)(ws + 166923008), 26656, 0);
+    nnc_concat_part(n, (float *)(ws + 106768256), 1568, (float *)(ws + 166923008), 26656, 25088);
 
     /* batchnorm features.denseblock4.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 166923008), 544, 49, t->params + 4952128, t->params + 4952672, 9.99999975e-06f, 0.100000001f, t->params + 4953216, t->params + 4953760, (float *)(ws + 167029632),
-                        t->bn_save + 54720, t->bn_save + 55264);
+        nnc_batchnorm_train(n, (float *)(ws + 166923008), 544, 49,                               /* x: [544, 7, 7] */
+                            t->params + 4952128, t->params + 4952672, 1e-05f, 0.1f,              /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.bias; eps, momentum */
+                            t->params + 4953216, t->params + 4953760,                            /* features.denseblock4.denselayer2.norm1.running_mean, features.denseblock4.denselayer2.norm1.running_var (updated) */
+                            (float *)(ws + 167029632), t->bn_save + 54720, t->bn_save + 55264);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 166923008), 26656, 544, 49, t->params + 4952128, t->params + 4952672, t->params + 4953216, t->params + 4953760, 9.99999975e-06f, (float *)(ws + 167029632), 26656);
+        nnc_batchnorm(n, (float *)(ws + 166923008), 26656, 544, 49,  /* x: [544, 7, 7], batch stride */
+                      t->params + 4952128, t->params + 4952672,      /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.bias */
+                      t->params + 4953216, t->params + 4953760,      /* features.denseblock4.denselayer2.norm1.running_mean, features.denseblock4.denselayer2.norm1.running_var */
+                      1e-05f, (float *)(ws + 167029632), 26656);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer2 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 26656, (float *)(ws + 167029632), (float *)(ws + 167136256));
+    nnc_activation((size_t)n * 26656, (float *)(ws + 167029632), (float *)(ws + 167136256), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 167136256), 544, 7, 7, t->params + 4954304, NULL, (float *)(ws + 174217344), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 167136256), 544, 7, 7,  /* x: [544, 7, 7] */
+                         t->params + 4954304, NULL,                /* features.denseblock4.denselayer2.conv1.weight, no bias */
+                         (float *)(ws + 174217344), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 167136256), 26656, 544, 7, 7, t->params + 4954304, NULL, (float *)(ws + 174217344), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 167136256), 26656, 544, 7, 7,  /* x: [544, 7, 7], batch stride */
+                   t->params + 4954304, NULL,                       /* features.denseblock4.denselayer2.conv1.weight, no bias */
+                   (float *)(ws + 174217344), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174217344), 128, 49, t->stats, t->params + 5023936, t->params + 5024064, 9.99999975e-06f, 0.100000001f, t->params + 5024192, t->params + 5024320, (float *)(ws + 174242432),
-                                t->bn_save + 55808, t->bn_save + 55936, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174217344), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 5023936, t->params + 5024064, 1e-05f, 0.1f,             /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.bias; eps, momentum */
+                                t->params + 5024192, t->params + 5024320,                           /* features.denseblock4.denselayer2.norm2.running_mean, features.denseblock4.denselayer2.norm2.running_var (updated) */
+                                (float *)(ws + 174242432), t->bn_save + 55808, t->bn_save + 55936,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174217344), 6272, 128, 49, t->params + 5023936, t->params + 5024064, t->params + 5024192, t->params + 5024320, 9.99999975e-06f, (float *)(ws + 174242432), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174242432), (float *)(ws + 174242432));
+        nnc_batchnorm(n, (float *)(ws + 174217344), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 5023936, t->params + 5024064,     /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.bias */
+                      t->params + 5024192, t->params + 5024320,     /* features.denseblock4.denselayer2.norm2.running_mean, features.denseblock4.denselayer2.norm2.running_var */
+                      1e-05f, (float *)(ws + 174242432), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174242432), (float *)(ws + 174242432), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer2 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174242432), 6272, 128, 7, 7, t->params + 5024448, NULL, (float *)(ws + 174969984), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174242432), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 5024448, NULL,                      /* features.denseblock4.denselayer2.conv2.weight, no bias */
+               (float *)(ws + 174969984), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 166923008), 26656, (float *)(ws + 166584320), 28224, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174969984), 1568, (float *)(ws + 166584320), 28224, 26656);
+    nnc_concat_part(n, (float *)(ws + 166923008), 26656, (float *)(ws + 166584320), 28224, 0);
+    nnc_concat_part(n, (float *)(ws + 174969984), 1568, (float *)(ws + 166584320), 28224, 26656);
 
     /* batchnorm features.denseblock4.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 166584320), 576, 49, t->params + 5061312, t->params + 5061888, 9.99999975e-06f, 0.100000001f, t->params + 5062464, t->params + 5063040, (float *)(ws + 166697216),
-                        t->bn_save + 56064, t->bn_save + 56640);
+        nnc_batchnorm_train(n, (float *)(ws + 166584320), 576, 49,                               /* x: [576, 7, 7] */
+                            t->params + 5061312, t->params + 5061888, 1e-05f, 0.1f,              /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.bias; eps, momentum */
+                            t->params + 5062464, t->params + 5063040,                            /* features.denseblock4.denselayer3.norm1.running_mean, features.denseblock4.denselayer3.norm1.running_var (updated) */
+                            (float *)(ws + 166697216), t->bn_save + 56064, t->bn_save + 56640);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 166584320), 28224, 576, 49, t->params + 5061312, t->params + 5061888, t->params + 5062464, t->params + 5063040, 9.99999975e-06f, (float *)(ws + 166697216), 28224);
+        nnc_batchnorm(n, (float *)(ws + 166584320), 28224, 576, 49,  /* x: [576, 7, 7], batch stride */
+                      t->params + 5061312, t->params + 5061888,      /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.bias */
+                      t->params + 5062464, t->params + 5063040,      /* features.denseblock4.denselayer3.norm1.running_mean, features.denseblock4.denselayer3.norm1.running_var */
+                      1e-05f, (float *)(ws + 166697216), 28224);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer3 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 28224, (float *)(ws + 166697216), (float *)(ws + 166810112));
+    nnc_activation((size_t)n * 28224, (float *)(ws + 166697216), (float *)(ws + 166810112), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 166810112), 576, 7, 7, t->params + 5063616, NULL, (float *)(ws + 174267520), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 166810112), 576, 7, 7,  /* x: [576, 7, 7] */
+                         t->params + 5063616, NULL,                /* features.denseblock4.denselayer3.conv1.weight, no bias */
+                         (float *)(ws + 174267520), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 166810112), 28224, 576, 7, 7, t->params + 5063616, NULL, (float *)(ws + 174267520), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 166810112), 28224, 576, 7, 7,  /* x: [576, 7, 7], batch stride */
+                   t->params + 5063616, NULL,                       /* features.denseblock4.denselayer3.conv1.weight, no bias */
+                   (float *)(ws + 174267520), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174267520), 128, 49, t->stats, t->params + 5137344, t->params + 5137472, 9.99999975e-06f, 0.100000001f, t->params + 5137600, t->params + 5137728, (float *)(ws + 174292608),
-                                t->bn_save + 57216, t->bn_save + 57344, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174267520), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 5137344, t->params + 5137472, 1e-05f, 0.1f,             /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.bias; eps, momentum */
+                                t->params + 5137600, t->params + 5137728,                           /* features.denseblock4.denselayer3.norm2.running_mean, features.denseblock4.denselayer3.norm2.running_var (updated) */
+                                (float *)(ws + 174292608), t->bn_save + 57216, t->bn_save + 57344,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174267520), 6272, 128, 49, t->params + 5137344, t->params + 5137472, t->params + 5137600, t->params + 5137728, 9.99999975e-06f, (float *)(ws + 174292608), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174292608), (float *)(ws + 174292608));
+        nnc_batchnorm(n, (float *)(ws + 174267520), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 5137344, t->params + 5137472,     /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.bias */
+                      t->params + 5137600, t->params + 5137728,     /* features.denseblock4.denselayer3.norm2.running_mean, features.denseblock4.denselayer3.norm2.running_var */
+                      1e-05f, (float *)(ws + 174292608), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174292608), (float *)(ws + 174292608), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer3 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174292608), 6272, 128, 7, 7, t->params + 5137856, NULL, (float *)(ws + 174976256), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174292608), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 5137856, NULL,                      /* features.denseblock4.denselayer3.conv2.weight, no bias */
+               (float *)(ws + 174976256), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 166584320), 28224, (float *)(ws + 166226816), 29792, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174976256), 1568, (float *)(ws + 166226816), 29792, 28224);
+    nnc_concat_part(n, (float *)(ws + 166584320), 28224, (float *)(ws + 166226816), 29792, 0);
+    nnc_concat_part(n, (float *)(ws + 174976256), 1568, (float *)(ws + 166226816), 29792, 28224);
 
     /* batchnorm features.denseblock4.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 166226816), 608, 49, t->params + 5174720, t->params + 5175328, 9.99999975e-06f, 0.100000001f, t->params + 5175936, t->params + 5176544, (float *)(ws + 166345984),
-                        t->bn_save + 57472, t->bn_save + 58080);
+        nnc_batchnorm_train(n, (float *)(ws + 166226816), 608, 49,                               /* x: [608, 7, 7] */
+                            t->params + 5174720, t->params + 5175328, 1e-05f, 0.1f,              /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.bias; eps, momentum */
+                            t->params + 5175936, t->params + 5176544,                            /* features.denseblock4.denselayer4.norm1.running_mean, features.denseblock4.denselayer4.norm1.running_var (updated) */
+                            (float *)(ws + 166345984), t->bn_save + 57472, t->bn_save + 58080);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 166226816), 29792, 608, 49, t->params + 5174720, t->params + 5175328, t->params + 5175936, t->params + 5176544, 9.99999975e-06f, (float *)(ws + 166345984), 29792);
+        nnc_batchnorm(n, (float *)(ws + 166226816), 29792, 608, 49,  /* x: [608, 7, 7], batch stride */
+                      t->params + 5174720, t->params + 5175328,      /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.bias */
+                      t->params + 5175936, t->params + 5176544,      /* features.denseblock4.denselayer4.norm1.running_mean, features.denseblock4.denselayer4.norm1.running_var */
+                      1e-05f, (float *)(ws + 166345984), 29792);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer4 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 29792, (float *)(ws + 166345984), (float *)(ws + 166465152));
+    nnc_activation((size_t)n * 29792, (float *)(ws + 166345984), (float *)(ws + 166465152), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 166465152), 608, 7, 7, t->params + 5177152, NULL, (float *)(ws + 174317696), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 166465152), 608, 7, 7,  /* x: [608, 7, 7] */
+                         t->params + 5177152, NULL,                /* features.denseblock4.denselayer4.conv1.weight, no bias */
+                         (float *)(ws + 174317696), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 166465152), 29792, 608, 7, 7, t->params + 5177152, NULL, (float *)(ws + 174317696), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 166465152), 29792, 608, 7, 7,  /* x: [608, 7, 7], batch stride */
+                   t->params + 5177152, NULL,                       /* features.denseblock4.denselayer4.conv1.weight, no bias */
+                   (float *)(ws + 174317696), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174317696), 128, 49, t->stats, t->params + 5254976, t->params + 5255104, 9.99999975e-06f, 0.100000001f, t->params + 5255232, t->params + 5255360, (float *)(ws + 174342784),
-                                t->bn_save + 58688, t->bn_save + 58816, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174317696), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 5254976, t->params + 5255104, 1e-05f, 0.1f,             /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.bias; eps, momentum */
+                                t->params + 5255232, t->params + 5255360,                           /* features.denseblock4.denselayer4.norm2.running_mean, features.denseblock4.denselayer4.norm2.running_var (updated) */
+                                (float *)(ws + 174342784), t->bn_save + 58688, t->bn_save + 58816,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174317696), 6272, 128, 49, t->params + 5254976, t->params + 5255104, t->params + 5255232, t->params + 5255360, 9.99999975e-06f, (float *)(ws + 174342784), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174342784), (float *)(ws + 174342784));
+        nnc_batchnorm(n, (float *)(ws + 174317696), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 5254976, t->params + 5255104,     /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.bias */
+                      t->params + 5255232, t->params + 5255360,     /* features.denseblock4.denselayer4.norm2.running_mean, features.denseblock4.denselayer4.norm2.running_var */
+                      1e-05f, (float *)(ws + 174342784), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174342784), (float *)(ws + 174342784), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer4 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174342784), 6272, 128, 7, 7, t->params + 5255488, NULL, (float *)(ws + 174982528), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174342784), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 5255488, NULL,                      /* features.denseblock4.denselayer4.conv2.weight, no bias */
+               (float *)(ws + 174982528), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 166226816), 29792, (float *)(ws + 165850496), 31360, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174982528), 1568, (float *)(ws + 165850496), 31360, 29792);
+    nnc_concat_part(n, (float *)(ws + 166226816), 29792, (float *)(ws + 165850496), 31360, 0);
+    nnc_concat_part(n, (float *)(ws + 174982528), 1568, (float *)(ws + 165850496), 31360, 29792);
 
     /* batchnorm features.denseblock4.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 165850496), 640, 49, t->params + 5292352, t->params + 5292992, 9.99999975e-06f, 0.100000001f, t->params + 5293632, t->params + 5294272, (float *)(ws + 165975936),
-                        t->bn_save + 58944, t->bn_save + 59584);
+        nnc_batchnorm_train(n, (float *)(ws + 165850496), 640, 49,                               /* x: [640, 7, 7] */
+                            t->params + 5292352, t->params + 5292992, 1e-05f, 0.1f,              /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.bias; eps, momentum */
+                            t->params + 5293632, t->params + 5294272,                            /* features.denseblock4.denselayer5.norm1.running_mean, features.denseblock4.denselayer5.norm1.running_var (updated) */
+                            (float *)(ws + 165975936), t->bn_save + 58944, t->bn_save + 59584);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 165850496), 31360, 640, 49, t->params + 5292352, t->params + 5292992, t->params + 5293632, t->params + 5294272, 9.99999975e-06f, (float *)(ws + 165975936), 31360);
+        nnc_batchnorm(n, (float *)(ws + 165850496), 31360, 640, 49,  /* x: [640, 7, 7], batch stride */
+                      t->params + 5292352, t->params + 5292992,      /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.bias */
+                      t->params + 5293632, t->params + 5294272,      /* features.denseblock4.denselayer5.norm1.running_mean, features.denseblock4.denselayer5.norm1.running_var */
+                      1e-05f, (float *)(ws + 165975936), 31360);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer5 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 31360, (float *)(ws + 165975936), (float *)(ws + 166101376));
+    nnc_activation((size_t)n * 31360, (float *)(ws + 165975936), (float *)(ws + 166101376), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 166101376), 640, 7, 7, t->params + 5294912, NULL, (float *)(ws + 174367872), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 166101376), 640, 7, 7,  /* x: [640, 7, 7] */
+                         t->params + 5294912, NULL,                /* features.denseblock4.denselayer5.conv1.weight, no bias */
+                         (float *)(ws + 174367872), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 166101376), 31360, 640, 7, 7, t->params + 5294912, NULL, (float *)(ws + 174367872), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 166101376), 31360, 640, 7, 7,  /* x: [640, 7, 7], batch stride */
+                   t->params + 5294912, NULL,                       /* features.denseblock4.denselayer5.conv1.weight, no bias */
+                   (float *)(ws + 174367872), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174367872), 128, 49, t->stats, t->params + 5376832, t->params + 5376960, 9.99999975e-06f, 0.100000001f, t->params + 5377088, t->params + 5377216, (float *)(ws + 174392960),
-                                t->bn_save + 60224, t->bn_save + 60352, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174367872), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 5376832, t->params + 5376960, 1e-05f, 0.1f,             /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.bias; eps, momentum */
+                                t->params + 5377088, t->params + 5377216,                           /* features.denseblock4.denselayer5.norm2.running_mean, features.denseblock4.denselayer5.norm2.running_var (updated) */
+                                (float *)(ws + 174392960), t->bn_save + 60224, t->bn_save + 60352,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174367872), 6272, 128, 49, t->params + 5376832, t->params + 5376960, t->params + 5377088, t->params + 5377216, 9.99999975e-06f, (float *)(ws + 174392960), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174392960), (float *)(ws + 174392960));
+        nnc_batchnorm(n, (float *)(ws + 174367872), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 5376832, t->params + 5376960,     /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.bias */
+                      t->params + 5377088, t->params + 5377216,     /* features.denseblock4.denselayer5.norm2.running_mean, features.denseblock4.denselayer5.norm2.running_var */
+                      1e-05f, (float *)(ws + 174392960), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174392960), (float *)(ws + 174392960), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer5 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174392960), 6272, 128, 7, 7, t->params + 5377344, NULL, (float *)(ws + 174988800), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174392960), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 5377344, NULL,                      /* features.denseblock4.denselayer5.conv2.weight, no bias */
+               (float *)(ws + 174988800), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 165850496), 31360, (float *)(ws + 165455360), 32928, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174988800), 1568, (float *)(ws + 165455360), 32928, 31360);
+    nnc_concat_part(n, (float *)(ws + 165850496), 31360, (float *)(ws + 165455360), 32928, 0);
+    nnc_concat_part(n, (float *)(ws + 174988800), 1568, (float *)(ws + 165455360), 32928, 31360);
 
     /* batchnorm features.denseblock4.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 165455360), 672, 49, t->params + 5414208, t->params + 5414880, 9.99999975e-06f, 0.100000001f, t->params + 5415552, t->params + 5416224, (float *)(ws + 165587072),
-                        t->bn_save + 60480, t->bn_save + 61152);
+        nnc_batchnorm_train(n, (float *)(ws + 165455360), 672, 49,                               /* x: [672, 7, 7] */
+                            t->params + 5414208, t->params + 5414880, 1e-05f, 0.1f,              /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.bias; eps, momentum */
+                            t->params + 5415552, t->params + 5416224,                            /* features.denseblock4.denselayer6.norm1.running_mean, features.denseblock4.denselayer6.norm1.running_var (updated) */
+                            (float *)(ws + 165587072), t->bn_save + 60480, t->bn_save + 61152);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 165455360), 32928, 672, 49, t->params + 5414208, t->params + 5414880, t->params + 5415552, t->params + 5416224, 9.99999975e-06f, (float *)(ws + 165587072), 32928);
+        nnc_batchnorm(n, (float *)(ws + 165455360), 32928, 672, 49,  /* x: [672, 7, 7], batch stride */
+                      t->params + 5414208, t->params + 5414880,      /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.bias */
+                      t->params + 5415552, t->params + 5416224,      /* features.denseblock4.denselayer6.norm1.running_mean, features.denseblock4.denselayer6.norm1.running_var */
+                      1e-05f, (float *)(ws + 165587072), 32928);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer6 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 32928, (float *)(ws + 165587072), (float *)(ws + 165718784));
+    nnc_activation((size_t)n * 32928, (float *)(ws + 165587072), (float *)(ws + 165718784), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 165718784), 672, 7, 7, t->params + 5416896, NULL, (float *)(ws + 174418048), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 165718784), 672, 7, 7,  /* x: [672, 7, 7] */
+                         t->params + 5416896, NULL,                /* features.denseblock4.denselayer6.conv1.weight, no bias */
+                         (float *)(ws + 174418048), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 165718784), 32928, 672, 7, 7, t->params + 5416896, NULL, (float *)(ws + 174418048), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 165718784), 32928, 672, 7, 7,  /* x: [672, 7, 7], batch stride */
+                   t->params + 5416896, NULL,                       /* features.denseblock4.denselayer6.conv1.weight, no bias */
+                   (float *)(ws + 174418048), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174418048), 128, 49, t->stats, t->params + 5502912, t->params + 5503040, 9.99999975e-06f, 0.100000001f, t->params + 5503168, t->params + 5503296, (float *)(ws + 174443136),
-                                t->bn_save + 61824, t->bn_save + 61952, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174418048), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 5502912, t->params + 5503040, 1e-05f, 0.1f,             /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.bias; eps, momentum */
+                                t->params + 5503168, t->params + 5503296,                           /* features.denseblock4.denselayer6.norm2.running_mean, features.denseblock4.denselayer6.norm2.running_var (updated) */
+                                (float *)(ws + 174443136), t->bn_save + 61824, t->bn_save + 61952,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174418048), 6272, 128, 49, t->params + 5502912, t->params + 5503040, t->params + 5503168, t->params + 5503296, 9.99999975e-06f, (float *)(ws + 174443136), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174443136), (float *)(ws + 174443136));
+        nnc_batchnorm(n, (float *)(ws + 174418048), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 5502912, t->params + 5503040,     /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.bias */
+                      t->params + 5503168, t->params + 5503296,     /* features.denseblock4.denselayer6.norm2.running_mean, features.denseblock4.denselayer6.norm2.running_var */
+                      1e-05f, (float *)(ws + 174443136), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174443136), (float *)(ws + 174443136), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer6 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174443136), 6272, 128, 7, 7, t->params + 5503424, NULL, (float *)(ws + 174995072), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174443136), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 5503424, NULL,                      /* features.denseblock4.denselayer6.conv2.weight, no bias */
+               (float *)(ws + 174995072), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 165455360), 32928, (float *)(ws + 165041408), 34496, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 174995072), 1568, (float *)(ws + 165041408), 34496, 32928);
+    nnc_concat_part(n, (float *)(ws + 165455360), 32928, (float *)(ws + 165041408), 34496, 0);
+    nnc_concat_part(n, (float *)(ws + 174995072), 1568, (float *)(ws + 165041408), 34496, 32928);
 
     /* batchnorm features.denseblock4.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 165041408), 704, 49, t->params + 5540288, t->params + 5540992, 9.99999975e-06f, 0.100000001f, t->params + 5541696, t->params + 5542400, (float *)(ws + 165179392),
-                        t->bn_save + 62080, t->bn_save + 62784);
+        nnc_batchnorm_train(n, (float *)(ws + 165041408), 704, 49,                               /* x: [704, 7, 7] */
+                            t->params + 5540288, t->params + 5540992, 1e-05f, 0.1f,              /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.bias; eps, momentum */
+                            t->params + 5541696, t->params + 5542400,                            /* features.denseblock4.denselayer7.norm1.running_mean, features.denseblock4.denselayer7.norm1.running_var (updated) */
+                            (float *)(ws + 165179392), t->bn_save + 62080, t->bn_save + 62784);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 165041408), 34496, 704, 49, t->params + 5540288, t->params + 5540992, t->params + 5541696, t->params + 5542400, 9.99999975e-06f, (float *)(ws + 165179392), 34496);
+        nnc_batchnorm(n, (float *)(ws + 165041408), 34496, 704, 49,  /* x: [704, 7, 7], batch stride */
+                      t->params + 5540288, t->params + 5540992,      /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.bias */
+                      t->params + 5541696, t->params + 5542400,      /* features.denseblock4.denselayer7.norm1.running_mean, features.denseblock4.denselayer7.norm1.running_var */
+                      1e-05f, (float *)(ws + 165179392), 34496);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer7 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 34496, (float *)(ws + 165179392), (float *)(ws + 165317376));
+    nnc_activation((size_t)n * 34496, (float *)(ws + 165179392), (float *)(ws + 165317376), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 165317376), 704, 7, 7, t->params + 5543104, NULL, (float *)(ws + 174468224), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 165317376), 704, 7, 7,  /* x: [704, 7, 7] */
+                         t->params + 5543104, NULL,                /* features.denseblock4.denselayer7.conv1.weight, no bias */
+                         (float *)(ws + 174468224), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 165317376), 34496, 704, 7, 7, t->params + 5543104, NULL, (float *)(ws + 174468224), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 165317376), 34496, 704, 7, 7,  /* x: [704, 7, 7], batch stride */
+                   t->params + 5543104, NULL,                       /* features.denseblock4.denselayer7.conv1.weight, no bias */
+                   (float *)(ws + 174468224), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174468224), 128, 49, t->stats, t->params + 5633216, t->params + 5633344, 9.99999975e-06f, 0.100000001f, t->params + 5633472, t->params + 5633600, (float *)(ws + 174493312),
-                                t->bn_save + 63488, t->bn_save + 63616, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174468224), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 5633216, t->params + 5633344, 1e-05f, 0.1f,             /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.bias; eps, momentum */
+                                t->params + 5633472, t->params + 5633600,                           /* features.denseblock4.denselayer7.norm2.running_mean, features.denseblock4.denselayer7.norm2.running_var (updated) */
+                                (float *)(ws + 174493312), t->bn_save + 63488, t->bn_save + 63616,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174468224), 6272, 128, 49, t->params + 5633216, t->params + 5633344, t->params + 5633472, t->params + 5633600, 9.99999975e-06f, (float *)(ws + 174493312), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174493312), (float *)(ws + 174493312));
+        nnc_batchnorm(n, (float *)(ws + 174468224), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 5633216, t->params + 5633344,     /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.bias */
+                      t->params + 5633472, t->params + 5633600,     /* features.denseblock4.denselayer7.norm2.running_mean, features.denseblock4.denselayer7.norm2.running_var */
+                      1e-05f, (float *)(ws + 174493312), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174493312), (float *)(ws + 174493312), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer7 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174493312), 6272, 128, 7, 7, t->params + 5633728, NULL, (float *)(ws + 175001344), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174493312), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 5633728, NULL,                      /* features.denseblock4.denselayer7.conv2.weight, no bias */
+               (float *)(ws + 175001344), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 165041408), 34496, (float *)(ws + 164608640), 36064, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175001344), 1568, (float *)(ws + 164608640), 36064, 34496);
+    nnc_concat_part(n, (float *)(ws + 165041408), 34496, (float *)(ws + 164608640), 36064, 0);
+    nnc_concat_part(n, (float *)(ws + 175001344), 1568, (float *)(ws + 164608640), 36064, 34496);
 
     /* batchnorm features.denseblock4.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 164608640), 736, 49, t->params + 5670592, t->params + 5671328, 9.99999975e-06f, 0.100000001f, t->params + 5672064, t->params + 5672800, (float *)(ws + 164752896),
-                        t->bn_save + 63744, t->bn_save + 64480);
+        nnc_batchnorm_train(n, (float *)(ws + 164608640), 736, 49,                               /* x: [736, 7, 7] */
+                            t->params + 5670592, t->params + 5671328, 1e-05f, 0.1f,              /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.bias; eps, momentum */
+                            t->params + 5672064, t->params + 5672800,                            /* features.denseblock4.denselayer8.norm1.running_mean, features.denseblock4.denselayer8.norm1.running_var (updated) */
+                            (float *)(ws + 164752896), t->bn_save + 63744, t->bn_save + 64480);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 164608640), 36064, 736, 49, t->params + 5670592, t->params + 5671328, t->params + 5672064, t->params + 5672800, 9.99999975e-06f, (float *)(ws + 164752896), 36064);
+        nnc_batchnorm(n, (float *)(ws + 164608640), 36064, 736, 49,  /* x: [736, 7, 7], batch stride */
+                      t->params + 5670592, t->params + 5671328,      /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.bias */
+                      t->params + 5672064, t->params + 5672800,      /* features.denseblock4.denselayer8.norm1.running_mean, features.denseblock4.denselayer8.norm1.running_var */
+                      1e-05f, (float *)(ws + 164752896), 36064);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer8 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 36064, (float *)(ws + 164752896), (float *)(ws + 164897152));
+    nnc_activation((size_t)n * 36064, (float *)(ws + 164752896), (float *)(ws + 164897152), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 164897152), 736, 7, 7, t->params + 5673536, NULL, (float *)(ws + 174518400), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 164897152), 736, 7, 7,  /* x: [736, 7, 7] */
+                         t->params + 5673536, NULL,                /* features.denseblock4.denselayer8.conv1.weight, no bias */
+                         (float *)(ws + 174518400), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 164897152), 36064, 736, 7, 7, t->params + 5673536, NULL, (float *)(ws + 174518400), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 164897152), 36064, 736, 7, 7,  /* x: [736, 7, 7], batch stride */
+                   t->params + 5673536, NULL,                       /* features.denseblock4.denselayer8.conv1.weight, no bias */
+                   (float *)(ws + 174518400), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174518400), 128, 49, t->stats, t->params + 5767744, t->params + 5767872, 9.99999975e-06f, 0.100000001f, t->params + 5768000, t->params + 5768128, (float *)(ws + 174543488),
-                                t->bn_save + 65216, t->bn_save + 65344, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174518400), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 5767744, t->params + 5767872, 1e-05f, 0.1f,             /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.bias; eps, momentum */
+                                t->params + 5768000, t->params + 5768128,                           /* features.denseblock4.denselayer8.norm2.running_mean, features.denseblock4.denselayer8.norm2.running_var (updated) */
+                                (float *)(ws + 174543488), t->bn_save + 65216, t->bn_save + 65344,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174518400), 6272, 128, 49, t->params + 5767744, t->params + 5767872, t->params + 5768000, t->params + 5768128, 9.99999975e-06f, (float *)(ws + 174543488), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174543488), (float *)(ws + 174543488));
+        nnc_batchnorm(n, (float *)(ws + 174518400), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 5767744, t->params + 5767872,     /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.bias */
+                      t->params + 5768000, t->params + 5768128,     /* features.denseblock4.denselayer8.norm2.running_mean, features.denseblock4.denselayer8.norm2.running_var */
+                      1e-05f, (float *)(ws + 174543488), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174543488), (float *)(ws + 174543488), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer8 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174543488), 6272, 128, 7, 7, t->params + 5768256, NULL, (float *)(ws + 175007616), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174543488), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 5768256, NULL,                      /* features.denseblock4.denselayer8.conv2.weight, no bias */
+               (float *)(ws + 175007616), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 164608640), 36064, (float *)(ws + 164157056), 37632, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175007616), 1568, (float *)(ws + 164157056), 37632, 36064);
+    nnc_concat_part(n, (float *)(ws + 164608640), 36064, (float *)(ws + 164157056), 37632, 0);
+    nnc_concat_part(n, (float *)(ws + 175007616), 1568, (float *)(ws + 164157056), 37632, 36064);
 
     /* batchnorm features.denseblock4.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 164157056), 768, 49, t->params + 5805120, t->params + 5805888, 9.99999975e-06f, 0.100000001f, t->params + 5806656, t->params + 5807424, (float *)(ws + 164307584),
-                        t->bn_save + 65472, t->bn_save + 66240);
+        nnc_batchnorm_train(n, (float *)(ws + 164157056), 768, 49,                               /* x: [768, 7, 7] */
+                            t->params + 5805120, t->params + 5805888, 1e-05f, 0.1f,              /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.bias; eps, momentum */
+                            t->params + 5806656, t->params + 5807424,                            /* features.denseblock4.denselayer9.norm1.running_mean, features.denseblock4.denselayer9.norm1.running_var (updated) */
+                            (float *)(ws + 164307584), t->bn_save + 65472, t->bn_save + 66240);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 164157056), 37632, 768, 49, t->params + 5805120, t->params + 5805888, t->params + 5806656, t->params + 5807424, 9.99999975e-06f, (float *)(ws + 164307584), 37632);
+        nnc_batchnorm(n, (float *)(ws + 164157056), 37632, 768, 49,  /* x: [768, 7, 7], batch stride */
+                      t->params + 5805120, t->params + 5805888,      /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.bias */
+                      t->params + 5806656, t->params + 5807424,      /* features.denseblock4.denselayer9.norm1.running_mean, features.denseblock4.denselayer9.norm1.running_var */
+                      1e-05f, (float *)(ws + 164307584), 37632);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer9 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 37632, (float *)(ws + 164307584), (float *)(ws + 164458112));
+    nnc_activation((size_t)n * 37632, (float *)(ws + 164307584), (float *)(ws + 164458112), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 164458112), 768, 7, 7, t->params + 5808192, NULL, (float *)(ws + 174568576), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 164458112), 768, 7, 7,  /* x: [768, 7, 7] */
+                         t->params + 5808192, NULL,                /* features.denseblock4.denselayer9.conv1.weight, no bias */
+                         (float *)(ws + 174568576), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 164458112), 37632, 768, 7, 7, t->params + 5808192, NULL, (float *)(ws + 174568576), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 164458112), 37632, 768, 7, 7,  /* x: [768, 7, 7], batch stride */
+                   t->params + 5808192, NULL,                       /* features.denseblock4.denselayer9.conv1.weight, no bias */
+                   (float *)(ws + 174568576), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174568576), 128, 49, t->stats, t->params + 5906496, t->params + 5906624, 9.99999975e-06f, 0.100000001f, t->params + 5906752, t->params + 5906880, (float *)(ws + 174593664),
-                                t->bn_save + 67008, t->bn_save + 67136, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174568576), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 5906496, t->params + 5906624, 1e-05f, 0.1f,             /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.bias; eps, momentum */
+                                t->params + 5906752, t->params + 5906880,                           /* features.denseblock4.denselayer9.norm2.running_mean, features.denseblock4.denselayer9.norm2.running_var (updated) */
+                                (float *)(ws + 174593664), t->bn_save + 67008, t->bn_save + 67136,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174568576), 6272, 128, 49, t->params + 5906496, t->params + 5906624, t->params + 5906752, t->params + 5906880, 9.99999975e-06f, (float *)(ws + 174593664), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174593664), (float *)(ws + 174593664));
+        nnc_batchnorm(n, (float *)(ws + 174568576), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 5906496, t->params + 5906624,     /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.bias */
+                      t->params + 5906752, t->params + 5906880,     /* features.denseblock4.denselayer9.norm2.running_mean, features.denseblock4.denselayer9.norm2.running_var */
+                      1e-05f, (float *)(ws + 174593664), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174593664), (float *)(ws + 174593664), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer9 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174593664), 6272, 128, 7, 7, t->params + 5907008, NULL, (float *)(ws + 175013888), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174593664), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 5907008, NULL,                      /* features.denseblock4.denselayer9.conv2.weight, no bias */
+               (float *)(ws + 175013888), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 164157056), 37632, (float *)(ws + 163686656), 39200, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175013888), 1568, (float *)(ws + 163686656), 39200, 37632);
+    nnc_concat_part(n, (float *)(ws + 164157056), 37632, (float *)(ws + 163686656), 39200, 0);
+    nnc_concat_part(n, (float *)(ws + 175013888), 1568, (float *)(ws + 163686656), 39200, 37632);
 
     /* batchnorm features.denseblock4.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 163686656), 800, 49, t->params + 5943872, t->params + 5944672, 9.99999975e-06f, 0.100000001f, t->params + 5945472, t->params + 5946272, (float *)(ws + 163843456),
-                        t->bn_save + 67264, t->bn_save + 68064);
+        nnc_batchnorm_train(n, (float *)(ws + 163686656), 800, 49,                               /* x: [800, 7, 7] */
+                            t->params + 5943872, t->params + 5944672, 1e-05f, 0.1f,              /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.bias; eps, momentum */
+                            t->params + 5945472, t->params + 5946272,                            /* features.denseblock4.denselayer10.norm1.running_mean, features.denseblock4.denselayer10.norm1.running_var (updated) */
+                            (float *)(ws + 163843456), t->bn_save + 67264, t->bn_save + 68064);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 163686656), 39200, 800, 49, t->params + 5943872, t->params + 5944672, t->params + 5945472, t->params + 5946272, 9.99999975e-06f, (float *)(ws + 163843456), 39200);
+        nnc_batchnorm(n, (float *)(ws + 163686656), 39200, 800, 49,  /* x: [800, 7, 7], batch stride */
+                      t->params + 5943872, t->params + 5944672,      /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.bias */
+                      t->params + 5945472, t->params + 5946272,      /* features.denseblock4.denselayer10.norm1.running_mean, features.denseblock4.denselayer10.norm1.running_var */
+                      1e-05f, (float *)(ws + 163843456), 39200);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer10 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 39200, (float *)(ws + 163843456), (float *)(ws + 164000256));
+    nnc_activation((size_t)n * 39200, (float *)(ws + 163843456), (float *)(ws + 164000256), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 164000256), 800, 7, 7, t->params + 5947072, NULL, (float *)(ws + 174618752), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 164000256), 800, 7, 7,  /* x: [800, 7, 7] */
+                         t->params + 5947072, NULL,                /* features.denseblock4.denselayer10.conv1.weight, no bias */
+                         (float *)(ws + 174618752), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 164000256), 39200, 800, 7, 7, t->params + 5947072, NULL, (float *)(ws + 174618752), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 164000256), 39200, 800, 7, 7,  /* x: [800, 7, 7], batch stride */
+                   t->params + 5947072, NULL,                       /* features.denseblock4.denselayer10.conv1.weight, no bias */
+                   (float *)(ws + 174618752), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174618752), 128, 49, t->stats, t->params + 6049472, t->params + 6049600, 9.99999975e-06f, 0.100000001f, t->params + 6049728, t->params + 6049856, (float *)(ws + 174643840),
-                                t->bn_save + 68864, t->bn_save + 68992, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174618752), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 6049472, t->params + 6049600, 1e-05f, 0.1f,             /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.bias; eps, momentum */
+                                t->params + 6049728, t->params + 6049856,                           /* features.denseblock4.denselayer10.norm2.running_mean, features.denseblock4.denselayer10.norm2.running_var (updated) */
+                                (float *)(ws + 174643840), t->bn_save + 68864, t->bn_save + 68992,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174618752), 6272, 128, 49, t->params + 6049472, t->params + 6049600, t->params + 6049728, t->params + 6049856, 9.99999975e-06f, (float *)(ws + 174643840), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174643840), (float *)(ws + 174643840));
+        nnc_batchnorm(n, (float *)(ws + 174618752), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 6049472, t->params + 6049600,     /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.bias */
+                      t->params + 6049728, t->params + 6049856,     /* features.denseblock4.denselayer10.norm2.running_mean, features.denseblock4.denselayer10.norm2.running_var */
+                      1e-05f, (float *)(ws + 174643840), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174643840), (float *)(ws + 174643840), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer10 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174643840), 6272, 128, 7, 7, t->params + 6049984, NULL, (float *)(ws + 175020160), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174643840), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 6049984, NULL,                      /* features.denseblock4.denselayer10.conv2.weight, no bias */
+               (float *)(ws + 175020160), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 163686656), 39200, (float *)(ws + 163197440), 40768, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175020160), 1568, (float *)(ws + 163197440), 40768, 39200);
+    nnc_concat_part(n, (float *)(ws + 163686656), 39200, (float *)(ws + 163197440), 40768, 0);
+    nnc_concat_part(n, (float *)(ws + 175020160), 1568, (float *)(ws + 163197440), 40768, 39200);
 
     /* batchnorm features.denseblock4.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 163197440), 832, 49, t->params + 6086848, t->params + 6087680, 9.99999975e-06f, 0.100000001f, t->params + 6088512, t->params + 6089344, (float *)(ws + 163360512),
-                        t->bn_save + 69120, t->bn_save + 69952);
+        nnc_batchnorm_train(n, (float *)(ws + 163197440), 832, 49,                               /* x: [832, 7, 7] */
+                            t->params + 6086848, t->params + 6087680, 1e-05f, 0.1f,              /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.bias; eps, momentum */
+                            t->params + 6088512, t->params + 6089344,                            /* features.denseblock4.denselayer11.norm1.running_mean, features.denseblock4.denselayer11.norm1.running_var (updated) */
+                            (float *)(ws + 163360512), t->bn_save + 69120, t->bn_save + 69952);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 163197440), 40768, 832, 49, t->params + 6086848, t->params + 6087680, t->params + 6088512, t->params + 6089344, 9.99999975e-06f, (float *)(ws + 163360512), 40768);
+        nnc_batchnorm(n, (float *)(ws + 163197440), 40768, 832, 49,  /* x: [832, 7, 7], batch stride */
+                      t->params + 6086848, t->params + 6087680,      /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.bias */
+                      t->params + 6088512, t->params + 6089344,      /* features.denseblock4.denselayer11.norm1.running_mean, features.denseblock4.denselayer11.norm1.running_var */
+                      1e-05f, (float *)(ws + 163360512), 40768);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer11 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 40768, (float *)(ws + 163360512), (float *)(ws + 163523584));
+    nnc_activation((size_t)n * 40768, (float *)(ws + 163360512), (float *)(ws + 163523584), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 163523584), 832, 7, 7, t->params + 6090176, NULL, (float *)(ws + 174668928), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 163523584), 832, 7, 7,  /* x: [832, 7, 7] */
+                         t->params + 6090176, NULL,                /* features.denseblock4.denselayer11.conv1.weight, no bias */
+                         (float *)(ws + 174668928), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 163523584), 40768, 832, 7, 7, t->params + 6090176, NULL, (float *)(ws + 174668928), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 163523584), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                   t->params + 6090176, NULL,                       /* features.denseblock4.denselayer11.conv1.weight, no bias */
+                   (float *)(ws + 174668928), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174668928), 128, 49, t->stats, t->params + 6196672, t->params + 6196800, 9.99999975e-06f, 0.100000001f, t->params + 6196928, t->params + 6197056, (float *)(ws + 174694016),
-                                t->bn_save + 70784, t->bn_save + 70912, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174668928), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 6196672, t->params + 6196800, 1e-05f, 0.1f,             /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.bias; eps, momentum */
+                                t->params + 6196928, t->params + 6197056,                           /* features.denseblock4.denselayer11.norm2.running_mean, features.denseblock4.denselayer11.norm2.running_var (updated) */
+                                (float *)(ws + 174694016), t->bn_save + 70784, t->bn_save + 70912,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174668928), 6272, 128, 49, t->params + 6196672, t->params + 6196800, t->params + 6196928, t->params + 6197056, 9.99999975e-06f, (float *)(ws + 174694016), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174694016), (float *)(ws + 174694016));
+        nnc_batchnorm(n, (float *)(ws + 174668928), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 6196672, t->params + 6196800,     /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.bias */
+                      t->params + 6196928, t->params + 6197056,     /* features.denseblock4.denselayer11.norm2.running_mean, features.denseblock4.denselayer11.norm2.running_var */
+                      1e-05f, (float *)(ws + 174694016), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174694016), (float *)(ws + 174694016), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer11 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174694016), 6272, 128, 7, 7, t->params + 6197184, NULL, (float *)(ws + 175026432), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174694016), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 6197184, NULL,                      /* features.denseblock4.denselayer11.conv2.weight, no bias */
+               (float *)(ws + 175026432), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 163197440), 40768, (float *)(ws + 162689408), 42336, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175026432), 1568, (float *)(ws + 162689408), 42336, 40768);
+    nnc_concat_part(n, (float *)(ws + 163197440), 40768, (float *)(ws + 162689408), 42336, 0);
+    nnc_concat_part(n, (float *)(ws + 175026432), 1568, (float *)(ws + 162689408), 42336, 40768);
 
     /* batchnorm features.denseblock4.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 162689408), 864, 49, t->params + 6234048, t->params + 6234912, 9.99999975e-06f, 0.100000001f, t->params + 6235776, t->params + 6236640, (float *)(ws + 162858752),
-                        t->bn_save + 71040, t->bn_save + 71904);
+        nnc_batchnorm_train(n, (float *)(ws + 162689408), 864, 49,                               /* x: [864, 7, 7] */
+                            t->params + 6234048, t->params + 6234912, 1e-05f, 0.1f,              /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.bias; eps, momentum */
+                            t->params + 6235776, t->params + 6236640,                            /* features.denseblock4.denselayer12.norm1.running_mean, features.denseblock4.denselayer12.norm1.running_var (updated) */
+                            (float *)(ws + 162858752), t->bn_save + 71040, t->bn_save + 71904);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 162689408), 42336, 864, 49, t->params + 6234048, t->params + 6234912, t->params + 6235776, t->params + 6236640, 9.99999975e-06f, (float *)(ws + 162858752), 42336);
+        nnc_batchnorm(n, (float *)(ws + 162689408), 42336, 864, 49,  /* x: [864, 7, 7], batch stride */
+                      t->params + 6234048, t->params + 6234912,      /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.bias */
+                      t->params + 6235776, t->params + 6236640,      /* features.denseblock4.denselayer12.norm1.running_mean, features.denseblock4.denselayer12.norm1.running_var */
+                      1e-05f, (float *)(ws + 162858752), 42336);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer12 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 42336, (float *)(ws + 162858752), (float *)(ws + 163028096));
+    nnc_activation((size_t)n * 42336, (float *)(ws + 162858752), (float *)(ws + 163028096), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 163028096), 864, 7, 7, t->params + 6237504, NULL, (float *)(ws + 174719104), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 163028096), 864, 7, 7,  /* x: [864, 7, 7] */
+                         t->params + 6237504, NULL,                /* features.denseblock4.denselayer12.conv1.weight, no bias */
+                         (float *)(ws + 174719104), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 163028096), 42336, 864, 7, 7, t->params + 6237504, NULL, (float *)(ws + 174719104), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 163028096), 42336, 864, 7, 7,  /* x: [864, 7, 7], batch stride */
+                   t->params + 6237504, NULL,                       /* features.denseblock4.denselayer12.conv1.weight, no bias */
+                   (float *)(ws + 174719104), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174719104), 128, 49, t->stats, t->params + 6348096, t->params + 6348224, 9.99999975e-06f, 0.100000001f, t->params + 6348352, t->params + 6348480, (float *)(ws + 174744192),
-                                t->bn_save + 72768, t->bn_save + 72896, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174719104), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 6348096, t->params + 6348224, 1e-05f, 0.1f,             /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.bias; eps, momentum */
+                                t->params + 6348352, t->params + 6348480,                           /* features.denseblock4.denselayer12.norm2.running_mean, features.denseblock4.denselayer12.norm2.running_var (updated) */
+                                (float *)(ws + 174744192), t->bn_save + 72768, t->bn_save + 72896,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174719104), 6272, 128, 49, t->params + 6348096, t->params + 6348224, t->params + 6348352, t->params + 6348480, 9.99999975e-06f, (float *)(ws + 174744192), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174744192), (float *)(ws + 174744192));
+        nnc_batchnorm(n, (float *)(ws + 174719104), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 6348096, t->params + 6348224,     /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.bias */
+                      t->params + 6348352, t->params + 6348480,     /* features.denseblock4.denselayer12.norm2.running_mean, features.denseblock4.denselayer12.norm2.running_var */
+                      1e-05f, (float *)(ws + 174744192), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174744192), (float *)(ws + 174744192), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer12 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174744192), 6272, 128, 7, 7, t->params + 6348608, NULL, (float *)(ws + 175032704), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174744192), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 6348608, NULL,                      /* features.denseblock4.denselayer12.conv2.weight, no bias */
+               (float *)(ws + 175032704), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 162689408), 42336, (float *)(ws + 162162560), 43904, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175032704), 1568, (float *)(ws + 162162560), 43904, 42336);
+    nnc_concat_part(n, (float *)(ws + 162689408), 42336, (float *)(ws + 162162560), 43904, 0);
+    nnc_concat_part(n, (float *)(ws + 175032704), 1568, (float *)(ws + 162162560), 43904, 42336);
 
     /* batchnorm features.denseblock4.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 162162560), 896, 49, t->params + 6385472, t->params + 6386368, 9.99999975e-06f, 0.100000001f, t->params + 6387264, t->params + 6388160, (float *)(ws + 162338176),
-                        t->bn_save + 73024, t->bn_save + 73920);
+        nnc_batchnorm_train(n, (float *)(ws + 162162560), 896, 49,                               /* x: [896, 7, 7] */
+                            t->params + 6385472, t->params + 6386368, 1e-05f, 0.1f,              /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.bias; eps, momentum */
+                            t->params + 6387264, t->params + 6388160,                            /* features.denseblock4.denselayer13.norm1.running_mean, features.denseblock4.denselayer13.norm1.running_var (updated) */
+                            (float *)(ws + 162338176), t->bn_save + 73024, t->bn_save + 73920);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 162162560), 43904, 896, 49, t->params + 6385472, t->params + 6386368, t->params + 6387264, t->params + 6388160, 9.99999975e-06f, (float *)(ws + 162338176), 43904);
+        nnc_batchnorm(n, (float *)(ws + 162162560), 43904, 896, 49,  /* x: [896, 7, 7], batch stride */
+                      t->params + 6385472, t->params + 6386368,      /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.bias */
+                      t->params + 6387264, t->params + 6388160,      /* features.denseblock4.denselayer13.norm1.running_mean, features.denseblock4.denselayer13.norm1.running_var */
+                      1e-05f, (float *)(ws + 162338176), 43904);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer13 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 43904, (float *)(ws + 162338176), (float *)(ws + 162513792));
+    nnc_activation((size_t)n * 43904, (float *)(ws + 162338176), (float *)(ws + 162513792), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 162513792), 896, 7, 7, t->params + 6389056, NULL, (float *)(ws + 174769280), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 162513792), 896, 7, 7,  /* x: [896, 7, 7] */
+                         t->params + 6389056, NULL,                /* features.denseblock4.denselayer13.conv1.weight, no bias */
+                         (float *)(ws + 174769280), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 162513792), 43904, 896, 7, 7, t->params + 6389056, NULL, (float *)(ws + 174769280), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 162513792), 43904, 896, 7, 7,  /* x: [896, 7, 7], batch stride */
+                   t->params + 6389056, NULL,                       /* features.denseblock4.denselayer13.conv1.weight, no bias */
+                   (float *)(ws + 174769280), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174769280), 128, 49, t->stats, t->params + 6503744, t->params + 6503872, 9.99999975e-06f, 0.100000001f, t->params + 6504000, t->params + 6504128, (float *)(ws + 174794368),
-                                t->bn_save + 74816, t->bn_save + 74944, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174769280), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 6503744, t->params + 6503872, 1e-05f, 0.1f,             /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.bias; eps, momentum */
+                                t->params + 6504000, t->params + 6504128,                           /* features.denseblock4.denselayer13.norm2.running_mean, features.denseblock4.denselayer13.norm2.running_var (updated) */
+                                (float *)(ws + 174794368), t->bn_save + 74816, t->bn_save + 74944,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174769280), 6272, 128, 49, t->params + 6503744, t->params + 6503872, t->params + 6504000, t->params + 6504128, 9.99999975e-06f, (float *)(ws + 174794368), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174794368), (float *)(ws + 174794368));
+        nnc_batchnorm(n, (float *)(ws + 174769280), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 6503744, t->params + 6503872,     /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.bias */
+                      t->params + 6504000, t->params + 6504128,     /* features.denseblock4.denselayer13.norm2.running_mean, features.denseblock4.denselayer13.norm2.running_var */
+                      1e-05f, (float *)(ws + 174794368), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174794368), (float *)(ws + 174794368), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer13 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174794368), 6272, 128, 7, 7, t->params + 6504256, NULL, (float *)(ws + 175038976), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174794368), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 6504256, NULL,                      /* features.denseblock4.denselayer13.conv2.weight, no bias */
+               (float *)(ws + 175038976), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 162162560), 43904, (float *)(ws + 161616896), 45472, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175038976), 1568, (float *)(ws + 161616896), 45472, 43904);
+    nnc_concat_part(n, (float *)(ws + 162162560), 43904, (float *)(ws + 161616896), 45472, 0);
+    nnc_concat_part(n, (float *)(ws + 175038976), 1568, (float *)(ws + 161616896), 45472, 43904);
 
     /* batchnorm features.denseblock4.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 161616896), 928, 49, t->params + 6541120, t->params + 6542048, 9.99999975e-06f, 0.100000001f, t->params + 6542976, t->params + 6543904, (float *)(ws + 161798784),
-                        t->bn_save + 75072, t->bn_save + 76000);
+        nnc_batchnorm_train(n, (float *)(ws + 161616896), 928, 49,                               /* x: [928, 7, 7] */
+                            t->params + 6541120, t->params + 6542048, 1e-05f, 0.1f,              /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.bias; eps, momentum */
+                            t->params + 6542976, t->params + 6543904,                            /* features.denseblock4.denselayer14.norm1.running_mean, features.denseblock4.denselayer14.norm1.running_var (updated) */
+                            (float *)(ws + 161798784), t->bn_save + 75072, t->bn_save + 76000);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 161616896), 45472, 928, 49, t->params + 6541120, t->params + 6542048, t->params + 6542976, t->params + 6543904, 9.99999975e-06f, (float *)(ws + 161798784), 45472);
+        nnc_batchnorm(n, (float *)(ws + 161616896), 45472, 928, 49,  /* x: [928, 7, 7], batch stride */
+                      t->params + 6541120, t->params + 6542048,      /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.bias */
+                      t->params + 6542976, t->params + 6543904,      /* features.denseblock4.denselayer14.norm1.running_mean, features.denseblock4.denselayer14.norm1.running_var */
+                      1e-05f, (float *)(ws + 161798784), 45472);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer14 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 45472, (float *)(ws + 161798784), (float *)(ws + 161980672));
+    nnc_activation((size_t)n * 45472, (float *)(ws + 161798784), (float *)(ws + 161980672), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 161980672), 928, 7, 7, t->params + 6544832, NULL, (float *)(ws + 174819456), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 161980672), 928, 7, 7,  /* x: [928, 7, 7] */
+                         t->params + 6544832, NULL,                /* features.denseblock4.denselayer14.conv1.weight, no bias */
+                         (float *)(ws + 174819456), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 161980672), 45472, 928, 7, 7, t->params + 6544832, NULL, (float *)(ws + 174819456), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 161980672), 45472, 928, 7, 7,  /* x: [928, 7, 7], batch stride */
+                   t->params + 6544832, NULL,                       /* features.denseblock4.denselayer14.conv1.weight, no bias */
+                   (float *)(ws + 174819456), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174819456), 128, 49, t->stats, t->params + 6663616, t->params + 6663744, 9.99999975e-06f, 0.100000001f, t->params + 6663872, t->params + 6664000, (float *)(ws + 174844544),
-                                t->bn_save + 76928, t->bn_save + 77056, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174819456), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 6663616, t->params + 6663744, 1e-05f, 0.1f,             /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.bias; eps, momentum */
+                                t->params + 6663872, t->params + 6664000,                           /* features.denseblock4.denselayer14.norm2.running_mean, features.denseblock4.denselayer14.norm2.running_var (updated) */
+                                (float *)(ws + 174844544), t->bn_save + 76928, t->bn_save + 77056,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174819456), 6272, 128, 49, t->params + 6663616, t->params + 6663744, t->params + 6663872, t->params + 6664000, 9.99999975e-06f, (float *)(ws + 174844544), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174844544), (float *)(ws + 174844544));
+        nnc_batchnorm(n, (float *)(ws + 174819456), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 6663616, t->params + 6663744,     /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.bias */
+                      t->params + 6663872, t->params + 6664000,     /* features.denseblock4.denselayer14.norm2.running_mean, features.denseblock4.denselayer14.norm2.running_var */
+                      1e-05f, (float *)(ws + 174844544), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174844544), (float *)(ws + 174844544), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer14 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174844544), 6272, 128, 7, 7, t->params + 6664128, NULL, (float *)(ws + 175045248), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174844544), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 6664128, NULL,                      /* features.denseblock4.denselayer14.conv2.weight, no bias */
+               (float *)(ws + 175045248), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 161616896), 45472, (float *)(ws + 161052416), 47040, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175045248), 1568, (float *)(ws + 161052416), 47040, 45472);
+    nnc_concat_part(n, (float *)(ws + 161616896), 45472, (float *)(ws + 161052416), 47040, 0);
+    nnc_concat_part(n, (float *)(ws + 175045248), 1568, (float *)(ws + 161052416), 47040, 45472);
 
     /* batchnorm features.denseblock4.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 161052416), 960, 49, t->params + 6700992, t->params + 6701952, 9.99999975e-06f, 0.100000001f, t->params + 6702912, t->params + 6703872, (float *)(ws + 161240576),
-                        t->bn_save + 77184, t->bn_save + 78144);
+        nnc_batchnorm_train(n, (float *)(ws + 161052416), 960, 49,                               /* x: [960, 7, 7] */
+                            t->params + 6700992, t->params + 6701952, 1e-05f, 0.1f,              /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.bias; eps, momentum */
+                            t->params + 6702912, t->params + 6703872,                            /* features.denseblock4.denselayer15.norm1.running_mean, features.denseblock4.denselayer15.norm1.running_var (updated) */
+                            (float *)(ws + 161240576), t->bn_save + 77184, t->bn_save + 78144);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 161052416), 47040, 960, 49, t->params + 6700992, t->params + 6701952, t->params + 6702912, t->params + 6703872, 9.99999975e-06f, (float *)(ws + 161240576), 47040);
+        nnc_batchnorm(n, (float *)(ws + 161052416), 47040, 960, 49,  /* x: [960, 7, 7], batch stride */
+                      t->params + 6700992, t->params + 6701952,      /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.bias */
+                      t->params + 6702912, t->params + 6703872,      /* features.denseblock4.denselayer15.norm1.running_mean, features.denseblock4.denselayer15.norm1.running_var */
+                      1e-05f, (float *)(ws + 161240576), 47040);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer15 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 47040, (float *)(ws + 161240576), (float *)(ws + 161428736));
+    nnc_activation((size_t)n * 47040, (float *)(ws + 161240576), (float *)(ws + 161428736), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 161428736), 960, 7, 7, t->params + 6704832, NULL, (float *)(ws + 174869632), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 161428736), 960, 7, 7,  /* x: [960, 7, 7] */
+                         t->params + 6704832, NULL,                /* features.denseblock4.denselayer15.conv1.weight, no bias */
+                         (float *)(ws + 174869632), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 161428736), 47040, 960, 7, 7, t->params + 6704832, NULL, (float *)(ws + 174869632), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 161428736), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                   t->params + 6704832, NULL,                       /* features.denseblock4.denselayer15.conv1.weight, no bias */
+                   (float *)(ws + 174869632), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174869632), 128, 49, t->stats, t->params + 6827712, t->params + 6827840, 9.99999975e-06f, 0.100000001f, t->params + 6827968, t->params + 6828096, (float *)(ws + 174894720),
-                                t->bn_save + 79104, t->bn_save + 79232, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174869632), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 6827712, t->params + 6827840, 1e-05f, 0.1f,             /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.bias; eps, momentum */
+                                t->params + 6827968, t->params + 6828096,                           /* features.denseblock4.denselayer15.norm2.running_mean, features.denseblock4.denselayer15.norm2.running_var (updated) */
+                                (float *)(ws + 174894720), t->bn_save + 79104, t->bn_save + 79232,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174869632), 6272, 128, 49, t->params + 6827712, t->params + 6827840, t->params + 6827968, t->params + 6828096, 9.99999975e-06f, (float *)(ws + 174894720), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174894720), (float *)(ws + 174894720));
+        nnc_batchnorm(n, (float *)(ws + 174869632), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 6827712, t->params + 6827840,     /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.bias */
+                      t->params + 6827968, t->params + 6828096,     /* features.denseblock4.denselayer15.norm2.running_mean, features.denseblock4.denselayer15.norm2.running_var */
+                      1e-05f, (float *)(ws + 174894720), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174894720), (float *)(ws + 174894720), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer15 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174894720), 6272, 128, 7, 7, t->params + 6828224, NULL, (float *)(ws + 175051520), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174894720), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 6828224, NULL,                      /* features.denseblock4.denselayer15.conv2.weight, no bias */
+               (float *)(ws + 175051520), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 161052416), 47040, (float *)(ws + 106573824), 48608, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175051520), 1568, (float *)(ws + 106573824), 48608, 47040);
+    nnc_concat_part(n, (float *)(ws + 161052416), 47040, (float *)(ws + 106573824), 48608, 0);
+    nnc_concat_part(n, (float *)(ws + 175051520), 1568, (float *)(ws + 106573824), 48608, 47040);
 
     /* batchnorm features.denseblock4.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 106573824), 992, 49, t->params + 6865088, t->params + 6866080, 9.99999975e-06f, 0.100000001f, t->params + 6867072, t->params + 6868064, (float *)(ws + 160663552),
-                        t->bn_save + 79360, t->bn_save + 80352);
+        nnc_batchnorm_train(n, (float *)(ws + 106573824), 992, 49,                               /* x: [992, 7, 7] */
+                            t->params + 6865088, t->params + 6866080, 1e-05f, 0.1f,              /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.bias; eps, momentum */
+                            t->params + 6867072, t->params + 6868064,                            /* features.denseblock4.denselayer16.norm1.running_mean, features.denseblock4.denselayer16.norm1.running_var (updated) */
+                            (float *)(ws + 160663552), t->bn_save + 79360, t->bn_save + 80352);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 106573824), 48608, 992, 49, t->params + 6865088, t->params + 6866080, t->params + 6867072, t->params + 6868064, 9.99999975e-06f, (float *)(ws + 160663552), 48608);
+        nnc_batchnorm(n, (float *)(ws + 106573824), 48608, 992, 49,  /* x: [992, 7, 7], batch stride */
+                      t->params + 6865088, t->params + 6866080,      /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.bias */
+                      t->params + 6867072, t->params + 6868064,      /* features.denseblock4.denselayer16.norm1.running_mean, features.denseblock4.denselayer16.norm1.running_var */
+                      1e-05f, (float *)(ws + 160663552), 48608);     /* eps, y, batch stride */
     }
 
     /* relu features.denseblock4.denselayer16 @ models/lib/densenet.net:8:36 */
-    nnc_relu((size_t)n * 48608, (float *)(ws + 160663552), (float *)(ws + 160857984));
+    nnc_activation((size_t)n * 48608, (float *)(ws + 160663552), (float *)(ws + 160857984), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 160857984), 992, 7, 7, t->params + 6869056, NULL, (float *)(ws + 174919808), 128, 7, 7,
-                         1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, t->stats);
+        nnc_conv2d_stats(n, (float *)(ws + 160857984), 992, 7, 7,  /* x: [992, 7, 7] */
+                         t->params + 6869056, NULL,                /* features.denseblock4.denselayer16.conv1.weight, no bias */
+                         (float *)(ws + 174919808), 128, 7, 7,     /* y: [128, 7, 7] */
+                         1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
+                         t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-    nnc_conv2d(n, (float *)(ws + 160857984), 48608, 992, 7, 7, t->params + 6869056, NULL, (float *)(ws + 174919808), 6272, 128, 7, 7,
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 128,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+        nnc_conv2d(n, (float *)(ws + 160857984), 48608, 992, 7, 7,  /* x: [992, 7, 7], batch stride */
+                   t->params + 6869056, NULL,                       /* features.denseblock4.denselayer16.conv1.weight, no bias */
+                   (float *)(ws + 174919808), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                   NULL, 0,                                         /* no residual */
+                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174919808), 128, 49, t->stats, t->params + 6996032, t->params + 6996160, 9.99999975e-06f, 0.100000001f, t->params + 6996288, t->params + 6996416, (float *)(ws + 174944896),
-                                t->bn_save + 81344, t->bn_save + 81472, NNC_ACT_RELU, 0.0f);
+        nnc_batchnorm_act_train(n, (float *)(ws + 174919808), 128, 49,                              /* x: [128, 7, 7] */
+                                t->stats,                                                           /* the conv's per-channel sums */
+                                t->params + 6996032, t->params + 6996160, 1e-05f, 0.1f,             /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.bias; eps, momentum */
+                                t->params + 6996288, t->params + 6996416,                           /* features.denseblock4.denselayer16.norm2.running_mean, features.denseblock4.denselayer16.norm2.running_var (updated) */
+                                (float *)(ws + 174944896), t->bn_save + 81344, t->bn_save + 81472,  /* y; batch mean and 1/std, saved */
+                                NNC_ACT_RELU, 0.0f);                                                /* then relu */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 174919808), 6272, 128, 49, t->params + 6996032, t->params + 6996160, t->params + 6996288, t->params + 6996416, 9.99999975e-06f, (float *)(ws + 174944896), 6272);
-        nnc_relu((size_t)n * 6272, (float *)(ws + 174944896), (float *)(ws + 174944896));
+        nnc_batchnorm(n, (float *)(ws + 174919808), 6272, 128, 49,  /* x: [128, 7, 7], batch stride */
+                      t->params + 6996032, t->params + 6996160,     /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.bias */
+                      t->params + 6996288, t->params + 6996416,     /* features.denseblock4.denselayer16.norm2.running_mean, features.denseblock4.denselayer16.norm2.running_var */
+                      1e-05f, (float *)(ws + 174944896), 6272);     /* eps, y, batch stride */
+        nnc_activation((size_t)n * 6272, (float *)(ws + 174944896), (float *)(ws + 174944896), NNC_ACT_RELU, 0.0f);
     }
 
-    /* relu features.denseblock4.denselayer16 @ models/lib/densenet.net:9:36 */
-    /* fused into the batchnorm above */
-
     /* conv2d features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174944896), 6272, 128, 7, 7, t->params + 6996544, NULL, (float *)(ws + 175057792), 1568, 32, 7, 7,
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 32,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 174944896), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+               t->params + 6996544, NULL,                      /* features.denseblock4.denselayer16.conv2.weight, no bias */
+               (float *)(ws + 175057792), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                        /* no residual */
+               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    nnc_concat_part(n * 1, (float *)(ws + 106573824), 48608, (float *)(ws + 105168896), 50176, 0);
-    nnc_concat_part(n * 1, (float *)(ws + 175057792), 1568, (float *)(ws + 105168896), 50176, 48608);
+    nnc_concat_part(n, (float *)(ws + 106573824), 48608, (float *)(ws + 105168896), 50176, 0);
+    nnc_concat_part(n, (float *)(ws + 175057792), 1568, (float *)(ws + 105168896), 50176, 48608);
 
     /* batchnorm features.norm5 @ models/lib/densenet.net:41:17 */
     if (train) {
-        nnc_batchnorm_train(n, (float *)(ws + 105168896), 1024, 49, t->params + 7033408, t->params + 7034432, 9.99999975e-06f, 0.100000001f, t->params + 7035456, t->params + 7036480, (float *)(ws + 105369600),
-                        t->bn_save + 81600, t->bn_save + 82624);
+        nnc_batchnorm_train(n, (float *)(ws + 105168896), 1024, 49,                              /* x: [1024, 7, 7] */
+                            t->params + 7033408, t->params + 7034432, 1e-05f, 0.1f,              /* features.norm5.weight, features.norm5.bias; eps, momentum */
+                            t->params + 7035456, t->params + 7036480,                            /* features.norm5.running_mean, features.norm5.running_var (updated) */
+                            (float *)(ws + 105369600), t->bn_save + 81600, t->bn_save + 82624);  /* y; batch mean and 1/std, saved */
     } else {
-        nnc_batchnorm(n, (float *)(ws + 105168896), 50176, 1024, 49, t->params + 7033408, t->params + 7034432, t->params + 7035456, t->params + 7036480, 9.99999975e-06f, (float *)(ws + 105369600), 50176);
+        nnc_batchnorm(n, (float *)(ws + 105168896), 50176, 1024, 49,  /* x: [1024, 7, 7], batch stride */
+                      t->params + 7033408, t->params + 7034432,       /* features.norm5.weight, features.norm5.bias */
+                      t->params + 7035456, t->params + 7036480,       /* features.norm5.running_mean, features.norm5.running_var */
+                      1e-05f, (float *)(ws + 105369600), 50176);      /* eps, y, batch stride */
     }
 
     /* relu @ models/densenet121.net:9:26 */
-    nnc_relu((size_t)n * 50176, (float *)(ws + 105369600), (float *)(ws + 105570304));
+    nnc_activation((size_t)n * 50176, (float *)(ws + 105369600), (float *)(ws + 105570304), NNC_ACT_RELU, 0.0f);
 
     /* global_avgpool @ models/densenet121.net:9:34 */
     nnc_global_avgpool(n, (float *)(ws + 105570304), 1024, 49, (float *)(ws + 106373120));
@@ -3304,7 +4517,10 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     nnc_copy((size_t)n * 1024, (float *)(ws + 106373120), (float *)(ws + 105771008));
 
     /* linear classifier @ models/densenet121.net:9:63 */
-    nnc_linear(n, (float *)(ws + 105771008), 1024, t->params + 7037504, t->params + 8061504, (float *)(ws + 175064064), 1000, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_linear(n, (float *)(ws + 105771008), 1024,        /* x: [1024] */
+               t->params + 7037504, t->params + 8061504,  /* classifier.weight, classifier.bias */
+               (float *)(ws + 175064064), 1000,           /* y: [1000] */
+               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -3318,7 +4534,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of linear classifier @ models/densenet121.net:9:63 */
     memset((float *)(ws + 105775104), 0, (size_t)n * 1024 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 105771008), 1024, t->params + 7037504, (float *)(ws + 105779200), 1000, (float *)(ws + 105775104), t->grads + 7037504, t->grads + 8061504);
+    nnc_linear_backward(n, (float *)(ws + 105771008), 1024, t->params + 7037504, (float *)(ws + 105779200), 1000,  /* x, weight, dy */
+                        (float *)(ws + 105775104), t->grads + 7037504, t->grads + 8061504);                        /* dx, dweight, dbias */
 
     /* backward of flatten @ models/densenet121.net:9:52 */
     memset((float *)(ws + 106377216), 0, (size_t)n * 1024 * sizeof(float));
@@ -3330,14 +4547,16 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of relu @ models/densenet121.net:9:26 */
     memset((float *)(ws + 106373120), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_relu_backward((size_t)n * 50176, (float *)(ws + 105570304), (float *)(ws + 105771008), (float *)(ws + 106373120));
+    nnc_activation_backward((size_t)n * 50176, (float *)(ws + 105570304), (float *)(ws + 105771008), (float *)(ws + 106373120), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.norm5 @ models/lib/densenet.net:41:17 */
     memset((float *)(ws + 105570304), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 105168896), 1024, 49, t->params + 7033408, t->bn_save + 81600, t->bn_save + 82624, (float *)(ws + 106373120), (float *)(ws + 105570304), t->grads + 7033408, t->grads + 7034432);
+        nnc_batchnorm_backward(n, (float *)(ws + 105168896), 1024, 49, t->params + 7033408, t->bn_save + 81600, t->bn_save + 82624,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 106373120),                                                                            /* dy */
+                               (float *)(ws + 105570304), t->grads + 7033408, t->grads + 7034432);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 106373120), 1024, 49, t->params + 7033408, t->params + 7036480, 9.99999975e-06f, (float *)(ws + 105570304));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 106373120), 1024, 49, t->params + 7033408, t->params + 7036480, 1e-05f, (float *)(ws + 105570304));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105369600), 0, (size_t)n * 48608 * sizeof(float));
@@ -3347,34 +4566,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174944896), 128, 7, 7, t->params + 6996544, (float *)(ws + 105564032), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105168896), t->grads + 6996544, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer16 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174944896), 128, 7, 7,                           /* x */
+                        t->params + 6996544, (float *)(ws + 105564032), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 6996544, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105564032), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174919808), 128, 49, t->params + 6996032, t->bn_save + 81344, t->bn_save + 81472, (float *)(ws + 174944896), (float *)(ws + 105168896),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105564032), t->grads + 6996032, t->grads + 6996160);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174919808), 128, 49, t->params + 6996032, t->bn_save + 81344, t->bn_save + 81472,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174944896), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105564032), t->grads + 6996032, t->grads + 6996160);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6996032, t->params + 6996416, 9.99999975e-06f, (float *)(ws + 174944896), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105564032));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6996032, t->params + 6996416, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174944896), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105564032));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 48608 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 160857984), 992, 7, 7, t->params + 6869056, (float *)(ws + 105564032), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105168896), t->grads + 6869056, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 160857984), 992, 7, 7,                           /* x */
+                        t->params + 6869056, (float *)(ws + 105564032), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 6869056, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer16 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105564032), 0, (size_t)n * 48608 * sizeof(float));
-    nnc_relu_backward((size_t)n * 48608, (float *)(ws + 160857984), (float *)(ws + 105168896), (float *)(ws + 105564032));
+    nnc_activation_backward((size_t)n * 48608, (float *)(ws + 160857984), (float *)(ws + 105168896), (float *)(ws + 105564032), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 106573824), 992, 49, t->params + 6865088, t->bn_save + 79360, t->bn_save + 80352, (float *)(ws + 105564032), (float *)(ws + 105369600), t->grads + 6865088, t->grads + 6866080);
+        nnc_batchnorm_backward(n, (float *)(ws + 106573824), 992, 49, t->params + 6865088, t->bn_save + 79360, t->bn_save + 80352,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105564032),                                                                           /* dy */
+                               (float *)(ws + 105369600), t->grads + 6865088, t->grads + 6866080);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105564032), 992, 49, t->params + 6865088, t->params + 6868064, 9.99999975e-06f, (float *)(ws + 105369600));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105564032), 992, 49, t->params + 6865088, t->params + 6868064, 1e-05f, (float *)(ws + 105369600));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 47040 * sizeof(float));
@@ -3384,34 +4608,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105357056), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174894720), 128, 7, 7, t->params + 6828224, (float *)(ws + 105564032), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105357056), t->grads + 6828224, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer15 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174894720), 128, 7, 7,                           /* x */
+                        t->params + 6828224, (float *)(ws + 105564032), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105357056), t->grads + 6828224, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105545216), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174869632), 128, 49, t->params + 6827712, t->bn_save + 79104, t->bn_save + 79232, (float *)(ws + 174894720), (float *)(ws + 105357056),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105545216), t->grads + 6827712, t->grads + 6827840);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174869632), 128, 49, t->params + 6827712, t->bn_save + 79104, t->bn_save + 79232,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174894720), (float *)(ws + 105357056), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105545216), t->grads + 6827712, t->grads + 6827840);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6827712, t->params + 6828096, 9.99999975e-06f, (float *)(ws + 174894720), (float *)(ws + 105357056), NNC_ACT_RELU, 0.0f, (float *)(ws + 105545216));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6827712, t->params + 6828096, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174894720), (float *)(ws + 105357056), NNC_ACT_RELU, 0.0f, (float *)(ws + 105545216));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105357056), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 161428736), 960, 7, 7, t->params + 6704832, (float *)(ws + 105545216), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105357056), t->grads + 6704832, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 161428736), 960, 7, 7,                           /* x */
+                        t->params + 6704832, (float *)(ws + 105545216), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105357056), t->grads + 6704832, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer15 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105545216), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_relu_backward((size_t)n * 47040, (float *)(ws + 161428736), (float *)(ws + 105357056), (float *)(ws + 105545216));
+    nnc_activation_backward((size_t)n * 47040, (float *)(ws + 161428736), (float *)(ws + 105357056), (float *)(ws + 105545216), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 161052416), 960, 49, t->params + 6700992, t->bn_save + 77184, t->bn_save + 78144, (float *)(ws + 105545216), (float *)(ws + 105168896), t->grads + 6700992, t->grads + 6701952);
+        nnc_batchnorm_backward(n, (float *)(ws + 161052416), 960, 49, t->params + 6700992, t->bn_save + 77184, t->bn_save + 78144,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105545216),                                                                           /* dy */
+                               (float *)(ws + 105168896), t->grads + 6700992, t->grads + 6701952);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105545216), 960, 49, t->params + 6700992, t->params + 6703872, 9.99999975e-06f, (float *)(ws + 105168896));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105545216), 960, 49, t->params + 6700992, t->params + 6703872, 1e-05f, (float *)(ws + 105168896));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105357056), 0, (size_t)n * 45472 * sizeof(float));
@@ -3421,34 +4650,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174844544), 128, 7, 7, t->params + 6664128, (float *)(ws + 105538944), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105168896), t->grads + 6664128, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer14 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174844544), 128, 7, 7,                           /* x */
+                        t->params + 6664128, (float *)(ws + 105538944), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 6664128, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105538944), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174819456), 128, 49, t->params + 6663616, t->bn_save + 76928, t->bn_save + 77056, (float *)(ws + 174844544), (float *)(ws + 105168896),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105538944), t->grads + 6663616, t->grads + 6663744);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174819456), 128, 49, t->params + 6663616, t->bn_save + 76928, t->bn_save + 77056,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174844544), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105538944), t->grads + 6663616, t->grads + 6663744);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6663616, t->params + 6664000, 9.99999975e-06f, (float *)(ws + 174844544), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105538944));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6663616, t->params + 6664000, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174844544), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105538944));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 45472 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 161980672), 928, 7, 7, t->params + 6544832, (float *)(ws + 105538944), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105168896), t->grads + 6544832, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 161980672), 928, 7, 7,                           /* x */
+                        t->params + 6544832, (float *)(ws + 105538944), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 6544832, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer14 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105538944), 0, (size_t)n * 45472 * sizeof(float));
-    nnc_relu_backward((size_t)n * 45472, (float *)(ws + 161980672), (float *)(ws + 105168896), (float *)(ws + 105538944));
+    nnc_activation_backward((size_t)n * 45472, (float *)(ws + 161980672), (float *)(ws + 105168896), (float *)(ws + 105538944), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 161616896), 928, 49, t->params + 6541120, t->bn_save + 75072, t->bn_save + 76000, (float *)(ws + 105538944), (float *)(ws + 105357056), t->grads + 6541120, t->grads + 6542048);
+        nnc_batchnorm_backward(n, (float *)(ws + 161616896), 928, 49, t->params + 6541120, t->bn_save + 75072, t->bn_save + 76000,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105538944),                                                                           /* dy */
+                               (float *)(ws + 105357056), t->grads + 6541120, t->grads + 6542048);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105538944), 928, 49, t->params + 6541120, t->params + 6543904, 9.99999975e-06f, (float *)(ws + 105357056));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105538944), 928, 49, t->params + 6541120, t->params + 6543904, 1e-05f, (float *)(ws + 105357056));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 43904 * sizeof(float));
@@ -3458,34 +4692,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105344512), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174794368), 128, 7, 7, t->params + 6504256, (float *)(ws + 105538944), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105344512), t->grads + 6504256, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer13 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174794368), 128, 7, 7,                           /* x */
+                        t->params + 6504256, (float *)(ws + 105538944), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105344512), t->grads + 6504256, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105520128), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174769280), 128, 49, t->params + 6503744, t->bn_save + 74816, t->bn_save + 74944, (float *)(ws + 174794368), (float *)(ws + 105344512),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105520128), t->grads + 6503744, t->grads + 6503872);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174769280), 128, 49, t->params + 6503744, t->bn_save + 74816, t->bn_save + 74944,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174794368), (float *)(ws + 105344512), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105520128), t->grads + 6503744, t->grads + 6503872);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6503744, t->params + 6504128, 9.99999975e-06f, (float *)(ws + 174794368), (float *)(ws + 105344512), NNC_ACT_RELU, 0.0f, (float *)(ws + 105520128));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6503744, t->params + 6504128, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174794368), (float *)(ws + 105344512), NNC_ACT_RELU, 0.0f, (float *)(ws + 105520128));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105344512), 0, (size_t)n * 43904 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 162513792), 896, 7, 7, t->params + 6389056, (float *)(ws + 105520128), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105344512), t->grads + 6389056, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 162513792), 896, 7, 7,                           /* x */
+                        t->params + 6389056, (float *)(ws + 105520128), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105344512), t->grads + 6389056, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer13 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105520128), 0, (size_t)n * 43904 * sizeof(float));
-    nnc_relu_backward((size_t)n * 43904, (float *)(ws + 162513792), (float *)(ws + 105344512), (float *)(ws + 105520128));
+    nnc_activation_backward((size_t)n * 43904, (float *)(ws + 162513792), (float *)(ws + 105344512), (float *)(ws + 105520128), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 162162560), 896, 49, t->params + 6385472, t->bn_save + 73024, t->bn_save + 73920, (float *)(ws + 105520128), (float *)(ws + 105168896), t->grads + 6385472, t->grads + 6386368);
+        nnc_batchnorm_backward(n, (float *)(ws + 162162560), 896, 49, t->params + 6385472, t->bn_save + 73024, t->bn_save + 73920,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105520128),                                                                           /* dy */
+                               (float *)(ws + 105168896), t->grads + 6385472, t->grads + 6386368);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105520128), 896, 49, t->params + 6385472, t->params + 6388160, 9.99999975e-06f, (float *)(ws + 105168896));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105520128), 896, 49, t->params + 6385472, t->params + 6388160, 1e-05f, (float *)(ws + 105168896));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105344512), 0, (size_t)n * 42336 * sizeof(float));
@@ -3495,34 +4734,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174744192), 128, 7, 7, t->params + 6348608, (float *)(ws + 105513856), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105168896), t->grads + 6348608, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer12 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174744192), 128, 7, 7,                           /* x */
+                        t->params + 6348608, (float *)(ws + 105513856), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 6348608, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105513856), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174719104), 128, 49, t->params + 6348096, t->bn_save + 72768, t->bn_save + 72896, (float *)(ws + 174744192), (float *)(ws + 105168896),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105513856), t->grads + 6348096, t->grads + 6348224);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174719104), 128, 49, t->params + 6348096, t->bn_save + 72768, t->bn_save + 72896,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174744192), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105513856), t->grads + 6348096, t->grads + 6348224);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6348096, t->params + 6348480, 9.99999975e-06f, (float *)(ws + 174744192), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105513856));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6348096, t->params + 6348480, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174744192), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105513856));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 42336 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 163028096), 864, 7, 7, t->params + 6237504, (float *)(ws + 105513856), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105168896), t->grads + 6237504, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 163028096), 864, 7, 7,                           /* x */
+                        t->params + 6237504, (float *)(ws + 105513856), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 6237504, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer12 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105513856), 0, (size_t)n * 42336 * sizeof(float));
-    nnc_relu_backward((size_t)n * 42336, (float *)(ws + 163028096), (float *)(ws + 105168896), (float *)(ws + 105513856));
+    nnc_activation_backward((size_t)n * 42336, (float *)(ws + 163028096), (float *)(ws + 105168896), (float *)(ws + 105513856), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 162689408), 864, 49, t->params + 6234048, t->bn_save + 71040, t->bn_save + 71904, (float *)(ws + 105513856), (float *)(ws + 105344512), t->grads + 6234048, t->grads + 6234912);
+        nnc_batchnorm_backward(n, (float *)(ws + 162689408), 864, 49, t->params + 6234048, t->bn_save + 71040, t->bn_save + 71904,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105513856),                                                                           /* dy */
+                               (float *)(ws + 105344512), t->grads + 6234048, t->grads + 6234912);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105513856), 864, 49, t->params + 6234048, t->params + 6236640, 9.99999975e-06f, (float *)(ws + 105344512));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105513856), 864, 49, t->params + 6234048, t->params + 6236640, 1e-05f, (float *)(ws + 105344512));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 40768 * sizeof(float));
@@ -3532,34 +4776,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105331968), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174694016), 128, 7, 7, t->params + 6197184, (float *)(ws + 105513856), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105331968), t->grads + 6197184, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer11 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174694016), 128, 7, 7,                           /* x */
+                        t->params + 6197184, (float *)(ws + 105513856), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105331968), t->grads + 6197184, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105495040), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174668928), 128, 49, t->params + 6196672, t->bn_save + 70784, t->bn_save + 70912, (float *)(ws + 174694016), (float *)(ws + 105331968),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105495040), t->grads + 6196672, t->grads + 6196800);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174668928), 128, 49, t->params + 6196672, t->bn_save + 70784, t->bn_save + 70912,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174694016), (float *)(ws + 105331968), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105495040), t->grads + 6196672, t->grads + 6196800);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6196672, t->params + 6197056, 9.99999975e-06f, (float *)(ws + 174694016), (float *)(ws + 105331968), NNC_ACT_RELU, 0.0f, (float *)(ws + 105495040));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6196672, t->params + 6197056, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174694016), (float *)(ws + 105331968), NNC_ACT_RELU, 0.0f, (float *)(ws + 105495040));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105331968), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 163523584), 832, 7, 7, t->params + 6090176, (float *)(ws + 105495040), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105331968), t->grads + 6090176, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 163523584), 832, 7, 7,                           /* x */
+                        t->params + 6090176, (float *)(ws + 105495040), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105331968), t->grads + 6090176, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer11 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105495040), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_relu_backward((size_t)n * 40768, (float *)(ws + 163523584), (float *)(ws + 105331968), (float *)(ws + 105495040));
+    nnc_activation_backward((size_t)n * 40768, (float *)(ws + 163523584), (float *)(ws + 105331968), (float *)(ws + 105495040), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 163197440), 832, 49, t->params + 6086848, t->bn_save + 69120, t->bn_save + 69952, (float *)(ws + 105495040), (float *)(ws + 105168896), t->grads + 6086848, t->grads + 6087680);
+        nnc_batchnorm_backward(n, (float *)(ws + 163197440), 832, 49, t->params + 6086848, t->bn_save + 69120, t->bn_save + 69952,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105495040),                                                                           /* dy */
+                               (float *)(ws + 105168896), t->grads + 6086848, t->grads + 6087680);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105495040), 832, 49, t->params + 6086848, t->params + 6089344, 9.99999975e-06f, (float *)(ws + 105168896));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105495040), 832, 49, t->params + 6086848, t->params + 6089344, 1e-05f, (float *)(ws + 105168896));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105331968), 0, (size_t)n * 39200 * sizeof(float));
@@ -3569,34 +4818,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174643840), 128, 7, 7, t->params + 6049984, (float *)(ws + 105488768), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105168896), t->grads + 6049984, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer10 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174643840), 128, 7, 7,                           /* x */
+                        t->params + 6049984, (float *)(ws + 105488768), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 6049984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105488768), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174618752), 128, 49, t->params + 6049472, t->bn_save + 68864, t->bn_save + 68992, (float *)(ws + 174643840), (float *)(ws + 105168896),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105488768), t->grads + 6049472, t->grads + 6049600);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174618752), 128, 49, t->params + 6049472, t->bn_save + 68864, t->bn_save + 68992,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174643840), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105488768), t->grads + 6049472, t->grads + 6049600);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6049472, t->params + 6049856, 9.99999975e-06f, (float *)(ws + 174643840), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105488768));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 6049472, t->params + 6049856, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174643840), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105488768));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 39200 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 164000256), 800, 7, 7, t->params + 5947072, (float *)(ws + 105488768), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105168896), t->grads + 5947072, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 164000256), 800, 7, 7,                           /* x */
+                        t->params + 5947072, (float *)(ws + 105488768), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 5947072, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer10 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105488768), 0, (size_t)n * 39200 * sizeof(float));
-    nnc_relu_backward((size_t)n * 39200, (float *)(ws + 164000256), (float *)(ws + 105168896), (float *)(ws + 105488768));
+    nnc_activation_backward((size_t)n * 39200, (float *)(ws + 164000256), (float *)(ws + 105168896), (float *)(ws + 105488768), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 163686656), 800, 49, t->params + 5943872, t->bn_save + 67264, t->bn_save + 68064, (float *)(ws + 105488768), (float *)(ws + 105331968), t->grads + 5943872, t->grads + 5944672);
+        nnc_batchnorm_backward(n, (float *)(ws + 163686656), 800, 49, t->params + 5943872, t->bn_save + 67264, t->bn_save + 68064,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105488768),                                                                           /* dy */
+                               (float *)(ws + 105331968), t->grads + 5943872, t->grads + 5944672);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105488768), 800, 49, t->params + 5943872, t->params + 5946272, 9.99999975e-06f, (float *)(ws + 105331968));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105488768), 800, 49, t->params + 5943872, t->params + 5946272, 1e-05f, (float *)(ws + 105331968));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 37632 * sizeof(float));
@@ -3606,34 +4860,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105319424), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174593664), 128, 7, 7, t->params + 5907008, (float *)(ws + 105488768), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105319424), t->grads + 5907008, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer9 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174593664), 128, 7, 7,                           /* x */
+                        t->params + 5907008, (float *)(ws + 105488768), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105319424), t->grads + 5907008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105469952), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174568576), 128, 49, t->params + 5906496, t->bn_save + 67008, t->bn_save + 67136, (float *)(ws + 174593664), (float *)(ws + 105319424),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105469952), t->grads + 5906496, t->grads + 5906624);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174568576), 128, 49, t->params + 5906496, t->bn_save + 67008, t->bn_save + 67136,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174593664), (float *)(ws + 105319424), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105469952), t->grads + 5906496, t->grads + 5906624);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5906496, t->params + 5906880, 9.99999975e-06f, (float *)(ws + 174593664), (float *)(ws + 105319424), NNC_ACT_RELU, 0.0f, (float *)(ws + 105469952));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5906496, t->params + 5906880, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174593664), (float *)(ws + 105319424), NNC_ACT_RELU, 0.0f, (float *)(ws + 105469952));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105319424), 0, (size_t)n * 37632 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 164458112), 768, 7, 7, t->params + 5808192, (float *)(ws + 105469952), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105319424), t->grads + 5808192, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 164458112), 768, 7, 7,                           /* x */
+                        t->params + 5808192, (float *)(ws + 105469952), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105319424), t->grads + 5808192, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer9 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105469952), 0, (size_t)n * 37632 * sizeof(float));
-    nnc_relu_backward((size_t)n * 37632, (float *)(ws + 164458112), (float *)(ws + 105319424), (float *)(ws + 105469952));
+    nnc_activation_backward((size_t)n * 37632, (float *)(ws + 164458112), (float *)(ws + 105319424), (float *)(ws + 105469952), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 164157056), 768, 49, t->params + 5805120, t->bn_save + 65472, t->bn_save + 66240, (float *)(ws + 105469952), (float *)(ws + 105168896), t->grads + 5805120, t->grads + 5805888);
+        nnc_batchnorm_backward(n, (float *)(ws + 164157056), 768, 49, t->params + 5805120, t->bn_save + 65472, t->bn_save + 66240,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105469952),                                                                           /* dy */
+                               (float *)(ws + 105168896), t->grads + 5805120, t->grads + 5805888);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105469952), 768, 49, t->params + 5805120, t->params + 5807424, 9.99999975e-06f, (float *)(ws + 105168896));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105469952), 768, 49, t->params + 5805120, t->params + 5807424, 1e-05f, (float *)(ws + 105168896));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105319424), 0, (size_t)n * 36064 * sizeof(float));
@@ -3643,34 +4902,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174543488), 128, 7, 7, t->params + 5768256, (float *)(ws + 105463680), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105168896), t->grads + 5768256, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer8 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174543488), 128, 7, 7,                           /* x */
+                        t->params + 5768256, (float *)(ws + 105463680), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 5768256, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105463680), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174518400), 128, 49, t->params + 5767744, t->bn_save + 65216, t->bn_save + 65344, (float *)(ws + 174543488), (float *)(ws + 105168896),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105463680), t->grads + 5767744, t->grads + 5767872);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174518400), 128, 49, t->params + 5767744, t->bn_save + 65216, t->bn_save + 65344,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174543488), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105463680), t->grads + 5767744, t->grads + 5767872);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5767744, t->params + 5768128, 9.99999975e-06f, (float *)(ws + 174543488), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105463680));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5767744, t->params + 5768128, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174543488), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105463680));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 36064 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 164897152), 736, 7, 7, t->params + 5673536, (float *)(ws + 105463680), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105168896), t->grads + 5673536, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 164897152), 736, 7, 7,                           /* x */
+                        t->params + 5673536, (float *)(ws + 105463680), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 5673536, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer8 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105463680), 0, (size_t)n * 36064 * sizeof(float));
-    nnc_relu_backward((size_t)n * 36064, (float *)(ws + 164897152), (float *)(ws + 105168896), (float *)(ws + 105463680));
+    nnc_activation_backward((size_t)n * 36064, (float *)(ws + 164897152), (float *)(ws + 105168896), (float *)(ws + 105463680), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 164608640), 736, 49, t->params + 5670592, t->bn_save + 63744, t->bn_save + 64480, (float *)(ws + 105463680), (float *)(ws + 105319424), t->grads + 5670592, t->grads + 5671328);
+        nnc_batchnorm_backward(n, (float *)(ws + 164608640), 736, 49, t->params + 5670592, t->bn_save + 63744, t->bn_save + 64480,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105463680),                                                                           /* dy */
+                               (float *)(ws + 105319424), t->grads + 5670592, t->grads + 5671328);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105463680), 736, 49, t->params + 5670592, t->params + 5672800, 9.99999975e-06f, (float *)(ws + 105319424));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105463680), 736, 49, t->params + 5670592, t->params + 5672800, 1e-05f, (float *)(ws + 105319424));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 34496 * sizeof(float));
@@ -3680,34 +4944,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105306880), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174493312), 128, 7, 7, t->params + 5633728, (float *)(ws + 105463680), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105306880), t->grads + 5633728, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer7 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174493312), 128, 7, 7,                           /* x */
+                        t->params + 5633728, (float *)(ws + 105463680), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105306880), t->grads + 5633728, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105444864), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174468224), 128, 49, t->params + 5633216, t->bn_save + 63488, t->bn_save + 63616, (float *)(ws + 174493312), (float *)(ws + 105306880),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105444864), t->grads + 5633216, t->grads + 5633344);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174468224), 128, 49, t->params + 5633216, t->bn_save + 63488, t->bn_save + 63616,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174493312), (float *)(ws + 105306880), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105444864), t->grads + 5633216, t->grads + 5633344);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5633216, t->params + 5633600, 9.99999975e-06f, (float *)(ws + 174493312), (float *)(ws + 105306880), NNC_ACT_RELU, 0.0f, (float *)(ws + 105444864));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5633216, t->params + 5633600, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174493312), (float *)(ws + 105306880), NNC_ACT_RELU, 0.0f, (float *)(ws + 105444864));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105306880), 0, (size_t)n * 34496 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 165317376), 704, 7, 7, t->params + 5543104, (float *)(ws + 105444864), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105306880), t->grads + 5543104, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 165317376), 704, 7, 7,                           /* x */
+                        t->params + 5543104, (float *)(ws + 105444864), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105306880), t->grads + 5543104, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer7 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105444864), 0, (size_t)n * 34496 * sizeof(float));
-    nnc_relu_backward((size_t)n * 34496, (float *)(ws + 165317376), (float *)(ws + 105306880), (float *)(ws + 105444864));
+    nnc_activation_backward((size_t)n * 34496, (float *)(ws + 165317376), (float *)(ws + 105306880), (float *)(ws + 105444864), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 165041408), 704, 49, t->params + 5540288, t->bn_save + 62080, t->bn_save + 62784, (float *)(ws + 105444864), (float *)(ws + 105168896), t->grads + 5540288, t->grads + 5540992);
+        nnc_batchnorm_backward(n, (float *)(ws + 165041408), 704, 49, t->params + 5540288, t->bn_save + 62080, t->bn_save + 62784,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105444864),                                                                           /* dy */
+                               (float *)(ws + 105168896), t->grads + 5540288, t->grads + 5540992);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105444864), 704, 49, t->params + 5540288, t->params + 5542400, 9.99999975e-06f, (float *)(ws + 105168896));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105444864), 704, 49, t->params + 5540288, t->params + 5542400, 1e-05f, (float *)(ws + 105168896));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105306880), 0, (size_t)n * 32928 * sizeof(float));
@@ -3717,34 +4986,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174443136), 128, 7, 7, t->params + 5503424, (float *)(ws + 105438592), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105168896), t->grads + 5503424, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer6 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174443136), 128, 7, 7,                           /* x */
+                        t->params + 5503424, (float *)(ws + 105438592), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 5503424, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105438592), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174418048), 128, 49, t->params + 5502912, t->bn_save + 61824, t->bn_save + 61952, (float *)(ws + 174443136), (float *)(ws + 105168896),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105438592), t->grads + 5502912, t->grads + 5503040);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174418048), 128, 49, t->params + 5502912, t->bn_save + 61824, t->bn_save + 61952,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174443136), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105438592), t->grads + 5502912, t->grads + 5503040);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5502912, t->params + 5503296, 9.99999975e-06f, (float *)(ws + 174443136), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105438592));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5502912, t->params + 5503296, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174443136), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105438592));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 32928 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 165718784), 672, 7, 7, t->params + 5416896, (float *)(ws + 105438592), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105168896), t->grads + 5416896, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 165718784), 672, 7, 7,                           /* x */
+                        t->params + 5416896, (float *)(ws + 105438592), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 5416896, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer6 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105438592), 0, (size_t)n * 32928 * sizeof(float));
-    nnc_relu_backward((size_t)n * 32928, (float *)(ws + 165718784), (float *)(ws + 105168896), (float *)(ws + 105438592));
+    nnc_activation_backward((size_t)n * 32928, (float *)(ws + 165718784), (float *)(ws + 105168896), (float *)(ws + 105438592), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 165455360), 672, 49, t->params + 5414208, t->bn_save + 60480, t->bn_save + 61152, (float *)(ws + 105438592), (float *)(ws + 105306880), t->grads + 5414208, t->grads + 5414880);
+        nnc_batchnorm_backward(n, (float *)(ws + 165455360), 672, 49, t->params + 5414208, t->bn_save + 60480, t->bn_save + 61152,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105438592),                                                                           /* dy */
+                               (float *)(ws + 105306880), t->grads + 5414208, t->grads + 5414880);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105438592), 672, 49, t->params + 5414208, t->params + 5416224, 9.99999975e-06f, (float *)(ws + 105306880));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105438592), 672, 49, t->params + 5414208, t->params + 5416224, 1e-05f, (float *)(ws + 105306880));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 31360 * sizeof(float));
@@ -3754,34 +5028,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105294336), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174392960), 128, 7, 7, t->params + 5377344, (float *)(ws + 105438592), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105294336), t->grads + 5377344, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer5 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174392960), 128, 7, 7,                           /* x */
+                        t->params + 5377344, (float *)(ws + 105438592), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105294336), t->grads + 5377344, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105419776), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174367872), 128, 49, t->params + 5376832, t->bn_save + 60224, t->bn_save + 60352, (float *)(ws + 174392960), (float *)(ws + 105294336),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105419776), t->grads + 5376832, t->grads + 5376960);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174367872), 128, 49, t->params + 5376832, t->bn_save + 60224, t->bn_save + 60352,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174392960), (float *)(ws + 105294336), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105419776), t->grads + 5376832, t->grads + 5376960);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5376832, t->params + 5377216, 9.99999975e-06f, (float *)(ws + 174392960), (float *)(ws + 105294336), NNC_ACT_RELU, 0.0f, (float *)(ws + 105419776));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5376832, t->params + 5377216, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174392960), (float *)(ws + 105294336), NNC_ACT_RELU, 0.0f, (float *)(ws + 105419776));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105294336), 0, (size_t)n * 31360 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 166101376), 640, 7, 7, t->params + 5294912, (float *)(ws + 105419776), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105294336), t->grads + 5294912, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 166101376), 640, 7, 7,                           /* x */
+                        t->params + 5294912, (float *)(ws + 105419776), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105294336), t->grads + 5294912, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer5 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105419776), 0, (size_t)n * 31360 * sizeof(float));
-    nnc_relu_backward((size_t)n * 31360, (float *)(ws + 166101376), (float *)(ws + 105294336), (float *)(ws + 105419776));
+    nnc_activation_backward((size_t)n * 31360, (float *)(ws + 166101376), (float *)(ws + 105294336), (float *)(ws + 105419776), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 165850496), 640, 49, t->params + 5292352, t->bn_save + 58944, t->bn_save + 59584, (float *)(ws + 105419776), (float *)(ws + 105168896), t->grads + 5292352, t->grads + 5292992);
+        nnc_batchnorm_backward(n, (float *)(ws + 165850496), 640, 49, t->params + 5292352, t->bn_save + 58944, t->bn_save + 59584,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105419776),                                                                           /* dy */
+                               (float *)(ws + 105168896), t->grads + 5292352, t->grads + 5292992);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105419776), 640, 49, t->params + 5292352, t->params + 5294272, 9.99999975e-06f, (float *)(ws + 105168896));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105419776), 640, 49, t->params + 5292352, t->params + 5294272, 1e-05f, (float *)(ws + 105168896));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105294336), 0, (size_t)n * 29792 * sizeof(float));
@@ -3791,34 +5070,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174342784), 128, 7, 7, t->params + 5255488, (float *)(ws + 105413504), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105168896), t->grads + 5255488, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer4 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174342784), 128, 7, 7,                           /* x */
+                        t->params + 5255488, (float *)(ws + 105413504), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 5255488, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105413504), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174317696), 128, 49, t->params + 5254976, t->bn_save + 58688, t->bn_save + 58816, (float *)(ws + 174342784), (float *)(ws + 105168896),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105413504), t->grads + 5254976, t->grads + 5255104);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174317696), 128, 49, t->params + 5254976, t->bn_save + 58688, t->bn_save + 58816,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174342784), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105413504), t->grads + 5254976, t->grads + 5255104);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5254976, t->params + 5255360, 9.99999975e-06f, (float *)(ws + 174342784), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105413504));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5254976, t->params + 5255360, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174342784), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105413504));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 29792 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 166465152), 608, 7, 7, t->params + 5177152, (float *)(ws + 105413504), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105168896), t->grads + 5177152, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 166465152), 608, 7, 7,                           /* x */
+                        t->params + 5177152, (float *)(ws + 105413504), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 5177152, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer4 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105413504), 0, (size_t)n * 29792 * sizeof(float));
-    nnc_relu_backward((size_t)n * 29792, (float *)(ws + 166465152), (float *)(ws + 105168896), (float *)(ws + 105413504));
+    nnc_activation_backward((size_t)n * 29792, (float *)(ws + 166465152), (float *)(ws + 105168896), (float *)(ws + 105413504), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 166226816), 608, 49, t->params + 5174720, t->bn_save + 57472, t->bn_save + 58080, (float *)(ws + 105413504), (float *)(ws + 105294336), t->grads + 5174720, t->grads + 5175328);
+        nnc_batchnorm_backward(n, (float *)(ws + 166226816), 608, 49, t->params + 5174720, t->bn_save + 57472, t->bn_save + 58080,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105413504),                                                                           /* dy */
+                               (float *)(ws + 105294336), t->grads + 5174720, t->grads + 5175328);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105413504), 608, 49, t->params + 5174720, t->params + 5176544, 9.99999975e-06f, (float *)(ws + 105294336));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105413504), 608, 49, t->params + 5174720, t->params + 5176544, 1e-05f, (float *)(ws + 105294336));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 28224 * sizeof(float));
@@ -3828,34 +5112,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105281792), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174292608), 128, 7, 7, t->params + 5137856, (float *)(ws + 105413504), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105281792), t->grads + 5137856, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer3 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174292608), 128, 7, 7,                           /* x */
+                        t->params + 5137856, (float *)(ws + 105413504), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105281792), t->grads + 5137856, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105394688), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174267520), 128, 49, t->params + 5137344, t->bn_save + 57216, t->bn_save + 57344, (float *)(ws + 174292608), (float *)(ws + 105281792),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105394688), t->grads + 5137344, t->grads + 5137472);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174267520), 128, 49, t->params + 5137344, t->bn_save + 57216, t->bn_save + 57344,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174292608), (float *)(ws + 105281792), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105394688), t->grads + 5137344, t->grads + 5137472);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5137344, t->params + 5137728, 9.99999975e-06f, (float *)(ws + 174292608), (float *)(ws + 105281792), NNC_ACT_RELU, 0.0f, (float *)(ws + 105394688));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5137344, t->params + 5137728, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174292608), (float *)(ws + 105281792), NNC_ACT_RELU, 0.0f, (float *)(ws + 105394688));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105281792), 0, (size_t)n * 28224 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 166810112), 576, 7, 7, t->params + 5063616, (float *)(ws + 105394688), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105281792), t->grads + 5063616, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 166810112), 576, 7, 7,                           /* x */
+                        t->params + 5063616, (float *)(ws + 105394688), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105281792), t->grads + 5063616, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer3 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105394688), 0, (size_t)n * 28224 * sizeof(float));
-    nnc_relu_backward((size_t)n * 28224, (float *)(ws + 166810112), (float *)(ws + 105281792), (float *)(ws + 105394688));
+    nnc_activation_backward((size_t)n * 28224, (float *)(ws + 166810112), (float *)(ws + 105281792), (float *)(ws + 105394688), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 166584320), 576, 49, t->params + 5061312, t->bn_save + 56064, t->bn_save + 56640, (float *)(ws + 105394688), (float *)(ws + 105168896), t->grads + 5061312, t->grads + 5061888);
+        nnc_batchnorm_backward(n, (float *)(ws + 166584320), 576, 49, t->params + 5061312, t->bn_save + 56064, t->bn_save + 56640,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105394688),                                                                           /* dy */
+                               (float *)(ws + 105168896), t->grads + 5061312, t->grads + 5061888);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105394688), 576, 49, t->params + 5061312, t->params + 5063040, 9.99999975e-06f, (float *)(ws + 105168896));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105394688), 576, 49, t->params + 5061312, t->params + 5063040, 1e-05f, (float *)(ws + 105168896));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105281792), 0, (size_t)n * 26656 * sizeof(float));
@@ -3865,34 +5154,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174242432), 128, 7, 7, t->params + 5024448, (float *)(ws + 105388416), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105168896), t->grads + 5024448, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer2 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174242432), 128, 7, 7,                           /* x */
+                        t->params + 5024448, (float *)(ws + 105388416), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 5024448, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105388416), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174217344), 128, 49, t->params + 5023936, t->bn_save + 55808, t->bn_save + 55936, (float *)(ws + 174242432), (float *)(ws + 105168896),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105388416), t->grads + 5023936, t->grads + 5024064);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174217344), 128, 49, t->params + 5023936, t->bn_save + 55808, t->bn_save + 55936,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174242432), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105388416), t->grads + 5023936, t->grads + 5024064);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5023936, t->params + 5024320, 9.99999975e-06f, (float *)(ws + 174242432), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105388416));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 5023936, t->params + 5024320, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174242432), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f, (float *)(ws + 105388416));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 26656 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 167136256), 544, 7, 7, t->params + 4954304, (float *)(ws + 105388416), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105168896), t->grads + 4954304, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 167136256), 544, 7, 7,                           /* x */
+                        t->params + 4954304, (float *)(ws + 105388416), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 4954304, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer2 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105388416), 0, (size_t)n * 26656 * sizeof(float));
-    nnc_relu_backward((size_t)n * 26656, (float *)(ws + 167136256), (float *)(ws + 105168896), (float *)(ws + 105388416));
+    nnc_activation_backward((size_t)n * 26656, (float *)(ws + 167136256), (float *)(ws + 105168896), (float *)(ws + 105388416), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 166923008), 544, 49, t->params + 4952128, t->bn_save + 54720, t->bn_save + 55264, (float *)(ws + 105388416), (float *)(ws + 105281792), t->grads + 4952128, t->grads + 4952672);
+        nnc_batchnorm_backward(n, (float *)(ws + 166923008), 544, 49, t->params + 4952128, t->bn_save + 54720, t->bn_save + 55264,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105388416),                                                                           /* dy */
+                               (float *)(ws + 105281792), t->grads + 4952128, t->grads + 4952672);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105388416), 544, 49, t->params + 4952128, t->params + 4953760, 9.99999975e-06f, (float *)(ws + 105281792));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105388416), 544, 49, t->params + 4952128, t->params + 4953760, 1e-05f, (float *)(ws + 105281792));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 25088 * sizeof(float));
@@ -3902,54 +5196,64 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105269248), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174192256), 128, 7, 7, t->params + 4915264, (float *)(ws + 105388416), 32, 7, 7,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 105269248), t->grads + 4915264, NULL, t->scratch);
-
-    /* backward of relu features.denseblock4.denselayer1 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 174192256), 128, 7, 7,                           /* x */
+                        t->params + 4915264, (float *)(ws + 105388416), 32, 7, 7,          /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105269248), t->grads + 4915264, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock4.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105369600), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174167168), 128, 49, t->params + 4914752, t->bn_save + 54464, t->bn_save + 54592, (float *)(ws + 174192256), (float *)(ws + 105269248),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 105369600), t->grads + 4914752, t->grads + 4914880);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 174167168), 128, 49, t->params + 4914752, t->bn_save + 54464, t->bn_save + 54592,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 174192256), (float *)(ws + 105269248), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
+                                   (float *)(ws + 105369600), t->grads + 4914752, t->grads + 4914880);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 4914752, t->params + 4915136, 9.99999975e-06f, (float *)(ws + 174192256), (float *)(ws + 105269248), NNC_ACT_RELU, 0.0f, (float *)(ws + 105369600));
+        nnc_batchnorm_act_eval_backward(n, 128, 49, t->params + 4914752, t->params + 4915136, 1e-05f,                                          /* gamma, running var, eps */
+                                        (float *)(ws + 174192256), (float *)(ws + 105269248), NNC_ACT_RELU, 0.0f, (float *)(ws + 105369600));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105269248), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 173464704), 512, 7, 7, t->params + 4849216, (float *)(ws + 105369600), 128, 7, 7,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105269248), t->grads + 4849216, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 173464704), 512, 7, 7,                           /* x */
+                        t->params + 4849216, (float *)(ws + 105369600), 128, 7, 7,         /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105269248), t->grads + 4849216, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock4.denselayer1 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 105369600), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_relu_backward((size_t)n * 25088, (float *)(ws + 173464704), (float *)(ws + 105269248), (float *)(ws + 105369600));
+    nnc_activation_backward((size_t)n * 25088, (float *)(ws + 173464704), (float *)(ws + 105269248), (float *)(ws + 105369600), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock4.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 173264000), 512, 49, t->params + 4847168, t->bn_save + 53440, t->bn_save + 53952, (float *)(ws + 105369600), (float *)(ws + 105168896), t->grads + 4847168, t->grads + 4847680);
+        nnc_batchnorm_backward(n, (float *)(ws + 173264000), 512, 49, t->params + 4847168, t->bn_save + 53440, t->bn_save + 53952,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105369600),                                                                           /* dy */
+                               (float *)(ws + 105168896), t->grads + 4847168, t->grads + 4847680);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105369600), 512, 49, t->params + 4847168, t->params + 4848704, 9.99999975e-06f, (float *)(ws + 105168896));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105369600), 512, 49, t->params + 4847168, t->params + 4848704, 1e-05f, (float *)(ws + 105168896));  /* dy, gamma, running var, eps; dx */
 
     /* backward of avgpool2d @ models/lib/densenet.net:23:88 */
     memset((float *)(ws + 106373120), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_avgpool2d_backward(n, (float *)(ws + 105168896), 512, 14, 14, 7, 7, 2, 2, 2, 2, 0, 0, 1, (float *)(ws + 106373120));
+    nnc_avgpool2d_backward(n, (float *)(ws + 105168896), 512, 14, 14, 7, 7,  /* dy, x's shape, y's map */
+                           2, 2, 2, 2, 0, 0, 1, (float *)(ws + 106373120));  /* kernel, stride, padding, count_include_pad; dx */
 
     /* backward of conv2d features.transition3.conv @ models/lib/densenet.net:23:46 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 70647808), 1024, 14, 14, t->params + 4322880, (float *)(ws + 106373120), 512, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 105168896), t->grads + 4322880, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 70647808), 1024, 14, 14,                         /* x */
+                        t->params + 4322880, (float *)(ws + 106373120), 512, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 105168896), t->grads + 4322880, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.transition3 @ models/lib/densenet.net:23:38 */
     memset((float *)(ws + 105971712), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_relu_backward((size_t)n * 200704, (float *)(ws + 70647808), (float *)(ws + 105168896), (float *)(ws + 105971712));
+    nnc_activation_backward((size_t)n * 200704, (float *)(ws + 70647808), (float *)(ws + 105168896), (float *)(ws + 105971712), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.transition3.norm @ models/lib/densenet.net:23:17 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 68239360), 1024, 196, t->params + 4318784, t->bn_save + 51392, t->bn_save + 52416, (float *)(ws + 105971712), (float *)(ws + 70647808), t->grads + 4318784, t->grads + 4319808);
+        nnc_batchnorm_backward(n, (float *)(ws + 68239360), 1024, 196, t->params + 4318784, t->bn_save + 51392, t->bn_save + 52416,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 105971712),                                                                            /* dy */
+                               (float *)(ws + 70647808), t->grads + 4318784, t->grads + 4319808);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 105971712), 1024, 196, t->params + 4318784, t->params + 4321856, 9.99999975e-06f, (float *)(ws + 70647808));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 105971712), 1024, 196, t->params + 4318784, t->params + 4321856, 1e-05f, (float *)(ws + 70647808));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 69042176), 0, (size_t)n * 194432 * sizeof(float));
@@ -3959,34 +5263,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 173163648), 128, 14, 14, t->params + 4281920, (float *)(ws + 69819904), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 4281920, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer24 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 173163648), 128, 14, 14,                        /* x */
+                        t->params + 4281920, (float *)(ws + 69819904), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 4281920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer24.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 173063296), 128, 196, t->params + 4281408, t->bn_save + 51136, t->bn_save + 51264, (float *)(ws + 173163648), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 70647808), t->grads + 4281408, t->grads + 4281536);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 173063296), 128, 196, t->params + 4281408, t->bn_save + 51136, t->bn_save + 51264,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 173163648), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 70647808), t->grads + 4281408, t->grads + 4281536);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 4281408, t->params + 4281792, 9.99999975e-06f, (float *)(ws + 173163648), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 70647808));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 4281408, t->params + 4281792, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 173163648), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 70647808));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 194432 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 108329984), 992, 14, 14, t->params + 4154432, (float *)(ws + 70647808), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 4154432, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 108329984), 992, 14, 14,                        /* x */
+                        t->params + 4154432, (float *)(ws + 70647808), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 4154432, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer24 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 194432 * sizeof(float));
-    nnc_relu_backward((size_t)n * 194432, (float *)(ws + 108329984), (float *)(ws + 68239360), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 194432, (float *)(ws + 108329984), (float *)(ws + 68239360), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer24.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 106774528), 992, 196, t->params + 4150464, t->bn_save + 49152, t->bn_save + 50144, (float *)(ws + 70647808), (float *)(ws + 69042176), t->grads + 4150464, t->grads + 4151456);
+        nnc_batchnorm_backward(n, (float *)(ws + 106774528), 992, 196, t->params + 4150464, t->bn_save + 49152, t->bn_save + 50144,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 69042176), t->grads + 4150464, t->grads + 4151456);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 992, 196, t->params + 4150464, t->params + 4153440, 9.99999975e-06f, (float *)(ws + 69042176));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 992, 196, t->params + 4150464, t->params + 4153440, 1e-05f, (float *)(ws + 69042176));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 188160 * sizeof(float));
@@ -3996,34 +5305,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68992000), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172962944), 128, 14, 14, t->params + 4113600, (float *)(ws + 69819904), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68992000), t->grads + 4113600, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer23 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 172962944), 128, 14, 14,                        /* x */
+                        t->params + 4113600, (float *)(ws + 69819904), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68992000), t->grads + 4113600, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer23.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69744640), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172862592), 128, 196, t->params + 4113088, t->bn_save + 48896, t->bn_save + 49024, (float *)(ws + 172962944), (float *)(ws + 68992000),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69744640), t->grads + 4113088, t->grads + 4113216);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 172862592), 128, 196, t->params + 4113088, t->bn_save + 48896, t->bn_save + 49024,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 172962944), (float *)(ws + 68992000), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69744640), t->grads + 4113088, t->grads + 4113216);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 4113088, t->params + 4113472, 9.99999975e-06f, (float *)(ws + 172962944), (float *)(ws + 68992000), NNC_ACT_RELU, 0.0f, (float *)(ws + 69744640));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 4113088, t->params + 4113472, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 172962944), (float *)(ws + 68992000), NNC_ACT_RELU, 0.0f, (float *)(ws + 69744640));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68992000), 0, (size_t)n * 188160 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 110612992), 960, 14, 14, t->params + 3990208, (float *)(ws + 69744640), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68992000), t->grads + 3990208, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 110612992), 960, 14, 14,                        /* x */
+                        t->params + 3990208, (float *)(ws + 69744640), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68992000), t->grads + 3990208, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer23 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 188160 * sizeof(float));
-    nnc_relu_backward((size_t)n * 188160, (float *)(ws + 110612992), (float *)(ws + 68992000), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 188160, (float *)(ws + 110612992), (float *)(ws + 68992000), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer23.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 109107712), 960, 196, t->params + 3986368, t->bn_save + 46976, t->bn_save + 47936, (float *)(ws + 70647808), (float *)(ws + 68239360), t->grads + 3986368, t->grads + 3987328);
+        nnc_batchnorm_backward(n, (float *)(ws + 109107712), 960, 196, t->params + 3986368, t->bn_save + 46976, t->bn_save + 47936,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 3986368, t->grads + 3987328);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 960, 196, t->params + 3986368, t->params + 3989248, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 960, 196, t->params + 3986368, t->params + 3989248, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68992000), 0, (size_t)n * 181888 * sizeof(float));
@@ -4033,34 +5347,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172762240), 128, 14, 14, t->params + 3949504, (float *)(ws + 69719552), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 3949504, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer22 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 172762240), 128, 14, 14,                        /* x */
+                        t->params + 3949504, (float *)(ws + 69719552), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 3949504, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer22.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69719552), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172661888), 128, 196, t->params + 3948992, t->bn_save + 46720, t->bn_save + 46848, (float *)(ws + 172762240), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69719552), t->grads + 3948992, t->grads + 3949120);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 172661888), 128, 196, t->params + 3948992, t->bn_save + 46720, t->bn_save + 46848,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 172762240), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69719552), t->grads + 3948992, t->grads + 3949120);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3948992, t->params + 3949376, 9.99999975e-06f, (float *)(ws + 172762240), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69719552));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3948992, t->params + 3949376, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 172762240), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69719552));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 181888 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 112820736), 928, 14, 14, t->params + 3830208, (float *)(ws + 69719552), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 3830208, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 112820736), 928, 14, 14,                        /* x */
+                        t->params + 3830208, (float *)(ws + 69719552), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 3830208, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer22 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 181888 * sizeof(float));
-    nnc_relu_backward((size_t)n * 181888, (float *)(ws + 112820736), (float *)(ws + 68239360), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 181888, (float *)(ws + 112820736), (float *)(ws + 68239360), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer22.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 111365632), 928, 196, t->params + 3826496, t->bn_save + 44864, t->bn_save + 45792, (float *)(ws + 70647808), (float *)(ws + 68992000), t->grads + 3826496, t->grads + 3827424);
+        nnc_batchnorm_backward(n, (float *)(ws + 111365632), 928, 196, t->params + 3826496, t->bn_save + 44864, t->bn_save + 45792,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 68992000), t->grads + 3826496, t->grads + 3827424);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 928, 196, t->params + 3826496, t->params + 3829280, 9.99999975e-06f, (float *)(ws + 68992000));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 928, 196, t->params + 3826496, t->params + 3829280, 1e-05f, (float *)(ws + 68992000));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 175616 * sizeof(float));
@@ -4070,34 +5389,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68941824), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172561536), 128, 14, 14, t->params + 3789632, (float *)(ws + 69719552), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68941824), t->grads + 3789632, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer21 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 172561536), 128, 14, 14,                        /* x */
+                        t->params + 3789632, (float *)(ws + 69719552), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68941824), t->grads + 3789632, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer21.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69644288), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172461184), 128, 196, t->params + 3789120, t->bn_save + 44608, t->bn_save + 44736, (float *)(ws + 172561536), (float *)(ws + 68941824),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69644288), t->grads + 3789120, t->grads + 3789248);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 172461184), 128, 196, t->params + 3789120, t->bn_save + 44608, t->bn_save + 44736,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 172561536), (float *)(ws + 68941824), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69644288), t->grads + 3789120, t->grads + 3789248);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3789120, t->params + 3789504, 9.99999975e-06f, (float *)(ws + 172561536), (float *)(ws + 68941824), NNC_ACT_RELU, 0.0f, (float *)(ws + 69644288));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3789120, t->params + 3789504, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 172561536), (float *)(ws + 68941824), NNC_ACT_RELU, 0.0f, (float *)(ws + 69644288));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68941824), 0, (size_t)n * 175616 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 117060608), 896, 14, 14, t->params + 3674432, (float *)(ws + 69644288), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68941824), t->grads + 3674432, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 117060608), 896, 14, 14,                        /* x */
+                        t->params + 3674432, (float *)(ws + 69644288), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68941824), t->grads + 3674432, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer21 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 175616 * sizeof(float));
-    nnc_relu_backward((size_t)n * 175616, (float *)(ws + 117060608), (float *)(ws + 68941824), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 175616, (float *)(ws + 117060608), (float *)(ws + 68941824), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer21.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 115655680), 896, 196, t->params + 3670848, t->bn_save + 42816, t->bn_save + 43712, (float *)(ws + 70647808), (float *)(ws + 68239360), t->grads + 3670848, t->grads + 3671744);
+        nnc_batchnorm_backward(n, (float *)(ws + 115655680), 896, 196, t->params + 3670848, t->bn_save + 42816, t->bn_save + 43712,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 3670848, t->grads + 3671744);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 896, 196, t->params + 3670848, t->params + 3673536, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 896, 196, t->params + 3670848, t->params + 3673536, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68941824), 0, (size_t)n * 169344 * sizeof(float));
@@ -4107,34 +5431,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172360832), 128, 14, 14, t->params + 3633984, (float *)(ws + 69619200), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 3633984, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer20 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 172360832), 128, 14, 14,                        /* x */
+                        t->params + 3633984, (float *)(ws + 69619200), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 3633984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer20.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69619200), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172260480), 128, 196, t->params + 3633472, t->bn_save + 42560, t->bn_save + 42688, (float *)(ws + 172360832), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69619200), t->grads + 3633472, t->grads + 3633600);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 172260480), 128, 196, t->params + 3633472, t->bn_save + 42560, t->bn_save + 42688,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 172360832), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69619200), t->grads + 3633472, t->grads + 3633600);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3633472, t->params + 3633856, 9.99999975e-06f, (float *)(ws + 172360832), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69619200));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3633472, t->params + 3633856, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 172360832), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69619200));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 169344 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 119117824), 864, 14, 14, t->params + 3522880, (float *)(ws + 69619200), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 3522880, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 119117824), 864, 14, 14,                        /* x */
+                        t->params + 3522880, (float *)(ws + 69619200), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 3522880, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer20 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 169344 * sizeof(float));
-    nnc_relu_backward((size_t)n * 169344, (float *)(ws + 119117824), (float *)(ws + 68239360), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 169344, (float *)(ws + 119117824), (float *)(ws + 68239360), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer20.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 117763072), 864, 196, t->params + 3519424, t->bn_save + 40832, t->bn_save + 41696, (float *)(ws + 70647808), (float *)(ws + 68941824), t->grads + 3519424, t->grads + 3520288);
+        nnc_batchnorm_backward(n, (float *)(ws + 117763072), 864, 196, t->params + 3519424, t->bn_save + 40832, t->bn_save + 41696,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 68941824), t->grads + 3519424, t->grads + 3520288);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 864, 196, t->params + 3519424, t->params + 3522016, 9.99999975e-06f, (float *)(ws + 68941824));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 864, 196, t->params + 3519424, t->params + 3522016, 1e-05f, (float *)(ws + 68941824));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 163072 * sizeof(float));
@@ -4144,34 +5473,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68891648), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172160128), 128, 14, 14, t->params + 3482560, (float *)(ws + 69619200), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68891648), t->grads + 3482560, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer19 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 172160128), 128, 14, 14,                        /* x */
+                        t->params + 3482560, (float *)(ws + 69619200), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68891648), t->grads + 3482560, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer19.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69543936), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172059776), 128, 196, t->params + 3482048, t->bn_save + 40576, t->bn_save + 40704, (float *)(ws + 172160128), (float *)(ws + 68891648),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69543936), t->grads + 3482048, t->grads + 3482176);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 172059776), 128, 196, t->params + 3482048, t->bn_save + 40576, t->bn_save + 40704,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 172160128), (float *)(ws + 68891648), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69543936), t->grads + 3482048, t->grads + 3482176);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3482048, t->params + 3482432, 9.99999975e-06f, (float *)(ws + 172160128), (float *)(ws + 68891648), NNC_ACT_RELU, 0.0f, (float *)(ws + 69543936));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3482048, t->params + 3482432, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 172160128), (float *)(ws + 68891648), NNC_ACT_RELU, 0.0f, (float *)(ws + 69543936));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68891648), 0, (size_t)n * 163072 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 121099776), 832, 14, 14, t->params + 3375552, (float *)(ws + 69543936), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68891648), t->grads + 3375552, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 121099776), 832, 14, 14,                        /* x */
+                        t->params + 3375552, (float *)(ws + 69543936), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68891648), t->grads + 3375552, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer19 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 163072 * sizeof(float));
-    nnc_relu_backward((size_t)n * 163072, (float *)(ws + 121099776), (float *)(ws + 68891648), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 163072, (float *)(ws + 121099776), (float *)(ws + 68891648), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer19.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 119795200), 832, 196, t->params + 3372224, t->bn_save + 38912, t->bn_save + 39744, (float *)(ws + 70647808), (float *)(ws + 68239360), t->grads + 3372224, t->grads + 3373056);
+        nnc_batchnorm_backward(n, (float *)(ws + 119795200), 832, 196, t->params + 3372224, t->bn_save + 38912, t->bn_save + 39744,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 3372224, t->grads + 3373056);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 832, 196, t->params + 3372224, t->params + 3374720, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 832, 196, t->params + 3372224, t->params + 3374720, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68891648), 0, (size_t)n * 156800 * sizeof(float));
@@ -4181,34 +5515,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171959424), 128, 14, 14, t->params + 3335360, (float *)(ws + 69518848), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 3335360, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer18 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 171959424), 128, 14, 14,                        /* x */
+                        t->params + 3335360, (float *)(ws + 69518848), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 3335360, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer18.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69518848), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171859072), 128, 196, t->params + 3334848, t->bn_save + 38656, t->bn_save + 38784, (float *)(ws + 171959424), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69518848), t->grads + 3334848, t->grads + 3334976);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 171859072), 128, 196, t->params + 3334848, t->bn_save + 38656, t->bn_save + 38784,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 171959424), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69518848), t->grads + 3334848, t->grads + 3334976);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3334848, t->params + 3335232, 9.99999975e-06f, (float *)(ws + 171959424), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69518848));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3334848, t->params + 3335232, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 171959424), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69518848));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 156800 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 123006464), 800, 14, 14, t->params + 3232448, (float *)(ws + 69518848), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 3232448, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 123006464), 800, 14, 14,                        /* x */
+                        t->params + 3232448, (float *)(ws + 69518848), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 3232448, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer18 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 156800 * sizeof(float));
-    nnc_relu_backward((size_t)n * 156800, (float *)(ws + 123006464), (float *)(ws + 68239360), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 156800, (float *)(ws + 123006464), (float *)(ws + 68239360), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer18.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 121752064), 800, 196, t->params + 3229248, t->bn_save + 37056, t->bn_save + 37856, (float *)(ws + 70647808), (float *)(ws + 68891648), t->grads + 3229248, t->grads + 3230048);
+        nnc_batchnorm_backward(n, (float *)(ws + 121752064), 800, 196, t->params + 3229248, t->bn_save + 37056, t->bn_save + 37856,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 68891648), t->grads + 3229248, t->grads + 3230048);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 800, 196, t->params + 3229248, t->params + 3231648, 9.99999975e-06f, (float *)(ws + 68891648));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 800, 196, t->params + 3229248, t->params + 3231648, 1e-05f, (float *)(ws + 68891648));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 150528 * sizeof(float));
@@ -4218,34 +5557,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68841472), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171758720), 128, 14, 14, t->params + 3192384, (float *)(ws + 69518848), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68841472), t->grads + 3192384, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer17 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 171758720), 128, 14, 14,                        /* x */
+                        t->params + 3192384, (float *)(ws + 69518848), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68841472), t->grads + 3192384, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer17.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69443584), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171658368), 128, 196, t->params + 3191872, t->bn_save + 36800, t->bn_save + 36928, (float *)(ws + 171758720), (float *)(ws + 68841472),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69443584), t->grads + 3191872, t->grads + 3192000);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 171658368), 128, 196, t->params + 3191872, t->bn_save + 36800, t->bn_save + 36928,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 171758720), (float *)(ws + 68841472), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69443584), t->grads + 3191872, t->grads + 3192000);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3191872, t->params + 3192256, 9.99999975e-06f, (float *)(ws + 171758720), (float *)(ws + 68841472), NNC_ACT_RELU, 0.0f, (float *)(ws + 69443584));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3191872, t->params + 3192256, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 171758720), (float *)(ws + 68841472), NNC_ACT_RELU, 0.0f, (float *)(ws + 69443584));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68841472), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 126644224), 768, 14, 14, t->params + 3093568, (float *)(ws + 69443584), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68841472), t->grads + 3093568, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 126644224), 768, 14, 14,                        /* x */
+                        t->params + 3093568, (float *)(ws + 69443584), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68841472), t->grads + 3093568, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer17 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_relu_backward((size_t)n * 150528, (float *)(ws + 126644224), (float *)(ws + 68841472), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 150528, (float *)(ws + 126644224), (float *)(ws + 68841472), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer17.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 125440000), 768, 196, t->params + 3090496, t->bn_save + 35264, t->bn_save + 36032, (float *)(ws + 70647808), (float *)(ws + 68239360), t->grads + 3090496, t->grads + 3091264);
+        nnc_batchnorm_backward(n, (float *)(ws + 125440000), 768, 196, t->params + 3090496, t->bn_save + 35264, t->bn_save + 36032,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 3090496, t->grads + 3091264);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 768, 196, t->params + 3090496, t->params + 3092800, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 768, 196, t->params + 3090496, t->params + 3092800, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68841472), 0, (size_t)n * 144256 * sizeof(float));
@@ -4255,34 +5599,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171558016), 128, 14, 14, t->params + 3053632, (float *)(ws + 69418496), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 3053632, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer16 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 171558016), 128, 14, 14,                        /* x */
+                        t->params + 3053632, (float *)(ws + 69418496), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 3053632, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69418496), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171457664), 128, 196, t->params + 3053120, t->bn_save + 35008, t->bn_save + 35136, (float *)(ws + 171558016), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69418496), t->grads + 3053120, t->grads + 3053248);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 171457664), 128, 196, t->params + 3053120, t->bn_save + 35008, t->bn_save + 35136,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 171558016), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69418496), t->grads + 3053120, t->grads + 3053248);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3053120, t->params + 3053504, 9.99999975e-06f, (float *)(ws + 171558016), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69418496));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 3053120, t->params + 3053504, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 171558016), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69418496));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 144256 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 128400384), 736, 14, 14, t->params + 2958912, (float *)(ws + 69418496), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 2958912, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 128400384), 736, 14, 14,                        /* x */
+                        t->params + 2958912, (float *)(ws + 69418496), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 2958912, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer16 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 144256 * sizeof(float));
-    nnc_relu_backward((size_t)n * 144256, (float *)(ws + 128400384), (float *)(ws + 68239360), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 144256, (float *)(ws + 128400384), (float *)(ws + 68239360), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 127246336), 736, 196, t->params + 2955968, t->bn_save + 33536, t->bn_save + 34272, (float *)(ws + 70647808), (float *)(ws + 68841472), t->grads + 2955968, t->grads + 2956704);
+        nnc_batchnorm_backward(n, (float *)(ws + 127246336), 736, 196, t->params + 2955968, t->bn_save + 33536, t->bn_save + 34272,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 68841472), t->grads + 2955968, t->grads + 2956704);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 736, 196, t->params + 2955968, t->params + 2958176, 9.99999975e-06f, (float *)(ws + 68841472));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 736, 196, t->params + 2955968, t->params + 2958176, 1e-05f, (float *)(ws + 68841472));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 137984 * sizeof(float));
@@ -4292,34 +5641,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68791296), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171357312), 128, 14, 14, t->params + 2919104, (float *)(ws + 69418496), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68791296), t->grads + 2919104, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer15 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 171357312), 128, 14, 14,                        /* x */
+                        t->params + 2919104, (float *)(ws + 69418496), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68791296), t->grads + 2919104, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69343232), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171256960), 128, 196, t->params + 2918592, t->bn_save + 33280, t->bn_save + 33408, (float *)(ws + 171357312), (float *)(ws + 68791296),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69343232), t->grads + 2918592, t->grads + 2918720);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 171256960), 128, 196, t->params + 2918592, t->bn_save + 33280, t->bn_save + 33408,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 171357312), (float *)(ws + 68791296), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69343232), t->grads + 2918592, t->grads + 2918720);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2918592, t->params + 2918976, 9.99999975e-06f, (float *)(ws + 171357312), (float *)(ws + 68791296), NNC_ACT_RELU, 0.0f, (float *)(ws + 69343232));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2918592, t->params + 2918976, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 171357312), (float *)(ws + 68791296), NNC_ACT_RELU, 0.0f, (float *)(ws + 69343232));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68791296), 0, (size_t)n * 137984 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 130081280), 704, 14, 14, t->params + 2828480, (float *)(ws + 69343232), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68791296), t->grads + 2828480, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 130081280), 704, 14, 14,                        /* x */
+                        t->params + 2828480, (float *)(ws + 69343232), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68791296), t->grads + 2828480, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer15 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 137984 * sizeof(float));
-    nnc_relu_backward((size_t)n * 137984, (float *)(ws + 130081280), (float *)(ws + 68791296), (float *)(ws + 70647808));
+    nnc_activation_backward((size_t)n * 137984, (float *)(ws + 130081280), (float *)(ws + 68791296), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 128977408), 704, 196, t->params + 2825664, t->bn_save + 31872, t->bn_save + 32576, (float *)(ws + 70647808), (float *)(ws + 68239360), t->grads + 2825664, t->grads + 2826368);
+        nnc_batchnorm_backward(n, (float *)(ws + 128977408), 704, 196, t->params + 2825664, t->bn_save + 31872, t->bn_save + 32576,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 70647808),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 2825664, t->grads + 2826368);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 704, 196, t->params + 2825664, t->params + 2827776, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 70647808), 704, 196, t->params + 2825664, t->params + 2827776, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68791296), 0, (size_t)n * 131712 * sizeof(float));
@@ -4329,34 +5683,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171156608), 128, 14, 14, t->params + 2788800, (float *)(ws + 69318144), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 2788800, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer14 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 171156608), 128, 14, 14,                        /* x */
+                        t->params + 2788800, (float *)(ws + 69318144), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 2788800, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69318144), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171056256), 128, 196, t->params + 2788288, t->bn_save + 31616, t->bn_save + 31744, (float *)(ws + 171156608), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69318144), t->grads + 2788288, t->grads + 2788416);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 171056256), 128, 196, t->params + 2788288, t->bn_save + 31616, t->bn_save + 31744,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 171156608), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69318144), t->grads + 2788288, t->grads + 2788416);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2788288, t->params + 2788672, 9.99999975e-06f, (float *)(ws + 171156608), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69318144));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2788288, t->params + 2788672, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 171156608), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69318144));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 131712 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 131686912), 672, 14, 14, t->params + 2702272, (float *)(ws + 69318144), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 2702272, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 131686912), 672, 14, 14,                        /* x */
+                        t->params + 2702272, (float *)(ws + 69318144), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 2702272, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer14 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 69318144), 0, (size_t)n * 131712 * sizeof(float));
-    nnc_relu_backward((size_t)n * 131712, (float *)(ws + 131686912), (float *)(ws + 68239360), (float *)(ws + 69318144));
+    nnc_activation_backward((size_t)n * 131712, (float *)(ws + 131686912), (float *)(ws + 68239360), (float *)(ws + 69318144), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 130633216), 672, 196, t->params + 2699584, t->bn_save + 30272, t->bn_save + 30944, (float *)(ws + 69318144), (float *)(ws + 68791296), t->grads + 2699584, t->grads + 2700256);
+        nnc_batchnorm_backward(n, (float *)(ws + 130633216), 672, 196, t->params + 2699584, t->bn_save + 30272, t->bn_save + 30944,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 69318144),                                                                             /* dy */
+                               (float *)(ws + 68791296), t->grads + 2699584, t->grads + 2700256);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 69318144), 672, 196, t->params + 2699584, t->params + 2701600, 9.99999975e-06f, (float *)(ws + 68791296));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 69318144), 672, 196, t->params + 2699584, t->params + 2701600, 1e-05f, (float *)(ws + 68791296));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 125440 * sizeof(float));
@@ -4366,34 +5725,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68741120), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170955904), 128, 14, 14, t->params + 2662720, (float *)(ws + 69318144), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68741120), t->grads + 2662720, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer13 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 170955904), 128, 14, 14,                        /* x */
+                        t->params + 2662720, (float *)(ws + 69318144), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68741120), t->grads + 2662720, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69242880), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170855552), 128, 196, t->params + 2662208, t->bn_save + 30016, t->bn_save + 30144, (float *)(ws + 170955904), (float *)(ws + 68741120),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69242880), t->grads + 2662208, t->grads + 2662336);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 170855552), 128, 196, t->params + 2662208, t->bn_save + 30016, t->bn_save + 30144,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 170955904), (float *)(ws + 68741120), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69242880), t->grads + 2662208, t->grads + 2662336);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2662208, t->params + 2662592, 9.99999975e-06f, (float *)(ws + 170955904), (float *)(ws + 68741120), NNC_ACT_RELU, 0.0f, (float *)(ws + 69242880));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2662208, t->params + 2662592, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 170955904), (float *)(ws + 68741120), NNC_ACT_RELU, 0.0f, (float *)(ws + 69242880));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68741120), 0, (size_t)n * 125440 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 134722560), 640, 14, 14, t->params + 2580288, (float *)(ws + 69242880), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68741120), t->grads + 2580288, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 134722560), 640, 14, 14,                        /* x */
+                        t->params + 2580288, (float *)(ws + 69242880), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68741120), t->grads + 2580288, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer13 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 69242880), 0, (size_t)n * 125440 * sizeof(float));
-    nnc_relu_backward((size_t)n * 125440, (float *)(ws + 134722560), (float *)(ws + 68741120), (float *)(ws + 69242880));
+    nnc_activation_backward((size_t)n * 125440, (float *)(ws + 134722560), (float *)(ws + 68741120), (float *)(ws + 69242880), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 133719040), 640, 196, t->params + 2577728, t->bn_save + 28736, t->bn_save + 29376, (float *)(ws + 69242880), (float *)(ws + 68239360), t->grads + 2577728, t->grads + 2578368);
+        nnc_batchnorm_backward(n, (float *)(ws + 133719040), 640, 196, t->params + 2577728, t->bn_save + 28736, t->bn_save + 29376,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 69242880),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 2577728, t->grads + 2578368);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 69242880), 640, 196, t->params + 2577728, t->params + 2579648, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 69242880), 640, 196, t->params + 2577728, t->params + 2579648, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68741120), 0, (size_t)n * 119168 * sizeof(float));
@@ -4403,34 +5767,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170755200), 128, 14, 14, t->params + 2540864, (float *)(ws + 69217792), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 2540864, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer12 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 170755200), 128, 14, 14,                        /* x */
+                        t->params + 2540864, (float *)(ws + 69217792), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 2540864, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69217792), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170654848), 128, 196, t->params + 2540352, t->bn_save + 28480, t->bn_save + 28608, (float *)(ws + 170755200), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69217792), t->grads + 2540352, t->grads + 2540480);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 170654848), 128, 196, t->params + 2540352, t->bn_save + 28480, t->bn_save + 28608,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 170755200), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69217792), t->grads + 2540352, t->grads + 2540480);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2540352, t->params + 2540736, 9.99999975e-06f, (float *)(ws + 170755200), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69217792));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2540352, t->params + 2540736, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 170755200), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69217792));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 119168 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 136177664), 608, 14, 14, t->params + 2462528, (float *)(ws + 69217792), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 2462528, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 136177664), 608, 14, 14,                        /* x */
+                        t->params + 2462528, (float *)(ws + 69217792), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 2462528, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer12 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 69217792), 0, (size_t)n * 119168 * sizeof(float));
-    nnc_relu_backward((size_t)n * 119168, (float *)(ws + 136177664), (float *)(ws + 68239360), (float *)(ws + 69217792));
+    nnc_activation_backward((size_t)n * 119168, (float *)(ws + 136177664), (float *)(ws + 68239360), (float *)(ws + 69217792), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 135224320), 608, 196, t->params + 2460096, t->bn_save + 27264, t->bn_save + 27872, (float *)(ws + 69217792), (float *)(ws + 68741120), t->grads + 2460096, t->grads + 2460704);
+        nnc_batchnorm_backward(n, (float *)(ws + 135224320), 608, 196, t->params + 2460096, t->bn_save + 27264, t->bn_save + 27872,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 69217792),                                                                             /* dy */
+                               (float *)(ws + 68741120), t->grads + 2460096, t->grads + 2460704);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 69217792), 608, 196, t->params + 2460096, t->params + 2461920, 9.99999975e-06f, (float *)(ws + 68741120));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 69217792), 608, 196, t->params + 2460096, t->params + 2461920, 1e-05f, (float *)(ws + 68741120));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 112896 * sizeof(float));
@@ -4440,34 +5809,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68690944), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170554496), 128, 14, 14, t->params + 2423232, (float *)(ws + 69217792), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68690944), t->grads + 2423232, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer11 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 170554496), 128, 14, 14,                        /* x */
+                        t->params + 2423232, (float *)(ws + 69217792), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68690944), t->grads + 2423232, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69142528), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170454144), 128, 196, t->params + 2422720, t->bn_save + 27008, t->bn_save + 27136, (float *)(ws + 170554496), (float *)(ws + 68690944),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69142528), t->grads + 2422720, t->grads + 2422848);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 170454144), 128, 196, t->params + 2422720, t->bn_save + 27008, t->bn_save + 27136,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 170554496), (float *)(ws + 68690944), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69142528), t->grads + 2422720, t->grads + 2422848);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2422720, t->params + 2423104, 9.99999975e-06f, (float *)(ws + 170554496), (float *)(ws + 68690944), NNC_ACT_RELU, 0.0f, (float *)(ws + 69142528));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2422720, t->params + 2423104, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 170554496), (float *)(ws + 68690944), NNC_ACT_RELU, 0.0f, (float *)(ws + 69142528));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68690944), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 137557504), 576, 14, 14, t->params + 2348992, (float *)(ws + 69142528), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68690944), t->grads + 2348992, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 137557504), 576, 14, 14,                        /* x */
+                        t->params + 2348992, (float *)(ws + 69142528), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68690944), t->grads + 2348992, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer11 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 69142528), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_relu_backward((size_t)n * 112896, (float *)(ws + 137557504), (float *)(ws + 68690944), (float *)(ws + 69142528));
+    nnc_activation_backward((size_t)n * 112896, (float *)(ws + 137557504), (float *)(ws + 68690944), (float *)(ws + 69142528), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 136654336), 576, 196, t->params + 2346688, t->bn_save + 25856, t->bn_save + 26432, (float *)(ws + 69142528), (float *)(ws + 68239360), t->grads + 2346688, t->grads + 2347264);
+        nnc_batchnorm_backward(n, (float *)(ws + 136654336), 576, 196, t->params + 2346688, t->bn_save + 25856, t->bn_save + 26432,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 69142528),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 2346688, t->grads + 2347264);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 69142528), 576, 196, t->params + 2346688, t->params + 2348416, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 69142528), 576, 196, t->params + 2346688, t->params + 2348416, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68690944), 0, (size_t)n * 106624 * sizeof(float));
@@ -4477,34 +5851,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170353792), 128, 14, 14, t->params + 2309824, (float *)(ws + 69117440), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 2309824, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer10 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 170353792), 128, 14, 14,                        /* x */
+                        t->params + 2309824, (float *)(ws + 69117440), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 2309824, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69117440), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170253440), 128, 196, t->params + 2309312, t->bn_save + 25600, t->bn_save + 25728, (float *)(ws + 170353792), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69117440), t->grads + 2309312, t->grads + 2309440);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 170253440), 128, 196, t->params + 2309312, t->bn_save + 25600, t->bn_save + 25728,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 170353792), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69117440), t->grads + 2309312, t->grads + 2309440);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2309312, t->params + 2309696, 9.99999975e-06f, (float *)(ws + 170353792), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69117440));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2309312, t->params + 2309696, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 170353792), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69117440));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 106624 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 138862080), 544, 14, 14, t->params + 2239680, (float *)(ws + 69117440), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 2239680, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 138862080), 544, 14, 14,                        /* x */
+                        t->params + 2239680, (float *)(ws + 69117440), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 2239680, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer10 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 69117440), 0, (size_t)n * 106624 * sizeof(float));
-    nnc_relu_backward((size_t)n * 106624, (float *)(ws + 138862080), (float *)(ws + 68239360), (float *)(ws + 69117440));
+    nnc_activation_backward((size_t)n * 106624, (float *)(ws + 138862080), (float *)(ws + 68239360), (float *)(ws + 69117440), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 138009088), 544, 196, t->params + 2237504, t->bn_save + 24512, t->bn_save + 25056, (float *)(ws + 69117440), (float *)(ws + 68690944), t->grads + 2237504, t->grads + 2238048);
+        nnc_batchnorm_backward(n, (float *)(ws + 138009088), 544, 196, t->params + 2237504, t->bn_save + 24512, t->bn_save + 25056,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 69117440),                                                                             /* dy */
+                               (float *)(ws + 68690944), t->grads + 2237504, t->grads + 2238048);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 69117440), 544, 196, t->params + 2237504, t->params + 2239136, 9.99999975e-06f, (float *)(ws + 68690944));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 69117440), 544, 196, t->params + 2237504, t->params + 2239136, 1e-05f, (float *)(ws + 68690944));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 100352 * sizeof(float));
@@ -4514,34 +5893,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68640768), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170153088), 128, 14, 14, t->params + 2200640, (float *)(ws + 69117440), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68640768), t->grads + 2200640, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer9 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 170153088), 128, 14, 14,                        /* x */
+                        t->params + 2200640, (float *)(ws + 69117440), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68640768), t->grads + 2200640, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69042176), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170052736), 128, 196, t->params + 2200128, t->bn_save + 24256, t->bn_save + 24384, (float *)(ws + 170153088), (float *)(ws + 68640768),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69042176), t->grads + 2200128, t->grads + 2200256);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 170052736), 128, 196, t->params + 2200128, t->bn_save + 24256, t->bn_save + 24384,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 170153088), (float *)(ws + 68640768), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69042176), t->grads + 2200128, t->grads + 2200256);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2200128, t->params + 2200512, 9.99999975e-06f, (float *)(ws + 170153088), (float *)(ws + 68640768), NNC_ACT_RELU, 0.0f, (float *)(ws + 69042176));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2200128, t->params + 2200512, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 170153088), (float *)(ws + 68640768), NNC_ACT_RELU, 0.0f, (float *)(ws + 69042176));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68640768), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 153337856), 512, 14, 14, t->params + 2134592, (float *)(ws + 69042176), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68640768), t->grads + 2134592, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 153337856), 512, 14, 14,                        /* x */
+                        t->params + 2134592, (float *)(ws + 69042176), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68640768), t->grads + 2134592, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer9 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 69042176), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_relu_backward((size_t)n * 100352, (float *)(ws + 153337856), (float *)(ws + 68640768), (float *)(ws + 69042176));
+    nnc_activation_backward((size_t)n * 100352, (float *)(ws + 153337856), (float *)(ws + 68640768), (float *)(ws + 69042176), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 152535040), 512, 196, t->params + 2132544, t->bn_save + 23232, t->bn_save + 23744, (float *)(ws + 69042176), (float *)(ws + 68239360), t->grads + 2132544, t->grads + 2133056);
+        nnc_batchnorm_backward(n, (float *)(ws + 152535040), 512, 196, t->params + 2132544, t->bn_save + 23232, t->bn_save + 23744,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 69042176),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 2132544, t->grads + 2133056);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 69042176), 512, 196, t->params + 2132544, t->params + 2134080, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 69042176), 512, 196, t->params + 2132544, t->params + 2134080, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68640768), 0, (size_t)n * 94080 * sizeof(float));
@@ -4551,34 +5935,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169952384), 128, 14, 14, t->params + 2095680, (float *)(ws + 69017088), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 2095680, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer8 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 169952384), 128, 14, 14,                        /* x */
+                        t->params + 2095680, (float *)(ws + 69017088), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 2095680, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69017088), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169852032), 128, 196, t->params + 2095168, t->bn_save + 22976, t->bn_save + 23104, (float *)(ws + 169952384), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 69017088), t->grads + 2095168, t->grads + 2095296);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 169852032), 128, 196, t->params + 2095168, t->bn_save + 22976, t->bn_save + 23104,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 169952384), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 69017088), t->grads + 2095168, t->grads + 2095296);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2095168, t->params + 2095552, 9.99999975e-06f, (float *)(ws + 169952384), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69017088));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 2095168, t->params + 2095552, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 169952384), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 69017088));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 94080 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 154491904), 480, 14, 14, t->params + 2033728, (float *)(ws + 69017088), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 2033728, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 154491904), 480, 14, 14,                        /* x */
+                        t->params + 2033728, (float *)(ws + 69017088), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 2033728, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer8 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 69017088), 0, (size_t)n * 94080 * sizeof(float));
-    nnc_relu_backward((size_t)n * 94080, (float *)(ws + 154491904), (float *)(ws + 68239360), (float *)(ws + 69017088));
+    nnc_activation_backward((size_t)n * 94080, (float *)(ws + 154491904), (float *)(ws + 68239360), (float *)(ws + 69017088), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 153739264), 480, 196, t->params + 2031808, t->bn_save + 22016, t->bn_save + 22496, (float *)(ws + 69017088), (float *)(ws + 68640768), t->grads + 2031808, t->grads + 2032288);
+        nnc_batchnorm_backward(n, (float *)(ws + 153739264), 480, 196, t->params + 2031808, t->bn_save + 22016, t->bn_save + 22496,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 69017088),                                                                             /* dy */
+                               (float *)(ws + 68640768), t->grads + 2031808, t->grads + 2032288);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 69017088), 480, 196, t->params + 2031808, t->params + 2033248, 9.99999975e-06f, (float *)(ws + 68640768));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 69017088), 480, 196, t->params + 2031808, t->params + 2033248, 1e-05f, (float *)(ws + 68640768));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 87808 * sizeof(float));
@@ -4588,34 +5977,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68590592), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169751680), 128, 14, 14, t->params + 1994944, (float *)(ws + 69017088), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68590592), t->grads + 1994944, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer7 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 169751680), 128, 14, 14,                        /* x */
+                        t->params + 1994944, (float *)(ws + 69017088), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68590592), t->grads + 1994944, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68941824), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169651328), 128, 196, t->params + 1994432, t->bn_save + 21760, t->bn_save + 21888, (float *)(ws + 169751680), (float *)(ws + 68590592),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 68941824), t->grads + 1994432, t->grads + 1994560);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 169651328), 128, 196, t->params + 1994432, t->bn_save + 21760, t->bn_save + 21888,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 169751680), (float *)(ws + 68590592), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 68941824), t->grads + 1994432, t->grads + 1994560);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1994432, t->params + 1994816, 9.99999975e-06f, (float *)(ws + 169751680), (float *)(ws + 68590592), NNC_ACT_RELU, 0.0f, (float *)(ws + 68941824));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1994432, t->params + 1994816, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 169751680), (float *)(ws + 68590592), NNC_ACT_RELU, 0.0f, (float *)(ws + 68941824));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68590592), 0, (size_t)n * 87808 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 155570688), 448, 14, 14, t->params + 1937088, (float *)(ws + 68941824), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68590592), t->grads + 1937088, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 155570688), 448, 14, 14,                        /* x */
+                        t->params + 1937088, (float *)(ws + 68941824), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68590592), t->grads + 1937088, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer7 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 68941824), 0, (size_t)n * 87808 * sizeof(float));
-    nnc_relu_backward((size_t)n * 87808, (float *)(ws + 155570688), (float *)(ws + 68590592), (float *)(ws + 68941824));
+    nnc_activation_backward((size_t)n * 87808, (float *)(ws + 155570688), (float *)(ws + 68590592), (float *)(ws + 68941824), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 154868224), 448, 196, t->params + 1935296, t->bn_save + 20864, t->bn_save + 21312, (float *)(ws + 68941824), (float *)(ws + 68239360), t->grads + 1935296, t->grads + 1935744);
+        nnc_batchnorm_backward(n, (float *)(ws + 154868224), 448, 196, t->params + 1935296, t->bn_save + 20864, t->bn_save + 21312,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 68941824),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 1935296, t->grads + 1935744);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 68941824), 448, 196, t->params + 1935296, t->params + 1936640, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 68941824), 448, 196, t->params + 1935296, t->params + 1936640, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68590592), 0, (size_t)n * 81536 * sizeof(float));
@@ -4625,34 +6019,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169550976), 128, 14, 14, t->params + 1898432, (float *)(ws + 68916736), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 1898432, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer6 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 169550976), 128, 14, 14,                        /* x */
+                        t->params + 1898432, (float *)(ws + 68916736), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 1898432, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68916736), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169450624), 128, 196, t->params + 1897920, t->bn_save + 20608, t->bn_save + 20736, (float *)(ws + 169550976), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 68916736), t->grads + 1897920, t->grads + 1898048);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 169450624), 128, 196, t->params + 1897920, t->bn_save + 20608, t->bn_save + 20736,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 169550976), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 68916736), t->grads + 1897920, t->grads + 1898048);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1897920, t->params + 1898304, 9.99999975e-06f, (float *)(ws + 169550976), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 68916736));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1897920, t->params + 1898304, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 169550976), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 68916736));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 81536 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 156574208), 416, 14, 14, t->params + 1844672, (float *)(ws + 68916736), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 1844672, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 156574208), 416, 14, 14,                        /* x */
+                        t->params + 1844672, (float *)(ws + 68916736), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 1844672, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer6 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 68916736), 0, (size_t)n * 81536 * sizeof(float));
-    nnc_relu_backward((size_t)n * 81536, (float *)(ws + 156574208), (float *)(ws + 68239360), (float *)(ws + 68916736));
+    nnc_activation_backward((size_t)n * 81536, (float *)(ws + 156574208), (float *)(ws + 68239360), (float *)(ws + 68916736), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 155921920), 416, 196, t->params + 1843008, t->bn_save + 19776, t->bn_save + 20192, (float *)(ws + 68916736), (float *)(ws + 68590592), t->grads + 1843008, t->grads + 1843424);
+        nnc_batchnorm_backward(n, (float *)(ws + 155921920), 416, 196, t->params + 1843008, t->bn_save + 19776, t->bn_save + 20192,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 68916736),                                                                             /* dy */
+                               (float *)(ws + 68590592), t->grads + 1843008, t->grads + 1843424);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 68916736), 416, 196, t->params + 1843008, t->params + 1844256, 9.99999975e-06f, (float *)(ws + 68590592));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 68916736), 416, 196, t->params + 1843008, t->params + 1844256, 1e-05f, (float *)(ws + 68590592));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 75264 * sizeof(float));
@@ -4662,34 +6061,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68540416), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169350272), 128, 14, 14, t->params + 1806144, (float *)(ws + 68916736), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68540416), t->grads + 1806144, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer5 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 169350272), 128, 14, 14,                        /* x */
+                        t->params + 1806144, (float *)(ws + 68916736), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68540416), t->grads + 1806144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68841472), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169249920), 128, 196, t->params + 1805632, t->bn_save + 19520, t->bn_save + 19648, (float *)(ws + 169350272), (float *)(ws + 68540416),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 68841472), t->grads + 1805632, t->grads + 1805760);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 169249920), 128, 196, t->params + 1805632, t->bn_save + 19520, t->bn_save + 19648,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 169350272), (float *)(ws + 68540416), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 68841472), t->grads + 1805632, t->grads + 1805760);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1805632, t->params + 1806016, 9.99999975e-06f, (float *)(ws + 169350272), (float *)(ws + 68540416), NNC_ACT_RELU, 0.0f, (float *)(ws + 68841472));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1805632, t->params + 1806016, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 169350272), (float *)(ws + 68540416), NNC_ACT_RELU, 0.0f, (float *)(ws + 68841472));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68540416), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 157502464), 384, 14, 14, t->params + 1756480, (float *)(ws + 68841472), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68540416), t->grads + 1756480, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 157502464), 384, 14, 14,                        /* x */
+                        t->params + 1756480, (float *)(ws + 68841472), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68540416), t->grads + 1756480, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer5 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 68841472), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_relu_backward((size_t)n * 75264, (float *)(ws + 157502464), (float *)(ws + 68540416), (float *)(ws + 68841472));
+    nnc_activation_backward((size_t)n * 75264, (float *)(ws + 157502464), (float *)(ws + 68540416), (float *)(ws + 68841472), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 156900352), 384, 196, t->params + 1754944, t->bn_save + 18752, t->bn_save + 19136, (float *)(ws + 68841472), (float *)(ws + 68239360), t->grads + 1754944, t->grads + 1755328);
+        nnc_batchnorm_backward(n, (float *)(ws + 156900352), 384, 196, t->params + 1754944, t->bn_save + 18752, t->bn_save + 19136,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 68841472),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 1754944, t->grads + 1755328);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 68841472), 384, 196, t->params + 1754944, t->params + 1756096, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 68841472), 384, 196, t->params + 1754944, t->params + 1756096, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68540416), 0, (size_t)n * 68992 * sizeof(float));
@@ -4699,34 +6103,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169149568), 128, 14, 14, t->params + 1718080, (float *)(ws + 68816384), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 1718080, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer4 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 169149568), 128, 14, 14,                        /* x */
+                        t->params + 1718080, (float *)(ws + 68816384), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 1718080, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68816384), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169049216), 128, 196, t->params + 1717568, t->bn_save + 18496, t->bn_save + 18624, (float *)(ws + 169149568), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 68816384), t->grads + 1717568, t->grads + 1717696);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 169049216), 128, 196, t->params + 1717568, t->bn_save + 18496, t->bn_save + 18624,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 169149568), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 68816384), t->grads + 1717568, t->grads + 1717696);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1717568, t->params + 1717952, 9.99999975e-06f, (float *)(ws + 169149568), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 68816384));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1717568, t->params + 1717952, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 169149568), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 68816384));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 68992 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 158355456), 352, 14, 14, t->params + 1672512, (float *)(ws + 68816384), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 1672512, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 158355456), 352, 14, 14,                        /* x */
+                        t->params + 1672512, (float *)(ws + 68816384), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 1672512, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer4 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 68816384), 0, (size_t)n * 68992 * sizeof(float));
-    nnc_relu_backward((size_t)n * 68992, (float *)(ws + 158355456), (float *)(ws + 68239360), (float *)(ws + 68816384));
+    nnc_activation_backward((size_t)n * 68992, (float *)(ws + 158355456), (float *)(ws + 68239360), (float *)(ws + 68816384), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 157803520), 352, 196, t->params + 1671104, t->bn_save + 17792, t->bn_save + 18144, (float *)(ws + 68816384), (float *)(ws + 68540416), t->grads + 1671104, t->grads + 1671456);
+        nnc_batchnorm_backward(n, (float *)(ws + 157803520), 352, 196, t->params + 1671104, t->bn_save + 17792, t->bn_save + 18144,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 68816384),                                                                             /* dy */
+                               (float *)(ws + 68540416), t->grads + 1671104, t->grads + 1671456);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 68816384), 352, 196, t->params + 1671104, t->params + 1672160, 9.99999975e-06f, (float *)(ws + 68540416));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 68816384), 352, 196, t->params + 1671104, t->params + 1672160, 1e-05f, (float *)(ws + 68540416));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 62720 * sizeof(float));
@@ -4736,34 +6145,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68490240), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 168948864), 128, 14, 14, t->params + 1634240, (float *)(ws + 68816384), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68490240), t->grads + 1634240, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer3 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 168948864), 128, 14, 14,                        /* x */
+                        t->params + 1634240, (float *)(ws + 68816384), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68490240), t->grads + 1634240, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68741120), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 168848512), 128, 196, t->params + 1633728, t->bn_save + 17536, t->bn_save + 17664, (float *)(ws + 168948864), (float *)(ws + 68490240),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 68741120), t->grads + 1633728, t->grads + 1633856);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 168848512), 128, 196, t->params + 1633728, t->bn_save + 17536, t->bn_save + 17664,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 168948864), (float *)(ws + 68490240), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 68741120), t->grads + 1633728, t->grads + 1633856);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1633728, t->params + 1634112, 9.99999975e-06f, (float *)(ws + 168948864), (float *)(ws + 68490240), NNC_ACT_RELU, 0.0f, (float *)(ws + 68741120));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1633728, t->params + 1634112, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 168948864), (float *)(ws + 68490240), NNC_ACT_RELU, 0.0f, (float *)(ws + 68741120));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68490240), 0, (size_t)n * 62720 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 159133184), 320, 14, 14, t->params + 1592768, (float *)(ws + 68741120), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68490240), t->grads + 1592768, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 159133184), 320, 14, 14,                        /* x */
+                        t->params + 1592768, (float *)(ws + 68741120), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68490240), t->grads + 1592768, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer3 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 68741120), 0, (size_t)n * 62720 * sizeof(float));
-    nnc_relu_backward((size_t)n * 62720, (float *)(ws + 159133184), (float *)(ws + 68490240), (float *)(ws + 68741120));
+    nnc_activation_backward((size_t)n * 62720, (float *)(ws + 159133184), (float *)(ws + 68490240), (float *)(ws + 68741120), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 158631424), 320, 196, t->params + 1591488, t->bn_save + 16896, t->bn_save + 17216, (float *)(ws + 68741120), (float *)(ws + 68239360), t->grads + 1591488, t->grads + 1591808);
+        nnc_batchnorm_backward(n, (float *)(ws + 158631424), 320, 196, t->params + 1591488, t->bn_save + 16896, t->bn_save + 17216,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 68741120),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 1591488, t->grads + 1591808);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 68741120), 320, 196, t->params + 1591488, t->params + 1592448, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 68741120), 320, 196, t->params + 1591488, t->params + 1592448, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68490240), 0, (size_t)n * 56448 * sizeof(float));
@@ -4773,34 +6187,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 168748160), 128, 14, 14, t->params + 1554624, (float *)(ws + 68716032), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68239360), t->grads + 1554624, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer2 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 168748160), 128, 14, 14,                        /* x */
+                        t->params + 1554624, (float *)(ws + 68716032), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 1554624, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68716032), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 168647808), 128, 196, t->params + 1554112, t->bn_save + 16640, t->bn_save + 16768, (float *)(ws + 168748160), (float *)(ws + 68239360),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 68716032), t->grads + 1554112, t->grads + 1554240);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 168647808), 128, 196, t->params + 1554112, t->bn_save + 16640, t->bn_save + 16768,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 168748160), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 68716032), t->grads + 1554112, t->grads + 1554240);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1554112, t->params + 1554496, 9.99999975e-06f, (float *)(ws + 168748160), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 68716032));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1554112, t->params + 1554496, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 168748160), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f, (float *)(ws + 68716032));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 56448 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 159835648), 288, 14, 14, t->params + 1517248, (float *)(ws + 68716032), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 1517248, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 159835648), 288, 14, 14,                        /* x */
+                        t->params + 1517248, (float *)(ws + 68716032), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 1517248, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer2 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 68716032), 0, (size_t)n * 56448 * sizeof(float));
-    nnc_relu_backward((size_t)n * 56448, (float *)(ws + 159835648), (float *)(ws + 68239360), (float *)(ws + 68716032));
+    nnc_activation_backward((size_t)n * 56448, (float *)(ws + 159835648), (float *)(ws + 68239360), (float *)(ws + 68716032), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 159384064), 288, 196, t->params + 1516096, t->bn_save + 16064, t->bn_save + 16352, (float *)(ws + 68716032), (float *)(ws + 68490240), t->grads + 1516096, t->grads + 1516384);
+        nnc_batchnorm_backward(n, (float *)(ws + 159384064), 288, 196, t->params + 1516096, t->bn_save + 16064, t->bn_save + 16352,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 68716032),                                                                             /* dy */
+                               (float *)(ws + 68490240), t->grads + 1516096, t->grads + 1516384);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 68716032), 288, 196, t->params + 1516096, t->params + 1516960, 9.99999975e-06f, (float *)(ws + 68490240));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 68716032), 288, 196, t->params + 1516096, t->params + 1516960, 1e-05f, (float *)(ws + 68490240));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 50176 * sizeof(float));
@@ -4810,54 +6229,64 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68440064), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 168547456), 128, 14, 14, t->params + 1479232, (float *)(ws + 68716032), 32, 14, 14,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 68440064), t->grads + 1479232, NULL, t->scratch);
-
-    /* backward of relu features.denseblock3.denselayer1 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 168547456), 128, 14, 14,                        /* x */
+                        t->params + 1479232, (float *)(ws + 68716032), 32, 14, 14,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68440064), t->grads + 1479232, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock3.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68640768), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 168447104), 128, 196, t->params + 1478720, t->bn_save + 15808, t->bn_save + 15936, (float *)(ws + 168547456), (float *)(ws + 68440064),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 68640768), t->grads + 1478720, t->grads + 1478848);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 168447104), 128, 196, t->params + 1478720, t->bn_save + 15808, t->bn_save + 15936,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 168547456), (float *)(ws + 68440064), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 68640768), t->grads + 1478720, t->grads + 1478848);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1478720, t->params + 1479104, 9.99999975e-06f, (float *)(ws + 168547456), (float *)(ws + 68440064), NNC_ACT_RELU, 0.0f, (float *)(ws + 68640768));
+        nnc_batchnorm_act_eval_backward(n, 128, 196, t->params + 1478720, t->params + 1479104, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 168547456), (float *)(ws + 68440064), NNC_ACT_RELU, 0.0f, (float *)(ws + 68640768));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68440064), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 160462848), 256, 14, 14, t->params + 1445952, (float *)(ws + 68640768), 128, 14, 14,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68440064), t->grads + 1445952, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 160462848), 256, 14, 14,                        /* x */
+                        t->params + 1445952, (float *)(ws + 68640768), 128, 14, 14,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68440064), t->grads + 1445952, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock3.denselayer1 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 68640768), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_relu_backward((size_t)n * 50176, (float *)(ws + 160462848), (float *)(ws + 68440064), (float *)(ws + 68640768));
+    nnc_activation_backward((size_t)n * 50176, (float *)(ws + 160462848), (float *)(ws + 68440064), (float *)(ws + 68640768), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock3.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 160061440), 256, 196, t->params + 1444928, t->bn_save + 15296, t->bn_save + 15552, (float *)(ws + 68640768), (float *)(ws + 68239360), t->grads + 1444928, t->grads + 1445184);
+        nnc_batchnorm_backward(n, (float *)(ws + 160061440), 256, 196, t->params + 1444928, t->bn_save + 15296, t->bn_save + 15552,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 68640768),                                                                             /* dy */
+                               (float *)(ws + 68239360), t->grads + 1444928, t->grads + 1445184);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 68640768), 256, 196, t->params + 1444928, t->params + 1445696, 9.99999975e-06f, (float *)(ws + 68239360));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 68640768), 256, 196, t->params + 1444928, t->params + 1445696, 1e-05f, (float *)(ws + 68239360));  /* dy, gamma, running var, eps; dx */
 
     /* backward of avgpool2d @ models/lib/densenet.net:23:88 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_avgpool2d_backward(n, (float *)(ws + 68239360), 256, 28, 28, 14, 14, 2, 2, 2, 2, 0, 0, 1, (float *)(ws + 70647808));
+    nnc_avgpool2d_backward(n, (float *)(ws + 68239360), 256, 28, 28, 14, 14,  /* dy, x's shape, y's map */
+                           2, 2, 2, 2, 0, 0, 1, (float *)(ws + 70647808));    /* kernel, stride, padding, count_include_pad; dx */
 
     /* backward of conv2d features.transition2.conv @ models/lib/densenet.net:23:46 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 20873216), 512, 28, 28, t->params + 1313856, (float *)(ws + 70647808), 256, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 68239360), t->grads + 1313856, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 20873216), 512, 28, 28,                         /* x */
+                        t->params + 1313856, (float *)(ws + 70647808), 256, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 68239360), t->grads + 1313856, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.transition2 @ models/lib/densenet.net:23:38 */
     memset((float *)(ws + 69844992), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_relu_backward((size_t)n * 401408, (float *)(ws + 20873216), (float *)(ws + 68239360), (float *)(ws + 69844992));
+    nnc_activation_backward((size_t)n * 401408, (float *)(ws + 20873216), (float *)(ws + 68239360), (float *)(ws + 69844992), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.transition2.norm @ models/lib/densenet.net:23:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 16056320), 512, 784, t->params + 1311808, t->bn_save + 14272, t->bn_save + 14784, (float *)(ws + 69844992), (float *)(ws + 20873216), t->grads + 1311808, t->grads + 1312320);
+        nnc_batchnorm_backward(n, (float *)(ws + 16056320), 512, 784, t->params + 1311808, t->bn_save + 14272, t->bn_save + 14784,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 69844992),                                                                            /* dy */
+                               (float *)(ws + 20873216), t->grads + 1311808, t->grads + 1312320);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 69844992), 512, 784, t->params + 1311808, t->params + 1313344, 9.99999975e-06f, (float *)(ws + 20873216));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 69844992), 512, 784, t->params + 1311808, t->params + 1313344, 1e-05f, (float *)(ws + 20873216));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 17661952), 0, (size_t)n * 376320 * sizeof(float));
@@ -4867,34 +6296,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 152133632), 128, 28, 28, t->params + 1274944, (float *)(ws + 19167232), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 16056320), t->grads + 1274944, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer12 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 152133632), 128, 28, 28,                        /* x */
+                        t->params + 1274944, (float *)(ws + 19167232), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 1274944, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 151732224), 128, 784, t->params + 1274432, t->bn_save + 14016, t->bn_save + 14144, (float *)(ws + 152133632), (float *)(ws + 16056320),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216), t->grads + 1274432, t->grads + 1274560);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 151732224), 128, 784, t->params + 1274432, t->bn_save + 14016, t->bn_save + 14144,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 152133632), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 20873216), t->grads + 1274432, t->grads + 1274560);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 1274432, t->params + 1274816, 9.99999975e-06f, (float *)(ws + 152133632), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 1274432, t->params + 1274816, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 152133632), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 376320 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 74461184), 480, 28, 28, t->params + 1212992, (float *)(ws + 20873216), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16056320), t->grads + 1212992, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 74461184), 480, 28, 28,                         /* x */
+                        t->params + 1212992, (float *)(ws + 20873216), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 1212992, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer12 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 376320 * sizeof(float));
-    nnc_relu_backward((size_t)n * 376320, (float *)(ws + 74461184), (float *)(ws + 16056320), (float *)(ws + 20873216));
+    nnc_activation_backward((size_t)n * 376320, (float *)(ws + 74461184), (float *)(ws + 16056320), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 71450624), 480, 784, t->params + 1211072, t->bn_save + 13056, t->bn_save + 13536, (float *)(ws + 20873216), (float *)(ws + 17661952), t->grads + 1211072, t->grads + 1211552);
+        nnc_batchnorm_backward(n, (float *)(ws + 71450624), 480, 784, t->params + 1211072, t->bn_save + 13056, t->bn_save + 13536,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 20873216),                                                                            /* dy */
+                               (float *)(ws + 17661952), t->grads + 1211072, t->grads + 1211552);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 480, 784, t->params + 1211072, t->params + 1212512, 9.99999975e-06f, (float *)(ws + 17661952));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 480, 784, t->params + 1211072, t->params + 1212512, 1e-05f, (float *)(ws + 17661952));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 351232 * sizeof(float));
@@ -4904,34 +6338,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 17461248), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 151330816), 128, 28, 28, t->params + 1174208, (float *)(ws + 19167232), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 17461248), t->grads + 1174208, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer11 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 151330816), 128, 28, 28,                        /* x */
+                        t->params + 1174208, (float *)(ws + 19167232), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 17461248), t->grads + 1174208, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18866176), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 150929408), 128, 784, t->params + 1173696, t->bn_save + 12800, t->bn_save + 12928, (float *)(ws + 151330816), (float *)(ws + 17461248),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 18866176), t->grads + 1173696, t->grads + 1173824);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 150929408), 128, 784, t->params + 1173696, t->bn_save + 12800, t->bn_save + 12928,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 151330816), (float *)(ws + 17461248), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 18866176), t->grads + 1173696, t->grads + 1173824);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 1173696, t->params + 1174080, 9.99999975e-06f, (float *)(ws + 151330816), (float *)(ws + 17461248), NNC_ACT_RELU, 0.0f, (float *)(ws + 18866176));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 1173696, t->params + 1174080, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 151330816), (float *)(ws + 17461248), NNC_ACT_RELU, 0.0f, (float *)(ws + 18866176));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 17461248), 0, (size_t)n * 351232 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 78776320), 448, 28, 28, t->params + 1116352, (float *)(ws + 18866176), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 17461248), t->grads + 1116352, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 78776320), 448, 28, 28,                         /* x */
+                        t->params + 1116352, (float *)(ws + 18866176), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 17461248), t->grads + 1116352, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer11 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 351232 * sizeof(float));
-    nnc_relu_backward((size_t)n * 351232, (float *)(ws + 78776320), (float *)(ws + 17461248), (float *)(ws + 20873216));
+    nnc_activation_backward((size_t)n * 351232, (float *)(ws + 78776320), (float *)(ws + 17461248), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 75966464), 448, 784, t->params + 1114560, t->bn_save + 11904, t->bn_save + 12352, (float *)(ws + 20873216), (float *)(ws + 16056320), t->grads + 1114560, t->grads + 1115008);
+        nnc_batchnorm_backward(n, (float *)(ws + 75966464), 448, 784, t->params + 1114560, t->bn_save + 11904, t->bn_save + 12352,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 20873216),                                                                            /* dy */
+                               (float *)(ws + 16056320), t->grads + 1114560, t->grads + 1115008);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 448, 784, t->params + 1114560, t->params + 1115904, 9.99999975e-06f, (float *)(ws + 16056320));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 448, 784, t->params + 1114560, t->params + 1115904, 1e-05f, (float *)(ws + 16056320));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 17461248), 0, (size_t)n * 326144 * sizeof(float));
@@ -4941,34 +6380,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 150528000), 128, 28, 28, t->params + 1077696, (float *)(ws + 18765824), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 16056320), t->grads + 1077696, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer10 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 150528000), 128, 28, 28,                        /* x */
+                        t->params + 1077696, (float *)(ws + 18765824), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 1077696, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18765824), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 150126592), 128, 784, t->params + 1077184, t->bn_save + 11648, t->bn_save + 11776, (float *)(ws + 150528000), (float *)(ws + 16056320),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 18765824), t->grads + 1077184, t->grads + 1077312);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 150126592), 128, 784, t->params + 1077184, t->bn_save + 11648, t->bn_save + 11776,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 150528000), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
+                                   (float *)(ws + 18765824), t->grads + 1077184, t->grads + 1077312);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 1077184, t->params + 1077568, 9.99999975e-06f, (float *)(ws + 150528000), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 18765824));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 1077184, t->params + 1077568, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 150528000), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 18765824));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 326144 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 82790400), 416, 28, 28, t->params + 1023936, (float *)(ws + 18765824), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16056320), t->grads + 1023936, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 82790400), 416, 28, 28,                         /* x */
+                        t->params + 1023936, (float *)(ws + 18765824), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 1023936, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer10 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 326144 * sizeof(float));
-    nnc_relu_backward((size_t)n * 326144, (float *)(ws + 82790400), (float *)(ws + 16056320), (float *)(ws + 20873216));
+    nnc_activation_backward((size_t)n * 326144, (float *)(ws + 82790400), (float *)(ws + 16056320), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 80181248), 416, 784, t->params + 1022272, t->bn_save + 10816, t->bn_save + 11232, (float *)(ws + 20873216), (float *)(ws + 17461248), t->grads + 1022272, t->grads + 1022688);
+        nnc_batchnorm_backward(n, (float *)(ws + 80181248), 416, 784, t->params + 1022272, t->bn_save + 10816, t->bn_save + 11232,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 20873216),                                                                            /* dy */
+                               (float *)(ws + 17461248), t->grads + 1022272, t->grads + 1022688);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 416, 784, t->params + 1022272, t->params + 1023520, 9.99999975e-06f, (float *)(ws + 17461248));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 416, 784, t->params + 1022272, t->params + 1023520, 1e-05f, (float *)(ws + 17461248));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 301056 * sizeof(float));
@@ -4978,34 +6422,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 17260544), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 149725184), 128, 28, 28, t->params + 985408, (float *)(ws + 18765824), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 17260544), t->grads + 985408, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer9 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 149725184), 128, 28, 28,                       /* x */
+                        t->params + 985408, (float *)(ws + 18765824), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 17260544), t->grads + 985408, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18464768), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 149323776), 128, 784, t->params + 984896, t->bn_save + 10560, t->bn_save + 10688, (float *)(ws + 149725184), (float *)(ws + 17260544),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 18464768), t->grads + 984896, t->grads + 985024);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 149323776), 128, 784, t->params + 984896, t->bn_save + 10560, t->bn_save + 10688,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 149725184), (float *)(ws + 17260544), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
+                                   (float *)(ws + 18464768), t->grads + 984896, t->grads + 985024);                                     /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 984896, t->params + 985280, 9.99999975e-06f, (float *)(ws + 149725184), (float *)(ws + 17260544), NNC_ACT_RELU, 0.0f, (float *)(ws + 18464768));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 984896, t->params + 985280, 1e-05f,                                         /* gamma, running var, eps */
+                                        (float *)(ws + 149725184), (float *)(ws + 17260544), NNC_ACT_RELU, 0.0f, (float *)(ws + 18464768));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 17260544), 0, (size_t)n * 301056 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 90116096), 384, 28, 28, t->params + 935744, (float *)(ws + 18464768), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 17260544), t->grads + 935744, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 90116096), 384, 28, 28,                        /* x */
+                        t->params + 935744, (float *)(ws + 18464768), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 17260544), t->grads + 935744, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer9 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 301056 * sizeof(float));
-    nnc_relu_backward((size_t)n * 301056, (float *)(ws + 90116096), (float *)(ws + 17260544), (float *)(ws + 20873216));
+    nnc_activation_backward((size_t)n * 301056, (float *)(ws + 90116096), (float *)(ws + 17260544), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 87707648), 384, 784, t->params + 934208, t->bn_save + 9792, t->bn_save + 10176, (float *)(ws + 20873216), (float *)(ws + 16056320), t->grads + 934208, t->grads + 934592);
+        nnc_batchnorm_backward(n, (float *)(ws + 87707648), 384, 784, t->params + 934208, t->bn_save + 9792, t->bn_save + 10176,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 20873216),                                                                          /* dy */
+                               (float *)(ws + 16056320), t->grads + 934208, t->grads + 934592);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 384, 784, t->params + 934208, t->params + 935360, 9.99999975e-06f, (float *)(ws + 16056320));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 384, 784, t->params + 934208, t->params + 935360, 1e-05f, (float *)(ws + 16056320));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 17260544), 0, (size_t)n * 275968 * sizeof(float));
@@ -5015,34 +6464,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 148922368), 128, 28, 28, t->params + 897344, (float *)(ws + 18364416), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 16056320), t->grads + 897344, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer8 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 148922368), 128, 28, 28,                       /* x */
+                        t->params + 897344, (float *)(ws + 18364416), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 897344, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18364416), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 148520960), 128, 784, t->params + 896832, t->bn_save + 9536, t->bn_save + 9664, (float *)(ws + 148922368), (float *)(ws + 16056320),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 18364416), t->grads + 896832, t->grads + 896960);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 148520960), 128, 784, t->params + 896832, t->bn_save + 9536, t->bn_save + 9664,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 148922368), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
+                                   (float *)(ws + 18364416), t->grads + 896832, t->grads + 896960);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 896832, t->params + 897216, 9.99999975e-06f, (float *)(ws + 148922368), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 18364416));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 896832, t->params + 897216, 1e-05f,                                         /* gamma, running var, eps */
+                                        (float *)(ws + 148922368), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 18364416));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 275968 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 93528064), 352, 28, 28, t->params + 851776, (float *)(ws + 18364416), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16056320), t->grads + 851776, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 93528064), 352, 28, 28,                        /* x */
+                        t->params + 851776, (float *)(ws + 18364416), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 851776, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer8 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 275968 * sizeof(float));
-    nnc_relu_backward((size_t)n * 275968, (float *)(ws + 93528064), (float *)(ws + 16056320), (float *)(ws + 20873216));
+    nnc_activation_backward((size_t)n * 275968, (float *)(ws + 93528064), (float *)(ws + 16056320), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 91320320), 352, 784, t->params + 850368, t->bn_save + 8832, t->bn_save + 9184, (float *)(ws + 20873216), (float *)(ws + 17260544), t->grads + 850368, t->grads + 850720);
+        nnc_batchnorm_backward(n, (float *)(ws + 91320320), 352, 784, t->params + 850368, t->bn_save + 8832, t->bn_save + 9184,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 20873216),                                                                         /* dy */
+                               (float *)(ws + 17260544), t->grads + 850368, t->grads + 850720);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 352, 784, t->params + 850368, t->params + 851424, 9.99999975e-06f, (float *)(ws + 17260544));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 20873216), 352, 784, t->params + 850368, t->params + 851424, 1e-05f, (float *)(ws + 17260544));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 250880 * sizeof(float));
@@ -5052,34 +6506,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 17059840), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 148119552), 128, 28, 28, t->params + 813504, (float *)(ws + 18364416), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 17059840), t->grads + 813504, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer7 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 148119552), 128, 28, 28,                       /* x */
+                        t->params + 813504, (float *)(ws + 18364416), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 17059840), t->grads + 813504, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18063360), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 147718144), 128, 784, t->params + 812992, t->bn_save + 8576, t->bn_save + 8704, (float *)(ws + 148119552), (float *)(ws + 17059840),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 18063360), t->grads + 812992, t->grads + 813120);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 147718144), 128, 784, t->params + 812992, t->bn_save + 8576, t->bn_save + 8704,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 148119552), (float *)(ws + 17059840), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
+                                   (float *)(ws + 18063360), t->grads + 812992, t->grads + 813120);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 812992, t->params + 813376, 9.99999975e-06f, (float *)(ws + 148119552), (float *)(ws + 17059840), NNC_ACT_RELU, 0.0f, (float *)(ws + 18063360));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 812992, t->params + 813376, 1e-05f,                                         /* gamma, running var, eps */
+                                        (float *)(ws + 148119552), (float *)(ws + 17059840), NNC_ACT_RELU, 0.0f, (float *)(ws + 18063360));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 17059840), 0, (size_t)n * 250880 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 96638976), 320, 28, 28, t->params + 772032, (float *)(ws + 18063360), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 17059840), t->grads + 772032, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 96638976), 320, 28, 28,                        /* x */
+                        t->params + 772032, (float *)(ws + 18063360), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 17059840), t->grads + 772032, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer7 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 18063360), 0, (size_t)n * 250880 * sizeof(float));
-    nnc_relu_backward((size_t)n * 250880, (float *)(ws + 96638976), (float *)(ws + 17059840), (float *)(ws + 18063360));
+    nnc_activation_backward((size_t)n * 250880, (float *)(ws + 96638976), (float *)(ws + 17059840), (float *)(ws + 18063360), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 94631936), 320, 784, t->params + 770752, t->bn_save + 7936, t->bn_save + 8256, (float *)(ws + 18063360), (float *)(ws + 16056320), t->grads + 770752, t->grads + 771072);
+        nnc_batchnorm_backward(n, (float *)(ws + 94631936), 320, 784, t->params + 770752, t->bn_save + 7936, t->bn_save + 8256,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 18063360),                                                                         /* dy */
+                               (float *)(ws + 16056320), t->grads + 770752, t->grads + 771072);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 18063360), 320, 784, t->params + 770752, t->params + 771712, 9.99999975e-06f, (float *)(ws + 16056320));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 18063360), 320, 784, t->params + 770752, t->params + 771712, 1e-05f, (float *)(ws + 16056320));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 17059840), 0, (size_t)n * 225792 * sizeof(float));
@@ -5089,34 +6548,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 147316736), 128, 28, 28, t->params + 733888, (float *)(ws + 17963008), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 16056320), t->grads + 733888, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer6 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 147316736), 128, 28, 28,                       /* x */
+                        t->params + 733888, (float *)(ws + 17963008), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 733888, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17963008), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 146915328), 128, 784, t->params + 733376, t->bn_save + 7680, t->bn_save + 7808, (float *)(ws + 147316736), (float *)(ws + 16056320),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 17963008), t->grads + 733376, t->grads + 733504);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 146915328), 128, 784, t->params + 733376, t->bn_save + 7680, t->bn_save + 7808,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 147316736), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
+                                   (float *)(ws + 17963008), t->grads + 733376, t->grads + 733504);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 733376, t->params + 733760, 9.99999975e-06f, (float *)(ws + 147316736), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 17963008));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 733376, t->params + 733760, 1e-05f,                                         /* gamma, running var, eps */
+                                        (float *)(ws + 147316736), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 17963008));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 225792 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 99448832), 288, 28, 28, t->params + 696512, (float *)(ws + 17963008), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16056320), t->grads + 696512, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 99448832), 288, 28, 28,                        /* x */
+                        t->params + 696512, (float *)(ws + 17963008), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 696512, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer6 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 17963008), 0, (size_t)n * 225792 * sizeof(float));
-    nnc_relu_backward((size_t)n * 225792, (float *)(ws + 99448832), (float *)(ws + 16056320), (float *)(ws + 17963008));
+    nnc_activation_backward((size_t)n * 225792, (float *)(ws + 99448832), (float *)(ws + 16056320), (float *)(ws + 17963008), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 97642496), 288, 784, t->params + 695360, t->bn_save + 7104, t->bn_save + 7392, (float *)(ws + 17963008), (float *)(ws + 17059840), t->grads + 695360, t->grads + 695648);
+        nnc_batchnorm_backward(n, (float *)(ws + 97642496), 288, 784, t->params + 695360, t->bn_save + 7104, t->bn_save + 7392,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 17963008),                                                                         /* dy */
+                               (float *)(ws + 17059840), t->grads + 695360, t->grads + 695648);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 17963008), 288, 784, t->params + 695360, t->params + 696224, 9.99999975e-06f, (float *)(ws + 17059840));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 17963008), 288, 784, t->params + 695360, t->params + 696224, 1e-05f, (float *)(ws + 17059840));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 200704 * sizeof(float));
@@ -5126,34 +6590,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 146513920), 128, 28, 28, t->params + 658496, (float *)(ws + 17963008), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 16859136), t->grads + 658496, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer5 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 146513920), 128, 28, 28,                       /* x */
+                        t->params + 658496, (float *)(ws + 17963008), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16859136), t->grads + 658496, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17661952), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 146112512), 128, 784, t->params + 657984, t->bn_save + 6848, t->bn_save + 6976, (float *)(ws + 146513920), (float *)(ws + 16859136),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 17661952), t->grads + 657984, t->grads + 658112);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 146112512), 128, 784, t->params + 657984, t->bn_save + 6848, t->bn_save + 6976,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 146513920), (float *)(ws + 16859136), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
+                                   (float *)(ws + 17661952), t->grads + 657984, t->grads + 658112);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 657984, t->params + 658368, 9.99999975e-06f, (float *)(ws + 146513920), (float *)(ws + 16859136), NNC_ACT_RELU, 0.0f, (float *)(ws + 17661952));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 657984, t->params + 658368, 1e-05f,                                         /* gamma, running var, eps */
+                                        (float *)(ws + 146513920), (float *)(ws + 16859136), NNC_ACT_RELU, 0.0f, (float *)(ws + 17661952));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 104366080), 256, 28, 28, t->params + 625216, (float *)(ws + 17661952), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16859136), t->grads + 625216, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 104366080), 256, 28, 28,                       /* x */
+                        t->params + 625216, (float *)(ws + 17661952), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16859136), t->grads + 625216, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer5 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 17661952), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_relu_backward((size_t)n * 200704, (float *)(ws + 104366080), (float *)(ws + 16859136), (float *)(ws + 17661952));
+    nnc_activation_backward((size_t)n * 200704, (float *)(ws + 104366080), (float *)(ws + 16859136), (float *)(ws + 17661952), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 102760448), 256, 784, t->params + 624192, t->bn_save + 6336, t->bn_save + 6592, (float *)(ws + 17661952), (float *)(ws + 16056320), t->grads + 624192, t->grads + 624448);
+        nnc_batchnorm_backward(n, (float *)(ws + 102760448), 256, 784, t->params + 624192, t->bn_save + 6336, t->bn_save + 6592,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 17661952),                                                                          /* dy */
+                               (float *)(ws + 16056320), t->grads + 624192, t->grads + 624448);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 17661952), 256, 784, t->params + 624192, t->params + 624960, 9.99999975e-06f, (float *)(ws + 16056320));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 17661952), 256, 784, t->params + 624192, t->params + 624960, 1e-05f, (float *)(ws + 16056320));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 175616 * sizeof(float));
@@ -5163,34 +6632,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 145711104), 128, 28, 28, t->params + 587328, (float *)(ws + 17561600), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 16056320), t->grads + 587328, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer4 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 145711104), 128, 28, 28,                       /* x */
+                        t->params + 587328, (float *)(ws + 17561600), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 587328, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17561600), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 145309696), 128, 784, t->params + 586816, t->bn_save + 6080, t->bn_save + 6208, (float *)(ws + 145711104), (float *)(ws + 16056320),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 17561600), t->grads + 586816, t->grads + 586944);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 145309696), 128, 784, t->params + 586816, t->bn_save + 6080, t->bn_save + 6208,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 145711104), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
+                                   (float *)(ws + 17561600), t->grads + 586816, t->grads + 586944);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 586816, t->params + 587200, 9.99999975e-06f, (float *)(ws + 145711104), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 17561600));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 586816, t->params + 587200, 1e-05f,                                         /* gamma, running var, eps */
+                                        (float *)(ws + 145711104), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 17561600));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 175616 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 114953216), 224, 28, 28, t->params + 558144, (float *)(ws + 17561600), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16056320), t->grads + 558144, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 114953216), 224, 28, 28,                       /* x */
+                        t->params + 558144, (float *)(ws + 17561600), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 558144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer4 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 17561600), 0, (size_t)n * 175616 * sizeof(float));
-    nnc_relu_backward((size_t)n * 175616, (float *)(ws + 114953216), (float *)(ws + 16056320), (float *)(ws + 17561600));
+    nnc_activation_backward((size_t)n * 175616, (float *)(ws + 114953216), (float *)(ws + 16056320), (float *)(ws + 17561600), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 113548288), 224, 784, t->params + 557248, t->bn_save + 5632, t->bn_save + 5856, (float *)(ws + 17561600), (float *)(ws + 16859136), t->grads + 557248, t->grads + 557472);
+        nnc_batchnorm_backward(n, (float *)(ws + 113548288), 224, 784, t->params + 557248, t->bn_save + 5632, t->bn_save + 5856,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 17561600),                                                                          /* dy */
+                               (float *)(ws + 16859136), t->grads + 557248, t->grads + 557472);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 17561600), 224, 784, t->params + 557248, t->params + 557920, 9.99999975e-06f, (float *)(ws + 16859136));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 17561600), 224, 784, t->params + 557248, t->params + 557920, 1e-05f, (float *)(ws + 16859136));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 150528 * sizeof(float));
@@ -5200,34 +6674,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16658432), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 144908288), 128, 28, 28, t->params + 520384, (float *)(ws + 17561600), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 16658432), t->grads + 520384, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer3 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 144908288), 128, 28, 28,                       /* x */
+                        t->params + 520384, (float *)(ws + 17561600), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16658432), t->grads + 520384, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17260544), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 144506880), 128, 784, t->params + 519872, t->bn_save + 5376, t->bn_save + 5504, (float *)(ws + 144908288), (float *)(ws + 16658432),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 17260544), t->grads + 519872, t->grads + 520000);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 144506880), 128, 784, t->params + 519872, t->bn_save + 5376, t->bn_save + 5504,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 144908288), (float *)(ws + 16658432), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
+                                   (float *)(ws + 17260544), t->grads + 519872, t->grads + 520000);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 519872, t->params + 520256, 9.99999975e-06f, (float *)(ws + 144908288), (float *)(ws + 16658432), NNC_ACT_RELU, 0.0f, (float *)(ws + 17260544));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 519872, t->params + 520256, 1e-05f,                                         /* gamma, running var, eps */
+                                        (float *)(ws + 144908288), (float *)(ws + 16658432), NNC_ACT_RELU, 0.0f, (float *)(ws + 17260544));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16658432), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 124837888), 192, 28, 28, t->params + 495296, (float *)(ws + 17260544), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16658432), t->grads + 495296, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 124837888), 192, 28, 28,                       /* x */
+                        t->params + 495296, (float *)(ws + 17260544), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16658432), t->grads + 495296, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer3 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 17260544), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_relu_backward((size_t)n * 150528, (float *)(ws + 124837888), (float *)(ws + 16658432), (float *)(ws + 17260544));
+    nnc_activation_backward((size_t)n * 150528, (float *)(ws + 124837888), (float *)(ws + 16658432), (float *)(ws + 17260544), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 123633664), 192, 784, t->params + 494528, t->bn_save + 4992, t->bn_save + 5184, (float *)(ws + 17260544), (float *)(ws + 16056320), t->grads + 494528, t->grads + 494720);
+        nnc_batchnorm_backward(n, (float *)(ws + 123633664), 192, 784, t->params + 494528, t->bn_save + 4992, t->bn_save + 5184,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 17260544),                                                                          /* dy */
+                               (float *)(ws + 16056320), t->grads + 494528, t->grads + 494720);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 17260544), 192, 784, t->params + 494528, t->params + 495104, 9.99999975e-06f, (float *)(ws + 16056320));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 17260544), 192, 784, t->params + 494528, t->params + 495104, 1e-05f, (float *)(ws + 16056320));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 16658432), 0, (size_t)n * 125440 * sizeof(float));
@@ -5237,34 +6716,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 144105472), 128, 28, 28, t->params + 457664, (float *)(ws + 17160192), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 16056320), t->grads + 457664, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer2 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 144105472), 128, 28, 28,                       /* x */
+                        t->params + 457664, (float *)(ws + 17160192), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 457664, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17160192), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 143704064), 128, 784, t->params + 457152, t->bn_save + 4736, t->bn_save + 4864, (float *)(ws + 144105472), (float *)(ws + 16056320),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 17160192), t->grads + 457152, t->grads + 457280);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 143704064), 128, 784, t->params + 457152, t->bn_save + 4736, t->bn_save + 4864,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 144105472), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
+                                   (float *)(ws + 17160192), t->grads + 457152, t->grads + 457280);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 457152, t->params + 457536, 9.99999975e-06f, (float *)(ws + 144105472), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 17160192));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 457152, t->params + 457536, 1e-05f,                                         /* gamma, running var, eps */
+                                        (float *)(ws + 144105472), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f, (float *)(ws + 17160192));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 125440 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 133217280), 160, 28, 28, t->params + 436672, (float *)(ws + 17160192), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16056320), t->grads + 436672, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 133217280), 160, 28, 28,                       /* x */
+                        t->params + 436672, (float *)(ws + 17160192), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 436672, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer2 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 17160192), 0, (size_t)n * 125440 * sizeof(float));
-    nnc_relu_backward((size_t)n * 125440, (float *)(ws + 133217280), (float *)(ws + 16056320), (float *)(ws + 17160192));
+    nnc_activation_backward((size_t)n * 125440, (float *)(ws + 133217280), (float *)(ws + 16056320), (float *)(ws + 17160192), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 132213760), 160, 784, t->params + 436032, t->bn_save + 4416, t->bn_save + 4576, (float *)(ws + 17160192), (float *)(ws + 16658432), t->grads + 436032, t->grads + 436192);
+        nnc_batchnorm_backward(n, (float *)(ws + 132213760), 160, 784, t->params + 436032, t->bn_save + 4416, t->bn_save + 4576,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 17160192),                                                                          /* dy */
+                               (float *)(ws + 16658432), t->grads + 436032, t->grads + 436192);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 17160192), 160, 784, t->params + 436032, t->params + 436512, 9.99999975e-06f, (float *)(ws + 16658432));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 17160192), 160, 784, t->params + 436032, t->params + 436512, 1e-05f, (float *)(ws + 16658432));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
@@ -5274,54 +6758,64 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16457728), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 143302656), 128, 28, 28, t->params + 399168, (float *)(ws + 17160192), 32, 28, 28,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 16457728), t->grads + 399168, NULL, t->scratch);
-
-    /* backward of relu features.denseblock2.denselayer1 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 143302656), 128, 28, 28,                       /* x */
+                        t->params + 399168, (float *)(ws + 17160192), 32, 28, 28,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16457728), t->grads + 399168, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock2.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 142901248), 128, 784, t->params + 398656, t->bn_save + 4160, t->bn_save + 4288, (float *)(ws + 143302656), (float *)(ws + 16457728),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 16859136), t->grads + 398656, t->grads + 398784);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 142901248), 128, 784, t->params + 398656, t->bn_save + 4160, t->bn_save + 4288,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 143302656), (float *)(ws + 16457728), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
+                                   (float *)(ws + 16859136), t->grads + 398656, t->grads + 398784);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 398656, t->params + 399040, 9.99999975e-06f, (float *)(ws + 143302656), (float *)(ws + 16457728), NNC_ACT_RELU, 0.0f, (float *)(ws + 16859136));
+        nnc_batchnorm_act_eval_backward(n, 128, 784, t->params + 398656, t->params + 399040, 1e-05f,                                         /* gamma, running var, eps */
+                                        (float *)(ws + 143302656), (float *)(ws + 16457728), NNC_ACT_RELU, 0.0f, (float *)(ws + 16859136));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16457728), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 142499840), 128, 28, 28, t->params + 382272, (float *)(ws + 16859136), 128, 28, 28,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16457728), t->grads + 382272, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 142499840), 128, 28, 28,                       /* x */
+                        t->params + 382272, (float *)(ws + 16859136), 128, 28, 28,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16457728), t->grads + 382272, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock2.denselayer1 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_relu_backward((size_t)n * 100352, (float *)(ws + 142499840), (float *)(ws + 16457728), (float *)(ws + 16859136));
+    nnc_activation_backward((size_t)n * 100352, (float *)(ws + 142499840), (float *)(ws + 16457728), (float *)(ws + 16859136), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock2.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 141697024), 128, 784, t->params + 381760, t->bn_save + 3904, t->bn_save + 4032, (float *)(ws + 16859136), (float *)(ws + 16056320), t->grads + 381760, t->grads + 381888);
+        nnc_batchnorm_backward(n, (float *)(ws + 141697024), 128, 784, t->params + 381760, t->bn_save + 3904, t->bn_save + 4032,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 16859136),                                                                          /* dy */
+                               (float *)(ws + 16056320), t->grads + 381760, t->grads + 381888);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 16859136), 128, 784, t->params + 381760, t->params + 382144, 9.99999975e-06f, (float *)(ws + 16056320));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 16859136), 128, 784, t->params + 381760, t->params + 382144, 1e-05f, (float *)(ws + 16056320));  /* dy, gamma, running var, eps; dx */
 
     /* backward of avgpool2d @ models/lib/densenet.net:23:88 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_avgpool2d_backward(n, (float *)(ws + 16056320), 128, 56, 56, 28, 28, 2, 2, 2, 2, 0, 0, 1, (float *)(ws + 20873216));
+    nnc_avgpool2d_backward(n, (float *)(ws + 16056320), 128, 56, 56, 28, 28,  /* dy, x's shape, y's map */
+                           2, 2, 2, 2, 0, 0, 1, (float *)(ws + 20873216));    /* kernel, stride, padding, count_include_pad; dx */
 
     /* backward of conv2d features.transition1.conv @ models/lib/densenet.net:23:46 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 12845056), 256, 56, 56, t->params + 348992, (float *)(ws + 20873216), 128, 56, 56,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 16056320), t->grads + 348992, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 12845056), 256, 56, 56,                        /* x */
+                        t->params + 348992, (float *)(ws + 20873216), 128, 56, 56,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 16056320), t->grads + 348992, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.transition1 @ models/lib/densenet.net:23:38 */
     memset((float *)(ws + 19267584), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_relu_backward((size_t)n * 802816, (float *)(ws + 12845056), (float *)(ws + 16056320), (float *)(ws + 19267584));
+    nnc_activation_backward((size_t)n * 802816, (float *)(ws + 12845056), (float *)(ws + 16056320), (float *)(ws + 19267584), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.transition1.norm @ models/lib/densenet.net:23:17 */
     memset((float *)(ws + 12845056), 0, (size_t)n * 802816 * sizeof(float));
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 6422528), 256, 3136, t->params + 347968, t->bn_save + 3392, t->bn_save + 3648, (float *)(ws + 19267584), (float *)(ws + 12845056), t->grads + 347968, t->grads + 348224);
+        nnc_batchnorm_backward(n, (float *)(ws + 6422528), 256, 3136, t->params + 347968, t->bn_save + 3392, t->bn_save + 3648,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 19267584),                                                                         /* dy */
+                               (float *)(ws + 12845056), t->grads + 347968, t->grads + 348224);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 19267584), 256, 3136, t->params + 347968, t->params + 348736, 9.99999975e-06f, (float *)(ws + 12845056));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 19267584), 256, 3136, t->params + 347968, t->params + 348736, 1e-05f, (float *)(ws + 12845056));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 702464 * sizeof(float));
@@ -5331,34 +6825,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 66633728), 128, 56, 56, t->params + 311104, (float *)(ws + 12443648), 32, 56, 56,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 6422528), t->grads + 311104, NULL, t->scratch);
-
-    /* backward of relu features.denseblock1.denselayer6 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 66633728), 128, 56, 56,                       /* x */
+                        t->params + 311104, (float *)(ws + 12443648), 32, 56, 56,       /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 6422528), t->grads + 311104, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock1.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 12443648), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 65028096), 128, 3136, t->params + 310592, t->bn_save + 3136, t->bn_save + 3264, (float *)(ws + 66633728), (float *)(ws + 6422528),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 12443648), t->grads + 310592, t->grads + 310720);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 65028096), 128, 3136, t->params + 310592, t->bn_save + 3136, t->bn_save + 3264,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 66633728), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
+                                   (float *)(ws + 12443648), t->grads + 310592, t->grads + 310720);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 310592, t->params + 310976, 9.99999975e-06f, (float *)(ws + 66633728), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 12443648));
+        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 310592, t->params + 310976, 1e-05f,                                      /* gamma, running var, eps */
+                                        (float *)(ws + 66633728), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 12443648));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 702464 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 28098560), 224, 56, 56, t->params + 281920, (float *)(ws + 12443648), 128, 56, 56,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 6422528), t->grads + 281920, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 28098560), 224, 56, 56,                       /* x */
+                        t->params + 281920, (float *)(ws + 12443648), 128, 56, 56,      /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 6422528), t->grads + 281920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock1.denselayer6 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 12443648), 0, (size_t)n * 702464 * sizeof(float));
-    nnc_relu_backward((size_t)n * 702464, (float *)(ws + 28098560), (float *)(ws + 6422528), (float *)(ws + 12443648));
+    nnc_activation_backward((size_t)n * 702464, (float *)(ws + 28098560), (float *)(ws + 6422528), (float *)(ws + 12443648), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock1.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 22478848), 224, 3136, t->params + 281024, t->bn_save + 2688, t->bn_save + 2912, (float *)(ws + 12443648), (float *)(ws + 9633792), t->grads + 281024, t->grads + 281248);
+        nnc_batchnorm_backward(n, (float *)(ws + 22478848), 224, 3136, t->params + 281024, t->bn_save + 2688, t->bn_save + 2912,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 12443648),                                                                          /* dy */
+                               (float *)(ws + 9633792), t->grads + 281024, t->grads + 281248);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 12443648), 224, 3136, t->params + 281024, t->params + 281696, 9.99999975e-06f, (float *)(ws + 9633792));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 12443648), 224, 3136, t->params + 281024, t->params + 281696, 1e-05f, (float *)(ws + 9633792));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 602112 * sizeof(float));
@@ -5368,34 +6867,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 8830976), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 63422464), 128, 56, 56, t->params + 244160, (float *)(ws + 12443648), 32, 56, 56,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 8830976), t->grads + 244160, NULL, t->scratch);
-
-    /* backward of relu features.denseblock1.denselayer5 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 63422464), 128, 56, 56,                       /* x */
+                        t->params + 244160, (float *)(ws + 12443648), 32, 56, 56,       /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 8830976), t->grads + 244160, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock1.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 61816832), 128, 3136, t->params + 243648, t->bn_save + 2432, t->bn_save + 2560, (float *)(ws + 63422464), (float *)(ws + 8830976),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 11239424), t->grads + 243648, t->grads + 243776);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 61816832), 128, 3136, t->params + 243648, t->bn_save + 2432, t->bn_save + 2560,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 63422464), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
+                                   (float *)(ws + 11239424), t->grads + 243648, t->grads + 243776);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 243648, t->params + 244032, 9.99999975e-06f, (float *)(ws + 63422464), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f, (float *)(ws + 11239424));
+        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 243648, t->params + 244032, 1e-05f,                                      /* gamma, running var, eps */
+                                        (float *)(ws + 63422464), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f, (float *)(ws + 11239424));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 8830976), 0, (size_t)n * 602112 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 35725312), 192, 56, 56, t->params + 219072, (float *)(ws + 11239424), 128, 56, 56,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 8830976), t->grads + 219072, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 35725312), 192, 56, 56,                       /* x */
+                        t->params + 219072, (float *)(ws + 11239424), 128, 56, 56,      /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 8830976), t->grads + 219072, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock1.denselayer5 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 602112 * sizeof(float));
-    nnc_relu_backward((size_t)n * 602112, (float *)(ws + 35725312), (float *)(ws + 8830976), (float *)(ws + 11239424));
+    nnc_activation_backward((size_t)n * 602112, (float *)(ws + 35725312), (float *)(ws + 8830976), (float *)(ws + 11239424), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock1.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 30908416), 192, 3136, t->params + 218304, t->bn_save + 2048, t->bn_save + 2240, (float *)(ws + 11239424), (float *)(ws + 6422528), t->grads + 218304, t->grads + 218496);
+        nnc_batchnorm_backward(n, (float *)(ws + 30908416), 192, 3136, t->params + 218304, t->bn_save + 2048, t->bn_save + 2240,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 11239424),                                                                          /* dy */
+                               (float *)(ws + 6422528), t->grads + 218304, t->grads + 218496);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 11239424), 192, 3136, t->params + 218304, t->params + 218880, 9.99999975e-06f, (float *)(ws + 6422528));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 11239424), 192, 3136, t->params + 218304, t->params + 218880, 1e-05f, (float *)(ws + 6422528));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 8830976), 0, (size_t)n * 501760 * sizeof(float));
@@ -5405,34 +6909,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 60211200), 128, 56, 56, t->params + 181440, (float *)(ws + 10838016), 32, 56, 56,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 6422528), t->grads + 181440, NULL, t->scratch);
-
-    /* backward of relu features.denseblock1.denselayer4 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 60211200), 128, 56, 56,                       /* x */
+                        t->params + 181440, (float *)(ws + 10838016), 32, 56, 56,       /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 6422528), t->grads + 181440, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock1.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 10838016), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 58605568), 128, 3136, t->params + 180928, t->bn_save + 1792, t->bn_save + 1920, (float *)(ws + 60211200), (float *)(ws + 6422528),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 10838016), t->grads + 180928, t->grads + 181056);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 58605568), 128, 3136, t->params + 180928, t->bn_save + 1792, t->bn_save + 1920,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 60211200), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
+                                   (float *)(ws + 10838016), t->grads + 180928, t->grads + 181056);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 180928, t->params + 181312, 9.99999975e-06f, (float *)(ws + 60211200), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 10838016));
+        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 180928, t->params + 181312, 1e-05f,                                      /* gamma, running var, eps */
+                                        (float *)(ws + 60211200), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 10838016));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 501760 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 42147840), 160, 56, 56, t->params + 160448, (float *)(ws + 10838016), 128, 56, 56,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 6422528), t->grads + 160448, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 42147840), 160, 56, 56,                       /* x */
+                        t->params + 160448, (float *)(ws + 10838016), 128, 56, 56,      /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 6422528), t->grads + 160448, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock1.denselayer4 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 10838016), 0, (size_t)n * 501760 * sizeof(float));
-    nnc_relu_backward((size_t)n * 501760, (float *)(ws + 42147840), (float *)(ws + 6422528), (float *)(ws + 10838016));
+    nnc_activation_backward((size_t)n * 501760, (float *)(ws + 42147840), (float *)(ws + 6422528), (float *)(ws + 10838016), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock1.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 38133760), 160, 3136, t->params + 159808, t->bn_save + 1472, t->bn_save + 1632, (float *)(ws + 10838016), (float *)(ws + 8830976), t->grads + 159808, t->grads + 159968);
+        nnc_batchnorm_backward(n, (float *)(ws + 38133760), 160, 3136, t->params + 159808, t->bn_save + 1472, t->bn_save + 1632,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 10838016),                                                                          /* dy */
+                               (float *)(ws + 8830976), t->grads + 159808, t->grads + 159968);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 10838016), 160, 3136, t->params + 159808, t->params + 160288, 9.99999975e-06f, (float *)(ws + 8830976));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 10838016), 160, 3136, t->params + 159808, t->params + 160288, 1e-05f, (float *)(ws + 8830976));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 401408 * sizeof(float));
@@ -5442,34 +6951,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 56999936), 128, 56, 56, t->params + 122944, (float *)(ws + 10838016), 32, 56, 56,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 8028160), t->grads + 122944, NULL, t->scratch);
-
-    /* backward of relu features.denseblock1.denselayer3 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 56999936), 128, 56, 56,                       /* x */
+                        t->params + 122944, (float *)(ws + 10838016), 32, 56, 56,       /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 8028160), t->grads + 122944, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock1.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 55394304), 128, 3136, t->params + 122432, t->bn_save + 1216, t->bn_save + 1344, (float *)(ws + 56999936), (float *)(ws + 8028160),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792), t->grads + 122432, t->grads + 122560);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 55394304), 128, 3136, t->params + 122432, t->bn_save + 1216, t->bn_save + 1344,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 56999936), (float *)(ws + 8028160), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
+                                   (float *)(ws + 9633792), t->grads + 122432, t->grads + 122560);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 122432, t->params + 122816, 9.99999975e-06f, (float *)(ws + 56999936), (float *)(ws + 8028160), NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792));
+        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 122432, t->params + 122816, 1e-05f,                                     /* gamma, running var, eps */
+                                        (float *)(ws + 56999936), (float *)(ws + 8028160), NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 53788672), 128, 56, 56, t->params + 106048, (float *)(ws + 9633792), 128, 56, 56,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 8028160), t->grads + 106048, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 53788672), 128, 56, 56,                       /* x */
+                        t->params + 106048, (float *)(ws + 9633792), 128, 56, 56,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 8028160), t->grads + 106048, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock1.denselayer3 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_relu_backward((size_t)n * 401408, (float *)(ws + 53788672), (float *)(ws + 8028160), (float *)(ws + 9633792));
+    nnc_activation_backward((size_t)n * 401408, (float *)(ws + 53788672), (float *)(ws + 8028160), (float *)(ws + 9633792), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock1.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 50577408), 128, 3136, t->params + 105536, t->bn_save + 960, t->bn_save + 1088, (float *)(ws + 9633792), (float *)(ws + 6422528), t->grads + 105536, t->grads + 105664);
+        nnc_batchnorm_backward(n, (float *)(ws + 50577408), 128, 3136, t->params + 105536, t->bn_save + 960, t->bn_save + 1088,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 9633792),                                                                          /* dy */
+                               (float *)(ws + 6422528), t->grads + 105536, t->grads + 105664);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 9633792), 128, 3136, t->params + 105536, t->params + 105920, 9.99999975e-06f, (float *)(ws + 6422528));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 9633792), 128, 3136, t->params + 105536, t->params + 105920, 1e-05f, (float *)(ws + 6422528));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 301056 * sizeof(float));
@@ -5479,34 +6993,39 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 48971776), 128, 56, 56, t->params + 68672, (float *)(ws + 8028160), 32, 56, 56,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 6422528), t->grads + 68672, NULL, t->scratch);
-
-    /* backward of relu features.denseblock1.denselayer2 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 48971776), 128, 56, 56,                      /* x */
+                        t->params + 68672, (float *)(ws + 8028160), 32, 56, 56,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 6422528), t->grads + 68672, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock1.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 47366144), 128, 3136, t->params + 68160, t->bn_save + 704, t->bn_save + 832, (float *)(ws + 48971776), (float *)(ws + 6422528),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 8028160), t->grads + 68160, t->grads + 68288);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 47366144), 128, 3136, t->params + 68160, t->bn_save + 704, t->bn_save + 832,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 48971776), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
+                                   (float *)(ws + 8028160), t->grads + 68160, t->grads + 68288);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 68160, t->params + 68544, 9.99999975e-06f, (float *)(ws + 48971776), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 8028160));
+        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 68160, t->params + 68544, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 48971776), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 8028160));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 301056 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 86503424), 96, 56, 56, t->params + 55872, (float *)(ws + 8028160), 128, 56, 56,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 6422528), t->grads + 55872, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 86503424), 96, 56, 56,                       /* x */
+                        t->params + 55872, (float *)(ws + 8028160), 128, 56, 56,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 6422528), t->grads + 55872, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock1.denselayer2 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 7626752), 0, (size_t)n * 301056 * sizeof(float));
-    nnc_relu_backward((size_t)n * 301056, (float *)(ws + 86503424), (float *)(ws + 6422528), (float *)(ws + 7626752));
+    nnc_activation_backward((size_t)n * 301056, (float *)(ws + 86503424), (float *)(ws + 6422528), (float *)(ws + 7626752), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock1.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 84094976), 96, 3136, t->params + 55488, t->bn_save + 512, t->bn_save + 608, (float *)(ws + 7626752), (float *)(ws + 9633792), t->grads + 55488, t->grads + 55584);
+        nnc_batchnorm_backward(n, (float *)(ws + 84094976), 96, 3136, t->params + 55488, t->bn_save + 512, t->bn_save + 608,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 7626752),                                                                       /* dy */
+                               (float *)(ws + 9633792), t->grads + 55488, t->grads + 55584);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 7626752), 96, 3136, t->params + 55488, t->params + 55776, 9.99999975e-06f, (float *)(ws + 9633792));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 7626752), 96, 3136, t->params + 55488, t->params + 55776, 1e-05f, (float *)(ws + 9633792));  /* dy, gamma, running var, eps; dx */
 
     /* backward of concat @ models/lib/densenet.net:10:12 */
     memset((float *)(ws + 10838016), 0, (size_t)n * 200704 * sizeof(float));
@@ -5516,53 +7035,60 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 45760512), 128, 56, 56, t->params + 18624, (float *)(ws + 8028160), 32, 56, 56,
-        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 6422528), t->grads + 18624, NULL, t->scratch);
-
-    /* backward of relu features.denseblock1.denselayer1 @ models/lib/densenet.net:9:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_conv2d_backward(n, (float *)(ws + 45760512), 128, 56, 56,                      /* x */
+                        t->params + 18624, (float *)(ws + 8028160), 32, 56, 56,        /* weight, dy */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 6422528), t->grads + 18624, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of batchnorm features.denseblock1.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 44154880), 128, 3136, t->params + 18112, t->bn_save + 256, t->bn_save + 384, (float *)(ws + 45760512), (float *)(ws + 6422528),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 8028160), t->grads + 18112, t->grads + 18240);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 44154880), 128, 3136, t->params + 18112, t->bn_save + 256, t->bn_save + 384,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 45760512), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
+                                   (float *)(ws + 8028160), t->grads + 18112, t->grads + 18240);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 18112, t->params + 18496, 9.99999975e-06f, (float *)(ws + 45760512), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 8028160));
+        nnc_batchnorm_act_eval_backward(n, 128, 3136, t->params + 18112, t->params + 18496, 1e-05f,                                       /* gamma, running var, eps */
+                                        (float *)(ws + 45760512), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 8028160));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 101957632), 64, 56, 56, t->params + 9920, (float *)(ws + 8028160), 128, 56, 56,
-        1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 6422528), t->grads + 9920, NULL, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 101957632), 64, 56, 56,                     /* x */
+                        t->params + 9920, (float *)(ws + 8028160), 128, 56, 56,       /* weight, dy */
+                        1, 1, 1, 1, 0, 0, 1, 1, 1,                                    /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 6422528), t->grads + 9920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of relu features.denseblock1.denselayer1 @ models/lib/densenet.net:8:36 */
     memset((float *)(ws + 7225344), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_relu_backward((size_t)n * 200704, (float *)(ws + 101957632), (float *)(ws + 6422528), (float *)(ws + 7225344));
+    nnc_activation_backward((size_t)n * 200704, (float *)(ws + 101957632), (float *)(ws + 6422528), (float *)(ws + 7225344), NNC_ACT_RELU, 0.0f);
 
     /* backward of batchnorm features.denseblock1.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     if (train)
-        nnc_batchnorm_backward(n, (float *)(ws + 100352000), 64, 3136, t->params + 9664, t->bn_save + 128, t->bn_save + 192, (float *)(ws + 7225344), (float *)(ws + 10838016), t->grads + 9664, t->grads + 9728);
+        nnc_batchnorm_backward(n, (float *)(ws + 100352000), 64, 3136, t->params + 9664, t->bn_save + 128, t->bn_save + 192,  /* x, gamma, batch mean and 1/std */
+                               (float *)(ws + 7225344),                                                                       /* dy */
+                               (float *)(ws + 10838016), t->grads + 9664, t->grads + 9728);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: an affine map (input gradients only) */
-        nnc_batchnorm_eval_backward(n, (float *)(ws + 7225344), 64, 3136, t->params + 9664, t->params + 9856, 9.99999975e-06f, (float *)(ws + 10838016));
+        nnc_batchnorm_eval_backward(n, (float *)(ws + 7225344), 64, 3136, t->params + 9664, t->params + 9856, 1e-05f, (float *)(ws + 10838016));  /* dy, gamma, running var, eps; dx */
 
     /* backward of maxpool2d @ models/lib/densenet.net:32:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 10838016), 56, 56, 3, 3, 2, 2, 1, 1, 1, 1, (float *)(ws + 6422528));
-
-    /* backward of relu features @ models/lib/densenet.net:32:36 */
-    /* folded into the batchnorm's backward below */
+    nnc_maxpool2d_backward(n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 10838016), 56, 56,  /* x, dy */
+                           3, 3, 2, 2, 1, 1, 1, 1, (float *)(ws + 6422528));                            /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm features.norm0 @ models/lib/densenet.net:32:14 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 802816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64, (float *)(ws + 3211264), (float *)(ws + 6422528),
-                                   NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792), t->grads + 9408, t->grads + 9472);
+        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
+                                   (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                /* y, dy, through relu */
+                                   (float *)(ws + 9633792), t->grads + 9408, t->grads + 9472);                          /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
-        nnc_batchnorm_act_eval_backward(n, 64, 12544, t->params + 9408, t->params + 9600, 9.99999975e-06f, (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792));
+        nnc_batchnorm_act_eval_backward(n, 64, 12544, t->params + 9408, t->params + 9600, 1e-05f,                                        /* gamma, running var, eps */
+                                        (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.conv0 @ models/lib/densenet.net:31:18 */
-    nnc_conv2d_backward(n, input, 3, 224, 224, t->params + 0, (float *)(ws + 9633792), 64, 112, 112,
-        7, 7, 2, 2, 3, 3, 1, 1, 1, dinput, t->grads + 0, NULL, t->scratch);
+    nnc_conv2d_backward(n, input, 3, 224, 224,                                 /* x */
+                        t->params + 0, (float *)(ws + 9633792), 64, 112, 112,  /* weight, dy */
+                        7, 7, 2, 2, 3, 3, 1, 1, 1,                             /* kernel, stride, padding, dilation, groups */
+                        dinput, t->grads + 0, NULL, t->scratch);               /* dx, dweight, dbias; scratch */
 }
 
 #define DENSENET121_N_OUTPUTS 1
@@ -5640,9 +7166,9 @@ int densenet121_train_create(densenet121_train **out, const char *weights, const
     if (!t) return -2;
     *out = t;
     if (!cfg || !weights) return densenet121_train_fail(t, -1, "densenet121_train_create: NULL weights path or config");
-    if (cfg->optimizer < 0 || cfg->optimizer > 2)
+    if (cfg->optimizer < 0 || cfg->optimizer >= DENSENET121_N_OPTIMIZERS)
         return densenet121_train_fail(t, -1, "densenet121_train_create: unknown optimizer %d", cfg->optimizer);
-    if (cfg->loss < 0 || cfg->loss > 2)
+    if (cfg->loss < 0 || cfg->loss >= DENSENET121_N_LOSSES)
         return densenet121_train_fail(t, -1, "densenet121_train_create: unknown loss %d", cfg->loss);
     if (DENSENET121_TRAIN_CLASSES == 1 && cfg->loss == 0)
         return densenet121_train_fail(t, -1, "densenet121_train_create: one output logit (a binary classifier) takes binary "
@@ -5673,247 +7199,79 @@ int densenet121_train_create(densenet121_train **out, const char *weights, const
         !t->target || !t->dummy ||
         !t->state_names)
         return densenet121_train_fail(t, -2, "densenet121_train_create: out of memory");
-    if (nnc_conv2d_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(3, 64, 7, 7, 112, 112, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 64, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
+    if (nnc_conv2d_backward_scratch(3, 64, 7, 7, 112, 112, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(64, 128, 1, 1, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(128, 32, 3, 3, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 96, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(96, 128, 1, 1, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(128, 128, 1, 1, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 160, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(160, 128, 1, 1, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 192, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(192, 128, 1, 1, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 224, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(224, 128, 1, 1, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 256, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(256, 128, 1, 1, 56, 56, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(128, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 160, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(160, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 192, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(192, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 224, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(224, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 256, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(256, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 288, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(288, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 320, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(320, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 352, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(352, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 384, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(384, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 416, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(416, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 448, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(448, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 480, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(480, 128, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 512, 28, 28, 256, 1, 1, 1, 1, 0, 0, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(512, 256, 1, 1, 28, 28, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 256, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(256, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 288, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(288, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 320, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(320, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 352, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(352, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 384, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(384, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 416, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(416, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 448, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(448, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 480, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(480, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 512, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(512, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 544, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(544, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 576, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(576, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 608, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(608, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 640, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(640, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 672, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(672, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 704, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(704, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 736, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(736, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 768, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(768, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 800, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(800, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 832, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(832, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 864, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(864, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 896, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(896, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 928, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(928, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 960, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(960, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 992, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(992, 128, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 1024, 14, 14, 512, 1, 1, 1, 1, 0, 0, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(1024, 512, 1, 1, 14, 14, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 512, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(512, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 544, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(544, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 576, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(576, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 608, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(608, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 640, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(640, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 672, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(672, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 704, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(704, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 736, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(736, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 768, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(768, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 800, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(800, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 832, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(832, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 864, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(864, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 896, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(896, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 928, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(928, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 960, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(960, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 992, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
         nnc_conv2d_backward_scratch(992, 128, 1, 1, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(128, 32, 3, 3, 7, 7, 1) > (size_t)DENSENET121_SCRATCH_FLOATS)
-        return densenet121_train_fail(t, -1, "internal error: a backward kernel needs more scratch than DENSENET121_SCRATCH_FLOATS");
+        nnc_conv2d_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
+        nnc_conv2d_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
+        nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
+        nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS ||
+        nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) > (size_t)DENSENET121_SCRATCH_FLOATS)
+        return densenet121_train_fail(t, -1, "internal error: a kernel needs more scratch than "
+                                    "DENSENET121_SCRATCH_FLOATS");
     for (i = 0; i < DENSENET121_N_PARAMS; i++) {
         want[i].name = densenet121_params[i].name;
         want[i].rank = densenet121_params[i].rank;

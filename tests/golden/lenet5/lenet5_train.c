@@ -23,7 +23,6 @@
 /* @kernel conv_transpose2d needs: gemm conv_common epilogue */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel activation */
-/* @kernel relu needs: activation */
 /* @kernel copy */
 /* @kernel maxpool2d */
 /* @kernel grad_accumulate */
@@ -32,7 +31,6 @@
 /* @kernel linear_backward needs: gemm grad_bias */
 /* @kernel maxpool2d_backward */
 /* @kernel activation_backward */
-/* @kernel relu_backward needs: activation_backward */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
 /* @kernel mse_loss */
@@ -51,6 +49,10 @@
 #define LENET5_SCRATCH_FLOATS 99600
 #define LENET5_BN_FLOATS 1
 #define LENET5_STATS_DOUBLES 1
+#define LENET5_N_OPTIMIZERS 3
+#define LENET5_N_LOSSES 3
+/* the optimizer codes of runtime/train_abi.h are optim.c's */
+typedef char lenet5_optimizer_codes[NNC_OPTIM_SGD == 0 && NNC_OPTIM_ADAM == 1 && NNC_OPTIM_ADAMW == 2 && 1 ? 1 : -1];
 
 /* Parameters and buffers: name and shape as in the weights file, kind (0
  * learned, 1 buffer), offset in t->params, and whether the network reads
@@ -104,44 +106,65 @@ static void lenet5_train_fwd(lenet5_train *t, int n, const float *input, int tra
     (void)ws; (void)train; (void)input;
 
     /* conv2d conv1 @ models/lenet5.net:6:18 */
-    nnc_conv2d(n, input, 784, 1, 28, 28, t->params + 0, t->params + 150, (float *)(ws + 0), 4704, 6, 28, 28,
-               5, 5, 1, 1, 2, 2, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 6,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, input, 784, 1, 28, 28,               /* x: input image [1, 28, 28], batch stride */
+               t->params + 0, t->params + 150,         /* conv1.weight, conv1.bias */
+               (float *)(ws + 0), 4704, 6, 28, 28,     /* y: [6, 28, 28], batch stride */
+               5, 5, 1, 1, 2, 2, 1, 1, 1, t->scratch,  /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                /* no residual */
+               NNC_ACT_NONE, 0.0f, 6,                  /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);        /* prologue: none */
 
     /* relu @ models/lenet5.net:6:49 */
-    nnc_relu((size_t)n * 4704, (float *)(ws + 0), (float *)(ws + 18816));
+    nnc_activation((size_t)n * 4704, (float *)(ws + 0), (float *)(ws + 18816), NNC_ACT_RELU, 0.0f);
 
     /* maxpool2d @ models/lenet5.net:6:57 */
-    nnc_maxpool2d(n, (float *)(ws + 18816), 4704, 6, 28, 28, (float *)(ws + 63232), 1176, 14, 14, 2, 2, 2, 2, 0, 0, 1, 1);
+    nnc_maxpool2d(n, (float *)(ws + 18816), 4704, 6, 28, 28,  /* x: [6, 28, 28], batch stride */
+                  (float *)(ws + 63232), 1176, 14, 14,        /* y: [6, 14, 14], batch stride */
+                  2, 2, 2, 2, 0, 0, 1, 1);                    /* kernel, stride, padding, dilation */
 
     /* conv2d conv2 @ models/lenet5.net:7:14 */
-    nnc_conv2d(n, (float *)(ws + 63232), 1176, 6, 14, 14, t->params + 156, t->params + 2556, (float *)(ws + 37632), 1600, 16, 10, 10,
-               5, 5, 1, 1, 0, 0, 1, 1, 1, t->scratch, NULL, 0, NNC_ACT_NONE, 0.0f, 16,
-               NULL, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_conv2d(n, (float *)(ws + 63232), 1176, 6, 14, 14,  /* x: [6, 14, 14], batch stride */
+               t->params + 156, t->params + 2556,          /* conv2.weight, conv2.bias */
+               (float *)(ws + 37632), 1600, 16, 10, 10,    /* y: [16, 10, 10], batch stride */
+               5, 5, 1, 1, 0, 0, 1, 1, 1, t->scratch,      /* kernel, stride, padding, dilation, groups, scratch */
+               NULL, 0,                                    /* no residual */
+               NNC_ACT_NONE, 0.0f, 16,                     /* then none */
+               NULL, NULL, NNC_ACT_NONE, 0.0f);            /* prologue: none */
 
     /* relu @ models/lenet5.net:7:38 */
-    nnc_relu((size_t)n * 1600, (float *)(ws + 37632), (float *)(ws + 44032));
+    nnc_activation((size_t)n * 1600, (float *)(ws + 37632), (float *)(ws + 44032), NNC_ACT_RELU, 0.0f);
 
     /* maxpool2d @ models/lenet5.net:7:46 */
-    nnc_maxpool2d(n, (float *)(ws + 44032), 1600, 16, 10, 10, (float *)(ws + 56832), 400, 5, 5, 2, 2, 2, 2, 0, 0, 1, 1);
+    nnc_maxpool2d(n, (float *)(ws + 44032), 1600, 16, 10, 10,  /* x: [16, 10, 10], batch stride */
+                  (float *)(ws + 56832), 400, 5, 5,            /* y: [16, 5, 5], batch stride */
+                  2, 2, 2, 2, 0, 0, 1, 1);                     /* kernel, stride, padding, dilation */
 
     /* flatten @ models/lenet5.net:8:14 */
     nnc_copy((size_t)n * 400, (float *)(ws + 56832), (float *)(ws + 50432));
 
     /* linear fc1 @ models/lenet5.net:8:25 */
-    nnc_linear(n, (float *)(ws + 50432), 400, t->params + 2572, t->params + 50572, (float *)(ws + 53632), 120, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_linear(n, (float *)(ws + 50432), 400,        /* x: [400] */
+               t->params + 2572, t->params + 50572,  /* fc1.weight, fc1.bias */
+               (float *)(ws + 53632), 120,           /* y: [120] */
+               NULL, NNC_ACT_NONE, 0.0f);            /* epilogue: none */
 
     /* relu @ models/lenet5.net:8:47 */
-    nnc_relu((size_t)n * 120, (float *)(ws + 53632), (float *)(ws + 52032));
+    nnc_activation((size_t)n * 120, (float *)(ws + 53632), (float *)(ws + 52032), NNC_ACT_RELU, 0.0f);
 
     /* linear fc2 @ models/lenet5.net:8:55 */
-    nnc_linear(n, (float *)(ws + 52032), 120, t->params + 50692, t->params + 60772, (float *)(ws + 53056), 84, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_linear(n, (float *)(ws + 52032), 120,         /* x: [120] */
+               t->params + 50692, t->params + 60772,  /* fc2.weight, fc2.bias */
+               (float *)(ws + 53056), 84,             /* y: [84] */
+               NULL, NNC_ACT_NONE, 0.0f);             /* epilogue: none */
 
     /* relu @ models/lenet5.net:8:76 */
-    nnc_relu((size_t)n * 84, (float *)(ws + 53056), (float *)(ws + 52544));
+    nnc_activation((size_t)n * 84, (float *)(ws + 53056), (float *)(ws + 52544), NNC_ACT_RELU, 0.0f);
 
     /* linear fc3 @ models/lenet5.net:9:21 */
-    nnc_linear(n, (float *)(ws + 52544), 84, t->params + 60856, t->params + 61696, (float *)(ws + 75264), 10, NULL, NNC_ACT_NONE, 0.0f);
+    nnc_linear(n, (float *)(ws + 52544), 84,          /* x: [84] */
+               t->params + 60856, t->params + 61696,  /* fc3.weight, fc3.bias */
+               (float *)(ws + 75264), 10,             /* y: [10] */
+               NULL, NNC_ACT_NONE, 0.0f);             /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -155,23 +178,26 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
 
     /* backward of linear fc3 @ models/lenet5.net:9:21 */
     memset((float *)(ws + 54144), 0, (size_t)n * 84 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 52544), 84, t->params + 60856, (float *)(ws + 52928), 10, (float *)(ws + 54144), t->grads + 60856, t->grads + 61696);
+    nnc_linear_backward(n, (float *)(ws + 52544), 84, t->params + 60856, (float *)(ws + 52928), 10,  /* x, weight, dy */
+                        (float *)(ws + 54144), t->grads + 60856, t->grads + 61696);                  /* dx, dweight, dbias */
 
     /* backward of relu @ models/lenet5.net:8:76 */
     memset((float *)(ws + 54528), 0, (size_t)n * 84 * sizeof(float));
-    nnc_relu_backward((size_t)n * 84, (float *)(ws + 52544), (float *)(ws + 54144), (float *)(ws + 54528));
+    nnc_activation_backward((size_t)n * 84, (float *)(ws + 52544), (float *)(ws + 54144), (float *)(ws + 54528), NNC_ACT_RELU, 0.0f);
 
     /* backward of linear fc2 @ models/lenet5.net:8:55 */
     memset((float *)(ws + 52544), 0, (size_t)n * 120 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 52032), 120, t->params + 50692, (float *)(ws + 54528), 84, (float *)(ws + 52544), t->grads + 50692, t->grads + 60772);
+    nnc_linear_backward(n, (float *)(ws + 52032), 120, t->params + 50692, (float *)(ws + 54528), 84,  /* x, weight, dy */
+                        (float *)(ws + 52544), t->grads + 50692, t->grads + 60772);                   /* dx, dweight, dbias */
 
     /* backward of relu @ models/lenet5.net:8:47 */
     memset((float *)(ws + 54144), 0, (size_t)n * 120 * sizeof(float));
-    nnc_relu_backward((size_t)n * 120, (float *)(ws + 52032), (float *)(ws + 52544), (float *)(ws + 54144));
+    nnc_activation_backward((size_t)n * 120, (float *)(ws + 52032), (float *)(ws + 52544), (float *)(ws + 54144), NNC_ACT_RELU, 0.0f);
 
     /* backward of linear fc1 @ models/lenet5.net:8:25 */
     memset((float *)(ws + 52032), 0, (size_t)n * 400 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 50432), 400, t->params + 2572, (float *)(ws + 54144), 120, (float *)(ws + 52032), t->grads + 2572, t->grads + 50572);
+    nnc_linear_backward(n, (float *)(ws + 50432), 400, t->params + 2572, (float *)(ws + 54144), 120,  /* x, weight, dy */
+                        (float *)(ws + 52032), t->grads + 2572, t->grads + 50572);                    /* dx, dweight, dbias */
 
     /* backward of flatten @ models/lenet5.net:8:14 */
     memset((float *)(ws + 58432), 0, (size_t)n * 400 * sizeof(float));
@@ -179,28 +205,34 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
 
     /* backward of maxpool2d @ models/lenet5.net:7:46 */
     memset((float *)(ws + 50432), 0, (size_t)n * 1600 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 44032), 16, 10, 10, (float *)(ws + 58432), 5, 5, 2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 50432));
+    nnc_maxpool2d_backward(n, (float *)(ws + 44032), 16, 10, 10, (float *)(ws + 58432), 5, 5,  /* x, dy */
+                           2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 50432));                     /* kernel, stride, padding, dilation; dx */
 
     /* backward of relu @ models/lenet5.net:7:38 */
     memset((float *)(ws + 56832), 0, (size_t)n * 1600 * sizeof(float));
-    nnc_relu_backward((size_t)n * 1600, (float *)(ws + 44032), (float *)(ws + 50432), (float *)(ws + 56832));
+    nnc_activation_backward((size_t)n * 1600, (float *)(ws + 44032), (float *)(ws + 50432), (float *)(ws + 56832), NNC_ACT_RELU, 0.0f);
 
     /* backward of conv2d conv2 @ models/lenet5.net:7:14 */
     memset((float *)(ws + 67968), 0, (size_t)n * 1176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 63232), 6, 14, 14, t->params + 156, (float *)(ws + 56832), 16, 10, 10,
-        5, 5, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 67968), t->grads + 156, t->grads + 2556, t->scratch);
+    nnc_conv2d_backward(n, (float *)(ws + 63232), 6, 14, 14,                                  /* x */
+                        t->params + 156, (float *)(ws + 56832), 16, 10, 10,                   /* weight, dy */
+                        5, 5, 1, 1, 0, 0, 1, 1, 1,                                            /* kernel, stride, padding, dilation, groups */
+                        (float *)(ws + 67968), t->grads + 156, t->grads + 2556, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lenet5.net:6:57 */
     memset((float *)(ws + 37632), 0, (size_t)n * 4704 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 18816), 6, 28, 28, (float *)(ws + 67968), 14, 14, 2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 37632));
+    nnc_maxpool2d_backward(n, (float *)(ws + 18816), 6, 28, 28, (float *)(ws + 67968), 14, 14,  /* x, dy */
+                           2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 37632));                      /* kernel, stride, padding, dilation; dx */
 
     /* backward of relu @ models/lenet5.net:6:49 */
     memset((float *)(ws + 56448), 0, (size_t)n * 4704 * sizeof(float));
-    nnc_relu_backward((size_t)n * 4704, (float *)(ws + 18816), (float *)(ws + 37632), (float *)(ws + 56448));
+    nnc_activation_backward((size_t)n * 4704, (float *)(ws + 18816), (float *)(ws + 37632), (float *)(ws + 56448), NNC_ACT_RELU, 0.0f);
 
     /* backward of conv2d conv1 @ models/lenet5.net:6:18 */
-    nnc_conv2d_backward(n, input, 1, 28, 28, t->params + 0, (float *)(ws + 56448), 6, 28, 28,
-        5, 5, 1, 1, 2, 2, 1, 1, 1, dinput, t->grads + 0, t->grads + 150, t->scratch);
+    nnc_conv2d_backward(n, input, 1, 28, 28,                                /* x */
+                        t->params + 0, (float *)(ws + 56448), 6, 28, 28,    /* weight, dy */
+                        5, 5, 1, 1, 2, 2, 1, 1, 1,                          /* kernel, stride, padding, dilation, groups */
+                        dinput, t->grads + 0, t->grads + 150, t->scratch);  /* dx, dweight, dbias; scratch */
 }
 
 #define LENET5_N_OUTPUTS 1
@@ -278,9 +310,9 @@ int lenet5_train_create(lenet5_train **out, const char *weights, const lenet5_tr
     if (!t) return -2;
     *out = t;
     if (!cfg || !weights) return lenet5_train_fail(t, -1, "lenet5_train_create: NULL weights path or config");
-    if (cfg->optimizer < 0 || cfg->optimizer > 2)
+    if (cfg->optimizer < 0 || cfg->optimizer >= LENET5_N_OPTIMIZERS)
         return lenet5_train_fail(t, -1, "lenet5_train_create: unknown optimizer %d", cfg->optimizer);
-    if (cfg->loss < 0 || cfg->loss > 2)
+    if (cfg->loss < 0 || cfg->loss >= LENET5_N_LOSSES)
         return lenet5_train_fail(t, -1, "lenet5_train_create: unknown loss %d", cfg->loss);
     if (LENET5_TRAIN_CLASSES == 1 && cfg->loss == 0)
         return lenet5_train_fail(t, -1, "lenet5_train_create: one output logit (a binary classifier) takes binary "
@@ -311,11 +343,11 @@ int lenet5_train_create(lenet5_train **out, const char *weights, const lenet5_tr
         !t->target || !t->dummy ||
         !t->state_names)
         return lenet5_train_fail(t, -2, "lenet5_train_create: out of memory");
-    if (nnc_conv2d_scratch(1, 1, 28, 28, 6, 5, 5, 1, 1, 2, 2, 28, 28, 1, 0) > (size_t)LENET5_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(1, 6, 5, 5, 28, 28, 1) > (size_t)LENET5_SCRATCH_FLOATS ||
-        nnc_conv2d_scratch(1, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 10, 10, 1, 0) > (size_t)LENET5_SCRATCH_FLOATS ||
-        nnc_conv2d_backward_scratch(6, 16, 5, 5, 10, 10, 1) > (size_t)LENET5_SCRATCH_FLOATS)
-        return lenet5_train_fail(t, -1, "internal error: a backward kernel needs more scratch than LENET5_SCRATCH_FLOATS");
+    if (nnc_conv2d_backward_scratch(1, 6, 5, 5, 28, 28, 1) > (size_t)LENET5_SCRATCH_FLOATS ||
+        nnc_conv2d_backward_scratch(6, 16, 5, 5, 10, 10, 1) > (size_t)LENET5_SCRATCH_FLOATS ||
+        nnc_conv2d_scratch(1, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 10, 10, 1, 0) > (size_t)LENET5_SCRATCH_FLOATS)
+        return lenet5_train_fail(t, -1, "internal error: a kernel needs more scratch than "
+                                    "LENET5_SCRATCH_FLOATS");
     for (i = 0; i < LENET5_N_PARAMS; i++) {
         want[i].name = lenet5_params[i].name;
         want[i].rank = lenet5_params[i].rank;

@@ -22,18 +22,22 @@
 
 typedef struct lenet5_train lenet5_train;
 
-/* The optimizer and loss (laid out as nnc's RtTrainConfig, runtime/train_abi.h). */
+/* The optimizer and loss, laid out as nnc's RtTrainConfig (runtime/train_abi.h,
+ * RT_TRAIN_CONFIG_FIELDS, which writes both). */
 typedef struct lenet5_train_config {
-    int optimizer;           /* 0 SGD, 1 Adam, 2 AdamW */
-    double momentum, dampening;
-    int nesterov;
-    double beta1, beta2, eps;
-    int amsgrad;
-    double weight_decay;     /* SGD, Adam: L2 in the gradient; AdamW: decoupled */
-    double label_smoothing;
-    uint64_t seed;           /* dropout */
-    int loss;                /* 0 softmax cross-entropy, 1 BCE with logits, 2 MSE (one-hot targets) */
-    double aux_weight;       /* weight of the losses of outputs after the first (GoogLeNet: 0.3) */
+    int optimizer;          /* RT_OPTIM_*: 0 SGD, 1 Adam, 2 AdamW */
+    double momentum;        /* SGD */
+    double dampening;       /* SGD */
+    int nesterov;           /* SGD */
+    double beta1;           /* Adam, AdamW */
+    double beta2;           /* Adam, AdamW */
+    double eps;             /* Adam, AdamW */
+    int amsgrad;            /* Adam, AdamW */
+    double weight_decay;    /* SGD and Adam: L2 added to the gradient; AdamW: decoupled */
+    double label_smoothing; /* cross-entropy, 0 = none */
+    uint64_t seed;          /* dropout's generator: the mask of step s is a function of (seed, s) */
+    int loss;               /* RT_LOSS_*: 0 softmax cross-entropy, 1 BCE with logits, 2 MSE (one-hot targets) */
+    double aux_weight;      /* the weight of the losses of the outputs after the first (auxiliary classifiers) */
 } lenet5_train_config;
 
 int lenet5_train_create(lenet5_train **t, const char *weights_safetensors, const lenet5_train_config *cfg);
