@@ -12,20 +12,22 @@
  *            the network: a parameter table, a run function of straight-line
  *            kernel calls, and the entry points.
  *
- *     static void lenet5_run(lenet5 *m, int n, const float *const *inputs, float *const *outputs)
+ *     static void lenet5_run(lenet5_model *m, int n, const float *const *inputs, float *const *outputs)
  *     {
- *         const float   *image   = inputs[0];                 // [n][1][28][28]
- *         float         *logits  = outputs[0];                // [n][10]
- *         const float   *params  = m->params;
- *         unsigned char *ws      = m->ws;
- *         float         *t3      = (float *)(ws + 0);         // [n][6][28][28]
+ *         const float   *in_image   = inputs[0];              // [n][1][28][28]
+ *         float         *out_logits = outputs[0];             // [n][10]
+ *         const float   *params     = m->params;
+ *         unsigned char *ws         = m->ws;
+ *         float         *t11        = (float *)(ws + 0);      // [n][6][28][28]
  *         ...
- *         // conv2d conv0 @ models/lenet5.net:4:22
- *         nnc_conv2d(n, image, 1, 28, 28,          // x: input image [1, 28, 28]
- *                    params + 0, params + 150,     // conv0.weight, conv0.bias
- *                    t3, 6, 28, 28,                // y: [6, 28, 28]
- *                    5, 5, 1, 1, 2, 2, 1, 1, 1, (float *)(ws + 37632),  // kernel, ..., scratch
- *                    NULL, NNC_ACT_RELU, 0.0f);     // epilogue: relu
+ *         // conv2d conv1 @ models/lenet5.net:6:18
+ *         nnc_conv2d(n, in_image, 784, 1, 28, 28,      // x: input image [1, 28, 28], batch stride
+ *                    params + 0, params + 150,         // conv1.weight, conv1.bias
+ *                    t11, 4704, 6, 28, 28,             // y: [6, 28, 28], batch stride
+ *                    5, 5, 1, 1, 2, 2, 1, 1, 1, NULL,  // kernel, stride, padding, dilation, groups, scratch
+ *                    NULL, 0,                          // no residual
+ *                    NNC_ACT_RELU, 0.0f, 6,            // then relu
+ *                    NULL, NULL, NNC_ACT_NONE, 0.0f);  // prologue: none
  *
  * There is no global mutable state: every buffer hangs off the instance (the
  * parameters, allocated at create; the workspace, the caller's or allocated at
