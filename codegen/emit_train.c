@@ -64,12 +64,13 @@ typedef struct {
     const char *upper;                /* "LENET5" */
     int32_t out;                      /* the value the loss reads */
     int classes;                      /* its elements per sample */
-    bool *grad;                       /* per value: the backward pass computes its gradient */
-    int64_t *param_off;               /* per value: floats into params (parameters and buffers), or -1 */
-    int64_t *act_off, *grad_off;      /* per value: byte offsets in the workspace, or -1 */
-    int64_t *first_grad;              /* per value: the backward step of the gradient's first contribution */
-    int64_t *bn_off;                  /* per node: floats into bn_save (mean then invstd), or -1 */
-    int64_t *drop_off;                /* per node: the dropout's draws before it in one step, or -1 */
+    /* from the plan (passes/plan_train_memory.c, g->train_plan): */
+    const bool *grad;                 /* per value: the backward pass computes its gradient */
+    const int64_t *param_off;         /* per value: floats into params (parameters and buffers), or -1 */
+    const int64_t *act_off, *grad_off; /* per value: byte offsets in the workspace, or -1 */
+    const int64_t *first_grad;        /* per value: the backward step of the gradient's first contribution */
+    const int64_t *bn_off;            /* per node: floats into bn_save (mean then invstd), or -1 */
+    const int64_t *drop_off;          /* per node: the dropout's draws before it in one step, or -1 */
     int64_t stats_doubles;            /* the largest 2 * channels of a fused batchnorm */
     int64_t param_floats, learn_floats, bn_floats, drop_per_step, ws_bytes, scratch_floats;
     int n_learn;                      /* learnable parameter tensors */
@@ -164,121 +165,44 @@ static bool tr_check(Tr *t)
     return true;
 }
 
-/* Which values need a gradient: parameters (not buffers), and every value
- * computed from one. The images need none. */
-static void tr_mark_grads(Tr *t)
+/* Registers, for create to check, the scratch the backward kernels of the
+ * convolutions need by their own formulas (grad_kernels.c
+ * nnc_conv2d_backward_scratch and _transpose2d_) against the plan's (passes/
+ * plan_train_memory.c plan_backward_scratch_floats), so the two cannot drift
+ * apart unseen. */
+static void tr_backward_scratch_checks(Tr *t)
 {
-    const IrGraph *g = t->g;
-    t->grad = arena_alloc(&t->arena, (size_t)g->n_values * sizeof *t->grad);
-    for (int32_t p = 0; p < g->n_params; p++) t->grad[g->params[p]] = !g->values[g->params[p]].buffer;
-    for (int32_t i = 0; i < g->n_inputs; i++) t->grad[g->inputs[i]] = true;  /* PREFIX_train_input_grad */
-    for (int32_t i = 0; i < g->n_nodes; i++) {
-        const IrNode *n = &g->nodes[i];
-        if (n->op == OP_BATCHNORM) {  /* running statistics are buffers: no gradient flows into them */
-            t->grad[n->out] = t->grad[ir_in(g, n, 0)] || t->grad[ir_in(g, n, 1)] || t->grad[ir_in(g, n, 2)];
-            continue;
-        }
-        for (int j = 0; j < n->n_in; j++) t->grad[n->out] |= t->grad[ir_in(g, n, j)];
+    for (int32_t i = 0; i < t->g->n_nodes; i++) {
+        const IrNode *n = &t->g->nodes[i];
+        const ConvAttr *c = &n->attr.conv;
+        const IrShape *x = ir_in_shape(t->g, n, 0), *y = &t->g->values[n->out].shape;
+        if (n->op == OP_CONV_T2D)
+            cg_scratch_check(&t->e, arena_printf(&t->arena, "nnc_conv_transpose2d_backward_scratch(%lld, %lld, %d, %d, %d, %d)",
+                                                 (long long)x->dim[1], (long long)x->dim[2], c->out_channels, c->kh,
+                                                 c->kw, c->groups),
+                             plan_backward_scratch_floats(t->g, n));
+        else if (n->op == OP_CONV2D)
+            cg_scratch_check(&t->e, arena_printf(&t->arena, "nnc_conv2d_backward_scratch(%lld, %d, %d, %d, %lld, %lld, %d)",
+                                                 (long long)x->dim[0], c->out_channels, c->kh, c->kw,
+                                                 (long long)y->dim[1], (long long)y->dim[2], c->groups),
+                             plan_backward_scratch_floats(t->g, n));
     }
 }
 
-/* Floats of scratch the backward of a convolution needs: what the kernels'
- * nnc_conv2d_backward_scratch and nnc_conv_transpose2d_backward_scratch
- * (grad_kernels.c) compute, which the generated create checks against the
- * plan, so the two formulas cannot drift apart unseen. */
-static int64_t tr_backward_scratch(Tr *t, const IrNode *n)
+/* The plan of the training pipeline's last pass (plan_memory.h IrTrainPlan). */
+static bool tr_take_plan(Tr *t)
 {
-    const ConvAttr *c = &n->attr.conv;
-    const IrShape *x = ir_in_shape(t->g, n, 0), *y = &t->g->values[n->out].shape;
-    if (n->op == OP_CONV_T2D) {
-        int64_t s = (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
-        cg_scratch_check(&t->e, arena_printf(&t->arena, "nnc_conv_transpose2d_backward_scratch(%lld, %lld, %d, %d, %d, %d)",
-                                             (long long)x->dim[1], (long long)x->dim[2], c->out_channels, c->kh,
-                                             c->kw, c->groups),
-                         s);
-        return s;
-    }
-    int64_t ohw = y->dim[1] * y->dim[2], nb = plan_conv_samples(ohw);
-    int64_t s = (x->dim[0] / c->groups * c->kh * c->kw + (nb > 1 ? c->out_channels / c->groups : 0)) * nb * ohw;
-    cg_scratch_check(&t->e, arena_printf(&t->arena, "nnc_conv2d_backward_scratch(%lld, %d, %d, %d, %lld, %lld, %d)",
-                                         (long long)x->dim[0], c->out_channels, c->kh, c->kw, (long long)y->dim[1],
-                                         (long long)y->dim[2], c->groups),
-                     s);
-    return s;
-}
-
-/* The scratch of node n, forward and backward (the largest is the module's). */
-static int64_t tr_scratch(Tr *t, const IrNode *n)
-{
-    int64_t s = plan_scratch_floats(t->g, n, t->opt->max_batch);
-    if (n->op == OP_CONV2D || n->op == OP_CONV_T2D) {
-        int64_t b = tr_backward_scratch(t, n);
-        if (b > s) s = b;
-    }
-    if (n->op == OP_LRN) s = ir_in_shape(t->g, n, 0)->dim[0] * 2;  /* nnc_lrn_backward */
-    return s;
-}
-
-static bool tr_plan(Tr *t)
-{
-    const IrGraph *g = t->g;
-    Arena *a = &t->arena;
-    int32_t N = g->n_nodes, nv = g->n_values;
-    int64_t mb = t->opt->max_batch;
-    t->param_off = arena_alloc(a, (size_t)nv * sizeof *t->param_off);
-    t->act_off = arena_alloc(a, (size_t)nv * sizeof *t->act_off);
-    t->grad_off = arena_alloc(a, (size_t)nv * sizeof *t->grad_off);
-    t->first_grad = arena_alloc(a, (size_t)nv * sizeof *t->first_grad);
-    t->bn_off = arena_alloc(a, (size_t)(N + 1) * sizeof *t->bn_off);
-    t->drop_off = arena_alloc(a, (size_t)(N + 1) * sizeof *t->drop_off);
-    int32_t *last = arena_alloc(a, (size_t)nv * sizeof *last);
-    int32_t *reader = arena_alloc(a, (size_t)nv * sizeof *reader);  /* the last node that reads a value */
-    for (int32_t v = 0; v < nv; v++) t->param_off[v] = t->act_off[v] = t->grad_off[v] = -1, last[v] = reader[v] = -1;
-    for (int32_t p = 0; p < g->n_params; p++) {
-        int32_t v = g->params[p];
-        t->param_off[v] = t->param_floats;
-        t->param_floats += ir_shape_elems(&g->values[v].shape);
-        if (!g->values[v].buffer) t->learn_floats += ir_shape_elems(&g->values[v].shape), t->n_learn++;
-    }
-    /* timeline: forward node i at step i, the loss at N, backward of node i at 2N - i */
-    for (int32_t i = 0; i < N; i++) {
-        const IrNode *n = &g->nodes[i];
-        for (int j = 0; j < n->n_in; j++) {
-            int32_t v = ir_in(g, n, j);
-            reader[v] = i;
-            if (2 * N - i > last[v]) last[v] = 2 * N - i;  /* the backward of a reader reads its inputs */
-        }
-        if (2 * N - i > last[n->out]) last[n->out] = 2 * N - i;  /* ... and its output */
-        t->bn_off[i] = t->drop_off[i] = -1;
-        if (n->op == OP_BATCHNORM) t->bn_off[i] = t->bn_floats, t->bn_floats += 2 * tr_dim(t, ir_in(g, n, 0), 0);
-        if (n->op == OP_DROPOUT) t->drop_off[i] = t->drop_per_step, t->drop_per_step += mb * tr_elems(t, n->out);
-        int64_t s = tr_scratch(t, n);
-        if (s > t->scratch_floats) t->scratch_floats = s;
-    }
-    for (int32_t k = 0; k < g->n_outputs; k++)  /* the loss reads every output */
-        if (2 * N + 1 > last[g->outputs[k].value]) last[g->outputs[k].value] = 2 * N + 1;
-    MpBuffer *bufs = arena_alloc(a, (size_t)(2 * N + 2) * sizeof *bufs);
-    int32_t *owner = arena_alloc(a, (size_t)(2 * N + 2) * sizeof *owner);  /* value id; grads as -(id + 1) */
-    int32_t nb = 0;
-    for (int32_t i = 0; i < N; i++) {
-        int32_t v = g->nodes[i].out;
-        int64_t bytes = tr_elems(t, v) * mb * (int64_t)sizeof(float);
-        owner[nb] = v;
-        bufs[nb++] = (MpBuffer){bytes, i, last[v], 0};
-        if (!t->grad[v]) continue;
-        int32_t first = 2 * N - i;  /* the gradient: from its last reader's backward (or the loss) to its producer's */
-        for (int32_t k = 0; k < g->n_outputs; k++)
-            if (v == g->outputs[k].value) first = N;  /* the loss contributes first */
-        if (reader[v] > i && 2 * N - reader[v] < first) first = 2 * N - reader[v];  /* the last reader's backward */
-        t->first_grad[v] = first;
-        owner[nb] = -(v + 1);
-        bufs[nb++] = (MpBuffer){bytes, first, 2 * N - i, 0};
-    }
-    t->ws_bytes = mp_plan(bufs, nb, CG_ALIGN);
-    for (int32_t b = 0; b < nb; b++) {
-        if (owner[b] >= 0) t->act_off[owner[b]] = bufs[b].offset;
-        else t->grad_off[-owner[b] - 1] = bufs[b].offset;
-    }
+    const IrTrainPlan *p = t->g->train_plan;
+    if (!p || p->max_batch != t->opt->max_batch)
+        TR_FAIL(t, "internal error: %s has no training memory plan for a batch of %d (pass_plan_training_memory)",
+                t->g->name, t->opt->max_batch);
+    t->grad = p->grad;
+    t->param_off = p->param_off, t->act_off = p->act_off, t->grad_off = p->grad_off;
+    t->first_grad = p->first_grad, t->bn_off = p->bn_off, t->drop_off = p->drop_off;
+    t->param_floats = p->param_floats, t->learn_floats = p->learn_floats, t->n_learn = p->n_learn;
+    t->bn_floats = p->bn_floats, t->drop_per_step = p->drop_per_step;
+    t->ws_bytes = p->ws_bytes, t->scratch_floats = p->scratch_floats;
+    tr_backward_scratch_checks(t);
     return true;
 }
 
@@ -535,12 +459,9 @@ bool cg_emit_train_c(const IrGraph *g, const CgTrainOptions *opt, StrBuf *c_src,
     if (opt->err_loc) *opt->err_loc = (IrLoc){NULL, 0, 0};
     t.prefix = cg_c_prefix(&t.arena, g->name);
     t.upper = cg_c_upper(&t.arena, t.prefix);
-    t.e.arena = &t.arena;  /* the plan registers the backward kernels' scratch checks */
+    t.e.arena = &t.arena;  /* the backward kernels' scratch checks are registered before the walk */
     bool ok = (!opt->header_name || cg_header_name_ok(opt->header_name, err, errlen)) && tr_check(&t);
-    if (ok) {
-        tr_mark_grads(&t);
-        ok = tr_plan(&t);
-    }
+    if (ok) ok = tr_take_plan(&t);
     if (ok) {
         tr_walk_init(&t);
         ok = tr_emit_bodies(&t) && tr_write_source(&t, c_src);

@@ -204,6 +204,7 @@ typedef struct IrGraph {
     int32_t *params;  int32_t n_params, cap_params;   /* param value ids, in creation order */
     IrOutput *outputs; int32_t n_outputs, cap_outputs;
     struct IrMemPlan *plan;  /* the memory plan (passes/plan_memory.h), or NULL: not planned, or rewritten since */
+    struct IrTrainPlan *train_plan;  /* a training graph's (the same header), or NULL */
 } IrGraph;
 
 /* One row of the op table, as data. */

@@ -55,8 +55,8 @@ bool pass_run_pipeline(IrGraph *g, int level, char *err, size_t errlen)
     return pass_run_pipeline_dump(g, level, NULL, NULL, err, errlen);
 }
 
-/* Runs the passes of -O<level>, each in its inference or training form; an
- * inference graph then gets its memory plan for max_batch (reuse at -O2). */
+/* Runs the passes of -O<level>, each in its inference or training form; the
+ * graph then gets its memory plan for max_batch (inference: reuse at -O2). */
 static bool run_pipeline(IrGraph *g, int level, bool train, int max_batch, const char *print_after, StrBuf *dump,
                          char *err, size_t errlen)
 {
@@ -79,7 +79,9 @@ static bool run_pipeline(IrGraph *g, int level, bool train, int max_batch, const
             ir_print(g, dump);
         }
     }
-    if (!train && !pass_plan_memory(g, max_batch, level >= 2, why, sizeof why)) {
+    g->train_plan = NULL;
+    if (!(train ? pass_plan_training_memory(g, max_batch, why, sizeof why)
+                : pass_plan_memory(g, max_batch, level >= 2, why, sizeof why))) {
         snprintf(err, errlen, "planning memory: %s", why);
         return false;
     }
@@ -97,10 +99,10 @@ bool pass_run_pipeline_batch(IrGraph *g, int level, int max_batch, const char *p
     return run_pipeline(g, level, false, max_batch, print_after, dump, err, errlen);
 }
 
-bool pass_run_training_pipeline(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err,
-                                size_t errlen)
+bool pass_run_training_pipeline(IrGraph *g, int level, int max_batch, const char *print_after, StrBuf *dump,
+                                char *err, size_t errlen)
 {
-    return run_pipeline(g, level, true, 1, print_after, dump, err, errlen);
+    return run_pipeline(g, level, true, max_batch, print_after, dump, err, errlen);
 }
 
 /* Kernels a forward pass calls: nodes that are not constants (constants run

@@ -33,10 +33,12 @@ bool pass_run_pipeline_batch(IrGraph *g, int level, int max_batch, const char *p
 
 /* Runs the training form of the -O<level> passes (the Pass.train column) on
  * a graph that will be differentiated and trained: batchnorm keeps its batch
- * statistics and dropout its mask, so only the clean-up passes apply. -O0
- * runs none. Dumps as pass_run_pipeline_dump. */
-bool pass_run_training_pipeline(IrGraph *g, int level, const char *print_after, StrBuf *dump, char *err,
-                                size_t errlen);
+ * statistics and dropout its mask, so the clean-up passes apply (-O1 and up)
+ * and fuse_bn_train (every level); then plans its memory for batches of up to
+ * max_batch (plan_memory.h IrTrainPlan, g->train_plan). Dumps as
+ * pass_run_pipeline_dump. */
+bool pass_run_training_pipeline(IrGraph *g, int level, int max_batch, const char *print_after, StrBuf *dump,
+                                char *err, size_t errlen);
 
 /* Whether name is a pass of the pipeline (or "all"); for --print-after. */
 bool pass_known(const char *name);

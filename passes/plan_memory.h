@@ -40,11 +40,41 @@ enum { PLAN_ALIGN = 64 };   /* byte alignment of every workspace region */
  * workspace beyond PLAN_MAX_WS_BYTES). */
 bool pass_plan_memory(IrGraph *g, int max_batch, bool reuse, char *err, size_t errlen);
 
+/* The memory plan of a training graph (plan_train_memory.c), the training
+ * pipeline's last pass: activations and their gradients share one workspace,
+ * planned over a timeline of 2N+1 steps (forward node i at step i, the loss at
+ * N, the backward of node i at 2N - i). An activation lives from its node to
+ * the last step that reads it, forward or backward (the backward of a node
+ * reads its inputs and its output); a gradient from the backward of its last
+ * reader (or the loss) to the backward of its producer. Parameters, their
+ * gradients, optimizer state, batchnorm statistics and dropout streams are laid
+ * out once, at create. */
+typedef struct IrTrainPlan {
+    int max_batch;
+    bool *grad;             /* per value: the backward computes its gradient (parameters, not buffers, and what
+                             * is computed from them; the input too, for PREFIX_train_input_grad) */
+    int64_t *param_off;     /* per value: floats into the parameters (and, same layout, their gradients), or -1 */
+    int64_t *act_off;       /* per value: byte offset of the activation in the workspace, or -1 */
+    int64_t *grad_off;      /* per value: byte offset of its gradient, or -1 */
+    int64_t *first_grad;    /* per value: the step of the gradient's first contribution (it is zeroed then) */
+    int64_t *bn_off;        /* per node: floats into the batchnorms' saved mean and 1/std, or -1 */
+    int64_t *drop_off;      /* per node: a dropout's draws before it in one step, or -1 */
+    int64_t param_floats, learn_floats, bn_floats, drop_per_step, ws_bytes, scratch_floats;
+    int n_learn;            /* learnable parameter tensors */
+} IrTrainPlan;
+
+/* Plans training graph g for batches up to max_batch and attaches the plan
+ * (g->train_plan, in g's arena). */
+bool pass_plan_training_memory(IrGraph *g, int max_batch, char *err, size_t errlen);
+
 /* The kernels' scratch needs, as their own *_scratch functions compute them
  * (runtime/snippets/kernels.c); the generated create checks the two agree.
  * Floats node n's forward kernel needs at batches up to max_batch (conv2d,
  * conv_transpose2d, dwpw; 0 for the others). */
 int64_t plan_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch);
+/* Floats the backward kernels of node n need (conv2d, conv_transpose2d: the
+ * kernels' nnc_conv2d_backward_scratch and _transpose2d_; lrn; 0 for the others). */
+int64_t plan_backward_scratch_floats(const IrGraph *g, const IrNode *n);
 /* Samples a convolution block puts side by side for a map of ohw output
  * pixels (kernels.c nnc_conv_samples: enough for NNC_CONV_COLS = 512 columns). */
 int64_t plan_conv_samples(int64_t ohw);

@@ -231,7 +231,7 @@ static IrGraph *load_model(const Cli *c, Arena *arena)
     char err[512];
     StrBuf dump = {0};
     bool ok = strcmp(c->emit, "train") == 0  /* batch statistics and dropout masks: the training forms */
-                  ? pass_run_training_pipeline(g, c->opt_level, c->print_after, &dump, err, sizeof err)
+                  ? pass_run_training_pipeline(g, c->opt_level, c->batch, c->print_after, &dump, err, sizeof err)
                   : pass_run_pipeline_batch(g, c->opt_level, c->batch, c->print_after, &dump, err, sizeof err);
     fputs(dump.data ? dump.data : "", stderr);
     sb_free(&dump);

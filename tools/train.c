@@ -122,7 +122,7 @@ static IrGraph *load_graph(const TrainArgs *t, Arena *arena)
     diag_free(&d);
     if (!g) return NULL;
     char err[512];
-    if (!pass_run_training_pipeline(g, 2, NULL, NULL, err, sizeof err)) {
+    if (!pass_run_training_pipeline(g, 2, (int)t->batch, NULL, NULL, err, sizeof err)) {
         fprintf(stderr, "nnc: internal error after a pass: %s\n", err);
         ir_free(g);
         return NULL;

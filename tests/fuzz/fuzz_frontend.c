@@ -143,7 +143,7 @@ static bool compile_once(const uint8_t *data, size_t size, RunKind kind, bool wi
     }
     if (d.errors) fz_die("a graph and diagnostics both:\n%s", d.out.data);
     if (!ir_verify(g, err, sizeof err)) fz_die("the frontend's graph fails ir_verify: %s", err);
-    bool ok = kind == RUN_TRAIN ? pass_run_training_pipeline(g, 2, NULL, NULL, err, sizeof err)
+    bool ok = kind == RUN_TRAIN ? pass_run_training_pipeline(g, 2, 4, NULL, NULL, err, sizeof err)
                                 : pass_run_pipeline_batch(g, kind == RUN_O2 ? 2 : 0, 4, NULL, NULL, err, sizeof err);
     if (!ok || !ir_verify(g, err, sizeof err)) fz_die("%s: the passes broke the graph: %s", names[kind], err);
     StrBuf c_src = {0}, h_src = {0};

@@ -49,6 +49,7 @@
 #include "codegen/emit_train.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "passes/plan_memory.h"
 #include "runtime/tensor_io.h"
 #include "npy_labels.h"
 
@@ -247,6 +248,7 @@ static void emit(Arena *a, const char *name, const char *next, Emission *e)
         CgOptions o = {.max_batch = 2, .header_name = hname, .source_path = "hostile.net"};
         if (!cg_emit_c(g, &o, &e->c, &e->h, err, sizeof err)) fail_msg("name '%s': emit: %s", name, err);
         CgTrainOptions to = {.max_batch = 2, .header_name = tname, .source_path = "hostile.net"};
+        if (!pass_plan_training_memory(g, 2, err, sizeof err)) fail_msg("name '%s': plan: %s", name, err);
         if (!cg_emit_train_c(g, &to, &e->tc, &e->th, err, sizeof err)) fail_msg("name '%s': emit train: %s", name, err);
         ir_free(g);
     }

@@ -44,7 +44,7 @@ static IrGraph *training_graph(const char *src)
     assert_int_equal(d.errors, 0);
     diag_free(&d);
     arena_free(&a);
-    if (!pass_run_training_pipeline(g, 2, NULL, NULL, err, sizeof err)) fail_msg("pass_run_training_pipeline: %s", err);
+    if (!pass_run_training_pipeline(g, 2, 4, NULL, NULL, err, sizeof err)) fail_msg("pass_run_training_pipeline: %s", err);
     assert_int_equal(g->n_inputs, 2);
     return g;
 }
