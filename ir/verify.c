@@ -36,8 +36,8 @@ static bool same_shape(const IrShape *a, const IrShape *b)
 static bool verify_node(const IrGraph *g, int32_t i, char *err, size_t errlen)
 {
     const IrNode *n = &g->nodes[i];
-    const OpInfo *info = &ir_ops[n->op];
-    if (n->op <= OP_PARAM || n->op >= OP_COUNT) BAD("node %d has an invalid op %d", i, (int)n->op);
+    if ((int)n->op <= OP_PARAM || (int)n->op >= OP_COUNT) BAD("node %d has an invalid op %d", i, (int)n->op);
+    const OpInfo *info = &ir_ops[n->op];  /* only once op is known to be in range */
     if (n->n_in < info->min_in || (info->max_in >= 0 && n->n_in > info->max_in))
         BAD("node %d (%s) has %d inputs", i, info->name, n->n_in);
     if (n->in_first < 0 || n->in_first + n->n_in > g->n_ins) BAD("node %d has its inputs out of range", i);
