@@ -54,12 +54,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const char nnc_snippet_safetensors_load[];
-extern const size_t nnc_snippet_safetensors_load_len;
-extern const char nnc_snippet_module_infer[];
-extern const size_t nnc_snippet_module_infer_len;
-
-
 /* One inference module: where every value lives, and the walk's context. */
 typedef struct CgCtx {
     const IrGraph *g;
@@ -229,7 +223,6 @@ static void cg_bind_values(CgCtx *cx)
 }
 
 /* ----------------------------------------------------------- the body ---- */
-
 
 /* An output that its value's node did not write: a copy of an input, of a
  * parameter (repeated per sample: parameters have no batch), or of another output. */

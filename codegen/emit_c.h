@@ -33,6 +33,17 @@ typedef struct CgOptions {
  * unsupported attribute, a size beyond what the generated code can address). */
 bool cg_emit_c(const IrGraph *g, const CgOptions *opt, StrBuf *c_src, StrBuf *h_src, char *err, size_t errlen);
 
+/* The runtime/snippets/ files embedded in nnc as strings (CMakeLists.txt
+ * NNC_SNIPPETS, cmake/embed.cmake: their #includes expanded), NAME and NAME_len. */
+#define NNC_SNIPPET_DECLARE(name) extern const char nnc_snippet_##name[]; extern const size_t nnc_snippet_##name##_len;
+NNC_SNIPPET_DECLARE(kernels)
+NNC_SNIPPET_DECLARE(grad_kernels)
+NNC_SNIPPET_DECLARE(optim)
+NNC_SNIPPET_DECLARE(safetensors_load)
+NNC_SNIPPET_DECLARE(module_infer)
+NNC_SNIPPET_DECLARE(module_train)
+#undef NNC_SNIPPET_DECLARE
+
 /* ---- snippet.c: the kernel sections of runtime/snippets/kernels.c ----
  *
  * kernels.c is a sequence of sections, each opened by a marker line

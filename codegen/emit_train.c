@@ -49,13 +49,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const char nnc_snippet_optim[];
-extern const size_t nnc_snippet_optim_len;
-extern const char nnc_snippet_safetensors_load[];
-extern const size_t nnc_snippet_safetensors_load_len;
-extern const char nnc_snippet_module_train[];
-extern const size_t nnc_snippet_module_train_len;
-
 typedef struct {
     const IrGraph *g;
     const CgTrainOptions *opt;

@@ -155,11 +155,6 @@ bool cg_snippet_select(const char *text, size_t len, const char *const *names, i
     return ok;
 }
 
-extern const char nnc_snippet_kernels[];
-extern const size_t nnc_snippet_kernels_len;
-extern const char nnc_snippet_grad_kernels[];
-extern const size_t nnc_snippet_grad_kernels_len;
-
 /* The library's files as embedded (their #includes expanded), forward first. */
 static const struct {
     const char *text;
