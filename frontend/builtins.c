@@ -168,7 +168,7 @@ static bool bi_batchnorm(Elab *E, Bound *b, const Builtin *self, Val *out)
         !add_param(E, b->call, layer, "running_var", ps, INIT_ONES, 0, &ins[4]))
         return false;
     E->g->values[ins[3]].buffer = E->g->values[ins[4]].buffer = true;  /* state, not learned */
-    IrAttr attr = {.bn = {(float)eps, (float)mom}};
+    IrAttr attr = {.bn = {.eps = (float)eps, .momentum = (float)mom}};
     return elab_add_node(E, b->call, self->op, ins, 5, &attr, layer, out);
 }
 

@@ -105,7 +105,7 @@ int32_t net_conv(Net *net, int32_t x, const char *scope, int k, int ks, int stri
 int32_t net_bn(Net *net, int32_t x, const char *scope)
 {
     int64_t d[1] = {net->g->values[x].shape.dim[0]};
-    IrAttr a = {.bn = {1e-5f, 0.1f}};
+    IrAttr a = {.bn = {.eps = 1e-5f, .momentum = 0.1f}};
     int32_t ins[5] = {x, net_param(net, scoped(scope, "weight"), shape_of(1, d), 0.5f, 1.5f),
                       net_param(net, scoped(scope, "bias"), shape_of(1, d), -0.5f, 0.5f),
                       net_param(net, scoped(scope, "running_mean"), shape_of(1, d), -0.5f, 0.5f),
@@ -533,7 +533,7 @@ Net *concat_add_net(void)
     int32_t a = net_conv(net, x, "a", 3, 1, 1, 0, 1, true, false, 0);
     int32_t b = net_conv(net, x, "b", 5, 3, 1, 1, 1, true, false, 0);
     int32_t ab[2] = {a, b};
-    IrAttr ch = {.concat = {0}}, ht = {.concat = {1}};
+    IrAttr ch = {.concat = {.axis = 0}}, ht = {.concat = {.axis = 1}};
     int32_t cat = net_node(net, OP_CONCAT, ab, 2, &ch, "cat");
     int32_t skip = net_conv(net, x, "skip", 8, 3, 1, 1, 2, true, false, 0);
     int32_t sum[2] = {cat, skip};
