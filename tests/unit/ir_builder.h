@@ -65,7 +65,7 @@ static int32_t linear(B *b, int32_t x, const char *scope, int out)
 static int32_t bn(B *b, int32_t x, const char *scope)
 {
     IrShape c = shp(1, b->g->values[x].shape.dim[0], 0, 0, 0);
-    IrAttr a = {.bn = {1e-5f, 0.1f}};
+    IrAttr a = {.bn = {.eps = 1e-5f, .momentum = 0.1f}};
     int32_t ins[5] = {x, param(b, scope, "weight", c), param(b, scope, "bias", c), param(b, scope, "running_mean", c),
                       param(b, scope, "running_var", c)};
     return node(b, OP_BATCHNORM, ins, 5, &a, scope);
