@@ -52,6 +52,65 @@ static int32_t pool(B *b, OpKind op, int32_t x, int k, int s)
     return node(b, op, &x, 1, &a, NULL);
 }
 
+/* ---- fuse_bn_train (the training form of fold_bn) ---- */
+
+static void check_bn_train(B *b, const char *want) { check_pass(b, pass_fuse_bn_train, "pass_fuse_bn_train", want); }
+
+/* conv -> batchnorm -> relu: the conv sums the statistics, the batchnorm applies
+ * the relu, the relu node goes and its reader reads the batchnorm. */
+static void test_bn_train_conv_bn_relu(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 6, 6, 0));
+    int32_t y = relu(&b, bn(&b, conv(&b, 0, "c", 4, 1, false, false), "n"));
+    ir_add_output(b.g, "y", add(&b, y, 0));
+    check_bn_train(&b, "graph t\n"
+                       "  input  %0 x [4, 6, 6]\n"
+                       "  param  %1 c.weight [4, 4, 3, 3]\n"
+                       "  param  %2 n.weight [4]\n"
+                       "  param  %3 n.bias [4]\n"
+                       "  param  %4 n.running_mean [4]\n"
+                       "  param  %5 n.running_var [4]\n"
+                       "  %6 = conv2d(%0, %1) k=3x3 s=1x1 p=1x1 d=1x1 g=1 +bn_stats [4, 6, 6]   # t.net:1:3\n"
+                       "  %7 = batchnorm(%6, %2, %3, %4, %5) eps=1e-05 momentum=0.1 fused relu [4, 6, 6]   # t.net:2:3\n"
+                       "  %8 = add(%7, %0) [4, 6, 6]   # t.net:4:3\n"
+                       "  output y = %8\n");
+}
+
+/* An activation whose backward needs its input (silu, activations.h
+ * NNC_FROM_X) stays a node; the conv and batchnorm still fuse. */
+static void test_bn_train_keeps_silu(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 6, 6, 0));
+    ir_add_output(b.g, "y", unary(&b, OP_SILU, bn(&b, conv(&b, 0, "c", 4, 1, false, false), "n")));
+    check_bn_train(&b, "graph t\n"
+                       "  input  %0 x [4, 6, 6]\n"
+                       "  param  %1 c.weight [4, 4, 3, 3]\n"
+                       "  param  %2 n.weight [4]\n"
+                       "  param  %3 n.bias [4]\n"
+                       "  param  %4 n.running_mean [4]\n"
+                       "  param  %5 n.running_var [4]\n"
+                       "  %6 = conv2d(%0, %1) k=3x3 s=1x1 p=1x1 d=1x1 g=1 +bn_stats [4, 6, 6]   # t.net:1:3\n"
+                       "  %7 = batchnorm(%6, %2, %3, %4, %5) eps=1e-05 momentum=0.1 fused [4, 6, 6]   # t.net:2:3\n"
+                       "  %8 = silu(%7) [4, 6, 6]   # t.net:3:3\n"
+                       "  output y = %8\n");
+}
+
+/* Nothing fuses: the conv's output read twice, a batchnorm after an add, a
+ * batchnorm whose output is a graph output, a conv_transpose2d. */
+static void test_bn_train_not(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 4, 6, 6, 0));
+    int32_t c = conv(&b, 0, "c", 4, 1, false, false);
+    ir_add_output(b.g, "a", relu(&b, bn(&b, c, "n1")));
+    ir_add_output(b.g, "b", add(&b, c, 0));
+    ir_add_output(b.g, "c", relu(&b, bn(&b, add(&b, 0, 0), "n2")));
+    ir_add_output(b.g, "d", bn(&b, conv(&b, 0, "t", 4, 1, false, true), "n3"));
+    check_bn_train(&b, NULL);
+}
+
 /* ---- fuse_prologue ---- */
 
 static void check_prologue(B *b, const char *want) { check_pass(b, pass_fuse_prologue, "pass_fuse_prologue", want); }
@@ -461,6 +520,9 @@ static void test_zoo_done_when(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bn_train_conv_bn_relu),
+        cmocka_unit_test(test_bn_train_keeps_silu),
+        cmocka_unit_test(test_bn_train_not),
         cmocka_unit_test(test_prologue_bn_relu_conv),
         cmocka_unit_test(test_prologue_bn_conv),
         cmocka_unit_test(test_prologue_global_pool),
