@@ -369,6 +369,7 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
     if (!any_input) sb_append(out, "    (void)inputs;  /* the outputs read no input */\n");
     if (!cx->reads_params && !cx->reads_consts && !cx->ws_bytes) sb_append(out, "    (void)m;       /* no parameters, no workspace */\n");
     sb_append(out, cx->body.data);
+    if (*cx->e.d->sync) sb_printf(out, "    %s\n", cx->e.d->sync);  /* the outputs are the caller's once it returns */
     sb_append(out, "}\n\n");
 }
 
@@ -390,8 +391,7 @@ static void cg_write_source_banner(CgCtx *cx, StrBuf *out, const char *c_name)
            " * (add OpenBLAS's include directory, and link with -lopenblas).\n"
            " */\n");
     sb_printf(out, "#include \"%s\"\n\n", cx->header);
-    sb_append(out, "#include <stdarg.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
-                   "#include <string.h>\n\n");
+    sb_printf(out, "%s\n", cx->e.d->includes);
 }
 
 /* The rows of the parameter table: name, rank, shape, offset in m->params. */

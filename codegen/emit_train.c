@@ -431,6 +431,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
               t->e.d->zero(&t->arena, "dinput", arena_printf(&t->arena, "(size_t)n * %lld", tr_elems(t, g->inputs[0])),
                            "float"));
     sb_append(&bwd, t->bwd.data);
+    if (*t->e.d->sync) sb_printf(&t->fwd, "    %s\n", t->e.d->sync), sb_printf(&bwd, "    %s\n", t->e.d->sync);
     ok = tr_write_outputs(t, &outputs);
     sb_append(&checks, "    if (");
     for (int i = 0; i < t->e.n_checks; i++)
