@@ -53,6 +53,11 @@ typedef struct CgDialect {
     const char *launch_close;
     /* A statement that waits for every launched kernel ("" in C: calls are synchronous). */
     const char *sync;
+    /* The scaffolding templates (runtime/snippets/module_*.c): where memory is
+     * allocated, freed and copied in and out is the target's, so the dialect
+     * names them. */
+    const char *module_infer;  const size_t *module_infer_len;
+    const char *module_train;  const size_t *module_train_len;
 } CgDialect;
 
 extern const CgDialect cg_dialect_c;

@@ -44,4 +44,8 @@ const CgDialect cg_dialect_c = {
     .launch_open = c_launch_open,
     .launch_close = ");",
     .sync = "",
+    .module_infer = nnc_snippet_module_infer,
+    .module_infer_len = &nnc_snippet_module_infer_len,
+    .module_train = nnc_snippet_module_train,
+    .module_train_len = &nnc_snippet_module_train_len,
 };

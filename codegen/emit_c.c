@@ -473,7 +473,7 @@ static bool cg_write_module(CgCtx *cx, StrBuf *out)
         {"run", run.data}, {"forward", fwd.data},
     };
     const CgTemplate t = {cx->prefix, cx->upper, flags, (int)NNC_COUNT(flags), fills, (int)NNC_COUNT(fills)};
-    bool ok = cg_template(&cx->arena, nnc_snippet_module_infer, nnc_snippet_module_infer_len, "module", &t, out,
+    bool ok = cg_template(&cx->arena, cx->e.d->module_infer, *cx->e.d->module_infer_len, "module", &t, out,
                           cx->err, cx->errlen);
     sb_free(&rows), sb_free(&names), sb_free(&checks), sb_free(&run), sb_free(&fwd);
     return ok;

@@ -309,7 +309,7 @@ static bool tr_template(Tr *t, const char *part, const CgFill *fills, int n_fill
 {
     const CgFlag flags[] = {{"scratch", t->e.n_checks > 0}};
     const CgTemplate tm = {t->prefix, t->upper, flags, (int)NNC_COUNT(flags), fills, n_fills};
-    return cg_template(&t->arena, nnc_snippet_module_train, nnc_snippet_module_train_len, part, &tm, out, t->err,
+    return cg_template(&t->arena, t->e.d->module_train, *t->e.d->module_train_len, part, &tm, out, t->err,
                        t->errlen);
 }
 
