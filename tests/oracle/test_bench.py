@@ -1,0 +1,65 @@
+"""`nnc bench` (issue 11): the keys scripts read, and that the numbers agree
+with each other and with `nnc --stats`. Speed itself is never asserted here
+(docs/performance.md, bench/): only that what is printed is consistent."""
+import os
+import re
+import tempfile
+import unittest
+
+from nncutil import SRC, nnc, nnc_stats
+
+KEYS = ["model", "mode", "batch", "threads", "runs", "median_ms", "min_ms", "max_ms", "images_per_s", "gflops",
+        "compile_ms", "cc_ms"]
+
+
+def parse(out):
+    kv = {}
+    for line in out.splitlines():
+        k, v = line.split(": ", 1)
+        kv[k] = v
+    return kv
+
+
+class Bench(unittest.TestCase):
+    def check(self, kv, batch, runs, mode, macs, factor):
+        self.assertEqual(list(kv), KEYS, "one key: value per line, in this order")
+        self.assertEqual((kv["mode"], int(kv["batch"]), int(kv["runs"])), (mode, batch, runs))
+        t = {k: float(kv[k]) for k in KEYS[5:]}
+        self.assertTrue(0 < t["min_ms"] <= t["median_ms"] <= t["max_ms"], kv)
+        self.assertAlmostEqual(t["images_per_s"], batch / (t["median_ms"] / 1e3), delta=0.01 * t["images_per_s"] + 0.1)
+        want = factor * 2 * macs * batch / (t["median_ms"] / 1e3) / 1e9
+        self.assertAlmostEqual(t["gflops"], want, delta=0.01 * want + 0.01)
+        self.assertGreater(t["compile_ms"], 0)
+        self.assertGreater(t["cc_ms"], 0)
+
+    def test_inference_and_training(self):
+        model = os.path.join(SRC, "models", "lenet5.net")
+        macs = nnc_stats(model)["macs"]
+        kv = parse(nnc("bench", model, "--batch", "4", "--runs", "3", "--warmup", "1").stdout)
+        self.assertEqual((kv["model"], kv["threads"]), ("lenet5", "1"))
+        self.check(kv, 4, 3, "inference", macs, 1)
+        kv = parse(nnc("bench", model, "--batch", "8", "--runs", "2", "--train", "--threads", "2").stdout)
+        self.assertEqual(kv["threads"], "2")
+        self.check(kv, 8, 2, "train", macs, 3)
+
+    def test_set_and_errors(self):
+        with tempfile.TemporaryDirectory() as d:
+            m = os.path.join(d, "tiny.net")
+            with open(m, "w") as f:
+                f.write("network tiny(c = 3) {\n    input x: [2, 4, 4]\n    output y = x |> conv(c, 3) |> flatten\n}\n")
+            kv = parse(nnc("bench", m, "--set", "c=5", "--runs", "1", "--warmup", "0").stdout)
+            self.assertEqual((kv["model"], kv["runs"]), ("tiny", "1"))
+            p = nnc("bench", m, "--runs", "0", check=False)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("--runs needs a whole number", p.stderr)
+            p = nnc("bench", m, "--frobnicate", check=False)
+            self.assertEqual(p.returncode, 2)
+            with open(m, "w") as f:
+                f.write("network tiny {\n    input x: [2, 4, 4]\n    output y = x |> nope\n}\n")
+            p = nnc("bench", m, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertRegex(p.stderr, r"tiny.net:3:\d+: error: unknown name 'nope'")
+
+
+if __name__ == "__main__":
+    unittest.main()
