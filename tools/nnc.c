@@ -41,6 +41,12 @@ static const char *const usage[] = {
     "       nnc eval MODEL.net --weights W.safetensors --data KIND:PATH [--batch N]\n"
     "                                               print 'loss: X' and 'accuracy: Y' on the test\n"
     "                                               split (the train split if there is none)\n"
+    "       nnc bench MODEL.net [--batch N] [--threads T] [--train] [--runs R] [--warmup W]\n"
+    "                                               time the generated code as nnc run builds it:\n"
+    "                                               model, mode, batch, threads, runs, median_ms,\n"
+    "                                               min_ms, max_ms, images_per_s, gflops,\n"
+    "                                               compile_ms, cc_ms (one 'key: value' a line;\n"
+    "                                               --train: one training step; --threads: BLAS)\n"
     "       nnc --help | --version\n"
     "\n"
     "compile options:\n"
@@ -771,6 +777,7 @@ int main(int argc, char **argv)
     }
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return train_main(argc - 1, argv + 1, NULL);
     if (argc >= 2 && strcmp(argv[1], "eval") == 0) return eval_main(argc - 1, argv + 1, NULL);
+    if (argc >= 2 && strcmp(argv[1], "bench") == 0) return bench_main(argc - 1, argv + 1);
     Cli c;
     int rc = parse_args(argc, argv, &c);
     if (rc == 0) {

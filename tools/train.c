@@ -274,7 +274,7 @@ static bool overlay_weights(const TrainArgs *t, const IrGraph *g, RtTensor *ts)
 /* A fresh temporary file (it exists, empty), $TMPDIR/nnc-WHAT-PID-XXXXXX,
  * tracked for removal on a fatal signal (*slot; common.h, temporaries of
  * nnc's own); the leftovers of killed runs are swept first. */
-static bool temp_path(char *path, size_t len, const char *what, int *slot)
+bool tool_temp_path(char *path, size_t len, const char *what, int *slot)
 {
     const char *tmp = getenv("TMPDIR");
     char prefix[64];
@@ -300,7 +300,7 @@ static void *create_instance(const TrainArgs *t, const IrGraph *g, const RtTrain
     int slot = -1;
     RtTensor *ts = train_init_tensors(g, t->cfg.seed);
     if (t->weights && !t->resume && !overlay_weights(t, g, ts)) goto done;
-    if (!temp_path(path, sizeof path, "weights", &slot)) goto done;
+    if (!tool_temp_path(path, sizeof path, "weights", &slot)) goto done;
     if (rt_st_write(path, ts, g->n_params, "{\"format\":\"pt\"}", err, sizeof err) != 0) {
         fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
     } else if (m->create(&inst, path, &t->cfg) != 0) {

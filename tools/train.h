@@ -37,6 +37,15 @@ typedef struct TrainSource {
  * input (model, data, weights, checkpoint, a diverging loss), 2 a wrong
  * command line. src NULL: generate the module from the model. */
 int train_main(int argc, char **argv, const TrainSource *src);
+
+/* `nnc bench ARGS` (tools/bench.c): argv[0] is "bench". Exit status as train_main. */
+int bench_main(int argc, char **argv);
+
+/* A fresh, empty temporary file $TMPDIR/nnc-WHAT-PID-XXXXXX (common.h's
+ * temporaries), tracked for removal on a fatal signal (*slot, for
+ * nnc_tmp_untrack); leftovers of killed runs are swept first. False after
+ * saying why on standard error. */
+bool tool_temp_path(char *path, size_t len, const char *what, int *slot);
 int eval_main(int argc, char **argv, const TrainSource *src);
 
 /* A whole number in [lo, hi] written alone in s (the CLI's numeric options); false otherwise. */
