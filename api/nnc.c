@@ -14,6 +14,7 @@
 #include "passes/plan_memory.h"
 #include "runtime/jit_cc.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,3 +209,15 @@ void nnc_instance_free(nnc_instance *inst)
 }
 
 const char *nnc_version(void) { return NNC_VERSION; }
+
+bool nnc_instance_set_profile_hook(nnc_instance *inst, const char *prefix, void (*hook)(void *ctx, int node), void *ctx)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s_set_profile_hook", prefix);
+    void *sym = dlsym(inst->so.so, name);
+    if (!sym) return false;
+    void (*set)(void *, void (*)(void *, int), void *);
+    memcpy(&set, &sym, sizeof set);  /* a data pointer as a function pointer: POSIX dlsym's contract */
+    set(inst->m, hook, ctx);
+    return true;
+}

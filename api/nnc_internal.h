@@ -26,4 +26,9 @@ int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_inst
  * reuse, planning again when the pipeline planned for other ones. */
 bool nnc_plan_for(IrGraph *g, const CgOptions *o, char *err, size_t errlen);
 
+/* Installs hook on an instance whose code was generated with CgOptions.profile
+ * (PREFIX_set_profile_hook, prefix the network's C prefix). False when the
+ * code has no such function. */
+bool nnc_instance_set_profile_hook(nnc_instance *inst, const char *prefix, void (*hook)(void *ctx, int node), void *ctx);
+
 #endif

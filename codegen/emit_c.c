@@ -278,11 +278,14 @@ static bool cg_emit_body(CgCtx *cx)
 {
     const IrGraph *g = cx->g;
     cg_walk_init(cx);
+    if (cx->opt->profile) sb_append(&cx->body, "    if (m->hook)\n        m->hook(m->hook_ctx, -1);\n");
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         bool prep = cx->is_const[n->out];  /* a constant: computed once, by the prepare function */
         cx->e.body = prep ? &cx->prep : &cx->body;
         if (!cg_emit_forward(&cx->e, n)) return false;
+        if (cx->opt->profile && !prep && !ir_is_view(n))  /* nnc bench --profile: this layer is done */
+            sb_printf(&cx->body, "    if (m->hook)\n        m->hook(m->hook_ctx, %d);\n", i);
     }
     for (int32_t o = 0; o < g->n_outputs; o++) {
         int32_t v = g->outputs[o].value;
@@ -466,6 +469,7 @@ static bool cg_write_module(CgCtx *cx, StrBuf *out)
     const CgFlag flags[] = {
         {"params", g->n_params > 0}, {"consts", cx->const_floats > 0}, {"shrink", cg_shrinks_params(cx)},
         {"scratch", cx->scratch_floats > 0}, {"ws", cx->ws_bytes > 0}, {"inputs", g->n_inputs > 0},
+        {"profile", cx->opt->profile},
     };
     const CgFill fills[] = {
         {"param_rows", rows.data ? rows.data : ""}, {"names", names.data ? names.data : ""},
@@ -676,8 +680,13 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
            " * for NULL, which is what create leaves when it cannot allocate at all. */\n"
            "const char *$p_last_error(const $p_model *m);\n\n"
            "/* Frees m and all create allocated (not a caller's workspace); NULL is a no-op. */\n"
-           "void $p_destroy($p_model *m);\n\n"
-           "#ifdef __cplusplus\n}\n#endif\n\n#endif /* $P_H */\n");
+           "void $p_destroy($p_model *m);\n\n");
+    if (cx->opt->profile)
+        cg_put(cx, out,
+               "/* nnc bench --profile: hook is called in forward before the first layer\n"
+               " * (node -1) and after each (its node in the IR); NULL: none. */\n"
+               "void $p_set_profile_hook($p_model *m, void (*hook)(void *ctx, int node), void *ctx);\n\n");
+    cg_put(cx, out, "#ifdef __cplusplus\n}\n#endif\n\n#endif /* $P_H */\n");
 }
 
 /* ------------------------------------------------------------ the driver ---- */

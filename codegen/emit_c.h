@@ -25,6 +25,8 @@ typedef struct CgOptions {
     bool no_memory_plan;      /* -O0/-O1: every buffer its own region, nothing in place (easier to debug);
                                * the graph's plan (g->plan, passes/plan_memory.h) must be the one for
                                * this and max_batch: cg_emit_c does not plan */
+    bool profile;             /* nnc bench --profile: PREFIX_set_profile_hook, a hook called in the run
+                               * function before the first layer (node -1) and after each (its node) */
 } CgOptions;
 
 /* Emits the C source into c_src and the header into h_src (both appended to),

@@ -17,7 +17,13 @@
  * generation), cc_ms (the C compiler's, with loading and create).
  *
  * --threads T sets the threads of the BLAS the generated code calls
- * (OPENBLAS_NUM_THREADS), the only threads it has today; 1 by default. */
+ * (OPENBLAS_NUM_THREADS), the only threads it has today; 1 by default.
+ *
+ * --profile (inference): the code is generated with a hook after each layer
+ * (CgOptions.profile), and after the keys come the layers, one a line, in
+ * the order they run: mean milliseconds per call over the timed runs, the
+ * share of the sum, and the layer (op, name, place in the source). The hook
+ * costs a clock read per layer, so the total runs a little above median_ms. */
 #include "common/common.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
@@ -42,7 +48,7 @@ enum { BENCH_MAX_DEFINES = 32, BENCH_MAX_RUNS = 100000 };
 typedef struct {
     const char *model;
     int batch, threads, runs, warmup, level;
-    bool train;
+    bool train, profile;
     FeOptions fe;
     FeDefine defines[BENCH_MAX_DEFINES];
 } Bench;
@@ -88,6 +94,8 @@ static int parse(int argc, char **argv, Bench *b)
             if (!parse_int(v, 0, 1000, &b->warmup)) return bench_usage("--warmup needs a whole number from 0 to 1000, got '%s'", v);
         } else if (strcmp(a, "--train") == 0) {
             b->train = true;
+        } else if (strcmp(a, "--profile") == 0) {
+            b->profile = true;
         } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0) {
             b->level = a[2] - '0';
         } else if (strcmp(a, "--network") == 0 && ++i) {
@@ -108,6 +116,7 @@ static int parse(int argc, char **argv, Bench *b)
     }
     b->fe.defines = b->defines;
     if (!b->model) return bench_usage("no model file given%s", "");
+    if (b->profile && b->train) return bench_usage("--profile times inference only, not --train%s", "");
     return 0;
 }
 
@@ -152,14 +161,44 @@ static void print_times(const Bench *b, const IrGraph *g, double *t, double comp
     printf("compile_ms: %.1f\ncc_ms: %.1f\n", compile_ms, cc_ms);
 }
 
+/* --profile: the time since the previous mark goes to the layer just done. */
+typedef struct {
+    double last, *acc;
+} Profile;
+
+static void profile_hook(void *ctx, int node)
+{
+    Profile *p = ctx;
+    double t = now_ms();
+    if (node >= 0) p->acc[node] += t - p->last;
+    p->last = t;
+}
+
+static void print_profile(const Bench *b, const IrGraph *g, const Profile *p)
+{
+    double sum = 0.0;
+    for (int32_t i = 0; i < g->n_nodes; i++) sum += p->acc[i];
+    printf("profile:\n");
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (p->acc[i] <= 0.0) continue;  /* constants (run at create) and views */
+        printf("  %10.4f ms %5.1f%%  %%%d %s", p->acc[i] / b->runs, sum > 0 ? 100.0 * p->acc[i] / sum : 0.0,
+               (int)n->out, ir_ops[n->op].name);
+        if (n->scope && *n->scope) printf(" %s", n->scope);
+        if (n->loc.file) printf(" @ %s:%d:%d", n->loc.file, n->loc.line, n->loc.col);
+        printf("\n");
+    }
+}
+
 static int bench_inference(const Bench *b, IrGraph *g, double compile_ms, double emit_ms)
 {
     char path[1100], *why = NULL;
     int slot = -1, rc = 1;
     if (!write_weights(g, path, sizeof path, &slot)) return 1;
     CgOptions o = {.max_batch = b->batch, .header_name = "model.h", .source_path = b->model,
-                   .no_memory_plan = b->level < 2};
+                   .no_memory_plan = b->level < 2, .profile = b->profile};
     nnc_instance *inst = NULL;
+    Profile prof = {0.0, nnc_xcalloc((size_t)g->n_nodes + 1, sizeof(double))};
     double t0 = now_ms();
     int stage = nnc_load_graph(g, &o, path, &inst, &why);
     double cc_ms = now_ms() - t0 - emit_ms;
@@ -176,7 +215,17 @@ static int bench_inference(const Bench *b, IrGraph *g, double compile_ms, double
     for (int32_t o2 = 0; o2 < g->n_outputs; o2++)
         outs[o2] = nnc_xmalloc((size_t)b->batch * (size_t)ir_shape_elems(&g->values[g->outputs[o2].value].shape) * sizeof(float));
     double *t = nnc_xmalloc((size_t)b->runs * sizeof *t);
+    if (b->profile) {
+        Arena names = {0};
+        bool hooked = nnc_instance_set_profile_hook(inst, cg_c_prefix(&names, g->name), profile_hook, &prof);
+        arena_free(&names);
+        if (!hooked) {
+            fprintf(stderr, "nnc bench: internal error: the generated code has no profile hook\n");
+            goto done;
+        }
+    }
     for (int r = -b->warmup; r < b->runs; r++) {
+        if (r == 0) memset(prof.acc, 0, (size_t)g->n_nodes * sizeof *prof.acc);  /* the timed runs only */
         double s = now_ms();
         if (nnc_forward(inst, b->batch, (const float *const *)ins, outs) != 0) {
             fprintf(stderr, "nnc bench: %s\n", nnc_instance_error(inst));
@@ -185,8 +234,10 @@ static int bench_inference(const Bench *b, IrGraph *g, double compile_ms, double
         if (r >= 0) t[r] = now_ms() - s;
     }
     print_times(b, g, t, compile_ms, cc_ms);
+    if (b->profile) print_profile(b, g, &prof);
     rc = 0;
 done:
+    free(prof.acc);
     for (int32_t i = 0; i < g->n_inputs; i++) free(ins[i]);
     for (int32_t o2 = 0; o2 < g->n_outputs; o2++) free(outs[o2]);
     free(ins), free(outs), free(t);

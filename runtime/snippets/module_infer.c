@@ -9,7 +9,9 @@
  *                         network (params: it has parameters; consts: create
  *                         computes constants; shrink: and frees the
  *                         parameters only they read; scratch: a kernel needs
- *                         scratch; ws: a workspace; inputs: it has inputs);
+ *                         scratch; ws: a workspace; inputs: it has inputs;
+ *                         profile: a hook called after each layer, for
+ *                         `nnc bench --profile`);
  *   @fill NAME            a line replaced by generated text (the parameter
  *                         table's rows, the name tables, the scratch checks,
  *                         the constants' kernel calls, the run function, the
@@ -27,6 +29,10 @@ struct $p_model {
     unsigned char *ws;        /* the workspace, $P_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
     char           err[512];  /* the message of the last failure, "" if none */
+/* @if profile */
+    void         (*hook)(void *ctx, int node);  /* called before the first layer (-1) and after each */
+    void          *hook_ctx;
+/* @endif */
 };
 
 /* @if params */
@@ -232,3 +238,11 @@ void $p_destroy($p_model *m)
     $p_release(m);
     free(m);
 }
+/* @if profile */
+
+void $p_set_profile_hook($p_model *m, void (*hook)(void *ctx, int node), void *ctx)
+{
+    m->hook = hook;
+    m->hook_ctx = ctx;
+}
+/* @endif */

@@ -15,6 +15,8 @@ KEYS = ["model", "mode", "batch", "threads", "runs", "median_ms", "min_ms", "max
 def parse(out):
     kv = {}
     for line in out.splitlines():
+        if line == "profile:":
+            break
         k, v = line.split(": ", 1)
         kv[k] = v
     return kv
@@ -41,6 +43,29 @@ class Bench(unittest.TestCase):
         kv = parse(nnc("bench", model, "--batch", "8", "--runs", "2", "--train", "--threads", "2").stdout)
         self.assertEqual(kv["threads"], "2")
         self.check(kv, 8, 2, "train", macs, 3)
+
+    def test_profile(self):
+        """--profile: one line per kernel the forward pass calls (nnc --stats' kernels), in order."""
+        model = os.path.join(SRC, "models", "resnet18_cifar.net")
+        out = nnc("bench", model, "--profile", "--runs", "2", "--warmup", "1").stdout
+        kv = parse(out)
+        self.assertEqual(kv["mode"], "inference")
+        layers = out.split("profile:\n", 1)[1].splitlines()
+        self.assertEqual(len(layers), nnc_stats(model)["kernels"])
+        ms, share, ids = [], [], []
+        for line in layers:
+            m = re.match(r"^ +(\d+\.\d+) ms +(\d+\.\d)% +%(\d+) (\w+)", line)
+            self.assertIsNotNone(m, line)
+            ms.append(float(m.group(1)))
+            share.append(float(m.group(2)))
+            ids.append(int(m.group(3)))
+        self.assertEqual(ids, sorted(ids), "in the order they run")
+        self.assertAlmostEqual(sum(share), 100.0, delta=0.1 * len(share) + 0.1)
+        # the layers' mean times add up to about a call (the hook's clock reads are inside)
+        self.assertLess(abs(sum(ms) - float(kv["median_ms"])), 0.5 * float(kv["median_ms"]) + 0.05)
+        self.assertIn("conv2d conv1 @ ", out)
+        p = nnc("bench", model, "--profile", "--train", check=False)
+        self.assertEqual(p.returncode, 2)
 
     def test_set_and_errors(self):
         with tempfile.TemporaryDirectory() as d:

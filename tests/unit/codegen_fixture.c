@@ -327,7 +327,7 @@ void emit(Net *net, int max_batch, Emitted *e)
     snprintf(e->prefix, sizeof e->prefix, "%s", cg_c_prefix(&names, net->g->name));
     arena_free(&names);
     snprintf(e->header, sizeof e->header, "%s.h", e->prefix);
-    CgOptions opt = {max_batch, e->header, "test.net", false};
+    CgOptions opt = {.max_batch = max_batch, .header_name = e->header, .source_path = "test.net"};
     if (!pass_plan_memory(net->g, max_batch, true, err, sizeof err)) fail_msg("pass_plan_memory: %s", err);
     if (!cg_emit_c(net->g, &opt, &e->c, &e->h, err, sizeof err)) fail_msg("cg_emit_c: %s", err);
 }

@@ -71,7 +71,7 @@ static void test_refuses_bad_options(void **state)
     Net *net = cnn_net();
     StrBuf c = {0}, h = {0};
     char err[256] = "";
-    CgOptions opt = {0, "cnn.h", NULL, false};
+    CgOptions opt = {.max_batch = 0, .header_name = "cnn.h"};
     assert_false(cg_emit_c(net->g, &opt, &c, &h, err, sizeof err));
     assert_non_null(strstr(err, "batch"));
     sb_free(&c);

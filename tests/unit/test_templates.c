@@ -201,15 +201,18 @@ static void instances_close(Instances *in)
     if (!in->compilers) fail_msg("neither gcc nor clang found: no template instance was compiled");
 }
 
-enum { F_PARAMS, F_CONSTS, F_SHRINK, F_SCRATCH, F_WS, F_INPUTS, N_FLAGS };
-static const char *const infer_flags[N_FLAGS] = {"params", "consts", "shrink", "scratch", "ws", "inputs"};
+enum { F_PARAMS, F_CONSTS, F_SHRINK, F_SCRATCH, F_WS, F_INPUTS, F_PROFILE, N_FLAGS };
+static const char *const infer_flags[N_FLAGS] = {"params", "consts", "shrink", "scratch", "ws", "inputs", "profile"};
 
 /* What NAME.h declares and NAME.c has before the module (for network "net"
  * with input x[3] if inputs, output y[2], parameters w[2] and b[2] if params). */
 static void infer_prelude(StrBuf *b, const bool *on)
 {
-    sb_printf(b, "/* instance: params %d consts %d shrink %d scratch %d ws %d inputs %d */\n", on[F_PARAMS],
-              on[F_CONSTS], on[F_SHRINK], on[F_SCRATCH], on[F_WS], on[F_INPUTS]);
+    sb_printf(b, "/* instance: params %d consts %d shrink %d scratch %d ws %d inputs %d profile %d */\n", on[F_PARAMS],
+              on[F_CONSTS], on[F_SHRINK], on[F_SCRATCH], on[F_WS], on[F_INPUTS], on[F_PROFILE]);
+    if (on[F_PROFILE])  /* the header's declaration (emit_c.c cg_write_header) */
+        sb_append(b, "struct net_model;\n"
+                     "void net_set_profile_hook(struct net_model *m, void (*hook)(void *ctx, int node), void *ctx);\n");
     sb_append(b, "#define NET_MAX_BATCH 4\n");
     sb_printf(b, "#define NET_WORKSPACE_BYTES %d\n", on[F_WS] ? 256 : 0);
     sb_printf(b, "#define NET_PARAM_FLOATS %d\n", on[F_PARAMS] ? 4 : 0);
@@ -303,11 +306,11 @@ static void test_module_infer_compiles(void **state)
         };
         const CgTemplate t = {"net", "NET", flags, N_FLAGS, fills, (int)NNC_COUNT(fills)};
         char name[64];
-        snprintf(name, sizeof name, "infer_%d%d%d%d%d%d", on[0], on[1], on[2], on[3], on[4], on[5]);
+        snprintf(name, sizeof name, "infer_%d%d%d%d%d%d%d", on[0], on[1], on[2], on[3], on[4], on[5], on[6]);
         instance(&in, name, prelude.data, text, "module", &t);
         sb_free(&prelude), sb_free(&names), sb_free(&run_fn), sb_free(&fwd);
     }
-    assert_int_equal(in.n_files, 32);  /* params off: 8 (ws, scratch, inputs); on: 3 x 8 (consts, shrink) */
+    assert_int_equal(in.n_files, 64);  /* params off: 8 (ws, scratch, inputs); on: 3 x 8 (consts, shrink); x2 profile */
     instances_close(&in);
     free(text);
 }
