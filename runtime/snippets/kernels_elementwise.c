@@ -82,34 +82,6 @@ static NNC_MAYBE_UNUSED void nnc_linear(int n, const float *x, int in, const flo
     if (residual || act != NNC_ACT_NONE) nnc_epilogue(y, (size_t)n * (size_t)out, residual, act, slope);
 }
 
-/* @kernel activation */
-/* y = act(x) elementwise, act NNC_ACT_* and slope s for the activations that
- * take one (leaky_relu's negative slope): the FORWARD expression of the
- * activation's row in activations.h, with the arithmetic of nnc_epilogue, one
- * loop per activation. NNC_ACT_NONE copies. y may equal x. The activations
- * are PyTorch's (torch.relu, nn.ReLU6, nn.LeakyReLU, torch.sigmoid with exp
- * taken of -|x| only so it never overflows, torch.tanh; NaN stays NaN). */
-static NNC_MAYBE_UNUSED void nnc_activation(size_t count, const float *x, float *y, int act, float slope)
-{
-    const float s = slope;
-    size_t i;
-    (void)s;
-    switch (act) {
-#define NNC_ACTIVATION_CASE_(ID, name, FROM, SLOPE, FORWARD, GRAD_IF, GRAD) \
-    case NNC_ACT_##ID:                                                     \
-        for (i = 0; i < count; i++) {                                      \
-            float v = x[i];                                                \
-            y[i] = (FORWARD);                                              \
-        }                                                                  \
-        break;
-        NNC_ACTIVATIONS(NNC_ACTIVATION_CASE_)
-#undef NNC_ACTIVATION_CASE_
-    default:
-        if (x != y && count > 0) memmove(y, x, count * sizeof(float));
-        break;
-    }
-}
-
 /* @kernel copy */
 /* Identity / flatten / reshape: y = x (the ranges may overlap). */
 static NNC_MAYBE_UNUSED void nnc_copy(size_t count, const float *x, float *y)

@@ -37,31 +37,45 @@ static NNC_MAYBE_UNUSED float nnc_sigmoidf(float v)
     return e / (1.0f + e);
 }
 
-/* @kernel epilogue */
+/* @kernel activation */
+/* y = act(x) elementwise, act NNC_ACT_* and slope s for the activations that
+ * take one (leaky_relu's negative slope): the FORWARD expression of the
+ * activation's row in activations.h (nnc_epilogue applies it to a fused layer's output), one
+ * loop per activation. NNC_ACT_NONE copies. y may equal x. The activations
+ * are PyTorch's (torch.relu, nn.ReLU6, nn.LeakyReLU, torch.sigmoid with exp
+ * taken of -|x| only so it never overflows, torch.tanh; NaN stays NaN). */
+static NNC_MAYBE_UNUSED void nnc_activation(size_t count, const float *x, float *y, int act, float slope)
+{
+    const float s = slope;
+    size_t i;
+    (void)s;
+    switch (act) {
+#define NNC_ACTIVATION_CASE_(ID, name, FROM, SLOPE, FORWARD, GRAD_IF, GRAD) \
+    case NNC_ACT_##ID:                                                     \
+        for (i = 0; i < count; i++) {                                      \
+            float v = x[i];                                                \
+            y[i] = (FORWARD);                                              \
+        }                                                                  \
+        break;
+        NNC_ACTIVATIONS(NNC_ACTIVATION_CASE_)
+#undef NNC_ACTIVATION_CASE_
+    default:
+        if (x != y && count > 0) memmove(y, x, count * sizeof(float));
+        break;
+    }
+}
+
+/* @kernel epilogue needs: activation */
 /* y[0..count) = act(y + residual) (residual NULL: none), with the arithmetic of
  * nnc_add and of nnc_activation, so a fused layer computes the same floats as
  * the unfused chain. The layer calls it on an output block it has just
  * written, while the block is still in cache. residual must not alias y. */
 static NNC_MAYBE_UNUSED void nnc_epilogue(float *y, size_t count, const float *residual, int act, float slope)
 {
-    const float s = slope;
     size_t i;
-    (void)s;
     if (residual)
         for (i = 0; i < count; i++) y[i] = y[i] + residual[i];
-    switch (act) {
-#define NNC_EPILOGUE_CASE_(ID, name, FROM, SLOPE, FORWARD, GRAD_IF, GRAD) \
-    case NNC_ACT_##ID:                                                  \
-        for (i = 0; i < count; i++) {                                   \
-            float v = y[i];                                             \
-            y[i] = (FORWARD);                                           \
-        }                                                               \
-        break;
-        NNC_ACTIVATIONS(NNC_EPILOGUE_CASE_)
-#undef NNC_EPILOGUE_CASE_
-    default:
-        break;
-    }
+    nnc_activation(count, y, y, act, slope);  /* NNC_ACT_NONE: nothing (y is x) */
 }
 
 /* One value through an activation, with the arithmetic of nnc_epilogue. */

@@ -21,7 +21,8 @@
 /* [scripts/replay.sh: the pasted library is elided, its section lines kept] */
 /* ======== kernels (from nnc's runtime) ======== */
 /* @kernel prologue */
-/* @kernel epilogue */
+/* @kernel activation */
+/* @kernel epilogue needs: activation */
 /* @kernel gemm */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */

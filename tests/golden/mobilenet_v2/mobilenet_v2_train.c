@@ -16,14 +16,14 @@
 
 /* [scripts/replay.sh: the pasted library is elided, its section lines kept] */
 /* @kernel prologue */
-/* @kernel epilogue */
+/* @kernel activation */
+/* @kernel epilogue needs: activation */
 /* @kernel gemm */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
 /* @kernel conv_transpose2d needs: gemm conv_common epilogue */
 /* @kernel batchnorm */
 /* @kernel linear needs: gemm epilogue */
-/* @kernel activation */
 /* @kernel copy */
 /* @kernel add */
 /* @kernel global_avgpool */
