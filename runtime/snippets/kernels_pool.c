@@ -18,27 +18,80 @@ static NNC_MAYBE_UNUSED float nnc_maxpool_window(const float *xc, int h, int w, 
         row = xc + (size_t)iy * (size_t)w;
         for (kj = 0; kj < kw; kj++) {
             int ix = xs + kj * dw;
-            if (ix >= 0 && ix < w && (row[ix] > m || row[ix] != row[ix])) m = row[ix];
+            if (ix >= 0 && ix < w) m = row[ix] != row[ix] ? row[ix] : row[ix] > m ? row[ix] : m;
         }
     }
     return m;
 }
 
 /* torch.nn.MaxPool2d (padding, dilation; ceil_mode through the caller's oh/ow).
- * xs, ys: batch strides in floats (c*h*w and c*oh*ow for whole tensors). */
+ * xs, ys: batch strides in floats (c*h*w and c*oh*ow for whole tensors).
+ *
+ * Output columns whose windows lie wholly inside the row ([ox0, ox1)) take no
+ * bounds tests: per output row the rows of the window inside the image are
+ * known ([k0, k1)), and the max runs 16 input columns at a time, every column
+ * the top-left tap of a window ("dense"), in a loop of constant trip count
+ * that gcc -O2 and clang vectorize; strided output columns then pick their
+ * window's column. (The dense form does sw times the work but needs no
+ * strided loads, which gcc's -O2 cost model does not vectorize.) Rows whose
+ * interior is shorter than 16 columns, and the border columns, run per window.
+ * Every output takes the same taps in the same order as nnc_maxpool_window,
+ * each replacing the max when greater or NaN, so the results are bit-identical
+ * to a window at a time (ties, signed zeros and NaN payloads included;
+ * tests/unit/test_kernels_pool.c). */
 static NNC_MAYBE_UNUSED void nnc_maxpool2d(int n, const float *x, size_t xs, int c, int h, int w, float *y, size_t ys,
                                            int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                                            int dw)
 {
-    size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
-    int oy, ox;
+    enum { SPAN = 16 };
+    size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow, rstep = (size_t)dh * (size_t)w;
+    int ox0 = (pw + sw - 1) / sw, ox1 = w - 1 - (kw - 1) * dw + pw;
+    int oy, ox, r, kj, q;
+    float m[SPAN];
+    ox1 = ox1 < 0 ? 0 : ox1 / sw + 1;
+    if (ox1 > ow) ox1 = ow;
+    if (ox0 > ox1) ox0 = ox1;
     for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
         const float *xc = x + plane / (size_t)c * xs + plane % (size_t)c * hw;
         float *yc = y + plane / (size_t)c * ys + plane % (size_t)c * ohw;
-        for (oy = 0; oy < oh; oy++)
-            for (ox = 0; ox < ow; ox++)
-                yc[(size_t)oy * (size_t)ow + (size_t)ox] =
-                    nnc_maxpool_window(xc, h, w, oy * sh - ph, ox * sw - pw, kh, kw, dh, dw);
+        for (oy = 0; oy < oh; oy++) {
+            int ty = oy * sh - ph, k0 = 0, k1 = kh, nr, first, last;
+            const float *x0;
+            float *yr = yc + (size_t)oy * (size_t)ow;
+            for (ox = 0; ox < ox0; ox++) yr[ox] = nnc_maxpool_window(xc, h, w, ty, ox * sw - pw, kh, kw, dh, dw);
+            for (ox = ox1; ox < ow; ox++) yr[ox] = nnc_maxpool_window(xc, h, w, ty, ox * sw - pw, kh, kw, dh, dw);
+            while (k0 < kh && ty + k0 * dh < 0) k0++;
+            while (k1 > k0 && ty + (k1 - 1) * dh >= h) k1--;
+            nr = k1 - k0;
+            x0 = nr > 0 ? xc + (size_t)(ty + k0 * dh) * (size_t)w : xc;  /* the first row inside */
+            ox = ox0;
+            first = ox0 * sw - pw, last = (ox1 - 1) * sw - pw;  /* the interior's window columns */
+            if (ox1 > ox0 && last - first + 1 >= SPAN)
+                while (ox < ox1) {
+                    int s = ox * sw - pw;
+                    if (s > last - (SPAN - 1)) s = last - (SPAN - 1);  /* the last block ends at the last window */
+                    for (q = 0; q < SPAN; q++) m[q] = -INFINITY;
+                    for (r = 0; r < nr; r++)
+                        for (kj = 0; kj < kw; kj++) {
+                            const float *p = x0 + (size_t)r * rstep + (size_t)s + (size_t)kj * (size_t)dw;
+                            for (q = 0; q < SPAN; q++) {
+                                float v = p[q];
+                                m[q] = v != v ? v : v > m[q] ? v : m[q];
+                            }
+                        }
+                    for (; ox < ox1 && ox * sw - pw < s + SPAN; ox++) yr[ox] = m[ox * sw - pw - s];
+                }
+            for (; ox < ox1; ox++) {  /* a short interior: per window, still without bounds tests */
+                const float *p = x0 + (size_t)(ox * sw - pw);
+                float mx = -INFINITY;
+                for (r = 0; r < nr; r++)
+                    for (kj = 0; kj < kw; kj++) {
+                        float v = p[(size_t)r * rstep + (size_t)kj * (size_t)dw];
+                        mx = v != v ? v : v > mx ? v : mx;
+                    }
+                yr[ox] = mx;
+            }
+        }
     }
 }
 
@@ -62,20 +115,64 @@ static NNC_MAYBE_UNUSED float nnc_avgpool_window(const float *xc, int h, int w, 
 }
 
 /* torch.nn.AvgPool2d (padding, count_include_pad; ceil_mode through the caller's
- * oh/ow). xs, ys: batch strides in floats (c*h*w and c*oh*ow for whole tensors). */
+ * oh/ow). xs, ys: batch strides in floats (c*h*w and c*oh*ow for whole tensors).
+ * As nnc_maxpool2d: the interior columns sum 16 input columns at a time in a
+ * vectorized loop, the border columns and short rows per window. Every output
+ * adds the same taps in the same order (row by row, from 0.0f) as
+ * nnc_avgpool_window and divides by the same divisor, so the results are
+ * bit-identical (but for which NaN's payload a sum of two NaNs keeps, which C
+ * leaves to the compiler). */
 static NNC_MAYBE_UNUSED void nnc_avgpool2d(int n, const float *x, size_t xs, int c, int h, int w, float *y, size_t ys,
                                            int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
                                            int count_include_pad)
 {
+    enum { SPAN = 16 };
     size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
-    int oy, ox;
+    int ox0 = (pw + sw - 1) / sw, ox1 = w - kw + pw;
+    int oy, ox, r, kj, q;
+    float a[SPAN];
+    ox1 = ox1 < 0 ? 0 : ox1 / sw + 1;
+    if (ox1 > ow) ox1 = ow;
+    if (ox0 > ox1) ox0 = ox1;
     for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
         const float *xc = x + plane / (size_t)c * xs + plane % (size_t)c * hw;
         float *yc = y + plane / (size_t)c * ys + plane % (size_t)c * ohw;
-        for (oy = 0; oy < oh; oy++)
-            for (ox = 0; ox < ow; ox++)
-                yc[(size_t)oy * (size_t)ow + (size_t)ox] =
-                    nnc_avgpool_window(xc, h, w, oy * sh - ph, ox * sw - pw, kh, kw, ph, pw, count_include_pad);
+        for (oy = 0; oy < oh; oy++) {
+            int ty = oy * sh - ph, ye = ty + kh < h + ph ? ty + kh : h + ph, top, bot, nr, first, last;
+            float div;
+            const float *x0;
+            float *yr = yc + (size_t)oy * (size_t)ow;
+            for (ox = 0; ox < ox0; ox++)
+                yr[ox] = nnc_avgpool_window(xc, h, w, ty, ox * sw - pw, kh, kw, ph, pw, count_include_pad);
+            for (ox = ox1; ox < ow; ox++)
+                yr[ox] = nnc_avgpool_window(xc, h, w, ty, ox * sw - pw, kh, kw, ph, pw, count_include_pad);
+            top = ty < 0 ? 0 : ty, bot = ye > h ? h : ye;
+            nr = bot - top > 0 ? bot - top : 0;
+            /* nnc_avgpool_window's divisor for a window whose columns are all inside */
+            div = (float)(count_include_pad ? (ye - ty) * kw : (bot - top) * kw);
+            x0 = nr > 0 ? xc + (size_t)top * (size_t)w : xc;
+            ox = ox0;
+            first = ox0 * sw - pw, last = (ox1 - 1) * sw - pw;
+            if (ox1 > ox0 && last - first + 1 >= SPAN)
+                while (ox < ox1) {
+                    int s = ox * sw - pw;
+                    if (s > last - (SPAN - 1)) s = last - (SPAN - 1);
+                    for (q = 0; q < SPAN; q++) a[q] = 0.0f;
+                    for (r = 0; r < nr; r++)
+                        for (kj = 0; kj < kw; kj++) {
+                            const float *p = x0 + (size_t)r * (size_t)w + (size_t)s + (size_t)kj;
+                            for (q = 0; q < SPAN; q++) a[q] += p[q];
+                        }
+                    for (; ox < ox1 && ox * sw - pw < s + SPAN; ox++) yr[ox] = a[ox * sw - pw - s] / div;
+                }
+            for (; ox < ox1; ox++) {
+                const float *p = x0 + (size_t)(ox * sw - pw);
+                float sum = 0.0f;
+                for (r = 0; r < nr; r++)
+                    for (kj = 0; kj < kw; kj++) sum += p[(size_t)r * (size_t)w + (size_t)kj];
+                yr[ox] = sum / div;
+            }
+        }
     }
 }
 
