@@ -107,6 +107,246 @@ static NNC_MAYBE_UNUSED void nnc_dw_row_taps(const float *xrow, int w, const flo
     }
 }
 
+/* Outputs per step of the 3x3 loops below: their inner loops have this
+ * constant trip count, which GCC's -O2 vectorizes (its cost model at -O2
+ * leaves loops of unknown trip count scalar) and Clang too; 16 floats are one
+ * AVX-512 register, two AVX or four SSE/NEON ones. */
+enum { NNC_DW_VL = 16 };
+
+/* Stride 1: y[j] = b + the taps of nk (1 to 3) kernel rows for n outputs
+ * whose taps are all inside the input, added in kernel order: row k's input
+ * xk (from the first output's first tap, j + 0, j + d, j + 2d for output j,
+ * d the column dilation) and weights wk (three). In steps of NNC_DW_VL
+ * outputs, the last one moved back to end at n (it recomputes a few outputs,
+ * the same values); fewer than NNC_DW_VL outputs go one by one. */
+static NNC_MAYBE_UNUSED void nnc_dw3_s1(float *restrict y, const float *restrict x0, const float *restrict x1,
+                                        const float *restrict x2, const float *w0, const float *w1, const float *w2,
+                                        int nk, int n, int d, float b)
+{
+    const float a0 = w0[0], a1 = w0[1], a2 = w0[2], b0 = w1[0], b1 = w1[1], b2 = w1[2];
+    const float c0 = w2[0], c1 = w2[1], c2 = w2[2];
+    const int d2 = 2 * d;
+    int j, q;
+    if (n >= NNC_DW_VL) {
+        for (j = 0; j < n; j += NNC_DW_VL) {
+            float acc[NNC_DW_VL];
+            int s = j + NNC_DW_VL <= n ? j : n - NNC_DW_VL;
+            const float *p0 = x0 + s, *p1 = x1 + s, *p2 = x2 + s;
+            for (q = 0; q < NNC_DW_VL; q++) acc[q] = ((b + a0 * p0[q]) + a1 * p0[q + d]) + a2 * p0[q + d2];
+            if (nk > 1)
+                for (q = 0; q < NNC_DW_VL; q++) acc[q] = ((acc[q] + b0 * p1[q]) + b1 * p1[q + d]) + b2 * p1[q + d2];
+            if (nk > 2)
+                for (q = 0; q < NNC_DW_VL; q++) acc[q] = ((acc[q] + c0 * p2[q]) + c1 * p2[q + d]) + c2 * p2[q + d2];
+            for (q = 0; q < NNC_DW_VL; q++) y[s + q] = acc[q];
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            float v = ((b + a0 * x0[j]) + a1 * x0[j + d]) + a2 * x0[j + d2];
+            if (nk > 1) v = ((v + b0 * x1[j]) + b1 * x1[j + d]) + b2 * x1[j + d2];
+            if (nk > 2) v = ((v + c0 * x2[j]) + c1 * x2[j + d]) + c2 * x2[j + d2];
+            y[j] = v;
+        }
+    }
+}
+
+/* Outputs of a stride-2 chunk: the even and odd columns of its input rows
+ * go to stack buffers of about this many floats (a multiple of NNC_DW_VL). */
+enum { NNC_DW_CHUNK = 128, NNC_DW_S2ROWS = 4 };
+
+/* Stride 2, dilation 1: nnc_dw3_s1's sums with output j's taps at columns
+ * 2j, 2j + 1, 2j + 2 of its rows, for nr (up to NNC_DW_S2ROWS) output rows
+ * (y, row stride ldy) two input rows apart: output row r adds kernel row k
+ * (weights wr[k], k < nk) from input row xr[2r + k], so the rows between two
+ * output rows' windows are shared. Per chunk of columns, each input row is
+ * split once into its even and odd columns (zeros past the end), then every
+ * tap is a unit-stride load and the outputs go in whole steps of NNC_DW_VL
+ * (the last one moved back to end at the chunk's end, or stored only up to
+ * it when the chunk is narrower than a step). Narrow rows (fewer than
+ * NNC_DW_VL outputs) go one output at a time, straight from the input. */
+static NNC_MAYBE_UNUSED void nnc_dw3_s2(float *restrict y, size_t ldy, int nr, const float *const *xr,
+                                        const float *const *wr, int nk, int n, float b)
+{
+    float e[2 * NNC_DW_S2ROWS + 1][NNC_DW_CHUNK + 1], o[2 * NNC_DW_S2ROWS + 1][NNC_DW_CHUNK];
+    const float a0 = wr[0][0], a1 = wr[0][1], a2 = wr[0][2], b0 = wr[nk > 1][0], b1 = wr[nk > 1][1];
+    const float b2 = wr[nk > 1][2], c0 = wr[nk - 1][0], c1 = wr[nk - 1][1], c2 = wr[nk - 1][2];
+    int nx = 2 * (nr - 1) + nk, j0, j, q, k, r;
+    if (n < NNC_DW_VL) {
+        for (r = 0; r < nr; r++)
+            for (j = 0; j < n; j++) {
+                const float *p0 = xr[2 * r] + 2 * j, *p1 = xr[2 * r + (nk > 1)] + 2 * j;
+                const float *p2 = xr[2 * r + nk - 1] + 2 * j;
+                float v = ((b + a0 * p0[0]) + a1 * p0[1]) + a2 * p0[2];
+                if (nk > 1) v = ((v + b0 * p1[0]) + b1 * p1[1]) + b2 * p1[2];
+                if (nk > 2) v = ((v + c0 * p2[0]) + c1 * p2[1]) + c2 * p2[2];
+                y[(size_t)r * ldy + (size_t)j] = v;
+            }
+        return;
+    }
+    for (j0 = 0; j0 < n; j0 += NNC_DW_CHUNK) {
+        int m = n - j0 < NNC_DW_CHUNK ? n - j0 : NNC_DW_CHUNK;
+        for (k = 0; k < nx; k++) {
+            const float *restrict a = xr[k] + 2 * (size_t)j0;
+            float *restrict ek = e[k], *restrict ok = o[k];
+            if (m >= NNC_DW_VL) {
+                for (j = 0; j < m; j += NNC_DW_VL) {
+                    int t = j + NNC_DW_VL <= m ? j : m - NNC_DW_VL;
+                    for (q = 0; q < NNC_DW_VL; q++) {
+                        ek[t + q] = a[2 * (t + q)];
+                        ok[t + q] = a[2 * (t + q) + 1];
+                    }
+                }
+            } else {
+                for (j = 0; j < m; j++) {
+                    ek[j] = a[2 * j];
+                    ok[j] = a[2 * j + 1];
+                }
+                for (j = m; j < NNC_DW_VL; j++) ek[j + 1] = ok[j] = 0.0f;
+            }
+            ek[m] = a[2 * m];
+        }
+        for (r = 0; r < nr; r++) {
+            const float *e0 = e[2 * r], *o0 = o[2 * r], *e1 = e[2 * r + (nk > 1)], *o1 = o[2 * r + (nk > 1)];
+            const float *e2 = e[2 * r + nk - 1], *o2 = o[2 * r + nk - 1];
+            float *yr = y + (size_t)r * ldy + (size_t)j0;
+            for (j = 0; j < m; j += NNC_DW_VL) {
+                float acc[NNC_DW_VL];
+                if (m >= NNC_DW_VL && j + NNC_DW_VL > m) j = m - NNC_DW_VL;  /* the last step ends at m */
+                for (q = 0; q < NNC_DW_VL; q++) acc[q] = ((b + a0 * e0[j + q]) + a1 * o0[j + q]) + a2 * e0[j + q + 1];
+                if (nk > 1)
+                    for (q = 0; q < NNC_DW_VL; q++)
+                        acc[q] = ((acc[q] + b0 * e1[j + q]) + b1 * o1[j + q]) + b2 * e1[j + q + 1];
+                if (nk > 2)
+                    for (q = 0; q < NNC_DW_VL; q++)
+                        acc[q] = ((acc[q] + c0 * e2[j + q]) + c1 * o2[j + q]) + c2 * e2[j + q + 1];
+                if (j + NNC_DW_VL <= m)
+                    for (q = 0; q < NNC_DW_VL; q++) yr[j + q] = acc[q];
+                else
+                    for (q = 0; q < m - j; q++) yr[j + q] = acc[q];
+            }
+        }
+    }
+}
+
+/* Columns [c0, c1) of a 3x3 output row, one at a time: y[ox] = b + the taps
+ * inside the input of its nk kernel rows (row k: input row xr[k], weights
+ * wr[k]), in kernel order. The border columns of nnc_dw3_plane. */
+static NNC_MAYBE_UNUSED void nnc_dw3_cols(const float *const *xr, const float *const *wr, int nk, float b, float *yrow,
+                                          int c0, int c1, int w, int sw, int pw, int dw)
+{
+    int ox, k, kj;
+    for (ox = c0; ox < c1; ox++) {
+        float v = b;
+        for (k = 0; k < nk; k++)
+            for (kj = 0; kj < 3; kj++) {
+                int ix = ox * sw - pw + kj * dw;
+                if (ix >= 0 && ix < w) v += wr[k][kj] * xr[k][ix];
+            }
+        yrow[ox] = v;
+    }
+}
+
+/* The border columns (outside [xlo, xhi)) of the 3x3 output rows [r0, r1),
+ * whose three kernel rows are all inside the input: per column, the column
+ * taps inside the input, [ka, kb), are found once, then each row adds its
+ * taps in kernel order with no test. The rows are independent, so their add
+ * chains overlap. y: row r0 of the output (rows of ow floats). */
+static NNC_MAYBE_UNUSED void nnc_dw3_border(const float *xc, int w, const float *wk, float b, float *y, int r0, int r1,
+                                            int ow, int xlo, int xhi, int sh, int sw, int ph, int pw, int dh, int dw)
+{
+    int ox, r, kj;
+    for (ox = 0; ox < ow; ox++) {
+        int ix0, ka = 0, kb = 3;
+        if (ox == xlo) ox = xhi;
+        if (ox >= ow) break;
+        ix0 = ox * sw - pw;
+        while (ka < 3 && ix0 + ka * dw < 0) ka++;
+        while (kb > ka && ix0 + (kb - 1) * dw >= w) kb--;
+        for (r = r0; r < r1; r++) {
+            const float *x0 = xc + (size_t)(r * sh - ph) * (size_t)w, *x1 = x0 + (size_t)dh * (size_t)w;
+            const float *x2 = x1 + (size_t)dh * (size_t)w;
+            float v = b;
+            for (kj = ka; kj < kb; kj++) v += wk[kj] * x0[ix0 + kj * dw];
+            for (kj = ka; kj < kb; kj++) v += wk[3 + kj] * x1[ix0 + kj * dw];
+            for (kj = ka; kj < kb; kj++) v += wk[6 + kj] * x2[ix0 + kj * dw];
+            y[(size_t)(r - r0) * (size_t)ow + (size_t)ox] = v;
+        }
+    }
+}
+
+/* nnc_dw_plane for 3x3 kernels at column stride 1 (any dilation) or 2
+ * (dilation 1), MobileNet's depthwise layers. The rows [fa, fb) whose three
+ * kernel rows are inside the input: their columns [xlo, xhi), whose three
+ * column taps are inside too, through nnc_dw3_s1 or nnc_dw3_s2; their border
+ * columns through nnc_dw3_border. When the output is as wide as the input
+ * (stride 1, "same" padding), those rows' interiors are one run of
+ * nnc_dw3_s1 over the flattened rows (output p reads input p plus a fixed
+ * offset per tap), so narrow maps (14, 7 columns) run in whole vector steps
+ * too; the border columns, which read the end of the neighbouring row there,
+ * are computed after it. The other rows (the window sticks out at the top or
+ * bottom) find their kernel rows inside the input, then do the same with
+ * nnc_dw3_cols for the borders. Same sums in the same order as the
+ * tap-by-tap loop. */
+static NNC_MAYBE_UNUSED void nnc_dw3_plane(const float *xc, int h, int w, const float *wk, float b, float *y, int oy0,
+                                           int oy1, int ow, int sh, int sw, int ph, int pw, int dh, int dw)
+{
+    int xlo = (pw + sw - 1) / sw, xhi = w - 1 + pw - 2 * dw < 0 ? 0 : (w - 1 + pw - 2 * dw) / sw + 1;
+    int fa = (ph + sh - 1) / sh, fb = h - 1 + ph - 2 * dh < 0 ? 0 : (h - 1 + ph - 2 * dh) / sh + 1;
+    int n, oy, flat, j, ki;
+    size_t col;
+    if (xhi > ow) xhi = ow;
+    if (xlo >= xhi) xlo = xhi = ow;  /* no interior column: border columns only */
+    n = xhi - xlo;
+    col = n > 0 ? (size_t)(xlo * sw - pw) : 0;
+    if (fa < oy0) fa = oy0;
+    if (fb > oy1) fb = oy1;
+    if (fa >= fb) fa = fb = oy0;
+    flat = sh == 1 && sw == 1 && ow == w && n > 0 && fa < fb;
+    if (flat) {
+        const float *x0 = xc + (size_t)(fa - ph) * (size_t)w + col;
+        const float *x1 = x0 + (size_t)dh * (size_t)w, *x2 = x1 + (size_t)dh * (size_t)w;
+        nnc_dw3_s1(y + (size_t)(fa - oy0) * (size_t)ow + (size_t)xlo, x0, x1, x2, wk, wk + 3, wk + 6, 3,
+                   (fb - 1 - fa) * w + n, dw, b);
+    }
+    if (fa < fb && n < ow)
+        nnc_dw3_border(xc, w, wk, b, y + (size_t)(fa - oy0) * (size_t)ow, fa, fb, ow, xlo, xhi, sh, sw, ph, pw, dh, dw);
+    if (sw == 2 && sh == 2 && dh == 1 && n > 0)  /* full rows in groups sharing input rows */
+        for (oy = fa; oy < fb; oy += NNC_DW_S2ROWS) {
+            const float *xr[2 * NNC_DW_S2ROWS + 1], *wr[3];
+            int nr = fb - oy < NNC_DW_S2ROWS ? fb - oy : NNC_DW_S2ROWS;
+            for (ki = 0; ki < 2 * nr + 1; ki++) xr[ki] = xc + (size_t)(2 * oy - ph + ki) * (size_t)w + col;
+            wr[0] = wk, wr[1] = wk + 3, wr[2] = wk + 6;
+            nnc_dw3_s2(y + (size_t)(oy - oy0) * (size_t)ow + (size_t)xlo, (size_t)ow, nr, xr, wr, 3, n, b);
+            flat = 1;  /* done, as the flat run's rows */
+        }
+    for (oy = oy0; oy < oy1; oy++) {
+        float *yrow = y + (size_t)(oy - oy0) * (size_t)ow;
+        const float *xr[3], *wr[3];
+        int nk = 0, full = oy >= fa && oy < fb;
+        if (n == 0 && full) continue;
+        if (flat && full) continue;
+        for (ki = 0; ki < 3; ki++) {
+            int iy = oy * sh - ph + ki * dh;
+            if (iy < 0 || iy >= h) continue;
+            xr[nk] = xc + (size_t)iy * (size_t)w;
+            wr[nk++] = wk + 3 * ki;
+        }
+        if (!full) {
+            nnc_dw3_cols(xr, wr, nk, b, yrow, 0, xlo, w, sw, pw, dw);
+            nnc_dw3_cols(xr, wr, nk, b, yrow, xhi, ow, w, sw, pw, dw);
+        }
+        if (n == 0) continue;
+        if (nk == 0)
+            for (j = xlo; j < xhi; j++) yrow[j] = b;
+        else if (sw == 1)
+            nnc_dw3_s1(yrow + xlo, xr[0] + col, xr[nk > 1] + col, xr[nk - 1] + col, wr[0], wr[nk > 1], wr[nk - 1],
+                       nk, n, dw, b);
+        else {
+            for (ki = 0; ki < nk; ki++) xr[ki] += col;
+            nnc_dw3_s2(yrow + xlo, (size_t)ow, 1, xr, wr, nk, n, b);
+        }
+    }
+}
+
 /* One depthwise plane, rows [oy0, oy1) of the output: y[oy - oy0][ox] = b +
  * sum of wk[ki][kj] * xc[oy*sh - ph + ki*dh][ox*sw - pw + kj*dw] over the taps
  * inside the image (zero padding), added in kernel order. y holds (oy1 - oy0)
@@ -114,7 +354,9 @@ static NNC_MAYBE_UNUSED void nnc_dw_row_taps(const float *xrow, int w, const flo
  * would build a kh*kw-row matrix for a GEMM of a single output row. For the
  * usual three taps a row, the columns whose taps are all inside the image add
  * a kernel row's three in one pass over the output row (the same sums in the
- * same order as tap by tap, a third of the loads and stores of y). */
+ * same order as tap by tap, a third of the loads and stores of y). 3x3
+ * kernels at column stride 1, or 2 with dilation 1, take nnc_dw3_plane's
+ * vectorized paths instead, with the same sums in the same order. */
 static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const float *wk, float b, float *y, int oy0,
                                           int oy1, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                                           int dw)
@@ -122,6 +364,10 @@ static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const f
     int oy, ox, ki;
     /* columns with every tap inside: ox*sw - pw >= 0 and ox*sw - pw + (kw-1)*dw <= w - 1 */
     int xlo = (pw + sw - 1) / sw, xhi = w - 1 + pw - (kw - 1) * dw < 0 ? 0 : (w - 1 + pw - (kw - 1) * dw) / sw + 1;
+    if (kh == 3 && kw == 3 && (sw == 1 || (sw == 2 && dw == 1))) {
+        nnc_dw3_plane(xc, h, w, wk, b, y, oy0, oy1, ow, sh, sw, ph, pw, dh, dw);
+        return;
+    }
     if (xhi > ow) xhi = ow;
     if (xlo > xhi || kw != 3) xlo = xhi = 0;  /* tap by tap everywhere */
     for (oy = oy0; oy < oy1; oy++) {
@@ -292,6 +538,40 @@ static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c,
 }
 
 /* @kernel dwpw needs: gemm conv2d epilogue */
+/* nnc_epilogue for nnc_dwpw: y = act(y + residual) with the same arithmetic
+ * (the FORWARD expression of the activation's row), in steps of NNC_DW_VL so
+ * that GCC's -O2 vectorizes the loops of the activations it can. */
+static NNC_MAYBE_UNUSED void nnc_dw_epilogue(float *restrict y, size_t count, const float *restrict residual, int act,
+                                             float slope)
+{
+    const float s = slope;
+    size_t i, q;
+    (void)s;
+    if (residual) {
+        for (i = 0; i + NNC_DW_VL <= count; i += NNC_DW_VL)
+            for (q = 0; q < NNC_DW_VL; q++) y[i + q] = y[i + q] + residual[i + q];
+        for (; i < count; i++) y[i] = y[i] + residual[i];
+    }
+    switch (act) {
+#define NNC_DW_ACT_CASE_(ID, name, FROM, SLOPE, FORWARD, GRAD_IF, GRAD) \
+    case NNC_ACT_##ID:                                                 \
+        for (i = 0; i + NNC_DW_VL <= count; i += NNC_DW_VL)            \
+            for (q = 0; q < NNC_DW_VL; q++) {                          \
+                float v = y[i + q];                                    \
+                y[i + q] = (FORWARD);                                  \
+            }                                                          \
+        for (; i < count; i++) {                                       \
+            float v = y[i];                                            \
+            y[i] = (FORWARD);                                          \
+        }                                                              \
+        break;
+        NNC_ACTIVATIONS(NNC_DW_ACT_CASE_)
+#undef NNC_DW_ACT_CASE_
+    default:
+        break;
+    }
+}
+
 /* Floats of scratch nnc_dwpw needs: the depthwise output of one tile of rows. */
 static NNC_MAYBE_UNUSED size_t nnc_dwpw_scratch(int c, int ow, int tile_rows)
 {
@@ -304,6 +584,9 @@ static NNC_MAYBE_UNUSED size_t nnc_dwpw_scratch(int c, int ow, int tile_rows)
  * a time: the depthwise rows of all channels go to the scratch (c x tile_rows x
  * ow floats, sized to stay in cache), the pointwise GEMM reads them from there
  * and writes the tile's rows of y. The depthwise output never exists whole.
+ * Each channel's rows go through the depthwise activation right after they
+ * are computed, and the tile's output rows through the epilogue right after
+ * the GEMM (nnc_dw_epilogue: nnc_epilogue's arithmetic, vectorized).
  * xs, ys: batch strides of x and y in floats; residual is contiguous. */
 static NNC_MAYBE_UNUSED void nnc_dwpw(int n, const float *x, size_t xs, int c, int h, int w, const float *dwt,
                                       const float *dwb, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
@@ -318,11 +601,12 @@ static NNC_MAYBE_UNUSED void nnc_dwpw(int n, const float *x, size_t xs, int c, i
         for (r0 = 0; r0 < oh; r0 += tile_rows) {
             int rows = oh - r0 < tile_rows ? oh - r0 : tile_rows, cols = rows * ow;
             float *yt = y + (size_t)i * ys + (size_t)r0 * (size_t)ow;
-            for (ch = 0; ch < c; ch++)
+            for (ch = 0; ch < c; ch++) {
+                float *t = scratch + (size_t)ch * (size_t)cols;
                 nnc_dw_plane(x + (size_t)i * xs + (size_t)ch * hw, h, w, dwt + (size_t)ch * (size_t)(kh * kw),
-                             dwb ? dwb[ch] : 0.0f, scratch + (size_t)ch * (size_t)cols, r0, r0 + rows, ow, kh, kw,
-                             sh, sw, ph, pw, dh, dw);
-            nnc_epilogue(scratch, (size_t)c * (size_t)cols, NULL, dact, dslope);
+                             dwb ? dwb[ch] : 0.0f, t, r0, r0 + rows, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                nnc_dw_epilogue(t, (size_t)cols, NULL, dact, dslope);  /* while the channel's rows are in L1 */
+            }
             if (pwb)
                 for (o = 0; o < k; o++) {
                     float *row = yt + (size_t)o * ohw;
@@ -332,11 +616,11 @@ static NNC_MAYBE_UNUSED void nnc_dwpw(int n, const float *x, size_t xs, int c, i
             nnc_sgemm(0, 0, k, cols, c, 1.0f, pwt, c, scratch, cols, pwb ? 1.0f : 0.0f, yt, (int)ohw);
             if (residual || act != NNC_ACT_NONE)
                 for (o = 0; o < k; o++)
-                    nnc_epilogue(yt + (size_t)o * ohw, (size_t)cols,
-                                 residual ? residual + ((size_t)i * (size_t)k + (size_t)o) * ohw +
-                                                (size_t)r0 * (size_t)ow
-                                          : NULL,
-                                 act, slope);
+                    nnc_dw_epilogue(yt + (size_t)o * ohw, (size_t)cols,
+                                    residual ? residual + ((size_t)i * (size_t)k + (size_t)o) * ohw +
+                                                   (size_t)r0 * (size_t)ow
+                                             : NULL,
+                                    act, slope);
         }
 }
 

@@ -528,6 +528,119 @@ static void test_conv2d_epilogue(void **state)
                 run_conv2d_epilogue(&r, &conv_cases[cases[i]], act, res);
 }
 
+/* ---- the depthwise fast paths (issue 11) ---- */
+
+/* The plain loop test_dw_plane_order compares with: rows [oy0, oy1) of one
+ * plane, each output's taps inside the image added to b in kernel order. */
+static void dw_plane_plain(const float *x, int h, int w, const float *wk, float b, float *y, int oy0, int oy1, int ow,
+                           int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
+{
+    for (int oy = oy0; oy < oy1; oy++)
+        for (int ox = 0; ox < ow; ox++) {
+            float s = b;
+            for (int ki = 0; ki < kh; ki++)
+                for (int kj = 0; kj < kw; kj++) {
+                    int iy = oy * sh - ph + ki * dh, ix = ox * sw - pw + kj * dw;
+                    if (iy >= 0 && iy < h && ix >= 0 && ix < w) s += wk[ki * kw + kj] * x[iy * w + ix];
+                }
+            y[(oy - oy0) * ow + ox] = s;
+        }
+}
+
+/* nnc_dw_plane's 3x3 paths (nnc_dw3_plane) on rows wide enough for their
+ * vector steps (16 outputs), the moved-back last step, several stride-2
+ * chunks (128 outputs) and groups of output rows, and the flattened run of
+ * "same" stride-1 planes: bit for bit the plain loop, for a random band of
+ * rows [oy0, oy1) (nnc_dwpw's tiles), writing nothing past the band. Half the
+ * cases have b = -0.0 and inputs with signed zeros, where adding a padding
+ * tap's +-0 product instead of skipping it would show. */
+static void test_dw_plane_wide(void **state)
+{
+    static const int widths[] = {1, 2, 3, 7, 14, 15, 16, 17, 18, 31, 32, 33, 34, 35, 47, 56, 63, 64, 65, 66,
+                                 112, 129, 254, 255, 256, 257, 258, 259, 260, 300};
+    (void)state;
+    Rng r = {0x3D3DULL};
+    for (int it = 0; it < 3000; it++) {
+        int w = widths[rng_int(&r, 0, (int)(sizeof widths / sizeof widths[0]) - 1)] + rng_int(&r, 0, 1);
+        int h = rng_int(&r, 1, it % 3 ? 9 : 40), sh = rng_int(&r, 1, 2), sw = rng_int(&r, 1, 2);
+        int ph = rng_int(&r, 0, 2), pw = rng_int(&r, 0, 2), dh = rng_int(&r, 1, 2), dw = rng_int(&r, 1, 2);
+        int oh = conv_out(h, 3, sh, ph, dh), ow = conv_out(w, 3, sw, pw, dw), zeros = it % 2;
+        if (it % 4 == 0) sh = sw = 1, ph = pw = dh = dw = 1, oh = h, ow = w;  /* "same": the flattened run */
+        if (it % 4 == 1) sh = sw = 2, ph = pw = dh = dw = 1, oh = conv_out(h, 3, 2, 1, 1), ow = conv_out(w, 3, 2, 1, 1);
+        if (oh < 1 || ow < 1) continue;
+        int oy0 = rng_int(&r, 0, oh - 1), oy1 = rng_int(&r, oy0 + 1, oh);
+        if (it % 3 == 0) oy0 = 0, oy1 = oh;
+        size_t count = (size_t)(oy1 - oy0) * ow;
+        float *x = rand_floats(&r, (size_t)h * w, 1.0f), *wk = rand_floats(&r, 9, 1.0f);
+        float *y = nan_floats(count + 7), *want = nan_floats(count), b = zeros ? -0.0f : rng_float(&r);
+        if (zeros)
+            for (int i = 0; i < h * w; i++)
+                if (rng_int(&r, 0, 2) == 0) x[i] = rng_int(&r, 0, 1) ? 0.0f : -0.0f;
+        dw_plane_plain(x, h, w, wk, b, want, oy0, oy1, ow, 3, 3, sh, sw, ph, pw, dh, dw);
+        nnc_dw_plane(x, h, w, wk, b, y, oy0, oy1, ow, 3, 3, sh, sw, ph, pw, dh, dw);
+        char what[128];
+        snprintf(what, sizeof what, "dw_plane %dx%d rows [%d, %d) s%d,%d p%d,%d d%d,%d b %g", h, w, oy0, oy1, sh, sw, ph,
+                 pw, dh, dw, (double)b);
+        check_equal(y, want, count, what);
+        for (size_t i = count; i < count + 7; i++) assert_true(isnan(y[i]));
+        free(x), free(wk), free(y), free(want);
+    }
+}
+
+/* nnc_dwpw against a double-precision reference of the whole chain
+ * (depthwise conv + bias, activation, 1x1 conv + bias, + residual,
+ * activation) on odd shapes: h, w 1..11, strides 1..2, padding 0..2,
+ * dilation 1..2, kernels 1x1, 3x3, 5x5, 1..17 channels, with and without
+ * biases, residual and activations, batch 1..3 with batch strides, tiles of
+ * 1 row to more than the map. */
+static void test_dwpw_odd_shapes(void **state)
+{
+    static const int kernels[] = {1, 3, 5};
+    (void)state;
+    Rng r = {0xD1CEULL};
+    for (int it = 0; it < 1500; it++) {
+        int n = rng_int(&r, 1, 3), c = rng_int(&r, 1, 17), k = rng_int(&r, 1, 17), h = rng_int(&r, 1, 11);
+        int w = rng_int(&r, 1, 11), kh = kernels[rng_int(&r, 0, 2)], s = rng_int(&r, 1, 2), pad = rng_int(&r, 0, 2);
+        int dil = rng_int(&r, 1, 2), bias = rng_int(&r, 0, 1), res = rng_int(&r, 0, 1);
+        int dact = rng_int(&r, 0, N_ACTS - 1), act = rng_int(&r, 0, N_ACTS - 1);
+        int oh = conv_out(h, kh, s, pad, dil), ow = conv_out(w, kh, s, pad, dil);
+        if (oh < 1 || ow < 1) continue;
+        int tile = rng_int(&r, 1, oh + 1);
+        ConvCase dwc = {n, c, h, w, c, kh, kh, s, s, pad, pad, dil, dil, c, bias, 0};
+        size_t xs = (size_t)c * h * w + 3, ys = (size_t)k * oh * ow + 5, plane = (size_t)oh * ow;
+        float *x = rand_floats(&r, (size_t)n * xs, 1.0f), *xc = new_floats((size_t)n * c * h * w);
+        float *dwt = rand_floats(&r, (size_t)c * kh * kh, 1.0f), *dwb = bias ? rand_floats(&r, (size_t)c, 1.0f) : NULL;
+        float *pwt = rand_floats(&r, (size_t)k * c, 1.0f), *pwb = bias ? rand_floats(&r, (size_t)k, 1.0f) : NULL;
+        float *resid = res ? rand_floats(&r, (size_t)n * k * plane, 1.0f) : NULL;
+        float *y = nan_floats((size_t)n * ys), *out = new_floats((size_t)n * k * plane);
+        float *sc = nan_floats(nnc_dwpw_scratch(c, ow, tile));
+        double *t = new_doubles((size_t)n * c * plane), *ref = new_doubles((size_t)n * k * plane);
+        char what[160];
+        for (int i = 0; i < n; i++) memcpy(xc + (size_t)i * c * h * w, x + (size_t)i * xs, (size_t)c * h * w * sizeof(float));
+        ref_conv2d(&dwc, xc, dwt, dwb, oh, ow, t);
+        for (size_t e = 0; e < (size_t)n * c * plane; e++) t[e] = act_ref(dact, t[e]);
+        for (int i = 0; i < n; i++)
+            for (int o = 0; o < k; o++)
+                for (size_t p = 0; p < plane; p++) {
+                    double v = pwb ? pwb[o] : 0.0;
+                    for (int ch = 0; ch < c; ch++) v += (double)pwt[o * c + ch] * t[((size_t)i * c + ch) * plane + p];
+                    if (resid) v += resid[((size_t)i * k + o) * plane + p];
+                    ref[((size_t)i * k + o) * plane + p] = act_ref(act, v);
+                }
+        nnc_dwpw(n, x, xs, c, h, w, dwt, dwb, kh, kh, s, s, pad, pad, dil, dil, dact, 0.125f, pwt, pwb, y, ys, k, oh,
+                 ow, resid, act, 0.125f, tile, sc);
+        for (int i = 0; i < n; i++) {
+            memcpy(out + (size_t)i * k * plane, y + (size_t)i * ys, (size_t)k * plane * sizeof(float));
+            for (size_t e = (size_t)k * plane; e < ys; e++) assert_true(isnan(y[(size_t)i * ys + e]));
+        }
+        snprintf(what, sizeof what, "dwpw n%d c%d %dx%d k%d %dx%d s%d p%d d%d bias%d res%d %s/%s tile %d", n, c, h, w,
+                 k, kh, kh, s, pad, dil, bias, res, act_names[dact], act_names[act], tile);
+        check_close(out, ref, (size_t)n * k * plane, what);
+        free(x), free(xc), free(dwt), free(dwb), free(pwt), free(pwb), free(resid), free(y), free(out), free(sc);
+        free(t), free(ref);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +653,8 @@ int main(void)
         cmocka_unit_test(test_dw_plane_order),
         cmocka_unit_test(test_conv_transpose2d_epilogue),
         cmocka_unit_test(test_dwpw),
+        cmocka_unit_test(test_dw_plane_wide),
+        cmocka_unit_test(test_dwpw_odd_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
