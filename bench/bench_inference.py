@@ -22,74 +22,25 @@ ONNX Runtime columns say "-" (--no-ort skips them).
 """
 import argparse
 import ctypes
-import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
-import nncutil  # noqa: E402
-
-
-def reference(name):
-    """The PyTorch module of a zoo model and its input shape."""
-    import torchvision.models as tvm
-    if name == "lenet5":
-        from test_lenet5 import LeNet5
-        return LeNet5(), (1, 28, 28)
-    return getattr(tvm, name)(weights=None), (3, 224, 224)
+from benchlib import NNC_SETS, ROOT, export_onnx, ort_available, reference, time_it, time_ort
+import nncutil  # noqa: E402  (tests/oracle, on the path benchlib sets)
 
 
 def build(nnc, model, batch, tmp):
     c = os.path.join(tmp, "model.c")
-    subprocess.run([nnc, model, "-o", c, "--batch", str(batch)], check=True)
+    sets = [a for kv in NNC_SETS.get(os.path.basename(model)[:-4], ()) for a in ("--set", kv)]
+    subprocess.run([nnc, model, "-o", c, "--batch", str(batch), *sets], check=True)
     so = os.path.join(tmp, "model.so")
     subprocess.run(["cc", "-std=c99", "-O3", "-march=native", "-fPIC", "-shared", "-DNNC_USE_CBLAS", c, "-o", so,
                     "-lopenblas", "-lm"], check=True)
     return ctypes.CDLL(so)
-
-
-def time_it(fn, reps):
-    fn()  # warm up
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best * 1000.0
-
-
-ORT_JS = os.path.join(HERE, "ort", "ort_time.js")
-
-
-def ort_available():
-    return shutil.which("node") is not None and os.path.isdir(os.path.join(HERE, "ort", "node_modules", "onnxruntime-node"))
-
-
-def export_onnx(module, x, tmp):
-    """module exported by torch.onnx (opset 13) for ONNX Runtime; returns the file."""
-    onnx = os.path.join(tmp, "model.onnx")
-    with torch.no_grad():
-        torch.onnx.export(module, torch.from_numpy(x), onnx, input_names=["input"], output_names=["output"],
-                          opset_version=13)
-    return onnx
-
-
-def time_ort(onnx, x, reps, tmp):
-    """ONNX Runtime's best time for the exported model on x, and its output."""
-    xin, yout = os.path.join(tmp, "x.f32"), os.path.join(tmp, "y.f32")
-    x.tofile(xin)
-    r = subprocess.run(["node", ORT_JS, onnx, "input", ",".join(map(str, x.shape)), xin, yout, str(reps),
-                        str(os.cpu_count())], check=True, capture_output=True, text=True)
-    return json.loads(r.stdout)["ms"], np.fromfile(yout, dtype=np.float32)
 
 
 def bench(nnc, name, batch, reps, rounds, ort):
@@ -97,7 +48,6 @@ def bench(nnc, name, batch, reps, rounds, ort):
     `reps` runs each, the contenders taking turns within every round, so a
     slow phase of this shared machine falls on all of them alike."""
     module, shape = reference(name)
-    module.eval()
     with tempfile.TemporaryDirectory() as tmp:
         w = os.path.join(tmp, "w.safetensors")
         nncutil.torch_state_to_safetensors(module, w)

@@ -30,7 +30,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "oracle"))
 import nncutil  # noqa: E402
 from test_train_parity import Cfg, LeNet5, resnet18_cifar  # noqa: E402
-from bench_inference import time_it  # noqa: E402  (same timing: warm-up, best of reps)
+from benchlib import time_it  # noqa: E402  (same timing as bench_inference.py: warm-up, best of reps)
 
 MODELS = {"lenet5": (LeNet5, (1, 28, 28)), "resnet18_cifar": (resnet18_cifar, (3, 32, 32))}
 
