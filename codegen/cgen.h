@@ -95,6 +95,7 @@ struct CgEmit {
     const int64_t *ws_offset;     /* per value: byte offset in the workspace, or -1 (NULL: none known) */
     const char **scratch;         /* per node: its scratch region, or NULL */
     const CgTrainState *tr;       /* training state, or NULL: an inference module */
+    const char *ctx;              /* the kernels' context (instruction set, threads): "&m->ctx" */
     StrBuf *body;                 /* where statements go */
     int indent;                   /* spaces before a statement */
     const char *sections[CG_MAX_SECTIONS];  int n_sections;

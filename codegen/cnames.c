@@ -28,6 +28,11 @@ const char *cg_c_prefix(Arena *a, const char *network_name)
     /* nnc's own file-scope names are nnc_* and NNC_*; a leading '_' or digit
      * would make P_... reserved or not an identifier at all */
     bool escape = (p[0] >= '0' && p[0] <= '9') || p[0] == '_' || strcmp(p, "nnc") == 0 || strncmp(p, "nnc_", 4) == 0;
+    /* the generated code includes <pthread.h> (the instance's threads), which
+     * declares pthread_create and, in GNU modes, <time.h>'s timer_create:
+     * networks named so would define them again */
+    static const char *const posix[] = {"pthread", "timer", "sched", "clock"};
+    for (size_t i = 0; i < sizeof posix / sizeof posix[0]; i++) escape |= strcmp(p, posix[i]) == 0;
     return escape ? arena_printf(a, "net_%s", p) : p;
 }
 

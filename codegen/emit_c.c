@@ -270,6 +270,7 @@ static void cg_walk_init(CgCtx *cx)
     e->is_const = cx->is_const;
     e->ws_offset = cx->ws_offset;
     e->scratch = cx->scratch;
+    e->ctx = "&m->ctx";
     e->err = cx->err;
     e->errlen = cx->errlen;
 }
@@ -278,6 +279,7 @@ static bool cg_emit_body(CgCtx *cx)
 {
     const IrGraph *g = cx->g;
     cg_walk_init(cx);
+    cg_need(&cx->e, "ctx");  /* the instance owns a context (instruction set, threads) whatever it runs */
     if (cx->opt->profile) sb_append(&cx->body, "    if (m->hook)\n        m->hook(m->hook_ctx, -1);\n");
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
@@ -679,6 +681,12 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
            "/* The message of the last failure of m (\"\" after a success); \"out of memory\"\n"
            " * for NULL, which is what create leaves when it cannot allocate at all. */\n"
            "const char *$p_last_error(const $p_model *m);\n\n"
+           "/* Runs m's layers on `threads` threads from now on (0: one per online CPU,\n"
+           " * or NNC_THREADS from the environment; 1: the caller's thread alone, no\n"
+           " * thread is kept). create starts them as for 0. Results do not depend on\n"
+           " * the number. Returns $P_OK, or $P_ERR_NOMEM when threads could not be\n"
+           " * started (m then runs on the caller's thread). */\n"
+           "int $p_set_threads($p_model *m, int threads);\n\n"
            "/* Frees m and all create allocated (not a caller's workspace); NULL is a no-op. */\n"
            "void $p_destroy($p_model *m);\n\n");
     if (cx->opt->profile)

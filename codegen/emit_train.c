@@ -253,6 +253,7 @@ static void tr_walk_init(Tr *t)
     e->stride = stride;
     e->scratch = scratch;
     e->tr = s;
+    e->ctx = "NULL";  /* the training module's kernels take no context (no packed weights: they change) */
     e->err = t->err;
     e->errlen = t->errlen;
 }

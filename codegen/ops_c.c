@@ -125,9 +125,11 @@ static bool cg_conv_call(CgEmit *cx, const IrNode *n)
     const IrShape *y = &cx->g->values[n->out].shape;
     bool t = n->op == OP_CONV_T2D;
     int64_t scratch = plan_scratch_floats(cx->g, n, cx->max_batch);
-    cg_need(cx, t ? "conv_transpose2d" : "conv2d");
+    const char *kernel = t ? "conv_transpose2d" : c->packed ? "conv2d_packed" : "conv2d";
+    cg_need(cx, kernel);
     if (scratch > 0) cg_scratch_check(cx, cg_scratch_call(cx->arena, cx->g, n, cx->max_batch), scratch);
-    cg_call_begin(cx, t ? "conv_transpose2d" : "conv2d");
+    cg_call_begin(cx, kernel);
+    if (c->packed) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_image_arg(cx, n, !t);
     cg_weight_args(cx, n);
     if (t)
@@ -462,6 +464,27 @@ static bool emit_c_bn_fold_weight(CgEmit *cx, const IrNode *n)
     cg_arg(cx, arena_printf(cx->arena, "%s, %s", cg_label(cx, ir_in(cx->g, n, 1)), cg_label(cx, ir_in(cx->g, n, 2))),
            "%s, %s", cg_in(cx, n, 1), cg_in(cx, n, 2));
     cg_arg(cx, "eps, y", "%s, %s", cg_lit(cx, n->attr.bn.eps), cg_out(cx, n));
+    cg_call_end(cx);
+    return true;
+}
+
+/* A conv2d's weight packed for the GEMM's micro-kernel, a batchnorm folded in
+ * when it has gamma and var (ops.def PACK_WEIGHTS). */
+static bool emit_c_pack_weights(CgEmit *cx, const IrNode *n)
+{
+    const IrShape *w = ir_in_shape(cx->g, n, 0);
+    bool fold = n->n_in == 3;
+    if (fold && !cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
+    cg_need(cx, "gemm_packed");
+    cg_call_begin(cx, "pack_weights");
+    cg_arg(cx, arena_printf(cx->arena, "w: %s %s as [rows][cols]", cg_label(cx, ir_in(cx->g, n, 0)), cg_dims(cx->arena, w)),
+           "%s, %lld, %lld", cg_in(cx, n, 0), cg_dim(w, 0), cg_elems_from(w, 1));
+    if (fold)
+        cg_arg(cx, arena_printf(cx->arena, "folding %s, %s", cg_label(cx, ir_in(cx->g, n, 1)), cg_label(cx, ir_in(cx->g, n, 2))),
+               "%s, %s, %s", cg_in(cx, n, 1), cg_in(cx, n, 2), cg_lit(cx, n->attr.bn.eps));
+    else
+        cg_arg(cx, "no batchnorm to fold", "NULL, NULL, 0.0f");
+    cg_arg(cx, "y", "%s", cg_out(cx, n));
     cg_call_end(cx);
     return true;
 }

@@ -121,6 +121,8 @@ typedef struct {
     Prologue pro;          /* conv2d only */
     bool bn_stats;         /* training (passes/fuse_bn_train.c): conv2d also sums, per output channel, what the
                             * batchnorm reading it needs for its batch statistics */
+    bool packed;           /* inference (passes/pack_weights.c): the weight is a pack_weights node's output,
+                            * in the micro-kernel's layout (conv2d with groups = 1 only) */
 } ConvAttr;
 
 typedef struct {

@@ -306,6 +306,19 @@ static bool shape_bn_fold_weight(const IrGraph *g, const IrNode *n, IrShape *out
     return true;
 }
 
+/* pack_weights(w) or pack_weights(w, gamma, var): w's shape (a permutation of
+ * its values, folded by the batchnorm's scale in the second form). */
+static bool shape_pack_weights(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *w = ir_in_shape(g, n, 0);
+    char b[96];
+    if (n->n_in == 3) return shape_bn_fold_weight(g, n, out, err, errlen);
+    if (n->n_in != 1) FAIL("pack_weights takes a weight, or a weight with a batchnorm's gamma and var");
+    if (w->rank != 4) FAIL("pack_weights expects a conv2d weight, but the weight has shape %s", sstr(w, b, sizeof b));
+    *out = *w;
+    return true;
+}
+
 /* bn_fold_weight_t(w, gamma, var): w is a conv_transpose2d weight
  * [c_in, c_out/g, kh, kw]; gamma's length c_out gives the groups g = c_out / dim 1. */
 static bool shape_bn_fold_weight_t(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)

@@ -6,6 +6,7 @@
 #include "fuse_epilogue.h"
 #include "fuse_prologue.h"
 #include "fuse_siblings.h"
+#include "pack_weights.h"
 #include "plan_memory.h"
 
 #include <stdio.h>
@@ -28,6 +29,7 @@ static const Pass pipeline[] = {
     {"fuse_prologue", 2, pass_fuse_prologue, NULL},  /* batchnorm -> [activation] -> conv/adaptive pool: into the layer */
     {"fuse_dwpw", 2, pass_fuse_dwpw, NULL},          /* depthwise conv -> 1x1 conv: one kernel, tile by tile */
     {"fuse_siblings", 2, pass_fuse_siblings, NULL},  /* 1x1 convs reading the same input: one GEMM, output sliced */
+    {"pack_weights", 2, pass_pack_weights, NULL},    /* conv2d weights in the GEMM's layout, packed at create */
     {"concat_elim", 2, pass_concat_elim, NULL},      /* producers write into their slice of a concat */
 };
 

@@ -121,7 +121,10 @@ static void rt_cc_command(const char *dir, RtCcCommand *cmd)
     snprintf(cmd->src, sizeof cmd->src, "%s/model.c", dir);
     int n = rt_cc_split(cmd->cc, cmd->argv, RT_MAX_ARGS - 16);
     if (n == 0) n = rt_cc_split(strcpy(cmd->cc, "cc"), cmd->argv, 1);
-    const char *fixed[] = {"-std=c99", "-O2", "-fPIC", "-shared", "-o", cmd->so, cmd->src};
+    /* -O3, not -O2: gcc 12's -O2 vectorizes no loop whose trip count it does
+     * not know (the epilogues, the activations, pooling), -O3 does; the float
+     * operations and their order are the same (no -ffast-math) */
+    const char *fixed[] = {"-std=c99", "-O3", "-fPIC", "-shared", "-o", cmd->so, cmd->src};
     for (size_t i = 0; i < NNC_COUNT(fixed); i++) cmd->argv[n++] = (char *)fixed[i];
     if (rt_cc_native(cmd->argv[0])) cmd->argv[n++] = "-march=native";
     if (blas) {

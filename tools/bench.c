@@ -16,8 +16,9 @@
  * the two gradients), compile_ms (nnc's own time: parse, passes, code
  * generation), cc_ms (the C compiler's, with loading and create).
  *
- * --threads T sets the threads of the BLAS the generated code calls
- * (OPENBLAS_NUM_THREADS), the only threads it has today; 1 by default.
+ * --threads T sets the threads of the instance (NNC_THREADS, read at create:
+ * its own pool, kernels_parallel.c) and of the BLAS when the code was built
+ * with one (OPENBLAS_NUM_THREADS); 1 by default.
  *
  * --profile (inference): the code is generated with a hook after each layer
  * (CgOptions.profile), and after the keys come the layers, one a line, in
@@ -312,6 +313,7 @@ int bench_main(int argc, char **argv)
     char threads[16];
     snprintf(threads, sizeof threads, "%d", b.threads);
     setenv("OPENBLAS_NUM_THREADS", threads, 1);  /* before the generated code loads its BLAS */
+    setenv("NNC_THREADS", threads, 1);           /* what the instance's create reads */
     Arena arena = {0};
     Diag d;
     diag_init(&d, &arena);

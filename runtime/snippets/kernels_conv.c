@@ -680,3 +680,87 @@ static NNC_MAYBE_UNUSED void nnc_conv_transpose2d(int n, const float *x, int c, 
         }
 }
 
+
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
+/* nnc_im2col split over the instance's threads, a task per input channel. */
+typedef struct {
+    const float *x;
+    float *col;
+    size_t ld;
+    int c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+} nnc_im2col_job;
+
+static NNC_MAYBE_UNUSED void nnc_im2col_task(void *arg, int ci)
+{
+    const nnc_im2col_job *j = (const nnc_im2col_job *)arg;
+    nnc_im2col(j->x + (size_t)ci * (size_t)j->h * (size_t)j->w, 1, j->h, j->w,
+               j->col + (size_t)ci * (size_t)(j->kh * j->kw) * j->ld, j->ld, j->oh, j->ow, j->kh, j->kw, j->sh, j->sw,
+               j->ph, j->pw, j->dh, j->dw);
+}
+
+static NNC_MAYBE_UNUSED void nnc_im2col_par(const nnc_ctx *ctx, const float *x, int c, int h, int w, float *col,
+                                            size_t ld, int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                                            int dh, int dw)
+{
+    nnc_im2col_job j;
+    j.x = x, j.col = col, j.ld = ld, j.c = c, j.h = h, j.w = w, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw;
+    j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
+    nnc_parallel(ctx, c, nnc_im2col_task, &j);
+}
+
+/* nnc_conv2d (one group) on a weight packed at create (nnc_pack_weights of
+ * [k][c*kh*kw]): the same arguments, the same scratch (nnc_conv2d_scratch),
+ * plus the instance's ctx; the GEMM is nnc_gemm_packed, with the bias, the
+ * residual and the activation applied to each tile of the output as it is
+ * finished. Small maps still go in blocks of samples side by side. */
+static NNC_MAYBE_UNUSED void nnc_conv2d_packed(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,
+                                               int w, const float *wp, const float *bias, float *y, size_t ys, int k,
+                                               int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                                               int dw, int groups, float *scratch, const float *residual, size_t rs,
+                                               int act, float slope, int act_k, const float *pscale,
+                                               const float *pshift, int pact, float pslope)
+{
+    long kdim = (long)c * kh * kw;
+    size_t ohw = (size_t)oh * (size_t)ow, hw = (size_t)h * (size_t)w;
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
+    int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, pscale != NULL), i, j, o;
+    (void)groups;  /* 1: the pass packs only ungrouped convolutions */
+    if (nb > 1) {
+        for (i = 0; i < n; i += nb) {
+            int m = n - i < nb ? n - i : nb;
+            size_t ld = (size_t)m * ohw, p;
+            float *out = scratch + (size_t)kdim * ld;
+            for (j = 0; j < m; j++)
+                nnc_im2col_par(ctx, x + (size_t)(i + j) * xs, c, h, w, scratch + (size_t)j * ohw, ld, oh, ow, kh, kw,
+                               sh, sw, ph, pw, dh, dw);
+            nnc_gemm_packed(ctx, k, (int)ld, kdim, wp, scratch, ld, out, ld, NULL, NULL, NNC_ACT_NONE, 0.0f, 0);
+            for (j = 0; j < m; j++) {
+                float *yj = y + (size_t)(i + j) * ys;
+                for (o = 0; o < k; o++) {
+                    const float *src = out + (size_t)o * ld + (size_t)j * ohw;
+                    float b = bias ? bias[o] : 0.0f, *dst = yj + (size_t)o * ohw;
+                    for (p = 0; p < ohw; p++) dst[p] = src[p] + b;
+                }
+                if (residual || act != NNC_ACT_NONE)
+                    nnc_conv_epilogue(yj, 0, k, ohw, residual ? residual + (size_t)(i + j) * rs : NULL, act, slope,
+                                      act_k);
+            }
+        }
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * xs, *cols = xi;
+        float *cols_buf = scratch;
+        if (pscale) {
+            nnc_prologue(xi, c, hw, pscale, pshift, pact, pslope, scratch);
+            xi = cols = scratch;
+            cols_buf = scratch + (size_t)c * hw;
+        }
+        if (!direct) {
+            nnc_im2col_par(ctx, xi, c, h, w, cols_buf, ohw, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+            cols = cols_buf;
+        }
+        nnc_gemm_packed(ctx, k, (int)ohw, kdim, wp, cols, ohw, y + (size_t)i * ys, ohw, bias,
+                        residual ? residual + (size_t)i * rs : NULL, act, slope, act_k);
+    }
+}

@@ -28,6 +28,7 @@ struct $p_model {
 /* @endif */
     unsigned char *ws;        /* the workspace, $P_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
+    nnc_ctx        ctx;       /* the instruction set and the threads the kernels run on */
     char           err[512];  /* the message of the last failure, "" if none */
 /* @if profile */
     void         (*hook)(void *ctx, int node);  /* called before the first layer (-1) and after each */
@@ -64,6 +65,7 @@ static int $p_fail($p_model *m, int code, const char *fmt, ...)
 /* Frees what create allocated, keeping the message. */
 static void $p_release($p_model *m)
 {
+    nnc_ctx_stop(&m->ctx);
     free(m->params);
 /* @if consts */
     free(m->consts);
@@ -142,6 +144,7 @@ static int $p_prepare($p_model *m)
 /* The work of create, on a zeroed instance. */
 static int $p_init($p_model *m, const char *weights, void *workspace)
 {
+    (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
 /* @if scratch */
     if (!$p_scratch_fits())
         return $p_fail(m, $P_ERR_INTERNAL, "$p_create: the scratch region is too small (a bug in nnc)");
@@ -229,6 +232,16 @@ int $p_forward_v($p_model *m, int n, const float *const *inputs, float *const *o
 const char *$p_last_error(const $p_model *m)
 {
     return m ? m->err : "out of memory";
+}
+
+int $p_set_threads($p_model *m, int threads)
+{
+    if (!m || !m->ready)
+        return $P_ERR_ARG;
+    nnc_ctx_stop(&m->ctx);
+    if (nnc_ctx_init(&m->ctx, threads < 0 ? 1 : threads) != 0)
+        return $p_fail(m, $P_ERR_NOMEM, "$p_set_threads: could not start %d threads", threads);
+    return $P_OK;
 }
 
 void $p_destroy($p_model *m)

@@ -229,9 +229,14 @@ static void infer_prelude(StrBuf *b, const bool *on)
                               : "int net_forward(net_model *m, int n, float *out_y);\n");
     sb_append(b, "int net_forward_v(net_model *m, int n, const float *const *inputs, float *const *outputs);\n"
                  "const char *net_last_error(const net_model *m);\n"
+                 "int net_set_threads(net_model *m, int threads);\n"
                  "void net_destroy(net_model *m);\n\n"
                  "#include <stdarg.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
-                 "#include <string.h>\n\n");
+                 "#include <string.h>\n\n"
+                 /* the kernels' context (runtime/snippets/kernels_parallel.c), which every module owns */
+                 "typedef struct { int isa, threads; } nnc_ctx;\n"
+                 "static int nnc_ctx_init(nnc_ctx *c, int threads) { c->isa = 0, c->threads = threads; return 0; }\n"
+                 "static void nnc_ctx_stop(nnc_ctx *c) { c->threads = 1; }\n\n");
     if (on[F_PARAMS])  /* the loader, pasted only when there are parameters */
         sb_append(b, "typedef struct { const char *name; int rank; long long shape[4]; float *dst; } nnc_st_want;\n"
                      "static int nnc_st_load(const char *path, const nnc_st_want *want, int n_want, char *err,\n"

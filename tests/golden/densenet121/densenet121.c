@@ -24,8 +24,11 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel bn_scale */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
@@ -42,6 +45,7 @@ struct densenet121_model {
     float         *consts;    /* DENSENET121_CONST_FLOATS floats computed from params at create (densenet121_prepare) */
     unsigned char *ws;        /* the workspace, DENSENET121_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
+    nnc_ctx        ctx;       /* the instruction set and the threads the kernels run on */
     char           err[512];  /* the message of the last failure, "" if none */
 };
 
@@ -53,612 +57,612 @@ static const struct {
     long long   shape[4];
     long        offset;
 } densenet121_param_table[DENSENET121_N_PARAMS] = {
-    { "features.conv0.weight",                                4, { 64, 3, 7, 7 },      3851240 },
-    { "features.norm0.weight",                                1, { 64, 0, 0, 0 },      3860648 },
-    { "features.norm0.bias",                                  1, { 64, 0, 0, 0 },      3860712 },
-    { "features.norm0.running_mean",                          1, { 64, 0, 0, 0 },      3860776 },
-    { "features.norm0.running_var",                           1, { 64, 0, 0, 0 },      3860840 },
-    { "features.denseblock1.denselayer1.norm1.weight",        1, { 64, 0, 0, 0 },      3860904 },
-    { "features.denseblock1.denselayer1.norm1.bias",          1, { 64, 0, 0, 0 },      3860968 },
-    { "features.denseblock1.denselayer1.norm1.running_mean",  1, { 64, 0, 0, 0 },      3861032 },
-    { "features.denseblock1.denselayer1.norm1.running_var",   1, { 64, 0, 0, 0 },      3861096 },
-    { "features.denseblock1.denselayer1.conv1.weight",        4, { 128, 64, 1, 1 },    3861160 },
-    { "features.denseblock1.denselayer1.norm2.weight",        1, { 128, 0, 0, 0 },     3869352 },
-    { "features.denseblock1.denselayer1.norm2.bias",          1, { 128, 0, 0, 0 },     3869480 },
-    { "features.denseblock1.denselayer1.norm2.running_mean",  1, { 128, 0, 0, 0 },     3869608 },
-    { "features.denseblock1.denselayer1.norm2.running_var",   1, { 128, 0, 0, 0 },     3869736 },
-    { "features.denseblock1.denselayer1.conv2.weight",        4, { 32, 128, 3, 3 },    0 },
-    { "features.denseblock1.denselayer2.norm1.weight",        1, { 96, 0, 0, 0 },      3869864 },
-    { "features.denseblock1.denselayer2.norm1.bias",          1, { 96, 0, 0, 0 },      3869960 },
-    { "features.denseblock1.denselayer2.norm1.running_mean",  1, { 96, 0, 0, 0 },      3870056 },
-    { "features.denseblock1.denselayer2.norm1.running_var",   1, { 96, 0, 0, 0 },      3870152 },
-    { "features.denseblock1.denselayer2.conv1.weight",        4, { 128, 96, 1, 1 },    3870248 },
-    { "features.denseblock1.denselayer2.norm2.weight",        1, { 128, 0, 0, 0 },     3882536 },
-    { "features.denseblock1.denselayer2.norm2.bias",          1, { 128, 0, 0, 0 },     3882664 },
-    { "features.denseblock1.denselayer2.norm2.running_mean",  1, { 128, 0, 0, 0 },     3882792 },
-    { "features.denseblock1.denselayer2.norm2.running_var",   1, { 128, 0, 0, 0 },     3882920 },
-    { "features.denseblock1.denselayer2.conv2.weight",        4, { 32, 128, 3, 3 },    36864 },
-    { "features.denseblock1.denselayer3.norm1.weight",        1, { 128, 0, 0, 0 },     3883048 },
-    { "features.denseblock1.denselayer3.norm1.bias",          1, { 128, 0, 0, 0 },     3883176 },
-    { "features.denseblock1.denselayer3.norm1.running_mean",  1, { 128, 0, 0, 0 },     3883304 },
-    { "features.denseblock1.denselayer3.norm1.running_var",   1, { 128, 0, 0, 0 },     3883432 },
-    { "features.denseblock1.denselayer3.conv1.weight",        4, { 128, 128, 1, 1 },   3883560 },
-    { "features.denseblock1.denselayer3.norm2.weight",        1, { 128, 0, 0, 0 },     3899944 },
-    { "features.denseblock1.denselayer3.norm2.bias",          1, { 128, 0, 0, 0 },     3900072 },
-    { "features.denseblock1.denselayer3.norm2.running_mean",  1, { 128, 0, 0, 0 },     3900200 },
-    { "features.denseblock1.denselayer3.norm2.running_var",   1, { 128, 0, 0, 0 },     3900328 },
-    { "features.denseblock1.denselayer3.conv2.weight",        4, { 32, 128, 3, 3 },    73728 },
-    { "features.denseblock1.denselayer4.norm1.weight",        1, { 160, 0, 0, 0 },     3900456 },
-    { "features.denseblock1.denselayer4.norm1.bias",          1, { 160, 0, 0, 0 },     3900616 },
-    { "features.denseblock1.denselayer4.norm1.running_mean",  1, { 160, 0, 0, 0 },     3900776 },
-    { "features.denseblock1.denselayer4.norm1.running_var",   1, { 160, 0, 0, 0 },     3900936 },
-    { "features.denseblock1.denselayer4.conv1.weight",        4, { 128, 160, 1, 1 },   3901096 },
-    { "features.denseblock1.denselayer4.norm2.weight",        1, { 128, 0, 0, 0 },     3921576 },
-    { "features.denseblock1.denselayer4.norm2.bias",          1, { 128, 0, 0, 0 },     3921704 },
-    { "features.denseblock1.denselayer4.norm2.running_mean",  1, { 128, 0, 0, 0 },     3921832 },
-    { "features.denseblock1.denselayer4.norm2.running_var",   1, { 128, 0, 0, 0 },     3921960 },
-    { "features.denseblock1.denselayer4.conv2.weight",        4, { 32, 128, 3, 3 },    110592 },
-    { "features.denseblock1.denselayer5.norm1.weight",        1, { 192, 0, 0, 0 },     3922088 },
-    { "features.denseblock1.denselayer5.norm1.bias",          1, { 192, 0, 0, 0 },     3922280 },
-    { "features.denseblock1.denselayer5.norm1.running_mean",  1, { 192, 0, 0, 0 },     3922472 },
-    { "features.denseblock1.denselayer5.norm1.running_var",   1, { 192, 0, 0, 0 },     3922664 },
-    { "features.denseblock1.denselayer5.conv1.weight",        4, { 128, 192, 1, 1 },   3922856 },
-    { "features.denseblock1.denselayer5.norm2.weight",        1, { 128, 0, 0, 0 },     3947432 },
-    { "features.denseblock1.denselayer5.norm2.bias",          1, { 128, 0, 0, 0 },     3947560 },
-    { "features.denseblock1.denselayer5.norm2.running_mean",  1, { 128, 0, 0, 0 },     3947688 },
-    { "features.denseblock1.denselayer5.norm2.running_var",   1, { 128, 0, 0, 0 },     3947816 },
-    { "features.denseblock1.denselayer5.conv2.weight",        4, { 32, 128, 3, 3 },    147456 },
-    { "features.denseblock1.denselayer6.norm1.weight",        1, { 224, 0, 0, 0 },     3947944 },
-    { "features.denseblock1.denselayer6.norm1.bias",          1, { 224, 0, 0, 0 },     3948168 },
-    { "features.denseblock1.denselayer6.norm1.running_mean",  1, { 224, 0, 0, 0 },     3948392 },
-    { "features.denseblock1.denselayer6.norm1.running_var",   1, { 224, 0, 0, 0 },     3948616 },
-    { "features.denseblock1.denselayer6.conv1.weight",        4, { 128, 224, 1, 1 },   3948840 },
-    { "features.denseblock1.denselayer6.norm2.weight",        1, { 128, 0, 0, 0 },     3977512 },
-    { "features.denseblock1.denselayer6.norm2.bias",          1, { 128, 0, 0, 0 },     3977640 },
-    { "features.denseblock1.denselayer6.norm2.running_mean",  1, { 128, 0, 0, 0 },     3977768 },
-    { "features.denseblock1.denselayer6.norm2.running_var",   1, { 128, 0, 0, 0 },     3977896 },
-    { "features.denseblock1.denselayer6.conv2.weight",        4, { 32, 128, 3, 3 },    184320 },
-    { "features.transition1.norm.weight",                     1, { 256, 0, 0, 0 },     3978024 },
-    { "features.transition1.norm.bias",                       1, { 256, 0, 0, 0 },     3978280 },
-    { "features.transition1.norm.running_mean",               1, { 256, 0, 0, 0 },     3978536 },
-    { "features.transition1.norm.running_var",                1, { 256, 0, 0, 0 },     3978792 },
-    { "features.transition1.conv.weight",                     4, { 128, 256, 1, 1 },   221184 },
-    { "features.denseblock2.denselayer1.norm1.weight",        1, { 128, 0, 0, 0 },     3979048 },
-    { "features.denseblock2.denselayer1.norm1.bias",          1, { 128, 0, 0, 0 },     3979176 },
-    { "features.denseblock2.denselayer1.norm1.running_mean",  1, { 128, 0, 0, 0 },     3979304 },
-    { "features.denseblock2.denselayer1.norm1.running_var",   1, { 128, 0, 0, 0 },     3979432 },
-    { "features.denseblock2.denselayer1.conv1.weight",        4, { 128, 128, 1, 1 },   3979560 },
-    { "features.denseblock2.denselayer1.norm2.weight",        1, { 128, 0, 0, 0 },     3995944 },
-    { "features.denseblock2.denselayer1.norm2.bias",          1, { 128, 0, 0, 0 },     3996072 },
-    { "features.denseblock2.denselayer1.norm2.running_mean",  1, { 128, 0, 0, 0 },     3996200 },
-    { "features.denseblock2.denselayer1.norm2.running_var",   1, { 128, 0, 0, 0 },     3996328 },
-    { "features.denseblock2.denselayer1.conv2.weight",        4, { 32, 128, 3, 3 },    253952 },
-    { "features.denseblock2.denselayer2.norm1.weight",        1, { 160, 0, 0, 0 },     3996456 },
-    { "features.denseblock2.denselayer2.norm1.bias",          1, { 160, 0, 0, 0 },     3996616 },
-    { "features.denseblock2.denselayer2.norm1.running_mean",  1, { 160, 0, 0, 0 },     3996776 },
-    { "features.denseblock2.denselayer2.norm1.running_var",   1, { 160, 0, 0, 0 },     3996936 },
-    { "features.denseblock2.denselayer2.conv1.weight",        4, { 128, 160, 1, 1 },   3997096 },
-    { "features.denseblock2.denselayer2.norm2.weight",        1, { 128, 0, 0, 0 },     4017576 },
-    { "features.denseblock2.denselayer2.norm2.bias",          1, { 128, 0, 0, 0 },     4017704 },
-    { "features.denseblock2.denselayer2.norm2.running_mean",  1, { 128, 0, 0, 0 },     4017832 },
-    { "features.denseblock2.denselayer2.norm2.running_var",   1, { 128, 0, 0, 0 },     4017960 },
-    { "features.denseblock2.denselayer2.conv2.weight",        4, { 32, 128, 3, 3 },    290816 },
-    { "features.denseblock2.denselayer3.norm1.weight",        1, { 192, 0, 0, 0 },     4018088 },
-    { "features.denseblock2.denselayer3.norm1.bias",          1, { 192, 0, 0, 0 },     4018280 },
-    { "features.denseblock2.denselayer3.norm1.running_mean",  1, { 192, 0, 0, 0 },     4018472 },
-    { "features.denseblock2.denselayer3.norm1.running_var",   1, { 192, 0, 0, 0 },     4018664 },
-    { "features.denseblock2.denselayer3.conv1.weight",        4, { 128, 192, 1, 1 },   4018856 },
-    { "features.denseblock2.denselayer3.norm2.weight",        1, { 128, 0, 0, 0 },     4043432 },
-    { "features.denseblock2.denselayer3.norm2.bias",          1, { 128, 0, 0, 0 },     4043560 },
-    { "features.denseblock2.denselayer3.norm2.running_mean",  1, { 128, 0, 0, 0 },     4043688 },
-    { "features.denseblock2.denselayer3.norm2.running_var",   1, { 128, 0, 0, 0 },     4043816 },
-    { "features.denseblock2.denselayer3.conv2.weight",        4, { 32, 128, 3, 3 },    327680 },
-    { "features.denseblock2.denselayer4.norm1.weight",        1, { 224, 0, 0, 0 },     4043944 },
-    { "features.denseblock2.denselayer4.norm1.bias",          1, { 224, 0, 0, 0 },     4044168 },
-    { "features.denseblock2.denselayer4.norm1.running_mean",  1, { 224, 0, 0, 0 },     4044392 },
-    { "features.denseblock2.denselayer4.norm1.running_var",   1, { 224, 0, 0, 0 },     4044616 },
-    { "features.denseblock2.denselayer4.conv1.weight",        4, { 128, 224, 1, 1 },   4044840 },
-    { "features.denseblock2.denselayer4.norm2.weight",        1, { 128, 0, 0, 0 },     4073512 },
-    { "features.denseblock2.denselayer4.norm2.bias",          1, { 128, 0, 0, 0 },     4073640 },
-    { "features.denseblock2.denselayer4.norm2.running_mean",  1, { 128, 0, 0, 0 },     4073768 },
-    { "features.denseblock2.denselayer4.norm2.running_var",   1, { 128, 0, 0, 0 },     4073896 },
-    { "features.denseblock2.denselayer4.conv2.weight",        4, { 32, 128, 3, 3 },    364544 },
-    { "features.denseblock2.denselayer5.norm1.weight",        1, { 256, 0, 0, 0 },     4074024 },
-    { "features.denseblock2.denselayer5.norm1.bias",          1, { 256, 0, 0, 0 },     4074280 },
-    { "features.denseblock2.denselayer5.norm1.running_mean",  1, { 256, 0, 0, 0 },     4074536 },
-    { "features.denseblock2.denselayer5.norm1.running_var",   1, { 256, 0, 0, 0 },     4074792 },
-    { "features.denseblock2.denselayer5.conv1.weight",        4, { 128, 256, 1, 1 },   4075048 },
-    { "features.denseblock2.denselayer5.norm2.weight",        1, { 128, 0, 0, 0 },     4107816 },
-    { "features.denseblock2.denselayer5.norm2.bias",          1, { 128, 0, 0, 0 },     4107944 },
-    { "features.denseblock2.denselayer5.norm2.running_mean",  1, { 128, 0, 0, 0 },     4108072 },
-    { "features.denseblock2.denselayer5.norm2.running_var",   1, { 128, 0, 0, 0 },     4108200 },
-    { "features.denseblock2.denselayer5.conv2.weight",        4, { 32, 128, 3, 3 },    401408 },
-    { "features.denseblock2.denselayer6.norm1.weight",        1, { 288, 0, 0, 0 },     4108328 },
-    { "features.denseblock2.denselayer6.norm1.bias",          1, { 288, 0, 0, 0 },     4108616 },
-    { "features.denseblock2.denselayer6.norm1.running_mean",  1, { 288, 0, 0, 0 },     4108904 },
-    { "features.denseblock2.denselayer6.norm1.running_var",   1, { 288, 0, 0, 0 },     4109192 },
-    { "features.denseblock2.denselayer6.conv1.weight",        4, { 128, 288, 1, 1 },   4109480 },
-    { "features.denseblock2.denselayer6.norm2.weight",        1, { 128, 0, 0, 0 },     4146344 },
-    { "features.denseblock2.denselayer6.norm2.bias",          1, { 128, 0, 0, 0 },     4146472 },
-    { "features.denseblock2.denselayer6.norm2.running_mean",  1, { 128, 0, 0, 0 },     4146600 },
-    { "features.denseblock2.denselayer6.norm2.running_var",   1, { 128, 0, 0, 0 },     4146728 },
-    { "features.denseblock2.denselayer6.conv2.weight",        4, { 32, 128, 3, 3 },    438272 },
-    { "features.denseblock2.denselayer7.norm1.weight",        1, { 320, 0, 0, 0 },     4146856 },
-    { "features.denseblock2.denselayer7.norm1.bias",          1, { 320, 0, 0, 0 },     4147176 },
-    { "features.denseblock2.denselayer7.norm1.running_mean",  1, { 320, 0, 0, 0 },     4147496 },
-    { "features.denseblock2.denselayer7.norm1.running_var",   1, { 320, 0, 0, 0 },     4147816 },
-    { "features.denseblock2.denselayer7.conv1.weight",        4, { 128, 320, 1, 1 },   4148136 },
-    { "features.denseblock2.denselayer7.norm2.weight",        1, { 128, 0, 0, 0 },     4189096 },
-    { "features.denseblock2.denselayer7.norm2.bias",          1, { 128, 0, 0, 0 },     4189224 },
-    { "features.denseblock2.denselayer7.norm2.running_mean",  1, { 128, 0, 0, 0 },     4189352 },
-    { "features.denseblock2.denselayer7.norm2.running_var",   1, { 128, 0, 0, 0 },     4189480 },
-    { "features.denseblock2.denselayer7.conv2.weight",        4, { 32, 128, 3, 3 },    475136 },
-    { "features.denseblock2.denselayer8.norm1.weight",        1, { 352, 0, 0, 0 },     4189608 },
-    { "features.denseblock2.denselayer8.norm1.bias",          1, { 352, 0, 0, 0 },     4189960 },
-    { "features.denseblock2.denselayer8.norm1.running_mean",  1, { 352, 0, 0, 0 },     4190312 },
-    { "features.denseblock2.denselayer8.norm1.running_var",   1, { 352, 0, 0, 0 },     4190664 },
-    { "features.denseblock2.denselayer8.conv1.weight",        4, { 128, 352, 1, 1 },   4191016 },
-    { "features.denseblock2.denselayer8.norm2.weight",        1, { 128, 0, 0, 0 },     4236072 },
-    { "features.denseblock2.denselayer8.norm2.bias",          1, { 128, 0, 0, 0 },     4236200 },
-    { "features.denseblock2.denselayer8.norm2.running_mean",  1, { 128, 0, 0, 0 },     4236328 },
-    { "features.denseblock2.denselayer8.norm2.running_var",   1, { 128, 0, 0, 0 },     4236456 },
-    { "features.denseblock2.denselayer8.conv2.weight",        4, { 32, 128, 3, 3 },    512000 },
-    { "features.denseblock2.denselayer9.norm1.weight",        1, { 384, 0, 0, 0 },     4236584 },
-    { "features.denseblock2.denselayer9.norm1.bias",          1, { 384, 0, 0, 0 },     4236968 },
-    { "features.denseblock2.denselayer9.norm1.running_mean",  1, { 384, 0, 0, 0 },     4237352 },
-    { "features.denseblock2.denselayer9.norm1.running_var",   1, { 384, 0, 0, 0 },     4237736 },
-    { "features.denseblock2.denselayer9.conv1.weight",        4, { 128, 384, 1, 1 },   4238120 },
-    { "features.denseblock2.denselayer9.norm2.weight",        1, { 128, 0, 0, 0 },     4287272 },
-    { "features.denseblock2.denselayer9.norm2.bias",          1, { 128, 0, 0, 0 },     4287400 },
-    { "features.denseblock2.denselayer9.norm2.running_mean",  1, { 128, 0, 0, 0 },     4287528 },
-    { "features.denseblock2.denselayer9.norm2.running_var",   1, { 128, 0, 0, 0 },     4287656 },
-    { "features.denseblock2.denselayer9.conv2.weight",        4, { 32, 128, 3, 3 },    548864 },
-    { "features.denseblock2.denselayer10.norm1.weight",       1, { 416, 0, 0, 0 },     4287784 },
-    { "features.denseblock2.denselayer10.norm1.bias",         1, { 416, 0, 0, 0 },     4288200 },
-    { "features.denseblock2.denselayer10.norm1.running_mean", 1, { 416, 0, 0, 0 },     4288616 },
-    { "features.denseblock2.denselayer10.norm1.running_var",  1, { 416, 0, 0, 0 },     4289032 },
-    { "features.denseblock2.denselayer10.conv1.weight",       4, { 128, 416, 1, 1 },   4289448 },
-    { "features.denseblock2.denselayer10.norm2.weight",       1, { 128, 0, 0, 0 },     4342696 },
-    { "features.denseblock2.denselayer10.norm2.bias",         1, { 128, 0, 0, 0 },     4342824 },
-    { "features.denseblock2.denselayer10.norm2.running_mean", 1, { 128, 0, 0, 0 },     4342952 },
-    { "features.denseblock2.denselayer10.norm2.running_var",  1, { 128, 0, 0, 0 },     4343080 },
-    { "features.denseblock2.denselayer10.conv2.weight",       4, { 32, 128, 3, 3 },    585728 },
-    { "features.denseblock2.denselayer11.norm1.weight",       1, { 448, 0, 0, 0 },     4343208 },
-    { "features.denseblock2.denselayer11.norm1.bias",         1, { 448, 0, 0, 0 },     4343656 },
-    { "features.denseblock2.denselayer11.norm1.running_mean", 1, { 448, 0, 0, 0 },     4344104 },
-    { "features.denseblock2.denselayer11.norm1.running_var",  1, { 448, 0, 0, 0 },     4344552 },
-    { "features.denseblock2.denselayer11.conv1.weight",       4, { 128, 448, 1, 1 },   4345000 },
-    { "features.denseblock2.denselayer11.norm2.weight",       1, { 128, 0, 0, 0 },     4402344 },
-    { "features.denseblock2.denselayer11.norm2.bias",         1, { 128, 0, 0, 0 },     4402472 },
-    { "features.denseblock2.denselayer11.norm2.running_mean", 1, { 128, 0, 0, 0 },     4402600 },
-    { "features.denseblock2.denselayer11.norm2.running_var",  1, { 128, 0, 0, 0 },     4402728 },
-    { "features.denseblock2.denselayer11.conv2.weight",       4, { 32, 128, 3, 3 },    622592 },
-    { "features.denseblock2.denselayer12.norm1.weight",       1, { 480, 0, 0, 0 },     4402856 },
-    { "features.denseblock2.denselayer12.norm1.bias",         1, { 480, 0, 0, 0 },     4403336 },
-    { "features.denseblock2.denselayer12.norm1.running_mean", 1, { 480, 0, 0, 0 },     4403816 },
-    { "features.denseblock2.denselayer12.norm1.running_var",  1, { 480, 0, 0, 0 },     4404296 },
-    { "features.denseblock2.denselayer12.conv1.weight",       4, { 128, 480, 1, 1 },   4404776 },
-    { "features.denseblock2.denselayer12.norm2.weight",       1, { 128, 0, 0, 0 },     4466216 },
-    { "features.denseblock2.denselayer12.norm2.bias",         1, { 128, 0, 0, 0 },     4466344 },
-    { "features.denseblock2.denselayer12.norm2.running_mean", 1, { 128, 0, 0, 0 },     4466472 },
-    { "features.denseblock2.denselayer12.norm2.running_var",  1, { 128, 0, 0, 0 },     4466600 },
-    { "features.denseblock2.denselayer12.conv2.weight",       4, { 32, 128, 3, 3 },    659456 },
-    { "features.transition2.norm.weight",                     1, { 512, 0, 0, 0 },     4466728 },
-    { "features.transition2.norm.bias",                       1, { 512, 0, 0, 0 },     4467240 },
-    { "features.transition2.norm.running_mean",               1, { 512, 0, 0, 0 },     4467752 },
-    { "features.transition2.norm.running_var",                1, { 512, 0, 0, 0 },     4468264 },
-    { "features.transition2.conv.weight",                     4, { 256, 512, 1, 1 },   696320 },
-    { "features.denseblock3.denselayer1.norm1.weight",        1, { 256, 0, 0, 0 },     4468776 },
-    { "features.denseblock3.denselayer1.norm1.bias",          1, { 256, 0, 0, 0 },     4469032 },
-    { "features.denseblock3.denselayer1.norm1.running_mean",  1, { 256, 0, 0, 0 },     4469288 },
-    { "features.denseblock3.denselayer1.norm1.running_var",   1, { 256, 0, 0, 0 },     4469544 },
-    { "features.denseblock3.denselayer1.conv1.weight",        4, { 128, 256, 1, 1 },   4469800 },
-    { "features.denseblock3.denselayer1.norm2.weight",        1, { 128, 0, 0, 0 },     4502568 },
-    { "features.denseblock3.denselayer1.norm2.bias",          1, { 128, 0, 0, 0 },     4502696 },
-    { "features.denseblock3.denselayer1.norm2.running_mean",  1, { 128, 0, 0, 0 },     4502824 },
-    { "features.denseblock3.denselayer1.norm2.running_var",   1, { 128, 0, 0, 0 },     4502952 },
-    { "features.denseblock3.denselayer1.conv2.weight",        4, { 32, 128, 3, 3 },    827392 },
-    { "features.denseblock3.denselayer2.norm1.weight",        1, { 288, 0, 0, 0 },     4503080 },
-    { "features.denseblock3.denselayer2.norm1.bias",          1, { 288, 0, 0, 0 },     4503368 },
-    { "features.denseblock3.denselayer2.norm1.running_mean",  1, { 288, 0, 0, 0 },     4503656 },
-    { "features.denseblock3.denselayer2.norm1.running_var",   1, { 288, 0, 0, 0 },     4503944 },
-    { "features.denseblock3.denselayer2.conv1.weight",        4, { 128, 288, 1, 1 },   4504232 },
-    { "features.denseblock3.denselayer2.norm2.weight",        1, { 128, 0, 0, 0 },     4541096 },
-    { "features.denseblock3.denselayer2.norm2.bias",          1, { 128, 0, 0, 0 },     4541224 },
-    { "features.denseblock3.denselayer2.norm2.running_mean",  1, { 128, 0, 0, 0 },     4541352 },
-    { "features.denseblock3.denselayer2.norm2.running_var",   1, { 128, 0, 0, 0 },     4541480 },
-    { "features.denseblock3.denselayer2.conv2.weight",        4, { 32, 128, 3, 3 },    864256 },
-    { "features.denseblock3.denselayer3.norm1.weight",        1, { 320, 0, 0, 0 },     4541608 },
-    { "features.denseblock3.denselayer3.norm1.bias",          1, { 320, 0, 0, 0 },     4541928 },
-    { "features.denseblock3.denselayer3.norm1.running_mean",  1, { 320, 0, 0, 0 },     4542248 },
-    { "features.denseblock3.denselayer3.norm1.running_var",   1, { 320, 0, 0, 0 },     4542568 },
-    { "features.denseblock3.denselayer3.conv1.weight",        4, { 128, 320, 1, 1 },   4542888 },
-    { "features.denseblock3.denselayer3.norm2.weight",        1, { 128, 0, 0, 0 },     4583848 },
-    { "features.denseblock3.denselayer3.norm2.bias",          1, { 128, 0, 0, 0 },     4583976 },
-    { "features.denseblock3.denselayer3.norm2.running_mean",  1, { 128, 0, 0, 0 },     4584104 },
-    { "features.denseblock3.denselayer3.norm2.running_var",   1, { 128, 0, 0, 0 },     4584232 },
-    { "features.denseblock3.denselayer3.conv2.weight",        4, { 32, 128, 3, 3 },    901120 },
-    { "features.denseblock3.denselayer4.norm1.weight",        1, { 352, 0, 0, 0 },     4584360 },
-    { "features.denseblock3.denselayer4.norm1.bias",          1, { 352, 0, 0, 0 },     4584712 },
-    { "features.denseblock3.denselayer4.norm1.running_mean",  1, { 352, 0, 0, 0 },     4585064 },
-    { "features.denseblock3.denselayer4.norm1.running_var",   1, { 352, 0, 0, 0 },     4585416 },
-    { "features.denseblock3.denselayer4.conv1.weight",        4, { 128, 352, 1, 1 },   4585768 },
-    { "features.denseblock3.denselayer4.norm2.weight",        1, { 128, 0, 0, 0 },     4630824 },
-    { "features.denseblock3.denselayer4.norm2.bias",          1, { 128, 0, 0, 0 },     4630952 },
-    { "features.denseblock3.denselayer4.norm2.running_mean",  1, { 128, 0, 0, 0 },     4631080 },
-    { "features.denseblock3.denselayer4.norm2.running_var",   1, { 128, 0, 0, 0 },     4631208 },
-    { "features.denseblock3.denselayer4.conv2.weight",        4, { 32, 128, 3, 3 },    937984 },
-    { "features.denseblock3.denselayer5.norm1.weight",        1, { 384, 0, 0, 0 },     4631336 },
-    { "features.denseblock3.denselayer5.norm1.bias",          1, { 384, 0, 0, 0 },     4631720 },
-    { "features.denseblock3.denselayer5.norm1.running_mean",  1, { 384, 0, 0, 0 },     4632104 },
-    { "features.denseblock3.denselayer5.norm1.running_var",   1, { 384, 0, 0, 0 },     4632488 },
-    { "features.denseblock3.denselayer5.conv1.weight",        4, { 128, 384, 1, 1 },   4632872 },
-    { "features.denseblock3.denselayer5.norm2.weight",        1, { 128, 0, 0, 0 },     4682024 },
-    { "features.denseblock3.denselayer5.norm2.bias",          1, { 128, 0, 0, 0 },     4682152 },
-    { "features.denseblock3.denselayer5.norm2.running_mean",  1, { 128, 0, 0, 0 },     4682280 },
-    { "features.denseblock3.denselayer5.norm2.running_var",   1, { 128, 0, 0, 0 },     4682408 },
-    { "features.denseblock3.denselayer5.conv2.weight",        4, { 32, 128, 3, 3 },    974848 },
-    { "features.denseblock3.denselayer6.norm1.weight",        1, { 416, 0, 0, 0 },     4682536 },
-    { "features.denseblock3.denselayer6.norm1.bias",          1, { 416, 0, 0, 0 },     4682952 },
-    { "features.denseblock3.denselayer6.norm1.running_mean",  1, { 416, 0, 0, 0 },     4683368 },
-    { "features.denseblock3.denselayer6.norm1.running_var",   1, { 416, 0, 0, 0 },     4683784 },
-    { "features.denseblock3.denselayer6.conv1.weight",        4, { 128, 416, 1, 1 },   4684200 },
-    { "features.denseblock3.denselayer6.norm2.weight",        1, { 128, 0, 0, 0 },     4737448 },
-    { "features.denseblock3.denselayer6.norm2.bias",          1, { 128, 0, 0, 0 },     4737576 },
-    { "features.denseblock3.denselayer6.norm2.running_mean",  1, { 128, 0, 0, 0 },     4737704 },
-    { "features.denseblock3.denselayer6.norm2.running_var",   1, { 128, 0, 0, 0 },     4737832 },
-    { "features.denseblock3.denselayer6.conv2.weight",        4, { 32, 128, 3, 3 },    1011712 },
-    { "features.denseblock3.denselayer7.norm1.weight",        1, { 448, 0, 0, 0 },     4737960 },
-    { "features.denseblock3.denselayer7.norm1.bias",          1, { 448, 0, 0, 0 },     4738408 },
-    { "features.denseblock3.denselayer7.norm1.running_mean",  1, { 448, 0, 0, 0 },     4738856 },
-    { "features.denseblock3.denselayer7.norm1.running_var",   1, { 448, 0, 0, 0 },     4739304 },
-    { "features.denseblock3.denselayer7.conv1.weight",        4, { 128, 448, 1, 1 },   4739752 },
-    { "features.denseblock3.denselayer7.norm2.weight",        1, { 128, 0, 0, 0 },     4797096 },
-    { "features.denseblock3.denselayer7.norm2.bias",          1, { 128, 0, 0, 0 },     4797224 },
-    { "features.denseblock3.denselayer7.norm2.running_mean",  1, { 128, 0, 0, 0 },     4797352 },
-    { "features.denseblock3.denselayer7.norm2.running_var",   1, { 128, 0, 0, 0 },     4797480 },
-    { "features.denseblock3.denselayer7.conv2.weight",        4, { 32, 128, 3, 3 },    1048576 },
-    { "features.denseblock3.denselayer8.norm1.weight",        1, { 480, 0, 0, 0 },     4797608 },
-    { "features.denseblock3.denselayer8.norm1.bias",          1, { 480, 0, 0, 0 },     4798088 },
-    { "features.denseblock3.denselayer8.norm1.running_mean",  1, { 480, 0, 0, 0 },     4798568 },
-    { "features.denseblock3.denselayer8.norm1.running_var",   1, { 480, 0, 0, 0 },     4799048 },
-    { "features.denseblock3.denselayer8.conv1.weight",        4, { 128, 480, 1, 1 },   4799528 },
-    { "features.denseblock3.denselayer8.norm2.weight",        1, { 128, 0, 0, 0 },     4860968 },
-    { "features.denseblock3.denselayer8.norm2.bias",          1, { 128, 0, 0, 0 },     4861096 },
-    { "features.denseblock3.denselayer8.norm2.running_mean",  1, { 128, 0, 0, 0 },     4861224 },
-    { "features.denseblock3.denselayer8.norm2.running_var",   1, { 128, 0, 0, 0 },     4861352 },
-    { "features.denseblock3.denselayer8.conv2.weight",        4, { 32, 128, 3, 3 },    1085440 },
-    { "features.denseblock3.denselayer9.norm1.weight",        1, { 512, 0, 0, 0 },     4861480 },
-    { "features.denseblock3.denselayer9.norm1.bias",          1, { 512, 0, 0, 0 },     4861992 },
-    { "features.denseblock3.denselayer9.norm1.running_mean",  1, { 512, 0, 0, 0 },     4862504 },
-    { "features.denseblock3.denselayer9.norm1.running_var",   1, { 512, 0, 0, 0 },     4863016 },
-    { "features.denseblock3.denselayer9.conv1.weight",        4, { 128, 512, 1, 1 },   4863528 },
-    { "features.denseblock3.denselayer9.norm2.weight",        1, { 128, 0, 0, 0 },     4929064 },
-    { "features.denseblock3.denselayer9.norm2.bias",          1, { 128, 0, 0, 0 },     4929192 },
-    { "features.denseblock3.denselayer9.norm2.running_mean",  1, { 128, 0, 0, 0 },     4929320 },
-    { "features.denseblock3.denselayer9.norm2.running_var",   1, { 128, 0, 0, 0 },     4929448 },
-    { "features.denseblock3.denselayer9.conv2.weight",        4, { 32, 128, 3, 3 },    1122304 },
-    { "features.denseblock3.denselayer10.norm1.weight",       1, { 544, 0, 0, 0 },     4929576 },
-    { "features.denseblock3.denselayer10.norm1.bias",         1, { 544, 0, 0, 0 },     4930120 },
-    { "features.denseblock3.denselayer10.norm1.running_mean", 1, { 544, 0, 0, 0 },     4930664 },
-    { "features.denseblock3.denselayer10.norm1.running_var",  1, { 544, 0, 0, 0 },     4931208 },
-    { "features.denseblock3.denselayer10.conv1.weight",       4, { 128, 544, 1, 1 },   4931752 },
-    { "features.denseblock3.denselayer10.norm2.weight",       1, { 128, 0, 0, 0 },     5001384 },
-    { "features.denseblock3.denselayer10.norm2.bias",         1, { 128, 0, 0, 0 },     5001512 },
-    { "features.denseblock3.denselayer10.norm2.running_mean", 1, { 128, 0, 0, 0 },     5001640 },
-    { "features.denseblock3.denselayer10.norm2.running_var",  1, { 128, 0, 0, 0 },     5001768 },
-    { "features.denseblock3.denselayer10.conv2.weight",       4, { 32, 128, 3, 3 },    1159168 },
-    { "features.denseblock3.denselayer11.norm1.weight",       1, { 576, 0, 0, 0 },     5001896 },
-    { "features.denseblock3.denselayer11.norm1.bias",         1, { 576, 0, 0, 0 },     5002472 },
-    { "features.denseblock3.denselayer11.norm1.running_mean", 1, { 576, 0, 0, 0 },     5003048 },
-    { "features.denseblock3.denselayer11.norm1.running_var",  1, { 576, 0, 0, 0 },     5003624 },
-    { "features.denseblock3.denselayer11.conv1.weight",       4, { 128, 576, 1, 1 },   5004200 },
-    { "features.denseblock3.denselayer11.norm2.weight",       1, { 128, 0, 0, 0 },     5077928 },
-    { "features.denseblock3.denselayer11.norm2.bias",         1, { 128, 0, 0, 0 },     5078056 },
-    { "features.denseblock3.denselayer11.norm2.running_mean", 1, { 128, 0, 0, 0 },     5078184 },
-    { "features.denseblock3.denselayer11.norm2.running_var",  1, { 128, 0, 0, 0 },     5078312 },
-    { "features.denseblock3.denselayer11.conv2.weight",       4, { 32, 128, 3, 3 },    1196032 },
-    { "features.denseblock3.denselayer12.norm1.weight",       1, { 608, 0, 0, 0 },     5078440 },
-    { "features.denseblock3.denselayer12.norm1.bias",         1, { 608, 0, 0, 0 },     5079048 },
-    { "features.denseblock3.denselayer12.norm1.running_mean", 1, { 608, 0, 0, 0 },     5079656 },
-    { "features.denseblock3.denselayer12.norm1.running_var",  1, { 608, 0, 0, 0 },     5080264 },
-    { "features.denseblock3.denselayer12.conv1.weight",       4, { 128, 608, 1, 1 },   5080872 },
-    { "features.denseblock3.denselayer12.norm2.weight",       1, { 128, 0, 0, 0 },     5158696 },
-    { "features.denseblock3.denselayer12.norm2.bias",         1, { 128, 0, 0, 0 },     5158824 },
-    { "features.denseblock3.denselayer12.norm2.running_mean", 1, { 128, 0, 0, 0 },     5158952 },
-    { "features.denseblock3.denselayer12.norm2.running_var",  1, { 128, 0, 0, 0 },     5159080 },
-    { "features.denseblock3.denselayer12.conv2.weight",       4, { 32, 128, 3, 3 },    1232896 },
-    { "features.denseblock3.denselayer13.norm1.weight",       1, { 640, 0, 0, 0 },     5159208 },
-    { "features.denseblock3.denselayer13.norm1.bias",         1, { 640, 0, 0, 0 },     5159848 },
-    { "features.denseblock3.denselayer13.norm1.running_mean", 1, { 640, 0, 0, 0 },     5160488 },
-    { "features.denseblock3.denselayer13.norm1.running_var",  1, { 640, 0, 0, 0 },     5161128 },
-    { "features.denseblock3.denselayer13.conv1.weight",       4, { 128, 640, 1, 1 },   5161768 },
-    { "features.denseblock3.denselayer13.norm2.weight",       1, { 128, 0, 0, 0 },     5243688 },
-    { "features.denseblock3.denselayer13.norm2.bias",         1, { 128, 0, 0, 0 },     5243816 },
-    { "features.denseblock3.denselayer13.norm2.running_mean", 1, { 128, 0, 0, 0 },     5243944 },
-    { "features.denseblock3.denselayer13.norm2.running_var",  1, { 128, 0, 0, 0 },     5244072 },
-    { "features.denseblock3.denselayer13.conv2.weight",       4, { 32, 128, 3, 3 },    1269760 },
-    { "features.denseblock3.denselayer14.norm1.weight",       1, { 672, 0, 0, 0 },     5244200 },
-    { "features.denseblock3.denselayer14.norm1.bias",         1, { 672, 0, 0, 0 },     5244872 },
-    { "features.denseblock3.denselayer14.norm1.running_mean", 1, { 672, 0, 0, 0 },     5245544 },
-    { "features.denseblock3.denselayer14.norm1.running_var",  1, { 672, 0, 0, 0 },     5246216 },
-    { "features.denseblock3.denselayer14.conv1.weight",       4, { 128, 672, 1, 1 },   5246888 },
-    { "features.denseblock3.denselayer14.norm2.weight",       1, { 128, 0, 0, 0 },     5332904 },
-    { "features.denseblock3.denselayer14.norm2.bias",         1, { 128, 0, 0, 0 },     5333032 },
-    { "features.denseblock3.denselayer14.norm2.running_mean", 1, { 128, 0, 0, 0 },     5333160 },
-    { "features.denseblock3.denselayer14.norm2.running_var",  1, { 128, 0, 0, 0 },     5333288 },
-    { "features.denseblock3.denselayer14.conv2.weight",       4, { 32, 128, 3, 3 },    1306624 },
-    { "features.denseblock3.denselayer15.norm1.weight",       1, { 704, 0, 0, 0 },     5333416 },
-    { "features.denseblock3.denselayer15.norm1.bias",         1, { 704, 0, 0, 0 },     5334120 },
-    { "features.denseblock3.denselayer15.norm1.running_mean", 1, { 704, 0, 0, 0 },     5334824 },
-    { "features.denseblock3.denselayer15.norm1.running_var",  1, { 704, 0, 0, 0 },     5335528 },
-    { "features.denseblock3.denselayer15.conv1.weight",       4, { 128, 704, 1, 1 },   5336232 },
-    { "features.denseblock3.denselayer15.norm2.weight",       1, { 128, 0, 0, 0 },     5426344 },
-    { "features.denseblock3.denselayer15.norm2.bias",         1, { 128, 0, 0, 0 },     5426472 },
-    { "features.denseblock3.denselayer15.norm2.running_mean", 1, { 128, 0, 0, 0 },     5426600 },
-    { "features.denseblock3.denselayer15.norm2.running_var",  1, { 128, 0, 0, 0 },     5426728 },
-    { "features.denseblock3.denselayer15.conv2.weight",       4, { 32, 128, 3, 3 },    1343488 },
-    { "features.denseblock3.denselayer16.norm1.weight",       1, { 736, 0, 0, 0 },     5426856 },
-    { "features.denseblock3.denselayer16.norm1.bias",         1, { 736, 0, 0, 0 },     5427592 },
-    { "features.denseblock3.denselayer16.norm1.running_mean", 1, { 736, 0, 0, 0 },     5428328 },
-    { "features.denseblock3.denselayer16.norm1.running_var",  1, { 736, 0, 0, 0 },     5429064 },
-    { "features.denseblock3.denselayer16.conv1.weight",       4, { 128, 736, 1, 1 },   5429800 },
-    { "features.denseblock3.denselayer16.norm2.weight",       1, { 128, 0, 0, 0 },     5524008 },
-    { "features.denseblock3.denselayer16.norm2.bias",         1, { 128, 0, 0, 0 },     5524136 },
-    { "features.denseblock3.denselayer16.norm2.running_mean", 1, { 128, 0, 0, 0 },     5524264 },
-    { "features.denseblock3.denselayer16.norm2.running_var",  1, { 128, 0, 0, 0 },     5524392 },
-    { "features.denseblock3.denselayer16.conv2.weight",       4, { 32, 128, 3, 3 },    1380352 },
-    { "features.denseblock3.denselayer17.norm1.weight",       1, { 768, 0, 0, 0 },     5524520 },
-    { "features.denseblock3.denselayer17.norm1.bias",         1, { 768, 0, 0, 0 },     5525288 },
-    { "features.denseblock3.denselayer17.norm1.running_mean", 1, { 768, 0, 0, 0 },     5526056 },
-    { "features.denseblock3.denselayer17.norm1.running_var",  1, { 768, 0, 0, 0 },     5526824 },
-    { "features.denseblock3.denselayer17.conv1.weight",       4, { 128, 768, 1, 1 },   5527592 },
-    { "features.denseblock3.denselayer17.norm2.weight",       1, { 128, 0, 0, 0 },     5625896 },
-    { "features.denseblock3.denselayer17.norm2.bias",         1, { 128, 0, 0, 0 },     5626024 },
-    { "features.denseblock3.denselayer17.norm2.running_mean", 1, { 128, 0, 0, 0 },     5626152 },
-    { "features.denseblock3.denselayer17.norm2.running_var",  1, { 128, 0, 0, 0 },     5626280 },
-    { "features.denseblock3.denselayer17.conv2.weight",       4, { 32, 128, 3, 3 },    1417216 },
-    { "features.denseblock3.denselayer18.norm1.weight",       1, { 800, 0, 0, 0 },     5626408 },
-    { "features.denseblock3.denselayer18.norm1.bias",         1, { 800, 0, 0, 0 },     5627208 },
-    { "features.denseblock3.denselayer18.norm1.running_mean", 1, { 800, 0, 0, 0 },     5628008 },
-    { "features.denseblock3.denselayer18.norm1.running_var",  1, { 800, 0, 0, 0 },     5628808 },
-    { "features.denseblock3.denselayer18.conv1.weight",       4, { 128, 800, 1, 1 },   5629608 },
-    { "features.denseblock3.denselayer18.norm2.weight",       1, { 128, 0, 0, 0 },     5732008 },
-    { "features.denseblock3.denselayer18.norm2.bias",         1, { 128, 0, 0, 0 },     5732136 },
-    { "features.denseblock3.denselayer18.norm2.running_mean", 1, { 128, 0, 0, 0 },     5732264 },
-    { "features.denseblock3.denselayer18.norm2.running_var",  1, { 128, 0, 0, 0 },     5732392 },
-    { "features.denseblock3.denselayer18.conv2.weight",       4, { 32, 128, 3, 3 },    1454080 },
-    { "features.denseblock3.denselayer19.norm1.weight",       1, { 832, 0, 0, 0 },     5732520 },
-    { "features.denseblock3.denselayer19.norm1.bias",         1, { 832, 0, 0, 0 },     5733352 },
-    { "features.denseblock3.denselayer19.norm1.running_mean", 1, { 832, 0, 0, 0 },     5734184 },
-    { "features.denseblock3.denselayer19.norm1.running_var",  1, { 832, 0, 0, 0 },     5735016 },
-    { "features.denseblock3.denselayer19.conv1.weight",       4, { 128, 832, 1, 1 },   5735848 },
-    { "features.denseblock3.denselayer19.norm2.weight",       1, { 128, 0, 0, 0 },     5842344 },
-    { "features.denseblock3.denselayer19.norm2.bias",         1, { 128, 0, 0, 0 },     5842472 },
-    { "features.denseblock3.denselayer19.norm2.running_mean", 1, { 128, 0, 0, 0 },     5842600 },
-    { "features.denseblock3.denselayer19.norm2.running_var",  1, { 128, 0, 0, 0 },     5842728 },
-    { "features.denseblock3.denselayer19.conv2.weight",       4, { 32, 128, 3, 3 },    1490944 },
-    { "features.denseblock3.denselayer20.norm1.weight",       1, { 864, 0, 0, 0 },     5842856 },
-    { "features.denseblock3.denselayer20.norm1.bias",         1, { 864, 0, 0, 0 },     5843720 },
-    { "features.denseblock3.denselayer20.norm1.running_mean", 1, { 864, 0, 0, 0 },     5844584 },
-    { "features.denseblock3.denselayer20.norm1.running_var",  1, { 864, 0, 0, 0 },     5845448 },
-    { "features.denseblock3.denselayer20.conv1.weight",       4, { 128, 864, 1, 1 },   5846312 },
-    { "features.denseblock3.denselayer20.norm2.weight",       1, { 128, 0, 0, 0 },     5956904 },
-    { "features.denseblock3.denselayer20.norm2.bias",         1, { 128, 0, 0, 0 },     5957032 },
-    { "features.denseblock3.denselayer20.norm2.running_mean", 1, { 128, 0, 0, 0 },     5957160 },
-    { "features.denseblock3.denselayer20.norm2.running_var",  1, { 128, 0, 0, 0 },     5957288 },
-    { "features.denseblock3.denselayer20.conv2.weight",       4, { 32, 128, 3, 3 },    1527808 },
-    { "features.denseblock3.denselayer21.norm1.weight",       1, { 896, 0, 0, 0 },     5957416 },
-    { "features.denseblock3.denselayer21.norm1.bias",         1, { 896, 0, 0, 0 },     5958312 },
-    { "features.denseblock3.denselayer21.norm1.running_mean", 1, { 896, 0, 0, 0 },     5959208 },
-    { "features.denseblock3.denselayer21.norm1.running_var",  1, { 896, 0, 0, 0 },     5960104 },
-    { "features.denseblock3.denselayer21.conv1.weight",       4, { 128, 896, 1, 1 },   5961000 },
-    { "features.denseblock3.denselayer21.norm2.weight",       1, { 128, 0, 0, 0 },     6075688 },
-    { "features.denseblock3.denselayer21.norm2.bias",         1, { 128, 0, 0, 0 },     6075816 },
-    { "features.denseblock3.denselayer21.norm2.running_mean", 1, { 128, 0, 0, 0 },     6075944 },
-    { "features.denseblock3.denselayer21.norm2.running_var",  1, { 128, 0, 0, 0 },     6076072 },
-    { "features.denseblock3.denselayer21.conv2.weight",       4, { 32, 128, 3, 3 },    1564672 },
-    { "features.denseblock3.denselayer22.norm1.weight",       1, { 928, 0, 0, 0 },     6076200 },
-    { "features.denseblock3.denselayer22.norm1.bias",         1, { 928, 0, 0, 0 },     6077128 },
-    { "features.denseblock3.denselayer22.norm1.running_mean", 1, { 928, 0, 0, 0 },     6078056 },
-    { "features.denseblock3.denselayer22.norm1.running_var",  1, { 928, 0, 0, 0 },     6078984 },
-    { "features.denseblock3.denselayer22.conv1.weight",       4, { 128, 928, 1, 1 },   6079912 },
-    { "features.denseblock3.denselayer22.norm2.weight",       1, { 128, 0, 0, 0 },     6198696 },
-    { "features.denseblock3.denselayer22.norm2.bias",         1, { 128, 0, 0, 0 },     6198824 },
-    { "features.denseblock3.denselayer22.norm2.running_mean", 1, { 128, 0, 0, 0 },     6198952 },
-    { "features.denseblock3.denselayer22.norm2.running_var",  1, { 128, 0, 0, 0 },     6199080 },
-    { "features.denseblock3.denselayer22.conv2.weight",       4, { 32, 128, 3, 3 },    1601536 },
-    { "features.denseblock3.denselayer23.norm1.weight",       1, { 960, 0, 0, 0 },     6199208 },
-    { "features.denseblock3.denselayer23.norm1.bias",         1, { 960, 0, 0, 0 },     6200168 },
-    { "features.denseblock3.denselayer23.norm1.running_mean", 1, { 960, 0, 0, 0 },     6201128 },
-    { "features.denseblock3.denselayer23.norm1.running_var",  1, { 960, 0, 0, 0 },     6202088 },
-    { "features.denseblock3.denselayer23.conv1.weight",       4, { 128, 960, 1, 1 },   6203048 },
-    { "features.denseblock3.denselayer23.norm2.weight",       1, { 128, 0, 0, 0 },     6325928 },
-    { "features.denseblock3.denselayer23.norm2.bias",         1, { 128, 0, 0, 0 },     6326056 },
-    { "features.denseblock3.denselayer23.norm2.running_mean", 1, { 128, 0, 0, 0 },     6326184 },
-    { "features.denseblock3.denselayer23.norm2.running_var",  1, { 128, 0, 0, 0 },     6326312 },
-    { "features.denseblock3.denselayer23.conv2.weight",       4, { 32, 128, 3, 3 },    1638400 },
-    { "features.denseblock3.denselayer24.norm1.weight",       1, { 992, 0, 0, 0 },     6326440 },
-    { "features.denseblock3.denselayer24.norm1.bias",         1, { 992, 0, 0, 0 },     6327432 },
-    { "features.denseblock3.denselayer24.norm1.running_mean", 1, { 992, 0, 0, 0 },     6328424 },
-    { "features.denseblock3.denselayer24.norm1.running_var",  1, { 992, 0, 0, 0 },     6329416 },
-    { "features.denseblock3.denselayer24.conv1.weight",       4, { 128, 992, 1, 1 },   6330408 },
-    { "features.denseblock3.denselayer24.norm2.weight",       1, { 128, 0, 0, 0 },     6457384 },
-    { "features.denseblock3.denselayer24.norm2.bias",         1, { 128, 0, 0, 0 },     6457512 },
-    { "features.denseblock3.denselayer24.norm2.running_mean", 1, { 128, 0, 0, 0 },     6457640 },
-    { "features.denseblock3.denselayer24.norm2.running_var",  1, { 128, 0, 0, 0 },     6457768 },
-    { "features.denseblock3.denselayer24.conv2.weight",       4, { 32, 128, 3, 3 },    1675264 },
-    { "features.transition3.norm.weight",                     1, { 1024, 0, 0, 0 },    6457896 },
-    { "features.transition3.norm.bias",                       1, { 1024, 0, 0, 0 },    6458920 },
-    { "features.transition3.norm.running_mean",               1, { 1024, 0, 0, 0 },    6459944 },
-    { "features.transition3.norm.running_var",                1, { 1024, 0, 0, 0 },    6460968 },
-    { "features.transition3.conv.weight",                     4, { 512, 1024, 1, 1 },  1712128 },
-    { "features.denseblock4.denselayer1.norm1.weight",        1, { 512, 0, 0, 0 },     6461992 },
-    { "features.denseblock4.denselayer1.norm1.bias",          1, { 512, 0, 0, 0 },     6462504 },
-    { "features.denseblock4.denselayer1.norm1.running_mean",  1, { 512, 0, 0, 0 },     6463016 },
-    { "features.denseblock4.denselayer1.norm1.running_var",   1, { 512, 0, 0, 0 },     6463528 },
-    { "features.denseblock4.denselayer1.conv1.weight",        4, { 128, 512, 1, 1 },   6464040 },
-    { "features.denseblock4.denselayer1.norm2.weight",        1, { 128, 0, 0, 0 },     6529576 },
-    { "features.denseblock4.denselayer1.norm2.bias",          1, { 128, 0, 0, 0 },     6529704 },
-    { "features.denseblock4.denselayer1.norm2.running_mean",  1, { 128, 0, 0, 0 },     6529832 },
-    { "features.denseblock4.denselayer1.norm2.running_var",   1, { 128, 0, 0, 0 },     6529960 },
-    { "features.denseblock4.denselayer1.conv2.weight",        4, { 32, 128, 3, 3 },    2236416 },
-    { "features.denseblock4.denselayer2.norm1.weight",        1, { 544, 0, 0, 0 },     6530088 },
-    { "features.denseblock4.denselayer2.norm1.bias",          1, { 544, 0, 0, 0 },     6530632 },
-    { "features.denseblock4.denselayer2.norm1.running_mean",  1, { 544, 0, 0, 0 },     6531176 },
-    { "features.denseblock4.denselayer2.norm1.running_var",   1, { 544, 0, 0, 0 },     6531720 },
-    { "features.denseblock4.denselayer2.conv1.weight",        4, { 128, 544, 1, 1 },   6532264 },
-    { "features.denseblock4.denselayer2.norm2.weight",        1, { 128, 0, 0, 0 },     6601896 },
-    { "features.denseblock4.denselayer2.norm2.bias",          1, { 128, 0, 0, 0 },     6602024 },
-    { "features.denseblock4.denselayer2.norm2.running_mean",  1, { 128, 0, 0, 0 },     6602152 },
-    { "features.denseblock4.denselayer2.norm2.running_var",   1, { 128, 0, 0, 0 },     6602280 },
-    { "features.denseblock4.denselayer2.conv2.weight",        4, { 32, 128, 3, 3 },    2273280 },
-    { "features.denseblock4.denselayer3.norm1.weight",        1, { 576, 0, 0, 0 },     6602408 },
-    { "features.denseblock4.denselayer3.norm1.bias",          1, { 576, 0, 0, 0 },     6602984 },
-    { "features.denseblock4.denselayer3.norm1.running_mean",  1, { 576, 0, 0, 0 },     6603560 },
-    { "features.denseblock4.denselayer3.norm1.running_var",   1, { 576, 0, 0, 0 },     6604136 },
-    { "features.denseblock4.denselayer3.conv1.weight",        4, { 128, 576, 1, 1 },   6604712 },
-    { "features.denseblock4.denselayer3.norm2.weight",        1, { 128, 0, 0, 0 },     6678440 },
-    { "features.denseblock4.denselayer3.norm2.bias",          1, { 128, 0, 0, 0 },     6678568 },
-    { "features.denseblock4.denselayer3.norm2.running_mean",  1, { 128, 0, 0, 0 },     6678696 },
-    { "features.denseblock4.denselayer3.norm2.running_var",   1, { 128, 0, 0, 0 },     6678824 },
-    { "features.denseblock4.denselayer3.conv2.weight",        4, { 32, 128, 3, 3 },    2310144 },
-    { "features.denseblock4.denselayer4.norm1.weight",        1, { 608, 0, 0, 0 },     6678952 },
-    { "features.denseblock4.denselayer4.norm1.bias",          1, { 608, 0, 0, 0 },     6679560 },
-    { "features.denseblock4.denselayer4.norm1.running_mean",  1, { 608, 0, 0, 0 },     6680168 },
-    { "features.denseblock4.denselayer4.norm1.running_var",   1, { 608, 0, 0, 0 },     6680776 },
-    { "features.denseblock4.denselayer4.conv1.weight",        4, { 128, 608, 1, 1 },   6681384 },
-    { "features.denseblock4.denselayer4.norm2.weight",        1, { 128, 0, 0, 0 },     6759208 },
-    { "features.denseblock4.denselayer4.norm2.bias",          1, { 128, 0, 0, 0 },     6759336 },
-    { "features.denseblock4.denselayer4.norm2.running_mean",  1, { 128, 0, 0, 0 },     6759464 },
-    { "features.denseblock4.denselayer4.norm2.running_var",   1, { 128, 0, 0, 0 },     6759592 },
-    { "features.denseblock4.denselayer4.conv2.weight",        4, { 32, 128, 3, 3 },    2347008 },
-    { "features.denseblock4.denselayer5.norm1.weight",        1, { 640, 0, 0, 0 },     6759720 },
-    { "features.denseblock4.denselayer5.norm1.bias",          1, { 640, 0, 0, 0 },     6760360 },
-    { "features.denseblock4.denselayer5.norm1.running_mean",  1, { 640, 0, 0, 0 },     6761000 },
-    { "features.denseblock4.denselayer5.norm1.running_var",   1, { 640, 0, 0, 0 },     6761640 },
-    { "features.denseblock4.denselayer5.conv1.weight",        4, { 128, 640, 1, 1 },   6762280 },
-    { "features.denseblock4.denselayer5.norm2.weight",        1, { 128, 0, 0, 0 },     6844200 },
-    { "features.denseblock4.denselayer5.norm2.bias",          1, { 128, 0, 0, 0 },     6844328 },
-    { "features.denseblock4.denselayer5.norm2.running_mean",  1, { 128, 0, 0, 0 },     6844456 },
-    { "features.denseblock4.denselayer5.norm2.running_var",   1, { 128, 0, 0, 0 },     6844584 },
-    { "features.denseblock4.denselayer5.conv2.weight",        4, { 32, 128, 3, 3 },    2383872 },
-    { "features.denseblock4.denselayer6.norm1.weight",        1, { 672, 0, 0, 0 },     6844712 },
-    { "features.denseblock4.denselayer6.norm1.bias",          1, { 672, 0, 0, 0 },     6845384 },
-    { "features.denseblock4.denselayer6.norm1.running_mean",  1, { 672, 0, 0, 0 },     6846056 },
-    { "features.denseblock4.denselayer6.norm1.running_var",   1, { 672, 0, 0, 0 },     6846728 },
-    { "features.denseblock4.denselayer6.conv1.weight",        4, { 128, 672, 1, 1 },   6847400 },
-    { "features.denseblock4.denselayer6.norm2.weight",        1, { 128, 0, 0, 0 },     6933416 },
-    { "features.denseblock4.denselayer6.norm2.bias",          1, { 128, 0, 0, 0 },     6933544 },
-    { "features.denseblock4.denselayer6.norm2.running_mean",  1, { 128, 0, 0, 0 },     6933672 },
-    { "features.denseblock4.denselayer6.norm2.running_var",   1, { 128, 0, 0, 0 },     6933800 },
-    { "features.denseblock4.denselayer6.conv2.weight",        4, { 32, 128, 3, 3 },    2420736 },
-    { "features.denseblock4.denselayer7.norm1.weight",        1, { 704, 0, 0, 0 },     6933928 },
-    { "features.denseblock4.denselayer7.norm1.bias",          1, { 704, 0, 0, 0 },     6934632 },
-    { "features.denseblock4.denselayer7.norm1.running_mean",  1, { 704, 0, 0, 0 },     6935336 },
-    { "features.denseblock4.denselayer7.norm1.running_var",   1, { 704, 0, 0, 0 },     6936040 },
-    { "features.denseblock4.denselayer7.conv1.weight",        4, { 128, 704, 1, 1 },   6936744 },
-    { "features.denseblock4.denselayer7.norm2.weight",        1, { 128, 0, 0, 0 },     7026856 },
-    { "features.denseblock4.denselayer7.norm2.bias",          1, { 128, 0, 0, 0 },     7026984 },
-    { "features.denseblock4.denselayer7.norm2.running_mean",  1, { 128, 0, 0, 0 },     7027112 },
-    { "features.denseblock4.denselayer7.norm2.running_var",   1, { 128, 0, 0, 0 },     7027240 },
-    { "features.denseblock4.denselayer7.conv2.weight",        4, { 32, 128, 3, 3 },    2457600 },
-    { "features.denseblock4.denselayer8.norm1.weight",        1, { 736, 0, 0, 0 },     7027368 },
-    { "features.denseblock4.denselayer8.norm1.bias",          1, { 736, 0, 0, 0 },     7028104 },
-    { "features.denseblock4.denselayer8.norm1.running_mean",  1, { 736, 0, 0, 0 },     7028840 },
-    { "features.denseblock4.denselayer8.norm1.running_var",   1, { 736, 0, 0, 0 },     7029576 },
-    { "features.denseblock4.denselayer8.conv1.weight",        4, { 128, 736, 1, 1 },   7030312 },
-    { "features.denseblock4.denselayer8.norm2.weight",        1, { 128, 0, 0, 0 },     7124520 },
-    { "features.denseblock4.denselayer8.norm2.bias",          1, { 128, 0, 0, 0 },     7124648 },
-    { "features.denseblock4.denselayer8.norm2.running_mean",  1, { 128, 0, 0, 0 },     7124776 },
-    { "features.denseblock4.denselayer8.norm2.running_var",   1, { 128, 0, 0, 0 },     7124904 },
-    { "features.denseblock4.denselayer8.conv2.weight",        4, { 32, 128, 3, 3 },    2494464 },
-    { "features.denseblock4.denselayer9.norm1.weight",        1, { 768, 0, 0, 0 },     7125032 },
-    { "features.denseblock4.denselayer9.norm1.bias",          1, { 768, 0, 0, 0 },     7125800 },
-    { "features.denseblock4.denselayer9.norm1.running_mean",  1, { 768, 0, 0, 0 },     7126568 },
-    { "features.denseblock4.denselayer9.norm1.running_var",   1, { 768, 0, 0, 0 },     7127336 },
-    { "features.denseblock4.denselayer9.conv1.weight",        4, { 128, 768, 1, 1 },   7128104 },
-    { "features.denseblock4.denselayer9.norm2.weight",        1, { 128, 0, 0, 0 },     7226408 },
-    { "features.denseblock4.denselayer9.norm2.bias",          1, { 128, 0, 0, 0 },     7226536 },
-    { "features.denseblock4.denselayer9.norm2.running_mean",  1, { 128, 0, 0, 0 },     7226664 },
-    { "features.denseblock4.denselayer9.norm2.running_var",   1, { 128, 0, 0, 0 },     7226792 },
-    { "features.denseblock4.denselayer9.conv2.weight",        4, { 32, 128, 3, 3 },    2531328 },
-    { "features.denseblock4.denselayer10.norm1.weight",       1, { 800, 0, 0, 0 },     7226920 },
-    { "features.denseblock4.denselayer10.norm1.bias",         1, { 800, 0, 0, 0 },     7227720 },
-    { "features.denseblock4.denselayer10.norm1.running_mean", 1, { 800, 0, 0, 0 },     7228520 },
-    { "features.denseblock4.denselayer10.norm1.running_var",  1, { 800, 0, 0, 0 },     7229320 },
-    { "features.denseblock4.denselayer10.conv1.weight",       4, { 128, 800, 1, 1 },   7230120 },
-    { "features.denseblock4.denselayer10.norm2.weight",       1, { 128, 0, 0, 0 },     7332520 },
-    { "features.denseblock4.denselayer10.norm2.bias",         1, { 128, 0, 0, 0 },     7332648 },
-    { "features.denseblock4.denselayer10.norm2.running_mean", 1, { 128, 0, 0, 0 },     7332776 },
-    { "features.denseblock4.denselayer10.norm2.running_var",  1, { 128, 0, 0, 0 },     7332904 },
-    { "features.denseblock4.denselayer10.conv2.weight",       4, { 32, 128, 3, 3 },    2568192 },
-    { "features.denseblock4.denselayer11.norm1.weight",       1, { 832, 0, 0, 0 },     7333032 },
-    { "features.denseblock4.denselayer11.norm1.bias",         1, { 832, 0, 0, 0 },     7333864 },
-    { "features.denseblock4.denselayer11.norm1.running_mean", 1, { 832, 0, 0, 0 },     7334696 },
-    { "features.denseblock4.denselayer11.norm1.running_var",  1, { 832, 0, 0, 0 },     7335528 },
-    { "features.denseblock4.denselayer11.conv1.weight",       4, { 128, 832, 1, 1 },   7336360 },
-    { "features.denseblock4.denselayer11.norm2.weight",       1, { 128, 0, 0, 0 },     7442856 },
-    { "features.denseblock4.denselayer11.norm2.bias",         1, { 128, 0, 0, 0 },     7442984 },
-    { "features.denseblock4.denselayer11.norm2.running_mean", 1, { 128, 0, 0, 0 },     7443112 },
-    { "features.denseblock4.denselayer11.norm2.running_var",  1, { 128, 0, 0, 0 },     7443240 },
-    { "features.denseblock4.denselayer11.conv2.weight",       4, { 32, 128, 3, 3 },    2605056 },
-    { "features.denseblock4.denselayer12.norm1.weight",       1, { 864, 0, 0, 0 },     7443368 },
-    { "features.denseblock4.denselayer12.norm1.bias",         1, { 864, 0, 0, 0 },     7444232 },
-    { "features.denseblock4.denselayer12.norm1.running_mean", 1, { 864, 0, 0, 0 },     7445096 },
-    { "features.denseblock4.denselayer12.norm1.running_var",  1, { 864, 0, 0, 0 },     7445960 },
-    { "features.denseblock4.denselayer12.conv1.weight",       4, { 128, 864, 1, 1 },   7446824 },
-    { "features.denseblock4.denselayer12.norm2.weight",       1, { 128, 0, 0, 0 },     7557416 },
-    { "features.denseblock4.denselayer12.norm2.bias",         1, { 128, 0, 0, 0 },     7557544 },
-    { "features.denseblock4.denselayer12.norm2.running_mean", 1, { 128, 0, 0, 0 },     7557672 },
-    { "features.denseblock4.denselayer12.norm2.running_var",  1, { 128, 0, 0, 0 },     7557800 },
-    { "features.denseblock4.denselayer12.conv2.weight",       4, { 32, 128, 3, 3 },    2641920 },
-    { "features.denseblock4.denselayer13.norm1.weight",       1, { 896, 0, 0, 0 },     7557928 },
-    { "features.denseblock4.denselayer13.norm1.bias",         1, { 896, 0, 0, 0 },     7558824 },
-    { "features.denseblock4.denselayer13.norm1.running_mean", 1, { 896, 0, 0, 0 },     7559720 },
-    { "features.denseblock4.denselayer13.norm1.running_var",  1, { 896, 0, 0, 0 },     7560616 },
-    { "features.denseblock4.denselayer13.conv1.weight",       4, { 128, 896, 1, 1 },   7561512 },
-    { "features.denseblock4.denselayer13.norm2.weight",       1, { 128, 0, 0, 0 },     7676200 },
-    { "features.denseblock4.denselayer13.norm2.bias",         1, { 128, 0, 0, 0 },     7676328 },
-    { "features.denseblock4.denselayer13.norm2.running_mean", 1, { 128, 0, 0, 0 },     7676456 },
-    { "features.denseblock4.denselayer13.norm2.running_var",  1, { 128, 0, 0, 0 },     7676584 },
-    { "features.denseblock4.denselayer13.conv2.weight",       4, { 32, 128, 3, 3 },    2678784 },
-    { "features.denseblock4.denselayer14.norm1.weight",       1, { 928, 0, 0, 0 },     7676712 },
-    { "features.denseblock4.denselayer14.norm1.bias",         1, { 928, 0, 0, 0 },     7677640 },
-    { "features.denseblock4.denselayer14.norm1.running_mean", 1, { 928, 0, 0, 0 },     7678568 },
-    { "features.denseblock4.denselayer14.norm1.running_var",  1, { 928, 0, 0, 0 },     7679496 },
-    { "features.denseblock4.denselayer14.conv1.weight",       4, { 128, 928, 1, 1 },   7680424 },
-    { "features.denseblock4.denselayer14.norm2.weight",       1, { 128, 0, 0, 0 },     7799208 },
-    { "features.denseblock4.denselayer14.norm2.bias",         1, { 128, 0, 0, 0 },     7799336 },
-    { "features.denseblock4.denselayer14.norm2.running_mean", 1, { 128, 0, 0, 0 },     7799464 },
-    { "features.denseblock4.denselayer14.norm2.running_var",  1, { 128, 0, 0, 0 },     7799592 },
-    { "features.denseblock4.denselayer14.conv2.weight",       4, { 32, 128, 3, 3 },    2715648 },
-    { "features.denseblock4.denselayer15.norm1.weight",       1, { 960, 0, 0, 0 },     7799720 },
-    { "features.denseblock4.denselayer15.norm1.bias",         1, { 960, 0, 0, 0 },     7800680 },
-    { "features.denseblock4.denselayer15.norm1.running_mean", 1, { 960, 0, 0, 0 },     7801640 },
-    { "features.denseblock4.denselayer15.norm1.running_var",  1, { 960, 0, 0, 0 },     7802600 },
-    { "features.denseblock4.denselayer15.conv1.weight",       4, { 128, 960, 1, 1 },   7803560 },
-    { "features.denseblock4.denselayer15.norm2.weight",       1, { 128, 0, 0, 0 },     7926440 },
-    { "features.denseblock4.denselayer15.norm2.bias",         1, { 128, 0, 0, 0 },     7926568 },
-    { "features.denseblock4.denselayer15.norm2.running_mean", 1, { 128, 0, 0, 0 },     7926696 },
-    { "features.denseblock4.denselayer15.norm2.running_var",  1, { 128, 0, 0, 0 },     7926824 },
-    { "features.denseblock4.denselayer15.conv2.weight",       4, { 32, 128, 3, 3 },    2752512 },
-    { "features.denseblock4.denselayer16.norm1.weight",       1, { 992, 0, 0, 0 },     7926952 },
-    { "features.denseblock4.denselayer16.norm1.bias",         1, { 992, 0, 0, 0 },     7927944 },
-    { "features.denseblock4.denselayer16.norm1.running_mean", 1, { 992, 0, 0, 0 },     7928936 },
-    { "features.denseblock4.denselayer16.norm1.running_var",  1, { 992, 0, 0, 0 },     7929928 },
-    { "features.denseblock4.denselayer16.conv1.weight",       4, { 128, 992, 1, 1 },   7930920 },
-    { "features.denseblock4.denselayer16.norm2.weight",       1, { 128, 0, 0, 0 },     8057896 },
-    { "features.denseblock4.denselayer16.norm2.bias",         1, { 128, 0, 0, 0 },     8058024 },
-    { "features.denseblock4.denselayer16.norm2.running_mean", 1, { 128, 0, 0, 0 },     8058152 },
-    { "features.denseblock4.denselayer16.norm2.running_var",  1, { 128, 0, 0, 0 },     8058280 },
-    { "features.denseblock4.denselayer16.conv2.weight",       4, { 32, 128, 3, 3 },    2789376 },
+    { "features.conv0.weight",                                4, { 64, 3, 7, 7 },      1025000 },
+    { "features.norm0.weight",                                1, { 64, 0, 0, 0 },      1034408 },
+    { "features.norm0.bias",                                  1, { 64, 0, 0, 0 },      1034472 },
+    { "features.norm0.running_mean",                          1, { 64, 0, 0, 0 },      1034536 },
+    { "features.norm0.running_var",                           1, { 64, 0, 0, 0 },      1034600 },
+    { "features.denseblock1.denselayer1.norm1.weight",        1, { 64, 0, 0, 0 },      1034664 },
+    { "features.denseblock1.denselayer1.norm1.bias",          1, { 64, 0, 0, 0 },      1034728 },
+    { "features.denseblock1.denselayer1.norm1.running_mean",  1, { 64, 0, 0, 0 },      1034792 },
+    { "features.denseblock1.denselayer1.norm1.running_var",   1, { 64, 0, 0, 0 },      1034856 },
+    { "features.denseblock1.denselayer1.conv1.weight",        4, { 128, 64, 1, 1 },    1034920 },
+    { "features.denseblock1.denselayer1.norm2.weight",        1, { 128, 0, 0, 0 },     1043112 },
+    { "features.denseblock1.denselayer1.norm2.bias",          1, { 128, 0, 0, 0 },     1043240 },
+    { "features.denseblock1.denselayer1.norm2.running_mean",  1, { 128, 0, 0, 0 },     1043368 },
+    { "features.denseblock1.denselayer1.norm2.running_var",   1, { 128, 0, 0, 0 },     1043496 },
+    { "features.denseblock1.denselayer1.conv2.weight",        4, { 32, 128, 3, 3 },    1043624 },
+    { "features.denseblock1.denselayer2.norm1.weight",        1, { 96, 0, 0, 0 },      1080488 },
+    { "features.denseblock1.denselayer2.norm1.bias",          1, { 96, 0, 0, 0 },      1080584 },
+    { "features.denseblock1.denselayer2.norm1.running_mean",  1, { 96, 0, 0, 0 },      1080680 },
+    { "features.denseblock1.denselayer2.norm1.running_var",   1, { 96, 0, 0, 0 },      1080776 },
+    { "features.denseblock1.denselayer2.conv1.weight",        4, { 128, 96, 1, 1 },    1080872 },
+    { "features.denseblock1.denselayer2.norm2.weight",        1, { 128, 0, 0, 0 },     1093160 },
+    { "features.denseblock1.denselayer2.norm2.bias",          1, { 128, 0, 0, 0 },     1093288 },
+    { "features.denseblock1.denselayer2.norm2.running_mean",  1, { 128, 0, 0, 0 },     1093416 },
+    { "features.denseblock1.denselayer2.norm2.running_var",   1, { 128, 0, 0, 0 },     1093544 },
+    { "features.denseblock1.denselayer2.conv2.weight",        4, { 32, 128, 3, 3 },    1093672 },
+    { "features.denseblock1.denselayer3.norm1.weight",        1, { 128, 0, 0, 0 },     1130536 },
+    { "features.denseblock1.denselayer3.norm1.bias",          1, { 128, 0, 0, 0 },     1130664 },
+    { "features.denseblock1.denselayer3.norm1.running_mean",  1, { 128, 0, 0, 0 },     1130792 },
+    { "features.denseblock1.denselayer3.norm1.running_var",   1, { 128, 0, 0, 0 },     1130920 },
+    { "features.denseblock1.denselayer3.conv1.weight",        4, { 128, 128, 1, 1 },   1131048 },
+    { "features.denseblock1.denselayer3.norm2.weight",        1, { 128, 0, 0, 0 },     1147432 },
+    { "features.denseblock1.denselayer3.norm2.bias",          1, { 128, 0, 0, 0 },     1147560 },
+    { "features.denseblock1.denselayer3.norm2.running_mean",  1, { 128, 0, 0, 0 },     1147688 },
+    { "features.denseblock1.denselayer3.norm2.running_var",   1, { 128, 0, 0, 0 },     1147816 },
+    { "features.denseblock1.denselayer3.conv2.weight",        4, { 32, 128, 3, 3 },    1147944 },
+    { "features.denseblock1.denselayer4.norm1.weight",        1, { 160, 0, 0, 0 },     1184808 },
+    { "features.denseblock1.denselayer4.norm1.bias",          1, { 160, 0, 0, 0 },     1184968 },
+    { "features.denseblock1.denselayer4.norm1.running_mean",  1, { 160, 0, 0, 0 },     1185128 },
+    { "features.denseblock1.denselayer4.norm1.running_var",   1, { 160, 0, 0, 0 },     1185288 },
+    { "features.denseblock1.denselayer4.conv1.weight",        4, { 128, 160, 1, 1 },   1185448 },
+    { "features.denseblock1.denselayer4.norm2.weight",        1, { 128, 0, 0, 0 },     1205928 },
+    { "features.denseblock1.denselayer4.norm2.bias",          1, { 128, 0, 0, 0 },     1206056 },
+    { "features.denseblock1.denselayer4.norm2.running_mean",  1, { 128, 0, 0, 0 },     1206184 },
+    { "features.denseblock1.denselayer4.norm2.running_var",   1, { 128, 0, 0, 0 },     1206312 },
+    { "features.denseblock1.denselayer4.conv2.weight",        4, { 32, 128, 3, 3 },    1206440 },
+    { "features.denseblock1.denselayer5.norm1.weight",        1, { 192, 0, 0, 0 },     1243304 },
+    { "features.denseblock1.denselayer5.norm1.bias",          1, { 192, 0, 0, 0 },     1243496 },
+    { "features.denseblock1.denselayer5.norm1.running_mean",  1, { 192, 0, 0, 0 },     1243688 },
+    { "features.denseblock1.denselayer5.norm1.running_var",   1, { 192, 0, 0, 0 },     1243880 },
+    { "features.denseblock1.denselayer5.conv1.weight",        4, { 128, 192, 1, 1 },   1244072 },
+    { "features.denseblock1.denselayer5.norm2.weight",        1, { 128, 0, 0, 0 },     1268648 },
+    { "features.denseblock1.denselayer5.norm2.bias",          1, { 128, 0, 0, 0 },     1268776 },
+    { "features.denseblock1.denselayer5.norm2.running_mean",  1, { 128, 0, 0, 0 },     1268904 },
+    { "features.denseblock1.denselayer5.norm2.running_var",   1, { 128, 0, 0, 0 },     1269032 },
+    { "features.denseblock1.denselayer5.conv2.weight",        4, { 32, 128, 3, 3 },    1269160 },
+    { "features.denseblock1.denselayer6.norm1.weight",        1, { 224, 0, 0, 0 },     1306024 },
+    { "features.denseblock1.denselayer6.norm1.bias",          1, { 224, 0, 0, 0 },     1306248 },
+    { "features.denseblock1.denselayer6.norm1.running_mean",  1, { 224, 0, 0, 0 },     1306472 },
+    { "features.denseblock1.denselayer6.norm1.running_var",   1, { 224, 0, 0, 0 },     1306696 },
+    { "features.denseblock1.denselayer6.conv1.weight",        4, { 128, 224, 1, 1 },   1306920 },
+    { "features.denseblock1.denselayer6.norm2.weight",        1, { 128, 0, 0, 0 },     1335592 },
+    { "features.denseblock1.denselayer6.norm2.bias",          1, { 128, 0, 0, 0 },     1335720 },
+    { "features.denseblock1.denselayer6.norm2.running_mean",  1, { 128, 0, 0, 0 },     1335848 },
+    { "features.denseblock1.denselayer6.norm2.running_var",   1, { 128, 0, 0, 0 },     1335976 },
+    { "features.denseblock1.denselayer6.conv2.weight",        4, { 32, 128, 3, 3 },    1336104 },
+    { "features.transition1.norm.weight",                     1, { 256, 0, 0, 0 },     1372968 },
+    { "features.transition1.norm.bias",                       1, { 256, 0, 0, 0 },     1373224 },
+    { "features.transition1.norm.running_mean",               1, { 256, 0, 0, 0 },     1373480 },
+    { "features.transition1.norm.running_var",                1, { 256, 0, 0, 0 },     1373736 },
+    { "features.transition1.conv.weight",                     4, { 128, 256, 1, 1 },   1373992 },
+    { "features.denseblock2.denselayer1.norm1.weight",        1, { 128, 0, 0, 0 },     1406760 },
+    { "features.denseblock2.denselayer1.norm1.bias",          1, { 128, 0, 0, 0 },     1406888 },
+    { "features.denseblock2.denselayer1.norm1.running_mean",  1, { 128, 0, 0, 0 },     1407016 },
+    { "features.denseblock2.denselayer1.norm1.running_var",   1, { 128, 0, 0, 0 },     1407144 },
+    { "features.denseblock2.denselayer1.conv1.weight",        4, { 128, 128, 1, 1 },   1407272 },
+    { "features.denseblock2.denselayer1.norm2.weight",        1, { 128, 0, 0, 0 },     1423656 },
+    { "features.denseblock2.denselayer1.norm2.bias",          1, { 128, 0, 0, 0 },     1423784 },
+    { "features.denseblock2.denselayer1.norm2.running_mean",  1, { 128, 0, 0, 0 },     1423912 },
+    { "features.denseblock2.denselayer1.norm2.running_var",   1, { 128, 0, 0, 0 },     1424040 },
+    { "features.denseblock2.denselayer1.conv2.weight",        4, { 32, 128, 3, 3 },    1424168 },
+    { "features.denseblock2.denselayer2.norm1.weight",        1, { 160, 0, 0, 0 },     1461032 },
+    { "features.denseblock2.denselayer2.norm1.bias",          1, { 160, 0, 0, 0 },     1461192 },
+    { "features.denseblock2.denselayer2.norm1.running_mean",  1, { 160, 0, 0, 0 },     1461352 },
+    { "features.denseblock2.denselayer2.norm1.running_var",   1, { 160, 0, 0, 0 },     1461512 },
+    { "features.denseblock2.denselayer2.conv1.weight",        4, { 128, 160, 1, 1 },   1461672 },
+    { "features.denseblock2.denselayer2.norm2.weight",        1, { 128, 0, 0, 0 },     1482152 },
+    { "features.denseblock2.denselayer2.norm2.bias",          1, { 128, 0, 0, 0 },     1482280 },
+    { "features.denseblock2.denselayer2.norm2.running_mean",  1, { 128, 0, 0, 0 },     1482408 },
+    { "features.denseblock2.denselayer2.norm2.running_var",   1, { 128, 0, 0, 0 },     1482536 },
+    { "features.denseblock2.denselayer2.conv2.weight",        4, { 32, 128, 3, 3 },    1482664 },
+    { "features.denseblock2.denselayer3.norm1.weight",        1, { 192, 0, 0, 0 },     1519528 },
+    { "features.denseblock2.denselayer3.norm1.bias",          1, { 192, 0, 0, 0 },     1519720 },
+    { "features.denseblock2.denselayer3.norm1.running_mean",  1, { 192, 0, 0, 0 },     1519912 },
+    { "features.denseblock2.denselayer3.norm1.running_var",   1, { 192, 0, 0, 0 },     1520104 },
+    { "features.denseblock2.denselayer3.conv1.weight",        4, { 128, 192, 1, 1 },   1520296 },
+    { "features.denseblock2.denselayer3.norm2.weight",        1, { 128, 0, 0, 0 },     1544872 },
+    { "features.denseblock2.denselayer3.norm2.bias",          1, { 128, 0, 0, 0 },     1545000 },
+    { "features.denseblock2.denselayer3.norm2.running_mean",  1, { 128, 0, 0, 0 },     1545128 },
+    { "features.denseblock2.denselayer3.norm2.running_var",   1, { 128, 0, 0, 0 },     1545256 },
+    { "features.denseblock2.denselayer3.conv2.weight",        4, { 32, 128, 3, 3 },    1545384 },
+    { "features.denseblock2.denselayer4.norm1.weight",        1, { 224, 0, 0, 0 },     1582248 },
+    { "features.denseblock2.denselayer4.norm1.bias",          1, { 224, 0, 0, 0 },     1582472 },
+    { "features.denseblock2.denselayer4.norm1.running_mean",  1, { 224, 0, 0, 0 },     1582696 },
+    { "features.denseblock2.denselayer4.norm1.running_var",   1, { 224, 0, 0, 0 },     1582920 },
+    { "features.denseblock2.denselayer4.conv1.weight",        4, { 128, 224, 1, 1 },   1583144 },
+    { "features.denseblock2.denselayer4.norm2.weight",        1, { 128, 0, 0, 0 },     1611816 },
+    { "features.denseblock2.denselayer4.norm2.bias",          1, { 128, 0, 0, 0 },     1611944 },
+    { "features.denseblock2.denselayer4.norm2.running_mean",  1, { 128, 0, 0, 0 },     1612072 },
+    { "features.denseblock2.denselayer4.norm2.running_var",   1, { 128, 0, 0, 0 },     1612200 },
+    { "features.denseblock2.denselayer4.conv2.weight",        4, { 32, 128, 3, 3 },    1612328 },
+    { "features.denseblock2.denselayer5.norm1.weight",        1, { 256, 0, 0, 0 },     1649192 },
+    { "features.denseblock2.denselayer5.norm1.bias",          1, { 256, 0, 0, 0 },     1649448 },
+    { "features.denseblock2.denselayer5.norm1.running_mean",  1, { 256, 0, 0, 0 },     1649704 },
+    { "features.denseblock2.denselayer5.norm1.running_var",   1, { 256, 0, 0, 0 },     1649960 },
+    { "features.denseblock2.denselayer5.conv1.weight",        4, { 128, 256, 1, 1 },   1650216 },
+    { "features.denseblock2.denselayer5.norm2.weight",        1, { 128, 0, 0, 0 },     1682984 },
+    { "features.denseblock2.denselayer5.norm2.bias",          1, { 128, 0, 0, 0 },     1683112 },
+    { "features.denseblock2.denselayer5.norm2.running_mean",  1, { 128, 0, 0, 0 },     1683240 },
+    { "features.denseblock2.denselayer5.norm2.running_var",   1, { 128, 0, 0, 0 },     1683368 },
+    { "features.denseblock2.denselayer5.conv2.weight",        4, { 32, 128, 3, 3 },    1683496 },
+    { "features.denseblock2.denselayer6.norm1.weight",        1, { 288, 0, 0, 0 },     1720360 },
+    { "features.denseblock2.denselayer6.norm1.bias",          1, { 288, 0, 0, 0 },     1720648 },
+    { "features.denseblock2.denselayer6.norm1.running_mean",  1, { 288, 0, 0, 0 },     1720936 },
+    { "features.denseblock2.denselayer6.norm1.running_var",   1, { 288, 0, 0, 0 },     1721224 },
+    { "features.denseblock2.denselayer6.conv1.weight",        4, { 128, 288, 1, 1 },   1721512 },
+    { "features.denseblock2.denselayer6.norm2.weight",        1, { 128, 0, 0, 0 },     1758376 },
+    { "features.denseblock2.denselayer6.norm2.bias",          1, { 128, 0, 0, 0 },     1758504 },
+    { "features.denseblock2.denselayer6.norm2.running_mean",  1, { 128, 0, 0, 0 },     1758632 },
+    { "features.denseblock2.denselayer6.norm2.running_var",   1, { 128, 0, 0, 0 },     1758760 },
+    { "features.denseblock2.denselayer6.conv2.weight",        4, { 32, 128, 3, 3 },    1758888 },
+    { "features.denseblock2.denselayer7.norm1.weight",        1, { 320, 0, 0, 0 },     1795752 },
+    { "features.denseblock2.denselayer7.norm1.bias",          1, { 320, 0, 0, 0 },     1796072 },
+    { "features.denseblock2.denselayer7.norm1.running_mean",  1, { 320, 0, 0, 0 },     1796392 },
+    { "features.denseblock2.denselayer7.norm1.running_var",   1, { 320, 0, 0, 0 },     1796712 },
+    { "features.denseblock2.denselayer7.conv1.weight",        4, { 128, 320, 1, 1 },   1797032 },
+    { "features.denseblock2.denselayer7.norm2.weight",        1, { 128, 0, 0, 0 },     1837992 },
+    { "features.denseblock2.denselayer7.norm2.bias",          1, { 128, 0, 0, 0 },     1838120 },
+    { "features.denseblock2.denselayer7.norm2.running_mean",  1, { 128, 0, 0, 0 },     1838248 },
+    { "features.denseblock2.denselayer7.norm2.running_var",   1, { 128, 0, 0, 0 },     1838376 },
+    { "features.denseblock2.denselayer7.conv2.weight",        4, { 32, 128, 3, 3 },    1838504 },
+    { "features.denseblock2.denselayer8.norm1.weight",        1, { 352, 0, 0, 0 },     1875368 },
+    { "features.denseblock2.denselayer8.norm1.bias",          1, { 352, 0, 0, 0 },     1875720 },
+    { "features.denseblock2.denselayer8.norm1.running_mean",  1, { 352, 0, 0, 0 },     1876072 },
+    { "features.denseblock2.denselayer8.norm1.running_var",   1, { 352, 0, 0, 0 },     1876424 },
+    { "features.denseblock2.denselayer8.conv1.weight",        4, { 128, 352, 1, 1 },   1876776 },
+    { "features.denseblock2.denselayer8.norm2.weight",        1, { 128, 0, 0, 0 },     1921832 },
+    { "features.denseblock2.denselayer8.norm2.bias",          1, { 128, 0, 0, 0 },     1921960 },
+    { "features.denseblock2.denselayer8.norm2.running_mean",  1, { 128, 0, 0, 0 },     1922088 },
+    { "features.denseblock2.denselayer8.norm2.running_var",   1, { 128, 0, 0, 0 },     1922216 },
+    { "features.denseblock2.denselayer8.conv2.weight",        4, { 32, 128, 3, 3 },    1922344 },
+    { "features.denseblock2.denselayer9.norm1.weight",        1, { 384, 0, 0, 0 },     1959208 },
+    { "features.denseblock2.denselayer9.norm1.bias",          1, { 384, 0, 0, 0 },     1959592 },
+    { "features.denseblock2.denselayer9.norm1.running_mean",  1, { 384, 0, 0, 0 },     1959976 },
+    { "features.denseblock2.denselayer9.norm1.running_var",   1, { 384, 0, 0, 0 },     1960360 },
+    { "features.denseblock2.denselayer9.conv1.weight",        4, { 128, 384, 1, 1 },   1960744 },
+    { "features.denseblock2.denselayer9.norm2.weight",        1, { 128, 0, 0, 0 },     2009896 },
+    { "features.denseblock2.denselayer9.norm2.bias",          1, { 128, 0, 0, 0 },     2010024 },
+    { "features.denseblock2.denselayer9.norm2.running_mean",  1, { 128, 0, 0, 0 },     2010152 },
+    { "features.denseblock2.denselayer9.norm2.running_var",   1, { 128, 0, 0, 0 },     2010280 },
+    { "features.denseblock2.denselayer9.conv2.weight",        4, { 32, 128, 3, 3 },    2010408 },
+    { "features.denseblock2.denselayer10.norm1.weight",       1, { 416, 0, 0, 0 },     2047272 },
+    { "features.denseblock2.denselayer10.norm1.bias",         1, { 416, 0, 0, 0 },     2047688 },
+    { "features.denseblock2.denselayer10.norm1.running_mean", 1, { 416, 0, 0, 0 },     2048104 },
+    { "features.denseblock2.denselayer10.norm1.running_var",  1, { 416, 0, 0, 0 },     2048520 },
+    { "features.denseblock2.denselayer10.conv1.weight",       4, { 128, 416, 1, 1 },   2048936 },
+    { "features.denseblock2.denselayer10.norm2.weight",       1, { 128, 0, 0, 0 },     2102184 },
+    { "features.denseblock2.denselayer10.norm2.bias",         1, { 128, 0, 0, 0 },     2102312 },
+    { "features.denseblock2.denselayer10.norm2.running_mean", 1, { 128, 0, 0, 0 },     2102440 },
+    { "features.denseblock2.denselayer10.norm2.running_var",  1, { 128, 0, 0, 0 },     2102568 },
+    { "features.denseblock2.denselayer10.conv2.weight",       4, { 32, 128, 3, 3 },    2102696 },
+    { "features.denseblock2.denselayer11.norm1.weight",       1, { 448, 0, 0, 0 },     2139560 },
+    { "features.denseblock2.denselayer11.norm1.bias",         1, { 448, 0, 0, 0 },     2140008 },
+    { "features.denseblock2.denselayer11.norm1.running_mean", 1, { 448, 0, 0, 0 },     2140456 },
+    { "features.denseblock2.denselayer11.norm1.running_var",  1, { 448, 0, 0, 0 },     2140904 },
+    { "features.denseblock2.denselayer11.conv1.weight",       4, { 128, 448, 1, 1 },   2141352 },
+    { "features.denseblock2.denselayer11.norm2.weight",       1, { 128, 0, 0, 0 },     2198696 },
+    { "features.denseblock2.denselayer11.norm2.bias",         1, { 128, 0, 0, 0 },     2198824 },
+    { "features.denseblock2.denselayer11.norm2.running_mean", 1, { 128, 0, 0, 0 },     2198952 },
+    { "features.denseblock2.denselayer11.norm2.running_var",  1, { 128, 0, 0, 0 },     2199080 },
+    { "features.denseblock2.denselayer11.conv2.weight",       4, { 32, 128, 3, 3 },    2199208 },
+    { "features.denseblock2.denselayer12.norm1.weight",       1, { 480, 0, 0, 0 },     2236072 },
+    { "features.denseblock2.denselayer12.norm1.bias",         1, { 480, 0, 0, 0 },     2236552 },
+    { "features.denseblock2.denselayer12.norm1.running_mean", 1, { 480, 0, 0, 0 },     2237032 },
+    { "features.denseblock2.denselayer12.norm1.running_var",  1, { 480, 0, 0, 0 },     2237512 },
+    { "features.denseblock2.denselayer12.conv1.weight",       4, { 128, 480, 1, 1 },   2237992 },
+    { "features.denseblock2.denselayer12.norm2.weight",       1, { 128, 0, 0, 0 },     2299432 },
+    { "features.denseblock2.denselayer12.norm2.bias",         1, { 128, 0, 0, 0 },     2299560 },
+    { "features.denseblock2.denselayer12.norm2.running_mean", 1, { 128, 0, 0, 0 },     2299688 },
+    { "features.denseblock2.denselayer12.norm2.running_var",  1, { 128, 0, 0, 0 },     2299816 },
+    { "features.denseblock2.denselayer12.conv2.weight",       4, { 32, 128, 3, 3 },    2299944 },
+    { "features.transition2.norm.weight",                     1, { 512, 0, 0, 0 },     2336808 },
+    { "features.transition2.norm.bias",                       1, { 512, 0, 0, 0 },     2337320 },
+    { "features.transition2.norm.running_mean",               1, { 512, 0, 0, 0 },     2337832 },
+    { "features.transition2.norm.running_var",                1, { 512, 0, 0, 0 },     2338344 },
+    { "features.transition2.conv.weight",                     4, { 256, 512, 1, 1 },   2338856 },
+    { "features.denseblock3.denselayer1.norm1.weight",        1, { 256, 0, 0, 0 },     2469928 },
+    { "features.denseblock3.denselayer1.norm1.bias",          1, { 256, 0, 0, 0 },     2470184 },
+    { "features.denseblock3.denselayer1.norm1.running_mean",  1, { 256, 0, 0, 0 },     2470440 },
+    { "features.denseblock3.denselayer1.norm1.running_var",   1, { 256, 0, 0, 0 },     2470696 },
+    { "features.denseblock3.denselayer1.conv1.weight",        4, { 128, 256, 1, 1 },   2470952 },
+    { "features.denseblock3.denselayer1.norm2.weight",        1, { 128, 0, 0, 0 },     2503720 },
+    { "features.denseblock3.denselayer1.norm2.bias",          1, { 128, 0, 0, 0 },     2503848 },
+    { "features.denseblock3.denselayer1.norm2.running_mean",  1, { 128, 0, 0, 0 },     2503976 },
+    { "features.denseblock3.denselayer1.norm2.running_var",   1, { 128, 0, 0, 0 },     2504104 },
+    { "features.denseblock3.denselayer1.conv2.weight",        4, { 32, 128, 3, 3 },    2504232 },
+    { "features.denseblock3.denselayer2.norm1.weight",        1, { 288, 0, 0, 0 },     2541096 },
+    { "features.denseblock3.denselayer2.norm1.bias",          1, { 288, 0, 0, 0 },     2541384 },
+    { "features.denseblock3.denselayer2.norm1.running_mean",  1, { 288, 0, 0, 0 },     2541672 },
+    { "features.denseblock3.denselayer2.norm1.running_var",   1, { 288, 0, 0, 0 },     2541960 },
+    { "features.denseblock3.denselayer2.conv1.weight",        4, { 128, 288, 1, 1 },   2542248 },
+    { "features.denseblock3.denselayer2.norm2.weight",        1, { 128, 0, 0, 0 },     2579112 },
+    { "features.denseblock3.denselayer2.norm2.bias",          1, { 128, 0, 0, 0 },     2579240 },
+    { "features.denseblock3.denselayer2.norm2.running_mean",  1, { 128, 0, 0, 0 },     2579368 },
+    { "features.denseblock3.denselayer2.norm2.running_var",   1, { 128, 0, 0, 0 },     2579496 },
+    { "features.denseblock3.denselayer2.conv2.weight",        4, { 32, 128, 3, 3 },    2579624 },
+    { "features.denseblock3.denselayer3.norm1.weight",        1, { 320, 0, 0, 0 },     2616488 },
+    { "features.denseblock3.denselayer3.norm1.bias",          1, { 320, 0, 0, 0 },     2616808 },
+    { "features.denseblock3.denselayer3.norm1.running_mean",  1, { 320, 0, 0, 0 },     2617128 },
+    { "features.denseblock3.denselayer3.norm1.running_var",   1, { 320, 0, 0, 0 },     2617448 },
+    { "features.denseblock3.denselayer3.conv1.weight",        4, { 128, 320, 1, 1 },   2617768 },
+    { "features.denseblock3.denselayer3.norm2.weight",        1, { 128, 0, 0, 0 },     2658728 },
+    { "features.denseblock3.denselayer3.norm2.bias",          1, { 128, 0, 0, 0 },     2658856 },
+    { "features.denseblock3.denselayer3.norm2.running_mean",  1, { 128, 0, 0, 0 },     2658984 },
+    { "features.denseblock3.denselayer3.norm2.running_var",   1, { 128, 0, 0, 0 },     2659112 },
+    { "features.denseblock3.denselayer3.conv2.weight",        4, { 32, 128, 3, 3 },    2659240 },
+    { "features.denseblock3.denselayer4.norm1.weight",        1, { 352, 0, 0, 0 },     2696104 },
+    { "features.denseblock3.denselayer4.norm1.bias",          1, { 352, 0, 0, 0 },     2696456 },
+    { "features.denseblock3.denselayer4.norm1.running_mean",  1, { 352, 0, 0, 0 },     2696808 },
+    { "features.denseblock3.denselayer4.norm1.running_var",   1, { 352, 0, 0, 0 },     2697160 },
+    { "features.denseblock3.denselayer4.conv1.weight",        4, { 128, 352, 1, 1 },   2697512 },
+    { "features.denseblock3.denselayer4.norm2.weight",        1, { 128, 0, 0, 0 },     2742568 },
+    { "features.denseblock3.denselayer4.norm2.bias",          1, { 128, 0, 0, 0 },     2742696 },
+    { "features.denseblock3.denselayer4.norm2.running_mean",  1, { 128, 0, 0, 0 },     2742824 },
+    { "features.denseblock3.denselayer4.norm2.running_var",   1, { 128, 0, 0, 0 },     2742952 },
+    { "features.denseblock3.denselayer4.conv2.weight",        4, { 32, 128, 3, 3 },    2743080 },
+    { "features.denseblock3.denselayer5.norm1.weight",        1, { 384, 0, 0, 0 },     2779944 },
+    { "features.denseblock3.denselayer5.norm1.bias",          1, { 384, 0, 0, 0 },     2780328 },
+    { "features.denseblock3.denselayer5.norm1.running_mean",  1, { 384, 0, 0, 0 },     2780712 },
+    { "features.denseblock3.denselayer5.norm1.running_var",   1, { 384, 0, 0, 0 },     2781096 },
+    { "features.denseblock3.denselayer5.conv1.weight",        4, { 128, 384, 1, 1 },   2781480 },
+    { "features.denseblock3.denselayer5.norm2.weight",        1, { 128, 0, 0, 0 },     2830632 },
+    { "features.denseblock3.denselayer5.norm2.bias",          1, { 128, 0, 0, 0 },     2830760 },
+    { "features.denseblock3.denselayer5.norm2.running_mean",  1, { 128, 0, 0, 0 },     2830888 },
+    { "features.denseblock3.denselayer5.norm2.running_var",   1, { 128, 0, 0, 0 },     2831016 },
+    { "features.denseblock3.denselayer5.conv2.weight",        4, { 32, 128, 3, 3 },    2831144 },
+    { "features.denseblock3.denselayer6.norm1.weight",        1, { 416, 0, 0, 0 },     2868008 },
+    { "features.denseblock3.denselayer6.norm1.bias",          1, { 416, 0, 0, 0 },     2868424 },
+    { "features.denseblock3.denselayer6.norm1.running_mean",  1, { 416, 0, 0, 0 },     2868840 },
+    { "features.denseblock3.denselayer6.norm1.running_var",   1, { 416, 0, 0, 0 },     2869256 },
+    { "features.denseblock3.denselayer6.conv1.weight",        4, { 128, 416, 1, 1 },   2869672 },
+    { "features.denseblock3.denselayer6.norm2.weight",        1, { 128, 0, 0, 0 },     2922920 },
+    { "features.denseblock3.denselayer6.norm2.bias",          1, { 128, 0, 0, 0 },     2923048 },
+    { "features.denseblock3.denselayer6.norm2.running_mean",  1, { 128, 0, 0, 0 },     2923176 },
+    { "features.denseblock3.denselayer6.norm2.running_var",   1, { 128, 0, 0, 0 },     2923304 },
+    { "features.denseblock3.denselayer6.conv2.weight",        4, { 32, 128, 3, 3 },    2923432 },
+    { "features.denseblock3.denselayer7.norm1.weight",        1, { 448, 0, 0, 0 },     2960296 },
+    { "features.denseblock3.denselayer7.norm1.bias",          1, { 448, 0, 0, 0 },     2960744 },
+    { "features.denseblock3.denselayer7.norm1.running_mean",  1, { 448, 0, 0, 0 },     2961192 },
+    { "features.denseblock3.denselayer7.norm1.running_var",   1, { 448, 0, 0, 0 },     2961640 },
+    { "features.denseblock3.denselayer7.conv1.weight",        4, { 128, 448, 1, 1 },   2962088 },
+    { "features.denseblock3.denselayer7.norm2.weight",        1, { 128, 0, 0, 0 },     3019432 },
+    { "features.denseblock3.denselayer7.norm2.bias",          1, { 128, 0, 0, 0 },     3019560 },
+    { "features.denseblock3.denselayer7.norm2.running_mean",  1, { 128, 0, 0, 0 },     3019688 },
+    { "features.denseblock3.denselayer7.norm2.running_var",   1, { 128, 0, 0, 0 },     3019816 },
+    { "features.denseblock3.denselayer7.conv2.weight",        4, { 32, 128, 3, 3 },    3019944 },
+    { "features.denseblock3.denselayer8.norm1.weight",        1, { 480, 0, 0, 0 },     3056808 },
+    { "features.denseblock3.denselayer8.norm1.bias",          1, { 480, 0, 0, 0 },     3057288 },
+    { "features.denseblock3.denselayer8.norm1.running_mean",  1, { 480, 0, 0, 0 },     3057768 },
+    { "features.denseblock3.denselayer8.norm1.running_var",   1, { 480, 0, 0, 0 },     3058248 },
+    { "features.denseblock3.denselayer8.conv1.weight",        4, { 128, 480, 1, 1 },   3058728 },
+    { "features.denseblock3.denselayer8.norm2.weight",        1, { 128, 0, 0, 0 },     3120168 },
+    { "features.denseblock3.denselayer8.norm2.bias",          1, { 128, 0, 0, 0 },     3120296 },
+    { "features.denseblock3.denselayer8.norm2.running_mean",  1, { 128, 0, 0, 0 },     3120424 },
+    { "features.denseblock3.denselayer8.norm2.running_var",   1, { 128, 0, 0, 0 },     3120552 },
+    { "features.denseblock3.denselayer8.conv2.weight",        4, { 32, 128, 3, 3 },    3120680 },
+    { "features.denseblock3.denselayer9.norm1.weight",        1, { 512, 0, 0, 0 },     3157544 },
+    { "features.denseblock3.denselayer9.norm1.bias",          1, { 512, 0, 0, 0 },     3158056 },
+    { "features.denseblock3.denselayer9.norm1.running_mean",  1, { 512, 0, 0, 0 },     3158568 },
+    { "features.denseblock3.denselayer9.norm1.running_var",   1, { 512, 0, 0, 0 },     3159080 },
+    { "features.denseblock3.denselayer9.conv1.weight",        4, { 128, 512, 1, 1 },   3159592 },
+    { "features.denseblock3.denselayer9.norm2.weight",        1, { 128, 0, 0, 0 },     3225128 },
+    { "features.denseblock3.denselayer9.norm2.bias",          1, { 128, 0, 0, 0 },     3225256 },
+    { "features.denseblock3.denselayer9.norm2.running_mean",  1, { 128, 0, 0, 0 },     3225384 },
+    { "features.denseblock3.denselayer9.norm2.running_var",   1, { 128, 0, 0, 0 },     3225512 },
+    { "features.denseblock3.denselayer9.conv2.weight",        4, { 32, 128, 3, 3 },    3225640 },
+    { "features.denseblock3.denselayer10.norm1.weight",       1, { 544, 0, 0, 0 },     3262504 },
+    { "features.denseblock3.denselayer10.norm1.bias",         1, { 544, 0, 0, 0 },     3263048 },
+    { "features.denseblock3.denselayer10.norm1.running_mean", 1, { 544, 0, 0, 0 },     3263592 },
+    { "features.denseblock3.denselayer10.norm1.running_var",  1, { 544, 0, 0, 0 },     3264136 },
+    { "features.denseblock3.denselayer10.conv1.weight",       4, { 128, 544, 1, 1 },   3264680 },
+    { "features.denseblock3.denselayer10.norm2.weight",       1, { 128, 0, 0, 0 },     3334312 },
+    { "features.denseblock3.denselayer10.norm2.bias",         1, { 128, 0, 0, 0 },     3334440 },
+    { "features.denseblock3.denselayer10.norm2.running_mean", 1, { 128, 0, 0, 0 },     3334568 },
+    { "features.denseblock3.denselayer10.norm2.running_var",  1, { 128, 0, 0, 0 },     3334696 },
+    { "features.denseblock3.denselayer10.conv2.weight",       4, { 32, 128, 3, 3 },    3334824 },
+    { "features.denseblock3.denselayer11.norm1.weight",       1, { 576, 0, 0, 0 },     3371688 },
+    { "features.denseblock3.denselayer11.norm1.bias",         1, { 576, 0, 0, 0 },     3372264 },
+    { "features.denseblock3.denselayer11.norm1.running_mean", 1, { 576, 0, 0, 0 },     3372840 },
+    { "features.denseblock3.denselayer11.norm1.running_var",  1, { 576, 0, 0, 0 },     3373416 },
+    { "features.denseblock3.denselayer11.conv1.weight",       4, { 128, 576, 1, 1 },   3373992 },
+    { "features.denseblock3.denselayer11.norm2.weight",       1, { 128, 0, 0, 0 },     3447720 },
+    { "features.denseblock3.denselayer11.norm2.bias",         1, { 128, 0, 0, 0 },     3447848 },
+    { "features.denseblock3.denselayer11.norm2.running_mean", 1, { 128, 0, 0, 0 },     3447976 },
+    { "features.denseblock3.denselayer11.norm2.running_var",  1, { 128, 0, 0, 0 },     3448104 },
+    { "features.denseblock3.denselayer11.conv2.weight",       4, { 32, 128, 3, 3 },    3448232 },
+    { "features.denseblock3.denselayer12.norm1.weight",       1, { 608, 0, 0, 0 },     3485096 },
+    { "features.denseblock3.denselayer12.norm1.bias",         1, { 608, 0, 0, 0 },     3485704 },
+    { "features.denseblock3.denselayer12.norm1.running_mean", 1, { 608, 0, 0, 0 },     3486312 },
+    { "features.denseblock3.denselayer12.norm1.running_var",  1, { 608, 0, 0, 0 },     3486920 },
+    { "features.denseblock3.denselayer12.conv1.weight",       4, { 128, 608, 1, 1 },   3487528 },
+    { "features.denseblock3.denselayer12.norm2.weight",       1, { 128, 0, 0, 0 },     3565352 },
+    { "features.denseblock3.denselayer12.norm2.bias",         1, { 128, 0, 0, 0 },     3565480 },
+    { "features.denseblock3.denselayer12.norm2.running_mean", 1, { 128, 0, 0, 0 },     3565608 },
+    { "features.denseblock3.denselayer12.norm2.running_var",  1, { 128, 0, 0, 0 },     3565736 },
+    { "features.denseblock3.denselayer12.conv2.weight",       4, { 32, 128, 3, 3 },    3565864 },
+    { "features.denseblock3.denselayer13.norm1.weight",       1, { 640, 0, 0, 0 },     3602728 },
+    { "features.denseblock3.denselayer13.norm1.bias",         1, { 640, 0, 0, 0 },     3603368 },
+    { "features.denseblock3.denselayer13.norm1.running_mean", 1, { 640, 0, 0, 0 },     3604008 },
+    { "features.denseblock3.denselayer13.norm1.running_var",  1, { 640, 0, 0, 0 },     3604648 },
+    { "features.denseblock3.denselayer13.conv1.weight",       4, { 128, 640, 1, 1 },   3605288 },
+    { "features.denseblock3.denselayer13.norm2.weight",       1, { 128, 0, 0, 0 },     3687208 },
+    { "features.denseblock3.denselayer13.norm2.bias",         1, { 128, 0, 0, 0 },     3687336 },
+    { "features.denseblock3.denselayer13.norm2.running_mean", 1, { 128, 0, 0, 0 },     3687464 },
+    { "features.denseblock3.denselayer13.norm2.running_var",  1, { 128, 0, 0, 0 },     3687592 },
+    { "features.denseblock3.denselayer13.conv2.weight",       4, { 32, 128, 3, 3 },    3687720 },
+    { "features.denseblock3.denselayer14.norm1.weight",       1, { 672, 0, 0, 0 },     3724584 },
+    { "features.denseblock3.denselayer14.norm1.bias",         1, { 672, 0, 0, 0 },     3725256 },
+    { "features.denseblock3.denselayer14.norm1.running_mean", 1, { 672, 0, 0, 0 },     3725928 },
+    { "features.denseblock3.denselayer14.norm1.running_var",  1, { 672, 0, 0, 0 },     3726600 },
+    { "features.denseblock3.denselayer14.conv1.weight",       4, { 128, 672, 1, 1 },   3727272 },
+    { "features.denseblock3.denselayer14.norm2.weight",       1, { 128, 0, 0, 0 },     3813288 },
+    { "features.denseblock3.denselayer14.norm2.bias",         1, { 128, 0, 0, 0 },     3813416 },
+    { "features.denseblock3.denselayer14.norm2.running_mean", 1, { 128, 0, 0, 0 },     3813544 },
+    { "features.denseblock3.denselayer14.norm2.running_var",  1, { 128, 0, 0, 0 },     3813672 },
+    { "features.denseblock3.denselayer14.conv2.weight",       4, { 32, 128, 3, 3 },    3813800 },
+    { "features.denseblock3.denselayer15.norm1.weight",       1, { 704, 0, 0, 0 },     3850664 },
+    { "features.denseblock3.denselayer15.norm1.bias",         1, { 704, 0, 0, 0 },     3851368 },
+    { "features.denseblock3.denselayer15.norm1.running_mean", 1, { 704, 0, 0, 0 },     3852072 },
+    { "features.denseblock3.denselayer15.norm1.running_var",  1, { 704, 0, 0, 0 },     3852776 },
+    { "features.denseblock3.denselayer15.conv1.weight",       4, { 128, 704, 1, 1 },   3853480 },
+    { "features.denseblock3.denselayer15.norm2.weight",       1, { 128, 0, 0, 0 },     3943592 },
+    { "features.denseblock3.denselayer15.norm2.bias",         1, { 128, 0, 0, 0 },     3943720 },
+    { "features.denseblock3.denselayer15.norm2.running_mean", 1, { 128, 0, 0, 0 },     3943848 },
+    { "features.denseblock3.denselayer15.norm2.running_var",  1, { 128, 0, 0, 0 },     3943976 },
+    { "features.denseblock3.denselayer15.conv2.weight",       4, { 32, 128, 3, 3 },    3944104 },
+    { "features.denseblock3.denselayer16.norm1.weight",       1, { 736, 0, 0, 0 },     3980968 },
+    { "features.denseblock3.denselayer16.norm1.bias",         1, { 736, 0, 0, 0 },     3981704 },
+    { "features.denseblock3.denselayer16.norm1.running_mean", 1, { 736, 0, 0, 0 },     3982440 },
+    { "features.denseblock3.denselayer16.norm1.running_var",  1, { 736, 0, 0, 0 },     3983176 },
+    { "features.denseblock3.denselayer16.conv1.weight",       4, { 128, 736, 1, 1 },   3983912 },
+    { "features.denseblock3.denselayer16.norm2.weight",       1, { 128, 0, 0, 0 },     4078120 },
+    { "features.denseblock3.denselayer16.norm2.bias",         1, { 128, 0, 0, 0 },     4078248 },
+    { "features.denseblock3.denselayer16.norm2.running_mean", 1, { 128, 0, 0, 0 },     4078376 },
+    { "features.denseblock3.denselayer16.norm2.running_var",  1, { 128, 0, 0, 0 },     4078504 },
+    { "features.denseblock3.denselayer16.conv2.weight",       4, { 32, 128, 3, 3 },    4078632 },
+    { "features.denseblock3.denselayer17.norm1.weight",       1, { 768, 0, 0, 0 },     4115496 },
+    { "features.denseblock3.denselayer17.norm1.bias",         1, { 768, 0, 0, 0 },     4116264 },
+    { "features.denseblock3.denselayer17.norm1.running_mean", 1, { 768, 0, 0, 0 },     4117032 },
+    { "features.denseblock3.denselayer17.norm1.running_var",  1, { 768, 0, 0, 0 },     4117800 },
+    { "features.denseblock3.denselayer17.conv1.weight",       4, { 128, 768, 1, 1 },   4118568 },
+    { "features.denseblock3.denselayer17.norm2.weight",       1, { 128, 0, 0, 0 },     4216872 },
+    { "features.denseblock3.denselayer17.norm2.bias",         1, { 128, 0, 0, 0 },     4217000 },
+    { "features.denseblock3.denselayer17.norm2.running_mean", 1, { 128, 0, 0, 0 },     4217128 },
+    { "features.denseblock3.denselayer17.norm2.running_var",  1, { 128, 0, 0, 0 },     4217256 },
+    { "features.denseblock3.denselayer17.conv2.weight",       4, { 32, 128, 3, 3 },    4217384 },
+    { "features.denseblock3.denselayer18.norm1.weight",       1, { 800, 0, 0, 0 },     4254248 },
+    { "features.denseblock3.denselayer18.norm1.bias",         1, { 800, 0, 0, 0 },     4255048 },
+    { "features.denseblock3.denselayer18.norm1.running_mean", 1, { 800, 0, 0, 0 },     4255848 },
+    { "features.denseblock3.denselayer18.norm1.running_var",  1, { 800, 0, 0, 0 },     4256648 },
+    { "features.denseblock3.denselayer18.conv1.weight",       4, { 128, 800, 1, 1 },   4257448 },
+    { "features.denseblock3.denselayer18.norm2.weight",       1, { 128, 0, 0, 0 },     4359848 },
+    { "features.denseblock3.denselayer18.norm2.bias",         1, { 128, 0, 0, 0 },     4359976 },
+    { "features.denseblock3.denselayer18.norm2.running_mean", 1, { 128, 0, 0, 0 },     4360104 },
+    { "features.denseblock3.denselayer18.norm2.running_var",  1, { 128, 0, 0, 0 },     4360232 },
+    { "features.denseblock3.denselayer18.conv2.weight",       4, { 32, 128, 3, 3 },    4360360 },
+    { "features.denseblock3.denselayer19.norm1.weight",       1, { 832, 0, 0, 0 },     4397224 },
+    { "features.denseblock3.denselayer19.norm1.bias",         1, { 832, 0, 0, 0 },     4398056 },
+    { "features.denseblock3.denselayer19.norm1.running_mean", 1, { 832, 0, 0, 0 },     4398888 },
+    { "features.denseblock3.denselayer19.norm1.running_var",  1, { 832, 0, 0, 0 },     4399720 },
+    { "features.denseblock3.denselayer19.conv1.weight",       4, { 128, 832, 1, 1 },   4400552 },
+    { "features.denseblock3.denselayer19.norm2.weight",       1, { 128, 0, 0, 0 },     4507048 },
+    { "features.denseblock3.denselayer19.norm2.bias",         1, { 128, 0, 0, 0 },     4507176 },
+    { "features.denseblock3.denselayer19.norm2.running_mean", 1, { 128, 0, 0, 0 },     4507304 },
+    { "features.denseblock3.denselayer19.norm2.running_var",  1, { 128, 0, 0, 0 },     4507432 },
+    { "features.denseblock3.denselayer19.conv2.weight",       4, { 32, 128, 3, 3 },    4507560 },
+    { "features.denseblock3.denselayer20.norm1.weight",       1, { 864, 0, 0, 0 },     4544424 },
+    { "features.denseblock3.denselayer20.norm1.bias",         1, { 864, 0, 0, 0 },     4545288 },
+    { "features.denseblock3.denselayer20.norm1.running_mean", 1, { 864, 0, 0, 0 },     4546152 },
+    { "features.denseblock3.denselayer20.norm1.running_var",  1, { 864, 0, 0, 0 },     4547016 },
+    { "features.denseblock3.denselayer20.conv1.weight",       4, { 128, 864, 1, 1 },   4547880 },
+    { "features.denseblock3.denselayer20.norm2.weight",       1, { 128, 0, 0, 0 },     4658472 },
+    { "features.denseblock3.denselayer20.norm2.bias",         1, { 128, 0, 0, 0 },     4658600 },
+    { "features.denseblock3.denselayer20.norm2.running_mean", 1, { 128, 0, 0, 0 },     4658728 },
+    { "features.denseblock3.denselayer20.norm2.running_var",  1, { 128, 0, 0, 0 },     4658856 },
+    { "features.denseblock3.denselayer20.conv2.weight",       4, { 32, 128, 3, 3 },    4658984 },
+    { "features.denseblock3.denselayer21.norm1.weight",       1, { 896, 0, 0, 0 },     4695848 },
+    { "features.denseblock3.denselayer21.norm1.bias",         1, { 896, 0, 0, 0 },     4696744 },
+    { "features.denseblock3.denselayer21.norm1.running_mean", 1, { 896, 0, 0, 0 },     4697640 },
+    { "features.denseblock3.denselayer21.norm1.running_var",  1, { 896, 0, 0, 0 },     4698536 },
+    { "features.denseblock3.denselayer21.conv1.weight",       4, { 128, 896, 1, 1 },   4699432 },
+    { "features.denseblock3.denselayer21.norm2.weight",       1, { 128, 0, 0, 0 },     4814120 },
+    { "features.denseblock3.denselayer21.norm2.bias",         1, { 128, 0, 0, 0 },     4814248 },
+    { "features.denseblock3.denselayer21.norm2.running_mean", 1, { 128, 0, 0, 0 },     4814376 },
+    { "features.denseblock3.denselayer21.norm2.running_var",  1, { 128, 0, 0, 0 },     4814504 },
+    { "features.denseblock3.denselayer21.conv2.weight",       4, { 32, 128, 3, 3 },    4814632 },
+    { "features.denseblock3.denselayer22.norm1.weight",       1, { 928, 0, 0, 0 },     4851496 },
+    { "features.denseblock3.denselayer22.norm1.bias",         1, { 928, 0, 0, 0 },     4852424 },
+    { "features.denseblock3.denselayer22.norm1.running_mean", 1, { 928, 0, 0, 0 },     4853352 },
+    { "features.denseblock3.denselayer22.norm1.running_var",  1, { 928, 0, 0, 0 },     4854280 },
+    { "features.denseblock3.denselayer22.conv1.weight",       4, { 128, 928, 1, 1 },   4855208 },
+    { "features.denseblock3.denselayer22.norm2.weight",       1, { 128, 0, 0, 0 },     4973992 },
+    { "features.denseblock3.denselayer22.norm2.bias",         1, { 128, 0, 0, 0 },     4974120 },
+    { "features.denseblock3.denselayer22.norm2.running_mean", 1, { 128, 0, 0, 0 },     4974248 },
+    { "features.denseblock3.denselayer22.norm2.running_var",  1, { 128, 0, 0, 0 },     4974376 },
+    { "features.denseblock3.denselayer22.conv2.weight",       4, { 32, 128, 3, 3 },    4974504 },
+    { "features.denseblock3.denselayer23.norm1.weight",       1, { 960, 0, 0, 0 },     5011368 },
+    { "features.denseblock3.denselayer23.norm1.bias",         1, { 960, 0, 0, 0 },     5012328 },
+    { "features.denseblock3.denselayer23.norm1.running_mean", 1, { 960, 0, 0, 0 },     5013288 },
+    { "features.denseblock3.denselayer23.norm1.running_var",  1, { 960, 0, 0, 0 },     5014248 },
+    { "features.denseblock3.denselayer23.conv1.weight",       4, { 128, 960, 1, 1 },   5015208 },
+    { "features.denseblock3.denselayer23.norm2.weight",       1, { 128, 0, 0, 0 },     5138088 },
+    { "features.denseblock3.denselayer23.norm2.bias",         1, { 128, 0, 0, 0 },     5138216 },
+    { "features.denseblock3.denselayer23.norm2.running_mean", 1, { 128, 0, 0, 0 },     5138344 },
+    { "features.denseblock3.denselayer23.norm2.running_var",  1, { 128, 0, 0, 0 },     5138472 },
+    { "features.denseblock3.denselayer23.conv2.weight",       4, { 32, 128, 3, 3 },    5138600 },
+    { "features.denseblock3.denselayer24.norm1.weight",       1, { 992, 0, 0, 0 },     5175464 },
+    { "features.denseblock3.denselayer24.norm1.bias",         1, { 992, 0, 0, 0 },     5176456 },
+    { "features.denseblock3.denselayer24.norm1.running_mean", 1, { 992, 0, 0, 0 },     5177448 },
+    { "features.denseblock3.denselayer24.norm1.running_var",  1, { 992, 0, 0, 0 },     5178440 },
+    { "features.denseblock3.denselayer24.conv1.weight",       4, { 128, 992, 1, 1 },   5179432 },
+    { "features.denseblock3.denselayer24.norm2.weight",       1, { 128, 0, 0, 0 },     5306408 },
+    { "features.denseblock3.denselayer24.norm2.bias",         1, { 128, 0, 0, 0 },     5306536 },
+    { "features.denseblock3.denselayer24.norm2.running_mean", 1, { 128, 0, 0, 0 },     5306664 },
+    { "features.denseblock3.denselayer24.norm2.running_var",  1, { 128, 0, 0, 0 },     5306792 },
+    { "features.denseblock3.denselayer24.conv2.weight",       4, { 32, 128, 3, 3 },    5306920 },
+    { "features.transition3.norm.weight",                     1, { 1024, 0, 0, 0 },    5343784 },
+    { "features.transition3.norm.bias",                       1, { 1024, 0, 0, 0 },    5344808 },
+    { "features.transition3.norm.running_mean",               1, { 1024, 0, 0, 0 },    5345832 },
+    { "features.transition3.norm.running_var",                1, { 1024, 0, 0, 0 },    5346856 },
+    { "features.transition3.conv.weight",                     4, { 512, 1024, 1, 1 },  5347880 },
+    { "features.denseblock4.denselayer1.norm1.weight",        1, { 512, 0, 0, 0 },     5872168 },
+    { "features.denseblock4.denselayer1.norm1.bias",          1, { 512, 0, 0, 0 },     5872680 },
+    { "features.denseblock4.denselayer1.norm1.running_mean",  1, { 512, 0, 0, 0 },     5873192 },
+    { "features.denseblock4.denselayer1.norm1.running_var",   1, { 512, 0, 0, 0 },     5873704 },
+    { "features.denseblock4.denselayer1.conv1.weight",        4, { 128, 512, 1, 1 },   5874216 },
+    { "features.denseblock4.denselayer1.norm2.weight",        1, { 128, 0, 0, 0 },     5939752 },
+    { "features.denseblock4.denselayer1.norm2.bias",          1, { 128, 0, 0, 0 },     5939880 },
+    { "features.denseblock4.denselayer1.norm2.running_mean",  1, { 128, 0, 0, 0 },     5940008 },
+    { "features.denseblock4.denselayer1.norm2.running_var",   1, { 128, 0, 0, 0 },     5940136 },
+    { "features.denseblock4.denselayer1.conv2.weight",        4, { 32, 128, 3, 3 },    5940264 },
+    { "features.denseblock4.denselayer2.norm1.weight",        1, { 544, 0, 0, 0 },     5977128 },
+    { "features.denseblock4.denselayer2.norm1.bias",          1, { 544, 0, 0, 0 },     5977672 },
+    { "features.denseblock4.denselayer2.norm1.running_mean",  1, { 544, 0, 0, 0 },     5978216 },
+    { "features.denseblock4.denselayer2.norm1.running_var",   1, { 544, 0, 0, 0 },     5978760 },
+    { "features.denseblock4.denselayer2.conv1.weight",        4, { 128, 544, 1, 1 },   5979304 },
+    { "features.denseblock4.denselayer2.norm2.weight",        1, { 128, 0, 0, 0 },     6048936 },
+    { "features.denseblock4.denselayer2.norm2.bias",          1, { 128, 0, 0, 0 },     6049064 },
+    { "features.denseblock4.denselayer2.norm2.running_mean",  1, { 128, 0, 0, 0 },     6049192 },
+    { "features.denseblock4.denselayer2.norm2.running_var",   1, { 128, 0, 0, 0 },     6049320 },
+    { "features.denseblock4.denselayer2.conv2.weight",        4, { 32, 128, 3, 3 },    6049448 },
+    { "features.denseblock4.denselayer3.norm1.weight",        1, { 576, 0, 0, 0 },     6086312 },
+    { "features.denseblock4.denselayer3.norm1.bias",          1, { 576, 0, 0, 0 },     6086888 },
+    { "features.denseblock4.denselayer3.norm1.running_mean",  1, { 576, 0, 0, 0 },     6087464 },
+    { "features.denseblock4.denselayer3.norm1.running_var",   1, { 576, 0, 0, 0 },     6088040 },
+    { "features.denseblock4.denselayer3.conv1.weight",        4, { 128, 576, 1, 1 },   6088616 },
+    { "features.denseblock4.denselayer3.norm2.weight",        1, { 128, 0, 0, 0 },     6162344 },
+    { "features.denseblock4.denselayer3.norm2.bias",          1, { 128, 0, 0, 0 },     6162472 },
+    { "features.denseblock4.denselayer3.norm2.running_mean",  1, { 128, 0, 0, 0 },     6162600 },
+    { "features.denseblock4.denselayer3.norm2.running_var",   1, { 128, 0, 0, 0 },     6162728 },
+    { "features.denseblock4.denselayer3.conv2.weight",        4, { 32, 128, 3, 3 },    6162856 },
+    { "features.denseblock4.denselayer4.norm1.weight",        1, { 608, 0, 0, 0 },     6199720 },
+    { "features.denseblock4.denselayer4.norm1.bias",          1, { 608, 0, 0, 0 },     6200328 },
+    { "features.denseblock4.denselayer4.norm1.running_mean",  1, { 608, 0, 0, 0 },     6200936 },
+    { "features.denseblock4.denselayer4.norm1.running_var",   1, { 608, 0, 0, 0 },     6201544 },
+    { "features.denseblock4.denselayer4.conv1.weight",        4, { 128, 608, 1, 1 },   6202152 },
+    { "features.denseblock4.denselayer4.norm2.weight",        1, { 128, 0, 0, 0 },     6279976 },
+    { "features.denseblock4.denselayer4.norm2.bias",          1, { 128, 0, 0, 0 },     6280104 },
+    { "features.denseblock4.denselayer4.norm2.running_mean",  1, { 128, 0, 0, 0 },     6280232 },
+    { "features.denseblock4.denselayer4.norm2.running_var",   1, { 128, 0, 0, 0 },     6280360 },
+    { "features.denseblock4.denselayer4.conv2.weight",        4, { 32, 128, 3, 3 },    6280488 },
+    { "features.denseblock4.denselayer5.norm1.weight",        1, { 640, 0, 0, 0 },     6317352 },
+    { "features.denseblock4.denselayer5.norm1.bias",          1, { 640, 0, 0, 0 },     6317992 },
+    { "features.denseblock4.denselayer5.norm1.running_mean",  1, { 640, 0, 0, 0 },     6318632 },
+    { "features.denseblock4.denselayer5.norm1.running_var",   1, { 640, 0, 0, 0 },     6319272 },
+    { "features.denseblock4.denselayer5.conv1.weight",        4, { 128, 640, 1, 1 },   6319912 },
+    { "features.denseblock4.denselayer5.norm2.weight",        1, { 128, 0, 0, 0 },     6401832 },
+    { "features.denseblock4.denselayer5.norm2.bias",          1, { 128, 0, 0, 0 },     6401960 },
+    { "features.denseblock4.denselayer5.norm2.running_mean",  1, { 128, 0, 0, 0 },     6402088 },
+    { "features.denseblock4.denselayer5.norm2.running_var",   1, { 128, 0, 0, 0 },     6402216 },
+    { "features.denseblock4.denselayer5.conv2.weight",        4, { 32, 128, 3, 3 },    6402344 },
+    { "features.denseblock4.denselayer6.norm1.weight",        1, { 672, 0, 0, 0 },     6439208 },
+    { "features.denseblock4.denselayer6.norm1.bias",          1, { 672, 0, 0, 0 },     6439880 },
+    { "features.denseblock4.denselayer6.norm1.running_mean",  1, { 672, 0, 0, 0 },     6440552 },
+    { "features.denseblock4.denselayer6.norm1.running_var",   1, { 672, 0, 0, 0 },     6441224 },
+    { "features.denseblock4.denselayer6.conv1.weight",        4, { 128, 672, 1, 1 },   6441896 },
+    { "features.denseblock4.denselayer6.norm2.weight",        1, { 128, 0, 0, 0 },     6527912 },
+    { "features.denseblock4.denselayer6.norm2.bias",          1, { 128, 0, 0, 0 },     6528040 },
+    { "features.denseblock4.denselayer6.norm2.running_mean",  1, { 128, 0, 0, 0 },     6528168 },
+    { "features.denseblock4.denselayer6.norm2.running_var",   1, { 128, 0, 0, 0 },     6528296 },
+    { "features.denseblock4.denselayer6.conv2.weight",        4, { 32, 128, 3, 3 },    6528424 },
+    { "features.denseblock4.denselayer7.norm1.weight",        1, { 704, 0, 0, 0 },     6565288 },
+    { "features.denseblock4.denselayer7.norm1.bias",          1, { 704, 0, 0, 0 },     6565992 },
+    { "features.denseblock4.denselayer7.norm1.running_mean",  1, { 704, 0, 0, 0 },     6566696 },
+    { "features.denseblock4.denselayer7.norm1.running_var",   1, { 704, 0, 0, 0 },     6567400 },
+    { "features.denseblock4.denselayer7.conv1.weight",        4, { 128, 704, 1, 1 },   6568104 },
+    { "features.denseblock4.denselayer7.norm2.weight",        1, { 128, 0, 0, 0 },     6658216 },
+    { "features.denseblock4.denselayer7.norm2.bias",          1, { 128, 0, 0, 0 },     6658344 },
+    { "features.denseblock4.denselayer7.norm2.running_mean",  1, { 128, 0, 0, 0 },     6658472 },
+    { "features.denseblock4.denselayer7.norm2.running_var",   1, { 128, 0, 0, 0 },     6658600 },
+    { "features.denseblock4.denselayer7.conv2.weight",        4, { 32, 128, 3, 3 },    6658728 },
+    { "features.denseblock4.denselayer8.norm1.weight",        1, { 736, 0, 0, 0 },     6695592 },
+    { "features.denseblock4.denselayer8.norm1.bias",          1, { 736, 0, 0, 0 },     6696328 },
+    { "features.denseblock4.denselayer8.norm1.running_mean",  1, { 736, 0, 0, 0 },     6697064 },
+    { "features.denseblock4.denselayer8.norm1.running_var",   1, { 736, 0, 0, 0 },     6697800 },
+    { "features.denseblock4.denselayer8.conv1.weight",        4, { 128, 736, 1, 1 },   6698536 },
+    { "features.denseblock4.denselayer8.norm2.weight",        1, { 128, 0, 0, 0 },     6792744 },
+    { "features.denseblock4.denselayer8.norm2.bias",          1, { 128, 0, 0, 0 },     6792872 },
+    { "features.denseblock4.denselayer8.norm2.running_mean",  1, { 128, 0, 0, 0 },     6793000 },
+    { "features.denseblock4.denselayer8.norm2.running_var",   1, { 128, 0, 0, 0 },     6793128 },
+    { "features.denseblock4.denselayer8.conv2.weight",        4, { 32, 128, 3, 3 },    6793256 },
+    { "features.denseblock4.denselayer9.norm1.weight",        1, { 768, 0, 0, 0 },     6830120 },
+    { "features.denseblock4.denselayer9.norm1.bias",          1, { 768, 0, 0, 0 },     6830888 },
+    { "features.denseblock4.denselayer9.norm1.running_mean",  1, { 768, 0, 0, 0 },     6831656 },
+    { "features.denseblock4.denselayer9.norm1.running_var",   1, { 768, 0, 0, 0 },     6832424 },
+    { "features.denseblock4.denselayer9.conv1.weight",        4, { 128, 768, 1, 1 },   6833192 },
+    { "features.denseblock4.denselayer9.norm2.weight",        1, { 128, 0, 0, 0 },     6931496 },
+    { "features.denseblock4.denselayer9.norm2.bias",          1, { 128, 0, 0, 0 },     6931624 },
+    { "features.denseblock4.denselayer9.norm2.running_mean",  1, { 128, 0, 0, 0 },     6931752 },
+    { "features.denseblock4.denselayer9.norm2.running_var",   1, { 128, 0, 0, 0 },     6931880 },
+    { "features.denseblock4.denselayer9.conv2.weight",        4, { 32, 128, 3, 3 },    6932008 },
+    { "features.denseblock4.denselayer10.norm1.weight",       1, { 800, 0, 0, 0 },     6968872 },
+    { "features.denseblock4.denselayer10.norm1.bias",         1, { 800, 0, 0, 0 },     6969672 },
+    { "features.denseblock4.denselayer10.norm1.running_mean", 1, { 800, 0, 0, 0 },     6970472 },
+    { "features.denseblock4.denselayer10.norm1.running_var",  1, { 800, 0, 0, 0 },     6971272 },
+    { "features.denseblock4.denselayer10.conv1.weight",       4, { 128, 800, 1, 1 },   6972072 },
+    { "features.denseblock4.denselayer10.norm2.weight",       1, { 128, 0, 0, 0 },     7074472 },
+    { "features.denseblock4.denselayer10.norm2.bias",         1, { 128, 0, 0, 0 },     7074600 },
+    { "features.denseblock4.denselayer10.norm2.running_mean", 1, { 128, 0, 0, 0 },     7074728 },
+    { "features.denseblock4.denselayer10.norm2.running_var",  1, { 128, 0, 0, 0 },     7074856 },
+    { "features.denseblock4.denselayer10.conv2.weight",       4, { 32, 128, 3, 3 },    7074984 },
+    { "features.denseblock4.denselayer11.norm1.weight",       1, { 832, 0, 0, 0 },     7111848 },
+    { "features.denseblock4.denselayer11.norm1.bias",         1, { 832, 0, 0, 0 },     7112680 },
+    { "features.denseblock4.denselayer11.norm1.running_mean", 1, { 832, 0, 0, 0 },     7113512 },
+    { "features.denseblock4.denselayer11.norm1.running_var",  1, { 832, 0, 0, 0 },     7114344 },
+    { "features.denseblock4.denselayer11.conv1.weight",       4, { 128, 832, 1, 1 },   7115176 },
+    { "features.denseblock4.denselayer11.norm2.weight",       1, { 128, 0, 0, 0 },     7221672 },
+    { "features.denseblock4.denselayer11.norm2.bias",         1, { 128, 0, 0, 0 },     7221800 },
+    { "features.denseblock4.denselayer11.norm2.running_mean", 1, { 128, 0, 0, 0 },     7221928 },
+    { "features.denseblock4.denselayer11.norm2.running_var",  1, { 128, 0, 0, 0 },     7222056 },
+    { "features.denseblock4.denselayer11.conv2.weight",       4, { 32, 128, 3, 3 },    7222184 },
+    { "features.denseblock4.denselayer12.norm1.weight",       1, { 864, 0, 0, 0 },     7259048 },
+    { "features.denseblock4.denselayer12.norm1.bias",         1, { 864, 0, 0, 0 },     7259912 },
+    { "features.denseblock4.denselayer12.norm1.running_mean", 1, { 864, 0, 0, 0 },     7260776 },
+    { "features.denseblock4.denselayer12.norm1.running_var",  1, { 864, 0, 0, 0 },     7261640 },
+    { "features.denseblock4.denselayer12.conv1.weight",       4, { 128, 864, 1, 1 },   7262504 },
+    { "features.denseblock4.denselayer12.norm2.weight",       1, { 128, 0, 0, 0 },     7373096 },
+    { "features.denseblock4.denselayer12.norm2.bias",         1, { 128, 0, 0, 0 },     7373224 },
+    { "features.denseblock4.denselayer12.norm2.running_mean", 1, { 128, 0, 0, 0 },     7373352 },
+    { "features.denseblock4.denselayer12.norm2.running_var",  1, { 128, 0, 0, 0 },     7373480 },
+    { "features.denseblock4.denselayer12.conv2.weight",       4, { 32, 128, 3, 3 },    7373608 },
+    { "features.denseblock4.denselayer13.norm1.weight",       1, { 896, 0, 0, 0 },     7410472 },
+    { "features.denseblock4.denselayer13.norm1.bias",         1, { 896, 0, 0, 0 },     7411368 },
+    { "features.denseblock4.denselayer13.norm1.running_mean", 1, { 896, 0, 0, 0 },     7412264 },
+    { "features.denseblock4.denselayer13.norm1.running_var",  1, { 896, 0, 0, 0 },     7413160 },
+    { "features.denseblock4.denselayer13.conv1.weight",       4, { 128, 896, 1, 1 },   7414056 },
+    { "features.denseblock4.denselayer13.norm2.weight",       1, { 128, 0, 0, 0 },     7528744 },
+    { "features.denseblock4.denselayer13.norm2.bias",         1, { 128, 0, 0, 0 },     7528872 },
+    { "features.denseblock4.denselayer13.norm2.running_mean", 1, { 128, 0, 0, 0 },     7529000 },
+    { "features.denseblock4.denselayer13.norm2.running_var",  1, { 128, 0, 0, 0 },     7529128 },
+    { "features.denseblock4.denselayer13.conv2.weight",       4, { 32, 128, 3, 3 },    7529256 },
+    { "features.denseblock4.denselayer14.norm1.weight",       1, { 928, 0, 0, 0 },     7566120 },
+    { "features.denseblock4.denselayer14.norm1.bias",         1, { 928, 0, 0, 0 },     7567048 },
+    { "features.denseblock4.denselayer14.norm1.running_mean", 1, { 928, 0, 0, 0 },     7567976 },
+    { "features.denseblock4.denselayer14.norm1.running_var",  1, { 928, 0, 0, 0 },     7568904 },
+    { "features.denseblock4.denselayer14.conv1.weight",       4, { 128, 928, 1, 1 },   7569832 },
+    { "features.denseblock4.denselayer14.norm2.weight",       1, { 128, 0, 0, 0 },     7688616 },
+    { "features.denseblock4.denselayer14.norm2.bias",         1, { 128, 0, 0, 0 },     7688744 },
+    { "features.denseblock4.denselayer14.norm2.running_mean", 1, { 128, 0, 0, 0 },     7688872 },
+    { "features.denseblock4.denselayer14.norm2.running_var",  1, { 128, 0, 0, 0 },     7689000 },
+    { "features.denseblock4.denselayer14.conv2.weight",       4, { 32, 128, 3, 3 },    7689128 },
+    { "features.denseblock4.denselayer15.norm1.weight",       1, { 960, 0, 0, 0 },     7725992 },
+    { "features.denseblock4.denselayer15.norm1.bias",         1, { 960, 0, 0, 0 },     7726952 },
+    { "features.denseblock4.denselayer15.norm1.running_mean", 1, { 960, 0, 0, 0 },     7727912 },
+    { "features.denseblock4.denselayer15.norm1.running_var",  1, { 960, 0, 0, 0 },     7728872 },
+    { "features.denseblock4.denselayer15.conv1.weight",       4, { 128, 960, 1, 1 },   7729832 },
+    { "features.denseblock4.denselayer15.norm2.weight",       1, { 128, 0, 0, 0 },     7852712 },
+    { "features.denseblock4.denselayer15.norm2.bias",         1, { 128, 0, 0, 0 },     7852840 },
+    { "features.denseblock4.denselayer15.norm2.running_mean", 1, { 128, 0, 0, 0 },     7852968 },
+    { "features.denseblock4.denselayer15.norm2.running_var",  1, { 128, 0, 0, 0 },     7853096 },
+    { "features.denseblock4.denselayer15.conv2.weight",       4, { 32, 128, 3, 3 },    7853224 },
+    { "features.denseblock4.denselayer16.norm1.weight",       1, { 992, 0, 0, 0 },     7890088 },
+    { "features.denseblock4.denselayer16.norm1.bias",         1, { 992, 0, 0, 0 },     7891080 },
+    { "features.denseblock4.denselayer16.norm1.running_mean", 1, { 992, 0, 0, 0 },     7892072 },
+    { "features.denseblock4.denselayer16.norm1.running_var",  1, { 992, 0, 0, 0 },     7893064 },
+    { "features.denseblock4.denselayer16.conv1.weight",       4, { 128, 992, 1, 1 },   7894056 },
+    { "features.denseblock4.denselayer16.norm2.weight",       1, { 128, 0, 0, 0 },     8021032 },
+    { "features.denseblock4.denselayer16.norm2.bias",         1, { 128, 0, 0, 0 },     8021160 },
+    { "features.denseblock4.denselayer16.norm2.running_mean", 1, { 128, 0, 0, 0 },     8021288 },
+    { "features.denseblock4.denselayer16.norm2.running_var",  1, { 128, 0, 0, 0 },     8021416 },
+    { "features.denseblock4.denselayer16.conv2.weight",       4, { 32, 128, 3, 3 },    8021544 },
     { "features.norm5.weight",                                1, { 1024, 0, 0, 0 },    8058408 },
     { "features.norm5.bias",                                  1, { 1024, 0, 0, 0 },    8059432 },
     { "features.norm5.running_mean",                          1, { 1024, 0, 0, 0 },    8060456 },
     { "features.norm5.running_var",                           1, { 1024, 0, 0, 0 },    8061480 },
-    { "classifier.weight",                                    2, { 1000, 1024, 0, 0 }, 2826240 },
-    { "classifier.bias",                                      1, { 1000, 0, 0, 0 },    3850240 },
+    { "classifier.weight",                                    2, { 1000, 1024, 0, 0 }, 0 },
+    { "classifier.bias",                                      1, { 1000, 0, 0, 0 },    1024000 },
 };
 
 static const char *const densenet121_input_names[DENSENET121_N_INPUTS] = { "image" };
@@ -678,6 +682,7 @@ static int densenet121_fail(densenet121_model *m, int code, const char *fmt, ...
 /* Frees what create allocated, keeping the message. */
 static void densenet121_release(densenet121_model *m)
 {
+    nnc_ctx_stop(&m->ctx);
     free(m->params);
     free(m->consts);
     m->consts = NULL;
@@ -796,1091 +801,1396 @@ static int densenet121_prepare(densenet121_model *m)
         return densenet121_fail(m, DENSENET121_ERR_NOMEM, "densenet121_create: out of memory for the constants");
     m->consts = consts;
 
-    /* bn_fold_weight features.conv0 @ models/lib/densenet.net:31:18 */
-    nnc_bn_fold_weight(params + 3851240, 64, 1, 147, 64,    /* w: features.conv0.weight [64, 3, 7, 7] as [rows][cols][inner], groups */
-                       params + 3860648, params + 3860840,  /* features.norm0.weight, features.norm0.running_var */
-                       1e-05f, consts + 0);                 /* eps, y */
-
     /* bn_fold_bias features.conv0 @ models/lib/densenet.net:31:18 */
-    nnc_bn_fold_bias(64, params + 3860648, params + 3860712,  /* features.norm0.weight, features.norm0.bias */
-                     params + 3860776, params + 3860840,      /* features.norm0.running_mean, features.norm0.running_var */
-                     1e-05f, NULL, consts + 9408);            /* eps, no bias, y */
+    nnc_bn_fold_bias(64, params + 1034408, params + 1034472,  /* features.norm0.weight, features.norm0.bias */
+                     params + 1034536, params + 1034600,      /* features.norm0.running_mean, features.norm0.running_var */
+                     1e-05f, NULL, consts + 0);               /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 3861160, 128, 1, 64, 128,   /* w: features.denseblock1.denselayer1.conv1.weight [128, 64, 1, 1] as [rows][cols][inner], groups */
-                       params + 3869352, params + 3869736,  /* features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.running_var */
-                       1e-05f, consts + 9472);              /* eps, y */
+    /* pack_weights features.conv0 @ models/lib/densenet.net:31:18 */
+    nnc_pack_weights(params + 1025000, 64, 147,                   /* w: features.conv0.weight [64, 3, 7, 7] as [rows][cols] */
+                     params + 1034408, params + 1034600, 1e-05f,  /* folding features.norm0.weight, features.norm0.running_var */
+                     consts + 64);                                /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3869352, params + 3869480,  /* features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.bias */
-                     params + 3869608, params + 3869736,       /* features.denseblock1.denselayer1.norm2.running_mean, features.denseblock1.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 17664);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1043112, params + 1043240,  /* features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.bias */
+                     params + 1043368, params + 1043496,       /* features.denseblock1.denselayer1.norm2.running_mean, features.denseblock1.denselayer1.norm2.running_var */
+                     1e-05f, NULL, consts + 9472);             /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(64, params + 3860904, params + 3861096, 1e-05f, consts + 17792);  /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(64, params + 1034664, params + 1034856, 1e-05f, consts + 9600);  /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(64, params + 3860904, params + 3860968,  /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.bias */
-                     params + 3861032, params + 3861096,      /* features.denseblock1.denselayer1.norm1.running_mean, features.denseblock1.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 17856);           /* eps, no bias, y */
+    nnc_bn_fold_bias(64, params + 1034664, params + 1034728,  /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.bias */
+                     params + 1034792, params + 1034856,      /* features.denseblock1.denselayer1.norm1.running_mean, features.denseblock1.denselayer1.norm1.running_var */
+                     1e-05f, NULL, consts + 9664);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 3870248, 128, 1, 96, 128,   /* w: features.denseblock1.denselayer2.conv1.weight [128, 96, 1, 1] as [rows][cols][inner], groups */
-                       params + 3882536, params + 3882920,  /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.running_var */
-                       1e-05f, consts + 17920);             /* eps, y */
+    /* pack_weights features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1034920, 128, 64,                   /* w: features.denseblock1.denselayer1.conv1.weight [128, 64, 1, 1] as [rows][cols] */
+                     params + 1043112, params + 1043496, 1e-05f,  /* folding features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.running_var */
+                     consts + 9728);                              /* y */
+
+    /* pack_weights features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1043624, 32, 1152,  /* w: features.denseblock1.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 17920);             /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3882536, params + 3882664,  /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.bias */
-                     params + 3882792, params + 3882920,       /* features.denseblock1.denselayer2.norm2.running_mean, features.denseblock1.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 30208);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1093160, params + 1093288,  /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.bias */
+                     params + 1093416, params + 1093544,       /* features.denseblock1.denselayer2.norm2.running_mean, features.denseblock1.denselayer2.norm2.running_var */
+                     1e-05f, NULL, consts + 54784);            /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(96, params + 3869864, params + 3870152, 1e-05f, consts + 30336);  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(96, params + 1080488, params + 1080776, 1e-05f, consts + 54912);  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(96, params + 3869864, params + 3869960,  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.bias */
-                     params + 3870056, params + 3870152,      /* features.denseblock1.denselayer2.norm1.running_mean, features.denseblock1.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 30432);           /* eps, no bias, y */
+    nnc_bn_fold_bias(96, params + 1080488, params + 1080584,  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.bias */
+                     params + 1080680, params + 1080776,      /* features.denseblock1.denselayer2.norm1.running_mean, features.denseblock1.denselayer2.norm1.running_var */
+                     1e-05f, NULL, consts + 55008);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 3883560, 128, 1, 128, 128,  /* w: features.denseblock1.denselayer3.conv1.weight [128, 128, 1, 1] as [rows][cols][inner], groups */
-                       params + 3899944, params + 3900328,  /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.running_var */
-                       1e-05f, consts + 30528);             /* eps, y */
+    /* pack_weights features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1080872, 128, 96,                   /* w: features.denseblock1.denselayer2.conv1.weight [128, 96, 1, 1] as [rows][cols] */
+                     params + 1093160, params + 1093544, 1e-05f,  /* folding features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.running_var */
+                     consts + 55104);                             /* y */
+
+    /* pack_weights features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1093672, 32, 1152,  /* w: features.denseblock1.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 67392);             /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3899944, params + 3900072,  /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.bias */
-                     params + 3900200, params + 3900328,       /* features.denseblock1.denselayer3.norm2.running_mean, features.denseblock1.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 46912);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1147432, params + 1147560,  /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.bias */
+                     params + 1147688, params + 1147816,       /* features.denseblock1.denselayer3.norm2.running_mean, features.denseblock1.denselayer3.norm2.running_var */
+                     1e-05f, NULL, consts + 104256);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(128, params + 3883048, params + 3883432, 1e-05f, consts + 47040);  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(128, params + 1130536, params + 1130920, 1e-05f, consts + 104384);  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(128, params + 3883048, params + 3883176,  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.bias */
-                     params + 3883304, params + 3883432,       /* features.denseblock1.denselayer3.norm1.running_mean, features.denseblock1.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 47168);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1130536, params + 1130664,  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.bias */
+                     params + 1130792, params + 1130920,       /* features.denseblock1.denselayer3.norm1.running_mean, features.denseblock1.denselayer3.norm1.running_var */
+                     1e-05f, NULL, consts + 104512);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 3901096, 128, 1, 160, 128,  /* w: features.denseblock1.denselayer4.conv1.weight [128, 160, 1, 1] as [rows][cols][inner], groups */
-                       params + 3921576, params + 3921960,  /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.running_var */
-                       1e-05f, consts + 47296);             /* eps, y */
+    /* pack_weights features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1131048, 128, 128,                  /* w: features.denseblock1.denselayer3.conv1.weight [128, 128, 1, 1] as [rows][cols] */
+                     params + 1147432, params + 1147816, 1e-05f,  /* folding features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.running_var */
+                     consts + 104640);                            /* y */
+
+    /* pack_weights features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1147944, 32, 1152,  /* w: features.denseblock1.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 121024);            /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3921576, params + 3921704,  /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.bias */
-                     params + 3921832, params + 3921960,       /* features.denseblock1.denselayer4.norm2.running_mean, features.denseblock1.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 67776);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1205928, params + 1206056,  /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.bias */
+                     params + 1206184, params + 1206312,       /* features.denseblock1.denselayer4.norm2.running_mean, features.denseblock1.denselayer4.norm2.running_var */
+                     1e-05f, NULL, consts + 157888);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(160, params + 3900456, params + 3900936, 1e-05f, consts + 67904);  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(160, params + 1184808, params + 1185288, 1e-05f, consts + 158016);  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(160, params + 3900456, params + 3900616,  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.bias */
-                     params + 3900776, params + 3900936,       /* features.denseblock1.denselayer4.norm1.running_mean, features.denseblock1.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 68064);            /* eps, no bias, y */
+    nnc_bn_fold_bias(160, params + 1184808, params + 1184968,  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.bias */
+                     params + 1185128, params + 1185288,       /* features.denseblock1.denselayer4.norm1.running_mean, features.denseblock1.denselayer4.norm1.running_var */
+                     1e-05f, NULL, consts + 158176);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 3922856, 128, 1, 192, 128,  /* w: features.denseblock1.denselayer5.conv1.weight [128, 192, 1, 1] as [rows][cols][inner], groups */
-                       params + 3947432, params + 3947816,  /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.running_var */
-                       1e-05f, consts + 68224);             /* eps, y */
+    /* pack_weights features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1185448, 128, 160,                  /* w: features.denseblock1.denselayer4.conv1.weight [128, 160, 1, 1] as [rows][cols] */
+                     params + 1205928, params + 1206312, 1e-05f,  /* folding features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.running_var */
+                     consts + 158336);                            /* y */
+
+    /* pack_weights features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1206440, 32, 1152,  /* w: features.denseblock1.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 178816);            /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3947432, params + 3947560,  /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.bias */
-                     params + 3947688, params + 3947816,       /* features.denseblock1.denselayer5.norm2.running_mean, features.denseblock1.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 92800);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1268648, params + 1268776,  /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.bias */
+                     params + 1268904, params + 1269032,       /* features.denseblock1.denselayer5.norm2.running_mean, features.denseblock1.denselayer5.norm2.running_var */
+                     1e-05f, NULL, consts + 215680);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(192, params + 3922088, params + 3922664, 1e-05f, consts + 92928);  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(192, params + 1243304, params + 1243880, 1e-05f, consts + 215808);  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(192, params + 3922088, params + 3922280,  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.bias */
-                     params + 3922472, params + 3922664,       /* features.denseblock1.denselayer5.norm1.running_mean, features.denseblock1.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 93120);            /* eps, no bias, y */
+    nnc_bn_fold_bias(192, params + 1243304, params + 1243496,  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.bias */
+                     params + 1243688, params + 1243880,       /* features.denseblock1.denselayer5.norm1.running_mean, features.denseblock1.denselayer5.norm1.running_var */
+                     1e-05f, NULL, consts + 216000);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 3948840, 128, 1, 224, 128,  /* w: features.denseblock1.denselayer6.conv1.weight [128, 224, 1, 1] as [rows][cols][inner], groups */
-                       params + 3977512, params + 3977896,  /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.running_var */
-                       1e-05f, consts + 93312);             /* eps, y */
+    /* pack_weights features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1244072, 128, 192,                  /* w: features.denseblock1.denselayer5.conv1.weight [128, 192, 1, 1] as [rows][cols] */
+                     params + 1268648, params + 1269032, 1e-05f,  /* folding features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.running_var */
+                     consts + 216192);                            /* y */
+
+    /* pack_weights features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1269160, 32, 1152,  /* w: features.denseblock1.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 240768);            /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3977512, params + 3977640,  /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.bias */
-                     params + 3977768, params + 3977896,       /* features.denseblock1.denselayer6.norm2.running_mean, features.denseblock1.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 121984);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1335592, params + 1335720,  /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.bias */
+                     params + 1335848, params + 1335976,       /* features.denseblock1.denselayer6.norm2.running_mean, features.denseblock1.denselayer6.norm2.running_var */
+                     1e-05f, NULL, consts + 277632);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(224, params + 3947944, params + 3948616, 1e-05f, consts + 122112);  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(224, params + 1306024, params + 1306696, 1e-05f, consts + 277760);  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(224, params + 3947944, params + 3948168,  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.bias */
-                     params + 3948392, params + 3948616,       /* features.denseblock1.denselayer6.norm1.running_mean, features.denseblock1.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 122336);           /* eps, no bias, y */
+    nnc_bn_fold_bias(224, params + 1306024, params + 1306248,  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.bias */
+                     params + 1306472, params + 1306696,       /* features.denseblock1.denselayer6.norm1.running_mean, features.denseblock1.denselayer6.norm1.running_var */
+                     1e-05f, NULL, consts + 277984);           /* eps, no bias, y */
+
+    /* pack_weights features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1306920, 128, 224,                  /* w: features.denseblock1.denselayer6.conv1.weight [128, 224, 1, 1] as [rows][cols] */
+                     params + 1335592, params + 1335976, 1e-05f,  /* folding features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.running_var */
+                     consts + 278208);                            /* y */
+
+    /* pack_weights features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1336104, 32, 1152,  /* w: features.denseblock1.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 306880);            /* y */
 
     /* bn_scale features.transition1.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_scale(256, params + 3978024, params + 3978792, 1e-05f, consts + 122560);  /* features.transition1.norm.weight, features.transition1.norm.running_var; eps, y */
+    nnc_bn_scale(256, params + 1372968, params + 1373736, 1e-05f, consts + 343744);  /* features.transition1.norm.weight, features.transition1.norm.running_var; eps, y */
 
     /* bn_fold_bias features.transition1.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_fold_bias(256, params + 3978024, params + 3978280,  /* features.transition1.norm.weight, features.transition1.norm.bias */
-                     params + 3978536, params + 3978792,       /* features.transition1.norm.running_mean, features.transition1.norm.running_var */
-                     1e-05f, NULL, consts + 122816);           /* eps, no bias, y */
+    nnc_bn_fold_bias(256, params + 1372968, params + 1373224,  /* features.transition1.norm.weight, features.transition1.norm.bias */
+                     params + 1373480, params + 1373736,       /* features.transition1.norm.running_mean, features.transition1.norm.running_var */
+                     1e-05f, NULL, consts + 344000);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 3979560, 128, 1, 128, 128,  /* w: features.denseblock2.denselayer1.conv1.weight [128, 128, 1, 1] as [rows][cols][inner], groups */
-                       params + 3995944, params + 3996328,  /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.running_var */
-                       1e-05f, consts + 123072);            /* eps, y */
+    /* pack_weights features.transition1.conv @ models/lib/densenet.net:23:46 */
+    nnc_pack_weights(params + 1373992, 128, 256,  /* w: features.transition1.conv.weight [128, 256, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 344256);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3995944, params + 3996072,  /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.bias */
-                     params + 3996200, params + 3996328,       /* features.denseblock2.denselayer1.norm2.running_mean, features.denseblock2.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 139456);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1423656, params + 1423784,  /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.bias */
+                     params + 1423912, params + 1424040,       /* features.denseblock2.denselayer1.norm2.running_mean, features.denseblock2.denselayer1.norm2.running_var */
+                     1e-05f, NULL, consts + 377024);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(128, params + 3979048, params + 3979432, 1e-05f, consts + 139584);  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(128, params + 1406760, params + 1407144, 1e-05f, consts + 377152);  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(128, params + 3979048, params + 3979176,  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.bias */
-                     params + 3979304, params + 3979432,       /* features.denseblock2.denselayer1.norm1.running_mean, features.denseblock2.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 139712);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1406760, params + 1406888,  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.bias */
+                     params + 1407016, params + 1407144,       /* features.denseblock2.denselayer1.norm1.running_mean, features.denseblock2.denselayer1.norm1.running_var */
+                     1e-05f, NULL, consts + 377280);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 3997096, 128, 1, 160, 128,  /* w: features.denseblock2.denselayer2.conv1.weight [128, 160, 1, 1] as [rows][cols][inner], groups */
-                       params + 4017576, params + 4017960,  /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.running_var */
-                       1e-05f, consts + 139840);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1407272, 128, 128,                  /* w: features.denseblock2.denselayer1.conv1.weight [128, 128, 1, 1] as [rows][cols] */
+                     params + 1423656, params + 1424040, 1e-05f,  /* folding features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.running_var */
+                     consts + 377408);                            /* y */
+
+    /* pack_weights features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1424168, 32, 1152,  /* w: features.denseblock2.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 393792);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4017576, params + 4017704,  /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.bias */
-                     params + 4017832, params + 4017960,       /* features.denseblock2.denselayer2.norm2.running_mean, features.denseblock2.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 160320);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1482152, params + 1482280,  /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.bias */
+                     params + 1482408, params + 1482536,       /* features.denseblock2.denselayer2.norm2.running_mean, features.denseblock2.denselayer2.norm2.running_var */
+                     1e-05f, NULL, consts + 430656);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(160, params + 3996456, params + 3996936, 1e-05f, consts + 160448);  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(160, params + 1461032, params + 1461512, 1e-05f, consts + 430784);  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(160, params + 3996456, params + 3996616,  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.bias */
-                     params + 3996776, params + 3996936,       /* features.denseblock2.denselayer2.norm1.running_mean, features.denseblock2.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 160608);           /* eps, no bias, y */
+    nnc_bn_fold_bias(160, params + 1461032, params + 1461192,  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.bias */
+                     params + 1461352, params + 1461512,       /* features.denseblock2.denselayer2.norm1.running_mean, features.denseblock2.denselayer2.norm1.running_var */
+                     1e-05f, NULL, consts + 430944);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4018856, 128, 1, 192, 128,  /* w: features.denseblock2.denselayer3.conv1.weight [128, 192, 1, 1] as [rows][cols][inner], groups */
-                       params + 4043432, params + 4043816,  /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.running_var */
-                       1e-05f, consts + 160768);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1461672, 128, 160,                  /* w: features.denseblock2.denselayer2.conv1.weight [128, 160, 1, 1] as [rows][cols] */
+                     params + 1482152, params + 1482536, 1e-05f,  /* folding features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.running_var */
+                     consts + 431104);                            /* y */
+
+    /* pack_weights features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1482664, 32, 1152,  /* w: features.denseblock2.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 451584);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4043432, params + 4043560,  /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.bias */
-                     params + 4043688, params + 4043816,       /* features.denseblock2.denselayer3.norm2.running_mean, features.denseblock2.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 185344);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1544872, params + 1545000,  /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.bias */
+                     params + 1545128, params + 1545256,       /* features.denseblock2.denselayer3.norm2.running_mean, features.denseblock2.denselayer3.norm2.running_var */
+                     1e-05f, NULL, consts + 488448);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(192, params + 4018088, params + 4018664, 1e-05f, consts + 185472);  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(192, params + 1519528, params + 1520104, 1e-05f, consts + 488576);  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(192, params + 4018088, params + 4018280,  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.bias */
-                     params + 4018472, params + 4018664,       /* features.denseblock2.denselayer3.norm1.running_mean, features.denseblock2.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 185664);           /* eps, no bias, y */
+    nnc_bn_fold_bias(192, params + 1519528, params + 1519720,  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.bias */
+                     params + 1519912, params + 1520104,       /* features.denseblock2.denselayer3.norm1.running_mean, features.denseblock2.denselayer3.norm1.running_var */
+                     1e-05f, NULL, consts + 488768);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4044840, 128, 1, 224, 128,  /* w: features.denseblock2.denselayer4.conv1.weight [128, 224, 1, 1] as [rows][cols][inner], groups */
-                       params + 4073512, params + 4073896,  /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.running_var */
-                       1e-05f, consts + 185856);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1520296, 128, 192,                  /* w: features.denseblock2.denselayer3.conv1.weight [128, 192, 1, 1] as [rows][cols] */
+                     params + 1544872, params + 1545256, 1e-05f,  /* folding features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.running_var */
+                     consts + 488960);                            /* y */
+
+    /* pack_weights features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1545384, 32, 1152,  /* w: features.denseblock2.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 513536);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4073512, params + 4073640,  /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.bias */
-                     params + 4073768, params + 4073896,       /* features.denseblock2.denselayer4.norm2.running_mean, features.denseblock2.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 214528);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1611816, params + 1611944,  /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.bias */
+                     params + 1612072, params + 1612200,       /* features.denseblock2.denselayer4.norm2.running_mean, features.denseblock2.denselayer4.norm2.running_var */
+                     1e-05f, NULL, consts + 550400);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(224, params + 4043944, params + 4044616, 1e-05f, consts + 214656);  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(224, params + 1582248, params + 1582920, 1e-05f, consts + 550528);  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(224, params + 4043944, params + 4044168,  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.bias */
-                     params + 4044392, params + 4044616,       /* features.denseblock2.denselayer4.norm1.running_mean, features.denseblock2.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 214880);           /* eps, no bias, y */
+    nnc_bn_fold_bias(224, params + 1582248, params + 1582472,  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.bias */
+                     params + 1582696, params + 1582920,       /* features.denseblock2.denselayer4.norm1.running_mean, features.denseblock2.denselayer4.norm1.running_var */
+                     1e-05f, NULL, consts + 550752);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4075048, 128, 1, 256, 128,  /* w: features.denseblock2.denselayer5.conv1.weight [128, 256, 1, 1] as [rows][cols][inner], groups */
-                       params + 4107816, params + 4108200,  /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.running_var */
-                       1e-05f, consts + 215104);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1583144, 128, 224,                  /* w: features.denseblock2.denselayer4.conv1.weight [128, 224, 1, 1] as [rows][cols] */
+                     params + 1611816, params + 1612200, 1e-05f,  /* folding features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.running_var */
+                     consts + 550976);                            /* y */
+
+    /* pack_weights features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1612328, 32, 1152,  /* w: features.denseblock2.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 579648);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4107816, params + 4107944,  /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.bias */
-                     params + 4108072, params + 4108200,       /* features.denseblock2.denselayer5.norm2.running_mean, features.denseblock2.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 247872);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1682984, params + 1683112,  /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.bias */
+                     params + 1683240, params + 1683368,       /* features.denseblock2.denselayer5.norm2.running_mean, features.denseblock2.denselayer5.norm2.running_var */
+                     1e-05f, NULL, consts + 616512);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(256, params + 4074024, params + 4074792, 1e-05f, consts + 248000);  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(256, params + 1649192, params + 1649960, 1e-05f, consts + 616640);  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(256, params + 4074024, params + 4074280,  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.bias */
-                     params + 4074536, params + 4074792,       /* features.denseblock2.denselayer5.norm1.running_mean, features.denseblock2.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 248256);           /* eps, no bias, y */
+    nnc_bn_fold_bias(256, params + 1649192, params + 1649448,  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.bias */
+                     params + 1649704, params + 1649960,       /* features.denseblock2.denselayer5.norm1.running_mean, features.denseblock2.denselayer5.norm1.running_var */
+                     1e-05f, NULL, consts + 616896);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4109480, 128, 1, 288, 128,  /* w: features.denseblock2.denselayer6.conv1.weight [128, 288, 1, 1] as [rows][cols][inner], groups */
-                       params + 4146344, params + 4146728,  /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.running_var */
-                       1e-05f, consts + 248512);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1650216, 128, 256,                  /* w: features.denseblock2.denselayer5.conv1.weight [128, 256, 1, 1] as [rows][cols] */
+                     params + 1682984, params + 1683368, 1e-05f,  /* folding features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.running_var */
+                     consts + 617152);                            /* y */
+
+    /* pack_weights features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1683496, 32, 1152,  /* w: features.denseblock2.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 649920);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4146344, params + 4146472,  /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.bias */
-                     params + 4146600, params + 4146728,       /* features.denseblock2.denselayer6.norm2.running_mean, features.denseblock2.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 285376);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1758376, params + 1758504,  /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.bias */
+                     params + 1758632, params + 1758760,       /* features.denseblock2.denselayer6.norm2.running_mean, features.denseblock2.denselayer6.norm2.running_var */
+                     1e-05f, NULL, consts + 686784);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(288, params + 4108328, params + 4109192, 1e-05f, consts + 285504);  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(288, params + 1720360, params + 1721224, 1e-05f, consts + 686912);  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(288, params + 4108328, params + 4108616,  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.bias */
-                     params + 4108904, params + 4109192,       /* features.denseblock2.denselayer6.norm1.running_mean, features.denseblock2.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 285792);           /* eps, no bias, y */
+    nnc_bn_fold_bias(288, params + 1720360, params + 1720648,  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.bias */
+                     params + 1720936, params + 1721224,       /* features.denseblock2.denselayer6.norm1.running_mean, features.denseblock2.denselayer6.norm1.running_var */
+                     1e-05f, NULL, consts + 687200);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4148136, 128, 1, 320, 128,  /* w: features.denseblock2.denselayer7.conv1.weight [128, 320, 1, 1] as [rows][cols][inner], groups */
-                       params + 4189096, params + 4189480,  /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.running_var */
-                       1e-05f, consts + 286080);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1721512, 128, 288,                  /* w: features.denseblock2.denselayer6.conv1.weight [128, 288, 1, 1] as [rows][cols] */
+                     params + 1758376, params + 1758760, 1e-05f,  /* folding features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.running_var */
+                     consts + 687488);                            /* y */
+
+    /* pack_weights features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1758888, 32, 1152,  /* w: features.denseblock2.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 724352);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4189096, params + 4189224,  /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.bias */
-                     params + 4189352, params + 4189480,       /* features.denseblock2.denselayer7.norm2.running_mean, features.denseblock2.denselayer7.norm2.running_var */
-                     1e-05f, NULL, consts + 327040);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1837992, params + 1838120,  /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.bias */
+                     params + 1838248, params + 1838376,       /* features.denseblock2.denselayer7.norm2.running_mean, features.denseblock2.denselayer7.norm2.running_var */
+                     1e-05f, NULL, consts + 761216);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(320, params + 4146856, params + 4147816, 1e-05f, consts + 327168);  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.running_var; eps, y */
+    nnc_bn_scale(320, params + 1795752, params + 1796712, 1e-05f, consts + 761344);  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(320, params + 4146856, params + 4147176,  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.bias */
-                     params + 4147496, params + 4147816,       /* features.denseblock2.denselayer7.norm1.running_mean, features.denseblock2.denselayer7.norm1.running_var */
-                     1e-05f, NULL, consts + 327488);           /* eps, no bias, y */
+    nnc_bn_fold_bias(320, params + 1795752, params + 1796072,  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.bias */
+                     params + 1796392, params + 1796712,       /* features.denseblock2.denselayer7.norm1.running_mean, features.denseblock2.denselayer7.norm1.running_var */
+                     1e-05f, NULL, consts + 761664);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4191016, 128, 1, 352, 128,  /* w: features.denseblock2.denselayer8.conv1.weight [128, 352, 1, 1] as [rows][cols][inner], groups */
-                       params + 4236072, params + 4236456,  /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.running_var */
-                       1e-05f, consts + 327808);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1797032, 128, 320,                  /* w: features.denseblock2.denselayer7.conv1.weight [128, 320, 1, 1] as [rows][cols] */
+                     params + 1837992, params + 1838376, 1e-05f,  /* folding features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.running_var */
+                     consts + 761984);                            /* y */
+
+    /* pack_weights features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1838504, 32, 1152,  /* w: features.denseblock2.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 802944);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4236072, params + 4236200,  /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.bias */
-                     params + 4236328, params + 4236456,       /* features.denseblock2.denselayer8.norm2.running_mean, features.denseblock2.denselayer8.norm2.running_var */
-                     1e-05f, NULL, consts + 372864);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 1921832, params + 1921960,  /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.bias */
+                     params + 1922088, params + 1922216,       /* features.denseblock2.denselayer8.norm2.running_mean, features.denseblock2.denselayer8.norm2.running_var */
+                     1e-05f, NULL, consts + 839808);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(352, params + 4189608, params + 4190664, 1e-05f, consts + 372992);  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.running_var; eps, y */
+    nnc_bn_scale(352, params + 1875368, params + 1876424, 1e-05f, consts + 839936);  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(352, params + 4189608, params + 4189960,  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.bias */
-                     params + 4190312, params + 4190664,       /* features.denseblock2.denselayer8.norm1.running_mean, features.denseblock2.denselayer8.norm1.running_var */
-                     1e-05f, NULL, consts + 373344);           /* eps, no bias, y */
+    nnc_bn_fold_bias(352, params + 1875368, params + 1875720,  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.bias */
+                     params + 1876072, params + 1876424,       /* features.denseblock2.denselayer8.norm1.running_mean, features.denseblock2.denselayer8.norm1.running_var */
+                     1e-05f, NULL, consts + 840288);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4238120, 128, 1, 384, 128,  /* w: features.denseblock2.denselayer9.conv1.weight [128, 384, 1, 1] as [rows][cols][inner], groups */
-                       params + 4287272, params + 4287656,  /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.running_var */
-                       1e-05f, consts + 373696);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1876776, 128, 352,                  /* w: features.denseblock2.denselayer8.conv1.weight [128, 352, 1, 1] as [rows][cols] */
+                     params + 1921832, params + 1922216, 1e-05f,  /* folding features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.running_var */
+                     consts + 840640);                            /* y */
+
+    /* pack_weights features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 1922344, 32, 1152,  /* w: features.denseblock2.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 885696);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4287272, params + 4287400,  /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.bias */
-                     params + 4287528, params + 4287656,       /* features.denseblock2.denselayer9.norm2.running_mean, features.denseblock2.denselayer9.norm2.running_var */
-                     1e-05f, NULL, consts + 422848);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2009896, params + 2010024,  /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.bias */
+                     params + 2010152, params + 2010280,       /* features.denseblock2.denselayer9.norm2.running_mean, features.denseblock2.denselayer9.norm2.running_var */
+                     1e-05f, NULL, consts + 922560);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(384, params + 4236584, params + 4237736, 1e-05f, consts + 422976);  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.running_var; eps, y */
+    nnc_bn_scale(384, params + 1959208, params + 1960360, 1e-05f, consts + 922688);  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(384, params + 4236584, params + 4236968,  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.bias */
-                     params + 4237352, params + 4237736,       /* features.denseblock2.denselayer9.norm1.running_mean, features.denseblock2.denselayer9.norm1.running_var */
-                     1e-05f, NULL, consts + 423360);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, params + 1959208, params + 1959592,  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.bias */
+                     params + 1959976, params + 1960360,       /* features.denseblock2.denselayer9.norm1.running_mean, features.denseblock2.denselayer9.norm1.running_var */
+                     1e-05f, NULL, consts + 923072);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4289448, 128, 1, 416, 128,  /* w: features.denseblock2.denselayer10.conv1.weight [128, 416, 1, 1] as [rows][cols][inner], groups */
-                       params + 4342696, params + 4343080,  /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.running_var */
-                       1e-05f, consts + 423744);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 1960744, 128, 384,                  /* w: features.denseblock2.denselayer9.conv1.weight [128, 384, 1, 1] as [rows][cols] */
+                     params + 2009896, params + 2010280, 1e-05f,  /* folding features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.running_var */
+                     consts + 923456);                            /* y */
+
+    /* pack_weights features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2010408, 32, 1152,  /* w: features.denseblock2.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 972608);            /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4342696, params + 4342824,  /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.bias */
-                     params + 4342952, params + 4343080,       /* features.denseblock2.denselayer10.norm2.running_mean, features.denseblock2.denselayer10.norm2.running_var */
-                     1e-05f, NULL, consts + 476992);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2102184, params + 2102312,  /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.bias */
+                     params + 2102440, params + 2102568,       /* features.denseblock2.denselayer10.norm2.running_mean, features.denseblock2.denselayer10.norm2.running_var */
+                     1e-05f, NULL, consts + 1009472);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(416, params + 4287784, params + 4289032, 1e-05f, consts + 477120);  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.running_var; eps, y */
+    nnc_bn_scale(416, params + 2047272, params + 2048520, 1e-05f, consts + 1009600);  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(416, params + 4287784, params + 4288200,  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.bias */
-                     params + 4288616, params + 4289032,       /* features.denseblock2.denselayer10.norm1.running_mean, features.denseblock2.denselayer10.norm1.running_var */
-                     1e-05f, NULL, consts + 477536);           /* eps, no bias, y */
+    nnc_bn_fold_bias(416, params + 2047272, params + 2047688,  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.bias */
+                     params + 2048104, params + 2048520,       /* features.denseblock2.denselayer10.norm1.running_mean, features.denseblock2.denselayer10.norm1.running_var */
+                     1e-05f, NULL, consts + 1010016);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4345000, 128, 1, 448, 128,  /* w: features.denseblock2.denselayer11.conv1.weight [128, 448, 1, 1] as [rows][cols][inner], groups */
-                       params + 4402344, params + 4402728,  /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.running_var */
-                       1e-05f, consts + 477952);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2048936, 128, 416,                  /* w: features.denseblock2.denselayer10.conv1.weight [128, 416, 1, 1] as [rows][cols] */
+                     params + 2102184, params + 2102568, 1e-05f,  /* folding features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.running_var */
+                     consts + 1010432);                           /* y */
+
+    /* pack_weights features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2102696, 32, 1152,  /* w: features.denseblock2.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1063680);           /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4402344, params + 4402472,  /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.bias */
-                     params + 4402600, params + 4402728,       /* features.denseblock2.denselayer11.norm2.running_mean, features.denseblock2.denselayer11.norm2.running_var */
-                     1e-05f, NULL, consts + 535296);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2198696, params + 2198824,  /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.bias */
+                     params + 2198952, params + 2199080,       /* features.denseblock2.denselayer11.norm2.running_mean, features.denseblock2.denselayer11.norm2.running_var */
+                     1e-05f, NULL, consts + 1100544);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(448, params + 4343208, params + 4344552, 1e-05f, consts + 535424);  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.running_var; eps, y */
+    nnc_bn_scale(448, params + 2139560, params + 2140904, 1e-05f, consts + 1100672);  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(448, params + 4343208, params + 4343656,  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.bias */
-                     params + 4344104, params + 4344552,       /* features.denseblock2.denselayer11.norm1.running_mean, features.denseblock2.denselayer11.norm1.running_var */
-                     1e-05f, NULL, consts + 535872);           /* eps, no bias, y */
+    nnc_bn_fold_bias(448, params + 2139560, params + 2140008,  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.bias */
+                     params + 2140456, params + 2140904,       /* features.denseblock2.denselayer11.norm1.running_mean, features.denseblock2.denselayer11.norm1.running_var */
+                     1e-05f, NULL, consts + 1101120);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4404776, 128, 1, 480, 128,  /* w: features.denseblock2.denselayer12.conv1.weight [128, 480, 1, 1] as [rows][cols][inner], groups */
-                       params + 4466216, params + 4466600,  /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.running_var */
-                       1e-05f, consts + 536320);            /* eps, y */
+    /* pack_weights features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2141352, 128, 448,                  /* w: features.denseblock2.denselayer11.conv1.weight [128, 448, 1, 1] as [rows][cols] */
+                     params + 2198696, params + 2199080, 1e-05f,  /* folding features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.running_var */
+                     consts + 1101568);                           /* y */
+
+    /* pack_weights features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2199208, 32, 1152,  /* w: features.denseblock2.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1158912);           /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4466216, params + 4466344,  /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.bias */
-                     params + 4466472, params + 4466600,       /* features.denseblock2.denselayer12.norm2.running_mean, features.denseblock2.denselayer12.norm2.running_var */
-                     1e-05f, NULL, consts + 597760);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2299432, params + 2299560,  /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.bias */
+                     params + 2299688, params + 2299816,       /* features.denseblock2.denselayer12.norm2.running_mean, features.denseblock2.denselayer12.norm2.running_var */
+                     1e-05f, NULL, consts + 1195776);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(480, params + 4402856, params + 4404296, 1e-05f, consts + 597888);  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.running_var; eps, y */
+    nnc_bn_scale(480, params + 2236072, params + 2237512, 1e-05f, consts + 1195904);  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(480, params + 4402856, params + 4403336,  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.bias */
-                     params + 4403816, params + 4404296,       /* features.denseblock2.denselayer12.norm1.running_mean, features.denseblock2.denselayer12.norm1.running_var */
-                     1e-05f, NULL, consts + 598368);           /* eps, no bias, y */
+    nnc_bn_fold_bias(480, params + 2236072, params + 2236552,  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.bias */
+                     params + 2237032, params + 2237512,       /* features.denseblock2.denselayer12.norm1.running_mean, features.denseblock2.denselayer12.norm1.running_var */
+                     1e-05f, NULL, consts + 1196384);          /* eps, no bias, y */
+
+    /* pack_weights features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2237992, 128, 480,                  /* w: features.denseblock2.denselayer12.conv1.weight [128, 480, 1, 1] as [rows][cols] */
+                     params + 2299432, params + 2299816, 1e-05f,  /* folding features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.running_var */
+                     consts + 1196864);                           /* y */
+
+    /* pack_weights features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2299944, 32, 1152,  /* w: features.denseblock2.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1258304);           /* y */
 
     /* bn_scale features.transition2.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_scale(512, params + 4466728, params + 4468264, 1e-05f, consts + 598848);  /* features.transition2.norm.weight, features.transition2.norm.running_var; eps, y */
+    nnc_bn_scale(512, params + 2336808, params + 2338344, 1e-05f, consts + 1295168);  /* features.transition2.norm.weight, features.transition2.norm.running_var; eps, y */
 
     /* bn_fold_bias features.transition2.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_fold_bias(512, params + 4466728, params + 4467240,  /* features.transition2.norm.weight, features.transition2.norm.bias */
-                     params + 4467752, params + 4468264,       /* features.transition2.norm.running_mean, features.transition2.norm.running_var */
-                     1e-05f, NULL, consts + 599360);           /* eps, no bias, y */
+    nnc_bn_fold_bias(512, params + 2336808, params + 2337320,  /* features.transition2.norm.weight, features.transition2.norm.bias */
+                     params + 2337832, params + 2338344,       /* features.transition2.norm.running_mean, features.transition2.norm.running_var */
+                     1e-05f, NULL, consts + 1295680);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4469800, 128, 1, 256, 128,  /* w: features.denseblock3.denselayer1.conv1.weight [128, 256, 1, 1] as [rows][cols][inner], groups */
-                       params + 4502568, params + 4502952,  /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.running_var */
-                       1e-05f, consts + 599872);            /* eps, y */
+    /* pack_weights features.transition2.conv @ models/lib/densenet.net:23:46 */
+    nnc_pack_weights(params + 2338856, 256, 512,  /* w: features.transition2.conv.weight [256, 512, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1296192);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4502568, params + 4502696,  /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.bias */
-                     params + 4502824, params + 4502952,       /* features.denseblock3.denselayer1.norm2.running_mean, features.denseblock3.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 632640);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2503720, params + 2503848,  /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.bias */
+                     params + 2503976, params + 2504104,       /* features.denseblock3.denselayer1.norm2.running_mean, features.denseblock3.denselayer1.norm2.running_var */
+                     1e-05f, NULL, consts + 1427264);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(256, params + 4468776, params + 4469544, 1e-05f, consts + 632768);  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(256, params + 2469928, params + 2470696, 1e-05f, consts + 1427392);  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(256, params + 4468776, params + 4469032,  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.bias */
-                     params + 4469288, params + 4469544,       /* features.denseblock3.denselayer1.norm1.running_mean, features.denseblock3.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 633024);           /* eps, no bias, y */
+    nnc_bn_fold_bias(256, params + 2469928, params + 2470184,  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.bias */
+                     params + 2470440, params + 2470696,       /* features.denseblock3.denselayer1.norm1.running_mean, features.denseblock3.denselayer1.norm1.running_var */
+                     1e-05f, NULL, consts + 1427648);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4504232, 128, 1, 288, 128,  /* w: features.denseblock3.denselayer2.conv1.weight [128, 288, 1, 1] as [rows][cols][inner], groups */
-                       params + 4541096, params + 4541480,  /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.running_var */
-                       1e-05f, consts + 633280);            /* eps, y */
+    /* pack_weights features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2470952, 128, 256,                  /* w: features.denseblock3.denselayer1.conv1.weight [128, 256, 1, 1] as [rows][cols] */
+                     params + 2503720, params + 2504104, 1e-05f,  /* folding features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.running_var */
+                     consts + 1427904);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2504232, 32, 1152,  /* w: features.denseblock3.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1460672);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4541096, params + 4541224,  /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.bias */
-                     params + 4541352, params + 4541480,       /* features.denseblock3.denselayer2.norm2.running_mean, features.denseblock3.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 670144);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2579112, params + 2579240,  /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.bias */
+                     params + 2579368, params + 2579496,       /* features.denseblock3.denselayer2.norm2.running_mean, features.denseblock3.denselayer2.norm2.running_var */
+                     1e-05f, NULL, consts + 1497536);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(288, params + 4503080, params + 4503944, 1e-05f, consts + 670272);  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(288, params + 2541096, params + 2541960, 1e-05f, consts + 1497664);  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(288, params + 4503080, params + 4503368,  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.bias */
-                     params + 4503656, params + 4503944,       /* features.denseblock3.denselayer2.norm1.running_mean, features.denseblock3.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 670560);           /* eps, no bias, y */
+    nnc_bn_fold_bias(288, params + 2541096, params + 2541384,  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.bias */
+                     params + 2541672, params + 2541960,       /* features.denseblock3.denselayer2.norm1.running_mean, features.denseblock3.denselayer2.norm1.running_var */
+                     1e-05f, NULL, consts + 1497952);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4542888, 128, 1, 320, 128,  /* w: features.denseblock3.denselayer3.conv1.weight [128, 320, 1, 1] as [rows][cols][inner], groups */
-                       params + 4583848, params + 4584232,  /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.running_var */
-                       1e-05f, consts + 670848);            /* eps, y */
+    /* pack_weights features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2542248, 128, 288,                  /* w: features.denseblock3.denselayer2.conv1.weight [128, 288, 1, 1] as [rows][cols] */
+                     params + 2579112, params + 2579496, 1e-05f,  /* folding features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.running_var */
+                     consts + 1498240);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2579624, 32, 1152,  /* w: features.denseblock3.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1535104);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4583848, params + 4583976,  /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.bias */
-                     params + 4584104, params + 4584232,       /* features.denseblock3.denselayer3.norm2.running_mean, features.denseblock3.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 711808);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2658728, params + 2658856,  /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.bias */
+                     params + 2658984, params + 2659112,       /* features.denseblock3.denselayer3.norm2.running_mean, features.denseblock3.denselayer3.norm2.running_var */
+                     1e-05f, NULL, consts + 1571968);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(320, params + 4541608, params + 4542568, 1e-05f, consts + 711936);  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(320, params + 2616488, params + 2617448, 1e-05f, consts + 1572096);  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(320, params + 4541608, params + 4541928,  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.bias */
-                     params + 4542248, params + 4542568,       /* features.denseblock3.denselayer3.norm1.running_mean, features.denseblock3.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 712256);           /* eps, no bias, y */
+    nnc_bn_fold_bias(320, params + 2616488, params + 2616808,  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.bias */
+                     params + 2617128, params + 2617448,       /* features.denseblock3.denselayer3.norm1.running_mean, features.denseblock3.denselayer3.norm1.running_var */
+                     1e-05f, NULL, consts + 1572416);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4585768, 128, 1, 352, 128,  /* w: features.denseblock3.denselayer4.conv1.weight [128, 352, 1, 1] as [rows][cols][inner], groups */
-                       params + 4630824, params + 4631208,  /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.running_var */
-                       1e-05f, consts + 712576);            /* eps, y */
+    /* pack_weights features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2617768, 128, 320,                  /* w: features.denseblock3.denselayer3.conv1.weight [128, 320, 1, 1] as [rows][cols] */
+                     params + 2658728, params + 2659112, 1e-05f,  /* folding features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.running_var */
+                     consts + 1572736);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2659240, 32, 1152,  /* w: features.denseblock3.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1613696);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4630824, params + 4630952,  /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.bias */
-                     params + 4631080, params + 4631208,       /* features.denseblock3.denselayer4.norm2.running_mean, features.denseblock3.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 757632);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2742568, params + 2742696,  /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.bias */
+                     params + 2742824, params + 2742952,       /* features.denseblock3.denselayer4.norm2.running_mean, features.denseblock3.denselayer4.norm2.running_var */
+                     1e-05f, NULL, consts + 1650560);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(352, params + 4584360, params + 4585416, 1e-05f, consts + 757760);  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(352, params + 2696104, params + 2697160, 1e-05f, consts + 1650688);  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(352, params + 4584360, params + 4584712,  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.bias */
-                     params + 4585064, params + 4585416,       /* features.denseblock3.denselayer4.norm1.running_mean, features.denseblock3.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 758112);           /* eps, no bias, y */
+    nnc_bn_fold_bias(352, params + 2696104, params + 2696456,  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.bias */
+                     params + 2696808, params + 2697160,       /* features.denseblock3.denselayer4.norm1.running_mean, features.denseblock3.denselayer4.norm1.running_var */
+                     1e-05f, NULL, consts + 1651040);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4632872, 128, 1, 384, 128,  /* w: features.denseblock3.denselayer5.conv1.weight [128, 384, 1, 1] as [rows][cols][inner], groups */
-                       params + 4682024, params + 4682408,  /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.running_var */
-                       1e-05f, consts + 758464);            /* eps, y */
+    /* pack_weights features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2697512, 128, 352,                  /* w: features.denseblock3.denselayer4.conv1.weight [128, 352, 1, 1] as [rows][cols] */
+                     params + 2742568, params + 2742952, 1e-05f,  /* folding features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.running_var */
+                     consts + 1651392);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2743080, 32, 1152,  /* w: features.denseblock3.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1696448);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4682024, params + 4682152,  /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.bias */
-                     params + 4682280, params + 4682408,       /* features.denseblock3.denselayer5.norm2.running_mean, features.denseblock3.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 807616);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2830632, params + 2830760,  /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.bias */
+                     params + 2830888, params + 2831016,       /* features.denseblock3.denselayer5.norm2.running_mean, features.denseblock3.denselayer5.norm2.running_var */
+                     1e-05f, NULL, consts + 1733312);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(384, params + 4631336, params + 4632488, 1e-05f, consts + 807744);  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(384, params + 2779944, params + 2781096, 1e-05f, consts + 1733440);  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(384, params + 4631336, params + 4631720,  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.bias */
-                     params + 4632104, params + 4632488,       /* features.denseblock3.denselayer5.norm1.running_mean, features.denseblock3.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 808128);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, params + 2779944, params + 2780328,  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.bias */
+                     params + 2780712, params + 2781096,       /* features.denseblock3.denselayer5.norm1.running_mean, features.denseblock3.denselayer5.norm1.running_var */
+                     1e-05f, NULL, consts + 1733824);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4684200, 128, 1, 416, 128,  /* w: features.denseblock3.denselayer6.conv1.weight [128, 416, 1, 1] as [rows][cols][inner], groups */
-                       params + 4737448, params + 4737832,  /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.running_var */
-                       1e-05f, consts + 808512);            /* eps, y */
+    /* pack_weights features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2781480, 128, 384,                  /* w: features.denseblock3.denselayer5.conv1.weight [128, 384, 1, 1] as [rows][cols] */
+                     params + 2830632, params + 2831016, 1e-05f,  /* folding features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.running_var */
+                     consts + 1734208);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2831144, 32, 1152,  /* w: features.denseblock3.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1783360);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4737448, params + 4737576,  /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.bias */
-                     params + 4737704, params + 4737832,       /* features.denseblock3.denselayer6.norm2.running_mean, features.denseblock3.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 861760);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 2922920, params + 2923048,  /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.bias */
+                     params + 2923176, params + 2923304,       /* features.denseblock3.denselayer6.norm2.running_mean, features.denseblock3.denselayer6.norm2.running_var */
+                     1e-05f, NULL, consts + 1820224);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(416, params + 4682536, params + 4683784, 1e-05f, consts + 861888);  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(416, params + 2868008, params + 2869256, 1e-05f, consts + 1820352);  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(416, params + 4682536, params + 4682952,  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.bias */
-                     params + 4683368, params + 4683784,       /* features.denseblock3.denselayer6.norm1.running_mean, features.denseblock3.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 862304);           /* eps, no bias, y */
+    nnc_bn_fold_bias(416, params + 2868008, params + 2868424,  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.bias */
+                     params + 2868840, params + 2869256,       /* features.denseblock3.denselayer6.norm1.running_mean, features.denseblock3.denselayer6.norm1.running_var */
+                     1e-05f, NULL, consts + 1820768);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4739752, 128, 1, 448, 128,  /* w: features.denseblock3.denselayer7.conv1.weight [128, 448, 1, 1] as [rows][cols][inner], groups */
-                       params + 4797096, params + 4797480,  /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.running_var */
-                       1e-05f, consts + 862720);            /* eps, y */
+    /* pack_weights features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2869672, 128, 416,                  /* w: features.denseblock3.denselayer6.conv1.weight [128, 416, 1, 1] as [rows][cols] */
+                     params + 2922920, params + 2923304, 1e-05f,  /* folding features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.running_var */
+                     consts + 1821184);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 2923432, 32, 1152,  /* w: features.denseblock3.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1874432);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4797096, params + 4797224,  /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.bias */
-                     params + 4797352, params + 4797480,       /* features.denseblock3.denselayer7.norm2.running_mean, features.denseblock3.denselayer7.norm2.running_var */
-                     1e-05f, NULL, consts + 920064);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 3019432, params + 3019560,  /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.bias */
+                     params + 3019688, params + 3019816,       /* features.denseblock3.denselayer7.norm2.running_mean, features.denseblock3.denselayer7.norm2.running_var */
+                     1e-05f, NULL, consts + 1911296);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(448, params + 4737960, params + 4739304, 1e-05f, consts + 920192);  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.running_var; eps, y */
+    nnc_bn_scale(448, params + 2960296, params + 2961640, 1e-05f, consts + 1911424);  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(448, params + 4737960, params + 4738408,  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.bias */
-                     params + 4738856, params + 4739304,       /* features.denseblock3.denselayer7.norm1.running_mean, features.denseblock3.denselayer7.norm1.running_var */
-                     1e-05f, NULL, consts + 920640);           /* eps, no bias, y */
+    nnc_bn_fold_bias(448, params + 2960296, params + 2960744,  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.bias */
+                     params + 2961192, params + 2961640,       /* features.denseblock3.denselayer7.norm1.running_mean, features.denseblock3.denselayer7.norm1.running_var */
+                     1e-05f, NULL, consts + 1911872);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4799528, 128, 1, 480, 128,  /* w: features.denseblock3.denselayer8.conv1.weight [128, 480, 1, 1] as [rows][cols][inner], groups */
-                       params + 4860968, params + 4861352,  /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.running_var */
-                       1e-05f, consts + 921088);            /* eps, y */
+    /* pack_weights features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 2962088, 128, 448,                  /* w: features.denseblock3.denselayer7.conv1.weight [128, 448, 1, 1] as [rows][cols] */
+                     params + 3019432, params + 3019816, 1e-05f,  /* folding features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.running_var */
+                     consts + 1912320);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 3019944, 32, 1152,  /* w: features.denseblock3.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1969664);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4860968, params + 4861096,  /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.bias */
-                     params + 4861224, params + 4861352,       /* features.denseblock3.denselayer8.norm2.running_mean, features.denseblock3.denselayer8.norm2.running_var */
-                     1e-05f, NULL, consts + 982528);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 3120168, params + 3120296,  /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.bias */
+                     params + 3120424, params + 3120552,       /* features.denseblock3.denselayer8.norm2.running_mean, features.denseblock3.denselayer8.norm2.running_var */
+                     1e-05f, NULL, consts + 2006528);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(480, params + 4797608, params + 4799048, 1e-05f, consts + 982656);  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.running_var; eps, y */
+    nnc_bn_scale(480, params + 3056808, params + 3058248, 1e-05f, consts + 2006656);  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(480, params + 4797608, params + 4798088,  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.bias */
-                     params + 4798568, params + 4799048,       /* features.denseblock3.denselayer8.norm1.running_mean, features.denseblock3.denselayer8.norm1.running_var */
-                     1e-05f, NULL, consts + 983136);           /* eps, no bias, y */
+    nnc_bn_fold_bias(480, params + 3056808, params + 3057288,  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.bias */
+                     params + 3057768, params + 3058248,       /* features.denseblock3.denselayer8.norm1.running_mean, features.denseblock3.denselayer8.norm1.running_var */
+                     1e-05f, NULL, consts + 2007136);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4863528, 128, 1, 512, 128,  /* w: features.denseblock3.denselayer9.conv1.weight [128, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 4929064, params + 4929448,  /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.running_var */
-                       1e-05f, consts + 983616);            /* eps, y */
+    /* pack_weights features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 3058728, 128, 480,                  /* w: features.denseblock3.denselayer8.conv1.weight [128, 480, 1, 1] as [rows][cols] */
+                     params + 3120168, params + 3120552, 1e-05f,  /* folding features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.running_var */
+                     consts + 2007616);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 3120680, 32, 1152,  /* w: features.denseblock3.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2069056);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4929064, params + 4929192,  /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.bias */
-                     params + 4929320, params + 4929448,       /* features.denseblock3.denselayer9.norm2.running_mean, features.denseblock3.denselayer9.norm2.running_var */
-                     1e-05f, NULL, consts + 1049152);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 3225128, params + 3225256,  /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.bias */
+                     params + 3225384, params + 3225512,       /* features.denseblock3.denselayer9.norm2.running_mean, features.denseblock3.denselayer9.norm2.running_var */
+                     1e-05f, NULL, consts + 2105920);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(512, params + 4861480, params + 4863016, 1e-05f, consts + 1049280);  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.running_var; eps, y */
+    nnc_bn_scale(512, params + 3157544, params + 3159080, 1e-05f, consts + 2106048);  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(512, params + 4861480, params + 4861992,  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.bias */
-                     params + 4862504, params + 4863016,       /* features.denseblock3.denselayer9.norm1.running_mean, features.denseblock3.denselayer9.norm1.running_var */
-                     1e-05f, NULL, consts + 1049792);          /* eps, no bias, y */
+    nnc_bn_fold_bias(512, params + 3157544, params + 3158056,  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.bias */
+                     params + 3158568, params + 3159080,       /* features.denseblock3.denselayer9.norm1.running_mean, features.denseblock3.denselayer9.norm1.running_var */
+                     1e-05f, NULL, consts + 2106560);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 4931752, 128, 1, 544, 128,  /* w: features.denseblock3.denselayer10.conv1.weight [128, 544, 1, 1] as [rows][cols][inner], groups */
-                       params + 5001384, params + 5001768,  /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.running_var */
-                       1e-05f, consts + 1050304);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 3159592, 128, 512,                  /* w: features.denseblock3.denselayer9.conv1.weight [128, 512, 1, 1] as [rows][cols] */
+                     params + 3225128, params + 3225512, 1e-05f,  /* folding features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.running_var */
+                     consts + 2107072);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 3225640, 32, 1152,  /* w: features.denseblock3.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2172608);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5001384, params + 5001512,  /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.bias */
-                     params + 5001640, params + 5001768,       /* features.denseblock3.denselayer10.norm2.running_mean, features.denseblock3.denselayer10.norm2.running_var */
-                     1e-05f, NULL, consts + 1119936);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 3334312, params + 3334440,  /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.bias */
+                     params + 3334568, params + 3334696,       /* features.denseblock3.denselayer10.norm2.running_mean, features.denseblock3.denselayer10.norm2.running_var */
+                     1e-05f, NULL, consts + 2209472);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(544, params + 4929576, params + 4931208, 1e-05f, consts + 1120064);  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.running_var; eps, y */
+    nnc_bn_scale(544, params + 3262504, params + 3264136, 1e-05f, consts + 2209600);  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(544, params + 4929576, params + 4930120,  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.bias */
-                     params + 4930664, params + 4931208,       /* features.denseblock3.denselayer10.norm1.running_mean, features.denseblock3.denselayer10.norm1.running_var */
-                     1e-05f, NULL, consts + 1120608);          /* eps, no bias, y */
+    nnc_bn_fold_bias(544, params + 3262504, params + 3263048,  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.bias */
+                     params + 3263592, params + 3264136,       /* features.denseblock3.denselayer10.norm1.running_mean, features.denseblock3.denselayer10.norm1.running_var */
+                     1e-05f, NULL, consts + 2210144);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5004200, 128, 1, 576, 128,  /* w: features.denseblock3.denselayer11.conv1.weight [128, 576, 1, 1] as [rows][cols][inner], groups */
-                       params + 5077928, params + 5078312,  /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.running_var */
-                       1e-05f, consts + 1121152);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 3264680, 128, 544,                  /* w: features.denseblock3.denselayer10.conv1.weight [128, 544, 1, 1] as [rows][cols] */
+                     params + 3334312, params + 3334696, 1e-05f,  /* folding features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.running_var */
+                     consts + 2210688);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 3334824, 32, 1152,  /* w: features.denseblock3.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2280320);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5077928, params + 5078056,  /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.bias */
-                     params + 5078184, params + 5078312,       /* features.denseblock3.denselayer11.norm2.running_mean, features.denseblock3.denselayer11.norm2.running_var */
-                     1e-05f, NULL, consts + 1194880);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 3447720, params + 3447848,  /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.bias */
+                     params + 3447976, params + 3448104,       /* features.denseblock3.denselayer11.norm2.running_mean, features.denseblock3.denselayer11.norm2.running_var */
+                     1e-05f, NULL, consts + 2317184);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(576, params + 5001896, params + 5003624, 1e-05f, consts + 1195008);  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.running_var; eps, y */
+    nnc_bn_scale(576, params + 3371688, params + 3373416, 1e-05f, consts + 2317312);  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(576, params + 5001896, params + 5002472,  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.bias */
-                     params + 5003048, params + 5003624,       /* features.denseblock3.denselayer11.norm1.running_mean, features.denseblock3.denselayer11.norm1.running_var */
-                     1e-05f, NULL, consts + 1195584);          /* eps, no bias, y */
+    nnc_bn_fold_bias(576, params + 3371688, params + 3372264,  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.bias */
+                     params + 3372840, params + 3373416,       /* features.denseblock3.denselayer11.norm1.running_mean, features.denseblock3.denselayer11.norm1.running_var */
+                     1e-05f, NULL, consts + 2317888);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5080872, 128, 1, 608, 128,  /* w: features.denseblock3.denselayer12.conv1.weight [128, 608, 1, 1] as [rows][cols][inner], groups */
-                       params + 5158696, params + 5159080,  /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.running_var */
-                       1e-05f, consts + 1196160);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 3373992, 128, 576,                  /* w: features.denseblock3.denselayer11.conv1.weight [128, 576, 1, 1] as [rows][cols] */
+                     params + 3447720, params + 3448104, 1e-05f,  /* folding features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.running_var */
+                     consts + 2318464);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 3448232, 32, 1152,  /* w: features.denseblock3.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2392192);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5158696, params + 5158824,  /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.bias */
-                     params + 5158952, params + 5159080,       /* features.denseblock3.denselayer12.norm2.running_mean, features.denseblock3.denselayer12.norm2.running_var */
-                     1e-05f, NULL, consts + 1273984);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 3565352, params + 3565480,  /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.bias */
+                     params + 3565608, params + 3565736,       /* features.denseblock3.denselayer12.norm2.running_mean, features.denseblock3.denselayer12.norm2.running_var */
+                     1e-05f, NULL, consts + 2429056);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(608, params + 5078440, params + 5080264, 1e-05f, consts + 1274112);  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.running_var; eps, y */
+    nnc_bn_scale(608, params + 3485096, params + 3486920, 1e-05f, consts + 2429184);  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(608, params + 5078440, params + 5079048,  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.bias */
-                     params + 5079656, params + 5080264,       /* features.denseblock3.denselayer12.norm1.running_mean, features.denseblock3.denselayer12.norm1.running_var */
-                     1e-05f, NULL, consts + 1274720);          /* eps, no bias, y */
+    nnc_bn_fold_bias(608, params + 3485096, params + 3485704,  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.bias */
+                     params + 3486312, params + 3486920,       /* features.denseblock3.denselayer12.norm1.running_mean, features.denseblock3.denselayer12.norm1.running_var */
+                     1e-05f, NULL, consts + 2429792);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5161768, 128, 1, 640, 128,  /* w: features.denseblock3.denselayer13.conv1.weight [128, 640, 1, 1] as [rows][cols][inner], groups */
-                       params + 5243688, params + 5244072,  /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.running_var */
-                       1e-05f, consts + 1275328);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 3487528, 128, 608,                  /* w: features.denseblock3.denselayer12.conv1.weight [128, 608, 1, 1] as [rows][cols] */
+                     params + 3565352, params + 3565736, 1e-05f,  /* folding features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.running_var */
+                     consts + 2430400);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 3565864, 32, 1152,  /* w: features.denseblock3.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2508224);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5243688, params + 5243816,  /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.bias */
-                     params + 5243944, params + 5244072,       /* features.denseblock3.denselayer13.norm2.running_mean, features.denseblock3.denselayer13.norm2.running_var */
-                     1e-05f, NULL, consts + 1357248);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 3687208, params + 3687336,  /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.bias */
+                     params + 3687464, params + 3687592,       /* features.denseblock3.denselayer13.norm2.running_mean, features.denseblock3.denselayer13.norm2.running_var */
+                     1e-05f, NULL, consts + 2545088);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(640, params + 5159208, params + 5161128, 1e-05f, consts + 1357376);  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.running_var; eps, y */
+    nnc_bn_scale(640, params + 3602728, params + 3604648, 1e-05f, consts + 2545216);  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(640, params + 5159208, params + 5159848,  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.bias */
-                     params + 5160488, params + 5161128,       /* features.denseblock3.denselayer13.norm1.running_mean, features.denseblock3.denselayer13.norm1.running_var */
-                     1e-05f, NULL, consts + 1358016);          /* eps, no bias, y */
+    nnc_bn_fold_bias(640, params + 3602728, params + 3603368,  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.bias */
+                     params + 3604008, params + 3604648,       /* features.denseblock3.denselayer13.norm1.running_mean, features.denseblock3.denselayer13.norm1.running_var */
+                     1e-05f, NULL, consts + 2545856);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5246888, 128, 1, 672, 128,  /* w: features.denseblock3.denselayer14.conv1.weight [128, 672, 1, 1] as [rows][cols][inner], groups */
-                       params + 5332904, params + 5333288,  /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.running_var */
-                       1e-05f, consts + 1358656);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 3605288, 128, 640,                  /* w: features.denseblock3.denselayer13.conv1.weight [128, 640, 1, 1] as [rows][cols] */
+                     params + 3687208, params + 3687592, 1e-05f,  /* folding features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.running_var */
+                     consts + 2546496);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 3687720, 32, 1152,  /* w: features.denseblock3.denselayer13.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2628416);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5332904, params + 5333032,  /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.bias */
-                     params + 5333160, params + 5333288,       /* features.denseblock3.denselayer14.norm2.running_mean, features.denseblock3.denselayer14.norm2.running_var */
-                     1e-05f, NULL, consts + 1444672);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 3813288, params + 3813416,  /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.bias */
+                     params + 3813544, params + 3813672,       /* features.denseblock3.denselayer14.norm2.running_mean, features.denseblock3.denselayer14.norm2.running_var */
+                     1e-05f, NULL, consts + 2665280);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(672, params + 5244200, params + 5246216, 1e-05f, consts + 1444800);  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.running_var; eps, y */
+    nnc_bn_scale(672, params + 3724584, params + 3726600, 1e-05f, consts + 2665408);  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(672, params + 5244200, params + 5244872,  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.bias */
-                     params + 5245544, params + 5246216,       /* features.denseblock3.denselayer14.norm1.running_mean, features.denseblock3.denselayer14.norm1.running_var */
-                     1e-05f, NULL, consts + 1445472);          /* eps, no bias, y */
+    nnc_bn_fold_bias(672, params + 3724584, params + 3725256,  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.bias */
+                     params + 3725928, params + 3726600,       /* features.denseblock3.denselayer14.norm1.running_mean, features.denseblock3.denselayer14.norm1.running_var */
+                     1e-05f, NULL, consts + 2666080);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5336232, 128, 1, 704, 128,  /* w: features.denseblock3.denselayer15.conv1.weight [128, 704, 1, 1] as [rows][cols][inner], groups */
-                       params + 5426344, params + 5426728,  /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.running_var */
-                       1e-05f, consts + 1446144);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 3727272, 128, 672,                  /* w: features.denseblock3.denselayer14.conv1.weight [128, 672, 1, 1] as [rows][cols] */
+                     params + 3813288, params + 3813672, 1e-05f,  /* folding features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.running_var */
+                     consts + 2666752);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 3813800, 32, 1152,  /* w: features.denseblock3.denselayer14.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2752768);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5426344, params + 5426472,  /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.bias */
-                     params + 5426600, params + 5426728,       /* features.denseblock3.denselayer15.norm2.running_mean, features.denseblock3.denselayer15.norm2.running_var */
-                     1e-05f, NULL, consts + 1536256);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 3943592, params + 3943720,  /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.bias */
+                     params + 3943848, params + 3943976,       /* features.denseblock3.denselayer15.norm2.running_mean, features.denseblock3.denselayer15.norm2.running_var */
+                     1e-05f, NULL, consts + 2789632);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(704, params + 5333416, params + 5335528, 1e-05f, consts + 1536384);  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.running_var; eps, y */
+    nnc_bn_scale(704, params + 3850664, params + 3852776, 1e-05f, consts + 2789760);  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(704, params + 5333416, params + 5334120,  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.bias */
-                     params + 5334824, params + 5335528,       /* features.denseblock3.denselayer15.norm1.running_mean, features.denseblock3.denselayer15.norm1.running_var */
-                     1e-05f, NULL, consts + 1537088);          /* eps, no bias, y */
+    nnc_bn_fold_bias(704, params + 3850664, params + 3851368,  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.bias */
+                     params + 3852072, params + 3852776,       /* features.denseblock3.denselayer15.norm1.running_mean, features.denseblock3.denselayer15.norm1.running_var */
+                     1e-05f, NULL, consts + 2790464);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5429800, 128, 1, 736, 128,  /* w: features.denseblock3.denselayer16.conv1.weight [128, 736, 1, 1] as [rows][cols][inner], groups */
-                       params + 5524008, params + 5524392,  /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.running_var */
-                       1e-05f, consts + 1537792);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 3853480, 128, 704,                  /* w: features.denseblock3.denselayer15.conv1.weight [128, 704, 1, 1] as [rows][cols] */
+                     params + 3943592, params + 3943976, 1e-05f,  /* folding features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.running_var */
+                     consts + 2791168);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 3944104, 32, 1152,  /* w: features.denseblock3.denselayer15.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2881280);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5524008, params + 5524136,  /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.bias */
-                     params + 5524264, params + 5524392,       /* features.denseblock3.denselayer16.norm2.running_mean, features.denseblock3.denselayer16.norm2.running_var */
-                     1e-05f, NULL, consts + 1632000);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 4078120, params + 4078248,  /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.bias */
+                     params + 4078376, params + 4078504,       /* features.denseblock3.denselayer16.norm2.running_mean, features.denseblock3.denselayer16.norm2.running_var */
+                     1e-05f, NULL, consts + 2918144);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(736, params + 5426856, params + 5429064, 1e-05f, consts + 1632128);  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.running_var; eps, y */
+    nnc_bn_scale(736, params + 3980968, params + 3983176, 1e-05f, consts + 2918272);  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(736, params + 5426856, params + 5427592,  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.bias */
-                     params + 5428328, params + 5429064,       /* features.denseblock3.denselayer16.norm1.running_mean, features.denseblock3.denselayer16.norm1.running_var */
-                     1e-05f, NULL, consts + 1632864);          /* eps, no bias, y */
+    nnc_bn_fold_bias(736, params + 3980968, params + 3981704,  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.bias */
+                     params + 3982440, params + 3983176,       /* features.denseblock3.denselayer16.norm1.running_mean, features.denseblock3.denselayer16.norm1.running_var */
+                     1e-05f, NULL, consts + 2919008);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5527592, 128, 1, 768, 128,  /* w: features.denseblock3.denselayer17.conv1.weight [128, 768, 1, 1] as [rows][cols][inner], groups */
-                       params + 5625896, params + 5626280,  /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.running_var */
-                       1e-05f, consts + 1633600);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 3983912, 128, 736,                  /* w: features.denseblock3.denselayer16.conv1.weight [128, 736, 1, 1] as [rows][cols] */
+                     params + 4078120, params + 4078504, 1e-05f,  /* folding features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.running_var */
+                     consts + 2919744);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 4078632, 32, 1152,  /* w: features.denseblock3.denselayer16.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 3013952);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5625896, params + 5626024,  /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.bias */
-                     params + 5626152, params + 5626280,       /* features.denseblock3.denselayer17.norm2.running_mean, features.denseblock3.denselayer17.norm2.running_var */
-                     1e-05f, NULL, consts + 1731904);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 4216872, params + 4217000,  /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.bias */
+                     params + 4217128, params + 4217256,       /* features.denseblock3.denselayer17.norm2.running_mean, features.denseblock3.denselayer17.norm2.running_var */
+                     1e-05f, NULL, consts + 3050816);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer17.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(768, params + 5524520, params + 5526824, 1e-05f, consts + 1732032);  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.running_var; eps, y */
+    nnc_bn_scale(768, params + 4115496, params + 4117800, 1e-05f, consts + 3050944);  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer17.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(768, params + 5524520, params + 5525288,  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.bias */
-                     params + 5526056, params + 5526824,       /* features.denseblock3.denselayer17.norm1.running_mean, features.denseblock3.denselayer17.norm1.running_var */
-                     1e-05f, NULL, consts + 1732800);          /* eps, no bias, y */
+    nnc_bn_fold_bias(768, params + 4115496, params + 4116264,  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.bias */
+                     params + 4117032, params + 4117800,       /* features.denseblock3.denselayer17.norm1.running_mean, features.denseblock3.denselayer17.norm1.running_var */
+                     1e-05f, NULL, consts + 3051712);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5629608, 128, 1, 800, 128,  /* w: features.denseblock3.denselayer18.conv1.weight [128, 800, 1, 1] as [rows][cols][inner], groups */
-                       params + 5732008, params + 5732392,  /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.running_var */
-                       1e-05f, consts + 1733568);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 4118568, 128, 768,                  /* w: features.denseblock3.denselayer17.conv1.weight [128, 768, 1, 1] as [rows][cols] */
+                     params + 4216872, params + 4217256, 1e-05f,  /* folding features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.running_var */
+                     consts + 3052480);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 4217384, 32, 1152,  /* w: features.denseblock3.denselayer17.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 3150784);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5732008, params + 5732136,  /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.bias */
-                     params + 5732264, params + 5732392,       /* features.denseblock3.denselayer18.norm2.running_mean, features.denseblock3.denselayer18.norm2.running_var */
-                     1e-05f, NULL, consts + 1835968);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 4359848, params + 4359976,  /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.bias */
+                     params + 4360104, params + 4360232,       /* features.denseblock3.denselayer18.norm2.running_mean, features.denseblock3.denselayer18.norm2.running_var */
+                     1e-05f, NULL, consts + 3187648);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer18.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(800, params + 5626408, params + 5628808, 1e-05f, consts + 1836096);  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.running_var; eps, y */
+    nnc_bn_scale(800, params + 4254248, params + 4256648, 1e-05f, consts + 3187776);  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer18.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(800, params + 5626408, params + 5627208,  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.bias */
-                     params + 5628008, params + 5628808,       /* features.denseblock3.denselayer18.norm1.running_mean, features.denseblock3.denselayer18.norm1.running_var */
-                     1e-05f, NULL, consts + 1836896);          /* eps, no bias, y */
+    nnc_bn_fold_bias(800, params + 4254248, params + 4255048,  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.bias */
+                     params + 4255848, params + 4256648,       /* features.denseblock3.denselayer18.norm1.running_mean, features.denseblock3.denselayer18.norm1.running_var */
+                     1e-05f, NULL, consts + 3188576);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5735848, 128, 1, 832, 128,  /* w: features.denseblock3.denselayer19.conv1.weight [128, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 5842344, params + 5842728,  /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.running_var */
-                       1e-05f, consts + 1837696);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 4257448, 128, 800,                  /* w: features.denseblock3.denselayer18.conv1.weight [128, 800, 1, 1] as [rows][cols] */
+                     params + 4359848, params + 4360232, 1e-05f,  /* folding features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.running_var */
+                     consts + 3189376);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 4360360, 32, 1152,  /* w: features.denseblock3.denselayer18.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 3291776);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5842344, params + 5842472,  /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.bias */
-                     params + 5842600, params + 5842728,       /* features.denseblock3.denselayer19.norm2.running_mean, features.denseblock3.denselayer19.norm2.running_var */
-                     1e-05f, NULL, consts + 1944192);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 4507048, params + 4507176,  /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.bias */
+                     params + 4507304, params + 4507432,       /* features.denseblock3.denselayer19.norm2.running_mean, features.denseblock3.denselayer19.norm2.running_var */
+                     1e-05f, NULL, consts + 3328640);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer19.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(832, params + 5732520, params + 5735016, 1e-05f, consts + 1944320);  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.running_var; eps, y */
+    nnc_bn_scale(832, params + 4397224, params + 4399720, 1e-05f, consts + 3328768);  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer19.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(832, params + 5732520, params + 5733352,  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.bias */
-                     params + 5734184, params + 5735016,       /* features.denseblock3.denselayer19.norm1.running_mean, features.denseblock3.denselayer19.norm1.running_var */
-                     1e-05f, NULL, consts + 1945152);          /* eps, no bias, y */
+    nnc_bn_fold_bias(832, params + 4397224, params + 4398056,  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.bias */
+                     params + 4398888, params + 4399720,       /* features.denseblock3.denselayer19.norm1.running_mean, features.denseblock3.denselayer19.norm1.running_var */
+                     1e-05f, NULL, consts + 3329600);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5846312, 128, 1, 864, 128,  /* w: features.denseblock3.denselayer20.conv1.weight [128, 864, 1, 1] as [rows][cols][inner], groups */
-                       params + 5956904, params + 5957288,  /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.running_var */
-                       1e-05f, consts + 1945984);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 4400552, 128, 832,                  /* w: features.denseblock3.denselayer19.conv1.weight [128, 832, 1, 1] as [rows][cols] */
+                     params + 4507048, params + 4507432, 1e-05f,  /* folding features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.running_var */
+                     consts + 3330432);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 4507560, 32, 1152,  /* w: features.denseblock3.denselayer19.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 3436928);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5956904, params + 5957032,  /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.bias */
-                     params + 5957160, params + 5957288,       /* features.denseblock3.denselayer20.norm2.running_mean, features.denseblock3.denselayer20.norm2.running_var */
-                     1e-05f, NULL, consts + 2056576);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 4658472, params + 4658600,  /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.bias */
+                     params + 4658728, params + 4658856,       /* features.denseblock3.denselayer20.norm2.running_mean, features.denseblock3.denselayer20.norm2.running_var */
+                     1e-05f, NULL, consts + 3473792);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer20.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(864, params + 5842856, params + 5845448, 1e-05f, consts + 2056704);  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.running_var; eps, y */
+    nnc_bn_scale(864, params + 4544424, params + 4547016, 1e-05f, consts + 3473920);  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer20.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(864, params + 5842856, params + 5843720,  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.bias */
-                     params + 5844584, params + 5845448,       /* features.denseblock3.denselayer20.norm1.running_mean, features.denseblock3.denselayer20.norm1.running_var */
-                     1e-05f, NULL, consts + 2057568);          /* eps, no bias, y */
+    nnc_bn_fold_bias(864, params + 4544424, params + 4545288,  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.bias */
+                     params + 4546152, params + 4547016,       /* features.denseblock3.denselayer20.norm1.running_mean, features.denseblock3.denselayer20.norm1.running_var */
+                     1e-05f, NULL, consts + 3474784);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 5961000, 128, 1, 896, 128,  /* w: features.denseblock3.denselayer21.conv1.weight [128, 896, 1, 1] as [rows][cols][inner], groups */
-                       params + 6075688, params + 6076072,  /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.running_var */
-                       1e-05f, consts + 2058432);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 4547880, 128, 864,                  /* w: features.denseblock3.denselayer20.conv1.weight [128, 864, 1, 1] as [rows][cols] */
+                     params + 4658472, params + 4658856, 1e-05f,  /* folding features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.running_var */
+                     consts + 3475648);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 4658984, 32, 1152,  /* w: features.denseblock3.denselayer20.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 3586240);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6075688, params + 6075816,  /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.bias */
-                     params + 6075944, params + 6076072,       /* features.denseblock3.denselayer21.norm2.running_mean, features.denseblock3.denselayer21.norm2.running_var */
-                     1e-05f, NULL, consts + 2173120);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 4814120, params + 4814248,  /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.bias */
+                     params + 4814376, params + 4814504,       /* features.denseblock3.denselayer21.norm2.running_mean, features.denseblock3.denselayer21.norm2.running_var */
+                     1e-05f, NULL, consts + 3623104);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer21.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(896, params + 5957416, params + 5960104, 1e-05f, consts + 2173248);  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.running_var; eps, y */
+    nnc_bn_scale(896, params + 4695848, params + 4698536, 1e-05f, consts + 3623232);  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer21.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(896, params + 5957416, params + 5958312,  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.bias */
-                     params + 5959208, params + 5960104,       /* features.denseblock3.denselayer21.norm1.running_mean, features.denseblock3.denselayer21.norm1.running_var */
-                     1e-05f, NULL, consts + 2174144);          /* eps, no bias, y */
+    nnc_bn_fold_bias(896, params + 4695848, params + 4696744,  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.bias */
+                     params + 4697640, params + 4698536,       /* features.denseblock3.denselayer21.norm1.running_mean, features.denseblock3.denselayer21.norm1.running_var */
+                     1e-05f, NULL, consts + 3624128);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6079912, 128, 1, 928, 128,  /* w: features.denseblock3.denselayer22.conv1.weight [128, 928, 1, 1] as [rows][cols][inner], groups */
-                       params + 6198696, params + 6199080,  /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.running_var */
-                       1e-05f, consts + 2175040);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 4699432, 128, 896,                  /* w: features.denseblock3.denselayer21.conv1.weight [128, 896, 1, 1] as [rows][cols] */
+                     params + 4814120, params + 4814504, 1e-05f,  /* folding features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.running_var */
+                     consts + 3625024);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 4814632, 32, 1152,  /* w: features.denseblock3.denselayer21.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 3739712);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6198696, params + 6198824,  /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.bias */
-                     params + 6198952, params + 6199080,       /* features.denseblock3.denselayer22.norm2.running_mean, features.denseblock3.denselayer22.norm2.running_var */
-                     1e-05f, NULL, consts + 2293824);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 4973992, params + 4974120,  /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.bias */
+                     params + 4974248, params + 4974376,       /* features.denseblock3.denselayer22.norm2.running_mean, features.denseblock3.denselayer22.norm2.running_var */
+                     1e-05f, NULL, consts + 3776576);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer22.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(928, params + 6076200, params + 6078984, 1e-05f, consts + 2293952);  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.running_var; eps, y */
+    nnc_bn_scale(928, params + 4851496, params + 4854280, 1e-05f, consts + 3776704);  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer22.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(928, params + 6076200, params + 6077128,  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.bias */
-                     params + 6078056, params + 6078984,       /* features.denseblock3.denselayer22.norm1.running_mean, features.denseblock3.denselayer22.norm1.running_var */
-                     1e-05f, NULL, consts + 2294880);          /* eps, no bias, y */
+    nnc_bn_fold_bias(928, params + 4851496, params + 4852424,  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.bias */
+                     params + 4853352, params + 4854280,       /* features.denseblock3.denselayer22.norm1.running_mean, features.denseblock3.denselayer22.norm1.running_var */
+                     1e-05f, NULL, consts + 3777632);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6203048, 128, 1, 960, 128,  /* w: features.denseblock3.denselayer23.conv1.weight [128, 960, 1, 1] as [rows][cols][inner], groups */
-                       params + 6325928, params + 6326312,  /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.running_var */
-                       1e-05f, consts + 2295808);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 4855208, 128, 928,                  /* w: features.denseblock3.denselayer22.conv1.weight [128, 928, 1, 1] as [rows][cols] */
+                     params + 4973992, params + 4974376, 1e-05f,  /* folding features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.running_var */
+                     consts + 3778560);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 4974504, 32, 1152,  /* w: features.denseblock3.denselayer22.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 3897344);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6325928, params + 6326056,  /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.bias */
-                     params + 6326184, params + 6326312,       /* features.denseblock3.denselayer23.norm2.running_mean, features.denseblock3.denselayer23.norm2.running_var */
-                     1e-05f, NULL, consts + 2418688);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 5138088, params + 5138216,  /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.bias */
+                     params + 5138344, params + 5138472,       /* features.denseblock3.denselayer23.norm2.running_mean, features.denseblock3.denselayer23.norm2.running_var */
+                     1e-05f, NULL, consts + 3934208);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer23.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(960, params + 6199208, params + 6202088, 1e-05f, consts + 2418816);  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.running_var; eps, y */
+    nnc_bn_scale(960, params + 5011368, params + 5014248, 1e-05f, consts + 3934336);  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer23.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(960, params + 6199208, params + 6200168,  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.bias */
-                     params + 6201128, params + 6202088,       /* features.denseblock3.denselayer23.norm1.running_mean, features.denseblock3.denselayer23.norm1.running_var */
-                     1e-05f, NULL, consts + 2419776);          /* eps, no bias, y */
+    nnc_bn_fold_bias(960, params + 5011368, params + 5012328,  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.bias */
+                     params + 5013288, params + 5014248,       /* features.denseblock3.denselayer23.norm1.running_mean, features.denseblock3.denselayer23.norm1.running_var */
+                     1e-05f, NULL, consts + 3935296);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6330408, 128, 1, 992, 128,  /* w: features.denseblock3.denselayer24.conv1.weight [128, 992, 1, 1] as [rows][cols][inner], groups */
-                       params + 6457384, params + 6457768,  /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.running_var */
-                       1e-05f, consts + 2420736);           /* eps, y */
+    /* pack_weights features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 5015208, 128, 960,                  /* w: features.denseblock3.denselayer23.conv1.weight [128, 960, 1, 1] as [rows][cols] */
+                     params + 5138088, params + 5138472, 1e-05f,  /* folding features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.running_var */
+                     consts + 3936256);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 5138600, 32, 1152,  /* w: features.denseblock3.denselayer23.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 4059136);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6457384, params + 6457512,  /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.bias */
-                     params + 6457640, params + 6457768,       /* features.denseblock3.denselayer24.norm2.running_mean, features.denseblock3.denselayer24.norm2.running_var */
-                     1e-05f, NULL, consts + 2547712);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 5306408, params + 5306536,  /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.bias */
+                     params + 5306664, params + 5306792,       /* features.denseblock3.denselayer24.norm2.running_mean, features.denseblock3.denselayer24.norm2.running_var */
+                     1e-05f, NULL, consts + 4096000);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer24.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(992, params + 6326440, params + 6329416, 1e-05f, consts + 2547840);  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.running_var; eps, y */
+    nnc_bn_scale(992, params + 5175464, params + 5178440, 1e-05f, consts + 4096128);  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer24.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(992, params + 6326440, params + 6327432,  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.bias */
-                     params + 6328424, params + 6329416,       /* features.denseblock3.denselayer24.norm1.running_mean, features.denseblock3.denselayer24.norm1.running_var */
-                     1e-05f, NULL, consts + 2548832);          /* eps, no bias, y */
+    nnc_bn_fold_bias(992, params + 5175464, params + 5176456,  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.bias */
+                     params + 5177448, params + 5178440,       /* features.denseblock3.denselayer24.norm1.running_mean, features.denseblock3.denselayer24.norm1.running_var */
+                     1e-05f, NULL, consts + 4097120);          /* eps, no bias, y */
+
+    /* pack_weights features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 5179432, 128, 992,                  /* w: features.denseblock3.denselayer24.conv1.weight [128, 992, 1, 1] as [rows][cols] */
+                     params + 5306408, params + 5306792, 1e-05f,  /* folding features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.running_var */
+                     consts + 4098112);                           /* y */
+
+    /* pack_weights features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 5306920, 32, 1152,  /* w: features.denseblock3.denselayer24.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 4225088);           /* y */
 
     /* bn_scale features.transition3.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_scale(1024, params + 6457896, params + 6460968, 1e-05f, consts + 2549824);  /* features.transition3.norm.weight, features.transition3.norm.running_var; eps, y */
+    nnc_bn_scale(1024, params + 5343784, params + 5346856, 1e-05f, consts + 4261952);  /* features.transition3.norm.weight, features.transition3.norm.running_var; eps, y */
 
     /* bn_fold_bias features.transition3.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_fold_bias(1024, params + 6457896, params + 6458920,  /* features.transition3.norm.weight, features.transition3.norm.bias */
-                     params + 6459944, params + 6460968,        /* features.transition3.norm.running_mean, features.transition3.norm.running_var */
-                     1e-05f, NULL, consts + 2550848);           /* eps, no bias, y */
+    nnc_bn_fold_bias(1024, params + 5343784, params + 5344808,  /* features.transition3.norm.weight, features.transition3.norm.bias */
+                     params + 5345832, params + 5346856,        /* features.transition3.norm.running_mean, features.transition3.norm.running_var */
+                     1e-05f, NULL, consts + 4262976);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6464040, 128, 1, 512, 128,  /* w: features.denseblock4.denselayer1.conv1.weight [128, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 6529576, params + 6529960,  /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.running_var */
-                       1e-05f, consts + 2551872);           /* eps, y */
+    /* pack_weights features.transition3.conv @ models/lib/densenet.net:23:46 */
+    nnc_pack_weights(params + 5347880, 512, 1024,  /* w: features.transition3.conv.weight [512, 1024, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,             /* no batchnorm to fold */
+                     consts + 4264000);            /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6529576, params + 6529704,  /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.bias */
-                     params + 6529832, params + 6529960,       /* features.denseblock4.denselayer1.norm2.running_mean, features.denseblock4.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 2617408);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 5939752, params + 5939880,  /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.bias */
+                     params + 5940008, params + 5940136,       /* features.denseblock4.denselayer1.norm2.running_mean, features.denseblock4.denselayer1.norm2.running_var */
+                     1e-05f, NULL, consts + 4788288);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(512, params + 6461992, params + 6463528, 1e-05f, consts + 2617536);  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(512, params + 5872168, params + 5873704, 1e-05f, consts + 4788416);  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(512, params + 6461992, params + 6462504,  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.bias */
-                     params + 6463016, params + 6463528,       /* features.denseblock4.denselayer1.norm1.running_mean, features.denseblock4.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 2618048);          /* eps, no bias, y */
+    nnc_bn_fold_bias(512, params + 5872168, params + 5872680,  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.bias */
+                     params + 5873192, params + 5873704,       /* features.denseblock4.denselayer1.norm1.running_mean, features.denseblock4.denselayer1.norm1.running_var */
+                     1e-05f, NULL, consts + 4788928);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6532264, 128, 1, 544, 128,  /* w: features.denseblock4.denselayer2.conv1.weight [128, 544, 1, 1] as [rows][cols][inner], groups */
-                       params + 6601896, params + 6602280,  /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.running_var */
-                       1e-05f, consts + 2618560);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 5874216, 128, 512,                  /* w: features.denseblock4.denselayer1.conv1.weight [128, 512, 1, 1] as [rows][cols] */
+                     params + 5939752, params + 5940136, 1e-05f,  /* folding features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.running_var */
+                     consts + 4789440);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 5940264, 32, 1152,  /* w: features.denseblock4.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 4854976);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6601896, params + 6602024,  /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.bias */
-                     params + 6602152, params + 6602280,       /* features.denseblock4.denselayer2.norm2.running_mean, features.denseblock4.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 2688192);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 6048936, params + 6049064,  /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.bias */
+                     params + 6049192, params + 6049320,       /* features.denseblock4.denselayer2.norm2.running_mean, features.denseblock4.denselayer2.norm2.running_var */
+                     1e-05f, NULL, consts + 4891840);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(544, params + 6530088, params + 6531720, 1e-05f, consts + 2688320);  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(544, params + 5977128, params + 5978760, 1e-05f, consts + 4891968);  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(544, params + 6530088, params + 6530632,  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.bias */
-                     params + 6531176, params + 6531720,       /* features.denseblock4.denselayer2.norm1.running_mean, features.denseblock4.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 2688864);          /* eps, no bias, y */
+    nnc_bn_fold_bias(544, params + 5977128, params + 5977672,  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.bias */
+                     params + 5978216, params + 5978760,       /* features.denseblock4.denselayer2.norm1.running_mean, features.denseblock4.denselayer2.norm1.running_var */
+                     1e-05f, NULL, consts + 4892512);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6604712, 128, 1, 576, 128,  /* w: features.denseblock4.denselayer3.conv1.weight [128, 576, 1, 1] as [rows][cols][inner], groups */
-                       params + 6678440, params + 6678824,  /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.running_var */
-                       1e-05f, consts + 2689408);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 5979304, 128, 544,                  /* w: features.denseblock4.denselayer2.conv1.weight [128, 544, 1, 1] as [rows][cols] */
+                     params + 6048936, params + 6049320, 1e-05f,  /* folding features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.running_var */
+                     consts + 4893056);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 6049448, 32, 1152,  /* w: features.denseblock4.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 4962688);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6678440, params + 6678568,  /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.bias */
-                     params + 6678696, params + 6678824,       /* features.denseblock4.denselayer3.norm2.running_mean, features.denseblock4.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 2763136);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 6162344, params + 6162472,  /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.bias */
+                     params + 6162600, params + 6162728,       /* features.denseblock4.denselayer3.norm2.running_mean, features.denseblock4.denselayer3.norm2.running_var */
+                     1e-05f, NULL, consts + 4999552);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(576, params + 6602408, params + 6604136, 1e-05f, consts + 2763264);  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(576, params + 6086312, params + 6088040, 1e-05f, consts + 4999680);  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(576, params + 6602408, params + 6602984,  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.bias */
-                     params + 6603560, params + 6604136,       /* features.denseblock4.denselayer3.norm1.running_mean, features.denseblock4.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 2763840);          /* eps, no bias, y */
+    nnc_bn_fold_bias(576, params + 6086312, params + 6086888,  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.bias */
+                     params + 6087464, params + 6088040,       /* features.denseblock4.denselayer3.norm1.running_mean, features.denseblock4.denselayer3.norm1.running_var */
+                     1e-05f, NULL, consts + 5000256);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6681384, 128, 1, 608, 128,  /* w: features.denseblock4.denselayer4.conv1.weight [128, 608, 1, 1] as [rows][cols][inner], groups */
-                       params + 6759208, params + 6759592,  /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.running_var */
-                       1e-05f, consts + 2764416);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 6088616, 128, 576,                  /* w: features.denseblock4.denselayer3.conv1.weight [128, 576, 1, 1] as [rows][cols] */
+                     params + 6162344, params + 6162728, 1e-05f,  /* folding features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.running_var */
+                     consts + 5000832);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 6162856, 32, 1152,  /* w: features.denseblock4.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5074560);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6759208, params + 6759336,  /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.bias */
-                     params + 6759464, params + 6759592,       /* features.denseblock4.denselayer4.norm2.running_mean, features.denseblock4.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 2842240);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 6279976, params + 6280104,  /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.bias */
+                     params + 6280232, params + 6280360,       /* features.denseblock4.denselayer4.norm2.running_mean, features.denseblock4.denselayer4.norm2.running_var */
+                     1e-05f, NULL, consts + 5111424);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(608, params + 6678952, params + 6680776, 1e-05f, consts + 2842368);  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(608, params + 6199720, params + 6201544, 1e-05f, consts + 5111552);  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(608, params + 6678952, params + 6679560,  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.bias */
-                     params + 6680168, params + 6680776,       /* features.denseblock4.denselayer4.norm1.running_mean, features.denseblock4.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 2842976);          /* eps, no bias, y */
+    nnc_bn_fold_bias(608, params + 6199720, params + 6200328,  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.bias */
+                     params + 6200936, params + 6201544,       /* features.denseblock4.denselayer4.norm1.running_mean, features.denseblock4.denselayer4.norm1.running_var */
+                     1e-05f, NULL, consts + 5112160);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6762280, 128, 1, 640, 128,  /* w: features.denseblock4.denselayer5.conv1.weight [128, 640, 1, 1] as [rows][cols][inner], groups */
-                       params + 6844200, params + 6844584,  /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.running_var */
-                       1e-05f, consts + 2843584);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 6202152, 128, 608,                  /* w: features.denseblock4.denselayer4.conv1.weight [128, 608, 1, 1] as [rows][cols] */
+                     params + 6279976, params + 6280360, 1e-05f,  /* folding features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.running_var */
+                     consts + 5112768);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 6280488, 32, 1152,  /* w: features.denseblock4.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5190592);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6844200, params + 6844328,  /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.bias */
-                     params + 6844456, params + 6844584,       /* features.denseblock4.denselayer5.norm2.running_mean, features.denseblock4.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 2925504);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 6401832, params + 6401960,  /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.bias */
+                     params + 6402088, params + 6402216,       /* features.denseblock4.denselayer5.norm2.running_mean, features.denseblock4.denselayer5.norm2.running_var */
+                     1e-05f, NULL, consts + 5227456);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(640, params + 6759720, params + 6761640, 1e-05f, consts + 2925632);  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(640, params + 6317352, params + 6319272, 1e-05f, consts + 5227584);  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(640, params + 6759720, params + 6760360,  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.bias */
-                     params + 6761000, params + 6761640,       /* features.denseblock4.denselayer5.norm1.running_mean, features.denseblock4.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 2926272);          /* eps, no bias, y */
+    nnc_bn_fold_bias(640, params + 6317352, params + 6317992,  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.bias */
+                     params + 6318632, params + 6319272,       /* features.denseblock4.denselayer5.norm1.running_mean, features.denseblock4.denselayer5.norm1.running_var */
+                     1e-05f, NULL, consts + 5228224);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6847400, 128, 1, 672, 128,  /* w: features.denseblock4.denselayer6.conv1.weight [128, 672, 1, 1] as [rows][cols][inner], groups */
-                       params + 6933416, params + 6933800,  /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.running_var */
-                       1e-05f, consts + 2926912);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 6319912, 128, 640,                  /* w: features.denseblock4.denselayer5.conv1.weight [128, 640, 1, 1] as [rows][cols] */
+                     params + 6401832, params + 6402216, 1e-05f,  /* folding features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.running_var */
+                     consts + 5228864);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 6402344, 32, 1152,  /* w: features.denseblock4.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5310784);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6933416, params + 6933544,  /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.bias */
-                     params + 6933672, params + 6933800,       /* features.denseblock4.denselayer6.norm2.running_mean, features.denseblock4.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 3012928);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 6527912, params + 6528040,  /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.bias */
+                     params + 6528168, params + 6528296,       /* features.denseblock4.denselayer6.norm2.running_mean, features.denseblock4.denselayer6.norm2.running_var */
+                     1e-05f, NULL, consts + 5347648);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(672, params + 6844712, params + 6846728, 1e-05f, consts + 3013056);  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(672, params + 6439208, params + 6441224, 1e-05f, consts + 5347776);  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(672, params + 6844712, params + 6845384,  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.bias */
-                     params + 6846056, params + 6846728,       /* features.denseblock4.denselayer6.norm1.running_mean, features.denseblock4.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 3013728);          /* eps, no bias, y */
+    nnc_bn_fold_bias(672, params + 6439208, params + 6439880,  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.bias */
+                     params + 6440552, params + 6441224,       /* features.denseblock4.denselayer6.norm1.running_mean, features.denseblock4.denselayer6.norm1.running_var */
+                     1e-05f, NULL, consts + 5348448);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 6936744, 128, 1, 704, 128,  /* w: features.denseblock4.denselayer7.conv1.weight [128, 704, 1, 1] as [rows][cols][inner], groups */
-                       params + 7026856, params + 7027240,  /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.running_var */
-                       1e-05f, consts + 3014400);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 6441896, 128, 672,                  /* w: features.denseblock4.denselayer6.conv1.weight [128, 672, 1, 1] as [rows][cols] */
+                     params + 6527912, params + 6528296, 1e-05f,  /* folding features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.running_var */
+                     consts + 5349120);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 6528424, 32, 1152,  /* w: features.denseblock4.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5435136);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7026856, params + 7026984,  /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.bias */
-                     params + 7027112, params + 7027240,       /* features.denseblock4.denselayer7.norm2.running_mean, features.denseblock4.denselayer7.norm2.running_var */
-                     1e-05f, NULL, consts + 3104512);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 6658216, params + 6658344,  /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.bias */
+                     params + 6658472, params + 6658600,       /* features.denseblock4.denselayer7.norm2.running_mean, features.denseblock4.denselayer7.norm2.running_var */
+                     1e-05f, NULL, consts + 5472000);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(704, params + 6933928, params + 6936040, 1e-05f, consts + 3104640);  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.running_var; eps, y */
+    nnc_bn_scale(704, params + 6565288, params + 6567400, 1e-05f, consts + 5472128);  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(704, params + 6933928, params + 6934632,  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.bias */
-                     params + 6935336, params + 6936040,       /* features.denseblock4.denselayer7.norm1.running_mean, features.denseblock4.denselayer7.norm1.running_var */
-                     1e-05f, NULL, consts + 3105344);          /* eps, no bias, y */
+    nnc_bn_fold_bias(704, params + 6565288, params + 6565992,  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.bias */
+                     params + 6566696, params + 6567400,       /* features.denseblock4.denselayer7.norm1.running_mean, features.denseblock4.denselayer7.norm1.running_var */
+                     1e-05f, NULL, consts + 5472832);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 7030312, 128, 1, 736, 128,  /* w: features.denseblock4.denselayer8.conv1.weight [128, 736, 1, 1] as [rows][cols][inner], groups */
-                       params + 7124520, params + 7124904,  /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.running_var */
-                       1e-05f, consts + 3106048);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 6568104, 128, 704,                  /* w: features.denseblock4.denselayer7.conv1.weight [128, 704, 1, 1] as [rows][cols] */
+                     params + 6658216, params + 6658600, 1e-05f,  /* folding features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.running_var */
+                     consts + 5473536);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 6658728, 32, 1152,  /* w: features.denseblock4.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5563648);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7124520, params + 7124648,  /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.bias */
-                     params + 7124776, params + 7124904,       /* features.denseblock4.denselayer8.norm2.running_mean, features.denseblock4.denselayer8.norm2.running_var */
-                     1e-05f, NULL, consts + 3200256);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 6792744, params + 6792872,  /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.bias */
+                     params + 6793000, params + 6793128,       /* features.denseblock4.denselayer8.norm2.running_mean, features.denseblock4.denselayer8.norm2.running_var */
+                     1e-05f, NULL, consts + 5600512);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(736, params + 7027368, params + 7029576, 1e-05f, consts + 3200384);  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.running_var; eps, y */
+    nnc_bn_scale(736, params + 6695592, params + 6697800, 1e-05f, consts + 5600640);  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(736, params + 7027368, params + 7028104,  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.bias */
-                     params + 7028840, params + 7029576,       /* features.denseblock4.denselayer8.norm1.running_mean, features.denseblock4.denselayer8.norm1.running_var */
-                     1e-05f, NULL, consts + 3201120);          /* eps, no bias, y */
+    nnc_bn_fold_bias(736, params + 6695592, params + 6696328,  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.bias */
+                     params + 6697064, params + 6697800,       /* features.denseblock4.denselayer8.norm1.running_mean, features.denseblock4.denselayer8.norm1.running_var */
+                     1e-05f, NULL, consts + 5601376);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 7128104, 128, 1, 768, 128,  /* w: features.denseblock4.denselayer9.conv1.weight [128, 768, 1, 1] as [rows][cols][inner], groups */
-                       params + 7226408, params + 7226792,  /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.running_var */
-                       1e-05f, consts + 3201856);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 6698536, 128, 736,                  /* w: features.denseblock4.denselayer8.conv1.weight [128, 736, 1, 1] as [rows][cols] */
+                     params + 6792744, params + 6793128, 1e-05f,  /* folding features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.running_var */
+                     consts + 5602112);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 6793256, 32, 1152,  /* w: features.denseblock4.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5696320);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7226408, params + 7226536,  /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.bias */
-                     params + 7226664, params + 7226792,       /* features.denseblock4.denselayer9.norm2.running_mean, features.denseblock4.denselayer9.norm2.running_var */
-                     1e-05f, NULL, consts + 3300160);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 6931496, params + 6931624,  /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.bias */
+                     params + 6931752, params + 6931880,       /* features.denseblock4.denselayer9.norm2.running_mean, features.denseblock4.denselayer9.norm2.running_var */
+                     1e-05f, NULL, consts + 5733184);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(768, params + 7125032, params + 7127336, 1e-05f, consts + 3300288);  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.running_var; eps, y */
+    nnc_bn_scale(768, params + 6830120, params + 6832424, 1e-05f, consts + 5733312);  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(768, params + 7125032, params + 7125800,  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.bias */
-                     params + 7126568, params + 7127336,       /* features.denseblock4.denselayer9.norm1.running_mean, features.denseblock4.denselayer9.norm1.running_var */
-                     1e-05f, NULL, consts + 3301056);          /* eps, no bias, y */
+    nnc_bn_fold_bias(768, params + 6830120, params + 6830888,  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.bias */
+                     params + 6831656, params + 6832424,       /* features.denseblock4.denselayer9.norm1.running_mean, features.denseblock4.denselayer9.norm1.running_var */
+                     1e-05f, NULL, consts + 5734080);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 7230120, 128, 1, 800, 128,  /* w: features.denseblock4.denselayer10.conv1.weight [128, 800, 1, 1] as [rows][cols][inner], groups */
-                       params + 7332520, params + 7332904,  /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.running_var */
-                       1e-05f, consts + 3301824);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 6833192, 128, 768,                  /* w: features.denseblock4.denselayer9.conv1.weight [128, 768, 1, 1] as [rows][cols] */
+                     params + 6931496, params + 6931880, 1e-05f,  /* folding features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.running_var */
+                     consts + 5734848);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 6932008, 32, 1152,  /* w: features.denseblock4.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5833152);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7332520, params + 7332648,  /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.bias */
-                     params + 7332776, params + 7332904,       /* features.denseblock4.denselayer10.norm2.running_mean, features.denseblock4.denselayer10.norm2.running_var */
-                     1e-05f, NULL, consts + 3404224);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 7074472, params + 7074600,  /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.bias */
+                     params + 7074728, params + 7074856,       /* features.denseblock4.denselayer10.norm2.running_mean, features.denseblock4.denselayer10.norm2.running_var */
+                     1e-05f, NULL, consts + 5870016);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(800, params + 7226920, params + 7229320, 1e-05f, consts + 3404352);  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.running_var; eps, y */
+    nnc_bn_scale(800, params + 6968872, params + 6971272, 1e-05f, consts + 5870144);  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(800, params + 7226920, params + 7227720,  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.bias */
-                     params + 7228520, params + 7229320,       /* features.denseblock4.denselayer10.norm1.running_mean, features.denseblock4.denselayer10.norm1.running_var */
-                     1e-05f, NULL, consts + 3405152);          /* eps, no bias, y */
+    nnc_bn_fold_bias(800, params + 6968872, params + 6969672,  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.bias */
+                     params + 6970472, params + 6971272,       /* features.denseblock4.denselayer10.norm1.running_mean, features.denseblock4.denselayer10.norm1.running_var */
+                     1e-05f, NULL, consts + 5870944);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 7336360, 128, 1, 832, 128,  /* w: features.denseblock4.denselayer11.conv1.weight [128, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 7442856, params + 7443240,  /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.running_var */
-                       1e-05f, consts + 3405952);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 6972072, 128, 800,                  /* w: features.denseblock4.denselayer10.conv1.weight [128, 800, 1, 1] as [rows][cols] */
+                     params + 7074472, params + 7074856, 1e-05f,  /* folding features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.running_var */
+                     consts + 5871744);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 7074984, 32, 1152,  /* w: features.denseblock4.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5974144);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7442856, params + 7442984,  /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.bias */
-                     params + 7443112, params + 7443240,       /* features.denseblock4.denselayer11.norm2.running_mean, features.denseblock4.denselayer11.norm2.running_var */
-                     1e-05f, NULL, consts + 3512448);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 7221672, params + 7221800,  /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.bias */
+                     params + 7221928, params + 7222056,       /* features.denseblock4.denselayer11.norm2.running_mean, features.denseblock4.denselayer11.norm2.running_var */
+                     1e-05f, NULL, consts + 6011008);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(832, params + 7333032, params + 7335528, 1e-05f, consts + 3512576);  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.running_var; eps, y */
+    nnc_bn_scale(832, params + 7111848, params + 7114344, 1e-05f, consts + 6011136);  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(832, params + 7333032, params + 7333864,  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.bias */
-                     params + 7334696, params + 7335528,       /* features.denseblock4.denselayer11.norm1.running_mean, features.denseblock4.denselayer11.norm1.running_var */
-                     1e-05f, NULL, consts + 3513408);          /* eps, no bias, y */
+    nnc_bn_fold_bias(832, params + 7111848, params + 7112680,  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.bias */
+                     params + 7113512, params + 7114344,       /* features.denseblock4.denselayer11.norm1.running_mean, features.denseblock4.denselayer11.norm1.running_var */
+                     1e-05f, NULL, consts + 6011968);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 7446824, 128, 1, 864, 128,  /* w: features.denseblock4.denselayer12.conv1.weight [128, 864, 1, 1] as [rows][cols][inner], groups */
-                       params + 7557416, params + 7557800,  /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.running_var */
-                       1e-05f, consts + 3514240);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 7115176, 128, 832,                  /* w: features.denseblock4.denselayer11.conv1.weight [128, 832, 1, 1] as [rows][cols] */
+                     params + 7221672, params + 7222056, 1e-05f,  /* folding features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.running_var */
+                     consts + 6012800);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 7222184, 32, 1152,  /* w: features.denseblock4.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 6119296);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7557416, params + 7557544,  /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.bias */
-                     params + 7557672, params + 7557800,       /* features.denseblock4.denselayer12.norm2.running_mean, features.denseblock4.denselayer12.norm2.running_var */
-                     1e-05f, NULL, consts + 3624832);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 7373096, params + 7373224,  /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.bias */
+                     params + 7373352, params + 7373480,       /* features.denseblock4.denselayer12.norm2.running_mean, features.denseblock4.denselayer12.norm2.running_var */
+                     1e-05f, NULL, consts + 6156160);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(864, params + 7443368, params + 7445960, 1e-05f, consts + 3624960);  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.running_var; eps, y */
+    nnc_bn_scale(864, params + 7259048, params + 7261640, 1e-05f, consts + 6156288);  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(864, params + 7443368, params + 7444232,  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.bias */
-                     params + 7445096, params + 7445960,       /* features.denseblock4.denselayer12.norm1.running_mean, features.denseblock4.denselayer12.norm1.running_var */
-                     1e-05f, NULL, consts + 3625824);          /* eps, no bias, y */
+    nnc_bn_fold_bias(864, params + 7259048, params + 7259912,  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.bias */
+                     params + 7260776, params + 7261640,       /* features.denseblock4.denselayer12.norm1.running_mean, features.denseblock4.denselayer12.norm1.running_var */
+                     1e-05f, NULL, consts + 6157152);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 7561512, 128, 1, 896, 128,  /* w: features.denseblock4.denselayer13.conv1.weight [128, 896, 1, 1] as [rows][cols][inner], groups */
-                       params + 7676200, params + 7676584,  /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.running_var */
-                       1e-05f, consts + 3626688);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 7262504, 128, 864,                  /* w: features.denseblock4.denselayer12.conv1.weight [128, 864, 1, 1] as [rows][cols] */
+                     params + 7373096, params + 7373480, 1e-05f,  /* folding features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.running_var */
+                     consts + 6158016);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 7373608, 32, 1152,  /* w: features.denseblock4.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 6268608);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7676200, params + 7676328,  /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.bias */
-                     params + 7676456, params + 7676584,       /* features.denseblock4.denselayer13.norm2.running_mean, features.denseblock4.denselayer13.norm2.running_var */
-                     1e-05f, NULL, consts + 3741376);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 7528744, params + 7528872,  /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.bias */
+                     params + 7529000, params + 7529128,       /* features.denseblock4.denselayer13.norm2.running_mean, features.denseblock4.denselayer13.norm2.running_var */
+                     1e-05f, NULL, consts + 6305472);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(896, params + 7557928, params + 7560616, 1e-05f, consts + 3741504);  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.running_var; eps, y */
+    nnc_bn_scale(896, params + 7410472, params + 7413160, 1e-05f, consts + 6305600);  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(896, params + 7557928, params + 7558824,  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.bias */
-                     params + 7559720, params + 7560616,       /* features.denseblock4.denselayer13.norm1.running_mean, features.denseblock4.denselayer13.norm1.running_var */
-                     1e-05f, NULL, consts + 3742400);          /* eps, no bias, y */
+    nnc_bn_fold_bias(896, params + 7410472, params + 7411368,  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.bias */
+                     params + 7412264, params + 7413160,       /* features.denseblock4.denselayer13.norm1.running_mean, features.denseblock4.denselayer13.norm1.running_var */
+                     1e-05f, NULL, consts + 6306496);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 7680424, 128, 1, 928, 128,  /* w: features.denseblock4.denselayer14.conv1.weight [128, 928, 1, 1] as [rows][cols][inner], groups */
-                       params + 7799208, params + 7799592,  /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.running_var */
-                       1e-05f, consts + 3743296);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 7414056, 128, 896,                  /* w: features.denseblock4.denselayer13.conv1.weight [128, 896, 1, 1] as [rows][cols] */
+                     params + 7528744, params + 7529128, 1e-05f,  /* folding features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.running_var */
+                     consts + 6307392);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 7529256, 32, 1152,  /* w: features.denseblock4.denselayer13.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 6422080);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7799208, params + 7799336,  /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.bias */
-                     params + 7799464, params + 7799592,       /* features.denseblock4.denselayer14.norm2.running_mean, features.denseblock4.denselayer14.norm2.running_var */
-                     1e-05f, NULL, consts + 3862080);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 7688616, params + 7688744,  /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.bias */
+                     params + 7688872, params + 7689000,       /* features.denseblock4.denselayer14.norm2.running_mean, features.denseblock4.denselayer14.norm2.running_var */
+                     1e-05f, NULL, consts + 6458944);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(928, params + 7676712, params + 7679496, 1e-05f, consts + 3862208);  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.running_var; eps, y */
+    nnc_bn_scale(928, params + 7566120, params + 7568904, 1e-05f, consts + 6459072);  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(928, params + 7676712, params + 7677640,  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.bias */
-                     params + 7678568, params + 7679496,       /* features.denseblock4.denselayer14.norm1.running_mean, features.denseblock4.denselayer14.norm1.running_var */
-                     1e-05f, NULL, consts + 3863136);          /* eps, no bias, y */
+    nnc_bn_fold_bias(928, params + 7566120, params + 7567048,  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.bias */
+                     params + 7567976, params + 7568904,       /* features.denseblock4.denselayer14.norm1.running_mean, features.denseblock4.denselayer14.norm1.running_var */
+                     1e-05f, NULL, consts + 6460000);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 7803560, 128, 1, 960, 128,  /* w: features.denseblock4.denselayer15.conv1.weight [128, 960, 1, 1] as [rows][cols][inner], groups */
-                       params + 7926440, params + 7926824,  /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.running_var */
-                       1e-05f, consts + 3864064);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 7569832, 128, 928,                  /* w: features.denseblock4.denselayer14.conv1.weight [128, 928, 1, 1] as [rows][cols] */
+                     params + 7688616, params + 7689000, 1e-05f,  /* folding features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.running_var */
+                     consts + 6460928);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 7689128, 32, 1152,  /* w: features.denseblock4.denselayer14.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 6579712);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7926440, params + 7926568,  /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.bias */
-                     params + 7926696, params + 7926824,       /* features.denseblock4.denselayer15.norm2.running_mean, features.denseblock4.denselayer15.norm2.running_var */
-                     1e-05f, NULL, consts + 3986944);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 7852712, params + 7852840,  /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.bias */
+                     params + 7852968, params + 7853096,       /* features.denseblock4.denselayer15.norm2.running_mean, features.denseblock4.denselayer15.norm2.running_var */
+                     1e-05f, NULL, consts + 6616576);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(960, params + 7799720, params + 7802600, 1e-05f, consts + 3987072);  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.running_var; eps, y */
+    nnc_bn_scale(960, params + 7725992, params + 7728872, 1e-05f, consts + 6616704);  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(960, params + 7799720, params + 7800680,  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.bias */
-                     params + 7801640, params + 7802600,       /* features.denseblock4.denselayer15.norm1.running_mean, features.denseblock4.denselayer15.norm1.running_var */
-                     1e-05f, NULL, consts + 3988032);          /* eps, no bias, y */
+    nnc_bn_fold_bias(960, params + 7725992, params + 7726952,  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.bias */
+                     params + 7727912, params + 7728872,       /* features.denseblock4.denselayer15.norm1.running_mean, features.denseblock4.denselayer15.norm1.running_var */
+                     1e-05f, NULL, consts + 6617664);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_weight(params + 7930920, 128, 1, 992, 128,  /* w: features.denseblock4.denselayer16.conv1.weight [128, 992, 1, 1] as [rows][cols][inner], groups */
-                       params + 8057896, params + 8058280,  /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.running_var */
-                       1e-05f, consts + 3988992);           /* eps, y */
+    /* pack_weights features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 7729832, 128, 960,                  /* w: features.denseblock4.denselayer15.conv1.weight [128, 960, 1, 1] as [rows][cols] */
+                     params + 7852712, params + 7853096, 1e-05f,  /* folding features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.running_var */
+                     consts + 6618624);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 7853224, 32, 1152,  /* w: features.denseblock4.denselayer15.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 6741504);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 8057896, params + 8058024,  /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.bias */
-                     params + 8058152, params + 8058280,       /* features.denseblock4.denselayer16.norm2.running_mean, features.denseblock4.denselayer16.norm2.running_var */
-                     1e-05f, NULL, consts + 4115968);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, params + 8021032, params + 8021160,  /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.bias */
+                     params + 8021288, params + 8021416,       /* features.denseblock4.denselayer16.norm2.running_mean, features.denseblock4.denselayer16.norm2.running_var */
+                     1e-05f, NULL, consts + 6778368);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(992, params + 7926952, params + 7929928, 1e-05f, consts + 4116096);  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.running_var; eps, y */
+    nnc_bn_scale(992, params + 7890088, params + 7893064, 1e-05f, consts + 6778496);  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(992, params + 7926952, params + 7927944,  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.bias */
-                     params + 7928936, params + 7929928,       /* features.denseblock4.denselayer16.norm1.running_mean, features.denseblock4.denselayer16.norm1.running_var */
-                     1e-05f, NULL, consts + 4117088);          /* eps, no bias, y */
+    nnc_bn_fold_bias(992, params + 7890088, params + 7891080,  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.bias */
+                     params + 7892072, params + 7893064,       /* features.denseblock4.denselayer16.norm1.running_mean, features.denseblock4.denselayer16.norm1.running_var */
+                     1e-05f, NULL, consts + 6779488);          /* eps, no bias, y */
+
+    /* pack_weights features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
+    nnc_pack_weights(params + 7894056, 128, 992,                  /* w: features.denseblock4.denselayer16.conv1.weight [128, 992, 1, 1] as [rows][cols] */
+                     params + 8021032, params + 8021416, 1e-05f,  /* folding features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.running_var */
+                     consts + 6780480);                           /* y */
+
+    /* pack_weights features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(params + 8021544, 32, 1152,  /* w: features.denseblock4.denselayer16.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 6907456);           /* y */
 
     /* bn_scale features.norm5 @ models/lib/densenet.net:41:17 */
-    nnc_bn_scale(1024, params + 8058408, params + 8061480, 1e-05f, consts + 4118080);  /* features.norm5.weight, features.norm5.running_var; eps, y */
+    nnc_bn_scale(1024, params + 8058408, params + 8061480, 1e-05f, consts + 6944320);  /* features.norm5.weight, features.norm5.running_var; eps, y */
 
     /* bn_fold_bias features.norm5 @ models/lib/densenet.net:41:17 */
     nnc_bn_fold_bias(1024, params + 8058408, params + 8059432,  /* features.norm5.weight, features.norm5.bias */
                      params + 8060456, params + 8061480,        /* features.norm5.running_mean, features.norm5.running_var */
-                     1e-05f, NULL, consts + 4119104);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6945344);           /* eps, no bias, y */
     {  /* the parameters only the constants read are done with: keep the rest */
         float *kept = (float *)realloc(m->params, ((size_t)DENSENET121_PARAM_KEPT_FLOATS + 1) * sizeof(float));
         if (kept)  /* a failed shrink keeps the larger block: nothing lost */
@@ -1892,6 +2202,7 @@ static int densenet121_prepare(densenet121_model *m)
 /* The work of create, on a zeroed instance. */
 static int densenet121_init(densenet121_model *m, const char *weights, void *workspace)
 {
+    (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
     if (!densenet121_scratch_fits())
         return densenet121_fail(m, DENSENET121_ERR_INTERNAL, "densenet121_create: the scratch region is too small (a bug in nnc)");
     if (workspace && (uintptr_t)workspace % sizeof(float) != 0)
@@ -1922,197 +2233,198 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     unsigned char *ws         = m->ws;
     float         *t609       = (float *)(ws + 7375872);   /* [n][64][112][112] */
     float         *t615       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t622       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t629       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t636       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t643       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t650       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t652       = (float *)(ws + 14450688);  /* [n][256][56][56] */
-    float         *t655       = (float *)(ws + 3211264);   /* [n][128][56][56] */
-    float         *t661       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t623       = (float *)(ws + 17661952);  /* [n][128][56][56] */
+    float         *t631       = (float *)(ws + 17661952);  /* [n][128][56][56] */
+    float         *t639       = (float *)(ws + 17661952);  /* [n][128][56][56] */
+    float         *t647       = (float *)(ws + 17661952);  /* [n][128][56][56] */
+    float         *t655       = (float *)(ws + 17661952);  /* [n][128][56][56] */
+    float         *t658       = (float *)(ws + 14450688);  /* [n][256][56][56] */
+    float         *t662       = (float *)(ws + 3211264);   /* [n][128][56][56] */
     float         *t668       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t675       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t682       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t689       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t696       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t703       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t710       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t717       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t676       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t684       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t692       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t700       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t708       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t716       = (float *)(ws + 3612672);   /* [n][128][28][28] */
     float         *t724       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t731       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t738       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t740       = (float *)(ws + 4816896);   /* [n][512][28][28] */
-    float         *t743       = (float *)(ws + 1605632);   /* [n][256][28][28] */
-    float         *t749       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t756       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t763       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t770       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t732       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t740       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t748       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t756       = (float *)(ws + 3612672);   /* [n][128][28][28] */
+    float         *t759       = (float *)(ws + 4816896);   /* [n][512][28][28] */
+    float         *t763       = (float *)(ws + 1605632);   /* [n][256][28][28] */
+    float         *t769       = (float *)(ws + 903168);    /* [n][128][14][14] */
     float         *t777       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t784       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t791       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t798       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t805       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t812       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t819       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t826       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t785       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t793       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t801       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t809       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t817       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t825       = (float *)(ws + 903168);    /* [n][128][14][14] */
     float         *t833       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t840       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t847       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t854       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t861       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t868       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t875       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t882       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t841       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t849       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t857       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t865       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t873       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t881       = (float *)(ws + 903168);    /* [n][128][14][14] */
     float         *t889       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t896       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t903       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t910       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t912       = (float *)(ws + 2408448);   /* [n][1024][14][14] */
-    float         *t915       = (float *)(ws + 802816);    /* [n][512][14][14] */
-    float         *t921       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t928       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t935       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t942       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t949       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t956       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t963       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t970       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t977       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t984       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t991       = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t897       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t905       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t913       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t921       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t929       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t937       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t945       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t953       = (float *)(ws + 903168);    /* [n][128][14][14] */
+    float         *t956       = (float *)(ws + 2408448);   /* [n][1024][14][14] */
+    float         *t960       = (float *)(ws + 802816);    /* [n][512][14][14] */
+    float         *t966       = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t974       = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t982       = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t990       = (float *)(ws + 426496);    /* [n][128][7][7] */
     float         *t998       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1005      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1012      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1019      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1026      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1028      = (float *)(ws + 225792);    /* [n][1024][7][7] */
-    float         *t1031      = (float *)(ws + 0);         /* [n][1024][1][1] */
-    float         *t1032      = (float *)(ws + 0);         /* [n][1024] */
-    float         *t610       = t652 + 0;                  /* channels 0..63 of t652 */
-    float         *t616       = t652 + 200704;             /* channels 64..95 of t652 */
-    float         *t617       = t652 + 0;                  /* channels 0..95 of t652 */
-    float         *t623       = t652 + 301056;             /* channels 96..127 of t652 */
-    float         *t624       = t652 + 0;                  /* channels 0..127 of t652 */
-    float         *t630       = t652 + 401408;             /* channels 128..159 of t652 */
-    float         *t631       = t652 + 0;                  /* channels 0..159 of t652 */
-    float         *t637       = t652 + 501760;             /* channels 160..191 of t652 */
-    float         *t638       = t652 + 0;                  /* channels 0..191 of t652 */
-    float         *t644       = t652 + 602112;             /* channels 192..223 of t652 */
-    float         *t645       = t652 + 0;                  /* channels 0..223 of t652 */
-    float         *t651       = t652 + 702464;             /* channels 224..255 of t652 */
-    float         *t656       = t740 + 0;                  /* channels 0..127 of t740 */
-    float         *t662       = t740 + 100352;             /* channels 128..159 of t740 */
-    float         *t663       = t740 + 0;                  /* channels 0..159 of t740 */
-    float         *t669       = t740 + 125440;             /* channels 160..191 of t740 */
-    float         *t670       = t740 + 0;                  /* channels 0..191 of t740 */
-    float         *t676       = t740 + 150528;             /* channels 192..223 of t740 */
-    float         *t677       = t740 + 0;                  /* channels 0..223 of t740 */
-    float         *t683       = t740 + 175616;             /* channels 224..255 of t740 */
-    float         *t684       = t740 + 0;                  /* channels 0..255 of t740 */
-    float         *t690       = t740 + 200704;             /* channels 256..287 of t740 */
-    float         *t691       = t740 + 0;                  /* channels 0..287 of t740 */
-    float         *t697       = t740 + 225792;             /* channels 288..319 of t740 */
-    float         *t698       = t740 + 0;                  /* channels 0..319 of t740 */
-    float         *t704       = t740 + 250880;             /* channels 320..351 of t740 */
-    float         *t705       = t740 + 0;                  /* channels 0..351 of t740 */
-    float         *t711       = t740 + 275968;             /* channels 352..383 of t740 */
-    float         *t712       = t740 + 0;                  /* channels 0..383 of t740 */
-    float         *t718       = t740 + 301056;             /* channels 384..415 of t740 */
-    float         *t719       = t740 + 0;                  /* channels 0..415 of t740 */
-    float         *t725       = t740 + 326144;             /* channels 416..447 of t740 */
-    float         *t726       = t740 + 0;                  /* channels 0..447 of t740 */
-    float         *t732       = t740 + 351232;             /* channels 448..479 of t740 */
-    float         *t733       = t740 + 0;                  /* channels 0..479 of t740 */
-    float         *t739       = t740 + 376320;             /* channels 480..511 of t740 */
-    float         *t744       = t912 + 0;                  /* channels 0..255 of t912 */
-    float         *t750       = t912 + 50176;              /* channels 256..287 of t912 */
-    float         *t751       = t912 + 0;                  /* channels 0..287 of t912 */
-    float         *t757       = t912 + 56448;              /* channels 288..319 of t912 */
-    float         *t758       = t912 + 0;                  /* channels 0..319 of t912 */
-    float         *t764       = t912 + 62720;              /* channels 320..351 of t912 */
-    float         *t765       = t912 + 0;                  /* channels 0..351 of t912 */
-    float         *t771       = t912 + 68992;              /* channels 352..383 of t912 */
-    float         *t772       = t912 + 0;                  /* channels 0..383 of t912 */
-    float         *t778       = t912 + 75264;              /* channels 384..415 of t912 */
-    float         *t779       = t912 + 0;                  /* channels 0..415 of t912 */
-    float         *t785       = t912 + 81536;              /* channels 416..447 of t912 */
-    float         *t786       = t912 + 0;                  /* channels 0..447 of t912 */
-    float         *t792       = t912 + 87808;              /* channels 448..479 of t912 */
-    float         *t793       = t912 + 0;                  /* channels 0..479 of t912 */
-    float         *t799       = t912 + 94080;              /* channels 480..511 of t912 */
-    float         *t800       = t912 + 0;                  /* channels 0..511 of t912 */
-    float         *t806       = t912 + 100352;             /* channels 512..543 of t912 */
-    float         *t807       = t912 + 0;                  /* channels 0..543 of t912 */
-    float         *t813       = t912 + 106624;             /* channels 544..575 of t912 */
-    float         *t814       = t912 + 0;                  /* channels 0..575 of t912 */
-    float         *t820       = t912 + 112896;             /* channels 576..607 of t912 */
-    float         *t821       = t912 + 0;                  /* channels 0..607 of t912 */
-    float         *t827       = t912 + 119168;             /* channels 608..639 of t912 */
-    float         *t828       = t912 + 0;                  /* channels 0..639 of t912 */
-    float         *t834       = t912 + 125440;             /* channels 640..671 of t912 */
-    float         *t835       = t912 + 0;                  /* channels 0..671 of t912 */
-    float         *t841       = t912 + 131712;             /* channels 672..703 of t912 */
-    float         *t842       = t912 + 0;                  /* channels 0..703 of t912 */
-    float         *t848       = t912 + 137984;             /* channels 704..735 of t912 */
-    float         *t849       = t912 + 0;                  /* channels 0..735 of t912 */
-    float         *t855       = t912 + 144256;             /* channels 736..767 of t912 */
-    float         *t856       = t912 + 0;                  /* channels 0..767 of t912 */
-    float         *t862       = t912 + 150528;             /* channels 768..799 of t912 */
-    float         *t863       = t912 + 0;                  /* channels 0..799 of t912 */
-    float         *t869       = t912 + 156800;             /* channels 800..831 of t912 */
-    float         *t870       = t912 + 0;                  /* channels 0..831 of t912 */
-    float         *t876       = t912 + 163072;             /* channels 832..863 of t912 */
-    float         *t877       = t912 + 0;                  /* channels 0..863 of t912 */
-    float         *t883       = t912 + 169344;             /* channels 864..895 of t912 */
-    float         *t884       = t912 + 0;                  /* channels 0..895 of t912 */
-    float         *t890       = t912 + 175616;             /* channels 896..927 of t912 */
-    float         *t891       = t912 + 0;                  /* channels 0..927 of t912 */
-    float         *t897       = t912 + 181888;             /* channels 928..959 of t912 */
-    float         *t898       = t912 + 0;                  /* channels 0..959 of t912 */
-    float         *t904       = t912 + 188160;             /* channels 960..991 of t912 */
-    float         *t905       = t912 + 0;                  /* channels 0..991 of t912 */
-    float         *t911       = t912 + 194432;             /* channels 992..1023 of t912 */
-    float         *t916       = t1028 + 0;                 /* channels 0..511 of t1028 */
-    float         *t922       = t1028 + 25088;             /* channels 512..543 of t1028 */
-    float         *t923       = t1028 + 0;                 /* channels 0..543 of t1028 */
-    float         *t929       = t1028 + 26656;             /* channels 544..575 of t1028 */
-    float         *t930       = t1028 + 0;                 /* channels 0..575 of t1028 */
-    float         *t936       = t1028 + 28224;             /* channels 576..607 of t1028 */
-    float         *t937       = t1028 + 0;                 /* channels 0..607 of t1028 */
-    float         *t943       = t1028 + 29792;             /* channels 608..639 of t1028 */
-    float         *t944       = t1028 + 0;                 /* channels 0..639 of t1028 */
-    float         *t950       = t1028 + 31360;             /* channels 640..671 of t1028 */
-    float         *t951       = t1028 + 0;                 /* channels 0..671 of t1028 */
-    float         *t957       = t1028 + 32928;             /* channels 672..703 of t1028 */
-    float         *t958       = t1028 + 0;                 /* channels 0..703 of t1028 */
-    float         *t964       = t1028 + 34496;             /* channels 704..735 of t1028 */
-    float         *t965       = t1028 + 0;                 /* channels 0..735 of t1028 */
-    float         *t971       = t1028 + 36064;             /* channels 736..767 of t1028 */
-    float         *t972       = t1028 + 0;                 /* channels 0..767 of t1028 */
-    float         *t978       = t1028 + 37632;             /* channels 768..799 of t1028 */
-    float         *t979       = t1028 + 0;                 /* channels 0..799 of t1028 */
-    float         *t985       = t1028 + 39200;             /* channels 800..831 of t1028 */
-    float         *t986       = t1028 + 0;                 /* channels 0..831 of t1028 */
-    float         *t992       = t1028 + 40768;             /* channels 832..863 of t1028 */
-    float         *t993       = t1028 + 0;                 /* channels 0..863 of t1028 */
-    float         *t999       = t1028 + 42336;             /* channels 864..895 of t1028 */
-    float         *t1000      = t1028 + 0;                 /* channels 0..895 of t1028 */
-    float         *t1006      = t1028 + 43904;             /* channels 896..927 of t1028 */
-    float         *t1007      = t1028 + 0;                 /* channels 0..927 of t1028 */
-    float         *t1013      = t1028 + 45472;             /* channels 928..959 of t1028 */
-    float         *t1014      = t1028 + 0;                 /* channels 0..959 of t1028 */
-    float         *t1020      = t1028 + 47040;             /* channels 960..991 of t1028 */
-    float         *t1021      = t1028 + 0;                 /* channels 0..991 of t1028 */
-    float         *t1027      = t1028 + 48608;             /* channels 992..1023 of t1028 */
+    float         *t1006      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1014      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1022      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1030      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1038      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1046      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1054      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1062      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1070      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1078      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1086      = (float *)(ws + 426496);    /* [n][128][7][7] */
+    float         *t1089      = (float *)(ws + 225792);    /* [n][1024][7][7] */
+    float         *t1092      = (float *)(ws + 0);         /* [n][1024][1][1] */
+    float         *t1093      = (float *)(ws + 0);         /* [n][1024] */
+    float         *t610       = t658 + 0;                  /* channels 0..63 of t658 */
+    float         *t617       = t658 + 200704;             /* channels 64..95 of t658 */
+    float         *t618       = t658 + 0;                  /* channels 0..95 of t658 */
+    float         *t625       = t658 + 301056;             /* channels 96..127 of t658 */
+    float         *t626       = t658 + 0;                  /* channels 0..127 of t658 */
+    float         *t633       = t658 + 401408;             /* channels 128..159 of t658 */
+    float         *t634       = t658 + 0;                  /* channels 0..159 of t658 */
+    float         *t641       = t658 + 501760;             /* channels 160..191 of t658 */
+    float         *t642       = t658 + 0;                  /* channels 0..191 of t658 */
+    float         *t649       = t658 + 602112;             /* channels 192..223 of t658 */
+    float         *t650       = t658 + 0;                  /* channels 0..223 of t658 */
+    float         *t657       = t658 + 702464;             /* channels 224..255 of t658 */
+    float         *t663       = t759 + 0;                  /* channels 0..127 of t759 */
+    float         *t670       = t759 + 100352;             /* channels 128..159 of t759 */
+    float         *t671       = t759 + 0;                  /* channels 0..159 of t759 */
+    float         *t678       = t759 + 125440;             /* channels 160..191 of t759 */
+    float         *t679       = t759 + 0;                  /* channels 0..191 of t759 */
+    float         *t686       = t759 + 150528;             /* channels 192..223 of t759 */
+    float         *t687       = t759 + 0;                  /* channels 0..223 of t759 */
+    float         *t694       = t759 + 175616;             /* channels 224..255 of t759 */
+    float         *t695       = t759 + 0;                  /* channels 0..255 of t759 */
+    float         *t702       = t759 + 200704;             /* channels 256..287 of t759 */
+    float         *t703       = t759 + 0;                  /* channels 0..287 of t759 */
+    float         *t710       = t759 + 225792;             /* channels 288..319 of t759 */
+    float         *t711       = t759 + 0;                  /* channels 0..319 of t759 */
+    float         *t718       = t759 + 250880;             /* channels 320..351 of t759 */
+    float         *t719       = t759 + 0;                  /* channels 0..351 of t759 */
+    float         *t726       = t759 + 275968;             /* channels 352..383 of t759 */
+    float         *t727       = t759 + 0;                  /* channels 0..383 of t759 */
+    float         *t734       = t759 + 301056;             /* channels 384..415 of t759 */
+    float         *t735       = t759 + 0;                  /* channels 0..415 of t759 */
+    float         *t742       = t759 + 326144;             /* channels 416..447 of t759 */
+    float         *t743       = t759 + 0;                  /* channels 0..447 of t759 */
+    float         *t750       = t759 + 351232;             /* channels 448..479 of t759 */
+    float         *t751       = t759 + 0;                  /* channels 0..479 of t759 */
+    float         *t758       = t759 + 376320;             /* channels 480..511 of t759 */
+    float         *t764       = t956 + 0;                  /* channels 0..255 of t956 */
+    float         *t771       = t956 + 50176;              /* channels 256..287 of t956 */
+    float         *t772       = t956 + 0;                  /* channels 0..287 of t956 */
+    float         *t779       = t956 + 56448;              /* channels 288..319 of t956 */
+    float         *t780       = t956 + 0;                  /* channels 0..319 of t956 */
+    float         *t787       = t956 + 62720;              /* channels 320..351 of t956 */
+    float         *t788       = t956 + 0;                  /* channels 0..351 of t956 */
+    float         *t795       = t956 + 68992;              /* channels 352..383 of t956 */
+    float         *t796       = t956 + 0;                  /* channels 0..383 of t956 */
+    float         *t803       = t956 + 75264;              /* channels 384..415 of t956 */
+    float         *t804       = t956 + 0;                  /* channels 0..415 of t956 */
+    float         *t811       = t956 + 81536;              /* channels 416..447 of t956 */
+    float         *t812       = t956 + 0;                  /* channels 0..447 of t956 */
+    float         *t819       = t956 + 87808;              /* channels 448..479 of t956 */
+    float         *t820       = t956 + 0;                  /* channels 0..479 of t956 */
+    float         *t827       = t956 + 94080;              /* channels 480..511 of t956 */
+    float         *t828       = t956 + 0;                  /* channels 0..511 of t956 */
+    float         *t835       = t956 + 100352;             /* channels 512..543 of t956 */
+    float         *t836       = t956 + 0;                  /* channels 0..543 of t956 */
+    float         *t843       = t956 + 106624;             /* channels 544..575 of t956 */
+    float         *t844       = t956 + 0;                  /* channels 0..575 of t956 */
+    float         *t851       = t956 + 112896;             /* channels 576..607 of t956 */
+    float         *t852       = t956 + 0;                  /* channels 0..607 of t956 */
+    float         *t859       = t956 + 119168;             /* channels 608..639 of t956 */
+    float         *t860       = t956 + 0;                  /* channels 0..639 of t956 */
+    float         *t867       = t956 + 125440;             /* channels 640..671 of t956 */
+    float         *t868       = t956 + 0;                  /* channels 0..671 of t956 */
+    float         *t875       = t956 + 131712;             /* channels 672..703 of t956 */
+    float         *t876       = t956 + 0;                  /* channels 0..703 of t956 */
+    float         *t883       = t956 + 137984;             /* channels 704..735 of t956 */
+    float         *t884       = t956 + 0;                  /* channels 0..735 of t956 */
+    float         *t891       = t956 + 144256;             /* channels 736..767 of t956 */
+    float         *t892       = t956 + 0;                  /* channels 0..767 of t956 */
+    float         *t899       = t956 + 150528;             /* channels 768..799 of t956 */
+    float         *t900       = t956 + 0;                  /* channels 0..799 of t956 */
+    float         *t907       = t956 + 156800;             /* channels 800..831 of t956 */
+    float         *t908       = t956 + 0;                  /* channels 0..831 of t956 */
+    float         *t915       = t956 + 163072;             /* channels 832..863 of t956 */
+    float         *t916       = t956 + 0;                  /* channels 0..863 of t956 */
+    float         *t923       = t956 + 169344;             /* channels 864..895 of t956 */
+    float         *t924       = t956 + 0;                  /* channels 0..895 of t956 */
+    float         *t931       = t956 + 175616;             /* channels 896..927 of t956 */
+    float         *t932       = t956 + 0;                  /* channels 0..927 of t956 */
+    float         *t939       = t956 + 181888;             /* channels 928..959 of t956 */
+    float         *t940       = t956 + 0;                  /* channels 0..959 of t956 */
+    float         *t947       = t956 + 188160;             /* channels 960..991 of t956 */
+    float         *t948       = t956 + 0;                  /* channels 0..991 of t956 */
+    float         *t955       = t956 + 194432;             /* channels 992..1023 of t956 */
+    float         *t961       = t1089 + 0;                 /* channels 0..511 of t1089 */
+    float         *t968       = t1089 + 25088;             /* channels 512..543 of t1089 */
+    float         *t969       = t1089 + 0;                 /* channels 0..543 of t1089 */
+    float         *t976       = t1089 + 26656;             /* channels 544..575 of t1089 */
+    float         *t977       = t1089 + 0;                 /* channels 0..575 of t1089 */
+    float         *t984       = t1089 + 28224;             /* channels 576..607 of t1089 */
+    float         *t985       = t1089 + 0;                 /* channels 0..607 of t1089 */
+    float         *t992       = t1089 + 29792;             /* channels 608..639 of t1089 */
+    float         *t993       = t1089 + 0;                 /* channels 0..639 of t1089 */
+    float         *t1000      = t1089 + 31360;             /* channels 640..671 of t1089 */
+    float         *t1001      = t1089 + 0;                 /* channels 0..671 of t1089 */
+    float         *t1008      = t1089 + 32928;             /* channels 672..703 of t1089 */
+    float         *t1009      = t1089 + 0;                 /* channels 0..703 of t1089 */
+    float         *t1016      = t1089 + 34496;             /* channels 704..735 of t1089 */
+    float         *t1017      = t1089 + 0;                 /* channels 0..735 of t1089 */
+    float         *t1024      = t1089 + 36064;             /* channels 736..767 of t1089 */
+    float         *t1025      = t1089 + 0;                 /* channels 0..767 of t1089 */
+    float         *t1032      = t1089 + 37632;             /* channels 768..799 of t1089 */
+    float         *t1033      = t1089 + 0;                 /* channels 0..799 of t1089 */
+    float         *t1040      = t1089 + 39200;             /* channels 800..831 of t1089 */
+    float         *t1041      = t1089 + 0;                 /* channels 0..831 of t1089 */
+    float         *t1048      = t1089 + 40768;             /* channels 832..863 of t1089 */
+    float         *t1049      = t1089 + 0;                 /* channels 0..863 of t1089 */
+    float         *t1056      = t1089 + 42336;             /* channels 864..895 of t1089 */
+    float         *t1057      = t1089 + 0;                 /* channels 0..895 of t1089 */
+    float         *t1064      = t1089 + 43904;             /* channels 896..927 of t1089 */
+    float         *t1065      = t1089 + 0;                 /* channels 0..927 of t1089 */
+    float         *t1072      = t1089 + 45472;             /* channels 928..959 of t1089 */
+    float         *t1073      = t1089 + 0;                 /* channels 0..959 of t1089 */
+    float         *t1080      = t1089 + 47040;             /* channels 960..991 of t1089 */
+    float         *t1081      = t1089 + 0;                 /* channels 0..991 of t1089 */
+    float         *t1088      = t1089 + 48608;             /* channels 992..1023 of t1089 */
 
     /* conv2d features.conv0 @ models/lib/densenet.net:31:18 */
-    nnc_conv2d(n, in_image, 150528, 3, 224, 224,              /* x: input image [3, 224, 224], batch stride */
-               consts + 0, consts + 9408,                     /* bn_fold_weight(features.conv0.weight), bn_fold_bias(features.norm0.weight) */
-               t609, 802816, 64, 112, 112,                    /* y: [64, 112, 112], batch stride */
-               7, 7, 2, 2, 3, 3, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, in_image, 150528, 3, 224, 224,              /* x: input image [3, 224, 224], batch stride */
+                      consts + 64, consts + 0,                       /* pack_weights(features.conv0.weight), bn_fold_bias(features.norm0.weight) */
+                      t609, 802816, 64, 112, 112,                    /* y: [64, 112, 112], batch stride */
+                      7, 7, 2, 2, 3, 3, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/densenet.net:32:44 */
     nnc_maxpool2d(n, t609, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
@@ -2120,1278 +2432,1397 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                   3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
 
     /* conv2d features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t610, 802816, 64, 56, 56,                          /* x: [64, 56, 56], batch stride */
-               consts + 9472, consts + 17664,                        /* bn_fold_weight(features.denseblock1.denselayer1.conv1.weight), bn_fold_bias(features.denseblock1.denselayer1.norm2.weight) */
-               t615, 401408, 128, 56, 56,                            /* y: [128, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),         /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                              /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                              /* then relu */
-               consts + 17792, consts + 17856, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer1.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
+                      n, t610, 802816, 64, 56, 56,                        /* x: [64, 56, 56], batch stride */
+                      consts + 9728, consts + 9472,                       /* pack_weights(features.denseblock1.denselayer1.conv1.weight), bn_fold_bias(features.denseblock1.denselayer1.norm2.weight) */
+                      t615, 401408, 128, 56, 56,                          /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),       /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                            /* then relu */
+                      consts + 9600, consts + 9664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t615, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-               params + 0, NULL,                              /* features.denseblock1.denselayer1.conv2.weight, no bias */
-               t616, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t615, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                      consts + 17920, NULL,                          /* pack_weights(features.denseblock1.denselayer1.conv2.weight), no bias */
+                      t617, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t610, t616 are its slices; nothing to copy */
+    /* in place: t610, t617 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t617, 802816, 96, 56, 56,                          /* x: [96, 56, 56], batch stride */
-               consts + 17920, consts + 30208,                       /* bn_fold_weight(features.denseblock1.denselayer2.conv1.weight), bn_fold_bias(features.denseblock1.denselayer2.norm2.weight) */
-               t622, 401408, 128, 56, 56,                            /* y: [128, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),         /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                              /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                              /* then relu */
-               consts + 30336, consts + 30432, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer2.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                              /* the instance's threads and instruction set */
+                      n, t618, 802816, 96, 56, 56,                          /* x: [96, 56, 56], batch stride */
+                      consts + 55104, consts + 54784,                       /* pack_weights(features.denseblock1.denselayer2.conv1.weight), bn_fold_bias(features.denseblock1.denselayer2.norm2.weight) */
+                      t623, 401408, 128, 56, 56,                            /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                              /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                              /* then relu */
+                      consts + 54912, consts + 55008, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t622, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-               params + 36864, NULL,                          /* features.denseblock1.denselayer2.conv2.weight, no bias */
-               t623, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t623, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                      consts + 67392, NULL,                          /* pack_weights(features.denseblock1.denselayer2.conv2.weight), no bias */
+                      t625, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t617, t623 are its slices; nothing to copy */
+    /* in place: t618, t625 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t624, 802816, 128, 56, 56,                         /* x: [128, 56, 56], batch stride */
-               consts + 30528, consts + 46912,                       /* bn_fold_weight(features.denseblock1.denselayer3.conv1.weight), bn_fold_bias(features.denseblock1.denselayer3.norm2.weight) */
-               t629, 401408, 128, 56, 56,                            /* y: [128, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),         /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                              /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                              /* then relu */
-               consts + 47040, consts + 47168, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer3.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t626, 802816, 128, 56, 56,                           /* x: [128, 56, 56], batch stride */
+                      consts + 104640, consts + 104256,                       /* pack_weights(features.denseblock1.denselayer3.conv1.weight), bn_fold_bias(features.denseblock1.denselayer3.norm2.weight) */
+                      t631, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 104384, consts + 104512, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t629, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-               params + 73728, NULL,                          /* features.denseblock1.denselayer3.conv2.weight, no bias */
-               t630, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t631, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                      consts + 121024, NULL,                         /* pack_weights(features.denseblock1.denselayer3.conv2.weight), no bias */
+                      t633, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t624, t630 are its slices; nothing to copy */
+    /* in place: t626, t633 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t631, 802816, 160, 56, 56,                         /* x: [160, 56, 56], batch stride */
-               consts + 47296, consts + 67776,                       /* bn_fold_weight(features.denseblock1.denselayer4.conv1.weight), bn_fold_bias(features.denseblock1.denselayer4.norm2.weight) */
-               t636, 401408, 128, 56, 56,                            /* y: [128, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),         /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                              /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                              /* then relu */
-               consts + 67904, consts + 68064, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer4.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t634, 802816, 160, 56, 56,                           /* x: [160, 56, 56], batch stride */
+                      consts + 158336, consts + 157888,                       /* pack_weights(features.denseblock1.denselayer4.conv1.weight), bn_fold_bias(features.denseblock1.denselayer4.norm2.weight) */
+                      t639, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 158016, consts + 158176, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t636, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-               params + 110592, NULL,                         /* features.denseblock1.denselayer4.conv2.weight, no bias */
-               t637, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t639, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                      consts + 178816, NULL,                         /* pack_weights(features.denseblock1.denselayer4.conv2.weight), no bias */
+                      t641, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t631, t637 are its slices; nothing to copy */
+    /* in place: t634, t641 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t638, 802816, 192, 56, 56,                         /* x: [192, 56, 56], batch stride */
-               consts + 68224, consts + 92800,                       /* bn_fold_weight(features.denseblock1.denselayer5.conv1.weight), bn_fold_bias(features.denseblock1.denselayer5.norm2.weight) */
-               t643, 401408, 128, 56, 56,                            /* y: [128, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),         /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                              /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                              /* then relu */
-               consts + 92928, consts + 93120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer5.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t642, 802816, 192, 56, 56,                           /* x: [192, 56, 56], batch stride */
+                      consts + 216192, consts + 215680,                       /* pack_weights(features.denseblock1.denselayer5.conv1.weight), bn_fold_bias(features.denseblock1.denselayer5.norm2.weight) */
+                      t647, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 215808, consts + 216000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t643, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-               params + 147456, NULL,                         /* features.denseblock1.denselayer5.conv2.weight, no bias */
-               t644, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t647, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                      consts + 240768, NULL,                         /* pack_weights(features.denseblock1.denselayer5.conv2.weight), no bias */
+                      t649, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t638, t644 are its slices; nothing to copy */
+    /* in place: t642, t649 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t645, 802816, 224, 56, 56,                           /* x: [224, 56, 56], batch stride */
-               consts + 93312, consts + 121984,                        /* bn_fold_weight(features.denseblock1.denselayer6.conv1.weight), bn_fold_bias(features.denseblock1.denselayer6.norm2.weight) */
-               t650, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 122112, consts + 122336, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer6.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t650, 802816, 224, 56, 56,                           /* x: [224, 56, 56], batch stride */
+                      consts + 278208, consts + 277632,                       /* pack_weights(features.denseblock1.denselayer6.conv1.weight), bn_fold_bias(features.denseblock1.denselayer6.norm2.weight) */
+                      t655, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 277760, consts + 277984, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t650, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-               params + 184320, NULL,                         /* features.denseblock1.denselayer6.conv2.weight, no bias */
-               t651, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t655, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                      consts + 306880, NULL,                         /* pack_weights(features.denseblock1.denselayer6.conv2.weight), no bias */
+                      t657, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t645, t651 are its slices; nothing to copy */
+    /* in place: t650, t657 are its slices; nothing to copy */
 
     /* conv2d features.transition1.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d(n, t652, 802816, 256, 56, 56,                           /* x: [256, 56, 56], batch stride */
-               params + 221184, NULL,                                  /* features.transition1.conv.weight, no bias */
-               t655, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_NONE, 0.0f, 128,                                /* then none */
-               consts + 122560, consts + 122816, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition1.norm.weight) + bn_fold_bias(features.transition1.norm.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t658, 802816, 256, 56, 56,                           /* x: [256, 56, 56], batch stride */
+                      consts + 344256, NULL,                                  /* pack_weights(features.transition1.conv.weight), no bias */
+                      t662, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                                /* then none */
+                      consts + 343744, consts + 344000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition1.norm.weight) + bn_fold_bias(features.transition1.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
-    nnc_avgpool2d(n, t655, 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-                  t656, 401408, 28, 28,          /* y: [128, 28, 28], batch stride */
+    nnc_avgpool2d(n, t662, 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                  t663, 401408, 28, 28,          /* y: [128, 28, 28], batch stride */
                   2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t656, 401408, 128, 28, 28,                           /* x: [128, 28, 28], batch stride */
-               consts + 123072, consts + 139456,                       /* bn_fold_weight(features.denseblock2.denselayer1.conv1.weight), bn_fold_bias(features.denseblock2.denselayer1.norm2.weight) */
-               t661, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 139584, consts + 139712, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer1.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t663, 401408, 128, 28, 28,                           /* x: [128, 28, 28], batch stride */
+                      consts + 377408, consts + 377024,                       /* pack_weights(features.denseblock2.denselayer1.conv1.weight), bn_fold_bias(features.denseblock2.denselayer1.norm2.weight) */
+                      t668, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 377152, consts + 377280, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t661, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 253952, NULL,                         /* features.denseblock2.denselayer1.conv2.weight, no bias */
-               t662, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t668, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 393792, NULL,                         /* pack_weights(features.denseblock2.denselayer1.conv2.weight), no bias */
+                      t670, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t656, t662 are its slices; nothing to copy */
+    /* in place: t663, t670 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t663, 401408, 160, 28, 28,                           /* x: [160, 28, 28], batch stride */
-               consts + 139840, consts + 160320,                       /* bn_fold_weight(features.denseblock2.denselayer2.conv1.weight), bn_fold_bias(features.denseblock2.denselayer2.norm2.weight) */
-               t668, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 160448, consts + 160608, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer2.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t671, 401408, 160, 28, 28,                           /* x: [160, 28, 28], batch stride */
+                      consts + 431104, consts + 430656,                       /* pack_weights(features.denseblock2.denselayer2.conv1.weight), bn_fold_bias(features.denseblock2.denselayer2.norm2.weight) */
+                      t676, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 430784, consts + 430944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t668, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 290816, NULL,                         /* features.denseblock2.denselayer2.conv2.weight, no bias */
-               t669, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t676, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 451584, NULL,                         /* pack_weights(features.denseblock2.denselayer2.conv2.weight), no bias */
+                      t678, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t663, t669 are its slices; nothing to copy */
+    /* in place: t671, t678 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t670, 401408, 192, 28, 28,                           /* x: [192, 28, 28], batch stride */
-               consts + 160768, consts + 185344,                       /* bn_fold_weight(features.denseblock2.denselayer3.conv1.weight), bn_fold_bias(features.denseblock2.denselayer3.norm2.weight) */
-               t675, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 185472, consts + 185664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer3.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t679, 401408, 192, 28, 28,                           /* x: [192, 28, 28], batch stride */
+                      consts + 488960, consts + 488448,                       /* pack_weights(features.denseblock2.denselayer3.conv1.weight), bn_fold_bias(features.denseblock2.denselayer3.norm2.weight) */
+                      t684, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 488576, consts + 488768, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t675, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 327680, NULL,                         /* features.denseblock2.denselayer3.conv2.weight, no bias */
-               t676, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t684, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 513536, NULL,                         /* pack_weights(features.denseblock2.denselayer3.conv2.weight), no bias */
+                      t686, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t670, t676 are its slices; nothing to copy */
+    /* in place: t679, t686 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t677, 401408, 224, 28, 28,                           /* x: [224, 28, 28], batch stride */
-               consts + 185856, consts + 214528,                       /* bn_fold_weight(features.denseblock2.denselayer4.conv1.weight), bn_fold_bias(features.denseblock2.denselayer4.norm2.weight) */
-               t682, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 214656, consts + 214880, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer4.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t687, 401408, 224, 28, 28,                           /* x: [224, 28, 28], batch stride */
+                      consts + 550976, consts + 550400,                       /* pack_weights(features.denseblock2.denselayer4.conv1.weight), bn_fold_bias(features.denseblock2.denselayer4.norm2.weight) */
+                      t692, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 550528, consts + 550752, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t682, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 364544, NULL,                         /* features.denseblock2.denselayer4.conv2.weight, no bias */
-               t683, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t692, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 579648, NULL,                         /* pack_weights(features.denseblock2.denselayer4.conv2.weight), no bias */
+                      t694, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t677, t683 are its slices; nothing to copy */
+    /* in place: t687, t694 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t684, 401408, 256, 28, 28,                           /* x: [256, 28, 28], batch stride */
-               consts + 215104, consts + 247872,                       /* bn_fold_weight(features.denseblock2.denselayer5.conv1.weight), bn_fold_bias(features.denseblock2.denselayer5.norm2.weight) */
-               t689, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 248000, consts + 248256, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer5.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t695, 401408, 256, 28, 28,                           /* x: [256, 28, 28], batch stride */
+                      consts + 617152, consts + 616512,                       /* pack_weights(features.denseblock2.denselayer5.conv1.weight), bn_fold_bias(features.denseblock2.denselayer5.norm2.weight) */
+                      t700, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 616640, consts + 616896, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t689, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 401408, NULL,                         /* features.denseblock2.denselayer5.conv2.weight, no bias */
-               t690, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t700, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 649920, NULL,                         /* pack_weights(features.denseblock2.denselayer5.conv2.weight), no bias */
+                      t702, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t684, t690 are its slices; nothing to copy */
+    /* in place: t695, t702 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t691, 401408, 288, 28, 28,                           /* x: [288, 28, 28], batch stride */
-               consts + 248512, consts + 285376,                       /* bn_fold_weight(features.denseblock2.denselayer6.conv1.weight), bn_fold_bias(features.denseblock2.denselayer6.norm2.weight) */
-               t696, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 285504, consts + 285792, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer6.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t703, 401408, 288, 28, 28,                           /* x: [288, 28, 28], batch stride */
+                      consts + 687488, consts + 686784,                       /* pack_weights(features.denseblock2.denselayer6.conv1.weight), bn_fold_bias(features.denseblock2.denselayer6.norm2.weight) */
+                      t708, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 686912, consts + 687200, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t696, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 438272, NULL,                         /* features.denseblock2.denselayer6.conv2.weight, no bias */
-               t697, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t708, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 724352, NULL,                         /* pack_weights(features.denseblock2.denselayer6.conv2.weight), no bias */
+                      t710, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t691, t697 are its slices; nothing to copy */
+    /* in place: t703, t710 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t698, 401408, 320, 28, 28,                           /* x: [320, 28, 28], batch stride */
-               consts + 286080, consts + 327040,                       /* bn_fold_weight(features.denseblock2.denselayer7.conv1.weight), bn_fold_bias(features.denseblock2.denselayer7.norm2.weight) */
-               t703, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 327168, consts + 327488, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer7.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t711, 401408, 320, 28, 28,                           /* x: [320, 28, 28], batch stride */
+                      consts + 761984, consts + 761216,                       /* pack_weights(features.denseblock2.denselayer7.conv1.weight), bn_fold_bias(features.denseblock2.denselayer7.norm2.weight) */
+                      t716, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 761344, consts + 761664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer7.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t703, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 475136, NULL,                         /* features.denseblock2.denselayer7.conv2.weight, no bias */
-               t704, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t716, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 802944, NULL,                         /* pack_weights(features.denseblock2.denselayer7.conv2.weight), no bias */
+                      t718, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t698, t704 are its slices; nothing to copy */
+    /* in place: t711, t718 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t705, 401408, 352, 28, 28,                           /* x: [352, 28, 28], batch stride */
-               consts + 327808, consts + 372864,                       /* bn_fold_weight(features.denseblock2.denselayer8.conv1.weight), bn_fold_bias(features.denseblock2.denselayer8.norm2.weight) */
-               t710, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 372992, consts + 373344, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer8.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t719, 401408, 352, 28, 28,                           /* x: [352, 28, 28], batch stride */
+                      consts + 840640, consts + 839808,                       /* pack_weights(features.denseblock2.denselayer8.conv1.weight), bn_fold_bias(features.denseblock2.denselayer8.norm2.weight) */
+                      t724, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 839936, consts + 840288, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer8.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t710, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 512000, NULL,                         /* features.denseblock2.denselayer8.conv2.weight, no bias */
-               t711, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t724, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 885696, NULL,                         /* pack_weights(features.denseblock2.denselayer8.conv2.weight), no bias */
+                      t726, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t705, t711 are its slices; nothing to copy */
+    /* in place: t719, t726 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t712, 401408, 384, 28, 28,                           /* x: [384, 28, 28], batch stride */
-               consts + 373696, consts + 422848,                       /* bn_fold_weight(features.denseblock2.denselayer9.conv1.weight), bn_fold_bias(features.denseblock2.denselayer9.norm2.weight) */
-               t717, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 422976, consts + 423360, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer9.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t727, 401408, 384, 28, 28,                           /* x: [384, 28, 28], batch stride */
+                      consts + 923456, consts + 922560,                       /* pack_weights(features.denseblock2.denselayer9.conv1.weight), bn_fold_bias(features.denseblock2.denselayer9.norm2.weight) */
+                      t732, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 922688, consts + 923072, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer9.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t717, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 548864, NULL,                         /* features.denseblock2.denselayer9.conv2.weight, no bias */
-               t718, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t732, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 972608, NULL,                         /* pack_weights(features.denseblock2.denselayer9.conv2.weight), no bias */
+                      t734, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t712, t718 are its slices; nothing to copy */
+    /* in place: t727, t734 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t719, 401408, 416, 28, 28,                           /* x: [416, 28, 28], batch stride */
-               consts + 423744, consts + 476992,                       /* bn_fold_weight(features.denseblock2.denselayer10.conv1.weight), bn_fold_bias(features.denseblock2.denselayer10.norm2.weight) */
-               t724, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 477120, consts + 477536, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer10.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t735, 401408, 416, 28, 28,                             /* x: [416, 28, 28], batch stride */
+                      consts + 1010432, consts + 1009472,                       /* pack_weights(features.denseblock2.denselayer10.conv1.weight), bn_fold_bias(features.denseblock2.denselayer10.norm2.weight) */
+                      t740, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1009600, consts + 1010016, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer10.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t724, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 585728, NULL,                         /* features.denseblock2.denselayer10.conv2.weight, no bias */
-               t725, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t740, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 1063680, NULL,                        /* pack_weights(features.denseblock2.denselayer10.conv2.weight), no bias */
+                      t742, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t719, t725 are its slices; nothing to copy */
+    /* in place: t735, t742 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t726, 401408, 448, 28, 28,                           /* x: [448, 28, 28], batch stride */
-               consts + 477952, consts + 535296,                       /* bn_fold_weight(features.denseblock2.denselayer11.conv1.weight), bn_fold_bias(features.denseblock2.denselayer11.norm2.weight) */
-               t731, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 535424, consts + 535872, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer11.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t743, 401408, 448, 28, 28,                             /* x: [448, 28, 28], batch stride */
+                      consts + 1101568, consts + 1100544,                       /* pack_weights(features.denseblock2.denselayer11.conv1.weight), bn_fold_bias(features.denseblock2.denselayer11.norm2.weight) */
+                      t748, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1100672, consts + 1101120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer11.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t731, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 622592, NULL,                         /* features.denseblock2.denselayer11.conv2.weight, no bias */
-               t732, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t748, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 1158912, NULL,                        /* pack_weights(features.denseblock2.denselayer11.conv2.weight), no bias */
+                      t750, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t726, t732 are its slices; nothing to copy */
+    /* in place: t743, t750 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t733, 401408, 480, 28, 28,                           /* x: [480, 28, 28], batch stride */
-               consts + 536320, consts + 597760,                       /* bn_fold_weight(features.denseblock2.denselayer12.conv1.weight), bn_fold_bias(features.denseblock2.denselayer12.norm2.weight) */
-               t738, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 597888, consts + 598368, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer12.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t751, 401408, 480, 28, 28,                             /* x: [480, 28, 28], batch stride */
+                      consts + 1196864, consts + 1195776,                       /* pack_weights(features.denseblock2.denselayer12.conv1.weight), bn_fold_bias(features.denseblock2.denselayer12.norm2.weight) */
+                      t756, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1195904, consts + 1196384, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer12.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t738, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               params + 659456, NULL,                         /* features.denseblock2.denselayer12.conv2.weight, no bias */
-               t739, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t756, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 1258304, NULL,                        /* pack_weights(features.denseblock2.denselayer12.conv2.weight), no bias */
+                      t758, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t733, t739 are its slices; nothing to copy */
+    /* in place: t751, t758 are its slices; nothing to copy */
 
     /* conv2d features.transition2.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d(n, t740, 401408, 512, 28, 28,                           /* x: [512, 28, 28], batch stride */
-               params + 696320, NULL,                                  /* features.transition2.conv.weight, no bias */
-               t743, 200704, 256, 28, 28,                              /* y: [256, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_NONE, 0.0f, 256,                                /* then none */
-               consts + 598848, consts + 599360, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition2.norm.weight) + bn_fold_bias(features.transition2.norm.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t759, 401408, 512, 28, 28,                             /* x: [512, 28, 28], batch stride */
+                      consts + 1296192, NULL,                                   /* pack_weights(features.transition2.conv.weight), no bias */
+                      t763, 200704, 256, 28, 28,                                /* y: [256, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                                  /* then none */
+                      consts + 1295168, consts + 1295680, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition2.norm.weight) + bn_fold_bias(features.transition2.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
-    nnc_avgpool2d(n, t743, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                  t744, 200704, 14, 14,          /* y: [256, 14, 14], batch stride */
+    nnc_avgpool2d(n, t763, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                  t764, 200704, 14, 14,          /* y: [256, 14, 14], batch stride */
                   2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t744, 200704, 256, 14, 14,                           /* x: [256, 14, 14], batch stride */
-               consts + 599872, consts + 632640,                       /* bn_fold_weight(features.denseblock3.denselayer1.conv1.weight), bn_fold_bias(features.denseblock3.denselayer1.norm2.weight) */
-               t749, 25088, 128, 14, 14,                               /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 632768, consts + 633024, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer1.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t764, 200704, 256, 14, 14,                             /* x: [256, 14, 14], batch stride */
+                      consts + 1427904, consts + 1427264,                       /* pack_weights(features.denseblock3.denselayer1.conv1.weight), bn_fold_bias(features.denseblock3.denselayer1.norm2.weight) */
+                      t769, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1427392, consts + 1427648, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t749, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 827392, NULL,                         /* features.denseblock3.denselayer1.conv2.weight, no bias */
-               t750, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t769, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 1460672, NULL,                        /* pack_weights(features.denseblock3.denselayer1.conv2.weight), no bias */
+                      t771, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t744, t750 are its slices; nothing to copy */
+    /* in place: t764, t771 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t751, 200704, 288, 14, 14,                           /* x: [288, 14, 14], batch stride */
-               consts + 633280, consts + 670144,                       /* bn_fold_weight(features.denseblock3.denselayer2.conv1.weight), bn_fold_bias(features.denseblock3.denselayer2.norm2.weight) */
-               t756, 25088, 128, 14, 14,                               /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 670272, consts + 670560, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer2.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t772, 200704, 288, 14, 14,                             /* x: [288, 14, 14], batch stride */
+                      consts + 1498240, consts + 1497536,                       /* pack_weights(features.denseblock3.denselayer2.conv1.weight), bn_fold_bias(features.denseblock3.denselayer2.norm2.weight) */
+                      t777, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1497664, consts + 1497952, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t756, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 864256, NULL,                         /* features.denseblock3.denselayer2.conv2.weight, no bias */
-               t757, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t777, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 1535104, NULL,                        /* pack_weights(features.denseblock3.denselayer2.conv2.weight), no bias */
+                      t779, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t751, t757 are its slices; nothing to copy */
+    /* in place: t772, t779 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t758, 200704, 320, 14, 14,                           /* x: [320, 14, 14], batch stride */
-               consts + 670848, consts + 711808,                       /* bn_fold_weight(features.denseblock3.denselayer3.conv1.weight), bn_fold_bias(features.denseblock3.denselayer3.norm2.weight) */
-               t763, 25088, 128, 14, 14,                               /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 711936, consts + 712256, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer3.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t780, 200704, 320, 14, 14,                             /* x: [320, 14, 14], batch stride */
+                      consts + 1572736, consts + 1571968,                       /* pack_weights(features.denseblock3.denselayer3.conv1.weight), bn_fold_bias(features.denseblock3.denselayer3.norm2.weight) */
+                      t785, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1572096, consts + 1572416, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t763, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 901120, NULL,                         /* features.denseblock3.denselayer3.conv2.weight, no bias */
-               t764, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t785, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 1613696, NULL,                        /* pack_weights(features.denseblock3.denselayer3.conv2.weight), no bias */
+                      t787, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t758, t764 are its slices; nothing to copy */
+    /* in place: t780, t787 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t765, 200704, 352, 14, 14,                           /* x: [352, 14, 14], batch stride */
-               consts + 712576, consts + 757632,                       /* bn_fold_weight(features.denseblock3.denselayer4.conv1.weight), bn_fold_bias(features.denseblock3.denselayer4.norm2.weight) */
-               t770, 25088, 128, 14, 14,                               /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 757760, consts + 758112, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer4.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t788, 200704, 352, 14, 14,                             /* x: [352, 14, 14], batch stride */
+                      consts + 1651392, consts + 1650560,                       /* pack_weights(features.denseblock3.denselayer4.conv1.weight), bn_fold_bias(features.denseblock3.denselayer4.norm2.weight) */
+                      t793, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1650688, consts + 1651040, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t770, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 937984, NULL,                         /* features.denseblock3.denselayer4.conv2.weight, no bias */
-               t771, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t793, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 1696448, NULL,                        /* pack_weights(features.denseblock3.denselayer4.conv2.weight), no bias */
+                      t795, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t765, t771 are its slices; nothing to copy */
+    /* in place: t788, t795 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t772, 200704, 384, 14, 14,                           /* x: [384, 14, 14], batch stride */
-               consts + 758464, consts + 807616,                       /* bn_fold_weight(features.denseblock3.denselayer5.conv1.weight), bn_fold_bias(features.denseblock3.denselayer5.norm2.weight) */
-               t777, 25088, 128, 14, 14,                               /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 807744, consts + 808128, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer5.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t796, 200704, 384, 14, 14,                             /* x: [384, 14, 14], batch stride */
+                      consts + 1734208, consts + 1733312,                       /* pack_weights(features.denseblock3.denselayer5.conv1.weight), bn_fold_bias(features.denseblock3.denselayer5.norm2.weight) */
+                      t801, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1733440, consts + 1733824, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t777, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 974848, NULL,                         /* features.denseblock3.denselayer5.conv2.weight, no bias */
-               t778, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t801, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 1783360, NULL,                        /* pack_weights(features.denseblock3.denselayer5.conv2.weight), no bias */
+                      t803, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t772, t778 are its slices; nothing to copy */
+    /* in place: t796, t803 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t779, 200704, 416, 14, 14,                           /* x: [416, 14, 14], batch stride */
-               consts + 808512, consts + 861760,                       /* bn_fold_weight(features.denseblock3.denselayer6.conv1.weight), bn_fold_bias(features.denseblock3.denselayer6.norm2.weight) */
-               t784, 25088, 128, 14, 14,                               /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 861888, consts + 862304, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer6.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t804, 200704, 416, 14, 14,                             /* x: [416, 14, 14], batch stride */
+                      consts + 1821184, consts + 1820224,                       /* pack_weights(features.denseblock3.denselayer6.conv1.weight), bn_fold_bias(features.denseblock3.denselayer6.norm2.weight) */
+                      t809, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1820352, consts + 1820768, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t784, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1011712, NULL,                        /* features.denseblock3.denselayer6.conv2.weight, no bias */
-               t785, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t809, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 1874432, NULL,                        /* pack_weights(features.denseblock3.denselayer6.conv2.weight), no bias */
+                      t811, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t779, t785 are its slices; nothing to copy */
+    /* in place: t804, t811 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t786, 200704, 448, 14, 14,                           /* x: [448, 14, 14], batch stride */
-               consts + 862720, consts + 920064,                       /* bn_fold_weight(features.denseblock3.denselayer7.conv1.weight), bn_fold_bias(features.denseblock3.denselayer7.norm2.weight) */
-               t791, 25088, 128, 14, 14,                               /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 920192, consts + 920640, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer7.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t812, 200704, 448, 14, 14,                             /* x: [448, 14, 14], batch stride */
+                      consts + 1912320, consts + 1911296,                       /* pack_weights(features.denseblock3.denselayer7.conv1.weight), bn_fold_bias(features.denseblock3.denselayer7.norm2.weight) */
+                      t817, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1911424, consts + 1911872, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer7.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t791, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1048576, NULL,                        /* features.denseblock3.denselayer7.conv2.weight, no bias */
-               t792, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t817, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 1969664, NULL,                        /* pack_weights(features.denseblock3.denselayer7.conv2.weight), no bias */
+                      t819, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t786, t792 are its slices; nothing to copy */
+    /* in place: t812, t819 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t793, 200704, 480, 14, 14,                           /* x: [480, 14, 14], batch stride */
-               consts + 921088, consts + 982528,                       /* bn_fold_weight(features.denseblock3.denselayer8.conv1.weight), bn_fold_bias(features.denseblock3.denselayer8.norm2.weight) */
-               t798, 25088, 128, 14, 14,                               /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-               consts + 982656, consts + 983136, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer8.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t820, 200704, 480, 14, 14,                             /* x: [480, 14, 14], batch stride */
+                      consts + 2007616, consts + 2006528,                       /* pack_weights(features.denseblock3.denselayer8.conv1.weight), bn_fold_bias(features.denseblock3.denselayer8.norm2.weight) */
+                      t825, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2006656, consts + 2007136, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer8.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t798, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1085440, NULL,                        /* features.denseblock3.denselayer8.conv2.weight, no bias */
-               t799, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t825, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 2069056, NULL,                        /* pack_weights(features.denseblock3.denselayer8.conv2.weight), no bias */
+                      t827, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t793, t799 are its slices; nothing to copy */
+    /* in place: t820, t827 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t800, 200704, 512, 14, 14,                             /* x: [512, 14, 14], batch stride */
-               consts + 983616, consts + 1049152,                        /* bn_fold_weight(features.denseblock3.denselayer9.conv1.weight), bn_fold_bias(features.denseblock3.denselayer9.norm2.weight) */
-               t805, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1049280, consts + 1049792, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer9.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t828, 200704, 512, 14, 14,                             /* x: [512, 14, 14], batch stride */
+                      consts + 2107072, consts + 2105920,                       /* pack_weights(features.denseblock3.denselayer9.conv1.weight), bn_fold_bias(features.denseblock3.denselayer9.norm2.weight) */
+                      t833, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2106048, consts + 2106560, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer9.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t805, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1122304, NULL,                        /* features.denseblock3.denselayer9.conv2.weight, no bias */
-               t806, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t833, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 2172608, NULL,                        /* pack_weights(features.denseblock3.denselayer9.conv2.weight), no bias */
+                      t835, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t800, t806 are its slices; nothing to copy */
+    /* in place: t828, t835 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t807, 200704, 544, 14, 14,                             /* x: [544, 14, 14], batch stride */
-               consts + 1050304, consts + 1119936,                       /* bn_fold_weight(features.denseblock3.denselayer10.conv1.weight), bn_fold_bias(features.denseblock3.denselayer10.norm2.weight) */
-               t812, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1120064, consts + 1120608, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer10.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t836, 200704, 544, 14, 14,                             /* x: [544, 14, 14], batch stride */
+                      consts + 2210688, consts + 2209472,                       /* pack_weights(features.denseblock3.denselayer10.conv1.weight), bn_fold_bias(features.denseblock3.denselayer10.norm2.weight) */
+                      t841, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2209600, consts + 2210144, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer10.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t812, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1159168, NULL,                        /* features.denseblock3.denselayer10.conv2.weight, no bias */
-               t813, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t841, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 2280320, NULL,                        /* pack_weights(features.denseblock3.denselayer10.conv2.weight), no bias */
+                      t843, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t807, t813 are its slices; nothing to copy */
+    /* in place: t836, t843 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t814, 200704, 576, 14, 14,                             /* x: [576, 14, 14], batch stride */
-               consts + 1121152, consts + 1194880,                       /* bn_fold_weight(features.denseblock3.denselayer11.conv1.weight), bn_fold_bias(features.denseblock3.denselayer11.norm2.weight) */
-               t819, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1195008, consts + 1195584, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer11.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t844, 200704, 576, 14, 14,                             /* x: [576, 14, 14], batch stride */
+                      consts + 2318464, consts + 2317184,                       /* pack_weights(features.denseblock3.denselayer11.conv1.weight), bn_fold_bias(features.denseblock3.denselayer11.norm2.weight) */
+                      t849, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2317312, consts + 2317888, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer11.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t819, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1196032, NULL,                        /* features.denseblock3.denselayer11.conv2.weight, no bias */
-               t820, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t849, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 2392192, NULL,                        /* pack_weights(features.denseblock3.denselayer11.conv2.weight), no bias */
+                      t851, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t814, t820 are its slices; nothing to copy */
+    /* in place: t844, t851 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t821, 200704, 608, 14, 14,                             /* x: [608, 14, 14], batch stride */
-               consts + 1196160, consts + 1273984,                       /* bn_fold_weight(features.denseblock3.denselayer12.conv1.weight), bn_fold_bias(features.denseblock3.denselayer12.norm2.weight) */
-               t826, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1274112, consts + 1274720, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer12.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t852, 200704, 608, 14, 14,                             /* x: [608, 14, 14], batch stride */
+                      consts + 2430400, consts + 2429056,                       /* pack_weights(features.denseblock3.denselayer12.conv1.weight), bn_fold_bias(features.denseblock3.denselayer12.norm2.weight) */
+                      t857, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2429184, consts + 2429792, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer12.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t826, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1232896, NULL,                        /* features.denseblock3.denselayer12.conv2.weight, no bias */
-               t827, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t857, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 2508224, NULL,                        /* pack_weights(features.denseblock3.denselayer12.conv2.weight), no bias */
+                      t859, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t821, t827 are its slices; nothing to copy */
+    /* in place: t852, t859 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t828, 200704, 640, 14, 14,                             /* x: [640, 14, 14], batch stride */
-               consts + 1275328, consts + 1357248,                       /* bn_fold_weight(features.denseblock3.denselayer13.conv1.weight), bn_fold_bias(features.denseblock3.denselayer13.norm2.weight) */
-               t833, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1357376, consts + 1358016, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer13.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t860, 200704, 640, 14, 14,                             /* x: [640, 14, 14], batch stride */
+                      consts + 2546496, consts + 2545088,                       /* pack_weights(features.denseblock3.denselayer13.conv1.weight), bn_fold_bias(features.denseblock3.denselayer13.norm2.weight) */
+                      t865, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2545216, consts + 2545856, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer13.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t833, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1269760, NULL,                        /* features.denseblock3.denselayer13.conv2.weight, no bias */
-               t834, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t865, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 2628416, NULL,                        /* pack_weights(features.denseblock3.denselayer13.conv2.weight), no bias */
+                      t867, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t828, t834 are its slices; nothing to copy */
+    /* in place: t860, t867 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t835, 200704, 672, 14, 14,                             /* x: [672, 14, 14], batch stride */
-               consts + 1358656, consts + 1444672,                       /* bn_fold_weight(features.denseblock3.denselayer14.conv1.weight), bn_fold_bias(features.denseblock3.denselayer14.norm2.weight) */
-               t840, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1444800, consts + 1445472, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer14.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t868, 200704, 672, 14, 14,                             /* x: [672, 14, 14], batch stride */
+                      consts + 2666752, consts + 2665280,                       /* pack_weights(features.denseblock3.denselayer14.conv1.weight), bn_fold_bias(features.denseblock3.denselayer14.norm2.weight) */
+                      t873, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2665408, consts + 2666080, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer14.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t840, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1306624, NULL,                        /* features.denseblock3.denselayer14.conv2.weight, no bias */
-               t841, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t873, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 2752768, NULL,                        /* pack_weights(features.denseblock3.denselayer14.conv2.weight), no bias */
+                      t875, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t835, t841 are its slices; nothing to copy */
+    /* in place: t868, t875 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t842, 200704, 704, 14, 14,                             /* x: [704, 14, 14], batch stride */
-               consts + 1446144, consts + 1536256,                       /* bn_fold_weight(features.denseblock3.denselayer15.conv1.weight), bn_fold_bias(features.denseblock3.denselayer15.norm2.weight) */
-               t847, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1536384, consts + 1537088, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer15.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t876, 200704, 704, 14, 14,                             /* x: [704, 14, 14], batch stride */
+                      consts + 2791168, consts + 2789632,                       /* pack_weights(features.denseblock3.denselayer15.conv1.weight), bn_fold_bias(features.denseblock3.denselayer15.norm2.weight) */
+                      t881, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2789760, consts + 2790464, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer15.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t847, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1343488, NULL,                        /* features.denseblock3.denselayer15.conv2.weight, no bias */
-               t848, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t881, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 2881280, NULL,                        /* pack_weights(features.denseblock3.denselayer15.conv2.weight), no bias */
+                      t883, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t842, t848 are its slices; nothing to copy */
+    /* in place: t876, t883 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t849, 200704, 736, 14, 14,                             /* x: [736, 14, 14], batch stride */
-               consts + 1537792, consts + 1632000,                       /* bn_fold_weight(features.denseblock3.denselayer16.conv1.weight), bn_fold_bias(features.denseblock3.denselayer16.norm2.weight) */
-               t854, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1632128, consts + 1632864, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer16.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t884, 200704, 736, 14, 14,                             /* x: [736, 14, 14], batch stride */
+                      consts + 2919744, consts + 2918144,                       /* pack_weights(features.denseblock3.denselayer16.conv1.weight), bn_fold_bias(features.denseblock3.denselayer16.norm2.weight) */
+                      t889, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2918272, consts + 2919008, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer16.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t854, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1380352, NULL,                        /* features.denseblock3.denselayer16.conv2.weight, no bias */
-               t855, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t889, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 3013952, NULL,                        /* pack_weights(features.denseblock3.denselayer16.conv2.weight), no bias */
+                      t891, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t849, t855 are its slices; nothing to copy */
+    /* in place: t884, t891 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t856, 200704, 768, 14, 14,                             /* x: [768, 14, 14], batch stride */
-               consts + 1633600, consts + 1731904,                       /* bn_fold_weight(features.denseblock3.denselayer17.conv1.weight), bn_fold_bias(features.denseblock3.denselayer17.norm2.weight) */
-               t861, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1732032, consts + 1732800, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer17.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer17.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t892, 200704, 768, 14, 14,                             /* x: [768, 14, 14], batch stride */
+                      consts + 3052480, consts + 3050816,                       /* pack_weights(features.denseblock3.denselayer17.conv1.weight), bn_fold_bias(features.denseblock3.denselayer17.norm2.weight) */
+                      t897, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 3050944, consts + 3051712, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer17.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer17.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t861, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1417216, NULL,                        /* features.denseblock3.denselayer17.conv2.weight, no bias */
-               t862, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t897, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 3150784, NULL,                        /* pack_weights(features.denseblock3.denselayer17.conv2.weight), no bias */
+                      t899, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t856, t862 are its slices; nothing to copy */
+    /* in place: t892, t899 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t863, 200704, 800, 14, 14,                             /* x: [800, 14, 14], batch stride */
-               consts + 1733568, consts + 1835968,                       /* bn_fold_weight(features.denseblock3.denselayer18.conv1.weight), bn_fold_bias(features.denseblock3.denselayer18.norm2.weight) */
-               t868, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1836096, consts + 1836896, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer18.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer18.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t900, 200704, 800, 14, 14,                             /* x: [800, 14, 14], batch stride */
+                      consts + 3189376, consts + 3187648,                       /* pack_weights(features.denseblock3.denselayer18.conv1.weight), bn_fold_bias(features.denseblock3.denselayer18.norm2.weight) */
+                      t905, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 3187776, consts + 3188576, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer18.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer18.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t868, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1454080, NULL,                        /* features.denseblock3.denselayer18.conv2.weight, no bias */
-               t869, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t905, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 3291776, NULL,                        /* pack_weights(features.denseblock3.denselayer18.conv2.weight), no bias */
+                      t907, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t863, t869 are its slices; nothing to copy */
+    /* in place: t900, t907 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t870, 200704, 832, 14, 14,                             /* x: [832, 14, 14], batch stride */
-               consts + 1837696, consts + 1944192,                       /* bn_fold_weight(features.denseblock3.denselayer19.conv1.weight), bn_fold_bias(features.denseblock3.denselayer19.norm2.weight) */
-               t875, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 1944320, consts + 1945152, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer19.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer19.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t908, 200704, 832, 14, 14,                             /* x: [832, 14, 14], batch stride */
+                      consts + 3330432, consts + 3328640,                       /* pack_weights(features.denseblock3.denselayer19.conv1.weight), bn_fold_bias(features.denseblock3.denselayer19.norm2.weight) */
+                      t913, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 3328768, consts + 3329600, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer19.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer19.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t875, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1490944, NULL,                        /* features.denseblock3.denselayer19.conv2.weight, no bias */
-               t876, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t913, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 3436928, NULL,                        /* pack_weights(features.denseblock3.denselayer19.conv2.weight), no bias */
+                      t915, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t870, t876 are its slices; nothing to copy */
+    /* in place: t908, t915 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t877, 200704, 864, 14, 14,                             /* x: [864, 14, 14], batch stride */
-               consts + 1945984, consts + 2056576,                       /* bn_fold_weight(features.denseblock3.denselayer20.conv1.weight), bn_fold_bias(features.denseblock3.denselayer20.norm2.weight) */
-               t882, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2056704, consts + 2057568, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer20.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer20.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t916, 200704, 864, 14, 14,                             /* x: [864, 14, 14], batch stride */
+                      consts + 3475648, consts + 3473792,                       /* pack_weights(features.denseblock3.denselayer20.conv1.weight), bn_fold_bias(features.denseblock3.denselayer20.norm2.weight) */
+                      t921, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 3473920, consts + 3474784, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer20.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer20.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t882, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1527808, NULL,                        /* features.denseblock3.denselayer20.conv2.weight, no bias */
-               t883, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t921, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 3586240, NULL,                        /* pack_weights(features.denseblock3.denselayer20.conv2.weight), no bias */
+                      t923, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t877, t883 are its slices; nothing to copy */
+    /* in place: t916, t923 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t884, 200704, 896, 14, 14,                             /* x: [896, 14, 14], batch stride */
-               consts + 2058432, consts + 2173120,                       /* bn_fold_weight(features.denseblock3.denselayer21.conv1.weight), bn_fold_bias(features.denseblock3.denselayer21.norm2.weight) */
-               t889, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2173248, consts + 2174144, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer21.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer21.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t924, 200704, 896, 14, 14,                             /* x: [896, 14, 14], batch stride */
+                      consts + 3625024, consts + 3623104,                       /* pack_weights(features.denseblock3.denselayer21.conv1.weight), bn_fold_bias(features.denseblock3.denselayer21.norm2.weight) */
+                      t929, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 3623232, consts + 3624128, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer21.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer21.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t889, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1564672, NULL,                        /* features.denseblock3.denselayer21.conv2.weight, no bias */
-               t890, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t929, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 3739712, NULL,                        /* pack_weights(features.denseblock3.denselayer21.conv2.weight), no bias */
+                      t931, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t884, t890 are its slices; nothing to copy */
+    /* in place: t924, t931 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t891, 200704, 928, 14, 14,                             /* x: [928, 14, 14], batch stride */
-               consts + 2175040, consts + 2293824,                       /* bn_fold_weight(features.denseblock3.denselayer22.conv1.weight), bn_fold_bias(features.denseblock3.denselayer22.norm2.weight) */
-               t896, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2293952, consts + 2294880, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer22.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer22.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t932, 200704, 928, 14, 14,                             /* x: [928, 14, 14], batch stride */
+                      consts + 3778560, consts + 3776576,                       /* pack_weights(features.denseblock3.denselayer22.conv1.weight), bn_fold_bias(features.denseblock3.denselayer22.norm2.weight) */
+                      t937, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 3776704, consts + 3777632, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer22.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer22.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t896, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1601536, NULL,                        /* features.denseblock3.denselayer22.conv2.weight, no bias */
-               t897, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t937, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 3897344, NULL,                        /* pack_weights(features.denseblock3.denselayer22.conv2.weight), no bias */
+                      t939, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t891, t897 are its slices; nothing to copy */
+    /* in place: t932, t939 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t898, 200704, 960, 14, 14,                             /* x: [960, 14, 14], batch stride */
-               consts + 2295808, consts + 2418688,                       /* bn_fold_weight(features.denseblock3.denselayer23.conv1.weight), bn_fold_bias(features.denseblock3.denselayer23.norm2.weight) */
-               t903, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2418816, consts + 2419776, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer23.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer23.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t940, 200704, 960, 14, 14,                             /* x: [960, 14, 14], batch stride */
+                      consts + 3936256, consts + 3934208,                       /* pack_weights(features.denseblock3.denselayer23.conv1.weight), bn_fold_bias(features.denseblock3.denselayer23.norm2.weight) */
+                      t945, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 3934336, consts + 3935296, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer23.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer23.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t903, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1638400, NULL,                        /* features.denseblock3.denselayer23.conv2.weight, no bias */
-               t904, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t945, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 4059136, NULL,                        /* pack_weights(features.denseblock3.denselayer23.conv2.weight), no bias */
+                      t947, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t898, t904 are its slices; nothing to copy */
+    /* in place: t940, t947 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t905, 200704, 992, 14, 14,                             /* x: [992, 14, 14], batch stride */
-               consts + 2420736, consts + 2547712,                       /* bn_fold_weight(features.denseblock3.denselayer24.conv1.weight), bn_fold_bias(features.denseblock3.denselayer24.norm2.weight) */
-               t910, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2547840, consts + 2548832, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer24.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer24.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t948, 200704, 992, 14, 14,                             /* x: [992, 14, 14], batch stride */
+                      consts + 4098112, consts + 4096000,                       /* pack_weights(features.denseblock3.denselayer24.conv1.weight), bn_fold_bias(features.denseblock3.denselayer24.norm2.weight) */
+                      t953, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 4096128, consts + 4097120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer24.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer24.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t910, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               params + 1675264, NULL,                        /* features.denseblock3.denselayer24.conv2.weight, no bias */
-               t911, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t953, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 4225088, NULL,                        /* pack_weights(features.denseblock3.denselayer24.conv2.weight), no bias */
+                      t955, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t905, t911 are its slices; nothing to copy */
+    /* in place: t948, t955 are its slices; nothing to copy */
 
     /* conv2d features.transition3.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d(n, t912, 200704, 1024, 14, 14,                            /* x: [1024, 14, 14], batch stride */
-               params + 1712128, NULL,                                   /* features.transition3.conv.weight, no bias */
-               t915, 100352, 512, 14, 14,                                /* y: [512, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_NONE, 0.0f, 512,                                  /* then none */
-               consts + 2549824, consts + 2550848, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition3.norm.weight) + bn_fold_bias(features.transition3.norm.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t956, 200704, 1024, 14, 14,                            /* x: [1024, 14, 14], batch stride */
+                      consts + 4264000, NULL,                                   /* pack_weights(features.transition3.conv.weight), no bias */
+                      t960, 100352, 512, 14, 14,                                /* y: [512, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                                  /* then none */
+                      consts + 4261952, consts + 4262976, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition3.norm.weight) + bn_fold_bias(features.transition3.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
-    nnc_avgpool2d(n, t915, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                  t916, 50176, 7, 7,             /* y: [512, 7, 7], batch stride */
+    nnc_avgpool2d(n, t960, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                  t961, 50176, 7, 7,             /* y: [512, 7, 7], batch stride */
                   2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t916, 50176, 512, 7, 7,                                /* x: [512, 7, 7], batch stride */
-               consts + 2551872, consts + 2617408,                       /* bn_fold_weight(features.denseblock4.denselayer1.conv1.weight), bn_fold_bias(features.denseblock4.denselayer1.norm2.weight) */
-               t921, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2617536, consts + 2618048, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer1.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t961, 50176, 512, 7, 7,                                /* x: [512, 7, 7], batch stride */
+                      consts + 4789440, consts + 4788288,                       /* pack_weights(features.denseblock4.denselayer1.conv1.weight), bn_fold_bias(features.denseblock4.denselayer1.norm2.weight) */
+                      t966, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 4788416, consts + 4788928, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t921, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2236416, NULL,                        /* features.denseblock4.denselayer1.conv2.weight, no bias */
-               t922, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t966, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 4854976, NULL,                        /* pack_weights(features.denseblock4.denselayer1.conv2.weight), no bias */
+                      t968, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t916, t922 are its slices; nothing to copy */
+    /* in place: t961, t968 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t923, 50176, 544, 7, 7,                                /* x: [544, 7, 7], batch stride */
-               consts + 2618560, consts + 2688192,                       /* bn_fold_weight(features.denseblock4.denselayer2.conv1.weight), bn_fold_bias(features.denseblock4.denselayer2.norm2.weight) */
-               t928, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2688320, consts + 2688864, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer2.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t969, 50176, 544, 7, 7,                                /* x: [544, 7, 7], batch stride */
+                      consts + 4893056, consts + 4891840,                       /* pack_weights(features.denseblock4.denselayer2.conv1.weight), bn_fold_bias(features.denseblock4.denselayer2.norm2.weight) */
+                      t974, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 4891968, consts + 4892512, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t928, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2273280, NULL,                        /* features.denseblock4.denselayer2.conv2.weight, no bias */
-               t929, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t974, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 4962688, NULL,                        /* pack_weights(features.denseblock4.denselayer2.conv2.weight), no bias */
+                      t976, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t923, t929 are its slices; nothing to copy */
+    /* in place: t969, t976 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t930, 50176, 576, 7, 7,                                /* x: [576, 7, 7], batch stride */
-               consts + 2689408, consts + 2763136,                       /* bn_fold_weight(features.denseblock4.denselayer3.conv1.weight), bn_fold_bias(features.denseblock4.denselayer3.norm2.weight) */
-               t935, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2763264, consts + 2763840, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer3.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t977, 50176, 576, 7, 7,                                /* x: [576, 7, 7], batch stride */
+                      consts + 5000832, consts + 4999552,                       /* pack_weights(features.denseblock4.denselayer3.conv1.weight), bn_fold_bias(features.denseblock4.denselayer3.norm2.weight) */
+                      t982, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 4999680, consts + 5000256, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t935, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2310144, NULL,                        /* features.denseblock4.denselayer3.conv2.weight, no bias */
-               t936, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t982, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 5074560, NULL,                        /* pack_weights(features.denseblock4.denselayer3.conv2.weight), no bias */
+                      t984, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t930, t936 are its slices; nothing to copy */
+    /* in place: t977, t984 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t937, 50176, 608, 7, 7,                                /* x: [608, 7, 7], batch stride */
-               consts + 2764416, consts + 2842240,                       /* bn_fold_weight(features.denseblock4.denselayer4.conv1.weight), bn_fold_bias(features.denseblock4.denselayer4.norm2.weight) */
-               t942, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2842368, consts + 2842976, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer4.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t985, 50176, 608, 7, 7,                                /* x: [608, 7, 7], batch stride */
+                      consts + 5112768, consts + 5111424,                       /* pack_weights(features.denseblock4.denselayer4.conv1.weight), bn_fold_bias(features.denseblock4.denselayer4.norm2.weight) */
+                      t990, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 5111552, consts + 5112160, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t942, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2347008, NULL,                        /* features.denseblock4.denselayer4.conv2.weight, no bias */
-               t943, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t990, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 5190592, NULL,                        /* pack_weights(features.denseblock4.denselayer4.conv2.weight), no bias */
+                      t992, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t937, t943 are its slices; nothing to copy */
+    /* in place: t985, t992 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t944, 50176, 640, 7, 7,                                /* x: [640, 7, 7], batch stride */
-               consts + 2843584, consts + 2925504,                       /* bn_fold_weight(features.denseblock4.denselayer5.conv1.weight), bn_fold_bias(features.denseblock4.denselayer5.norm2.weight) */
-               t949, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 2925632, consts + 2926272, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer5.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t993, 50176, 640, 7, 7,                                /* x: [640, 7, 7], batch stride */
+                      consts + 5228864, consts + 5227456,                       /* pack_weights(features.denseblock4.denselayer5.conv1.weight), bn_fold_bias(features.denseblock4.denselayer5.norm2.weight) */
+                      t998, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 5227584, consts + 5228224, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t949, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2383872, NULL,                        /* features.denseblock4.denselayer5.conv2.weight, no bias */
-               t950, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t998, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 5310784, NULL,                        /* pack_weights(features.denseblock4.denselayer5.conv2.weight), no bias */
+                      t1000, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t944, t950 are its slices; nothing to copy */
+    /* in place: t993, t1000 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t951, 50176, 672, 7, 7,                                /* x: [672, 7, 7], batch stride */
-               consts + 2926912, consts + 3012928,                       /* bn_fold_weight(features.denseblock4.denselayer6.conv1.weight), bn_fold_bias(features.denseblock4.denselayer6.norm2.weight) */
-               t956, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3013056, consts + 3013728, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer6.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1001, 50176, 672, 7, 7,                               /* x: [672, 7, 7], batch stride */
+                      consts + 5349120, consts + 5347648,                       /* pack_weights(features.denseblock4.denselayer6.conv1.weight), bn_fold_bias(features.denseblock4.denselayer6.norm2.weight) */
+                      t1006, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 5347776, consts + 5348448, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t956, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2420736, NULL,                        /* features.denseblock4.denselayer6.conv2.weight, no bias */
-               t957, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1006, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 5435136, NULL,                        /* pack_weights(features.denseblock4.denselayer6.conv2.weight), no bias */
+                      t1008, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t951, t957 are its slices; nothing to copy */
+    /* in place: t1001, t1008 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t958, 50176, 704, 7, 7,                                /* x: [704, 7, 7], batch stride */
-               consts + 3014400, consts + 3104512,                       /* bn_fold_weight(features.denseblock4.denselayer7.conv1.weight), bn_fold_bias(features.denseblock4.denselayer7.norm2.weight) */
-               t963, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3104640, consts + 3105344, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer7.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1009, 50176, 704, 7, 7,                               /* x: [704, 7, 7], batch stride */
+                      consts + 5473536, consts + 5472000,                       /* pack_weights(features.denseblock4.denselayer7.conv1.weight), bn_fold_bias(features.denseblock4.denselayer7.norm2.weight) */
+                      t1014, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 5472128, consts + 5472832, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer7.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t963, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2457600, NULL,                        /* features.denseblock4.denselayer7.conv2.weight, no bias */
-               t964, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1014, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 5563648, NULL,                        /* pack_weights(features.denseblock4.denselayer7.conv2.weight), no bias */
+                      t1016, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t958, t964 are its slices; nothing to copy */
+    /* in place: t1009, t1016 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t965, 50176, 736, 7, 7,                                /* x: [736, 7, 7], batch stride */
-               consts + 3106048, consts + 3200256,                       /* bn_fold_weight(features.denseblock4.denselayer8.conv1.weight), bn_fold_bias(features.denseblock4.denselayer8.norm2.weight) */
-               t970, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3200384, consts + 3201120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer8.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1017, 50176, 736, 7, 7,                               /* x: [736, 7, 7], batch stride */
+                      consts + 5602112, consts + 5600512,                       /* pack_weights(features.denseblock4.denselayer8.conv1.weight), bn_fold_bias(features.denseblock4.denselayer8.norm2.weight) */
+                      t1022, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 5600640, consts + 5601376, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer8.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t970, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2494464, NULL,                        /* features.denseblock4.denselayer8.conv2.weight, no bias */
-               t971, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1022, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 5696320, NULL,                        /* pack_weights(features.denseblock4.denselayer8.conv2.weight), no bias */
+                      t1024, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t965, t971 are its slices; nothing to copy */
+    /* in place: t1017, t1024 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t972, 50176, 768, 7, 7,                                /* x: [768, 7, 7], batch stride */
-               consts + 3201856, consts + 3300160,                       /* bn_fold_weight(features.denseblock4.denselayer9.conv1.weight), bn_fold_bias(features.denseblock4.denselayer9.norm2.weight) */
-               t977, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3300288, consts + 3301056, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer9.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1025, 50176, 768, 7, 7,                               /* x: [768, 7, 7], batch stride */
+                      consts + 5734848, consts + 5733184,                       /* pack_weights(features.denseblock4.denselayer9.conv1.weight), bn_fold_bias(features.denseblock4.denselayer9.norm2.weight) */
+                      t1030, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 5733312, consts + 5734080, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer9.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t977, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2531328, NULL,                        /* features.denseblock4.denselayer9.conv2.weight, no bias */
-               t978, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1030, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 5833152, NULL,                        /* pack_weights(features.denseblock4.denselayer9.conv2.weight), no bias */
+                      t1032, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t972, t978 are its slices; nothing to copy */
+    /* in place: t1025, t1032 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t979, 50176, 800, 7, 7,                                /* x: [800, 7, 7], batch stride */
-               consts + 3301824, consts + 3404224,                       /* bn_fold_weight(features.denseblock4.denselayer10.conv1.weight), bn_fold_bias(features.denseblock4.denselayer10.norm2.weight) */
-               t984, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3404352, consts + 3405152, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer10.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1033, 50176, 800, 7, 7,                               /* x: [800, 7, 7], batch stride */
+                      consts + 5871744, consts + 5870016,                       /* pack_weights(features.denseblock4.denselayer10.conv1.weight), bn_fold_bias(features.denseblock4.denselayer10.norm2.weight) */
+                      t1038, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 5870144, consts + 5870944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer10.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t984, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2568192, NULL,                        /* features.denseblock4.denselayer10.conv2.weight, no bias */
-               t985, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1038, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 5974144, NULL,                        /* pack_weights(features.denseblock4.denselayer10.conv2.weight), no bias */
+                      t1040, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t979, t985 are its slices; nothing to copy */
+    /* in place: t1033, t1040 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t986, 50176, 832, 7, 7,                                /* x: [832, 7, 7], batch stride */
-               consts + 3405952, consts + 3512448,                       /* bn_fold_weight(features.denseblock4.denselayer11.conv1.weight), bn_fold_bias(features.denseblock4.denselayer11.norm2.weight) */
-               t991, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3512576, consts + 3513408, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer11.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1041, 50176, 832, 7, 7,                               /* x: [832, 7, 7], batch stride */
+                      consts + 6012800, consts + 6011008,                       /* pack_weights(features.denseblock4.denselayer11.conv1.weight), bn_fold_bias(features.denseblock4.denselayer11.norm2.weight) */
+                      t1046, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 6011136, consts + 6011968, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer11.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t991, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2605056, NULL,                        /* features.denseblock4.denselayer11.conv2.weight, no bias */
-               t992, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1046, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 6119296, NULL,                        /* pack_weights(features.denseblock4.denselayer11.conv2.weight), no bias */
+                      t1048, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t986, t992 are its slices; nothing to copy */
+    /* in place: t1041, t1048 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t993, 50176, 864, 7, 7,                                /* x: [864, 7, 7], batch stride */
-               consts + 3514240, consts + 3624832,                       /* bn_fold_weight(features.denseblock4.denselayer12.conv1.weight), bn_fold_bias(features.denseblock4.denselayer12.norm2.weight) */
-               t998, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3624960, consts + 3625824, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer12.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1049, 50176, 864, 7, 7,                               /* x: [864, 7, 7], batch stride */
+                      consts + 6158016, consts + 6156160,                       /* pack_weights(features.denseblock4.denselayer12.conv1.weight), bn_fold_bias(features.denseblock4.denselayer12.norm2.weight) */
+                      t1054, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 6156288, consts + 6157152, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer12.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t998, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-               params + 2641920, NULL,                        /* features.denseblock4.denselayer12.conv2.weight, no bias */
-               t999, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1054, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 6268608, NULL,                        /* pack_weights(features.denseblock4.denselayer12.conv2.weight), no bias */
+                      t1056, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t993, t999 are its slices; nothing to copy */
+    /* in place: t1049, t1056 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t1000, 50176, 896, 7, 7,                               /* x: [896, 7, 7], batch stride */
-               consts + 3626688, consts + 3741376,                       /* bn_fold_weight(features.denseblock4.denselayer13.conv1.weight), bn_fold_bias(features.denseblock4.denselayer13.norm2.weight) */
-               t1005, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3741504, consts + 3742400, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer13.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1057, 50176, 896, 7, 7,                               /* x: [896, 7, 7], batch stride */
+                      consts + 6307392, consts + 6305472,                       /* pack_weights(features.denseblock4.denselayer13.conv1.weight), bn_fold_bias(features.denseblock4.denselayer13.norm2.weight) */
+                      t1062, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 6305600, consts + 6306496, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer13.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t1005, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-               params + 2678784, NULL,                        /* features.denseblock4.denselayer13.conv2.weight, no bias */
-               t1006, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1062, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 6422080, NULL,                        /* pack_weights(features.denseblock4.denselayer13.conv2.weight), no bias */
+                      t1064, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1000, t1006 are its slices; nothing to copy */
+    /* in place: t1057, t1064 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t1007, 50176, 928, 7, 7,                               /* x: [928, 7, 7], batch stride */
-               consts + 3743296, consts + 3862080,                       /* bn_fold_weight(features.denseblock4.denselayer14.conv1.weight), bn_fold_bias(features.denseblock4.denselayer14.norm2.weight) */
-               t1012, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3862208, consts + 3863136, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer14.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1065, 50176, 928, 7, 7,                               /* x: [928, 7, 7], batch stride */
+                      consts + 6460928, consts + 6458944,                       /* pack_weights(features.denseblock4.denselayer14.conv1.weight), bn_fold_bias(features.denseblock4.denselayer14.norm2.weight) */
+                      t1070, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 6459072, consts + 6460000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer14.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t1012, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-               params + 2715648, NULL,                        /* features.denseblock4.denselayer14.conv2.weight, no bias */
-               t1013, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1070, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 6579712, NULL,                        /* pack_weights(features.denseblock4.denselayer14.conv2.weight), no bias */
+                      t1072, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1007, t1013 are its slices; nothing to copy */
+    /* in place: t1065, t1072 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t1014, 50176, 960, 7, 7,                               /* x: [960, 7, 7], batch stride */
-               consts + 3864064, consts + 3986944,                       /* bn_fold_weight(features.denseblock4.denselayer15.conv1.weight), bn_fold_bias(features.denseblock4.denselayer15.norm2.weight) */
-               t1019, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 3987072, consts + 3988032, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer15.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1073, 50176, 960, 7, 7,                               /* x: [960, 7, 7], batch stride */
+                      consts + 6618624, consts + 6616576,                       /* pack_weights(features.denseblock4.denselayer15.conv1.weight), bn_fold_bias(features.denseblock4.denselayer15.norm2.weight) */
+                      t1078, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 6616704, consts + 6617664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer15.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t1019, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-               params + 2752512, NULL,                        /* features.denseblock4.denselayer15.conv2.weight, no bias */
-               t1020, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1078, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 6741504, NULL,                        /* pack_weights(features.denseblock4.denselayer15.conv2.weight), no bias */
+                      t1080, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1014, t1020 are its slices; nothing to copy */
+    /* in place: t1073, t1080 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d(n, t1021, 50176, 992, 7, 7,                               /* x: [992, 7, 7], batch stride */
-               consts + 3988992, consts + 4115968,                       /* bn_fold_weight(features.denseblock4.denselayer16.conv1.weight), bn_fold_bias(features.denseblock4.denselayer16.norm2.weight) */
-               t1026, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                                  /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-               consts + 4116096, consts + 4117088, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer16.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t1081, 50176, 992, 7, 7,                               /* x: [992, 7, 7], batch stride */
+                      consts + 6780480, consts + 6778368,                       /* pack_weights(features.denseblock4.denselayer16.conv1.weight), bn_fold_bias(features.denseblock4.denselayer16.norm2.weight) */
+                      t1086, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 6778496, consts + 6779488, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer16.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, t1026, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-               params + 2789376, NULL,                        /* features.denseblock4.denselayer16.conv2.weight, no bias */
-               t1027, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1086, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 6907456, NULL,                        /* pack_weights(features.denseblock4.denselayer16.conv2.weight), no bias */
+                      t1088, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1021, t1027 are its slices; nothing to copy */
+    /* in place: t1081, t1088 are its slices; nothing to copy */
 
     /* adaptive_avgpool2d @ models/densenet121.net:9:34 */
-    nnc_adaptive_avgpool2d(n, t1028, 50176, 1024, 7, 7,                              /* x: [1024, 7, 7], batch stride */
-                           t1031, 1024, 1, 1,                                        /* y: [1024, 1, 1], batch stride */
-                           consts + 4118080, consts + 4119104, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.norm5.weight) + bn_fold_bias(features.norm5.weight)) */
+    nnc_adaptive_avgpool2d(n, t1089, 50176, 1024, 7, 7,                              /* x: [1024, 7, 7], batch stride */
+                           t1092, 1024, 1, 1,                                        /* y: [1024, 1, 1], batch stride */
+                           consts + 6944320, consts + 6945344, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.norm5.weight) + bn_fold_bias(features.norm5.weight)) */
 
     /* flatten @ models/densenet121.net:9:52 */
-    /* t1032 is a view of t1031: no copy */
+    /* t1093 is a view of t1092: no copy */
 
     /* linear classifier @ models/densenet121.net:9:63 */
-    nnc_linear(n, t1032, 1024,                      /* x: [1024] */
-               params + 2826240, params + 3850240,  /* classifier.weight, classifier.bias */
-               out_logits, 1000,                    /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
+    nnc_linear(n, t1093, 1024,                /* x: [1024] */
+               params + 0, params + 1024000,  /* classifier.weight, classifier.bias */
+               out_logits, 1000,              /* y: [1000] */
+               NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */
 }
 
 int densenet121_create(densenet121_model **m, const char *weights_safetensors, void *workspace)
@@ -3449,6 +3880,16 @@ int densenet121_forward(densenet121_model *m, int n, const float *in_image, floa
 const char *densenet121_last_error(const densenet121_model *m)
 {
     return m ? m->err : "out of memory";
+}
+
+int densenet121_set_threads(densenet121_model *m, int threads)
+{
+    if (!m || !m->ready)
+        return DENSENET121_ERR_ARG;
+    nnc_ctx_stop(&m->ctx);
+    if (nnc_ctx_init(&m->ctx, threads < 0 ? 1 : threads) != 0)
+        return densenet121_fail(m, DENSENET121_ERR_NOMEM, "densenet121_set_threads: could not start %d threads", threads);
+    return DENSENET121_OK;
 }
 
 void densenet121_destroy(densenet121_model *m)

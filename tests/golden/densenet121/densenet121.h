@@ -22,7 +22,7 @@
  *   features.denseblock1.denselayer1.norm2.bias           [128]                     128  (create only)
  *   features.denseblock1.denselayer1.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock1.denselayer1.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock1.denselayer1.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock1.denselayer1.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock1.denselayer2.norm1.weight         [96]                       96  (create only)
  *   features.denseblock1.denselayer2.norm1.bias           [96]                       96  (create only)
  *   features.denseblock1.denselayer2.norm1.running_mean   [96]                       96  (create only)
@@ -32,7 +32,7 @@
  *   features.denseblock1.denselayer2.norm2.bias           [128]                     128  (create only)
  *   features.denseblock1.denselayer2.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock1.denselayer2.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock1.denselayer2.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock1.denselayer2.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock1.denselayer3.norm1.weight         [128]                     128  (create only)
  *   features.denseblock1.denselayer3.norm1.bias           [128]                     128  (create only)
  *   features.denseblock1.denselayer3.norm1.running_mean   [128]                     128  (create only)
@@ -42,7 +42,7 @@
  *   features.denseblock1.denselayer3.norm2.bias           [128]                     128  (create only)
  *   features.denseblock1.denselayer3.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock1.denselayer3.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock1.denselayer3.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock1.denselayer3.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock1.denselayer4.norm1.weight         [160]                     160  (create only)
  *   features.denseblock1.denselayer4.norm1.bias           [160]                     160  (create only)
  *   features.denseblock1.denselayer4.norm1.running_mean   [160]                     160  (create only)
@@ -52,7 +52,7 @@
  *   features.denseblock1.denselayer4.norm2.bias           [128]                     128  (create only)
  *   features.denseblock1.denselayer4.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock1.denselayer4.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock1.denselayer4.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock1.denselayer4.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock1.denselayer5.norm1.weight         [192]                     192  (create only)
  *   features.denseblock1.denselayer5.norm1.bias           [192]                     192  (create only)
  *   features.denseblock1.denselayer5.norm1.running_mean   [192]                     192  (create only)
@@ -62,7 +62,7 @@
  *   features.denseblock1.denselayer5.norm2.bias           [128]                     128  (create only)
  *   features.denseblock1.denselayer5.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock1.denselayer5.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock1.denselayer5.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock1.denselayer5.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock1.denselayer6.norm1.weight         [224]                     224  (create only)
  *   features.denseblock1.denselayer6.norm1.bias           [224]                     224  (create only)
  *   features.denseblock1.denselayer6.norm1.running_mean   [224]                     224  (create only)
@@ -72,12 +72,12 @@
  *   features.denseblock1.denselayer6.norm2.bias           [128]                     128  (create only)
  *   features.denseblock1.denselayer6.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock1.denselayer6.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock1.denselayer6.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock1.denselayer6.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.transition1.norm.weight                      [256]                     256  (create only)
  *   features.transition1.norm.bias                        [256]                     256  (create only)
  *   features.transition1.norm.running_mean                [256]                     256  (create only)
  *   features.transition1.norm.running_var                 [256]                     256  (create only)
- *   features.transition1.conv.weight                      [128, 256, 1, 1]        32768
+ *   features.transition1.conv.weight                      [128, 256, 1, 1]        32768  (create only)
  *   features.denseblock2.denselayer1.norm1.weight         [128]                     128  (create only)
  *   features.denseblock2.denselayer1.norm1.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer1.norm1.running_mean   [128]                     128  (create only)
@@ -87,7 +87,7 @@
  *   features.denseblock2.denselayer1.norm2.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer1.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock2.denselayer1.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock2.denselayer1.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer1.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer2.norm1.weight         [160]                     160  (create only)
  *   features.denseblock2.denselayer2.norm1.bias           [160]                     160  (create only)
  *   features.denseblock2.denselayer2.norm1.running_mean   [160]                     160  (create only)
@@ -97,7 +97,7 @@
  *   features.denseblock2.denselayer2.norm2.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer2.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock2.denselayer2.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock2.denselayer2.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer2.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer3.norm1.weight         [192]                     192  (create only)
  *   features.denseblock2.denselayer3.norm1.bias           [192]                     192  (create only)
  *   features.denseblock2.denselayer3.norm1.running_mean   [192]                     192  (create only)
@@ -107,7 +107,7 @@
  *   features.denseblock2.denselayer3.norm2.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer3.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock2.denselayer3.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock2.denselayer3.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer3.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer4.norm1.weight         [224]                     224  (create only)
  *   features.denseblock2.denselayer4.norm1.bias           [224]                     224  (create only)
  *   features.denseblock2.denselayer4.norm1.running_mean   [224]                     224  (create only)
@@ -117,7 +117,7 @@
  *   features.denseblock2.denselayer4.norm2.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer4.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock2.denselayer4.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock2.denselayer4.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer4.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer5.norm1.weight         [256]                     256  (create only)
  *   features.denseblock2.denselayer5.norm1.bias           [256]                     256  (create only)
  *   features.denseblock2.denselayer5.norm1.running_mean   [256]                     256  (create only)
@@ -127,7 +127,7 @@
  *   features.denseblock2.denselayer5.norm2.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer5.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock2.denselayer5.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock2.denselayer5.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer5.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer6.norm1.weight         [288]                     288  (create only)
  *   features.denseblock2.denselayer6.norm1.bias           [288]                     288  (create only)
  *   features.denseblock2.denselayer6.norm1.running_mean   [288]                     288  (create only)
@@ -137,7 +137,7 @@
  *   features.denseblock2.denselayer6.norm2.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer6.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock2.denselayer6.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock2.denselayer6.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer6.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer7.norm1.weight         [320]                     320  (create only)
  *   features.denseblock2.denselayer7.norm1.bias           [320]                     320  (create only)
  *   features.denseblock2.denselayer7.norm1.running_mean   [320]                     320  (create only)
@@ -147,7 +147,7 @@
  *   features.denseblock2.denselayer7.norm2.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer7.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock2.denselayer7.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock2.denselayer7.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer7.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer8.norm1.weight         [352]                     352  (create only)
  *   features.denseblock2.denselayer8.norm1.bias           [352]                     352  (create only)
  *   features.denseblock2.denselayer8.norm1.running_mean   [352]                     352  (create only)
@@ -157,7 +157,7 @@
  *   features.denseblock2.denselayer8.norm2.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer8.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock2.denselayer8.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock2.denselayer8.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer8.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer9.norm1.weight         [384]                     384  (create only)
  *   features.denseblock2.denselayer9.norm1.bias           [384]                     384  (create only)
  *   features.denseblock2.denselayer9.norm1.running_mean   [384]                     384  (create only)
@@ -167,7 +167,7 @@
  *   features.denseblock2.denselayer9.norm2.bias           [128]                     128  (create only)
  *   features.denseblock2.denselayer9.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock2.denselayer9.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock2.denselayer9.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer9.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer10.norm1.weight        [416]                     416  (create only)
  *   features.denseblock2.denselayer10.norm1.bias          [416]                     416  (create only)
  *   features.denseblock2.denselayer10.norm1.running_mean  [416]                     416  (create only)
@@ -177,7 +177,7 @@
  *   features.denseblock2.denselayer10.norm2.bias          [128]                     128  (create only)
  *   features.denseblock2.denselayer10.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock2.denselayer10.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock2.denselayer10.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer10.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer11.norm1.weight        [448]                     448  (create only)
  *   features.denseblock2.denselayer11.norm1.bias          [448]                     448  (create only)
  *   features.denseblock2.denselayer11.norm1.running_mean  [448]                     448  (create only)
@@ -187,7 +187,7 @@
  *   features.denseblock2.denselayer11.norm2.bias          [128]                     128  (create only)
  *   features.denseblock2.denselayer11.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock2.denselayer11.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock2.denselayer11.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer11.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock2.denselayer12.norm1.weight        [480]                     480  (create only)
  *   features.denseblock2.denselayer12.norm1.bias          [480]                     480  (create only)
  *   features.denseblock2.denselayer12.norm1.running_mean  [480]                     480  (create only)
@@ -197,12 +197,12 @@
  *   features.denseblock2.denselayer12.norm2.bias          [128]                     128  (create only)
  *   features.denseblock2.denselayer12.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock2.denselayer12.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock2.denselayer12.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock2.denselayer12.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.transition2.norm.weight                      [512]                     512  (create only)
  *   features.transition2.norm.bias                        [512]                     512  (create only)
  *   features.transition2.norm.running_mean                [512]                     512  (create only)
  *   features.transition2.norm.running_var                 [512]                     512  (create only)
- *   features.transition2.conv.weight                      [256, 512, 1, 1]       131072
+ *   features.transition2.conv.weight                      [256, 512, 1, 1]       131072  (create only)
  *   features.denseblock3.denselayer1.norm1.weight         [256]                     256  (create only)
  *   features.denseblock3.denselayer1.norm1.bias           [256]                     256  (create only)
  *   features.denseblock3.denselayer1.norm1.running_mean   [256]                     256  (create only)
@@ -212,7 +212,7 @@
  *   features.denseblock3.denselayer1.norm2.bias           [128]                     128  (create only)
  *   features.denseblock3.denselayer1.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock3.denselayer1.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock3.denselayer1.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer1.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer2.norm1.weight         [288]                     288  (create only)
  *   features.denseblock3.denselayer2.norm1.bias           [288]                     288  (create only)
  *   features.denseblock3.denselayer2.norm1.running_mean   [288]                     288  (create only)
@@ -222,7 +222,7 @@
  *   features.denseblock3.denselayer2.norm2.bias           [128]                     128  (create only)
  *   features.denseblock3.denselayer2.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock3.denselayer2.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock3.denselayer2.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer2.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer3.norm1.weight         [320]                     320  (create only)
  *   features.denseblock3.denselayer3.norm1.bias           [320]                     320  (create only)
  *   features.denseblock3.denselayer3.norm1.running_mean   [320]                     320  (create only)
@@ -232,7 +232,7 @@
  *   features.denseblock3.denselayer3.norm2.bias           [128]                     128  (create only)
  *   features.denseblock3.denselayer3.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock3.denselayer3.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock3.denselayer3.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer3.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer4.norm1.weight         [352]                     352  (create only)
  *   features.denseblock3.denselayer4.norm1.bias           [352]                     352  (create only)
  *   features.denseblock3.denselayer4.norm1.running_mean   [352]                     352  (create only)
@@ -242,7 +242,7 @@
  *   features.denseblock3.denselayer4.norm2.bias           [128]                     128  (create only)
  *   features.denseblock3.denselayer4.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock3.denselayer4.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock3.denselayer4.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer4.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer5.norm1.weight         [384]                     384  (create only)
  *   features.denseblock3.denselayer5.norm1.bias           [384]                     384  (create only)
  *   features.denseblock3.denselayer5.norm1.running_mean   [384]                     384  (create only)
@@ -252,7 +252,7 @@
  *   features.denseblock3.denselayer5.norm2.bias           [128]                     128  (create only)
  *   features.denseblock3.denselayer5.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock3.denselayer5.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock3.denselayer5.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer5.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer6.norm1.weight         [416]                     416  (create only)
  *   features.denseblock3.denselayer6.norm1.bias           [416]                     416  (create only)
  *   features.denseblock3.denselayer6.norm1.running_mean   [416]                     416  (create only)
@@ -262,7 +262,7 @@
  *   features.denseblock3.denselayer6.norm2.bias           [128]                     128  (create only)
  *   features.denseblock3.denselayer6.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock3.denselayer6.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock3.denselayer6.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer6.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer7.norm1.weight         [448]                     448  (create only)
  *   features.denseblock3.denselayer7.norm1.bias           [448]                     448  (create only)
  *   features.denseblock3.denselayer7.norm1.running_mean   [448]                     448  (create only)
@@ -272,7 +272,7 @@
  *   features.denseblock3.denselayer7.norm2.bias           [128]                     128  (create only)
  *   features.denseblock3.denselayer7.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock3.denselayer7.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock3.denselayer7.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer7.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer8.norm1.weight         [480]                     480  (create only)
  *   features.denseblock3.denselayer8.norm1.bias           [480]                     480  (create only)
  *   features.denseblock3.denselayer8.norm1.running_mean   [480]                     480  (create only)
@@ -282,7 +282,7 @@
  *   features.denseblock3.denselayer8.norm2.bias           [128]                     128  (create only)
  *   features.denseblock3.denselayer8.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock3.denselayer8.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock3.denselayer8.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer8.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer9.norm1.weight         [512]                     512  (create only)
  *   features.denseblock3.denselayer9.norm1.bias           [512]                     512  (create only)
  *   features.denseblock3.denselayer9.norm1.running_mean   [512]                     512  (create only)
@@ -292,7 +292,7 @@
  *   features.denseblock3.denselayer9.norm2.bias           [128]                     128  (create only)
  *   features.denseblock3.denselayer9.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock3.denselayer9.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock3.denselayer9.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer9.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer10.norm1.weight        [544]                     544  (create only)
  *   features.denseblock3.denselayer10.norm1.bias          [544]                     544  (create only)
  *   features.denseblock3.denselayer10.norm1.running_mean  [544]                     544  (create only)
@@ -302,7 +302,7 @@
  *   features.denseblock3.denselayer10.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer10.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer10.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer10.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer10.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer11.norm1.weight        [576]                     576  (create only)
  *   features.denseblock3.denselayer11.norm1.bias          [576]                     576  (create only)
  *   features.denseblock3.denselayer11.norm1.running_mean  [576]                     576  (create only)
@@ -312,7 +312,7 @@
  *   features.denseblock3.denselayer11.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer11.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer11.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer11.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer11.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer12.norm1.weight        [608]                     608  (create only)
  *   features.denseblock3.denselayer12.norm1.bias          [608]                     608  (create only)
  *   features.denseblock3.denselayer12.norm1.running_mean  [608]                     608  (create only)
@@ -322,7 +322,7 @@
  *   features.denseblock3.denselayer12.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer12.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer12.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer12.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer12.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer13.norm1.weight        [640]                     640  (create only)
  *   features.denseblock3.denselayer13.norm1.bias          [640]                     640  (create only)
  *   features.denseblock3.denselayer13.norm1.running_mean  [640]                     640  (create only)
@@ -332,7 +332,7 @@
  *   features.denseblock3.denselayer13.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer13.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer13.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer13.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer13.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer14.norm1.weight        [672]                     672  (create only)
  *   features.denseblock3.denselayer14.norm1.bias          [672]                     672  (create only)
  *   features.denseblock3.denselayer14.norm1.running_mean  [672]                     672  (create only)
@@ -342,7 +342,7 @@
  *   features.denseblock3.denselayer14.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer14.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer14.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer14.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer14.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer15.norm1.weight        [704]                     704  (create only)
  *   features.denseblock3.denselayer15.norm1.bias          [704]                     704  (create only)
  *   features.denseblock3.denselayer15.norm1.running_mean  [704]                     704  (create only)
@@ -352,7 +352,7 @@
  *   features.denseblock3.denselayer15.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer15.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer15.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer15.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer15.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer16.norm1.weight        [736]                     736  (create only)
  *   features.denseblock3.denselayer16.norm1.bias          [736]                     736  (create only)
  *   features.denseblock3.denselayer16.norm1.running_mean  [736]                     736  (create only)
@@ -362,7 +362,7 @@
  *   features.denseblock3.denselayer16.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer16.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer16.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer16.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer16.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer17.norm1.weight        [768]                     768  (create only)
  *   features.denseblock3.denselayer17.norm1.bias          [768]                     768  (create only)
  *   features.denseblock3.denselayer17.norm1.running_mean  [768]                     768  (create only)
@@ -372,7 +372,7 @@
  *   features.denseblock3.denselayer17.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer17.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer17.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer17.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer17.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer18.norm1.weight        [800]                     800  (create only)
  *   features.denseblock3.denselayer18.norm1.bias          [800]                     800  (create only)
  *   features.denseblock3.denselayer18.norm1.running_mean  [800]                     800  (create only)
@@ -382,7 +382,7 @@
  *   features.denseblock3.denselayer18.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer18.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer18.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer18.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer18.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer19.norm1.weight        [832]                     832  (create only)
  *   features.denseblock3.denselayer19.norm1.bias          [832]                     832  (create only)
  *   features.denseblock3.denselayer19.norm1.running_mean  [832]                     832  (create only)
@@ -392,7 +392,7 @@
  *   features.denseblock3.denselayer19.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer19.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer19.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer19.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer19.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer20.norm1.weight        [864]                     864  (create only)
  *   features.denseblock3.denselayer20.norm1.bias          [864]                     864  (create only)
  *   features.denseblock3.denselayer20.norm1.running_mean  [864]                     864  (create only)
@@ -402,7 +402,7 @@
  *   features.denseblock3.denselayer20.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer20.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer20.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer20.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer20.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer21.norm1.weight        [896]                     896  (create only)
  *   features.denseblock3.denselayer21.norm1.bias          [896]                     896  (create only)
  *   features.denseblock3.denselayer21.norm1.running_mean  [896]                     896  (create only)
@@ -412,7 +412,7 @@
  *   features.denseblock3.denselayer21.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer21.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer21.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer21.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer21.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer22.norm1.weight        [928]                     928  (create only)
  *   features.denseblock3.denselayer22.norm1.bias          [928]                     928  (create only)
  *   features.denseblock3.denselayer22.norm1.running_mean  [928]                     928  (create only)
@@ -422,7 +422,7 @@
  *   features.denseblock3.denselayer22.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer22.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer22.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer22.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer22.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer23.norm1.weight        [960]                     960  (create only)
  *   features.denseblock3.denselayer23.norm1.bias          [960]                     960  (create only)
  *   features.denseblock3.denselayer23.norm1.running_mean  [960]                     960  (create only)
@@ -432,7 +432,7 @@
  *   features.denseblock3.denselayer23.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer23.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer23.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer23.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer23.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock3.denselayer24.norm1.weight        [992]                     992  (create only)
  *   features.denseblock3.denselayer24.norm1.bias          [992]                     992  (create only)
  *   features.denseblock3.denselayer24.norm1.running_mean  [992]                     992  (create only)
@@ -442,12 +442,12 @@
  *   features.denseblock3.denselayer24.norm2.bias          [128]                     128  (create only)
  *   features.denseblock3.denselayer24.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock3.denselayer24.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock3.denselayer24.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock3.denselayer24.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.transition3.norm.weight                      [1024]                   1024  (create only)
  *   features.transition3.norm.bias                        [1024]                   1024  (create only)
  *   features.transition3.norm.running_mean                [1024]                   1024  (create only)
  *   features.transition3.norm.running_var                 [1024]                   1024  (create only)
- *   features.transition3.conv.weight                      [512, 1024, 1, 1]      524288
+ *   features.transition3.conv.weight                      [512, 1024, 1, 1]      524288  (create only)
  *   features.denseblock4.denselayer1.norm1.weight         [512]                     512  (create only)
  *   features.denseblock4.denselayer1.norm1.bias           [512]                     512  (create only)
  *   features.denseblock4.denselayer1.norm1.running_mean   [512]                     512  (create only)
@@ -457,7 +457,7 @@
  *   features.denseblock4.denselayer1.norm2.bias           [128]                     128  (create only)
  *   features.denseblock4.denselayer1.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock4.denselayer1.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock4.denselayer1.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer1.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer2.norm1.weight         [544]                     544  (create only)
  *   features.denseblock4.denselayer2.norm1.bias           [544]                     544  (create only)
  *   features.denseblock4.denselayer2.norm1.running_mean   [544]                     544  (create only)
@@ -467,7 +467,7 @@
  *   features.denseblock4.denselayer2.norm2.bias           [128]                     128  (create only)
  *   features.denseblock4.denselayer2.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock4.denselayer2.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock4.denselayer2.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer2.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer3.norm1.weight         [576]                     576  (create only)
  *   features.denseblock4.denselayer3.norm1.bias           [576]                     576  (create only)
  *   features.denseblock4.denselayer3.norm1.running_mean   [576]                     576  (create only)
@@ -477,7 +477,7 @@
  *   features.denseblock4.denselayer3.norm2.bias           [128]                     128  (create only)
  *   features.denseblock4.denselayer3.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock4.denselayer3.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock4.denselayer3.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer3.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer4.norm1.weight         [608]                     608  (create only)
  *   features.denseblock4.denselayer4.norm1.bias           [608]                     608  (create only)
  *   features.denseblock4.denselayer4.norm1.running_mean   [608]                     608  (create only)
@@ -487,7 +487,7 @@
  *   features.denseblock4.denselayer4.norm2.bias           [128]                     128  (create only)
  *   features.denseblock4.denselayer4.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock4.denselayer4.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock4.denselayer4.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer4.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer5.norm1.weight         [640]                     640  (create only)
  *   features.denseblock4.denselayer5.norm1.bias           [640]                     640  (create only)
  *   features.denseblock4.denselayer5.norm1.running_mean   [640]                     640  (create only)
@@ -497,7 +497,7 @@
  *   features.denseblock4.denselayer5.norm2.bias           [128]                     128  (create only)
  *   features.denseblock4.denselayer5.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock4.denselayer5.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock4.denselayer5.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer5.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer6.norm1.weight         [672]                     672  (create only)
  *   features.denseblock4.denselayer6.norm1.bias           [672]                     672  (create only)
  *   features.denseblock4.denselayer6.norm1.running_mean   [672]                     672  (create only)
@@ -507,7 +507,7 @@
  *   features.denseblock4.denselayer6.norm2.bias           [128]                     128  (create only)
  *   features.denseblock4.denselayer6.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock4.denselayer6.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock4.denselayer6.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer6.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer7.norm1.weight         [704]                     704  (create only)
  *   features.denseblock4.denselayer7.norm1.bias           [704]                     704  (create only)
  *   features.denseblock4.denselayer7.norm1.running_mean   [704]                     704  (create only)
@@ -517,7 +517,7 @@
  *   features.denseblock4.denselayer7.norm2.bias           [128]                     128  (create only)
  *   features.denseblock4.denselayer7.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock4.denselayer7.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock4.denselayer7.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer7.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer8.norm1.weight         [736]                     736  (create only)
  *   features.denseblock4.denselayer8.norm1.bias           [736]                     736  (create only)
  *   features.denseblock4.denselayer8.norm1.running_mean   [736]                     736  (create only)
@@ -527,7 +527,7 @@
  *   features.denseblock4.denselayer8.norm2.bias           [128]                     128  (create only)
  *   features.denseblock4.denselayer8.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock4.denselayer8.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock4.denselayer8.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer8.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer9.norm1.weight         [768]                     768  (create only)
  *   features.denseblock4.denselayer9.norm1.bias           [768]                     768  (create only)
  *   features.denseblock4.denselayer9.norm1.running_mean   [768]                     768  (create only)
@@ -537,7 +537,7 @@
  *   features.denseblock4.denselayer9.norm2.bias           [128]                     128  (create only)
  *   features.denseblock4.denselayer9.norm2.running_mean   [128]                     128  (create only)
  *   features.denseblock4.denselayer9.norm2.running_var    [128]                     128  (create only)
- *   features.denseblock4.denselayer9.conv2.weight         [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer9.conv2.weight         [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer10.norm1.weight        [800]                     800  (create only)
  *   features.denseblock4.denselayer10.norm1.bias          [800]                     800  (create only)
  *   features.denseblock4.denselayer10.norm1.running_mean  [800]                     800  (create only)
@@ -547,7 +547,7 @@
  *   features.denseblock4.denselayer10.norm2.bias          [128]                     128  (create only)
  *   features.denseblock4.denselayer10.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock4.denselayer10.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock4.denselayer10.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer10.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer11.norm1.weight        [832]                     832  (create only)
  *   features.denseblock4.denselayer11.norm1.bias          [832]                     832  (create only)
  *   features.denseblock4.denselayer11.norm1.running_mean  [832]                     832  (create only)
@@ -557,7 +557,7 @@
  *   features.denseblock4.denselayer11.norm2.bias          [128]                     128  (create only)
  *   features.denseblock4.denselayer11.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock4.denselayer11.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock4.denselayer11.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer11.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer12.norm1.weight        [864]                     864  (create only)
  *   features.denseblock4.denselayer12.norm1.bias          [864]                     864  (create only)
  *   features.denseblock4.denselayer12.norm1.running_mean  [864]                     864  (create only)
@@ -567,7 +567,7 @@
  *   features.denseblock4.denselayer12.norm2.bias          [128]                     128  (create only)
  *   features.denseblock4.denselayer12.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock4.denselayer12.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock4.denselayer12.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer12.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer13.norm1.weight        [896]                     896  (create only)
  *   features.denseblock4.denselayer13.norm1.bias          [896]                     896  (create only)
  *   features.denseblock4.denselayer13.norm1.running_mean  [896]                     896  (create only)
@@ -577,7 +577,7 @@
  *   features.denseblock4.denselayer13.norm2.bias          [128]                     128  (create only)
  *   features.denseblock4.denselayer13.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock4.denselayer13.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock4.denselayer13.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer13.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer14.norm1.weight        [928]                     928  (create only)
  *   features.denseblock4.denselayer14.norm1.bias          [928]                     928  (create only)
  *   features.denseblock4.denselayer14.norm1.running_mean  [928]                     928  (create only)
@@ -587,7 +587,7 @@
  *   features.denseblock4.denselayer14.norm2.bias          [128]                     128  (create only)
  *   features.denseblock4.denselayer14.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock4.denselayer14.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock4.denselayer14.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer14.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer15.norm1.weight        [960]                     960  (create only)
  *   features.denseblock4.denselayer15.norm1.bias          [960]                     960  (create only)
  *   features.denseblock4.denselayer15.norm1.running_mean  [960]                     960  (create only)
@@ -597,7 +597,7 @@
  *   features.denseblock4.denselayer15.norm2.bias          [128]                     128  (create only)
  *   features.denseblock4.denselayer15.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock4.denselayer15.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock4.denselayer15.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer15.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.denseblock4.denselayer16.norm1.weight        [992]                     992  (create only)
  *   features.denseblock4.denselayer16.norm1.bias          [992]                     992  (create only)
  *   features.denseblock4.denselayer16.norm1.running_mean  [992]                     992  (create only)
@@ -607,7 +607,7 @@
  *   features.denseblock4.denselayer16.norm2.bias          [128]                     128  (create only)
  *   features.denseblock4.denselayer16.norm2.running_mean  [128]                     128  (create only)
  *   features.denseblock4.denselayer16.norm2.running_var   [128]                     128  (create only)
- *   features.denseblock4.denselayer16.conv2.weight        [32, 128, 3, 3]         36864
+ *   features.denseblock4.denselayer16.conv2.weight        [32, 128, 3, 3]         36864  (create only)
  *   features.norm5.weight                                 [1024]                   1024  (create only)
  *   features.norm5.bias                                   [1024]                   1024  (create only)
  *   features.norm5.running_mean                           [1024]                   1024  (create only)
@@ -657,8 +657,8 @@ extern "C" {
 #define DENSENET121_MAX_BATCH          1           /* largest n of one call */
 #define DENSENET121_WORKSPACE_BYTES    19267584    /* activations + scratch at max batch */
 #define DENSENET121_PARAM_FLOATS       8062504     /* all parameters */
-#define DENSENET121_PARAM_KEPT_FLOATS  3851240     /* of them, those kept after create */
-#define DENSENET121_CONST_FLOATS       4120128     /* computed from them at create */
+#define DENSENET121_PARAM_KEPT_FLOATS  1025000     /* of them, those kept after create */
+#define DENSENET121_CONST_FLOATS       6946368     /* computed from them at create */
 #define DENSENET121_N_PARAMS           606         /* tensors in the weights file */
 #define DENSENET121_N_INPUTS           1
 #define DENSENET121_N_OUTPUTS          1
@@ -698,6 +698,13 @@ int densenet121_forward_v(densenet121_model *m, int n, const float *const *input
 /* The message of the last failure of m ("" after a success); "out of memory"
  * for NULL, which is what create leaves when it cannot allocate at all. */
 const char *densenet121_last_error(const densenet121_model *m);
+
+/* Runs m's layers on `threads` threads from now on (0: one per online CPU,
+ * or NNC_THREADS from the environment; 1: the caller's thread alone, no
+ * thread is kept). create starts them as for 0. Results do not depend on
+ * the number. Returns DENSENET121_OK, or DENSENET121_ERR_NOMEM when threads could not be
+ * started (m then runs on the caller's thread). */
+int densenet121_set_threads(densenet121_model *m, int threads);
 
 /* Frees m and all create allocated (not a caller's workspace); NULL is a no-op. */
 void densenet121_destroy(densenet121_model *m);

@@ -24,8 +24,11 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel maxpool2d */
@@ -42,6 +45,7 @@ struct googlenet_model {
     float         *consts;    /* GOOGLENET_CONST_FLOATS floats computed from params at create (googlenet_prepare) */
     unsigned char *ws;        /* the workspace, GOOGLENET_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
+    nnc_ctx        ctx;       /* the instruction set and the threads the kernels run on */
     char           err[512];  /* the message of the last failure, "" if none */
 };
 
@@ -377,6 +381,7 @@ static int googlenet_fail(googlenet_model *m, int code, const char *fmt, ...)
 /* Frees what create allocated, keeping the message. */
 static void googlenet_release(googlenet_model *m)
 {
+    nnc_ctx_stop(&m->ctx);
     free(m->params);
     free(m->consts);
     m->consts = NULL;
@@ -448,667 +453,712 @@ static int googlenet_prepare(googlenet_model *m)
         return googlenet_fail(m, GOOGLENET_ERR_NOMEM, "googlenet_create: out of memory for the constants");
     m->consts = consts;
 
-    /* bn_fold_weight conv1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7271352, 64, 1, 147, 64,    /* w: conv1.conv.weight [64, 3, 7, 7] as [rows][cols][inner], groups */
-                       params + 7280760, params + 7280952,  /* conv1.bn.weight, conv1.bn.running_var */
-                       0.001f, consts + 0);                 /* eps, y */
-
     /* bn_fold_bias conv1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 7280760, params + 7280824,  /* conv1.bn.weight, conv1.bn.bias */
                      params + 7280888, params + 7280952,      /* conv1.bn.running_mean, conv1.bn.running_var */
-                     0.001f, NULL, consts + 9408);            /* eps, no bias, y */
-
-    /* bn_fold_weight conv2.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7281016, 64, 1, 64, 64,     /* w: conv2.conv.weight [64, 64, 1, 1] as [rows][cols][inner], groups */
-                       params + 7285112, params + 7285304,  /* conv2.bn.weight, conv2.bn.running_var */
-                       0.001f, consts + 9472);              /* eps, y */
+                     0.001f, NULL, consts + 0);               /* eps, no bias, y */
 
     /* bn_fold_bias conv2.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 7285112, params + 7285176,  /* conv2.bn.weight, conv2.bn.bias */
                      params + 7285240, params + 7285304,      /* conv2.bn.running_mean, conv2.bn.running_var */
-                     0.001f, NULL, consts + 13568);           /* eps, no bias, y */
-
-    /* bn_fold_weight conv3.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7285368, 192, 1, 576, 192,  /* w: conv3.conv.weight [192, 64, 3, 3] as [rows][cols][inner], groups */
-                       params + 7395960, params + 7396536,  /* conv3.bn.weight, conv3.bn.running_var */
-                       0.001f, consts + 13632);             /* eps, y */
+                     0.001f, NULL, consts + 64);              /* eps, no bias, y */
 
     /* bn_fold_bias conv3.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(192, params + 7395960, params + 7396152,  /* conv3.bn.weight, conv3.bn.bias */
                      params + 7396344, params + 7396536,       /* conv3.bn.running_mean, conv3.bn.running_var */
-                     0.001f, NULL, consts + 124224);           /* eps, no bias, y */
-
-    /* bn_fold_weight inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7396728, 64, 1, 192, 64,    /* w: inception3a.branch1.conv.weight [64, 192, 1, 1] as [rows][cols][inner], groups */
-                       params + 7409016, params + 7409208,  /* inception3a.branch1.bn.weight, inception3a.branch1.bn.running_var */
-                       0.001f, consts + 124416);            /* eps, y */
+                     0.001f, NULL, consts + 128);              /* eps, no bias, y */
 
     /* bn_fold_bias inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 7409016, params + 7409080,  /* inception3a.branch1.bn.weight, inception3a.branch1.bn.bias */
                      params + 7409144, params + 7409208,      /* inception3a.branch1.bn.running_mean, inception3a.branch1.bn.running_var */
-                     0.001f, NULL, consts + 136704);          /* eps, no bias, y */
+                     0.001f, NULL, consts + 320);             /* eps, no bias, y */
 
     /* bn_fold_weight inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 7409272, 96, 1, 192, 96,    /* w: inception3a.branch2.0.conv.weight [96, 192, 1, 1] as [rows][cols][inner], groups */
                        params + 7427704, params + 7427992,  /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.running_var */
-                       0.001f, consts + 136768);            /* eps, y */
+                       0.001f, consts + 384);               /* eps, y */
 
     /* bn_fold_bias inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(96, params + 7427704, params + 7427800,  /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.bias */
                      params + 7427896, params + 7427992,      /* inception3a.branch2.0.bn.running_mean, inception3a.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 155200);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7428088, 128, 1, 864, 128,  /* w: inception3a.branch2.1.conv.weight [128, 96, 3, 3] as [rows][cols][inner], groups */
-                       params + 7538680, params + 7539064,  /* inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.running_var */
-                       0.001f, consts + 155296);            /* eps, y */
+                     0.001f, NULL, consts + 18816);           /* eps, no bias, y */
 
     /* bn_fold_bias inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 7538680, params + 7538808,  /* inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.bias */
                      params + 7538936, params + 7539064,       /* inception3a.branch2.1.bn.running_mean, inception3a.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 265888);           /* eps, no bias, y */
+                     0.001f, NULL, consts + 18912);            /* eps, no bias, y */
 
     /* bn_fold_weight inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 7539192, 16, 1, 192, 16,    /* w: inception3a.branch3.0.conv.weight [16, 192, 1, 1] as [rows][cols][inner], groups */
                        params + 7542264, params + 7542312,  /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.running_var */
-                       0.001f, consts + 266016);            /* eps, y */
+                       0.001f, consts + 19040);             /* eps, y */
 
     /* bn_fold_bias inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(16, params + 7542264, params + 7542280,  /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.bias */
                      params + 7542296, params + 7542312,      /* inception3a.branch3.0.bn.running_mean, inception3a.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 269088);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7542328, 32, 1, 144, 32,    /* w: inception3a.branch3.1.conv.weight [32, 16, 3, 3] as [rows][cols][inner], groups */
-                       params + 7546936, params + 7547032,  /* inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.running_var */
-                       0.001f, consts + 269104);            /* eps, y */
+                     0.001f, NULL, consts + 22112);           /* eps, no bias, y */
 
     /* bn_fold_bias inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(32, params + 7546936, params + 7546968,  /* inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.bias */
                      params + 7547000, params + 7547032,      /* inception3a.branch3.1.bn.running_mean, inception3a.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 273712);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7547064, 32, 1, 192, 32,    /* w: inception3a.branch4.1.conv.weight [32, 192, 1, 1] as [rows][cols][inner], groups */
-                       params + 7553208, params + 7553304,  /* inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.running_var */
-                       0.001f, consts + 273744);            /* eps, y */
+                     0.001f, NULL, consts + 22128);           /* eps, no bias, y */
 
     /* bn_fold_bias inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(32, params + 7553208, params + 7553240,  /* inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.bias */
                      params + 7553272, params + 7553304,      /* inception3a.branch4.1.bn.running_mean, inception3a.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 279888);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7553336, 128, 1, 256, 128,  /* w: inception3b.branch1.conv.weight [128, 256, 1, 1] as [rows][cols][inner], groups */
-                       params + 7586104, params + 7586488,  /* inception3b.branch1.bn.weight, inception3b.branch1.bn.running_var */
-                       0.001f, consts + 279920);            /* eps, y */
+                     0.001f, NULL, consts + 22160);           /* eps, no bias, y */
 
     /* bn_fold_bias inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 7586104, params + 7586232,  /* inception3b.branch1.bn.weight, inception3b.branch1.bn.bias */
                      params + 7586360, params + 7586488,       /* inception3b.branch1.bn.running_mean, inception3b.branch1.bn.running_var */
-                     0.001f, NULL, consts + 312688);           /* eps, no bias, y */
+                     0.001f, NULL, consts + 22192);            /* eps, no bias, y */
 
     /* bn_fold_weight inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 7586616, 128, 1, 256, 128,  /* w: inception3b.branch2.0.conv.weight [128, 256, 1, 1] as [rows][cols][inner], groups */
                        params + 7619384, params + 7619768,  /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.running_var */
-                       0.001f, consts + 312816);            /* eps, y */
+                       0.001f, consts + 22320);             /* eps, y */
 
     /* bn_fold_bias inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 7619384, params + 7619512,  /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.bias */
                      params + 7619640, params + 7619768,       /* inception3b.branch2.0.bn.running_mean, inception3b.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 345584);           /* eps, no bias, y */
-
-    /* bn_fold_weight inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7619896, 192, 1, 1152, 192,  /* w: inception3b.branch2.1.conv.weight [192, 128, 3, 3] as [rows][cols][inner], groups */
-                       params + 7841080, params + 7841656,   /* inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.running_var */
-                       0.001f, consts + 345712);             /* eps, y */
+                     0.001f, NULL, consts + 55088);            /* eps, no bias, y */
 
     /* bn_fold_bias inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(192, params + 7841080, params + 7841272,  /* inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.bias */
                      params + 7841464, params + 7841656,       /* inception3b.branch2.1.bn.running_mean, inception3b.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 566896);           /* eps, no bias, y */
+                     0.001f, NULL, consts + 55216);            /* eps, no bias, y */
 
     /* bn_fold_weight inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 7841848, 32, 1, 256, 32,    /* w: inception3b.branch3.0.conv.weight [32, 256, 1, 1] as [rows][cols][inner], groups */
                        params + 7850040, params + 7850136,  /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.running_var */
-                       0.001f, consts + 567088);            /* eps, y */
+                       0.001f, consts + 55408);             /* eps, y */
 
     /* bn_fold_bias inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(32, params + 7850040, params + 7850072,  /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.bias */
                      params + 7850104, params + 7850136,      /* inception3b.branch3.0.bn.running_mean, inception3b.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 575280);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7850168, 96, 1, 288, 96,    /* w: inception3b.branch3.1.conv.weight [96, 32, 3, 3] as [rows][cols][inner], groups */
-                       params + 7877816, params + 7878104,  /* inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.running_var */
-                       0.001f, consts + 575312);            /* eps, y */
+                     0.001f, NULL, consts + 63600);           /* eps, no bias, y */
 
     /* bn_fold_bias inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(96, params + 7877816, params + 7877912,  /* inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.bias */
                      params + 7878008, params + 7878104,      /* inception3b.branch3.1.bn.running_mean, inception3b.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 602960);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7878200, 64, 1, 256, 64,    /* w: inception3b.branch4.1.conv.weight [64, 256, 1, 1] as [rows][cols][inner], groups */
-                       params + 7894584, params + 7894776,  /* inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.running_var */
-                       0.001f, consts + 603056);            /* eps, y */
+                     0.001f, NULL, consts + 63632);           /* eps, no bias, y */
 
     /* bn_fold_bias inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 7894584, params + 7894648,  /* inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.bias */
                      params + 7894712, params + 7894776,      /* inception3b.branch4.1.bn.running_mean, inception3b.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 619440);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7894840, 192, 1, 480, 192,  /* w: inception4a.branch1.conv.weight [192, 480, 1, 1] as [rows][cols][inner], groups */
-                       params + 7987000, params + 7987576,  /* inception4a.branch1.bn.weight, inception4a.branch1.bn.running_var */
-                       0.001f, consts + 619504);            /* eps, y */
+                     0.001f, NULL, consts + 63728);           /* eps, no bias, y */
 
     /* bn_fold_bias inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(192, params + 7987000, params + 7987192,  /* inception4a.branch1.bn.weight, inception4a.branch1.bn.bias */
                      params + 7987384, params + 7987576,       /* inception4a.branch1.bn.running_mean, inception4a.branch1.bn.running_var */
-                     0.001f, NULL, consts + 711664);           /* eps, no bias, y */
+                     0.001f, NULL, consts + 63792);            /* eps, no bias, y */
 
     /* bn_fold_weight inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 7987768, 96, 1, 480, 96,    /* w: inception4a.branch2.0.conv.weight [96, 480, 1, 1] as [rows][cols][inner], groups */
                        params + 8033848, params + 8034136,  /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.running_var */
-                       0.001f, consts + 711856);            /* eps, y */
+                       0.001f, consts + 63984);             /* eps, y */
 
     /* bn_fold_bias inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(96, params + 8033848, params + 8033944,  /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.bias */
                      params + 8034040, params + 8034136,      /* inception4a.branch2.0.bn.running_mean, inception4a.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 757936);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8034232, 208, 1, 864, 208,  /* w: inception4a.branch2.1.conv.weight [208, 96, 3, 3] as [rows][cols][inner], groups */
-                       params + 8213944, params + 8214568,  /* inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.running_var */
-                       0.001f, consts + 758032);            /* eps, y */
+                     0.001f, NULL, consts + 110064);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(208, params + 8213944, params + 8214152,  /* inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.bias */
                      params + 8214360, params + 8214568,       /* inception4a.branch2.1.bn.running_mean, inception4a.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 937744);           /* eps, no bias, y */
+                     0.001f, NULL, consts + 110160);           /* eps, no bias, y */
 
     /* bn_fold_weight inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 8214776, 16, 1, 480, 16,    /* w: inception4a.branch3.0.conv.weight [16, 480, 1, 1] as [rows][cols][inner], groups */
                        params + 8222456, params + 8222504,  /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.running_var */
-                       0.001f, consts + 937952);            /* eps, y */
+                       0.001f, consts + 110368);            /* eps, y */
 
     /* bn_fold_bias inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(16, params + 8222456, params + 8222472,  /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.bias */
                      params + 8222488, params + 8222504,      /* inception4a.branch3.0.bn.running_mean, inception4a.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 945632);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8222520, 48, 1, 144, 48,    /* w: inception4a.branch3.1.conv.weight [48, 16, 3, 3] as [rows][cols][inner], groups */
-                       params + 8229432, params + 8229576,  /* inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.running_var */
-                       0.001f, consts + 945648);            /* eps, y */
+                     0.001f, NULL, consts + 118048);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(48, params + 8229432, params + 8229480,  /* inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.bias */
                      params + 8229528, params + 8229576,      /* inception4a.branch3.1.bn.running_mean, inception4a.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 952560);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8229624, 64, 1, 480, 64,    /* w: inception4a.branch4.1.conv.weight [64, 480, 1, 1] as [rows][cols][inner], groups */
-                       params + 8260344, params + 8260536,  /* inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.running_var */
-                       0.001f, consts + 952608);            /* eps, y */
+                     0.001f, NULL, consts + 118064);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 8260344, params + 8260408,  /* inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.bias */
                      params + 8260472, params + 8260536,      /* inception4a.branch4.1.bn.running_mean, inception4a.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 983328);          /* eps, no bias, y */
-
-    /* bn_fold_weight aux1.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8260600, 128, 1, 512, 128,  /* w: aux1.conv.conv.weight [128, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 8326136, params + 8326520,  /* aux1.conv.bn.weight, aux1.conv.bn.running_var */
-                       0.001f, consts + 983392);            /* eps, y */
+                     0.001f, NULL, consts + 118112);          /* eps, no bias, y */
 
     /* bn_fold_bias aux1.conv.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 8326136, params + 8326264,  /* aux1.conv.bn.weight, aux1.conv.bn.bias */
                      params + 8326392, params + 8326520,       /* aux1.conv.bn.running_mean, aux1.conv.bn.running_var */
-                     0.001f, NULL, consts + 1048928);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8326648, 160, 1, 512, 160,  /* w: inception4b.branch1.conv.weight [160, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 8408568, params + 8409048,  /* inception4b.branch1.bn.weight, inception4b.branch1.bn.running_var */
-                       0.001f, consts + 1049056);           /* eps, y */
+                     0.001f, NULL, consts + 118176);           /* eps, no bias, y */
 
     /* bn_fold_bias inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(160, params + 8408568, params + 8408728,  /* inception4b.branch1.bn.weight, inception4b.branch1.bn.bias */
                      params + 8408888, params + 8409048,       /* inception4b.branch1.bn.running_mean, inception4b.branch1.bn.running_var */
-                     0.001f, NULL, consts + 1130976);          /* eps, no bias, y */
+                     0.001f, NULL, consts + 118304);           /* eps, no bias, y */
 
     /* bn_fold_weight inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 8409208, 112, 1, 512, 112,  /* w: inception4b.branch2.0.conv.weight [112, 512, 1, 1] as [rows][cols][inner], groups */
                        params + 8466552, params + 8466888,  /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.running_var */
-                       0.001f, consts + 1131136);           /* eps, y */
+                       0.001f, consts + 118464);            /* eps, y */
 
     /* bn_fold_bias inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(112, params + 8466552, params + 8466664,  /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.bias */
                      params + 8466776, params + 8466888,       /* inception4b.branch2.0.bn.running_mean, inception4b.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 1188480);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8467000, 224, 1, 1008, 224,  /* w: inception4b.branch2.1.conv.weight [224, 112, 3, 3] as [rows][cols][inner], groups */
-                       params + 8692792, params + 8693464,   /* inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.running_var */
-                       0.001f, consts + 1188592);            /* eps, y */
+                     0.001f, NULL, consts + 175808);           /* eps, no bias, y */
 
     /* bn_fold_bias inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(224, params + 8692792, params + 8693016,  /* inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.bias */
                      params + 8693240, params + 8693464,       /* inception4b.branch2.1.bn.running_mean, inception4b.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 1414384);          /* eps, no bias, y */
+                     0.001f, NULL, consts + 175920);           /* eps, no bias, y */
 
     /* bn_fold_weight inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 8693688, 24, 1, 512, 24,    /* w: inception4b.branch3.0.conv.weight [24, 512, 1, 1] as [rows][cols][inner], groups */
                        params + 8705976, params + 8706048,  /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.running_var */
-                       0.001f, consts + 1414608);           /* eps, y */
+                       0.001f, consts + 176144);            /* eps, y */
 
     /* bn_fold_bias inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(24, params + 8705976, params + 8706000,  /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.bias */
                      params + 8706024, params + 8706048,      /* inception4b.branch3.0.bn.running_mean, inception4b.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 1426896);         /* eps, no bias, y */
-
-    /* bn_fold_weight inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8706072, 64, 1, 216, 64,    /* w: inception4b.branch3.1.conv.weight [64, 24, 3, 3] as [rows][cols][inner], groups */
-                       params + 8719896, params + 8720088,  /* inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.running_var */
-                       0.001f, consts + 1426920);           /* eps, y */
+                     0.001f, NULL, consts + 188432);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 8719896, params + 8719960,  /* inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.bias */
                      params + 8720024, params + 8720088,      /* inception4b.branch3.1.bn.running_mean, inception4b.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 1440744);         /* eps, no bias, y */
-
-    /* bn_fold_weight inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8720152, 64, 1, 512, 64,    /* w: inception4b.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 8752920, params + 8753112,  /* inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.running_var */
-                       0.001f, consts + 1440808);           /* eps, y */
+                     0.001f, NULL, consts + 188456);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 8752920, params + 8752984,  /* inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.bias */
                      params + 8753048, params + 8753112,      /* inception4b.branch4.1.bn.running_mean, inception4b.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 1473576);         /* eps, no bias, y */
-
-    /* bn_fold_weight inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8753176, 128, 1, 512, 128,  /* w: inception4c.branch1.conv.weight [128, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 8818712, params + 8819096,  /* inception4c.branch1.bn.weight, inception4c.branch1.bn.running_var */
-                       0.001f, consts + 1473640);           /* eps, y */
+                     0.001f, NULL, consts + 188520);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 8818712, params + 8818840,  /* inception4c.branch1.bn.weight, inception4c.branch1.bn.bias */
                      params + 8818968, params + 8819096,       /* inception4c.branch1.bn.running_mean, inception4c.branch1.bn.running_var */
-                     0.001f, NULL, consts + 1539176);          /* eps, no bias, y */
+                     0.001f, NULL, consts + 188584);           /* eps, no bias, y */
 
     /* bn_fold_weight inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 8819224, 128, 1, 512, 128,  /* w: inception4c.branch2.0.conv.weight [128, 512, 1, 1] as [rows][cols][inner], groups */
                        params + 8884760, params + 8885144,  /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.running_var */
-                       0.001f, consts + 1539304);           /* eps, y */
+                       0.001f, consts + 188712);            /* eps, y */
 
     /* bn_fold_bias inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 8884760, params + 8884888,  /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.bias */
                      params + 8885016, params + 8885144,       /* inception4c.branch2.0.bn.running_mean, inception4c.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 1604840);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8885272, 256, 1, 1152, 256,  /* w: inception4c.branch2.1.conv.weight [256, 128, 3, 3] as [rows][cols][inner], groups */
-                       params + 9180184, params + 9180952,   /* inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.running_var */
-                       0.001f, consts + 1604968);            /* eps, y */
+                     0.001f, NULL, consts + 254248);           /* eps, no bias, y */
 
     /* bn_fold_bias inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(256, params + 9180184, params + 9180440,  /* inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.bias */
                      params + 9180696, params + 9180952,       /* inception4c.branch2.1.bn.running_mean, inception4c.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 1899880);          /* eps, no bias, y */
+                     0.001f, NULL, consts + 254376);           /* eps, no bias, y */
 
     /* bn_fold_weight inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 9181208, 24, 1, 512, 24,    /* w: inception4c.branch3.0.conv.weight [24, 512, 1, 1] as [rows][cols][inner], groups */
                        params + 9193496, params + 9193568,  /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.running_var */
-                       0.001f, consts + 1900136);           /* eps, y */
+                       0.001f, consts + 254632);            /* eps, y */
 
     /* bn_fold_bias inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(24, params + 9193496, params + 9193520,  /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.bias */
                      params + 9193544, params + 9193568,      /* inception4c.branch3.0.bn.running_mean, inception4c.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 1912424);         /* eps, no bias, y */
-
-    /* bn_fold_weight inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9193592, 64, 1, 216, 64,    /* w: inception4c.branch3.1.conv.weight [64, 24, 3, 3] as [rows][cols][inner], groups */
-                       params + 9207416, params + 9207608,  /* inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.running_var */
-                       0.001f, consts + 1912448);           /* eps, y */
+                     0.001f, NULL, consts + 266920);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 9207416, params + 9207480,  /* inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.bias */
                      params + 9207544, params + 9207608,      /* inception4c.branch3.1.bn.running_mean, inception4c.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 1926272);         /* eps, no bias, y */
-
-    /* bn_fold_weight inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9207672, 64, 1, 512, 64,    /* w: inception4c.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 9240440, params + 9240632,  /* inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.running_var */
-                       0.001f, consts + 1926336);           /* eps, y */
+                     0.001f, NULL, consts + 266944);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 9240440, params + 9240504,  /* inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.bias */
                      params + 9240568, params + 9240632,      /* inception4c.branch4.1.bn.running_mean, inception4c.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 1959104);         /* eps, no bias, y */
-
-    /* bn_fold_weight inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9240696, 112, 1, 512, 112,  /* w: inception4d.branch1.conv.weight [112, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 9298040, params + 9298376,  /* inception4d.branch1.bn.weight, inception4d.branch1.bn.running_var */
-                       0.001f, consts + 1959168);           /* eps, y */
+                     0.001f, NULL, consts + 267008);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(112, params + 9298040, params + 9298152,  /* inception4d.branch1.bn.weight, inception4d.branch1.bn.bias */
                      params + 9298264, params + 9298376,       /* inception4d.branch1.bn.running_mean, inception4d.branch1.bn.running_var */
-                     0.001f, NULL, consts + 2016512);          /* eps, no bias, y */
+                     0.001f, NULL, consts + 267072);           /* eps, no bias, y */
 
     /* bn_fold_weight inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 9298488, 144, 1, 512, 144,  /* w: inception4d.branch2.0.conv.weight [144, 512, 1, 1] as [rows][cols][inner], groups */
                        params + 9372216, params + 9372648,  /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.running_var */
-                       0.001f, consts + 2016624);           /* eps, y */
+                       0.001f, consts + 267184);            /* eps, y */
 
     /* bn_fold_bias inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(144, params + 9372216, params + 9372360,  /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.bias */
                      params + 9372504, params + 9372648,       /* inception4d.branch2.0.bn.running_mean, inception4d.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 2090352);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9372792, 288, 1, 1296, 288,  /* w: inception4d.branch2.1.conv.weight [288, 144, 3, 3] as [rows][cols][inner], groups */
-                       params + 9746040, params + 9746904,   /* inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.running_var */
-                       0.001f, consts + 2090496);            /* eps, y */
+                     0.001f, NULL, consts + 340912);           /* eps, no bias, y */
 
     /* bn_fold_bias inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(288, params + 9746040, params + 9746328,  /* inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.bias */
                      params + 9746616, params + 9746904,       /* inception4d.branch2.1.bn.running_mean, inception4d.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 2463744);          /* eps, no bias, y */
+                     0.001f, NULL, consts + 341056);           /* eps, no bias, y */
 
     /* bn_fold_weight inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 9747192, 32, 1, 512, 32,    /* w: inception4d.branch3.0.conv.weight [32, 512, 1, 1] as [rows][cols][inner], groups */
                        params + 9763576, params + 9763672,  /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.running_var */
-                       0.001f, consts + 2464032);           /* eps, y */
+                       0.001f, consts + 341344);            /* eps, y */
 
     /* bn_fold_bias inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(32, params + 9763576, params + 9763608,  /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.bias */
                      params + 9763640, params + 9763672,      /* inception4d.branch3.0.bn.running_mean, inception4d.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 2480416);         /* eps, no bias, y */
-
-    /* bn_fold_weight inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9763704, 64, 1, 288, 64,    /* w: inception4d.branch3.1.conv.weight [64, 32, 3, 3] as [rows][cols][inner], groups */
-                       params + 9782136, params + 9782328,  /* inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.running_var */
-                       0.001f, consts + 2480448);           /* eps, y */
+                     0.001f, NULL, consts + 357728);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 9782136, params + 9782200,  /* inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.bias */
                      params + 9782264, params + 9782328,      /* inception4d.branch3.1.bn.running_mean, inception4d.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 2498880);         /* eps, no bias, y */
-
-    /* bn_fold_weight inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9782392, 64, 1, 512, 64,    /* w: inception4d.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 9815160, params + 9815352,  /* inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.running_var */
-                       0.001f, consts + 2498944);           /* eps, y */
+                     0.001f, NULL, consts + 357760);          /* eps, no bias, y */
 
     /* bn_fold_bias inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(64, params + 9815160, params + 9815224,  /* inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.bias */
                      params + 9815288, params + 9815352,      /* inception4d.branch4.1.bn.running_mean, inception4d.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 2531712);         /* eps, no bias, y */
-
-    /* bn_fold_weight aux2.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9815416, 128, 1, 528, 128,  /* w: aux2.conv.conv.weight [128, 528, 1, 1] as [rows][cols][inner], groups */
-                       params + 9883000, params + 9883384,  /* aux2.conv.bn.weight, aux2.conv.bn.running_var */
-                       0.001f, consts + 2531776);           /* eps, y */
+                     0.001f, NULL, consts + 357824);          /* eps, no bias, y */
 
     /* bn_fold_bias aux2.conv.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 9883000, params + 9883128,  /* aux2.conv.bn.weight, aux2.conv.bn.bias */
                      params + 9883256, params + 9883384,       /* aux2.conv.bn.running_mean, aux2.conv.bn.running_var */
-                     0.001f, NULL, consts + 2599360);          /* eps, no bias, y */
-
-    /* bn_fold_weight inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9883512, 256, 1, 528, 256,    /* w: inception4e.branch1.conv.weight [256, 528, 1, 1] as [rows][cols][inner], groups */
-                       params + 10018680, params + 10019448,  /* inception4e.branch1.bn.weight, inception4e.branch1.bn.running_var */
-                       0.001f, consts + 2599488);             /* eps, y */
+                     0.001f, NULL, consts + 357888);           /* eps, no bias, y */
 
     /* bn_fold_bias inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(256, params + 10018680, params + 10018936,  /* inception4e.branch1.bn.weight, inception4e.branch1.bn.bias */
                      params + 10019192, params + 10019448,       /* inception4e.branch1.bn.running_mean, inception4e.branch1.bn.running_var */
-                     0.001f, NULL, consts + 2734656);            /* eps, no bias, y */
+                     0.001f, NULL, consts + 358016);             /* eps, no bias, y */
 
     /* bn_fold_weight inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 10019704, 160, 1, 528, 160,   /* w: inception4e.branch2.0.conv.weight [160, 528, 1, 1] as [rows][cols][inner], groups */
                        params + 10104184, params + 10104664,  /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.running_var */
-                       0.001f, consts + 2734912);             /* eps, y */
+                       0.001f, consts + 358272);              /* eps, y */
 
     /* bn_fold_bias inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(160, params + 10104184, params + 10104344,  /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.bias */
                      params + 10104504, params + 10104664,       /* inception4e.branch2.0.bn.running_mean, inception4e.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 2819392);            /* eps, no bias, y */
-
-    /* bn_fold_weight inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 10104824, 320, 1, 1440, 320,  /* w: inception4e.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols][inner], groups */
-                       params + 10565624, params + 10566584,  /* inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.running_var */
-                       0.001f, consts + 2819552);             /* eps, y */
+                     0.001f, NULL, consts + 442752);             /* eps, no bias, y */
 
     /* bn_fold_bias inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(320, params + 10565624, params + 10565944,  /* inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.bias */
                      params + 10566264, params + 10566584,       /* inception4e.branch2.1.bn.running_mean, inception4e.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 3280352);            /* eps, no bias, y */
+                     0.001f, NULL, consts + 442912);             /* eps, no bias, y */
 
     /* bn_fold_weight inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 10566904, 32, 1, 528, 32,     /* w: inception4e.branch3.0.conv.weight [32, 528, 1, 1] as [rows][cols][inner], groups */
                        params + 10583800, params + 10583896,  /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.running_var */
-                       0.001f, consts + 3280672);             /* eps, y */
+                       0.001f, consts + 443232);              /* eps, y */
 
     /* bn_fold_bias inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(32, params + 10583800, params + 10583832,  /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.bias */
                      params + 10583864, params + 10583896,      /* inception4e.branch3.0.bn.running_mean, inception4e.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 3297568);           /* eps, no bias, y */
-
-    /* bn_fold_weight inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 10583928, 128, 1, 288, 128,   /* w: inception4e.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols][inner], groups */
-                       params + 10620792, params + 10621176,  /* inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.running_var */
-                       0.001f, consts + 3297600);             /* eps, y */
+                     0.001f, NULL, consts + 460128);            /* eps, no bias, y */
 
     /* bn_fold_bias inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 10620792, params + 10620920,  /* inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.bias */
                      params + 10621048, params + 10621176,       /* inception4e.branch3.1.bn.running_mean, inception4e.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 3334464);            /* eps, no bias, y */
-
-    /* bn_fold_weight inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 10621304, 128, 1, 528, 128,   /* w: inception4e.branch4.1.conv.weight [128, 528, 1, 1] as [rows][cols][inner], groups */
-                       params + 10688888, params + 10689272,  /* inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.running_var */
-                       0.001f, consts + 3334592);             /* eps, y */
+                     0.001f, NULL, consts + 460160);             /* eps, no bias, y */
 
     /* bn_fold_bias inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 10688888, params + 10689016,  /* inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.bias */
                      params + 10689144, params + 10689272,       /* inception4e.branch4.1.bn.running_mean, inception4e.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 3402176);            /* eps, no bias, y */
-
-    /* bn_fold_weight inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 10689400, 256, 1, 832, 256,   /* w: inception5a.branch1.conv.weight [256, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 10902392, params + 10903160,  /* inception5a.branch1.bn.weight, inception5a.branch1.bn.running_var */
-                       0.001f, consts + 3402304);             /* eps, y */
+                     0.001f, NULL, consts + 460288);             /* eps, no bias, y */
 
     /* bn_fold_bias inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(256, params + 10902392, params + 10902648,  /* inception5a.branch1.bn.weight, inception5a.branch1.bn.bias */
                      params + 10902904, params + 10903160,       /* inception5a.branch1.bn.running_mean, inception5a.branch1.bn.running_var */
-                     0.001f, NULL, consts + 3615296);            /* eps, no bias, y */
+                     0.001f, NULL, consts + 460416);             /* eps, no bias, y */
 
     /* bn_fold_weight inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 10903416, 160, 1, 832, 160,   /* w: inception5a.branch2.0.conv.weight [160, 832, 1, 1] as [rows][cols][inner], groups */
                        params + 11036536, params + 11037016,  /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.running_var */
-                       0.001f, consts + 3615552);             /* eps, y */
+                       0.001f, consts + 460672);              /* eps, y */
 
     /* bn_fold_bias inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(160, params + 11036536, params + 11036696,  /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.bias */
                      params + 11036856, params + 11037016,       /* inception5a.branch2.0.bn.running_mean, inception5a.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 3748672);            /* eps, no bias, y */
-
-    /* bn_fold_weight inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 11037176, 320, 1, 1440, 320,  /* w: inception5a.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols][inner], groups */
-                       params + 11497976, params + 11498936,  /* inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.running_var */
-                       0.001f, consts + 3748832);             /* eps, y */
+                     0.001f, NULL, consts + 593792);             /* eps, no bias, y */
 
     /* bn_fold_bias inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(320, params + 11497976, params + 11498296,  /* inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.bias */
                      params + 11498616, params + 11498936,       /* inception5a.branch2.1.bn.running_mean, inception5a.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 4209632);            /* eps, no bias, y */
+                     0.001f, NULL, consts + 593952);             /* eps, no bias, y */
 
     /* bn_fold_weight inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 11499256, 32, 1, 832, 32,     /* w: inception5a.branch3.0.conv.weight [32, 832, 1, 1] as [rows][cols][inner], groups */
                        params + 11525880, params + 11525976,  /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.running_var */
-                       0.001f, consts + 4209952);             /* eps, y */
+                       0.001f, consts + 594272);              /* eps, y */
 
     /* bn_fold_bias inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(32, params + 11525880, params + 11525912,  /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.bias */
                      params + 11525944, params + 11525976,      /* inception5a.branch3.0.bn.running_mean, inception5a.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 4236576);           /* eps, no bias, y */
-
-    /* bn_fold_weight inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 11526008, 128, 1, 288, 128,   /* w: inception5a.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols][inner], groups */
-                       params + 11562872, params + 11563256,  /* inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.running_var */
-                       0.001f, consts + 4236608);             /* eps, y */
+                     0.001f, NULL, consts + 620896);            /* eps, no bias, y */
 
     /* bn_fold_bias inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 11562872, params + 11563000,  /* inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.bias */
                      params + 11563128, params + 11563256,       /* inception5a.branch3.1.bn.running_mean, inception5a.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 4273472);            /* eps, no bias, y */
-
-    /* bn_fold_weight inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 11563384, 128, 1, 832, 128,   /* w: inception5a.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 11669880, params + 11670264,  /* inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.running_var */
-                       0.001f, consts + 4273600);             /* eps, y */
+                     0.001f, NULL, consts + 620928);             /* eps, no bias, y */
 
     /* bn_fold_bias inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 11669880, params + 11670008,  /* inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.bias */
                      params + 11670136, params + 11670264,       /* inception5a.branch4.1.bn.running_mean, inception5a.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 4380096);            /* eps, no bias, y */
-
-    /* bn_fold_weight inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 11670392, 384, 1, 832, 384,   /* w: inception5b.branch1.conv.weight [384, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 11989880, params + 11991032,  /* inception5b.branch1.bn.weight, inception5b.branch1.bn.running_var */
-                       0.001f, consts + 4380224);             /* eps, y */
+                     0.001f, NULL, consts + 621056);             /* eps, no bias, y */
 
     /* bn_fold_bias inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(384, params + 11989880, params + 11990264,  /* inception5b.branch1.bn.weight, inception5b.branch1.bn.bias */
                      params + 11990648, params + 11991032,       /* inception5b.branch1.bn.running_mean, inception5b.branch1.bn.running_var */
-                     0.001f, NULL, consts + 4699712);            /* eps, no bias, y */
+                     0.001f, NULL, consts + 621184);             /* eps, no bias, y */
 
     /* bn_fold_weight inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 11991416, 192, 1, 832, 192,   /* w: inception5b.branch2.0.conv.weight [192, 832, 1, 1] as [rows][cols][inner], groups */
                        params + 12151160, params + 12151736,  /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.running_var */
-                       0.001f, consts + 4700096);             /* eps, y */
+                       0.001f, consts + 621568);              /* eps, y */
 
     /* bn_fold_bias inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(192, params + 12151160, params + 12151352,  /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.bias */
                      params + 12151544, params + 12151736,       /* inception5b.branch2.0.bn.running_mean, inception5b.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 4859840);            /* eps, no bias, y */
-
-    /* bn_fold_weight inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 12151928, 384, 1, 1728, 384,  /* w: inception5b.branch2.1.conv.weight [384, 192, 3, 3] as [rows][cols][inner], groups */
-                       params + 12815480, params + 12816632,  /* inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.running_var */
-                       0.001f, consts + 4860032);             /* eps, y */
+                     0.001f, NULL, consts + 781312);             /* eps, no bias, y */
 
     /* bn_fold_bias inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(384, params + 12815480, params + 12815864,  /* inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.bias */
                      params + 12816248, params + 12816632,       /* inception5b.branch2.1.bn.running_mean, inception5b.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 5523584);            /* eps, no bias, y */
+                     0.001f, NULL, consts + 781504);             /* eps, no bias, y */
 
     /* bn_fold_weight inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_weight(params + 12817016, 48, 1, 832, 48,     /* w: inception5b.branch3.0.conv.weight [48, 832, 1, 1] as [rows][cols][inner], groups */
                        params + 12856952, params + 12857096,  /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.running_var */
-                       0.001f, consts + 5523968);             /* eps, y */
+                       0.001f, consts + 781888);              /* eps, y */
 
     /* bn_fold_bias inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(48, params + 12856952, params + 12857000,  /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.bias */
                      params + 12857048, params + 12857096,      /* inception5b.branch3.0.bn.running_mean, inception5b.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 5563904);           /* eps, no bias, y */
-
-    /* bn_fold_weight inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 12857144, 128, 1, 432, 128,   /* w: inception5b.branch3.1.conv.weight [128, 48, 3, 3] as [rows][cols][inner], groups */
-                       params + 12912440, params + 12912824,  /* inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.running_var */
-                       0.001f, consts + 5563952);             /* eps, y */
+                     0.001f, NULL, consts + 821824);            /* eps, no bias, y */
 
     /* bn_fold_bias inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 12912440, params + 12912568,  /* inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.bias */
                      params + 12912696, params + 12912824,       /* inception5b.branch3.1.bn.running_mean, inception5b.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 5619248);            /* eps, no bias, y */
-
-    /* bn_fold_weight inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 12912952, 128, 1, 832, 128,   /* w: inception5b.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 13019448, params + 13019832,  /* inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.running_var */
-                       0.001f, consts + 5619376);             /* eps, y */
+                     0.001f, NULL, consts + 821872);             /* eps, no bias, y */
 
     /* bn_fold_bias inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_bn_fold_bias(128, params + 13019448, params + 13019576,  /* inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.bias */
                      params + 13019704, params + 13019832,       /* inception5b.branch4.1.bn.running_mean, inception5b.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 5725872);            /* eps, no bias, y */
+                     0.001f, NULL, consts + 822000);             /* eps, no bias, y */
+
+    /* pack_weights conv1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7271352, 64, 147,                   /* w: conv1.conv.weight [64, 3, 7, 7] as [rows][cols] */
+                     params + 7280760, params + 7280952, 0.001f,  /* folding conv1.bn.weight, conv1.bn.running_var */
+                     consts + 822128);                            /* y */
+
+    /* pack_weights conv2.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7281016, 64, 64,                    /* w: conv2.conv.weight [64, 64, 1, 1] as [rows][cols] */
+                     params + 7285112, params + 7285304, 0.001f,  /* folding conv2.bn.weight, conv2.bn.running_var */
+                     consts + 831536);                            /* y */
+
+    /* pack_weights conv3.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7285368, 192, 576,                  /* w: conv3.conv.weight [192, 64, 3, 3] as [rows][cols] */
+                     params + 7395960, params + 7396536, 0.001f,  /* folding conv3.bn.weight, conv3.bn.running_var */
+                     consts + 835632);                            /* y */
+
+    /* pack_weights inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7396728, 64, 192,                   /* w: inception3a.branch1.conv.weight [64, 192, 1, 1] as [rows][cols] */
+                     params + 7409016, params + 7409208, 0.001f,  /* folding inception3a.branch1.bn.weight, inception3a.branch1.bn.running_var */
+                     consts + 946224);                            /* y */
 
     /* concat inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 136768, 18432, consts + 5726000, 21504, 0);
-    nnc_concat_part(1, consts + 266016, 3072, consts + 5726000, 21504, 18432);
+    nnc_concat_part(1, consts + 384, 18432, consts + 958512, 21504, 0);
+    nnc_concat_part(1, consts + 19040, 3072, consts + 958512, 21504, 18432);
 
     /* concat inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 155200, 96, consts + 5747504, 112, 0);
-    nnc_concat_part(1, consts + 269088, 16, consts + 5747504, 112, 96);
+    nnc_concat_part(1, consts + 18816, 96, consts + 980016, 112, 0);
+    nnc_concat_part(1, consts + 22112, 16, consts + 980016, 112, 96);
+
+    /* pack_weights inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 958512, 112, 192,  /* w: concat(bn_fold_weight(inception3a.branch2.0.conv.weight)) [112, 192, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                     consts + 980128);           /* y */
+
+    /* pack_weights inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7428088, 128, 864,                  /* w: inception3a.branch2.1.conv.weight [128, 96, 3, 3] as [rows][cols] */
+                     params + 7538680, params + 7539064, 0.001f,  /* folding inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.running_var */
+                     consts + 1001632);                           /* y */
+
+    /* pack_weights inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7542328, 32, 144,                   /* w: inception3a.branch3.1.conv.weight [32, 16, 3, 3] as [rows][cols] */
+                     params + 7546936, params + 7547032, 0.001f,  /* folding inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.running_var */
+                     consts + 1112224);                           /* y */
+
+    /* pack_weights inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7547064, 32, 192,                   /* w: inception3a.branch4.1.conv.weight [32, 192, 1, 1] as [rows][cols] */
+                     params + 7553208, params + 7553304, 0.001f,  /* folding inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.running_var */
+                     consts + 1116832);                           /* y */
+
+    /* pack_weights inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7553336, 128, 256,                  /* w: inception3b.branch1.conv.weight [128, 256, 1, 1] as [rows][cols] */
+                     params + 7586104, params + 7586488, 0.001f,  /* folding inception3b.branch1.bn.weight, inception3b.branch1.bn.running_var */
+                     consts + 1122976);                           /* y */
 
     /* concat inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 312816, 32768, consts + 5747616, 40960, 0);
-    nnc_concat_part(1, consts + 567088, 8192, consts + 5747616, 40960, 32768);
+    nnc_concat_part(1, consts + 22320, 32768, consts + 1155744, 40960, 0);
+    nnc_concat_part(1, consts + 55408, 8192, consts + 1155744, 40960, 32768);
 
     /* concat inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 345584, 128, consts + 5788576, 160, 0);
-    nnc_concat_part(1, consts + 575280, 32, consts + 5788576, 160, 128);
+    nnc_concat_part(1, consts + 55088, 128, consts + 1196704, 160, 0);
+    nnc_concat_part(1, consts + 63600, 32, consts + 1196704, 160, 128);
+
+    /* pack_weights inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 1155744, 160, 256,  /* w: concat(bn_fold_weight(inception3b.branch2.0.conv.weight)) [160, 256, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1196864);           /* y */
+
+    /* pack_weights inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7619896, 192, 1152,                 /* w: inception3b.branch2.1.conv.weight [192, 128, 3, 3] as [rows][cols] */
+                     params + 7841080, params + 7841656, 0.001f,  /* folding inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.running_var */
+                     consts + 1237824);                           /* y */
+
+    /* pack_weights inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7850168, 96, 288,                   /* w: inception3b.branch3.1.conv.weight [96, 32, 3, 3] as [rows][cols] */
+                     params + 7877816, params + 7878104, 0.001f,  /* folding inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.running_var */
+                     consts + 1459008);                           /* y */
+
+    /* pack_weights inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7878200, 64, 256,                   /* w: inception3b.branch4.1.conv.weight [64, 256, 1, 1] as [rows][cols] */
+                     params + 7894584, params + 7894776, 0.001f,  /* folding inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.running_var */
+                     consts + 1486656);                           /* y */
+
+    /* pack_weights inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 7894840, 192, 480,                  /* w: inception4a.branch1.conv.weight [192, 480, 1, 1] as [rows][cols] */
+                     params + 7987000, params + 7987576, 0.001f,  /* folding inception4a.branch1.bn.weight, inception4a.branch1.bn.running_var */
+                     consts + 1503040);                           /* y */
 
     /* concat inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 711856, 46080, consts + 5788736, 53760, 0);
-    nnc_concat_part(1, consts + 937952, 7680, consts + 5788736, 53760, 46080);
+    nnc_concat_part(1, consts + 63984, 46080, consts + 1595200, 53760, 0);
+    nnc_concat_part(1, consts + 110368, 7680, consts + 1595200, 53760, 46080);
 
     /* concat inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 757936, 96, consts + 5842496, 112, 0);
-    nnc_concat_part(1, consts + 945632, 16, consts + 5842496, 112, 96);
+    nnc_concat_part(1, consts + 110064, 96, consts + 1648960, 112, 0);
+    nnc_concat_part(1, consts + 118048, 16, consts + 1648960, 112, 96);
+
+    /* pack_weights inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 1595200, 112, 480,  /* w: concat(bn_fold_weight(inception4a.branch2.0.conv.weight)) [112, 480, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1649072);           /* y */
+
+    /* pack_weights inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8034232, 208, 864,                  /* w: inception4a.branch2.1.conv.weight [208, 96, 3, 3] as [rows][cols] */
+                     params + 8213944, params + 8214568, 0.001f,  /* folding inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.running_var */
+                     consts + 1702832);                           /* y */
+
+    /* pack_weights inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8222520, 48, 144,                   /* w: inception4a.branch3.1.conv.weight [48, 16, 3, 3] as [rows][cols] */
+                     params + 8229432, params + 8229576, 0.001f,  /* folding inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.running_var */
+                     consts + 1882544);                           /* y */
+
+    /* pack_weights inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8229624, 64, 480,                   /* w: inception4a.branch4.1.conv.weight [64, 480, 1, 1] as [rows][cols] */
+                     params + 8260344, params + 8260536, 0.001f,  /* folding inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.running_var */
+                     consts + 1889456);                           /* y */
+
+    /* pack_weights aux1.conv.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8260600, 128, 512,                  /* w: aux1.conv.conv.weight [128, 512, 1, 1] as [rows][cols] */
+                     params + 8326136, params + 8326520, 0.001f,  /* folding aux1.conv.bn.weight, aux1.conv.bn.running_var */
+                     consts + 1920176);                           /* y */
+
+    /* pack_weights inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8326648, 160, 512,                  /* w: inception4b.branch1.conv.weight [160, 512, 1, 1] as [rows][cols] */
+                     params + 8408568, params + 8409048, 0.001f,  /* folding inception4b.branch1.bn.weight, inception4b.branch1.bn.running_var */
+                     consts + 1985712);                           /* y */
 
     /* concat inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 1131136, 57344, consts + 5842608, 69632, 0);
-    nnc_concat_part(1, consts + 1414608, 12288, consts + 5842608, 69632, 57344);
+    nnc_concat_part(1, consts + 118464, 57344, consts + 2067632, 69632, 0);
+    nnc_concat_part(1, consts + 176144, 12288, consts + 2067632, 69632, 57344);
 
     /* concat inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 1188480, 112, consts + 5912240, 136, 0);
-    nnc_concat_part(1, consts + 1426896, 24, consts + 5912240, 136, 112);
+    nnc_concat_part(1, consts + 175808, 112, consts + 2137264, 136, 0);
+    nnc_concat_part(1, consts + 188432, 24, consts + 2137264, 136, 112);
+
+    /* pack_weights inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 2067632, 136, 512,  /* w: concat(bn_fold_weight(inception4b.branch2.0.conv.weight)) [136, 512, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2137400);           /* y */
+
+    /* pack_weights inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8467000, 224, 1008,                 /* w: inception4b.branch2.1.conv.weight [224, 112, 3, 3] as [rows][cols] */
+                     params + 8692792, params + 8693464, 0.001f,  /* folding inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.running_var */
+                     consts + 2207032);                           /* y */
+
+    /* pack_weights inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8706072, 64, 216,                   /* w: inception4b.branch3.1.conv.weight [64, 24, 3, 3] as [rows][cols] */
+                     params + 8719896, params + 8720088, 0.001f,  /* folding inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.running_var */
+                     consts + 2432824);                           /* y */
+
+    /* pack_weights inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8720152, 64, 512,                   /* w: inception4b.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
+                     params + 8752920, params + 8753112, 0.001f,  /* folding inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.running_var */
+                     consts + 2446648);                           /* y */
+
+    /* pack_weights inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8753176, 128, 512,                  /* w: inception4c.branch1.conv.weight [128, 512, 1, 1] as [rows][cols] */
+                     params + 8818712, params + 8819096, 0.001f,  /* folding inception4c.branch1.bn.weight, inception4c.branch1.bn.running_var */
+                     consts + 2479416);                           /* y */
 
     /* concat inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 1539304, 65536, consts + 5912376, 77824, 0);
-    nnc_concat_part(1, consts + 1900136, 12288, consts + 5912376, 77824, 65536);
+    nnc_concat_part(1, consts + 188712, 65536, consts + 2544952, 77824, 0);
+    nnc_concat_part(1, consts + 254632, 12288, consts + 2544952, 77824, 65536);
 
     /* concat inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 1604840, 128, consts + 5990200, 152, 0);
-    nnc_concat_part(1, consts + 1912424, 24, consts + 5990200, 152, 128);
+    nnc_concat_part(1, consts + 254248, 128, consts + 2622776, 152, 0);
+    nnc_concat_part(1, consts + 266920, 24, consts + 2622776, 152, 128);
+
+    /* pack_weights inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 2544952, 152, 512,  /* w: concat(bn_fold_weight(inception4c.branch2.0.conv.weight)) [152, 512, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 2622928);           /* y */
+
+    /* pack_weights inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 8885272, 256, 1152,                 /* w: inception4c.branch2.1.conv.weight [256, 128, 3, 3] as [rows][cols] */
+                     params + 9180184, params + 9180952, 0.001f,  /* folding inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.running_var */
+                     consts + 2700752);                           /* y */
+
+    /* pack_weights inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 9193592, 64, 216,                   /* w: inception4c.branch3.1.conv.weight [64, 24, 3, 3] as [rows][cols] */
+                     params + 9207416, params + 9207608, 0.001f,  /* folding inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.running_var */
+                     consts + 2995664);                           /* y */
+
+    /* pack_weights inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 9207672, 64, 512,                   /* w: inception4c.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
+                     params + 9240440, params + 9240632, 0.001f,  /* folding inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.running_var */
+                     consts + 3009488);                           /* y */
+
+    /* pack_weights inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 9240696, 112, 512,                  /* w: inception4d.branch1.conv.weight [112, 512, 1, 1] as [rows][cols] */
+                     params + 9298040, params + 9298376, 0.001f,  /* folding inception4d.branch1.bn.weight, inception4d.branch1.bn.running_var */
+                     consts + 3042256);                           /* y */
 
     /* concat inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 2016624, 73728, consts + 5990352, 90112, 0);
-    nnc_concat_part(1, consts + 2464032, 16384, consts + 5990352, 90112, 73728);
+    nnc_concat_part(1, consts + 267184, 73728, consts + 3099600, 90112, 0);
+    nnc_concat_part(1, consts + 341344, 16384, consts + 3099600, 90112, 73728);
 
     /* concat inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 2090352, 144, consts + 6080464, 176, 0);
-    nnc_concat_part(1, consts + 2480416, 32, consts + 6080464, 176, 144);
+    nnc_concat_part(1, consts + 340912, 144, consts + 3189712, 176, 0);
+    nnc_concat_part(1, consts + 357728, 32, consts + 3189712, 176, 144);
+
+    /* pack_weights inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 3099600, 176, 512,  /* w: concat(bn_fold_weight(inception4d.branch2.0.conv.weight)) [176, 512, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 3189888);           /* y */
+
+    /* pack_weights inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 9372792, 288, 1296,                 /* w: inception4d.branch2.1.conv.weight [288, 144, 3, 3] as [rows][cols] */
+                     params + 9746040, params + 9746904, 0.001f,  /* folding inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.running_var */
+                     consts + 3280000);                           /* y */
+
+    /* pack_weights inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 9763704, 64, 288,                   /* w: inception4d.branch3.1.conv.weight [64, 32, 3, 3] as [rows][cols] */
+                     params + 9782136, params + 9782328, 0.001f,  /* folding inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.running_var */
+                     consts + 3653248);                           /* y */
+
+    /* pack_weights inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 9782392, 64, 512,                   /* w: inception4d.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
+                     params + 9815160, params + 9815352, 0.001f,  /* folding inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.running_var */
+                     consts + 3671680);                           /* y */
+
+    /* pack_weights aux2.conv.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 9815416, 128, 528,                  /* w: aux2.conv.conv.weight [128, 528, 1, 1] as [rows][cols] */
+                     params + 9883000, params + 9883384, 0.001f,  /* folding aux2.conv.bn.weight, aux2.conv.bn.running_var */
+                     consts + 3704448);                           /* y */
+
+    /* pack_weights inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 9883512, 256, 528,                    /* w: inception4e.branch1.conv.weight [256, 528, 1, 1] as [rows][cols] */
+                     params + 10018680, params + 10019448, 0.001f,  /* folding inception4e.branch1.bn.weight, inception4e.branch1.bn.running_var */
+                     consts + 3772032);                             /* y */
 
     /* concat inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 2734912, 84480, consts + 6080640, 101376, 0);
-    nnc_concat_part(1, consts + 3280672, 16896, consts + 6080640, 101376, 84480);
+    nnc_concat_part(1, consts + 358272, 84480, consts + 3907200, 101376, 0);
+    nnc_concat_part(1, consts + 443232, 16896, consts + 3907200, 101376, 84480);
 
     /* concat inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 2819392, 160, consts + 6182016, 192, 0);
-    nnc_concat_part(1, consts + 3297568, 32, consts + 6182016, 192, 160);
+    nnc_concat_part(1, consts + 442752, 160, consts + 4008576, 192, 0);
+    nnc_concat_part(1, consts + 460128, 32, consts + 4008576, 192, 160);
+
+    /* pack_weights inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 3907200, 192, 528,  /* w: concat(bn_fold_weight(inception4e.branch2.0.conv.weight)) [192, 528, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 4008768);           /* y */
+
+    /* pack_weights inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 10104824, 320, 1440,                  /* w: inception4e.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols] */
+                     params + 10565624, params + 10566584, 0.001f,  /* folding inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.running_var */
+                     consts + 4110144);                             /* y */
+
+    /* pack_weights inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 10583928, 128, 288,                   /* w: inception4e.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols] */
+                     params + 10620792, params + 10621176, 0.001f,  /* folding inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.running_var */
+                     consts + 4570944);                             /* y */
+
+    /* pack_weights inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 10621304, 128, 528,                   /* w: inception4e.branch4.1.conv.weight [128, 528, 1, 1] as [rows][cols] */
+                     params + 10688888, params + 10689272, 0.001f,  /* folding inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.running_var */
+                     consts + 4607808);                             /* y */
+
+    /* pack_weights inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 10689400, 256, 832,                   /* w: inception5a.branch1.conv.weight [256, 832, 1, 1] as [rows][cols] */
+                     params + 10902392, params + 10903160, 0.001f,  /* folding inception5a.branch1.bn.weight, inception5a.branch1.bn.running_var */
+                     consts + 4675392);                             /* y */
 
     /* concat inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 3615552, 133120, consts + 6182208, 159744, 0);
-    nnc_concat_part(1, consts + 4209952, 26624, consts + 6182208, 159744, 133120);
+    nnc_concat_part(1, consts + 460672, 133120, consts + 4888384, 159744, 0);
+    nnc_concat_part(1, consts + 594272, 26624, consts + 4888384, 159744, 133120);
 
     /* concat inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 3748672, 160, consts + 6341952, 192, 0);
-    nnc_concat_part(1, consts + 4236576, 32, consts + 6341952, 192, 160);
+    nnc_concat_part(1, consts + 593792, 160, consts + 5048128, 192, 0);
+    nnc_concat_part(1, consts + 620896, 32, consts + 5048128, 192, 160);
+
+    /* pack_weights inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 4888384, 192, 832,  /* w: concat(bn_fold_weight(inception5a.branch2.0.conv.weight)) [192, 832, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5048320);           /* y */
+
+    /* pack_weights inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 11037176, 320, 1440,                  /* w: inception5a.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols] */
+                     params + 11497976, params + 11498936, 0.001f,  /* folding inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.running_var */
+                     consts + 5208064);                             /* y */
+
+    /* pack_weights inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 11526008, 128, 288,                   /* w: inception5a.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols] */
+                     params + 11562872, params + 11563256, 0.001f,  /* folding inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.running_var */
+                     consts + 5668864);                             /* y */
+
+    /* pack_weights inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 11563384, 128, 832,                   /* w: inception5a.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
+                     params + 11669880, params + 11670264, 0.001f,  /* folding inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.running_var */
+                     consts + 5705728);                             /* y */
+
+    /* pack_weights inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 11670392, 384, 832,                   /* w: inception5b.branch1.conv.weight [384, 832, 1, 1] as [rows][cols] */
+                     params + 11989880, params + 11991032, 0.001f,  /* folding inception5b.branch1.bn.weight, inception5b.branch1.bn.running_var */
+                     consts + 5812224);                             /* y */
 
     /* concat inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 4700096, 159744, consts + 6342144, 199680, 0);
-    nnc_concat_part(1, consts + 5523968, 39936, consts + 6342144, 199680, 159744);
+    nnc_concat_part(1, consts + 621568, 159744, consts + 6131712, 199680, 0);
+    nnc_concat_part(1, consts + 781888, 39936, consts + 6131712, 199680, 159744);
 
     /* concat inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 4859840, 192, consts + 6541824, 240, 0);
-    nnc_concat_part(1, consts + 5563904, 48, consts + 6541824, 240, 192);
+    nnc_concat_part(1, consts + 781312, 192, consts + 6331392, 240, 0);
+    nnc_concat_part(1, consts + 821824, 48, consts + 6331392, 240, 192);
+
+    /* pack_weights inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 6131712, 240, 832,  /* w: concat(bn_fold_weight(inception5b.branch2.0.conv.weight)) [240, 832, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 6331632);           /* y */
+
+    /* pack_weights inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 12151928, 384, 1728,                  /* w: inception5b.branch2.1.conv.weight [384, 192, 3, 3] as [rows][cols] */
+                     params + 12815480, params + 12816632, 0.001f,  /* folding inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.running_var */
+                     consts + 6531312);                             /* y */
+
+    /* pack_weights inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 12857144, 128, 432,                   /* w: inception5b.branch3.1.conv.weight [128, 48, 3, 3] as [rows][cols] */
+                     params + 12912440, params + 12912824, 0.001f,  /* folding inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.running_var */
+                     consts + 7194864);                             /* y */
+
+    /* pack_weights inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(params + 12912952, 128, 832,                   /* w: inception5b.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
+                     params + 13019448, params + 13019832, 0.001f,  /* folding inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.running_var */
+                     consts + 7250160);                             /* y */
     {  /* the parameters only the constants read are done with: keep the rest */
         float *kept = (float *)realloc(m->params, ((size_t)GOOGLENET_PARAM_KEPT_FLOATS + 1) * sizeof(float));
         if (kept)  /* a failed shrink keeps the larger block: nothing lost */
@@ -1120,6 +1170,7 @@ static int googlenet_prepare(googlenet_model *m)
 /* The work of create, on a zeroed instance. */
 static int googlenet_init(googlenet_model *m, const char *weights, void *workspace)
 {
+    (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
     if (!googlenet_scratch_fits())
         return googlenet_fail(m, GOOGLENET_ERR_INTERNAL, "googlenet_create: the scratch region is too small (a bug in nnc)");
     if (workspace && (uintptr_t)workspace % sizeof(float) != 0)
@@ -1150,749 +1201,799 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     const float   *params     = m->params;
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
-    float         *t424       = (float *)(ws + 7375872);  /* [n][64][112][112] */
-    float         *t425       = (float *)(ws + 0);        /* [n][64][56][56] */
-    float         *t426       = (float *)(ws + 9633792);  /* [n][64][56][56] */
-    float         *t427       = (float *)(ws + 7225344);  /* [n][192][56][56] */
-    float         *t428       = (float *)(ws + 2709504);  /* [n][192][28][28] */
-    float         *t432       = (float *)(ws + 3311616);  /* [n][112][28][28] */
-    float         *t437       = (float *)(ws + 0);        /* [n][192][28][28] */
-    float         *t439       = (float *)(ws + 5117952);  /* [n][256][28][28] */
-    float         *t443       = (float *)(ws + 5920768);  /* [n][160][28][28] */
-    float         *t448       = (float *)(ws + 0);        /* [n][256][28][28] */
-    float         *t450       = (float *)(ws + 3612672);  /* [n][480][28][28] */
-    float         *t451       = (float *)(ws + 1191680);  /* [n][480][14][14] */
-    float         *t455       = (float *)(ws + 677376);   /* [n][112][14][14] */
-    float         *t460       = (float *)(ws + 0);        /* [n][480][14][14] */
-    float         *t462       = (float *)(ws + 790272);   /* [n][512][14][14] */
-    float         *t463       = (float *)(ws + 0);        /* [n][512][4][4] */
-    float         *t464       = (float *)(ws + 32768);    /* [n][128][4][4] */
-    float         *t465       = (float *)(ws + 32768);    /* [n][2048] */
-    float         *t466       = (float *)(ws + 0);        /* [n][1024] */
-    float         *t471       = (float *)(ws + 1593088);  /* [n][136][14][14] */
-    float         *t476       = (float *)(ws + 0);        /* [n][512][14][14] */
-    float         *t478       = (float *)(ws + 1191680);  /* [n][512][14][14] */
-    float         *t482       = (float *)(ws + 903168);   /* [n][152][14][14] */
-    float         *t487       = (float *)(ws + 0);        /* [n][512][14][14] */
-    float         *t489       = (float *)(ws + 2195200);  /* [n][512][14][14] */
-    float         *t493       = (float *)(ws + 1016064);  /* [n][176][14][14] */
-    float         *t498       = (float *)(ws + 0);        /* [n][512][14][14] */
-    float         *t500       = (float *)(ws + 1781248);  /* [n][528][14][14] */
-    float         *t501       = (float *)(ws + 0);        /* [n][528][4][4] */
-    float         *t502       = (float *)(ws + 33792);    /* [n][128][4][4] */
-    float         *t503       = (float *)(ws + 33792);    /* [n][2048] */
-    float         *t504       = (float *)(ws + 0);        /* [n][1024] */
-    float         *t509       = (float *)(ws + 2195200);  /* [n][192][14][14] */
-    float         *t514       = (float *)(ws + 0);        /* [n][528][14][14] */
-    float         *t516       = (float *)(ws + 1128960);  /* [n][832][14][14] */
-    float         *t517       = (float *)(ws + 282240);   /* [n][832][7][7] */
-    float         *t521       = (float *)(ws + 445312);   /* [n][192][7][7] */
-    float         *t526       = (float *)(ws + 0);        /* [n][832][7][7] */
-    float         *t528       = (float *)(ws + 539392);   /* [n][832][7][7] */
-    float         *t532       = (float *)(ws + 702464);   /* [n][240][7][7] */
-    float         *t537       = (float *)(ws + 0);        /* [n][832][7][7] */
-    float         *t539       = (float *)(ws + 338688);   /* [n][1024][7][7] */
-    float         *t540       = (float *)(ws + 0);        /* [n][1024][1][1] */
-    float         *t541       = (float *)(ws + 0);        /* [n][1024] */
-    float         *t429       = t439 + 0;                 /* channels 0..63 of t439 */
-    float         *t433       = t432 + 0;                 /* channels 0..95 of t432 */
-    float         *t434       = t432 + 75264;             /* channels 96..111 of t432 */
-    float         *t435       = t439 + 50176;             /* channels 64..191 of t439 */
-    float         *t436       = t439 + 150528;            /* channels 192..223 of t439 */
-    float         *t438       = t439 + 175616;            /* channels 224..255 of t439 */
-    float         *t440       = t450 + 0;                 /* channels 0..127 of t450 */
-    float         *t444       = t443 + 0;                 /* channels 0..127 of t443 */
-    float         *t445       = t443 + 100352;            /* channels 128..159 of t443 */
-    float         *t446       = t450 + 100352;            /* channels 128..319 of t450 */
-    float         *t447       = t450 + 250880;            /* channels 320..415 of t450 */
-    float         *t449       = t450 + 326144;            /* channels 416..479 of t450 */
-    float         *t452       = t462 + 0;                 /* channels 0..191 of t462 */
-    float         *t456       = t455 + 0;                 /* channels 0..95 of t455 */
-    float         *t457       = t455 + 18816;             /* channels 96..111 of t455 */
-    float         *t458       = t462 + 37632;             /* channels 192..399 of t462 */
-    float         *t459       = t462 + 78400;             /* channels 400..447 of t462 */
-    float         *t461       = t462 + 87808;             /* channels 448..511 of t462 */
-    float         *t468       = t478 + 0;                 /* channels 0..159 of t478 */
-    float         *t472       = t471 + 0;                 /* channels 0..111 of t471 */
-    float         *t473       = t471 + 21952;             /* channels 112..135 of t471 */
-    float         *t474       = t478 + 31360;             /* channels 160..383 of t478 */
-    float         *t475       = t478 + 75264;             /* channels 384..447 of t478 */
-    float         *t477       = t478 + 87808;             /* channels 448..511 of t478 */
-    float         *t479       = t489 + 0;                 /* channels 0..127 of t489 */
-    float         *t483       = t482 + 0;                 /* channels 0..127 of t482 */
-    float         *t484       = t482 + 25088;             /* channels 128..151 of t482 */
-    float         *t485       = t489 + 25088;             /* channels 128..383 of t489 */
-    float         *t486       = t489 + 75264;             /* channels 384..447 of t489 */
-    float         *t488       = t489 + 87808;             /* channels 448..511 of t489 */
-    float         *t490       = t500 + 0;                 /* channels 0..111 of t500 */
-    float         *t494       = t493 + 0;                 /* channels 0..143 of t493 */
-    float         *t495       = t493 + 28224;             /* channels 144..175 of t493 */
-    float         *t496       = t500 + 21952;             /* channels 112..399 of t500 */
-    float         *t497       = t500 + 78400;             /* channels 400..463 of t500 */
-    float         *t499       = t500 + 90944;             /* channels 464..527 of t500 */
-    float         *t506       = t516 + 0;                 /* channels 0..255 of t516 */
-    float         *t510       = t509 + 0;                 /* channels 0..159 of t509 */
-    float         *t511       = t509 + 31360;             /* channels 160..191 of t509 */
-    float         *t512       = t516 + 50176;             /* channels 256..575 of t516 */
-    float         *t513       = t516 + 112896;            /* channels 576..703 of t516 */
-    float         *t515       = t516 + 137984;            /* channels 704..831 of t516 */
-    float         *t518       = t528 + 0;                 /* channels 0..255 of t528 */
-    float         *t522       = t521 + 0;                 /* channels 0..159 of t521 */
-    float         *t523       = t521 + 7840;              /* channels 160..191 of t521 */
-    float         *t524       = t528 + 12544;             /* channels 256..575 of t528 */
-    float         *t525       = t528 + 28224;             /* channels 576..703 of t528 */
-    float         *t527       = t528 + 34496;             /* channels 704..831 of t528 */
-    float         *t529       = t539 + 0;                 /* channels 0..383 of t539 */
-    float         *t533       = t532 + 0;                 /* channels 0..191 of t532 */
-    float         *t534       = t532 + 9408;              /* channels 192..239 of t532 */
-    float         *t535       = t539 + 18816;             /* channels 384..767 of t539 */
-    float         *t536       = t539 + 37632;             /* channels 768..895 of t539 */
-    float         *t538       = t539 + 43904;             /* channels 896..1023 of t539 */
+    float         *t384       = (float *)(ws + 7375872);  /* [n][64][112][112] */
+    float         *t385       = (float *)(ws + 0);        /* [n][64][56][56] */
+    float         *t387       = (float *)(ws + 9633792);  /* [n][64][56][56] */
+    float         *t389       = (float *)(ws + 7225344);  /* [n][192][56][56] */
+    float         *t390       = (float *)(ws + 2709504);  /* [n][192][28][28] */
+    float         *t396       = (float *)(ws + 3311616);  /* [n][112][28][28] */
+    float         *t403       = (float *)(ws + 0);        /* [n][192][28][28] */
+    float         *t406       = (float *)(ws + 5117952);  /* [n][256][28][28] */
+    float         *t412       = (float *)(ws + 5920768);  /* [n][160][28][28] */
+    float         *t419       = (float *)(ws + 0);        /* [n][256][28][28] */
+    float         *t422       = (float *)(ws + 3612672);  /* [n][480][28][28] */
+    float         *t423       = (float *)(ws + 1191680);  /* [n][480][14][14] */
+    float         *t429       = (float *)(ws + 677376);   /* [n][112][14][14] */
+    float         *t436       = (float *)(ws + 0);        /* [n][480][14][14] */
+    float         *t439       = (float *)(ws + 790272);   /* [n][512][14][14] */
+    float         *t440       = (float *)(ws + 0);        /* [n][512][4][4] */
+    float         *t442       = (float *)(ws + 32768);    /* [n][128][4][4] */
+    float         *t443       = (float *)(ws + 32768);    /* [n][2048] */
+    float         *t444       = (float *)(ws + 0);        /* [n][1024] */
+    float         *t451       = (float *)(ws + 1593088);  /* [n][136][14][14] */
+    float         *t458       = (float *)(ws + 0);        /* [n][512][14][14] */
+    float         *t461       = (float *)(ws + 1191680);  /* [n][512][14][14] */
+    float         *t467       = (float *)(ws + 903168);   /* [n][152][14][14] */
+    float         *t474       = (float *)(ws + 0);        /* [n][512][14][14] */
+    float         *t477       = (float *)(ws + 2195200);  /* [n][512][14][14] */
+    float         *t483       = (float *)(ws + 1016064);  /* [n][176][14][14] */
+    float         *t490       = (float *)(ws + 0);        /* [n][512][14][14] */
+    float         *t493       = (float *)(ws + 1781248);  /* [n][528][14][14] */
+    float         *t494       = (float *)(ws + 0);        /* [n][528][4][4] */
+    float         *t496       = (float *)(ws + 33792);    /* [n][128][4][4] */
+    float         *t497       = (float *)(ws + 33792);    /* [n][2048] */
+    float         *t498       = (float *)(ws + 0);        /* [n][1024] */
+    float         *t505       = (float *)(ws + 2195200);  /* [n][192][14][14] */
+    float         *t512       = (float *)(ws + 0);        /* [n][528][14][14] */
+    float         *t515       = (float *)(ws + 1128960);  /* [n][832][14][14] */
+    float         *t516       = (float *)(ws + 282240);   /* [n][832][7][7] */
+    float         *t522       = (float *)(ws + 445312);   /* [n][192][7][7] */
+    float         *t529       = (float *)(ws + 0);        /* [n][832][7][7] */
+    float         *t532       = (float *)(ws + 539392);   /* [n][832][7][7] */
+    float         *t538       = (float *)(ws + 702464);   /* [n][240][7][7] */
+    float         *t545       = (float *)(ws + 0);        /* [n][832][7][7] */
+    float         *t548       = (float *)(ws + 338688);   /* [n][1024][7][7] */
+    float         *t549       = (float *)(ws + 0);        /* [n][1024][1][1] */
+    float         *t550       = (float *)(ws + 0);        /* [n][1024] */
+    float         *t392       = t406 + 0;                 /* channels 0..63 of t406 */
+    float         *t397       = t396 + 0;                 /* channels 0..95 of t396 */
+    float         *t398       = t396 + 75264;             /* channels 96..111 of t396 */
+    float         *t400       = t406 + 50176;             /* channels 64..191 of t406 */
+    float         *t402       = t406 + 150528;            /* channels 192..223 of t406 */
+    float         *t405       = t406 + 175616;            /* channels 224..255 of t406 */
+    float         *t408       = t422 + 0;                 /* channels 0..127 of t422 */
+    float         *t413       = t412 + 0;                 /* channels 0..127 of t412 */
+    float         *t414       = t412 + 100352;            /* channels 128..159 of t412 */
+    float         *t416       = t422 + 100352;            /* channels 128..319 of t422 */
+    float         *t418       = t422 + 250880;            /* channels 320..415 of t422 */
+    float         *t421       = t422 + 326144;            /* channels 416..479 of t422 */
+    float         *t425       = t439 + 0;                 /* channels 0..191 of t439 */
+    float         *t430       = t429 + 0;                 /* channels 0..95 of t429 */
+    float         *t431       = t429 + 18816;             /* channels 96..111 of t429 */
+    float         *t433       = t439 + 37632;             /* channels 192..399 of t439 */
+    float         *t435       = t439 + 78400;             /* channels 400..447 of t439 */
+    float         *t438       = t439 + 87808;             /* channels 448..511 of t439 */
+    float         *t447       = t461 + 0;                 /* channels 0..159 of t461 */
+    float         *t452       = t451 + 0;                 /* channels 0..111 of t451 */
+    float         *t453       = t451 + 21952;             /* channels 112..135 of t451 */
+    float         *t455       = t461 + 31360;             /* channels 160..383 of t461 */
+    float         *t457       = t461 + 75264;             /* channels 384..447 of t461 */
+    float         *t460       = t461 + 87808;             /* channels 448..511 of t461 */
+    float         *t463       = t477 + 0;                 /* channels 0..127 of t477 */
+    float         *t468       = t467 + 0;                 /* channels 0..127 of t467 */
+    float         *t469       = t467 + 25088;             /* channels 128..151 of t467 */
+    float         *t471       = t477 + 25088;             /* channels 128..383 of t477 */
+    float         *t473       = t477 + 75264;             /* channels 384..447 of t477 */
+    float         *t476       = t477 + 87808;             /* channels 448..511 of t477 */
+    float         *t479       = t493 + 0;                 /* channels 0..111 of t493 */
+    float         *t484       = t483 + 0;                 /* channels 0..143 of t483 */
+    float         *t485       = t483 + 28224;             /* channels 144..175 of t483 */
+    float         *t487       = t493 + 21952;             /* channels 112..399 of t493 */
+    float         *t489       = t493 + 78400;             /* channels 400..463 of t493 */
+    float         *t492       = t493 + 90944;             /* channels 464..527 of t493 */
+    float         *t501       = t515 + 0;                 /* channels 0..255 of t515 */
+    float         *t506       = t505 + 0;                 /* channels 0..159 of t505 */
+    float         *t507       = t505 + 31360;             /* channels 160..191 of t505 */
+    float         *t509       = t515 + 50176;             /* channels 256..575 of t515 */
+    float         *t511       = t515 + 112896;            /* channels 576..703 of t515 */
+    float         *t514       = t515 + 137984;            /* channels 704..831 of t515 */
+    float         *t518       = t532 + 0;                 /* channels 0..255 of t532 */
+    float         *t523       = t522 + 0;                 /* channels 0..159 of t522 */
+    float         *t524       = t522 + 7840;              /* channels 160..191 of t522 */
+    float         *t526       = t532 + 12544;             /* channels 256..575 of t532 */
+    float         *t528       = t532 + 28224;             /* channels 576..703 of t532 */
+    float         *t531       = t532 + 34496;             /* channels 704..831 of t532 */
+    float         *t534       = t548 + 0;                 /* channels 0..383 of t548 */
+    float         *t539       = t538 + 0;                 /* channels 0..191 of t538 */
+    float         *t540       = t538 + 9408;              /* channels 192..239 of t538 */
+    float         *t542       = t548 + 18816;             /* channels 384..767 of t548 */
+    float         *t544       = t548 + 37632;             /* channels 768..895 of t548 */
+    float         *t547       = t548 + 43904;             /* channels 896..1023 of t548 */
 
     /* conv2d conv1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, in_image, 150528, 3, 224, 224,              /* x: input image [3, 224, 224], batch stride */
-               consts + 0, consts + 9408,                     /* bn_fold_weight(conv1.conv.weight), bn_fold_bias(conv1.bn.weight) */
-               t424, 802816, 64, 112, 112,                    /* y: [64, 112, 112], batch stride */
-               7, 7, 2, 2, 3, 3, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, in_image, 150528, 3, 224, 224,              /* x: input image [3, 224, 224], batch stride */
+                      consts + 822128, consts + 0,                   /* pack_weights(conv1.conv.weight), bn_fold_bias(conv1.bn.weight) */
+                      t384, 802816, 64, 112, 112,                    /* y: [64, 112, 112], batch stride */
+                      7, 7, 2, 2, 3, 3, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/googlenet.net:11:67 */
-    nnc_maxpool2d(n, t424, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
-                  t425, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
+    nnc_maxpool2d(n, t384, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
+                  t385, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
                   3, 3, 2, 2, 0, 0, 1, 1);        /* kernel, stride, padding, dilation */
 
     /* conv2d conv2.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t425, 200704, 64, 56, 56,      /* x: [64, 56, 56], batch stride */
-               consts + 9472, consts + 13568,    /* bn_fold_weight(conv2.conv.weight), bn_fold_bias(conv2.bn.weight) */
-               t426, 200704, 64, 56, 56,         /* y: [64, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                          /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,           /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t385, 200704, 64, 56, 56,      /* x: [64, 56, 56], batch stride */
+                      consts + 831536, consts + 64,     /* pack_weights(conv2.conv.weight), bn_fold_bias(conv2.bn.weight) */
+                      t387, 200704, 64, 56, 56,         /* y: [64, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,           /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d conv3.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t426, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
-               consts + 13632, consts + 124224,               /* bn_fold_weight(conv3.conv.weight), bn_fold_bias(conv3.bn.weight) */
-               t427, 602112, 192, 56, 56,                     /* y: [192, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t387, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
+                      consts + 835632, consts + 128,                 /* pack_weights(conv3.conv.weight), bn_fold_bias(conv3.bn.weight) */
+                      t389, 602112, 192, 56, 56,                     /* y: [192, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/googlenet.net:12:83 */
-    nnc_maxpool2d(n, t427, 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
-                  t428, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
+    nnc_maxpool2d(n, t389, 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
+                  t390, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
                   3, 3, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t428, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-               consts + 124416, consts + 136704,  /* bn_fold_weight(inception3a.branch1.conv.weight), bn_fold_bias(inception3a.branch1.bn.weight) */
-               t429, 200704, 64, 28, 28,          /* y: [64, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,            /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t390, 150528, 192, 28, 28,     /* x: [192, 28, 28], batch stride */
+                      consts + 946224, consts + 320,    /* pack_weights(inception3a.branch1.conv.weight), bn_fold_bias(inception3a.branch1.bn.weight) */
+                      t392, 200704, 64, 28, 28,         /* y: [64, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,           /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t428, 150528, 192, 28, 28,        /* x: [192, 28, 28], batch stride */
-               consts + 5726000, consts + 5747504,  /* concat(bn_fold_weight(inception3a.branch2.0.conv.weight)), concat(bn_fold_bias(inception3a.branch2.0.bn.weight)) */
-               t432, 87808, 112, 28, 28,            /* y: [112, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 112,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t390, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
+                      consts + 980128, consts + 980016,  /* pack_weights(concat(bn_fold_weight(inception3a.branch2.0.conv.weight))), concat(bn_fold_bias(inception3a.branch2.0.bn.weight)) */
+                      t396, 87808, 112, 28, 28,          /* y: [112, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU, 0.0f, 112,           /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* slice inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t433 is channels 0..95 of t432: a view */
+    /* t397 is channels 0..95 of t396: a view */
 
     /* slice inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t434 is channels 96..111 of t432: a view */
+    /* t398 is channels 96..111 of t396: a view */
 
     /* conv2d inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t433, 87808, 96, 28, 28,                    /* x: [96, 28, 28], batch stride */
-               consts + 155296, consts + 265888,              /* bn_fold_weight(inception3a.branch2.1.conv.weight), bn_fold_bias(inception3a.branch2.1.bn.weight) */
-               t435, 200704, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t397, 87808, 96, 28, 28,                    /* x: [96, 28, 28], batch stride */
+                      consts + 1001632, consts + 18912,              /* pack_weights(inception3a.branch2.1.conv.weight), bn_fold_bias(inception3a.branch2.1.bn.weight) */
+                      t400, 200704, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t434, 87808, 16, 28, 28,                    /* x: [16, 28, 28], batch stride */
-               consts + 269104, consts + 273712,              /* bn_fold_weight(inception3a.branch3.1.conv.weight), bn_fold_bias(inception3a.branch3.1.bn.weight) */
-               t436, 200704, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 32,                        /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t398, 87808, 16, 28, 28,                    /* x: [16, 28, 28], batch stride */
+                      consts + 1112224, consts + 22128,              /* pack_weights(inception3a.branch3.1.conv.weight), bn_fold_bias(inception3a.branch3.1.bn.weight) */
+                      t402, 200704, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 32,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t428, 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                  t437, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
+    nnc_maxpool2d(n, t390, 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                  t403, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
                   3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t437, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-               consts + 273744, consts + 279888,  /* bn_fold_weight(inception3a.branch4.1.conv.weight), bn_fold_bias(inception3a.branch4.1.bn.weight) */
-               t438, 200704, 32, 28, 28,          /* y: [32, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU, 0.0f, 32,            /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t403, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
+                      consts + 1116832, consts + 22160,  /* pack_weights(inception3a.branch4.1.conv.weight), bn_fold_bias(inception3a.branch4.1.bn.weight) */
+                      t405, 200704, 32, 28, 28,          /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU, 0.0f, 32,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t429, t435, t436, t438 are its slices; nothing to copy */
+    /* in place: t392, t400, t402, t405 are its slices; nothing to copy */
 
     /* conv2d inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t439, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
-               consts + 279920, consts + 312688,  /* bn_fold_weight(inception3b.branch1.conv.weight), bn_fold_bias(inception3b.branch1.bn.weight) */
-               t440, 376320, 128, 28, 28,         /* y: [128, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,           /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t406, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
+                      consts + 1122976, consts + 22192,  /* pack_weights(inception3b.branch1.conv.weight), bn_fold_bias(inception3b.branch1.bn.weight) */
+                      t408, 376320, 128, 28, 28,         /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,           /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* conv2d inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t439, 200704, 256, 28, 28,        /* x: [256, 28, 28], batch stride */
-               consts + 5747616, consts + 5788576,  /* concat(bn_fold_weight(inception3b.branch2.0.conv.weight)), concat(bn_fold_bias(inception3b.branch2.0.bn.weight)) */
-               t443, 125440, 160, 28, 28,           /* y: [160, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 160,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t406, 200704, 256, 28, 28,        /* x: [256, 28, 28], batch stride */
+                      consts + 1196864, consts + 1196704,  /* pack_weights(concat(bn_fold_weight(inception3b.branch2.0.conv.weight))), concat(bn_fold_bias(inception3b.branch2.0.bn.weight)) */
+                      t412, 125440, 160, 28, 28,           /* y: [160, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 160,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t444 is channels 0..127 of t443: a view */
+    /* t413 is channels 0..127 of t412: a view */
 
     /* slice inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t445 is channels 128..159 of t443: a view */
+    /* t414 is channels 128..159 of t412: a view */
 
     /* conv2d inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t444, 125440, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-               consts + 345712, consts + 566896,              /* bn_fold_weight(inception3b.branch2.1.conv.weight), bn_fold_bias(inception3b.branch2.1.bn.weight) */
-               t446, 376320, 192, 28, 28,                     /* y: [192, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t413, 125440, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                      consts + 1237824, consts + 55216,              /* pack_weights(inception3b.branch2.1.conv.weight), bn_fold_bias(inception3b.branch2.1.bn.weight) */
+                      t416, 376320, 192, 28, 28,                     /* y: [192, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t445, 125440, 32, 28, 28,                   /* x: [32, 28, 28], batch stride */
-               consts + 575312, consts + 602960,              /* bn_fold_weight(inception3b.branch3.1.conv.weight), bn_fold_bias(inception3b.branch3.1.bn.weight) */
-               t447, 376320, 96, 28, 28,                      /* y: [96, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 96,                        /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t414, 125440, 32, 28, 28,                   /* x: [32, 28, 28], batch stride */
+                      consts + 1459008, consts + 63632,              /* pack_weights(inception3b.branch3.1.conv.weight), bn_fold_bias(inception3b.branch3.1.bn.weight) */
+                      t418, 376320, 96, 28, 28,                      /* y: [96, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 96,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t439, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                  t448, 200704, 28, 28,          /* y: [256, 28, 28], batch stride */
+    nnc_maxpool2d(n, t406, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                  t419, 200704, 28, 28,          /* y: [256, 28, 28], batch stride */
                   3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t448, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
-               consts + 603056, consts + 619440,  /* bn_fold_weight(inception3b.branch4.1.conv.weight), bn_fold_bias(inception3b.branch4.1.bn.weight) */
-               t449, 376320, 64, 28, 28,          /* y: [64, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,            /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t419, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
+                      consts + 1486656, consts + 63728,  /* pack_weights(inception3b.branch4.1.conv.weight), bn_fold_bias(inception3b.branch4.1.bn.weight) */
+                      t421, 376320, 64, 28, 28,          /* y: [64, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t440, t446, t447, t449 are its slices; nothing to copy */
+    /* in place: t408, t416, t418, t421 are its slices; nothing to copy */
 
     /* maxpool2d @ models/googlenet.net:27:36 */
-    nnc_maxpool2d(n, t450, 376320, 480, 28, 28,  /* x: [480, 28, 28], batch stride */
-                  t451, 94080, 14, 14,           /* y: [480, 14, 14], batch stride */
+    nnc_maxpool2d(n, t422, 376320, 480, 28, 28,  /* x: [480, 28, 28], batch stride */
+                  t423, 94080, 14, 14,           /* y: [480, 14, 14], batch stride */
                   3, 3, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t451, 94080, 480, 14, 14,       /* x: [480, 14, 14], batch stride */
-               consts + 619504, consts + 711664,  /* bn_fold_weight(inception4a.branch1.conv.weight), bn_fold_bias(inception4a.branch1.bn.weight) */
-               t452, 100352, 192, 14, 14,         /* y: [192, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU, 0.0f, 192,           /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t423, 94080, 480, 14, 14,       /* x: [480, 14, 14], batch stride */
+                      consts + 1503040, consts + 63792,  /* pack_weights(inception4a.branch1.conv.weight), bn_fold_bias(inception4a.branch1.bn.weight) */
+                      t425, 100352, 192, 14, 14,         /* y: [192, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU, 0.0f, 192,           /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* conv2d inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t451, 94080, 480, 14, 14,         /* x: [480, 14, 14], batch stride */
-               consts + 5788736, consts + 5842496,  /* concat(bn_fold_weight(inception4a.branch2.0.conv.weight)), concat(bn_fold_bias(inception4a.branch2.0.bn.weight)) */
-               t455, 21952, 112, 14, 14,            /* y: [112, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 112,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t423, 94080, 480, 14, 14,         /* x: [480, 14, 14], batch stride */
+                      consts + 1649072, consts + 1648960,  /* pack_weights(concat(bn_fold_weight(inception4a.branch2.0.conv.weight))), concat(bn_fold_bias(inception4a.branch2.0.bn.weight)) */
+                      t429, 21952, 112, 14, 14,            /* y: [112, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 112,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t456 is channels 0..95 of t455: a view */
+    /* t430 is channels 0..95 of t429: a view */
 
     /* slice inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t457 is channels 96..111 of t455: a view */
+    /* t431 is channels 96..111 of t429: a view */
 
     /* conv2d inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t456, 21952, 96, 14, 14,                    /* x: [96, 14, 14], batch stride */
-               consts + 758032, consts + 937744,              /* bn_fold_weight(inception4a.branch2.1.conv.weight), bn_fold_bias(inception4a.branch2.1.bn.weight) */
-               t458, 100352, 208, 14, 14,                     /* y: [208, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 208,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t430, 21952, 96, 14, 14,                    /* x: [96, 14, 14], batch stride */
+                      consts + 1702832, consts + 110160,             /* pack_weights(inception4a.branch2.1.conv.weight), bn_fold_bias(inception4a.branch2.1.bn.weight) */
+                      t433, 100352, 208, 14, 14,                     /* y: [208, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 208,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t457, 21952, 16, 14, 14,                    /* x: [16, 14, 14], batch stride */
-               consts + 945648, consts + 952560,              /* bn_fold_weight(inception4a.branch3.1.conv.weight), bn_fold_bias(inception4a.branch3.1.bn.weight) */
-               t459, 100352, 48, 14, 14,                      /* y: [48, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 48,                        /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t431, 21952, 16, 14, 14,                    /* x: [16, 14, 14], batch stride */
+                      consts + 1882544, consts + 118064,             /* pack_weights(inception4a.branch3.1.conv.weight), bn_fold_bias(inception4a.branch3.1.bn.weight) */
+                      t435, 100352, 48, 14, 14,                      /* y: [48, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 48,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t451, 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                  t460, 94080, 14, 14,          /* y: [480, 14, 14], batch stride */
+    nnc_maxpool2d(n, t423, 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                  t436, 94080, 14, 14,          /* y: [480, 14, 14], batch stride */
                   3, 3, 1, 1, 1, 1, 1, 1);      /* kernel, stride, padding, dilation */
 
     /* conv2d inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t460, 94080, 480, 14, 14,       /* x: [480, 14, 14], batch stride */
-               consts + 952608, consts + 983328,  /* bn_fold_weight(inception4a.branch4.1.conv.weight), bn_fold_bias(inception4a.branch4.1.bn.weight) */
-               t461, 100352, 64, 14, 14,          /* y: [64, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,            /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t436, 94080, 480, 14, 14,        /* x: [480, 14, 14], batch stride */
+                      consts + 1889456, consts + 118112,  /* pack_weights(inception4a.branch4.1.conv.weight), bn_fold_bias(inception4a.branch4.1.bn.weight) */
+                      t438, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t452, t458, t459, t461 are its slices; nothing to copy */
+    /* in place: t425, t433, t435, t438 are its slices; nothing to copy */
 
     /* adaptive_avgpool2d @ models/lib/googlenet.net:27:14 */
-    nnc_adaptive_avgpool2d(n, t462, 100352, 512, 14, 14,     /* x: [512, 14, 14], batch stride */
-                           t463, 8192, 4, 4,                 /* y: [512, 4, 4], batch stride */
+    nnc_adaptive_avgpool2d(n, t439, 100352, 512, 14, 14,     /* x: [512, 14, 14], batch stride */
+                           t440, 8192, 4, 4,                 /* y: [512, 4, 4], batch stride */
                            NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d aux1.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t463, 8192, 512, 4, 4,           /* x: [512, 4, 4], batch stride */
-               consts + 983392, consts + 1048928,  /* bn_fold_weight(aux1.conv.conv.weight), bn_fold_bias(aux1.conv.bn.weight) */
-               t464, 2048, 128, 4, 4,              /* y: [128, 4, 4], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                            /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,            /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t440, 8192, 512, 4, 4,           /* x: [512, 4, 4], batch stride */
+                      consts + 1920176, consts + 118176,  /* pack_weights(aux1.conv.conv.weight), bn_fold_bias(aux1.conv.bn.weight) */
+                      t442, 2048, 128, 4, 4,              /* y: [128, 4, 4], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* flatten aux1 @ models/lib/googlenet.net:27:67 */
-    /* t465 is a view of t464: no copy */
+    /* t443 is a view of t442: no copy */
 
     /* linear aux1.fc1 @ models/lib/googlenet.net:28:17 */
-    nnc_linear(n, t465, 2048,                 /* x: [2048] */
+    nnc_linear(n, t443, 2048,                 /* x: [2048] */
                params + 0, params + 2097152,  /* aux1.fc1.weight, aux1.fc1.bias */
-               t466, 1024,                    /* y: [1024] */
+               t444, 1024,                    /* y: [1024] */
                NULL, NNC_ACT_RELU, 0.0f);     /* epilogue: relu */
 
     /* linear aux1.fc2 @ models/lib/googlenet.net:28:62 */
-    nnc_linear(n, t466, 1024,                       /* x: [1024] */
+    nnc_linear(n, t444, 1024,                       /* x: [1024] */
                params + 2098176, params + 3122176,  /* aux1.fc2.weight, aux1.fc2.bias */
                out_aux1, 1000,                      /* y: [1000] */
                NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
 
     /* conv2d inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t462, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-               consts + 1049056, consts + 1130976,  /* bn_fold_weight(inception4b.branch1.conv.weight), bn_fold_bias(inception4b.branch1.bn.weight) */
-               t468, 100352, 160, 14, 14,           /* y: [160, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 160,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t439, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 1985712, consts + 118304,  /* pack_weights(inception4b.branch1.conv.weight), bn_fold_bias(inception4b.branch1.bn.weight) */
+                      t447, 100352, 160, 14, 14,          /* y: [160, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 160,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t462, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-               consts + 5842608, consts + 5912240,  /* concat(bn_fold_weight(inception4b.branch2.0.conv.weight)), concat(bn_fold_bias(inception4b.branch2.0.bn.weight)) */
-               t471, 26656, 136, 14, 14,            /* y: [136, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 136,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t439, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
+                      consts + 2137400, consts + 2137264,  /* pack_weights(concat(bn_fold_weight(inception4b.branch2.0.conv.weight))), concat(bn_fold_bias(inception4b.branch2.0.bn.weight)) */
+                      t451, 26656, 136, 14, 14,            /* y: [136, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 136,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t472 is channels 0..111 of t471: a view */
+    /* t452 is channels 0..111 of t451: a view */
 
     /* slice inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t473 is channels 112..135 of t471: a view */
+    /* t453 is channels 112..135 of t451: a view */
 
     /* conv2d inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t472, 26656, 112, 14, 14,                   /* x: [112, 14, 14], batch stride */
-               consts + 1188592, consts + 1414384,            /* bn_fold_weight(inception4b.branch2.1.conv.weight), bn_fold_bias(inception4b.branch2.1.bn.weight) */
-               t474, 100352, 224, 14, 14,                     /* y: [224, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 224,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t452, 26656, 112, 14, 14,                   /* x: [112, 14, 14], batch stride */
+                      consts + 2207032, consts + 175920,             /* pack_weights(inception4b.branch2.1.conv.weight), bn_fold_bias(inception4b.branch2.1.bn.weight) */
+                      t455, 100352, 224, 14, 14,                     /* y: [224, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 224,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t473, 26656, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
-               consts + 1426920, consts + 1440744,            /* bn_fold_weight(inception4b.branch3.1.conv.weight), bn_fold_bias(inception4b.branch3.1.bn.weight) */
-               t475, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t453, 26656, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
+                      consts + 2432824, consts + 188456,             /* pack_weights(inception4b.branch3.1.conv.weight), bn_fold_bias(inception4b.branch3.1.bn.weight) */
+                      t457, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t462, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                  t476, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
+    nnc_maxpool2d(n, t439, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                  t458, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
                   3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t476, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-               consts + 1440808, consts + 1473576,  /* bn_fold_weight(inception4b.branch4.1.conv.weight), bn_fold_bias(inception4b.branch4.1.bn.weight) */
-               t477, 100352, 64, 14, 14,            /* y: [64, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,              /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t458, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 2446648, consts + 188520,  /* pack_weights(inception4b.branch4.1.conv.weight), bn_fold_bias(inception4b.branch4.1.bn.weight) */
+                      t460, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t468, t474, t475, t477 are its slices; nothing to copy */
+    /* in place: t447, t455, t457, t460 are its slices; nothing to copy */
 
     /* conv2d inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t478, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-               consts + 1473640, consts + 1539176,  /* bn_fold_weight(inception4c.branch1.conv.weight), bn_fold_bias(inception4c.branch1.bn.weight) */
-               t479, 100352, 128, 14, 14,           /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t461, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 2479416, consts + 188584,  /* pack_weights(inception4c.branch1.conv.weight), bn_fold_bias(inception4c.branch1.bn.weight) */
+                      t463, 100352, 128, 14, 14,          /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t478, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-               consts + 5912376, consts + 5990200,  /* concat(bn_fold_weight(inception4c.branch2.0.conv.weight)), concat(bn_fold_bias(inception4c.branch2.0.bn.weight)) */
-               t482, 29792, 152, 14, 14,            /* y: [152, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 152,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t461, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
+                      consts + 2622928, consts + 2622776,  /* pack_weights(concat(bn_fold_weight(inception4c.branch2.0.conv.weight))), concat(bn_fold_bias(inception4c.branch2.0.bn.weight)) */
+                      t467, 29792, 152, 14, 14,            /* y: [152, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 152,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t483 is channels 0..127 of t482: a view */
+    /* t468 is channels 0..127 of t467: a view */
 
     /* slice inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t484 is channels 128..151 of t482: a view */
+    /* t469 is channels 128..151 of t467: a view */
 
     /* conv2d inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t483, 29792, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-               consts + 1604968, consts + 1899880,            /* bn_fold_weight(inception4c.branch2.1.conv.weight), bn_fold_bias(inception4c.branch2.1.bn.weight) */
-               t485, 100352, 256, 14, 14,                     /* y: [256, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t468, 29792, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                      consts + 2700752, consts + 254376,             /* pack_weights(inception4c.branch2.1.conv.weight), bn_fold_bias(inception4c.branch2.1.bn.weight) */
+                      t471, 100352, 256, 14, 14,                     /* y: [256, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t484, 29792, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
-               consts + 1912448, consts + 1926272,            /* bn_fold_weight(inception4c.branch3.1.conv.weight), bn_fold_bias(inception4c.branch3.1.bn.weight) */
-               t486, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t469, 29792, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
+                      consts + 2995664, consts + 266944,             /* pack_weights(inception4c.branch3.1.conv.weight), bn_fold_bias(inception4c.branch3.1.bn.weight) */
+                      t473, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t478, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                  t487, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
+    nnc_maxpool2d(n, t461, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                  t474, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
                   3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t487, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-               consts + 1926336, consts + 1959104,  /* bn_fold_weight(inception4c.branch4.1.conv.weight), bn_fold_bias(inception4c.branch4.1.bn.weight) */
-               t488, 100352, 64, 14, 14,            /* y: [64, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,              /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t474, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 3009488, consts + 267008,  /* pack_weights(inception4c.branch4.1.conv.weight), bn_fold_bias(inception4c.branch4.1.bn.weight) */
+                      t476, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t479, t485, t486, t488 are its slices; nothing to copy */
+    /* in place: t463, t471, t473, t476 are its slices; nothing to copy */
 
     /* conv2d inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t489, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-               consts + 1959168, consts + 2016512,  /* bn_fold_weight(inception4d.branch1.conv.weight), bn_fold_bias(inception4d.branch1.bn.weight) */
-               t490, 103488, 112, 14, 14,           /* y: [112, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 112,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t477, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 3042256, consts + 267072,  /* pack_weights(inception4d.branch1.conv.weight), bn_fold_bias(inception4d.branch1.bn.weight) */
+                      t479, 103488, 112, 14, 14,          /* y: [112, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 112,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t489, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-               consts + 5990352, consts + 6080464,  /* concat(bn_fold_weight(inception4d.branch2.0.conv.weight)), concat(bn_fold_bias(inception4d.branch2.0.bn.weight)) */
-               t493, 34496, 176, 14, 14,            /* y: [176, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 176,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t477, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
+                      consts + 3189888, consts + 3189712,  /* pack_weights(concat(bn_fold_weight(inception4d.branch2.0.conv.weight))), concat(bn_fold_bias(inception4d.branch2.0.bn.weight)) */
+                      t483, 34496, 176, 14, 14,            /* y: [176, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 176,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t494 is channels 0..143 of t493: a view */
+    /* t484 is channels 0..143 of t483: a view */
 
     /* slice inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t495 is channels 144..175 of t493: a view */
+    /* t485 is channels 144..175 of t483: a view */
 
     /* conv2d inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t494, 34496, 144, 14, 14,                   /* x: [144, 14, 14], batch stride */
-               consts + 2090496, consts + 2463744,            /* bn_fold_weight(inception4d.branch2.1.conv.weight), bn_fold_bias(inception4d.branch2.1.bn.weight) */
-               t496, 103488, 288, 14, 14,                     /* y: [288, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 288,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t484, 34496, 144, 14, 14,                   /* x: [144, 14, 14], batch stride */
+                      consts + 3280000, consts + 341056,             /* pack_weights(inception4d.branch2.1.conv.weight), bn_fold_bias(inception4d.branch2.1.bn.weight) */
+                      t487, 103488, 288, 14, 14,                     /* y: [288, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 288,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t495, 34496, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
-               consts + 2480448, consts + 2498880,            /* bn_fold_weight(inception4d.branch3.1.conv.weight), bn_fold_bias(inception4d.branch3.1.bn.weight) */
-               t497, 103488, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t485, 34496, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
+                      consts + 3653248, consts + 357760,             /* pack_weights(inception4d.branch3.1.conv.weight), bn_fold_bias(inception4d.branch3.1.bn.weight) */
+                      t489, 103488, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t489, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                  t498, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
+    nnc_maxpool2d(n, t477, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                  t490, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
                   3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t498, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-               consts + 2498944, consts + 2531712,  /* bn_fold_weight(inception4d.branch4.1.conv.weight), bn_fold_bias(inception4d.branch4.1.bn.weight) */
-               t499, 103488, 64, 14, 14,            /* y: [64, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 64,              /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t490, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 3671680, consts + 357824,  /* pack_weights(inception4d.branch4.1.conv.weight), bn_fold_bias(inception4d.branch4.1.bn.weight) */
+                      t492, 103488, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t490, t496, t497, t499 are its slices; nothing to copy */
+    /* in place: t479, t487, t489, t492 are its slices; nothing to copy */
 
     /* adaptive_avgpool2d @ models/lib/googlenet.net:27:14 */
-    nnc_adaptive_avgpool2d(n, t500, 103488, 528, 14, 14,     /* x: [528, 14, 14], batch stride */
-                           t501, 8448, 4, 4,                 /* y: [528, 4, 4], batch stride */
+    nnc_adaptive_avgpool2d(n, t493, 103488, 528, 14, 14,     /* x: [528, 14, 14], batch stride */
+                           t494, 8448, 4, 4,                 /* y: [528, 4, 4], batch stride */
                            NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d aux2.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t501, 8448, 528, 4, 4,            /* x: [528, 4, 4], batch stride */
-               consts + 2531776, consts + 2599360,  /* bn_fold_weight(aux2.conv.conv.weight), bn_fold_bias(aux2.conv.bn.weight) */
-               t502, 2048, 128, 4, 4,               /* y: [128, 4, 4], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t494, 8448, 528, 4, 4,           /* x: [528, 4, 4], batch stride */
+                      consts + 3704448, consts + 357888,  /* pack_weights(aux2.conv.conv.weight), bn_fold_bias(aux2.conv.bn.weight) */
+                      t496, 2048, 128, 4, 4,              /* y: [128, 4, 4], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* flatten aux2 @ models/lib/googlenet.net:27:67 */
-    /* t503 is a view of t502: no copy */
+    /* t497 is a view of t496: no copy */
 
     /* linear aux2.fc1 @ models/lib/googlenet.net:28:17 */
-    nnc_linear(n, t503, 2048,                       /* x: [2048] */
+    nnc_linear(n, t497, 2048,                       /* x: [2048] */
                params + 3123176, params + 5220328,  /* aux2.fc1.weight, aux2.fc1.bias */
-               t504, 1024,                          /* y: [1024] */
+               t498, 1024,                          /* y: [1024] */
                NULL, NNC_ACT_RELU, 0.0f);           /* epilogue: relu */
 
     /* linear aux2.fc2 @ models/lib/googlenet.net:28:62 */
-    nnc_linear(n, t504, 1024,                       /* x: [1024] */
+    nnc_linear(n, t498, 1024,                       /* x: [1024] */
                params + 5221352, params + 6245352,  /* aux2.fc2.weight, aux2.fc2.bias */
                out_aux2, 1000,                      /* y: [1000] */
                NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
 
     /* conv2d inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t500, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
-               consts + 2599488, consts + 2734656,  /* bn_fold_weight(inception4e.branch1.conv.weight), bn_fold_bias(inception4e.branch1.bn.weight) */
-               t506, 163072, 256, 14, 14,           /* y: [256, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 256,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t493, 103488, 528, 14, 14,       /* x: [528, 14, 14], batch stride */
+                      consts + 3772032, consts + 358016,  /* pack_weights(inception4e.branch1.conv.weight), bn_fold_bias(inception4e.branch1.bn.weight) */
+                      t501, 163072, 256, 14, 14,          /* y: [256, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 256,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t500, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
-               consts + 6080640, consts + 6182016,  /* concat(bn_fold_weight(inception4e.branch2.0.conv.weight)), concat(bn_fold_bias(inception4e.branch2.0.bn.weight)) */
-               t509, 37632, 192, 14, 14,            /* y: [192, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 192,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t493, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
+                      consts + 4008768, consts + 4008576,  /* pack_weights(concat(bn_fold_weight(inception4e.branch2.0.conv.weight))), concat(bn_fold_bias(inception4e.branch2.0.bn.weight)) */
+                      t505, 37632, 192, 14, 14,            /* y: [192, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 192,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t510 is channels 0..159 of t509: a view */
+    /* t506 is channels 0..159 of t505: a view */
 
     /* slice inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t511 is channels 160..191 of t509: a view */
+    /* t507 is channels 160..191 of t505: a view */
 
     /* conv2d inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t510, 37632, 160, 14, 14,                   /* x: [160, 14, 14], batch stride */
-               consts + 2819552, consts + 3280352,            /* bn_fold_weight(inception4e.branch2.1.conv.weight), bn_fold_bias(inception4e.branch2.1.bn.weight) */
-               t512, 163072, 320, 14, 14,                     /* y: [320, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 320,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t506, 37632, 160, 14, 14,                   /* x: [160, 14, 14], batch stride */
+                      consts + 4110144, consts + 442912,             /* pack_weights(inception4e.branch2.1.conv.weight), bn_fold_bias(inception4e.branch2.1.bn.weight) */
+                      t509, 163072, 320, 14, 14,                     /* y: [320, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 320,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t511, 37632, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
-               consts + 3297600, consts + 3334464,            /* bn_fold_weight(inception4e.branch3.1.conv.weight), bn_fold_bias(inception4e.branch3.1.bn.weight) */
-               t513, 163072, 128, 14, 14,                     /* y: [128, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t507, 37632, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
+                      consts + 4570944, consts + 460160,             /* pack_weights(inception4e.branch3.1.conv.weight), bn_fold_bias(inception4e.branch3.1.bn.weight) */
+                      t511, 163072, 128, 14, 14,                     /* y: [128, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t500, 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                  t514, 103488, 14, 14,          /* y: [528, 14, 14], batch stride */
+    nnc_maxpool2d(n, t493, 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                  t512, 103488, 14, 14,          /* y: [528, 14, 14], batch stride */
                   3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t514, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
-               consts + 3334592, consts + 3402176,  /* bn_fold_weight(inception4e.branch4.1.conv.weight), bn_fold_bias(inception4e.branch4.1.bn.weight) */
-               t515, 163072, 128, 14, 14,           /* y: [128, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t512, 103488, 528, 14, 14,       /* x: [528, 14, 14], batch stride */
+                      consts + 4607808, consts + 460288,  /* pack_weights(inception4e.branch4.1.conv.weight), bn_fold_bias(inception4e.branch4.1.bn.weight) */
+                      t514, 163072, 128, 14, 14,          /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t506, t512, t513, t515 are its slices; nothing to copy */
+    /* in place: t501, t509, t511, t514 are its slices; nothing to copy */
 
     /* maxpool2d @ models/googlenet.net:28:36 */
-    nnc_maxpool2d(n, t516, 163072, 832, 14, 14,  /* x: [832, 14, 14], batch stride */
-                  t517, 40768, 7, 7,             /* y: [832, 7, 7], batch stride */
+    nnc_maxpool2d(n, t515, 163072, 832, 14, 14,  /* x: [832, 14, 14], batch stride */
+                  t516, 40768, 7, 7,             /* y: [832, 7, 7], batch stride */
                   2, 2, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t517, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-               consts + 3402304, consts + 3615296,  /* bn_fold_weight(inception5a.branch1.conv.weight), bn_fold_bias(inception5a.branch1.bn.weight) */
-               t518, 40768, 256, 7, 7,              /* y: [256, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 256,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t516, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
+                      consts + 4675392, consts + 460416,  /* pack_weights(inception5a.branch1.conv.weight), bn_fold_bias(inception5a.branch1.bn.weight) */
+                      t518, 40768, 256, 7, 7,             /* y: [256, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 256,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t517, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-               consts + 6182208, consts + 6341952,  /* concat(bn_fold_weight(inception5a.branch2.0.conv.weight)), concat(bn_fold_bias(inception5a.branch2.0.bn.weight)) */
-               t521, 9408, 192, 7, 7,               /* y: [192, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 192,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t516, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
+                      consts + 5048320, consts + 5048128,  /* pack_weights(concat(bn_fold_weight(inception5a.branch2.0.conv.weight))), concat(bn_fold_bias(inception5a.branch2.0.bn.weight)) */
+                      t522, 9408, 192, 7, 7,               /* y: [192, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 192,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t522 is channels 0..159 of t521: a view */
+    /* t523 is channels 0..159 of t522: a view */
 
     /* slice inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t523 is channels 160..191 of t521: a view */
+    /* t524 is channels 160..191 of t522: a view */
 
     /* conv2d inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t522, 9408, 160, 7, 7,                      /* x: [160, 7, 7], batch stride */
-               consts + 3748832, consts + 4209632,            /* bn_fold_weight(inception5a.branch2.1.conv.weight), bn_fold_bias(inception5a.branch2.1.bn.weight) */
-               t524, 40768, 320, 7, 7,                        /* y: [320, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 320,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t523, 9408, 160, 7, 7,                      /* x: [160, 7, 7], batch stride */
+                      consts + 5208064, consts + 593952,             /* pack_weights(inception5a.branch2.1.conv.weight), bn_fold_bias(inception5a.branch2.1.bn.weight) */
+                      t526, 40768, 320, 7, 7,                        /* y: [320, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 320,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t523, 9408, 32, 7, 7,                       /* x: [32, 7, 7], batch stride */
-               consts + 4236608, consts + 4273472,            /* bn_fold_weight(inception5a.branch3.1.conv.weight), bn_fold_bias(inception5a.branch3.1.bn.weight) */
-               t525, 40768, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t524, 9408, 32, 7, 7,                       /* x: [32, 7, 7], batch stride */
+                      consts + 5668864, consts + 620928,             /* pack_weights(inception5a.branch3.1.conv.weight), bn_fold_bias(inception5a.branch3.1.bn.weight) */
+                      t528, 40768, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t517, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                  t526, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
+    nnc_maxpool2d(n, t516, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                  t529, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
                   3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
 
     /* conv2d inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t526, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-               consts + 4273600, consts + 4380096,  /* bn_fold_weight(inception5a.branch4.1.conv.weight), bn_fold_bias(inception5a.branch4.1.bn.weight) */
-               t527, 40768, 128, 7, 7,              /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t529, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
+                      consts + 5705728, consts + 621056,  /* pack_weights(inception5a.branch4.1.conv.weight), bn_fold_bias(inception5a.branch4.1.bn.weight) */
+                      t531, 40768, 128, 7, 7,             /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t518, t524, t525, t527 are its slices; nothing to copy */
+    /* in place: t518, t526, t528, t531 are its slices; nothing to copy */
 
     /* conv2d inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t528, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-               consts + 4380224, consts + 4699712,  /* bn_fold_weight(inception5b.branch1.conv.weight), bn_fold_bias(inception5b.branch1.bn.weight) */
-               t529, 50176, 384, 7, 7,              /* y: [384, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 384,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t532, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
+                      consts + 5812224, consts + 621184,  /* pack_weights(inception5b.branch1.conv.weight), bn_fold_bias(inception5b.branch1.bn.weight) */
+                      t534, 50176, 384, 7, 7,             /* y: [384, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 384,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t528, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-               consts + 6342144, consts + 6541824,  /* concat(bn_fold_weight(inception5b.branch2.0.conv.weight)), concat(bn_fold_bias(inception5b.branch2.0.bn.weight)) */
-               t532, 11760, 240, 7, 7,              /* y: [240, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 240,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t532, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
+                      consts + 6331632, consts + 6331392,  /* pack_weights(concat(bn_fold_weight(inception5b.branch2.0.conv.weight))), concat(bn_fold_bias(inception5b.branch2.0.bn.weight)) */
+                      t538, 11760, 240, 7, 7,              /* y: [240, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 240,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t533 is channels 0..191 of t532: a view */
+    /* t539 is channels 0..191 of t538: a view */
 
     /* slice inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    /* t534 is channels 192..239 of t532: a view */
+    /* t540 is channels 192..239 of t538: a view */
 
     /* conv2d inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t533, 11760, 192, 7, 7,                     /* x: [192, 7, 7], batch stride */
-               consts + 4860032, consts + 5523584,            /* bn_fold_weight(inception5b.branch2.1.conv.weight), bn_fold_bias(inception5b.branch2.1.bn.weight) */
-               t535, 50176, 384, 7, 7,                        /* y: [384, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 384,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t539, 11760, 192, 7, 7,                     /* x: [192, 7, 7], batch stride */
+                      consts + 6531312, consts + 781504,             /* pack_weights(inception5b.branch2.1.conv.weight), bn_fold_bias(inception5b.branch2.1.bn.weight) */
+                      t542, 50176, 384, 7, 7,                        /* y: [384, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 384,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t534, 11760, 48, 7, 7,                      /* x: [48, 7, 7], batch stride */
-               consts + 5563952, consts + 5619248,            /* bn_fold_weight(inception5b.branch3.1.conv.weight), bn_fold_bias(inception5b.branch3.1.bn.weight) */
-               t536, 50176, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t540, 11760, 48, 7, 7,                      /* x: [48, 7, 7], batch stride */
+                      consts + 7194864, consts + 821872,             /* pack_weights(inception5b.branch3.1.conv.weight), bn_fold_bias(inception5b.branch3.1.bn.weight) */
+                      t544, 50176, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t528, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                  t537, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
+    nnc_maxpool2d(n, t532, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                  t545, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
                   3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
 
     /* conv2d inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d(n, t537, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-               consts + 5619376, consts + 5725872,  /* bn_fold_weight(inception5b.branch4.1.conv.weight), bn_fold_bias(inception5b.branch4.1.bn.weight) */
-               t538, 50176, 128, 7, 7,              /* y: [128, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU, 0.0f, 128,             /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t545, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
+                      consts + 7250160, consts + 822000,  /* pack_weights(inception5b.branch4.1.conv.weight), bn_fold_bias(inception5b.branch4.1.bn.weight) */
+                      t547, 50176, 128, 7, 7,             /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t529, t535, t536, t538 are its slices; nothing to copy */
+    /* in place: t534, t542, t544, t547 are its slices; nothing to copy */
 
     /* global_avgpool @ models/googlenet.net:34:26 */
-    nnc_global_avgpool(n, t539, 1024, 49, t540);
+    nnc_global_avgpool(n, t548, 1024, 49, t549);
 
     /* flatten @ models/googlenet.net:34:44 */
-    /* t541 is a view of t540: no copy */
+    /* t550 is a view of t549: no copy */
 
     /* linear fc @ models/googlenet.net:34:77 */
-    nnc_linear(n, t541, 1024,                       /* x: [1024] */
+    nnc_linear(n, t550, 1024,                       /* x: [1024] */
                params + 6246352, params + 7270352,  /* fc.weight, fc.bias */
                out_logits, 1000,                    /* y: [1000] */
                NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
@@ -1955,6 +2056,16 @@ int googlenet_forward(googlenet_model *m, int n, const float *in_image, float *o
 const char *googlenet_last_error(const googlenet_model *m)
 {
     return m ? m->err : "out of memory";
+}
+
+int googlenet_set_threads(googlenet_model *m, int threads)
+{
+    if (!m || !m->ready)
+        return GOOGLENET_ERR_ARG;
+    nnc_ctx_stop(&m->ctx);
+    if (nnc_ctx_init(&m->ctx, threads < 0 ? 1 : threads) != 0)
+        return googlenet_fail(m, GOOGLENET_ERR_NOMEM, "googlenet_set_threads: could not start %d threads", threads);
+    return GOOGLENET_OK;
 }
 
 void googlenet_destroy(googlenet_model *m)

@@ -359,7 +359,7 @@ extern "C" {
 #define GOOGLENET_WORKSPACE_BYTES    10587136    /* activations + scratch at max batch */
 #define GOOGLENET_PARAM_FLOATS       13019960    /* all parameters */
 #define GOOGLENET_PARAM_KEPT_FLOATS  7271352     /* of them, those kept after create */
-#define GOOGLENET_CONST_FLOATS       6542064     /* computed from them at create */
+#define GOOGLENET_CONST_FLOATS       7356656     /* computed from them at create */
 #define GOOGLENET_N_PARAMS           305         /* tensors in the weights file */
 #define GOOGLENET_N_INPUTS           1
 #define GOOGLENET_N_OUTPUTS          3
@@ -401,6 +401,13 @@ int googlenet_forward_v(googlenet_model *m, int n, const float *const *inputs, f
 /* The message of the last failure of m ("" after a success); "out of memory"
  * for NULL, which is what create leaves when it cannot allocate at all. */
 const char *googlenet_last_error(const googlenet_model *m);
+
+/* Runs m's layers on `threads` threads from now on (0: one per online CPU,
+ * or NNC_THREADS from the environment; 1: the caller's thread alone, no
+ * thread is kept). create starts them as for 0. Results do not depend on
+ * the number. Returns GOOGLENET_OK, or GOOGLENET_ERR_NOMEM when threads could not be
+ * started (m then runs on the caller's thread). */
+int googlenet_set_threads(googlenet_model *m, int threads);
 
 /* Frees m and all create allocated (not a caller's workspace); NULL is a no-op. */
 void googlenet_destroy(googlenet_model *m);

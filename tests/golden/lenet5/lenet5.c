@@ -24,8 +24,11 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel maxpool2d */
 /* ======== safetensors loader (from nnc's runtime) ======== */
@@ -35,8 +38,10 @@
 struct lenet5_model {
     int            ready;     /* 1 once create succeeded; else only err means anything */
     float         *params;    /* LENET5_PARAM_FLOATS floats, laid out as lenet5_param_table */
+    float         *consts;    /* LENET5_CONST_FLOATS floats computed from params at create (lenet5_prepare) */
     unsigned char *ws;        /* the workspace, LENET5_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
+    nnc_ctx        ctx;       /* the instruction set and the threads the kernels run on */
     char           err[512];  /* the message of the last failure, "" if none */
 };
 
@@ -50,14 +55,14 @@ static const struct {
 } lenet5_param_table[LENET5_N_PARAMS] = {
     { "conv1.weight", 4, { 6, 1, 5, 5 },     0 },
     { "conv1.bias",   1, { 6, 0, 0, 0 },     150 },
-    { "conv2.weight", 4, { 16, 6, 5, 5 },    156 },
-    { "conv2.bias",   1, { 16, 0, 0, 0 },    2556 },
-    { "fc1.weight",   2, { 120, 400, 0, 0 }, 2572 },
-    { "fc1.bias",     1, { 120, 0, 0, 0 },   50572 },
-    { "fc2.weight",   2, { 84, 120, 0, 0 },  50692 },
-    { "fc2.bias",     1, { 84, 0, 0, 0 },    60772 },
-    { "fc3.weight",   2, { 10, 84, 0, 0 },   60856 },
-    { "fc3.bias",     1, { 10, 0, 0, 0 },    61696 },
+    { "conv2.weight", 4, { 16, 6, 5, 5 },    59306 },
+    { "conv2.bias",   1, { 16, 0, 0, 0 },    156 },
+    { "fc1.weight",   2, { 120, 400, 0, 0 }, 172 },
+    { "fc1.bias",     1, { 120, 0, 0, 0 },   48172 },
+    { "fc2.weight",   2, { 84, 120, 0, 0 },  48292 },
+    { "fc2.bias",     1, { 84, 0, 0, 0 },    58372 },
+    { "fc3.weight",   2, { 10, 84, 0, 0 },   58456 },
+    { "fc3.bias",     1, { 10, 0, 0, 0 },    59296 },
 };
 
 static const char *const lenet5_input_names[LENET5_N_INPUTS] = { "image" };
@@ -77,7 +82,10 @@ static int lenet5_fail(lenet5_model *m, int code, const char *fmt, ...)
 /* Frees what create allocated, keeping the message. */
 static void lenet5_release(lenet5_model *m)
 {
+    nnc_ctx_stop(&m->ctx);
     free(m->params);
+    free(m->consts);
+    m->consts = NULL;
     free(m->ws_alloc);
     m->params = NULL;
     m->ws = NULL;
@@ -114,9 +122,36 @@ static int lenet5_load(lenet5_model *m, const char *path)
     return LENET5_OK;
 }
 
+/* Computes the constants m->consts from the parameters, once, at create. */
+static int lenet5_prepare(lenet5_model *m)
+{
+    const float   *params = m->params;
+    float         *consts = (float *)malloc((size_t)LENET5_CONST_FLOATS * sizeof(float));
+    unsigned char *ws     = m->ws;
+    const int      n      = 1;  /* parameters have no batch: the kernels see one sample */
+
+    (void)ws;
+    (void)n;
+    if (!consts)
+        return lenet5_fail(m, LENET5_ERR_NOMEM, "lenet5_create: out of memory for the constants");
+    m->consts = consts;
+
+    /* pack_weights conv2 @ models/lenet5.net:7:14 */
+    nnc_pack_weights(params + 59306, 16, 150,  /* w: conv2.weight [16, 6, 5, 5] as [rows][cols] */
+                     NULL, NULL, 0.0f,         /* no batchnorm to fold */
+                     consts + 0);              /* y */
+    {  /* the parameters only the constants read are done with: keep the rest */
+        float *kept = (float *)realloc(m->params, ((size_t)LENET5_PARAM_KEPT_FLOATS + 1) * sizeof(float));
+        if (kept)  /* a failed shrink keeps the larger block: nothing lost */
+            m->params = kept;
+    }
+    return LENET5_OK;
+}
+
 /* The work of create, on a zeroed instance. */
 static int lenet5_init(lenet5_model *m, const char *weights, void *workspace)
 {
+    (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
     if (!lenet5_scratch_fits())
         return lenet5_fail(m, LENET5_ERR_INTERNAL, "lenet5_create: the scratch region is too small (a bug in nnc)");
     if (workspace && (uintptr_t)workspace % sizeof(float) != 0)
@@ -129,7 +164,12 @@ static int lenet5_init(lenet5_model *m, const char *weights, void *workspace)
             return lenet5_fail(m, LENET5_ERR_NOMEM, "lenet5_create: out of memory for the workspace");
         m->ws = (unsigned char *)m->ws_alloc + (64 - (uintptr_t)m->ws_alloc % 64) % 64;
     }
-    return lenet5_load(m, weights);
+    {
+        int rc = lenet5_load(m, weights);
+        if (rc != LENET5_OK)
+            return rc;
+    }
+    return lenet5_prepare(m);
 }
 
 /* The forward pass: n samples from the inputs to the outputs, as in lenet5.h. */
@@ -138,14 +178,15 @@ static void lenet5_run(lenet5_model *m, int n, const float *const *inputs, float
     const float   *in_image   = inputs[0];              /* [n][1][28][28] */
     float         *out_logits = outputs[0];             /* [n][10] */
     const float   *params     = m->params;
+    const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
     float         *t11        = (float *)(ws + 0);      /* [n][6][28][28] */
     float         *t12        = (float *)(ws + 66432);  /* [n][6][14][14] */
-    float         *t13        = (float *)(ws + 60032);  /* [n][16][10][10] */
-    float         *t14        = (float *)(ws + 0);      /* [n][16][5][5] */
-    float         *t15        = (float *)(ws + 0);      /* [n][400] */
-    float         *t16        = (float *)(ws + 1600);   /* [n][120] */
-    float         *t17        = (float *)(ws + 0);      /* [n][84] */
+    float         *t14        = (float *)(ws + 60032);  /* [n][16][10][10] */
+    float         *t15        = (float *)(ws + 0);      /* [n][16][5][5] */
+    float         *t16        = (float *)(ws + 0);      /* [n][400] */
+    float         *t17        = (float *)(ws + 1600);   /* [n][120] */
+    float         *t18        = (float *)(ws + 0);      /* [n][84] */
 
     /* conv2d conv1 @ models/lenet5.net:6:18 */
     nnc_conv2d(n, in_image, 784, 1, 28, 28,      /* x: input image [1, 28, 28], batch stride */
@@ -162,37 +203,38 @@ static void lenet5_run(lenet5_model *m, int n, const float *const *inputs, float
                   2, 2, 2, 2, 0, 0, 1, 1);  /* kernel, stride, padding, dilation */
 
     /* conv2d conv2 @ models/lenet5.net:7:14 */
-    nnc_conv2d(n, t12, 1176, 6, 14, 14,                       /* x: [6, 14, 14], batch stride */
-               params + 156, params + 2556,                   /* conv2.weight, conv2.bias */
-               t13, 1600, 16, 10, 10,                         /* y: [16, 10, 10], batch stride */
-               5, 5, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                       /* no residual */
-               NNC_ACT_RELU, 0.0f, 16,                        /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t12, 1176, 6, 14, 14,                       /* x: [6, 14, 14], batch stride */
+                      consts + 0, params + 156,                      /* pack_weights(conv2.weight), conv2.bias */
+                      t14, 1600, 16, 10, 10,                         /* y: [16, 10, 10], batch stride */
+                      5, 5, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 16,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lenet5.net:7:46 */
-    nnc_maxpool2d(n, t13, 1600, 16, 10, 10,  /* x: [16, 10, 10], batch stride */
-                  t14, 400, 5, 5,            /* y: [16, 5, 5], batch stride */
+    nnc_maxpool2d(n, t14, 1600, 16, 10, 10,  /* x: [16, 10, 10], batch stride */
+                  t15, 400, 5, 5,            /* y: [16, 5, 5], batch stride */
                   2, 2, 2, 2, 0, 0, 1, 1);   /* kernel, stride, padding, dilation */
 
     /* flatten @ models/lenet5.net:8:14 */
-    /* t15 is a view of t14: no copy */
+    /* t16 is a view of t15: no copy */
 
     /* linear fc1 @ models/lenet5.net:8:25 */
-    nnc_linear(n, t15, 400,                    /* x: [400] */
-               params + 2572, params + 50572,  /* fc1.weight, fc1.bias */
-               t16, 120,                       /* y: [120] */
-               NULL, NNC_ACT_RELU, 0.0f);      /* epilogue: relu */
+    nnc_linear(n, t16, 400,                   /* x: [400] */
+               params + 172, params + 48172,  /* fc1.weight, fc1.bias */
+               t17, 120,                      /* y: [120] */
+               NULL, NNC_ACT_RELU, 0.0f);     /* epilogue: relu */
 
     /* linear fc2 @ models/lenet5.net:8:55 */
-    nnc_linear(n, t16, 120,                     /* x: [120] */
-               params + 50692, params + 60772,  /* fc2.weight, fc2.bias */
-               t17, 84,                         /* y: [84] */
+    nnc_linear(n, t17, 120,                     /* x: [120] */
+               params + 48292, params + 58372,  /* fc2.weight, fc2.bias */
+               t18, 84,                         /* y: [84] */
                NULL, NNC_ACT_RELU, 0.0f);       /* epilogue: relu */
 
     /* linear fc3 @ models/lenet5.net:9:21 */
-    nnc_linear(n, t17, 84,                      /* x: [84] */
-               params + 60856, params + 61696,  /* fc3.weight, fc3.bias */
+    nnc_linear(n, t18, 84,                      /* x: [84] */
+               params + 58456, params + 59296,  /* fc3.weight, fc3.bias */
                out_logits, 10,                  /* y: [10] */
                NULL, NNC_ACT_NONE, 0.0f);       /* epilogue: none */
 }
@@ -252,6 +294,16 @@ int lenet5_forward(lenet5_model *m, int n, const float *in_image, float *out_log
 const char *lenet5_last_error(const lenet5_model *m)
 {
     return m ? m->err : "out of memory";
+}
+
+int lenet5_set_threads(lenet5_model *m, int threads)
+{
+    if (!m || !m->ready)
+        return LENET5_ERR_ARG;
+    nnc_ctx_stop(&m->ctx);
+    if (nnc_ctx_init(&m->ctx, threads < 0 ? 1 : threads) != 0)
+        return lenet5_fail(m, LENET5_ERR_NOMEM, "lenet5_set_threads: could not start %d threads", threads);
+    return LENET5_OK;
 }
 
 void lenet5_destroy(lenet5_model *m)

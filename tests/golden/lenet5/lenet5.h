@@ -10,7 +10,7 @@
  *
  *   conv1.weight  [6, 1, 5, 5]          150
  *   conv1.bias    [6]                     6
- *   conv2.weight  [16, 6, 5, 5]        2400
+ *   conv2.weight  [16, 6, 5, 5]        2400  (create only)
  *   conv2.bias    [16]                   16
  *   fc1.weight    [120, 400]          48000
  *   fc1.bias      [120]                 120
@@ -19,6 +19,12 @@
  *   fc3.weight    [10, 84]              840
  *   fc3.bias      [10]                   10
  *                                     61706 floats in all
+ *
+ * create computes LENET5_CONST_FLOATS floats of constants from them once (batchnorm
+ * folded into the layer before it: weight and bias rescaled per channel),
+ * and the forward pass reads those instead. The parameters marked (create
+ * only) are read by create only; the file must still hold them, and create
+ * frees them once the constants exist (LENET5_PARAM_KEPT_FLOATS floats stay).
  *
  * Use:
  *
@@ -55,6 +61,8 @@ extern "C" {
 #define LENET5_MAX_BATCH          1           /* largest n of one call */
 #define LENET5_WORKSPACE_BYTES    71168       /* activations + scratch at max batch */
 #define LENET5_PARAM_FLOATS       61706       /* all parameters */
+#define LENET5_PARAM_KEPT_FLOATS  59306       /* of them, those kept after create */
+#define LENET5_CONST_FLOATS       2400        /* computed from them at create */
 #define LENET5_N_PARAMS           10          /* tensors in the weights file */
 #define LENET5_N_INPUTS           1
 #define LENET5_N_OUTPUTS          1
@@ -94,6 +102,13 @@ int lenet5_forward_v(lenet5_model *m, int n, const float *const *inputs, float *
 /* The message of the last failure of m ("" after a success); "out of memory"
  * for NULL, which is what create leaves when it cannot allocate at all. */
 const char *lenet5_last_error(const lenet5_model *m);
+
+/* Runs m's layers on `threads` threads from now on (0: one per online CPU,
+ * or NNC_THREADS from the environment; 1: the caller's thread alone, no
+ * thread is kept). create starts them as for 0. Results do not depend on
+ * the number. Returns LENET5_OK, or LENET5_ERR_NOMEM when threads could not be
+ * started (m then runs on the caller's thread). */
+int lenet5_set_threads(lenet5_model *m, int threads);
 
 /* Frees m and all create allocated (not a caller's workspace); NULL is a no-op. */
 void lenet5_destroy(lenet5_model *m);

@@ -24,9 +24,12 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
 /* @kernel dwpw needs: gemm conv2d epilogue */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel global_avgpool */
@@ -40,6 +43,7 @@ struct mobilenet_v2_model {
     float         *consts;    /* MOBILENET_V2_CONST_FLOATS floats computed from params at create (mobilenet_v2_prepare) */
     unsigned char *ws;        /* the workspace, MOBILENET_V2_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
+    nnc_ctx        ctx;       /* the instruction set and the threads the kernels run on */
     char           err[512];  /* the message of the last failure, "" if none */
 };
 
@@ -332,6 +336,7 @@ static int mobilenet_v2_fail(mobilenet_v2_model *m, int code, const char *fmt, .
 /* Frees what create allocated, keeping the message. */
 static void mobilenet_v2_release(mobilenet_v2_model *m)
 {
+    nnc_ctx_stop(&m->ctx);
     free(m->params);
     free(m->consts);
     m->consts = NULL;
@@ -395,15 +400,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_NOMEM, "mobilenet_v2_create: out of memory for the constants");
     m->consts = consts;
 
-    /* bn_fold_weight features.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1281000, 32, 1, 27, 32,     /* w: features.0.0.weight [32, 3, 3, 3] as [rows][cols][inner], groups */
-                       params + 1281864, params + 1281960,  /* features.0.1.weight, features.0.1.running_var */
-                       1e-05f, consts + 0);                 /* eps, y */
-
     /* bn_fold_bias features.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(32, params + 1281864, params + 1281896,  /* features.0.1.weight, features.0.1.bias */
                      params + 1281928, params + 1281960,      /* features.0.1.running_mean, features.0.1.running_var */
-                     1e-05f, NULL, consts + 864);             /* eps, no bias, y */
+                     1e-05f, NULL, consts + 0);               /* eps, no bias, y */
+
+    /* pack_weights features.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1281000, 32, 27,                    /* w: features.0.0.weight [32, 3, 3, 3] as [rows][cols] */
+                     params + 1281864, params + 1281960, 1e-05f,  /* folding features.0.1.weight, features.0.1.running_var */
+                     consts + 32);                                /* y */
 
     /* bn_fold_weight features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1281992, 32, 1, 9, 32,      /* w: features.1.conv.0.0.weight [32, 1, 3, 3] as [rows][cols][inner], groups */
@@ -425,15 +430,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1282952, params + 1282968,      /* features.1.conv.2.running_mean, features.1.conv.2.running_var */
                      1e-05f, NULL, consts + 1728);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1282984, 96, 1, 16, 96,     /* w: features.2.conv.0.0.weight [96, 16, 1, 1] as [rows][cols][inner], groups */
-                       params + 1284520, params + 1284808,  /* features.2.conv.0.1.weight, features.2.conv.0.1.running_var */
-                       1e-05f, consts + 1744);              /* eps, y */
-
     /* bn_fold_bias features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(96, params + 1284520, params + 1284616,  /* features.2.conv.0.1.weight, features.2.conv.0.1.bias */
                      params + 1284712, params + 1284808,      /* features.2.conv.0.1.running_mean, features.2.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 3280);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1744);            /* eps, no bias, y */
+
+    /* pack_weights features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1282984, 96, 16,                    /* w: features.2.conv.0.0.weight [96, 16, 1, 1] as [rows][cols] */
+                     params + 1284520, params + 1284808, 1e-05f,  /* folding features.2.conv.0.1.weight, features.2.conv.0.1.running_var */
+                     consts + 1840);                              /* y */
 
     /* bn_fold_weight features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1284904, 96, 1, 9, 96,      /* w: features.2.conv.1.0.weight [96, 1, 3, 3] as [rows][cols][inner], groups */
@@ -455,15 +460,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1288504, params + 1288528,      /* features.2.conv.3.running_mean, features.2.conv.3.running_var */
                      1e-05f, NULL, consts + 6640);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1288552, 144, 1, 24, 144,   /* w: features.3.conv.0.0.weight [144, 24, 1, 1] as [rows][cols][inner], groups */
-                       params + 1292008, params + 1292440,  /* features.3.conv.0.1.weight, features.3.conv.0.1.running_var */
-                       1e-05f, consts + 6664);              /* eps, y */
-
     /* bn_fold_bias features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(144, params + 1292008, params + 1292152,  /* features.3.conv.0.1.weight, features.3.conv.0.1.bias */
                      params + 1292296, params + 1292440,       /* features.3.conv.0.1.running_mean, features.3.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 10120);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6664);             /* eps, no bias, y */
+
+    /* pack_weights features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1288552, 144, 24,                   /* w: features.3.conv.0.0.weight [144, 24, 1, 1] as [rows][cols] */
+                     params + 1292008, params + 1292440, 1e-05f,  /* folding features.3.conv.0.1.weight, features.3.conv.0.1.running_var */
+                     consts + 6808);                              /* y */
 
     /* bn_fold_weight features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1292584, 144, 1, 9, 144,    /* w: features.3.conv.1.0.weight [144, 1, 3, 3] as [rows][cols][inner], groups */
@@ -485,15 +490,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1297960, params + 1297984,      /* features.3.conv.3.running_mean, features.3.conv.3.running_var */
                      1e-05f, NULL, consts + 15160);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1298008, 144, 1, 24, 144,   /* w: features.4.conv.0.0.weight [144, 24, 1, 1] as [rows][cols][inner], groups */
-                       params + 1301464, params + 1301896,  /* features.4.conv.0.1.weight, features.4.conv.0.1.running_var */
-                       1e-05f, consts + 15184);             /* eps, y */
-
     /* bn_fold_bias features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(144, params + 1301464, params + 1301608,  /* features.4.conv.0.1.weight, features.4.conv.0.1.bias */
                      params + 1301752, params + 1301896,       /* features.4.conv.0.1.running_mean, features.4.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 18640);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 15184);            /* eps, no bias, y */
+
+    /* pack_weights features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1298008, 144, 24,                   /* w: features.4.conv.0.0.weight [144, 24, 1, 1] as [rows][cols] */
+                     params + 1301464, params + 1301896, 1e-05f,  /* folding features.4.conv.0.1.weight, features.4.conv.0.1.running_var */
+                     consts + 15328);                             /* y */
 
     /* bn_fold_weight features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1302040, 144, 1, 9, 144,    /* w: features.4.conv.1.0.weight [144, 1, 3, 3] as [rows][cols][inner], groups */
@@ -515,15 +520,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1308584, params + 1308616,      /* features.4.conv.3.running_mean, features.4.conv.3.running_var */
                      1e-05f, NULL, consts + 24832);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1308648, 192, 1, 32, 192,   /* w: features.5.conv.0.0.weight [192, 32, 1, 1] as [rows][cols][inner], groups */
-                       params + 1314792, params + 1315368,  /* features.5.conv.0.1.weight, features.5.conv.0.1.running_var */
-                       1e-05f, consts + 24864);             /* eps, y */
-
     /* bn_fold_bias features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, params + 1314792, params + 1314984,  /* features.5.conv.0.1.weight, features.5.conv.0.1.bias */
                      params + 1315176, params + 1315368,       /* features.5.conv.0.1.running_mean, features.5.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 31008);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 24864);            /* eps, no bias, y */
+
+    /* pack_weights features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1308648, 192, 32,                   /* w: features.5.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
+                     params + 1314792, params + 1315368, 1e-05f,  /* folding features.5.conv.0.1.weight, features.5.conv.0.1.running_var */
+                     consts + 25056);                             /* y */
 
     /* bn_fold_weight features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1315560, 192, 1, 9, 192,    /* w: features.5.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
@@ -545,15 +550,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1324264, params + 1324296,      /* features.5.conv.3.running_mean, features.5.conv.3.running_var */
                      1e-05f, NULL, consts + 39264);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1324328, 192, 1, 32, 192,   /* w: features.6.conv.0.0.weight [192, 32, 1, 1] as [rows][cols][inner], groups */
-                       params + 1330472, params + 1331048,  /* features.6.conv.0.1.weight, features.6.conv.0.1.running_var */
-                       1e-05f, consts + 39296);             /* eps, y */
-
     /* bn_fold_bias features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, params + 1330472, params + 1330664,  /* features.6.conv.0.1.weight, features.6.conv.0.1.bias */
                      params + 1330856, params + 1331048,       /* features.6.conv.0.1.running_mean, features.6.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 45440);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 39296);            /* eps, no bias, y */
+
+    /* pack_weights features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1324328, 192, 32,                   /* w: features.6.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
+                     params + 1330472, params + 1331048, 1e-05f,  /* folding features.6.conv.0.1.weight, features.6.conv.0.1.running_var */
+                     consts + 39488);                             /* y */
 
     /* bn_fold_weight features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1331240, 192, 1, 9, 192,    /* w: features.6.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
@@ -575,15 +580,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1339944, params + 1339976,      /* features.6.conv.3.running_mean, features.6.conv.3.running_var */
                      1e-05f, NULL, consts + 53696);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1340008, 192, 1, 32, 192,   /* w: features.7.conv.0.0.weight [192, 32, 1, 1] as [rows][cols][inner], groups */
-                       params + 1346152, params + 1346728,  /* features.7.conv.0.1.weight, features.7.conv.0.1.running_var */
-                       1e-05f, consts + 53728);             /* eps, y */
-
     /* bn_fold_bias features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, params + 1346152, params + 1346344,  /* features.7.conv.0.1.weight, features.7.conv.0.1.bias */
                      params + 1346536, params + 1346728,       /* features.7.conv.0.1.running_mean, features.7.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 59872);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 53728);            /* eps, no bias, y */
+
+    /* pack_weights features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1340008, 192, 32,                   /* w: features.7.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
+                     params + 1346152, params + 1346728, 1e-05f,  /* folding features.7.conv.0.1.weight, features.7.conv.0.1.running_var */
+                     consts + 53920);                             /* y */
 
     /* bn_fold_weight features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1346920, 192, 1, 9, 192,    /* w: features.7.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
@@ -605,15 +610,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1361832, params + 1361896,      /* features.7.conv.3.running_mean, features.7.conv.3.running_var */
                      1e-05f, NULL, consts + 74272);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1361960, 384, 1, 64, 384,   /* w: features.8.conv.0.0.weight [384, 64, 1, 1] as [rows][cols][inner], groups */
-                       params + 1386536, params + 1387688,  /* features.8.conv.0.1.weight, features.8.conv.0.1.running_var */
-                       1e-05f, consts + 74336);             /* eps, y */
-
     /* bn_fold_bias features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, params + 1386536, params + 1386920,  /* features.8.conv.0.1.weight, features.8.conv.0.1.bias */
                      params + 1387304, params + 1387688,       /* features.8.conv.0.1.running_mean, features.8.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 98912);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 74336);            /* eps, no bias, y */
+
+    /* pack_weights features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1361960, 384, 64,                   /* w: features.8.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
+                     params + 1386536, params + 1387688, 1e-05f,  /* folding features.8.conv.0.1.weight, features.8.conv.0.1.running_var */
+                     consts + 74720);                             /* y */
 
     /* bn_fold_weight features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1388072, 384, 1, 9, 384,    /* w: features.8.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
@@ -635,15 +640,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1417768, params + 1417832,      /* features.8.conv.3.running_mean, features.8.conv.3.running_var */
                      1e-05f, NULL, consts + 127712);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1417896, 384, 1, 64, 384,   /* w: features.9.conv.0.0.weight [384, 64, 1, 1] as [rows][cols][inner], groups */
-                       params + 1442472, params + 1443624,  /* features.9.conv.0.1.weight, features.9.conv.0.1.running_var */
-                       1e-05f, consts + 127776);            /* eps, y */
-
     /* bn_fold_bias features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, params + 1442472, params + 1442856,  /* features.9.conv.0.1.weight, features.9.conv.0.1.bias */
                      params + 1443240, params + 1443624,       /* features.9.conv.0.1.running_mean, features.9.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 152352);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 127776);           /* eps, no bias, y */
+
+    /* pack_weights features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1417896, 384, 64,                   /* w: features.9.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
+                     params + 1442472, params + 1443624, 1e-05f,  /* folding features.9.conv.0.1.weight, features.9.conv.0.1.running_var */
+                     consts + 128160);                            /* y */
 
     /* bn_fold_weight features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1444008, 384, 1, 9, 384,    /* w: features.9.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
@@ -665,15 +670,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1473704, params + 1473768,      /* features.9.conv.3.running_mean, features.9.conv.3.running_var */
                      1e-05f, NULL, consts + 181152);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1473832, 384, 1, 64, 384,   /* w: features.10.conv.0.0.weight [384, 64, 1, 1] as [rows][cols][inner], groups */
-                       params + 1498408, params + 1499560,  /* features.10.conv.0.1.weight, features.10.conv.0.1.running_var */
-                       1e-05f, consts + 181216);            /* eps, y */
-
     /* bn_fold_bias features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, params + 1498408, params + 1498792,  /* features.10.conv.0.1.weight, features.10.conv.0.1.bias */
                      params + 1499176, params + 1499560,       /* features.10.conv.0.1.running_mean, features.10.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 205792);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 181216);           /* eps, no bias, y */
+
+    /* pack_weights features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1473832, 384, 64,                   /* w: features.10.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
+                     params + 1498408, params + 1499560, 1e-05f,  /* folding features.10.conv.0.1.weight, features.10.conv.0.1.running_var */
+                     consts + 181600);                            /* y */
 
     /* bn_fold_weight features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1499944, 384, 1, 9, 384,    /* w: features.10.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
@@ -695,15 +700,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1529640, params + 1529704,      /* features.10.conv.3.running_mean, features.10.conv.3.running_var */
                      1e-05f, NULL, consts + 234592);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1529768, 384, 1, 64, 384,   /* w: features.11.conv.0.0.weight [384, 64, 1, 1] as [rows][cols][inner], groups */
-                       params + 1554344, params + 1555496,  /* features.11.conv.0.1.weight, features.11.conv.0.1.running_var */
-                       1e-05f, consts + 234656);            /* eps, y */
-
     /* bn_fold_bias features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, params + 1554344, params + 1554728,  /* features.11.conv.0.1.weight, features.11.conv.0.1.bias */
                      params + 1555112, params + 1555496,       /* features.11.conv.0.1.running_mean, features.11.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 259232);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 234656);           /* eps, no bias, y */
+
+    /* pack_weights features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1529768, 384, 64,                   /* w: features.11.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
+                     params + 1554344, params + 1555496, 1e-05f,  /* folding features.11.conv.0.1.weight, features.11.conv.0.1.running_var */
+                     consts + 235040);                            /* y */
 
     /* bn_fold_weight features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1555880, 384, 1, 9, 384,    /* w: features.11.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
@@ -725,15 +730,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1597928, params + 1598024,      /* features.11.conv.3.running_mean, features.11.conv.3.running_var */
                      1e-05f, NULL, consts + 300320);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1598120, 576, 1, 96, 576,   /* w: features.12.conv.0.0.weight [576, 96, 1, 1] as [rows][cols][inner], groups */
-                       params + 1653416, params + 1655144,  /* features.12.conv.0.1.weight, features.12.conv.0.1.running_var */
-                       1e-05f, consts + 300416);            /* eps, y */
-
     /* bn_fold_bias features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, params + 1653416, params + 1653992,  /* features.12.conv.0.1.weight, features.12.conv.0.1.bias */
                      params + 1654568, params + 1655144,       /* features.12.conv.0.1.running_mean, features.12.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 355712);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 300416);           /* eps, no bias, y */
+
+    /* pack_weights features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1598120, 576, 96,                   /* w: features.12.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
+                     params + 1653416, params + 1655144, 1e-05f,  /* folding features.12.conv.0.1.weight, features.12.conv.0.1.running_var */
+                     consts + 300992);                            /* y */
 
     /* bn_fold_weight features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1655720, 576, 1, 9, 576,    /* w: features.12.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
@@ -755,15 +760,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1718696, params + 1718792,      /* features.12.conv.3.running_mean, features.12.conv.3.running_var */
                      1e-05f, NULL, consts + 417344);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1718888, 576, 1, 96, 576,   /* w: features.13.conv.0.0.weight [576, 96, 1, 1] as [rows][cols][inner], groups */
-                       params + 1774184, params + 1775912,  /* features.13.conv.0.1.weight, features.13.conv.0.1.running_var */
-                       1e-05f, consts + 417440);            /* eps, y */
-
     /* bn_fold_bias features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, params + 1774184, params + 1774760,  /* features.13.conv.0.1.weight, features.13.conv.0.1.bias */
                      params + 1775336, params + 1775912,       /* features.13.conv.0.1.running_mean, features.13.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 472736);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 417440);           /* eps, no bias, y */
+
+    /* pack_weights features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1718888, 576, 96,                   /* w: features.13.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
+                     params + 1774184, params + 1775912, 1e-05f,  /* folding features.13.conv.0.1.weight, features.13.conv.0.1.running_var */
+                     consts + 418016);                            /* y */
 
     /* bn_fold_weight features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1776488, 576, 1, 9, 576,    /* w: features.13.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
@@ -785,15 +790,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1839464, params + 1839560,      /* features.13.conv.3.running_mean, features.13.conv.3.running_var */
                      1e-05f, NULL, consts + 534368);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1839656, 576, 1, 96, 576,   /* w: features.14.conv.0.0.weight [576, 96, 1, 1] as [rows][cols][inner], groups */
-                       params + 1894952, params + 1896680,  /* features.14.conv.0.1.weight, features.14.conv.0.1.running_var */
-                       1e-05f, consts + 534464);            /* eps, y */
-
     /* bn_fold_bias features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, params + 1894952, params + 1895528,  /* features.14.conv.0.1.weight, features.14.conv.0.1.bias */
                      params + 1896104, params + 1896680,       /* features.14.conv.0.1.running_mean, features.14.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 589760);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 534464);           /* eps, no bias, y */
+
+    /* pack_weights features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1839656, 576, 96,                   /* w: features.14.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
+                     params + 1894952, params + 1896680, 1e-05f,  /* folding features.14.conv.0.1.weight, features.14.conv.0.1.running_var */
+                     consts + 535040);                            /* y */
 
     /* bn_fold_weight features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 1897256, 576, 1, 9, 576,    /* w: features.14.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
@@ -815,15 +820,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1997224, params + 1997384,       /* features.14.conv.3.running_mean, features.14.conv.3.running_var */
                      1e-05f, NULL, consts + 688256);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1997544, 960, 1, 160, 960,  /* w: features.15.conv.0.0.weight [960, 160, 1, 1] as [rows][cols][inner], groups */
-                       params + 2151144, params + 2154024,  /* features.15.conv.0.1.weight, features.15.conv.0.1.running_var */
-                       1e-05f, consts + 688416);            /* eps, y */
-
     /* bn_fold_bias features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, params + 2151144, params + 2152104,  /* features.15.conv.0.1.weight, features.15.conv.0.1.bias */
                      params + 2153064, params + 2154024,       /* features.15.conv.0.1.running_mean, features.15.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 842016);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 688416);           /* eps, no bias, y */
+
+    /* pack_weights features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 1997544, 960, 160,                  /* w: features.15.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
+                     params + 2151144, params + 2154024, 1e-05f,  /* folding features.15.conv.0.1.weight, features.15.conv.0.1.running_var */
+                     consts + 689376);                            /* y */
 
     /* bn_fold_weight features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 2154984, 960, 1, 9, 960,    /* w: features.15.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
@@ -845,15 +850,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 2321384, params + 2321544,       /* features.15.conv.3.running_mean, features.15.conv.3.running_var */
                      1e-05f, NULL, consts + 1006176);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 2321704, 960, 1, 160, 960,  /* w: features.16.conv.0.0.weight [960, 160, 1, 1] as [rows][cols][inner], groups */
-                       params + 2475304, params + 2478184,  /* features.16.conv.0.1.weight, features.16.conv.0.1.running_var */
-                       1e-05f, consts + 1006336);           /* eps, y */
-
     /* bn_fold_bias features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, params + 2475304, params + 2476264,  /* features.16.conv.0.1.weight, features.16.conv.0.1.bias */
                      params + 2477224, params + 2478184,       /* features.16.conv.0.1.running_mean, features.16.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 1159936);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1006336);          /* eps, no bias, y */
+
+    /* pack_weights features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 2321704, 960, 160,                  /* w: features.16.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
+                     params + 2475304, params + 2478184, 1e-05f,  /* folding features.16.conv.0.1.weight, features.16.conv.0.1.running_var */
+                     consts + 1007296);                           /* y */
 
     /* bn_fold_weight features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 2479144, 960, 1, 9, 960,    /* w: features.16.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
@@ -875,15 +880,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 2645544, params + 2645704,       /* features.16.conv.3.running_mean, features.16.conv.3.running_var */
                      1e-05f, NULL, consts + 1324096);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 2645864, 960, 1, 160, 960,  /* w: features.17.conv.0.0.weight [960, 160, 1, 1] as [rows][cols][inner], groups */
-                       params + 2799464, params + 2802344,  /* features.17.conv.0.1.weight, features.17.conv.0.1.running_var */
-                       1e-05f, consts + 1324256);           /* eps, y */
-
     /* bn_fold_bias features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, params + 2799464, params + 2800424,  /* features.17.conv.0.1.weight, features.17.conv.0.1.bias */
                      params + 2801384, params + 2802344,       /* features.17.conv.0.1.running_mean, features.17.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 1477856);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1324256);          /* eps, no bias, y */
+
+    /* pack_weights features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 2645864, 960, 160,                  /* w: features.17.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
+                     params + 2799464, params + 2802344, 1e-05f,  /* folding features.17.conv.0.1.weight, features.17.conv.0.1.running_var */
+                     consts + 1325216);                           /* y */
 
     /* bn_fold_weight features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_weight(params + 2803304, 960, 1, 9, 960,    /* w: features.17.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
@@ -905,15 +910,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 3123624, params + 3123944,       /* features.17.conv.3.running_mean, features.17.conv.3.running_var */
                      1e-05f, NULL, consts + 1795616);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.18.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 3124264, 1280, 1, 320, 1280,  /* w: features.18.0.weight [1280, 320, 1, 1] as [rows][cols][inner], groups */
-                       params + 3533864, params + 3537704,    /* features.18.1.weight, features.18.1.running_var */
-                       1e-05f, consts + 1795936);             /* eps, y */
-
     /* bn_fold_bias features.18.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(1280, params + 3533864, params + 3535144,  /* features.18.1.weight, features.18.1.bias */
                      params + 3536424, params + 3537704,        /* features.18.1.running_mean, features.18.1.running_var */
-                     1e-05f, NULL, consts + 2205536);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1795936);           /* eps, no bias, y */
+
+    /* pack_weights features.18.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights(params + 3124264, 1280, 320,                 /* w: features.18.0.weight [1280, 320, 1, 1] as [rows][cols] */
+                     params + 3533864, params + 3537704, 1e-05f,  /* folding features.18.1.weight, features.18.1.running_var */
+                     consts + 1797216);                           /* y */
     {  /* the parameters only the constants read are done with: keep the rest */
         float *kept = (float *)realloc(m->params, ((size_t)MOBILENET_V2_PARAM_KEPT_FLOATS + 1) * sizeof(float));
         if (kept)  /* a failed shrink keeps the larger block: nothing lost */
@@ -925,6 +930,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
 /* The work of create, on a zeroed instance. */
 static int mobilenet_v2_init(mobilenet_v2_model *m, const char *weights, void *workspace)
 {
+    (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
     if (!mobilenet_v2_scratch_fits())
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_INTERNAL, "mobilenet_v2_create: the scratch region is too small (a bug in nnc)");
     if (workspace && (uintptr_t)workspace % sizeof(float) != 0)
@@ -992,13 +998,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
     float         *t403       = (float *)(ws + 250880);   /* [n][1280] */
 
     /* conv2d features.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, in_image, 150528, 3, 224, 224,                    /* x: input image [3, 224, 224], batch stride */
-               consts + 0, consts + 864,                            /* bn_fold_weight(features.0.0.weight), bn_fold_bias(features.0.1.weight) */
-               t265, 401408, 32, 112, 112,                          /* y: [32, 112, 112], batch stride */
-               3, 3, 2, 2, 1, 1, 1, 1, 1, (float *)(ws + 1605632),  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                             /* no residual */
-               NNC_ACT_RELU6, 0.0f, 32,                             /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                             /* the instance's threads and instruction set */
+                      n, in_image, 150528, 3, 224, 224,                    /* x: input image [3, 224, 224], batch stride */
+                      consts + 32, consts + 0,                             /* pack_weights(features.0.0.weight), bn_fold_bias(features.0.1.weight) */
+                      t265, 401408, 32, 112, 112,                          /* y: [32, 112, 112], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 1, (float *)(ws + 1605632),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                             /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 32,                             /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
 
     /* dwpw features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t265, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
@@ -1011,13 +1018,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              9, (float *)(ws + 1605632));    /* rows per tile, scratch */
 
     /* conv2d features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t270, 200704, 16, 112, 112,    /* x: [16, 112, 112], batch stride */
-               consts + 1744, consts + 3280,     /* bn_fold_weight(features.2.conv.0.0.weight), bn_fold_bias(features.2.conv.0.1.weight) */
-               t273, 1204224, 96, 112, 112,      /* y: [96, 112, 112], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                          /* no residual */
-               NNC_ACT_RELU6, 0.0f, 96,          /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t270, 200704, 16, 112, 112,    /* x: [16, 112, 112], batch stride */
+                      consts + 1840, consts + 1744,     /* pack_weights(features.2.conv.0.0.weight), bn_fold_bias(features.2.conv.0.1.weight) */
+                      t273, 1204224, 96, 112, 112,      /* y: [96, 112, 112], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 96,          /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t273, 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
@@ -1030,13 +1038,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              6, (float *)(ws + 5117952));     /* rows per tile, scratch */
 
     /* conv2d features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t278, 75264, 24, 56, 56,       /* x: [24, 56, 56], batch stride */
-               consts + 6664, consts + 10120,    /* bn_fold_weight(features.3.conv.0.0.weight), bn_fold_bias(features.3.conv.0.1.weight) */
-               t281, 451584, 144, 56, 56,        /* y: [144, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                          /* no residual */
-               NNC_ACT_RELU6, 0.0f, 144,         /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t278, 75264, 24, 56, 56,       /* x: [24, 56, 56], batch stride */
+                      consts + 6808, consts + 6664,     /* pack_weights(features.3.conv.0.0.weight), bn_fold_bias(features.3.conv.0.1.weight) */
+                      t281, 451584, 144, 56, 56,        /* y: [144, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 144,         /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t281, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
@@ -1049,13 +1058,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              4, (float *)(ws + 2107392));     /* rows per tile, scratch */
 
     /* conv2d features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t286, 75264, 24, 56, 56,       /* x: [24, 56, 56], batch stride */
-               consts + 15184, consts + 18640,   /* bn_fold_weight(features.4.conv.0.0.weight), bn_fold_bias(features.4.conv.0.1.weight) */
-               t289, 451584, 144, 56, 56,        /* y: [144, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                          /* no residual */
-               NNC_ACT_RELU6, 0.0f, 144,         /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t286, 75264, 24, 56, 56,       /* x: [24, 56, 56], batch stride */
+                      consts + 15328, consts + 15184,   /* pack_weights(features.4.conv.0.0.weight), bn_fold_bias(features.4.conv.0.1.weight) */
+                      t289, 451584, 144, 56, 56,        /* y: [144, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 144,         /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t289, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
@@ -1068,13 +1078,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              8, (float *)(ws + 1806336));     /* rows per tile, scratch */
 
     /* conv2d features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t294, 25088, 32, 28, 28,       /* x: [32, 28, 28], batch stride */
-               consts + 24864, consts + 31008,   /* bn_fold_weight(features.5.conv.0.0.weight), bn_fold_bias(features.5.conv.0.1.weight) */
-               t297, 150528, 192, 28, 28,        /* y: [192, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                          /* no residual */
-               NNC_ACT_RELU6, 0.0f, 192,         /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t294, 25088, 32, 28, 28,       /* x: [32, 28, 28], batch stride */
+                      consts + 25056, consts + 24864,   /* pack_weights(features.5.conv.0.0.weight), bn_fold_bias(features.5.conv.0.1.weight) */
+                      t297, 150528, 192, 28, 28,        /* y: [192, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 192,         /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t297, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
@@ -1087,13 +1098,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              6, (float *)(ws + 602112));      /* rows per tile, scratch */
 
     /* conv2d features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t302, 25088, 32, 28, 28,       /* x: [32, 28, 28], batch stride */
-               consts + 39296, consts + 45440,   /* bn_fold_weight(features.6.conv.0.0.weight), bn_fold_bias(features.6.conv.0.1.weight) */
-               t305, 150528, 192, 28, 28,        /* y: [192, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                          /* no residual */
-               NNC_ACT_RELU6, 0.0f, 192,         /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t302, 25088, 32, 28, 28,       /* x: [32, 28, 28], batch stride */
+                      consts + 39488, consts + 39296,   /* pack_weights(features.6.conv.0.0.weight), bn_fold_bias(features.6.conv.0.1.weight) */
+                      t305, 150528, 192, 28, 28,        /* y: [192, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 192,         /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t305, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
@@ -1106,13 +1118,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              6, (float *)(ws + 602112));      /* rows per tile, scratch */
 
     /* conv2d features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t310, 25088, 32, 28, 28,       /* x: [32, 28, 28], batch stride */
-               consts + 53728, consts + 59872,   /* bn_fold_weight(features.7.conv.0.0.weight), bn_fold_bias(features.7.conv.0.1.weight) */
-               t313, 150528, 192, 28, 28,        /* y: [192, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                          /* no residual */
-               NNC_ACT_RELU6, 0.0f, 192,         /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t310, 25088, 32, 28, 28,       /* x: [32, 28, 28], batch stride */
+                      consts + 53920, consts + 53728,   /* pack_weights(features.7.conv.0.0.weight), bn_fold_bias(features.7.conv.0.1.weight) */
+                      t313, 150528, 192, 28, 28,        /* y: [192, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 192,         /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t313, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
@@ -1125,13 +1138,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              12, (float *)(ws + 602112));     /* rows per tile, scratch */
 
     /* conv2d features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t318, 12544, 64, 14, 14,       /* x: [64, 14, 14], batch stride */
-               consts + 74336, consts + 98912,   /* bn_fold_weight(features.8.conv.0.0.weight), bn_fold_bias(features.8.conv.0.1.weight) */
-               t321, 75264, 384, 14, 14,         /* y: [384, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                          /* no residual */
-               NNC_ACT_RELU6, 0.0f, 384,         /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t318, 12544, 64, 14, 14,       /* x: [64, 14, 14], batch stride */
+                      consts + 74720, consts + 74336,   /* pack_weights(features.8.conv.0.0.weight), bn_fold_bias(features.8.conv.0.1.weight) */
+                      t321, 75264, 384, 14, 14,         /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 384,         /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t321, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
@@ -1144,13 +1158,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              6, (float *)(ws + 301056));        /* rows per tile, scratch */
 
     /* conv2d features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t326, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
-               consts + 127776, consts + 152352,  /* bn_fold_weight(features.9.conv.0.0.weight), bn_fold_bias(features.9.conv.0.1.weight) */
-               t329, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU6, 0.0f, 384,          /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t326, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
+                      consts + 128160, consts + 127776,  /* pack_weights(features.9.conv.0.0.weight), bn_fold_bias(features.9.conv.0.1.weight) */
+                      t329, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 384,          /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t329, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
@@ -1163,13 +1178,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              6, (float *)(ws + 301056));        /* rows per tile, scratch */
 
     /* conv2d features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t334, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
-               consts + 181216, consts + 205792,  /* bn_fold_weight(features.10.conv.0.0.weight), bn_fold_bias(features.10.conv.0.1.weight) */
-               t337, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU6, 0.0f, 384,          /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t334, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
+                      consts + 181600, consts + 181216,  /* pack_weights(features.10.conv.0.0.weight), bn_fold_bias(features.10.conv.0.1.weight) */
+                      t337, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 384,          /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t337, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
@@ -1182,13 +1198,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              6, (float *)(ws + 301056));        /* rows per tile, scratch */
 
     /* conv2d features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t342, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
-               consts + 234656, consts + 259232,  /* bn_fold_weight(features.11.conv.0.0.weight), bn_fold_bias(features.11.conv.0.1.weight) */
-               t345, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU6, 0.0f, 384,          /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t342, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
+                      consts + 235040, consts + 234656,  /* pack_weights(features.11.conv.0.0.weight), bn_fold_bias(features.11.conv.0.1.weight) */
+                      t345, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 384,          /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t345, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
@@ -1201,13 +1218,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              6, (float *)(ws + 301056));        /* rows per tile, scratch */
 
     /* conv2d features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t350, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
-               consts + 300416, consts + 355712,  /* bn_fold_weight(features.12.conv.0.0.weight), bn_fold_bias(features.12.conv.0.1.weight) */
-               t353, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU6, 0.0f, 576,          /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t350, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
+                      consts + 300992, consts + 300416,  /* pack_weights(features.12.conv.0.0.weight), bn_fold_bias(features.12.conv.0.1.weight) */
+                      t353, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 576,          /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t353, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
@@ -1220,13 +1238,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              4, (float *)(ws + 451584));        /* rows per tile, scratch */
 
     /* conv2d features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t358, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
-               consts + 417440, consts + 472736,  /* bn_fold_weight(features.13.conv.0.0.weight), bn_fold_bias(features.13.conv.0.1.weight) */
-               t361, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU6, 0.0f, 576,          /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t358, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
+                      consts + 418016, consts + 417440,  /* pack_weights(features.13.conv.0.0.weight), bn_fold_bias(features.13.conv.0.1.weight) */
+                      t361, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 576,          /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t361, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
@@ -1239,13 +1258,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              4, (float *)(ws + 451584));        /* rows per tile, scratch */
 
     /* conv2d features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t366, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
-               consts + 534464, consts + 589760,  /* bn_fold_weight(features.14.conv.0.0.weight), bn_fold_bias(features.14.conv.0.1.weight) */
-               t369, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU6, 0.0f, 576,          /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t366, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
+                      consts + 535040, consts + 534464,  /* pack_weights(features.14.conv.0.0.weight), bn_fold_bias(features.14.conv.0.1.weight) */
+                      t369, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 576,          /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t369, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
@@ -1258,13 +1278,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              7, (float *)(ws + 451584));        /* rows per tile, scratch */
 
     /* conv2d features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t374, 7840, 160, 7, 7,          /* x: [160, 7, 7], batch stride */
-               consts + 688416, consts + 842016,  /* bn_fold_weight(features.15.conv.0.0.weight), bn_fold_bias(features.15.conv.0.1.weight) */
-               t377, 47040, 960, 7, 7,            /* y: [960, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                           /* no residual */
-               NNC_ACT_RELU6, 0.0f, 960,          /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t374, 7840, 160, 7, 7,          /* x: [160, 7, 7], batch stride */
+                      consts + 689376, consts + 688416,  /* pack_weights(features.15.conv.0.0.weight), bn_fold_bias(features.15.conv.0.1.weight) */
+                      t377, 47040, 960, 7, 7,            /* y: [960, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 960,          /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t377, 47040, 960, 7, 7,          /* x: [960, 7, 7], batch stride */
@@ -1277,13 +1298,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              4, (float *)(ws + 188160));         /* rows per tile, scratch */
 
     /* conv2d features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t382, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
-               consts + 1006336, consts + 1159936,  /* bn_fold_weight(features.16.conv.0.0.weight), bn_fold_bias(features.16.conv.0.1.weight) */
-               t385, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU6, 0.0f, 960,            /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t382, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
+                      consts + 1007296, consts + 1006336,  /* pack_weights(features.16.conv.0.0.weight), bn_fold_bias(features.16.conv.0.1.weight) */
+                      t385, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 960,            /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* dwpw features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t385, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
@@ -1296,13 +1318,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              4, (float *)(ws + 188160));          /* rows per tile, scratch */
 
     /* conv2d features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t390, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
-               consts + 1324256, consts + 1477856,  /* bn_fold_weight(features.17.conv.0.0.weight), bn_fold_bias(features.17.conv.0.1.weight) */
-               t393, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU6, 0.0f, 960,            /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t390, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
+                      consts + 1325216, consts + 1324256,  /* pack_weights(features.17.conv.0.0.weight), bn_fold_bias(features.17.conv.0.1.weight) */
+                      t393, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 960,            /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* dwpw features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_dwpw(n, t393, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
@@ -1315,13 +1338,14 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
              4, (float *)(ws + 188160));          /* rows per tile, scratch */
 
     /* conv2d features.18.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d(n, t398, 15680, 320, 7, 7,           /* x: [320, 7, 7], batch stride */
-               consts + 1795936, consts + 2205536,  /* bn_fold_weight(features.18.0.weight), bn_fold_bias(features.18.1.weight) */
-               t401, 62720, 1280, 7, 7,             /* y: [1280, 7, 7], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                             /* no residual */
-               NNC_ACT_RELU6, 0.0f, 1280,           /* then relu6 */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t398, 15680, 320, 7, 7,           /* x: [320, 7, 7], batch stride */
+                      consts + 1797216, consts + 1795936,  /* pack_weights(features.18.0.weight), bn_fold_bias(features.18.1.weight) */
+                      t401, 62720, 1280, 7, 7,             /* y: [1280, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU6, 0.0f, 1280,           /* then relu6 */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* global_avgpool @ models/mobilenet_v2.net:42:26 */
     nnc_global_avgpool(n, t401, 1280, 49, t402);
@@ -1391,6 +1415,16 @@ int mobilenet_v2_forward(mobilenet_v2_model *m, int n, const float *in_image, fl
 const char *mobilenet_v2_last_error(const mobilenet_v2_model *m)
 {
     return m ? m->err : "out of memory";
+}
+
+int mobilenet_v2_set_threads(mobilenet_v2_model *m, int threads)
+{
+    if (!m || !m->ready)
+        return MOBILENET_V2_ERR_ARG;
+    nnc_ctx_stop(&m->ctx);
+    if (nnc_ctx_init(&m->ctx, threads < 0 ? 1 : threads) != 0)
+        return mobilenet_v2_fail(m, MOBILENET_V2_ERR_NOMEM, "mobilenet_v2_set_threads: could not start %d threads", threads);
+    return MOBILENET_V2_OK;
 }
 
 void mobilenet_v2_destroy(mobilenet_v2_model *m)

@@ -355,6 +355,13 @@ int mobilenet_v2_forward_v(mobilenet_v2_model *m, int n, const float *const *inp
  * for NULL, which is what create leaves when it cannot allocate at all. */
 const char *mobilenet_v2_last_error(const mobilenet_v2_model *m);
 
+/* Runs m's layers on `threads` threads from now on (0: one per online CPU,
+ * or NNC_THREADS from the environment; 1: the caller's thread alone, no
+ * thread is kept). create starts them as for 0. Results do not depend on
+ * the number. Returns MOBILENET_V2_OK, or MOBILENET_V2_ERR_NOMEM when threads could not be
+ * started (m then runs on the caller's thread). */
+int mobilenet_v2_set_threads(mobilenet_v2_model *m, int threads);
+
 /* Frees m and all create allocated (not a caller's workspace); NULL is a no-op. */
 void mobilenet_v2_destroy(mobilenet_v2_model *m);
 

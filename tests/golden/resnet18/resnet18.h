@@ -195,6 +195,13 @@ int resnet18_forward_v(resnet18_model *m, int n, const float *const *inputs, flo
  * for NULL, which is what create leaves when it cannot allocate at all. */
 const char *resnet18_last_error(const resnet18_model *m);
 
+/* Runs m's layers on `threads` threads from now on (0: one per online CPU,
+ * or NNC_THREADS from the environment; 1: the caller's thread alone, no
+ * thread is kept). create starts them as for 0. Results do not depend on
+ * the number. Returns RESNET18_OK, or RESNET18_ERR_NOMEM when threads could not be
+ * started (m then runs on the caller's thread). */
+int resnet18_set_threads(resnet18_model *m, int threads);
+
 /* Frees m and all create allocated (not a caller's workspace); NULL is a no-op. */
 void resnet18_destroy(resnet18_model *m);
 

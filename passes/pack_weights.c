@@ -1,0 +1,92 @@
+/* pack_weights.c: weights packed once, at create, into the layout the GEMM's
+ * micro-kernel reads (inference, -O2; the last rewrite before memory planning).
+ *
+ *   conv2d(x, w, ...)                          conv2d+packed(x, pack_weights(w), ...)
+ *   conv2d(x, bn_fold_weight(w, g, v), ...)    conv2d+packed(x, pack_weights(w, g, v), ...)
+ *
+ * A weight is a constant, so reordering it costs nothing at run time: the
+ * kernel (runtime/snippets/kernels_parallel.c nnc_gemm_packed) then streams
+ * panels of 8 output channels column by column instead of gathering them
+ * from 8 rows for every block of every call. The second form folds the
+ * batchnorm while packing (same arithmetic as bn_fold_weight, bit for bit),
+ * so the folded weight never exists unpacked: the constants keep one copy of
+ * the weights, not two. It fires when the bn_fold_weight is read by this
+ * conv alone (fuse_siblings' merged weights and shared weights keep their
+ * node, and pack_weights reads its output).
+ *
+ * Only ungrouped convolutions (groups = 1) of more than one input channel are
+ * packed (nnc_conv2d runs one input channel as a direct loop, without a GEMM
+ * or scratch, as it runs depthwise ones): depthwise ones run a
+ * direct loop, dwpw's pointwise half and linear layers keep nnc_sgemm (for
+ * now), and a conv2d whose weight is computed from an input is not constant.
+ * The graph is rebuilt, as dce.c does; a fold node absorbed here is dropped. */
+#include "pack_weights.h"
+#include "passes.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool packable(const IrGraph *g, const IrNode *n, const bool *is_const)
+{
+    /* one input channel (LeNet's first layer) runs nnc_conv2d's direct loop, no GEMM */
+    return n->op == OP_CONV2D && n->attr.conv.groups == 1 && !n->attr.conv.packed && is_const[ir_in(g, n, 1)] &&
+           ir_in_shape(g, n, 1)->dim[1] > 1;
+}
+
+bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
+{
+    int32_t nv = g->n_values ? g->n_values : 1, nn = g->n_nodes ? g->n_nodes : 1;
+    bool *is_const = nnc_xcalloc((size_t)nv, sizeof *is_const);
+    int32_t *uses = nnc_xcalloc((size_t)nv, sizeof *uses);
+    bool *absorbed = nnc_xcalloc((size_t)nn, sizeof *absorbed);  /* bn_fold_weight nodes packing takes over */
+    int n_packed = 0;
+    ir_mark_constants(g, is_const);
+    for (int32_t i = 0; i < g->n_ins; i++) uses[g->ins[i]]++;
+    for (int32_t o = 0; o < g->n_outputs; o++) uses[g->outputs[o].value]++;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (!packable(g, n, is_const)) continue;
+        int32_t w = ir_in(g, n, 1), p = g->values[w].node;
+        n_packed++;
+        if (p >= 0 && g->nodes[p].op == OP_BN_FOLD_WEIGHT && uses[w] == 1) absorbed[p] = true;
+    }
+    if (!n_packed) {
+        free(is_const), free(uses), free(absorbed);
+        return true;
+    }
+    int32_t *map;
+    IrGraph *ng = pass_rebuild_begin(g, NULL, &map);
+    bool ok = true;
+    for (int32_t i = 0; i < g->n_nodes && ok; i++) {
+        const IrNode *n = &g->nodes[i];
+        if (absorbed[i]) continue;  /* packed (and folded) at its conv */
+        if (!packable(g, n, is_const)) {
+            map[n->out] = pass_copy_node(ng, g, n, map, err, errlen);
+            ok = map[n->out] >= 0;
+            continue;
+        }
+        int32_t w = ir_in(g, n, 1), p = g->values[w].node, pin[3];
+        int npin = 1;
+        IrAttr pa;
+        memset(&pa, 0, sizeof pa);
+        if (p >= 0 && absorbed[p]) {
+            const IrNode *f = &g->nodes[p];
+            pin[0] = map[ir_in(g, f, 0)], pin[1] = map[ir_in(g, f, 1)], pin[2] = map[ir_in(g, f, 2)];
+            npin = 3;
+            pa.bn.eps = f->attr.bn.eps;
+        } else {
+            pin[0] = map[w];
+        }
+        int32_t pw = ir_add_node(ng, OP_PACK_WEIGHTS, pin, npin, &pa, n->loc, n->scope, err, errlen);
+        ok = pw >= 0;
+        if (!ok) break;
+        int32_t ins[8];
+        for (int j = 0; j < n->n_in; j++) ins[j] = j == 1 ? pw : map[ir_in(g, n, j)];
+        IrAttr ca = n->attr;
+        ca.conv.packed = true;
+        map[n->out] = ir_add_node(ng, n->op, ins, n->n_in, &ca, n->loc, n->scope, err, errlen);
+        ok = map[n->out] >= 0;
+    }
+    free(is_const), free(uses), free(absorbed);
+    return pass_rebuild_end(g, ng, map, ok);
+}
