@@ -177,10 +177,12 @@ static bool emit_c_dwpw(CgEmit *cx, const IrNode *n)
     const IrShape *y = &cx->g->values[n->out].shape;
     int pwi = ir_dwpw_pw_in(n);
     if (ir_act_has_slope(a->dw.epi.act) && !cg_finite(cx, n, "the depthwise slope", a->dw.epi.slope)) return false;
-    cg_need(cx, "dwpw");
+    const char *kernel = a->pw.packed ? "dwpw_packed" : "dwpw";
+    cg_need(cx, kernel);
     cg_scratch_check(cx, cg_scratch_call(cx->arena, cx->g, n, cx->max_batch),
                      plan_scratch_floats(cx->g, n, cx->max_batch));
-    cg_call_begin(cx, "dwpw");
+    cg_call_begin(cx, kernel);
+    if (a->pw.packed) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_image_arg(cx, n, true);
     cg_arg(cx, arena_printf(cx->arena, "depthwise: %s, %s", cg_label(cx, ir_in(cx->g, n, 1)),
                             a->dw.bias ? cg_label(cx, ir_in(cx->g, n, 2)) : "no bias"),
@@ -273,8 +275,10 @@ static bool emit_c_batchnorm(CgEmit *cx, const IrNode *n)
 static bool emit_c_linear(CgEmit *cx, const IrNode *n)
 {
     const IrShape *x = ir_in_shape(cx->g, n, 0);
-    cg_need(cx, "linear");
-    cg_call_begin(cx, "linear");
+    bool mt = !cx->tr;  /* inference: over the instance's threads; a training step keeps nnc_linear */
+    cg_need(cx, mt ? "linear_mt" : "linear");
+    cg_call_begin(cx, mt ? "linear_mt" : "linear");
+    if (mt) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, arena_printf(cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld", cg_in(cx, n, 0),
            cg_dim(x, 0));
     cg_weight_args(cx, n);

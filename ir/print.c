@@ -83,6 +83,7 @@ static void print_attr(const IrNode *n, StrBuf *out)
         if (a->dwpw.dw.epi.act != ACT_NONE) sb_printf(out, " %s", ir_act_name(a->dwpw.dw.epi.act));
         if (a->dwpw.dw.epi.act == ACT_LEAKY_RELU) sb_printf(out, " slope=%g", a->dwpw.dw.epi.slope);
         sb_printf(out, " pw out=%d", a->dwpw.pw.out_channels);
+        if (a->dwpw.pw.packed) sb_append(out, " +packed");
         print_epilogue(&a->dwpw.pw.epi, out);
         break;
     case AT_NONE: break;

@@ -3,6 +3,7 @@
  *
  *   conv2d(x, w, ...)                          conv2d+packed(x, pack_weights(w), ...)
  *   conv2d(x, bn_fold_weight(w, g, v), ...)    conv2d+packed(x, pack_weights(w, g, v), ...)
+ *   dwpw(x, dw, [b], pw, ...)                  dwpw+packed(x, dw, [b], pack_weights(pw), ...)
  *
  * A weight is a constant, so reordering it costs nothing at run time: the
  * kernel (runtime/snippets/kernels_parallel.c nnc_gemm_packed) then streams
@@ -17,8 +18,9 @@
  * Only ungrouped convolutions (groups = 1) of more than one input channel are
  * packed (nnc_conv2d runs one input channel as a direct loop, without a GEMM
  * or scratch, as it runs depthwise ones): depthwise ones run a
- * direct loop, dwpw's pointwise half and linear layers keep nnc_sgemm (for
- * now), and a conv2d whose weight is computed from an input is not constant.
+ * direct loop (dwpw's pointwise half is packed: it is a 1x1 conv2d), linear
+ * layers keep nnc_linear, and a conv2d whose weight is computed from an input
+ * is not constant.
  * The graph is rebuilt, as dce.c does; a fold node absorbed here is dropped. */
 #include "pack_weights.h"
 #include "passes.h"
@@ -26,11 +28,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool packable(const IrGraph *g, const IrNode *n, const bool *is_const)
+/* The input index of node n's weight to pack, or -1: a conv2d's (one input
+ * channel, LeNet's first layer, runs nnc_conv2d's direct loop, no GEMM), or
+ * a dwpw's pointwise half. */
+static int packable(const IrGraph *g, const IrNode *n, const bool *is_const)
 {
-    /* one input channel (LeNet's first layer) runs nnc_conv2d's direct loop, no GEMM */
-    return n->op == OP_CONV2D && n->attr.conv.groups == 1 && !n->attr.conv.packed && is_const[ir_in(g, n, 1)] &&
-           ir_in_shape(g, n, 1)->dim[1] > 1;
+    int wi = -1;
+    if (n->op == OP_CONV2D && n->attr.conv.groups == 1 && !n->attr.conv.packed && ir_in_shape(g, n, 1)->dim[1] > 1)
+        wi = 1;
+    if (n->op == OP_DWPW && !n->attr.dwpw.pw.packed) wi = ir_dwpw_pw_in(n);
+    return wi >= 0 && is_const[ir_in(g, n, wi)] ? wi : -1;
 }
 
 bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
@@ -45,8 +52,9 @@ bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
     for (int32_t o = 0; o < g->n_outputs; o++) uses[g->outputs[o].value]++;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
-        if (!packable(g, n, is_const)) continue;
-        int32_t w = ir_in(g, n, 1), p = g->values[w].node;
+        int wi = packable(g, n, is_const);
+        if (wi < 0) continue;
+        int32_t w = ir_in(g, n, wi), p = g->values[w].node;
         n_packed++;
         if (p >= 0 && g->nodes[p].op == OP_BN_FOLD_WEIGHT && uses[w] == 1) absorbed[p] = true;
     }
@@ -60,12 +68,13 @@ bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
     for (int32_t i = 0; i < g->n_nodes && ok; i++) {
         const IrNode *n = &g->nodes[i];
         if (absorbed[i]) continue;  /* packed (and folded) at its conv */
-        if (!packable(g, n, is_const)) {
+        int wi = packable(g, n, is_const);
+        if (wi < 0) {
             map[n->out] = pass_copy_node(ng, g, n, map, err, errlen);
             ok = map[n->out] >= 0;
             continue;
         }
-        int32_t w = ir_in(g, n, 1), p = g->values[w].node, pin[3];
+        int32_t w = ir_in(g, n, wi), p = g->values[w].node, pin[3];
         int npin = 1;
         IrAttr pa;
         memset(&pa, 0, sizeof pa);
@@ -81,9 +90,10 @@ bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
         ok = pw >= 0;
         if (!ok) break;
         int32_t ins[8];
-        for (int j = 0; j < n->n_in; j++) ins[j] = j == 1 ? pw : map[ir_in(g, n, j)];
+        for (int j = 0; j < n->n_in; j++) ins[j] = j == wi ? pw : map[ir_in(g, n, j)];
         IrAttr ca = n->attr;
-        ca.conv.packed = true;
+        if (n->op == OP_DWPW) ca.dwpw.pw.packed = true;
+        else ca.conv.packed = true;
         map[n->out] = ir_add_node(ng, n->op, ins, n->n_in, &ca, n->loc, n->scope, err, errlen);
         ok = map[n->out] >= 0;
     }

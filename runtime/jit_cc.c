@@ -43,13 +43,16 @@ enum {
 #define NNC_CBLAS_INCLUDE ""
 #endif
 
-/* The directory of cblas.h when the generated code should use OpenBLAS, else NULL. */
+/* The directory of cblas.h when the generated code should use OpenBLAS, else
+ * NULL. Only when asked (NNC_JIT_BLAS=1): nnc's own kernels (packed weights,
+ * the instance's threads) are as fast or faster on the zoo, and OpenBLAS's
+ * threads would compete with the instance's (docs/performance.md). */
 static const char *rt_cc_blas_dir(void)
 {
     static const char dir[] = NNC_CBLAS_INCLUDE;
     const char *env = getenv("NNC_JIT_BLAS");
     char path[4096];
-    if (!dir[0] || (env && strcmp(env, "0") == 0)) return NULL;
+    if (!dir[0] || !env || strcmp(env, "1") != 0) return NULL;
     snprintf(path, sizeof path, "%s/cblas.h", dir);
     return access(path, R_OK) == 0 ? dir : NULL;
 }

@@ -8,8 +8,8 @@
 # generator in the driver below), each binary:
 #   - writes inference code at -O0 and at -O2 with --batch 3; the script
 #     compiles each with one driver, the same compiler and the same flags as
-#     `nnc run` (cc -std=c99 -O2, cblas_sgemm when nnc's JIT would use it:
-#     NNC_JIT_BLAS=0 turns it off), and runs it at batch 1 and then at batch 3
+#     `nnc run` (cc -std=c99 -O2; cblas_sgemm with NNC_JIT_BLAS=1, as nnc's
+#     JIT then uses it), and runs it at batch 1 and then at batch 3
 #     on the same instance: four raw output files;
 #   - writes the training module (--emit=train -O2 --batch 3), and one driver
 #     takes ONE step: SGD with momentum 0.9, weight decay 1e-4, label smoothing
@@ -27,7 +27,7 @@
 # Exit 2: usage, or a step failed (a compile error, a crash: the log is named).
 # The old and the new side of a model run as two parallel jobs (JOBS=1 for one).
 #
-# Environment: CC (default cc), CFLAGS_EXTRA, NNC_JIT_BLAS=0, JOBS (1 or 2),
+# Environment: CC (default cc), CFLAGS_EXTRA, NNC_JIT_BLAS=1, JOBS (1 or 2),
 # KEEP=1 keeps the work directory (default: kept only when something differs,
 # without its large files). OPENBLAS_NUM_THREADS is set to 1.
 #
@@ -49,7 +49,7 @@ CC=${CC:-cc}
 JOBS=${JOBS:-2}
 export OPENBLAS_NUM_THREADS=1
 BLAS_DIR=
-if [ "${NNC_JIT_BLAS:-1}" != 0 ]; then
+if [ "${NNC_JIT_BLAS:-0}" = 1 ]; then
     for d in /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas; do
         if [ -r "$d/cblas.h" ]; then BLAS_DIR=$d; break; fi
     done

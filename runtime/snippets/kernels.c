@@ -15,12 +15,12 @@
  * as one sectioned text, followed for training by grad_kernels.c:
  *   activations.h          the activation table; the prologue pastes it first
  *   kernels_gemm.c         prologue, the epilogue and prologue of fused layers, GEMM
- *   kernels_parallel.c     the instance's context (instruction set, thread pool) and
- *                          the GEMM on weights packed at create, with its micro-kernels
- *   kernels_conv.c         convolution: im2col + GEMM (plain or packed), depthwise +
- *                          pointwise, transposed
+ *   kernels_conv.c         convolution: im2col + GEMM, depthwise + pointwise, transposed
  *   kernels_elementwise.c  batchnorm and its folding, linear, the activations, copy, add
  *   kernels_pool.c         pooling, LRN, concat, softmax
+ *   kernels_parallel.c     the instance's context (instruction set, thread pool), the
+ *                          GEMM on weights packed at create with its micro-kernels, and
+ *                          the layers that run on them (last: it needs the others)
  * C code that runs the kernels (the tests) includes this file. For the code
  * generator, cmake/embed.cmake expands these #include lines into one string,
  * each file from its first marker on: a file's top comment, like this
@@ -40,7 +40,7 @@
  * in isolation; the test_kernels_*.c check every kernel against a
  * double-precision reference. */
 #include "kernels_gemm.c"
-#include "kernels_parallel.c"
 #include "kernels_conv.c"
 #include "kernels_elementwise.c"
 #include "kernels_pool.c"
+#include "kernels_parallel.c"

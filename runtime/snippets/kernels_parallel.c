@@ -87,8 +87,29 @@ static NNC_MAYBE_UNUSED void nnc_run_share(nnc_task_fn fn, void *arg, int ntasks
 }
 
 #if NNC_HAVE_THREADS
-/* A worker: sleeps on the condition variable until a job or quit (it never
- * spins), runs its share, and tells the caller when it was the last. */
+/* A forward pass runs a parallel loop every few tens of microseconds; waking a
+ * sleeping thread takes about as long. So a worker that finished a job, and
+ * the caller waiting for the workers, first poll for NNC_SPIN rounds of a
+ * pause instruction (some tens of microseconds), then sleep on the condition
+ * variable: nothing spins longer than that once forward has returned. */
+#if defined(__GNUC__) || defined(__clang__)
+enum { NNC_SPIN = 4000 };
+#define NNC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define NNC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#if defined(__x86_64__) || defined(__i386__)
+#define NNC_PAUSE() __builtin_ia32_pause()
+#else
+#define NNC_PAUSE() ((void)0)
+#endif
+#else
+enum { NNC_SPIN = 0 };
+#define NNC_LOAD(p) (*(p))
+#define NNC_STORE(p, v) (*(p) = (v))
+#define NNC_PAUSE() ((void)0)
+#endif
+
+/* A worker: waits (briefly polling, then on the condition variable) for a job
+ * or quit, runs its share, and tells the caller when it was the last. */
 static void *nnc_worker_main(void *p)
 {
     nnc_worker *w = (nnc_worker *)p;
@@ -97,7 +118,8 @@ static void *nnc_worker_main(void *p)
     for (;;) {
         nnc_task_fn fn;
         void *arg;
-        int ntasks;
+        int ntasks, k;
+        for (k = 0; k < NNC_SPIN && NNC_LOAD(&c->gen) == seen && !NNC_LOAD(&c->quit); k++) NNC_PAUSE();
         pthread_mutex_lock(&c->mu);
         while (c->gen == seen && !c->quit) pthread_cond_wait(&c->wake, &c->mu);
         if (c->quit) {
@@ -109,7 +131,8 @@ static void *nnc_worker_main(void *p)
         pthread_mutex_unlock(&c->mu);
         nnc_run_share(fn, arg, ntasks, w->id, c->threads);
         pthread_mutex_lock(&c->mu);
-        if (--c->pending == 0) pthread_cond_signal(&c->done);
+        NNC_STORE(&c->pending, c->pending - 1);  /* under mu; the caller may be polling it */
+        if (c->pending == 0) pthread_cond_signal(&c->done);
         pthread_mutex_unlock(&c->mu);
     }
 }
@@ -122,13 +145,15 @@ static NNC_MAYBE_UNUSED void nnc_parallel(const nnc_ctx *cc, int ntasks, nnc_tas
 #if NNC_HAVE_THREADS
     nnc_ctx *c = (nnc_ctx *)cc;  /* the pool's bookkeeping changes; the kernels' view of ctx does not */
     if (c && c->started && ntasks > 1) {
-        int workers = c->threads - 1;
+        int workers = c->threads - 1, k;
         pthread_mutex_lock(&c->mu);
-        c->fn = fn, c->arg = arg, c->ntasks = ntasks, c->pending = workers;
-        c->gen++;
+        c->fn = fn, c->arg = arg, c->ntasks = ntasks;
+        NNC_STORE(&c->pending, workers);
+        NNC_STORE(&c->gen, c->gen + 1);
         pthread_cond_broadcast(&c->wake);
         pthread_mutex_unlock(&c->mu);
         nnc_run_share(fn, arg, ntasks, 0, c->threads);
+        for (k = 0; k < NNC_SPIN && NNC_LOAD(&c->pending) > 0; k++) NNC_PAUSE();
         pthread_mutex_lock(&c->mu);
         while (c->pending > 0) pthread_cond_wait(&c->done, &c->mu);
         pthread_mutex_unlock(&c->mu);
@@ -163,7 +188,7 @@ static NNC_MAYBE_UNUSED void nnc_ctx_stop(nnc_ctx *c)
     int i;
     if (c->started) {
         pthread_mutex_lock(&c->mu);
-        c->quit = 1;
+        NNC_STORE(&c->quit, 1);
         pthread_cond_broadcast(&c->wake);
         pthread_mutex_unlock(&c->mu);
         for (i = 1; i < c->threads; i++) pthread_join(c->tid[i], NULL);
@@ -223,7 +248,7 @@ static NNC_MAYBE_UNUSED int nnc_ctx_init(nnc_ctx *c, int threads)
     return 0;
 }
 
-/* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel gemm_packed needs: ctx epilogue conv_common */
 /* C = bias + A * B where A (M x K, row-major: a weight, [out][in*kh*kw]) was
  * packed once at create by nnc_pack_weights, and B (K x N, a row stride ldb)
  * is packed as the product runs, a panel of columns at a time.
@@ -241,7 +266,7 @@ static NNC_MAYBE_UNUSED int nnc_ctx_init(nnc_ctx *c, int threads)
  * chunk of rows by one panel of columns; the tasks are split over the
  * instance's threads. Each tile's sum is the same sequence of operations
  * whichever thread runs it. */
-enum { NNC_MR = 8, NNC_KC = 256, NNC_MC = 64, NNC_NR_MAX = 32 };
+enum { NNC_MR = 8, NNC_KC = 256, NNC_MC = 256, NNC_NR_MAX = 32 };
 
 /* dst = w (M x K) in the packed layout above; with gamma (else NULL), each row
  * r first scaled by gamma[r] / sqrt(var[r] + eps), exactly as nnc_bn_fold_weight
@@ -375,77 +400,103 @@ static NNC_MAYBE_UNUSED nnc_ukernel nnc_ukernel_for(int isa, int *nr)
     return nnc_ukernel_c;
 }
 
-/* One packed GEMM with its epilogue, as nnc_gemm_packed's tasks see it. */
-typedef struct {
-    int M, N;
-    long K;
-    const float *a;          /* packed A */
-    const float *b;          /* B, K x N, row stride ldb */
-    size_t ldb;
-    float *c;                /* C, M x N, row stride ldc */
-    size_t ldc;
-    const float *bias;       /* per row of C, or NULL */
-    const float *residual;   /* M x N, row stride ldc, or NULL */
-    int act, act_rows;       /* the activation, on rows [0, act_rows) */
-    float slope;
-    nnc_ukernel kern;
-    int nr, row_chunks, col_panels;
-} nnc_gemm_job;
-
-/* B[p0 .. p0+kc)[j0 .. j0+cols) into buf as kc rows of nr floats, zero past cols. */
-static NNC_MAYBE_UNUSED void nnc_pack_b(const float *b, size_t ldb, long p0, int kc, int j0, int cols, int nr,
+/* B[p0 .. p0+kc)[j0 .. j0+cols) of a matrix with row stride ldb into buf as kc
+ * rows of nr floats, zero past cols. */
+static NNC_MAYBE_UNUSED void nnc_pack_b(const float *b, size_t ldb, long p0, int kc, long j0, int cols, int nr,
                                         float *buf)
 {
     int p, j;
     for (p = 0; p < kc; p++) {
         const float *src = b + (size_t)(p0 + p) * ldb + (size_t)j0;
         float *dst = buf + (size_t)p * (size_t)nr;
-        for (j = 0; j < cols; j++) dst[j] = src[j];
-        for (; j < nr; j++) dst[j] = 0.0f;
+        if (cols == 32) {  /* a constant size: the compiler inlines it as vector moves */
+            memcpy(dst, src, 32 * sizeof(float));
+        } else if (cols == 16) {
+            memcpy(dst, src, 16 * sizeof(float));
+        } else {
+            for (j = 0; j < cols; j++) dst[j] = src[j];
+            for (; j < nr; j++) dst[j] = 0.0f;
+        }
     }
 }
 
-/* Task t of a job: rows chunk t / col_panels, columns panel t % col_panels. */
+/* A task packs NNC_GROUP panels of B per block of the sum, and runs each
+ * 8-row panel of A over all of them while it is in L1: at batch 1 the last
+ * layers of a ResNet have 49 columns (two panels) and a weight too large for
+ * L2, which is then read once per block instead of once per panel. */
+enum { NNC_GROUP = 2 };
+
+/* One packed GEMM with its epilogue, as nnc_gemm_packed's tasks see it. */
+typedef struct {
+    int M;
+    long N, K;
+    const float *a;             /* packed A */
+    const float *b;             /* B, K x N, row stride ldb */
+    size_t ldb;
+    float *c;                   /* C, M x N, row stride ldc */
+    size_t ldc;
+    const float *bias;          /* per row of C, or NULL */
+    const float *residual;      /* M x N, row stride ldc, or NULL */
+    int act, act_rows;          /* the activation, on rows [0, act_rows) */
+    float slope;
+    nnc_ukernel kern;
+    int nr, group, row_chunks, col_groups;
+} nnc_gemm_job;
+
+/* The epilogue of a finished tile: rows [i0, i0+rows), columns [j0, j0+cols). */
+static NNC_MAYBE_UNUSED void nnc_gemm_tile_epilogue(const nnc_gemm_job *g, int i0, int rows, long j0, int cols)
+{
+    int r;
+    for (r = 0; r < rows; r++)
+        nnc_epilogue(g->c + (size_t)(i0 + r) * g->ldc + (size_t)j0, (size_t)cols,
+                     g->residual ? g->residual + (size_t)(i0 + r) * g->ldc + (size_t)j0 : NULL,
+                     i0 + r < g->act_rows ? g->act : NNC_ACT_NONE, g->slope);
+}
+
+/* Task t of a job: rows chunk t / col_groups, columns group t % col_groups. */
 static NNC_MAYBE_UNUSED void nnc_gemm_task(void *arg, int t)
 {
     const nnc_gemm_job *g = (const nnc_gemm_job *)arg;
-    float bbuf[NNC_KC * NNC_NR_MAX], abuf[NNC_KC * NNC_MR], tile[NNC_MR * NNC_NR_MAX], bias8[NNC_MR];
-    int nr = g->nr, j0 = t % g->col_panels * nr, i_lo = t / g->col_panels * NNC_MC;
-    int cols = g->N - j0 < nr ? g->N - j0 : nr, i_hi = g->M - i_lo < NNC_MC ? g->M : i_lo + NNC_MC, i0, r, j;
-    long p0;
+    float bbuf[NNC_GROUP][NNC_KC * NNC_NR_MAX], abuf[NNC_KC * NNC_MR], tile[NNC_MR * NNC_NR_MAX], bias8[NNC_MR];
+    int nr = g->nr, i_lo = t / g->col_groups * NNC_MC, q, nq = 0, cols[NNC_GROUP], i0, r, j;
+    int i_hi = g->M - i_lo < NNC_MC ? g->M : i_lo + NNC_MC;
+    long jg = (long)(t % g->col_groups) * g->group * nr, j0[NNC_GROUP], p0;
+    for (q = 0; q < g->group && jg + (long)q * nr < g->N; q++, nq++) {
+        j0[q] = jg + (long)q * nr;
+        cols[q] = g->N - j0[q] < nr ? (int)(g->N - j0[q]) : nr;
+    }
     for (p0 = 0; p0 < g->K; p0 += NNC_KC) {
-        int kc = g->K - p0 < NNC_KC ? (int)(g->K - p0) : NNC_KC;
-        nnc_pack_b(g->b, g->ldb, p0, kc, j0, cols, nr, bbuf);
+        int kc = g->K - p0 < NNC_KC ? (int)(g->K - p0) : NNC_KC, last = p0 + kc >= g->K;
+        for (q = 0; q < nq; q++) nnc_pack_b(g->b, g->ldb, p0, kc, j0[q], cols[q], nr, bbuf[q]);
         for (i0 = i_lo; i0 < i_hi; i0 += NNC_MR) {
             int rows = g->M - i0 < NNC_MR ? g->M - i0 : NNC_MR;
             const float *ap = g->a + (size_t)i0 * (size_t)g->K + (size_t)p0 * (size_t)rows;
             const float *bias = g->bias ? g->bias + i0 : NULL;
-            float *cp = g->c + (size_t)i0 * g->ldc + (size_t)j0;
             if (rows < NNC_MR) {  /* the last panel: widen to 8 rows with zeros */
                 int p;
                 for (p = 0; p < kc; p++)
-                    for (r = 0; r < NNC_MR; r++) abuf[p * NNC_MR + r] = r < rows ? ap[(size_t)p * (size_t)rows + (size_t)r] : 0.0f;
+                    for (r = 0; r < NNC_MR; r++)
+                        abuf[p * NNC_MR + r] = r < rows ? ap[(size_t)p * (size_t)rows + (size_t)r] : 0.0f;
                 ap = abuf;
                 if (bias) {
                     for (r = 0; r < NNC_MR; r++) bias8[r] = r < rows ? bias[r] : 0.0f;
                     bias = bias8;
                 }
             }
-            if (rows == NNC_MR && cols == nr) {
-                g->kern(kc, ap, bbuf, cp, g->ldc, bias, p0 > 0);
-            } else {  /* an edge tile: through a full-size tile of our own */
-                if (p0 > 0)
+            for (q = 0; q < nq; q++) {
+                float *cp = g->c + (size_t)i0 * g->ldc + (size_t)j0[q];
+                if (rows == NNC_MR && cols[q] == nr) {
+                    g->kern(kc, ap, bbuf[q], cp, g->ldc, bias, p0 > 0);
+                } else {  /* an edge tile: through a full-size tile of our own */
+                    if (p0 > 0)
+                        for (r = 0; r < rows; r++)
+                            for (j = 0; j < cols[q]; j++) tile[r * nr + j] = cp[(size_t)r * g->ldc + (size_t)j];
+                    g->kern(kc, ap, bbuf[q], tile, (size_t)nr, bias, p0 > 0);
                     for (r = 0; r < rows; r++)
-                        for (j = 0; j < cols; j++) tile[r * nr + j] = cp[(size_t)r * g->ldc + (size_t)j];
-                g->kern(kc, ap, bbuf, tile, (size_t)nr, bias, p0 > 0);
-                for (r = 0; r < rows; r++)
-                    for (j = 0; j < cols; j++) cp[(size_t)r * g->ldc + (size_t)j] = tile[r * nr + j];
+                        for (j = 0; j < cols[q]; j++) cp[(size_t)r * g->ldc + (size_t)j] = tile[r * nr + j];
+                }
+                if (last && (g->residual || g->act != NNC_ACT_NONE)) nnc_gemm_tile_epilogue(g, i0, rows, j0[q], cols[q]);
             }
-            if (p0 + kc >= g->K && (g->residual || g->act != NNC_ACT_NONE))  /* the tile is done: its epilogue */
-                for (r = 0; r < rows; r++)
-                    nnc_epilogue(cp + (size_t)r * g->ldc, (size_t)cols,
-                                 g->residual ? g->residual + (size_t)(i0 + r) * g->ldc + (size_t)j0 : NULL,
-                                 i0 + r < g->act_rows ? g->act : NNC_ACT_NONE, g->slope);
         }
     }
 }
@@ -454,22 +505,27 @@ static NNC_MAYBE_UNUSED void nnc_gemm_task(void *arg, int t)
  * nnc_pack_weights, B K x N with row stride ldb, bias per row or NULL,
  * residual like C or NULL, the activation on rows [0, act_rows) only (a fused
  * group of sibling convolutions, some without one). Over ctx's threads. */
-static NNC_MAYBE_UNUSED void nnc_gemm_packed(const nnc_ctx *ctx, int M, int N, long K, const float *a,
+static NNC_MAYBE_UNUSED void nnc_gemm_packed(const nnc_ctx *ctx, int M, long N, long K, const float *a,
                                              const float *b, size_t ldb, float *c, size_t ldc, const float *bias,
                                              const float *residual, int act, float slope, int act_rows)
 {
     nnc_gemm_job g;
+    int threads = ctx ? ctx->threads : 1;
+    long panels;
     if (M <= 0 || N <= 0) return;
     g.M = M, g.N = N, g.K = K, g.a = a, g.b = b, g.ldb = ldb, g.c = c, g.ldc = ldc, g.bias = bias;
     g.residual = residual, g.act = act, g.slope = slope, g.act_rows = act_rows;
     g.kern = nnc_ukernel_for(ctx ? ctx->isa : nnc_cpu_isa(), &g.nr);
     g.row_chunks = (M + NNC_MC - 1) / NNC_MC;
-    g.col_panels = (N + g.nr - 1) / g.nr;
+    panels = (N + g.nr - 1) / g.nr;
+    /* panels in groups, unless that leaves a thread without work */
+    g.group = (long)g.row_chunks * ((panels + NNC_GROUP - 1) / NNC_GROUP) >= 2L * threads ? NNC_GROUP : 1;
+    g.col_groups = (int)((panels + g.group - 1) / g.group);
     if (K <= 0) {  /* no sum: C is the bias, then the epilogue */
         int r;
         for (r = 0; r < M; r++) {
             float *row = c + (size_t)r * ldc;
-            int j;
+            long j;
             for (j = 0; j < N; j++) row[j] = bias ? bias[r] : 0.0f;
             if (residual || act != NNC_ACT_NONE)
                 nnc_epilogue(row, (size_t)N, residual ? residual + (size_t)r * ldc : NULL,
@@ -477,5 +533,198 @@ static NNC_MAYBE_UNUSED void nnc_gemm_packed(const nnc_ctx *ctx, int M, int N, l
         }
         return;
     }
-    nnc_parallel(ctx, g.row_chunks * g.col_panels, nnc_gemm_task, &g);
+    nnc_parallel(ctx, g.row_chunks * g.col_groups, nnc_gemm_task, &g);
+}
+
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
+/* nnc_im2col split over the instance's threads, a task per input channel. */
+typedef struct {
+    const float *x;
+    float *col;
+    size_t ld;
+    int h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+} nnc_im2col_job;
+
+static NNC_MAYBE_UNUSED void nnc_im2col_task(void *arg, int ci)
+{
+    const nnc_im2col_job *j = (const nnc_im2col_job *)arg;
+    nnc_im2col(j->x + (size_t)ci * (size_t)j->h * (size_t)j->w, 1, j->h, j->w,
+               j->col + (size_t)ci * (size_t)(j->kh * j->kw) * j->ld, j->ld, j->oh, j->ow, j->kh, j->kw, j->sh, j->sw,
+               j->ph, j->pw, j->dh, j->dw);
+}
+
+static NNC_MAYBE_UNUSED void nnc_im2col_par(const nnc_ctx *ctx, const float *x, int c, int h, int w, float *col,
+                                            size_t ld, int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                                            int dh, int dw)
+{
+    nnc_im2col_job j;
+    j.x = x, j.col = col, j.ld = ld, j.h = h, j.w = w, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw;
+    j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
+    nnc_parallel(ctx, c, nnc_im2col_task, &j);
+}
+
+/* nnc_conv2d (one group) on a weight packed at create (nnc_pack_weights of
+ * [k][c*kh*kw]): the same arguments and scratch (nnc_conv2d_scratch), plus
+ * the instance's ctx. The GEMM reads im2col's matrix (built over the threads)
+ * or, for a 1x1 stride-1 unpadded convolution, x itself, and applies the
+ * bias, the residual and the activation to each tile of the output as it
+ * finishes it. (Packing B straight from the image, skipping the im2col
+ * matrix, measured 1.4-1.6x slower on ResNet-18/50 as written, a division-
+ * laden gather per 32 columns: the matrix costs memory traffic, but both of
+ * its passes are vector copies.) Small maps go in blocks of samples side by
+ * side (nnc_conv2d_block): their im2col matrices, one GEMM into the scratch
+ * after them, then each sample's rows out with the bias, then the epilogue. */
+static NNC_MAYBE_UNUSED void nnc_conv2d_packed(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,
+                                               int w, const float *wp, const float *bias, float *y, size_t ys, int k,
+                                               int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                                               int dw, int groups, float *scratch, const float *residual, size_t rs,
+                                               int act, float slope, int act_k, const float *pscale,
+                                               const float *pshift, int pact, float pslope)
+{
+    long kdim = (long)c * kh * kw;
+    size_t ohw = (size_t)oh * (size_t)ow, hw = (size_t)h * (size_t)w;
+    int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
+    int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, pscale != NULL), i, j, o;
+    (void)groups;  /* 1: the pass packs only ungrouped convolutions */
+    if (nb > 1) {
+        for (i = 0; i < n; i += nb) {
+            int m = n - i < nb ? n - i : nb;
+            size_t ld = (size_t)m * ohw, p;
+            float *out = scratch + (size_t)kdim * ld;
+            for (j = 0; j < m; j++)
+                nnc_im2col_par(ctx, x + (size_t)(i + j) * xs, c, h, w, scratch + (size_t)j * ohw, ld, oh, ow, kh, kw,
+                               sh, sw, ph, pw, dh, dw);
+            nnc_gemm_packed(ctx, k, (long)ld, kdim, wp, scratch, ld, out, ld, NULL, NULL, NNC_ACT_NONE, 0.0f, 0);
+            for (j = 0; j < m; j++) {
+                float *yj = y + (size_t)(i + j) * ys;
+                for (o = 0; o < k; o++) {
+                    const float *from = out + (size_t)o * ld + (size_t)j * ohw;
+                    float b = bias ? bias[o] : 0.0f, *dst = yj + (size_t)o * ohw;
+                    for (p = 0; p < ohw; p++) dst[p] = from[p] + b;
+                }
+                if (residual || act != NNC_ACT_NONE)
+                    nnc_conv_epilogue(yj, 0, k, ohw, residual ? residual + (size_t)(i + j) * rs : NULL, act, slope,
+                                      act_k);
+            }
+        }
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * xs;
+        float *yi = y + (size_t)i * ys;
+        const float *ri = residual ? residual + (size_t)i * rs : NULL;
+        if (pscale) {
+            nnc_prologue(xi, c, hw, pscale, pshift, pact, pslope, scratch);
+            xi = scratch;
+        }
+        if (direct) {
+            nnc_gemm_packed(ctx, k, (long)ohw, kdim, wp, xi, ohw, yi, ohw, bias, ri, act, slope, act_k);
+        } else {
+            float *cols = pscale ? scratch + (size_t)c * hw : scratch;
+            nnc_im2col_par(ctx, xi, c, h, w, cols, ohw, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+            nnc_gemm_packed(ctx, k, (long)ohw, kdim, wp, cols, ohw, yi, ohw, bias, ri, act, slope, act_k);
+        }
+    }
+}
+
+/* @kernel dwpw_packed needs: dwpw conv2d_packed */
+/* One tile of nnc_dwpw_packed's depthwise half, split over the threads a
+ * channel a task. */
+typedef struct {
+    const float *x, *dwt, *dwb;
+    float *scratch;
+    size_t hw;
+    int h, w, r0, rows, ow, kh, kw, sh, sw, ph, pw, dh, dw, dact;
+    float dslope;
+} nnc_dw_job;
+
+static NNC_MAYBE_UNUSED void nnc_dw_task(void *arg, int ch)
+{
+    const nnc_dw_job *j = (const nnc_dw_job *)arg;
+    size_t cols = (size_t)j->rows * (size_t)j->ow;
+    float *t = j->scratch + (size_t)ch * cols;
+    nnc_dw_plane(j->x + (size_t)ch * j->hw, j->h, j->w, j->dwt + (size_t)ch * (size_t)(j->kh * j->kw),
+                 j->dwb ? j->dwb[ch] : 0.0f, t, j->r0, j->r0 + j->rows, j->ow, j->kh, j->kw, j->sh, j->sw, j->ph,
+                 j->pw, j->dh, j->dw);
+    nnc_dw_epilogue(t, cols, NULL, j->dact, j->dslope);  /* while the channel's rows are in L1 */
+}
+
+/* nnc_dwpw with the pointwise weight packed at create (nnc_pack_weights of
+ * [k][c]) and the instance's ctx: per tile, the depthwise rows of all
+ * channels (split over the threads by channel), then nnc_gemm_packed with
+ * the bias, residual and activation applied to each finished tile of y. The
+ * same scratch as nnc_dwpw (nnc_dwpw_scratch). */
+static NNC_MAYBE_UNUSED void nnc_dwpw_packed(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,
+                                             int w, const float *dwt, const float *dwb, int kh, int kw, int sh, int sw,
+                                             int ph, int pw, int dh, int dw, int dact, float dslope, const float *pwp,
+                                             const float *pwb, float *y, size_t ys, int k, int oh, int ow,
+                                             const float *residual, int act, float slope, int tile_rows,
+                                             float *scratch)
+{
+    nnc_dw_job j;
+    int i;
+    size_t ohw = (size_t)oh * (size_t)ow;
+    if (tile_rows < 1) tile_rows = 1;
+    j.dwt = dwt, j.dwb = dwb, j.scratch = scratch, j.hw = (size_t)h * (size_t)w, j.h = h, j.w = w, j.ow = ow;
+    j.kh = kh, j.kw = kw, j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw, j.dact = dact;
+    j.dslope = dslope;
+    for (i = 0; i < n; i++)
+        for (j.r0 = 0; j.r0 < oh; j.r0 += tile_rows) {
+            size_t off = (size_t)j.r0 * (size_t)ow;
+            j.rows = oh - j.r0 < tile_rows ? oh - j.r0 : tile_rows;
+            j.x = x + (size_t)i * xs;
+            nnc_parallel(ctx, c, nnc_dw_task, &j);
+            nnc_gemm_packed(ctx, k, j.rows * ow, c, pwp, scratch, (size_t)j.rows * (size_t)ow,
+                            y + (size_t)i * ys + off, ohw, pwb,
+                            residual ? residual + (size_t)i * (size_t)k * ohw + off : NULL, act, slope, k);
+        }
+}
+
+/* @kernel linear_mt needs: linear ctx */
+/* nnc_linear split over the instance's threads by blocks of output features:
+ * at batch 1 a linear layer streams its weight once (VGG's first one, 400
+ * MB), and two cores read memory faster than one. Each block is the same
+ * computation nnc_linear does for those columns, so the split changes no
+ * result. With NNC_USE_CBLAS the BLAS runs it whole (it has its own threads). */
+typedef struct {
+    int n, in, out;
+    const float *x, *wt, *bias, *residual;
+    float *y;
+    int act;
+    float slope;
+} nnc_linear_job;
+
+enum { NNC_LINEAR_BLOCK = 64 };
+
+static NNC_MAYBE_UNUSED void nnc_linear_task(void *arg, int t)
+{
+    const nnc_linear_job *j = (const nnc_linear_job *)arg;
+    int o0 = t * NNC_LINEAR_BLOCK, cols = j->out - o0 < NNC_LINEAR_BLOCK ? j->out - o0 : NNC_LINEAR_BLOCK, i;
+    for (i = 0; i < j->n; i++) {
+        float *yi = j->y + (size_t)i * (size_t)j->out + (size_t)o0;
+        if (j->bias)
+            memcpy(yi, j->bias + o0, (size_t)cols * sizeof(float));
+    }
+    nnc_sgemm(0, 1, j->n, cols, j->in, 1.0f, j->x, j->in, j->wt + (size_t)o0 * (size_t)j->in, j->in,
+              j->bias ? 1.0f : 0.0f, j->y + o0, j->out);
+    if (j->residual || j->act != NNC_ACT_NONE)
+        for (i = 0; i < j->n; i++) {
+            size_t off = (size_t)i * (size_t)j->out + (size_t)o0;
+            nnc_epilogue(j->y + off, (size_t)cols, j->residual ? j->residual + off : NULL, j->act, j->slope);
+        }
+}
+
+static NNC_MAYBE_UNUSED void nnc_linear_mt(const nnc_ctx *ctx, int n, const float *x, int in, const float *wt,
+                                           const float *bias, float *y, int out, const float *residual, int act,
+                                           float slope)
+{
+#ifdef NNC_USE_CBLAS
+    (void)ctx;
+    nnc_linear(n, x, in, wt, bias, y, out, residual, act, slope);
+#else
+    nnc_linear_job j;
+    j.n = n, j.in = in, j.out = out, j.x = x, j.wt = wt, j.bias = bias, j.residual = residual, j.y = y;
+    j.act = act, j.slope = slope;
+    nnc_parallel(ctx, (out + NNC_LINEAR_BLOCK - 1) / NNC_LINEAR_BLOCK, nnc_linear_task, &j);
+#endif
 }

@@ -206,6 +206,70 @@ static void test_conv2d_packed(void **state)
     }
 }
 
+/* nnc_dwpw_packed against nnc_dwpw on the same weights (its pointwise GEMM
+ * rounds differently: within the tolerance), 1 and 2 threads bit-identical;
+ * nnc_linear_mt against nnc_linear, bit-identical (each output is the same
+ * dot product whichever block it falls in). */
+static void test_dwpw_and_linear(void **state)
+{
+    static const int shapes[][8] = {
+        /* c  h   w   k  stride pad tile n */
+        {5, 9, 11, 7, 1, 1, 2, 2},
+        {16, 14, 14, 24, 2, 1, 3, 1},
+        {32, 7, 7, 70, 1, 1, 7, 3},
+        {3, 5, 4, 9, 2, 0, 1, 2},
+    };
+    Rng r = {0xD00DULL};
+    int list[3], ni = isas(list);
+    (void)state;
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        int c = shapes[t][0], h = shapes[t][1], w = shapes[t][2], k = shapes[t][3], st = shapes[t][4];
+        int pd = shapes[t][5], tile = shapes[t][6], n = shapes[t][7];
+        int oh = (h + 2 * pd - 3) / st + 1, ow = (w + 2 * pd - 3) / st + 1;
+        size_t xs = (size_t)c * h * w, ys = (size_t)k * oh * ow;
+        float *x = rand_floats(&r, n * xs, 1.0f), *dwt = rand_floats(&r, (size_t)c * 9, 1.0f);
+        float *dwb = rand_floats(&r, (size_t)c, 1.0f), *pwt = rand_floats(&r, (size_t)k * c, 1.0f);
+        float *pwp = new_floats((size_t)k * c), *pwb = rand_floats(&r, (size_t)k, 1.0f);
+        float *res = rand_floats(&r, n * ys, 1.0f), *want = nan_floats(n * ys), *y1 = nan_floats(n * ys);
+        float *y2 = nan_floats(n * ys), *scratch = nan_floats(nnc_dwpw_scratch(c, ow, tile));
+        double *ref = new_doubles(n * ys);
+        nnc_pack_weights(pwt, k, c, NULL, NULL, 0.0f, pwp);
+        nnc_dwpw(n, x, xs, c, h, w, dwt, dwb, 3, 3, st, st, pd, pd, 1, 1, NNC_ACT_RELU6, 0.0f, pwt, pwb, want, ys, k,
+                 oh, ow, res, NNC_ACT_NONE, 0.0f, tile, scratch);
+        for (size_t i = 0; i < n * ys; i++) ref[i] = want[i];
+        for (int s = 0; s < ni; s++) {
+            nnc_ctx one, two;
+            char what[96];
+            ctx_for(&one, list[s], 1);
+            ctx_for(&two, list[s], 2);
+            snprintf(what, sizeof what, "dwpw_packed isa %d case %d", list[s], (int)t);
+            nnc_dwpw_packed(&one, n, x, xs, c, h, w, dwt, dwb, 3, 3, st, st, pd, pd, 1, 1, NNC_ACT_RELU6, 0.0f, pwp,
+                            pwb, y1, ys, k, oh, ow, res, NNC_ACT_NONE, 0.0f, tile, scratch);
+            check_close(y1, ref, n * ys, what);
+            nnc_dwpw_packed(&two, n, x, xs, c, h, w, dwt, dwb, 3, 3, st, st, pd, pd, 1, 1, NNC_ACT_RELU6, 0.0f, pwp,
+                            pwb, y2, ys, k, oh, ow, res, NNC_ACT_NONE, 0.0f, tile, scratch);
+            assert_memory_equal(y1, y2, n * ys * sizeof(float));
+            nnc_ctx_stop(&one);
+            nnc_ctx_stop(&two);
+        }
+        free(x), free(dwt), free(dwb), free(pwt), free(pwp), free(pwb), free(res), free(want), free(y1), free(y2);
+        free(scratch), free(ref);
+    }
+    for (int t = 0; t < 6; t++) {
+        int n = 1 + t % 3, in = 1 + 37 * t, out = 1 + 61 * t;
+        float *x = rand_floats(&r, (size_t)n * in, 1.0f), *wt = rand_floats(&r, (size_t)out * in, 1.0f);
+        float *b = t % 2 ? rand_floats(&r, (size_t)out, 1.0f) : NULL, *res = rand_floats(&r, (size_t)n * out, 1.0f);
+        float *want = nan_floats((size_t)n * out), *got = nan_floats((size_t)n * out);
+        nnc_ctx two;
+        ctx_for(&two, nnc_cpu_isa(), 2);
+        nnc_linear(n, x, in, wt, b, want, out, res, NNC_ACT_RELU, 0.0f);
+        nnc_linear_mt(&two, n, x, in, wt, b, got, out, res, NNC_ACT_RELU, 0.0f);
+        assert_memory_equal(want, got, (size_t)n * out * sizeof(float));
+        nnc_ctx_stop(&two);
+        free(x), free(wt), free(b), free(res), free(want), free(got);
+    }
+}
+
 /* Two instances' pools in one process, created and freed in turn, and a ctx of
  * one thread starting none. */
 static void test_ctx(void **state)
@@ -235,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_pack_weights),
         cmocka_unit_test(test_gemm_packed),
         cmocka_unit_test(test_conv2d_packed),
+        cmocka_unit_test(test_dwpw_and_linear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

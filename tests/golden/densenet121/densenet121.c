@@ -24,17 +24,18 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
-/* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
-/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel bn_scale */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel maxpool2d */
 /* @kernel avgpool2d */
 /* @kernel adaptive_avgpool2d needs: epilogue */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue conv_common */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
+/* @kernel linear_mt needs: linear ctx */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== densenet121 ======== */
@@ -3819,10 +3820,11 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* t1093 is a view of t1092: no copy */
 
     /* linear classifier @ models/densenet121.net:9:63 */
-    nnc_linear(n, t1093, 1024,                /* x: [1024] */
-               params + 0, params + 1024000,  /* classifier.weight, classifier.bias */
-               out_logits, 1000,              /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */
+    nnc_linear_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                  n, t1093, 1024,                /* x: [1024] */
+                  params + 0, params + 1024000,  /* classifier.weight, classifier.bias */
+                  out_logits, 1000,              /* y: [1000] */
+                  NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */
 }
 
 int densenet121_create(densenet121_model **m, const char *weights_safetensors, void *workspace)

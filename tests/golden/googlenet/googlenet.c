@@ -24,17 +24,18 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
-/* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
-/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel maxpool2d */
 /* @kernel global_avgpool */
 /* @kernel adaptive_avgpool2d needs: epilogue */
 /* @kernel concat */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue conv_common */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
+/* @kernel linear_mt needs: linear ctx */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== googlenet ======== */
@@ -1556,16 +1557,18 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t443 is a view of t442: no copy */
 
     /* linear aux1.fc1 @ models/lib/googlenet.net:28:17 */
-    nnc_linear(n, t443, 2048,                 /* x: [2048] */
-               params + 0, params + 2097152,  /* aux1.fc1.weight, aux1.fc1.bias */
-               t444, 1024,                    /* y: [1024] */
-               NULL, NNC_ACT_RELU, 0.0f);     /* epilogue: relu */
+    nnc_linear_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                  n, t443, 2048,                 /* x: [2048] */
+                  params + 0, params + 2097152,  /* aux1.fc1.weight, aux1.fc1.bias */
+                  t444, 1024,                    /* y: [1024] */
+                  NULL, NNC_ACT_RELU, 0.0f);     /* epilogue: relu */
 
     /* linear aux1.fc2 @ models/lib/googlenet.net:28:62 */
-    nnc_linear(n, t444, 1024,                       /* x: [1024] */
-               params + 2098176, params + 3122176,  /* aux1.fc2.weight, aux1.fc2.bias */
-               out_aux1, 1000,                      /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
+    nnc_linear_mt(&m->ctx,                             /* the instance's threads and instruction set */
+                  n, t444, 1024,                       /* x: [1024] */
+                  params + 2098176, params + 3122176,  /* aux1.fc2.weight, aux1.fc2.bias */
+                  out_aux1, 1000,                      /* y: [1000] */
+                  NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
 
     /* conv2d inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
@@ -1778,16 +1781,18 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t497 is a view of t496: no copy */
 
     /* linear aux2.fc1 @ models/lib/googlenet.net:28:17 */
-    nnc_linear(n, t497, 2048,                       /* x: [2048] */
-               params + 3123176, params + 5220328,  /* aux2.fc1.weight, aux2.fc1.bias */
-               t498, 1024,                          /* y: [1024] */
-               NULL, NNC_ACT_RELU, 0.0f);           /* epilogue: relu */
+    nnc_linear_mt(&m->ctx,                             /* the instance's threads and instruction set */
+                  n, t497, 2048,                       /* x: [2048] */
+                  params + 3123176, params + 5220328,  /* aux2.fc1.weight, aux2.fc1.bias */
+                  t498, 1024,                          /* y: [1024] */
+                  NULL, NNC_ACT_RELU, 0.0f);           /* epilogue: relu */
 
     /* linear aux2.fc2 @ models/lib/googlenet.net:28:62 */
-    nnc_linear(n, t498, 1024,                       /* x: [1024] */
-               params + 5221352, params + 6245352,  /* aux2.fc2.weight, aux2.fc2.bias */
-               out_aux2, 1000,                      /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
+    nnc_linear_mt(&m->ctx,                             /* the instance's threads and instruction set */
+                  n, t498, 1024,                       /* x: [1024] */
+                  params + 5221352, params + 6245352,  /* aux2.fc2.weight, aux2.fc2.bias */
+                  out_aux2, 1000,                      /* y: [1000] */
+                  NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
 
     /* conv2d inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
@@ -1993,10 +1998,11 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t550 is a view of t549: no copy */
 
     /* linear fc @ models/googlenet.net:34:77 */
-    nnc_linear(n, t550, 1024,                       /* x: [1024] */
-               params + 6246352, params + 7270352,  /* fc.weight, fc.bias */
-               out_logits, 1000,                    /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
+    nnc_linear_mt(&m->ctx,                             /* the instance's threads and instruction set */
+                  n, t550, 1024,                       /* x: [1024] */
+                  params + 6246352, params + 7270352,  /* fc.weight, fc.bias */
+                  out_logits, 1000,                    /* y: [1000] */
+                  NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
 }
 
 int googlenet_create(googlenet_model **m, const char *weights_safetensors, void *workspace)

@@ -24,13 +24,14 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
-/* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
-/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel maxpool2d */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue conv_common */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
+/* @kernel linear_mt needs: linear ctx */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== lenet5 ======== */
@@ -221,22 +222,25 @@ static void lenet5_run(lenet5_model *m, int n, const float *const *inputs, float
     /* t16 is a view of t15: no copy */
 
     /* linear fc1 @ models/lenet5.net:8:25 */
-    nnc_linear(n, t16, 400,                   /* x: [400] */
-               params + 172, params + 48172,  /* fc1.weight, fc1.bias */
-               t17, 120,                      /* y: [120] */
-               NULL, NNC_ACT_RELU, 0.0f);     /* epilogue: relu */
+    nnc_linear_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                  n, t16, 400,                   /* x: [400] */
+                  params + 172, params + 48172,  /* fc1.weight, fc1.bias */
+                  t17, 120,                      /* y: [120] */
+                  NULL, NNC_ACT_RELU, 0.0f);     /* epilogue: relu */
 
     /* linear fc2 @ models/lenet5.net:8:55 */
-    nnc_linear(n, t17, 120,                     /* x: [120] */
-               params + 48292, params + 58372,  /* fc2.weight, fc2.bias */
-               t18, 84,                         /* y: [84] */
-               NULL, NNC_ACT_RELU, 0.0f);       /* epilogue: relu */
+    nnc_linear_mt(&m->ctx,                         /* the instance's threads and instruction set */
+                  n, t17, 120,                     /* x: [120] */
+                  params + 48292, params + 58372,  /* fc2.weight, fc2.bias */
+                  t18, 84,                         /* y: [84] */
+                  NULL, NNC_ACT_RELU, 0.0f);       /* epilogue: relu */
 
     /* linear fc3 @ models/lenet5.net:9:21 */
-    nnc_linear(n, t18, 84,                      /* x: [84] */
-               params + 58456, params + 59296,  /* fc3.weight, fc3.bias */
-               out_logits, 10,                  /* y: [10] */
-               NULL, NNC_ACT_NONE, 0.0f);       /* epilogue: none */
+    nnc_linear_mt(&m->ctx,                         /* the instance's threads and instruction set */
+                  n, t18, 84,                      /* x: [84] */
+                  params + 58456, params + 59296,  /* fc3.weight, fc3.bias */
+                  out_logits, 10,                  /* y: [10] */
+                  NULL, NNC_ACT_NONE, 0.0f);       /* epilogue: none */
 }
 
 int lenet5_create(lenet5_model **m, const char *weights_safetensors, void *workspace)

@@ -24,15 +24,17 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
-/* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
 /* @kernel dwpw needs: gemm conv2d epilogue */
-/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel global_avgpool */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue conv_common */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
+/* @kernel dwpw_packed needs: dwpw conv2d_packed */
+/* @kernel linear_mt needs: linear ctx */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== mobilenet_v2 ======== */
@@ -420,15 +422,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1282344, params + 1282376,      /* features.1.conv.0.1.running_mean, features.1.conv.0.1.running_var */
                      1e-05f, NULL, consts + 1184);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1282408, 16, 1, 32, 16,     /* w: features.1.conv.1.weight [16, 32, 1, 1] as [rows][cols][inner], groups */
-                       params + 1282920, params + 1282968,  /* features.1.conv.2.weight, features.1.conv.2.running_var */
-                       1e-05f, consts + 1216);              /* eps, y */
-
     /* bn_fold_bias features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(16, params + 1282920, params + 1282936,  /* features.1.conv.2.weight, features.1.conv.2.bias */
                      params + 1282952, params + 1282968,      /* features.1.conv.2.running_mean, features.1.conv.2.running_var */
-                     1e-05f, NULL, consts + 1728);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1216);            /* eps, no bias, y */
+
+    /* pack_weights features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1282408, 16, 32,                    /* w: features.1.conv.1.weight [16, 32, 1, 1] as [rows][cols] */
+                     params + 1282920, params + 1282968, 1e-05f,  /* folding features.1.conv.2.weight, features.1.conv.2.running_var */
+                     consts + 1232);                              /* y */
 
     /* bn_fold_bias features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(96, params + 1284520, params + 1284616,  /* features.2.conv.0.1.weight, features.2.conv.0.1.bias */
@@ -450,15 +452,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1285960, params + 1286056,      /* features.2.conv.1.1.running_mean, features.2.conv.1.1.running_var */
                      1e-05f, NULL, consts + 4240);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1286152, 24, 1, 96, 24,     /* w: features.2.conv.2.weight [24, 96, 1, 1] as [rows][cols][inner], groups */
-                       params + 1288456, params + 1288528,  /* features.2.conv.3.weight, features.2.conv.3.running_var */
-                       1e-05f, consts + 4336);              /* eps, y */
-
     /* bn_fold_bias features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(24, params + 1288456, params + 1288480,  /* features.2.conv.3.weight, features.2.conv.3.bias */
                      params + 1288504, params + 1288528,      /* features.2.conv.3.running_mean, features.2.conv.3.running_var */
-                     1e-05f, NULL, consts + 6640);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4336);            /* eps, no bias, y */
+
+    /* pack_weights features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1286152, 24, 96,                    /* w: features.2.conv.2.weight [24, 96, 1, 1] as [rows][cols] */
+                     params + 1288456, params + 1288528, 1e-05f,  /* folding features.2.conv.3.weight, features.2.conv.3.running_var */
+                     consts + 4360);                              /* y */
 
     /* bn_fold_bias features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(144, params + 1292008, params + 1292152,  /* features.3.conv.0.1.weight, features.3.conv.0.1.bias */
@@ -480,15 +482,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1294168, params + 1294312,       /* features.3.conv.1.1.running_mean, features.3.conv.1.1.running_var */
                      1e-05f, NULL, consts + 11560);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1294456, 24, 1, 144, 24,    /* w: features.3.conv.2.weight [24, 144, 1, 1] as [rows][cols][inner], groups */
-                       params + 1297912, params + 1297984,  /* features.3.conv.3.weight, features.3.conv.3.running_var */
-                       1e-05f, consts + 11704);             /* eps, y */
-
     /* bn_fold_bias features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(24, params + 1297912, params + 1297936,  /* features.3.conv.3.weight, features.3.conv.3.bias */
                      params + 1297960, params + 1297984,      /* features.3.conv.3.running_mean, features.3.conv.3.running_var */
-                     1e-05f, NULL, consts + 15160);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 11704);           /* eps, no bias, y */
+
+    /* pack_weights features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1294456, 24, 144,                   /* w: features.3.conv.2.weight [24, 144, 1, 1] as [rows][cols] */
+                     params + 1297912, params + 1297984, 1e-05f,  /* folding features.3.conv.3.weight, features.3.conv.3.running_var */
+                     consts + 11728);                             /* y */
 
     /* bn_fold_bias features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(144, params + 1301464, params + 1301608,  /* features.4.conv.0.1.weight, features.4.conv.0.1.bias */
@@ -510,15 +512,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1303624, params + 1303768,       /* features.4.conv.1.1.running_mean, features.4.conv.1.1.running_var */
                      1e-05f, NULL, consts + 20080);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1303912, 32, 1, 144, 32,    /* w: features.4.conv.2.weight [32, 144, 1, 1] as [rows][cols][inner], groups */
-                       params + 1308520, params + 1308616,  /* features.4.conv.3.weight, features.4.conv.3.running_var */
-                       1e-05f, consts + 20224);             /* eps, y */
-
     /* bn_fold_bias features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(32, params + 1308520, params + 1308552,  /* features.4.conv.3.weight, features.4.conv.3.bias */
                      params + 1308584, params + 1308616,      /* features.4.conv.3.running_mean, features.4.conv.3.running_var */
-                     1e-05f, NULL, consts + 24832);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 20224);           /* eps, no bias, y */
+
+    /* pack_weights features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1303912, 32, 144,                   /* w: features.4.conv.2.weight [32, 144, 1, 1] as [rows][cols] */
+                     params + 1308520, params + 1308616, 1e-05f,  /* folding features.4.conv.3.weight, features.4.conv.3.running_var */
+                     consts + 20256);                             /* y */
 
     /* bn_fold_bias features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, params + 1314792, params + 1314984,  /* features.5.conv.0.1.weight, features.5.conv.0.1.bias */
@@ -540,15 +542,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1317672, params + 1317864,       /* features.5.conv.1.1.running_mean, features.5.conv.1.1.running_var */
                      1e-05f, NULL, consts + 32928);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1318056, 32, 1, 192, 32,    /* w: features.5.conv.2.weight [32, 192, 1, 1] as [rows][cols][inner], groups */
-                       params + 1324200, params + 1324296,  /* features.5.conv.3.weight, features.5.conv.3.running_var */
-                       1e-05f, consts + 33120);             /* eps, y */
-
     /* bn_fold_bias features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(32, params + 1324200, params + 1324232,  /* features.5.conv.3.weight, features.5.conv.3.bias */
                      params + 1324264, params + 1324296,      /* features.5.conv.3.running_mean, features.5.conv.3.running_var */
-                     1e-05f, NULL, consts + 39264);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 33120);           /* eps, no bias, y */
+
+    /* pack_weights features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1318056, 32, 192,                   /* w: features.5.conv.2.weight [32, 192, 1, 1] as [rows][cols] */
+                     params + 1324200, params + 1324296, 1e-05f,  /* folding features.5.conv.3.weight, features.5.conv.3.running_var */
+                     consts + 33152);                             /* y */
 
     /* bn_fold_bias features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, params + 1330472, params + 1330664,  /* features.6.conv.0.1.weight, features.6.conv.0.1.bias */
@@ -570,15 +572,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1333352, params + 1333544,       /* features.6.conv.1.1.running_mean, features.6.conv.1.1.running_var */
                      1e-05f, NULL, consts + 47360);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1333736, 32, 1, 192, 32,    /* w: features.6.conv.2.weight [32, 192, 1, 1] as [rows][cols][inner], groups */
-                       params + 1339880, params + 1339976,  /* features.6.conv.3.weight, features.6.conv.3.running_var */
-                       1e-05f, consts + 47552);             /* eps, y */
-
     /* bn_fold_bias features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(32, params + 1339880, params + 1339912,  /* features.6.conv.3.weight, features.6.conv.3.bias */
                      params + 1339944, params + 1339976,      /* features.6.conv.3.running_mean, features.6.conv.3.running_var */
-                     1e-05f, NULL, consts + 53696);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 47552);           /* eps, no bias, y */
+
+    /* pack_weights features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1333736, 32, 192,                   /* w: features.6.conv.2.weight [32, 192, 1, 1] as [rows][cols] */
+                     params + 1339880, params + 1339976, 1e-05f,  /* folding features.6.conv.3.weight, features.6.conv.3.running_var */
+                     consts + 47584);                             /* y */
 
     /* bn_fold_bias features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, params + 1346152, params + 1346344,  /* features.7.conv.0.1.weight, features.7.conv.0.1.bias */
@@ -600,15 +602,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1349032, params + 1349224,       /* features.7.conv.1.1.running_mean, features.7.conv.1.1.running_var */
                      1e-05f, NULL, consts + 61792);            /* eps, no bias, y */
 
-    /* bn_fold_weight features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1349416, 64, 1, 192, 64,    /* w: features.7.conv.2.weight [64, 192, 1, 1] as [rows][cols][inner], groups */
-                       params + 1361704, params + 1361896,  /* features.7.conv.3.weight, features.7.conv.3.running_var */
-                       1e-05f, consts + 61984);             /* eps, y */
-
     /* bn_fold_bias features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(64, params + 1361704, params + 1361768,  /* features.7.conv.3.weight, features.7.conv.3.bias */
                      params + 1361832, params + 1361896,      /* features.7.conv.3.running_mean, features.7.conv.3.running_var */
-                     1e-05f, NULL, consts + 74272);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 61984);           /* eps, no bias, y */
+
+    /* pack_weights features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1349416, 64, 192,                   /* w: features.7.conv.2.weight [64, 192, 1, 1] as [rows][cols] */
+                     params + 1361704, params + 1361896, 1e-05f,  /* folding features.7.conv.3.weight, features.7.conv.3.running_var */
+                     consts + 62048);                             /* y */
 
     /* bn_fold_bias features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, params + 1386536, params + 1386920,  /* features.8.conv.0.1.weight, features.8.conv.0.1.bias */
@@ -630,15 +632,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1392296, params + 1392680,       /* features.8.conv.1.1.running_mean, features.8.conv.1.1.running_var */
                      1e-05f, NULL, consts + 102752);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1393064, 64, 1, 384, 64,    /* w: features.8.conv.2.weight [64, 384, 1, 1] as [rows][cols][inner], groups */
-                       params + 1417640, params + 1417832,  /* features.8.conv.3.weight, features.8.conv.3.running_var */
-                       1e-05f, consts + 103136);            /* eps, y */
-
     /* bn_fold_bias features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(64, params + 1417640, params + 1417704,  /* features.8.conv.3.weight, features.8.conv.3.bias */
                      params + 1417768, params + 1417832,      /* features.8.conv.3.running_mean, features.8.conv.3.running_var */
-                     1e-05f, NULL, consts + 127712);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 103136);          /* eps, no bias, y */
+
+    /* pack_weights features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1393064, 64, 384,                   /* w: features.8.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
+                     params + 1417640, params + 1417832, 1e-05f,  /* folding features.8.conv.3.weight, features.8.conv.3.running_var */
+                     consts + 103200);                            /* y */
 
     /* bn_fold_bias features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, params + 1442472, params + 1442856,  /* features.9.conv.0.1.weight, features.9.conv.0.1.bias */
@@ -660,15 +662,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1448232, params + 1448616,       /* features.9.conv.1.1.running_mean, features.9.conv.1.1.running_var */
                      1e-05f, NULL, consts + 156192);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1449000, 64, 1, 384, 64,    /* w: features.9.conv.2.weight [64, 384, 1, 1] as [rows][cols][inner], groups */
-                       params + 1473576, params + 1473768,  /* features.9.conv.3.weight, features.9.conv.3.running_var */
-                       1e-05f, consts + 156576);            /* eps, y */
-
     /* bn_fold_bias features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(64, params + 1473576, params + 1473640,  /* features.9.conv.3.weight, features.9.conv.3.bias */
                      params + 1473704, params + 1473768,      /* features.9.conv.3.running_mean, features.9.conv.3.running_var */
-                     1e-05f, NULL, consts + 181152);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 156576);          /* eps, no bias, y */
+
+    /* pack_weights features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1449000, 64, 384,                   /* w: features.9.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
+                     params + 1473576, params + 1473768, 1e-05f,  /* folding features.9.conv.3.weight, features.9.conv.3.running_var */
+                     consts + 156640);                            /* y */
 
     /* bn_fold_bias features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, params + 1498408, params + 1498792,  /* features.10.conv.0.1.weight, features.10.conv.0.1.bias */
@@ -690,15 +692,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1504168, params + 1504552,       /* features.10.conv.1.1.running_mean, features.10.conv.1.1.running_var */
                      1e-05f, NULL, consts + 209632);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1504936, 64, 1, 384, 64,    /* w: features.10.conv.2.weight [64, 384, 1, 1] as [rows][cols][inner], groups */
-                       params + 1529512, params + 1529704,  /* features.10.conv.3.weight, features.10.conv.3.running_var */
-                       1e-05f, consts + 210016);            /* eps, y */
-
     /* bn_fold_bias features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(64, params + 1529512, params + 1529576,  /* features.10.conv.3.weight, features.10.conv.3.bias */
                      params + 1529640, params + 1529704,      /* features.10.conv.3.running_mean, features.10.conv.3.running_var */
-                     1e-05f, NULL, consts + 234592);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 210016);          /* eps, no bias, y */
+
+    /* pack_weights features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1504936, 64, 384,                   /* w: features.10.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
+                     params + 1529512, params + 1529704, 1e-05f,  /* folding features.10.conv.3.weight, features.10.conv.3.running_var */
+                     consts + 210080);                            /* y */
 
     /* bn_fold_bias features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, params + 1554344, params + 1554728,  /* features.11.conv.0.1.weight, features.11.conv.0.1.bias */
@@ -720,15 +722,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1560104, params + 1560488,       /* features.11.conv.1.1.running_mean, features.11.conv.1.1.running_var */
                      1e-05f, NULL, consts + 263072);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1560872, 96, 1, 384, 96,    /* w: features.11.conv.2.weight [96, 384, 1, 1] as [rows][cols][inner], groups */
-                       params + 1597736, params + 1598024,  /* features.11.conv.3.weight, features.11.conv.3.running_var */
-                       1e-05f, consts + 263456);            /* eps, y */
-
     /* bn_fold_bias features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(96, params + 1597736, params + 1597832,  /* features.11.conv.3.weight, features.11.conv.3.bias */
                      params + 1597928, params + 1598024,      /* features.11.conv.3.running_mean, features.11.conv.3.running_var */
-                     1e-05f, NULL, consts + 300320);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 263456);          /* eps, no bias, y */
+
+    /* pack_weights features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1560872, 96, 384,                   /* w: features.11.conv.2.weight [96, 384, 1, 1] as [rows][cols] */
+                     params + 1597736, params + 1598024, 1e-05f,  /* folding features.11.conv.3.weight, features.11.conv.3.running_var */
+                     consts + 263552);                            /* y */
 
     /* bn_fold_bias features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, params + 1653416, params + 1653992,  /* features.12.conv.0.1.weight, features.12.conv.0.1.bias */
@@ -750,15 +752,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1662056, params + 1662632,       /* features.12.conv.1.1.running_mean, features.12.conv.1.1.running_var */
                      1e-05f, NULL, consts + 361472);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1663208, 96, 1, 576, 96,    /* w: features.12.conv.2.weight [96, 576, 1, 1] as [rows][cols][inner], groups */
-                       params + 1718504, params + 1718792,  /* features.12.conv.3.weight, features.12.conv.3.running_var */
-                       1e-05f, consts + 362048);            /* eps, y */
-
     /* bn_fold_bias features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(96, params + 1718504, params + 1718600,  /* features.12.conv.3.weight, features.12.conv.3.bias */
                      params + 1718696, params + 1718792,      /* features.12.conv.3.running_mean, features.12.conv.3.running_var */
-                     1e-05f, NULL, consts + 417344);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 362048);          /* eps, no bias, y */
+
+    /* pack_weights features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1663208, 96, 576,                   /* w: features.12.conv.2.weight [96, 576, 1, 1] as [rows][cols] */
+                     params + 1718504, params + 1718792, 1e-05f,  /* folding features.12.conv.3.weight, features.12.conv.3.running_var */
+                     consts + 362144);                            /* y */
 
     /* bn_fold_bias features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, params + 1774184, params + 1774760,  /* features.13.conv.0.1.weight, features.13.conv.0.1.bias */
@@ -780,15 +782,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1782824, params + 1783400,       /* features.13.conv.1.1.running_mean, features.13.conv.1.1.running_var */
                      1e-05f, NULL, consts + 478496);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1783976, 96, 1, 576, 96,    /* w: features.13.conv.2.weight [96, 576, 1, 1] as [rows][cols][inner], groups */
-                       params + 1839272, params + 1839560,  /* features.13.conv.3.weight, features.13.conv.3.running_var */
-                       1e-05f, consts + 479072);            /* eps, y */
-
     /* bn_fold_bias features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(96, params + 1839272, params + 1839368,  /* features.13.conv.3.weight, features.13.conv.3.bias */
                      params + 1839464, params + 1839560,      /* features.13.conv.3.running_mean, features.13.conv.3.running_var */
-                     1e-05f, NULL, consts + 534368);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 479072);          /* eps, no bias, y */
+
+    /* pack_weights features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1783976, 96, 576,                   /* w: features.13.conv.2.weight [96, 576, 1, 1] as [rows][cols] */
+                     params + 1839272, params + 1839560, 1e-05f,  /* folding features.13.conv.3.weight, features.13.conv.3.running_var */
+                     consts + 479168);                            /* y */
 
     /* bn_fold_bias features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, params + 1894952, params + 1895528,  /* features.14.conv.0.1.weight, features.14.conv.0.1.bias */
@@ -810,15 +812,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 1903592, params + 1904168,       /* features.14.conv.1.1.running_mean, features.14.conv.1.1.running_var */
                      1e-05f, NULL, consts + 595520);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 1904744, 160, 1, 576, 160,  /* w: features.14.conv.2.weight [160, 576, 1, 1] as [rows][cols][inner], groups */
-                       params + 1996904, params + 1997384,  /* features.14.conv.3.weight, features.14.conv.3.running_var */
-                       1e-05f, consts + 596096);            /* eps, y */
-
     /* bn_fold_bias features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(160, params + 1996904, params + 1997064,  /* features.14.conv.3.weight, features.14.conv.3.bias */
                      params + 1997224, params + 1997384,       /* features.14.conv.3.running_mean, features.14.conv.3.running_var */
-                     1e-05f, NULL, consts + 688256);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 596096);           /* eps, no bias, y */
+
+    /* pack_weights features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 1904744, 160, 576,                  /* w: features.14.conv.2.weight [160, 576, 1, 1] as [rows][cols] */
+                     params + 1996904, params + 1997384, 1e-05f,  /* folding features.14.conv.3.weight, features.14.conv.3.running_var */
+                     consts + 596256);                            /* y */
 
     /* bn_fold_bias features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, params + 2151144, params + 2152104,  /* features.15.conv.0.1.weight, features.15.conv.0.1.bias */
@@ -840,15 +842,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 2165544, params + 2166504,       /* features.15.conv.1.1.running_mean, features.15.conv.1.1.running_var */
                      1e-05f, NULL, consts + 851616);           /* eps, no bias, y */
 
-    /* bn_fold_weight features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 2167464, 160, 1, 960, 160,  /* w: features.15.conv.2.weight [160, 960, 1, 1] as [rows][cols][inner], groups */
-                       params + 2321064, params + 2321544,  /* features.15.conv.3.weight, features.15.conv.3.running_var */
-                       1e-05f, consts + 852576);            /* eps, y */
-
     /* bn_fold_bias features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(160, params + 2321064, params + 2321224,  /* features.15.conv.3.weight, features.15.conv.3.bias */
                      params + 2321384, params + 2321544,       /* features.15.conv.3.running_mean, features.15.conv.3.running_var */
-                     1e-05f, NULL, consts + 1006176);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 852576);           /* eps, no bias, y */
+
+    /* pack_weights features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 2167464, 160, 960,                  /* w: features.15.conv.2.weight [160, 960, 1, 1] as [rows][cols] */
+                     params + 2321064, params + 2321544, 1e-05f,  /* folding features.15.conv.3.weight, features.15.conv.3.running_var */
+                     consts + 852736);                            /* y */
 
     /* bn_fold_bias features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, params + 2475304, params + 2476264,  /* features.16.conv.0.1.weight, features.16.conv.0.1.bias */
@@ -870,15 +872,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 2489704, params + 2490664,       /* features.16.conv.1.1.running_mean, features.16.conv.1.1.running_var */
                      1e-05f, NULL, consts + 1169536);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 2491624, 160, 1, 960, 160,  /* w: features.16.conv.2.weight [160, 960, 1, 1] as [rows][cols][inner], groups */
-                       params + 2645224, params + 2645704,  /* features.16.conv.3.weight, features.16.conv.3.running_var */
-                       1e-05f, consts + 1170496);           /* eps, y */
-
     /* bn_fold_bias features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(160, params + 2645224, params + 2645384,  /* features.16.conv.3.weight, features.16.conv.3.bias */
                      params + 2645544, params + 2645704,       /* features.16.conv.3.running_mean, features.16.conv.3.running_var */
-                     1e-05f, NULL, consts + 1324096);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1170496);          /* eps, no bias, y */
+
+    /* pack_weights features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 2491624, 160, 960,                  /* w: features.16.conv.2.weight [160, 960, 1, 1] as [rows][cols] */
+                     params + 2645224, params + 2645704, 1e-05f,  /* folding features.16.conv.3.weight, features.16.conv.3.running_var */
+                     consts + 1170656);                           /* y */
 
     /* bn_fold_bias features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, params + 2799464, params + 2800424,  /* features.17.conv.0.1.weight, features.17.conv.0.1.bias */
@@ -900,15 +902,15 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m)
                      params + 2813864, params + 2814824,       /* features.17.conv.1.1.running_mean, features.17.conv.1.1.running_var */
                      1e-05f, NULL, consts + 1487456);          /* eps, no bias, y */
 
-    /* bn_fold_weight features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_weight(params + 2815784, 320, 1, 960, 320,  /* w: features.17.conv.2.weight [320, 960, 1, 1] as [rows][cols][inner], groups */
-                       params + 3122984, params + 3123944,  /* features.17.conv.3.weight, features.17.conv.3.running_var */
-                       1e-05f, consts + 1488416);           /* eps, y */
-
     /* bn_fold_bias features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(320, params + 3122984, params + 3123304,  /* features.17.conv.3.weight, features.17.conv.3.bias */
                      params + 3123624, params + 3123944,       /* features.17.conv.3.running_mean, features.17.conv.3.running_var */
-                     1e-05f, NULL, consts + 1795616);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1488416);          /* eps, no bias, y */
+
+    /* pack_weights features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights(params + 2815784, 320, 960,                  /* w: features.17.conv.2.weight [320, 960, 1, 1] as [rows][cols] */
+                     params + 3122984, params + 3123944, 1e-05f,  /* folding features.17.conv.3.weight, features.17.conv.3.running_var */
+                     consts + 1488736);                           /* y */
 
     /* bn_fold_bias features.18.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(1280, params + 3533864, params + 3535144,  /* features.18.1.weight, features.18.1.bias */
@@ -1008,14 +1010,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
 
     /* dwpw features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t265, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
-             consts + 896, consts + 1184,    /* depthwise: bn_fold_weight(features.1.conv.0.0.weight), bn_fold_bias(features.1.conv.0.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,         /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,            /* then relu6 */
-             consts + 1216, consts + 1728,   /* pointwise: bn_fold_weight(features.1.conv.1.weight), bn_fold_bias(features.1.conv.2.weight) */
-             t270, 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
-             NULL, NNC_ACT_NONE, 0.0f,       /* epilogue: none */
-             9, (float *)(ws + 1605632));    /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                        /* the instance's threads and instruction set */
+                    n, t265, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
+                    consts + 896, consts + 1184,    /* depthwise: bn_fold_weight(features.1.conv.0.0.weight), bn_fold_bias(features.1.conv.0.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,         /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,            /* then relu6 */
+                    consts + 1232, consts + 1216,   /* pointwise: pack_weights(features.1.conv.1.weight), bn_fold_bias(features.1.conv.2.weight) */
+                    t270, 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
+                    NULL, NNC_ACT_NONE, 0.0f,       /* epilogue: none */
+                    9, (float *)(ws + 1605632));    /* rows per tile, scratch */
 
     /* conv2d features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
@@ -1028,14 +1031,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t273, 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
-             consts + 3376, consts + 4240,    /* depthwise: bn_fold_weight(features.2.conv.1.0.weight), bn_fold_bias(features.2.conv.1.1.weight) */
-             3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-             consts + 4336, consts + 6640,    /* pointwise: bn_fold_weight(features.2.conv.2.weight), bn_fold_bias(features.2.conv.3.weight) */
-             t278, 75264, 24, 56, 56,         /* y: [24, 56, 56], batch stride */
-             NULL, NNC_ACT_NONE, 0.0f,        /* epilogue: none */
-             6, (float *)(ws + 5117952));     /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
+                    n, t273, 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
+                    consts + 3376, consts + 4240,    /* depthwise: bn_fold_weight(features.2.conv.1.0.weight), bn_fold_bias(features.2.conv.1.1.weight) */
+                    3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
+                    consts + 4360, consts + 4336,    /* pointwise: pack_weights(features.2.conv.2.weight), bn_fold_bias(features.2.conv.3.weight) */
+                    t278, 75264, 24, 56, 56,         /* y: [24, 56, 56], batch stride */
+                    NULL, NNC_ACT_NONE, 0.0f,        /* epilogue: none */
+                    6, (float *)(ws + 5117952));     /* rows per tile, scratch */
 
     /* conv2d features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
@@ -1048,14 +1052,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t281, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
-             consts + 10264, consts + 11560,  /* depthwise: bn_fold_weight(features.3.conv.1.0.weight), bn_fold_bias(features.3.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-             consts + 11704, consts + 15160,  /* pointwise: bn_fold_weight(features.3.conv.2.weight), bn_fold_bias(features.3.conv.3.weight) */
-             t286, 75264, 24, 56, 56,         /* y: [24, 56, 56], batch stride */
-             t278, NNC_ACT_NONE, 0.0f,        /* epilogue: + residual [24, 56, 56] */
-             4, (float *)(ws + 2107392));     /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
+                    n, t281, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
+                    consts + 10264, consts + 11560,  /* depthwise: bn_fold_weight(features.3.conv.1.0.weight), bn_fold_bias(features.3.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
+                    consts + 11728, consts + 11704,  /* pointwise: pack_weights(features.3.conv.2.weight), bn_fold_bias(features.3.conv.3.weight) */
+                    t286, 75264, 24, 56, 56,         /* y: [24, 56, 56], batch stride */
+                    t278, NNC_ACT_NONE, 0.0f,        /* epilogue: + residual [24, 56, 56] */
+                    4, (float *)(ws + 2107392));     /* rows per tile, scratch */
 
     /* conv2d features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
@@ -1068,14 +1073,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t289, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
-             consts + 18784, consts + 20080,  /* depthwise: bn_fold_weight(features.4.conv.1.0.weight), bn_fold_bias(features.4.conv.1.1.weight) */
-             3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-             consts + 20224, consts + 24832,  /* pointwise: bn_fold_weight(features.4.conv.2.weight), bn_fold_bias(features.4.conv.3.weight) */
-             t294, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
-             NULL, NNC_ACT_NONE, 0.0f,        /* epilogue: none */
-             8, (float *)(ws + 1806336));     /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
+                    n, t289, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
+                    consts + 18784, consts + 20080,  /* depthwise: bn_fold_weight(features.4.conv.1.0.weight), bn_fold_bias(features.4.conv.1.1.weight) */
+                    3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
+                    consts + 20256, consts + 20224,  /* pointwise: pack_weights(features.4.conv.2.weight), bn_fold_bias(features.4.conv.3.weight) */
+                    t294, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
+                    NULL, NNC_ACT_NONE, 0.0f,        /* epilogue: none */
+                    8, (float *)(ws + 1806336));     /* rows per tile, scratch */
 
     /* conv2d features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
@@ -1088,14 +1094,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t297, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
-             consts + 31200, consts + 32928,  /* depthwise: bn_fold_weight(features.5.conv.1.0.weight), bn_fold_bias(features.5.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-             consts + 33120, consts + 39264,  /* pointwise: bn_fold_weight(features.5.conv.2.weight), bn_fold_bias(features.5.conv.3.weight) */
-             t302, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
-             t294, NNC_ACT_NONE, 0.0f,        /* epilogue: + residual [32, 28, 28] */
-             6, (float *)(ws + 602112));      /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
+                    n, t297, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                    consts + 31200, consts + 32928,  /* depthwise: bn_fold_weight(features.5.conv.1.0.weight), bn_fold_bias(features.5.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
+                    consts + 33152, consts + 33120,  /* pointwise: pack_weights(features.5.conv.2.weight), bn_fold_bias(features.5.conv.3.weight) */
+                    t302, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
+                    t294, NNC_ACT_NONE, 0.0f,        /* epilogue: + residual [32, 28, 28] */
+                    6, (float *)(ws + 602112));      /* rows per tile, scratch */
 
     /* conv2d features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
@@ -1108,14 +1115,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t305, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
-             consts + 45632, consts + 47360,  /* depthwise: bn_fold_weight(features.6.conv.1.0.weight), bn_fold_bias(features.6.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-             consts + 47552, consts + 53696,  /* pointwise: bn_fold_weight(features.6.conv.2.weight), bn_fold_bias(features.6.conv.3.weight) */
-             t310, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
-             t302, NNC_ACT_NONE, 0.0f,        /* epilogue: + residual [32, 28, 28] */
-             6, (float *)(ws + 602112));      /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
+                    n, t305, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                    consts + 45632, consts + 47360,  /* depthwise: bn_fold_weight(features.6.conv.1.0.weight), bn_fold_bias(features.6.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
+                    consts + 47584, consts + 47552,  /* pointwise: pack_weights(features.6.conv.2.weight), bn_fold_bias(features.6.conv.3.weight) */
+                    t310, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
+                    t302, NNC_ACT_NONE, 0.0f,        /* epilogue: + residual [32, 28, 28] */
+                    6, (float *)(ws + 602112));      /* rows per tile, scratch */
 
     /* conv2d features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
@@ -1128,14 +1136,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t313, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
-             consts + 60064, consts + 61792,  /* depthwise: bn_fold_weight(features.7.conv.1.0.weight), bn_fold_bias(features.7.conv.1.1.weight) */
-             3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-             consts + 61984, consts + 74272,  /* pointwise: bn_fold_weight(features.7.conv.2.weight), bn_fold_bias(features.7.conv.3.weight) */
-             t318, 12544, 64, 14, 14,         /* y: [64, 14, 14], batch stride */
-             NULL, NNC_ACT_NONE, 0.0f,        /* epilogue: none */
-             12, (float *)(ws + 602112));     /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
+                    n, t313, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                    consts + 60064, consts + 61792,  /* depthwise: bn_fold_weight(features.7.conv.1.0.weight), bn_fold_bias(features.7.conv.1.1.weight) */
+                    3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
+                    consts + 62048, consts + 61984,  /* pointwise: pack_weights(features.7.conv.2.weight), bn_fold_bias(features.7.conv.3.weight) */
+                    t318, 12544, 64, 14, 14,         /* y: [64, 14, 14], batch stride */
+                    NULL, NNC_ACT_NONE, 0.0f,        /* epilogue: none */
+                    12, (float *)(ws + 602112));     /* rows per tile, scratch */
 
     /* conv2d features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
@@ -1148,14 +1157,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* dwpw features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t321, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
-             consts + 99296, consts + 102752,   /* depthwise: bn_fold_weight(features.8.conv.1.0.weight), bn_fold_bias(features.8.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-             consts + 103136, consts + 127712,  /* pointwise: bn_fold_weight(features.8.conv.2.weight), bn_fold_bias(features.8.conv.3.weight) */
-             t326, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
-             t318, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [64, 14, 14] */
-             6, (float *)(ws + 301056));        /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                    n, t321, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                    consts + 99296, consts + 102752,   /* depthwise: bn_fold_weight(features.8.conv.1.0.weight), bn_fold_bias(features.8.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
+                    consts + 103200, consts + 103136,  /* pointwise: pack_weights(features.8.conv.2.weight), bn_fold_bias(features.8.conv.3.weight) */
+                    t326, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                    t318, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [64, 14, 14] */
+                    6, (float *)(ws + 301056));        /* rows per tile, scratch */
 
     /* conv2d features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1168,14 +1178,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t329, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
-             consts + 152736, consts + 156192,  /* depthwise: bn_fold_weight(features.9.conv.1.0.weight), bn_fold_bias(features.9.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-             consts + 156576, consts + 181152,  /* pointwise: bn_fold_weight(features.9.conv.2.weight), bn_fold_bias(features.9.conv.3.weight) */
-             t334, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
-             t326, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [64, 14, 14] */
-             6, (float *)(ws + 301056));        /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                    n, t329, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                    consts + 152736, consts + 156192,  /* depthwise: bn_fold_weight(features.9.conv.1.0.weight), bn_fold_bias(features.9.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
+                    consts + 156640, consts + 156576,  /* pointwise: pack_weights(features.9.conv.2.weight), bn_fold_bias(features.9.conv.3.weight) */
+                    t334, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                    t326, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [64, 14, 14] */
+                    6, (float *)(ws + 301056));        /* rows per tile, scratch */
 
     /* conv2d features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1188,14 +1199,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t337, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
-             consts + 206176, consts + 209632,  /* depthwise: bn_fold_weight(features.10.conv.1.0.weight), bn_fold_bias(features.10.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-             consts + 210016, consts + 234592,  /* pointwise: bn_fold_weight(features.10.conv.2.weight), bn_fold_bias(features.10.conv.3.weight) */
-             t342, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
-             t334, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [64, 14, 14] */
-             6, (float *)(ws + 301056));        /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                    n, t337, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                    consts + 206176, consts + 209632,  /* depthwise: bn_fold_weight(features.10.conv.1.0.weight), bn_fold_bias(features.10.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
+                    consts + 210080, consts + 210016,  /* pointwise: pack_weights(features.10.conv.2.weight), bn_fold_bias(features.10.conv.3.weight) */
+                    t342, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                    t334, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [64, 14, 14] */
+                    6, (float *)(ws + 301056));        /* rows per tile, scratch */
 
     /* conv2d features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1208,14 +1220,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t345, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
-             consts + 259616, consts + 263072,  /* depthwise: bn_fold_weight(features.11.conv.1.0.weight), bn_fold_bias(features.11.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-             consts + 263456, consts + 300320,  /* pointwise: bn_fold_weight(features.11.conv.2.weight), bn_fold_bias(features.11.conv.3.weight) */
-             t350, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
-             NULL, NNC_ACT_NONE, 0.0f,          /* epilogue: none */
-             6, (float *)(ws + 301056));        /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                    n, t345, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                    consts + 259616, consts + 263072,  /* depthwise: bn_fold_weight(features.11.conv.1.0.weight), bn_fold_bias(features.11.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
+                    consts + 263552, consts + 263456,  /* pointwise: pack_weights(features.11.conv.2.weight), bn_fold_bias(features.11.conv.3.weight) */
+                    t350, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
+                    NULL, NNC_ACT_NONE, 0.0f,          /* epilogue: none */
+                    6, (float *)(ws + 301056));        /* rows per tile, scratch */
 
     /* conv2d features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1228,14 +1241,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t353, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
-             consts + 356288, consts + 361472,  /* depthwise: bn_fold_weight(features.12.conv.1.0.weight), bn_fold_bias(features.12.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-             consts + 362048, consts + 417344,  /* pointwise: bn_fold_weight(features.12.conv.2.weight), bn_fold_bias(features.12.conv.3.weight) */
-             t358, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
-             t350, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [96, 14, 14] */
-             4, (float *)(ws + 451584));        /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                    n, t353, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                    consts + 356288, consts + 361472,  /* depthwise: bn_fold_weight(features.12.conv.1.0.weight), bn_fold_bias(features.12.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
+                    consts + 362144, consts + 362048,  /* pointwise: pack_weights(features.12.conv.2.weight), bn_fold_bias(features.12.conv.3.weight) */
+                    t358, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
+                    t350, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [96, 14, 14] */
+                    4, (float *)(ws + 451584));        /* rows per tile, scratch */
 
     /* conv2d features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1248,14 +1262,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t361, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
-             consts + 473312, consts + 478496,  /* depthwise: bn_fold_weight(features.13.conv.1.0.weight), bn_fold_bias(features.13.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-             consts + 479072, consts + 534368,  /* pointwise: bn_fold_weight(features.13.conv.2.weight), bn_fold_bias(features.13.conv.3.weight) */
-             t366, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
-             t358, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [96, 14, 14] */
-             4, (float *)(ws + 451584));        /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                    n, t361, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                    consts + 473312, consts + 478496,  /* depthwise: bn_fold_weight(features.13.conv.1.0.weight), bn_fold_bias(features.13.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
+                    consts + 479168, consts + 479072,  /* pointwise: pack_weights(features.13.conv.2.weight), bn_fold_bias(features.13.conv.3.weight) */
+                    t366, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
+                    t358, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [96, 14, 14] */
+                    4, (float *)(ws + 451584));        /* rows per tile, scratch */
 
     /* conv2d features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1268,14 +1283,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t369, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
-             consts + 590336, consts + 595520,  /* depthwise: bn_fold_weight(features.14.conv.1.0.weight), bn_fold_bias(features.14.conv.1.1.weight) */
-             3, 3, 2, 2, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-             consts + 596096, consts + 688256,  /* pointwise: bn_fold_weight(features.14.conv.2.weight), bn_fold_bias(features.14.conv.3.weight) */
-             t374, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
-             NULL, NNC_ACT_NONE, 0.0f,          /* epilogue: none */
-             7, (float *)(ws + 451584));        /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                    n, t369, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                    consts + 590336, consts + 595520,  /* depthwise: bn_fold_weight(features.14.conv.1.0.weight), bn_fold_bias(features.14.conv.1.1.weight) */
+                    3, 3, 2, 2, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
+                    consts + 596256, consts + 596096,  /* pointwise: pack_weights(features.14.conv.2.weight), bn_fold_bias(features.14.conv.3.weight) */
+                    t374, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
+                    NULL, NNC_ACT_NONE, 0.0f,          /* epilogue: none */
+                    7, (float *)(ws + 451584));        /* rows per tile, scratch */
 
     /* conv2d features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1288,14 +1304,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* dwpw features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t377, 47040, 960, 7, 7,          /* x: [960, 7, 7], batch stride */
-             consts + 842976, consts + 851616,   /* depthwise: bn_fold_weight(features.15.conv.1.0.weight), bn_fold_bias(features.15.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,             /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,                /* then relu6 */
-             consts + 852576, consts + 1006176,  /* pointwise: bn_fold_weight(features.15.conv.2.weight), bn_fold_bias(features.15.conv.3.weight) */
-             t382, 7840, 160, 7, 7,              /* y: [160, 7, 7], batch stride */
-             t374, NNC_ACT_NONE, 0.0f,           /* epilogue: + residual [160, 7, 7] */
-             4, (float *)(ws + 188160));         /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                    n, t377, 47040, 960, 7, 7,         /* x: [960, 7, 7], batch stride */
+                    consts + 842976, consts + 851616,  /* depthwise: bn_fold_weight(features.15.conv.1.0.weight), bn_fold_bias(features.15.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
+                    consts + 852736, consts + 852576,  /* pointwise: pack_weights(features.15.conv.2.weight), bn_fold_bias(features.15.conv.3.weight) */
+                    t382, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
+                    t374, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [160, 7, 7] */
+                    4, (float *)(ws + 188160));        /* rows per tile, scratch */
 
     /* conv2d features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
@@ -1308,14 +1325,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* dwpw features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t385, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
-             consts + 1160896, consts + 1169536,  /* depthwise: bn_fold_weight(features.16.conv.1.0.weight), bn_fold_bias(features.16.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,                 /* then relu6 */
-             consts + 1170496, consts + 1324096,  /* pointwise: bn_fold_weight(features.16.conv.2.weight), bn_fold_bias(features.16.conv.3.weight) */
-             t390, 7840, 160, 7, 7,               /* y: [160, 7, 7], batch stride */
-             t382, NNC_ACT_NONE, 0.0f,            /* epilogue: + residual [160, 7, 7] */
-             4, (float *)(ws + 188160));          /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                    n, t385, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                    consts + 1160896, consts + 1169536,  /* depthwise: bn_fold_weight(features.16.conv.1.0.weight), bn_fold_bias(features.16.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,                 /* then relu6 */
+                    consts + 1170656, consts + 1170496,  /* pointwise: pack_weights(features.16.conv.2.weight), bn_fold_bias(features.16.conv.3.weight) */
+                    t390, 7840, 160, 7, 7,               /* y: [160, 7, 7], batch stride */
+                    t382, NNC_ACT_NONE, 0.0f,            /* epilogue: + residual [160, 7, 7] */
+                    4, (float *)(ws + 188160));          /* rows per tile, scratch */
 
     /* conv2d features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
@@ -1328,14 +1346,15 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* dwpw features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw(n, t393, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
-             consts + 1478816, consts + 1487456,  /* depthwise: bn_fold_weight(features.17.conv.1.0.weight), bn_fold_bias(features.17.conv.1.1.weight) */
-             3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
-             NNC_ACT_RELU6, 0.0f,                 /* then relu6 */
-             consts + 1488416, consts + 1795616,  /* pointwise: bn_fold_weight(features.17.conv.2.weight), bn_fold_bias(features.17.conv.3.weight) */
-             t398, 15680, 320, 7, 7,              /* y: [320, 7, 7], batch stride */
-             NULL, NNC_ACT_NONE, 0.0f,            /* epilogue: none */
-             4, (float *)(ws + 188160));          /* rows per tile, scratch */
+    nnc_dwpw_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                    n, t393, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                    consts + 1478816, consts + 1487456,  /* depthwise: bn_fold_weight(features.17.conv.1.0.weight), bn_fold_bias(features.17.conv.1.1.weight) */
+                    3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
+                    NNC_ACT_RELU6, 0.0f,                 /* then relu6 */
+                    consts + 1488736, consts + 1488416,  /* pointwise: pack_weights(features.17.conv.2.weight), bn_fold_bias(features.17.conv.3.weight) */
+                    t398, 15680, 320, 7, 7,              /* y: [320, 7, 7], batch stride */
+                    NULL, NNC_ACT_NONE, 0.0f,            /* epilogue: none */
+                    4, (float *)(ws + 188160));          /* rows per tile, scratch */
 
     /* conv2d features.18.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
@@ -1354,10 +1373,11 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
     /* t403 is a view of t402: no copy */
 
     /* linear classifier.1 @ models/mobilenet_v2.net:42:71 */
-    nnc_linear(n, t403, 1280,                 /* x: [1280] */
-               params + 0, params + 1280000,  /* classifier.1.weight, classifier.1.bias */
-               out_logits, 1000,              /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */
+    nnc_linear_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                  n, t403, 1280,                 /* x: [1280] */
+                  params + 0, params + 1280000,  /* classifier.1.weight, classifier.1.bias */
+                  out_logits, 1000,              /* y: [1000] */
+                  NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */
 }
 
 int mobilenet_v2_create(mobilenet_v2_model **m, const char *weights_safetensors, void *workspace)

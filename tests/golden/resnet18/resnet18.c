@@ -24,15 +24,16 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
-/* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
-/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel maxpool2d */
 /* @kernel global_avgpool */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue conv_common */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
+/* @kernel linear_mt needs: linear ctx */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== resnet18 ======== */
@@ -715,10 +716,11 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
     /* t165 is a view of t164: no copy */
 
     /* linear fc @ models/lib/resnet.net:76:84 */
-    nnc_linear(n, t165, 512,                 /* x: [512] */
-               params + 0, params + 512000,  /* fc.weight, fc.bias */
-               out_logits, 1000,             /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);    /* epilogue: none */
+    nnc_linear_mt(&m->ctx,                      /* the instance's threads and instruction set */
+                  n, t165, 512,                 /* x: [512] */
+                  params + 0, params + 512000,  /* fc.weight, fc.bias */
+                  out_logits, 1000,             /* y: [1000] */
+                  NULL, NNC_ACT_NONE, 0.0f);    /* epilogue: none */
 }
 
 int resnet18_create(resnet18_model **m, const char *weights_safetensors, void *workspace)
