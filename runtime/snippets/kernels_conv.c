@@ -538,40 +538,6 @@ static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c,
 }
 
 /* @kernel dwpw needs: gemm conv2d epilogue */
-/* nnc_epilogue for nnc_dwpw: y = act(y + residual) with the same arithmetic
- * (the FORWARD expression of the activation's row), in steps of NNC_DW_VL so
- * that GCC's -O2 vectorizes the loops of the activations it can. */
-static NNC_MAYBE_UNUSED void nnc_dw_epilogue(float *restrict y, size_t count, const float *restrict residual, int act,
-                                             float slope)
-{
-    const float s = slope;
-    size_t i, q;
-    (void)s;
-    if (residual) {
-        for (i = 0; i + NNC_DW_VL <= count; i += NNC_DW_VL)
-            for (q = 0; q < NNC_DW_VL; q++) y[i + q] = y[i + q] + residual[i + q];
-        for (; i < count; i++) y[i] = y[i] + residual[i];
-    }
-    switch (act) {
-#define NNC_DW_ACT_CASE_(ID, name, FROM, SLOPE, FORWARD, GRAD_IF, GRAD) \
-    case NNC_ACT_##ID:                                                 \
-        for (i = 0; i + NNC_DW_VL <= count; i += NNC_DW_VL)            \
-            for (q = 0; q < NNC_DW_VL; q++) {                          \
-                float v = y[i + q];                                    \
-                y[i + q] = (FORWARD);                                  \
-            }                                                          \
-        for (; i < count; i++) {                                       \
-            float v = y[i];                                            \
-            y[i] = (FORWARD);                                          \
-        }                                                              \
-        break;
-        NNC_ACTIVATIONS(NNC_DW_ACT_CASE_)
-#undef NNC_DW_ACT_CASE_
-    default:
-        break;
-    }
-}
-
 /* Floats of scratch nnc_dwpw needs: the depthwise output of one tile of rows. */
 static NNC_MAYBE_UNUSED size_t nnc_dwpw_scratch(int c, int ow, int tile_rows)
 {
@@ -586,7 +552,7 @@ static NNC_MAYBE_UNUSED size_t nnc_dwpw_scratch(int c, int ow, int tile_rows)
  * and writes the tile's rows of y. The depthwise output never exists whole.
  * Each channel's rows go through the depthwise activation right after they
  * are computed, and the tile's output rows through the epilogue right after
- * the GEMM (nnc_dw_epilogue: nnc_epilogue's arithmetic, vectorized).
+ * the GEMM (nnc_epilogue, whose loops gcc -O2 vectorizes).
  * xs, ys: batch strides of x and y in floats; residual is contiguous. */
 static NNC_MAYBE_UNUSED void nnc_dwpw(int n, const float *x, size_t xs, int c, int h, int w, const float *dwt,
                                       const float *dwb, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
@@ -605,7 +571,7 @@ static NNC_MAYBE_UNUSED void nnc_dwpw(int n, const float *x, size_t xs, int c, i
                 float *t = scratch + (size_t)ch * (size_t)cols;
                 nnc_dw_plane(x + (size_t)i * xs + (size_t)ch * hw, h, w, dwt + (size_t)ch * (size_t)(kh * kw),
                              dwb ? dwb[ch] : 0.0f, t, r0, r0 + rows, ow, kh, kw, sh, sw, ph, pw, dh, dw);
-                nnc_dw_epilogue(t, (size_t)cols, NULL, dact, dslope);  /* while the channel's rows are in L1 */
+                nnc_epilogue(t, (size_t)cols, NULL, dact, dslope);  /* while the channel's rows are in L1 */
             }
             if (pwb)
                 for (o = 0; o < k; o++) {
@@ -616,7 +582,7 @@ static NNC_MAYBE_UNUSED void nnc_dwpw(int n, const float *x, size_t xs, int c, i
             nnc_sgemm(0, 0, k, cols, c, 1.0f, pwt, c, scratch, cols, pwb ? 1.0f : 0.0f, yt, (int)ohw);
             if (residual || act != NNC_ACT_NONE)
                 for (o = 0; o < k; o++)
-                    nnc_dw_epilogue(yt + (size_t)o * ohw, (size_t)cols,
+                    nnc_epilogue(yt + (size_t)o * ohw, (size_t)cols,
                                     residual ? residual + ((size_t)i * (size_t)k + (size_t)o) * ohw +
                                                    (size_t)r0 * (size_t)ow
                                              : NULL,

@@ -68,6 +68,7 @@ typedef struct nnc_ctx {
     unsigned long gen;        /* counts jobs */
     int pending;              /* workers still on the current job */
     int quit;
+    int active;               /* between nnc_ctx_begin and nnc_ctx_end: workers poll, never sleep */
     nnc_task_fn fn;           /* the current job */
     void *arg;
     int ntasks;
@@ -88,10 +89,13 @@ static NNC_MAYBE_UNUSED void nnc_run_share(nnc_task_fn fn, void *arg, int ntasks
 
 #if NNC_HAVE_THREADS
 /* A forward pass runs a parallel loop every few tens of microseconds; waking a
- * sleeping thread takes about as long. So a worker that finished a job, and
- * the caller waiting for the workers, first poll for NNC_SPIN rounds of a
- * pause instruction (some tens of microseconds), then sleep on the condition
- * variable: nothing spins longer than that once forward has returned. */
+ * sleeping thread takes about as long. So forward brackets its layers with
+ * nnc_ctx_begin, which wakes the workers while the first layer runs, and
+ * nnc_ctx_end: in between, a worker that finished a job polls for the next
+ * one; after it, and the caller waiting for the workers always, poll for
+ * NNC_SPIN rounds of a pause instruction (some tens of microseconds), then
+ * sleep on the condition variable. Nothing spins longer than that once
+ * forward has returned. */
 #if defined(__GNUC__) || defined(__clang__)
 enum { NNC_SPIN = 4000 };
 #define NNC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -119,12 +123,17 @@ static void *nnc_worker_main(void *p)
         nnc_task_fn fn;
         void *arg;
         int ntasks, k;
-        for (k = 0; k < NNC_SPIN && NNC_LOAD(&c->gen) == seen && !NNC_LOAD(&c->quit); k++) NNC_PAUSE();
+        for (k = 0; (k < NNC_SPIN || NNC_LOAD(&c->active)) && NNC_LOAD(&c->gen) == seen && !NNC_LOAD(&c->quit); k++)
+            NNC_PAUSE();
         pthread_mutex_lock(&c->mu);
-        while (c->gen == seen && !c->quit) pthread_cond_wait(&c->wake, &c->mu);
+        while (c->gen == seen && !c->quit && !c->active) pthread_cond_wait(&c->wake, &c->mu);
         if (c->quit) {
             pthread_mutex_unlock(&c->mu);
             return NULL;
+        }
+        if (c->gen == seen) {  /* woken by nnc_ctx_begin: poll for the first job */
+            pthread_mutex_unlock(&c->mu);
+            continue;
         }
         seen = c->gen;
         fn = c->fn, arg = c->arg, ntasks = c->ntasks;
@@ -163,6 +172,45 @@ static NNC_MAYBE_UNUSED void nnc_parallel(const nnc_ctx *cc, int ntasks, nnc_tas
     (void)cc;
 #endif
     nnc_run_share(fn, arg, ntasks, 0, 1);
+}
+
+/* forward starts: wake the workers, which poll for jobs until nnc_ctx_end. */
+static NNC_MAYBE_UNUSED void nnc_ctx_begin(nnc_ctx *c)
+{
+#if NNC_HAVE_THREADS
+    if (c->started) {
+        pthread_mutex_lock(&c->mu);
+        NNC_STORE(&c->active, 1);
+        pthread_cond_broadcast(&c->wake);
+        pthread_mutex_unlock(&c->mu);
+    }
+#else
+    (void)c;
+#endif
+}
+
+/* forward is done: the workers go back to sleep after their short poll. */
+static NNC_MAYBE_UNUSED void nnc_ctx_end(nnc_ctx *c)
+{
+#if NNC_HAVE_THREADS
+    if (c->started) NNC_STORE(&c->active, 0);
+#else
+    (void)c;
+#endif
+}
+
+/* Below about this many multiply-adds a parallel loop costs more than it
+ * saves (waking a thread and waiting for it take some microseconds; LeNet's
+ * layers are a few thousand): such a loop runs on the caller's thread. */
+#ifndef NNC_PAR_MIN_WORK
+#define NNC_PAR_MIN_WORK 262144.0 /* the tests define it 0, to split even their small cases */
+#endif
+
+/* nnc_parallel when the loop's work (multiply-adds, or elements touched) is
+ * worth the threads, else a plain loop. */
+static NNC_MAYBE_UNUSED void nnc_parallel_work(const nnc_ctx *ctx, double work, int ntasks, nnc_task_fn fn, void *arg)
+{
+    nnc_parallel(work >= NNC_PAR_MIN_WORK ? ctx : NULL, ntasks, fn, arg);
 }
 
 /* The best instruction set of this CPU, lowered by NNC_ISA=c|avx2|avx512 in
@@ -533,7 +581,7 @@ static NNC_MAYBE_UNUSED void nnc_gemm_packed(const nnc_ctx *ctx, int M, long N, 
         }
         return;
     }
-    nnc_parallel(ctx, g.row_chunks * g.col_groups, nnc_gemm_task, &g);
+    nnc_parallel_work(ctx, (double)M * (double)N * (double)K, g.row_chunks * g.col_groups, nnc_gemm_task, &g);
 }
 
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
@@ -560,7 +608,7 @@ static NNC_MAYBE_UNUSED void nnc_im2col_par(const nnc_ctx *ctx, const float *x, 
     nnc_im2col_job j;
     j.x = x, j.col = col, j.ld = ld, j.h = h, j.w = w, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw;
     j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
-    nnc_parallel(ctx, c, nnc_im2col_task, &j);
+    nnc_parallel_work(ctx, (double)c * kh * kw * (double)oh * ow, c, nnc_im2col_task, &j);
 }
 
 /* nnc_conv2d (one group) on a weight packed at create (nnc_pack_weights of
@@ -646,7 +694,7 @@ static NNC_MAYBE_UNUSED void nnc_dw_task(void *arg, int ch)
     nnc_dw_plane(j->x + (size_t)ch * j->hw, j->h, j->w, j->dwt + (size_t)ch * (size_t)(j->kh * j->kw),
                  j->dwb ? j->dwb[ch] : 0.0f, t, j->r0, j->r0 + j->rows, j->ow, j->kh, j->kw, j->sh, j->sw, j->ph,
                  j->pw, j->dh, j->dw);
-    nnc_dw_epilogue(t, cols, NULL, j->dact, j->dslope);  /* while the channel's rows are in L1 */
+    nnc_epilogue(t, cols, NULL, j->dact, j->dslope);  /* while the channel's rows are in L1 */
 }
 
 /* nnc_dwpw with the pointwise weight packed at create (nnc_pack_weights of
@@ -673,7 +721,7 @@ static NNC_MAYBE_UNUSED void nnc_dwpw_packed(const nnc_ctx *ctx, int n, const fl
             size_t off = (size_t)j.r0 * (size_t)ow;
             j.rows = oh - j.r0 < tile_rows ? oh - j.r0 : tile_rows;
             j.x = x + (size_t)i * xs;
-            nnc_parallel(ctx, c, nnc_dw_task, &j);
+            nnc_parallel_work(ctx, (double)c * kh * kw * (double)j.rows * ow, c, nnc_dw_task, &j);
             nnc_gemm_packed(ctx, k, j.rows * ow, c, pwp, scratch, (size_t)j.rows * (size_t)ow,
                             y + (size_t)i * ys + off, ohw, pwb,
                             residual ? residual + (size_t)i * (size_t)k * ohw + off : NULL, act, slope, k);
@@ -725,6 +773,7 @@ static NNC_MAYBE_UNUSED void nnc_linear_mt(const nnc_ctx *ctx, int n, const floa
     nnc_linear_job j;
     j.n = n, j.in = in, j.out = out, j.x = x, j.wt = wt, j.bias = bias, j.residual = residual, j.y = y;
     j.act = act, j.slope = slope;
-    nnc_parallel(ctx, (out + NNC_LINEAR_BLOCK - 1) / NNC_LINEAR_BLOCK, nnc_linear_task, &j);
+    nnc_parallel_work(ctx, (double)n * (double)in * (double)out, (out + NNC_LINEAR_BLOCK - 1) / NNC_LINEAR_BLOCK,
+                      nnc_linear_task, &j);
 #endif
 }

@@ -223,7 +223,9 @@ int $p_forward_v($p_model *m, int n, const float *const *inputs, float *const *o
     for (i = 0; i < $P_N_OUTPUTS; i++)
         if (!outputs[i])
             return $p_fail(m, $P_ERR_ARG, "$p_forward: output %s is NULL", $p_output_names[i]);
+    nnc_ctx_begin(&m->ctx);  /* the threads poll for work until the layers are done */
     $p_run(m, n, inputs, outputs);
+    nnc_ctx_end(&m->ctx);
     m->err[0] = '\0';
     return $P_OK;
 }

@@ -6,6 +6,7 @@
  * outputs must be bit-identical. Shapes hit the edges of the blocking: rows
  * not a multiple of the 8-row panel, columns not a multiple of the panel
  * width, sums shorter and longer than a block of 256 steps. */
+#define NNC_PAR_MIN_WORK 0.0  /* split every loop, however small: 1 and 2 threads must agree */
 #include "kernel_test.h"
 
 /* A ctx with `threads` threads that runs instruction set isa. */

@@ -236,7 +236,9 @@ static void infer_prelude(StrBuf *b, const bool *on)
                  /* the kernels' context (runtime/snippets/kernels_parallel.c), which every module owns */
                  "typedef struct { int isa, threads; } nnc_ctx;\n"
                  "static int nnc_ctx_init(nnc_ctx *c, int threads) { c->isa = 0, c->threads = threads; return 0; }\n"
-                 "static void nnc_ctx_stop(nnc_ctx *c) { c->threads = 1; }\n\n");
+                 "static void nnc_ctx_stop(nnc_ctx *c) { c->threads = 1; }\n"
+                 "static void nnc_ctx_begin(nnc_ctx *c) { (void)c; }\n"
+                 "static void nnc_ctx_end(nnc_ctx *c) { (void)c; }\n\n");
     if (on[F_PARAMS])  /* the loader, pasted only when there are parameters */
         sb_append(b, "typedef struct { const char *name; int rank; long long shape[4]; float *dst; } nnc_st_want;\n"
                      "static int nnc_st_load(const char *path, const nnc_st_want *want, int n_want, char *err,\n"

@@ -3864,7 +3864,9 @@ int densenet121_forward_v(densenet121_model *m, int n, const float *const *input
     for (i = 0; i < DENSENET121_N_OUTPUTS; i++)
         if (!outputs[i])
             return densenet121_fail(m, DENSENET121_ERR_ARG, "densenet121_forward: output %s is NULL", densenet121_output_names[i]);
+    nnc_ctx_begin(&m->ctx);  /* the threads poll for work until the layers are done */
     densenet121_run(m, n, inputs, outputs);
+    nnc_ctx_end(&m->ctx);
     m->err[0] = '\0';
     return DENSENET121_OK;
 }

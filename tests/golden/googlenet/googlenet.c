@@ -2042,7 +2042,9 @@ int googlenet_forward_v(googlenet_model *m, int n, const float *const *inputs, f
     for (i = 0; i < GOOGLENET_N_OUTPUTS; i++)
         if (!outputs[i])
             return googlenet_fail(m, GOOGLENET_ERR_ARG, "googlenet_forward: output %s is NULL", googlenet_output_names[i]);
+    nnc_ctx_begin(&m->ctx);  /* the threads poll for work until the layers are done */
     googlenet_run(m, n, inputs, outputs);
+    nnc_ctx_end(&m->ctx);
     m->err[0] = '\0';
     return GOOGLENET_OK;
 }

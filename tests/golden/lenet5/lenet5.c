@@ -280,7 +280,9 @@ int lenet5_forward_v(lenet5_model *m, int n, const float *const *inputs, float *
     for (i = 0; i < LENET5_N_OUTPUTS; i++)
         if (!outputs[i])
             return lenet5_fail(m, LENET5_ERR_ARG, "lenet5_forward: output %s is NULL", lenet5_output_names[i]);
+    nnc_ctx_begin(&m->ctx);  /* the threads poll for work until the layers are done */
     lenet5_run(m, n, inputs, outputs);
+    nnc_ctx_end(&m->ctx);
     m->err[0] = '\0';
     return LENET5_OK;
 }

@@ -1417,7 +1417,9 @@ int mobilenet_v2_forward_v(mobilenet_v2_model *m, int n, const float *const *inp
     for (i = 0; i < MOBILENET_V2_N_OUTPUTS; i++)
         if (!outputs[i])
             return mobilenet_v2_fail(m, MOBILENET_V2_ERR_ARG, "mobilenet_v2_forward: output %s is NULL", mobilenet_v2_output_names[i]);
+    nnc_ctx_begin(&m->ctx);  /* the threads poll for work until the layers are done */
     mobilenet_v2_run(m, n, inputs, outputs);
+    nnc_ctx_end(&m->ctx);
     m->err[0] = '\0';
     return MOBILENET_V2_OK;
 }

@@ -760,7 +760,9 @@ int resnet18_forward_v(resnet18_model *m, int n, const float *const *inputs, flo
     for (i = 0; i < RESNET18_N_OUTPUTS; i++)
         if (!outputs[i])
             return resnet18_fail(m, RESNET18_ERR_ARG, "resnet18_forward: output %s is NULL", resnet18_output_names[i]);
+    nnc_ctx_begin(&m->ctx);  /* the threads poll for work until the layers are done */
     resnet18_run(m, n, inputs, outputs);
+    nnc_ctx_end(&m->ctx);
     m->err[0] = '\0';
     return RESNET18_OK;
 }
