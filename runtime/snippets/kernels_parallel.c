@@ -296,7 +296,7 @@ static NNC_MAYBE_UNUSED int nnc_ctx_init(nnc_ctx *c, int threads)
     return 0;
 }
 
-/* @kernel gemm_packed needs: ctx epilogue conv_common */
+/* @kernel gemm_packed needs: ctx epilogue */
 /* C = bias + A * B where A (M x K, row-major: a weight, [out][in*kh*kw]) was
  * packed once at create by nnc_pack_weights, and B (K x N, a row stride ldb)
  * is packed as the product runs, a panel of columns at a time.
@@ -307,13 +307,15 @@ static NNC_MAYBE_UNUSED int nnc_ctx_init(nnc_ctx *c, int threads)
  * its r rows the same way with r values per column; the packed matrix has
  * exactly M*K floats, the weight's own size.
  *
- * Blocking: the sum runs in blocks of NNC_KC steps; per block and per panel
- * of NR columns of B (packed into a buffer of KC x NR floats that stays in
- * L1), the micro-kernel sweeps the 8-row panels of one chunk of NNC_MC rows
- * of A (which stays in L2), each producing an 8 x NR tile of C. A task is one
- * chunk of rows by one panel of columns; the tasks are split over the
- * instance's threads. Each tile's sum is the same sequence of operations
- * whichever thread runs it. */
+ * Blocking: the sum runs in blocks of NNC_KC steps. A task is one chunk of
+ * NNC_MC rows of C by a group of NNC_GROUP panels of NR columns. Per block of
+ * the sum it packs its panels of B (KC x NR floats each, held in L1 and L2)
+ * and sweeps the 8-row panels of A's chunk (a block of it, KC x MC floats,
+ * stays in L2) over them, each producing an 8 x NR tile of C; with MC = 256
+ * most layers have one chunk, so B is packed once per block. The tasks are
+ * split over the instance's threads; each tile's sum is the same sequence of
+ * operations whichever thread runs it. The task's buffers are on its stack
+ * (about 74 KB). */
 enum { NNC_MR = 8, NNC_KC = 256, NNC_MC = 256, NNC_NR_MAX = 32 };
 
 /* dst = w (M x K) in the packed layout above; with gamma (else NULL), each row

@@ -29,7 +29,7 @@
 /* @kernel linear needs: gemm epilogue */
 /* @kernel maxpool2d */
 /* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue conv_common */
+/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
 /* ======== safetensors loader (from nnc's runtime) ======== */

@@ -31,7 +31,7 @@
 /* @kernel linear needs: gemm epilogue */
 /* @kernel global_avgpool */
 /* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue conv_common */
+/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel dwpw_packed needs: dwpw conv2d_packed */
 /* @kernel linear_mt needs: linear ctx */

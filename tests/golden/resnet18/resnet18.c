@@ -31,7 +31,7 @@
 /* @kernel maxpool2d */
 /* @kernel global_avgpool */
 /* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue conv_common */
+/* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
 /* ======== safetensors loader (from nnc's runtime) ======== */
