@@ -42,24 +42,22 @@ static int packable(const IrGraph *g, const IrNode *n, const bool *is_const)
 
 bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
 {
-    int32_t nv = g->n_values ? g->n_values : 1, nn = g->n_nodes ? g->n_nodes : 1;
-    bool *is_const = nnc_xcalloc((size_t)nv, sizeof *is_const);
-    int32_t *uses = nnc_xcalloc((size_t)nv, sizeof *uses);
-    bool *absorbed = nnc_xcalloc((size_t)nn, sizeof *absorbed);  /* bn_fold_weight nodes packing takes over */
+    PassReads r;
+    bool *absorbed = nnc_xcalloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *absorbed);  /* folds packing takes over */
+    const bool *is_const;
     int n_packed = 0;
-    ir_mark_constants(g, is_const);
-    for (int32_t i = 0; i < g->n_ins; i++) uses[g->ins[i]]++;
-    for (int32_t o = 0; o < g->n_outputs; o++) uses[g->outputs[o].value]++;
+    pass_reads_init(&r, g);
+    is_const = r.is_const;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         int wi = packable(g, n, is_const);
         if (wi < 0) continue;
         int32_t w = ir_in(g, n, wi), p = g->values[w].node;
         n_packed++;
-        if (p >= 0 && g->nodes[p].op == OP_BN_FOLD_WEIGHT && uses[w] == 1) absorbed[p] = true;
+        if (p >= 0 && g->nodes[p].op == OP_BN_FOLD_WEIGHT && pass_sole_reader(&r, w)) absorbed[p] = true;
     }
     if (!n_packed) {
-        free(is_const), free(uses), free(absorbed);
+        pass_reads_free(&r), free(absorbed);
         return true;
     }
     int32_t *map;
@@ -97,6 +95,6 @@ bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
         map[n->out] = ir_add_node(ng, n->op, ins, n->n_in, &ca, n->loc, n->scope, err, errlen);
         ok = map[n->out] >= 0;
     }
-    free(is_const), free(uses), free(absorbed);
+    pass_reads_free(&r), free(absorbed);
     return pass_rebuild_end(g, ng, map, ok);
 }
