@@ -125,11 +125,11 @@ static bool cg_conv_call(CgEmit *cx, const IrNode *n)
     const IrShape *y = &cx->g->values[n->out].shape;
     bool t = n->op == OP_CONV_T2D;
     int64_t scratch = plan_scratch_floats(cx->g, n, cx->max_batch);
-    const char *kernel = t ? "conv_transpose2d" : c->packed ? "conv2d_packed" : "conv2d";
+    const char *kernel = t ? "conv_transpose2d" : c->winograd ? "conv2d_winograd" : c->packed ? "conv2d_packed" : "conv2d";
     cg_need(cx, kernel);
     if (scratch > 0) cg_scratch_check(cx, cg_scratch_call(cx->arena, cx->g, n, cx->max_batch), scratch);
     cg_call_begin(cx, kernel);
-    if (c->packed) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
+    if (c->packed || c->winograd) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_image_arg(cx, n, !t);
     cg_weight_args(cx, n);
     if (t)
@@ -472,17 +472,18 @@ static bool emit_c_bn_fold_weight(CgEmit *cx, const IrNode *n)
     return true;
 }
 
-/* A conv2d's weight packed for the GEMM's micro-kernel, a batchnorm folded in
- * when it has gamma and var (ops.def PACK_WEIGHTS). */
-static bool emit_c_pack_weights(CgEmit *cx, const IrNode *n)
+/* A weight's reordering at create, a batchnorm folded in when the node has
+ * gamma and var: nnc_<call>(w, d0, d1, gamma|NULL, var|NULL, eps, y). */
+static bool cg_weight_transform(CgEmit *cx, const IrNode *n, const char *section, const char *call, const char *as,
+                                long long d0, long long d1)
 {
     const IrShape *w = ir_in_shape(cx->g, n, 0);
     bool fold = n->n_in == 3;
     if (fold && !cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
-    cg_need(cx, "gemm_packed");
-    cg_call_begin(cx, "pack_weights");
-    cg_arg(cx, arena_printf(cx->arena, "w: %s %s as [rows][cols]", cg_label(cx, ir_in(cx->g, n, 0)), cg_dims(cx->arena, w)),
-           "%s, %lld, %lld", cg_in(cx, n, 0), cg_dim(w, 0), cg_elems_from(w, 1));
+    cg_need(cx, section);
+    cg_call_begin(cx, call);
+    cg_arg(cx, arena_printf(cx->arena, "w: %s %s %s", cg_label(cx, ir_in(cx->g, n, 0)), cg_dims(cx->arena, w), as),
+           "%s, %lld, %lld", cg_in(cx, n, 0), d0, d1);
     if (fold)
         cg_arg(cx, arena_printf(cx->arena, "folding %s, %s", cg_label(cx, ir_in(cx->g, n, 1)), cg_label(cx, ir_in(cx->g, n, 2))),
                "%s, %s, %s", cg_in(cx, n, 1), cg_in(cx, n, 2), cg_lit(cx, n->attr.bn.eps));
@@ -491,6 +492,22 @@ static bool emit_c_pack_weights(CgEmit *cx, const IrNode *n)
     cg_arg(cx, "y", "%s", cg_out(cx, n));
     cg_call_end(cx);
     return true;
+}
+
+/* A conv2d's weight packed for the GEMM's micro-kernel (ops.def PACK_WEIGHTS). */
+static bool emit_c_pack_weights(CgEmit *cx, const IrNode *n)
+{
+    const IrShape *w = ir_in_shape(cx->g, n, 0);
+    return cg_weight_transform(cx, n, "gemm_packed", "pack_weights", "as [rows][cols]", cg_dim(w, 0),
+                               cg_elems_from(w, 1));
+}
+
+/* A 3x3 conv2d's weight in Winograd's domain (ops.def WINOGRAD_WEIGHTS). */
+static bool emit_c_winograd_weights(CgEmit *cx, const IrNode *n)
+{
+    const IrShape *w = ir_in_shape(cx->g, n, 0);
+    return cg_weight_transform(cx, n, "conv2d_winograd", "winograd_weights", "(out, in channels)", cg_dim(w, 0),
+                               cg_dim(w, 1));
 }
 
 /* A slice is a view of its input (emit_c.c cg_bind_views): nothing to run. */

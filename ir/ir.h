@@ -123,6 +123,8 @@ typedef struct {
                             * batchnorm reading it needs for its batch statistics */
     bool packed;           /* inference (passes/pack_weights.c): the weight is a pack_weights node's output,
                             * in the micro-kernel's layout (conv2d with groups = 1 only) */
+    bool winograd;         /* inference (passes/pack_weights.c): a 3x3 stride-1 conv2d whose weight is a
+                            * winograd_weights node's output, run by Winograd's F(4x4, 3x3) */
 } ConvAttr;
 
 typedef struct {

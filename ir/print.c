@@ -45,6 +45,7 @@ static void print_attr(const IrNode *n, StrBuf *out)
         print_epilogue(&a->conv.epi, out);
         if (a->conv.bn_stats) sb_append(out, " +bn_stats");
         if (a->conv.packed) sb_append(out, " +packed");
+        if (a->conv.winograd) sb_append(out, " +winograd");
         break;
     case AT_POOL:
         sb_printf(out, " k=%dx%d s=%dx%d p=%dx%d", a->pool.kh, a->pool.kw, a->pool.sh, a->pool.sw, a->pool.ph, a->pool.pw);

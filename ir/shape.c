@@ -130,9 +130,15 @@ static bool shape_conv2d(const IrGraph *g, const IrNode *n, IrShape *out, char *
         FAIL("groups = %d must divide both the input channels (%lld) and the output channels (%d)",
              c->groups, (long long)x->dim[0], c->out_channels);
     const IrShape *w = ir_in_shape(g, n, 1);
-    if (w->rank != 4 || w->dim[0] != c->out_channels || w->dim[1] != x->dim[0] / c->groups ||
-        w->dim[2] != c->kh || w->dim[3] != c->kw)
+    if (c->winograd) {  /* a winograd_weights node's output: [36][c][k rounded up to 32] */
+        if (c->kh != 3 || c->kw != 3 || c->sh != 1 || c->sw != 1 || c->dh != 1 || c->dw != 1 || c->groups != 1 ||
+            c->pro.on || w->rank != 3 || w->dim[0] != 36 || w->dim[1] != x->dim[0] ||
+            w->dim[2] != (c->out_channels + 31) / 32 * 32)
+            FAIL("the Winograd weight has shape %s, which does not fit the convolution", sstr(w, b, sizeof b));
+    } else if (w->rank != 4 || w->dim[0] != c->out_channels || w->dim[1] != x->dim[0] / c->groups ||
+               w->dim[2] != c->kh || w->dim[3] != c->kw) {
         FAIL("the weight has shape %s, which does not fit the convolution", sstr(w, b, sizeof b));
+    }
     int64_t oh = window_out(x->dim[1], c->kh, c->sh, c->ph, c->dh, false);
     int64_t ow = window_out(x->dim[2], c->kw, c->sw, c->pw, c->dw, false);
     if (oh < 1 || ow < 1)
@@ -316,6 +322,20 @@ static bool shape_pack_weights(const IrGraph *g, const IrNode *n, IrShape *out, 
     if (n->n_in != 1) FAIL("pack_weights takes a weight, or a weight with a batchnorm's gamma and var");
     if (w->rank != 4) FAIL("pack_weights expects a conv2d weight, but the weight has shape %s", sstr(w, b, sizeof b));
     *out = *w;
+    return true;
+}
+
+/* winograd_weights(w [, gamma, var]): w a 3x3 conv2d weight [k][c][3][3]. */
+static bool shape_winograd_weights(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *w = ir_in_shape(g, n, 0);
+    char b[96];
+    if (n->n_in == 3 && !shape_bn_fold_weight(g, n, out, err, errlen)) return false;
+    if (n->n_in != 1 && n->n_in != 3)
+        FAIL("winograd_weights takes a weight, or a weight with a batchnorm's gamma and var");
+    if (w->rank != 4 || w->dim[2] != 3 || w->dim[3] != 3)
+        FAIL("winograd_weights expects a 3x3 conv2d weight, but the weight has shape %s", sstr(w, b, sizeof b));
+    *out = (IrShape){3, {36, w->dim[1], (w->dim[0] + 31) / 32 * 32, 0}};
     return true;
 }
 

@@ -15,6 +15,10 @@
  * conv alone (fuse_siblings' merged weights and shared weights keep their
  * node, and pack_weights reads its output).
  *
+ *   conv2d(x, w, ...) 3x3, stride 1           conv2d+winograd(x, winograd_weights(w), ...)
+ *
+ * The third form (winograd_fits) takes the weight to Winograd's transformed
+ * domain instead (kernels_winograd.c), folding a batchnorm the same way.
  * Only ungrouped convolutions (groups = 1) of more than one input channel are
  * packed (nnc_conv2d runs one input channel as a direct loop, without a GEMM
  * or scratch, as it runs depthwise ones): depthwise ones run a
@@ -28,16 +32,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* NNC_WINOGRAD in nnc's environment: 0 never, 1 every layer that can, else
+ * (auto, the default) the layers where it measured faster. */
+static int winograd_mode(void)
+{
+    const char *e = getenv("NNC_WINOGRAD");
+    return e && strcmp(e, "0") == 0 ? 0 : e && strcmp(e, "1") == 0 ? 1 : 2;
+}
+
+/* Whether conv2d n runs by Winograd's F(4x4, 3x3) (kernels_winograd.c): 3x3,
+ * stride 1, undilated, ungrouped, no prologue; and by default (auto) at
+ * least 16 input channels and 36 output tiles of 4x4 a sample (a map of
+ * 21x21 or more): with fewer, the weights (4x larger transformed) are read
+ * for too few tiles, and the GEMM runs mostly in padding. */
+static bool winograd_fits(const IrGraph *g, const IrNode *n, int mode)
+{
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
+    if (mode == 0 || c->kh != 3 || c->kw != 3 || c->sh != 1 || c->sw != 1 || c->dh != 1 || c->dw != 1 ||
+        c->groups != 1 || c->pro.on)
+        return false;
+    return mode == 1 || (x->dim[0] >= 16 && ((y->dim[1] + 3) / 4) * ((y->dim[2] + 3) / 4) >= 36);
+}
+
 /* The input index of node n's weight to pack, or -1: a conv2d's (one input
  * channel, LeNet's first layer, runs nnc_conv2d's direct loop, no GEMM), or
- * a dwpw's pointwise half. */
-static int packable(const IrGraph *g, const IrNode *n, const bool *is_const)
+ * a dwpw's pointwise half. *wino: a conv2d that runs by Winograd. */
+static int packable(const IrGraph *g, const IrNode *n, const bool *is_const, int mode, bool *wino)
 {
     int wi = -1;
-    if (n->op == OP_CONV2D && n->attr.conv.groups == 1 && !n->attr.conv.packed && ir_in_shape(g, n, 1)->dim[1] > 1)
+    *wino = false;
+    if (n->op == OP_CONV2D && n->attr.conv.groups == 1 && !n->attr.conv.packed && !n->attr.conv.winograd &&
+        ir_in_shape(g, n, 1)->dim[1] > 1)
         wi = 1;
     if (n->op == OP_DWPW && !n->attr.dwpw.pw.packed) wi = ir_dwpw_pw_in(n);
-    return wi >= 0 && is_const[ir_in(g, n, wi)] ? wi : -1;
+    if (wi < 0 || !is_const[ir_in(g, n, wi)]) return -1;
+    *wino = n->op == OP_CONV2D && winograd_fits(g, n, mode);
+    return wi;
 }
 
 bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
@@ -45,12 +76,13 @@ bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
     PassReads r;
     bool *absorbed = nnc_xcalloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *absorbed);  /* folds packing takes over */
     const bool *is_const;
-    int n_packed = 0;
+    int n_packed = 0, mode = winograd_mode();
+    bool wino;
     pass_reads_init(&r, g);
     is_const = r.is_const;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
-        int wi = packable(g, n, is_const);
+        int wi = packable(g, n, is_const, mode, &wino);
         if (wi < 0) continue;
         int32_t w = ir_in(g, n, wi), p = g->values[w].node;
         n_packed++;
@@ -66,7 +98,7 @@ bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
     for (int32_t i = 0; i < g->n_nodes && ok; i++) {
         const IrNode *n = &g->nodes[i];
         if (absorbed[i]) continue;  /* packed (and folded) at its conv */
-        int wi = packable(g, n, is_const);
+        int wi = packable(g, n, is_const, mode, &wino);
         if (wi < 0) {
             map[n->out] = pass_copy_node(ng, g, n, map, err, errlen);
             ok = map[n->out] >= 0;
@@ -84,13 +116,15 @@ bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
         } else {
             pin[0] = map[w];
         }
-        int32_t pw = ir_add_node(ng, OP_PACK_WEIGHTS, pin, npin, &pa, n->loc, n->scope, err, errlen);
+        int32_t pw = ir_add_node(ng, wino ? OP_WINOGRAD_WEIGHTS : OP_PACK_WEIGHTS, pin, npin, &pa, n->loc, n->scope,
+                                 err, errlen);
         ok = pw >= 0;
         if (!ok) break;
         int32_t ins[8];
         for (int j = 0; j < n->n_in; j++) ins[j] = j == wi ? pw : map[ir_in(g, n, j)];
         IrAttr ca = n->attr;
         if (n->op == OP_DWPW) ca.dwpw.pw.packed = true;
+        else if (wino) ca.conv.winograd = true;
         else ca.conv.packed = true;
         map[n->out] = ir_add_node(ng, n->op, ins, n->n_in, &ca, n->loc, n->scope, err, errlen);
         ok = map[n->out] >= 0;

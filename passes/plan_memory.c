@@ -43,6 +43,8 @@ int64_t plan_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch)
 {
     const ConvAttr *c = &n->attr.conv;
     const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
+    if (n->op == OP_CONV2D && c->winograd)  /* runtime/snippets/kernels_winograd.c nnc_conv2d_winograd_scratch */
+        return 4 * 36 * 32 * (x->dim[0] + 64);
     if (n->op == OP_CONV2D) {  /* the prologue's copy of a sample, then im2col unless the kernel needs none */
         int64_t nb = conv_block(n, x, y, max_batch), s = c->pro.on ? ir_shape_elems(x) : 0;
         if (nb > 1)  /* a block's im2col matrices and its output */

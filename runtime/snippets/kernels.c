@@ -20,7 +20,8 @@
  *   kernels_pool.c         pooling, LRN, concat, softmax
  *   kernels_parallel.c     the instance's context (instruction set, thread pool), the
  *                          GEMM on weights packed at create with its micro-kernels, and
- *                          the layers that run on them (last: it needs the others)
+ *                          the layers that run on them
+ *   kernels_winograd.c     3x3 convolutions by Winograd's F(4x4, 3x3) on those micro-kernels
  * C code that runs the kernels (the tests) includes this file. For the code
  * generator, cmake/embed.cmake expands these #include lines into one string,
  * each file from its first marker on: a file's top comment, like this
@@ -44,3 +45,4 @@
 #include "kernels_elementwise.c"
 #include "kernels_pool.c"
 #include "kernels_parallel.c"
+#include "kernels_winograd.c"

@@ -36,6 +36,7 @@
 /* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
+/* @kernel conv2d_winograd needs: gemm_packed */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== densenet121 ======== */
@@ -699,7 +700,7 @@ static int densenet121_scratch_fits(void)
 {
     return nnc_conv2d_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 1, 0) <= 1843968
         && nnc_conv2d_scratch(1, 64, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 200704
-        && nnc_conv2d_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) <= 3612672
+        && nnc_conv2d_winograd_scratch(128) <= 884736
         && nnc_conv2d_scratch(1, 96, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 301056
         && nnc_conv2d_scratch(1, 128, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 401408
         && nnc_conv2d_scratch(1, 160, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 501760
@@ -707,7 +708,6 @@ static int densenet121_scratch_fits(void)
         && nnc_conv2d_scratch(1, 224, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 702464
         && nnc_conv2d_scratch(1, 256, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 802816
         && nnc_conv2d_scratch(1, 128, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 100352
-        && nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 903168
         && nnc_conv2d_scratch(1, 160, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 125440
         && nnc_conv2d_scratch(1, 192, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 150528
         && nnc_conv2d_scratch(1, 224, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 175616
@@ -830,1368 +830,1368 @@ static int densenet121_prepare(densenet121_model *m)
                      params + 1043112, params + 1043496, 1e-05f,  /* folding features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.running_var */
                      consts + 9728);                              /* y */
 
-    /* pack_weights features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1043624, 32, 1152,  /* w: features.denseblock1.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 17920);             /* y */
+    /* winograd_weights features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1043624, 32, 128,  /* w: features.denseblock1.denselayer1.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 17920);            /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1093160, params + 1093288,  /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.bias */
                      params + 1093416, params + 1093544,       /* features.denseblock1.denselayer2.norm2.running_mean, features.denseblock1.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 54784);            /* eps, no bias, y */
+                     1e-05f, NULL, consts + 165376);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(96, params + 1080488, params + 1080776, 1e-05f, consts + 54912);  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(96, params + 1080488, params + 1080776, 1e-05f, consts + 165504);  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(96, params + 1080488, params + 1080584,  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.bias */
                      params + 1080680, params + 1080776,      /* features.denseblock1.denselayer2.norm1.running_mean, features.denseblock1.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 55008);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 165600);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1080872, 128, 96,                   /* w: features.denseblock1.denselayer2.conv1.weight [128, 96, 1, 1] as [rows][cols] */
                      params + 1093160, params + 1093544, 1e-05f,  /* folding features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.running_var */
-                     consts + 55104);                             /* y */
+                     consts + 165696);                            /* y */
 
-    /* pack_weights features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1093672, 32, 1152,  /* w: features.denseblock1.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 67392);             /* y */
+    /* winograd_weights features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1093672, 32, 128,  /* w: features.denseblock1.denselayer2.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 177984);           /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1147432, params + 1147560,  /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.bias */
                      params + 1147688, params + 1147816,       /* features.denseblock1.denselayer3.norm2.running_mean, features.denseblock1.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 104256);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 325440);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(128, params + 1130536, params + 1130920, 1e-05f, consts + 104384);  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(128, params + 1130536, params + 1130920, 1e-05f, consts + 325568);  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(128, params + 1130536, params + 1130664,  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.bias */
                      params + 1130792, params + 1130920,       /* features.denseblock1.denselayer3.norm1.running_mean, features.denseblock1.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 104512);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 325696);           /* eps, no bias, y */
 
     /* pack_weights features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1131048, 128, 128,                  /* w: features.denseblock1.denselayer3.conv1.weight [128, 128, 1, 1] as [rows][cols] */
                      params + 1147432, params + 1147816, 1e-05f,  /* folding features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.running_var */
-                     consts + 104640);                            /* y */
+                     consts + 325824);                            /* y */
 
-    /* pack_weights features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1147944, 32, 1152,  /* w: features.denseblock1.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 121024);            /* y */
+    /* winograd_weights features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1147944, 32, 128,  /* w: features.denseblock1.denselayer3.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 342208);           /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1205928, params + 1206056,  /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.bias */
                      params + 1206184, params + 1206312,       /* features.denseblock1.denselayer4.norm2.running_mean, features.denseblock1.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 157888);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 489664);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(160, params + 1184808, params + 1185288, 1e-05f, consts + 158016);  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(160, params + 1184808, params + 1185288, 1e-05f, consts + 489792);  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(160, params + 1184808, params + 1184968,  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.bias */
                      params + 1185128, params + 1185288,       /* features.denseblock1.denselayer4.norm1.running_mean, features.denseblock1.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 158176);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 489952);           /* eps, no bias, y */
 
     /* pack_weights features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1185448, 128, 160,                  /* w: features.denseblock1.denselayer4.conv1.weight [128, 160, 1, 1] as [rows][cols] */
                      params + 1205928, params + 1206312, 1e-05f,  /* folding features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.running_var */
-                     consts + 158336);                            /* y */
+                     consts + 490112);                            /* y */
 
-    /* pack_weights features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1206440, 32, 1152,  /* w: features.denseblock1.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 178816);            /* y */
+    /* winograd_weights features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1206440, 32, 128,  /* w: features.denseblock1.denselayer4.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 510592);           /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1268648, params + 1268776,  /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.bias */
                      params + 1268904, params + 1269032,       /* features.denseblock1.denselayer5.norm2.running_mean, features.denseblock1.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 215680);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 658048);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(192, params + 1243304, params + 1243880, 1e-05f, consts + 215808);  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(192, params + 1243304, params + 1243880, 1e-05f, consts + 658176);  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(192, params + 1243304, params + 1243496,  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.bias */
                      params + 1243688, params + 1243880,       /* features.denseblock1.denselayer5.norm1.running_mean, features.denseblock1.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 216000);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 658368);           /* eps, no bias, y */
 
     /* pack_weights features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1244072, 128, 192,                  /* w: features.denseblock1.denselayer5.conv1.weight [128, 192, 1, 1] as [rows][cols] */
                      params + 1268648, params + 1269032, 1e-05f,  /* folding features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.running_var */
-                     consts + 216192);                            /* y */
+                     consts + 658560);                            /* y */
 
-    /* pack_weights features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1269160, 32, 1152,  /* w: features.denseblock1.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 240768);            /* y */
+    /* winograd_weights features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1269160, 32, 128,  /* w: features.denseblock1.denselayer5.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 683136);           /* y */
 
     /* bn_fold_bias features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1335592, params + 1335720,  /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.bias */
                      params + 1335848, params + 1335976,       /* features.denseblock1.denselayer6.norm2.running_mean, features.denseblock1.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 277632);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 830592);           /* eps, no bias, y */
 
     /* bn_scale features.denseblock1.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(224, params + 1306024, params + 1306696, 1e-05f, consts + 277760);  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(224, params + 1306024, params + 1306696, 1e-05f, consts + 830720);  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock1.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(224, params + 1306024, params + 1306248,  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.bias */
                      params + 1306472, params + 1306696,       /* features.denseblock1.denselayer6.norm1.running_mean, features.denseblock1.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 277984);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 830944);           /* eps, no bias, y */
 
     /* pack_weights features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1306920, 128, 224,                  /* w: features.denseblock1.denselayer6.conv1.weight [128, 224, 1, 1] as [rows][cols] */
                      params + 1335592, params + 1335976, 1e-05f,  /* folding features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.running_var */
-                     consts + 278208);                            /* y */
+                     consts + 831168);                            /* y */
 
-    /* pack_weights features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1336104, 32, 1152,  /* w: features.denseblock1.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 306880);            /* y */
+    /* winograd_weights features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1336104, 32, 128,  /* w: features.denseblock1.denselayer6.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 859840);           /* y */
 
     /* bn_scale features.transition1.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_scale(256, params + 1372968, params + 1373736, 1e-05f, consts + 343744);  /* features.transition1.norm.weight, features.transition1.norm.running_var; eps, y */
+    nnc_bn_scale(256, params + 1372968, params + 1373736, 1e-05f, consts + 1007296);  /* features.transition1.norm.weight, features.transition1.norm.running_var; eps, y */
 
     /* bn_fold_bias features.transition1.norm @ models/lib/densenet.net:23:17 */
     nnc_bn_fold_bias(256, params + 1372968, params + 1373224,  /* features.transition1.norm.weight, features.transition1.norm.bias */
                      params + 1373480, params + 1373736,       /* features.transition1.norm.running_mean, features.transition1.norm.running_var */
-                     1e-05f, NULL, consts + 344000);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1007552);          /* eps, no bias, y */
 
     /* pack_weights features.transition1.conv @ models/lib/densenet.net:23:46 */
     nnc_pack_weights(params + 1373992, 128, 256,  /* w: features.transition1.conv.weight [128, 256, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 344256);            /* y */
+                     consts + 1007808);           /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1423656, params + 1423784,  /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.bias */
                      params + 1423912, params + 1424040,       /* features.denseblock2.denselayer1.norm2.running_mean, features.denseblock2.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 377024);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1040576);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(128, params + 1406760, params + 1407144, 1e-05f, consts + 377152);  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(128, params + 1406760, params + 1407144, 1e-05f, consts + 1040704);  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(128, params + 1406760, params + 1406888,  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.bias */
                      params + 1407016, params + 1407144,       /* features.denseblock2.denselayer1.norm1.running_mean, features.denseblock2.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 377280);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1040832);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1407272, 128, 128,                  /* w: features.denseblock2.denselayer1.conv1.weight [128, 128, 1, 1] as [rows][cols] */
                      params + 1423656, params + 1424040, 1e-05f,  /* folding features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.running_var */
-                     consts + 377408);                            /* y */
+                     consts + 1040960);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1424168, 32, 1152,  /* w: features.denseblock2.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 393792);            /* y */
+    /* winograd_weights features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1424168, 32, 128,  /* w: features.denseblock2.denselayer1.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 1057344);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1482152, params + 1482280,  /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.bias */
                      params + 1482408, params + 1482536,       /* features.denseblock2.denselayer2.norm2.running_mean, features.denseblock2.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 430656);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1204800);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(160, params + 1461032, params + 1461512, 1e-05f, consts + 430784);  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(160, params + 1461032, params + 1461512, 1e-05f, consts + 1204928);  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(160, params + 1461032, params + 1461192,  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.bias */
                      params + 1461352, params + 1461512,       /* features.denseblock2.denselayer2.norm1.running_mean, features.denseblock2.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 430944);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1205088);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1461672, 128, 160,                  /* w: features.denseblock2.denselayer2.conv1.weight [128, 160, 1, 1] as [rows][cols] */
                      params + 1482152, params + 1482536, 1e-05f,  /* folding features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.running_var */
-                     consts + 431104);                            /* y */
+                     consts + 1205248);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1482664, 32, 1152,  /* w: features.denseblock2.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 451584);            /* y */
+    /* winograd_weights features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1482664, 32, 128,  /* w: features.denseblock2.denselayer2.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 1225728);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1544872, params + 1545000,  /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.bias */
                      params + 1545128, params + 1545256,       /* features.denseblock2.denselayer3.norm2.running_mean, features.denseblock2.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 488448);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1373184);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(192, params + 1519528, params + 1520104, 1e-05f, consts + 488576);  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(192, params + 1519528, params + 1520104, 1e-05f, consts + 1373312);  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(192, params + 1519528, params + 1519720,  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.bias */
                      params + 1519912, params + 1520104,       /* features.denseblock2.denselayer3.norm1.running_mean, features.denseblock2.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 488768);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1373504);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1520296, 128, 192,                  /* w: features.denseblock2.denselayer3.conv1.weight [128, 192, 1, 1] as [rows][cols] */
                      params + 1544872, params + 1545256, 1e-05f,  /* folding features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.running_var */
-                     consts + 488960);                            /* y */
+                     consts + 1373696);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1545384, 32, 1152,  /* w: features.denseblock2.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 513536);            /* y */
+    /* winograd_weights features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1545384, 32, 128,  /* w: features.denseblock2.denselayer3.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 1398272);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1611816, params + 1611944,  /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.bias */
                      params + 1612072, params + 1612200,       /* features.denseblock2.denselayer4.norm2.running_mean, features.denseblock2.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 550400);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1545728);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(224, params + 1582248, params + 1582920, 1e-05f, consts + 550528);  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(224, params + 1582248, params + 1582920, 1e-05f, consts + 1545856);  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(224, params + 1582248, params + 1582472,  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.bias */
                      params + 1582696, params + 1582920,       /* features.denseblock2.denselayer4.norm1.running_mean, features.denseblock2.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 550752);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1546080);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1583144, 128, 224,                  /* w: features.denseblock2.denselayer4.conv1.weight [128, 224, 1, 1] as [rows][cols] */
                      params + 1611816, params + 1612200, 1e-05f,  /* folding features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.running_var */
-                     consts + 550976);                            /* y */
+                     consts + 1546304);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1612328, 32, 1152,  /* w: features.denseblock2.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 579648);            /* y */
+    /* winograd_weights features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1612328, 32, 128,  /* w: features.denseblock2.denselayer4.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 1574976);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1682984, params + 1683112,  /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.bias */
                      params + 1683240, params + 1683368,       /* features.denseblock2.denselayer5.norm2.running_mean, features.denseblock2.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 616512);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1722432);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(256, params + 1649192, params + 1649960, 1e-05f, consts + 616640);  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(256, params + 1649192, params + 1649960, 1e-05f, consts + 1722560);  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(256, params + 1649192, params + 1649448,  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.bias */
                      params + 1649704, params + 1649960,       /* features.denseblock2.denselayer5.norm1.running_mean, features.denseblock2.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 616896);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1722816);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1650216, 128, 256,                  /* w: features.denseblock2.denselayer5.conv1.weight [128, 256, 1, 1] as [rows][cols] */
                      params + 1682984, params + 1683368, 1e-05f,  /* folding features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.running_var */
-                     consts + 617152);                            /* y */
+                     consts + 1723072);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1683496, 32, 1152,  /* w: features.denseblock2.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 649920);            /* y */
+    /* winograd_weights features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1683496, 32, 128,  /* w: features.denseblock2.denselayer5.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 1755840);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1758376, params + 1758504,  /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.bias */
                      params + 1758632, params + 1758760,       /* features.denseblock2.denselayer6.norm2.running_mean, features.denseblock2.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 686784);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1903296);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(288, params + 1720360, params + 1721224, 1e-05f, consts + 686912);  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(288, params + 1720360, params + 1721224, 1e-05f, consts + 1903424);  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(288, params + 1720360, params + 1720648,  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.bias */
                      params + 1720936, params + 1721224,       /* features.denseblock2.denselayer6.norm1.running_mean, features.denseblock2.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 687200);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1903712);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1721512, 128, 288,                  /* w: features.denseblock2.denselayer6.conv1.weight [128, 288, 1, 1] as [rows][cols] */
                      params + 1758376, params + 1758760, 1e-05f,  /* folding features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.running_var */
-                     consts + 687488);                            /* y */
+                     consts + 1904000);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1758888, 32, 1152,  /* w: features.denseblock2.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 724352);            /* y */
+    /* winograd_weights features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1758888, 32, 128,  /* w: features.denseblock2.denselayer6.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 1940864);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1837992, params + 1838120,  /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.bias */
                      params + 1838248, params + 1838376,       /* features.denseblock2.denselayer7.norm2.running_mean, features.denseblock2.denselayer7.norm2.running_var */
-                     1e-05f, NULL, consts + 761216);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2088320);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(320, params + 1795752, params + 1796712, 1e-05f, consts + 761344);  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.running_var; eps, y */
+    nnc_bn_scale(320, params + 1795752, params + 1796712, 1e-05f, consts + 2088448);  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(320, params + 1795752, params + 1796072,  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.bias */
                      params + 1796392, params + 1796712,       /* features.denseblock2.denselayer7.norm1.running_mean, features.denseblock2.denselayer7.norm1.running_var */
-                     1e-05f, NULL, consts + 761664);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2088768);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1797032, 128, 320,                  /* w: features.denseblock2.denselayer7.conv1.weight [128, 320, 1, 1] as [rows][cols] */
                      params + 1837992, params + 1838376, 1e-05f,  /* folding features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.running_var */
-                     consts + 761984);                            /* y */
+                     consts + 2089088);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1838504, 32, 1152,  /* w: features.denseblock2.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 802944);            /* y */
+    /* winograd_weights features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1838504, 32, 128,  /* w: features.denseblock2.denselayer7.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 2130048);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 1921832, params + 1921960,  /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.bias */
                      params + 1922088, params + 1922216,       /* features.denseblock2.denselayer8.norm2.running_mean, features.denseblock2.denselayer8.norm2.running_var */
-                     1e-05f, NULL, consts + 839808);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2277504);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(352, params + 1875368, params + 1876424, 1e-05f, consts + 839936);  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.running_var; eps, y */
+    nnc_bn_scale(352, params + 1875368, params + 1876424, 1e-05f, consts + 2277632);  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(352, params + 1875368, params + 1875720,  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.bias */
                      params + 1876072, params + 1876424,       /* features.denseblock2.denselayer8.norm1.running_mean, features.denseblock2.denselayer8.norm1.running_var */
-                     1e-05f, NULL, consts + 840288);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2277984);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1876776, 128, 352,                  /* w: features.denseblock2.denselayer8.conv1.weight [128, 352, 1, 1] as [rows][cols] */
                      params + 1921832, params + 1922216, 1e-05f,  /* folding features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.running_var */
-                     consts + 840640);                            /* y */
+                     consts + 2278336);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1922344, 32, 1152,  /* w: features.denseblock2.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 885696);            /* y */
+    /* winograd_weights features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 1922344, 32, 128,  /* w: features.denseblock2.denselayer8.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 2323392);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2009896, params + 2010024,  /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.bias */
                      params + 2010152, params + 2010280,       /* features.denseblock2.denselayer9.norm2.running_mean, features.denseblock2.denselayer9.norm2.running_var */
-                     1e-05f, NULL, consts + 922560);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2470848);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(384, params + 1959208, params + 1960360, 1e-05f, consts + 922688);  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.running_var; eps, y */
+    nnc_bn_scale(384, params + 1959208, params + 1960360, 1e-05f, consts + 2470976);  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(384, params + 1959208, params + 1959592,  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.bias */
                      params + 1959976, params + 1960360,       /* features.denseblock2.denselayer9.norm1.running_mean, features.denseblock2.denselayer9.norm1.running_var */
-                     1e-05f, NULL, consts + 923072);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2471360);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 1960744, 128, 384,                  /* w: features.denseblock2.denselayer9.conv1.weight [128, 384, 1, 1] as [rows][cols] */
                      params + 2009896, params + 2010280, 1e-05f,  /* folding features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.running_var */
-                     consts + 923456);                            /* y */
+                     consts + 2471744);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2010408, 32, 1152,  /* w: features.denseblock2.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 972608);            /* y */
+    /* winograd_weights features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 2010408, 32, 128,  /* w: features.denseblock2.denselayer9.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 2520896);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2102184, params + 2102312,  /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.bias */
                      params + 2102440, params + 2102568,       /* features.denseblock2.denselayer10.norm2.running_mean, features.denseblock2.denselayer10.norm2.running_var */
-                     1e-05f, NULL, consts + 1009472);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2668352);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(416, params + 2047272, params + 2048520, 1e-05f, consts + 1009600);  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.running_var; eps, y */
+    nnc_bn_scale(416, params + 2047272, params + 2048520, 1e-05f, consts + 2668480);  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(416, params + 2047272, params + 2047688,  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.bias */
                      params + 2048104, params + 2048520,       /* features.denseblock2.denselayer10.norm1.running_mean, features.denseblock2.denselayer10.norm1.running_var */
-                     1e-05f, NULL, consts + 1010016);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2668896);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2048936, 128, 416,                  /* w: features.denseblock2.denselayer10.conv1.weight [128, 416, 1, 1] as [rows][cols] */
                      params + 2102184, params + 2102568, 1e-05f,  /* folding features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.running_var */
-                     consts + 1010432);                           /* y */
+                     consts + 2669312);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2102696, 32, 1152,  /* w: features.denseblock2.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1063680);           /* y */
+    /* winograd_weights features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 2102696, 32, 128,  /* w: features.denseblock2.denselayer10.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 2722560);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2198696, params + 2198824,  /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.bias */
                      params + 2198952, params + 2199080,       /* features.denseblock2.denselayer11.norm2.running_mean, features.denseblock2.denselayer11.norm2.running_var */
-                     1e-05f, NULL, consts + 1100544);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2870016);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(448, params + 2139560, params + 2140904, 1e-05f, consts + 1100672);  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.running_var; eps, y */
+    nnc_bn_scale(448, params + 2139560, params + 2140904, 1e-05f, consts + 2870144);  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(448, params + 2139560, params + 2140008,  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.bias */
                      params + 2140456, params + 2140904,       /* features.denseblock2.denselayer11.norm1.running_mean, features.denseblock2.denselayer11.norm1.running_var */
-                     1e-05f, NULL, consts + 1101120);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 2870592);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2141352, 128, 448,                  /* w: features.denseblock2.denselayer11.conv1.weight [128, 448, 1, 1] as [rows][cols] */
                      params + 2198696, params + 2199080, 1e-05f,  /* folding features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.running_var */
-                     consts + 1101568);                           /* y */
+                     consts + 2871040);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2199208, 32, 1152,  /* w: features.denseblock2.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1158912);           /* y */
+    /* winograd_weights features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 2199208, 32, 128,  /* w: features.denseblock2.denselayer11.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 2928384);          /* y */
 
     /* bn_fold_bias features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2299432, params + 2299560,  /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.bias */
                      params + 2299688, params + 2299816,       /* features.denseblock2.denselayer12.norm2.running_mean, features.denseblock2.denselayer12.norm2.running_var */
-                     1e-05f, NULL, consts + 1195776);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3075840);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock2.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(480, params + 2236072, params + 2237512, 1e-05f, consts + 1195904);  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.running_var; eps, y */
+    nnc_bn_scale(480, params + 2236072, params + 2237512, 1e-05f, consts + 3075968);  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock2.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(480, params + 2236072, params + 2236552,  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.bias */
                      params + 2237032, params + 2237512,       /* features.denseblock2.denselayer12.norm1.running_mean, features.denseblock2.denselayer12.norm1.running_var */
-                     1e-05f, NULL, consts + 1196384);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3076448);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2237992, 128, 480,                  /* w: features.denseblock2.denselayer12.conv1.weight [128, 480, 1, 1] as [rows][cols] */
                      params + 2299432, params + 2299816, 1e-05f,  /* folding features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.running_var */
-                     consts + 1196864);                           /* y */
+                     consts + 3076928);                           /* y */
 
-    /* pack_weights features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2299944, 32, 1152,  /* w: features.denseblock2.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1258304);           /* y */
+    /* winograd_weights features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(params + 2299944, 32, 128,  /* w: features.denseblock2.denselayer12.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,           /* no batchnorm to fold */
+                         consts + 3138368);          /* y */
 
     /* bn_scale features.transition2.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_scale(512, params + 2336808, params + 2338344, 1e-05f, consts + 1295168);  /* features.transition2.norm.weight, features.transition2.norm.running_var; eps, y */
+    nnc_bn_scale(512, params + 2336808, params + 2338344, 1e-05f, consts + 3285824);  /* features.transition2.norm.weight, features.transition2.norm.running_var; eps, y */
 
     /* bn_fold_bias features.transition2.norm @ models/lib/densenet.net:23:17 */
     nnc_bn_fold_bias(512, params + 2336808, params + 2337320,  /* features.transition2.norm.weight, features.transition2.norm.bias */
                      params + 2337832, params + 2338344,       /* features.transition2.norm.running_mean, features.transition2.norm.running_var */
-                     1e-05f, NULL, consts + 1295680);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3286336);          /* eps, no bias, y */
 
     /* pack_weights features.transition2.conv @ models/lib/densenet.net:23:46 */
     nnc_pack_weights(params + 2338856, 256, 512,  /* w: features.transition2.conv.weight [256, 512, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1296192);           /* y */
+                     consts + 3286848);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2503720, params + 2503848,  /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.bias */
                      params + 2503976, params + 2504104,       /* features.denseblock3.denselayer1.norm2.running_mean, features.denseblock3.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 1427264);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3417920);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(256, params + 2469928, params + 2470696, 1e-05f, consts + 1427392);  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(256, params + 2469928, params + 2470696, 1e-05f, consts + 3418048);  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(256, params + 2469928, params + 2470184,  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.bias */
                      params + 2470440, params + 2470696,       /* features.denseblock3.denselayer1.norm1.running_mean, features.denseblock3.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 1427648);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3418304);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2470952, 128, 256,                  /* w: features.denseblock3.denselayer1.conv1.weight [128, 256, 1, 1] as [rows][cols] */
                      params + 2503720, params + 2504104, 1e-05f,  /* folding features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.running_var */
-                     consts + 1427904);                           /* y */
+                     consts + 3418560);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 2504232, 32, 1152,  /* w: features.denseblock3.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1460672);           /* y */
+                     consts + 3451328);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2579112, params + 2579240,  /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.bias */
                      params + 2579368, params + 2579496,       /* features.denseblock3.denselayer2.norm2.running_mean, features.denseblock3.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 1497536);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3488192);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(288, params + 2541096, params + 2541960, 1e-05f, consts + 1497664);  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(288, params + 2541096, params + 2541960, 1e-05f, consts + 3488320);  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(288, params + 2541096, params + 2541384,  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.bias */
                      params + 2541672, params + 2541960,       /* features.denseblock3.denselayer2.norm1.running_mean, features.denseblock3.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 1497952);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3488608);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2542248, 128, 288,                  /* w: features.denseblock3.denselayer2.conv1.weight [128, 288, 1, 1] as [rows][cols] */
                      params + 2579112, params + 2579496, 1e-05f,  /* folding features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.running_var */
-                     consts + 1498240);                           /* y */
+                     consts + 3488896);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 2579624, 32, 1152,  /* w: features.denseblock3.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1535104);           /* y */
+                     consts + 3525760);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2658728, params + 2658856,  /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.bias */
                      params + 2658984, params + 2659112,       /* features.denseblock3.denselayer3.norm2.running_mean, features.denseblock3.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 1571968);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3562624);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(320, params + 2616488, params + 2617448, 1e-05f, consts + 1572096);  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(320, params + 2616488, params + 2617448, 1e-05f, consts + 3562752);  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(320, params + 2616488, params + 2616808,  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.bias */
                      params + 2617128, params + 2617448,       /* features.denseblock3.denselayer3.norm1.running_mean, features.denseblock3.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 1572416);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3563072);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2617768, 128, 320,                  /* w: features.denseblock3.denselayer3.conv1.weight [128, 320, 1, 1] as [rows][cols] */
                      params + 2658728, params + 2659112, 1e-05f,  /* folding features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.running_var */
-                     consts + 1572736);                           /* y */
+                     consts + 3563392);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 2659240, 32, 1152,  /* w: features.denseblock3.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1613696);           /* y */
+                     consts + 3604352);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2742568, params + 2742696,  /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.bias */
                      params + 2742824, params + 2742952,       /* features.denseblock3.denselayer4.norm2.running_mean, features.denseblock3.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 1650560);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3641216);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(352, params + 2696104, params + 2697160, 1e-05f, consts + 1650688);  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(352, params + 2696104, params + 2697160, 1e-05f, consts + 3641344);  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(352, params + 2696104, params + 2696456,  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.bias */
                      params + 2696808, params + 2697160,       /* features.denseblock3.denselayer4.norm1.running_mean, features.denseblock3.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 1651040);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3641696);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2697512, 128, 352,                  /* w: features.denseblock3.denselayer4.conv1.weight [128, 352, 1, 1] as [rows][cols] */
                      params + 2742568, params + 2742952, 1e-05f,  /* folding features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.running_var */
-                     consts + 1651392);                           /* y */
+                     consts + 3642048);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 2743080, 32, 1152,  /* w: features.denseblock3.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1696448);           /* y */
+                     consts + 3687104);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2830632, params + 2830760,  /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.bias */
                      params + 2830888, params + 2831016,       /* features.denseblock3.denselayer5.norm2.running_mean, features.denseblock3.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 1733312);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3723968);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(384, params + 2779944, params + 2781096, 1e-05f, consts + 1733440);  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(384, params + 2779944, params + 2781096, 1e-05f, consts + 3724096);  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(384, params + 2779944, params + 2780328,  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.bias */
                      params + 2780712, params + 2781096,       /* features.denseblock3.denselayer5.norm1.running_mean, features.denseblock3.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 1733824);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3724480);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2781480, 128, 384,                  /* w: features.denseblock3.denselayer5.conv1.weight [128, 384, 1, 1] as [rows][cols] */
                      params + 2830632, params + 2831016, 1e-05f,  /* folding features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.running_var */
-                     consts + 1734208);                           /* y */
+                     consts + 3724864);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 2831144, 32, 1152,  /* w: features.denseblock3.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1783360);           /* y */
+                     consts + 3774016);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 2922920, params + 2923048,  /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.bias */
                      params + 2923176, params + 2923304,       /* features.denseblock3.denselayer6.norm2.running_mean, features.denseblock3.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 1820224);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3810880);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(416, params + 2868008, params + 2869256, 1e-05f, consts + 1820352);  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(416, params + 2868008, params + 2869256, 1e-05f, consts + 3811008);  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(416, params + 2868008, params + 2868424,  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.bias */
                      params + 2868840, params + 2869256,       /* features.denseblock3.denselayer6.norm1.running_mean, features.denseblock3.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 1820768);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3811424);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2869672, 128, 416,                  /* w: features.denseblock3.denselayer6.conv1.weight [128, 416, 1, 1] as [rows][cols] */
                      params + 2922920, params + 2923304, 1e-05f,  /* folding features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.running_var */
-                     consts + 1821184);                           /* y */
+                     consts + 3811840);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 2923432, 32, 1152,  /* w: features.denseblock3.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1874432);           /* y */
+                     consts + 3865088);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 3019432, params + 3019560,  /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.bias */
                      params + 3019688, params + 3019816,       /* features.denseblock3.denselayer7.norm2.running_mean, features.denseblock3.denselayer7.norm2.running_var */
-                     1e-05f, NULL, consts + 1911296);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3901952);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(448, params + 2960296, params + 2961640, 1e-05f, consts + 1911424);  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.running_var; eps, y */
+    nnc_bn_scale(448, params + 2960296, params + 2961640, 1e-05f, consts + 3902080);  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(448, params + 2960296, params + 2960744,  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.bias */
                      params + 2961192, params + 2961640,       /* features.denseblock3.denselayer7.norm1.running_mean, features.denseblock3.denselayer7.norm1.running_var */
-                     1e-05f, NULL, consts + 1911872);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3902528);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 2962088, 128, 448,                  /* w: features.denseblock3.denselayer7.conv1.weight [128, 448, 1, 1] as [rows][cols] */
                      params + 3019432, params + 3019816, 1e-05f,  /* folding features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.running_var */
-                     consts + 1912320);                           /* y */
+                     consts + 3902976);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 3019944, 32, 1152,  /* w: features.denseblock3.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1969664);           /* y */
+                     consts + 3960320);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 3120168, params + 3120296,  /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.bias */
                      params + 3120424, params + 3120552,       /* features.denseblock3.denselayer8.norm2.running_mean, features.denseblock3.denselayer8.norm2.running_var */
-                     1e-05f, NULL, consts + 2006528);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3997184);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(480, params + 3056808, params + 3058248, 1e-05f, consts + 2006656);  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.running_var; eps, y */
+    nnc_bn_scale(480, params + 3056808, params + 3058248, 1e-05f, consts + 3997312);  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(480, params + 3056808, params + 3057288,  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.bias */
                      params + 3057768, params + 3058248,       /* features.denseblock3.denselayer8.norm1.running_mean, features.denseblock3.denselayer8.norm1.running_var */
-                     1e-05f, NULL, consts + 2007136);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3997792);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 3058728, 128, 480,                  /* w: features.denseblock3.denselayer8.conv1.weight [128, 480, 1, 1] as [rows][cols] */
                      params + 3120168, params + 3120552, 1e-05f,  /* folding features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.running_var */
-                     consts + 2007616);                           /* y */
+                     consts + 3998272);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 3120680, 32, 1152,  /* w: features.denseblock3.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2069056);           /* y */
+                     consts + 4059712);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 3225128, params + 3225256,  /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.bias */
                      params + 3225384, params + 3225512,       /* features.denseblock3.denselayer9.norm2.running_mean, features.denseblock3.denselayer9.norm2.running_var */
-                     1e-05f, NULL, consts + 2105920);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4096576);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(512, params + 3157544, params + 3159080, 1e-05f, consts + 2106048);  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.running_var; eps, y */
+    nnc_bn_scale(512, params + 3157544, params + 3159080, 1e-05f, consts + 4096704);  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(512, params + 3157544, params + 3158056,  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.bias */
                      params + 3158568, params + 3159080,       /* features.denseblock3.denselayer9.norm1.running_mean, features.denseblock3.denselayer9.norm1.running_var */
-                     1e-05f, NULL, consts + 2106560);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4097216);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 3159592, 128, 512,                  /* w: features.denseblock3.denselayer9.conv1.weight [128, 512, 1, 1] as [rows][cols] */
                      params + 3225128, params + 3225512, 1e-05f,  /* folding features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.running_var */
-                     consts + 2107072);                           /* y */
+                     consts + 4097728);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 3225640, 32, 1152,  /* w: features.denseblock3.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2172608);           /* y */
+                     consts + 4163264);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 3334312, params + 3334440,  /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.bias */
                      params + 3334568, params + 3334696,       /* features.denseblock3.denselayer10.norm2.running_mean, features.denseblock3.denselayer10.norm2.running_var */
-                     1e-05f, NULL, consts + 2209472);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4200128);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(544, params + 3262504, params + 3264136, 1e-05f, consts + 2209600);  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.running_var; eps, y */
+    nnc_bn_scale(544, params + 3262504, params + 3264136, 1e-05f, consts + 4200256);  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(544, params + 3262504, params + 3263048,  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.bias */
                      params + 3263592, params + 3264136,       /* features.denseblock3.denselayer10.norm1.running_mean, features.denseblock3.denselayer10.norm1.running_var */
-                     1e-05f, NULL, consts + 2210144);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4200800);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 3264680, 128, 544,                  /* w: features.denseblock3.denselayer10.conv1.weight [128, 544, 1, 1] as [rows][cols] */
                      params + 3334312, params + 3334696, 1e-05f,  /* folding features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.running_var */
-                     consts + 2210688);                           /* y */
+                     consts + 4201344);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 3334824, 32, 1152,  /* w: features.denseblock3.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2280320);           /* y */
+                     consts + 4270976);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 3447720, params + 3447848,  /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.bias */
                      params + 3447976, params + 3448104,       /* features.denseblock3.denselayer11.norm2.running_mean, features.denseblock3.denselayer11.norm2.running_var */
-                     1e-05f, NULL, consts + 2317184);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4307840);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(576, params + 3371688, params + 3373416, 1e-05f, consts + 2317312);  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.running_var; eps, y */
+    nnc_bn_scale(576, params + 3371688, params + 3373416, 1e-05f, consts + 4307968);  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(576, params + 3371688, params + 3372264,  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.bias */
                      params + 3372840, params + 3373416,       /* features.denseblock3.denselayer11.norm1.running_mean, features.denseblock3.denselayer11.norm1.running_var */
-                     1e-05f, NULL, consts + 2317888);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4308544);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 3373992, 128, 576,                  /* w: features.denseblock3.denselayer11.conv1.weight [128, 576, 1, 1] as [rows][cols] */
                      params + 3447720, params + 3448104, 1e-05f,  /* folding features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.running_var */
-                     consts + 2318464);                           /* y */
+                     consts + 4309120);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 3448232, 32, 1152,  /* w: features.denseblock3.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2392192);           /* y */
+                     consts + 4382848);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 3565352, params + 3565480,  /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.bias */
                      params + 3565608, params + 3565736,       /* features.denseblock3.denselayer12.norm2.running_mean, features.denseblock3.denselayer12.norm2.running_var */
-                     1e-05f, NULL, consts + 2429056);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4419712);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(608, params + 3485096, params + 3486920, 1e-05f, consts + 2429184);  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.running_var; eps, y */
+    nnc_bn_scale(608, params + 3485096, params + 3486920, 1e-05f, consts + 4419840);  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(608, params + 3485096, params + 3485704,  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.bias */
                      params + 3486312, params + 3486920,       /* features.denseblock3.denselayer12.norm1.running_mean, features.denseblock3.denselayer12.norm1.running_var */
-                     1e-05f, NULL, consts + 2429792);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4420448);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 3487528, 128, 608,                  /* w: features.denseblock3.denselayer12.conv1.weight [128, 608, 1, 1] as [rows][cols] */
                      params + 3565352, params + 3565736, 1e-05f,  /* folding features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.running_var */
-                     consts + 2430400);                           /* y */
+                     consts + 4421056);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 3565864, 32, 1152,  /* w: features.denseblock3.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2508224);           /* y */
+                     consts + 4498880);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 3687208, params + 3687336,  /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.bias */
                      params + 3687464, params + 3687592,       /* features.denseblock3.denselayer13.norm2.running_mean, features.denseblock3.denselayer13.norm2.running_var */
-                     1e-05f, NULL, consts + 2545088);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4535744);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(640, params + 3602728, params + 3604648, 1e-05f, consts + 2545216);  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.running_var; eps, y */
+    nnc_bn_scale(640, params + 3602728, params + 3604648, 1e-05f, consts + 4535872);  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(640, params + 3602728, params + 3603368,  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.bias */
                      params + 3604008, params + 3604648,       /* features.denseblock3.denselayer13.norm1.running_mean, features.denseblock3.denselayer13.norm1.running_var */
-                     1e-05f, NULL, consts + 2545856);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4536512);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 3605288, 128, 640,                  /* w: features.denseblock3.denselayer13.conv1.weight [128, 640, 1, 1] as [rows][cols] */
                      params + 3687208, params + 3687592, 1e-05f,  /* folding features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.running_var */
-                     consts + 2546496);                           /* y */
+                     consts + 4537152);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 3687720, 32, 1152,  /* w: features.denseblock3.denselayer13.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2628416);           /* y */
+                     consts + 4619072);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 3813288, params + 3813416,  /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.bias */
                      params + 3813544, params + 3813672,       /* features.denseblock3.denselayer14.norm2.running_mean, features.denseblock3.denselayer14.norm2.running_var */
-                     1e-05f, NULL, consts + 2665280);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4655936);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(672, params + 3724584, params + 3726600, 1e-05f, consts + 2665408);  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.running_var; eps, y */
+    nnc_bn_scale(672, params + 3724584, params + 3726600, 1e-05f, consts + 4656064);  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(672, params + 3724584, params + 3725256,  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.bias */
                      params + 3725928, params + 3726600,       /* features.denseblock3.denselayer14.norm1.running_mean, features.denseblock3.denselayer14.norm1.running_var */
-                     1e-05f, NULL, consts + 2666080);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4656736);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 3727272, 128, 672,                  /* w: features.denseblock3.denselayer14.conv1.weight [128, 672, 1, 1] as [rows][cols] */
                      params + 3813288, params + 3813672, 1e-05f,  /* folding features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.running_var */
-                     consts + 2666752);                           /* y */
+                     consts + 4657408);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 3813800, 32, 1152,  /* w: features.denseblock3.denselayer14.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2752768);           /* y */
+                     consts + 4743424);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 3943592, params + 3943720,  /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.bias */
                      params + 3943848, params + 3943976,       /* features.denseblock3.denselayer15.norm2.running_mean, features.denseblock3.denselayer15.norm2.running_var */
-                     1e-05f, NULL, consts + 2789632);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4780288);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(704, params + 3850664, params + 3852776, 1e-05f, consts + 2789760);  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.running_var; eps, y */
+    nnc_bn_scale(704, params + 3850664, params + 3852776, 1e-05f, consts + 4780416);  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(704, params + 3850664, params + 3851368,  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.bias */
                      params + 3852072, params + 3852776,       /* features.denseblock3.denselayer15.norm1.running_mean, features.denseblock3.denselayer15.norm1.running_var */
-                     1e-05f, NULL, consts + 2790464);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4781120);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 3853480, 128, 704,                  /* w: features.denseblock3.denselayer15.conv1.weight [128, 704, 1, 1] as [rows][cols] */
                      params + 3943592, params + 3943976, 1e-05f,  /* folding features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.running_var */
-                     consts + 2791168);                           /* y */
+                     consts + 4781824);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 3944104, 32, 1152,  /* w: features.denseblock3.denselayer15.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2881280);           /* y */
+                     consts + 4871936);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 4078120, params + 4078248,  /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.bias */
                      params + 4078376, params + 4078504,       /* features.denseblock3.denselayer16.norm2.running_mean, features.denseblock3.denselayer16.norm2.running_var */
-                     1e-05f, NULL, consts + 2918144);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4908800);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(736, params + 3980968, params + 3983176, 1e-05f, consts + 2918272);  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.running_var; eps, y */
+    nnc_bn_scale(736, params + 3980968, params + 3983176, 1e-05f, consts + 4908928);  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(736, params + 3980968, params + 3981704,  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.bias */
                      params + 3982440, params + 3983176,       /* features.denseblock3.denselayer16.norm1.running_mean, features.denseblock3.denselayer16.norm1.running_var */
-                     1e-05f, NULL, consts + 2919008);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 4909664);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 3983912, 128, 736,                  /* w: features.denseblock3.denselayer16.conv1.weight [128, 736, 1, 1] as [rows][cols] */
                      params + 4078120, params + 4078504, 1e-05f,  /* folding features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.running_var */
-                     consts + 2919744);                           /* y */
+                     consts + 4910400);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 4078632, 32, 1152,  /* w: features.denseblock3.denselayer16.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3013952);           /* y */
+                     consts + 5004608);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 4216872, params + 4217000,  /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.bias */
                      params + 4217128, params + 4217256,       /* features.denseblock3.denselayer17.norm2.running_mean, features.denseblock3.denselayer17.norm2.running_var */
-                     1e-05f, NULL, consts + 3050816);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5041472);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer17.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(768, params + 4115496, params + 4117800, 1e-05f, consts + 3050944);  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.running_var; eps, y */
+    nnc_bn_scale(768, params + 4115496, params + 4117800, 1e-05f, consts + 5041600);  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer17.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(768, params + 4115496, params + 4116264,  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.bias */
                      params + 4117032, params + 4117800,       /* features.denseblock3.denselayer17.norm1.running_mean, features.denseblock3.denselayer17.norm1.running_var */
-                     1e-05f, NULL, consts + 3051712);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5042368);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 4118568, 128, 768,                  /* w: features.denseblock3.denselayer17.conv1.weight [128, 768, 1, 1] as [rows][cols] */
                      params + 4216872, params + 4217256, 1e-05f,  /* folding features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.running_var */
-                     consts + 3052480);                           /* y */
+                     consts + 5043136);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 4217384, 32, 1152,  /* w: features.denseblock3.denselayer17.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3150784);           /* y */
+                     consts + 5141440);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 4359848, params + 4359976,  /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.bias */
                      params + 4360104, params + 4360232,       /* features.denseblock3.denselayer18.norm2.running_mean, features.denseblock3.denselayer18.norm2.running_var */
-                     1e-05f, NULL, consts + 3187648);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5178304);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer18.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(800, params + 4254248, params + 4256648, 1e-05f, consts + 3187776);  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.running_var; eps, y */
+    nnc_bn_scale(800, params + 4254248, params + 4256648, 1e-05f, consts + 5178432);  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer18.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(800, params + 4254248, params + 4255048,  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.bias */
                      params + 4255848, params + 4256648,       /* features.denseblock3.denselayer18.norm1.running_mean, features.denseblock3.denselayer18.norm1.running_var */
-                     1e-05f, NULL, consts + 3188576);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5179232);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 4257448, 128, 800,                  /* w: features.denseblock3.denselayer18.conv1.weight [128, 800, 1, 1] as [rows][cols] */
                      params + 4359848, params + 4360232, 1e-05f,  /* folding features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.running_var */
-                     consts + 3189376);                           /* y */
+                     consts + 5180032);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 4360360, 32, 1152,  /* w: features.denseblock3.denselayer18.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3291776);           /* y */
+                     consts + 5282432);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 4507048, params + 4507176,  /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.bias */
                      params + 4507304, params + 4507432,       /* features.denseblock3.denselayer19.norm2.running_mean, features.denseblock3.denselayer19.norm2.running_var */
-                     1e-05f, NULL, consts + 3328640);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5319296);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer19.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(832, params + 4397224, params + 4399720, 1e-05f, consts + 3328768);  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.running_var; eps, y */
+    nnc_bn_scale(832, params + 4397224, params + 4399720, 1e-05f, consts + 5319424);  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer19.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(832, params + 4397224, params + 4398056,  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.bias */
                      params + 4398888, params + 4399720,       /* features.denseblock3.denselayer19.norm1.running_mean, features.denseblock3.denselayer19.norm1.running_var */
-                     1e-05f, NULL, consts + 3329600);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5320256);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 4400552, 128, 832,                  /* w: features.denseblock3.denselayer19.conv1.weight [128, 832, 1, 1] as [rows][cols] */
                      params + 4507048, params + 4507432, 1e-05f,  /* folding features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.running_var */
-                     consts + 3330432);                           /* y */
+                     consts + 5321088);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 4507560, 32, 1152,  /* w: features.denseblock3.denselayer19.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3436928);           /* y */
+                     consts + 5427584);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 4658472, params + 4658600,  /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.bias */
                      params + 4658728, params + 4658856,       /* features.denseblock3.denselayer20.norm2.running_mean, features.denseblock3.denselayer20.norm2.running_var */
-                     1e-05f, NULL, consts + 3473792);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5464448);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer20.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(864, params + 4544424, params + 4547016, 1e-05f, consts + 3473920);  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.running_var; eps, y */
+    nnc_bn_scale(864, params + 4544424, params + 4547016, 1e-05f, consts + 5464576);  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer20.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(864, params + 4544424, params + 4545288,  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.bias */
                      params + 4546152, params + 4547016,       /* features.denseblock3.denselayer20.norm1.running_mean, features.denseblock3.denselayer20.norm1.running_var */
-                     1e-05f, NULL, consts + 3474784);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5465440);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 4547880, 128, 864,                  /* w: features.denseblock3.denselayer20.conv1.weight [128, 864, 1, 1] as [rows][cols] */
                      params + 4658472, params + 4658856, 1e-05f,  /* folding features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.running_var */
-                     consts + 3475648);                           /* y */
+                     consts + 5466304);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 4658984, 32, 1152,  /* w: features.denseblock3.denselayer20.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3586240);           /* y */
+                     consts + 5576896);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 4814120, params + 4814248,  /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.bias */
                      params + 4814376, params + 4814504,       /* features.denseblock3.denselayer21.norm2.running_mean, features.denseblock3.denselayer21.norm2.running_var */
-                     1e-05f, NULL, consts + 3623104);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5613760);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer21.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(896, params + 4695848, params + 4698536, 1e-05f, consts + 3623232);  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.running_var; eps, y */
+    nnc_bn_scale(896, params + 4695848, params + 4698536, 1e-05f, consts + 5613888);  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer21.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(896, params + 4695848, params + 4696744,  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.bias */
                      params + 4697640, params + 4698536,       /* features.denseblock3.denselayer21.norm1.running_mean, features.denseblock3.denselayer21.norm1.running_var */
-                     1e-05f, NULL, consts + 3624128);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5614784);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 4699432, 128, 896,                  /* w: features.denseblock3.denselayer21.conv1.weight [128, 896, 1, 1] as [rows][cols] */
                      params + 4814120, params + 4814504, 1e-05f,  /* folding features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.running_var */
-                     consts + 3625024);                           /* y */
+                     consts + 5615680);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 4814632, 32, 1152,  /* w: features.denseblock3.denselayer21.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3739712);           /* y */
+                     consts + 5730368);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 4973992, params + 4974120,  /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.bias */
                      params + 4974248, params + 4974376,       /* features.denseblock3.denselayer22.norm2.running_mean, features.denseblock3.denselayer22.norm2.running_var */
-                     1e-05f, NULL, consts + 3776576);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5767232);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer22.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(928, params + 4851496, params + 4854280, 1e-05f, consts + 3776704);  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.running_var; eps, y */
+    nnc_bn_scale(928, params + 4851496, params + 4854280, 1e-05f, consts + 5767360);  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer22.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(928, params + 4851496, params + 4852424,  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.bias */
                      params + 4853352, params + 4854280,       /* features.denseblock3.denselayer22.norm1.running_mean, features.denseblock3.denselayer22.norm1.running_var */
-                     1e-05f, NULL, consts + 3777632);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5768288);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 4855208, 128, 928,                  /* w: features.denseblock3.denselayer22.conv1.weight [128, 928, 1, 1] as [rows][cols] */
                      params + 4973992, params + 4974376, 1e-05f,  /* folding features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.running_var */
-                     consts + 3778560);                           /* y */
+                     consts + 5769216);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 4974504, 32, 1152,  /* w: features.denseblock3.denselayer22.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3897344);           /* y */
+                     consts + 5888000);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 5138088, params + 5138216,  /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.bias */
                      params + 5138344, params + 5138472,       /* features.denseblock3.denselayer23.norm2.running_mean, features.denseblock3.denselayer23.norm2.running_var */
-                     1e-05f, NULL, consts + 3934208);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5924864);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer23.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(960, params + 5011368, params + 5014248, 1e-05f, consts + 3934336);  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.running_var; eps, y */
+    nnc_bn_scale(960, params + 5011368, params + 5014248, 1e-05f, consts + 5924992);  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer23.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(960, params + 5011368, params + 5012328,  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.bias */
                      params + 5013288, params + 5014248,       /* features.denseblock3.denselayer23.norm1.running_mean, features.denseblock3.denselayer23.norm1.running_var */
-                     1e-05f, NULL, consts + 3935296);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 5925952);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 5015208, 128, 960,                  /* w: features.denseblock3.denselayer23.conv1.weight [128, 960, 1, 1] as [rows][cols] */
                      params + 5138088, params + 5138472, 1e-05f,  /* folding features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.running_var */
-                     consts + 3936256);                           /* y */
+                     consts + 5926912);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 5138600, 32, 1152,  /* w: features.denseblock3.denselayer23.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4059136);           /* y */
+                     consts + 6049792);           /* y */
 
     /* bn_fold_bias features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 5306408, params + 5306536,  /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.bias */
                      params + 5306664, params + 5306792,       /* features.denseblock3.denselayer24.norm2.running_mean, features.denseblock3.denselayer24.norm2.running_var */
-                     1e-05f, NULL, consts + 4096000);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6086656);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock3.denselayer24.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(992, params + 5175464, params + 5178440, 1e-05f, consts + 4096128);  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.running_var; eps, y */
+    nnc_bn_scale(992, params + 5175464, params + 5178440, 1e-05f, consts + 6086784);  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock3.denselayer24.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(992, params + 5175464, params + 5176456,  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.bias */
                      params + 5177448, params + 5178440,       /* features.denseblock3.denselayer24.norm1.running_mean, features.denseblock3.denselayer24.norm1.running_var */
-                     1e-05f, NULL, consts + 4097120);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6087776);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 5179432, 128, 992,                  /* w: features.denseblock3.denselayer24.conv1.weight [128, 992, 1, 1] as [rows][cols] */
                      params + 5306408, params + 5306792, 1e-05f,  /* folding features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.running_var */
-                     consts + 4098112);                           /* y */
+                     consts + 6088768);                           /* y */
 
     /* pack_weights features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 5306920, 32, 1152,  /* w: features.denseblock3.denselayer24.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4225088);           /* y */
+                     consts + 6215744);           /* y */
 
     /* bn_scale features.transition3.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_scale(1024, params + 5343784, params + 5346856, 1e-05f, consts + 4261952);  /* features.transition3.norm.weight, features.transition3.norm.running_var; eps, y */
+    nnc_bn_scale(1024, params + 5343784, params + 5346856, 1e-05f, consts + 6252608);  /* features.transition3.norm.weight, features.transition3.norm.running_var; eps, y */
 
     /* bn_fold_bias features.transition3.norm @ models/lib/densenet.net:23:17 */
     nnc_bn_fold_bias(1024, params + 5343784, params + 5344808,  /* features.transition3.norm.weight, features.transition3.norm.bias */
                      params + 5345832, params + 5346856,        /* features.transition3.norm.running_mean, features.transition3.norm.running_var */
-                     1e-05f, NULL, consts + 4262976);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6253632);           /* eps, no bias, y */
 
     /* pack_weights features.transition3.conv @ models/lib/densenet.net:23:46 */
     nnc_pack_weights(params + 5347880, 512, 1024,  /* w: features.transition3.conv.weight [512, 1024, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,             /* no batchnorm to fold */
-                     consts + 4264000);            /* y */
+                     consts + 6254656);            /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 5939752, params + 5939880,  /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.bias */
                      params + 5940008, params + 5940136,       /* features.denseblock4.denselayer1.norm2.running_mean, features.denseblock4.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 4788288);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6778944);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(512, params + 5872168, params + 5873704, 1e-05f, consts + 4788416);  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(512, params + 5872168, params + 5873704, 1e-05f, consts + 6779072);  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(512, params + 5872168, params + 5872680,  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.bias */
                      params + 5873192, params + 5873704,       /* features.denseblock4.denselayer1.norm1.running_mean, features.denseblock4.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 4788928);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6779584);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 5874216, 128, 512,                  /* w: features.denseblock4.denselayer1.conv1.weight [128, 512, 1, 1] as [rows][cols] */
                      params + 5939752, params + 5940136, 1e-05f,  /* folding features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.running_var */
-                     consts + 4789440);                           /* y */
+                     consts + 6780096);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 5940264, 32, 1152,  /* w: features.denseblock4.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4854976);           /* y */
+                     consts + 6845632);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 6048936, params + 6049064,  /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.bias */
                      params + 6049192, params + 6049320,       /* features.denseblock4.denselayer2.norm2.running_mean, features.denseblock4.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 4891840);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6882496);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(544, params + 5977128, params + 5978760, 1e-05f, consts + 4891968);  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(544, params + 5977128, params + 5978760, 1e-05f, consts + 6882624);  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(544, params + 5977128, params + 5977672,  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.bias */
                      params + 5978216, params + 5978760,       /* features.denseblock4.denselayer2.norm1.running_mean, features.denseblock4.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 4892512);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6883168);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 5979304, 128, 544,                  /* w: features.denseblock4.denselayer2.conv1.weight [128, 544, 1, 1] as [rows][cols] */
                      params + 6048936, params + 6049320, 1e-05f,  /* folding features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.running_var */
-                     consts + 4893056);                           /* y */
+                     consts + 6883712);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 6049448, 32, 1152,  /* w: features.denseblock4.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4962688);           /* y */
+                     consts + 6953344);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 6162344, params + 6162472,  /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.bias */
                      params + 6162600, params + 6162728,       /* features.denseblock4.denselayer3.norm2.running_mean, features.denseblock4.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 4999552);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6990208);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(576, params + 6086312, params + 6088040, 1e-05f, consts + 4999680);  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(576, params + 6086312, params + 6088040, 1e-05f, consts + 6990336);  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(576, params + 6086312, params + 6086888,  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.bias */
                      params + 6087464, params + 6088040,       /* features.denseblock4.denselayer3.norm1.running_mean, features.denseblock4.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 5000256);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 6990912);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 6088616, 128, 576,                  /* w: features.denseblock4.denselayer3.conv1.weight [128, 576, 1, 1] as [rows][cols] */
                      params + 6162344, params + 6162728, 1e-05f,  /* folding features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.running_var */
-                     consts + 5000832);                           /* y */
+                     consts + 6991488);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 6162856, 32, 1152,  /* w: features.denseblock4.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5074560);           /* y */
+                     consts + 7065216);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 6279976, params + 6280104,  /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.bias */
                      params + 6280232, params + 6280360,       /* features.denseblock4.denselayer4.norm2.running_mean, features.denseblock4.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 5111424);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7102080);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(608, params + 6199720, params + 6201544, 1e-05f, consts + 5111552);  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(608, params + 6199720, params + 6201544, 1e-05f, consts + 7102208);  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(608, params + 6199720, params + 6200328,  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.bias */
                      params + 6200936, params + 6201544,       /* features.denseblock4.denselayer4.norm1.running_mean, features.denseblock4.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 5112160);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7102816);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 6202152, 128, 608,                  /* w: features.denseblock4.denselayer4.conv1.weight [128, 608, 1, 1] as [rows][cols] */
                      params + 6279976, params + 6280360, 1e-05f,  /* folding features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.running_var */
-                     consts + 5112768);                           /* y */
+                     consts + 7103424);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 6280488, 32, 1152,  /* w: features.denseblock4.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5190592);           /* y */
+                     consts + 7181248);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 6401832, params + 6401960,  /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.bias */
                      params + 6402088, params + 6402216,       /* features.denseblock4.denselayer5.norm2.running_mean, features.denseblock4.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 5227456);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7218112);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(640, params + 6317352, params + 6319272, 1e-05f, consts + 5227584);  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(640, params + 6317352, params + 6319272, 1e-05f, consts + 7218240);  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(640, params + 6317352, params + 6317992,  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.bias */
                      params + 6318632, params + 6319272,       /* features.denseblock4.denselayer5.norm1.running_mean, features.denseblock4.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 5228224);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7218880);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 6319912, 128, 640,                  /* w: features.denseblock4.denselayer5.conv1.weight [128, 640, 1, 1] as [rows][cols] */
                      params + 6401832, params + 6402216, 1e-05f,  /* folding features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.running_var */
-                     consts + 5228864);                           /* y */
+                     consts + 7219520);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 6402344, 32, 1152,  /* w: features.denseblock4.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5310784);           /* y */
+                     consts + 7301440);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 6527912, params + 6528040,  /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.bias */
                      params + 6528168, params + 6528296,       /* features.denseblock4.denselayer6.norm2.running_mean, features.denseblock4.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 5347648);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7338304);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(672, params + 6439208, params + 6441224, 1e-05f, consts + 5347776);  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(672, params + 6439208, params + 6441224, 1e-05f, consts + 7338432);  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(672, params + 6439208, params + 6439880,  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.bias */
                      params + 6440552, params + 6441224,       /* features.denseblock4.denselayer6.norm1.running_mean, features.denseblock4.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 5348448);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7339104);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 6441896, 128, 672,                  /* w: features.denseblock4.denselayer6.conv1.weight [128, 672, 1, 1] as [rows][cols] */
                      params + 6527912, params + 6528296, 1e-05f,  /* folding features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.running_var */
-                     consts + 5349120);                           /* y */
+                     consts + 7339776);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 6528424, 32, 1152,  /* w: features.denseblock4.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5435136);           /* y */
+                     consts + 7425792);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 6658216, params + 6658344,  /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.bias */
                      params + 6658472, params + 6658600,       /* features.denseblock4.denselayer7.norm2.running_mean, features.denseblock4.denselayer7.norm2.running_var */
-                     1e-05f, NULL, consts + 5472000);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7462656);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(704, params + 6565288, params + 6567400, 1e-05f, consts + 5472128);  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.running_var; eps, y */
+    nnc_bn_scale(704, params + 6565288, params + 6567400, 1e-05f, consts + 7462784);  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(704, params + 6565288, params + 6565992,  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.bias */
                      params + 6566696, params + 6567400,       /* features.denseblock4.denselayer7.norm1.running_mean, features.denseblock4.denselayer7.norm1.running_var */
-                     1e-05f, NULL, consts + 5472832);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7463488);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 6568104, 128, 704,                  /* w: features.denseblock4.denselayer7.conv1.weight [128, 704, 1, 1] as [rows][cols] */
                      params + 6658216, params + 6658600, 1e-05f,  /* folding features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.running_var */
-                     consts + 5473536);                           /* y */
+                     consts + 7464192);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 6658728, 32, 1152,  /* w: features.denseblock4.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5563648);           /* y */
+                     consts + 7554304);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 6792744, params + 6792872,  /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.bias */
                      params + 6793000, params + 6793128,       /* features.denseblock4.denselayer8.norm2.running_mean, features.denseblock4.denselayer8.norm2.running_var */
-                     1e-05f, NULL, consts + 5600512);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7591168);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(736, params + 6695592, params + 6697800, 1e-05f, consts + 5600640);  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.running_var; eps, y */
+    nnc_bn_scale(736, params + 6695592, params + 6697800, 1e-05f, consts + 7591296);  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(736, params + 6695592, params + 6696328,  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.bias */
                      params + 6697064, params + 6697800,       /* features.denseblock4.denselayer8.norm1.running_mean, features.denseblock4.denselayer8.norm1.running_var */
-                     1e-05f, NULL, consts + 5601376);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7592032);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 6698536, 128, 736,                  /* w: features.denseblock4.denselayer8.conv1.weight [128, 736, 1, 1] as [rows][cols] */
                      params + 6792744, params + 6793128, 1e-05f,  /* folding features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.running_var */
-                     consts + 5602112);                           /* y */
+                     consts + 7592768);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 6793256, 32, 1152,  /* w: features.denseblock4.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5696320);           /* y */
+                     consts + 7686976);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 6931496, params + 6931624,  /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.bias */
                      params + 6931752, params + 6931880,       /* features.denseblock4.denselayer9.norm2.running_mean, features.denseblock4.denselayer9.norm2.running_var */
-                     1e-05f, NULL, consts + 5733184);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7723840);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(768, params + 6830120, params + 6832424, 1e-05f, consts + 5733312);  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.running_var; eps, y */
+    nnc_bn_scale(768, params + 6830120, params + 6832424, 1e-05f, consts + 7723968);  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(768, params + 6830120, params + 6830888,  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.bias */
                      params + 6831656, params + 6832424,       /* features.denseblock4.denselayer9.norm1.running_mean, features.denseblock4.denselayer9.norm1.running_var */
-                     1e-05f, NULL, consts + 5734080);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7724736);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 6833192, 128, 768,                  /* w: features.denseblock4.denselayer9.conv1.weight [128, 768, 1, 1] as [rows][cols] */
                      params + 6931496, params + 6931880, 1e-05f,  /* folding features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.running_var */
-                     consts + 5734848);                           /* y */
+                     consts + 7725504);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 6932008, 32, 1152,  /* w: features.denseblock4.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5833152);           /* y */
+                     consts + 7823808);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 7074472, params + 7074600,  /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.bias */
                      params + 7074728, params + 7074856,       /* features.denseblock4.denselayer10.norm2.running_mean, features.denseblock4.denselayer10.norm2.running_var */
-                     1e-05f, NULL, consts + 5870016);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7860672);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(800, params + 6968872, params + 6971272, 1e-05f, consts + 5870144);  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.running_var; eps, y */
+    nnc_bn_scale(800, params + 6968872, params + 6971272, 1e-05f, consts + 7860800);  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(800, params + 6968872, params + 6969672,  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.bias */
                      params + 6970472, params + 6971272,       /* features.denseblock4.denselayer10.norm1.running_mean, features.denseblock4.denselayer10.norm1.running_var */
-                     1e-05f, NULL, consts + 5870944);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7861600);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 6972072, 128, 800,                  /* w: features.denseblock4.denselayer10.conv1.weight [128, 800, 1, 1] as [rows][cols] */
                      params + 7074472, params + 7074856, 1e-05f,  /* folding features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.running_var */
-                     consts + 5871744);                           /* y */
+                     consts + 7862400);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 7074984, 32, 1152,  /* w: features.denseblock4.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5974144);           /* y */
+                     consts + 7964800);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 7221672, params + 7221800,  /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.bias */
                      params + 7221928, params + 7222056,       /* features.denseblock4.denselayer11.norm2.running_mean, features.denseblock4.denselayer11.norm2.running_var */
-                     1e-05f, NULL, consts + 6011008);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8001664);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(832, params + 7111848, params + 7114344, 1e-05f, consts + 6011136);  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.running_var; eps, y */
+    nnc_bn_scale(832, params + 7111848, params + 7114344, 1e-05f, consts + 8001792);  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(832, params + 7111848, params + 7112680,  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.bias */
                      params + 7113512, params + 7114344,       /* features.denseblock4.denselayer11.norm1.running_mean, features.denseblock4.denselayer11.norm1.running_var */
-                     1e-05f, NULL, consts + 6011968);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8002624);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 7115176, 128, 832,                  /* w: features.denseblock4.denselayer11.conv1.weight [128, 832, 1, 1] as [rows][cols] */
                      params + 7221672, params + 7222056, 1e-05f,  /* folding features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.running_var */
-                     consts + 6012800);                           /* y */
+                     consts + 8003456);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 7222184, 32, 1152,  /* w: features.denseblock4.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6119296);           /* y */
+                     consts + 8109952);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 7373096, params + 7373224,  /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.bias */
                      params + 7373352, params + 7373480,       /* features.denseblock4.denselayer12.norm2.running_mean, features.denseblock4.denselayer12.norm2.running_var */
-                     1e-05f, NULL, consts + 6156160);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8146816);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(864, params + 7259048, params + 7261640, 1e-05f, consts + 6156288);  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.running_var; eps, y */
+    nnc_bn_scale(864, params + 7259048, params + 7261640, 1e-05f, consts + 8146944);  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(864, params + 7259048, params + 7259912,  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.bias */
                      params + 7260776, params + 7261640,       /* features.denseblock4.denselayer12.norm1.running_mean, features.denseblock4.denselayer12.norm1.running_var */
-                     1e-05f, NULL, consts + 6157152);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8147808);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 7262504, 128, 864,                  /* w: features.denseblock4.denselayer12.conv1.weight [128, 864, 1, 1] as [rows][cols] */
                      params + 7373096, params + 7373480, 1e-05f,  /* folding features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.running_var */
-                     consts + 6158016);                           /* y */
+                     consts + 8148672);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 7373608, 32, 1152,  /* w: features.denseblock4.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6268608);           /* y */
+                     consts + 8259264);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 7528744, params + 7528872,  /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.bias */
                      params + 7529000, params + 7529128,       /* features.denseblock4.denselayer13.norm2.running_mean, features.denseblock4.denselayer13.norm2.running_var */
-                     1e-05f, NULL, consts + 6305472);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8296128);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(896, params + 7410472, params + 7413160, 1e-05f, consts + 6305600);  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.running_var; eps, y */
+    nnc_bn_scale(896, params + 7410472, params + 7413160, 1e-05f, consts + 8296256);  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(896, params + 7410472, params + 7411368,  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.bias */
                      params + 7412264, params + 7413160,       /* features.denseblock4.denselayer13.norm1.running_mean, features.denseblock4.denselayer13.norm1.running_var */
-                     1e-05f, NULL, consts + 6306496);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8297152);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 7414056, 128, 896,                  /* w: features.denseblock4.denselayer13.conv1.weight [128, 896, 1, 1] as [rows][cols] */
                      params + 7528744, params + 7529128, 1e-05f,  /* folding features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.running_var */
-                     consts + 6307392);                           /* y */
+                     consts + 8298048);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 7529256, 32, 1152,  /* w: features.denseblock4.denselayer13.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6422080);           /* y */
+                     consts + 8412736);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 7688616, params + 7688744,  /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.bias */
                      params + 7688872, params + 7689000,       /* features.denseblock4.denselayer14.norm2.running_mean, features.denseblock4.denselayer14.norm2.running_var */
-                     1e-05f, NULL, consts + 6458944);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8449600);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(928, params + 7566120, params + 7568904, 1e-05f, consts + 6459072);  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.running_var; eps, y */
+    nnc_bn_scale(928, params + 7566120, params + 7568904, 1e-05f, consts + 8449728);  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(928, params + 7566120, params + 7567048,  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.bias */
                      params + 7567976, params + 7568904,       /* features.denseblock4.denselayer14.norm1.running_mean, features.denseblock4.denselayer14.norm1.running_var */
-                     1e-05f, NULL, consts + 6460000);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8450656);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 7569832, 128, 928,                  /* w: features.denseblock4.denselayer14.conv1.weight [128, 928, 1, 1] as [rows][cols] */
                      params + 7688616, params + 7689000, 1e-05f,  /* folding features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.running_var */
-                     consts + 6460928);                           /* y */
+                     consts + 8451584);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 7689128, 32, 1152,  /* w: features.denseblock4.denselayer14.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6579712);           /* y */
+                     consts + 8570368);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 7852712, params + 7852840,  /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.bias */
                      params + 7852968, params + 7853096,       /* features.denseblock4.denselayer15.norm2.running_mean, features.denseblock4.denselayer15.norm2.running_var */
-                     1e-05f, NULL, consts + 6616576);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8607232);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(960, params + 7725992, params + 7728872, 1e-05f, consts + 6616704);  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.running_var; eps, y */
+    nnc_bn_scale(960, params + 7725992, params + 7728872, 1e-05f, consts + 8607360);  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(960, params + 7725992, params + 7726952,  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.bias */
                      params + 7727912, params + 7728872,       /* features.denseblock4.denselayer15.norm1.running_mean, features.denseblock4.denselayer15.norm1.running_var */
-                     1e-05f, NULL, consts + 6617664);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8608320);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 7729832, 128, 960,                  /* w: features.denseblock4.denselayer15.conv1.weight [128, 960, 1, 1] as [rows][cols] */
                      params + 7852712, params + 7853096, 1e-05f,  /* folding features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.running_var */
-                     consts + 6618624);                           /* y */
+                     consts + 8609280);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 7853224, 32, 1152,  /* w: features.denseblock4.denselayer15.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6741504);           /* y */
+                     consts + 8732160);           /* y */
 
     /* bn_fold_bias features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     nnc_bn_fold_bias(128, params + 8021032, params + 8021160,  /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.bias */
                      params + 8021288, params + 8021416,       /* features.denseblock4.denselayer16.norm2.running_mean, features.denseblock4.denselayer16.norm2.running_var */
-                     1e-05f, NULL, consts + 6778368);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8769024);          /* eps, no bias, y */
 
     /* bn_scale features.denseblock4.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(992, params + 7890088, params + 7893064, 1e-05f, consts + 6778496);  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.running_var; eps, y */
+    nnc_bn_scale(992, params + 7890088, params + 7893064, 1e-05f, consts + 8769152);  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.running_var; eps, y */
 
     /* bn_fold_bias features.denseblock4.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
     nnc_bn_fold_bias(992, params + 7890088, params + 7891080,  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.bias */
                      params + 7892072, params + 7893064,       /* features.denseblock4.denselayer16.norm1.running_mean, features.denseblock4.denselayer16.norm1.running_var */
-                     1e-05f, NULL, consts + 6779488);          /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8770144);          /* eps, no bias, y */
 
     /* pack_weights features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     nnc_pack_weights(params + 7894056, 128, 992,                  /* w: features.denseblock4.denselayer16.conv1.weight [128, 992, 1, 1] as [rows][cols] */
                      params + 8021032, params + 8021416, 1e-05f,  /* folding features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.running_var */
-                     consts + 6780480);                           /* y */
+                     consts + 8771136);                           /* y */
 
     /* pack_weights features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     nnc_pack_weights(params + 8021544, 32, 1152,  /* w: features.denseblock4.denselayer16.conv2.weight [32, 128, 3, 3] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6907456);           /* y */
+                     consts + 8898112);           /* y */
 
     /* bn_scale features.norm5 @ models/lib/densenet.net:41:17 */
-    nnc_bn_scale(1024, params + 8058408, params + 8061480, 1e-05f, consts + 6944320);  /* features.norm5.weight, features.norm5.running_var; eps, y */
+    nnc_bn_scale(1024, params + 8058408, params + 8061480, 1e-05f, consts + 8934976);  /* features.norm5.weight, features.norm5.running_var; eps, y */
 
     /* bn_fold_bias features.norm5 @ models/lib/densenet.net:41:17 */
     nnc_bn_fold_bias(1024, params + 8058408, params + 8059432,  /* features.norm5.weight, features.norm5.bias */
                      params + 8060456, params + 8061480,        /* features.norm5.running_mean, features.norm5.running_var */
-                     1e-05f, NULL, consts + 6945344);           /* eps, no bias, y */
+                     1e-05f, NULL, consts + 8936000);           /* eps, no bias, y */
     {  /* the parameters only the constants read are done with: keep the rest */
         float *kept = (float *)realloc(m->params, ((size_t)DENSENET121_PARAM_KEPT_FLOATS + 1) * sizeof(float));
         if (kept)  /* a failed shrink keeps the larger block: nothing lost */
@@ -2227,195 +2227,195 @@ static int densenet121_init(densenet121_model *m, const char *weights, void *wor
 /* The forward pass: n samples from the inputs to the outputs, as in densenet121.h. */
 static void densenet121_run(densenet121_model *m, int n, const float *const *inputs, float *const *outputs)
 {
-    const float   *in_image   = inputs[0];                 /* [n][3][224][224] */
-    float         *out_logits = outputs[0];                /* [n][1000] */
+    const float   *in_image   = inputs[0];                /* [n][3][224][224] */
+    float         *out_logits = outputs[0];               /* [n][1000] */
     const float   *params     = m->params;
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
-    float         *t609       = (float *)(ws + 7375872);   /* [n][64][112][112] */
-    float         *t615       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t623       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t631       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t639       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t647       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t655       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t658       = (float *)(ws + 14450688);  /* [n][256][56][56] */
-    float         *t662       = (float *)(ws + 3211264);   /* [n][128][56][56] */
-    float         *t668       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t676       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t684       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t692       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t700       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t708       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t716       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t724       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t732       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t740       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t748       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t756       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t759       = (float *)(ws + 4816896);   /* [n][512][28][28] */
-    float         *t763       = (float *)(ws + 1605632);   /* [n][256][28][28] */
-    float         *t769       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t777       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t785       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t793       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t801       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t809       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t817       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t825       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t833       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t841       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t849       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t857       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t865       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t873       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t881       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t889       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t897       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t905       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t913       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t921       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t929       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t937       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t945       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t953       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t956       = (float *)(ws + 2408448);   /* [n][1024][14][14] */
-    float         *t960       = (float *)(ws + 802816);    /* [n][512][14][14] */
-    float         *t966       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t974       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t982       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t990       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t998       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1006      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1014      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1022      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1030      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1038      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1046      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1054      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1062      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1070      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1078      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1086      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1089      = (float *)(ws + 225792);    /* [n][1024][7][7] */
-    float         *t1092      = (float *)(ws + 0);         /* [n][1024][1][1] */
-    float         *t1093      = (float *)(ws + 0);         /* [n][1024] */
-    float         *t610       = t658 + 0;                  /* channels 0..63 of t658 */
-    float         *t617       = t658 + 200704;             /* channels 64..95 of t658 */
-    float         *t618       = t658 + 0;                  /* channels 0..95 of t658 */
-    float         *t625       = t658 + 301056;             /* channels 96..127 of t658 */
-    float         *t626       = t658 + 0;                  /* channels 0..127 of t658 */
-    float         *t633       = t658 + 401408;             /* channels 128..159 of t658 */
-    float         *t634       = t658 + 0;                  /* channels 0..159 of t658 */
-    float         *t641       = t658 + 501760;             /* channels 160..191 of t658 */
-    float         *t642       = t658 + 0;                  /* channels 0..191 of t658 */
-    float         *t649       = t658 + 602112;             /* channels 192..223 of t658 */
-    float         *t650       = t658 + 0;                  /* channels 0..223 of t658 */
-    float         *t657       = t658 + 702464;             /* channels 224..255 of t658 */
-    float         *t663       = t759 + 0;                  /* channels 0..127 of t759 */
-    float         *t670       = t759 + 100352;             /* channels 128..159 of t759 */
-    float         *t671       = t759 + 0;                  /* channels 0..159 of t759 */
-    float         *t678       = t759 + 125440;             /* channels 160..191 of t759 */
-    float         *t679       = t759 + 0;                  /* channels 0..191 of t759 */
-    float         *t686       = t759 + 150528;             /* channels 192..223 of t759 */
-    float         *t687       = t759 + 0;                  /* channels 0..223 of t759 */
-    float         *t694       = t759 + 175616;             /* channels 224..255 of t759 */
-    float         *t695       = t759 + 0;                  /* channels 0..255 of t759 */
-    float         *t702       = t759 + 200704;             /* channels 256..287 of t759 */
-    float         *t703       = t759 + 0;                  /* channels 0..287 of t759 */
-    float         *t710       = t759 + 225792;             /* channels 288..319 of t759 */
-    float         *t711       = t759 + 0;                  /* channels 0..319 of t759 */
-    float         *t718       = t759 + 250880;             /* channels 320..351 of t759 */
-    float         *t719       = t759 + 0;                  /* channels 0..351 of t759 */
-    float         *t726       = t759 + 275968;             /* channels 352..383 of t759 */
-    float         *t727       = t759 + 0;                  /* channels 0..383 of t759 */
-    float         *t734       = t759 + 301056;             /* channels 384..415 of t759 */
-    float         *t735       = t759 + 0;                  /* channels 0..415 of t759 */
-    float         *t742       = t759 + 326144;             /* channels 416..447 of t759 */
-    float         *t743       = t759 + 0;                  /* channels 0..447 of t759 */
-    float         *t750       = t759 + 351232;             /* channels 448..479 of t759 */
-    float         *t751       = t759 + 0;                  /* channels 0..479 of t759 */
-    float         *t758       = t759 + 376320;             /* channels 480..511 of t759 */
-    float         *t764       = t956 + 0;                  /* channels 0..255 of t956 */
-    float         *t771       = t956 + 50176;              /* channels 256..287 of t956 */
-    float         *t772       = t956 + 0;                  /* channels 0..287 of t956 */
-    float         *t779       = t956 + 56448;              /* channels 288..319 of t956 */
-    float         *t780       = t956 + 0;                  /* channels 0..319 of t956 */
-    float         *t787       = t956 + 62720;              /* channels 320..351 of t956 */
-    float         *t788       = t956 + 0;                  /* channels 0..351 of t956 */
-    float         *t795       = t956 + 68992;              /* channels 352..383 of t956 */
-    float         *t796       = t956 + 0;                  /* channels 0..383 of t956 */
-    float         *t803       = t956 + 75264;              /* channels 384..415 of t956 */
-    float         *t804       = t956 + 0;                  /* channels 0..415 of t956 */
-    float         *t811       = t956 + 81536;              /* channels 416..447 of t956 */
-    float         *t812       = t956 + 0;                  /* channels 0..447 of t956 */
-    float         *t819       = t956 + 87808;              /* channels 448..479 of t956 */
-    float         *t820       = t956 + 0;                  /* channels 0..479 of t956 */
-    float         *t827       = t956 + 94080;              /* channels 480..511 of t956 */
-    float         *t828       = t956 + 0;                  /* channels 0..511 of t956 */
-    float         *t835       = t956 + 100352;             /* channels 512..543 of t956 */
-    float         *t836       = t956 + 0;                  /* channels 0..543 of t956 */
-    float         *t843       = t956 + 106624;             /* channels 544..575 of t956 */
-    float         *t844       = t956 + 0;                  /* channels 0..575 of t956 */
-    float         *t851       = t956 + 112896;             /* channels 576..607 of t956 */
-    float         *t852       = t956 + 0;                  /* channels 0..607 of t956 */
-    float         *t859       = t956 + 119168;             /* channels 608..639 of t956 */
-    float         *t860       = t956 + 0;                  /* channels 0..639 of t956 */
-    float         *t867       = t956 + 125440;             /* channels 640..671 of t956 */
-    float         *t868       = t956 + 0;                  /* channels 0..671 of t956 */
-    float         *t875       = t956 + 131712;             /* channels 672..703 of t956 */
-    float         *t876       = t956 + 0;                  /* channels 0..703 of t956 */
-    float         *t883       = t956 + 137984;             /* channels 704..735 of t956 */
-    float         *t884       = t956 + 0;                  /* channels 0..735 of t956 */
-    float         *t891       = t956 + 144256;             /* channels 736..767 of t956 */
-    float         *t892       = t956 + 0;                  /* channels 0..767 of t956 */
-    float         *t899       = t956 + 150528;             /* channels 768..799 of t956 */
-    float         *t900       = t956 + 0;                  /* channels 0..799 of t956 */
-    float         *t907       = t956 + 156800;             /* channels 800..831 of t956 */
-    float         *t908       = t956 + 0;                  /* channels 0..831 of t956 */
-    float         *t915       = t956 + 163072;             /* channels 832..863 of t956 */
-    float         *t916       = t956 + 0;                  /* channels 0..863 of t956 */
-    float         *t923       = t956 + 169344;             /* channels 864..895 of t956 */
-    float         *t924       = t956 + 0;                  /* channels 0..895 of t956 */
-    float         *t931       = t956 + 175616;             /* channels 896..927 of t956 */
-    float         *t932       = t956 + 0;                  /* channels 0..927 of t956 */
-    float         *t939       = t956 + 181888;             /* channels 928..959 of t956 */
-    float         *t940       = t956 + 0;                  /* channels 0..959 of t956 */
-    float         *t947       = t956 + 188160;             /* channels 960..991 of t956 */
-    float         *t948       = t956 + 0;                  /* channels 0..991 of t956 */
-    float         *t955       = t956 + 194432;             /* channels 992..1023 of t956 */
-    float         *t961       = t1089 + 0;                 /* channels 0..511 of t1089 */
-    float         *t968       = t1089 + 25088;             /* channels 512..543 of t1089 */
-    float         *t969       = t1089 + 0;                 /* channels 0..543 of t1089 */
-    float         *t976       = t1089 + 26656;             /* channels 544..575 of t1089 */
-    float         *t977       = t1089 + 0;                 /* channels 0..575 of t1089 */
-    float         *t984       = t1089 + 28224;             /* channels 576..607 of t1089 */
-    float         *t985       = t1089 + 0;                 /* channels 0..607 of t1089 */
-    float         *t992       = t1089 + 29792;             /* channels 608..639 of t1089 */
-    float         *t993       = t1089 + 0;                 /* channels 0..639 of t1089 */
-    float         *t1000      = t1089 + 31360;             /* channels 640..671 of t1089 */
-    float         *t1001      = t1089 + 0;                 /* channels 0..671 of t1089 */
-    float         *t1008      = t1089 + 32928;             /* channels 672..703 of t1089 */
-    float         *t1009      = t1089 + 0;                 /* channels 0..703 of t1089 */
-    float         *t1016      = t1089 + 34496;             /* channels 704..735 of t1089 */
-    float         *t1017      = t1089 + 0;                 /* channels 0..735 of t1089 */
-    float         *t1024      = t1089 + 36064;             /* channels 736..767 of t1089 */
-    float         *t1025      = t1089 + 0;                 /* channels 0..767 of t1089 */
-    float         *t1032      = t1089 + 37632;             /* channels 768..799 of t1089 */
-    float         *t1033      = t1089 + 0;                 /* channels 0..799 of t1089 */
-    float         *t1040      = t1089 + 39200;             /* channels 800..831 of t1089 */
-    float         *t1041      = t1089 + 0;                 /* channels 0..831 of t1089 */
-    float         *t1048      = t1089 + 40768;             /* channels 832..863 of t1089 */
-    float         *t1049      = t1089 + 0;                 /* channels 0..863 of t1089 */
-    float         *t1056      = t1089 + 42336;             /* channels 864..895 of t1089 */
-    float         *t1057      = t1089 + 0;                 /* channels 0..895 of t1089 */
-    float         *t1064      = t1089 + 43904;             /* channels 896..927 of t1089 */
-    float         *t1065      = t1089 + 0;                 /* channels 0..927 of t1089 */
-    float         *t1072      = t1089 + 45472;             /* channels 928..959 of t1089 */
-    float         *t1073      = t1089 + 0;                 /* channels 0..959 of t1089 */
-    float         *t1080      = t1089 + 47040;             /* channels 960..991 of t1089 */
-    float         *t1081      = t1089 + 0;                 /* channels 0..991 of t1089 */
-    float         *t1088      = t1089 + 48608;             /* channels 992..1023 of t1089 */
+    float         *t609       = (float *)(ws + 7375872);  /* [n][64][112][112] */
+    float         *t615       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t623       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t631       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t639       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t647       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t655       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t658       = (float *)(ws + 3538944);  /* [n][256][56][56] */
+    float         *t662       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t668       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t676       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t684       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t692       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t700       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t708       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t716       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t724       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t732       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t740       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t748       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t756       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t759       = (float *)(ws + 3538944);  /* [n][512][28][28] */
+    float         *t763       = (float *)(ws + 1605632);  /* [n][256][28][28] */
+    float         *t769       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t777       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t785       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t793       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t801       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t809       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t817       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t825       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t833       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t841       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t849       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t857       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t865       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t873       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t881       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t889       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t897       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t905       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t913       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t921       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t929       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t937       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t945       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t953       = (float *)(ws + 903168);   /* [n][128][14][14] */
+    float         *t956       = (float *)(ws + 2408448);  /* [n][1024][14][14] */
+    float         *t960       = (float *)(ws + 802816);   /* [n][512][14][14] */
+    float         *t966       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t974       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t982       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t990       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t998       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1006      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1014      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1022      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1030      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1038      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1046      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1054      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1062      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1070      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1078      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1086      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1089      = (float *)(ws + 225792);   /* [n][1024][7][7] */
+    float         *t1092      = (float *)(ws + 0);        /* [n][1024][1][1] */
+    float         *t1093      = (float *)(ws + 0);        /* [n][1024] */
+    float         *t610       = t658 + 0;                 /* channels 0..63 of t658 */
+    float         *t617       = t658 + 200704;            /* channels 64..95 of t658 */
+    float         *t618       = t658 + 0;                 /* channels 0..95 of t658 */
+    float         *t625       = t658 + 301056;            /* channels 96..127 of t658 */
+    float         *t626       = t658 + 0;                 /* channels 0..127 of t658 */
+    float         *t633       = t658 + 401408;            /* channels 128..159 of t658 */
+    float         *t634       = t658 + 0;                 /* channels 0..159 of t658 */
+    float         *t641       = t658 + 501760;            /* channels 160..191 of t658 */
+    float         *t642       = t658 + 0;                 /* channels 0..191 of t658 */
+    float         *t649       = t658 + 602112;            /* channels 192..223 of t658 */
+    float         *t650       = t658 + 0;                 /* channels 0..223 of t658 */
+    float         *t657       = t658 + 702464;            /* channels 224..255 of t658 */
+    float         *t663       = t759 + 0;                 /* channels 0..127 of t759 */
+    float         *t670       = t759 + 100352;            /* channels 128..159 of t759 */
+    float         *t671       = t759 + 0;                 /* channels 0..159 of t759 */
+    float         *t678       = t759 + 125440;            /* channels 160..191 of t759 */
+    float         *t679       = t759 + 0;                 /* channels 0..191 of t759 */
+    float         *t686       = t759 + 150528;            /* channels 192..223 of t759 */
+    float         *t687       = t759 + 0;                 /* channels 0..223 of t759 */
+    float         *t694       = t759 + 175616;            /* channels 224..255 of t759 */
+    float         *t695       = t759 + 0;                 /* channels 0..255 of t759 */
+    float         *t702       = t759 + 200704;            /* channels 256..287 of t759 */
+    float         *t703       = t759 + 0;                 /* channels 0..287 of t759 */
+    float         *t710       = t759 + 225792;            /* channels 288..319 of t759 */
+    float         *t711       = t759 + 0;                 /* channels 0..319 of t759 */
+    float         *t718       = t759 + 250880;            /* channels 320..351 of t759 */
+    float         *t719       = t759 + 0;                 /* channels 0..351 of t759 */
+    float         *t726       = t759 + 275968;            /* channels 352..383 of t759 */
+    float         *t727       = t759 + 0;                 /* channels 0..383 of t759 */
+    float         *t734       = t759 + 301056;            /* channels 384..415 of t759 */
+    float         *t735       = t759 + 0;                 /* channels 0..415 of t759 */
+    float         *t742       = t759 + 326144;            /* channels 416..447 of t759 */
+    float         *t743       = t759 + 0;                 /* channels 0..447 of t759 */
+    float         *t750       = t759 + 351232;            /* channels 448..479 of t759 */
+    float         *t751       = t759 + 0;                 /* channels 0..479 of t759 */
+    float         *t758       = t759 + 376320;            /* channels 480..511 of t759 */
+    float         *t764       = t956 + 0;                 /* channels 0..255 of t956 */
+    float         *t771       = t956 + 50176;             /* channels 256..287 of t956 */
+    float         *t772       = t956 + 0;                 /* channels 0..287 of t956 */
+    float         *t779       = t956 + 56448;             /* channels 288..319 of t956 */
+    float         *t780       = t956 + 0;                 /* channels 0..319 of t956 */
+    float         *t787       = t956 + 62720;             /* channels 320..351 of t956 */
+    float         *t788       = t956 + 0;                 /* channels 0..351 of t956 */
+    float         *t795       = t956 + 68992;             /* channels 352..383 of t956 */
+    float         *t796       = t956 + 0;                 /* channels 0..383 of t956 */
+    float         *t803       = t956 + 75264;             /* channels 384..415 of t956 */
+    float         *t804       = t956 + 0;                 /* channels 0..415 of t956 */
+    float         *t811       = t956 + 81536;             /* channels 416..447 of t956 */
+    float         *t812       = t956 + 0;                 /* channels 0..447 of t956 */
+    float         *t819       = t956 + 87808;             /* channels 448..479 of t956 */
+    float         *t820       = t956 + 0;                 /* channels 0..479 of t956 */
+    float         *t827       = t956 + 94080;             /* channels 480..511 of t956 */
+    float         *t828       = t956 + 0;                 /* channels 0..511 of t956 */
+    float         *t835       = t956 + 100352;            /* channels 512..543 of t956 */
+    float         *t836       = t956 + 0;                 /* channels 0..543 of t956 */
+    float         *t843       = t956 + 106624;            /* channels 544..575 of t956 */
+    float         *t844       = t956 + 0;                 /* channels 0..575 of t956 */
+    float         *t851       = t956 + 112896;            /* channels 576..607 of t956 */
+    float         *t852       = t956 + 0;                 /* channels 0..607 of t956 */
+    float         *t859       = t956 + 119168;            /* channels 608..639 of t956 */
+    float         *t860       = t956 + 0;                 /* channels 0..639 of t956 */
+    float         *t867       = t956 + 125440;            /* channels 640..671 of t956 */
+    float         *t868       = t956 + 0;                 /* channels 0..671 of t956 */
+    float         *t875       = t956 + 131712;            /* channels 672..703 of t956 */
+    float         *t876       = t956 + 0;                 /* channels 0..703 of t956 */
+    float         *t883       = t956 + 137984;            /* channels 704..735 of t956 */
+    float         *t884       = t956 + 0;                 /* channels 0..735 of t956 */
+    float         *t891       = t956 + 144256;            /* channels 736..767 of t956 */
+    float         *t892       = t956 + 0;                 /* channels 0..767 of t956 */
+    float         *t899       = t956 + 150528;            /* channels 768..799 of t956 */
+    float         *t900       = t956 + 0;                 /* channels 0..799 of t956 */
+    float         *t907       = t956 + 156800;            /* channels 800..831 of t956 */
+    float         *t908       = t956 + 0;                 /* channels 0..831 of t956 */
+    float         *t915       = t956 + 163072;            /* channels 832..863 of t956 */
+    float         *t916       = t956 + 0;                 /* channels 0..863 of t956 */
+    float         *t923       = t956 + 169344;            /* channels 864..895 of t956 */
+    float         *t924       = t956 + 0;                 /* channels 0..895 of t956 */
+    float         *t931       = t956 + 175616;            /* channels 896..927 of t956 */
+    float         *t932       = t956 + 0;                 /* channels 0..927 of t956 */
+    float         *t939       = t956 + 181888;            /* channels 928..959 of t956 */
+    float         *t940       = t956 + 0;                 /* channels 0..959 of t956 */
+    float         *t947       = t956 + 188160;            /* channels 960..991 of t956 */
+    float         *t948       = t956 + 0;                 /* channels 0..991 of t956 */
+    float         *t955       = t956 + 194432;            /* channels 992..1023 of t956 */
+    float         *t961       = t1089 + 0;                /* channels 0..511 of t1089 */
+    float         *t968       = t1089 + 25088;            /* channels 512..543 of t1089 */
+    float         *t969       = t1089 + 0;                /* channels 0..543 of t1089 */
+    float         *t976       = t1089 + 26656;            /* channels 544..575 of t1089 */
+    float         *t977       = t1089 + 0;                /* channels 0..575 of t1089 */
+    float         *t984       = t1089 + 28224;            /* channels 576..607 of t1089 */
+    float         *t985       = t1089 + 0;                /* channels 0..607 of t1089 */
+    float         *t992       = t1089 + 29792;            /* channels 608..639 of t1089 */
+    float         *t993       = t1089 + 0;                /* channels 0..639 of t1089 */
+    float         *t1000      = t1089 + 31360;            /* channels 640..671 of t1089 */
+    float         *t1001      = t1089 + 0;                /* channels 0..671 of t1089 */
+    float         *t1008      = t1089 + 32928;            /* channels 672..703 of t1089 */
+    float         *t1009      = t1089 + 0;                /* channels 0..703 of t1089 */
+    float         *t1016      = t1089 + 34496;            /* channels 704..735 of t1089 */
+    float         *t1017      = t1089 + 0;                /* channels 0..735 of t1089 */
+    float         *t1024      = t1089 + 36064;            /* channels 736..767 of t1089 */
+    float         *t1025      = t1089 + 0;                /* channels 0..767 of t1089 */
+    float         *t1032      = t1089 + 37632;            /* channels 768..799 of t1089 */
+    float         *t1033      = t1089 + 0;                /* channels 0..799 of t1089 */
+    float         *t1040      = t1089 + 39200;            /* channels 800..831 of t1089 */
+    float         *t1041      = t1089 + 0;                /* channels 0..831 of t1089 */
+    float         *t1048      = t1089 + 40768;            /* channels 832..863 of t1089 */
+    float         *t1049      = t1089 + 0;                /* channels 0..863 of t1089 */
+    float         *t1056      = t1089 + 42336;            /* channels 864..895 of t1089 */
+    float         *t1057      = t1089 + 0;                /* channels 0..895 of t1089 */
+    float         *t1064      = t1089 + 43904;            /* channels 896..927 of t1089 */
+    float         *t1065      = t1089 + 0;                /* channels 0..927 of t1089 */
+    float         *t1072      = t1089 + 45472;            /* channels 928..959 of t1089 */
+    float         *t1073      = t1089 + 0;                /* channels 0..959 of t1089 */
+    float         *t1080      = t1089 + 47040;            /* channels 960..991 of t1089 */
+    float         *t1081      = t1089 + 0;                /* channels 0..991 of t1089 */
+    float         *t1088      = t1089 + 48608;            /* channels 992..1023 of t1089 */
 
     /* conv2d features.conv0 @ models/lib/densenet.net:31:18 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
@@ -2443,37 +2443,37 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                       consts + 9600, consts + 9664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t615, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 17920, NULL,                          /* pack_weights(features.denseblock1.denselayer1.conv2.weight), no bias */
-                      t617, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t615, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 17920, NULL,                          /* winograd_weights(features.denseblock1.denselayer1.conv2.weight), no bias */
+                        t617, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t610, t617 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                              /* the instance's threads and instruction set */
-                      n, t618, 802816, 96, 56, 56,                          /* x: [96, 56, 56], batch stride */
-                      consts + 55104, consts + 54784,                       /* pack_weights(features.denseblock1.denselayer2.conv1.weight), bn_fold_bias(features.denseblock1.denselayer2.norm2.weight) */
-                      t623, 401408, 128, 56, 56,                            /* y: [128, 56, 56], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),         /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                              /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                              /* then relu */
-                      consts + 54912, consts + 55008, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer2.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t618, 802816, 96, 56, 56,                            /* x: [96, 56, 56], batch stride */
+                      consts + 165696, consts + 165376,                       /* pack_weights(features.denseblock1.denselayer2.conv1.weight), bn_fold_bias(features.denseblock1.denselayer2.norm2.weight) */
+                      t623, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 165504, consts + 165600, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t623, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 67392, NULL,                          /* pack_weights(features.denseblock1.denselayer2.conv2.weight), no bias */
-                      t625, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t623, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 177984, NULL,                         /* winograd_weights(features.denseblock1.denselayer2.conv2.weight), no bias */
+                        t625, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t618, t625 are its slices; nothing to copy */
@@ -2481,22 +2481,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
                       n, t626, 802816, 128, 56, 56,                           /* x: [128, 56, 56], batch stride */
-                      consts + 104640, consts + 104256,                       /* pack_weights(features.denseblock1.denselayer3.conv1.weight), bn_fold_bias(features.denseblock1.denselayer3.norm2.weight) */
+                      consts + 325824, consts + 325440,                       /* pack_weights(features.denseblock1.denselayer3.conv1.weight), bn_fold_bias(features.denseblock1.denselayer3.norm2.weight) */
                       t631, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 104384, consts + 104512, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer3.norm1.weight)) */
+                      consts + 325568, consts + 325696, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t631, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 121024, NULL,                         /* pack_weights(features.denseblock1.denselayer3.conv2.weight), no bias */
-                      t633, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t631, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 342208, NULL,                         /* winograd_weights(features.denseblock1.denselayer3.conv2.weight), no bias */
+                        t633, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t626, t633 are its slices; nothing to copy */
@@ -2504,22 +2504,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
                       n, t634, 802816, 160, 56, 56,                           /* x: [160, 56, 56], batch stride */
-                      consts + 158336, consts + 157888,                       /* pack_weights(features.denseblock1.denselayer4.conv1.weight), bn_fold_bias(features.denseblock1.denselayer4.norm2.weight) */
+                      consts + 490112, consts + 489664,                       /* pack_weights(features.denseblock1.denselayer4.conv1.weight), bn_fold_bias(features.denseblock1.denselayer4.norm2.weight) */
                       t639, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 158016, consts + 158176, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer4.norm1.weight)) */
+                      consts + 489792, consts + 489952, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t639, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 178816, NULL,                         /* pack_weights(features.denseblock1.denselayer4.conv2.weight), no bias */
-                      t641, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t639, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 510592, NULL,                         /* winograd_weights(features.denseblock1.denselayer4.conv2.weight), no bias */
+                        t641, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t634, t641 are its slices; nothing to copy */
@@ -2527,22 +2527,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
                       n, t642, 802816, 192, 56, 56,                           /* x: [192, 56, 56], batch stride */
-                      consts + 216192, consts + 215680,                       /* pack_weights(features.denseblock1.denselayer5.conv1.weight), bn_fold_bias(features.denseblock1.denselayer5.norm2.weight) */
+                      consts + 658560, consts + 658048,                       /* pack_weights(features.denseblock1.denselayer5.conv1.weight), bn_fold_bias(features.denseblock1.denselayer5.norm2.weight) */
                       t647, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 215808, consts + 216000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer5.norm1.weight)) */
+                      consts + 658176, consts + 658368, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t647, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 240768, NULL,                         /* pack_weights(features.denseblock1.denselayer5.conv2.weight), no bias */
-                      t649, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t647, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 683136, NULL,                         /* winograd_weights(features.denseblock1.denselayer5.conv2.weight), no bias */
+                        t649, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t642, t649 are its slices; nothing to copy */
@@ -2550,35 +2550,35 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
                       n, t650, 802816, 224, 56, 56,                           /* x: [224, 56, 56], batch stride */
-                      consts + 278208, consts + 277632,                       /* pack_weights(features.denseblock1.denselayer6.conv1.weight), bn_fold_bias(features.denseblock1.denselayer6.norm2.weight) */
+                      consts + 831168, consts + 830592,                       /* pack_weights(features.denseblock1.denselayer6.conv1.weight), bn_fold_bias(features.denseblock1.denselayer6.norm2.weight) */
                       t655, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 277760, consts + 277984, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer6.norm1.weight)) */
+                      consts + 830720, consts + 830944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t655, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 306880, NULL,                         /* pack_weights(features.denseblock1.denselayer6.conv2.weight), no bias */
-                      t657, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t655, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 859840, NULL,                         /* winograd_weights(features.denseblock1.denselayer6.conv2.weight), no bias */
+                        t657, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t650, t657 are its slices; nothing to copy */
 
     /* conv2d features.transition1.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t658, 802816, 256, 56, 56,                           /* x: [256, 56, 56], batch stride */
-                      consts + 344256, NULL,                                  /* pack_weights(features.transition1.conv.weight), no bias */
-                      t662, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_NONE, 0.0f, 128,                                /* then none */
-                      consts + 343744, consts + 344000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition1.norm.weight) + bn_fold_bias(features.transition1.norm.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t658, 802816, 256, 56, 56,                             /* x: [256, 56, 56], batch stride */
+                      consts + 1007808, NULL,                                   /* pack_weights(features.transition1.conv.weight), no bias */
+                      t662, 401408, 128, 56, 56,                                /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                                  /* then none */
+                      consts + 1007296, consts + 1007552, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition1.norm.weight) + bn_fold_bias(features.transition1.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d(n, t662, 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
@@ -2586,208 +2586,208 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                   2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t663, 401408, 128, 28, 28,                           /* x: [128, 28, 28], batch stride */
-                      consts + 377408, consts + 377024,                       /* pack_weights(features.denseblock2.denselayer1.conv1.weight), bn_fold_bias(features.denseblock2.denselayer1.norm2.weight) */
-                      t668, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 377152, consts + 377280, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer1.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t663, 401408, 128, 28, 28,                             /* x: [128, 28, 28], batch stride */
+                      consts + 1040960, consts + 1040576,                       /* pack_weights(features.denseblock2.denselayer1.conv1.weight), bn_fold_bias(features.denseblock2.denselayer1.norm2.weight) */
+                      t668, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1040704, consts + 1040832, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t668, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 393792, NULL,                         /* pack_weights(features.denseblock2.denselayer1.conv2.weight), no bias */
-                      t670, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t668, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1057344, NULL,                        /* winograd_weights(features.denseblock2.denselayer1.conv2.weight), no bias */
+                        t670, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t663, t670 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t671, 401408, 160, 28, 28,                           /* x: [160, 28, 28], batch stride */
-                      consts + 431104, consts + 430656,                       /* pack_weights(features.denseblock2.denselayer2.conv1.weight), bn_fold_bias(features.denseblock2.denselayer2.norm2.weight) */
-                      t676, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 430784, consts + 430944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer2.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t671, 401408, 160, 28, 28,                             /* x: [160, 28, 28], batch stride */
+                      consts + 1205248, consts + 1204800,                       /* pack_weights(features.denseblock2.denselayer2.conv1.weight), bn_fold_bias(features.denseblock2.denselayer2.norm2.weight) */
+                      t676, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1204928, consts + 1205088, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t676, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 451584, NULL,                         /* pack_weights(features.denseblock2.denselayer2.conv2.weight), no bias */
-                      t678, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t676, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1225728, NULL,                        /* winograd_weights(features.denseblock2.denselayer2.conv2.weight), no bias */
+                        t678, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t671, t678 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t679, 401408, 192, 28, 28,                           /* x: [192, 28, 28], batch stride */
-                      consts + 488960, consts + 488448,                       /* pack_weights(features.denseblock2.denselayer3.conv1.weight), bn_fold_bias(features.denseblock2.denselayer3.norm2.weight) */
-                      t684, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 488576, consts + 488768, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer3.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t679, 401408, 192, 28, 28,                             /* x: [192, 28, 28], batch stride */
+                      consts + 1373696, consts + 1373184,                       /* pack_weights(features.denseblock2.denselayer3.conv1.weight), bn_fold_bias(features.denseblock2.denselayer3.norm2.weight) */
+                      t684, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1373312, consts + 1373504, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t684, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 513536, NULL,                         /* pack_weights(features.denseblock2.denselayer3.conv2.weight), no bias */
-                      t686, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t684, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1398272, NULL,                        /* winograd_weights(features.denseblock2.denselayer3.conv2.weight), no bias */
+                        t686, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t679, t686 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t687, 401408, 224, 28, 28,                           /* x: [224, 28, 28], batch stride */
-                      consts + 550976, consts + 550400,                       /* pack_weights(features.denseblock2.denselayer4.conv1.weight), bn_fold_bias(features.denseblock2.denselayer4.norm2.weight) */
-                      t692, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 550528, consts + 550752, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer4.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t687, 401408, 224, 28, 28,                             /* x: [224, 28, 28], batch stride */
+                      consts + 1546304, consts + 1545728,                       /* pack_weights(features.denseblock2.denselayer4.conv1.weight), bn_fold_bias(features.denseblock2.denselayer4.norm2.weight) */
+                      t692, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1545856, consts + 1546080, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t692, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 579648, NULL,                         /* pack_weights(features.denseblock2.denselayer4.conv2.weight), no bias */
-                      t694, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t692, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1574976, NULL,                        /* winograd_weights(features.denseblock2.denselayer4.conv2.weight), no bias */
+                        t694, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t687, t694 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t695, 401408, 256, 28, 28,                           /* x: [256, 28, 28], batch stride */
-                      consts + 617152, consts + 616512,                       /* pack_weights(features.denseblock2.denselayer5.conv1.weight), bn_fold_bias(features.denseblock2.denselayer5.norm2.weight) */
-                      t700, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 616640, consts + 616896, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer5.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t695, 401408, 256, 28, 28,                             /* x: [256, 28, 28], batch stride */
+                      consts + 1723072, consts + 1722432,                       /* pack_weights(features.denseblock2.denselayer5.conv1.weight), bn_fold_bias(features.denseblock2.denselayer5.norm2.weight) */
+                      t700, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1722560, consts + 1722816, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t700, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 649920, NULL,                         /* pack_weights(features.denseblock2.denselayer5.conv2.weight), no bias */
-                      t702, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t700, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1755840, NULL,                        /* winograd_weights(features.denseblock2.denselayer5.conv2.weight), no bias */
+                        t702, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t695, t702 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t703, 401408, 288, 28, 28,                           /* x: [288, 28, 28], batch stride */
-                      consts + 687488, consts + 686784,                       /* pack_weights(features.denseblock2.denselayer6.conv1.weight), bn_fold_bias(features.denseblock2.denselayer6.norm2.weight) */
-                      t708, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 686912, consts + 687200, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer6.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t703, 401408, 288, 28, 28,                             /* x: [288, 28, 28], batch stride */
+                      consts + 1904000, consts + 1903296,                       /* pack_weights(features.denseblock2.denselayer6.conv1.weight), bn_fold_bias(features.denseblock2.denselayer6.norm2.weight) */
+                      t708, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1903424, consts + 1903712, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t708, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 724352, NULL,                         /* pack_weights(features.denseblock2.denselayer6.conv2.weight), no bias */
-                      t710, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t708, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1940864, NULL,                        /* winograd_weights(features.denseblock2.denselayer6.conv2.weight), no bias */
+                        t710, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t703, t710 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t711, 401408, 320, 28, 28,                           /* x: [320, 28, 28], batch stride */
-                      consts + 761984, consts + 761216,                       /* pack_weights(features.denseblock2.denselayer7.conv1.weight), bn_fold_bias(features.denseblock2.denselayer7.norm2.weight) */
-                      t716, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 761344, consts + 761664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer7.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t711, 401408, 320, 28, 28,                             /* x: [320, 28, 28], batch stride */
+                      consts + 2089088, consts + 2088320,                       /* pack_weights(features.denseblock2.denselayer7.conv1.weight), bn_fold_bias(features.denseblock2.denselayer7.norm2.weight) */
+                      t716, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2088448, consts + 2088768, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer7.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t716, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 802944, NULL,                         /* pack_weights(features.denseblock2.denselayer7.conv2.weight), no bias */
-                      t718, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t716, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2130048, NULL,                        /* winograd_weights(features.denseblock2.denselayer7.conv2.weight), no bias */
+                        t718, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t711, t718 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t719, 401408, 352, 28, 28,                           /* x: [352, 28, 28], batch stride */
-                      consts + 840640, consts + 839808,                       /* pack_weights(features.denseblock2.denselayer8.conv1.weight), bn_fold_bias(features.denseblock2.denselayer8.norm2.weight) */
-                      t724, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 839936, consts + 840288, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer8.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t719, 401408, 352, 28, 28,                             /* x: [352, 28, 28], batch stride */
+                      consts + 2278336, consts + 2277504,                       /* pack_weights(features.denseblock2.denselayer8.conv1.weight), bn_fold_bias(features.denseblock2.denselayer8.norm2.weight) */
+                      t724, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2277632, consts + 2277984, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer8.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t724, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 885696, NULL,                         /* pack_weights(features.denseblock2.denselayer8.conv2.weight), no bias */
-                      t726, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t724, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2323392, NULL,                        /* winograd_weights(features.denseblock2.denselayer8.conv2.weight), no bias */
+                        t726, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t719, t726 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t727, 401408, 384, 28, 28,                           /* x: [384, 28, 28], batch stride */
-                      consts + 923456, consts + 922560,                       /* pack_weights(features.denseblock2.denselayer9.conv1.weight), bn_fold_bias(features.denseblock2.denselayer9.norm2.weight) */
-                      t732, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 922688, consts + 923072, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer9.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t727, 401408, 384, 28, 28,                             /* x: [384, 28, 28], batch stride */
+                      consts + 2471744, consts + 2470848,                       /* pack_weights(features.denseblock2.denselayer9.conv1.weight), bn_fold_bias(features.denseblock2.denselayer9.norm2.weight) */
+                      t732, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2470976, consts + 2471360, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer9.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t732, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 972608, NULL,                         /* pack_weights(features.denseblock2.denselayer9.conv2.weight), no bias */
-                      t734, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t732, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2520896, NULL,                        /* winograd_weights(features.denseblock2.denselayer9.conv2.weight), no bias */
+                        t734, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t727, t734 are its slices; nothing to copy */
@@ -2795,22 +2795,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t735, 401408, 416, 28, 28,                             /* x: [416, 28, 28], batch stride */
-                      consts + 1010432, consts + 1009472,                       /* pack_weights(features.denseblock2.denselayer10.conv1.weight), bn_fold_bias(features.denseblock2.denselayer10.norm2.weight) */
+                      consts + 2669312, consts + 2668352,                       /* pack_weights(features.denseblock2.denselayer10.conv1.weight), bn_fold_bias(features.denseblock2.denselayer10.norm2.weight) */
                       t740, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1009600, consts + 1010016, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer10.norm1.weight)) */
+                      consts + 2668480, consts + 2668896, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer10.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t740, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 1063680, NULL,                        /* pack_weights(features.denseblock2.denselayer10.conv2.weight), no bias */
-                      t742, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t740, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2722560, NULL,                        /* winograd_weights(features.denseblock2.denselayer10.conv2.weight), no bias */
+                        t742, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t735, t742 are its slices; nothing to copy */
@@ -2818,22 +2818,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t743, 401408, 448, 28, 28,                             /* x: [448, 28, 28], batch stride */
-                      consts + 1101568, consts + 1100544,                       /* pack_weights(features.denseblock2.denselayer11.conv1.weight), bn_fold_bias(features.denseblock2.denselayer11.norm2.weight) */
+                      consts + 2871040, consts + 2870016,                       /* pack_weights(features.denseblock2.denselayer11.conv1.weight), bn_fold_bias(features.denseblock2.denselayer11.norm2.weight) */
                       t748, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1100672, consts + 1101120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer11.norm1.weight)) */
+                      consts + 2870144, consts + 2870592, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer11.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t748, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 1158912, NULL,                        /* pack_weights(features.denseblock2.denselayer11.conv2.weight), no bias */
-                      t750, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t748, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2928384, NULL,                        /* winograd_weights(features.denseblock2.denselayer11.conv2.weight), no bias */
+                        t750, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t743, t750 are its slices; nothing to copy */
@@ -2841,22 +2841,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t751, 401408, 480, 28, 28,                             /* x: [480, 28, 28], batch stride */
-                      consts + 1196864, consts + 1195776,                       /* pack_weights(features.denseblock2.denselayer12.conv1.weight), bn_fold_bias(features.denseblock2.denselayer12.norm2.weight) */
+                      consts + 3076928, consts + 3075840,                       /* pack_weights(features.denseblock2.denselayer12.conv1.weight), bn_fold_bias(features.denseblock2.denselayer12.norm2.weight) */
                       t756, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1195904, consts + 1196384, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer12.norm1.weight)) */
+                      consts + 3075968, consts + 3076448, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer12.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t756, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 1258304, NULL,                        /* pack_weights(features.denseblock2.denselayer12.conv2.weight), no bias */
-                      t758, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t756, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 3138368, NULL,                        /* winograd_weights(features.denseblock2.denselayer12.conv2.weight), no bias */
+                        t758, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t751, t758 are its slices; nothing to copy */
@@ -2864,12 +2864,12 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.transition2.conv @ models/lib/densenet.net:23:46 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t759, 401408, 512, 28, 28,                             /* x: [512, 28, 28], batch stride */
-                      consts + 1296192, NULL,                                   /* pack_weights(features.transition2.conv.weight), no bias */
+                      consts + 3286848, NULL,                                   /* pack_weights(features.transition2.conv.weight), no bias */
                       t763, 200704, 256, 28, 28,                                /* y: [256, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_NONE, 0.0f, 256,                                  /* then none */
-                      consts + 1295168, consts + 1295680, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition2.norm.weight) + bn_fold_bias(features.transition2.norm.weight)) */
+                      consts + 3285824, consts + 3286336, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition2.norm.weight) + bn_fold_bias(features.transition2.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d(n, t763, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
@@ -2879,17 +2879,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t764, 200704, 256, 14, 14,                             /* x: [256, 14, 14], batch stride */
-                      consts + 1427904, consts + 1427264,                       /* pack_weights(features.denseblock3.denselayer1.conv1.weight), bn_fold_bias(features.denseblock3.denselayer1.norm2.weight) */
+                      consts + 3418560, consts + 3417920,                       /* pack_weights(features.denseblock3.denselayer1.conv1.weight), bn_fold_bias(features.denseblock3.denselayer1.norm2.weight) */
                       t769, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1427392, consts + 1427648, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer1.norm1.weight)) */
+                      consts + 3418048, consts + 3418304, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t769, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1460672, NULL,                        /* pack_weights(features.denseblock3.denselayer1.conv2.weight), no bias */
+                      consts + 3451328, NULL,                        /* pack_weights(features.denseblock3.denselayer1.conv2.weight), no bias */
                       t771, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -2902,17 +2902,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t772, 200704, 288, 14, 14,                             /* x: [288, 14, 14], batch stride */
-                      consts + 1498240, consts + 1497536,                       /* pack_weights(features.denseblock3.denselayer2.conv1.weight), bn_fold_bias(features.denseblock3.denselayer2.norm2.weight) */
+                      consts + 3488896, consts + 3488192,                       /* pack_weights(features.denseblock3.denselayer2.conv1.weight), bn_fold_bias(features.denseblock3.denselayer2.norm2.weight) */
                       t777, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1497664, consts + 1497952, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer2.norm1.weight)) */
+                      consts + 3488320, consts + 3488608, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t777, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1535104, NULL,                        /* pack_weights(features.denseblock3.denselayer2.conv2.weight), no bias */
+                      consts + 3525760, NULL,                        /* pack_weights(features.denseblock3.denselayer2.conv2.weight), no bias */
                       t779, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -2925,17 +2925,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t780, 200704, 320, 14, 14,                             /* x: [320, 14, 14], batch stride */
-                      consts + 1572736, consts + 1571968,                       /* pack_weights(features.denseblock3.denselayer3.conv1.weight), bn_fold_bias(features.denseblock3.denselayer3.norm2.weight) */
+                      consts + 3563392, consts + 3562624,                       /* pack_weights(features.denseblock3.denselayer3.conv1.weight), bn_fold_bias(features.denseblock3.denselayer3.norm2.weight) */
                       t785, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1572096, consts + 1572416, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer3.norm1.weight)) */
+                      consts + 3562752, consts + 3563072, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t785, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1613696, NULL,                        /* pack_weights(features.denseblock3.denselayer3.conv2.weight), no bias */
+                      consts + 3604352, NULL,                        /* pack_weights(features.denseblock3.denselayer3.conv2.weight), no bias */
                       t787, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -2948,17 +2948,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t788, 200704, 352, 14, 14,                             /* x: [352, 14, 14], batch stride */
-                      consts + 1651392, consts + 1650560,                       /* pack_weights(features.denseblock3.denselayer4.conv1.weight), bn_fold_bias(features.denseblock3.denselayer4.norm2.weight) */
+                      consts + 3642048, consts + 3641216,                       /* pack_weights(features.denseblock3.denselayer4.conv1.weight), bn_fold_bias(features.denseblock3.denselayer4.norm2.weight) */
                       t793, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1650688, consts + 1651040, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer4.norm1.weight)) */
+                      consts + 3641344, consts + 3641696, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t793, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1696448, NULL,                        /* pack_weights(features.denseblock3.denselayer4.conv2.weight), no bias */
+                      consts + 3687104, NULL,                        /* pack_weights(features.denseblock3.denselayer4.conv2.weight), no bias */
                       t795, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -2971,17 +2971,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t796, 200704, 384, 14, 14,                             /* x: [384, 14, 14], batch stride */
-                      consts + 1734208, consts + 1733312,                       /* pack_weights(features.denseblock3.denselayer5.conv1.weight), bn_fold_bias(features.denseblock3.denselayer5.norm2.weight) */
+                      consts + 3724864, consts + 3723968,                       /* pack_weights(features.denseblock3.denselayer5.conv1.weight), bn_fold_bias(features.denseblock3.denselayer5.norm2.weight) */
                       t801, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1733440, consts + 1733824, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer5.norm1.weight)) */
+                      consts + 3724096, consts + 3724480, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t801, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1783360, NULL,                        /* pack_weights(features.denseblock3.denselayer5.conv2.weight), no bias */
+                      consts + 3774016, NULL,                        /* pack_weights(features.denseblock3.denselayer5.conv2.weight), no bias */
                       t803, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -2994,17 +2994,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t804, 200704, 416, 14, 14,                             /* x: [416, 14, 14], batch stride */
-                      consts + 1821184, consts + 1820224,                       /* pack_weights(features.denseblock3.denselayer6.conv1.weight), bn_fold_bias(features.denseblock3.denselayer6.norm2.weight) */
+                      consts + 3811840, consts + 3810880,                       /* pack_weights(features.denseblock3.denselayer6.conv1.weight), bn_fold_bias(features.denseblock3.denselayer6.norm2.weight) */
                       t809, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1820352, consts + 1820768, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer6.norm1.weight)) */
+                      consts + 3811008, consts + 3811424, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t809, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1874432, NULL,                        /* pack_weights(features.denseblock3.denselayer6.conv2.weight), no bias */
+                      consts + 3865088, NULL,                        /* pack_weights(features.denseblock3.denselayer6.conv2.weight), no bias */
                       t811, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3017,17 +3017,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t812, 200704, 448, 14, 14,                             /* x: [448, 14, 14], batch stride */
-                      consts + 1912320, consts + 1911296,                       /* pack_weights(features.denseblock3.denselayer7.conv1.weight), bn_fold_bias(features.denseblock3.denselayer7.norm2.weight) */
+                      consts + 3902976, consts + 3901952,                       /* pack_weights(features.denseblock3.denselayer7.conv1.weight), bn_fold_bias(features.denseblock3.denselayer7.norm2.weight) */
                       t817, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1911424, consts + 1911872, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer7.norm1.weight)) */
+                      consts + 3902080, consts + 3902528, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer7.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t817, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1969664, NULL,                        /* pack_weights(features.denseblock3.denselayer7.conv2.weight), no bias */
+                      consts + 3960320, NULL,                        /* pack_weights(features.denseblock3.denselayer7.conv2.weight), no bias */
                       t819, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3040,17 +3040,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t820, 200704, 480, 14, 14,                             /* x: [480, 14, 14], batch stride */
-                      consts + 2007616, consts + 2006528,                       /* pack_weights(features.denseblock3.denselayer8.conv1.weight), bn_fold_bias(features.denseblock3.denselayer8.norm2.weight) */
+                      consts + 3998272, consts + 3997184,                       /* pack_weights(features.denseblock3.denselayer8.conv1.weight), bn_fold_bias(features.denseblock3.denselayer8.norm2.weight) */
                       t825, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2006656, consts + 2007136, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer8.norm1.weight)) */
+                      consts + 3997312, consts + 3997792, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer8.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t825, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2069056, NULL,                        /* pack_weights(features.denseblock3.denselayer8.conv2.weight), no bias */
+                      consts + 4059712, NULL,                        /* pack_weights(features.denseblock3.denselayer8.conv2.weight), no bias */
                       t827, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3063,17 +3063,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t828, 200704, 512, 14, 14,                             /* x: [512, 14, 14], batch stride */
-                      consts + 2107072, consts + 2105920,                       /* pack_weights(features.denseblock3.denselayer9.conv1.weight), bn_fold_bias(features.denseblock3.denselayer9.norm2.weight) */
+                      consts + 4097728, consts + 4096576,                       /* pack_weights(features.denseblock3.denselayer9.conv1.weight), bn_fold_bias(features.denseblock3.denselayer9.norm2.weight) */
                       t833, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2106048, consts + 2106560, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer9.norm1.weight)) */
+                      consts + 4096704, consts + 4097216, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer9.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t833, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2172608, NULL,                        /* pack_weights(features.denseblock3.denselayer9.conv2.weight), no bias */
+                      consts + 4163264, NULL,                        /* pack_weights(features.denseblock3.denselayer9.conv2.weight), no bias */
                       t835, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3086,17 +3086,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t836, 200704, 544, 14, 14,                             /* x: [544, 14, 14], batch stride */
-                      consts + 2210688, consts + 2209472,                       /* pack_weights(features.denseblock3.denselayer10.conv1.weight), bn_fold_bias(features.denseblock3.denselayer10.norm2.weight) */
+                      consts + 4201344, consts + 4200128,                       /* pack_weights(features.denseblock3.denselayer10.conv1.weight), bn_fold_bias(features.denseblock3.denselayer10.norm2.weight) */
                       t841, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2209600, consts + 2210144, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer10.norm1.weight)) */
+                      consts + 4200256, consts + 4200800, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer10.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t841, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2280320, NULL,                        /* pack_weights(features.denseblock3.denselayer10.conv2.weight), no bias */
+                      consts + 4270976, NULL,                        /* pack_weights(features.denseblock3.denselayer10.conv2.weight), no bias */
                       t843, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3109,17 +3109,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t844, 200704, 576, 14, 14,                             /* x: [576, 14, 14], batch stride */
-                      consts + 2318464, consts + 2317184,                       /* pack_weights(features.denseblock3.denselayer11.conv1.weight), bn_fold_bias(features.denseblock3.denselayer11.norm2.weight) */
+                      consts + 4309120, consts + 4307840,                       /* pack_weights(features.denseblock3.denselayer11.conv1.weight), bn_fold_bias(features.denseblock3.denselayer11.norm2.weight) */
                       t849, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2317312, consts + 2317888, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer11.norm1.weight)) */
+                      consts + 4307968, consts + 4308544, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer11.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t849, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2392192, NULL,                        /* pack_weights(features.denseblock3.denselayer11.conv2.weight), no bias */
+                      consts + 4382848, NULL,                        /* pack_weights(features.denseblock3.denselayer11.conv2.weight), no bias */
                       t851, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3132,17 +3132,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t852, 200704, 608, 14, 14,                             /* x: [608, 14, 14], batch stride */
-                      consts + 2430400, consts + 2429056,                       /* pack_weights(features.denseblock3.denselayer12.conv1.weight), bn_fold_bias(features.denseblock3.denselayer12.norm2.weight) */
+                      consts + 4421056, consts + 4419712,                       /* pack_weights(features.denseblock3.denselayer12.conv1.weight), bn_fold_bias(features.denseblock3.denselayer12.norm2.weight) */
                       t857, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2429184, consts + 2429792, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer12.norm1.weight)) */
+                      consts + 4419840, consts + 4420448, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer12.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t857, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2508224, NULL,                        /* pack_weights(features.denseblock3.denselayer12.conv2.weight), no bias */
+                      consts + 4498880, NULL,                        /* pack_weights(features.denseblock3.denselayer12.conv2.weight), no bias */
                       t859, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3155,17 +3155,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t860, 200704, 640, 14, 14,                             /* x: [640, 14, 14], batch stride */
-                      consts + 2546496, consts + 2545088,                       /* pack_weights(features.denseblock3.denselayer13.conv1.weight), bn_fold_bias(features.denseblock3.denselayer13.norm2.weight) */
+                      consts + 4537152, consts + 4535744,                       /* pack_weights(features.denseblock3.denselayer13.conv1.weight), bn_fold_bias(features.denseblock3.denselayer13.norm2.weight) */
                       t865, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2545216, consts + 2545856, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer13.norm1.weight)) */
+                      consts + 4535872, consts + 4536512, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer13.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t865, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2628416, NULL,                        /* pack_weights(features.denseblock3.denselayer13.conv2.weight), no bias */
+                      consts + 4619072, NULL,                        /* pack_weights(features.denseblock3.denselayer13.conv2.weight), no bias */
                       t867, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3178,17 +3178,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t868, 200704, 672, 14, 14,                             /* x: [672, 14, 14], batch stride */
-                      consts + 2666752, consts + 2665280,                       /* pack_weights(features.denseblock3.denselayer14.conv1.weight), bn_fold_bias(features.denseblock3.denselayer14.norm2.weight) */
+                      consts + 4657408, consts + 4655936,                       /* pack_weights(features.denseblock3.denselayer14.conv1.weight), bn_fold_bias(features.denseblock3.denselayer14.norm2.weight) */
                       t873, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2665408, consts + 2666080, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer14.norm1.weight)) */
+                      consts + 4656064, consts + 4656736, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer14.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t873, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2752768, NULL,                        /* pack_weights(features.denseblock3.denselayer14.conv2.weight), no bias */
+                      consts + 4743424, NULL,                        /* pack_weights(features.denseblock3.denselayer14.conv2.weight), no bias */
                       t875, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3201,17 +3201,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t876, 200704, 704, 14, 14,                             /* x: [704, 14, 14], batch stride */
-                      consts + 2791168, consts + 2789632,                       /* pack_weights(features.denseblock3.denselayer15.conv1.weight), bn_fold_bias(features.denseblock3.denselayer15.norm2.weight) */
+                      consts + 4781824, consts + 4780288,                       /* pack_weights(features.denseblock3.denselayer15.conv1.weight), bn_fold_bias(features.denseblock3.denselayer15.norm2.weight) */
                       t881, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2789760, consts + 2790464, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer15.norm1.weight)) */
+                      consts + 4780416, consts + 4781120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer15.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t881, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2881280, NULL,                        /* pack_weights(features.denseblock3.denselayer15.conv2.weight), no bias */
+                      consts + 4871936, NULL,                        /* pack_weights(features.denseblock3.denselayer15.conv2.weight), no bias */
                       t883, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3224,17 +3224,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t884, 200704, 736, 14, 14,                             /* x: [736, 14, 14], batch stride */
-                      consts + 2919744, consts + 2918144,                       /* pack_weights(features.denseblock3.denselayer16.conv1.weight), bn_fold_bias(features.denseblock3.denselayer16.norm2.weight) */
+                      consts + 4910400, consts + 4908800,                       /* pack_weights(features.denseblock3.denselayer16.conv1.weight), bn_fold_bias(features.denseblock3.denselayer16.norm2.weight) */
                       t889, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2918272, consts + 2919008, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer16.norm1.weight)) */
+                      consts + 4908928, consts + 4909664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer16.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t889, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3013952, NULL,                        /* pack_weights(features.denseblock3.denselayer16.conv2.weight), no bias */
+                      consts + 5004608, NULL,                        /* pack_weights(features.denseblock3.denselayer16.conv2.weight), no bias */
                       t891, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3247,17 +3247,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t892, 200704, 768, 14, 14,                             /* x: [768, 14, 14], batch stride */
-                      consts + 3052480, consts + 3050816,                       /* pack_weights(features.denseblock3.denselayer17.conv1.weight), bn_fold_bias(features.denseblock3.denselayer17.norm2.weight) */
+                      consts + 5043136, consts + 5041472,                       /* pack_weights(features.denseblock3.denselayer17.conv1.weight), bn_fold_bias(features.denseblock3.denselayer17.norm2.weight) */
                       t897, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3050944, consts + 3051712, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer17.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer17.norm1.weight)) */
+                      consts + 5041600, consts + 5042368, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer17.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer17.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t897, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3150784, NULL,                        /* pack_weights(features.denseblock3.denselayer17.conv2.weight), no bias */
+                      consts + 5141440, NULL,                        /* pack_weights(features.denseblock3.denselayer17.conv2.weight), no bias */
                       t899, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3270,17 +3270,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t900, 200704, 800, 14, 14,                             /* x: [800, 14, 14], batch stride */
-                      consts + 3189376, consts + 3187648,                       /* pack_weights(features.denseblock3.denselayer18.conv1.weight), bn_fold_bias(features.denseblock3.denselayer18.norm2.weight) */
+                      consts + 5180032, consts + 5178304,                       /* pack_weights(features.denseblock3.denselayer18.conv1.weight), bn_fold_bias(features.denseblock3.denselayer18.norm2.weight) */
                       t905, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3187776, consts + 3188576, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer18.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer18.norm1.weight)) */
+                      consts + 5178432, consts + 5179232, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer18.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer18.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t905, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3291776, NULL,                        /* pack_weights(features.denseblock3.denselayer18.conv2.weight), no bias */
+                      consts + 5282432, NULL,                        /* pack_weights(features.denseblock3.denselayer18.conv2.weight), no bias */
                       t907, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3293,17 +3293,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t908, 200704, 832, 14, 14,                             /* x: [832, 14, 14], batch stride */
-                      consts + 3330432, consts + 3328640,                       /* pack_weights(features.denseblock3.denselayer19.conv1.weight), bn_fold_bias(features.denseblock3.denselayer19.norm2.weight) */
+                      consts + 5321088, consts + 5319296,                       /* pack_weights(features.denseblock3.denselayer19.conv1.weight), bn_fold_bias(features.denseblock3.denselayer19.norm2.weight) */
                       t913, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3328768, consts + 3329600, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer19.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer19.norm1.weight)) */
+                      consts + 5319424, consts + 5320256, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer19.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer19.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t913, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3436928, NULL,                        /* pack_weights(features.denseblock3.denselayer19.conv2.weight), no bias */
+                      consts + 5427584, NULL,                        /* pack_weights(features.denseblock3.denselayer19.conv2.weight), no bias */
                       t915, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3316,17 +3316,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t916, 200704, 864, 14, 14,                             /* x: [864, 14, 14], batch stride */
-                      consts + 3475648, consts + 3473792,                       /* pack_weights(features.denseblock3.denselayer20.conv1.weight), bn_fold_bias(features.denseblock3.denselayer20.norm2.weight) */
+                      consts + 5466304, consts + 5464448,                       /* pack_weights(features.denseblock3.denselayer20.conv1.weight), bn_fold_bias(features.denseblock3.denselayer20.norm2.weight) */
                       t921, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3473920, consts + 3474784, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer20.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer20.norm1.weight)) */
+                      consts + 5464576, consts + 5465440, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer20.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer20.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t921, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3586240, NULL,                        /* pack_weights(features.denseblock3.denselayer20.conv2.weight), no bias */
+                      consts + 5576896, NULL,                        /* pack_weights(features.denseblock3.denselayer20.conv2.weight), no bias */
                       t923, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3339,17 +3339,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t924, 200704, 896, 14, 14,                             /* x: [896, 14, 14], batch stride */
-                      consts + 3625024, consts + 3623104,                       /* pack_weights(features.denseblock3.denselayer21.conv1.weight), bn_fold_bias(features.denseblock3.denselayer21.norm2.weight) */
+                      consts + 5615680, consts + 5613760,                       /* pack_weights(features.denseblock3.denselayer21.conv1.weight), bn_fold_bias(features.denseblock3.denselayer21.norm2.weight) */
                       t929, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3623232, consts + 3624128, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer21.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer21.norm1.weight)) */
+                      consts + 5613888, consts + 5614784, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer21.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer21.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t929, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3739712, NULL,                        /* pack_weights(features.denseblock3.denselayer21.conv2.weight), no bias */
+                      consts + 5730368, NULL,                        /* pack_weights(features.denseblock3.denselayer21.conv2.weight), no bias */
                       t931, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3362,17 +3362,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t932, 200704, 928, 14, 14,                             /* x: [928, 14, 14], batch stride */
-                      consts + 3778560, consts + 3776576,                       /* pack_weights(features.denseblock3.denselayer22.conv1.weight), bn_fold_bias(features.denseblock3.denselayer22.norm2.weight) */
+                      consts + 5769216, consts + 5767232,                       /* pack_weights(features.denseblock3.denselayer22.conv1.weight), bn_fold_bias(features.denseblock3.denselayer22.norm2.weight) */
                       t937, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3776704, consts + 3777632, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer22.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer22.norm1.weight)) */
+                      consts + 5767360, consts + 5768288, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer22.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer22.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t937, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3897344, NULL,                        /* pack_weights(features.denseblock3.denselayer22.conv2.weight), no bias */
+                      consts + 5888000, NULL,                        /* pack_weights(features.denseblock3.denselayer22.conv2.weight), no bias */
                       t939, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3385,17 +3385,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t940, 200704, 960, 14, 14,                             /* x: [960, 14, 14], batch stride */
-                      consts + 3936256, consts + 3934208,                       /* pack_weights(features.denseblock3.denselayer23.conv1.weight), bn_fold_bias(features.denseblock3.denselayer23.norm2.weight) */
+                      consts + 5926912, consts + 5924864,                       /* pack_weights(features.denseblock3.denselayer23.conv1.weight), bn_fold_bias(features.denseblock3.denselayer23.norm2.weight) */
                       t945, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3934336, consts + 3935296, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer23.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer23.norm1.weight)) */
+                      consts + 5924992, consts + 5925952, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer23.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer23.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t945, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 4059136, NULL,                        /* pack_weights(features.denseblock3.denselayer23.conv2.weight), no bias */
+                      consts + 6049792, NULL,                        /* pack_weights(features.denseblock3.denselayer23.conv2.weight), no bias */
                       t947, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3408,17 +3408,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t948, 200704, 992, 14, 14,                             /* x: [992, 14, 14], batch stride */
-                      consts + 4098112, consts + 4096000,                       /* pack_weights(features.denseblock3.denselayer24.conv1.weight), bn_fold_bias(features.denseblock3.denselayer24.norm2.weight) */
+                      consts + 6088768, consts + 6086656,                       /* pack_weights(features.denseblock3.denselayer24.conv1.weight), bn_fold_bias(features.denseblock3.denselayer24.norm2.weight) */
                       t953, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 4096128, consts + 4097120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer24.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer24.norm1.weight)) */
+                      consts + 6086784, consts + 6087776, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer24.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer24.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t953, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 4225088, NULL,                        /* pack_weights(features.denseblock3.denselayer24.conv2.weight), no bias */
+                      consts + 6215744, NULL,                        /* pack_weights(features.denseblock3.denselayer24.conv2.weight), no bias */
                       t955, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3431,12 +3431,12 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.transition3.conv @ models/lib/densenet.net:23:46 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t956, 200704, 1024, 14, 14,                            /* x: [1024, 14, 14], batch stride */
-                      consts + 4264000, NULL,                                   /* pack_weights(features.transition3.conv.weight), no bias */
+                      consts + 6254656, NULL,                                   /* pack_weights(features.transition3.conv.weight), no bias */
                       t960, 100352, 512, 14, 14,                                /* y: [512, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_NONE, 0.0f, 512,                                  /* then none */
-                      consts + 4261952, consts + 4262976, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition3.norm.weight) + bn_fold_bias(features.transition3.norm.weight)) */
+                      consts + 6252608, consts + 6253632, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition3.norm.weight) + bn_fold_bias(features.transition3.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d(n, t960, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
@@ -3446,17 +3446,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t961, 50176, 512, 7, 7,                                /* x: [512, 7, 7], batch stride */
-                      consts + 4789440, consts + 4788288,                       /* pack_weights(features.denseblock4.denselayer1.conv1.weight), bn_fold_bias(features.denseblock4.denselayer1.norm2.weight) */
+                      consts + 6780096, consts + 6778944,                       /* pack_weights(features.denseblock4.denselayer1.conv1.weight), bn_fold_bias(features.denseblock4.denselayer1.norm2.weight) */
                       t966, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 4788416, consts + 4788928, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer1.norm1.weight)) */
+                      consts + 6779072, consts + 6779584, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t966, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 4854976, NULL,                        /* pack_weights(features.denseblock4.denselayer1.conv2.weight), no bias */
+                      consts + 6845632, NULL,                        /* pack_weights(features.denseblock4.denselayer1.conv2.weight), no bias */
                       t968, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3469,17 +3469,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t969, 50176, 544, 7, 7,                                /* x: [544, 7, 7], batch stride */
-                      consts + 4893056, consts + 4891840,                       /* pack_weights(features.denseblock4.denselayer2.conv1.weight), bn_fold_bias(features.denseblock4.denselayer2.norm2.weight) */
+                      consts + 6883712, consts + 6882496,                       /* pack_weights(features.denseblock4.denselayer2.conv1.weight), bn_fold_bias(features.denseblock4.denselayer2.norm2.weight) */
                       t974, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 4891968, consts + 4892512, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer2.norm1.weight)) */
+                      consts + 6882624, consts + 6883168, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t974, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 4962688, NULL,                        /* pack_weights(features.denseblock4.denselayer2.conv2.weight), no bias */
+                      consts + 6953344, NULL,                        /* pack_weights(features.denseblock4.denselayer2.conv2.weight), no bias */
                       t976, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3492,17 +3492,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t977, 50176, 576, 7, 7,                                /* x: [576, 7, 7], batch stride */
-                      consts + 5000832, consts + 4999552,                       /* pack_weights(features.denseblock4.denselayer3.conv1.weight), bn_fold_bias(features.denseblock4.denselayer3.norm2.weight) */
+                      consts + 6991488, consts + 6990208,                       /* pack_weights(features.denseblock4.denselayer3.conv1.weight), bn_fold_bias(features.denseblock4.denselayer3.norm2.weight) */
                       t982, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 4999680, consts + 5000256, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer3.norm1.weight)) */
+                      consts + 6990336, consts + 6990912, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t982, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 5074560, NULL,                        /* pack_weights(features.denseblock4.denselayer3.conv2.weight), no bias */
+                      consts + 7065216, NULL,                        /* pack_weights(features.denseblock4.denselayer3.conv2.weight), no bias */
                       t984, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3515,17 +3515,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t985, 50176, 608, 7, 7,                                /* x: [608, 7, 7], batch stride */
-                      consts + 5112768, consts + 5111424,                       /* pack_weights(features.denseblock4.denselayer4.conv1.weight), bn_fold_bias(features.denseblock4.denselayer4.norm2.weight) */
+                      consts + 7103424, consts + 7102080,                       /* pack_weights(features.denseblock4.denselayer4.conv1.weight), bn_fold_bias(features.denseblock4.denselayer4.norm2.weight) */
                       t990, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5111552, consts + 5112160, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer4.norm1.weight)) */
+                      consts + 7102208, consts + 7102816, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t990, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 5190592, NULL,                        /* pack_weights(features.denseblock4.denselayer4.conv2.weight), no bias */
+                      consts + 7181248, NULL,                        /* pack_weights(features.denseblock4.denselayer4.conv2.weight), no bias */
                       t992, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3538,17 +3538,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t993, 50176, 640, 7, 7,                                /* x: [640, 7, 7], batch stride */
-                      consts + 5228864, consts + 5227456,                       /* pack_weights(features.denseblock4.denselayer5.conv1.weight), bn_fold_bias(features.denseblock4.denselayer5.norm2.weight) */
+                      consts + 7219520, consts + 7218112,                       /* pack_weights(features.denseblock4.denselayer5.conv1.weight), bn_fold_bias(features.denseblock4.denselayer5.norm2.weight) */
                       t998, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5227584, consts + 5228224, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer5.norm1.weight)) */
+                      consts + 7218240, consts + 7218880, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t998, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 5310784, NULL,                        /* pack_weights(features.denseblock4.denselayer5.conv2.weight), no bias */
+                      consts + 7301440, NULL,                        /* pack_weights(features.denseblock4.denselayer5.conv2.weight), no bias */
                       t1000, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3561,17 +3561,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1001, 50176, 672, 7, 7,                               /* x: [672, 7, 7], batch stride */
-                      consts + 5349120, consts + 5347648,                       /* pack_weights(features.denseblock4.denselayer6.conv1.weight), bn_fold_bias(features.denseblock4.denselayer6.norm2.weight) */
+                      consts + 7339776, consts + 7338304,                       /* pack_weights(features.denseblock4.denselayer6.conv1.weight), bn_fold_bias(features.denseblock4.denselayer6.norm2.weight) */
                       t1006, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5347776, consts + 5348448, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer6.norm1.weight)) */
+                      consts + 7338432, consts + 7339104, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1006, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5435136, NULL,                        /* pack_weights(features.denseblock4.denselayer6.conv2.weight), no bias */
+                      consts + 7425792, NULL,                        /* pack_weights(features.denseblock4.denselayer6.conv2.weight), no bias */
                       t1008, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3584,17 +3584,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1009, 50176, 704, 7, 7,                               /* x: [704, 7, 7], batch stride */
-                      consts + 5473536, consts + 5472000,                       /* pack_weights(features.denseblock4.denselayer7.conv1.weight), bn_fold_bias(features.denseblock4.denselayer7.norm2.weight) */
+                      consts + 7464192, consts + 7462656,                       /* pack_weights(features.denseblock4.denselayer7.conv1.weight), bn_fold_bias(features.denseblock4.denselayer7.norm2.weight) */
                       t1014, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5472128, consts + 5472832, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer7.norm1.weight)) */
+                      consts + 7462784, consts + 7463488, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer7.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1014, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5563648, NULL,                        /* pack_weights(features.denseblock4.denselayer7.conv2.weight), no bias */
+                      consts + 7554304, NULL,                        /* pack_weights(features.denseblock4.denselayer7.conv2.weight), no bias */
                       t1016, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3607,17 +3607,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1017, 50176, 736, 7, 7,                               /* x: [736, 7, 7], batch stride */
-                      consts + 5602112, consts + 5600512,                       /* pack_weights(features.denseblock4.denselayer8.conv1.weight), bn_fold_bias(features.denseblock4.denselayer8.norm2.weight) */
+                      consts + 7592768, consts + 7591168,                       /* pack_weights(features.denseblock4.denselayer8.conv1.weight), bn_fold_bias(features.denseblock4.denselayer8.norm2.weight) */
                       t1022, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5600640, consts + 5601376, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer8.norm1.weight)) */
+                      consts + 7591296, consts + 7592032, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer8.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1022, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5696320, NULL,                        /* pack_weights(features.denseblock4.denselayer8.conv2.weight), no bias */
+                      consts + 7686976, NULL,                        /* pack_weights(features.denseblock4.denselayer8.conv2.weight), no bias */
                       t1024, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3630,17 +3630,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1025, 50176, 768, 7, 7,                               /* x: [768, 7, 7], batch stride */
-                      consts + 5734848, consts + 5733184,                       /* pack_weights(features.denseblock4.denselayer9.conv1.weight), bn_fold_bias(features.denseblock4.denselayer9.norm2.weight) */
+                      consts + 7725504, consts + 7723840,                       /* pack_weights(features.denseblock4.denselayer9.conv1.weight), bn_fold_bias(features.denseblock4.denselayer9.norm2.weight) */
                       t1030, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5733312, consts + 5734080, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer9.norm1.weight)) */
+                      consts + 7723968, consts + 7724736, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer9.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1030, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5833152, NULL,                        /* pack_weights(features.denseblock4.denselayer9.conv2.weight), no bias */
+                      consts + 7823808, NULL,                        /* pack_weights(features.denseblock4.denselayer9.conv2.weight), no bias */
                       t1032, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3653,17 +3653,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1033, 50176, 800, 7, 7,                               /* x: [800, 7, 7], batch stride */
-                      consts + 5871744, consts + 5870016,                       /* pack_weights(features.denseblock4.denselayer10.conv1.weight), bn_fold_bias(features.denseblock4.denselayer10.norm2.weight) */
+                      consts + 7862400, consts + 7860672,                       /* pack_weights(features.denseblock4.denselayer10.conv1.weight), bn_fold_bias(features.denseblock4.denselayer10.norm2.weight) */
                       t1038, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5870144, consts + 5870944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer10.norm1.weight)) */
+                      consts + 7860800, consts + 7861600, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer10.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1038, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5974144, NULL,                        /* pack_weights(features.denseblock4.denselayer10.conv2.weight), no bias */
+                      consts + 7964800, NULL,                        /* pack_weights(features.denseblock4.denselayer10.conv2.weight), no bias */
                       t1040, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3676,17 +3676,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1041, 50176, 832, 7, 7,                               /* x: [832, 7, 7], batch stride */
-                      consts + 6012800, consts + 6011008,                       /* pack_weights(features.denseblock4.denselayer11.conv1.weight), bn_fold_bias(features.denseblock4.denselayer11.norm2.weight) */
+                      consts + 8003456, consts + 8001664,                       /* pack_weights(features.denseblock4.denselayer11.conv1.weight), bn_fold_bias(features.denseblock4.denselayer11.norm2.weight) */
                       t1046, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6011136, consts + 6011968, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer11.norm1.weight)) */
+                      consts + 8001792, consts + 8002624, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer11.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1046, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6119296, NULL,                        /* pack_weights(features.denseblock4.denselayer11.conv2.weight), no bias */
+                      consts + 8109952, NULL,                        /* pack_weights(features.denseblock4.denselayer11.conv2.weight), no bias */
                       t1048, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3699,17 +3699,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1049, 50176, 864, 7, 7,                               /* x: [864, 7, 7], batch stride */
-                      consts + 6158016, consts + 6156160,                       /* pack_weights(features.denseblock4.denselayer12.conv1.weight), bn_fold_bias(features.denseblock4.denselayer12.norm2.weight) */
+                      consts + 8148672, consts + 8146816,                       /* pack_weights(features.denseblock4.denselayer12.conv1.weight), bn_fold_bias(features.denseblock4.denselayer12.norm2.weight) */
                       t1054, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6156288, consts + 6157152, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer12.norm1.weight)) */
+                      consts + 8146944, consts + 8147808, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer12.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1054, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6268608, NULL,                        /* pack_weights(features.denseblock4.denselayer12.conv2.weight), no bias */
+                      consts + 8259264, NULL,                        /* pack_weights(features.denseblock4.denselayer12.conv2.weight), no bias */
                       t1056, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3722,17 +3722,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1057, 50176, 896, 7, 7,                               /* x: [896, 7, 7], batch stride */
-                      consts + 6307392, consts + 6305472,                       /* pack_weights(features.denseblock4.denselayer13.conv1.weight), bn_fold_bias(features.denseblock4.denselayer13.norm2.weight) */
+                      consts + 8298048, consts + 8296128,                       /* pack_weights(features.denseblock4.denselayer13.conv1.weight), bn_fold_bias(features.denseblock4.denselayer13.norm2.weight) */
                       t1062, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6305600, consts + 6306496, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer13.norm1.weight)) */
+                      consts + 8296256, consts + 8297152, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer13.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1062, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6422080, NULL,                        /* pack_weights(features.denseblock4.denselayer13.conv2.weight), no bias */
+                      consts + 8412736, NULL,                        /* pack_weights(features.denseblock4.denselayer13.conv2.weight), no bias */
                       t1064, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3745,17 +3745,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1065, 50176, 928, 7, 7,                               /* x: [928, 7, 7], batch stride */
-                      consts + 6460928, consts + 6458944,                       /* pack_weights(features.denseblock4.denselayer14.conv1.weight), bn_fold_bias(features.denseblock4.denselayer14.norm2.weight) */
+                      consts + 8451584, consts + 8449600,                       /* pack_weights(features.denseblock4.denselayer14.conv1.weight), bn_fold_bias(features.denseblock4.denselayer14.norm2.weight) */
                       t1070, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6459072, consts + 6460000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer14.norm1.weight)) */
+                      consts + 8449728, consts + 8450656, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer14.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1070, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6579712, NULL,                        /* pack_weights(features.denseblock4.denselayer14.conv2.weight), no bias */
+                      consts + 8570368, NULL,                        /* pack_weights(features.denseblock4.denselayer14.conv2.weight), no bias */
                       t1072, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3768,17 +3768,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1073, 50176, 960, 7, 7,                               /* x: [960, 7, 7], batch stride */
-                      consts + 6618624, consts + 6616576,                       /* pack_weights(features.denseblock4.denselayer15.conv1.weight), bn_fold_bias(features.denseblock4.denselayer15.norm2.weight) */
+                      consts + 8609280, consts + 8607232,                       /* pack_weights(features.denseblock4.denselayer15.conv1.weight), bn_fold_bias(features.denseblock4.denselayer15.norm2.weight) */
                       t1078, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6616704, consts + 6617664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer15.norm1.weight)) */
+                      consts + 8607360, consts + 8608320, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer15.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1078, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6741504, NULL,                        /* pack_weights(features.denseblock4.denselayer15.conv2.weight), no bias */
+                      consts + 8732160, NULL,                        /* pack_weights(features.denseblock4.denselayer15.conv2.weight), no bias */
                       t1080, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3791,17 +3791,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1081, 50176, 992, 7, 7,                               /* x: [992, 7, 7], batch stride */
-                      consts + 6780480, consts + 6778368,                       /* pack_weights(features.denseblock4.denselayer16.conv1.weight), bn_fold_bias(features.denseblock4.denselayer16.norm2.weight) */
+                      consts + 8771136, consts + 8769024,                       /* pack_weights(features.denseblock4.denselayer16.conv1.weight), bn_fold_bias(features.denseblock4.denselayer16.norm2.weight) */
                       t1086, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6778496, consts + 6779488, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer16.norm1.weight)) */
+                      consts + 8769152, consts + 8770144, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer16.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1086, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6907456, NULL,                        /* pack_weights(features.denseblock4.denselayer16.conv2.weight), no bias */
+                      consts + 8898112, NULL,                        /* pack_weights(features.denseblock4.denselayer16.conv2.weight), no bias */
                       t1088, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3814,7 +3814,7 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* adaptive_avgpool2d @ models/densenet121.net:9:34 */
     nnc_adaptive_avgpool2d(n, t1089, 50176, 1024, 7, 7,                              /* x: [1024, 7, 7], batch stride */
                            t1092, 1024, 1, 1,                                        /* y: [1024, 1, 1], batch stride */
-                           consts + 6944320, consts + 6945344, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.norm5.weight) + bn_fold_bias(features.norm5.weight)) */
+                           consts + 8934976, consts + 8936000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.norm5.weight) + bn_fold_bias(features.norm5.weight)) */
 
     /* flatten @ models/densenet121.net:9:52 */
     /* t1093 is a view of t1092: no copy */

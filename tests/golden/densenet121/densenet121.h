@@ -655,10 +655,10 @@ extern "C" {
 #endif
 
 #define DENSENET121_MAX_BATCH          1           /* largest n of one call */
-#define DENSENET121_WORKSPACE_BYTES    19267584    /* activations + scratch at max batch */
+#define DENSENET121_WORKSPACE_BYTES    10587136    /* activations + scratch at max batch */
 #define DENSENET121_PARAM_FLOATS       8062504     /* all parameters */
 #define DENSENET121_PARAM_KEPT_FLOATS  1025000     /* of them, those kept after create */
-#define DENSENET121_CONST_FLOATS       6946368     /* computed from them at create */
+#define DENSENET121_CONST_FLOATS       8937024     /* computed from them at create */
 #define DENSENET121_N_PARAMS           606         /* tensors in the weights file */
 #define DENSENET121_N_INPUTS           1
 #define DENSENET121_N_OUTPUTS          1

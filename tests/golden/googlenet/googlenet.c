@@ -36,6 +36,7 @@
 /* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
+/* @kernel conv2d_winograd needs: gemm_packed */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== googlenet ======== */
@@ -397,11 +398,11 @@ static void googlenet_release(googlenet_model *m)
 static int googlenet_scratch_fits(void)
 {
     return nnc_conv2d_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 1, 0) <= 1843968
-        && nnc_conv2d_scratch(1, 64, 56, 56, 192, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) <= 1806336
-        && nnc_conv2d_scratch(1, 96, 28, 28, 128, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 677376
-        && nnc_conv2d_scratch(1, 16, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 112896
-        && nnc_conv2d_scratch(1, 128, 28, 28, 192, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 903168
-        && nnc_conv2d_scratch(1, 32, 28, 28, 96, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 225792
+        && nnc_conv2d_winograd_scratch(64) <= 589824
+        && nnc_conv2d_winograd_scratch(96) <= 737280
+        && nnc_conv2d_winograd_scratch(16) <= 368640
+        && nnc_conv2d_winograd_scratch(128) <= 884736
+        && nnc_conv2d_winograd_scratch(32) <= 442368
         && nnc_conv2d_scratch(1, 96, 14, 14, 208, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 169344
         && nnc_conv2d_scratch(1, 16, 14, 14, 48, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 28224
         && nnc_conv2d_scratch(1, 112, 14, 14, 224, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 197568
@@ -849,317 +850,317 @@ static int googlenet_prepare(googlenet_model *m)
                      params + 7285112, params + 7285304, 0.001f,  /* folding conv2.bn.weight, conv2.bn.running_var */
                      consts + 831536);                            /* y */
 
-    /* pack_weights conv3.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7285368, 192, 576,                  /* w: conv3.conv.weight [192, 64, 3, 3] as [rows][cols] */
-                     params + 7395960, params + 7396536, 0.001f,  /* folding conv3.bn.weight, conv3.bn.running_var */
-                     consts + 835632);                            /* y */
+    /* winograd_weights conv3.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(params + 7285368, 192, 64,                   /* w: conv3.conv.weight [192, 64, 3, 3] (out, in channels) */
+                         params + 7395960, params + 7396536, 0.001f,  /* folding conv3.bn.weight, conv3.bn.running_var */
+                         consts + 835632);                            /* y */
 
     /* pack_weights inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 7396728, 64, 192,                   /* w: inception3a.branch1.conv.weight [64, 192, 1, 1] as [rows][cols] */
                      params + 7409016, params + 7409208, 0.001f,  /* folding inception3a.branch1.bn.weight, inception3a.branch1.bn.running_var */
-                     consts + 946224);                            /* y */
+                     consts + 1278000);                           /* y */
 
     /* concat inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 384, 18432, consts + 958512, 21504, 0);
-    nnc_concat_part(1, consts + 19040, 3072, consts + 958512, 21504, 18432);
+    nnc_concat_part(1, consts + 384, 18432, consts + 1290288, 21504, 0);
+    nnc_concat_part(1, consts + 19040, 3072, consts + 1290288, 21504, 18432);
 
     /* concat inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 18816, 96, consts + 980016, 112, 0);
-    nnc_concat_part(1, consts + 22112, 16, consts + 980016, 112, 96);
+    nnc_concat_part(1, consts + 18816, 96, consts + 1311792, 112, 0);
+    nnc_concat_part(1, consts + 22112, 16, consts + 1311792, 112, 96);
 
     /* pack_weights inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 958512, 112, 192,  /* w: concat(bn_fold_weight(inception3a.branch2.0.conv.weight)) [112, 192, 1, 1] as [rows][cols] */
-                     NULL, NULL, 0.0f,           /* no batchnorm to fold */
-                     consts + 980128);           /* y */
+    nnc_pack_weights(consts + 1290288, 112, 192,  /* w: concat(bn_fold_weight(inception3a.branch2.0.conv.weight)) [112, 192, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1311904);           /* y */
 
-    /* pack_weights inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7428088, 128, 864,                  /* w: inception3a.branch2.1.conv.weight [128, 96, 3, 3] as [rows][cols] */
-                     params + 7538680, params + 7539064, 0.001f,  /* folding inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.running_var */
-                     consts + 1001632);                           /* y */
+    /* winograd_weights inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(params + 7428088, 128, 96,                   /* w: inception3a.branch2.1.conv.weight [128, 96, 3, 3] (out, in channels) */
+                         params + 7538680, params + 7539064, 0.001f,  /* folding inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.running_var */
+                         consts + 1333408);                           /* y */
 
-    /* pack_weights inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7542328, 32, 144,                   /* w: inception3a.branch3.1.conv.weight [32, 16, 3, 3] as [rows][cols] */
-                     params + 7546936, params + 7547032, 0.001f,  /* folding inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.running_var */
-                     consts + 1112224);                           /* y */
+    /* winograd_weights inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(params + 7542328, 32, 16,                    /* w: inception3a.branch3.1.conv.weight [32, 16, 3, 3] (out, in channels) */
+                         params + 7546936, params + 7547032, 0.001f,  /* folding inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.running_var */
+                         consts + 1775776);                           /* y */
 
     /* pack_weights inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 7547064, 32, 192,                   /* w: inception3a.branch4.1.conv.weight [32, 192, 1, 1] as [rows][cols] */
                      params + 7553208, params + 7553304, 0.001f,  /* folding inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.running_var */
-                     consts + 1116832);                           /* y */
+                     consts + 1794208);                           /* y */
 
     /* pack_weights inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 7553336, 128, 256,                  /* w: inception3b.branch1.conv.weight [128, 256, 1, 1] as [rows][cols] */
                      params + 7586104, params + 7586488, 0.001f,  /* folding inception3b.branch1.bn.weight, inception3b.branch1.bn.running_var */
-                     consts + 1122976);                           /* y */
+                     consts + 1800352);                           /* y */
 
     /* concat inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 22320, 32768, consts + 1155744, 40960, 0);
-    nnc_concat_part(1, consts + 55408, 8192, consts + 1155744, 40960, 32768);
+    nnc_concat_part(1, consts + 22320, 32768, consts + 1833120, 40960, 0);
+    nnc_concat_part(1, consts + 55408, 8192, consts + 1833120, 40960, 32768);
 
     /* concat inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 55088, 128, consts + 1196704, 160, 0);
-    nnc_concat_part(1, consts + 63600, 32, consts + 1196704, 160, 128);
+    nnc_concat_part(1, consts + 55088, 128, consts + 1874080, 160, 0);
+    nnc_concat_part(1, consts + 63600, 32, consts + 1874080, 160, 128);
 
     /* pack_weights inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 1155744, 160, 256,  /* w: concat(bn_fold_weight(inception3b.branch2.0.conv.weight)) [160, 256, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 1833120, 160, 256,  /* w: concat(bn_fold_weight(inception3b.branch2.0.conv.weight)) [160, 256, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1196864);           /* y */
+                     consts + 1874240);           /* y */
 
-    /* pack_weights inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7619896, 192, 1152,                 /* w: inception3b.branch2.1.conv.weight [192, 128, 3, 3] as [rows][cols] */
-                     params + 7841080, params + 7841656, 0.001f,  /* folding inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.running_var */
-                     consts + 1237824);                           /* y */
+    /* winograd_weights inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(params + 7619896, 192, 128,                  /* w: inception3b.branch2.1.conv.weight [192, 128, 3, 3] (out, in channels) */
+                         params + 7841080, params + 7841656, 0.001f,  /* folding inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.running_var */
+                         consts + 1915200);                           /* y */
 
-    /* pack_weights inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7850168, 96, 288,                   /* w: inception3b.branch3.1.conv.weight [96, 32, 3, 3] as [rows][cols] */
-                     params + 7877816, params + 7878104, 0.001f,  /* folding inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.running_var */
-                     consts + 1459008);                           /* y */
+    /* winograd_weights inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(params + 7850168, 96, 32,                    /* w: inception3b.branch3.1.conv.weight [96, 32, 3, 3] (out, in channels) */
+                         params + 7877816, params + 7878104, 0.001f,  /* folding inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.running_var */
+                         consts + 2799936);                           /* y */
 
     /* pack_weights inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 7878200, 64, 256,                   /* w: inception3b.branch4.1.conv.weight [64, 256, 1, 1] as [rows][cols] */
                      params + 7894584, params + 7894776, 0.001f,  /* folding inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.running_var */
-                     consts + 1486656);                           /* y */
+                     consts + 2910528);                           /* y */
 
     /* pack_weights inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 7894840, 192, 480,                  /* w: inception4a.branch1.conv.weight [192, 480, 1, 1] as [rows][cols] */
                      params + 7987000, params + 7987576, 0.001f,  /* folding inception4a.branch1.bn.weight, inception4a.branch1.bn.running_var */
-                     consts + 1503040);                           /* y */
+                     consts + 2926912);                           /* y */
 
     /* concat inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 63984, 46080, consts + 1595200, 53760, 0);
-    nnc_concat_part(1, consts + 110368, 7680, consts + 1595200, 53760, 46080);
+    nnc_concat_part(1, consts + 63984, 46080, consts + 3019072, 53760, 0);
+    nnc_concat_part(1, consts + 110368, 7680, consts + 3019072, 53760, 46080);
 
     /* concat inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 110064, 96, consts + 1648960, 112, 0);
-    nnc_concat_part(1, consts + 118048, 16, consts + 1648960, 112, 96);
+    nnc_concat_part(1, consts + 110064, 96, consts + 3072832, 112, 0);
+    nnc_concat_part(1, consts + 118048, 16, consts + 3072832, 112, 96);
 
     /* pack_weights inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 1595200, 112, 480,  /* w: concat(bn_fold_weight(inception4a.branch2.0.conv.weight)) [112, 480, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 3019072, 112, 480,  /* w: concat(bn_fold_weight(inception4a.branch2.0.conv.weight)) [112, 480, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1649072);           /* y */
+                     consts + 3072944);           /* y */
 
     /* pack_weights inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8034232, 208, 864,                  /* w: inception4a.branch2.1.conv.weight [208, 96, 3, 3] as [rows][cols] */
                      params + 8213944, params + 8214568, 0.001f,  /* folding inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.running_var */
-                     consts + 1702832);                           /* y */
+                     consts + 3126704);                           /* y */
 
     /* pack_weights inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8222520, 48, 144,                   /* w: inception4a.branch3.1.conv.weight [48, 16, 3, 3] as [rows][cols] */
                      params + 8229432, params + 8229576, 0.001f,  /* folding inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.running_var */
-                     consts + 1882544);                           /* y */
+                     consts + 3306416);                           /* y */
 
     /* pack_weights inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8229624, 64, 480,                   /* w: inception4a.branch4.1.conv.weight [64, 480, 1, 1] as [rows][cols] */
                      params + 8260344, params + 8260536, 0.001f,  /* folding inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.running_var */
-                     consts + 1889456);                           /* y */
+                     consts + 3313328);                           /* y */
 
     /* pack_weights aux1.conv.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8260600, 128, 512,                  /* w: aux1.conv.conv.weight [128, 512, 1, 1] as [rows][cols] */
                      params + 8326136, params + 8326520, 0.001f,  /* folding aux1.conv.bn.weight, aux1.conv.bn.running_var */
-                     consts + 1920176);                           /* y */
+                     consts + 3344048);                           /* y */
 
     /* pack_weights inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8326648, 160, 512,                  /* w: inception4b.branch1.conv.weight [160, 512, 1, 1] as [rows][cols] */
                      params + 8408568, params + 8409048, 0.001f,  /* folding inception4b.branch1.bn.weight, inception4b.branch1.bn.running_var */
-                     consts + 1985712);                           /* y */
+                     consts + 3409584);                           /* y */
 
     /* concat inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 118464, 57344, consts + 2067632, 69632, 0);
-    nnc_concat_part(1, consts + 176144, 12288, consts + 2067632, 69632, 57344);
+    nnc_concat_part(1, consts + 118464, 57344, consts + 3491504, 69632, 0);
+    nnc_concat_part(1, consts + 176144, 12288, consts + 3491504, 69632, 57344);
 
     /* concat inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 175808, 112, consts + 2137264, 136, 0);
-    nnc_concat_part(1, consts + 188432, 24, consts + 2137264, 136, 112);
+    nnc_concat_part(1, consts + 175808, 112, consts + 3561136, 136, 0);
+    nnc_concat_part(1, consts + 188432, 24, consts + 3561136, 136, 112);
 
     /* pack_weights inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 2067632, 136, 512,  /* w: concat(bn_fold_weight(inception4b.branch2.0.conv.weight)) [136, 512, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 3491504, 136, 512,  /* w: concat(bn_fold_weight(inception4b.branch2.0.conv.weight)) [136, 512, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2137400);           /* y */
+                     consts + 3561272);           /* y */
 
     /* pack_weights inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8467000, 224, 1008,                 /* w: inception4b.branch2.1.conv.weight [224, 112, 3, 3] as [rows][cols] */
                      params + 8692792, params + 8693464, 0.001f,  /* folding inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.running_var */
-                     consts + 2207032);                           /* y */
+                     consts + 3630904);                           /* y */
 
     /* pack_weights inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8706072, 64, 216,                   /* w: inception4b.branch3.1.conv.weight [64, 24, 3, 3] as [rows][cols] */
                      params + 8719896, params + 8720088, 0.001f,  /* folding inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.running_var */
-                     consts + 2432824);                           /* y */
+                     consts + 3856696);                           /* y */
 
     /* pack_weights inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8720152, 64, 512,                   /* w: inception4b.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
                      params + 8752920, params + 8753112, 0.001f,  /* folding inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.running_var */
-                     consts + 2446648);                           /* y */
+                     consts + 3870520);                           /* y */
 
     /* pack_weights inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8753176, 128, 512,                  /* w: inception4c.branch1.conv.weight [128, 512, 1, 1] as [rows][cols] */
                      params + 8818712, params + 8819096, 0.001f,  /* folding inception4c.branch1.bn.weight, inception4c.branch1.bn.running_var */
-                     consts + 2479416);                           /* y */
+                     consts + 3903288);                           /* y */
 
     /* concat inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 188712, 65536, consts + 2544952, 77824, 0);
-    nnc_concat_part(1, consts + 254632, 12288, consts + 2544952, 77824, 65536);
+    nnc_concat_part(1, consts + 188712, 65536, consts + 3968824, 77824, 0);
+    nnc_concat_part(1, consts + 254632, 12288, consts + 3968824, 77824, 65536);
 
     /* concat inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 254248, 128, consts + 2622776, 152, 0);
-    nnc_concat_part(1, consts + 266920, 24, consts + 2622776, 152, 128);
+    nnc_concat_part(1, consts + 254248, 128, consts + 4046648, 152, 0);
+    nnc_concat_part(1, consts + 266920, 24, consts + 4046648, 152, 128);
 
     /* pack_weights inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 2544952, 152, 512,  /* w: concat(bn_fold_weight(inception4c.branch2.0.conv.weight)) [152, 512, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 3968824, 152, 512,  /* w: concat(bn_fold_weight(inception4c.branch2.0.conv.weight)) [152, 512, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2622928);           /* y */
+                     consts + 4046800);           /* y */
 
     /* pack_weights inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 8885272, 256, 1152,                 /* w: inception4c.branch2.1.conv.weight [256, 128, 3, 3] as [rows][cols] */
                      params + 9180184, params + 9180952, 0.001f,  /* folding inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.running_var */
-                     consts + 2700752);                           /* y */
+                     consts + 4124624);                           /* y */
 
     /* pack_weights inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 9193592, 64, 216,                   /* w: inception4c.branch3.1.conv.weight [64, 24, 3, 3] as [rows][cols] */
                      params + 9207416, params + 9207608, 0.001f,  /* folding inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.running_var */
-                     consts + 2995664);                           /* y */
+                     consts + 4419536);                           /* y */
 
     /* pack_weights inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 9207672, 64, 512,                   /* w: inception4c.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
                      params + 9240440, params + 9240632, 0.001f,  /* folding inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.running_var */
-                     consts + 3009488);                           /* y */
+                     consts + 4433360);                           /* y */
 
     /* pack_weights inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 9240696, 112, 512,                  /* w: inception4d.branch1.conv.weight [112, 512, 1, 1] as [rows][cols] */
                      params + 9298040, params + 9298376, 0.001f,  /* folding inception4d.branch1.bn.weight, inception4d.branch1.bn.running_var */
-                     consts + 3042256);                           /* y */
+                     consts + 4466128);                           /* y */
 
     /* concat inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 267184, 73728, consts + 3099600, 90112, 0);
-    nnc_concat_part(1, consts + 341344, 16384, consts + 3099600, 90112, 73728);
+    nnc_concat_part(1, consts + 267184, 73728, consts + 4523472, 90112, 0);
+    nnc_concat_part(1, consts + 341344, 16384, consts + 4523472, 90112, 73728);
 
     /* concat inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 340912, 144, consts + 3189712, 176, 0);
-    nnc_concat_part(1, consts + 357728, 32, consts + 3189712, 176, 144);
+    nnc_concat_part(1, consts + 340912, 144, consts + 4613584, 176, 0);
+    nnc_concat_part(1, consts + 357728, 32, consts + 4613584, 176, 144);
 
     /* pack_weights inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 3099600, 176, 512,  /* w: concat(bn_fold_weight(inception4d.branch2.0.conv.weight)) [176, 512, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 4523472, 176, 512,  /* w: concat(bn_fold_weight(inception4d.branch2.0.conv.weight)) [176, 512, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3189888);           /* y */
+                     consts + 4613760);           /* y */
 
     /* pack_weights inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 9372792, 288, 1296,                 /* w: inception4d.branch2.1.conv.weight [288, 144, 3, 3] as [rows][cols] */
                      params + 9746040, params + 9746904, 0.001f,  /* folding inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.running_var */
-                     consts + 3280000);                           /* y */
+                     consts + 4703872);                           /* y */
 
     /* pack_weights inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 9763704, 64, 288,                   /* w: inception4d.branch3.1.conv.weight [64, 32, 3, 3] as [rows][cols] */
                      params + 9782136, params + 9782328, 0.001f,  /* folding inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.running_var */
-                     consts + 3653248);                           /* y */
+                     consts + 5077120);                           /* y */
 
     /* pack_weights inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 9782392, 64, 512,                   /* w: inception4d.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
                      params + 9815160, params + 9815352, 0.001f,  /* folding inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.running_var */
-                     consts + 3671680);                           /* y */
+                     consts + 5095552);                           /* y */
 
     /* pack_weights aux2.conv.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 9815416, 128, 528,                  /* w: aux2.conv.conv.weight [128, 528, 1, 1] as [rows][cols] */
                      params + 9883000, params + 9883384, 0.001f,  /* folding aux2.conv.bn.weight, aux2.conv.bn.running_var */
-                     consts + 3704448);                           /* y */
+                     consts + 5128320);                           /* y */
 
     /* pack_weights inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 9883512, 256, 528,                    /* w: inception4e.branch1.conv.weight [256, 528, 1, 1] as [rows][cols] */
                      params + 10018680, params + 10019448, 0.001f,  /* folding inception4e.branch1.bn.weight, inception4e.branch1.bn.running_var */
-                     consts + 3772032);                             /* y */
+                     consts + 5195904);                             /* y */
 
     /* concat inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 358272, 84480, consts + 3907200, 101376, 0);
-    nnc_concat_part(1, consts + 443232, 16896, consts + 3907200, 101376, 84480);
+    nnc_concat_part(1, consts + 358272, 84480, consts + 5331072, 101376, 0);
+    nnc_concat_part(1, consts + 443232, 16896, consts + 5331072, 101376, 84480);
 
     /* concat inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 442752, 160, consts + 4008576, 192, 0);
-    nnc_concat_part(1, consts + 460128, 32, consts + 4008576, 192, 160);
+    nnc_concat_part(1, consts + 442752, 160, consts + 5432448, 192, 0);
+    nnc_concat_part(1, consts + 460128, 32, consts + 5432448, 192, 160);
 
     /* pack_weights inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 3907200, 192, 528,  /* w: concat(bn_fold_weight(inception4e.branch2.0.conv.weight)) [192, 528, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 5331072, 192, 528,  /* w: concat(bn_fold_weight(inception4e.branch2.0.conv.weight)) [192, 528, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4008768);           /* y */
+                     consts + 5432640);           /* y */
 
     /* pack_weights inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 10104824, 320, 1440,                  /* w: inception4e.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols] */
                      params + 10565624, params + 10566584, 0.001f,  /* folding inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.running_var */
-                     consts + 4110144);                             /* y */
+                     consts + 5534016);                             /* y */
 
     /* pack_weights inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 10583928, 128, 288,                   /* w: inception4e.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols] */
                      params + 10620792, params + 10621176, 0.001f,  /* folding inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.running_var */
-                     consts + 4570944);                             /* y */
+                     consts + 5994816);                             /* y */
 
     /* pack_weights inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 10621304, 128, 528,                   /* w: inception4e.branch4.1.conv.weight [128, 528, 1, 1] as [rows][cols] */
                      params + 10688888, params + 10689272, 0.001f,  /* folding inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.running_var */
-                     consts + 4607808);                             /* y */
+                     consts + 6031680);                             /* y */
 
     /* pack_weights inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 10689400, 256, 832,                   /* w: inception5a.branch1.conv.weight [256, 832, 1, 1] as [rows][cols] */
                      params + 10902392, params + 10903160, 0.001f,  /* folding inception5a.branch1.bn.weight, inception5a.branch1.bn.running_var */
-                     consts + 4675392);                             /* y */
+                     consts + 6099264);                             /* y */
 
     /* concat inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 460672, 133120, consts + 4888384, 159744, 0);
-    nnc_concat_part(1, consts + 594272, 26624, consts + 4888384, 159744, 133120);
+    nnc_concat_part(1, consts + 460672, 133120, consts + 6312256, 159744, 0);
+    nnc_concat_part(1, consts + 594272, 26624, consts + 6312256, 159744, 133120);
 
     /* concat inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 593792, 160, consts + 5048128, 192, 0);
-    nnc_concat_part(1, consts + 620896, 32, consts + 5048128, 192, 160);
+    nnc_concat_part(1, consts + 593792, 160, consts + 6472000, 192, 0);
+    nnc_concat_part(1, consts + 620896, 32, consts + 6472000, 192, 160);
 
     /* pack_weights inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 4888384, 192, 832,  /* w: concat(bn_fold_weight(inception5a.branch2.0.conv.weight)) [192, 832, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 6312256, 192, 832,  /* w: concat(bn_fold_weight(inception5a.branch2.0.conv.weight)) [192, 832, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5048320);           /* y */
+                     consts + 6472192);           /* y */
 
     /* pack_weights inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 11037176, 320, 1440,                  /* w: inception5a.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols] */
                      params + 11497976, params + 11498936, 0.001f,  /* folding inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.running_var */
-                     consts + 5208064);                             /* y */
+                     consts + 6631936);                             /* y */
 
     /* pack_weights inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 11526008, 128, 288,                   /* w: inception5a.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols] */
                      params + 11562872, params + 11563256, 0.001f,  /* folding inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.running_var */
-                     consts + 5668864);                             /* y */
+                     consts + 7092736);                             /* y */
 
     /* pack_weights inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 11563384, 128, 832,                   /* w: inception5a.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
                      params + 11669880, params + 11670264, 0.001f,  /* folding inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.running_var */
-                     consts + 5705728);                             /* y */
+                     consts + 7129600);                             /* y */
 
     /* pack_weights inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 11670392, 384, 832,                   /* w: inception5b.branch1.conv.weight [384, 832, 1, 1] as [rows][cols] */
                      params + 11989880, params + 11991032, 0.001f,  /* folding inception5b.branch1.bn.weight, inception5b.branch1.bn.running_var */
-                     consts + 5812224);                             /* y */
+                     consts + 7236096);                             /* y */
 
     /* concat inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 621568, 159744, consts + 6131712, 199680, 0);
-    nnc_concat_part(1, consts + 781888, 39936, consts + 6131712, 199680, 159744);
+    nnc_concat_part(1, consts + 621568, 159744, consts + 7555584, 199680, 0);
+    nnc_concat_part(1, consts + 781888, 39936, consts + 7555584, 199680, 159744);
 
     /* concat inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 781312, 192, consts + 6331392, 240, 0);
-    nnc_concat_part(1, consts + 821824, 48, consts + 6331392, 240, 192);
+    nnc_concat_part(1, consts + 781312, 192, consts + 7755264, 240, 0);
+    nnc_concat_part(1, consts + 821824, 48, consts + 7755264, 240, 192);
 
     /* pack_weights inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 6131712, 240, 832,  /* w: concat(bn_fold_weight(inception5b.branch2.0.conv.weight)) [240, 832, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 7555584, 240, 832,  /* w: concat(bn_fold_weight(inception5b.branch2.0.conv.weight)) [240, 832, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6331632);           /* y */
+                     consts + 7755504);           /* y */
 
     /* pack_weights inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 12151928, 384, 1728,                  /* w: inception5b.branch2.1.conv.weight [384, 192, 3, 3] as [rows][cols] */
                      params + 12815480, params + 12816632, 0.001f,  /* folding inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.running_var */
-                     consts + 6531312);                             /* y */
+                     consts + 7955184);                             /* y */
 
     /* pack_weights inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 12857144, 128, 432,                   /* w: inception5b.branch3.1.conv.weight [128, 48, 3, 3] as [rows][cols] */
                      params + 12912440, params + 12912824, 0.001f,  /* folding inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.running_var */
-                     consts + 7194864);                             /* y */
+                     consts + 8618736);                             /* y */
 
     /* pack_weights inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_pack_weights(params + 12912952, 128, 832,                   /* w: inception5b.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
                      params + 13019448, params + 13019832, 0.001f,  /* folding inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.running_var */
-                     consts + 7250160);                             /* y */
+                     consts + 8674032);                             /* y */
     {  /* the parameters only the constants read are done with: keep the rest */
         float *kept = (float *)realloc(m->params, ((size_t)GOOGLENET_PARAM_KEPT_FLOATS + 1) * sizeof(float));
         if (kept)  /* a failed shrink keeps the larger block: nothing lost */
@@ -1204,15 +1205,15 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     unsigned char *ws         = m->ws;
     float         *t384       = (float *)(ws + 7375872);  /* [n][64][112][112] */
     float         *t385       = (float *)(ws + 0);        /* [n][64][56][56] */
-    float         *t387       = (float *)(ws + 9633792);  /* [n][64][56][56] */
-    float         *t389       = (float *)(ws + 7225344);  /* [n][192][56][56] */
-    float         *t390       = (float *)(ws + 2709504);  /* [n][192][28][28] */
-    float         *t396       = (float *)(ws + 3311616);  /* [n][112][28][28] */
+    float         *t387       = (float *)(ws + 4767744);  /* [n][64][56][56] */
+    float         *t389       = (float *)(ws + 0);        /* [n][192][56][56] */
+    float         *t390       = (float *)(ws + 2949120);  /* [n][192][28][28] */
+    float         *t396       = (float *)(ws + 3551232);  /* [n][112][28][28] */
     float         *t403       = (float *)(ws + 0);        /* [n][192][28][28] */
-    float         *t406       = (float *)(ws + 5117952);  /* [n][256][28][28] */
-    float         *t412       = (float *)(ws + 5920768);  /* [n][160][28][28] */
+    float         *t406       = (float *)(ws + 5044224);  /* [n][256][28][28] */
+    float         *t412       = (float *)(ws + 5847040);  /* [n][160][28][28] */
     float         *t419       = (float *)(ws + 0);        /* [n][256][28][28] */
-    float         *t422       = (float *)(ws + 3612672);  /* [n][480][28][28] */
+    float         *t422       = (float *)(ws + 3538944);  /* [n][480][28][28] */
     float         *t423       = (float *)(ws + 1191680);  /* [n][480][14][14] */
     float         *t429       = (float *)(ws + 677376);   /* [n][112][14][14] */
     float         *t436       = (float *)(ws + 0);        /* [n][480][14][14] */
@@ -1327,14 +1328,14 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d conv3.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t387, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
-                      consts + 835632, consts + 128,                 /* pack_weights(conv3.conv.weight), bn_fold_bias(conv3.bn.weight) */
-                      t389, 602112, 192, 56, 56,                     /* y: [192, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                             /* the instance's threads and instruction set */
+                        n, t387, 200704, 64, 56, 56,                         /* x: [64, 56, 56], batch stride */
+                        consts + 835632, consts + 128,                       /* winograd_weights(conv3.conv.weight), bn_fold_bias(conv3.bn.weight) */
+                        t389, 602112, 192, 56, 56,                           /* y: [192, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 2408448),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                             /* no residual */
+                        NNC_ACT_RELU, 0.0f, 192,                             /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
 
     /* maxpool2d @ models/googlenet.net:12:83 */
     nnc_maxpool2d(n, t389, 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
@@ -1344,7 +1345,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
                       n, t390, 150528, 192, 28, 28,     /* x: [192, 28, 28], batch stride */
-                      consts + 946224, consts + 320,    /* pack_weights(inception3a.branch1.conv.weight), bn_fold_bias(inception3a.branch1.bn.weight) */
+                      consts + 1278000, consts + 320,   /* pack_weights(inception3a.branch1.conv.weight), bn_fold_bias(inception3a.branch1.bn.weight) */
                       t392, 200704, 64, 28, 28,         /* y: [64, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                          /* no residual */
@@ -1352,14 +1353,14 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                      n, t390, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-                      consts + 980128, consts + 980016,  /* pack_weights(concat(bn_fold_weight(inception3a.branch2.0.conv.weight))), concat(bn_fold_bias(inception3a.branch2.0.bn.weight)) */
-                      t396, 87808, 112, 28, 28,          /* y: [112, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                           /* no residual */
-                      NNC_ACT_RELU, 0.0f, 112,           /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t390, 150528, 192, 28, 28,        /* x: [192, 28, 28], batch stride */
+                      consts + 1311904, consts + 1311792,  /* pack_weights(concat(bn_fold_weight(inception3a.branch2.0.conv.weight))), concat(bn_fold_bias(inception3a.branch2.0.bn.weight)) */
+                      t396, 87808, 112, 28, 28,            /* y: [112, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 112,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     /* t397 is channels 0..95 of t396: a view */
@@ -1368,24 +1369,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t398 is channels 96..111 of t396: a view */
 
     /* conv2d inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t397, 87808, 96, 28, 28,                    /* x: [96, 28, 28], batch stride */
-                      consts + 1001632, consts + 18912,              /* pack_weights(inception3a.branch2.1.conv.weight), bn_fold_bias(inception3a.branch2.1.bn.weight) */
-                      t400, 200704, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t397, 87808, 96, 28, 28,                    /* x: [96, 28, 28], batch stride */
+                        consts + 1333408, consts + 18912,              /* winograd_weights(inception3a.branch2.1.conv.weight), bn_fold_bias(inception3a.branch2.1.bn.weight) */
+                        t400, 200704, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t398, 87808, 16, 28, 28,                    /* x: [16, 28, 28], batch stride */
-                      consts + 1112224, consts + 22128,              /* pack_weights(inception3a.branch3.1.conv.weight), bn_fold_bias(inception3a.branch3.1.bn.weight) */
-                      t402, 200704, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 32,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t398, 87808, 16, 28, 28,                    /* x: [16, 28, 28], batch stride */
+                        consts + 1775776, consts + 22128,              /* winograd_weights(inception3a.branch3.1.conv.weight), bn_fold_bias(inception3a.branch3.1.bn.weight) */
+                        t402, 200704, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 32,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d(n, t390, 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
@@ -1395,7 +1396,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
                       n, t403, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-                      consts + 1116832, consts + 22160,  /* pack_weights(inception3a.branch4.1.conv.weight), bn_fold_bias(inception3a.branch4.1.bn.weight) */
+                      consts + 1794208, consts + 22160,  /* pack_weights(inception3a.branch4.1.conv.weight), bn_fold_bias(inception3a.branch4.1.bn.weight) */
                       t405, 200704, 32, 28, 28,          /* y: [32, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                           /* no residual */
@@ -1408,7 +1409,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
                       n, t406, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
-                      consts + 1122976, consts + 22192,  /* pack_weights(inception3b.branch1.conv.weight), bn_fold_bias(inception3b.branch1.bn.weight) */
+                      consts + 1800352, consts + 22192,  /* pack_weights(inception3b.branch1.conv.weight), bn_fold_bias(inception3b.branch1.bn.weight) */
                       t408, 376320, 128, 28, 28,         /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                           /* no residual */
@@ -1418,7 +1419,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t406, 200704, 256, 28, 28,        /* x: [256, 28, 28], batch stride */
-                      consts + 1196864, consts + 1196704,  /* pack_weights(concat(bn_fold_weight(inception3b.branch2.0.conv.weight))), concat(bn_fold_bias(inception3b.branch2.0.bn.weight)) */
+                      consts + 1874240, consts + 1874080,  /* pack_weights(concat(bn_fold_weight(inception3b.branch2.0.conv.weight))), concat(bn_fold_bias(inception3b.branch2.0.bn.weight)) */
                       t412, 125440, 160, 28, 28,           /* y: [160, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1432,24 +1433,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t414 is channels 128..159 of t412: a view */
 
     /* conv2d inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t413, 125440, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 1237824, consts + 55216,              /* pack_weights(inception3b.branch2.1.conv.weight), bn_fold_bias(inception3b.branch2.1.bn.weight) */
-                      t416, 376320, 192, 28, 28,                     /* y: [192, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t413, 125440, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1915200, consts + 55216,              /* winograd_weights(inception3b.branch2.1.conv.weight), bn_fold_bias(inception3b.branch2.1.bn.weight) */
+                        t416, 376320, 192, 28, 28,                     /* y: [192, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t414, 125440, 32, 28, 28,                   /* x: [32, 28, 28], batch stride */
-                      consts + 1459008, consts + 63632,              /* pack_weights(inception3b.branch3.1.conv.weight), bn_fold_bias(inception3b.branch3.1.bn.weight) */
-                      t418, 376320, 96, 28, 28,                      /* y: [96, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 96,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t414, 125440, 32, 28, 28,                   /* x: [32, 28, 28], batch stride */
+                        consts + 2799936, consts + 63632,              /* winograd_weights(inception3b.branch3.1.conv.weight), bn_fold_bias(inception3b.branch3.1.bn.weight) */
+                        t418, 376320, 96, 28, 28,                      /* y: [96, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 96,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d(n, t406, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
@@ -1459,7 +1460,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
                       n, t419, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
-                      consts + 1486656, consts + 63728,  /* pack_weights(inception3b.branch4.1.conv.weight), bn_fold_bias(inception3b.branch4.1.bn.weight) */
+                      consts + 2910528, consts + 63728,  /* pack_weights(inception3b.branch4.1.conv.weight), bn_fold_bias(inception3b.branch4.1.bn.weight) */
                       t421, 376320, 64, 28, 28,          /* y: [64, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                           /* no residual */
@@ -1477,7 +1478,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
                       n, t423, 94080, 480, 14, 14,       /* x: [480, 14, 14], batch stride */
-                      consts + 1503040, consts + 63792,  /* pack_weights(inception4a.branch1.conv.weight), bn_fold_bias(inception4a.branch1.bn.weight) */
+                      consts + 2926912, consts + 63792,  /* pack_weights(inception4a.branch1.conv.weight), bn_fold_bias(inception4a.branch1.bn.weight) */
                       t425, 100352, 192, 14, 14,         /* y: [192, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                           /* no residual */
@@ -1487,7 +1488,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t423, 94080, 480, 14, 14,         /* x: [480, 14, 14], batch stride */
-                      consts + 1649072, consts + 1648960,  /* pack_weights(concat(bn_fold_weight(inception4a.branch2.0.conv.weight))), concat(bn_fold_bias(inception4a.branch2.0.bn.weight)) */
+                      consts + 3072944, consts + 3072832,  /* pack_weights(concat(bn_fold_weight(inception4a.branch2.0.conv.weight))), concat(bn_fold_bias(inception4a.branch2.0.bn.weight)) */
                       t429, 21952, 112, 14, 14,            /* y: [112, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1503,7 +1504,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t430, 21952, 96, 14, 14,                    /* x: [96, 14, 14], batch stride */
-                      consts + 1702832, consts + 110160,             /* pack_weights(inception4a.branch2.1.conv.weight), bn_fold_bias(inception4a.branch2.1.bn.weight) */
+                      consts + 3126704, consts + 110160,             /* pack_weights(inception4a.branch2.1.conv.weight), bn_fold_bias(inception4a.branch2.1.bn.weight) */
                       t433, 100352, 208, 14, 14,                     /* y: [208, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1513,7 +1514,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t431, 21952, 16, 14, 14,                    /* x: [16, 14, 14], batch stride */
-                      consts + 1882544, consts + 118064,             /* pack_weights(inception4a.branch3.1.conv.weight), bn_fold_bias(inception4a.branch3.1.bn.weight) */
+                      consts + 3306416, consts + 118064,             /* pack_weights(inception4a.branch3.1.conv.weight), bn_fold_bias(inception4a.branch3.1.bn.weight) */
                       t435, 100352, 48, 14, 14,                      /* y: [48, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1528,7 +1529,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t436, 94080, 480, 14, 14,        /* x: [480, 14, 14], batch stride */
-                      consts + 1889456, consts + 118112,  /* pack_weights(inception4a.branch4.1.conv.weight), bn_fold_bias(inception4a.branch4.1.bn.weight) */
+                      consts + 3313328, consts + 118112,  /* pack_weights(inception4a.branch4.1.conv.weight), bn_fold_bias(inception4a.branch4.1.bn.weight) */
                       t438, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1546,7 +1547,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d aux1.conv.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t440, 8192, 512, 4, 4,           /* x: [512, 4, 4], batch stride */
-                      consts + 1920176, consts + 118176,  /* pack_weights(aux1.conv.conv.weight), bn_fold_bias(aux1.conv.bn.weight) */
+                      consts + 3344048, consts + 118176,  /* pack_weights(aux1.conv.conv.weight), bn_fold_bias(aux1.conv.bn.weight) */
                       t442, 2048, 128, 4, 4,              /* y: [128, 4, 4], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1573,7 +1574,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t439, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 1985712, consts + 118304,  /* pack_weights(inception4b.branch1.conv.weight), bn_fold_bias(inception4b.branch1.bn.weight) */
+                      consts + 3409584, consts + 118304,  /* pack_weights(inception4b.branch1.conv.weight), bn_fold_bias(inception4b.branch1.bn.weight) */
                       t447, 100352, 160, 14, 14,          /* y: [160, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1583,7 +1584,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t439, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                      consts + 2137400, consts + 2137264,  /* pack_weights(concat(bn_fold_weight(inception4b.branch2.0.conv.weight))), concat(bn_fold_bias(inception4b.branch2.0.bn.weight)) */
+                      consts + 3561272, consts + 3561136,  /* pack_weights(concat(bn_fold_weight(inception4b.branch2.0.conv.weight))), concat(bn_fold_bias(inception4b.branch2.0.bn.weight)) */
                       t451, 26656, 136, 14, 14,            /* y: [136, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1599,7 +1600,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t452, 26656, 112, 14, 14,                   /* x: [112, 14, 14], batch stride */
-                      consts + 2207032, consts + 175920,             /* pack_weights(inception4b.branch2.1.conv.weight), bn_fold_bias(inception4b.branch2.1.bn.weight) */
+                      consts + 3630904, consts + 175920,             /* pack_weights(inception4b.branch2.1.conv.weight), bn_fold_bias(inception4b.branch2.1.bn.weight) */
                       t455, 100352, 224, 14, 14,                     /* y: [224, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1609,7 +1610,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t453, 26656, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
-                      consts + 2432824, consts + 188456,             /* pack_weights(inception4b.branch3.1.conv.weight), bn_fold_bias(inception4b.branch3.1.bn.weight) */
+                      consts + 3856696, consts + 188456,             /* pack_weights(inception4b.branch3.1.conv.weight), bn_fold_bias(inception4b.branch3.1.bn.weight) */
                       t457, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1624,7 +1625,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t458, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 2446648, consts + 188520,  /* pack_weights(inception4b.branch4.1.conv.weight), bn_fold_bias(inception4b.branch4.1.bn.weight) */
+                      consts + 3870520, consts + 188520,  /* pack_weights(inception4b.branch4.1.conv.weight), bn_fold_bias(inception4b.branch4.1.bn.weight) */
                       t460, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1637,7 +1638,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t461, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 2479416, consts + 188584,  /* pack_weights(inception4c.branch1.conv.weight), bn_fold_bias(inception4c.branch1.bn.weight) */
+                      consts + 3903288, consts + 188584,  /* pack_weights(inception4c.branch1.conv.weight), bn_fold_bias(inception4c.branch1.bn.weight) */
                       t463, 100352, 128, 14, 14,          /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1647,7 +1648,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t461, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                      consts + 2622928, consts + 2622776,  /* pack_weights(concat(bn_fold_weight(inception4c.branch2.0.conv.weight))), concat(bn_fold_bias(inception4c.branch2.0.bn.weight)) */
+                      consts + 4046800, consts + 4046648,  /* pack_weights(concat(bn_fold_weight(inception4c.branch2.0.conv.weight))), concat(bn_fold_bias(inception4c.branch2.0.bn.weight)) */
                       t467, 29792, 152, 14, 14,            /* y: [152, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1663,7 +1664,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t468, 29792, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2700752, consts + 254376,             /* pack_weights(inception4c.branch2.1.conv.weight), bn_fold_bias(inception4c.branch2.1.bn.weight) */
+                      consts + 4124624, consts + 254376,             /* pack_weights(inception4c.branch2.1.conv.weight), bn_fold_bias(inception4c.branch2.1.bn.weight) */
                       t471, 100352, 256, 14, 14,                     /* y: [256, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1673,7 +1674,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t469, 29792, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
-                      consts + 2995664, consts + 266944,             /* pack_weights(inception4c.branch3.1.conv.weight), bn_fold_bias(inception4c.branch3.1.bn.weight) */
+                      consts + 4419536, consts + 266944,             /* pack_weights(inception4c.branch3.1.conv.weight), bn_fold_bias(inception4c.branch3.1.bn.weight) */
                       t473, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1688,7 +1689,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t474, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 3009488, consts + 267008,  /* pack_weights(inception4c.branch4.1.conv.weight), bn_fold_bias(inception4c.branch4.1.bn.weight) */
+                      consts + 4433360, consts + 267008,  /* pack_weights(inception4c.branch4.1.conv.weight), bn_fold_bias(inception4c.branch4.1.bn.weight) */
                       t476, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1701,7 +1702,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t477, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 3042256, consts + 267072,  /* pack_weights(inception4d.branch1.conv.weight), bn_fold_bias(inception4d.branch1.bn.weight) */
+                      consts + 4466128, consts + 267072,  /* pack_weights(inception4d.branch1.conv.weight), bn_fold_bias(inception4d.branch1.bn.weight) */
                       t479, 103488, 112, 14, 14,          /* y: [112, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1711,7 +1712,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t477, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                      consts + 3189888, consts + 3189712,  /* pack_weights(concat(bn_fold_weight(inception4d.branch2.0.conv.weight))), concat(bn_fold_bias(inception4d.branch2.0.bn.weight)) */
+                      consts + 4613760, consts + 4613584,  /* pack_weights(concat(bn_fold_weight(inception4d.branch2.0.conv.weight))), concat(bn_fold_bias(inception4d.branch2.0.bn.weight)) */
                       t483, 34496, 176, 14, 14,            /* y: [176, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1727,7 +1728,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t484, 34496, 144, 14, 14,                   /* x: [144, 14, 14], batch stride */
-                      consts + 3280000, consts + 341056,             /* pack_weights(inception4d.branch2.1.conv.weight), bn_fold_bias(inception4d.branch2.1.bn.weight) */
+                      consts + 4703872, consts + 341056,             /* pack_weights(inception4d.branch2.1.conv.weight), bn_fold_bias(inception4d.branch2.1.bn.weight) */
                       t487, 103488, 288, 14, 14,                     /* y: [288, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1737,7 +1738,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t485, 34496, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
-                      consts + 3653248, consts + 357760,             /* pack_weights(inception4d.branch3.1.conv.weight), bn_fold_bias(inception4d.branch3.1.bn.weight) */
+                      consts + 5077120, consts + 357760,             /* pack_weights(inception4d.branch3.1.conv.weight), bn_fold_bias(inception4d.branch3.1.bn.weight) */
                       t489, 103488, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1752,7 +1753,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t490, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 3671680, consts + 357824,  /* pack_weights(inception4d.branch4.1.conv.weight), bn_fold_bias(inception4d.branch4.1.bn.weight) */
+                      consts + 5095552, consts + 357824,  /* pack_weights(inception4d.branch4.1.conv.weight), bn_fold_bias(inception4d.branch4.1.bn.weight) */
                       t492, 103488, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1770,7 +1771,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d aux2.conv.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t494, 8448, 528, 4, 4,           /* x: [528, 4, 4], batch stride */
-                      consts + 3704448, consts + 357888,  /* pack_weights(aux2.conv.conv.weight), bn_fold_bias(aux2.conv.bn.weight) */
+                      consts + 5128320, consts + 357888,  /* pack_weights(aux2.conv.conv.weight), bn_fold_bias(aux2.conv.bn.weight) */
                       t496, 2048, 128, 4, 4,              /* y: [128, 4, 4], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1797,7 +1798,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t493, 103488, 528, 14, 14,       /* x: [528, 14, 14], batch stride */
-                      consts + 3772032, consts + 358016,  /* pack_weights(inception4e.branch1.conv.weight), bn_fold_bias(inception4e.branch1.bn.weight) */
+                      consts + 5195904, consts + 358016,  /* pack_weights(inception4e.branch1.conv.weight), bn_fold_bias(inception4e.branch1.bn.weight) */
                       t501, 163072, 256, 14, 14,          /* y: [256, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1807,7 +1808,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t493, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
-                      consts + 4008768, consts + 4008576,  /* pack_weights(concat(bn_fold_weight(inception4e.branch2.0.conv.weight))), concat(bn_fold_bias(inception4e.branch2.0.bn.weight)) */
+                      consts + 5432640, consts + 5432448,  /* pack_weights(concat(bn_fold_weight(inception4e.branch2.0.conv.weight))), concat(bn_fold_bias(inception4e.branch2.0.bn.weight)) */
                       t505, 37632, 192, 14, 14,            /* y: [192, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1823,7 +1824,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t506, 37632, 160, 14, 14,                   /* x: [160, 14, 14], batch stride */
-                      consts + 4110144, consts + 442912,             /* pack_weights(inception4e.branch2.1.conv.weight), bn_fold_bias(inception4e.branch2.1.bn.weight) */
+                      consts + 5534016, consts + 442912,             /* pack_weights(inception4e.branch2.1.conv.weight), bn_fold_bias(inception4e.branch2.1.bn.weight) */
                       t509, 163072, 320, 14, 14,                     /* y: [320, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1833,7 +1834,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t507, 37632, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
-                      consts + 4570944, consts + 460160,             /* pack_weights(inception4e.branch3.1.conv.weight), bn_fold_bias(inception4e.branch3.1.bn.weight) */
+                      consts + 5994816, consts + 460160,             /* pack_weights(inception4e.branch3.1.conv.weight), bn_fold_bias(inception4e.branch3.1.bn.weight) */
                       t511, 163072, 128, 14, 14,                     /* y: [128, 14, 14], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1848,7 +1849,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t512, 103488, 528, 14, 14,       /* x: [528, 14, 14], batch stride */
-                      consts + 4607808, consts + 460288,  /* pack_weights(inception4e.branch4.1.conv.weight), bn_fold_bias(inception4e.branch4.1.bn.weight) */
+                      consts + 6031680, consts + 460288,  /* pack_weights(inception4e.branch4.1.conv.weight), bn_fold_bias(inception4e.branch4.1.bn.weight) */
                       t514, 163072, 128, 14, 14,          /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1866,7 +1867,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t516, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
-                      consts + 4675392, consts + 460416,  /* pack_weights(inception5a.branch1.conv.weight), bn_fold_bias(inception5a.branch1.bn.weight) */
+                      consts + 6099264, consts + 460416,  /* pack_weights(inception5a.branch1.conv.weight), bn_fold_bias(inception5a.branch1.bn.weight) */
                       t518, 40768, 256, 7, 7,             /* y: [256, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1876,7 +1877,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t516, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-                      consts + 5048320, consts + 5048128,  /* pack_weights(concat(bn_fold_weight(inception5a.branch2.0.conv.weight))), concat(bn_fold_bias(inception5a.branch2.0.bn.weight)) */
+                      consts + 6472192, consts + 6472000,  /* pack_weights(concat(bn_fold_weight(inception5a.branch2.0.conv.weight))), concat(bn_fold_bias(inception5a.branch2.0.bn.weight)) */
                       t522, 9408, 192, 7, 7,               /* y: [192, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1892,7 +1893,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t523, 9408, 160, 7, 7,                      /* x: [160, 7, 7], batch stride */
-                      consts + 5208064, consts + 593952,             /* pack_weights(inception5a.branch2.1.conv.weight), bn_fold_bias(inception5a.branch2.1.bn.weight) */
+                      consts + 6631936, consts + 593952,             /* pack_weights(inception5a.branch2.1.conv.weight), bn_fold_bias(inception5a.branch2.1.bn.weight) */
                       t526, 40768, 320, 7, 7,                        /* y: [320, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1902,7 +1903,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t524, 9408, 32, 7, 7,                       /* x: [32, 7, 7], batch stride */
-                      consts + 5668864, consts + 620928,             /* pack_weights(inception5a.branch3.1.conv.weight), bn_fold_bias(inception5a.branch3.1.bn.weight) */
+                      consts + 7092736, consts + 620928,             /* pack_weights(inception5a.branch3.1.conv.weight), bn_fold_bias(inception5a.branch3.1.bn.weight) */
                       t528, 40768, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1917,7 +1918,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t529, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
-                      consts + 5705728, consts + 621056,  /* pack_weights(inception5a.branch4.1.conv.weight), bn_fold_bias(inception5a.branch4.1.bn.weight) */
+                      consts + 7129600, consts + 621056,  /* pack_weights(inception5a.branch4.1.conv.weight), bn_fold_bias(inception5a.branch4.1.bn.weight) */
                       t531, 40768, 128, 7, 7,             /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1930,7 +1931,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t532, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
-                      consts + 5812224, consts + 621184,  /* pack_weights(inception5b.branch1.conv.weight), bn_fold_bias(inception5b.branch1.bn.weight) */
+                      consts + 7236096, consts + 621184,  /* pack_weights(inception5b.branch1.conv.weight), bn_fold_bias(inception5b.branch1.bn.weight) */
                       t534, 50176, 384, 7, 7,             /* y: [384, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1940,7 +1941,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t532, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-                      consts + 6331632, consts + 6331392,  /* pack_weights(concat(bn_fold_weight(inception5b.branch2.0.conv.weight))), concat(bn_fold_bias(inception5b.branch2.0.bn.weight)) */
+                      consts + 7755504, consts + 7755264,  /* pack_weights(concat(bn_fold_weight(inception5b.branch2.0.conv.weight))), concat(bn_fold_bias(inception5b.branch2.0.bn.weight)) */
                       t538, 11760, 240, 7, 7,              /* y: [240, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1956,7 +1957,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t539, 11760, 192, 7, 7,                     /* x: [192, 7, 7], batch stride */
-                      consts + 6531312, consts + 781504,             /* pack_weights(inception5b.branch2.1.conv.weight), bn_fold_bias(inception5b.branch2.1.bn.weight) */
+                      consts + 7955184, consts + 781504,             /* pack_weights(inception5b.branch2.1.conv.weight), bn_fold_bias(inception5b.branch2.1.bn.weight) */
                       t542, 50176, 384, 7, 7,                        /* y: [384, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1966,7 +1967,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t540, 11760, 48, 7, 7,                      /* x: [48, 7, 7], batch stride */
-                      consts + 7194864, consts + 821872,             /* pack_weights(inception5b.branch3.1.conv.weight), bn_fold_bias(inception5b.branch3.1.bn.weight) */
+                      consts + 8618736, consts + 821872,             /* pack_weights(inception5b.branch3.1.conv.weight), bn_fold_bias(inception5b.branch3.1.bn.weight) */
                       t544, 50176, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1981,7 +1982,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t545, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
-                      consts + 7250160, consts + 822000,  /* pack_weights(inception5b.branch4.1.conv.weight), bn_fold_bias(inception5b.branch4.1.bn.weight) */
+                      consts + 8674032, consts + 822000,  /* pack_weights(inception5b.branch4.1.conv.weight), bn_fold_bias(inception5b.branch4.1.bn.weight) */
                       t547, 50176, 128, 7, 7,             /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
