@@ -131,6 +131,9 @@ static const char *const usage[] = {
     "  NNC_JIT_BLAS=1|0   build the generated code with OpenBLAS or without (default: inference\n"
     "                     without, on nnc's own kernels; training with it, where installed)\n"
     "  NNC_JIT_NATIVE=0   build it without -march=native; CC=...: the C compiler\n"
+    "  NNC_WINOGRAD=0|1   when nnc generates code: 3x3 stride-1 convolutions by Winograd\n"
+    "                     F(4x4,3x3) never (0), wherever possible (1), or (unset) where it\n"
+    "                     pays: 16+ input channels, maps of 21x21 and up\n"
     "\n"
     "Errors are reported as FILE:LINE:COL: error: MESSAGE. Exit status: 0 success,\n"
     "1 error in the input, 2 wrong command line. See README.md for the language.\n",

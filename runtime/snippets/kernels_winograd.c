@@ -55,25 +55,25 @@ static NNC_MAYBE_UNUSED void nnc_winograd_weights(const float *w, int k, int c, 
                                    {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                    {0, 0, 1}};
     size_t kp = (size_t)NNC_WINO_KP(k), plane = (size_t)c * kp;
-    int o, ci, i, j, q;
+    int o0, o, ci, i, j, q;
     memset(dst, 0, NNC_WINO_XI * plane * sizeof(float));
-    for (o = 0; o < k; o++) {
-        float scale = gamma ? gamma[o] / sqrtf(var[o] + eps) : 1.0f;
-        size_t col = (size_t)(o / NNC_WINO_NP) * (size_t)c * NNC_WINO_NP + (size_t)(o % NNC_WINO_NP);
-        for (ci = 0; ci < c; ci++) {
-            const float *g = w + ((size_t)o * (size_t)c + (size_t)ci) * 9;
-            double gs[3][3], t[6][3], u;
-            for (i = 0; i < 3; i++)
-                for (j = 0; j < 3; j++) gs[i][j] = gamma ? (double)(g[i * 3 + j] * scale) : (double)g[i * 3 + j];
-            for (i = 0; i < 6; i++)  /* t = G g */
-                for (j = 0; j < 3; j++) t[i][j] = G[i][0] * gs[0][j] + G[i][1] * gs[1][j] + G[i][2] * gs[2][j];
-            for (i = 0; i < 6; i++)  /* u = t G^T */
-                for (j = 0; j < 6; j++) {
-                    for (u = 0.0, q = 0; q < 3; q++) u += t[i][q] * G[j][q];
-                    dst[(size_t)(i * 6 + j) * plane + col + (size_t)ci * NNC_WINO_NP] = (float)u;
-                }
-        }
-    }
+    for (o0 = 0; o0 < k; o0 += NNC_WINO_NP)  /* a panel of output channels: each (xi, ci) row written in one run */
+        for (ci = 0; ci < c; ci++)
+            for (o = o0; o < k && o < o0 + NNC_WINO_NP; o++) {
+                const float *g = w + ((size_t)o * (size_t)c + (size_t)ci) * 9;
+                float scale = gamma ? gamma[o] / sqrtf(var[o] + eps) : 1.0f;
+                float *to = dst + (size_t)o0 * (size_t)c + (size_t)ci * NNC_WINO_NP + (size_t)(o - o0);
+                double gs[3][3], t[6][3], u;
+                for (i = 0; i < 3; i++)
+                    for (j = 0; j < 3; j++) gs[i][j] = gamma ? (double)(g[i * 3 + j] * scale) : (double)g[i * 3 + j];
+                for (i = 0; i < 6; i++)  /* t = G g */
+                    for (j = 0; j < 3; j++) t[i][j] = G[i][0] * gs[0][j] + G[i][1] * gs[1][j] + G[i][2] * gs[2][j];
+                for (i = 0; i < 6; i++)  /* u = t G^T */
+                    for (j = 0; j < 6; j++) {
+                        for (u = 0.0, q = 0; q < 3; q++) u += t[i][q] * G[j][q];
+                        to[(size_t)(i * 6 + j) * plane] = (float)u;
+                    }
+            }
 }
 
 /* One convolution as nnc_conv2d_winograd's lanes see it. */
@@ -197,15 +197,27 @@ static NNC_MAYBE_UNUSED void nnc_wino_output(const nnc_wino_job *j, const float 
             }
             for (l = 0; l < nl; l++) {
                 int ko = k0 + kk + l, act = ko < j->act_k ? j->act : NNC_ACT_NONE;
-                float bias = j->bias ? j->bias[ko] : 0.0f, *yk = yi + (size_t)ko * ohw;
-                const float *rk = ri ? ri + (size_t)ko * ohw : NULL;
-                for (a = 0; a < rows; a++)
-                    for (b = 0; b < cols; b++) {
-                        size_t at = (size_t)(oy + a) * (size_t)j->ow + (size_t)(ox + b);
-                        float v = res[a][b][l] + bias;
-                        if (rk) v += rk[at];
-                        yk[at] = act != NNC_ACT_NONE ? nnc_act1(v, act, j->slope) : v;
-                    }
+                float bias = j->bias ? j->bias[ko] : 0.0f, *yk = yi + (size_t)ko * ohw, v[4][4];
+                const float *rk = ri ? ri + (size_t)ko * ohw + (size_t)oy * (size_t)j->ow + (size_t)ox : NULL;
+                for (a = 0; a < 4; a++)
+                    for (b = 0; b < 4; b++) v[a][b] = res[a][b][l] + bias;
+                if (rk)
+                    for (a = 0; a < rows; a++)
+                        for (b = 0; b < cols; b++) v[a][b] += rk[(size_t)a * (size_t)j->ow + (size_t)b];
+                if (act == NNC_ACT_RELU) {  /* the common case, without a call per value */
+                    for (a = 0; a < 4; a++)
+                        for (b = 0; b < 4; b++) v[a][b] = v[a][b] < 0.0f ? 0.0f : v[a][b];  /* as activations.h: NaN stays */
+                } else if (act != NNC_ACT_NONE) {
+                    for (a = 0; a < rows; a++)
+                        for (b = 0; b < cols; b++) v[a][b] = nnc_act1(v[a][b], act, j->slope);
+                }
+                for (a = 0; a < rows; a++) {
+                    float *dst = yk + (size_t)(oy + a) * (size_t)j->ow + (size_t)ox;
+                    if (cols == 4)
+                        memcpy(dst, v[a], 4 * sizeof(float));
+                    else
+                        for (b = 0; b < cols; b++) dst[b] = v[a][b];
+                }
             }
         }
     }
