@@ -209,6 +209,8 @@ typedef struct IrGraph {
     IrOutput *outputs; int32_t n_outputs, cap_outputs;
     struct IrMemPlan *plan;  /* the memory plan (passes/plan_memory.h), or NULL: not planned, or rewritten since */
     struct IrTrainPlan *train_plan;  /* a training graph's (the same header), or NULL */
+    int max_batch;        /* the batch the pipeline compiles for (0: unknown, 1 assumed); passes may
+                           * choose kernels by it (pack_weights: Winograd where the tiles suffice) */
 } IrGraph;
 
 /* One row of the op table, as data. */

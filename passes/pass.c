@@ -63,6 +63,7 @@ static bool run_pipeline(IrGraph *g, int level, bool train, int max_batch, const
                          char *err, size_t errlen)
 {
     g->plan = NULL;
+    g->max_batch = max_batch;
     char why[512];
     if (verify_each && !ir_verify(g, why, sizeof why)) {
         snprintf(err, errlen, "the elaborated graph is malformed: %s", why);
@@ -123,6 +124,7 @@ int pass_count_kernels(const IrGraph *g)
 IrGraph *pass_rebuild_begin(const IrGraph *g, const bool *keep, int32_t **map)
 {
     IrGraph *ng = ir_new(g->name);
+    ng->max_batch = g->max_batch;
     ng->source = g->source ? arena_strdup(&ng->arena, g->source) : NULL;
     ng->loc = (IrLoc){ng->source, g->loc.line, g->loc.col};
     int32_t *m = nnc_xmalloc((size_t)(g->n_values ? g->n_values : 1) * sizeof *m);
