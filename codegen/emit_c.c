@@ -77,6 +77,7 @@ typedef struct CgCtx {
     const char **taken;  int n_taken;      /* C names in use in the run function */
     int64_t param_floats, ws_bytes, scratch_floats;
     int64_t param_kept_floats;    /* the parameters the forward pass reads, first in m->params */
+    int64_t stage_floats;         /* create's stage: the most parameters (create only) one constant reads */
     const int64_t *scratch_off;   /* per node: byte offset of its convolution scratch, or -1 */
     const char **scratch;         /* per node: its scratch region as the kernel call names it, or NULL */
     StrBuf body;                  /* statements of the run function */
@@ -275,6 +276,36 @@ static void cg_walk_init(CgCtx *cx)
     e->errlen = cx->errlen;
 }
 
+/* Before constant node n: the parameters it reads that only constants read
+ * (laid out after PARAM_KEPT_FLOATS; m->params has no room for them) are read
+ * from the weights file into prepare's stage, one after the other, and the
+ * node's call names them there. saved[j] receives input j's C name, which
+ * cg_unstage puts back. */
+static void cg_stage_inputs(CgCtx *cx, const IrNode *n, const char **saved)
+{
+    const IrGraph *g = cx->g;
+    int64_t at = 0;
+    for (int j = 0; j < n->n_in; j++) saved[j] = cx->cname[ir_in(g, n, j)];
+    for (int j = 0; j < n->n_in; j++) {
+        int32_t v = ir_in(g, n, j), p = 0;
+        bool again = false;
+        if (cx->param_offset[v] < cx->param_kept_floats) continue;  /* kept, or not a parameter */
+        for (int i = 0; i < j; i++) again |= ir_in(g, n, i) == v;
+        if (again) continue;
+        while (g->params[p] != v) p++;  /* its row of the parameter table */
+        sb_printf(&cx->prep, "    if ((rc = %s_stage(m, sf, stage + %lld, %d)) != %s_OK)  /* %s */\n        goto done;\n",
+                  cx->prefix, (long long)at, (int)p, cx->upper, g->values[v].name);
+        cx->cname[v] = arena_printf(&cx->arena, "stage + %lld", (long long)at);
+        at += ir_shape_elems(&g->values[v].shape);
+    }
+    if (at > cx->stage_floats) cx->stage_floats = at;
+}
+
+static void cg_unstage(CgCtx *cx, const IrNode *n, const char *const *saved)
+{
+    for (int j = 0; j < n->n_in; j++) cx->cname[ir_in(cx->g, n, j)] = saved[j];
+}
+
 static bool cg_emit_body(CgCtx *cx)
 {
     const IrGraph *g = cx->g;
@@ -284,8 +315,11 @@ static bool cg_emit_body(CgCtx *cx)
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
         bool prep = cx->is_const[n->out];  /* a constant: computed once, by the prepare function */
+        const char **saved = prep ? arena_alloc(&cx->arena, (size_t)(n->n_in + 1) * sizeof *saved) : NULL;
         cx->e.body = prep ? &cx->prep : &cx->body;
+        if (prep) cg_stage_inputs(cx, n, saved);
         if (!cg_emit_forward(&cx->e, n)) return false;
+        if (prep) cg_unstage(cx, n, saved);
         if (cx->opt->profile && !prep && !ir_is_view(n))  /* nnc bench --profile: this layer is done */
             sb_printf(&cx->body, "    if (m->hook)\n        m->hook(m->hook_ctx, %d);\n", i);
     }
@@ -558,8 +592,9 @@ static void cg_write_param_doc(CgCtx *cx, StrBuf *out)
                " * create computes $P_CONST_FLOATS floats of constants from them once (batchnorm\n"
                " * folded into the layer before it: weight and bias rescaled per channel),\n"
                " * and the forward pass reads those instead. The parameters marked (create\n"
-               " * only) are read by create only; the file must still hold them, and create\n"
-               " * frees them once the constants exist ($P_PARAM_KEPT_FLOATS floats stay).\n");
+               " * only) are read by create only, each as the constant that needs it is made\n"
+               " * (never all at once); the file must still hold them ($P_PARAM_KEPT_FLOATS\n"
+               " * floats of parameters stay in memory).\n");
     else if (cx->const_floats)
         cg_put(cx, out,
                " *\n"
@@ -637,9 +672,12 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
     cg_define(cx, out, "MAX_BATCH", cx->opt->max_batch, "largest n of one call", w);
     cg_define(cx, out, "WORKSPACE_BYTES", (long long)cx->ws_bytes, "activations + scratch at max batch", w);
     cg_define(cx, out, "PARAM_FLOATS", (long long)cx->param_floats, "all parameters", w);
-    if (cg_shrinks_params(cx))
+    if (cg_shrinks_params(cx)) {
         cg_define(cx, out, "PARAM_KEPT_FLOATS", (long long)cx->param_kept_floats,
-                  "of them, those kept after create", w);
+                  "of them, those the forward pass reads", w);
+        cg_define(cx, out, "STAGE_FLOATS", (long long)cx->stage_floats,
+                  "create's stage: the most the others one constant reads", w);
+    }
     if (cx->const_floats)
         cg_define(cx, out, "CONST_FLOATS", (long long)cx->const_floats, "computed from them at create", w);
     cg_define(cx, out, "N_PARAMS", g->n_params, "tensors in the weights file", w);

@@ -42,13 +42,13 @@ static int winograd_mode(void)
 
 /* Whether conv2d n runs by Winograd's F(4x4, 3x3) (kernels_winograd.c): 3x3,
  * stride 1, undilated, ungrouped, no prologue; and by default (auto) at
- * least 16 input channels and 36 output tiles of 4x4 in a batch of the
- * largest size the code is built for (at batch 1, a map of 21x21 or more):
+ * least 16 input channels and 16 output tiles of 4x4 in a batch of the
+ * largest size the code is built for (at batch 1, maps of 13x13 and up):
  * with fewer, the weights (4x larger transformed) are read for too few
- * tiles, the GEMM runs mostly in padding, and the weights grow: at batch 1
- * bench/conv3x3.c measures Winograd 2.1x faster on a 14x14 map (256
- * channels) and 1.3x on 7x7 (one thread), but ResNet-50's 14x14 layers alone
- * would raise its peak memory from 196 to 229 MiB (its target: 205). */
+ * tiles and the GEMM runs mostly in padding. bench/conv3x3.c, one thread, at
+ * batch 1: 1.55x faster at 56x56 (64 channels), 2.1x at 14x14 (256), 1.3x
+ * at 7x7 (512; left out: 4 tiles, half a panel, and ResNet-50's 7x7 layers
+ * would add 85 MB of transformed weights). */
 static bool winograd_fits(const IrGraph *g, const IrNode *n, int mode)
 {
     const ConvAttr *c = &n->attr.conv;
@@ -57,7 +57,7 @@ static bool winograd_fits(const IrGraph *g, const IrNode *n, int mode)
         c->groups != 1 || c->pro.on)
         return false;
     int64_t batch = g->max_batch > 1 ? g->max_batch : 1;
-    return mode == 1 || (x->dim[0] >= 16 && batch * ((y->dim[1] + 3) / 4) * ((y->dim[2] + 3) / 4) >= 36);
+    return mode == 1 || (x->dim[0] >= 16 && batch * ((y->dim[1] + 3) / 4) * ((y->dim[2] + 3) / 4) >= 16);
 }
 
 /* The input index of node n's weight to pack, or -1: a conv2d's (one input

@@ -22,7 +22,7 @@
 /* @part module */
 struct $p_model {
     int            ready;     /* 1 once create succeeded; else only err means anything */
-    float         *params;    /* $P_PARAM_FLOATS floats, laid out as $p_param_table */
+    float         *params;    /* the parameters the forward pass reads, laid out as $p_param_table */
 /* @if consts */
     float         *consts;    /* $P_CONST_FLOATS floats computed from params at create ($p_prepare) */
 /* @endif */
@@ -87,36 +87,78 @@ static int $p_scratch_fits(void)
 
 /* @endif */
 /* @if params */
-/* Reads every parameter from the safetensors file at path into m->params. */
-static int $p_load($p_model *m, const char *path)
+/* Opens the weights file at path into sf, checks every parameter against it
+ * (name, F32, shape) and reads those the forward pass reads into m->params.
+ * Those only the constants read (after $P_PARAM_KEPT_FLOATS in the table's
+ * layout, shrink) are read by $p_prepare as it makes each constant. On
+ * success sf stays open for it; on failure nothing is left open. */
+static int $p_load($p_model *m, const char *path, nnc_st_file *sf)
 {
-    nnc_st_want want[$P_N_PARAMS];
+    nnc_st_want want;
     char err[256];
     int i;
 
+    memset(sf, 0, sizeof *sf);
     if (!path)
         return $p_fail(m, $P_ERR_ARG, "$p_create: the weights path is NULL, but $p has parameters");
-    m->params = (float *)malloc((size_t)$P_PARAM_FLOATS * sizeof(float));
+/* @if shrink */
+    m->params = (float *)malloc(((size_t)$P_PARAM_KEPT_FLOATS + 1) * sizeof(float));
+/* @else */
+    m->params = (float *)malloc(((size_t)$P_PARAM_FLOATS + 1) * sizeof(float));
+/* @endif */
     if (!m->params)
         return $p_fail(m, $P_ERR_NOMEM, "$p_create: out of memory for the parameters");
+    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+        return $p_fail(m, $P_ERR_WEIGHTS, "$p_create: %s", err);
     for (i = 0; i < $P_N_PARAMS; i++) {
-        want[i].name = $p_param_table[i].name;
-        want[i].rank = $p_param_table[i].rank;
-        memcpy(want[i].shape, $p_param_table[i].shape, sizeof want[i].shape);
-        want[i].dst = m->params + $p_param_table[i].offset;
+        want.name = $p_param_table[i].name;
+        want.rank = $p_param_table[i].rank;
+        memcpy(want.shape, $p_param_table[i].shape, sizeof want.shape);
+/* @if shrink */
+        want.dst = $p_param_table[i].offset < $P_PARAM_KEPT_FLOATS ? m->params + $p_param_table[i].offset : NULL;
+/* @else */
+        want.dst = m->params + $p_param_table[i].offset;
+/* @endif */
+        if (nnc_st_read(sf, &want, err, sizeof err) != 0) {
+            nnc_st_end(sf);
+            return $p_fail(m, $P_ERR_WEIGHTS, "$p_create: %s", err);
+        }
     }
-    if (nnc_st_load(path, want, $P_N_PARAMS, err, sizeof err) != 0)
+    return $P_OK;
+}
+
+/* @endif */
+/* @if shrink */
+/* Reads parameter i (one only the constants read) from sf into dst, a slot
+ * of $p_prepare's stage. */
+static int $p_stage($p_model *m, nnc_st_file *sf, float *dst, int i)
+{
+    nnc_st_want want;
+    char err[256];
+
+    want.name = $p_param_table[i].name;
+    want.rank = $p_param_table[i].rank;
+    memcpy(want.shape, $p_param_table[i].shape, sizeof want.shape);
+    want.dst = dst;
+    if (nnc_st_read(sf, &want, err, sizeof err) != 0)
         return $p_fail(m, $P_ERR_WEIGHTS, "$p_create: %s", err);
     return $P_OK;
 }
 
 /* @endif */
 /* @if consts */
-/* Computes the constants m->consts from the parameters, once, at create. */
-static int $p_prepare($p_model *m)
+/* Computes the constants m->consts from the parameters, once, at create. The
+ * parameters only constants read are read from sf into a stage as each
+ * constant is made ($P_STAGE_FLOATS floats: the most one constant reads), so
+ * create never holds them all beside the constants. */
+static int $p_prepare($p_model *m, nnc_st_file *sf)
 {
     const float   *params = m->params;
     float         *consts = (float *)malloc((size_t)$P_CONST_FLOATS * sizeof(float));
+/* @if shrink */
+    float         *stage  = NULL;
+    int            rc     = $P_OK;
+/* @endif */
 /* @if ws */
     unsigned char *ws     = m->ws;
 /* @endif */
@@ -126,18 +168,24 @@ static int $p_prepare($p_model *m)
     (void)ws;
 /* @endif */
     (void)n;
+    (void)params;
+    (void)sf;
     if (!consts)
         return $p_fail(m, $P_ERR_NOMEM, "$p_create: out of memory for the constants");
     m->consts = consts;
+/* @if shrink */
+    stage = (float *)malloc(((size_t)$P_STAGE_FLOATS + 1) * sizeof(float));
+    if (!stage)
+        return $p_fail(m, $P_ERR_NOMEM, "$p_create: out of memory for the parameters' stage");
+/* @endif */
 /* @fill prepare_body */
 /* @if shrink */
-    {  /* the parameters only the constants read are done with: keep the rest */
-        float *kept = (float *)realloc(m->params, ((size_t)$P_PARAM_KEPT_FLOATS + 1) * sizeof(float));
-        if (kept)  /* a failed shrink keeps the larger block: nothing lost */
-            m->params = kept;
-    }
-/* @endif */
+done:
+    free(stage);
+    return rc;
+/* @else */
     return $P_OK;
+/* @endif */
 }
 
 /* @endif */
@@ -164,16 +212,17 @@ static int $p_init($p_model *m, const char *weights, void *workspace)
     (void)workspace;  /* $p needs no workspace */
 /* @endif */
 /* @if params */
-/* @if consts */
     {
-        int rc = $p_load(m, weights);
+        nnc_st_file sf;
+        int rc = $p_load(m, weights, &sf);
         if (rc != $P_OK)
             return rc;
-    }
-    return $p_prepare(m);
-/* @else */
-    return $p_load(m, weights);
+/* @if consts */
+        rc = $p_prepare(m, &sf);
 /* @endif */
+        nnc_st_end(&sf);
+        return rc;
+    }
 /* @else */
     (void)weights;    /* $p has no parameters */
 /* @if !ws */

@@ -45,6 +45,13 @@ typedef struct {
 #define NNC_ST_MAX_RANK   8                      /* more dimensions are refused */
 #define NNC_ST_MAX_DEPTH  64                     /* JSON nesting limit (the stack) */
 #define NNC_ST_F32        0                      /* index of F32 in nnc_st_dtypes */
+/* The entry points (nnc_st_load; nnc_st_begin, _read, _end): a module pastes
+ * them all and calls those it needs. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NNC_ST_ENTRY static __attribute__((unused))
+#else
+#define NNC_ST_ENTRY static
+#endif
 
 /* The safetensors dtypes and their sizes in bits (sub-byte types pack densely).
  * F32 comes first: NNC_ST_F32 is its index. */
@@ -565,7 +572,7 @@ static int nnc_st_read_data(FILE *f, const char *path, const nnc_st_header *h, c
 /* ---- the loader the generated code calls ---- */
 
 /* Checks one wanted tensor against its entry (or its absence) in the file. */
-static int nnc_st_match(const char *path, const nnc_st_header *h, const nnc_st_want *w,
+static int nnc_st_match(const char *path, const nnc_st_header *h, const nnc_st_want *w, int need_dst,
                         const nnc_st_entry **out, char *err, size_t errlen)
 {
     char q[512], have[200], want[200];
@@ -588,31 +595,70 @@ static int nnc_st_match(const char *path, const nnc_st_header *h, const nnc_st_w
         return nnc_st_fail(err, errlen, path, "tensor '%s' has shape %s, the model expects %s", q,
                            nnc_st_shape_str(have, sizeof have, (*out)->rank, (*out)->shape),
                            nnc_st_shape_str(want, sizeof want, w->rank, dims));
-    if (!w->dst && (*out)->end > (*out)->begin)
+    if (need_dst && !w->dst && (*out)->end > (*out)->begin)
         return nnc_st_fail(err, errlen, path, "the model gave no buffer for tensor '%s'", q);
     return 0;
+}
+
+/* A weights file held open: its header parsed once, tensors read one at a
+ * time (a model's create reads the parameters the constants consume only as
+ * each constant is made, so they never all sit in memory beside the
+ * constants). */
+typedef struct {
+    FILE *f;
+    nnc_st_header h;
+    const char *path;
+} nnc_st_file;
+
+/* Opens path and parses its header into sf. Returns 0, or -1 with the reason
+ * in err (nothing left open). */
+NNC_ST_ENTRY int nnc_st_begin(nnc_st_file *sf, const char *path, char *err, size_t errlen)
+{
+    memset(sf, 0, sizeof *sf);
+    sf->path = path;
+    if (err && errlen) err[0] = '\0';
+    if (!nnc_st_host_is_little_endian())
+        return nnc_st_fail(err, errlen, path, "this machine is big-endian; the safetensors loader supports little-endian hosts only");
+    return nnc_st_open(path, &sf->f, &sf->h, err, errlen);
+}
+
+/* Checks one wanted tensor against the file (name, F32, exact shape) and,
+ * when w->dst is not NULL, reads its data there. Returns 0, or -1 with a
+ * one-line message "PATH: what is wrong" in err. */
+NNC_ST_ENTRY int nnc_st_read(nnc_st_file *sf, const nnc_st_want *w, char *err, size_t errlen)
+{
+    const nnc_st_entry *e = NULL;
+    if (nnc_st_match(sf->path, &sf->h, w, 0, &e, err, errlen)) return -1;
+    return w->dst ? nnc_st_read_data(sf->f, sf->path, &sf->h, e, w->dst, err, errlen) : 0;
+}
+
+/* Closes what nnc_st_begin opened (a zeroed or closed sf: nothing). */
+NNC_ST_ENTRY void nnc_st_end(nnc_st_file *sf)
+{
+    if (sf->f) {
+        nnc_st_header_free(&sf->h);
+        fclose(sf->f);
+    }
+    sf->f = NULL;
 }
 
 /* Loads every wanted tensor from the safetensors file at path into its dst (F32 only;
  * shape must match exactly). Tensors in the file that are not wanted are ignored.
  * Returns 0, or -1 with a one-line message "PATH: what is wrong" in err. */
-static int nnc_st_load(const char *path, const nnc_st_want *want, int n_want, char *err, size_t errlen)
+NNC_ST_ENTRY int nnc_st_load(const char *path, const nnc_st_want *want, int n_want, char *err, size_t errlen)
 {
-    nnc_st_header h;
+    nnc_st_file sf;
     const nnc_st_entry *e = NULL;
-    FILE *f = NULL;
     int i, rc = 0;
-    if (err && errlen) err[0] = '\0';
-    if (!nnc_st_host_is_little_endian())
-        return nnc_st_fail(err, errlen, path, "this machine is big-endian; the safetensors loader supports little-endian hosts only");
-    if (n_want < 0 || (n_want > 0 && !want))
+    if (n_want < 0 || (n_want > 0 && !want)) {
+        if (err && errlen) err[0] = '\0';
         return nnc_st_fail(err, errlen, path, "the model's weight list is invalid");
-    if (nnc_st_open(path, &f, &h, err, errlen)) return -1;
-    for (i = 0; i < n_want && rc == 0; i++) {
-        rc = nnc_st_match(path, &h, &want[i], &e, err, errlen);
-        if (rc == 0) rc = nnc_st_read_data(f, path, &h, e, want[i].dst, err, errlen);
     }
-    nnc_st_header_free(&h);
-    fclose(f);
+    if (nnc_st_begin(&sf, path, err, errlen)) return -1;
+    for (i = 0; i < n_want && rc == 0; i++) {
+        rc = nnc_st_match(path, &sf.h, &want[i], 1, &e, err, errlen);
+        if (rc == 0) rc = nnc_st_read_data(sf.f, path, &sf.h, e, want[i].dst, err, errlen);
+    }
+    nnc_st_end(&sf);
     return rc;
 }

@@ -216,7 +216,7 @@ static void infer_prelude(StrBuf *b, const bool *on)
     sb_append(b, "#define NET_MAX_BATCH 4\n");
     sb_printf(b, "#define NET_WORKSPACE_BYTES %d\n", on[F_WS] ? 256 : 0);
     sb_printf(b, "#define NET_PARAM_FLOATS %d\n", on[F_PARAMS] ? 4 : 0);
-    if (on[F_SHRINK]) sb_append(b, "#define NET_PARAM_KEPT_FLOATS 2\n");
+    if (on[F_SHRINK]) sb_append(b, "#define NET_PARAM_KEPT_FLOATS 2\n#define NET_STAGE_FLOATS 2\n");
     if (on[F_CONSTS]) sb_append(b, "#define NET_CONST_FLOATS 2\n");
     sb_printf(b, "#define NET_N_PARAMS %d\n#define NET_N_INPUTS %d\n#define NET_N_OUTPUTS 1\n", on[F_PARAMS] ? 2 : 0,
               on[F_INPUTS] ? 1 : 0);
@@ -241,14 +241,20 @@ static void infer_prelude(StrBuf *b, const bool *on)
                  "static void nnc_ctx_end(nnc_ctx *c) { (void)c; }\n\n");
     if (on[F_PARAMS])  /* the loader, pasted only when there are parameters */
         sb_append(b, "typedef struct { const char *name; int rank; long long shape[4]; float *dst; } nnc_st_want;\n"
-                     "static int nnc_st_load(const char *path, const nnc_st_want *want, int n_want, char *err,\n"
-                     "                       size_t errlen)\n"
+                     "typedef struct { FILE *f; int n; } nnc_st_file;\n"
+                     "static int nnc_st_begin(nnc_st_file *sf, const char *path, char *err, size_t errlen)\n"
                      "{\n"
-                     "    int i;\n"
-                     "    for (i = 0; i < n_want; i++) want[i].dst[0] = (float)want[i].shape[0];\n"
+                     "    sf->f = NULL, sf->n = 0;\n"
                      "    snprintf(err, errlen, \"%s\", path);\n"
                      "    return 0;\n"
-                     "}\n\n");
+                     "}\n"
+                     "static int nnc_st_read(nnc_st_file *sf, const nnc_st_want *w, char *err, size_t errlen)\n"
+                     "{\n"
+                     "    if (w->dst) w->dst[0] = (float)w->shape[0];\n"
+                     "    snprintf(err, errlen, \"%s\", w->name);\n"
+                     "    return sf->n++ < 0;\n"
+                     "}\n"
+                     "static void nnc_st_end(nnc_st_file *sf) { sf->f = NULL; }\n\n");
     if (on[F_SCRATCH])  /* a kernel's scratch function, pasted with its kernel */
         sb_append(b, "static size_t nnc_stub_scratch(int n) { return (size_t)n * 8u; }\n\n");
 }
@@ -307,7 +313,9 @@ static void test_module_infer_compiles(void **state)
                                         : ""},
             {"names", names.data},
             {"scratch_checks", "    return nnc_stub_scratch(NET_MAX_BATCH) <= 64;\n"},
-            {"prepare_body", "    consts[0] = params[0] * 2.0f;\n    consts[1] = params[3] + 1.0f;\n"},
+            {"prepare_body", on[F_SHRINK] ? "    if ((rc = net_stage(m, sf, stage + 0, 1)) != NET_OK)\n        goto done;\n"
+                                            "    consts[0] = params[0] * 2.0f;\n    consts[1] = stage[0] + 1.0f;\n"
+                                          : "    consts[0] = params[0] * 2.0f;\n    consts[1] = params[3] + 1.0f;\n"},
             {"run", run_fn.data},
             {"forward", fwd.data},
         };

@@ -619,8 +619,9 @@
  * create computes DENSENET121_CONST_FLOATS floats of constants from them once (batchnorm
  * folded into the layer before it: weight and bias rescaled per channel),
  * and the forward pass reads those instead. The parameters marked (create
- * only) are read by create only; the file must still hold them, and create
- * frees them once the constants exist (DENSENET121_PARAM_KEPT_FLOATS floats stay).
+ * only) are read by create only, each as the constant that needs it is made
+ * (never all at once); the file must still hold them (DENSENET121_PARAM_KEPT_FLOATS
+ * floats of parameters stay in memory).
  *
  * Use:
  *
@@ -657,8 +658,9 @@ extern "C" {
 #define DENSENET121_MAX_BATCH          1           /* largest n of one call */
 #define DENSENET121_WORKSPACE_BYTES    10587136    /* activations + scratch at max batch */
 #define DENSENET121_PARAM_FLOATS       8062504     /* all parameters */
-#define DENSENET121_PARAM_KEPT_FLOATS  1025000     /* of them, those kept after create */
-#define DENSENET121_CONST_FLOATS       8937024     /* computed from them at create */
+#define DENSENET121_PARAM_KEPT_FLOATS  1025000     /* of them, those the forward pass reads */
+#define DENSENET121_STAGE_FLOATS       524288      /* create's stage: the most the others one constant reads */
+#define DENSENET121_CONST_FLOATS       11591232    /* computed from them at create */
 #define DENSENET121_N_PARAMS           606         /* tensors in the weights file */
 #define DENSENET121_N_INPUTS           1
 #define DENSENET121_N_OUTPUTS          1

@@ -320,8 +320,9 @@
  * create computes GOOGLENET_CONST_FLOATS floats of constants from them once (batchnorm
  * folded into the layer before it: weight and bias rescaled per channel),
  * and the forward pass reads those instead. The parameters marked (create
- * only) are read by create only; the file must still hold them, and create
- * frees them once the constants exist (GOOGLENET_PARAM_KEPT_FLOATS floats stay).
+ * only) are read by create only, each as the constant that needs it is made
+ * (never all at once); the file must still hold them (GOOGLENET_PARAM_KEPT_FLOATS
+ * floats of parameters stay in memory).
  *
  * Use:
  *
@@ -358,8 +359,9 @@ extern "C" {
 #define GOOGLENET_MAX_BATCH          1           /* largest n of one call */
 #define GOOGLENET_WORKSPACE_BYTES    10587136    /* activations + scratch at max batch */
 #define GOOGLENET_PARAM_FLOATS       13019960    /* all parameters */
-#define GOOGLENET_PARAM_KEPT_FLOATS  7271352     /* of them, those kept after create */
-#define GOOGLENET_CONST_FLOATS       8780528     /* computed from them at create */
+#define GOOGLENET_PARAM_KEPT_FLOATS  7271352     /* of them, those the forward pass reads */
+#define GOOGLENET_STAGE_FLOATS       664320      /* create's stage: the most the others one constant reads */
+#define GOOGLENET_CONST_FLOATS       13718000    /* computed from them at create */
 #define GOOGLENET_N_PARAMS           305         /* tensors in the weights file */
 #define GOOGLENET_N_INPUTS           1
 #define GOOGLENET_N_OUTPUTS          3

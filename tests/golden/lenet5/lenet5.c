@@ -38,7 +38,7 @@
 
 struct lenet5_model {
     int            ready;     /* 1 once create succeeded; else only err means anything */
-    float         *params;    /* LENET5_PARAM_FLOATS floats, laid out as lenet5_param_table */
+    float         *params;    /* the parameters the forward pass reads, laid out as lenet5_param_table */
     float         *consts;    /* LENET5_CONST_FLOATS floats computed from params at create (lenet5_prepare) */
     unsigned char *ws;        /* the workspace, LENET5_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
@@ -100,53 +100,87 @@ static int lenet5_scratch_fits(void)
     return nnc_conv2d_scratch(1, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 10, 10, 1, 0) <= 15000;
 }
 
-/* Reads every parameter from the safetensors file at path into m->params. */
-static int lenet5_load(lenet5_model *m, const char *path)
+/* Opens the weights file at path into sf, checks every parameter against it
+ * (name, F32, shape) and reads those the forward pass reads into m->params.
+ * Those only the constants read (after LENET5_PARAM_KEPT_FLOATS in the table's
+ * layout, shrink) are read by lenet5_prepare as it makes each constant. On
+ * success sf stays open for it; on failure nothing is left open. */
+static int lenet5_load(lenet5_model *m, const char *path, nnc_st_file *sf)
 {
-    nnc_st_want want[LENET5_N_PARAMS];
+    nnc_st_want want;
     char err[256];
     int i;
 
+    memset(sf, 0, sizeof *sf);
     if (!path)
         return lenet5_fail(m, LENET5_ERR_ARG, "lenet5_create: the weights path is NULL, but lenet5 has parameters");
-    m->params = (float *)malloc((size_t)LENET5_PARAM_FLOATS * sizeof(float));
+    m->params = (float *)malloc(((size_t)LENET5_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return lenet5_fail(m, LENET5_ERR_NOMEM, "lenet5_create: out of memory for the parameters");
+    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+        return lenet5_fail(m, LENET5_ERR_WEIGHTS, "lenet5_create: %s", err);
     for (i = 0; i < LENET5_N_PARAMS; i++) {
-        want[i].name = lenet5_param_table[i].name;
-        want[i].rank = lenet5_param_table[i].rank;
-        memcpy(want[i].shape, lenet5_param_table[i].shape, sizeof want[i].shape);
-        want[i].dst = m->params + lenet5_param_table[i].offset;
+        want.name = lenet5_param_table[i].name;
+        want.rank = lenet5_param_table[i].rank;
+        memcpy(want.shape, lenet5_param_table[i].shape, sizeof want.shape);
+        want.dst = lenet5_param_table[i].offset < LENET5_PARAM_KEPT_FLOATS ? m->params + lenet5_param_table[i].offset : NULL;
+        if (nnc_st_read(sf, &want, err, sizeof err) != 0) {
+            nnc_st_end(sf);
+            return lenet5_fail(m, LENET5_ERR_WEIGHTS, "lenet5_create: %s", err);
+        }
     }
-    if (nnc_st_load(path, want, LENET5_N_PARAMS, err, sizeof err) != 0)
+    return LENET5_OK;
+}
+
+/* Reads parameter i (one only the constants read) from sf into dst, a slot
+ * of lenet5_prepare's stage. */
+static int lenet5_stage(lenet5_model *m, nnc_st_file *sf, float *dst, int i)
+{
+    nnc_st_want want;
+    char err[256];
+
+    want.name = lenet5_param_table[i].name;
+    want.rank = lenet5_param_table[i].rank;
+    memcpy(want.shape, lenet5_param_table[i].shape, sizeof want.shape);
+    want.dst = dst;
+    if (nnc_st_read(sf, &want, err, sizeof err) != 0)
         return lenet5_fail(m, LENET5_ERR_WEIGHTS, "lenet5_create: %s", err);
     return LENET5_OK;
 }
 
-/* Computes the constants m->consts from the parameters, once, at create. */
-static int lenet5_prepare(lenet5_model *m)
+/* Computes the constants m->consts from the parameters, once, at create. The
+ * parameters only constants read are read from sf into a stage as each
+ * constant is made (LENET5_STAGE_FLOATS floats: the most one constant reads), so
+ * create never holds them all beside the constants. */
+static int lenet5_prepare(lenet5_model *m, nnc_st_file *sf)
 {
     const float   *params = m->params;
     float         *consts = (float *)malloc((size_t)LENET5_CONST_FLOATS * sizeof(float));
+    float         *stage  = NULL;
+    int            rc     = LENET5_OK;
     unsigned char *ws     = m->ws;
     const int      n      = 1;  /* parameters have no batch: the kernels see one sample */
 
     (void)ws;
     (void)n;
+    (void)params;
+    (void)sf;
     if (!consts)
         return lenet5_fail(m, LENET5_ERR_NOMEM, "lenet5_create: out of memory for the constants");
     m->consts = consts;
+    stage = (float *)malloc(((size_t)LENET5_STAGE_FLOATS + 1) * sizeof(float));
+    if (!stage)
+        return lenet5_fail(m, LENET5_ERR_NOMEM, "lenet5_create: out of memory for the parameters' stage");
+    if ((rc = lenet5_stage(m, sf, stage + 0, 2)) != LENET5_OK)  /* conv2.weight */
+        goto done;
 
     /* pack_weights conv2 @ models/lenet5.net:7:14 */
-    nnc_pack_weights(params + 59306, 16, 150,  /* w: conv2.weight [16, 6, 5, 5] as [rows][cols] */
-                     NULL, NULL, 0.0f,         /* no batchnorm to fold */
-                     consts + 0);              /* y */
-    {  /* the parameters only the constants read are done with: keep the rest */
-        float *kept = (float *)realloc(m->params, ((size_t)LENET5_PARAM_KEPT_FLOATS + 1) * sizeof(float));
-        if (kept)  /* a failed shrink keeps the larger block: nothing lost */
-            m->params = kept;
-    }
-    return LENET5_OK;
+    nnc_pack_weights(stage + 0, 16, 150,  /* w: conv2.weight [16, 6, 5, 5] as [rows][cols] */
+                     NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                     consts + 0);         /* y */
+done:
+    free(stage);
+    return rc;
 }
 
 /* The work of create, on a zeroed instance. */
@@ -166,11 +200,14 @@ static int lenet5_init(lenet5_model *m, const char *weights, void *workspace)
         m->ws = (unsigned char *)m->ws_alloc + (64 - (uintptr_t)m->ws_alloc % 64) % 64;
     }
     {
-        int rc = lenet5_load(m, weights);
+        nnc_st_file sf;
+        int rc = lenet5_load(m, weights, &sf);
         if (rc != LENET5_OK)
             return rc;
+        rc = lenet5_prepare(m, &sf);
+        nnc_st_end(&sf);
+        return rc;
     }
-    return lenet5_prepare(m);
 }
 
 /* The forward pass: n samples from the inputs to the outputs, as in lenet5.h. */

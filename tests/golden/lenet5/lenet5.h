@@ -23,8 +23,9 @@
  * create computes LENET5_CONST_FLOATS floats of constants from them once (batchnorm
  * folded into the layer before it: weight and bias rescaled per channel),
  * and the forward pass reads those instead. The parameters marked (create
- * only) are read by create only; the file must still hold them, and create
- * frees them once the constants exist (LENET5_PARAM_KEPT_FLOATS floats stay).
+ * only) are read by create only, each as the constant that needs it is made
+ * (never all at once); the file must still hold them (LENET5_PARAM_KEPT_FLOATS
+ * floats of parameters stay in memory).
  *
  * Use:
  *
@@ -61,7 +62,8 @@ extern "C" {
 #define LENET5_MAX_BATCH          1           /* largest n of one call */
 #define LENET5_WORKSPACE_BYTES    71168       /* activations + scratch at max batch */
 #define LENET5_PARAM_FLOATS       61706       /* all parameters */
-#define LENET5_PARAM_KEPT_FLOATS  59306       /* of them, those kept after create */
+#define LENET5_PARAM_KEPT_FLOATS  59306       /* of them, those the forward pass reads */
+#define LENET5_STAGE_FLOATS       2400        /* create's stage: the most the others one constant reads */
 #define LENET5_CONST_FLOATS       2400        /* computed from them at create */
 #define LENET5_N_PARAMS           10          /* tensors in the weights file */
 #define LENET5_N_INPUTS           1

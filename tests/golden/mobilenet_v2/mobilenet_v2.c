@@ -41,7 +41,7 @@
 
 struct mobilenet_v2_model {
     int            ready;     /* 1 once create succeeded; else only err means anything */
-    float         *params;    /* MOBILENET_V2_PARAM_FLOATS floats, laid out as mobilenet_v2_param_table */
+    float         *params;    /* the parameters the forward pass reads, laid out as mobilenet_v2_param_table */
     float         *consts;    /* MOBILENET_V2_CONST_FLOATS floats computed from params at create (mobilenet_v2_prepare) */
     unsigned char *ws;        /* the workspace, MOBILENET_V2_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
@@ -365,568 +365,1328 @@ static int mobilenet_v2_scratch_fits(void)
         && nnc_dwpw_scratch(960, 7, 4) <= 26880;
 }
 
-/* Reads every parameter from the safetensors file at path into m->params. */
-static int mobilenet_v2_load(mobilenet_v2_model *m, const char *path)
+/* Opens the weights file at path into sf, checks every parameter against it
+ * (name, F32, shape) and reads those the forward pass reads into m->params.
+ * Those only the constants read (after MOBILENET_V2_PARAM_KEPT_FLOATS in the table's
+ * layout, shrink) are read by mobilenet_v2_prepare as it makes each constant. On
+ * success sf stays open for it; on failure nothing is left open. */
+static int mobilenet_v2_load(mobilenet_v2_model *m, const char *path, nnc_st_file *sf)
 {
-    nnc_st_want want[MOBILENET_V2_N_PARAMS];
+    nnc_st_want want;
     char err[256];
     int i;
 
+    memset(sf, 0, sizeof *sf);
     if (!path)
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_ARG, "mobilenet_v2_create: the weights path is NULL, but mobilenet_v2 has parameters");
-    m->params = (float *)malloc((size_t)MOBILENET_V2_PARAM_FLOATS * sizeof(float));
+    m->params = (float *)malloc(((size_t)MOBILENET_V2_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_NOMEM, "mobilenet_v2_create: out of memory for the parameters");
+    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+        return mobilenet_v2_fail(m, MOBILENET_V2_ERR_WEIGHTS, "mobilenet_v2_create: %s", err);
     for (i = 0; i < MOBILENET_V2_N_PARAMS; i++) {
-        want[i].name = mobilenet_v2_param_table[i].name;
-        want[i].rank = mobilenet_v2_param_table[i].rank;
-        memcpy(want[i].shape, mobilenet_v2_param_table[i].shape, sizeof want[i].shape);
-        want[i].dst = m->params + mobilenet_v2_param_table[i].offset;
+        want.name = mobilenet_v2_param_table[i].name;
+        want.rank = mobilenet_v2_param_table[i].rank;
+        memcpy(want.shape, mobilenet_v2_param_table[i].shape, sizeof want.shape);
+        want.dst = mobilenet_v2_param_table[i].offset < MOBILENET_V2_PARAM_KEPT_FLOATS ? m->params + mobilenet_v2_param_table[i].offset : NULL;
+        if (nnc_st_read(sf, &want, err, sizeof err) != 0) {
+            nnc_st_end(sf);
+            return mobilenet_v2_fail(m, MOBILENET_V2_ERR_WEIGHTS, "mobilenet_v2_create: %s", err);
+        }
     }
-    if (nnc_st_load(path, want, MOBILENET_V2_N_PARAMS, err, sizeof err) != 0)
+    return MOBILENET_V2_OK;
+}
+
+/* Reads parameter i (one only the constants read) from sf into dst, a slot
+ * of mobilenet_v2_prepare's stage. */
+static int mobilenet_v2_stage(mobilenet_v2_model *m, nnc_st_file *sf, float *dst, int i)
+{
+    nnc_st_want want;
+    char err[256];
+
+    want.name = mobilenet_v2_param_table[i].name;
+    want.rank = mobilenet_v2_param_table[i].rank;
+    memcpy(want.shape, mobilenet_v2_param_table[i].shape, sizeof want.shape);
+    want.dst = dst;
+    if (nnc_st_read(sf, &want, err, sizeof err) != 0)
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_WEIGHTS, "mobilenet_v2_create: %s", err);
     return MOBILENET_V2_OK;
 }
 
-/* Computes the constants m->consts from the parameters, once, at create. */
-static int mobilenet_v2_prepare(mobilenet_v2_model *m)
+/* Computes the constants m->consts from the parameters, once, at create. The
+ * parameters only constants read are read from sf into a stage as each
+ * constant is made (MOBILENET_V2_STAGE_FLOATS floats: the most one constant reads), so
+ * create never holds them all beside the constants. */
+static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
 {
     const float   *params = m->params;
     float         *consts = (float *)malloc((size_t)MOBILENET_V2_CONST_FLOATS * sizeof(float));
+    float         *stage  = NULL;
+    int            rc     = MOBILENET_V2_OK;
     unsigned char *ws     = m->ws;
     const int      n      = 1;  /* parameters have no batch: the kernels see one sample */
 
     (void)ws;
     (void)n;
+    (void)params;
+    (void)sf;
     if (!consts)
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_NOMEM, "mobilenet_v2_create: out of memory for the constants");
     m->consts = consts;
+    stage = (float *)malloc(((size_t)MOBILENET_V2_STAGE_FLOATS + 1) * sizeof(float));
+    if (!stage)
+        return mobilenet_v2_fail(m, MOBILENET_V2_ERR_NOMEM, "mobilenet_v2_create: out of memory for the parameters' stage");
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 1)) != MOBILENET_V2_OK)  /* features.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 2)) != MOBILENET_V2_OK)  /* features.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 3)) != MOBILENET_V2_OK)  /* features.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 4)) != MOBILENET_V2_OK)  /* features.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(32, params + 1281864, params + 1281896,  /* features.0.1.weight, features.0.1.bias */
-                     params + 1281928, params + 1281960,      /* features.0.1.running_mean, features.0.1.running_var */
-                     1e-05f, NULL, consts + 0);               /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,  /* features.0.1.weight, features.0.1.bias */
+                     stage + 64, stage + 96,     /* features.0.1.running_mean, features.0.1.running_var */
+                     1e-05f, NULL, consts + 0);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 0)) != MOBILENET_V2_OK)  /* features.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 864, 1)) != MOBILENET_V2_OK)  /* features.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 896, 4)) != MOBILENET_V2_OK)  /* features.0.1.running_var */
+        goto done;
 
     /* pack_weights features.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1281000, 32, 27,                    /* w: features.0.0.weight [32, 3, 3, 3] as [rows][cols] */
-                     params + 1281864, params + 1281960, 1e-05f,  /* folding features.0.1.weight, features.0.1.running_var */
-                     consts + 32);                                /* y */
+    nnc_pack_weights(stage + 0, 32, 27,                 /* w: features.0.0.weight [32, 3, 3, 3] as [rows][cols] */
+                     stage + 864, stage + 896, 1e-05f,  /* folding features.0.1.weight, features.0.1.running_var */
+                     consts + 32);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 5)) != MOBILENET_V2_OK)  /* features.1.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 6)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 320, 9)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1281992, 32, 1, 9, 32,      /* w: features.1.conv.0.0.weight [32, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1282280, params + 1282376,  /* features.1.conv.0.1.weight, features.1.conv.0.1.running_var */
-                       1e-05f, consts + 896);               /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 32, 1, 9, 32,   /* w: features.1.conv.0.0.weight [32, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 288, stage + 320,  /* features.1.conv.0.1.weight, features.1.conv.0.1.running_var */
+                       1e-05f, consts + 896);     /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 6)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 7)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 8)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 9)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(32, params + 1282280, params + 1282312,  /* features.1.conv.0.1.weight, features.1.conv.0.1.bias */
-                     params + 1282344, params + 1282376,      /* features.1.conv.0.1.running_mean, features.1.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 1184);            /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,     /* features.1.conv.0.1.weight, features.1.conv.0.1.bias */
+                     stage + 64, stage + 96,        /* features.1.conv.0.1.running_mean, features.1.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 1184);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 11)) != MOBILENET_V2_OK)  /* features.1.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 16, 12)) != MOBILENET_V2_OK)  /* features.1.conv.2.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 13)) != MOBILENET_V2_OK)  /* features.1.conv.2.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 48, 14)) != MOBILENET_V2_OK)  /* features.1.conv.2.running_var */
+        goto done;
 
     /* bn_fold_bias features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(16, params + 1282920, params + 1282936,  /* features.1.conv.2.weight, features.1.conv.2.bias */
-                     params + 1282952, params + 1282968,      /* features.1.conv.2.running_mean, features.1.conv.2.running_var */
-                     1e-05f, NULL, consts + 1216);            /* eps, no bias, y */
+    nnc_bn_fold_bias(16, stage + 0, stage + 16,     /* features.1.conv.2.weight, features.1.conv.2.bias */
+                     stage + 32, stage + 48,        /* features.1.conv.2.running_mean, features.1.conv.2.running_var */
+                     1e-05f, NULL, consts + 1216);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 10)) != MOBILENET_V2_OK)  /* features.1.conv.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 512, 11)) != MOBILENET_V2_OK)  /* features.1.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 528, 14)) != MOBILENET_V2_OK)  /* features.1.conv.2.running_var */
+        goto done;
 
     /* pack_weights features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1282408, 16, 32,                    /* w: features.1.conv.1.weight [16, 32, 1, 1] as [rows][cols] */
-                     params + 1282920, params + 1282968, 1e-05f,  /* folding features.1.conv.2.weight, features.1.conv.2.running_var */
-                     consts + 1232);                              /* y */
+    nnc_pack_weights(stage + 0, 16, 32,                 /* w: features.1.conv.1.weight [16, 32, 1, 1] as [rows][cols] */
+                     stage + 512, stage + 528, 1e-05f,  /* folding features.1.conv.2.weight, features.1.conv.2.running_var */
+                     consts + 1232);                    /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 16)) != MOBILENET_V2_OK)  /* features.2.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 17)) != MOBILENET_V2_OK)  /* features.2.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 18)) != MOBILENET_V2_OK)  /* features.2.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 19)) != MOBILENET_V2_OK)  /* features.2.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(96, params + 1284520, params + 1284616,  /* features.2.conv.0.1.weight, features.2.conv.0.1.bias */
-                     params + 1284712, params + 1284808,      /* features.2.conv.0.1.running_mean, features.2.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 1744);            /* eps, no bias, y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,     /* features.2.conv.0.1.weight, features.2.conv.0.1.bias */
+                     stage + 192, stage + 288,      /* features.2.conv.0.1.running_mean, features.2.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 1744);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 15)) != MOBILENET_V2_OK)  /* features.2.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1536, 16)) != MOBILENET_V2_OK)  /* features.2.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1632, 19)) != MOBILENET_V2_OK)  /* features.2.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1282984, 96, 16,                    /* w: features.2.conv.0.0.weight [96, 16, 1, 1] as [rows][cols] */
-                     params + 1284520, params + 1284808, 1e-05f,  /* folding features.2.conv.0.1.weight, features.2.conv.0.1.running_var */
-                     consts + 1840);                              /* y */
+    nnc_pack_weights(stage + 0, 96, 16,                   /* w: features.2.conv.0.0.weight [96, 16, 1, 1] as [rows][cols] */
+                     stage + 1536, stage + 1632, 1e-05f,  /* folding features.2.conv.0.1.weight, features.2.conv.0.1.running_var */
+                     consts + 1840);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 20)) != MOBILENET_V2_OK)  /* features.2.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 864, 21)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 24)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1284904, 96, 1, 9, 96,      /* w: features.2.conv.1.0.weight [96, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1285768, params + 1286056,  /* features.2.conv.1.1.weight, features.2.conv.1.1.running_var */
-                       1e-05f, consts + 3376);              /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 96, 1, 9, 96,   /* w: features.2.conv.1.0.weight [96, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 864, stage + 960,  /* features.2.conv.1.1.weight, features.2.conv.1.1.running_var */
+                       1e-05f, consts + 3376);    /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 21)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 22)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 23)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 24)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(96, params + 1285768, params + 1285864,  /* features.2.conv.1.1.weight, features.2.conv.1.1.bias */
-                     params + 1285960, params + 1286056,      /* features.2.conv.1.1.running_mean, features.2.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 4240);            /* eps, no bias, y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,     /* features.2.conv.1.1.weight, features.2.conv.1.1.bias */
+                     stage + 192, stage + 288,      /* features.2.conv.1.1.running_mean, features.2.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 4240);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 26)) != MOBILENET_V2_OK)  /* features.2.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24, 27)) != MOBILENET_V2_OK)  /* features.2.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 48, 28)) != MOBILENET_V2_OK)  /* features.2.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 72, 29)) != MOBILENET_V2_OK)  /* features.2.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(24, params + 1288456, params + 1288480,  /* features.2.conv.3.weight, features.2.conv.3.bias */
-                     params + 1288504, params + 1288528,      /* features.2.conv.3.running_mean, features.2.conv.3.running_var */
-                     1e-05f, NULL, consts + 4336);            /* eps, no bias, y */
+    nnc_bn_fold_bias(24, stage + 0, stage + 24,     /* features.2.conv.3.weight, features.2.conv.3.bias */
+                     stage + 48, stage + 72,        /* features.2.conv.3.running_mean, features.2.conv.3.running_var */
+                     1e-05f, NULL, consts + 4336);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 25)) != MOBILENET_V2_OK)  /* features.2.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 2304, 26)) != MOBILENET_V2_OK)  /* features.2.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 2328, 29)) != MOBILENET_V2_OK)  /* features.2.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1286152, 24, 96,                    /* w: features.2.conv.2.weight [24, 96, 1, 1] as [rows][cols] */
-                     params + 1288456, params + 1288528, 1e-05f,  /* folding features.2.conv.3.weight, features.2.conv.3.running_var */
-                     consts + 4360);                              /* y */
+    nnc_pack_weights(stage + 0, 24, 96,                   /* w: features.2.conv.2.weight [24, 96, 1, 1] as [rows][cols] */
+                     stage + 2304, stage + 2328, 1e-05f,  /* folding features.2.conv.3.weight, features.2.conv.3.running_var */
+                     consts + 4360);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 31)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 144, 32)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 33)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 432, 34)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(144, params + 1292008, params + 1292152,  /* features.3.conv.0.1.weight, features.3.conv.0.1.bias */
-                     params + 1292296, params + 1292440,       /* features.3.conv.0.1.running_mean, features.3.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 6664);             /* eps, no bias, y */
+    nnc_bn_fold_bias(144, stage + 0, stage + 144,   /* features.3.conv.0.1.weight, features.3.conv.0.1.bias */
+                     stage + 288, stage + 432,      /* features.3.conv.0.1.running_mean, features.3.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 6664);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 30)) != MOBILENET_V2_OK)  /* features.3.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 31)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3600, 34)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1288552, 144, 24,                   /* w: features.3.conv.0.0.weight [144, 24, 1, 1] as [rows][cols] */
-                     params + 1292008, params + 1292440, 1e-05f,  /* folding features.3.conv.0.1.weight, features.3.conv.0.1.running_var */
-                     consts + 6808);                              /* y */
+    nnc_pack_weights(stage + 0, 144, 24,                  /* w: features.3.conv.0.0.weight [144, 24, 1, 1] as [rows][cols] */
+                     stage + 3456, stage + 3600, 1e-05f,  /* folding features.3.conv.0.1.weight, features.3.conv.0.1.running_var */
+                     consts + 6808);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 35)) != MOBILENET_V2_OK)  /* features.3.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1296, 36)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1440, 39)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1292584, 144, 1, 9, 144,    /* w: features.3.conv.1.0.weight [144, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1293880, params + 1294312,  /* features.3.conv.1.1.weight, features.3.conv.1.1.running_var */
-                       1e-05f, consts + 10264);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 144, 1, 9, 144,   /* w: features.3.conv.1.0.weight [144, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 1296, stage + 1440,  /* features.3.conv.1.1.weight, features.3.conv.1.1.running_var */
+                       1e-05f, consts + 10264);     /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 36)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 144, 37)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 38)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 432, 39)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(144, params + 1293880, params + 1294024,  /* features.3.conv.1.1.weight, features.3.conv.1.1.bias */
-                     params + 1294168, params + 1294312,       /* features.3.conv.1.1.running_mean, features.3.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 11560);            /* eps, no bias, y */
+    nnc_bn_fold_bias(144, stage + 0, stage + 144,    /* features.3.conv.1.1.weight, features.3.conv.1.1.bias */
+                     stage + 288, stage + 432,       /* features.3.conv.1.1.running_mean, features.3.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 11560);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 41)) != MOBILENET_V2_OK)  /* features.3.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24, 42)) != MOBILENET_V2_OK)  /* features.3.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 48, 43)) != MOBILENET_V2_OK)  /* features.3.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 72, 44)) != MOBILENET_V2_OK)  /* features.3.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(24, params + 1297912, params + 1297936,  /* features.3.conv.3.weight, features.3.conv.3.bias */
-                     params + 1297960, params + 1297984,      /* features.3.conv.3.running_mean, features.3.conv.3.running_var */
-                     1e-05f, NULL, consts + 11704);           /* eps, no bias, y */
+    nnc_bn_fold_bias(24, stage + 0, stage + 24,      /* features.3.conv.3.weight, features.3.conv.3.bias */
+                     stage + 48, stage + 72,         /* features.3.conv.3.running_mean, features.3.conv.3.running_var */
+                     1e-05f, NULL, consts + 11704);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 40)) != MOBILENET_V2_OK)  /* features.3.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 41)) != MOBILENET_V2_OK)  /* features.3.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3480, 44)) != MOBILENET_V2_OK)  /* features.3.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1294456, 24, 144,                   /* w: features.3.conv.2.weight [24, 144, 1, 1] as [rows][cols] */
-                     params + 1297912, params + 1297984, 1e-05f,  /* folding features.3.conv.3.weight, features.3.conv.3.running_var */
-                     consts + 11728);                             /* y */
+    nnc_pack_weights(stage + 0, 24, 144,                  /* w: features.3.conv.2.weight [24, 144, 1, 1] as [rows][cols] */
+                     stage + 3456, stage + 3480, 1e-05f,  /* folding features.3.conv.3.weight, features.3.conv.3.running_var */
+                     consts + 11728);                     /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 46)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 144, 47)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 48)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 432, 49)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(144, params + 1301464, params + 1301608,  /* features.4.conv.0.1.weight, features.4.conv.0.1.bias */
-                     params + 1301752, params + 1301896,       /* features.4.conv.0.1.running_mean, features.4.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 15184);            /* eps, no bias, y */
+    nnc_bn_fold_bias(144, stage + 0, stage + 144,    /* features.4.conv.0.1.weight, features.4.conv.0.1.bias */
+                     stage + 288, stage + 432,       /* features.4.conv.0.1.running_mean, features.4.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 15184);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 45)) != MOBILENET_V2_OK)  /* features.4.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 46)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3600, 49)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1298008, 144, 24,                   /* w: features.4.conv.0.0.weight [144, 24, 1, 1] as [rows][cols] */
-                     params + 1301464, params + 1301896, 1e-05f,  /* folding features.4.conv.0.1.weight, features.4.conv.0.1.running_var */
-                     consts + 15328);                             /* y */
+    nnc_pack_weights(stage + 0, 144, 24,                  /* w: features.4.conv.0.0.weight [144, 24, 1, 1] as [rows][cols] */
+                     stage + 3456, stage + 3600, 1e-05f,  /* folding features.4.conv.0.1.weight, features.4.conv.0.1.running_var */
+                     consts + 15328);                     /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 50)) != MOBILENET_V2_OK)  /* features.4.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1296, 51)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1440, 54)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1302040, 144, 1, 9, 144,    /* w: features.4.conv.1.0.weight [144, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1303336, params + 1303768,  /* features.4.conv.1.1.weight, features.4.conv.1.1.running_var */
-                       1e-05f, consts + 18784);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 144, 1, 9, 144,   /* w: features.4.conv.1.0.weight [144, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 1296, stage + 1440,  /* features.4.conv.1.1.weight, features.4.conv.1.1.running_var */
+                       1e-05f, consts + 18784);     /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 51)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 144, 52)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 53)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 432, 54)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(144, params + 1303336, params + 1303480,  /* features.4.conv.1.1.weight, features.4.conv.1.1.bias */
-                     params + 1303624, params + 1303768,       /* features.4.conv.1.1.running_mean, features.4.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 20080);            /* eps, no bias, y */
+    nnc_bn_fold_bias(144, stage + 0, stage + 144,    /* features.4.conv.1.1.weight, features.4.conv.1.1.bias */
+                     stage + 288, stage + 432,       /* features.4.conv.1.1.running_mean, features.4.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 20080);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 56)) != MOBILENET_V2_OK)  /* features.4.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 57)) != MOBILENET_V2_OK)  /* features.4.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 58)) != MOBILENET_V2_OK)  /* features.4.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 59)) != MOBILENET_V2_OK)  /* features.4.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(32, params + 1308520, params + 1308552,  /* features.4.conv.3.weight, features.4.conv.3.bias */
-                     params + 1308584, params + 1308616,      /* features.4.conv.3.running_mean, features.4.conv.3.running_var */
-                     1e-05f, NULL, consts + 20224);           /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* features.4.conv.3.weight, features.4.conv.3.bias */
+                     stage + 64, stage + 96,         /* features.4.conv.3.running_mean, features.4.conv.3.running_var */
+                     1e-05f, NULL, consts + 20224);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 55)) != MOBILENET_V2_OK)  /* features.4.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 4608, 56)) != MOBILENET_V2_OK)  /* features.4.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 4640, 59)) != MOBILENET_V2_OK)  /* features.4.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1303912, 32, 144,                   /* w: features.4.conv.2.weight [32, 144, 1, 1] as [rows][cols] */
-                     params + 1308520, params + 1308616, 1e-05f,  /* folding features.4.conv.3.weight, features.4.conv.3.running_var */
-                     consts + 20256);                             /* y */
+    nnc_pack_weights(stage + 0, 32, 144,                  /* w: features.4.conv.2.weight [32, 144, 1, 1] as [rows][cols] */
+                     stage + 4608, stage + 4640, 1e-05f,  /* folding features.4.conv.3.weight, features.4.conv.3.running_var */
+                     consts + 20256);                     /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 61)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 62)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 63)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 64)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(192, params + 1314792, params + 1314984,  /* features.5.conv.0.1.weight, features.5.conv.0.1.bias */
-                     params + 1315176, params + 1315368,       /* features.5.conv.0.1.running_mean, features.5.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 24864);            /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.5.conv.0.1.weight, features.5.conv.0.1.bias */
+                     stage + 384, stage + 576,       /* features.5.conv.0.1.running_mean, features.5.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 24864);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 60)) != MOBILENET_V2_OK)  /* features.5.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 61)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6336, 64)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1308648, 192, 32,                   /* w: features.5.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
-                     params + 1314792, params + 1315368, 1e-05f,  /* folding features.5.conv.0.1.weight, features.5.conv.0.1.running_var */
-                     consts + 25056);                             /* y */
+    nnc_pack_weights(stage + 0, 192, 32,                  /* w: features.5.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
+                     stage + 6144, stage + 6336, 1e-05f,  /* folding features.5.conv.0.1.weight, features.5.conv.0.1.running_var */
+                     consts + 25056);                     /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 65)) != MOBILENET_V2_OK)  /* features.5.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 66)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 69)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1315560, 192, 1, 9, 192,    /* w: features.5.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1317288, params + 1317864,  /* features.5.conv.1.1.weight, features.5.conv.1.1.running_var */
-                       1e-05f, consts + 31200);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 192, 1, 9, 192,   /* w: features.5.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 1728, stage + 1920,  /* features.5.conv.1.1.weight, features.5.conv.1.1.running_var */
+                       1e-05f, consts + 31200);     /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 66)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 67)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 68)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 69)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(192, params + 1317288, params + 1317480,  /* features.5.conv.1.1.weight, features.5.conv.1.1.bias */
-                     params + 1317672, params + 1317864,       /* features.5.conv.1.1.running_mean, features.5.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 32928);            /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.5.conv.1.1.weight, features.5.conv.1.1.bias */
+                     stage + 384, stage + 576,       /* features.5.conv.1.1.running_mean, features.5.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 32928);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 71)) != MOBILENET_V2_OK)  /* features.5.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 72)) != MOBILENET_V2_OK)  /* features.5.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 73)) != MOBILENET_V2_OK)  /* features.5.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 74)) != MOBILENET_V2_OK)  /* features.5.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(32, params + 1324200, params + 1324232,  /* features.5.conv.3.weight, features.5.conv.3.bias */
-                     params + 1324264, params + 1324296,      /* features.5.conv.3.running_mean, features.5.conv.3.running_var */
-                     1e-05f, NULL, consts + 33120);           /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* features.5.conv.3.weight, features.5.conv.3.bias */
+                     stage + 64, stage + 96,         /* features.5.conv.3.running_mean, features.5.conv.3.running_var */
+                     1e-05f, NULL, consts + 33120);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 70)) != MOBILENET_V2_OK)  /* features.5.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 71)) != MOBILENET_V2_OK)  /* features.5.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6176, 74)) != MOBILENET_V2_OK)  /* features.5.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1318056, 32, 192,                   /* w: features.5.conv.2.weight [32, 192, 1, 1] as [rows][cols] */
-                     params + 1324200, params + 1324296, 1e-05f,  /* folding features.5.conv.3.weight, features.5.conv.3.running_var */
-                     consts + 33152);                             /* y */
+    nnc_pack_weights(stage + 0, 32, 192,                  /* w: features.5.conv.2.weight [32, 192, 1, 1] as [rows][cols] */
+                     stage + 6144, stage + 6176, 1e-05f,  /* folding features.5.conv.3.weight, features.5.conv.3.running_var */
+                     consts + 33152);                     /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 76)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 77)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 78)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 79)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(192, params + 1330472, params + 1330664,  /* features.6.conv.0.1.weight, features.6.conv.0.1.bias */
-                     params + 1330856, params + 1331048,       /* features.6.conv.0.1.running_mean, features.6.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 39296);            /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.6.conv.0.1.weight, features.6.conv.0.1.bias */
+                     stage + 384, stage + 576,       /* features.6.conv.0.1.running_mean, features.6.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 39296);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 75)) != MOBILENET_V2_OK)  /* features.6.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 76)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6336, 79)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1324328, 192, 32,                   /* w: features.6.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
-                     params + 1330472, params + 1331048, 1e-05f,  /* folding features.6.conv.0.1.weight, features.6.conv.0.1.running_var */
-                     consts + 39488);                             /* y */
+    nnc_pack_weights(stage + 0, 192, 32,                  /* w: features.6.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
+                     stage + 6144, stage + 6336, 1e-05f,  /* folding features.6.conv.0.1.weight, features.6.conv.0.1.running_var */
+                     consts + 39488);                     /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 80)) != MOBILENET_V2_OK)  /* features.6.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 81)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 84)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1331240, 192, 1, 9, 192,    /* w: features.6.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1332968, params + 1333544,  /* features.6.conv.1.1.weight, features.6.conv.1.1.running_var */
-                       1e-05f, consts + 45632);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 192, 1, 9, 192,   /* w: features.6.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 1728, stage + 1920,  /* features.6.conv.1.1.weight, features.6.conv.1.1.running_var */
+                       1e-05f, consts + 45632);     /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 81)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 82)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 83)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 84)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(192, params + 1332968, params + 1333160,  /* features.6.conv.1.1.weight, features.6.conv.1.1.bias */
-                     params + 1333352, params + 1333544,       /* features.6.conv.1.1.running_mean, features.6.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 47360);            /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.6.conv.1.1.weight, features.6.conv.1.1.bias */
+                     stage + 384, stage + 576,       /* features.6.conv.1.1.running_mean, features.6.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 47360);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 86)) != MOBILENET_V2_OK)  /* features.6.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 87)) != MOBILENET_V2_OK)  /* features.6.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 88)) != MOBILENET_V2_OK)  /* features.6.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 89)) != MOBILENET_V2_OK)  /* features.6.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(32, params + 1339880, params + 1339912,  /* features.6.conv.3.weight, features.6.conv.3.bias */
-                     params + 1339944, params + 1339976,      /* features.6.conv.3.running_mean, features.6.conv.3.running_var */
-                     1e-05f, NULL, consts + 47552);           /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* features.6.conv.3.weight, features.6.conv.3.bias */
+                     stage + 64, stage + 96,         /* features.6.conv.3.running_mean, features.6.conv.3.running_var */
+                     1e-05f, NULL, consts + 47552);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 85)) != MOBILENET_V2_OK)  /* features.6.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 86)) != MOBILENET_V2_OK)  /* features.6.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6176, 89)) != MOBILENET_V2_OK)  /* features.6.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1333736, 32, 192,                   /* w: features.6.conv.2.weight [32, 192, 1, 1] as [rows][cols] */
-                     params + 1339880, params + 1339976, 1e-05f,  /* folding features.6.conv.3.weight, features.6.conv.3.running_var */
-                     consts + 47584);                             /* y */
+    nnc_pack_weights(stage + 0, 32, 192,                  /* w: features.6.conv.2.weight [32, 192, 1, 1] as [rows][cols] */
+                     stage + 6144, stage + 6176, 1e-05f,  /* folding features.6.conv.3.weight, features.6.conv.3.running_var */
+                     consts + 47584);                     /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 91)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 92)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 93)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 94)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(192, params + 1346152, params + 1346344,  /* features.7.conv.0.1.weight, features.7.conv.0.1.bias */
-                     params + 1346536, params + 1346728,       /* features.7.conv.0.1.running_mean, features.7.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 53728);            /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.7.conv.0.1.weight, features.7.conv.0.1.bias */
+                     stage + 384, stage + 576,       /* features.7.conv.0.1.running_mean, features.7.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 53728);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 90)) != MOBILENET_V2_OK)  /* features.7.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 91)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 6336, 94)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1340008, 192, 32,                   /* w: features.7.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
-                     params + 1346152, params + 1346728, 1e-05f,  /* folding features.7.conv.0.1.weight, features.7.conv.0.1.running_var */
-                     consts + 53920);                             /* y */
+    nnc_pack_weights(stage + 0, 192, 32,                  /* w: features.7.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
+                     stage + 6144, stage + 6336, 1e-05f,  /* folding features.7.conv.0.1.weight, features.7.conv.0.1.running_var */
+                     consts + 53920);                     /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 95)) != MOBILENET_V2_OK)  /* features.7.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 96)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 99)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1346920, 192, 1, 9, 192,    /* w: features.7.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1348648, params + 1349224,  /* features.7.conv.1.1.weight, features.7.conv.1.1.running_var */
-                       1e-05f, consts + 60064);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 192, 1, 9, 192,   /* w: features.7.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 1728, stage + 1920,  /* features.7.conv.1.1.weight, features.7.conv.1.1.running_var */
+                       1e-05f, consts + 60064);     /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 96)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 97)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 98)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 99)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(192, params + 1348648, params + 1348840,  /* features.7.conv.1.1.weight, features.7.conv.1.1.bias */
-                     params + 1349032, params + 1349224,       /* features.7.conv.1.1.running_mean, features.7.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 61792);            /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.7.conv.1.1.weight, features.7.conv.1.1.bias */
+                     stage + 384, stage + 576,       /* features.7.conv.1.1.running_mean, features.7.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 61792);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 101)) != MOBILENET_V2_OK)  /* features.7.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 102)) != MOBILENET_V2_OK)  /* features.7.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 128, 103)) != MOBILENET_V2_OK)  /* features.7.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 104)) != MOBILENET_V2_OK)  /* features.7.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(64, params + 1361704, params + 1361768,  /* features.7.conv.3.weight, features.7.conv.3.bias */
-                     params + 1361832, params + 1361896,      /* features.7.conv.3.running_mean, features.7.conv.3.running_var */
-                     1e-05f, NULL, consts + 61984);           /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,      /* features.7.conv.3.weight, features.7.conv.3.bias */
+                     stage + 128, stage + 192,       /* features.7.conv.3.running_mean, features.7.conv.3.running_var */
+                     1e-05f, NULL, consts + 61984);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 100)) != MOBILENET_V2_OK)  /* features.7.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 12288, 101)) != MOBILENET_V2_OK)  /* features.7.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 12352, 104)) != MOBILENET_V2_OK)  /* features.7.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1349416, 64, 192,                   /* w: features.7.conv.2.weight [64, 192, 1, 1] as [rows][cols] */
-                     params + 1361704, params + 1361896, 1e-05f,  /* folding features.7.conv.3.weight, features.7.conv.3.running_var */
-                     consts + 62048);                             /* y */
+    nnc_pack_weights(stage + 0, 64, 192,                    /* w: features.7.conv.2.weight [64, 192, 1, 1] as [rows][cols] */
+                     stage + 12288, stage + 12352, 1e-05f,  /* folding features.7.conv.3.weight, features.7.conv.3.running_var */
+                     consts + 62048);                       /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 106)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 107)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 768, 108)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 109)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(384, params + 1386536, params + 1386920,  /* features.8.conv.0.1.weight, features.8.conv.0.1.bias */
-                     params + 1387304, params + 1387688,       /* features.8.conv.0.1.running_mean, features.8.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 74336);            /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,    /* features.8.conv.0.1.weight, features.8.conv.0.1.bias */
+                     stage + 768, stage + 1152,      /* features.8.conv.0.1.running_mean, features.8.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 74336);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 105)) != MOBILENET_V2_OK)  /* features.8.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 106)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24960, 109)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1361960, 384, 64,                   /* w: features.8.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
-                     params + 1386536, params + 1387688, 1e-05f,  /* folding features.8.conv.0.1.weight, features.8.conv.0.1.running_var */
-                     consts + 74720);                             /* y */
+    nnc_pack_weights(stage + 0, 384, 64,                    /* w: features.8.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
+                     stage + 24576, stage + 24960, 1e-05f,  /* folding features.8.conv.0.1.weight, features.8.conv.0.1.running_var */
+                     consts + 74720);                       /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 110)) != MOBILENET_V2_OK)  /* features.8.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 111)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 114)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1388072, 384, 1, 9, 384,    /* w: features.8.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1391528, params + 1392680,  /* features.8.conv.1.1.weight, features.8.conv.1.1.running_var */
-                       1e-05f, consts + 99296);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 384, 1, 9, 384,   /* w: features.8.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 3456, stage + 3840,  /* features.8.conv.1.1.weight, features.8.conv.1.1.running_var */
+                       1e-05f, consts + 99296);     /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 111)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 112)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 768, 113)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 114)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(384, params + 1391528, params + 1391912,  /* features.8.conv.1.1.weight, features.8.conv.1.1.bias */
-                     params + 1392296, params + 1392680,       /* features.8.conv.1.1.running_mean, features.8.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 102752);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.8.conv.1.1.weight, features.8.conv.1.1.bias */
+                     stage + 768, stage + 1152,       /* features.8.conv.1.1.running_mean, features.8.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 102752);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 116)) != MOBILENET_V2_OK)  /* features.8.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 117)) != MOBILENET_V2_OK)  /* features.8.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 128, 118)) != MOBILENET_V2_OK)  /* features.8.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 119)) != MOBILENET_V2_OK)  /* features.8.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(64, params + 1417640, params + 1417704,  /* features.8.conv.3.weight, features.8.conv.3.bias */
-                     params + 1417768, params + 1417832,      /* features.8.conv.3.running_mean, features.8.conv.3.running_var */
-                     1e-05f, NULL, consts + 103136);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* features.8.conv.3.weight, features.8.conv.3.bias */
+                     stage + 128, stage + 192,        /* features.8.conv.3.running_mean, features.8.conv.3.running_var */
+                     1e-05f, NULL, consts + 103136);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 115)) != MOBILENET_V2_OK)  /* features.8.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 116)) != MOBILENET_V2_OK)  /* features.8.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24640, 119)) != MOBILENET_V2_OK)  /* features.8.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1393064, 64, 384,                   /* w: features.8.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
-                     params + 1417640, params + 1417832, 1e-05f,  /* folding features.8.conv.3.weight, features.8.conv.3.running_var */
-                     consts + 103200);                            /* y */
+    nnc_pack_weights(stage + 0, 64, 384,                    /* w: features.8.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
+                     stage + 24576, stage + 24640, 1e-05f,  /* folding features.8.conv.3.weight, features.8.conv.3.running_var */
+                     consts + 103200);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 121)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 122)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 768, 123)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 124)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(384, params + 1442472, params + 1442856,  /* features.9.conv.0.1.weight, features.9.conv.0.1.bias */
-                     params + 1443240, params + 1443624,       /* features.9.conv.0.1.running_mean, features.9.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 127776);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.9.conv.0.1.weight, features.9.conv.0.1.bias */
+                     stage + 768, stage + 1152,       /* features.9.conv.0.1.running_mean, features.9.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 127776);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 120)) != MOBILENET_V2_OK)  /* features.9.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 121)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24960, 124)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1417896, 384, 64,                   /* w: features.9.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
-                     params + 1442472, params + 1443624, 1e-05f,  /* folding features.9.conv.0.1.weight, features.9.conv.0.1.running_var */
-                     consts + 128160);                            /* y */
+    nnc_pack_weights(stage + 0, 384, 64,                    /* w: features.9.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
+                     stage + 24576, stage + 24960, 1e-05f,  /* folding features.9.conv.0.1.weight, features.9.conv.0.1.running_var */
+                     consts + 128160);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 125)) != MOBILENET_V2_OK)  /* features.9.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 126)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 129)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1444008, 384, 1, 9, 384,    /* w: features.9.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1447464, params + 1448616,  /* features.9.conv.1.1.weight, features.9.conv.1.1.running_var */
-                       1e-05f, consts + 152736);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 384, 1, 9, 384,   /* w: features.9.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 3456, stage + 3840,  /* features.9.conv.1.1.weight, features.9.conv.1.1.running_var */
+                       1e-05f, consts + 152736);    /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 126)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 127)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 768, 128)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 129)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(384, params + 1447464, params + 1447848,  /* features.9.conv.1.1.weight, features.9.conv.1.1.bias */
-                     params + 1448232, params + 1448616,       /* features.9.conv.1.1.running_mean, features.9.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 156192);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.9.conv.1.1.weight, features.9.conv.1.1.bias */
+                     stage + 768, stage + 1152,       /* features.9.conv.1.1.running_mean, features.9.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 156192);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 131)) != MOBILENET_V2_OK)  /* features.9.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 132)) != MOBILENET_V2_OK)  /* features.9.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 128, 133)) != MOBILENET_V2_OK)  /* features.9.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 134)) != MOBILENET_V2_OK)  /* features.9.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(64, params + 1473576, params + 1473640,  /* features.9.conv.3.weight, features.9.conv.3.bias */
-                     params + 1473704, params + 1473768,      /* features.9.conv.3.running_mean, features.9.conv.3.running_var */
-                     1e-05f, NULL, consts + 156576);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* features.9.conv.3.weight, features.9.conv.3.bias */
+                     stage + 128, stage + 192,        /* features.9.conv.3.running_mean, features.9.conv.3.running_var */
+                     1e-05f, NULL, consts + 156576);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 130)) != MOBILENET_V2_OK)  /* features.9.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 131)) != MOBILENET_V2_OK)  /* features.9.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24640, 134)) != MOBILENET_V2_OK)  /* features.9.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1449000, 64, 384,                   /* w: features.9.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
-                     params + 1473576, params + 1473768, 1e-05f,  /* folding features.9.conv.3.weight, features.9.conv.3.running_var */
-                     consts + 156640);                            /* y */
+    nnc_pack_weights(stage + 0, 64, 384,                    /* w: features.9.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
+                     stage + 24576, stage + 24640, 1e-05f,  /* folding features.9.conv.3.weight, features.9.conv.3.running_var */
+                     consts + 156640);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 136)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 137)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 768, 138)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 139)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(384, params + 1498408, params + 1498792,  /* features.10.conv.0.1.weight, features.10.conv.0.1.bias */
-                     params + 1499176, params + 1499560,       /* features.10.conv.0.1.running_mean, features.10.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 181216);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.10.conv.0.1.weight, features.10.conv.0.1.bias */
+                     stage + 768, stage + 1152,       /* features.10.conv.0.1.running_mean, features.10.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 181216);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 135)) != MOBILENET_V2_OK)  /* features.10.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 136)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24960, 139)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1473832, 384, 64,                   /* w: features.10.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
-                     params + 1498408, params + 1499560, 1e-05f,  /* folding features.10.conv.0.1.weight, features.10.conv.0.1.running_var */
-                     consts + 181600);                            /* y */
+    nnc_pack_weights(stage + 0, 384, 64,                    /* w: features.10.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
+                     stage + 24576, stage + 24960, 1e-05f,  /* folding features.10.conv.0.1.weight, features.10.conv.0.1.running_var */
+                     consts + 181600);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 140)) != MOBILENET_V2_OK)  /* features.10.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 141)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 144)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1499944, 384, 1, 9, 384,    /* w: features.10.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1503400, params + 1504552,  /* features.10.conv.1.1.weight, features.10.conv.1.1.running_var */
-                       1e-05f, consts + 206176);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 384, 1, 9, 384,   /* w: features.10.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 3456, stage + 3840,  /* features.10.conv.1.1.weight, features.10.conv.1.1.running_var */
+                       1e-05f, consts + 206176);    /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 141)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 142)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 768, 143)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 144)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(384, params + 1503400, params + 1503784,  /* features.10.conv.1.1.weight, features.10.conv.1.1.bias */
-                     params + 1504168, params + 1504552,       /* features.10.conv.1.1.running_mean, features.10.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 209632);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.10.conv.1.1.weight, features.10.conv.1.1.bias */
+                     stage + 768, stage + 1152,       /* features.10.conv.1.1.running_mean, features.10.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 209632);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 146)) != MOBILENET_V2_OK)  /* features.10.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 147)) != MOBILENET_V2_OK)  /* features.10.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 128, 148)) != MOBILENET_V2_OK)  /* features.10.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 149)) != MOBILENET_V2_OK)  /* features.10.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(64, params + 1529512, params + 1529576,  /* features.10.conv.3.weight, features.10.conv.3.bias */
-                     params + 1529640, params + 1529704,      /* features.10.conv.3.running_mean, features.10.conv.3.running_var */
-                     1e-05f, NULL, consts + 210016);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* features.10.conv.3.weight, features.10.conv.3.bias */
+                     stage + 128, stage + 192,        /* features.10.conv.3.running_mean, features.10.conv.3.running_var */
+                     1e-05f, NULL, consts + 210016);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 145)) != MOBILENET_V2_OK)  /* features.10.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 146)) != MOBILENET_V2_OK)  /* features.10.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24640, 149)) != MOBILENET_V2_OK)  /* features.10.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1504936, 64, 384,                   /* w: features.10.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
-                     params + 1529512, params + 1529704, 1e-05f,  /* folding features.10.conv.3.weight, features.10.conv.3.running_var */
-                     consts + 210080);                            /* y */
+    nnc_pack_weights(stage + 0, 64, 384,                    /* w: features.10.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
+                     stage + 24576, stage + 24640, 1e-05f,  /* folding features.10.conv.3.weight, features.10.conv.3.running_var */
+                     consts + 210080);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 151)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 152)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 768, 153)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 154)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(384, params + 1554344, params + 1554728,  /* features.11.conv.0.1.weight, features.11.conv.0.1.bias */
-                     params + 1555112, params + 1555496,       /* features.11.conv.0.1.running_mean, features.11.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 234656);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.11.conv.0.1.weight, features.11.conv.0.1.bias */
+                     stage + 768, stage + 1152,       /* features.11.conv.0.1.running_mean, features.11.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 234656);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 150)) != MOBILENET_V2_OK)  /* features.11.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 151)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 24960, 154)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1529768, 384, 64,                   /* w: features.11.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
-                     params + 1554344, params + 1555496, 1e-05f,  /* folding features.11.conv.0.1.weight, features.11.conv.0.1.running_var */
-                     consts + 235040);                            /* y */
+    nnc_pack_weights(stage + 0, 384, 64,                    /* w: features.11.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
+                     stage + 24576, stage + 24960, 1e-05f,  /* folding features.11.conv.0.1.weight, features.11.conv.0.1.running_var */
+                     consts + 235040);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 155)) != MOBILENET_V2_OK)  /* features.11.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 156)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 159)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1555880, 384, 1, 9, 384,    /* w: features.11.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1559336, params + 1560488,  /* features.11.conv.1.1.weight, features.11.conv.1.1.running_var */
-                       1e-05f, consts + 259616);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 384, 1, 9, 384,   /* w: features.11.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 3456, stage + 3840,  /* features.11.conv.1.1.weight, features.11.conv.1.1.running_var */
+                       1e-05f, consts + 259616);    /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 156)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 157)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 768, 158)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 159)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(384, params + 1559336, params + 1559720,  /* features.11.conv.1.1.weight, features.11.conv.1.1.bias */
-                     params + 1560104, params + 1560488,       /* features.11.conv.1.1.running_mean, features.11.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 263072);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.11.conv.1.1.weight, features.11.conv.1.1.bias */
+                     stage + 768, stage + 1152,       /* features.11.conv.1.1.running_mean, features.11.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 263072);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 161)) != MOBILENET_V2_OK)  /* features.11.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 162)) != MOBILENET_V2_OK)  /* features.11.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 163)) != MOBILENET_V2_OK)  /* features.11.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 164)) != MOBILENET_V2_OK)  /* features.11.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(96, params + 1597736, params + 1597832,  /* features.11.conv.3.weight, features.11.conv.3.bias */
-                     params + 1597928, params + 1598024,      /* features.11.conv.3.running_mean, features.11.conv.3.running_var */
-                     1e-05f, NULL, consts + 263456);          /* eps, no bias, y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* features.11.conv.3.weight, features.11.conv.3.bias */
+                     stage + 192, stage + 288,        /* features.11.conv.3.running_mean, features.11.conv.3.running_var */
+                     1e-05f, NULL, consts + 263456);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 160)) != MOBILENET_V2_OK)  /* features.11.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 36864, 161)) != MOBILENET_V2_OK)  /* features.11.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 36960, 164)) != MOBILENET_V2_OK)  /* features.11.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1560872, 96, 384,                   /* w: features.11.conv.2.weight [96, 384, 1, 1] as [rows][cols] */
-                     params + 1597736, params + 1598024, 1e-05f,  /* folding features.11.conv.3.weight, features.11.conv.3.running_var */
-                     consts + 263552);                            /* y */
+    nnc_pack_weights(stage + 0, 96, 384,                    /* w: features.11.conv.2.weight [96, 384, 1, 1] as [rows][cols] */
+                     stage + 36864, stage + 36960, 1e-05f,  /* folding features.11.conv.3.weight, features.11.conv.3.running_var */
+                     consts + 263552);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 166)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 167)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 168)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 169)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(576, params + 1653416, params + 1653992,  /* features.12.conv.0.1.weight, features.12.conv.0.1.bias */
-                     params + 1654568, params + 1655144,       /* features.12.conv.0.1.running_mean, features.12.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 300416);           /* eps, no bias, y */
+    nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.12.conv.0.1.weight, features.12.conv.0.1.bias */
+                     stage + 1152, stage + 1728,      /* features.12.conv.0.1.running_mean, features.12.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 300416);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 165)) != MOBILENET_V2_OK)  /* features.12.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 166)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55872, 169)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1598120, 576, 96,                   /* w: features.12.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
-                     params + 1653416, params + 1655144, 1e-05f,  /* folding features.12.conv.0.1.weight, features.12.conv.0.1.running_var */
-                     consts + 300992);                            /* y */
+    nnc_pack_weights(stage + 0, 576, 96,                    /* w: features.12.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
+                     stage + 55296, stage + 55872, 1e-05f,  /* folding features.12.conv.0.1.weight, features.12.conv.0.1.running_var */
+                     consts + 300992);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 170)) != MOBILENET_V2_OK)  /* features.12.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5184, 171)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5760, 174)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1655720, 576, 1, 9, 576,    /* w: features.12.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1660904, params + 1662632,  /* features.12.conv.1.1.weight, features.12.conv.1.1.running_var */
-                       1e-05f, consts + 356288);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 576, 1, 9, 576,   /* w: features.12.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 5184, stage + 5760,  /* features.12.conv.1.1.weight, features.12.conv.1.1.running_var */
+                       1e-05f, consts + 356288);    /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 171)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 172)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 173)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 174)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(576, params + 1660904, params + 1661480,  /* features.12.conv.1.1.weight, features.12.conv.1.1.bias */
-                     params + 1662056, params + 1662632,       /* features.12.conv.1.1.running_mean, features.12.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 361472);           /* eps, no bias, y */
+    nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.12.conv.1.1.weight, features.12.conv.1.1.bias */
+                     stage + 1152, stage + 1728,      /* features.12.conv.1.1.running_mean, features.12.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 361472);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 176)) != MOBILENET_V2_OK)  /* features.12.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 177)) != MOBILENET_V2_OK)  /* features.12.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 178)) != MOBILENET_V2_OK)  /* features.12.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 179)) != MOBILENET_V2_OK)  /* features.12.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(96, params + 1718504, params + 1718600,  /* features.12.conv.3.weight, features.12.conv.3.bias */
-                     params + 1718696, params + 1718792,      /* features.12.conv.3.running_mean, features.12.conv.3.running_var */
-                     1e-05f, NULL, consts + 362048);          /* eps, no bias, y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* features.12.conv.3.weight, features.12.conv.3.bias */
+                     stage + 192, stage + 288,        /* features.12.conv.3.running_mean, features.12.conv.3.running_var */
+                     1e-05f, NULL, consts + 362048);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 175)) != MOBILENET_V2_OK)  /* features.12.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 176)) != MOBILENET_V2_OK)  /* features.12.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55392, 179)) != MOBILENET_V2_OK)  /* features.12.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1663208, 96, 576,                   /* w: features.12.conv.2.weight [96, 576, 1, 1] as [rows][cols] */
-                     params + 1718504, params + 1718792, 1e-05f,  /* folding features.12.conv.3.weight, features.12.conv.3.running_var */
-                     consts + 362144);                            /* y */
+    nnc_pack_weights(stage + 0, 96, 576,                    /* w: features.12.conv.2.weight [96, 576, 1, 1] as [rows][cols] */
+                     stage + 55296, stage + 55392, 1e-05f,  /* folding features.12.conv.3.weight, features.12.conv.3.running_var */
+                     consts + 362144);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 181)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 182)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 183)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 184)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(576, params + 1774184, params + 1774760,  /* features.13.conv.0.1.weight, features.13.conv.0.1.bias */
-                     params + 1775336, params + 1775912,       /* features.13.conv.0.1.running_mean, features.13.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 417440);           /* eps, no bias, y */
+    nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.13.conv.0.1.weight, features.13.conv.0.1.bias */
+                     stage + 1152, stage + 1728,      /* features.13.conv.0.1.running_mean, features.13.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 417440);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 180)) != MOBILENET_V2_OK)  /* features.13.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 181)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55872, 184)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1718888, 576, 96,                   /* w: features.13.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
-                     params + 1774184, params + 1775912, 1e-05f,  /* folding features.13.conv.0.1.weight, features.13.conv.0.1.running_var */
-                     consts + 418016);                            /* y */
+    nnc_pack_weights(stage + 0, 576, 96,                    /* w: features.13.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
+                     stage + 55296, stage + 55872, 1e-05f,  /* folding features.13.conv.0.1.weight, features.13.conv.0.1.running_var */
+                     consts + 418016);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 185)) != MOBILENET_V2_OK)  /* features.13.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5184, 186)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5760, 189)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1776488, 576, 1, 9, 576,    /* w: features.13.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1781672, params + 1783400,  /* features.13.conv.1.1.weight, features.13.conv.1.1.running_var */
-                       1e-05f, consts + 473312);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 576, 1, 9, 576,   /* w: features.13.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 5184, stage + 5760,  /* features.13.conv.1.1.weight, features.13.conv.1.1.running_var */
+                       1e-05f, consts + 473312);    /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 186)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 187)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 188)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 189)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(576, params + 1781672, params + 1782248,  /* features.13.conv.1.1.weight, features.13.conv.1.1.bias */
-                     params + 1782824, params + 1783400,       /* features.13.conv.1.1.running_mean, features.13.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 478496);           /* eps, no bias, y */
+    nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.13.conv.1.1.weight, features.13.conv.1.1.bias */
+                     stage + 1152, stage + 1728,      /* features.13.conv.1.1.running_mean, features.13.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 478496);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 191)) != MOBILENET_V2_OK)  /* features.13.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 192)) != MOBILENET_V2_OK)  /* features.13.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 193)) != MOBILENET_V2_OK)  /* features.13.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 194)) != MOBILENET_V2_OK)  /* features.13.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(96, params + 1839272, params + 1839368,  /* features.13.conv.3.weight, features.13.conv.3.bias */
-                     params + 1839464, params + 1839560,      /* features.13.conv.3.running_mean, features.13.conv.3.running_var */
-                     1e-05f, NULL, consts + 479072);          /* eps, no bias, y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* features.13.conv.3.weight, features.13.conv.3.bias */
+                     stage + 192, stage + 288,        /* features.13.conv.3.running_mean, features.13.conv.3.running_var */
+                     1e-05f, NULL, consts + 479072);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 190)) != MOBILENET_V2_OK)  /* features.13.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 191)) != MOBILENET_V2_OK)  /* features.13.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55392, 194)) != MOBILENET_V2_OK)  /* features.13.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1783976, 96, 576,                   /* w: features.13.conv.2.weight [96, 576, 1, 1] as [rows][cols] */
-                     params + 1839272, params + 1839560, 1e-05f,  /* folding features.13.conv.3.weight, features.13.conv.3.running_var */
-                     consts + 479168);                            /* y */
+    nnc_pack_weights(stage + 0, 96, 576,                    /* w: features.13.conv.2.weight [96, 576, 1, 1] as [rows][cols] */
+                     stage + 55296, stage + 55392, 1e-05f,  /* folding features.13.conv.3.weight, features.13.conv.3.running_var */
+                     consts + 479168);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 196)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 197)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 198)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 199)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(576, params + 1894952, params + 1895528,  /* features.14.conv.0.1.weight, features.14.conv.0.1.bias */
-                     params + 1896104, params + 1896680,       /* features.14.conv.0.1.running_mean, features.14.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 534464);           /* eps, no bias, y */
+    nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.14.conv.0.1.weight, features.14.conv.0.1.bias */
+                     stage + 1152, stage + 1728,      /* features.14.conv.0.1.running_mean, features.14.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 534464);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 195)) != MOBILENET_V2_OK)  /* features.14.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 196)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 55872, 199)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1839656, 576, 96,                   /* w: features.14.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
-                     params + 1894952, params + 1896680, 1e-05f,  /* folding features.14.conv.0.1.weight, features.14.conv.0.1.running_var */
-                     consts + 535040);                            /* y */
+    nnc_pack_weights(stage + 0, 576, 96,                    /* w: features.14.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
+                     stage + 55296, stage + 55872, 1e-05f,  /* folding features.14.conv.0.1.weight, features.14.conv.0.1.running_var */
+                     consts + 535040);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 200)) != MOBILENET_V2_OK)  /* features.14.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5184, 201)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5760, 204)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 1897256, 576, 1, 9, 576,    /* w: features.14.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 1902440, params + 1904168,  /* features.14.conv.1.1.weight, features.14.conv.1.1.running_var */
-                       1e-05f, consts + 590336);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 576, 1, 9, 576,   /* w: features.14.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 5184, stage + 5760,  /* features.14.conv.1.1.weight, features.14.conv.1.1.running_var */
+                       1e-05f, consts + 590336);    /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 201)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 202)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1152, 203)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 204)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(576, params + 1902440, params + 1903016,  /* features.14.conv.1.1.weight, features.14.conv.1.1.bias */
-                     params + 1903592, params + 1904168,       /* features.14.conv.1.1.running_mean, features.14.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 595520);           /* eps, no bias, y */
+    nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.14.conv.1.1.weight, features.14.conv.1.1.bias */
+                     stage + 1152, stage + 1728,      /* features.14.conv.1.1.running_mean, features.14.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 595520);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 206)) != MOBILENET_V2_OK)  /* features.14.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 160, 207)) != MOBILENET_V2_OK)  /* features.14.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 320, 208)) != MOBILENET_V2_OK)  /* features.14.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 480, 209)) != MOBILENET_V2_OK)  /* features.14.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(160, params + 1996904, params + 1997064,  /* features.14.conv.3.weight, features.14.conv.3.bias */
-                     params + 1997224, params + 1997384,       /* features.14.conv.3.running_mean, features.14.conv.3.running_var */
-                     1e-05f, NULL, consts + 596096);           /* eps, no bias, y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* features.14.conv.3.weight, features.14.conv.3.bias */
+                     stage + 320, stage + 480,        /* features.14.conv.3.running_mean, features.14.conv.3.running_var */
+                     1e-05f, NULL, consts + 596096);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 205)) != MOBILENET_V2_OK)  /* features.14.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 92160, 206)) != MOBILENET_V2_OK)  /* features.14.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 92320, 209)) != MOBILENET_V2_OK)  /* features.14.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 1904744, 160, 576,                  /* w: features.14.conv.2.weight [160, 576, 1, 1] as [rows][cols] */
-                     params + 1996904, params + 1997384, 1e-05f,  /* folding features.14.conv.3.weight, features.14.conv.3.running_var */
-                     consts + 596256);                            /* y */
+    nnc_pack_weights(stage + 0, 160, 576,                   /* w: features.14.conv.2.weight [160, 576, 1, 1] as [rows][cols] */
+                     stage + 92160, stage + 92320, 1e-05f,  /* folding features.14.conv.3.weight, features.14.conv.3.running_var */
+                     consts + 596256);                      /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 211)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 212)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 213)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 2880, 214)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(960, params + 2151144, params + 2152104,  /* features.15.conv.0.1.weight, features.15.conv.0.1.bias */
-                     params + 2153064, params + 2154024,       /* features.15.conv.0.1.running_mean, features.15.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 688416);           /* eps, no bias, y */
+    nnc_bn_fold_bias(960, stage + 0, stage + 960,     /* features.15.conv.0.1.weight, features.15.conv.0.1.bias */
+                     stage + 1920, stage + 2880,      /* features.15.conv.0.1.running_mean, features.15.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 688416);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 210)) != MOBILENET_V2_OK)  /* features.15.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 211)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 154560, 214)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 1997544, 960, 160,                  /* w: features.15.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
-                     params + 2151144, params + 2154024, 1e-05f,  /* folding features.15.conv.0.1.weight, features.15.conv.0.1.running_var */
-                     consts + 689376);                            /* y */
+    nnc_pack_weights(stage + 0, 960, 160,                     /* w: features.15.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
+                     stage + 153600, stage + 154560, 1e-05f,  /* folding features.15.conv.0.1.weight, features.15.conv.0.1.running_var */
+                     consts + 689376);                        /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 215)) != MOBILENET_V2_OK)  /* features.15.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 8640, 216)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 9600, 219)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 2154984, 960, 1, 9, 960,    /* w: features.15.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 2163624, params + 2166504,  /* features.15.conv.1.1.weight, features.15.conv.1.1.running_var */
-                       1e-05f, consts + 842976);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 960, 1, 9, 960,   /* w: features.15.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 8640, stage + 9600,  /* features.15.conv.1.1.weight, features.15.conv.1.1.running_var */
+                       1e-05f, consts + 842976);    /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 216)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 217)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 218)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 2880, 219)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(960, params + 2163624, params + 2164584,  /* features.15.conv.1.1.weight, features.15.conv.1.1.bias */
-                     params + 2165544, params + 2166504,       /* features.15.conv.1.1.running_mean, features.15.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 851616);           /* eps, no bias, y */
+    nnc_bn_fold_bias(960, stage + 0, stage + 960,     /* features.15.conv.1.1.weight, features.15.conv.1.1.bias */
+                     stage + 1920, stage + 2880,      /* features.15.conv.1.1.running_mean, features.15.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 851616);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 221)) != MOBILENET_V2_OK)  /* features.15.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 160, 222)) != MOBILENET_V2_OK)  /* features.15.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 320, 223)) != MOBILENET_V2_OK)  /* features.15.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 480, 224)) != MOBILENET_V2_OK)  /* features.15.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(160, params + 2321064, params + 2321224,  /* features.15.conv.3.weight, features.15.conv.3.bias */
-                     params + 2321384, params + 2321544,       /* features.15.conv.3.running_mean, features.15.conv.3.running_var */
-                     1e-05f, NULL, consts + 852576);           /* eps, no bias, y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* features.15.conv.3.weight, features.15.conv.3.bias */
+                     stage + 320, stage + 480,        /* features.15.conv.3.running_mean, features.15.conv.3.running_var */
+                     1e-05f, NULL, consts + 852576);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 220)) != MOBILENET_V2_OK)  /* features.15.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 221)) != MOBILENET_V2_OK)  /* features.15.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 153760, 224)) != MOBILENET_V2_OK)  /* features.15.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 2167464, 160, 960,                  /* w: features.15.conv.2.weight [160, 960, 1, 1] as [rows][cols] */
-                     params + 2321064, params + 2321544, 1e-05f,  /* folding features.15.conv.3.weight, features.15.conv.3.running_var */
-                     consts + 852736);                            /* y */
+    nnc_pack_weights(stage + 0, 160, 960,                     /* w: features.15.conv.2.weight [160, 960, 1, 1] as [rows][cols] */
+                     stage + 153600, stage + 153760, 1e-05f,  /* folding features.15.conv.3.weight, features.15.conv.3.running_var */
+                     consts + 852736);                        /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 226)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 227)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 228)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 2880, 229)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(960, params + 2475304, params + 2476264,  /* features.16.conv.0.1.weight, features.16.conv.0.1.bias */
-                     params + 2477224, params + 2478184,       /* features.16.conv.0.1.running_mean, features.16.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 1006336);          /* eps, no bias, y */
+    nnc_bn_fold_bias(960, stage + 0, stage + 960,      /* features.16.conv.0.1.weight, features.16.conv.0.1.bias */
+                     stage + 1920, stage + 2880,       /* features.16.conv.0.1.running_mean, features.16.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 1006336);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 225)) != MOBILENET_V2_OK)  /* features.16.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 226)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 154560, 229)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 2321704, 960, 160,                  /* w: features.16.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
-                     params + 2475304, params + 2478184, 1e-05f,  /* folding features.16.conv.0.1.weight, features.16.conv.0.1.running_var */
-                     consts + 1007296);                           /* y */
+    nnc_pack_weights(stage + 0, 960, 160,                     /* w: features.16.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
+                     stage + 153600, stage + 154560, 1e-05f,  /* folding features.16.conv.0.1.weight, features.16.conv.0.1.running_var */
+                     consts + 1007296);                       /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 230)) != MOBILENET_V2_OK)  /* features.16.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 8640, 231)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 9600, 234)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 2479144, 960, 1, 9, 960,    /* w: features.16.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 2487784, params + 2490664,  /* features.16.conv.1.1.weight, features.16.conv.1.1.running_var */
-                       1e-05f, consts + 1160896);           /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 960, 1, 9, 960,   /* w: features.16.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 8640, stage + 9600,  /* features.16.conv.1.1.weight, features.16.conv.1.1.running_var */
+                       1e-05f, consts + 1160896);   /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 231)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 232)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 233)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 2880, 234)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(960, params + 2487784, params + 2488744,  /* features.16.conv.1.1.weight, features.16.conv.1.1.bias */
-                     params + 2489704, params + 2490664,       /* features.16.conv.1.1.running_mean, features.16.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 1169536);          /* eps, no bias, y */
+    nnc_bn_fold_bias(960, stage + 0, stage + 960,      /* features.16.conv.1.1.weight, features.16.conv.1.1.bias */
+                     stage + 1920, stage + 2880,       /* features.16.conv.1.1.running_mean, features.16.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 1169536);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 236)) != MOBILENET_V2_OK)  /* features.16.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 160, 237)) != MOBILENET_V2_OK)  /* features.16.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 320, 238)) != MOBILENET_V2_OK)  /* features.16.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 480, 239)) != MOBILENET_V2_OK)  /* features.16.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(160, params + 2645224, params + 2645384,  /* features.16.conv.3.weight, features.16.conv.3.bias */
-                     params + 2645544, params + 2645704,       /* features.16.conv.3.running_mean, features.16.conv.3.running_var */
-                     1e-05f, NULL, consts + 1170496);          /* eps, no bias, y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,      /* features.16.conv.3.weight, features.16.conv.3.bias */
+                     stage + 320, stage + 480,         /* features.16.conv.3.running_mean, features.16.conv.3.running_var */
+                     1e-05f, NULL, consts + 1170496);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 235)) != MOBILENET_V2_OK)  /* features.16.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 236)) != MOBILENET_V2_OK)  /* features.16.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 153760, 239)) != MOBILENET_V2_OK)  /* features.16.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 2491624, 160, 960,                  /* w: features.16.conv.2.weight [160, 960, 1, 1] as [rows][cols] */
-                     params + 2645224, params + 2645704, 1e-05f,  /* folding features.16.conv.3.weight, features.16.conv.3.running_var */
-                     consts + 1170656);                           /* y */
+    nnc_pack_weights(stage + 0, 160, 960,                     /* w: features.16.conv.2.weight [160, 960, 1, 1] as [rows][cols] */
+                     stage + 153600, stage + 153760, 1e-05f,  /* folding features.16.conv.3.weight, features.16.conv.3.running_var */
+                     consts + 1170656);                       /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 241)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 242)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 243)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 2880, 244)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(960, params + 2799464, params + 2800424,  /* features.17.conv.0.1.weight, features.17.conv.0.1.bias */
-                     params + 2801384, params + 2802344,       /* features.17.conv.0.1.running_mean, features.17.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 1324256);          /* eps, no bias, y */
+    nnc_bn_fold_bias(960, stage + 0, stage + 960,      /* features.17.conv.0.1.weight, features.17.conv.0.1.bias */
+                     stage + 1920, stage + 2880,       /* features.17.conv.0.1.running_mean, features.17.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 1324256);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 240)) != MOBILENET_V2_OK)  /* features.17.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 241)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 154560, 244)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.running_var */
+        goto done;
 
     /* pack_weights features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 2645864, 960, 160,                  /* w: features.17.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
-                     params + 2799464, params + 2802344, 1e-05f,  /* folding features.17.conv.0.1.weight, features.17.conv.0.1.running_var */
-                     consts + 1325216);                           /* y */
+    nnc_pack_weights(stage + 0, 960, 160,                     /* w: features.17.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
+                     stage + 153600, stage + 154560, 1e-05f,  /* folding features.17.conv.0.1.weight, features.17.conv.0.1.running_var */
+                     consts + 1325216);                       /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 245)) != MOBILENET_V2_OK)  /* features.17.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 8640, 246)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 9600, 249)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_weight features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(params + 2803304, 960, 1, 9, 960,    /* w: features.17.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
-                       params + 2811944, params + 2814824,  /* features.17.conv.1.1.weight, features.17.conv.1.1.running_var */
-                       1e-05f, consts + 1478816);           /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 960, 1, 9, 960,   /* w: features.17.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
+                       stage + 8640, stage + 9600,  /* features.17.conv.1.1.weight, features.17.conv.1.1.running_var */
+                       1e-05f, consts + 1478816);   /* eps, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 246)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 247)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 248)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 2880, 249)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(960, params + 2811944, params + 2812904,  /* features.17.conv.1.1.weight, features.17.conv.1.1.bias */
-                     params + 2813864, params + 2814824,       /* features.17.conv.1.1.running_mean, features.17.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 1487456);          /* eps, no bias, y */
+    nnc_bn_fold_bias(960, stage + 0, stage + 960,      /* features.17.conv.1.1.weight, features.17.conv.1.1.bias */
+                     stage + 1920, stage + 2880,       /* features.17.conv.1.1.running_mean, features.17.conv.1.1.running_var */
+                     1e-05f, NULL, consts + 1487456);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 251)) != MOBILENET_V2_OK)  /* features.17.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 320, 252)) != MOBILENET_V2_OK)  /* features.17.conv.3.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 640, 253)) != MOBILENET_V2_OK)  /* features.17.conv.3.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 254)) != MOBILENET_V2_OK)  /* features.17.conv.3.running_var */
+        goto done;
 
     /* bn_fold_bias features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_bn_fold_bias(320, params + 3122984, params + 3123304,  /* features.17.conv.3.weight, features.17.conv.3.bias */
-                     params + 3123624, params + 3123944,       /* features.17.conv.3.running_mean, features.17.conv.3.running_var */
-                     1e-05f, NULL, consts + 1488416);          /* eps, no bias, y */
+    nnc_bn_fold_bias(320, stage + 0, stage + 320,      /* features.17.conv.3.weight, features.17.conv.3.bias */
+                     stage + 640, stage + 960,         /* features.17.conv.3.running_mean, features.17.conv.3.running_var */
+                     1e-05f, NULL, consts + 1488416);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 250)) != MOBILENET_V2_OK)  /* features.17.conv.2.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 307200, 251)) != MOBILENET_V2_OK)  /* features.17.conv.3.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 307520, 254)) != MOBILENET_V2_OK)  /* features.17.conv.3.running_var */
+        goto done;
 
     /* pack_weights features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(params + 2815784, 320, 960,                  /* w: features.17.conv.2.weight [320, 960, 1, 1] as [rows][cols] */
-                     params + 3122984, params + 3123944, 1e-05f,  /* folding features.17.conv.3.weight, features.17.conv.3.running_var */
-                     consts + 1488736);                           /* y */
+    nnc_pack_weights(stage + 0, 320, 960,                     /* w: features.17.conv.2.weight [320, 960, 1, 1] as [rows][cols] */
+                     stage + 307200, stage + 307520, 1e-05f,  /* folding features.17.conv.3.weight, features.17.conv.3.running_var */
+                     consts + 1488736);                       /* y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 256)) != MOBILENET_V2_OK)  /* features.18.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1280, 257)) != MOBILENET_V2_OK)  /* features.18.1.bias */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 2560, 258)) != MOBILENET_V2_OK)  /* features.18.1.running_mean */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 259)) != MOBILENET_V2_OK)  /* features.18.1.running_var */
+        goto done;
 
     /* bn_fold_bias features.18.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(1280, params + 3533864, params + 3535144,  /* features.18.1.weight, features.18.1.bias */
-                     params + 3536424, params + 3537704,        /* features.18.1.running_mean, features.18.1.running_var */
-                     1e-05f, NULL, consts + 1795936);           /* eps, no bias, y */
+    nnc_bn_fold_bias(1280, stage + 0, stage + 1280,    /* features.18.1.weight, features.18.1.bias */
+                     stage + 2560, stage + 3840,       /* features.18.1.running_mean, features.18.1.running_var */
+                     1e-05f, NULL, consts + 1795936);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 255)) != MOBILENET_V2_OK)  /* features.18.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 409600, 256)) != MOBILENET_V2_OK)  /* features.18.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 410880, 259)) != MOBILENET_V2_OK)  /* features.18.1.running_var */
+        goto done;
 
     /* pack_weights features.18.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(params + 3124264, 1280, 320,                 /* w: features.18.0.weight [1280, 320, 1, 1] as [rows][cols] */
-                     params + 3533864, params + 3537704, 1e-05f,  /* folding features.18.1.weight, features.18.1.running_var */
-                     consts + 1797216);                           /* y */
-    {  /* the parameters only the constants read are done with: keep the rest */
-        float *kept = (float *)realloc(m->params, ((size_t)MOBILENET_V2_PARAM_KEPT_FLOATS + 1) * sizeof(float));
-        if (kept)  /* a failed shrink keeps the larger block: nothing lost */
-            m->params = kept;
-    }
-    return MOBILENET_V2_OK;
+    nnc_pack_weights(stage + 0, 1280, 320,                    /* w: features.18.0.weight [1280, 320, 1, 1] as [rows][cols] */
+                     stage + 409600, stage + 410880, 1e-05f,  /* folding features.18.1.weight, features.18.1.running_var */
+                     consts + 1797216);                       /* y */
+done:
+    free(stage);
+    return rc;
 }
 
 /* The work of create, on a zeroed instance. */
@@ -946,11 +1706,14 @@ static int mobilenet_v2_init(mobilenet_v2_model *m, const char *weights, void *w
         m->ws = (unsigned char *)m->ws_alloc + (64 - (uintptr_t)m->ws_alloc % 64) % 64;
     }
     {
-        int rc = mobilenet_v2_load(m, weights);
+        nnc_st_file sf;
+        int rc = mobilenet_v2_load(m, weights, &sf);
         if (rc != MOBILENET_V2_OK)
             return rc;
+        rc = mobilenet_v2_prepare(m, &sf);
+        nnc_st_end(&sf);
+        return rc;
     }
-    return mobilenet_v2_prepare(m);
 }
 
 /* The forward pass: n samples from the inputs to the outputs, as in mobilenet_v2.h. */

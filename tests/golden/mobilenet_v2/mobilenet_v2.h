@@ -275,8 +275,9 @@
  * create computes MOBILENET_V2_CONST_FLOATS floats of constants from them once (batchnorm
  * folded into the layer before it: weight and bias rescaled per channel),
  * and the forward pass reads those instead. The parameters marked (create
- * only) are read by create only; the file must still hold them, and create
- * frees them once the constants exist (MOBILENET_V2_PARAM_KEPT_FLOATS floats stay).
+ * only) are read by create only, each as the constant that needs it is made
+ * (never all at once); the file must still hold them (MOBILENET_V2_PARAM_KEPT_FLOATS
+ * floats of parameters stay in memory).
  *
  * Use:
  *
@@ -313,7 +314,8 @@ extern "C" {
 #define MOBILENET_V2_MAX_BATCH          1           /* largest n of one call */
 #define MOBILENET_V2_WORKSPACE_BYTES    5619712     /* activations + scratch at max batch */
 #define MOBILENET_V2_PARAM_FLOATS       3538984     /* all parameters */
-#define MOBILENET_V2_PARAM_KEPT_FLOATS  1281000     /* of them, those kept after create */
+#define MOBILENET_V2_PARAM_KEPT_FLOATS  1281000     /* of them, those the forward pass reads */
+#define MOBILENET_V2_STAGE_FLOATS       412160      /* create's stage: the most the others one constant reads */
 #define MOBILENET_V2_CONST_FLOATS       2206816     /* computed from them at create */
 #define MOBILENET_V2_N_PARAMS           262         /* tensors in the weights file */
 #define MOBILENET_V2_N_INPUTS           1

@@ -115,8 +115,9 @@
  * create computes RESNET18_CONST_FLOATS floats of constants from them once (batchnorm
  * folded into the layer before it: weight and bias rescaled per channel),
  * and the forward pass reads those instead. The parameters marked (create
- * only) are read by create only; the file must still hold them, and create
- * frees them once the constants exist (RESNET18_PARAM_KEPT_FLOATS floats stay).
+ * only) are read by create only, each as the constant that needs it is made
+ * (never all at once); the file must still hold them (RESNET18_PARAM_KEPT_FLOATS
+ * floats of parameters stay in memory).
  *
  * Use:
  *
@@ -153,8 +154,9 @@ extern "C" {
 #define RESNET18_MAX_BATCH          1           /* largest n of one call */
 #define RESNET18_WORKSPACE_BYTES    10587136    /* activations + scratch at max batch */
 #define RESNET18_PARAM_FLOATS       11699112    /* all parameters */
-#define RESNET18_PARAM_KEPT_FLOATS  513000      /* of them, those kept after create */
-#define RESNET18_CONST_FLOATS       12941184    /* computed from them at create */
+#define RESNET18_PARAM_KEPT_FLOATS  513000      /* of them, those the forward pass reads */
+#define RESNET18_STAGE_FLOATS       2360320     /* create's stage: the most the others one constant reads */
+#define RESNET18_CONST_FLOATS       18249600    /* computed from them at create */
 #define RESNET18_N_PARAMS           102         /* tensors in the weights file */
 #define RESNET18_N_INPUTS           1
 #define RESNET18_N_OUTPUTS          1
