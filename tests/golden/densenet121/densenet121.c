@@ -36,6 +36,9 @@
 /* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
+/* @kernel pool_mt needs: ctx */
+/* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
+/* @kernel avgpool2d_mt needs: avgpool2d pool_mt */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== densenet121 ======== */
@@ -697,72 +700,72 @@ static void densenet121_release(densenet121_model *m)
  * checks that size against the kernels themselves. */
 static int densenet121_scratch_fits(void)
 {
-    return nnc_conv2d_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 1, 0) <= 1843968
-        && nnc_conv2d_scratch(1, 64, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 200704
-        && nnc_conv2d_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) <= 3612672
-        && nnc_conv2d_scratch(1, 96, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 301056
-        && nnc_conv2d_scratch(1, 128, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 401408
-        && nnc_conv2d_scratch(1, 160, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 501760
-        && nnc_conv2d_scratch(1, 192, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 602112
-        && nnc_conv2d_scratch(1, 224, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 702464
-        && nnc_conv2d_scratch(1, 256, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1, 1) <= 802816
-        && nnc_conv2d_scratch(1, 128, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 100352
-        && nnc_conv2d_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 903168
-        && nnc_conv2d_scratch(1, 160, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 125440
-        && nnc_conv2d_scratch(1, 192, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 150528
-        && nnc_conv2d_scratch(1, 224, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 175616
-        && nnc_conv2d_scratch(1, 256, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 200704
-        && nnc_conv2d_scratch(1, 288, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 225792
-        && nnc_conv2d_scratch(1, 320, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 250880
-        && nnc_conv2d_scratch(1, 352, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 275968
-        && nnc_conv2d_scratch(1, 384, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 301056
-        && nnc_conv2d_scratch(1, 416, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 326144
-        && nnc_conv2d_scratch(1, 448, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 351232
-        && nnc_conv2d_scratch(1, 480, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 376320
-        && nnc_conv2d_scratch(1, 512, 28, 28, 256, 1, 1, 1, 1, 0, 0, 28, 28, 1, 1) <= 401408
-        && nnc_conv2d_scratch(1, 256, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 50176
-        && nnc_conv2d_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 225792
-        && nnc_conv2d_scratch(1, 288, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 56448
-        && nnc_conv2d_scratch(1, 320, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 62720
-        && nnc_conv2d_scratch(1, 352, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 68992
-        && nnc_conv2d_scratch(1, 384, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 75264
-        && nnc_conv2d_scratch(1, 416, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 81536
-        && nnc_conv2d_scratch(1, 448, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 87808
-        && nnc_conv2d_scratch(1, 480, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 94080
-        && nnc_conv2d_scratch(1, 512, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 100352
-        && nnc_conv2d_scratch(1, 544, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 106624
-        && nnc_conv2d_scratch(1, 576, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 112896
-        && nnc_conv2d_scratch(1, 608, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 119168
-        && nnc_conv2d_scratch(1, 640, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 125440
-        && nnc_conv2d_scratch(1, 672, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 131712
-        && nnc_conv2d_scratch(1, 704, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 137984
-        && nnc_conv2d_scratch(1, 736, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 144256
-        && nnc_conv2d_scratch(1, 768, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 150528
-        && nnc_conv2d_scratch(1, 800, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 156800
-        && nnc_conv2d_scratch(1, 832, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 163072
-        && nnc_conv2d_scratch(1, 864, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 169344
-        && nnc_conv2d_scratch(1, 896, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 175616
-        && nnc_conv2d_scratch(1, 928, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 181888
-        && nnc_conv2d_scratch(1, 960, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 188160
-        && nnc_conv2d_scratch(1, 992, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 194432
-        && nnc_conv2d_scratch(1, 1024, 14, 14, 512, 1, 1, 1, 1, 0, 0, 14, 14, 1, 1) <= 200704
-        && nnc_conv2d_scratch(1, 512, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 25088
-        && nnc_conv2d_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) <= 56448
-        && nnc_conv2d_scratch(1, 544, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 26656
-        && nnc_conv2d_scratch(1, 576, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 28224
-        && nnc_conv2d_scratch(1, 608, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 29792
-        && nnc_conv2d_scratch(1, 640, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 31360
-        && nnc_conv2d_scratch(1, 672, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 32928
-        && nnc_conv2d_scratch(1, 704, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 34496
-        && nnc_conv2d_scratch(1, 736, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 36064
-        && nnc_conv2d_scratch(1, 768, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 37632
-        && nnc_conv2d_scratch(1, 800, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 39200
-        && nnc_conv2d_scratch(1, 832, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 40768
-        && nnc_conv2d_scratch(1, 864, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 42336
-        && nnc_conv2d_scratch(1, 896, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 43904
-        && nnc_conv2d_scratch(1, 928, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 45472
-        && nnc_conv2d_scratch(1, 960, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 47040
-        && nnc_conv2d_scratch(1, 992, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1, 1) <= 48608;
+    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 0) <= 1843968
+        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 200704
+        && nnc_conv2d_packed_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 0) <= 3612672
+        && nnc_conv2d_packed_scratch(1, 96, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 301056
+        && nnc_conv2d_packed_scratch(1, 128, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 401408
+        && nnc_conv2d_packed_scratch(1, 160, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 501760
+        && nnc_conv2d_packed_scratch(1, 192, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 602112
+        && nnc_conv2d_packed_scratch(1, 224, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 702464
+        && nnc_conv2d_packed_scratch(1, 256, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 802816
+        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 100352
+        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 903168
+        && nnc_conv2d_packed_scratch(1, 160, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 125440
+        && nnc_conv2d_packed_scratch(1, 192, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 150528
+        && nnc_conv2d_packed_scratch(1, 224, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 175616
+        && nnc_conv2d_packed_scratch(1, 256, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 200704
+        && nnc_conv2d_packed_scratch(1, 288, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 225792
+        && nnc_conv2d_packed_scratch(1, 320, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 250880
+        && nnc_conv2d_packed_scratch(1, 352, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 275968
+        && nnc_conv2d_packed_scratch(1, 384, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 301056
+        && nnc_conv2d_packed_scratch(1, 416, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 326144
+        && nnc_conv2d_packed_scratch(1, 448, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 351232
+        && nnc_conv2d_packed_scratch(1, 480, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 376320
+        && nnc_conv2d_packed_scratch(1, 512, 28, 28, 256, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 401408
+        && nnc_conv2d_packed_scratch(1, 256, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 50176
+        && nnc_conv2d_packed_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 225792
+        && nnc_conv2d_packed_scratch(1, 288, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 56448
+        && nnc_conv2d_packed_scratch(1, 320, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 62720
+        && nnc_conv2d_packed_scratch(1, 352, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 68992
+        && nnc_conv2d_packed_scratch(1, 384, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 75264
+        && nnc_conv2d_packed_scratch(1, 416, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 81536
+        && nnc_conv2d_packed_scratch(1, 448, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 87808
+        && nnc_conv2d_packed_scratch(1, 480, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 94080
+        && nnc_conv2d_packed_scratch(1, 512, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 100352
+        && nnc_conv2d_packed_scratch(1, 544, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 106624
+        && nnc_conv2d_packed_scratch(1, 576, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 112896
+        && nnc_conv2d_packed_scratch(1, 608, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 119168
+        && nnc_conv2d_packed_scratch(1, 640, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 125440
+        && nnc_conv2d_packed_scratch(1, 672, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 131712
+        && nnc_conv2d_packed_scratch(1, 704, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 137984
+        && nnc_conv2d_packed_scratch(1, 736, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 144256
+        && nnc_conv2d_packed_scratch(1, 768, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 150528
+        && nnc_conv2d_packed_scratch(1, 800, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 156800
+        && nnc_conv2d_packed_scratch(1, 832, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 163072
+        && nnc_conv2d_packed_scratch(1, 864, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 169344
+        && nnc_conv2d_packed_scratch(1, 896, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 175616
+        && nnc_conv2d_packed_scratch(1, 928, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 181888
+        && nnc_conv2d_packed_scratch(1, 960, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 188160
+        && nnc_conv2d_packed_scratch(1, 992, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 194432
+        && nnc_conv2d_packed_scratch(1, 1024, 14, 14, 512, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 200704
+        && nnc_conv2d_packed_scratch(1, 512, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 25088
+        && nnc_conv2d_packed_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 56448
+        && nnc_conv2d_packed_scratch(1, 544, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 26656
+        && nnc_conv2d_packed_scratch(1, 576, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 28224
+        && nnc_conv2d_packed_scratch(1, 608, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 29792
+        && nnc_conv2d_packed_scratch(1, 640, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 31360
+        && nnc_conv2d_packed_scratch(1, 672, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 32928
+        && nnc_conv2d_packed_scratch(1, 704, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 34496
+        && nnc_conv2d_packed_scratch(1, 736, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 36064
+        && nnc_conv2d_packed_scratch(1, 768, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 37632
+        && nnc_conv2d_packed_scratch(1, 800, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 39200
+        && nnc_conv2d_packed_scratch(1, 832, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 40768
+        && nnc_conv2d_packed_scratch(1, 864, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 42336
+        && nnc_conv2d_packed_scratch(1, 896, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 43904
+        && nnc_conv2d_packed_scratch(1, 928, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 45472
+        && nnc_conv2d_packed_scratch(1, 960, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 47040
+        && nnc_conv2d_packed_scratch(1, 992, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 48608;
 }
 
 /* Reads every parameter from the safetensors file at path into m->params. */
@@ -2428,9 +2431,10 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/densenet.net:32:44 */
-    nnc_maxpool2d(n, t609, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
-                  t610, 802816, 56, 56,           /* y: [64, 56, 56], batch stride */
-                  3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                        /* the instance's threads and instruction set */
+                     n, t609, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
+                     t610, 802816, 56, 56,           /* y: [64, 56, 56], batch stride */
+                     3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
 
     /* conv2d features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
@@ -2581,9 +2585,10 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                       consts + 343744, consts + 344000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition1.norm.weight) + bn_fold_bias(features.transition1.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
-    nnc_avgpool2d(n, t662, 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-                  t663, 401408, 28, 28,          /* y: [128, 28, 28], batch stride */
-                  2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
+    nnc_avgpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t662, 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                     t663, 401408, 28, 28,          /* y: [128, 28, 28], batch stride */
+                     2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
@@ -2872,9 +2877,10 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                       consts + 1295168, consts + 1295680, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition2.norm.weight) + bn_fold_bias(features.transition2.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
-    nnc_avgpool2d(n, t763, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                  t764, 200704, 14, 14,          /* y: [256, 14, 14], batch stride */
-                  2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
+    nnc_avgpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t763, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                     t764, 200704, 14, 14,          /* y: [256, 14, 14], batch stride */
+                     2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
@@ -3439,9 +3445,10 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                       consts + 4261952, consts + 4262976, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition3.norm.weight) + bn_fold_bias(features.transition3.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
-    nnc_avgpool2d(n, t960, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                  t961, 50176, 7, 7,             /* y: [512, 7, 7], batch stride */
-                  2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
+    nnc_avgpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t960, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                     t961, 50176, 7, 7,             /* y: [512, 7, 7], batch stride */
+                     2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */

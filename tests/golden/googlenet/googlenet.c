@@ -36,6 +36,8 @@
 /* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
+/* @kernel pool_mt needs: ctx */
+/* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== googlenet ======== */
@@ -396,25 +398,25 @@ static void googlenet_release(googlenet_model *m)
  * checks that size against the kernels themselves. */
 static int googlenet_scratch_fits(void)
 {
-    return nnc_conv2d_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 1, 0) <= 1843968
-        && nnc_conv2d_scratch(1, 64, 56, 56, 192, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) <= 1806336
-        && nnc_conv2d_scratch(1, 96, 28, 28, 128, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 677376
-        && nnc_conv2d_scratch(1, 16, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 112896
-        && nnc_conv2d_scratch(1, 128, 28, 28, 192, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 903168
-        && nnc_conv2d_scratch(1, 32, 28, 28, 96, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 225792
-        && nnc_conv2d_scratch(1, 96, 14, 14, 208, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 169344
-        && nnc_conv2d_scratch(1, 16, 14, 14, 48, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 28224
-        && nnc_conv2d_scratch(1, 112, 14, 14, 224, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 197568
-        && nnc_conv2d_scratch(1, 24, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 42336
-        && nnc_conv2d_scratch(1, 128, 14, 14, 256, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 225792
-        && nnc_conv2d_scratch(1, 144, 14, 14, 288, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 254016
-        && nnc_conv2d_scratch(1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 56448
-        && nnc_conv2d_scratch(1, 160, 14, 14, 320, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 282240
-        && nnc_conv2d_scratch(1, 32, 14, 14, 128, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 56448
-        && nnc_conv2d_scratch(1, 160, 7, 7, 320, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) <= 70560
-        && nnc_conv2d_scratch(1, 32, 7, 7, 128, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) <= 14112
-        && nnc_conv2d_scratch(1, 192, 7, 7, 384, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) <= 84672
-        && nnc_conv2d_scratch(1, 48, 7, 7, 128, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) <= 21168;
+    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 0) <= 1843968
+        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 192, 3, 3, 1, 1, 1, 1, 56, 56, 0) <= 1806336
+        && nnc_conv2d_packed_scratch(1, 96, 28, 28, 128, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 677376
+        && nnc_conv2d_packed_scratch(1, 16, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 112896
+        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 192, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 903168
+        && nnc_conv2d_packed_scratch(1, 32, 28, 28, 96, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 225792
+        && nnc_conv2d_packed_scratch(1, 96, 14, 14, 208, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 169344
+        && nnc_conv2d_packed_scratch(1, 16, 14, 14, 48, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 28224
+        && nnc_conv2d_packed_scratch(1, 112, 14, 14, 224, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 197568
+        && nnc_conv2d_packed_scratch(1, 24, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 42336
+        && nnc_conv2d_packed_scratch(1, 128, 14, 14, 256, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 225792
+        && nnc_conv2d_packed_scratch(1, 144, 14, 14, 288, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 254016
+        && nnc_conv2d_packed_scratch(1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 56448
+        && nnc_conv2d_packed_scratch(1, 160, 14, 14, 320, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 282240
+        && nnc_conv2d_packed_scratch(1, 32, 14, 14, 128, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 56448
+        && nnc_conv2d_packed_scratch(1, 160, 7, 7, 320, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 70560
+        && nnc_conv2d_packed_scratch(1, 32, 7, 7, 128, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 14112
+        && nnc_conv2d_packed_scratch(1, 192, 7, 7, 384, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 84672
+        && nnc_conv2d_packed_scratch(1, 48, 7, 7, 128, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 21168;
 }
 
 /* Reads every parameter from the safetensors file at path into m->params. */
@@ -1312,9 +1314,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/googlenet.net:11:67 */
-    nnc_maxpool2d(n, t384, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
-                  t385, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
-                  3, 3, 2, 2, 0, 0, 1, 1);        /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                        /* the instance's threads and instruction set */
+                     n, t384, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
+                     t385, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
+                     3, 3, 2, 2, 0, 0, 1, 1);        /* kernel, stride, padding, dilation */
 
     /* conv2d conv2.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
@@ -1337,9 +1340,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/googlenet.net:12:83 */
-    nnc_maxpool2d(n, t389, 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
-                  t390, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
-                  3, 3, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t389, 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
+                     t390, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
+                     3, 3, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
@@ -1388,9 +1392,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t390, 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                  t403, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
-                  3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t390, 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                     t403, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
+                     3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1452,9 +1457,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t406, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                  t419, 200704, 28, 28,          /* y: [256, 28, 28], batch stride */
-                  3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t406, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                     t419, 200704, 28, 28,          /* y: [256, 28, 28], batch stride */
+                     3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1470,9 +1476,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* in place: t408, t416, t418, t421 are its slices; nothing to copy */
 
     /* maxpool2d @ models/googlenet.net:27:36 */
-    nnc_maxpool2d(n, t422, 376320, 480, 28, 28,  /* x: [480, 28, 28], batch stride */
-                  t423, 94080, 14, 14,           /* y: [480, 14, 14], batch stride */
-                  3, 3, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t422, 376320, 480, 28, 28,  /* x: [480, 28, 28], batch stride */
+                     t423, 94080, 14, 14,           /* y: [480, 14, 14], batch stride */
+                     3, 3, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
@@ -1521,9 +1528,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t423, 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                  t436, 94080, 14, 14,          /* y: [480, 14, 14], batch stride */
-                  3, 3, 1, 1, 1, 1, 1, 1);      /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                      /* the instance's threads and instruction set */
+                     n, t423, 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                     t436, 94080, 14, 14,          /* y: [480, 14, 14], batch stride */
+                     3, 3, 1, 1, 1, 1, 1, 1);      /* kernel, stride, padding, dilation */
 
     /* conv2d inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
@@ -1617,9 +1625,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t439, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                  t458, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
-                  3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t439, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                     t458, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
+                     3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
@@ -1681,9 +1690,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t461, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                  t474, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
-                  3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t461, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                     t474, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
+                     3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
@@ -1745,9 +1755,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t477, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                  t490, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
-                  3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t477, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                     t490, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
+                     3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
@@ -1841,9 +1852,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t493, 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                  t512, 103488, 14, 14,          /* y: [528, 14, 14], batch stride */
-                  3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t493, 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                     t512, 103488, 14, 14,          /* y: [528, 14, 14], batch stride */
+                     3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
@@ -1859,9 +1871,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* in place: t501, t509, t511, t514 are its slices; nothing to copy */
 
     /* maxpool2d @ models/googlenet.net:28:36 */
-    nnc_maxpool2d(n, t515, 163072, 832, 14, 14,  /* x: [832, 14, 14], batch stride */
-                  t516, 40768, 7, 7,             /* y: [832, 7, 7], batch stride */
-                  2, 2, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
+                     n, t515, 163072, 832, 14, 14,  /* x: [832, 14, 14], batch stride */
+                     t516, 40768, 7, 7,             /* y: [832, 7, 7], batch stride */
+                     2, 2, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
@@ -1910,9 +1923,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t516, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                  t529, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
-                  3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                    /* the instance's threads and instruction set */
+                     n, t516, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                     t529, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
+                     3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
 
     /* conv2d inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
@@ -1974,9 +1988,10 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
-    nnc_maxpool2d(n, t532, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                  t545, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
-                  3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                    /* the instance's threads and instruction set */
+                     n, t532, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                     t545, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
+                     3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
 
     /* conv2d inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */

@@ -34,6 +34,8 @@
 /* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
+/* @kernel pool_mt needs: ctx */
+/* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== resnet18 ======== */
@@ -191,17 +193,17 @@ static void resnet18_release(resnet18_model *m)
  * checks that size against the kernels themselves. */
 static int resnet18_scratch_fits(void)
 {
-    return nnc_conv2d_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 1, 0) <= 1843968
-        && nnc_conv2d_scratch(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 56, 56, 1, 0) <= 1806336
-        && nnc_conv2d_scratch(1, 64, 56, 56, 128, 3, 3, 2, 2, 1, 1, 28, 28, 1, 0) <= 451584
-        && nnc_conv2d_scratch(1, 64, 56, 56, 128, 1, 1, 2, 2, 0, 0, 28, 28, 1, 0) <= 50176
-        && nnc_conv2d_scratch(1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1, 28, 28, 1, 0) <= 903168
-        && nnc_conv2d_scratch(1, 128, 28, 28, 256, 3, 3, 2, 2, 1, 1, 14, 14, 1, 0) <= 225792
-        && nnc_conv2d_scratch(1, 128, 28, 28, 256, 1, 1, 2, 2, 0, 0, 14, 14, 1, 0) <= 25088
-        && nnc_conv2d_scratch(1, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 14, 14, 1, 0) <= 451584
-        && nnc_conv2d_scratch(1, 256, 14, 14, 512, 3, 3, 2, 2, 1, 1, 7, 7, 1, 0) <= 112896
-        && nnc_conv2d_scratch(1, 256, 14, 14, 512, 1, 1, 2, 2, 0, 0, 7, 7, 1, 0) <= 12544
-        && nnc_conv2d_scratch(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 7, 7, 1, 0) <= 225792;
+    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 0) <= 1843968
+        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 56, 56, 0) <= 1806336
+        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 3, 3, 2, 2, 1, 1, 28, 28, 0) <= 451584
+        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 1, 1, 2, 2, 0, 0, 28, 28, 0) <= 50176
+        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 903168
+        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 256, 3, 3, 2, 2, 1, 1, 14, 14, 0) <= 225792
+        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 256, 1, 1, 2, 2, 0, 0, 14, 14, 0) <= 25088
+        && nnc_conv2d_packed_scratch(1, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 451584
+        && nnc_conv2d_packed_scratch(1, 256, 14, 14, 512, 3, 3, 2, 2, 1, 1, 7, 7, 0) <= 112896
+        && nnc_conv2d_packed_scratch(1, 256, 14, 14, 512, 1, 1, 2, 2, 0, 0, 7, 7, 0) <= 12544
+        && nnc_conv2d_packed_scratch(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 225792;
 }
 
 /* Reads every parameter from the safetensors file at path into m->params. */
@@ -515,9 +517,10 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/resnet.net:64:14 */
-    nnc_maxpool2d(n, t105, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
-                  t106, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
-                  3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                        /* the instance's threads and instruction set */
+                     n, t105, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
+                     t106, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
+                     3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
 
     /* conv2d layer1.0.conv1 @ models/lib/resnet.net:22:14 */
     nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
