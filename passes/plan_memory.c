@@ -59,7 +59,8 @@ int64_t plan_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch)
         int64_t nb = plan_conv_samples(y->dim[1] * y->dim[2]);
         if (nb > max_batch) nb = max_batch;
         if (n->attr.dwpw.pw.packed && nb > 1) return (x->dim[0] + y->dim[0]) * nb * y->dim[1] * y->dim[2];
-        return x->dim[0] * plan_dwpw_tile(g, n) * y->dim[2];
+        /* packed at batch > 1: a tile for each of up to NNC_DWPW_SLOTS = 4 threads */
+        return (n->attr.dwpw.pw.packed && max_batch > 1 ? 4 : 1) * x->dim[0] * plan_dwpw_tile(g, n) * y->dim[2];
     }
     return 0;
 }

@@ -799,28 +799,77 @@ static NNC_MAYBE_UNUSED void nnc_dw_task(void *arg, int task)
     nnc_epilogue(t, (size_t)j->rows * (size_t)j->ow, NULL, j->dact, j->dslope);
 }
 
+/* At batch > 1, the tiles of a large map go a sample per thread, each
+ * thread with a tile of scratch of its own: up to this many threads. */
+enum { NNC_DWPW_SLOTS = 4 };
+
 /* Floats of scratch nnc_dwpw_packed needs at batches up to n: one tile's
- * depthwise rows (nnc_dwpw_scratch), or for blocks of nb samples of a small
- * map (nnc_conv_samples), their whole depthwise outputs side by side and
- * the block's pointwise output. */
+ * depthwise rows (nnc_dwpw_scratch), NNC_DWPW_SLOTS of them at batch > 1;
+ * or for blocks of nb samples of a small map (nnc_conv_samples), their
+ * whole depthwise outputs side by side and the block's pointwise output. */
 static NNC_MAYBE_UNUSED size_t nnc_dwpw_packed_scratch(int n, int c, int k, int oh, int ow, int tile_rows)
 {
     size_t nb = (size_t)nnc_conv_samples(n, oh * ow);
-    if (nb < 2) return nnc_dwpw_scratch(c, ow, tile_rows);
+    if (nb < 2) return (n > 1 ? (size_t)NNC_DWPW_SLOTS : 1) * nnc_dwpw_scratch(c, ow, tile_rows);
     return ((size_t)c + (size_t)k) * nb * (size_t)oh * (size_t)ow;
+}
+
+/* The pointwise half and the output of nnc_dwpw_packed, as its tiles see it. */
+typedef struct {
+    const float *x, *pwp, *pwb, *residual;  /* x: the batch's input */
+    float *y;
+    size_t ys, slot;
+    int count, tasks, k, oh, ow, tile_rows, act, isa;  /* count: the samples split a sample per task */
+    float slope;
+    const nnc_dw_job *dw;
+} nnc_dwpw_job;
+
+/* Sample i of nnc_dwpw_packed tile by tile (dj: the depthwise job, its
+ * scratch one tile's): the depthwise rows of all channels, then the
+ * pointwise GEMM into y with the bias, residual and activation, each over
+ * ctx's threads. */
+static NNC_MAYBE_UNUSED void nnc_dwpw_tiles(const nnc_ctx *ctx, const nnc_dwpw_job *p, nnc_dw_job *dj, int i)
+{
+    size_t ohw = (size_t)p->oh * (size_t)p->ow;
+    dj->x = p->x + (size_t)i * dj->xs;
+    for (dj->r0 = 0; dj->r0 < p->oh; dj->r0 += p->tile_rows) {
+        size_t off = (size_t)dj->r0 * (size_t)p->ow;
+        dj->rows = p->oh - dj->r0 < p->tile_rows ? p->oh - dj->r0 : p->tile_rows;
+        dj->ld = (size_t)dj->rows * (size_t)p->ow;
+        nnc_parallel_work(ctx, (double)dj->c * dj->kh * dj->kw * (double)dj->ld, dj->c, nnc_dw_task, dj);
+        nnc_gemm_packed(ctx, p->k, (long)dj->ld, dj->c, p->pwp, dj->scratch, dj->ld, p->y + (size_t)i * p->ys + off,
+                        ohw, p->pwb, p->residual ? p->residual + (size_t)i * (size_t)p->k * ohw + off : NULL, p->act,
+                        p->slope, p->k);
+    }
+}
+
+/* Task t of the samples [0, count), tasks a thread each: its share of them,
+ * tile by tile on its own slot of the scratch. */
+static NNC_MAYBE_UNUSED void nnc_dwpw_samples_task(void *arg, int t)
+{
+    const nnc_dwpw_job *p = (const nnc_dwpw_job *)arg;
+    nnc_dw_job dj = *p->dw;
+    nnc_ctx one;  /* the instance's instruction set, one thread */
+    int i, lo = p->count * t / p->tasks, hi = p->count * (t + 1) / p->tasks;
+    memset(&one, 0, sizeof one);
+    one.isa = p->isa, one.threads = 1;
+    dj.scratch = p->dw->scratch + (size_t)t * p->slot;
+    for (i = lo; i < hi; i++) nnc_dwpw_tiles(&one, p, &dj, i);
 }
 
 /* nnc_dwpw with the pointwise weight packed at create (nnc_pack_weights of
  * [k][c]) and the instance's ctx, a scratch of nnc_dwpw_packed_scratch(n,
- * ...) floats. One sample, or maps of NNC_CONV_COLS pixels and more: per
- * tile, the depthwise rows of all channels (split over the threads by
- * channel), then nnc_gemm_packed with the bias, residual and activation
- * applied to each finished tile of y. Small maps at batch > 1 go in blocks
- * of samples (nnc_conv_block_samples): the whole depthwise outputs of the
+ * ...) floats. One sample: per tile, the depthwise rows of all channels
+ * (split over the threads by channel), then nnc_gemm_packed with the bias,
+ * residual and activation applied to each finished tile of y. At batch > 1,
+ * maps of NNC_CONV_COLS pixels and more go the same way a sample per thread
+ * (each thread on its own tile of scratch; whole rounds of samples, the
+ * samples left over split as at batch 1), and small maps in blocks of
+ * samples (nnc_conv_block_samples): the whole depthwise outputs of the
  * block's samples side by side (split by sample and channel), one GEMM over
  * all their columns into the scratch (its sums start from the bias, as the
  * tiles' do), then each sample's rows out through the epilogue
- * (nnc_conv_block_out): the same floats as sample by sample. */
+ * (nnc_conv_block_out). Every path gives each sample the same floats. */
 static NNC_MAYBE_UNUSED void nnc_dwpw_packed(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,
                                              int w, const float *dwt, const float *dwb, int kh, int kw, int sh, int sw,
                                              int ph, int pw, int dh, int dw, int dact, float dslope, const float *pwp,
@@ -829,7 +878,8 @@ static NNC_MAYBE_UNUSED void nnc_dwpw_packed(const nnc_ctx *ctx, int n, const fl
                                              float *scratch)
 {
     nnc_dw_job j;
-    int i, nb = n > 1 ? nnc_conv_block_samples(n, oh * ow) : 1;
+    nnc_dwpw_job p;
+    int i, nb = n > 1 ? nnc_conv_block_samples(n, oh * ow) : 1, threads = ctx ? ctx->threads : 1;
     size_t ohw = (size_t)oh * (size_t)ow;
     if (tile_rows < 1) tile_rows = 1;
     j.dwt = dwt, j.dwb = dwb, j.scratch = scratch, j.xs = xs, j.hw = (size_t)h * (size_t)w, j.c = c, j.h = h;
@@ -850,16 +900,16 @@ static NNC_MAYBE_UNUSED void nnc_dwpw_packed(const nnc_ctx *ctx, int n, const fl
         return;
     }
     j.cs = 0;
-    for (i = 0; i < n; i++)
-        for (j.r0 = 0; j.r0 < oh; j.r0 += tile_rows) {
-            size_t off = (size_t)j.r0 * (size_t)ow;
-            j.rows = oh - j.r0 < tile_rows ? oh - j.r0 : tile_rows;
-            j.x = x + (size_t)i * xs, j.ld = (size_t)j.rows * (size_t)ow;
-            nnc_parallel_work(ctx, (double)c * kh * kw * (double)j.rows * ow, c, nnc_dw_task, &j);
-            nnc_gemm_packed(ctx, k, j.rows * ow, c, pwp, scratch, (size_t)j.rows * (size_t)ow,
-                            y + (size_t)i * ys + off, ohw, pwb,
-                            residual ? residual + (size_t)i * (size_t)k * ohw + off : NULL, act, slope, k);
-        }
+    p.x = x, p.pwp = pwp, p.pwb = pwb, p.residual = residual, p.y = y, p.ys = ys, p.k = k, p.oh = oh, p.ow = ow;
+    p.tile_rows = tile_rows, p.act = act, p.slope = slope, p.dw = &j;
+    p.slot = nnc_dwpw_scratch(c, ow, tile_rows);
+    p.isa = ctx ? ctx->isa : nnc_cpu_isa();
+    p.tasks = threads < NNC_DWPW_SLOTS ? threads : NNC_DWPW_SLOTS;
+    p.count = n > 1 && p.tasks > 1 ? n / p.tasks * p.tasks : 0;  /* whole rounds, a sample per thread */
+    if (p.count > 0)
+        nnc_parallel_work(ctx, (double)p.count * (double)c * (double)(kh * kw + k) * (double)ohw, p.tasks,
+                          nnc_dwpw_samples_task, &p);
+    for (i = p.count; i < n; i++) nnc_dwpw_tiles(ctx, &p, &j, i);
 }
 
 /* @kernel linear_mt needs: linear ctx */

@@ -236,7 +236,8 @@ static void test_dwpw_and_linear(void **state)
         {3, 5, 4, 9, 2, 0, 1, 2},
         {13, 6, 5, 17, 1, 1, 2, 16},  /* blocks of 8 + 8 samples */
         {9, 15, 13, 10, 2, 1, 3, 5},  /* 8x7 maps, stride 2: one block of 5 */
-        {4, 24, 24, 6, 1, 1, 5, 2},   /* 576 pixels: tiles of rows, sample by sample */
+        {4, 24, 24, 6, 1, 1, 5, 3},   /* 576 pixels: tiles of rows, a sample per thread, one left over */
+        {6, 50, 46, 5, 2, 1, 4, 5},   /* 25x23, stride 2: the same */
     };
     Rng r = {0xD00DULL};
     int list[3], ni = isas(list);
