@@ -210,9 +210,16 @@ const char *cg_scratch_call(Arena *a, const IrGraph *g, const IrNode *n, int max
     if (n->op == OP_CONV_T2D)
         return arena_printf(a, "nnc_conv_transpose2d_scratch(%lld, %lld, %d, %d, %d, %d)", cg_dim(x, 1), cg_dim(x, 2),
                             c->out_channels, c->kh, c->kw, c->groups);
+    if (n->op == OP_DWPW && n->attr.dwpw.pw.packed)
+        return arena_printf(a, "nnc_dwpw_packed_scratch(%d, %lld, %lld, %lld, %lld, %d)", max_batch, cg_dim(x, 0),
+                            cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2), plan_dwpw_tile(g, n));
     if (n->op == OP_DWPW)
         return arena_printf(a, "nnc_dwpw_scratch(%lld, %lld, %d)", cg_dim(x, 0), cg_dim(y, 2), plan_dwpw_tile(g, n));
     if (c->winograd) return arena_printf(a, "nnc_conv2d_winograd_scratch(%lld)", cg_dim(x, 0));
+    if (c->packed)
+        return arena_printf(a, "nnc_conv2d_packed_scratch(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %lld, %lld, %d)",
+                            max_batch, cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->sh,
+                            c->sw, c->ph, c->pw, cg_dim(y, 1), cg_dim(y, 2), c->pro.on ? 1 : 0);
     return arena_printf(a, "nnc_conv2d_scratch(%d, %lld, %lld, %lld, %d, %d, %d, %d, %d, %d, %d, %lld, %lld, %d, %d)",
                         max_batch, cg_dim(x, 0), cg_dim(x, 1), cg_dim(x, 2), c->out_channels, c->kh, c->kw, c->sh,
                         c->sw, c->ph, c->pw, cg_dim(y, 1), cg_dim(y, 2), c->groups, c->pro.on ? 1 : 0);

@@ -354,11 +354,15 @@ static void cg_pool_args(CgEmit *cx, const IrNode *n)
            cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 1), cg_dim(y, 2));
 }
 
+/* Pooling: in inference over the instance's threads (maxpool2d_mt,
+ * avgpool2d_mt); a training step keeps the serial kernels. */
 static bool emit_c_maxpool2d(CgEmit *cx, const IrNode *n)
 {
     const PoolAttr *p = &n->attr.pool;
-    cg_need(cx, "maxpool2d");
-    cg_call_begin(cx, "maxpool2d");
+    bool mt = !cx->tr;
+    cg_need(cx, mt ? "maxpool2d_mt" : "maxpool2d");
+    cg_call_begin(cx, mt ? "maxpool2d_mt" : "maxpool2d");
+    if (mt) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_pool_args(cx, n);
     cg_arg(cx, "kernel, stride, padding, dilation", "%d, %d, %d, %d, %d, %d, %d, %d", p->kh, p->kw, p->sh, p->sw,
            p->ph, p->pw, p->dh, p->dw);
@@ -370,8 +374,10 @@ static bool emit_c_avgpool2d(CgEmit *cx, const IrNode *n)
 {
     const PoolAttr *p = &n->attr.pool;
     if (p->dh != 1 || p->dw != 1) CG_FAIL(cx, "avgpool2d: a dilation other than 1 is not supported");
-    cg_need(cx, "avgpool2d");
-    cg_call_begin(cx, "avgpool2d");
+    bool mt = !cx->tr;
+    cg_need(cx, mt ? "avgpool2d_mt" : "avgpool2d");
+    cg_call_begin(cx, mt ? "avgpool2d_mt" : "avgpool2d");
+    if (mt) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_pool_args(cx, n);
     cg_arg(cx, "kernel, stride, padding, count_include_pad", "%d, %d, %d, %d, %d, %d, %d", p->kh, p->kw, p->sh,
            p->sw, p->ph, p->pw, p->count_include_pad ? 1 : 0);

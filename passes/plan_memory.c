@@ -30,12 +30,13 @@ int plan_dwpw_tile(const IrGraph *g, const IrNode *n)
 int64_t plan_conv_samples(int64_t ohw) { return ohw >= 512 ? 1 : (512 + ohw - 1) / ohw; }
 
 /* Samples per GEMM block of nnc_conv2d (kernels.c nnc_conv2d_block): several,
- * up to NNC_CONV_COLS = 512 columns, for a plain convolution of a small map. */
+ * up to NNC_CONV_COLS = 512 columns, for a plain convolution of a small map;
+ * nnc_conv2d_packed's (nnc_conv2d_packed_scratch) with a prologue too. */
 static int64_t conv_block(const IrNode *n, const IrShape *x, const IrShape *y, int max_batch)
 {
     const ConvAttr *c = &n->attr.conv;
     int64_t nb = plan_conv_samples(y->dim[1] * y->dim[2]);
-    if (c->pro.on || (x->dim[0] / c->groups == 1 && !conv_direct(c))) return 1;
+    if ((c->pro.on && !c->packed) || (x->dim[0] / c->groups == 1 && !conv_direct(c))) return 1;
     return nb < max_batch ? nb : max_batch;
 }
 
@@ -47,15 +48,22 @@ int64_t plan_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch)
         return 4 * 36 * 32 * (x->dim[0] + 64);
     if (n->op == OP_CONV2D) {  /* the prologue's copy of a sample, then im2col unless the kernel needs none */
         int64_t nb = conv_block(n, x, y, max_batch), s = c->pro.on ? ir_shape_elems(x) : 0;
-        if (nb > 1)  /* a block's im2col matrices and its output */
-            return (x->dim[0] / c->groups * c->kh * c->kw + c->out_channels / c->groups) * nb * y->dim[1] * y->dim[2];
+        if (nb > 1)  /* a block's im2col matrices and its output, then its samples through a prologue */
+            return (x->dim[0] / c->groups * c->kh * c->kw + c->out_channels / c->groups) * nb * y->dim[1] * y->dim[2] +
+                   (c->pro.on && !conv_direct(c) ? nb * ir_shape_elems(x) : 0);
         if (!conv_direct(c) && x->dim[0] / c->groups > 1)
             s += x->dim[0] / c->groups * c->kh * c->kw * y->dim[1] * y->dim[2];
         return s;
     }
     if (n->op == OP_CONV_T2D)
         return (int64_t)c->out_channels / c->groups * c->kh * c->kw * x->dim[1] * x->dim[2];
-    if (n->op == OP_DWPW) return x->dim[0] * plan_dwpw_tile(g, n) * y->dim[2];
+    if (n->op == OP_DWPW) {  /* one tile's depthwise rows; packed, blocks of samples of a small map */
+        int64_t nb = plan_conv_samples(y->dim[1] * y->dim[2]);
+        if (nb > max_batch) nb = max_batch;
+        if (n->attr.dwpw.pw.packed && nb > 1) return (x->dim[0] + y->dim[0]) * nb * y->dim[1] * y->dim[2];
+        /* packed at batch > 1: a tile for each of up to NNC_DWPW_SLOTS = 4 threads */
+        return (n->attr.dwpw.pw.packed && max_batch > 1 ? 4 : 1) * x->dim[0] * plan_dwpw_tile(g, n) * y->dim[2];
+    }
     return 0;
 }
 

@@ -438,18 +438,44 @@ static NNC_MAYBE_UNUSED void nnc_conv_epilogue(float *yg, int g, int kg, size_t 
                               NNC_ACT_NONE, 0.0f);
 }
 
+/* Rows [o0, o1) of sample j of a block's GEMM output (out: rows of ld
+ * floats, sample j's ohw columns at j*ohw) out to their place yj [rows][ohw]:
+ * yj[o] = out[o] + bias[o] (bias NULL: + 0.0f, which turns -0 into +0, as the
+ * blocked convolutions always did), or a plain copy with copy set (a GEMM
+ * that started its sums from the bias, as the one-sample paths do); then
+ * each row through the epilogue y = act(y + residual) (rj: the sample's
+ * residual rows, like yj, or NULL), the activation on rows below act_k only
+ * (nnc_conv_epilogue's arithmetic). */
+static NNC_MAYBE_UNUSED void nnc_conv_block_out(const float *out, size_t ld, int j, size_t ohw, int o0, int o1,
+                                                const float *bias, int copy, float *yj, const float *rj, int act,
+                                                float slope, int act_k)
+{
+    int o;
+    size_t p;
+    for (o = o0; o < o1; o++) {
+        const float *src = out + (size_t)o * ld + (size_t)j * ohw;
+        float *dst = yj + (size_t)o * ohw, b = bias ? bias[o] : 0.0f;
+        if (copy)
+            memcpy(dst, src, ohw * sizeof(float));
+        else
+            for (p = 0; p < ohw; p++) dst[p] = src[p] + b;
+        if (rj || act != NNC_ACT_NONE)
+            nnc_epilogue(dst, ohw, rj ? rj + (size_t)o * ohw : NULL, o < act_k ? act : NNC_ACT_NONE, slope);
+    }
+}
+
 /* nnc_conv2d for a block of m samples side by side (nnc_conv2d_block): per
  * group, their im2col matrices fill the scratch's columns (row stride m*ohw),
  * one GEMM writes the block's output after them, and each sample's rows go
- * out with the bias added, then through the epilogue. */
+ * out with the bias added, then through the epilogue (nnc_conv_block_out). */
 static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(int m, const float *x, size_t xs, int c, int h, int w,
                                                 const float *wt, const float *bias, float *y, size_t ys, int k,
                                                 int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
                                                 int dh, int dw, int groups, float *scratch, const float *residual,
                                                 size_t rs, int act, float slope, int act_k)
 {
-    int cg = c / groups, kg = k / groups, kdim = cg * kh * kw, g, j, o;
-    size_t ohw = (size_t)oh * (size_t)ow, ld = (size_t)m * ohw, hw = (size_t)h * (size_t)w, p;
+    int cg = c / groups, kg = k / groups, kdim = cg * kh * kw, g, j;
+    size_t ohw = (size_t)oh * (size_t)ow, ld = (size_t)m * ohw, hw = (size_t)h * (size_t)w;
     float *out = scratch + (size_t)kdim * ld;
     for (g = 0; g < groups; g++) {
         for (j = 0; j < m; j++)
@@ -457,17 +483,11 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(int m, const float *x, size_t xs
                        ow, kh, kw, sh, sw, ph, pw, dh, dw);
         nnc_sgemm(0, 0, kg, (int)ld, kdim, 1.0f, wt + (size_t)g * (size_t)kg * (size_t)kdim, kdim, scratch, (int)ld,
                   0.0f, out, (int)ld);
-        for (j = 0; j < m; j++) {
-            float *yg = y + (size_t)j * ys + (size_t)g * (size_t)kg * ohw;
-            for (o = 0; o < kg; o++) {
-                const float *src = out + (size_t)o * ld + (size_t)j * ohw;
-                float b = bias ? bias[g * kg + o] : 0.0f, *dst = yg + (size_t)o * ohw;
-                for (p = 0; p < ohw; p++) dst[p] = src[p] + b;
-            }
-            if (residual || act != NNC_ACT_NONE)
-                nnc_conv_epilogue(yg, g, kg, ohw, residual ? residual + (size_t)j * rs + (size_t)g * (size_t)kg * ohw
-                                                           : NULL, act, slope, act_k);
-        }
+        for (j = 0; j < m; j++)
+            nnc_conv_block_out(out, ld, j, ohw, 0, kg, bias ? bias + (size_t)g * (size_t)kg : NULL, 0,
+                               y + (size_t)j * ys + (size_t)g * (size_t)kg * ohw,
+                               residual ? residual + (size_t)j * rs + (size_t)g * (size_t)kg * ohw : NULL, act, slope,
+                               act_k - g * kg);
     }
 }
 

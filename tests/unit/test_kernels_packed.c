@@ -1,5 +1,6 @@
 /* test_kernels_packed.c: the GEMM on packed weights and the convolution on it
  * (runtime/snippets/kernels_parallel.c, kernels_conv.c nnc_conv2d_packed),
+ * depthwise + pointwise on it, and the layers split over the threads,
  * against double-precision references written from the definitions, at every
  * instruction set this CPU runs (plain C always; AVX2 and AVX-512 when
  * present: the test says which it ran) and with 1 and 2 threads, whose
@@ -139,8 +140,10 @@ static void run_pconv(Rng *r, const PCase *t)
     int oh = pconv_out(t->h, t->kh, t->sh, t->ph, t->dh), ow = pconv_out(t->w, t->kw, t->sw, t->pw, t->dw);
     size_t xs = (size_t)t->c * (size_t)t->h * (size_t)t->w, ys = (size_t)t->k * (size_t)oh * (size_t)ow;
     size_t wn = (size_t)t->k * (size_t)t->c * (size_t)t->kh * (size_t)t->kw;
-    size_t s1 = nnc_conv2d_scratch(t->n, t->c, t->h, t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, oh, ow, 1, 1);
-    size_t s0 = nnc_conv2d_scratch(t->n, t->c, t->h, t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, oh, ow, 1, 0);
+    size_t s1 = nnc_conv2d_packed_scratch(t->n, t->c, t->h, t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, oh,
+                                          ow, 1);
+    size_t s0 = nnc_conv2d_packed_scratch(t->n, t->c, t->h, t->w, t->k, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, oh,
+                                          ow, 0);
     float *x = rand_floats(r, t->n * xs, 1.0f), *wt = rand_floats(r, wn, 1.0f), *wp = new_floats(wn);
     float *bias = rand_floats(r, (size_t)t->k, 1.0f), *res = rand_floats(r, t->n * ys, 1.0f);
     float *scale = rand_floats(r, (size_t)t->c, 1.0f), *shift = rand_floats(r, (size_t)t->c, 1.0f);
@@ -174,6 +177,13 @@ static void run_pconv(Rng *r, const PCase *t)
                               t->sw, t->ph, t->pw, t->dh, t->dw, 1, scratch, rr, ys, act, 0.0f, t->k, sc, sh,
                               NNC_ACT_RELU, 0.0f);
             assert_memory_equal(y1, y2, t->n * ys * sizeof(float));
+            if (form == 2)  /* with a prologue, blocks of samples give each sample's own floats */
+                for (int i = 0; i < t->n; i++) {
+                    nnc_conv2d_packed(&two, 1, x + (size_t)i * xs, xs, t->c, t->h, t->w, wp, b, y2, ys, t->k, oh, ow,
+                                      t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, 1, scratch, NULL, ys,
+                                      act, 0.0f, t->k, sc, sh, NNC_ACT_RELU, 0.0f);
+                    assert_memory_equal(y1 + (size_t)i * ys, y2, ys * sizeof(float));
+                }
             nnc_ctx_stop(&one);
             nnc_ctx_stop(&two);
         }
@@ -192,6 +202,9 @@ static void test_conv2d_packed(void **state)
         {1, 2, 12, 13, 3, 3, 5, 2, 1, 1, 2, 1, 1},    /* non-square */
         {1, 64, 14, 14, 70, 3, 3, 1, 1, 1, 1, 1, 1},  /* a ResNet layer in small, K = 576 > 256 */
         {2, 33, 40, 40, 17, 3, 3, 1, 1, 1, 1, 1, 1},  /* one sample a GEMM, 1600 columns */
+        {16, 12, 7, 7, 19, 1, 1, 1, 1, 0, 0, 1, 1},   /* blocks of 8 + 8 samples; the prologue fills the matrix */
+        {13, 5, 5, 6, 11, 3, 3, 1, 1, 1, 1, 1, 1},    /* blocks of 13 samples of 5x6, 3x3: prologue, then im2col */
+        {3, 6, 30, 30, 9, 3, 3, 2, 2, 1, 1, 1, 1},    /* 15x15 maps: blocks of 3 */
     };
     Rng r = {0xC0DEULL};
     (void)state;
@@ -208,7 +221,9 @@ static void test_conv2d_packed(void **state)
 }
 
 /* nnc_dwpw_packed against nnc_dwpw on the same weights (its pointwise GEMM
- * rounds differently: within the tolerance), 1 and 2 threads bit-identical;
+ * rounds differently: within the tolerance), 1 and 2 threads bit-identical,
+ * and batch n (blocks of samples for small maps) bit-identical to each
+ * sample alone (tiles of rows);
  * nnc_linear_mt against nnc_linear, bit-identical (each output is the same
  * dot product whichever block it falls in). */
 static void test_dwpw_and_linear(void **state)
@@ -219,6 +234,10 @@ static void test_dwpw_and_linear(void **state)
         {16, 14, 14, 24, 2, 1, 3, 1},
         {32, 7, 7, 70, 1, 1, 7, 3},
         {3, 5, 4, 9, 2, 0, 1, 2},
+        {13, 6, 5, 17, 1, 1, 2, 16},  /* blocks of 8 + 8 samples */
+        {9, 15, 13, 10, 2, 1, 3, 5},  /* 8x7 maps, stride 2: one block of 5 */
+        {4, 24, 24, 6, 1, 1, 5, 3},   /* 576 pixels: tiles of rows, a sample per thread, one left over */
+        {6, 50, 46, 5, 2, 1, 4, 5},   /* 25x23, stride 2: the same */
     };
     Rng r = {0xD00DULL};
     int list[3], ni = isas(list);
@@ -232,7 +251,7 @@ static void test_dwpw_and_linear(void **state)
         float *dwb = rand_floats(&r, (size_t)c, 1.0f), *pwt = rand_floats(&r, (size_t)k * c, 1.0f);
         float *pwp = new_floats((size_t)k * c), *pwb = rand_floats(&r, (size_t)k, 1.0f);
         float *res = rand_floats(&r, n * ys, 1.0f), *want = nan_floats(n * ys), *y1 = nan_floats(n * ys);
-        float *y2 = nan_floats(n * ys), *scratch = nan_floats(nnc_dwpw_scratch(c, ow, tile));
+        float *y2 = nan_floats(n * ys), *scratch = nan_floats(nnc_dwpw_packed_scratch(n, c, k, oh, ow, tile));
         double *ref = new_doubles(n * ys);
         nnc_pack_weights(pwt, k, c, NULL, NULL, 0.0f, pwp);
         nnc_dwpw(n, x, xs, c, h, w, dwt, dwb, 3, 3, st, st, pd, pd, 1, 1, NNC_ACT_RELU6, 0.0f, pwt, pwb, want, ys, k,
@@ -250,6 +269,12 @@ static void test_dwpw_and_linear(void **state)
             nnc_dwpw_packed(&two, n, x, xs, c, h, w, dwt, dwb, 3, 3, st, st, pd, pd, 1, 1, NNC_ACT_RELU6, 0.0f, pwp,
                             pwb, y2, ys, k, oh, ow, res, NNC_ACT_NONE, 0.0f, tile, scratch);
             assert_memory_equal(y1, y2, n * ys * sizeof(float));
+            for (int i = 0; i < n; i++) {
+                nnc_dwpw_packed(&two, 1, x + (size_t)i * xs, xs, c, h, w, dwt, dwb, 3, 3, st, st, pd, pd, 1, 1,
+                                NNC_ACT_RELU6, 0.0f, pwp, pwb, y2, ys, k, oh, ow, res + (size_t)i * ys, NNC_ACT_NONE,
+                                0.0f, tile, scratch);
+                assert_memory_equal(y1 + (size_t)i * ys, y2, ys * sizeof(float));
+            }
             nnc_ctx_stop(&one);
             nnc_ctx_stop(&two);
         }
@@ -268,6 +293,35 @@ static void test_dwpw_and_linear(void **state)
         assert_memory_equal(want, got, (size_t)n * out * sizeof(float));
         nnc_ctx_stop(&two);
         free(x), free(wt), free(b), free(res), free(want), free(got);
+    }
+}
+
+/* nnc_maxpool2d_mt and nnc_avgpool2d_mt against the serial kernels, 1 and 2
+ * threads: bit-identical, batch strides longer than a sample, the floats
+ * between the samples' outputs untouched. */
+static void test_pool_mt(void **state)
+{
+    Rng r = {0x9001ULL};
+    (void)state;
+    for (int t = 0; t < 40; t++) {
+        int n = rng_int(&r, 1, 4), c = rng_int(&r, 1, 6), h = rng_int(&r, 3, 20), w = rng_int(&r, 3, 40);
+        int k = rng_int(&r, 1, 3), st = rng_int(&r, 1, 2), pd = rng_int(&r, 0, k / 2), cip = t % 2;
+        int oh = (h + 2 * pd - k) / st + 1, ow = (w + 2 * pd - k) / st + 1;
+        size_t xs = (size_t)c * h * w + 3, ys = (size_t)c * oh * ow + 5;
+        float *x = rand_floats(&r, n * xs, 1.0f), *want = new_floats(n * ys), *got = new_floats(n * ys);
+        for (int threads = 1; threads <= 2; threads++) {
+            nnc_ctx ctx;
+            ctx_for(&ctx, nnc_cpu_isa(), threads);
+            for (size_t i = 0; i < n * ys; i++) want[i] = got[i] = -7.0f;
+            nnc_maxpool2d(n, x, xs, c, h, w, want, ys, oh, ow, k, k, st, st, pd, pd, 1, 1);
+            nnc_maxpool2d_mt(&ctx, n, x, xs, c, h, w, got, ys, oh, ow, k, k, st, st, pd, pd, 1, 1);
+            assert_memory_equal(want, got, n * ys * sizeof(float));
+            nnc_avgpool2d(n, x, xs, c, h, w, want, ys, oh, ow, k, k, st, st, pd, pd, cip);
+            nnc_avgpool2d_mt(&ctx, n, x, xs, c, h, w, got, ys, oh, ow, k, k, st, st, pd, pd, cip);
+            assert_memory_equal(want, got, n * ys * sizeof(float));
+            nnc_ctx_stop(&ctx);
+        }
+        free(x), free(want), free(got);
     }
 }
 
@@ -301,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_gemm_packed),
         cmocka_unit_test(test_conv2d_packed),
         cmocka_unit_test(test_dwpw_and_linear),
+        cmocka_unit_test(test_pool_mt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

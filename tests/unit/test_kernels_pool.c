@@ -226,28 +226,24 @@ static void run_pool(Rng *r, const Pool *t, int max)
 
 /* ---- the tests ---- */
 
-static void test_maxpool2d_small_shapes(void **state)
+/* Every height and width 1..9, eight random poolings each, for max and for
+ * average pooling (each with its own seed). */
+static void test_pool_small_shapes(void **state)
 {
-    Rng r = {0x5A11ULL};
+    static const struct {
+        int max;
+        uint64_t seed;
+    } kinds[] = {{1, 0x5A11ULL}, {0, 0xA11ULL}};
     (void)state;
-    for (int h = 1; h <= 9; h++)
-        for (int w = 1; w <= 9; w++)
-            for (int i = 0; i < 8; i++) {
-                Pool t = random_pool(&r, h, w, 1);
-                run_pool(&r, &t, 1);
-            }
-}
-
-static void test_avgpool2d_small_shapes(void **state)
-{
-    Rng r = {0xA11ULL};
-    (void)state;
-    for (int h = 1; h <= 9; h++)
-        for (int w = 1; w <= 9; w++)
-            for (int i = 0; i < 8; i++) {
-                Pool t = random_pool(&r, h, w, 0);
-                run_pool(&r, &t, 0);
-            }
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        Rng r = {kinds[k].seed};
+        for (int h = 1; h <= 9; h++)
+            for (int w = 1; w <= 9; w++)
+                for (int i = 0; i < 8; i++) {
+                    Pool t = random_pool(&r, h, w, kinds[k].max);
+                    run_pool(&r, &t, kinds[k].max);
+                }
+    }
 }
 
 /* Rows wide enough for the 16-column blocks: one block, several, the last
@@ -291,8 +287,7 @@ static void test_pool_network_shapes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_maxpool2d_small_shapes),
-        cmocka_unit_test(test_avgpool2d_small_shapes),
+        cmocka_unit_test(test_pool_small_shapes),
         cmocka_unit_test(test_pool_wide_rows),
         cmocka_unit_test(test_pool_network_shapes),
     };

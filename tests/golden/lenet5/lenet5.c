@@ -32,6 +32,8 @@
 /* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
+/* @kernel pool_mt needs: ctx */
+/* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== lenet5 ======== */
@@ -97,7 +99,7 @@ static void lenet5_release(lenet5_model *m)
  * checks that size against the kernels themselves. */
 static int lenet5_scratch_fits(void)
 {
-    return nnc_conv2d_scratch(1, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 10, 10, 1, 0) <= 15000;
+    return nnc_conv2d_packed_scratch(1, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 10, 10, 0) <= 15000;
 }
 
 /* Opens the weights file at path into sf, checks every parameter against it
@@ -236,9 +238,10 @@ static void lenet5_run(lenet5_model *m, int n, const float *const *inputs, float
                NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* maxpool2d @ models/lenet5.net:6:57 */
-    nnc_maxpool2d(n, t11, 4704, 6, 28, 28,  /* x: [6, 28, 28], batch stride */
-                  t12, 1176, 14, 14,        /* y: [6, 14, 14], batch stride */
-                  2, 2, 2, 2, 0, 0, 1, 1);  /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                  /* the instance's threads and instruction set */
+                     n, t11, 4704, 6, 28, 28,  /* x: [6, 28, 28], batch stride */
+                     t12, 1176, 14, 14,        /* y: [6, 14, 14], batch stride */
+                     2, 2, 2, 2, 0, 0, 1, 1);  /* kernel, stride, padding, dilation */
 
     /* conv2d conv2 @ models/lenet5.net:7:14 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
@@ -251,9 +254,10 @@ static void lenet5_run(lenet5_model *m, int n, const float *const *inputs, float
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lenet5.net:7:46 */
-    nnc_maxpool2d(n, t14, 1600, 16, 10, 10,  /* x: [16, 10, 10], batch stride */
-                  t15, 400, 5, 5,            /* y: [16, 5, 5], batch stride */
-                  2, 2, 2, 2, 0, 0, 1, 1);   /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                   /* the instance's threads and instruction set */
+                     n, t14, 1600, 16, 10, 10,  /* x: [16, 10, 10], batch stride */
+                     t15, 400, 5, 5,            /* y: [16, 5, 5], batch stride */
+                     2, 2, 2, 2, 0, 0, 1, 1);   /* kernel, stride, padding, dilation */
 
     /* flatten @ models/lenet5.net:8:14 */
     /* t16 is a view of t15: no copy */

@@ -352,17 +352,19 @@ static void mobilenet_v2_release(mobilenet_v2_model *m)
  * checks that size against the kernels themselves. */
 static int mobilenet_v2_scratch_fits(void)
 {
-    return nnc_conv2d_scratch(1, 3, 224, 224, 32, 3, 3, 2, 2, 1, 1, 112, 112, 1, 0) <= 338688
-        && nnc_dwpw_scratch(32, 112, 9) <= 32256
-        && nnc_dwpw_scratch(96, 56, 6) <= 32256
-        && nnc_dwpw_scratch(144, 56, 4) <= 32256
-        && nnc_dwpw_scratch(144, 28, 8) <= 32256
-        && nnc_dwpw_scratch(192, 28, 6) <= 32256
-        && nnc_dwpw_scratch(192, 14, 12) <= 32256
-        && nnc_dwpw_scratch(384, 14, 6) <= 32256
-        && nnc_dwpw_scratch(576, 14, 4) <= 32256
-        && nnc_dwpw_scratch(576, 7, 7) <= 28224
-        && nnc_dwpw_scratch(960, 7, 4) <= 26880;
+    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 32, 3, 3, 2, 2, 1, 1, 112, 112, 0) <= 338688
+        && nnc_dwpw_packed_scratch(1, 32, 16, 112, 112, 9) <= 32256
+        && nnc_dwpw_packed_scratch(1, 96, 24, 56, 56, 6) <= 32256
+        && nnc_dwpw_packed_scratch(1, 144, 24, 56, 56, 4) <= 32256
+        && nnc_dwpw_packed_scratch(1, 144, 32, 28, 28, 8) <= 32256
+        && nnc_dwpw_packed_scratch(1, 192, 32, 28, 28, 6) <= 32256
+        && nnc_dwpw_packed_scratch(1, 192, 64, 14, 14, 12) <= 32256
+        && nnc_dwpw_packed_scratch(1, 384, 64, 14, 14, 6) <= 32256
+        && nnc_dwpw_packed_scratch(1, 384, 96, 14, 14, 6) <= 32256
+        && nnc_dwpw_packed_scratch(1, 576, 96, 14, 14, 4) <= 32256
+        && nnc_dwpw_packed_scratch(1, 576, 160, 7, 7, 7) <= 28224
+        && nnc_dwpw_packed_scratch(1, 960, 160, 7, 7, 4) <= 26880
+        && nnc_dwpw_packed_scratch(1, 960, 320, 7, 7, 4) <= 26880;
 }
 
 /* Opens the weights file at path into sf, checks every parameter against it
