@@ -347,6 +347,59 @@ static NNC_MAYBE_UNUSED void nnc_dw3_plane(const float *xc, int h, int w, const 
     }
 }
 
+/* nnc_dw_plane at column stride 1 for kernels not 3 wide (LeNet-5's 5x5
+ * first layer, one input channel, takes this path), any row stride, rows
+ * [oy0, oy1): per output row, the interior columns [xlo, xhi) (every tap
+ * inside the row; at least NNC_DW_VL of them) in steps of NNC_DW_VL outputs,
+ * the last step moved back to end at xhi (it recomputes a few outputs, the
+ * same values), each output's sum kept in a register: b, then the taps of
+ * every kernel row inside the image in kernel order, as nnc_dw_row_taps adds
+ * them one after another; the border columns one by one with the same sums.
+ * Bit for bit tap by tap, with a kw-th of the loads and stores of y and no
+ * range computed per tap. The pragma keeps gcc -O3 (the JIT's) from unrolling
+ * the 16 outputs before its loop vectorizer runs, which left them in SSE
+ * registers (LeNet-5's training step 1.3x slower); -O2 and clang vectorize
+ * the loop either way. */
+static NNC_MAYBE_UNUSED void nnc_dwk_s1(const float *xc, int h, int w, const float *wk, float b, float *y, int oy0,
+                                        int oy1, int ow, int kh, int kw, int sh, int ph, int pw, int dh, int dw,
+                                        int xlo, int xhi)
+{
+    int oy, ox, ki, kj, q;
+    for (oy = oy0; oy < oy1; oy++) {
+        float *yrow = y + (size_t)(oy - oy0) * (size_t)ow;
+        int ty = oy * sh - ph, k0 = 0, k1 = kh;
+        while (k0 < kh && ty + k0 * dh < 0) k0++;
+        while (k1 > k0 && ty + (k1 - 1) * dh >= h) k1--;
+        for (ox = xlo; ox < xhi; ox += NNC_DW_VL) {
+            float acc[NNC_DW_VL];
+            int s = ox + NNC_DW_VL <= xhi ? ox : xhi - NNC_DW_VL;
+            for (q = 0; q < NNC_DW_VL; q++) acc[q] = b;
+            for (ki = k0; ki < k1; ki++) {
+                const float *xr = xc + (size_t)(ty + ki * dh) * (size_t)w + (s - pw), *wr = wk + ki * kw;
+                for (kj = 0; kj < kw; kj++) {
+                    const float wv = wr[kj], *p = xr + kj * dw;
+#pragma GCC unroll 1
+                    for (q = 0; q < NNC_DW_VL; q++) acc[q] += wv * p[q];
+                }
+            }
+            for (q = 0; q < NNC_DW_VL; q++) yrow[s + q] = acc[q];
+        }
+        for (ox = 0; ox < ow; ox++) {
+            float v = b;
+            if (ox == xlo) ox = xhi;  /* past the interior */
+            if (ox >= ow) break;
+            for (ki = k0; ki < k1; ki++) {
+                const float *xr = xc + (size_t)(ty + ki * dh) * (size_t)w, *wr = wk + ki * kw;
+                for (kj = 0; kj < kw; kj++) {
+                    int ix = ox - pw + kj * dw;
+                    if (ix >= 0 && ix < w) v += wr[kj] * xr[ix];
+                }
+            }
+            yrow[ox] = v;
+        }
+    }
+}
+
 /* One depthwise plane, rows [oy0, oy1) of the output: y[oy - oy0][ox] = b +
  * sum of wk[ki][kj] * xc[oy*sh - ph + ki*dh][ox*sw - pw + kj*dw] over the taps
  * inside the image (zero padding), added in kernel order. y holds (oy1 - oy0)
@@ -356,7 +409,8 @@ static NNC_MAYBE_UNUSED void nnc_dw3_plane(const float *xc, int h, int w, const 
  * a kernel row's three in one pass over the output row (the same sums in the
  * same order as tap by tap, a third of the loads and stores of y). 3x3
  * kernels at column stride 1, or 2 with dilation 1, take nnc_dw3_plane's
- * vectorized paths instead, with the same sums in the same order. */
+ * vectorized paths instead, other widths at column stride 1 with 16 interior
+ * columns or more nnc_dwk_s1's, with the same sums in the same order. */
 static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const float *wk, float b, float *y, int oy0,
                                           int oy1, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                                           int dw)
@@ -369,6 +423,10 @@ static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const f
         return;
     }
     if (xhi > ow) xhi = ow;
+    if (sw == 1 && kw != 3 && xhi - xlo >= NNC_DW_VL) {
+        nnc_dwk_s1(xc, h, w, wk, b, y, oy0, oy1, ow, kh, kw, sh, ph, pw, dh, dw, xlo, xhi);
+        return;
+    }
     if (xlo > xhi || kw != 3) xlo = xhi = 0;  /* tap by tap everywhere */
     for (oy = oy0; oy < oy1; oy++) {
         float *yrow = y + (size_t)(oy - oy0) * (size_t)ow;
