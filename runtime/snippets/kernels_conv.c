@@ -47,41 +47,43 @@ static NNC_MAYBE_UNUSED void nnc_valid_range(int count, int stride, int off, int
 }
 
 /* @kernel conv2d needs: gemm conv_common epilogue */
-/* One row of an im2col matrix: row[ox] = src[ox*sw + off], 0 outside [0, w). */
-static NNC_MAYBE_UNUSED void nnc_im2col_row(const float *src, int w, float *row, int ow, int sw, int off)
-{
-    int ox, lo, hi;
-    nnc_valid_range(ow, sw, off, w, &lo, &hi);
-    for (ox = 0; ox < lo; ox++) row[ox] = 0.0f;
-    if (sw == 1) {
-        if (hi > lo) memcpy(row + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
-    } else {
-        for (ox = lo; ox < hi; ox++) row[ox] = src[ox * sw + off];
-    }
-    for (ox = hi; ox < ow; ox++) row[ox] = 0.0f;
-}
-
 /* Unfolds x[cg][h][w] into col[cg*kh*kw][oh*ow]: row (ci,ki,kj), column (oy,ox)
  * holds the input pixel that kernel tap meets at that output (0 in padding).
  * ld is the distance between rows of col in floats: oh*ow for one sample's
  * matrix, more when col is one sample's block of columns in a wider matrix
- * (several samples side by side, nnc_conv2d_backward). */
+ * (several samples side by side, nnc_conv2d_backward). The columns inside the
+ * image ([lo, hi), nnc_valid_range) are the same for every output row of a
+ * tap, so they are found once a tap; rows are copied in a plain loop (the
+ * maps of small networks have rows of 5 to 32 floats, shorter than a call to
+ * memcpy is worth), from NNC_IM2COL_MEMCPY floats on with memcpy. */
+enum { NNC_IM2COL_MEMCPY = 64 };
 static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, float *col, size_t ld, int oh, int ow,
                                         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
 {
-    int ci, ki, kj, oy;
+    int ci, ki, kj, oy, ox;
     size_t r = 0;
     for (ci = 0; ci < cg; ci++)
         for (ki = 0; ki < kh; ki++)
             for (kj = 0; kj < kw; kj++, r++) {
                 float *row = col + r * ld;
+                int off = kj * dw - pw, lo, hi;
+                nnc_valid_range(ow, sw, off, w, &lo, &hi);
                 for (oy = 0; oy < oh; oy++, row += ow) {
                     int iy = oy * sh - ph + ki * dh;
-                    if (iy < 0 || iy >= h)
-                        memset(row, 0, (size_t)ow * sizeof(float));
+                    const float *src;
+                    if (iy < 0 || iy >= h) {
+                        for (ox = 0; ox < ow; ox++) row[ox] = 0.0f;
+                        continue;
+                    }
+                    src = x + ((size_t)ci * (size_t)h + (size_t)iy) * (size_t)w;
+                    for (ox = 0; ox < lo; ox++) row[ox] = 0.0f;
+                    if (sw == 1 && hi - lo >= NNC_IM2COL_MEMCPY)
+                        memcpy(row + lo, src + (lo + off), (size_t)(hi - lo) * sizeof(float));
+                    else if (sw == 1)
+                        for (ox = lo; ox < hi; ox++) row[ox] = src[ox + off];
                     else
-                        nnc_im2col_row(x + ((size_t)ci * (size_t)h + (size_t)iy) * (size_t)w, w, row, ow, sw,
-                                       kj * dw - pw);
+                        for (ox = lo; ox < hi; ox++) row[ox] = src[ox * sw + off];
+                    for (ox = hi; ox < ow; ox++) row[ox] = 0.0f;
                 }
             }
 }

@@ -275,6 +275,31 @@ static void run_linear_backward(Rng *r, int n, int in, int out, int want)
     g_free(&dx), g_free(&dw), g_free(&db);
 }
 
+/* nnc_bias_backward sums eight channels side by side: bit for bit one double
+ * sum per channel over i then p, for channel counts around the groups of
+ * eight, inner sizes 1 (linear) and more, into a db that is not zero. */
+static void test_bias_backward_order(void **state)
+{
+    Rng r = {0xB1A5ULL};
+    (void)state;
+    for (int it = 0; it < 300; it++) {
+        int n = rng_int(&r, 1, 5), k = rng_int(&r, 1, 27);
+        size_t inner = (size_t)(it % 3 == 0 ? 1 : rng_int(&r, 1, 120));
+        T dy = t_rand(&r, (size_t)n * k * inner, 3.0f);
+        float db[27], want[27];
+        for (int o = 0; o < k; o++) {
+            double sum = 0.0;
+            db[o] = want[o] = (float)rng_int(&r, -5, 5) * 0.25f;
+            for (int i = 0; i < n; i++)
+                for (size_t p = 0; p < inner; p++) sum += dy.f[((size_t)i * k + o) * inner + p];
+            want[o] += (float)sum;
+        }
+        nnc_bias_backward(n, dy.f, k, inner, db);
+        assert_memory_equal(db, want, (size_t)k * sizeof(float));
+        t_free(&dy);
+    }
+}
+
 static void test_linear_backward(void **state)
 {
     Rng r = {0x11EULL};
@@ -605,6 +630,7 @@ int main(void)
         cmocka_unit_test(test_conv2d_backward_blocks),
         cmocka_unit_test(test_conv_transpose2d_backward),
         cmocka_unit_test(test_linear_backward),
+        cmocka_unit_test(test_bias_backward_order),
         cmocka_unit_test(test_maxpool2d_backward),
         cmocka_unit_test(test_maxpool2d_backward_first_max),
         cmocka_unit_test(test_maxpool2d_backward_blocks),
