@@ -152,4 +152,51 @@ void dt_loader_save(const DtLoader *l, DtLoaderState *s);
  * state of another seed or a position past the set. */
 int dt_loader_restore(DtLoader *l, const DtLoaderState *s, char *err, size_t errlen);
 
+/* ---- prefetching ---- */
+
+/* A loader's batches made one ahead, on a thread of the prefetcher's own: while
+ * the caller trains on batch b, the reader thread gathers, augments and
+ * normalizes batch b + 1 into a second buffer (double buffering, a mutex and a
+ * condition variable). The batches are the loader's, bit for bit and in its
+ * order: each is a pure function of (set, options, epoch, batch), so which thread
+ * makes it changes nothing. Without a thread (threaded 0, or when none can be
+ * started) dt_prefetch_next makes each batch itself, through the same calls.
+ *
+ *   DtPrefetch *p;
+ *   dt_prefetch_init(&p, &loader, batch, 1, err, errlen);
+ *   dt_prefetch_epoch(p, e);                     // dt_epoch_begin, then the reader starts
+ *   while ((n = dt_prefetch_next(p, &images, &labels)) > 0) ... use images, labels ...
+ *   dt_prefetch_free(p);                         // stops and joins the reader
+ *
+ * The pointers dt_prefetch_next gives stay valid until the next call of
+ * dt_prefetch_next, dt_prefetch_epoch or dt_prefetch_free. The loader is the
+ * reader's between dt_prefetch_epoch and the end of that epoch: do not call it
+ * directly meanwhile. The set lives in memory (dt_open reads it whole), so the
+ * reader does no I/O; a batch it cannot make (dt_next_batch's -1) comes back as
+ * -1 from dt_prefetch_next with a message in the prefetcher's error text. */
+typedef struct DtPrefetch DtPrefetch;
+
+/* Prepares a prefetcher of batches of up to max_batch (>= 1) samples of l (which
+ * must outlive it); threaded 1 starts the reader thread. Returns -1 with a
+ * message when out of memory. */
+int dt_prefetch_init(DtPrefetch **p, DtLoader *l, int max_batch, int threaded, char *err, size_t errlen);
+
+/* Whether the reader thread runs (0: batches are made on the caller's thread). */
+int dt_prefetch_threaded(const DtPrefetch *p);
+
+/* Starts epoch `epoch` of the loader (dt_epoch_begin) and, threaded, the reading of
+ * its first batch. Waits for a batch being made for the previous epoch. */
+void dt_prefetch_epoch(DtPrefetch *p, int64_t epoch);
+
+/* The next batch: its count (as dt_next_batch: max_batch until the last batch, then
+ * 0 at the end of the epoch) with *images and *labels pointing at it, or -1 with
+ * the message in dt_prefetch_error. */
+int dt_prefetch_next(DtPrefetch *p, const float **images, const int32_t **labels);
+
+/* The message of the last -1 of dt_prefetch_next. */
+const char *dt_prefetch_error(const DtPrefetch *p);
+
+/* Stops the reader (after the batch it is making), joins it, frees everything. NULL is fine. */
+void dt_prefetch_free(DtPrefetch *p);
+
 #endif

@@ -27,7 +27,10 @@
  *   apply_freeze       --freeze globs: set_trainable(i, 0)
  *   restore_checkpoint --resume: checksum verified, settings compared, epoch
  *                      and step checked, tensors and step restored
- *   run_epochs         steps, test evaluation, progress, --log, --checkpoint
+ *   run_epochs         steps, test evaluation, progress, --log, --checkpoint;
+ *                      each next batch is read and augmented on a thread of
+ *                      the loader's while the step runs (DtPrefetch,
+ *                      runtime/data.h; --no-prefetch: in turn, the same bits)
  *   write_weights      --out: parameters and buffers
  *
  * Exact resume. A checkpoint (written at the end of every epoch, atomically)
@@ -441,14 +444,16 @@ static void show_progress(const EpochStats *s, bool tty, double *last_draw)
 }
 
 /* Loss and accuracy of the model in inference mode over a whole split. */
-static bool evaluate(const TrainArgs *t, const RtTrainModule *m, void *inst, DtLoader *l, float *images,
-                     int32_t *labels, double *loss, double *acc)
+static bool evaluate(const TrainArgs *t, const RtTrainModule *m, void *inst, DtPrefetch *p, double *loss,
+                     double *acc)
 {
     double sum = 0;
     long correct = 0, seen = 0;
-    dt_epoch_begin(l, 0);
+    const float *images;
+    const int32_t *labels;
+    dt_prefetch_epoch(p, 0);
     int n;
-    while ((n = dt_next_batch(l, images, labels, (int)t->batch)) > 0) {
+    while ((n = dt_prefetch_next(p, &images, &labels)) > 0) {
         float bl;
         long c;
         if (m->eval(inst, n, images, labels, &bl, &c) != 0) {
@@ -458,6 +463,10 @@ static bool evaluate(const TrainArgs *t, const RtTrainModule *m, void *inst, DtL
         sum += (double)bl * n;
         correct += c;
         seen += n;
+    }
+    if (n < 0) {
+        fprintf(stderr, "nnc %s: evaluation: %s\n", t->cmd, dt_prefetch_error(p));
+        return false;
     }
     *loss = seen ? sum / (double)seen : 0;
     *acc = seen ? (double)correct / (double)seen : 0;
@@ -473,8 +482,7 @@ typedef struct Run {
     DtSet train, test;
     bool has_test;
     DtLoader train_loader, test_loader;
-    float *images;
-    int32_t *labels;
+    DtPrefetch *train_batches, *test_batches;  /* the loaders' batches, made one ahead (--no-prefetch: in turn) */
 } Run;
 
 /* One epoch of steps; false when a step fails (a loss that is not finite). */
@@ -482,12 +490,14 @@ static bool train_epoch(Run *r, EpochStats *s, long e, bool tty)
 {
     const TrainArgs *t = r->t;
     double lr = nnc_lr_at(&t->sched, e), last_draw = 0, t0 = now_seconds();
-    dt_epoch_begin(&r->train_loader, e);
+    const float *images;
+    const int32_t *labels;
+    dt_prefetch_epoch(r->train_batches, e);
     int n;
-    while ((n = dt_next_batch(&r->train_loader, r->images, r->labels, (int)t->batch)) > 0) {
+    while ((n = dt_prefetch_next(r->train_batches, &images, &labels)) > 0) {
         float loss;
         long correct;
-        if (r->m->step(r->inst, n, r->images, r->labels, lr, &loss, &correct) != 0) {
+        if (r->m->step(r->inst, n, images, labels, lr, &loss, &correct) != 0) {
             if (tty) printf("\n");
             fprintf(stderr, "nnc train: epoch %ld, step %ld of %ld (lr %g): %s; training stopped", s->epoch,
                     s->batch_no + 1, s->batches, lr, r->m->last_error(r->inst));
@@ -501,6 +511,12 @@ static bool train_epoch(Run *r, EpochStats *s, long e, bool tty)
         s->images += n;
         s->seconds = now_seconds() - t0;
         show_progress(s, tty, &last_draw);
+    }
+    if (n < 0) {
+        if (tty) printf("\n");
+        fprintf(stderr, "nnc train: epoch %ld, step %ld of %ld: %s; training stopped\n", s->epoch, s->batch_no + 1,
+                s->batches, dt_prefetch_error(r->train_batches));
+        return false;
     }
     return true;
 }
@@ -520,7 +536,7 @@ static int run_epochs(Run *r, long start)
             break;
         }
         double test_loss = 0, test_acc = 0;
-        if (r->has_test && !evaluate(t, r->m, r->inst, &r->test_loader, r->images, r->labels, &test_loss, &test_acc)) {
+        if (r->has_test && !evaluate(t, r->m, r->inst, r->test_batches, &test_loss, &test_acc)) {
             rc = 1;
             break;
         }
@@ -570,21 +586,24 @@ static bool run_open(Run *r, const TrainArgs *t, const IrGraph *g)
         fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
         return false;
     }
-    const DtSet *any = t->eval ? &r->test : &r->train;
-    r->images = nnc_xmalloc((size_t)t->batch * (size_t)dt_image_size(any) * sizeof(float));
-    r->labels = nnc_xmalloc((size_t)t->batch * sizeof(int32_t));
+    int threaded = !t->no_prefetch;
+    if ((!t->eval && dt_prefetch_init(&r->train_batches, &r->train_loader, (int)t->batch, threaded, err, sizeof err)) ||
+        (r->has_test && dt_prefetch_init(&r->test_batches, &r->test_loader, (int)t->batch, threaded, err, sizeof err))) {
+        fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
+        return false;
+    }
     return true;
 }
 
 static void run_close(Run *r)
 {
     if (r->inst) r->m->destroy(r->inst);
+    dt_prefetch_free(r->train_batches);  /* the readers first: they use the loaders */
+    dt_prefetch_free(r->test_batches);
     dt_loader_free(&r->train_loader);
     dt_loader_free(&r->test_loader);
     dt_close(&r->train);
     dt_close(&r->test);
-    free(r->images);
-    free(r->labels);
 }
 
 static int train_run(Run *r)
@@ -619,7 +638,7 @@ static int eval_run(Run *r)
     }
     fprintf(stderr, "nnc: evaluating on the %s split of %s (%lld images)\n", r->test.split == DT_TEST ? "test" : "train",
             t->data, (long long)r->test.n);
-    if (!evaluate(t, r->m, r->inst, &r->test_loader, r->images, r->labels, &loss, &acc)) return 1;
+    if (!evaluate(t, r->m, r->inst, r->test_batches, &loss, &acc)) return 1;
     printf("loss: %.6f\naccuracy: %.6f\n", loss, acc);
     return 0;
 }

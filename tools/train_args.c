@@ -114,7 +114,7 @@ static const struct {
     {"--seed", true, false},         {"--freeze", true, false},      {"--out", true, false},
     {"--checkpoint", true, false},   {"--resume", false, false},     {"--log", true, false},
     {"--no-shuffle", false, false},  {"--augment", true, false},    {"--loss", true, true},
-    {"--aux-weight", true, true},
+    {"--aux-weight", true, true},    {"--no-prefetch", false, true},
 };
 
 /* Stores the value v of option name (known, value present when it takes one). */
@@ -139,6 +139,7 @@ static int set_option(TrainArgs *t, const char *name, const char *v)
     else if (strcmp(name, "--nesterov") == 0) t->cfg.nesterov = 1;
     else if (strcmp(name, "--resume") == 0) t->resume = true;
     else if (strcmp(name, "--no-shuffle") == 0) t->no_shuffle = true;
+    else if (strcmp(name, "--no-prefetch") == 0) t->no_prefetch = true;
     else if (strcmp(name, "--batch") == 0) {
         if (!cli_parse_long(v, 1, 1 << 20, &t->batch))
             return usage_error(t, "--batch needs a whole number from 1 to 1048576, got '%s'", v);

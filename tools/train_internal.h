@@ -43,6 +43,7 @@ typedef struct TrainArgs {
     nnc_lr_schedule sched;
     long milestones[TR_MAX_LIST];
     bool resume, no_shuffle;
+    bool no_prefetch;                /* --no-prefetch: batches made between the steps, not beside them */
     const char *normalize, *augment; /* as given (NULL: none) */
     DtOptions dopt;                  /* shuffle, seed, normalize, augment */
     const char *freeze[TR_MAX_LIST];

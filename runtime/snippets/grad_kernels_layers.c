@@ -14,18 +14,29 @@ static NNC_MAYBE_UNUSED void nnc_grad_accumulate(size_t count, const float *dy, 
 
 /* @kernel grad_bias */
 /* db[o] += sum of dy[i][o][0..inner) over the batch i: the bias gradient of
- * conv2d (inner = oh*ow), conv_transpose2d and linear (inner = 1). */
+ * conv2d (inner = oh*ow), conv_transpose2d and linear (inner = 1). Each
+ * channel is summed in double over i, then p, as one loop per channel would
+ * (the same bits), but eight channels go side by side, eight independent
+ * chains of additions instead of one that waits on the adder's latency at
+ * every element; in the last group of fewer than eight, the spare chains sum
+ * channel o again and are dropped. */
 static NNC_MAYBE_UNUSED void nnc_bias_backward(int n, const float *dy, int k, size_t inner, float *db)
 {
-    int i, o;
+    int i, o, j;
     size_t p;
-    for (o = 0; o < k; o++) {
-        double s = 0.0;
+    for (o = 0; o < k; o += 8) {
+        int nb = k - o < 8 ? k - o : 8;
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0, s[8];
         for (i = 0; i < n; i++) {
-            const float *d = dy + ((size_t)i * (size_t)k + (size_t)o) * inner;
-            for (p = 0; p < inner; p++) s += d[p];
+            const float *d[8];
+            for (j = 0; j < 8; j++) d[j] = dy + ((size_t)i * (size_t)k + (size_t)(o + (j < nb ? j : 0))) * inner;
+            for (p = 0; p < inner; p++) {
+                s0 += d[0][p], s1 += d[1][p], s2 += d[2][p], s3 += d[3][p];
+                s4 += d[4][p], s5 += d[5][p], s6 += d[6][p], s7 += d[7][p];
+            }
         }
-        db[o] += (float)s;
+        s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3, s[4] = s4, s[5] = s5, s[6] = s6, s[7] = s7;
+        for (j = 0; j < nb; j++) db[o + j] += (float)s[j];
     }
 }
 
@@ -179,22 +190,97 @@ static NNC_MAYBE_UNUSED long nnc_maxpool_argmax(const float *xc, int h, int w, i
     return best;
 }
 
+/* dxc[at] += g for the tap `at` the window with top-left tap (ys, xs) picks
+ * (nothing when no tap is inside the image). */
+static NNC_MAYBE_UNUSED void nnc_maxpool_route(const float *xc, int h, int w, int ys, int xs, int kh, int kw, int dh,
+                                               int dw, float g, float *dxc)
+{
+    long at = nnc_maxpool_argmax(xc, h, w, ys, xs, kh, kw, dh, dw);
+    if (at >= 0) dxc[at] += g;
+}
+
 /* The backward of nnc_maxpool2d: each dy goes to the tap its window picked
- * (nnc_maxpool_argmax, recomputed from the forward's input x). */
+ * (nnc_maxpool_argmax, recomputed from the forward's input x), output by
+ * output in row-major order, so overlapping windows add in the same order.
+ *
+ * As nnc_maxpool2d does, the interior columns (windows wholly inside the row)
+ * skip the bounds tests: per output row the window rows inside the image are
+ * known ([k0, k1)), and the pick runs for 16 input columns at a time, every
+ * column the top-left tap of a window, in a loop of constant trip count that
+ * gcc -O2 and clang vectorize; the strided output columns then route their
+ * dy. Each column takes the first tap, then every later one that is greater
+ * or NaN (the test of nnc_maxpool_argmax, as selects), so the picks are
+ * nnc_maxpool_argmax's. Interiors shorter than 16 columns go window by
+ * window with the same selects, border columns through nnc_maxpool_argmax. The pragma keeps gcc -O3 from unrolling the 16 selects
+ * into branches before its vectorizer sees the loop (it then vectorizes as
+ * -O2 does); other compilers ignore it or take it as meant. */
 static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward(int n, const float *x, int c, int h, int w, const float *dy,
                                                     int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
                                                     int dh, int dw, float *dx)
 {
+    enum { SPAN = 16 };
     size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
-    int oy, ox;
+    int ox0 = (pw + sw - 1) / sw, ox1 = w - 1 - (kw - 1) * dw + pw, rstep = dh * w;
+    int oy, ox, r, kj, q;
+    float m[SPAN];
+    int at[SPAN];  /* offset of the picked tap from the window's top-left tap inside */
+    ox1 = ox1 < 0 ? 0 : ox1 / sw + 1;
+    if (ox1 > ow) ox1 = ow;
+    if (ox0 > ox1) ox0 = ox1;
     for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
         const float *xc = x + plane * hw, *dyc = dy + plane * ohw;
         float *dxc = dx + plane * hw;
-        for (oy = 0; oy < oh; oy++)
-            for (ox = 0; ox < ow; ox++) {
-                long at = nnc_maxpool_argmax(xc, h, w, oy * sh - ph, ox * sw - pw, kh, kw, dh, dw);
-                if (at >= 0) dxc[at] += dyc[(size_t)oy * (size_t)ow + (size_t)ox];
+        for (oy = 0; oy < oh; oy++) {
+            int ty = oy * sh - ph, k0 = 0, k1 = kh, nr, first, last;
+            const float *dyr = dyc + (size_t)oy * (size_t)ow, *x0;
+            float *d0;
+            while (k0 < kh && ty + k0 * dh < 0) k0++;
+            while (k1 > k0 && ty + (k1 - 1) * dh >= h) k1--;
+            nr = k1 - k0;
+            if (nr <= 0) continue;  /* no window of this row has a tap inside */
+            x0 = xc + (size_t)(ty + k0 * dh) * (size_t)w;  /* the first row inside */
+            d0 = dxc + (size_t)(ty + k0 * dh) * (size_t)w;
+            for (ox = 0; ox < ox0; ox++) nnc_maxpool_route(xc, h, w, ty, ox * sw - pw, kh, kw, dh, dw, dyr[ox], dxc);
+            first = ox0 * sw - pw, last = (ox1 - 1) * sw - pw;  /* the interior's window columns */
+            if (ox1 > ox0 && last - first + 1 >= SPAN)
+                while (ox < ox1) {
+                    int s = ox * sw - pw;
+                    if (s > last - (SPAN - 1)) s = last - (SPAN - 1);  /* the last block ends at the last window */
+                    for (q = 0; q < SPAN; q++) {
+                        m[q] = x0[s + q];
+                        at[q] = 0;
+                    }
+                    for (r = 0; r < nr; r++)
+                        for (kj = r ? 0 : 1; kj < kw; kj++) {
+                            int off = r * rstep + kj * dw;
+                            const float *p = x0 + s + off;
+#pragma GCC unroll 1
+                            for (q = 0; q < SPAN; q++) {
+                                float v = p[q];
+                                int take = (v > m[q]) | (v != v);
+                                m[q] = take ? v : m[q];
+                                at[q] = take ? off : at[q];
+                            }
+                        }
+                    for (; ox < ox1 && ox * sw - pw < s + SPAN; ox++) {
+                        q = ox * sw - pw - s;
+                        d0[s + q + at[q]] += dyr[ox];
+                    }
+                }
+            for (; ox < ox1; ox++) {  /* a short interior: window by window, still without bounds tests */
+                const float *p = x0 + (ox * sw - pw);
+                float mx = p[0];
+                int a = 0;
+                for (r = 0; r < nr; r++)
+                    for (kj = r ? 0 : 1; kj < kw; kj++) {
+                        int off = r * rstep + kj * dw, take = (p[off] > mx) | (p[off] != p[off]);
+                        mx = take ? p[off] : mx;
+                        a = take ? off : a;
+                    }
+                d0[ox * sw - pw + a] += dyr[ox];
             }
+            for (; ox < ow; ox++) nnc_maxpool_route(xc, h, w, ty, ox * sw - pw, kh, kw, dh, dw, dyr[ox], dxc);
+        }
     }
 }
 

@@ -68,10 +68,53 @@ static NNC_MAYBE_UNUSED float nnc_act_grad(float v, float dy, int act, float slo
     }
 }
 
+/* The two sums of nnc_batchnorm_act_backward for channels ch0 .. ch0+nb-1 (nb
+ * at most 4): sdy[j] = sum g, sdyx[j] = sum g*(x - mean)*invstd with g the
+ * gradient at the batchnorm's output, each in double over i then p, as one
+ * channel at a time would add them (the same bits). The channels go side by
+ * side: eight independent chains of additions, not two that wait on the
+ * adder's latency at every element; spare lanes sum channel ch0 again. */
+static NNC_MAYBE_UNUSED void nnc_bn_grad_sums(int n, const float *x, int c, long hw, const float *mean,
+                                              const float *invstd, const float *y, const float *dy, int act,
+                                              float slope, int ch0, int nb, double *sdy, double *sdyx)
+{
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, b0 = 0.0, b1 = 0.0, b2 = 0.0, b3 = 0.0;
+    float mu[4], is[4];
+    int i, j, ch[4];
+    long p;
+    for (j = 0; j < 4; j++) {
+        ch[j] = ch0 + (j < nb ? j : 0);
+        mu[j] = mean[ch[j]], is[j] = invstd[ch[j]];
+    }
+    for (i = 0; i < n; i++) {
+        const float *x0 = x + ((size_t)i * (size_t)c + (size_t)ch[0]) * (size_t)hw;
+        const float *x1 = x + ((size_t)i * (size_t)c + (size_t)ch[1]) * (size_t)hw;
+        const float *x2 = x + ((size_t)i * (size_t)c + (size_t)ch[2]) * (size_t)hw;
+        const float *x3 = x + ((size_t)i * (size_t)c + (size_t)ch[3]) * (size_t)hw;
+        const float *d0 = dy + (x0 - x), *d1 = dy + (x1 - x), *d2 = dy + (x2 - x), *d3 = dy + (x3 - x);
+        const float *y0 = y ? y + (x0 - x) : d0, *y1 = y ? y + (x1 - x) : d1;
+        const float *y2 = y ? y + (x2 - x) : d2, *y3 = y ? y + (x3 - x) : d3;
+        for (p = 0; p < hw; p++) {
+            double g0 = y ? nnc_act_grad(y0[p], d0[p], act, slope) : d0[p];
+            double g1 = y ? nnc_act_grad(y1[p], d1[p], act, slope) : d1[p];
+            double g2 = y ? nnc_act_grad(y2[p], d2[p], act, slope) : d2[p];
+            double g3 = y ? nnc_act_grad(y3[p], d3[p], act, slope) : d3[p];
+            a0 += g0, a1 += g1, a2 += g2, a3 += g3;
+            b0 += g0 * ((double)x0[p] - mu[0]) * is[0];
+            b1 += g1 * ((double)x1[p] - mu[1]) * is[1];
+            b2 += g2 * ((double)x2[p] - mu[2]) * is[2];
+            b3 += g3 * ((double)x3[p] - mu[3]) * is[3];
+        }
+    }
+    sdy[0] = a0, sdy[1] = a1, sdy[2] = a2, sdy[3] = a3;
+    sdyx[0] = b0, sdyx[1] = b1, sdyx[2] = b2, sdyx[3] = b3;
+}
+
 /* The backward of act(nnc_batchnorm_train(x)) in one pass per channel: as
  * nnc_batchnorm_backward below with dy replaced by the activation's backward,
  * act'(y) dy, recomputed per element from the activation's output y (never
- * stored). y NULL with NNC_ACT_NONE: batchnorm alone. */
+ * stored). y NULL with NNC_ACT_NONE: batchnorm alone. The sums go four
+ * channels at a time (nnc_bn_grad_sums). */
 static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(int n, const float *x, int c, long hw, const float *gamma,
                                                         const float *mean, const float *invstd, const float *y,
                                                         const float *dy, int act, float slope, float *dx,
@@ -79,19 +122,14 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(int n, const float *x, i
 {
     int i, ch;
     long p;
-    double m = (double)n * (double)hw;
+    double m = (double)n * (double)hw, sums[2][4];
     for (ch = 0; ch < c; ch++) {
-        double sdy = 0.0, sdyx = 0.0;
+        double sdy, sdyx;
         float mu = mean[ch], is = invstd[ch], a, k1, k2;
-        for (i = 0; i < n; i++) {
-            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            for (p = 0; p < hw; p++) {
-                double g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope)
-                             : dy[base + (size_t)p];
-                sdy += g;
-                sdyx += g * ((double)x[base + (size_t)p] - mu) * is;
-            }
-        }
+        if (ch % 4 == 0)
+            nnc_bn_grad_sums(n, x, c, hw, mean, invstd, y, dy, act, slope, ch, c - ch < 4 ? c - ch : 4, sums[0],
+                             sums[1]);
+        sdy = sums[0][ch % 4], sdyx = sums[1][ch % 4];
         if (dbeta) dbeta[ch] += (float)sdy;
         if (dgamma) dgamma[ch] += (float)sdyx;
         if (!dx || m <= 0.0) continue;

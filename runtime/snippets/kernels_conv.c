@@ -47,41 +47,43 @@ static NNC_MAYBE_UNUSED void nnc_valid_range(int count, int stride, int off, int
 }
 
 /* @kernel conv2d needs: gemm conv_common epilogue */
-/* One row of an im2col matrix: row[ox] = src[ox*sw + off], 0 outside [0, w). */
-static NNC_MAYBE_UNUSED void nnc_im2col_row(const float *src, int w, float *row, int ow, int sw, int off)
-{
-    int ox, lo, hi;
-    nnc_valid_range(ow, sw, off, w, &lo, &hi);
-    for (ox = 0; ox < lo; ox++) row[ox] = 0.0f;
-    if (sw == 1) {
-        if (hi > lo) memcpy(row + lo, src + lo + off, (size_t)(hi - lo) * sizeof(float));
-    } else {
-        for (ox = lo; ox < hi; ox++) row[ox] = src[ox * sw + off];
-    }
-    for (ox = hi; ox < ow; ox++) row[ox] = 0.0f;
-}
-
 /* Unfolds x[cg][h][w] into col[cg*kh*kw][oh*ow]: row (ci,ki,kj), column (oy,ox)
  * holds the input pixel that kernel tap meets at that output (0 in padding).
  * ld is the distance between rows of col in floats: oh*ow for one sample's
  * matrix, more when col is one sample's block of columns in a wider matrix
- * (several samples side by side, nnc_conv2d_backward). */
+ * (several samples side by side, nnc_conv2d_backward). The columns inside the
+ * image ([lo, hi), nnc_valid_range) are the same for every output row of a
+ * tap, so they are found once a tap; rows are copied in a plain loop (the
+ * maps of small networks have rows of 5 to 32 floats, shorter than a call to
+ * memcpy is worth), from NNC_IM2COL_MEMCPY floats on with memcpy. */
+enum { NNC_IM2COL_MEMCPY = 64 };
 static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, float *col, size_t ld, int oh, int ow,
                                         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
 {
-    int ci, ki, kj, oy;
+    int ci, ki, kj, oy, ox;
     size_t r = 0;
     for (ci = 0; ci < cg; ci++)
         for (ki = 0; ki < kh; ki++)
             for (kj = 0; kj < kw; kj++, r++) {
                 float *row = col + r * ld;
+                int off = kj * dw - pw, lo, hi;
+                nnc_valid_range(ow, sw, off, w, &lo, &hi);
                 for (oy = 0; oy < oh; oy++, row += ow) {
                     int iy = oy * sh - ph + ki * dh;
-                    if (iy < 0 || iy >= h)
-                        memset(row, 0, (size_t)ow * sizeof(float));
+                    const float *src;
+                    if (iy < 0 || iy >= h) {
+                        for (ox = 0; ox < ow; ox++) row[ox] = 0.0f;
+                        continue;
+                    }
+                    src = x + ((size_t)ci * (size_t)h + (size_t)iy) * (size_t)w;
+                    for (ox = 0; ox < lo; ox++) row[ox] = 0.0f;
+                    if (sw == 1 && hi - lo >= NNC_IM2COL_MEMCPY)
+                        memcpy(row + lo, src + (lo + off), (size_t)(hi - lo) * sizeof(float));
+                    else if (sw == 1)
+                        for (ox = lo; ox < hi; ox++) row[ox] = src[ox + off];
                     else
-                        nnc_im2col_row(x + ((size_t)ci * (size_t)h + (size_t)iy) * (size_t)w, w, row, ow, sw,
-                                       kj * dw - pw);
+                        for (ox = lo; ox < hi; ox++) row[ox] = src[ox * sw + off];
+                    for (ox = hi; ox < ow; ox++) row[ox] = 0.0f;
                 }
             }
 }
@@ -347,6 +349,59 @@ static NNC_MAYBE_UNUSED void nnc_dw3_plane(const float *xc, int h, int w, const 
     }
 }
 
+/* nnc_dw_plane at column stride 1 for kernels not 3 wide (LeNet-5's 5x5
+ * first layer, one input channel, takes this path), any row stride, rows
+ * [oy0, oy1): per output row, the interior columns [xlo, xhi) (every tap
+ * inside the row; at least NNC_DW_VL of them) in steps of NNC_DW_VL outputs,
+ * the last step moved back to end at xhi (it recomputes a few outputs, the
+ * same values), each output's sum kept in a register: b, then the taps of
+ * every kernel row inside the image in kernel order, as nnc_dw_row_taps adds
+ * them one after another; the border columns one by one with the same sums.
+ * Bit for bit tap by tap, with a kw-th of the loads and stores of y and no
+ * range computed per tap. The pragma keeps gcc -O3 (the JIT's) from unrolling
+ * the 16 outputs before its loop vectorizer runs, which left them in SSE
+ * registers (LeNet-5's training step 1.3x slower); -O2 and clang vectorize
+ * the loop either way. */
+static NNC_MAYBE_UNUSED void nnc_dwk_s1(const float *xc, int h, int w, const float *wk, float b, float *y, int oy0,
+                                        int oy1, int ow, int kh, int kw, int sh, int ph, int pw, int dh, int dw,
+                                        int xlo, int xhi)
+{
+    int oy, ox, ki, kj, q;
+    for (oy = oy0; oy < oy1; oy++) {
+        float *yrow = y + (size_t)(oy - oy0) * (size_t)ow;
+        int ty = oy * sh - ph, k0 = 0, k1 = kh;
+        while (k0 < kh && ty + k0 * dh < 0) k0++;
+        while (k1 > k0 && ty + (k1 - 1) * dh >= h) k1--;
+        for (ox = xlo; ox < xhi; ox += NNC_DW_VL) {
+            float acc[NNC_DW_VL];
+            int s = ox + NNC_DW_VL <= xhi ? ox : xhi - NNC_DW_VL;
+            for (q = 0; q < NNC_DW_VL; q++) acc[q] = b;
+            for (ki = k0; ki < k1; ki++) {
+                const float *xr = xc + (size_t)(ty + ki * dh) * (size_t)w + (s - pw), *wr = wk + ki * kw;
+                for (kj = 0; kj < kw; kj++) {
+                    const float wv = wr[kj], *p = xr + kj * dw;
+#pragma GCC unroll 1
+                    for (q = 0; q < NNC_DW_VL; q++) acc[q] += wv * p[q];
+                }
+            }
+            for (q = 0; q < NNC_DW_VL; q++) yrow[s + q] = acc[q];
+        }
+        for (ox = 0; ox < ow; ox++) {
+            float v = b;
+            if (ox == xlo) ox = xhi;  /* past the interior */
+            if (ox >= ow) break;
+            for (ki = k0; ki < k1; ki++) {
+                const float *xr = xc + (size_t)(ty + ki * dh) * (size_t)w, *wr = wk + ki * kw;
+                for (kj = 0; kj < kw; kj++) {
+                    int ix = ox - pw + kj * dw;
+                    if (ix >= 0 && ix < w) v += wr[kj] * xr[ix];
+                }
+            }
+            yrow[ox] = v;
+        }
+    }
+}
+
 /* One depthwise plane, rows [oy0, oy1) of the output: y[oy - oy0][ox] = b +
  * sum of wk[ki][kj] * xc[oy*sh - ph + ki*dh][ox*sw - pw + kj*dw] over the taps
  * inside the image (zero padding), added in kernel order. y holds (oy1 - oy0)
@@ -356,7 +411,8 @@ static NNC_MAYBE_UNUSED void nnc_dw3_plane(const float *xc, int h, int w, const 
  * a kernel row's three in one pass over the output row (the same sums in the
  * same order as tap by tap, a third of the loads and stores of y). 3x3
  * kernels at column stride 1, or 2 with dilation 1, take nnc_dw3_plane's
- * vectorized paths instead, with the same sums in the same order. */
+ * vectorized paths instead, other widths at column stride 1 with 16 interior
+ * columns or more nnc_dwk_s1's, with the same sums in the same order. */
 static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const float *wk, float b, float *y, int oy0,
                                           int oy1, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                                           int dw)
@@ -369,6 +425,10 @@ static NNC_MAYBE_UNUSED void nnc_dw_plane(const float *xc, int h, int w, const f
         return;
     }
     if (xhi > ow) xhi = ow;
+    if (sw == 1 && kw != 3 && xhi - xlo >= NNC_DW_VL) {
+        nnc_dwk_s1(xc, h, w, wk, b, y, oy0, oy1, ow, kh, kw, sh, ph, pw, dh, dw, xlo, xhi);
+        return;
+    }
     if (xlo > xhi || kw != 3) xlo = xhi = 0;  /* tap by tap everywhere */
     for (oy = oy0; oy < oy1; oy++) {
         float *yrow = y + (size_t)(oy - oy0) * (size_t)ow;

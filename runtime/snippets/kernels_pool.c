@@ -38,7 +38,9 @@ static NNC_MAYBE_UNUSED float nnc_maxpool_window(const float *xc, int h, int w, 
  * Every output takes the same taps in the same order as nnc_maxpool_window,
  * each replacing the max when greater or NaN, so the results are bit-identical
  * to a window at a time (ties, signed zeros and NaN payloads included;
- * tests/unit/test_kernels_pool.c). */
+ * tests/unit/test_kernels_pool.c). The pragma keeps gcc -O3 (the JIT's) from
+ * unrolling the 16 selects into branches before its vectorizer sees the loop;
+ * -O2 vectorizes it as it is. */
 static NNC_MAYBE_UNUSED void nnc_maxpool2d(int n, const float *x, size_t xs, int c, int h, int w, float *y, size_t ys,
                                            int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                                            int dw)
@@ -74,6 +76,7 @@ static NNC_MAYBE_UNUSED void nnc_maxpool2d(int n, const float *x, size_t xs, int
                     for (r = 0; r < nr; r++)
                         for (kj = 0; kj < kw; kj++) {
                             const float *p = x0 + (size_t)r * rstep + (size_t)s + (size_t)kj * (size_t)dw;
+#pragma GCC unroll 1
                             for (q = 0; q < SPAN; q++) {
                                 float v = p[q];
                                 m[q] = v != v ? v : v > m[q] ? v : m[q];

@@ -1,6 +1,6 @@
 /* test_data_loader.c: the loader of runtime/data.c (data.h): options and
  * their errors, batch order, normalization, crop, flip, jitter, the state a
- * checkpoint restores, and Fashion-MNIST when it is there. The data sets
+ * checkpoint restores, the prefetcher, and Fashion-MNIST when it is there. The data sets
  * themselves are tested in test_data.c; helpers in data_test.h. */
 #include "data_test.h"
 
@@ -427,6 +427,68 @@ static void test_state_restore(void **state)
     dt_close(&s);
 }
 
+/* DtPrefetch, with its reader thread and without: the loader's batches, bit for
+ * bit and in order, over whole epochs, an epoch left half read, the end read
+ * twice, and no epoch begun. */
+static void test_prefetch(void **state)
+{
+    (void)state;
+    char dir[512], spec[600];
+    make_dir(dir, sizeof dir, "prefetch");
+    snprintf(spec, sizeof spec, "npy:%s", dir);
+    enum { N = 23, S = 2 * 4 * 4, B = 5 };
+    make_counting_set(dir, N, 2, 4, 4);
+    DtSet s;
+    open_ok(&s, spec, DT_TRAIN);
+    float ref[B * S];
+    int32_t rlab[B];
+    for (int threaded = 0; threaded < 2; threaded++) {
+        DtLoader l, r;
+        DtPrefetch *p;
+        const float *img;
+        const int32_t *lab;
+        random_loader(&l, &s, 5);
+        random_loader(&r, &s, 5);
+        assert_int_equal(dt_prefetch_init(&p, &l, B, threaded, g_err, sizeof g_err), 0);
+        assert_int_equal(dt_prefetch_threaded(p), threaded);
+        assert_int_equal(dt_prefetch_next(p, &img, &lab), -1);   /* no epoch begun */
+        assert_non_null(strstr(dt_prefetch_error(p), "no epoch begun"));
+        int64_t epochs[] = {0, 3, 1, 1};
+        for (int k = 0; k < 4; k++) {
+            dt_prefetch_epoch(p, epochs[k]);
+            dt_epoch_begin(&r, epochs[k]);
+            int batches = k == 2 ? 2 : 5, got;   /* epoch 1 is left after two batches, then run whole */
+            for (int b = 0; b < batches; b++) {
+                int want = dt_next_batch(&r, ref, rlab, B);
+                got = dt_prefetch_next(p, &img, &lab);
+                assert_int_equal(got, want);
+                assert_int_equal(got, b < 4 ? B : N - 4 * B);
+                assert_memory_equal(img, ref, (size_t)got * S * sizeof(float));
+                assert_memory_equal(lab, rlab, (size_t)got * sizeof(int32_t));
+            }
+            if (k == 2) continue;
+            assert_int_equal(dt_prefetch_next(p, &img, &lab), 0);
+            assert_int_equal(dt_prefetch_next(p, &img, &lab), 0);
+        }
+        dt_prefetch_free(p);
+        dt_loader_free(&r);
+        dt_loader_free(&l);
+    }
+    /* freed in the middle of an epoch, the reader waiting on a full slot */
+    DtLoader l;
+    DtPrefetch *p;
+    const float *img;
+    const int32_t *lab;
+    random_loader(&l, &s, 5);
+    assert_int_equal(dt_prefetch_init(&p, &l, B, 1, g_err, sizeof g_err), 0);
+    dt_prefetch_epoch(p, 0);
+    assert_int_equal(dt_prefetch_next(p, &img, &lab), B);
+    dt_prefetch_free(p);
+    dt_prefetch_free(NULL);
+    dt_loader_free(&l);
+    dt_close(&s);
+}
+
 /* ---- the real thing ---- */
 
 static void test_fashion_mnist(void **state)
@@ -486,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_flip),
         cmocka_unit_test(test_jitter),
         cmocka_unit_test(test_state_restore),
+        cmocka_unit_test(test_prefetch),
         cmocka_unit_test(test_fashion_mnist),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

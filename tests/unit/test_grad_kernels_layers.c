@@ -275,6 +275,31 @@ static void run_linear_backward(Rng *r, int n, int in, int out, int want)
     g_free(&dx), g_free(&dw), g_free(&db);
 }
 
+/* nnc_bias_backward sums eight channels side by side: bit for bit one double
+ * sum per channel over i then p, for channel counts around the groups of
+ * eight, inner sizes 1 (linear) and more, into a db that is not zero. */
+static void test_bias_backward_order(void **state)
+{
+    Rng r = {0xB1A5ULL};
+    (void)state;
+    for (int it = 0; it < 300; it++) {
+        int n = rng_int(&r, 1, 5), k = rng_int(&r, 1, 27);
+        size_t inner = (size_t)(it % 3 == 0 ? 1 : rng_int(&r, 1, 120));
+        T dy = t_rand(&r, (size_t)n * k * inner, 3.0f);
+        float db[27], want[27];
+        for (int o = 0; o < k; o++) {
+            double sum = 0.0;
+            db[o] = want[o] = (float)rng_int(&r, -5, 5) * 0.25f;
+            for (int i = 0; i < n; i++)
+                for (size_t p = 0; p < inner; p++) sum += dy.f[((size_t)i * k + o) * inner + p];
+            want[o] += (float)sum;
+        }
+        nnc_bias_backward(n, dy.f, k, inner, db);
+        assert_memory_equal(db, want, (size_t)k * sizeof(float));
+        t_free(&dy);
+    }
+}
+
 static void test_linear_backward(void **state)
 {
     Rng r = {0x11EULL};
@@ -306,6 +331,9 @@ static const PoolCase pool_cases[] = {
     {1, 1, 5, 5, 5, 5, 5, 5, 2, 2, 1, 1, 1},   /* one window, padded */
     {2, 2, 11, 9, 3, 2, 2, 1, 2, 1, 2, 3, 0},  /* dilation */
     {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0},   /* 1x1 */
+    {2, 2, 28, 28, 2, 2, 2, 2, 0, 0, 1, 1, 0}, /* LeNet-5's first pool: maxpool's 16-column blocks */
+    {1, 2, 9, 37, 3, 3, 2, 2, 1, 1, 1, 1, 1},  /* wide, overlapping, padded, ceil */
+    {1, 1, 7, 41, 2, 3, 1, 1, 0, 1, 2, 2, 0},  /* wide, stride 1, dilation */
 };
 
 /* PyTorch's pooling output size, floor or ceil; a ceil window must start inside the padded image. */
@@ -485,6 +513,49 @@ static void test_maxpool2d_backward_first_max(void **state)
     assert_true(dx[0] == dy[0] && dx[1] == dy[1] && dx[4] == dy[2] && dx[5] == dy[3]);
 }
 
+/* The 16-column blocks and short interiors of nnc_maxpool2d_backward against
+ * window-by-window routing (nnc_maxpool_route in row-major order, what it did before the
+ * blocks) on wide maps of ties, signed zeros, infinities and NaNs, into a dx
+ * that is not zero: the same bits. */
+static void test_maxpool2d_backward_blocks(void **state)
+{
+    static const float vals[] = {-1.0f, 0.0f, -0.0f, 1.0f, 2.0f, INFINITY, -INFINITY, NAN};
+    static const PoolCase cases[] = {
+        /* n c   h   w kh kw sh sw ph pw dh dw ceil */
+        {2, 3, 28, 28, 2, 2, 2, 2, 0, 0, 1, 1, 0},
+        {1, 2, 13, 50, 3, 3, 2, 2, 1, 1, 1, 1, 1},
+        {1, 2, 11, 45, 3, 3, 1, 1, 1, 1, 1, 1, 0},
+        {1, 1, 12, 60, 3, 2, 2, 3, 2, 1, 2, 3, 0},
+        {1, 1, 6, 33, 1, 1, 1, 1, 0, 0, 1, 1, 0},
+        {2, 3, 10, 10, 2, 2, 2, 2, 0, 0, 1, 1, 0},  /* short interiors (LeNet-5's second pool) */
+        {1, 2, 9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1},
+    };
+    Rng r = {0x51EDULL};
+    (void)state;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const PoolCase *t = &cases[k];
+        int oh = pool_out(t->h, t->kh, t->sh, t->ph, t->dh, t->ceil), ow = pool_out(t->w, t->kw, t->sw, t->pw, t->dw, t->ceil);
+        size_t xsz = (size_t)t->n * t->c * t->h * t->w, ysz = (size_t)t->n * t->c * oh * ow;
+        float *x = malloc(xsz * sizeof *x), *dy = malloc(ysz * sizeof *dy);
+        float *dx = malloc(xsz * sizeof *dx), *want = malloc(xsz * sizeof *want);
+        for (size_t i = 0; i < xsz; i++) {
+            x[i] = vals[rng_next(&r) % 8];
+            dx[i] = want[i] = (float)rng_int(&r, -3, 3) * 0.1f;
+        }
+        for (size_t i = 0; i < ysz; i++) dy[i] = (float)rng_int(&r, -50, 50) * 0.37f;
+        for (int pl = 0; pl < t->n * t->c; pl++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++)
+                    nnc_maxpool_route(x + (size_t)pl * t->h * t->w, t->h, t->w, oy * t->sh - t->ph, ox * t->sw - t->pw,
+                                      t->kh, t->kw, t->dh, t->dw, dy[((size_t)pl * oh + oy) * ow + ox],
+                                      want + (size_t)pl * t->h * t->w);
+        nnc_maxpool2d_backward(t->n, x, t->c, t->h, t->w, dy, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
+                               t->dh, t->dw, dx);
+        assert_memory_equal(dx, want, xsz * sizeof *dx);
+        free(x), free(dy), free(dx), free(want);
+    }
+}
+
 static void test_avgpool2d_backward(void **state)
 {
     Rng r = {0xA7BULL};
@@ -559,8 +630,10 @@ int main(void)
         cmocka_unit_test(test_conv2d_backward_blocks),
         cmocka_unit_test(test_conv_transpose2d_backward),
         cmocka_unit_test(test_linear_backward),
+        cmocka_unit_test(test_bias_backward_order),
         cmocka_unit_test(test_maxpool2d_backward),
         cmocka_unit_test(test_maxpool2d_backward_first_max),
+        cmocka_unit_test(test_maxpool2d_backward_blocks),
         cmocka_unit_test(test_avgpool2d_backward),
         cmocka_unit_test(test_global_adaptive_avgpool_backward),
     };

@@ -607,6 +607,66 @@ static void test_bn_train_fused(void **state)
     }
 }
 
+/* nnc_batchnorm_act_backward as it was, one channel at a time, two double sums
+ * per channel: the reference of test_bn_backward_order. */
+static void bn_act_backward_plain(int n, const float *x, int c, long hw, const float *gamma, const float *mean,
+                                  const float *invstd, const float *y, const float *dy, int act, float slope,
+                                  float *dx, float *dgamma, float *dbeta)
+{
+    double m = (double)n * (double)hw;
+    for (int ch = 0; ch < c; ch++) {
+        double sdy = 0.0, sdyx = 0.0;
+        float mu = mean[ch], is = invstd[ch];
+        for (int i = 0; i < n; i++)
+            for (long p = 0; p < hw; p++) {
+                size_t e = ((size_t)i * c + ch) * (size_t)hw + (size_t)p;
+                double g = y ? nnc_act_grad(y[e], dy[e], act, slope) : dy[e];
+                sdy += g;
+                sdyx += g * ((double)x[e] - mu) * is;
+            }
+        dbeta[ch] += (float)sdy;
+        dgamma[ch] += (float)sdyx;
+        float a = (gamma ? gamma[ch] : 1.0f) * is, k1 = (float)(sdy / m), k2 = (float)(sdyx / m);
+        for (int i = 0; i < n; i++)
+            for (long p = 0; p < hw; p++) {
+                size_t e = ((size_t)i * c + ch) * (size_t)hw + (size_t)p;
+                float xhat = (x[e] - mu) * is;
+                float g = y ? nnc_act_grad(y[e], dy[e], act, slope) : dy[e];
+                dx[e] += a * (g - k1 - xhat * k2);
+            }
+    }
+}
+
+/* nnc_batchnorm_act_backward sums four channels side by side: bit for bit
+ * the channel-at-a-time loops, for channel counts around the groups of four,
+ * every activation and none, with and without gamma, into nonzero gradients. */
+static void test_bn_backward_order(void **state)
+{
+    (void)state;
+    Rng r = {0xB40DULL};
+    for (int it = 0; it < 200; it++) {
+        int n = 1 + it % 3, c = 1 + it % 11, act = it % N_ACTS, affine = it % 2;
+        long hw = 1 + (it * 7) % 40;
+        size_t count = (size_t)n * c * (size_t)hw;
+        float *x = rnd(&r, count, 2.0f), *y = rnd(&r, count, 1.0f), *dy = rnd(&r, count, 1.0f);
+        float *gamma = rnd(&r, (size_t)c, 1.0f), *mean = rnd(&r, (size_t)c, 0.5f), *inv = rnd(&r, (size_t)c, 1.0f);
+        float *dx1 = rnd(&r, count, 0.1f), *dx2 = malloc(count * sizeof *dx2);
+        float *dg1 = rnd(&r, (size_t)c, 0.1f), *db1 = rnd(&r, (size_t)c, 0.1f);
+        float *dg2 = malloc((size_t)c * sizeof *dg2), *db2 = malloc((size_t)c * sizeof *db2);
+        memcpy(dx2, dx1, count * sizeof *dx2);
+        memcpy(dg2, dg1, (size_t)c * sizeof *dg2);
+        memcpy(db2, db1, (size_t)c * sizeof *db2);
+        const float *yy = act == NNC_ACT_NONE ? NULL : y;
+        bn_act_backward_plain(n, x, c, hw, affine ? gamma : NULL, mean, inv, yy, dy, act, 0.1f, dx1, dg1, db1);
+        nnc_batchnorm_act_backward(n, x, c, hw, affine ? gamma : NULL, mean, inv, yy, dy, act, 0.1f, dx2, dg2, db2);
+        assert_memory_equal(dx2, dx1, count * sizeof *dx1);
+        assert_memory_equal(dg2, dg1, (size_t)c * sizeof *dg1);
+        assert_memory_equal(db2, db1, (size_t)c * sizeof *db1);
+        free(x), free(y), free(dy), free(gamma), free(mean), free(inv), free(dx1), free(dx2), free(dg1), free(db1);
+        free(dg2), free(db2);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_count_correct),
         cmocka_unit_test(test_lrn_backward),
         cmocka_unit_test(test_bn_train_fused),
+        cmocka_unit_test(test_bn_backward_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -587,6 +587,44 @@ static void test_dw_plane_wide(void **state)
     }
 }
 
+/* nnc_dw_plane's stride-1 path for kernels not 3 wide (nnc_dwk_s1: LeNet-5's
+ * 5x5 first layer) on rows wide enough for its steps of 16 outputs, with the
+ * moved-back last step, dilation, padding, bands of rows, b = -0.0 and signed
+ * zeros: bit for bit the plain loop, nothing written past the band. */
+static void test_dw_plane_wide_k(void **state)
+{
+    static const int widths[] = {16, 17, 20, 28, 31, 32, 33, 47, 64, 65, 100};
+    (void)state;
+    Rng r = {0x5D5DULL};
+    for (int it = 0; it < 1500; it++) {
+        int w = widths[rng_int(&r, 0, (int)(sizeof widths / sizeof widths[0]) - 1)] + rng_int(&r, 0, 8);
+        int kh = rng_int(&r, 1, 7), kw = rng_int(&r, 1, 7), h = rng_int(&r, 1, 12), sh = rng_int(&r, 1, 2);
+        int ph = rng_int(&r, 0, 3), pw = rng_int(&r, 0, 3), dh = rng_int(&r, 1, 2), dw = rng_int(&r, 1, 2);
+        int zeros = it % 2;
+        if (kw == 3) kw = 5;
+        if (it % 4 == 0) kh = kw = 5, sh = dh = dw = 1, ph = pw = 2;  /* LeNet-5's conv1 */
+        int oh = conv_out(h, kh, sh, ph, dh), ow = conv_out(w, kw, 1, pw, dw);
+        if (oh < 1 || ow < 1) continue;
+        int oy0 = rng_int(&r, 0, oh - 1), oy1 = rng_int(&r, oy0 + 1, oh);
+        if (it % 3 == 0) oy0 = 0, oy1 = oh;
+        unsigned rows = (unsigned)(oy1 - oy0), cols = (unsigned)ow;
+        size_t count = (size_t)rows * cols;
+        float *x = rand_floats(&r, (size_t)h * w, 1.0f), *wk = rand_floats(&r, (size_t)kh * kw, 1.0f);
+        float *y = nan_floats(count + 7), *want = nan_floats(count), b = zeros ? -0.0f : rng_float(&r);
+        if (zeros)
+            for (int i = 0; i < h * w; i++)
+                if (rng_int(&r, 0, 2) == 0) x[i] = rng_int(&r, 0, 1) ? 0.0f : -0.0f;
+        dw_plane_plain(x, h, w, wk, b, want, oy0, oy1, ow, kh, kw, sh, 1, ph, pw, dh, dw);
+        nnc_dw_plane(x, h, w, wk, b, y, oy0, oy1, ow, kh, kw, sh, 1, ph, pw, dh, dw);
+        char what[128];
+        snprintf(what, sizeof what, "dw_plane %dx%d k%dx%d rows [%d, %d) s%d,1 p%d,%d d%d,%d b %g", h, w, kh, kw, oy0,
+                 oy1, sh, ph, pw, dh, dw, (double)b);
+        check_equal(y, want, count, what);
+        for (size_t i = count; i < count + 7; i++) assert_true(isnan(y[i]));
+        free(x), free(wk), free(y), free(want);
+    }
+}
+
 /* nnc_dwpw against a double-precision reference of the whole chain
  * (depthwise conv + bias, activation, 1x1 conv + bias, + residual,
  * activation) on odd shapes: h, w 1..11, strides 1..2, padding 0..2,
@@ -654,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_conv_transpose2d_epilogue),
         cmocka_unit_test(test_dwpw),
         cmocka_unit_test(test_dw_plane_wide),
+        cmocka_unit_test(test_dw_plane_wide_k),
         cmocka_unit_test(test_dwpw_odd_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

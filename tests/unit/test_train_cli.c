@@ -1,6 +1,7 @@
 /* test_train_cli.c: the driver of `nnc train` and `nnc eval` (tools/train.c,
  * train_args.c, train_ckpt.c) on the hand-written module of train_cli_test.h:
- * learning, --log, --out, exact resume and its refusals, a diverging loss,
+ * learning, --log, --out, exact resume and its refusals, the reader thread
+ * (the same bits as --no-prefetch), a diverging loss,
  * --freeze, the head note, eval, bad command lines, schedules. The hardening
  * of issue 9 is in test_train_cli_hardening.c. */
 #include "train_cli_test.h"
@@ -108,6 +109,53 @@ static void test_resume_is_exact(void **state)
     read_into(log, text, sizeof text);
     assert_non_null(strstr(text, "\n1,"));
     assert_non_null(strstr(text, "\n2,"));
+}
+
+/* A --log without each row's last field (images per second, a measurement). */
+static void log_without_speed(const char *path, char *text, size_t len)
+{
+    char raw[4096];
+    size_t k = 0;
+    read_into(path, raw, sizeof raw);
+    for (char *line = raw, *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+        *nl = 0;
+        char *last = strrchr(line, ',');
+        if (last) *last = 0;
+        k += (size_t)snprintf(text + k, len - k, "%s\n", line);
+        assert_true(k < len);
+    }
+}
+
+/* The reader thread changes nothing: the same losses and accuracies (the --log
+ * rows but their speed), weights and checkpoint as --no-prefetch, with
+ * shuffling, every augmentation and a last partial batch; eval's too. */
+static void test_prefetch_is_exact(void **state)
+{
+    (void)state;
+    char ca[600], cb[600], oa[600], ob[600], la[600], lb[600], ta[4096], tb[4096], ea[1024];
+    path_in(ca, sizeof ca, "pf_a.ckpt");
+    path_in(cb, sizeof cb, "pf_b.ckpt");
+    path_in(oa, sizeof oa, "pf_a.safetensors");
+    path_in(ob, sizeof ob, "pf_b.safetensors");
+    path_in(la, sizeof la, "pf_a.csv");
+    path_in(lb, sizeof lb, "pf_b.csv");
+    assert_int_equal(nnc("train", g_net, "--data", g_data, "--epochs", "3", "--batch", "7", "--lr", "0.3",
+                         "--momentum", "0.9", "--seed", "11", "--augment", "crop:1,flip,jitter:0.2",
+                         "--checkpoint", ca, "--out", oa, "--log", la, NULL), 0);
+    assert_int_equal(nnc("train", g_net, "--data", g_data, "--epochs", "3", "--batch", "7", "--lr", "0.3",
+                         "--momentum", "0.9", "--seed", "11", "--augment", "crop:1,flip,jitter:0.2",
+                         "--checkpoint", cb, "--out", ob, "--log", lb, "--no-prefetch", NULL), 0);
+    assert_same_tensors(oa, ob);
+    assert_same_tensors(ca, cb);
+    log_without_speed(la, ta, sizeof ta);
+    log_without_speed(lb, tb, sizeof tb);
+    assert_non_null(strstr(ta, "\n3,"));
+    assert_string_equal(ta, tb);
+    assert_int_equal(nnc("eval", g_net, "--weights", oa, "--data", g_data, "--batch", "6", NULL), 0);
+    assert_true(strlen(g_out) < sizeof ea);
+    memcpy(ea, g_out, strlen(g_out) + 1);
+    assert_int_equal(nnc("eval", g_net, "--weights", oa, "--data", g_data, "--batch", "6", "--no-prefetch", NULL), 0);
+    assert_string_equal(ea, g_out);
 }
 
 static void test_resume_refuses_other_settings(void **state)
@@ -296,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_load_train_module),
         cmocka_unit_test(test_learns_logs_and_evals),
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_prefetch_is_exact),
         cmocka_unit_test(test_resume_refuses_other_settings),
         cmocka_unit_test(test_nan_stops_and_keeps_checkpoint),
         cmocka_unit_test(test_freeze_and_head),
