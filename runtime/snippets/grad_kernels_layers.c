@@ -29,7 +29,7 @@ static NNC_MAYBE_UNUSED void nnc_bias_backward(int n, const float *dy, int k, si
     }
 }
 
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
 /* Samples one GEMM of nnc_conv2d_backward covers (nnc_conv_samples: enough
  * for NNC_CONV_COLS columns), whatever the batch, so the scratch a module
  * plans does not depend on it. */
@@ -52,15 +52,16 @@ static NNC_MAYBE_UNUSED size_t nnc_conv2d_backward_scratch(int c, int k, int kh,
  * (same shapes as x, wt, bias) may each be NULL. The scratch is reused: first
  * for im2col(x), then for W^T * dY. With one sample a block (large maps), dY
  * is dy itself, and a 1x1, stride-1, unpadded convolution multiplies x and dy
- * directly (no scratch use). */
-static NNC_MAYBE_UNUSED void nnc_conv2d_backward(int n, const float *x, int c, int h, int w, const float *wt,
-                                                 const float *dy, int k, int oh, int ow, int kh, int kw, int sh,
-                                                 int sw, int ph, int pw, int dh, int dw, int groups, float *dx,
-                                                 float *dwt, float *db, float *scratch)
+ * directly (no scratch use). The GEMMs (nnc_sgemm_ctx), im2col and col2im
+ * run over ctx's threads (NULL: the caller's alone). */
+static NNC_MAYBE_UNUSED void nnc_conv2d_backward(const nnc_ctx *ctx, int n, const float *x, int c, int h, int w,
+                                                 const float *wt, const float *dy, int k, int oh, int ow, int kh,
+                                                 int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                                                 float *dx, float *dwt, float *db, float *scratch)
 {
     int cg = c / groups, kg = k / groups, nb = nnc_conv_backward_samples(oh, ow), i0, j, g, o;
     int kdim = cg * kh * kw, ohw = oh * ow;
-    size_t hw = (size_t)h * (size_t)w;
+    size_t hw = (size_t)h * (size_t)w, xs = (size_t)c * hw;
     int direct = nb == 1 && kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
     if (db) nnc_bias_backward(n, dy, k, (size_t)ohw, db);
     if (!dx && !dwt) return;
@@ -70,7 +71,8 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_backward(int n, const float *x, int c, i
         for (g = 0; g < groups; g++) {
             const float *wg = wt + (size_t)g * (size_t)kg * (size_t)kdim;
             const float *dyb = dy + ((size_t)i0 * (size_t)k + (size_t)g * (size_t)kg) * (size_t)ohw;
-            float *cols = scratch;
+            const float *xg = x + (size_t)i0 * xs + (size_t)g * (size_t)cg * hw;
+            float *cols = scratch, *dxg = dx ? dx + (size_t)i0 * xs + (size_t)g * (size_t)cg * hw : NULL;
             if (nb > 1) {  /* dY: the block's output gradients side by side, after the column matrix */
                 float *d = scratch + (size_t)kdim * ld;
                 for (o = 0; o < kg; o++)
@@ -80,29 +82,22 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_backward(int n, const float *x, int c, i
                 dyb = d;
             }
             if (dwt) {
-                if (direct) cols = (float *)(x + ((size_t)i0 * (size_t)c + (size_t)g * (size_t)cg) * hw);
-                else
-                    for (j = 0; j < m; j++)
-                        nnc_im2col(x + ((size_t)(i0 + j) * (size_t)c + (size_t)g * (size_t)cg) * hw, cg, h, w,
-                                   scratch + (size_t)j * (size_t)ohw, ld, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
-                nnc_sgemm(0, 1, kg, kdim, (int)ld, 1.0f, dyb, (int)ld, cols, (int)ld, 1.0f,
-                          dwt + (size_t)g * (size_t)kg * (size_t)kdim, kdim);
+                if (direct) cols = (float *)xg;
+                else nnc_im2col_mt(ctx, m, xg, xs, cg, h, w, scratch, ld, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                nnc_sgemm_ctx(ctx, 0, 1, kg, kdim, (int)ld, 1.0f, dyb, (int)ld, cols, (int)ld, 1.0f,
+                              dwt + (size_t)g * (size_t)kg * (size_t)kdim, kdim);
             }
             if (dx && direct) {
-                nnc_sgemm(1, 0, cg, ohw, kg, 1.0f, wg, kdim, dyb, ohw, 1.0f,
-                          dx + ((size_t)i0 * (size_t)c + (size_t)g * (size_t)cg) * hw, ohw);
+                nnc_sgemm_ctx(ctx, 1, 0, cg, ohw, kg, 1.0f, wg, kdim, dyb, ohw, 1.0f, dxg, ohw);
             } else if (dx) {
-                nnc_sgemm(1, 0, kdim, (int)ld, kg, 1.0f, wg, kdim, dyb, (int)ld, 0.0f, scratch, (int)ld);
-                for (j = 0; j < m; j++)
-                    nnc_col2im(scratch + (size_t)j * (size_t)ohw, ld, cg, oh, ow,
-                               dx + ((size_t)(i0 + j) * (size_t)c + (size_t)g * (size_t)cg) * hw, h, w, kh, kw, sh,
-                               sw, ph, pw, dh, dw);
+                nnc_sgemm_ctx(ctx, 1, 0, kdim, (int)ld, kg, 1.0f, wg, kdim, dyb, (int)ld, 0.0f, scratch, (int)ld);
+                nnc_col2im_mt(ctx, m, scratch, ld, cg, oh, ow, dxg, xs, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
             }
         }
     }
 }
 
-/* @kernel conv_transpose2d_backward needs: gemm conv_common conv2d grad_bias */
+/* @kernel conv_transpose2d_backward needs: conv_mt conv_common grad_bias */
 /* Floats of scratch nnc_conv_transpose2d_backward needs: one im2col matrix of dy
  * (one sample, one group), the size of the forward's column matrix. */
 static NNC_MAYBE_UNUSED size_t nnc_conv_transpose2d_backward_scratch(int h, int w, int k, int kh, int kw,
@@ -115,9 +110,9 @@ static NNC_MAYBE_UNUSED size_t nnc_conv_transpose2d_backward_scratch(int h, int 
  * the adjoint of col2im, so per sample and group, with col = im2col(dy):
  *   dx += W * col,   dW += x * col^T,   db += sum of dy over pixels.
  * x [n][c][h][w], wt [c][k/groups][kh][kw], dy [n][k][oh][ow] (output padding
- * is already in oh, ow); dx, dwt, db may each be NULL. */
-static NNC_MAYBE_UNUSED void nnc_conv_transpose2d_backward(int n, const float *x, int c, int h, int w,
-                                                           const float *wt, const float *dy, int k, int oh,
+ * is already in oh, ow); dx, dwt, db may each be NULL. Over ctx's threads. */
+static NNC_MAYBE_UNUSED void nnc_conv_transpose2d_backward(const nnc_ctx *ctx, int n, const float *x, int c, int h,
+                                                           int w, const float *wt, const float *dy, int k, int oh,
                                                            int ow, int kh, int kw, int sh, int sw, int ph, int pw,
                                                            int dh, int dw, int groups, float *dx, float *dwt,
                                                            float *db, float *scratch)
@@ -132,21 +127,21 @@ static NNC_MAYBE_UNUSED void nnc_conv_transpose2d_backward(int n, const float *x
             size_t xoff = ((size_t)i * (size_t)c + (size_t)g * (size_t)cg) * (size_t)hw;
             const float *dyg = dy + ((size_t)i * (size_t)k + (size_t)g * (size_t)kg) * ohw;
             size_t woff = (size_t)g * (size_t)cg * (size_t)kdim;
-            nnc_im2col(dyg, kg, oh, ow, scratch, (size_t)hw, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
-            if (dx) nnc_sgemm(0, 0, cg, hw, kdim, 1.0f, wt + woff, kdim, scratch, hw, 1.0f, dx + xoff, hw);
-            if (dwt) nnc_sgemm(0, 1, cg, kdim, hw, 1.0f, x + xoff, hw, scratch, hw, 1.0f, dwt + woff, kdim);
+            nnc_im2col_mt(ctx, 1, dyg, 0, kg, oh, ow, scratch, (size_t)hw, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
+            if (dx) nnc_sgemm_ctx(ctx, 0, 0, cg, hw, kdim, 1.0f, wt + woff, kdim, scratch, hw, 1.0f, dx + xoff, hw);
+            if (dwt) nnc_sgemm_ctx(ctx, 0, 1, cg, kdim, hw, 1.0f, x + xoff, hw, scratch, hw, 1.0f, dwt + woff, kdim);
         }
 }
 
-/* @kernel linear_backward needs: gemm grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
 /* The backward of nnc_linear without epilogue (y = x * W^T + b):
  *   dx[n][in] += dy * W,   dW[out][in] += dy^T * x,   db[out] += sum over n of dy.
- * dx, dwt, db may each be NULL. */
-static NNC_MAYBE_UNUSED void nnc_linear_backward(int n, const float *x, int in, const float *wt, const float *dy,
-                                                 int out, float *dx, float *dwt, float *db)
+ * dx, dwt, db may each be NULL. Over ctx's threads. */
+static NNC_MAYBE_UNUSED void nnc_linear_backward(const nnc_ctx *ctx, int n, const float *x, int in, const float *wt,
+                                                 const float *dy, int out, float *dx, float *dwt, float *db)
 {
-    if (dx) nnc_sgemm(0, 0, n, in, out, 1.0f, dy, out, wt, in, 1.0f, dx, in);
-    if (dwt) nnc_sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dwt, in);
+    if (dx) nnc_sgemm_ctx(ctx, 0, 0, n, in, out, 1.0f, dy, out, wt, in, 1.0f, dx, in);
+    if (dwt) nnc_sgemm_ctx(ctx, 1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dwt, in);
     if (db) nnc_bias_backward(n, dy, out, 1, db);
 }
 

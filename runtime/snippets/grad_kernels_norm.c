@@ -123,7 +123,7 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
     nnc_batchnorm_act_backward(n, x, c, hw, gamma, mean, invstd, NULL, dy, NNC_ACT_NONE, 0.0f, dx, dgamma, dbeta);
 }
 
-/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* Training-mode conv -> batchnorm -> activation with fewer passes over memory
  * (codegen/emit_train.c uses them when the conv's output feeds only the
  * batchnorm, and the batchnorm's only the activation):
@@ -145,19 +145,19 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
  *                           recomputed per element, never stored.
  * Unfused, the same chain reads the conv output three times, writes it twice,
  * and stores one more gradient tensor. */
-static NNC_MAYBE_UNUSED void nnc_conv2d_stats(int n, const float *x, int c, int h, int w, const float *wt,
-                                              const float *bias, float *y, int k, int oh, int ow, int kh, int kw,
-                                              int sh, int sw, int ph, int pw, int dh, int dw, int groups,
-                                              float *scratch, double *stats)
+static NNC_MAYBE_UNUSED void nnc_conv2d_stats(const nnc_ctx *ctx, int n, const float *x, int c, int h, int w,
+                                              const float *wt, const float *bias, float *y, int k, int oh, int ow,
+                                              int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                              int groups, float *scratch, double *stats)
 {
     size_t xs = (size_t)c * (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow, ys = (size_t)k * ohw, p;
     int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, 0), i, ch;
     for (i = 0; i < n; i++) {
         float *yi = y + (size_t)i * ys;
         if (i % nb == 0)  /* the next block of samples (nnc_conv2d's own blocks: one GEMM each) */
-            nnc_conv2d(n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias, yi, ys, k, oh, ow, kh, kw,
-                       sh, sw, ph, pw, dh, dw, groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL, NULL,
-                       NNC_ACT_NONE, 0.0f);
+            nnc_conv2d_mt(ctx, n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias, yi, ys, k, oh,
+                          ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL,
+                          NULL, NNC_ACT_NONE, 0.0f);
         for (ch = 0; ch < k; ch++) {
             const float *yc = yi + (size_t)ch * ohw;
             double s = 0.0, ss = 0.0;

@@ -44,3 +44,4 @@
 #include "kernels_elementwise.c"
 #include "kernels_pool.c"
 #include "kernels_parallel.c"
+#include "kernels_sgemm.c"

@@ -29,15 +29,21 @@
 /* @kernel global_avgpool */
 /* @kernel adaptive_avgpool2d needs: epilogue */
 /* @kernel concat */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel linear_mt needs: linear ctx */
+/* @kernel sgemm_mt needs: gemm gemm_packed */
+/* @kernel conv_mt needs: sgemm_mt conv2d conv_transpose2d */
+/* @kernel linear_gemm needs: linear_mt sgemm_mt */
 /* @kernel grad_accumulate */
 /* @kernel grad_bias */
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* @kernel linear_backward needs: gemm grad_bias */
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
 /* @kernel maxpool2d_backward */
 /* @kernel global_avgpool_backward */
 /* @kernel adaptive_avgpool2d_backward */
 /* @kernel batchnorm_train */
-/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel activation_backward */
 /* @kernel concat_backward */
 /* @kernel dropout_train */
@@ -386,6 +392,7 @@ struct googlenet_train {
     float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */
     float *scratch;
     unsigned char *ws;        /* activations and their gradients (planned) */
+    nnc_ctx ctx;              /* the instruction set and the threads the kernels run on */
     unsigned char trainable[GOOGLENET_N_PARAMS];
     char **state_names;       /* "optim.NAME.KEY" */
     int n_state;              /* state tensors per learned tensor */
@@ -413,19 +420,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d conv1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
+        nnc_conv2d_stats(&t->ctx,                          /* the instance's threads and instruction set */
+                         n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
                          t->params + 0, NULL,              /* conv1.conv.weight, no bias */
                          (float *)(ws + 0), 64, 112, 112,  /* y: [64, 112, 112] */
                          7, 7, 2, 2, 3, 3, 1, 1, 1,        /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);            /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
-                   t->params + 0, NULL,                      /* conv1.conv.weight, no bias */
-                   (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
-                   7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                  /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                   /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                  /* the instance's threads and instruction set */
+                      n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
+                      t->params + 0, NULL,                      /* conv1.conv.weight, no bias */
+                      (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
+                      7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                  /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                   /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
     }
 
     /* batchnorm conv1.bn @ models/lib/googlenet.net:8:78 */
@@ -452,19 +461,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d conv2.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 9664, NULL,                   /* conv2.conv.weight, no bias */
                          (float *)(ws + 16859136), 64, 56, 56,     /* y: [64, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 9664, NULL,                           /* conv2.conv.weight, no bias */
-                   (float *)(ws + 16859136), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 9664, NULL,                           /* conv2.conv.weight, no bias */
+                      (float *)(ws + 16859136), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm conv2.bn @ models/lib/googlenet.net:8:78 */
@@ -486,19 +497,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d conv3.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 17661952), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 17661952), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 14016, NULL,                  /* conv3.conv.weight, no bias */
                          (float *)(ws + 6422528), 192, 56, 56,     /* y: [192, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 17661952), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 14016, NULL,                          /* conv3.conv.weight, no bias */
-                   (float *)(ws + 6422528), 602112, 192, 56, 56,     /* y: [192, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 17661952), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 14016, NULL,                          /* conv3.conv.weight, no bias */
+                      (float *)(ws + 6422528), 602112, 192, 56, 56,     /* y: [192, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm conv3.bn @ models/lib/googlenet.net:8:78 */
@@ -525,19 +538,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 125376, NULL,                  /* inception3a.branch1.conv.weight, no bias */
                          (float *)(ws + 15855616), 64, 28, 28,      /* y: [64, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 125376, NULL,                          /* inception3a.branch1.conv.weight, no bias */
-                   (float *)(ws + 15855616), 50176, 64, 28, 28,       /* y: [64, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 125376, NULL,                          /* inception3a.branch1.conv.weight, no bias */
+                      (float *)(ws + 15855616), 50176, 64, 28, 28,       /* y: [64, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3a.branch1.bn @ models/lib/googlenet.net:8:78 */
@@ -559,19 +574,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 137920, NULL,                  /* inception3a.branch2.0.conv.weight, no bias */
                          (float *)(ws + 27270656), 96, 28, 28,      /* y: [96, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 137920, NULL,                          /* inception3a.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 27270656), 75264, 96, 28, 28,       /* y: [96, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 137920, NULL,                          /* inception3a.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 27270656), 75264, 96, 28, 28,       /* y: [96, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
@@ -593,19 +610,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 27571712), 96, 28, 28,  /* x: [96, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 27571712), 96, 28, 28,  /* x: [96, 28, 28] */
                          t->params + 156736, NULL,                 /* inception3a.branch2.1.conv.weight, no bias */
                          (float *)(ws + 21701120), 128, 28, 28,    /* y: [128, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 27571712), 75264, 96, 28, 28,  /* x: [96, 28, 28], batch stride */
-                   t->params + 156736, NULL,                        /* inception3a.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 21701120), 100352, 128, 28, 28,   /* y: [128, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 27571712), 75264, 96, 28, 28,  /* x: [96, 28, 28], batch stride */
+                      t->params + 156736, NULL,                        /* inception3a.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 21701120), 100352, 128, 28, 28,   /* y: [128, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm inception3a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
@@ -627,19 +646,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 32 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 267840, NULL,                  /* inception3a.branch3.0.conv.weight, no bias */
                          (float *)(ws + 35386624), 16, 28, 28,      /* y: [16, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 267840, NULL,                          /* inception3a.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 35386624), 12544, 16, 28, 28,       /* y: [16, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 16,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 267840, NULL,                          /* inception3a.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 35386624), 12544, 16, 28, 28,       /* y: [16, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 16,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
@@ -661,19 +682,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 35436800), 16, 28, 28,  /* x: [16, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 35436800), 16, 28, 28,  /* x: [16, 28, 28] */
                          t->params + 270976, NULL,                 /* inception3a.branch3.1.conv.weight, no bias */
                          (float *)(ws + 32953088), 32, 28, 28,     /* y: [32, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 35436800), 12544, 16, 28, 28,  /* x: [16, 28, 28], batch stride */
-                   t->params + 270976, NULL,                        /* inception3a.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 32953088), 25088, 32, 28, 28,     /* y: [32, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 35436800), 12544, 16, 28, 28,  /* x: [16, 28, 28], batch stride */
+                      t->params + 270976, NULL,                        /* inception3a.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 32953088), 25088, 32, 28, 28,     /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm inception3a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
@@ -700,19 +723,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 19066880), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 19066880), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 275712, NULL,                  /* inception3a.branch4.1.conv.weight, no bias */
                          (float *)(ws + 33153792), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 19066880), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 275712, NULL,                          /* inception3a.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 33153792), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 19066880), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 275712, NULL,                          /* inception3a.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 33153792), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
@@ -740,19 +765,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
                          t->params + 281984, NULL,                  /* inception3b.branch1.conv.weight, no bias */
                          (float *)(ws + 22503936), 128, 28, 28,     /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                   t->params + 281984, NULL,                          /* inception3b.branch1.conv.weight, no bias */
-                   (float *)(ws + 22503936), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                      t->params + 281984, NULL,                          /* inception3b.branch1.conv.weight, no bias */
+                      (float *)(ws + 22503936), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch1.bn @ models/lib/googlenet.net:8:78 */
@@ -774,19 +801,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
                          t->params + 315264, NULL,                  /* inception3b.branch2.0.conv.weight, no bias */
                          (float *)(ws + 23306752), 128, 28, 28,     /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                   t->params + 315264, NULL,                          /* inception3b.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 23306752), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                      t->params + 315264, NULL,                          /* inception3b.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 23306752), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
@@ -808,19 +837,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 23708160), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 23708160), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 348544, NULL,                  /* inception3b.branch2.1.conv.weight, no bias */
                          (float *)(ws + 19668992), 192, 28, 28,     /* y: [192, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 23708160), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 348544, NULL,                          /* inception3b.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 19668992), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 23708160), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 348544, NULL,                          /* inception3b.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 19668992), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
@@ -842,19 +873,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
                          t->params + 570496, NULL,                  /* inception3b.branch3.0.conv.weight, no bias */
                          (float *)(ws + 33354496), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                   t->params + 570496, NULL,                          /* inception3b.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 33354496), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                      t->params + 570496, NULL,                          /* inception3b.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 33354496), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
@@ -876,19 +909,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 33454848), 32, 28, 28,  /* x: [32, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 33454848), 32, 28, 28,  /* x: [32, 28, 28] */
                          t->params + 578816, NULL,                 /* inception3b.branch3.1.conv.weight, no bias */
                          (float *)(ws + 27872768), 96, 28, 28,     /* y: [96, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 33454848), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
-                   t->params + 578816, NULL,                        /* inception3b.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 27872768), 75264, 96, 28, 28,     /* y: [96, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 33454848), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
+                      t->params + 578816, NULL,                        /* inception3b.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 27872768), 75264, 96, 28, 28,     /* y: [96, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm inception3b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
@@ -915,19 +950,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 15052800), 256, 28, 28,  /* x: [256, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 15052800), 256, 28, 28,  /* x: [256, 28, 28] */
                          t->params + 606848, NULL,                  /* inception3b.branch4.1.conv.weight, no bias */
                          (float *)(ws + 29879808), 64, 28, 28,      /* y: [64, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 15052800), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                   t->params + 606848, NULL,                          /* inception3b.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 29879808), 50176, 64, 28, 28,       /* y: [64, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 15052800), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                      t->params + 606848, NULL,                          /* inception3b.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 29879808), 50176, 64, 28, 28,       /* y: [64, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
@@ -960,19 +997,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
                          t->params + 623488, NULL,                  /* inception4a.branch1.conv.weight, no bias */
                          (float *)(ws + 31924480), 192, 14, 14,     /* y: [192, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                   t->params + 623488, NULL,                         /* inception4a.branch1.conv.weight, no bias */
-                   (float *)(ws + 31924480), 37632, 192, 14, 14,     /* y: [192, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                      t->params + 623488, NULL,                         /* inception4a.branch1.conv.weight, no bias */
+                      (float *)(ws + 31924480), 37632, 192, 14, 14,     /* y: [192, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4a.branch1.bn @ models/lib/googlenet.net:8:78 */
@@ -994,19 +1033,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
                          t->params + 716416, NULL,                  /* inception4a.branch2.0.conv.weight, no bias */
                          (float *)(ws + 34809600), 96, 14, 14,      /* y: [96, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                   t->params + 716416, NULL,                         /* inception4a.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 34809600), 18816, 96, 14, 14,      /* y: [96, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                      t->params + 716416, NULL,                         /* inception4a.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 34809600), 18816, 96, 14, 14,      /* y: [96, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
@@ -1028,19 +1069,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 416 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 34884864), 96, 14, 14,  /* x: [96, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 34884864), 96, 14, 14,  /* x: [96, 14, 14] */
                          t->params + 762880, NULL,                 /* inception4a.branch2.1.conv.weight, no bias */
                          (float *)(ws + 31435264), 208, 14, 14,    /* y: [208, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 34884864), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
-                   t->params + 762880, NULL,                        /* inception4a.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 31435264), 40768, 208, 14, 14,    /* y: [208, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 208,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 34884864), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
+                      t->params + 762880, NULL,                        /* inception4a.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 31435264), 40768, 208, 14, 14,    /* y: [208, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 208,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm inception4a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1062,19 +1105,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 32 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
                          t->params + 943424, NULL,                  /* inception4a.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36833024), 16, 14, 14,      /* y: [16, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                   t->params + 943424, NULL,                         /* inception4a.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36833024), 3136, 16, 14, 14,       /* y: [16, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 16,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                      t->params + 943424, NULL,                         /* inception4a.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36833024), 3136, 16, 14, 14,       /* y: [16, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 16,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
@@ -1096,19 +1141,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 96 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36845568), 16, 14, 14,  /* x: [16, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36845568), 16, 14, 14,  /* x: [16, 14, 14] */
                          t->params + 951168, NULL,                 /* inception4a.branch3.1.conv.weight, no bias */
                          (float *)(ws + 36239616), 48, 14, 14,     /* y: [48, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36845568), 3136, 16, 14, 14,  /* x: [16, 14, 14], batch stride */
-                   t->params + 951168, NULL,                       /* inception4a.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 36239616), 9408, 48, 14, 14,     /* y: [48, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 48,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36845568), 3136, 16, 14, 14,  /* x: [16, 14, 14], batch stride */
+                      t->params + 951168, NULL,                       /* inception4a.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 36239616), 9408, 48, 14, 14,     /* y: [48, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 48,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1135,19 +1182,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26894336), 480, 14, 14,  /* x: [480, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26894336), 480, 14, 14,  /* x: [480, 14, 14] */
                          t->params + 958272, NULL,                  /* inception4a.branch4.1.conv.weight, no bias */
                          (float *)(ws + 35486976), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26894336), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                   t->params + 958272, NULL,                         /* inception4a.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 35486976), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26894336), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                      t->params + 958272, NULL,                         /* inception4a.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 35486976), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1180,19 +1229,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d aux1.conv.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36386304), 512, 4, 4,  /* x: [512, 4, 4] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36386304), 512, 4, 4,  /* x: [512, 4, 4] */
                          t->params + 989248, NULL,                /* aux1.conv.conv.weight, no bias */
                          (float *)(ws + 36876928), 128, 4, 4,     /* y: [128, 4, 4] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36386304), 8192, 512, 4, 4,  /* x: [512, 4, 4], batch stride */
-                   t->params + 989248, NULL,                      /* aux1.conv.conv.weight, no bias */
-                   (float *)(ws + 36876928), 2048, 128, 4, 4,     /* y: [128, 4, 4], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36386304), 8192, 512, 4, 4,  /* x: [512, 4, 4], batch stride */
+                      t->params + 989248, NULL,                      /* aux1.conv.conv.weight, no bias */
+                      (float *)(ws + 36876928), 2048, 128, 4, 4,     /* y: [128, 4, 4], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm aux1.conv.bn @ models/lib/googlenet.net:8:78 */
@@ -1215,10 +1266,11 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     nnc_copy((size_t)n * 2048, (float *)(ws + 36885120), (float *)(ws + 36893312));
 
     /* linear aux1.fc1 @ models/lib/googlenet.net:28:17 */
-    nnc_linear(n, (float *)(ws + 36893312), 2048,         /* x: [2048] */
-               t->params + 1055296, t->params + 3152448,  /* aux1.fc1.weight, aux1.fc1.bias */
-               (float *)(ws + 36938624), 1024,            /* y: [1024] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36893312), 2048,         /* x: [2048] */
+                    t->params + 1055296, t->params + 3152448,  /* aux1.fc1.weight, aux1.fc1.bias */
+                    (float *)(ws + 36938624), 1024,            /* y: [1024] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 
     /* relu aux1 @ models/lib/googlenet.net:28:40 */
     nnc_activation((size_t)n * 1024, (float *)(ws + 36938624), (float *)(ws + 36942720), NNC_ACT_RELU, 0.0f);
@@ -1231,27 +1283,30 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     }
 
     /* linear aux1.fc2 @ models/lib/googlenet.net:28:62 */
-    nnc_linear(n, (float *)(ws + 36946816), 1024,         /* x: [1024] */
-               t->params + 3153472, t->params + 4177472,  /* aux1.fc2.weight, aux1.fc2.bias */
-               (float *)(ws + 36963200), 1000,            /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36946816), 1024,         /* x: [1024] */
+                    t->params + 3153472, t->params + 4177472,  /* aux1.fc2.weight, aux1.fc2.bias */
+                    (float *)(ws + 36963200), 1000,            /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 
     /* conv2d inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4178472, NULL,                 /* inception4b.branch1.conv.weight, no bias */
                          (float *)(ws + 32225536), 160, 14, 14,     /* y: [160, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4178472, NULL,                         /* inception4b.branch1.conv.weight, no bias */
-                   (float *)(ws + 32225536), 31360, 160, 14, 14,      /* y: [160, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4178472, NULL,                         /* inception4b.branch1.conv.weight, no bias */
+                      (float *)(ws + 32225536), 31360, 160, 14, 14,      /* y: [160, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4b.branch1.bn @ models/lib/googlenet.net:8:78 */
@@ -1273,19 +1328,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 224 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4261032, NULL,                 /* inception4b.branch2.0.conv.weight, no bias */
                          (float *)(ws + 34458368), 112, 14, 14,     /* y: [112, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4261032, NULL,                         /* inception4b.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 34458368), 21952, 112, 14, 14,      /* y: [112, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 112,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4261032, NULL,                         /* inception4b.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 34458368), 21952, 112, 14, 14,      /* y: [112, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 112,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
@@ -1307,19 +1364,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 448 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 34546176), 112, 14, 14,  /* x: [112, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 34546176), 112, 14, 14,  /* x: [112, 14, 14] */
                          t->params + 4318824, NULL,                 /* inception4b.branch2.1.conv.weight, no bias */
                          (float *)(ws + 31084032), 224, 14, 14,     /* y: [224, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 34546176), 21952, 112, 14, 14,  /* x: [112, 14, 14], batch stride */
-                   t->params + 4318824, NULL,                        /* inception4b.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 31084032), 43904, 224, 14, 14,     /* y: [224, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 224,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 34546176), 21952, 112, 14, 14,  /* x: [112, 14, 14], batch stride */
+                      t->params + 4318824, NULL,                        /* inception4b.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 31084032), 43904, 224, 14, 14,     /* y: [224, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 224,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1341,19 +1400,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 48 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4545512, NULL,                 /* inception4b.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36757760), 24, 14, 14,      /* y: [24, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4545512, NULL,                         /* inception4b.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36757760), 4704, 24, 14, 14,        /* y: [24, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 24,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4545512, NULL,                         /* inception4b.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36757760), 4704, 24, 14, 14,        /* y: [24, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 24,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
@@ -1375,19 +1436,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36776576), 24, 14, 14,  /* x: [24, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36776576), 24, 14, 14,  /* x: [24, 14, 14] */
                          t->params + 4557896, NULL,                /* inception4b.branch3.1.conv.weight, no bias */
                          (float *)(ws + 35587328), 64, 14, 14,     /* y: [64, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36776576), 4704, 24, 14, 14,  /* x: [24, 14, 14], batch stride */
-                   t->params + 4557896, NULL,                      /* inception4b.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 35587328), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36776576), 4704, 24, 14, 14,  /* x: [24, 14, 14], batch stride */
+                      t->params + 4557896, NULL,                      /* inception4b.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 35587328), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1414,19 +1477,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24510976), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24510976), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4571976, NULL,                 /* inception4b.branch4.1.conv.weight, no bias */
                          (float *)(ws + 35687680), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24510976), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4571976, NULL,                         /* inception4b.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 35687680), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24510976), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4571976, NULL,                         /* inception4b.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 35687680), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1454,19 +1519,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4605000, NULL,                 /* inception4c.branch1.conv.weight, no bias */
                          (float *)(ws + 33555200), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4605000, NULL,                         /* inception4c.branch1.conv.weight, no bias */
-                   (float *)(ws + 33555200), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4605000, NULL,                         /* inception4c.branch1.conv.weight, no bias */
+                      (float *)(ws + 33555200), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4c.branch1.bn @ models/lib/googlenet.net:8:78 */
@@ -1488,19 +1555,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4671048, NULL,                 /* inception4c.branch2.0.conv.weight, no bias */
                          (float *)(ws + 33755904), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4671048, NULL,                         /* inception4c.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 33755904), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4671048, NULL,                         /* inception4c.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 33755904), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4c.branch2.0.bn @ models/lib/googlenet.net:8:78 */
@@ -1522,19 +1591,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 33856256), 128, 14, 14,  /* x: [128, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 33856256), 128, 14, 14,  /* x: [128, 14, 14] */
                          t->params + 4737096, NULL,                 /* inception4c.branch2.1.conv.weight, no bias */
                          (float *)(ws + 14049280), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 33856256), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-                   t->params + 4737096, NULL,                        /* inception4c.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 14049280), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 33856256), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                      t->params + 4737096, NULL,                        /* inception4c.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 14049280), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4c.branch2.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1556,19 +1627,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 48 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5033032, NULL,                 /* inception4c.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36795392), 24, 14, 14,      /* y: [24, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5033032, NULL,                         /* inception4c.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36795392), 4704, 24, 14, 14,        /* y: [24, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 24,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5033032, NULL,                         /* inception4c.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36795392), 4704, 24, 14, 14,        /* y: [24, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 24,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4c.branch3.0.bn @ models/lib/googlenet.net:8:78 */
@@ -1590,19 +1663,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36814208), 24, 14, 14,  /* x: [24, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36814208), 24, 14, 14,  /* x: [24, 14, 14] */
                          t->params + 5045416, NULL,                /* inception4c.branch3.1.conv.weight, no bias */
                          (float *)(ws + 35788032), 64, 14, 14,     /* y: [64, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36814208), 4704, 24, 14, 14,  /* x: [24, 14, 14], batch stride */
-                   t->params + 5045416, NULL,                      /* inception4c.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 35788032), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36814208), 4704, 24, 14, 14,  /* x: [24, 14, 14], batch stride */
+                      t->params + 5045416, NULL,                      /* inception4c.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 35788032), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4c.branch3.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1629,19 +1704,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25313792), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25313792), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5059496, NULL,                 /* inception4c.branch4.1.conv.weight, no bias */
                          (float *)(ws + 35888384), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25313792), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5059496, NULL,                         /* inception4c.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 35888384), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25313792), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5059496, NULL,                         /* inception4c.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 35888384), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4c.branch4.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1669,19 +1746,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 224 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5092520, NULL,                 /* inception4d.branch1.conv.weight, no bias */
                          (float *)(ws + 34633984), 112, 14, 14,     /* y: [112, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5092520, NULL,                         /* inception4d.branch1.conv.weight, no bias */
-                   (float *)(ws + 34633984), 21952, 112, 14, 14,      /* y: [112, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 112,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5092520, NULL,                         /* inception4d.branch1.conv.weight, no bias */
+                      (float *)(ws + 34633984), 21952, 112, 14, 14,      /* y: [112, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 112,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4d.branch1.bn @ models/lib/googlenet.net:8:78 */
@@ -1703,19 +1782,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5150312, NULL,                 /* inception4d.branch2.0.conv.weight, no bias */
                          (float *)(ws + 32727296), 144, 14, 14,     /* y: [144, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5150312, NULL,                         /* inception4d.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 32727296), 28224, 144, 14, 14,      /* y: [144, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5150312, NULL,                         /* inception4d.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 32727296), 28224, 144, 14, 14,      /* y: [144, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4d.branch2.0.bn @ models/lib/googlenet.net:8:78 */
@@ -1737,19 +1818,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 576 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 32840192), 144, 14, 14,  /* x: [144, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 32840192), 144, 14, 14,  /* x: [144, 14, 14] */
                          t->params + 5224616, NULL,                 /* inception4d.branch2.1.conv.weight, no bias */
                          (float *)(ws + 29227520), 288, 14, 14,     /* y: [288, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 32840192), 28224, 144, 14, 14,  /* x: [144, 14, 14], batch stride */
-                   t->params + 5224616, NULL,                        /* inception4d.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 29227520), 56448, 288, 14, 14,     /* y: [288, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 288,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 32840192), 28224, 144, 14, 14,  /* x: [144, 14, 14], batch stride */
+                      t->params + 5224616, NULL,                        /* inception4d.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 29227520), 56448, 288, 14, 14,     /* y: [288, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 288,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4d.branch2.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1771,19 +1854,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5599016, NULL,                 /* inception4d.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36481792), 32, 14, 14,      /* y: [32, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5599016, NULL,                         /* inception4d.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36481792), 6272, 32, 14, 14,        /* y: [32, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5599016, NULL,                         /* inception4d.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36481792), 6272, 32, 14, 14,        /* y: [32, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4d.branch3.0.bn @ models/lib/googlenet.net:8:78 */
@@ -1805,19 +1890,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36506880), 32, 14, 14,  /* x: [32, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36506880), 32, 14, 14,  /* x: [32, 14, 14] */
                          t->params + 5615528, NULL,                /* inception4d.branch3.1.conv.weight, no bias */
                          (float *)(ws + 35988736), 64, 14, 14,     /* y: [64, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36506880), 6272, 32, 14, 14,  /* x: [32, 14, 14], batch stride */
-                   t->params + 5615528, NULL,                      /* inception4d.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 35988736), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36506880), 6272, 32, 14, 14,  /* x: [32, 14, 14], batch stride */
+                      t->params + 5615528, NULL,                      /* inception4d.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 35988736), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4d.branch3.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1844,19 +1931,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26116608), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26116608), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5634216, NULL,                 /* inception4d.branch4.1.conv.weight, no bias */
                          (float *)(ws + 36089088), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26116608), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5634216, NULL,                         /* inception4d.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 36089088), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26116608), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5634216, NULL,                         /* inception4d.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 36089088), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4d.branch4.1.bn @ models/lib/googlenet.net:8:78 */
@@ -1889,19 +1978,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d aux2.conv.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36352512), 528, 4, 4,  /* x: [528, 4, 4] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36352512), 528, 4, 4,  /* x: [528, 4, 4] */
                          t->params + 5667240, NULL,               /* aux2.conv.conv.weight, no bias */
                          (float *)(ws + 36901504), 128, 4, 4,     /* y: [128, 4, 4] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36352512), 8448, 528, 4, 4,  /* x: [528, 4, 4], batch stride */
-                   t->params + 5667240, NULL,                     /* aux2.conv.conv.weight, no bias */
-                   (float *)(ws + 36901504), 2048, 128, 4, 4,     /* y: [128, 4, 4], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36352512), 8448, 528, 4, 4,  /* x: [528, 4, 4], batch stride */
+                      t->params + 5667240, NULL,                     /* aux2.conv.conv.weight, no bias */
+                      (float *)(ws + 36901504), 2048, 128, 4, 4,     /* y: [128, 4, 4], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm aux2.conv.bn @ models/lib/googlenet.net:8:78 */
@@ -1924,10 +2015,11 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     nnc_copy((size_t)n * 2048, (float *)(ws + 36909696), (float *)(ws + 36917888));
 
     /* linear aux2.fc1 @ models/lib/googlenet.net:28:17 */
-    nnc_linear(n, (float *)(ws + 36917888), 2048,         /* x: [2048] */
-               t->params + 5735336, t->params + 7832488,  /* aux2.fc1.weight, aux2.fc1.bias */
-               (float *)(ws + 36950912), 1024,            /* y: [1024] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36917888), 2048,         /* x: [2048] */
+                    t->params + 5735336, t->params + 7832488,  /* aux2.fc1.weight, aux2.fc1.bias */
+                    (float *)(ws + 36950912), 1024,            /* y: [1024] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 
     /* relu aux2 @ models/lib/googlenet.net:28:40 */
     nnc_activation((size_t)n * 1024, (float *)(ws + 36950912), (float *)(ws + 36955008), NNC_ACT_RELU, 0.0f);
@@ -1940,27 +2032,30 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     }
 
     /* linear aux2.fc2 @ models/lib/googlenet.net:28:62 */
-    nnc_linear(n, (float *)(ws + 36959104), 1024,         /* x: [1024] */
-               t->params + 7833512, t->params + 8857512,  /* aux2.fc2.weight, aux2.fc2.bias */
-               (float *)(ws + 36967232), 1000,            /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36959104), 1024,         /* x: [1024] */
+                    t->params + 7833512, t->params + 8857512,  /* aux2.fc2.weight, aux2.fc2.bias */
+                    (float *)(ws + 36967232), 1000,            /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 
     /* conv2d inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
                          t->params + 8858512, NULL,                 /* inception4e.branch1.conv.weight, no bias */
                          (float *)(ws + 30481920), 256, 14, 14,     /* y: [256, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                   t->params + 8858512, NULL,                         /* inception4e.branch1.conv.weight, no bias */
-                   (float *)(ws + 30481920), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                      t->params + 8858512, NULL,                         /* inception4e.branch1.conv.weight, no bias */
+                      (float *)(ws + 30481920), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4e.branch1.bn @ models/lib/googlenet.net:8:78 */
@@ -1982,19 +2077,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
                          t->params + 8994704, NULL,                 /* inception4e.branch2.0.conv.weight, no bias */
                          (float *)(ws + 32476416), 160, 14, 14,     /* y: [160, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                   t->params + 8994704, NULL,                         /* inception4e.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 32476416), 31360, 160, 14, 14,      /* y: [160, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                      t->params + 8994704, NULL,                         /* inception4e.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 32476416), 31360, 160, 14, 14,      /* y: [160, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4e.branch2.0.bn @ models/lib/googlenet.net:8:78 */
@@ -2016,19 +2113,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 640 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 32601856), 160, 14, 14,  /* x: [160, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 32601856), 160, 14, 14,  /* x: [160, 14, 14] */
                          t->params + 9079824, NULL,                 /* inception4e.branch2.1.conv.weight, no bias */
                          (float *)(ws + 28474880), 320, 14, 14,     /* y: [320, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 32601856), 31360, 160, 14, 14,  /* x: [160, 14, 14], batch stride */
-                   t->params + 9079824, NULL,                        /* inception4e.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 28474880), 62720, 320, 14, 14,     /* y: [320, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 320,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 32601856), 31360, 160, 14, 14,  /* x: [160, 14, 14], batch stride */
+                      t->params + 9079824, NULL,                        /* inception4e.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 28474880), 62720, 320, 14, 14,     /* y: [320, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 320,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4e.branch2.1.bn @ models/lib/googlenet.net:8:78 */
@@ -2050,19 +2149,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
                          t->params + 9541904, NULL,                 /* inception4e.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36531968), 32, 14, 14,      /* y: [32, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                   t->params + 9541904, NULL,                         /* inception4e.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36531968), 6272, 32, 14, 14,        /* y: [32, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                      t->params + 9541904, NULL,                         /* inception4e.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36531968), 6272, 32, 14, 14,        /* y: [32, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4e.branch3.0.bn @ models/lib/googlenet.net:8:78 */
@@ -2084,19 +2185,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36557056), 32, 14, 14,  /* x: [32, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36557056), 32, 14, 14,  /* x: [32, 14, 14] */
                          t->params + 9558928, NULL,                /* inception4e.branch3.1.conv.weight, no bias */
                          (float *)(ws + 33956608), 128, 14, 14,    /* y: [128, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36557056), 6272, 32, 14, 14,  /* x: [32, 14, 14], batch stride */
-                   t->params + 9558928, NULL,                      /* inception4e.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 33956608), 25088, 128, 14, 14,   /* y: [128, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36557056), 6272, 32, 14, 14,  /* x: [32, 14, 14], batch stride */
+                      t->params + 9558928, NULL,                      /* inception4e.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 33956608), 25088, 128, 14, 14,   /* y: [128, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4e.branch3.1.bn @ models/lib/googlenet.net:8:78 */
@@ -2123,19 +2226,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 21287168), 528, 14, 14,  /* x: [528, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 21287168), 528, 14, 14,  /* x: [528, 14, 14] */
                          t->params + 9596304, NULL,                 /* inception4e.branch4.1.conv.weight, no bias */
                          (float *)(ws + 34157312), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 21287168), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                   t->params + 9596304, NULL,                         /* inception4e.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 34157312), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 21287168), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                      t->params + 9596304, NULL,                         /* inception4e.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 34157312), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4e.branch4.1.bn @ models/lib/googlenet.net:8:78 */
@@ -2168,19 +2273,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 9664400, NULL,               /* inception5a.branch1.conv.weight, no bias */
                          (float *)(ws + 13999104), 256, 7, 7,     /* y: [256, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 9664400, NULL,                      /* inception5a.branch1.conv.weight, no bias */
-                   (float *)(ws + 13999104), 12544, 256, 7, 7,     /* y: [256, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 9664400, NULL,                      /* inception5a.branch1.conv.weight, no bias */
+                      (float *)(ws + 13999104), 12544, 256, 7, 7,     /* y: [256, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5a.branch1.bn @ models/lib/googlenet.net:8:78 */
@@ -2202,19 +2309,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 9878416, NULL,               /* inception5a.branch2.0.conv.weight, no bias */
                          (float *)(ws + 36419072), 160, 7, 7,     /* y: [160, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 9878416, NULL,                      /* inception5a.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 36419072), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 9878416, NULL,                      /* inception5a.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 36419072), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
@@ -2236,19 +2345,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 640 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36450432), 160, 7, 7,  /* x: [160, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36450432), 160, 7, 7,  /* x: [160, 7, 7] */
                          t->params + 10012176, NULL,              /* inception5a.branch2.1.conv.weight, no bias */
                          (float *)(ws + 35261184), 320, 7, 7,     /* y: [320, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36450432), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
-                   t->params + 10012176, NULL,                    /* inception5a.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 35261184), 15680, 320, 7, 7,    /* y: [320, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 320,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36450432), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
+                      t->params + 10012176, NULL,                    /* inception5a.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 35261184), 15680, 320, 7, 7,    /* y: [320, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 320,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm inception5a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
@@ -2270,19 +2381,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 10474256, NULL,              /* inception5a.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36926080), 32, 7, 7,      /* y: [32, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 10474256, NULL,                     /* inception5a.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36926080), 1568, 32, 7, 7,       /* y: [32, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 10474256, NULL,                     /* inception5a.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36926080), 1568, 32, 7, 7,       /* y: [32, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
@@ -2304,19 +2417,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36932352), 32, 7, 7,  /* x: [32, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36932352), 32, 7, 7,  /* x: [32, 7, 7] */
                          t->params + 10501008, NULL,             /* inception5a.branch3.1.conv.weight, no bias */
                          (float *)(ws + 34433280), 128, 7, 7,    /* y: [128, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                  /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36932352), 1568, 32, 7, 7,  /* x: [32, 7, 7], batch stride */
-                   t->params + 10501008, NULL,                   /* inception5a.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 34433280), 6272, 128, 7, 7,    /* y: [128, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                      /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                      /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);              /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                      /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36932352), 1568, 32, 7, 7,  /* x: [32, 7, 7], batch stride */
+                      t->params + 10501008, NULL,                   /* inception5a.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 34433280), 6272, 128, 7, 7,    /* y: [128, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                      /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                      /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);              /* prologue: none */
     }
 
     /* batchnorm inception5a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
@@ -2343,19 +2458,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 13597696), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 13597696), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 10538384, NULL,              /* inception5a.branch4.1.conv.weight, no bias */
                          (float *)(ws + 36607232), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 13597696), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 10538384, NULL,                     /* inception5a.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 36607232), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 13597696), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 10538384, NULL,                     /* inception5a.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 36607232), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
@@ -2383,19 +2500,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 10645392, NULL,              /* inception5b.branch1.conv.weight, no bias */
                          (float *)(ws + 34358016), 384, 7, 7,     /* y: [384, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 10645392, NULL,                     /* inception5b.branch1.conv.weight, no bias */
-                   (float *)(ws + 34358016), 18816, 384, 7, 7,     /* y: [384, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 10645392, NULL,                     /* inception5b.branch1.conv.weight, no bias */
+                      (float *)(ws + 34358016), 18816, 384, 7, 7,     /* y: [384, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5b.branch1.bn @ models/lib/googlenet.net:8:78 */
@@ -2417,19 +2536,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 10966416, NULL,              /* inception5b.branch2.0.conv.weight, no bias */
                          (float *)(ws + 31046400), 192, 7, 7,     /* y: [192, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 10966416, NULL,                     /* inception5b.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 31046400), 9408, 192, 7, 7,      /* y: [192, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 10966416, NULL,                     /* inception5b.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 31046400), 9408, 192, 7, 7,      /* y: [192, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
@@ -2451,19 +2572,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36314880), 192, 7, 7,  /* x: [192, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36314880), 192, 7, 7,  /* x: [192, 7, 7] */
                          t->params + 11126928, NULL,              /* inception5b.branch2.1.conv.weight, no bias */
                          (float *)(ws + 34960128), 384, 7, 7,     /* y: [384, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36314880), 9408, 192, 7, 7,  /* x: [192, 7, 7], batch stride */
-                   t->params + 11126928, NULL,                    /* inception5b.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 34960128), 18816, 384, 7, 7,    /* y: [384, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36314880), 9408, 192, 7, 7,  /* x: [192, 7, 7], batch stride */
+                      t->params + 11126928, NULL,                    /* inception5b.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 34960128), 18816, 384, 7, 7,    /* y: [384, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm inception5b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
@@ -2485,19 +2608,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 96 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 11792016, NULL,              /* inception5b.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36858112), 48, 7, 7,      /* y: [48, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 11792016, NULL,                     /* inception5b.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36858112), 2352, 48, 7, 7,       /* y: [48, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 48,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 11792016, NULL,                     /* inception5b.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36858112), 2352, 48, 7, 7,       /* y: [48, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 48,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
@@ -2519,19 +2644,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36867520), 48, 7, 7,  /* x: [48, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36867520), 48, 7, 7,  /* x: [48, 7, 7] */
                          t->params + 11832144, NULL,             /* inception5b.branch3.1.conv.weight, no bias */
                          (float *)(ws + 29177344), 128, 7, 7,    /* y: [128, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                  /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36867520), 2352, 48, 7, 7,  /* x: [48, 7, 7], batch stride */
-                   t->params + 11832144, NULL,                   /* inception5b.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 29177344), 6272, 128, 7, 7,    /* y: [128, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                      /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                      /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);              /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                      /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36867520), 2352, 48, 7, 7,  /* x: [48, 7, 7], batch stride */
+                      t->params + 11832144, NULL,                   /* inception5b.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 29177344), 6272, 128, 7, 7,    /* y: [128, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                      /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                      /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);              /* prologue: none */
     }
 
     /* batchnorm inception5b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
@@ -2558,19 +2685,21 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 31761408), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 31761408), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 11887952, NULL,              /* inception5b.branch4.1.conv.weight, no bias */
                          (float *)(ws + 36657408), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 31761408), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 11887952, NULL,                     /* inception5b.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 36657408), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 31761408), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 11887952, NULL,                     /* inception5b.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 36657408), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
@@ -2609,10 +2738,11 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     }
 
     /* linear fc @ models/googlenet.net:34:77 */
-    nnc_linear(n, (float *)(ws + 36715776), 1024,           /* x: [1024] */
-               t->params + 11994960, t->params + 13018960,  /* fc.weight, fc.bias */
-               (float *)(ws + 36971264), 1000,              /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                   /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                     /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36715776), 1024,           /* x: [1024] */
+                    t->params + 11994960, t->params + 13018960,  /* fc.weight, fc.bias */
+                    (float *)(ws + 36971264), 1000,              /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                   /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -2626,7 +2756,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of linear fc @ models/googlenet.net:34:77 */
     memset((float *)(ws + 36719872), 0, (size_t)n * 1024 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36715776), 1024, t->params + 11994960, (float *)(ws + 36723968), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                  /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36715776), 1024, t->params + 11994960, (float *)(ws + 36723968), 1000,  /* x, weight, dy */
                         (float *)(ws + 36719872), t->grads + 11994960, t->grads + 13018960);                      /* dx, dweight, dbias */
 
     /* backward of dropout @ models/googlenet.net:34:55 */
@@ -2666,7 +2797,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 13396992), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 31761408), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 31761408), 832, 7, 7,                            /* x */
                         t->params + 11887952, (float *)(ws + 13560064), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13396992), t->grads + 11887952, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2688,7 +2820,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 29164800), 0, (size_t)n * 2352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36867520), 48, 7, 7,                             /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36867520), 48, 7, 7,                             /* x */
                         t->params + 11832144, (float *)(ws + 29139712), 128, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 29164800), t->grads + 11832144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2704,7 +2837,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36867520), (float *)(ws + 29164800), NNC_ACT_RELU, 0.0f, (float *)(ws + 29139712));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
                         t->params + 11792016, (float *)(ws + 29139712), 48, 7, 7,          /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 11792016, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2721,7 +2855,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 35035392), 0, (size_t)n * 9408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36314880), 192, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36314880), 192, 7, 7,                            /* x */
                         t->params + 11126928, (float *)(ws + 29139712), 384, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 35035392), t->grads + 11126928, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2737,7 +2872,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36314880), (float *)(ws + 35035392), NNC_ACT_RELU, 0.0f, (float *)(ws + 35073024));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
                         t->params + 10966416, (float *)(ws + 35073024), 192, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 10966416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2753,7 +2889,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 13923840), (float *)(ws + 35110656), NNC_ACT_RELU, 0.0f, (float *)(ws + 29139712));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
                         t->params + 10645392, (float *)(ws + 29139712), 384, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 10645392, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2780,7 +2917,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 13396992), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 13597696), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 13597696), 832, 7, 7,                            /* x */
                         t->params + 10538384, (float *)(ws + 13560064), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13396992), t->grads + 10538384, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2802,7 +2940,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 1568 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36932352), 32, 7, 7,                             /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36932352), 32, 7, 7,                             /* x */
                         t->params + 10501008, (float *)(ws + 29202432), 128, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36858112), t->grads + 10501008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2818,7 +2957,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36932352), (float *)(ws + 36858112), NNC_ACT_RELU, 0.0f, (float *)(ws + 36864384));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 30883328), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 30883328), 832, 7, 7,                            /* x */
                         t->params + 10474256, (float *)(ws + 36864384), 32, 7, 7,          /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 10474256, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2835,7 +2975,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 31046400), 0, (size_t)n * 7840 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36450432), 160, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36450432), 160, 7, 7,                            /* x */
                         t->params + 10012176, (float *)(ws + 34358016), 320, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 31046400), t->grads + 10012176, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2851,7 +2992,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36450432), (float *)(ws + 31046400), NNC_ACT_RELU, 0.0f, (float *)(ws + 36314880));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 30883328), 832, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 30883328), 832, 7, 7,                           /* x */
                         t->params + 9878416, (float *)(ws + 36314880), 160, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 9878416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2867,7 +3009,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36189440), (float *)(ws + 13923840), NNC_ACT_RELU, 0.0f, (float *)(ws + 29139712));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 30883328), 832, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 30883328), 832, 7, 7,                           /* x */
                         t->params + 9664400, (float *)(ws + 29139712), 256, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 9664400, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2899,7 +3042,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 103488 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 21287168), 528, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 21287168), 528, 14, 14,                         /* x */
                         t->params + 9596304, (float *)(ws + 13158656), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12744704), t->grads + 9596304, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2921,7 +3065,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 36314880), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36557056), 32, 14, 14,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36557056), 32, 14, 14,                          /* x */
                         t->params + 9558928, (float *)(ws + 12744704), 128, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36314880), t->grads + 9558928, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2937,7 +3082,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36557056), (float *)(ws + 36314880), NNC_ACT_RELU, 0.0f, (float *)(ws + 36189440));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
                         t->params + 9541904, (float *)(ws + 36189440), 32, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13158656), t->grads + 9541904, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2954,7 +3100,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 12995584), 0, (size_t)n * 31360 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 32601856), 160, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 32601856), 160, 14, 14,                         /* x */
                         t->params + 9079824, (float *)(ws + 12744704), 320, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12995584), t->grads + 9079824, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2970,7 +3117,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 32601856), (float *)(ws + 12995584), NNC_ACT_RELU, 0.0f, (float *)(ws + 31761408));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
                         t->params + 8994704, (float *)(ws + 31761408), 160, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13158656), t->grads + 8994704, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2986,14 +3134,16 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 30682624), (float *)(ws + 30883328), NNC_ACT_RELU, 0.0f, (float *)(ws + 12744704));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
                         t->params + 8858512, (float *)(ws + 12744704), 256, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13158656), t->grads + 8858512, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of linear aux2.fc2 @ models/lib/googlenet.net:28:62 */
     memset((float *)(ws + 36926080), 0, (size_t)n * 1024 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36959104), 1024, t->params + 7833512, (float *)(ws + 36979328), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36959104), 1024, t->params + 7833512, (float *)(ws + 36979328), 1000,  /* x, weight, dy */
                         (float *)(ws + 36926080), t->grads + 7833512, t->grads + 8857512);                       /* dx, dweight, dbias */
 
     /* backward of dropout @ models/lib/googlenet.net:28:48 */
@@ -3009,7 +3159,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of linear aux2.fc1 @ models/lib/googlenet.net:28:17 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 2048 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36917888), 2048, t->params + 5735336, (float *)(ws + 36926080), 1024,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36917888), 2048, t->params + 5735336, (float *)(ws + 36926080), 1024,  /* x, weight, dy */
                         (float *)(ws + 36858112), t->grads + 5735336, t->grads + 7832488);                       /* dx, dweight, dbias */
 
     /* backward of flatten aux2 @ models/lib/googlenet.net:27:67 */
@@ -3028,7 +3179,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d aux2.conv.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 36314880), 0, (size_t)n * 8448 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36352512), 528, 4, 4,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36352512), 528, 4, 4,                           /* x */
                         t->params + 5667240, (float *)(ws + 36858112), 128, 4, 4,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36314880), t->grads + 5667240, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3058,7 +3210,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 26116608), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26116608), 512, 14, 14,                         /* x */
                         t->params + 5634216, (float *)(ws + 32526592), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 5634216, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3080,7 +3233,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21676032), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36506880), 32, 14, 14,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36506880), 32, 14, 14,                          /* x */
                         t->params + 5615528, (float *)(ws + 32476416), 64, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21676032), t->grads + 5615528, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3096,7 +3250,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36506880), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f, (float *)(ws + 32677120));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
                         t->params + 5599016, (float *)(ws + 32677120), 32, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 5599016, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3113,7 +3268,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 31761408), 0, (size_t)n * 28224 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 32840192), 144, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 32840192), 144, 14, 14,                         /* x */
                         t->params + 5224616, (float *)(ws + 20873216), 288, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 31761408), t->grads + 5224616, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3129,7 +3285,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 32840192), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f, (float *)(ws + 32476416));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
                         t->params + 5150312, (float *)(ws + 32476416), 144, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 5150312, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3145,7 +3302,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 34721792), (float *)(ws + 32589312), NNC_ACT_RELU, 0.0f, (float *)(ws + 32476416));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
                         t->params + 5092520, (float *)(ws + 32476416), 112, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 5092520, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3172,7 +3330,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 25313792), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25313792), 512, 14, 14,                         /* x */
                         t->params + 5059496, (float *)(ws + 34684160), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 5059496, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3194,7 +3353,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21676032), 0, (size_t)n * 4704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36814208), 24, 14, 14,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36814208), 24, 14, 14,                          /* x */
                         t->params + 5045416, (float *)(ws + 34633984), 64, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21676032), t->grads + 5045416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3210,7 +3370,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36814208), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f, (float *)(ws + 31861760));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
                         t->params + 5033032, (float *)(ws + 31861760), 24, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 5033032, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3227,7 +3388,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 33856256), 128, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 33856256), 128, 14, 14,                         /* x */
                         t->params + 4737096, (float *)(ws + 26317312), 256, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 4737096, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3243,7 +3405,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 33856256), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f, (float *)(ws + 20973568));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
                         t->params + 4671048, (float *)(ws + 20973568), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4671048, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3259,7 +3422,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 33655552), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
                         t->params + 4605000, (float *)(ws + 20873216), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4605000, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3286,7 +3450,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 24510976), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24510976), 512, 14, 14,                         /* x */
                         t->params + 4571976, (float *)(ws + 34734336), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 4571976, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3308,7 +3473,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21676032), 0, (size_t)n * 4704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36776576), 24, 14, 14,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36776576), 24, 14, 14,                          /* x */
                         t->params + 4557896, (float *)(ws + 34684160), 64, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21676032), t->grads + 4557896, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3324,7 +3490,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36776576), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f, (float *)(ws + 31886848));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
                         t->params + 4545512, (float *)(ws + 31886848), 24, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4545512, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3341,7 +3508,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 31259648), 0, (size_t)n * 21952 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 34546176), 112, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 34546176), 112, 14, 14,                         /* x */
                         t->params + 4318824, (float *)(ws + 20873216), 224, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 31259648), t->grads + 4318824, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3357,7 +3525,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 34546176), (float *)(ws + 31259648), NNC_ACT_RELU, 0.0f, (float *)(ws + 31347456));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
                         t->params + 4261032, (float *)(ws + 31347456), 112, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4261032, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3373,14 +3542,16 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 32350976), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
                         t->params + 4178472, (float *)(ws + 20873216), 160, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4178472, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of linear aux1.fc2 @ models/lib/googlenet.net:28:62 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 1024 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36946816), 1024, t->params + 3153472, (float *)(ws + 36975296), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36946816), 1024, t->params + 3153472, (float *)(ws + 36975296), 1000,  /* x, weight, dy */
                         (float *)(ws + 36858112), t->grads + 3153472, t->grads + 4177472);                       /* dx, dweight, dbias */
 
     /* backward of dropout @ models/lib/googlenet.net:28:48 */
@@ -3396,7 +3567,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of linear aux1.fc1 @ models/lib/googlenet.net:28:17 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 2048 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36893312), 2048, t->params + 1055296, (float *)(ws + 36866304), 1024,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36893312), 2048, t->params + 1055296, (float *)(ws + 36866304), 1024,  /* x, weight, dy */
                         (float *)(ws + 36858112), t->grads + 1055296, t->grads + 3152448);                       /* dx, dweight, dbias */
 
     /* backward of flatten aux1 @ models/lib/googlenet.net:27:67 */
@@ -3415,7 +3587,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d aux1.conv.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 36314880), 0, (size_t)n * 8192 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36386304), 512, 4, 4,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36386304), 512, 4, 4,                          /* x */
                         t->params + 989248, (float *)(ws + 36858112), 128, 4, 4,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36314880), t->grads + 989248, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3445,7 +3618,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 94080 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 26894336), 480, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26894336), 480, 14, 14,                        /* x */
                         t->params + 958272, (float *)(ws + 34960128), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 958272, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3467,7 +3641,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 31911936), 0, (size_t)n * 3136 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36845568), 16, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36845568), 16, 14, 14,                         /* x */
                         t->params + 951168, (float *)(ws + 34960128), 48, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 31911936), t->grads + 951168, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3483,7 +3658,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36845568), (float *)(ws + 31911936), NNC_ACT_RELU, 0.0f, (float *)(ws + 21625856));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
                         t->params + 943424, (float *)(ws + 21625856), 16, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21249536), t->grads + 943424, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3500,7 +3676,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21625856), 0, (size_t)n * 18816 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 34884864), 96, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 34884864), 96, 14, 14,                         /* x */
                         t->params + 762880, (float *)(ws + 20873216), 208, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21625856), t->grads + 762880, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3516,7 +3693,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 34884864), (float *)(ws + 21625856), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
                         t->params + 716416, (float *)(ws + 20873216), 96, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21249536), t->grads + 716416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3532,7 +3710,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 32075008), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
                         t->params + 623488, (float *)(ws + 20873216), 192, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21249536), t->grads + 623488, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3564,7 +3743,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 15052800), 256, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 15052800), 256, 28, 28,                        /* x */
                         t->params + 606848, (float *)(ws + 28474880), 64, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 11239424), t->grads + 606848, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3586,7 +3766,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21475328), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 33454848), 32, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 33454848), 32, 28, 28,                         /* x */
                         t->params + 578816, (float *)(ws + 11239424), 96, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21475328), t->grads + 578816, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3602,7 +3783,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 33454848), (float *)(ws + 21475328), NNC_ACT_RELU, 0.0f, (float *)(ws + 21575680));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
                         t->params + 570496, (float *)(ws + 21575680), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12042240), t->grads + 570496, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3619,7 +3801,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 15052800), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 23708160), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 23708160), 128, 28, 28,                        /* x */
                         t->params + 348544, (float *)(ws + 11239424), 192, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 15052800), t->grads + 348544, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3635,7 +3818,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 23708160), (float *)(ws + 15052800), NNC_ACT_RELU, 0.0f, (float *)(ws + 15454208));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
                         t->params + 315264, (float *)(ws + 15454208), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12042240), t->grads + 315264, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3651,7 +3835,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 22905344), (float *)(ws + 24109568), NNC_ACT_RELU, 0.0f, (float *)(ws + 11239424));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
                         t->params + 281984, (float *)(ws + 11239424), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12042240), t->grads + 281984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3678,7 +3863,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 19066880), 192, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 19066880), 192, 28, 28,                        /* x */
                         t->params + 275712, (float *)(ws + 12042240), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 11239424), t->grads + 275712, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3700,7 +3886,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 13246464), 0, (size_t)n * 12544 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 35436800), 16, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 35436800), 16, 28, 28,                         /* x */
                         t->params + 270976, (float *)(ws + 13346816), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13246464), t->grads + 270976, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3716,7 +3903,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 35436800), (float *)(ws + 13246464), NNC_ACT_RELU, 0.0f, (float *)(ws + 13296640));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
                         t->params + 267840, (float *)(ws + 13296640), 16, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13647872), t->grads + 267840, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3733,7 +3921,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 14249984), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 27571712), 96, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 27571712), 96, 28, 28,                         /* x */
                         t->params + 156736, (float *)(ws + 13246464), 128, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 14249984), t->grads + 156736, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3749,7 +3938,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 27571712), (float *)(ws + 14249984), NNC_ACT_RELU, 0.0f, (float *)(ws + 14551040));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
                         t->params + 137920, (float *)(ws + 14551040), 96, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13647872), t->grads + 137920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3765,7 +3955,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 29679104), (float *)(ws + 11841536), NNC_ACT_RELU, 0.0f, (float *)(ws + 11239424));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
                         t->params + 125376, (float *)(ws + 11239424), 64, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13647872), t->grads + 125376, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3787,7 +3978,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d conv3.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 8830976), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 17661952), 64, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 17661952), 64, 56, 56,                       /* x */
                         t->params + 14016, (float *)(ws + 13647872), 192, 56, 56,      /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 8830976), t->grads + 14016, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3804,7 +3996,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d conv2.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 16056320), 64, 56, 56,                      /* x */
+    nnc_conv2d_backward(&t->ctx,                                                      /* the instance's threads and instruction set */
+                        n, (float *)(ws + 16056320), 64, 56, 56,                      /* x */
                         t->params + 9664, (float *)(ws + 6422528), 64, 56, 56,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 9633792), t->grads + 9664, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3825,7 +4018,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792));  /* y, dy, activation; dx */
 
     /* backward of conv2d conv1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, input, 3, 224, 224,                                 /* x */
+    nnc_conv2d_backward(&t->ctx,                                               /* the instance's threads and instruction set */
+                        n, input, 3, 224, 224,                                 /* x */
                         t->params + 0, (float *)(ws + 9633792), 64, 112, 112,  /* weight, dy */
                         7, 7, 2, 2, 3, 3, 1, 1, 1,                             /* kernel, stride, padding, dilation, groups */
                         dinput, t->grads + 0, NULL, t->scratch);               /* dx, dweight, dbias; scratch */
@@ -3886,6 +4080,7 @@ static const char *const googlenet_state_keys[2][3] = {{"momentum_buffer", "", "
 static void googlenet_train_release(googlenet_train *t)
 {
     int i;
+    nnc_ctx_stop(&t->ctx);
     if (t->state_names)
         for (i = 0; i < GOOGLENET_N_PARAMS * 3; i++) free(t->state_names[i]);
     free(t->state_names);
@@ -3914,6 +4109,7 @@ int googlenet_train_create(googlenet_train **out, const char *weights, const goo
         return googlenet_train_fail(t, -1, "googlenet_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+    (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
@@ -4039,6 +4235,15 @@ void googlenet_train_destroy(googlenet_train *t)
 
 const char *googlenet_train_last_error(const googlenet_train *t) { return t ? t->err : "no instance"; }
 int googlenet_train_max_batch(void) { return GOOGLENET_TRAIN_MAX_BATCH; }
+
+int googlenet_train_set_threads(googlenet_train *t, int threads)
+{
+    if (!t) return -1;
+    nnc_ctx_stop(&t->ctx);
+    if (nnc_ctx_init(&t->ctx, threads < 0 ? 1 : threads) != 0)
+        return googlenet_train_fail(t, -2, "googlenet_train_set_threads: could not start %d threads", threads);
+    return 0;
+}
 long googlenet_train_get_step(const googlenet_train *t) { return t->step; }
 void googlenet_train_set_step(googlenet_train *t, long step) { t->step = step; }
 
@@ -4078,16 +4283,19 @@ int googlenet_train_step(googlenet_train *t, int n, const float *input, const in
     int i, rc = googlenet_train_check(t, n, input, labels);
     if (rc) return rc;
     googlenet_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
     googlenet_train_fwd(t, n, input, 1);
     l = googlenet_train_loss(t, n, labels, GOOGLENET_N_OUTPUTS, 1);
     if (correct) *correct = googlenet_train_correct(n, GOOGLENET_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
+        nnc_ctx_end(&t->ctx);
         googlenet_train_buffers(t, 0);
         return googlenet_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)GOOGLENET_PARAM_FLOATS * sizeof(float));
     googlenet_train_bwd(t, n, input, 1, NULL);
+    nnc_ctx_end(&t->ctx);
     for (i = 0; i < GOOGLENET_N_PARAMS; i++) {
         size_t count = 1;
         int k;
@@ -4107,7 +4315,9 @@ int googlenet_train_eval(googlenet_train *t, int n, const float *input, const in
     float l;
     int rc = googlenet_train_check(t, n, input, labels);
     if (rc) return rc;
+    nnc_ctx_begin(&t->ctx);
     googlenet_train_fwd(t, n, input, 0);
+    nnc_ctx_end(&t->ctx);
     l = googlenet_train_loss(t, n, labels, 1, 0);
     if (loss) *loss = l;
     if (correct) *correct = googlenet_train_correct(n, GOOGLENET_LOGITS(t), labels);
@@ -4122,10 +4332,12 @@ int googlenet_train_input_grad(googlenet_train *t, int n, const float *input, co
     if (rc) return rc;
     if (!dinput) return googlenet_train_fail(t, -1, "googlenet_train_input_grad: NULL dinput");
     googlenet_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);
     googlenet_train_fwd(t, n, input, train);
     l = googlenet_train_loss(t, n, labels, train ? GOOGLENET_N_OUTPUTS : 1, 1);
     memset(t->grads, 0, (size_t)GOOGLENET_PARAM_FLOATS * sizeof(float));
     googlenet_train_bwd(t, n, input, train, dinput);
+    nnc_ctx_end(&t->ctx);
     googlenet_train_buffers(t, 0);  /* running statistics */
     if (loss) *loss = l;
     return 0;

@@ -27,13 +27,19 @@
 /* @kernel copy */
 /* @kernel add */
 /* @kernel global_avgpool */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel linear_mt needs: linear ctx */
+/* @kernel sgemm_mt needs: gemm gemm_packed */
+/* @kernel conv_mt needs: sgemm_mt conv2d conv_transpose2d */
+/* @kernel linear_gemm needs: linear_mt sgemm_mt */
 /* @kernel grad_accumulate */
 /* @kernel grad_bias */
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* @kernel linear_backward needs: gemm grad_bias */
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
 /* @kernel global_avgpool_backward */
 /* @kernel batchnorm_train */
-/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel dropout_train */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
@@ -337,6 +343,7 @@ struct mobilenet_v2_train {
     float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */
     float *scratch;
     unsigned char *ws;        /* activations and their gradients (planned) */
+    nnc_ctx ctx;              /* the instruction set and the threads the kernels run on */
     unsigned char trainable[MOBILENET_V2_N_PARAMS];
     char **state_names;       /* "optim.NAME.KEY" */
     int n_state;              /* state tensors per learned tensor */
@@ -364,19 +371,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, input, 3, 224, 224,                   /* x: input image [3, 224, 224] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, input, 3, 224, 224,                   /* x: input image [3, 224, 224] */
                          t->params + 0, NULL,                     /* features.0.0.weight, no bias */
                          (float *)(ws + 13246464), 32, 112, 112,  /* y: [32, 112, 112] */
                          3, 3, 2, 2, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, input, 150528, 3, 224, 224,                   /* x: input image [3, 224, 224], batch stride */
-                   t->params + 0, NULL,                             /* features.0.0.weight, no bias */
-                   (float *)(ws + 13246464), 401408, 32, 112, 112,  /* y: [32, 112, 112], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, input, 150528, 3, 224, 224,                   /* x: input image [3, 224, 224], batch stride */
+                      t->params + 0, NULL,                             /* features.0.0.weight, no bias */
+                      (float *)(ws + 13246464), 401408, 32, 112, 112,  /* y: [32, 112, 112], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -398,19 +407,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 16658432), 32, 112, 112,  /* x: [32, 112, 112] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 16658432), 32, 112, 112,  /* x: [32, 112, 112] */
                          t->params + 992, NULL,                      /* features.1.conv.0.0.weight, no bias */
                          (float *)(ws + 18264064), 32, 112, 112,     /* y: [32, 112, 112] */
                          3, 3, 1, 1, 1, 1, 1, 1, 32,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 16658432), 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
-                   t->params + 992, NULL,                              /* features.1.conv.0.0.weight, no bias */
-                   (float *)(ws + 18264064), 401408, 32, 112, 112,     /* y: [32, 112, 112], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 32, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 16658432), 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
+                      t->params + 992, NULL,                              /* features.1.conv.0.0.weight, no bias */
+                      (float *)(ws + 18264064), 401408, 32, 112, 112,     /* y: [32, 112, 112], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 32, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.1.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -432,19 +443,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 32 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 21676032), 32, 112, 112,  /* x: [32, 112, 112] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 21676032), 32, 112, 112,  /* x: [32, 112, 112] */
                          t->params + 1408, NULL,                     /* features.1.conv.1.weight, no bias */
                          (float *)(ws + 29302784), 16, 112, 112,     /* y: [16, 112, 112] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 21676032), 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
-                   t->params + 1408, NULL,                             /* features.1.conv.1.weight, no bias */
-                   (float *)(ws + 29302784), 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 16,                             /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 21676032), 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
+                      t->params + 1408, NULL,                             /* features.1.conv.1.weight, no bias */
+                      (float *)(ws + 29302784), 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 16,                             /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.1.conv.2 @ models/mobilenet_v2.net:20:14 */
@@ -465,19 +478,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 30105600), 16, 112, 112,  /* x: [16, 112, 112] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 30105600), 16, 112, 112,  /* x: [16, 112, 112] */
                          t->params + 1984, NULL,                     /* features.2.conv.0.0.weight, no bias */
                          (float *)(ws + 0), 96, 112, 112,            /* y: [96, 112, 112] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 30105600), 200704, 16, 112, 112,  /* x: [16, 112, 112], batch stride */
-                   t->params + 1984, NULL,                             /* features.2.conv.0.0.weight, no bias */
-                   (float *)(ws + 0), 1204224, 96, 112, 112,           /* y: [96, 112, 112], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                             /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 30105600), 200704, 16, 112, 112,  /* x: [16, 112, 112], batch stride */
+                      t->params + 1984, NULL,                             /* features.2.conv.0.0.weight, no bias */
+                      (float *)(ws + 0), 1204224, 96, 112, 112,           /* y: [96, 112, 112], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                             /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.2.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -499,19 +514,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 4816896), 96, 112, 112,  /* x: [96, 112, 112] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 4816896), 96, 112, 112,  /* x: [96, 112, 112] */
                          t->params + 3904, NULL,                    /* features.2.conv.1.0.weight, no bias */
                          (float *)(ws + 26894336), 96, 56, 56,      /* y: [96, 56, 56] */
                          3, 3, 2, 2, 1, 1, 1, 1, 96,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 4816896), 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
-                   t->params + 3904, NULL,                             /* features.2.conv.1.0.weight, no bias */
-                   (float *)(ws + 26894336), 301056, 96, 56, 56,       /* y: [96, 56, 56], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 96, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                             /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 4816896), 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
+                      t->params + 3904, NULL,                             /* features.2.conv.1.0.weight, no bias */
+                      (float *)(ws + 26894336), 301056, 96, 56, 56,       /* y: [96, 56, 56], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 96, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                             /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.2.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -533,19 +550,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 48 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 28098560), 96, 56, 56,  /* x: [96, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 28098560), 96, 56, 56,  /* x: [96, 56, 56] */
                          t->params + 5152, NULL,                   /* features.2.conv.2.weight, no bias */
                          (float *)(ws + 37832704), 24, 56, 56,     /* y: [24, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 28098560), 301056, 96, 56, 56,  /* x: [96, 56, 56], batch stride */
-                   t->params + 5152, NULL,                           /* features.2.conv.2.weight, no bias */
-                   (float *)(ws + 37832704), 75264, 24, 56, 56,      /* y: [24, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 24,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 28098560), 301056, 96, 56, 56,  /* x: [96, 56, 56], batch stride */
+                      t->params + 5152, NULL,                           /* features.2.conv.2.weight, no bias */
+                      (float *)(ws + 37832704), 75264, 24, 56, 56,      /* y: [24, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 24,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.2.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -566,19 +585,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 38133760), 24, 56, 56,  /* x: [24, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 38133760), 24, 56, 56,  /* x: [24, 56, 56] */
                          t->params + 7552, NULL,                   /* features.3.conv.0.0.weight, no bias */
                          (float *)(ws + 9633792), 144, 56, 56,     /* y: [144, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 38133760), 75264, 24, 56, 56,  /* x: [24, 56, 56], batch stride */
-                   t->params + 7552, NULL,                          /* features.3.conv.0.0.weight, no bias */
-                   (float *)(ws + 9633792), 451584, 144, 56, 56,    /* y: [144, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 38133760), 75264, 24, 56, 56,  /* x: [24, 56, 56], batch stride */
+                      t->params + 7552, NULL,                          /* features.3.conv.0.0.weight, no bias */
+                      (float *)(ws + 9633792), 451584, 144, 56, 56,    /* y: [144, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.3.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -600,19 +621,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 11440128), 144, 56, 56,  /* x: [144, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 11440128), 144, 56, 56,  /* x: [144, 56, 56] */
                          t->params + 11584, NULL,                   /* features.3.conv.1.0.weight, no bias */
                          (float *)(ws + 14852096), 144, 56, 56,     /* y: [144, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 144,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 11440128), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
-                   t->params + 11584, NULL,                           /* features.3.conv.1.0.weight, no bias */
-                   (float *)(ws + 14852096), 451584, 144, 56, 56,     /* y: [144, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 144, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 11440128), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
+                      t->params + 11584, NULL,                           /* features.3.conv.1.0.weight, no bias */
+                      (float *)(ws + 14852096), 451584, 144, 56, 56,     /* y: [144, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 144, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.3.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -634,19 +657,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 48 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 19869696), 144, 56, 56,  /* x: [144, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 19869696), 144, 56, 56,  /* x: [144, 56, 56] */
                          t->params + 13456, NULL,                   /* features.3.conv.2.weight, no bias */
                          (float *)(ws + 38434816), 24, 56, 56,      /* y: [24, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 19869696), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
-                   t->params + 13456, NULL,                           /* features.3.conv.2.weight, no bias */
-                   (float *)(ws + 38434816), 75264, 24, 56, 56,       /* y: [24, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 24,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 19869696), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
+                      t->params + 13456, NULL,                           /* features.3.conv.2.weight, no bias */
+                      (float *)(ws + 38434816), 75264, 24, 56, 56,       /* y: [24, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 24,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.3.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -670,19 +695,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 39036928), 24, 56, 56,  /* x: [24, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 39036928), 24, 56, 56,  /* x: [24, 56, 56] */
                          t->params + 17008, NULL,                  /* features.4.conv.0.0.weight, no bias */
                          (float *)(ws + 23281664), 144, 56, 56,    /* y: [144, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 39036928), 75264, 24, 56, 56,  /* x: [24, 56, 56], batch stride */
-                   t->params + 17008, NULL,                         /* features.4.conv.0.0.weight, no bias */
-                   (float *)(ws + 23281664), 451584, 144, 56, 56,   /* y: [144, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 39036928), 75264, 24, 56, 56,  /* x: [24, 56, 56], batch stride */
+                      t->params + 17008, NULL,                         /* features.4.conv.0.0.weight, no bias */
+                      (float *)(ws + 23281664), 451584, 144, 56, 56,   /* y: [144, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.4.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -704,19 +731,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25088000), 144, 56, 56,  /* x: [144, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25088000), 144, 56, 56,  /* x: [144, 56, 56] */
                          t->params + 21040, NULL,                   /* features.4.conv.1.0.weight, no bias */
                          (float *)(ws + 36929536), 144, 28, 28,     /* y: [144, 28, 28] */
                          3, 3, 2, 2, 1, 1, 1, 1, 144,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25088000), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
-                   t->params + 21040, NULL,                           /* features.4.conv.1.0.weight, no bias */
-                   (float *)(ws + 36929536), 112896, 144, 28, 28,     /* y: [144, 28, 28], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 144, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25088000), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
+                      t->params + 21040, NULL,                           /* features.4.conv.1.0.weight, no bias */
+                      (float *)(ws + 36929536), 112896, 144, 28, 28,     /* y: [144, 28, 28], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 144, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.4.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -738,19 +767,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 37381120), 144, 28, 28,  /* x: [144, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 37381120), 144, 28, 28,  /* x: [144, 28, 28] */
                          t->params + 22912, NULL,                   /* features.4.conv.2.weight, no bias */
                          (float *)(ws + 48971776), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 37381120), 112896, 144, 28, 28,  /* x: [144, 28, 28], batch stride */
-                   t->params + 22912, NULL,                           /* features.4.conv.2.weight, no bias */
-                   (float *)(ws + 48971776), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 37381120), 112896, 144, 28, 28,  /* x: [144, 28, 28], batch stride */
+                      t->params + 22912, NULL,                           /* features.4.conv.2.weight, no bias */
+                      (float *)(ws + 48971776), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.4.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -771,19 +802,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 49072128), 32, 28, 28,  /* x: [32, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 49072128), 32, 28, 28,  /* x: [32, 28, 28] */
                          t->params + 27648, NULL,                  /* features.5.conv.0.0.weight, no bias */
                          (float *)(ws + 30908416), 192, 28, 28,    /* y: [192, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 49072128), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
-                   t->params + 27648, NULL,                         /* features.5.conv.0.0.weight, no bias */
-                   (float *)(ws + 30908416), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 49072128), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
+                      t->params + 27648, NULL,                         /* features.5.conv.0.0.weight, no bias */
+                      (float *)(ws + 30908416), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.5.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -805,19 +838,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 31510528), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 31510528), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 34560, NULL,                   /* features.5.conv.1.0.weight, no bias */
                          (float *)(ws + 32112640), 192, 28, 28,     /* y: [192, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 192,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 31510528), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 34560, NULL,                           /* features.5.conv.1.0.weight, no bias */
-                   (float *)(ws + 32112640), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 31510528), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 34560, NULL,                           /* features.5.conv.1.0.weight, no bias */
+                      (float *)(ws + 32112640), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.5.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -839,19 +874,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 32714752), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 32714752), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 37056, NULL,                   /* features.5.conv.2.weight, no bias */
                          (float *)(ws + 49172480), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 32714752), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 37056, NULL,                           /* features.5.conv.2.weight, no bias */
-                   (float *)(ws + 49172480), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 32714752), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 37056, NULL,                           /* features.5.conv.2.weight, no bias */
+                      (float *)(ws + 49172480), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.5.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -875,19 +912,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 49373184), 32, 28, 28,  /* x: [32, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 49373184), 32, 28, 28,  /* x: [32, 28, 28] */
                          t->params + 43328, NULL,                  /* features.6.conv.0.0.weight, no bias */
                          (float *)(ws + 33316864), 192, 28, 28,    /* y: [192, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 49373184), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
-                   t->params + 43328, NULL,                         /* features.6.conv.0.0.weight, no bias */
-                   (float *)(ws + 33316864), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 49373184), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
+                      t->params + 43328, NULL,                         /* features.6.conv.0.0.weight, no bias */
+                      (float *)(ws + 33316864), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.6.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -909,19 +948,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 33918976), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 33918976), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 50240, NULL,                   /* features.6.conv.1.0.weight, no bias */
                          (float *)(ws + 34521088), 192, 28, 28,     /* y: [192, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 192,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 33918976), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 50240, NULL,                           /* features.6.conv.1.0.weight, no bias */
-                   (float *)(ws + 34521088), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 33918976), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 50240, NULL,                           /* features.6.conv.1.0.weight, no bias */
+                      (float *)(ws + 34521088), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.6.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -943,19 +984,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 35123200), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 35123200), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 52736, NULL,                   /* features.6.conv.2.weight, no bias */
                          (float *)(ws + 49473536), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 35123200), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 52736, NULL,                           /* features.6.conv.2.weight, no bias */
-                   (float *)(ws + 49473536), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 35123200), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 52736, NULL,                           /* features.6.conv.2.weight, no bias */
+                      (float *)(ws + 49473536), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.6.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -979,19 +1022,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 49674240), 32, 28, 28,  /* x: [32, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 49674240), 32, 28, 28,  /* x: [32, 28, 28] */
                          t->params + 59008, NULL,                  /* features.7.conv.0.0.weight, no bias */
                          (float *)(ws + 35725312), 192, 28, 28,    /* y: [192, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 49674240), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
-                   t->params + 59008, NULL,                         /* features.7.conv.0.0.weight, no bias */
-                   (float *)(ws + 35725312), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 49674240), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
+                      t->params + 59008, NULL,                         /* features.7.conv.0.0.weight, no bias */
+                      (float *)(ws + 35725312), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.7.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1013,19 +1058,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36327424), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36327424), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 65920, NULL,                   /* features.7.conv.1.0.weight, no bias */
                          (float *)(ws + 48670720), 192, 14, 14,     /* y: [192, 14, 14] */
                          3, 3, 2, 2, 1, 1, 1, 1, 192,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36327424), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 65920, NULL,                           /* features.7.conv.1.0.weight, no bias */
-                   (float *)(ws + 48670720), 37632, 192, 14, 14,      /* y: [192, 14, 14], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36327424), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 65920, NULL,                           /* features.7.conv.1.0.weight, no bias */
+                      (float *)(ws + 48670720), 37632, 192, 14, 14,      /* y: [192, 14, 14], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.7.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1047,19 +1094,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 48821248), 192, 14, 14,  /* x: [192, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 48821248), 192, 14, 14,  /* x: [192, 14, 14] */
                          t->params + 68416, NULL,                   /* features.7.conv.2.weight, no bias */
                          (float *)(ws + 50527232), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 48821248), 37632, 192, 14, 14,  /* x: [192, 14, 14], batch stride */
-                   t->params + 68416, NULL,                          /* features.7.conv.2.weight, no bias */
-                   (float *)(ws + 50527232), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 48821248), 37632, 192, 14, 14,  /* x: [192, 14, 14], batch stride */
+                      t->params + 68416, NULL,                          /* features.7.conv.2.weight, no bias */
+                      (float *)(ws + 50527232), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.7.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -1080,19 +1129,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 50577408), 64, 14, 14,  /* x: [64, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 50577408), 64, 14, 14,  /* x: [64, 14, 14] */
                          t->params + 80960, NULL,                  /* features.8.conv.0.0.weight, no bias */
                          (float *)(ws + 39337984), 384, 14, 14,    /* y: [384, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 50577408), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
-                   t->params + 80960, NULL,                         /* features.8.conv.0.0.weight, no bias */
-                   (float *)(ws + 39337984), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 50577408), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
+                      t->params + 80960, NULL,                         /* features.8.conv.0.0.weight, no bias */
+                      (float *)(ws + 39337984), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.8.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1114,19 +1165,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 39639040), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 39639040), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 107072, NULL,                  /* features.8.conv.1.0.weight, no bias */
                          (float *)(ws + 39940096), 384, 14, 14,     /* y: [384, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 384,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 39639040), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 107072, NULL,                         /* features.8.conv.1.0.weight, no bias */
-                   (float *)(ws + 39940096), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 39639040), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 107072, NULL,                         /* features.8.conv.1.0.weight, no bias */
+                      (float *)(ws + 39940096), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.8.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1148,19 +1201,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 40241152), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 40241152), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 112064, NULL,                  /* features.8.conv.2.weight, no bias */
                          (float *)(ws + 50966272), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 40241152), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 112064, NULL,                         /* features.8.conv.2.weight, no bias */
-                   (float *)(ws + 50966272), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 40241152), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 112064, NULL,                         /* features.8.conv.2.weight, no bias */
+                      (float *)(ws + 50966272), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.8.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -1184,19 +1239,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 51367680), 64, 14, 14,  /* x: [64, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 51367680), 64, 14, 14,  /* x: [64, 14, 14] */
                          t->params + 136896, NULL,                 /* features.9.conv.0.0.weight, no bias */
                          (float *)(ws + 41896960), 384, 14, 14,    /* y: [384, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 51367680), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
-                   t->params + 136896, NULL,                        /* features.9.conv.0.0.weight, no bias */
-                   (float *)(ws + 41896960), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 51367680), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
+                      t->params + 136896, NULL,                        /* features.9.conv.0.0.weight, no bias */
+                      (float *)(ws + 41896960), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.9.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1218,19 +1275,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 42198016), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 42198016), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 163008, NULL,                  /* features.9.conv.1.0.weight, no bias */
                          (float *)(ws + 42950656), 384, 14, 14,     /* y: [384, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 384,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 42198016), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 163008, NULL,                         /* features.9.conv.1.0.weight, no bias */
-                   (float *)(ws + 42950656), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 42198016), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 163008, NULL,                         /* features.9.conv.1.0.weight, no bias */
+                      (float *)(ws + 42950656), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.9.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1252,19 +1311,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 43251712), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 43251712), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 168000, NULL,                  /* features.9.conv.2.weight, no bias */
                          (float *)(ws + 51794176), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 43251712), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 168000, NULL,                         /* features.9.conv.2.weight, no bias */
-                   (float *)(ws + 51794176), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 43251712), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 168000, NULL,                         /* features.9.conv.2.weight, no bias */
+                      (float *)(ws + 51794176), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.9.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -1288,19 +1349,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52233216), 64, 14, 14,  /* x: [64, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52233216), 64, 14, 14,  /* x: [64, 14, 14] */
                          t->params + 192832, NULL,                 /* features.10.conv.0.0.weight, no bias */
                          (float *)(ws + 43552768), 384, 14, 14,    /* y: [384, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52233216), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
-                   t->params + 192832, NULL,                        /* features.10.conv.0.0.weight, no bias */
-                   (float *)(ws + 43552768), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52233216), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
+                      t->params + 192832, NULL,                        /* features.10.conv.0.0.weight, no bias */
+                      (float *)(ws + 43552768), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.10.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1322,19 +1385,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 44305408), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 44305408), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 218944, NULL,                  /* features.10.conv.1.0.weight, no bias */
                          (float *)(ws + 45058048), 384, 14, 14,     /* y: [384, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 384,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 44305408), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 218944, NULL,                         /* features.10.conv.1.0.weight, no bias */
-                   (float *)(ws + 45058048), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 44305408), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 218944, NULL,                         /* features.10.conv.1.0.weight, no bias */
+                      (float *)(ws + 45058048), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.10.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1356,19 +1421,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 45359104), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 45359104), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 223936, NULL,                  /* features.10.conv.2.weight, no bias */
                          (float *)(ws + 52283392), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 45359104), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 223936, NULL,                         /* features.10.conv.2.weight, no bias */
-                   (float *)(ws + 52283392), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 45359104), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 223936, NULL,                         /* features.10.conv.2.weight, no bias */
+                      (float *)(ws + 52283392), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.10.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -1392,19 +1459,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52383744), 64, 14, 14,  /* x: [64, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52383744), 64, 14, 14,  /* x: [64, 14, 14] */
                          t->params + 248768, NULL,                 /* features.11.conv.0.0.weight, no bias */
                          (float *)(ws + 46563328), 384, 14, 14,    /* y: [384, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52383744), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
-                   t->params + 248768, NULL,                        /* features.11.conv.0.0.weight, no bias */
-                   (float *)(ws + 46563328), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52383744), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
+                      t->params + 248768, NULL,                        /* features.11.conv.0.0.weight, no bias */
+                      (float *)(ws + 46563328), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.11.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1426,19 +1495,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 46864384), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 46864384), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 274880, NULL,                  /* features.11.conv.1.0.weight, no bias */
                          (float *)(ws + 47165440), 384, 14, 14,     /* y: [384, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 384,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 46864384), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 274880, NULL,                         /* features.11.conv.1.0.weight, no bias */
-                   (float *)(ws + 47165440), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 46864384), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 274880, NULL,                         /* features.11.conv.1.0.weight, no bias */
+                      (float *)(ws + 47165440), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.11.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1460,19 +1531,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 47466496), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 47466496), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 279872, NULL,                  /* features.11.conv.2.weight, no bias */
                          (float *)(ws + 50815744), 96, 14, 14,      /* y: [96, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 47466496), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 279872, NULL,                         /* features.11.conv.2.weight, no bias */
-                   (float *)(ws + 50815744), 18816, 96, 14, 14,      /* y: [96, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 47466496), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 279872, NULL,                         /* features.11.conv.2.weight, no bias */
+                      (float *)(ws + 50815744), 18816, 96, 14, 14,      /* y: [96, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.11.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -1493,19 +1566,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 50891008), 96, 14, 14,  /* x: [96, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 50891008), 96, 14, 14,  /* x: [96, 14, 14] */
                          t->params + 317120, NULL,                 /* features.12.conv.0.0.weight, no bias */
                          (float *)(ws + 40542208), 576, 14, 14,    /* y: [576, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 50891008), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
-                   t->params + 317120, NULL,                        /* features.12.conv.0.0.weight, no bias */
-                   (float *)(ws + 40542208), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 50891008), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
+                      t->params + 317120, NULL,                        /* features.12.conv.0.0.weight, no bias */
+                      (float *)(ws + 40542208), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.12.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1527,19 +1602,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 40993792), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 40993792), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 374720, NULL,                  /* features.12.conv.1.0.weight, no bias */
                          (float *)(ws + 41445376), 576, 14, 14,     /* y: [576, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 576,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 40993792), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 374720, NULL,                          /* features.12.conv.1.0.weight, no bias */
-                   (float *)(ws + 41445376), 112896, 576, 14, 14,     /* y: [576, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 40993792), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 374720, NULL,                          /* features.12.conv.1.0.weight, no bias */
+                      (float *)(ws + 41445376), 112896, 576, 14, 14,     /* y: [576, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.12.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1561,19 +1638,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 42499072), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 42499072), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 382208, NULL,                  /* features.12.conv.2.weight, no bias */
                          (float *)(ws + 51718912), 96, 14, 14,      /* y: [96, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 42499072), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 382208, NULL,                          /* features.12.conv.2.weight, no bias */
-                   (float *)(ws + 51718912), 18816, 96, 14, 14,       /* y: [96, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 42499072), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 382208, NULL,                          /* features.12.conv.2.weight, no bias */
+                      (float *)(ws + 51718912), 18816, 96, 14, 14,       /* y: [96, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.12.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -1597,19 +1676,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52157952), 96, 14, 14,  /* x: [96, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52157952), 96, 14, 14,  /* x: [96, 14, 14] */
                          t->params + 437888, NULL,                 /* features.13.conv.0.0.weight, no bias */
                          (float *)(ws + 43853824), 576, 14, 14,    /* y: [576, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52157952), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
-                   t->params + 437888, NULL,                        /* features.13.conv.0.0.weight, no bias */
-                   (float *)(ws + 43853824), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52157952), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
+                      t->params + 437888, NULL,                        /* features.13.conv.0.0.weight, no bias */
+                      (float *)(ws + 43853824), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.13.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1631,19 +1712,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 44606464), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 44606464), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 495488, NULL,                  /* features.13.conv.1.0.weight, no bias */
                          (float *)(ws + 45660160), 576, 14, 14,     /* y: [576, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 576,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 44606464), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 495488, NULL,                          /* features.13.conv.1.0.weight, no bias */
-                   (float *)(ws + 45660160), 112896, 576, 14, 14,     /* y: [576, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 44606464), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 495488, NULL,                          /* features.13.conv.1.0.weight, no bias */
+                      (float *)(ws + 45660160), 112896, 576, 14, 14,     /* y: [576, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.13.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1665,19 +1748,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 46111744), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 46111744), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 502976, NULL,                  /* features.13.conv.2.weight, no bias */
                          (float *)(ws + 52433920), 96, 14, 14,      /* y: [96, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 46111744), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 502976, NULL,                          /* features.13.conv.2.weight, no bias */
-                   (float *)(ws + 52433920), 18816, 96, 14, 14,       /* y: [96, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 46111744), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 502976, NULL,                          /* features.13.conv.2.weight, no bias */
+                      (float *)(ws + 52433920), 18816, 96, 14, 14,       /* y: [96, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.13.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -1701,19 +1786,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52584448), 96, 14, 14,  /* x: [96, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52584448), 96, 14, 14,  /* x: [96, 14, 14] */
                          t->params + 558656, NULL,                 /* features.14.conv.0.0.weight, no bias */
                          (float *)(ws + 47767552), 576, 14, 14,    /* y: [576, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52584448), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
-                   t->params + 558656, NULL,                        /* features.14.conv.0.0.weight, no bias */
-                   (float *)(ws + 47767552), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52584448), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
+                      t->params + 558656, NULL,                        /* features.14.conv.0.0.weight, no bias */
+                      (float *)(ws + 47767552), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.14.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1735,19 +1822,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 48219136), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 48219136), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 616256, NULL,                  /* features.14.conv.1.0.weight, no bias */
                          (float *)(ws + 51204608), 576, 7, 7,       /* y: [576, 7, 7] */
                          3, 3, 2, 2, 1, 1, 1, 1, 576,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 48219136), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 616256, NULL,                          /* features.14.conv.1.0.weight, no bias */
-                   (float *)(ws + 51204608), 28224, 576, 7, 7,        /* y: [576, 7, 7], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 48219136), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 616256, NULL,                          /* features.14.conv.1.0.weight, no bias */
+                      (float *)(ws + 51204608), 28224, 576, 7, 7,        /* y: [576, 7, 7], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.14.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1769,19 +1858,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 51417856), 576, 7, 7,  /* x: [576, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 51417856), 576, 7, 7,  /* x: [576, 7, 7] */
                          t->params + 623744, NULL,                /* features.14.conv.2.weight, no bias */
                          (float *)(ws + 53914112), 160, 7, 7,     /* y: [160, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 51417856), 28224, 576, 7, 7,  /* x: [576, 7, 7], batch stride */
-                   t->params + 623744, NULL,                       /* features.14.conv.2.weight, no bias */
-                   (float *)(ws + 53914112), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 51417856), 28224, 576, 7, 7,  /* x: [576, 7, 7], batch stride */
+                      t->params + 623744, NULL,                       /* features.14.conv.2.weight, no bias */
+                      (float *)(ws + 53914112), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.14.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -1802,19 +1893,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 53945472), 160, 7, 7,  /* x: [160, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 53945472), 160, 7, 7,  /* x: [160, 7, 7] */
                          t->params + 716544, NULL,                /* features.15.conv.0.0.weight, no bias */
                          (float *)(ws + 49774592), 960, 7, 7,     /* y: [960, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 53945472), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
-                   t->params + 716544, NULL,                      /* features.15.conv.0.0.weight, no bias */
-                   (float *)(ws + 49774592), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 53945472), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
+                      t->params + 716544, NULL,                      /* features.15.conv.0.0.weight, no bias */
+                      (float *)(ws + 49774592), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm features.15.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1836,19 +1929,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 49962752), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 49962752), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 873984, NULL,                /* features.15.conv.1.0.weight, no bias */
                          (float *)(ws + 50150912), 960, 7, 7,     /* y: [960, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 960,             /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 49962752), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 873984, NULL,                       /* features.15.conv.1.0.weight, no bias */
-                   (float *)(ws + 50150912), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 49962752), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 873984, NULL,                       /* features.15.conv.1.0.weight, no bias */
+                      (float *)(ws + 50150912), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.15.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1870,19 +1965,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 50339072), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 50339072), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 886464, NULL,                /* features.15.conv.2.weight, no bias */
                          (float *)(ws + 53976832), 160, 7, 7,     /* y: [160, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 50339072), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 886464, NULL,                       /* features.15.conv.2.weight, no bias */
-                   (float *)(ws + 53976832), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 50339072), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 886464, NULL,                       /* features.15.conv.2.weight, no bias */
+                      (float *)(ws + 53976832), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.15.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -1906,19 +2003,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 54039552), 160, 7, 7,  /* x: [160, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 54039552), 160, 7, 7,  /* x: [160, 7, 7] */
                          t->params + 1040704, NULL,               /* features.16.conv.0.0.weight, no bias */
                          (float *)(ws + 50627584), 960, 7, 7,     /* y: [960, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 54039552), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
-                   t->params + 1040704, NULL,                     /* features.16.conv.0.0.weight, no bias */
-                   (float *)(ws + 50627584), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 54039552), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
+                      t->params + 1040704, NULL,                     /* features.16.conv.0.0.weight, no bias */
+                      (float *)(ws + 50627584), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm features.16.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -1940,19 +2039,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 51016448), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 51016448), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 1198144, NULL,               /* features.16.conv.1.0.weight, no bias */
                          (float *)(ws + 51530752), 960, 7, 7,     /* y: [960, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 960,             /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 51016448), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 1198144, NULL,                      /* features.16.conv.1.0.weight, no bias */
-                   (float *)(ws + 51530752), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 51016448), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 1198144, NULL,                      /* features.16.conv.1.0.weight, no bias */
+                      (float *)(ws + 51530752), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.16.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -1974,19 +2075,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 51919616), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 51919616), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 1210624, NULL,               /* features.16.conv.2.weight, no bias */
                          (float *)(ws + 54133632), 160, 7, 7,     /* y: [160, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 51919616), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 1210624, NULL,                      /* features.16.conv.2.weight, no bias */
-                   (float *)(ws + 54133632), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 51919616), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 1210624, NULL,                      /* features.16.conv.2.weight, no bias */
+                      (float *)(ws + 54133632), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.16.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -2010,19 +2113,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 54259072), 160, 7, 7,  /* x: [160, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 54259072), 160, 7, 7,  /* x: [160, 7, 7] */
                          t->params + 1364864, NULL,               /* features.17.conv.0.0.weight, no bias */
                          (float *)(ws + 52659712), 960, 7, 7,     /* y: [960, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 54259072), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
-                   t->params + 1364864, NULL,                     /* features.17.conv.0.0.weight, no bias */
-                   (float *)(ws + 52659712), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 54259072), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
+                      t->params + 1364864, NULL,                     /* features.17.conv.0.0.weight, no bias */
+                      (float *)(ws + 52659712), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm features.17.conv.0.1 @ models/lib/mobilenet.net:8:17 */
@@ -2044,19 +2149,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52847872), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52847872), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 1522304, NULL,               /* features.17.conv.1.0.weight, no bias */
                          (float *)(ws + 53036032), 960, 7, 7,     /* y: [960, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 960,             /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52847872), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 1522304, NULL,                      /* features.17.conv.1.0.weight, no bias */
-                   (float *)(ws + 53036032), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52847872), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 1522304, NULL,                      /* features.17.conv.1.0.weight, no bias */
+                      (float *)(ws + 53036032), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.17.conv.1.1 @ models/lib/mobilenet.net:8:17 */
@@ -2078,19 +2185,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 640 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 53224192), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 53224192), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 1534784, NULL,               /* features.17.conv.2.weight, no bias */
                          (float *)(ws + 54070912), 320, 7, 7,     /* y: [320, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 53224192), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 1534784, NULL,                      /* features.17.conv.2.weight, no bias */
-                   (float *)(ws + 54070912), 15680, 320, 7, 7,     /* y: [320, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 320,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 53224192), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 1534784, NULL,                      /* features.17.conv.2.weight, no bias */
+                      (float *)(ws + 54070912), 15680, 320, 7, 7,     /* y: [320, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 320,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.17.conv.3 @ models/mobilenet_v2.net:20:14 */
@@ -2111,19 +2220,21 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.18.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 2560 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 54164992), 320, 7, 7,  /* x: [320, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 54164992), 320, 7, 7,  /* x: [320, 7, 7] */
                          t->params + 1843264, NULL,               /* features.18.0.weight, no bias */
                          (float *)(ws + 53412352), 1280, 7, 7,    /* y: [1280, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 54164992), 15680, 320, 7, 7,  /* x: [320, 7, 7], batch stride */
-                   t->params + 1843264, NULL,                      /* features.18.0.weight, no bias */
-                   (float *)(ws + 53412352), 62720, 1280, 7, 7,    /* y: [1280, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 1280,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 54164992), 15680, 320, 7, 7,  /* x: [320, 7, 7], batch stride */
+                      t->params + 1843264, NULL,                      /* features.18.0.weight, no bias */
+                      (float *)(ws + 53412352), 62720, 1280, 7, 7,    /* y: [1280, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 1280,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.18.1 @ models/lib/mobilenet.net:8:17 */
@@ -2156,10 +2267,11 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     }
 
     /* linear classifier.1 @ models/mobilenet_v2.net:42:71 */
-    nnc_linear(n, (float *)(ws + 54295552), 1280,         /* x: [1280] */
-               t->params + 2257984, t->params + 3537984,  /* classifier.1.weight, classifier.1.bias */
-               (float *)(ws + 54792192), 1000,            /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 54295552), 1280,         /* x: [1280] */
+                    t->params + 2257984, t->params + 3537984,  /* classifier.1.weight, classifier.1.bias */
+                    (float *)(ws + 54792192), 1000,            /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -2173,7 +2285,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of linear classifier.1 @ models/mobilenet_v2.net:42:71 */
     memset((float *)(ws + 54300672), 0, (size_t)n * 1280 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 54295552), 1280, t->params + 2257984, (float *)(ws + 54305792), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 54295552), 1280, t->params + 2257984, (float *)(ws + 54305792), 1000,  /* x, weight, dy */
                         (float *)(ws + 54300672), t->grads + 2257984, t->grads + 3537984);                       /* dx, dweight, dbias */
 
     /* backward of dropout @ models/mobilenet_v2.net:42:55 */
@@ -2203,7 +2316,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.18.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 53663232), 0, (size_t)n * 15680 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 54164992), 320, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 54164992), 320, 7, 7,                           /* x */
                         t->params + 1843264, (float *)(ws + 54541312), 1280, 7, 7,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 53663232), t->grads + 1843264, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2220,7 +2334,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 53412352), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 53224192), 960, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 53224192), 960, 7, 7,                           /* x */
                         t->params + 1534784, (float *)(ws + 53600512), 320, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 53412352), t->grads + 1534784, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2237,7 +2352,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 53224192), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 52847872), 960, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52847872), 960, 7, 7,                           /* x */
                         t->params + 1522304, (float *)(ws + 53600512), 960, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 960,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 53224192), t->grads + 1522304, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2254,7 +2370,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 52847872), 0, (size_t)n * 7840 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 54259072), 160, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 54259072), 160, 7, 7,                           /* x */
                         t->params + 1364864, (float *)(ws + 53036032), 960, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 52847872), t->grads + 1364864, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2277,7 +2394,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 52659712), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 51919616), 960, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 51919616), 960, 7, 7,                           /* x */
                         t->params + 1210624, (float *)(ws + 52847872), 160, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 52659712), t->grads + 1210624, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2294,7 +2412,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 51919616), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 51016448), 960, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 51016448), 960, 7, 7,                           /* x */
                         t->params + 1198144, (float *)(ws + 52847872), 960, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 960,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 51919616), t->grads + 1198144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2310,7 +2429,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 51016448), (float *)(ws + 51919616), NNC_ACT_RELU6, 0.0f, (float *)(ws + 51530752));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 54039552), 160, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 54039552), 160, 7, 7,                           /* x */
                         t->params + 1040704, (float *)(ws + 51530752), 960, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 53036032), t->grads + 1040704, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2333,7 +2453,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 50627584), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 50339072), 960, 7, 7,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 50339072), 960, 7, 7,                          /* x */
                         t->params + 886464, (float *)(ws + 51016448), 160, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 50627584), t->grads + 886464, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2350,7 +2471,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 50339072), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 49962752), 960, 7, 7,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 49962752), 960, 7, 7,                          /* x */
                         t->params + 873984, (float *)(ws + 51016448), 960, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 960,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 50339072), t->grads + 873984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2366,7 +2488,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 49962752), (float *)(ws + 50339072), NNC_ACT_RELU6, 0.0f, (float *)(ws + 50150912));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 53945472), 160, 7, 7,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 53945472), 160, 7, 7,                          /* x */
                         t->params + 716544, (float *)(ws + 50150912), 960, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 51530752), t->grads + 716544, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2383,7 +2506,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 49774592), 0, (size_t)n * 28224 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 51417856), 576, 7, 7,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 51417856), 576, 7, 7,                          /* x */
                         t->params + 623744, (float *)(ws + 49887488), 160, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 49774592), t->grads + 623744, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2400,7 +2524,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 49774592), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 48219136), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 48219136), 576, 14, 14,                        /* x */
                         t->params + 616256, (float *)(ws + 50226176), 576, 7, 7,         /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 576,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 49774592), t->grads + 616256, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2417,7 +2542,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 48219136), 0, (size_t)n * 18816 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 52584448), 96, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52584448), 96, 14, 14,                         /* x */
                         t->params + 558656, (float *)(ws + 52659712), 576, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 48219136), t->grads + 558656, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2440,7 +2566,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 47767552), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 46111744), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 46111744), 576, 14, 14,                        /* x */
                         t->params + 502976, (float *)(ws + 48219136), 96, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 47767552), t->grads + 502976, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2457,7 +2584,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 46111744), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 44606464), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 44606464), 576, 14, 14,                        /* x */
                         t->params + 495488, (float *)(ws + 48219136), 576, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 576,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 46111744), t->grads + 495488, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2473,7 +2601,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 44606464), (float *)(ws + 46111744), NNC_ACT_RELU6, 0.0f, (float *)(ws + 45660160));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 52157952), 96, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52157952), 96, 14, 14,                         /* x */
                         t->params + 437888, (float *)(ws + 45660160), 576, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 49774592), t->grads + 437888, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2496,7 +2625,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 43853824), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 42499072), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 42499072), 576, 14, 14,                        /* x */
                         t->params + 382208, (float *)(ws + 44606464), 96, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 43853824), t->grads + 382208, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2513,7 +2643,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 42499072), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 40993792), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 40993792), 576, 14, 14,                        /* x */
                         t->params + 374720, (float *)(ws + 44606464), 576, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 576,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 42499072), t->grads + 374720, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2529,7 +2660,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 40993792), (float *)(ws + 42499072), NNC_ACT_RELU6, 0.0f, (float *)(ws + 41445376));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 50891008), 96, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 50891008), 96, 14, 14,                         /* x */
                         t->params + 317120, (float *)(ws + 41445376), 576, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 45660160), t->grads + 317120, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2546,7 +2678,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 47466496), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 47466496), 384, 14, 14,                        /* x */
                         t->params + 279872, (float *)(ws + 40843264), 96, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 279872, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2563,7 +2696,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 46864384), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 46864384), 384, 14, 14,                        /* x */
                         t->params + 274880, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 384,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 274880, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2580,7 +2714,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 12544 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 52383744), 64, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52383744), 64, 14, 14,                         /* x */
                         t->params + 248768, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 248768, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2603,7 +2738,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 45359104), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 45359104), 384, 14, 14,                        /* x */
                         t->params + 223936, (float *)(ws + 40843264), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 223936, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2620,7 +2756,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 44305408), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 44305408), 384, 14, 14,                        /* x */
                         t->params + 218944, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 384,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 218944, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2636,7 +2773,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 44305408), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f, (float *)(ws + 40843264));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 52233216), 64, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52233216), 64, 14, 14,                         /* x */
                         t->params + 192832, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 41144320), t->grads + 192832, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2659,7 +2797,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 43251712), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 43251712), 384, 14, 14,                        /* x */
                         t->params + 168000, (float *)(ws + 40843264), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 168000, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2676,7 +2815,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 42198016), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 42198016), 384, 14, 14,                        /* x */
                         t->params + 163008, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 384,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 163008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2692,7 +2832,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 42198016), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f, (float *)(ws + 40843264));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 51367680), 64, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 51367680), 64, 14, 14,                         /* x */
                         t->params + 136896, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 41194496), t->grads + 136896, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2715,7 +2856,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 40241152), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 40241152), 384, 14, 14,                        /* x */
                         t->params + 112064, (float *)(ws + 40843264), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 112064, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2732,7 +2874,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40241152), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 39639040), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 39639040), 384, 14, 14,                        /* x */
                         t->params + 107072, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 384,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40241152), t->grads + 107072, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2748,7 +2891,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 39639040), (float *)(ws + 40241152), NNC_ACT_RELU6, 0.0f, (float *)(ws + 39940096));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 50577408), 64, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 50577408), 64, 14, 14,                        /* x */
                         t->params + 80960, (float *)(ws + 39940096), 384, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 41144320), t->grads + 80960, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2765,7 +2909,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 39337984), 0, (size_t)n * 37632 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 48821248), 192, 14, 14,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 48821248), 192, 14, 14,                       /* x */
                         t->params + 68416, (float *)(ws + 39488512), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 39337984), t->grads + 68416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2782,7 +2927,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 39337984), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36327424), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36327424), 192, 28, 28,                       /* x */
                         t->params + 65920, (float *)(ws + 39940096), 192, 14, 14,       /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 192,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 39337984), t->grads + 65920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2799,7 +2945,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 36327424), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 49674240), 32, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 49674240), 32, 28, 28,                        /* x */
                         t->params + 59008, (float *)(ws + 39940096), 192, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36327424), t->grads + 59008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2822,7 +2969,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 35725312), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 35123200), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 35123200), 192, 28, 28,                       /* x */
                         t->params + 52736, (float *)(ws + 36327424), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 35725312), t->grads + 52736, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2839,7 +2987,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 35123200), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 33918976), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 33918976), 192, 28, 28,                       /* x */
                         t->params + 50240, (float *)(ws + 36327424), 192, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 192,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 35123200), t->grads + 50240, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2855,7 +3004,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 33918976), (float *)(ws + 35123200), NNC_ACT_RELU6, 0.0f, (float *)(ws + 34521088));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 49373184), 32, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 49373184), 32, 28, 28,                        /* x */
                         t->params + 43328, (float *)(ws + 34521088), 192, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 39337984), t->grads + 43328, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2878,7 +3028,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 33316864), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 32714752), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 32714752), 192, 28, 28,                       /* x */
                         t->params + 37056, (float *)(ws + 33918976), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 33316864), t->grads + 37056, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2895,7 +3046,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 32714752), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 31510528), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 31510528), 192, 28, 28,                       /* x */
                         t->params + 34560, (float *)(ws + 33918976), 192, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 192,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 32714752), t->grads + 34560, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2911,7 +3063,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 31510528), (float *)(ws + 32714752), NNC_ACT_RELU6, 0.0f, (float *)(ws + 32112640));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 49072128), 32, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 49072128), 32, 28, 28,                        /* x */
                         t->params + 27648, (float *)(ws + 32112640), 192, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 34521088), t->grads + 27648, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2928,7 +3081,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 30908416), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 37381120), 144, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 37381120), 144, 28, 28,                       /* x */
                         t->params + 22912, (float *)(ws + 31360000), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 30908416), t->grads + 22912, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2945,7 +3099,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 30908416), 0, (size_t)n * 451584 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 25088000), 144, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25088000), 144, 56, 56,                       /* x */
                         t->params + 21040, (float *)(ws + 32714752), 144, 28, 28,       /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 144,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 30908416), t->grads + 21040, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2962,7 +3117,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 25088000), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 39036928), 24, 56, 56,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 39036928), 24, 56, 56,                        /* x */
                         t->params + 17008, (float *)(ws + 32714752), 144, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25088000), t->grads + 17008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2985,7 +3141,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 23281664), 0, (size_t)n * 451584 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 19869696), 144, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 19869696), 144, 56, 56,                       /* x */
                         t->params + 13456, (float *)(ws + 25088000), 24, 56, 56,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 23281664), t->grads + 13456, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3002,7 +3159,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 19869696), 0, (size_t)n * 451584 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 11440128), 144, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 11440128), 144, 56, 56,                       /* x */
                         t->params + 11584, (float *)(ws + 25088000), 144, 56, 56,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 144,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 19869696), t->grads + 11584, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3018,7 +3176,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 11440128), (float *)(ws + 19869696), NNC_ACT_RELU6, 0.0f, (float *)(ws + 14852096));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 38133760), 24, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 38133760), 24, 56, 56,                       /* x */
                         t->params + 7552, (float *)(ws + 14852096), 144, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 30908416), t->grads + 7552, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3035,7 +3194,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 301056 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 28098560), 96, 56, 56,                      /* x */
+    nnc_conv2d_backward(&t->ctx,                                                      /* the instance's threads and instruction set */
+                        n, (float *)(ws + 28098560), 96, 56, 56,                      /* x */
                         t->params + 5152, (float *)(ws + 10838016), 24, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 9633792), t->grads + 5152, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3052,7 +3212,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 30908416), 0, (size_t)n * 1204224 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 4816896), 96, 112, 112,                      /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 4816896), 96, 112, 112,                      /* x */
                         t->params + 3904, (float *)(ws + 10838016), 96, 56, 56,        /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 96,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 30908416), t->grads + 3904, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3069,7 +3230,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 4816896), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 30105600), 16, 112, 112,                    /* x */
+    nnc_conv2d_backward(&t->ctx,                                                      /* the instance's threads and instruction set */
+                        n, (float *)(ws + 30105600), 16, 112, 112,                    /* x */
                         t->params + 1984, (float *)(ws + 23281664), 96, 112, 112,     /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 4816896), t->grads + 1984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3086,7 +3248,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 0), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 21676032), 32, 112, 112,                /* x */
+    nnc_conv2d_backward(&t->ctx,                                                  /* the instance's threads and instruction set */
+                        n, (float *)(ws + 21676032), 32, 112, 112,                /* x */
                         t->params + 1408, (float *)(ws + 1605632), 16, 112, 112,  /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 0), t->grads + 1408, NULL, t->scratch);    /* dx, dweight, dbias; scratch */
@@ -3103,7 +3266,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 0), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 16658432), 32, 112, 112,               /* x */
+    nnc_conv2d_backward(&t->ctx,                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 16658432), 32, 112, 112,               /* x */
                         t->params + 992, (float *)(ws + 1605632), 32, 112, 112,  /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 32,                              /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 0), t->grads + 992, NULL, t->scratch);    /* dx, dweight, dbias; scratch */
@@ -3119,7 +3283,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 16658432), (float *)(ws + 0), NNC_ACT_RELU6, 0.0f, (float *)(ws + 1605632));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, input, 3, 224, 224,                                 /* x */
+    nnc_conv2d_backward(&t->ctx,                                               /* the instance's threads and instruction set */
+                        n, input, 3, 224, 224,                                 /* x */
                         t->params + 0, (float *)(ws + 1605632), 32, 112, 112,  /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 1,                             /* kernel, stride, padding, dilation, groups */
                         dinput, t->grads + 0, NULL, t->scratch);               /* dx, dweight, dbias; scratch */
@@ -3180,6 +3345,7 @@ static const char *const mobilenet_v2_state_keys[2][3] = {{"momentum_buffer", ""
 static void mobilenet_v2_train_release(mobilenet_v2_train *t)
 {
     int i;
+    nnc_ctx_stop(&t->ctx);
     if (t->state_names)
         for (i = 0; i < MOBILENET_V2_N_PARAMS * 3; i++) free(t->state_names[i]);
     free(t->state_names);
@@ -3208,6 +3374,7 @@ int mobilenet_v2_train_create(mobilenet_v2_train **out, const char *weights, con
         return mobilenet_v2_train_fail(t, -1, "mobilenet_v2_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+    (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
@@ -3294,6 +3461,15 @@ void mobilenet_v2_train_destroy(mobilenet_v2_train *t)
 
 const char *mobilenet_v2_train_last_error(const mobilenet_v2_train *t) { return t ? t->err : "no instance"; }
 int mobilenet_v2_train_max_batch(void) { return MOBILENET_V2_TRAIN_MAX_BATCH; }
+
+int mobilenet_v2_train_set_threads(mobilenet_v2_train *t, int threads)
+{
+    if (!t) return -1;
+    nnc_ctx_stop(&t->ctx);
+    if (nnc_ctx_init(&t->ctx, threads < 0 ? 1 : threads) != 0)
+        return mobilenet_v2_train_fail(t, -2, "mobilenet_v2_train_set_threads: could not start %d threads", threads);
+    return 0;
+}
 long mobilenet_v2_train_get_step(const mobilenet_v2_train *t) { return t->step; }
 void mobilenet_v2_train_set_step(mobilenet_v2_train *t, long step) { t->step = step; }
 
@@ -3333,16 +3509,19 @@ int mobilenet_v2_train_step(mobilenet_v2_train *t, int n, const float *input, co
     int i, rc = mobilenet_v2_train_check(t, n, input, labels);
     if (rc) return rc;
     mobilenet_v2_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
     mobilenet_v2_train_fwd(t, n, input, 1);
     l = mobilenet_v2_train_loss(t, n, labels, MOBILENET_V2_N_OUTPUTS, 1);
     if (correct) *correct = mobilenet_v2_train_correct(n, MOBILENET_V2_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
+        nnc_ctx_end(&t->ctx);
         mobilenet_v2_train_buffers(t, 0);
         return mobilenet_v2_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)MOBILENET_V2_PARAM_FLOATS * sizeof(float));
     mobilenet_v2_train_bwd(t, n, input, 1, NULL);
+    nnc_ctx_end(&t->ctx);
     for (i = 0; i < MOBILENET_V2_N_PARAMS; i++) {
         size_t count = 1;
         int k;
@@ -3362,7 +3541,9 @@ int mobilenet_v2_train_eval(mobilenet_v2_train *t, int n, const float *input, co
     float l;
     int rc = mobilenet_v2_train_check(t, n, input, labels);
     if (rc) return rc;
+    nnc_ctx_begin(&t->ctx);
     mobilenet_v2_train_fwd(t, n, input, 0);
+    nnc_ctx_end(&t->ctx);
     l = mobilenet_v2_train_loss(t, n, labels, 1, 0);
     if (loss) *loss = l;
     if (correct) *correct = mobilenet_v2_train_correct(n, MOBILENET_V2_LOGITS(t), labels);
@@ -3377,10 +3558,12 @@ int mobilenet_v2_train_input_grad(mobilenet_v2_train *t, int n, const float *inp
     if (rc) return rc;
     if (!dinput) return mobilenet_v2_train_fail(t, -1, "mobilenet_v2_train_input_grad: NULL dinput");
     mobilenet_v2_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);
     mobilenet_v2_train_fwd(t, n, input, train);
     l = mobilenet_v2_train_loss(t, n, labels, train ? MOBILENET_V2_N_OUTPUTS : 1, 1);
     memset(t->grads, 0, (size_t)MOBILENET_V2_PARAM_FLOATS * sizeof(float));
     mobilenet_v2_train_bwd(t, n, input, train, dinput);
+    nnc_ctx_end(&t->ctx);
     mobilenet_v2_train_buffers(t, 0);  /* running statistics */
     if (loss) *loss = l;
     return 0;

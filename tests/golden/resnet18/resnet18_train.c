@@ -28,14 +28,20 @@
 /* @kernel add */
 /* @kernel maxpool2d */
 /* @kernel global_avgpool */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel linear_mt needs: linear ctx */
+/* @kernel sgemm_mt needs: gemm gemm_packed */
+/* @kernel conv_mt needs: sgemm_mt conv2d conv_transpose2d */
+/* @kernel linear_gemm needs: linear_mt sgemm_mt */
 /* @kernel grad_accumulate */
 /* @kernel grad_bias */
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* @kernel linear_backward needs: gemm grad_bias */
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
 /* @kernel maxpool2d_backward */
 /* @kernel global_avgpool_backward */
 /* @kernel batchnorm_train */
-/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel activation_backward */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
@@ -179,6 +185,7 @@ struct resnet18_train {
     float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */
     float *scratch;
     unsigned char *ws;        /* activations and their gradients (planned) */
+    nnc_ctx ctx;              /* the instruction set and the threads the kernels run on */
     unsigned char trainable[RESNET18_N_PARAMS];
     char **state_names;       /* "optim.NAME.KEY" */
     int n_state;              /* state tensors per learned tensor */
@@ -206,19 +213,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d conv1 @ models/lib/resnet.net:63:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
+        nnc_conv2d_stats(&t->ctx,                          /* the instance's threads and instruction set */
+                         n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
                          t->params + 0, NULL,              /* conv1.weight, no bias */
                          (float *)(ws + 0), 64, 112, 112,  /* y: [64, 112, 112] */
                          7, 7, 2, 2, 3, 3, 1, 1, 1,        /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);            /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
-                   t->params + 0, NULL,                      /* conv1.weight, no bias */
-                   (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
-                   7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                  /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                   /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                  /* the instance's threads and instruction set */
+                      n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
+                      t->params + 0, NULL,                      /* conv1.weight, no bias */
+                      (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
+                      7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                  /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                   /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
     }
 
     /* batchnorm bn1 @ models/lib/resnet.net:63:70 */
@@ -245,19 +254,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer1.0.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 9633792), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 9633792), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 9664, NULL,                  /* layer1.0.conv1.weight, no bias */
                          (float *)(ws + 6422528), 64, 56, 56,     /* y: [64, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 9633792), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 9664, NULL,                          /* layer1.0.conv1.weight, no bias */
-                   (float *)(ws + 6422528), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 9633792), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 9664, NULL,                          /* layer1.0.conv1.weight, no bias */
+                      (float *)(ws + 6422528), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm layer1.0.bn1 @ models/lib/resnet.net:22:78 */
@@ -279,19 +290,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer1.0.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 7225344), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 7225344), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 46784, NULL,                 /* layer1.0.conv2.weight, no bias */
                          (float *)(ws + 8028160), 64, 56, 56,     /* y: [64, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 7225344), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 46784, NULL,                         /* layer1.0.conv2.weight, no bias */
-                   (float *)(ws + 8028160), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 7225344), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 46784, NULL,                         /* layer1.0.conv2.weight, no bias */
+                      (float *)(ws + 8028160), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm layer1.0.bn2 @ models/lib/resnet.net:23:62 */
@@ -318,19 +331,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer1.1.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 11239424), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 11239424), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 83904, NULL,                  /* layer1.1.conv1.weight, no bias */
                          (float *)(ws + 12042240), 64, 56, 56,     /* y: [64, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 11239424), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 83904, NULL,                          /* layer1.1.conv1.weight, no bias */
-                   (float *)(ws + 12042240), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 11239424), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 83904, NULL,                          /* layer1.1.conv1.weight, no bias */
+                      (float *)(ws + 12042240), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer1.1.bn1 @ models/lib/resnet.net:22:78 */
@@ -352,19 +367,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer1.1.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 12845056), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 12845056), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 121024, NULL,                 /* layer1.1.conv2.weight, no bias */
                          (float *)(ws + 13647872), 64, 56, 56,     /* y: [64, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 12845056), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 121024, NULL,                         /* layer1.1.conv2.weight, no bias */
-                   (float *)(ws + 13647872), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 12845056), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 121024, NULL,                         /* layer1.1.conv2.weight, no bias */
+                      (float *)(ws + 13647872), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer1.1.bn2 @ models/lib/resnet.net:23:62 */
@@ -391,19 +408,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.0.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 158144, NULL,                 /* layer2.0.conv1.weight, no bias */
                          (float *)(ws + 17661952), 128, 28, 28,    /* y: [128, 28, 28] */
                          3, 3, 2, 2, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 158144, NULL,                         /* layer2.0.conv1.weight, no bias */
-                   (float *)(ws + 17661952), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 158144, NULL,                         /* layer2.0.conv1.weight, no bias */
+                      (float *)(ws + 17661952), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer2.0.bn1 @ models/lib/resnet.net:22:78 */
@@ -425,19 +444,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.0.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 18063360), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 18063360), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 232384, NULL,                  /* layer2.0.conv2.weight, no bias */
                          (float *)(ws + 18464768), 128, 28, 28,     /* y: [128, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 18063360), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 232384, NULL,                          /* layer2.0.conv2.weight, no bias */
-                   (float *)(ws + 18464768), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 18063360), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 232384, NULL,                          /* layer2.0.conv2.weight, no bias */
+                      (float *)(ws + 18464768), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer2.0.bn2 @ models/lib/resnet.net:23:62 */
@@ -458,19 +479,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 380352, NULL,                 /* layer2.0.downsample.0.weight, no bias */
                          (float *)(ws + 19267584), 128, 28, 28,    /* y: [128, 28, 28] */
                          1, 1, 2, 2, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 380352, NULL,                         /* layer2.0.downsample.0.weight, no bias */
-                   (float *)(ws + 19267584), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 380352, NULL,                         /* layer2.0.downsample.0.weight, no bias */
+                      (float *)(ws + 19267584), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer2.0.downsample.1 @ models/lib/resnet.net:25:81 */
@@ -497,19 +520,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.1.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 19668992), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 19668992), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 389056, NULL,                  /* layer2.1.conv1.weight, no bias */
                          (float *)(ws + 20070400), 128, 28, 28,     /* y: [128, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 19668992), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 389056, NULL,                          /* layer2.1.conv1.weight, no bias */
-                   (float *)(ws + 20070400), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 19668992), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 389056, NULL,                          /* layer2.1.conv1.weight, no bias */
+                      (float *)(ws + 20070400), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer2.1.bn1 @ models/lib/resnet.net:22:78 */
@@ -531,19 +556,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.1.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 20471808), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 20471808), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 537024, NULL,                  /* layer2.1.conv2.weight, no bias */
                          (float *)(ws + 20873216), 128, 28, 28,     /* y: [128, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 20471808), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 537024, NULL,                          /* layer2.1.conv2.weight, no bias */
-                   (float *)(ws + 20873216), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 20471808), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 537024, NULL,                          /* layer2.1.conv2.weight, no bias */
+                      (float *)(ws + 20873216), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer2.1.bn2 @ models/lib/resnet.net:23:62 */
@@ -570,19 +597,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.0.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 22077440), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 22077440), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 684992, NULL,                  /* layer3.0.conv1.weight, no bias */
                          (float *)(ws + 22880256), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 2, 2, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 22077440), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 684992, NULL,                          /* layer3.0.conv1.weight, no bias */
-                   (float *)(ws + 22880256), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 22077440), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 684992, NULL,                          /* layer3.0.conv1.weight, no bias */
+                      (float *)(ws + 22880256), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer3.0.bn1 @ models/lib/resnet.net:22:78 */
@@ -604,19 +633,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.0.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 23080960), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 23080960), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 980928, NULL,                  /* layer3.0.conv2.weight, no bias */
                          (float *)(ws + 23281664), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 23080960), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 980928, NULL,                         /* layer3.0.conv2.weight, no bias */
-                   (float *)(ws + 23281664), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 23080960), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 980928, NULL,                         /* layer3.0.conv2.weight, no bias */
+                      (float *)(ws + 23281664), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer3.0.bn2 @ models/lib/resnet.net:23:62 */
@@ -637,19 +668,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 22077440), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 22077440), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 1571776, NULL,                 /* layer3.0.downsample.0.weight, no bias */
                          (float *)(ws + 23683072), 256, 14, 14,     /* y: [256, 14, 14] */
                          1, 1, 2, 2, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 22077440), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 1571776, NULL,                         /* layer3.0.downsample.0.weight, no bias */
-                   (float *)(ws + 23683072), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
-                   1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 22077440), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 1571776, NULL,                         /* layer3.0.downsample.0.weight, no bias */
+                      (float *)(ws + 23683072), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
+                      1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer3.0.downsample.1 @ models/lib/resnet.net:25:81 */
@@ -676,19 +709,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.1.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 23883776), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 23883776), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 1605568, NULL,                 /* layer3.1.conv1.weight, no bias */
                          (float *)(ws + 24084480), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 23883776), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 1605568, NULL,                        /* layer3.1.conv1.weight, no bias */
-                   (float *)(ws + 24084480), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 23883776), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 1605568, NULL,                        /* layer3.1.conv1.weight, no bias */
+                      (float *)(ws + 24084480), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer3.1.bn1 @ models/lib/resnet.net:22:78 */
@@ -710,19 +745,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.1.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24285184), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24285184), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 2196416, NULL,                 /* layer3.1.conv2.weight, no bias */
                          (float *)(ws + 24485888), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24285184), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 2196416, NULL,                        /* layer3.1.conv2.weight, no bias */
-                   (float *)(ws + 24485888), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24285184), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 2196416, NULL,                        /* layer3.1.conv2.weight, no bias */
+                      (float *)(ws + 24485888), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer3.1.bn2 @ models/lib/resnet.net:23:62 */
@@ -749,19 +786,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.0.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25088000), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25088000), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 2787264, NULL,                 /* layer4.0.conv1.weight, no bias */
                          (float *)(ws + 25489408), 512, 7, 7,       /* y: [512, 7, 7] */
                          3, 3, 2, 2, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25088000), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 2787264, NULL,                        /* layer4.0.conv1.weight, no bias */
-                   (float *)(ws + 25489408), 25088, 512, 7, 7,       /* y: [512, 7, 7], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25088000), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 2787264, NULL,                        /* layer4.0.conv1.weight, no bias */
+                      (float *)(ws + 25489408), 25088, 512, 7, 7,       /* y: [512, 7, 7], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer4.0.bn1 @ models/lib/resnet.net:22:78 */
@@ -783,19 +822,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.0.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25589760), 512, 7, 7,  /* x: [512, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25589760), 512, 7, 7,  /* x: [512, 7, 7] */
                          t->params + 3968960, NULL,               /* layer4.0.conv2.weight, no bias */
                          (float *)(ws + 25690112), 512, 7, 7,     /* y: [512, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25589760), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
-                   t->params + 3968960, NULL,                      /* layer4.0.conv2.weight, no bias */
-                   (float *)(ws + 25690112), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25589760), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
+                      t->params + 3968960, NULL,                      /* layer4.0.conv2.weight, no bias */
+                      (float *)(ws + 25690112), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm layer4.0.bn2 @ models/lib/resnet.net:23:62 */
@@ -816,19 +857,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25088000), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25088000), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 6330304, NULL,                 /* layer4.0.downsample.0.weight, no bias */
                          (float *)(ws + 25890816), 512, 7, 7,       /* y: [512, 7, 7] */
                          1, 1, 2, 2, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25088000), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 6330304, NULL,                        /* layer4.0.downsample.0.weight, no bias */
-                   (float *)(ws + 25890816), 25088, 512, 7, 7,       /* y: [512, 7, 7], batch stride */
-                   1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25088000), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 6330304, NULL,                        /* layer4.0.downsample.0.weight, no bias */
+                      (float *)(ws + 25890816), 25088, 512, 7, 7,       /* y: [512, 7, 7], batch stride */
+                      1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer4.0.downsample.1 @ models/lib/resnet.net:25:81 */
@@ -855,19 +898,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.1.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25991168), 512, 7, 7,  /* x: [512, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25991168), 512, 7, 7,  /* x: [512, 7, 7] */
                          t->params + 6463424, NULL,               /* layer4.1.conv1.weight, no bias */
                          (float *)(ws + 26091520), 512, 7, 7,     /* y: [512, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25991168), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
-                   t->params + 6463424, NULL,                      /* layer4.1.conv1.weight, no bias */
-                   (float *)(ws + 26091520), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25991168), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
+                      t->params + 6463424, NULL,                      /* layer4.1.conv1.weight, no bias */
+                      (float *)(ws + 26091520), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm layer4.1.bn1 @ models/lib/resnet.net:22:78 */
@@ -889,19 +934,21 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.1.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26191872), 512, 7, 7,  /* x: [512, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26191872), 512, 7, 7,  /* x: [512, 7, 7] */
                          t->params + 8824768, NULL,               /* layer4.1.conv2.weight, no bias */
                          (float *)(ws + 26292224), 512, 7, 7,     /* y: [512, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26191872), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
-                   t->params + 8824768, NULL,                      /* layer4.1.conv2.weight, no bias */
-                   (float *)(ws + 26292224), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26191872), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
+                      t->params + 8824768, NULL,                      /* layer4.1.conv2.weight, no bias */
+                      (float *)(ws + 26292224), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm layer4.1.bn2 @ models/lib/resnet.net:23:62 */
@@ -932,10 +979,11 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     nnc_copy((size_t)n * 512, (float *)(ws + 26793984), (float *)(ws + 26697664));
 
     /* linear fc @ models/lib/resnet.net:76:84 */
-    nnc_linear(n, (float *)(ws + 26697664), 512,            /* x: [512] */
-               t->params + 11186112, t->params + 11698112,  /* fc.weight, fc.bias */
-               (float *)(ws + 26894336), 1000,              /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                   /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                     /* the instance's threads and instruction set */
+                    n, (float *)(ws + 26697664), 512,            /* x: [512] */
+                    t->params + 11186112, t->params + 11698112,  /* fc.weight, fc.bias */
+                    (float *)(ws + 26894336), 1000,              /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                   /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -949,7 +997,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of linear fc @ models/lib/resnet.net:76:84 */
     memset((float *)(ws + 26699712), 0, (size_t)n * 512 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 26697664), 512, t->params + 11186112, (float *)(ws + 26693632), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26697664), 512, t->params + 11186112, (float *)(ws + 26693632), 1000,  /* x, weight, dy */
                         (float *)(ws + 26699712), t->grads + 11186112, t->grads + 11698112);                     /* dx, dweight, dbias */
 
     /* backward of flatten @ models/lib/resnet.net:76:73 */
@@ -982,7 +1031,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer4.1.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 26392576), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 26191872), 512, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26191872), 512, 7, 7,                           /* x */
                         t->params + 8824768, (float *)(ws + 26492928), 512, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 26392576), t->grads + 8824768, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -998,7 +1048,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 26191872), (float *)(ws + 26392576), NNC_ACT_RELU, 0.0f, (float *)(ws + 26292224));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer4.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 25991168), 512, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25991168), 512, 7, 7,                           /* x */
                         t->params + 6463424, (float *)(ws + 26292224), 512, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 26593280), t->grads + 6463424, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1025,7 +1076,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
     memset((float *)(ws + 25288704), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 25088000), 256, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25088000), 256, 14, 14,                         /* x */
                         t->params + 6330304, (float *)(ws + 26091520), 512, 7, 7,         /* weight, dy */
                         1, 1, 2, 2, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25288704), t->grads + 6330304, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1042,7 +1094,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer4.0.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 25790464), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 25589760), 512, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25589760), 512, 7, 7,                           /* x */
                         t->params + 3968960, (float *)(ws + 25890816), 512, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25790464), t->grads + 3968960, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1058,7 +1111,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 25589760), (float *)(ws + 25790464), NNC_ACT_RELU, 0.0f, (float *)(ws + 25690112));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer4.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 25088000), 256, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25088000), 256, 14, 14,                         /* x */
                         t->params + 2787264, (float *)(ws + 25690112), 512, 7, 7,         /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25288704), t->grads + 2787264, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1085,7 +1139,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer3.1.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 24686592), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 24285184), 256, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24285184), 256, 14, 14,                         /* x */
                         t->params + 2196416, (float *)(ws + 24887296), 256, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 24686592), t->grads + 2196416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1101,7 +1156,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 24285184), (float *)(ws + 24686592), NNC_ACT_RELU, 0.0f, (float *)(ws + 24485888));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer3.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 23883776), 256, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 23883776), 256, 14, 14,                         /* x */
                         t->params + 1605568, (float *)(ws + 24485888), 256, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25088000), t->grads + 1605568, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1128,7 +1184,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
     memset((float *)(ws + 22478848), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 22077440), 128, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 22077440), 128, 28, 28,                         /* x */
                         t->params + 1571776, (float *)(ws + 24084480), 256, 14, 14,       /* weight, dy */
                         1, 1, 2, 2, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 22478848), t->grads + 1571776, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1145,7 +1202,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer3.0.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 23482368), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 23080960), 256, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 23080960), 256, 14, 14,                        /* x */
                         t->params + 980928, (float *)(ws + 23683072), 256, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 23482368), t->grads + 980928, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1161,7 +1219,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 23080960), (float *)(ws + 23482368), NNC_ACT_RELU, 0.0f, (float *)(ws + 23281664));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer3.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 22077440), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 22077440), 128, 28, 28,                        /* x */
                         t->params + 684992, (float *)(ws + 23281664), 256, 14, 14,       /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 22478848), t->grads + 684992, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1188,7 +1247,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer2.1.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 21274624), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 20471808), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 20471808), 128, 28, 28,                        /* x */
                         t->params + 537024, (float *)(ws + 21676032), 128, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 537024, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1204,7 +1264,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 20471808), (float *)(ws + 21274624), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer2.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 19668992), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 19668992), 128, 28, 28,                        /* x */
                         t->params + 389056, (float *)(ws + 20873216), 128, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 22077440), t->grads + 389056, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1231,7 +1292,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 16056320), 64, 56, 56,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 16056320), 64, 56, 56,                         /* x */
                         t->params + 380352, (float *)(ws + 20070400), 128, 28, 28,       /* weight, dy */
                         1, 1, 2, 2, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16859136), t->grads + 380352, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1248,7 +1310,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer2.0.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 18866176), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 18063360), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 18063360), 128, 28, 28,                        /* x */
                         t->params + 232384, (float *)(ws + 19267584), 128, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 18866176), t->grads + 232384, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1264,7 +1327,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 18063360), (float *)(ws + 18866176), NNC_ACT_RELU, 0.0f, (float *)(ws + 18464768));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer2.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 16056320), 64, 56, 56,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 16056320), 64, 56, 56,                         /* x */
                         t->params + 158144, (float *)(ws + 18464768), 128, 28, 28,       /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16859136), t->grads + 158144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1291,7 +1355,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer1.1.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 14450688), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 12845056), 64, 56, 56,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 12845056), 64, 56, 56,                         /* x */
                         t->params + 121024, (float *)(ws + 15253504), 64, 56, 56,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 14450688), t->grads + 121024, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1307,7 +1372,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 12845056), (float *)(ws + 14450688), NNC_ACT_RELU, 0.0f, (float *)(ws + 13647872));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer1.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 11239424), 64, 56, 56,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 11239424), 64, 56, 56,                        /* x */
                         t->params + 83904, (float *)(ws + 13647872), 64, 56, 56,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 83904, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1334,7 +1400,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer1.0.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 8830976), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 7225344), 64, 56, 56,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 7225344), 64, 56, 56,                        /* x */
                         t->params + 46784, (float *)(ws + 10436608), 64, 56, 56,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 8830976), t->grads + 46784, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1350,7 +1417,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 7225344), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f, (float *)(ws + 8028160));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer1.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 9633792), 64, 56, 56,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 9633792), 64, 56, 56,                        /* x */
                         t->params + 9664, (float *)(ws + 8028160), 64, 56, 56,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 11239424), t->grads + 9664, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1371,7 +1439,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792));  /* y, dy, activation; dx */
 
     /* backward of conv2d conv1 @ models/lib/resnet.net:63:14 */
-    nnc_conv2d_backward(n, input, 3, 224, 224,                                 /* x */
+    nnc_conv2d_backward(&t->ctx,                                               /* the instance's threads and instruction set */
+                        n, input, 3, 224, 224,                                 /* x */
                         t->params + 0, (float *)(ws + 9633792), 64, 112, 112,  /* weight, dy */
                         7, 7, 2, 2, 3, 3, 1, 1, 1,                             /* kernel, stride, padding, dilation, groups */
                         dinput, t->grads + 0, NULL, t->scratch);               /* dx, dweight, dbias; scratch */
@@ -1432,6 +1501,7 @@ static const char *const resnet18_state_keys[2][3] = {{"momentum_buffer", "", ""
 static void resnet18_train_release(resnet18_train *t)
 {
     int i;
+    nnc_ctx_stop(&t->ctx);
     if (t->state_names)
         for (i = 0; i < RESNET18_N_PARAMS * 3; i++) free(t->state_names[i]);
     free(t->state_names);
@@ -1460,6 +1530,7 @@ int resnet18_train_create(resnet18_train **out, const char *weights, const resne
         return resnet18_train_fail(t, -1, "resnet18_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+    (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
@@ -1537,6 +1608,15 @@ void resnet18_train_destroy(resnet18_train *t)
 
 const char *resnet18_train_last_error(const resnet18_train *t) { return t ? t->err : "no instance"; }
 int resnet18_train_max_batch(void) { return RESNET18_TRAIN_MAX_BATCH; }
+
+int resnet18_train_set_threads(resnet18_train *t, int threads)
+{
+    if (!t) return -1;
+    nnc_ctx_stop(&t->ctx);
+    if (nnc_ctx_init(&t->ctx, threads < 0 ? 1 : threads) != 0)
+        return resnet18_train_fail(t, -2, "resnet18_train_set_threads: could not start %d threads", threads);
+    return 0;
+}
 long resnet18_train_get_step(const resnet18_train *t) { return t->step; }
 void resnet18_train_set_step(resnet18_train *t, long step) { t->step = step; }
 
@@ -1576,16 +1656,19 @@ int resnet18_train_step(resnet18_train *t, int n, const float *input, const int3
     int i, rc = resnet18_train_check(t, n, input, labels);
     if (rc) return rc;
     resnet18_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
     resnet18_train_fwd(t, n, input, 1);
     l = resnet18_train_loss(t, n, labels, RESNET18_N_OUTPUTS, 1);
     if (correct) *correct = resnet18_train_correct(n, RESNET18_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
+        nnc_ctx_end(&t->ctx);
         resnet18_train_buffers(t, 0);
         return resnet18_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)RESNET18_PARAM_FLOATS * sizeof(float));
     resnet18_train_bwd(t, n, input, 1, NULL);
+    nnc_ctx_end(&t->ctx);
     for (i = 0; i < RESNET18_N_PARAMS; i++) {
         size_t count = 1;
         int k;
@@ -1605,7 +1688,9 @@ int resnet18_train_eval(resnet18_train *t, int n, const float *input, const int3
     float l;
     int rc = resnet18_train_check(t, n, input, labels);
     if (rc) return rc;
+    nnc_ctx_begin(&t->ctx);
     resnet18_train_fwd(t, n, input, 0);
+    nnc_ctx_end(&t->ctx);
     l = resnet18_train_loss(t, n, labels, 1, 0);
     if (loss) *loss = l;
     if (correct) *correct = resnet18_train_correct(n, RESNET18_LOGITS(t), labels);
@@ -1620,10 +1705,12 @@ int resnet18_train_input_grad(resnet18_train *t, int n, const float *input, cons
     if (rc) return rc;
     if (!dinput) return resnet18_train_fail(t, -1, "resnet18_train_input_grad: NULL dinput");
     resnet18_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);
     resnet18_train_fwd(t, n, input, train);
     l = resnet18_train_loss(t, n, labels, train ? RESNET18_N_OUTPUTS : 1, 1);
     memset(t->grads, 0, (size_t)RESNET18_PARAM_FLOATS * sizeof(float));
     resnet18_train_bwd(t, n, input, train, dinput);
+    nnc_ctx_end(&t->ctx);
     resnet18_train_buffers(t, 0);  /* running statistics */
     if (loss) *loss = l;
     return 0;
