@@ -71,6 +71,7 @@ static void tr_bwd_batchnorm(CgEmit *cx, const IrNode *n)
     cx->indent = 8;
     cg_need(cx, b->fused ? "bn_train_fused" : "batchnorm_train");
     cg_call_begin(cx, b->fused ? "batchnorm_act_backward" : "batchnorm_backward");
+    if (b->fused) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, "x, gamma, batch mean and 1/std", "n, %s, %lld, %lld, %s, %s, %s", cg_x(cx, x), c, hw, gamma,
            cx->tr->bn_mean[i], cx->tr->bn_invstd[i]);
     if (b->fused)
@@ -164,6 +165,7 @@ static void tr_bwd_maxpool(CgEmit *cx, const IrNode *n)
     const PoolAttr *p = &n->attr.pool;
     cg_need(cx, "maxpool2d_backward");
     cg_call_begin(cx, "maxpool2d_backward");
+    cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, "x, dy", "n, %s, %lld, %lld, %lld, %s, %lld, %lld", cg_x(cx, x), cg_dim(xs, 0), cg_dim(xs, 1),
            cg_dim(xs, 2), cg_d(cx, y), cg_dim(ys, 1), cg_dim(ys, 2));
     cg_arg(cx, "kernel, stride, padding, dilation; dx", "%d, %d, %d, %d, %d, %d, %d, %d, %s", p->kh, p->kw, p->sh,

@@ -242,6 +242,7 @@ static void cg_batchnorm_train(CgEmit *cx, const IrNode *n)
     int32_t i = (int32_t)(n - cx->g->nodes);
     cg_need(cx, b->fused ? "bn_train_fused" : "batchnorm_train");
     cg_call_begin(cx, b->fused ? "batchnorm_act_train" : "batchnorm_train");
+    if (b->fused) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, arena_printf(cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld",
            cg_in(cx, n, 0), cg_dim(x, 0), cg_elems_from(x, 1));
     if (b->fused) cg_arg(cx, "the conv's per-channel sums", "%s", cx->tr->stats);

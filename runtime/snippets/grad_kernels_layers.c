@@ -59,7 +59,7 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_backward(const nnc_ctx *ctx, int n, cons
                                                  int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
                                                  float *dx, float *dwt, float *db, float *scratch)
 {
-    int cg = c / groups, kg = k / groups, nb = nnc_conv_backward_samples(oh, ow), i0, j, g, o;
+    int cg = c / groups, kg = k / groups, nb = nnc_conv_backward_samples(oh, ow), i0, g;
     int kdim = cg * kh * kw, ohw = oh * ow;
     size_t hw = (size_t)h * (size_t)w, xs = (size_t)c * hw;
     int direct = nb == 1 && kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
@@ -75,10 +75,7 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_backward(const nnc_ctx *ctx, int n, cons
             float *cols = scratch, *dxg = dx ? dx + (size_t)i0 * xs + (size_t)g * (size_t)cg * hw : NULL;
             if (nb > 1) {  /* dY: the block's output gradients side by side, after the column matrix */
                 float *d = scratch + (size_t)kdim * ld;
-                for (o = 0; o < kg; o++)
-                    for (j = 0; j < m; j++)
-                        memcpy(d + (size_t)o * ld + (size_t)j * (size_t)ohw,
-                               dyb + ((size_t)j * (size_t)k + (size_t)o) * (size_t)ohw, (size_t)ohw * sizeof(float));
+                nnc_blk_copy(ctx, 1, m, kg, d, ld, (float *)dyb, (size_t)k * (size_t)ohw, (size_t)ohw, NULL);
                 dyb = d;
             }
             if (dwt) {
@@ -145,7 +142,7 @@ static NNC_MAYBE_UNUSED void nnc_linear_backward(const nnc_ctx *ctx, int n, cons
     if (db) nnc_bias_backward(n, dy, out, 1, db);
 }
 
-/* @kernel maxpool2d_backward */
+/* @kernel maxpool2d_backward needs: ctx */
 /* The plane index of the tap torch.nn.MaxPool2d picks in one window of xc[h][w]
  * whose top-left tap is (ys, xs): PyTorch's CPU kernel scans the window row by
  * row and takes a tap when (val > max || isnan(val)), so of equal maxima the
@@ -174,23 +171,39 @@ static NNC_MAYBE_UNUSED long nnc_maxpool_argmax(const float *xc, int h, int w, i
     return best;
 }
 
-/* The backward of nnc_maxpool2d: each dy goes to the tap its window picked
- * (nnc_maxpool_argmax, recomputed from the forward's input x). */
-static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward(int n, const float *x, int c, int h, int w, const float *dy,
-                                                    int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
-                                                    int dh, int dw, float *dx)
+/* Planes [p0, p1) of nnc_maxpool2d_backward. */
+typedef struct {
+    const float *x, *dy;
+    float *dx;
+    int h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+} nnc_maxpool_bwd_job;
+
+static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward_task(void *arg, int plane)
 {
-    size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
+    const nnc_maxpool_bwd_job *j = (const nnc_maxpool_bwd_job *)arg;
+    size_t hw = (size_t)j->h * (size_t)j->w, ohw = (size_t)j->oh * (size_t)j->ow;
+    const float *xc = j->x + (size_t)plane * hw, *dyc = j->dy + (size_t)plane * ohw;
+    float *dxc = j->dx + (size_t)plane * hw;
     int oy, ox;
-    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
-        const float *xc = x + plane * hw, *dyc = dy + plane * ohw;
-        float *dxc = dx + plane * hw;
-        for (oy = 0; oy < oh; oy++)
-            for (ox = 0; ox < ow; ox++) {
-                long at = nnc_maxpool_argmax(xc, h, w, oy * sh - ph, ox * sw - pw, kh, kw, dh, dw);
-                if (at >= 0) dxc[at] += dyc[(size_t)oy * (size_t)ow + (size_t)ox];
-            }
-    }
+    for (oy = 0; oy < j->oh; oy++)
+        for (ox = 0; ox < j->ow; ox++) {
+            long at = nnc_maxpool_argmax(xc, j->h, j->w, oy * j->sh - j->ph, ox * j->sw - j->pw, j->kh, j->kw, j->dh,
+                                         j->dw);
+            if (at >= 0) dxc[at] += dyc[(size_t)oy * (size_t)j->ow + (size_t)ox];
+        }
+}
+
+/* The backward of nnc_maxpool2d: each dy goes to the tap its window picked
+ * (nnc_maxpool_argmax, recomputed from the forward's input x). A task per
+ * plane (sample and channel), over ctx's threads: each writes its own plane. */
+static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward(const nnc_ctx *ctx, int n, const float *x, int c, int h, int w,
+                                                    const float *dy, int oh, int ow, int kh, int kw, int sh, int sw,
+                                                    int ph, int pw, int dh, int dw, float *dx)
+{
+    nnc_maxpool_bwd_job j;
+    j.x = x, j.dy = dy, j.dx = dx, j.h = h, j.w = w, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw, j.sh = sh;
+    j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
+    nnc_parallel_work(ctx, (double)n * c * oh * ow * kh * kw, n * c, nnc_maxpool2d_backward_task, &j);
 }
 
 /* @kernel avgpool2d_backward */

@@ -4,7 +4,7 @@
  * activation, batchnorm's backward in inference mode, and the backward of
  * the activations (generated from activations.h's table). */
 
-/* @kernel batchnorm_train */
+/* @kernel batchnorm_train needs: ctx */
 /* torch.nn.BatchNorm1d/2d in training mode, x [n][c][hw] (BatchNorm1d on [n][c]:
  * hw = 1). Per channel, over the m = n*hw values: mean, the biased variance
  * var, invstd = 1/sqrt(var + eps), and y = (x - mean)*invstd*gamma + beta
@@ -68,46 +68,62 @@ static NNC_MAYBE_UNUSED float nnc_act_grad(float v, float dy, int act, float slo
     }
 }
 
+/* The arguments of nnc_batchnorm_act_backward, for its per-channel tasks. */
+typedef struct {
+    const float *x, *gamma, *mean, *invstd, *y, *dy;
+    float *dx, *dgamma, *dbeta;
+    int n, c, act;
+    long hw;
+    float slope;
+} nnc_bn_bwd_job;
+
+static NNC_MAYBE_UNUSED void nnc_bn_bwd_channel(void *arg, int ch)
+{
+    const nnc_bn_bwd_job *j = (const nnc_bn_bwd_job *)arg;
+    const float *x = j->x, *y = j->y, *dy = j->dy;
+    int i, n = j->n, c = j->c, act = j->act;
+    long p, hw = j->hw;
+    double m = (double)n * (double)hw, sdy = 0.0, sdyx = 0.0;
+    float mu = j->mean[ch], is = j->invstd[ch], a, k1, k2, slope = j->slope;
+    for (i = 0; i < n; i++) {
+        size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+        for (p = 0; p < hw; p++) {
+            double g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope) : dy[base + (size_t)p];
+            sdy += g;
+            sdyx += g * ((double)x[base + (size_t)p] - mu) * is;
+        }
+    }
+    if (j->dbeta) j->dbeta[ch] += (float)sdy;
+    if (j->dgamma) j->dgamma[ch] += (float)sdyx;
+    if (!j->dx || m <= 0.0) return;
+    a = (j->gamma ? j->gamma[ch] : 1.0f) * is;
+    k1 = (float)(sdy / m);
+    k2 = (float)(sdyx / m);
+    for (i = 0; i < n; i++) {
+        size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
+        for (p = 0; p < hw; p++) {
+            float xhat = (x[base + (size_t)p] - mu) * is;
+            float g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope) : dy[base + (size_t)p];
+            j->dx[base + (size_t)p] += a * (g - k1 - xhat * k2);
+        }
+    }
+}
+
 /* The backward of act(nnc_batchnorm_train(x)) in one pass per channel: as
  * nnc_batchnorm_backward below with dy replaced by the activation's backward,
  * act'(y) dy, recomputed per element from the activation's output y (never
- * stored). y NULL with NNC_ACT_NONE: batchnorm alone. */
-static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(int n, const float *x, int c, long hw, const float *gamma,
-                                                        const float *mean, const float *invstd, const float *y,
-                                                        const float *dy, int act, float slope, float *dx,
-                                                        float *dgamma, float *dbeta)
+ * stored). y NULL with NNC_ACT_NONE: batchnorm alone. A task per channel over
+ * ctx's threads (NULL: the caller's alone); a channel's sums are the same
+ * whichever thread runs it. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(const nnc_ctx *ctx, int n, const float *x, int c, long hw,
+                                                        const float *gamma, const float *mean, const float *invstd,
+                                                        const float *y, const float *dy, int act, float slope,
+                                                        float *dx, float *dgamma, float *dbeta)
 {
-    int i, ch;
-    long p;
-    double m = (double)n * (double)hw;
-    for (ch = 0; ch < c; ch++) {
-        double sdy = 0.0, sdyx = 0.0;
-        float mu = mean[ch], is = invstd[ch], a, k1, k2;
-        for (i = 0; i < n; i++) {
-            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            for (p = 0; p < hw; p++) {
-                double g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope)
-                             : dy[base + (size_t)p];
-                sdy += g;
-                sdyx += g * ((double)x[base + (size_t)p] - mu) * is;
-            }
-        }
-        if (dbeta) dbeta[ch] += (float)sdy;
-        if (dgamma) dgamma[ch] += (float)sdyx;
-        if (!dx || m <= 0.0) continue;
-        a = (gamma ? gamma[ch] : 1.0f) * is;
-        k1 = (float)(sdy / m);
-        k2 = (float)(sdyx / m);
-        for (i = 0; i < n; i++) {
-            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            for (p = 0; p < hw; p++) {
-                float xhat = (x[base + (size_t)p] - mu) * is;
-                float g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope)
-                            : dy[base + (size_t)p];
-                dx[base + (size_t)p] += a * (g - k1 - xhat * k2);
-            }
-        }
-    }
+    nnc_bn_bwd_job j;
+    j.x = x, j.gamma = gamma, j.mean = mean, j.invstd = invstd, j.y = y, j.dy = dy, j.dx = dx, j.dgamma = dgamma;
+    j.dbeta = dbeta, j.n = n, j.c = c, j.act = act, j.hw = hw, j.slope = slope;
+    nnc_parallel_work(ctx, 3.0 * n * (double)c * (double)hw, c, nnc_bn_bwd_channel, &j);
 }
 
 /* The backward of nnc_batchnorm_train (batch statistics depend on x), per
@@ -120,7 +136,8 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
                                                     const float *mean, const float *invstd, const float *dy,
                                                     float *dx, float *dgamma, float *dbeta)
 {
-    nnc_batchnorm_act_backward(n, x, c, hw, gamma, mean, invstd, NULL, dy, NNC_ACT_NONE, 0.0f, dx, dgamma, dbeta);
+    nnc_batchnorm_act_backward(NULL, n, x, c, hw, gamma, mean, invstd, NULL, dy, NNC_ACT_NONE, 0.0f, dx, dgamma,
+                               dbeta);
 }
 
 /* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
@@ -172,18 +189,42 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_stats(const nnc_ctx *ctx, int n, const f
     }
 }
 
-static NNC_MAYBE_UNUSED void nnc_batchnorm_act_train(int n, const float *x, int c, long hw, const double *stats,
-                                                     const float *gamma, const float *beta, float eps,
-                                                     float momentum, float *running_mean, float *running_var,
-                                                     float *y, float *save_mean, float *save_invstd, int act,
-                                                     float slope)
+/* The normalization pass of nnc_batchnorm_act_train, a task per channel. */
+typedef struct {
+    const float *x, *gamma, *beta, *mean, *invstd;
+    float *y;
+    int n, c, act;
+    long hw;
+    float slope;
+} nnc_bn_act_job;
+
+static NNC_MAYBE_UNUSED void nnc_bn_act_channel(void *arg, int ch)
 {
-    int i, ch;
+    const nnc_bn_act_job *j = (const nnc_bn_act_job *)arg;
+    float scale = (j->gamma ? j->gamma[ch] : 1.0f) * j->invstd[ch];
+    float shift = (j->beta ? j->beta[ch] : 0.0f) - j->mean[ch] * scale;
+    int i;
+    for (i = 0; i < j->n; i++) {
+        size_t base = ((size_t)i * (size_t)j->c + (size_t)ch) * (size_t)j->hw;
+        long p;
+        for (p = 0; p < j->hw; p++) j->y[base + (size_t)p] = j->x[base + (size_t)p] * scale + shift;
+        nnc_epilogue(j->y + base, (size_t)j->hw, NULL, j->act, j->slope);
+    }
+}
+
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_train(const nnc_ctx *ctx, int n, const float *x, int c, long hw,
+                                                     const double *stats, const float *gamma, const float *beta,
+                                                     float eps, float momentum, float *running_mean,
+                                                     float *running_var, float *y, float *save_mean,
+                                                     float *save_invstd, int act, float slope)
+{
+    nnc_bn_act_job j;
+    int ch;
     double m = (double)n * (double)hw;
     for (ch = 0; ch < c; ch++) {
         double mean = m > 0.0 ? stats[2 * ch] / m : 0.0;
         double var = m > 0.0 ? stats[2 * ch + 1] / m - mean * mean : 0.0;
-        float invstd, scale, shift;
+        float invstd;
         if (var < 0.0) var = 0.0;  /* rounding of sumsq/m - mean^2 */
         invstd = (float)(1.0 / sqrt(var + (double)eps));
         save_mean[ch] = (float)mean;
@@ -191,15 +232,11 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_act_train(int n, const float *x, int 
         if (running_mean) running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean;
         if (running_var)
             running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(m > 1.0 ? var * m / (m - 1.0) : var);
-        scale = (gamma ? gamma[ch] : 1.0f) * invstd;
-        shift = (beta ? beta[ch] : 0.0f) - (float)mean * scale;
-        for (i = 0; i < n; i++) {
-            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            long p;
-            for (p = 0; p < hw; p++) y[base + (size_t)p] = x[base + (size_t)p] * scale + shift;
-            nnc_epilogue(y + base, (size_t)hw, NULL, act, slope);
-        }
     }
+    /* y = act(x * scale + shift), scale and shift from the saved statistics, over the threads by channel */
+    j.x = x, j.gamma = gamma, j.beta = beta, j.mean = save_mean, j.invstd = save_invstd, j.y = y, j.n = n, j.c = c;
+    j.act = act, j.hw = hw, j.slope = slope;
+    nnc_parallel_work(ctx, 2.0 * n * (double)c * (double)hw, c, nnc_bn_act_channel, &j);
 }
 
 

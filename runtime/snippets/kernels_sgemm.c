@@ -290,6 +290,50 @@ static NNC_MAYBE_UNUSED void nnc_col2im_mt(const nnc_ctx *ctx, int m, const floa
     nnc_parallel_work(ctx, (double)m * k * kh * kw * (double)h * w, m * k, nnc_col2im_mt_task, &j);
 }
 
+/* A block of m samples side by side (channel o's row at blk + o*ld, sample
+ * s's part of it at + s*ohw) and the samples themselves (channel o of sample
+ * s at img + s*is + o*ohw): a task per channel copies one way or the other. */
+typedef struct {
+    const float *cblk, *cimg, *bias;
+    float *blk, *img;
+    size_t ld, is, ohw;
+    int m;
+} nnc_blk_job;
+
+/* The block from the samples (a training step's output gradients, nnc_conv2d_backward). */
+static NNC_MAYBE_UNUSED void nnc_blk_gather_task(void *arg, int o)
+{
+    const nnc_blk_job *j = (const nnc_blk_job *)arg;
+    int s;
+    for (s = 0; s < j->m; s++)
+        memcpy(j->blk + (size_t)o * j->ld + (size_t)s * j->ohw, j->cimg + (size_t)s * j->is + (size_t)o * j->ohw,
+               j->ohw * sizeof(float));
+}
+
+/* The samples from the block, plus bias[o] (or 0). */
+static NNC_MAYBE_UNUSED void nnc_blk_scatter_task(void *arg, int o)
+{
+    const nnc_blk_job *j = (const nnc_blk_job *)arg;
+    float b = j->bias ? j->bias[o] : 0.0f;
+    size_t p;
+    int s;
+    for (s = 0; s < j->m; s++) {
+        const float *src = j->cblk + (size_t)o * j->ld + (size_t)s * j->ohw;
+        float *dst = j->img + (size_t)s * j->is + (size_t)o * j->ohw;
+        for (p = 0; p < j->ohw; p++) dst[p] = src[p] + b;
+    }
+}
+
+/* Channels [0, k) between a block and its m samples over ctx's threads: to
+ * the block (gather) or, with the bias added, to the samples. */
+static NNC_MAYBE_UNUSED void nnc_blk_copy(const nnc_ctx *ctx, int gather, int m, int k, float *blk, size_t ld,
+                                          float *img, size_t is, size_t ohw, const float *bias)
+{
+    nnc_blk_job j;
+    j.cblk = blk, j.cimg = img, j.bias = bias, j.blk = blk, j.img = img, j.ld = ld, j.is = is, j.ohw = ohw, j.m = m;
+    nnc_parallel_work(ctx, (double)m * k * (double)ohw, k, gather ? nnc_blk_gather_task : nnc_blk_scatter_task, &j);
+}
+
 /* A depthwise-style convolution (one input channel per group) split over the
  * threads, a task per sample and output channel. */
 typedef struct {
@@ -350,7 +394,7 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_mt(const nnc_ctx *ctx, int n, const floa
                                            float slope, int act_k, const float *pscale, const float *pshift,
                                            int pact, float pslope)
 {
-    int cg = c / groups, kg = k / groups, kdim = cg * kh * kw, ohw = oh * ow, i, g, s, o;
+    int cg = c / groups, kg = k / groups, kdim = cg * kh * kw, ohw = oh * ow, i, g, s;
     size_t hw = (size_t)h * (size_t)w;
     int direct = kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
     int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, pscale != NULL);
@@ -377,7 +421,7 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_mt(const nnc_ctx *ctx, int n, const floa
     }
     for (i = 0; i < n; i += nb) {
         int m = n - i < nb ? n - i : nb;
-        size_t ld = (size_t)m * (size_t)ohw, p;
+        size_t ld = (size_t)m * (size_t)ohw;
         for (g = 0; g < groups && !(cg == 1 && !direct); g++) {
             const float *wg = wt + (size_t)g * (size_t)kg * (size_t)kdim, *cols = scratch;
             const float *xg = x + (size_t)i * xs + (size_t)g * (size_t)cg * hw;
@@ -390,13 +434,8 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_mt(const nnc_ctx *ctx, int n, const floa
             } else {  /* the block's output after its columns, then each sample's rows out with the bias */
                 float *out = scratch + (size_t)kdim * ld;
                 nnc_sgemm_ctx(ctx, 0, 0, kg, (int)ld, kdim, 1.0f, wg, kdim, cols, (int)ld, 0.0f, out, (int)ld);
-                for (s = 0; s < m; s++)
-                    for (o = 0; o < kg; o++) {
-                        const float *src = out + (size_t)o * ld + (size_t)s * (size_t)ohw;
-                        float b = bias ? bias[g * kg + o] : 0.0f;
-                        float *dst = y + (size_t)(i + s) * ys + (size_t)(g * kg + o) * (size_t)ohw;
-                        for (p = 0; p < (size_t)ohw; p++) dst[p] = src[p] + b;
-                    }
+                nnc_blk_copy(ctx, 0, m, kg, out, ld, y + (size_t)i * ys + (size_t)g * (size_t)kg * (size_t)ohw, ys,
+                             (size_t)ohw, bias ? bias + (size_t)g * (size_t)kg : NULL);
             }
         }
         if (residual || act != NNC_ACT_NONE)

@@ -66,12 +66,15 @@ void h_linear_backward(int n, const float *x, int in, const float *w, const floa
 void h_pool_backward(int avg, const int *a, const float *x, const float *dy, float *dx);
 void h_pool_backward(int avg, const int *a, const float *x, const float *dy, float *dx)
 {
+    nnc_ctx ctx;
+    nnc_ctx_init(&ctx, 2);
     if (avg)
         nnc_avgpool2d_backward(a[0], dy, a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[14],
                                dx);
     else
-        nnc_maxpool2d_backward(a[0], x, a[1], a[2], a[3], dy, a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
-                               a[12], a[13], dx);
+        nnc_maxpool2d_backward(&ctx, a[0], x, a[1], a[2], a[3], dy, a[4], a[5], a[6], a[7], a[8], a[9], a[10],
+                               a[11], a[12], a[13], dx);
+    nnc_ctx_stop(&ctx);
 }
 
 void h_bn(int n, const float *x, int c, long hw, const float *gamma, const float *beta, float eps, float momentum,

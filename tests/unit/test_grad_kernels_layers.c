@@ -403,7 +403,7 @@ static void run_pool_backward(Rng *r, const PoolCase *t, int avg, int cip)
         nnc_avgpool2d_backward(t->n, dy.f, t->c, t->h, t->w, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, cip,
                                dx.g);
     else
-        nnc_maxpool2d_backward(t->n, x.f, t->c, t->h, t->w, dy.f, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
+        nnc_maxpool2d_backward(NULL, t->n, x.f, t->c, t->h, t->w, dy.f, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
                                t->dh, t->dw, dx.g);
     snprintf(what, sizeof what, "%s %dx%d k%d,%d s%d,%d p%d,%d d%d,%d ceil%d cip%d",
              avg ? "avgpool2d_backward" : "maxpool2d_backward", t->h, t->w, t->kh, t->kw, t->sh, t->sw, t->ph,
@@ -433,7 +433,7 @@ static void run_maxpool_ties(Rng *r, const PoolCase *t)
                 ref_max_window(&cx, pl, oy, ox, &arg);
                 want[(size_t)pl * t->h * t->w + (size_t)arg] += dy.d[(pl * oh + oy) * ow + ox];
             }
-    nnc_maxpool2d_backward(t->n, x.f, t->c, t->h, t->w, dy.f, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
+    nnc_maxpool2d_backward(NULL, t->n, x.f, t->c, t->h, t->w, dy.f, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
                            t->dh, t->dw, dx.g);
     check_grad(dx.g, dx.before, want, xsz, "maxpool2d_backward with ties");
     free(want);
@@ -463,13 +463,13 @@ static void test_maxpool2d_backward_first_max(void **state)
     for (int i = 0; i < 16; i++) x[i] = 2.0f;
     for (int i = 0; i < 9; i++) dy[i] = (float)(i + 1);
     memset(dx, 0, sizeof dx);
-    nnc_maxpool2d_backward(1, x, 1, 4, 4, dy, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, dx);
+    nnc_maxpool2d_backward(NULL, 1, x, 1, 4, 4, dy, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, dx);
     for (int iy = 0; iy < 4; iy++)
         for (int ix = 0; ix < 4; ix++)
             assert_true(dx[iy * 4 + ix] == (iy < 3 && ix < 3 ? dy[iy * 3 + ix] : 0.0f));
     /* pad 1, 3x3, stride 2 on 4x4: outputs 2x2 with windows starting at -1 and 1. */
     memset(dx, 0, sizeof dx);
-    nnc_maxpool2d_backward(1, x, 1, 4, 4, dy, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, dx);
+    nnc_maxpool2d_backward(NULL, 1, x, 1, 4, 4, dy, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, dx);
     assert_true(dx[0 * 4 + 0] == dy[0]);  /* window rows -1..1, cols -1..1: first inside (0,0) */
     assert_true(dx[0 * 4 + 1] == dy[1]);  /* cols 1..3 */
     assert_true(dx[1 * 4 + 0] == dy[2]);  /* rows 1..3 */
@@ -477,11 +477,11 @@ static void test_maxpool2d_backward_first_max(void **state)
     /* a later, larger value takes the gradient; an equal one does not */
     x[5] = 3.0f, x[6] = 3.0f;
     memset(dx, 0, sizeof dx);
-    nnc_maxpool2d_backward(1, x, 1, 4, 4, dy, 1, 1, 4, 4, 1, 1, 0, 0, 1, 1, dx);
+    nnc_maxpool2d_backward(NULL, 1, x, 1, 4, 4, dy, 1, 1, 4, 4, 1, 1, 0, 0, 1, 1, dx);
     assert_true(dx[5] == dy[0] && dx[6] == 0.0f && dx[0] == 0.0f);
     for (int i = 0; i < 16; i++) x[i] = -INFINITY;
     memset(dx, 0, sizeof dx);
-    nnc_maxpool2d_backward(1, x, 1, 4, 4, dy, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, dx);
+    nnc_maxpool2d_backward(NULL, 1, x, 1, 4, 4, dy, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, dx);
     assert_true(dx[0] == dy[0] && dx[1] == dy[1] && dx[4] == dy[2] && dx[5] == dy[3]);
 }
 

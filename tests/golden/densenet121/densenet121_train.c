@@ -39,10 +39,10 @@
 /* @kernel grad_bias */
 /* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
 /* @kernel linear_backward needs: sgemm_mt grad_bias */
-/* @kernel maxpool2d_backward */
+/* @kernel maxpool2d_backward needs: ctx */
 /* @kernel avgpool2d_backward */
 /* @kernel global_avgpool_backward */
-/* @kernel batchnorm_train */
+/* @kernel batchnorm_train needs: ctx */
 /* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel batchnorm_eval_backward */
 /* @kernel activation_backward */
@@ -740,7 +740,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.norm0 @ models/lib/densenet.net:32:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                   /* the instance's threads and instruction set */
+                                n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
                                 t->stats,                                                  /* the conv's per-channel sums */
                                 t->params + 9408, t->params + 9472, 1e-05f, 0.1f,          /* features.norm0.weight, features.norm0.bias; eps, momentum */
                                 t->params + 9536, t->params + 9600,                        /* features.norm0.running_mean, features.norm0.running_var (updated) */
@@ -797,7 +798,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock1.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 44154880), 128, 3136,                        /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 44154880), 128, 3136,                        /* x: [128, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 18112, t->params + 18240, 1e-05f, 0.1f,            /* features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.bias; eps, momentum */
                                 t->params + 18368, t->params + 18496,                          /* features.denseblock1.denselayer1.norm2.running_mean, features.denseblock1.denselayer1.norm2.running_var (updated) */
@@ -863,7 +865,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock1.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 47366144), 128, 3136,                        /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 47366144), 128, 3136,                        /* x: [128, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 68160, t->params + 68288, 1e-05f, 0.1f,            /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.bias; eps, momentum */
                                 t->params + 68416, t->params + 68544,                          /* features.denseblock1.denselayer2.norm2.running_mean, features.denseblock1.denselayer2.norm2.running_var (updated) */
@@ -929,7 +932,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock1.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 55394304), 128, 3136,                          /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 55394304), 128, 3136,                          /* x: [128, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 122432, t->params + 122560, 1e-05f, 0.1f,            /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.bias; eps, momentum */
                                 t->params + 122688, t->params + 122816,                          /* features.denseblock1.denselayer3.norm2.running_mean, features.denseblock1.denselayer3.norm2.running_var (updated) */
@@ -995,7 +999,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock1.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 58605568), 128, 3136,                          /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 58605568), 128, 3136,                          /* x: [128, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 180928, t->params + 181056, 1e-05f, 0.1f,            /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.bias; eps, momentum */
                                 t->params + 181184, t->params + 181312,                          /* features.denseblock1.denselayer4.norm2.running_mean, features.denseblock1.denselayer4.norm2.running_var (updated) */
@@ -1061,7 +1066,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock1.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 61816832), 128, 3136,                          /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 61816832), 128, 3136,                          /* x: [128, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 243648, t->params + 243776, 1e-05f, 0.1f,            /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.bias; eps, momentum */
                                 t->params + 243904, t->params + 244032,                          /* features.denseblock1.denselayer5.norm2.running_mean, features.denseblock1.denselayer5.norm2.running_var (updated) */
@@ -1127,7 +1133,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock1.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 65028096), 128, 3136,                          /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 65028096), 128, 3136,                          /* x: [128, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 310592, t->params + 310720, 1e-05f, 0.1f,            /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.bias; eps, momentum */
                                 t->params + 310848, t->params + 310976,                          /* features.denseblock1.denselayer6.norm2.running_mean, features.denseblock1.denselayer6.norm2.running_var (updated) */
@@ -1224,7 +1231,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 142901248), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 142901248), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 398656, t->params + 398784, 1e-05f, 0.1f,             /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.bias; eps, momentum */
                                 t->params + 398912, t->params + 399040,                           /* features.denseblock2.denselayer1.norm2.running_mean, features.denseblock2.denselayer1.norm2.running_var (updated) */
@@ -1290,7 +1298,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 143704064), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 143704064), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 457152, t->params + 457280, 1e-05f, 0.1f,             /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.bias; eps, momentum */
                                 t->params + 457408, t->params + 457536,                           /* features.denseblock2.denselayer2.norm2.running_mean, features.denseblock2.denselayer2.norm2.running_var (updated) */
@@ -1356,7 +1365,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 144506880), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 144506880), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 519872, t->params + 520000, 1e-05f, 0.1f,             /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.bias; eps, momentum */
                                 t->params + 520128, t->params + 520256,                           /* features.denseblock2.denselayer3.norm2.running_mean, features.denseblock2.denselayer3.norm2.running_var (updated) */
@@ -1422,7 +1432,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 145309696), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 145309696), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 586816, t->params + 586944, 1e-05f, 0.1f,             /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.bias; eps, momentum */
                                 t->params + 587072, t->params + 587200,                           /* features.denseblock2.denselayer4.norm2.running_mean, features.denseblock2.denselayer4.norm2.running_var (updated) */
@@ -1488,7 +1499,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 146112512), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 146112512), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 657984, t->params + 658112, 1e-05f, 0.1f,             /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.bias; eps, momentum */
                                 t->params + 658240, t->params + 658368,                           /* features.denseblock2.denselayer5.norm2.running_mean, features.denseblock2.denselayer5.norm2.running_var (updated) */
@@ -1554,7 +1566,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 146915328), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 146915328), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 733376, t->params + 733504, 1e-05f, 0.1f,             /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.bias; eps, momentum */
                                 t->params + 733632, t->params + 733760,                           /* features.denseblock2.denselayer6.norm2.running_mean, features.denseblock2.denselayer6.norm2.running_var (updated) */
@@ -1620,7 +1633,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 147718144), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 147718144), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 812992, t->params + 813120, 1e-05f, 0.1f,             /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.bias; eps, momentum */
                                 t->params + 813248, t->params + 813376,                           /* features.denseblock2.denselayer7.norm2.running_mean, features.denseblock2.denselayer7.norm2.running_var (updated) */
@@ -1686,7 +1700,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 148520960), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 148520960), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 896832, t->params + 896960, 1e-05f, 0.1f,             /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.bias; eps, momentum */
                                 t->params + 897088, t->params + 897216,                           /* features.denseblock2.denselayer8.norm2.running_mean, features.denseblock2.denselayer8.norm2.running_var (updated) */
@@ -1752,7 +1767,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 149323776), 128, 784,                             /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 149323776), 128, 784,                             /* x: [128, 28, 28] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 984896, t->params + 985024, 1e-05f, 0.1f,               /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.bias; eps, momentum */
                                 t->params + 985152, t->params + 985280,                             /* features.denseblock2.denselayer9.norm2.running_mean, features.denseblock2.denselayer9.norm2.running_var (updated) */
@@ -1818,7 +1834,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 150126592), 128, 784,                             /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 150126592), 128, 784,                             /* x: [128, 28, 28] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1077184, t->params + 1077312, 1e-05f, 0.1f,             /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.bias; eps, momentum */
                                 t->params + 1077440, t->params + 1077568,                           /* features.denseblock2.denselayer10.norm2.running_mean, features.denseblock2.denselayer10.norm2.running_var (updated) */
@@ -1884,7 +1901,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 150929408), 128, 784,                             /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 150929408), 128, 784,                             /* x: [128, 28, 28] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1173696, t->params + 1173824, 1e-05f, 0.1f,             /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.bias; eps, momentum */
                                 t->params + 1173952, t->params + 1174080,                           /* features.denseblock2.denselayer11.norm2.running_mean, features.denseblock2.denselayer11.norm2.running_var (updated) */
@@ -1950,7 +1968,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock2.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 151732224), 128, 784,                             /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 151732224), 128, 784,                             /* x: [128, 28, 28] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1274432, t->params + 1274560, 1e-05f, 0.1f,             /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.bias; eps, momentum */
                                 t->params + 1274688, t->params + 1274816,                           /* features.denseblock2.denselayer12.norm2.running_mean, features.denseblock2.denselayer12.norm2.running_var (updated) */
@@ -2047,7 +2066,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 168447104), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 168447104), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1478720, t->params + 1478848, 1e-05f, 0.1f,             /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.bias; eps, momentum */
                                 t->params + 1478976, t->params + 1479104,                           /* features.denseblock3.denselayer1.norm2.running_mean, features.denseblock3.denselayer1.norm2.running_var (updated) */
@@ -2113,7 +2133,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 168647808), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 168647808), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1554112, t->params + 1554240, 1e-05f, 0.1f,             /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.bias; eps, momentum */
                                 t->params + 1554368, t->params + 1554496,                           /* features.denseblock3.denselayer2.norm2.running_mean, features.denseblock3.denselayer2.norm2.running_var (updated) */
@@ -2179,7 +2200,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 168848512), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 168848512), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1633728, t->params + 1633856, 1e-05f, 0.1f,             /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.bias; eps, momentum */
                                 t->params + 1633984, t->params + 1634112,                           /* features.denseblock3.denselayer3.norm2.running_mean, features.denseblock3.denselayer3.norm2.running_var (updated) */
@@ -2245,7 +2267,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169049216), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169049216), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1717568, t->params + 1717696, 1e-05f, 0.1f,             /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.bias; eps, momentum */
                                 t->params + 1717824, t->params + 1717952,                           /* features.denseblock3.denselayer4.norm2.running_mean, features.denseblock3.denselayer4.norm2.running_var (updated) */
@@ -2311,7 +2334,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169249920), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169249920), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1805632, t->params + 1805760, 1e-05f, 0.1f,             /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.bias; eps, momentum */
                                 t->params + 1805888, t->params + 1806016,                           /* features.denseblock3.denselayer5.norm2.running_mean, features.denseblock3.denselayer5.norm2.running_var (updated) */
@@ -2377,7 +2401,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169450624), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169450624), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1897920, t->params + 1898048, 1e-05f, 0.1f,             /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.bias; eps, momentum */
                                 t->params + 1898176, t->params + 1898304,                           /* features.denseblock3.denselayer6.norm2.running_mean, features.denseblock3.denselayer6.norm2.running_var (updated) */
@@ -2443,7 +2468,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169651328), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169651328), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1994432, t->params + 1994560, 1e-05f, 0.1f,             /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.bias; eps, momentum */
                                 t->params + 1994688, t->params + 1994816,                           /* features.denseblock3.denselayer7.norm2.running_mean, features.denseblock3.denselayer7.norm2.running_var (updated) */
@@ -2509,7 +2535,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169852032), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169852032), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2095168, t->params + 2095296, 1e-05f, 0.1f,             /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.bias; eps, momentum */
                                 t->params + 2095424, t->params + 2095552,                           /* features.denseblock3.denselayer8.norm2.running_mean, features.denseblock3.denselayer8.norm2.running_var (updated) */
@@ -2575,7 +2602,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170052736), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170052736), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2200128, t->params + 2200256, 1e-05f, 0.1f,             /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.bias; eps, momentum */
                                 t->params + 2200384, t->params + 2200512,                           /* features.denseblock3.denselayer9.norm2.running_mean, features.denseblock3.denselayer9.norm2.running_var (updated) */
@@ -2641,7 +2669,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170253440), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170253440), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2309312, t->params + 2309440, 1e-05f, 0.1f,             /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.bias; eps, momentum */
                                 t->params + 2309568, t->params + 2309696,                           /* features.denseblock3.denselayer10.norm2.running_mean, features.denseblock3.denselayer10.norm2.running_var (updated) */
@@ -2707,7 +2736,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170454144), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170454144), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2422720, t->params + 2422848, 1e-05f, 0.1f,             /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.bias; eps, momentum */
                                 t->params + 2422976, t->params + 2423104,                           /* features.denseblock3.denselayer11.norm2.running_mean, features.denseblock3.denselayer11.norm2.running_var (updated) */
@@ -2773,7 +2803,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170654848), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170654848), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2540352, t->params + 2540480, 1e-05f, 0.1f,             /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.bias; eps, momentum */
                                 t->params + 2540608, t->params + 2540736,                           /* features.denseblock3.denselayer12.norm2.running_mean, features.denseblock3.denselayer12.norm2.running_var (updated) */
@@ -2839,7 +2870,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170855552), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170855552), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2662208, t->params + 2662336, 1e-05f, 0.1f,             /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.bias; eps, momentum */
                                 t->params + 2662464, t->params + 2662592,                           /* features.denseblock3.denselayer13.norm2.running_mean, features.denseblock3.denselayer13.norm2.running_var (updated) */
@@ -2905,7 +2937,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171056256), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171056256), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2788288, t->params + 2788416, 1e-05f, 0.1f,             /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.bias; eps, momentum */
                                 t->params + 2788544, t->params + 2788672,                           /* features.denseblock3.denselayer14.norm2.running_mean, features.denseblock3.denselayer14.norm2.running_var (updated) */
@@ -2971,7 +3004,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171256960), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171256960), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2918592, t->params + 2918720, 1e-05f, 0.1f,             /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.bias; eps, momentum */
                                 t->params + 2918848, t->params + 2918976,                           /* features.denseblock3.denselayer15.norm2.running_mean, features.denseblock3.denselayer15.norm2.running_var (updated) */
@@ -3037,7 +3071,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171457664), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171457664), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3053120, t->params + 3053248, 1e-05f, 0.1f,             /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.bias; eps, momentum */
                                 t->params + 3053376, t->params + 3053504,                           /* features.denseblock3.denselayer16.norm2.running_mean, features.denseblock3.denselayer16.norm2.running_var (updated) */
@@ -3103,7 +3138,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer17.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171658368), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171658368), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3191872, t->params + 3192000, 1e-05f, 0.1f,             /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.bias; eps, momentum */
                                 t->params + 3192128, t->params + 3192256,                           /* features.denseblock3.denselayer17.norm2.running_mean, features.denseblock3.denselayer17.norm2.running_var (updated) */
@@ -3169,7 +3205,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer18.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171859072), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171859072), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3334848, t->params + 3334976, 1e-05f, 0.1f,             /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.bias; eps, momentum */
                                 t->params + 3335104, t->params + 3335232,                           /* features.denseblock3.denselayer18.norm2.running_mean, features.denseblock3.denselayer18.norm2.running_var (updated) */
@@ -3235,7 +3272,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer19.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172059776), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172059776), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3482048, t->params + 3482176, 1e-05f, 0.1f,             /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.bias; eps, momentum */
                                 t->params + 3482304, t->params + 3482432,                           /* features.denseblock3.denselayer19.norm2.running_mean, features.denseblock3.denselayer19.norm2.running_var (updated) */
@@ -3301,7 +3339,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer20.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172260480), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172260480), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3633472, t->params + 3633600, 1e-05f, 0.1f,             /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.bias; eps, momentum */
                                 t->params + 3633728, t->params + 3633856,                           /* features.denseblock3.denselayer20.norm2.running_mean, features.denseblock3.denselayer20.norm2.running_var (updated) */
@@ -3367,7 +3406,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer21.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172461184), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172461184), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3789120, t->params + 3789248, 1e-05f, 0.1f,             /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.bias; eps, momentum */
                                 t->params + 3789376, t->params + 3789504,                           /* features.denseblock3.denselayer21.norm2.running_mean, features.denseblock3.denselayer21.norm2.running_var (updated) */
@@ -3433,7 +3473,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer22.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172661888), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172661888), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3948992, t->params + 3949120, 1e-05f, 0.1f,             /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.bias; eps, momentum */
                                 t->params + 3949248, t->params + 3949376,                           /* features.denseblock3.denselayer22.norm2.running_mean, features.denseblock3.denselayer22.norm2.running_var (updated) */
@@ -3499,7 +3540,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer23.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172862592), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172862592), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 4113088, t->params + 4113216, 1e-05f, 0.1f,             /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.bias; eps, momentum */
                                 t->params + 4113344, t->params + 4113472,                           /* features.denseblock3.denselayer23.norm2.running_mean, features.denseblock3.denselayer23.norm2.running_var (updated) */
@@ -3565,7 +3607,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock3.denselayer24.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 173063296), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 173063296), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 4281408, t->params + 4281536, 1e-05f, 0.1f,             /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.bias; eps, momentum */
                                 t->params + 4281664, t->params + 4281792,                           /* features.denseblock3.denselayer24.norm2.running_mean, features.denseblock3.denselayer24.norm2.running_var (updated) */
@@ -3662,7 +3705,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174167168), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174167168), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 4914752, t->params + 4914880, 1e-05f, 0.1f,             /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.bias; eps, momentum */
                                 t->params + 4915008, t->params + 4915136,                           /* features.denseblock4.denselayer1.norm2.running_mean, features.denseblock4.denselayer1.norm2.running_var (updated) */
@@ -3728,7 +3772,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174217344), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174217344), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5023936, t->params + 5024064, 1e-05f, 0.1f,             /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.bias; eps, momentum */
                                 t->params + 5024192, t->params + 5024320,                           /* features.denseblock4.denselayer2.norm2.running_mean, features.denseblock4.denselayer2.norm2.running_var (updated) */
@@ -3794,7 +3839,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174267520), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174267520), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5137344, t->params + 5137472, 1e-05f, 0.1f,             /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.bias; eps, momentum */
                                 t->params + 5137600, t->params + 5137728,                           /* features.denseblock4.denselayer3.norm2.running_mean, features.denseblock4.denselayer3.norm2.running_var (updated) */
@@ -3860,7 +3906,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174317696), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174317696), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5254976, t->params + 5255104, 1e-05f, 0.1f,             /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.bias; eps, momentum */
                                 t->params + 5255232, t->params + 5255360,                           /* features.denseblock4.denselayer4.norm2.running_mean, features.denseblock4.denselayer4.norm2.running_var (updated) */
@@ -3926,7 +3973,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174367872), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174367872), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5376832, t->params + 5376960, 1e-05f, 0.1f,             /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.bias; eps, momentum */
                                 t->params + 5377088, t->params + 5377216,                           /* features.denseblock4.denselayer5.norm2.running_mean, features.denseblock4.denselayer5.norm2.running_var (updated) */
@@ -3992,7 +4040,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174418048), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174418048), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5502912, t->params + 5503040, 1e-05f, 0.1f,             /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.bias; eps, momentum */
                                 t->params + 5503168, t->params + 5503296,                           /* features.denseblock4.denselayer6.norm2.running_mean, features.denseblock4.denselayer6.norm2.running_var (updated) */
@@ -4058,7 +4107,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174468224), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174468224), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5633216, t->params + 5633344, 1e-05f, 0.1f,             /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.bias; eps, momentum */
                                 t->params + 5633472, t->params + 5633600,                           /* features.denseblock4.denselayer7.norm2.running_mean, features.denseblock4.denselayer7.norm2.running_var (updated) */
@@ -4124,7 +4174,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174518400), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174518400), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5767744, t->params + 5767872, 1e-05f, 0.1f,             /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.bias; eps, momentum */
                                 t->params + 5768000, t->params + 5768128,                           /* features.denseblock4.denselayer8.norm2.running_mean, features.denseblock4.denselayer8.norm2.running_var (updated) */
@@ -4190,7 +4241,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174568576), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174568576), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5906496, t->params + 5906624, 1e-05f, 0.1f,             /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.bias; eps, momentum */
                                 t->params + 5906752, t->params + 5906880,                           /* features.denseblock4.denselayer9.norm2.running_mean, features.denseblock4.denselayer9.norm2.running_var (updated) */
@@ -4256,7 +4308,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174618752), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174618752), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6049472, t->params + 6049600, 1e-05f, 0.1f,             /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.bias; eps, momentum */
                                 t->params + 6049728, t->params + 6049856,                           /* features.denseblock4.denselayer10.norm2.running_mean, features.denseblock4.denselayer10.norm2.running_var (updated) */
@@ -4322,7 +4375,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174668928), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174668928), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6196672, t->params + 6196800, 1e-05f, 0.1f,             /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.bias; eps, momentum */
                                 t->params + 6196928, t->params + 6197056,                           /* features.denseblock4.denselayer11.norm2.running_mean, features.denseblock4.denselayer11.norm2.running_var (updated) */
@@ -4388,7 +4442,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174719104), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174719104), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6348096, t->params + 6348224, 1e-05f, 0.1f,             /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.bias; eps, momentum */
                                 t->params + 6348352, t->params + 6348480,                           /* features.denseblock4.denselayer12.norm2.running_mean, features.denseblock4.denselayer12.norm2.running_var (updated) */
@@ -4454,7 +4509,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174769280), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174769280), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6503744, t->params + 6503872, 1e-05f, 0.1f,             /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.bias; eps, momentum */
                                 t->params + 6504000, t->params + 6504128,                           /* features.denseblock4.denselayer13.norm2.running_mean, features.denseblock4.denselayer13.norm2.running_var (updated) */
@@ -4520,7 +4576,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174819456), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174819456), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6663616, t->params + 6663744, 1e-05f, 0.1f,             /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.bias; eps, momentum */
                                 t->params + 6663872, t->params + 6664000,                           /* features.denseblock4.denselayer14.norm2.running_mean, features.denseblock4.denselayer14.norm2.running_var (updated) */
@@ -4586,7 +4643,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174869632), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174869632), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6827712, t->params + 6827840, 1e-05f, 0.1f,             /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.bias; eps, momentum */
                                 t->params + 6827968, t->params + 6828096,                           /* features.denseblock4.denselayer15.norm2.running_mean, features.denseblock4.denselayer15.norm2.running_var (updated) */
@@ -4652,7 +4710,8 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
 
     /* batchnorm features.denseblock4.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174919808), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174919808), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6996032, t->params + 6996160, 1e-05f, 0.1f,             /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.bias; eps, momentum */
                                 t->params + 6996288, t->params + 6996416,                           /* features.denseblock4.denselayer16.norm2.running_mean, features.denseblock4.denselayer16.norm2.running_var (updated) */
@@ -4763,7 +4822,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105564032), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174919808), 128, 49, t->params + 6996032, t->bn_save + 81344, t->bn_save + 81472,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174919808), 128, 49, t->params + 6996032, t->bn_save + 81344, t->bn_save + 81472,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174944896), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105564032), t->grads + 6996032, t->grads + 6996160);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4807,7 +4867,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105545216), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174869632), 128, 49, t->params + 6827712, t->bn_save + 79104, t->bn_save + 79232,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174869632), 128, 49, t->params + 6827712, t->bn_save + 79104, t->bn_save + 79232,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174894720), (float *)(ws + 105357056), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105545216), t->grads + 6827712, t->grads + 6827840);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4851,7 +4912,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105538944), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174819456), 128, 49, t->params + 6663616, t->bn_save + 76928, t->bn_save + 77056,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174819456), 128, 49, t->params + 6663616, t->bn_save + 76928, t->bn_save + 77056,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174844544), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105538944), t->grads + 6663616, t->grads + 6663744);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4895,7 +4957,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105520128), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174769280), 128, 49, t->params + 6503744, t->bn_save + 74816, t->bn_save + 74944,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174769280), 128, 49, t->params + 6503744, t->bn_save + 74816, t->bn_save + 74944,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174794368), (float *)(ws + 105344512), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105520128), t->grads + 6503744, t->grads + 6503872);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4939,7 +5002,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105513856), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174719104), 128, 49, t->params + 6348096, t->bn_save + 72768, t->bn_save + 72896,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174719104), 128, 49, t->params + 6348096, t->bn_save + 72768, t->bn_save + 72896,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174744192), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105513856), t->grads + 6348096, t->grads + 6348224);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4983,7 +5047,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105495040), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174668928), 128, 49, t->params + 6196672, t->bn_save + 70784, t->bn_save + 70912,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174668928), 128, 49, t->params + 6196672, t->bn_save + 70784, t->bn_save + 70912,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174694016), (float *)(ws + 105331968), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105495040), t->grads + 6196672, t->grads + 6196800);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5027,7 +5092,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105488768), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174618752), 128, 49, t->params + 6049472, t->bn_save + 68864, t->bn_save + 68992,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174618752), 128, 49, t->params + 6049472, t->bn_save + 68864, t->bn_save + 68992,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174643840), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105488768), t->grads + 6049472, t->grads + 6049600);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5071,7 +5137,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105469952), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174568576), 128, 49, t->params + 5906496, t->bn_save + 67008, t->bn_save + 67136,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174568576), 128, 49, t->params + 5906496, t->bn_save + 67008, t->bn_save + 67136,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174593664), (float *)(ws + 105319424), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105469952), t->grads + 5906496, t->grads + 5906624);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5115,7 +5182,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105463680), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174518400), 128, 49, t->params + 5767744, t->bn_save + 65216, t->bn_save + 65344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174518400), 128, 49, t->params + 5767744, t->bn_save + 65216, t->bn_save + 65344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174543488), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105463680), t->grads + 5767744, t->grads + 5767872);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5159,7 +5227,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105444864), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174468224), 128, 49, t->params + 5633216, t->bn_save + 63488, t->bn_save + 63616,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174468224), 128, 49, t->params + 5633216, t->bn_save + 63488, t->bn_save + 63616,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174493312), (float *)(ws + 105306880), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105444864), t->grads + 5633216, t->grads + 5633344);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5203,7 +5272,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105438592), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174418048), 128, 49, t->params + 5502912, t->bn_save + 61824, t->bn_save + 61952,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174418048), 128, 49, t->params + 5502912, t->bn_save + 61824, t->bn_save + 61952,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174443136), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105438592), t->grads + 5502912, t->grads + 5503040);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5247,7 +5317,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105419776), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174367872), 128, 49, t->params + 5376832, t->bn_save + 60224, t->bn_save + 60352,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174367872), 128, 49, t->params + 5376832, t->bn_save + 60224, t->bn_save + 60352,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174392960), (float *)(ws + 105294336), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105419776), t->grads + 5376832, t->grads + 5376960);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5291,7 +5362,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105413504), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174317696), 128, 49, t->params + 5254976, t->bn_save + 58688, t->bn_save + 58816,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174317696), 128, 49, t->params + 5254976, t->bn_save + 58688, t->bn_save + 58816,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174342784), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105413504), t->grads + 5254976, t->grads + 5255104);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5335,7 +5407,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105394688), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174267520), 128, 49, t->params + 5137344, t->bn_save + 57216, t->bn_save + 57344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174267520), 128, 49, t->params + 5137344, t->bn_save + 57216, t->bn_save + 57344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174292608), (float *)(ws + 105281792), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105394688), t->grads + 5137344, t->grads + 5137472);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5379,7 +5452,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105388416), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174217344), 128, 49, t->params + 5023936, t->bn_save + 55808, t->bn_save + 55936,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174217344), 128, 49, t->params + 5023936, t->bn_save + 55808, t->bn_save + 55936,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174242432), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105388416), t->grads + 5023936, t->grads + 5024064);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5423,7 +5497,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105369600), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174167168), 128, 49, t->params + 4914752, t->bn_save + 54464, t->bn_save + 54592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174167168), 128, 49, t->params + 4914752, t->bn_save + 54464, t->bn_save + 54592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174192256), (float *)(ws + 105269248), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105369600), t->grads + 4914752, t->grads + 4914880);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5493,7 +5568,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer24.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 173063296), 128, 196, t->params + 4281408, t->bn_save + 51136, t->bn_save + 51264,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 173063296), 128, 196, t->params + 4281408, t->bn_save + 51136, t->bn_save + 51264,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 173163648), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 70647808), t->grads + 4281408, t->grads + 4281536);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5537,7 +5613,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer23.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69744640), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172862592), 128, 196, t->params + 4113088, t->bn_save + 48896, t->bn_save + 49024,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172862592), 128, 196, t->params + 4113088, t->bn_save + 48896, t->bn_save + 49024,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172962944), (float *)(ws + 68992000), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69744640), t->grads + 4113088, t->grads + 4113216);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5581,7 +5658,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer22.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69719552), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172661888), 128, 196, t->params + 3948992, t->bn_save + 46720, t->bn_save + 46848,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172661888), 128, 196, t->params + 3948992, t->bn_save + 46720, t->bn_save + 46848,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172762240), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69719552), t->grads + 3948992, t->grads + 3949120);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5625,7 +5703,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer21.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69644288), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172461184), 128, 196, t->params + 3789120, t->bn_save + 44608, t->bn_save + 44736,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172461184), 128, 196, t->params + 3789120, t->bn_save + 44608, t->bn_save + 44736,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172561536), (float *)(ws + 68941824), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69644288), t->grads + 3789120, t->grads + 3789248);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5669,7 +5748,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer20.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69619200), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172260480), 128, 196, t->params + 3633472, t->bn_save + 42560, t->bn_save + 42688,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172260480), 128, 196, t->params + 3633472, t->bn_save + 42560, t->bn_save + 42688,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172360832), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69619200), t->grads + 3633472, t->grads + 3633600);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5713,7 +5793,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer19.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69543936), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172059776), 128, 196, t->params + 3482048, t->bn_save + 40576, t->bn_save + 40704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172059776), 128, 196, t->params + 3482048, t->bn_save + 40576, t->bn_save + 40704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172160128), (float *)(ws + 68891648), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69543936), t->grads + 3482048, t->grads + 3482176);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5757,7 +5838,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer18.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69518848), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171859072), 128, 196, t->params + 3334848, t->bn_save + 38656, t->bn_save + 38784,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171859072), 128, 196, t->params + 3334848, t->bn_save + 38656, t->bn_save + 38784,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171959424), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69518848), t->grads + 3334848, t->grads + 3334976);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5801,7 +5883,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer17.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69443584), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171658368), 128, 196, t->params + 3191872, t->bn_save + 36800, t->bn_save + 36928,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171658368), 128, 196, t->params + 3191872, t->bn_save + 36800, t->bn_save + 36928,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171758720), (float *)(ws + 68841472), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69443584), t->grads + 3191872, t->grads + 3192000);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5845,7 +5928,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69418496), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171457664), 128, 196, t->params + 3053120, t->bn_save + 35008, t->bn_save + 35136,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171457664), 128, 196, t->params + 3053120, t->bn_save + 35008, t->bn_save + 35136,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171558016), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69418496), t->grads + 3053120, t->grads + 3053248);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5889,7 +5973,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69343232), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171256960), 128, 196, t->params + 2918592, t->bn_save + 33280, t->bn_save + 33408,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171256960), 128, 196, t->params + 2918592, t->bn_save + 33280, t->bn_save + 33408,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171357312), (float *)(ws + 68791296), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69343232), t->grads + 2918592, t->grads + 2918720);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5933,7 +6018,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69318144), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171056256), 128, 196, t->params + 2788288, t->bn_save + 31616, t->bn_save + 31744,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171056256), 128, 196, t->params + 2788288, t->bn_save + 31616, t->bn_save + 31744,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171156608), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69318144), t->grads + 2788288, t->grads + 2788416);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5977,7 +6063,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69242880), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170855552), 128, 196, t->params + 2662208, t->bn_save + 30016, t->bn_save + 30144,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170855552), 128, 196, t->params + 2662208, t->bn_save + 30016, t->bn_save + 30144,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170955904), (float *)(ws + 68741120), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69242880), t->grads + 2662208, t->grads + 2662336);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6021,7 +6108,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69217792), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170654848), 128, 196, t->params + 2540352, t->bn_save + 28480, t->bn_save + 28608,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170654848), 128, 196, t->params + 2540352, t->bn_save + 28480, t->bn_save + 28608,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170755200), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69217792), t->grads + 2540352, t->grads + 2540480);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6065,7 +6153,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69142528), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170454144), 128, 196, t->params + 2422720, t->bn_save + 27008, t->bn_save + 27136,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170454144), 128, 196, t->params + 2422720, t->bn_save + 27008, t->bn_save + 27136,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170554496), (float *)(ws + 68690944), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69142528), t->grads + 2422720, t->grads + 2422848);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6109,7 +6198,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69117440), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170253440), 128, 196, t->params + 2309312, t->bn_save + 25600, t->bn_save + 25728,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170253440), 128, 196, t->params + 2309312, t->bn_save + 25600, t->bn_save + 25728,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170353792), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69117440), t->grads + 2309312, t->grads + 2309440);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6153,7 +6243,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69042176), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170052736), 128, 196, t->params + 2200128, t->bn_save + 24256, t->bn_save + 24384,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170052736), 128, 196, t->params + 2200128, t->bn_save + 24256, t->bn_save + 24384,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170153088), (float *)(ws + 68640768), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69042176), t->grads + 2200128, t->grads + 2200256);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6197,7 +6288,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69017088), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169852032), 128, 196, t->params + 2095168, t->bn_save + 22976, t->bn_save + 23104,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169852032), 128, 196, t->params + 2095168, t->bn_save + 22976, t->bn_save + 23104,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169952384), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69017088), t->grads + 2095168, t->grads + 2095296);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6241,7 +6333,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68941824), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169651328), 128, 196, t->params + 1994432, t->bn_save + 21760, t->bn_save + 21888,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169651328), 128, 196, t->params + 1994432, t->bn_save + 21760, t->bn_save + 21888,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169751680), (float *)(ws + 68590592), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68941824), t->grads + 1994432, t->grads + 1994560);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6285,7 +6378,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68916736), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169450624), 128, 196, t->params + 1897920, t->bn_save + 20608, t->bn_save + 20736,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169450624), 128, 196, t->params + 1897920, t->bn_save + 20608, t->bn_save + 20736,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169550976), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68916736), t->grads + 1897920, t->grads + 1898048);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6329,7 +6423,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68841472), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169249920), 128, 196, t->params + 1805632, t->bn_save + 19520, t->bn_save + 19648,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169249920), 128, 196, t->params + 1805632, t->bn_save + 19520, t->bn_save + 19648,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169350272), (float *)(ws + 68540416), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68841472), t->grads + 1805632, t->grads + 1805760);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6373,7 +6468,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68816384), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169049216), 128, 196, t->params + 1717568, t->bn_save + 18496, t->bn_save + 18624,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169049216), 128, 196, t->params + 1717568, t->bn_save + 18496, t->bn_save + 18624,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169149568), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68816384), t->grads + 1717568, t->grads + 1717696);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6417,7 +6513,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68741120), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 168848512), 128, 196, t->params + 1633728, t->bn_save + 17536, t->bn_save + 17664,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 168848512), 128, 196, t->params + 1633728, t->bn_save + 17536, t->bn_save + 17664,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 168948864), (float *)(ws + 68490240), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68741120), t->grads + 1633728, t->grads + 1633856);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6461,7 +6558,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68716032), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 168647808), 128, 196, t->params + 1554112, t->bn_save + 16640, t->bn_save + 16768,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 168647808), 128, 196, t->params + 1554112, t->bn_save + 16640, t->bn_save + 16768,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 168748160), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68716032), t->grads + 1554112, t->grads + 1554240);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6505,7 +6603,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68640768), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 168447104), 128, 196, t->params + 1478720, t->bn_save + 15808, t->bn_save + 15936,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 168447104), 128, 196, t->params + 1478720, t->bn_save + 15808, t->bn_save + 15936,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 168547456), (float *)(ws + 68440064), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68640768), t->grads + 1478720, t->grads + 1478848);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6575,7 +6674,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 151732224), 128, 784, t->params + 1274432, t->bn_save + 14016, t->bn_save + 14144,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 151732224), 128, 784, t->params + 1274432, t->bn_save + 14016, t->bn_save + 14144,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 152133632), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 1274432, t->grads + 1274560);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6619,7 +6719,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18866176), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 150929408), 128, 784, t->params + 1173696, t->bn_save + 12800, t->bn_save + 12928,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 150929408), 128, 784, t->params + 1173696, t->bn_save + 12800, t->bn_save + 12928,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 151330816), (float *)(ws + 17461248), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 18866176), t->grads + 1173696, t->grads + 1173824);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6663,7 +6764,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18765824), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 150126592), 128, 784, t->params + 1077184, t->bn_save + 11648, t->bn_save + 11776,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 150126592), 128, 784, t->params + 1077184, t->bn_save + 11648, t->bn_save + 11776,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 150528000), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 18765824), t->grads + 1077184, t->grads + 1077312);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6707,7 +6809,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18464768), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 149323776), 128, 784, t->params + 984896, t->bn_save + 10560, t->bn_save + 10688,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 149323776), 128, 784, t->params + 984896, t->bn_save + 10560, t->bn_save + 10688,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 149725184), (float *)(ws + 17260544), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 18464768), t->grads + 984896, t->grads + 985024);                                     /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6751,7 +6854,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18364416), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 148520960), 128, 784, t->params + 896832, t->bn_save + 9536, t->bn_save + 9664,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 148520960), 128, 784, t->params + 896832, t->bn_save + 9536, t->bn_save + 9664,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 148922368), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 18364416), t->grads + 896832, t->grads + 896960);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6795,7 +6899,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18063360), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 147718144), 128, 784, t->params + 812992, t->bn_save + 8576, t->bn_save + 8704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 147718144), 128, 784, t->params + 812992, t->bn_save + 8576, t->bn_save + 8704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 148119552), (float *)(ws + 17059840), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 18063360), t->grads + 812992, t->grads + 813120);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6839,7 +6944,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17963008), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 146915328), 128, 784, t->params + 733376, t->bn_save + 7680, t->bn_save + 7808,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 146915328), 128, 784, t->params + 733376, t->bn_save + 7680, t->bn_save + 7808,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 147316736), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17963008), t->grads + 733376, t->grads + 733504);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6883,7 +6989,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17661952), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 146112512), 128, 784, t->params + 657984, t->bn_save + 6848, t->bn_save + 6976,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 146112512), 128, 784, t->params + 657984, t->bn_save + 6848, t->bn_save + 6976,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 146513920), (float *)(ws + 16859136), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17661952), t->grads + 657984, t->grads + 658112);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6927,7 +7034,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17561600), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 145309696), 128, 784, t->params + 586816, t->bn_save + 6080, t->bn_save + 6208,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 145309696), 128, 784, t->params + 586816, t->bn_save + 6080, t->bn_save + 6208,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 145711104), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17561600), t->grads + 586816, t->grads + 586944);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6971,7 +7079,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17260544), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 144506880), 128, 784, t->params + 519872, t->bn_save + 5376, t->bn_save + 5504,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 144506880), 128, 784, t->params + 519872, t->bn_save + 5376, t->bn_save + 5504,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 144908288), (float *)(ws + 16658432), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17260544), t->grads + 519872, t->grads + 520000);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7015,7 +7124,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17160192), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 143704064), 128, 784, t->params + 457152, t->bn_save + 4736, t->bn_save + 4864,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 143704064), 128, 784, t->params + 457152, t->bn_save + 4736, t->bn_save + 4864,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 144105472), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17160192), t->grads + 457152, t->grads + 457280);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7059,7 +7169,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 142901248), 128, 784, t->params + 398656, t->bn_save + 4160, t->bn_save + 4288,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 142901248), 128, 784, t->params + 398656, t->bn_save + 4160, t->bn_save + 4288,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 143302656), (float *)(ws + 16457728), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 16859136), t->grads + 398656, t->grads + 398784);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7129,7 +7240,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 12443648), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 65028096), 128, 3136, t->params + 310592, t->bn_save + 3136, t->bn_save + 3264,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 65028096), 128, 3136, t->params + 310592, t->bn_save + 3136, t->bn_save + 3264,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 66633728), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 12443648), t->grads + 310592, t->grads + 310720);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7173,7 +7285,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 61816832), 128, 3136, t->params + 243648, t->bn_save + 2432, t->bn_save + 2560,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 61816832), 128, 3136, t->params + 243648, t->bn_save + 2432, t->bn_save + 2560,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 63422464), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 243648, t->grads + 243776);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7217,7 +7330,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 10838016), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 58605568), 128, 3136, t->params + 180928, t->bn_save + 1792, t->bn_save + 1920,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 58605568), 128, 3136, t->params + 180928, t->bn_save + 1792, t->bn_save + 1920,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 60211200), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 10838016), t->grads + 180928, t->grads + 181056);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7261,7 +7375,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 55394304), 128, 3136, t->params + 122432, t->bn_save + 1216, t->bn_save + 1344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 55394304), 128, 3136, t->params + 122432, t->bn_save + 1216, t->bn_save + 1344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 56999936), (float *)(ws + 8028160), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 9633792), t->grads + 122432, t->grads + 122560);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7305,7 +7420,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 47366144), 128, 3136, t->params + 68160, t->bn_save + 704, t->bn_save + 832,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 47366144), 128, 3136, t->params + 68160, t->bn_save + 704, t->bn_save + 832,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 48971776), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 8028160), t->grads + 68160, t->grads + 68288);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7349,7 +7465,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 44154880), 128, 3136, t->params + 18112, t->bn_save + 256, t->bn_save + 384,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 44154880), 128, 3136, t->params + 18112, t->bn_save + 256, t->bn_save + 384,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 45760512), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 8028160), t->grads + 18112, t->grads + 18240);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7378,13 +7495,15 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of maxpool2d @ models/lib/densenet.net:32:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 10838016), 56, 56,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 10838016), 56, 56,  /* x, dy */
                            3, 3, 2, 2, 1, 1, 1, 1, (float *)(ws + 6422528));                            /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm features.norm0 @ models/lib/densenet.net:32:14 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 802816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                /* y, dy, through relu */
                                    (float *)(ws + 9633792), t->grads + 9408, t->grads + 9472);                          /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */

@@ -39,10 +39,10 @@
 /* @kernel grad_bias */
 /* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
 /* @kernel linear_backward needs: sgemm_mt grad_bias */
-/* @kernel maxpool2d_backward */
+/* @kernel maxpool2d_backward needs: ctx */
 /* @kernel global_avgpool_backward */
 /* @kernel adaptive_avgpool2d_backward */
-/* @kernel batchnorm_train */
+/* @kernel batchnorm_train needs: ctx */
 /* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel activation_backward */
 /* @kernel concat_backward */
@@ -439,7 +439,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm conv1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                   /* the instance's threads and instruction set */
+                                n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
                                 t->stats,                                                  /* the conv's per-channel sums */
                                 t->params + 9408, t->params + 9472, 0.001f, 0.1f,          /* conv1.bn.weight, conv1.bn.bias; eps, momentum */
                                 t->params + 9536, t->params + 9600,                        /* conv1.bn.running_mean, conv1.bn.running_var (updated) */
@@ -480,7 +481,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm conv2.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 16859136), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 16859136), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 13760, t->params + 13824, 0.001f, 0.1f,            /* conv2.bn.weight, conv2.bn.bias; eps, momentum */
                                 t->params + 13888, t->params + 13952,                          /* conv2.bn.running_mean, conv2.bn.running_var (updated) */
@@ -516,7 +518,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm conv3.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 6422528), 192, 3136,                        /* x: [192, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                      /* the instance's threads and instruction set */
+                                n, (float *)(ws + 6422528), 192, 3136,                        /* x: [192, 56, 56] */
                                 t->stats,                                                     /* the conv's per-channel sums */
                                 t->params + 124608, t->params + 124800, 0.001f, 0.1f,         /* conv3.bn.weight, conv3.bn.bias; eps, momentum */
                                 t->params + 124992, t->params + 125184,                       /* conv3.bn.running_mean, conv3.bn.running_var (updated) */
@@ -557,7 +560,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3a.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 15855616), 64, 784,                          /* x: [64, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 15855616), 64, 784,                          /* x: [64, 28, 28] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 137664, t->params + 137728, 0.001f, 0.1f,          /* inception3a.branch1.bn.weight, inception3a.branch1.bn.bias; eps, momentum */
                                 t->params + 137792, t->params + 137856,                        /* inception3a.branch1.bn.running_mean, inception3a.branch1.bn.running_var (updated) */
@@ -593,7 +597,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 27270656), 96, 784,                          /* x: [96, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 27270656), 96, 784,                          /* x: [96, 28, 28] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 156352, t->params + 156448, 0.001f, 0.1f,          /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.bias; eps, momentum */
                                 t->params + 156544, t->params + 156640,                        /* inception3a.branch2.0.bn.running_mean, inception3a.branch2.0.bn.running_var (updated) */
@@ -629,7 +634,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 21701120), 128, 784,                          /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                        /* the instance's threads and instruction set */
+                                n, (float *)(ws + 21701120), 128, 784,                          /* x: [128, 28, 28] */
                                 t->stats,                                                       /* the conv's per-channel sums */
                                 t->params + 267328, t->params + 267456, 0.001f, 0.1f,           /* inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.bias; eps, momentum */
                                 t->params + 267584, t->params + 267712,                         /* inception3a.branch2.1.bn.running_mean, inception3a.branch2.1.bn.running_var (updated) */
@@ -665,7 +671,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35386624), 16, 784,                            /* x: [16, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35386624), 16, 784,                            /* x: [16, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 270912, t->params + 270928, 0.001f, 0.1f,            /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.bias; eps, momentum */
                                 t->params + 270944, t->params + 270960,                          /* inception3a.branch3.0.bn.running_mean, inception3a.branch3.0.bn.running_var (updated) */
@@ -701,7 +708,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32953088), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32953088), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 275584, t->params + 275616, 0.001f, 0.1f,            /* inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.bias; eps, momentum */
                                 t->params + 275648, t->params + 275680,                          /* inception3a.branch3.1.bn.running_mean, inception3a.branch3.1.bn.running_var (updated) */
@@ -742,7 +750,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33153792), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33153792), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 281856, t->params + 281888, 0.001f, 0.1f,            /* inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.bias; eps, momentum */
                                 t->params + 281920, t->params + 281952,                          /* inception3a.branch4.1.bn.running_mean, inception3a.branch4.1.bn.running_var (updated) */
@@ -784,7 +793,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3b.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 22503936), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 22503936), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 314752, t->params + 314880, 0.001f, 0.1f,            /* inception3b.branch1.bn.weight, inception3b.branch1.bn.bias; eps, momentum */
                                 t->params + 315008, t->params + 315136,                          /* inception3b.branch1.bn.running_mean, inception3b.branch1.bn.running_var (updated) */
@@ -820,7 +830,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 23306752), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 23306752), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 348032, t->params + 348160, 0.001f, 0.1f,            /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.bias; eps, momentum */
                                 t->params + 348288, t->params + 348416,                          /* inception3b.branch2.0.bn.running_mean, inception3b.branch2.0.bn.running_var (updated) */
@@ -856,7 +867,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 19668992), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 19668992), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 569728, t->params + 569920, 0.001f, 0.1f,            /* inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.bias; eps, momentum */
                                 t->params + 570112, t->params + 570304,                          /* inception3b.branch2.1.bn.running_mean, inception3b.branch2.1.bn.running_var (updated) */
@@ -892,7 +904,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33354496), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33354496), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 578688, t->params + 578720, 0.001f, 0.1f,            /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.bias; eps, momentum */
                                 t->params + 578752, t->params + 578784,                          /* inception3b.branch3.0.bn.running_mean, inception3b.branch3.0.bn.running_var (updated) */
@@ -928,7 +941,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 27872768), 96, 784,                            /* x: [96, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 27872768), 96, 784,                            /* x: [96, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 606464, t->params + 606560, 0.001f, 0.1f,            /* inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.bias; eps, momentum */
                                 t->params + 606656, t->params + 606752,                          /* inception3b.branch3.1.bn.running_mean, inception3b.branch3.1.bn.running_var (updated) */
@@ -969,7 +983,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception3b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 29879808), 64, 784,                            /* x: [64, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 29879808), 64, 784,                            /* x: [64, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 623232, t->params + 623296, 0.001f, 0.1f,            /* inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.bias; eps, momentum */
                                 t->params + 623360, t->params + 623424,                          /* inception3b.branch4.1.bn.running_mean, inception3b.branch4.1.bn.running_var (updated) */
@@ -1016,7 +1031,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4a.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 31924480), 192, 196,                           /* x: [192, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 31924480), 192, 196,                           /* x: [192, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 715648, t->params + 715840, 0.001f, 0.1f,            /* inception4a.branch1.bn.weight, inception4a.branch1.bn.bias; eps, momentum */
                                 t->params + 716032, t->params + 716224,                          /* inception4a.branch1.bn.running_mean, inception4a.branch1.bn.running_var (updated) */
@@ -1052,7 +1068,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34809600), 96, 196,                            /* x: [96, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34809600), 96, 196,                            /* x: [96, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 762496, t->params + 762592, 0.001f, 0.1f,            /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.bias; eps, momentum */
                                 t->params + 762688, t->params + 762784,                          /* inception4a.branch2.0.bn.running_mean, inception4a.branch2.0.bn.running_var (updated) */
@@ -1088,7 +1105,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 31435264), 208, 196,                           /* x: [208, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 31435264), 208, 196,                           /* x: [208, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 942592, t->params + 942800, 0.001f, 0.1f,            /* inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.bias; eps, momentum */
                                 t->params + 943008, t->params + 943216,                          /* inception4a.branch2.1.bn.running_mean, inception4a.branch2.1.bn.running_var (updated) */
@@ -1124,7 +1142,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36833024), 16, 196,                            /* x: [16, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36833024), 16, 196,                            /* x: [16, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 951104, t->params + 951120, 0.001f, 0.1f,            /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.bias; eps, momentum */
                                 t->params + 951136, t->params + 951152,                          /* inception4a.branch3.0.bn.running_mean, inception4a.branch3.0.bn.running_var (updated) */
@@ -1160,7 +1179,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36239616), 48, 196,                            /* x: [48, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36239616), 48, 196,                            /* x: [48, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 958080, t->params + 958128, 0.001f, 0.1f,            /* inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.bias; eps, momentum */
                                 t->params + 958176, t->params + 958224,                          /* inception4a.branch3.1.bn.running_mean, inception4a.branch3.1.bn.running_var (updated) */
@@ -1201,7 +1221,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35486976), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35486976), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 988992, t->params + 989056, 0.001f, 0.1f,            /* inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.bias; eps, momentum */
                                 t->params + 989120, t->params + 989184,                          /* inception4a.branch4.1.bn.running_mean, inception4a.branch4.1.bn.running_var (updated) */
@@ -1248,7 +1269,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm aux1.conv.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36876928), 128, 16,                            /* x: [128, 4, 4] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36876928), 128, 16,                            /* x: [128, 4, 4] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 1054784, t->params + 1054912, 0.001f, 0.1f,          /* aux1.conv.bn.weight, aux1.conv.bn.bias; eps, momentum */
                                 t->params + 1055040, t->params + 1055168,                        /* aux1.conv.bn.running_mean, aux1.conv.bn.running_var (updated) */
@@ -1311,7 +1333,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4b.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32225536), 160, 196,                           /* x: [160, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32225536), 160, 196,                           /* x: [160, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4260392, t->params + 4260552, 0.001f, 0.1f,          /* inception4b.branch1.bn.weight, inception4b.branch1.bn.bias; eps, momentum */
                                 t->params + 4260712, t->params + 4260872,                        /* inception4b.branch1.bn.running_mean, inception4b.branch1.bn.running_var (updated) */
@@ -1347,7 +1370,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34458368), 112, 196,                           /* x: [112, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34458368), 112, 196,                           /* x: [112, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4318376, t->params + 4318488, 0.001f, 0.1f,          /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.bias; eps, momentum */
                                 t->params + 4318600, t->params + 4318712,                        /* inception4b.branch2.0.bn.running_mean, inception4b.branch2.0.bn.running_var (updated) */
@@ -1383,7 +1407,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 31084032), 224, 196,                           /* x: [224, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 31084032), 224, 196,                           /* x: [224, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4544616, t->params + 4544840, 0.001f, 0.1f,          /* inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.bias; eps, momentum */
                                 t->params + 4545064, t->params + 4545288,                        /* inception4b.branch2.1.bn.running_mean, inception4b.branch2.1.bn.running_var (updated) */
@@ -1419,7 +1444,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36757760), 24, 196,                            /* x: [24, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36757760), 24, 196,                            /* x: [24, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4557800, t->params + 4557824, 0.001f, 0.1f,          /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.bias; eps, momentum */
                                 t->params + 4557848, t->params + 4557872,                        /* inception4b.branch3.0.bn.running_mean, inception4b.branch3.0.bn.running_var (updated) */
@@ -1455,7 +1481,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35587328), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35587328), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4571720, t->params + 4571784, 0.001f, 0.1f,          /* inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.bias; eps, momentum */
                                 t->params + 4571848, t->params + 4571912,                        /* inception4b.branch3.1.bn.running_mean, inception4b.branch3.1.bn.running_var (updated) */
@@ -1496,7 +1523,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35687680), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35687680), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4604744, t->params + 4604808, 0.001f, 0.1f,          /* inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.bias; eps, momentum */
                                 t->params + 4604872, t->params + 4604936,                        /* inception4b.branch4.1.bn.running_mean, inception4b.branch4.1.bn.running_var (updated) */
@@ -1538,7 +1566,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4c.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33555200), 128, 196,                           /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33555200), 128, 196,                           /* x: [128, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4670536, t->params + 4670664, 0.001f, 0.1f,          /* inception4c.branch1.bn.weight, inception4c.branch1.bn.bias; eps, momentum */
                                 t->params + 4670792, t->params + 4670920,                        /* inception4c.branch1.bn.running_mean, inception4c.branch1.bn.running_var (updated) */
@@ -1574,7 +1603,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4c.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33755904), 128, 196,                           /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33755904), 128, 196,                           /* x: [128, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4736584, t->params + 4736712, 0.001f, 0.1f,          /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.bias; eps, momentum */
                                 t->params + 4736840, t->params + 4736968,                        /* inception4c.branch2.0.bn.running_mean, inception4c.branch2.0.bn.running_var (updated) */
@@ -1610,7 +1640,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4c.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 14049280), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 14049280), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5032008, t->params + 5032264, 0.001f, 0.1f,          /* inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.bias; eps, momentum */
                                 t->params + 5032520, t->params + 5032776,                        /* inception4c.branch2.1.bn.running_mean, inception4c.branch2.1.bn.running_var (updated) */
@@ -1646,7 +1677,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4c.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36795392), 24, 196,                            /* x: [24, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36795392), 24, 196,                            /* x: [24, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5045320, t->params + 5045344, 0.001f, 0.1f,          /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.bias; eps, momentum */
                                 t->params + 5045368, t->params + 5045392,                        /* inception4c.branch3.0.bn.running_mean, inception4c.branch3.0.bn.running_var (updated) */
@@ -1682,7 +1714,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4c.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35788032), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35788032), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5059240, t->params + 5059304, 0.001f, 0.1f,          /* inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.bias; eps, momentum */
                                 t->params + 5059368, t->params + 5059432,                        /* inception4c.branch3.1.bn.running_mean, inception4c.branch3.1.bn.running_var (updated) */
@@ -1723,7 +1756,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4c.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35888384), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35888384), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5092264, t->params + 5092328, 0.001f, 0.1f,          /* inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.bias; eps, momentum */
                                 t->params + 5092392, t->params + 5092456,                        /* inception4c.branch4.1.bn.running_mean, inception4c.branch4.1.bn.running_var (updated) */
@@ -1765,7 +1799,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4d.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34633984), 112, 196,                           /* x: [112, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34633984), 112, 196,                           /* x: [112, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5149864, t->params + 5149976, 0.001f, 0.1f,          /* inception4d.branch1.bn.weight, inception4d.branch1.bn.bias; eps, momentum */
                                 t->params + 5150088, t->params + 5150200,                        /* inception4d.branch1.bn.running_mean, inception4d.branch1.bn.running_var (updated) */
@@ -1801,7 +1836,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4d.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32727296), 144, 196,                           /* x: [144, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32727296), 144, 196,                           /* x: [144, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5224040, t->params + 5224184, 0.001f, 0.1f,          /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.bias; eps, momentum */
                                 t->params + 5224328, t->params + 5224472,                        /* inception4d.branch2.0.bn.running_mean, inception4d.branch2.0.bn.running_var (updated) */
@@ -1837,7 +1873,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4d.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 29227520), 288, 196,                           /* x: [288, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 29227520), 288, 196,                           /* x: [288, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5597864, t->params + 5598152, 0.001f, 0.1f,          /* inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.bias; eps, momentum */
                                 t->params + 5598440, t->params + 5598728,                        /* inception4d.branch2.1.bn.running_mean, inception4d.branch2.1.bn.running_var (updated) */
@@ -1873,7 +1910,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4d.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36481792), 32, 196,                            /* x: [32, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36481792), 32, 196,                            /* x: [32, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5615400, t->params + 5615432, 0.001f, 0.1f,          /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.bias; eps, momentum */
                                 t->params + 5615464, t->params + 5615496,                        /* inception4d.branch3.0.bn.running_mean, inception4d.branch3.0.bn.running_var (updated) */
@@ -1909,7 +1947,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4d.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35988736), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35988736), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5633960, t->params + 5634024, 0.001f, 0.1f,          /* inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.bias; eps, momentum */
                                 t->params + 5634088, t->params + 5634152,                        /* inception4d.branch3.1.bn.running_mean, inception4d.branch3.1.bn.running_var (updated) */
@@ -1950,7 +1989,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4d.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36089088), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36089088), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5666984, t->params + 5667048, 0.001f, 0.1f,          /* inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.bias; eps, momentum */
                                 t->params + 5667112, t->params + 5667176,                        /* inception4d.branch4.1.bn.running_mean, inception4d.branch4.1.bn.running_var (updated) */
@@ -1997,7 +2037,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm aux2.conv.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36901504), 128, 16,                            /* x: [128, 4, 4] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36901504), 128, 16,                            /* x: [128, 4, 4] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5734824, t->params + 5734952, 0.001f, 0.1f,          /* aux2.conv.bn.weight, aux2.conv.bn.bias; eps, momentum */
                                 t->params + 5735080, t->params + 5735208,                        /* aux2.conv.bn.running_mean, aux2.conv.bn.running_var (updated) */
@@ -2060,7 +2101,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4e.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 30481920), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 30481920), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 8993680, t->params + 8993936, 0.001f, 0.1f,          /* inception4e.branch1.bn.weight, inception4e.branch1.bn.bias; eps, momentum */
                                 t->params + 8994192, t->params + 8994448,                        /* inception4e.branch1.bn.running_mean, inception4e.branch1.bn.running_var (updated) */
@@ -2096,7 +2138,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4e.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32476416), 160, 196,                           /* x: [160, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32476416), 160, 196,                           /* x: [160, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 9079184, t->params + 9079344, 0.001f, 0.1f,          /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.bias; eps, momentum */
                                 t->params + 9079504, t->params + 9079664,                        /* inception4e.branch2.0.bn.running_mean, inception4e.branch2.0.bn.running_var (updated) */
@@ -2132,7 +2175,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4e.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 28474880), 320, 196,                           /* x: [320, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 28474880), 320, 196,                           /* x: [320, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 9540624, t->params + 9540944, 0.001f, 0.1f,          /* inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.bias; eps, momentum */
                                 t->params + 9541264, t->params + 9541584,                        /* inception4e.branch2.1.bn.running_mean, inception4e.branch2.1.bn.running_var (updated) */
@@ -2168,7 +2212,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4e.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36531968), 32, 196,                            /* x: [32, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36531968), 32, 196,                            /* x: [32, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 9558800, t->params + 9558832, 0.001f, 0.1f,          /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.bias; eps, momentum */
                                 t->params + 9558864, t->params + 9558896,                        /* inception4e.branch3.0.bn.running_mean, inception4e.branch3.0.bn.running_var (updated) */
@@ -2204,7 +2249,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4e.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33956608), 128, 196,                            /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33956608), 128, 196,                            /* x: [128, 14, 14] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 9595792, t->params + 9595920, 0.001f, 0.1f,           /* inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.bias; eps, momentum */
                                 t->params + 9596048, t->params + 9596176,                         /* inception4e.branch3.1.bn.running_mean, inception4e.branch3.1.bn.running_var (updated) */
@@ -2245,7 +2291,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception4e.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34157312), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34157312), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 9663888, t->params + 9664016, 0.001f, 0.1f,            /* inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.bias; eps, momentum */
                                 t->params + 9664144, t->params + 9664272,                          /* inception4e.branch4.1.bn.running_mean, inception4e.branch4.1.bn.running_var (updated) */
@@ -2292,7 +2339,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5a.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 13999104), 256, 49,                              /* x: [256, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 13999104), 256, 49,                              /* x: [256, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 9877392, t->params + 9877648, 0.001f, 0.1f,            /* inception5a.branch1.bn.weight, inception5a.branch1.bn.bias; eps, momentum */
                                 t->params + 9877904, t->params + 9878160,                          /* inception5a.branch1.bn.running_mean, inception5a.branch1.bn.running_var (updated) */
@@ -2328,7 +2376,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36419072), 160, 49,                              /* x: [160, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36419072), 160, 49,                              /* x: [160, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10011536, t->params + 10011696, 0.001f, 0.1f,          /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.bias; eps, momentum */
                                 t->params + 10011856, t->params + 10012016,                        /* inception5a.branch2.0.bn.running_mean, inception5a.branch2.0.bn.running_var (updated) */
@@ -2364,7 +2413,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35261184), 320, 49,                              /* x: [320, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35261184), 320, 49,                              /* x: [320, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10472976, t->params + 10473296, 0.001f, 0.1f,          /* inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.bias; eps, momentum */
                                 t->params + 10473616, t->params + 10473936,                        /* inception5a.branch2.1.bn.running_mean, inception5a.branch2.1.bn.running_var (updated) */
@@ -2400,7 +2450,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36926080), 32, 49,                               /* x: [32, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36926080), 32, 49,                               /* x: [32, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10500880, t->params + 10500912, 0.001f, 0.1f,          /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.bias; eps, momentum */
                                 t->params + 10500944, t->params + 10500976,                        /* inception5a.branch3.0.bn.running_mean, inception5a.branch3.0.bn.running_var (updated) */
@@ -2436,7 +2487,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34433280), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34433280), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10537872, t->params + 10538000, 0.001f, 0.1f,          /* inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.bias; eps, momentum */
                                 t->params + 10538128, t->params + 10538256,                        /* inception5a.branch3.1.bn.running_mean, inception5a.branch3.1.bn.running_var (updated) */
@@ -2477,7 +2529,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36607232), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36607232), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10644880, t->params + 10645008, 0.001f, 0.1f,          /* inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.bias; eps, momentum */
                                 t->params + 10645136, t->params + 10645264,                        /* inception5a.branch4.1.bn.running_mean, inception5a.branch4.1.bn.running_var (updated) */
@@ -2519,7 +2572,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5b.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34358016), 384, 49,                              /* x: [384, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34358016), 384, 49,                              /* x: [384, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10964880, t->params + 10965264, 0.001f, 0.1f,          /* inception5b.branch1.bn.weight, inception5b.branch1.bn.bias; eps, momentum */
                                 t->params + 10965648, t->params + 10966032,                        /* inception5b.branch1.bn.running_mean, inception5b.branch1.bn.running_var (updated) */
@@ -2555,7 +2609,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 31046400), 192, 49,                              /* x: [192, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 31046400), 192, 49,                              /* x: [192, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11126160, t->params + 11126352, 0.001f, 0.1f,          /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.bias; eps, momentum */
                                 t->params + 11126544, t->params + 11126736,                        /* inception5b.branch2.0.bn.running_mean, inception5b.branch2.0.bn.running_var (updated) */
@@ -2591,7 +2646,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34960128), 384, 49,                              /* x: [384, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34960128), 384, 49,                              /* x: [384, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11790480, t->params + 11790864, 0.001f, 0.1f,          /* inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.bias; eps, momentum */
                                 t->params + 11791248, t->params + 11791632,                        /* inception5b.branch2.1.bn.running_mean, inception5b.branch2.1.bn.running_var (updated) */
@@ -2627,7 +2683,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36858112), 48, 49,                               /* x: [48, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36858112), 48, 49,                               /* x: [48, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11831952, t->params + 11832000, 0.001f, 0.1f,          /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.bias; eps, momentum */
                                 t->params + 11832048, t->params + 11832096,                        /* inception5b.branch3.0.bn.running_mean, inception5b.branch3.0.bn.running_var (updated) */
@@ -2663,7 +2720,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 29177344), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 29177344), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11887440, t->params + 11887568, 0.001f, 0.1f,          /* inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.bias; eps, momentum */
                                 t->params + 11887696, t->params + 11887824,                        /* inception5b.branch3.1.bn.running_mean, inception5b.branch3.1.bn.running_var (updated) */
@@ -2704,7 +2762,8 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
 
     /* batchnorm inception5b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36657408), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36657408), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11994448, t->params + 11994576, 0.001f, 0.1f,          /* inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.bias; eps, momentum */
                                 t->params + 11994704, t->params + 11994832,                        /* inception5b.branch4.1.bn.running_mean, inception5b.branch4.1.bn.running_var (updated) */
@@ -2788,7 +2847,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13560064), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36657408), 128, 49, t->params + 11994448, t->bn_save + 14816, t->bn_save + 14944,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36657408), 128, 49, t->params + 11994448, t->bn_save + 14816, t->bn_save + 14944,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36682496), (float *)(ws + 36732672), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 13560064), t->grads + 11994448, t->grads + 11994576);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2805,13 +2865,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 28976640), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 13760768), 832, 7, 7, (float *)(ws + 13396992), 7, 7,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                 /* the instance's threads and instruction set */
+                           n, (float *)(ws + 13760768), 832, 7, 7, (float *)(ws + 13396992), 7, 7,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 28976640));                       /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception5b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 29177344), 128, 49, t->params + 11887440, t->bn_save + 14560, t->bn_save + 14688,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 29177344), 128, 49, t->params + 11887440, t->bn_save + 14560, t->bn_save + 14688,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 29202432), (float *)(ws + 36707584), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 11887440, t->grads + 11887568);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2829,7 +2891,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 2352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36858112), 48, 49, t->params + 11831952, t->bn_save + 14464, t->bn_save + 14512,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36858112), 48, 49, t->params + 11831952, t->bn_save + 14464, t->bn_save + 14512,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36867520), (float *)(ws + 29164800), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 11831952, t->grads + 11832000);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2846,7 +2909,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34960128), 384, 49, t->params + 11790480, t->bn_save + 13696, t->bn_save + 14080,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34960128), 384, 49, t->params + 11790480, t->bn_save + 13696, t->bn_save + 14080,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35035392), (float *)(ws + 35185920), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 11790480, t->grads + 11790864);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2864,7 +2928,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 35073024), 0, (size_t)n * 9408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 31046400), 192, 49, t->params + 11126160, t->bn_save + 13312, t->bn_save + 13504,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 31046400), 192, 49, t->params + 11126160, t->bn_save + 13312, t->bn_save + 13504,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36314880), (float *)(ws + 35035392), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 35073024), t->grads + 11126160, t->grads + 11126352);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2881,7 +2946,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34358016), 384, 49, t->params + 10964880, t->bn_save + 12544, t->bn_save + 12928,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34358016), 384, 49, t->params + 10964880, t->bn_save + 12544, t->bn_save + 12928,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 13923840), (float *)(ws + 35110656), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 10964880, t->grads + 10965264);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2908,7 +2974,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13560064), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36607232), 128, 49, t->params + 10644880, t->bn_save + 12288, t->bn_save + 12416,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36607232), 128, 49, t->params + 10644880, t->bn_save + 12288, t->bn_save + 12416,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36632320), (float *)(ws + 29202432), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 13560064), t->grads + 10644880, t->grads + 10645008);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2925,13 +2992,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 28976640), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 30883328), 832, 7, 7, (float *)(ws + 13396992), 7, 7,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                 /* the instance's threads and instruction set */
+                           n, (float *)(ws + 30883328), 832, 7, 7, (float *)(ws + 13396992), 7, 7,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 28976640));                       /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception5a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29202432), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34433280), 128, 49, t->params + 10537872, t->bn_save + 12032, t->bn_save + 12160,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34433280), 128, 49, t->params + 10537872, t->bn_save + 12032, t->bn_save + 12160,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36582144), (float *)(ws + 13974016), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 29202432), t->grads + 10537872, t->grads + 10538000);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2949,7 +3018,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36864384), 0, (size_t)n * 1568 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36926080), 32, 49, t->params + 10500880, t->bn_save + 11968, t->bn_save + 12000,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36926080), 32, 49, t->params + 10500880, t->bn_save + 11968, t->bn_save + 12000,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36932352), (float *)(ws + 36858112), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 36864384), t->grads + 10500880, t->grads + 10500912);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2966,7 +3036,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34358016), 0, (size_t)n * 15680 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35261184), 320, 49, t->params + 10472976, t->bn_save + 11328, t->bn_save + 11648,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35261184), 320, 49, t->params + 10472976, t->bn_save + 11328, t->bn_save + 11648,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35323904), (float *)(ws + 29139712), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 34358016), t->grads + 10472976, t->grads + 10473296);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2984,7 +3055,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36314880), 0, (size_t)n * 7840 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36419072), 160, 49, t->params + 10011536, t->bn_save + 11008, t->bn_save + 11168,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36419072), 160, 49, t->params + 10011536, t->bn_save + 11008, t->bn_save + 11168,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36450432), (float *)(ws + 31046400), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 36314880), t->grads + 10011536, t->grads + 10011696);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3001,7 +3073,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 13999104), 256, 49, t->params + 9877392, t->bn_save + 10496, t->bn_save + 10752,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 13999104), 256, 49, t->params + 9877392, t->bn_save + 10496, t->bn_save + 10752,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36189440), (float *)(ws + 13923840), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 9877392, t->grads + 9877648);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3017,7 +3090,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/googlenet.net:28:36 */
     memset((float *)(ws + 13396992), 0, (size_t)n * 163072 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 12744704), 832, 14, 14, (float *)(ws + 28976640), 7, 7,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                   /* the instance's threads and instruction set */
+                           n, (float *)(ws + 12744704), 832, 14, 14, (float *)(ws + 28976640), 7, 7,  /* x, dy */
                            2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 13396992));                         /* kernel, stride, padding, dilation; dx */
 
     /* backward of concat @ models/lib/googlenet.net:21:12 */
@@ -3033,7 +3107,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13158656), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34157312), 128, 196, t->params + 9663888, t->bn_save + 10240, t->bn_save + 10368,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34157312), 128, 196, t->params + 9663888, t->bn_save + 10240, t->bn_save + 10368,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34257664), (float *)(ws + 34358016), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 13158656), t->grads + 9663888, t->grads + 9664016);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3050,13 +3125,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 13158656), 0, (size_t)n * 103488 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 20873216), 528, 14, 14, (float *)(ws + 12744704), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 20873216), 528, 14, 14, (float *)(ws + 12744704), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 13158656));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4e.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33956608), 128, 196, t->params + 9595792, t->bn_save + 9984, t->bn_save + 10112,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33956608), 128, 196, t->params + 9595792, t->bn_save + 9984, t->bn_save + 10112,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34056960), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 12744704), t->grads + 9595792, t->grads + 9595920);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3074,7 +3151,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36189440), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36531968), 32, 196, t->params + 9558800, t->bn_save + 9920, t->bn_save + 9952,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36531968), 32, 196, t->params + 9558800, t->bn_save + 9920, t->bn_save + 9952,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36557056), (float *)(ws + 36314880), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 36189440), t->grads + 9558800, t->grads + 9558832);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3091,7 +3169,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 62720 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 28474880), 320, 196, t->params + 9540624, t->bn_save + 9280, t->bn_save + 9600,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 28474880), 320, 196, t->params + 9540624, t->bn_save + 9280, t->bn_save + 9600,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 28725760), (float *)(ws + 28976640), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 12744704), t->grads + 9540624, t->grads + 9540944);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3109,7 +3188,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 31761408), 0, (size_t)n * 31360 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32476416), 160, 196, t->params + 9079184, t->bn_save + 8960, t->bn_save + 9120,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32476416), 160, 196, t->params + 9079184, t->bn_save + 8960, t->bn_save + 9120,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32601856), (float *)(ws + 12995584), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 31761408), t->grads + 9079184, t->grads + 9079344);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3126,7 +3206,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 30481920), 256, 196, t->params + 8993680, t->bn_save + 8448, t->bn_save + 8704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 30481920), 256, 196, t->params + 8993680, t->bn_save + 8448, t->bn_save + 8704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 30682624), (float *)(ws + 30883328), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 12744704), t->grads + 8993680, t->grads + 8993936);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3170,7 +3251,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm aux2.conv.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 2048 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36901504), 128, 16, t->params + 5734824, t->bn_save + 8192, t->bn_save + 8320,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36901504), 128, 16, t->params + 5734824, t->bn_save + 8192, t->bn_save + 8320,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36909696), (float *)(ws + 36866304), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 36858112), t->grads + 5734824, t->grads + 5734952);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3201,7 +3283,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32526592), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36089088), 64, 196, t->params + 5666984, t->bn_save + 8064, t->bn_save + 8128,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36089088), 64, 196, t->params + 5666984, t->bn_save + 8064, t->bn_save + 8128,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36139264), (float *)(ws + 32476416), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 32526592), t->grads + 5666984, t->grads + 5667048);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3218,13 +3301,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 21274624), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 25715200), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 25715200), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 21274624));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4d.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32476416), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35988736), 64, 196, t->params + 5633960, t->bn_save + 7936, t->bn_save + 8000,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35988736), 64, 196, t->params + 5633960, t->bn_save + 7936, t->bn_save + 8000,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36038912), (float *)(ws + 32677120), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 32476416), t->grads + 5633960, t->grads + 5634024);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3242,7 +3327,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32677120), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36481792), 32, 196, t->params + 5615400, t->bn_save + 7872, t->bn_save + 7904,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36481792), 32, 196, t->params + 5615400, t->bn_save + 7872, t->bn_save + 7904,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36506880), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 32677120), t->grads + 5615400, t->grads + 5615432);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3259,7 +3345,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 56448 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 29227520), 288, 196, t->params + 5597864, t->bn_save + 7296, t->bn_save + 7584,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 29227520), 288, 196, t->params + 5597864, t->bn_save + 7296, t->bn_save + 7584,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 29453312), (float *)(ws + 12744704), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 5597864, t->grads + 5598152);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3277,7 +3364,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32476416), 0, (size_t)n * 28224 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32727296), 144, 196, t->params + 5224040, t->bn_save + 7008, t->bn_save + 7152,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32727296), 144, 196, t->params + 5224040, t->bn_save + 7008, t->bn_save + 7152,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32840192), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 32476416), t->grads + 5224040, t->grads + 5224184);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3294,7 +3382,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32476416), 0, (size_t)n * 21952 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34633984), 112, 196, t->params + 5149864, t->bn_save + 6784, t->bn_save + 6896,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34633984), 112, 196, t->params + 5149864, t->bn_save + 6784, t->bn_save + 6896,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34721792), (float *)(ws + 32589312), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 32476416), t->grads + 5149864, t->grads + 5149976);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3321,7 +3410,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34684160), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35888384), 64, 196, t->params + 5092264, t->bn_save + 6656, t->bn_save + 6720,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35888384), 64, 196, t->params + 5092264, t->bn_save + 6656, t->bn_save + 6720,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35938560), (float *)(ws + 34633984), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 34684160), t->grads + 5092264, t->grads + 5092328);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3338,13 +3428,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 21274624), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 24912384), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 24912384), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 21274624));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4c.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34633984), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35788032), 64, 196, t->params + 5059240, t->bn_save + 6528, t->bn_save + 6592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35788032), 64, 196, t->params + 5059240, t->bn_save + 6528, t->bn_save + 6592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35838208), (float *)(ws + 31861760), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 34633984), t->grads + 5059240, t->grads + 5059304);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3362,7 +3454,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 31861760), 0, (size_t)n * 4704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36795392), 24, 196, t->params + 5045320, t->bn_save + 6480, t->bn_save + 6504,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36795392), 24, 196, t->params + 5045320, t->bn_save + 6480, t->bn_save + 6504,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36814208), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 31861760), t->grads + 5045320, t->grads + 5045344);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3379,7 +3472,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 26317312), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 14049280), 256, 196, t->params + 5032008, t->bn_save + 5968, t->bn_save + 6224,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 14049280), 256, 196, t->params + 5032008, t->bn_save + 5968, t->bn_save + 6224,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 30281216), (float *)(ws + 26116608), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 26317312), t->grads + 5032008, t->grads + 5032264);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3397,7 +3491,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20973568), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33755904), 128, 196, t->params + 4736584, t->bn_save + 5712, t->bn_save + 5840,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33755904), 128, 196, t->params + 4736584, t->bn_save + 5712, t->bn_save + 5840,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33856256), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20973568), t->grads + 4736584, t->grads + 4736712);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3414,7 +3509,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33555200), 128, 196, t->params + 4670536, t->bn_save + 5456, t->bn_save + 5584,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33555200), 128, 196, t->params + 4670536, t->bn_save + 5456, t->bn_save + 5584,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33655552), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 4670536, t->grads + 4670664);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3441,7 +3537,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34734336), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35687680), 64, 196, t->params + 4604744, t->bn_save + 5328, t->bn_save + 5392,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35687680), 64, 196, t->params + 4604744, t->bn_save + 5328, t->bn_save + 5392,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35737856), (float *)(ws + 34684160), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 34734336), t->grads + 4604744, t->grads + 4604808);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3458,13 +3555,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 21274624), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 24109568), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 24109568), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 21274624));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34684160), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35587328), 64, 196, t->params + 4571720, t->bn_save + 5200, t->bn_save + 5264,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35587328), 64, 196, t->params + 4571720, t->bn_save + 5200, t->bn_save + 5264,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35637504), (float *)(ws + 34633984), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 34684160), t->grads + 4571720, t->grads + 4571784);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3482,7 +3581,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 31886848), 0, (size_t)n * 4704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36757760), 24, 196, t->params + 4557800, t->bn_save + 5152, t->bn_save + 5176,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36757760), 24, 196, t->params + 4557800, t->bn_save + 5152, t->bn_save + 5176,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36776576), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 31886848), t->grads + 4557800, t->grads + 4557824);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3499,7 +3599,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 43904 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 31084032), 224, 196, t->params + 4544616, t->bn_save + 4704, t->bn_save + 4928,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 31084032), 224, 196, t->params + 4544616, t->bn_save + 4704, t->bn_save + 4928,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 31259648), (float *)(ws + 30281216), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 4544616, t->grads + 4544840);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3517,7 +3618,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 31347456), 0, (size_t)n * 21952 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34458368), 112, 196, t->params + 4318376, t->bn_save + 4480, t->bn_save + 4592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34458368), 112, 196, t->params + 4318376, t->bn_save + 4480, t->bn_save + 4592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34546176), (float *)(ws + 31259648), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 31347456), t->grads + 4318376, t->grads + 4318488);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3534,7 +3636,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 31360 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32225536), 160, 196, t->params + 4260392, t->bn_save + 4160, t->bn_save + 4320,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32225536), 160, 196, t->params + 4260392, t->bn_save + 4160, t->bn_save + 4320,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32350976), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 4260392, t->grads + 4260552);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3578,7 +3681,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm aux1.conv.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 2048 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36876928), 128, 16, t->params + 1054784, t->bn_save + 3904, t->bn_save + 4032,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36876928), 128, 16, t->params + 1054784, t->bn_save + 3904, t->bn_save + 4032,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36885120), (float *)(ws + 36866304), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 36858112), t->grads + 1054784, t->grads + 1054912);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3609,7 +3713,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34960128), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35486976), 64, 196, t->params + 988992, t->bn_save + 3776, t->bn_save + 3840,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35486976), 64, 196, t->params + 988992, t->bn_save + 3776, t->bn_save + 3840,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35537152), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 34960128), t->grads + 988992, t->grads + 989056);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3626,13 +3731,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 21249536), 0, (size_t)n * 94080 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 26518016), 480, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 26518016), 480, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 21249536));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34960128), 0, (size_t)n * 9408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36239616), 48, 196, t->params + 958080, t->bn_save + 3680, t->bn_save + 3728,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36239616), 48, 196, t->params + 958080, t->bn_save + 3680, t->bn_save + 3728,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36277248), (float *)(ws + 35010304), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 34960128), t->grads + 958080, t->grads + 958128);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3650,7 +3757,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 21625856), 0, (size_t)n * 3136 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36833024), 16, 196, t->params + 951104, t->bn_save + 3648, t->bn_save + 3664,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36833024), 16, 196, t->params + 951104, t->bn_save + 3648, t->bn_save + 3664,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36845568), (float *)(ws + 31911936), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 21625856), t->grads + 951104, t->grads + 951120);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3667,7 +3775,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 40768 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 31435264), 208, 196, t->params + 942592, t->bn_save + 3232, t->bn_save + 3440,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 31435264), 208, 196, t->params + 942592, t->bn_save + 3232, t->bn_save + 3440,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 31598336), (float *)(ws + 30281216), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 942592, t->grads + 942800);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3685,7 +3794,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34809600), 96, 196, t->params + 762496, t->bn_save + 3040, t->bn_save + 3136,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34809600), 96, 196, t->params + 762496, t->bn_save + 3040, t->bn_save + 3136,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34884864), (float *)(ws + 21625856), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 762496, t->grads + 762592);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3702,7 +3812,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 37632 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 31924480), 192, 196, t->params + 715648, t->bn_save + 2656, t->bn_save + 2848,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 31924480), 192, 196, t->params + 715648, t->bn_save + 2656, t->bn_save + 2848,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32075008), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 715648, t->grads + 715840);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3718,7 +3829,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/googlenet.net:27:36 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 376320 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 11239424), 480, 28, 28, (float *)(ws + 21249536), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 11239424), 480, 28, 28, (float *)(ws + 21249536), 14, 14,  /* x, dy */
                            3, 3, 2, 2, 0, 0, 1, 1, (float *)(ws + 12744704));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of concat @ models/lib/googlenet.net:21:12 */
@@ -3734,7 +3846,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 28474880), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 29879808), 64, 784, t->params + 623232, t->bn_save + 2528, t->bn_save + 2592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 29879808), 64, 784, t->params + 623232, t->bn_save + 2528, t->bn_save + 2592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 30080512), (float *)(ws + 21475328), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 28474880), t->grads + 623232, t->grads + 623296);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3751,13 +3864,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 12042240), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 14249984), 256, 28, 28, (float *)(ws + 11239424), 28, 28,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 14249984), 256, 28, 28, (float *)(ws + 11239424), 28, 28,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 12042240));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception3b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 27872768), 96, 784, t->params + 606464, t->bn_save + 2336, t->bn_save + 2432,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 27872768), 96, 784, t->params + 606464, t->bn_save + 2336, t->bn_save + 2432,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 28173824), (float *)(ws + 24510976), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 606464, t->grads + 606560);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3775,7 +3890,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 21575680), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33354496), 32, 784, t->params + 578688, t->bn_save + 2272, t->bn_save + 2304,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33354496), 32, 784, t->params + 578688, t->bn_save + 2272, t->bn_save + 2304,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33454848), (float *)(ws + 21475328), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 21575680), t->grads + 578688, t->grads + 578720);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3792,7 +3908,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 19668992), 192, 784, t->params + 569728, t->bn_save + 1888, t->bn_save + 2080,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 19668992), 192, 784, t->params + 569728, t->bn_save + 1888, t->bn_save + 2080,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 20271104), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 569728, t->grads + 569920);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3810,7 +3927,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 15454208), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 23306752), 128, 784, t->params + 348032, t->bn_save + 1632, t->bn_save + 1760,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 23306752), 128, 784, t->params + 348032, t->bn_save + 1632, t->bn_save + 1760,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 23708160), (float *)(ws + 15052800), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 15454208), t->grads + 348032, t->grads + 348160);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3827,7 +3945,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 22503936), 128, 784, t->params + 314752, t->bn_save + 1376, t->bn_save + 1504,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 22503936), 128, 784, t->params + 314752, t->bn_save + 1376, t->bn_save + 1504,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 22905344), (float *)(ws + 24109568), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 314752, t->grads + 314880);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3854,7 +3973,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 12042240), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33153792), 32, 784, t->params + 281856, t->bn_save + 1312, t->bn_save + 1344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33153792), 32, 784, t->params + 281856, t->bn_save + 1312, t->bn_save + 1344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33254144), (float *)(ws + 11239424), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 12042240), t->grads + 281856, t->grads + 281888);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3871,13 +3991,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 13647872), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 18464768), 192, 28, 28, (float *)(ws + 11239424), 28, 28,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 18464768), 192, 28, 28, (float *)(ws + 11239424), 28, 28,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 13647872));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception3a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13346816), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32953088), 32, 784, t->params + 275584, t->bn_save + 1248, t->bn_save + 1280,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32953088), 32, 784, t->params + 275584, t->bn_save + 1248, t->bn_save + 1280,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33053440), (float *)(ws + 13246464), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 13346816), t->grads + 275584, t->grads + 275616);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3895,7 +4017,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13296640), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35386624), 16, 784, t->params + 270912, t->bn_save + 1216, t->bn_save + 1232,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35386624), 16, 784, t->params + 270912, t->bn_save + 1216, t->bn_save + 1232,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35436800), (float *)(ws + 13246464), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 13296640), t->grads + 270912, t->grads + 270928);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3912,7 +4035,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13246464), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 21701120), 128, 784, t->params + 267328, t->bn_save + 960, t->bn_save + 1088,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 21701120), 128, 784, t->params + 267328, t->bn_save + 960, t->bn_save + 1088,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 22102528), (float *)(ws + 12845056), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 13246464), t->grads + 267328, t->grads + 267456);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3930,7 +4054,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 14551040), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 27270656), 96, 784, t->params + 156352, t->bn_save + 768, t->bn_save + 864,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 27270656), 96, 784, t->params + 156352, t->bn_save + 768, t->bn_save + 864,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 27571712), (float *)(ws + 14249984), NNC_ACT_RELU, 0.0f,                        /* y, dy, through relu */
                                    (float *)(ws + 14551040), t->grads + 156352, t->grads + 156448);                               /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3947,7 +4072,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 15855616), 64, 784, t->params + 137664, t->bn_save + 640, t->bn_save + 704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 15855616), 64, 784, t->params + 137664, t->bn_save + 640, t->bn_save + 704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 29679104), (float *)(ws + 11841536), NNC_ACT_RELU, 0.0f,                        /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 137664, t->grads + 137728);                               /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3963,13 +4089,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/googlenet.net:12:83 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 602112 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 8830976), 192, 56, 56, (float *)(ws + 13647872), 28, 28,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                    /* the instance's threads and instruction set */
+                           n, (float *)(ws + 8830976), 192, 56, 56, (float *)(ws + 13647872), 28, 28,  /* x, dy */
                            3, 3, 2, 2, 0, 0, 1, 1, (float *)(ws + 11239424));                          /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm conv3.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13647872), 0, (size_t)n * 602112 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 6422528), 192, 3136, t->params + 124608, t->bn_save + 256, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 6422528), 192, 3136, t->params + 124608, t->bn_save + 256, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 8830976), (float *)(ws + 11239424), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 13647872), t->grads + 124608, t->grads + 124800);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3987,7 +4115,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm conv2.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 16859136), 64, 3136, t->params + 13760, t->bn_save + 128, t->bn_save + 192,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 16859136), 64, 3136, t->params + 13760, t->bn_save + 128, t->bn_save + 192,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 17661952), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f,                         /* y, dy, through relu */
                                    (float *)(ws + 6422528), t->grads + 13760, t->grads + 13824);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4004,13 +4133,15 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of maxpool2d @ models/googlenet.net:11:67 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 9633792), 56, 56,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                    /* the instance's threads and instruction set */
+                           n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 9633792), 56, 56,  /* x, dy */
                            3, 3, 2, 2, 0, 0, 1, 1, (float *)(ws + 6422528));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm conv1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 802816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                /* y, dy, through relu */
                                    (float *)(ws + 9633792), t->grads + 9408, t->grads + 9472);                          /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */

@@ -35,7 +35,7 @@
 /* @kernel grad_bias */
 /* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
 /* @kernel linear_backward needs: sgemm_mt grad_bias */
-/* @kernel maxpool2d_backward */
+/* @kernel maxpool2d_backward needs: ctx */
 /* @kernel activation_backward */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
@@ -220,7 +220,8 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
 
     /* backward of maxpool2d @ models/lenet5.net:7:46 */
     memset((float *)(ws + 50432), 0, (size_t)n * 1600 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 44032), 16, 10, 10, (float *)(ws + 58432), 5, 5,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                            /* the instance's threads and instruction set */
+                           n, (float *)(ws + 44032), 16, 10, 10, (float *)(ws + 58432), 5, 5,  /* x, dy */
                            2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 50432));                     /* kernel, stride, padding, dilation; dx */
 
     /* backward of relu @ models/lenet5.net:7:38 */
@@ -237,7 +238,8 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
 
     /* backward of maxpool2d @ models/lenet5.net:6:57 */
     memset((float *)(ws + 37632), 0, (size_t)n * 4704 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 18816), 6, 28, 28, (float *)(ws + 67968), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                             /* the instance's threads and instruction set */
+                           n, (float *)(ws + 18816), 6, 28, 28, (float *)(ws + 67968), 14, 14,  /* x, dy */
                            2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 37632));                      /* kernel, stride, padding, dilation; dx */
 
     /* backward of relu @ models/lenet5.net:6:49 */

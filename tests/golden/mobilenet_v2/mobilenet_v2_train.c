@@ -38,7 +38,7 @@
 /* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
 /* @kernel linear_backward needs: sgemm_mt grad_bias */
 /* @kernel global_avgpool_backward */
-/* @kernel batchnorm_train */
+/* @kernel batchnorm_train needs: ctx */
 /* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel dropout_train */
 /* @kernel cross_entropy */
@@ -390,7 +390,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 13246464), 32, 12544,                     /* x: [32, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                    /* the instance's threads and instruction set */
+                                n, (float *)(ws + 13246464), 32, 12544,                     /* x: [32, 112, 112] */
                                 t->stats,                                                   /* the conv's per-channel sums */
                                 t->params + 864, t->params + 896, 1e-05f, 0.1f,             /* features.0.1.weight, features.0.1.bias; eps, momentum */
                                 t->params + 928, t->params + 960,                           /* features.0.1.running_mean, features.0.1.running_var (updated) */
@@ -426,7 +427,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.1.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 18264064), 32, 12544,                      /* x: [32, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                     /* the instance's threads and instruction set */
+                                n, (float *)(ws + 18264064), 32, 12544,                      /* x: [32, 112, 112] */
                                 t->stats,                                                    /* the conv's per-channel sums */
                                 t->params + 1280, t->params + 1312, 1e-05f, 0.1f,            /* features.1.conv.0.1.weight, features.1.conv.0.1.bias; eps, momentum */
                                 t->params + 1344, t->params + 1376,                          /* features.1.conv.0.1.running_mean, features.1.conv.0.1.running_var (updated) */
@@ -462,7 +464,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.1.conv.2 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 29302784), 16, 12544,                        /* x: [16, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 29302784), 16, 12544,                        /* x: [16, 112, 112] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 1920, t->params + 1936, 1e-05f, 0.1f,              /* features.1.conv.2.weight, features.1.conv.2.bias; eps, momentum */
                                 t->params + 1952, t->params + 1968,                            /* features.1.conv.2.running_mean, features.1.conv.2.running_var (updated) */
@@ -497,7 +500,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.2.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 0), 96, 12544,                              /* x: [96, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                      /* the instance's threads and instruction set */
+                                n, (float *)(ws + 0), 96, 12544,                              /* x: [96, 112, 112] */
                                 t->stats,                                                     /* the conv's per-channel sums */
                                 t->params + 3520, t->params + 3616, 1e-05f, 0.1f,             /* features.2.conv.0.1.weight, features.2.conv.0.1.bias; eps, momentum */
                                 t->params + 3712, t->params + 3808,                           /* features.2.conv.0.1.running_mean, features.2.conv.0.1.running_var (updated) */
@@ -533,7 +537,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.2.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 26894336), 96, 3136,                         /* x: [96, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 26894336), 96, 3136,                         /* x: [96, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 4768, t->params + 4864, 1e-05f, 0.1f,              /* features.2.conv.1.1.weight, features.2.conv.1.1.bias; eps, momentum */
                                 t->params + 4960, t->params + 5056,                            /* features.2.conv.1.1.running_mean, features.2.conv.1.1.running_var (updated) */
@@ -569,7 +574,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.2.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 37832704), 24, 3136,                         /* x: [24, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 37832704), 24, 3136,                         /* x: [24, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 7456, t->params + 7480, 1e-05f, 0.1f,              /* features.2.conv.3.weight, features.2.conv.3.bias; eps, momentum */
                                 t->params + 7504, t->params + 7528,                            /* features.2.conv.3.running_mean, features.2.conv.3.running_var (updated) */
@@ -604,7 +610,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.3.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 9633792), 144, 3136,                         /* x: [144, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 9633792), 144, 3136,                         /* x: [144, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 11008, t->params + 11152, 1e-05f, 0.1f,            /* features.3.conv.0.1.weight, features.3.conv.0.1.bias; eps, momentum */
                                 t->params + 11296, t->params + 11440,                          /* features.3.conv.0.1.running_mean, features.3.conv.0.1.running_var (updated) */
@@ -640,7 +647,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.3.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 14852096), 144, 3136,                         /* x: [144, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                        /* the instance's threads and instruction set */
+                                n, (float *)(ws + 14852096), 144, 3136,                         /* x: [144, 56, 56] */
                                 t->stats,                                                       /* the conv's per-channel sums */
                                 t->params + 12880, t->params + 13024, 1e-05f, 0.1f,             /* features.3.conv.1.1.weight, features.3.conv.1.1.bias; eps, momentum */
                                 t->params + 13168, t->params + 13312,                           /* features.3.conv.1.1.running_mean, features.3.conv.1.1.running_var (updated) */
@@ -676,7 +684,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.3.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 38434816), 24, 3136,                           /* x: [24, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 38434816), 24, 3136,                           /* x: [24, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 16912, t->params + 16936, 1e-05f, 0.1f,              /* features.3.conv.3.weight, features.3.conv.3.bias; eps, momentum */
                                 t->params + 16960, t->params + 16984,                            /* features.3.conv.3.running_mean, features.3.conv.3.running_var (updated) */
@@ -714,7 +723,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.4.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 23281664), 144, 3136,                          /* x: [144, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 23281664), 144, 3136,                          /* x: [144, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 20464, t->params + 20608, 1e-05f, 0.1f,              /* features.4.conv.0.1.weight, features.4.conv.0.1.bias; eps, momentum */
                                 t->params + 20752, t->params + 20896,                            /* features.4.conv.0.1.running_mean, features.4.conv.0.1.running_var (updated) */
@@ -750,7 +760,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.4.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36929536), 144, 784,                           /* x: [144, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36929536), 144, 784,                           /* x: [144, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 22336, t->params + 22480, 1e-05f, 0.1f,              /* features.4.conv.1.1.weight, features.4.conv.1.1.bias; eps, momentum */
                                 t->params + 22624, t->params + 22768,                            /* features.4.conv.1.1.running_mean, features.4.conv.1.1.running_var (updated) */
@@ -786,7 +797,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.4.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 48971776), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 48971776), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 27520, t->params + 27552, 1e-05f, 0.1f,              /* features.4.conv.3.weight, features.4.conv.3.bias; eps, momentum */
                                 t->params + 27584, t->params + 27616,                            /* features.4.conv.3.running_mean, features.4.conv.3.running_var (updated) */
@@ -821,7 +833,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.5.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 30908416), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 30908416), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 33792, t->params + 33984, 1e-05f, 0.1f,              /* features.5.conv.0.1.weight, features.5.conv.0.1.bias; eps, momentum */
                                 t->params + 34176, t->params + 34368,                            /* features.5.conv.0.1.running_mean, features.5.conv.0.1.running_var (updated) */
@@ -857,7 +870,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.5.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32112640), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32112640), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 36288, t->params + 36480, 1e-05f, 0.1f,              /* features.5.conv.1.1.weight, features.5.conv.1.1.bias; eps, momentum */
                                 t->params + 36672, t->params + 36864,                            /* features.5.conv.1.1.running_mean, features.5.conv.1.1.running_var (updated) */
@@ -893,7 +907,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.5.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 49172480), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 49172480), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 43200, t->params + 43232, 1e-05f, 0.1f,              /* features.5.conv.3.weight, features.5.conv.3.bias; eps, momentum */
                                 t->params + 43264, t->params + 43296,                            /* features.5.conv.3.running_mean, features.5.conv.3.running_var (updated) */
@@ -931,7 +946,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.6.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33316864), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33316864), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 49472, t->params + 49664, 1e-05f, 0.1f,              /* features.6.conv.0.1.weight, features.6.conv.0.1.bias; eps, momentum */
                                 t->params + 49856, t->params + 50048,                            /* features.6.conv.0.1.running_mean, features.6.conv.0.1.running_var (updated) */
@@ -967,7 +983,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.6.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34521088), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34521088), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 51968, t->params + 52160, 1e-05f, 0.1f,              /* features.6.conv.1.1.weight, features.6.conv.1.1.bias; eps, momentum */
                                 t->params + 52352, t->params + 52544,                            /* features.6.conv.1.1.running_mean, features.6.conv.1.1.running_var (updated) */
@@ -1003,7 +1020,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.6.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 49473536), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 49473536), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 58880, t->params + 58912, 1e-05f, 0.1f,              /* features.6.conv.3.weight, features.6.conv.3.bias; eps, momentum */
                                 t->params + 58944, t->params + 58976,                            /* features.6.conv.3.running_mean, features.6.conv.3.running_var (updated) */
@@ -1041,7 +1059,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.7.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35725312), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35725312), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 65152, t->params + 65344, 1e-05f, 0.1f,              /* features.7.conv.0.1.weight, features.7.conv.0.1.bias; eps, momentum */
                                 t->params + 65536, t->params + 65728,                            /* features.7.conv.0.1.running_mean, features.7.conv.0.1.running_var (updated) */
@@ -1077,7 +1096,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.7.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 48670720), 192, 196,                           /* x: [192, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 48670720), 192, 196,                           /* x: [192, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 67648, t->params + 67840, 1e-05f, 0.1f,              /* features.7.conv.1.1.weight, features.7.conv.1.1.bias; eps, momentum */
                                 t->params + 68032, t->params + 68224,                            /* features.7.conv.1.1.running_mean, features.7.conv.1.1.running_var (updated) */
@@ -1113,7 +1133,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.7.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50527232), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50527232), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 80704, t->params + 80768, 1e-05f, 0.1f,              /* features.7.conv.3.weight, features.7.conv.3.bias; eps, momentum */
                                 t->params + 80832, t->params + 80896,                            /* features.7.conv.3.running_mean, features.7.conv.3.running_var (updated) */
@@ -1148,7 +1169,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.8.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 39337984), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 39337984), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 105536, t->params + 105920, 1e-05f, 0.1f,            /* features.8.conv.0.1.weight, features.8.conv.0.1.bias; eps, momentum */
                                 t->params + 106304, t->params + 106688,                          /* features.8.conv.0.1.running_mean, features.8.conv.0.1.running_var (updated) */
@@ -1184,7 +1206,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.8.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 39940096), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 39940096), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 110528, t->params + 110912, 1e-05f, 0.1f,            /* features.8.conv.1.1.weight, features.8.conv.1.1.bias; eps, momentum */
                                 t->params + 111296, t->params + 111680,                          /* features.8.conv.1.1.running_mean, features.8.conv.1.1.running_var (updated) */
@@ -1220,7 +1243,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.8.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50966272), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50966272), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 136640, t->params + 136704, 1e-05f, 0.1f,            /* features.8.conv.3.weight, features.8.conv.3.bias; eps, momentum */
                                 t->params + 136768, t->params + 136832,                          /* features.8.conv.3.running_mean, features.8.conv.3.running_var (updated) */
@@ -1258,7 +1282,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.9.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 41896960), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 41896960), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 161472, t->params + 161856, 1e-05f, 0.1f,            /* features.9.conv.0.1.weight, features.9.conv.0.1.bias; eps, momentum */
                                 t->params + 162240, t->params + 162624,                          /* features.9.conv.0.1.running_mean, features.9.conv.0.1.running_var (updated) */
@@ -1294,7 +1319,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.9.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 42950656), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 42950656), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 166464, t->params + 166848, 1e-05f, 0.1f,            /* features.9.conv.1.1.weight, features.9.conv.1.1.bias; eps, momentum */
                                 t->params + 167232, t->params + 167616,                          /* features.9.conv.1.1.running_mean, features.9.conv.1.1.running_var (updated) */
@@ -1330,7 +1356,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.9.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 51794176), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 51794176), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 192576, t->params + 192640, 1e-05f, 0.1f,            /* features.9.conv.3.weight, features.9.conv.3.bias; eps, momentum */
                                 t->params + 192704, t->params + 192768,                          /* features.9.conv.3.running_mean, features.9.conv.3.running_var (updated) */
@@ -1368,7 +1395,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.10.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 43552768), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 43552768), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 217408, t->params + 217792, 1e-05f, 0.1f,            /* features.10.conv.0.1.weight, features.10.conv.0.1.bias; eps, momentum */
                                 t->params + 218176, t->params + 218560,                          /* features.10.conv.0.1.running_mean, features.10.conv.0.1.running_var (updated) */
@@ -1404,7 +1432,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.10.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 45058048), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 45058048), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 222400, t->params + 222784, 1e-05f, 0.1f,            /* features.10.conv.1.1.weight, features.10.conv.1.1.bias; eps, momentum */
                                 t->params + 223168, t->params + 223552,                          /* features.10.conv.1.1.running_mean, features.10.conv.1.1.running_var (updated) */
@@ -1440,7 +1469,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.10.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 52283392), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 52283392), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 248512, t->params + 248576, 1e-05f, 0.1f,            /* features.10.conv.3.weight, features.10.conv.3.bias; eps, momentum */
                                 t->params + 248640, t->params + 248704,                          /* features.10.conv.3.running_mean, features.10.conv.3.running_var (updated) */
@@ -1478,7 +1508,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.11.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 46563328), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 46563328), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 273344, t->params + 273728, 1e-05f, 0.1f,            /* features.11.conv.0.1.weight, features.11.conv.0.1.bias; eps, momentum */
                                 t->params + 274112, t->params + 274496,                          /* features.11.conv.0.1.running_mean, features.11.conv.0.1.running_var (updated) */
@@ -1514,7 +1545,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.11.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 47165440), 384, 196,                             /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 47165440), 384, 196,                             /* x: [384, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 278336, t->params + 278720, 1e-05f, 0.1f,              /* features.11.conv.1.1.weight, features.11.conv.1.1.bias; eps, momentum */
                                 t->params + 279104, t->params + 279488,                            /* features.11.conv.1.1.running_mean, features.11.conv.1.1.running_var (updated) */
@@ -1550,7 +1582,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.11.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50815744), 96, 196,                              /* x: [96, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50815744), 96, 196,                              /* x: [96, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 316736, t->params + 316832, 1e-05f, 0.1f,              /* features.11.conv.3.weight, features.11.conv.3.bias; eps, momentum */
                                 t->params + 316928, t->params + 317024,                            /* features.11.conv.3.running_mean, features.11.conv.3.running_var (updated) */
@@ -1585,7 +1618,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.12.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 40542208), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 40542208), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 372416, t->params + 372992, 1e-05f, 0.1f,              /* features.12.conv.0.1.weight, features.12.conv.0.1.bias; eps, momentum */
                                 t->params + 373568, t->params + 374144,                            /* features.12.conv.0.1.running_mean, features.12.conv.0.1.running_var (updated) */
@@ -1621,7 +1655,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.12.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 41445376), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 41445376), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 379904, t->params + 380480, 1e-05f, 0.1f,              /* features.12.conv.1.1.weight, features.12.conv.1.1.bias; eps, momentum */
                                 t->params + 381056, t->params + 381632,                            /* features.12.conv.1.1.running_mean, features.12.conv.1.1.running_var (updated) */
@@ -1657,7 +1692,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.12.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 51718912), 96, 196,                              /* x: [96, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 51718912), 96, 196,                              /* x: [96, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 437504, t->params + 437600, 1e-05f, 0.1f,              /* features.12.conv.3.weight, features.12.conv.3.bias; eps, momentum */
                                 t->params + 437696, t->params + 437792,                            /* features.12.conv.3.running_mean, features.12.conv.3.running_var (updated) */
@@ -1695,7 +1731,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.13.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 43853824), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 43853824), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 493184, t->params + 493760, 1e-05f, 0.1f,              /* features.13.conv.0.1.weight, features.13.conv.0.1.bias; eps, momentum */
                                 t->params + 494336, t->params + 494912,                            /* features.13.conv.0.1.running_mean, features.13.conv.0.1.running_var (updated) */
@@ -1731,7 +1768,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.13.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 45660160), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 45660160), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 500672, t->params + 501248, 1e-05f, 0.1f,              /* features.13.conv.1.1.weight, features.13.conv.1.1.bias; eps, momentum */
                                 t->params + 501824, t->params + 502400,                            /* features.13.conv.1.1.running_mean, features.13.conv.1.1.running_var (updated) */
@@ -1767,7 +1805,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.13.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 52433920), 96, 196,                              /* x: [96, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 52433920), 96, 196,                              /* x: [96, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 558272, t->params + 558368, 1e-05f, 0.1f,              /* features.13.conv.3.weight, features.13.conv.3.bias; eps, momentum */
                                 t->params + 558464, t->params + 558560,                            /* features.13.conv.3.running_mean, features.13.conv.3.running_var (updated) */
@@ -1805,7 +1844,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.14.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 47767552), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 47767552), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 613952, t->params + 614528, 1e-05f, 0.1f,              /* features.14.conv.0.1.weight, features.14.conv.0.1.bias; eps, momentum */
                                 t->params + 615104, t->params + 615680,                            /* features.14.conv.0.1.running_mean, features.14.conv.0.1.running_var (updated) */
@@ -1841,7 +1881,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.14.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 51204608), 576, 49,                              /* x: [576, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 51204608), 576, 49,                              /* x: [576, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 621440, t->params + 622016, 1e-05f, 0.1f,              /* features.14.conv.1.1.weight, features.14.conv.1.1.bias; eps, momentum */
                                 t->params + 622592, t->params + 623168,                            /* features.14.conv.1.1.running_mean, features.14.conv.1.1.running_var (updated) */
@@ -1877,7 +1918,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.14.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 53914112), 160, 49,                              /* x: [160, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 53914112), 160, 49,                              /* x: [160, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 715904, t->params + 716064, 1e-05f, 0.1f,              /* features.14.conv.3.weight, features.14.conv.3.bias; eps, momentum */
                                 t->params + 716224, t->params + 716384,                            /* features.14.conv.3.running_mean, features.14.conv.3.running_var (updated) */
@@ -1912,7 +1954,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.15.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 49774592), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 49774592), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 870144, t->params + 871104, 1e-05f, 0.1f,              /* features.15.conv.0.1.weight, features.15.conv.0.1.bias; eps, momentum */
                                 t->params + 872064, t->params + 873024,                            /* features.15.conv.0.1.running_mean, features.15.conv.0.1.running_var (updated) */
@@ -1948,7 +1991,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.15.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50150912), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50150912), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 882624, t->params + 883584, 1e-05f, 0.1f,              /* features.15.conv.1.1.weight, features.15.conv.1.1.bias; eps, momentum */
                                 t->params + 884544, t->params + 885504,                            /* features.15.conv.1.1.running_mean, features.15.conv.1.1.running_var (updated) */
@@ -1984,7 +2028,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.15.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 53976832), 160, 49,                              /* x: [160, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 53976832), 160, 49,                              /* x: [160, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1040064, t->params + 1040224, 1e-05f, 0.1f,            /* features.15.conv.3.weight, features.15.conv.3.bias; eps, momentum */
                                 t->params + 1040384, t->params + 1040544,                          /* features.15.conv.3.running_mean, features.15.conv.3.running_var (updated) */
@@ -2022,7 +2067,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.16.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50627584), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50627584), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1194304, t->params + 1195264, 1e-05f, 0.1f,            /* features.16.conv.0.1.weight, features.16.conv.0.1.bias; eps, momentum */
                                 t->params + 1196224, t->params + 1197184,                          /* features.16.conv.0.1.running_mean, features.16.conv.0.1.running_var (updated) */
@@ -2058,7 +2104,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.16.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 51530752), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 51530752), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1206784, t->params + 1207744, 1e-05f, 0.1f,            /* features.16.conv.1.1.weight, features.16.conv.1.1.bias; eps, momentum */
                                 t->params + 1208704, t->params + 1209664,                          /* features.16.conv.1.1.running_mean, features.16.conv.1.1.running_var (updated) */
@@ -2094,7 +2141,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.16.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 54133632), 160, 49,                              /* x: [160, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 54133632), 160, 49,                              /* x: [160, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1364224, t->params + 1364384, 1e-05f, 0.1f,            /* features.16.conv.3.weight, features.16.conv.3.bias; eps, momentum */
                                 t->params + 1364544, t->params + 1364704,                          /* features.16.conv.3.running_mean, features.16.conv.3.running_var (updated) */
@@ -2132,7 +2180,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.17.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 52659712), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 52659712), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1518464, t->params + 1519424, 1e-05f, 0.1f,            /* features.17.conv.0.1.weight, features.17.conv.0.1.bias; eps, momentum */
                                 t->params + 1520384, t->params + 1521344,                          /* features.17.conv.0.1.running_mean, features.17.conv.0.1.running_var (updated) */
@@ -2168,7 +2217,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.17.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 53036032), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 53036032), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1530944, t->params + 1531904, 1e-05f, 0.1f,            /* features.17.conv.1.1.weight, features.17.conv.1.1.bias; eps, momentum */
                                 t->params + 1532864, t->params + 1533824,                          /* features.17.conv.1.1.running_mean, features.17.conv.1.1.running_var (updated) */
@@ -2204,7 +2254,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.17.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 54070912), 320, 49,                              /* x: [320, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 54070912), 320, 49,                              /* x: [320, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1841984, t->params + 1842304, 1e-05f, 0.1f,            /* features.17.conv.3.weight, features.17.conv.3.bias; eps, momentum */
                                 t->params + 1842624, t->params + 1842944,                          /* features.17.conv.3.running_mean, features.17.conv.3.running_var (updated) */
@@ -2239,7 +2290,8 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
 
     /* batchnorm features.18.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 53412352), 1280, 49,                             /* x: [1280, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 53412352), 1280, 49,                             /* x: [1280, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 2252864, t->params + 2254144, 1e-05f, 0.1f,            /* features.18.1.weight, features.18.1.bias; eps, momentum */
                                 t->params + 2255424, t->params + 2256704,                          /* features.18.1.running_mean, features.18.1.running_var (updated) */
@@ -2307,7 +2359,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.18.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 54541312), 0, (size_t)n * 62720 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 53412352), 1280, 49, t->params + 2252864, t->bn_save + 31552, t->bn_save + 32832,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 53412352), 1280, 49, t->params + 2252864, t->bn_save + 31552, t->bn_save + 32832,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 53663232), (float *)(ws + 54290432), NNC_ACT_RELU6, 0.0f,                             /* y, dy, through relu6 */
                                    (float *)(ws + 54541312), t->grads + 2252864, t->grads + 2254144);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2325,7 +2378,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.17.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 53600512), 0, (size_t)n * 15680 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 54070912), 320, 49, t->params + 1841984, t->bn_save + 30912, t->bn_save + 31232,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 54070912), 320, 49, t->params + 1841984, t->bn_save + 30912, t->bn_save + 31232,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 54164992), (float *)(ws + 53663232), NNC_ACT_NONE, 0.0f,                             /* y, dy, through none */
                                    (float *)(ws + 53600512), t->grads + 1841984, t->grads + 1842304);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2343,7 +2397,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.17.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 53600512), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 53036032), 960, 49, t->params + 1530944, t->bn_save + 28992, t->bn_save + 29952,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 53036032), 960, 49, t->params + 1530944, t->bn_save + 28992, t->bn_save + 29952,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 53224192), (float *)(ws + 53412352), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 53600512), t->grads + 1530944, t->grads + 1531904);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2361,7 +2416,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.17.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 53036032), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 52659712), 960, 49, t->params + 1518464, t->bn_save + 27072, t->bn_save + 28032,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 52659712), 960, 49, t->params + 1518464, t->bn_save + 27072, t->bn_save + 28032,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 52847872), (float *)(ws + 53224192), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 53036032), t->grads + 1518464, t->grads + 1519424);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2385,7 +2441,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.16.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 52847872), 0, (size_t)n * 7840 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 54133632), 160, 49, t->params + 1364224, t->bn_save + 26752, t->bn_save + 26912,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 54133632), 160, 49, t->params + 1364224, t->bn_save + 26752, t->bn_save + 26912,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 54227712), (float *)(ws + 52659712), NNC_ACT_NONE, 0.0f,                             /* y, dy, through none */
                                    (float *)(ws + 52847872), t->grads + 1364224, t->grads + 1364384);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2403,7 +2460,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.16.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 52847872), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 51530752), 960, 49, t->params + 1206784, t->bn_save + 24832, t->bn_save + 25792,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 51530752), 960, 49, t->params + 1206784, t->bn_save + 24832, t->bn_save + 25792,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51919616), (float *)(ws + 52659712), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 52847872), t->grads + 1206784, t->grads + 1207744);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2421,7 +2479,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.16.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 51530752), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50627584), 960, 49, t->params + 1194304, t->bn_save + 22912, t->bn_save + 23872,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50627584), 960, 49, t->params + 1194304, t->bn_save + 22912, t->bn_save + 23872,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51016448), (float *)(ws + 51919616), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 51530752), t->grads + 1194304, t->grads + 1195264);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2444,7 +2503,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.15.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 51016448), 0, (size_t)n * 7840 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 53976832), 160, 49, t->params + 1040064, t->bn_save + 22592, t->bn_save + 22752,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 53976832), 160, 49, t->params + 1040064, t->bn_save + 22592, t->bn_save + 22752,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 54008192), (float *)(ws + 50627584), NNC_ACT_NONE, 0.0f,                             /* y, dy, through none */
                                    (float *)(ws + 51016448), t->grads + 1040064, t->grads + 1040224);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2462,7 +2522,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.15.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 51016448), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50150912), 960, 49, t->params + 882624, t->bn_save + 20672, t->bn_save + 21632,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50150912), 960, 49, t->params + 882624, t->bn_save + 20672, t->bn_save + 21632,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 50339072), (float *)(ws + 50627584), NNC_ACT_RELU6, 0.0f,                           /* y, dy, through relu6 */
                                    (float *)(ws + 51016448), t->grads + 882624, t->grads + 883584);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2480,7 +2541,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.15.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 50150912), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 49774592), 960, 49, t->params + 870144, t->bn_save + 18752, t->bn_save + 19712,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 49774592), 960, 49, t->params + 870144, t->bn_save + 18752, t->bn_save + 19712,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 49962752), (float *)(ws + 50339072), NNC_ACT_RELU6, 0.0f,                           /* y, dy, through relu6 */
                                    (float *)(ws + 50150912), t->grads + 870144, t->grads + 871104);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2497,7 +2559,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.14.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 49887488), 0, (size_t)n * 7840 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 53914112), 160, 49, t->params + 715904, t->bn_save + 18432, t->bn_save + 18592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 53914112), 160, 49, t->params + 715904, t->bn_save + 18432, t->bn_save + 18592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 53945472), (float *)(ws + 51530752), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 49887488), t->grads + 715904, t->grads + 716064);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2515,7 +2578,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.14.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 50226176), 0, (size_t)n * 28224 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 51204608), 576, 49, t->params + 621440, t->bn_save + 17280, t->bn_save + 17856,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 51204608), 576, 49, t->params + 621440, t->bn_save + 17280, t->bn_save + 17856,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51417856), (float *)(ws + 49774592), NNC_ACT_RELU6, 0.0f,                           /* y, dy, through relu6 */
                                    (float *)(ws + 50226176), t->grads + 621440, t->grads + 622016);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2533,7 +2597,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.14.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 52659712), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 47767552), 576, 196, t->params + 613952, t->bn_save + 16128, t->bn_save + 16704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 47767552), 576, 196, t->params + 613952, t->bn_save + 16128, t->bn_save + 16704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 48219136), (float *)(ws + 49774592), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 52659712), t->grads + 613952, t->grads + 614528);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2557,7 +2622,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.13.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 48219136), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 52433920), 96, 196, t->params + 558272, t->bn_save + 15936, t->bn_save + 16032,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 52433920), 96, 196, t->params + 558272, t->bn_save + 15936, t->bn_save + 16032,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 52509184), (float *)(ws + 47767552), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 48219136), t->grads + 558272, t->grads + 558368);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2575,7 +2641,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.13.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 48219136), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 45660160), 576, 196, t->params + 500672, t->bn_save + 14784, t->bn_save + 15360,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 45660160), 576, 196, t->params + 500672, t->bn_save + 14784, t->bn_save + 15360,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 46111744), (float *)(ws + 47767552), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 48219136), t->grads + 500672, t->grads + 501248);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2593,7 +2660,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.13.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 45660160), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 43853824), 576, 196, t->params + 493184, t->bn_save + 13632, t->bn_save + 14208,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 43853824), 576, 196, t->params + 493184, t->bn_save + 13632, t->bn_save + 14208,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 44606464), (float *)(ws + 46111744), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 45660160), t->grads + 493184, t->grads + 493760);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2616,7 +2684,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.12.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 44606464), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 51718912), 96, 196, t->params + 437504, t->bn_save + 13440, t->bn_save + 13536,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 51718912), 96, 196, t->params + 437504, t->bn_save + 13440, t->bn_save + 13536,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51844352), (float *)(ws + 43853824), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 44606464), t->grads + 437504, t->grads + 437600);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2634,7 +2703,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.12.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 44606464), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 41445376), 576, 196, t->params + 379904, t->bn_save + 12288, t->bn_save + 12864,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 41445376), 576, 196, t->params + 379904, t->bn_save + 12288, t->bn_save + 12864,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 42499072), (float *)(ws + 43853824), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 44606464), t->grads + 379904, t->grads + 380480);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2652,7 +2722,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.12.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 41445376), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 40542208), 576, 196, t->params + 372416, t->bn_save + 11136, t->bn_save + 11712,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 40542208), 576, 196, t->params + 372416, t->bn_save + 11136, t->bn_save + 11712,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 40993792), (float *)(ws + 42499072), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 41445376), t->grads + 372416, t->grads + 372992);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2669,7 +2740,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.11.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50815744), 96, 196, t->params + 316736, t->bn_save + 10944, t->bn_save + 11040,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50815744), 96, 196, t->params + 316736, t->bn_save + 10944, t->bn_save + 11040,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 50891008), (float *)(ws + 45660160), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 40843264), t->grads + 316736, t->grads + 316832);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2687,7 +2759,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.11.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 47165440), 384, 196, t->params + 278336, t->bn_save + 10176, t->bn_save + 10560,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 47165440), 384, 196, t->params + 278336, t->bn_save + 10176, t->bn_save + 10560,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 47466496), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 278336, t->grads + 278720);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2705,7 +2778,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.11.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 46563328), 384, 196, t->params + 273344, t->bn_save + 9408, t->bn_save + 9792,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 46563328), 384, 196, t->params + 273344, t->bn_save + 9408, t->bn_save + 9792,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 46864384), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 273344, t->grads + 273728);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2729,7 +2803,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.10.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 52283392), 64, 196, t->params + 248512, t->bn_save + 9280, t->bn_save + 9344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 52283392), 64, 196, t->params + 248512, t->bn_save + 9280, t->bn_save + 9344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 52333568), (float *)(ws + 40592384), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 40843264), t->grads + 248512, t->grads + 248576);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2747,7 +2822,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.10.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 45058048), 384, 196, t->params + 222400, t->bn_save + 8512, t->bn_save + 8896,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 45058048), 384, 196, t->params + 222400, t->bn_save + 8512, t->bn_save + 8896,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 45359104), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 222400, t->grads + 222784);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2765,7 +2841,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.10.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 43552768), 384, 196, t->params + 217408, t->bn_save + 7744, t->bn_save + 8128,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 43552768), 384, 196, t->params + 217408, t->bn_save + 7744, t->bn_save + 8128,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 44305408), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 217408, t->grads + 217792);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2788,7 +2865,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.9.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 51794176), 64, 196, t->params + 192576, t->bn_save + 7616, t->bn_save + 7680,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 51794176), 64, 196, t->params + 192576, t->bn_save + 7616, t->bn_save + 7680,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 52107776), (float *)(ws + 40542208), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 40843264), t->grads + 192576, t->grads + 192640);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2806,7 +2884,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.9.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 42950656), 384, 196, t->params + 166464, t->bn_save + 6848, t->bn_save + 7232,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 42950656), 384, 196, t->params + 166464, t->bn_save + 6848, t->bn_save + 7232,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 43251712), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 166464, t->grads + 166848);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2824,7 +2903,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.9.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 41896960), 384, 196, t->params + 161472, t->bn_save + 6080, t->bn_save + 6464,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 41896960), 384, 196, t->params + 161472, t->bn_save + 6080, t->bn_save + 6464,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 42198016), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 161472, t->grads + 161856);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2847,7 +2927,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.8.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50966272), 64, 196, t->params + 136640, t->bn_save + 5952, t->bn_save + 6016,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50966272), 64, 196, t->params + 136640, t->bn_save + 5952, t->bn_save + 6016,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51317504), (float *)(ws + 40542208), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 40843264), t->grads + 136640, t->grads + 136704);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2865,7 +2946,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.8.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 39940096), 384, 196, t->params + 110528, t->bn_save + 5184, t->bn_save + 5568,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 39940096), 384, 196, t->params + 110528, t->bn_save + 5184, t->bn_save + 5568,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 40241152), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 110528, t->grads + 110912);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2883,7 +2965,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.8.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 39940096), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 39337984), 384, 196, t->params + 105536, t->bn_save + 4416, t->bn_save + 4800,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 39337984), 384, 196, t->params + 105536, t->bn_save + 4416, t->bn_save + 4800,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 39639040), (float *)(ws + 40241152), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 39940096), t->grads + 105536, t->grads + 105920);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2900,7 +2983,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.7.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 39488512), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50527232), 64, 196, t->params + 80704, t->bn_save + 4288, t->bn_save + 4352,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50527232), 64, 196, t->params + 80704, t->bn_save + 4288, t->bn_save + 4352,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 50577408), (float *)(ws + 41144320), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 39488512), t->grads + 80704, t->grads + 80768);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2918,7 +3002,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.7.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 39940096), 0, (size_t)n * 37632 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 48670720), 192, 196, t->params + 67648, t->bn_save + 3904, t->bn_save + 4096,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 48670720), 192, 196, t->params + 67648, t->bn_save + 3904, t->bn_save + 4096,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 48821248), (float *)(ws + 39337984), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 39940096), t->grads + 67648, t->grads + 67840);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2936,7 +3021,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.7.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 39940096), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35725312), 192, 784, t->params + 65152, t->bn_save + 3520, t->bn_save + 3712,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35725312), 192, 784, t->params + 65152, t->bn_save + 3520, t->bn_save + 3712,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36327424), (float *)(ws + 39337984), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 39940096), t->grads + 65152, t->grads + 65344);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2960,7 +3046,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.6.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 36327424), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 49473536), 32, 784, t->params + 58880, t->bn_save + 3456, t->bn_save + 3488,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 49473536), 32, 784, t->params + 58880, t->bn_save + 3456, t->bn_save + 3488,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 49573888), (float *)(ws + 35725312), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 36327424), t->grads + 58880, t->grads + 58912);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2978,7 +3065,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.6.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 36327424), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34521088), 192, 784, t->params + 51968, t->bn_save + 3072, t->bn_save + 3264,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34521088), 192, 784, t->params + 51968, t->bn_save + 3072, t->bn_save + 3264,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35123200), (float *)(ws + 35725312), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 36327424), t->grads + 51968, t->grads + 52160);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2996,7 +3084,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.6.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 34521088), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33316864), 192, 784, t->params + 49472, t->bn_save + 2688, t->bn_save + 2880,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33316864), 192, 784, t->params + 49472, t->bn_save + 2688, t->bn_save + 2880,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33918976), (float *)(ws + 35123200), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 34521088), t->grads + 49472, t->grads + 49664);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3019,7 +3108,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.5.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 33918976), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 49172480), 32, 784, t->params + 43200, t->bn_save + 2624, t->bn_save + 2656,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 49172480), 32, 784, t->params + 43200, t->bn_save + 2624, t->bn_save + 2656,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 49272832), (float *)(ws + 33316864), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 33918976), t->grads + 43200, t->grads + 43232);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3037,7 +3127,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.5.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 33918976), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32112640), 192, 784, t->params + 36288, t->bn_save + 2240, t->bn_save + 2432,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32112640), 192, 784, t->params + 36288, t->bn_save + 2240, t->bn_save + 2432,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32714752), (float *)(ws + 33316864), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 33918976), t->grads + 36288, t->grads + 36480);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3055,7 +3146,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.5.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 32112640), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 30908416), 192, 784, t->params + 33792, t->bn_save + 1856, t->bn_save + 2048,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 30908416), 192, 784, t->params + 33792, t->bn_save + 1856, t->bn_save + 2048,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 31510528), (float *)(ws + 32714752), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 32112640), t->grads + 33792, t->grads + 33984);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3072,7 +3164,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.4.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 31360000), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 48971776), 32, 784, t->params + 27520, t->bn_save + 1792, t->bn_save + 1824,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 48971776), 32, 784, t->params + 27520, t->bn_save + 1792, t->bn_save + 1824,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 49072128), (float *)(ws + 34521088), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 31360000), t->grads + 27520, t->grads + 27552);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3090,7 +3183,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.4.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 32714752), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36929536), 144, 784, t->params + 22336, t->bn_save + 1504, t->bn_save + 1648,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36929536), 144, 784, t->params + 22336, t->bn_save + 1504, t->bn_save + 1648,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 37381120), (float *)(ws + 30908416), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 32714752), t->grads + 22336, t->grads + 22480);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3108,7 +3202,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.4.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 32714752), 0, (size_t)n * 451584 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 23281664), 144, 3136, t->params + 20464, t->bn_save + 1216, t->bn_save + 1360,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 23281664), 144, 3136, t->params + 20464, t->bn_save + 1216, t->bn_save + 1360,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 25088000), (float *)(ws + 30908416), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 32714752), t->grads + 20464, t->grads + 20608);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3132,7 +3227,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.3.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 25088000), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 38434816), 24, 3136, t->params + 16912, t->bn_save + 1168, t->bn_save + 1192,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 38434816), 24, 3136, t->params + 16912, t->bn_save + 1168, t->bn_save + 1192,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 38735872), (float *)(ws + 23281664), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 25088000), t->grads + 16912, t->grads + 16936);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3150,7 +3246,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.3.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 25088000), 0, (size_t)n * 451584 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 14852096), 144, 3136, t->params + 12880, t->bn_save + 880, t->bn_save + 1024,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 14852096), 144, 3136, t->params + 12880, t->bn_save + 880, t->bn_save + 1024,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 19869696), (float *)(ws + 23281664), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 25088000), t->grads + 12880, t->grads + 13024);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3168,7 +3265,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.3.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 14852096), 0, (size_t)n * 451584 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 9633792), 144, 3136, t->params + 11008, t->bn_save + 592, t->bn_save + 736,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 9633792), 144, 3136, t->params + 11008, t->bn_save + 592, t->bn_save + 736,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 11440128), (float *)(ws + 19869696), NNC_ACT_RELU6, 0.0f,                       /* y, dy, through relu6 */
                                    (float *)(ws + 14852096), t->grads + 11008, t->grads + 11152);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3185,7 +3283,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.2.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 10838016), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 37832704), 24, 3136, t->params + 7456, t->bn_save + 544, t->bn_save + 568,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                      /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 37832704), 24, 3136, t->params + 7456, t->bn_save + 544, t->bn_save + 568,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 38133760), (float *)(ws + 30908416), NNC_ACT_NONE, 0.0f,                       /* y, dy, through none */
                                    (float *)(ws + 10838016), t->grads + 7456, t->grads + 7480);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3203,7 +3302,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.2.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 10838016), 0, (size_t)n * 301056 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 26894336), 96, 3136, t->params + 4768, t->bn_save + 352, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                      /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 26894336), 96, 3136, t->params + 4768, t->bn_save + 352, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 28098560), (float *)(ws + 9633792), NNC_ACT_RELU6, 0.0f,                       /* y, dy, through relu6 */
                                    (float *)(ws + 10838016), t->grads + 4768, t->grads + 4864);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3221,7 +3321,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.2.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 23281664), 0, (size_t)n * 1204224 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 96, 12544, t->params + 3520, t->bn_save + 160, t->bn_save + 256,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 0), 96, 12544, t->params + 3520, t->bn_save + 160, t->bn_save + 256,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 4816896), (float *)(ws + 30908416), NNC_ACT_RELU6, 0.0f,                 /* y, dy, through relu6 */
                                    (float *)(ws + 23281664), t->grads + 3520, t->grads + 3616);                            /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3239,7 +3340,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.1.conv.2 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 1605632), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 29302784), 16, 12544, t->params + 1920, t->bn_save + 128, t->bn_save + 144,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 29302784), 16, 12544, t->params + 1920, t->bn_save + 128, t->bn_save + 144,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 30105600), (float *)(ws + 4816896), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 1605632), t->grads + 1920, t->grads + 1936);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3257,7 +3359,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.1.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 1605632), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 18264064), 32, 12544, t->params + 1280, t->bn_save + 64, t->bn_save + 96,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                     /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 18264064), 32, 12544, t->params + 1280, t->bn_save + 64, t->bn_save + 96,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 21676032), (float *)(ws + 0), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 1605632), t->grads + 1280, t->grads + 1312);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3275,7 +3378,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 1605632), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 13246464), 32, 12544, t->params + 864, t->bn_save + 0, t->bn_save + 32,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                   /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 13246464), 32, 12544, t->params + 864, t->bn_save + 0, t->bn_save + 32,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 16658432), (float *)(ws + 0), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 1605632), t->grads + 864, t->grads + 896);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */

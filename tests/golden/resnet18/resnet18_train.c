@@ -38,9 +38,9 @@
 /* @kernel grad_bias */
 /* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
 /* @kernel linear_backward needs: sgemm_mt grad_bias */
-/* @kernel maxpool2d_backward */
+/* @kernel maxpool2d_backward needs: ctx */
 /* @kernel global_avgpool_backward */
-/* @kernel batchnorm_train */
+/* @kernel batchnorm_train needs: ctx */
 /* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel activation_backward */
 /* @kernel cross_entropy */
@@ -232,7 +232,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm bn1 @ models/lib/resnet.net:63:70 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                   /* the instance's threads and instruction set */
+                                n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
                                 t->stats,                                                  /* the conv's per-channel sums */
                                 t->params + 9408, t->params + 9472, 1e-05f, 0.1f,          /* bn1.weight, bn1.bias; eps, momentum */
                                 t->params + 9536, t->params + 9600,                        /* bn1.running_mean, bn1.running_var (updated) */
@@ -273,7 +274,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer1.0.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 6422528), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                      /* the instance's threads and instruction set */
+                                n, (float *)(ws + 6422528), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                     /* the conv's per-channel sums */
                                 t->params + 46528, t->params + 46592, 1e-05f, 0.1f,           /* layer1.0.bn1.weight, layer1.0.bn1.bias; eps, momentum */
                                 t->params + 46656, t->params + 46720,                         /* layer1.0.bn1.running_mean, layer1.0.bn1.running_var (updated) */
@@ -309,7 +311,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer1.0.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 8028160), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                      /* the instance's threads and instruction set */
+                                n, (float *)(ws + 8028160), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                     /* the conv's per-channel sums */
                                 t->params + 83648, t->params + 83712, 1e-05f, 0.1f,           /* layer1.0.bn2.weight, layer1.0.bn2.bias; eps, momentum */
                                 t->params + 83776, t->params + 83840,                         /* layer1.0.bn2.running_mean, layer1.0.bn2.running_var (updated) */
@@ -350,7 +353,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer1.1.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 12042240), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 12042240), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 120768, t->params + 120832, 1e-05f, 0.1f,          /* layer1.1.bn1.weight, layer1.1.bn1.bias; eps, momentum */
                                 t->params + 120896, t->params + 120960,                        /* layer1.1.bn1.running_mean, layer1.1.bn1.running_var (updated) */
@@ -386,7 +390,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer1.1.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 13647872), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 13647872), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 157888, t->params + 157952, 1e-05f, 0.1f,          /* layer1.1.bn2.weight, layer1.1.bn2.bias; eps, momentum */
                                 t->params + 158016, t->params + 158080,                        /* layer1.1.bn2.running_mean, layer1.1.bn2.running_var (updated) */
@@ -427,7 +432,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer2.0.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 17661952), 128, 784,                         /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 17661952), 128, 784,                         /* x: [128, 28, 28] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 231872, t->params + 232000, 1e-05f, 0.1f,          /* layer2.0.bn1.weight, layer2.0.bn1.bias; eps, momentum */
                                 t->params + 232128, t->params + 232256,                        /* layer2.0.bn1.running_mean, layer2.0.bn1.running_var (updated) */
@@ -463,7 +469,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer2.0.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 18464768), 128, 784,                          /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                        /* the instance's threads and instruction set */
+                                n, (float *)(ws + 18464768), 128, 784,                          /* x: [128, 28, 28] */
                                 t->stats,                                                       /* the conv's per-channel sums */
                                 t->params + 379840, t->params + 379968, 1e-05f, 0.1f,           /* layer2.0.bn2.weight, layer2.0.bn2.bias; eps, momentum */
                                 t->params + 380096, t->params + 380224,                         /* layer2.0.bn2.running_mean, layer2.0.bn2.running_var (updated) */
@@ -498,7 +505,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer2.0.downsample.1 @ models/lib/resnet.net:25:81 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 19267584), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 19267584), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 388544, t->params + 388672, 1e-05f, 0.1f,            /* layer2.0.downsample.1.weight, layer2.0.downsample.1.bias; eps, momentum */
                                 t->params + 388800, t->params + 388928,                          /* layer2.0.downsample.1.running_mean, layer2.0.downsample.1.running_var (updated) */
@@ -539,7 +547,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer2.1.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 20070400), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 20070400), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 536512, t->params + 536640, 1e-05f, 0.1f,            /* layer2.1.bn1.weight, layer2.1.bn1.bias; eps, momentum */
                                 t->params + 536768, t->params + 536896,                          /* layer2.1.bn1.running_mean, layer2.1.bn1.running_var (updated) */
@@ -575,7 +584,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer2.1.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 20873216), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 20873216), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 684480, t->params + 684608, 1e-05f, 0.1f,            /* layer2.1.bn2.weight, layer2.1.bn2.bias; eps, momentum */
                                 t->params + 684736, t->params + 684864,                          /* layer2.1.bn2.running_mean, layer2.1.bn2.running_var (updated) */
@@ -616,7 +626,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer3.0.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 22880256), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 22880256), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 979904, t->params + 980160, 1e-05f, 0.1f,            /* layer3.0.bn1.weight, layer3.0.bn1.bias; eps, momentum */
                                 t->params + 980416, t->params + 980672,                          /* layer3.0.bn1.running_mean, layer3.0.bn1.running_var (updated) */
@@ -652,7 +663,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer3.0.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 23281664), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 23281664), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 1570752, t->params + 1571008, 1e-05f, 0.1f,          /* layer3.0.bn2.weight, layer3.0.bn2.bias; eps, momentum */
                                 t->params + 1571264, t->params + 1571520,                        /* layer3.0.bn2.running_mean, layer3.0.bn2.running_var (updated) */
@@ -687,7 +699,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer3.0.downsample.1 @ models/lib/resnet.net:25:81 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 23683072), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 23683072), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 1604544, t->params + 1604800, 1e-05f, 0.1f,          /* layer3.0.downsample.1.weight, layer3.0.downsample.1.bias; eps, momentum */
                                 t->params + 1605056, t->params + 1605312,                        /* layer3.0.downsample.1.running_mean, layer3.0.downsample.1.running_var (updated) */
@@ -728,7 +741,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer3.1.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 24084480), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 24084480), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 2195392, t->params + 2195648, 1e-05f, 0.1f,          /* layer3.1.bn1.weight, layer3.1.bn1.bias; eps, momentum */
                                 t->params + 2195904, t->params + 2196160,                        /* layer3.1.bn1.running_mean, layer3.1.bn1.running_var (updated) */
@@ -764,7 +778,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer3.1.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 24485888), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 24485888), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 2786240, t->params + 2786496, 1e-05f, 0.1f,          /* layer3.1.bn2.weight, layer3.1.bn2.bias; eps, momentum */
                                 t->params + 2786752, t->params + 2787008,                        /* layer3.1.bn2.running_mean, layer3.1.bn2.running_var (updated) */
@@ -805,7 +820,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer4.0.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 25489408), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 25489408), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 3966912, t->params + 3967424, 1e-05f, 0.1f,          /* layer4.0.bn1.weight, layer4.0.bn1.bias; eps, momentum */
                                 t->params + 3967936, t->params + 3968448,                        /* layer4.0.bn1.running_mean, layer4.0.bn1.running_var (updated) */
@@ -841,7 +857,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer4.0.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 25690112), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 25690112), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 6328256, t->params + 6328768, 1e-05f, 0.1f,          /* layer4.0.bn2.weight, layer4.0.bn2.bias; eps, momentum */
                                 t->params + 6329280, t->params + 6329792,                        /* layer4.0.bn2.running_mean, layer4.0.bn2.running_var (updated) */
@@ -876,7 +893,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer4.0.downsample.1 @ models/lib/resnet.net:25:81 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 25890816), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 25890816), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 6461376, t->params + 6461888, 1e-05f, 0.1f,          /* layer4.0.downsample.1.weight, layer4.0.downsample.1.bias; eps, momentum */
                                 t->params + 6462400, t->params + 6462912,                        /* layer4.0.downsample.1.running_mean, layer4.0.downsample.1.running_var (updated) */
@@ -917,7 +935,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer4.1.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 26091520), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 26091520), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 8822720, t->params + 8823232, 1e-05f, 0.1f,          /* layer4.1.bn1.weight, layer4.1.bn1.bias; eps, momentum */
                                 t->params + 8823744, t->params + 8824256,                        /* layer4.1.bn1.running_mean, layer4.1.bn1.running_var (updated) */
@@ -953,7 +972,8 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
 
     /* batchnorm layer4.1.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 26292224), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 26292224), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 11184064, t->params + 11184576, 1e-05f, 0.1f,        /* layer4.1.bn2.weight, layer4.1.bn2.bias; eps, momentum */
                                 t->params + 11185088, t->params + 11185600,                      /* layer4.1.bn2.running_mean, layer4.1.bn2.running_var (updated) */
@@ -1022,7 +1042,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.1.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 26492928), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 26292224), 512, 49, t->params + 11184064, t->bn_save + 8576, t->bn_save + 9088,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 26292224), 512, 49, t->params + 11184064, t->bn_save + 8576, t->bn_save + 9088,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 26392576), (float *)(ws + 26693632), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 26492928), t->grads + 11184064, t->grads + 11184576);                               /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1040,7 +1061,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.1.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 26292224), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 26091520), 512, 49, t->params + 8822720, t->bn_save + 7552, t->bn_save + 8064,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 26091520), 512, 49, t->params + 8822720, t->bn_save + 7552, t->bn_save + 8064,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 26191872), (float *)(ws + 26392576), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 26292224), t->grads + 8822720, t->grads + 8823232);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1067,7 +1089,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.0.downsample.1 @ models/lib/resnet.net:25:81 */
     memset((float *)(ws + 26091520), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 25890816), 512, 49, t->params + 6461376, t->bn_save + 6528, t->bn_save + 7040,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 25890816), 512, 49, t->params + 6461376, t->bn_save + 6528, t->bn_save + 7040,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 25288704), (float *)(ws + 26191872), NNC_ACT_NONE, 0.0f,                           /* y, dy, through none */
                                    (float *)(ws + 26091520), t->grads + 6461376, t->grads + 6461888);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1085,7 +1108,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.0.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 25890816), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 25690112), 512, 49, t->params + 6328256, t->bn_save + 5504, t->bn_save + 6016,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 25690112), 512, 49, t->params + 6328256, t->bn_save + 5504, t->bn_save + 6016,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 25790464), (float *)(ws + 25991168), NNC_ACT_NONE, 0.0f,                           /* y, dy, through none */
                                    (float *)(ws + 25890816), t->grads + 6328256, t->grads + 6328768);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1103,7 +1127,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.0.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 25690112), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 25489408), 512, 49, t->params + 3966912, t->bn_save + 4480, t->bn_save + 4992,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 25489408), 512, 49, t->params + 3966912, t->bn_save + 4480, t->bn_save + 4992,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 25589760), (float *)(ws + 25790464), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 25690112), t->grads + 3966912, t->grads + 3967424);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1130,7 +1155,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.1.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 24887296), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 24485888), 256, 196, t->params + 2786240, t->bn_save + 3968, t->bn_save + 4224,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 24485888), 256, 196, t->params + 2786240, t->bn_save + 3968, t->bn_save + 4224,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 24686592), (float *)(ws + 25288704), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 24887296), t->grads + 2786240, t->grads + 2786496);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1148,7 +1174,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.1.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 24485888), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 24084480), 256, 196, t->params + 2195392, t->bn_save + 3456, t->bn_save + 3712,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 24084480), 256, 196, t->params + 2195392, t->bn_save + 3456, t->bn_save + 3712,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 24285184), (float *)(ws + 24686592), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 24485888), t->grads + 2195392, t->grads + 2195648);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1175,7 +1202,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.0.downsample.1 @ models/lib/resnet.net:25:81 */
     memset((float *)(ws + 24084480), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 23683072), 256, 196, t->params + 1604544, t->bn_save + 2944, t->bn_save + 3200,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 23683072), 256, 196, t->params + 1604544, t->bn_save + 2944, t->bn_save + 3200,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 22478848), (float *)(ws + 24285184), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 24084480), t->grads + 1604544, t->grads + 1604800);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1193,7 +1221,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.0.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 23683072), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 23281664), 256, 196, t->params + 1570752, t->bn_save + 2432, t->bn_save + 2688,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 23281664), 256, 196, t->params + 1570752, t->bn_save + 2432, t->bn_save + 2688,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 23482368), (float *)(ws + 23883776), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 23683072), t->grads + 1570752, t->grads + 1571008);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1211,7 +1240,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.0.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 23281664), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 22880256), 256, 196, t->params + 979904, t->bn_save + 1920, t->bn_save + 2176,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 22880256), 256, 196, t->params + 979904, t->bn_save + 1920, t->bn_save + 2176,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 23080960), (float *)(ws + 23482368), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 23281664), t->grads + 979904, t->grads + 980160);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1238,7 +1268,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.1.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 21676032), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 20873216), 128, 784, t->params + 684480, t->bn_save + 1664, t->bn_save + 1792,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 20873216), 128, 784, t->params + 684480, t->bn_save + 1664, t->bn_save + 1792,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 21274624), (float *)(ws + 22478848), NNC_ACT_NONE, 0.0f,                           /* y, dy, through none */
                                    (float *)(ws + 21676032), t->grads + 684480, t->grads + 684608);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1256,7 +1287,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.1.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 20070400), 128, 784, t->params + 536512, t->bn_save + 1408, t->bn_save + 1536,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 20070400), 128, 784, t->params + 536512, t->bn_save + 1408, t->bn_save + 1536,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 20471808), (float *)(ws + 21274624), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 536512, t->grads + 536640);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1283,7 +1315,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.0.downsample.1 @ models/lib/resnet.net:25:81 */
     memset((float *)(ws + 20070400), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 19267584), 128, 784, t->params + 388544, t->bn_save + 1152, t->bn_save + 1280,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 19267584), 128, 784, t->params + 388544, t->bn_save + 1152, t->bn_save + 1280,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 16859136), (float *)(ws + 20471808), NNC_ACT_NONE, 0.0f,                           /* y, dy, through none */
                                    (float *)(ws + 20070400), t->grads + 388544, t->grads + 388672);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1301,7 +1334,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.0.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 19267584), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 18464768), 128, 784, t->params + 379840, t->bn_save + 896, t->bn_save + 1024,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 18464768), 128, 784, t->params + 379840, t->bn_save + 896, t->bn_save + 1024,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 18866176), (float *)(ws + 19668992), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 19267584), t->grads + 379840, t->grads + 379968);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1319,7 +1353,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.0.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 18464768), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 17661952), 128, 784, t->params + 231872, t->bn_save + 640, t->bn_save + 768,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 17661952), 128, 784, t->params + 231872, t->bn_save + 640, t->bn_save + 768,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 18063360), (float *)(ws + 18866176), NNC_ACT_RELU, 0.0f,                         /* y, dy, through relu */
                                    (float *)(ws + 18464768), t->grads + 231872, t->grads + 232000);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1346,7 +1381,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer1.1.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 15253504), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 13647872), 64, 3136, t->params + 157888, t->bn_save + 512, t->bn_save + 576,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 13647872), 64, 3136, t->params + 157888, t->bn_save + 512, t->bn_save + 576,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 14450688), (float *)(ws + 16859136), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 15253504), t->grads + 157888, t->grads + 157952);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1364,7 +1400,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer1.1.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 13647872), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 12042240), 64, 3136, t->params + 120768, t->bn_save + 384, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 12042240), 64, 3136, t->params + 120768, t->bn_save + 384, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 12845056), (float *)(ws + 14450688), NNC_ACT_RELU, 0.0f,                         /* y, dy, through relu */
                                    (float *)(ws + 13647872), t->grads + 120768, t->grads + 120832);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1391,7 +1428,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer1.0.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 10436608), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 8028160), 64, 3136, t->params + 83648, t->bn_save + 256, t->bn_save + 320,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                      /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 8028160), 64, 3136, t->params + 83648, t->bn_save + 256, t->bn_save + 320,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 8830976), (float *)(ws + 12845056), NNC_ACT_NONE, 0.0f,                        /* y, dy, through none */
                                    (float *)(ws + 10436608), t->grads + 83648, t->grads + 83712);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1409,7 +1447,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer1.0.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 6422528), 64, 3136, t->params + 46528, t->bn_save + 128, t->bn_save + 192,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                      /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 6422528), 64, 3136, t->params + 46528, t->bn_save + 128, t->bn_save + 192,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 7225344), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f,                         /* y, dy, through relu */
                                    (float *)(ws + 8028160), t->grads + 46528, t->grads + 46592);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1425,13 +1464,15 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of maxpool2d @ models/lib/resnet.net:64:14 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 11239424), 56, 56,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 11239424), 56, 56,  /* x, dy */
                            3, 3, 2, 2, 1, 1, 1, 1, (float *)(ws + 6422528));                            /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm bn1 @ models/lib/resnet.net:63:70 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 802816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                /* y, dy, through relu */
                                    (float *)(ws + 9633792), t->grads + 9408, t->grads + 9472);                          /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
