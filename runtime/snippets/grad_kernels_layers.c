@@ -12,21 +12,36 @@ static NNC_MAYBE_UNUSED void nnc_grad_accumulate(size_t count, const float *dy, 
     for (i = 0; i < count; i++) dx[i] += dy[i];
 }
 
-/* @kernel grad_bias */
-/* db[o] += sum of dy[i][o][0..inner) over the batch i: the bias gradient of
- * conv2d (inner = oh*ow), conv_transpose2d and linear (inner = 1). */
-static NNC_MAYBE_UNUSED void nnc_bias_backward(int n, const float *dy, int k, size_t inner, float *db)
+/* @kernel grad_bias needs: ctx */
+typedef struct {
+    const float *dy;
+    float *db;
+    int n, k;
+    size_t inner;
+} nnc_bias_bwd_job;
+
+static NNC_MAYBE_UNUSED void nnc_bias_backward_task(void *arg, int o)
 {
-    int i, o;
+    const nnc_bias_bwd_job *j = (const nnc_bias_bwd_job *)arg;
+    double s = 0.0;
     size_t p;
-    for (o = 0; o < k; o++) {
-        double s = 0.0;
-        for (i = 0; i < n; i++) {
-            const float *d = dy + ((size_t)i * (size_t)k + (size_t)o) * inner;
-            for (p = 0; p < inner; p++) s += d[p];
-        }
-        db[o] += (float)s;
+    int i;
+    for (i = 0; i < j->n; i++) {
+        const float *d = j->dy + ((size_t)i * (size_t)j->k + (size_t)o) * j->inner;
+        for (p = 0; p < j->inner; p++) s += d[p];
     }
+    j->db[o] += (float)s;
+}
+
+/* db[o] += sum of dy[i][o][0..inner) over the batch i: the bias gradient of
+ * conv2d (inner = oh*ow), conv_transpose2d and linear (inner = 1). A task per
+ * channel over ctx's threads (NULL: the caller's alone). */
+static NNC_MAYBE_UNUSED void nnc_bias_backward(const nnc_ctx *ctx, int n, const float *dy, int k, size_t inner,
+                                               float *db)
+{
+    nnc_bias_bwd_job j;
+    j.dy = dy, j.db = db, j.n = n, j.k = k, j.inner = inner;
+    nnc_parallel_work(ctx, 4.0 * n * (double)k * (double)inner, k, nnc_bias_backward_task, &j);
 }
 
 /* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
@@ -63,7 +78,7 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_backward(const nnc_ctx *ctx, int n, cons
     int kdim = cg * kh * kw, ohw = oh * ow;
     size_t hw = (size_t)h * (size_t)w, xs = (size_t)c * hw;
     int direct = nb == 1 && kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
-    if (db) nnc_bias_backward(n, dy, k, (size_t)ohw, db);
+    if (db) nnc_bias_backward(ctx, n, dy, k, (size_t)ohw, db);
     if (!dx && !dwt) return;
     for (i0 = 0; i0 < n; i0 += nb) {
         int m = n - i0 < nb ? n - i0 : nb;  /* samples in this block */
@@ -117,7 +132,7 @@ static NNC_MAYBE_UNUSED void nnc_conv_transpose2d_backward(const nnc_ctx *ctx, i
     int cg = c / groups, kg = k / groups, i, g;
     int kdim = kg * kh * kw, hw = h * w;
     size_t ohw = (size_t)oh * (size_t)ow;
-    if (db) nnc_bias_backward(n, dy, k, ohw, db);
+    if (db) nnc_bias_backward(ctx, n, dy, k, ohw, db);
     if (!dx && !dwt) return;
     for (i = 0; i < n; i++)
         for (g = 0; g < groups; g++) {
@@ -139,7 +154,7 @@ static NNC_MAYBE_UNUSED void nnc_linear_backward(const nnc_ctx *ctx, int n, cons
 {
     if (dx) nnc_sgemm_ctx(ctx, 0, 0, n, in, out, 1.0f, dy, out, wt, in, 1.0f, dx, in);
     if (dwt) nnc_sgemm_ctx(ctx, 1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dwt, in);
-    if (db) nnc_bias_backward(n, dy, out, 1, db);
+    if (db) nnc_bias_backward(ctx, n, dy, out, 1, db);
 }
 
 /* @kernel maxpool2d_backward needs: ctx */
@@ -184,11 +199,26 @@ static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward_task(void *arg, int plane)
     size_t hw = (size_t)j->h * (size_t)j->w, ohw = (size_t)j->oh * (size_t)j->ow;
     const float *xc = j->x + (size_t)plane * hw, *dyc = j->dy + (size_t)plane * ohw;
     float *dxc = j->dx + (size_t)plane * hw;
-    int oy, ox;
+    int oy, ox, ki, kj;
     for (oy = 0; oy < j->oh; oy++)
         for (ox = 0; ox < j->ow; ox++) {
-            long at = nnc_maxpool_argmax(xc, j->h, j->w, oy * j->sh - j->ph, ox * j->sw - j->pw, j->kh, j->kw, j->dh,
-                                         j->dw);
+            int ys = oy * j->sh - j->ph, xs = ox * j->sw - j->pw;
+            long at;
+            if (ys >= 0 && xs >= 0 && ys + (j->kh - 1) * j->dh < j->h && xs + (j->kw - 1) * j->dw < j->w) {
+                /* the window inside the image: nnc_maxpool_argmax's scan without its bounds tests */
+                const float *win = xc + (size_t)ys * (size_t)j->w + (size_t)xs;
+                float m = win[0];
+                long best = 0;
+                for (ki = 0; ki < j->kh; ki++)
+                    for (kj = ki == 0; kj < j->kw; kj++) {
+                        long off = (long)ki * j->dh * j->w + (long)kj * j->dw;
+                        float v = win[off];
+                        if (v > m || v != v) m = v, best = off;
+                    }
+                at = (long)ys * j->w + xs + best;
+            } else {
+                at = nnc_maxpool_argmax(xc, j->h, j->w, ys, xs, j->kh, j->kw, j->dh, j->dw);
+            }
             if (at >= 0) dxc[at] += dyc[(size_t)oy * (size_t)j->ow + (size_t)ox];
         }
 }

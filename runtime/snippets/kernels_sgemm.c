@@ -185,18 +185,14 @@ static NNC_MAYBE_UNUSED void nnc_sgemm_task(void *arg, int t)
     }
 }
 
-/* nnc_sgemm_ctx on instruction set isa (NNC_ISA_*), over the threads of par
- * (NULL: the caller's alone): a layer that already splits its work calls it
- * inside its tasks this way. */
+/* nnc_sgemm_ctx on nnc's micro-kernels of instruction set isa (NNC_ISA_*),
+ * over the threads of par (NULL: the caller's alone), with or without
+ * NNC_USE_CBLAS: a layer that already splits its work calls it inside its
+ * tasks this way (a BLAS call per task would wake the BLAS's threads). */
 static NNC_MAYBE_UNUSED void nnc_sgemm_isa(const nnc_ctx *par, int isa, int transA, int transB, int M, int N, int K,
                                            float alpha, const float *A, int lda, const float *B, int ldb,
                                            float beta, float *C, int ldc)
 {
-#ifdef NNC_USE_CBLAS
-    (void)par, (void)isa;
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
-                alpha, A, lda, B, ldb, beta, C, ldc);
-#else
     nnc_sgemm_job g;
     int threads = par ? par->threads : 1, row_chunks, want;
     if (M <= 0 || N <= 0) return;
@@ -219,7 +215,6 @@ static NNC_MAYBE_UNUSED void nnc_sgemm_isa(const nnc_ctx *par, int isa, int tran
     g.chunk = (g.panels + want - 1) / want;
     g.col_chunks = (g.panels + g.chunk - 1) / g.chunk;
     nnc_parallel_work(par, (double)M * (double)N * (double)K, row_chunks * g.col_chunks, nnc_sgemm_task, &g);
-#endif
 }
 
 static NNC_MAYBE_UNUSED void nnc_sgemm_ctx(const nnc_ctx *ctx, int transA, int transB, int M, int N, int K,
@@ -227,7 +222,9 @@ static NNC_MAYBE_UNUSED void nnc_sgemm_ctx(const nnc_ctx *ctx, int transA, int t
                                            float beta, float *C, int ldc)
 {
 #ifdef NNC_USE_CBLAS
-    nnc_sgemm_isa(ctx, 0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    (void)ctx;
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
+                alpha, A, lda, B, ldb, beta, C, ldc);
 #else
     nnc_sgemm_isa(ctx, ctx ? ctx->isa : nnc_cpu_isa(), transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif

@@ -152,7 +152,13 @@ int $p_train_create($p_train **out, const char *weights, const $p_train_config *
         return $p_train_fail(t, -1, "$p_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+#ifdef NNC_USE_CBLAS
+    /* the BLAS runs the GEMMs on threads of its own: a second pool polling beside
+     * them would fight them for the cores ($p_train_set_threads can still start one) */
+    (void)nnc_ctx_init(&t->ctx, 1);
+#else
     (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
+#endif
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;

@@ -35,7 +35,7 @@
 /* @kernel conv_mt needs: sgemm_mt conv2d conv_transpose2d */
 /* @kernel linear_gemm needs: linear_mt sgemm_mt */
 /* @kernel grad_accumulate */
-/* @kernel grad_bias */
+/* @kernel grad_bias needs: ctx */
 /* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
 /* @kernel linear_backward needs: sgemm_mt grad_bias */
 /* @kernel maxpool2d_backward needs: ctx */
@@ -1571,7 +1571,13 @@ int resnet18_train_create(resnet18_train **out, const char *weights, const resne
         return resnet18_train_fail(t, -1, "resnet18_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+#ifdef NNC_USE_CBLAS
+    /* the BLAS runs the GEMMs on threads of its own: a second pool polling beside
+     * them would fight them for the cores (resnet18_train_set_threads can still start one) */
+    (void)nnc_ctx_init(&t->ctx, 1);
+#else
     (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
+#endif
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
