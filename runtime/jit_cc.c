@@ -44,18 +44,20 @@ enum {
 #endif
 
 /* The directory of cblas.h when the generated code should use OpenBLAS, else
- * NULL. NNC_JIT_BLAS=1 or 0 decides; by default an inference model goes
- * without (its layers run nnc's packed GEMM on the instance's threads, as
- * fast or faster on the zoo, and OpenBLAS's threads would compete with them)
- * and a training module with it (its GEMMs, transposed ones included, are
- * still nnc_sgemm's: the CIFAR ResNet-18 step at batch 64 takes 10.4 s on
- * the portable GEMM against about 1 s on OpenBLAS). */
+ * NULL. NNC_JIT_BLAS=1 or 0 decides; by default neither an inference model
+ * nor a training module uses it: their GEMMs run on nnc's micro-kernels and
+ * the instance's threads (the packed GEMM; nnc_sgemm_ctx for training), and
+ * OpenBLAS's spinning workers fight any other threads for the cores (lenet5's
+ * training step, alternated on a loaded machine: median 46 ms without,
+ * 313-398 ms with; docs/performance.md). `train` is kept for the day the two
+ * defaults differ again. */
 static const char *rt_cc_blas_dir(bool train)
 {
     static const char dir[] = NNC_CBLAS_INCLUDE;
     const char *env = getenv("NNC_JIT_BLAS");
     char path[4096];
-    bool want = env && *env ? strcmp(env, "1") == 0 : train;
+    bool want = env && *env ? strcmp(env, "1") == 0 : false;
+    (void)train;
     if (!dir[0] || !want) return NULL;
     snprintf(path, sizeof path, "%s/cblas.h", dir);
     return access(path, R_OK) == 0 ? dir : NULL;
