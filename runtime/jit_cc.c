@@ -44,20 +44,19 @@ enum {
 #endif
 
 /* The directory of cblas.h when the generated code should use OpenBLAS, else
- * NULL. NNC_JIT_BLAS=1 or 0 decides; by default neither an inference model
- * nor a training module uses it: their GEMMs run on nnc's micro-kernels and
- * the instance's threads (the packed GEMM; nnc_sgemm_ctx for training), and
- * OpenBLAS's spinning workers fight any other threads for the cores (lenet5's
- * training step, alternated on a loaded machine: median 46 ms without,
- * 313-398 ms with; docs/performance.md). `train` is kept for the day the two
- * defaults differ again. */
+ * NULL. NNC_JIT_BLAS=1 or 0 decides; by default an inference model goes
+ * without (its layers run nnc's packed GEMM on the instance's threads, as
+ * fast or faster on the zoo, and OpenBLAS's threads would compete with them)
+ * and a training module with it: its GEMMs run nnc_sgemm_ctx without it
+ * (kernels_sgemm.c), which came within about 10% of OpenBLAS on the CIFAR
+ * ResNet-18 step but did not beat it where the cores were free
+ * (docs/performance.md); OpenBLAS stalled worse when they were not. */
 static const char *rt_cc_blas_dir(bool train)
 {
     static const char dir[] = NNC_CBLAS_INCLUDE;
     const char *env = getenv("NNC_JIT_BLAS");
     char path[4096];
-    bool want = env && *env ? strcmp(env, "1") == 0 : false;
-    (void)train;
+    bool want = env && *env ? strcmp(env, "1") == 0 : train;
     if (!dir[0] || !want) return NULL;
     snprintf(path, sizeof path, "%s/cblas.h", dir);
     return access(path, R_OK) == 0 ? dir : NULL;
