@@ -253,7 +253,7 @@ static void tr_walk_init(Tr *t)
     e->stride = stride;
     e->scratch = scratch;
     e->tr = s;
-    e->ctx = "NULL";  /* the training module's kernels take no context (no packed weights: they change) */
+    e->ctx = "&t->ctx";  /* the instance's threads and instruction set (no packed weights: they change) */
     e->err = t->err;
     e->errlen = t->errlen;
 }
@@ -418,6 +418,7 @@ static bool tr_write_source(Tr *t, StrBuf *c)
     cg_need(&t->e, "bce_with_logits");
     cg_need(&t->e, "mse_loss");
     cg_need(&t->e, "copy");
+    cg_need(&t->e, "ctx");  /* the instance owns one (module_train.c) */
     bool ok = t->e.d->library(t->e.sections, t->e.n_sections, c, err, sizeof err);
     const char *opt_sections[] = {"optim"};
     ok = ok && cg_snippet_select(nnc_snippet_optim, nnc_snippet_optim_len, opt_sections, 1, c, err, sizeof err);

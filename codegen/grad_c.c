@@ -32,6 +32,7 @@ static void tr_bwd_conv(CgEmit *cx, const IrNode *n)
     const char *k = n->op == OP_CONV_T2D ? "conv_transpose2d_backward" : "conv2d_backward";
     cg_need(cx, k);
     cg_call_begin(cx, k);
+    cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, "x", "n, %s, %lld, %lld, %lld", cg_x(cx, x), cg_dim(xs, 0), cg_dim(xs, 1), cg_dim(xs, 2));
     cg_arg(cx, "weight, dy", "%s, %s, %d, %lld, %lld", cg_x(cx, w), cg_d(cx, y), c->out_channels, cg_dim(ys, 1),
            cg_dim(ys, 2));
@@ -48,6 +49,7 @@ static void tr_bwd_linear(CgEmit *cx, const IrNode *n)
     int32_t x = ir_in(g, n, 0), y = n->out, w = ir_in(g, n, 1);
     cg_need(cx, "linear_backward");
     cg_call_begin(cx, "linear_backward");
+    cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, "x, weight, dy", "n, %s, %lld, %s, %s, %d", cg_x(cx, x), cg_elems_from(cg_shape(cx, x), 0),
            cg_x(cx, w), cg_d(cx, y), n->attr.linear.out_features);
     cg_arg(cx, "dx, dweight, dbias", "%s, %s, %s", cg_d(cx, x), cg_d(cx, w),
@@ -69,6 +71,7 @@ static void tr_bwd_batchnorm(CgEmit *cx, const IrNode *n)
     cx->indent = 8;
     cg_need(cx, b->fused ? "bn_train_fused" : "batchnorm_train");
     cg_call_begin(cx, b->fused ? "batchnorm_act_backward" : "batchnorm_backward");
+    if (b->fused) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, "x, gamma, batch mean and 1/std", "n, %s, %lld, %lld, %s, %s, %s", cg_x(cx, x), c, hw, gamma,
            cx->tr->bn_mean[i], cx->tr->bn_invstd[i]);
     if (b->fused)
@@ -162,6 +165,7 @@ static void tr_bwd_maxpool(CgEmit *cx, const IrNode *n)
     const PoolAttr *p = &n->attr.pool;
     cg_need(cx, "maxpool2d_backward");
     cg_call_begin(cx, "maxpool2d_backward");
+    cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, "x, dy", "n, %s, %lld, %lld, %lld, %s, %lld, %lld", cg_x(cx, x), cg_dim(xs, 0), cg_dim(xs, 1),
            cg_dim(xs, 2), cg_d(cx, y), cg_dim(ys, 1), cg_dim(ys, 2));
     cg_arg(cx, "kernel, stride, padding, dilation; dx", "%d, %d, %d, %d, %d, %d, %d, %d, %s", p->kh, p->kw, p->sh,

@@ -125,11 +125,14 @@ static bool cg_conv_call(CgEmit *cx, const IrNode *n)
     const IrShape *y = &cx->g->values[n->out].shape;
     bool t = n->op == OP_CONV_T2D;
     int64_t scratch = plan_scratch_floats(cx->g, n, cx->max_batch);
-    const char *kernel = t ? "conv_transpose2d" : c->winograd ? "conv2d_winograd" : c->packed ? "conv2d_packed" : "conv2d";
-    cg_need(cx, kernel);
+    /* a training step's run over the instance's threads on nnc_sgemm_ctx (kernels_sgemm.c, section conv_mt) */
+    bool mt = c->packed || c->winograd || cx->tr;
+    const char *kernel = t ? (cx->tr ? "conv_transpose2d_mt" : "conv_transpose2d")
+                           : c->winograd ? "conv2d_winograd" : c->packed ? "conv2d_packed" : cx->tr ? "conv2d_mt" : "conv2d";
+    cg_need(cx, cx->tr ? "conv_mt" : kernel);
     if (scratch > 0) cg_scratch_check(cx, cg_scratch_call(cx->arena, cx->g, n, cx->max_batch), scratch);
     cg_call_begin(cx, kernel);
-    if (c->packed || c->winograd) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
+    if (mt) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_image_arg(cx, n, !t);
     cg_weight_args(cx, n);
     if (t)
@@ -154,6 +157,7 @@ static bool emit_c_conv2d(CgEmit *cx, const IrNode *n)
     cg_line(cx, "%s", cx->d->zero(cx->arena, cx->tr->stats, arena_printf(cx->arena, "%lld", 2 * cg_dim(y, 0)), "double"));
     cg_need(cx, "bn_train_fused");
     cg_call_begin(cx, "conv2d_stats");
+    cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_image_arg(cx, n, false);
     cg_weight_args(cx, n);
     cg_arg(cx, arena_printf(cx->arena, "y: %s", cg_dims(cx->arena, y)), "%s, %lld, %lld, %lld", cg_out(cx, n),
@@ -238,6 +242,7 @@ static void cg_batchnorm_train(CgEmit *cx, const IrNode *n)
     int32_t i = (int32_t)(n - cx->g->nodes);
     cg_need(cx, b->fused ? "bn_train_fused" : "batchnorm_train");
     cg_call_begin(cx, b->fused ? "batchnorm_act_train" : "batchnorm_train");
+    if (b->fused) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, arena_printf(cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld, %lld",
            cg_in(cx, n, 0), cg_dim(x, 0), cg_elems_from(x, 1));
     if (b->fused) cg_arg(cx, "the conv's per-channel sums", "%s", cx->tr->stats);
@@ -275,10 +280,11 @@ static bool emit_c_batchnorm(CgEmit *cx, const IrNode *n)
 static bool emit_c_linear(CgEmit *cx, const IrNode *n)
 {
     const IrShape *x = ir_in_shape(cx->g, n, 0);
-    bool mt = !cx->tr;  /* inference: over the instance's threads; a training step keeps nnc_linear */
-    cg_need(cx, mt ? "linear_mt" : "linear");
-    cg_call_begin(cx, mt ? "linear_mt" : "linear");
-    if (mt) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
+    /* over the instance's threads: a batch as one GEMM (nnc_linear_gemm), batch 1 as nnc_linear_mt */
+    const char *kernel = cx->tr || cx->max_batch > 1 ? "linear_gemm" : "linear_mt";
+    cg_need(cx, kernel);
+    cg_call_begin(cx, kernel);
+    cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_arg(cx, arena_printf(cx->arena, "x: %s", cg_label(cx, ir_in(cx->g, n, 0))), "n, %s, %lld", cg_in(cx, n, 0),
            cg_dim(x, 0));
     cg_weight_args(cx, n);

@@ -47,9 +47,10 @@ enum {
  * NULL. NNC_JIT_BLAS=1 or 0 decides; by default an inference model goes
  * without (its layers run nnc's packed GEMM on the instance's threads, as
  * fast or faster on the zoo, and OpenBLAS's threads would compete with them)
- * and a training module with it (its GEMMs, transposed ones included, are
- * still nnc_sgemm's: the CIFAR ResNet-18 step at batch 64 takes 10.4 s on
- * the portable GEMM against about 1 s on OpenBLAS). */
+ * and a training module with it: its GEMMs run nnc_sgemm_ctx without it
+ * (kernels_sgemm.c), which came within about 10% of OpenBLAS on the CIFAR
+ * ResNet-18 step but did not beat it where the cores were free
+ * (docs/performance.md); OpenBLAS stalled worse when they were not. */
 static const char *rt_cc_blas_dir(bool train)
 {
     static const char dir[] = NNC_CBLAS_INCLUDE;

@@ -10,9 +10,10 @@
  * The compile line is
  *     $CC -std=c99 -O2 -fPIC -shared [-DNNC_USE_CBLAS -I<cblas dir>] -o lib.so model.c [-lopenblas] -lm
  * $CC is split on blanks ("ccache gcc" works). OpenBLAS is used when nnc was
- * built with it: CMake passes the directory of cblas.h as NNC_CBLAS_INCLUDE
- * (empty or undefined: no BLAS); at run time that header must still exist, and
- * NNC_JIT_BLAS=0 in the environment turns BLAS off. With gcc or clang (cc) on
+ * built with it (CMake passes the directory of cblas.h as NNC_CBLAS_INCLUDE;
+ * empty or undefined: no BLAS, and at run time that header must still exist)
+ * for training modules, and for inference models too with NNC_JIT_BLAS=1;
+ * NNC_JIT_BLAS=0 turns it off for both. With gcc or clang (cc) on
  * x86-64 and AArch64 it compiles for the host's instruction set
  * (-march=native); NNC_JIT_NATIVE=0 turns that off. */
 #ifndef NNC_RUNTIME_JIT_CC_H

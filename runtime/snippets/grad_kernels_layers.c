@@ -12,35 +12,49 @@ static NNC_MAYBE_UNUSED void nnc_grad_accumulate(size_t count, const float *dy, 
     for (i = 0; i < count; i++) dx[i] += dy[i];
 }
 
-/* @kernel grad_bias */
-/* db[o] += sum of dy[i][o][0..inner) over the batch i: the bias gradient of
- * conv2d (inner = oh*ow), conv_transpose2d and linear (inner = 1). Each
- * channel is summed in double over i, then p, as one loop per channel would
- * (the same bits), but eight channels go side by side, eight independent
- * chains of additions instead of one that waits on the adder's latency at
- * every element; in the last group of fewer than eight, the spare chains sum
- * channel o again and are dropped. */
-static NNC_MAYBE_UNUSED void nnc_bias_backward(int n, const float *dy, int k, size_t inner, float *db)
+/* @kernel grad_bias needs: ctx */
+typedef struct {
+    const float *dy;
+    float *db;
+    int n, k;
+    size_t inner;
+} nnc_bias_bwd_job;
+
+/* Channels 8t .. 8t+7 of nnc_bias_backward. Each channel is summed in double
+ * over i, then p, as one loop per channel would (the same bits), but eight
+ * channels go side by side, eight independent chains of additions instead of
+ * one that waits on the adder's latency at every element; in the last group
+ * of fewer than eight, the spare chains sum channel o again and are dropped. */
+static NNC_MAYBE_UNUSED void nnc_bias_backward_task(void *arg, int t)
 {
-    int i, o, j;
-    size_t p;
-    for (o = 0; o < k; o += 8) {
-        int nb = k - o < 8 ? k - o : 8;
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0, s[8];
-        for (i = 0; i < n; i++) {
-            const float *d[8];
-            for (j = 0; j < 8; j++) d[j] = dy + ((size_t)i * (size_t)k + (size_t)(o + (j < nb ? j : 0))) * inner;
-            for (p = 0; p < inner; p++) {
-                s0 += d[0][p], s1 += d[1][p], s2 += d[2][p], s3 += d[3][p];
-                s4 += d[4][p], s5 += d[5][p], s6 += d[6][p], s7 += d[7][p];
-            }
+    const nnc_bias_bwd_job *jb = (const nnc_bias_bwd_job *)arg;
+    int i, j, o = 8 * t, k = jb->k, nb = k - o < 8 ? k - o : 8;
+    size_t p, inner = jb->inner;
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0, s6 = 0.0, s7 = 0.0, s[8];
+    for (i = 0; i < jb->n; i++) {
+        const float *d[8];
+        for (j = 0; j < 8; j++) d[j] = jb->dy + ((size_t)i * (size_t)k + (size_t)(o + (j < nb ? j : 0))) * inner;
+        for (p = 0; p < inner; p++) {
+            s0 += d[0][p], s1 += d[1][p], s2 += d[2][p], s3 += d[3][p];
+            s4 += d[4][p], s5 += d[5][p], s6 += d[6][p], s7 += d[7][p];
         }
-        s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3, s[4] = s4, s[5] = s5, s[6] = s6, s[7] = s7;
-        for (j = 0; j < nb; j++) db[o + j] += (float)s[j];
     }
+    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3, s[4] = s4, s[5] = s5, s[6] = s6, s[7] = s7;
+    for (j = 0; j < nb; j++) jb->db[o + j] += (float)s[j];
 }
 
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
+/* db[o] += sum of dy[i][o][0..inner) over the batch i: the bias gradient of
+ * conv2d (inner = oh*ow), conv_transpose2d and linear (inner = 1). Tasks of
+ * eight channels over ctx's threads (NULL: the caller's alone). */
+static NNC_MAYBE_UNUSED void nnc_bias_backward(const nnc_ctx *ctx, int n, const float *dy, int k, size_t inner,
+                                               float *db)
+{
+    nnc_bias_bwd_job j;
+    j.dy = dy, j.db = db, j.n = n, j.k = k, j.inner = inner;
+    nnc_parallel_work(ctx, 4.0 * n * (double)k * (double)inner, (k + 7) / 8, nnc_bias_backward_task, &j);
+}
+
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
 /* Samples one GEMM of nnc_conv2d_backward covers (nnc_conv_samples: enough
  * for NNC_CONV_COLS columns), whatever the batch, so the scratch a module
  * plans does not depend on it. */
@@ -63,17 +77,18 @@ static NNC_MAYBE_UNUSED size_t nnc_conv2d_backward_scratch(int c, int k, int kh,
  * (same shapes as x, wt, bias) may each be NULL. The scratch is reused: first
  * for im2col(x), then for W^T * dY. With one sample a block (large maps), dY
  * is dy itself, and a 1x1, stride-1, unpadded convolution multiplies x and dy
- * directly (no scratch use). */
-static NNC_MAYBE_UNUSED void nnc_conv2d_backward(int n, const float *x, int c, int h, int w, const float *wt,
-                                                 const float *dy, int k, int oh, int ow, int kh, int kw, int sh,
-                                                 int sw, int ph, int pw, int dh, int dw, int groups, float *dx,
-                                                 float *dwt, float *db, float *scratch)
+ * directly (no scratch use). The GEMMs (nnc_sgemm_ctx), im2col and col2im
+ * run over ctx's threads (NULL: the caller's alone). */
+static NNC_MAYBE_UNUSED void nnc_conv2d_backward(const nnc_ctx *ctx, int n, const float *x, int c, int h, int w,
+                                                 const float *wt, const float *dy, int k, int oh, int ow, int kh,
+                                                 int kw, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                                                 float *dx, float *dwt, float *db, float *scratch)
 {
-    int cg = c / groups, kg = k / groups, nb = nnc_conv_backward_samples(oh, ow), i0, j, g, o;
+    int cg = c / groups, kg = k / groups, nb = nnc_conv_backward_samples(oh, ow), i0, g;
     int kdim = cg * kh * kw, ohw = oh * ow;
-    size_t hw = (size_t)h * (size_t)w;
+    size_t hw = (size_t)h * (size_t)w, xs = (size_t)c * hw;
     int direct = nb == 1 && kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w;
-    if (db) nnc_bias_backward(n, dy, k, (size_t)ohw, db);
+    if (db) nnc_bias_backward(ctx, n, dy, k, (size_t)ohw, db);
     if (!dx && !dwt) return;
     for (i0 = 0; i0 < n; i0 += nb) {
         int m = n - i0 < nb ? n - i0 : nb;  /* samples in this block */
@@ -81,39 +96,30 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_backward(int n, const float *x, int c, i
         for (g = 0; g < groups; g++) {
             const float *wg = wt + (size_t)g * (size_t)kg * (size_t)kdim;
             const float *dyb = dy + ((size_t)i0 * (size_t)k + (size_t)g * (size_t)kg) * (size_t)ohw;
-            float *cols = scratch;
+            const float *xg = x + (size_t)i0 * xs + (size_t)g * (size_t)cg * hw;
+            float *cols = scratch, *dxg = dx ? dx + (size_t)i0 * xs + (size_t)g * (size_t)cg * hw : NULL;
             if (nb > 1) {  /* dY: the block's output gradients side by side, after the column matrix */
                 float *d = scratch + (size_t)kdim * ld;
-                for (o = 0; o < kg; o++)
-                    for (j = 0; j < m; j++)
-                        memcpy(d + (size_t)o * ld + (size_t)j * (size_t)ohw,
-                               dyb + ((size_t)j * (size_t)k + (size_t)o) * (size_t)ohw, (size_t)ohw * sizeof(float));
+                nnc_blk_copy(ctx, 1, m, kg, d, ld, (float *)dyb, (size_t)k * (size_t)ohw, (size_t)ohw, NULL);
                 dyb = d;
             }
             if (dwt) {
-                if (direct) cols = (float *)(x + ((size_t)i0 * (size_t)c + (size_t)g * (size_t)cg) * hw);
-                else
-                    for (j = 0; j < m; j++)
-                        nnc_im2col(x + ((size_t)(i0 + j) * (size_t)c + (size_t)g * (size_t)cg) * hw, cg, h, w,
-                                   scratch + (size_t)j * (size_t)ohw, ld, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
-                nnc_sgemm(0, 1, kg, kdim, (int)ld, 1.0f, dyb, (int)ld, cols, (int)ld, 1.0f,
-                          dwt + (size_t)g * (size_t)kg * (size_t)kdim, kdim);
+                if (direct) cols = (float *)xg;
+                else nnc_im2col_mt(ctx, m, xg, xs, cg, h, w, scratch, ld, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw);
+                nnc_sgemm_ctx(ctx, 0, 1, kg, kdim, (int)ld, 1.0f, dyb, (int)ld, cols, (int)ld, 1.0f,
+                              dwt + (size_t)g * (size_t)kg * (size_t)kdim, kdim);
             }
             if (dx && direct) {
-                nnc_sgemm(1, 0, cg, ohw, kg, 1.0f, wg, kdim, dyb, ohw, 1.0f,
-                          dx + ((size_t)i0 * (size_t)c + (size_t)g * (size_t)cg) * hw, ohw);
+                nnc_sgemm_ctx(ctx, 1, 0, cg, ohw, kg, 1.0f, wg, kdim, dyb, ohw, 1.0f, dxg, ohw);
             } else if (dx) {
-                nnc_sgemm(1, 0, kdim, (int)ld, kg, 1.0f, wg, kdim, dyb, (int)ld, 0.0f, scratch, (int)ld);
-                for (j = 0; j < m; j++)
-                    nnc_col2im(scratch + (size_t)j * (size_t)ohw, ld, cg, oh, ow,
-                               dx + ((size_t)(i0 + j) * (size_t)c + (size_t)g * (size_t)cg) * hw, h, w, kh, kw, sh,
-                               sw, ph, pw, dh, dw);
+                nnc_sgemm_ctx(ctx, 1, 0, kdim, (int)ld, kg, 1.0f, wg, kdim, dyb, (int)ld, 0.0f, scratch, (int)ld);
+                nnc_col2im_mt(ctx, m, scratch, ld, cg, oh, ow, dxg, xs, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
             }
         }
     }
 }
 
-/* @kernel conv_transpose2d_backward needs: gemm conv_common conv2d grad_bias */
+/* @kernel conv_transpose2d_backward needs: conv_mt conv_common grad_bias */
 /* Floats of scratch nnc_conv_transpose2d_backward needs: one im2col matrix of dy
  * (one sample, one group), the size of the forward's column matrix. */
 static NNC_MAYBE_UNUSED size_t nnc_conv_transpose2d_backward_scratch(int h, int w, int k, int kh, int kw,
@@ -126,9 +132,9 @@ static NNC_MAYBE_UNUSED size_t nnc_conv_transpose2d_backward_scratch(int h, int 
  * the adjoint of col2im, so per sample and group, with col = im2col(dy):
  *   dx += W * col,   dW += x * col^T,   db += sum of dy over pixels.
  * x [n][c][h][w], wt [c][k/groups][kh][kw], dy [n][k][oh][ow] (output padding
- * is already in oh, ow); dx, dwt, db may each be NULL. */
-static NNC_MAYBE_UNUSED void nnc_conv_transpose2d_backward(int n, const float *x, int c, int h, int w,
-                                                           const float *wt, const float *dy, int k, int oh,
+ * is already in oh, ow); dx, dwt, db may each be NULL. Over ctx's threads. */
+static NNC_MAYBE_UNUSED void nnc_conv_transpose2d_backward(const nnc_ctx *ctx, int n, const float *x, int c, int h,
+                                                           int w, const float *wt, const float *dy, int k, int oh,
                                                            int ow, int kh, int kw, int sh, int sw, int ph, int pw,
                                                            int dh, int dw, int groups, float *dx, float *dwt,
                                                            float *db, float *scratch)
@@ -136,32 +142,32 @@ static NNC_MAYBE_UNUSED void nnc_conv_transpose2d_backward(int n, const float *x
     int cg = c / groups, kg = k / groups, i, g;
     int kdim = kg * kh * kw, hw = h * w;
     size_t ohw = (size_t)oh * (size_t)ow;
-    if (db) nnc_bias_backward(n, dy, k, ohw, db);
+    if (db) nnc_bias_backward(ctx, n, dy, k, ohw, db);
     if (!dx && !dwt) return;
     for (i = 0; i < n; i++)
         for (g = 0; g < groups; g++) {
             size_t xoff = ((size_t)i * (size_t)c + (size_t)g * (size_t)cg) * (size_t)hw;
             const float *dyg = dy + ((size_t)i * (size_t)k + (size_t)g * (size_t)kg) * ohw;
             size_t woff = (size_t)g * (size_t)cg * (size_t)kdim;
-            nnc_im2col(dyg, kg, oh, ow, scratch, (size_t)hw, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
-            if (dx) nnc_sgemm(0, 0, cg, hw, kdim, 1.0f, wt + woff, kdim, scratch, hw, 1.0f, dx + xoff, hw);
-            if (dwt) nnc_sgemm(0, 1, cg, kdim, hw, 1.0f, x + xoff, hw, scratch, hw, 1.0f, dwt + woff, kdim);
+            nnc_im2col_mt(ctx, 1, dyg, 0, kg, oh, ow, scratch, (size_t)hw, h, w, kh, kw, sh, sw, ph, pw, dh, dw);
+            if (dx) nnc_sgemm_ctx(ctx, 0, 0, cg, hw, kdim, 1.0f, wt + woff, kdim, scratch, hw, 1.0f, dx + xoff, hw);
+            if (dwt) nnc_sgemm_ctx(ctx, 0, 1, cg, kdim, hw, 1.0f, x + xoff, hw, scratch, hw, 1.0f, dwt + woff, kdim);
         }
 }
 
-/* @kernel linear_backward needs: gemm grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
 /* The backward of nnc_linear without epilogue (y = x * W^T + b):
  *   dx[n][in] += dy * W,   dW[out][in] += dy^T * x,   db[out] += sum over n of dy.
- * dx, dwt, db may each be NULL. */
-static NNC_MAYBE_UNUSED void nnc_linear_backward(int n, const float *x, int in, const float *wt, const float *dy,
-                                                 int out, float *dx, float *dwt, float *db)
+ * dx, dwt, db may each be NULL. Over ctx's threads. */
+static NNC_MAYBE_UNUSED void nnc_linear_backward(const nnc_ctx *ctx, int n, const float *x, int in, const float *wt,
+                                                 const float *dy, int out, float *dx, float *dwt, float *db)
 {
-    if (dx) nnc_sgemm(0, 0, n, in, out, 1.0f, dy, out, wt, in, 1.0f, dx, in);
-    if (dwt) nnc_sgemm(1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dwt, in);
-    if (db) nnc_bias_backward(n, dy, out, 1, db);
+    if (dx) nnc_sgemm_ctx(ctx, 0, 0, n, in, out, 1.0f, dy, out, wt, in, 1.0f, dx, in);
+    if (dwt) nnc_sgemm_ctx(ctx, 1, 0, out, in, n, 1.0f, dy, out, x, in, 1.0f, dwt, in);
+    if (db) nnc_bias_backward(ctx, n, dy, out, 1, db);
 }
 
-/* @kernel maxpool2d_backward */
+/* @kernel maxpool2d_backward needs: ctx */
 /* The plane index of the tap torch.nn.MaxPool2d picks in one window of xc[h][w]
  * whose top-left tap is (ys, xs): PyTorch's CPU kernel scans the window row by
  * row and takes a tap when (val > max || isnan(val)), so of equal maxima the
@@ -214,10 +220,18 @@ static NNC_MAYBE_UNUSED void nnc_maxpool_route(const float *xc, int h, int w, in
  * window with the same selects, border columns through nnc_maxpool_argmax. The pragma keeps gcc -O3 from unrolling the 16 selects
  * into branches before its vectorizer sees the loop (it then vectorizes as
  * -O2 does); other compilers ignore it or take it as meant. */
-static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward(int n, const float *x, int c, int h, int w, const float *dy,
-                                                    int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
-                                                    int dh, int dw, float *dx)
+typedef struct {
+    const float *x, *dy;
+    float *dx;
+    int h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+} nnc_maxpool_bwd_job;
+
+/* One plane (sample and channel) of nnc_maxpool2d_backward: a task. */
+static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward_task(void *arg, int pl)
 {
+    const nnc_maxpool_bwd_job *j = (const nnc_maxpool_bwd_job *)arg;
+    const int h = j->h, w = j->w, oh = j->oh, ow = j->ow, kh = j->kh, kw = j->kw, sh = j->sh, sw = j->sw;
+    const int ph = j->ph, pw = j->pw, dh = j->dh, dw = j->dw;
     enum { SPAN = 16 };
     size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
     int ox0 = (pw + sw - 1) / sw, ox1 = w - 1 - (kw - 1) * dw + pw, rstep = dh * w;
@@ -227,9 +241,10 @@ static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward(int n, const float *x, int c
     ox1 = ox1 < 0 ? 0 : ox1 / sw + 1;
     if (ox1 > ow) ox1 = ow;
     if (ox0 > ox1) ox0 = ox1;
-    for (plane = 0; plane < (size_t)n * (size_t)c; plane++) {
-        const float *xc = x + plane * hw, *dyc = dy + plane * ohw;
-        float *dxc = dx + plane * hw;
+    plane = (size_t)pl;
+    {
+        const float *xc = j->x + plane * hw, *dyc = j->dy + plane * ohw;
+        float *dxc = j->dx + plane * hw;
         for (oy = 0; oy < oh; oy++) {
             int ty = oy * sh - ph, k0 = 0, k1 = kh, nr, first, last;
             const float *dyr = dyc + (size_t)oy * (size_t)ow, *x0;
@@ -282,6 +297,18 @@ static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward(int n, const float *x, int c
             for (; ox < ow; ox++) nnc_maxpool_route(xc, h, w, ty, ox * sw - pw, kh, kw, dh, dw, dyr[ox], dxc);
         }
     }
+}
+
+/* The backward of nnc_maxpool2d over ctx's threads (NULL: the caller's
+ * alone), a task per plane: each writes its own plane of dx. */
+static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward(const nnc_ctx *ctx, int n, const float *x, int c, int h, int w,
+                                                    const float *dy, int oh, int ow, int kh, int kw, int sh, int sw,
+                                                    int ph, int pw, int dh, int dw, float *dx)
+{
+    nnc_maxpool_bwd_job j;
+    j.x = x, j.dy = dy, j.dx = dx, j.h = h, j.w = w, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw, j.sh = sh;
+    j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
+    nnc_parallel_work(ctx, (double)n * c * oh * ow * kh * kw, n * c, nnc_maxpool2d_backward_task, &j);
 }
 
 /* @kernel avgpool2d_backward */

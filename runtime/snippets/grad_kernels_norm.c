@@ -4,7 +4,7 @@
  * activation, batchnorm's backward in inference mode, and the backward of
  * the activations (generated from activations.h's table). */
 
-/* @kernel batchnorm_train */
+/* @kernel batchnorm_train needs: ctx */
 /* torch.nn.BatchNorm1d/2d in training mode, x [n][c][hw] (BatchNorm1d on [n][c]:
  * hw = 1). Per channel, over the m = n*hw values: mean, the biased variance
  * var, invstd = 1/sqrt(var + eps), and y = (x - mean)*invstd*gamma + beta
@@ -110,42 +110,62 @@ static NNC_MAYBE_UNUSED void nnc_bn_grad_sums(int n, const float *x, int c, long
     sdyx[0] = b0, sdyx[1] = b1, sdyx[2] = b2, sdyx[3] = b3;
 }
 
-/* The backward of act(nnc_batchnorm_train(x)) in one pass per channel: as
- * nnc_batchnorm_backward below with dy replaced by the activation's backward,
- * act'(y) dy, recomputed per element from the activation's output y (never
- * stored). y NULL with NNC_ACT_NONE: batchnorm alone. The sums go four
- * channels at a time (nnc_bn_grad_sums). */
-static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(int n, const float *x, int c, long hw, const float *gamma,
-                                                        const float *mean, const float *invstd, const float *y,
-                                                        const float *dy, int act, float slope, float *dx,
-                                                        float *dgamma, float *dbeta)
+/* The arguments of nnc_batchnorm_act_backward, for its tasks. */
+typedef struct {
+    const float *x, *gamma, *mean, *invstd, *y, *dy;
+    float *dx, *dgamma, *dbeta;
+    int n, c, act;
+    long hw;
+    float slope;
+} nnc_bn_bwd_job;
+
+/* Task t: channels 4t .. 4t+3 (nnc_bn_grad_sums side by side), then each
+ * one's dx. A channel's arithmetic is the same whichever thread runs it. */
+static NNC_MAYBE_UNUSED void nnc_bn_bwd_group(void *arg, int t)
 {
-    int i, ch;
-    long p;
+    const nnc_bn_bwd_job *j = (const nnc_bn_bwd_job *)arg;
+    const float *x = j->x, *y = j->y, *dy = j->dy;
+    int i, n = j->n, c = j->c, act = j->act, ch0 = 4 * t, nb = c - ch0 < 4 ? c - ch0 : 4, q;
+    long p, hw = j->hw;
     double m = (double)n * (double)hw, sums[2][4];
-    for (ch = 0; ch < c; ch++) {
-        double sdy, sdyx;
-        float mu = mean[ch], is = invstd[ch], a, k1, k2;
-        if (ch % 4 == 0)
-            nnc_bn_grad_sums(n, x, c, hw, mean, invstd, y, dy, act, slope, ch, c - ch < 4 ? c - ch : 4, sums[0],
-                             sums[1]);
-        sdy = sums[0][ch % 4], sdyx = sums[1][ch % 4];
-        if (dbeta) dbeta[ch] += (float)sdy;
-        if (dgamma) dgamma[ch] += (float)sdyx;
-        if (!dx || m <= 0.0) continue;
-        a = (gamma ? gamma[ch] : 1.0f) * is;
+    nnc_bn_grad_sums(n, x, c, hw, j->mean, j->invstd, y, dy, act, j->slope, ch0, nb, sums[0], sums[1]);
+    for (q = 0; q < nb; q++) {
+        int ch = ch0 + q;
+        double sdy = sums[0][q], sdyx = sums[1][q];
+        float mu = j->mean[ch], is = j->invstd[ch], a, k1, k2;
+        if (j->dbeta) j->dbeta[ch] += (float)sdy;
+        if (j->dgamma) j->dgamma[ch] += (float)sdyx;
+        if (!j->dx || m <= 0.0) continue;
+        a = (j->gamma ? j->gamma[ch] : 1.0f) * is;
         k1 = (float)(sdy / m);
         k2 = (float)(sdyx / m);
         for (i = 0; i < n; i++) {
             size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
             for (p = 0; p < hw; p++) {
                 float xhat = (x[base + (size_t)p] - mu) * is;
-                float g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, slope)
+                float g = y ? nnc_act_grad(y[base + (size_t)p], dy[base + (size_t)p], act, j->slope)
                             : dy[base + (size_t)p];
-                dx[base + (size_t)p] += a * (g - k1 - xhat * k2);
+                j->dx[base + (size_t)p] += a * (g - k1 - xhat * k2);
             }
         }
     }
+}
+
+/* The backward of act(nnc_batchnorm_train(x)) in one pass per channel: as
+ * nnc_batchnorm_backward below with dy replaced by the activation's backward,
+ * act'(y) dy, recomputed per element from the activation's output y (never
+ * stored). y NULL with NNC_ACT_NONE: batchnorm alone. Tasks of four channels
+ * (nnc_bn_grad_sums: their sums side by side) over ctx's threads (NULL: the
+ * caller's alone); a channel's sums are the same whichever thread runs it. */
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_backward(const nnc_ctx *ctx, int n, const float *x, int c, long hw,
+                                                        const float *gamma, const float *mean, const float *invstd,
+                                                        const float *y, const float *dy, int act, float slope,
+                                                        float *dx, float *dgamma, float *dbeta)
+{
+    nnc_bn_bwd_job j;
+    j.x = x, j.gamma = gamma, j.mean = mean, j.invstd = invstd, j.y = y, j.dy = dy, j.dx = dx, j.dgamma = dgamma;
+    j.dbeta = dbeta, j.n = n, j.c = c, j.act = act, j.hw = hw, j.slope = slope;
+    nnc_parallel_work(ctx, 3.0 * n * (double)c * (double)hw, (c + 3) / 4, nnc_bn_bwd_group, &j);
 }
 
 /* The backward of nnc_batchnorm_train (batch statistics depend on x), per
@@ -158,10 +178,11 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
                                                     const float *mean, const float *invstd, const float *dy,
                                                     float *dx, float *dgamma, float *dbeta)
 {
-    nnc_batchnorm_act_backward(n, x, c, hw, gamma, mean, invstd, NULL, dy, NNC_ACT_NONE, 0.0f, dx, dgamma, dbeta);
+    nnc_batchnorm_act_backward(NULL, n, x, c, hw, gamma, mean, invstd, NULL, dy, NNC_ACT_NONE, 0.0f, dx, dgamma,
+                               dbeta);
 }
 
-/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* Training-mode conv -> batchnorm -> activation with fewer passes over memory
  * (codegen/emit_train.c uses them when the conv's output feeds only the
  * batchnorm, and the batchnorm's only the activation):
@@ -183,19 +204,19 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_backward(int n, const float *x, int c
  *                           recomputed per element, never stored.
  * Unfused, the same chain reads the conv output three times, writes it twice,
  * and stores one more gradient tensor. */
-static NNC_MAYBE_UNUSED void nnc_conv2d_stats(int n, const float *x, int c, int h, int w, const float *wt,
-                                              const float *bias, float *y, int k, int oh, int ow, int kh, int kw,
-                                              int sh, int sw, int ph, int pw, int dh, int dw, int groups,
-                                              float *scratch, double *stats)
+static NNC_MAYBE_UNUSED void nnc_conv2d_stats(const nnc_ctx *ctx, int n, const float *x, int c, int h, int w,
+                                              const float *wt, const float *bias, float *y, int k, int oh, int ow,
+                                              int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                              int groups, float *scratch, double *stats)
 {
     size_t xs = (size_t)c * (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow, ys = (size_t)k * ohw, p;
     int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, 0), i, ch;
     for (i = 0; i < n; i++) {
         float *yi = y + (size_t)i * ys;
         if (i % nb == 0)  /* the next block of samples (nnc_conv2d's own blocks: one GEMM each) */
-            nnc_conv2d(n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias, yi, ys, k, oh, ow, kh, kw,
-                       sh, sw, ph, pw, dh, dw, groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL, NULL,
-                       NNC_ACT_NONE, 0.0f);
+            nnc_conv2d_mt(ctx, n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias, yi, ys, k, oh,
+                          ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, scratch, NULL, 0, NNC_ACT_NONE, 0.0f, k, NULL,
+                          NULL, NNC_ACT_NONE, 0.0f);
         for (ch = 0; ch < k; ch++) {
             const float *yc = yi + (size_t)ch * ohw;
             double s = 0.0, ss = 0.0;
@@ -210,18 +231,42 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_stats(int n, const float *x, int c, int 
     }
 }
 
-static NNC_MAYBE_UNUSED void nnc_batchnorm_act_train(int n, const float *x, int c, long hw, const double *stats,
-                                                     const float *gamma, const float *beta, float eps,
-                                                     float momentum, float *running_mean, float *running_var,
-                                                     float *y, float *save_mean, float *save_invstd, int act,
-                                                     float slope)
+/* The normalization pass of nnc_batchnorm_act_train, a task per channel. */
+typedef struct {
+    const float *x, *gamma, *beta, *mean, *invstd;
+    float *y;
+    int n, c, act;
+    long hw;
+    float slope;
+} nnc_bn_act_job;
+
+static NNC_MAYBE_UNUSED void nnc_bn_act_channel(void *arg, int ch)
 {
-    int i, ch;
+    const nnc_bn_act_job *j = (const nnc_bn_act_job *)arg;
+    float scale = (j->gamma ? j->gamma[ch] : 1.0f) * j->invstd[ch];
+    float shift = (j->beta ? j->beta[ch] : 0.0f) - j->mean[ch] * scale;
+    int i;
+    for (i = 0; i < j->n; i++) {
+        size_t base = ((size_t)i * (size_t)j->c + (size_t)ch) * (size_t)j->hw;
+        long p;
+        for (p = 0; p < j->hw; p++) j->y[base + (size_t)p] = j->x[base + (size_t)p] * scale + shift;
+        nnc_epilogue(j->y + base, (size_t)j->hw, NULL, j->act, j->slope);
+    }
+}
+
+static NNC_MAYBE_UNUSED void nnc_batchnorm_act_train(const nnc_ctx *ctx, int n, const float *x, int c, long hw,
+                                                     const double *stats, const float *gamma, const float *beta,
+                                                     float eps, float momentum, float *running_mean,
+                                                     float *running_var, float *y, float *save_mean,
+                                                     float *save_invstd, int act, float slope)
+{
+    nnc_bn_act_job j;
+    int ch;
     double m = (double)n * (double)hw;
     for (ch = 0; ch < c; ch++) {
         double mean = m > 0.0 ? stats[2 * ch] / m : 0.0;
         double var = m > 0.0 ? stats[2 * ch + 1] / m - mean * mean : 0.0;
-        float invstd, scale, shift;
+        float invstd;
         if (var < 0.0) var = 0.0;  /* rounding of sumsq/m - mean^2 */
         invstd = (float)(1.0 / sqrt(var + (double)eps));
         save_mean[ch] = (float)mean;
@@ -229,15 +274,11 @@ static NNC_MAYBE_UNUSED void nnc_batchnorm_act_train(int n, const float *x, int 
         if (running_mean) running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean;
         if (running_var)
             running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(m > 1.0 ? var * m / (m - 1.0) : var);
-        scale = (gamma ? gamma[ch] : 1.0f) * invstd;
-        shift = (beta ? beta[ch] : 0.0f) - (float)mean * scale;
-        for (i = 0; i < n; i++) {
-            size_t base = ((size_t)i * (size_t)c + (size_t)ch) * (size_t)hw;
-            long p;
-            for (p = 0; p < hw; p++) y[base + (size_t)p] = x[base + (size_t)p] * scale + shift;
-            nnc_epilogue(y + base, (size_t)hw, NULL, act, slope);
-        }
     }
+    /* y = act(x * scale + shift), scale and shift from the saved statistics, over the threads by channel */
+    j.x = x, j.gamma = gamma, j.beta = beta, j.mean = save_mean, j.invstd = save_invstd, j.y = y, j.n = n, j.c = c;
+    j.act = act, j.hw = hw, j.slope = slope;
+    nnc_parallel_work(ctx, 2.0 * n * (double)c * (double)hw, c, nnc_bn_act_channel, &j);
 }
 
 

@@ -46,3 +46,4 @@
 #include "kernels_pool.c"
 #include "kernels_parallel.c"
 #include "kernels_winograd.c"
+#include "kernels_sgemm.c"

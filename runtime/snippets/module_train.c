@@ -36,6 +36,7 @@ struct $p_train {
     float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */
     float *scratch;
     unsigned char *ws;        /* activations and their gradients (planned) */
+    nnc_ctx ctx;              /* the instruction set and the threads the kernels run on */
     unsigned char trainable[$P_N_PARAMS];
     char **state_names;       /* "optim.NAME.KEY" */
     int n_state;              /* state tensors per learned tensor */
@@ -122,6 +123,7 @@ static const char *const $p_state_keys[2][3] = {{"momentum_buffer", "", ""},
 static void $p_train_release($p_train *t)
 {
     int i;
+    nnc_ctx_stop(&t->ctx);
     if (t->state_names)
         for (i = 0; i < $P_N_PARAMS * 3; i++) free(t->state_names[i]);
     free(t->state_names);
@@ -150,6 +152,13 @@ int $p_train_create($p_train **out, const char *weights, const $p_train_config *
         return $p_train_fail(t, -1, "$p_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+#ifdef NNC_USE_CBLAS
+    /* the BLAS runs the GEMMs on threads of its own: a second pool polling beside
+     * them would fight them for the cores ($p_train_set_threads can still start one) */
+    (void)nnc_ctx_init(&t->ctx, 1);
+#else
+    (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
+#endif
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
@@ -206,6 +215,15 @@ void $p_train_destroy($p_train *t)
 
 const char *$p_train_last_error(const $p_train *t) { return t ? t->err : "no instance"; }
 int $p_train_max_batch(void) { return $P_TRAIN_MAX_BATCH; }
+
+int $p_train_set_threads($p_train *t, int threads)
+{
+    if (!t) return -1;
+    nnc_ctx_stop(&t->ctx);
+    if (nnc_ctx_init(&t->ctx, threads < 0 ? 1 : threads) != 0)
+        return $p_train_fail(t, -2, "$p_train_set_threads: could not start %d threads", threads);
+    return 0;
+}
 long $p_train_get_step(const $p_train *t) { return t->step; }
 void $p_train_set_step($p_train *t, long step) { t->step = step; }
 
@@ -245,16 +263,19 @@ int $p_train_step($p_train *t, int n, const float *input, const int32_t *labels,
     int i, rc = $p_train_check(t, n, input, labels);
     if (rc) return rc;
     $p_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
     $p_train_fwd(t, n, input, 1);
     l = $p_train_loss(t, n, labels, $P_N_OUTPUTS, 1);
     if (correct) *correct = $p_train_correct(n, $P_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
+        nnc_ctx_end(&t->ctx);
         $p_train_buffers(t, 0);
         return $p_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)$P_PARAM_FLOATS * sizeof(float));
     $p_train_bwd(t, n, input, 1, NULL);
+    nnc_ctx_end(&t->ctx);
     for (i = 0; i < $P_N_PARAMS; i++) {
         size_t count = 1;
         int k;
@@ -274,7 +295,9 @@ int $p_train_eval($p_train *t, int n, const float *input, const int32_t *labels,
     float l;
     int rc = $p_train_check(t, n, input, labels);
     if (rc) return rc;
+    nnc_ctx_begin(&t->ctx);
     $p_train_fwd(t, n, input, 0);
+    nnc_ctx_end(&t->ctx);
     l = $p_train_loss(t, n, labels, 1, 0);
     if (loss) *loss = l;
     if (correct) *correct = $p_train_correct(n, $P_LOGITS(t), labels);
@@ -289,10 +312,12 @@ int $p_train_input_grad($p_train *t, int n, const float *input, const int32_t *l
     if (rc) return rc;
     if (!dinput) return $p_train_fail(t, -1, "$p_train_input_grad: NULL dinput");
     $p_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);
     $p_train_fwd(t, n, input, train);
     l = $p_train_loss(t, n, labels, train ? $P_N_OUTPUTS : 1, 1);
     memset(t->grads, 0, (size_t)$P_PARAM_FLOATS * sizeof(float));
     $p_train_bwd(t, n, input, train, dinput);
+    nnc_ctx_end(&t->ctx);
     $p_train_buffers(t, 0);  /* running statistics */
     if (loss) *loss = l;
     return 0;
@@ -393,6 +418,9 @@ int $p_train_tensor($p_train *t, int i, const char **name, int *kind, float **da
 long $p_train_get_step(const $p_train *t);
 void $p_train_set_step($p_train *t, long step);
 int $p_train_max_batch(void);
+/* The threads the kernels run on (0: one per online CPU, or NNC_THREADS from the
+ * environment, as at create; 1: the caller's alone). */
+int $p_train_set_threads($p_train *t, int threads);
 const char *$p_train_last_error(const $p_train *t);
 void $p_train_destroy($p_train *t);
 

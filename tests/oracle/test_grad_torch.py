@@ -39,12 +39,15 @@ void h_conv_backward(int transposed, const int *a, const float *x, const float *
     size_t s = transposed ? nnc_conv_transpose2d_backward_scratch(a[2], a[3], a[4], a[7], a[8], a[15])
                           : nnc_conv2d_backward_scratch(a[1], a[4], a[7], a[8], a[5], a[6], a[15]);
     float *scratch = malloc((s ? s : 1) * sizeof(float));
+    nnc_ctx ctx;  /* two threads: the split kernels against torch */
+    nnc_ctx_init(&ctx, 2);
     if (transposed)
-        nnc_conv_transpose2d_backward(a[0], x, a[1], a[2], a[3], w, dy, a[4], a[5], a[6], a[7], a[8], a[9], a[10],
+        nnc_conv_transpose2d_backward(&ctx, a[0], x, a[1], a[2], a[3], w, dy, a[4], a[5], a[6], a[7], a[8], a[9], a[10],
                                       a[11], a[12], a[13], a[14], a[15], dx, dw, db, scratch);
     else
-        nnc_conv2d_backward(a[0], x, a[1], a[2], a[3], w, dy, a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
-                            a[12], a[13], a[14], a[15], dx, dw, db, scratch);
+        nnc_conv2d_backward(&ctx, a[0], x, a[1], a[2], a[3], w, dy, a[4], a[5], a[6], a[7], a[8], a[9], a[10],
+                            a[11], a[12], a[13], a[14], a[15], dx, dw, db, scratch);
+    nnc_ctx_stop(&ctx);
     free(scratch);
 }
 
@@ -53,19 +56,25 @@ void h_linear_backward(int n, const float *x, int in, const float *w, const floa
 void h_linear_backward(int n, const float *x, int in, const float *w, const float *dy, int out, float *dx,
                        float *dw, float *db)
 {
-    nnc_linear_backward(n, x, in, w, dy, out, dx, dw, db);
+    nnc_ctx ctx;
+    nnc_ctx_init(&ctx, 2);
+    nnc_linear_backward(&ctx, n, x, in, w, dy, out, dx, dw, db);
+    nnc_ctx_stop(&ctx);
 }
 
 /* a: n c h w oh ow kh kw sh sw ph pw dh dw count_include_pad */
 void h_pool_backward(int avg, const int *a, const float *x, const float *dy, float *dx);
 void h_pool_backward(int avg, const int *a, const float *x, const float *dy, float *dx)
 {
+    nnc_ctx ctx;
+    nnc_ctx_init(&ctx, 2);
     if (avg)
         nnc_avgpool2d_backward(a[0], dy, a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[14],
                                dx);
     else
-        nnc_maxpool2d_backward(a[0], x, a[1], a[2], a[3], dy, a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
-                               a[12], a[13], dx);
+        nnc_maxpool2d_backward(&ctx, a[0], x, a[1], a[2], a[3], dy, a[4], a[5], a[6], a[7], a[8], a[9], a[10],
+                               a[11], a[12], a[13], dx);
+    nnc_ctx_stop(&ctx);
 }
 
 void h_bn(int n, const float *x, int c, long hw, const float *gamma, const float *beta, float eps, float momentum,
@@ -114,7 +123,7 @@ def build_harness(workdir):
         f.write(HARNESS)
     cmd = ["cc", "-O2", "-std=c99", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow",
            "-Wstrict-prototypes", "-Wmissing-prototypes", "-I", os.path.join(SRC, "runtime", "snippets"),
-           "-o", so, c, "-lm"]
+           "-DNNC_PAR_MIN_WORK=0", "-pthread", "-o", so, c, "-lm"]
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{p.stderr}")

@@ -112,11 +112,11 @@ static void run_conv_backward(Rng *r, const ConvCase *t, int transposed, int wan
     assert_non_null(scratch);
     for (size_t i = 0; i < ssz; i++) scratch[i] = NAN;  /* the kernel must write before it reads */
     if (transposed)
-        nnc_conv_transpose2d_backward(t->n, x.f, t->c, t->h, t->w, w.f, dy.f, t->k, oh, ow, t->kh, t->kw, t->sh,
+        nnc_conv_transpose2d_backward(NULL, t->n, x.f, t->c, t->h, t->w, w.f, dy.f, t->k, oh, ow, t->kh, t->kw, t->sh,
                                       t->sw, t->ph, t->pw, t->dh, t->dw, t->groups, want & 1 ? dx.g : NULL,
                                       want & 2 ? dw.g : NULL, want & 4 ? db.g : NULL, scratch);
     else
-        nnc_conv2d_backward(t->n, x.f, t->c, t->h, t->w, w.f, dy.f, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph,
+        nnc_conv2d_backward(NULL, t->n, x.f, t->c, t->h, t->w, w.f, dy.f, t->k, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph,
                             t->pw, t->dh, t->dw, t->groups, want & 1 ? dx.g : NULL, want & 2 ? dw.g : NULL,
                             want & 4 ? db.g : NULL, scratch);
     snprintf(what, sizeof what, "%s n%d c%d %dx%d k%d %dx%d s%d,%d p%d,%d d%d,%d g%d op%d",
@@ -209,9 +209,9 @@ static void test_conv2d_backward_blocks(void **state)
         float *dx1 = calloc(xsz, sizeof *dx1), *dw1 = calloc(wsz, sizeof *dw1), *db1 = calloc((size_t)k, sizeof *db1);
         float *scratch = malloc(ssz * sizeof *scratch);
         assert_true(nb > 1 && dx && dw && db && dx1 && dw1 && db1 && scratch);
-        nnc_conv2d_backward(n, x.f, c, h, w, wt.f, dy.f, k, h, w, 3, 3, 1, 1, 1, 1, 1, 1, groups, dx, dw, db, scratch);
+        nnc_conv2d_backward(NULL, n, x.f, c, h, w, wt.f, dy.f, k, h, w, 3, 3, 1, 1, 1, 1, 1, 1, groups, dx, dw, db, scratch);
         for (int i = 0; i < n; i++)
-            nnc_conv2d_backward(1, x.f + (size_t)i * c * h * w, c, h, w, wt.f, dy.f + (size_t)i * k * h * w, k, h, w,
+            nnc_conv2d_backward(NULL, 1, x.f + (size_t)i * c * h * w, c, h, w, wt.f, dy.f + (size_t)i * k * h * w, k, h, w,
                                 3, 3, 1, 1, 1, 1, 1, 1, groups, dx1 + (size_t)i * c * h * w, dw1, db1, scratch);
         for (size_t i = 0; i < xsz; i++) assert_float_equal(dx[i], dx1[i], 1e-5);
         for (size_t i = 0; i < wsz; i++) assert_float_equal(dw[i], dw1[i], 1e-4 * (1.0 + fabs(dw1[i])));
@@ -263,7 +263,7 @@ static void run_linear_backward(Rng *r, int n, int in, int out, int want)
     LinCtx cx = {n, in, out, &x, &w, &b};
     Fd f = {ref_linear, &cx, ysz, dy.d, new_doubles(ysz)};
     char what[96];
-    nnc_linear_backward(n, x.f, in, w.f, dy.f, out, want & 1 ? dx.g : NULL, want & 2 ? dw.g : NULL,
+    nnc_linear_backward(NULL, n, x.f, in, w.f, dy.f, out, want & 1 ? dx.g : NULL, want & 2 ? dw.g : NULL,
                         want & 4 ? db.g : NULL);
     snprintf(what, sizeof what, "linear_backward n%d in%d out%d want%d", n, in, out, want);
     if (want & 1) check_fd(&f, &x, &dx, what);
@@ -431,7 +431,7 @@ static void run_pool_backward(Rng *r, const PoolCase *t, int avg, int cip)
         nnc_avgpool2d_backward(t->n, dy.f, t->c, t->h, t->w, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, cip,
                                dx.g);
     else
-        nnc_maxpool2d_backward(t->n, x.f, t->c, t->h, t->w, dy.f, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
+        nnc_maxpool2d_backward(NULL, t->n, x.f, t->c, t->h, t->w, dy.f, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
                                t->dh, t->dw, dx.g);
     snprintf(what, sizeof what, "%s %dx%d k%d,%d s%d,%d p%d,%d d%d,%d ceil%d cip%d",
              avg ? "avgpool2d_backward" : "maxpool2d_backward", t->h, t->w, t->kh, t->kw, t->sh, t->sw, t->ph,
@@ -461,7 +461,7 @@ static void run_maxpool_ties(Rng *r, const PoolCase *t)
                 ref_max_window(&cx, pl, oy, ox, &arg);
                 want[(size_t)pl * t->h * t->w + (size_t)arg] += dy.d[(pl * oh + oy) * ow + ox];
             }
-    nnc_maxpool2d_backward(t->n, x.f, t->c, t->h, t->w, dy.f, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
+    nnc_maxpool2d_backward(NULL, t->n, x.f, t->c, t->h, t->w, dy.f, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
                            t->dh, t->dw, dx.g);
     check_grad(dx.g, dx.before, want, xsz, "maxpool2d_backward with ties");
     free(want);
@@ -491,13 +491,13 @@ static void test_maxpool2d_backward_first_max(void **state)
     for (int i = 0; i < 16; i++) x[i] = 2.0f;
     for (int i = 0; i < 9; i++) dy[i] = (float)(i + 1);
     memset(dx, 0, sizeof dx);
-    nnc_maxpool2d_backward(1, x, 1, 4, 4, dy, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, dx);
+    nnc_maxpool2d_backward(NULL, 1, x, 1, 4, 4, dy, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1, dx);
     for (int iy = 0; iy < 4; iy++)
         for (int ix = 0; ix < 4; ix++)
             assert_true(dx[iy * 4 + ix] == (iy < 3 && ix < 3 ? dy[iy * 3 + ix] : 0.0f));
     /* pad 1, 3x3, stride 2 on 4x4: outputs 2x2 with windows starting at -1 and 1. */
     memset(dx, 0, sizeof dx);
-    nnc_maxpool2d_backward(1, x, 1, 4, 4, dy, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, dx);
+    nnc_maxpool2d_backward(NULL, 1, x, 1, 4, 4, dy, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, dx);
     assert_true(dx[0 * 4 + 0] == dy[0]);  /* window rows -1..1, cols -1..1: first inside (0,0) */
     assert_true(dx[0 * 4 + 1] == dy[1]);  /* cols 1..3 */
     assert_true(dx[1 * 4 + 0] == dy[2]);  /* rows 1..3 */
@@ -505,11 +505,11 @@ static void test_maxpool2d_backward_first_max(void **state)
     /* a later, larger value takes the gradient; an equal one does not */
     x[5] = 3.0f, x[6] = 3.0f;
     memset(dx, 0, sizeof dx);
-    nnc_maxpool2d_backward(1, x, 1, 4, 4, dy, 1, 1, 4, 4, 1, 1, 0, 0, 1, 1, dx);
+    nnc_maxpool2d_backward(NULL, 1, x, 1, 4, 4, dy, 1, 1, 4, 4, 1, 1, 0, 0, 1, 1, dx);
     assert_true(dx[5] == dy[0] && dx[6] == 0.0f && dx[0] == 0.0f);
     for (int i = 0; i < 16; i++) x[i] = -INFINITY;
     memset(dx, 0, sizeof dx);
-    nnc_maxpool2d_backward(1, x, 1, 4, 4, dy, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, dx);
+    nnc_maxpool2d_backward(NULL, 1, x, 1, 4, 4, dy, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, dx);
     assert_true(dx[0] == dy[0] && dx[1] == dy[1] && dx[4] == dy[2] && dx[5] == dy[3]);
 }
 

@@ -372,7 +372,13 @@ static const char train_kernels[] =
     "{\n    param[0] -= (float)(lr * grad[0] + (double)state[0] + (double)count + (double)step + o->eps);\n}\n"
     "typedef struct { const char *name; int rank; long long shape[4]; float *dst; } nnc_st_want;\n"
     "static int nnc_st_load(const char *path, const nnc_st_want *want, int n_want, char *err, size_t errlen)\n"
-    "{\n    snprintf(err, errlen, \"%s\", path);\n    return n_want > 0 && want[0].dst == NULL;\n}\n\n";
+    "{\n    snprintf(err, errlen, \"%s\", path);\n    return n_want > 0 && want[0].dst == NULL;\n}\n"
+    /* the kernels' context (runtime/snippets/kernels_parallel.c), which every module owns */
+    "typedef struct { int isa, threads; } nnc_ctx;\n"
+    "static int nnc_ctx_init(nnc_ctx *c, int threads) { c->isa = 0, c->threads = threads; return 0; }\n"
+    "static void nnc_ctx_stop(nnc_ctx *c) { c->threads = 1; }\n"
+    "static void nnc_ctx_begin(nnc_ctx *c) { (void)c; }\n"
+    "static void nnc_ctx_end(nnc_ctx *c) { (void)c; }\n\n";
 
 static void test_module_train_compiles(void **state)
 {

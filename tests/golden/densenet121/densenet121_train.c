@@ -29,15 +29,21 @@
 /* @kernel avgpool2d */
 /* @kernel global_avgpool */
 /* @kernel concat */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel linear_mt needs: linear ctx */
+/* @kernel sgemm_mt needs: gemm gemm_packed */
+/* @kernel conv_mt needs: sgemm_mt conv2d conv_transpose2d */
+/* @kernel linear_gemm needs: linear_mt sgemm_mt */
 /* @kernel grad_accumulate */
-/* @kernel grad_bias */
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* @kernel linear_backward needs: gemm grad_bias */
-/* @kernel maxpool2d_backward */
+/* @kernel grad_bias needs: ctx */
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
+/* @kernel maxpool2d_backward needs: ctx */
 /* @kernel avgpool2d_backward */
 /* @kernel global_avgpool_backward */
-/* @kernel batchnorm_train */
-/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* @kernel batchnorm_train needs: ctx */
+/* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel batchnorm_eval_backward */
 /* @kernel activation_backward */
 /* @kernel concat_backward */
@@ -687,6 +693,7 @@ struct densenet121_train {
     float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */
     float *scratch;
     unsigned char *ws;        /* activations and their gradients (planned) */
+    nnc_ctx ctx;              /* the instruction set and the threads the kernels run on */
     unsigned char trainable[DENSENET121_N_PARAMS];
     char **state_names;       /* "optim.NAME.KEY" */
     int n_state;              /* state tensors per learned tensor */
@@ -714,24 +721,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.conv0 @ models/lib/densenet.net:31:18 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
+        nnc_conv2d_stats(&t->ctx,                          /* the instance's threads and instruction set */
+                         n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
                          t->params + 0, NULL,              /* features.conv0.weight, no bias */
                          (float *)(ws + 0), 64, 112, 112,  /* y: [64, 112, 112] */
                          7, 7, 2, 2, 3, 3, 1, 1, 1,        /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);            /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
-                   t->params + 0, NULL,                      /* features.conv0.weight, no bias */
-                   (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
-                   7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                  /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                   /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                  /* the instance's threads and instruction set */
+                      n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
+                      t->params + 0, NULL,                      /* features.conv0.weight, no bias */
+                      (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
+                      7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                  /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                   /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
     }
 
     /* batchnorm features.norm0 @ models/lib/densenet.net:32:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                   /* the instance's threads and instruction set */
+                                n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
                                 t->stats,                                                  /* the conv's per-channel sums */
                                 t->params + 9408, t->params + 9472, 1e-05f, 0.1f,          /* features.norm0.weight, features.norm0.bias; eps, momentum */
                                 t->params + 9536, t->params + 9600,                        /* features.norm0.running_mean, features.norm0.running_var (updated) */
@@ -769,24 +779,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 101957632), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 101957632), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 9920, NULL,                    /* features.denseblock1.denselayer1.conv1.weight, no bias */
                          (float *)(ws + 44154880), 128, 56, 56,     /* y: [128, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 101957632), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 9920, NULL,                            /* features.denseblock1.denselayer1.conv1.weight, no bias */
-                   (float *)(ws + 44154880), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 101957632), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 9920, NULL,                            /* features.denseblock1.denselayer1.conv1.weight, no bias */
+                      (float *)(ws + 44154880), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 44154880), 128, 3136,                        /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 44154880), 128, 3136,                        /* x: [128, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 18112, t->params + 18240, 1e-05f, 0.1f,            /* features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.bias; eps, momentum */
                                 t->params + 18368, t->params + 18496,                          /* features.denseblock1.denselayer1.norm2.running_mean, features.denseblock1.denselayer1.norm2.running_var (updated) */
@@ -801,13 +814,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 45760512), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-               t->params + 18624, NULL,                           /* features.denseblock1.denselayer1.conv2.weight, no bias */
-               (float *)(ws + 139288576), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 45760512), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                  t->params + 18624, NULL,                           /* features.denseblock1.denselayer1.conv2.weight, no bias */
+                  (float *)(ws + 139288576), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 100352000), 200704, (float *)(ws + 84094976), 301056, 0);
@@ -832,24 +846,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 86503424), 96, 56, 56,  /* x: [96, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 86503424), 96, 56, 56,  /* x: [96, 56, 56] */
                          t->params + 55872, NULL,                  /* features.denseblock1.denselayer2.conv1.weight, no bias */
                          (float *)(ws + 47366144), 128, 56, 56,    /* y: [128, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 86503424), 301056, 96, 56, 56,  /* x: [96, 56, 56], batch stride */
-                   t->params + 55872, NULL,                          /* features.denseblock1.denselayer2.conv1.weight, no bias */
-                   (float *)(ws + 47366144), 401408, 128, 56, 56,    /* y: [128, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 86503424), 301056, 96, 56, 56,  /* x: [96, 56, 56], batch stride */
+                      t->params + 55872, NULL,                          /* features.denseblock1.denselayer2.conv1.weight, no bias */
+                      (float *)(ws + 47366144), 401408, 128, 56, 56,    /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 47366144), 128, 3136,                        /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 47366144), 128, 3136,                        /* x: [128, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 68160, t->params + 68288, 1e-05f, 0.1f,            /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.bias; eps, momentum */
                                 t->params + 68416, t->params + 68544,                          /* features.denseblock1.denselayer2.norm2.running_mean, features.denseblock1.denselayer2.norm2.running_var (updated) */
@@ -864,13 +881,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 48971776), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-               t->params + 68672, NULL,                           /* features.denseblock1.denselayer2.conv2.weight, no bias */
-               (float *)(ws + 139689984), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 48971776), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                  t->params + 68672, NULL,                           /* features.denseblock1.denselayer2.conv2.weight, no bias */
+                  (float *)(ws + 139689984), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 84094976), 301056, (float *)(ws + 50577408), 401408, 0);
@@ -895,24 +913,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 53788672), 128, 56, 56,  /* x: [128, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 53788672), 128, 56, 56,  /* x: [128, 56, 56] */
                          t->params + 106048, NULL,                  /* features.denseblock1.denselayer3.conv1.weight, no bias */
                          (float *)(ws + 55394304), 128, 56, 56,     /* y: [128, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 53788672), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-                   t->params + 106048, NULL,                          /* features.denseblock1.denselayer3.conv1.weight, no bias */
-                   (float *)(ws + 55394304), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 53788672), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                      t->params + 106048, NULL,                          /* features.denseblock1.denselayer3.conv1.weight, no bias */
+                      (float *)(ws + 55394304), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 55394304), 128, 3136,                          /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 55394304), 128, 3136,                          /* x: [128, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 122432, t->params + 122560, 1e-05f, 0.1f,            /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.bias; eps, momentum */
                                 t->params + 122688, t->params + 122816,                          /* features.denseblock1.denselayer3.norm2.running_mean, features.denseblock1.denselayer3.norm2.running_var (updated) */
@@ -927,13 +948,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 56999936), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-               t->params + 122944, NULL,                          /* features.denseblock1.denselayer3.conv2.weight, no bias */
-               (float *)(ws + 140091392), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 56999936), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                  t->params + 122944, NULL,                          /* features.denseblock1.denselayer3.conv2.weight, no bias */
+                  (float *)(ws + 140091392), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 50577408), 401408, (float *)(ws + 38133760), 501760, 0);
@@ -958,24 +980,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 42147840), 160, 56, 56,  /* x: [160, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 42147840), 160, 56, 56,  /* x: [160, 56, 56] */
                          t->params + 160448, NULL,                  /* features.denseblock1.denselayer4.conv1.weight, no bias */
                          (float *)(ws + 58605568), 128, 56, 56,     /* y: [128, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 42147840), 501760, 160, 56, 56,  /* x: [160, 56, 56], batch stride */
-                   t->params + 160448, NULL,                          /* features.denseblock1.denselayer4.conv1.weight, no bias */
-                   (float *)(ws + 58605568), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 42147840), 501760, 160, 56, 56,  /* x: [160, 56, 56], batch stride */
+                      t->params + 160448, NULL,                          /* features.denseblock1.denselayer4.conv1.weight, no bias */
+                      (float *)(ws + 58605568), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 58605568), 128, 3136,                          /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 58605568), 128, 3136,                          /* x: [128, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 180928, t->params + 181056, 1e-05f, 0.1f,            /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.bias; eps, momentum */
                                 t->params + 181184, t->params + 181312,                          /* features.denseblock1.denselayer4.norm2.running_mean, features.denseblock1.denselayer4.norm2.running_var (updated) */
@@ -990,13 +1015,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 60211200), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-               t->params + 181440, NULL,                          /* features.denseblock1.denselayer4.conv2.weight, no bias */
-               (float *)(ws + 140492800), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 60211200), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                  t->params + 181440, NULL,                          /* features.denseblock1.denselayer4.conv2.weight, no bias */
+                  (float *)(ws + 140492800), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 38133760), 501760, (float *)(ws + 30908416), 602112, 0);
@@ -1021,24 +1047,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 35725312), 192, 56, 56,  /* x: [192, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 35725312), 192, 56, 56,  /* x: [192, 56, 56] */
                          t->params + 219072, NULL,                  /* features.denseblock1.denselayer5.conv1.weight, no bias */
                          (float *)(ws + 61816832), 128, 56, 56,     /* y: [128, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 35725312), 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
-                   t->params + 219072, NULL,                          /* features.denseblock1.denselayer5.conv1.weight, no bias */
-                   (float *)(ws + 61816832), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 35725312), 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
+                      t->params + 219072, NULL,                          /* features.denseblock1.denselayer5.conv1.weight, no bias */
+                      (float *)(ws + 61816832), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 61816832), 128, 3136,                          /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 61816832), 128, 3136,                          /* x: [128, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 243648, t->params + 243776, 1e-05f, 0.1f,            /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.bias; eps, momentum */
                                 t->params + 243904, t->params + 244032,                          /* features.denseblock1.denselayer5.norm2.running_mean, features.denseblock1.denselayer5.norm2.running_var (updated) */
@@ -1053,13 +1082,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 63422464), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-               t->params + 244160, NULL,                          /* features.denseblock1.denselayer5.conv2.weight, no bias */
-               (float *)(ws + 140894208), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 63422464), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                  t->params + 244160, NULL,                          /* features.denseblock1.denselayer5.conv2.weight, no bias */
+                  (float *)(ws + 140894208), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 30908416), 602112, (float *)(ws + 22478848), 702464, 0);
@@ -1084,24 +1114,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 28098560), 224, 56, 56,  /* x: [224, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 28098560), 224, 56, 56,  /* x: [224, 56, 56] */
                          t->params + 281920, NULL,                  /* features.denseblock1.denselayer6.conv1.weight, no bias */
                          (float *)(ws + 65028096), 128, 56, 56,     /* y: [128, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 28098560), 702464, 224, 56, 56,  /* x: [224, 56, 56], batch stride */
-                   t->params + 281920, NULL,                          /* features.denseblock1.denselayer6.conv1.weight, no bias */
-                   (float *)(ws + 65028096), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 28098560), 702464, 224, 56, 56,  /* x: [224, 56, 56], batch stride */
+                      t->params + 281920, NULL,                          /* features.denseblock1.denselayer6.conv1.weight, no bias */
+                      (float *)(ws + 65028096), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock1.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 65028096), 128, 3136,                          /* x: [128, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 65028096), 128, 3136,                          /* x: [128, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 310592, t->params + 310720, 1e-05f, 0.1f,            /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.bias; eps, momentum */
                                 t->params + 310848, t->params + 310976,                          /* features.denseblock1.denselayer6.norm2.running_mean, features.denseblock1.denselayer6.norm2.running_var (updated) */
@@ -1116,13 +1149,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 66633728), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-               t->params + 311104, NULL,                          /* features.denseblock1.denselayer6.conv2.weight, no bias */
-               (float *)(ws + 141295616), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 66633728), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                  t->params + 311104, NULL,                          /* features.denseblock1.denselayer6.conv2.weight, no bias */
+                  (float *)(ws + 141295616), 100352, 32, 56, 56,     /* y: [32, 56, 56], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 22478848), 702464, (float *)(ws + 6422528), 802816, 0);
@@ -1145,13 +1179,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     nnc_activation((size_t)n * 802816, (float *)(ws + 9633792), (float *)(ws + 12845056), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.transition1.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d(n, (float *)(ws + 12845056), 802816, 256, 56, 56,  /* x: [256, 56, 56], batch stride */
-               t->params + 348992, NULL,                          /* features.transition1.conv.weight, no bias */
-               (float *)(ws + 19267584), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 12845056), 802816, 256, 56, 56,  /* x: [256, 56, 56], batch stride */
+                  t->params + 348992, NULL,                          /* features.transition1.conv.weight, no bias */
+                  (float *)(ws + 19267584), 401408, 128, 56, 56,     /* y: [128, 56, 56], batch stride */
+                  1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d(n, (float *)(ws + 19267584), 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
@@ -1177,24 +1212,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 142499840), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 142499840), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 382272, NULL,                   /* features.denseblock2.denselayer1.conv1.weight, no bias */
                          (float *)(ws + 142901248), 128, 28, 28,     /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 142499840), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 382272, NULL,                           /* features.denseblock2.denselayer1.conv1.weight, no bias */
-                   (float *)(ws + 142901248), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 142499840), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 382272, NULL,                           /* features.denseblock2.denselayer1.conv1.weight, no bias */
+                      (float *)(ws + 142901248), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 142901248), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 142901248), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 398656, t->params + 398784, 1e-05f, 0.1f,             /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.bias; eps, momentum */
                                 t->params + 398912, t->params + 399040,                           /* features.denseblock2.denselayer1.norm2.running_mean, features.denseblock2.denselayer1.norm2.running_var (updated) */
@@ -1209,13 +1247,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 143302656), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 399168, NULL,                           /* features.denseblock2.denselayer1.conv2.weight, no bias */
-               (float *)(ws + 167242880), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 143302656), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 399168, NULL,                           /* features.denseblock2.denselayer1.conv2.weight, no bias */
+                  (float *)(ws + 167242880), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 141697024), 100352, (float *)(ws + 132213760), 125440, 0);
@@ -1240,24 +1279,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 133217280), 160, 28, 28,  /* x: [160, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 133217280), 160, 28, 28,  /* x: [160, 28, 28] */
                          t->params + 436672, NULL,                   /* features.denseblock2.denselayer2.conv1.weight, no bias */
                          (float *)(ws + 143704064), 128, 28, 28,     /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 133217280), 125440, 160, 28, 28,  /* x: [160, 28, 28], batch stride */
-                   t->params + 436672, NULL,                           /* features.denseblock2.denselayer2.conv1.weight, no bias */
-                   (float *)(ws + 143704064), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 133217280), 125440, 160, 28, 28,  /* x: [160, 28, 28], batch stride */
+                      t->params + 436672, NULL,                           /* features.denseblock2.denselayer2.conv1.weight, no bias */
+                      (float *)(ws + 143704064), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 143704064), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 143704064), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 457152, t->params + 457280, 1e-05f, 0.1f,             /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.bias; eps, momentum */
                                 t->params + 457408, t->params + 457536,                           /* features.denseblock2.denselayer2.norm2.running_mean, features.denseblock2.denselayer2.norm2.running_var (updated) */
@@ -1272,13 +1314,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 144105472), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 457664, NULL,                           /* features.denseblock2.denselayer2.conv2.weight, no bias */
-               (float *)(ws + 167343232), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 144105472), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 457664, NULL,                           /* features.denseblock2.denselayer2.conv2.weight, no bias */
+                  (float *)(ws + 167343232), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 132213760), 125440, (float *)(ws + 123633664), 150528, 0);
@@ -1303,24 +1346,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 124837888), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 124837888), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 495296, NULL,                   /* features.denseblock2.denselayer3.conv1.weight, no bias */
                          (float *)(ws + 144506880), 128, 28, 28,     /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 124837888), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 495296, NULL,                           /* features.denseblock2.denselayer3.conv1.weight, no bias */
-                   (float *)(ws + 144506880), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 124837888), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 495296, NULL,                           /* features.denseblock2.denselayer3.conv1.weight, no bias */
+                      (float *)(ws + 144506880), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 144506880), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 144506880), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 519872, t->params + 520000, 1e-05f, 0.1f,             /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.bias; eps, momentum */
                                 t->params + 520128, t->params + 520256,                           /* features.denseblock2.denselayer3.norm2.running_mean, features.denseblock2.denselayer3.norm2.running_var (updated) */
@@ -1335,13 +1381,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 144908288), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 520384, NULL,                           /* features.denseblock2.denselayer3.conv2.weight, no bias */
-               (float *)(ws + 167443584), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 144908288), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 520384, NULL,                           /* features.denseblock2.denselayer3.conv2.weight, no bias */
+                  (float *)(ws + 167443584), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 123633664), 150528, (float *)(ws + 113548288), 175616, 0);
@@ -1366,24 +1413,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 114953216), 224, 28, 28,  /* x: [224, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 114953216), 224, 28, 28,  /* x: [224, 28, 28] */
                          t->params + 558144, NULL,                   /* features.denseblock2.denselayer4.conv1.weight, no bias */
                          (float *)(ws + 145309696), 128, 28, 28,     /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 114953216), 175616, 224, 28, 28,  /* x: [224, 28, 28], batch stride */
-                   t->params + 558144, NULL,                           /* features.denseblock2.denselayer4.conv1.weight, no bias */
-                   (float *)(ws + 145309696), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 114953216), 175616, 224, 28, 28,  /* x: [224, 28, 28], batch stride */
+                      t->params + 558144, NULL,                           /* features.denseblock2.denselayer4.conv1.weight, no bias */
+                      (float *)(ws + 145309696), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 145309696), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 145309696), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 586816, t->params + 586944, 1e-05f, 0.1f,             /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.bias; eps, momentum */
                                 t->params + 587072, t->params + 587200,                           /* features.denseblock2.denselayer4.norm2.running_mean, features.denseblock2.denselayer4.norm2.running_var (updated) */
@@ -1398,13 +1448,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 145711104), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 587328, NULL,                           /* features.denseblock2.denselayer4.conv2.weight, no bias */
-               (float *)(ws + 167543936), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 145711104), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 587328, NULL,                           /* features.denseblock2.denselayer4.conv2.weight, no bias */
+                  (float *)(ws + 167543936), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 113548288), 175616, (float *)(ws + 102760448), 200704, 0);
@@ -1429,24 +1480,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 104366080), 256, 28, 28,  /* x: [256, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 104366080), 256, 28, 28,  /* x: [256, 28, 28] */
                          t->params + 625216, NULL,                   /* features.denseblock2.denselayer5.conv1.weight, no bias */
                          (float *)(ws + 146112512), 128, 28, 28,     /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 104366080), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                   t->params + 625216, NULL,                           /* features.denseblock2.denselayer5.conv1.weight, no bias */
-                   (float *)(ws + 146112512), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 104366080), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                      t->params + 625216, NULL,                           /* features.denseblock2.denselayer5.conv1.weight, no bias */
+                      (float *)(ws + 146112512), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 146112512), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 146112512), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 657984, t->params + 658112, 1e-05f, 0.1f,             /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.bias; eps, momentum */
                                 t->params + 658240, t->params + 658368,                           /* features.denseblock2.denselayer5.norm2.running_mean, features.denseblock2.denselayer5.norm2.running_var (updated) */
@@ -1461,13 +1515,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 146513920), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 658496, NULL,                           /* features.denseblock2.denselayer5.conv2.weight, no bias */
-               (float *)(ws + 167644288), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 146513920), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 658496, NULL,                           /* features.denseblock2.denselayer5.conv2.weight, no bias */
+                  (float *)(ws + 167644288), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 102760448), 200704, (float *)(ws + 97642496), 225792, 0);
@@ -1492,24 +1547,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 99448832), 288, 28, 28,  /* x: [288, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 99448832), 288, 28, 28,  /* x: [288, 28, 28] */
                          t->params + 696512, NULL,                  /* features.denseblock2.denselayer6.conv1.weight, no bias */
                          (float *)(ws + 146915328), 128, 28, 28,    /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 99448832), 225792, 288, 28, 28,  /* x: [288, 28, 28], batch stride */
-                   t->params + 696512, NULL,                          /* features.denseblock2.denselayer6.conv1.weight, no bias */
-                   (float *)(ws + 146915328), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 99448832), 225792, 288, 28, 28,  /* x: [288, 28, 28], batch stride */
+                      t->params + 696512, NULL,                          /* features.denseblock2.denselayer6.conv1.weight, no bias */
+                      (float *)(ws + 146915328), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 146915328), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 146915328), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 733376, t->params + 733504, 1e-05f, 0.1f,             /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.bias; eps, momentum */
                                 t->params + 733632, t->params + 733760,                           /* features.denseblock2.denselayer6.norm2.running_mean, features.denseblock2.denselayer6.norm2.running_var (updated) */
@@ -1524,13 +1582,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 147316736), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 733888, NULL,                           /* features.denseblock2.denselayer6.conv2.weight, no bias */
-               (float *)(ws + 167744640), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 147316736), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 733888, NULL,                           /* features.denseblock2.denselayer6.conv2.weight, no bias */
+                  (float *)(ws + 167744640), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 97642496), 225792, (float *)(ws + 94631936), 250880, 0);
@@ -1555,24 +1614,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 96638976), 320, 28, 28,  /* x: [320, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 96638976), 320, 28, 28,  /* x: [320, 28, 28] */
                          t->params + 772032, NULL,                  /* features.denseblock2.denselayer7.conv1.weight, no bias */
                          (float *)(ws + 147718144), 128, 28, 28,    /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 96638976), 250880, 320, 28, 28,  /* x: [320, 28, 28], batch stride */
-                   t->params + 772032, NULL,                          /* features.denseblock2.denselayer7.conv1.weight, no bias */
-                   (float *)(ws + 147718144), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 96638976), 250880, 320, 28, 28,  /* x: [320, 28, 28], batch stride */
+                      t->params + 772032, NULL,                          /* features.denseblock2.denselayer7.conv1.weight, no bias */
+                      (float *)(ws + 147718144), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 147718144), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 147718144), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 812992, t->params + 813120, 1e-05f, 0.1f,             /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.bias; eps, momentum */
                                 t->params + 813248, t->params + 813376,                           /* features.denseblock2.denselayer7.norm2.running_mean, features.denseblock2.denselayer7.norm2.running_var (updated) */
@@ -1587,13 +1649,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 148119552), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 813504, NULL,                           /* features.denseblock2.denselayer7.conv2.weight, no bias */
-               (float *)(ws + 167844992), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 148119552), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 813504, NULL,                           /* features.denseblock2.denselayer7.conv2.weight, no bias */
+                  (float *)(ws + 167844992), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 94631936), 250880, (float *)(ws + 91320320), 275968, 0);
@@ -1618,24 +1681,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 93528064), 352, 28, 28,  /* x: [352, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 93528064), 352, 28, 28,  /* x: [352, 28, 28] */
                          t->params + 851776, NULL,                  /* features.denseblock2.denselayer8.conv1.weight, no bias */
                          (float *)(ws + 148520960), 128, 28, 28,    /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 93528064), 275968, 352, 28, 28,  /* x: [352, 28, 28], batch stride */
-                   t->params + 851776, NULL,                          /* features.denseblock2.denselayer8.conv1.weight, no bias */
-                   (float *)(ws + 148520960), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 93528064), 275968, 352, 28, 28,  /* x: [352, 28, 28], batch stride */
+                      t->params + 851776, NULL,                          /* features.denseblock2.denselayer8.conv1.weight, no bias */
+                      (float *)(ws + 148520960), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 148520960), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 148520960), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 896832, t->params + 896960, 1e-05f, 0.1f,             /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.bias; eps, momentum */
                                 t->params + 897088, t->params + 897216,                           /* features.denseblock2.denselayer8.norm2.running_mean, features.denseblock2.denselayer8.norm2.running_var (updated) */
@@ -1650,13 +1716,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 148922368), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 897344, NULL,                           /* features.denseblock2.denselayer8.conv2.weight, no bias */
-               (float *)(ws + 167945344), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 148922368), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 897344, NULL,                           /* features.denseblock2.denselayer8.conv2.weight, no bias */
+                  (float *)(ws + 167945344), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 91320320), 275968, (float *)(ws + 87707648), 301056, 0);
@@ -1681,24 +1748,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 90116096), 384, 28, 28,  /* x: [384, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 90116096), 384, 28, 28,  /* x: [384, 28, 28] */
                          t->params + 935744, NULL,                  /* features.denseblock2.denselayer9.conv1.weight, no bias */
                          (float *)(ws + 149323776), 128, 28, 28,    /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 90116096), 301056, 384, 28, 28,  /* x: [384, 28, 28], batch stride */
-                   t->params + 935744, NULL,                          /* features.denseblock2.denselayer9.conv1.weight, no bias */
-                   (float *)(ws + 149323776), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 90116096), 301056, 384, 28, 28,  /* x: [384, 28, 28], batch stride */
+                      t->params + 935744, NULL,                          /* features.denseblock2.denselayer9.conv1.weight, no bias */
+                      (float *)(ws + 149323776), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 149323776), 128, 784,                             /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 149323776), 128, 784,                             /* x: [128, 28, 28] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 984896, t->params + 985024, 1e-05f, 0.1f,               /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.bias; eps, momentum */
                                 t->params + 985152, t->params + 985280,                             /* features.denseblock2.denselayer9.norm2.running_mean, features.denseblock2.denselayer9.norm2.running_var (updated) */
@@ -1713,13 +1783,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 149725184), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 985408, NULL,                           /* features.denseblock2.denselayer9.conv2.weight, no bias */
-               (float *)(ws + 168045696), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 149725184), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 985408, NULL,                           /* features.denseblock2.denselayer9.conv2.weight, no bias */
+                  (float *)(ws + 168045696), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 87707648), 301056, (float *)(ws + 80181248), 326144, 0);
@@ -1744,24 +1815,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 82790400), 416, 28, 28,  /* x: [416, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 82790400), 416, 28, 28,  /* x: [416, 28, 28] */
                          t->params + 1023936, NULL,                 /* features.denseblock2.denselayer10.conv1.weight, no bias */
                          (float *)(ws + 150126592), 128, 28, 28,    /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 82790400), 326144, 416, 28, 28,  /* x: [416, 28, 28], batch stride */
-                   t->params + 1023936, NULL,                         /* features.denseblock2.denselayer10.conv1.weight, no bias */
-                   (float *)(ws + 150126592), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 82790400), 326144, 416, 28, 28,  /* x: [416, 28, 28], batch stride */
+                      t->params + 1023936, NULL,                         /* features.denseblock2.denselayer10.conv1.weight, no bias */
+                      (float *)(ws + 150126592), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 150126592), 128, 784,                             /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 150126592), 128, 784,                             /* x: [128, 28, 28] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1077184, t->params + 1077312, 1e-05f, 0.1f,             /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.bias; eps, momentum */
                                 t->params + 1077440, t->params + 1077568,                           /* features.denseblock2.denselayer10.norm2.running_mean, features.denseblock2.denselayer10.norm2.running_var (updated) */
@@ -1776,13 +1850,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 150528000), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 1077696, NULL,                          /* features.denseblock2.denselayer10.conv2.weight, no bias */
-               (float *)(ws + 168146048), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 150528000), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 1077696, NULL,                          /* features.denseblock2.denselayer10.conv2.weight, no bias */
+                  (float *)(ws + 168146048), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 80181248), 326144, (float *)(ws + 75966464), 351232, 0);
@@ -1807,24 +1882,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 78776320), 448, 28, 28,  /* x: [448, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 78776320), 448, 28, 28,  /* x: [448, 28, 28] */
                          t->params + 1116352, NULL,                 /* features.denseblock2.denselayer11.conv1.weight, no bias */
                          (float *)(ws + 150929408), 128, 28, 28,    /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 78776320), 351232, 448, 28, 28,  /* x: [448, 28, 28], batch stride */
-                   t->params + 1116352, NULL,                         /* features.denseblock2.denselayer11.conv1.weight, no bias */
-                   (float *)(ws + 150929408), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 78776320), 351232, 448, 28, 28,  /* x: [448, 28, 28], batch stride */
+                      t->params + 1116352, NULL,                         /* features.denseblock2.denselayer11.conv1.weight, no bias */
+                      (float *)(ws + 150929408), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 150929408), 128, 784,                             /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 150929408), 128, 784,                             /* x: [128, 28, 28] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1173696, t->params + 1173824, 1e-05f, 0.1f,             /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.bias; eps, momentum */
                                 t->params + 1173952, t->params + 1174080,                           /* features.denseblock2.denselayer11.norm2.running_mean, features.denseblock2.denselayer11.norm2.running_var (updated) */
@@ -1839,13 +1917,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 151330816), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 1174208, NULL,                          /* features.denseblock2.denselayer11.conv2.weight, no bias */
-               (float *)(ws + 168246400), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 151330816), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 1174208, NULL,                          /* features.denseblock2.denselayer11.conv2.weight, no bias */
+                  (float *)(ws + 168246400), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 75966464), 351232, (float *)(ws + 71450624), 376320, 0);
@@ -1870,24 +1949,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 74461184), 480, 28, 28,  /* x: [480, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 74461184), 480, 28, 28,  /* x: [480, 28, 28] */
                          t->params + 1212992, NULL,                 /* features.denseblock2.denselayer12.conv1.weight, no bias */
                          (float *)(ws + 151732224), 128, 28, 28,    /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 74461184), 376320, 480, 28, 28,  /* x: [480, 28, 28], batch stride */
-                   t->params + 1212992, NULL,                         /* features.denseblock2.denselayer12.conv1.weight, no bias */
-                   (float *)(ws + 151732224), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 74461184), 376320, 480, 28, 28,  /* x: [480, 28, 28], batch stride */
+                      t->params + 1212992, NULL,                         /* features.denseblock2.denselayer12.conv1.weight, no bias */
+                      (float *)(ws + 151732224), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock2.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 151732224), 128, 784,                             /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 151732224), 128, 784,                             /* x: [128, 28, 28] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1274432, t->params + 1274560, 1e-05f, 0.1f,             /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.bias; eps, momentum */
                                 t->params + 1274688, t->params + 1274816,                           /* features.denseblock2.denselayer12.norm2.running_mean, features.denseblock2.denselayer12.norm2.running_var (updated) */
@@ -1902,13 +1984,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 152133632), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-               t->params + 1274944, NULL,                          /* features.denseblock2.denselayer12.conv2.weight, no bias */
-               (float *)(ws + 168346752), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 152133632), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                  t->params + 1274944, NULL,                          /* features.denseblock2.denselayer12.conv2.weight, no bias */
+                  (float *)(ws + 168346752), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 71450624), 376320, (float *)(ws + 16056320), 401408, 0);
@@ -1931,13 +2014,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     nnc_activation((size_t)n * 401408, (float *)(ws + 17661952), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.transition2.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d(n, (float *)(ws + 20873216), 401408, 512, 28, 28,  /* x: [512, 28, 28], batch stride */
-               t->params + 1313856, NULL,                         /* features.transition2.conv.weight, no bias */
-               (float *)(ws + 69844992), 200704, 256, 28, 28,     /* y: [256, 28, 28], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 256,                           /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 20873216), 401408, 512, 28, 28,  /* x: [512, 28, 28], batch stride */
+                  t->params + 1313856, NULL,                         /* features.transition2.conv.weight, no bias */
+                  (float *)(ws + 69844992), 200704, 256, 28, 28,     /* y: [256, 28, 28], batch stride */
+                  1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 256,                           /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d(n, (float *)(ws + 69844992), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
@@ -1963,24 +2047,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 160462848), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 160462848), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 1445952, NULL,                  /* features.denseblock3.denselayer1.conv1.weight, no bias */
                          (float *)(ws + 168447104), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 160462848), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 1445952, NULL,                         /* features.denseblock3.denselayer1.conv1.weight, no bias */
-                   (float *)(ws + 168447104), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 160462848), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 1445952, NULL,                         /* features.denseblock3.denselayer1.conv1.weight, no bias */
+                      (float *)(ws + 168447104), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 168447104), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 168447104), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1478720, t->params + 1478848, 1e-05f, 0.1f,             /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.bias; eps, momentum */
                                 t->params + 1478976, t->params + 1479104,                           /* features.denseblock3.denselayer1.norm2.running_mean, features.denseblock3.denselayer1.norm2.running_var (updated) */
@@ -1995,13 +2082,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 168547456), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 1479232, NULL,                         /* features.denseblock3.denselayer1.conv2.weight, no bias */
-               (float *)(ws + 173565056), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 168547456), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 1479232, NULL,                         /* features.denseblock3.denselayer1.conv2.weight, no bias */
+                  (float *)(ws + 173565056), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 160061440), 50176, (float *)(ws + 159384064), 56448, 0);
@@ -2026,24 +2114,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 159835648), 288, 14, 14,  /* x: [288, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 159835648), 288, 14, 14,  /* x: [288, 14, 14] */
                          t->params + 1517248, NULL,                  /* features.denseblock3.denselayer2.conv1.weight, no bias */
                          (float *)(ws + 168647808), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 159835648), 56448, 288, 14, 14,  /* x: [288, 14, 14], batch stride */
-                   t->params + 1517248, NULL,                         /* features.denseblock3.denselayer2.conv1.weight, no bias */
-                   (float *)(ws + 168647808), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 159835648), 56448, 288, 14, 14,  /* x: [288, 14, 14], batch stride */
+                      t->params + 1517248, NULL,                         /* features.denseblock3.denselayer2.conv1.weight, no bias */
+                      (float *)(ws + 168647808), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 168647808), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 168647808), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1554112, t->params + 1554240, 1e-05f, 0.1f,             /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.bias; eps, momentum */
                                 t->params + 1554368, t->params + 1554496,                           /* features.denseblock3.denselayer2.norm2.running_mean, features.denseblock3.denselayer2.norm2.running_var (updated) */
@@ -2058,13 +2149,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 168748160), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 1554624, NULL,                         /* features.denseblock3.denselayer2.conv2.weight, no bias */
-               (float *)(ws + 173590144), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 168748160), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 1554624, NULL,                         /* features.denseblock3.denselayer2.conv2.weight, no bias */
+                  (float *)(ws + 173590144), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 159384064), 56448, (float *)(ws + 158631424), 62720, 0);
@@ -2089,24 +2181,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 159133184), 320, 14, 14,  /* x: [320, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 159133184), 320, 14, 14,  /* x: [320, 14, 14] */
                          t->params + 1592768, NULL,                  /* features.denseblock3.denselayer3.conv1.weight, no bias */
                          (float *)(ws + 168848512), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 159133184), 62720, 320, 14, 14,  /* x: [320, 14, 14], batch stride */
-                   t->params + 1592768, NULL,                         /* features.denseblock3.denselayer3.conv1.weight, no bias */
-                   (float *)(ws + 168848512), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 159133184), 62720, 320, 14, 14,  /* x: [320, 14, 14], batch stride */
+                      t->params + 1592768, NULL,                         /* features.denseblock3.denselayer3.conv1.weight, no bias */
+                      (float *)(ws + 168848512), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 168848512), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 168848512), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1633728, t->params + 1633856, 1e-05f, 0.1f,             /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.bias; eps, momentum */
                                 t->params + 1633984, t->params + 1634112,                           /* features.denseblock3.denselayer3.norm2.running_mean, features.denseblock3.denselayer3.norm2.running_var (updated) */
@@ -2121,13 +2216,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 168948864), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 1634240, NULL,                         /* features.denseblock3.denselayer3.conv2.weight, no bias */
-               (float *)(ws + 173615232), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 168948864), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 1634240, NULL,                         /* features.denseblock3.denselayer3.conv2.weight, no bias */
+                  (float *)(ws + 173615232), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 158631424), 62720, (float *)(ws + 157803520), 68992, 0);
@@ -2152,24 +2248,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 158355456), 352, 14, 14,  /* x: [352, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 158355456), 352, 14, 14,  /* x: [352, 14, 14] */
                          t->params + 1672512, NULL,                  /* features.denseblock3.denselayer4.conv1.weight, no bias */
                          (float *)(ws + 169049216), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 158355456), 68992, 352, 14, 14,  /* x: [352, 14, 14], batch stride */
-                   t->params + 1672512, NULL,                         /* features.denseblock3.denselayer4.conv1.weight, no bias */
-                   (float *)(ws + 169049216), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 158355456), 68992, 352, 14, 14,  /* x: [352, 14, 14], batch stride */
+                      t->params + 1672512, NULL,                         /* features.denseblock3.denselayer4.conv1.weight, no bias */
+                      (float *)(ws + 169049216), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169049216), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169049216), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1717568, t->params + 1717696, 1e-05f, 0.1f,             /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.bias; eps, momentum */
                                 t->params + 1717824, t->params + 1717952,                           /* features.denseblock3.denselayer4.norm2.running_mean, features.denseblock3.denselayer4.norm2.running_var (updated) */
@@ -2184,13 +2283,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169149568), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 1718080, NULL,                         /* features.denseblock3.denselayer4.conv2.weight, no bias */
-               (float *)(ws + 173640320), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 169149568), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 1718080, NULL,                         /* features.denseblock3.denselayer4.conv2.weight, no bias */
+                  (float *)(ws + 173640320), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 157803520), 68992, (float *)(ws + 156900352), 75264, 0);
@@ -2215,24 +2315,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 157502464), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 157502464), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 1756480, NULL,                  /* features.denseblock3.denselayer5.conv1.weight, no bias */
                          (float *)(ws + 169249920), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 157502464), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 1756480, NULL,                         /* features.denseblock3.denselayer5.conv1.weight, no bias */
-                   (float *)(ws + 169249920), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 157502464), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 1756480, NULL,                         /* features.denseblock3.denselayer5.conv1.weight, no bias */
+                      (float *)(ws + 169249920), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169249920), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169249920), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1805632, t->params + 1805760, 1e-05f, 0.1f,             /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.bias; eps, momentum */
                                 t->params + 1805888, t->params + 1806016,                           /* features.denseblock3.denselayer5.norm2.running_mean, features.denseblock3.denselayer5.norm2.running_var (updated) */
@@ -2247,13 +2350,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169350272), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 1806144, NULL,                         /* features.denseblock3.denselayer5.conv2.weight, no bias */
-               (float *)(ws + 173665408), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 169350272), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 1806144, NULL,                         /* features.denseblock3.denselayer5.conv2.weight, no bias */
+                  (float *)(ws + 173665408), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 156900352), 75264, (float *)(ws + 155921920), 81536, 0);
@@ -2278,24 +2382,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 156574208), 416, 14, 14,  /* x: [416, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 156574208), 416, 14, 14,  /* x: [416, 14, 14] */
                          t->params + 1844672, NULL,                  /* features.denseblock3.denselayer6.conv1.weight, no bias */
                          (float *)(ws + 169450624), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 156574208), 81536, 416, 14, 14,  /* x: [416, 14, 14], batch stride */
-                   t->params + 1844672, NULL,                         /* features.denseblock3.denselayer6.conv1.weight, no bias */
-                   (float *)(ws + 169450624), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 156574208), 81536, 416, 14, 14,  /* x: [416, 14, 14], batch stride */
+                      t->params + 1844672, NULL,                         /* features.denseblock3.denselayer6.conv1.weight, no bias */
+                      (float *)(ws + 169450624), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169450624), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169450624), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1897920, t->params + 1898048, 1e-05f, 0.1f,             /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.bias; eps, momentum */
                                 t->params + 1898176, t->params + 1898304,                           /* features.denseblock3.denselayer6.norm2.running_mean, features.denseblock3.denselayer6.norm2.running_var (updated) */
@@ -2310,13 +2417,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169550976), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 1898432, NULL,                         /* features.denseblock3.denselayer6.conv2.weight, no bias */
-               (float *)(ws + 173690496), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 169550976), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 1898432, NULL,                         /* features.denseblock3.denselayer6.conv2.weight, no bias */
+                  (float *)(ws + 173690496), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 155921920), 81536, (float *)(ws + 154868224), 87808, 0);
@@ -2341,24 +2449,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 155570688), 448, 14, 14,  /* x: [448, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 155570688), 448, 14, 14,  /* x: [448, 14, 14] */
                          t->params + 1937088, NULL,                  /* features.denseblock3.denselayer7.conv1.weight, no bias */
                          (float *)(ws + 169651328), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 155570688), 87808, 448, 14, 14,  /* x: [448, 14, 14], batch stride */
-                   t->params + 1937088, NULL,                         /* features.denseblock3.denselayer7.conv1.weight, no bias */
-                   (float *)(ws + 169651328), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 155570688), 87808, 448, 14, 14,  /* x: [448, 14, 14], batch stride */
+                      t->params + 1937088, NULL,                         /* features.denseblock3.denselayer7.conv1.weight, no bias */
+                      (float *)(ws + 169651328), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169651328), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169651328), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 1994432, t->params + 1994560, 1e-05f, 0.1f,             /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.bias; eps, momentum */
                                 t->params + 1994688, t->params + 1994816,                           /* features.denseblock3.denselayer7.norm2.running_mean, features.denseblock3.denselayer7.norm2.running_var (updated) */
@@ -2373,13 +2484,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169751680), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 1994944, NULL,                         /* features.denseblock3.denselayer7.conv2.weight, no bias */
-               (float *)(ws + 173715584), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 169751680), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 1994944, NULL,                         /* features.denseblock3.denselayer7.conv2.weight, no bias */
+                  (float *)(ws + 173715584), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 154868224), 87808, (float *)(ws + 153739264), 94080, 0);
@@ -2404,24 +2516,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 154491904), 480, 14, 14,  /* x: [480, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 154491904), 480, 14, 14,  /* x: [480, 14, 14] */
                          t->params + 2033728, NULL,                  /* features.denseblock3.denselayer8.conv1.weight, no bias */
                          (float *)(ws + 169852032), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 154491904), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                   t->params + 2033728, NULL,                         /* features.denseblock3.denselayer8.conv1.weight, no bias */
-                   (float *)(ws + 169852032), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 154491904), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                      t->params + 2033728, NULL,                         /* features.denseblock3.denselayer8.conv1.weight, no bias */
+                      (float *)(ws + 169852032), 25088, 128, 14, 14,     /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 169852032), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 169852032), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2095168, t->params + 2095296, 1e-05f, 0.1f,             /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.bias; eps, momentum */
                                 t->params + 2095424, t->params + 2095552,                           /* features.denseblock3.denselayer8.norm2.running_mean, features.denseblock3.denselayer8.norm2.running_var (updated) */
@@ -2436,13 +2551,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 169952384), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 2095680, NULL,                         /* features.denseblock3.denselayer8.conv2.weight, no bias */
-               (float *)(ws + 173740672), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 169952384), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 2095680, NULL,                         /* features.denseblock3.denselayer8.conv2.weight, no bias */
+                  (float *)(ws + 173740672), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 153739264), 94080, (float *)(ws + 152535040), 100352, 0);
@@ -2467,24 +2583,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 153337856), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 153337856), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 2134592, NULL,                  /* features.denseblock3.denselayer9.conv1.weight, no bias */
                          (float *)(ws + 170052736), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 153337856), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 2134592, NULL,                          /* features.denseblock3.denselayer9.conv1.weight, no bias */
-                   (float *)(ws + 170052736), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 153337856), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 2134592, NULL,                          /* features.denseblock3.denselayer9.conv1.weight, no bias */
+                      (float *)(ws + 170052736), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170052736), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170052736), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2200128, t->params + 2200256, 1e-05f, 0.1f,             /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.bias; eps, momentum */
                                 t->params + 2200384, t->params + 2200512,                           /* features.denseblock3.denselayer9.norm2.running_mean, features.denseblock3.denselayer9.norm2.running_var (updated) */
@@ -2499,13 +2618,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170153088), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 2200640, NULL,                         /* features.denseblock3.denselayer9.conv2.weight, no bias */
-               (float *)(ws + 173765760), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 170153088), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 2200640, NULL,                         /* features.denseblock3.denselayer9.conv2.weight, no bias */
+                  (float *)(ws + 173765760), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 152535040), 100352, (float *)(ws + 138009088), 106624, 0);
@@ -2530,24 +2650,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 138862080), 544, 14, 14,  /* x: [544, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 138862080), 544, 14, 14,  /* x: [544, 14, 14] */
                          t->params + 2239680, NULL,                  /* features.denseblock3.denselayer10.conv1.weight, no bias */
                          (float *)(ws + 170253440), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 138862080), 106624, 544, 14, 14,  /* x: [544, 14, 14], batch stride */
-                   t->params + 2239680, NULL,                          /* features.denseblock3.denselayer10.conv1.weight, no bias */
-                   (float *)(ws + 170253440), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 138862080), 106624, 544, 14, 14,  /* x: [544, 14, 14], batch stride */
+                      t->params + 2239680, NULL,                          /* features.denseblock3.denselayer10.conv1.weight, no bias */
+                      (float *)(ws + 170253440), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170253440), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170253440), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2309312, t->params + 2309440, 1e-05f, 0.1f,             /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.bias; eps, momentum */
                                 t->params + 2309568, t->params + 2309696,                           /* features.denseblock3.denselayer10.norm2.running_mean, features.denseblock3.denselayer10.norm2.running_var (updated) */
@@ -2562,13 +2685,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170353792), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 2309824, NULL,                         /* features.denseblock3.denselayer10.conv2.weight, no bias */
-               (float *)(ws + 173790848), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 170353792), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 2309824, NULL,                         /* features.denseblock3.denselayer10.conv2.weight, no bias */
+                  (float *)(ws + 173790848), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 138009088), 106624, (float *)(ws + 136654336), 112896, 0);
@@ -2593,24 +2717,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 137557504), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 137557504), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 2348992, NULL,                  /* features.denseblock3.denselayer11.conv1.weight, no bias */
                          (float *)(ws + 170454144), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 137557504), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 2348992, NULL,                          /* features.denseblock3.denselayer11.conv1.weight, no bias */
-                   (float *)(ws + 170454144), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 137557504), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 2348992, NULL,                          /* features.denseblock3.denselayer11.conv1.weight, no bias */
+                      (float *)(ws + 170454144), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170454144), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170454144), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2422720, t->params + 2422848, 1e-05f, 0.1f,             /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.bias; eps, momentum */
                                 t->params + 2422976, t->params + 2423104,                           /* features.denseblock3.denselayer11.norm2.running_mean, features.denseblock3.denselayer11.norm2.running_var (updated) */
@@ -2625,13 +2752,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170554496), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 2423232, NULL,                         /* features.denseblock3.denselayer11.conv2.weight, no bias */
-               (float *)(ws + 173815936), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 170554496), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 2423232, NULL,                         /* features.denseblock3.denselayer11.conv2.weight, no bias */
+                  (float *)(ws + 173815936), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 136654336), 112896, (float *)(ws + 135224320), 119168, 0);
@@ -2656,24 +2784,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 136177664), 608, 14, 14,  /* x: [608, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 136177664), 608, 14, 14,  /* x: [608, 14, 14] */
                          t->params + 2462528, NULL,                  /* features.denseblock3.denselayer12.conv1.weight, no bias */
                          (float *)(ws + 170654848), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 136177664), 119168, 608, 14, 14,  /* x: [608, 14, 14], batch stride */
-                   t->params + 2462528, NULL,                          /* features.denseblock3.denselayer12.conv1.weight, no bias */
-                   (float *)(ws + 170654848), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 136177664), 119168, 608, 14, 14,  /* x: [608, 14, 14], batch stride */
+                      t->params + 2462528, NULL,                          /* features.denseblock3.denselayer12.conv1.weight, no bias */
+                      (float *)(ws + 170654848), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170654848), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170654848), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2540352, t->params + 2540480, 1e-05f, 0.1f,             /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.bias; eps, momentum */
                                 t->params + 2540608, t->params + 2540736,                           /* features.denseblock3.denselayer12.norm2.running_mean, features.denseblock3.denselayer12.norm2.running_var (updated) */
@@ -2688,13 +2819,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170755200), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 2540864, NULL,                         /* features.denseblock3.denselayer12.conv2.weight, no bias */
-               (float *)(ws + 173841024), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 170755200), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 2540864, NULL,                         /* features.denseblock3.denselayer12.conv2.weight, no bias */
+                  (float *)(ws + 173841024), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 135224320), 119168, (float *)(ws + 133719040), 125440, 0);
@@ -2719,24 +2851,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 134722560), 640, 14, 14,  /* x: [640, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 134722560), 640, 14, 14,  /* x: [640, 14, 14] */
                          t->params + 2580288, NULL,                  /* features.denseblock3.denselayer13.conv1.weight, no bias */
                          (float *)(ws + 170855552), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 134722560), 125440, 640, 14, 14,  /* x: [640, 14, 14], batch stride */
-                   t->params + 2580288, NULL,                          /* features.denseblock3.denselayer13.conv1.weight, no bias */
-                   (float *)(ws + 170855552), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 134722560), 125440, 640, 14, 14,  /* x: [640, 14, 14], batch stride */
+                      t->params + 2580288, NULL,                          /* features.denseblock3.denselayer13.conv1.weight, no bias */
+                      (float *)(ws + 170855552), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 170855552), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 170855552), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2662208, t->params + 2662336, 1e-05f, 0.1f,             /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.bias; eps, momentum */
                                 t->params + 2662464, t->params + 2662592,                           /* features.denseblock3.denselayer13.norm2.running_mean, features.denseblock3.denselayer13.norm2.running_var (updated) */
@@ -2751,13 +2886,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 170955904), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 2662720, NULL,                         /* features.denseblock3.denselayer13.conv2.weight, no bias */
-               (float *)(ws + 173866112), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 170955904), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 2662720, NULL,                         /* features.denseblock3.denselayer13.conv2.weight, no bias */
+                  (float *)(ws + 173866112), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 133719040), 125440, (float *)(ws + 130633216), 131712, 0);
@@ -2782,24 +2918,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 131686912), 672, 14, 14,  /* x: [672, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 131686912), 672, 14, 14,  /* x: [672, 14, 14] */
                          t->params + 2702272, NULL,                  /* features.denseblock3.denselayer14.conv1.weight, no bias */
                          (float *)(ws + 171056256), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 131686912), 131712, 672, 14, 14,  /* x: [672, 14, 14], batch stride */
-                   t->params + 2702272, NULL,                          /* features.denseblock3.denselayer14.conv1.weight, no bias */
-                   (float *)(ws + 171056256), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 131686912), 131712, 672, 14, 14,  /* x: [672, 14, 14], batch stride */
+                      t->params + 2702272, NULL,                          /* features.denseblock3.denselayer14.conv1.weight, no bias */
+                      (float *)(ws + 171056256), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171056256), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171056256), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2788288, t->params + 2788416, 1e-05f, 0.1f,             /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.bias; eps, momentum */
                                 t->params + 2788544, t->params + 2788672,                           /* features.denseblock3.denselayer14.norm2.running_mean, features.denseblock3.denselayer14.norm2.running_var (updated) */
@@ -2814,13 +2953,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171156608), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 2788800, NULL,                         /* features.denseblock3.denselayer14.conv2.weight, no bias */
-               (float *)(ws + 173891200), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 171156608), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 2788800, NULL,                         /* features.denseblock3.denselayer14.conv2.weight, no bias */
+                  (float *)(ws + 173891200), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 130633216), 131712, (float *)(ws + 128977408), 137984, 0);
@@ -2845,24 +2985,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 130081280), 704, 14, 14,  /* x: [704, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 130081280), 704, 14, 14,  /* x: [704, 14, 14] */
                          t->params + 2828480, NULL,                  /* features.denseblock3.denselayer15.conv1.weight, no bias */
                          (float *)(ws + 171256960), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 130081280), 137984, 704, 14, 14,  /* x: [704, 14, 14], batch stride */
-                   t->params + 2828480, NULL,                          /* features.denseblock3.denselayer15.conv1.weight, no bias */
-                   (float *)(ws + 171256960), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 130081280), 137984, 704, 14, 14,  /* x: [704, 14, 14], batch stride */
+                      t->params + 2828480, NULL,                          /* features.denseblock3.denselayer15.conv1.weight, no bias */
+                      (float *)(ws + 171256960), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171256960), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171256960), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 2918592, t->params + 2918720, 1e-05f, 0.1f,             /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.bias; eps, momentum */
                                 t->params + 2918848, t->params + 2918976,                           /* features.denseblock3.denselayer15.norm2.running_mean, features.denseblock3.denselayer15.norm2.running_var (updated) */
@@ -2877,13 +3020,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171357312), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 2919104, NULL,                         /* features.denseblock3.denselayer15.conv2.weight, no bias */
-               (float *)(ws + 173916288), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 171357312), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 2919104, NULL,                         /* features.denseblock3.denselayer15.conv2.weight, no bias */
+                  (float *)(ws + 173916288), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 128977408), 137984, (float *)(ws + 127246336), 144256, 0);
@@ -2908,24 +3052,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 128400384), 736, 14, 14,  /* x: [736, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 128400384), 736, 14, 14,  /* x: [736, 14, 14] */
                          t->params + 2958912, NULL,                  /* features.denseblock3.denselayer16.conv1.weight, no bias */
                          (float *)(ws + 171457664), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 128400384), 144256, 736, 14, 14,  /* x: [736, 14, 14], batch stride */
-                   t->params + 2958912, NULL,                          /* features.denseblock3.denselayer16.conv1.weight, no bias */
-                   (float *)(ws + 171457664), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 128400384), 144256, 736, 14, 14,  /* x: [736, 14, 14], batch stride */
+                      t->params + 2958912, NULL,                          /* features.denseblock3.denselayer16.conv1.weight, no bias */
+                      (float *)(ws + 171457664), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171457664), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171457664), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3053120, t->params + 3053248, 1e-05f, 0.1f,             /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.bias; eps, momentum */
                                 t->params + 3053376, t->params + 3053504,                           /* features.denseblock3.denselayer16.norm2.running_mean, features.denseblock3.denselayer16.norm2.running_var (updated) */
@@ -2940,13 +3087,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171558016), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 3053632, NULL,                         /* features.denseblock3.denselayer16.conv2.weight, no bias */
-               (float *)(ws + 173941376), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 171558016), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 3053632, NULL,                         /* features.denseblock3.denselayer16.conv2.weight, no bias */
+                  (float *)(ws + 173941376), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 127246336), 144256, (float *)(ws + 125440000), 150528, 0);
@@ -2971,24 +3119,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 126644224), 768, 14, 14,  /* x: [768, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 126644224), 768, 14, 14,  /* x: [768, 14, 14] */
                          t->params + 3093568, NULL,                  /* features.denseblock3.denselayer17.conv1.weight, no bias */
                          (float *)(ws + 171658368), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 126644224), 150528, 768, 14, 14,  /* x: [768, 14, 14], batch stride */
-                   t->params + 3093568, NULL,                          /* features.denseblock3.denselayer17.conv1.weight, no bias */
-                   (float *)(ws + 171658368), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 126644224), 150528, 768, 14, 14,  /* x: [768, 14, 14], batch stride */
+                      t->params + 3093568, NULL,                          /* features.denseblock3.denselayer17.conv1.weight, no bias */
+                      (float *)(ws + 171658368), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer17.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171658368), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171658368), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3191872, t->params + 3192000, 1e-05f, 0.1f,             /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.bias; eps, momentum */
                                 t->params + 3192128, t->params + 3192256,                           /* features.denseblock3.denselayer17.norm2.running_mean, features.denseblock3.denselayer17.norm2.running_var (updated) */
@@ -3003,13 +3154,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171758720), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 3192384, NULL,                         /* features.denseblock3.denselayer17.conv2.weight, no bias */
-               (float *)(ws + 173966464), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 171758720), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 3192384, NULL,                         /* features.denseblock3.denselayer17.conv2.weight, no bias */
+                  (float *)(ws + 173966464), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 125440000), 150528, (float *)(ws + 121752064), 156800, 0);
@@ -3034,24 +3186,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 123006464), 800, 14, 14,  /* x: [800, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 123006464), 800, 14, 14,  /* x: [800, 14, 14] */
                          t->params + 3232448, NULL,                  /* features.denseblock3.denselayer18.conv1.weight, no bias */
                          (float *)(ws + 171859072), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 123006464), 156800, 800, 14, 14,  /* x: [800, 14, 14], batch stride */
-                   t->params + 3232448, NULL,                          /* features.denseblock3.denselayer18.conv1.weight, no bias */
-                   (float *)(ws + 171859072), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 123006464), 156800, 800, 14, 14,  /* x: [800, 14, 14], batch stride */
+                      t->params + 3232448, NULL,                          /* features.denseblock3.denselayer18.conv1.weight, no bias */
+                      (float *)(ws + 171859072), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer18.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 171859072), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 171859072), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3334848, t->params + 3334976, 1e-05f, 0.1f,             /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.bias; eps, momentum */
                                 t->params + 3335104, t->params + 3335232,                           /* features.denseblock3.denselayer18.norm2.running_mean, features.denseblock3.denselayer18.norm2.running_var (updated) */
@@ -3066,13 +3221,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 171959424), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 3335360, NULL,                         /* features.denseblock3.denselayer18.conv2.weight, no bias */
-               (float *)(ws + 173991552), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 171959424), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 3335360, NULL,                         /* features.denseblock3.denselayer18.conv2.weight, no bias */
+                  (float *)(ws + 173991552), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 121752064), 156800, (float *)(ws + 119795200), 163072, 0);
@@ -3097,24 +3253,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 121099776), 832, 14, 14,  /* x: [832, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 121099776), 832, 14, 14,  /* x: [832, 14, 14] */
                          t->params + 3375552, NULL,                  /* features.denseblock3.denselayer19.conv1.weight, no bias */
                          (float *)(ws + 172059776), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 121099776), 163072, 832, 14, 14,  /* x: [832, 14, 14], batch stride */
-                   t->params + 3375552, NULL,                          /* features.denseblock3.denselayer19.conv1.weight, no bias */
-                   (float *)(ws + 172059776), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 121099776), 163072, 832, 14, 14,  /* x: [832, 14, 14], batch stride */
+                      t->params + 3375552, NULL,                          /* features.denseblock3.denselayer19.conv1.weight, no bias */
+                      (float *)(ws + 172059776), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer19.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172059776), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172059776), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3482048, t->params + 3482176, 1e-05f, 0.1f,             /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.bias; eps, momentum */
                                 t->params + 3482304, t->params + 3482432,                           /* features.denseblock3.denselayer19.norm2.running_mean, features.denseblock3.denselayer19.norm2.running_var (updated) */
@@ -3129,13 +3288,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172160128), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 3482560, NULL,                         /* features.denseblock3.denselayer19.conv2.weight, no bias */
-               (float *)(ws + 174016640), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 172160128), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 3482560, NULL,                         /* features.denseblock3.denselayer19.conv2.weight, no bias */
+                  (float *)(ws + 174016640), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 119795200), 163072, (float *)(ws + 117763072), 169344, 0);
@@ -3160,24 +3320,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 119117824), 864, 14, 14,  /* x: [864, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 119117824), 864, 14, 14,  /* x: [864, 14, 14] */
                          t->params + 3522880, NULL,                  /* features.denseblock3.denselayer20.conv1.weight, no bias */
                          (float *)(ws + 172260480), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 119117824), 169344, 864, 14, 14,  /* x: [864, 14, 14], batch stride */
-                   t->params + 3522880, NULL,                          /* features.denseblock3.denselayer20.conv1.weight, no bias */
-                   (float *)(ws + 172260480), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 119117824), 169344, 864, 14, 14,  /* x: [864, 14, 14], batch stride */
+                      t->params + 3522880, NULL,                          /* features.denseblock3.denselayer20.conv1.weight, no bias */
+                      (float *)(ws + 172260480), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer20.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172260480), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172260480), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3633472, t->params + 3633600, 1e-05f, 0.1f,             /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.bias; eps, momentum */
                                 t->params + 3633728, t->params + 3633856,                           /* features.denseblock3.denselayer20.norm2.running_mean, features.denseblock3.denselayer20.norm2.running_var (updated) */
@@ -3192,13 +3355,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172360832), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 3633984, NULL,                         /* features.denseblock3.denselayer20.conv2.weight, no bias */
-               (float *)(ws + 174041728), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 172360832), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 3633984, NULL,                         /* features.denseblock3.denselayer20.conv2.weight, no bias */
+                  (float *)(ws + 174041728), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 117763072), 169344, (float *)(ws + 115655680), 175616, 0);
@@ -3223,24 +3387,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 117060608), 896, 14, 14,  /* x: [896, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 117060608), 896, 14, 14,  /* x: [896, 14, 14] */
                          t->params + 3674432, NULL,                  /* features.denseblock3.denselayer21.conv1.weight, no bias */
                          (float *)(ws + 172461184), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 117060608), 175616, 896, 14, 14,  /* x: [896, 14, 14], batch stride */
-                   t->params + 3674432, NULL,                          /* features.denseblock3.denselayer21.conv1.weight, no bias */
-                   (float *)(ws + 172461184), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 117060608), 175616, 896, 14, 14,  /* x: [896, 14, 14], batch stride */
+                      t->params + 3674432, NULL,                          /* features.denseblock3.denselayer21.conv1.weight, no bias */
+                      (float *)(ws + 172461184), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer21.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172461184), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172461184), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3789120, t->params + 3789248, 1e-05f, 0.1f,             /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.bias; eps, momentum */
                                 t->params + 3789376, t->params + 3789504,                           /* features.denseblock3.denselayer21.norm2.running_mean, features.denseblock3.denselayer21.norm2.running_var (updated) */
@@ -3255,13 +3422,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172561536), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 3789632, NULL,                         /* features.denseblock3.denselayer21.conv2.weight, no bias */
-               (float *)(ws + 174066816), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 172561536), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 3789632, NULL,                         /* features.denseblock3.denselayer21.conv2.weight, no bias */
+                  (float *)(ws + 174066816), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 115655680), 175616, (float *)(ws + 111365632), 181888, 0);
@@ -3286,24 +3454,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 112820736), 928, 14, 14,  /* x: [928, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 112820736), 928, 14, 14,  /* x: [928, 14, 14] */
                          t->params + 3830208, NULL,                  /* features.denseblock3.denselayer22.conv1.weight, no bias */
                          (float *)(ws + 172661888), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 112820736), 181888, 928, 14, 14,  /* x: [928, 14, 14], batch stride */
-                   t->params + 3830208, NULL,                          /* features.denseblock3.denselayer22.conv1.weight, no bias */
-                   (float *)(ws + 172661888), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 112820736), 181888, 928, 14, 14,  /* x: [928, 14, 14], batch stride */
+                      t->params + 3830208, NULL,                          /* features.denseblock3.denselayer22.conv1.weight, no bias */
+                      (float *)(ws + 172661888), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer22.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172661888), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172661888), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 3948992, t->params + 3949120, 1e-05f, 0.1f,             /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.bias; eps, momentum */
                                 t->params + 3949248, t->params + 3949376,                           /* features.denseblock3.denselayer22.norm2.running_mean, features.denseblock3.denselayer22.norm2.running_var (updated) */
@@ -3318,13 +3489,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172762240), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 3949504, NULL,                         /* features.denseblock3.denselayer22.conv2.weight, no bias */
-               (float *)(ws + 174091904), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 172762240), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 3949504, NULL,                         /* features.denseblock3.denselayer22.conv2.weight, no bias */
+                  (float *)(ws + 174091904), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 111365632), 181888, (float *)(ws + 109107712), 188160, 0);
@@ -3349,24 +3521,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 110612992), 960, 14, 14,  /* x: [960, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 110612992), 960, 14, 14,  /* x: [960, 14, 14] */
                          t->params + 3990208, NULL,                  /* features.denseblock3.denselayer23.conv1.weight, no bias */
                          (float *)(ws + 172862592), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 110612992), 188160, 960, 14, 14,  /* x: [960, 14, 14], batch stride */
-                   t->params + 3990208, NULL,                          /* features.denseblock3.denselayer23.conv1.weight, no bias */
-                   (float *)(ws + 172862592), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 110612992), 188160, 960, 14, 14,  /* x: [960, 14, 14], batch stride */
+                      t->params + 3990208, NULL,                          /* features.denseblock3.denselayer23.conv1.weight, no bias */
+                      (float *)(ws + 172862592), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer23.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 172862592), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 172862592), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 4113088, t->params + 4113216, 1e-05f, 0.1f,             /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.bias; eps, momentum */
                                 t->params + 4113344, t->params + 4113472,                           /* features.denseblock3.denselayer23.norm2.running_mean, features.denseblock3.denselayer23.norm2.running_var (updated) */
@@ -3381,13 +3556,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 172962944), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 4113600, NULL,                         /* features.denseblock3.denselayer23.conv2.weight, no bias */
-               (float *)(ws + 174116992), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 172962944), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 4113600, NULL,                         /* features.denseblock3.denselayer23.conv2.weight, no bias */
+                  (float *)(ws + 174116992), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 109107712), 188160, (float *)(ws + 106774528), 194432, 0);
@@ -3412,24 +3588,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 108329984), 992, 14, 14,  /* x: [992, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 108329984), 992, 14, 14,  /* x: [992, 14, 14] */
                          t->params + 4154432, NULL,                  /* features.denseblock3.denselayer24.conv1.weight, no bias */
                          (float *)(ws + 173063296), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 108329984), 194432, 992, 14, 14,  /* x: [992, 14, 14], batch stride */
-                   t->params + 4154432, NULL,                          /* features.denseblock3.denselayer24.conv1.weight, no bias */
-                   (float *)(ws + 173063296), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 108329984), 194432, 992, 14, 14,  /* x: [992, 14, 14], batch stride */
+                      t->params + 4154432, NULL,                          /* features.denseblock3.denselayer24.conv1.weight, no bias */
+                      (float *)(ws + 173063296), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.denseblock3.denselayer24.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 173063296), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 173063296), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 4281408, t->params + 4281536, 1e-05f, 0.1f,             /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.bias; eps, momentum */
                                 t->params + 4281664, t->params + 4281792,                           /* features.denseblock3.denselayer24.norm2.running_mean, features.denseblock3.denselayer24.norm2.running_var (updated) */
@@ -3444,13 +3623,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 173163648), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-               t->params + 4281920, NULL,                         /* features.denseblock3.denselayer24.conv2.weight, no bias */
-               (float *)(ws + 174142080), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                           /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                  n, (float *)(ws + 173163648), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                  t->params + 4281920, NULL,                         /* features.denseblock3.denselayer24.conv2.weight, no bias */
+                  (float *)(ws + 174142080), 6272, 32, 14, 14,       /* y: [32, 14, 14], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                           /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 106774528), 194432, (float *)(ws + 68239360), 200704, 0);
@@ -3473,13 +3653,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     nnc_activation((size_t)n * 200704, (float *)(ws + 69042176), (float *)(ws + 70647808), NNC_ACT_RELU, 0.0f);
 
     /* conv2d features.transition3.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d(n, (float *)(ws + 70647808), 200704, 1024, 14, 14,  /* x: [1024, 14, 14], batch stride */
-               t->params + 4322880, NULL,                          /* features.transition3.conv.weight, no bias */
-               (float *)(ws + 105971712), 100352, 512, 14, 14,     /* y: [512, 14, 14], batch stride */
-               1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                            /* no residual */
-               NNC_ACT_NONE, 0.0f, 512,                            /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                  n, (float *)(ws + 70647808), 200704, 1024, 14, 14,  /* x: [1024, 14, 14], batch stride */
+                  t->params + 4322880, NULL,                          /* features.transition3.conv.weight, no bias */
+                  (float *)(ws + 105971712), 100352, 512, 14, 14,     /* y: [512, 14, 14], batch stride */
+                  1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                            /* no residual */
+                  NNC_ACT_NONE, 0.0f, 512,                            /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d(n, (float *)(ws + 105971712), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
@@ -3505,24 +3686,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 173464704), 512, 7, 7,  /* x: [512, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 173464704), 512, 7, 7,  /* x: [512, 7, 7] */
                          t->params + 4849216, NULL,                /* features.denseblock4.denselayer1.conv1.weight, no bias */
                          (float *)(ws + 174167168), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 173464704), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
-                   t->params + 4849216, NULL,                       /* features.denseblock4.denselayer1.conv1.weight, no bias */
-                   (float *)(ws + 174167168), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 173464704), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
+                      t->params + 4849216, NULL,                       /* features.denseblock4.denselayer1.conv1.weight, no bias */
+                      (float *)(ws + 174167168), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174167168), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174167168), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 4914752, t->params + 4914880, 1e-05f, 0.1f,             /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.bias; eps, momentum */
                                 t->params + 4915008, t->params + 4915136,                           /* features.denseblock4.denselayer1.norm2.running_mean, features.denseblock4.denselayer1.norm2.running_var (updated) */
@@ -3537,13 +3721,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174192256), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 4915264, NULL,                      /* features.denseblock4.denselayer1.conv2.weight, no bias */
-               (float *)(ws + 106768256), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174192256), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 4915264, NULL,                      /* features.denseblock4.denselayer1.conv2.weight, no bias */
+                  (float *)(ws + 106768256), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 173264000), 25088, (float *)(ws + 166923008), 26656, 0);
@@ -3568,24 +3753,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 167136256), 544, 7, 7,  /* x: [544, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 167136256), 544, 7, 7,  /* x: [544, 7, 7] */
                          t->params + 4954304, NULL,                /* features.denseblock4.denselayer2.conv1.weight, no bias */
                          (float *)(ws + 174217344), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 167136256), 26656, 544, 7, 7,  /* x: [544, 7, 7], batch stride */
-                   t->params + 4954304, NULL,                       /* features.denseblock4.denselayer2.conv1.weight, no bias */
-                   (float *)(ws + 174217344), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 167136256), 26656, 544, 7, 7,  /* x: [544, 7, 7], batch stride */
+                      t->params + 4954304, NULL,                       /* features.denseblock4.denselayer2.conv1.weight, no bias */
+                      (float *)(ws + 174217344), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174217344), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174217344), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5023936, t->params + 5024064, 1e-05f, 0.1f,             /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.bias; eps, momentum */
                                 t->params + 5024192, t->params + 5024320,                           /* features.denseblock4.denselayer2.norm2.running_mean, features.denseblock4.denselayer2.norm2.running_var (updated) */
@@ -3600,13 +3788,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174242432), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 5024448, NULL,                      /* features.denseblock4.denselayer2.conv2.weight, no bias */
-               (float *)(ws + 174969984), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174242432), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 5024448, NULL,                      /* features.denseblock4.denselayer2.conv2.weight, no bias */
+                  (float *)(ws + 174969984), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 166923008), 26656, (float *)(ws + 166584320), 28224, 0);
@@ -3631,24 +3820,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 166810112), 576, 7, 7,  /* x: [576, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 166810112), 576, 7, 7,  /* x: [576, 7, 7] */
                          t->params + 5063616, NULL,                /* features.denseblock4.denselayer3.conv1.weight, no bias */
                          (float *)(ws + 174267520), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 166810112), 28224, 576, 7, 7,  /* x: [576, 7, 7], batch stride */
-                   t->params + 5063616, NULL,                       /* features.denseblock4.denselayer3.conv1.weight, no bias */
-                   (float *)(ws + 174267520), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 166810112), 28224, 576, 7, 7,  /* x: [576, 7, 7], batch stride */
+                      t->params + 5063616, NULL,                       /* features.denseblock4.denselayer3.conv1.weight, no bias */
+                      (float *)(ws + 174267520), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174267520), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174267520), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5137344, t->params + 5137472, 1e-05f, 0.1f,             /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.bias; eps, momentum */
                                 t->params + 5137600, t->params + 5137728,                           /* features.denseblock4.denselayer3.norm2.running_mean, features.denseblock4.denselayer3.norm2.running_var (updated) */
@@ -3663,13 +3855,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174292608), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 5137856, NULL,                      /* features.denseblock4.denselayer3.conv2.weight, no bias */
-               (float *)(ws + 174976256), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174292608), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 5137856, NULL,                      /* features.denseblock4.denselayer3.conv2.weight, no bias */
+                  (float *)(ws + 174976256), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 166584320), 28224, (float *)(ws + 166226816), 29792, 0);
@@ -3694,24 +3887,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 166465152), 608, 7, 7,  /* x: [608, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 166465152), 608, 7, 7,  /* x: [608, 7, 7] */
                          t->params + 5177152, NULL,                /* features.denseblock4.denselayer4.conv1.weight, no bias */
                          (float *)(ws + 174317696), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 166465152), 29792, 608, 7, 7,  /* x: [608, 7, 7], batch stride */
-                   t->params + 5177152, NULL,                       /* features.denseblock4.denselayer4.conv1.weight, no bias */
-                   (float *)(ws + 174317696), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 166465152), 29792, 608, 7, 7,  /* x: [608, 7, 7], batch stride */
+                      t->params + 5177152, NULL,                       /* features.denseblock4.denselayer4.conv1.weight, no bias */
+                      (float *)(ws + 174317696), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174317696), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174317696), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5254976, t->params + 5255104, 1e-05f, 0.1f,             /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.bias; eps, momentum */
                                 t->params + 5255232, t->params + 5255360,                           /* features.denseblock4.denselayer4.norm2.running_mean, features.denseblock4.denselayer4.norm2.running_var (updated) */
@@ -3726,13 +3922,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174342784), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 5255488, NULL,                      /* features.denseblock4.denselayer4.conv2.weight, no bias */
-               (float *)(ws + 174982528), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174342784), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 5255488, NULL,                      /* features.denseblock4.denselayer4.conv2.weight, no bias */
+                  (float *)(ws + 174982528), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 166226816), 29792, (float *)(ws + 165850496), 31360, 0);
@@ -3757,24 +3954,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 166101376), 640, 7, 7,  /* x: [640, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 166101376), 640, 7, 7,  /* x: [640, 7, 7] */
                          t->params + 5294912, NULL,                /* features.denseblock4.denselayer5.conv1.weight, no bias */
                          (float *)(ws + 174367872), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 166101376), 31360, 640, 7, 7,  /* x: [640, 7, 7], batch stride */
-                   t->params + 5294912, NULL,                       /* features.denseblock4.denselayer5.conv1.weight, no bias */
-                   (float *)(ws + 174367872), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 166101376), 31360, 640, 7, 7,  /* x: [640, 7, 7], batch stride */
+                      t->params + 5294912, NULL,                       /* features.denseblock4.denselayer5.conv1.weight, no bias */
+                      (float *)(ws + 174367872), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174367872), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174367872), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5376832, t->params + 5376960, 1e-05f, 0.1f,             /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.bias; eps, momentum */
                                 t->params + 5377088, t->params + 5377216,                           /* features.denseblock4.denselayer5.norm2.running_mean, features.denseblock4.denselayer5.norm2.running_var (updated) */
@@ -3789,13 +3989,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174392960), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 5377344, NULL,                      /* features.denseblock4.denselayer5.conv2.weight, no bias */
-               (float *)(ws + 174988800), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174392960), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 5377344, NULL,                      /* features.denseblock4.denselayer5.conv2.weight, no bias */
+                  (float *)(ws + 174988800), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 165850496), 31360, (float *)(ws + 165455360), 32928, 0);
@@ -3820,24 +4021,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 165718784), 672, 7, 7,  /* x: [672, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 165718784), 672, 7, 7,  /* x: [672, 7, 7] */
                          t->params + 5416896, NULL,                /* features.denseblock4.denselayer6.conv1.weight, no bias */
                          (float *)(ws + 174418048), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 165718784), 32928, 672, 7, 7,  /* x: [672, 7, 7], batch stride */
-                   t->params + 5416896, NULL,                       /* features.denseblock4.denselayer6.conv1.weight, no bias */
-                   (float *)(ws + 174418048), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 165718784), 32928, 672, 7, 7,  /* x: [672, 7, 7], batch stride */
+                      t->params + 5416896, NULL,                       /* features.denseblock4.denselayer6.conv1.weight, no bias */
+                      (float *)(ws + 174418048), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174418048), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174418048), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5502912, t->params + 5503040, 1e-05f, 0.1f,             /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.bias; eps, momentum */
                                 t->params + 5503168, t->params + 5503296,                           /* features.denseblock4.denselayer6.norm2.running_mean, features.denseblock4.denselayer6.norm2.running_var (updated) */
@@ -3852,13 +4056,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174443136), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 5503424, NULL,                      /* features.denseblock4.denselayer6.conv2.weight, no bias */
-               (float *)(ws + 174995072), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174443136), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 5503424, NULL,                      /* features.denseblock4.denselayer6.conv2.weight, no bias */
+                  (float *)(ws + 174995072), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 165455360), 32928, (float *)(ws + 165041408), 34496, 0);
@@ -3883,24 +4088,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 165317376), 704, 7, 7,  /* x: [704, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 165317376), 704, 7, 7,  /* x: [704, 7, 7] */
                          t->params + 5543104, NULL,                /* features.denseblock4.denselayer7.conv1.weight, no bias */
                          (float *)(ws + 174468224), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 165317376), 34496, 704, 7, 7,  /* x: [704, 7, 7], batch stride */
-                   t->params + 5543104, NULL,                       /* features.denseblock4.denselayer7.conv1.weight, no bias */
-                   (float *)(ws + 174468224), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 165317376), 34496, 704, 7, 7,  /* x: [704, 7, 7], batch stride */
+                      t->params + 5543104, NULL,                       /* features.denseblock4.denselayer7.conv1.weight, no bias */
+                      (float *)(ws + 174468224), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174468224), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174468224), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5633216, t->params + 5633344, 1e-05f, 0.1f,             /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.bias; eps, momentum */
                                 t->params + 5633472, t->params + 5633600,                           /* features.denseblock4.denselayer7.norm2.running_mean, features.denseblock4.denselayer7.norm2.running_var (updated) */
@@ -3915,13 +4123,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174493312), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 5633728, NULL,                      /* features.denseblock4.denselayer7.conv2.weight, no bias */
-               (float *)(ws + 175001344), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174493312), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 5633728, NULL,                      /* features.denseblock4.denselayer7.conv2.weight, no bias */
+                  (float *)(ws + 175001344), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 165041408), 34496, (float *)(ws + 164608640), 36064, 0);
@@ -3946,24 +4155,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 164897152), 736, 7, 7,  /* x: [736, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 164897152), 736, 7, 7,  /* x: [736, 7, 7] */
                          t->params + 5673536, NULL,                /* features.denseblock4.denselayer8.conv1.weight, no bias */
                          (float *)(ws + 174518400), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 164897152), 36064, 736, 7, 7,  /* x: [736, 7, 7], batch stride */
-                   t->params + 5673536, NULL,                       /* features.denseblock4.denselayer8.conv1.weight, no bias */
-                   (float *)(ws + 174518400), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 164897152), 36064, 736, 7, 7,  /* x: [736, 7, 7], batch stride */
+                      t->params + 5673536, NULL,                       /* features.denseblock4.denselayer8.conv1.weight, no bias */
+                      (float *)(ws + 174518400), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174518400), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174518400), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5767744, t->params + 5767872, 1e-05f, 0.1f,             /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.bias; eps, momentum */
                                 t->params + 5768000, t->params + 5768128,                           /* features.denseblock4.denselayer8.norm2.running_mean, features.denseblock4.denselayer8.norm2.running_var (updated) */
@@ -3978,13 +4190,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174543488), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 5768256, NULL,                      /* features.denseblock4.denselayer8.conv2.weight, no bias */
-               (float *)(ws + 175007616), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174543488), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 5768256, NULL,                      /* features.denseblock4.denselayer8.conv2.weight, no bias */
+                  (float *)(ws + 175007616), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 164608640), 36064, (float *)(ws + 164157056), 37632, 0);
@@ -4009,24 +4222,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 164458112), 768, 7, 7,  /* x: [768, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 164458112), 768, 7, 7,  /* x: [768, 7, 7] */
                          t->params + 5808192, NULL,                /* features.denseblock4.denselayer9.conv1.weight, no bias */
                          (float *)(ws + 174568576), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 164458112), 37632, 768, 7, 7,  /* x: [768, 7, 7], batch stride */
-                   t->params + 5808192, NULL,                       /* features.denseblock4.denselayer9.conv1.weight, no bias */
-                   (float *)(ws + 174568576), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 164458112), 37632, 768, 7, 7,  /* x: [768, 7, 7], batch stride */
+                      t->params + 5808192, NULL,                       /* features.denseblock4.denselayer9.conv1.weight, no bias */
+                      (float *)(ws + 174568576), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174568576), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174568576), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 5906496, t->params + 5906624, 1e-05f, 0.1f,             /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.bias; eps, momentum */
                                 t->params + 5906752, t->params + 5906880,                           /* features.denseblock4.denselayer9.norm2.running_mean, features.denseblock4.denselayer9.norm2.running_var (updated) */
@@ -4041,13 +4257,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174593664), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 5907008, NULL,                      /* features.denseblock4.denselayer9.conv2.weight, no bias */
-               (float *)(ws + 175013888), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174593664), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 5907008, NULL,                      /* features.denseblock4.denselayer9.conv2.weight, no bias */
+                  (float *)(ws + 175013888), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 164157056), 37632, (float *)(ws + 163686656), 39200, 0);
@@ -4072,24 +4289,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 164000256), 800, 7, 7,  /* x: [800, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 164000256), 800, 7, 7,  /* x: [800, 7, 7] */
                          t->params + 5947072, NULL,                /* features.denseblock4.denselayer10.conv1.weight, no bias */
                          (float *)(ws + 174618752), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 164000256), 39200, 800, 7, 7,  /* x: [800, 7, 7], batch stride */
-                   t->params + 5947072, NULL,                       /* features.denseblock4.denselayer10.conv1.weight, no bias */
-                   (float *)(ws + 174618752), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 164000256), 39200, 800, 7, 7,  /* x: [800, 7, 7], batch stride */
+                      t->params + 5947072, NULL,                       /* features.denseblock4.denselayer10.conv1.weight, no bias */
+                      (float *)(ws + 174618752), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174618752), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174618752), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6049472, t->params + 6049600, 1e-05f, 0.1f,             /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.bias; eps, momentum */
                                 t->params + 6049728, t->params + 6049856,                           /* features.denseblock4.denselayer10.norm2.running_mean, features.denseblock4.denselayer10.norm2.running_var (updated) */
@@ -4104,13 +4324,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174643840), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 6049984, NULL,                      /* features.denseblock4.denselayer10.conv2.weight, no bias */
-               (float *)(ws + 175020160), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174643840), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 6049984, NULL,                      /* features.denseblock4.denselayer10.conv2.weight, no bias */
+                  (float *)(ws + 175020160), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 163686656), 39200, (float *)(ws + 163197440), 40768, 0);
@@ -4135,24 +4356,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 163523584), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 163523584), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 6090176, NULL,                /* features.denseblock4.denselayer11.conv1.weight, no bias */
                          (float *)(ws + 174668928), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 163523584), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 6090176, NULL,                       /* features.denseblock4.denselayer11.conv1.weight, no bias */
-                   (float *)(ws + 174668928), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 163523584), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 6090176, NULL,                       /* features.denseblock4.denselayer11.conv1.weight, no bias */
+                      (float *)(ws + 174668928), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174668928), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174668928), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6196672, t->params + 6196800, 1e-05f, 0.1f,             /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.bias; eps, momentum */
                                 t->params + 6196928, t->params + 6197056,                           /* features.denseblock4.denselayer11.norm2.running_mean, features.denseblock4.denselayer11.norm2.running_var (updated) */
@@ -4167,13 +4391,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174694016), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 6197184, NULL,                      /* features.denseblock4.denselayer11.conv2.weight, no bias */
-               (float *)(ws + 175026432), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174694016), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 6197184, NULL,                      /* features.denseblock4.denselayer11.conv2.weight, no bias */
+                  (float *)(ws + 175026432), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 163197440), 40768, (float *)(ws + 162689408), 42336, 0);
@@ -4198,24 +4423,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 163028096), 864, 7, 7,  /* x: [864, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 163028096), 864, 7, 7,  /* x: [864, 7, 7] */
                          t->params + 6237504, NULL,                /* features.denseblock4.denselayer12.conv1.weight, no bias */
                          (float *)(ws + 174719104), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 163028096), 42336, 864, 7, 7,  /* x: [864, 7, 7], batch stride */
-                   t->params + 6237504, NULL,                       /* features.denseblock4.denselayer12.conv1.weight, no bias */
-                   (float *)(ws + 174719104), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 163028096), 42336, 864, 7, 7,  /* x: [864, 7, 7], batch stride */
+                      t->params + 6237504, NULL,                       /* features.denseblock4.denselayer12.conv1.weight, no bias */
+                      (float *)(ws + 174719104), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174719104), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174719104), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6348096, t->params + 6348224, 1e-05f, 0.1f,             /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.bias; eps, momentum */
                                 t->params + 6348352, t->params + 6348480,                           /* features.denseblock4.denselayer12.norm2.running_mean, features.denseblock4.denselayer12.norm2.running_var (updated) */
@@ -4230,13 +4458,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174744192), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 6348608, NULL,                      /* features.denseblock4.denselayer12.conv2.weight, no bias */
-               (float *)(ws + 175032704), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174744192), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 6348608, NULL,                      /* features.denseblock4.denselayer12.conv2.weight, no bias */
+                  (float *)(ws + 175032704), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 162689408), 42336, (float *)(ws + 162162560), 43904, 0);
@@ -4261,24 +4490,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 162513792), 896, 7, 7,  /* x: [896, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 162513792), 896, 7, 7,  /* x: [896, 7, 7] */
                          t->params + 6389056, NULL,                /* features.denseblock4.denselayer13.conv1.weight, no bias */
                          (float *)(ws + 174769280), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 162513792), 43904, 896, 7, 7,  /* x: [896, 7, 7], batch stride */
-                   t->params + 6389056, NULL,                       /* features.denseblock4.denselayer13.conv1.weight, no bias */
-                   (float *)(ws + 174769280), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 162513792), 43904, 896, 7, 7,  /* x: [896, 7, 7], batch stride */
+                      t->params + 6389056, NULL,                       /* features.denseblock4.denselayer13.conv1.weight, no bias */
+                      (float *)(ws + 174769280), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174769280), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174769280), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6503744, t->params + 6503872, 1e-05f, 0.1f,             /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.bias; eps, momentum */
                                 t->params + 6504000, t->params + 6504128,                           /* features.denseblock4.denselayer13.norm2.running_mean, features.denseblock4.denselayer13.norm2.running_var (updated) */
@@ -4293,13 +4525,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174794368), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 6504256, NULL,                      /* features.denseblock4.denselayer13.conv2.weight, no bias */
-               (float *)(ws + 175038976), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174794368), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 6504256, NULL,                      /* features.denseblock4.denselayer13.conv2.weight, no bias */
+                  (float *)(ws + 175038976), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 162162560), 43904, (float *)(ws + 161616896), 45472, 0);
@@ -4324,24 +4557,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 161980672), 928, 7, 7,  /* x: [928, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 161980672), 928, 7, 7,  /* x: [928, 7, 7] */
                          t->params + 6544832, NULL,                /* features.denseblock4.denselayer14.conv1.weight, no bias */
                          (float *)(ws + 174819456), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 161980672), 45472, 928, 7, 7,  /* x: [928, 7, 7], batch stride */
-                   t->params + 6544832, NULL,                       /* features.denseblock4.denselayer14.conv1.weight, no bias */
-                   (float *)(ws + 174819456), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 161980672), 45472, 928, 7, 7,  /* x: [928, 7, 7], batch stride */
+                      t->params + 6544832, NULL,                       /* features.denseblock4.denselayer14.conv1.weight, no bias */
+                      (float *)(ws + 174819456), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174819456), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174819456), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6663616, t->params + 6663744, 1e-05f, 0.1f,             /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.bias; eps, momentum */
                                 t->params + 6663872, t->params + 6664000,                           /* features.denseblock4.denselayer14.norm2.running_mean, features.denseblock4.denselayer14.norm2.running_var (updated) */
@@ -4356,13 +4592,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174844544), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 6664128, NULL,                      /* features.denseblock4.denselayer14.conv2.weight, no bias */
-               (float *)(ws + 175045248), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174844544), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 6664128, NULL,                      /* features.denseblock4.denselayer14.conv2.weight, no bias */
+                  (float *)(ws + 175045248), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 161616896), 45472, (float *)(ws + 161052416), 47040, 0);
@@ -4387,24 +4624,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 161428736), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 161428736), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 6704832, NULL,                /* features.denseblock4.denselayer15.conv1.weight, no bias */
                          (float *)(ws + 174869632), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 161428736), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 6704832, NULL,                       /* features.denseblock4.denselayer15.conv1.weight, no bias */
-                   (float *)(ws + 174869632), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 161428736), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 6704832, NULL,                       /* features.denseblock4.denselayer15.conv1.weight, no bias */
+                      (float *)(ws + 174869632), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174869632), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174869632), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6827712, t->params + 6827840, 1e-05f, 0.1f,             /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.bias; eps, momentum */
                                 t->params + 6827968, t->params + 6828096,                           /* features.denseblock4.denselayer15.norm2.running_mean, features.denseblock4.denselayer15.norm2.running_var (updated) */
@@ -4419,13 +4659,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174894720), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 6828224, NULL,                      /* features.denseblock4.denselayer15.conv2.weight, no bias */
-               (float *)(ws + 175051520), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174894720), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 6828224, NULL,                      /* features.denseblock4.denselayer15.conv2.weight, no bias */
+                  (float *)(ws + 175051520), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 161052416), 47040, (float *)(ws + 106573824), 48608, 0);
@@ -4450,24 +4691,27 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     /* conv2d features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 160857984), 992, 7, 7,  /* x: [992, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 160857984), 992, 7, 7,  /* x: [992, 7, 7] */
                          t->params + 6869056, NULL,                /* features.denseblock4.denselayer16.conv1.weight, no bias */
                          (float *)(ws + 174919808), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 160857984), 48608, 992, 7, 7,  /* x: [992, 7, 7], batch stride */
-                   t->params + 6869056, NULL,                       /* features.denseblock4.denselayer16.conv1.weight, no bias */
-                   (float *)(ws + 174919808), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 160857984), 48608, 992, 7, 7,  /* x: [992, 7, 7], batch stride */
+                      t->params + 6869056, NULL,                       /* features.denseblock4.denselayer16.conv1.weight, no bias */
+                      (float *)(ws + 174919808), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.denseblock4.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 174919808), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                            /* the instance's threads and instruction set */
+                                n, (float *)(ws + 174919808), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                           /* the conv's per-channel sums */
                                 t->params + 6996032, t->params + 6996160, 1e-05f, 0.1f,             /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.bias; eps, momentum */
                                 t->params + 6996288, t->params + 6996416,                           /* features.denseblock4.denselayer16.norm2.running_mean, features.denseblock4.denselayer16.norm2.running_var (updated) */
@@ -4482,13 +4726,14 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     }
 
     /* conv2d features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d(n, (float *)(ws + 174944896), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-               t->params + 6996544, NULL,                      /* features.denseblock4.denselayer16.conv2.weight, no bias */
-               (float *)(ws + 175057792), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-               3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                        /* no residual */
-               NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                  n, (float *)(ws + 174944896), 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
+                  t->params + 6996544, NULL,                      /* features.denseblock4.denselayer16.conv2.weight, no bias */
+                  (float *)(ws + 175057792), 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
+                  3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                        /* no residual */
+                  NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     nnc_concat_part(n, (float *)(ws + 106573824), 48608, (float *)(ws + 105168896), 50176, 0);
@@ -4517,10 +4762,11 @@ static void densenet121_train_fwd(densenet121_train *t, int n, const float *inpu
     nnc_copy((size_t)n * 1024, (float *)(ws + 106373120), (float *)(ws + 105771008));
 
     /* linear classifier @ models/densenet121.net:9:63 */
-    nnc_linear(n, (float *)(ws + 105771008), 1024,        /* x: [1024] */
-               t->params + 7037504, t->params + 8061504,  /* classifier.weight, classifier.bias */
-               (float *)(ws + 175064064), 1000,           /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 105771008), 1024,        /* x: [1024] */
+                    t->params + 7037504, t->params + 8061504,  /* classifier.weight, classifier.bias */
+                    (float *)(ws + 175064064), 1000,           /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -4534,7 +4780,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of linear classifier @ models/densenet121.net:9:63 */
     memset((float *)(ws + 105775104), 0, (size_t)n * 1024 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 105771008), 1024, t->params + 7037504, (float *)(ws + 105779200), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                   /* the instance's threads and instruction set */
+                        n, (float *)(ws + 105771008), 1024, t->params + 7037504, (float *)(ws + 105779200), 1000,  /* x, weight, dy */
                         (float *)(ws + 105775104), t->grads + 7037504, t->grads + 8061504);                        /* dx, dweight, dbias */
 
     /* backward of flatten @ models/densenet121.net:9:52 */
@@ -4566,7 +4813,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174944896), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174944896), 128, 7, 7,                           /* x */
                         t->params + 6996544, (float *)(ws + 105564032), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 6996544, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4574,7 +4822,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105564032), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174919808), 128, 49, t->params + 6996032, t->bn_save + 81344, t->bn_save + 81472,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174919808), 128, 49, t->params + 6996032, t->bn_save + 81344, t->bn_save + 81472,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174944896), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105564032), t->grads + 6996032, t->grads + 6996160);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4583,7 +4832,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 48608 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 160857984), 992, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 160857984), 992, 7, 7,                           /* x */
                         t->params + 6869056, (float *)(ws + 105564032), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 6869056, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4608,7 +4858,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105357056), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174894720), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174894720), 128, 7, 7,                           /* x */
                         t->params + 6828224, (float *)(ws + 105564032), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105357056), t->grads + 6828224, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4616,7 +4867,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105545216), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174869632), 128, 49, t->params + 6827712, t->bn_save + 79104, t->bn_save + 79232,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174869632), 128, 49, t->params + 6827712, t->bn_save + 79104, t->bn_save + 79232,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174894720), (float *)(ws + 105357056), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105545216), t->grads + 6827712, t->grads + 6827840);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4625,7 +4877,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105357056), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 161428736), 960, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 161428736), 960, 7, 7,                           /* x */
                         t->params + 6704832, (float *)(ws + 105545216), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105357056), t->grads + 6704832, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4650,7 +4903,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174844544), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174844544), 128, 7, 7,                           /* x */
                         t->params + 6664128, (float *)(ws + 105538944), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 6664128, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4658,7 +4912,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105538944), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174819456), 128, 49, t->params + 6663616, t->bn_save + 76928, t->bn_save + 77056,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174819456), 128, 49, t->params + 6663616, t->bn_save + 76928, t->bn_save + 77056,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174844544), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105538944), t->grads + 6663616, t->grads + 6663744);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4667,7 +4922,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 45472 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 161980672), 928, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 161980672), 928, 7, 7,                           /* x */
                         t->params + 6544832, (float *)(ws + 105538944), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 6544832, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4692,7 +4948,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105344512), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174794368), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174794368), 128, 7, 7,                           /* x */
                         t->params + 6504256, (float *)(ws + 105538944), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105344512), t->grads + 6504256, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4700,7 +4957,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105520128), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174769280), 128, 49, t->params + 6503744, t->bn_save + 74816, t->bn_save + 74944,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174769280), 128, 49, t->params + 6503744, t->bn_save + 74816, t->bn_save + 74944,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174794368), (float *)(ws + 105344512), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105520128), t->grads + 6503744, t->grads + 6503872);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4709,7 +4967,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105344512), 0, (size_t)n * 43904 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 162513792), 896, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 162513792), 896, 7, 7,                           /* x */
                         t->params + 6389056, (float *)(ws + 105520128), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105344512), t->grads + 6389056, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4734,7 +4993,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174744192), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174744192), 128, 7, 7,                           /* x */
                         t->params + 6348608, (float *)(ws + 105513856), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 6348608, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4742,7 +5002,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105513856), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174719104), 128, 49, t->params + 6348096, t->bn_save + 72768, t->bn_save + 72896,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174719104), 128, 49, t->params + 6348096, t->bn_save + 72768, t->bn_save + 72896,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174744192), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105513856), t->grads + 6348096, t->grads + 6348224);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4751,7 +5012,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 42336 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 163028096), 864, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 163028096), 864, 7, 7,                           /* x */
                         t->params + 6237504, (float *)(ws + 105513856), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 6237504, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4776,7 +5038,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105331968), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174694016), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174694016), 128, 7, 7,                           /* x */
                         t->params + 6197184, (float *)(ws + 105513856), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105331968), t->grads + 6197184, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4784,7 +5047,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105495040), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174668928), 128, 49, t->params + 6196672, t->bn_save + 70784, t->bn_save + 70912,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174668928), 128, 49, t->params + 6196672, t->bn_save + 70784, t->bn_save + 70912,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174694016), (float *)(ws + 105331968), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105495040), t->grads + 6196672, t->grads + 6196800);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4793,7 +5057,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105331968), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 163523584), 832, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 163523584), 832, 7, 7,                           /* x */
                         t->params + 6090176, (float *)(ws + 105495040), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105331968), t->grads + 6090176, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4818,7 +5083,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174643840), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174643840), 128, 7, 7,                           /* x */
                         t->params + 6049984, (float *)(ws + 105488768), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 6049984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4826,7 +5092,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105488768), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174618752), 128, 49, t->params + 6049472, t->bn_save + 68864, t->bn_save + 68992,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174618752), 128, 49, t->params + 6049472, t->bn_save + 68864, t->bn_save + 68992,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174643840), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105488768), t->grads + 6049472, t->grads + 6049600);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4835,7 +5102,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 39200 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 164000256), 800, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 164000256), 800, 7, 7,                           /* x */
                         t->params + 5947072, (float *)(ws + 105488768), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 5947072, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4860,7 +5128,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105319424), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174593664), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174593664), 128, 7, 7,                           /* x */
                         t->params + 5907008, (float *)(ws + 105488768), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105319424), t->grads + 5907008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4868,7 +5137,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105469952), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174568576), 128, 49, t->params + 5906496, t->bn_save + 67008, t->bn_save + 67136,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174568576), 128, 49, t->params + 5906496, t->bn_save + 67008, t->bn_save + 67136,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174593664), (float *)(ws + 105319424), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105469952), t->grads + 5906496, t->grads + 5906624);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4877,7 +5147,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105319424), 0, (size_t)n * 37632 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 164458112), 768, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 164458112), 768, 7, 7,                           /* x */
                         t->params + 5808192, (float *)(ws + 105469952), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105319424), t->grads + 5808192, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4902,7 +5173,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174543488), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174543488), 128, 7, 7,                           /* x */
                         t->params + 5768256, (float *)(ws + 105463680), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 5768256, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4910,7 +5182,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105463680), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174518400), 128, 49, t->params + 5767744, t->bn_save + 65216, t->bn_save + 65344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174518400), 128, 49, t->params + 5767744, t->bn_save + 65216, t->bn_save + 65344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174543488), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105463680), t->grads + 5767744, t->grads + 5767872);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4919,7 +5192,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 36064 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 164897152), 736, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 164897152), 736, 7, 7,                           /* x */
                         t->params + 5673536, (float *)(ws + 105463680), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 5673536, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4944,7 +5218,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105306880), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174493312), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174493312), 128, 7, 7,                           /* x */
                         t->params + 5633728, (float *)(ws + 105463680), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105306880), t->grads + 5633728, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4952,7 +5227,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105444864), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174468224), 128, 49, t->params + 5633216, t->bn_save + 63488, t->bn_save + 63616,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174468224), 128, 49, t->params + 5633216, t->bn_save + 63488, t->bn_save + 63616,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174493312), (float *)(ws + 105306880), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105444864), t->grads + 5633216, t->grads + 5633344);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -4961,7 +5237,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105306880), 0, (size_t)n * 34496 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 165317376), 704, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 165317376), 704, 7, 7,                           /* x */
                         t->params + 5543104, (float *)(ws + 105444864), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105306880), t->grads + 5543104, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4986,7 +5263,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174443136), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174443136), 128, 7, 7,                           /* x */
                         t->params + 5503424, (float *)(ws + 105438592), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 5503424, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -4994,7 +5272,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105438592), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174418048), 128, 49, t->params + 5502912, t->bn_save + 61824, t->bn_save + 61952,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174418048), 128, 49, t->params + 5502912, t->bn_save + 61824, t->bn_save + 61952,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174443136), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105438592), t->grads + 5502912, t->grads + 5503040);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5003,7 +5282,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 32928 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 165718784), 672, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 165718784), 672, 7, 7,                           /* x */
                         t->params + 5416896, (float *)(ws + 105438592), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 5416896, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5028,7 +5308,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105294336), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174392960), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174392960), 128, 7, 7,                           /* x */
                         t->params + 5377344, (float *)(ws + 105438592), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105294336), t->grads + 5377344, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5036,7 +5317,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105419776), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174367872), 128, 49, t->params + 5376832, t->bn_save + 60224, t->bn_save + 60352,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174367872), 128, 49, t->params + 5376832, t->bn_save + 60224, t->bn_save + 60352,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174392960), (float *)(ws + 105294336), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105419776), t->grads + 5376832, t->grads + 5376960);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5045,7 +5327,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105294336), 0, (size_t)n * 31360 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 166101376), 640, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 166101376), 640, 7, 7,                           /* x */
                         t->params + 5294912, (float *)(ws + 105419776), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105294336), t->grads + 5294912, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5070,7 +5353,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174342784), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174342784), 128, 7, 7,                           /* x */
                         t->params + 5255488, (float *)(ws + 105413504), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 5255488, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5078,7 +5362,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105413504), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174317696), 128, 49, t->params + 5254976, t->bn_save + 58688, t->bn_save + 58816,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174317696), 128, 49, t->params + 5254976, t->bn_save + 58688, t->bn_save + 58816,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174342784), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105413504), t->grads + 5254976, t->grads + 5255104);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5087,7 +5372,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 29792 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 166465152), 608, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 166465152), 608, 7, 7,                           /* x */
                         t->params + 5177152, (float *)(ws + 105413504), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 5177152, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5112,7 +5398,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105281792), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174292608), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174292608), 128, 7, 7,                           /* x */
                         t->params + 5137856, (float *)(ws + 105413504), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105281792), t->grads + 5137856, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5120,7 +5407,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105394688), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174267520), 128, 49, t->params + 5137344, t->bn_save + 57216, t->bn_save + 57344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174267520), 128, 49, t->params + 5137344, t->bn_save + 57216, t->bn_save + 57344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174292608), (float *)(ws + 105281792), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105394688), t->grads + 5137344, t->grads + 5137472);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5129,7 +5417,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105281792), 0, (size_t)n * 28224 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 166810112), 576, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 166810112), 576, 7, 7,                           /* x */
                         t->params + 5063616, (float *)(ws + 105394688), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105281792), t->grads + 5063616, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5154,7 +5443,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174242432), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174242432), 128, 7, 7,                           /* x */
                         t->params + 5024448, (float *)(ws + 105388416), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 5024448, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5162,7 +5452,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105388416), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174217344), 128, 49, t->params + 5023936, t->bn_save + 55808, t->bn_save + 55936,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174217344), 128, 49, t->params + 5023936, t->bn_save + 55808, t->bn_save + 55936,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174242432), (float *)(ws + 105168896), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105388416), t->grads + 5023936, t->grads + 5024064);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5171,7 +5462,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 26656 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 167136256), 544, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 167136256), 544, 7, 7,                           /* x */
                         t->params + 4954304, (float *)(ws + 105388416), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 4954304, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5196,7 +5488,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 105269248), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 174192256), 128, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 174192256), 128, 7, 7,                           /* x */
                         t->params + 4915264, (float *)(ws + 105388416), 32, 7, 7,          /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105269248), t->grads + 4915264, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5204,7 +5497,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock4.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 105369600), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 174167168), 128, 49, t->params + 4914752, t->bn_save + 54464, t->bn_save + 54592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 174167168), 128, 49, t->params + 4914752, t->bn_save + 54464, t->bn_save + 54592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 174192256), (float *)(ws + 105269248), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 105369600), t->grads + 4914752, t->grads + 4914880);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5213,7 +5507,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 105269248), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 173464704), 512, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 173464704), 512, 7, 7,                           /* x */
                         t->params + 4849216, (float *)(ws + 105369600), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105269248), t->grads + 4849216, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5237,7 +5532,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.transition3.conv @ models/lib/densenet.net:23:46 */
     memset((float *)(ws + 105168896), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 70647808), 1024, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 70647808), 1024, 14, 14,                         /* x */
                         t->params + 4322880, (float *)(ws + 106373120), 512, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 105168896), t->grads + 4322880, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5263,7 +5559,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 173163648), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 173163648), 128, 14, 14,                        /* x */
                         t->params + 4281920, (float *)(ws + 69819904), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 4281920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5271,7 +5568,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer24.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 70647808), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 173063296), 128, 196, t->params + 4281408, t->bn_save + 51136, t->bn_save + 51264,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 173063296), 128, 196, t->params + 4281408, t->bn_save + 51136, t->bn_save + 51264,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 173163648), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 70647808), t->grads + 4281408, t->grads + 4281536);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5280,7 +5578,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 194432 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 108329984), 992, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 108329984), 992, 14, 14,                        /* x */
                         t->params + 4154432, (float *)(ws + 70647808), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 4154432, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5305,7 +5604,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68992000), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172962944), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 172962944), 128, 14, 14,                        /* x */
                         t->params + 4113600, (float *)(ws + 69819904), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68992000), t->grads + 4113600, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5313,7 +5613,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer23.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69744640), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172862592), 128, 196, t->params + 4113088, t->bn_save + 48896, t->bn_save + 49024,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172862592), 128, 196, t->params + 4113088, t->bn_save + 48896, t->bn_save + 49024,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172962944), (float *)(ws + 68992000), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69744640), t->grads + 4113088, t->grads + 4113216);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5322,7 +5623,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68992000), 0, (size_t)n * 188160 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 110612992), 960, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 110612992), 960, 14, 14,                        /* x */
                         t->params + 3990208, (float *)(ws + 69744640), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68992000), t->grads + 3990208, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5347,7 +5649,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172762240), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 172762240), 128, 14, 14,                        /* x */
                         t->params + 3949504, (float *)(ws + 69719552), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 3949504, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5355,7 +5658,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer22.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69719552), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172661888), 128, 196, t->params + 3948992, t->bn_save + 46720, t->bn_save + 46848,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172661888), 128, 196, t->params + 3948992, t->bn_save + 46720, t->bn_save + 46848,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172762240), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69719552), t->grads + 3948992, t->grads + 3949120);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5364,7 +5668,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 181888 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 112820736), 928, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 112820736), 928, 14, 14,                        /* x */
                         t->params + 3830208, (float *)(ws + 69719552), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 3830208, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5389,7 +5694,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68941824), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172561536), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 172561536), 128, 14, 14,                        /* x */
                         t->params + 3789632, (float *)(ws + 69719552), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68941824), t->grads + 3789632, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5397,7 +5703,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer21.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69644288), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172461184), 128, 196, t->params + 3789120, t->bn_save + 44608, t->bn_save + 44736,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172461184), 128, 196, t->params + 3789120, t->bn_save + 44608, t->bn_save + 44736,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172561536), (float *)(ws + 68941824), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69644288), t->grads + 3789120, t->grads + 3789248);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5406,7 +5713,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68941824), 0, (size_t)n * 175616 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 117060608), 896, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 117060608), 896, 14, 14,                        /* x */
                         t->params + 3674432, (float *)(ws + 69644288), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68941824), t->grads + 3674432, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5431,7 +5739,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172360832), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 172360832), 128, 14, 14,                        /* x */
                         t->params + 3633984, (float *)(ws + 69619200), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 3633984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5439,7 +5748,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer20.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69619200), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172260480), 128, 196, t->params + 3633472, t->bn_save + 42560, t->bn_save + 42688,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172260480), 128, 196, t->params + 3633472, t->bn_save + 42560, t->bn_save + 42688,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172360832), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69619200), t->grads + 3633472, t->grads + 3633600);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5448,7 +5758,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 169344 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 119117824), 864, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 119117824), 864, 14, 14,                        /* x */
                         t->params + 3522880, (float *)(ws + 69619200), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 3522880, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5473,7 +5784,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68891648), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 172160128), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 172160128), 128, 14, 14,                        /* x */
                         t->params + 3482560, (float *)(ws + 69619200), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68891648), t->grads + 3482560, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5481,7 +5793,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer19.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69543936), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 172059776), 128, 196, t->params + 3482048, t->bn_save + 40576, t->bn_save + 40704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 172059776), 128, 196, t->params + 3482048, t->bn_save + 40576, t->bn_save + 40704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 172160128), (float *)(ws + 68891648), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69543936), t->grads + 3482048, t->grads + 3482176);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5490,7 +5803,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68891648), 0, (size_t)n * 163072 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 121099776), 832, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 121099776), 832, 14, 14,                        /* x */
                         t->params + 3375552, (float *)(ws + 69543936), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68891648), t->grads + 3375552, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5515,7 +5829,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171959424), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 171959424), 128, 14, 14,                        /* x */
                         t->params + 3335360, (float *)(ws + 69518848), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 3335360, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5523,7 +5838,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer18.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69518848), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171859072), 128, 196, t->params + 3334848, t->bn_save + 38656, t->bn_save + 38784,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171859072), 128, 196, t->params + 3334848, t->bn_save + 38656, t->bn_save + 38784,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171959424), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69518848), t->grads + 3334848, t->grads + 3334976);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5532,7 +5848,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 156800 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 123006464), 800, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 123006464), 800, 14, 14,                        /* x */
                         t->params + 3232448, (float *)(ws + 69518848), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 3232448, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5557,7 +5874,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68841472), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171758720), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 171758720), 128, 14, 14,                        /* x */
                         t->params + 3192384, (float *)(ws + 69518848), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68841472), t->grads + 3192384, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5565,7 +5883,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer17.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69443584), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171658368), 128, 196, t->params + 3191872, t->bn_save + 36800, t->bn_save + 36928,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171658368), 128, 196, t->params + 3191872, t->bn_save + 36800, t->bn_save + 36928,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171758720), (float *)(ws + 68841472), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69443584), t->grads + 3191872, t->grads + 3192000);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5574,7 +5893,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68841472), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 126644224), 768, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 126644224), 768, 14, 14,                        /* x */
                         t->params + 3093568, (float *)(ws + 69443584), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68841472), t->grads + 3093568, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5599,7 +5919,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171558016), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 171558016), 128, 14, 14,                        /* x */
                         t->params + 3053632, (float *)(ws + 69418496), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 3053632, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5607,7 +5928,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer16.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69418496), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171457664), 128, 196, t->params + 3053120, t->bn_save + 35008, t->bn_save + 35136,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171457664), 128, 196, t->params + 3053120, t->bn_save + 35008, t->bn_save + 35136,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171558016), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69418496), t->grads + 3053120, t->grads + 3053248);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5616,7 +5938,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 144256 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 128400384), 736, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 128400384), 736, 14, 14,                        /* x */
                         t->params + 2958912, (float *)(ws + 69418496), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 2958912, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5641,7 +5964,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68791296), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171357312), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 171357312), 128, 14, 14,                        /* x */
                         t->params + 2919104, (float *)(ws + 69418496), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68791296), t->grads + 2919104, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5649,7 +5973,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer15.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69343232), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171256960), 128, 196, t->params + 2918592, t->bn_save + 33280, t->bn_save + 33408,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171256960), 128, 196, t->params + 2918592, t->bn_save + 33280, t->bn_save + 33408,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171357312), (float *)(ws + 68791296), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69343232), t->grads + 2918592, t->grads + 2918720);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5658,7 +5983,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68791296), 0, (size_t)n * 137984 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 130081280), 704, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 130081280), 704, 14, 14,                        /* x */
                         t->params + 2828480, (float *)(ws + 69343232), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68791296), t->grads + 2828480, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5683,7 +6009,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 171156608), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 171156608), 128, 14, 14,                        /* x */
                         t->params + 2788800, (float *)(ws + 69318144), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 2788800, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5691,7 +6018,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer14.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69318144), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 171056256), 128, 196, t->params + 2788288, t->bn_save + 31616, t->bn_save + 31744,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 171056256), 128, 196, t->params + 2788288, t->bn_save + 31616, t->bn_save + 31744,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 171156608), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69318144), t->grads + 2788288, t->grads + 2788416);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5700,7 +6028,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 131712 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 131686912), 672, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 131686912), 672, 14, 14,                        /* x */
                         t->params + 2702272, (float *)(ws + 69318144), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 2702272, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5725,7 +6054,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68741120), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170955904), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 170955904), 128, 14, 14,                        /* x */
                         t->params + 2662720, (float *)(ws + 69318144), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68741120), t->grads + 2662720, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5733,7 +6063,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer13.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69242880), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170855552), 128, 196, t->params + 2662208, t->bn_save + 30016, t->bn_save + 30144,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170855552), 128, 196, t->params + 2662208, t->bn_save + 30016, t->bn_save + 30144,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170955904), (float *)(ws + 68741120), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69242880), t->grads + 2662208, t->grads + 2662336);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5742,7 +6073,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68741120), 0, (size_t)n * 125440 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 134722560), 640, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 134722560), 640, 14, 14,                        /* x */
                         t->params + 2580288, (float *)(ws + 69242880), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68741120), t->grads + 2580288, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5767,7 +6099,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170755200), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 170755200), 128, 14, 14,                        /* x */
                         t->params + 2540864, (float *)(ws + 69217792), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 2540864, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5775,7 +6108,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69217792), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170654848), 128, 196, t->params + 2540352, t->bn_save + 28480, t->bn_save + 28608,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170654848), 128, 196, t->params + 2540352, t->bn_save + 28480, t->bn_save + 28608,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170755200), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69217792), t->grads + 2540352, t->grads + 2540480);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5784,7 +6118,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 119168 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 136177664), 608, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 136177664), 608, 14, 14,                        /* x */
                         t->params + 2462528, (float *)(ws + 69217792), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 2462528, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5809,7 +6144,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68690944), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170554496), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 170554496), 128, 14, 14,                        /* x */
                         t->params + 2423232, (float *)(ws + 69217792), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68690944), t->grads + 2423232, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5817,7 +6153,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69142528), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170454144), 128, 196, t->params + 2422720, t->bn_save + 27008, t->bn_save + 27136,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170454144), 128, 196, t->params + 2422720, t->bn_save + 27008, t->bn_save + 27136,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170554496), (float *)(ws + 68690944), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69142528), t->grads + 2422720, t->grads + 2422848);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5826,7 +6163,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68690944), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 137557504), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 137557504), 576, 14, 14,                        /* x */
                         t->params + 2348992, (float *)(ws + 69142528), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68690944), t->grads + 2348992, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5851,7 +6189,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170353792), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 170353792), 128, 14, 14,                        /* x */
                         t->params + 2309824, (float *)(ws + 69117440), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 2309824, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5859,7 +6198,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69117440), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170253440), 128, 196, t->params + 2309312, t->bn_save + 25600, t->bn_save + 25728,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170253440), 128, 196, t->params + 2309312, t->bn_save + 25600, t->bn_save + 25728,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170353792), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69117440), t->grads + 2309312, t->grads + 2309440);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5868,7 +6208,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 106624 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 138862080), 544, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 138862080), 544, 14, 14,                        /* x */
                         t->params + 2239680, (float *)(ws + 69117440), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 2239680, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5893,7 +6234,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68640768), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 170153088), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 170153088), 128, 14, 14,                        /* x */
                         t->params + 2200640, (float *)(ws + 69117440), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68640768), t->grads + 2200640, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5901,7 +6243,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69042176), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 170052736), 128, 196, t->params + 2200128, t->bn_save + 24256, t->bn_save + 24384,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 170052736), 128, 196, t->params + 2200128, t->bn_save + 24256, t->bn_save + 24384,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 170153088), (float *)(ws + 68640768), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69042176), t->grads + 2200128, t->grads + 2200256);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5910,7 +6253,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68640768), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 153337856), 512, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 153337856), 512, 14, 14,                        /* x */
                         t->params + 2134592, (float *)(ws + 69042176), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68640768), t->grads + 2134592, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5935,7 +6279,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169952384), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 169952384), 128, 14, 14,                        /* x */
                         t->params + 2095680, (float *)(ws + 69017088), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 2095680, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5943,7 +6288,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 69017088), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169852032), 128, 196, t->params + 2095168, t->bn_save + 22976, t->bn_save + 23104,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169852032), 128, 196, t->params + 2095168, t->bn_save + 22976, t->bn_save + 23104,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169952384), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 69017088), t->grads + 2095168, t->grads + 2095296);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5952,7 +6298,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 94080 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 154491904), 480, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 154491904), 480, 14, 14,                        /* x */
                         t->params + 2033728, (float *)(ws + 69017088), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 2033728, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5977,7 +6324,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68590592), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169751680), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 169751680), 128, 14, 14,                        /* x */
                         t->params + 1994944, (float *)(ws + 69017088), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68590592), t->grads + 1994944, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -5985,7 +6333,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68941824), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169651328), 128, 196, t->params + 1994432, t->bn_save + 21760, t->bn_save + 21888,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169651328), 128, 196, t->params + 1994432, t->bn_save + 21760, t->bn_save + 21888,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169751680), (float *)(ws + 68590592), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68941824), t->grads + 1994432, t->grads + 1994560);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -5994,7 +6343,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68590592), 0, (size_t)n * 87808 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 155570688), 448, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 155570688), 448, 14, 14,                        /* x */
                         t->params + 1937088, (float *)(ws + 68941824), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68590592), t->grads + 1937088, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6019,7 +6369,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169550976), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 169550976), 128, 14, 14,                        /* x */
                         t->params + 1898432, (float *)(ws + 68916736), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 1898432, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6027,7 +6378,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68916736), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169450624), 128, 196, t->params + 1897920, t->bn_save + 20608, t->bn_save + 20736,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169450624), 128, 196, t->params + 1897920, t->bn_save + 20608, t->bn_save + 20736,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169550976), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68916736), t->grads + 1897920, t->grads + 1898048);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6036,7 +6388,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 81536 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 156574208), 416, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 156574208), 416, 14, 14,                        /* x */
                         t->params + 1844672, (float *)(ws + 68916736), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 1844672, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6061,7 +6414,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68540416), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169350272), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 169350272), 128, 14, 14,                        /* x */
                         t->params + 1806144, (float *)(ws + 68916736), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68540416), t->grads + 1806144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6069,7 +6423,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68841472), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169249920), 128, 196, t->params + 1805632, t->bn_save + 19520, t->bn_save + 19648,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169249920), 128, 196, t->params + 1805632, t->bn_save + 19520, t->bn_save + 19648,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169350272), (float *)(ws + 68540416), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68841472), t->grads + 1805632, t->grads + 1805760);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6078,7 +6433,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68540416), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 157502464), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 157502464), 384, 14, 14,                        /* x */
                         t->params + 1756480, (float *)(ws + 68841472), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68540416), t->grads + 1756480, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6103,7 +6459,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 169149568), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 169149568), 128, 14, 14,                        /* x */
                         t->params + 1718080, (float *)(ws + 68816384), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 1718080, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6111,7 +6468,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68816384), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 169049216), 128, 196, t->params + 1717568, t->bn_save + 18496, t->bn_save + 18624,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 169049216), 128, 196, t->params + 1717568, t->bn_save + 18496, t->bn_save + 18624,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 169149568), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68816384), t->grads + 1717568, t->grads + 1717696);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6120,7 +6478,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 68992 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 158355456), 352, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 158355456), 352, 14, 14,                        /* x */
                         t->params + 1672512, (float *)(ws + 68816384), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 1672512, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6145,7 +6504,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68490240), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 168948864), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 168948864), 128, 14, 14,                        /* x */
                         t->params + 1634240, (float *)(ws + 68816384), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68490240), t->grads + 1634240, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6153,7 +6513,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68741120), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 168848512), 128, 196, t->params + 1633728, t->bn_save + 17536, t->bn_save + 17664,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 168848512), 128, 196, t->params + 1633728, t->bn_save + 17536, t->bn_save + 17664,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 168948864), (float *)(ws + 68490240), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68741120), t->grads + 1633728, t->grads + 1633856);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6162,7 +6523,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68490240), 0, (size_t)n * 62720 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 159133184), 320, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 159133184), 320, 14, 14,                        /* x */
                         t->params + 1592768, (float *)(ws + 68741120), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68490240), t->grads + 1592768, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6187,7 +6549,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 168748160), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 168748160), 128, 14, 14,                        /* x */
                         t->params + 1554624, (float *)(ws + 68716032), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 1554624, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6195,7 +6558,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68716032), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 168647808), 128, 196, t->params + 1554112, t->bn_save + 16640, t->bn_save + 16768,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 168647808), 128, 196, t->params + 1554112, t->bn_save + 16640, t->bn_save + 16768,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 168748160), (float *)(ws + 68239360), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68716032), t->grads + 1554112, t->grads + 1554240);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6204,7 +6568,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 56448 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 159835648), 288, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 159835648), 288, 14, 14,                        /* x */
                         t->params + 1517248, (float *)(ws + 68716032), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 1517248, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6229,7 +6594,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 68440064), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 168547456), 128, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 168547456), 128, 14, 14,                        /* x */
                         t->params + 1479232, (float *)(ws + 68716032), 32, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68440064), t->grads + 1479232, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6237,7 +6603,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock3.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 68640768), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 168447104), 128, 196, t->params + 1478720, t->bn_save + 15808, t->bn_save + 15936,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 168447104), 128, 196, t->params + 1478720, t->bn_save + 15808, t->bn_save + 15936,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 168547456), (float *)(ws + 68440064), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 68640768), t->grads + 1478720, t->grads + 1478848);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6246,7 +6613,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 68440064), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 160462848), 256, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 160462848), 256, 14, 14,                        /* x */
                         t->params + 1445952, (float *)(ws + 68640768), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68440064), t->grads + 1445952, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6270,7 +6638,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.transition2.conv @ models/lib/densenet.net:23:46 */
     memset((float *)(ws + 68239360), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 20873216), 512, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 20873216), 512, 28, 28,                         /* x */
                         t->params + 1313856, (float *)(ws + 70647808), 256, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 68239360), t->grads + 1313856, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6296,7 +6665,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 152133632), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 152133632), 128, 28, 28,                        /* x */
                         t->params + 1274944, (float *)(ws + 19167232), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 1274944, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6304,7 +6674,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer12.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 151732224), 128, 784, t->params + 1274432, t->bn_save + 14016, t->bn_save + 14144,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 151732224), 128, 784, t->params + 1274432, t->bn_save + 14016, t->bn_save + 14144,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 152133632), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 1274432, t->grads + 1274560);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6313,7 +6684,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 376320 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 74461184), 480, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 74461184), 480, 28, 28,                         /* x */
                         t->params + 1212992, (float *)(ws + 20873216), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 1212992, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6338,7 +6710,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 17461248), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 151330816), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 151330816), 128, 28, 28,                        /* x */
                         t->params + 1174208, (float *)(ws + 19167232), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 17461248), t->grads + 1174208, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6346,7 +6719,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer11.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18866176), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 150929408), 128, 784, t->params + 1173696, t->bn_save + 12800, t->bn_save + 12928,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 150929408), 128, 784, t->params + 1173696, t->bn_save + 12800, t->bn_save + 12928,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 151330816), (float *)(ws + 17461248), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 18866176), t->grads + 1173696, t->grads + 1173824);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6355,7 +6729,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 17461248), 0, (size_t)n * 351232 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 78776320), 448, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 78776320), 448, 28, 28,                         /* x */
                         t->params + 1116352, (float *)(ws + 18866176), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 17461248), t->grads + 1116352, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6380,7 +6755,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 150528000), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 150528000), 128, 28, 28,                        /* x */
                         t->params + 1077696, (float *)(ws + 18765824), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 1077696, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6388,7 +6764,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer10.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18765824), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 150126592), 128, 784, t->params + 1077184, t->bn_save + 11648, t->bn_save + 11776,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                              /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 150126592), 128, 784, t->params + 1077184, t->bn_save + 11648, t->bn_save + 11776,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 150528000), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 18765824), t->grads + 1077184, t->grads + 1077312);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6397,7 +6774,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 326144 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 82790400), 416, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 82790400), 416, 28, 28,                         /* x */
                         t->params + 1023936, (float *)(ws + 18765824), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 1023936, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6422,7 +6800,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 17260544), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 149725184), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 149725184), 128, 28, 28,                       /* x */
                         t->params + 985408, (float *)(ws + 18765824), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 17260544), t->grads + 985408, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6430,7 +6809,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer9.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18464768), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 149323776), 128, 784, t->params + 984896, t->bn_save + 10560, t->bn_save + 10688,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 149323776), 128, 784, t->params + 984896, t->bn_save + 10560, t->bn_save + 10688,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 149725184), (float *)(ws + 17260544), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 18464768), t->grads + 984896, t->grads + 985024);                                     /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6439,7 +6819,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 17260544), 0, (size_t)n * 301056 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 90116096), 384, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 90116096), 384, 28, 28,                        /* x */
                         t->params + 935744, (float *)(ws + 18464768), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 17260544), t->grads + 935744, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6464,7 +6845,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 148922368), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 148922368), 128, 28, 28,                       /* x */
                         t->params + 897344, (float *)(ws + 18364416), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 897344, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6472,7 +6854,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer8.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18364416), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 148520960), 128, 784, t->params + 896832, t->bn_save + 9536, t->bn_save + 9664,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 148520960), 128, 784, t->params + 896832, t->bn_save + 9536, t->bn_save + 9664,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 148922368), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 18364416), t->grads + 896832, t->grads + 896960);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6481,7 +6864,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 275968 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 93528064), 352, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 93528064), 352, 28, 28,                        /* x */
                         t->params + 851776, (float *)(ws + 18364416), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 851776, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6506,7 +6890,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 17059840), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 148119552), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 148119552), 128, 28, 28,                       /* x */
                         t->params + 813504, (float *)(ws + 18364416), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 17059840), t->grads + 813504, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6514,7 +6899,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer7.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 18063360), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 147718144), 128, 784, t->params + 812992, t->bn_save + 8576, t->bn_save + 8704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 147718144), 128, 784, t->params + 812992, t->bn_save + 8576, t->bn_save + 8704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 148119552), (float *)(ws + 17059840), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 18063360), t->grads + 812992, t->grads + 813120);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6523,7 +6909,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 17059840), 0, (size_t)n * 250880 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 96638976), 320, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 96638976), 320, 28, 28,                        /* x */
                         t->params + 772032, (float *)(ws + 18063360), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 17059840), t->grads + 772032, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6548,7 +6935,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 147316736), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 147316736), 128, 28, 28,                       /* x */
                         t->params + 733888, (float *)(ws + 17963008), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 733888, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6556,7 +6944,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17963008), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 146915328), 128, 784, t->params + 733376, t->bn_save + 7680, t->bn_save + 7808,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 146915328), 128, 784, t->params + 733376, t->bn_save + 7680, t->bn_save + 7808,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 147316736), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17963008), t->grads + 733376, t->grads + 733504);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6565,7 +6954,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 225792 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 99448832), 288, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 99448832), 288, 28, 28,                        /* x */
                         t->params + 696512, (float *)(ws + 17963008), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 696512, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6590,7 +6980,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 146513920), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 146513920), 128, 28, 28,                       /* x */
                         t->params + 658496, (float *)(ws + 17963008), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16859136), t->grads + 658496, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6598,7 +6989,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17661952), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 146112512), 128, 784, t->params + 657984, t->bn_save + 6848, t->bn_save + 6976,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 146112512), 128, 784, t->params + 657984, t->bn_save + 6848, t->bn_save + 6976,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 146513920), (float *)(ws + 16859136), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17661952), t->grads + 657984, t->grads + 658112);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6607,7 +6999,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 104366080), 256, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 104366080), 256, 28, 28,                       /* x */
                         t->params + 625216, (float *)(ws + 17661952), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16859136), t->grads + 625216, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6632,7 +7025,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 145711104), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 145711104), 128, 28, 28,                       /* x */
                         t->params + 587328, (float *)(ws + 17561600), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 587328, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6640,7 +7034,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17561600), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 145309696), 128, 784, t->params + 586816, t->bn_save + 6080, t->bn_save + 6208,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 145309696), 128, 784, t->params + 586816, t->bn_save + 6080, t->bn_save + 6208,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 145711104), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17561600), t->grads + 586816, t->grads + 586944);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6649,7 +7044,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 175616 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 114953216), 224, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 114953216), 224, 28, 28,                       /* x */
                         t->params + 558144, (float *)(ws + 17561600), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 558144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6674,7 +7070,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16658432), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 144908288), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 144908288), 128, 28, 28,                       /* x */
                         t->params + 520384, (float *)(ws + 17561600), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16658432), t->grads + 520384, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6682,7 +7079,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17260544), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 144506880), 128, 784, t->params + 519872, t->bn_save + 5376, t->bn_save + 5504,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 144506880), 128, 784, t->params + 519872, t->bn_save + 5376, t->bn_save + 5504,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 144908288), (float *)(ws + 16658432), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17260544), t->grads + 519872, t->grads + 520000);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6691,7 +7089,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16658432), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 124837888), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 124837888), 192, 28, 28,                       /* x */
                         t->params + 495296, (float *)(ws + 17260544), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16658432), t->grads + 495296, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6716,7 +7115,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 144105472), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 144105472), 128, 28, 28,                       /* x */
                         t->params + 457664, (float *)(ws + 17160192), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 457664, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6724,7 +7124,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 17160192), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 143704064), 128, 784, t->params + 457152, t->bn_save + 4736, t->bn_save + 4864,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 143704064), 128, 784, t->params + 457152, t->bn_save + 4736, t->bn_save + 4864,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 144105472), (float *)(ws + 16056320), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 17160192), t->grads + 457152, t->grads + 457280);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6733,7 +7134,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 125440 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 133217280), 160, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 133217280), 160, 28, 28,                       /* x */
                         t->params + 436672, (float *)(ws + 17160192), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 436672, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6758,7 +7160,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 16457728), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 143302656), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 143302656), 128, 28, 28,                       /* x */
                         t->params + 399168, (float *)(ws + 17160192), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16457728), t->grads + 399168, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6766,7 +7169,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock2.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 142901248), 128, 784, t->params + 398656, t->bn_save + 4160, t->bn_save + 4288,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 142901248), 128, 784, t->params + 398656, t->bn_save + 4160, t->bn_save + 4288,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 143302656), (float *)(ws + 16457728), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 16859136), t->grads + 398656, t->grads + 398784);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6775,7 +7179,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 16457728), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 142499840), 128, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 142499840), 128, 28, 28,                       /* x */
                         t->params + 382272, (float *)(ws + 16859136), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16457728), t->grads + 382272, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6799,7 +7204,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.transition1.conv @ models/lib/densenet.net:23:46 */
     memset((float *)(ws + 16056320), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 12845056), 256, 56, 56,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 12845056), 256, 56, 56,                        /* x */
                         t->params + 348992, (float *)(ws + 20873216), 128, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 348992, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6825,7 +7231,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 66633728), 128, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 66633728), 128, 56, 56,                       /* x */
                         t->params + 311104, (float *)(ws + 12443648), 32, 56, 56,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 6422528), t->grads + 311104, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6833,7 +7240,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer6.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 12443648), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 65028096), 128, 3136, t->params + 310592, t->bn_save + 3136, t->bn_save + 3264,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 65028096), 128, 3136, t->params + 310592, t->bn_save + 3136, t->bn_save + 3264,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 66633728), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 12443648), t->grads + 310592, t->grads + 310720);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6842,7 +7250,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 702464 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 28098560), 224, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 28098560), 224, 56, 56,                       /* x */
                         t->params + 281920, (float *)(ws + 12443648), 128, 56, 56,      /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 6422528), t->grads + 281920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6867,7 +7276,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 8830976), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 63422464), 128, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 63422464), 128, 56, 56,                       /* x */
                         t->params + 244160, (float *)(ws + 12443648), 32, 56, 56,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 8830976), t->grads + 244160, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6875,7 +7285,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer5.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 61816832), 128, 3136, t->params + 243648, t->bn_save + 2432, t->bn_save + 2560,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 61816832), 128, 3136, t->params + 243648, t->bn_save + 2432, t->bn_save + 2560,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 63422464), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 243648, t->grads + 243776);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6884,7 +7295,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 8830976), 0, (size_t)n * 602112 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 35725312), 192, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 35725312), 192, 56, 56,                       /* x */
                         t->params + 219072, (float *)(ws + 11239424), 128, 56, 56,      /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 8830976), t->grads + 219072, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6909,7 +7321,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 60211200), 128, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 60211200), 128, 56, 56,                       /* x */
                         t->params + 181440, (float *)(ws + 10838016), 32, 56, 56,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 6422528), t->grads + 181440, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6917,7 +7330,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer4.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 10838016), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 58605568), 128, 3136, t->params + 180928, t->bn_save + 1792, t->bn_save + 1920,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 58605568), 128, 3136, t->params + 180928, t->bn_save + 1792, t->bn_save + 1920,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 60211200), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 10838016), t->grads + 180928, t->grads + 181056);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6926,7 +7340,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 501760 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 42147840), 160, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 42147840), 160, 56, 56,                       /* x */
                         t->params + 160448, (float *)(ws + 10838016), 128, 56, 56,      /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 6422528), t->grads + 160448, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6951,7 +7366,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 56999936), 128, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 56999936), 128, 56, 56,                       /* x */
                         t->params + 122944, (float *)(ws + 10838016), 32, 56, 56,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 8028160), t->grads + 122944, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6959,7 +7375,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer3.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 55394304), 128, 3136, t->params + 122432, t->bn_save + 1216, t->bn_save + 1344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 55394304), 128, 3136, t->params + 122432, t->bn_save + 1216, t->bn_save + 1344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 56999936), (float *)(ws + 8028160), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 9633792), t->grads + 122432, t->grads + 122560);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -6968,7 +7385,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 53788672), 128, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 53788672), 128, 56, 56,                       /* x */
                         t->params + 106048, (float *)(ws + 9633792), 128, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 8028160), t->grads + 106048, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -6993,7 +7411,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 48971776), 128, 56, 56,                      /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 48971776), 128, 56, 56,                      /* x */
                         t->params + 68672, (float *)(ws + 8028160), 32, 56, 56,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 6422528), t->grads + 68672, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -7001,7 +7420,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer2.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 47366144), 128, 3136, t->params + 68160, t->bn_save + 704, t->bn_save + 832,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 47366144), 128, 3136, t->params + 68160, t->bn_save + 704, t->bn_save + 832,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 48971776), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 8028160), t->grads + 68160, t->grads + 68288);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7010,7 +7430,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 301056 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 86503424), 96, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 86503424), 96, 56, 56,                       /* x */
                         t->params + 55872, (float *)(ws + 8028160), 128, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 6422528), t->grads + 55872, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -7035,7 +7456,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 45760512), 128, 56, 56,                      /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 45760512), 128, 56, 56,                      /* x */
                         t->params + 18624, (float *)(ws + 8028160), 32, 56, 56,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 6422528), t->grads + 18624, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -7043,7 +7465,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
     /* backward of batchnorm features.denseblock1.denselayer1.norm2 @ models/lib/densenet.net:9:14 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 44154880), 128, 3136, t->params + 18112, t->bn_save + 256, t->bn_save + 384,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 44154880), 128, 3136, t->params + 18112, t->bn_save + 256, t->bn_save + 384,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 45760512), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 8028160), t->grads + 18112, t->grads + 18240);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7052,7 +7475,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of conv2d features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 101957632), 64, 56, 56,                     /* x */
+    nnc_conv2d_backward(&t->ctx,                                                      /* the instance's threads and instruction set */
+                        n, (float *)(ws + 101957632), 64, 56, 56,                     /* x */
                         t->params + 9920, (float *)(ws + 8028160), 128, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 6422528), t->grads + 9920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -7071,13 +7495,15 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
 
     /* backward of maxpool2d @ models/lib/densenet.net:32:44 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 10838016), 56, 56,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 10838016), 56, 56,  /* x, dy */
                            3, 3, 2, 2, 1, 1, 1, 1, (float *)(ws + 6422528));                            /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm features.norm0 @ models/lib/densenet.net:32:14 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 802816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                /* y, dy, through relu */
                                    (float *)(ws + 9633792), t->grads + 9408, t->grads + 9472);                          /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -7085,7 +7511,8 @@ static void densenet121_train_bwd(densenet121_train *t, int n, const float *inpu
                                         (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.conv0 @ models/lib/densenet.net:31:18 */
-    nnc_conv2d_backward(n, input, 3, 224, 224,                                 /* x */
+    nnc_conv2d_backward(&t->ctx,                                               /* the instance's threads and instruction set */
+                        n, input, 3, 224, 224,                                 /* x */
                         t->params + 0, (float *)(ws + 9633792), 64, 112, 112,  /* weight, dy */
                         7, 7, 2, 2, 3, 3, 1, 1, 1,                             /* kernel, stride, padding, dilation, groups */
                         dinput, t->grads + 0, NULL, t->scratch);               /* dx, dweight, dbias; scratch */
@@ -7146,6 +7573,7 @@ static const char *const densenet121_state_keys[2][3] = {{"momentum_buffer", "",
 static void densenet121_train_release(densenet121_train *t)
 {
     int i;
+    nnc_ctx_stop(&t->ctx);
     if (t->state_names)
         for (i = 0; i < DENSENET121_N_PARAMS * 3; i++) free(t->state_names[i]);
     free(t->state_names);
@@ -7174,6 +7602,13 @@ int densenet121_train_create(densenet121_train **out, const char *weights, const
         return densenet121_train_fail(t, -1, "densenet121_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+#ifdef NNC_USE_CBLAS
+    /* the BLAS runs the GEMMs on threads of its own: a second pool polling beside
+     * them would fight them for the cores (densenet121_train_set_threads can still start one) */
+    (void)nnc_ctx_init(&t->ctx, 1);
+#else
+    (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
+#endif
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
@@ -7300,6 +7735,15 @@ void densenet121_train_destroy(densenet121_train *t)
 
 const char *densenet121_train_last_error(const densenet121_train *t) { return t ? t->err : "no instance"; }
 int densenet121_train_max_batch(void) { return DENSENET121_TRAIN_MAX_BATCH; }
+
+int densenet121_train_set_threads(densenet121_train *t, int threads)
+{
+    if (!t) return -1;
+    nnc_ctx_stop(&t->ctx);
+    if (nnc_ctx_init(&t->ctx, threads < 0 ? 1 : threads) != 0)
+        return densenet121_train_fail(t, -2, "densenet121_train_set_threads: could not start %d threads", threads);
+    return 0;
+}
 long densenet121_train_get_step(const densenet121_train *t) { return t->step; }
 void densenet121_train_set_step(densenet121_train *t, long step) { t->step = step; }
 
@@ -7339,16 +7783,19 @@ int densenet121_train_step(densenet121_train *t, int n, const float *input, cons
     int i, rc = densenet121_train_check(t, n, input, labels);
     if (rc) return rc;
     densenet121_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
     densenet121_train_fwd(t, n, input, 1);
     l = densenet121_train_loss(t, n, labels, DENSENET121_N_OUTPUTS, 1);
     if (correct) *correct = densenet121_train_correct(n, DENSENET121_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
+        nnc_ctx_end(&t->ctx);
         densenet121_train_buffers(t, 0);
         return densenet121_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)DENSENET121_PARAM_FLOATS * sizeof(float));
     densenet121_train_bwd(t, n, input, 1, NULL);
+    nnc_ctx_end(&t->ctx);
     for (i = 0; i < DENSENET121_N_PARAMS; i++) {
         size_t count = 1;
         int k;
@@ -7368,7 +7815,9 @@ int densenet121_train_eval(densenet121_train *t, int n, const float *input, cons
     float l;
     int rc = densenet121_train_check(t, n, input, labels);
     if (rc) return rc;
+    nnc_ctx_begin(&t->ctx);
     densenet121_train_fwd(t, n, input, 0);
+    nnc_ctx_end(&t->ctx);
     l = densenet121_train_loss(t, n, labels, 1, 0);
     if (loss) *loss = l;
     if (correct) *correct = densenet121_train_correct(n, DENSENET121_LOGITS(t), labels);
@@ -7383,10 +7832,12 @@ int densenet121_train_input_grad(densenet121_train *t, int n, const float *input
     if (rc) return rc;
     if (!dinput) return densenet121_train_fail(t, -1, "densenet121_train_input_grad: NULL dinput");
     densenet121_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);
     densenet121_train_fwd(t, n, input, train);
     l = densenet121_train_loss(t, n, labels, train ? DENSENET121_N_OUTPUTS : 1, 1);
     memset(t->grads, 0, (size_t)DENSENET121_PARAM_FLOATS * sizeof(float));
     densenet121_train_bwd(t, n, input, train, dinput);
+    nnc_ctx_end(&t->ctx);
     densenet121_train_buffers(t, 0);  /* running statistics */
     if (loss) *loss = l;
     return 0;

@@ -59,6 +59,9 @@ int densenet121_train_tensor(densenet121_train *t, int i, const char **name, int
 long densenet121_train_get_step(const densenet121_train *t);
 void densenet121_train_set_step(densenet121_train *t, long step);
 int densenet121_train_max_batch(void);
+/* The threads the kernels run on (0: one per online CPU, or NNC_THREADS from the
+ * environment, as at create; 1: the caller's alone). */
+int densenet121_train_set_threads(densenet121_train *t, int threads);
 const char *densenet121_train_last_error(const densenet121_train *t);
 void densenet121_train_destroy(densenet121_train *t);
 

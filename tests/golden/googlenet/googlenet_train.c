@@ -29,15 +29,21 @@
 /* @kernel global_avgpool */
 /* @kernel adaptive_avgpool2d needs: epilogue */
 /* @kernel concat */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel linear_mt needs: linear ctx */
+/* @kernel sgemm_mt needs: gemm gemm_packed */
+/* @kernel conv_mt needs: sgemm_mt conv2d conv_transpose2d */
+/* @kernel linear_gemm needs: linear_mt sgemm_mt */
 /* @kernel grad_accumulate */
-/* @kernel grad_bias */
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* @kernel linear_backward needs: gemm grad_bias */
-/* @kernel maxpool2d_backward */
+/* @kernel grad_bias needs: ctx */
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
+/* @kernel maxpool2d_backward needs: ctx */
 /* @kernel global_avgpool_backward */
 /* @kernel adaptive_avgpool2d_backward */
-/* @kernel batchnorm_train */
-/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* @kernel batchnorm_train needs: ctx */
+/* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel activation_backward */
 /* @kernel concat_backward */
 /* @kernel dropout_train */
@@ -386,6 +392,7 @@ struct googlenet_train {
     float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */
     float *scratch;
     unsigned char *ws;        /* activations and their gradients (planned) */
+    nnc_ctx ctx;              /* the instruction set and the threads the kernels run on */
     unsigned char trainable[GOOGLENET_N_PARAMS];
     char **state_names;       /* "optim.NAME.KEY" */
     int n_state;              /* state tensors per learned tensor */
@@ -413,24 +420,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d conv1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
+        nnc_conv2d_stats(&t->ctx,                          /* the instance's threads and instruction set */
+                         n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
                          t->params + 0, NULL,              /* conv1.conv.weight, no bias */
                          (float *)(ws + 0), 64, 112, 112,  /* y: [64, 112, 112] */
                          7, 7, 2, 2, 3, 3, 1, 1, 1,        /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);            /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
-                   t->params + 0, NULL,                      /* conv1.conv.weight, no bias */
-                   (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
-                   7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                  /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                   /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                  /* the instance's threads and instruction set */
+                      n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
+                      t->params + 0, NULL,                      /* conv1.conv.weight, no bias */
+                      (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
+                      7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                  /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                   /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
     }
 
     /* batchnorm conv1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                   /* the instance's threads and instruction set */
+                                n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
                                 t->stats,                                                  /* the conv's per-channel sums */
                                 t->params + 9408, t->params + 9472, 0.001f, 0.1f,          /* conv1.bn.weight, conv1.bn.bias; eps, momentum */
                                 t->params + 9536, t->params + 9600,                        /* conv1.bn.running_mean, conv1.bn.running_var (updated) */
@@ -452,24 +462,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d conv2.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 9664, NULL,                   /* conv2.conv.weight, no bias */
                          (float *)(ws + 16859136), 64, 56, 56,     /* y: [64, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 9664, NULL,                           /* conv2.conv.weight, no bias */
-                   (float *)(ws + 16859136), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 9664, NULL,                           /* conv2.conv.weight, no bias */
+                      (float *)(ws + 16859136), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm conv2.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 16859136), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 16859136), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 13760, t->params + 13824, 0.001f, 0.1f,            /* conv2.bn.weight, conv2.bn.bias; eps, momentum */
                                 t->params + 13888, t->params + 13952,                          /* conv2.bn.running_mean, conv2.bn.running_var (updated) */
@@ -486,24 +499,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d conv3.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 17661952), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 17661952), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 14016, NULL,                  /* conv3.conv.weight, no bias */
                          (float *)(ws + 6422528), 192, 56, 56,     /* y: [192, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 17661952), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 14016, NULL,                          /* conv3.conv.weight, no bias */
-                   (float *)(ws + 6422528), 602112, 192, 56, 56,     /* y: [192, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 17661952), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 14016, NULL,                          /* conv3.conv.weight, no bias */
+                      (float *)(ws + 6422528), 602112, 192, 56, 56,     /* y: [192, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm conv3.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 6422528), 192, 3136,                        /* x: [192, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                      /* the instance's threads and instruction set */
+                                n, (float *)(ws + 6422528), 192, 3136,                        /* x: [192, 56, 56] */
                                 t->stats,                                                     /* the conv's per-channel sums */
                                 t->params + 124608, t->params + 124800, 0.001f, 0.1f,         /* conv3.bn.weight, conv3.bn.bias; eps, momentum */
                                 t->params + 124992, t->params + 125184,                       /* conv3.bn.running_mean, conv3.bn.running_var (updated) */
@@ -525,24 +541,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 125376, NULL,                  /* inception3a.branch1.conv.weight, no bias */
                          (float *)(ws + 15855616), 64, 28, 28,      /* y: [64, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 125376, NULL,                          /* inception3a.branch1.conv.weight, no bias */
-                   (float *)(ws + 15855616), 50176, 64, 28, 28,       /* y: [64, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 125376, NULL,                          /* inception3a.branch1.conv.weight, no bias */
+                      (float *)(ws + 15855616), 50176, 64, 28, 28,       /* y: [64, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3a.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 15855616), 64, 784,                          /* x: [64, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 15855616), 64, 784,                          /* x: [64, 28, 28] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 137664, t->params + 137728, 0.001f, 0.1f,          /* inception3a.branch1.bn.weight, inception3a.branch1.bn.bias; eps, momentum */
                                 t->params + 137792, t->params + 137856,                        /* inception3a.branch1.bn.running_mean, inception3a.branch1.bn.running_var (updated) */
@@ -559,24 +578,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 137920, NULL,                  /* inception3a.branch2.0.conv.weight, no bias */
                          (float *)(ws + 27270656), 96, 28, 28,      /* y: [96, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 137920, NULL,                          /* inception3a.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 27270656), 75264, 96, 28, 28,       /* y: [96, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 137920, NULL,                          /* inception3a.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 27270656), 75264, 96, 28, 28,       /* y: [96, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 27270656), 96, 784,                          /* x: [96, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 27270656), 96, 784,                          /* x: [96, 28, 28] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 156352, t->params + 156448, 0.001f, 0.1f,          /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.bias; eps, momentum */
                                 t->params + 156544, t->params + 156640,                        /* inception3a.branch2.0.bn.running_mean, inception3a.branch2.0.bn.running_var (updated) */
@@ -593,24 +615,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 27571712), 96, 28, 28,  /* x: [96, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 27571712), 96, 28, 28,  /* x: [96, 28, 28] */
                          t->params + 156736, NULL,                 /* inception3a.branch2.1.conv.weight, no bias */
                          (float *)(ws + 21701120), 128, 28, 28,    /* y: [128, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 27571712), 75264, 96, 28, 28,  /* x: [96, 28, 28], batch stride */
-                   t->params + 156736, NULL,                        /* inception3a.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 21701120), 100352, 128, 28, 28,   /* y: [128, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 27571712), 75264, 96, 28, 28,  /* x: [96, 28, 28], batch stride */
+                      t->params + 156736, NULL,                        /* inception3a.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 21701120), 100352, 128, 28, 28,   /* y: [128, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm inception3a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 21701120), 128, 784,                          /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                        /* the instance's threads and instruction set */
+                                n, (float *)(ws + 21701120), 128, 784,                          /* x: [128, 28, 28] */
                                 t->stats,                                                       /* the conv's per-channel sums */
                                 t->params + 267328, t->params + 267456, 0.001f, 0.1f,           /* inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.bias; eps, momentum */
                                 t->params + 267584, t->params + 267712,                         /* inception3a.branch2.1.bn.running_mean, inception3a.branch2.1.bn.running_var (updated) */
@@ -627,24 +652,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 32 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 18464768), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 267840, NULL,                  /* inception3a.branch3.0.conv.weight, no bias */
                          (float *)(ws + 35386624), 16, 28, 28,      /* y: [16, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 267840, NULL,                          /* inception3a.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 35386624), 12544, 16, 28, 28,       /* y: [16, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 16,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 18464768), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 267840, NULL,                          /* inception3a.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 35386624), 12544, 16, 28, 28,       /* y: [16, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 16,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35386624), 16, 784,                            /* x: [16, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35386624), 16, 784,                            /* x: [16, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 270912, t->params + 270928, 0.001f, 0.1f,            /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.bias; eps, momentum */
                                 t->params + 270944, t->params + 270960,                          /* inception3a.branch3.0.bn.running_mean, inception3a.branch3.0.bn.running_var (updated) */
@@ -661,24 +689,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 35436800), 16, 28, 28,  /* x: [16, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 35436800), 16, 28, 28,  /* x: [16, 28, 28] */
                          t->params + 270976, NULL,                 /* inception3a.branch3.1.conv.weight, no bias */
                          (float *)(ws + 32953088), 32, 28, 28,     /* y: [32, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 35436800), 12544, 16, 28, 28,  /* x: [16, 28, 28], batch stride */
-                   t->params + 270976, NULL,                        /* inception3a.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 32953088), 25088, 32, 28, 28,     /* y: [32, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 35436800), 12544, 16, 28, 28,  /* x: [16, 28, 28], batch stride */
+                      t->params + 270976, NULL,                        /* inception3a.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 32953088), 25088, 32, 28, 28,     /* y: [32, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm inception3a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32953088), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32953088), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 275584, t->params + 275616, 0.001f, 0.1f,            /* inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.bias; eps, momentum */
                                 t->params + 275648, t->params + 275680,                          /* inception3a.branch3.1.bn.running_mean, inception3a.branch3.1.bn.running_var (updated) */
@@ -700,24 +731,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 19066880), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 19066880), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 275712, NULL,                  /* inception3a.branch4.1.conv.weight, no bias */
                          (float *)(ws + 33153792), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 19066880), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 275712, NULL,                          /* inception3a.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 33153792), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 19066880), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 275712, NULL,                          /* inception3a.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 33153792), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33153792), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33153792), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 281856, t->params + 281888, 0.001f, 0.1f,            /* inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.bias; eps, momentum */
                                 t->params + 281920, t->params + 281952,                          /* inception3a.branch4.1.bn.running_mean, inception3a.branch4.1.bn.running_var (updated) */
@@ -740,24 +774,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
                          t->params + 281984, NULL,                  /* inception3b.branch1.conv.weight, no bias */
                          (float *)(ws + 22503936), 128, 28, 28,     /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                   t->params + 281984, NULL,                          /* inception3b.branch1.conv.weight, no bias */
-                   (float *)(ws + 22503936), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                      t->params + 281984, NULL,                          /* inception3b.branch1.conv.weight, no bias */
+                      (float *)(ws + 22503936), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 22503936), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 22503936), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 314752, t->params + 314880, 0.001f, 0.1f,            /* inception3b.branch1.bn.weight, inception3b.branch1.bn.bias; eps, momentum */
                                 t->params + 315008, t->params + 315136,                          /* inception3b.branch1.bn.running_mean, inception3b.branch1.bn.running_var (updated) */
@@ -774,24 +811,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
                          t->params + 315264, NULL,                  /* inception3b.branch2.0.conv.weight, no bias */
                          (float *)(ws + 23306752), 128, 28, 28,     /* y: [128, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                   t->params + 315264, NULL,                          /* inception3b.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 23306752), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                      t->params + 315264, NULL,                          /* inception3b.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 23306752), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 23306752), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 23306752), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 348032, t->params + 348160, 0.001f, 0.1f,            /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.bias; eps, momentum */
                                 t->params + 348288, t->params + 348416,                          /* inception3b.branch2.0.bn.running_mean, inception3b.branch2.0.bn.running_var (updated) */
@@ -808,24 +848,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 23708160), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 23708160), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 348544, NULL,                  /* inception3b.branch2.1.conv.weight, no bias */
                          (float *)(ws + 19668992), 192, 28, 28,     /* y: [192, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 23708160), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 348544, NULL,                          /* inception3b.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 19668992), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 23708160), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 348544, NULL,                          /* inception3b.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 19668992), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 19668992), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 19668992), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 569728, t->params + 569920, 0.001f, 0.1f,            /* inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.bias; eps, momentum */
                                 t->params + 570112, t->params + 570304,                          /* inception3b.branch2.1.bn.running_mean, inception3b.branch2.1.bn.running_var (updated) */
@@ -842,24 +885,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 14249984), 256, 28, 28,  /* x: [256, 28, 28] */
                          t->params + 570496, NULL,                  /* inception3b.branch3.0.conv.weight, no bias */
                          (float *)(ws + 33354496), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                   t->params + 570496, NULL,                          /* inception3b.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 33354496), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 14249984), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                      t->params + 570496, NULL,                          /* inception3b.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 33354496), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33354496), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33354496), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 578688, t->params + 578720, 0.001f, 0.1f,            /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.bias; eps, momentum */
                                 t->params + 578752, t->params + 578784,                          /* inception3b.branch3.0.bn.running_mean, inception3b.branch3.0.bn.running_var (updated) */
@@ -876,24 +922,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 33454848), 32, 28, 28,  /* x: [32, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 33454848), 32, 28, 28,  /* x: [32, 28, 28] */
                          t->params + 578816, NULL,                 /* inception3b.branch3.1.conv.weight, no bias */
                          (float *)(ws + 27872768), 96, 28, 28,     /* y: [96, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 33454848), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
-                   t->params + 578816, NULL,                        /* inception3b.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 27872768), 75264, 96, 28, 28,     /* y: [96, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 33454848), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
+                      t->params + 578816, NULL,                        /* inception3b.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 27872768), 75264, 96, 28, 28,     /* y: [96, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm inception3b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 27872768), 96, 784,                            /* x: [96, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 27872768), 96, 784,                            /* x: [96, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 606464, t->params + 606560, 0.001f, 0.1f,            /* inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.bias; eps, momentum */
                                 t->params + 606656, t->params + 606752,                          /* inception3b.branch3.1.bn.running_mean, inception3b.branch3.1.bn.running_var (updated) */
@@ -915,24 +964,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 15052800), 256, 28, 28,  /* x: [256, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 15052800), 256, 28, 28,  /* x: [256, 28, 28] */
                          t->params + 606848, NULL,                  /* inception3b.branch4.1.conv.weight, no bias */
                          (float *)(ws + 29879808), 64, 28, 28,      /* y: [64, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 15052800), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                   t->params + 606848, NULL,                          /* inception3b.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 29879808), 50176, 64, 28, 28,       /* y: [64, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 15052800), 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                      t->params + 606848, NULL,                          /* inception3b.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 29879808), 50176, 64, 28, 28,       /* y: [64, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception3b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 29879808), 64, 784,                            /* x: [64, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 29879808), 64, 784,                            /* x: [64, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 623232, t->params + 623296, 0.001f, 0.1f,            /* inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.bias; eps, momentum */
                                 t->params + 623360, t->params + 623424,                          /* inception3b.branch4.1.bn.running_mean, inception3b.branch4.1.bn.running_var (updated) */
@@ -960,24 +1012,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
                          t->params + 623488, NULL,                  /* inception4a.branch1.conv.weight, no bias */
                          (float *)(ws + 31924480), 192, 14, 14,     /* y: [192, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                   t->params + 623488, NULL,                         /* inception4a.branch1.conv.weight, no bias */
-                   (float *)(ws + 31924480), 37632, 192, 14, 14,     /* y: [192, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                      t->params + 623488, NULL,                         /* inception4a.branch1.conv.weight, no bias */
+                      (float *)(ws + 31924480), 37632, 192, 14, 14,     /* y: [192, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4a.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 31924480), 192, 196,                           /* x: [192, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 31924480), 192, 196,                           /* x: [192, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 715648, t->params + 715840, 0.001f, 0.1f,            /* inception4a.branch1.bn.weight, inception4a.branch1.bn.bias; eps, momentum */
                                 t->params + 716032, t->params + 716224,                          /* inception4a.branch1.bn.running_mean, inception4a.branch1.bn.running_var (updated) */
@@ -994,24 +1049,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
                          t->params + 716416, NULL,                  /* inception4a.branch2.0.conv.weight, no bias */
                          (float *)(ws + 34809600), 96, 14, 14,      /* y: [96, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                   t->params + 716416, NULL,                         /* inception4a.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 34809600), 18816, 96, 14, 14,      /* y: [96, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                      t->params + 716416, NULL,                         /* inception4a.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 34809600), 18816, 96, 14, 14,      /* y: [96, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34809600), 96, 196,                            /* x: [96, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34809600), 96, 196,                            /* x: [96, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 762496, t->params + 762592, 0.001f, 0.1f,            /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.bias; eps, momentum */
                                 t->params + 762688, t->params + 762784,                          /* inception4a.branch2.0.bn.running_mean, inception4a.branch2.0.bn.running_var (updated) */
@@ -1028,24 +1086,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 416 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 34884864), 96, 14, 14,  /* x: [96, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 34884864), 96, 14, 14,  /* x: [96, 14, 14] */
                          t->params + 762880, NULL,                 /* inception4a.branch2.1.conv.weight, no bias */
                          (float *)(ws + 31435264), 208, 14, 14,    /* y: [208, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 34884864), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
-                   t->params + 762880, NULL,                        /* inception4a.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 31435264), 40768, 208, 14, 14,    /* y: [208, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 208,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 34884864), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
+                      t->params + 762880, NULL,                        /* inception4a.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 31435264), 40768, 208, 14, 14,    /* y: [208, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 208,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm inception4a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 31435264), 208, 196,                           /* x: [208, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 31435264), 208, 196,                           /* x: [208, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 942592, t->params + 942800, 0.001f, 0.1f,            /* inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.bias; eps, momentum */
                                 t->params + 943008, t->params + 943216,                          /* inception4a.branch2.1.bn.running_mean, inception4a.branch2.1.bn.running_var (updated) */
@@ -1062,24 +1123,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 32 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26518016), 480, 14, 14,  /* x: [480, 14, 14] */
                          t->params + 943424, NULL,                  /* inception4a.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36833024), 16, 14, 14,      /* y: [16, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                   t->params + 943424, NULL,                         /* inception4a.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36833024), 3136, 16, 14, 14,       /* y: [16, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 16,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26518016), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                      t->params + 943424, NULL,                         /* inception4a.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36833024), 3136, 16, 14, 14,       /* y: [16, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 16,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36833024), 16, 196,                            /* x: [16, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36833024), 16, 196,                            /* x: [16, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 951104, t->params + 951120, 0.001f, 0.1f,            /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.bias; eps, momentum */
                                 t->params + 951136, t->params + 951152,                          /* inception4a.branch3.0.bn.running_mean, inception4a.branch3.0.bn.running_var (updated) */
@@ -1096,24 +1160,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 96 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36845568), 16, 14, 14,  /* x: [16, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36845568), 16, 14, 14,  /* x: [16, 14, 14] */
                          t->params + 951168, NULL,                 /* inception4a.branch3.1.conv.weight, no bias */
                          (float *)(ws + 36239616), 48, 14, 14,     /* y: [48, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36845568), 3136, 16, 14, 14,  /* x: [16, 14, 14], batch stride */
-                   t->params + 951168, NULL,                       /* inception4a.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 36239616), 9408, 48, 14, 14,     /* y: [48, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 48,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36845568), 3136, 16, 14, 14,  /* x: [16, 14, 14], batch stride */
+                      t->params + 951168, NULL,                       /* inception4a.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 36239616), 9408, 48, 14, 14,     /* y: [48, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 48,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36239616), 48, 196,                            /* x: [48, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36239616), 48, 196,                            /* x: [48, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 958080, t->params + 958128, 0.001f, 0.1f,            /* inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.bias; eps, momentum */
                                 t->params + 958176, t->params + 958224,                          /* inception4a.branch3.1.bn.running_mean, inception4a.branch3.1.bn.running_var (updated) */
@@ -1135,24 +1202,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26894336), 480, 14, 14,  /* x: [480, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26894336), 480, 14, 14,  /* x: [480, 14, 14] */
                          t->params + 958272, NULL,                  /* inception4a.branch4.1.conv.weight, no bias */
                          (float *)(ws + 35486976), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26894336), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                   t->params + 958272, NULL,                         /* inception4a.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 35486976), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26894336), 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                      t->params + 958272, NULL,                         /* inception4a.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 35486976), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35486976), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35486976), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 988992, t->params + 989056, 0.001f, 0.1f,            /* inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.bias; eps, momentum */
                                 t->params + 989120, t->params + 989184,                          /* inception4a.branch4.1.bn.running_mean, inception4a.branch4.1.bn.running_var (updated) */
@@ -1180,24 +1250,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d aux1.conv.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36386304), 512, 4, 4,  /* x: [512, 4, 4] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36386304), 512, 4, 4,  /* x: [512, 4, 4] */
                          t->params + 989248, NULL,                /* aux1.conv.conv.weight, no bias */
                          (float *)(ws + 36876928), 128, 4, 4,     /* y: [128, 4, 4] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36386304), 8192, 512, 4, 4,  /* x: [512, 4, 4], batch stride */
-                   t->params + 989248, NULL,                      /* aux1.conv.conv.weight, no bias */
-                   (float *)(ws + 36876928), 2048, 128, 4, 4,     /* y: [128, 4, 4], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36386304), 8192, 512, 4, 4,  /* x: [512, 4, 4], batch stride */
+                      t->params + 989248, NULL,                      /* aux1.conv.conv.weight, no bias */
+                      (float *)(ws + 36876928), 2048, 128, 4, 4,     /* y: [128, 4, 4], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm aux1.conv.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36876928), 128, 16,                            /* x: [128, 4, 4] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36876928), 128, 16,                            /* x: [128, 4, 4] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 1054784, t->params + 1054912, 0.001f, 0.1f,          /* aux1.conv.bn.weight, aux1.conv.bn.bias; eps, momentum */
                                 t->params + 1055040, t->params + 1055168,                        /* aux1.conv.bn.running_mean, aux1.conv.bn.running_var (updated) */
@@ -1215,10 +1288,11 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     nnc_copy((size_t)n * 2048, (float *)(ws + 36885120), (float *)(ws + 36893312));
 
     /* linear aux1.fc1 @ models/lib/googlenet.net:28:17 */
-    nnc_linear(n, (float *)(ws + 36893312), 2048,         /* x: [2048] */
-               t->params + 1055296, t->params + 3152448,  /* aux1.fc1.weight, aux1.fc1.bias */
-               (float *)(ws + 36938624), 1024,            /* y: [1024] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36893312), 2048,         /* x: [2048] */
+                    t->params + 1055296, t->params + 3152448,  /* aux1.fc1.weight, aux1.fc1.bias */
+                    (float *)(ws + 36938624), 1024,            /* y: [1024] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 
     /* relu aux1 @ models/lib/googlenet.net:28:40 */
     nnc_activation((size_t)n * 1024, (float *)(ws + 36938624), (float *)(ws + 36942720), NNC_ACT_RELU, 0.0f);
@@ -1231,32 +1305,36 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     }
 
     /* linear aux1.fc2 @ models/lib/googlenet.net:28:62 */
-    nnc_linear(n, (float *)(ws + 36946816), 1024,         /* x: [1024] */
-               t->params + 3153472, t->params + 4177472,  /* aux1.fc2.weight, aux1.fc2.bias */
-               (float *)(ws + 36963200), 1000,            /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36946816), 1024,         /* x: [1024] */
+                    t->params + 3153472, t->params + 4177472,  /* aux1.fc2.weight, aux1.fc2.bias */
+                    (float *)(ws + 36963200), 1000,            /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 
     /* conv2d inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4178472, NULL,                 /* inception4b.branch1.conv.weight, no bias */
                          (float *)(ws + 32225536), 160, 14, 14,     /* y: [160, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4178472, NULL,                         /* inception4b.branch1.conv.weight, no bias */
-                   (float *)(ws + 32225536), 31360, 160, 14, 14,      /* y: [160, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4178472, NULL,                         /* inception4b.branch1.conv.weight, no bias */
+                      (float *)(ws + 32225536), 31360, 160, 14, 14,      /* y: [160, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4b.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32225536), 160, 196,                           /* x: [160, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32225536), 160, 196,                           /* x: [160, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4260392, t->params + 4260552, 0.001f, 0.1f,          /* inception4b.branch1.bn.weight, inception4b.branch1.bn.bias; eps, momentum */
                                 t->params + 4260712, t->params + 4260872,                        /* inception4b.branch1.bn.running_mean, inception4b.branch1.bn.running_var (updated) */
@@ -1273,24 +1351,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 224 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4261032, NULL,                 /* inception4b.branch2.0.conv.weight, no bias */
                          (float *)(ws + 34458368), 112, 14, 14,     /* y: [112, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4261032, NULL,                         /* inception4b.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 34458368), 21952, 112, 14, 14,      /* y: [112, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 112,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4261032, NULL,                         /* inception4b.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 34458368), 21952, 112, 14, 14,      /* y: [112, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 112,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34458368), 112, 196,                           /* x: [112, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34458368), 112, 196,                           /* x: [112, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4318376, t->params + 4318488, 0.001f, 0.1f,          /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.bias; eps, momentum */
                                 t->params + 4318600, t->params + 4318712,                        /* inception4b.branch2.0.bn.running_mean, inception4b.branch2.0.bn.running_var (updated) */
@@ -1307,24 +1388,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 448 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 34546176), 112, 14, 14,  /* x: [112, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 34546176), 112, 14, 14,  /* x: [112, 14, 14] */
                          t->params + 4318824, NULL,                 /* inception4b.branch2.1.conv.weight, no bias */
                          (float *)(ws + 31084032), 224, 14, 14,     /* y: [224, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 34546176), 21952, 112, 14, 14,  /* x: [112, 14, 14], batch stride */
-                   t->params + 4318824, NULL,                        /* inception4b.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 31084032), 43904, 224, 14, 14,     /* y: [224, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 224,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 34546176), 21952, 112, 14, 14,  /* x: [112, 14, 14], batch stride */
+                      t->params + 4318824, NULL,                        /* inception4b.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 31084032), 43904, 224, 14, 14,     /* y: [224, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 224,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 31084032), 224, 196,                           /* x: [224, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 31084032), 224, 196,                           /* x: [224, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4544616, t->params + 4544840, 0.001f, 0.1f,          /* inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.bias; eps, momentum */
                                 t->params + 4545064, t->params + 4545288,                        /* inception4b.branch2.1.bn.running_mean, inception4b.branch2.1.bn.running_var (updated) */
@@ -1341,24 +1425,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 48 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24109568), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4545512, NULL,                 /* inception4b.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36757760), 24, 14, 14,      /* y: [24, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4545512, NULL,                         /* inception4b.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36757760), 4704, 24, 14, 14,        /* y: [24, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 24,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24109568), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4545512, NULL,                         /* inception4b.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36757760), 4704, 24, 14, 14,        /* y: [24, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 24,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36757760), 24, 196,                            /* x: [24, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36757760), 24, 196,                            /* x: [24, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4557800, t->params + 4557824, 0.001f, 0.1f,          /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.bias; eps, momentum */
                                 t->params + 4557848, t->params + 4557872,                        /* inception4b.branch3.0.bn.running_mean, inception4b.branch3.0.bn.running_var (updated) */
@@ -1375,24 +1462,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36776576), 24, 14, 14,  /* x: [24, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36776576), 24, 14, 14,  /* x: [24, 14, 14] */
                          t->params + 4557896, NULL,                /* inception4b.branch3.1.conv.weight, no bias */
                          (float *)(ws + 35587328), 64, 14, 14,     /* y: [64, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36776576), 4704, 24, 14, 14,  /* x: [24, 14, 14], batch stride */
-                   t->params + 4557896, NULL,                      /* inception4b.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 35587328), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36776576), 4704, 24, 14, 14,  /* x: [24, 14, 14], batch stride */
+                      t->params + 4557896, NULL,                      /* inception4b.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 35587328), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35587328), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35587328), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4571720, t->params + 4571784, 0.001f, 0.1f,          /* inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.bias; eps, momentum */
                                 t->params + 4571848, t->params + 4571912,                        /* inception4b.branch3.1.bn.running_mean, inception4b.branch3.1.bn.running_var (updated) */
@@ -1414,24 +1504,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24510976), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24510976), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4571976, NULL,                 /* inception4b.branch4.1.conv.weight, no bias */
                          (float *)(ws + 35687680), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24510976), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4571976, NULL,                         /* inception4b.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 35687680), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24510976), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4571976, NULL,                         /* inception4b.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 35687680), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35687680), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35687680), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4604744, t->params + 4604808, 0.001f, 0.1f,          /* inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.bias; eps, momentum */
                                 t->params + 4604872, t->params + 4604936,                        /* inception4b.branch4.1.bn.running_mean, inception4b.branch4.1.bn.running_var (updated) */
@@ -1454,24 +1547,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4605000, NULL,                 /* inception4c.branch1.conv.weight, no bias */
                          (float *)(ws + 33555200), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4605000, NULL,                         /* inception4c.branch1.conv.weight, no bias */
-                   (float *)(ws + 33555200), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4605000, NULL,                         /* inception4c.branch1.conv.weight, no bias */
+                      (float *)(ws + 33555200), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4c.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33555200), 128, 196,                           /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33555200), 128, 196,                           /* x: [128, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4670536, t->params + 4670664, 0.001f, 0.1f,          /* inception4c.branch1.bn.weight, inception4c.branch1.bn.bias; eps, momentum */
                                 t->params + 4670792, t->params + 4670920,                        /* inception4c.branch1.bn.running_mean, inception4c.branch1.bn.running_var (updated) */
@@ -1488,24 +1584,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 4671048, NULL,                 /* inception4c.branch2.0.conv.weight, no bias */
                          (float *)(ws + 33755904), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 4671048, NULL,                         /* inception4c.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 33755904), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 4671048, NULL,                         /* inception4c.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 33755904), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4c.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33755904), 128, 196,                           /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33755904), 128, 196,                           /* x: [128, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 4736584, t->params + 4736712, 0.001f, 0.1f,          /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.bias; eps, momentum */
                                 t->params + 4736840, t->params + 4736968,                        /* inception4c.branch2.0.bn.running_mean, inception4c.branch2.0.bn.running_var (updated) */
@@ -1522,24 +1621,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 33856256), 128, 14, 14,  /* x: [128, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 33856256), 128, 14, 14,  /* x: [128, 14, 14] */
                          t->params + 4737096, NULL,                 /* inception4c.branch2.1.conv.weight, no bias */
                          (float *)(ws + 14049280), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 33856256), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
-                   t->params + 4737096, NULL,                        /* inception4c.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 14049280), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 33856256), 25088, 128, 14, 14,  /* x: [128, 14, 14], batch stride */
+                      t->params + 4737096, NULL,                        /* inception4c.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 14049280), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4c.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 14049280), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 14049280), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5032008, t->params + 5032264, 0.001f, 0.1f,          /* inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.bias; eps, momentum */
                                 t->params + 5032520, t->params + 5032776,                        /* inception4c.branch2.1.bn.running_mean, inception4c.branch2.1.bn.running_var (updated) */
@@ -1556,24 +1658,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 48 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24912384), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5033032, NULL,                 /* inception4c.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36795392), 24, 14, 14,      /* y: [24, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5033032, NULL,                         /* inception4c.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36795392), 4704, 24, 14, 14,        /* y: [24, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 24,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24912384), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5033032, NULL,                         /* inception4c.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36795392), 4704, 24, 14, 14,        /* y: [24, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 24,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4c.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36795392), 24, 196,                            /* x: [24, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36795392), 24, 196,                            /* x: [24, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5045320, t->params + 5045344, 0.001f, 0.1f,          /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.bias; eps, momentum */
                                 t->params + 5045368, t->params + 5045392,                        /* inception4c.branch3.0.bn.running_mean, inception4c.branch3.0.bn.running_var (updated) */
@@ -1590,24 +1695,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36814208), 24, 14, 14,  /* x: [24, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36814208), 24, 14, 14,  /* x: [24, 14, 14] */
                          t->params + 5045416, NULL,                /* inception4c.branch3.1.conv.weight, no bias */
                          (float *)(ws + 35788032), 64, 14, 14,     /* y: [64, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36814208), 4704, 24, 14, 14,  /* x: [24, 14, 14], batch stride */
-                   t->params + 5045416, NULL,                      /* inception4c.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 35788032), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36814208), 4704, 24, 14, 14,  /* x: [24, 14, 14], batch stride */
+                      t->params + 5045416, NULL,                      /* inception4c.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 35788032), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4c.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35788032), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35788032), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5059240, t->params + 5059304, 0.001f, 0.1f,          /* inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.bias; eps, momentum */
                                 t->params + 5059368, t->params + 5059432,                        /* inception4c.branch3.1.bn.running_mean, inception4c.branch3.1.bn.running_var (updated) */
@@ -1629,24 +1737,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25313792), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25313792), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5059496, NULL,                 /* inception4c.branch4.1.conv.weight, no bias */
                          (float *)(ws + 35888384), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25313792), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5059496, NULL,                         /* inception4c.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 35888384), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25313792), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5059496, NULL,                         /* inception4c.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 35888384), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4c.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35888384), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35888384), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5092264, t->params + 5092328, 0.001f, 0.1f,          /* inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.bias; eps, momentum */
                                 t->params + 5092392, t->params + 5092456,                        /* inception4c.branch4.1.bn.running_mean, inception4c.branch4.1.bn.running_var (updated) */
@@ -1669,24 +1780,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 224 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5092520, NULL,                 /* inception4d.branch1.conv.weight, no bias */
                          (float *)(ws + 34633984), 112, 14, 14,     /* y: [112, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5092520, NULL,                         /* inception4d.branch1.conv.weight, no bias */
-                   (float *)(ws + 34633984), 21952, 112, 14, 14,      /* y: [112, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 112,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5092520, NULL,                         /* inception4d.branch1.conv.weight, no bias */
+                      (float *)(ws + 34633984), 21952, 112, 14, 14,      /* y: [112, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 112,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4d.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34633984), 112, 196,                           /* x: [112, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34633984), 112, 196,                           /* x: [112, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5149864, t->params + 5149976, 0.001f, 0.1f,          /* inception4d.branch1.bn.weight, inception4d.branch1.bn.bias; eps, momentum */
                                 t->params + 5150088, t->params + 5150200,                        /* inception4d.branch1.bn.running_mean, inception4d.branch1.bn.running_var (updated) */
@@ -1703,24 +1817,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5150312, NULL,                 /* inception4d.branch2.0.conv.weight, no bias */
                          (float *)(ws + 32727296), 144, 14, 14,     /* y: [144, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5150312, NULL,                         /* inception4d.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 32727296), 28224, 144, 14, 14,      /* y: [144, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5150312, NULL,                         /* inception4d.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 32727296), 28224, 144, 14, 14,      /* y: [144, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4d.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32727296), 144, 196,                           /* x: [144, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32727296), 144, 196,                           /* x: [144, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5224040, t->params + 5224184, 0.001f, 0.1f,          /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.bias; eps, momentum */
                                 t->params + 5224328, t->params + 5224472,                        /* inception4d.branch2.0.bn.running_mean, inception4d.branch2.0.bn.running_var (updated) */
@@ -1737,24 +1854,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 576 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 32840192), 144, 14, 14,  /* x: [144, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 32840192), 144, 14, 14,  /* x: [144, 14, 14] */
                          t->params + 5224616, NULL,                 /* inception4d.branch2.1.conv.weight, no bias */
                          (float *)(ws + 29227520), 288, 14, 14,     /* y: [288, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 32840192), 28224, 144, 14, 14,  /* x: [144, 14, 14], batch stride */
-                   t->params + 5224616, NULL,                        /* inception4d.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 29227520), 56448, 288, 14, 14,     /* y: [288, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 288,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 32840192), 28224, 144, 14, 14,  /* x: [144, 14, 14], batch stride */
+                      t->params + 5224616, NULL,                        /* inception4d.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 29227520), 56448, 288, 14, 14,     /* y: [288, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 288,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4d.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 29227520), 288, 196,                           /* x: [288, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 29227520), 288, 196,                           /* x: [288, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5597864, t->params + 5598152, 0.001f, 0.1f,          /* inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.bias; eps, momentum */
                                 t->params + 5598440, t->params + 5598728,                        /* inception4d.branch2.1.bn.running_mean, inception4d.branch2.1.bn.running_var (updated) */
@@ -1771,24 +1891,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25715200), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5599016, NULL,                 /* inception4d.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36481792), 32, 14, 14,      /* y: [32, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5599016, NULL,                         /* inception4d.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36481792), 6272, 32, 14, 14,        /* y: [32, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25715200), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5599016, NULL,                         /* inception4d.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36481792), 6272, 32, 14, 14,        /* y: [32, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4d.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36481792), 32, 196,                            /* x: [32, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36481792), 32, 196,                            /* x: [32, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5615400, t->params + 5615432, 0.001f, 0.1f,          /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.bias; eps, momentum */
                                 t->params + 5615464, t->params + 5615496,                        /* inception4d.branch3.0.bn.running_mean, inception4d.branch3.0.bn.running_var (updated) */
@@ -1805,24 +1928,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36506880), 32, 14, 14,  /* x: [32, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36506880), 32, 14, 14,  /* x: [32, 14, 14] */
                          t->params + 5615528, NULL,                /* inception4d.branch3.1.conv.weight, no bias */
                          (float *)(ws + 35988736), 64, 14, 14,     /* y: [64, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36506880), 6272, 32, 14, 14,  /* x: [32, 14, 14], batch stride */
-                   t->params + 5615528, NULL,                      /* inception4d.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 35988736), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36506880), 6272, 32, 14, 14,  /* x: [32, 14, 14], batch stride */
+                      t->params + 5615528, NULL,                      /* inception4d.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 35988736), 12544, 64, 14, 14,    /* y: [64, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4d.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35988736), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35988736), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5633960, t->params + 5634024, 0.001f, 0.1f,          /* inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.bias; eps, momentum */
                                 t->params + 5634088, t->params + 5634152,                        /* inception4d.branch3.1.bn.running_mean, inception4d.branch3.1.bn.running_var (updated) */
@@ -1844,24 +1970,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26116608), 512, 14, 14,  /* x: [512, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26116608), 512, 14, 14,  /* x: [512, 14, 14] */
                          t->params + 5634216, NULL,                 /* inception4d.branch4.1.conv.weight, no bias */
                          (float *)(ws + 36089088), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26116608), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                   t->params + 5634216, NULL,                         /* inception4d.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 36089088), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26116608), 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                      t->params + 5634216, NULL,                         /* inception4d.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 36089088), 12544, 64, 14, 14,       /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4d.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36089088), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36089088), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5666984, t->params + 5667048, 0.001f, 0.1f,          /* inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.bias; eps, momentum */
                                 t->params + 5667112, t->params + 5667176,                        /* inception4d.branch4.1.bn.running_mean, inception4d.branch4.1.bn.running_var (updated) */
@@ -1889,24 +2018,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d aux2.conv.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36352512), 528, 4, 4,  /* x: [528, 4, 4] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36352512), 528, 4, 4,  /* x: [528, 4, 4] */
                          t->params + 5667240, NULL,               /* aux2.conv.conv.weight, no bias */
                          (float *)(ws + 36901504), 128, 4, 4,     /* y: [128, 4, 4] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36352512), 8448, 528, 4, 4,  /* x: [528, 4, 4], batch stride */
-                   t->params + 5667240, NULL,                     /* aux2.conv.conv.weight, no bias */
-                   (float *)(ws + 36901504), 2048, 128, 4, 4,     /* y: [128, 4, 4], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36352512), 8448, 528, 4, 4,  /* x: [528, 4, 4], batch stride */
+                      t->params + 5667240, NULL,                     /* aux2.conv.conv.weight, no bias */
+                      (float *)(ws + 36901504), 2048, 128, 4, 4,     /* y: [128, 4, 4], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm aux2.conv.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36901504), 128, 16,                            /* x: [128, 4, 4] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36901504), 128, 16,                            /* x: [128, 4, 4] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 5734824, t->params + 5734952, 0.001f, 0.1f,          /* aux2.conv.bn.weight, aux2.conv.bn.bias; eps, momentum */
                                 t->params + 5735080, t->params + 5735208,                        /* aux2.conv.bn.running_mean, aux2.conv.bn.running_var (updated) */
@@ -1924,10 +2056,11 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     nnc_copy((size_t)n * 2048, (float *)(ws + 36909696), (float *)(ws + 36917888));
 
     /* linear aux2.fc1 @ models/lib/googlenet.net:28:17 */
-    nnc_linear(n, (float *)(ws + 36917888), 2048,         /* x: [2048] */
-               t->params + 5735336, t->params + 7832488,  /* aux2.fc1.weight, aux2.fc1.bias */
-               (float *)(ws + 36950912), 1024,            /* y: [1024] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36917888), 2048,         /* x: [2048] */
+                    t->params + 5735336, t->params + 7832488,  /* aux2.fc1.weight, aux2.fc1.bias */
+                    (float *)(ws + 36950912), 1024,            /* y: [1024] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 
     /* relu aux2 @ models/lib/googlenet.net:28:40 */
     nnc_activation((size_t)n * 1024, (float *)(ws + 36950912), (float *)(ws + 36955008), NNC_ACT_RELU, 0.0f);
@@ -1940,32 +2073,36 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     }
 
     /* linear aux2.fc2 @ models/lib/googlenet.net:28:62 */
-    nnc_linear(n, (float *)(ws + 36959104), 1024,         /* x: [1024] */
-               t->params + 7833512, t->params + 8857512,  /* aux2.fc2.weight, aux2.fc2.bias */
-               (float *)(ws + 36967232), 1000,            /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36959104), 1024,         /* x: [1024] */
+                    t->params + 7833512, t->params + 8857512,  /* aux2.fc2.weight, aux2.fc2.bias */
+                    (float *)(ws + 36967232), 1000,            /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 
     /* conv2d inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
                          t->params + 8858512, NULL,                 /* inception4e.branch1.conv.weight, no bias */
                          (float *)(ws + 30481920), 256, 14, 14,     /* y: [256, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                   t->params + 8858512, NULL,                         /* inception4e.branch1.conv.weight, no bias */
-                   (float *)(ws + 30481920), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                      t->params + 8858512, NULL,                         /* inception4e.branch1.conv.weight, no bias */
+                      (float *)(ws + 30481920), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4e.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 30481920), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 30481920), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 8993680, t->params + 8993936, 0.001f, 0.1f,          /* inception4e.branch1.bn.weight, inception4e.branch1.bn.bias; eps, momentum */
                                 t->params + 8994192, t->params + 8994448,                        /* inception4e.branch1.bn.running_mean, inception4e.branch1.bn.running_var (updated) */
@@ -1982,24 +2119,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
                          t->params + 8994704, NULL,                 /* inception4e.branch2.0.conv.weight, no bias */
                          (float *)(ws + 32476416), 160, 14, 14,     /* y: [160, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                   t->params + 8994704, NULL,                         /* inception4e.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 32476416), 31360, 160, 14, 14,      /* y: [160, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                      t->params + 8994704, NULL,                         /* inception4e.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 32476416), 31360, 160, 14, 14,      /* y: [160, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4e.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32476416), 160, 196,                           /* x: [160, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32476416), 160, 196,                           /* x: [160, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 9079184, t->params + 9079344, 0.001f, 0.1f,          /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.bias; eps, momentum */
                                 t->params + 9079504, t->params + 9079664,                        /* inception4e.branch2.0.bn.running_mean, inception4e.branch2.0.bn.running_var (updated) */
@@ -2016,24 +2156,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 640 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 32601856), 160, 14, 14,  /* x: [160, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 32601856), 160, 14, 14,  /* x: [160, 14, 14] */
                          t->params + 9079824, NULL,                 /* inception4e.branch2.1.conv.weight, no bias */
                          (float *)(ws + 28474880), 320, 14, 14,     /* y: [320, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 32601856), 31360, 160, 14, 14,  /* x: [160, 14, 14], batch stride */
-                   t->params + 9079824, NULL,                        /* inception4e.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 28474880), 62720, 320, 14, 14,     /* y: [320, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 320,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 32601856), 31360, 160, 14, 14,  /* x: [160, 14, 14], batch stride */
+                      t->params + 9079824, NULL,                        /* inception4e.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 28474880), 62720, 320, 14, 14,     /* y: [320, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 320,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm inception4e.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 28474880), 320, 196,                           /* x: [320, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 28474880), 320, 196,                           /* x: [320, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 9540624, t->params + 9540944, 0.001f, 0.1f,          /* inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.bias; eps, momentum */
                                 t->params + 9541264, t->params + 9541584,                        /* inception4e.branch2.1.bn.running_mean, inception4e.branch2.1.bn.running_var (updated) */
@@ -2050,24 +2193,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 20873216), 528, 14, 14,  /* x: [528, 14, 14] */
                          t->params + 9541904, NULL,                 /* inception4e.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36531968), 32, 14, 14,      /* y: [32, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                   t->params + 9541904, NULL,                         /* inception4e.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36531968), 6272, 32, 14, 14,        /* y: [32, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 20873216), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                      t->params + 9541904, NULL,                         /* inception4e.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36531968), 6272, 32, 14, 14,        /* y: [32, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4e.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36531968), 32, 196,                            /* x: [32, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36531968), 32, 196,                            /* x: [32, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 9558800, t->params + 9558832, 0.001f, 0.1f,          /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.bias; eps, momentum */
                                 t->params + 9558864, t->params + 9558896,                        /* inception4e.branch3.0.bn.running_mean, inception4e.branch3.0.bn.running_var (updated) */
@@ -2084,24 +2230,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36557056), 32, 14, 14,  /* x: [32, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36557056), 32, 14, 14,  /* x: [32, 14, 14] */
                          t->params + 9558928, NULL,                /* inception4e.branch3.1.conv.weight, no bias */
                          (float *)(ws + 33956608), 128, 14, 14,    /* y: [128, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36557056), 6272, 32, 14, 14,  /* x: [32, 14, 14], batch stride */
-                   t->params + 9558928, NULL,                      /* inception4e.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 33956608), 25088, 128, 14, 14,   /* y: [128, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36557056), 6272, 32, 14, 14,  /* x: [32, 14, 14], batch stride */
+                      t->params + 9558928, NULL,                      /* inception4e.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 33956608), 25088, 128, 14, 14,   /* y: [128, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception4e.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33956608), 128, 196,                            /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                          /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33956608), 128, 196,                            /* x: [128, 14, 14] */
                                 t->stats,                                                         /* the conv's per-channel sums */
                                 t->params + 9595792, t->params + 9595920, 0.001f, 0.1f,           /* inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.bias; eps, momentum */
                                 t->params + 9596048, t->params + 9596176,                         /* inception4e.branch3.1.bn.running_mean, inception4e.branch3.1.bn.running_var (updated) */
@@ -2123,24 +2272,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 21287168), 528, 14, 14,  /* x: [528, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 21287168), 528, 14, 14,  /* x: [528, 14, 14] */
                          t->params + 9596304, NULL,                 /* inception4e.branch4.1.conv.weight, no bias */
                          (float *)(ws + 34157312), 128, 14, 14,     /* y: [128, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 21287168), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                   t->params + 9596304, NULL,                         /* inception4e.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 34157312), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 21287168), 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                      t->params + 9596304, NULL,                         /* inception4e.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 34157312), 25088, 128, 14, 14,      /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm inception4e.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34157312), 128, 196,                             /* x: [128, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34157312), 128, 196,                             /* x: [128, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 9663888, t->params + 9664016, 0.001f, 0.1f,            /* inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.bias; eps, momentum */
                                 t->params + 9664144, t->params + 9664272,                          /* inception4e.branch4.1.bn.running_mean, inception4e.branch4.1.bn.running_var (updated) */
@@ -2168,24 +2320,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 9664400, NULL,               /* inception5a.branch1.conv.weight, no bias */
                          (float *)(ws + 13999104), 256, 7, 7,     /* y: [256, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 9664400, NULL,                      /* inception5a.branch1.conv.weight, no bias */
-                   (float *)(ws + 13999104), 12544, 256, 7, 7,     /* y: [256, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 9664400, NULL,                      /* inception5a.branch1.conv.weight, no bias */
+                      (float *)(ws + 13999104), 12544, 256, 7, 7,     /* y: [256, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5a.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 13999104), 256, 49,                              /* x: [256, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 13999104), 256, 49,                              /* x: [256, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 9877392, t->params + 9877648, 0.001f, 0.1f,            /* inception5a.branch1.bn.weight, inception5a.branch1.bn.bias; eps, momentum */
                                 t->params + 9877904, t->params + 9878160,                          /* inception5a.branch1.bn.running_mean, inception5a.branch1.bn.running_var (updated) */
@@ -2202,24 +2357,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 9878416, NULL,               /* inception5a.branch2.0.conv.weight, no bias */
                          (float *)(ws + 36419072), 160, 7, 7,     /* y: [160, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 9878416, NULL,                      /* inception5a.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 36419072), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 9878416, NULL,                      /* inception5a.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 36419072), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36419072), 160, 49,                              /* x: [160, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36419072), 160, 49,                              /* x: [160, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10011536, t->params + 10011696, 0.001f, 0.1f,          /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.bias; eps, momentum */
                                 t->params + 10011856, t->params + 10012016,                        /* inception5a.branch2.0.bn.running_mean, inception5a.branch2.0.bn.running_var (updated) */
@@ -2236,24 +2394,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 640 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36450432), 160, 7, 7,  /* x: [160, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36450432), 160, 7, 7,  /* x: [160, 7, 7] */
                          t->params + 10012176, NULL,              /* inception5a.branch2.1.conv.weight, no bias */
                          (float *)(ws + 35261184), 320, 7, 7,     /* y: [320, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36450432), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
-                   t->params + 10012176, NULL,                    /* inception5a.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 35261184), 15680, 320, 7, 7,    /* y: [320, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 320,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36450432), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
+                      t->params + 10012176, NULL,                    /* inception5a.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 35261184), 15680, 320, 7, 7,    /* y: [320, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 320,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm inception5a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35261184), 320, 49,                              /* x: [320, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35261184), 320, 49,                              /* x: [320, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10472976, t->params + 10473296, 0.001f, 0.1f,          /* inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.bias; eps, momentum */
                                 t->params + 10473616, t->params + 10473936,                        /* inception5a.branch2.1.bn.running_mean, inception5a.branch2.1.bn.running_var (updated) */
@@ -2270,24 +2431,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 30883328), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 10474256, NULL,              /* inception5a.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36926080), 32, 7, 7,      /* y: [32, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 10474256, NULL,                     /* inception5a.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36926080), 1568, 32, 7, 7,       /* y: [32, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 30883328), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 10474256, NULL,                     /* inception5a.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36926080), 1568, 32, 7, 7,       /* y: [32, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36926080), 32, 49,                               /* x: [32, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36926080), 32, 49,                               /* x: [32, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10500880, t->params + 10500912, 0.001f, 0.1f,          /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.bias; eps, momentum */
                                 t->params + 10500944, t->params + 10500976,                        /* inception5a.branch3.0.bn.running_mean, inception5a.branch3.0.bn.running_var (updated) */
@@ -2304,24 +2468,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36932352), 32, 7, 7,  /* x: [32, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36932352), 32, 7, 7,  /* x: [32, 7, 7] */
                          t->params + 10501008, NULL,             /* inception5a.branch3.1.conv.weight, no bias */
                          (float *)(ws + 34433280), 128, 7, 7,    /* y: [128, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                  /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36932352), 1568, 32, 7, 7,  /* x: [32, 7, 7], batch stride */
-                   t->params + 10501008, NULL,                   /* inception5a.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 34433280), 6272, 128, 7, 7,    /* y: [128, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                      /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                      /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);              /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                      /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36932352), 1568, 32, 7, 7,  /* x: [32, 7, 7], batch stride */
+                      t->params + 10501008, NULL,                   /* inception5a.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 34433280), 6272, 128, 7, 7,    /* y: [128, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                      /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                      /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);              /* prologue: none */
     }
 
     /* batchnorm inception5a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34433280), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34433280), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10537872, t->params + 10538000, 0.001f, 0.1f,          /* inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.bias; eps, momentum */
                                 t->params + 10538128, t->params + 10538256,                        /* inception5a.branch3.1.bn.running_mean, inception5a.branch3.1.bn.running_var (updated) */
@@ -2343,24 +2510,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 13597696), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 13597696), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 10538384, NULL,              /* inception5a.branch4.1.conv.weight, no bias */
                          (float *)(ws + 36607232), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 13597696), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 10538384, NULL,                     /* inception5a.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 36607232), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 13597696), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 10538384, NULL,                     /* inception5a.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 36607232), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36607232), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36607232), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10644880, t->params + 10645008, 0.001f, 0.1f,          /* inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.bias; eps, momentum */
                                 t->params + 10645136, t->params + 10645264,                        /* inception5a.branch4.1.bn.running_mean, inception5a.branch4.1.bn.running_var (updated) */
@@ -2383,24 +2553,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 10645392, NULL,              /* inception5b.branch1.conv.weight, no bias */
                          (float *)(ws + 34358016), 384, 7, 7,     /* y: [384, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 10645392, NULL,                     /* inception5b.branch1.conv.weight, no bias */
-                   (float *)(ws + 34358016), 18816, 384, 7, 7,     /* y: [384, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 10645392, NULL,                     /* inception5b.branch1.conv.weight, no bias */
+                      (float *)(ws + 34358016), 18816, 384, 7, 7,     /* y: [384, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5b.branch1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34358016), 384, 49,                              /* x: [384, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34358016), 384, 49,                              /* x: [384, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 10964880, t->params + 10965264, 0.001f, 0.1f,          /* inception5b.branch1.bn.weight, inception5b.branch1.bn.bias; eps, momentum */
                                 t->params + 10965648, t->params + 10966032,                        /* inception5b.branch1.bn.running_mean, inception5b.branch1.bn.running_var (updated) */
@@ -2417,24 +2590,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 10966416, NULL,              /* inception5b.branch2.0.conv.weight, no bias */
                          (float *)(ws + 31046400), 192, 7, 7,     /* y: [192, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 10966416, NULL,                     /* inception5b.branch2.0.conv.weight, no bias */
-                   (float *)(ws + 31046400), 9408, 192, 7, 7,      /* y: [192, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 10966416, NULL,                     /* inception5b.branch2.0.conv.weight, no bias */
+                      (float *)(ws + 31046400), 9408, 192, 7, 7,      /* y: [192, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 31046400), 192, 49,                              /* x: [192, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 31046400), 192, 49,                              /* x: [192, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11126160, t->params + 11126352, 0.001f, 0.1f,          /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.bias; eps, momentum */
                                 t->params + 11126544, t->params + 11126736,                        /* inception5b.branch2.0.bn.running_mean, inception5b.branch2.0.bn.running_var (updated) */
@@ -2451,24 +2627,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36314880), 192, 7, 7,  /* x: [192, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36314880), 192, 7, 7,  /* x: [192, 7, 7] */
                          t->params + 11126928, NULL,              /* inception5b.branch2.1.conv.weight, no bias */
                          (float *)(ws + 34960128), 384, 7, 7,     /* y: [384, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36314880), 9408, 192, 7, 7,  /* x: [192, 7, 7], batch stride */
-                   t->params + 11126928, NULL,                    /* inception5b.branch2.1.conv.weight, no bias */
-                   (float *)(ws + 34960128), 18816, 384, 7, 7,    /* y: [384, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36314880), 9408, 192, 7, 7,  /* x: [192, 7, 7], batch stride */
+                      t->params + 11126928, NULL,                    /* inception5b.branch2.1.conv.weight, no bias */
+                      (float *)(ws + 34960128), 18816, 384, 7, 7,    /* y: [384, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm inception5b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34960128), 384, 49,                              /* x: [384, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34960128), 384, 49,                              /* x: [384, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11790480, t->params + 11790864, 0.001f, 0.1f,          /* inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.bias; eps, momentum */
                                 t->params + 11791248, t->params + 11791632,                        /* inception5b.branch2.1.bn.running_mean, inception5b.branch2.1.bn.running_var (updated) */
@@ -2485,24 +2664,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 96 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 13760768), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 11792016, NULL,              /* inception5b.branch3.0.conv.weight, no bias */
                          (float *)(ws + 36858112), 48, 7, 7,      /* y: [48, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 11792016, NULL,                     /* inception5b.branch3.0.conv.weight, no bias */
-                   (float *)(ws + 36858112), 2352, 48, 7, 7,       /* y: [48, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 48,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 13760768), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 11792016, NULL,                     /* inception5b.branch3.0.conv.weight, no bias */
+                      (float *)(ws + 36858112), 2352, 48, 7, 7,       /* y: [48, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 48,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36858112), 48, 49,                               /* x: [48, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36858112), 48, 49,                               /* x: [48, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11831952, t->params + 11832000, 0.001f, 0.1f,          /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.bias; eps, momentum */
                                 t->params + 11832048, t->params + 11832096,                        /* inception5b.branch3.0.bn.running_mean, inception5b.branch3.0.bn.running_var (updated) */
@@ -2519,24 +2701,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36867520), 48, 7, 7,  /* x: [48, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36867520), 48, 7, 7,  /* x: [48, 7, 7] */
                          t->params + 11832144, NULL,             /* inception5b.branch3.1.conv.weight, no bias */
                          (float *)(ws + 29177344), 128, 7, 7,    /* y: [128, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                  /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36867520), 2352, 48, 7, 7,  /* x: [48, 7, 7], batch stride */
-                   t->params + 11832144, NULL,                   /* inception5b.branch3.1.conv.weight, no bias */
-                   (float *)(ws + 29177344), 6272, 128, 7, 7,    /* y: [128, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                      /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                      /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);              /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                      /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36867520), 2352, 48, 7, 7,  /* x: [48, 7, 7], batch stride */
+                      t->params + 11832144, NULL,                   /* inception5b.branch3.1.conv.weight, no bias */
+                      (float *)(ws + 29177344), 6272, 128, 7, 7,    /* y: [128, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                      /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                      /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);              /* prologue: none */
     }
 
     /* batchnorm inception5b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 29177344), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 29177344), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11887440, t->params + 11887568, 0.001f, 0.1f,          /* inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.bias; eps, momentum */
                                 t->params + 11887696, t->params + 11887824,                        /* inception5b.branch3.1.bn.running_mean, inception5b.branch3.1.bn.running_var (updated) */
@@ -2558,24 +2743,27 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     /* conv2d inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 31761408), 832, 7, 7,  /* x: [832, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 31761408), 832, 7, 7,  /* x: [832, 7, 7] */
                          t->params + 11887952, NULL,              /* inception5b.branch4.1.conv.weight, no bias */
                          (float *)(ws + 36657408), 128, 7, 7,     /* y: [128, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 31761408), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                   t->params + 11887952, NULL,                     /* inception5b.branch4.1.conv.weight, no bias */
-                   (float *)(ws + 36657408), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 31761408), 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                      t->params + 11887952, NULL,                     /* inception5b.branch4.1.conv.weight, no bias */
+                      (float *)(ws + 36657408), 6272, 128, 7, 7,      /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm inception5b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36657408), 128, 49,                              /* x: [128, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36657408), 128, 49,                              /* x: [128, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 11994448, t->params + 11994576, 0.001f, 0.1f,          /* inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.bias; eps, momentum */
                                 t->params + 11994704, t->params + 11994832,                        /* inception5b.branch4.1.bn.running_mean, inception5b.branch4.1.bn.running_var (updated) */
@@ -2609,10 +2797,11 @@ static void googlenet_train_fwd(googlenet_train *t, int n, const float *input, i
     }
 
     /* linear fc @ models/googlenet.net:34:77 */
-    nnc_linear(n, (float *)(ws + 36715776), 1024,           /* x: [1024] */
-               t->params + 11994960, t->params + 13018960,  /* fc.weight, fc.bias */
-               (float *)(ws + 36971264), 1000,              /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                   /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                     /* the instance's threads and instruction set */
+                    n, (float *)(ws + 36715776), 1024,           /* x: [1024] */
+                    t->params + 11994960, t->params + 13018960,  /* fc.weight, fc.bias */
+                    (float *)(ws + 36971264), 1000,              /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                   /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -2626,7 +2815,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of linear fc @ models/googlenet.net:34:77 */
     memset((float *)(ws + 36719872), 0, (size_t)n * 1024 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36715776), 1024, t->params + 11994960, (float *)(ws + 36723968), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                  /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36715776), 1024, t->params + 11994960, (float *)(ws + 36723968), 1000,  /* x, weight, dy */
                         (float *)(ws + 36719872), t->grads + 11994960, t->grads + 13018960);                      /* dx, dweight, dbias */
 
     /* backward of dropout @ models/googlenet.net:34:55 */
@@ -2657,7 +2847,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13560064), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36657408), 128, 49, t->params + 11994448, t->bn_save + 14816, t->bn_save + 14944,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36657408), 128, 49, t->params + 11994448, t->bn_save + 14816, t->bn_save + 14944,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36682496), (float *)(ws + 36732672), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 13560064), t->grads + 11994448, t->grads + 11994576);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2666,20 +2857,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 13396992), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 31761408), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 31761408), 832, 7, 7,                            /* x */
                         t->params + 11887952, (float *)(ws + 13560064), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13396992), t->grads + 11887952, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 28976640), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 13760768), 832, 7, 7, (float *)(ws + 13396992), 7, 7,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                 /* the instance's threads and instruction set */
+                           n, (float *)(ws + 13760768), 832, 7, 7, (float *)(ws + 13396992), 7, 7,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 28976640));                       /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception5b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 29177344), 128, 49, t->params + 11887440, t->bn_save + 14560, t->bn_save + 14688,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 29177344), 128, 49, t->params + 11887440, t->bn_save + 14560, t->bn_save + 14688,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 29202432), (float *)(ws + 36707584), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 11887440, t->grads + 11887568);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2688,7 +2882,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 29164800), 0, (size_t)n * 2352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36867520), 48, 7, 7,                             /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36867520), 48, 7, 7,                             /* x */
                         t->params + 11832144, (float *)(ws + 29139712), 128, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 29164800), t->grads + 11832144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2696,7 +2891,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 2352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36858112), 48, 49, t->params + 11831952, t->bn_save + 14464, t->bn_save + 14512,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36858112), 48, 49, t->params + 11831952, t->bn_save + 14464, t->bn_save + 14512,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36867520), (float *)(ws + 29164800), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 11831952, t->grads + 11832000);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2704,7 +2900,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36867520), (float *)(ws + 29164800), NNC_ACT_RELU, 0.0f, (float *)(ws + 29139712));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
                         t->params + 11792016, (float *)(ws + 29139712), 48, 7, 7,          /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 11792016, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2712,7 +2909,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34960128), 384, 49, t->params + 11790480, t->bn_save + 13696, t->bn_save + 14080,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34960128), 384, 49, t->params + 11790480, t->bn_save + 13696, t->bn_save + 14080,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35035392), (float *)(ws + 35185920), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 11790480, t->grads + 11790864);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2721,7 +2919,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 35035392), 0, (size_t)n * 9408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36314880), 192, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36314880), 192, 7, 7,                            /* x */
                         t->params + 11126928, (float *)(ws + 29139712), 384, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 35035392), t->grads + 11126928, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2729,7 +2928,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 35073024), 0, (size_t)n * 9408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 31046400), 192, 49, t->params + 11126160, t->bn_save + 13312, t->bn_save + 13504,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 31046400), 192, 49, t->params + 11126160, t->bn_save + 13312, t->bn_save + 13504,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36314880), (float *)(ws + 35035392), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 35073024), t->grads + 11126160, t->grads + 11126352);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2737,7 +2937,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36314880), (float *)(ws + 35035392), NNC_ACT_RELU, 0.0f, (float *)(ws + 35073024));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
                         t->params + 10966416, (float *)(ws + 35073024), 192, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 10966416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2745,7 +2946,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5b.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34358016), 384, 49, t->params + 10964880, t->bn_save + 12544, t->bn_save + 12928,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34358016), 384, 49, t->params + 10964880, t->bn_save + 12544, t->bn_save + 12928,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 13923840), (float *)(ws + 35110656), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 10964880, t->grads + 10965264);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2753,7 +2955,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 13923840), (float *)(ws + 35110656), NNC_ACT_RELU, 0.0f, (float *)(ws + 29139712));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 13760768), 832, 7, 7,                            /* x */
                         t->params + 10645392, (float *)(ws + 29139712), 384, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 10645392, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2771,7 +2974,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13560064), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36607232), 128, 49, t->params + 10644880, t->bn_save + 12288, t->bn_save + 12416,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36607232), 128, 49, t->params + 10644880, t->bn_save + 12288, t->bn_save + 12416,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36632320), (float *)(ws + 29202432), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 13560064), t->grads + 10644880, t->grads + 10645008);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2780,20 +2984,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 13396992), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 13597696), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 13597696), 832, 7, 7,                            /* x */
                         t->params + 10538384, (float *)(ws + 13560064), 128, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13396992), t->grads + 10538384, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 28976640), 0, (size_t)n * 40768 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 30883328), 832, 7, 7, (float *)(ws + 13396992), 7, 7,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                 /* the instance's threads and instruction set */
+                           n, (float *)(ws + 30883328), 832, 7, 7, (float *)(ws + 13396992), 7, 7,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 28976640));                       /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception5a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29202432), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34433280), 128, 49, t->params + 10537872, t->bn_save + 12032, t->bn_save + 12160,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34433280), 128, 49, t->params + 10537872, t->bn_save + 12032, t->bn_save + 12160,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36582144), (float *)(ws + 13974016), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 29202432), t->grads + 10537872, t->grads + 10538000);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2802,7 +3009,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 1568 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36932352), 32, 7, 7,                             /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36932352), 32, 7, 7,                             /* x */
                         t->params + 10501008, (float *)(ws + 29202432), 128, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36858112), t->grads + 10501008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2810,7 +3018,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36864384), 0, (size_t)n * 1568 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36926080), 32, 49, t->params + 10500880, t->bn_save + 11968, t->bn_save + 12000,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36926080), 32, 49, t->params + 10500880, t->bn_save + 11968, t->bn_save + 12000,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36932352), (float *)(ws + 36858112), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 36864384), t->grads + 10500880, t->grads + 10500912);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2818,7 +3027,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36932352), (float *)(ws + 36858112), NNC_ACT_RELU, 0.0f, (float *)(ws + 36864384));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 30883328), 832, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 30883328), 832, 7, 7,                            /* x */
                         t->params + 10474256, (float *)(ws + 36864384), 32, 7, 7,          /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 10474256, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2826,7 +3036,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34358016), 0, (size_t)n * 15680 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35261184), 320, 49, t->params + 10472976, t->bn_save + 11328, t->bn_save + 11648,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35261184), 320, 49, t->params + 10472976, t->bn_save + 11328, t->bn_save + 11648,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35323904), (float *)(ws + 29139712), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 34358016), t->grads + 10472976, t->grads + 10473296);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2835,7 +3046,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 31046400), 0, (size_t)n * 7840 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36450432), 160, 7, 7,                            /* x */
+    nnc_conv2d_backward(&t->ctx,                                                           /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36450432), 160, 7, 7,                            /* x */
                         t->params + 10012176, (float *)(ws + 34358016), 320, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                         /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 31046400), t->grads + 10012176, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2843,7 +3055,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36314880), 0, (size_t)n * 7840 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36419072), 160, 49, t->params + 10011536, t->bn_save + 11008, t->bn_save + 11168,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36419072), 160, 49, t->params + 10011536, t->bn_save + 11008, t->bn_save + 11168,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36450432), (float *)(ws + 31046400), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 36314880), t->grads + 10011536, t->grads + 10011696);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2851,7 +3064,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36450432), (float *)(ws + 31046400), NNC_ACT_RELU, 0.0f, (float *)(ws + 36314880));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 30883328), 832, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 30883328), 832, 7, 7,                           /* x */
                         t->params + 9878416, (float *)(ws + 36314880), 160, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 9878416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2859,7 +3073,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception5a.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 29139712), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 13999104), 256, 49, t->params + 9877392, t->bn_save + 10496, t->bn_save + 10752,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 13999104), 256, 49, t->params + 9877392, t->bn_save + 10496, t->bn_save + 10752,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36189440), (float *)(ws + 13923840), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 29139712), t->grads + 9877392, t->grads + 9877648);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2867,14 +3082,16 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36189440), (float *)(ws + 13923840), NNC_ACT_RELU, 0.0f, (float *)(ws + 29139712));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 30883328), 832, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 30883328), 832, 7, 7,                           /* x */
                         t->params + 9664400, (float *)(ws + 29139712), 256, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 28976640), t->grads + 9664400, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/googlenet.net:28:36 */
     memset((float *)(ws + 13396992), 0, (size_t)n * 163072 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 12744704), 832, 14, 14, (float *)(ws + 28976640), 7, 7,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                   /* the instance's threads and instruction set */
+                           n, (float *)(ws + 12744704), 832, 14, 14, (float *)(ws + 28976640), 7, 7,  /* x, dy */
                            2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 13396992));                         /* kernel, stride, padding, dilation; dx */
 
     /* backward of concat @ models/lib/googlenet.net:21:12 */
@@ -2890,7 +3107,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13158656), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34157312), 128, 196, t->params + 9663888, t->bn_save + 10240, t->bn_save + 10368,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34157312), 128, 196, t->params + 9663888, t->bn_save + 10240, t->bn_save + 10368,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34257664), (float *)(ws + 34358016), NNC_ACT_RELU, 0.0f,                              /* y, dy, through relu */
                                    (float *)(ws + 13158656), t->grads + 9663888, t->grads + 9664016);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2899,20 +3117,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 103488 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 21287168), 528, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 21287168), 528, 14, 14,                         /* x */
                         t->params + 9596304, (float *)(ws + 13158656), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12744704), t->grads + 9596304, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 13158656), 0, (size_t)n * 103488 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 20873216), 528, 14, 14, (float *)(ws + 12744704), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 20873216), 528, 14, 14, (float *)(ws + 12744704), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 13158656));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4e.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33956608), 128, 196, t->params + 9595792, t->bn_save + 9984, t->bn_save + 10112,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33956608), 128, 196, t->params + 9595792, t->bn_save + 9984, t->bn_save + 10112,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34056960), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                             /* y, dy, through relu */
                                    (float *)(ws + 12744704), t->grads + 9595792, t->grads + 9595920);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2921,7 +3142,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 36314880), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36557056), 32, 14, 14,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36557056), 32, 14, 14,                          /* x */
                         t->params + 9558928, (float *)(ws + 12744704), 128, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36314880), t->grads + 9558928, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2929,7 +3151,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36189440), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36531968), 32, 196, t->params + 9558800, t->bn_save + 9920, t->bn_save + 9952,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36531968), 32, 196, t->params + 9558800, t->bn_save + 9920, t->bn_save + 9952,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36557056), (float *)(ws + 36314880), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 36189440), t->grads + 9558800, t->grads + 9558832);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2937,7 +3160,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36557056), (float *)(ws + 36314880), NNC_ACT_RELU, 0.0f, (float *)(ws + 36189440));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
                         t->params + 9541904, (float *)(ws + 36189440), 32, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13158656), t->grads + 9541904, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2945,7 +3169,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 62720 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 28474880), 320, 196, t->params + 9540624, t->bn_save + 9280, t->bn_save + 9600,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 28474880), 320, 196, t->params + 9540624, t->bn_save + 9280, t->bn_save + 9600,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 28725760), (float *)(ws + 28976640), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 12744704), t->grads + 9540624, t->grads + 9540944);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2954,7 +3179,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 12995584), 0, (size_t)n * 31360 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 32601856), 160, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 32601856), 160, 14, 14,                         /* x */
                         t->params + 9079824, (float *)(ws + 12744704), 320, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12995584), t->grads + 9079824, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2962,7 +3188,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 31761408), 0, (size_t)n * 31360 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32476416), 160, 196, t->params + 9079184, t->bn_save + 8960, t->bn_save + 9120,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32476416), 160, 196, t->params + 9079184, t->bn_save + 8960, t->bn_save + 9120,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32601856), (float *)(ws + 12995584), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 31761408), t->grads + 9079184, t->grads + 9079344);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2970,7 +3197,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 32601856), (float *)(ws + 12995584), NNC_ACT_RELU, 0.0f, (float *)(ws + 31761408));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
                         t->params + 8994704, (float *)(ws + 31761408), 160, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13158656), t->grads + 8994704, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2978,7 +3206,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4e.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 30481920), 256, 196, t->params + 8993680, t->bn_save + 8448, t->bn_save + 8704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 30481920), 256, 196, t->params + 8993680, t->bn_save + 8448, t->bn_save + 8704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 30682624), (float *)(ws + 30883328), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 12744704), t->grads + 8993680, t->grads + 8993936);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2986,14 +3215,16 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 30682624), (float *)(ws + 30883328), NNC_ACT_RELU, 0.0f, (float *)(ws + 12744704));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 20873216), 528, 14, 14,                         /* x */
                         t->params + 8858512, (float *)(ws + 12744704), 256, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13158656), t->grads + 8858512, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of linear aux2.fc2 @ models/lib/googlenet.net:28:62 */
     memset((float *)(ws + 36926080), 0, (size_t)n * 1024 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36959104), 1024, t->params + 7833512, (float *)(ws + 36979328), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36959104), 1024, t->params + 7833512, (float *)(ws + 36979328), 1000,  /* x, weight, dy */
                         (float *)(ws + 36926080), t->grads + 7833512, t->grads + 8857512);                       /* dx, dweight, dbias */
 
     /* backward of dropout @ models/lib/googlenet.net:28:48 */
@@ -3009,7 +3240,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of linear aux2.fc1 @ models/lib/googlenet.net:28:17 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 2048 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36917888), 2048, t->params + 5735336, (float *)(ws + 36926080), 1024,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36917888), 2048, t->params + 5735336, (float *)(ws + 36926080), 1024,  /* x, weight, dy */
                         (float *)(ws + 36858112), t->grads + 5735336, t->grads + 7832488);                       /* dx, dweight, dbias */
 
     /* backward of flatten aux2 @ models/lib/googlenet.net:27:67 */
@@ -3019,7 +3251,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm aux2.conv.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 2048 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36901504), 128, 16, t->params + 5734824, t->bn_save + 8192, t->bn_save + 8320,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36901504), 128, 16, t->params + 5734824, t->bn_save + 8192, t->bn_save + 8320,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36909696), (float *)(ws + 36866304), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 36858112), t->grads + 5734824, t->grads + 5734952);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3028,7 +3261,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d aux2.conv.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 36314880), 0, (size_t)n * 8448 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36352512), 528, 4, 4,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36352512), 528, 4, 4,                           /* x */
                         t->params + 5667240, (float *)(ws + 36858112), 128, 4, 4,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36314880), t->grads + 5667240, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3049,7 +3283,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32526592), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36089088), 64, 196, t->params + 5666984, t->bn_save + 8064, t->bn_save + 8128,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36089088), 64, 196, t->params + 5666984, t->bn_save + 8064, t->bn_save + 8128,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36139264), (float *)(ws + 32476416), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 32526592), t->grads + 5666984, t->grads + 5667048);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3058,20 +3293,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 26116608), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26116608), 512, 14, 14,                         /* x */
                         t->params + 5634216, (float *)(ws + 32526592), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 5634216, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 21274624), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 25715200), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 25715200), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 21274624));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4d.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32476416), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35988736), 64, 196, t->params + 5633960, t->bn_save + 7936, t->bn_save + 8000,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35988736), 64, 196, t->params + 5633960, t->bn_save + 7936, t->bn_save + 8000,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36038912), (float *)(ws + 32677120), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 32476416), t->grads + 5633960, t->grads + 5634024);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3080,7 +3318,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21676032), 0, (size_t)n * 6272 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36506880), 32, 14, 14,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36506880), 32, 14, 14,                          /* x */
                         t->params + 5615528, (float *)(ws + 32476416), 64, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21676032), t->grads + 5615528, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3088,7 +3327,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32677120), 0, (size_t)n * 6272 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36481792), 32, 196, t->params + 5615400, t->bn_save + 7872, t->bn_save + 7904,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36481792), 32, 196, t->params + 5615400, t->bn_save + 7872, t->bn_save + 7904,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36506880), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 32677120), t->grads + 5615400, t->grads + 5615432);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3096,7 +3336,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36506880), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f, (float *)(ws + 32677120));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
                         t->params + 5599016, (float *)(ws + 32677120), 32, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 5599016, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3104,7 +3345,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 56448 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 29227520), 288, 196, t->params + 5597864, t->bn_save + 7296, t->bn_save + 7584,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 29227520), 288, 196, t->params + 5597864, t->bn_save + 7296, t->bn_save + 7584,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 29453312), (float *)(ws + 12744704), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 5597864, t->grads + 5598152);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3113,7 +3355,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 31761408), 0, (size_t)n * 28224 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 32840192), 144, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 32840192), 144, 14, 14,                         /* x */
                         t->params + 5224616, (float *)(ws + 20873216), 288, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 31761408), t->grads + 5224616, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3121,7 +3364,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32476416), 0, (size_t)n * 28224 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32727296), 144, 196, t->params + 5224040, t->bn_save + 7008, t->bn_save + 7152,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32727296), 144, 196, t->params + 5224040, t->bn_save + 7008, t->bn_save + 7152,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32840192), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 32476416), t->grads + 5224040, t->grads + 5224184);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3129,7 +3373,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 32840192), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f, (float *)(ws + 32476416));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
                         t->params + 5150312, (float *)(ws + 32476416), 144, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 5150312, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3137,7 +3382,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4d.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 32476416), 0, (size_t)n * 21952 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34633984), 112, 196, t->params + 5149864, t->bn_save + 6784, t->bn_save + 6896,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34633984), 112, 196, t->params + 5149864, t->bn_save + 6784, t->bn_save + 6896,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34721792), (float *)(ws + 32589312), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 32476416), t->grads + 5149864, t->grads + 5149976);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3145,7 +3391,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 34721792), (float *)(ws + 32589312), NNC_ACT_RELU, 0.0f, (float *)(ws + 32476416));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25715200), 512, 14, 14,                         /* x */
                         t->params + 5092520, (float *)(ws + 32476416), 112, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 5092520, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3163,7 +3410,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34684160), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35888384), 64, 196, t->params + 5092264, t->bn_save + 6656, t->bn_save + 6720,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35888384), 64, 196, t->params + 5092264, t->bn_save + 6656, t->bn_save + 6720,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35938560), (float *)(ws + 34633984), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 34684160), t->grads + 5092264, t->grads + 5092328);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3172,20 +3420,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 25313792), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25313792), 512, 14, 14,                         /* x */
                         t->params + 5059496, (float *)(ws + 34684160), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 5059496, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 21274624), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 24912384), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 24912384), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 21274624));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4c.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34633984), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35788032), 64, 196, t->params + 5059240, t->bn_save + 6528, t->bn_save + 6592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35788032), 64, 196, t->params + 5059240, t->bn_save + 6528, t->bn_save + 6592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35838208), (float *)(ws + 31861760), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 34633984), t->grads + 5059240, t->grads + 5059304);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3194,7 +3445,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21676032), 0, (size_t)n * 4704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36814208), 24, 14, 14,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36814208), 24, 14, 14,                          /* x */
                         t->params + 5045416, (float *)(ws + 34633984), 64, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21676032), t->grads + 5045416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3202,7 +3454,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 31861760), 0, (size_t)n * 4704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36795392), 24, 196, t->params + 5045320, t->bn_save + 6480, t->bn_save + 6504,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36795392), 24, 196, t->params + 5045320, t->bn_save + 6480, t->bn_save + 6504,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36814208), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 31861760), t->grads + 5045320, t->grads + 5045344);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3210,7 +3463,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36814208), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f, (float *)(ws + 31861760));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
                         t->params + 5033032, (float *)(ws + 31861760), 24, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 5033032, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3218,7 +3472,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 26317312), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 14049280), 256, 196, t->params + 5032008, t->bn_save + 5968, t->bn_save + 6224,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 14049280), 256, 196, t->params + 5032008, t->bn_save + 5968, t->bn_save + 6224,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 30281216), (float *)(ws + 26116608), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 26317312), t->grads + 5032008, t->grads + 5032264);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3227,7 +3482,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 33856256), 128, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 33856256), 128, 14, 14,                         /* x */
                         t->params + 4737096, (float *)(ws + 26317312), 256, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 4737096, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3235,7 +3491,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20973568), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33755904), 128, 196, t->params + 4736584, t->bn_save + 5712, t->bn_save + 5840,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33755904), 128, 196, t->params + 4736584, t->bn_save + 5712, t->bn_save + 5840,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33856256), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20973568), t->grads + 4736584, t->grads + 4736712);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3243,7 +3500,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 33856256), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f, (float *)(ws + 20973568));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
                         t->params + 4671048, (float *)(ws + 20973568), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4671048, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3251,7 +3509,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4c.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33555200), 128, 196, t->params + 4670536, t->bn_save + 5456, t->bn_save + 5584,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33555200), 128, 196, t->params + 4670536, t->bn_save + 5456, t->bn_save + 5584,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33655552), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 4670536, t->grads + 4670664);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3259,7 +3518,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 33655552), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24912384), 512, 14, 14,                         /* x */
                         t->params + 4605000, (float *)(ws + 20873216), 128, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4605000, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3277,7 +3537,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34734336), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35687680), 64, 196, t->params + 4604744, t->bn_save + 5328, t->bn_save + 5392,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35687680), 64, 196, t->params + 4604744, t->bn_save + 5328, t->bn_save + 5392,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35737856), (float *)(ws + 34684160), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 34734336), t->grads + 4604744, t->grads + 4604808);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3286,20 +3547,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 24510976), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24510976), 512, 14, 14,                         /* x */
                         t->params + 4571976, (float *)(ws + 34734336), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 4571976, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 21274624), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 24109568), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 24109568), 512, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 21274624));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34684160), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35587328), 64, 196, t->params + 4571720, t->bn_save + 5200, t->bn_save + 5264,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35587328), 64, 196, t->params + 4571720, t->bn_save + 5200, t->bn_save + 5264,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35637504), (float *)(ws + 34633984), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 34684160), t->grads + 4571720, t->grads + 4571784);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3308,7 +3572,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21676032), 0, (size_t)n * 4704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36776576), 24, 14, 14,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36776576), 24, 14, 14,                          /* x */
                         t->params + 4557896, (float *)(ws + 34684160), 64, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21676032), t->grads + 4557896, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3316,7 +3581,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 31886848), 0, (size_t)n * 4704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36757760), 24, 196, t->params + 4557800, t->bn_save + 5152, t->bn_save + 5176,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36757760), 24, 196, t->params + 4557800, t->bn_save + 5152, t->bn_save + 5176,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36776576), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 31886848), t->grads + 4557800, t->grads + 4557824);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3324,7 +3590,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36776576), (float *)(ws + 21676032), NNC_ACT_RELU, 0.0f, (float *)(ws + 31886848));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
                         t->params + 4545512, (float *)(ws + 31886848), 24, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4545512, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3332,7 +3599,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 43904 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 31084032), 224, 196, t->params + 4544616, t->bn_save + 4704, t->bn_save + 4928,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 31084032), 224, 196, t->params + 4544616, t->bn_save + 4704, t->bn_save + 4928,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 31259648), (float *)(ws + 30281216), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 4544616, t->grads + 4544840);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3341,7 +3609,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 31259648), 0, (size_t)n * 21952 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 34546176), 112, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 34546176), 112, 14, 14,                         /* x */
                         t->params + 4318824, (float *)(ws + 20873216), 224, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 31259648), t->grads + 4318824, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3349,7 +3618,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 31347456), 0, (size_t)n * 21952 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34458368), 112, 196, t->params + 4318376, t->bn_save + 4480, t->bn_save + 4592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34458368), 112, 196, t->params + 4318376, t->bn_save + 4480, t->bn_save + 4592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34546176), (float *)(ws + 31259648), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 31347456), t->grads + 4318376, t->grads + 4318488);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3357,7 +3627,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 34546176), (float *)(ws + 31259648), NNC_ACT_RELU, 0.0f, (float *)(ws + 31347456));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
                         t->params + 4261032, (float *)(ws + 31347456), 112, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4261032, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3365,7 +3636,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4b.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 31360 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32225536), 160, 196, t->params + 4260392, t->bn_save + 4160, t->bn_save + 4320,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32225536), 160, 196, t->params + 4260392, t->bn_save + 4160, t->bn_save + 4320,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32350976), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 4260392, t->grads + 4260552);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3373,14 +3645,16 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 32350976), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24109568), 512, 14, 14,                         /* x */
                         t->params + 4178472, (float *)(ws + 20873216), 160, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 4178472, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of linear aux1.fc2 @ models/lib/googlenet.net:28:62 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 1024 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36946816), 1024, t->params + 3153472, (float *)(ws + 36975296), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36946816), 1024, t->params + 3153472, (float *)(ws + 36975296), 1000,  /* x, weight, dy */
                         (float *)(ws + 36858112), t->grads + 3153472, t->grads + 4177472);                       /* dx, dweight, dbias */
 
     /* backward of dropout @ models/lib/googlenet.net:28:48 */
@@ -3396,7 +3670,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of linear aux1.fc1 @ models/lib/googlenet.net:28:17 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 2048 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 36893312), 2048, t->params + 1055296, (float *)(ws + 36866304), 1024,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36893312), 2048, t->params + 1055296, (float *)(ws + 36866304), 1024,  /* x, weight, dy */
                         (float *)(ws + 36858112), t->grads + 1055296, t->grads + 3152448);                       /* dx, dweight, dbias */
 
     /* backward of flatten aux1 @ models/lib/googlenet.net:27:67 */
@@ -3406,7 +3681,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm aux1.conv.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 36858112), 0, (size_t)n * 2048 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36876928), 128, 16, t->params + 1054784, t->bn_save + 3904, t->bn_save + 4032,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36876928), 128, 16, t->params + 1054784, t->bn_save + 3904, t->bn_save + 4032,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36885120), (float *)(ws + 36866304), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 36858112), t->grads + 1054784, t->grads + 1054912);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3415,7 +3691,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d aux1.conv.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 36314880), 0, (size_t)n * 8192 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36386304), 512, 4, 4,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36386304), 512, 4, 4,                          /* x */
                         t->params + 989248, (float *)(ws + 36858112), 128, 4, 4,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36314880), t->grads + 989248, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3436,7 +3713,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34960128), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35486976), 64, 196, t->params + 988992, t->bn_save + 3776, t->bn_save + 3840,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35486976), 64, 196, t->params + 988992, t->bn_save + 3776, t->bn_save + 3840,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35537152), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 34960128), t->grads + 988992, t->grads + 989056);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3445,20 +3723,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 94080 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 26894336), 480, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26894336), 480, 14, 14,                        /* x */
                         t->params + 958272, (float *)(ws + 34960128), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 20873216), t->grads + 958272, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 21249536), 0, (size_t)n * 94080 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 26518016), 480, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 26518016), 480, 14, 14, (float *)(ws + 20873216), 14, 14,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 21249536));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception4a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 34960128), 0, (size_t)n * 9408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36239616), 48, 196, t->params + 958080, t->bn_save + 3680, t->bn_save + 3728,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36239616), 48, 196, t->params + 958080, t->bn_save + 3680, t->bn_save + 3728,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36277248), (float *)(ws + 35010304), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 34960128), t->grads + 958080, t->grads + 958128);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3467,7 +3748,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 31911936), 0, (size_t)n * 3136 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36845568), 16, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36845568), 16, 14, 14,                         /* x */
                         t->params + 951168, (float *)(ws + 34960128), 48, 14, 14,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 31911936), t->grads + 951168, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3475,7 +3757,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 21625856), 0, (size_t)n * 3136 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36833024), 16, 196, t->params + 951104, t->bn_save + 3648, t->bn_save + 3664,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36833024), 16, 196, t->params + 951104, t->bn_save + 3648, t->bn_save + 3664,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36845568), (float *)(ws + 31911936), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 21625856), t->grads + 951104, t->grads + 951120);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3483,7 +3766,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 36845568), (float *)(ws + 31911936), NNC_ACT_RELU, 0.0f, (float *)(ws + 21625856));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
                         t->params + 943424, (float *)(ws + 21625856), 16, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21249536), t->grads + 943424, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3491,7 +3775,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 40768 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 31435264), 208, 196, t->params + 942592, t->bn_save + 3232, t->bn_save + 3440,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 31435264), 208, 196, t->params + 942592, t->bn_save + 3232, t->bn_save + 3440,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 31598336), (float *)(ws + 30281216), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 942592, t->grads + 942800);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3500,7 +3785,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21625856), 0, (size_t)n * 18816 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 34884864), 96, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 34884864), 96, 14, 14,                         /* x */
                         t->params + 762880, (float *)(ws + 20873216), 208, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21625856), t->grads + 762880, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3508,7 +3794,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34809600), 96, 196, t->params + 762496, t->bn_save + 3040, t->bn_save + 3136,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34809600), 96, 196, t->params + 762496, t->bn_save + 3040, t->bn_save + 3136,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 34884864), (float *)(ws + 21625856), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 762496, t->grads + 762592);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3516,7 +3803,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 34884864), (float *)(ws + 21625856), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
                         t->params + 716416, (float *)(ws + 20873216), 96, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21249536), t->grads + 716416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3524,7 +3812,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception4a.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 37632 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 31924480), 192, 196, t->params + 715648, t->bn_save + 2656, t->bn_save + 2848,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 31924480), 192, 196, t->params + 715648, t->bn_save + 2656, t->bn_save + 2848,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32075008), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 715648, t->grads + 715840);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3532,14 +3821,16 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 32075008), (float *)(ws + 31761408), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26518016), 480, 14, 14,                        /* x */
                         t->params + 623488, (float *)(ws + 20873216), 192, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21249536), t->grads + 623488, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/googlenet.net:27:36 */
     memset((float *)(ws + 12744704), 0, (size_t)n * 376320 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 11239424), 480, 28, 28, (float *)(ws + 21249536), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 11239424), 480, 28, 28, (float *)(ws + 21249536), 14, 14,  /* x, dy */
                            3, 3, 2, 2, 0, 0, 1, 1, (float *)(ws + 12744704));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of concat @ models/lib/googlenet.net:21:12 */
@@ -3555,7 +3846,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 28474880), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 29879808), 64, 784, t->params + 623232, t->bn_save + 2528, t->bn_save + 2592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 29879808), 64, 784, t->params + 623232, t->bn_save + 2528, t->bn_save + 2592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 30080512), (float *)(ws + 21475328), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 28474880), t->grads + 623232, t->grads + 623296);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3564,20 +3856,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 15052800), 256, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 15052800), 256, 28, 28,                        /* x */
                         t->params + 606848, (float *)(ws + 28474880), 64, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 11239424), t->grads + 606848, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 12042240), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 14249984), 256, 28, 28, (float *)(ws + 11239424), 28, 28,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 14249984), 256, 28, 28, (float *)(ws + 11239424), 28, 28,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 12042240));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception3b.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 27872768), 96, 784, t->params + 606464, t->bn_save + 2336, t->bn_save + 2432,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 27872768), 96, 784, t->params + 606464, t->bn_save + 2336, t->bn_save + 2432,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 28173824), (float *)(ws + 24510976), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 606464, t->grads + 606560);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3586,7 +3881,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 21475328), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 33454848), 32, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 33454848), 32, 28, 28,                         /* x */
                         t->params + 578816, (float *)(ws + 11239424), 96, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21475328), t->grads + 578816, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3594,7 +3890,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 21575680), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33354496), 32, 784, t->params + 578688, t->bn_save + 2272, t->bn_save + 2304,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33354496), 32, 784, t->params + 578688, t->bn_save + 2272, t->bn_save + 2304,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33454848), (float *)(ws + 21475328), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 21575680), t->grads + 578688, t->grads + 578720);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3602,7 +3899,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 33454848), (float *)(ws + 21475328), NNC_ACT_RELU, 0.0f, (float *)(ws + 21575680));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
                         t->params + 570496, (float *)(ws + 21575680), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12042240), t->grads + 570496, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3610,7 +3908,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 19668992), 192, 784, t->params + 569728, t->bn_save + 1888, t->bn_save + 2080,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 19668992), 192, 784, t->params + 569728, t->bn_save + 1888, t->bn_save + 2080,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 20271104), (float *)(ws + 20873216), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 569728, t->grads + 569920);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3619,7 +3918,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 15052800), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 23708160), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 23708160), 128, 28, 28,                        /* x */
                         t->params + 348544, (float *)(ws + 11239424), 192, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 15052800), t->grads + 348544, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3627,7 +3927,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 15454208), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 23306752), 128, 784, t->params + 348032, t->bn_save + 1632, t->bn_save + 1760,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 23306752), 128, 784, t->params + 348032, t->bn_save + 1632, t->bn_save + 1760,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 23708160), (float *)(ws + 15052800), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 15454208), t->grads + 348032, t->grads + 348160);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3635,7 +3936,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 23708160), (float *)(ws + 15052800), NNC_ACT_RELU, 0.0f, (float *)(ws + 15454208));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
                         t->params + 315264, (float *)(ws + 15454208), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12042240), t->grads + 315264, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3643,7 +3945,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3b.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 22503936), 128, 784, t->params + 314752, t->bn_save + 1376, t->bn_save + 1504,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 22503936), 128, 784, t->params + 314752, t->bn_save + 1376, t->bn_save + 1504,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 22905344), (float *)(ws + 24109568), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 314752, t->grads + 314880);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3651,7 +3954,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 22905344), (float *)(ws + 24109568), NNC_ACT_RELU, 0.0f, (float *)(ws + 11239424));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 14249984), 256, 28, 28,                        /* x */
                         t->params + 281984, (float *)(ws + 11239424), 128, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 12042240), t->grads + 281984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3669,7 +3973,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch4.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 12042240), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33153792), 32, 784, t->params + 281856, t->bn_save + 1312, t->bn_save + 1344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33153792), 32, 784, t->params + 281856, t->bn_save + 1312, t->bn_save + 1344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33254144), (float *)(ws + 11239424), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 12042240), t->grads + 281856, t->grads + 281888);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3678,20 +3983,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 19066880), 192, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 19066880), 192, 28, 28,                        /* x */
                         t->params + 275712, (float *)(ws + 12042240), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 11239424), t->grads + 275712, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/googlenet.net:20:15 */
     memset((float *)(ws + 13647872), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 18464768), 192, 28, 28, (float *)(ws + 11239424), 28, 28,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 18464768), 192, 28, 28, (float *)(ws + 11239424), 28, 28,  /* x, dy */
                            3, 3, 1, 1, 1, 1, 1, 1, (float *)(ws + 13647872));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm inception3a.branch3.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13346816), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32953088), 32, 784, t->params + 275584, t->bn_save + 1248, t->bn_save + 1280,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32953088), 32, 784, t->params + 275584, t->bn_save + 1248, t->bn_save + 1280,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33053440), (float *)(ws + 13246464), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 13346816), t->grads + 275584, t->grads + 275616);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3700,7 +4008,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 13246464), 0, (size_t)n * 12544 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 35436800), 16, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 35436800), 16, 28, 28,                         /* x */
                         t->params + 270976, (float *)(ws + 13346816), 32, 28, 28,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13246464), t->grads + 270976, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3708,7 +4017,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch3.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13296640), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35386624), 16, 784, t->params + 270912, t->bn_save + 1216, t->bn_save + 1232,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35386624), 16, 784, t->params + 270912, t->bn_save + 1216, t->bn_save + 1232,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35436800), (float *)(ws + 13246464), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 13296640), t->grads + 270912, t->grads + 270928);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3716,7 +4026,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 35436800), (float *)(ws + 13246464), NNC_ACT_RELU, 0.0f, (float *)(ws + 13296640));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
                         t->params + 267840, (float *)(ws + 13296640), 16, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13647872), t->grads + 267840, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3724,7 +4035,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch2.1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13246464), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 21701120), 128, 784, t->params + 267328, t->bn_save + 960, t->bn_save + 1088,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 21701120), 128, 784, t->params + 267328, t->bn_save + 960, t->bn_save + 1088,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 22102528), (float *)(ws + 12845056), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 13246464), t->grads + 267328, t->grads + 267456);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3733,7 +4045,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 14249984), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 27571712), 96, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 27571712), 96, 28, 28,                         /* x */
                         t->params + 156736, (float *)(ws + 13246464), 128, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 14249984), t->grads + 156736, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3741,7 +4054,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch2.0.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 14551040), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 27270656), 96, 784, t->params + 156352, t->bn_save + 768, t->bn_save + 864,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 27270656), 96, 784, t->params + 156352, t->bn_save + 768, t->bn_save + 864,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 27571712), (float *)(ws + 14249984), NNC_ACT_RELU, 0.0f,                        /* y, dy, through relu */
                                    (float *)(ws + 14551040), t->grads + 156352, t->grads + 156448);                               /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3749,7 +4063,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 27571712), (float *)(ws + 14249984), NNC_ACT_RELU, 0.0f, (float *)(ws + 14551040));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
                         t->params + 137920, (float *)(ws + 14551040), 96, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13647872), t->grads + 137920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3757,7 +4072,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm inception3a.branch1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 15855616), 64, 784, t->params + 137664, t->bn_save + 640, t->bn_save + 704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 15855616), 64, 784, t->params + 137664, t->bn_save + 640, t->bn_save + 704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 29679104), (float *)(ws + 11841536), NNC_ACT_RELU, 0.0f,                        /* y, dy, through relu */
                                    (float *)(ws + 11239424), t->grads + 137664, t->grads + 137728);                               /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3765,20 +4081,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 29679104), (float *)(ws + 11841536), NNC_ACT_RELU, 0.0f, (float *)(ws + 11239424));  /* y, dy, activation; dx */
 
     /* backward of conv2d inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 18464768), 192, 28, 28,                        /* x */
                         t->params + 125376, (float *)(ws + 11239424), 64, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 13647872), t->grads + 125376, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/googlenet.net:12:83 */
     memset((float *)(ws + 11239424), 0, (size_t)n * 602112 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 8830976), 192, 56, 56, (float *)(ws + 13647872), 28, 28,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                    /* the instance's threads and instruction set */
+                           n, (float *)(ws + 8830976), 192, 56, 56, (float *)(ws + 13647872), 28, 28,  /* x, dy */
                            3, 3, 2, 2, 0, 0, 1, 1, (float *)(ws + 11239424));                          /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm conv3.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 13647872), 0, (size_t)n * 602112 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 6422528), 192, 3136, t->params + 124608, t->bn_save + 256, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 6422528), 192, 3136, t->params + 124608, t->bn_save + 256, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 8830976), (float *)(ws + 11239424), NNC_ACT_RELU, 0.0f,                          /* y, dy, through relu */
                                    (float *)(ws + 13647872), t->grads + 124608, t->grads + 124800);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3787,7 +4106,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d conv3.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 8830976), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 17661952), 64, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 17661952), 64, 56, 56,                       /* x */
                         t->params + 14016, (float *)(ws + 13647872), 192, 56, 56,      /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 8830976), t->grads + 14016, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3795,7 +4115,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
     /* backward of batchnorm conv2.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 16859136), 64, 3136, t->params + 13760, t->bn_save + 128, t->bn_save + 192,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 16859136), 64, 3136, t->params + 13760, t->bn_save + 128, t->bn_save + 192,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 17661952), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f,                         /* y, dy, through relu */
                                    (float *)(ws + 6422528), t->grads + 13760, t->grads + 13824);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3804,20 +4125,23 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
 
     /* backward of conv2d conv2.conv @ models/lib/googlenet.net:8:17 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 16056320), 64, 56, 56,                      /* x */
+    nnc_conv2d_backward(&t->ctx,                                                      /* the instance's threads and instruction set */
+                        n, (float *)(ws + 16056320), 64, 56, 56,                      /* x */
                         t->params + 9664, (float *)(ws + 6422528), 64, 56, 56,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 9633792), t->grads + 9664, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/googlenet.net:11:67 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 9633792), 56, 56,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                    /* the instance's threads and instruction set */
+                           n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 9633792), 56, 56,  /* x, dy */
                            3, 3, 2, 2, 0, 0, 1, 1, (float *)(ws + 6422528));                           /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm conv1.bn @ models/lib/googlenet.net:8:78 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 802816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                /* y, dy, through relu */
                                    (float *)(ws + 9633792), t->grads + 9408, t->grads + 9472);                          /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3825,7 +4149,8 @@ static void googlenet_train_bwd(googlenet_train *t, int n, const float *input, i
                                         (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792));  /* y, dy, activation; dx */
 
     /* backward of conv2d conv1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_backward(n, input, 3, 224, 224,                                 /* x */
+    nnc_conv2d_backward(&t->ctx,                                               /* the instance's threads and instruction set */
+                        n, input, 3, 224, 224,                                 /* x */
                         t->params + 0, (float *)(ws + 9633792), 64, 112, 112,  /* weight, dy */
                         7, 7, 2, 2, 3, 3, 1, 1, 1,                             /* kernel, stride, padding, dilation, groups */
                         dinput, t->grads + 0, NULL, t->scratch);               /* dx, dweight, dbias; scratch */
@@ -3886,6 +4211,7 @@ static const char *const googlenet_state_keys[2][3] = {{"momentum_buffer", "", "
 static void googlenet_train_release(googlenet_train *t)
 {
     int i;
+    nnc_ctx_stop(&t->ctx);
     if (t->state_names)
         for (i = 0; i < GOOGLENET_N_PARAMS * 3; i++) free(t->state_names[i]);
     free(t->state_names);
@@ -3914,6 +4240,13 @@ int googlenet_train_create(googlenet_train **out, const char *weights, const goo
         return googlenet_train_fail(t, -1, "googlenet_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+#ifdef NNC_USE_CBLAS
+    /* the BLAS runs the GEMMs on threads of its own: a second pool polling beside
+     * them would fight them for the cores (googlenet_train_set_threads can still start one) */
+    (void)nnc_ctx_init(&t->ctx, 1);
+#else
+    (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
+#endif
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
@@ -4039,6 +4372,15 @@ void googlenet_train_destroy(googlenet_train *t)
 
 const char *googlenet_train_last_error(const googlenet_train *t) { return t ? t->err : "no instance"; }
 int googlenet_train_max_batch(void) { return GOOGLENET_TRAIN_MAX_BATCH; }
+
+int googlenet_train_set_threads(googlenet_train *t, int threads)
+{
+    if (!t) return -1;
+    nnc_ctx_stop(&t->ctx);
+    if (nnc_ctx_init(&t->ctx, threads < 0 ? 1 : threads) != 0)
+        return googlenet_train_fail(t, -2, "googlenet_train_set_threads: could not start %d threads", threads);
+    return 0;
+}
 long googlenet_train_get_step(const googlenet_train *t) { return t->step; }
 void googlenet_train_set_step(googlenet_train *t, long step) { t->step = step; }
 
@@ -4078,16 +4420,19 @@ int googlenet_train_step(googlenet_train *t, int n, const float *input, const in
     int i, rc = googlenet_train_check(t, n, input, labels);
     if (rc) return rc;
     googlenet_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
     googlenet_train_fwd(t, n, input, 1);
     l = googlenet_train_loss(t, n, labels, GOOGLENET_N_OUTPUTS, 1);
     if (correct) *correct = googlenet_train_correct(n, GOOGLENET_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
+        nnc_ctx_end(&t->ctx);
         googlenet_train_buffers(t, 0);
         return googlenet_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)GOOGLENET_PARAM_FLOATS * sizeof(float));
     googlenet_train_bwd(t, n, input, 1, NULL);
+    nnc_ctx_end(&t->ctx);
     for (i = 0; i < GOOGLENET_N_PARAMS; i++) {
         size_t count = 1;
         int k;
@@ -4107,7 +4452,9 @@ int googlenet_train_eval(googlenet_train *t, int n, const float *input, const in
     float l;
     int rc = googlenet_train_check(t, n, input, labels);
     if (rc) return rc;
+    nnc_ctx_begin(&t->ctx);
     googlenet_train_fwd(t, n, input, 0);
+    nnc_ctx_end(&t->ctx);
     l = googlenet_train_loss(t, n, labels, 1, 0);
     if (loss) *loss = l;
     if (correct) *correct = googlenet_train_correct(n, GOOGLENET_LOGITS(t), labels);
@@ -4122,10 +4469,12 @@ int googlenet_train_input_grad(googlenet_train *t, int n, const float *input, co
     if (rc) return rc;
     if (!dinput) return googlenet_train_fail(t, -1, "googlenet_train_input_grad: NULL dinput");
     googlenet_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);
     googlenet_train_fwd(t, n, input, train);
     l = googlenet_train_loss(t, n, labels, train ? GOOGLENET_N_OUTPUTS : 1, 1);
     memset(t->grads, 0, (size_t)GOOGLENET_PARAM_FLOATS * sizeof(float));
     googlenet_train_bwd(t, n, input, train, dinput);
+    nnc_ctx_end(&t->ctx);
     googlenet_train_buffers(t, 0);  /* running statistics */
     if (loss) *loss = l;
     return 0;

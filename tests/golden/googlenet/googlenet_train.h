@@ -59,6 +59,9 @@ int googlenet_train_tensor(googlenet_train *t, int i, const char **name, int *ki
 long googlenet_train_get_step(const googlenet_train *t);
 void googlenet_train_set_step(googlenet_train *t, long step);
 int googlenet_train_max_batch(void);
+/* The threads the kernels run on (0: one per online CPU, or NNC_THREADS from the
+ * environment, as at create; 1: the caller's alone). */
+int googlenet_train_set_threads(googlenet_train *t, int threads);
 const char *googlenet_train_last_error(const googlenet_train *t);
 void googlenet_train_destroy(googlenet_train *t);
 

@@ -25,11 +25,17 @@
 /* @kernel linear needs: gemm epilogue */
 /* @kernel copy */
 /* @kernel maxpool2d */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel linear_mt needs: linear ctx */
+/* @kernel sgemm_mt needs: gemm gemm_packed */
+/* @kernel conv_mt needs: sgemm_mt conv2d conv_transpose2d */
+/* @kernel linear_gemm needs: linear_mt sgemm_mt */
 /* @kernel grad_accumulate */
-/* @kernel grad_bias */
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* @kernel linear_backward needs: gemm grad_bias */
-/* @kernel maxpool2d_backward */
+/* @kernel grad_bias needs: ctx */
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
+/* @kernel maxpool2d_backward needs: ctx */
 /* @kernel activation_backward */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
@@ -81,6 +87,7 @@ struct lenet5_train {
     float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */
     float *scratch;
     unsigned char *ws;        /* activations and their gradients (planned) */
+    nnc_ctx ctx;              /* the instruction set and the threads the kernels run on */
     unsigned char trainable[LENET5_N_PARAMS];
     char **state_names;       /* "optim.NAME.KEY" */
     int n_state;              /* state tensors per learned tensor */
@@ -106,13 +113,14 @@ static void lenet5_train_fwd(lenet5_train *t, int n, const float *input, int tra
     (void)ws; (void)train; (void)input;
 
     /* conv2d conv1 @ models/lenet5.net:6:18 */
-    nnc_conv2d(n, input, 784, 1, 28, 28,               /* x: input image [1, 28, 28], batch stride */
-               t->params + 0, t->params + 150,         /* conv1.weight, conv1.bias */
-               (float *)(ws + 0), 4704, 6, 28, 28,     /* y: [6, 28, 28], batch stride */
-               5, 5, 1, 1, 2, 2, 1, 1, 1, t->scratch,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                /* no residual */
-               NNC_ACT_NONE, 0.0f, 6,                  /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);        /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                /* the instance's threads and instruction set */
+                  n, input, 784, 1, 28, 28,               /* x: input image [1, 28, 28], batch stride */
+                  t->params + 0, t->params + 150,         /* conv1.weight, conv1.bias */
+                  (float *)(ws + 0), 4704, 6, 28, 28,     /* y: [6, 28, 28], batch stride */
+                  5, 5, 1, 1, 2, 2, 1, 1, 1, t->scratch,  /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                /* no residual */
+                  NNC_ACT_NONE, 0.0f, 6,                  /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);        /* prologue: none */
 
     /* relu @ models/lenet5.net:6:49 */
     nnc_activation((size_t)n * 4704, (float *)(ws + 0), (float *)(ws + 18816), NNC_ACT_RELU, 0.0f);
@@ -123,13 +131,14 @@ static void lenet5_train_fwd(lenet5_train *t, int n, const float *input, int tra
                   2, 2, 2, 2, 0, 0, 1, 1);                    /* kernel, stride, padding, dilation */
 
     /* conv2d conv2 @ models/lenet5.net:7:14 */
-    nnc_conv2d(n, (float *)(ws + 63232), 1176, 6, 14, 14,  /* x: [6, 14, 14], batch stride */
-               t->params + 156, t->params + 2556,          /* conv2.weight, conv2.bias */
-               (float *)(ws + 37632), 1600, 16, 10, 10,    /* y: [16, 10, 10], batch stride */
-               5, 5, 1, 1, 0, 0, 1, 1, 1, t->scratch,      /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                                    /* no residual */
-               NNC_ACT_NONE, 0.0f, 16,                     /* then none */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);            /* prologue: none */
+    nnc_conv2d_mt(&t->ctx,                                    /* the instance's threads and instruction set */
+                  n, (float *)(ws + 63232), 1176, 6, 14, 14,  /* x: [6, 14, 14], batch stride */
+                  t->params + 156, t->params + 2556,          /* conv2.weight, conv2.bias */
+                  (float *)(ws + 37632), 1600, 16, 10, 10,    /* y: [16, 10, 10], batch stride */
+                  5, 5, 1, 1, 0, 0, 1, 1, 1, t->scratch,      /* kernel, stride, padding, dilation, groups, scratch */
+                  NULL, 0,                                    /* no residual */
+                  NNC_ACT_NONE, 0.0f, 16,                     /* then none */
+                  NULL, NULL, NNC_ACT_NONE, 0.0f);            /* prologue: none */
 
     /* relu @ models/lenet5.net:7:38 */
     nnc_activation((size_t)n * 1600, (float *)(ws + 37632), (float *)(ws + 44032), NNC_ACT_RELU, 0.0f);
@@ -143,28 +152,31 @@ static void lenet5_train_fwd(lenet5_train *t, int n, const float *input, int tra
     nnc_copy((size_t)n * 400, (float *)(ws + 56832), (float *)(ws + 50432));
 
     /* linear fc1 @ models/lenet5.net:8:25 */
-    nnc_linear(n, (float *)(ws + 50432), 400,        /* x: [400] */
-               t->params + 2572, t->params + 50572,  /* fc1.weight, fc1.bias */
-               (float *)(ws + 53632), 120,           /* y: [120] */
-               NULL, NNC_ACT_NONE, 0.0f);            /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                              /* the instance's threads and instruction set */
+                    n, (float *)(ws + 50432), 400,        /* x: [400] */
+                    t->params + 2572, t->params + 50572,  /* fc1.weight, fc1.bias */
+                    (float *)(ws + 53632), 120,           /* y: [120] */
+                    NULL, NNC_ACT_NONE, 0.0f);            /* epilogue: none */
 
     /* relu @ models/lenet5.net:8:47 */
     nnc_activation((size_t)n * 120, (float *)(ws + 53632), (float *)(ws + 52032), NNC_ACT_RELU, 0.0f);
 
     /* linear fc2 @ models/lenet5.net:8:55 */
-    nnc_linear(n, (float *)(ws + 52032), 120,         /* x: [120] */
-               t->params + 50692, t->params + 60772,  /* fc2.weight, fc2.bias */
-               (float *)(ws + 53056), 84,             /* y: [84] */
-               NULL, NNC_ACT_NONE, 0.0f);             /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                               /* the instance's threads and instruction set */
+                    n, (float *)(ws + 52032), 120,         /* x: [120] */
+                    t->params + 50692, t->params + 60772,  /* fc2.weight, fc2.bias */
+                    (float *)(ws + 53056), 84,             /* y: [84] */
+                    NULL, NNC_ACT_NONE, 0.0f);             /* epilogue: none */
 
     /* relu @ models/lenet5.net:8:76 */
     nnc_activation((size_t)n * 84, (float *)(ws + 53056), (float *)(ws + 52544), NNC_ACT_RELU, 0.0f);
 
     /* linear fc3 @ models/lenet5.net:9:21 */
-    nnc_linear(n, (float *)(ws + 52544), 84,          /* x: [84] */
-               t->params + 60856, t->params + 61696,  /* fc3.weight, fc3.bias */
-               (float *)(ws + 75264), 10,             /* y: [10] */
-               NULL, NNC_ACT_NONE, 0.0f);             /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                               /* the instance's threads and instruction set */
+                    n, (float *)(ws + 52544), 84,          /* x: [84] */
+                    t->params + 60856, t->params + 61696,  /* fc3.weight, fc3.bias */
+                    (float *)(ws + 75264), 10,             /* y: [10] */
+                    NULL, NNC_ACT_NONE, 0.0f);             /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -178,7 +190,8 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
 
     /* backward of linear fc3 @ models/lenet5.net:9:21 */
     memset((float *)(ws + 54144), 0, (size_t)n * 84 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 52544), 84, t->params + 60856, (float *)(ws + 52928), 10,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52544), 84, t->params + 60856, (float *)(ws + 52928), 10,  /* x, weight, dy */
                         (float *)(ws + 54144), t->grads + 60856, t->grads + 61696);                  /* dx, dweight, dbias */
 
     /* backward of relu @ models/lenet5.net:8:76 */
@@ -187,7 +200,8 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
 
     /* backward of linear fc2 @ models/lenet5.net:8:55 */
     memset((float *)(ws + 52544), 0, (size_t)n * 120 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 52032), 120, t->params + 50692, (float *)(ws + 54528), 84,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                      /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52032), 120, t->params + 50692, (float *)(ws + 54528), 84,  /* x, weight, dy */
                         (float *)(ws + 52544), t->grads + 50692, t->grads + 60772);                   /* dx, dweight, dbias */
 
     /* backward of relu @ models/lenet5.net:8:47 */
@@ -196,7 +210,8 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
 
     /* backward of linear fc1 @ models/lenet5.net:8:25 */
     memset((float *)(ws + 52032), 0, (size_t)n * 400 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 50432), 400, t->params + 2572, (float *)(ws + 54144), 120,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                      /* the instance's threads and instruction set */
+                        n, (float *)(ws + 50432), 400, t->params + 2572, (float *)(ws + 54144), 120,  /* x, weight, dy */
                         (float *)(ws + 52032), t->grads + 2572, t->grads + 50572);                    /* dx, dweight, dbias */
 
     /* backward of flatten @ models/lenet5.net:8:14 */
@@ -205,7 +220,8 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
 
     /* backward of maxpool2d @ models/lenet5.net:7:46 */
     memset((float *)(ws + 50432), 0, (size_t)n * 1600 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 44032), 16, 10, 10, (float *)(ws + 58432), 5, 5,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                            /* the instance's threads and instruction set */
+                           n, (float *)(ws + 44032), 16, 10, 10, (float *)(ws + 58432), 5, 5,  /* x, dy */
                            2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 50432));                     /* kernel, stride, padding, dilation; dx */
 
     /* backward of relu @ models/lenet5.net:7:38 */
@@ -214,14 +230,16 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
 
     /* backward of conv2d conv2 @ models/lenet5.net:7:14 */
     memset((float *)(ws + 67968), 0, (size_t)n * 1176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 63232), 6, 14, 14,                                  /* x */
+    nnc_conv2d_backward(&t->ctx,                                                              /* the instance's threads and instruction set */
+                        n, (float *)(ws + 63232), 6, 14, 14,                                  /* x */
                         t->params + 156, (float *)(ws + 56832), 16, 10, 10,                   /* weight, dy */
                         5, 5, 1, 1, 0, 0, 1, 1, 1,                                            /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 67968), t->grads + 156, t->grads + 2556, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lenet5.net:6:57 */
     memset((float *)(ws + 37632), 0, (size_t)n * 4704 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 18816), 6, 28, 28, (float *)(ws + 67968), 14, 14,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                             /* the instance's threads and instruction set */
+                           n, (float *)(ws + 18816), 6, 28, 28, (float *)(ws + 67968), 14, 14,  /* x, dy */
                            2, 2, 2, 2, 0, 0, 1, 1, (float *)(ws + 37632));                      /* kernel, stride, padding, dilation; dx */
 
     /* backward of relu @ models/lenet5.net:6:49 */
@@ -229,7 +247,8 @@ static void lenet5_train_bwd(lenet5_train *t, int n, const float *input, int tra
     nnc_activation_backward((size_t)n * 4704, (float *)(ws + 18816), (float *)(ws + 37632), (float *)(ws + 56448), NNC_ACT_RELU, 0.0f);
 
     /* backward of conv2d conv1 @ models/lenet5.net:6:18 */
-    nnc_conv2d_backward(n, input, 1, 28, 28,                                /* x */
+    nnc_conv2d_backward(&t->ctx,                                            /* the instance's threads and instruction set */
+                        n, input, 1, 28, 28,                                /* x */
                         t->params + 0, (float *)(ws + 56448), 6, 28, 28,    /* weight, dy */
                         5, 5, 1, 1, 2, 2, 1, 1, 1,                          /* kernel, stride, padding, dilation, groups */
                         dinput, t->grads + 0, t->grads + 150, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -290,6 +309,7 @@ static const char *const lenet5_state_keys[2][3] = {{"momentum_buffer", "", ""},
 static void lenet5_train_release(lenet5_train *t)
 {
     int i;
+    nnc_ctx_stop(&t->ctx);
     if (t->state_names)
         for (i = 0; i < LENET5_N_PARAMS * 3; i++) free(t->state_names[i]);
     free(t->state_names);
@@ -318,6 +338,13 @@ int lenet5_train_create(lenet5_train **out, const char *weights, const lenet5_tr
         return lenet5_train_fail(t, -1, "lenet5_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+#ifdef NNC_USE_CBLAS
+    /* the BLAS runs the GEMMs on threads of its own: a second pool polling beside
+     * them would fight them for the cores (lenet5_train_set_threads can still start one) */
+    (void)nnc_ctx_init(&t->ctx, 1);
+#else
+    (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
+#endif
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
@@ -376,6 +403,15 @@ void lenet5_train_destroy(lenet5_train *t)
 
 const char *lenet5_train_last_error(const lenet5_train *t) { return t ? t->err : "no instance"; }
 int lenet5_train_max_batch(void) { return LENET5_TRAIN_MAX_BATCH; }
+
+int lenet5_train_set_threads(lenet5_train *t, int threads)
+{
+    if (!t) return -1;
+    nnc_ctx_stop(&t->ctx);
+    if (nnc_ctx_init(&t->ctx, threads < 0 ? 1 : threads) != 0)
+        return lenet5_train_fail(t, -2, "lenet5_train_set_threads: could not start %d threads", threads);
+    return 0;
+}
 long lenet5_train_get_step(const lenet5_train *t) { return t->step; }
 void lenet5_train_set_step(lenet5_train *t, long step) { t->step = step; }
 
@@ -415,16 +451,19 @@ int lenet5_train_step(lenet5_train *t, int n, const float *input, const int32_t 
     int i, rc = lenet5_train_check(t, n, input, labels);
     if (rc) return rc;
     lenet5_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
     lenet5_train_fwd(t, n, input, 1);
     l = lenet5_train_loss(t, n, labels, LENET5_N_OUTPUTS, 1);
     if (correct) *correct = lenet5_train_correct(n, LENET5_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
+        nnc_ctx_end(&t->ctx);
         lenet5_train_buffers(t, 0);
         return lenet5_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)LENET5_PARAM_FLOATS * sizeof(float));
     lenet5_train_bwd(t, n, input, 1, NULL);
+    nnc_ctx_end(&t->ctx);
     for (i = 0; i < LENET5_N_PARAMS; i++) {
         size_t count = 1;
         int k;
@@ -444,7 +483,9 @@ int lenet5_train_eval(lenet5_train *t, int n, const float *input, const int32_t 
     float l;
     int rc = lenet5_train_check(t, n, input, labels);
     if (rc) return rc;
+    nnc_ctx_begin(&t->ctx);
     lenet5_train_fwd(t, n, input, 0);
+    nnc_ctx_end(&t->ctx);
     l = lenet5_train_loss(t, n, labels, 1, 0);
     if (loss) *loss = l;
     if (correct) *correct = lenet5_train_correct(n, LENET5_LOGITS(t), labels);
@@ -459,10 +500,12 @@ int lenet5_train_input_grad(lenet5_train *t, int n, const float *input, const in
     if (rc) return rc;
     if (!dinput) return lenet5_train_fail(t, -1, "lenet5_train_input_grad: NULL dinput");
     lenet5_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);
     lenet5_train_fwd(t, n, input, train);
     l = lenet5_train_loss(t, n, labels, train ? LENET5_N_OUTPUTS : 1, 1);
     memset(t->grads, 0, (size_t)LENET5_PARAM_FLOATS * sizeof(float));
     lenet5_train_bwd(t, n, input, train, dinput);
+    nnc_ctx_end(&t->ctx);
     lenet5_train_buffers(t, 0);  /* running statistics */
     if (loss) *loss = l;
     return 0;

@@ -59,6 +59,9 @@ int lenet5_train_tensor(lenet5_train *t, int i, const char **name, int *kind, fl
 long lenet5_train_get_step(const lenet5_train *t);
 void lenet5_train_set_step(lenet5_train *t, long step);
 int lenet5_train_max_batch(void);
+/* The threads the kernels run on (0: one per online CPU, or NNC_THREADS from the
+ * environment, as at create; 1: the caller's alone). */
+int lenet5_train_set_threads(lenet5_train *t, int threads);
 const char *lenet5_train_last_error(const lenet5_train *t);
 void lenet5_train_destroy(lenet5_train *t);
 

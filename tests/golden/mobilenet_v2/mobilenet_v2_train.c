@@ -27,13 +27,19 @@
 /* @kernel copy */
 /* @kernel add */
 /* @kernel global_avgpool */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel linear_mt needs: linear ctx */
+/* @kernel sgemm_mt needs: gemm gemm_packed */
+/* @kernel conv_mt needs: sgemm_mt conv2d conv_transpose2d */
+/* @kernel linear_gemm needs: linear_mt sgemm_mt */
 /* @kernel grad_accumulate */
-/* @kernel grad_bias */
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* @kernel linear_backward needs: gemm grad_bias */
+/* @kernel grad_bias needs: ctx */
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
 /* @kernel global_avgpool_backward */
-/* @kernel batchnorm_train */
-/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* @kernel batchnorm_train needs: ctx */
+/* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel dropout_train */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
@@ -337,6 +343,7 @@ struct mobilenet_v2_train {
     float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */
     float *scratch;
     unsigned char *ws;        /* activations and their gradients (planned) */
+    nnc_ctx ctx;              /* the instruction set and the threads the kernels run on */
     unsigned char trainable[MOBILENET_V2_N_PARAMS];
     char **state_names;       /* "optim.NAME.KEY" */
     int n_state;              /* state tensors per learned tensor */
@@ -364,24 +371,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, input, 3, 224, 224,                   /* x: input image [3, 224, 224] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, input, 3, 224, 224,                   /* x: input image [3, 224, 224] */
                          t->params + 0, NULL,                     /* features.0.0.weight, no bias */
                          (float *)(ws + 13246464), 32, 112, 112,  /* y: [32, 112, 112] */
                          3, 3, 2, 2, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, input, 150528, 3, 224, 224,                   /* x: input image [3, 224, 224], batch stride */
-                   t->params + 0, NULL,                             /* features.0.0.weight, no bias */
-                   (float *)(ws + 13246464), 401408, 32, 112, 112,  /* y: [32, 112, 112], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, input, 150528, 3, 224, 224,                   /* x: input image [3, 224, 224], batch stride */
+                      t->params + 0, NULL,                             /* features.0.0.weight, no bias */
+                      (float *)(ws + 13246464), 401408, 32, 112, 112,  /* y: [32, 112, 112], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 13246464), 32, 12544,                     /* x: [32, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                    /* the instance's threads and instruction set */
+                                n, (float *)(ws + 13246464), 32, 12544,                     /* x: [32, 112, 112] */
                                 t->stats,                                                   /* the conv's per-channel sums */
                                 t->params + 864, t->params + 896, 1e-05f, 0.1f,             /* features.0.1.weight, features.0.1.bias; eps, momentum */
                                 t->params + 928, t->params + 960,                           /* features.0.1.running_mean, features.0.1.running_var (updated) */
@@ -398,24 +408,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 16658432), 32, 112, 112,  /* x: [32, 112, 112] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 16658432), 32, 112, 112,  /* x: [32, 112, 112] */
                          t->params + 992, NULL,                      /* features.1.conv.0.0.weight, no bias */
                          (float *)(ws + 18264064), 32, 112, 112,     /* y: [32, 112, 112] */
                          3, 3, 1, 1, 1, 1, 1, 1, 32,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 16658432), 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
-                   t->params + 992, NULL,                              /* features.1.conv.0.0.weight, no bias */
-                   (float *)(ws + 18264064), 401408, 32, 112, 112,     /* y: [32, 112, 112], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 32, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                             /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 16658432), 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
+                      t->params + 992, NULL,                              /* features.1.conv.0.0.weight, no bias */
+                      (float *)(ws + 18264064), 401408, 32, 112, 112,     /* y: [32, 112, 112], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 32, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                             /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.1.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 18264064), 32, 12544,                      /* x: [32, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                     /* the instance's threads and instruction set */
+                                n, (float *)(ws + 18264064), 32, 12544,                      /* x: [32, 112, 112] */
                                 t->stats,                                                    /* the conv's per-channel sums */
                                 t->params + 1280, t->params + 1312, 1e-05f, 0.1f,            /* features.1.conv.0.1.weight, features.1.conv.0.1.bias; eps, momentum */
                                 t->params + 1344, t->params + 1376,                          /* features.1.conv.0.1.running_mean, features.1.conv.0.1.running_var (updated) */
@@ -432,24 +445,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 32 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 21676032), 32, 112, 112,  /* x: [32, 112, 112] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 21676032), 32, 112, 112,  /* x: [32, 112, 112] */
                          t->params + 1408, NULL,                     /* features.1.conv.1.weight, no bias */
                          (float *)(ws + 29302784), 16, 112, 112,     /* y: [16, 112, 112] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 21676032), 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
-                   t->params + 1408, NULL,                             /* features.1.conv.1.weight, no bias */
-                   (float *)(ws + 29302784), 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 16,                             /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 21676032), 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
+                      t->params + 1408, NULL,                             /* features.1.conv.1.weight, no bias */
+                      (float *)(ws + 29302784), 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 16,                             /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.1.conv.2 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 29302784), 16, 12544,                        /* x: [16, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 29302784), 16, 12544,                        /* x: [16, 112, 112] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 1920, t->params + 1936, 1e-05f, 0.1f,              /* features.1.conv.2.weight, features.1.conv.2.bias; eps, momentum */
                                 t->params + 1952, t->params + 1968,                            /* features.1.conv.2.running_mean, features.1.conv.2.running_var (updated) */
@@ -465,24 +481,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 30105600), 16, 112, 112,  /* x: [16, 112, 112] */
+        nnc_conv2d_stats(&t->ctx,                                    /* the instance's threads and instruction set */
+                         n, (float *)(ws + 30105600), 16, 112, 112,  /* x: [16, 112, 112] */
                          t->params + 1984, NULL,                     /* features.2.conv.0.0.weight, no bias */
                          (float *)(ws + 0), 96, 112, 112,            /* y: [96, 112, 112] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                  /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                      /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 30105600), 200704, 16, 112, 112,  /* x: [16, 112, 112], batch stride */
-                   t->params + 1984, NULL,                             /* features.2.conv.0.0.weight, no bias */
-                   (float *)(ws + 0), 1204224, 96, 112, 112,           /* y: [96, 112, 112], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                             /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 30105600), 200704, 16, 112, 112,  /* x: [16, 112, 112], batch stride */
+                      t->params + 1984, NULL,                             /* features.2.conv.0.0.weight, no bias */
+                      (float *)(ws + 0), 1204224, 96, 112, 112,           /* y: [96, 112, 112], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,              /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                             /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.2.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 0), 96, 12544,                              /* x: [96, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                      /* the instance's threads and instruction set */
+                                n, (float *)(ws + 0), 96, 12544,                              /* x: [96, 112, 112] */
                                 t->stats,                                                     /* the conv's per-channel sums */
                                 t->params + 3520, t->params + 3616, 1e-05f, 0.1f,             /* features.2.conv.0.1.weight, features.2.conv.0.1.bias; eps, momentum */
                                 t->params + 3712, t->params + 3808,                           /* features.2.conv.0.1.running_mean, features.2.conv.0.1.running_var (updated) */
@@ -499,24 +518,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 4816896), 96, 112, 112,  /* x: [96, 112, 112] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 4816896), 96, 112, 112,  /* x: [96, 112, 112] */
                          t->params + 3904, NULL,                    /* features.2.conv.1.0.weight, no bias */
                          (float *)(ws + 26894336), 96, 56, 56,      /* y: [96, 56, 56] */
                          3, 3, 2, 2, 1, 1, 1, 1, 96,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 4816896), 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
-                   t->params + 3904, NULL,                             /* features.2.conv.1.0.weight, no bias */
-                   (float *)(ws + 26894336), 301056, 96, 56, 56,       /* y: [96, 56, 56], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 96, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                            /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                             /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                            /* the instance's threads and instruction set */
+                      n, (float *)(ws + 4816896), 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
+                      t->params + 3904, NULL,                             /* features.2.conv.1.0.weight, no bias */
+                      (float *)(ws + 26894336), 301056, 96, 56, 56,       /* y: [96, 56, 56], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 96, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                            /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                             /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
     }
 
     /* batchnorm features.2.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 26894336), 96, 3136,                         /* x: [96, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 26894336), 96, 3136,                         /* x: [96, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 4768, t->params + 4864, 1e-05f, 0.1f,              /* features.2.conv.1.1.weight, features.2.conv.1.1.bias; eps, momentum */
                                 t->params + 4960, t->params + 5056,                            /* features.2.conv.1.1.running_mean, features.2.conv.1.1.running_var (updated) */
@@ -533,24 +555,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 48 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 28098560), 96, 56, 56,  /* x: [96, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 28098560), 96, 56, 56,  /* x: [96, 56, 56] */
                          t->params + 5152, NULL,                   /* features.2.conv.2.weight, no bias */
                          (float *)(ws + 37832704), 24, 56, 56,     /* y: [24, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 28098560), 301056, 96, 56, 56,  /* x: [96, 56, 56], batch stride */
-                   t->params + 5152, NULL,                           /* features.2.conv.2.weight, no bias */
-                   (float *)(ws + 37832704), 75264, 24, 56, 56,      /* y: [24, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 24,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 28098560), 301056, 96, 56, 56,  /* x: [96, 56, 56], batch stride */
+                      t->params + 5152, NULL,                           /* features.2.conv.2.weight, no bias */
+                      (float *)(ws + 37832704), 75264, 24, 56, 56,      /* y: [24, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 24,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.2.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 37832704), 24, 3136,                         /* x: [24, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 37832704), 24, 3136,                         /* x: [24, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 7456, t->params + 7480, 1e-05f, 0.1f,              /* features.2.conv.3.weight, features.2.conv.3.bias; eps, momentum */
                                 t->params + 7504, t->params + 7528,                            /* features.2.conv.3.running_mean, features.2.conv.3.running_var (updated) */
@@ -566,24 +591,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 38133760), 24, 56, 56,  /* x: [24, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 38133760), 24, 56, 56,  /* x: [24, 56, 56] */
                          t->params + 7552, NULL,                   /* features.3.conv.0.0.weight, no bias */
                          (float *)(ws + 9633792), 144, 56, 56,     /* y: [144, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 38133760), 75264, 24, 56, 56,  /* x: [24, 56, 56], batch stride */
-                   t->params + 7552, NULL,                          /* features.3.conv.0.0.weight, no bias */
-                   (float *)(ws + 9633792), 451584, 144, 56, 56,    /* y: [144, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 38133760), 75264, 24, 56, 56,  /* x: [24, 56, 56], batch stride */
+                      t->params + 7552, NULL,                          /* features.3.conv.0.0.weight, no bias */
+                      (float *)(ws + 9633792), 451584, 144, 56, 56,    /* y: [144, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.3.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 9633792), 144, 3136,                         /* x: [144, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 9633792), 144, 3136,                         /* x: [144, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 11008, t->params + 11152, 1e-05f, 0.1f,            /* features.3.conv.0.1.weight, features.3.conv.0.1.bias; eps, momentum */
                                 t->params + 11296, t->params + 11440,                          /* features.3.conv.0.1.running_mean, features.3.conv.0.1.running_var (updated) */
@@ -600,24 +628,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 11440128), 144, 56, 56,  /* x: [144, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 11440128), 144, 56, 56,  /* x: [144, 56, 56] */
                          t->params + 11584, NULL,                   /* features.3.conv.1.0.weight, no bias */
                          (float *)(ws + 14852096), 144, 56, 56,     /* y: [144, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 144,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 11440128), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
-                   t->params + 11584, NULL,                           /* features.3.conv.1.0.weight, no bias */
-                   (float *)(ws + 14852096), 451584, 144, 56, 56,     /* y: [144, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 144, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 11440128), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
+                      t->params + 11584, NULL,                           /* features.3.conv.1.0.weight, no bias */
+                      (float *)(ws + 14852096), 451584, 144, 56, 56,     /* y: [144, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 144, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.3.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 14852096), 144, 3136,                         /* x: [144, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                        /* the instance's threads and instruction set */
+                                n, (float *)(ws + 14852096), 144, 3136,                         /* x: [144, 56, 56] */
                                 t->stats,                                                       /* the conv's per-channel sums */
                                 t->params + 12880, t->params + 13024, 1e-05f, 0.1f,             /* features.3.conv.1.1.weight, features.3.conv.1.1.bias; eps, momentum */
                                 t->params + 13168, t->params + 13312,                           /* features.3.conv.1.1.running_mean, features.3.conv.1.1.running_var (updated) */
@@ -634,24 +665,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 48 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 19869696), 144, 56, 56,  /* x: [144, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 19869696), 144, 56, 56,  /* x: [144, 56, 56] */
                          t->params + 13456, NULL,                   /* features.3.conv.2.weight, no bias */
                          (float *)(ws + 38434816), 24, 56, 56,      /* y: [24, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 19869696), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
-                   t->params + 13456, NULL,                           /* features.3.conv.2.weight, no bias */
-                   (float *)(ws + 38434816), 75264, 24, 56, 56,       /* y: [24, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 24,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 19869696), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
+                      t->params + 13456, NULL,                           /* features.3.conv.2.weight, no bias */
+                      (float *)(ws + 38434816), 75264, 24, 56, 56,       /* y: [24, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 24,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.3.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 38434816), 24, 3136,                           /* x: [24, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 38434816), 24, 3136,                           /* x: [24, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 16912, t->params + 16936, 1e-05f, 0.1f,              /* features.3.conv.3.weight, features.3.conv.3.bias; eps, momentum */
                                 t->params + 16960, t->params + 16984,                            /* features.3.conv.3.running_mean, features.3.conv.3.running_var (updated) */
@@ -670,24 +704,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 39036928), 24, 56, 56,  /* x: [24, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 39036928), 24, 56, 56,  /* x: [24, 56, 56] */
                          t->params + 17008, NULL,                  /* features.4.conv.0.0.weight, no bias */
                          (float *)(ws + 23281664), 144, 56, 56,    /* y: [144, 56, 56] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 39036928), 75264, 24, 56, 56,  /* x: [24, 56, 56], batch stride */
-                   t->params + 17008, NULL,                         /* features.4.conv.0.0.weight, no bias */
-                   (float *)(ws + 23281664), 451584, 144, 56, 56,   /* y: [144, 56, 56], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 39036928), 75264, 24, 56, 56,  /* x: [24, 56, 56], batch stride */
+                      t->params + 17008, NULL,                         /* features.4.conv.0.0.weight, no bias */
+                      (float *)(ws + 23281664), 451584, 144, 56, 56,   /* y: [144, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.4.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 23281664), 144, 3136,                          /* x: [144, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 23281664), 144, 3136,                          /* x: [144, 56, 56] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 20464, t->params + 20608, 1e-05f, 0.1f,              /* features.4.conv.0.1.weight, features.4.conv.0.1.bias; eps, momentum */
                                 t->params + 20752, t->params + 20896,                            /* features.4.conv.0.1.running_mean, features.4.conv.0.1.running_var (updated) */
@@ -704,24 +741,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 288 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25088000), 144, 56, 56,  /* x: [144, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25088000), 144, 56, 56,  /* x: [144, 56, 56] */
                          t->params + 21040, NULL,                   /* features.4.conv.1.0.weight, no bias */
                          (float *)(ws + 36929536), 144, 28, 28,     /* y: [144, 28, 28] */
                          3, 3, 2, 2, 1, 1, 1, 1, 144,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25088000), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
-                   t->params + 21040, NULL,                           /* features.4.conv.1.0.weight, no bias */
-                   (float *)(ws + 36929536), 112896, 144, 28, 28,     /* y: [144, 28, 28], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 144, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 144,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25088000), 451584, 144, 56, 56,  /* x: [144, 56, 56], batch stride */
+                      t->params + 21040, NULL,                           /* features.4.conv.1.0.weight, no bias */
+                      (float *)(ws + 36929536), 112896, 144, 28, 28,     /* y: [144, 28, 28], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 144, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 144,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.4.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 36929536), 144, 784,                           /* x: [144, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 36929536), 144, 784,                           /* x: [144, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 22336, t->params + 22480, 1e-05f, 0.1f,              /* features.4.conv.1.1.weight, features.4.conv.1.1.bias; eps, momentum */
                                 t->params + 22624, t->params + 22768,                            /* features.4.conv.1.1.running_mean, features.4.conv.1.1.running_var (updated) */
@@ -738,24 +778,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 37381120), 144, 28, 28,  /* x: [144, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 37381120), 144, 28, 28,  /* x: [144, 28, 28] */
                          t->params + 22912, NULL,                   /* features.4.conv.2.weight, no bias */
                          (float *)(ws + 48971776), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 37381120), 112896, 144, 28, 28,  /* x: [144, 28, 28], batch stride */
-                   t->params + 22912, NULL,                           /* features.4.conv.2.weight, no bias */
-                   (float *)(ws + 48971776), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 37381120), 112896, 144, 28, 28,  /* x: [144, 28, 28], batch stride */
+                      t->params + 22912, NULL,                           /* features.4.conv.2.weight, no bias */
+                      (float *)(ws + 48971776), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.4.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 48971776), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 48971776), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 27520, t->params + 27552, 1e-05f, 0.1f,              /* features.4.conv.3.weight, features.4.conv.3.bias; eps, momentum */
                                 t->params + 27584, t->params + 27616,                            /* features.4.conv.3.running_mean, features.4.conv.3.running_var (updated) */
@@ -771,24 +814,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 49072128), 32, 28, 28,  /* x: [32, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 49072128), 32, 28, 28,  /* x: [32, 28, 28] */
                          t->params + 27648, NULL,                  /* features.5.conv.0.0.weight, no bias */
                          (float *)(ws + 30908416), 192, 28, 28,    /* y: [192, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 49072128), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
-                   t->params + 27648, NULL,                         /* features.5.conv.0.0.weight, no bias */
-                   (float *)(ws + 30908416), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 49072128), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
+                      t->params + 27648, NULL,                         /* features.5.conv.0.0.weight, no bias */
+                      (float *)(ws + 30908416), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.5.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 30908416), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 30908416), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 33792, t->params + 33984, 1e-05f, 0.1f,              /* features.5.conv.0.1.weight, features.5.conv.0.1.bias; eps, momentum */
                                 t->params + 34176, t->params + 34368,                            /* features.5.conv.0.1.running_mean, features.5.conv.0.1.running_var (updated) */
@@ -805,24 +851,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 31510528), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 31510528), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 34560, NULL,                   /* features.5.conv.1.0.weight, no bias */
                          (float *)(ws + 32112640), 192, 28, 28,     /* y: [192, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 192,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 31510528), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 34560, NULL,                           /* features.5.conv.1.0.weight, no bias */
-                   (float *)(ws + 32112640), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 31510528), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 34560, NULL,                           /* features.5.conv.1.0.weight, no bias */
+                      (float *)(ws + 32112640), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.5.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 32112640), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 32112640), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 36288, t->params + 36480, 1e-05f, 0.1f,              /* features.5.conv.1.1.weight, features.5.conv.1.1.bias; eps, momentum */
                                 t->params + 36672, t->params + 36864,                            /* features.5.conv.1.1.running_mean, features.5.conv.1.1.running_var (updated) */
@@ -839,24 +888,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 32714752), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 32714752), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 37056, NULL,                   /* features.5.conv.2.weight, no bias */
                          (float *)(ws + 49172480), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 32714752), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 37056, NULL,                           /* features.5.conv.2.weight, no bias */
-                   (float *)(ws + 49172480), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 32714752), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 37056, NULL,                           /* features.5.conv.2.weight, no bias */
+                      (float *)(ws + 49172480), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.5.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 49172480), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 49172480), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 43200, t->params + 43232, 1e-05f, 0.1f,              /* features.5.conv.3.weight, features.5.conv.3.bias; eps, momentum */
                                 t->params + 43264, t->params + 43296,                            /* features.5.conv.3.running_mean, features.5.conv.3.running_var (updated) */
@@ -875,24 +927,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 49373184), 32, 28, 28,  /* x: [32, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 49373184), 32, 28, 28,  /* x: [32, 28, 28] */
                          t->params + 43328, NULL,                  /* features.6.conv.0.0.weight, no bias */
                          (float *)(ws + 33316864), 192, 28, 28,    /* y: [192, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 49373184), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
-                   t->params + 43328, NULL,                         /* features.6.conv.0.0.weight, no bias */
-                   (float *)(ws + 33316864), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 49373184), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
+                      t->params + 43328, NULL,                         /* features.6.conv.0.0.weight, no bias */
+                      (float *)(ws + 33316864), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.6.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 33316864), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 33316864), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 49472, t->params + 49664, 1e-05f, 0.1f,              /* features.6.conv.0.1.weight, features.6.conv.0.1.bias; eps, momentum */
                                 t->params + 49856, t->params + 50048,                            /* features.6.conv.0.1.running_mean, features.6.conv.0.1.running_var (updated) */
@@ -909,24 +964,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 33918976), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 33918976), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 50240, NULL,                   /* features.6.conv.1.0.weight, no bias */
                          (float *)(ws + 34521088), 192, 28, 28,     /* y: [192, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 192,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 33918976), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 50240, NULL,                           /* features.6.conv.1.0.weight, no bias */
-                   (float *)(ws + 34521088), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 33918976), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 50240, NULL,                           /* features.6.conv.1.0.weight, no bias */
+                      (float *)(ws + 34521088), 150528, 192, 28, 28,     /* y: [192, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.6.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 34521088), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 34521088), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 51968, t->params + 52160, 1e-05f, 0.1f,              /* features.6.conv.1.1.weight, features.6.conv.1.1.bias; eps, momentum */
                                 t->params + 52352, t->params + 52544,                            /* features.6.conv.1.1.running_mean, features.6.conv.1.1.running_var (updated) */
@@ -943,24 +1001,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 64 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 35123200), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 35123200), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 52736, NULL,                   /* features.6.conv.2.weight, no bias */
                          (float *)(ws + 49473536), 32, 28, 28,      /* y: [32, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 35123200), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 52736, NULL,                           /* features.6.conv.2.weight, no bias */
-                   (float *)(ws + 49473536), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 32,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 35123200), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 52736, NULL,                           /* features.6.conv.2.weight, no bias */
+                      (float *)(ws + 49473536), 25088, 32, 28, 28,       /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.6.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 49473536), 32, 784,                            /* x: [32, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 49473536), 32, 784,                            /* x: [32, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 58880, t->params + 58912, 1e-05f, 0.1f,              /* features.6.conv.3.weight, features.6.conv.3.bias; eps, momentum */
                                 t->params + 58944, t->params + 58976,                            /* features.6.conv.3.running_mean, features.6.conv.3.running_var (updated) */
@@ -979,24 +1040,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 49674240), 32, 28, 28,  /* x: [32, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 49674240), 32, 28, 28,  /* x: [32, 28, 28] */
                          t->params + 59008, NULL,                  /* features.7.conv.0.0.weight, no bias */
                          (float *)(ws + 35725312), 192, 28, 28,    /* y: [192, 28, 28] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 49674240), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
-                   t->params + 59008, NULL,                         /* features.7.conv.0.0.weight, no bias */
-                   (float *)(ws + 35725312), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 49674240), 25088, 32, 28, 28,  /* x: [32, 28, 28], batch stride */
+                      t->params + 59008, NULL,                         /* features.7.conv.0.0.weight, no bias */
+                      (float *)(ws + 35725312), 150528, 192, 28, 28,   /* y: [192, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.7.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 35725312), 192, 784,                           /* x: [192, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 35725312), 192, 784,                           /* x: [192, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 65152, t->params + 65344, 1e-05f, 0.1f,              /* features.7.conv.0.1.weight, features.7.conv.0.1.bias; eps, momentum */
                                 t->params + 65536, t->params + 65728,                            /* features.7.conv.0.1.running_mean, features.7.conv.0.1.running_var (updated) */
@@ -1013,24 +1077,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 384 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 36327424), 192, 28, 28,  /* x: [192, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 36327424), 192, 28, 28,  /* x: [192, 28, 28] */
                          t->params + 65920, NULL,                   /* features.7.conv.1.0.weight, no bias */
                          (float *)(ws + 48670720), 192, 14, 14,     /* y: [192, 14, 14] */
                          3, 3, 2, 2, 1, 1, 1, 1, 192,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 36327424), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                   t->params + 65920, NULL,                           /* features.7.conv.1.0.weight, no bias */
-                   (float *)(ws + 48670720), 37632, 192, 14, 14,      /* y: [192, 14, 14], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 192,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 36327424), 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                      t->params + 65920, NULL,                           /* features.7.conv.1.0.weight, no bias */
+                      (float *)(ws + 48670720), 37632, 192, 14, 14,      /* y: [192, 14, 14], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 192, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 192,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.7.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 48670720), 192, 196,                           /* x: [192, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 48670720), 192, 196,                           /* x: [192, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 67648, t->params + 67840, 1e-05f, 0.1f,              /* features.7.conv.1.1.weight, features.7.conv.1.1.bias; eps, momentum */
                                 t->params + 68032, t->params + 68224,                            /* features.7.conv.1.1.running_mean, features.7.conv.1.1.running_var (updated) */
@@ -1047,24 +1114,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 48821248), 192, 14, 14,  /* x: [192, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 48821248), 192, 14, 14,  /* x: [192, 14, 14] */
                          t->params + 68416, NULL,                   /* features.7.conv.2.weight, no bias */
                          (float *)(ws + 50527232), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 48821248), 37632, 192, 14, 14,  /* x: [192, 14, 14], batch stride */
-                   t->params + 68416, NULL,                          /* features.7.conv.2.weight, no bias */
-                   (float *)(ws + 50527232), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 48821248), 37632, 192, 14, 14,  /* x: [192, 14, 14], batch stride */
+                      t->params + 68416, NULL,                          /* features.7.conv.2.weight, no bias */
+                      (float *)(ws + 50527232), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.7.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50527232), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50527232), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 80704, t->params + 80768, 1e-05f, 0.1f,              /* features.7.conv.3.weight, features.7.conv.3.bias; eps, momentum */
                                 t->params + 80832, t->params + 80896,                            /* features.7.conv.3.running_mean, features.7.conv.3.running_var (updated) */
@@ -1080,24 +1150,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 50577408), 64, 14, 14,  /* x: [64, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 50577408), 64, 14, 14,  /* x: [64, 14, 14] */
                          t->params + 80960, NULL,                  /* features.8.conv.0.0.weight, no bias */
                          (float *)(ws + 39337984), 384, 14, 14,    /* y: [384, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 50577408), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
-                   t->params + 80960, NULL,                         /* features.8.conv.0.0.weight, no bias */
-                   (float *)(ws + 39337984), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 50577408), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
+                      t->params + 80960, NULL,                         /* features.8.conv.0.0.weight, no bias */
+                      (float *)(ws + 39337984), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.8.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 39337984), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 39337984), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 105536, t->params + 105920, 1e-05f, 0.1f,            /* features.8.conv.0.1.weight, features.8.conv.0.1.bias; eps, momentum */
                                 t->params + 106304, t->params + 106688,                          /* features.8.conv.0.1.running_mean, features.8.conv.0.1.running_var (updated) */
@@ -1114,24 +1187,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 39639040), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 39639040), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 107072, NULL,                  /* features.8.conv.1.0.weight, no bias */
                          (float *)(ws + 39940096), 384, 14, 14,     /* y: [384, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 384,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 39639040), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 107072, NULL,                         /* features.8.conv.1.0.weight, no bias */
-                   (float *)(ws + 39940096), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 39639040), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 107072, NULL,                         /* features.8.conv.1.0.weight, no bias */
+                      (float *)(ws + 39940096), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.8.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 39940096), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 39940096), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 110528, t->params + 110912, 1e-05f, 0.1f,            /* features.8.conv.1.1.weight, features.8.conv.1.1.bias; eps, momentum */
                                 t->params + 111296, t->params + 111680,                          /* features.8.conv.1.1.running_mean, features.8.conv.1.1.running_var (updated) */
@@ -1148,24 +1224,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 40241152), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 40241152), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 112064, NULL,                  /* features.8.conv.2.weight, no bias */
                          (float *)(ws + 50966272), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 40241152), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 112064, NULL,                         /* features.8.conv.2.weight, no bias */
-                   (float *)(ws + 50966272), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 40241152), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 112064, NULL,                         /* features.8.conv.2.weight, no bias */
+                      (float *)(ws + 50966272), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.8.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50966272), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50966272), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 136640, t->params + 136704, 1e-05f, 0.1f,            /* features.8.conv.3.weight, features.8.conv.3.bias; eps, momentum */
                                 t->params + 136768, t->params + 136832,                          /* features.8.conv.3.running_mean, features.8.conv.3.running_var (updated) */
@@ -1184,24 +1263,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 51367680), 64, 14, 14,  /* x: [64, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 51367680), 64, 14, 14,  /* x: [64, 14, 14] */
                          t->params + 136896, NULL,                 /* features.9.conv.0.0.weight, no bias */
                          (float *)(ws + 41896960), 384, 14, 14,    /* y: [384, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 51367680), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
-                   t->params + 136896, NULL,                        /* features.9.conv.0.0.weight, no bias */
-                   (float *)(ws + 41896960), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 51367680), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
+                      t->params + 136896, NULL,                        /* features.9.conv.0.0.weight, no bias */
+                      (float *)(ws + 41896960), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.9.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 41896960), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 41896960), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 161472, t->params + 161856, 1e-05f, 0.1f,            /* features.9.conv.0.1.weight, features.9.conv.0.1.bias; eps, momentum */
                                 t->params + 162240, t->params + 162624,                          /* features.9.conv.0.1.running_mean, features.9.conv.0.1.running_var (updated) */
@@ -1218,24 +1300,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 42198016), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 42198016), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 163008, NULL,                  /* features.9.conv.1.0.weight, no bias */
                          (float *)(ws + 42950656), 384, 14, 14,     /* y: [384, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 384,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 42198016), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 163008, NULL,                         /* features.9.conv.1.0.weight, no bias */
-                   (float *)(ws + 42950656), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 42198016), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 163008, NULL,                         /* features.9.conv.1.0.weight, no bias */
+                      (float *)(ws + 42950656), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.9.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 42950656), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 42950656), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 166464, t->params + 166848, 1e-05f, 0.1f,            /* features.9.conv.1.1.weight, features.9.conv.1.1.bias; eps, momentum */
                                 t->params + 167232, t->params + 167616,                          /* features.9.conv.1.1.running_mean, features.9.conv.1.1.running_var (updated) */
@@ -1252,24 +1337,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 43251712), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 43251712), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 168000, NULL,                  /* features.9.conv.2.weight, no bias */
                          (float *)(ws + 51794176), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 43251712), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 168000, NULL,                         /* features.9.conv.2.weight, no bias */
-                   (float *)(ws + 51794176), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 43251712), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 168000, NULL,                         /* features.9.conv.2.weight, no bias */
+                      (float *)(ws + 51794176), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.9.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 51794176), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 51794176), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 192576, t->params + 192640, 1e-05f, 0.1f,            /* features.9.conv.3.weight, features.9.conv.3.bias; eps, momentum */
                                 t->params + 192704, t->params + 192768,                          /* features.9.conv.3.running_mean, features.9.conv.3.running_var (updated) */
@@ -1288,24 +1376,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52233216), 64, 14, 14,  /* x: [64, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52233216), 64, 14, 14,  /* x: [64, 14, 14] */
                          t->params + 192832, NULL,                 /* features.10.conv.0.0.weight, no bias */
                          (float *)(ws + 43552768), 384, 14, 14,    /* y: [384, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52233216), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
-                   t->params + 192832, NULL,                        /* features.10.conv.0.0.weight, no bias */
-                   (float *)(ws + 43552768), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52233216), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
+                      t->params + 192832, NULL,                        /* features.10.conv.0.0.weight, no bias */
+                      (float *)(ws + 43552768), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.10.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 43552768), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 43552768), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 217408, t->params + 217792, 1e-05f, 0.1f,            /* features.10.conv.0.1.weight, features.10.conv.0.1.bias; eps, momentum */
                                 t->params + 218176, t->params + 218560,                          /* features.10.conv.0.1.running_mean, features.10.conv.0.1.running_var (updated) */
@@ -1322,24 +1413,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 44305408), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 44305408), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 218944, NULL,                  /* features.10.conv.1.0.weight, no bias */
                          (float *)(ws + 45058048), 384, 14, 14,     /* y: [384, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 384,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 44305408), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 218944, NULL,                         /* features.10.conv.1.0.weight, no bias */
-                   (float *)(ws + 45058048), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 44305408), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 218944, NULL,                         /* features.10.conv.1.0.weight, no bias */
+                      (float *)(ws + 45058048), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.10.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 45058048), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 45058048), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 222400, t->params + 222784, 1e-05f, 0.1f,            /* features.10.conv.1.1.weight, features.10.conv.1.1.bias; eps, momentum */
                                 t->params + 223168, t->params + 223552,                          /* features.10.conv.1.1.running_mean, features.10.conv.1.1.running_var (updated) */
@@ -1356,24 +1450,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 45359104), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 45359104), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 223936, NULL,                  /* features.10.conv.2.weight, no bias */
                          (float *)(ws + 52283392), 64, 14, 14,      /* y: [64, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 45359104), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 223936, NULL,                         /* features.10.conv.2.weight, no bias */
-                   (float *)(ws + 52283392), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 45359104), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 223936, NULL,                         /* features.10.conv.2.weight, no bias */
+                      (float *)(ws + 52283392), 12544, 64, 14, 14,      /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.10.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 52283392), 64, 196,                            /* x: [64, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 52283392), 64, 196,                            /* x: [64, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 248512, t->params + 248576, 1e-05f, 0.1f,            /* features.10.conv.3.weight, features.10.conv.3.bias; eps, momentum */
                                 t->params + 248640, t->params + 248704,                          /* features.10.conv.3.running_mean, features.10.conv.3.running_var (updated) */
@@ -1392,24 +1489,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52383744), 64, 14, 14,  /* x: [64, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52383744), 64, 14, 14,  /* x: [64, 14, 14] */
                          t->params + 248768, NULL,                 /* features.11.conv.0.0.weight, no bias */
                          (float *)(ws + 46563328), 384, 14, 14,    /* y: [384, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52383744), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
-                   t->params + 248768, NULL,                        /* features.11.conv.0.0.weight, no bias */
-                   (float *)(ws + 46563328), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52383744), 12544, 64, 14, 14,  /* x: [64, 14, 14], batch stride */
+                      t->params + 248768, NULL,                        /* features.11.conv.0.0.weight, no bias */
+                      (float *)(ws + 46563328), 75264, 384, 14, 14,    /* y: [384, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.11.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 46563328), 384, 196,                           /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 46563328), 384, 196,                           /* x: [384, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 273344, t->params + 273728, 1e-05f, 0.1f,            /* features.11.conv.0.1.weight, features.11.conv.0.1.bias; eps, momentum */
                                 t->params + 274112, t->params + 274496,                          /* features.11.conv.0.1.running_mean, features.11.conv.0.1.running_var (updated) */
@@ -1426,24 +1526,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 768 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 46864384), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 46864384), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 274880, NULL,                  /* features.11.conv.1.0.weight, no bias */
                          (float *)(ws + 47165440), 384, 14, 14,     /* y: [384, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 384,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 46864384), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 274880, NULL,                         /* features.11.conv.1.0.weight, no bias */
-                   (float *)(ws + 47165440), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 384,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 46864384), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 274880, NULL,                         /* features.11.conv.1.0.weight, no bias */
+                      (float *)(ws + 47165440), 75264, 384, 14, 14,     /* y: [384, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 384, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 384,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.11.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 47165440), 384, 196,                             /* x: [384, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 47165440), 384, 196,                             /* x: [384, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 278336, t->params + 278720, 1e-05f, 0.1f,              /* features.11.conv.1.1.weight, features.11.conv.1.1.bias; eps, momentum */
                                 t->params + 279104, t->params + 279488,                            /* features.11.conv.1.1.running_mean, features.11.conv.1.1.running_var (updated) */
@@ -1460,24 +1563,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 47466496), 384, 14, 14,  /* x: [384, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 47466496), 384, 14, 14,  /* x: [384, 14, 14] */
                          t->params + 279872, NULL,                  /* features.11.conv.2.weight, no bias */
                          (float *)(ws + 50815744), 96, 14, 14,      /* y: [96, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 47466496), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
-                   t->params + 279872, NULL,                         /* features.11.conv.2.weight, no bias */
-                   (float *)(ws + 50815744), 18816, 96, 14, 14,      /* y: [96, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 47466496), 75264, 384, 14, 14,  /* x: [384, 14, 14], batch stride */
+                      t->params + 279872, NULL,                         /* features.11.conv.2.weight, no bias */
+                      (float *)(ws + 50815744), 18816, 96, 14, 14,      /* y: [96, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm features.11.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50815744), 96, 196,                              /* x: [96, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50815744), 96, 196,                              /* x: [96, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 316736, t->params + 316832, 1e-05f, 0.1f,              /* features.11.conv.3.weight, features.11.conv.3.bias; eps, momentum */
                                 t->params + 316928, t->params + 317024,                            /* features.11.conv.3.running_mean, features.11.conv.3.running_var (updated) */
@@ -1493,24 +1599,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 50891008), 96, 14, 14,  /* x: [96, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 50891008), 96, 14, 14,  /* x: [96, 14, 14] */
                          t->params + 317120, NULL,                 /* features.12.conv.0.0.weight, no bias */
                          (float *)(ws + 40542208), 576, 14, 14,    /* y: [576, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 50891008), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
-                   t->params + 317120, NULL,                        /* features.12.conv.0.0.weight, no bias */
-                   (float *)(ws + 40542208), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 50891008), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
+                      t->params + 317120, NULL,                        /* features.12.conv.0.0.weight, no bias */
+                      (float *)(ws + 40542208), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.12.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 40542208), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 40542208), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 372416, t->params + 372992, 1e-05f, 0.1f,              /* features.12.conv.0.1.weight, features.12.conv.0.1.bias; eps, momentum */
                                 t->params + 373568, t->params + 374144,                            /* features.12.conv.0.1.running_mean, features.12.conv.0.1.running_var (updated) */
@@ -1527,24 +1636,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 40993792), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 40993792), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 374720, NULL,                  /* features.12.conv.1.0.weight, no bias */
                          (float *)(ws + 41445376), 576, 14, 14,     /* y: [576, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 576,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 40993792), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 374720, NULL,                          /* features.12.conv.1.0.weight, no bias */
-                   (float *)(ws + 41445376), 112896, 576, 14, 14,     /* y: [576, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 40993792), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 374720, NULL,                          /* features.12.conv.1.0.weight, no bias */
+                      (float *)(ws + 41445376), 112896, 576, 14, 14,     /* y: [576, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.12.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 41445376), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 41445376), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 379904, t->params + 380480, 1e-05f, 0.1f,              /* features.12.conv.1.1.weight, features.12.conv.1.1.bias; eps, momentum */
                                 t->params + 381056, t->params + 381632,                            /* features.12.conv.1.1.running_mean, features.12.conv.1.1.running_var (updated) */
@@ -1561,24 +1673,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 42499072), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 42499072), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 382208, NULL,                  /* features.12.conv.2.weight, no bias */
                          (float *)(ws + 51718912), 96, 14, 14,      /* y: [96, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 42499072), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 382208, NULL,                          /* features.12.conv.2.weight, no bias */
-                   (float *)(ws + 51718912), 18816, 96, 14, 14,       /* y: [96, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 42499072), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 382208, NULL,                          /* features.12.conv.2.weight, no bias */
+                      (float *)(ws + 51718912), 18816, 96, 14, 14,       /* y: [96, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.12.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 51718912), 96, 196,                              /* x: [96, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 51718912), 96, 196,                              /* x: [96, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 437504, t->params + 437600, 1e-05f, 0.1f,              /* features.12.conv.3.weight, features.12.conv.3.bias; eps, momentum */
                                 t->params + 437696, t->params + 437792,                            /* features.12.conv.3.running_mean, features.12.conv.3.running_var (updated) */
@@ -1597,24 +1712,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52157952), 96, 14, 14,  /* x: [96, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52157952), 96, 14, 14,  /* x: [96, 14, 14] */
                          t->params + 437888, NULL,                 /* features.13.conv.0.0.weight, no bias */
                          (float *)(ws + 43853824), 576, 14, 14,    /* y: [576, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52157952), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
-                   t->params + 437888, NULL,                        /* features.13.conv.0.0.weight, no bias */
-                   (float *)(ws + 43853824), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52157952), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
+                      t->params + 437888, NULL,                        /* features.13.conv.0.0.weight, no bias */
+                      (float *)(ws + 43853824), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.13.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 43853824), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 43853824), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 493184, t->params + 493760, 1e-05f, 0.1f,              /* features.13.conv.0.1.weight, features.13.conv.0.1.bias; eps, momentum */
                                 t->params + 494336, t->params + 494912,                            /* features.13.conv.0.1.running_mean, features.13.conv.0.1.running_var (updated) */
@@ -1631,24 +1749,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 44606464), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 44606464), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 495488, NULL,                  /* features.13.conv.1.0.weight, no bias */
                          (float *)(ws + 45660160), 576, 14, 14,     /* y: [576, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 576,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 44606464), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 495488, NULL,                          /* features.13.conv.1.0.weight, no bias */
-                   (float *)(ws + 45660160), 112896, 576, 14, 14,     /* y: [576, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 44606464), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 495488, NULL,                          /* features.13.conv.1.0.weight, no bias */
+                      (float *)(ws + 45660160), 112896, 576, 14, 14,     /* y: [576, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.13.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 45660160), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 45660160), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 500672, t->params + 501248, 1e-05f, 0.1f,              /* features.13.conv.1.1.weight, features.13.conv.1.1.bias; eps, momentum */
                                 t->params + 501824, t->params + 502400,                            /* features.13.conv.1.1.running_mean, features.13.conv.1.1.running_var (updated) */
@@ -1665,24 +1786,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 192 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 46111744), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 46111744), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 502976, NULL,                  /* features.13.conv.2.weight, no bias */
                          (float *)(ws + 52433920), 96, 14, 14,      /* y: [96, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 46111744), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 502976, NULL,                          /* features.13.conv.2.weight, no bias */
-                   (float *)(ws + 52433920), 18816, 96, 14, 14,       /* y: [96, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 96,                            /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 46111744), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 502976, NULL,                          /* features.13.conv.2.weight, no bias */
+                      (float *)(ws + 52433920), 18816, 96, 14, 14,       /* y: [96, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 96,                            /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.13.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 52433920), 96, 196,                              /* x: [96, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 52433920), 96, 196,                              /* x: [96, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 558272, t->params + 558368, 1e-05f, 0.1f,              /* features.13.conv.3.weight, features.13.conv.3.bias; eps, momentum */
                                 t->params + 558464, t->params + 558560,                            /* features.13.conv.3.running_mean, features.13.conv.3.running_var (updated) */
@@ -1701,24 +1825,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52584448), 96, 14, 14,  /* x: [96, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52584448), 96, 14, 14,  /* x: [96, 14, 14] */
                          t->params + 558656, NULL,                 /* features.14.conv.0.0.weight, no bias */
                          (float *)(ws + 47767552), 576, 14, 14,    /* y: [576, 14, 14] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52584448), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
-                   t->params + 558656, NULL,                        /* features.14.conv.0.0.weight, no bias */
-                   (float *)(ws + 47767552), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                         /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52584448), 18816, 96, 14, 14,  /* x: [96, 14, 14], batch stride */
+                      t->params + 558656, NULL,                        /* features.14.conv.0.0.weight, no bias */
+                      (float *)(ws + 47767552), 112896, 576, 14, 14,   /* y: [576, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                         /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm features.14.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 47767552), 576, 196,                             /* x: [576, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 47767552), 576, 196,                             /* x: [576, 14, 14] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 613952, t->params + 614528, 1e-05f, 0.1f,              /* features.14.conv.0.1.weight, features.14.conv.0.1.bias; eps, momentum */
                                 t->params + 615104, t->params + 615680,                            /* features.14.conv.0.1.running_mean, features.14.conv.0.1.running_var (updated) */
@@ -1735,24 +1862,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1152 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 48219136), 576, 14, 14,  /* x: [576, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 48219136), 576, 14, 14,  /* x: [576, 14, 14] */
                          t->params + 616256, NULL,                  /* features.14.conv.1.0.weight, no bias */
                          (float *)(ws + 51204608), 576, 7, 7,       /* y: [576, 7, 7] */
                          3, 3, 2, 2, 1, 1, 1, 1, 576,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 48219136), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
-                   t->params + 616256, NULL,                          /* features.14.conv.1.0.weight, no bias */
-                   (float *)(ws + 51204608), 28224, 576, 7, 7,        /* y: [576, 7, 7], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 576,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 48219136), 112896, 576, 14, 14,  /* x: [576, 14, 14], batch stride */
+                      t->params + 616256, NULL,                          /* features.14.conv.1.0.weight, no bias */
+                      (float *)(ws + 51204608), 28224, 576, 7, 7,        /* y: [576, 7, 7], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 576, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 576,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm features.14.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 51204608), 576, 49,                              /* x: [576, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 51204608), 576, 49,                              /* x: [576, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 621440, t->params + 622016, 1e-05f, 0.1f,              /* features.14.conv.1.1.weight, features.14.conv.1.1.bias; eps, momentum */
                                 t->params + 622592, t->params + 623168,                            /* features.14.conv.1.1.running_mean, features.14.conv.1.1.running_var (updated) */
@@ -1769,24 +1899,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 51417856), 576, 7, 7,  /* x: [576, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 51417856), 576, 7, 7,  /* x: [576, 7, 7] */
                          t->params + 623744, NULL,                /* features.14.conv.2.weight, no bias */
                          (float *)(ws + 53914112), 160, 7, 7,     /* y: [160, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 51417856), 28224, 576, 7, 7,  /* x: [576, 7, 7], batch stride */
-                   t->params + 623744, NULL,                       /* features.14.conv.2.weight, no bias */
-                   (float *)(ws + 53914112), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 51417856), 28224, 576, 7, 7,  /* x: [576, 7, 7], batch stride */
+                      t->params + 623744, NULL,                       /* features.14.conv.2.weight, no bias */
+                      (float *)(ws + 53914112), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.14.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 53914112), 160, 49,                              /* x: [160, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 53914112), 160, 49,                              /* x: [160, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 715904, t->params + 716064, 1e-05f, 0.1f,              /* features.14.conv.3.weight, features.14.conv.3.bias; eps, momentum */
                                 t->params + 716224, t->params + 716384,                            /* features.14.conv.3.running_mean, features.14.conv.3.running_var (updated) */
@@ -1802,24 +1935,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 53945472), 160, 7, 7,  /* x: [160, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 53945472), 160, 7, 7,  /* x: [160, 7, 7] */
                          t->params + 716544, NULL,                /* features.15.conv.0.0.weight, no bias */
                          (float *)(ws + 49774592), 960, 7, 7,     /* y: [960, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 53945472), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
-                   t->params + 716544, NULL,                      /* features.15.conv.0.0.weight, no bias */
-                   (float *)(ws + 49774592), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 53945472), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
+                      t->params + 716544, NULL,                      /* features.15.conv.0.0.weight, no bias */
+                      (float *)(ws + 49774592), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm features.15.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 49774592), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 49774592), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 870144, t->params + 871104, 1e-05f, 0.1f,              /* features.15.conv.0.1.weight, features.15.conv.0.1.bias; eps, momentum */
                                 t->params + 872064, t->params + 873024,                            /* features.15.conv.0.1.running_mean, features.15.conv.0.1.running_var (updated) */
@@ -1836,24 +1972,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 49962752), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 49962752), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 873984, NULL,                /* features.15.conv.1.0.weight, no bias */
                          (float *)(ws + 50150912), 960, 7, 7,     /* y: [960, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 960,             /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 49962752), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 873984, NULL,                       /* features.15.conv.1.0.weight, no bias */
-                   (float *)(ws + 50150912), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 49962752), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 873984, NULL,                       /* features.15.conv.1.0.weight, no bias */
+                      (float *)(ws + 50150912), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.15.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50150912), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50150912), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 882624, t->params + 883584, 1e-05f, 0.1f,              /* features.15.conv.1.1.weight, features.15.conv.1.1.bias; eps, momentum */
                                 t->params + 884544, t->params + 885504,                            /* features.15.conv.1.1.running_mean, features.15.conv.1.1.running_var (updated) */
@@ -1870,24 +2009,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 50339072), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 50339072), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 886464, NULL,                /* features.15.conv.2.weight, no bias */
                          (float *)(ws + 53976832), 160, 7, 7,     /* y: [160, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 50339072), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 886464, NULL,                       /* features.15.conv.2.weight, no bias */
-                   (float *)(ws + 53976832), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 50339072), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 886464, NULL,                       /* features.15.conv.2.weight, no bias */
+                      (float *)(ws + 53976832), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.15.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 53976832), 160, 49,                              /* x: [160, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 53976832), 160, 49,                              /* x: [160, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1040064, t->params + 1040224, 1e-05f, 0.1f,            /* features.15.conv.3.weight, features.15.conv.3.bias; eps, momentum */
                                 t->params + 1040384, t->params + 1040544,                          /* features.15.conv.3.running_mean, features.15.conv.3.running_var (updated) */
@@ -1906,24 +2048,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 54039552), 160, 7, 7,  /* x: [160, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 54039552), 160, 7, 7,  /* x: [160, 7, 7] */
                          t->params + 1040704, NULL,               /* features.16.conv.0.0.weight, no bias */
                          (float *)(ws + 50627584), 960, 7, 7,     /* y: [960, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 54039552), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
-                   t->params + 1040704, NULL,                     /* features.16.conv.0.0.weight, no bias */
-                   (float *)(ws + 50627584), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 54039552), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
+                      t->params + 1040704, NULL,                     /* features.16.conv.0.0.weight, no bias */
+                      (float *)(ws + 50627584), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm features.16.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 50627584), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 50627584), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1194304, t->params + 1195264, 1e-05f, 0.1f,            /* features.16.conv.0.1.weight, features.16.conv.0.1.bias; eps, momentum */
                                 t->params + 1196224, t->params + 1197184,                          /* features.16.conv.0.1.running_mean, features.16.conv.0.1.running_var (updated) */
@@ -1940,24 +2085,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 51016448), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 51016448), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 1198144, NULL,               /* features.16.conv.1.0.weight, no bias */
                          (float *)(ws + 51530752), 960, 7, 7,     /* y: [960, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 960,             /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 51016448), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 1198144, NULL,                      /* features.16.conv.1.0.weight, no bias */
-                   (float *)(ws + 51530752), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 51016448), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 1198144, NULL,                      /* features.16.conv.1.0.weight, no bias */
+                      (float *)(ws + 51530752), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.16.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 51530752), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 51530752), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1206784, t->params + 1207744, 1e-05f, 0.1f,            /* features.16.conv.1.1.weight, features.16.conv.1.1.bias; eps, momentum */
                                 t->params + 1208704, t->params + 1209664,                          /* features.16.conv.1.1.running_mean, features.16.conv.1.1.running_var (updated) */
@@ -1974,24 +2122,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 320 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 51919616), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 51919616), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 1210624, NULL,               /* features.16.conv.2.weight, no bias */
                          (float *)(ws + 54133632), 160, 7, 7,     /* y: [160, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 51919616), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 1210624, NULL,                      /* features.16.conv.2.weight, no bias */
-                   (float *)(ws + 54133632), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 160,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 51919616), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 1210624, NULL,                      /* features.16.conv.2.weight, no bias */
+                      (float *)(ws + 54133632), 7840, 160, 7, 7,      /* y: [160, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 160,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.16.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 54133632), 160, 49,                              /* x: [160, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 54133632), 160, 49,                              /* x: [160, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1364224, t->params + 1364384, 1e-05f, 0.1f,            /* features.16.conv.3.weight, features.16.conv.3.bias; eps, momentum */
                                 t->params + 1364544, t->params + 1364704,                          /* features.16.conv.3.running_mean, features.16.conv.3.running_var (updated) */
@@ -2010,24 +2161,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 54259072), 160, 7, 7,  /* x: [160, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 54259072), 160, 7, 7,  /* x: [160, 7, 7] */
                          t->params + 1364864, NULL,               /* features.17.conv.0.0.weight, no bias */
                          (float *)(ws + 52659712), 960, 7, 7,     /* y: [960, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 54259072), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
-                   t->params + 1364864, NULL,                     /* features.17.conv.0.0.weight, no bias */
-                   (float *)(ws + 52659712), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                       /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                       /* the instance's threads and instruction set */
+                      n, (float *)(ws + 54259072), 7840, 160, 7, 7,  /* x: [160, 7, 7], batch stride */
+                      t->params + 1364864, NULL,                     /* features.17.conv.0.0.weight, no bias */
+                      (float *)(ws + 52659712), 47040, 960, 7, 7,    /* y: [960, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,         /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
     }
 
     /* batchnorm features.17.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 52659712), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 52659712), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1518464, t->params + 1519424, 1e-05f, 0.1f,            /* features.17.conv.0.1.weight, features.17.conv.0.1.bias; eps, momentum */
                                 t->params + 1520384, t->params + 1521344,                          /* features.17.conv.0.1.running_mean, features.17.conv.0.1.running_var (updated) */
@@ -2044,24 +2198,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1920 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 52847872), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 52847872), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 1522304, NULL,               /* features.17.conv.1.0.weight, no bias */
                          (float *)(ws + 53036032), 960, 7, 7,     /* y: [960, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 960,             /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 52847872), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 1522304, NULL,                      /* features.17.conv.1.0.weight, no bias */
-                   (float *)(ws + 53036032), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 960,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 52847872), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 1522304, NULL,                      /* features.17.conv.1.0.weight, no bias */
+                      (float *)(ws + 53036032), 47040, 960, 7, 7,     /* y: [960, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 960, t->scratch,        /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 960,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.17.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 53036032), 960, 49,                              /* x: [960, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 53036032), 960, 49,                              /* x: [960, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1530944, t->params + 1531904, 1e-05f, 0.1f,            /* features.17.conv.1.1.weight, features.17.conv.1.1.bias; eps, momentum */
                                 t->params + 1532864, t->params + 1533824,                          /* features.17.conv.1.1.running_mean, features.17.conv.1.1.running_var (updated) */
@@ -2078,24 +2235,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 640 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 53224192), 960, 7, 7,  /* x: [960, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 53224192), 960, 7, 7,  /* x: [960, 7, 7] */
                          t->params + 1534784, NULL,               /* features.17.conv.2.weight, no bias */
                          (float *)(ws + 54070912), 320, 7, 7,     /* y: [320, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 53224192), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
-                   t->params + 1534784, NULL,                      /* features.17.conv.2.weight, no bias */
-                   (float *)(ws + 54070912), 15680, 320, 7, 7,     /* y: [320, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 320,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 53224192), 47040, 960, 7, 7,  /* x: [960, 7, 7], batch stride */
+                      t->params + 1534784, NULL,                      /* features.17.conv.2.weight, no bias */
+                      (float *)(ws + 54070912), 15680, 320, 7, 7,     /* y: [320, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 320,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.17.conv.3 @ models/mobilenet_v2.net:20:14 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 54070912), 320, 49,                              /* x: [320, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 54070912), 320, 49,                              /* x: [320, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 1841984, t->params + 1842304, 1e-05f, 0.1f,            /* features.17.conv.3.weight, features.17.conv.3.bias; eps, momentum */
                                 t->params + 1842624, t->params + 1842944,                          /* features.17.conv.3.running_mean, features.17.conv.3.running_var (updated) */
@@ -2111,24 +2271,27 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     /* conv2d features.18.0 @ models/lib/mobilenet.net:7:17 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 2560 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 54164992), 320, 7, 7,  /* x: [320, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 54164992), 320, 7, 7,  /* x: [320, 7, 7] */
                          t->params + 1843264, NULL,               /* features.18.0.weight, no bias */
                          (float *)(ws + 53412352), 1280, 7, 7,    /* y: [1280, 7, 7] */
                          1, 1, 1, 1, 0, 0, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 54164992), 15680, 320, 7, 7,  /* x: [320, 7, 7], batch stride */
-                   t->params + 1843264, NULL,                      /* features.18.0.weight, no bias */
-                   (float *)(ws + 53412352), 62720, 1280, 7, 7,    /* y: [1280, 7, 7], batch stride */
-                   1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 1280,                       /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 54164992), 15680, 320, 7, 7,  /* x: [320, 7, 7], batch stride */
+                      t->params + 1843264, NULL,                      /* features.18.0.weight, no bias */
+                      (float *)(ws + 53412352), 62720, 1280, 7, 7,    /* y: [1280, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 1280,                       /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm features.18.1 @ models/lib/mobilenet.net:8:17 */
     if (train) {  /* normalization and relu6 in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 53412352), 1280, 49,                             /* x: [1280, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                           /* the instance's threads and instruction set */
+                                n, (float *)(ws + 53412352), 1280, 49,                             /* x: [1280, 7, 7] */
                                 t->stats,                                                          /* the conv's per-channel sums */
                                 t->params + 2252864, t->params + 2254144, 1e-05f, 0.1f,            /* features.18.1.weight, features.18.1.bias; eps, momentum */
                                 t->params + 2255424, t->params + 2256704,                          /* features.18.1.running_mean, features.18.1.running_var (updated) */
@@ -2156,10 +2319,11 @@ static void mobilenet_v2_train_fwd(mobilenet_v2_train *t, int n, const float *in
     }
 
     /* linear classifier.1 @ models/mobilenet_v2.net:42:71 */
-    nnc_linear(n, (float *)(ws + 54295552), 1280,         /* x: [1280] */
-               t->params + 2257984, t->params + 3537984,  /* classifier.1.weight, classifier.1.bias */
-               (float *)(ws + 54792192), 1000,            /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                   /* the instance's threads and instruction set */
+                    n, (float *)(ws + 54295552), 1280,         /* x: [1280] */
+                    t->params + 2257984, t->params + 3537984,  /* classifier.1.weight, classifier.1.bias */
+                    (float *)(ws + 54792192), 1000,            /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                 /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -2173,7 +2337,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of linear classifier.1 @ models/mobilenet_v2.net:42:71 */
     memset((float *)(ws + 54300672), 0, (size_t)n * 1280 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 54295552), 1280, t->params + 2257984, (float *)(ws + 54305792), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 54295552), 1280, t->params + 2257984, (float *)(ws + 54305792), 1000,  /* x, weight, dy */
                         (float *)(ws + 54300672), t->grads + 2257984, t->grads + 3537984);                       /* dx, dweight, dbias */
 
     /* backward of dropout @ models/mobilenet_v2.net:42:55 */
@@ -2194,7 +2359,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.18.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 54541312), 0, (size_t)n * 62720 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 53412352), 1280, 49, t->params + 2252864, t->bn_save + 31552, t->bn_save + 32832,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 53412352), 1280, 49, t->params + 2252864, t->bn_save + 31552, t->bn_save + 32832,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 53663232), (float *)(ws + 54290432), NNC_ACT_RELU6, 0.0f,                             /* y, dy, through relu6 */
                                    (float *)(ws + 54541312), t->grads + 2252864, t->grads + 2254144);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2203,7 +2369,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.18.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 53663232), 0, (size_t)n * 15680 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 54164992), 320, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 54164992), 320, 7, 7,                           /* x */
                         t->params + 1843264, (float *)(ws + 54541312), 1280, 7, 7,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 53663232), t->grads + 1843264, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2211,7 +2378,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.17.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 53600512), 0, (size_t)n * 15680 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 54070912), 320, 49, t->params + 1841984, t->bn_save + 30912, t->bn_save + 31232,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 54070912), 320, 49, t->params + 1841984, t->bn_save + 30912, t->bn_save + 31232,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 54164992), (float *)(ws + 53663232), NNC_ACT_NONE, 0.0f,                             /* y, dy, through none */
                                    (float *)(ws + 53600512), t->grads + 1841984, t->grads + 1842304);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2220,7 +2388,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 53412352), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 53224192), 960, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 53224192), 960, 7, 7,                           /* x */
                         t->params + 1534784, (float *)(ws + 53600512), 320, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 53412352), t->grads + 1534784, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2228,7 +2397,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.17.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 53600512), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 53036032), 960, 49, t->params + 1530944, t->bn_save + 28992, t->bn_save + 29952,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 53036032), 960, 49, t->params + 1530944, t->bn_save + 28992, t->bn_save + 29952,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 53224192), (float *)(ws + 53412352), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 53600512), t->grads + 1530944, t->grads + 1531904);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2237,7 +2407,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 53224192), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 52847872), 960, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52847872), 960, 7, 7,                           /* x */
                         t->params + 1522304, (float *)(ws + 53600512), 960, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 960,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 53224192), t->grads + 1522304, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2245,7 +2416,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.17.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 53036032), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 52659712), 960, 49, t->params + 1518464, t->bn_save + 27072, t->bn_save + 28032,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 52659712), 960, 49, t->params + 1518464, t->bn_save + 27072, t->bn_save + 28032,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 52847872), (float *)(ws + 53224192), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 53036032), t->grads + 1518464, t->grads + 1519424);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2254,7 +2426,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 52847872), 0, (size_t)n * 7840 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 54259072), 160, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 54259072), 160, 7, 7,                           /* x */
                         t->params + 1364864, (float *)(ws + 53036032), 960, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 52847872), t->grads + 1364864, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2268,7 +2441,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.16.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 52847872), 0, (size_t)n * 7840 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 54133632), 160, 49, t->params + 1364224, t->bn_save + 26752, t->bn_save + 26912,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 54133632), 160, 49, t->params + 1364224, t->bn_save + 26752, t->bn_save + 26912,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 54227712), (float *)(ws + 52659712), NNC_ACT_NONE, 0.0f,                             /* y, dy, through none */
                                    (float *)(ws + 52847872), t->grads + 1364224, t->grads + 1364384);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2277,7 +2451,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 52659712), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 51919616), 960, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 51919616), 960, 7, 7,                           /* x */
                         t->params + 1210624, (float *)(ws + 52847872), 160, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 52659712), t->grads + 1210624, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2285,7 +2460,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.16.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 52847872), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 51530752), 960, 49, t->params + 1206784, t->bn_save + 24832, t->bn_save + 25792,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 51530752), 960, 49, t->params + 1206784, t->bn_save + 24832, t->bn_save + 25792,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51919616), (float *)(ws + 52659712), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 52847872), t->grads + 1206784, t->grads + 1207744);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2294,7 +2470,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 51919616), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 51016448), 960, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 51016448), 960, 7, 7,                           /* x */
                         t->params + 1198144, (float *)(ws + 52847872), 960, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 960,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 51919616), t->grads + 1198144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2302,7 +2479,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.16.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 51530752), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50627584), 960, 49, t->params + 1194304, t->bn_save + 22912, t->bn_save + 23872,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50627584), 960, 49, t->params + 1194304, t->bn_save + 22912, t->bn_save + 23872,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51016448), (float *)(ws + 51919616), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 51530752), t->grads + 1194304, t->grads + 1195264);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2310,7 +2488,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 51016448), (float *)(ws + 51919616), NNC_ACT_RELU6, 0.0f, (float *)(ws + 51530752));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 54039552), 160, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 54039552), 160, 7, 7,                           /* x */
                         t->params + 1040704, (float *)(ws + 51530752), 960, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 53036032), t->grads + 1040704, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2324,7 +2503,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.15.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 51016448), 0, (size_t)n * 7840 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 53976832), 160, 49, t->params + 1040064, t->bn_save + 22592, t->bn_save + 22752,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 53976832), 160, 49, t->params + 1040064, t->bn_save + 22592, t->bn_save + 22752,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 54008192), (float *)(ws + 50627584), NNC_ACT_NONE, 0.0f,                             /* y, dy, through none */
                                    (float *)(ws + 51016448), t->grads + 1040064, t->grads + 1040224);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2333,7 +2513,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 50627584), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 50339072), 960, 7, 7,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 50339072), 960, 7, 7,                          /* x */
                         t->params + 886464, (float *)(ws + 51016448), 160, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 50627584), t->grads + 886464, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2341,7 +2522,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.15.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 51016448), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50150912), 960, 49, t->params + 882624, t->bn_save + 20672, t->bn_save + 21632,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50150912), 960, 49, t->params + 882624, t->bn_save + 20672, t->bn_save + 21632,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 50339072), (float *)(ws + 50627584), NNC_ACT_RELU6, 0.0f,                           /* y, dy, through relu6 */
                                    (float *)(ws + 51016448), t->grads + 882624, t->grads + 883584);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2350,7 +2532,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 50339072), 0, (size_t)n * 47040 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 49962752), 960, 7, 7,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 49962752), 960, 7, 7,                          /* x */
                         t->params + 873984, (float *)(ws + 51016448), 960, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 960,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 50339072), t->grads + 873984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2358,7 +2541,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.15.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 50150912), 0, (size_t)n * 47040 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 49774592), 960, 49, t->params + 870144, t->bn_save + 18752, t->bn_save + 19712,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 49774592), 960, 49, t->params + 870144, t->bn_save + 18752, t->bn_save + 19712,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 49962752), (float *)(ws + 50339072), NNC_ACT_RELU6, 0.0f,                           /* y, dy, through relu6 */
                                    (float *)(ws + 50150912), t->grads + 870144, t->grads + 871104);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2366,7 +2550,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 49962752), (float *)(ws + 50339072), NNC_ACT_RELU6, 0.0f, (float *)(ws + 50150912));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 53945472), 160, 7, 7,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 53945472), 160, 7, 7,                          /* x */
                         t->params + 716544, (float *)(ws + 50150912), 960, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 51530752), t->grads + 716544, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2374,7 +2559,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.14.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 49887488), 0, (size_t)n * 7840 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 53914112), 160, 49, t->params + 715904, t->bn_save + 18432, t->bn_save + 18592,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 53914112), 160, 49, t->params + 715904, t->bn_save + 18432, t->bn_save + 18592,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 53945472), (float *)(ws + 51530752), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 49887488), t->grads + 715904, t->grads + 716064);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2383,7 +2569,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 49774592), 0, (size_t)n * 28224 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 51417856), 576, 7, 7,                          /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 51417856), 576, 7, 7,                          /* x */
                         t->params + 623744, (float *)(ws + 49887488), 160, 7, 7,         /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 49774592), t->grads + 623744, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2391,7 +2578,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.14.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 50226176), 0, (size_t)n * 28224 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 51204608), 576, 49, t->params + 621440, t->bn_save + 17280, t->bn_save + 17856,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 51204608), 576, 49, t->params + 621440, t->bn_save + 17280, t->bn_save + 17856,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51417856), (float *)(ws + 49774592), NNC_ACT_RELU6, 0.0f,                           /* y, dy, through relu6 */
                                    (float *)(ws + 50226176), t->grads + 621440, t->grads + 622016);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2400,7 +2588,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 49774592), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 48219136), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 48219136), 576, 14, 14,                        /* x */
                         t->params + 616256, (float *)(ws + 50226176), 576, 7, 7,         /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 576,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 49774592), t->grads + 616256, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2408,7 +2597,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.14.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 52659712), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 47767552), 576, 196, t->params + 613952, t->bn_save + 16128, t->bn_save + 16704,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 47767552), 576, 196, t->params + 613952, t->bn_save + 16128, t->bn_save + 16704,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 48219136), (float *)(ws + 49774592), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 52659712), t->grads + 613952, t->grads + 614528);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2417,7 +2607,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 48219136), 0, (size_t)n * 18816 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 52584448), 96, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52584448), 96, 14, 14,                         /* x */
                         t->params + 558656, (float *)(ws + 52659712), 576, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 48219136), t->grads + 558656, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2431,7 +2622,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.13.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 48219136), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 52433920), 96, 196, t->params + 558272, t->bn_save + 15936, t->bn_save + 16032,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 52433920), 96, 196, t->params + 558272, t->bn_save + 15936, t->bn_save + 16032,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 52509184), (float *)(ws + 47767552), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 48219136), t->grads + 558272, t->grads + 558368);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2440,7 +2632,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 47767552), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 46111744), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 46111744), 576, 14, 14,                        /* x */
                         t->params + 502976, (float *)(ws + 48219136), 96, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 47767552), t->grads + 502976, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2448,7 +2641,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.13.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 48219136), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 45660160), 576, 196, t->params + 500672, t->bn_save + 14784, t->bn_save + 15360,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 45660160), 576, 196, t->params + 500672, t->bn_save + 14784, t->bn_save + 15360,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 46111744), (float *)(ws + 47767552), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 48219136), t->grads + 500672, t->grads + 501248);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2457,7 +2651,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 46111744), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 44606464), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 44606464), 576, 14, 14,                        /* x */
                         t->params + 495488, (float *)(ws + 48219136), 576, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 576,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 46111744), t->grads + 495488, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2465,7 +2660,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.13.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 45660160), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 43853824), 576, 196, t->params + 493184, t->bn_save + 13632, t->bn_save + 14208,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 43853824), 576, 196, t->params + 493184, t->bn_save + 13632, t->bn_save + 14208,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 44606464), (float *)(ws + 46111744), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 45660160), t->grads + 493184, t->grads + 493760);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2473,7 +2669,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 44606464), (float *)(ws + 46111744), NNC_ACT_RELU6, 0.0f, (float *)(ws + 45660160));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 52157952), 96, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52157952), 96, 14, 14,                         /* x */
                         t->params + 437888, (float *)(ws + 45660160), 576, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 49774592), t->grads + 437888, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2487,7 +2684,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.12.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 44606464), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 51718912), 96, 196, t->params + 437504, t->bn_save + 13440, t->bn_save + 13536,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 51718912), 96, 196, t->params + 437504, t->bn_save + 13440, t->bn_save + 13536,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51844352), (float *)(ws + 43853824), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 44606464), t->grads + 437504, t->grads + 437600);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2496,7 +2694,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 43853824), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 42499072), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 42499072), 576, 14, 14,                        /* x */
                         t->params + 382208, (float *)(ws + 44606464), 96, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 43853824), t->grads + 382208, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2504,7 +2703,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.12.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 44606464), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 41445376), 576, 196, t->params + 379904, t->bn_save + 12288, t->bn_save + 12864,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 41445376), 576, 196, t->params + 379904, t->bn_save + 12288, t->bn_save + 12864,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 42499072), (float *)(ws + 43853824), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 44606464), t->grads + 379904, t->grads + 380480);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2513,7 +2713,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 42499072), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 40993792), 576, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 40993792), 576, 14, 14,                        /* x */
                         t->params + 374720, (float *)(ws + 44606464), 576, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 576,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 42499072), t->grads + 374720, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2521,7 +2722,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.12.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 41445376), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 40542208), 576, 196, t->params + 372416, t->bn_save + 11136, t->bn_save + 11712,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 40542208), 576, 196, t->params + 372416, t->bn_save + 11136, t->bn_save + 11712,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 40993792), (float *)(ws + 42499072), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 41445376), t->grads + 372416, t->grads + 372992);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2529,7 +2731,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 40993792), (float *)(ws + 42499072), NNC_ACT_RELU6, 0.0f, (float *)(ws + 41445376));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 50891008), 96, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 50891008), 96, 14, 14,                         /* x */
                         t->params + 317120, (float *)(ws + 41445376), 576, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 45660160), t->grads + 317120, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2537,7 +2740,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.11.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 18816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50815744), 96, 196, t->params + 316736, t->bn_save + 10944, t->bn_save + 11040,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50815744), 96, 196, t->params + 316736, t->bn_save + 10944, t->bn_save + 11040,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 50891008), (float *)(ws + 45660160), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 40843264), t->grads + 316736, t->grads + 316832);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2546,7 +2750,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 47466496), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 47466496), 384, 14, 14,                        /* x */
                         t->params + 279872, (float *)(ws + 40843264), 96, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 279872, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2554,7 +2759,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.11.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 47165440), 384, 196, t->params + 278336, t->bn_save + 10176, t->bn_save + 10560,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                            /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 47165440), 384, 196, t->params + 278336, t->bn_save + 10176, t->bn_save + 10560,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 47466496), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 278336, t->grads + 278720);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2563,7 +2769,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 46864384), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 46864384), 384, 14, 14,                        /* x */
                         t->params + 274880, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 384,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 274880, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2571,7 +2778,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.11.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 46563328), 384, 196, t->params + 273344, t->bn_save + 9408, t->bn_save + 9792,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 46563328), 384, 196, t->params + 273344, t->bn_save + 9408, t->bn_save + 9792,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 46864384), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 273344, t->grads + 273728);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2580,7 +2788,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 12544 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 52383744), 64, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52383744), 64, 14, 14,                         /* x */
                         t->params + 248768, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 248768, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2594,7 +2803,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.10.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 52283392), 64, 196, t->params + 248512, t->bn_save + 9280, t->bn_save + 9344,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 52283392), 64, 196, t->params + 248512, t->bn_save + 9280, t->bn_save + 9344,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 52333568), (float *)(ws + 40592384), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 40843264), t->grads + 248512, t->grads + 248576);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2603,7 +2813,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 45359104), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 45359104), 384, 14, 14,                        /* x */
                         t->params + 223936, (float *)(ws + 40843264), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 223936, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2611,7 +2822,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.10.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 45058048), 384, 196, t->params + 222400, t->bn_save + 8512, t->bn_save + 8896,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 45058048), 384, 196, t->params + 222400, t->bn_save + 8512, t->bn_save + 8896,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 45359104), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 222400, t->grads + 222784);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2620,7 +2832,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 44305408), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 44305408), 384, 14, 14,                        /* x */
                         t->params + 218944, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 384,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 218944, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2628,7 +2841,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.10.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 43552768), 384, 196, t->params + 217408, t->bn_save + 7744, t->bn_save + 8128,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 43552768), 384, 196, t->params + 217408, t->bn_save + 7744, t->bn_save + 8128,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 44305408), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 217408, t->grads + 217792);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2636,7 +2850,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 44305408), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f, (float *)(ws + 40843264));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 52233216), 64, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 52233216), 64, 14, 14,                         /* x */
                         t->params + 192832, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 41144320), t->grads + 192832, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2650,7 +2865,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.9.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 51794176), 64, 196, t->params + 192576, t->bn_save + 7616, t->bn_save + 7680,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 51794176), 64, 196, t->params + 192576, t->bn_save + 7616, t->bn_save + 7680,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 52107776), (float *)(ws + 40542208), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 40843264), t->grads + 192576, t->grads + 192640);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2659,7 +2875,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 43251712), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 43251712), 384, 14, 14,                        /* x */
                         t->params + 168000, (float *)(ws + 40843264), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 168000, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2667,7 +2884,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.9.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 42950656), 384, 196, t->params + 166464, t->bn_save + 6848, t->bn_save + 7232,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 42950656), 384, 196, t->params + 166464, t->bn_save + 6848, t->bn_save + 7232,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 43251712), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 166464, t->grads + 166848);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2676,7 +2894,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 42198016), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 42198016), 384, 14, 14,                        /* x */
                         t->params + 163008, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 384,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 163008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2684,7 +2903,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.9.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 41896960), 384, 196, t->params + 161472, t->bn_save + 6080, t->bn_save + 6464,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 41896960), 384, 196, t->params + 161472, t->bn_save + 6080, t->bn_save + 6464,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 42198016), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 161472, t->grads + 161856);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2692,7 +2912,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 42198016), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f, (float *)(ws + 40843264));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 51367680), 64, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 51367680), 64, 14, 14,                         /* x */
                         t->params + 136896, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 41194496), t->grads + 136896, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2706,7 +2927,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.8.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50966272), 64, 196, t->params + 136640, t->bn_save + 5952, t->bn_save + 6016,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50966272), 64, 196, t->params + 136640, t->bn_save + 5952, t->bn_save + 6016,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 51317504), (float *)(ws + 40542208), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 40843264), t->grads + 136640, t->grads + 136704);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2715,7 +2937,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 40542208), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 40241152), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 40241152), 384, 14, 14,                        /* x */
                         t->params + 112064, (float *)(ws + 40843264), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40542208), t->grads + 112064, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2723,7 +2946,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.8.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 40843264), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 39940096), 384, 196, t->params + 110528, t->bn_save + 5184, t->bn_save + 5568,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 39940096), 384, 196, t->params + 110528, t->bn_save + 5184, t->bn_save + 5568,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 40241152), (float *)(ws + 40542208), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 40843264), t->grads + 110528, t->grads + 110912);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2732,7 +2956,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 40241152), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 39639040), 384, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 39639040), 384, 14, 14,                        /* x */
                         t->params + 107072, (float *)(ws + 40843264), 384, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 384,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 40241152), t->grads + 107072, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2740,7 +2965,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.8.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 39940096), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 39337984), 384, 196, t->params + 105536, t->bn_save + 4416, t->bn_save + 4800,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 39337984), 384, 196, t->params + 105536, t->bn_save + 4416, t->bn_save + 4800,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 39639040), (float *)(ws + 40241152), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 39940096), t->grads + 105536, t->grads + 105920);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2748,7 +2974,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 39639040), (float *)(ws + 40241152), NNC_ACT_RELU6, 0.0f, (float *)(ws + 39940096));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 50577408), 64, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 50577408), 64, 14, 14,                        /* x */
                         t->params + 80960, (float *)(ws + 39940096), 384, 14, 14,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 41144320), t->grads + 80960, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2756,7 +2983,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.7.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 39488512), 0, (size_t)n * 12544 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 50527232), 64, 196, t->params + 80704, t->bn_save + 4288, t->bn_save + 4352,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 50527232), 64, 196, t->params + 80704, t->bn_save + 4288, t->bn_save + 4352,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 50577408), (float *)(ws + 41144320), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 39488512), t->grads + 80704, t->grads + 80768);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2765,7 +2993,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 39337984), 0, (size_t)n * 37632 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 48821248), 192, 14, 14,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 48821248), 192, 14, 14,                       /* x */
                         t->params + 68416, (float *)(ws + 39488512), 64, 14, 14,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 39337984), t->grads + 68416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2773,7 +3002,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.7.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 39940096), 0, (size_t)n * 37632 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 48670720), 192, 196, t->params + 67648, t->bn_save + 3904, t->bn_save + 4096,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 48670720), 192, 196, t->params + 67648, t->bn_save + 3904, t->bn_save + 4096,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 48821248), (float *)(ws + 39337984), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 39940096), t->grads + 67648, t->grads + 67840);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2782,7 +3012,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 39337984), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 36327424), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 36327424), 192, 28, 28,                       /* x */
                         t->params + 65920, (float *)(ws + 39940096), 192, 14, 14,       /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 192,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 39337984), t->grads + 65920, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2790,7 +3021,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.7.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 39940096), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 35725312), 192, 784, t->params + 65152, t->bn_save + 3520, t->bn_save + 3712,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 35725312), 192, 784, t->params + 65152, t->bn_save + 3520, t->bn_save + 3712,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 36327424), (float *)(ws + 39337984), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 39940096), t->grads + 65152, t->grads + 65344);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2799,7 +3031,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 36327424), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 49674240), 32, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 49674240), 32, 28, 28,                        /* x */
                         t->params + 59008, (float *)(ws + 39940096), 192, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 36327424), t->grads + 59008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2813,7 +3046,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.6.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 36327424), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 49473536), 32, 784, t->params + 58880, t->bn_save + 3456, t->bn_save + 3488,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 49473536), 32, 784, t->params + 58880, t->bn_save + 3456, t->bn_save + 3488,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 49573888), (float *)(ws + 35725312), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 36327424), t->grads + 58880, t->grads + 58912);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2822,7 +3056,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 35725312), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 35123200), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 35123200), 192, 28, 28,                       /* x */
                         t->params + 52736, (float *)(ws + 36327424), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 35725312), t->grads + 52736, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2830,7 +3065,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.6.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 36327424), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 34521088), 192, 784, t->params + 51968, t->bn_save + 3072, t->bn_save + 3264,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 34521088), 192, 784, t->params + 51968, t->bn_save + 3072, t->bn_save + 3264,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 35123200), (float *)(ws + 35725312), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 36327424), t->grads + 51968, t->grads + 52160);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2839,7 +3075,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 35123200), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 33918976), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 33918976), 192, 28, 28,                       /* x */
                         t->params + 50240, (float *)(ws + 36327424), 192, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 192,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 35123200), t->grads + 50240, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2847,7 +3084,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.6.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 34521088), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 33316864), 192, 784, t->params + 49472, t->bn_save + 2688, t->bn_save + 2880,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 33316864), 192, 784, t->params + 49472, t->bn_save + 2688, t->bn_save + 2880,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 33918976), (float *)(ws + 35123200), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 34521088), t->grads + 49472, t->grads + 49664);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2855,7 +3093,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 33918976), (float *)(ws + 35123200), NNC_ACT_RELU6, 0.0f, (float *)(ws + 34521088));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 49373184), 32, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 49373184), 32, 28, 28,                        /* x */
                         t->params + 43328, (float *)(ws + 34521088), 192, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 39337984), t->grads + 43328, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2869,7 +3108,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.5.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 33918976), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 49172480), 32, 784, t->params + 43200, t->bn_save + 2624, t->bn_save + 2656,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 49172480), 32, 784, t->params + 43200, t->bn_save + 2624, t->bn_save + 2656,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 49272832), (float *)(ws + 33316864), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 33918976), t->grads + 43200, t->grads + 43232);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2878,7 +3118,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 33316864), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 32714752), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 32714752), 192, 28, 28,                       /* x */
                         t->params + 37056, (float *)(ws + 33918976), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 33316864), t->grads + 37056, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2886,7 +3127,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.5.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 33918976), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 32112640), 192, 784, t->params + 36288, t->bn_save + 2240, t->bn_save + 2432,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 32112640), 192, 784, t->params + 36288, t->bn_save + 2240, t->bn_save + 2432,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 32714752), (float *)(ws + 33316864), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 33918976), t->grads + 36288, t->grads + 36480);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2895,7 +3137,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 32714752), 0, (size_t)n * 150528 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 31510528), 192, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 31510528), 192, 28, 28,                       /* x */
                         t->params + 34560, (float *)(ws + 33918976), 192, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 192,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 32714752), t->grads + 34560, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2903,7 +3146,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.5.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 32112640), 0, (size_t)n * 150528 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 30908416), 192, 784, t->params + 33792, t->bn_save + 1856, t->bn_save + 2048,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 30908416), 192, 784, t->params + 33792, t->bn_save + 1856, t->bn_save + 2048,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 31510528), (float *)(ws + 32714752), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 32112640), t->grads + 33792, t->grads + 33984);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2911,7 +3155,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 31510528), (float *)(ws + 32714752), NNC_ACT_RELU6, 0.0f, (float *)(ws + 32112640));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 49072128), 32, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 49072128), 32, 28, 28,                        /* x */
                         t->params + 27648, (float *)(ws + 32112640), 192, 28, 28,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 34521088), t->grads + 27648, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2919,7 +3164,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.4.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 31360000), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 48971776), 32, 784, t->params + 27520, t->bn_save + 1792, t->bn_save + 1824,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 48971776), 32, 784, t->params + 27520, t->bn_save + 1792, t->bn_save + 1824,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 49072128), (float *)(ws + 34521088), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 31360000), t->grads + 27520, t->grads + 27552);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2928,7 +3174,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 30908416), 0, (size_t)n * 112896 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 37381120), 144, 28, 28,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 37381120), 144, 28, 28,                       /* x */
                         t->params + 22912, (float *)(ws + 31360000), 32, 28, 28,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 30908416), t->grads + 22912, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2936,7 +3183,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.4.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 32714752), 0, (size_t)n * 112896 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 36929536), 144, 784, t->params + 22336, t->bn_save + 1504, t->bn_save + 1648,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 36929536), 144, 784, t->params + 22336, t->bn_save + 1504, t->bn_save + 1648,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 37381120), (float *)(ws + 30908416), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 32714752), t->grads + 22336, t->grads + 22480);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2945,7 +3193,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 30908416), 0, (size_t)n * 451584 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 25088000), 144, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25088000), 144, 56, 56,                       /* x */
                         t->params + 21040, (float *)(ws + 32714752), 144, 28, 28,       /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 144,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 30908416), t->grads + 21040, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2953,7 +3202,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.4.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 32714752), 0, (size_t)n * 451584 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 23281664), 144, 3136, t->params + 20464, t->bn_save + 1216, t->bn_save + 1360,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 23281664), 144, 3136, t->params + 20464, t->bn_save + 1216, t->bn_save + 1360,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 25088000), (float *)(ws + 30908416), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 32714752), t->grads + 20464, t->grads + 20608);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2962,7 +3212,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 25088000), 0, (size_t)n * 75264 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 39036928), 24, 56, 56,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 39036928), 24, 56, 56,                        /* x */
                         t->params + 17008, (float *)(ws + 32714752), 144, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25088000), t->grads + 17008, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2976,7 +3227,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.3.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 25088000), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 38434816), 24, 3136, t->params + 16912, t->bn_save + 1168, t->bn_save + 1192,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 38434816), 24, 3136, t->params + 16912, t->bn_save + 1168, t->bn_save + 1192,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 38735872), (float *)(ws + 23281664), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 25088000), t->grads + 16912, t->grads + 16936);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -2985,7 +3237,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 23281664), 0, (size_t)n * 451584 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 19869696), 144, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 19869696), 144, 56, 56,                       /* x */
                         t->params + 13456, (float *)(ws + 25088000), 24, 56, 56,        /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 23281664), t->grads + 13456, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -2993,7 +3246,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.3.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 25088000), 0, (size_t)n * 451584 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 14852096), 144, 3136, t->params + 12880, t->bn_save + 880, t->bn_save + 1024,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 14852096), 144, 3136, t->params + 12880, t->bn_save + 880, t->bn_save + 1024,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 19869696), (float *)(ws + 23281664), NNC_ACT_RELU6, 0.0f,                         /* y, dy, through relu6 */
                                    (float *)(ws + 25088000), t->grads + 12880, t->grads + 13024);                                   /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3002,7 +3256,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 19869696), 0, (size_t)n * 451584 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 11440128), 144, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 11440128), 144, 56, 56,                       /* x */
                         t->params + 11584, (float *)(ws + 25088000), 144, 56, 56,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 144,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 19869696), t->grads + 11584, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3010,7 +3265,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.3.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 14852096), 0, (size_t)n * 451584 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 9633792), 144, 3136, t->params + 11008, t->bn_save + 592, t->bn_save + 736,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 9633792), 144, 3136, t->params + 11008, t->bn_save + 592, t->bn_save + 736,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 11440128), (float *)(ws + 19869696), NNC_ACT_RELU6, 0.0f,                       /* y, dy, through relu6 */
                                    (float *)(ws + 14852096), t->grads + 11008, t->grads + 11152);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3018,7 +3274,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 11440128), (float *)(ws + 19869696), NNC_ACT_RELU6, 0.0f, (float *)(ws + 14852096));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, (float *)(ws + 38133760), 24, 56, 56,                       /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 38133760), 24, 56, 56,                       /* x */
                         t->params + 7552, (float *)(ws + 14852096), 144, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 30908416), t->grads + 7552, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3026,7 +3283,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.2.conv.3 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 10838016), 0, (size_t)n * 75264 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 37832704), 24, 3136, t->params + 7456, t->bn_save + 544, t->bn_save + 568,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                      /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 37832704), 24, 3136, t->params + 7456, t->bn_save + 544, t->bn_save + 568,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 38133760), (float *)(ws + 30908416), NNC_ACT_NONE, 0.0f,                       /* y, dy, through none */
                                    (float *)(ws + 10838016), t->grads + 7456, t->grads + 7480);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3035,7 +3293,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 301056 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 28098560), 96, 56, 56,                      /* x */
+    nnc_conv2d_backward(&t->ctx,                                                      /* the instance's threads and instruction set */
+                        n, (float *)(ws + 28098560), 96, 56, 56,                      /* x */
                         t->params + 5152, (float *)(ws + 10838016), 24, 56, 56,       /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 9633792), t->grads + 5152, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3043,7 +3302,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.2.conv.1.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 10838016), 0, (size_t)n * 301056 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 26894336), 96, 3136, t->params + 4768, t->bn_save + 352, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                      /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 26894336), 96, 3136, t->params + 4768, t->bn_save + 352, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 28098560), (float *)(ws + 9633792), NNC_ACT_RELU6, 0.0f,                       /* y, dy, through relu6 */
                                    (float *)(ws + 10838016), t->grads + 4768, t->grads + 4864);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3052,7 +3312,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 30908416), 0, (size_t)n * 1204224 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 4816896), 96, 112, 112,                      /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 4816896), 96, 112, 112,                      /* x */
                         t->params + 3904, (float *)(ws + 10838016), 96, 56, 56,        /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 96,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 30908416), t->grads + 3904, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3060,7 +3321,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.2.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 23281664), 0, (size_t)n * 1204224 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 96, 12544, t->params + 3520, t->bn_save + 160, t->bn_save + 256,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 0), 96, 12544, t->params + 3520, t->bn_save + 160, t->bn_save + 256,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 4816896), (float *)(ws + 30908416), NNC_ACT_RELU6, 0.0f,                 /* y, dy, through relu6 */
                                    (float *)(ws + 23281664), t->grads + 3520, t->grads + 3616);                            /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3069,7 +3331,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 4816896), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 30105600), 16, 112, 112,                    /* x */
+    nnc_conv2d_backward(&t->ctx,                                                      /* the instance's threads and instruction set */
+                        n, (float *)(ws + 30105600), 16, 112, 112,                    /* x */
                         t->params + 1984, (float *)(ws + 23281664), 96, 112, 112,     /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                    /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 4816896), t->grads + 1984, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -3077,7 +3340,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.1.conv.2 @ models/mobilenet_v2.net:20:14 */
     memset((float *)(ws + 1605632), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 29302784), 16, 12544, t->params + 1920, t->bn_save + 128, t->bn_save + 144,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                       /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 29302784), 16, 12544, t->params + 1920, t->bn_save + 128, t->bn_save + 144,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 30105600), (float *)(ws + 4816896), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 1605632), t->grads + 1920, t->grads + 1936);                                    /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3086,7 +3350,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
     memset((float *)(ws + 0), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 21676032), 32, 112, 112,                /* x */
+    nnc_conv2d_backward(&t->ctx,                                                  /* the instance's threads and instruction set */
+                        n, (float *)(ws + 21676032), 32, 112, 112,                /* x */
                         t->params + 1408, (float *)(ws + 1605632), 16, 112, 112,  /* weight, dy */
                         1, 1, 1, 1, 0, 0, 1, 1, 1,                                /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 0), t->grads + 1408, NULL, t->scratch);    /* dx, dweight, dbias; scratch */
@@ -3094,7 +3359,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.1.conv.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 1605632), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 18264064), 32, 12544, t->params + 1280, t->bn_save + 64, t->bn_save + 96,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                     /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 18264064), 32, 12544, t->params + 1280, t->bn_save + 64, t->bn_save + 96,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 21676032), (float *)(ws + 0), NNC_ACT_RELU6, 0.0f,                            /* y, dy, through relu6 */
                                    (float *)(ws + 1605632), t->grads + 1280, t->grads + 1312);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3103,7 +3369,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
 
     /* backward of conv2d features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     memset((float *)(ws + 0), 0, (size_t)n * 401408 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 16658432), 32, 112, 112,               /* x */
+    nnc_conv2d_backward(&t->ctx,                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 16658432), 32, 112, 112,               /* x */
                         t->params + 992, (float *)(ws + 1605632), 32, 112, 112,  /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 32,                              /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 0), t->grads + 992, NULL, t->scratch);    /* dx, dweight, dbias; scratch */
@@ -3111,7 +3378,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
     /* backward of batchnorm features.0.1 @ models/lib/mobilenet.net:8:17 */
     memset((float *)(ws + 1605632), 0, (size_t)n * 401408 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 13246464), 32, 12544, t->params + 864, t->bn_save + 0, t->bn_save + 32,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                   /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 13246464), 32, 12544, t->params + 864, t->bn_save + 0, t->bn_save + 32,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 16658432), (float *)(ws + 0), NNC_ACT_RELU6, 0.0f,                          /* y, dy, through relu6 */
                                    (float *)(ws + 1605632), t->grads + 864, t->grads + 896);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -3119,7 +3387,8 @@ static void mobilenet_v2_train_bwd(mobilenet_v2_train *t, int n, const float *in
                                         (float *)(ws + 16658432), (float *)(ws + 0), NNC_ACT_RELU6, 0.0f, (float *)(ws + 1605632));  /* y, dy, activation; dx */
 
     /* backward of conv2d features.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_backward(n, input, 3, 224, 224,                                 /* x */
+    nnc_conv2d_backward(&t->ctx,                                               /* the instance's threads and instruction set */
+                        n, input, 3, 224, 224,                                 /* x */
                         t->params + 0, (float *)(ws + 1605632), 32, 112, 112,  /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 1,                             /* kernel, stride, padding, dilation, groups */
                         dinput, t->grads + 0, NULL, t->scratch);               /* dx, dweight, dbias; scratch */
@@ -3180,6 +3449,7 @@ static const char *const mobilenet_v2_state_keys[2][3] = {{"momentum_buffer", ""
 static void mobilenet_v2_train_release(mobilenet_v2_train *t)
 {
     int i;
+    nnc_ctx_stop(&t->ctx);
     if (t->state_names)
         for (i = 0; i < MOBILENET_V2_N_PARAMS * 3; i++) free(t->state_names[i]);
     free(t->state_names);
@@ -3208,6 +3478,13 @@ int mobilenet_v2_train_create(mobilenet_v2_train **out, const char *weights, con
         return mobilenet_v2_train_fail(t, -1, "mobilenet_v2_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+#ifdef NNC_USE_CBLAS
+    /* the BLAS runs the GEMMs on threads of its own: a second pool polling beside
+     * them would fight them for the cores (mobilenet_v2_train_set_threads can still start one) */
+    (void)nnc_ctx_init(&t->ctx, 1);
+#else
+    (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
+#endif
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
@@ -3294,6 +3571,15 @@ void mobilenet_v2_train_destroy(mobilenet_v2_train *t)
 
 const char *mobilenet_v2_train_last_error(const mobilenet_v2_train *t) { return t ? t->err : "no instance"; }
 int mobilenet_v2_train_max_batch(void) { return MOBILENET_V2_TRAIN_MAX_BATCH; }
+
+int mobilenet_v2_train_set_threads(mobilenet_v2_train *t, int threads)
+{
+    if (!t) return -1;
+    nnc_ctx_stop(&t->ctx);
+    if (nnc_ctx_init(&t->ctx, threads < 0 ? 1 : threads) != 0)
+        return mobilenet_v2_train_fail(t, -2, "mobilenet_v2_train_set_threads: could not start %d threads", threads);
+    return 0;
+}
 long mobilenet_v2_train_get_step(const mobilenet_v2_train *t) { return t->step; }
 void mobilenet_v2_train_set_step(mobilenet_v2_train *t, long step) { t->step = step; }
 
@@ -3333,16 +3619,19 @@ int mobilenet_v2_train_step(mobilenet_v2_train *t, int n, const float *input, co
     int i, rc = mobilenet_v2_train_check(t, n, input, labels);
     if (rc) return rc;
     mobilenet_v2_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
     mobilenet_v2_train_fwd(t, n, input, 1);
     l = mobilenet_v2_train_loss(t, n, labels, MOBILENET_V2_N_OUTPUTS, 1);
     if (correct) *correct = mobilenet_v2_train_correct(n, MOBILENET_V2_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
+        nnc_ctx_end(&t->ctx);
         mobilenet_v2_train_buffers(t, 0);
         return mobilenet_v2_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)MOBILENET_V2_PARAM_FLOATS * sizeof(float));
     mobilenet_v2_train_bwd(t, n, input, 1, NULL);
+    nnc_ctx_end(&t->ctx);
     for (i = 0; i < MOBILENET_V2_N_PARAMS; i++) {
         size_t count = 1;
         int k;
@@ -3362,7 +3651,9 @@ int mobilenet_v2_train_eval(mobilenet_v2_train *t, int n, const float *input, co
     float l;
     int rc = mobilenet_v2_train_check(t, n, input, labels);
     if (rc) return rc;
+    nnc_ctx_begin(&t->ctx);
     mobilenet_v2_train_fwd(t, n, input, 0);
+    nnc_ctx_end(&t->ctx);
     l = mobilenet_v2_train_loss(t, n, labels, 1, 0);
     if (loss) *loss = l;
     if (correct) *correct = mobilenet_v2_train_correct(n, MOBILENET_V2_LOGITS(t), labels);
@@ -3377,10 +3668,12 @@ int mobilenet_v2_train_input_grad(mobilenet_v2_train *t, int n, const float *inp
     if (rc) return rc;
     if (!dinput) return mobilenet_v2_train_fail(t, -1, "mobilenet_v2_train_input_grad: NULL dinput");
     mobilenet_v2_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);
     mobilenet_v2_train_fwd(t, n, input, train);
     l = mobilenet_v2_train_loss(t, n, labels, train ? MOBILENET_V2_N_OUTPUTS : 1, 1);
     memset(t->grads, 0, (size_t)MOBILENET_V2_PARAM_FLOATS * sizeof(float));
     mobilenet_v2_train_bwd(t, n, input, train, dinput);
+    nnc_ctx_end(&t->ctx);
     mobilenet_v2_train_buffers(t, 0);  /* running statistics */
     if (loss) *loss = l;
     return 0;

@@ -59,6 +59,9 @@ int mobilenet_v2_train_tensor(mobilenet_v2_train *t, int i, const char **name, i
 long mobilenet_v2_train_get_step(const mobilenet_v2_train *t);
 void mobilenet_v2_train_set_step(mobilenet_v2_train *t, long step);
 int mobilenet_v2_train_max_batch(void);
+/* The threads the kernels run on (0: one per online CPU, or NNC_THREADS from the
+ * environment, as at create; 1: the caller's alone). */
+int mobilenet_v2_train_set_threads(mobilenet_v2_train *t, int threads);
 const char *mobilenet_v2_train_last_error(const mobilenet_v2_train *t);
 void mobilenet_v2_train_destroy(mobilenet_v2_train *t);
 

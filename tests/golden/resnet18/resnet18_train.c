@@ -28,14 +28,20 @@
 /* @kernel add */
 /* @kernel maxpool2d */
 /* @kernel global_avgpool */
+/* @kernel ctx */
+/* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel linear_mt needs: linear ctx */
+/* @kernel sgemm_mt needs: gemm gemm_packed */
+/* @kernel conv_mt needs: sgemm_mt conv2d conv_transpose2d */
+/* @kernel linear_gemm needs: linear_mt sgemm_mt */
 /* @kernel grad_accumulate */
-/* @kernel grad_bias */
-/* @kernel conv2d_backward needs: gemm conv_common conv2d conv_transpose2d grad_bias */
-/* @kernel linear_backward needs: gemm grad_bias */
-/* @kernel maxpool2d_backward */
+/* @kernel grad_bias needs: ctx */
+/* @kernel conv2d_backward needs: conv_mt conv_common grad_bias */
+/* @kernel linear_backward needs: sgemm_mt grad_bias */
+/* @kernel maxpool2d_backward needs: ctx */
 /* @kernel global_avgpool_backward */
-/* @kernel batchnorm_train */
-/* @kernel bn_train_fused needs: conv2d batchnorm_train epilogue */
+/* @kernel batchnorm_train needs: ctx */
+/* @kernel bn_train_fused needs: conv_mt batchnorm_train epilogue */
 /* @kernel activation_backward */
 /* @kernel cross_entropy */
 /* @kernel bce_with_logits */
@@ -179,6 +185,7 @@ struct resnet18_train {
     float *target, *dummy;    /* one-hot targets (bce, mse); a gradient nobody reads */
     float *scratch;
     unsigned char *ws;        /* activations and their gradients (planned) */
+    nnc_ctx ctx;              /* the instruction set and the threads the kernels run on */
     unsigned char trainable[RESNET18_N_PARAMS];
     char **state_names;       /* "optim.NAME.KEY" */
     int n_state;              /* state tensors per learned tensor */
@@ -206,24 +213,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d conv1 @ models/lib/resnet.net:63:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
+        nnc_conv2d_stats(&t->ctx,                          /* the instance's threads and instruction set */
+                         n, input, 3, 224, 224,            /* x: input image [3, 224, 224] */
                          t->params + 0, NULL,              /* conv1.weight, no bias */
                          (float *)(ws + 0), 64, 112, 112,  /* y: [64, 112, 112] */
                          7, 7, 2, 2, 3, 3, 1, 1, 1,        /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);            /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
-                   t->params + 0, NULL,                      /* conv1.weight, no bias */
-                   (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
-                   7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                  /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                   /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                  /* the instance's threads and instruction set */
+                      n, input, 150528, 3, 224, 224,            /* x: input image [3, 224, 224], batch stride */
+                      t->params + 0, NULL,                      /* conv1.weight, no bias */
+                      (float *)(ws + 0), 802816, 64, 112, 112,  /* y: [64, 112, 112], batch stride */
+                      7, 7, 2, 2, 3, 3, 1, 1, 1, t->scratch,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                  /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                   /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);          /* prologue: none */
     }
 
     /* batchnorm bn1 @ models/lib/resnet.net:63:70 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
+        nnc_batchnorm_act_train(&t->ctx,                                                   /* the instance's threads and instruction set */
+                                n, (float *)(ws + 0), 64, 12544,                           /* x: [64, 112, 112] */
                                 t->stats,                                                  /* the conv's per-channel sums */
                                 t->params + 9408, t->params + 9472, 1e-05f, 0.1f,          /* bn1.weight, bn1.bias; eps, momentum */
                                 t->params + 9536, t->params + 9600,                        /* bn1.running_mean, bn1.running_var (updated) */
@@ -245,24 +255,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer1.0.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 9633792), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 9633792), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 9664, NULL,                  /* layer1.0.conv1.weight, no bias */
                          (float *)(ws + 6422528), 64, 56, 56,     /* y: [64, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 9633792), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 9664, NULL,                          /* layer1.0.conv1.weight, no bias */
-                   (float *)(ws + 6422528), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 9633792), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 9664, NULL,                          /* layer1.0.conv1.weight, no bias */
+                      (float *)(ws + 6422528), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm layer1.0.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 6422528), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                      /* the instance's threads and instruction set */
+                                n, (float *)(ws + 6422528), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                     /* the conv's per-channel sums */
                                 t->params + 46528, t->params + 46592, 1e-05f, 0.1f,           /* layer1.0.bn1.weight, layer1.0.bn1.bias; eps, momentum */
                                 t->params + 46656, t->params + 46720,                         /* layer1.0.bn1.running_mean, layer1.0.bn1.running_var (updated) */
@@ -279,24 +292,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer1.0.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 7225344), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 7225344), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 46784, NULL,                 /* layer1.0.conv2.weight, no bias */
                          (float *)(ws + 8028160), 64, 56, 56,     /* y: [64, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 7225344), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 46784, NULL,                         /* layer1.0.conv2.weight, no bias */
-                   (float *)(ws + 8028160), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                         /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                         /* the instance's threads and instruction set */
+                      n, (float *)(ws + 7225344), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 46784, NULL,                         /* layer1.0.conv2.weight, no bias */
+                      (float *)(ws + 8028160), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                         /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                 /* prologue: none */
     }
 
     /* batchnorm layer1.0.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 8028160), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                      /* the instance's threads and instruction set */
+                                n, (float *)(ws + 8028160), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                     /* the conv's per-channel sums */
                                 t->params + 83648, t->params + 83712, 1e-05f, 0.1f,           /* layer1.0.bn2.weight, layer1.0.bn2.bias; eps, momentum */
                                 t->params + 83776, t->params + 83840,                         /* layer1.0.bn2.running_mean, layer1.0.bn2.running_var (updated) */
@@ -318,24 +334,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer1.1.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 11239424), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 11239424), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 83904, NULL,                  /* layer1.1.conv1.weight, no bias */
                          (float *)(ws + 12042240), 64, 56, 56,     /* y: [64, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 11239424), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 83904, NULL,                          /* layer1.1.conv1.weight, no bias */
-                   (float *)(ws + 12042240), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 11239424), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 83904, NULL,                          /* layer1.1.conv1.weight, no bias */
+                      (float *)(ws + 12042240), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer1.1.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 12042240), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 12042240), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 120768, t->params + 120832, 1e-05f, 0.1f,          /* layer1.1.bn1.weight, layer1.1.bn1.bias; eps, momentum */
                                 t->params + 120896, t->params + 120960,                        /* layer1.1.bn1.running_mean, layer1.1.bn1.running_var (updated) */
@@ -352,24 +371,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer1.1.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 128 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 12845056), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 12845056), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 121024, NULL,                 /* layer1.1.conv2.weight, no bias */
                          (float *)(ws + 13647872), 64, 56, 56,     /* y: [64, 56, 56] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 12845056), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 121024, NULL,                         /* layer1.1.conv2.weight, no bias */
-                   (float *)(ws + 13647872), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 64,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 12845056), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 121024, NULL,                         /* layer1.1.conv2.weight, no bias */
+                      (float *)(ws + 13647872), 200704, 64, 56, 56,     /* y: [64, 56, 56], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 64,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer1.1.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 13647872), 64, 3136,                         /* x: [64, 56, 56] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 13647872), 64, 3136,                         /* x: [64, 56, 56] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 157888, t->params + 157952, 1e-05f, 0.1f,          /* layer1.1.bn2.weight, layer1.1.bn2.bias; eps, momentum */
                                 t->params + 158016, t->params + 158080,                        /* layer1.1.bn2.running_mean, layer1.1.bn2.running_var (updated) */
@@ -391,24 +413,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.0.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 158144, NULL,                 /* layer2.0.conv1.weight, no bias */
                          (float *)(ws + 17661952), 128, 28, 28,    /* y: [128, 28, 28] */
                          3, 3, 2, 2, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 158144, NULL,                         /* layer2.0.conv1.weight, no bias */
-                   (float *)(ws + 17661952), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 158144, NULL,                         /* layer2.0.conv1.weight, no bias */
+                      (float *)(ws + 17661952), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer2.0.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 17661952), 128, 784,                         /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                       /* the instance's threads and instruction set */
+                                n, (float *)(ws + 17661952), 128, 784,                         /* x: [128, 28, 28] */
                                 t->stats,                                                      /* the conv's per-channel sums */
                                 t->params + 231872, t->params + 232000, 1e-05f, 0.1f,          /* layer2.0.bn1.weight, layer2.0.bn1.bias; eps, momentum */
                                 t->params + 232128, t->params + 232256,                        /* layer2.0.bn1.running_mean, layer2.0.bn1.running_var (updated) */
@@ -425,24 +450,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.0.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 18063360), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 18063360), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 232384, NULL,                  /* layer2.0.conv2.weight, no bias */
                          (float *)(ws + 18464768), 128, 28, 28,     /* y: [128, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 18063360), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 232384, NULL,                          /* layer2.0.conv2.weight, no bias */
-                   (float *)(ws + 18464768), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 18063360), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 232384, NULL,                          /* layer2.0.conv2.weight, no bias */
+                      (float *)(ws + 18464768), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer2.0.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 18464768), 128, 784,                          /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                        /* the instance's threads and instruction set */
+                                n, (float *)(ws + 18464768), 128, 784,                          /* x: [128, 28, 28] */
                                 t->stats,                                                       /* the conv's per-channel sums */
                                 t->params + 379840, t->params + 379968, 1e-05f, 0.1f,           /* layer2.0.bn2.weight, layer2.0.bn2.bias; eps, momentum */
                                 t->params + 380096, t->params + 380224,                         /* layer2.0.bn2.running_mean, layer2.0.bn2.running_var (updated) */
@@ -458,24 +486,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
+        nnc_conv2d_stats(&t->ctx,                                  /* the instance's threads and instruction set */
+                         n, (float *)(ws + 16056320), 64, 56, 56,  /* x: [64, 56, 56] */
                          t->params + 380352, NULL,                 /* layer2.0.downsample.0.weight, no bias */
                          (float *)(ws + 19267584), 128, 28, 28,    /* y: [128, 28, 28] */
                          1, 1, 2, 2, 0, 0, 1, 1, 1,                /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                    /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
-                   t->params + 380352, NULL,                         /* layer2.0.downsample.0.weight, no bias */
-                   (float *)(ws + 19267584), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
-                   1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 16056320), 200704, 64, 56, 56,  /* x: [64, 56, 56], batch stride */
+                      t->params + 380352, NULL,                         /* layer2.0.downsample.0.weight, no bias */
+                      (float *)(ws + 19267584), 100352, 128, 28, 28,    /* y: [128, 28, 28], batch stride */
+                      1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer2.0.downsample.1 @ models/lib/resnet.net:25:81 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 19267584), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 19267584), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 388544, t->params + 388672, 1e-05f, 0.1f,            /* layer2.0.downsample.1.weight, layer2.0.downsample.1.bias; eps, momentum */
                                 t->params + 388800, t->params + 388928,                          /* layer2.0.downsample.1.running_mean, layer2.0.downsample.1.running_var (updated) */
@@ -497,24 +528,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.1.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 19668992), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 19668992), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 389056, NULL,                  /* layer2.1.conv1.weight, no bias */
                          (float *)(ws + 20070400), 128, 28, 28,     /* y: [128, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 19668992), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 389056, NULL,                          /* layer2.1.conv1.weight, no bias */
-                   (float *)(ws + 20070400), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 19668992), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 389056, NULL,                          /* layer2.1.conv1.weight, no bias */
+                      (float *)(ws + 20070400), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer2.1.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 20070400), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 20070400), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 536512, t->params + 536640, 1e-05f, 0.1f,            /* layer2.1.bn1.weight, layer2.1.bn1.bias; eps, momentum */
                                 t->params + 536768, t->params + 536896,                          /* layer2.1.bn1.running_mean, layer2.1.bn1.running_var (updated) */
@@ -531,24 +565,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer2.1.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 256 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 20471808), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 20471808), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 537024, NULL,                  /* layer2.1.conv2.weight, no bias */
                          (float *)(ws + 20873216), 128, 28, 28,     /* y: [128, 28, 28] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 20471808), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 537024, NULL,                          /* layer2.1.conv2.weight, no bias */
-                   (float *)(ws + 20873216), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 128,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 20471808), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 537024, NULL,                          /* layer2.1.conv2.weight, no bias */
+                      (float *)(ws + 20873216), 100352, 128, 28, 28,     /* y: [128, 28, 28], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer2.1.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 20873216), 128, 784,                           /* x: [128, 28, 28] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 20873216), 128, 784,                           /* x: [128, 28, 28] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 684480, t->params + 684608, 1e-05f, 0.1f,            /* layer2.1.bn2.weight, layer2.1.bn2.bias; eps, momentum */
                                 t->params + 684736, t->params + 684864,                          /* layer2.1.bn2.running_mean, layer2.1.bn2.running_var (updated) */
@@ -570,24 +607,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.0.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 22077440), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 22077440), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 684992, NULL,                  /* layer3.0.conv1.weight, no bias */
                          (float *)(ws + 22880256), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 2, 2, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 22077440), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 684992, NULL,                          /* layer3.0.conv1.weight, no bias */
-                   (float *)(ws + 22880256), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 22077440), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 684992, NULL,                          /* layer3.0.conv1.weight, no bias */
+                      (float *)(ws + 22880256), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer3.0.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 22880256), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 22880256), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 979904, t->params + 980160, 1e-05f, 0.1f,            /* layer3.0.bn1.weight, layer3.0.bn1.bias; eps, momentum */
                                 t->params + 980416, t->params + 980672,                          /* layer3.0.bn1.running_mean, layer3.0.bn1.running_var (updated) */
@@ -604,24 +644,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.0.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 23080960), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 23080960), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 980928, NULL,                  /* layer3.0.conv2.weight, no bias */
                          (float *)(ws + 23281664), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 23080960), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 980928, NULL,                         /* layer3.0.conv2.weight, no bias */
-                   (float *)(ws + 23281664), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 23080960), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 980928, NULL,                         /* layer3.0.conv2.weight, no bias */
+                      (float *)(ws + 23281664), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer3.0.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 23281664), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 23281664), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 1570752, t->params + 1571008, 1e-05f, 0.1f,          /* layer3.0.bn2.weight, layer3.0.bn2.bias; eps, momentum */
                                 t->params + 1571264, t->params + 1571520,                        /* layer3.0.bn2.running_mean, layer3.0.bn2.running_var (updated) */
@@ -637,24 +680,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 22077440), 128, 28, 28,  /* x: [128, 28, 28] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 22077440), 128, 28, 28,  /* x: [128, 28, 28] */
                          t->params + 1571776, NULL,                 /* layer3.0.downsample.0.weight, no bias */
                          (float *)(ws + 23683072), 256, 14, 14,     /* y: [256, 14, 14] */
                          1, 1, 2, 2, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 22077440), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
-                   t->params + 1571776, NULL,                         /* layer3.0.downsample.0.weight, no bias */
-                   (float *)(ws + 23683072), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
-                   1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                           /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                           /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                           /* the instance's threads and instruction set */
+                      n, (float *)(ws + 22077440), 100352, 128, 28, 28,  /* x: [128, 28, 28], batch stride */
+                      t->params + 1571776, NULL,                         /* layer3.0.downsample.0.weight, no bias */
+                      (float *)(ws + 23683072), 50176, 256, 14, 14,      /* y: [256, 14, 14], batch stride */
+                      1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                           /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                           /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                   /* prologue: none */
     }
 
     /* batchnorm layer3.0.downsample.1 @ models/lib/resnet.net:25:81 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 23683072), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 23683072), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 1604544, t->params + 1604800, 1e-05f, 0.1f,          /* layer3.0.downsample.1.weight, layer3.0.downsample.1.bias; eps, momentum */
                                 t->params + 1605056, t->params + 1605312,                        /* layer3.0.downsample.1.running_mean, layer3.0.downsample.1.running_var (updated) */
@@ -676,24 +722,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.1.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 23883776), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 23883776), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 1605568, NULL,                 /* layer3.1.conv1.weight, no bias */
                          (float *)(ws + 24084480), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 23883776), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 1605568, NULL,                        /* layer3.1.conv1.weight, no bias */
-                   (float *)(ws + 24084480), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 23883776), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 1605568, NULL,                        /* layer3.1.conv1.weight, no bias */
+                      (float *)(ws + 24084480), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer3.1.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 24084480), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 24084480), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 2195392, t->params + 2195648, 1e-05f, 0.1f,          /* layer3.1.bn1.weight, layer3.1.bn1.bias; eps, momentum */
                                 t->params + 2195904, t->params + 2196160,                        /* layer3.1.bn1.running_mean, layer3.1.bn1.running_var (updated) */
@@ -710,24 +759,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer3.1.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 512 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 24285184), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 24285184), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 2196416, NULL,                 /* layer3.1.conv2.weight, no bias */
                          (float *)(ws + 24485888), 256, 14, 14,     /* y: [256, 14, 14] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 24285184), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 2196416, NULL,                        /* layer3.1.conv2.weight, no bias */
-                   (float *)(ws + 24485888), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 256,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 24285184), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 2196416, NULL,                        /* layer3.1.conv2.weight, no bias */
+                      (float *)(ws + 24485888), 50176, 256, 14, 14,     /* y: [256, 14, 14], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 256,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer3.1.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 24485888), 256, 196,                           /* x: [256, 14, 14] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 24485888), 256, 196,                           /* x: [256, 14, 14] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 2786240, t->params + 2786496, 1e-05f, 0.1f,          /* layer3.1.bn2.weight, layer3.1.bn2.bias; eps, momentum */
                                 t->params + 2786752, t->params + 2787008,                        /* layer3.1.bn2.running_mean, layer3.1.bn2.running_var (updated) */
@@ -749,24 +801,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.0.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25088000), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25088000), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 2787264, NULL,                 /* layer4.0.conv1.weight, no bias */
                          (float *)(ws + 25489408), 512, 7, 7,       /* y: [512, 7, 7] */
                          3, 3, 2, 2, 1, 1, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25088000), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 2787264, NULL,                        /* layer4.0.conv1.weight, no bias */
-                   (float *)(ws + 25489408), 25088, 512, 7, 7,       /* y: [512, 7, 7], batch stride */
-                   3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25088000), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 2787264, NULL,                        /* layer4.0.conv1.weight, no bias */
+                      (float *)(ws + 25489408), 25088, 512, 7, 7,       /* y: [512, 7, 7], batch stride */
+                      3, 3, 2, 2, 1, 1, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer4.0.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 25489408), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 25489408), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 3966912, t->params + 3967424, 1e-05f, 0.1f,          /* layer4.0.bn1.weight, layer4.0.bn1.bias; eps, momentum */
                                 t->params + 3967936, t->params + 3968448,                        /* layer4.0.bn1.running_mean, layer4.0.bn1.running_var (updated) */
@@ -783,24 +838,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.0.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25589760), 512, 7, 7,  /* x: [512, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25589760), 512, 7, 7,  /* x: [512, 7, 7] */
                          t->params + 3968960, NULL,               /* layer4.0.conv2.weight, no bias */
                          (float *)(ws + 25690112), 512, 7, 7,     /* y: [512, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25589760), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
-                   t->params + 3968960, NULL,                      /* layer4.0.conv2.weight, no bias */
-                   (float *)(ws + 25690112), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25589760), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
+                      t->params + 3968960, NULL,                      /* layer4.0.conv2.weight, no bias */
+                      (float *)(ws + 25690112), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm layer4.0.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 25690112), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 25690112), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 6328256, t->params + 6328768, 1e-05f, 0.1f,          /* layer4.0.bn2.weight, layer4.0.bn2.bias; eps, momentum */
                                 t->params + 6329280, t->params + 6329792,                        /* layer4.0.bn2.running_mean, layer4.0.bn2.running_var (updated) */
@@ -816,24 +874,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25088000), 256, 14, 14,  /* x: [256, 14, 14] */
+        nnc_conv2d_stats(&t->ctx,                                   /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25088000), 256, 14, 14,  /* x: [256, 14, 14] */
                          t->params + 6330304, NULL,                 /* layer4.0.downsample.0.weight, no bias */
                          (float *)(ws + 25890816), 512, 7, 7,       /* y: [512, 7, 7] */
                          1, 1, 2, 2, 0, 0, 1, 1, 1,                 /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                     /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25088000), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
-                   t->params + 6330304, NULL,                        /* layer4.0.downsample.0.weight, no bias */
-                   (float *)(ws + 25890816), 25088, 512, 7, 7,       /* y: [512, 7, 7], batch stride */
-                   1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                          /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                          /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                          /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25088000), 50176, 256, 14, 14,  /* x: [256, 14, 14], batch stride */
+                      t->params + 6330304, NULL,                        /* layer4.0.downsample.0.weight, no bias */
+                      (float *)(ws + 25890816), 25088, 512, 7, 7,       /* y: [512, 7, 7], batch stride */
+                      1, 1, 2, 2, 0, 0, 1, 1, 1, t->scratch,            /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                          /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                          /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                  /* prologue: none */
     }
 
     /* batchnorm layer4.0.downsample.1 @ models/lib/resnet.net:25:81 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 25890816), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 25890816), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 6461376, t->params + 6461888, 1e-05f, 0.1f,          /* layer4.0.downsample.1.weight, layer4.0.downsample.1.bias; eps, momentum */
                                 t->params + 6462400, t->params + 6462912,                        /* layer4.0.downsample.1.running_mean, layer4.0.downsample.1.running_var (updated) */
@@ -855,24 +916,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.1.conv1 @ models/lib/resnet.net:22:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 25991168), 512, 7, 7,  /* x: [512, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 25991168), 512, 7, 7,  /* x: [512, 7, 7] */
                          t->params + 6463424, NULL,               /* layer4.1.conv1.weight, no bias */
                          (float *)(ws + 26091520), 512, 7, 7,     /* y: [512, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 25991168), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
-                   t->params + 6463424, NULL,                      /* layer4.1.conv1.weight, no bias */
-                   (float *)(ws + 26091520), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 25991168), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
+                      t->params + 6463424, NULL,                      /* layer4.1.conv1.weight, no bias */
+                      (float *)(ws + 26091520), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm layer4.1.bn1 @ models/lib/resnet.net:22:78 */
     if (train) {  /* normalization and relu in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 26091520), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 26091520), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 8822720, t->params + 8823232, 1e-05f, 0.1f,          /* layer4.1.bn1.weight, layer4.1.bn1.bias; eps, momentum */
                                 t->params + 8823744, t->params + 8824256,                        /* layer4.1.bn1.running_mean, layer4.1.bn1.running_var (updated) */
@@ -889,24 +953,27 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     /* conv2d layer4.1.conv2 @ models/lib/resnet.net:23:14 */
     if (train) {  /* the convolution, with its batchnorm's statistics */
         memset(t->stats, 0, 1024 * sizeof(double));
-        nnc_conv2d_stats(n, (float *)(ws + 26191872), 512, 7, 7,  /* x: [512, 7, 7] */
+        nnc_conv2d_stats(&t->ctx,                                 /* the instance's threads and instruction set */
+                         n, (float *)(ws + 26191872), 512, 7, 7,  /* x: [512, 7, 7] */
                          t->params + 8824768, NULL,               /* layer4.1.conv2.weight, no bias */
                          (float *)(ws + 26292224), 512, 7, 7,     /* y: [512, 7, 7] */
                          3, 3, 1, 1, 1, 1, 1, 1, 1,               /* kernel, stride, padding, dilation, groups */
                          t->scratch, t->stats);                   /* scratch; per-channel sums for the batchnorm */
     } else {
-        nnc_conv2d(n, (float *)(ws + 26191872), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
-                   t->params + 8824768, NULL,                      /* layer4.1.conv2.weight, no bias */
-                   (float *)(ws + 26292224), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
-                   3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
-                   NULL, 0,                                        /* no residual */
-                   NNC_ACT_NONE, 0.0f, 512,                        /* then none */
-                   NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
+        nnc_conv2d_mt(&t->ctx,                                        /* the instance's threads and instruction set */
+                      n, (float *)(ws + 26191872), 25088, 512, 7, 7,  /* x: [512, 7, 7], batch stride */
+                      t->params + 8824768, NULL,                      /* layer4.1.conv2.weight, no bias */
+                      (float *)(ws + 26292224), 25088, 512, 7, 7,     /* y: [512, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, t->scratch,          /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                        /* no residual */
+                      NNC_ACT_NONE, 0.0f, 512,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);                /* prologue: none */
     }
 
     /* batchnorm layer4.1.bn2 @ models/lib/resnet.net:23:62 */
     if (train) {  /* normalization and none in one pass */
-        nnc_batchnorm_act_train(n, (float *)(ws + 26292224), 512, 49,                            /* x: [512, 7, 7] */
+        nnc_batchnorm_act_train(&t->ctx,                                                         /* the instance's threads and instruction set */
+                                n, (float *)(ws + 26292224), 512, 49,                            /* x: [512, 7, 7] */
                                 t->stats,                                                        /* the conv's per-channel sums */
                                 t->params + 11184064, t->params + 11184576, 1e-05f, 0.1f,        /* layer4.1.bn2.weight, layer4.1.bn2.bias; eps, momentum */
                                 t->params + 11185088, t->params + 11185600,                      /* layer4.1.bn2.running_mean, layer4.1.bn2.running_var (updated) */
@@ -932,10 +999,11 @@ static void resnet18_train_fwd(resnet18_train *t, int n, const float *input, int
     nnc_copy((size_t)n * 512, (float *)(ws + 26793984), (float *)(ws + 26697664));
 
     /* linear fc @ models/lib/resnet.net:76:84 */
-    nnc_linear(n, (float *)(ws + 26697664), 512,            /* x: [512] */
-               t->params + 11186112, t->params + 11698112,  /* fc.weight, fc.bias */
-               (float *)(ws + 26894336), 1000,              /* y: [1000] */
-               NULL, NNC_ACT_NONE, 0.0f);                   /* epilogue: none */
+    nnc_linear_gemm(&t->ctx,                                     /* the instance's threads and instruction set */
+                    n, (float *)(ws + 26697664), 512,            /* x: [512] */
+                    t->params + 11186112, t->params + 11698112,  /* fc.weight, fc.bias */
+                    (float *)(ws + 26894336), 1000,              /* y: [1000] */
+                    NULL, NNC_ACT_NONE, 0.0f);                   /* epilogue: none */
 }
 
 /* The backward pass, from the gradients of the outputs (already in place);
@@ -949,7 +1017,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of linear fc @ models/lib/resnet.net:76:84 */
     memset((float *)(ws + 26699712), 0, (size_t)n * 512 * sizeof(float));
-    nnc_linear_backward(n, (float *)(ws + 26697664), 512, t->params + 11186112, (float *)(ws + 26693632), 1000,  /* x, weight, dy */
+    nnc_linear_backward(&t->ctx,                                                                                 /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26697664), 512, t->params + 11186112, (float *)(ws + 26693632), 1000,  /* x, weight, dy */
                         (float *)(ws + 26699712), t->grads + 11186112, t->grads + 11698112);                     /* dx, dweight, dbias */
 
     /* backward of flatten @ models/lib/resnet.net:76:73 */
@@ -973,7 +1042,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.1.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 26492928), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 26292224), 512, 49, t->params + 11184064, t->bn_save + 8576, t->bn_save + 9088,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 26292224), 512, 49, t->params + 11184064, t->bn_save + 8576, t->bn_save + 9088,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 26392576), (float *)(ws + 26693632), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 26492928), t->grads + 11184064, t->grads + 11184576);                               /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -982,7 +1052,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer4.1.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 26392576), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 26191872), 512, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 26191872), 512, 7, 7,                           /* x */
                         t->params + 8824768, (float *)(ws + 26492928), 512, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 26392576), t->grads + 8824768, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -990,7 +1061,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.1.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 26292224), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 26091520), 512, 49, t->params + 8822720, t->bn_save + 7552, t->bn_save + 8064,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 26091520), 512, 49, t->params + 8822720, t->bn_save + 7552, t->bn_save + 8064,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 26191872), (float *)(ws + 26392576), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 26292224), t->grads + 8822720, t->grads + 8823232);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -998,7 +1070,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 26191872), (float *)(ws + 26392576), NNC_ACT_RELU, 0.0f, (float *)(ws + 26292224));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer4.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 25991168), 512, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25991168), 512, 7, 7,                           /* x */
                         t->params + 6463424, (float *)(ws + 26292224), 512, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 26593280), t->grads + 6463424, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1016,7 +1089,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.0.downsample.1 @ models/lib/resnet.net:25:81 */
     memset((float *)(ws + 26091520), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 25890816), 512, 49, t->params + 6461376, t->bn_save + 6528, t->bn_save + 7040,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 25890816), 512, 49, t->params + 6461376, t->bn_save + 6528, t->bn_save + 7040,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 25288704), (float *)(ws + 26191872), NNC_ACT_NONE, 0.0f,                           /* y, dy, through none */
                                    (float *)(ws + 26091520), t->grads + 6461376, t->grads + 6461888);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1025,7 +1099,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
     memset((float *)(ws + 25288704), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 25088000), 256, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25088000), 256, 14, 14,                         /* x */
                         t->params + 6330304, (float *)(ws + 26091520), 512, 7, 7,         /* weight, dy */
                         1, 1, 2, 2, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25288704), t->grads + 6330304, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1033,7 +1108,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.0.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 25890816), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 25690112), 512, 49, t->params + 6328256, t->bn_save + 5504, t->bn_save + 6016,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 25690112), 512, 49, t->params + 6328256, t->bn_save + 5504, t->bn_save + 6016,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 25790464), (float *)(ws + 25991168), NNC_ACT_NONE, 0.0f,                           /* y, dy, through none */
                                    (float *)(ws + 25890816), t->grads + 6328256, t->grads + 6328768);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1042,7 +1118,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer4.0.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 25790464), 0, (size_t)n * 25088 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 25589760), 512, 7, 7,                           /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25589760), 512, 7, 7,                           /* x */
                         t->params + 3968960, (float *)(ws + 25890816), 512, 7, 7,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25790464), t->grads + 3968960, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1050,7 +1127,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer4.0.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 25690112), 0, (size_t)n * 25088 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 25489408), 512, 49, t->params + 3966912, t->bn_save + 4480, t->bn_save + 4992,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 25489408), 512, 49, t->params + 3966912, t->bn_save + 4480, t->bn_save + 4992,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 25589760), (float *)(ws + 25790464), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 25690112), t->grads + 3966912, t->grads + 3967424);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1058,7 +1136,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 25589760), (float *)(ws + 25790464), NNC_ACT_RELU, 0.0f, (float *)(ws + 25690112));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer4.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 25088000), 256, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 25088000), 256, 14, 14,                         /* x */
                         t->params + 2787264, (float *)(ws + 25690112), 512, 7, 7,         /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25288704), t->grads + 2787264, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1076,7 +1155,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.1.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 24887296), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 24485888), 256, 196, t->params + 2786240, t->bn_save + 3968, t->bn_save + 4224,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 24485888), 256, 196, t->params + 2786240, t->bn_save + 3968, t->bn_save + 4224,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 24686592), (float *)(ws + 25288704), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 24887296), t->grads + 2786240, t->grads + 2786496);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1085,7 +1165,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer3.1.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 24686592), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 24285184), 256, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 24285184), 256, 14, 14,                         /* x */
                         t->params + 2196416, (float *)(ws + 24887296), 256, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 24686592), t->grads + 2196416, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1093,7 +1174,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.1.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 24485888), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 24084480), 256, 196, t->params + 2195392, t->bn_save + 3456, t->bn_save + 3712,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 24084480), 256, 196, t->params + 2195392, t->bn_save + 3456, t->bn_save + 3712,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 24285184), (float *)(ws + 24686592), NNC_ACT_RELU, 0.0f,                            /* y, dy, through relu */
                                    (float *)(ws + 24485888), t->grads + 2195392, t->grads + 2195648);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1101,7 +1183,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 24285184), (float *)(ws + 24686592), NNC_ACT_RELU, 0.0f, (float *)(ws + 24485888));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer3.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 23883776), 256, 14, 14,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 23883776), 256, 14, 14,                         /* x */
                         t->params + 1605568, (float *)(ws + 24485888), 256, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 25088000), t->grads + 1605568, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1119,7 +1202,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.0.downsample.1 @ models/lib/resnet.net:25:81 */
     memset((float *)(ws + 24084480), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 23683072), 256, 196, t->params + 1604544, t->bn_save + 2944, t->bn_save + 3200,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 23683072), 256, 196, t->params + 1604544, t->bn_save + 2944, t->bn_save + 3200,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 22478848), (float *)(ws + 24285184), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 24084480), t->grads + 1604544, t->grads + 1604800);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1128,7 +1212,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
     memset((float *)(ws + 22478848), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 22077440), 128, 28, 28,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                          /* the instance's threads and instruction set */
+                        n, (float *)(ws + 22077440), 128, 28, 28,                         /* x */
                         t->params + 1571776, (float *)(ws + 24084480), 256, 14, 14,       /* weight, dy */
                         1, 1, 2, 2, 0, 0, 1, 1, 1,                                        /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 22478848), t->grads + 1571776, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1136,7 +1221,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.0.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 23683072), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 23281664), 256, 196, t->params + 1570752, t->bn_save + 2432, t->bn_save + 2688,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                           /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 23281664), 256, 196, t->params + 1570752, t->bn_save + 2432, t->bn_save + 2688,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 23482368), (float *)(ws + 23883776), NNC_ACT_NONE, 0.0f,                            /* y, dy, through none */
                                    (float *)(ws + 23683072), t->grads + 1570752, t->grads + 1571008);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1145,7 +1231,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer3.0.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 23482368), 0, (size_t)n * 50176 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 23080960), 256, 14, 14,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 23080960), 256, 14, 14,                        /* x */
                         t->params + 980928, (float *)(ws + 23683072), 256, 14, 14,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 23482368), t->grads + 980928, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1153,7 +1240,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer3.0.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 23281664), 0, (size_t)n * 50176 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 22880256), 256, 196, t->params + 979904, t->bn_save + 1920, t->bn_save + 2176,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 22880256), 256, 196, t->params + 979904, t->bn_save + 1920, t->bn_save + 2176,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 23080960), (float *)(ws + 23482368), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 23281664), t->grads + 979904, t->grads + 980160);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1161,7 +1249,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 23080960), (float *)(ws + 23482368), NNC_ACT_RELU, 0.0f, (float *)(ws + 23281664));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer3.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 22077440), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 22077440), 128, 28, 28,                        /* x */
                         t->params + 684992, (float *)(ws + 23281664), 256, 14, 14,       /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 22478848), t->grads + 684992, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1179,7 +1268,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.1.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 21676032), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 20873216), 128, 784, t->params + 684480, t->bn_save + 1664, t->bn_save + 1792,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 20873216), 128, 784, t->params + 684480, t->bn_save + 1664, t->bn_save + 1792,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 21274624), (float *)(ws + 22478848), NNC_ACT_NONE, 0.0f,                           /* y, dy, through none */
                                    (float *)(ws + 21676032), t->grads + 684480, t->grads + 684608);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1188,7 +1278,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer2.1.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 21274624), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 20471808), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 20471808), 128, 28, 28,                        /* x */
                         t->params + 537024, (float *)(ws + 21676032), 128, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 21274624), t->grads + 537024, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1196,7 +1287,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.1.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 20873216), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 20070400), 128, 784, t->params + 536512, t->bn_save + 1408, t->bn_save + 1536,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 20070400), 128, 784, t->params + 536512, t->bn_save + 1408, t->bn_save + 1536,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 20471808), (float *)(ws + 21274624), NNC_ACT_RELU, 0.0f,                           /* y, dy, through relu */
                                    (float *)(ws + 20873216), t->grads + 536512, t->grads + 536640);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1204,7 +1296,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 20471808), (float *)(ws + 21274624), NNC_ACT_RELU, 0.0f, (float *)(ws + 20873216));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer2.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 19668992), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 19668992), 128, 28, 28,                        /* x */
                         t->params + 389056, (float *)(ws + 20873216), 128, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 22077440), t->grads + 389056, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1222,7 +1315,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.0.downsample.1 @ models/lib/resnet.net:25:81 */
     memset((float *)(ws + 20070400), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 19267584), 128, 784, t->params + 388544, t->bn_save + 1152, t->bn_save + 1280,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                          /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 19267584), 128, 784, t->params + 388544, t->bn_save + 1152, t->bn_save + 1280,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 16859136), (float *)(ws + 20471808), NNC_ACT_NONE, 0.0f,                           /* y, dy, through none */
                                    (float *)(ws + 20070400), t->grads + 388544, t->grads + 388672);                                  /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1231,7 +1325,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
     memset((float *)(ws + 16859136), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 16056320), 64, 56, 56,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 16056320), 64, 56, 56,                         /* x */
                         t->params + 380352, (float *)(ws + 20070400), 128, 28, 28,       /* weight, dy */
                         1, 1, 2, 2, 0, 0, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16859136), t->grads + 380352, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1239,7 +1334,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.0.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 19267584), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 18464768), 128, 784, t->params + 379840, t->bn_save + 896, t->bn_save + 1024,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                         /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 18464768), 128, 784, t->params + 379840, t->bn_save + 896, t->bn_save + 1024,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 18866176), (float *)(ws + 19668992), NNC_ACT_NONE, 0.0f,                          /* y, dy, through none */
                                    (float *)(ws + 19267584), t->grads + 379840, t->grads + 379968);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1248,7 +1344,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer2.0.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 18866176), 0, (size_t)n * 100352 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 18063360), 128, 28, 28,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 18063360), 128, 28, 28,                        /* x */
                         t->params + 232384, (float *)(ws + 19267584), 128, 28, 28,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 18866176), t->grads + 232384, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1256,7 +1353,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer2.0.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 18464768), 0, (size_t)n * 100352 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 17661952), 128, 784, t->params + 231872, t->bn_save + 640, t->bn_save + 768,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 17661952), 128, 784, t->params + 231872, t->bn_save + 640, t->bn_save + 768,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 18063360), (float *)(ws + 18866176), NNC_ACT_RELU, 0.0f,                         /* y, dy, through relu */
                                    (float *)(ws + 18464768), t->grads + 231872, t->grads + 232000);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1264,7 +1362,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 18063360), (float *)(ws + 18866176), NNC_ACT_RELU, 0.0f, (float *)(ws + 18464768));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer2.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 16056320), 64, 56, 56,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 16056320), 64, 56, 56,                         /* x */
                         t->params + 158144, (float *)(ws + 18464768), 128, 28, 28,       /* weight, dy */
                         3, 3, 2, 2, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16859136), t->grads + 158144, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1282,7 +1381,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer1.1.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 15253504), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 13647872), 64, 3136, t->params + 157888, t->bn_save + 512, t->bn_save + 576,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 13647872), 64, 3136, t->params + 157888, t->bn_save + 512, t->bn_save + 576,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 14450688), (float *)(ws + 16859136), NNC_ACT_NONE, 0.0f,                         /* y, dy, through none */
                                    (float *)(ws + 15253504), t->grads + 157888, t->grads + 157952);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1291,7 +1391,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer1.1.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 14450688), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 12845056), 64, 56, 56,                         /* x */
+    nnc_conv2d_backward(&t->ctx,                                                         /* the instance's threads and instruction set */
+                        n, (float *)(ws + 12845056), 64, 56, 56,                         /* x */
                         t->params + 121024, (float *)(ws + 15253504), 64, 56, 56,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                       /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 14450688), t->grads + 121024, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1299,7 +1400,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer1.1.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 13647872), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 12042240), 64, 3136, t->params + 120768, t->bn_save + 384, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                        /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 12042240), 64, 3136, t->params + 120768, t->bn_save + 384, t->bn_save + 448,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 12845056), (float *)(ws + 14450688), NNC_ACT_RELU, 0.0f,                         /* y, dy, through relu */
                                    (float *)(ws + 13647872), t->grads + 120768, t->grads + 120832);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1307,7 +1409,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 12845056), (float *)(ws + 14450688), NNC_ACT_RELU, 0.0f, (float *)(ws + 13647872));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer1.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 11239424), 64, 56, 56,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                        /* the instance's threads and instruction set */
+                        n, (float *)(ws + 11239424), 64, 56, 56,                        /* x */
                         t->params + 83904, (float *)(ws + 13647872), 64, 56, 56,        /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                      /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 16056320), t->grads + 83904, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1325,7 +1428,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer1.0.bn2 @ models/lib/resnet.net:23:62 */
     memset((float *)(ws + 10436608), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 8028160), 64, 3136, t->params + 83648, t->bn_save + 256, t->bn_save + 320,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                      /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 8028160), 64, 3136, t->params + 83648, t->bn_save + 256, t->bn_save + 320,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 8830976), (float *)(ws + 12845056), NNC_ACT_NONE, 0.0f,                        /* y, dy, through none */
                                    (float *)(ws + 10436608), t->grads + 83648, t->grads + 83712);                                /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1334,7 +1438,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
 
     /* backward of conv2d layer1.0.conv2 @ models/lib/resnet.net:23:14 */
     memset((float *)(ws + 8830976), 0, (size_t)n * 200704 * sizeof(float));
-    nnc_conv2d_backward(n, (float *)(ws + 7225344), 64, 56, 56,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 7225344), 64, 56, 56,                        /* x */
                         t->params + 46784, (float *)(ws + 10436608), 64, 56, 56,       /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 8830976), t->grads + 46784, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
@@ -1342,7 +1447,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
     /* backward of batchnorm layer1.0.bn1 @ models/lib/resnet.net:22:78 */
     memset((float *)(ws + 8028160), 0, (size_t)n * 200704 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 6422528), 64, 3136, t->params + 46528, t->bn_save + 128, t->bn_save + 192,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                                      /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 6422528), 64, 3136, t->params + 46528, t->bn_save + 128, t->bn_save + 192,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 7225344), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f,                         /* y, dy, through relu */
                                    (float *)(ws + 8028160), t->grads + 46528, t->grads + 46592);                                 /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1350,20 +1456,23 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 7225344), (float *)(ws + 8830976), NNC_ACT_RELU, 0.0f, (float *)(ws + 8028160));  /* y, dy, activation; dx */
 
     /* backward of conv2d layer1.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_backward(n, (float *)(ws + 9633792), 64, 56, 56,                        /* x */
+    nnc_conv2d_backward(&t->ctx,                                                       /* the instance's threads and instruction set */
+                        n, (float *)(ws + 9633792), 64, 56, 56,                        /* x */
                         t->params + 9664, (float *)(ws + 8028160), 64, 56, 56,         /* weight, dy */
                         3, 3, 1, 1, 1, 1, 1, 1, 1,                                     /* kernel, stride, padding, dilation, groups */
                         (float *)(ws + 11239424), t->grads + 9664, NULL, t->scratch);  /* dx, dweight, dbias; scratch */
 
     /* backward of maxpool2d @ models/lib/resnet.net:64:14 */
     memset((float *)(ws + 6422528), 0, (size_t)n * 802816 * sizeof(float));
-    nnc_maxpool2d_backward(n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 11239424), 56, 56,  /* x, dy */
+    nnc_maxpool2d_backward(&t->ctx,                                                                     /* the instance's threads and instruction set */
+                           n, (float *)(ws + 3211264), 64, 112, 112, (float *)(ws + 11239424), 56, 56,  /* x, dy */
                            3, 3, 2, 2, 1, 1, 1, 1, (float *)(ws + 6422528));                            /* kernel, stride, padding, dilation; dx */
 
     /* backward of batchnorm bn1 @ models/lib/resnet.net:63:70 */
     memset((float *)(ws + 9633792), 0, (size_t)n * 802816 * sizeof(float));
     if (train)
-        nnc_batchnorm_act_backward(n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
+        nnc_batchnorm_act_backward(&t->ctx,                                                                             /* the instance's threads and instruction set */
+                                   n, (float *)(ws + 0), 64, 12544, t->params + 9408, t->bn_save + 0, t->bn_save + 64,  /* x, gamma, batch mean and 1/std */
                                    (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f,                /* y, dy, through relu */
                                    (float *)(ws + 9633792), t->grads + 9408, t->grads + 9472);                          /* dx, dgamma, dbeta */
     else  /* inference mode: the activation, then an affine map (input gradients only) */
@@ -1371,7 +1480,8 @@ static void resnet18_train_bwd(resnet18_train *t, int n, const float *input, int
                                         (float *)(ws + 3211264), (float *)(ws + 6422528), NNC_ACT_RELU, 0.0f, (float *)(ws + 9633792));  /* y, dy, activation; dx */
 
     /* backward of conv2d conv1 @ models/lib/resnet.net:63:14 */
-    nnc_conv2d_backward(n, input, 3, 224, 224,                                 /* x */
+    nnc_conv2d_backward(&t->ctx,                                               /* the instance's threads and instruction set */
+                        n, input, 3, 224, 224,                                 /* x */
                         t->params + 0, (float *)(ws + 9633792), 64, 112, 112,  /* weight, dy */
                         7, 7, 2, 2, 3, 3, 1, 1, 1,                             /* kernel, stride, padding, dilation, groups */
                         dinput, t->grads + 0, NULL, t->scratch);               /* dx, dweight, dbias; scratch */
@@ -1432,6 +1542,7 @@ static const char *const resnet18_state_keys[2][3] = {{"momentum_buffer", "", ""
 static void resnet18_train_release(resnet18_train *t)
 {
     int i;
+    nnc_ctx_stop(&t->ctx);
     if (t->state_names)
         for (i = 0; i < RESNET18_N_PARAMS * 3; i++) free(t->state_names[i]);
     free(t->state_names);
@@ -1460,6 +1571,13 @@ int resnet18_train_create(resnet18_train **out, const char *weights, const resne
         return resnet18_train_fail(t, -1, "resnet18_train_create: one output logit (a binary classifier) takes binary "
                                     "cross-entropy with logits (loss 1), not softmax cross-entropy");
     t->cfg = *cfg;
+#ifdef NNC_USE_CBLAS
+    /* the BLAS runs the GEMMs on threads of its own: a second pool polling beside
+     * them would fight them for the cores (resnet18_train_set_threads can still start one) */
+    (void)nnc_ctx_init(&t->ctx, 1);
+#else
+    (void)nnc_ctx_init(&t->ctx, 0);  /* threads: NNC_THREADS, else one per CPU; without them it still runs */
+#endif
     t->optim.kind = cfg->optimizer;
     t->optim.momentum = cfg->momentum;
     t->optim.dampening = cfg->dampening;
@@ -1537,6 +1655,15 @@ void resnet18_train_destroy(resnet18_train *t)
 
 const char *resnet18_train_last_error(const resnet18_train *t) { return t ? t->err : "no instance"; }
 int resnet18_train_max_batch(void) { return RESNET18_TRAIN_MAX_BATCH; }
+
+int resnet18_train_set_threads(resnet18_train *t, int threads)
+{
+    if (!t) return -1;
+    nnc_ctx_stop(&t->ctx);
+    if (nnc_ctx_init(&t->ctx, threads < 0 ? 1 : threads) != 0)
+        return resnet18_train_fail(t, -2, "resnet18_train_set_threads: could not start %d threads", threads);
+    return 0;
+}
 long resnet18_train_get_step(const resnet18_train *t) { return t->step; }
 void resnet18_train_set_step(resnet18_train *t, long step) { t->step = step; }
 
@@ -1576,16 +1703,19 @@ int resnet18_train_step(resnet18_train *t, int n, const float *input, const int3
     int i, rc = resnet18_train_check(t, n, input, labels);
     if (rc) return rc;
     resnet18_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
     resnet18_train_fwd(t, n, input, 1);
     l = resnet18_train_loss(t, n, labels, RESNET18_N_OUTPUTS, 1);
     if (correct) *correct = resnet18_train_correct(n, RESNET18_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
+        nnc_ctx_end(&t->ctx);
         resnet18_train_buffers(t, 0);
         return resnet18_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)RESNET18_PARAM_FLOATS * sizeof(float));
     resnet18_train_bwd(t, n, input, 1, NULL);
+    nnc_ctx_end(&t->ctx);
     for (i = 0; i < RESNET18_N_PARAMS; i++) {
         size_t count = 1;
         int k;
@@ -1605,7 +1735,9 @@ int resnet18_train_eval(resnet18_train *t, int n, const float *input, const int3
     float l;
     int rc = resnet18_train_check(t, n, input, labels);
     if (rc) return rc;
+    nnc_ctx_begin(&t->ctx);
     resnet18_train_fwd(t, n, input, 0);
+    nnc_ctx_end(&t->ctx);
     l = resnet18_train_loss(t, n, labels, 1, 0);
     if (loss) *loss = l;
     if (correct) *correct = resnet18_train_correct(n, RESNET18_LOGITS(t), labels);
@@ -1620,10 +1752,12 @@ int resnet18_train_input_grad(resnet18_train *t, int n, const float *input, cons
     if (rc) return rc;
     if (!dinput) return resnet18_train_fail(t, -1, "resnet18_train_input_grad: NULL dinput");
     resnet18_train_buffers(t, 1);
+    nnc_ctx_begin(&t->ctx);
     resnet18_train_fwd(t, n, input, train);
     l = resnet18_train_loss(t, n, labels, train ? RESNET18_N_OUTPUTS : 1, 1);
     memset(t->grads, 0, (size_t)RESNET18_PARAM_FLOATS * sizeof(float));
     resnet18_train_bwd(t, n, input, train, dinput);
+    nnc_ctx_end(&t->ctx);
     resnet18_train_buffers(t, 0);  /* running statistics */
     if (loss) *loss = l;
     return 0;

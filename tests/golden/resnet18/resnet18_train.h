@@ -59,6 +59,9 @@ int resnet18_train_tensor(resnet18_train *t, int i, const char **name, int *kind
 long resnet18_train_get_step(const resnet18_train *t);
 void resnet18_train_set_step(resnet18_train *t, long step);
 int resnet18_train_max_batch(void);
+/* The threads the kernels run on (0: one per online CPU, or NNC_THREADS from the
+ * environment, as at create; 1: the caller's alone). */
+int resnet18_train_set_threads(resnet18_train *t, int threads);
 const char *resnet18_train_last_error(const resnet18_train *t);
 void resnet18_train_destroy(resnet18_train *t);
 
