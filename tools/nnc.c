@@ -127,7 +127,8 @@ static const char *const usage[] = {
     "                     then stds); nnc eval takes it too and should get the same\n"
     "  --augment LIST     comma-separated crop:P (pad P, random crop), flip (random\n"
     "                     mirror), jitter:A (brightness and contrast, 0 < A <= 1)\n"
-    "\n"
+    "\n",
+    /* (a piece of its own: C99 compilers need only take string literals of 4095 characters) */
     "environment (run, train, eval, bench, and the generated code's create):\n"
     "  NNC_THREADS=N      threads of an instance (default: one per online CPU; bench: --threads)\n"
     "  NNC_ISA=c|avx2     use no more than this instruction set (default: the CPU's best)\n"

@@ -84,12 +84,13 @@ static void test_fold_bn_numerics(void **state)
     if (!ir_verify(net->g, err, sizeof err)) fail_msg("ir_verify: %s", err);
     for (int32_t i = 0; i < net->g->n_nodes; i++) assert_int_not_equal(net->g->nodes[i].op, OP_BATCHNORM);
     emit(net, MAX_BATCH, &after.e);
-    assert_non_null(strstr(after.e.c.data, "static int folded_prepare(folded_model *m)"));
+    assert_non_null(strstr(after.e.c.data, "static int folded_prepare(folded_model *m, nnc_st_file *sf)"));
     assert_non_null(strstr(after.e.c.data, "nnc_bn_fold_weight("));
     assert_null(strstr(after.e.c.data, "nnc_batchnorm("));
     assert_non_null(strstr(after.e.h.data, "#define FOLDED_CONST_FLOATS"));
     assert_non_null(strstr(after.e.h.data, "(create only)"));
-    {  /* create frees what only the folding read: the forward's parameters come first, then those */
+    {  /* what only the folding reads is never in m->params: the forward's parameters come first, and
+        * create holds only them; prepare reads the others into its stage as each constant is made */
         int64_t kept = 0;
         char def[96];
         bool *is_const = calloc((size_t)net->g->n_values, sizeof *is_const);
@@ -105,7 +106,9 @@ static void test_fold_bn_numerics(void **state)
         free(is_const);
         snprintf(def, sizeof def, "#define FOLDED_PARAM_KEPT_FLOATS  %lld ", (long long)kept);
         assert_non_null(strstr(after.e.h.data, def));
-        assert_non_null(strstr(after.e.c.data, "realloc(m->params, ((size_t)FOLDED_PARAM_KEPT_FLOATS + 1)"));
+        assert_non_null(strstr(after.e.c.data, "malloc(((size_t)FOLDED_PARAM_KEPT_FLOATS + 1) * sizeof(float))"));
+        assert_non_null(strstr(after.e.c.data, "folded_stage(m, sf, stage + 0, "));
+        assert_null(strstr(after.e.c.data, "realloc(m->params"));
     }
     path_in(&before.e, "w.safetensors", path, sizeof path);
     load_emitted(&after, path);

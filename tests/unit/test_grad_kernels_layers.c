@@ -294,7 +294,7 @@ static void test_bias_backward_order(void **state)
                 for (size_t p = 0; p < inner; p++) sum += dy.f[((size_t)i * k + o) * inner + p];
             want[o] += (float)sum;
         }
-        nnc_bias_backward(n, dy.f, k, inner, db);
+        nnc_bias_backward(NULL, n, dy.f, k, inner, db);
         assert_memory_equal(db, want, (size_t)k * sizeof(float));
         t_free(&dy);
     }
@@ -549,7 +549,7 @@ static void test_maxpool2d_backward_blocks(void **state)
                     nnc_maxpool_route(x + (size_t)pl * t->h * t->w, t->h, t->w, oy * t->sh - t->ph, ox * t->sw - t->pw,
                                       t->kh, t->kw, t->dh, t->dw, dy[((size_t)pl * oh + oy) * ow + ox],
                                       want + (size_t)pl * t->h * t->w);
-        nnc_maxpool2d_backward(t->n, x, t->c, t->h, t->w, dy, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
+        nnc_maxpool2d_backward(NULL, t->n, x, t->c, t->h, t->w, dy, oh, ow, t->kh, t->kw, t->sh, t->sw, t->ph, t->pw,
                                t->dh, t->dw, dx);
         assert_memory_equal(dx, want, xsz * sizeof *dx);
         free(x), free(dy), free(dx), free(want);

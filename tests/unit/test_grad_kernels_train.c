@@ -659,7 +659,7 @@ static void test_bn_backward_order(void **state)
         memcpy(db2, db1, (size_t)c * sizeof *db2);
         const float *yy = act == NNC_ACT_NONE ? NULL : y;
         bn_act_backward_plain(n, x, c, hw, affine ? gamma : NULL, mean, inv, yy, dy, act, 0.1f, dx1, dg1, db1);
-        nnc_batchnorm_act_backward(n, x, c, hw, affine ? gamma : NULL, mean, inv, yy, dy, act, 0.1f, dx2, dg2, db2);
+        nnc_batchnorm_act_backward(NULL, n, x, c, hw, affine ? gamma : NULL, mean, inv, yy, dy, act, 0.1f, dx2, dg2, db2);
         assert_memory_equal(dx2, dx1, count * sizeof *dx1);
         assert_memory_equal(dg2, dg1, (size_t)c * sizeof *dg1);
         assert_memory_equal(db2, db1, (size_t)c * sizeof *db1);

@@ -39,13 +39,14 @@
 /* @kernel pool_mt needs: ctx */
 /* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
 /* @kernel avgpool2d_mt needs: avgpool2d pool_mt */
+/* @kernel conv2d_winograd needs: gemm_packed */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== densenet121 ======== */
 
 struct densenet121_model {
     int            ready;     /* 1 once create succeeded; else only err means anything */
-    float         *params;    /* DENSENET121_PARAM_FLOATS floats, laid out as densenet121_param_table */
+    float         *params;    /* the parameters the forward pass reads, laid out as densenet121_param_table */
     float         *consts;    /* DENSENET121_CONST_FLOATS floats computed from params at create (densenet121_prepare) */
     unsigned char *ws;        /* the workspace, DENSENET121_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
@@ -702,7 +703,7 @@ static int densenet121_scratch_fits(void)
 {
     return nnc_conv2d_packed_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 0) <= 1843968
         && nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 200704
-        && nnc_conv2d_packed_scratch(1, 128, 56, 56, 32, 3, 3, 1, 1, 1, 1, 56, 56, 0) <= 3612672
+        && nnc_conv2d_winograd_scratch(128) <= 884736
         && nnc_conv2d_packed_scratch(1, 96, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 301056
         && nnc_conv2d_packed_scratch(1, 128, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 401408
         && nnc_conv2d_packed_scratch(1, 160, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 501760
@@ -710,7 +711,6 @@ static int densenet121_scratch_fits(void)
         && nnc_conv2d_packed_scratch(1, 224, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 702464
         && nnc_conv2d_packed_scratch(1, 256, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 802816
         && nnc_conv2d_packed_scratch(1, 128, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 100352
-        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 903168
         && nnc_conv2d_packed_scratch(1, 160, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 125440
         && nnc_conv2d_packed_scratch(1, 192, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 150528
         && nnc_conv2d_packed_scratch(1, 224, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 175616
@@ -724,7 +724,6 @@ static int densenet121_scratch_fits(void)
         && nnc_conv2d_packed_scratch(1, 480, 28, 28, 128, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 376320
         && nnc_conv2d_packed_scratch(1, 512, 28, 28, 256, 1, 1, 1, 1, 0, 0, 28, 28, 1) <= 401408
         && nnc_conv2d_packed_scratch(1, 256, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 50176
-        && nnc_conv2d_packed_scratch(1, 128, 14, 14, 32, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 225792
         && nnc_conv2d_packed_scratch(1, 288, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 56448
         && nnc_conv2d_packed_scratch(1, 320, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 62720
         && nnc_conv2d_packed_scratch(1, 352, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 68992
@@ -768,1439 +767,3163 @@ static int densenet121_scratch_fits(void)
         && nnc_conv2d_packed_scratch(1, 992, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 48608;
 }
 
-/* Reads every parameter from the safetensors file at path into m->params. */
-static int densenet121_load(densenet121_model *m, const char *path)
+/* Opens the weights file at path into sf, checks every parameter against it
+ * (name, F32, shape) and reads those the forward pass reads into m->params.
+ * Those only the constants read (after DENSENET121_PARAM_KEPT_FLOATS in the table's
+ * layout, shrink) are read by densenet121_prepare as it makes each constant. On
+ * success sf stays open for it; on failure nothing is left open. */
+static int densenet121_load(densenet121_model *m, const char *path, nnc_st_file *sf)
 {
-    nnc_st_want want[DENSENET121_N_PARAMS];
+    nnc_st_want want;
     char err[256];
     int i;
 
+    memset(sf, 0, sizeof *sf);
     if (!path)
         return densenet121_fail(m, DENSENET121_ERR_ARG, "densenet121_create: the weights path is NULL, but densenet121 has parameters");
-    m->params = (float *)malloc((size_t)DENSENET121_PARAM_FLOATS * sizeof(float));
+    m->params = (float *)malloc(((size_t)DENSENET121_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return densenet121_fail(m, DENSENET121_ERR_NOMEM, "densenet121_create: out of memory for the parameters");
+    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+        return densenet121_fail(m, DENSENET121_ERR_WEIGHTS, "densenet121_create: %s", err);
     for (i = 0; i < DENSENET121_N_PARAMS; i++) {
-        want[i].name = densenet121_param_table[i].name;
-        want[i].rank = densenet121_param_table[i].rank;
-        memcpy(want[i].shape, densenet121_param_table[i].shape, sizeof want[i].shape);
-        want[i].dst = m->params + densenet121_param_table[i].offset;
+        want.name = densenet121_param_table[i].name;
+        want.rank = densenet121_param_table[i].rank;
+        memcpy(want.shape, densenet121_param_table[i].shape, sizeof want.shape);
+        want.dst = densenet121_param_table[i].offset < DENSENET121_PARAM_KEPT_FLOATS ? m->params + densenet121_param_table[i].offset : NULL;
+        if (nnc_st_read(sf, &want, err, sizeof err) != 0) {
+            nnc_st_end(sf);
+            return densenet121_fail(m, DENSENET121_ERR_WEIGHTS, "densenet121_create: %s", err);
+        }
     }
-    if (nnc_st_load(path, want, DENSENET121_N_PARAMS, err, sizeof err) != 0)
+    return DENSENET121_OK;
+}
+
+/* Reads parameter i (one only the constants read) from sf into dst, a slot
+ * of densenet121_prepare's stage. */
+static int densenet121_stage(densenet121_model *m, nnc_st_file *sf, float *dst, int i)
+{
+    nnc_st_want want;
+    char err[256];
+
+    want.name = densenet121_param_table[i].name;
+    want.rank = densenet121_param_table[i].rank;
+    memcpy(want.shape, densenet121_param_table[i].shape, sizeof want.shape);
+    want.dst = dst;
+    if (nnc_st_read(sf, &want, err, sizeof err) != 0)
         return densenet121_fail(m, DENSENET121_ERR_WEIGHTS, "densenet121_create: %s", err);
     return DENSENET121_OK;
 }
 
-/* Computes the constants m->consts from the parameters, once, at create. */
-static int densenet121_prepare(densenet121_model *m)
+/* Computes the constants m->consts from the parameters, once, at create. The
+ * parameters only constants read are read from sf into a stage as each
+ * constant is made (DENSENET121_STAGE_FLOATS floats: the most one constant reads), so
+ * create never holds them all beside the constants. */
+static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
 {
     const float   *params = m->params;
     float         *consts = (float *)malloc((size_t)DENSENET121_CONST_FLOATS * sizeof(float));
+    float         *stage  = NULL;
+    int            rc     = DENSENET121_OK;
     unsigned char *ws     = m->ws;
     const int      n      = 1;  /* parameters have no batch: the kernels see one sample */
 
     (void)ws;
     (void)n;
+    (void)params;
+    (void)sf;
     if (!consts)
         return densenet121_fail(m, DENSENET121_ERR_NOMEM, "densenet121_create: out of memory for the constants");
     m->consts = consts;
+    stage = (float *)malloc(((size_t)DENSENET121_STAGE_FLOATS + 1) * sizeof(float));
+    if (!stage)
+        return densenet121_fail(m, DENSENET121_ERR_NOMEM, "densenet121_create: out of memory for the parameters' stage");
+    if ((rc = densenet121_stage(m, sf, stage + 0, 1)) != DENSENET121_OK)  /* features.norm0.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 64, 2)) != DENSENET121_OK)  /* features.norm0.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 3)) != DENSENET121_OK)  /* features.norm0.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 192, 4)) != DENSENET121_OK)  /* features.norm0.running_var */
+        goto done;
 
     /* bn_fold_bias features.conv0 @ models/lib/densenet.net:31:18 */
-    nnc_bn_fold_bias(64, params + 1034408, params + 1034472,  /* features.norm0.weight, features.norm0.bias */
-                     params + 1034536, params + 1034600,      /* features.norm0.running_mean, features.norm0.running_var */
-                     1e-05f, NULL, consts + 0);               /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,  /* features.norm0.weight, features.norm0.bias */
+                     stage + 128, stage + 192,   /* features.norm0.running_mean, features.norm0.running_var */
+                     1e-05f, NULL, consts + 0);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 0)) != DENSENET121_OK)  /* features.conv0.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 9408, 1)) != DENSENET121_OK)  /* features.norm0.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 9472, 4)) != DENSENET121_OK)  /* features.norm0.running_var */
+        goto done;
 
     /* pack_weights features.conv0 @ models/lib/densenet.net:31:18 */
-    nnc_pack_weights(params + 1025000, 64, 147,                   /* w: features.conv0.weight [64, 3, 7, 7] as [rows][cols] */
-                     params + 1034408, params + 1034600, 1e-05f,  /* folding features.norm0.weight, features.norm0.running_var */
-                     consts + 64);                                /* y */
+    nnc_pack_weights(stage + 0, 64, 147,                  /* w: features.conv0.weight [64, 3, 7, 7] as [rows][cols] */
+                     stage + 9408, stage + 9472, 1e-05f,  /* folding features.norm0.weight, features.norm0.running_var */
+                     consts + 64);                        /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 10)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 11)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 12)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 13)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1043112, params + 1043240,  /* features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.bias */
-                     params + 1043368, params + 1043496,       /* features.denseblock1.denselayer1.norm2.running_mean, features.denseblock1.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 9472);             /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,   /* features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.bias */
+                     stage + 256, stage + 384,      /* features.denseblock1.denselayer1.norm2.running_mean, features.denseblock1.denselayer1.norm2.running_var */
+                     1e-05f, NULL, consts + 9472);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 5)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 64, 8)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock1.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(64, params + 1034664, params + 1034856, 1e-05f, consts + 9600);  /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(64, stage + 0, stage + 64, 1e-05f, consts + 9600);  /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 5)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 64, 6)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 7)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 192, 8)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(64, params + 1034664, params + 1034728,  /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.bias */
-                     params + 1034792, params + 1034856,      /* features.denseblock1.denselayer1.norm1.running_mean, features.denseblock1.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 9664);            /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,     /* features.denseblock1.denselayer1.norm1.weight, features.denseblock1.denselayer1.norm1.bias */
+                     stage + 128, stage + 192,      /* features.denseblock1.denselayer1.norm1.running_mean, features.denseblock1.denselayer1.norm1.running_var */
+                     1e-05f, NULL, consts + 9664);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 9)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 8192, 10)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 8320, 13)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1034920, 128, 64,                   /* w: features.denseblock1.denselayer1.conv1.weight [128, 64, 1, 1] as [rows][cols] */
-                     params + 1043112, params + 1043496, 1e-05f,  /* folding features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.running_var */
-                     consts + 9728);                              /* y */
+    nnc_pack_weights(stage + 0, 128, 64,                  /* w: features.denseblock1.denselayer1.conv1.weight [128, 64, 1, 1] as [rows][cols] */
+                     stage + 8192, stage + 8320, 1e-05f,  /* folding features.denseblock1.denselayer1.norm2.weight, features.denseblock1.denselayer1.norm2.running_var */
+                     consts + 9728);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 14)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1043624, 32, 1152,  /* w: features.denseblock1.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 17920);             /* y */
+    /* winograd_weights features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock1.denselayer1.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 17920);     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 20)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 21)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 22)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 23)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1093160, params + 1093288,  /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.bias */
-                     params + 1093416, params + 1093544,       /* features.denseblock1.denselayer2.norm2.running_mean, features.denseblock1.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 54784);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.bias */
+                     stage + 256, stage + 384,        /* features.denseblock1.denselayer2.norm2.running_mean, features.denseblock1.denselayer2.norm2.running_var */
+                     1e-05f, NULL, consts + 165376);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 15)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 96, 18)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock1.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(96, params + 1080488, params + 1080776, 1e-05f, consts + 54912);  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(96, stage + 0, stage + 96, 1e-05f, consts + 165504);  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 15)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 96, 16)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 192, 17)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 288, 18)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(96, params + 1080488, params + 1080584,  /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.bias */
-                     params + 1080680, params + 1080776,      /* features.denseblock1.denselayer2.norm1.running_mean, features.denseblock1.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 55008);           /* eps, no bias, y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* features.denseblock1.denselayer2.norm1.weight, features.denseblock1.denselayer2.norm1.bias */
+                     stage + 192, stage + 288,        /* features.denseblock1.denselayer2.norm1.running_mean, features.denseblock1.denselayer2.norm1.running_var */
+                     1e-05f, NULL, consts + 165600);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 19)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 12288, 20)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 12416, 23)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1080872, 128, 96,                   /* w: features.denseblock1.denselayer2.conv1.weight [128, 96, 1, 1] as [rows][cols] */
-                     params + 1093160, params + 1093544, 1e-05f,  /* folding features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.running_var */
-                     consts + 55104);                             /* y */
+    nnc_pack_weights(stage + 0, 128, 96,                    /* w: features.denseblock1.denselayer2.conv1.weight [128, 96, 1, 1] as [rows][cols] */
+                     stage + 12288, stage + 12416, 1e-05f,  /* folding features.denseblock1.denselayer2.norm2.weight, features.denseblock1.denselayer2.norm2.running_var */
+                     consts + 165696);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 24)) != DENSENET121_OK)  /* features.denseblock1.denselayer2.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1093672, 32, 1152,  /* w: features.denseblock1.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 67392);             /* y */
+    /* winograd_weights features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock1.denselayer2.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 177984);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 30)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 31)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 32)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 33)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1147432, params + 1147560,  /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.bias */
-                     params + 1147688, params + 1147816,       /* features.denseblock1.denselayer3.norm2.running_mean, features.denseblock1.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 104256);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.bias */
+                     stage + 256, stage + 384,        /* features.denseblock1.denselayer3.norm2.running_mean, features.denseblock1.denselayer3.norm2.running_var */
+                     1e-05f, NULL, consts + 325440);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 25)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 28)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock1.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(128, params + 1130536, params + 1130920, 1e-05f, consts + 104384);  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(128, stage + 0, stage + 128, 1e-05f, consts + 325568);  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 25)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 26)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 27)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 28)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(128, params + 1130536, params + 1130664,  /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.bias */
-                     params + 1130792, params + 1130920,       /* features.denseblock1.denselayer3.norm1.running_mean, features.denseblock1.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 104512);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* features.denseblock1.denselayer3.norm1.weight, features.denseblock1.denselayer3.norm1.bias */
+                     stage + 256, stage + 384,        /* features.denseblock1.denselayer3.norm1.running_mean, features.denseblock1.denselayer3.norm1.running_var */
+                     1e-05f, NULL, consts + 325696);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 29)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 16384, 30)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 16512, 33)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1131048, 128, 128,                  /* w: features.denseblock1.denselayer3.conv1.weight [128, 128, 1, 1] as [rows][cols] */
-                     params + 1147432, params + 1147816, 1e-05f,  /* folding features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.running_var */
-                     consts + 104640);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 128,                   /* w: features.denseblock1.denselayer3.conv1.weight [128, 128, 1, 1] as [rows][cols] */
+                     stage + 16384, stage + 16512, 1e-05f,  /* folding features.denseblock1.denselayer3.norm2.weight, features.denseblock1.denselayer3.norm2.running_var */
+                     consts + 325824);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 34)) != DENSENET121_OK)  /* features.denseblock1.denselayer3.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1147944, 32, 1152,  /* w: features.denseblock1.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 121024);            /* y */
+    /* winograd_weights features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock1.denselayer3.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 342208);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 40)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 41)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 42)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 43)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1205928, params + 1206056,  /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.bias */
-                     params + 1206184, params + 1206312,       /* features.denseblock1.denselayer4.norm2.running_mean, features.denseblock1.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 157888);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.bias */
+                     stage + 256, stage + 384,        /* features.denseblock1.denselayer4.norm2.running_mean, features.denseblock1.denselayer4.norm2.running_var */
+                     1e-05f, NULL, consts + 489664);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 35)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 160, 38)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock1.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(160, params + 1184808, params + 1185288, 1e-05f, consts + 158016);  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(160, stage + 0, stage + 160, 1e-05f, consts + 489792);  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 35)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 160, 36)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 320, 37)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 480, 38)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(160, params + 1184808, params + 1184968,  /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.bias */
-                     params + 1185128, params + 1185288,       /* features.denseblock1.denselayer4.norm1.running_mean, features.denseblock1.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 158176);           /* eps, no bias, y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* features.denseblock1.denselayer4.norm1.weight, features.denseblock1.denselayer4.norm1.bias */
+                     stage + 320, stage + 480,        /* features.denseblock1.denselayer4.norm1.running_mean, features.denseblock1.denselayer4.norm1.running_var */
+                     1e-05f, NULL, consts + 489952);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 39)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 20480, 40)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 20608, 43)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1185448, 128, 160,                  /* w: features.denseblock1.denselayer4.conv1.weight [128, 160, 1, 1] as [rows][cols] */
-                     params + 1205928, params + 1206312, 1e-05f,  /* folding features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.running_var */
-                     consts + 158336);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 160,                   /* w: features.denseblock1.denselayer4.conv1.weight [128, 160, 1, 1] as [rows][cols] */
+                     stage + 20480, stage + 20608, 1e-05f,  /* folding features.denseblock1.denselayer4.norm2.weight, features.denseblock1.denselayer4.norm2.running_var */
+                     consts + 490112);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 44)) != DENSENET121_OK)  /* features.denseblock1.denselayer4.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1206440, 32, 1152,  /* w: features.denseblock1.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 178816);            /* y */
+    /* winograd_weights features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock1.denselayer4.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 510592);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 50)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 51)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 52)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 53)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1268648, params + 1268776,  /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.bias */
-                     params + 1268904, params + 1269032,       /* features.denseblock1.denselayer5.norm2.running_mean, features.denseblock1.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 215680);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.bias */
+                     stage + 256, stage + 384,        /* features.denseblock1.denselayer5.norm2.running_mean, features.denseblock1.denselayer5.norm2.running_var */
+                     1e-05f, NULL, consts + 658048);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 45)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 192, 48)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock1.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(192, params + 1243304, params + 1243880, 1e-05f, consts + 215808);  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(192, stage + 0, stage + 192, 1e-05f, consts + 658176);  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 45)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 192, 46)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 47)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 576, 48)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(192, params + 1243304, params + 1243496,  /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.bias */
-                     params + 1243688, params + 1243880,       /* features.denseblock1.denselayer5.norm1.running_mean, features.denseblock1.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 216000);           /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,     /* features.denseblock1.denselayer5.norm1.weight, features.denseblock1.denselayer5.norm1.bias */
+                     stage + 384, stage + 576,        /* features.denseblock1.denselayer5.norm1.running_mean, features.denseblock1.denselayer5.norm1.running_var */
+                     1e-05f, NULL, consts + 658368);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 49)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 24576, 50)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 24704, 53)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1244072, 128, 192,                  /* w: features.denseblock1.denselayer5.conv1.weight [128, 192, 1, 1] as [rows][cols] */
-                     params + 1268648, params + 1269032, 1e-05f,  /* folding features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.running_var */
-                     consts + 216192);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 192,                   /* w: features.denseblock1.denselayer5.conv1.weight [128, 192, 1, 1] as [rows][cols] */
+                     stage + 24576, stage + 24704, 1e-05f,  /* folding features.denseblock1.denselayer5.norm2.weight, features.denseblock1.denselayer5.norm2.running_var */
+                     consts + 658560);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 54)) != DENSENET121_OK)  /* features.denseblock1.denselayer5.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1269160, 32, 1152,  /* w: features.denseblock1.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 240768);            /* y */
+    /* winograd_weights features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock1.denselayer5.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 683136);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 60)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 61)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 62)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 63)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1335592, params + 1335720,  /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.bias */
-                     params + 1335848, params + 1335976,       /* features.denseblock1.denselayer6.norm2.running_mean, features.denseblock1.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 277632);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.bias */
+                     stage + 256, stage + 384,        /* features.denseblock1.denselayer6.norm2.running_mean, features.denseblock1.denselayer6.norm2.running_var */
+                     1e-05f, NULL, consts + 830592);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 55)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 224, 58)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock1.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(224, params + 1306024, params + 1306696, 1e-05f, consts + 277760);  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(224, stage + 0, stage + 224, 1e-05f, consts + 830720);  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 55)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 224, 56)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 448, 57)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 672, 58)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock1.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(224, params + 1306024, params + 1306248,  /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.bias */
-                     params + 1306472, params + 1306696,       /* features.denseblock1.denselayer6.norm1.running_mean, features.denseblock1.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 277984);           /* eps, no bias, y */
+    nnc_bn_fold_bias(224, stage + 0, stage + 224,     /* features.denseblock1.denselayer6.norm1.weight, features.denseblock1.denselayer6.norm1.bias */
+                     stage + 448, stage + 672,        /* features.denseblock1.denselayer6.norm1.running_mean, features.denseblock1.denselayer6.norm1.running_var */
+                     1e-05f, NULL, consts + 830944);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 59)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 28672, 60)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 28800, 63)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1306920, 128, 224,                  /* w: features.denseblock1.denselayer6.conv1.weight [128, 224, 1, 1] as [rows][cols] */
-                     params + 1335592, params + 1335976, 1e-05f,  /* folding features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.running_var */
-                     consts + 278208);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 224,                   /* w: features.denseblock1.denselayer6.conv1.weight [128, 224, 1, 1] as [rows][cols] */
+                     stage + 28672, stage + 28800, 1e-05f,  /* folding features.denseblock1.denselayer6.norm2.weight, features.denseblock1.denselayer6.norm2.running_var */
+                     consts + 831168);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 64)) != DENSENET121_OK)  /* features.denseblock1.denselayer6.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1336104, 32, 1152,  /* w: features.denseblock1.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 306880);            /* y */
+    /* winograd_weights features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock1.denselayer6.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 859840);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 65)) != DENSENET121_OK)  /* features.transition1.norm.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 68)) != DENSENET121_OK)  /* features.transition1.norm.running_var */
+        goto done;
 
     /* bn_scale features.transition1.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_scale(256, params + 1372968, params + 1373736, 1e-05f, consts + 343744);  /* features.transition1.norm.weight, features.transition1.norm.running_var; eps, y */
+    nnc_bn_scale(256, stage + 0, stage + 256, 1e-05f, consts + 1007296);  /* features.transition1.norm.weight, features.transition1.norm.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 65)) != DENSENET121_OK)  /* features.transition1.norm.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 66)) != DENSENET121_OK)  /* features.transition1.norm.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 512, 67)) != DENSENET121_OK)  /* features.transition1.norm.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 768, 68)) != DENSENET121_OK)  /* features.transition1.norm.running_var */
+        goto done;
 
     /* bn_fold_bias features.transition1.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_fold_bias(256, params + 1372968, params + 1373224,  /* features.transition1.norm.weight, features.transition1.norm.bias */
-                     params + 1373480, params + 1373736,       /* features.transition1.norm.running_mean, features.transition1.norm.running_var */
-                     1e-05f, NULL, consts + 344000);           /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* features.transition1.norm.weight, features.transition1.norm.bias */
+                     stage + 512, stage + 768,         /* features.transition1.norm.running_mean, features.transition1.norm.running_var */
+                     1e-05f, NULL, consts + 1007552);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 69)) != DENSENET121_OK)  /* features.transition1.conv.weight */
+        goto done;
 
     /* pack_weights features.transition1.conv @ models/lib/densenet.net:23:46 */
-    nnc_pack_weights(params + 1373992, 128, 256,  /* w: features.transition1.conv.weight [128, 256, 1, 1] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 344256);            /* y */
+    nnc_pack_weights(stage + 0, 128, 256,  /* w: features.transition1.conv.weight [128, 256, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 1007808);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 75)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 76)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 77)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 78)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1423656, params + 1423784,  /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.bias */
-                     params + 1423912, params + 1424040,       /* features.denseblock2.denselayer1.norm2.running_mean, features.denseblock2.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 377024);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer1.norm2.running_mean, features.denseblock2.denselayer1.norm2.running_var */
+                     1e-05f, NULL, consts + 1040576);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 70)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 73)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(128, params + 1406760, params + 1407144, 1e-05f, consts + 377152);  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(128, stage + 0, stage + 128, 1e-05f, consts + 1040704);  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 70)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 71)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 72)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 73)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(128, params + 1406760, params + 1406888,  /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.bias */
-                     params + 1407016, params + 1407144,       /* features.denseblock2.denselayer1.norm1.running_mean, features.denseblock2.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 377280);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer1.norm1.weight, features.denseblock2.denselayer1.norm1.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer1.norm1.running_mean, features.denseblock2.denselayer1.norm1.running_var */
+                     1e-05f, NULL, consts + 1040832);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 74)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 16384, 75)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 16512, 78)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1407272, 128, 128,                  /* w: features.denseblock2.denselayer1.conv1.weight [128, 128, 1, 1] as [rows][cols] */
-                     params + 1423656, params + 1424040, 1e-05f,  /* folding features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.running_var */
-                     consts + 377408);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 128,                   /* w: features.denseblock2.denselayer1.conv1.weight [128, 128, 1, 1] as [rows][cols] */
+                     stage + 16384, stage + 16512, 1e-05f,  /* folding features.denseblock2.denselayer1.norm2.weight, features.denseblock2.denselayer1.norm2.running_var */
+                     consts + 1040960);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 79)) != DENSENET121_OK)  /* features.denseblock2.denselayer1.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1424168, 32, 1152,  /* w: features.denseblock2.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 393792);            /* y */
+    /* winograd_weights features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer1.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 1057344);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 85)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 86)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 87)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 88)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1482152, params + 1482280,  /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.bias */
-                     params + 1482408, params + 1482536,       /* features.denseblock2.denselayer2.norm2.running_mean, features.denseblock2.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 430656);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer2.norm2.running_mean, features.denseblock2.denselayer2.norm2.running_var */
+                     1e-05f, NULL, consts + 1204800);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 80)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 160, 83)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(160, params + 1461032, params + 1461512, 1e-05f, consts + 430784);  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(160, stage + 0, stage + 160, 1e-05f, consts + 1204928);  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 80)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 160, 81)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 320, 82)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 480, 83)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(160, params + 1461032, params + 1461192,  /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.bias */
-                     params + 1461352, params + 1461512,       /* features.denseblock2.denselayer2.norm1.running_mean, features.denseblock2.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 430944);           /* eps, no bias, y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,      /* features.denseblock2.denselayer2.norm1.weight, features.denseblock2.denselayer2.norm1.bias */
+                     stage + 320, stage + 480,         /* features.denseblock2.denselayer2.norm1.running_mean, features.denseblock2.denselayer2.norm1.running_var */
+                     1e-05f, NULL, consts + 1205088);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 84)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 20480, 85)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 20608, 88)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1461672, 128, 160,                  /* w: features.denseblock2.denselayer2.conv1.weight [128, 160, 1, 1] as [rows][cols] */
-                     params + 1482152, params + 1482536, 1e-05f,  /* folding features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.running_var */
-                     consts + 431104);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 160,                   /* w: features.denseblock2.denselayer2.conv1.weight [128, 160, 1, 1] as [rows][cols] */
+                     stage + 20480, stage + 20608, 1e-05f,  /* folding features.denseblock2.denselayer2.norm2.weight, features.denseblock2.denselayer2.norm2.running_var */
+                     consts + 1205248);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 89)) != DENSENET121_OK)  /* features.denseblock2.denselayer2.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1482664, 32, 1152,  /* w: features.denseblock2.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 451584);            /* y */
+    /* winograd_weights features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer2.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 1225728);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 95)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 96)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 97)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 98)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1544872, params + 1545000,  /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.bias */
-                     params + 1545128, params + 1545256,       /* features.denseblock2.denselayer3.norm2.running_mean, features.denseblock2.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 488448);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer3.norm2.running_mean, features.denseblock2.denselayer3.norm2.running_var */
+                     1e-05f, NULL, consts + 1373184);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 90)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 192, 93)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(192, params + 1519528, params + 1520104, 1e-05f, consts + 488576);  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(192, stage + 0, stage + 192, 1e-05f, consts + 1373312);  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 90)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 192, 91)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 92)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 576, 93)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(192, params + 1519528, params + 1519720,  /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.bias */
-                     params + 1519912, params + 1520104,       /* features.denseblock2.denselayer3.norm1.running_mean, features.denseblock2.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 488768);           /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,      /* features.denseblock2.denselayer3.norm1.weight, features.denseblock2.denselayer3.norm1.bias */
+                     stage + 384, stage + 576,         /* features.denseblock2.denselayer3.norm1.running_mean, features.denseblock2.denselayer3.norm1.running_var */
+                     1e-05f, NULL, consts + 1373504);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 94)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 24576, 95)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 24704, 98)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1520296, 128, 192,                  /* w: features.denseblock2.denselayer3.conv1.weight [128, 192, 1, 1] as [rows][cols] */
-                     params + 1544872, params + 1545256, 1e-05f,  /* folding features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.running_var */
-                     consts + 488960);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 192,                   /* w: features.denseblock2.denselayer3.conv1.weight [128, 192, 1, 1] as [rows][cols] */
+                     stage + 24576, stage + 24704, 1e-05f,  /* folding features.denseblock2.denselayer3.norm2.weight, features.denseblock2.denselayer3.norm2.running_var */
+                     consts + 1373696);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 99)) != DENSENET121_OK)  /* features.denseblock2.denselayer3.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1545384, 32, 1152,  /* w: features.denseblock2.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 513536);            /* y */
+    /* winograd_weights features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer3.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 1398272);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 105)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 106)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 107)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 108)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1611816, params + 1611944,  /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.bias */
-                     params + 1612072, params + 1612200,       /* features.denseblock2.denselayer4.norm2.running_mean, features.denseblock2.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 550400);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer4.norm2.running_mean, features.denseblock2.denselayer4.norm2.running_var */
+                     1e-05f, NULL, consts + 1545728);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 100)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 224, 103)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(224, params + 1582248, params + 1582920, 1e-05f, consts + 550528);  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(224, stage + 0, stage + 224, 1e-05f, consts + 1545856);  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 100)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 224, 101)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 448, 102)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 672, 103)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(224, params + 1582248, params + 1582472,  /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.bias */
-                     params + 1582696, params + 1582920,       /* features.denseblock2.denselayer4.norm1.running_mean, features.denseblock2.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 550752);           /* eps, no bias, y */
+    nnc_bn_fold_bias(224, stage + 0, stage + 224,      /* features.denseblock2.denselayer4.norm1.weight, features.denseblock2.denselayer4.norm1.bias */
+                     stage + 448, stage + 672,         /* features.denseblock2.denselayer4.norm1.running_mean, features.denseblock2.denselayer4.norm1.running_var */
+                     1e-05f, NULL, consts + 1546080);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 104)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 28672, 105)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 28800, 108)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1583144, 128, 224,                  /* w: features.denseblock2.denselayer4.conv1.weight [128, 224, 1, 1] as [rows][cols] */
-                     params + 1611816, params + 1612200, 1e-05f,  /* folding features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.running_var */
-                     consts + 550976);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 224,                   /* w: features.denseblock2.denselayer4.conv1.weight [128, 224, 1, 1] as [rows][cols] */
+                     stage + 28672, stage + 28800, 1e-05f,  /* folding features.denseblock2.denselayer4.norm2.weight, features.denseblock2.denselayer4.norm2.running_var */
+                     consts + 1546304);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 109)) != DENSENET121_OK)  /* features.denseblock2.denselayer4.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1612328, 32, 1152,  /* w: features.denseblock2.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 579648);            /* y */
+    /* winograd_weights features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer4.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 1574976);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 115)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 116)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 117)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 118)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1682984, params + 1683112,  /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.bias */
-                     params + 1683240, params + 1683368,       /* features.denseblock2.denselayer5.norm2.running_mean, features.denseblock2.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 616512);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer5.norm2.running_mean, features.denseblock2.denselayer5.norm2.running_var */
+                     1e-05f, NULL, consts + 1722432);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 110)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 113)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(256, params + 1649192, params + 1649960, 1e-05f, consts + 616640);  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(256, stage + 0, stage + 256, 1e-05f, consts + 1722560);  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 110)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 111)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 512, 112)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 768, 113)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(256, params + 1649192, params + 1649448,  /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.bias */
-                     params + 1649704, params + 1649960,       /* features.denseblock2.denselayer5.norm1.running_mean, features.denseblock2.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 616896);           /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* features.denseblock2.denselayer5.norm1.weight, features.denseblock2.denselayer5.norm1.bias */
+                     stage + 512, stage + 768,         /* features.denseblock2.denselayer5.norm1.running_mean, features.denseblock2.denselayer5.norm1.running_var */
+                     1e-05f, NULL, consts + 1722816);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 114)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 32768, 115)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 32896, 118)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1650216, 128, 256,                  /* w: features.denseblock2.denselayer5.conv1.weight [128, 256, 1, 1] as [rows][cols] */
-                     params + 1682984, params + 1683368, 1e-05f,  /* folding features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.running_var */
-                     consts + 617152);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 256,                   /* w: features.denseblock2.denselayer5.conv1.weight [128, 256, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32896, 1e-05f,  /* folding features.denseblock2.denselayer5.norm2.weight, features.denseblock2.denselayer5.norm2.running_var */
+                     consts + 1723072);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 119)) != DENSENET121_OK)  /* features.denseblock2.denselayer5.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1683496, 32, 1152,  /* w: features.denseblock2.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 649920);            /* y */
+    /* winograd_weights features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer5.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 1755840);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 125)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 126)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 127)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 128)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1758376, params + 1758504,  /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.bias */
-                     params + 1758632, params + 1758760,       /* features.denseblock2.denselayer6.norm2.running_mean, features.denseblock2.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 686784);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer6.norm2.running_mean, features.denseblock2.denselayer6.norm2.running_var */
+                     1e-05f, NULL, consts + 1903296);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 120)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 288, 123)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(288, params + 1720360, params + 1721224, 1e-05f, consts + 686912);  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(288, stage + 0, stage + 288, 1e-05f, consts + 1903424);  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 120)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 288, 121)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 576, 122)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 864, 123)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(288, params + 1720360, params + 1720648,  /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.bias */
-                     params + 1720936, params + 1721224,       /* features.denseblock2.denselayer6.norm1.running_mean, features.denseblock2.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 687200);           /* eps, no bias, y */
+    nnc_bn_fold_bias(288, stage + 0, stage + 288,      /* features.denseblock2.denselayer6.norm1.weight, features.denseblock2.denselayer6.norm1.bias */
+                     stage + 576, stage + 864,         /* features.denseblock2.denselayer6.norm1.running_mean, features.denseblock2.denselayer6.norm1.running_var */
+                     1e-05f, NULL, consts + 1903712);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 124)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 36864, 125)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 36992, 128)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1721512, 128, 288,                  /* w: features.denseblock2.denselayer6.conv1.weight [128, 288, 1, 1] as [rows][cols] */
-                     params + 1758376, params + 1758760, 1e-05f,  /* folding features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.running_var */
-                     consts + 687488);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 288,                   /* w: features.denseblock2.denselayer6.conv1.weight [128, 288, 1, 1] as [rows][cols] */
+                     stage + 36864, stage + 36992, 1e-05f,  /* folding features.denseblock2.denselayer6.norm2.weight, features.denseblock2.denselayer6.norm2.running_var */
+                     consts + 1904000);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 129)) != DENSENET121_OK)  /* features.denseblock2.denselayer6.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1758888, 32, 1152,  /* w: features.denseblock2.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 724352);            /* y */
+    /* winograd_weights features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer6.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 1940864);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 135)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 136)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 137)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 138)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1837992, params + 1838120,  /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.bias */
-                     params + 1838248, params + 1838376,       /* features.denseblock2.denselayer7.norm2.running_mean, features.denseblock2.denselayer7.norm2.running_var */
-                     1e-05f, NULL, consts + 761216);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer7.norm2.running_mean, features.denseblock2.denselayer7.norm2.running_var */
+                     1e-05f, NULL, consts + 2088320);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 130)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 320, 133)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(320, params + 1795752, params + 1796712, 1e-05f, consts + 761344);  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.running_var; eps, y */
+    nnc_bn_scale(320, stage + 0, stage + 320, 1e-05f, consts + 2088448);  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 130)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 320, 131)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 640, 132)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 960, 133)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(320, params + 1795752, params + 1796072,  /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.bias */
-                     params + 1796392, params + 1796712,       /* features.denseblock2.denselayer7.norm1.running_mean, features.denseblock2.denselayer7.norm1.running_var */
-                     1e-05f, NULL, consts + 761664);           /* eps, no bias, y */
+    nnc_bn_fold_bias(320, stage + 0, stage + 320,      /* features.denseblock2.denselayer7.norm1.weight, features.denseblock2.denselayer7.norm1.bias */
+                     stage + 640, stage + 960,         /* features.denseblock2.denselayer7.norm1.running_mean, features.denseblock2.denselayer7.norm1.running_var */
+                     1e-05f, NULL, consts + 2088768);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 134)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 40960, 135)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 41088, 138)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1797032, 128, 320,                  /* w: features.denseblock2.denselayer7.conv1.weight [128, 320, 1, 1] as [rows][cols] */
-                     params + 1837992, params + 1838376, 1e-05f,  /* folding features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.running_var */
-                     consts + 761984);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 320,                   /* w: features.denseblock2.denselayer7.conv1.weight [128, 320, 1, 1] as [rows][cols] */
+                     stage + 40960, stage + 41088, 1e-05f,  /* folding features.denseblock2.denselayer7.norm2.weight, features.denseblock2.denselayer7.norm2.running_var */
+                     consts + 2089088);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 139)) != DENSENET121_OK)  /* features.denseblock2.denselayer7.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1838504, 32, 1152,  /* w: features.denseblock2.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 802944);            /* y */
+    /* winograd_weights features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer7.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 2130048);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 145)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 146)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 147)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 148)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 1921832, params + 1921960,  /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.bias */
-                     params + 1922088, params + 1922216,       /* features.denseblock2.denselayer8.norm2.running_mean, features.denseblock2.denselayer8.norm2.running_var */
-                     1e-05f, NULL, consts + 839808);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer8.norm2.running_mean, features.denseblock2.denselayer8.norm2.running_var */
+                     1e-05f, NULL, consts + 2277504);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 140)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 352, 143)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(352, params + 1875368, params + 1876424, 1e-05f, consts + 839936);  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.running_var; eps, y */
+    nnc_bn_scale(352, stage + 0, stage + 352, 1e-05f, consts + 2277632);  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 140)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 352, 141)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 704, 142)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1056, 143)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(352, params + 1875368, params + 1875720,  /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.bias */
-                     params + 1876072, params + 1876424,       /* features.denseblock2.denselayer8.norm1.running_mean, features.denseblock2.denselayer8.norm1.running_var */
-                     1e-05f, NULL, consts + 840288);           /* eps, no bias, y */
+    nnc_bn_fold_bias(352, stage + 0, stage + 352,      /* features.denseblock2.denselayer8.norm1.weight, features.denseblock2.denselayer8.norm1.bias */
+                     stage + 704, stage + 1056,        /* features.denseblock2.denselayer8.norm1.running_mean, features.denseblock2.denselayer8.norm1.running_var */
+                     1e-05f, NULL, consts + 2277984);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 144)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 45056, 145)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 45184, 148)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1876776, 128, 352,                  /* w: features.denseblock2.denselayer8.conv1.weight [128, 352, 1, 1] as [rows][cols] */
-                     params + 1921832, params + 1922216, 1e-05f,  /* folding features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.running_var */
-                     consts + 840640);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 352,                   /* w: features.denseblock2.denselayer8.conv1.weight [128, 352, 1, 1] as [rows][cols] */
+                     stage + 45056, stage + 45184, 1e-05f,  /* folding features.denseblock2.denselayer8.norm2.weight, features.denseblock2.denselayer8.norm2.running_var */
+                     consts + 2278336);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 149)) != DENSENET121_OK)  /* features.denseblock2.denselayer8.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 1922344, 32, 1152,  /* w: features.denseblock2.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 885696);            /* y */
+    /* winograd_weights features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer8.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 2323392);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 155)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 156)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 157)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 158)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2009896, params + 2010024,  /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.bias */
-                     params + 2010152, params + 2010280,       /* features.denseblock2.denselayer9.norm2.running_mean, features.denseblock2.denselayer9.norm2.running_var */
-                     1e-05f, NULL, consts + 922560);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer9.norm2.running_mean, features.denseblock2.denselayer9.norm2.running_var */
+                     1e-05f, NULL, consts + 2470848);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 150)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 153)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(384, params + 1959208, params + 1960360, 1e-05f, consts + 922688);  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.running_var; eps, y */
+    nnc_bn_scale(384, stage + 0, stage + 384, 1e-05f, consts + 2470976);  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 150)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 151)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 768, 152)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1152, 153)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(384, params + 1959208, params + 1959592,  /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.bias */
-                     params + 1959976, params + 1960360,       /* features.denseblock2.denselayer9.norm1.running_mean, features.denseblock2.denselayer9.norm1.running_var */
-                     1e-05f, NULL, consts + 923072);           /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,      /* features.denseblock2.denselayer9.norm1.weight, features.denseblock2.denselayer9.norm1.bias */
+                     stage + 768, stage + 1152,        /* features.denseblock2.denselayer9.norm1.running_mean, features.denseblock2.denselayer9.norm1.running_var */
+                     1e-05f, NULL, consts + 2471360);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 154)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 49152, 155)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 49280, 158)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 1960744, 128, 384,                  /* w: features.denseblock2.denselayer9.conv1.weight [128, 384, 1, 1] as [rows][cols] */
-                     params + 2009896, params + 2010280, 1e-05f,  /* folding features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.running_var */
-                     consts + 923456);                            /* y */
+    nnc_pack_weights(stage + 0, 128, 384,                   /* w: features.denseblock2.denselayer9.conv1.weight [128, 384, 1, 1] as [rows][cols] */
+                     stage + 49152, stage + 49280, 1e-05f,  /* folding features.denseblock2.denselayer9.norm2.weight, features.denseblock2.denselayer9.norm2.running_var */
+                     consts + 2471744);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 159)) != DENSENET121_OK)  /* features.denseblock2.denselayer9.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2010408, 32, 1152,  /* w: features.denseblock2.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 972608);            /* y */
+    /* winograd_weights features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer9.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 2520896);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 165)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 166)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 167)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 168)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2102184, params + 2102312,  /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.bias */
-                     params + 2102440, params + 2102568,       /* features.denseblock2.denselayer10.norm2.running_mean, features.denseblock2.denselayer10.norm2.running_var */
-                     1e-05f, NULL, consts + 1009472);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer10.norm2.running_mean, features.denseblock2.denselayer10.norm2.running_var */
+                     1e-05f, NULL, consts + 2668352);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 160)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 416, 163)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(416, params + 2047272, params + 2048520, 1e-05f, consts + 1009600);  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.running_var; eps, y */
+    nnc_bn_scale(416, stage + 0, stage + 416, 1e-05f, consts + 2668480);  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 160)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 416, 161)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 832, 162)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1248, 163)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(416, params + 2047272, params + 2047688,  /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.bias */
-                     params + 2048104, params + 2048520,       /* features.denseblock2.denselayer10.norm1.running_mean, features.denseblock2.denselayer10.norm1.running_var */
-                     1e-05f, NULL, consts + 1010016);          /* eps, no bias, y */
+    nnc_bn_fold_bias(416, stage + 0, stage + 416,      /* features.denseblock2.denselayer10.norm1.weight, features.denseblock2.denselayer10.norm1.bias */
+                     stage + 832, stage + 1248,        /* features.denseblock2.denselayer10.norm1.running_mean, features.denseblock2.denselayer10.norm1.running_var */
+                     1e-05f, NULL, consts + 2668896);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 164)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 53248, 165)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 53376, 168)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2048936, 128, 416,                  /* w: features.denseblock2.denselayer10.conv1.weight [128, 416, 1, 1] as [rows][cols] */
-                     params + 2102184, params + 2102568, 1e-05f,  /* folding features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.running_var */
-                     consts + 1010432);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 416,                   /* w: features.denseblock2.denselayer10.conv1.weight [128, 416, 1, 1] as [rows][cols] */
+                     stage + 53248, stage + 53376, 1e-05f,  /* folding features.denseblock2.denselayer10.norm2.weight, features.denseblock2.denselayer10.norm2.running_var */
+                     consts + 2669312);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 169)) != DENSENET121_OK)  /* features.denseblock2.denselayer10.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2102696, 32, 1152,  /* w: features.denseblock2.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1063680);           /* y */
+    /* winograd_weights features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer10.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 2722560);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 175)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 176)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 177)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 178)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2198696, params + 2198824,  /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.bias */
-                     params + 2198952, params + 2199080,       /* features.denseblock2.denselayer11.norm2.running_mean, features.denseblock2.denselayer11.norm2.running_var */
-                     1e-05f, NULL, consts + 1100544);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer11.norm2.running_mean, features.denseblock2.denselayer11.norm2.running_var */
+                     1e-05f, NULL, consts + 2870016);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 170)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 448, 173)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(448, params + 2139560, params + 2140904, 1e-05f, consts + 1100672);  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.running_var; eps, y */
+    nnc_bn_scale(448, stage + 0, stage + 448, 1e-05f, consts + 2870144);  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 170)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 448, 171)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 896, 172)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1344, 173)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(448, params + 2139560, params + 2140008,  /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.bias */
-                     params + 2140456, params + 2140904,       /* features.denseblock2.denselayer11.norm1.running_mean, features.denseblock2.denselayer11.norm1.running_var */
-                     1e-05f, NULL, consts + 1101120);          /* eps, no bias, y */
+    nnc_bn_fold_bias(448, stage + 0, stage + 448,      /* features.denseblock2.denselayer11.norm1.weight, features.denseblock2.denselayer11.norm1.bias */
+                     stage + 896, stage + 1344,        /* features.denseblock2.denselayer11.norm1.running_mean, features.denseblock2.denselayer11.norm1.running_var */
+                     1e-05f, NULL, consts + 2870592);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 174)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 57344, 175)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 57472, 178)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2141352, 128, 448,                  /* w: features.denseblock2.denselayer11.conv1.weight [128, 448, 1, 1] as [rows][cols] */
-                     params + 2198696, params + 2199080, 1e-05f,  /* folding features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.running_var */
-                     consts + 1101568);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 448,                   /* w: features.denseblock2.denselayer11.conv1.weight [128, 448, 1, 1] as [rows][cols] */
+                     stage + 57344, stage + 57472, 1e-05f,  /* folding features.denseblock2.denselayer11.norm2.weight, features.denseblock2.denselayer11.norm2.running_var */
+                     consts + 2871040);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 179)) != DENSENET121_OK)  /* features.denseblock2.denselayer11.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2199208, 32, 1152,  /* w: features.denseblock2.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1158912);           /* y */
+    /* winograd_weights features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer11.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 2928384);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 185)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 186)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 187)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 188)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2299432, params + 2299560,  /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.bias */
-                     params + 2299688, params + 2299816,       /* features.denseblock2.denselayer12.norm2.running_mean, features.denseblock2.denselayer12.norm2.running_var */
-                     1e-05f, NULL, consts + 1195776);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock2.denselayer12.norm2.running_mean, features.denseblock2.denselayer12.norm2.running_var */
+                     1e-05f, NULL, consts + 3075840);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 180)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 480, 183)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock2.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(480, params + 2236072, params + 2237512, 1e-05f, consts + 1195904);  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.running_var; eps, y */
+    nnc_bn_scale(480, stage + 0, stage + 480, 1e-05f, consts + 3075968);  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 180)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 480, 181)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 960, 182)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1440, 183)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock2.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(480, params + 2236072, params + 2236552,  /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.bias */
-                     params + 2237032, params + 2237512,       /* features.denseblock2.denselayer12.norm1.running_mean, features.denseblock2.denselayer12.norm1.running_var */
-                     1e-05f, NULL, consts + 1196384);          /* eps, no bias, y */
+    nnc_bn_fold_bias(480, stage + 0, stage + 480,      /* features.denseblock2.denselayer12.norm1.weight, features.denseblock2.denselayer12.norm1.bias */
+                     stage + 960, stage + 1440,        /* features.denseblock2.denselayer12.norm1.running_mean, features.denseblock2.denselayer12.norm1.running_var */
+                     1e-05f, NULL, consts + 3076448);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 184)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 61440, 185)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 61568, 188)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2237992, 128, 480,                  /* w: features.denseblock2.denselayer12.conv1.weight [128, 480, 1, 1] as [rows][cols] */
-                     params + 2299432, params + 2299816, 1e-05f,  /* folding features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.running_var */
-                     consts + 1196864);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 480,                   /* w: features.denseblock2.denselayer12.conv1.weight [128, 480, 1, 1] as [rows][cols] */
+                     stage + 61440, stage + 61568, 1e-05f,  /* folding features.denseblock2.denselayer12.norm2.weight, features.denseblock2.denselayer12.norm2.running_var */
+                     consts + 3076928);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 189)) != DENSENET121_OK)  /* features.denseblock2.denselayer12.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2299944, 32, 1152,  /* w: features.denseblock2.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1258304);           /* y */
+    /* winograd_weights features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock2.denselayer12.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 3138368);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 190)) != DENSENET121_OK)  /* features.transition2.norm.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 512, 193)) != DENSENET121_OK)  /* features.transition2.norm.running_var */
+        goto done;
 
     /* bn_scale features.transition2.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_scale(512, params + 2336808, params + 2338344, 1e-05f, consts + 1295168);  /* features.transition2.norm.weight, features.transition2.norm.running_var; eps, y */
+    nnc_bn_scale(512, stage + 0, stage + 512, 1e-05f, consts + 3285824);  /* features.transition2.norm.weight, features.transition2.norm.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 190)) != DENSENET121_OK)  /* features.transition2.norm.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 512, 191)) != DENSENET121_OK)  /* features.transition2.norm.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1024, 192)) != DENSENET121_OK)  /* features.transition2.norm.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1536, 193)) != DENSENET121_OK)  /* features.transition2.norm.running_var */
+        goto done;
 
     /* bn_fold_bias features.transition2.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_fold_bias(512, params + 2336808, params + 2337320,  /* features.transition2.norm.weight, features.transition2.norm.bias */
-                     params + 2337832, params + 2338344,       /* features.transition2.norm.running_mean, features.transition2.norm.running_var */
-                     1e-05f, NULL, consts + 1295680);          /* eps, no bias, y */
+    nnc_bn_fold_bias(512, stage + 0, stage + 512,      /* features.transition2.norm.weight, features.transition2.norm.bias */
+                     stage + 1024, stage + 1536,       /* features.transition2.norm.running_mean, features.transition2.norm.running_var */
+                     1e-05f, NULL, consts + 3286336);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 194)) != DENSENET121_OK)  /* features.transition2.conv.weight */
+        goto done;
 
     /* pack_weights features.transition2.conv @ models/lib/densenet.net:23:46 */
-    nnc_pack_weights(params + 2338856, 256, 512,  /* w: features.transition2.conv.weight [256, 512, 1, 1] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1296192);           /* y */
+    nnc_pack_weights(stage + 0, 256, 512,  /* w: features.transition2.conv.weight [256, 512, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 3286848);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 200)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 201)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 202)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 203)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2503720, params + 2503848,  /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.bias */
-                     params + 2503976, params + 2504104,       /* features.denseblock3.denselayer1.norm2.running_mean, features.denseblock3.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 1427264);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer1.norm2.running_mean, features.denseblock3.denselayer1.norm2.running_var */
+                     1e-05f, NULL, consts + 3417920);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 195)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 198)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(256, params + 2469928, params + 2470696, 1e-05f, consts + 1427392);  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(256, stage + 0, stage + 256, 1e-05f, consts + 3418048);  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 195)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 196)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 512, 197)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 768, 198)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(256, params + 2469928, params + 2470184,  /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.bias */
-                     params + 2470440, params + 2470696,       /* features.denseblock3.denselayer1.norm1.running_mean, features.denseblock3.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 1427648);          /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* features.denseblock3.denselayer1.norm1.weight, features.denseblock3.denselayer1.norm1.bias */
+                     stage + 512, stage + 768,         /* features.denseblock3.denselayer1.norm1.running_mean, features.denseblock3.denselayer1.norm1.running_var */
+                     1e-05f, NULL, consts + 3418304);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 199)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 32768, 200)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 32896, 203)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2470952, 128, 256,                  /* w: features.denseblock3.denselayer1.conv1.weight [128, 256, 1, 1] as [rows][cols] */
-                     params + 2503720, params + 2504104, 1e-05f,  /* folding features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.running_var */
-                     consts + 1427904);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 256,                   /* w: features.denseblock3.denselayer1.conv1.weight [128, 256, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32896, 1e-05f,  /* folding features.denseblock3.denselayer1.norm2.weight, features.denseblock3.denselayer1.norm2.running_var */
+                     consts + 3418560);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 204)) != DENSENET121_OK)  /* features.denseblock3.denselayer1.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2504232, 32, 1152,  /* w: features.denseblock3.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1460672);           /* y */
+    /* winograd_weights features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer1.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 3451328);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 210)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 211)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 212)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 213)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2579112, params + 2579240,  /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.bias */
-                     params + 2579368, params + 2579496,       /* features.denseblock3.denselayer2.norm2.running_mean, features.denseblock3.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 1497536);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer2.norm2.running_mean, features.denseblock3.denselayer2.norm2.running_var */
+                     1e-05f, NULL, consts + 3598784);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 205)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 288, 208)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(288, params + 2541096, params + 2541960, 1e-05f, consts + 1497664);  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(288, stage + 0, stage + 288, 1e-05f, consts + 3598912);  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 205)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 288, 206)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 576, 207)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 864, 208)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(288, params + 2541096, params + 2541384,  /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.bias */
-                     params + 2541672, params + 2541960,       /* features.denseblock3.denselayer2.norm1.running_mean, features.denseblock3.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 1497952);          /* eps, no bias, y */
+    nnc_bn_fold_bias(288, stage + 0, stage + 288,      /* features.denseblock3.denselayer2.norm1.weight, features.denseblock3.denselayer2.norm1.bias */
+                     stage + 576, stage + 864,         /* features.denseblock3.denselayer2.norm1.running_mean, features.denseblock3.denselayer2.norm1.running_var */
+                     1e-05f, NULL, consts + 3599200);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 209)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 36864, 210)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 36992, 213)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2542248, 128, 288,                  /* w: features.denseblock3.denselayer2.conv1.weight [128, 288, 1, 1] as [rows][cols] */
-                     params + 2579112, params + 2579496, 1e-05f,  /* folding features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.running_var */
-                     consts + 1498240);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 288,                   /* w: features.denseblock3.denselayer2.conv1.weight [128, 288, 1, 1] as [rows][cols] */
+                     stage + 36864, stage + 36992, 1e-05f,  /* folding features.denseblock3.denselayer2.norm2.weight, features.denseblock3.denselayer2.norm2.running_var */
+                     consts + 3599488);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 214)) != DENSENET121_OK)  /* features.denseblock3.denselayer2.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2579624, 32, 1152,  /* w: features.denseblock3.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1535104);           /* y */
+    /* winograd_weights features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer2.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 3636352);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 220)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 221)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 222)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 223)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2658728, params + 2658856,  /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.bias */
-                     params + 2658984, params + 2659112,       /* features.denseblock3.denselayer3.norm2.running_mean, features.denseblock3.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 1571968);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer3.norm2.running_mean, features.denseblock3.denselayer3.norm2.running_var */
+                     1e-05f, NULL, consts + 3783808);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 215)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 320, 218)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(320, params + 2616488, params + 2617448, 1e-05f, consts + 1572096);  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(320, stage + 0, stage + 320, 1e-05f, consts + 3783936);  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 215)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 320, 216)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 640, 217)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 960, 218)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(320, params + 2616488, params + 2616808,  /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.bias */
-                     params + 2617128, params + 2617448,       /* features.denseblock3.denselayer3.norm1.running_mean, features.denseblock3.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 1572416);          /* eps, no bias, y */
+    nnc_bn_fold_bias(320, stage + 0, stage + 320,      /* features.denseblock3.denselayer3.norm1.weight, features.denseblock3.denselayer3.norm1.bias */
+                     stage + 640, stage + 960,         /* features.denseblock3.denselayer3.norm1.running_mean, features.denseblock3.denselayer3.norm1.running_var */
+                     1e-05f, NULL, consts + 3784256);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 219)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 40960, 220)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 41088, 223)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2617768, 128, 320,                  /* w: features.denseblock3.denselayer3.conv1.weight [128, 320, 1, 1] as [rows][cols] */
-                     params + 2658728, params + 2659112, 1e-05f,  /* folding features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.running_var */
-                     consts + 1572736);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 320,                   /* w: features.denseblock3.denselayer3.conv1.weight [128, 320, 1, 1] as [rows][cols] */
+                     stage + 40960, stage + 41088, 1e-05f,  /* folding features.denseblock3.denselayer3.norm2.weight, features.denseblock3.denselayer3.norm2.running_var */
+                     consts + 3784576);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 224)) != DENSENET121_OK)  /* features.denseblock3.denselayer3.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2659240, 32, 1152,  /* w: features.denseblock3.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1613696);           /* y */
+    /* winograd_weights features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer3.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 3825536);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 230)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 231)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 232)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 233)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2742568, params + 2742696,  /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.bias */
-                     params + 2742824, params + 2742952,       /* features.denseblock3.denselayer4.norm2.running_mean, features.denseblock3.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 1650560);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer4.norm2.running_mean, features.denseblock3.denselayer4.norm2.running_var */
+                     1e-05f, NULL, consts + 3972992);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 225)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 352, 228)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(352, params + 2696104, params + 2697160, 1e-05f, consts + 1650688);  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(352, stage + 0, stage + 352, 1e-05f, consts + 3973120);  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 225)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 352, 226)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 704, 227)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1056, 228)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(352, params + 2696104, params + 2696456,  /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.bias */
-                     params + 2696808, params + 2697160,       /* features.denseblock3.denselayer4.norm1.running_mean, features.denseblock3.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 1651040);          /* eps, no bias, y */
+    nnc_bn_fold_bias(352, stage + 0, stage + 352,      /* features.denseblock3.denselayer4.norm1.weight, features.denseblock3.denselayer4.norm1.bias */
+                     stage + 704, stage + 1056,        /* features.denseblock3.denselayer4.norm1.running_mean, features.denseblock3.denselayer4.norm1.running_var */
+                     1e-05f, NULL, consts + 3973472);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 229)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 45056, 230)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 45184, 233)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2697512, 128, 352,                  /* w: features.denseblock3.denselayer4.conv1.weight [128, 352, 1, 1] as [rows][cols] */
-                     params + 2742568, params + 2742952, 1e-05f,  /* folding features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.running_var */
-                     consts + 1651392);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 352,                   /* w: features.denseblock3.denselayer4.conv1.weight [128, 352, 1, 1] as [rows][cols] */
+                     stage + 45056, stage + 45184, 1e-05f,  /* folding features.denseblock3.denselayer4.norm2.weight, features.denseblock3.denselayer4.norm2.running_var */
+                     consts + 3973824);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 234)) != DENSENET121_OK)  /* features.denseblock3.denselayer4.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2743080, 32, 1152,  /* w: features.denseblock3.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1696448);           /* y */
+    /* winograd_weights features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer4.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 4018880);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 240)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 241)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 242)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 243)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2830632, params + 2830760,  /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.bias */
-                     params + 2830888, params + 2831016,       /* features.denseblock3.denselayer5.norm2.running_mean, features.denseblock3.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 1733312);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer5.norm2.running_mean, features.denseblock3.denselayer5.norm2.running_var */
+                     1e-05f, NULL, consts + 4166336);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 235)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 238)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(384, params + 2779944, params + 2781096, 1e-05f, consts + 1733440);  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(384, stage + 0, stage + 384, 1e-05f, consts + 4166464);  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 235)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 236)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 768, 237)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1152, 238)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(384, params + 2779944, params + 2780328,  /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.bias */
-                     params + 2780712, params + 2781096,       /* features.denseblock3.denselayer5.norm1.running_mean, features.denseblock3.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 1733824);          /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,      /* features.denseblock3.denselayer5.norm1.weight, features.denseblock3.denselayer5.norm1.bias */
+                     stage + 768, stage + 1152,        /* features.denseblock3.denselayer5.norm1.running_mean, features.denseblock3.denselayer5.norm1.running_var */
+                     1e-05f, NULL, consts + 4166848);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 239)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 49152, 240)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 49280, 243)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2781480, 128, 384,                  /* w: features.denseblock3.denselayer5.conv1.weight [128, 384, 1, 1] as [rows][cols] */
-                     params + 2830632, params + 2831016, 1e-05f,  /* folding features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.running_var */
-                     consts + 1734208);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 384,                   /* w: features.denseblock3.denselayer5.conv1.weight [128, 384, 1, 1] as [rows][cols] */
+                     stage + 49152, stage + 49280, 1e-05f,  /* folding features.denseblock3.denselayer5.norm2.weight, features.denseblock3.denselayer5.norm2.running_var */
+                     consts + 4167232);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 244)) != DENSENET121_OK)  /* features.denseblock3.denselayer5.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2831144, 32, 1152,  /* w: features.denseblock3.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1783360);           /* y */
+    /* winograd_weights features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer5.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 4216384);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 250)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 251)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 252)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 253)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 2922920, params + 2923048,  /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.bias */
-                     params + 2923176, params + 2923304,       /* features.denseblock3.denselayer6.norm2.running_mean, features.denseblock3.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 1820224);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer6.norm2.running_mean, features.denseblock3.denselayer6.norm2.running_var */
+                     1e-05f, NULL, consts + 4363840);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 245)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 416, 248)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(416, params + 2868008, params + 2869256, 1e-05f, consts + 1820352);  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(416, stage + 0, stage + 416, 1e-05f, consts + 4363968);  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 245)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 416, 246)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 832, 247)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1248, 248)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(416, params + 2868008, params + 2868424,  /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.bias */
-                     params + 2868840, params + 2869256,       /* features.denseblock3.denselayer6.norm1.running_mean, features.denseblock3.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 1820768);          /* eps, no bias, y */
+    nnc_bn_fold_bias(416, stage + 0, stage + 416,      /* features.denseblock3.denselayer6.norm1.weight, features.denseblock3.denselayer6.norm1.bias */
+                     stage + 832, stage + 1248,        /* features.denseblock3.denselayer6.norm1.running_mean, features.denseblock3.denselayer6.norm1.running_var */
+                     1e-05f, NULL, consts + 4364384);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 249)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 53248, 250)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 53376, 253)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2869672, 128, 416,                  /* w: features.denseblock3.denselayer6.conv1.weight [128, 416, 1, 1] as [rows][cols] */
-                     params + 2922920, params + 2923304, 1e-05f,  /* folding features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.running_var */
-                     consts + 1821184);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 416,                   /* w: features.denseblock3.denselayer6.conv1.weight [128, 416, 1, 1] as [rows][cols] */
+                     stage + 53248, stage + 53376, 1e-05f,  /* folding features.denseblock3.denselayer6.norm2.weight, features.denseblock3.denselayer6.norm2.running_var */
+                     consts + 4364800);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 254)) != DENSENET121_OK)  /* features.denseblock3.denselayer6.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 2923432, 32, 1152,  /* w: features.denseblock3.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1874432);           /* y */
+    /* winograd_weights features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer6.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 4418048);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 260)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 261)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 262)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 263)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3019432, params + 3019560,  /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.bias */
-                     params + 3019688, params + 3019816,       /* features.denseblock3.denselayer7.norm2.running_mean, features.denseblock3.denselayer7.norm2.running_var */
-                     1e-05f, NULL, consts + 1911296);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer7.norm2.running_mean, features.denseblock3.denselayer7.norm2.running_var */
+                     1e-05f, NULL, consts + 4565504);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 255)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 448, 258)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(448, params + 2960296, params + 2961640, 1e-05f, consts + 1911424);  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.running_var; eps, y */
+    nnc_bn_scale(448, stage + 0, stage + 448, 1e-05f, consts + 4565632);  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 255)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 448, 256)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 896, 257)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1344, 258)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(448, params + 2960296, params + 2960744,  /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.bias */
-                     params + 2961192, params + 2961640,       /* features.denseblock3.denselayer7.norm1.running_mean, features.denseblock3.denselayer7.norm1.running_var */
-                     1e-05f, NULL, consts + 1911872);          /* eps, no bias, y */
+    nnc_bn_fold_bias(448, stage + 0, stage + 448,      /* features.denseblock3.denselayer7.norm1.weight, features.denseblock3.denselayer7.norm1.bias */
+                     stage + 896, stage + 1344,        /* features.denseblock3.denselayer7.norm1.running_mean, features.denseblock3.denselayer7.norm1.running_var */
+                     1e-05f, NULL, consts + 4566080);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 259)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 57344, 260)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 57472, 263)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 2962088, 128, 448,                  /* w: features.denseblock3.denselayer7.conv1.weight [128, 448, 1, 1] as [rows][cols] */
-                     params + 3019432, params + 3019816, 1e-05f,  /* folding features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.running_var */
-                     consts + 1912320);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 448,                   /* w: features.denseblock3.denselayer7.conv1.weight [128, 448, 1, 1] as [rows][cols] */
+                     stage + 57344, stage + 57472, 1e-05f,  /* folding features.denseblock3.denselayer7.norm2.weight, features.denseblock3.denselayer7.norm2.running_var */
+                     consts + 4566528);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 264)) != DENSENET121_OK)  /* features.denseblock3.denselayer7.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 3019944, 32, 1152,  /* w: features.denseblock3.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1969664);           /* y */
+    /* winograd_weights features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer7.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 4623872);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 270)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 271)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 272)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 273)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3120168, params + 3120296,  /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.bias */
-                     params + 3120424, params + 3120552,       /* features.denseblock3.denselayer8.norm2.running_mean, features.denseblock3.denselayer8.norm2.running_var */
-                     1e-05f, NULL, consts + 2006528);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer8.norm2.running_mean, features.denseblock3.denselayer8.norm2.running_var */
+                     1e-05f, NULL, consts + 4771328);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 265)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 480, 268)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(480, params + 3056808, params + 3058248, 1e-05f, consts + 2006656);  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.running_var; eps, y */
+    nnc_bn_scale(480, stage + 0, stage + 480, 1e-05f, consts + 4771456);  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 265)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 480, 266)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 960, 267)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1440, 268)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(480, params + 3056808, params + 3057288,  /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.bias */
-                     params + 3057768, params + 3058248,       /* features.denseblock3.denselayer8.norm1.running_mean, features.denseblock3.denselayer8.norm1.running_var */
-                     1e-05f, NULL, consts + 2007136);          /* eps, no bias, y */
+    nnc_bn_fold_bias(480, stage + 0, stage + 480,      /* features.denseblock3.denselayer8.norm1.weight, features.denseblock3.denselayer8.norm1.bias */
+                     stage + 960, stage + 1440,        /* features.denseblock3.denselayer8.norm1.running_mean, features.denseblock3.denselayer8.norm1.running_var */
+                     1e-05f, NULL, consts + 4771936);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 269)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 61440, 270)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 61568, 273)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 3058728, 128, 480,                  /* w: features.denseblock3.denselayer8.conv1.weight [128, 480, 1, 1] as [rows][cols] */
-                     params + 3120168, params + 3120552, 1e-05f,  /* folding features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.running_var */
-                     consts + 2007616);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 480,                   /* w: features.denseblock3.denselayer8.conv1.weight [128, 480, 1, 1] as [rows][cols] */
+                     stage + 61440, stage + 61568, 1e-05f,  /* folding features.denseblock3.denselayer8.norm2.weight, features.denseblock3.denselayer8.norm2.running_var */
+                     consts + 4772416);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 274)) != DENSENET121_OK)  /* features.denseblock3.denselayer8.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 3120680, 32, 1152,  /* w: features.denseblock3.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2069056);           /* y */
+    /* winograd_weights features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer8.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 4833856);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 280)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 281)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 282)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 283)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3225128, params + 3225256,  /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.bias */
-                     params + 3225384, params + 3225512,       /* features.denseblock3.denselayer9.norm2.running_mean, features.denseblock3.denselayer9.norm2.running_var */
-                     1e-05f, NULL, consts + 2105920);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer9.norm2.running_mean, features.denseblock3.denselayer9.norm2.running_var */
+                     1e-05f, NULL, consts + 4981312);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 275)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 512, 278)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(512, params + 3157544, params + 3159080, 1e-05f, consts + 2106048);  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.running_var; eps, y */
+    nnc_bn_scale(512, stage + 0, stage + 512, 1e-05f, consts + 4981440);  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 275)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 512, 276)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1024, 277)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1536, 278)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(512, params + 3157544, params + 3158056,  /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.bias */
-                     params + 3158568, params + 3159080,       /* features.denseblock3.denselayer9.norm1.running_mean, features.denseblock3.denselayer9.norm1.running_var */
-                     1e-05f, NULL, consts + 2106560);          /* eps, no bias, y */
+    nnc_bn_fold_bias(512, stage + 0, stage + 512,      /* features.denseblock3.denselayer9.norm1.weight, features.denseblock3.denselayer9.norm1.bias */
+                     stage + 1024, stage + 1536,       /* features.denseblock3.denselayer9.norm1.running_mean, features.denseblock3.denselayer9.norm1.running_var */
+                     1e-05f, NULL, consts + 4981952);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 279)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 65536, 280)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 65664, 283)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 3159592, 128, 512,                  /* w: features.denseblock3.denselayer9.conv1.weight [128, 512, 1, 1] as [rows][cols] */
-                     params + 3225128, params + 3225512, 1e-05f,  /* folding features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.running_var */
-                     consts + 2107072);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 512,                   /* w: features.denseblock3.denselayer9.conv1.weight [128, 512, 1, 1] as [rows][cols] */
+                     stage + 65536, stage + 65664, 1e-05f,  /* folding features.denseblock3.denselayer9.norm2.weight, features.denseblock3.denselayer9.norm2.running_var */
+                     consts + 4982464);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 284)) != DENSENET121_OK)  /* features.denseblock3.denselayer9.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 3225640, 32, 1152,  /* w: features.denseblock3.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2172608);           /* y */
+    /* winograd_weights features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer9.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 5048000);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 290)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 291)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 292)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 293)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3334312, params + 3334440,  /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.bias */
-                     params + 3334568, params + 3334696,       /* features.denseblock3.denselayer10.norm2.running_mean, features.denseblock3.denselayer10.norm2.running_var */
-                     1e-05f, NULL, consts + 2209472);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer10.norm2.running_mean, features.denseblock3.denselayer10.norm2.running_var */
+                     1e-05f, NULL, consts + 5195456);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 285)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 544, 288)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(544, params + 3262504, params + 3264136, 1e-05f, consts + 2209600);  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.running_var; eps, y */
+    nnc_bn_scale(544, stage + 0, stage + 544, 1e-05f, consts + 5195584);  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 285)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 544, 286)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1088, 287)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1632, 288)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(544, params + 3262504, params + 3263048,  /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.bias */
-                     params + 3263592, params + 3264136,       /* features.denseblock3.denselayer10.norm1.running_mean, features.denseblock3.denselayer10.norm1.running_var */
-                     1e-05f, NULL, consts + 2210144);          /* eps, no bias, y */
+    nnc_bn_fold_bias(544, stage + 0, stage + 544,      /* features.denseblock3.denselayer10.norm1.weight, features.denseblock3.denselayer10.norm1.bias */
+                     stage + 1088, stage + 1632,       /* features.denseblock3.denselayer10.norm1.running_mean, features.denseblock3.denselayer10.norm1.running_var */
+                     1e-05f, NULL, consts + 5196128);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 289)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 69632, 290)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 69760, 293)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 3264680, 128, 544,                  /* w: features.denseblock3.denselayer10.conv1.weight [128, 544, 1, 1] as [rows][cols] */
-                     params + 3334312, params + 3334696, 1e-05f,  /* folding features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.running_var */
-                     consts + 2210688);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 544,                   /* w: features.denseblock3.denselayer10.conv1.weight [128, 544, 1, 1] as [rows][cols] */
+                     stage + 69632, stage + 69760, 1e-05f,  /* folding features.denseblock3.denselayer10.norm2.weight, features.denseblock3.denselayer10.norm2.running_var */
+                     consts + 5196672);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 294)) != DENSENET121_OK)  /* features.denseblock3.denselayer10.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 3334824, 32, 1152,  /* w: features.denseblock3.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2280320);           /* y */
+    /* winograd_weights features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer10.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 5266304);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 300)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 301)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 302)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 303)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3447720, params + 3447848,  /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.bias */
-                     params + 3447976, params + 3448104,       /* features.denseblock3.denselayer11.norm2.running_mean, features.denseblock3.denselayer11.norm2.running_var */
-                     1e-05f, NULL, consts + 2317184);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer11.norm2.running_mean, features.denseblock3.denselayer11.norm2.running_var */
+                     1e-05f, NULL, consts + 5413760);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 295)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 576, 298)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(576, params + 3371688, params + 3373416, 1e-05f, consts + 2317312);  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.running_var; eps, y */
+    nnc_bn_scale(576, stage + 0, stage + 576, 1e-05f, consts + 5413888);  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 295)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 576, 296)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1152, 297)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1728, 298)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(576, params + 3371688, params + 3372264,  /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.bias */
-                     params + 3372840, params + 3373416,       /* features.denseblock3.denselayer11.norm1.running_mean, features.denseblock3.denselayer11.norm1.running_var */
-                     1e-05f, NULL, consts + 2317888);          /* eps, no bias, y */
+    nnc_bn_fold_bias(576, stage + 0, stage + 576,      /* features.denseblock3.denselayer11.norm1.weight, features.denseblock3.denselayer11.norm1.bias */
+                     stage + 1152, stage + 1728,       /* features.denseblock3.denselayer11.norm1.running_mean, features.denseblock3.denselayer11.norm1.running_var */
+                     1e-05f, NULL, consts + 5414464);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 299)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 73728, 300)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 73856, 303)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 3373992, 128, 576,                  /* w: features.denseblock3.denselayer11.conv1.weight [128, 576, 1, 1] as [rows][cols] */
-                     params + 3447720, params + 3448104, 1e-05f,  /* folding features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.running_var */
-                     consts + 2318464);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 576,                   /* w: features.denseblock3.denselayer11.conv1.weight [128, 576, 1, 1] as [rows][cols] */
+                     stage + 73728, stage + 73856, 1e-05f,  /* folding features.denseblock3.denselayer11.norm2.weight, features.denseblock3.denselayer11.norm2.running_var */
+                     consts + 5415040);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 304)) != DENSENET121_OK)  /* features.denseblock3.denselayer11.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 3448232, 32, 1152,  /* w: features.denseblock3.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2392192);           /* y */
+    /* winograd_weights features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer11.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 5488768);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 310)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 311)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 312)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 313)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3565352, params + 3565480,  /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.bias */
-                     params + 3565608, params + 3565736,       /* features.denseblock3.denselayer12.norm2.running_mean, features.denseblock3.denselayer12.norm2.running_var */
-                     1e-05f, NULL, consts + 2429056);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer12.norm2.running_mean, features.denseblock3.denselayer12.norm2.running_var */
+                     1e-05f, NULL, consts + 5636224);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 305)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 608, 308)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(608, params + 3485096, params + 3486920, 1e-05f, consts + 2429184);  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.running_var; eps, y */
+    nnc_bn_scale(608, stage + 0, stage + 608, 1e-05f, consts + 5636352);  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 305)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 608, 306)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1216, 307)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1824, 308)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(608, params + 3485096, params + 3485704,  /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.bias */
-                     params + 3486312, params + 3486920,       /* features.denseblock3.denselayer12.norm1.running_mean, features.denseblock3.denselayer12.norm1.running_var */
-                     1e-05f, NULL, consts + 2429792);          /* eps, no bias, y */
+    nnc_bn_fold_bias(608, stage + 0, stage + 608,      /* features.denseblock3.denselayer12.norm1.weight, features.denseblock3.denselayer12.norm1.bias */
+                     stage + 1216, stage + 1824,       /* features.denseblock3.denselayer12.norm1.running_mean, features.denseblock3.denselayer12.norm1.running_var */
+                     1e-05f, NULL, consts + 5636960);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 309)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 77824, 310)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 77952, 313)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 3487528, 128, 608,                  /* w: features.denseblock3.denselayer12.conv1.weight [128, 608, 1, 1] as [rows][cols] */
-                     params + 3565352, params + 3565736, 1e-05f,  /* folding features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.running_var */
-                     consts + 2430400);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 608,                   /* w: features.denseblock3.denselayer12.conv1.weight [128, 608, 1, 1] as [rows][cols] */
+                     stage + 77824, stage + 77952, 1e-05f,  /* folding features.denseblock3.denselayer12.norm2.weight, features.denseblock3.denselayer12.norm2.running_var */
+                     consts + 5637568);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 314)) != DENSENET121_OK)  /* features.denseblock3.denselayer12.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 3565864, 32, 1152,  /* w: features.denseblock3.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2508224);           /* y */
+    /* winograd_weights features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer12.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 5715392);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 320)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 321)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 322)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 323)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3687208, params + 3687336,  /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.bias */
-                     params + 3687464, params + 3687592,       /* features.denseblock3.denselayer13.norm2.running_mean, features.denseblock3.denselayer13.norm2.running_var */
-                     1e-05f, NULL, consts + 2545088);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer13.norm2.running_mean, features.denseblock3.denselayer13.norm2.running_var */
+                     1e-05f, NULL, consts + 5862848);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 315)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 640, 318)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(640, params + 3602728, params + 3604648, 1e-05f, consts + 2545216);  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.running_var; eps, y */
+    nnc_bn_scale(640, stage + 0, stage + 640, 1e-05f, consts + 5862976);  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 315)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 640, 316)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1280, 317)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1920, 318)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(640, params + 3602728, params + 3603368,  /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.bias */
-                     params + 3604008, params + 3604648,       /* features.denseblock3.denselayer13.norm1.running_mean, features.denseblock3.denselayer13.norm1.running_var */
-                     1e-05f, NULL, consts + 2545856);          /* eps, no bias, y */
+    nnc_bn_fold_bias(640, stage + 0, stage + 640,      /* features.denseblock3.denselayer13.norm1.weight, features.denseblock3.denselayer13.norm1.bias */
+                     stage + 1280, stage + 1920,       /* features.denseblock3.denselayer13.norm1.running_mean, features.denseblock3.denselayer13.norm1.running_var */
+                     1e-05f, NULL, consts + 5863616);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 319)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 81920, 320)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 82048, 323)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 3605288, 128, 640,                  /* w: features.denseblock3.denselayer13.conv1.weight [128, 640, 1, 1] as [rows][cols] */
-                     params + 3687208, params + 3687592, 1e-05f,  /* folding features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.running_var */
-                     consts + 2546496);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 640,                   /* w: features.denseblock3.denselayer13.conv1.weight [128, 640, 1, 1] as [rows][cols] */
+                     stage + 81920, stage + 82048, 1e-05f,  /* folding features.denseblock3.denselayer13.norm2.weight, features.denseblock3.denselayer13.norm2.running_var */
+                     consts + 5864256);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 324)) != DENSENET121_OK)  /* features.denseblock3.denselayer13.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 3687720, 32, 1152,  /* w: features.denseblock3.denselayer13.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2628416);           /* y */
+    /* winograd_weights features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer13.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 5946176);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 330)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 331)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 332)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 333)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3813288, params + 3813416,  /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.bias */
-                     params + 3813544, params + 3813672,       /* features.denseblock3.denselayer14.norm2.running_mean, features.denseblock3.denselayer14.norm2.running_var */
-                     1e-05f, NULL, consts + 2665280);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer14.norm2.running_mean, features.denseblock3.denselayer14.norm2.running_var */
+                     1e-05f, NULL, consts + 6093632);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 325)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 672, 328)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(672, params + 3724584, params + 3726600, 1e-05f, consts + 2665408);  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.running_var; eps, y */
+    nnc_bn_scale(672, stage + 0, stage + 672, 1e-05f, consts + 6093760);  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 325)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 672, 326)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1344, 327)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2016, 328)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(672, params + 3724584, params + 3725256,  /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.bias */
-                     params + 3725928, params + 3726600,       /* features.denseblock3.denselayer14.norm1.running_mean, features.denseblock3.denselayer14.norm1.running_var */
-                     1e-05f, NULL, consts + 2666080);          /* eps, no bias, y */
+    nnc_bn_fold_bias(672, stage + 0, stage + 672,      /* features.denseblock3.denselayer14.norm1.weight, features.denseblock3.denselayer14.norm1.bias */
+                     stage + 1344, stage + 2016,       /* features.denseblock3.denselayer14.norm1.running_mean, features.denseblock3.denselayer14.norm1.running_var */
+                     1e-05f, NULL, consts + 6094432);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 329)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 86016, 330)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 86144, 333)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 3727272, 128, 672,                  /* w: features.denseblock3.denselayer14.conv1.weight [128, 672, 1, 1] as [rows][cols] */
-                     params + 3813288, params + 3813672, 1e-05f,  /* folding features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.running_var */
-                     consts + 2666752);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 672,                   /* w: features.denseblock3.denselayer14.conv1.weight [128, 672, 1, 1] as [rows][cols] */
+                     stage + 86016, stage + 86144, 1e-05f,  /* folding features.denseblock3.denselayer14.norm2.weight, features.denseblock3.denselayer14.norm2.running_var */
+                     consts + 6095104);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 334)) != DENSENET121_OK)  /* features.denseblock3.denselayer14.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 3813800, 32, 1152,  /* w: features.denseblock3.denselayer14.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2752768);           /* y */
+    /* winograd_weights features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer14.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 6181120);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 340)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 341)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 342)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 343)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 3943592, params + 3943720,  /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.bias */
-                     params + 3943848, params + 3943976,       /* features.denseblock3.denselayer15.norm2.running_mean, features.denseblock3.denselayer15.norm2.running_var */
-                     1e-05f, NULL, consts + 2789632);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer15.norm2.running_mean, features.denseblock3.denselayer15.norm2.running_var */
+                     1e-05f, NULL, consts + 6328576);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 335)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 704, 338)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(704, params + 3850664, params + 3852776, 1e-05f, consts + 2789760);  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.running_var; eps, y */
+    nnc_bn_scale(704, stage + 0, stage + 704, 1e-05f, consts + 6328704);  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 335)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 704, 336)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1408, 337)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2112, 338)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(704, params + 3850664, params + 3851368,  /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.bias */
-                     params + 3852072, params + 3852776,       /* features.denseblock3.denselayer15.norm1.running_mean, features.denseblock3.denselayer15.norm1.running_var */
-                     1e-05f, NULL, consts + 2790464);          /* eps, no bias, y */
+    nnc_bn_fold_bias(704, stage + 0, stage + 704,      /* features.denseblock3.denselayer15.norm1.weight, features.denseblock3.denselayer15.norm1.bias */
+                     stage + 1408, stage + 2112,       /* features.denseblock3.denselayer15.norm1.running_mean, features.denseblock3.denselayer15.norm1.running_var */
+                     1e-05f, NULL, consts + 6329408);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 339)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 90112, 340)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 90240, 343)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 3853480, 128, 704,                  /* w: features.denseblock3.denselayer15.conv1.weight [128, 704, 1, 1] as [rows][cols] */
-                     params + 3943592, params + 3943976, 1e-05f,  /* folding features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.running_var */
-                     consts + 2791168);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 704,                   /* w: features.denseblock3.denselayer15.conv1.weight [128, 704, 1, 1] as [rows][cols] */
+                     stage + 90112, stage + 90240, 1e-05f,  /* folding features.denseblock3.denselayer15.norm2.weight, features.denseblock3.denselayer15.norm2.running_var */
+                     consts + 6330112);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 344)) != DENSENET121_OK)  /* features.denseblock3.denselayer15.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 3944104, 32, 1152,  /* w: features.denseblock3.denselayer15.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2881280);           /* y */
+    /* winograd_weights features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer15.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 6420224);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 350)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 351)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 352)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 353)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4078120, params + 4078248,  /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.bias */
-                     params + 4078376, params + 4078504,       /* features.denseblock3.denselayer16.norm2.running_mean, features.denseblock3.denselayer16.norm2.running_var */
-                     1e-05f, NULL, consts + 2918144);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer16.norm2.running_mean, features.denseblock3.denselayer16.norm2.running_var */
+                     1e-05f, NULL, consts + 6567680);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 345)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 736, 348)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(736, params + 3980968, params + 3983176, 1e-05f, consts + 2918272);  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.running_var; eps, y */
+    nnc_bn_scale(736, stage + 0, stage + 736, 1e-05f, consts + 6567808);  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 345)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 736, 346)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1472, 347)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2208, 348)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(736, params + 3980968, params + 3981704,  /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.bias */
-                     params + 3982440, params + 3983176,       /* features.denseblock3.denselayer16.norm1.running_mean, features.denseblock3.denselayer16.norm1.running_var */
-                     1e-05f, NULL, consts + 2919008);          /* eps, no bias, y */
+    nnc_bn_fold_bias(736, stage + 0, stage + 736,      /* features.denseblock3.denselayer16.norm1.weight, features.denseblock3.denselayer16.norm1.bias */
+                     stage + 1472, stage + 2208,       /* features.denseblock3.denselayer16.norm1.running_mean, features.denseblock3.denselayer16.norm1.running_var */
+                     1e-05f, NULL, consts + 6568544);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 349)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 94208, 350)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 94336, 353)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 3983912, 128, 736,                  /* w: features.denseblock3.denselayer16.conv1.weight [128, 736, 1, 1] as [rows][cols] */
-                     params + 4078120, params + 4078504, 1e-05f,  /* folding features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.running_var */
-                     consts + 2919744);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 736,                   /* w: features.denseblock3.denselayer16.conv1.weight [128, 736, 1, 1] as [rows][cols] */
+                     stage + 94208, stage + 94336, 1e-05f,  /* folding features.denseblock3.denselayer16.norm2.weight, features.denseblock3.denselayer16.norm2.running_var */
+                     consts + 6569280);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 354)) != DENSENET121_OK)  /* features.denseblock3.denselayer16.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 4078632, 32, 1152,  /* w: features.denseblock3.denselayer16.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3013952);           /* y */
+    /* winograd_weights features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer16.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 6663488);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 360)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 361)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 362)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 363)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4216872, params + 4217000,  /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.bias */
-                     params + 4217128, params + 4217256,       /* features.denseblock3.denselayer17.norm2.running_mean, features.denseblock3.denselayer17.norm2.running_var */
-                     1e-05f, NULL, consts + 3050816);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer17.norm2.running_mean, features.denseblock3.denselayer17.norm2.running_var */
+                     1e-05f, NULL, consts + 6810944);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 355)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 768, 358)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer17.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(768, params + 4115496, params + 4117800, 1e-05f, consts + 3050944);  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.running_var; eps, y */
+    nnc_bn_scale(768, stage + 0, stage + 768, 1e-05f, consts + 6811072);  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 355)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 768, 356)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1536, 357)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2304, 358)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer17.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(768, params + 4115496, params + 4116264,  /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.bias */
-                     params + 4117032, params + 4117800,       /* features.denseblock3.denselayer17.norm1.running_mean, features.denseblock3.denselayer17.norm1.running_var */
-                     1e-05f, NULL, consts + 3051712);          /* eps, no bias, y */
+    nnc_bn_fold_bias(768, stage + 0, stage + 768,      /* features.denseblock3.denselayer17.norm1.weight, features.denseblock3.denselayer17.norm1.bias */
+                     stage + 1536, stage + 2304,       /* features.denseblock3.denselayer17.norm1.running_mean, features.denseblock3.denselayer17.norm1.running_var */
+                     1e-05f, NULL, consts + 6811840);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 359)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 98304, 360)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 98432, 363)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 4118568, 128, 768,                  /* w: features.denseblock3.denselayer17.conv1.weight [128, 768, 1, 1] as [rows][cols] */
-                     params + 4216872, params + 4217256, 1e-05f,  /* folding features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.running_var */
-                     consts + 3052480);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 768,                   /* w: features.denseblock3.denselayer17.conv1.weight [128, 768, 1, 1] as [rows][cols] */
+                     stage + 98304, stage + 98432, 1e-05f,  /* folding features.denseblock3.denselayer17.norm2.weight, features.denseblock3.denselayer17.norm2.running_var */
+                     consts + 6812608);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 364)) != DENSENET121_OK)  /* features.denseblock3.denselayer17.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 4217384, 32, 1152,  /* w: features.denseblock3.denselayer17.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3150784);           /* y */
+    /* winograd_weights features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer17.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 6910912);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 370)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 371)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 372)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 373)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4359848, params + 4359976,  /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.bias */
-                     params + 4360104, params + 4360232,       /* features.denseblock3.denselayer18.norm2.running_mean, features.denseblock3.denselayer18.norm2.running_var */
-                     1e-05f, NULL, consts + 3187648);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer18.norm2.running_mean, features.denseblock3.denselayer18.norm2.running_var */
+                     1e-05f, NULL, consts + 7058368);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 365)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 800, 368)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer18.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(800, params + 4254248, params + 4256648, 1e-05f, consts + 3187776);  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.running_var; eps, y */
+    nnc_bn_scale(800, stage + 0, stage + 800, 1e-05f, consts + 7058496);  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 365)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 800, 366)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1600, 367)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2400, 368)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer18.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(800, params + 4254248, params + 4255048,  /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.bias */
-                     params + 4255848, params + 4256648,       /* features.denseblock3.denselayer18.norm1.running_mean, features.denseblock3.denselayer18.norm1.running_var */
-                     1e-05f, NULL, consts + 3188576);          /* eps, no bias, y */
+    nnc_bn_fold_bias(800, stage + 0, stage + 800,      /* features.denseblock3.denselayer18.norm1.weight, features.denseblock3.denselayer18.norm1.bias */
+                     stage + 1600, stage + 2400,       /* features.denseblock3.denselayer18.norm1.running_mean, features.denseblock3.denselayer18.norm1.running_var */
+                     1e-05f, NULL, consts + 7059296);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 369)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 102400, 370)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 102528, 373)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 4257448, 128, 800,                  /* w: features.denseblock3.denselayer18.conv1.weight [128, 800, 1, 1] as [rows][cols] */
-                     params + 4359848, params + 4360232, 1e-05f,  /* folding features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.running_var */
-                     consts + 3189376);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 800,                     /* w: features.denseblock3.denselayer18.conv1.weight [128, 800, 1, 1] as [rows][cols] */
+                     stage + 102400, stage + 102528, 1e-05f,  /* folding features.denseblock3.denselayer18.norm2.weight, features.denseblock3.denselayer18.norm2.running_var */
+                     consts + 7060096);                       /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 374)) != DENSENET121_OK)  /* features.denseblock3.denselayer18.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 4360360, 32, 1152,  /* w: features.denseblock3.denselayer18.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3291776);           /* y */
+    /* winograd_weights features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer18.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 7162496);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 380)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 381)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 382)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 383)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4507048, params + 4507176,  /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.bias */
-                     params + 4507304, params + 4507432,       /* features.denseblock3.denselayer19.norm2.running_mean, features.denseblock3.denselayer19.norm2.running_var */
-                     1e-05f, NULL, consts + 3328640);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer19.norm2.running_mean, features.denseblock3.denselayer19.norm2.running_var */
+                     1e-05f, NULL, consts + 7309952);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 375)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 832, 378)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer19.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(832, params + 4397224, params + 4399720, 1e-05f, consts + 3328768);  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.running_var; eps, y */
+    nnc_bn_scale(832, stage + 0, stage + 832, 1e-05f, consts + 7310080);  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 375)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 832, 376)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1664, 377)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2496, 378)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer19.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(832, params + 4397224, params + 4398056,  /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.bias */
-                     params + 4398888, params + 4399720,       /* features.denseblock3.denselayer19.norm1.running_mean, features.denseblock3.denselayer19.norm1.running_var */
-                     1e-05f, NULL, consts + 3329600);          /* eps, no bias, y */
+    nnc_bn_fold_bias(832, stage + 0, stage + 832,      /* features.denseblock3.denselayer19.norm1.weight, features.denseblock3.denselayer19.norm1.bias */
+                     stage + 1664, stage + 2496,       /* features.denseblock3.denselayer19.norm1.running_mean, features.denseblock3.denselayer19.norm1.running_var */
+                     1e-05f, NULL, consts + 7310912);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 379)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 106496, 380)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 106624, 383)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 4400552, 128, 832,                  /* w: features.denseblock3.denselayer19.conv1.weight [128, 832, 1, 1] as [rows][cols] */
-                     params + 4507048, params + 4507432, 1e-05f,  /* folding features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.running_var */
-                     consts + 3330432);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 832,                     /* w: features.denseblock3.denselayer19.conv1.weight [128, 832, 1, 1] as [rows][cols] */
+                     stage + 106496, stage + 106624, 1e-05f,  /* folding features.denseblock3.denselayer19.norm2.weight, features.denseblock3.denselayer19.norm2.running_var */
+                     consts + 7311744);                       /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 384)) != DENSENET121_OK)  /* features.denseblock3.denselayer19.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 4507560, 32, 1152,  /* w: features.denseblock3.denselayer19.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3436928);           /* y */
+    /* winograd_weights features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer19.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 7418240);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 390)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 391)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 392)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 393)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4658472, params + 4658600,  /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.bias */
-                     params + 4658728, params + 4658856,       /* features.denseblock3.denselayer20.norm2.running_mean, features.denseblock3.denselayer20.norm2.running_var */
-                     1e-05f, NULL, consts + 3473792);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer20.norm2.running_mean, features.denseblock3.denselayer20.norm2.running_var */
+                     1e-05f, NULL, consts + 7565696);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 385)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 864, 388)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer20.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(864, params + 4544424, params + 4547016, 1e-05f, consts + 3473920);  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.running_var; eps, y */
+    nnc_bn_scale(864, stage + 0, stage + 864, 1e-05f, consts + 7565824);  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 385)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 864, 386)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1728, 387)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2592, 388)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer20.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(864, params + 4544424, params + 4545288,  /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.bias */
-                     params + 4546152, params + 4547016,       /* features.denseblock3.denselayer20.norm1.running_mean, features.denseblock3.denselayer20.norm1.running_var */
-                     1e-05f, NULL, consts + 3474784);          /* eps, no bias, y */
+    nnc_bn_fold_bias(864, stage + 0, stage + 864,      /* features.denseblock3.denselayer20.norm1.weight, features.denseblock3.denselayer20.norm1.bias */
+                     stage + 1728, stage + 2592,       /* features.denseblock3.denselayer20.norm1.running_mean, features.denseblock3.denselayer20.norm1.running_var */
+                     1e-05f, NULL, consts + 7566688);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 389)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 110592, 390)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 110720, 393)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 4547880, 128, 864,                  /* w: features.denseblock3.denselayer20.conv1.weight [128, 864, 1, 1] as [rows][cols] */
-                     params + 4658472, params + 4658856, 1e-05f,  /* folding features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.running_var */
-                     consts + 3475648);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 864,                     /* w: features.denseblock3.denselayer20.conv1.weight [128, 864, 1, 1] as [rows][cols] */
+                     stage + 110592, stage + 110720, 1e-05f,  /* folding features.denseblock3.denselayer20.norm2.weight, features.denseblock3.denselayer20.norm2.running_var */
+                     consts + 7567552);                       /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 394)) != DENSENET121_OK)  /* features.denseblock3.denselayer20.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 4658984, 32, 1152,  /* w: features.denseblock3.denselayer20.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3586240);           /* y */
+    /* winograd_weights features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer20.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 7678144);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 400)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 401)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 402)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 403)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4814120, params + 4814248,  /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.bias */
-                     params + 4814376, params + 4814504,       /* features.denseblock3.denselayer21.norm2.running_mean, features.denseblock3.denselayer21.norm2.running_var */
-                     1e-05f, NULL, consts + 3623104);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer21.norm2.running_mean, features.denseblock3.denselayer21.norm2.running_var */
+                     1e-05f, NULL, consts + 7825600);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 395)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 896, 398)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer21.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(896, params + 4695848, params + 4698536, 1e-05f, consts + 3623232);  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.running_var; eps, y */
+    nnc_bn_scale(896, stage + 0, stage + 896, 1e-05f, consts + 7825728);  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 395)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 896, 396)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1792, 397)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2688, 398)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer21.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(896, params + 4695848, params + 4696744,  /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.bias */
-                     params + 4697640, params + 4698536,       /* features.denseblock3.denselayer21.norm1.running_mean, features.denseblock3.denselayer21.norm1.running_var */
-                     1e-05f, NULL, consts + 3624128);          /* eps, no bias, y */
+    nnc_bn_fold_bias(896, stage + 0, stage + 896,      /* features.denseblock3.denselayer21.norm1.weight, features.denseblock3.denselayer21.norm1.bias */
+                     stage + 1792, stage + 2688,       /* features.denseblock3.denselayer21.norm1.running_mean, features.denseblock3.denselayer21.norm1.running_var */
+                     1e-05f, NULL, consts + 7826624);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 399)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 114688, 400)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 114816, 403)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 4699432, 128, 896,                  /* w: features.denseblock3.denselayer21.conv1.weight [128, 896, 1, 1] as [rows][cols] */
-                     params + 4814120, params + 4814504, 1e-05f,  /* folding features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.running_var */
-                     consts + 3625024);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 896,                     /* w: features.denseblock3.denselayer21.conv1.weight [128, 896, 1, 1] as [rows][cols] */
+                     stage + 114688, stage + 114816, 1e-05f,  /* folding features.denseblock3.denselayer21.norm2.weight, features.denseblock3.denselayer21.norm2.running_var */
+                     consts + 7827520);                       /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 404)) != DENSENET121_OK)  /* features.denseblock3.denselayer21.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 4814632, 32, 1152,  /* w: features.denseblock3.denselayer21.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3739712);           /* y */
+    /* winograd_weights features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer21.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 7942208);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 410)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 411)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 412)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 413)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 4973992, params + 4974120,  /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.bias */
-                     params + 4974248, params + 4974376,       /* features.denseblock3.denselayer22.norm2.running_mean, features.denseblock3.denselayer22.norm2.running_var */
-                     1e-05f, NULL, consts + 3776576);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer22.norm2.running_mean, features.denseblock3.denselayer22.norm2.running_var */
+                     1e-05f, NULL, consts + 8089664);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 405)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 928, 408)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer22.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(928, params + 4851496, params + 4854280, 1e-05f, consts + 3776704);  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.running_var; eps, y */
+    nnc_bn_scale(928, stage + 0, stage + 928, 1e-05f, consts + 8089792);  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 405)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 928, 406)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1856, 407)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2784, 408)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer22.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(928, params + 4851496, params + 4852424,  /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.bias */
-                     params + 4853352, params + 4854280,       /* features.denseblock3.denselayer22.norm1.running_mean, features.denseblock3.denselayer22.norm1.running_var */
-                     1e-05f, NULL, consts + 3777632);          /* eps, no bias, y */
+    nnc_bn_fold_bias(928, stage + 0, stage + 928,      /* features.denseblock3.denselayer22.norm1.weight, features.denseblock3.denselayer22.norm1.bias */
+                     stage + 1856, stage + 2784,       /* features.denseblock3.denselayer22.norm1.running_mean, features.denseblock3.denselayer22.norm1.running_var */
+                     1e-05f, NULL, consts + 8090720);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 409)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 118784, 410)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 118912, 413)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 4855208, 128, 928,                  /* w: features.denseblock3.denselayer22.conv1.weight [128, 928, 1, 1] as [rows][cols] */
-                     params + 4973992, params + 4974376, 1e-05f,  /* folding features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.running_var */
-                     consts + 3778560);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 928,                     /* w: features.denseblock3.denselayer22.conv1.weight [128, 928, 1, 1] as [rows][cols] */
+                     stage + 118784, stage + 118912, 1e-05f,  /* folding features.denseblock3.denselayer22.norm2.weight, features.denseblock3.denselayer22.norm2.running_var */
+                     consts + 8091648);                       /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 414)) != DENSENET121_OK)  /* features.denseblock3.denselayer22.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 4974504, 32, 1152,  /* w: features.denseblock3.denselayer22.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3897344);           /* y */
+    /* winograd_weights features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer22.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 8210432);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 420)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 421)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 422)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 423)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5138088, params + 5138216,  /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.bias */
-                     params + 5138344, params + 5138472,       /* features.denseblock3.denselayer23.norm2.running_mean, features.denseblock3.denselayer23.norm2.running_var */
-                     1e-05f, NULL, consts + 3934208);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer23.norm2.running_mean, features.denseblock3.denselayer23.norm2.running_var */
+                     1e-05f, NULL, consts + 8357888);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 415)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 960, 418)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer23.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(960, params + 5011368, params + 5014248, 1e-05f, consts + 3934336);  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.running_var; eps, y */
+    nnc_bn_scale(960, stage + 0, stage + 960, 1e-05f, consts + 8358016);  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 415)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 960, 416)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1920, 417)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2880, 418)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer23.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(960, params + 5011368, params + 5012328,  /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.bias */
-                     params + 5013288, params + 5014248,       /* features.denseblock3.denselayer23.norm1.running_mean, features.denseblock3.denselayer23.norm1.running_var */
-                     1e-05f, NULL, consts + 3935296);          /* eps, no bias, y */
+    nnc_bn_fold_bias(960, stage + 0, stage + 960,      /* features.denseblock3.denselayer23.norm1.weight, features.denseblock3.denselayer23.norm1.bias */
+                     stage + 1920, stage + 2880,       /* features.denseblock3.denselayer23.norm1.running_mean, features.denseblock3.denselayer23.norm1.running_var */
+                     1e-05f, NULL, consts + 8358976);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 419)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 122880, 420)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 123008, 423)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 5015208, 128, 960,                  /* w: features.denseblock3.denselayer23.conv1.weight [128, 960, 1, 1] as [rows][cols] */
-                     params + 5138088, params + 5138472, 1e-05f,  /* folding features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.running_var */
-                     consts + 3936256);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 960,                     /* w: features.denseblock3.denselayer23.conv1.weight [128, 960, 1, 1] as [rows][cols] */
+                     stage + 122880, stage + 123008, 1e-05f,  /* folding features.denseblock3.denselayer23.norm2.weight, features.denseblock3.denselayer23.norm2.running_var */
+                     consts + 8359936);                       /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 424)) != DENSENET121_OK)  /* features.denseblock3.denselayer23.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 5138600, 32, 1152,  /* w: features.denseblock3.denselayer23.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4059136);           /* y */
+    /* winograd_weights features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer23.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 8482816);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 430)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 431)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 432)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 433)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5306408, params + 5306536,  /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.bias */
-                     params + 5306664, params + 5306792,       /* features.denseblock3.denselayer24.norm2.running_mean, features.denseblock3.denselayer24.norm2.running_var */
-                     1e-05f, NULL, consts + 4096000);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock3.denselayer24.norm2.running_mean, features.denseblock3.denselayer24.norm2.running_var */
+                     1e-05f, NULL, consts + 8630272);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 425)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 992, 428)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock3.denselayer24.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(992, params + 5175464, params + 5178440, 1e-05f, consts + 4096128);  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.running_var; eps, y */
+    nnc_bn_scale(992, stage + 0, stage + 992, 1e-05f, consts + 8630400);  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 425)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 992, 426)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1984, 427)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2976, 428)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock3.denselayer24.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(992, params + 5175464, params + 5176456,  /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.bias */
-                     params + 5177448, params + 5178440,       /* features.denseblock3.denselayer24.norm1.running_mean, features.denseblock3.denselayer24.norm1.running_var */
-                     1e-05f, NULL, consts + 4097120);          /* eps, no bias, y */
+    nnc_bn_fold_bias(992, stage + 0, stage + 992,      /* features.denseblock3.denselayer24.norm1.weight, features.denseblock3.denselayer24.norm1.bias */
+                     stage + 1984, stage + 2976,       /* features.denseblock3.denselayer24.norm1.running_mean, features.denseblock3.denselayer24.norm1.running_var */
+                     1e-05f, NULL, consts + 8631392);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 429)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 126976, 430)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 127104, 433)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 5179432, 128, 992,                  /* w: features.denseblock3.denselayer24.conv1.weight [128, 992, 1, 1] as [rows][cols] */
-                     params + 5306408, params + 5306792, 1e-05f,  /* folding features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.running_var */
-                     consts + 4098112);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 992,                     /* w: features.denseblock3.denselayer24.conv1.weight [128, 992, 1, 1] as [rows][cols] */
+                     stage + 126976, stage + 127104, 1e-05f,  /* folding features.denseblock3.denselayer24.norm2.weight, features.denseblock3.denselayer24.norm2.running_var */
+                     consts + 8632384);                       /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 434)) != DENSENET121_OK)  /* features.denseblock3.denselayer24.conv2.weight */
+        goto done;
 
-    /* pack_weights features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 5306920, 32, 1152,  /* w: features.denseblock3.denselayer24.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4225088);           /* y */
+    /* winograd_weights features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_winograd_weights(stage + 0, 32, 128,  /* w: features.denseblock3.denselayer24.conv2.weight [32, 128, 3, 3] (out, in channels) */
+                         NULL, NULL, 0.0f,    /* no batchnorm to fold */
+                         consts + 8759360);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 435)) != DENSENET121_OK)  /* features.transition3.norm.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1024, 438)) != DENSENET121_OK)  /* features.transition3.norm.running_var */
+        goto done;
 
     /* bn_scale features.transition3.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_scale(1024, params + 5343784, params + 5346856, 1e-05f, consts + 4261952);  /* features.transition3.norm.weight, features.transition3.norm.running_var; eps, y */
+    nnc_bn_scale(1024, stage + 0, stage + 1024, 1e-05f, consts + 8906816);  /* features.transition3.norm.weight, features.transition3.norm.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 435)) != DENSENET121_OK)  /* features.transition3.norm.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1024, 436)) != DENSENET121_OK)  /* features.transition3.norm.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2048, 437)) != DENSENET121_OK)  /* features.transition3.norm.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 3072, 438)) != DENSENET121_OK)  /* features.transition3.norm.running_var */
+        goto done;
 
     /* bn_fold_bias features.transition3.norm @ models/lib/densenet.net:23:17 */
-    nnc_bn_fold_bias(1024, params + 5343784, params + 5344808,  /* features.transition3.norm.weight, features.transition3.norm.bias */
-                     params + 5345832, params + 5346856,        /* features.transition3.norm.running_mean, features.transition3.norm.running_var */
-                     1e-05f, NULL, consts + 4262976);           /* eps, no bias, y */
+    nnc_bn_fold_bias(1024, stage + 0, stage + 1024,    /* features.transition3.norm.weight, features.transition3.norm.bias */
+                     stage + 2048, stage + 3072,       /* features.transition3.norm.running_mean, features.transition3.norm.running_var */
+                     1e-05f, NULL, consts + 8907840);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 439)) != DENSENET121_OK)  /* features.transition3.conv.weight */
+        goto done;
 
     /* pack_weights features.transition3.conv @ models/lib/densenet.net:23:46 */
-    nnc_pack_weights(params + 5347880, 512, 1024,  /* w: features.transition3.conv.weight [512, 1024, 1, 1] as [rows][cols] */
-                     NULL, NULL, 0.0f,             /* no batchnorm to fold */
-                     consts + 4264000);            /* y */
+    nnc_pack_weights(stage + 0, 512, 1024,  /* w: features.transition3.conv.weight [512, 1024, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,      /* no batchnorm to fold */
+                     consts + 8908864);     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 445)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 446)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 447)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 448)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 5939752, params + 5939880,  /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.bias */
-                     params + 5940008, params + 5940136,       /* features.denseblock4.denselayer1.norm2.running_mean, features.denseblock4.denselayer1.norm2.running_var */
-                     1e-05f, NULL, consts + 4788288);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock4.denselayer1.norm2.running_mean, features.denseblock4.denselayer1.norm2.running_var */
+                     1e-05f, NULL, consts + 9433152);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 440)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 512, 443)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(512, params + 5872168, params + 5873704, 1e-05f, consts + 4788416);  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.running_var; eps, y */
+    nnc_bn_scale(512, stage + 0, stage + 512, 1e-05f, consts + 9433280);  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 440)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 512, 441)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1024, 442)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1536, 443)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer1.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(512, params + 5872168, params + 5872680,  /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.bias */
-                     params + 5873192, params + 5873704,       /* features.denseblock4.denselayer1.norm1.running_mean, features.denseblock4.denselayer1.norm1.running_var */
-                     1e-05f, NULL, consts + 4788928);          /* eps, no bias, y */
+    nnc_bn_fold_bias(512, stage + 0, stage + 512,      /* features.denseblock4.denselayer1.norm1.weight, features.denseblock4.denselayer1.norm1.bias */
+                     stage + 1024, stage + 1536,       /* features.denseblock4.denselayer1.norm1.running_mean, features.denseblock4.denselayer1.norm1.running_var */
+                     1e-05f, NULL, consts + 9433792);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 444)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 65536, 445)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 65664, 448)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 5874216, 128, 512,                  /* w: features.denseblock4.denselayer1.conv1.weight [128, 512, 1, 1] as [rows][cols] */
-                     params + 5939752, params + 5940136, 1e-05f,  /* folding features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.running_var */
-                     consts + 4789440);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 512,                   /* w: features.denseblock4.denselayer1.conv1.weight [128, 512, 1, 1] as [rows][cols] */
+                     stage + 65536, stage + 65664, 1e-05f,  /* folding features.denseblock4.denselayer1.norm2.weight, features.denseblock4.denselayer1.norm2.running_var */
+                     consts + 9434304);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 449)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 5940264, 32, 1152,  /* w: features.denseblock4.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4854976);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9499840);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 455)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 456)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 457)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 458)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6048936, params + 6049064,  /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.bias */
-                     params + 6049192, params + 6049320,       /* features.denseblock4.denselayer2.norm2.running_mean, features.denseblock4.denselayer2.norm2.running_var */
-                     1e-05f, NULL, consts + 4891840);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock4.denselayer2.norm2.running_mean, features.denseblock4.denselayer2.norm2.running_var */
+                     1e-05f, NULL, consts + 9536704);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 450)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 544, 453)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(544, params + 5977128, params + 5978760, 1e-05f, consts + 4891968);  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.running_var; eps, y */
+    nnc_bn_scale(544, stage + 0, stage + 544, 1e-05f, consts + 9536832);  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 450)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 544, 451)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1088, 452)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1632, 453)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer2.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(544, params + 5977128, params + 5977672,  /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.bias */
-                     params + 5978216, params + 5978760,       /* features.denseblock4.denselayer2.norm1.running_mean, features.denseblock4.denselayer2.norm1.running_var */
-                     1e-05f, NULL, consts + 4892512);          /* eps, no bias, y */
+    nnc_bn_fold_bias(544, stage + 0, stage + 544,      /* features.denseblock4.denselayer2.norm1.weight, features.denseblock4.denselayer2.norm1.bias */
+                     stage + 1088, stage + 1632,       /* features.denseblock4.denselayer2.norm1.running_mean, features.denseblock4.denselayer2.norm1.running_var */
+                     1e-05f, NULL, consts + 9537376);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 454)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 69632, 455)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 69760, 458)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 5979304, 128, 544,                  /* w: features.denseblock4.denselayer2.conv1.weight [128, 544, 1, 1] as [rows][cols] */
-                     params + 6048936, params + 6049320, 1e-05f,  /* folding features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.running_var */
-                     consts + 4893056);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 544,                   /* w: features.denseblock4.denselayer2.conv1.weight [128, 544, 1, 1] as [rows][cols] */
+                     stage + 69632, stage + 69760, 1e-05f,  /* folding features.denseblock4.denselayer2.norm2.weight, features.denseblock4.denselayer2.norm2.running_var */
+                     consts + 9537920);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 459)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 6049448, 32, 1152,  /* w: features.denseblock4.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4962688);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9607552);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 465)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 466)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 467)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 468)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6162344, params + 6162472,  /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.bias */
-                     params + 6162600, params + 6162728,       /* features.denseblock4.denselayer3.norm2.running_mean, features.denseblock4.denselayer3.norm2.running_var */
-                     1e-05f, NULL, consts + 4999552);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock4.denselayer3.norm2.running_mean, features.denseblock4.denselayer3.norm2.running_var */
+                     1e-05f, NULL, consts + 9644416);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 460)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 576, 463)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(576, params + 6086312, params + 6088040, 1e-05f, consts + 4999680);  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.running_var; eps, y */
+    nnc_bn_scale(576, stage + 0, stage + 576, 1e-05f, consts + 9644544);  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 460)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 576, 461)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1152, 462)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1728, 463)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer3.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(576, params + 6086312, params + 6086888,  /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.bias */
-                     params + 6087464, params + 6088040,       /* features.denseblock4.denselayer3.norm1.running_mean, features.denseblock4.denselayer3.norm1.running_var */
-                     1e-05f, NULL, consts + 5000256);          /* eps, no bias, y */
+    nnc_bn_fold_bias(576, stage + 0, stage + 576,      /* features.denseblock4.denselayer3.norm1.weight, features.denseblock4.denselayer3.norm1.bias */
+                     stage + 1152, stage + 1728,       /* features.denseblock4.denselayer3.norm1.running_mean, features.denseblock4.denselayer3.norm1.running_var */
+                     1e-05f, NULL, consts + 9645120);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 464)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 73728, 465)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 73856, 468)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 6088616, 128, 576,                  /* w: features.denseblock4.denselayer3.conv1.weight [128, 576, 1, 1] as [rows][cols] */
-                     params + 6162344, params + 6162728, 1e-05f,  /* folding features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.running_var */
-                     consts + 5000832);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 576,                   /* w: features.denseblock4.denselayer3.conv1.weight [128, 576, 1, 1] as [rows][cols] */
+                     stage + 73728, stage + 73856, 1e-05f,  /* folding features.denseblock4.denselayer3.norm2.weight, features.denseblock4.denselayer3.norm2.running_var */
+                     consts + 9645696);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 469)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 6162856, 32, 1152,  /* w: features.denseblock4.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5074560);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9719424);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 475)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 476)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 477)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 478)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6279976, params + 6280104,  /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.bias */
-                     params + 6280232, params + 6280360,       /* features.denseblock4.denselayer4.norm2.running_mean, features.denseblock4.denselayer4.norm2.running_var */
-                     1e-05f, NULL, consts + 5111424);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock4.denselayer4.norm2.running_mean, features.denseblock4.denselayer4.norm2.running_var */
+                     1e-05f, NULL, consts + 9756288);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 470)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 608, 473)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(608, params + 6199720, params + 6201544, 1e-05f, consts + 5111552);  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.running_var; eps, y */
+    nnc_bn_scale(608, stage + 0, stage + 608, 1e-05f, consts + 9756416);  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 470)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 608, 471)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1216, 472)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1824, 473)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer4.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(608, params + 6199720, params + 6200328,  /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.bias */
-                     params + 6200936, params + 6201544,       /* features.denseblock4.denselayer4.norm1.running_mean, features.denseblock4.denselayer4.norm1.running_var */
-                     1e-05f, NULL, consts + 5112160);          /* eps, no bias, y */
+    nnc_bn_fold_bias(608, stage + 0, stage + 608,      /* features.denseblock4.denselayer4.norm1.weight, features.denseblock4.denselayer4.norm1.bias */
+                     stage + 1216, stage + 1824,       /* features.denseblock4.denselayer4.norm1.running_mean, features.denseblock4.denselayer4.norm1.running_var */
+                     1e-05f, NULL, consts + 9757024);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 474)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 77824, 475)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 77952, 478)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 6202152, 128, 608,                  /* w: features.denseblock4.denselayer4.conv1.weight [128, 608, 1, 1] as [rows][cols] */
-                     params + 6279976, params + 6280360, 1e-05f,  /* folding features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.running_var */
-                     consts + 5112768);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 608,                   /* w: features.denseblock4.denselayer4.conv1.weight [128, 608, 1, 1] as [rows][cols] */
+                     stage + 77824, stage + 77952, 1e-05f,  /* folding features.denseblock4.denselayer4.norm2.weight, features.denseblock4.denselayer4.norm2.running_var */
+                     consts + 9757632);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 479)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 6280488, 32, 1152,  /* w: features.denseblock4.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5190592);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9835456);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 485)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 486)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 487)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 488)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6401832, params + 6401960,  /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.bias */
-                     params + 6402088, params + 6402216,       /* features.denseblock4.denselayer5.norm2.running_mean, features.denseblock4.denselayer5.norm2.running_var */
-                     1e-05f, NULL, consts + 5227456);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock4.denselayer5.norm2.running_mean, features.denseblock4.denselayer5.norm2.running_var */
+                     1e-05f, NULL, consts + 9872320);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 480)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 640, 483)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(640, params + 6317352, params + 6319272, 1e-05f, consts + 5227584);  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.running_var; eps, y */
+    nnc_bn_scale(640, stage + 0, stage + 640, 1e-05f, consts + 9872448);  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 480)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 640, 481)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1280, 482)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1920, 483)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer5.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(640, params + 6317352, params + 6317992,  /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.bias */
-                     params + 6318632, params + 6319272,       /* features.denseblock4.denselayer5.norm1.running_mean, features.denseblock4.denselayer5.norm1.running_var */
-                     1e-05f, NULL, consts + 5228224);          /* eps, no bias, y */
+    nnc_bn_fold_bias(640, stage + 0, stage + 640,      /* features.denseblock4.denselayer5.norm1.weight, features.denseblock4.denselayer5.norm1.bias */
+                     stage + 1280, stage + 1920,       /* features.denseblock4.denselayer5.norm1.running_mean, features.denseblock4.denselayer5.norm1.running_var */
+                     1e-05f, NULL, consts + 9873088);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 484)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 81920, 485)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 82048, 488)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 6319912, 128, 640,                  /* w: features.denseblock4.denselayer5.conv1.weight [128, 640, 1, 1] as [rows][cols] */
-                     params + 6401832, params + 6402216, 1e-05f,  /* folding features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.running_var */
-                     consts + 5228864);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 640,                   /* w: features.denseblock4.denselayer5.conv1.weight [128, 640, 1, 1] as [rows][cols] */
+                     stage + 81920, stage + 82048, 1e-05f,  /* folding features.denseblock4.denselayer5.norm2.weight, features.denseblock4.denselayer5.norm2.running_var */
+                     consts + 9873728);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 489)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 6402344, 32, 1152,  /* w: features.denseblock4.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5310784);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9955648);    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 495)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 496)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 497)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 498)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6527912, params + 6528040,  /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.bias */
-                     params + 6528168, params + 6528296,       /* features.denseblock4.denselayer6.norm2.running_mean, features.denseblock4.denselayer6.norm2.running_var */
-                     1e-05f, NULL, consts + 5347648);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.bias */
+                     stage + 256, stage + 384,         /* features.denseblock4.denselayer6.norm2.running_mean, features.denseblock4.denselayer6.norm2.running_var */
+                     1e-05f, NULL, consts + 9992512);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 490)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 672, 493)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(672, params + 6439208, params + 6441224, 1e-05f, consts + 5347776);  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.running_var; eps, y */
+    nnc_bn_scale(672, stage + 0, stage + 672, 1e-05f, consts + 9992640);  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 490)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 672, 491)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1344, 492)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2016, 493)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer6.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(672, params + 6439208, params + 6439880,  /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.bias */
-                     params + 6440552, params + 6441224,       /* features.denseblock4.denselayer6.norm1.running_mean, features.denseblock4.denselayer6.norm1.running_var */
-                     1e-05f, NULL, consts + 5348448);          /* eps, no bias, y */
+    nnc_bn_fold_bias(672, stage + 0, stage + 672,      /* features.denseblock4.denselayer6.norm1.weight, features.denseblock4.denselayer6.norm1.bias */
+                     stage + 1344, stage + 2016,       /* features.denseblock4.denselayer6.norm1.running_mean, features.denseblock4.denselayer6.norm1.running_var */
+                     1e-05f, NULL, consts + 9993312);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 494)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 86016, 495)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 86144, 498)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 6441896, 128, 672,                  /* w: features.denseblock4.denselayer6.conv1.weight [128, 672, 1, 1] as [rows][cols] */
-                     params + 6527912, params + 6528296, 1e-05f,  /* folding features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.running_var */
-                     consts + 5349120);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 672,                   /* w: features.denseblock4.denselayer6.conv1.weight [128, 672, 1, 1] as [rows][cols] */
+                     stage + 86016, stage + 86144, 1e-05f,  /* folding features.denseblock4.denselayer6.norm2.weight, features.denseblock4.denselayer6.norm2.running_var */
+                     consts + 9993984);                     /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 499)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 6528424, 32, 1152,  /* w: features.denseblock4.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5435136);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10080000);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 505)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 506)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 507)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 508)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6658216, params + 6658344,  /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.bias */
-                     params + 6658472, params + 6658600,       /* features.denseblock4.denselayer7.norm2.running_mean, features.denseblock4.denselayer7.norm2.running_var */
-                     1e-05f, NULL, consts + 5472000);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer7.norm2.running_mean, features.denseblock4.denselayer7.norm2.running_var */
+                     1e-05f, NULL, consts + 10116864);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 500)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 704, 503)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(704, params + 6565288, params + 6567400, 1e-05f, consts + 5472128);  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.running_var; eps, y */
+    nnc_bn_scale(704, stage + 0, stage + 704, 1e-05f, consts + 10116992);  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 500)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 704, 501)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1408, 502)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2112, 503)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer7.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(704, params + 6565288, params + 6565992,  /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.bias */
-                     params + 6566696, params + 6567400,       /* features.denseblock4.denselayer7.norm1.running_mean, features.denseblock4.denselayer7.norm1.running_var */
-                     1e-05f, NULL, consts + 5472832);          /* eps, no bias, y */
+    nnc_bn_fold_bias(704, stage + 0, stage + 704,       /* features.denseblock4.denselayer7.norm1.weight, features.denseblock4.denselayer7.norm1.bias */
+                     stage + 1408, stage + 2112,        /* features.denseblock4.denselayer7.norm1.running_mean, features.denseblock4.denselayer7.norm1.running_var */
+                     1e-05f, NULL, consts + 10117696);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 504)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 90112, 505)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 90240, 508)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 6568104, 128, 704,                  /* w: features.denseblock4.denselayer7.conv1.weight [128, 704, 1, 1] as [rows][cols] */
-                     params + 6658216, params + 6658600, 1e-05f,  /* folding features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.running_var */
-                     consts + 5473536);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 704,                   /* w: features.denseblock4.denselayer7.conv1.weight [128, 704, 1, 1] as [rows][cols] */
+                     stage + 90112, stage + 90240, 1e-05f,  /* folding features.denseblock4.denselayer7.norm2.weight, features.denseblock4.denselayer7.norm2.running_var */
+                     consts + 10118400);                    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 509)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 6658728, 32, 1152,  /* w: features.denseblock4.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5563648);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10208512);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 515)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 516)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 517)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 518)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6792744, params + 6792872,  /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.bias */
-                     params + 6793000, params + 6793128,       /* features.denseblock4.denselayer8.norm2.running_mean, features.denseblock4.denselayer8.norm2.running_var */
-                     1e-05f, NULL, consts + 5600512);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer8.norm2.running_mean, features.denseblock4.denselayer8.norm2.running_var */
+                     1e-05f, NULL, consts + 10245376);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 510)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 736, 513)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(736, params + 6695592, params + 6697800, 1e-05f, consts + 5600640);  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.running_var; eps, y */
+    nnc_bn_scale(736, stage + 0, stage + 736, 1e-05f, consts + 10245504);  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 510)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 736, 511)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1472, 512)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2208, 513)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer8.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(736, params + 6695592, params + 6696328,  /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.bias */
-                     params + 6697064, params + 6697800,       /* features.denseblock4.denselayer8.norm1.running_mean, features.denseblock4.denselayer8.norm1.running_var */
-                     1e-05f, NULL, consts + 5601376);          /* eps, no bias, y */
+    nnc_bn_fold_bias(736, stage + 0, stage + 736,       /* features.denseblock4.denselayer8.norm1.weight, features.denseblock4.denselayer8.norm1.bias */
+                     stage + 1472, stage + 2208,        /* features.denseblock4.denselayer8.norm1.running_mean, features.denseblock4.denselayer8.norm1.running_var */
+                     1e-05f, NULL, consts + 10246240);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 514)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 94208, 515)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 94336, 518)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 6698536, 128, 736,                  /* w: features.denseblock4.denselayer8.conv1.weight [128, 736, 1, 1] as [rows][cols] */
-                     params + 6792744, params + 6793128, 1e-05f,  /* folding features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.running_var */
-                     consts + 5602112);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 736,                   /* w: features.denseblock4.denselayer8.conv1.weight [128, 736, 1, 1] as [rows][cols] */
+                     stage + 94208, stage + 94336, 1e-05f,  /* folding features.denseblock4.denselayer8.norm2.weight, features.denseblock4.denselayer8.norm2.running_var */
+                     consts + 10246976);                    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 519)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 6793256, 32, 1152,  /* w: features.denseblock4.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5696320);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10341184);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 525)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 526)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 527)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 528)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 6931496, params + 6931624,  /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.bias */
-                     params + 6931752, params + 6931880,       /* features.denseblock4.denselayer9.norm2.running_mean, features.denseblock4.denselayer9.norm2.running_var */
-                     1e-05f, NULL, consts + 5733184);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer9.norm2.running_mean, features.denseblock4.denselayer9.norm2.running_var */
+                     1e-05f, NULL, consts + 10378048);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 520)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 768, 523)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(768, params + 6830120, params + 6832424, 1e-05f, consts + 5733312);  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.running_var; eps, y */
+    nnc_bn_scale(768, stage + 0, stage + 768, 1e-05f, consts + 10378176);  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 520)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 768, 521)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1536, 522)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2304, 523)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer9.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(768, params + 6830120, params + 6830888,  /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.bias */
-                     params + 6831656, params + 6832424,       /* features.denseblock4.denselayer9.norm1.running_mean, features.denseblock4.denselayer9.norm1.running_var */
-                     1e-05f, NULL, consts + 5734080);          /* eps, no bias, y */
+    nnc_bn_fold_bias(768, stage + 0, stage + 768,       /* features.denseblock4.denselayer9.norm1.weight, features.denseblock4.denselayer9.norm1.bias */
+                     stage + 1536, stage + 2304,        /* features.denseblock4.denselayer9.norm1.running_mean, features.denseblock4.denselayer9.norm1.running_var */
+                     1e-05f, NULL, consts + 10378944);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 524)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 98304, 525)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 98432, 528)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 6833192, 128, 768,                  /* w: features.denseblock4.denselayer9.conv1.weight [128, 768, 1, 1] as [rows][cols] */
-                     params + 6931496, params + 6931880, 1e-05f,  /* folding features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.running_var */
-                     consts + 5734848);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 768,                   /* w: features.denseblock4.denselayer9.conv1.weight [128, 768, 1, 1] as [rows][cols] */
+                     stage + 98304, stage + 98432, 1e-05f,  /* folding features.denseblock4.denselayer9.norm2.weight, features.denseblock4.denselayer9.norm2.running_var */
+                     consts + 10379712);                    /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 529)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 6932008, 32, 1152,  /* w: features.denseblock4.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5833152);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10478016);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 535)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 536)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 537)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 538)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7074472, params + 7074600,  /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.bias */
-                     params + 7074728, params + 7074856,       /* features.denseblock4.denselayer10.norm2.running_mean, features.denseblock4.denselayer10.norm2.running_var */
-                     1e-05f, NULL, consts + 5870016);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer10.norm2.running_mean, features.denseblock4.denselayer10.norm2.running_var */
+                     1e-05f, NULL, consts + 10514880);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 530)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 800, 533)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(800, params + 6968872, params + 6971272, 1e-05f, consts + 5870144);  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.running_var; eps, y */
+    nnc_bn_scale(800, stage + 0, stage + 800, 1e-05f, consts + 10515008);  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 530)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 800, 531)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1600, 532)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2400, 533)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer10.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(800, params + 6968872, params + 6969672,  /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.bias */
-                     params + 6970472, params + 6971272,       /* features.denseblock4.denselayer10.norm1.running_mean, features.denseblock4.denselayer10.norm1.running_var */
-                     1e-05f, NULL, consts + 5870944);          /* eps, no bias, y */
+    nnc_bn_fold_bias(800, stage + 0, stage + 800,       /* features.denseblock4.denselayer10.norm1.weight, features.denseblock4.denselayer10.norm1.bias */
+                     stage + 1600, stage + 2400,        /* features.denseblock4.denselayer10.norm1.running_mean, features.denseblock4.denselayer10.norm1.running_var */
+                     1e-05f, NULL, consts + 10515808);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 534)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 102400, 535)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 102528, 538)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 6972072, 128, 800,                  /* w: features.denseblock4.denselayer10.conv1.weight [128, 800, 1, 1] as [rows][cols] */
-                     params + 7074472, params + 7074856, 1e-05f,  /* folding features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.running_var */
-                     consts + 5871744);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 800,                     /* w: features.denseblock4.denselayer10.conv1.weight [128, 800, 1, 1] as [rows][cols] */
+                     stage + 102400, stage + 102528, 1e-05f,  /* folding features.denseblock4.denselayer10.norm2.weight, features.denseblock4.denselayer10.norm2.running_var */
+                     consts + 10516608);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 539)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 7074984, 32, 1152,  /* w: features.denseblock4.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5974144);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10619008);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 545)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 546)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 547)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 548)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7221672, params + 7221800,  /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.bias */
-                     params + 7221928, params + 7222056,       /* features.denseblock4.denselayer11.norm2.running_mean, features.denseblock4.denselayer11.norm2.running_var */
-                     1e-05f, NULL, consts + 6011008);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer11.norm2.running_mean, features.denseblock4.denselayer11.norm2.running_var */
+                     1e-05f, NULL, consts + 10655872);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 540)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 832, 543)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(832, params + 7111848, params + 7114344, 1e-05f, consts + 6011136);  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.running_var; eps, y */
+    nnc_bn_scale(832, stage + 0, stage + 832, 1e-05f, consts + 10656000);  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 540)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 832, 541)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1664, 542)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2496, 543)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer11.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(832, params + 7111848, params + 7112680,  /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.bias */
-                     params + 7113512, params + 7114344,       /* features.denseblock4.denselayer11.norm1.running_mean, features.denseblock4.denselayer11.norm1.running_var */
-                     1e-05f, NULL, consts + 6011968);          /* eps, no bias, y */
+    nnc_bn_fold_bias(832, stage + 0, stage + 832,       /* features.denseblock4.denselayer11.norm1.weight, features.denseblock4.denselayer11.norm1.bias */
+                     stage + 1664, stage + 2496,        /* features.denseblock4.denselayer11.norm1.running_mean, features.denseblock4.denselayer11.norm1.running_var */
+                     1e-05f, NULL, consts + 10656832);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 544)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 106496, 545)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 106624, 548)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 7115176, 128, 832,                  /* w: features.denseblock4.denselayer11.conv1.weight [128, 832, 1, 1] as [rows][cols] */
-                     params + 7221672, params + 7222056, 1e-05f,  /* folding features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.running_var */
-                     consts + 6012800);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 832,                     /* w: features.denseblock4.denselayer11.conv1.weight [128, 832, 1, 1] as [rows][cols] */
+                     stage + 106496, stage + 106624, 1e-05f,  /* folding features.denseblock4.denselayer11.norm2.weight, features.denseblock4.denselayer11.norm2.running_var */
+                     consts + 10657664);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 549)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 7222184, 32, 1152,  /* w: features.denseblock4.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6119296);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10764160);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 555)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 556)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 557)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 558)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7373096, params + 7373224,  /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.bias */
-                     params + 7373352, params + 7373480,       /* features.denseblock4.denselayer12.norm2.running_mean, features.denseblock4.denselayer12.norm2.running_var */
-                     1e-05f, NULL, consts + 6156160);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer12.norm2.running_mean, features.denseblock4.denselayer12.norm2.running_var */
+                     1e-05f, NULL, consts + 10801024);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 550)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 864, 553)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(864, params + 7259048, params + 7261640, 1e-05f, consts + 6156288);  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.running_var; eps, y */
+    nnc_bn_scale(864, stage + 0, stage + 864, 1e-05f, consts + 10801152);  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 550)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 864, 551)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1728, 552)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2592, 553)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer12.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(864, params + 7259048, params + 7259912,  /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.bias */
-                     params + 7260776, params + 7261640,       /* features.denseblock4.denselayer12.norm1.running_mean, features.denseblock4.denselayer12.norm1.running_var */
-                     1e-05f, NULL, consts + 6157152);          /* eps, no bias, y */
+    nnc_bn_fold_bias(864, stage + 0, stage + 864,       /* features.denseblock4.denselayer12.norm1.weight, features.denseblock4.denselayer12.norm1.bias */
+                     stage + 1728, stage + 2592,        /* features.denseblock4.denselayer12.norm1.running_mean, features.denseblock4.denselayer12.norm1.running_var */
+                     1e-05f, NULL, consts + 10802016);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 554)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 110592, 555)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 110720, 558)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 7262504, 128, 864,                  /* w: features.denseblock4.denselayer12.conv1.weight [128, 864, 1, 1] as [rows][cols] */
-                     params + 7373096, params + 7373480, 1e-05f,  /* folding features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.running_var */
-                     consts + 6158016);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 864,                     /* w: features.denseblock4.denselayer12.conv1.weight [128, 864, 1, 1] as [rows][cols] */
+                     stage + 110592, stage + 110720, 1e-05f,  /* folding features.denseblock4.denselayer12.norm2.weight, features.denseblock4.denselayer12.norm2.running_var */
+                     consts + 10802880);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 559)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 7373608, 32, 1152,  /* w: features.denseblock4.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6268608);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10913472);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 565)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 566)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 567)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 568)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7528744, params + 7528872,  /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.bias */
-                     params + 7529000, params + 7529128,       /* features.denseblock4.denselayer13.norm2.running_mean, features.denseblock4.denselayer13.norm2.running_var */
-                     1e-05f, NULL, consts + 6305472);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer13.norm2.running_mean, features.denseblock4.denselayer13.norm2.running_var */
+                     1e-05f, NULL, consts + 10950336);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 560)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 896, 563)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(896, params + 7410472, params + 7413160, 1e-05f, consts + 6305600);  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.running_var; eps, y */
+    nnc_bn_scale(896, stage + 0, stage + 896, 1e-05f, consts + 10950464);  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 560)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 896, 561)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1792, 562)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2688, 563)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer13.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(896, params + 7410472, params + 7411368,  /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.bias */
-                     params + 7412264, params + 7413160,       /* features.denseblock4.denselayer13.norm1.running_mean, features.denseblock4.denselayer13.norm1.running_var */
-                     1e-05f, NULL, consts + 6306496);          /* eps, no bias, y */
+    nnc_bn_fold_bias(896, stage + 0, stage + 896,       /* features.denseblock4.denselayer13.norm1.weight, features.denseblock4.denselayer13.norm1.bias */
+                     stage + 1792, stage + 2688,        /* features.denseblock4.denselayer13.norm1.running_mean, features.denseblock4.denselayer13.norm1.running_var */
+                     1e-05f, NULL, consts + 10951360);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 564)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 114688, 565)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 114816, 568)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 7414056, 128, 896,                  /* w: features.denseblock4.denselayer13.conv1.weight [128, 896, 1, 1] as [rows][cols] */
-                     params + 7528744, params + 7529128, 1e-05f,  /* folding features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.running_var */
-                     consts + 6307392);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 896,                     /* w: features.denseblock4.denselayer13.conv1.weight [128, 896, 1, 1] as [rows][cols] */
+                     stage + 114688, stage + 114816, 1e-05f,  /* folding features.denseblock4.denselayer13.norm2.weight, features.denseblock4.denselayer13.norm2.running_var */
+                     consts + 10952256);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 569)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 7529256, 32, 1152,  /* w: features.denseblock4.denselayer13.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6422080);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer13.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 11066944);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 575)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 576)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 577)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 578)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7688616, params + 7688744,  /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.bias */
-                     params + 7688872, params + 7689000,       /* features.denseblock4.denselayer14.norm2.running_mean, features.denseblock4.denselayer14.norm2.running_var */
-                     1e-05f, NULL, consts + 6458944);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer14.norm2.running_mean, features.denseblock4.denselayer14.norm2.running_var */
+                     1e-05f, NULL, consts + 11103808);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 570)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 928, 573)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(928, params + 7566120, params + 7568904, 1e-05f, consts + 6459072);  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.running_var; eps, y */
+    nnc_bn_scale(928, stage + 0, stage + 928, 1e-05f, consts + 11103936);  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 570)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 928, 571)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1856, 572)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2784, 573)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer14.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(928, params + 7566120, params + 7567048,  /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.bias */
-                     params + 7567976, params + 7568904,       /* features.denseblock4.denselayer14.norm1.running_mean, features.denseblock4.denselayer14.norm1.running_var */
-                     1e-05f, NULL, consts + 6460000);          /* eps, no bias, y */
+    nnc_bn_fold_bias(928, stage + 0, stage + 928,       /* features.denseblock4.denselayer14.norm1.weight, features.denseblock4.denselayer14.norm1.bias */
+                     stage + 1856, stage + 2784,        /* features.denseblock4.denselayer14.norm1.running_mean, features.denseblock4.denselayer14.norm1.running_var */
+                     1e-05f, NULL, consts + 11104864);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 574)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 118784, 575)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 118912, 578)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 7569832, 128, 928,                  /* w: features.denseblock4.denselayer14.conv1.weight [128, 928, 1, 1] as [rows][cols] */
-                     params + 7688616, params + 7689000, 1e-05f,  /* folding features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.running_var */
-                     consts + 6460928);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 928,                     /* w: features.denseblock4.denselayer14.conv1.weight [128, 928, 1, 1] as [rows][cols] */
+                     stage + 118784, stage + 118912, 1e-05f,  /* folding features.denseblock4.denselayer14.norm2.weight, features.denseblock4.denselayer14.norm2.running_var */
+                     consts + 11105792);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 579)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 7689128, 32, 1152,  /* w: features.denseblock4.denselayer14.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6579712);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer14.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 11224576);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 585)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 586)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 587)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 588)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 7852712, params + 7852840,  /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.bias */
-                     params + 7852968, params + 7853096,       /* features.denseblock4.denselayer15.norm2.running_mean, features.denseblock4.denselayer15.norm2.running_var */
-                     1e-05f, NULL, consts + 6616576);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer15.norm2.running_mean, features.denseblock4.denselayer15.norm2.running_var */
+                     1e-05f, NULL, consts + 11261440);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 580)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 960, 583)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(960, params + 7725992, params + 7728872, 1e-05f, consts + 6616704);  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.running_var; eps, y */
+    nnc_bn_scale(960, stage + 0, stage + 960, 1e-05f, consts + 11261568);  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 580)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 960, 581)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1920, 582)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2880, 583)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer15.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(960, params + 7725992, params + 7726952,  /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.bias */
-                     params + 7727912, params + 7728872,       /* features.denseblock4.denselayer15.norm1.running_mean, features.denseblock4.denselayer15.norm1.running_var */
-                     1e-05f, NULL, consts + 6617664);          /* eps, no bias, y */
+    nnc_bn_fold_bias(960, stage + 0, stage + 960,       /* features.denseblock4.denselayer15.norm1.weight, features.denseblock4.denselayer15.norm1.bias */
+                     stage + 1920, stage + 2880,        /* features.denseblock4.denselayer15.norm1.running_mean, features.denseblock4.denselayer15.norm1.running_var */
+                     1e-05f, NULL, consts + 11262528);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 584)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 122880, 585)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 123008, 588)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 7729832, 128, 960,                  /* w: features.denseblock4.denselayer15.conv1.weight [128, 960, 1, 1] as [rows][cols] */
-                     params + 7852712, params + 7853096, 1e-05f,  /* folding features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.running_var */
-                     consts + 6618624);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 960,                     /* w: features.denseblock4.denselayer15.conv1.weight [128, 960, 1, 1] as [rows][cols] */
+                     stage + 122880, stage + 123008, 1e-05f,  /* folding features.denseblock4.denselayer15.norm2.weight, features.denseblock4.denselayer15.norm2.running_var */
+                     consts + 11263488);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 589)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 7853224, 32, 1152,  /* w: features.denseblock4.denselayer15.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6741504);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer15.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 11386368);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 595)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 128, 596)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm2.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 256, 597)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm2.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 384, 598)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm2.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_bn_fold_bias(128, params + 8021032, params + 8021160,  /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.bias */
-                     params + 8021288, params + 8021416,       /* features.denseblock4.denselayer16.norm2.running_mean, features.denseblock4.denselayer16.norm2.running_var */
-                     1e-05f, NULL, consts + 6778368);          /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.bias */
+                     stage + 256, stage + 384,          /* features.denseblock4.denselayer16.norm2.running_mean, features.denseblock4.denselayer16.norm2.running_var */
+                     1e-05f, NULL, consts + 11423232);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 590)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 992, 593)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm1.running_var */
+        goto done;
 
     /* bn_scale features.denseblock4.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_scale(992, params + 7890088, params + 7893064, 1e-05f, consts + 6778496);  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.running_var; eps, y */
+    nnc_bn_scale(992, stage + 0, stage + 992, 1e-05f, consts + 11423360);  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 590)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 992, 591)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm1.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1984, 592)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm1.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2976, 593)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm1.running_var */
+        goto done;
 
     /* bn_fold_bias features.denseblock4.denselayer16.norm1 @ models/lib/densenet.net:8:14 */
-    nnc_bn_fold_bias(992, params + 7890088, params + 7891080,  /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.bias */
-                     params + 7892072, params + 7893064,       /* features.denseblock4.denselayer16.norm1.running_mean, features.denseblock4.denselayer16.norm1.running_var */
-                     1e-05f, NULL, consts + 6779488);          /* eps, no bias, y */
+    nnc_bn_fold_bias(992, stage + 0, stage + 992,       /* features.denseblock4.denselayer16.norm1.weight, features.denseblock4.denselayer16.norm1.bias */
+                     stage + 1984, stage + 2976,        /* features.denseblock4.denselayer16.norm1.running_mean, features.denseblock4.denselayer16.norm1.running_var */
+                     1e-05f, NULL, consts + 11424352);  /* eps, no bias, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 594)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.conv1.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 126976, 595)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm2.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 127104, 598)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm2.running_var */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_pack_weights(params + 7894056, 128, 992,                  /* w: features.denseblock4.denselayer16.conv1.weight [128, 992, 1, 1] as [rows][cols] */
-                     params + 8021032, params + 8021416, 1e-05f,  /* folding features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.running_var */
-                     consts + 6780480);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 992,                     /* w: features.denseblock4.denselayer16.conv1.weight [128, 992, 1, 1] as [rows][cols] */
+                     stage + 126976, stage + 127104, 1e-05f,  /* folding features.denseblock4.denselayer16.norm2.weight, features.denseblock4.denselayer16.norm2.running_var */
+                     consts + 11425344);                      /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 599)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.conv2.weight */
+        goto done;
 
     /* pack_weights features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights(params + 8021544, 32, 1152,  /* w: features.denseblock4.denselayer16.conv2.weight [32, 128, 3, 3] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6907456);           /* y */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer16.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 11552320);   /* y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 600)) != DENSENET121_OK)  /* features.norm5.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1024, 603)) != DENSENET121_OK)  /* features.norm5.running_var */
+        goto done;
 
     /* bn_scale features.norm5 @ models/lib/densenet.net:41:17 */
-    nnc_bn_scale(1024, params + 8058408, params + 8061480, 1e-05f, consts + 6944320);  /* features.norm5.weight, features.norm5.running_var; eps, y */
+    nnc_bn_scale(1024, stage + 0, stage + 1024, 1e-05f, consts + 11589184);  /* features.norm5.weight, features.norm5.running_var; eps, y */
+    if ((rc = densenet121_stage(m, sf, stage + 0, 600)) != DENSENET121_OK)  /* features.norm5.weight */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 1024, 601)) != DENSENET121_OK)  /* features.norm5.bias */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 2048, 602)) != DENSENET121_OK)  /* features.norm5.running_mean */
+        goto done;
+    if ((rc = densenet121_stage(m, sf, stage + 3072, 603)) != DENSENET121_OK)  /* features.norm5.running_var */
+        goto done;
 
     /* bn_fold_bias features.norm5 @ models/lib/densenet.net:41:17 */
-    nnc_bn_fold_bias(1024, params + 8058408, params + 8059432,  /* features.norm5.weight, features.norm5.bias */
-                     params + 8060456, params + 8061480,        /* features.norm5.running_mean, features.norm5.running_var */
-                     1e-05f, NULL, consts + 6945344);           /* eps, no bias, y */
-    {  /* the parameters only the constants read are done with: keep the rest */
-        float *kept = (float *)realloc(m->params, ((size_t)DENSENET121_PARAM_KEPT_FLOATS + 1) * sizeof(float));
-        if (kept)  /* a failed shrink keeps the larger block: nothing lost */
-            m->params = kept;
-    }
-    return DENSENET121_OK;
+    nnc_bn_fold_bias(1024, stage + 0, stage + 1024,     /* features.norm5.weight, features.norm5.bias */
+                     stage + 2048, stage + 3072,        /* features.norm5.running_mean, features.norm5.running_var */
+                     1e-05f, NULL, consts + 11590208);  /* eps, no bias, y */
+done:
+    free(stage);
+    return rc;
 }
 
 /* The work of create, on a zeroed instance. */
@@ -2220,205 +3943,208 @@ static int densenet121_init(densenet121_model *m, const char *weights, void *wor
         m->ws = (unsigned char *)m->ws_alloc + (64 - (uintptr_t)m->ws_alloc % 64) % 64;
     }
     {
-        int rc = densenet121_load(m, weights);
+        nnc_st_file sf;
+        int rc = densenet121_load(m, weights, &sf);
         if (rc != DENSENET121_OK)
             return rc;
+        rc = densenet121_prepare(m, &sf);
+        nnc_st_end(&sf);
+        return rc;
     }
-    return densenet121_prepare(m);
 }
 
 /* The forward pass: n samples from the inputs to the outputs, as in densenet121.h. */
 static void densenet121_run(densenet121_model *m, int n, const float *const *inputs, float *const *outputs)
 {
-    const float   *in_image   = inputs[0];                 /* [n][3][224][224] */
-    float         *out_logits = outputs[0];                /* [n][1000] */
+    const float   *in_image   = inputs[0];                /* [n][3][224][224] */
+    float         *out_logits = outputs[0];               /* [n][1000] */
     const float   *params     = m->params;
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
-    float         *t609       = (float *)(ws + 7375872);   /* [n][64][112][112] */
-    float         *t615       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t623       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t631       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t639       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t647       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t655       = (float *)(ws + 17661952);  /* [n][128][56][56] */
-    float         *t658       = (float *)(ws + 14450688);  /* [n][256][56][56] */
-    float         *t662       = (float *)(ws + 3211264);   /* [n][128][56][56] */
-    float         *t668       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t676       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t684       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t692       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t700       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t708       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t716       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t724       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t732       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t740       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t748       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t756       = (float *)(ws + 3612672);   /* [n][128][28][28] */
-    float         *t759       = (float *)(ws + 4816896);   /* [n][512][28][28] */
-    float         *t763       = (float *)(ws + 1605632);   /* [n][256][28][28] */
-    float         *t769       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t777       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t785       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t793       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t801       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t809       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t817       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t825       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t833       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t841       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t849       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t857       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t865       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t873       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t881       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t889       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t897       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t905       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t913       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t921       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t929       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t937       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t945       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t953       = (float *)(ws + 903168);    /* [n][128][14][14] */
-    float         *t956       = (float *)(ws + 2408448);   /* [n][1024][14][14] */
-    float         *t960       = (float *)(ws + 802816);    /* [n][512][14][14] */
-    float         *t966       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t974       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t982       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t990       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t998       = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1006      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1014      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1022      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1030      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1038      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1046      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1054      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1062      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1070      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1078      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1086      = (float *)(ws + 426496);    /* [n][128][7][7] */
-    float         *t1089      = (float *)(ws + 225792);    /* [n][1024][7][7] */
-    float         *t1092      = (float *)(ws + 0);         /* [n][1024][1][1] */
-    float         *t1093      = (float *)(ws + 0);         /* [n][1024] */
-    float         *t610       = t658 + 0;                  /* channels 0..63 of t658 */
-    float         *t617       = t658 + 200704;             /* channels 64..95 of t658 */
-    float         *t618       = t658 + 0;                  /* channels 0..95 of t658 */
-    float         *t625       = t658 + 301056;             /* channels 96..127 of t658 */
-    float         *t626       = t658 + 0;                  /* channels 0..127 of t658 */
-    float         *t633       = t658 + 401408;             /* channels 128..159 of t658 */
-    float         *t634       = t658 + 0;                  /* channels 0..159 of t658 */
-    float         *t641       = t658 + 501760;             /* channels 160..191 of t658 */
-    float         *t642       = t658 + 0;                  /* channels 0..191 of t658 */
-    float         *t649       = t658 + 602112;             /* channels 192..223 of t658 */
-    float         *t650       = t658 + 0;                  /* channels 0..223 of t658 */
-    float         *t657       = t658 + 702464;             /* channels 224..255 of t658 */
-    float         *t663       = t759 + 0;                  /* channels 0..127 of t759 */
-    float         *t670       = t759 + 100352;             /* channels 128..159 of t759 */
-    float         *t671       = t759 + 0;                  /* channels 0..159 of t759 */
-    float         *t678       = t759 + 125440;             /* channels 160..191 of t759 */
-    float         *t679       = t759 + 0;                  /* channels 0..191 of t759 */
-    float         *t686       = t759 + 150528;             /* channels 192..223 of t759 */
-    float         *t687       = t759 + 0;                  /* channels 0..223 of t759 */
-    float         *t694       = t759 + 175616;             /* channels 224..255 of t759 */
-    float         *t695       = t759 + 0;                  /* channels 0..255 of t759 */
-    float         *t702       = t759 + 200704;             /* channels 256..287 of t759 */
-    float         *t703       = t759 + 0;                  /* channels 0..287 of t759 */
-    float         *t710       = t759 + 225792;             /* channels 288..319 of t759 */
-    float         *t711       = t759 + 0;                  /* channels 0..319 of t759 */
-    float         *t718       = t759 + 250880;             /* channels 320..351 of t759 */
-    float         *t719       = t759 + 0;                  /* channels 0..351 of t759 */
-    float         *t726       = t759 + 275968;             /* channels 352..383 of t759 */
-    float         *t727       = t759 + 0;                  /* channels 0..383 of t759 */
-    float         *t734       = t759 + 301056;             /* channels 384..415 of t759 */
-    float         *t735       = t759 + 0;                  /* channels 0..415 of t759 */
-    float         *t742       = t759 + 326144;             /* channels 416..447 of t759 */
-    float         *t743       = t759 + 0;                  /* channels 0..447 of t759 */
-    float         *t750       = t759 + 351232;             /* channels 448..479 of t759 */
-    float         *t751       = t759 + 0;                  /* channels 0..479 of t759 */
-    float         *t758       = t759 + 376320;             /* channels 480..511 of t759 */
-    float         *t764       = t956 + 0;                  /* channels 0..255 of t956 */
-    float         *t771       = t956 + 50176;              /* channels 256..287 of t956 */
-    float         *t772       = t956 + 0;                  /* channels 0..287 of t956 */
-    float         *t779       = t956 + 56448;              /* channels 288..319 of t956 */
-    float         *t780       = t956 + 0;                  /* channels 0..319 of t956 */
-    float         *t787       = t956 + 62720;              /* channels 320..351 of t956 */
-    float         *t788       = t956 + 0;                  /* channels 0..351 of t956 */
-    float         *t795       = t956 + 68992;              /* channels 352..383 of t956 */
-    float         *t796       = t956 + 0;                  /* channels 0..383 of t956 */
-    float         *t803       = t956 + 75264;              /* channels 384..415 of t956 */
-    float         *t804       = t956 + 0;                  /* channels 0..415 of t956 */
-    float         *t811       = t956 + 81536;              /* channels 416..447 of t956 */
-    float         *t812       = t956 + 0;                  /* channels 0..447 of t956 */
-    float         *t819       = t956 + 87808;              /* channels 448..479 of t956 */
-    float         *t820       = t956 + 0;                  /* channels 0..479 of t956 */
-    float         *t827       = t956 + 94080;              /* channels 480..511 of t956 */
-    float         *t828       = t956 + 0;                  /* channels 0..511 of t956 */
-    float         *t835       = t956 + 100352;             /* channels 512..543 of t956 */
-    float         *t836       = t956 + 0;                  /* channels 0..543 of t956 */
-    float         *t843       = t956 + 106624;             /* channels 544..575 of t956 */
-    float         *t844       = t956 + 0;                  /* channels 0..575 of t956 */
-    float         *t851       = t956 + 112896;             /* channels 576..607 of t956 */
-    float         *t852       = t956 + 0;                  /* channels 0..607 of t956 */
-    float         *t859       = t956 + 119168;             /* channels 608..639 of t956 */
-    float         *t860       = t956 + 0;                  /* channels 0..639 of t956 */
-    float         *t867       = t956 + 125440;             /* channels 640..671 of t956 */
-    float         *t868       = t956 + 0;                  /* channels 0..671 of t956 */
-    float         *t875       = t956 + 131712;             /* channels 672..703 of t956 */
-    float         *t876       = t956 + 0;                  /* channels 0..703 of t956 */
-    float         *t883       = t956 + 137984;             /* channels 704..735 of t956 */
-    float         *t884       = t956 + 0;                  /* channels 0..735 of t956 */
-    float         *t891       = t956 + 144256;             /* channels 736..767 of t956 */
-    float         *t892       = t956 + 0;                  /* channels 0..767 of t956 */
-    float         *t899       = t956 + 150528;             /* channels 768..799 of t956 */
-    float         *t900       = t956 + 0;                  /* channels 0..799 of t956 */
-    float         *t907       = t956 + 156800;             /* channels 800..831 of t956 */
-    float         *t908       = t956 + 0;                  /* channels 0..831 of t956 */
-    float         *t915       = t956 + 163072;             /* channels 832..863 of t956 */
-    float         *t916       = t956 + 0;                  /* channels 0..863 of t956 */
-    float         *t923       = t956 + 169344;             /* channels 864..895 of t956 */
-    float         *t924       = t956 + 0;                  /* channels 0..895 of t956 */
-    float         *t931       = t956 + 175616;             /* channels 896..927 of t956 */
-    float         *t932       = t956 + 0;                  /* channels 0..927 of t956 */
-    float         *t939       = t956 + 181888;             /* channels 928..959 of t956 */
-    float         *t940       = t956 + 0;                  /* channels 0..959 of t956 */
-    float         *t947       = t956 + 188160;             /* channels 960..991 of t956 */
-    float         *t948       = t956 + 0;                  /* channels 0..991 of t956 */
-    float         *t955       = t956 + 194432;             /* channels 992..1023 of t956 */
-    float         *t961       = t1089 + 0;                 /* channels 0..511 of t1089 */
-    float         *t968       = t1089 + 25088;             /* channels 512..543 of t1089 */
-    float         *t969       = t1089 + 0;                 /* channels 0..543 of t1089 */
-    float         *t976       = t1089 + 26656;             /* channels 544..575 of t1089 */
-    float         *t977       = t1089 + 0;                 /* channels 0..575 of t1089 */
-    float         *t984       = t1089 + 28224;             /* channels 576..607 of t1089 */
-    float         *t985       = t1089 + 0;                 /* channels 0..607 of t1089 */
-    float         *t992       = t1089 + 29792;             /* channels 608..639 of t1089 */
-    float         *t993       = t1089 + 0;                 /* channels 0..639 of t1089 */
-    float         *t1000      = t1089 + 31360;             /* channels 640..671 of t1089 */
-    float         *t1001      = t1089 + 0;                 /* channels 0..671 of t1089 */
-    float         *t1008      = t1089 + 32928;             /* channels 672..703 of t1089 */
-    float         *t1009      = t1089 + 0;                 /* channels 0..703 of t1089 */
-    float         *t1016      = t1089 + 34496;             /* channels 704..735 of t1089 */
-    float         *t1017      = t1089 + 0;                 /* channels 0..735 of t1089 */
-    float         *t1024      = t1089 + 36064;             /* channels 736..767 of t1089 */
-    float         *t1025      = t1089 + 0;                 /* channels 0..767 of t1089 */
-    float         *t1032      = t1089 + 37632;             /* channels 768..799 of t1089 */
-    float         *t1033      = t1089 + 0;                 /* channels 0..799 of t1089 */
-    float         *t1040      = t1089 + 39200;             /* channels 800..831 of t1089 */
-    float         *t1041      = t1089 + 0;                 /* channels 0..831 of t1089 */
-    float         *t1048      = t1089 + 40768;             /* channels 832..863 of t1089 */
-    float         *t1049      = t1089 + 0;                 /* channels 0..863 of t1089 */
-    float         *t1056      = t1089 + 42336;             /* channels 864..895 of t1089 */
-    float         *t1057      = t1089 + 0;                 /* channels 0..895 of t1089 */
-    float         *t1064      = t1089 + 43904;             /* channels 896..927 of t1089 */
-    float         *t1065      = t1089 + 0;                 /* channels 0..927 of t1089 */
-    float         *t1072      = t1089 + 45472;             /* channels 928..959 of t1089 */
-    float         *t1073      = t1089 + 0;                 /* channels 0..959 of t1089 */
-    float         *t1080      = t1089 + 47040;             /* channels 960..991 of t1089 */
-    float         *t1081      = t1089 + 0;                 /* channels 0..991 of t1089 */
-    float         *t1088      = t1089 + 48608;             /* channels 992..1023 of t1089 */
+    float         *t609       = (float *)(ws + 7375872);  /* [n][64][112][112] */
+    float         *t615       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t623       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t631       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t639       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t647       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t655       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t658       = (float *)(ws + 3538944);  /* [n][256][56][56] */
+    float         *t662       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t668       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t676       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t684       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t692       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t700       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t708       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t716       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t724       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t732       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t740       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t748       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t756       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t759       = (float *)(ws + 3538944);  /* [n][512][28][28] */
+    float         *t763       = (float *)(ws + 1605632);  /* [n][256][28][28] */
+    float         *t769       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t777       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t785       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t793       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t801       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t809       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t817       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t825       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t833       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t841       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t849       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t857       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t865       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t873       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t881       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t889       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t897       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t905       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t913       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t921       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t929       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t937       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t945       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t953       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t956       = (float *)(ws + 3538944);  /* [n][1024][14][14] */
+    float         *t960       = (float *)(ws + 802816);   /* [n][512][14][14] */
+    float         *t966       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t974       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t982       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t990       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t998       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1006      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1014      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1022      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1030      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1038      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1046      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1054      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1062      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1070      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1078      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1086      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1089      = (float *)(ws + 225792);   /* [n][1024][7][7] */
+    float         *t1092      = (float *)(ws + 0);        /* [n][1024][1][1] */
+    float         *t1093      = (float *)(ws + 0);        /* [n][1024] */
+    float         *t610       = t658 + 0;                 /* channels 0..63 of t658 */
+    float         *t617       = t658 + 200704;            /* channels 64..95 of t658 */
+    float         *t618       = t658 + 0;                 /* channels 0..95 of t658 */
+    float         *t625       = t658 + 301056;            /* channels 96..127 of t658 */
+    float         *t626       = t658 + 0;                 /* channels 0..127 of t658 */
+    float         *t633       = t658 + 401408;            /* channels 128..159 of t658 */
+    float         *t634       = t658 + 0;                 /* channels 0..159 of t658 */
+    float         *t641       = t658 + 501760;            /* channels 160..191 of t658 */
+    float         *t642       = t658 + 0;                 /* channels 0..191 of t658 */
+    float         *t649       = t658 + 602112;            /* channels 192..223 of t658 */
+    float         *t650       = t658 + 0;                 /* channels 0..223 of t658 */
+    float         *t657       = t658 + 702464;            /* channels 224..255 of t658 */
+    float         *t663       = t759 + 0;                 /* channels 0..127 of t759 */
+    float         *t670       = t759 + 100352;            /* channels 128..159 of t759 */
+    float         *t671       = t759 + 0;                 /* channels 0..159 of t759 */
+    float         *t678       = t759 + 125440;            /* channels 160..191 of t759 */
+    float         *t679       = t759 + 0;                 /* channels 0..191 of t759 */
+    float         *t686       = t759 + 150528;            /* channels 192..223 of t759 */
+    float         *t687       = t759 + 0;                 /* channels 0..223 of t759 */
+    float         *t694       = t759 + 175616;            /* channels 224..255 of t759 */
+    float         *t695       = t759 + 0;                 /* channels 0..255 of t759 */
+    float         *t702       = t759 + 200704;            /* channels 256..287 of t759 */
+    float         *t703       = t759 + 0;                 /* channels 0..287 of t759 */
+    float         *t710       = t759 + 225792;            /* channels 288..319 of t759 */
+    float         *t711       = t759 + 0;                 /* channels 0..319 of t759 */
+    float         *t718       = t759 + 250880;            /* channels 320..351 of t759 */
+    float         *t719       = t759 + 0;                 /* channels 0..351 of t759 */
+    float         *t726       = t759 + 275968;            /* channels 352..383 of t759 */
+    float         *t727       = t759 + 0;                 /* channels 0..383 of t759 */
+    float         *t734       = t759 + 301056;            /* channels 384..415 of t759 */
+    float         *t735       = t759 + 0;                 /* channels 0..415 of t759 */
+    float         *t742       = t759 + 326144;            /* channels 416..447 of t759 */
+    float         *t743       = t759 + 0;                 /* channels 0..447 of t759 */
+    float         *t750       = t759 + 351232;            /* channels 448..479 of t759 */
+    float         *t751       = t759 + 0;                 /* channels 0..479 of t759 */
+    float         *t758       = t759 + 376320;            /* channels 480..511 of t759 */
+    float         *t764       = t956 + 0;                 /* channels 0..255 of t956 */
+    float         *t771       = t956 + 50176;             /* channels 256..287 of t956 */
+    float         *t772       = t956 + 0;                 /* channels 0..287 of t956 */
+    float         *t779       = t956 + 56448;             /* channels 288..319 of t956 */
+    float         *t780       = t956 + 0;                 /* channels 0..319 of t956 */
+    float         *t787       = t956 + 62720;             /* channels 320..351 of t956 */
+    float         *t788       = t956 + 0;                 /* channels 0..351 of t956 */
+    float         *t795       = t956 + 68992;             /* channels 352..383 of t956 */
+    float         *t796       = t956 + 0;                 /* channels 0..383 of t956 */
+    float         *t803       = t956 + 75264;             /* channels 384..415 of t956 */
+    float         *t804       = t956 + 0;                 /* channels 0..415 of t956 */
+    float         *t811       = t956 + 81536;             /* channels 416..447 of t956 */
+    float         *t812       = t956 + 0;                 /* channels 0..447 of t956 */
+    float         *t819       = t956 + 87808;             /* channels 448..479 of t956 */
+    float         *t820       = t956 + 0;                 /* channels 0..479 of t956 */
+    float         *t827       = t956 + 94080;             /* channels 480..511 of t956 */
+    float         *t828       = t956 + 0;                 /* channels 0..511 of t956 */
+    float         *t835       = t956 + 100352;            /* channels 512..543 of t956 */
+    float         *t836       = t956 + 0;                 /* channels 0..543 of t956 */
+    float         *t843       = t956 + 106624;            /* channels 544..575 of t956 */
+    float         *t844       = t956 + 0;                 /* channels 0..575 of t956 */
+    float         *t851       = t956 + 112896;            /* channels 576..607 of t956 */
+    float         *t852       = t956 + 0;                 /* channels 0..607 of t956 */
+    float         *t859       = t956 + 119168;            /* channels 608..639 of t956 */
+    float         *t860       = t956 + 0;                 /* channels 0..639 of t956 */
+    float         *t867       = t956 + 125440;            /* channels 640..671 of t956 */
+    float         *t868       = t956 + 0;                 /* channels 0..671 of t956 */
+    float         *t875       = t956 + 131712;            /* channels 672..703 of t956 */
+    float         *t876       = t956 + 0;                 /* channels 0..703 of t956 */
+    float         *t883       = t956 + 137984;            /* channels 704..735 of t956 */
+    float         *t884       = t956 + 0;                 /* channels 0..735 of t956 */
+    float         *t891       = t956 + 144256;            /* channels 736..767 of t956 */
+    float         *t892       = t956 + 0;                 /* channels 0..767 of t956 */
+    float         *t899       = t956 + 150528;            /* channels 768..799 of t956 */
+    float         *t900       = t956 + 0;                 /* channels 0..799 of t956 */
+    float         *t907       = t956 + 156800;            /* channels 800..831 of t956 */
+    float         *t908       = t956 + 0;                 /* channels 0..831 of t956 */
+    float         *t915       = t956 + 163072;            /* channels 832..863 of t956 */
+    float         *t916       = t956 + 0;                 /* channels 0..863 of t956 */
+    float         *t923       = t956 + 169344;            /* channels 864..895 of t956 */
+    float         *t924       = t956 + 0;                 /* channels 0..895 of t956 */
+    float         *t931       = t956 + 175616;            /* channels 896..927 of t956 */
+    float         *t932       = t956 + 0;                 /* channels 0..927 of t956 */
+    float         *t939       = t956 + 181888;            /* channels 928..959 of t956 */
+    float         *t940       = t956 + 0;                 /* channels 0..959 of t956 */
+    float         *t947       = t956 + 188160;            /* channels 960..991 of t956 */
+    float         *t948       = t956 + 0;                 /* channels 0..991 of t956 */
+    float         *t955       = t956 + 194432;            /* channels 992..1023 of t956 */
+    float         *t961       = t1089 + 0;                /* channels 0..511 of t1089 */
+    float         *t968       = t1089 + 25088;            /* channels 512..543 of t1089 */
+    float         *t969       = t1089 + 0;                /* channels 0..543 of t1089 */
+    float         *t976       = t1089 + 26656;            /* channels 544..575 of t1089 */
+    float         *t977       = t1089 + 0;                /* channels 0..575 of t1089 */
+    float         *t984       = t1089 + 28224;            /* channels 576..607 of t1089 */
+    float         *t985       = t1089 + 0;                /* channels 0..607 of t1089 */
+    float         *t992       = t1089 + 29792;            /* channels 608..639 of t1089 */
+    float         *t993       = t1089 + 0;                /* channels 0..639 of t1089 */
+    float         *t1000      = t1089 + 31360;            /* channels 640..671 of t1089 */
+    float         *t1001      = t1089 + 0;                /* channels 0..671 of t1089 */
+    float         *t1008      = t1089 + 32928;            /* channels 672..703 of t1089 */
+    float         *t1009      = t1089 + 0;                /* channels 0..703 of t1089 */
+    float         *t1016      = t1089 + 34496;            /* channels 704..735 of t1089 */
+    float         *t1017      = t1089 + 0;                /* channels 0..735 of t1089 */
+    float         *t1024      = t1089 + 36064;            /* channels 736..767 of t1089 */
+    float         *t1025      = t1089 + 0;                /* channels 0..767 of t1089 */
+    float         *t1032      = t1089 + 37632;            /* channels 768..799 of t1089 */
+    float         *t1033      = t1089 + 0;                /* channels 0..799 of t1089 */
+    float         *t1040      = t1089 + 39200;            /* channels 800..831 of t1089 */
+    float         *t1041      = t1089 + 0;                /* channels 0..831 of t1089 */
+    float         *t1048      = t1089 + 40768;            /* channels 832..863 of t1089 */
+    float         *t1049      = t1089 + 0;                /* channels 0..863 of t1089 */
+    float         *t1056      = t1089 + 42336;            /* channels 864..895 of t1089 */
+    float         *t1057      = t1089 + 0;                /* channels 0..895 of t1089 */
+    float         *t1064      = t1089 + 43904;            /* channels 896..927 of t1089 */
+    float         *t1065      = t1089 + 0;                /* channels 0..927 of t1089 */
+    float         *t1072      = t1089 + 45472;            /* channels 928..959 of t1089 */
+    float         *t1073      = t1089 + 0;                /* channels 0..959 of t1089 */
+    float         *t1080      = t1089 + 47040;            /* channels 960..991 of t1089 */
+    float         *t1081      = t1089 + 0;                /* channels 0..991 of t1089 */
+    float         *t1088      = t1089 + 48608;            /* channels 992..1023 of t1089 */
 
     /* conv2d features.conv0 @ models/lib/densenet.net:31:18 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
@@ -2447,37 +4173,37 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                       consts + 9600, consts + 9664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t615, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 17920, NULL,                          /* pack_weights(features.denseblock1.denselayer1.conv2.weight), no bias */
-                      t617, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t615, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 17920, NULL,                          /* winograd_weights(features.denseblock1.denselayer1.conv2.weight), no bias */
+                        t617, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t610, t617 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                              /* the instance's threads and instruction set */
-                      n, t618, 802816, 96, 56, 56,                          /* x: [96, 56, 56], batch stride */
-                      consts + 55104, consts + 54784,                       /* pack_weights(features.denseblock1.denselayer2.conv1.weight), bn_fold_bias(features.denseblock1.denselayer2.norm2.weight) */
-                      t623, 401408, 128, 56, 56,                            /* y: [128, 56, 56], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),         /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                              /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                              /* then relu */
-                      consts + 54912, consts + 55008, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer2.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
+                      n, t618, 802816, 96, 56, 56,                            /* x: [96, 56, 56], batch stride */
+                      consts + 165696, consts + 165376,                       /* pack_weights(features.denseblock1.denselayer2.conv1.weight), bn_fold_bias(features.denseblock1.denselayer2.norm2.weight) */
+                      t623, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
+                      consts + 165504, consts + 165600, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t623, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 67392, NULL,                          /* pack_weights(features.denseblock1.denselayer2.conv2.weight), no bias */
-                      t625, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t623, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 177984, NULL,                         /* winograd_weights(features.denseblock1.denselayer2.conv2.weight), no bias */
+                        t625, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t618, t625 are its slices; nothing to copy */
@@ -2485,22 +4211,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
                       n, t626, 802816, 128, 56, 56,                           /* x: [128, 56, 56], batch stride */
-                      consts + 104640, consts + 104256,                       /* pack_weights(features.denseblock1.denselayer3.conv1.weight), bn_fold_bias(features.denseblock1.denselayer3.norm2.weight) */
+                      consts + 325824, consts + 325440,                       /* pack_weights(features.denseblock1.denselayer3.conv1.weight), bn_fold_bias(features.denseblock1.denselayer3.norm2.weight) */
                       t631, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 104384, consts + 104512, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer3.norm1.weight)) */
+                      consts + 325568, consts + 325696, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t631, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 121024, NULL,                         /* pack_weights(features.denseblock1.denselayer3.conv2.weight), no bias */
-                      t633, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t631, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 342208, NULL,                         /* winograd_weights(features.denseblock1.denselayer3.conv2.weight), no bias */
+                        t633, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t626, t633 are its slices; nothing to copy */
@@ -2508,22 +4234,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
                       n, t634, 802816, 160, 56, 56,                           /* x: [160, 56, 56], batch stride */
-                      consts + 158336, consts + 157888,                       /* pack_weights(features.denseblock1.denselayer4.conv1.weight), bn_fold_bias(features.denseblock1.denselayer4.norm2.weight) */
+                      consts + 490112, consts + 489664,                       /* pack_weights(features.denseblock1.denselayer4.conv1.weight), bn_fold_bias(features.denseblock1.denselayer4.norm2.weight) */
                       t639, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 158016, consts + 158176, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer4.norm1.weight)) */
+                      consts + 489792, consts + 489952, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t639, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 178816, NULL,                         /* pack_weights(features.denseblock1.denselayer4.conv2.weight), no bias */
-                      t641, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t639, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 510592, NULL,                         /* winograd_weights(features.denseblock1.denselayer4.conv2.weight), no bias */
+                        t641, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t634, t641 are its slices; nothing to copy */
@@ -2531,22 +4257,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
                       n, t642, 802816, 192, 56, 56,                           /* x: [192, 56, 56], batch stride */
-                      consts + 216192, consts + 215680,                       /* pack_weights(features.denseblock1.denselayer5.conv1.weight), bn_fold_bias(features.denseblock1.denselayer5.norm2.weight) */
+                      consts + 658560, consts + 658048,                       /* pack_weights(features.denseblock1.denselayer5.conv1.weight), bn_fold_bias(features.denseblock1.denselayer5.norm2.weight) */
                       t647, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 215808, consts + 216000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer5.norm1.weight)) */
+                      consts + 658176, consts + 658368, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t647, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 240768, NULL,                         /* pack_weights(features.denseblock1.denselayer5.conv2.weight), no bias */
-                      t649, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t647, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 683136, NULL,                         /* winograd_weights(features.denseblock1.denselayer5.conv2.weight), no bias */
+                        t649, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t642, t649 are its slices; nothing to copy */
@@ -2554,35 +4280,35 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
                       n, t650, 802816, 224, 56, 56,                           /* x: [224, 56, 56], batch stride */
-                      consts + 278208, consts + 277632,                       /* pack_weights(features.denseblock1.denselayer6.conv1.weight), bn_fold_bias(features.denseblock1.denselayer6.norm2.weight) */
+                      consts + 831168, consts + 830592,                       /* pack_weights(features.denseblock1.denselayer6.conv1.weight), bn_fold_bias(features.denseblock1.denselayer6.norm2.weight) */
                       t655, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 277760, consts + 277984, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer6.norm1.weight)) */
+                      consts + 830720, consts + 830944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock1.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock1.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t655, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
-                      consts + 306880, NULL,                         /* pack_weights(features.denseblock1.denselayer6.conv2.weight), no bias */
-                      t657, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t655, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        consts + 859840, NULL,                         /* winograd_weights(features.denseblock1.denselayer6.conv2.weight), no bias */
+                        t657, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t650, t657 are its slices; nothing to copy */
 
     /* conv2d features.transition1.conv @ models/lib/densenet.net:23:46 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t658, 802816, 256, 56, 56,                           /* x: [256, 56, 56], batch stride */
-                      consts + 344256, NULL,                                  /* pack_weights(features.transition1.conv.weight), no bias */
-                      t662, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_NONE, 0.0f, 128,                                /* then none */
-                      consts + 343744, consts + 344000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition1.norm.weight) + bn_fold_bias(features.transition1.norm.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t658, 802816, 256, 56, 56,                             /* x: [256, 56, 56], batch stride */
+                      consts + 1007808, NULL,                                   /* pack_weights(features.transition1.conv.weight), no bias */
+                      t662, 401408, 128, 56, 56,                                /* y: [128, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_NONE, 0.0f, 128,                                  /* then none */
+                      consts + 1007296, consts + 1007552, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition1.norm.weight) + bn_fold_bias(features.transition1.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -2591,208 +4317,208 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                      2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t663, 401408, 128, 28, 28,                           /* x: [128, 28, 28], batch stride */
-                      consts + 377408, consts + 377024,                       /* pack_weights(features.denseblock2.denselayer1.conv1.weight), bn_fold_bias(features.denseblock2.denselayer1.norm2.weight) */
-                      t668, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 377152, consts + 377280, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer1.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t663, 401408, 128, 28, 28,                             /* x: [128, 28, 28], batch stride */
+                      consts + 1040960, consts + 1040576,                       /* pack_weights(features.denseblock2.denselayer1.conv1.weight), bn_fold_bias(features.denseblock2.denselayer1.norm2.weight) */
+                      t668, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1040704, consts + 1040832, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t668, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 393792, NULL,                         /* pack_weights(features.denseblock2.denselayer1.conv2.weight), no bias */
-                      t670, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t668, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1057344, NULL,                        /* winograd_weights(features.denseblock2.denselayer1.conv2.weight), no bias */
+                        t670, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t663, t670 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t671, 401408, 160, 28, 28,                           /* x: [160, 28, 28], batch stride */
-                      consts + 431104, consts + 430656,                       /* pack_weights(features.denseblock2.denselayer2.conv1.weight), bn_fold_bias(features.denseblock2.denselayer2.norm2.weight) */
-                      t676, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 430784, consts + 430944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer2.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t671, 401408, 160, 28, 28,                             /* x: [160, 28, 28], batch stride */
+                      consts + 1205248, consts + 1204800,                       /* pack_weights(features.denseblock2.denselayer2.conv1.weight), bn_fold_bias(features.denseblock2.denselayer2.norm2.weight) */
+                      t676, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1204928, consts + 1205088, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t676, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 451584, NULL,                         /* pack_weights(features.denseblock2.denselayer2.conv2.weight), no bias */
-                      t678, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t676, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1225728, NULL,                        /* winograd_weights(features.denseblock2.denselayer2.conv2.weight), no bias */
+                        t678, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t671, t678 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t679, 401408, 192, 28, 28,                           /* x: [192, 28, 28], batch stride */
-                      consts + 488960, consts + 488448,                       /* pack_weights(features.denseblock2.denselayer3.conv1.weight), bn_fold_bias(features.denseblock2.denselayer3.norm2.weight) */
-                      t684, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 488576, consts + 488768, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer3.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t679, 401408, 192, 28, 28,                             /* x: [192, 28, 28], batch stride */
+                      consts + 1373696, consts + 1373184,                       /* pack_weights(features.denseblock2.denselayer3.conv1.weight), bn_fold_bias(features.denseblock2.denselayer3.norm2.weight) */
+                      t684, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1373312, consts + 1373504, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t684, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 513536, NULL,                         /* pack_weights(features.denseblock2.denselayer3.conv2.weight), no bias */
-                      t686, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t684, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1398272, NULL,                        /* winograd_weights(features.denseblock2.denselayer3.conv2.weight), no bias */
+                        t686, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t679, t686 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t687, 401408, 224, 28, 28,                           /* x: [224, 28, 28], batch stride */
-                      consts + 550976, consts + 550400,                       /* pack_weights(features.denseblock2.denselayer4.conv1.weight), bn_fold_bias(features.denseblock2.denselayer4.norm2.weight) */
-                      t692, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 550528, consts + 550752, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer4.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t687, 401408, 224, 28, 28,                             /* x: [224, 28, 28], batch stride */
+                      consts + 1546304, consts + 1545728,                       /* pack_weights(features.denseblock2.denselayer4.conv1.weight), bn_fold_bias(features.denseblock2.denselayer4.norm2.weight) */
+                      t692, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1545856, consts + 1546080, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t692, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 579648, NULL,                         /* pack_weights(features.denseblock2.denselayer4.conv2.weight), no bias */
-                      t694, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t692, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1574976, NULL,                        /* winograd_weights(features.denseblock2.denselayer4.conv2.weight), no bias */
+                        t694, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t687, t694 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t695, 401408, 256, 28, 28,                           /* x: [256, 28, 28], batch stride */
-                      consts + 617152, consts + 616512,                       /* pack_weights(features.denseblock2.denselayer5.conv1.weight), bn_fold_bias(features.denseblock2.denselayer5.norm2.weight) */
-                      t700, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 616640, consts + 616896, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer5.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t695, 401408, 256, 28, 28,                             /* x: [256, 28, 28], batch stride */
+                      consts + 1723072, consts + 1722432,                       /* pack_weights(features.denseblock2.denselayer5.conv1.weight), bn_fold_bias(features.denseblock2.denselayer5.norm2.weight) */
+                      t700, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1722560, consts + 1722816, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t700, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 649920, NULL,                         /* pack_weights(features.denseblock2.denselayer5.conv2.weight), no bias */
-                      t702, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t700, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1755840, NULL,                        /* winograd_weights(features.denseblock2.denselayer5.conv2.weight), no bias */
+                        t702, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t695, t702 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t703, 401408, 288, 28, 28,                           /* x: [288, 28, 28], batch stride */
-                      consts + 687488, consts + 686784,                       /* pack_weights(features.denseblock2.denselayer6.conv1.weight), bn_fold_bias(features.denseblock2.denselayer6.norm2.weight) */
-                      t708, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 686912, consts + 687200, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer6.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t703, 401408, 288, 28, 28,                             /* x: [288, 28, 28], batch stride */
+                      consts + 1904000, consts + 1903296,                       /* pack_weights(features.denseblock2.denselayer6.conv1.weight), bn_fold_bias(features.denseblock2.denselayer6.norm2.weight) */
+                      t708, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 1903424, consts + 1903712, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t708, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 724352, NULL,                         /* pack_weights(features.denseblock2.denselayer6.conv2.weight), no bias */
-                      t710, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t708, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1940864, NULL,                        /* winograd_weights(features.denseblock2.denselayer6.conv2.weight), no bias */
+                        t710, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t703, t710 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t711, 401408, 320, 28, 28,                           /* x: [320, 28, 28], batch stride */
-                      consts + 761984, consts + 761216,                       /* pack_weights(features.denseblock2.denselayer7.conv1.weight), bn_fold_bias(features.denseblock2.denselayer7.norm2.weight) */
-                      t716, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 761344, consts + 761664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer7.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t711, 401408, 320, 28, 28,                             /* x: [320, 28, 28], batch stride */
+                      consts + 2089088, consts + 2088320,                       /* pack_weights(features.denseblock2.denselayer7.conv1.weight), bn_fold_bias(features.denseblock2.denselayer7.norm2.weight) */
+                      t716, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2088448, consts + 2088768, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer7.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t716, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 802944, NULL,                         /* pack_weights(features.denseblock2.denselayer7.conv2.weight), no bias */
-                      t718, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t716, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2130048, NULL,                        /* winograd_weights(features.denseblock2.denselayer7.conv2.weight), no bias */
+                        t718, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t711, t718 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t719, 401408, 352, 28, 28,                           /* x: [352, 28, 28], batch stride */
-                      consts + 840640, consts + 839808,                       /* pack_weights(features.denseblock2.denselayer8.conv1.weight), bn_fold_bias(features.denseblock2.denselayer8.norm2.weight) */
-                      t724, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 839936, consts + 840288, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer8.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t719, 401408, 352, 28, 28,                             /* x: [352, 28, 28], batch stride */
+                      consts + 2278336, consts + 2277504,                       /* pack_weights(features.denseblock2.denselayer8.conv1.weight), bn_fold_bias(features.denseblock2.denselayer8.norm2.weight) */
+                      t724, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2277632, consts + 2277984, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer8.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t724, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 885696, NULL,                         /* pack_weights(features.denseblock2.denselayer8.conv2.weight), no bias */
-                      t726, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t724, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2323392, NULL,                        /* winograd_weights(features.denseblock2.denselayer8.conv2.weight), no bias */
+                        t726, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t719, t726 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t727, 401408, 384, 28, 28,                           /* x: [384, 28, 28], batch stride */
-                      consts + 923456, consts + 922560,                       /* pack_weights(features.denseblock2.denselayer9.conv1.weight), bn_fold_bias(features.denseblock2.denselayer9.norm2.weight) */
-                      t732, 100352, 128, 28, 28,                              /* y: [128, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
-                      consts + 922688, consts + 923072, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer9.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
+                      n, t727, 401408, 384, 28, 28,                             /* x: [384, 28, 28], batch stride */
+                      consts + 2471744, consts + 2470848,                       /* pack_weights(features.denseblock2.denselayer9.conv1.weight), bn_fold_bias(features.denseblock2.denselayer9.norm2.weight) */
+                      t732, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                  /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
+                      consts + 2470976, consts + 2471360, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer9.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t732, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 972608, NULL,                         /* pack_weights(features.denseblock2.denselayer9.conv2.weight), no bias */
-                      t734, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t732, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2520896, NULL,                        /* winograd_weights(features.denseblock2.denselayer9.conv2.weight), no bias */
+                        t734, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t727, t734 are its slices; nothing to copy */
@@ -2800,22 +4526,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t735, 401408, 416, 28, 28,                             /* x: [416, 28, 28], batch stride */
-                      consts + 1010432, consts + 1009472,                       /* pack_weights(features.denseblock2.denselayer10.conv1.weight), bn_fold_bias(features.denseblock2.denselayer10.norm2.weight) */
+                      consts + 2669312, consts + 2668352,                       /* pack_weights(features.denseblock2.denselayer10.conv1.weight), bn_fold_bias(features.denseblock2.denselayer10.norm2.weight) */
                       t740, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1009600, consts + 1010016, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer10.norm1.weight)) */
+                      consts + 2668480, consts + 2668896, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer10.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t740, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 1063680, NULL,                        /* pack_weights(features.denseblock2.denselayer10.conv2.weight), no bias */
-                      t742, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t740, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2722560, NULL,                        /* winograd_weights(features.denseblock2.denselayer10.conv2.weight), no bias */
+                        t742, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t735, t742 are its slices; nothing to copy */
@@ -2823,22 +4549,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t743, 401408, 448, 28, 28,                             /* x: [448, 28, 28], batch stride */
-                      consts + 1101568, consts + 1100544,                       /* pack_weights(features.denseblock2.denselayer11.conv1.weight), bn_fold_bias(features.denseblock2.denselayer11.norm2.weight) */
+                      consts + 2871040, consts + 2870016,                       /* pack_weights(features.denseblock2.denselayer11.conv1.weight), bn_fold_bias(features.denseblock2.denselayer11.norm2.weight) */
                       t748, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1100672, consts + 1101120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer11.norm1.weight)) */
+                      consts + 2870144, consts + 2870592, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer11.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t748, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 1158912, NULL,                        /* pack_weights(features.denseblock2.denselayer11.conv2.weight), no bias */
-                      t750, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t748, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 2928384, NULL,                        /* winograd_weights(features.denseblock2.denselayer11.conv2.weight), no bias */
+                        t750, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t743, t750 are its slices; nothing to copy */
@@ -2846,22 +4572,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t751, 401408, 480, 28, 28,                             /* x: [480, 28, 28], batch stride */
-                      consts + 1196864, consts + 1195776,                       /* pack_weights(features.denseblock2.denselayer12.conv1.weight), bn_fold_bias(features.denseblock2.denselayer12.norm2.weight) */
+                      consts + 3076928, consts + 3075840,                       /* pack_weights(features.denseblock2.denselayer12.conv1.weight), bn_fold_bias(features.denseblock2.denselayer12.norm2.weight) */
                       t756, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1195904, consts + 1196384, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer12.norm1.weight)) */
+                      consts + 3075968, consts + 3076448, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock2.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock2.denselayer12.norm1.weight)) */
 
     /* conv2d features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t756, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 1258304, NULL,                        /* pack_weights(features.denseblock2.denselayer12.conv2.weight), no bias */
-                      t758, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t756, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 3138368, NULL,                        /* winograd_weights(features.denseblock2.denselayer12.conv2.weight), no bias */
+                        t758, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t751, t758 are its slices; nothing to copy */
@@ -2869,12 +4595,12 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.transition2.conv @ models/lib/densenet.net:23:46 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t759, 401408, 512, 28, 28,                             /* x: [512, 28, 28], batch stride */
-                      consts + 1296192, NULL,                                   /* pack_weights(features.transition2.conv.weight), no bias */
+                      consts + 3286848, NULL,                                   /* pack_weights(features.transition2.conv.weight), no bias */
                       t763, 200704, 256, 28, 28,                                /* y: [256, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_NONE, 0.0f, 256,                                  /* then none */
-                      consts + 1295168, consts + 1295680, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition2.norm.weight) + bn_fold_bias(features.transition2.norm.weight)) */
+                      consts + 3285824, consts + 3286336, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition2.norm.weight) + bn_fold_bias(features.transition2.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -2885,22 +4611,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t764, 200704, 256, 14, 14,                             /* x: [256, 14, 14], batch stride */
-                      consts + 1427904, consts + 1427264,                       /* pack_weights(features.denseblock3.denselayer1.conv1.weight), bn_fold_bias(features.denseblock3.denselayer1.norm2.weight) */
+                      consts + 3418560, consts + 3417920,                       /* pack_weights(features.denseblock3.denselayer1.conv1.weight), bn_fold_bias(features.denseblock3.denselayer1.norm2.weight) */
                       t769, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1427392, consts + 1427648, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer1.norm1.weight)) */
+                      consts + 3418048, consts + 3418304, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t769, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1460672, NULL,                        /* pack_weights(features.denseblock3.denselayer1.conv2.weight), no bias */
-                      t771, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t769, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 3451328, NULL,                        /* winograd_weights(features.denseblock3.denselayer1.conv2.weight), no bias */
+                        t771, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t764, t771 are its slices; nothing to copy */
@@ -2908,22 +4634,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t772, 200704, 288, 14, 14,                             /* x: [288, 14, 14], batch stride */
-                      consts + 1498240, consts + 1497536,                       /* pack_weights(features.denseblock3.denselayer2.conv1.weight), bn_fold_bias(features.denseblock3.denselayer2.norm2.weight) */
+                      consts + 3599488, consts + 3598784,                       /* pack_weights(features.denseblock3.denselayer2.conv1.weight), bn_fold_bias(features.denseblock3.denselayer2.norm2.weight) */
                       t777, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1497664, consts + 1497952, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer2.norm1.weight)) */
+                      consts + 3598912, consts + 3599200, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t777, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1535104, NULL,                        /* pack_weights(features.denseblock3.denselayer2.conv2.weight), no bias */
-                      t779, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t777, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 3636352, NULL,                        /* winograd_weights(features.denseblock3.denselayer2.conv2.weight), no bias */
+                        t779, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t772, t779 are its slices; nothing to copy */
@@ -2931,22 +4657,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t780, 200704, 320, 14, 14,                             /* x: [320, 14, 14], batch stride */
-                      consts + 1572736, consts + 1571968,                       /* pack_weights(features.denseblock3.denselayer3.conv1.weight), bn_fold_bias(features.denseblock3.denselayer3.norm2.weight) */
+                      consts + 3784576, consts + 3783808,                       /* pack_weights(features.denseblock3.denselayer3.conv1.weight), bn_fold_bias(features.denseblock3.denselayer3.norm2.weight) */
                       t785, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1572096, consts + 1572416, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer3.norm1.weight)) */
+                      consts + 3783936, consts + 3784256, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t785, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1613696, NULL,                        /* pack_weights(features.denseblock3.denselayer3.conv2.weight), no bias */
-                      t787, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t785, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 3825536, NULL,                        /* winograd_weights(features.denseblock3.denselayer3.conv2.weight), no bias */
+                        t787, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t780, t787 are its slices; nothing to copy */
@@ -2954,22 +4680,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t788, 200704, 352, 14, 14,                             /* x: [352, 14, 14], batch stride */
-                      consts + 1651392, consts + 1650560,                       /* pack_weights(features.denseblock3.denselayer4.conv1.weight), bn_fold_bias(features.denseblock3.denselayer4.norm2.weight) */
+                      consts + 3973824, consts + 3972992,                       /* pack_weights(features.denseblock3.denselayer4.conv1.weight), bn_fold_bias(features.denseblock3.denselayer4.norm2.weight) */
                       t793, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1650688, consts + 1651040, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer4.norm1.weight)) */
+                      consts + 3973120, consts + 3973472, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t793, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1696448, NULL,                        /* pack_weights(features.denseblock3.denselayer4.conv2.weight), no bias */
-                      t795, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t793, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 4018880, NULL,                        /* winograd_weights(features.denseblock3.denselayer4.conv2.weight), no bias */
+                        t795, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t788, t795 are its slices; nothing to copy */
@@ -2977,22 +4703,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t796, 200704, 384, 14, 14,                             /* x: [384, 14, 14], batch stride */
-                      consts + 1734208, consts + 1733312,                       /* pack_weights(features.denseblock3.denselayer5.conv1.weight), bn_fold_bias(features.denseblock3.denselayer5.norm2.weight) */
+                      consts + 4167232, consts + 4166336,                       /* pack_weights(features.denseblock3.denselayer5.conv1.weight), bn_fold_bias(features.denseblock3.denselayer5.norm2.weight) */
                       t801, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1733440, consts + 1733824, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer5.norm1.weight)) */
+                      consts + 4166464, consts + 4166848, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t801, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1783360, NULL,                        /* pack_weights(features.denseblock3.denselayer5.conv2.weight), no bias */
-                      t803, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t801, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 4216384, NULL,                        /* winograd_weights(features.denseblock3.denselayer5.conv2.weight), no bias */
+                        t803, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t796, t803 are its slices; nothing to copy */
@@ -3000,22 +4726,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t804, 200704, 416, 14, 14,                             /* x: [416, 14, 14], batch stride */
-                      consts + 1821184, consts + 1820224,                       /* pack_weights(features.denseblock3.denselayer6.conv1.weight), bn_fold_bias(features.denseblock3.denselayer6.norm2.weight) */
+                      consts + 4364800, consts + 4363840,                       /* pack_weights(features.denseblock3.denselayer6.conv1.weight), bn_fold_bias(features.denseblock3.denselayer6.norm2.weight) */
                       t809, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1820352, consts + 1820768, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer6.norm1.weight)) */
+                      consts + 4363968, consts + 4364384, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t809, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1874432, NULL,                        /* pack_weights(features.denseblock3.denselayer6.conv2.weight), no bias */
-                      t811, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t809, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 4418048, NULL,                        /* winograd_weights(features.denseblock3.denselayer6.conv2.weight), no bias */
+                        t811, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t804, t811 are its slices; nothing to copy */
@@ -3023,22 +4749,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t812, 200704, 448, 14, 14,                             /* x: [448, 14, 14], batch stride */
-                      consts + 1912320, consts + 1911296,                       /* pack_weights(features.denseblock3.denselayer7.conv1.weight), bn_fold_bias(features.denseblock3.denselayer7.norm2.weight) */
+                      consts + 4566528, consts + 4565504,                       /* pack_weights(features.denseblock3.denselayer7.conv1.weight), bn_fold_bias(features.denseblock3.denselayer7.norm2.weight) */
                       t817, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 1911424, consts + 1911872, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer7.norm1.weight)) */
+                      consts + 4565632, consts + 4566080, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer7.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t817, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 1969664, NULL,                        /* pack_weights(features.denseblock3.denselayer7.conv2.weight), no bias */
-                      t819, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t817, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 4623872, NULL,                        /* winograd_weights(features.denseblock3.denselayer7.conv2.weight), no bias */
+                        t819, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t812, t819 are its slices; nothing to copy */
@@ -3046,22 +4772,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t820, 200704, 480, 14, 14,                             /* x: [480, 14, 14], batch stride */
-                      consts + 2007616, consts + 2006528,                       /* pack_weights(features.denseblock3.denselayer8.conv1.weight), bn_fold_bias(features.denseblock3.denselayer8.norm2.weight) */
+                      consts + 4772416, consts + 4771328,                       /* pack_weights(features.denseblock3.denselayer8.conv1.weight), bn_fold_bias(features.denseblock3.denselayer8.norm2.weight) */
                       t825, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2006656, consts + 2007136, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer8.norm1.weight)) */
+                      consts + 4771456, consts + 4771936, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer8.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t825, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2069056, NULL,                        /* pack_weights(features.denseblock3.denselayer8.conv2.weight), no bias */
-                      t827, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t825, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 4833856, NULL,                        /* winograd_weights(features.denseblock3.denselayer8.conv2.weight), no bias */
+                        t827, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t820, t827 are its slices; nothing to copy */
@@ -3069,22 +4795,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t828, 200704, 512, 14, 14,                             /* x: [512, 14, 14], batch stride */
-                      consts + 2107072, consts + 2105920,                       /* pack_weights(features.denseblock3.denselayer9.conv1.weight), bn_fold_bias(features.denseblock3.denselayer9.norm2.weight) */
+                      consts + 4982464, consts + 4981312,                       /* pack_weights(features.denseblock3.denselayer9.conv1.weight), bn_fold_bias(features.denseblock3.denselayer9.norm2.weight) */
                       t833, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2106048, consts + 2106560, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer9.norm1.weight)) */
+                      consts + 4981440, consts + 4981952, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer9.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t833, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2172608, NULL,                        /* pack_weights(features.denseblock3.denselayer9.conv2.weight), no bias */
-                      t835, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t833, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 5048000, NULL,                        /* winograd_weights(features.denseblock3.denselayer9.conv2.weight), no bias */
+                        t835, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t828, t835 are its slices; nothing to copy */
@@ -3092,22 +4818,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t836, 200704, 544, 14, 14,                             /* x: [544, 14, 14], batch stride */
-                      consts + 2210688, consts + 2209472,                       /* pack_weights(features.denseblock3.denselayer10.conv1.weight), bn_fold_bias(features.denseblock3.denselayer10.norm2.weight) */
+                      consts + 5196672, consts + 5195456,                       /* pack_weights(features.denseblock3.denselayer10.conv1.weight), bn_fold_bias(features.denseblock3.denselayer10.norm2.weight) */
                       t841, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2209600, consts + 2210144, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer10.norm1.weight)) */
+                      consts + 5195584, consts + 5196128, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer10.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t841, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2280320, NULL,                        /* pack_weights(features.denseblock3.denselayer10.conv2.weight), no bias */
-                      t843, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t841, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 5266304, NULL,                        /* winograd_weights(features.denseblock3.denselayer10.conv2.weight), no bias */
+                        t843, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t836, t843 are its slices; nothing to copy */
@@ -3115,22 +4841,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t844, 200704, 576, 14, 14,                             /* x: [576, 14, 14], batch stride */
-                      consts + 2318464, consts + 2317184,                       /* pack_weights(features.denseblock3.denselayer11.conv1.weight), bn_fold_bias(features.denseblock3.denselayer11.norm2.weight) */
+                      consts + 5415040, consts + 5413760,                       /* pack_weights(features.denseblock3.denselayer11.conv1.weight), bn_fold_bias(features.denseblock3.denselayer11.norm2.weight) */
                       t849, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2317312, consts + 2317888, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer11.norm1.weight)) */
+                      consts + 5413888, consts + 5414464, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer11.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t849, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2392192, NULL,                        /* pack_weights(features.denseblock3.denselayer11.conv2.weight), no bias */
-                      t851, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t849, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 5488768, NULL,                        /* winograd_weights(features.denseblock3.denselayer11.conv2.weight), no bias */
+                        t851, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t844, t851 are its slices; nothing to copy */
@@ -3138,22 +4864,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t852, 200704, 608, 14, 14,                             /* x: [608, 14, 14], batch stride */
-                      consts + 2430400, consts + 2429056,                       /* pack_weights(features.denseblock3.denselayer12.conv1.weight), bn_fold_bias(features.denseblock3.denselayer12.norm2.weight) */
+                      consts + 5637568, consts + 5636224,                       /* pack_weights(features.denseblock3.denselayer12.conv1.weight), bn_fold_bias(features.denseblock3.denselayer12.norm2.weight) */
                       t857, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2429184, consts + 2429792, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer12.norm1.weight)) */
+                      consts + 5636352, consts + 5636960, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer12.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t857, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2508224, NULL,                        /* pack_weights(features.denseblock3.denselayer12.conv2.weight), no bias */
-                      t859, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t857, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 5715392, NULL,                        /* winograd_weights(features.denseblock3.denselayer12.conv2.weight), no bias */
+                        t859, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t852, t859 are its slices; nothing to copy */
@@ -3161,22 +4887,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t860, 200704, 640, 14, 14,                             /* x: [640, 14, 14], batch stride */
-                      consts + 2546496, consts + 2545088,                       /* pack_weights(features.denseblock3.denselayer13.conv1.weight), bn_fold_bias(features.denseblock3.denselayer13.norm2.weight) */
+                      consts + 5864256, consts + 5862848,                       /* pack_weights(features.denseblock3.denselayer13.conv1.weight), bn_fold_bias(features.denseblock3.denselayer13.norm2.weight) */
                       t865, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2545216, consts + 2545856, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer13.norm1.weight)) */
+                      consts + 5862976, consts + 5863616, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer13.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t865, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2628416, NULL,                        /* pack_weights(features.denseblock3.denselayer13.conv2.weight), no bias */
-                      t867, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t865, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 5946176, NULL,                        /* winograd_weights(features.denseblock3.denselayer13.conv2.weight), no bias */
+                        t867, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t860, t867 are its slices; nothing to copy */
@@ -3184,22 +4910,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t868, 200704, 672, 14, 14,                             /* x: [672, 14, 14], batch stride */
-                      consts + 2666752, consts + 2665280,                       /* pack_weights(features.denseblock3.denselayer14.conv1.weight), bn_fold_bias(features.denseblock3.denselayer14.norm2.weight) */
+                      consts + 6095104, consts + 6093632,                       /* pack_weights(features.denseblock3.denselayer14.conv1.weight), bn_fold_bias(features.denseblock3.denselayer14.norm2.weight) */
                       t873, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2665408, consts + 2666080, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer14.norm1.weight)) */
+                      consts + 6093760, consts + 6094432, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer14.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t873, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2752768, NULL,                        /* pack_weights(features.denseblock3.denselayer14.conv2.weight), no bias */
-                      t875, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t873, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 6181120, NULL,                        /* winograd_weights(features.denseblock3.denselayer14.conv2.weight), no bias */
+                        t875, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t868, t875 are its slices; nothing to copy */
@@ -3207,22 +4933,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t876, 200704, 704, 14, 14,                             /* x: [704, 14, 14], batch stride */
-                      consts + 2791168, consts + 2789632,                       /* pack_weights(features.denseblock3.denselayer15.conv1.weight), bn_fold_bias(features.denseblock3.denselayer15.norm2.weight) */
+                      consts + 6330112, consts + 6328576,                       /* pack_weights(features.denseblock3.denselayer15.conv1.weight), bn_fold_bias(features.denseblock3.denselayer15.norm2.weight) */
                       t881, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2789760, consts + 2790464, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer15.norm1.weight)) */
+                      consts + 6328704, consts + 6329408, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer15.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t881, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2881280, NULL,                        /* pack_weights(features.denseblock3.denselayer15.conv2.weight), no bias */
-                      t883, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t881, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 6420224, NULL,                        /* winograd_weights(features.denseblock3.denselayer15.conv2.weight), no bias */
+                        t883, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t876, t883 are its slices; nothing to copy */
@@ -3230,22 +4956,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t884, 200704, 736, 14, 14,                             /* x: [736, 14, 14], batch stride */
-                      consts + 2919744, consts + 2918144,                       /* pack_weights(features.denseblock3.denselayer16.conv1.weight), bn_fold_bias(features.denseblock3.denselayer16.norm2.weight) */
+                      consts + 6569280, consts + 6567680,                       /* pack_weights(features.denseblock3.denselayer16.conv1.weight), bn_fold_bias(features.denseblock3.denselayer16.norm2.weight) */
                       t889, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 2918272, consts + 2919008, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer16.norm1.weight)) */
+                      consts + 6567808, consts + 6568544, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer16.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t889, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3013952, NULL,                        /* pack_weights(features.denseblock3.denselayer16.conv2.weight), no bias */
-                      t891, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t889, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 6663488, NULL,                        /* winograd_weights(features.denseblock3.denselayer16.conv2.weight), no bias */
+                        t891, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t884, t891 are its slices; nothing to copy */
@@ -3253,22 +4979,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t892, 200704, 768, 14, 14,                             /* x: [768, 14, 14], batch stride */
-                      consts + 3052480, consts + 3050816,                       /* pack_weights(features.denseblock3.denselayer17.conv1.weight), bn_fold_bias(features.denseblock3.denselayer17.norm2.weight) */
+                      consts + 6812608, consts + 6810944,                       /* pack_weights(features.denseblock3.denselayer17.conv1.weight), bn_fold_bias(features.denseblock3.denselayer17.norm2.weight) */
                       t897, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3050944, consts + 3051712, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer17.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer17.norm1.weight)) */
+                      consts + 6811072, consts + 6811840, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer17.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer17.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t897, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3150784, NULL,                        /* pack_weights(features.denseblock3.denselayer17.conv2.weight), no bias */
-                      t899, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t897, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 6910912, NULL,                        /* winograd_weights(features.denseblock3.denselayer17.conv2.weight), no bias */
+                        t899, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t892, t899 are its slices; nothing to copy */
@@ -3276,22 +5002,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t900, 200704, 800, 14, 14,                             /* x: [800, 14, 14], batch stride */
-                      consts + 3189376, consts + 3187648,                       /* pack_weights(features.denseblock3.denselayer18.conv1.weight), bn_fold_bias(features.denseblock3.denselayer18.norm2.weight) */
+                      consts + 7060096, consts + 7058368,                       /* pack_weights(features.denseblock3.denselayer18.conv1.weight), bn_fold_bias(features.denseblock3.denselayer18.norm2.weight) */
                       t905, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3187776, consts + 3188576, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer18.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer18.norm1.weight)) */
+                      consts + 7058496, consts + 7059296, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer18.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer18.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t905, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3291776, NULL,                        /* pack_weights(features.denseblock3.denselayer18.conv2.weight), no bias */
-                      t907, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t905, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 7162496, NULL,                        /* winograd_weights(features.denseblock3.denselayer18.conv2.weight), no bias */
+                        t907, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t900, t907 are its slices; nothing to copy */
@@ -3299,22 +5025,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t908, 200704, 832, 14, 14,                             /* x: [832, 14, 14], batch stride */
-                      consts + 3330432, consts + 3328640,                       /* pack_weights(features.denseblock3.denselayer19.conv1.weight), bn_fold_bias(features.denseblock3.denselayer19.norm2.weight) */
+                      consts + 7311744, consts + 7309952,                       /* pack_weights(features.denseblock3.denselayer19.conv1.weight), bn_fold_bias(features.denseblock3.denselayer19.norm2.weight) */
                       t913, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3328768, consts + 3329600, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer19.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer19.norm1.weight)) */
+                      consts + 7310080, consts + 7310912, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer19.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer19.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t913, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3436928, NULL,                        /* pack_weights(features.denseblock3.denselayer19.conv2.weight), no bias */
-                      t915, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t913, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 7418240, NULL,                        /* winograd_weights(features.denseblock3.denselayer19.conv2.weight), no bias */
+                        t915, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t908, t915 are its slices; nothing to copy */
@@ -3322,22 +5048,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t916, 200704, 864, 14, 14,                             /* x: [864, 14, 14], batch stride */
-                      consts + 3475648, consts + 3473792,                       /* pack_weights(features.denseblock3.denselayer20.conv1.weight), bn_fold_bias(features.denseblock3.denselayer20.norm2.weight) */
+                      consts + 7567552, consts + 7565696,                       /* pack_weights(features.denseblock3.denselayer20.conv1.weight), bn_fold_bias(features.denseblock3.denselayer20.norm2.weight) */
                       t921, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3473920, consts + 3474784, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer20.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer20.norm1.weight)) */
+                      consts + 7565824, consts + 7566688, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer20.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer20.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t921, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3586240, NULL,                        /* pack_weights(features.denseblock3.denselayer20.conv2.weight), no bias */
-                      t923, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t921, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 7678144, NULL,                        /* winograd_weights(features.denseblock3.denselayer20.conv2.weight), no bias */
+                        t923, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t916, t923 are its slices; nothing to copy */
@@ -3345,22 +5071,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t924, 200704, 896, 14, 14,                             /* x: [896, 14, 14], batch stride */
-                      consts + 3625024, consts + 3623104,                       /* pack_weights(features.denseblock3.denselayer21.conv1.weight), bn_fold_bias(features.denseblock3.denselayer21.norm2.weight) */
+                      consts + 7827520, consts + 7825600,                       /* pack_weights(features.denseblock3.denselayer21.conv1.weight), bn_fold_bias(features.denseblock3.denselayer21.norm2.weight) */
                       t929, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3623232, consts + 3624128, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer21.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer21.norm1.weight)) */
+                      consts + 7825728, consts + 7826624, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer21.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer21.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t929, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3739712, NULL,                        /* pack_weights(features.denseblock3.denselayer21.conv2.weight), no bias */
-                      t931, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t929, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 7942208, NULL,                        /* winograd_weights(features.denseblock3.denselayer21.conv2.weight), no bias */
+                        t931, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t924, t931 are its slices; nothing to copy */
@@ -3368,22 +5094,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t932, 200704, 928, 14, 14,                             /* x: [928, 14, 14], batch stride */
-                      consts + 3778560, consts + 3776576,                       /* pack_weights(features.denseblock3.denselayer22.conv1.weight), bn_fold_bias(features.denseblock3.denselayer22.norm2.weight) */
+                      consts + 8091648, consts + 8089664,                       /* pack_weights(features.denseblock3.denselayer22.conv1.weight), bn_fold_bias(features.denseblock3.denselayer22.norm2.weight) */
                       t937, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3776704, consts + 3777632, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer22.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer22.norm1.weight)) */
+                      consts + 8089792, consts + 8090720, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer22.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer22.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t937, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 3897344, NULL,                        /* pack_weights(features.denseblock3.denselayer22.conv2.weight), no bias */
-                      t939, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t937, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 8210432, NULL,                        /* winograd_weights(features.denseblock3.denselayer22.conv2.weight), no bias */
+                        t939, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t932, t939 are its slices; nothing to copy */
@@ -3391,22 +5117,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t940, 200704, 960, 14, 14,                             /* x: [960, 14, 14], batch stride */
-                      consts + 3936256, consts + 3934208,                       /* pack_weights(features.denseblock3.denselayer23.conv1.weight), bn_fold_bias(features.denseblock3.denselayer23.norm2.weight) */
+                      consts + 8359936, consts + 8357888,                       /* pack_weights(features.denseblock3.denselayer23.conv1.weight), bn_fold_bias(features.denseblock3.denselayer23.norm2.weight) */
                       t945, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 3934336, consts + 3935296, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer23.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer23.norm1.weight)) */
+                      consts + 8358016, consts + 8358976, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer23.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer23.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t945, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 4059136, NULL,                        /* pack_weights(features.denseblock3.denselayer23.conv2.weight), no bias */
-                      t947, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t945, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 8482816, NULL,                        /* winograd_weights(features.denseblock3.denselayer23.conv2.weight), no bias */
+                        t947, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t940, t947 are its slices; nothing to copy */
@@ -3414,22 +5140,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t948, 200704, 992, 14, 14,                             /* x: [992, 14, 14], batch stride */
-                      consts + 4098112, consts + 4096000,                       /* pack_weights(features.denseblock3.denselayer24.conv1.weight), bn_fold_bias(features.denseblock3.denselayer24.norm2.weight) */
+                      consts + 8632384, consts + 8630272,                       /* pack_weights(features.denseblock3.denselayer24.conv1.weight), bn_fold_bias(features.denseblock3.denselayer24.norm2.weight) */
                       t953, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 4096128, consts + 4097120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer24.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer24.norm1.weight)) */
+                      consts + 8630400, consts + 8631392, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock3.denselayer24.norm1.weight) + bn_fold_bias(features.denseblock3.denselayer24.norm1.weight)) */
 
     /* conv2d features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t953, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 4225088, NULL,                        /* pack_weights(features.denseblock3.denselayer24.conv2.weight), no bias */
-                      t955, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t953, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 8759360, NULL,                        /* winograd_weights(features.denseblock3.denselayer24.conv2.weight), no bias */
+                        t955, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
     /* in place: t948, t955 are its slices; nothing to copy */
@@ -3437,12 +5163,12 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.transition3.conv @ models/lib/densenet.net:23:46 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t956, 200704, 1024, 14, 14,                            /* x: [1024, 14, 14], batch stride */
-                      consts + 4264000, NULL,                                   /* pack_weights(features.transition3.conv.weight), no bias */
+                      consts + 8908864, NULL,                                   /* pack_weights(features.transition3.conv.weight), no bias */
                       t960, 100352, 512, 14, 14,                                /* y: [512, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_NONE, 0.0f, 512,                                  /* then none */
-                      consts + 4261952, consts + 4262976, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition3.norm.weight) + bn_fold_bias(features.transition3.norm.weight)) */
+                      consts + 8906816, consts + 8907840, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.transition3.norm.weight) + bn_fold_bias(features.transition3.norm.weight)) */
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -3453,17 +5179,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t961, 50176, 512, 7, 7,                                /* x: [512, 7, 7], batch stride */
-                      consts + 4789440, consts + 4788288,                       /* pack_weights(features.denseblock4.denselayer1.conv1.weight), bn_fold_bias(features.denseblock4.denselayer1.norm2.weight) */
+                      consts + 9434304, consts + 9433152,                       /* pack_weights(features.denseblock4.denselayer1.conv1.weight), bn_fold_bias(features.denseblock4.denselayer1.norm2.weight) */
                       t966, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 4788416, consts + 4788928, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer1.norm1.weight)) */
+                      consts + 9433280, consts + 9433792, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer1.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t966, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 4854976, NULL,                        /* pack_weights(features.denseblock4.denselayer1.conv2.weight), no bias */
+                      consts + 9499840, NULL,                        /* pack_weights(features.denseblock4.denselayer1.conv2.weight), no bias */
                       t968, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3476,17 +5202,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t969, 50176, 544, 7, 7,                                /* x: [544, 7, 7], batch stride */
-                      consts + 4893056, consts + 4891840,                       /* pack_weights(features.denseblock4.denselayer2.conv1.weight), bn_fold_bias(features.denseblock4.denselayer2.norm2.weight) */
+                      consts + 9537920, consts + 9536704,                       /* pack_weights(features.denseblock4.denselayer2.conv1.weight), bn_fold_bias(features.denseblock4.denselayer2.norm2.weight) */
                       t974, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 4891968, consts + 4892512, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer2.norm1.weight)) */
+                      consts + 9536832, consts + 9537376, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer2.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t974, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 4962688, NULL,                        /* pack_weights(features.denseblock4.denselayer2.conv2.weight), no bias */
+                      consts + 9607552, NULL,                        /* pack_weights(features.denseblock4.denselayer2.conv2.weight), no bias */
                       t976, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3499,17 +5225,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t977, 50176, 576, 7, 7,                                /* x: [576, 7, 7], batch stride */
-                      consts + 5000832, consts + 4999552,                       /* pack_weights(features.denseblock4.denselayer3.conv1.weight), bn_fold_bias(features.denseblock4.denselayer3.norm2.weight) */
+                      consts + 9645696, consts + 9644416,                       /* pack_weights(features.denseblock4.denselayer3.conv1.weight), bn_fold_bias(features.denseblock4.denselayer3.norm2.weight) */
                       t982, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 4999680, consts + 5000256, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer3.norm1.weight)) */
+                      consts + 9644544, consts + 9645120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer3.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t982, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 5074560, NULL,                        /* pack_weights(features.denseblock4.denselayer3.conv2.weight), no bias */
+                      consts + 9719424, NULL,                        /* pack_weights(features.denseblock4.denselayer3.conv2.weight), no bias */
                       t984, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3522,17 +5248,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t985, 50176, 608, 7, 7,                                /* x: [608, 7, 7], batch stride */
-                      consts + 5112768, consts + 5111424,                       /* pack_weights(features.denseblock4.denselayer4.conv1.weight), bn_fold_bias(features.denseblock4.denselayer4.norm2.weight) */
+                      consts + 9757632, consts + 9756288,                       /* pack_weights(features.denseblock4.denselayer4.conv1.weight), bn_fold_bias(features.denseblock4.denselayer4.norm2.weight) */
                       t990, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5111552, consts + 5112160, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer4.norm1.weight)) */
+                      consts + 9756416, consts + 9757024, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer4.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t990, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 5190592, NULL,                        /* pack_weights(features.denseblock4.denselayer4.conv2.weight), no bias */
+                      consts + 9835456, NULL,                        /* pack_weights(features.denseblock4.denselayer4.conv2.weight), no bias */
                       t992, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3545,17 +5271,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t993, 50176, 640, 7, 7,                                /* x: [640, 7, 7], batch stride */
-                      consts + 5228864, consts + 5227456,                       /* pack_weights(features.denseblock4.denselayer5.conv1.weight), bn_fold_bias(features.denseblock4.denselayer5.norm2.weight) */
+                      consts + 9873728, consts + 9872320,                       /* pack_weights(features.denseblock4.denselayer5.conv1.weight), bn_fold_bias(features.denseblock4.denselayer5.norm2.weight) */
                       t998, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5227584, consts + 5228224, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer5.norm1.weight)) */
+                      consts + 9872448, consts + 9873088, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer5.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t998, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
-                      consts + 5310784, NULL,                        /* pack_weights(features.denseblock4.denselayer5.conv2.weight), no bias */
+                      consts + 9955648, NULL,                        /* pack_weights(features.denseblock4.denselayer5.conv2.weight), no bias */
                       t1000, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3568,17 +5294,17 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* conv2d features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
                       n, t1001, 50176, 672, 7, 7,                               /* x: [672, 7, 7], batch stride */
-                      consts + 5349120, consts + 5347648,                       /* pack_weights(features.denseblock4.denselayer6.conv1.weight), bn_fold_bias(features.denseblock4.denselayer6.norm2.weight) */
+                      consts + 9993984, consts + 9992512,                       /* pack_weights(features.denseblock4.denselayer6.conv1.weight), bn_fold_bias(features.denseblock4.denselayer6.norm2.weight) */
                       t1006, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5347776, consts + 5348448, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer6.norm1.weight)) */
+                      consts + 9992640, consts + 9993312, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer6.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1006, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5435136, NULL,                        /* pack_weights(features.denseblock4.denselayer6.conv2.weight), no bias */
+                      consts + 10080000, NULL,                       /* pack_weights(features.denseblock4.denselayer6.conv2.weight), no bias */
                       t1008, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3589,19 +5315,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1001, t1008 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1009, 50176, 704, 7, 7,                               /* x: [704, 7, 7], batch stride */
-                      consts + 5473536, consts + 5472000,                       /* pack_weights(features.denseblock4.denselayer7.conv1.weight), bn_fold_bias(features.denseblock4.denselayer7.norm2.weight) */
-                      t1014, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5472128, consts + 5472832, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer7.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1009, 50176, 704, 7, 7,                                 /* x: [704, 7, 7], batch stride */
+                      consts + 10118400, consts + 10116864,                       /* pack_weights(features.denseblock4.denselayer7.conv1.weight), bn_fold_bias(features.denseblock4.denselayer7.norm2.weight) */
+                      t1014, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 10116992, consts + 10117696, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer7.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1014, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5563648, NULL,                        /* pack_weights(features.denseblock4.denselayer7.conv2.weight), no bias */
+                      consts + 10208512, NULL,                       /* pack_weights(features.denseblock4.denselayer7.conv2.weight), no bias */
                       t1016, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3612,19 +5338,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1009, t1016 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1017, 50176, 736, 7, 7,                               /* x: [736, 7, 7], batch stride */
-                      consts + 5602112, consts + 5600512,                       /* pack_weights(features.denseblock4.denselayer8.conv1.weight), bn_fold_bias(features.denseblock4.denselayer8.norm2.weight) */
-                      t1022, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5600640, consts + 5601376, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer8.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1017, 50176, 736, 7, 7,                                 /* x: [736, 7, 7], batch stride */
+                      consts + 10246976, consts + 10245376,                       /* pack_weights(features.denseblock4.denselayer8.conv1.weight), bn_fold_bias(features.denseblock4.denselayer8.norm2.weight) */
+                      t1022, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 10245504, consts + 10246240, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer8.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1022, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5696320, NULL,                        /* pack_weights(features.denseblock4.denselayer8.conv2.weight), no bias */
+                      consts + 10341184, NULL,                       /* pack_weights(features.denseblock4.denselayer8.conv2.weight), no bias */
                       t1024, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3635,19 +5361,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1017, t1024 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1025, 50176, 768, 7, 7,                               /* x: [768, 7, 7], batch stride */
-                      consts + 5734848, consts + 5733184,                       /* pack_weights(features.denseblock4.denselayer9.conv1.weight), bn_fold_bias(features.denseblock4.denselayer9.norm2.weight) */
-                      t1030, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5733312, consts + 5734080, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer9.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1025, 50176, 768, 7, 7,                                 /* x: [768, 7, 7], batch stride */
+                      consts + 10379712, consts + 10378048,                       /* pack_weights(features.denseblock4.denselayer9.conv1.weight), bn_fold_bias(features.denseblock4.denselayer9.norm2.weight) */
+                      t1030, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 10378176, consts + 10378944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer9.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1030, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5833152, NULL,                        /* pack_weights(features.denseblock4.denselayer9.conv2.weight), no bias */
+                      consts + 10478016, NULL,                       /* pack_weights(features.denseblock4.denselayer9.conv2.weight), no bias */
                       t1032, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3658,19 +5384,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1025, t1032 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1033, 50176, 800, 7, 7,                               /* x: [800, 7, 7], batch stride */
-                      consts + 5871744, consts + 5870016,                       /* pack_weights(features.denseblock4.denselayer10.conv1.weight), bn_fold_bias(features.denseblock4.denselayer10.norm2.weight) */
-                      t1038, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 5870144, consts + 5870944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer10.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1033, 50176, 800, 7, 7,                                 /* x: [800, 7, 7], batch stride */
+                      consts + 10516608, consts + 10514880,                       /* pack_weights(features.denseblock4.denselayer10.conv1.weight), bn_fold_bias(features.denseblock4.denselayer10.norm2.weight) */
+                      t1038, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 10515008, consts + 10515808, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer10.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1038, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 5974144, NULL,                        /* pack_weights(features.denseblock4.denselayer10.conv2.weight), no bias */
+                      consts + 10619008, NULL,                       /* pack_weights(features.denseblock4.denselayer10.conv2.weight), no bias */
                       t1040, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3681,19 +5407,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1033, t1040 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1041, 50176, 832, 7, 7,                               /* x: [832, 7, 7], batch stride */
-                      consts + 6012800, consts + 6011008,                       /* pack_weights(features.denseblock4.denselayer11.conv1.weight), bn_fold_bias(features.denseblock4.denselayer11.norm2.weight) */
-                      t1046, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6011136, consts + 6011968, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer11.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1041, 50176, 832, 7, 7,                                 /* x: [832, 7, 7], batch stride */
+                      consts + 10657664, consts + 10655872,                       /* pack_weights(features.denseblock4.denselayer11.conv1.weight), bn_fold_bias(features.denseblock4.denselayer11.norm2.weight) */
+                      t1046, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 10656000, consts + 10656832, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer11.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1046, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6119296, NULL,                        /* pack_weights(features.denseblock4.denselayer11.conv2.weight), no bias */
+                      consts + 10764160, NULL,                       /* pack_weights(features.denseblock4.denselayer11.conv2.weight), no bias */
                       t1048, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3704,19 +5430,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1041, t1048 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1049, 50176, 864, 7, 7,                               /* x: [864, 7, 7], batch stride */
-                      consts + 6158016, consts + 6156160,                       /* pack_weights(features.denseblock4.denselayer12.conv1.weight), bn_fold_bias(features.denseblock4.denselayer12.norm2.weight) */
-                      t1054, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6156288, consts + 6157152, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer12.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1049, 50176, 864, 7, 7,                                 /* x: [864, 7, 7], batch stride */
+                      consts + 10802880, consts + 10801024,                       /* pack_weights(features.denseblock4.denselayer12.conv1.weight), bn_fold_bias(features.denseblock4.denselayer12.norm2.weight) */
+                      t1054, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 10801152, consts + 10802016, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer12.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1054, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6268608, NULL,                        /* pack_weights(features.denseblock4.denselayer12.conv2.weight), no bias */
+                      consts + 10913472, NULL,                       /* pack_weights(features.denseblock4.denselayer12.conv2.weight), no bias */
                       t1056, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3727,19 +5453,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1049, t1056 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1057, 50176, 896, 7, 7,                               /* x: [896, 7, 7], batch stride */
-                      consts + 6307392, consts + 6305472,                       /* pack_weights(features.denseblock4.denselayer13.conv1.weight), bn_fold_bias(features.denseblock4.denselayer13.norm2.weight) */
-                      t1062, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6305600, consts + 6306496, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer13.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1057, 50176, 896, 7, 7,                                 /* x: [896, 7, 7], batch stride */
+                      consts + 10952256, consts + 10950336,                       /* pack_weights(features.denseblock4.denselayer13.conv1.weight), bn_fold_bias(features.denseblock4.denselayer13.norm2.weight) */
+                      t1062, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 10950464, consts + 10951360, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer13.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1062, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6422080, NULL,                        /* pack_weights(features.denseblock4.denselayer13.conv2.weight), no bias */
+                      consts + 11066944, NULL,                       /* pack_weights(features.denseblock4.denselayer13.conv2.weight), no bias */
                       t1064, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3750,19 +5476,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1057, t1064 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1065, 50176, 928, 7, 7,                               /* x: [928, 7, 7], batch stride */
-                      consts + 6460928, consts + 6458944,                       /* pack_weights(features.denseblock4.denselayer14.conv1.weight), bn_fold_bias(features.denseblock4.denselayer14.norm2.weight) */
-                      t1070, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6459072, consts + 6460000, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer14.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1065, 50176, 928, 7, 7,                                 /* x: [928, 7, 7], batch stride */
+                      consts + 11105792, consts + 11103808,                       /* pack_weights(features.denseblock4.denselayer14.conv1.weight), bn_fold_bias(features.denseblock4.denselayer14.norm2.weight) */
+                      t1070, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 11103936, consts + 11104864, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer14.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1070, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6579712, NULL,                        /* pack_weights(features.denseblock4.denselayer14.conv2.weight), no bias */
+                      consts + 11224576, NULL,                       /* pack_weights(features.denseblock4.denselayer14.conv2.weight), no bias */
                       t1072, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3773,19 +5499,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1065, t1072 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1073, 50176, 960, 7, 7,                               /* x: [960, 7, 7], batch stride */
-                      consts + 6618624, consts + 6616576,                       /* pack_weights(features.denseblock4.denselayer15.conv1.weight), bn_fold_bias(features.denseblock4.denselayer15.norm2.weight) */
-                      t1078, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6616704, consts + 6617664, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer15.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1073, 50176, 960, 7, 7,                                 /* x: [960, 7, 7], batch stride */
+                      consts + 11263488, consts + 11261440,                       /* pack_weights(features.denseblock4.denselayer15.conv1.weight), bn_fold_bias(features.denseblock4.denselayer15.norm2.weight) */
+                      t1078, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 11261568, consts + 11262528, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer15.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1078, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6741504, NULL,                        /* pack_weights(features.denseblock4.denselayer15.conv2.weight), no bias */
+                      consts + 11386368, NULL,                       /* pack_weights(features.denseblock4.denselayer15.conv2.weight), no bias */
                       t1080, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3796,19 +5522,19 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1073, t1080 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1081, 50176, 992, 7, 7,                               /* x: [992, 7, 7], batch stride */
-                      consts + 6780480, consts + 6778368,                       /* pack_weights(features.denseblock4.denselayer16.conv1.weight), bn_fold_bias(features.denseblock4.denselayer16.norm2.weight) */
-                      t1086, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                                  /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
-                      consts + 6778496, consts + 6779488, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer16.norm1.weight)) */
+    nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
+                      n, t1081, 50176, 992, 7, 7,                                 /* x: [992, 7, 7], batch stride */
+                      consts + 11425344, consts + 11423232,                       /* pack_weights(features.denseblock4.denselayer16.conv1.weight), bn_fold_bias(features.denseblock4.denselayer16.norm2.weight) */
+                      t1086, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                                    /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
+                      consts + 11423360, consts + 11424352, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer16.norm1.weight)) */
 
     /* conv2d features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t1086, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
-                      consts + 6907456, NULL,                        /* pack_weights(features.denseblock4.denselayer16.conv2.weight), no bias */
+                      consts + 11552320, NULL,                       /* pack_weights(features.denseblock4.denselayer16.conv2.weight), no bias */
                       t1088, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -3819,9 +5545,9 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     /* in place: t1081, t1088 are its slices; nothing to copy */
 
     /* adaptive_avgpool2d @ models/densenet121.net:9:34 */
-    nnc_adaptive_avgpool2d(n, t1089, 50176, 1024, 7, 7,                              /* x: [1024, 7, 7], batch stride */
-                           t1092, 1024, 1, 1,                                        /* y: [1024, 1, 1], batch stride */
-                           consts + 6944320, consts + 6945344, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.norm5.weight) + bn_fold_bias(features.norm5.weight)) */
+    nnc_adaptive_avgpool2d(n, t1089, 50176, 1024, 7, 7,                                /* x: [1024, 7, 7], batch stride */
+                           t1092, 1024, 1, 1,                                          /* y: [1024, 1, 1], batch stride */
+                           consts + 11589184, consts + 11590208, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.norm5.weight) + bn_fold_bias(features.norm5.weight)) */
 
     /* flatten @ models/densenet121.net:9:52 */
     /* t1093 is a view of t1092: no copy */

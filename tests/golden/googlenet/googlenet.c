@@ -38,13 +38,14 @@
 /* @kernel linear_mt needs: linear ctx */
 /* @kernel pool_mt needs: ctx */
 /* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
+/* @kernel conv2d_winograd needs: gemm_packed */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== googlenet ======== */
 
 struct googlenet_model {
     int            ready;     /* 1 once create succeeded; else only err means anything */
-    float         *params;    /* GOOGLENET_PARAM_FLOATS floats, laid out as googlenet_param_table */
+    float         *params;    /* the parameters the forward pass reads, laid out as googlenet_param_table */
     float         *consts;    /* GOOGLENET_CONST_FLOATS floats computed from params at create (googlenet_prepare) */
     unsigned char *ws;        /* the workspace, GOOGLENET_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
@@ -399,775 +400,1628 @@ static void googlenet_release(googlenet_model *m)
 static int googlenet_scratch_fits(void)
 {
     return nnc_conv2d_packed_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 0) <= 1843968
-        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 192, 3, 3, 1, 1, 1, 1, 56, 56, 0) <= 1806336
-        && nnc_conv2d_packed_scratch(1, 96, 28, 28, 128, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 677376
-        && nnc_conv2d_packed_scratch(1, 16, 28, 28, 32, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 112896
-        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 192, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 903168
-        && nnc_conv2d_packed_scratch(1, 32, 28, 28, 96, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 225792
-        && nnc_conv2d_packed_scratch(1, 96, 14, 14, 208, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 169344
-        && nnc_conv2d_packed_scratch(1, 16, 14, 14, 48, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 28224
-        && nnc_conv2d_packed_scratch(1, 112, 14, 14, 224, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 197568
-        && nnc_conv2d_packed_scratch(1, 24, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 42336
-        && nnc_conv2d_packed_scratch(1, 128, 14, 14, 256, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 225792
-        && nnc_conv2d_packed_scratch(1, 144, 14, 14, 288, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 254016
-        && nnc_conv2d_packed_scratch(1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 56448
-        && nnc_conv2d_packed_scratch(1, 160, 14, 14, 320, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 282240
-        && nnc_conv2d_packed_scratch(1, 32, 14, 14, 128, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 56448
+        && nnc_conv2d_winograd_scratch(64) <= 589824
+        && nnc_conv2d_winograd_scratch(96) <= 737280
+        && nnc_conv2d_winograd_scratch(16) <= 368640
+        && nnc_conv2d_winograd_scratch(128) <= 884736
+        && nnc_conv2d_winograd_scratch(32) <= 442368
+        && nnc_conv2d_winograd_scratch(112) <= 811008
+        && nnc_conv2d_winograd_scratch(24) <= 405504
+        && nnc_conv2d_winograd_scratch(144) <= 958464
+        && nnc_conv2d_winograd_scratch(160) <= 1032192
         && nnc_conv2d_packed_scratch(1, 160, 7, 7, 320, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 70560
         && nnc_conv2d_packed_scratch(1, 32, 7, 7, 128, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 14112
         && nnc_conv2d_packed_scratch(1, 192, 7, 7, 384, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 84672
         && nnc_conv2d_packed_scratch(1, 48, 7, 7, 128, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 21168;
 }
 
-/* Reads every parameter from the safetensors file at path into m->params. */
-static int googlenet_load(googlenet_model *m, const char *path)
+/* Opens the weights file at path into sf, checks every parameter against it
+ * (name, F32, shape) and reads those the forward pass reads into m->params.
+ * Those only the constants read (after GOOGLENET_PARAM_KEPT_FLOATS in the table's
+ * layout, shrink) are read by googlenet_prepare as it makes each constant. On
+ * success sf stays open for it; on failure nothing is left open. */
+static int googlenet_load(googlenet_model *m, const char *path, nnc_st_file *sf)
 {
-    nnc_st_want want[GOOGLENET_N_PARAMS];
+    nnc_st_want want;
     char err[256];
     int i;
 
+    memset(sf, 0, sizeof *sf);
     if (!path)
         return googlenet_fail(m, GOOGLENET_ERR_ARG, "googlenet_create: the weights path is NULL, but googlenet has parameters");
-    m->params = (float *)malloc((size_t)GOOGLENET_PARAM_FLOATS * sizeof(float));
+    m->params = (float *)malloc(((size_t)GOOGLENET_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return googlenet_fail(m, GOOGLENET_ERR_NOMEM, "googlenet_create: out of memory for the parameters");
+    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+        return googlenet_fail(m, GOOGLENET_ERR_WEIGHTS, "googlenet_create: %s", err);
     for (i = 0; i < GOOGLENET_N_PARAMS; i++) {
-        want[i].name = googlenet_param_table[i].name;
-        want[i].rank = googlenet_param_table[i].rank;
-        memcpy(want[i].shape, googlenet_param_table[i].shape, sizeof want[i].shape);
-        want[i].dst = m->params + googlenet_param_table[i].offset;
+        want.name = googlenet_param_table[i].name;
+        want.rank = googlenet_param_table[i].rank;
+        memcpy(want.shape, googlenet_param_table[i].shape, sizeof want.shape);
+        want.dst = googlenet_param_table[i].offset < GOOGLENET_PARAM_KEPT_FLOATS ? m->params + googlenet_param_table[i].offset : NULL;
+        if (nnc_st_read(sf, &want, err, sizeof err) != 0) {
+            nnc_st_end(sf);
+            return googlenet_fail(m, GOOGLENET_ERR_WEIGHTS, "googlenet_create: %s", err);
+        }
     }
-    if (nnc_st_load(path, want, GOOGLENET_N_PARAMS, err, sizeof err) != 0)
+    return GOOGLENET_OK;
+}
+
+/* Reads parameter i (one only the constants read) from sf into dst, a slot
+ * of googlenet_prepare's stage. */
+static int googlenet_stage(googlenet_model *m, nnc_st_file *sf, float *dst, int i)
+{
+    nnc_st_want want;
+    char err[256];
+
+    want.name = googlenet_param_table[i].name;
+    want.rank = googlenet_param_table[i].rank;
+    memcpy(want.shape, googlenet_param_table[i].shape, sizeof want.shape);
+    want.dst = dst;
+    if (nnc_st_read(sf, &want, err, sizeof err) != 0)
         return googlenet_fail(m, GOOGLENET_ERR_WEIGHTS, "googlenet_create: %s", err);
     return GOOGLENET_OK;
 }
 
-/* Computes the constants m->consts from the parameters, once, at create. */
-static int googlenet_prepare(googlenet_model *m)
+/* Computes the constants m->consts from the parameters, once, at create. The
+ * parameters only constants read are read from sf into a stage as each
+ * constant is made (GOOGLENET_STAGE_FLOATS floats: the most one constant reads), so
+ * create never holds them all beside the constants. */
+static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
 {
     const float   *params = m->params;
     float         *consts = (float *)malloc((size_t)GOOGLENET_CONST_FLOATS * sizeof(float));
+    float         *stage  = NULL;
+    int            rc     = GOOGLENET_OK;
     unsigned char *ws     = m->ws;
     const int      n      = 1;  /* parameters have no batch: the kernels see one sample */
 
     (void)ws;
     (void)n;
+    (void)params;
+    (void)sf;
     if (!consts)
         return googlenet_fail(m, GOOGLENET_ERR_NOMEM, "googlenet_create: out of memory for the constants");
     m->consts = consts;
+    stage = (float *)malloc(((size_t)GOOGLENET_STAGE_FLOATS + 1) * sizeof(float));
+    if (!stage)
+        return googlenet_fail(m, GOOGLENET_ERR_NOMEM, "googlenet_create: out of memory for the parameters' stage");
+    if ((rc = googlenet_stage(m, sf, stage + 0, 1)) != GOOGLENET_OK)  /* conv1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 2)) != GOOGLENET_OK)  /* conv1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 3)) != GOOGLENET_OK)  /* conv1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 4)) != GOOGLENET_OK)  /* conv1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias conv1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 7280760, params + 7280824,  /* conv1.bn.weight, conv1.bn.bias */
-                     params + 7280888, params + 7280952,      /* conv1.bn.running_mean, conv1.bn.running_var */
-                     0.001f, NULL, consts + 0);               /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,  /* conv1.bn.weight, conv1.bn.bias */
+                     stage + 128, stage + 192,   /* conv1.bn.running_mean, conv1.bn.running_var */
+                     0.001f, NULL, consts + 0);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 6)) != GOOGLENET_OK)  /* conv2.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 7)) != GOOGLENET_OK)  /* conv2.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 8)) != GOOGLENET_OK)  /* conv2.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 9)) != GOOGLENET_OK)  /* conv2.bn.running_var */
+        goto done;
 
     /* bn_fold_bias conv2.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 7285112, params + 7285176,  /* conv2.bn.weight, conv2.bn.bias */
-                     params + 7285240, params + 7285304,      /* conv2.bn.running_mean, conv2.bn.running_var */
-                     0.001f, NULL, consts + 64);              /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,   /* conv2.bn.weight, conv2.bn.bias */
+                     stage + 128, stage + 192,    /* conv2.bn.running_mean, conv2.bn.running_var */
+                     0.001f, NULL, consts + 64);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 11)) != GOOGLENET_OK)  /* conv3.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 12)) != GOOGLENET_OK)  /* conv3.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 13)) != GOOGLENET_OK)  /* conv3.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 576, 14)) != GOOGLENET_OK)  /* conv3.bn.running_var */
+        goto done;
 
     /* bn_fold_bias conv3.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(192, params + 7395960, params + 7396152,  /* conv3.bn.weight, conv3.bn.bias */
-                     params + 7396344, params + 7396536,       /* conv3.bn.running_mean, conv3.bn.running_var */
-                     0.001f, NULL, consts + 128);              /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,  /* conv3.bn.weight, conv3.bn.bias */
+                     stage + 384, stage + 576,     /* conv3.bn.running_mean, conv3.bn.running_var */
+                     0.001f, NULL, consts + 128);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 16)) != GOOGLENET_OK)  /* inception3a.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 17)) != GOOGLENET_OK)  /* inception3a.branch1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 18)) != GOOGLENET_OK)  /* inception3a.branch1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 19)) != GOOGLENET_OK)  /* inception3a.branch1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 7409016, params + 7409080,  /* inception3a.branch1.bn.weight, inception3a.branch1.bn.bias */
-                     params + 7409144, params + 7409208,      /* inception3a.branch1.bn.running_mean, inception3a.branch1.bn.running_var */
-                     0.001f, NULL, consts + 320);             /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,    /* inception3a.branch1.bn.weight, inception3a.branch1.bn.bias */
+                     stage + 128, stage + 192,     /* inception3a.branch1.bn.running_mean, inception3a.branch1.bn.running_var */
+                     0.001f, NULL, consts + 320);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 20)) != GOOGLENET_OK)  /* inception3a.branch2.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 18432, 21)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 18528, 24)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7409272, 96, 1, 192, 96,    /* w: inception3a.branch2.0.conv.weight [96, 192, 1, 1] as [rows][cols][inner], groups */
-                       params + 7427704, params + 7427992,  /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.running_var */
-                       0.001f, consts + 384);               /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 96, 1, 192, 96,     /* w: inception3a.branch2.0.conv.weight [96, 192, 1, 1] as [rows][cols][inner], groups */
+                       stage + 18432, stage + 18528,  /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.running_var */
+                       0.001f, consts + 384);         /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 21)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 22)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 23)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 288, 24)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(96, params + 7427704, params + 7427800,  /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.bias */
-                     params + 7427896, params + 7427992,      /* inception3a.branch2.0.bn.running_mean, inception3a.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 18816);           /* eps, no bias, y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,      /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.bias */
+                     stage + 192, stage + 288,       /* inception3a.branch2.0.bn.running_mean, inception3a.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 18816);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 26)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 27)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 28)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 29)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 7538680, params + 7538808,  /* inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.bias */
-                     params + 7538936, params + 7539064,       /* inception3a.branch2.1.bn.running_mean, inception3a.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 18912);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,    /* inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.bias */
+                     stage + 256, stage + 384,       /* inception3a.branch2.1.bn.running_mean, inception3a.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 18912);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 30)) != GOOGLENET_OK)  /* inception3a.branch3.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 3072, 31)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 3088, 34)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7539192, 16, 1, 192, 16,    /* w: inception3a.branch3.0.conv.weight [16, 192, 1, 1] as [rows][cols][inner], groups */
-                       params + 7542264, params + 7542312,  /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.running_var */
-                       0.001f, consts + 19040);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 16, 1, 192, 16,   /* w: inception3a.branch3.0.conv.weight [16, 192, 1, 1] as [rows][cols][inner], groups */
+                       stage + 3072, stage + 3088,  /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.running_var */
+                       0.001f, consts + 19040);     /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 31)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16, 32)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32, 33)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 48, 34)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(16, params + 7542264, params + 7542280,  /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.bias */
-                     params + 7542296, params + 7542312,      /* inception3a.branch3.0.bn.running_mean, inception3a.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 22112);           /* eps, no bias, y */
+    nnc_bn_fold_bias(16, stage + 0, stage + 16,      /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.bias */
+                     stage + 32, stage + 48,         /* inception3a.branch3.0.bn.running_mean, inception3a.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 22112);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 36)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32, 37)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 38)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 39)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, params + 7546936, params + 7546968,  /* inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.bias */
-                     params + 7547000, params + 7547032,      /* inception3a.branch3.1.bn.running_mean, inception3a.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 22128);           /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.bias */
+                     stage + 64, stage + 96,         /* inception3a.branch3.1.bn.running_mean, inception3a.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 22128);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 41)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32, 42)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 43)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 44)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, params + 7553208, params + 7553240,  /* inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.bias */
-                     params + 7553272, params + 7553304,      /* inception3a.branch4.1.bn.running_mean, inception3a.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 22160);           /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.bias */
+                     stage + 64, stage + 96,         /* inception3a.branch4.1.bn.running_mean, inception3a.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 22160);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 46)) != GOOGLENET_OK)  /* inception3b.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 47)) != GOOGLENET_OK)  /* inception3b.branch1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 48)) != GOOGLENET_OK)  /* inception3b.branch1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 49)) != GOOGLENET_OK)  /* inception3b.branch1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 7586104, params + 7586232,  /* inception3b.branch1.bn.weight, inception3b.branch1.bn.bias */
-                     params + 7586360, params + 7586488,       /* inception3b.branch1.bn.running_mean, inception3b.branch1.bn.running_var */
-                     0.001f, NULL, consts + 22192);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,    /* inception3b.branch1.bn.weight, inception3b.branch1.bn.bias */
+                     stage + 256, stage + 384,       /* inception3b.branch1.bn.running_mean, inception3b.branch1.bn.running_var */
+                     0.001f, NULL, consts + 22192);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 50)) != GOOGLENET_OK)  /* inception3b.branch2.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 51)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32896, 54)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7586616, 128, 1, 256, 128,  /* w: inception3b.branch2.0.conv.weight [128, 256, 1, 1] as [rows][cols][inner], groups */
-                       params + 7619384, params + 7619768,  /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.running_var */
-                       0.001f, consts + 22320);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 128, 1, 256, 128,   /* w: inception3b.branch2.0.conv.weight [128, 256, 1, 1] as [rows][cols][inner], groups */
+                       stage + 32768, stage + 32896,  /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.running_var */
+                       0.001f, consts + 22320);       /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 51)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 52)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 53)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 54)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 7619384, params + 7619512,  /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.bias */
-                     params + 7619640, params + 7619768,       /* inception3b.branch2.0.bn.running_mean, inception3b.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 55088);            /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,    /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.bias */
+                     stage + 256, stage + 384,       /* inception3b.branch2.0.bn.running_mean, inception3b.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 55088);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 56)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 57)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 58)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 576, 59)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(192, params + 7841080, params + 7841272,  /* inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.bias */
-                     params + 7841464, params + 7841656,       /* inception3b.branch2.1.bn.running_mean, inception3b.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 55216);            /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.bias */
+                     stage + 384, stage + 576,       /* inception3b.branch2.1.bn.running_mean, inception3b.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 55216);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 60)) != GOOGLENET_OK)  /* inception3b.branch3.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 8192, 61)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 8224, 64)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7841848, 32, 1, 256, 32,    /* w: inception3b.branch3.0.conv.weight [32, 256, 1, 1] as [rows][cols][inner], groups */
-                       params + 7850040, params + 7850136,  /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.running_var */
-                       0.001f, consts + 55408);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 32, 1, 256, 32,   /* w: inception3b.branch3.0.conv.weight [32, 256, 1, 1] as [rows][cols][inner], groups */
+                       stage + 8192, stage + 8224,  /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.running_var */
+                       0.001f, consts + 55408);     /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 61)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32, 62)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 63)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 64)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, params + 7850040, params + 7850072,  /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.bias */
-                     params + 7850104, params + 7850136,      /* inception3b.branch3.0.bn.running_mean, inception3b.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 63600);           /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.bias */
+                     stage + 64, stage + 96,         /* inception3b.branch3.0.bn.running_mean, inception3b.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 63600);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 66)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 67)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 68)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 288, 69)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(96, params + 7877816, params + 7877912,  /* inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.bias */
-                     params + 7878008, params + 7878104,      /* inception3b.branch3.1.bn.running_mean, inception3b.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 63632);           /* eps, no bias, y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,      /* inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.bias */
+                     stage + 192, stage + 288,       /* inception3b.branch3.1.bn.running_mean, inception3b.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 63632);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 71)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 72)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 73)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 74)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 7894584, params + 7894648,  /* inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.bias */
-                     params + 7894712, params + 7894776,      /* inception3b.branch4.1.bn.running_mean, inception3b.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 63728);           /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,      /* inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.bias */
+                     stage + 128, stage + 192,       /* inception3b.branch4.1.bn.running_mean, inception3b.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 63728);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 76)) != GOOGLENET_OK)  /* inception4a.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 77)) != GOOGLENET_OK)  /* inception4a.branch1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 78)) != GOOGLENET_OK)  /* inception4a.branch1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 576, 79)) != GOOGLENET_OK)  /* inception4a.branch1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(192, params + 7987000, params + 7987192,  /* inception4a.branch1.bn.weight, inception4a.branch1.bn.bias */
-                     params + 7987384, params + 7987576,       /* inception4a.branch1.bn.running_mean, inception4a.branch1.bn.running_var */
-                     0.001f, NULL, consts + 63792);            /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* inception4a.branch1.bn.weight, inception4a.branch1.bn.bias */
+                     stage + 384, stage + 576,       /* inception4a.branch1.bn.running_mean, inception4a.branch1.bn.running_var */
+                     0.001f, NULL, consts + 63792);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 80)) != GOOGLENET_OK)  /* inception4a.branch2.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 46080, 81)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 46176, 84)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 7987768, 96, 1, 480, 96,    /* w: inception4a.branch2.0.conv.weight [96, 480, 1, 1] as [rows][cols][inner], groups */
-                       params + 8033848, params + 8034136,  /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.running_var */
-                       0.001f, consts + 63984);             /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 96, 1, 480, 96,     /* w: inception4a.branch2.0.conv.weight [96, 480, 1, 1] as [rows][cols][inner], groups */
+                       stage + 46080, stage + 46176,  /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.running_var */
+                       0.001f, consts + 63984);       /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 81)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 82)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 83)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 288, 84)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(96, params + 8033848, params + 8033944,  /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.bias */
-                     params + 8034040, params + 8034136,      /* inception4a.branch2.0.bn.running_mean, inception4a.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 110064);          /* eps, no bias, y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.bias */
+                     stage + 192, stage + 288,        /* inception4a.branch2.0.bn.running_mean, inception4a.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 110064);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 86)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 208, 87)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 416, 88)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 624, 89)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(208, params + 8213944, params + 8214152,  /* inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.bias */
-                     params + 8214360, params + 8214568,       /* inception4a.branch2.1.bn.running_mean, inception4a.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 110160);           /* eps, no bias, y */
+    nnc_bn_fold_bias(208, stage + 0, stage + 208,     /* inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.bias */
+                     stage + 416, stage + 624,        /* inception4a.branch2.1.bn.running_mean, inception4a.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 110160);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 90)) != GOOGLENET_OK)  /* inception4a.branch3.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 7680, 91)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 7696, 94)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8214776, 16, 1, 480, 16,    /* w: inception4a.branch3.0.conv.weight [16, 480, 1, 1] as [rows][cols][inner], groups */
-                       params + 8222456, params + 8222504,  /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.running_var */
-                       0.001f, consts + 110368);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 16, 1, 480, 16,   /* w: inception4a.branch3.0.conv.weight [16, 480, 1, 1] as [rows][cols][inner], groups */
+                       stage + 7680, stage + 7696,  /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.running_var */
+                       0.001f, consts + 110368);    /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 91)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16, 92)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32, 93)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 48, 94)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(16, params + 8222456, params + 8222472,  /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.bias */
-                     params + 8222488, params + 8222504,      /* inception4a.branch3.0.bn.running_mean, inception4a.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 118048);          /* eps, no bias, y */
+    nnc_bn_fold_bias(16, stage + 0, stage + 16,       /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.bias */
+                     stage + 32, stage + 48,          /* inception4a.branch3.0.bn.running_mean, inception4a.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 118048);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 96)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 48, 97)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 98)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 144, 99)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(48, params + 8229432, params + 8229480,  /* inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.bias */
-                     params + 8229528, params + 8229576,      /* inception4a.branch3.1.bn.running_mean, inception4a.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 118064);          /* eps, no bias, y */
+    nnc_bn_fold_bias(48, stage + 0, stage + 48,       /* inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.bias */
+                     stage + 96, stage + 144,         /* inception4a.branch3.1.bn.running_mean, inception4a.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 118064);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 101)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 102)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 103)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 104)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 8260344, params + 8260408,  /* inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.bias */
-                     params + 8260472, params + 8260536,      /* inception4a.branch4.1.bn.running_mean, inception4a.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 118112);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4a.branch4.1.bn.running_mean, inception4a.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 118112);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 106)) != GOOGLENET_OK)  /* aux1.conv.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 107)) != GOOGLENET_OK)  /* aux1.conv.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 108)) != GOOGLENET_OK)  /* aux1.conv.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 109)) != GOOGLENET_OK)  /* aux1.conv.bn.running_var */
+        goto done;
 
     /* bn_fold_bias aux1.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 8326136, params + 8326264,  /* aux1.conv.bn.weight, aux1.conv.bn.bias */
-                     params + 8326392, params + 8326520,       /* aux1.conv.bn.running_mean, aux1.conv.bn.running_var */
-                     0.001f, NULL, consts + 118176);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* aux1.conv.bn.weight, aux1.conv.bn.bias */
+                     stage + 256, stage + 384,        /* aux1.conv.bn.running_mean, aux1.conv.bn.running_var */
+                     0.001f, NULL, consts + 118176);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 115)) != GOOGLENET_OK)  /* inception4b.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 160, 116)) != GOOGLENET_OK)  /* inception4b.branch1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 320, 117)) != GOOGLENET_OK)  /* inception4b.branch1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 480, 118)) != GOOGLENET_OK)  /* inception4b.branch1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(160, params + 8408568, params + 8408728,  /* inception4b.branch1.bn.weight, inception4b.branch1.bn.bias */
-                     params + 8408888, params + 8409048,       /* inception4b.branch1.bn.running_mean, inception4b.branch1.bn.running_var */
-                     0.001f, NULL, consts + 118304);           /* eps, no bias, y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* inception4b.branch1.bn.weight, inception4b.branch1.bn.bias */
+                     stage + 320, stage + 480,        /* inception4b.branch1.bn.running_mean, inception4b.branch1.bn.running_var */
+                     0.001f, NULL, consts + 118304);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 119)) != GOOGLENET_OK)  /* inception4b.branch2.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 57344, 120)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 57456, 123)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8409208, 112, 1, 512, 112,  /* w: inception4b.branch2.0.conv.weight [112, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 8466552, params + 8466888,  /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.running_var */
-                       0.001f, consts + 118464);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 112, 1, 512, 112,   /* w: inception4b.branch2.0.conv.weight [112, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 57344, stage + 57456,  /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.running_var */
+                       0.001f, consts + 118464);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 120)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 112, 121)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 224, 122)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 336, 123)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(112, params + 8466552, params + 8466664,  /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.bias */
-                     params + 8466776, params + 8466888,       /* inception4b.branch2.0.bn.running_mean, inception4b.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 175808);           /* eps, no bias, y */
+    nnc_bn_fold_bias(112, stage + 0, stage + 112,     /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.bias */
+                     stage + 224, stage + 336,        /* inception4b.branch2.0.bn.running_mean, inception4b.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 175808);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 125)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 224, 126)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 448, 127)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 672, 128)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(224, params + 8692792, params + 8693016,  /* inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.bias */
-                     params + 8693240, params + 8693464,       /* inception4b.branch2.1.bn.running_mean, inception4b.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 175920);           /* eps, no bias, y */
+    nnc_bn_fold_bias(224, stage + 0, stage + 224,     /* inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.bias */
+                     stage + 448, stage + 672,        /* inception4b.branch2.1.bn.running_mean, inception4b.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 175920);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 129)) != GOOGLENET_OK)  /* inception4b.branch3.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 12288, 130)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 12312, 133)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8693688, 24, 1, 512, 24,    /* w: inception4b.branch3.0.conv.weight [24, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 8705976, params + 8706048,  /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.running_var */
-                       0.001f, consts + 176144);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 24, 1, 512, 24,     /* w: inception4b.branch3.0.conv.weight [24, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 12288, stage + 12312,  /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.running_var */
+                       0.001f, consts + 176144);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 130)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 24, 131)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 48, 132)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 72, 133)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(24, params + 8705976, params + 8706000,  /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.bias */
-                     params + 8706024, params + 8706048,      /* inception4b.branch3.0.bn.running_mean, inception4b.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 188432);          /* eps, no bias, y */
+    nnc_bn_fold_bias(24, stage + 0, stage + 24,       /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.bias */
+                     stage + 48, stage + 72,          /* inception4b.branch3.0.bn.running_mean, inception4b.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 188432);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 135)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 136)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 137)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 138)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 8719896, params + 8719960,  /* inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.bias */
-                     params + 8720024, params + 8720088,      /* inception4b.branch3.1.bn.running_mean, inception4b.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 188456);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4b.branch3.1.bn.running_mean, inception4b.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 188456);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 140)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 141)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 142)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 143)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 8752920, params + 8752984,  /* inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.bias */
-                     params + 8753048, params + 8753112,      /* inception4b.branch4.1.bn.running_mean, inception4b.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 188520);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4b.branch4.1.bn.running_mean, inception4b.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 188520);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 145)) != GOOGLENET_OK)  /* inception4c.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 146)) != GOOGLENET_OK)  /* inception4c.branch1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 147)) != GOOGLENET_OK)  /* inception4c.branch1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 148)) != GOOGLENET_OK)  /* inception4c.branch1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 8818712, params + 8818840,  /* inception4c.branch1.bn.weight, inception4c.branch1.bn.bias */
-                     params + 8818968, params + 8819096,       /* inception4c.branch1.bn.running_mean, inception4c.branch1.bn.running_var */
-                     0.001f, NULL, consts + 188584);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception4c.branch1.bn.weight, inception4c.branch1.bn.bias */
+                     stage + 256, stage + 384,        /* inception4c.branch1.bn.running_mean, inception4c.branch1.bn.running_var */
+                     0.001f, NULL, consts + 188584);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 149)) != GOOGLENET_OK)  /* inception4c.branch2.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65536, 150)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65664, 153)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 8819224, 128, 1, 512, 128,  /* w: inception4c.branch2.0.conv.weight [128, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 8884760, params + 8885144,  /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.running_var */
-                       0.001f, consts + 188712);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 128, 1, 512, 128,   /* w: inception4c.branch2.0.conv.weight [128, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 65536, stage + 65664,  /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.running_var */
+                       0.001f, consts + 188712);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 150)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 151)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 152)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 153)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 8884760, params + 8884888,  /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.bias */
-                     params + 8885016, params + 8885144,       /* inception4c.branch2.0.bn.running_mean, inception4c.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 254248);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.bias */
+                     stage + 256, stage + 384,        /* inception4c.branch2.0.bn.running_mean, inception4c.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 254248);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 155)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 156)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 512, 157)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 768, 158)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(256, params + 9180184, params + 9180440,  /* inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.bias */
-                     params + 9180696, params + 9180952,       /* inception4c.branch2.1.bn.running_mean, inception4c.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 254376);           /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,     /* inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.bias */
+                     stage + 512, stage + 768,        /* inception4c.branch2.1.bn.running_mean, inception4c.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 254376);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 159)) != GOOGLENET_OK)  /* inception4c.branch3.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 12288, 160)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 12312, 163)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9181208, 24, 1, 512, 24,    /* w: inception4c.branch3.0.conv.weight [24, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 9193496, params + 9193568,  /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.running_var */
-                       0.001f, consts + 254632);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 24, 1, 512, 24,     /* w: inception4c.branch3.0.conv.weight [24, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 12288, stage + 12312,  /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.running_var */
+                       0.001f, consts + 254632);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 160)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 24, 161)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 48, 162)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 72, 163)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(24, params + 9193496, params + 9193520,  /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.bias */
-                     params + 9193544, params + 9193568,      /* inception4c.branch3.0.bn.running_mean, inception4c.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 266920);          /* eps, no bias, y */
+    nnc_bn_fold_bias(24, stage + 0, stage + 24,       /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.bias */
+                     stage + 48, stage + 72,          /* inception4c.branch3.0.bn.running_mean, inception4c.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 266920);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 165)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 166)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 167)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 168)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 9207416, params + 9207480,  /* inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.bias */
-                     params + 9207544, params + 9207608,      /* inception4c.branch3.1.bn.running_mean, inception4c.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 266944);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4c.branch3.1.bn.running_mean, inception4c.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 266944);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 170)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 171)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 172)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 173)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 9240440, params + 9240504,  /* inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.bias */
-                     params + 9240568, params + 9240632,      /* inception4c.branch4.1.bn.running_mean, inception4c.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 267008);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4c.branch4.1.bn.running_mean, inception4c.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 267008);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 175)) != GOOGLENET_OK)  /* inception4d.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 112, 176)) != GOOGLENET_OK)  /* inception4d.branch1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 224, 177)) != GOOGLENET_OK)  /* inception4d.branch1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 336, 178)) != GOOGLENET_OK)  /* inception4d.branch1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(112, params + 9298040, params + 9298152,  /* inception4d.branch1.bn.weight, inception4d.branch1.bn.bias */
-                     params + 9298264, params + 9298376,       /* inception4d.branch1.bn.running_mean, inception4d.branch1.bn.running_var */
-                     0.001f, NULL, consts + 267072);           /* eps, no bias, y */
+    nnc_bn_fold_bias(112, stage + 0, stage + 112,     /* inception4d.branch1.bn.weight, inception4d.branch1.bn.bias */
+                     stage + 224, stage + 336,        /* inception4d.branch1.bn.running_mean, inception4d.branch1.bn.running_var */
+                     0.001f, NULL, consts + 267072);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 179)) != GOOGLENET_OK)  /* inception4d.branch2.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 73728, 180)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 73872, 183)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9298488, 144, 1, 512, 144,  /* w: inception4d.branch2.0.conv.weight [144, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 9372216, params + 9372648,  /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.running_var */
-                       0.001f, consts + 267184);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 144, 1, 512, 144,   /* w: inception4d.branch2.0.conv.weight [144, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 73728, stage + 73872,  /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.running_var */
+                       0.001f, consts + 267184);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 180)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 144, 181)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 288, 182)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 432, 183)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(144, params + 9372216, params + 9372360,  /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.bias */
-                     params + 9372504, params + 9372648,       /* inception4d.branch2.0.bn.running_mean, inception4d.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 340912);           /* eps, no bias, y */
+    nnc_bn_fold_bias(144, stage + 0, stage + 144,     /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.bias */
+                     stage + 288, stage + 432,        /* inception4d.branch2.0.bn.running_mean, inception4d.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 340912);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 185)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 288, 186)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 576, 187)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 864, 188)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(288, params + 9746040, params + 9746328,  /* inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.bias */
-                     params + 9746616, params + 9746904,       /* inception4d.branch2.1.bn.running_mean, inception4d.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 341056);           /* eps, no bias, y */
+    nnc_bn_fold_bias(288, stage + 0, stage + 288,     /* inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.bias */
+                     stage + 576, stage + 864,        /* inception4d.branch2.1.bn.running_mean, inception4d.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 341056);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 189)) != GOOGLENET_OK)  /* inception4d.branch3.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16384, 190)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16416, 193)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 9747192, 32, 1, 512, 32,    /* w: inception4d.branch3.0.conv.weight [32, 512, 1, 1] as [rows][cols][inner], groups */
-                       params + 9763576, params + 9763672,  /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.running_var */
-                       0.001f, consts + 341344);            /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 32, 1, 512, 32,     /* w: inception4d.branch3.0.conv.weight [32, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 16384, stage + 16416,  /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.running_var */
+                       0.001f, consts + 341344);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 190)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32, 191)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 192)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 193)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, params + 9763576, params + 9763608,  /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.bias */
-                     params + 9763640, params + 9763672,      /* inception4d.branch3.0.bn.running_mean, inception4d.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 357728);          /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,       /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.bias */
+                     stage + 64, stage + 96,          /* inception4d.branch3.0.bn.running_mean, inception4d.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 357728);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 195)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 196)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 197)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 198)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 9782136, params + 9782200,  /* inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.bias */
-                     params + 9782264, params + 9782328,      /* inception4d.branch3.1.bn.running_mean, inception4d.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 357760);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4d.branch3.1.bn.running_mean, inception4d.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 357760);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 200)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 201)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 202)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 203)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, params + 9815160, params + 9815224,  /* inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.bias */
-                     params + 9815288, params + 9815352,      /* inception4d.branch4.1.bn.running_mean, inception4d.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 357824);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4d.branch4.1.bn.running_mean, inception4d.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 357824);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 205)) != GOOGLENET_OK)  /* aux2.conv.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 206)) != GOOGLENET_OK)  /* aux2.conv.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 207)) != GOOGLENET_OK)  /* aux2.conv.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 208)) != GOOGLENET_OK)  /* aux2.conv.bn.running_var */
+        goto done;
 
     /* bn_fold_bias aux2.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 9883000, params + 9883128,  /* aux2.conv.bn.weight, aux2.conv.bn.bias */
-                     params + 9883256, params + 9883384,       /* aux2.conv.bn.running_mean, aux2.conv.bn.running_var */
-                     0.001f, NULL, consts + 357888);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* aux2.conv.bn.weight, aux2.conv.bn.bias */
+                     stage + 256, stage + 384,        /* aux2.conv.bn.running_mean, aux2.conv.bn.running_var */
+                     0.001f, NULL, consts + 357888);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 214)) != GOOGLENET_OK)  /* inception4e.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 215)) != GOOGLENET_OK)  /* inception4e.branch1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 512, 216)) != GOOGLENET_OK)  /* inception4e.branch1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 768, 217)) != GOOGLENET_OK)  /* inception4e.branch1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(256, params + 10018680, params + 10018936,  /* inception4e.branch1.bn.weight, inception4e.branch1.bn.bias */
-                     params + 10019192, params + 10019448,       /* inception4e.branch1.bn.running_mean, inception4e.branch1.bn.running_var */
-                     0.001f, NULL, consts + 358016);             /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,     /* inception4e.branch1.bn.weight, inception4e.branch1.bn.bias */
+                     stage + 512, stage + 768,        /* inception4e.branch1.bn.running_mean, inception4e.branch1.bn.running_var */
+                     0.001f, NULL, consts + 358016);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 218)) != GOOGLENET_OK)  /* inception4e.branch2.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 84480, 219)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 84640, 222)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 10019704, 160, 1, 528, 160,   /* w: inception4e.branch2.0.conv.weight [160, 528, 1, 1] as [rows][cols][inner], groups */
-                       params + 10104184, params + 10104664,  /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.running_var */
-                       0.001f, consts + 358272);              /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 160, 1, 528, 160,   /* w: inception4e.branch2.0.conv.weight [160, 528, 1, 1] as [rows][cols][inner], groups */
+                       stage + 84480, stage + 84640,  /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.running_var */
+                       0.001f, consts + 358272);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 219)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 160, 220)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 320, 221)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 480, 222)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(160, params + 10104184, params + 10104344,  /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.bias */
-                     params + 10104504, params + 10104664,       /* inception4e.branch2.0.bn.running_mean, inception4e.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 442752);             /* eps, no bias, y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.bias */
+                     stage + 320, stage + 480,        /* inception4e.branch2.0.bn.running_mean, inception4e.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 442752);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 224)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 320, 225)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 640, 226)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 960, 227)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(320, params + 10565624, params + 10565944,  /* inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.bias */
-                     params + 10566264, params + 10566584,       /* inception4e.branch2.1.bn.running_mean, inception4e.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 442912);             /* eps, no bias, y */
+    nnc_bn_fold_bias(320, stage + 0, stage + 320,     /* inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.bias */
+                     stage + 640, stage + 960,        /* inception4e.branch2.1.bn.running_mean, inception4e.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 442912);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 228)) != GOOGLENET_OK)  /* inception4e.branch3.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16896, 229)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16928, 232)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 10566904, 32, 1, 528, 32,     /* w: inception4e.branch3.0.conv.weight [32, 528, 1, 1] as [rows][cols][inner], groups */
-                       params + 10583800, params + 10583896,  /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.running_var */
-                       0.001f, consts + 443232);              /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 32, 1, 528, 32,     /* w: inception4e.branch3.0.conv.weight [32, 528, 1, 1] as [rows][cols][inner], groups */
+                       stage + 16896, stage + 16928,  /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.running_var */
+                       0.001f, consts + 443232);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 229)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32, 230)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 231)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 232)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, params + 10583800, params + 10583832,  /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.bias */
-                     params + 10583864, params + 10583896,      /* inception4e.branch3.0.bn.running_mean, inception4e.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 460128);            /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,       /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.bias */
+                     stage + 64, stage + 96,          /* inception4e.branch3.0.bn.running_mean, inception4e.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 460128);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 234)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 235)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 236)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 237)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 10620792, params + 10620920,  /* inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.bias */
-                     params + 10621048, params + 10621176,       /* inception4e.branch3.1.bn.running_mean, inception4e.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 460160);             /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception4e.branch3.1.bn.running_mean, inception4e.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 460160);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 239)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 240)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 241)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 242)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 10688888, params + 10689016,  /* inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.bias */
-                     params + 10689144, params + 10689272,       /* inception4e.branch4.1.bn.running_mean, inception4e.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 460288);             /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception4e.branch4.1.bn.running_mean, inception4e.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 460288);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 244)) != GOOGLENET_OK)  /* inception5a.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 245)) != GOOGLENET_OK)  /* inception5a.branch1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 512, 246)) != GOOGLENET_OK)  /* inception5a.branch1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 768, 247)) != GOOGLENET_OK)  /* inception5a.branch1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(256, params + 10902392, params + 10902648,  /* inception5a.branch1.bn.weight, inception5a.branch1.bn.bias */
-                     params + 10902904, params + 10903160,       /* inception5a.branch1.bn.running_mean, inception5a.branch1.bn.running_var */
-                     0.001f, NULL, consts + 460416);             /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,     /* inception5a.branch1.bn.weight, inception5a.branch1.bn.bias */
+                     stage + 512, stage + 768,        /* inception5a.branch1.bn.running_mean, inception5a.branch1.bn.running_var */
+                     0.001f, NULL, consts + 460416);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 248)) != GOOGLENET_OK)  /* inception5a.branch2.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 133120, 249)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 133280, 252)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 10903416, 160, 1, 832, 160,   /* w: inception5a.branch2.0.conv.weight [160, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 11036536, params + 11037016,  /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.running_var */
-                       0.001f, consts + 460672);              /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 160, 1, 832, 160,     /* w: inception5a.branch2.0.conv.weight [160, 832, 1, 1] as [rows][cols][inner], groups */
+                       stage + 133120, stage + 133280,  /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.running_var */
+                       0.001f, consts + 460672);        /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 249)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 160, 250)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 320, 251)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 480, 252)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(160, params + 11036536, params + 11036696,  /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.bias */
-                     params + 11036856, params + 11037016,       /* inception5a.branch2.0.bn.running_mean, inception5a.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 593792);             /* eps, no bias, y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.bias */
+                     stage + 320, stage + 480,        /* inception5a.branch2.0.bn.running_mean, inception5a.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 593792);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 254)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 320, 255)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 640, 256)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 960, 257)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(320, params + 11497976, params + 11498296,  /* inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.bias */
-                     params + 11498616, params + 11498936,       /* inception5a.branch2.1.bn.running_mean, inception5a.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 593952);             /* eps, no bias, y */
+    nnc_bn_fold_bias(320, stage + 0, stage + 320,     /* inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.bias */
+                     stage + 640, stage + 960,        /* inception5a.branch2.1.bn.running_mean, inception5a.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 593952);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 258)) != GOOGLENET_OK)  /* inception5a.branch3.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 26624, 259)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 26656, 262)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 11499256, 32, 1, 832, 32,     /* w: inception5a.branch3.0.conv.weight [32, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 11525880, params + 11525976,  /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.running_var */
-                       0.001f, consts + 594272);              /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 32, 1, 832, 32,     /* w: inception5a.branch3.0.conv.weight [32, 832, 1, 1] as [rows][cols][inner], groups */
+                       stage + 26624, stage + 26656,  /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.running_var */
+                       0.001f, consts + 594272);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 259)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32, 260)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 64, 261)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 262)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, params + 11525880, params + 11525912,  /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.bias */
-                     params + 11525944, params + 11525976,      /* inception5a.branch3.0.bn.running_mean, inception5a.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 620896);            /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,       /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.bias */
+                     stage + 64, stage + 96,          /* inception5a.branch3.0.bn.running_mean, inception5a.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 620896);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 264)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 265)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 266)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 267)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 11562872, params + 11563000,  /* inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.bias */
-                     params + 11563128, params + 11563256,       /* inception5a.branch3.1.bn.running_mean, inception5a.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 620928);             /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception5a.branch3.1.bn.running_mean, inception5a.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 620928);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 269)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 270)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 271)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 272)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 11669880, params + 11670008,  /* inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.bias */
-                     params + 11670136, params + 11670264,       /* inception5a.branch4.1.bn.running_mean, inception5a.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 621056);             /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception5a.branch4.1.bn.running_mean, inception5a.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 621056);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 274)) != GOOGLENET_OK)  /* inception5b.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 275)) != GOOGLENET_OK)  /* inception5b.branch1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 768, 276)) != GOOGLENET_OK)  /* inception5b.branch1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 1152, 277)) != GOOGLENET_OK)  /* inception5b.branch1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(384, params + 11989880, params + 11990264,  /* inception5b.branch1.bn.weight, inception5b.branch1.bn.bias */
-                     params + 11990648, params + 11991032,       /* inception5b.branch1.bn.running_mean, inception5b.branch1.bn.running_var */
-                     0.001f, NULL, consts + 621184);             /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* inception5b.branch1.bn.weight, inception5b.branch1.bn.bias */
+                     stage + 768, stage + 1152,       /* inception5b.branch1.bn.running_mean, inception5b.branch1.bn.running_var */
+                     0.001f, NULL, consts + 621184);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 278)) != GOOGLENET_OK)  /* inception5b.branch2.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 159744, 279)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 159936, 282)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 11991416, 192, 1, 832, 192,   /* w: inception5b.branch2.0.conv.weight [192, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 12151160, params + 12151736,  /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.running_var */
-                       0.001f, consts + 621568);              /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 192, 1, 832, 192,     /* w: inception5b.branch2.0.conv.weight [192, 832, 1, 1] as [rows][cols][inner], groups */
+                       stage + 159744, stage + 159936,  /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.running_var */
+                       0.001f, consts + 621568);        /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 279)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 192, 280)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 281)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 576, 282)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(192, params + 12151160, params + 12151352,  /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.bias */
-                     params + 12151544, params + 12151736,       /* inception5b.branch2.0.bn.running_mean, inception5b.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 781312);             /* eps, no bias, y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,     /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.bias */
+                     stage + 384, stage + 576,        /* inception5b.branch2.0.bn.running_mean, inception5b.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 781312);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 284)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 285)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 768, 286)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 1152, 287)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(384, params + 12815480, params + 12815864,  /* inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.bias */
-                     params + 12816248, params + 12816632,       /* inception5b.branch2.1.bn.running_mean, inception5b.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 781504);             /* eps, no bias, y */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.bias */
+                     stage + 768, stage + 1152,       /* inception5b.branch2.1.bn.running_mean, inception5b.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 781504);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 288)) != GOOGLENET_OK)  /* inception5b.branch3.0.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 39936, 289)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 39984, 292)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_weight inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_weight(params + 12817016, 48, 1, 832, 48,     /* w: inception5b.branch3.0.conv.weight [48, 832, 1, 1] as [rows][cols][inner], groups */
-                       params + 12856952, params + 12857096,  /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.running_var */
-                       0.001f, consts + 781888);              /* eps, y */
+    nnc_bn_fold_weight(stage + 0, 48, 1, 832, 48,     /* w: inception5b.branch3.0.conv.weight [48, 832, 1, 1] as [rows][cols][inner], groups */
+                       stage + 39936, stage + 39984,  /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.running_var */
+                       0.001f, consts + 781888);      /* eps, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 289)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 48, 290)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 96, 291)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 144, 292)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(48, params + 12856952, params + 12857000,  /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.bias */
-                     params + 12857048, params + 12857096,      /* inception5b.branch3.0.bn.running_mean, inception5b.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 821824);            /* eps, no bias, y */
+    nnc_bn_fold_bias(48, stage + 0, stage + 48,       /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.bias */
+                     stage + 96, stage + 144,         /* inception5b.branch3.0.bn.running_mean, inception5b.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 821824);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 294)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 295)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 296)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 297)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 12912440, params + 12912568,  /* inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.bias */
-                     params + 12912696, params + 12912824,       /* inception5b.branch3.1.bn.running_mean, inception5b.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 821872);             /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception5b.branch3.1.bn.running_mean, inception5b.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 821872);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 299)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 128, 300)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.bias */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 256, 301)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.running_mean */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 384, 302)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.running_var */
+        goto done;
 
     /* bn_fold_bias inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, params + 13019448, params + 13019576,  /* inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.bias */
-                     params + 13019704, params + 13019832,       /* inception5b.branch4.1.bn.running_mean, inception5b.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 822000);             /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception5b.branch4.1.bn.running_mean, inception5b.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 822000);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 0)) != GOOGLENET_OK)  /* conv1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 9408, 1)) != GOOGLENET_OK)  /* conv1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 9472, 4)) != GOOGLENET_OK)  /* conv1.bn.running_var */
+        goto done;
 
     /* pack_weights conv1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7271352, 64, 147,                   /* w: conv1.conv.weight [64, 3, 7, 7] as [rows][cols] */
-                     params + 7280760, params + 7280952, 0.001f,  /* folding conv1.bn.weight, conv1.bn.running_var */
-                     consts + 822128);                            /* y */
+    nnc_pack_weights(stage + 0, 64, 147,                  /* w: conv1.conv.weight [64, 3, 7, 7] as [rows][cols] */
+                     stage + 9408, stage + 9472, 0.001f,  /* folding conv1.bn.weight, conv1.bn.running_var */
+                     consts + 822128);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 5)) != GOOGLENET_OK)  /* conv2.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 4096, 6)) != GOOGLENET_OK)  /* conv2.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 4160, 9)) != GOOGLENET_OK)  /* conv2.bn.running_var */
+        goto done;
 
     /* pack_weights conv2.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7281016, 64, 64,                    /* w: conv2.conv.weight [64, 64, 1, 1] as [rows][cols] */
-                     params + 7285112, params + 7285304, 0.001f,  /* folding conv2.bn.weight, conv2.bn.running_var */
-                     consts + 831536);                            /* y */
+    nnc_pack_weights(stage + 0, 64, 64,                   /* w: conv2.conv.weight [64, 64, 1, 1] as [rows][cols] */
+                     stage + 4096, stage + 4160, 0.001f,  /* folding conv2.bn.weight, conv2.bn.running_var */
+                     consts + 831536);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 10)) != GOOGLENET_OK)  /* conv3.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 110592, 11)) != GOOGLENET_OK)  /* conv3.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 110784, 14)) != GOOGLENET_OK)  /* conv3.bn.running_var */
+        goto done;
 
-    /* pack_weights conv3.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7285368, 192, 576,                  /* w: conv3.conv.weight [192, 64, 3, 3] as [rows][cols] */
-                     params + 7395960, params + 7396536, 0.001f,  /* folding conv3.bn.weight, conv3.bn.running_var */
-                     consts + 835632);                            /* y */
+    /* winograd_weights conv3.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 192, 64,                      /* w: conv3.conv.weight [192, 64, 3, 3] (out, in channels) */
+                         stage + 110592, stage + 110784, 0.001f,  /* folding conv3.bn.weight, conv3.bn.running_var */
+                         consts + 835632);                        /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 15)) != GOOGLENET_OK)  /* inception3a.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 12288, 16)) != GOOGLENET_OK)  /* inception3a.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 12352, 19)) != GOOGLENET_OK)  /* inception3a.branch1.bn.running_var */
+        goto done;
 
     /* pack_weights inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7396728, 64, 192,                   /* w: inception3a.branch1.conv.weight [64, 192, 1, 1] as [rows][cols] */
-                     params + 7409016, params + 7409208, 0.001f,  /* folding inception3a.branch1.bn.weight, inception3a.branch1.bn.running_var */
-                     consts + 946224);                            /* y */
+    nnc_pack_weights(stage + 0, 64, 192,                    /* w: inception3a.branch1.conv.weight [64, 192, 1, 1] as [rows][cols] */
+                     stage + 12288, stage + 12352, 0.001f,  /* folding inception3a.branch1.bn.weight, inception3a.branch1.bn.running_var */
+                     consts + 1278000);                     /* y */
 
     /* concat inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 384, 18432, consts + 958512, 21504, 0);
-    nnc_concat_part(1, consts + 19040, 3072, consts + 958512, 21504, 18432);
+    nnc_concat_part(1, consts + 384, 18432, consts + 1290288, 21504, 0);
+    nnc_concat_part(1, consts + 19040, 3072, consts + 1290288, 21504, 18432);
 
     /* concat inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 18816, 96, consts + 980016, 112, 0);
-    nnc_concat_part(1, consts + 22112, 16, consts + 980016, 112, 96);
+    nnc_concat_part(1, consts + 18816, 96, consts + 1311792, 112, 0);
+    nnc_concat_part(1, consts + 22112, 16, consts + 1311792, 112, 96);
 
     /* pack_weights inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 958512, 112, 192,  /* w: concat(bn_fold_weight(inception3a.branch2.0.conv.weight)) [112, 192, 1, 1] as [rows][cols] */
-                     NULL, NULL, 0.0f,           /* no batchnorm to fold */
-                     consts + 980128);           /* y */
+    nnc_pack_weights(consts + 1290288, 112, 192,  /* w: concat(bn_fold_weight(inception3a.branch2.0.conv.weight)) [112, 192, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1311904);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 25)) != GOOGLENET_OK)  /* inception3a.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 110592, 26)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 110720, 29)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7428088, 128, 864,                  /* w: inception3a.branch2.1.conv.weight [128, 96, 3, 3] as [rows][cols] */
-                     params + 7538680, params + 7539064, 0.001f,  /* folding inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.running_var */
-                     consts + 1001632);                           /* y */
+    /* winograd_weights inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 128, 96,                      /* w: inception3a.branch2.1.conv.weight [128, 96, 3, 3] (out, in channels) */
+                         stage + 110592, stage + 110720, 0.001f,  /* folding inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.running_var */
+                         consts + 1333408);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 35)) != GOOGLENET_OK)  /* inception3a.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 4608, 36)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 4640, 39)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7542328, 32, 144,                   /* w: inception3a.branch3.1.conv.weight [32, 16, 3, 3] as [rows][cols] */
-                     params + 7546936, params + 7547032, 0.001f,  /* folding inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.running_var */
-                     consts + 1112224);                           /* y */
+    /* winograd_weights inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 32, 16,                   /* w: inception3a.branch3.1.conv.weight [32, 16, 3, 3] (out, in channels) */
+                         stage + 4608, stage + 4640, 0.001f,  /* folding inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.running_var */
+                         consts + 1775776);                   /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 40)) != GOOGLENET_OK)  /* inception3a.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 6144, 41)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 6176, 44)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7547064, 32, 192,                   /* w: inception3a.branch4.1.conv.weight [32, 192, 1, 1] as [rows][cols] */
-                     params + 7553208, params + 7553304, 0.001f,  /* folding inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.running_var */
-                     consts + 1116832);                           /* y */
+    nnc_pack_weights(stage + 0, 32, 192,                  /* w: inception3a.branch4.1.conv.weight [32, 192, 1, 1] as [rows][cols] */
+                     stage + 6144, stage + 6176, 0.001f,  /* folding inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.running_var */
+                     consts + 1794208);                   /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 45)) != GOOGLENET_OK)  /* inception3b.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 46)) != GOOGLENET_OK)  /* inception3b.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32896, 49)) != GOOGLENET_OK)  /* inception3b.branch1.bn.running_var */
+        goto done;
 
     /* pack_weights inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7553336, 128, 256,                  /* w: inception3b.branch1.conv.weight [128, 256, 1, 1] as [rows][cols] */
-                     params + 7586104, params + 7586488, 0.001f,  /* folding inception3b.branch1.bn.weight, inception3b.branch1.bn.running_var */
-                     consts + 1122976);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 256,                   /* w: inception3b.branch1.conv.weight [128, 256, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32896, 0.001f,  /* folding inception3b.branch1.bn.weight, inception3b.branch1.bn.running_var */
+                     consts + 1800352);                     /* y */
 
     /* concat inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 22320, 32768, consts + 1155744, 40960, 0);
-    nnc_concat_part(1, consts + 55408, 8192, consts + 1155744, 40960, 32768);
+    nnc_concat_part(1, consts + 22320, 32768, consts + 1833120, 40960, 0);
+    nnc_concat_part(1, consts + 55408, 8192, consts + 1833120, 40960, 32768);
 
     /* concat inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 55088, 128, consts + 1196704, 160, 0);
-    nnc_concat_part(1, consts + 63600, 32, consts + 1196704, 160, 128);
+    nnc_concat_part(1, consts + 55088, 128, consts + 1874080, 160, 0);
+    nnc_concat_part(1, consts + 63600, 32, consts + 1874080, 160, 128);
 
     /* pack_weights inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 1155744, 160, 256,  /* w: concat(bn_fold_weight(inception3b.branch2.0.conv.weight)) [160, 256, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 1833120, 160, 256,  /* w: concat(bn_fold_weight(inception3b.branch2.0.conv.weight)) [160, 256, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1196864);           /* y */
+                     consts + 1874240);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 55)) != GOOGLENET_OK)  /* inception3b.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 221184, 56)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 221376, 59)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7619896, 192, 1152,                 /* w: inception3b.branch2.1.conv.weight [192, 128, 3, 3] as [rows][cols] */
-                     params + 7841080, params + 7841656, 0.001f,  /* folding inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.running_var */
-                     consts + 1237824);                           /* y */
+    /* winograd_weights inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 192, 128,                     /* w: inception3b.branch2.1.conv.weight [192, 128, 3, 3] (out, in channels) */
+                         stage + 221184, stage + 221376, 0.001f,  /* folding inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.running_var */
+                         consts + 1915200);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 65)) != GOOGLENET_OK)  /* inception3b.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 27648, 66)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 27744, 69)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7850168, 96, 288,                   /* w: inception3b.branch3.1.conv.weight [96, 32, 3, 3] as [rows][cols] */
-                     params + 7877816, params + 7878104, 0.001f,  /* folding inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.running_var */
-                     consts + 1459008);                           /* y */
+    /* winograd_weights inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 96, 32,                     /* w: inception3b.branch3.1.conv.weight [96, 32, 3, 3] (out, in channels) */
+                         stage + 27648, stage + 27744, 0.001f,  /* folding inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.running_var */
+                         consts + 2799936);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 70)) != GOOGLENET_OK)  /* inception3b.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16384, 71)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16448, 74)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7878200, 64, 256,                   /* w: inception3b.branch4.1.conv.weight [64, 256, 1, 1] as [rows][cols] */
-                     params + 7894584, params + 7894776, 0.001f,  /* folding inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.running_var */
-                     consts + 1486656);                           /* y */
+    nnc_pack_weights(stage + 0, 64, 256,                    /* w: inception3b.branch4.1.conv.weight [64, 256, 1, 1] as [rows][cols] */
+                     stage + 16384, stage + 16448, 0.001f,  /* folding inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.running_var */
+                     consts + 2910528);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 75)) != GOOGLENET_OK)  /* inception4a.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 92160, 76)) != GOOGLENET_OK)  /* inception4a.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 92352, 79)) != GOOGLENET_OK)  /* inception4a.branch1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 7894840, 192, 480,                  /* w: inception4a.branch1.conv.weight [192, 480, 1, 1] as [rows][cols] */
-                     params + 7987000, params + 7987576, 0.001f,  /* folding inception4a.branch1.bn.weight, inception4a.branch1.bn.running_var */
-                     consts + 1503040);                           /* y */
+    nnc_pack_weights(stage + 0, 192, 480,                   /* w: inception4a.branch1.conv.weight [192, 480, 1, 1] as [rows][cols] */
+                     stage + 92160, stage + 92352, 0.001f,  /* folding inception4a.branch1.bn.weight, inception4a.branch1.bn.running_var */
+                     consts + 2926912);                     /* y */
 
     /* concat inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 63984, 46080, consts + 1595200, 53760, 0);
-    nnc_concat_part(1, consts + 110368, 7680, consts + 1595200, 53760, 46080);
+    nnc_concat_part(1, consts + 63984, 46080, consts + 3019072, 53760, 0);
+    nnc_concat_part(1, consts + 110368, 7680, consts + 3019072, 53760, 46080);
 
     /* concat inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 110064, 96, consts + 1648960, 112, 0);
-    nnc_concat_part(1, consts + 118048, 16, consts + 1648960, 112, 96);
+    nnc_concat_part(1, consts + 110064, 96, consts + 3072832, 112, 0);
+    nnc_concat_part(1, consts + 118048, 16, consts + 3072832, 112, 96);
 
     /* pack_weights inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 1595200, 112, 480,  /* w: concat(bn_fold_weight(inception4a.branch2.0.conv.weight)) [112, 480, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 3019072, 112, 480,  /* w: concat(bn_fold_weight(inception4a.branch2.0.conv.weight)) [112, 480, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 1649072);           /* y */
+                     consts + 3072944);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 85)) != GOOGLENET_OK)  /* inception4a.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 179712, 86)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 179920, 89)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8034232, 208, 864,                  /* w: inception4a.branch2.1.conv.weight [208, 96, 3, 3] as [rows][cols] */
-                     params + 8213944, params + 8214568, 0.001f,  /* folding inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.running_var */
-                     consts + 1702832);                           /* y */
+    /* winograd_weights inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 208, 96,                      /* w: inception4a.branch2.1.conv.weight [208, 96, 3, 3] (out, in channels) */
+                         stage + 179712, stage + 179920, 0.001f,  /* folding inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.running_var */
+                         consts + 3126704);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 95)) != GOOGLENET_OK)  /* inception4a.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 6912, 96)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 6960, 99)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8222520, 48, 144,                   /* w: inception4a.branch3.1.conv.weight [48, 16, 3, 3] as [rows][cols] */
-                     params + 8229432, params + 8229576, 0.001f,  /* folding inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.running_var */
-                     consts + 1882544);                           /* y */
+    /* winograd_weights inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 48, 16,                   /* w: inception4a.branch3.1.conv.weight [48, 16, 3, 3] (out, in channels) */
+                         stage + 6912, stage + 6960, 0.001f,  /* folding inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.running_var */
+                         consts + 3900848);                   /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 100)) != GOOGLENET_OK)  /* inception4a.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 30720, 101)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 30784, 104)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8229624, 64, 480,                   /* w: inception4a.branch4.1.conv.weight [64, 480, 1, 1] as [rows][cols] */
-                     params + 8260344, params + 8260536, 0.001f,  /* folding inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.running_var */
-                     consts + 1889456);                           /* y */
+    nnc_pack_weights(stage + 0, 64, 480,                    /* w: inception4a.branch4.1.conv.weight [64, 480, 1, 1] as [rows][cols] */
+                     stage + 30720, stage + 30784, 0.001f,  /* folding inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.running_var */
+                     consts + 3937712);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 105)) != GOOGLENET_OK)  /* aux1.conv.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65536, 106)) != GOOGLENET_OK)  /* aux1.conv.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65664, 109)) != GOOGLENET_OK)  /* aux1.conv.bn.running_var */
+        goto done;
 
     /* pack_weights aux1.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8260600, 128, 512,                  /* w: aux1.conv.conv.weight [128, 512, 1, 1] as [rows][cols] */
-                     params + 8326136, params + 8326520, 0.001f,  /* folding aux1.conv.bn.weight, aux1.conv.bn.running_var */
-                     consts + 1920176);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 512,                   /* w: aux1.conv.conv.weight [128, 512, 1, 1] as [rows][cols] */
+                     stage + 65536, stage + 65664, 0.001f,  /* folding aux1.conv.bn.weight, aux1.conv.bn.running_var */
+                     consts + 3968432);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 114)) != GOOGLENET_OK)  /* inception4b.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 81920, 115)) != GOOGLENET_OK)  /* inception4b.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 82080, 118)) != GOOGLENET_OK)  /* inception4b.branch1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8326648, 160, 512,                  /* w: inception4b.branch1.conv.weight [160, 512, 1, 1] as [rows][cols] */
-                     params + 8408568, params + 8409048, 0.001f,  /* folding inception4b.branch1.bn.weight, inception4b.branch1.bn.running_var */
-                     consts + 1985712);                           /* y */
+    nnc_pack_weights(stage + 0, 160, 512,                   /* w: inception4b.branch1.conv.weight [160, 512, 1, 1] as [rows][cols] */
+                     stage + 81920, stage + 82080, 0.001f,  /* folding inception4b.branch1.bn.weight, inception4b.branch1.bn.running_var */
+                     consts + 4033968);                     /* y */
 
     /* concat inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 118464, 57344, consts + 2067632, 69632, 0);
-    nnc_concat_part(1, consts + 176144, 12288, consts + 2067632, 69632, 57344);
+    nnc_concat_part(1, consts + 118464, 57344, consts + 4115888, 69632, 0);
+    nnc_concat_part(1, consts + 176144, 12288, consts + 4115888, 69632, 57344);
 
     /* concat inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 175808, 112, consts + 2137264, 136, 0);
-    nnc_concat_part(1, consts + 188432, 24, consts + 2137264, 136, 112);
+    nnc_concat_part(1, consts + 175808, 112, consts + 4185520, 136, 0);
+    nnc_concat_part(1, consts + 188432, 24, consts + 4185520, 136, 112);
 
     /* pack_weights inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 2067632, 136, 512,  /* w: concat(bn_fold_weight(inception4b.branch2.0.conv.weight)) [136, 512, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 4115888, 136, 512,  /* w: concat(bn_fold_weight(inception4b.branch2.0.conv.weight)) [136, 512, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2137400);           /* y */
+                     consts + 4185656);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 124)) != GOOGLENET_OK)  /* inception4b.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 225792, 125)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 226016, 128)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8467000, 224, 1008,                 /* w: inception4b.branch2.1.conv.weight [224, 112, 3, 3] as [rows][cols] */
-                     params + 8692792, params + 8693464, 0.001f,  /* folding inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.running_var */
-                     consts + 2207032);                           /* y */
+    /* winograd_weights inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 224, 112,                     /* w: inception4b.branch2.1.conv.weight [224, 112, 3, 3] (out, in channels) */
+                         stage + 225792, stage + 226016, 0.001f,  /* folding inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.running_var */
+                         consts + 4255288);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 134)) != GOOGLENET_OK)  /* inception4b.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 13824, 135)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 13888, 138)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8706072, 64, 216,                   /* w: inception4b.branch3.1.conv.weight [64, 24, 3, 3] as [rows][cols] */
-                     params + 8719896, params + 8720088, 0.001f,  /* folding inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.running_var */
-                     consts + 2432824);                           /* y */
+    /* winograd_weights inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 64, 24,                     /* w: inception4b.branch3.1.conv.weight [64, 24, 3, 3] (out, in channels) */
+                         stage + 13824, stage + 13888, 0.001f,  /* folding inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.running_var */
+                         consts + 5158456);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 139)) != GOOGLENET_OK)  /* inception4b.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 140)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32832, 143)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8720152, 64, 512,                   /* w: inception4b.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
-                     params + 8752920, params + 8753112, 0.001f,  /* folding inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.running_var */
-                     consts + 2446648);                           /* y */
+    nnc_pack_weights(stage + 0, 64, 512,                    /* w: inception4b.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32832, 0.001f,  /* folding inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.running_var */
+                     consts + 5213752);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 144)) != GOOGLENET_OK)  /* inception4c.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65536, 145)) != GOOGLENET_OK)  /* inception4c.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65664, 148)) != GOOGLENET_OK)  /* inception4c.branch1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8753176, 128, 512,                  /* w: inception4c.branch1.conv.weight [128, 512, 1, 1] as [rows][cols] */
-                     params + 8818712, params + 8819096, 0.001f,  /* folding inception4c.branch1.bn.weight, inception4c.branch1.bn.running_var */
-                     consts + 2479416);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 512,                   /* w: inception4c.branch1.conv.weight [128, 512, 1, 1] as [rows][cols] */
+                     stage + 65536, stage + 65664, 0.001f,  /* folding inception4c.branch1.bn.weight, inception4c.branch1.bn.running_var */
+                     consts + 5246520);                     /* y */
 
     /* concat inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 188712, 65536, consts + 2544952, 77824, 0);
-    nnc_concat_part(1, consts + 254632, 12288, consts + 2544952, 77824, 65536);
+    nnc_concat_part(1, consts + 188712, 65536, consts + 5312056, 77824, 0);
+    nnc_concat_part(1, consts + 254632, 12288, consts + 5312056, 77824, 65536);
 
     /* concat inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 254248, 128, consts + 2622776, 152, 0);
-    nnc_concat_part(1, consts + 266920, 24, consts + 2622776, 152, 128);
+    nnc_concat_part(1, consts + 254248, 128, consts + 5389880, 152, 0);
+    nnc_concat_part(1, consts + 266920, 24, consts + 5389880, 152, 128);
 
     /* pack_weights inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 2544952, 152, 512,  /* w: concat(bn_fold_weight(inception4c.branch2.0.conv.weight)) [152, 512, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 5312056, 152, 512,  /* w: concat(bn_fold_weight(inception4c.branch2.0.conv.weight)) [152, 512, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 2622928);           /* y */
+                     consts + 5390032);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 154)) != GOOGLENET_OK)  /* inception4c.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 294912, 155)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 295168, 158)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 8885272, 256, 1152,                 /* w: inception4c.branch2.1.conv.weight [256, 128, 3, 3] as [rows][cols] */
-                     params + 9180184, params + 9180952, 0.001f,  /* folding inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.running_var */
-                     consts + 2700752);                           /* y */
+    /* winograd_weights inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 256, 128,                     /* w: inception4c.branch2.1.conv.weight [256, 128, 3, 3] (out, in channels) */
+                         stage + 294912, stage + 295168, 0.001f,  /* folding inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.running_var */
+                         consts + 5467856);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 164)) != GOOGLENET_OK)  /* inception4c.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 13824, 165)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 13888, 168)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 9193592, 64, 216,                   /* w: inception4c.branch3.1.conv.weight [64, 24, 3, 3] as [rows][cols] */
-                     params + 9207416, params + 9207608, 0.001f,  /* folding inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.running_var */
-                     consts + 2995664);                           /* y */
+    /* winograd_weights inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 64, 24,                     /* w: inception4c.branch3.1.conv.weight [64, 24, 3, 3] (out, in channels) */
+                         stage + 13824, stage + 13888, 0.001f,  /* folding inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.running_var */
+                         consts + 6647504);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 169)) != GOOGLENET_OK)  /* inception4c.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 170)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32832, 173)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 9207672, 64, 512,                   /* w: inception4c.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
-                     params + 9240440, params + 9240632, 0.001f,  /* folding inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.running_var */
-                     consts + 3009488);                           /* y */
+    nnc_pack_weights(stage + 0, 64, 512,                    /* w: inception4c.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32832, 0.001f,  /* folding inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.running_var */
+                     consts + 6702800);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 174)) != GOOGLENET_OK)  /* inception4d.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 57344, 175)) != GOOGLENET_OK)  /* inception4d.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 57456, 178)) != GOOGLENET_OK)  /* inception4d.branch1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 9240696, 112, 512,                  /* w: inception4d.branch1.conv.weight [112, 512, 1, 1] as [rows][cols] */
-                     params + 9298040, params + 9298376, 0.001f,  /* folding inception4d.branch1.bn.weight, inception4d.branch1.bn.running_var */
-                     consts + 3042256);                           /* y */
+    nnc_pack_weights(stage + 0, 112, 512,                   /* w: inception4d.branch1.conv.weight [112, 512, 1, 1] as [rows][cols] */
+                     stage + 57344, stage + 57456, 0.001f,  /* folding inception4d.branch1.bn.weight, inception4d.branch1.bn.running_var */
+                     consts + 6735568);                     /* y */
 
     /* concat inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 267184, 73728, consts + 3099600, 90112, 0);
-    nnc_concat_part(1, consts + 341344, 16384, consts + 3099600, 90112, 73728);
+    nnc_concat_part(1, consts + 267184, 73728, consts + 6792912, 90112, 0);
+    nnc_concat_part(1, consts + 341344, 16384, consts + 6792912, 90112, 73728);
 
     /* concat inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 340912, 144, consts + 3189712, 176, 0);
-    nnc_concat_part(1, consts + 357728, 32, consts + 3189712, 176, 144);
+    nnc_concat_part(1, consts + 340912, 144, consts + 6883024, 176, 0);
+    nnc_concat_part(1, consts + 357728, 32, consts + 6883024, 176, 144);
 
     /* pack_weights inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 3099600, 176, 512,  /* w: concat(bn_fold_weight(inception4d.branch2.0.conv.weight)) [176, 512, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 6792912, 176, 512,  /* w: concat(bn_fold_weight(inception4d.branch2.0.conv.weight)) [176, 512, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 3189888);           /* y */
+                     consts + 6883200);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 184)) != GOOGLENET_OK)  /* inception4d.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 373248, 185)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 373536, 188)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 9372792, 288, 1296,                 /* w: inception4d.branch2.1.conv.weight [288, 144, 3, 3] as [rows][cols] */
-                     params + 9746040, params + 9746904, 0.001f,  /* folding inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.running_var */
-                     consts + 3280000);                           /* y */
+    /* winograd_weights inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 288, 144,                     /* w: inception4d.branch2.1.conv.weight [288, 144, 3, 3] (out, in channels) */
+                         stage + 373248, stage + 373536, 0.001f,  /* folding inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.running_var */
+                         consts + 6973312);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 194)) != GOOGLENET_OK)  /* inception4d.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 18432, 195)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 18496, 198)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 9763704, 64, 288,                   /* w: inception4d.branch3.1.conv.weight [64, 32, 3, 3] as [rows][cols] */
-                     params + 9782136, params + 9782328, 0.001f,  /* folding inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.running_var */
-                     consts + 3653248);                           /* y */
+    /* winograd_weights inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 64, 32,                     /* w: inception4d.branch3.1.conv.weight [64, 32, 3, 3] (out, in channels) */
+                         stage + 18432, stage + 18496, 0.001f,  /* folding inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.running_var */
+                         consts + 8466304);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 199)) != GOOGLENET_OK)  /* inception4d.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 200)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32832, 203)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 9782392, 64, 512,                   /* w: inception4d.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
-                     params + 9815160, params + 9815352, 0.001f,  /* folding inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.running_var */
-                     consts + 3671680);                           /* y */
+    nnc_pack_weights(stage + 0, 64, 512,                    /* w: inception4d.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32832, 0.001f,  /* folding inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.running_var */
+                     consts + 8540032);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 204)) != GOOGLENET_OK)  /* aux2.conv.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 67584, 205)) != GOOGLENET_OK)  /* aux2.conv.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 67712, 208)) != GOOGLENET_OK)  /* aux2.conv.bn.running_var */
+        goto done;
 
     /* pack_weights aux2.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 9815416, 128, 528,                  /* w: aux2.conv.conv.weight [128, 528, 1, 1] as [rows][cols] */
-                     params + 9883000, params + 9883384, 0.001f,  /* folding aux2.conv.bn.weight, aux2.conv.bn.running_var */
-                     consts + 3704448);                           /* y */
+    nnc_pack_weights(stage + 0, 128, 528,                   /* w: aux2.conv.conv.weight [128, 528, 1, 1] as [rows][cols] */
+                     stage + 67584, stage + 67712, 0.001f,  /* folding aux2.conv.bn.weight, aux2.conv.bn.running_var */
+                     consts + 8572800);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 213)) != GOOGLENET_OK)  /* inception4e.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 135168, 214)) != GOOGLENET_OK)  /* inception4e.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 135424, 217)) != GOOGLENET_OK)  /* inception4e.branch1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 9883512, 256, 528,                    /* w: inception4e.branch1.conv.weight [256, 528, 1, 1] as [rows][cols] */
-                     params + 10018680, params + 10019448, 0.001f,  /* folding inception4e.branch1.bn.weight, inception4e.branch1.bn.running_var */
-                     consts + 3772032);                             /* y */
+    nnc_pack_weights(stage + 0, 256, 528,                     /* w: inception4e.branch1.conv.weight [256, 528, 1, 1] as [rows][cols] */
+                     stage + 135168, stage + 135424, 0.001f,  /* folding inception4e.branch1.bn.weight, inception4e.branch1.bn.running_var */
+                     consts + 8640384);                       /* y */
 
     /* concat inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 358272, 84480, consts + 3907200, 101376, 0);
-    nnc_concat_part(1, consts + 443232, 16896, consts + 3907200, 101376, 84480);
+    nnc_concat_part(1, consts + 358272, 84480, consts + 8775552, 101376, 0);
+    nnc_concat_part(1, consts + 443232, 16896, consts + 8775552, 101376, 84480);
 
     /* concat inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 442752, 160, consts + 4008576, 192, 0);
-    nnc_concat_part(1, consts + 460128, 32, consts + 4008576, 192, 160);
+    nnc_concat_part(1, consts + 442752, 160, consts + 8876928, 192, 0);
+    nnc_concat_part(1, consts + 460128, 32, consts + 8876928, 192, 160);
 
     /* pack_weights inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 3907200, 192, 528,  /* w: concat(bn_fold_weight(inception4e.branch2.0.conv.weight)) [192, 528, 1, 1] as [rows][cols] */
+    nnc_pack_weights(consts + 8775552, 192, 528,  /* w: concat(bn_fold_weight(inception4e.branch2.0.conv.weight)) [192, 528, 1, 1] as [rows][cols] */
                      NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 4008768);           /* y */
+                     consts + 8877120);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 223)) != GOOGLENET_OK)  /* inception4e.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 460800, 224)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 461120, 227)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 10104824, 320, 1440,                  /* w: inception4e.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols] */
-                     params + 10565624, params + 10566584, 0.001f,  /* folding inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.running_var */
-                     consts + 4110144);                             /* y */
+    /* winograd_weights inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 320, 160,                     /* w: inception4e.branch2.1.conv.weight [320, 160, 3, 3] (out, in channels) */
+                         stage + 460800, stage + 461120, 0.001f,  /* folding inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.running_var */
+                         consts + 8978496);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 233)) != GOOGLENET_OK)  /* inception4e.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 36864, 234)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 36992, 237)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.running_var */
+        goto done;
 
-    /* pack_weights inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 10583928, 128, 288,                   /* w: inception4e.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols] */
-                     params + 10620792, params + 10621176, 0.001f,  /* folding inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.running_var */
-                     consts + 4570944);                             /* y */
+    /* winograd_weights inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 128, 32,                    /* w: inception4e.branch3.1.conv.weight [128, 32, 3, 3] (out, in channels) */
+                         stage + 36864, stage + 36992, 0.001f,  /* folding inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.running_var */
+                         consts + 10821696);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 238)) != GOOGLENET_OK)  /* inception4e.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 67584, 239)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 67712, 242)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 10621304, 128, 528,                   /* w: inception4e.branch4.1.conv.weight [128, 528, 1, 1] as [rows][cols] */
-                     params + 10688888, params + 10689272, 0.001f,  /* folding inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.running_var */
-                     consts + 4607808);                             /* y */
+    nnc_pack_weights(stage + 0, 128, 528,                   /* w: inception4e.branch4.1.conv.weight [128, 528, 1, 1] as [rows][cols] */
+                     stage + 67584, stage + 67712, 0.001f,  /* folding inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.running_var */
+                     consts + 10969152);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 243)) != GOOGLENET_OK)  /* inception5a.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 212992, 244)) != GOOGLENET_OK)  /* inception5a.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 213248, 247)) != GOOGLENET_OK)  /* inception5a.branch1.bn.running_var */
+        goto done;
 
     /* pack_weights inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 10689400, 256, 832,                   /* w: inception5a.branch1.conv.weight [256, 832, 1, 1] as [rows][cols] */
-                     params + 10902392, params + 10903160, 0.001f,  /* folding inception5a.branch1.bn.weight, inception5a.branch1.bn.running_var */
-                     consts + 4675392);                             /* y */
+    nnc_pack_weights(stage + 0, 256, 832,                     /* w: inception5a.branch1.conv.weight [256, 832, 1, 1] as [rows][cols] */
+                     stage + 212992, stage + 213248, 0.001f,  /* folding inception5a.branch1.bn.weight, inception5a.branch1.bn.running_var */
+                     consts + 11036736);                      /* y */
 
     /* concat inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 460672, 133120, consts + 4888384, 159744, 0);
-    nnc_concat_part(1, consts + 594272, 26624, consts + 4888384, 159744, 133120);
+    nnc_concat_part(1, consts + 460672, 133120, consts + 11249728, 159744, 0);
+    nnc_concat_part(1, consts + 594272, 26624, consts + 11249728, 159744, 133120);
 
     /* concat inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 593792, 160, consts + 5048128, 192, 0);
-    nnc_concat_part(1, consts + 620896, 32, consts + 5048128, 192, 160);
+    nnc_concat_part(1, consts + 593792, 160, consts + 11409472, 192, 0);
+    nnc_concat_part(1, consts + 620896, 32, consts + 11409472, 192, 160);
 
     /* pack_weights inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 4888384, 192, 832,  /* w: concat(bn_fold_weight(inception5a.branch2.0.conv.weight)) [192, 832, 1, 1] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 5048320);           /* y */
+    nnc_pack_weights(consts + 11249728, 192, 832,  /* w: concat(bn_fold_weight(inception5a.branch2.0.conv.weight)) [192, 832, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,             /* no batchnorm to fold */
+                     consts + 11409664);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 253)) != GOOGLENET_OK)  /* inception5a.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 460800, 254)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 461120, 257)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 11037176, 320, 1440,                  /* w: inception5a.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols] */
-                     params + 11497976, params + 11498936, 0.001f,  /* folding inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.running_var */
-                     consts + 5208064);                             /* y */
+    nnc_pack_weights(stage + 0, 320, 1440,                    /* w: inception5a.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols] */
+                     stage + 460800, stage + 461120, 0.001f,  /* folding inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.running_var */
+                     consts + 11569408);                      /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 263)) != GOOGLENET_OK)  /* inception5a.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 36864, 264)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 36992, 267)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 11526008, 128, 288,                   /* w: inception5a.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols] */
-                     params + 11562872, params + 11563256, 0.001f,  /* folding inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.running_var */
-                     consts + 5668864);                             /* y */
+    nnc_pack_weights(stage + 0, 128, 288,                   /* w: inception5a.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols] */
+                     stage + 36864, stage + 36992, 0.001f,  /* folding inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.running_var */
+                     consts + 12030208);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 268)) != GOOGLENET_OK)  /* inception5a.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 106496, 269)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 106624, 272)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 11563384, 128, 832,                   /* w: inception5a.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
-                     params + 11669880, params + 11670264, 0.001f,  /* folding inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.running_var */
-                     consts + 5705728);                             /* y */
+    nnc_pack_weights(stage + 0, 128, 832,                     /* w: inception5a.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
+                     stage + 106496, stage + 106624, 0.001f,  /* folding inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.running_var */
+                     consts + 12067072);                      /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 273)) != GOOGLENET_OK)  /* inception5b.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 319488, 274)) != GOOGLENET_OK)  /* inception5b.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 319872, 277)) != GOOGLENET_OK)  /* inception5b.branch1.bn.running_var */
+        goto done;
 
     /* pack_weights inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 11670392, 384, 832,                   /* w: inception5b.branch1.conv.weight [384, 832, 1, 1] as [rows][cols] */
-                     params + 11989880, params + 11991032, 0.001f,  /* folding inception5b.branch1.bn.weight, inception5b.branch1.bn.running_var */
-                     consts + 5812224);                             /* y */
+    nnc_pack_weights(stage + 0, 384, 832,                     /* w: inception5b.branch1.conv.weight [384, 832, 1, 1] as [rows][cols] */
+                     stage + 319488, stage + 319872, 0.001f,  /* folding inception5b.branch1.bn.weight, inception5b.branch1.bn.running_var */
+                     consts + 12173568);                      /* y */
 
     /* concat inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 621568, 159744, consts + 6131712, 199680, 0);
-    nnc_concat_part(1, consts + 781888, 39936, consts + 6131712, 199680, 159744);
+    nnc_concat_part(1, consts + 621568, 159744, consts + 12493056, 199680, 0);
+    nnc_concat_part(1, consts + 781888, 39936, consts + 12493056, 199680, 159744);
 
     /* concat inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_concat_part(1, consts + 781312, 192, consts + 6331392, 240, 0);
-    nnc_concat_part(1, consts + 821824, 48, consts + 6331392, 240, 192);
+    nnc_concat_part(1, consts + 781312, 192, consts + 12692736, 240, 0);
+    nnc_concat_part(1, consts + 821824, 48, consts + 12692736, 240, 192);
 
     /* pack_weights inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(consts + 6131712, 240, 832,  /* w: concat(bn_fold_weight(inception5b.branch2.0.conv.weight)) [240, 832, 1, 1] as [rows][cols] */
-                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
-                     consts + 6331632);           /* y */
+    nnc_pack_weights(consts + 12493056, 240, 832,  /* w: concat(bn_fold_weight(inception5b.branch2.0.conv.weight)) [240, 832, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,             /* no batchnorm to fold */
+                     consts + 12692976);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 283)) != GOOGLENET_OK)  /* inception5b.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 663552, 284)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 663936, 287)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 12151928, 384, 1728,                  /* w: inception5b.branch2.1.conv.weight [384, 192, 3, 3] as [rows][cols] */
-                     params + 12815480, params + 12816632, 0.001f,  /* folding inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.running_var */
-                     consts + 6531312);                             /* y */
+    nnc_pack_weights(stage + 0, 384, 1728,                    /* w: inception5b.branch2.1.conv.weight [384, 192, 3, 3] as [rows][cols] */
+                     stage + 663552, stage + 663936, 0.001f,  /* folding inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.running_var */
+                     consts + 12892656);                      /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 293)) != GOOGLENET_OK)  /* inception5b.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 55296, 294)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 55424, 297)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 12857144, 128, 432,                   /* w: inception5b.branch3.1.conv.weight [128, 48, 3, 3] as [rows][cols] */
-                     params + 12912440, params + 12912824, 0.001f,  /* folding inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.running_var */
-                     consts + 7194864);                             /* y */
+    nnc_pack_weights(stage + 0, 128, 432,                   /* w: inception5b.branch3.1.conv.weight [128, 48, 3, 3] as [rows][cols] */
+                     stage + 55296, stage + 55424, 0.001f,  /* folding inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.running_var */
+                     consts + 13556208);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 298)) != GOOGLENET_OK)  /* inception5b.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 106496, 299)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 106624, 302)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.running_var */
+        goto done;
 
     /* pack_weights inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights(params + 12912952, 128, 832,                   /* w: inception5b.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
-                     params + 13019448, params + 13019832, 0.001f,  /* folding inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.running_var */
-                     consts + 7250160);                             /* y */
-    {  /* the parameters only the constants read are done with: keep the rest */
-        float *kept = (float *)realloc(m->params, ((size_t)GOOGLENET_PARAM_KEPT_FLOATS + 1) * sizeof(float));
-        if (kept)  /* a failed shrink keeps the larger block: nothing lost */
-            m->params = kept;
-    }
-    return GOOGLENET_OK;
+    nnc_pack_weights(stage + 0, 128, 832,                     /* w: inception5b.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
+                     stage + 106496, stage + 106624, 0.001f,  /* folding inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.running_var */
+                     consts + 13611504);                      /* y */
+done:
+    free(stage);
+    return rc;
 }
 
 /* The work of create, on a zeroed instance. */
@@ -1187,11 +2041,14 @@ static int googlenet_init(googlenet_model *m, const char *weights, void *workspa
         m->ws = (unsigned char *)m->ws_alloc + (64 - (uintptr_t)m->ws_alloc % 64) % 64;
     }
     {
-        int rc = googlenet_load(m, weights);
+        nnc_st_file sf;
+        int rc = googlenet_load(m, weights, &sf);
         if (rc != GOOGLENET_OK)
             return rc;
+        rc = googlenet_prepare(m, &sf);
+        nnc_st_end(&sf);
+        return rc;
     }
-    return googlenet_prepare(m);
 }
 
 /* The forward pass: n samples from the inputs to the outputs, as in googlenet.h. */
@@ -1206,39 +2063,39 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     unsigned char *ws         = m->ws;
     float         *t384       = (float *)(ws + 7375872);  /* [n][64][112][112] */
     float         *t385       = (float *)(ws + 0);        /* [n][64][56][56] */
-    float         *t387       = (float *)(ws + 9633792);  /* [n][64][56][56] */
-    float         *t389       = (float *)(ws + 7225344);  /* [n][192][56][56] */
-    float         *t390       = (float *)(ws + 2709504);  /* [n][192][28][28] */
-    float         *t396       = (float *)(ws + 3311616);  /* [n][112][28][28] */
+    float         *t387       = (float *)(ws + 4767744);  /* [n][64][56][56] */
+    float         *t389       = (float *)(ws + 0);        /* [n][192][56][56] */
+    float         *t390       = (float *)(ws + 2949120);  /* [n][192][28][28] */
+    float         *t396       = (float *)(ws + 3551232);  /* [n][112][28][28] */
     float         *t403       = (float *)(ws + 0);        /* [n][192][28][28] */
-    float         *t406       = (float *)(ws + 5117952);  /* [n][256][28][28] */
-    float         *t412       = (float *)(ws + 5920768);  /* [n][160][28][28] */
+    float         *t406       = (float *)(ws + 5044224);  /* [n][256][28][28] */
+    float         *t412       = (float *)(ws + 5847040);  /* [n][160][28][28] */
     float         *t419       = (float *)(ws + 0);        /* [n][256][28][28] */
-    float         *t422       = (float *)(ws + 3612672);  /* [n][480][28][28] */
-    float         *t423       = (float *)(ws + 1191680);  /* [n][480][14][14] */
-    float         *t429       = (float *)(ws + 677376);   /* [n][112][14][14] */
+    float         *t422       = (float *)(ws + 3538944);  /* [n][480][28][28] */
+    float         *t423       = (float *)(ws + 5044224);  /* [n][480][14][14] */
+    float         *t429       = (float *)(ws + 2949120);  /* [n][112][14][14] */
     float         *t436       = (float *)(ws + 0);        /* [n][480][14][14] */
-    float         *t439       = (float *)(ws + 790272);   /* [n][512][14][14] */
+    float         *t439       = (float *)(ws + 3244032);  /* [n][512][14][14] */
     float         *t440       = (float *)(ws + 0);        /* [n][512][4][4] */
     float         *t442       = (float *)(ws + 32768);    /* [n][128][4][4] */
     float         *t443       = (float *)(ws + 32768);    /* [n][2048] */
     float         *t444       = (float *)(ws + 0);        /* [n][1024] */
-    float         *t451       = (float *)(ws + 1593088);  /* [n][136][14][14] */
+    float         *t451       = (float *)(ws + 4046848);  /* [n][136][14][14] */
     float         *t458       = (float *)(ws + 0);        /* [n][512][14][14] */
-    float         *t461       = (float *)(ws + 1191680);  /* [n][512][14][14] */
-    float         *t467       = (float *)(ws + 903168);   /* [n][152][14][14] */
+    float         *t461       = (float *)(ws + 3645440);  /* [n][512][14][14] */
+    float         *t467       = (float *)(ws + 4448256);  /* [n][152][14][14] */
     float         *t474       = (float *)(ws + 0);        /* [n][512][14][14] */
-    float         *t477       = (float *)(ws + 2195200);  /* [n][512][14][14] */
-    float         *t483       = (float *)(ws + 1016064);  /* [n][176][14][14] */
+    float         *t477       = (float *)(ws + 4046848);  /* [n][512][14][14] */
+    float         *t483       = (float *)(ws + 3833856);  /* [n][176][14][14] */
     float         *t490       = (float *)(ws + 0);        /* [n][512][14][14] */
-    float         *t493       = (float *)(ws + 1781248);  /* [n][528][14][14] */
+    float         *t493       = (float *)(ws + 4781056);  /* [n][528][14][14] */
     float         *t494       = (float *)(ws + 0);        /* [n][528][4][4] */
     float         *t496       = (float *)(ws + 33792);    /* [n][128][4][4] */
     float         *t497       = (float *)(ws + 33792);    /* [n][2048] */
     float         *t498       = (float *)(ws + 0);        /* [n][1024] */
-    float         *t505       = (float *)(ws + 2195200);  /* [n][192][14][14] */
+    float         *t505       = (float *)(ws + 5195008);  /* [n][192][14][14] */
     float         *t512       = (float *)(ws + 0);        /* [n][528][14][14] */
-    float         *t515       = (float *)(ws + 1128960);  /* [n][832][14][14] */
+    float         *t515       = (float *)(ws + 4128768);  /* [n][832][14][14] */
     float         *t516       = (float *)(ws + 282240);   /* [n][832][7][7] */
     float         *t522       = (float *)(ws + 445312);   /* [n][192][7][7] */
     float         *t529       = (float *)(ws + 0);        /* [n][832][7][7] */
@@ -1330,14 +2187,14 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d conv3.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t387, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
-                      consts + 835632, consts + 128,                 /* pack_weights(conv3.conv.weight), bn_fold_bias(conv3.bn.weight) */
-                      t389, 602112, 192, 56, 56,                     /* y: [192, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                             /* the instance's threads and instruction set */
+                        n, t387, 200704, 64, 56, 56,                         /* x: [64, 56, 56], batch stride */
+                        consts + 835632, consts + 128,                       /* winograd_weights(conv3.conv.weight), bn_fold_bias(conv3.bn.weight) */
+                        t389, 602112, 192, 56, 56,                           /* y: [192, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 2408448),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                             /* no residual */
+                        NNC_ACT_RELU, 0.0f, 192,                             /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
 
     /* maxpool2d @ models/googlenet.net:12:83 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -1348,7 +2205,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
                       n, t390, 150528, 192, 28, 28,     /* x: [192, 28, 28], batch stride */
-                      consts + 946224, consts + 320,    /* pack_weights(inception3a.branch1.conv.weight), bn_fold_bias(inception3a.branch1.bn.weight) */
+                      consts + 1278000, consts + 320,   /* pack_weights(inception3a.branch1.conv.weight), bn_fold_bias(inception3a.branch1.bn.weight) */
                       t392, 200704, 64, 28, 28,         /* y: [64, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                          /* no residual */
@@ -1356,14 +2213,14 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                       NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                      n, t390, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-                      consts + 980128, consts + 980016,  /* pack_weights(concat(bn_fold_weight(inception3a.branch2.0.conv.weight))), concat(bn_fold_bias(inception3a.branch2.0.bn.weight)) */
-                      t396, 87808, 112, 28, 28,          /* y: [112, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                           /* no residual */
-                      NNC_ACT_RELU, 0.0f, 112,           /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t390, 150528, 192, 28, 28,        /* x: [192, 28, 28], batch stride */
+                      consts + 1311904, consts + 1311792,  /* pack_weights(concat(bn_fold_weight(inception3a.branch2.0.conv.weight))), concat(bn_fold_bias(inception3a.branch2.0.bn.weight)) */
+                      t396, 87808, 112, 28, 28,            /* y: [112, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 112,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* slice inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     /* t397 is channels 0..95 of t396: a view */
@@ -1372,24 +2229,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t398 is channels 96..111 of t396: a view */
 
     /* conv2d inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t397, 87808, 96, 28, 28,                    /* x: [96, 28, 28], batch stride */
-                      consts + 1001632, consts + 18912,              /* pack_weights(inception3a.branch2.1.conv.weight), bn_fold_bias(inception3a.branch2.1.bn.weight) */
-                      t400, 200704, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t397, 87808, 96, 28, 28,                    /* x: [96, 28, 28], batch stride */
+                        consts + 1333408, consts + 18912,              /* winograd_weights(inception3a.branch2.1.conv.weight), bn_fold_bias(inception3a.branch2.1.bn.weight) */
+                        t400, 200704, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t398, 87808, 16, 28, 28,                    /* x: [16, 28, 28], batch stride */
-                      consts + 1112224, consts + 22128,              /* pack_weights(inception3a.branch3.1.conv.weight), bn_fold_bias(inception3a.branch3.1.bn.weight) */
-                      t402, 200704, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 32,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t398, 87808, 16, 28, 28,                    /* x: [16, 28, 28], batch stride */
+                        consts + 1775776, consts + 22128,              /* winograd_weights(inception3a.branch3.1.conv.weight), bn_fold_bias(inception3a.branch3.1.bn.weight) */
+                        t402, 200704, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 32,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -1400,7 +2257,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
                       n, t403, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-                      consts + 1116832, consts + 22160,  /* pack_weights(inception3a.branch4.1.conv.weight), bn_fold_bias(inception3a.branch4.1.bn.weight) */
+                      consts + 1794208, consts + 22160,  /* pack_weights(inception3a.branch4.1.conv.weight), bn_fold_bias(inception3a.branch4.1.bn.weight) */
                       t405, 200704, 32, 28, 28,          /* y: [32, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                           /* no residual */
@@ -1413,7 +2270,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
                       n, t406, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
-                      consts + 1122976, consts + 22192,  /* pack_weights(inception3b.branch1.conv.weight), bn_fold_bias(inception3b.branch1.bn.weight) */
+                      consts + 1800352, consts + 22192,  /* pack_weights(inception3b.branch1.conv.weight), bn_fold_bias(inception3b.branch1.bn.weight) */
                       t408, 376320, 128, 28, 28,         /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                           /* no residual */
@@ -1423,7 +2280,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t406, 200704, 256, 28, 28,        /* x: [256, 28, 28], batch stride */
-                      consts + 1196864, consts + 1196704,  /* pack_weights(concat(bn_fold_weight(inception3b.branch2.0.conv.weight))), concat(bn_fold_bias(inception3b.branch2.0.bn.weight)) */
+                      consts + 1874240, consts + 1874080,  /* pack_weights(concat(bn_fold_weight(inception3b.branch2.0.conv.weight))), concat(bn_fold_bias(inception3b.branch2.0.bn.weight)) */
                       t412, 125440, 160, 28, 28,           /* y: [160, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1437,24 +2294,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t414 is channels 128..159 of t412: a view */
 
     /* conv2d inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t413, 125440, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 1237824, consts + 55216,              /* pack_weights(inception3b.branch2.1.conv.weight), bn_fold_bias(inception3b.branch2.1.bn.weight) */
-                      t416, 376320, 192, 28, 28,                     /* y: [192, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t413, 125440, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1915200, consts + 55216,              /* winograd_weights(inception3b.branch2.1.conv.weight), bn_fold_bias(inception3b.branch2.1.bn.weight) */
+                        t416, 376320, 192, 28, 28,                     /* y: [192, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t414, 125440, 32, 28, 28,                   /* x: [32, 28, 28], batch stride */
-                      consts + 1459008, consts + 63632,              /* pack_weights(inception3b.branch3.1.conv.weight), bn_fold_bias(inception3b.branch3.1.bn.weight) */
-                      t418, 376320, 96, 28, 28,                      /* y: [96, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 96,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t414, 125440, 32, 28, 28,                   /* x: [32, 28, 28], batch stride */
+                        consts + 2799936, consts + 63632,              /* winograd_weights(inception3b.branch3.1.conv.weight), bn_fold_bias(inception3b.branch3.1.bn.weight) */
+                        t418, 376320, 96, 28, 28,                      /* y: [96, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 96,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -1465,7 +2322,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
                       n, t419, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
-                      consts + 1486656, consts + 63728,  /* pack_weights(inception3b.branch4.1.conv.weight), bn_fold_bias(inception3b.branch4.1.bn.weight) */
+                      consts + 2910528, consts + 63728,  /* pack_weights(inception3b.branch4.1.conv.weight), bn_fold_bias(inception3b.branch4.1.bn.weight) */
                       t421, 376320, 64, 28, 28,          /* y: [64, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                           /* no residual */
@@ -1484,7 +2341,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
                       n, t423, 94080, 480, 14, 14,       /* x: [480, 14, 14], batch stride */
-                      consts + 1503040, consts + 63792,  /* pack_weights(inception4a.branch1.conv.weight), bn_fold_bias(inception4a.branch1.bn.weight) */
+                      consts + 2926912, consts + 63792,  /* pack_weights(inception4a.branch1.conv.weight), bn_fold_bias(inception4a.branch1.bn.weight) */
                       t425, 100352, 192, 14, 14,         /* y: [192, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                           /* no residual */
@@ -1494,7 +2351,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t423, 94080, 480, 14, 14,         /* x: [480, 14, 14], batch stride */
-                      consts + 1649072, consts + 1648960,  /* pack_weights(concat(bn_fold_weight(inception4a.branch2.0.conv.weight))), concat(bn_fold_bias(inception4a.branch2.0.bn.weight)) */
+                      consts + 3072944, consts + 3072832,  /* pack_weights(concat(bn_fold_weight(inception4a.branch2.0.conv.weight))), concat(bn_fold_bias(inception4a.branch2.0.bn.weight)) */
                       t429, 21952, 112, 14, 14,            /* y: [112, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1508,24 +2365,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t431 is channels 96..111 of t429: a view */
 
     /* conv2d inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t430, 21952, 96, 14, 14,                    /* x: [96, 14, 14], batch stride */
-                      consts + 1702832, consts + 110160,             /* pack_weights(inception4a.branch2.1.conv.weight), bn_fold_bias(inception4a.branch2.1.bn.weight) */
-                      t433, 100352, 208, 14, 14,                     /* y: [208, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 208,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t430, 21952, 96, 14, 14,                    /* x: [96, 14, 14], batch stride */
+                        consts + 3126704, consts + 110160,             /* winograd_weights(inception4a.branch2.1.conv.weight), bn_fold_bias(inception4a.branch2.1.bn.weight) */
+                        t433, 100352, 208, 14, 14,                     /* y: [208, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 208,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t431, 21952, 16, 14, 14,                    /* x: [16, 14, 14], batch stride */
-                      consts + 1882544, consts + 118064,             /* pack_weights(inception4a.branch3.1.conv.weight), bn_fold_bias(inception4a.branch3.1.bn.weight) */
-                      t435, 100352, 48, 14, 14,                      /* y: [48, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 48,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t431, 21952, 16, 14, 14,                    /* x: [16, 14, 14], batch stride */
+                        consts + 3900848, consts + 118064,             /* winograd_weights(inception4a.branch3.1.conv.weight), bn_fold_bias(inception4a.branch3.1.bn.weight) */
+                        t435, 100352, 48, 14, 14,                      /* y: [48, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 48,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                      /* the instance's threads and instruction set */
@@ -1536,7 +2393,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t436, 94080, 480, 14, 14,        /* x: [480, 14, 14], batch stride */
-                      consts + 1889456, consts + 118112,  /* pack_weights(inception4a.branch4.1.conv.weight), bn_fold_bias(inception4a.branch4.1.bn.weight) */
+                      consts + 3937712, consts + 118112,  /* pack_weights(inception4a.branch4.1.conv.weight), bn_fold_bias(inception4a.branch4.1.bn.weight) */
                       t438, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1554,7 +2411,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d aux1.conv.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t440, 8192, 512, 4, 4,           /* x: [512, 4, 4], batch stride */
-                      consts + 1920176, consts + 118176,  /* pack_weights(aux1.conv.conv.weight), bn_fold_bias(aux1.conv.bn.weight) */
+                      consts + 3968432, consts + 118176,  /* pack_weights(aux1.conv.conv.weight), bn_fold_bias(aux1.conv.bn.weight) */
                       t442, 2048, 128, 4, 4,              /* y: [128, 4, 4], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1581,7 +2438,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t439, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 1985712, consts + 118304,  /* pack_weights(inception4b.branch1.conv.weight), bn_fold_bias(inception4b.branch1.bn.weight) */
+                      consts + 4033968, consts + 118304,  /* pack_weights(inception4b.branch1.conv.weight), bn_fold_bias(inception4b.branch1.bn.weight) */
                       t447, 100352, 160, 14, 14,          /* y: [160, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1591,7 +2448,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t439, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                      consts + 2137400, consts + 2137264,  /* pack_weights(concat(bn_fold_weight(inception4b.branch2.0.conv.weight))), concat(bn_fold_bias(inception4b.branch2.0.bn.weight)) */
+                      consts + 4185656, consts + 4185520,  /* pack_weights(concat(bn_fold_weight(inception4b.branch2.0.conv.weight))), concat(bn_fold_bias(inception4b.branch2.0.bn.weight)) */
                       t451, 26656, 136, 14, 14,            /* y: [136, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1605,24 +2462,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t453 is channels 112..135 of t451: a view */
 
     /* conv2d inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t452, 26656, 112, 14, 14,                   /* x: [112, 14, 14], batch stride */
-                      consts + 2207032, consts + 175920,             /* pack_weights(inception4b.branch2.1.conv.weight), bn_fold_bias(inception4b.branch2.1.bn.weight) */
-                      t455, 100352, 224, 14, 14,                     /* y: [224, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 224,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t452, 26656, 112, 14, 14,                   /* x: [112, 14, 14], batch stride */
+                        consts + 4255288, consts + 175920,             /* winograd_weights(inception4b.branch2.1.conv.weight), bn_fold_bias(inception4b.branch2.1.bn.weight) */
+                        t455, 100352, 224, 14, 14,                     /* y: [224, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 224,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t453, 26656, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
-                      consts + 2432824, consts + 188456,             /* pack_weights(inception4b.branch3.1.conv.weight), bn_fold_bias(inception4b.branch3.1.bn.weight) */
-                      t457, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t453, 26656, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
+                        consts + 5158456, consts + 188456,             /* winograd_weights(inception4b.branch3.1.conv.weight), bn_fold_bias(inception4b.branch3.1.bn.weight) */
+                        t457, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -1633,7 +2490,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t458, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 2446648, consts + 188520,  /* pack_weights(inception4b.branch4.1.conv.weight), bn_fold_bias(inception4b.branch4.1.bn.weight) */
+                      consts + 5213752, consts + 188520,  /* pack_weights(inception4b.branch4.1.conv.weight), bn_fold_bias(inception4b.branch4.1.bn.weight) */
                       t460, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1646,7 +2503,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t461, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 2479416, consts + 188584,  /* pack_weights(inception4c.branch1.conv.weight), bn_fold_bias(inception4c.branch1.bn.weight) */
+                      consts + 5246520, consts + 188584,  /* pack_weights(inception4c.branch1.conv.weight), bn_fold_bias(inception4c.branch1.bn.weight) */
                       t463, 100352, 128, 14, 14,          /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1656,7 +2513,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t461, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                      consts + 2622928, consts + 2622776,  /* pack_weights(concat(bn_fold_weight(inception4c.branch2.0.conv.weight))), concat(bn_fold_bias(inception4c.branch2.0.bn.weight)) */
+                      consts + 5390032, consts + 5389880,  /* pack_weights(concat(bn_fold_weight(inception4c.branch2.0.conv.weight))), concat(bn_fold_bias(inception4c.branch2.0.bn.weight)) */
                       t467, 29792, 152, 14, 14,            /* y: [152, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1670,24 +2527,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t469 is channels 128..151 of t467: a view */
 
     /* conv2d inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t468, 29792, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                      consts + 2700752, consts + 254376,             /* pack_weights(inception4c.branch2.1.conv.weight), bn_fold_bias(inception4c.branch2.1.bn.weight) */
-                      t471, 100352, 256, 14, 14,                     /* y: [256, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t468, 29792, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 5467856, consts + 254376,             /* winograd_weights(inception4c.branch2.1.conv.weight), bn_fold_bias(inception4c.branch2.1.bn.weight) */
+                        t471, 100352, 256, 14, 14,                     /* y: [256, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t469, 29792, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
-                      consts + 2995664, consts + 266944,             /* pack_weights(inception4c.branch3.1.conv.weight), bn_fold_bias(inception4c.branch3.1.bn.weight) */
-                      t473, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t469, 29792, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
+                        consts + 6647504, consts + 266944,             /* winograd_weights(inception4c.branch3.1.conv.weight), bn_fold_bias(inception4c.branch3.1.bn.weight) */
+                        t473, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -1698,7 +2555,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t474, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 3009488, consts + 267008,  /* pack_weights(inception4c.branch4.1.conv.weight), bn_fold_bias(inception4c.branch4.1.bn.weight) */
+                      consts + 6702800, consts + 267008,  /* pack_weights(inception4c.branch4.1.conv.weight), bn_fold_bias(inception4c.branch4.1.bn.weight) */
                       t476, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1711,7 +2568,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t477, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 3042256, consts + 267072,  /* pack_weights(inception4d.branch1.conv.weight), bn_fold_bias(inception4d.branch1.bn.weight) */
+                      consts + 6735568, consts + 267072,  /* pack_weights(inception4d.branch1.conv.weight), bn_fold_bias(inception4d.branch1.bn.weight) */
                       t479, 103488, 112, 14, 14,          /* y: [112, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1721,7 +2578,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t477, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                      consts + 3189888, consts + 3189712,  /* pack_weights(concat(bn_fold_weight(inception4d.branch2.0.conv.weight))), concat(bn_fold_bias(inception4d.branch2.0.bn.weight)) */
+                      consts + 6883200, consts + 6883024,  /* pack_weights(concat(bn_fold_weight(inception4d.branch2.0.conv.weight))), concat(bn_fold_bias(inception4d.branch2.0.bn.weight)) */
                       t483, 34496, 176, 14, 14,            /* y: [176, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1735,24 +2592,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t485 is channels 144..175 of t483: a view */
 
     /* conv2d inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t484, 34496, 144, 14, 14,                   /* x: [144, 14, 14], batch stride */
-                      consts + 3280000, consts + 341056,             /* pack_weights(inception4d.branch2.1.conv.weight), bn_fold_bias(inception4d.branch2.1.bn.weight) */
-                      t487, 103488, 288, 14, 14,                     /* y: [288, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 288,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t484, 34496, 144, 14, 14,                   /* x: [144, 14, 14], batch stride */
+                        consts + 6973312, consts + 341056,             /* winograd_weights(inception4d.branch2.1.conv.weight), bn_fold_bias(inception4d.branch2.1.bn.weight) */
+                        t487, 103488, 288, 14, 14,                     /* y: [288, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 288,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t485, 34496, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
-                      consts + 3653248, consts + 357760,             /* pack_weights(inception4d.branch3.1.conv.weight), bn_fold_bias(inception4d.branch3.1.bn.weight) */
-                      t489, 103488, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t485, 34496, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
+                        consts + 8466304, consts + 357760,             /* winograd_weights(inception4d.branch3.1.conv.weight), bn_fold_bias(inception4d.branch3.1.bn.weight) */
+                        t489, 103488, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -1763,7 +2620,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t490, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
-                      consts + 3671680, consts + 357824,  /* pack_weights(inception4d.branch4.1.conv.weight), bn_fold_bias(inception4d.branch4.1.bn.weight) */
+                      consts + 8540032, consts + 357824,  /* pack_weights(inception4d.branch4.1.conv.weight), bn_fold_bias(inception4d.branch4.1.bn.weight) */
                       t492, 103488, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1781,7 +2638,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d aux2.conv.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t494, 8448, 528, 4, 4,           /* x: [528, 4, 4], batch stride */
-                      consts + 3704448, consts + 357888,  /* pack_weights(aux2.conv.conv.weight), bn_fold_bias(aux2.conv.bn.weight) */
+                      consts + 8572800, consts + 357888,  /* pack_weights(aux2.conv.conv.weight), bn_fold_bias(aux2.conv.bn.weight) */
                       t496, 2048, 128, 4, 4,              /* y: [128, 4, 4], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1808,7 +2665,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
                       n, t493, 103488, 528, 14, 14,       /* x: [528, 14, 14], batch stride */
-                      consts + 3772032, consts + 358016,  /* pack_weights(inception4e.branch1.conv.weight), bn_fold_bias(inception4e.branch1.bn.weight) */
+                      consts + 8640384, consts + 358016,  /* pack_weights(inception4e.branch1.conv.weight), bn_fold_bias(inception4e.branch1.bn.weight) */
                       t501, 163072, 256, 14, 14,          /* y: [256, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                            /* no residual */
@@ -1818,7 +2675,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t493, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
-                      consts + 4008768, consts + 4008576,  /* pack_weights(concat(bn_fold_weight(inception4e.branch2.0.conv.weight))), concat(bn_fold_bias(inception4e.branch2.0.bn.weight)) */
+                      consts + 8877120, consts + 8876928,  /* pack_weights(concat(bn_fold_weight(inception4e.branch2.0.conv.weight))), concat(bn_fold_bias(inception4e.branch2.0.bn.weight)) */
                       t505, 37632, 192, 14, 14,            /* y: [192, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
@@ -1832,24 +2689,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* t507 is channels 160..191 of t505: a view */
 
     /* conv2d inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t506, 37632, 160, 14, 14,                   /* x: [160, 14, 14], batch stride */
-                      consts + 4110144, consts + 442912,             /* pack_weights(inception4e.branch2.1.conv.weight), bn_fold_bias(inception4e.branch2.1.bn.weight) */
-                      t509, 163072, 320, 14, 14,                     /* y: [320, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 320,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t506, 37632, 160, 14, 14,                   /* x: [160, 14, 14], batch stride */
+                        consts + 8978496, consts + 442912,             /* winograd_weights(inception4e.branch2.1.conv.weight), bn_fold_bias(inception4e.branch2.1.bn.weight) */
+                        t509, 163072, 320, 14, 14,                     /* y: [320, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 320,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t507, 37632, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
-                      consts + 4570944, consts + 460160,             /* pack_weights(inception4e.branch3.1.conv.weight), bn_fold_bias(inception4e.branch3.1.bn.weight) */
-                      t511, 163072, 128, 14, 14,                     /* y: [128, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t507, 37632, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
+                        consts + 10821696, consts + 460160,            /* winograd_weights(inception4e.branch3.1.conv.weight), bn_fold_bias(inception4e.branch3.1.bn.weight) */
+                        t511, 163072, 128, 14, 14,                     /* y: [128, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
@@ -1858,14 +2715,14 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                      3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
-                      n, t512, 103488, 528, 14, 14,       /* x: [528, 14, 14], batch stride */
-                      consts + 4607808, consts + 460288,  /* pack_weights(inception4e.branch4.1.conv.weight), bn_fold_bias(inception4e.branch4.1.bn.weight) */
-                      t514, 163072, 128, 14, 14,          /* y: [128, 14, 14], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                            /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t512, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
+                      consts + 10969152, consts + 460288,  /* pack_weights(inception4e.branch4.1.conv.weight), bn_fold_bias(inception4e.branch4.1.bn.weight) */
+                      t514, 163072, 128, 14, 14,           /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
     /* in place: t501, t509, t511, t514 are its slices; nothing to copy */
@@ -1877,24 +2734,24 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                      2, 2, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
     /* conv2d inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
-                      n, t516, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
-                      consts + 4675392, consts + 460416,  /* pack_weights(inception5a.branch1.conv.weight), bn_fold_bias(inception5a.branch1.bn.weight) */
-                      t518, 40768, 256, 7, 7,             /* y: [256, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                            /* no residual */
-                      NNC_ACT_RELU, 0.0f, 256,            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
-
-    /* conv2d inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t516, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-                      consts + 5048320, consts + 5048128,  /* pack_weights(concat(bn_fold_weight(inception5a.branch2.0.conv.weight))), concat(bn_fold_bias(inception5a.branch2.0.bn.weight)) */
-                      t522, 9408, 192, 7, 7,               /* y: [192, 7, 7], batch stride */
+                      consts + 11036736, consts + 460416,  /* pack_weights(inception5a.branch1.conv.weight), bn_fold_bias(inception5a.branch1.bn.weight) */
+                      t518, 40768, 256, 7, 7,              /* y: [256, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
-                      NNC_ACT_RELU, 0.0f, 192,             /* then relu */
+                      NNC_ACT_RELU, 0.0f, 256,             /* then relu */
                       NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+
+    /* conv2d inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_conv2d_packed(&m->ctx,                               /* the instance's threads and instruction set */
+                      n, t516, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
+                      consts + 11409664, consts + 11409472,  /* pack_weights(concat(bn_fold_weight(inception5a.branch2.0.conv.weight))), concat(bn_fold_bias(inception5a.branch2.0.bn.weight)) */
+                      t522, 9408, 192, 7, 7,                 /* y: [192, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,       /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                               /* no residual */
+                      NNC_ACT_RELU, 0.0f, 192,               /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);       /* prologue: none */
 
     /* slice inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     /* t523 is channels 0..159 of t522: a view */
@@ -1905,7 +2762,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t523, 9408, 160, 7, 7,                      /* x: [160, 7, 7], batch stride */
-                      consts + 5208064, consts + 593952,             /* pack_weights(inception5a.branch2.1.conv.weight), bn_fold_bias(inception5a.branch2.1.bn.weight) */
+                      consts + 11569408, consts + 593952,            /* pack_weights(inception5a.branch2.1.conv.weight), bn_fold_bias(inception5a.branch2.1.bn.weight) */
                       t526, 40768, 320, 7, 7,                        /* y: [320, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1915,7 +2772,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t524, 9408, 32, 7, 7,                       /* x: [32, 7, 7], batch stride */
-                      consts + 5668864, consts + 620928,             /* pack_weights(inception5a.branch3.1.conv.weight), bn_fold_bias(inception5a.branch3.1.bn.weight) */
+                      consts + 12030208, consts + 620928,            /* pack_weights(inception5a.branch3.1.conv.weight), bn_fold_bias(inception5a.branch3.1.bn.weight) */
                       t528, 40768, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1929,37 +2786,37 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                      3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
 
     /* conv2d inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
-                      n, t529, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
-                      consts + 5705728, consts + 621056,  /* pack_weights(inception5a.branch4.1.conv.weight), bn_fold_bias(inception5a.branch4.1.bn.weight) */
-                      t531, 40768, 128, 7, 7,             /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                            /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t529, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
+                      consts + 12067072, consts + 621056,  /* pack_weights(inception5a.branch4.1.conv.weight), bn_fold_bias(inception5a.branch4.1.bn.weight) */
+                      t531, 40768, 128, 7, 7,              /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
     /* in place: t518, t526, t528, t531 are its slices; nothing to copy */
 
     /* conv2d inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
-                      n, t532, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
-                      consts + 5812224, consts + 621184,  /* pack_weights(inception5b.branch1.conv.weight), bn_fold_bias(inception5b.branch1.bn.weight) */
-                      t534, 50176, 384, 7, 7,             /* y: [384, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                            /* no residual */
-                      NNC_ACT_RELU, 0.0f, 384,            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
-
-    /* conv2d inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
                       n, t532, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-                      consts + 6331632, consts + 6331392,  /* pack_weights(concat(bn_fold_weight(inception5b.branch2.0.conv.weight))), concat(bn_fold_bias(inception5b.branch2.0.bn.weight)) */
-                      t538, 11760, 240, 7, 7,              /* y: [240, 7, 7], batch stride */
+                      consts + 12173568, consts + 621184,  /* pack_weights(inception5b.branch1.conv.weight), bn_fold_bias(inception5b.branch1.bn.weight) */
+                      t534, 50176, 384, 7, 7,              /* y: [384, 7, 7], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                             /* no residual */
-                      NNC_ACT_RELU, 0.0f, 240,             /* then relu */
+                      NNC_ACT_RELU, 0.0f, 384,             /* then relu */
                       NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+
+    /* conv2d inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_conv2d_packed(&m->ctx,                               /* the instance's threads and instruction set */
+                      n, t532, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
+                      consts + 12692976, consts + 12692736,  /* pack_weights(concat(bn_fold_weight(inception5b.branch2.0.conv.weight))), concat(bn_fold_bias(inception5b.branch2.0.bn.weight)) */
+                      t538, 11760, 240, 7, 7,                /* y: [240, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,       /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                               /* no residual */
+                      NNC_ACT_RELU, 0.0f, 240,               /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);       /* prologue: none */
 
     /* slice inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
     /* t539 is channels 0..191 of t538: a view */
@@ -1970,7 +2827,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t539, 11760, 192, 7, 7,                     /* x: [192, 7, 7], batch stride */
-                      consts + 6531312, consts + 781504,             /* pack_weights(inception5b.branch2.1.conv.weight), bn_fold_bias(inception5b.branch2.1.bn.weight) */
+                      consts + 12892656, consts + 781504,            /* pack_weights(inception5b.branch2.1.conv.weight), bn_fold_bias(inception5b.branch2.1.bn.weight) */
                       t542, 50176, 384, 7, 7,                        /* y: [384, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1980,7 +2837,7 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     /* conv2d inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t540, 11760, 48, 7, 7,                      /* x: [48, 7, 7], batch stride */
-                      consts + 7194864, consts + 821872,             /* pack_weights(inception5b.branch3.1.conv.weight), bn_fold_bias(inception5b.branch3.1.bn.weight) */
+                      consts + 13556208, consts + 821872,            /* pack_weights(inception5b.branch3.1.conv.weight), bn_fold_bias(inception5b.branch3.1.bn.weight) */
                       t544, 50176, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
                       3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -1994,14 +2851,14 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                      3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
 
     /* conv2d inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
-                      n, t545, 40768, 832, 7, 7,          /* x: [832, 7, 7], batch stride */
-                      consts + 7250160, consts + 822000,  /* pack_weights(inception5b.branch4.1.conv.weight), bn_fold_bias(inception5b.branch4.1.bn.weight) */
-                      t547, 50176, 128, 7, 7,             /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                            /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t545, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
+                      consts + 13611504, consts + 822000,  /* pack_weights(inception5b.branch4.1.conv.weight), bn_fold_bias(inception5b.branch4.1.bn.weight) */
+                      t547, 50176, 128, 7, 7,              /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
     /* in place: t534, t542, t544, t547 are its slices; nothing to copy */

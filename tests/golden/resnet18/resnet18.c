@@ -36,13 +36,14 @@
 /* @kernel linear_mt needs: linear ctx */
 /* @kernel pool_mt needs: ctx */
 /* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
+/* @kernel conv2d_winograd needs: gemm_packed */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== resnet18 ======== */
 
 struct resnet18_model {
     int            ready;     /* 1 once create succeeded; else only err means anything */
-    float         *params;    /* RESNET18_PARAM_FLOATS floats, laid out as resnet18_param_table */
+    float         *params;    /* the parameters the forward pass reads, laid out as resnet18_param_table */
     float         *consts;    /* RESNET18_CONST_FLOATS floats computed from params at create (resnet18_prepare) */
     unsigned char *ws;        /* the workspace, RESNET18_WORKSPACE_BYTES bytes */
     void          *ws_alloc;  /* the block behind ws when create allocated it, else NULL */
@@ -194,260 +195,572 @@ static void resnet18_release(resnet18_model *m)
 static int resnet18_scratch_fits(void)
 {
     return nnc_conv2d_packed_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 0) <= 1843968
-        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1, 56, 56, 0) <= 1806336
+        && nnc_conv2d_winograd_scratch(64) <= 589824
         && nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 3, 3, 2, 2, 1, 1, 28, 28, 0) <= 451584
         && nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 1, 1, 2, 2, 0, 0, 28, 28, 0) <= 50176
-        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1, 28, 28, 0) <= 903168
+        && nnc_conv2d_winograd_scratch(128) <= 884736
         && nnc_conv2d_packed_scratch(1, 128, 28, 28, 256, 3, 3, 2, 2, 1, 1, 14, 14, 0) <= 225792
         && nnc_conv2d_packed_scratch(1, 128, 28, 28, 256, 1, 1, 2, 2, 0, 0, 14, 14, 0) <= 25088
-        && nnc_conv2d_packed_scratch(1, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 14, 14, 0) <= 451584
+        && nnc_conv2d_winograd_scratch(256) <= 1474560
         && nnc_conv2d_packed_scratch(1, 256, 14, 14, 512, 3, 3, 2, 2, 1, 1, 7, 7, 0) <= 112896
         && nnc_conv2d_packed_scratch(1, 256, 14, 14, 512, 1, 1, 2, 2, 0, 0, 7, 7, 0) <= 12544
         && nnc_conv2d_packed_scratch(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 225792;
 }
 
-/* Reads every parameter from the safetensors file at path into m->params. */
-static int resnet18_load(resnet18_model *m, const char *path)
+/* Opens the weights file at path into sf, checks every parameter against it
+ * (name, F32, shape) and reads those the forward pass reads into m->params.
+ * Those only the constants read (after RESNET18_PARAM_KEPT_FLOATS in the table's
+ * layout, shrink) are read by resnet18_prepare as it makes each constant. On
+ * success sf stays open for it; on failure nothing is left open. */
+static int resnet18_load(resnet18_model *m, const char *path, nnc_st_file *sf)
 {
-    nnc_st_want want[RESNET18_N_PARAMS];
+    nnc_st_want want;
     char err[256];
     int i;
 
+    memset(sf, 0, sizeof *sf);
     if (!path)
         return resnet18_fail(m, RESNET18_ERR_ARG, "resnet18_create: the weights path is NULL, but resnet18 has parameters");
-    m->params = (float *)malloc((size_t)RESNET18_PARAM_FLOATS * sizeof(float));
+    m->params = (float *)malloc(((size_t)RESNET18_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return resnet18_fail(m, RESNET18_ERR_NOMEM, "resnet18_create: out of memory for the parameters");
+    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+        return resnet18_fail(m, RESNET18_ERR_WEIGHTS, "resnet18_create: %s", err);
     for (i = 0; i < RESNET18_N_PARAMS; i++) {
-        want[i].name = resnet18_param_table[i].name;
-        want[i].rank = resnet18_param_table[i].rank;
-        memcpy(want[i].shape, resnet18_param_table[i].shape, sizeof want[i].shape);
-        want[i].dst = m->params + resnet18_param_table[i].offset;
+        want.name = resnet18_param_table[i].name;
+        want.rank = resnet18_param_table[i].rank;
+        memcpy(want.shape, resnet18_param_table[i].shape, sizeof want.shape);
+        want.dst = resnet18_param_table[i].offset < RESNET18_PARAM_KEPT_FLOATS ? m->params + resnet18_param_table[i].offset : NULL;
+        if (nnc_st_read(sf, &want, err, sizeof err) != 0) {
+            nnc_st_end(sf);
+            return resnet18_fail(m, RESNET18_ERR_WEIGHTS, "resnet18_create: %s", err);
+        }
     }
-    if (nnc_st_load(path, want, RESNET18_N_PARAMS, err, sizeof err) != 0)
+    return RESNET18_OK;
+}
+
+/* Reads parameter i (one only the constants read) from sf into dst, a slot
+ * of resnet18_prepare's stage. */
+static int resnet18_stage(resnet18_model *m, nnc_st_file *sf, float *dst, int i)
+{
+    nnc_st_want want;
+    char err[256];
+
+    want.name = resnet18_param_table[i].name;
+    want.rank = resnet18_param_table[i].rank;
+    memcpy(want.shape, resnet18_param_table[i].shape, sizeof want.shape);
+    want.dst = dst;
+    if (nnc_st_read(sf, &want, err, sizeof err) != 0)
         return resnet18_fail(m, RESNET18_ERR_WEIGHTS, "resnet18_create: %s", err);
     return RESNET18_OK;
 }
 
-/* Computes the constants m->consts from the parameters, once, at create. */
-static int resnet18_prepare(resnet18_model *m)
+/* Computes the constants m->consts from the parameters, once, at create. The
+ * parameters only constants read are read from sf into a stage as each
+ * constant is made (RESNET18_STAGE_FLOATS floats: the most one constant reads), so
+ * create never holds them all beside the constants. */
+static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
 {
     const float   *params = m->params;
     float         *consts = (float *)malloc((size_t)RESNET18_CONST_FLOATS * sizeof(float));
+    float         *stage  = NULL;
+    int            rc     = RESNET18_OK;
     unsigned char *ws     = m->ws;
     const int      n      = 1;  /* parameters have no batch: the kernels see one sample */
 
     (void)ws;
     (void)n;
+    (void)params;
+    (void)sf;
     if (!consts)
         return resnet18_fail(m, RESNET18_ERR_NOMEM, "resnet18_create: out of memory for the constants");
     m->consts = consts;
+    stage = (float *)malloc(((size_t)RESNET18_STAGE_FLOATS + 1) * sizeof(float));
+    if (!stage)
+        return resnet18_fail(m, RESNET18_ERR_NOMEM, "resnet18_create: out of memory for the parameters' stage");
+    if ((rc = resnet18_stage(m, sf, stage + 0, 1)) != RESNET18_OK)  /* bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 64, 2)) != RESNET18_OK)  /* bn1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 3)) != RESNET18_OK)  /* bn1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 192, 4)) != RESNET18_OK)  /* bn1.running_var */
+        goto done;
 
     /* bn_fold_bias conv1 @ models/lib/resnet.net:63:14 */
-    nnc_bn_fold_bias(64, params + 522408, params + 522472,  /* bn1.weight, bn1.bias */
-                     params + 522536, params + 522600,      /* bn1.running_mean, bn1.running_var */
-                     1e-05f, NULL, consts + 0);             /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,  /* bn1.weight, bn1.bias */
+                     stage + 128, stage + 192,   /* bn1.running_mean, bn1.running_var */
+                     1e-05f, NULL, consts + 0);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 0)) != RESNET18_OK)  /* conv1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 9408, 1)) != RESNET18_OK)  /* bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 9472, 4)) != RESNET18_OK)  /* bn1.running_var */
+        goto done;
 
     /* pack_weights conv1 @ models/lib/resnet.net:63:14 */
-    nnc_pack_weights(params + 513000, 64, 147,                  /* w: conv1.weight [64, 3, 7, 7] as [rows][cols] */
-                     params + 522408, params + 522600, 1e-05f,  /* folding bn1.weight, bn1.running_var */
-                     consts + 64);                              /* y */
+    nnc_pack_weights(stage + 0, 64, 147,                  /* w: conv1.weight [64, 3, 7, 7] as [rows][cols] */
+                     stage + 9408, stage + 9472, 1e-05f,  /* folding bn1.weight, bn1.running_var */
+                     consts + 64);                        /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 6)) != RESNET18_OK)  /* layer1.0.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 64, 7)) != RESNET18_OK)  /* layer1.0.bn1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 8)) != RESNET18_OK)  /* layer1.0.bn1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 192, 9)) != RESNET18_OK)  /* layer1.0.bn1.running_var */
+        goto done;
 
     /* bn_fold_bias layer1.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_bn_fold_bias(64, params + 559528, params + 559592,  /* layer1.0.bn1.weight, layer1.0.bn1.bias */
-                     params + 559656, params + 559720,      /* layer1.0.bn1.running_mean, layer1.0.bn1.running_var */
-                     1e-05f, NULL, consts + 9472);          /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,     /* layer1.0.bn1.weight, layer1.0.bn1.bias */
+                     stage + 128, stage + 192,      /* layer1.0.bn1.running_mean, layer1.0.bn1.running_var */
+                     1e-05f, NULL, consts + 9472);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 5)) != RESNET18_OK)  /* layer1.0.conv1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 36864, 6)) != RESNET18_OK)  /* layer1.0.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 36928, 9)) != RESNET18_OK)  /* layer1.0.bn1.running_var */
+        goto done;
 
-    /* pack_weights layer1.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(params + 522664, 64, 576,                  /* w: layer1.0.conv1.weight [64, 64, 3, 3] as [rows][cols] */
-                     params + 559528, params + 559720, 1e-05f,  /* folding layer1.0.bn1.weight, layer1.0.bn1.running_var */
-                     consts + 9536);                            /* y */
+    /* winograd_weights layer1.0.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_winograd_weights(stage + 0, 64, 64,                     /* w: layer1.0.conv1.weight [64, 64, 3, 3] (out, in channels) */
+                         stage + 36864, stage + 36928, 1e-05f,  /* folding layer1.0.bn1.weight, layer1.0.bn1.running_var */
+                         consts + 9536);                        /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 11)) != RESNET18_OK)  /* layer1.0.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 64, 12)) != RESNET18_OK)  /* layer1.0.bn2.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 13)) != RESNET18_OK)  /* layer1.0.bn2.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 192, 14)) != RESNET18_OK)  /* layer1.0.bn2.running_var */
+        goto done;
 
     /* bn_fold_bias layer1.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_bn_fold_bias(64, params + 596648, params + 596712,  /* layer1.0.bn2.weight, layer1.0.bn2.bias */
-                     params + 596776, params + 596840,      /* layer1.0.bn2.running_mean, layer1.0.bn2.running_var */
-                     1e-05f, NULL, consts + 46400);         /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* layer1.0.bn2.weight, layer1.0.bn2.bias */
+                     stage + 128, stage + 192,        /* layer1.0.bn2.running_mean, layer1.0.bn2.running_var */
+                     1e-05f, NULL, consts + 156992);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 10)) != RESNET18_OK)  /* layer1.0.conv2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 36864, 11)) != RESNET18_OK)  /* layer1.0.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 36928, 14)) != RESNET18_OK)  /* layer1.0.bn2.running_var */
+        goto done;
 
-    /* pack_weights layer1.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(params + 559784, 64, 576,                  /* w: layer1.0.conv2.weight [64, 64, 3, 3] as [rows][cols] */
-                     params + 596648, params + 596840, 1e-05f,  /* folding layer1.0.bn2.weight, layer1.0.bn2.running_var */
-                     consts + 46464);                           /* y */
+    /* winograd_weights layer1.0.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_winograd_weights(stage + 0, 64, 64,                     /* w: layer1.0.conv2.weight [64, 64, 3, 3] (out, in channels) */
+                         stage + 36864, stage + 36928, 1e-05f,  /* folding layer1.0.bn2.weight, layer1.0.bn2.running_var */
+                         consts + 157056);                      /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 16)) != RESNET18_OK)  /* layer1.1.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 64, 17)) != RESNET18_OK)  /* layer1.1.bn1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 18)) != RESNET18_OK)  /* layer1.1.bn1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 192, 19)) != RESNET18_OK)  /* layer1.1.bn1.running_var */
+        goto done;
 
     /* bn_fold_bias layer1.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_bn_fold_bias(64, params + 633768, params + 633832,  /* layer1.1.bn1.weight, layer1.1.bn1.bias */
-                     params + 633896, params + 633960,      /* layer1.1.bn1.running_mean, layer1.1.bn1.running_var */
-                     1e-05f, NULL, consts + 83328);         /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* layer1.1.bn1.weight, layer1.1.bn1.bias */
+                     stage + 128, stage + 192,        /* layer1.1.bn1.running_mean, layer1.1.bn1.running_var */
+                     1e-05f, NULL, consts + 304512);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 15)) != RESNET18_OK)  /* layer1.1.conv1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 36864, 16)) != RESNET18_OK)  /* layer1.1.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 36928, 19)) != RESNET18_OK)  /* layer1.1.bn1.running_var */
+        goto done;
 
-    /* pack_weights layer1.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(params + 596904, 64, 576,                  /* w: layer1.1.conv1.weight [64, 64, 3, 3] as [rows][cols] */
-                     params + 633768, params + 633960, 1e-05f,  /* folding layer1.1.bn1.weight, layer1.1.bn1.running_var */
-                     consts + 83392);                           /* y */
+    /* winograd_weights layer1.1.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_winograd_weights(stage + 0, 64, 64,                     /* w: layer1.1.conv1.weight [64, 64, 3, 3] (out, in channels) */
+                         stage + 36864, stage + 36928, 1e-05f,  /* folding layer1.1.bn1.weight, layer1.1.bn1.running_var */
+                         consts + 304576);                      /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 21)) != RESNET18_OK)  /* layer1.1.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 64, 22)) != RESNET18_OK)  /* layer1.1.bn2.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 23)) != RESNET18_OK)  /* layer1.1.bn2.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 192, 24)) != RESNET18_OK)  /* layer1.1.bn2.running_var */
+        goto done;
 
     /* bn_fold_bias layer1.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_bn_fold_bias(64, params + 670888, params + 670952,  /* layer1.1.bn2.weight, layer1.1.bn2.bias */
-                     params + 671016, params + 671080,      /* layer1.1.bn2.running_mean, layer1.1.bn2.running_var */
-                     1e-05f, NULL, consts + 120256);        /* eps, no bias, y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* layer1.1.bn2.weight, layer1.1.bn2.bias */
+                     stage + 128, stage + 192,        /* layer1.1.bn2.running_mean, layer1.1.bn2.running_var */
+                     1e-05f, NULL, consts + 452032);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 20)) != RESNET18_OK)  /* layer1.1.conv2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 36864, 21)) != RESNET18_OK)  /* layer1.1.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 36928, 24)) != RESNET18_OK)  /* layer1.1.bn2.running_var */
+        goto done;
 
-    /* pack_weights layer1.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(params + 634024, 64, 576,                  /* w: layer1.1.conv2.weight [64, 64, 3, 3] as [rows][cols] */
-                     params + 670888, params + 671080, 1e-05f,  /* folding layer1.1.bn2.weight, layer1.1.bn2.running_var */
-                     consts + 120320);                          /* y */
+    /* winograd_weights layer1.1.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_winograd_weights(stage + 0, 64, 64,                     /* w: layer1.1.conv2.weight [64, 64, 3, 3] (out, in channels) */
+                         stage + 36864, stage + 36928, 1e-05f,  /* folding layer1.1.bn2.weight, layer1.1.bn2.running_var */
+                         consts + 452096);                      /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 26)) != RESNET18_OK)  /* layer2.0.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 27)) != RESNET18_OK)  /* layer2.0.bn1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 28)) != RESNET18_OK)  /* layer2.0.bn1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 384, 29)) != RESNET18_OK)  /* layer2.0.bn1.running_var */
+        goto done;
 
     /* bn_fold_bias layer2.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_bn_fold_bias(128, params + 744872, params + 745000,  /* layer2.0.bn1.weight, layer2.0.bn1.bias */
-                     params + 745128, params + 745256,       /* layer2.0.bn1.running_mean, layer2.0.bn1.running_var */
-                     1e-05f, NULL, consts + 157184);         /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* layer2.0.bn1.weight, layer2.0.bn1.bias */
+                     stage + 256, stage + 384,        /* layer2.0.bn1.running_mean, layer2.0.bn1.running_var */
+                     1e-05f, NULL, consts + 599552);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 25)) != RESNET18_OK)  /* layer2.0.conv1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 73728, 26)) != RESNET18_OK)  /* layer2.0.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 73856, 29)) != RESNET18_OK)  /* layer2.0.bn1.running_var */
+        goto done;
 
     /* pack_weights layer2.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(params + 671144, 128, 576,                 /* w: layer2.0.conv1.weight [128, 64, 3, 3] as [rows][cols] */
-                     params + 744872, params + 745256, 1e-05f,  /* folding layer2.0.bn1.weight, layer2.0.bn1.running_var */
-                     consts + 157312);                          /* y */
+    nnc_pack_weights(stage + 0, 128, 576,                   /* w: layer2.0.conv1.weight [128, 64, 3, 3] as [rows][cols] */
+                     stage + 73728, stage + 73856, 1e-05f,  /* folding layer2.0.bn1.weight, layer2.0.bn1.running_var */
+                     consts + 599680);                      /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 31)) != RESNET18_OK)  /* layer2.0.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 32)) != RESNET18_OK)  /* layer2.0.bn2.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 33)) != RESNET18_OK)  /* layer2.0.bn2.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 384, 34)) != RESNET18_OK)  /* layer2.0.bn2.running_var */
+        goto done;
 
     /* bn_fold_bias layer2.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_bn_fold_bias(128, params + 892840, params + 892968,  /* layer2.0.bn2.weight, layer2.0.bn2.bias */
-                     params + 893096, params + 893224,       /* layer2.0.bn2.running_mean, layer2.0.bn2.running_var */
-                     1e-05f, NULL, consts + 231040);         /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* layer2.0.bn2.weight, layer2.0.bn2.bias */
+                     stage + 256, stage + 384,        /* layer2.0.bn2.running_mean, layer2.0.bn2.running_var */
+                     1e-05f, NULL, consts + 673408);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 36)) != RESNET18_OK)  /* layer2.0.downsample.1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 37)) != RESNET18_OK)  /* layer2.0.downsample.1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 38)) != RESNET18_OK)  /* layer2.0.downsample.1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 384, 39)) != RESNET18_OK)  /* layer2.0.downsample.1.running_var */
+        goto done;
 
     /* bn_fold_bias layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_bn_fold_bias(128, params + 901544, params + 901672,  /* layer2.0.downsample.1.weight, layer2.0.downsample.1.bias */
-                     params + 901800, params + 901928,       /* layer2.0.downsample.1.running_mean, layer2.0.downsample.1.running_var */
-                     1e-05f, NULL, consts + 231168);         /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* layer2.0.downsample.1.weight, layer2.0.downsample.1.bias */
+                     stage + 256, stage + 384,        /* layer2.0.downsample.1.running_mean, layer2.0.downsample.1.running_var */
+                     1e-05f, NULL, consts + 673536);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 35)) != RESNET18_OK)  /* layer2.0.downsample.0.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 8192, 36)) != RESNET18_OK)  /* layer2.0.downsample.1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 8320, 39)) != RESNET18_OK)  /* layer2.0.downsample.1.running_var */
+        goto done;
 
     /* pack_weights layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_pack_weights(params + 893352, 128, 64,                  /* w: layer2.0.downsample.0.weight [128, 64, 1, 1] as [rows][cols] */
-                     params + 901544, params + 901928, 1e-05f,  /* folding layer2.0.downsample.1.weight, layer2.0.downsample.1.running_var */
-                     consts + 231296);                          /* y */
+    nnc_pack_weights(stage + 0, 128, 64,                  /* w: layer2.0.downsample.0.weight [128, 64, 1, 1] as [rows][cols] */
+                     stage + 8192, stage + 8320, 1e-05f,  /* folding layer2.0.downsample.1.weight, layer2.0.downsample.1.running_var */
+                     consts + 673664);                    /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 30)) != RESNET18_OK)  /* layer2.0.conv2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 147456, 31)) != RESNET18_OK)  /* layer2.0.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 147584, 34)) != RESNET18_OK)  /* layer2.0.bn2.running_var */
+        goto done;
 
-    /* pack_weights layer2.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(params + 745384, 128, 1152,                /* w: layer2.0.conv2.weight [128, 128, 3, 3] as [rows][cols] */
-                     params + 892840, params + 893224, 1e-05f,  /* folding layer2.0.bn2.weight, layer2.0.bn2.running_var */
-                     consts + 239488);                          /* y */
+    /* winograd_weights layer2.0.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_winograd_weights(stage + 0, 128, 128,                     /* w: layer2.0.conv2.weight [128, 128, 3, 3] (out, in channels) */
+                         stage + 147456, stage + 147584, 1e-05f,  /* folding layer2.0.bn2.weight, layer2.0.bn2.running_var */
+                         consts + 681856);                        /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 41)) != RESNET18_OK)  /* layer2.1.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 42)) != RESNET18_OK)  /* layer2.1.bn1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 43)) != RESNET18_OK)  /* layer2.1.bn1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 384, 44)) != RESNET18_OK)  /* layer2.1.bn1.running_var */
+        goto done;
 
     /* bn_fold_bias layer2.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_bn_fold_bias(128, params + 1049512, params + 1049640,  /* layer2.1.bn1.weight, layer2.1.bn1.bias */
-                     params + 1049768, params + 1049896,       /* layer2.1.bn1.running_mean, layer2.1.bn1.running_var */
-                     1e-05f, NULL, consts + 386944);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* layer2.1.bn1.weight, layer2.1.bn1.bias */
+                     stage + 256, stage + 384,         /* layer2.1.bn1.running_mean, layer2.1.bn1.running_var */
+                     1e-05f, NULL, consts + 1271680);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 40)) != RESNET18_OK)  /* layer2.1.conv1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 147456, 41)) != RESNET18_OK)  /* layer2.1.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 147584, 44)) != RESNET18_OK)  /* layer2.1.bn1.running_var */
+        goto done;
 
-    /* pack_weights layer2.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(params + 902056, 128, 1152,                  /* w: layer2.1.conv1.weight [128, 128, 3, 3] as [rows][cols] */
-                     params + 1049512, params + 1049896, 1e-05f,  /* folding layer2.1.bn1.weight, layer2.1.bn1.running_var */
-                     consts + 387072);                            /* y */
+    /* winograd_weights layer2.1.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_winograd_weights(stage + 0, 128, 128,                     /* w: layer2.1.conv1.weight [128, 128, 3, 3] (out, in channels) */
+                         stage + 147456, stage + 147584, 1e-05f,  /* folding layer2.1.bn1.weight, layer2.1.bn1.running_var */
+                         consts + 1271808);                       /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 46)) != RESNET18_OK)  /* layer2.1.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 128, 47)) != RESNET18_OK)  /* layer2.1.bn2.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 48)) != RESNET18_OK)  /* layer2.1.bn2.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 384, 49)) != RESNET18_OK)  /* layer2.1.bn2.running_var */
+        goto done;
 
     /* bn_fold_bias layer2.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_bn_fold_bias(128, params + 1197480, params + 1197608,  /* layer2.1.bn2.weight, layer2.1.bn2.bias */
-                     params + 1197736, params + 1197864,       /* layer2.1.bn2.running_mean, layer2.1.bn2.running_var */
-                     1e-05f, NULL, consts + 534528);           /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* layer2.1.bn2.weight, layer2.1.bn2.bias */
+                     stage + 256, stage + 384,         /* layer2.1.bn2.running_mean, layer2.1.bn2.running_var */
+                     1e-05f, NULL, consts + 1861632);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 45)) != RESNET18_OK)  /* layer2.1.conv2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 147456, 46)) != RESNET18_OK)  /* layer2.1.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 147584, 49)) != RESNET18_OK)  /* layer2.1.bn2.running_var */
+        goto done;
 
-    /* pack_weights layer2.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(params + 1050024, 128, 1152,                 /* w: layer2.1.conv2.weight [128, 128, 3, 3] as [rows][cols] */
-                     params + 1197480, params + 1197864, 1e-05f,  /* folding layer2.1.bn2.weight, layer2.1.bn2.running_var */
-                     consts + 534656);                            /* y */
+    /* winograd_weights layer2.1.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_winograd_weights(stage + 0, 128, 128,                     /* w: layer2.1.conv2.weight [128, 128, 3, 3] (out, in channels) */
+                         stage + 147456, stage + 147584, 1e-05f,  /* folding layer2.1.bn2.weight, layer2.1.bn2.running_var */
+                         consts + 1861760);                       /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 51)) != RESNET18_OK)  /* layer3.0.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 52)) != RESNET18_OK)  /* layer3.0.bn1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 53)) != RESNET18_OK)  /* layer3.0.bn1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 768, 54)) != RESNET18_OK)  /* layer3.0.bn1.running_var */
+        goto done;
 
     /* bn_fold_bias layer3.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_bn_fold_bias(256, params + 1492904, params + 1493160,  /* layer3.0.bn1.weight, layer3.0.bn1.bias */
-                     params + 1493416, params + 1493672,       /* layer3.0.bn1.running_mean, layer3.0.bn1.running_var */
-                     1e-05f, NULL, consts + 682112);           /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* layer3.0.bn1.weight, layer3.0.bn1.bias */
+                     stage + 512, stage + 768,         /* layer3.0.bn1.running_mean, layer3.0.bn1.running_var */
+                     1e-05f, NULL, consts + 2451584);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 50)) != RESNET18_OK)  /* layer3.0.conv1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 294912, 51)) != RESNET18_OK)  /* layer3.0.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 295168, 54)) != RESNET18_OK)  /* layer3.0.bn1.running_var */
+        goto done;
 
     /* pack_weights layer3.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(params + 1197992, 256, 1152,                 /* w: layer3.0.conv1.weight [256, 128, 3, 3] as [rows][cols] */
-                     params + 1492904, params + 1493672, 1e-05f,  /* folding layer3.0.bn1.weight, layer3.0.bn1.running_var */
-                     consts + 682368);                            /* y */
+    nnc_pack_weights(stage + 0, 256, 1152,                    /* w: layer3.0.conv1.weight [256, 128, 3, 3] as [rows][cols] */
+                     stage + 294912, stage + 295168, 1e-05f,  /* folding layer3.0.bn1.weight, layer3.0.bn1.running_var */
+                     consts + 2451840);                       /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 56)) != RESNET18_OK)  /* layer3.0.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 57)) != RESNET18_OK)  /* layer3.0.bn2.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 58)) != RESNET18_OK)  /* layer3.0.bn2.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 768, 59)) != RESNET18_OK)  /* layer3.0.bn2.running_var */
+        goto done;
 
     /* bn_fold_bias layer3.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_bn_fold_bias(256, params + 2083752, params + 2084008,  /* layer3.0.bn2.weight, layer3.0.bn2.bias */
-                     params + 2084264, params + 2084520,       /* layer3.0.bn2.running_mean, layer3.0.bn2.running_var */
-                     1e-05f, NULL, consts + 977280);           /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* layer3.0.bn2.weight, layer3.0.bn2.bias */
+                     stage + 512, stage + 768,         /* layer3.0.bn2.running_mean, layer3.0.bn2.running_var */
+                     1e-05f, NULL, consts + 2746752);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 61)) != RESNET18_OK)  /* layer3.0.downsample.1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 62)) != RESNET18_OK)  /* layer3.0.downsample.1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 63)) != RESNET18_OK)  /* layer3.0.downsample.1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 768, 64)) != RESNET18_OK)  /* layer3.0.downsample.1.running_var */
+        goto done;
 
     /* bn_fold_bias layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_bn_fold_bias(256, params + 2117544, params + 2117800,  /* layer3.0.downsample.1.weight, layer3.0.downsample.1.bias */
-                     params + 2118056, params + 2118312,       /* layer3.0.downsample.1.running_mean, layer3.0.downsample.1.running_var */
-                     1e-05f, NULL, consts + 977536);           /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* layer3.0.downsample.1.weight, layer3.0.downsample.1.bias */
+                     stage + 512, stage + 768,         /* layer3.0.downsample.1.running_mean, layer3.0.downsample.1.running_var */
+                     1e-05f, NULL, consts + 2747008);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 60)) != RESNET18_OK)  /* layer3.0.downsample.0.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 32768, 61)) != RESNET18_OK)  /* layer3.0.downsample.1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 33024, 64)) != RESNET18_OK)  /* layer3.0.downsample.1.running_var */
+        goto done;
 
     /* pack_weights layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_pack_weights(params + 2084776, 256, 128,                  /* w: layer3.0.downsample.0.weight [256, 128, 1, 1] as [rows][cols] */
-                     params + 2117544, params + 2118312, 1e-05f,  /* folding layer3.0.downsample.1.weight, layer3.0.downsample.1.running_var */
-                     consts + 977792);                            /* y */
+    nnc_pack_weights(stage + 0, 256, 128,                   /* w: layer3.0.downsample.0.weight [256, 128, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 33024, 1e-05f,  /* folding layer3.0.downsample.1.weight, layer3.0.downsample.1.running_var */
+                     consts + 2747264);                     /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 55)) != RESNET18_OK)  /* layer3.0.conv2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 589824, 56)) != RESNET18_OK)  /* layer3.0.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 590080, 59)) != RESNET18_OK)  /* layer3.0.bn2.running_var */
+        goto done;
 
-    /* pack_weights layer3.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(params + 1493928, 256, 2304,                 /* w: layer3.0.conv2.weight [256, 256, 3, 3] as [rows][cols] */
-                     params + 2083752, params + 2084520, 1e-05f,  /* folding layer3.0.bn2.weight, layer3.0.bn2.running_var */
-                     consts + 1010560);                           /* y */
+    /* winograd_weights layer3.0.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_winograd_weights(stage + 0, 256, 256,                     /* w: layer3.0.conv2.weight [256, 256, 3, 3] (out, in channels) */
+                         stage + 589824, stage + 590080, 1e-05f,  /* folding layer3.0.bn2.weight, layer3.0.bn2.running_var */
+                         consts + 2780032);                       /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 66)) != RESNET18_OK)  /* layer3.1.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 67)) != RESNET18_OK)  /* layer3.1.bn1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 68)) != RESNET18_OK)  /* layer3.1.bn1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 768, 69)) != RESNET18_OK)  /* layer3.1.bn1.running_var */
+        goto done;
 
     /* bn_fold_bias layer3.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_bn_fold_bias(256, params + 2708392, params + 2708648,  /* layer3.1.bn1.weight, layer3.1.bn1.bias */
-                     params + 2708904, params + 2709160,       /* layer3.1.bn1.running_mean, layer3.1.bn1.running_var */
-                     1e-05f, NULL, consts + 1600384);          /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* layer3.1.bn1.weight, layer3.1.bn1.bias */
+                     stage + 512, stage + 768,         /* layer3.1.bn1.running_mean, layer3.1.bn1.running_var */
+                     1e-05f, NULL, consts + 5139328);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 65)) != RESNET18_OK)  /* layer3.1.conv1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 589824, 66)) != RESNET18_OK)  /* layer3.1.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 590080, 69)) != RESNET18_OK)  /* layer3.1.bn1.running_var */
+        goto done;
 
-    /* pack_weights layer3.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(params + 2118568, 256, 2304,                 /* w: layer3.1.conv1.weight [256, 256, 3, 3] as [rows][cols] */
-                     params + 2708392, params + 2709160, 1e-05f,  /* folding layer3.1.bn1.weight, layer3.1.bn1.running_var */
-                     consts + 1600640);                           /* y */
+    /* winograd_weights layer3.1.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_winograd_weights(stage + 0, 256, 256,                     /* w: layer3.1.conv1.weight [256, 256, 3, 3] (out, in channels) */
+                         stage + 589824, stage + 590080, 1e-05f,  /* folding layer3.1.bn1.weight, layer3.1.bn1.running_var */
+                         consts + 5139584);                       /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 71)) != RESNET18_OK)  /* layer3.1.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 256, 72)) != RESNET18_OK)  /* layer3.1.bn2.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 73)) != RESNET18_OK)  /* layer3.1.bn2.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 768, 74)) != RESNET18_OK)  /* layer3.1.bn2.running_var */
+        goto done;
 
     /* bn_fold_bias layer3.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_bn_fold_bias(256, params + 3299240, params + 3299496,  /* layer3.1.bn2.weight, layer3.1.bn2.bias */
-                     params + 3299752, params + 3300008,       /* layer3.1.bn2.running_mean, layer3.1.bn2.running_var */
-                     1e-05f, NULL, consts + 2190464);          /* eps, no bias, y */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* layer3.1.bn2.weight, layer3.1.bn2.bias */
+                     stage + 512, stage + 768,         /* layer3.1.bn2.running_mean, layer3.1.bn2.running_var */
+                     1e-05f, NULL, consts + 7498880);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 70)) != RESNET18_OK)  /* layer3.1.conv2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 589824, 71)) != RESNET18_OK)  /* layer3.1.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 590080, 74)) != RESNET18_OK)  /* layer3.1.bn2.running_var */
+        goto done;
 
-    /* pack_weights layer3.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(params + 2709416, 256, 2304,                 /* w: layer3.1.conv2.weight [256, 256, 3, 3] as [rows][cols] */
-                     params + 3299240, params + 3300008, 1e-05f,  /* folding layer3.1.bn2.weight, layer3.1.bn2.running_var */
-                     consts + 2190720);                           /* y */
+    /* winograd_weights layer3.1.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_winograd_weights(stage + 0, 256, 256,                     /* w: layer3.1.conv2.weight [256, 256, 3, 3] (out, in channels) */
+                         stage + 589824, stage + 590080, 1e-05f,  /* folding layer3.1.bn2.weight, layer3.1.bn2.running_var */
+                         consts + 7499136);                       /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 76)) != RESNET18_OK)  /* layer4.0.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 77)) != RESNET18_OK)  /* layer4.0.bn1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1024, 78)) != RESNET18_OK)  /* layer4.0.bn1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1536, 79)) != RESNET18_OK)  /* layer4.0.bn1.running_var */
+        goto done;
 
     /* bn_fold_bias layer4.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_bn_fold_bias(512, params + 4479912, params + 4480424,  /* layer4.0.bn1.weight, layer4.0.bn1.bias */
-                     params + 4480936, params + 4481448,       /* layer4.0.bn1.running_mean, layer4.0.bn1.running_var */
-                     1e-05f, NULL, consts + 2780544);          /* eps, no bias, y */
+    nnc_bn_fold_bias(512, stage + 0, stage + 512,      /* layer4.0.bn1.weight, layer4.0.bn1.bias */
+                     stage + 1024, stage + 1536,       /* layer4.0.bn1.running_mean, layer4.0.bn1.running_var */
+                     1e-05f, NULL, consts + 9858432);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 75)) != RESNET18_OK)  /* layer4.0.conv1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1179648, 76)) != RESNET18_OK)  /* layer4.0.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1180160, 79)) != RESNET18_OK)  /* layer4.0.bn1.running_var */
+        goto done;
 
     /* pack_weights layer4.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(params + 3300264, 512, 2304,                 /* w: layer4.0.conv1.weight [512, 256, 3, 3] as [rows][cols] */
-                     params + 4479912, params + 4481448, 1e-05f,  /* folding layer4.0.bn1.weight, layer4.0.bn1.running_var */
-                     consts + 2781056);                           /* y */
+    nnc_pack_weights(stage + 0, 512, 2304,                      /* w: layer4.0.conv1.weight [512, 256, 3, 3] as [rows][cols] */
+                     stage + 1179648, stage + 1180160, 1e-05f,  /* folding layer4.0.bn1.weight, layer4.0.bn1.running_var */
+                     consts + 9858944);                         /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 81)) != RESNET18_OK)  /* layer4.0.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 82)) != RESNET18_OK)  /* layer4.0.bn2.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1024, 83)) != RESNET18_OK)  /* layer4.0.bn2.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1536, 84)) != RESNET18_OK)  /* layer4.0.bn2.running_var */
+        goto done;
 
     /* bn_fold_bias layer4.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_bn_fold_bias(512, params + 6841256, params + 6841768,  /* layer4.0.bn2.weight, layer4.0.bn2.bias */
-                     params + 6842280, params + 6842792,       /* layer4.0.bn2.running_mean, layer4.0.bn2.running_var */
-                     1e-05f, NULL, consts + 3960704);          /* eps, no bias, y */
+    nnc_bn_fold_bias(512, stage + 0, stage + 512,       /* layer4.0.bn2.weight, layer4.0.bn2.bias */
+                     stage + 1024, stage + 1536,        /* layer4.0.bn2.running_mean, layer4.0.bn2.running_var */
+                     1e-05f, NULL, consts + 11038592);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 86)) != RESNET18_OK)  /* layer4.0.downsample.1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 87)) != RESNET18_OK)  /* layer4.0.downsample.1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1024, 88)) != RESNET18_OK)  /* layer4.0.downsample.1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1536, 89)) != RESNET18_OK)  /* layer4.0.downsample.1.running_var */
+        goto done;
 
     /* bn_fold_bias layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_bn_fold_bias(512, params + 6974376, params + 6974888,  /* layer4.0.downsample.1.weight, layer4.0.downsample.1.bias */
-                     params + 6975400, params + 6975912,       /* layer4.0.downsample.1.running_mean, layer4.0.downsample.1.running_var */
-                     1e-05f, NULL, consts + 3961216);          /* eps, no bias, y */
+    nnc_bn_fold_bias(512, stage + 0, stage + 512,       /* layer4.0.downsample.1.weight, layer4.0.downsample.1.bias */
+                     stage + 1024, stage + 1536,        /* layer4.0.downsample.1.running_mean, layer4.0.downsample.1.running_var */
+                     1e-05f, NULL, consts + 11039104);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 85)) != RESNET18_OK)  /* layer4.0.downsample.0.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 131072, 86)) != RESNET18_OK)  /* layer4.0.downsample.1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 131584, 89)) != RESNET18_OK)  /* layer4.0.downsample.1.running_var */
+        goto done;
 
     /* pack_weights layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_pack_weights(params + 6843304, 512, 256,                  /* w: layer4.0.downsample.0.weight [512, 256, 1, 1] as [rows][cols] */
-                     params + 6974376, params + 6975912, 1e-05f,  /* folding layer4.0.downsample.1.weight, layer4.0.downsample.1.running_var */
-                     consts + 3961728);                           /* y */
+    nnc_pack_weights(stage + 0, 512, 256,                     /* w: layer4.0.downsample.0.weight [512, 256, 1, 1] as [rows][cols] */
+                     stage + 131072, stage + 131584, 1e-05f,  /* folding layer4.0.downsample.1.weight, layer4.0.downsample.1.running_var */
+                     consts + 11039616);                      /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 80)) != RESNET18_OK)  /* layer4.0.conv2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 2359296, 81)) != RESNET18_OK)  /* layer4.0.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 2359808, 84)) != RESNET18_OK)  /* layer4.0.bn2.running_var */
+        goto done;
 
     /* pack_weights layer4.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(params + 4481960, 512, 4608,                 /* w: layer4.0.conv2.weight [512, 512, 3, 3] as [rows][cols] */
-                     params + 6841256, params + 6842792, 1e-05f,  /* folding layer4.0.bn2.weight, layer4.0.bn2.running_var */
-                     consts + 4092800);                           /* y */
+    nnc_pack_weights(stage + 0, 512, 4608,                      /* w: layer4.0.conv2.weight [512, 512, 3, 3] as [rows][cols] */
+                     stage + 2359296, stage + 2359808, 1e-05f,  /* folding layer4.0.bn2.weight, layer4.0.bn2.running_var */
+                     consts + 11170688);                        /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 91)) != RESNET18_OK)  /* layer4.1.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 92)) != RESNET18_OK)  /* layer4.1.bn1.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1024, 93)) != RESNET18_OK)  /* layer4.1.bn1.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1536, 94)) != RESNET18_OK)  /* layer4.1.bn1.running_var */
+        goto done;
 
     /* bn_fold_bias layer4.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_bn_fold_bias(512, params + 9335720, params + 9336232,  /* layer4.1.bn1.weight, layer4.1.bn1.bias */
-                     params + 9336744, params + 9337256,       /* layer4.1.bn1.running_mean, layer4.1.bn1.running_var */
-                     1e-05f, NULL, consts + 6452096);          /* eps, no bias, y */
+    nnc_bn_fold_bias(512, stage + 0, stage + 512,       /* layer4.1.bn1.weight, layer4.1.bn1.bias */
+                     stage + 1024, stage + 1536,        /* layer4.1.bn1.running_mean, layer4.1.bn1.running_var */
+                     1e-05f, NULL, consts + 13529984);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 90)) != RESNET18_OK)  /* layer4.1.conv1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 2359296, 91)) != RESNET18_OK)  /* layer4.1.bn1.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 2359808, 94)) != RESNET18_OK)  /* layer4.1.bn1.running_var */
+        goto done;
 
     /* pack_weights layer4.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(params + 6976424, 512, 4608,                 /* w: layer4.1.conv1.weight [512, 512, 3, 3] as [rows][cols] */
-                     params + 9335720, params + 9337256, 1e-05f,  /* folding layer4.1.bn1.weight, layer4.1.bn1.running_var */
-                     consts + 6452608);                           /* y */
+    nnc_pack_weights(stage + 0, 512, 4608,                      /* w: layer4.1.conv1.weight [512, 512, 3, 3] as [rows][cols] */
+                     stage + 2359296, stage + 2359808, 1e-05f,  /* folding layer4.1.bn1.weight, layer4.1.bn1.running_var */
+                     consts + 13530496);                        /* y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 96)) != RESNET18_OK)  /* layer4.1.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 512, 97)) != RESNET18_OK)  /* layer4.1.bn2.bias */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1024, 98)) != RESNET18_OK)  /* layer4.1.bn2.running_mean */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 1536, 99)) != RESNET18_OK)  /* layer4.1.bn2.running_var */
+        goto done;
 
     /* bn_fold_bias layer4.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_bn_fold_bias(512, params + 11697064, params + 11697576,  /* layer4.1.bn2.weight, layer4.1.bn2.bias */
-                     params + 11698088, params + 11698600,       /* layer4.1.bn2.running_mean, layer4.1.bn2.running_var */
-                     1e-05f, NULL, consts + 8811904);            /* eps, no bias, y */
+    nnc_bn_fold_bias(512, stage + 0, stage + 512,       /* layer4.1.bn2.weight, layer4.1.bn2.bias */
+                     stage + 1024, stage + 1536,        /* layer4.1.bn2.running_mean, layer4.1.bn2.running_var */
+                     1e-05f, NULL, consts + 15889792);  /* eps, no bias, y */
+    if ((rc = resnet18_stage(m, sf, stage + 0, 95)) != RESNET18_OK)  /* layer4.1.conv2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 2359296, 96)) != RESNET18_OK)  /* layer4.1.bn2.weight */
+        goto done;
+    if ((rc = resnet18_stage(m, sf, stage + 2359808, 99)) != RESNET18_OK)  /* layer4.1.bn2.running_var */
+        goto done;
 
     /* pack_weights layer4.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(params + 9337768, 512, 4608,                   /* w: layer4.1.conv2.weight [512, 512, 3, 3] as [rows][cols] */
-                     params + 11697064, params + 11698600, 1e-05f,  /* folding layer4.1.bn2.weight, layer4.1.bn2.running_var */
-                     consts + 8812416);                             /* y */
-    {  /* the parameters only the constants read are done with: keep the rest */
-        float *kept = (float *)realloc(m->params, ((size_t)RESNET18_PARAM_KEPT_FLOATS + 1) * sizeof(float));
-        if (kept)  /* a failed shrink keeps the larger block: nothing lost */
-            m->params = kept;
-    }
-    return RESNET18_OK;
+    nnc_pack_weights(stage + 0, 512, 4608,                      /* w: layer4.1.conv2.weight [512, 512, 3, 3] as [rows][cols] */
+                     stage + 2359296, stage + 2359808, 1e-05f,  /* folding layer4.1.bn2.weight, layer4.1.bn2.running_var */
+                     consts + 15890304);                        /* y */
+done:
+    free(stage);
+    return rc;
 }
 
 /* The work of create, on a zeroed instance. */
@@ -467,11 +780,14 @@ static int resnet18_init(resnet18_model *m, const char *weights, void *workspace
         m->ws = (unsigned char *)m->ws_alloc + (64 - (uintptr_t)m->ws_alloc % 64) % 64;
     }
     {
-        int rc = resnet18_load(m, weights);
+        nnc_st_file sf;
+        int rc = resnet18_load(m, weights, &sf);
         if (rc != RESNET18_OK)
             return rc;
+        rc = resnet18_prepare(m, &sf);
+        nnc_st_end(&sf);
+        return rc;
     }
-    return resnet18_prepare(m);
 }
 
 /* The forward pass: n samples from the inputs to the outputs, as in resnet18.h. */
@@ -483,26 +799,26 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
     float         *t105       = (float *)(ws + 7375872);  /* [n][64][112][112] */
-    float         *t106       = (float *)(ws + 0);        /* [n][64][56][56] */
-    float         *t109       = (float *)(ws + 8028160);  /* [n][64][56][56] */
-    float         *t112       = (float *)(ws + 8830976);  /* [n][64][56][56] */
-    float         *t115       = (float *)(ws + 7225344);  /* [n][64][56][56] */
-    float         *t118       = (float *)(ws + 8028160);  /* [n][64][56][56] */
-    float         *t121       = (float *)(ws + 1806336);  /* [n][128][28][28] */
-    float         *t125       = (float *)(ws + 200704);   /* [n][128][28][28] */
-    float         *t127       = (float *)(ws + 602112);   /* [n][128][28][28] */
-    float         *t130       = (float *)(ws + 0);        /* [n][128][28][28] */
-    float         *t133       = (float *)(ws + 4616192);  /* [n][128][28][28] */
-    float         *t136       = (float *)(ws + 903168);   /* [n][256][14][14] */
-    float         *t140       = (float *)(ws + 100352);   /* [n][256][14][14] */
-    float         *t142       = (float *)(ws + 301056);   /* [n][256][14][14] */
-    float         *t145       = (float *)(ws + 0);        /* [n][256][14][14] */
-    float         *t148       = (float *)(ws + 2308096);  /* [n][256][14][14] */
-    float         *t151       = (float *)(ws + 451584);   /* [n][512][7][7] */
-    float         *t155       = (float *)(ws + 50176);    /* [n][512][7][7] */
-    float         *t157       = (float *)(ws + 150528);   /* [n][512][7][7] */
-    float         *t160       = (float *)(ws + 0);        /* [n][512][7][7] */
-    float         *t163       = (float *)(ws + 1154048);  /* [n][512][7][7] */
+    float         *t106       = (float *)(ws + 2359296);  /* [n][64][56][56] */
+    float         *t109       = (float *)(ws + 3162112);  /* [n][64][56][56] */
+    float         *t112       = (float *)(ws + 3964928);  /* [n][64][56][56] */
+    float         *t115       = (float *)(ws + 2359296);  /* [n][64][56][56] */
+    float         *t118       = (float *)(ws + 3162112);  /* [n][64][56][56] */
+    float         *t121       = (float *)(ws + 3964928);  /* [n][128][28][28] */
+    float         *t125       = (float *)(ws + 4366336);  /* [n][128][28][28] */
+    float         *t127       = (float *)(ws + 3538944);  /* [n][128][28][28] */
+    float         *t130       = (float *)(ws + 3940352);  /* [n][128][28][28] */
+    float         *t133       = (float *)(ws + 4341760);  /* [n][128][28][28] */
+    float         *t136       = (float *)(ws + 5898240);  /* [n][256][14][14] */
+    float         *t140       = (float *)(ws + 6098944);  /* [n][256][14][14] */
+    float         *t142       = (float *)(ws + 6299648);  /* [n][256][14][14] */
+    float         *t145       = (float *)(ws + 5898240);  /* [n][256][14][14] */
+    float         *t148       = (float *)(ws + 6098944);  /* [n][256][14][14] */
+    float         *t151       = (float *)(ws + 903168);   /* [n][512][7][7] */
+    float         *t155       = (float *)(ws + 1003520);  /* [n][512][7][7] */
+    float         *t157       = (float *)(ws + 1103872);  /* [n][512][7][7] */
+    float         *t160       = (float *)(ws + 903168);   /* [n][512][7][7] */
+    float         *t163       = (float *)(ws + 1003520);  /* [n][512][7][7] */
     float         *t164       = (float *)(ws + 0);        /* [n][512][1][1] */
     float         *t165       = (float *)(ws + 0);        /* [n][512] */
 
@@ -523,49 +839,49 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
                      3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
 
     /* conv2d layer1.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
-                      n, t106, 200704, 64, 56, 56,                        /* x: [64, 56, 56], batch stride */
-                      consts + 9536, consts + 9472,                       /* pack_weights(layer1.0.conv1.weight), bn_fold_bias(layer1.0.bn1.weight) */
-                      t109, 200704, 64, 56, 56,                           /* y: [64, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 802816),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                            /* no residual */
-                      NNC_ACT_RELU, 0.0f, 64,                             /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t106, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
+                        consts + 9536, consts + 9472,                  /* winograd_weights(layer1.0.conv1.weight), bn_fold_bias(layer1.0.bn1.weight) */
+                        t109, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer1.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
-                      n, t109, 200704, 64, 56, 56,                        /* x: [64, 56, 56], batch stride */
-                      consts + 46464, consts + 46400,                     /* pack_weights(layer1.0.conv2.weight), bn_fold_bias(layer1.0.bn2.weight) */
-                      t112, 200704, 64, 56, 56,                           /* y: [64, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 802816),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t106, 200704,                                       /* residual [64, 56, 56], batch stride */
-                      NNC_ACT_RELU, 0.0f, 64,                             /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t109, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
+                        consts + 157056, consts + 156992,              /* winograd_weights(layer1.0.conv2.weight), bn_fold_bias(layer1.0.bn2.weight) */
+                        t112, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        t106, 200704,                                  /* residual [64, 56, 56], batch stride */
+                        NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer1.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t112, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
-                      consts + 83392, consts + 83328,                /* pack_weights(layer1.1.conv1.weight), bn_fold_bias(layer1.1.bn1.weight) */
-                      t115, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t112, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
+                        consts + 304576, consts + 304512,              /* winograd_weights(layer1.1.conv1.weight), bn_fold_bias(layer1.1.bn1.weight) */
+                        t115, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer1.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t115, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
-                      consts + 120320, consts + 120256,              /* pack_weights(layer1.1.conv2.weight), bn_fold_bias(layer1.1.bn2.weight) */
-                      t118, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t112, 200704,                                  /* residual [64, 56, 56], batch stride */
-                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t115, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
+                        consts + 452096, consts + 452032,              /* winograd_weights(layer1.1.conv2.weight), bn_fold_bias(layer1.1.bn2.weight) */
+                        t118, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        t112, 200704,                                  /* residual [64, 56, 56], batch stride */
+                        NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer2.0.conv1 @ models/lib/resnet.net:22:14 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t118, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
-                      consts + 157312, consts + 157184,              /* pack_weights(layer2.0.conv1.weight), bn_fold_bias(layer2.0.bn1.weight) */
+                      consts + 599680, consts + 599552,              /* pack_weights(layer2.0.conv1.weight), bn_fold_bias(layer2.0.bn1.weight) */
                       t121, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
                       3, 3, 2, 2, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -575,7 +891,7 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
     /* conv2d layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t118, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
-                      consts + 231296, consts + 231168,              /* pack_weights(layer2.0.downsample.0.weight), bn_fold_bias(layer2.0.downsample.1.weight) */
+                      consts + 673664, consts + 673536,              /* pack_weights(layer2.0.downsample.0.weight), bn_fold_bias(layer2.0.downsample.1.weight) */
                       t125, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
                       1, 1, 2, 2, 0, 0, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -583,39 +899,39 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer2.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                             /* the instance's threads and instruction set */
-                      n, t121, 100352, 128, 28, 28,                        /* x: [128, 28, 28], batch stride */
-                      consts + 239488, consts + 231040,                    /* pack_weights(layer2.0.conv2.weight), bn_fold_bias(layer2.0.bn2.weight) */
-                      t127, 100352, 128, 28, 28,                           /* y: [128, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 2207744),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t125, 100352,                                        /* residual [128, 28, 28], batch stride */
-                      NNC_ACT_RELU, 0.0f, 128,                             /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t121, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 681856, consts + 673408,              /* winograd_weights(layer2.0.conv2.weight), bn_fold_bias(layer2.0.bn2.weight) */
+                        t127, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        t125, 100352,                                  /* residual [128, 28, 28], batch stride */
+                        NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer2.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_packed(&m->ctx,                                             /* the instance's threads and instruction set */
-                      n, t127, 100352, 128, 28, 28,                        /* x: [128, 28, 28], batch stride */
-                      consts + 387072, consts + 386944,                    /* pack_weights(layer2.1.conv1.weight), bn_fold_bias(layer2.1.bn1.weight) */
-                      t130, 100352, 128, 28, 28,                           /* y: [128, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 1003520),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                             /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                             /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t127, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1271808, consts + 1271680,            /* winograd_weights(layer2.1.conv1.weight), bn_fold_bias(layer2.1.bn1.weight) */
+                        t130, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer2.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                             /* the instance's threads and instruction set */
-                      n, t130, 100352, 128, 28, 28,                        /* x: [128, 28, 28], batch stride */
-                      consts + 534656, consts + 534528,                    /* pack_weights(layer2.1.conv2.weight), bn_fold_bias(layer2.1.bn2.weight) */
-                      t133, 100352, 128, 28, 28,                           /* y: [128, 28, 28], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 1003520),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t127, 100352,                                        /* residual [128, 28, 28], batch stride */
-                      NNC_ACT_RELU, 0.0f, 128,                             /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t130, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1861760, consts + 1861632,            /* winograd_weights(layer2.1.conv2.weight), bn_fold_bias(layer2.1.bn2.weight) */
+                        t133, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        t127, 100352,                                  /* residual [128, 28, 28], batch stride */
+                        NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer3.0.conv1 @ models/lib/resnet.net:22:14 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t133, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 682368, consts + 682112,              /* pack_weights(layer3.0.conv1.weight), bn_fold_bias(layer3.0.bn1.weight) */
+                      consts + 2451840, consts + 2451584,            /* pack_weights(layer3.0.conv1.weight), bn_fold_bias(layer3.0.bn1.weight) */
                       t136, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
                       3, 3, 2, 2, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -625,7 +941,7 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
     /* conv2d layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t133, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 977792, consts + 977536,              /* pack_weights(layer3.0.downsample.0.weight), bn_fold_bias(layer3.0.downsample.1.weight) */
+                      consts + 2747264, consts + 2747008,            /* pack_weights(layer3.0.downsample.0.weight), bn_fold_bias(layer3.0.downsample.1.weight) */
                       t140, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
                       1, 1, 2, 2, 0, 0, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -633,39 +949,39 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer3.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                             /* the instance's threads and instruction set */
-                      n, t136, 50176, 256, 14, 14,                         /* x: [256, 14, 14], batch stride */
-                      consts + 1010560, consts + 977280,                   /* pack_weights(layer3.0.conv2.weight), bn_fold_bias(layer3.0.bn2.weight) */
-                      t142, 50176, 256, 14, 14,                            /* y: [256, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 1103872),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t140, 50176,                                         /* residual [256, 14, 14], batch stride */
-                      NNC_ACT_RELU, 0.0f, 256,                             /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t136, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
+                        consts + 2780032, consts + 2746752,            /* winograd_weights(layer3.0.conv2.weight), bn_fold_bias(layer3.0.bn2.weight) */
+                        t142, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        t140, 50176,                                   /* residual [256, 14, 14], batch stride */
+                        NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer3.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
-                      n, t142, 50176, 256, 14, 14,                        /* x: [256, 14, 14], batch stride */
-                      consts + 1600640, consts + 1600384,                 /* pack_weights(layer3.1.conv1.weight), bn_fold_bias(layer3.1.bn1.weight) */
-                      t145, 50176, 256, 14, 14,                           /* y: [256, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 501760),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                            /* no residual */
-                      NNC_ACT_RELU, 0.0f, 256,                            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t142, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
+                        consts + 5139584, consts + 5139328,            /* winograd_weights(layer3.1.conv1.weight), bn_fold_bias(layer3.1.bn1.weight) */
+                        t145, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        NULL, 0,                                       /* no residual */
+                        NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer3.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
-                      n, t145, 50176, 256, 14, 14,                        /* x: [256, 14, 14], batch stride */
-                      consts + 2190720, consts + 2190464,                 /* pack_weights(layer3.1.conv2.weight), bn_fold_bias(layer3.1.bn2.weight) */
-                      t148, 50176, 256, 14, 14,                           /* y: [256, 14, 14], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 501760),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t142, 50176,                                        /* residual [256, 14, 14], batch stride */
-                      NNC_ACT_RELU, 0.0f, 256,                            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
+                        n, t145, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
+                        consts + 7499136, consts + 7498880,            /* winograd_weights(layer3.1.conv2.weight), bn_fold_bias(layer3.1.bn2.weight) */
+                        t148, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
+                        3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                        t142, 50176,                                   /* residual [256, 14, 14], batch stride */
+                        NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
+                        NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer4.0.conv1 @ models/lib/resnet.net:22:14 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t148, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
-                      consts + 2781056, consts + 2780544,            /* pack_weights(layer4.0.conv1.weight), bn_fold_bias(layer4.0.bn1.weight) */
+                      consts + 9858944, consts + 9858432,            /* pack_weights(layer4.0.conv1.weight), bn_fold_bias(layer4.0.bn1.weight) */
                       t151, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
                       3, 3, 2, 2, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -675,7 +991,7 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
     /* conv2d layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
     nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
                       n, t148, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
-                      consts + 3961728, consts + 3961216,            /* pack_weights(layer4.0.downsample.0.weight), bn_fold_bias(layer4.0.downsample.1.weight) */
+                      consts + 11039616, consts + 11039104,          /* pack_weights(layer4.0.downsample.0.weight), bn_fold_bias(layer4.0.downsample.1.weight) */
                       t155, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
                       1, 1, 2, 2, 0, 0, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                       /* no residual */
@@ -683,34 +999,34 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
                       NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer4.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
-                      n, t151, 25088, 512, 7, 7,                          /* x: [512, 7, 7], batch stride */
-                      consts + 4092800, consts + 3960704,                 /* pack_weights(layer4.0.conv2.weight), bn_fold_bias(layer4.0.bn2.weight) */
-                      t157, 25088, 512, 7, 7,                             /* y: [512, 7, 7], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 551936),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t155, 25088,                                        /* residual [512, 7, 7], batch stride */
-                      NNC_ACT_RELU, 0.0f, 512,                            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t151, 25088, 512, 7, 7,                     /* x: [512, 7, 7], batch stride */
+                      consts + 11170688, consts + 11038592,          /* pack_weights(layer4.0.conv2.weight), bn_fold_bias(layer4.0.bn2.weight) */
+                      t157, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      t155, 25088,                                   /* residual [512, 7, 7], batch stride */
+                      NNC_ACT_RELU, 0.0f, 512,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer4.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
-                      n, t157, 25088, 512, 7, 7,                          /* x: [512, 7, 7], batch stride */
-                      consts + 6452608, consts + 6452096,                 /* pack_weights(layer4.1.conv1.weight), bn_fold_bias(layer4.1.bn1.weight) */
-                      t160, 25088, 512, 7, 7,                             /* y: [512, 7, 7], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 250880),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                            /* no residual */
-                      NNC_ACT_RELU, 0.0f, 512,                            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t157, 25088, 512, 7, 7,                     /* x: [512, 7, 7], batch stride */
+                      consts + 13530496, consts + 13529984,          /* pack_weights(layer4.1.conv1.weight), bn_fold_bias(layer4.1.bn1.weight) */
+                      t160, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 512,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer4.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
-                      n, t160, 25088, 512, 7, 7,                          /* x: [512, 7, 7], batch stride */
-                      consts + 8812416, consts + 8811904,                 /* pack_weights(layer4.1.conv2.weight), bn_fold_bias(layer4.1.bn2.weight) */
-                      t163, 25088, 512, 7, 7,                             /* y: [512, 7, 7], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 250880),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t157, 25088,                                        /* residual [512, 7, 7], batch stride */
-                      NNC_ACT_RELU, 0.0f, 512,                            /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                    /* prologue: none */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t160, 25088, 512, 7, 7,                     /* x: [512, 7, 7], batch stride */
+                      consts + 15890304, consts + 15889792,          /* pack_weights(layer4.1.conv2.weight), bn_fold_bias(layer4.1.bn2.weight) */
+                      t163, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      t157, 25088,                                   /* residual [512, 7, 7], batch stride */
+                      NNC_ACT_RELU, 0.0f, 512,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* global_avgpool @ models/lib/resnet.net:76:55 */
     nnc_global_avgpool(n, t163, 512, 49, t164);
