@@ -109,6 +109,25 @@ static void check_close(const float *out, const double *ref, size_t count, const
                  (double)out[worst], ref[worst], maxref);
 }
 
+/* A ctx with `threads` threads that runs instruction set isa (the tests of
+ * the kernels that take one: every isa, 1 and more threads). */
+static inline void ctx_for(nnc_ctx *c, int isa, int threads)
+{
+    assert_int_equal(nnc_ctx_init(c, threads), 0);
+    assert_int_equal(c->threads, threads);
+    c->isa = isa;
+}
+
+/* The instruction sets to test: those this CPU has, into out[0..3); how many. */
+static inline int isas(int *out)
+{
+    int n = 0, best = nnc_cpu_isa();
+    out[n++] = NNC_ISA_C;
+    if (best >= NNC_ISA_AVX2) out[n++] = NNC_ISA_AVX2;
+    if (best >= NNC_ISA_AVX512) out[n++] = NNC_ISA_AVX512;
+    return n;
+}
+
 static void check_equal(const float *out, const float *want, size_t count, const char *what)
 {
     for (size_t i = 0; i < count; i++)

@@ -10,24 +10,6 @@
 #define NNC_PAR_MIN_WORK 0.0  /* split every loop, however small: 1 and 2 threads must agree */
 #include "kernel_test.h"
 
-/* A ctx with `threads` threads that runs instruction set isa. */
-static void ctx_for(nnc_ctx *c, int isa, int threads)
-{
-    assert_int_equal(nnc_ctx_init(c, threads), 0);
-    assert_int_equal(c->threads, threads);
-    c->isa = isa;
-}
-
-/* The instruction sets to test: those this CPU has. */
-static int isas(int *out)
-{
-    int n = 0, best = nnc_cpu_isa();
-    out[n++] = NNC_ISA_C;
-    if (best >= NNC_ISA_AVX2) out[n++] = NNC_ISA_AVX2;
-    if (best >= NNC_ISA_AVX512) out[n++] = NNC_ISA_AVX512;
-    return n;
-}
-
 static void test_pack_weights(void **state)
 {
     Rng r = {0x5EEDULL};

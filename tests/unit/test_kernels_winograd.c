@@ -14,22 +14,6 @@
 
 static double worst_rel;
 
-static void ctx_for(nnc_ctx *c, int isa, int threads)
-{
-    assert_int_equal(nnc_ctx_init(c, threads), 0);
-    assert_int_equal(c->threads, threads);
-    c->isa = isa;
-}
-
-static int isas(int *out)
-{
-    int n = 0, best = nnc_cpu_isa();
-    out[n++] = NNC_ISA_C;
-    if (best >= NNC_ISA_AVX2) out[n++] = NNC_ISA_AVX2;
-    if (best >= NNC_ISA_AVX512) out[n++] = NNC_ISA_AVX512;
-    return n;
-}
-
 /* Folding a batchnorm while transforming is nnc_bn_fold_weight, bit for bit,
  * then the transform; and the transform of a one-hot 3x3 kernel is the
  * column of G times the row of G^T (spot-checked in double). */
