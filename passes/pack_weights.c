@@ -56,6 +56,8 @@ static bool winograd_fits(const IrGraph *g, const IrNode *n, int mode)
     if (mode == 0 || c->kh != 3 || c->kw != 3 || c->sh != 1 || c->sw != 1 || c->dh != 1 || c->dw != 1 ||
         c->groups != 1 || c->pro.on)
         return false;
+    if (36 * x->dim[0] * ((c->out_channels + 31) / 32 * 32) > IR_MAX_ELEMS)  /* the transformed weight */
+        return false;  /* would be too large a tensor: the layer keeps the direct convolution */
     int64_t batch = g->max_batch > 1 ? g->max_batch : 1;
     return mode == 1 || (x->dim[0] >= 16 && batch * ((y->dim[1] + 3) / 4) * ((y->dim[2] + 3) / 4) >= 16);
 }
