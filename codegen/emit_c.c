@@ -131,11 +131,6 @@ static const char *cg_string_literal(CgCtx *cx, const char *s)
 /* What a value is, for a comment (cgen.c cg_label). */
 static const char *cg_label_of(CgCtx *cx, int32_t v) { return cg_label(&cx->e, v); }
 
-/* "(size_t)n * 4704": the elements of a batched value. */
-static const char *cg_count_of(CgCtx *cx, int32_t v)
-{
-    return arena_printf(&cx->arena, "(size_t)n * %lld", cg_elems_from(&cx->g->values[v].shape, 0));
-}
 
 /* ------------------------------------------------------------- planning ---- */
 
@@ -249,7 +244,7 @@ static void cg_emit_output_copy(CgCtx *cx, int32_t o)
     else
         sb_printf(&cx->body, "\n    /* output %s is the same tensor as output %s */\n",
                   cg_commentable(&cx->arena, g->outputs[o].name), cg_commentable(&cx->arena, g->outputs[cx->bound_out[v]].name));
-    sb_printf(&cx->body, "    nnc_copy(%s, %s, %s);\n", cg_count_of(cx, v), cx->cname[v], dst);
+    sb_printf(&cx->body, "    nnc_copy(%s, %s, %s);\n", cg_count(&cx->e, v), cx->cname[v], dst);
 }
 
 /* The walk's view of this module: where values and scratch live (cgen.h). */
