@@ -36,13 +36,15 @@ static void test_pack_weights(void **state)
         }
 }
 
-/* One GEMM case at every isa and 1 and 2 threads. */
+/* One GEMM case at every isa and 1, 2 and 3 threads (each splits C its own
+ * way: nnc_gemm_split). */
 static void run_gemm(Rng *r, int M, int N, long K, int with_bias, int with_res, int act, int act_rows)
 {
     size_t mn = (size_t)M * (size_t)N;
     float *a = rand_floats(r, (size_t)M * (size_t)K, 1.0f), *ap = new_floats((size_t)M * (size_t)K);
     float *b = rand_floats(r, (size_t)K * (size_t)N, 1.0f), *bias = with_bias ? rand_floats(r, (size_t)M, 1.0f) : NULL;
     float *res = with_res ? rand_floats(r, mn, 1.0f) : NULL, *c1 = nan_floats(mn), *c2 = nan_floats(mn);
+    float *c3 = nan_floats(mn);
     double *ref = new_doubles(mn);
     int list[3], n = isas(list);
     char what[160];
@@ -55,19 +57,23 @@ static void run_gemm(Rng *r, int M, int N, long K, int with_bias, int with_res, 
         }
     nnc_pack_weights(a, M, K, NULL, NULL, 0.0f, ap);
     for (int s = 0; s < n; s++) {
-        nnc_ctx one, two;
+        nnc_ctx one, two, three;
         ctx_for(&one, list[s], 1);
         ctx_for(&two, list[s], 2);
+        ctx_for(&three, list[s], 3);
         snprintf(what, sizeof what, "gemm_packed isa %d M%d N%d K%ld bias%d res%d act %s rows %d", list[s], M, N, K,
                  with_bias, with_res, act_names[act], act_rows);
         nnc_gemm_packed(&one, M, N, K, ap, b, (size_t)N, c1, (size_t)N, bias, res, act, 0.0f, act_rows);
         check_close(c1, ref, mn, what);
         nnc_gemm_packed(&two, M, N, K, ap, b, (size_t)N, c2, (size_t)N, bias, res, act, 0.0f, act_rows);
         assert_memory_equal(c1, c2, mn * sizeof(float));  /* 1 and 2 threads: bit-identical */
+        nnc_gemm_packed(&three, M, N, K, ap, b, (size_t)N, c3, (size_t)N, bias, res, act, 0.0f, act_rows);
+        assert_memory_equal(c1, c3, mn * sizeof(float));
         nnc_ctx_stop(&one);
         nnc_ctx_stop(&two);
+        nnc_ctx_stop(&three);
     }
-    free(a), free(ap), free(b), free(bias), free(res), free(c1), free(c2), free(ref);
+    free(a), free(ap), free(b), free(bias), free(res), free(c1), free(c2), free(c3), free(ref);
 }
 
 static void test_gemm_packed(void **state)
@@ -84,7 +90,10 @@ static void test_gemm_packed(void **state)
                 run_gemm(&r, Ms[i], Ns[j], Ks[k], v % 2, v % 3 == 0, v % 4 == 0 ? NNC_ACT_RELU : NNC_ACT_NONE,
                          v % 5 == 0 ? Ms[i] / 2 : Ms[i]);
             }
-    run_gemm(&r, 130, 70, 1100, 1, 1, NNC_ACT_RELU, 130);  /* several row chunks and sum blocks */
+    run_gemm(&r, 130, 70, 1100, 1, 1, NNC_ACT_RELU, 130);  /* rows split in two, several sum blocks */
+    run_gemm(&r, 130, 300, 600, 1, 0, NNC_ACT_RELU, 100);  /* columns split, several groups of panels a task */
+    run_gemm(&r, 600, 40, 300, 1, 1, NNC_ACT_NONE, 600);   /* 3 chunks of 256 rows: 4 at 2 threads, 3 at 3 */
+    run_gemm(&r, 520, 300, 40, 0, 0, NNC_ACT_RELU, 520);   /* 3 chunks, the last one short */
 }
 
 typedef struct {
