@@ -1,0 +1,59 @@
+/* nnc_internal.h: what the files of the nnc command line share (tools/nnc.c:
+ * main and the model loading every command starts with; nnc_usage.c: the
+ * --help text; nnc_args.c: the command line into a Cli; nnc_compile.c:
+ * `nnc MODEL.net` and `nnc init`; nnc_run.c: `nnc run`). `nnc train`, `nnc
+ * eval` and `nnc bench` have their own files and arguments (tools/train.h).
+ * Nothing here is used outside tools/. */
+#ifndef NNC_TOOLS_NNC_INTERNAL_H
+#define NNC_TOOLS_NNC_INTERNAL_H
+
+#include "common/common.h"
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The command line of compile, init and run (nnc_args.c). */
+typedef struct {
+    const char *cmd;        /* NULL (compile), "init", "run" */
+    const char *model;
+    const char *out;
+    const char *emit;
+    int opt_level;
+    int batch;
+    bool stats;
+    const char *print_after;  /* --print-after=PASS */
+    FeOptions fe;
+    FeDefine defines[32];
+    uint64_t seed;
+    const char *weights;
+    const char *inputs[16], *outputs[16];
+    int n_inputs, n_outputs;
+    long limit;
+    const char *labels;
+} Cli;
+
+/* ---- the --help text (nnc_usage.c) ---- */
+
+void cli_print_usage(void);   /* to standard output */
+
+/* ---- the command line (nnc_args.c) ---- */
+
+/* Prints "nnc: " fmt (with arg) and the pointer to --help on standard error; returns 2. */
+int cli_fail_usage(const char *fmt, const char *arg);
+
+/* argv into *c (argv[1] may be "init" or "run"). Returns 0, or 2 after
+ * saying what is wrong. Free c->defines[i].name when done. */
+int cli_parse_args(int argc, char **argv, Cli *c);
+
+/* ---- the commands ---- */
+
+/* Parses and elaborates the model, runs the passes; prints diagnostics (nnc.c). */
+IrGraph *cli_load_model(const Cli *c, Arena *arena);
+
+int cmd_compile(const Cli *c);   /* nnc MODEL.net (nnc_compile.c) */
+int cmd_init(const Cli *c);      /* nnc init (nnc_compile.c) */
+int cmd_run(const Cli *c);       /* nnc run (nnc_run.c) */
+
+#endif
