@@ -17,11 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct {
-    RtTensor t;       /* data as float32, shape [N, ...] */
-    bool owned;
-} RunInput;
-
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);

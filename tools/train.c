@@ -1,6 +1,6 @@
 /* train.c: `nnc train` and `nnc eval`, the driver of a generated training module.
  *
- *   nnc train MODEL.net --data KIND:PATH [options]    (options: the usage text in tools/nnc.c)
+ *   nnc train MODEL.net --data KIND:PATH [options]    (options: the usage text in tools/nnc_usage.c)
  *   nnc eval MODEL.net --weights W --data KIND:PATH [--batch N]
  *
  * The command line and the train section are in train_args.c, checkpoints

@@ -1,4 +1,5 @@
-/* test_data_loader.c: the loader of runtime/data.c (data.h): options and
+/* test_data_loader.c: the loader of runtime/data_loader.c and the reader thread of
+ * runtime/data_prefetch.c (data.h): options and
  * their errors, batch order, normalization, crop, flip, jitter, the state a
  * checkpoint restores, the prefetcher, and Fashion-MNIST when it is there. The data sets
  * themselves are tested in test_data.c; helpers in data_test.h. */
