@@ -607,6 +607,10 @@ static NNC_MAYBE_UNUSED void nnc_gemm_task(void *arg, int t)
                 }
                 for (q = 0; q < nq; q++) {
                     float *cp = g->c + (size_t)i0 * g->ldc + (size_t)j0[q];
+                    if (last && g->residual)  /* the epilogue's operand, written layers ago: ask for it now */
+                        for (r = 0; r < rows; r++)
+                            nnc_prefetch((const char *)(g->residual + (size_t)(i0 + r) * g->ldc + (size_t)j0[q]),
+                                         (size_t)cols[q] * sizeof(float));
                     if (rows == NNC_MR && cols[q] == nr) {
                         if (pf)
                             g->kern_pf(kc, ap, bbuf[q], cp, g->ldc, bias, p0 > 0, pf), pf = NULL;
