@@ -344,9 +344,15 @@ static NNC_MAYBE_UNUSED void nnc_pack_weights(const float *w, int M, long K, con
  * ? bias[r] : 0) + sum over p < kc of a[p*8 + r] * b[p*NR + j]. */
 typedef void (*nnc_ukernel)(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias,
                             int load);
-/* The same, asking for kc * 32 bytes from pf to be cached as it runs. */
-typedef void (*nnc_ukernel_pf)(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias,
-                               int load, const char *pf);
+/* The same, asking for kc * 32 bytes from pf to be cached as it runs (pf
+ * NULL: nothing), and, when the tile is final, finishing it as nnc_epilogue
+ * would: + res (its tile, row stride ldc, or NULL), then act, which is one of
+ * NNC_ACT_NONE, RELU and RELU6 (nnc_gemm_fuses_act), with the same
+ * arithmetic, so the tile is stored once instead of stored, read back and
+ * stored again. */
+typedef void (*nnc_ukernel_ex)(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias,
+                               int load, const char *pf, const float *res, int act);
+#define nnc_gemm_fuses_act(act) ((act) == NNC_ACT_NONE || (act) == NNC_ACT_RELU || (act) == NNC_ACT_RELU6)
 
 /* Plain C, NR = 16: the portable path (and the reference the others are tested against). */
 enum { NNC_NR_C = 16 };
@@ -370,7 +376,7 @@ static NNC_MAYBE_UNUSED void nnc_ukernel_c(int kc, const float *a, const float *
 enum { NNC_NR_AVX2 = 16 };
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 nnc_ukernel_avx2_body(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias, int load,
-                      const char *pf)
+                      const char *pf, const float *res, int act)
 {
     int half, p;
     for (half = 0; half < 2; half++) {
@@ -400,6 +406,27 @@ nnc_ukernel_avx2_body(int kc, const float *a, const float *b, float *c, size_t l
             av = _mm256_broadcast_ss(ap + 3);
             c30 = _mm256_fmadd_ps(av, b0, c30), c31 = _mm256_fmadd_ps(av, b1, c31);
         }
+        if (res) {
+            const float *rp = res + (size_t)(4 * half) * ldc;
+            c00 = _mm256_add_ps(c00, _mm256_loadu_ps(rp)), c01 = _mm256_add_ps(c01, _mm256_loadu_ps(rp + 8));
+            c10 = _mm256_add_ps(c10, _mm256_loadu_ps(rp + ldc)), c11 = _mm256_add_ps(c11, _mm256_loadu_ps(rp + ldc + 8));
+            c20 = _mm256_add_ps(c20, _mm256_loadu_ps(rp + 2 * ldc));
+            c21 = _mm256_add_ps(c21, _mm256_loadu_ps(rp + 2 * ldc + 8));
+            c30 = _mm256_add_ps(c30, _mm256_loadu_ps(rp + 3 * ldc));
+            c31 = _mm256_add_ps(c31, _mm256_loadu_ps(rp + 3 * ldc + 8));
+        }
+        if (act != NNC_ACT_NONE) {  /* max(0, v) is v < 0 ? 0 : v, -0 and NaN included: the second operand wins */
+            __m256 z = _mm256_setzero_ps();
+            c00 = _mm256_max_ps(z, c00), c01 = _mm256_max_ps(z, c01), c10 = _mm256_max_ps(z, c10);
+            c11 = _mm256_max_ps(z, c11), c20 = _mm256_max_ps(z, c20), c21 = _mm256_max_ps(z, c21);
+            c30 = _mm256_max_ps(z, c30), c31 = _mm256_max_ps(z, c31);
+            if (act == NNC_ACT_RELU6) {  /* min(6, v) is v > 6 ? 6 : v, NaN included */
+                __m256 six = _mm256_set1_ps(6.0f);
+                c00 = _mm256_min_ps(six, c00), c01 = _mm256_min_ps(six, c01), c10 = _mm256_min_ps(six, c10);
+                c11 = _mm256_min_ps(six, c11), c20 = _mm256_min_ps(six, c20), c21 = _mm256_min_ps(six, c21);
+                c30 = _mm256_min_ps(six, c30), c31 = _mm256_min_ps(six, c31);
+            }
+        }
         _mm256_storeu_ps(cp, c00), _mm256_storeu_ps(cp + 8, c01);
         _mm256_storeu_ps(cp + ldc, c10), _mm256_storeu_ps(cp + ldc + 8, c11);
         _mm256_storeu_ps(cp + 2 * ldc, c20), _mm256_storeu_ps(cp + 2 * ldc + 8, c21);
@@ -409,13 +436,13 @@ nnc_ukernel_avx2_body(int kc, const float *a, const float *b, float *c, size_t l
 __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void
 nnc_ukernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias, int load)
 {
-    nnc_ukernel_avx2_body(kc, a, b, c, ldc, bias, load, NULL);
+    nnc_ukernel_avx2_body(kc, a, b, c, ldc, bias, load, NULL, NULL, NNC_ACT_NONE);
 }
 __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void
-nnc_ukernel_avx2_pf(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias, int load,
-                    const char *pf)
+nnc_ukernel_avx2_ex(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias, int load,
+                    const char *pf, const float *res, int act)
 {
-    nnc_ukernel_avx2_body(kc, a, b, c, ldc, bias, load, pf);
+    nnc_ukernel_avx2_body(kc, a, b, c, ldc, bias, load, pf, res, act);
 }
 
 /* AVX-512, NR = 32: 8 rows x 2 zmm = 16 accumulators; per step two loads of
@@ -431,8 +458,15 @@ enum { NNC_NR_AVX512 = 32 };
     else                                                                                                              \
         c##r##0 = c##r##1 = _mm512_set1_ps(bias ? bias[r] : 0.0f);
 #define NNC_U512_STORE(r)                                                                                             \
+    if (res)                                                                                                          \
+        c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(res + (size_t)(r) * ldc)),                                   \
+        c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(res + (size_t)(r) * ldc + 16));                              \
+    if (act != NNC_ACT_NONE) c##r##0 = _mm512_max_ps(z, c##r##0), c##r##1 = _mm512_max_ps(z, c##r##1);               \
+    if (act == NNC_ACT_RELU6) c##r##0 = _mm512_min_ps(six, c##r##0), c##r##1 = _mm512_min_ps(six, c##r##1);          \
     _mm512_storeu_ps(c + (size_t)(r) * ldc, c##r##0), _mm512_storeu_ps(c + (size_t)(r) * ldc + 16, c##r##1);
-/* The kernel's body; pf, when not NULL, is the next panel of A's block,
+/* The kernel's body (the epilogue as the AVX2 kernel's: max(0, v) is
+ * v < 0 ? 0 : v, -0 and NaN included, the second operand winning; min(6, v)
+ * is v > 6 ? 6 : v); pf, when not NULL, is the next panel of A's block,
  * kc * 32 bytes the loop asks the cache for a line every other step (the AVX2
  * kernel the same, in its first half), so a weight streamed from memory
  * arrives while this tile computes instead of in one burst before it, which
@@ -440,9 +474,10 @@ enum { NNC_NR_AVX512 = 32 };
  * 1.6 ms). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 nnc_ukernel_avx512_body(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias, int load,
-                        const char *pf)
+                        const char *pf, const float *res, int act)
 {
     __m512 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51, c60, c61, c70, c71, b0, b1, av;
+    __m512 z = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
     const float *ap = a, *bp = b;
     int p;
     NNC_U512_INIT(0) NNC_U512_INIT(1) NNC_U512_INIT(2) NNC_U512_INIT(3)
@@ -459,13 +494,13 @@ nnc_ukernel_avx512_body(int kc, const float *a, const float *b, float *c, size_t
 __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void
 nnc_ukernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias, int load)
 {
-    nnc_ukernel_avx512_body(kc, a, b, c, ldc, bias, load, NULL);
+    nnc_ukernel_avx512_body(kc, a, b, c, ldc, bias, load, NULL, NULL, NNC_ACT_NONE);
 }
 __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void
-nnc_ukernel_avx512_pf(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias, int load,
-                      const char *pf)
+nnc_ukernel_avx512_ex(int kc, const float *a, const float *b, float *c, size_t ldc, const float *bias, int load,
+                      const char *pf, const float *res, int act)
 {
-    nnc_ukernel_avx512_body(kc, a, b, c, ldc, bias, load, pf);
+    nnc_ukernel_avx512_body(kc, a, b, c, ldc, bias, load, pf, res, act);
 }
 #undef NNC_U512_ROW
 #undef NNC_U512_INIT
@@ -523,7 +558,7 @@ typedef struct {
     int act, act_rows;          /* the activation, on rows [0, act_rows) */
     float slope;
     nnc_ukernel kern;
-    nnc_ukernel_pf kern_pf;     /* kern with a prefetch, or NULL */
+    nnc_ukernel_ex kern_ex;     /* kern with a prefetch and the epilogue, or NULL */
     int nr, mc, row_chunks, col_splits;
     long panels;                /* of NR columns */
 } nnc_gemm_job;
@@ -586,11 +621,13 @@ static NNC_MAYBE_UNUSED void nnc_gemm_task(void *arg, int t)
                 const float *ap = g->a + (size_t)i0 * (size_t)g->K + (size_t)p0 * (size_t)rows;
                 const float *bias = g->bias ? g->bias + i0 : NULL;
                 const char *pf = NULL;  /* the next block of A to ask for */
+                int tile_act = i0 + NNC_MR <= g->act_rows ? g->act : i0 >= g->act_rows ? NNC_ACT_NONE : -1;
+                int fuse = last && g->kern_ex && tile_act >= 0 && nnc_gemm_fuses_act(tile_act);
                 if (qg == q_lo && i0 + NNC_MR < i_hi)
                     pf = nnc_gemm_a_block(g, i0 + NNC_MR, p0);
                 else if (qg + NNC_GROUP >= q_hi && i0 + NNC_MR >= i_hi && !last)
                     pf = nnc_gemm_a_block(g, i_lo, p0 + kc);
-                if (pf && (!g->kern_pf || rows < NNC_MR || cols[0] < nr)) {
+                if (pf && (!g->kern_ex || rows < NNC_MR || cols[0] < nr)) {
                     nnc_prefetch(pf, (size_t)kc * NNC_MR * sizeof(float));
                     pf = NULL;
                 }
@@ -611,11 +648,14 @@ static NNC_MAYBE_UNUSED void nnc_gemm_task(void *arg, int t)
                         for (r = 0; r < rows; r++)
                             nnc_prefetch((const char *)(g->residual + (size_t)(i0 + r) * g->ldc + (size_t)j0[q]),
                                          (size_t)cols[q] * sizeof(float));
-                    if (rows == NNC_MR && cols[q] == nr) {
-                        if (pf)
-                            g->kern_pf(kc, ap, bbuf[q], cp, g->ldc, bias, p0 > 0, pf), pf = NULL;
-                        else
-                            g->kern(kc, ap, bbuf[q], cp, g->ldc, bias, p0 > 0);
+                    if (rows == NNC_MR && cols[q] == nr && g->kern_ex && (fuse || pf)) {
+                        g->kern_ex(kc, ap, bbuf[q], cp, g->ldc, bias, p0 > 0, pf,
+                                   fuse && g->residual ? g->residual + (size_t)i0 * g->ldc + (size_t)j0[q] : NULL,
+                                   fuse ? tile_act : NNC_ACT_NONE);
+                        pf = NULL;
+                        if (fuse) continue;  /* finished */
+                    } else if (rows == NNC_MR && cols[q] == nr) {
+                        g->kern(kc, ap, bbuf[q], cp, g->ldc, bias, p0 > 0);
                     } else {  /* an edge tile: through a full-size tile of our own */
                         if (p0 > 0)
                             for (r = 0; r < rows; r++)
@@ -669,11 +709,11 @@ static NNC_MAYBE_UNUSED void nnc_gemm_packed(const nnc_ctx *ctx, int M, long N, 
     g.residual = residual, g.act = act, g.slope = slope, g.act_rows = act_rows;
     g.kern = nnc_ukernel_for(ctx ? ctx->isa : nnc_cpu_isa(), &g.nr);
 #if NNC_X86
-    g.kern_pf = g.kern == nnc_ukernel_avx512 ? nnc_ukernel_avx512_pf
-              : g.kern == nnc_ukernel_avx2   ? nnc_ukernel_avx2_pf
+    g.kern_ex = g.kern == nnc_ukernel_avx512 ? nnc_ukernel_avx512_ex
+              : g.kern == nnc_ukernel_avx2   ? nnc_ukernel_avx2_ex
                                              : NULL;
 #else
-    g.kern_pf = NULL;
+    g.kern_ex = NULL;
 #endif
     g.panels = (N + g.nr - 1) / g.nr;
     nnc_gemm_split(&g, ctx && work >= NNC_PAR_MIN_WORK ? ctx->threads : 1);

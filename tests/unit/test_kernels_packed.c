@@ -63,11 +63,11 @@ static void run_gemm(Rng *r, int M, int N, long K, int with_bias, int with_res, 
         ctx_for(&three, list[s], 3);
         snprintf(what, sizeof what, "gemm_packed isa %d M%d N%d K%ld bias%d res%d act %s rows %d", list[s], M, N, K,
                  with_bias, with_res, act_names[act], act_rows);
-        nnc_gemm_packed(&one, M, N, K, ap, b, (size_t)N, c1, (size_t)N, bias, res, act, 0.0f, act_rows);
+        nnc_gemm_packed(&one, M, N, K, ap, b, (size_t)N, c1, (size_t)N, bias, res, act, 0.125f, act_rows);
         check_close(c1, ref, mn, what);
-        nnc_gemm_packed(&two, M, N, K, ap, b, (size_t)N, c2, (size_t)N, bias, res, act, 0.0f, act_rows);
+        nnc_gemm_packed(&two, M, N, K, ap, b, (size_t)N, c2, (size_t)N, bias, res, act, 0.125f, act_rows);
         assert_memory_equal(c1, c2, mn * sizeof(float));  /* 1 and 2 threads: bit-identical */
-        nnc_gemm_packed(&three, M, N, K, ap, b, (size_t)N, c3, (size_t)N, bias, res, act, 0.0f, act_rows);
+        nnc_gemm_packed(&three, M, N, K, ap, b, (size_t)N, c3, (size_t)N, bias, res, act, 0.125f, act_rows);
         assert_memory_equal(c1, c3, mn * sizeof(float));
         nnc_ctx_stop(&one);
         nnc_ctx_stop(&two);
@@ -87,8 +87,9 @@ static void test_gemm_packed(void **state)
         for (size_t j = 0; j < sizeof Ns / sizeof Ns[0]; j++)
             for (size_t k = 0; k < sizeof Ks / sizeof Ks[0]; k++) {
                 int v = (int)(i + j + k);
-                run_gemm(&r, Ms[i], Ns[j], Ks[k], v % 2, v % 3 == 0, v % 4 == 0 ? NNC_ACT_RELU : NNC_ACT_NONE,
-                         v % 5 == 0 ? Ms[i] / 2 : Ms[i]);
+                /* relu and relu6 are applied inside the kernel, leaky_relu after it */
+                static const int acts[] = {NNC_ACT_RELU, NNC_ACT_NONE, NNC_ACT_RELU6, NNC_ACT_NONE, NNC_ACT_LEAKY_RELU};
+                run_gemm(&r, Ms[i], Ns[j], Ks[k], v % 2, v % 3 == 0, acts[v % 5], v % 7 == 0 ? Ms[i] / 2 : Ms[i]);
             }
     run_gemm(&r, 130, 70, 1100, 1, 1, NNC_ACT_RELU, 130);  /* rows split in two, several sum blocks */
     run_gemm(&r, 130, 300, 600, 1, 0, NNC_ACT_RELU, 100);  /* columns split, several groups of panels a task */
