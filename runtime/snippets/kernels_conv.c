@@ -57,35 +57,48 @@ static NNC_MAYBE_UNUSED void nnc_valid_range(int count, int stride, int off, int
  * maps of small networks have rows of 5 to 32 floats, shorter than a call to
  * memcpy is worth), from NNC_IM2COL_MEMCPY floats on with memcpy. */
 enum { NNC_IM2COL_MEMCPY = 64 };
+/* The rows of kernel rows [ki0, ki1) of one channel x[h][w]: col's row
+ * (ki - ki0)*kw + kj. */
+static NNC_MAYBE_UNUSED void nnc_im2col_krows(const float *x, int h, int w, float *col, size_t ld, int oh, int ow,
+                                              int ki0, int ki1, int kw, int sh, int sw, int ph, int pw, int dh,
+                                              int dw)
+{
+    int ki, kj, oy, ox;
+    size_t r = 0;
+    for (ki = ki0; ki < ki1; ki++)
+        for (kj = 0; kj < kw; kj++, r++) {
+            float *row = col + r * ld;
+            int off = kj * dw - pw, lo, hi;
+            nnc_valid_range(ow, sw, off, w, &lo, &hi);
+            for (oy = 0; oy < oh; oy++, row += ow) {
+                int iy = oy * sh - ph + ki * dh;
+                const float *src;
+                if (iy < 0 || iy >= h) {
+                    for (ox = 0; ox < ow; ox++) row[ox] = 0.0f;
+                    continue;
+                }
+                src = x + (size_t)iy * (size_t)w;
+                for (ox = 0; ox < lo; ox++) row[ox] = 0.0f;
+                if (sw == 1 && hi - lo >= NNC_IM2COL_MEMCPY)
+                    memcpy(row + lo, src + (lo + off), (size_t)(hi - lo) * sizeof(float));
+                else if (sw == 1)
+                    for (ox = lo; ox < hi; ox++) row[ox] = src[ox + off];
+                else if (sw == 2)  /* a constant stride: a vector gather of even lanes */
+                    for (ox = lo; ox < hi; ox++) row[ox] = src[2 * ox + off];
+                else
+                    for (ox = lo; ox < hi; ox++) row[ox] = src[ox * sw + off];
+                for (ox = hi; ox < ow; ox++) row[ox] = 0.0f;
+            }
+        }
+}
+
 static NNC_MAYBE_UNUSED void nnc_im2col(const float *x, int cg, int h, int w, float *col, size_t ld, int oh, int ow,
                                         int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw)
 {
-    int ci, ki, kj, oy, ox;
-    size_t r = 0;
+    int ci;
     for (ci = 0; ci < cg; ci++)
-        for (ki = 0; ki < kh; ki++)
-            for (kj = 0; kj < kw; kj++, r++) {
-                float *row = col + r * ld;
-                int off = kj * dw - pw, lo, hi;
-                nnc_valid_range(ow, sw, off, w, &lo, &hi);
-                for (oy = 0; oy < oh; oy++, row += ow) {
-                    int iy = oy * sh - ph + ki * dh;
-                    const float *src;
-                    if (iy < 0 || iy >= h) {
-                        for (ox = 0; ox < ow; ox++) row[ox] = 0.0f;
-                        continue;
-                    }
-                    src = x + ((size_t)ci * (size_t)h + (size_t)iy) * (size_t)w;
-                    for (ox = 0; ox < lo; ox++) row[ox] = 0.0f;
-                    if (sw == 1 && hi - lo >= NNC_IM2COL_MEMCPY)
-                        memcpy(row + lo, src + (lo + off), (size_t)(hi - lo) * sizeof(float));
-                    else if (sw == 1)
-                        for (ox = lo; ox < hi; ox++) row[ox] = src[ox + off];
-                    else
-                        for (ox = lo; ox < hi; ox++) row[ox] = src[ox * sw + off];
-                    for (ox = hi; ox < ow; ox++) row[ox] = 0.0f;
-                }
-            }
+        nnc_im2col_krows(x + (size_t)ci * (size_t)h * (size_t)w, h, w, col + (size_t)ci * (size_t)(kh * kw) * ld, ld,
+                         oh, ow, 0, kh, kw, sh, sw, ph, pw, dh, dw);
 }
 
 /* Columns [c0, c1) of one output row of a depthwise plane: yrow[ox] += the

@@ -762,8 +762,9 @@ static NNC_MAYBE_UNUSED size_t nnc_conv2d_packed_scratch(int n, int c, int h, in
 }
 
 /* nnc_im2col of m samples side by side (sample s's columns at s*cs in rows
- * ld floats apart), split over the instance's threads, a task per sample and
- * input channel. */
+ * ld floats apart), split over the instance's threads, a task per sample,
+ * input channel and kernel row (a ResNet stem has 3 channels: a task per
+ * channel left one thread with twice the other's share). */
 typedef struct {
     const float *x;
     float *col;
@@ -774,10 +775,10 @@ typedef struct {
 static NNC_MAYBE_UNUSED void nnc_im2col_task(void *arg, int t)
 {
     const nnc_im2col_job *j = (const nnc_im2col_job *)arg;
-    int s = t / j->c, ci = t % j->c;
-    nnc_im2col(j->x + (size_t)s * j->xs + (size_t)ci * (size_t)j->h * (size_t)j->w, 1, j->h, j->w,
-               j->col + (size_t)s * j->cs + (size_t)ci * (size_t)(j->kh * j->kw) * j->ld, j->ld, j->oh, j->ow, j->kh,
-               j->kw, j->sh, j->sw, j->ph, j->pw, j->dh, j->dw);
+    int s = t / (j->c * j->kh), ci = t / j->kh % j->c, ki = t % j->kh;
+    nnc_im2col_krows(j->x + (size_t)s * j->xs + (size_t)ci * (size_t)j->h * (size_t)j->w, j->h, j->w,
+                     j->col + (size_t)s * j->cs + (size_t)(ci * j->kh + ki) * (size_t)j->kw * j->ld, j->ld, j->oh,
+                     j->ow, ki, ki + 1, j->kw, j->sh, j->sw, j->ph, j->pw, j->dh, j->dw);
 }
 
 static NNC_MAYBE_UNUSED void nnc_im2col_par(const nnc_ctx *ctx, int m, const float *x, size_t xs, int c, int h,
@@ -787,7 +788,7 @@ static NNC_MAYBE_UNUSED void nnc_im2col_par(const nnc_ctx *ctx, int m, const flo
     nnc_im2col_job j;
     j.x = x, j.col = col, j.xs = xs, j.ld = ld, j.cs = cs, j.c = c, j.h = h, j.w = w, j.oh = oh, j.ow = ow;
     j.kh = kh, j.kw = kw, j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
-    nnc_parallel_work(ctx, (double)m * c * kh * kw * (double)oh * ow, m * c, nnc_im2col_task, &j);
+    nnc_parallel_work(ctx, (double)m * c * kh * kw * (double)oh * ow, m * c * kh, nnc_im2col_task, &j);
 }
 
 /* nnc_prologue of m samples (batch stride xs, c channels of hw floats) into
