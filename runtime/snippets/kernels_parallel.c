@@ -18,7 +18,10 @@
  * workers spinning after each call doubled PyTorch's latency here). */
 
 /* @kernel ctx */
-#if !defined(NNC_NO_THREADS) && (defined(__unix__) || defined(__APPLE__))
+/* The pool needs POSIX threads and gcc's or clang's atomic builtins (the
+ * code is C99, which has no atomics); elsewhere every loop runs on the
+ * caller's thread. */
+#if !defined(NNC_NO_THREADS) && (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
 #define NNC_HAVE_THREADS 1
 #include <pthread.h>
 #else
@@ -72,19 +75,20 @@ typedef struct nnc_ctx {
     nnc_task_fn fn;           /* the current job */
     void *arg;
     int ntasks;
+    struct {                  /* thread t's share of the job's tasks: [next, end), claimed one at a time */
+        int next, end;
+        char pad[56];         /* a cache line each: the claims of two threads do not contend */
+    } share[NNC_MAX_THREADS];
     pthread_t tid[NNC_MAX_THREADS];
     nnc_worker wk[NNC_MAX_THREADS];
 #endif
 } nnc_ctx;
 
-/* Tasks [t*ntasks/T, (t+1)*ntasks/T) go to thread t: contiguous ranges, so a
- * thread's consecutive tasks share their operands in cache, and which thread
- * computes a result never changes the result (each task's arithmetic is
- * fixed): 1 and 2 threads give bit-identical outputs. */
-static NNC_MAYBE_UNUSED void nnc_run_share(nnc_task_fn fn, void *arg, int ntasks, int t, int threads)
+/* All tasks on the calling thread. */
+static NNC_MAYBE_UNUSED void nnc_run_all(nnc_task_fn fn, void *arg, int ntasks)
 {
-    int b = (int)((long long)ntasks * t / threads), e = (int)((long long)ntasks * (t + 1) / threads), i;
-    for (i = b; i < e; i++) fn(arg, i);
+    int i;
+    for (i = 0; i < ntasks; i++) fn(arg, i);
 }
 
 #if NNC_HAVE_THREADS
@@ -96,21 +100,32 @@ static NNC_MAYBE_UNUSED void nnc_run_share(nnc_task_fn fn, void *arg, int ntasks
  * NNC_SPIN rounds of a pause instruction (some tens of microseconds), then
  * sleep on the condition variable. Nothing spins longer than that once
  * forward has returned. */
-#if defined(__GNUC__) || defined(__clang__)
 enum { NNC_SPIN = 4000 };
 #define NNC_LOAD(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define NNC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define NNC_CLAIM(p) __atomic_fetch_add((p), 1, __ATOMIC_RELAXED)
 #if defined(__x86_64__) || defined(__i386__)
 #define NNC_PAUSE() __builtin_ia32_pause()
 #else
 #define NNC_PAUSE() ((void)0)
 #endif
-#else
-enum { NNC_SPIN = 0 };
-#define NNC_LOAD(p) (*(p))
-#define NNC_STORE(p, v) (*(p) = (v))
-#define NNC_PAUSE() ((void)0)
-#endif
+
+/* Tasks [t*ntasks/T, (t+1)*ntasks/T) are thread t's share: contiguous
+ * ranges, so a thread's consecutive tasks share their operands in cache.
+ * Thread t runs its share, then claims the tasks of the others' shares that
+ * nobody has started: on this VM a core is often taken away for a while, and
+ * the thread left waiting for its partner's half finishes it instead. Which
+ * thread computes a task never changes its result (each task's arithmetic is
+ * fixed, and a task with scratch uses the slot of its index, never of its
+ * thread): 1 and 2 threads give bit-identical outputs. */
+static void nnc_run_share(nnc_ctx *c, int t)
+{
+    int u, i, T = c->threads;
+    for (u = 0; u < T; u++) {
+        int v = (t + u) % T;
+        while ((i = NNC_CLAIM(&c->share[v].next)) < c->share[v].end) c->fn(c->arg, i);
+    }
+}
 
 /* A worker: waits (briefly polling, then on the condition variable) for a job
  * or quit, runs its share, and tells the caller when it was the last. */
@@ -120,9 +135,7 @@ static void *nnc_worker_main(void *p)
     nnc_ctx *c = w->ctx;
     unsigned long seen = 0;
     for (;;) {
-        nnc_task_fn fn;
-        void *arg;
-        int ntasks, k;
+        int k;
         for (k = 0; (k < NNC_SPIN || NNC_LOAD(&c->active)) && NNC_LOAD(&c->gen) == seen && !NNC_LOAD(&c->quit); k++)
             NNC_PAUSE();
         pthread_mutex_lock(&c->mu);
@@ -136,9 +149,8 @@ static void *nnc_worker_main(void *p)
             continue;
         }
         seen = c->gen;
-        fn = c->fn, arg = c->arg, ntasks = c->ntasks;
         pthread_mutex_unlock(&c->mu);
-        nnc_run_share(fn, arg, ntasks, w->id, c->threads);
+        nnc_run_share(c, w->id);
         pthread_mutex_lock(&c->mu);
         NNC_STORE(&c->pending, c->pending - 1);  /* under mu; the caller may be polling it */
         if (c->pending == 0) pthread_cond_signal(&c->done);
@@ -154,14 +166,18 @@ static NNC_MAYBE_UNUSED void nnc_parallel(const nnc_ctx *cc, int ntasks, nnc_tas
 #if NNC_HAVE_THREADS
     nnc_ctx *c = (nnc_ctx *)cc;  /* the pool's bookkeeping changes; the kernels' view of ctx does not */
     if (c && c->started && ntasks > 1) {
-        int workers = c->threads - 1, k;
+        int workers = c->threads - 1, k, t;
         pthread_mutex_lock(&c->mu);
         c->fn = fn, c->arg = arg, c->ntasks = ntasks;
+        for (t = 0; t < c->threads; t++) {
+            c->share[t].next = (int)((long long)ntasks * t / c->threads);
+            c->share[t].end = (int)((long long)ntasks * (t + 1) / c->threads);
+        }
         NNC_STORE(&c->pending, workers);
         NNC_STORE(&c->gen, c->gen + 1);
         pthread_cond_broadcast(&c->wake);
         pthread_mutex_unlock(&c->mu);
-        nnc_run_share(fn, arg, ntasks, 0, c->threads);
+        nnc_run_share(c, 0);
         for (k = 0; k < NNC_SPIN && NNC_LOAD(&c->pending) > 0; k++) NNC_PAUSE();
         pthread_mutex_lock(&c->mu);
         while (c->pending > 0) pthread_cond_wait(&c->done, &c->mu);
@@ -171,7 +187,7 @@ static NNC_MAYBE_UNUSED void nnc_parallel(const nnc_ctx *cc, int ntasks, nnc_tas
 #else
     (void)cc;
 #endif
-    nnc_run_share(fn, arg, ntasks, 0, 1);
+    nnc_run_all(fn, arg, ntasks);
 }
 
 /* forward starts: wake the workers, which poll for jobs until nnc_ctx_end. */

@@ -9,6 +9,7 @@
  * width, sums shorter and longer than a block of 256 steps. */
 #define NNC_PAR_MIN_WORK 0.0  /* split every loop, however small: 1 and 2 threads must agree */
 #include "kernel_test.h"
+#include <time.h>
 
 static void test_pack_weights(void **state)
 {
@@ -339,9 +340,51 @@ static void test_ctx(void **state)
                                                 : nnc_cpu_isa() == NNC_ISA_AVX2 ? "avx2" : "c");
 }
 
+#if NNC_HAVE_THREADS
+/* A job whose task `hold` returns only once every other task has run. The
+ * thread that holds it cannot run the rest of its share, so the job finishes
+ * only if the other thread claims them (nnc_run_share); without that it would
+ * wait out the 10 s limit and the test fails. */
+typedef struct {
+    int n, hold, done, timed_out;
+} StealJob;
+
+static void steal_task(void *arg, int t)
+{
+    StealJob *j = (StealJob *)arg;
+    if (t == j->hold) {
+        double waited = 0;
+        while (__atomic_load_n(&j->done, __ATOMIC_ACQUIRE) < j->n - 1 && waited < 10.0) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            waited += 1e-3;
+        }
+        if (waited >= 10.0) j->timed_out = 1;
+    }
+    __atomic_fetch_add(&j->done, 1, __ATOMIC_ACQ_REL);
+}
+
+static void test_pool_claims_unstarted_tasks(void **state)
+{
+    nnc_ctx ctx;
+    (void)state;
+    assert_int_equal(nnc_ctx_init(&ctx, 2), 0);
+    for (int hold = 0; hold < 16; hold += 5) {  /* in the caller's share (0, 5) and the worker's (10, 15) */
+        StealJob j = {16, hold, 0, 0};
+        nnc_parallel(&ctx, j.n, steal_task, &j);
+        assert_int_equal(j.done, j.n);
+        assert_int_equal(j.timed_out, 0);
+    }
+    nnc_ctx_stop(&ctx);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+#if NNC_HAVE_THREADS
+        cmocka_unit_test(test_pool_claims_unstarted_tasks),
+#endif
         cmocka_unit_test(test_ctx),
         cmocka_unit_test(test_pack_weights),
         cmocka_unit_test(test_gemm_packed),
