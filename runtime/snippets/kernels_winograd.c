@@ -451,12 +451,83 @@ nnc_wino_output_avx512(const nnc_wino_job *j, const float *mm, int t0, int nt, i
 }
 #endif
 
+#if NNC_X86
+/* nnc_wino_at_avx512 on 8 channels. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void nnc_wino_at_avx2(const __m256 *m, int step,
+                                                                                     __m256 o[4])
+{
+    __m256 m0 = m[0], m5 = m[5 * step], two = _mm256_set1_ps(2.0f), four = _mm256_set1_ps(4.0f);
+    __m256 s12 = _mm256_add_ps(m[step], m[2 * step]), d12 = _mm256_sub_ps(m[step], m[2 * step]);
+    __m256 s34 = _mm256_add_ps(m[3 * step], m[4 * step]), d34 = _mm256_sub_ps(m[3 * step], m[4 * step]);
+    o[0] = _mm256_add_ps(_mm256_add_ps(m0, s12), s34);
+    o[1] = _mm256_fmadd_ps(two, d34, d12);
+    o[2] = _mm256_fmadd_ps(four, s34, s12);
+    o[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d34, d12), m5);
+}
+
+/* nnc_wino_output_avx512 with AVX2: 8 channels a vector. */
+__attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void
+nnc_wino_output_avx2(const nnc_wino_job *j, const float *mm, int t0, int nt, int k0, int nk)
+{
+    size_t ohw = (size_t)j->oh * (size_t)j->ow, xs = (size_t)(NNC_WINO_BLOCK * 8) * NNC_WINO_KB;
+    int tt, kk, a, b, l, vec = j->act == NNC_ACT_NONE || j->act == NNC_ACT_RELU;
+    for (tt = 0; tt < nt; tt++) {
+        int t = t0 + tt, img = t / j->tpi, rem = t % j->tpi, oy = rem / j->tw * 4, ox = rem % j->tw * 4;
+        float *yi = j->y + (size_t)img * j->ys;
+        const float *ri = j->residual ? j->residual + (size_t)img * j->rs : NULL;
+        if (!vec || oy + 4 > j->oh || ox + 4 > j->ow) {
+            nnc_wino_output_c(j, mm + (size_t)tt * NNC_WINO_KB, t, 1, k0, nk);
+            continue;
+        }
+        for (kk = 0; kk < nk; kk += 8) {
+            const float *mp = mm + (size_t)tt * NNC_WINO_KB + (size_t)kk;
+            __m256 m[6][6], s[4][6], o[4], res[4][4], bv = _mm256_setzero_ps();
+            float rows[4][8];
+            int nl = nk - kk < 8 ? nk - kk : 8;
+            for (a = 0; a < 6; a++)
+                for (b = 0; b < 6; b++) m[a][b] = _mm256_loadu_ps(mp + (size_t)(a * 6 + b) * xs);
+            for (b = 0; b < 6; b++) {  /* s[.][b] = A^T m[.][b] */
+                nnc_wino_at_avx2(&m[0][b], 6, o);
+                for (a = 0; a < 4; a++) s[a][b] = o[a];
+            }
+            if (j->bias)
+                bv = _mm256_maskload_ps(j->bias + k0 + kk, _mm256_cmpgt_epi32(_mm256_set1_epi32(nl),
+                                                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+            for (a = 0; a < 4; a++) {  /* res[a][.] = (s A)[a][.] + bias */
+                nnc_wino_at_avx2(s[a], 1, o);
+                for (b = 0; b < 4; b++) res[a][b] = _mm256_add_ps(o[b], bv);
+            }
+            for (a = 0; a < 4; a++) {  /* rows[l & 3][4 (l >> 2) + b] = res[a][b][l] */
+                __m256 t0v = _mm256_unpacklo_ps(res[a][0], res[a][1]), t1v = _mm256_unpackhi_ps(res[a][0], res[a][1]);
+                __m256 t2v = _mm256_unpacklo_ps(res[a][2], res[a][3]), t3v = _mm256_unpackhi_ps(res[a][2], res[a][3]);
+                _mm256_storeu_ps(rows[0], _mm256_shuffle_ps(t0v, t2v, 0x44));
+                _mm256_storeu_ps(rows[1], _mm256_shuffle_ps(t0v, t2v, 0xEE));
+                _mm256_storeu_ps(rows[2], _mm256_shuffle_ps(t1v, t3v, 0x44));
+                _mm256_storeu_ps(rows[3], _mm256_shuffle_ps(t1v, t3v, 0xEE));
+                for (l = 0; l < nl; l++) {
+                    int ko = k0 + kk + l;
+                    size_t at = (size_t)ko * ohw + (size_t)(oy + a) * (size_t)j->ow + (size_t)ox;
+                    __m128 v = _mm_loadu_ps(&rows[l & 3][(l >> 2) * 4]);
+                    if (ri) v = _mm_add_ps(v, _mm_loadu_ps(ri + at));
+                    if (j->act == NNC_ACT_RELU && ko < j->act_k) v = _mm_max_ps(_mm_setzero_ps(), v);  /* NaN stays */
+                    _mm_storeu_ps(yi + at, v);
+                }
+            }
+        }
+    }
+}
+#endif
+
 /* The outputs of tiles [t0, t0+nt) and channels [k0, k0+nk): see nnc_wino_output_c. */
 static NNC_MAYBE_UNUSED void nnc_wino_output(const nnc_wino_job *j, const float *mm, int t0, int nt, int k0, int nk)
 {
 #if NNC_X86
     if (j->isa == NNC_ISA_AVX512) {
         nnc_wino_output_avx512(j, mm, t0, nt, k0, nk);
+        return;
+    }
+    if (j->isa == NNC_ISA_AVX2) {
+        nnc_wino_output_avx2(j, mm, t0, nt, k0, nk);
         return;
     }
 #endif
