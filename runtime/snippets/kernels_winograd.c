@@ -398,9 +398,9 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_wino_at
 /* nnc_wino_output with AVX-512, channels in the lanes: M's rows are already
  * 16 channels wide, so A^T . A and the bias are vector operations as they
  * stand; then per output row a 4 x 16 -> 16 x 4 transposition gives each
- * channel its 4 outputs, one 128-bit store (with the residual's row and relu).
- * Tiles clipped by the map's edge, and activations other than relu, take
- * the scalar path for that tile. */
+ * channel its 4 outputs, one 128-bit store (with the residual's row and relu;
+ * masked in tiles clipped by the right edge: at 14x14, 7 of the 16 tiles are
+ * clipped). Activations other than relu take the scalar path. */
 __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void
 nnc_wino_output_avx512(const nnc_wino_job *j, const float *mm, int t0, int nt, int k0, int nk)
 {
@@ -410,14 +410,16 @@ nnc_wino_output_avx512(const nnc_wino_job *j, const float *mm, int t0, int nt, i
         int t = t0 + tt, img = t / j->tpi, rem = t % j->tpi, oy = rem / j->tw * 4, ox = rem % j->tw * 4;
         float *yi = j->y + (size_t)img * j->ys;
         const float *ri = j->residual ? j->residual + (size_t)img * j->rs : NULL;
-        if (!vec || oy + 4 > j->oh || ox + 4 > j->ow) {
+        int rows = j->oh - oy < 4 ? j->oh - oy : 4, cols = j->ow - ox < 4 ? j->ow - ox : 4;
+        __m128i cm = _mm_cmpgt_epi32(_mm_set1_epi32(cols), _mm_setr_epi32(0, 1, 2, 3));
+        if (!vec) {
             nnc_wino_output_c(j, mm + (size_t)tt * NNC_WINO_KB, t, 1, k0, nk);
             continue;
         }
         for (kk = 0; kk < nk; kk += 16) {
             const float *mp = mm + (size_t)tt * NNC_WINO_KB + (size_t)kk;
             __m512 m[6][6], s[4][6], o[4], res[4][4], bv;
-            float rows[4][16];
+            float sub[4][16];
             int nl = nk - kk < 16 ? nk - kk : 16;
             for (a = 0; a < 6; a++)
                 for (b = 0; b < 6; b++) m[a][b] = _mm512_loadu_ps(mp + (size_t)(a * 6 + b) * xs);
@@ -430,20 +432,23 @@ nnc_wino_output_avx512(const nnc_wino_job *j, const float *mm, int t0, int nt, i
                 nnc_wino_at_avx512(s[a], 1, o);
                 for (b = 0; b < 4; b++) res[a][b] = _mm512_add_ps(o[b], bv);
             }
-            for (a = 0; a < 4; a++) {  /* rows[l & 3][4 (l >> 2) + b] = res[a][b][l] */
+            for (a = 0; a < rows; a++) {  /* sub[l & 3][4 (l >> 2) + b] = res[a][b][l] */
                 __m512 t0v = _mm512_unpacklo_ps(res[a][0], res[a][1]), t1v = _mm512_unpackhi_ps(res[a][0], res[a][1]);
                 __m512 t2v = _mm512_unpacklo_ps(res[a][2], res[a][3]), t3v = _mm512_unpackhi_ps(res[a][2], res[a][3]);
-                _mm512_storeu_ps(rows[0], _mm512_shuffle_ps(t0v, t2v, 0x44));
-                _mm512_storeu_ps(rows[1], _mm512_shuffle_ps(t0v, t2v, 0xEE));
-                _mm512_storeu_ps(rows[2], _mm512_shuffle_ps(t1v, t3v, 0x44));
-                _mm512_storeu_ps(rows[3], _mm512_shuffle_ps(t1v, t3v, 0xEE));
+                _mm512_storeu_ps(sub[0], _mm512_shuffle_ps(t0v, t2v, 0x44));
+                _mm512_storeu_ps(sub[1], _mm512_shuffle_ps(t0v, t2v, 0xEE));
+                _mm512_storeu_ps(sub[2], _mm512_shuffle_ps(t1v, t3v, 0x44));
+                _mm512_storeu_ps(sub[3], _mm512_shuffle_ps(t1v, t3v, 0xEE));
                 for (l = 0; l < nl; l++) {
                     int ko = k0 + kk + l;
                     size_t at = (size_t)ko * ohw + (size_t)(oy + a) * (size_t)j->ow + (size_t)ox;
-                    __m128 v = _mm_loadu_ps(&rows[l & 3][(l >> 2) * 4]);
-                    if (ri) v = _mm_add_ps(v, _mm_loadu_ps(ri + at));
+                    __m128 v = _mm_loadu_ps(&sub[l & 3][(l >> 2) * 4]);
+                    if (ri) v = _mm_add_ps(v, cols == 4 ? _mm_loadu_ps(ri + at) : _mm_maskload_ps(ri + at, cm));
                     if (j->act == NNC_ACT_RELU && ko < j->act_k) v = _mm_max_ps(_mm_setzero_ps(), v);  /* NaN stays */
-                    _mm_storeu_ps(yi + at, v);
+                    if (cols == 4)
+                        _mm_storeu_ps(yi + at, v);
+                    else  /* a tile clipped by the right edge: only its columns in the map */
+                        _mm_maskstore_ps(yi + at, cm, v);
                 }
             }
         }
@@ -475,14 +480,16 @@ nnc_wino_output_avx2(const nnc_wino_job *j, const float *mm, int t0, int nt, int
         int t = t0 + tt, img = t / j->tpi, rem = t % j->tpi, oy = rem / j->tw * 4, ox = rem % j->tw * 4;
         float *yi = j->y + (size_t)img * j->ys;
         const float *ri = j->residual ? j->residual + (size_t)img * j->rs : NULL;
-        if (!vec || oy + 4 > j->oh || ox + 4 > j->ow) {
+        int rows = j->oh - oy < 4 ? j->oh - oy : 4, cols = j->ow - ox < 4 ? j->ow - ox : 4;
+        __m128i cm = _mm_cmpgt_epi32(_mm_set1_epi32(cols), _mm_setr_epi32(0, 1, 2, 3));
+        if (!vec) {
             nnc_wino_output_c(j, mm + (size_t)tt * NNC_WINO_KB, t, 1, k0, nk);
             continue;
         }
         for (kk = 0; kk < nk; kk += 8) {
             const float *mp = mm + (size_t)tt * NNC_WINO_KB + (size_t)kk;
             __m256 m[6][6], s[4][6], o[4], res[4][4], bv = _mm256_setzero_ps();
-            float rows[4][8];
+            float sub[4][8];
             int nl = nk - kk < 8 ? nk - kk : 8;
             for (a = 0; a < 6; a++)
                 for (b = 0; b < 6; b++) m[a][b] = _mm256_loadu_ps(mp + (size_t)(a * 6 + b) * xs);
@@ -497,20 +504,23 @@ nnc_wino_output_avx2(const nnc_wino_job *j, const float *mm, int t0, int nt, int
                 nnc_wino_at_avx2(s[a], 1, o);
                 for (b = 0; b < 4; b++) res[a][b] = _mm256_add_ps(o[b], bv);
             }
-            for (a = 0; a < 4; a++) {  /* rows[l & 3][4 (l >> 2) + b] = res[a][b][l] */
+            for (a = 0; a < rows; a++) {  /* sub[l & 3][4 (l >> 2) + b] = res[a][b][l] */
                 __m256 t0v = _mm256_unpacklo_ps(res[a][0], res[a][1]), t1v = _mm256_unpackhi_ps(res[a][0], res[a][1]);
                 __m256 t2v = _mm256_unpacklo_ps(res[a][2], res[a][3]), t3v = _mm256_unpackhi_ps(res[a][2], res[a][3]);
-                _mm256_storeu_ps(rows[0], _mm256_shuffle_ps(t0v, t2v, 0x44));
-                _mm256_storeu_ps(rows[1], _mm256_shuffle_ps(t0v, t2v, 0xEE));
-                _mm256_storeu_ps(rows[2], _mm256_shuffle_ps(t1v, t3v, 0x44));
-                _mm256_storeu_ps(rows[3], _mm256_shuffle_ps(t1v, t3v, 0xEE));
+                _mm256_storeu_ps(sub[0], _mm256_shuffle_ps(t0v, t2v, 0x44));
+                _mm256_storeu_ps(sub[1], _mm256_shuffle_ps(t0v, t2v, 0xEE));
+                _mm256_storeu_ps(sub[2], _mm256_shuffle_ps(t1v, t3v, 0x44));
+                _mm256_storeu_ps(sub[3], _mm256_shuffle_ps(t1v, t3v, 0xEE));
                 for (l = 0; l < nl; l++) {
                     int ko = k0 + kk + l;
                     size_t at = (size_t)ko * ohw + (size_t)(oy + a) * (size_t)j->ow + (size_t)ox;
-                    __m128 v = _mm_loadu_ps(&rows[l & 3][(l >> 2) * 4]);
-                    if (ri) v = _mm_add_ps(v, _mm_loadu_ps(ri + at));
+                    __m128 v = _mm_loadu_ps(&sub[l & 3][(l >> 2) * 4]);
+                    if (ri) v = _mm_add_ps(v, cols == 4 ? _mm_loadu_ps(ri + at) : _mm_maskload_ps(ri + at, cm));
                     if (j->act == NNC_ACT_RELU && ko < j->act_k) v = _mm_max_ps(_mm_setzero_ps(), v);  /* NaN stays */
-                    _mm_storeu_ps(yi + at, v);
+                    if (cols == 4)
+                        _mm_storeu_ps(yi + at, v);
+                    else  /* a tile clipped by the right edge: only its columns in the map */
+                        _mm_maskstore_ps(yi + at, cm, v);
                 }
             }
         }
