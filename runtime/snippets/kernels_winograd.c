@@ -28,11 +28,6 @@ enum {
     NNC_WINO_KB = 64,     /* output channels per pass over a block (M: 36 x 32 tiles x 64) */
     NNC_WINO_SLOTS = 4    /* lanes with a scratch slot of their own: at most 4 threads share a layer */
 };
-/* Lanes split the output channels, not the tiles, below this many panels of
- * 8 tiles per lane. */
-#ifndef NNC_WINO_KSPLIT
-#define NNC_WINO_KSPLIT NNC_WINO_BLOCK
-#endif
 #define NNC_WINO_KP(k) (((k) + NNC_WINO_NP - 1) / NNC_WINO_NP * NNC_WINO_NP)
 
 /* Floats of one lane's scratch: V for a block, then M for a block and a
@@ -621,13 +616,15 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_winograd(const nnc_ctx *ctx, int n, cons
     j.kern = nnc_ukernel_for(j.isa, &j.nr);
     j.lanes = threads < NNC_WINO_SLOTS ? threads : NNC_WINO_SLOTS;
     j.klanes = 1;
-    if (j.lanes > 1 && j.panels < NNC_WINO_KSPLIT * j.lanes) {
-        /* Too few tiles for a block per lane: lanes splitting the tiles would
-         * each stream all of U for a few tiles (at 14x14, batch 1, both
-         * threads read 9.4 MB, and 2 threads ran slower than 1 with U cold).
-         * Split the output channels instead: each lane streams its own part
-         * of U once, and transforms the whole input again (cheap by
-         * comparison). */
+    if ((j.panels + NNC_WINO_BLOCK - 1) / NNC_WINO_BLOCK < j.lanes) {
+        /* Fewer blocks of tiles than lanes: lanes splitting the tiles would
+         * each stream all of U for part of a block (at 14x14, batch 1, both
+         * threads read 9.4 MB for 8 tiles each, and 2 threads ran slower
+         * than 1 with U cold). Split the output channels instead: each lane
+         * streams its own part of U once per block, less than one U in all,
+         * and transforms the whole input again (cheap by comparison). With
+         * as many blocks as lanes (28x28: 7 panels, 2 lanes), the tile split
+         * reads no more of U in all and transforms the input once. */
         int units = NNC_WINO_KP(k) / NNC_WINO_NP;
         j.klanes = j.lanes < units ? j.lanes : units;
     }

@@ -3,8 +3,8 @@
  * convolution written from the definition, at every instruction set this CPU
  * runs and with 1, 2 and 3 threads, whose outputs must be bit-identical.
  * Shapes hit the edges: maps not a multiple of the 4x4 tile, tiles not a
- * multiple of the 8-tile panel, fewer than a block of 4 panels per thread
- * (the lanes then split the output channels), output channels not a multiple of 32 and more
+ * multiple of the 8-tile panel, fewer blocks of 4 panels than threads (the
+ * lanes then split the output channels), output channels not a multiple of 32 and more
  * than one chunk of 64, input channels past one block of 256, padding 0, 1
  * and 2, batches of several samples, maps smaller than one 6x6 block (the
  * vector input transform's masked loads). The rounding is bounded by kernel_test.h
@@ -140,7 +140,7 @@ static void test_conv2d_winograd(void **state)
         {2, 300, 9, 9, 33, 1},    /* 300 input channels: two blocks of the sum */
         {1, 8, 30, 30, 96, 1},    /* 64 tiles: several blocks per lane; two chunks of 64 channels */
         {4, 24, 13, 13, 64, 1},   /* 64 tiles over 4 samples, tiles straddling samples within a panel */
-        {1, 20, 28, 28, 72, 1},   /* 49 tiles: 2 threads split the channels, each lane 2 blocks of tiles */
+        {1, 20, 28, 28, 72, 1},   /* 7 panels: 2 threads split the tiles, 3 the channels (2 blocks a lane) */
         {1, 3, 9, 42, 17, 1},     /* a tile row longer than a panel; the last column of tiles clipped */
         {2, 7, 5, 4, 9, 2},       /* maps smaller than a 6x6 block: every load of it partly outside */
         {1, 33, 7, 7, 100, 1},    /* ResNet's 7x7 in small: 4 tiles, 3 threads on 4 panels of channels */
