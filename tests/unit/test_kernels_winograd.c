@@ -3,10 +3,11 @@
  * convolution written from the definition, at every instruction set this CPU
  * runs and with 1, 2 and 3 threads, whose outputs must be bit-identical.
  * Shapes hit the edges: maps not a multiple of the 4x4 tile, tiles not a
- * multiple of the 8-tile panel, fewer panels than threads (the lanes then
- * split the output channels), output channels not a multiple of 32 and more
+ * multiple of the 8-tile panel, fewer blocks of 4 panels than threads (the
+ * lanes then split the output channels), output channels not a multiple of 32 and more
  * than one chunk of 64, input channels past one block of 256, padding 0, 1
- * and 2, batches of several samples. The rounding is bounded by kernel_test.h
+ * and 2, batches of several samples, maps smaller than one 6x6 block (the
+ * vector input transform's masked loads). The rounding is bounded by kernel_test.h
  * check_close (1e-4 of the largest output); the test prints the worst
  * relative error it saw. */
 #define NNC_PAR_MIN_WORK 0.0  /* split every loop, however small: the thread counts must agree */
@@ -86,7 +87,8 @@ static void note_error(const float *y, const double *ref, size_t count)
     if (maxdiff / maxref > worst_rel) worst_rel = maxdiff / maxref;
 }
 
-/* One case: forms (no bias; bias; bias + residual + relu on some channels),
+/* One case: forms (no bias; bias; bias + residual + relu on some channels;
+ * the same with relu6, which the vector epilogues leave to the scalar one),
  * every isa, 1, 2 and 3 threads. */
 static void run_wconv(Rng *r, const WCase *t)
 {
@@ -101,9 +103,10 @@ static void run_wconv(Rng *r, const WCase *t)
     char what[200];
     for (int i = 0; i < 3; i++) y[i] = nan_floats(t->n * ys);
     nnc_winograd_weights(wt, t->k, t->c, NULL, NULL, 0.0f, u);
-    for (int form = 0; form < 3; form++) {
-        const float *b = form == 0 ? NULL : bias, *rr = form == 2 ? res : NULL;
-        int act = form == 2 ? NNC_ACT_RELU : NNC_ACT_NONE, act_k = form == 2 ? (t->k + 1) / 2 : t->k;
+    for (int form = 0; form < 4; form++) {
+        const float *b = form == 0 ? NULL : bias, *rr = form >= 2 ? res : NULL;
+        int act = form == 2 ? NNC_ACT_RELU : form == 3 ? NNC_ACT_RELU6 : NNC_ACT_NONE;
+        int act_k = form >= 2 ? (t->k + 1) / 2 : t->k;
         ref_conv3(t, x, wt, b, rr, act, act_k, oh, ow, ref);
         for (int s = 0; s < ni; s++)
             for (int th = 1; th <= 3; th++) {
@@ -137,6 +140,10 @@ static void test_conv2d_winograd(void **state)
         {2, 300, 9, 9, 33, 1},    /* 300 input channels: two blocks of the sum */
         {1, 8, 30, 30, 96, 1},    /* 64 tiles: several blocks per lane; two chunks of 64 channels */
         {4, 24, 13, 13, 64, 1},   /* 64 tiles over 4 samples, tiles straddling samples within a panel */
+        {1, 20, 28, 28, 72, 1},   /* 7 panels: 2 threads split the tiles, 3 the channels (2 blocks a lane) */
+        {1, 3, 9, 42, 17, 1},     /* a tile row longer than a panel; the last column of tiles clipped */
+        {2, 7, 5, 4, 9, 2},       /* maps smaller than a 6x6 block: every load of it partly outside */
+        {1, 33, 7, 7, 100, 1},    /* ResNet's 7x7 in small: 4 tiles, 3 threads on 4 panels of channels */
     };
     Rng r = {0x71E5ULL};
     (void)state;
