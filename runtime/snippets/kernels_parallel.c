@@ -575,6 +575,8 @@ typedef struct {
     float slope;
     nnc_ukernel kern;
     nnc_ukernel_ex kern_ex;     /* kern with a prefetch and the epilogue, or NULL */
+    int bact;                   /* an activation applied to B as it is packed (dwpw's depthwise one) */
+    float bslope;
     int nr, mc, row_chunks, col_splits;
     long panels;                /* of NR columns */
 } nnc_gemm_job;
@@ -631,6 +633,8 @@ static NNC_MAYBE_UNUSED void nnc_gemm_task(void *arg, int t)
                 j0[q] = (qg + q) * nr;
                 cols[q] = g->N - j0[q] < nr ? (int)(g->N - j0[q]) : nr;
                 nnc_pack_b(g->b, g->ldb, p0, kc, j0[q], cols[q], nr, bbuf[q]);
+                if (g->bact != NNC_ACT_NONE)  /* the padding columns too: they are never stored */
+                    nnc_activation_inplace(bbuf[q], (size_t)kc * (size_t)nr, g->bact, g->bslope);
             }
             for (i0 = i_lo; i0 < i_hi; i0 += NNC_MR) {
                 int rows = g->M - i0 < NNC_MR ? g->M - i0 : NNC_MR;
@@ -714,15 +718,16 @@ static NNC_MAYBE_UNUSED void nnc_gemm_split(nnc_gemm_job *g, int T)
  * nnc_pack_weights, B K x N with row stride ldb, bias per row or NULL,
  * residual like C or NULL, the activation on rows [0, act_rows) only (a fused
  * group of sibling convolutions, some without one). Over ctx's threads. */
-static NNC_MAYBE_UNUSED void nnc_gemm_packed(const nnc_ctx *ctx, int M, long N, long K, const float *a,
-                                             const float *b, size_t ldb, float *c, size_t ldc, const float *bias,
-                                             const float *residual, int act, float slope, int act_rows)
+static NNC_MAYBE_UNUSED void nnc_gemm_packed_bact(const nnc_ctx *ctx, int M, long N, long K, const float *a,
+                                                  const float *b, size_t ldb, float *c, size_t ldc, const float *bias,
+                                                  const float *residual, int act, float slope, int act_rows, int bact,
+                                                  float bslope)
 {
     nnc_gemm_job g;
     double work = (double)M * (double)N * (double)K;
     if (M <= 0 || N <= 0) return;
     g.M = M, g.N = N, g.K = K, g.a = a, g.b = b, g.ldb = ldb, g.c = c, g.ldc = ldc, g.bias = bias;
-    g.residual = residual, g.act = act, g.slope = slope, g.act_rows = act_rows;
+    g.residual = residual, g.act = act, g.slope = slope, g.act_rows = act_rows, g.bact = bact, g.bslope = bslope;
     g.kern = nnc_ukernel_for(ctx ? ctx->isa : nnc_cpu_isa(), &g.nr);
 #if NNC_X86
     g.kern_ex = g.kern == nnc_ukernel_avx512 ? nnc_ukernel_avx512_ex
@@ -746,6 +751,13 @@ static NNC_MAYBE_UNUSED void nnc_gemm_packed(const nnc_ctx *ctx, int M, long N, 
         return;
     }
     nnc_parallel_work(ctx, work, g.row_chunks * g.col_splits, nnc_gemm_task, &g);
+}
+
+static NNC_MAYBE_UNUSED void nnc_gemm_packed(const nnc_ctx *ctx, int M, long N, long K, const float *a,
+                                             const float *b, size_t ldb, float *c, size_t ldc, const float *bias,
+                                             const float *residual, int act, float slope, int act_rows)
+{
+    nnc_gemm_packed_bact(ctx, M, N, K, a, b, ldb, c, ldc, bias, residual, act, slope, act_rows, NNC_ACT_NONE, 0.0f);
 }
 
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
@@ -984,6 +996,8 @@ typedef struct {
     size_t ys, slot;
     int count, tasks, k, oh, ow, tile_rows, act, isa;  /* count: the samples split a sample per task */
     float slope;
+    int dact;                   /* the depthwise activation, which the GEMM applies as it packs */
+    float dslope;
     const nnc_dw_job *dw;
 } nnc_dwpw_job;
 
@@ -1000,9 +1014,10 @@ static NNC_MAYBE_UNUSED void nnc_dwpw_tiles(const nnc_ctx *ctx, const nnc_dwpw_j
         dj->rows = p->oh - dj->r0 < p->tile_rows ? p->oh - dj->r0 : p->tile_rows;
         dj->ld = (size_t)dj->rows * (size_t)p->ow;
         nnc_parallel_work(ctx, (double)dj->c * dj->kh * dj->kw * (double)dj->ld, dj->c, nnc_dw_task, dj);
-        nnc_gemm_packed(ctx, p->k, (long)dj->ld, dj->c, p->pwp, dj->scratch, dj->ld, p->y + (size_t)i * p->ys + off,
-                        ohw, p->pwb, p->residual ? p->residual + (size_t)i * (size_t)p->k * ohw + off : NULL, p->act,
-                        p->slope, p->k);
+        nnc_gemm_packed_bact(ctx, p->k, (long)dj->ld, dj->c, p->pwp, dj->scratch, dj->ld,
+                             p->y + (size_t)i * p->ys + off, ohw, p->pwb,
+                             p->residual ? p->residual + (size_t)i * (size_t)p->k * ohw + off : NULL, p->act,
+                             p->slope, p->k, p->dact, p->dslope);
     }
 }
 
@@ -1047,7 +1062,10 @@ static NNC_MAYBE_UNUSED void nnc_dwpw_packed(const nnc_ctx *ctx, int n, const fl
     if (tile_rows < 1) tile_rows = 1;
     j.dwt = dwt, j.dwb = dwb, j.scratch = scratch, j.xs = xs, j.hw = (size_t)h * (size_t)w, j.c = c, j.h = h;
     j.w = w, j.ow = ow, j.kh = kh, j.kw = kw, j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
-    j.dact = dact, j.dslope = dslope;
+    /* The depthwise activation is applied by the GEMM as it packs the depthwise
+     * output (the same floats), not by a pass of its own over each plane: on
+     * MobileNet's 7x7 and 14x14 planes that pass was mostly call overhead. */
+    j.dact = NNC_ACT_NONE, j.dslope = 0.0f;
     if (nb > 1) {
         for (i = 0; i < n; i += nb) {
             int m = n - i < nb ? n - i : nb;
@@ -1055,7 +1073,8 @@ static NNC_MAYBE_UNUSED void nnc_dwpw_packed(const nnc_ctx *ctx, int n, const fl
             float *out = scratch + (size_t)c * ld;
             j.x = x + (size_t)i * xs, j.ld = ld, j.cs = ohw, j.r0 = 0, j.rows = oh;
             nnc_parallel_work(ctx, (double)m * c * kh * kw * (double)ohw, m * c, nnc_dw_task, &j);
-            nnc_gemm_packed(ctx, k, (long)ld, c, pwp, scratch, ld, out, ld, pwb, NULL, NNC_ACT_NONE, 0.0f, 0);
+            nnc_gemm_packed_bact(ctx, k, (long)ld, c, pwp, scratch, ld, out, ld, pwb, NULL, NNC_ACT_NONE, 0.0f, 0, dact,
+                                 dslope);
             nnc_block_out_par(ctx, m, out, ohw, k, NULL, 1, y + (size_t)i * ys, ys,
                               residual ? residual + (size_t)i * (size_t)k * ohw : NULL, (size_t)k * ohw, act, slope,
                               k);
@@ -1064,7 +1083,7 @@ static NNC_MAYBE_UNUSED void nnc_dwpw_packed(const nnc_ctx *ctx, int n, const fl
     }
     j.cs = 0;
     p.x = x, p.pwp = pwp, p.pwb = pwb, p.residual = residual, p.y = y, p.ys = ys, p.k = k, p.oh = oh, p.ow = ow;
-    p.tile_rows = tile_rows, p.act = act, p.slope = slope, p.dw = &j;
+    p.tile_rows = tile_rows, p.act = act, p.slope = slope, p.dw = &j, p.dact = dact, p.dslope = dslope;
     p.slot = nnc_dwpw_scratch(c, ow, tile_rows);
     p.isa = ctx ? ctx->isa : nnc_cpu_isa();
     p.tasks = threads < NNC_DWPW_SLOTS ? threads : NNC_DWPW_SLOTS;
