@@ -2,7 +2,9 @@
 """Training speed of nnc's generated training step against PyTorch, same machine, same run.
 
 For each model: nnc writes the training module (--emit=train --batch N), the
-system compiler builds it with -O3 -march=native and OpenBLAS, ctypes loads
+system compiler builds it with -O3 -march=native as nnc's JIT does (nnc's own
+GEMM on the module's threads, one per CPU; --blas: with OpenBLAS behind the
+GEMMs instead, the JIT's default before it was measured slower), ctypes loads
 it, and one SGD-with-momentum step (forward in training mode, cross-entropy,
 backward, update) is timed on the same batch and weights as PyTorch's
 (model.train(), zero_grad, forward, loss, backward, optimizer.step()) with
@@ -12,7 +14,7 @@ training API ships only in the onnxruntime-training Python wheel, which no
 registry reachable here serves (onnxruntime-node, bench_inference.py's, runs
 inference only).
 
-    /usr/bin/python3 bench/bench_train.py [--nnc build/nnc] [--batch 32] [--reps 5] [--rounds 3] [--models lenet5,resnet18_cifar]
+    /usr/bin/python3 bench/bench_train.py [--nnc build/nnc] [--batch 32] [--reps 5] [--rounds 3] [--models lenet5,resnet18_cifar] [--blas]
 """
 import argparse
 import ctypes
@@ -35,16 +37,16 @@ from benchlib import time_it  # noqa: E402  (same timing as bench_inference.py: 
 MODELS = {"lenet5": (LeNet5, (1, 28, 28)), "resnet18_cifar": (resnet18_cifar, (3, 32, 32))}
 
 
-def bench(nnc, name, batch, reps, rounds):
+def bench(nnc, name, batch, reps, rounds, blas):
     make, shape = MODELS[name]
     with tempfile.TemporaryDirectory() as tmp:
         c = os.path.join(tmp, f"{name}_train.c")
         subprocess.run([nnc, os.path.join(ROOT, "models", f"{name}.net"), "--emit=train", "--batch", str(batch),
                         "-o", c], check=True)
         so = os.path.join(tmp, "train.so")
-        subprocess.run(["cc", "-std=c99", "-O3", "-march=native", "-fPIC", "-shared", "-DNNC_USE_CBLAS",
-                        "-I/usr/include/x86_64-linux-gnu/openblas-pthread", c, "-o", so, "-lopenblas", "-lm"],
-                       check=True)
+        with_blas = ["-DNNC_USE_CBLAS", "-I/usr/include/x86_64-linux-gnu/openblas-pthread", "-lopenblas"]
+        subprocess.run(["cc", "-std=c99", "-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", c, "-o",
+                        so] + (with_blas if blas else []) + ["-lm"], check=True)
         lib = ctypes.CDLL(so)
         step = getattr(lib, f"{name}_train_step")
         step.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double,
@@ -82,14 +84,15 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3, help="turns each side takes, interleaved")
     ap.add_argument("--models", default="lenet5,resnet18_cifar")
+    ap.add_argument("--blas", action="store_true", help="build the module with OpenBLAS (-DNNC_USE_CBLAS)")
     a = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)  # as many as OpenBLAS uses for nnc
+    torch.set_num_threads(os.cpu_count() or 1)  # as many as the module (or OpenBLAS) uses for nnc
     print(f"training step, batch {a.batch}, best of {a.rounds} interleaved rounds of {a.reps}, "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}, nnc {'with OpenBLAS' if a.blas else 'on its own GEMM'}")
     print("| model | nnc ms | PyTorch ms | nnc / PyTorch |")
     print("|---|---|---|---|")
     for name in a.models.split(","):
-        n, t = bench(a.nnc, name, a.batch, a.reps, a.rounds)
+        n, t = bench(a.nnc, name, a.batch, a.reps, a.rounds, a.blas)
         print(f"| {name} | {n:.1f} | {t:.1f} | {n / t:.2f} |")
 
 

@@ -12,8 +12,8 @@
  * $CC is split on blanks ("ccache gcc" works). OpenBLAS is used when nnc was
  * built with it (CMake passes the directory of cblas.h as NNC_CBLAS_INCLUDE;
  * empty or undefined: no BLAS, and at run time that header must still exist)
- * for training modules, and for inference models too with NNC_JIT_BLAS=1;
- * NNC_JIT_BLAS=0 turns it off for both. With gcc or clang (cc) on
+ * only with NNC_JIT_BLAS=1, for inference models and training modules alike;
+ * by default (or NNC_JIT_BLAS=0) their GEMMs run on nnc's own kernels. With gcc or clang (cc) on
  * x86-64 and AArch64 it compiles for the host's instruction set
  * (-march=native); NNC_JIT_NATIVE=0 turns that off. */
 #ifndef NNC_RUNTIME_JIT_CC_H

@@ -211,20 +211,66 @@ static NNC_MAYBE_UNUSED void nnc_maxpool_route(const float *xc, int h, int w, in
  *
  * As nnc_maxpool2d does, the interior columns (windows wholly inside the row)
  * skip the bounds tests: per output row the window rows inside the image are
- * known ([k0, k1)), and the pick runs for 16 input columns at a time, every
+ * known ([k0, k1)), and the pick runs for 16 (or 8) input columns at a time, every
  * column the top-left tap of a window, in a loop of constant trip count that
  * gcc -O2 and clang vectorize; the strided output columns then route their
  * dy. Each column takes the first tap, then every later one that is greater
  * or NaN (the test of nnc_maxpool_argmax, as selects), so the picks are
- * nnc_maxpool_argmax's. Interiors shorter than 16 columns go window by
- * window with the same selects, border columns through nnc_maxpool_argmax. The pragma keeps gcc -O3 from unrolling the 16 selects
- * into branches before its vectorizer sees the loop (it then vectorizes as
- * -O2 does); other compilers ignore it or take it as meant. */
+ * nnc_maxpool_argmax's. Interiors shorter than 8 columns go window by
+ * window with the same selects, border columns through nnc_maxpool_argmax.
+ * The pragma keeps gcc -O3 from unrolling the selects into branches before
+ * its vectorizer sees the loop (it then vectorizes as -O2 does); other
+ * compilers ignore it or take it as meant. */
 typedef struct {
     const float *x, *dy;
     float *dx;
     int h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
 } nnc_maxpool_bwd_job;
+
+/* The interior outputs [ox, ox1) of one output row of nnc_maxpool2d_backward
+ * in blocks of SPAN input columns (see there): x0 and d0 are the first input
+ * row inside the image and its dx row, last the interior's last window
+ * column (at least SPAN - 1 past the first), nr the window rows inside.
+ * Returns ox1. SPAN is a constant of each caller, so the loop over it has a
+ * known trip count and vectorizes; 8 serves interiors of 8 to 15 columns,
+ * which window by window took selects as branches (2x slower on LeNet-5's
+ * second pool, ties of zeros after ReLU mispredicting). */
+#define NNC_PRAGMA_UNROLL1 _Pragma("GCC unroll 1")
+#define NNC_MAXPOOL_BWD_BLOCKS(NAME, SPAN)                                                                         \
+    static NNC_MAYBE_UNUSED int NAME(const float *x0, float *d0, const float *dyr, int ox, int ox1, int last,      \
+                                     int nr, int kw, int rstep, int sw, int pw, int dw)                           \
+    {                                                                                                             \
+        float m[SPAN];                                                                                            \
+        int at[SPAN]; /* offset of the picked tap from the window's top-left tap inside */                       \
+        int r, kj, q;                                                                                             \
+        while (ox < ox1) {                                                                                        \
+            int s = ox * sw - pw;                                                                                 \
+            if (s > last - (SPAN - 1)) s = last - (SPAN - 1); /* the last block ends at the last window */        \
+            for (q = 0; q < SPAN; q++) {                                                                          \
+                m[q] = x0[s + q];                                                                                 \
+                at[q] = 0;                                                                                        \
+            }                                                                                                     \
+            for (r = 0; r < nr; r++)                                                                              \
+                for (kj = r ? 0 : 1; kj < kw; kj++) {                                                             \
+                    int off = r * rstep + kj * dw;                                                                \
+                    const float *p = x0 + s + off;                                                                \
+                    NNC_PRAGMA_UNROLL1                                                                            \
+                    for (q = 0; q < SPAN; q++) {                                                                  \
+                        float v = p[q];                                                                           \
+                        int take = (v > m[q]) | (v != v);                                                         \
+                        m[q] = take ? v : m[q];                                                                   \
+                        at[q] = take ? off : at[q];                                                               \
+                    }                                                                                             \
+                }                                                                                                 \
+            for (; ox < ox1 && ox * sw - pw < s + SPAN; ox++) {                                                   \
+                q = ox * sw - pw - s;                                                                             \
+                d0[s + q + at[q]] += dyr[ox];                                                                     \
+            }                                                                                                     \
+        }                                                                                                         \
+        return ox;                                                                                                \
+    }
+NNC_MAXPOOL_BWD_BLOCKS(nnc_maxpool_bwd_blocks16, 16)
+NNC_MAXPOOL_BWD_BLOCKS(nnc_maxpool_bwd_blocks8, 8)
 
 /* One plane (sample and channel) of nnc_maxpool2d_backward: a task. */
 static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward_task(void *arg, int pl)
@@ -232,12 +278,9 @@ static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward_task(void *arg, int pl)
     const nnc_maxpool_bwd_job *j = (const nnc_maxpool_bwd_job *)arg;
     const int h = j->h, w = j->w, oh = j->oh, ow = j->ow, kh = j->kh, kw = j->kw, sh = j->sh, sw = j->sw;
     const int ph = j->ph, pw = j->pw, dh = j->dh, dw = j->dw;
-    enum { SPAN = 16 };
     size_t plane, hw = (size_t)h * (size_t)w, ohw = (size_t)oh * (size_t)ow;
     int ox0 = (pw + sw - 1) / sw, ox1 = w - 1 - (kw - 1) * dw + pw, rstep = dh * w;
-    int oy, ox, r, kj, q;
-    float m[SPAN];
-    int at[SPAN];  /* offset of the picked tap from the window's top-left tap inside */
+    int oy, ox, r, kj;
     ox1 = ox1 < 0 ? 0 : ox1 / sw + 1;
     if (ox1 > ow) ox1 = ow;
     if (ox0 > ox1) ox0 = ox1;
@@ -257,31 +300,10 @@ static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward_task(void *arg, int pl)
             d0 = dxc + (size_t)(ty + k0 * dh) * (size_t)w;
             for (ox = 0; ox < ox0; ox++) nnc_maxpool_route(xc, h, w, ty, ox * sw - pw, kh, kw, dh, dw, dyr[ox], dxc);
             first = ox0 * sw - pw, last = (ox1 - 1) * sw - pw;  /* the interior's window columns */
-            if (ox1 > ox0 && last - first + 1 >= SPAN)
-                while (ox < ox1) {
-                    int s = ox * sw - pw;
-                    if (s > last - (SPAN - 1)) s = last - (SPAN - 1);  /* the last block ends at the last window */
-                    for (q = 0; q < SPAN; q++) {
-                        m[q] = x0[s + q];
-                        at[q] = 0;
-                    }
-                    for (r = 0; r < nr; r++)
-                        for (kj = r ? 0 : 1; kj < kw; kj++) {
-                            int off = r * rstep + kj * dw;
-                            const float *p = x0 + s + off;
-#pragma GCC unroll 1
-                            for (q = 0; q < SPAN; q++) {
-                                float v = p[q];
-                                int take = (v > m[q]) | (v != v);
-                                m[q] = take ? v : m[q];
-                                at[q] = take ? off : at[q];
-                            }
-                        }
-                    for (; ox < ox1 && ox * sw - pw < s + SPAN; ox++) {
-                        q = ox * sw - pw - s;
-                        d0[s + q + at[q]] += dyr[ox];
-                    }
-                }
+            if (ox1 > ox0 && last - first + 1 >= 16)
+                ox = nnc_maxpool_bwd_blocks16(x0, d0, dyr, ox, ox1, last, nr, kw, rstep, sw, pw, dw);
+            else if (ox1 > ox0 && last - first + 1 >= 8)  /* LeNet-5's second pool: 9 window columns */
+                ox = nnc_maxpool_bwd_blocks8(x0, d0, dyr, ox, ox1, last, nr, kw, rstep, sw, pw, dw);
             for (; ox < ox1; ox++) {  /* a short interior: window by window, still without bounds tests */
                 const float *p = x0 + (ox * sw - pw);
                 float mx = p[0];

@@ -513,7 +513,7 @@ static void test_maxpool2d_backward_first_max(void **state)
     assert_true(dx[0] == dy[0] && dx[1] == dy[1] && dx[4] == dy[2] && dx[5] == dy[3]);
 }
 
-/* The 16-column blocks and short interiors of nnc_maxpool2d_backward against
+/* The 16- and 8-column blocks and short interiors of nnc_maxpool2d_backward against
  * window-by-window routing (nnc_maxpool_route in row-major order, what it did before the
  * blocks) on wide maps of ties, signed zeros, infinities and NaNs, into a dx
  * that is not zero: the same bits. */
@@ -527,7 +527,10 @@ static void test_maxpool2d_backward_blocks(void **state)
         {1, 2, 11, 45, 3, 3, 1, 1, 1, 1, 1, 1, 0},
         {1, 1, 12, 60, 3, 2, 2, 3, 2, 1, 2, 3, 0},
         {1, 1, 6, 33, 1, 1, 1, 1, 0, 0, 1, 1, 0},
-        {2, 3, 10, 10, 2, 2, 2, 2, 0, 0, 1, 1, 0},  /* short interiors (LeNet-5's second pool) */
+        {2, 3, 10, 10, 2, 2, 2, 2, 0, 0, 1, 1, 0},  /* 8-column blocks (LeNet-5's second pool) */
+        {1, 2, 7, 13, 3, 3, 1, 1, 1, 1, 1, 1, 0},   /* 8-column blocks, overlapping windows */
+        {1, 2, 5, 19, 2, 2, 2, 2, 0, 0, 1, 1, 1},   /* 8-column blocks, ceil */
+        {1, 1, 6, 7, 2, 2, 2, 2, 0, 0, 1, 1, 0},    /* a short interior: window by window */
         {1, 2, 9, 12, 3, 3, 2, 2, 1, 1, 1, 1, 1},
     };
     Rng r = {0x51EDULL};
