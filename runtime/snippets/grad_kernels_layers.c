@@ -330,7 +330,7 @@ static NNC_MAYBE_UNUSED void nnc_maxpool2d_backward(const nnc_ctx *ctx, int n, c
     nnc_maxpool_bwd_job j;
     j.x = x, j.dy = dy, j.dx = dx, j.h = h, j.w = w, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw, j.sh = sh;
     j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
-    nnc_parallel_work(ctx, (double)n * c * oh * ow * kh * kw, n * c, nnc_maxpool2d_backward_task, &j);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)n * c * oh * ow * kh * kw, n * c, nnc_maxpool2d_backward_task, &j);
 }
 
 /* @kernel avgpool2d_backward */

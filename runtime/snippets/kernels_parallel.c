@@ -218,6 +218,13 @@ static NNC_MAYBE_UNUSED void nnc_ctx_end(nnc_ctx *c)
 /* Below about this many multiply-adds a parallel loop costs more than it
  * saves (waking a thread and waiting for it take some microseconds; LeNet's
  * layers are a few thousand): such a loop runs on the caller's thread. */
+/* What one element a loop copies, gathers or compares (im2col, col2im,
+ * pooling, the prologue) weighs against NNC_PAR_MIN_WORK's multiply-adds: the
+ * GEMM does some 100 of those a nanosecond on a core, a copy loop a few
+ * elements. Counted as one, LeNet-5's training im2col (some 150,000 elements
+ * a block of samples, tens of microseconds) stayed on the caller's thread
+ * while the worker waited. */
+#define NNC_PAR_COPY 16.0
 #ifndef NNC_PAR_MIN_WORK
 #define NNC_PAR_MIN_WORK 262144.0 /* the tests define it 0, to split even their small cases */
 #endif
@@ -816,7 +823,7 @@ static NNC_MAYBE_UNUSED void nnc_im2col_par(const nnc_ctx *ctx, int m, const flo
     nnc_im2col_job j;
     j.x = x, j.col = col, j.xs = xs, j.ld = ld, j.cs = cs, j.c = c, j.h = h, j.w = w, j.oh = oh, j.ow = ow;
     j.kh = kh, j.kw = kw, j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
-    nnc_parallel_work(ctx, (double)m * c * kh * kw * (double)oh * ow, m * c * kh, nnc_im2col_task, &j);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)m * c * kh * kw * (double)oh * ow, m * c * kh, nnc_im2col_task, &j);
 }
 
 /* nnc_prologue of m samples (batch stride xs, c channels of hw floats) into
@@ -845,7 +852,7 @@ static NNC_MAYBE_UNUSED void nnc_prologue_par(const nnc_ctx *ctx, int m, const f
     nnc_prologue_job j;
     j.x = x, j.scale = scale, j.shift = shift, j.y = y, j.xs = xs, j.hw = hw, j.ys = ys, j.yc = yc, j.c = c;
     j.act = act, j.slope = slope;
-    nnc_parallel_work(ctx, (double)m * c * (double)hw, m * c, nnc_prologue_task, &j);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)m * c * (double)hw, m * c, nnc_prologue_task, &j);
 }
 
 /* nnc_conv_block_out for the m samples of a block (sample s to y + s*ys,
@@ -876,7 +883,7 @@ static NNC_MAYBE_UNUSED void nnc_block_out_par(const nnc_ctx *ctx, int m, const 
     j.rs = rs, j.k = k, j.copy = copy, j.act = act, j.act_k = act_k, j.slope = slope;
     j.rows = ohw >= 256 ? 1 : (int)((256 + ohw - 1) / ohw);
     j.runs = (k + j.rows - 1) / j.rows;
-    nnc_parallel_work(ctx, (double)m * k * (double)ohw, m * j.runs, nnc_block_out_task, &j);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)m * k * (double)ohw, m * j.runs, nnc_block_out_task, &j);
 }
 
 /* nnc_conv2d (one group) on a weight packed at create (nnc_pack_weights of
@@ -1192,7 +1199,7 @@ static NNC_MAYBE_UNUSED void nnc_maxpool2d_mt(const nnc_ctx *ctx, int n, const f
     nnc_pool_job j;
     nnc_pool_job_init(&j, x, xs, c, h, w, y, ys, oh, ow, kh, kw, sh, sw, ph, pw);
     j.dh = dh, j.dw = dw;
-    nnc_parallel_work(ctx, (double)n * c * (double)oh * ow * kh * kw, n * c, nnc_maxpool2d_task, &j);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)n * c * (double)oh * ow * kh * kw, n * c, nnc_maxpool2d_task, &j);
 }
 
 /* @kernel avgpool2d_mt needs: avgpool2d pool_mt */
@@ -1211,5 +1218,5 @@ static NNC_MAYBE_UNUSED void nnc_avgpool2d_mt(const nnc_ctx *ctx, int n, const f
     nnc_pool_job j;
     nnc_pool_job_init(&j, x, xs, c, h, w, y, ys, oh, ow, kh, kw, sh, sw, ph, pw);
     j.cip = count_include_pad;
-    nnc_parallel_work(ctx, (double)n * c * (double)oh * ow * kh * kw, n * c, nnc_avgpool2d_task, &j);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)n * c * (double)oh * ow * kh * kw, n * c, nnc_avgpool2d_task, &j);
 }

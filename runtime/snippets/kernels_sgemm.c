@@ -262,7 +262,7 @@ static NNC_MAYBE_UNUSED void nnc_im2col_mt(const nnc_ctx *ctx, int m, const floa
     j.src = x, j.dst = col, j.ss = xs, j.ds = 0, j.ld = ld, j.cols = (size_t)oh * (size_t)ow, j.ch = c, j.h = h;
     j.w = w, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw, j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh;
     j.dw = dw;
-    nnc_parallel_work(ctx, (double)m * c * kh * kw * (double)oh * ow, m * c, nnc_im2col_mt_task, &j);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)m * c * kh * kw * (double)oh * ow, m * c, nnc_im2col_mt_task, &j);
 }
 
 static NNC_MAYBE_UNUSED void nnc_col2im_mt_task(void *arg, int t)
@@ -284,7 +284,7 @@ static NNC_MAYBE_UNUSED void nnc_col2im_mt(const nnc_ctx *ctx, int m, const floa
     j.src = col, j.dst = y, j.ss = 0, j.ds = ys, j.ld = ld, j.cols = (size_t)h * (size_t)w, j.ch = k, j.h = h;
     j.w = w, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw, j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh;
     j.dw = dw;
-    nnc_parallel_work(ctx, (double)m * k * kh * kw * (double)h * w, m * k, nnc_col2im_mt_task, &j);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)m * k * kh * kw * (double)h * w, m * k, nnc_col2im_mt_task, &j);
 }
 
 /* A block of m samples side by side (channel o's row at blk + o*ld, sample
@@ -328,7 +328,7 @@ static NNC_MAYBE_UNUSED void nnc_blk_copy(const nnc_ctx *ctx, int gather, int m,
 {
     nnc_blk_job j;
     j.cblk = blk, j.cimg = img, j.bias = bias, j.blk = blk, j.img = img, j.ld = ld, j.is = is, j.ohw = ohw, j.m = m;
-    nnc_parallel_work(ctx, (double)m * k * (double)ohw, k, gather ? nnc_blk_gather_task : nnc_blk_scatter_task, &j);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)m * k * (double)ohw, k, gather ? nnc_blk_gather_task : nnc_blk_scatter_task, &j);
 }
 
 /* A depthwise-style convolution (one input channel per group) split over the
