@@ -263,12 +263,9 @@ int $p_train_step($p_train *t, int n, const float *input, const int32_t *labels,
     int i, rc = $p_train_check(t, n, input, labels);
     if (rc) return rc;
     $p_train_buffers(t, 1);
-    /* No nnc_ctx_begin here: the workers poll only briefly after each job
-     * (NNC_SPIN), then sleep. Bracketed, they polled through the step's
-     * serial stretches (loss, memsets, activation backward) too, taking a
-     * core the caller needed whenever the machine was not idle: LeNet-5 at
-     * batch 64, two threads, a 2-core VM with one other process busy, 15.5
-     * -> 9.7 ms a step (median of 200, three alternations); one thread 4.1 ms. */
+    /* No nnc_ctx_begin: the workers would poll through the step's serial
+     * stretches (loss, memsets) too, taking a core the caller needs when the
+     * machine is busy (docs/performance.md). */
     $p_train_fwd(t, n, input, 1);
     l = $p_train_loss(t, n, labels, $P_N_OUTPUTS, 1);
     if (correct) *correct = $p_train_correct(n, $P_LOGITS(t), labels);

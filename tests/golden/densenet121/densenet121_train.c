@@ -7783,19 +7783,19 @@ int densenet121_train_step(densenet121_train *t, int n, const float *input, cons
     int i, rc = densenet121_train_check(t, n, input, labels);
     if (rc) return rc;
     densenet121_train_buffers(t, 1);
-    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
+    /* No nnc_ctx_begin: the workers would poll through the step's serial
+     * stretches (loss, memsets) too, taking a core the caller needs when the
+     * machine is busy (docs/performance.md). */
     densenet121_train_fwd(t, n, input, 1);
     l = densenet121_train_loss(t, n, labels, DENSENET121_N_OUTPUTS, 1);
     if (correct) *correct = densenet121_train_correct(n, DENSENET121_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
-        nnc_ctx_end(&t->ctx);
         densenet121_train_buffers(t, 0);
         return densenet121_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)DENSENET121_PARAM_FLOATS * sizeof(float));
     densenet121_train_bwd(t, n, input, 1, NULL);
-    nnc_ctx_end(&t->ctx);
     for (i = 0; i < DENSENET121_N_PARAMS; i++) {
         size_t count = 1;
         int k;

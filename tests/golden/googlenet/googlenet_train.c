@@ -4420,19 +4420,19 @@ int googlenet_train_step(googlenet_train *t, int n, const float *input, const in
     int i, rc = googlenet_train_check(t, n, input, labels);
     if (rc) return rc;
     googlenet_train_buffers(t, 1);
-    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
+    /* No nnc_ctx_begin: the workers would poll through the step's serial
+     * stretches (loss, memsets) too, taking a core the caller needs when the
+     * machine is busy (docs/performance.md). */
     googlenet_train_fwd(t, n, input, 1);
     l = googlenet_train_loss(t, n, labels, GOOGLENET_N_OUTPUTS, 1);
     if (correct) *correct = googlenet_train_correct(n, GOOGLENET_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
-        nnc_ctx_end(&t->ctx);
         googlenet_train_buffers(t, 0);
         return googlenet_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)GOOGLENET_PARAM_FLOATS * sizeof(float));
     googlenet_train_bwd(t, n, input, 1, NULL);
-    nnc_ctx_end(&t->ctx);
     for (i = 0; i < GOOGLENET_N_PARAMS; i++) {
         size_t count = 1;
         int k;

@@ -3619,19 +3619,19 @@ int mobilenet_v2_train_step(mobilenet_v2_train *t, int n, const float *input, co
     int i, rc = mobilenet_v2_train_check(t, n, input, labels);
     if (rc) return rc;
     mobilenet_v2_train_buffers(t, 1);
-    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
+    /* No nnc_ctx_begin: the workers would poll through the step's serial
+     * stretches (loss, memsets) too, taking a core the caller needs when the
+     * machine is busy (docs/performance.md). */
     mobilenet_v2_train_fwd(t, n, input, 1);
     l = mobilenet_v2_train_loss(t, n, labels, MOBILENET_V2_N_OUTPUTS, 1);
     if (correct) *correct = mobilenet_v2_train_correct(n, MOBILENET_V2_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
-        nnc_ctx_end(&t->ctx);
         mobilenet_v2_train_buffers(t, 0);
         return mobilenet_v2_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)MOBILENET_V2_PARAM_FLOATS * sizeof(float));
     mobilenet_v2_train_bwd(t, n, input, 1, NULL);
-    nnc_ctx_end(&t->ctx);
     for (i = 0; i < MOBILENET_V2_N_PARAMS; i++) {
         size_t count = 1;
         int k;

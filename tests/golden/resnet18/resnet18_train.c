@@ -1703,19 +1703,19 @@ int resnet18_train_step(resnet18_train *t, int n, const float *input, const int3
     int i, rc = resnet18_train_check(t, n, input, labels);
     if (rc) return rc;
     resnet18_train_buffers(t, 1);
-    nnc_ctx_begin(&t->ctx);  /* the threads poll for work until the step's kernels are done */
+    /* No nnc_ctx_begin: the workers would poll through the step's serial
+     * stretches (loss, memsets) too, taking a core the caller needs when the
+     * machine is busy (docs/performance.md). */
     resnet18_train_fwd(t, n, input, 1);
     l = resnet18_train_loss(t, n, labels, RESNET18_N_OUTPUTS, 1);
     if (correct) *correct = resnet18_train_correct(n, RESNET18_LOGITS(t), labels);
     if (loss) *loss = l;
     if (!(l - l == 0.0f)) {  /* NaN or infinite: undo the running statistics, keep the weights */
-        nnc_ctx_end(&t->ctx);
         resnet18_train_buffers(t, 0);
         return resnet18_train_fail(t, -4, "the loss is %g at step %ld", (double)l, t->step + 1);
     }
     memset(t->grads, 0, (size_t)RESNET18_PARAM_FLOATS * sizeof(float));
     resnet18_train_bwd(t, n, input, 1, NULL);
-    nnc_ctx_end(&t->ctx);
     for (i = 0; i < RESNET18_N_PARAMS; i++) {
         size_t count = 1;
         int k;
