@@ -797,23 +797,29 @@ static NNC_MAYBE_UNUSED size_t nnc_conv2d_packed_scratch(int n, int c, int h, in
 }
 
 /* nnc_im2col of m samples side by side (sample s's columns at s*cs in rows
- * ld floats apart), split over the instance's threads, a task per sample,
- * input channel and kernel row (a ResNet stem has 3 channels: a task per
- * channel left one thread with twice the other's share). */
+ * ld floats apart), split over the instance's threads in units of one
+ * sample's channel's kernel row (a ResNet stem has 3 channels: a task per
+ * channel left one thread with twice the other's share), some 8,192 floats a
+ * task at least (the 7x7 maps' units are 147 floats: a task each cost more in
+ * claiming and shared cache lines than the copy). */
+enum { NNC_IM2COL_TASK = 8192 };
 typedef struct {
     const float *x;
     float *col;
     size_t xs, ld, cs;
-    int c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+    int c, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, units, per;
 } nnc_im2col_job;
 
 static NNC_MAYBE_UNUSED void nnc_im2col_task(void *arg, int t)
 {
     const nnc_im2col_job *j = (const nnc_im2col_job *)arg;
-    int s = t / (j->c * j->kh), ci = t / j->kh % j->c, ki = t % j->kh;
-    nnc_im2col_krows(j->x + (size_t)s * j->xs + (size_t)ci * (size_t)j->h * (size_t)j->w, j->h, j->w,
-                     j->col + (size_t)s * j->cs + (size_t)(ci * j->kh + ki) * (size_t)j->kw * j->ld, j->ld, j->oh,
-                     j->ow, ki, ki + 1, j->kw, j->sh, j->sw, j->ph, j->pw, j->dh, j->dw);
+    int u, end = (t + 1) * j->per < j->units ? (t + 1) * j->per : j->units;
+    for (u = t * j->per; u < end; u++) {
+        int s = u / (j->c * j->kh), ci = u / j->kh % j->c, ki = u % j->kh;
+        nnc_im2col_krows(j->x + (size_t)s * j->xs + (size_t)ci * (size_t)j->h * (size_t)j->w, j->h, j->w,
+                         j->col + (size_t)s * j->cs + (size_t)(ci * j->kh + ki) * (size_t)j->kw * j->ld, j->ld,
+                         j->oh, j->ow, ki, ki + 1, j->kw, j->sh, j->sw, j->ph, j->pw, j->dh, j->dw);
+    }
 }
 
 static NNC_MAYBE_UNUSED void nnc_im2col_par(const nnc_ctx *ctx, int m, const float *x, size_t xs, int c, int h,
@@ -821,9 +827,13 @@ static NNC_MAYBE_UNUSED void nnc_im2col_par(const nnc_ctx *ctx, int m, const flo
                                             int sh, int sw, int ph, int pw, int dh, int dw)
 {
     nnc_im2col_job j;
+    long unit = (long)kw * oh * ow > 0 ? (long)kw * oh * ow : 1;
     j.x = x, j.col = col, j.xs = xs, j.ld = ld, j.cs = cs, j.c = c, j.h = h, j.w = w, j.oh = oh, j.ow = ow;
     j.kh = kh, j.kw = kw, j.sh = sh, j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw;
-    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)m * c * kh * kw * (double)oh * ow, m * c * kh, nnc_im2col_task, &j);
+    j.units = m * c * kh;
+    j.per = (int)((NNC_IM2COL_TASK + unit - 1) / unit);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)m * c * kh * kw * (double)oh * ow, (j.units + j.per - 1) / j.per,
+                      nnc_im2col_task, &j);
 }
 
 /* nnc_prologue of m samples (batch stride xs, c channels of hw floats) into
