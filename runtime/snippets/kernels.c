@@ -18,9 +18,10 @@
  *   kernels_conv.c         convolution: im2col + GEMM, depthwise + pointwise, transposed
  *   kernels_elementwise.c  batchnorm and its folding, linear, the activations, copy, add
  *   kernels_pool.c         pooling, LRN, concat, softmax
- *   kernels_parallel.c     the instance's context (instruction set, thread pool), the
- *                          GEMM on weights packed at create with its micro-kernels, and
- *                          the layers that run on them
+ *   kernels_parallel.c     the instance's context (instruction set, thread pool) and the
+ *                          GEMM on weights packed at create with its micro-kernels
+ *   kernels_layers_mt.c    the layers that run on them: packed convolutions and dwpw,
+ *                          linear layers and pooling over the threads
  *   kernels_winograd.c     3x3 convolutions by Winograd's F(4x4, 3x3) on those micro-kernels
  * C code that runs the kernels (the tests) includes this file. For the code
  * generator, cmake/embed.cmake expands these #include lines into one string,
@@ -45,5 +46,6 @@
 #include "kernels_elementwise.c"
 #include "kernels_pool.c"
 #include "kernels_parallel.c"
+#include "kernels_layers_mt.c"
 #include "kernels_winograd.c"
 #include "kernels_sgemm.c"

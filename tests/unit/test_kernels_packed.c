@@ -1,5 +1,5 @@
 /* test_kernels_packed.c: the GEMM on packed weights and the convolution on it
- * (runtime/snippets/kernels_parallel.c, kernels_conv.c nnc_conv2d_packed),
+ * (runtime/snippets/kernels_parallel.c, kernels_layers_mt.c nnc_conv2d_packed),
  * depthwise + pointwise on it, and the layers split over the threads,
  * against double-precision references written from the definitions, at every
  * instruction set this CPU runs (plain C always; AVX2 and AVX-512 when
