@@ -196,7 +196,7 @@ const char *cg_label(CgEmit *cx, int32_t v)
 
 const char *cg_count(CgEmit *cx, int32_t v)
 {
-    return arena_printf(cx->arena, "(size_t)n * %lld", cg_elems_from(&cx->g->values[v].shape, 0));
+    return arena_printf(cx->arena, "(size_t)n * %lld", (long long)ir_value_elems(&cx->g->values[v]));
 }
 
 long long cg_stride(CgEmit *cx, int32_t v) { return cx->stride[v]; }

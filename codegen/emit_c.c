@@ -254,7 +254,7 @@ static void cg_walk_init(CgCtx *cx)
     CgEmit *e = &cx->e;
     cx->stride = arena_alloc(&cx->arena, (size_t)g->n_values * sizeof *cx->stride);
     cx->scratch = arena_alloc(&cx->arena, (size_t)(g->n_nodes + 1) * sizeof *cx->scratch);
-    for (int32_t v = 0; v < g->n_values; v++) cx->stride[v] = cg_elems_from(&g->values[cx->root[v]].shape, 0);
+    for (int32_t v = 0; v < g->n_values; v++) cx->stride[v] = ir_value_elems(&g->values[cx->root[v]]);
     for (int32_t i = 0; i < g->n_nodes; i++)
         cx->scratch[i] = cx->scratch_off[i] >= 0 ? cg_dialect_c.region(&cx->arena, "ws", cx->scratch_off[i]) : NULL;
     e->g = g;
@@ -384,8 +384,14 @@ static void cg_write_run(CgCtx *cx, StrBuf *out)
     for (int32_t i = 0; i < g->n_nodes; i++) {
         int32_t v = g->nodes[i].out;
         if (cx->ws_offset[v] < 0) continue;
+        const IrValue *val = &g->values[v];
         d[nd++] = (CgDecl){"float", cx->cname[v], arena_printf(a, "(float *)(ws + %lld)", (long long)cx->ws_offset[v]),
-                           cg_batched_dims(&cx->arena, &g->values[v].shape)};
+                           val->layout == LAYOUT_NCHW16C
+                               ? arena_printf(a, "[n][%lld][%lld][%lld][%d], %lld channels in blocks of %d",
+                                              (long long)((val->shape.dim[0] + IR_BLOCK - 1) / IR_BLOCK),
+                                              (long long)val->shape.dim[1], (long long)val->shape.dim[2], IR_BLOCK,
+                                              (long long)val->shape.dim[0], IR_BLOCK)
+                               : cg_batched_dims(&cx->arena, &val->shape)};
     }
     for (int32_t i = 0; i < g->n_nodes; i++) {  /* slices of in-place concats, after the buffers they point into */
         int32_t v = g->nodes[i].out, r = cx->root[v];

@@ -79,6 +79,13 @@ static bool cg_epilogue_args(CgEmit *cx, const IrNode *n)
     const Epilogue *e = ir_epilogue(n);
     int r = ir_residual_in(n);
     if (ir_act_has_slope(e->act) && !cg_finite(cx, n, "the epilogue slope", e->slope)) return false;
+    if (n->op == OP_CONV2D && n->attr.conv.blocked) {  /* the residual's batch stride; no partial activation */
+        cg_arg(cx, r < 0 ? "no residual" : arena_printf(cx->arena, "residual %s, batch stride",
+                                                                 cg_label(cx, ir_in(cx->g, n, r))),
+               "%s, %lld", r < 0 ? "NULL" : cg_in(cx, n, r), r < 0 ? 0LL : cg_stride(cx, ir_in(cx->g, n, r)));
+        cg_arg(cx, arena_printf(cx->arena, "then %s", ir_act_name(e->act)), "%s", cg_act_args(cx, e->act, e->slope));
+        return true;
+    }
     if (n->op == OP_CONV2D) {  /* nnc_conv2d: the residual's batch stride; the channels the activation covers */
         long long k = cx->g->values[n->out].shape.dim[0];
         cg_arg(cx, r < 0 ? "no residual" : arena_printf(cx->arena, "residual %s, batch stride",
@@ -118,12 +125,40 @@ static const char *cg_scratch_of(CgEmit *cx, const IrNode *n)
     return s ? s : "NULL";
 }
 
+/* A blocked conv2d (kernels_blocked_conv.c, kernels_blocked_dw.c): image,
+ * residual and output in NCHW16c, the weight packed at create. */
+static bool cg_conv_blocked_call(CgEmit *cx, const IrNode *n)
+{
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *y = &cx->g->values[n->out].shape;
+    bool dw = c->groups != 1;
+    const char *kernel = dw ? "dwconv_blocked" : "conv2d_blocked";
+    if (!c->packed) CG_FAIL(cx, "internal error: a blocked conv2d whose weight is not packed");
+    cg_need(cx, kernel);
+    cg_call_begin(cx, kernel);
+    cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
+    cg_image_arg(cx, n, true);
+    cg_weight_args(cx, n);
+    if (dw)
+        cg_arg(cx, arena_printf(cx->arena, "y: %s, batch stride", cg_dims(cx->arena, y)), "%s, %lld, %lld, %lld",
+               cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 1), cg_dim(y, 2));
+    else
+        cg_arg(cx, arena_printf(cx->arena, "y: %s, batch stride", cg_dims(cx->arena, y)), "%s, %lld, %lld, %lld, %lld",
+               cg_out(cx, n), cg_stride(cx, n->out), cg_dim(y, 0), cg_dim(y, 1), cg_dim(y, 2));
+    cg_arg(cx, "kernel, stride, padding, dilation", "%d, %d, %d, %d, %d, %d, %d, %d", c->kh, c->kw, c->sh, c->sw,
+           c->ph, c->pw, c->dh, c->dw);
+    if (!cg_epilogue_args(cx, n)) return false;
+    cg_call_end(cx);
+    return true;
+}
+
 /* conv2d's or conv_transpose2d's call (without its batchnorm statistics). */
 static bool cg_conv_call(CgEmit *cx, const IrNode *n)
 {
     const ConvAttr *c = &n->attr.conv;
     const IrShape *y = &cx->g->values[n->out].shape;
     bool t = n->op == OP_CONV_T2D;
+    if (!t && c->blocked) return cg_conv_blocked_call(cx, n);
     int64_t scratch = plan_scratch_floats(cx->g, n, cx->max_batch);
     /* a training step's run over the instance's threads on nnc_sgemm_ctx (kernels_sgemm.c, section conv_mt) */
     bool mt = c->packed || c->winograd || cx->tr;
@@ -366,8 +401,9 @@ static bool emit_c_maxpool2d(CgEmit *cx, const IrNode *n)
 {
     const PoolAttr *p = &n->attr.pool;
     bool mt = !cx->tr;
-    cg_need(cx, mt ? "maxpool2d_mt" : "maxpool2d");
-    cg_call_begin(cx, mt ? "maxpool2d_mt" : "maxpool2d");
+    const char *kernel = p->blocked ? "maxpool2d_blocked" : mt ? "maxpool2d_mt" : "maxpool2d";
+    cg_need(cx, p->blocked ? "pool_blocked" : kernel);
+    cg_call_begin(cx, kernel);
     if (mt) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_pool_args(cx, n);
     cg_arg(cx, "kernel, stride, padding, dilation", "%d, %d, %d, %d, %d, %d, %d, %d", p->kh, p->kw, p->sh, p->sw,
@@ -381,8 +417,9 @@ static bool emit_c_avgpool2d(CgEmit *cx, const IrNode *n)
     const PoolAttr *p = &n->attr.pool;
     if (p->dh != 1 || p->dw != 1) CG_FAIL(cx, "avgpool2d: a dilation other than 1 is not supported");
     bool mt = !cx->tr;
-    cg_need(cx, mt ? "avgpool2d_mt" : "avgpool2d");
-    cg_call_begin(cx, mt ? "avgpool2d_mt" : "avgpool2d");
+    const char *kernel = p->blocked ? "avgpool2d_blocked" : mt ? "avgpool2d_mt" : "avgpool2d";
+    cg_need(cx, p->blocked ? "pool_blocked" : kernel);
+    cg_call_begin(cx, kernel);
     if (mt) cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_pool_args(cx, n);
     cg_arg(cx, "kernel, stride, padding, count_include_pad", "%d, %d, %d, %d, %d, %d, %d", p->kh, p->kw, p->sh,
@@ -402,7 +439,38 @@ static bool cg_emit_per_channel(CgEmit *cx, const IrNode *n, const char *section
     return true;
 }
 
-static bool emit_c_global_avgpool(CgEmit *cx, const IrNode *n) { return cg_emit_per_channel(cx, n, "global_avgpool"); }
+static bool emit_c_global_avgpool(CgEmit *cx, const IrNode *n)
+{
+    const IrShape *x = ir_in_shape(cx->g, n, 0);
+    int32_t v = ir_in(cx->g, n, 0);
+    if (cx->g->values[v].layout != LAYOUT_NCHW16C) return cg_emit_per_channel(cx, n, "global_avgpool");
+    cg_need(cx, "pool_blocked");
+    cg_call_begin(cx, "global_avgpool_blocked");
+    cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
+    cg_arg(cx, arena_printf(cx->arena, "x: %s (nchw16c), batch stride", cg_label(cx, v)), "n, %s, %lld, %lld, %lld",
+           cg_in(cx, n, 0), cg_stride(cx, v), cg_dim(x, 0), cg_elems_from(x, 1));
+    cg_arg(cx, "y", "%s", cg_out(cx, n));
+    cg_call_end(cx);
+    return true;
+}
+
+/* A tensor into the other layout (kernels_blocked.c nnc_to_blocked, nnc_from_blocked). */
+static bool emit_c_reorder(CgEmit *cx, const IrNode *n)
+{
+    const IrShape *x = ir_in_shape(cx->g, n, 0);
+    int32_t v = ir_in(cx->g, n, 0);
+    bool to = n->attr.reorder.to == LAYOUT_NCHW16C;
+    if (x->rank != 3) CG_FAIL(cx, "internal error: a reorder of a tensor of rank %d", x->rank);
+    cg_need(cx, "blocked");
+    cg_call_begin(cx, to ? "to_blocked" : "from_blocked");
+    cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
+    cg_arg(cx, arena_printf(cx->arena, "x: %s, batch stride; channels, pixels", cg_label(cx, v)),
+           "n, %s, %lld, %lld, %lld", cg_in(cx, n, 0), cg_stride(cx, v), cg_dim(x, 0), cg_elems_from(x, 1));
+    cg_arg(cx, arena_printf(cx->arena, "y (%s), batch stride", ir_layout_name(n->attr.reorder.to)), "%s, %lld",
+           cg_out(cx, n), cg_stride(cx, n->out));
+    cg_call_end(cx);
+    return true;
+}
 
 /* Softmax over the channels (PyTorch's dim=1), at every position. */
 static bool emit_c_softmax(CgEmit *cx, const IrNode *n) { return cg_emit_per_channel(cx, n, "softmax"); }
@@ -512,6 +580,34 @@ static bool emit_c_pack_weights(CgEmit *cx, const IrNode *n)
     const IrShape *w = ir_in_shape(cx->g, n, 0);
     return cg_weight_transform(cx, n, "gemm_packed", "pack_weights", "as [rows][cols]", cg_dim(w, 0),
                                cg_elems_from(w, 1));
+}
+
+/* A blocked conv2d's weight packed for its kernel (ops.def PACK_BLOCKED,
+ * PACK_DW_BLOCKED): nnc_pack_weights_blocked(w, k, c, kh, kw, gamma, var,
+ * eps, y) or nnc_pack_dw_blocked(w, c, kh, kw, ...). */
+static bool emit_c_pack_blocked(CgEmit *cx, const IrNode *n)
+{
+    const IrShape *w = ir_in_shape(cx->g, n, 0);
+    bool dw = n->op == OP_PACK_DW_BLOCKED, fold = n->n_in == 3;
+    if (fold && !cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
+    cg_need(cx, dw ? "dwconv_blocked" : "conv2d_blocked");
+    cg_call_begin(cx, dw ? "pack_dw_blocked" : "pack_weights_blocked");
+    if (dw)
+        cg_arg(cx, arena_printf(cx->arena, "w: %s %s (channels, kernel)", cg_label(cx, ir_in(cx->g, n, 0)),
+                                cg_dims(cx->arena, w)),
+               "%s, %lld, %lld, %lld", cg_in(cx, n, 0), cg_dim(w, 0), cg_dim(w, 2), cg_dim(w, 3));
+    else
+        cg_arg(cx, arena_printf(cx->arena, "w: %s %s (out, in channels, kernel)", cg_label(cx, ir_in(cx->g, n, 0)),
+                                cg_dims(cx->arena, w)),
+               "%s, %lld, %lld, %lld, %lld", cg_in(cx, n, 0), cg_dim(w, 0), cg_dim(w, 1), cg_dim(w, 2), cg_dim(w, 3));
+    if (fold)
+        cg_arg(cx, arena_printf(cx->arena, "folding %s, %s", cg_label(cx, ir_in(cx->g, n, 1)), cg_label(cx, ir_in(cx->g, n, 2))),
+               "%s, %s, %s", cg_in(cx, n, 1), cg_in(cx, n, 2), cg_lit(cx, n->attr.bn.eps));
+    else
+        cg_arg(cx, "no batchnorm to fold", "NULL, NULL, 0.0f");
+    cg_arg(cx, "y", "%s", cg_out(cx, n));
+    cg_call_end(cx);
+    return true;
 }
 
 /* A 3x3 conv2d's weight in Winograd's domain (ops.def WINOGRAD_WEIGHTS). */

@@ -116,6 +116,7 @@ int32_t ir_add_node(IrGraph *g, OpKind op, const int32_t *ins, int n_in, const I
     n = &g->nodes[g->n_nodes];  /* new_value may not move nodes, but be plain about it */
     n->out = v;
     g->values[v].node = g->n_nodes;
+    g->values[v].layout = ir_node_layout(g, n);
     g->n_nodes++;
     return v;
 }
@@ -149,6 +150,30 @@ int64_t ir_shape_elems(const IrShape *s)
     }
     return e;
 }
+
+int64_t ir_value_elems(const IrValue *v)
+{
+    if (v->layout != LAYOUT_NCHW16C || v->shape.rank < 1) return ir_shape_elems(&v->shape);
+    IrShape s = v->shape;
+    s.dim[0] = (s.dim[0] + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK;
+    return ir_shape_elems(&s);
+}
+
+Layout ir_node_layout(const IrGraph *g, const IrNode *n)
+{
+    switch (n->op) {
+    case OP_REORDER: return n->attr.reorder.to;
+    case OP_CONV2D: return n->attr.conv.blocked ? LAYOUT_NCHW16C : LAYOUT_NCHW;
+    case OP_MAXPOOL2D:
+    case OP_AVGPOOL2D: return n->attr.pool.blocked ? LAYOUT_NCHW16C : LAYOUT_NCHW;
+    case OP_ADD:
+    case OP_IDENTITY:
+    case OP_DROPOUT: return g->values[ir_in(g, n, 0)].layout;
+    default: return ir_ops[n->op].act != ACT_NONE ? g->values[ir_in(g, n, 0)].layout : LAYOUT_NCHW;
+    }
+}
+
+const char *ir_layout_name(Layout l) { return l == LAYOUT_NCHW16C ? "nchw16c" : "nchw"; }
 
 char *ir_shape_str(const IrShape *s, char *buf, size_t len)
 {

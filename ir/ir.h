@@ -8,8 +8,10 @@
  *
  * Shapes are per sample: the batch dimension is implicit in every activation
  * (the batch size is a compile-time maximum, the actual n is given at run time).
- * Parameters (weights) have no batch dimension. Layout is NCHW fp32 for now; the
- * layout field lets a later pass choose blocked layouts.
+ * Parameters (weights) have no batch dimension. Tensors are fp32; an
+ * activation is NCHW, or NCHW16c where passes/layout_blocked.c chose the
+ * blocked layout (IrValue.layout, ir_node_layout): its shape stays the logical
+ * [C, H, W], its storage rounds C up to whole blocks (ir_value_elems).
  *
  * All memory of a graph comes from its arena and is released by ir_free(). */
 #ifndef NNC_IR_H
@@ -55,11 +57,17 @@ typedef enum {
 } TrainFwd;
 
 typedef enum {
-    AT_NONE, AT_CONV, AT_BN, AT_LINEAR, AT_ACT, AT_DROPOUT, AT_POOL, AT_ADAPTIVE, AT_LRN, AT_CONCAT, AT_DWPW, AT_SLICE
+    AT_NONE, AT_CONV, AT_BN, AT_LINEAR, AT_ACT, AT_DROPOUT, AT_POOL, AT_ADAPTIVE, AT_LRN, AT_CONCAT, AT_DWPW, AT_SLICE,
+    AT_REORDER
 } AttrKind;
 
 typedef enum { DT_F32 } DType;
-typedef enum { LAYOUT_NCHW } Layout;
+/* How an activation's elements lie in memory. NCHW16c (runtime/snippets/
+ * kernels_blocked.c): ceil(C/16) blocks of [H][W][16 channels], the lanes
+ * past C zero. A value's layout follows from the node that makes it
+ * (ir_node_layout), so every rebuild of the graph keeps it. */
+typedef enum { LAYOUT_NCHW, LAYOUT_NCHW16C } Layout;
+enum { IR_BLOCK = 16 };  /* channels per block of NCHW16c */
 
 typedef enum {
     VK_ACT,    /* an activation computed by a node, batched */
@@ -125,12 +133,15 @@ typedef struct {
                             * in the micro-kernel's layout (conv2d with groups = 1 only) */
     bool winograd;         /* inference (passes/pack_weights.c): a 3x3 stride-1 conv2d whose weight is a
                             * winograd_weights node's output, run by Winograd's F(4x4, 3x3) */
+    bool blocked;          /* inference (passes/layout_blocked.c): input, residual and output in NCHW16c;
+                            * groups = 1 or depthwise; the weight a pack_blocked node's output once packed */
 } ConvAttr;
 
 typedef struct {
     int kh, kw, sh, sw, ph, pw, dh, dw;
     bool ceil_mode;          /* output size rounds up, as PyTorch's ceil_mode */
     bool count_include_pad;  /* avgpool divisor counts padding (PyTorch default: true) */
+    bool blocked;            /* input and output in NCHW16c (passes/layout_blocked.c) */
 } PoolAttr;
 
 /* batchnorm (and eps of the folding ops). fused (training, passes/fuse_bn_train.c):
@@ -154,6 +165,8 @@ typedef struct { ConvAttr dw, pw; } DwPwAttr;
 /* Channels [start, start + count) of a tensor (passes/fuse_siblings.c splits a
  * fused convolution's output with it); the generated code makes it a view. */
 typedef struct { int start, count; } SliceAttr;
+/* A reorder's target layout (its input is in the other one). */
+typedef struct { Layout to; } ReorderAttr;
 
 typedef union {
     ConvAttr conv;
@@ -167,6 +180,7 @@ typedef union {
     AdaptiveAttr adaptive;
     DwPwAttr dwpw;
     SliceAttr slice;
+    ReorderAttr reorder;
 } IrAttr;
 
 typedef struct {
@@ -319,6 +333,15 @@ bool ir_act_has_slope(ActKind act);
 OpKind ir_act_op(ActKind act);
 
 int64_t ir_shape_elems(const IrShape *s);
+/* Floats a value takes per sample (activations) or whole (parameters): its
+ * shape's elements, C rounded up to whole blocks in NCHW16c. */
+int64_t ir_value_elems(const IrValue *v);
+/* The layout of the value node n makes: a reorder's target; NCHW16c for a
+ * blocked conv2d or pool; an elementwise op's (activation, add, identity,
+ * dropout) that of its first input; NCHW for everything else. */
+Layout ir_node_layout(const IrGraph *g, const IrNode *n);
+/* "nchw16c" / "nchw". */
+const char *ir_layout_name(Layout l);
 /* "[6, 28, 28]" into buf; returns buf. */
 char   *ir_shape_str(const IrShape *s, char *buf, size_t len);
 

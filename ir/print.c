@@ -7,6 +7,7 @@
  *     param  %1 conv0.weight [6, 1, 5, 5]
  *     %3 = conv2d(%0, %1, %2) k=5x5 s=1x1 p=2x2 d=1x1 g=1 [6, 28, 28]   # lenet5.net:4:22
  *     %9 = conv2d(%7, %8, %4, %6) k=3x3 s=1x1 p=1x1 d=1x1 g=1 +res relu [6, 28, 28]   # with an epilogue
+ *     %11 = reorder(%9) to=nchw16c [6, 28, 28] nchw16c   # a value not in NCHW names its layout
  *     output logits = %12
  *
  * Stable and diffable: golden tests compare it byte for byte. */
@@ -46,12 +47,14 @@ static void print_attr(const IrNode *n, StrBuf *out)
         if (a->conv.bn_stats) sb_append(out, " +bn_stats");
         if (a->conv.packed) sb_append(out, " +packed");
         if (a->conv.winograd) sb_append(out, " +winograd");
+        if (a->conv.blocked) sb_append(out, " +blocked");
         break;
     case AT_POOL:
         sb_printf(out, " k=%dx%d s=%dx%d p=%dx%d", a->pool.kh, a->pool.kw, a->pool.sh, a->pool.sw, a->pool.ph, a->pool.pw);
         if (a->pool.dh != 1 || a->pool.dw != 1) sb_printf(out, " d=%dx%d", a->pool.dh, a->pool.dw);
         if (a->pool.ceil_mode) sb_append(out, " ceil");
         if (n->op == OP_AVGPOOL2D && !a->pool.count_include_pad) sb_append(out, " exclude_pad");
+        if (a->pool.blocked) sb_append(out, " +blocked");
         break;
     case AT_BN:
         if (n->op != OP_BATCHNORM) {  /* the fold ops: momentum means nothing there */
@@ -87,6 +90,7 @@ static void print_attr(const IrNode *n, StrBuf *out)
         if (a->dwpw.pw.packed) sb_append(out, " +packed");
         print_epilogue(&a->dwpw.pw.epi, out);
         break;
+    case AT_REORDER: sb_printf(out, " to=%s", ir_layout_name(a->reorder.to)); break;
     case AT_NONE: break;
     }
 }
@@ -110,6 +114,7 @@ void ir_print(const IrGraph *g, StrBuf *out)
         sb_append(out, ")");
         print_attr(n, out);
         sb_printf(out, " %s", ir_shape_str(&g->values[n->out].shape, buf, sizeof buf));
+        if (g->values[n->out].layout != LAYOUT_NCHW) sb_printf(out, " %s", ir_layout_name(g->values[n->out].layout));
         if (n->loc.file) {
             const char *base = strrchr(n->loc.file, '/');
             sb_printf(out, "   # %s:%d:%d", base ? base + 1 : n->loc.file, n->loc.line, n->loc.col);

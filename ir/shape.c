@@ -135,6 +135,11 @@ static bool shape_conv2d(const IrGraph *g, const IrNode *n, IrShape *out, char *
             c->pro.on || w->rank != 3 || w->dim[0] != 36 || w->dim[1] != x->dim[0] ||
             w->dim[2] != (c->out_channels + 31) / 32 * 32)
             FAIL("the Winograd weight has shape %s, which does not fit the convolution", sstr(w, b, sizeof b));
+    } else if (c->blocked && c->packed) {  /* a pack_blocked or pack_dw_blocked node's output: its floats */
+        int64_t kb = (c->out_channels + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK;
+        int64_t cb = c->groups == 1 ? (x->dim[0] + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK : 1;
+        if (w->rank != 1 || w->dim[0] != kb * cb * c->kh * c->kw)
+            FAIL("the blocked weight has shape %s, which does not fit the convolution", sstr(w, b, sizeof b));
     } else if (w->rank != 4 || w->dim[0] != c->out_channels || w->dim[1] != x->dim[0] / c->groups ||
                w->dim[2] != c->kh || w->dim[3] != c->kw) {
         FAIL("the weight has shape %s, which does not fit the convolution", sstr(w, b, sizeof b));
@@ -336,6 +341,23 @@ static bool shape_winograd_weights(const IrGraph *g, const IrNode *n, IrShape *o
     if (w->rank != 4 || w->dim[2] != 3 || w->dim[3] != 3)
         FAIL("winograd_weights expects a 3x3 conv2d weight, but the weight has shape %s", sstr(w, b, sizeof b));
     *out = (IrShape){3, {36, w->dim[1], (w->dim[0] + 31) / 32 * 32, 0}};
+    return true;
+}
+
+/* pack_blocked(w [, gamma, var]) and pack_dw_blocked: the packed weight's
+ * floats, output and input channels rounded up to whole blocks of 16
+ * (pack_dw_blocked: w is [c][1][kh][kw], one block dimension). */
+static bool shape_pack_blocked(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
+{
+    const IrShape *w = ir_in_shape(g, n, 0);
+    char b[96];
+    if (n->n_in == 3 && !shape_bn_fold_weight(g, n, out, err, errlen)) return false;
+    if (n->n_in != 1 && n->n_in != 3) FAIL("%s takes a weight, or a weight with a batchnorm's gamma and var", ir_ops[n->op].name);
+    if (w->rank != 4) FAIL("%s expects a conv2d weight, but the weight has shape %s", ir_ops[n->op].name, sstr(w, b, sizeof b));
+    if (n->op == OP_PACK_DW_BLOCKED && w->dim[1] != 1)
+        FAIL("pack_dw_blocked expects a depthwise weight [c, 1, kh, kw], but the weight has shape %s", sstr(w, b, sizeof b));
+    int64_t kb = (w->dim[0] + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK, cb = (w->dim[1] + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK;
+    *out = (IrShape){1, {(n->op == OP_PACK_DW_BLOCKED ? kb : kb * cb) * w->dim[2] * w->dim[3], 0, 0, 0}};
     return true;
 }
 

@@ -33,6 +33,39 @@ static bool same_shape(const IrShape *a, const IrShape *b)
     return true;
 }
 
+/* The layouts (ir.h Layout): the output's is what ir_node_layout says; a
+ * blocked conv2d reads its image and residual blocked, a blocked pool its
+ * image, a reorder the other layout than it makes, add two of one layout,
+ * global_avgpool either; every other activation input is NCHW. */
+static bool verify_layouts(const IrGraph *g, int32_t i, char *err, size_t errlen)
+{
+    const IrNode *n = &g->nodes[i];
+    const char *name = ir_ops[n->op].name;
+    Layout out = g->values[n->out].layout;
+    if (out != ir_node_layout(g, n))
+        BAD("node %d (%s) makes a value in %s, but its op gives %s", i, name, ir_layout_name(out),
+            ir_layout_name(ir_node_layout(g, n)));
+    if (n->op == OP_CONV2D && n->attr.conv.blocked &&
+        (n->attr.conv.pro.on || n->attr.conv.epi.act_channels ||
+         (n->attr.conv.groups != 1 && n->attr.conv.groups != n->attr.conv.out_channels)))
+        BAD("node %d (conv2d +blocked) has a prologue, a partial activation or groups other than 1 or depthwise", i);
+    for (int j = 0; j < n->n_in; j++) {
+        const IrValue *v = &g->values[ir_in(g, n, j)];
+        Layout want = LAYOUT_NCHW;
+        if (v->kind == VK_PARAM) continue;
+        if (n->op == OP_REORDER) want = n->attr.reorder.to == LAYOUT_NCHW ? LAYOUT_NCHW16C : LAYOUT_NCHW;
+        else if (n->op == OP_CONV2D && n->attr.conv.blocked && (j == 0 || j == ir_residual_in(n))) want = LAYOUT_NCHW16C;
+        else if ((n->op == OP_MAXPOOL2D || n->op == OP_AVGPOOL2D) && n->attr.pool.blocked) want = LAYOUT_NCHW16C;
+        else if (n->op == OP_GLOBAL_AVGPOOL) continue;
+        else if (n->op == OP_ADD || n->op == OP_IDENTITY || n->op == OP_DROPOUT || ir_ops[n->op].act != ACT_NONE)
+            want = g->values[ir_in(g, n, 0)].layout;
+        if (v->layout != want)
+            BAD("node %d (%s) reads %%%d in %s where it takes %s", i, name, ir_in(g, n, j), ir_layout_name(v->layout),
+                ir_layout_name(want));
+    }
+    return true;
+}
+
 static bool verify_node(const IrGraph *g, int32_t i, char *err, size_t errlen)
 {
     const IrNode *n = &g->nodes[i];
@@ -59,7 +92,7 @@ static bool verify_node(const IrGraph *g, int32_t i, char *err, size_t errlen)
         BAD("node %d (%s) has shape %s, but its rule gives %s", i, info->name,
             ir_shape_str(&g->values[n->out].shape, a, sizeof a), ir_shape_str(&s, b, sizeof b));
     }
-    return true;
+    return verify_layouts(g, i, err, errlen);
 }
 
 bool ir_verify(const IrGraph *g, char *err, size_t errlen)

@@ -41,7 +41,7 @@ static bool conv_equal(const ConvAttr *x, const ConvAttr *y)
     return x->kh == y->kh && x->kw == y->kw && x->sh == y->sh && x->sw == y->sw && x->ph == y->ph &&
            x->pw == y->pw && x->dh == y->dh && x->dw == y->dw && x->oph == y->oph && x->opw == y->opw &&
            x->groups == y->groups && x->out_channels == y->out_channels && x->bias == y->bias &&
-           epilogue_equal(&x->epi, &y->epi) && prologue_equal(&x->pro, &y->pro);
+           x->blocked == y->blocked && epilogue_equal(&x->epi, &y->epi) && prologue_equal(&x->pro, &y->pro);
 }
 
 /* Attribute equality by kind: a memcmp of the union would compare padding. */
@@ -56,7 +56,7 @@ static bool attr_equal(AttrKind k, const IrAttr *a, const IrAttr *b)
         const PoolAttr *x = &a->pool, *y = &b->pool;
         return x->kh == y->kh && x->kw == y->kw && x->sh == y->sh && x->sw == y->sw && x->ph == y->ph &&
                x->pw == y->pw && x->dh == y->dh && x->dw == y->dw && x->ceil_mode == y->ceil_mode &&
-               x->count_include_pad == y->count_include_pad;
+               x->count_include_pad == y->count_include_pad && x->blocked == y->blocked;
     }
     case AT_BN: return a->bn.eps == b->bn.eps && a->bn.momentum == b->bn.momentum;
     case AT_LINEAR:
@@ -71,6 +71,7 @@ static bool attr_equal(AttrKind k, const IrAttr *a, const IrAttr *b)
         return a->lrn.size == b->lrn.size && a->lrn.alpha == b->lrn.alpha && a->lrn.beta == b->lrn.beta &&
                a->lrn.k == b->lrn.k;
     case AT_CONCAT: return a->concat.axis == b->concat.axis && a->concat.in_place == b->concat.in_place;
+    case AT_REORDER: return a->reorder.to == b->reorder.to;
     }
     return false;
 }

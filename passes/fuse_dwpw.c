@@ -36,7 +36,7 @@ static int32_t match(const PassReads *r, int32_t i)
 {
     const IrGraph *g = r->g;
     const IrNode *n = &g->nodes[i];
-    if (n->op != OP_CONV2D || !is_pointwise(&n->attr.conv)) return -1;
+    if (n->op != OP_CONV2D || !is_pointwise(&n->attr.conv) || n->attr.conv.blocked) return -1;
     int32_t t = ir_in(g, n, 0), q = g->values[t].node;
     if (q < 0 || r->is_const[t] || !pass_sole_reader(r, t)) return -1;
     const IrNode *d = &g->nodes[q];

@@ -39,7 +39,8 @@ static bool candidate(const PassReads *r, const IrNode *n, int32_t x)
     const IrGraph *g = r->g;
     const ConvAttr *c = &n->attr.conv;
     if (n->op != OP_CONV2D || ir_in(g, n, 0) != x || c->kh != 1 || c->kw != 1 || c->sh != 1 || c->sw != 1 ||
-        c->ph != 0 || c->pw != 0 || c->groups != 1 || c->pro.on || c->epi.residual || c->epi.act_channels)
+        c->ph != 0 || c->pw != 0 || c->groups != 1 || c->pro.on || c->epi.residual || c->epi.act_channels ||
+        c->blocked)
         return false;
     return !r->is_out[n->out] && !r->is_const[n->out] && r->unstrided[n->out] == 0;
 }

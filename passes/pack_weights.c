@@ -16,6 +16,8 @@
  * node, and pack_weights reads its output).
  *
  *   conv2d(x, w, ...) 3x3, stride 1           conv2d+winograd(x, winograd_weights(w), ...)
+ *   conv2d+blocked(x, w, ...)                  conv2d+blocked+packed(x, pack_blocked(w), ...)
+ *   conv2d+blocked(x, w, ...) depthwise        conv2d+blocked+packed(x, pack_dw_blocked(w), ...)
  *
  * The third form (winograd_fits) takes the weight to Winograd's transformed
  * domain instead (kernels_winograd.c), folding a batchnorm the same way.
@@ -67,12 +69,16 @@ static bool winograd_fits(const IrGraph *g, const IrNode *n, int mode)
 }
 
 /* The input index of node n's weight to pack, or -1: a conv2d's (one input
- * channel, LeNet's first layer, runs nnc_conv2d's direct loop, no GEMM), or
+ * channel, LeNet's first layer, runs nnc_conv2d's direct loop, no GEMM), a
+ * blocked conv2d's (groups 1 or depthwise: layout_blocked.c chose them), or
  * a dwpw's pointwise half. *wino: a conv2d that runs by Winograd. */
 static int packable(const IrGraph *g, const IrNode *n, const bool *is_const, int mode, bool *wino)
 {
     int wi = -1;
     *wino = false;
+    if (n->op == OP_CONV2D && n->attr.conv.blocked && !n->attr.conv.packed) {
+        return is_const[ir_in(g, n, 1)] ? 1 : -1;
+    }
     if (n->op == OP_CONV2D && n->attr.conv.groups == 1 && !n->attr.conv.packed && !n->attr.conv.winograd &&
         ir_in_shape(g, n, 1)->dim[1] > 1)
         wi = 1;
@@ -127,8 +133,10 @@ bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
         } else {
             pin[0] = map[w];
         }
-        int32_t pw = ir_add_node(ng, wino ? OP_WINOGRAD_WEIGHTS : OP_PACK_WEIGHTS, pin, npin, &pa, n->loc, n->scope,
-                                 err, errlen);
+        OpKind pack = wino ? OP_WINOGRAD_WEIGHTS : OP_PACK_WEIGHTS;
+        if (n->op == OP_CONV2D && n->attr.conv.blocked)
+            pack = n->attr.conv.groups == 1 ? OP_PACK_BLOCKED : OP_PACK_DW_BLOCKED;
+        int32_t pw = ir_add_node(ng, pack, pin, npin, &pa, n->loc, n->scope, err, errlen);
         ok = pw >= 0;
         if (!ok) break;
         int32_t ins[8];

@@ -27,6 +27,7 @@ static const Pass pipeline[] = {
     {"fuse_bn_train", 0, NULL, pass_fuse_bn_train},  /* training: conv -> batchnorm statistics -> activation */
     {"fuse_epilogue", 2, pass_fuse_epilogue, NULL},  /* conv/linear -> [add] -> [activation] into one kernel call */
     {"fuse_prologue", 2, pass_fuse_prologue, NULL},  /* batchnorm -> [activation] -> conv/adaptive pool: into the layer */
+    {"layout_blocked", 2, pass_layout_blocked, NULL},  /* NCHW16c where it pays, reorders at the edges */
     {"fuse_dwpw", 2, pass_fuse_dwpw, NULL},          /* depthwise conv -> 1x1 conv: one kernel, tile by tile */
     {"fuse_siblings", 2, pass_fuse_siblings, NULL},  /* 1x1 convs reading the same input: one GEMM, output sliced */
     {"pack_weights", 2, pass_pack_weights, NULL},    /* conv2d weights in the GEMM's layout, packed at create */

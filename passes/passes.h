@@ -57,6 +57,10 @@ bool pass_cleanup_train(IrGraph *g, char *err, size_t errlen);
  * (fuse_bn_train.c). */
 bool pass_fuse_bn_train(IrGraph *g, char *err, size_t errlen);
 
+/* The blocked channel layout NCHW16c for convolutions and the ops between
+ * them, with reorders at the edges (layout_blocked.c). */
+bool pass_layout_blocked(IrGraph *g, char *err, size_t errlen);
+
 /* Dead-code elimination: keeps the nodes that outputs depend on. */
 bool pass_dce(IrGraph *g, char *err, size_t errlen);
 /* The same for training: every parameter stays (the weights files and the

@@ -44,6 +44,7 @@ int64_t plan_scratch_floats(const IrGraph *g, const IrNode *n, int max_batch)
 {
     const ConvAttr *c = &n->attr.conv;
     const IrShape *x = ir_in_shape(g, n, 0), *y = &g->values[n->out].shape;
+    if (n->op == OP_CONV2D && c->blocked) return 0;  /* kernels_blocked*.c compute in registers */
     if (n->op == OP_CONV2D && c->winograd)  /* runtime/snippets/kernels_winograd.c nnc_conv2d_winograd_scratch */
         return 4 * 36 * 32 * (x->dim[0] + 64);
     if (n->op == OP_CONV2D) {  /* the prologue's copy of a sample, then im2col unless the kernel needs none */
@@ -160,7 +161,7 @@ static bool plan_workspace(const IrGraph *g, IrMemPlan *p, char *err, size_t err
     }
     for (int32_t i = 0; ok && i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
-        int64_t bytes = ir_shape_elems(&g->values[n->out].shape) * p->max_batch * (int64_t)sizeof(float);
+        int64_t bytes = ir_value_elems(&g->values[n->out]) * p->max_batch * (int64_t)sizeof(float);
         int64_t s = plan_scratch_floats(g, n, p->max_batch);
         scratch_buf[i] = -1;
         if (s > 0) {

@@ -57,7 +57,7 @@ static void print_stats(const IrGraph *g, int batch)
     ir_mark_constants(g, is_const);
     int64_t act = 0;
     for (int32_t i = 0; i < g->n_nodes; i++)
-        if (!is_const[g->nodes[i].out]) act += ir_shape_elems(&g->values[g->nodes[i].out].shape);
+        if (!is_const[g->nodes[i].out]) act += ir_value_elems(&g->values[g->nodes[i].out]);
     printf("params: %lld\n", (long long)ir_count_params(g));
     printf("macs: %lld\n", (long long)ir_count_macs(g));
     printf("activation_bytes: %lld\n", (long long)(act * 4 * batch));
