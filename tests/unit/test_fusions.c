@@ -486,6 +486,110 @@ static void test_siblings_not(void **state)
     check_siblings(&b, NULL);
 }
 
+/* ---- layout_blocked ---- */
+
+static void check_blocked(B *b, const char *mode, const char *want)
+{
+    setenv("NNC_BLOCKED", mode, 1);
+    check_pass(b, pass_layout_blocked, "pass_layout_blocked", want);
+    unsetenv("NNC_BLOCKED");
+}
+
+/* An inverted residual: expand (relu6), depthwise (relu6), project, + x, then
+ * a pool and a flatten. Everything up to the add is blocked; x is reordered
+ * once for both its readers (the expand and the add); the max pool stays
+ * blocked; the flatten reads NCHW, through a reorder. */
+static B inverted_residual(void)
+{
+    B b = begin("t", shp(3, 8, 6, 6, 0));
+    int32_t e = convk(&b, 0, "expand", 24, 1, 1, 1, true);
+    b.g->nodes[b.g->values[e].node].attr.conv.epi.act = ACT_RELU6;
+    int32_t d = convk(&b, e, "dw", 24, 3, 1, 24, true);
+    b.g->nodes[b.g->values[d].node].attr.conv.epi.act = ACT_RELU6;
+    int32_t p = convk(&b, d, "project", 8, 1, 1, 1, false);
+    int32_t f = unary(&b, OP_FLATTEN, pool(&b, OP_MAXPOOL2D, add(&b, p, 0), 2, 2));
+    ir_add_output(b.g, "y", f);
+    return b;
+}
+
+static void test_blocked_inverted_residual(void **state)
+{
+    (void)state;
+    B b = inverted_residual();
+    check_blocked(&b, "auto", "graph t\n"
+                              "  input  %0 x [8, 6, 6]\n"
+                              "  param  %1 expand.weight [24, 8, 1, 1]\n"
+                              "  param  %2 expand.bias [24]\n"
+                              "  param  %3 dw.weight [24, 1, 3, 3]\n"
+                              "  param  %4 dw.bias [24]\n"
+                              "  param  %5 project.weight [8, 24, 1, 1]\n"
+                              "  %6 = reorder(%0) to=nchw16c [8, 6, 6] nchw16c\n"
+                              "  %7 = conv2d(%6, %1, %2) k=1x1 s=1x1 p=0x0 d=1x1 g=1 relu6 +blocked [24, 6, 6] nchw16c   # t.net:1:3\n"
+                              "  %8 = conv2d(%7, %3, %4) k=3x3 s=1x1 p=1x1 d=1x1 g=24 relu6 +blocked [24, 6, 6] nchw16c   # t.net:2:3\n"
+                              "  %9 = conv2d(%8, %5) k=1x1 s=1x1 p=0x0 d=1x1 g=1 +blocked [8, 6, 6] nchw16c   # t.net:3:3\n"
+                              "  %10 = add(%9, %6) [8, 6, 6] nchw16c   # t.net:4:3\n"
+                              "  %11 = maxpool2d(%10) k=2x2 s=2x2 p=0x0 +blocked [8, 3, 3] nchw16c   # t.net:5:3\n"
+                              "  %12 = reorder(%11) to=nchw [8, 3, 3]   # t.net:5:3\n"
+                              "  %13 = flatten(%12) [72]   # t.net:6:3\n"
+                              "  output y = %13\n");
+    /* NNC_BLOCKED=0: never */
+    b = inverted_residual();
+    check_blocked(&b, "0", NULL);
+}
+
+/* Without a depthwise convolution, auto leaves the graph alone; NNC_BLOCKED=1
+ * blocks the convolutions of 8 channels and more, so a 3-channel stem stays
+ * NCHW and its output is reordered. A blocked graph output comes back in
+ * NCHW; global_avgpool reads the blocked tensor itself. */
+static void test_blocked_stem_and_outputs(void **state)
+{
+    (void)state;
+    B b = begin("t", shp(3, 3, 8, 8, 0));
+    int32_t s = convk(&b, 0, "stem", 16, 3, 2, 1, true);
+    int32_t c = convk(&b, s, "c", 20, 3, 1, 1, false);
+    ir_add_output(b.g, "feat", c);
+    ir_add_output(b.g, "pooled", unary(&b, OP_GLOBAL_AVGPOOL, c));
+    check_blocked(&b, "auto", NULL);
+    b = begin("t", shp(3, 3, 8, 8, 0));
+    s = convk(&b, 0, "stem", 16, 3, 2, 1, true);
+    c = convk(&b, s, "c", 20, 3, 1, 1, false);
+    ir_add_output(b.g, "feat", c);
+    ir_add_output(b.g, "pooled", unary(&b, OP_GLOBAL_AVGPOOL, c));
+    check_blocked(&b, "1", "graph t\n"
+                           "  input  %0 x [3, 8, 8]\n"
+                           "  param  %1 stem.weight [16, 3, 3, 3]\n"
+                           "  param  %2 stem.bias [16]\n"
+                           "  param  %3 c.weight [20, 16, 3, 3]\n"
+                           "  %4 = conv2d(%0, %1, %2) k=3x3 s=2x2 p=1x1 d=1x1 g=1 [16, 4, 4]   # t.net:1:3\n"
+                           "  %5 = reorder(%4) to=nchw16c [16, 4, 4] nchw16c   # t.net:1:3\n"
+                           "  %6 = conv2d(%5, %3) k=3x3 s=1x1 p=1x1 d=1x1 g=1 +blocked [20, 4, 4] nchw16c   # t.net:2:3\n"
+                           "  %7 = global_avgpool(%6) [20, 1, 1]   # t.net:3:3\n"
+                           "  %8 = reorder(%6) to=nchw [20, 4, 4]   # t.net:2:3\n"
+                           "  output feat = %8\n"
+                           "  output pooled = %7\n");
+}
+
+/* The verifier refuses a blocked convolution fed NCHW, and an add of two layouts. */
+static void test_blocked_verify(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    B b = begin("t", shp(3, 16, 4, 4, 0));
+    int32_t c = convk(&b, 0, "c", 16, 3, 1, 1, false);
+    b.g->nodes[b.g->values[c].node].attr.conv.blocked = true;
+    b.g->values[c].layout = LAYOUT_NCHW16C;
+    assert_false(ir_verify(b.g, err, sizeof err));
+    assert_non_null(strstr(err, "reads %0 in nchw where it takes nchw16c"));
+    ir_free(b.g);
+    b = begin("t", shp(3, 16, 4, 4, 0));
+    IrAttr a = {.reorder = {LAYOUT_NCHW16C}};
+    int32_t r = node(&b, OP_REORDER, (int32_t[]){0}, 1, &a, NULL);
+    add(&b, r, 0);
+    assert_false(ir_verify(b.g, err, sizeof err));
+    assert_non_null(strstr(err, "reads %0 in nchw where it takes nchw16c"));
+    ir_free(b.g);
+}
+
 /* ---- the zoo: issue 4's "done when" ---- */
 
 static void test_zoo_done_when(void **state)
@@ -537,6 +641,9 @@ int main(void)
         cmocka_unit_test(test_concat_inception),
         cmocka_unit_test(test_concat_dense_block),
         cmocka_unit_test(test_concat_not),
+        cmocka_unit_test(test_blocked_inverted_residual),
+        cmocka_unit_test(test_blocked_stem_and_outputs),
+        cmocka_unit_test(test_blocked_verify),
         cmocka_unit_test(test_zoo_done_when),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
