@@ -17,7 +17,8 @@
  * (NEXT: the next name of the corpus). nnc must either refuse the program
  * with a positioned error (NAME is a keyword of the DSL) or emit inference
  * and training C that compiles with gcc and clang under -std=c99 -Wall
- * -Wextra -Werror -pedantic. To keep this to a minute, networks are compiled a
+ * -Wextra -Werror -pedantic (each name by one of the two, in turn: Batch).
+ * To keep this short, networks are compiled a
  * hundred at a time: one translation unit holds the kernels once, then each
  * network's header and its own part of the generated source (everything
  * after the "======== PREFIX ========" line that opens it), exactly as
@@ -277,9 +278,12 @@ static const char *own_part(const char *src, const char *prefix, bool train)
 
 /* ------------------------------------------------------------ compiling ---- */
 
+/* A batch is two pairs of translation units: the networks alternate between
+ * gcc's pair and clang's, and the two compilers run at once (two cores), so
+ * every name is compiled, by one of them, in half the time both would take. */
 typedef struct {
     char dir[64];
-    StrBuf tu[2];        /* inference, training */
+    StrBuf tu[2][2];     /* [gcc, clang][inference, training] */
     int networks;
     char *prefix[BATCH]; /* of the networks in the batch */
 } Batch;
@@ -295,15 +299,15 @@ static bool batch_has(const Batch *b, const char *prefix)
 
 /* The first network of a batch gives the translation unit its kernels: its
  * source up to its own part, less the #include of its header. */
-static void batch_start(Batch *b, const Emission *e, int k)
+static void batch_start(StrBuf *tu, const Emission *e, int k)
 {
     const char *src = k ? e->tc.data : e->c.data;
     const char *end = own_part(src, e->prefix, k == 1);
     const char *inc = strstr(src, "#include \"");
     assert_true(inc && inc < end);
     const char *eol = strchr(inc, '\n');
-    sb_appendn(&b->tu[k], src, (size_t)(inc - src));
-    sb_appendn(&b->tu[k], eol + 1, (size_t)(end - eol - 1));
+    sb_appendn(tu, src, (size_t)(inc - src));
+    sb_appendn(tu, eol + 1, (size_t)(end - eol - 1));
 }
 
 /* Adds e's inference module, and its training module when train (the
@@ -311,11 +315,12 @@ static void batch_start(Batch *b, const Emission *e, int k)
  * compiles ten times slower: a sample of the corpus gets it). */
 static void batch_add(Batch *b, const Emission *e, bool train)
 {
+    StrBuf *tu = b->tu[b->networks % 2];  /* gcc's, clang's, in turn */
     for (int k = 0; k < 1 + train; k++) {
-        if (!b->tu[k].len) batch_start(b, e, k);
+        if (!tu[k].len) batch_start(&tu[k], e, k);
         const char *h = k ? e->th.data : e->h.data, *src = k ? e->tc.data : e->c.data;
-        sb_append(&b->tu[k], h);
-        sb_append(&b->tu[k], own_part(src, e->prefix, k == 1));
+        sb_append(&tu[k], h);
+        sb_append(&tu[k], own_part(src, e->prefix, k == 1));
     }
     b->prefix[b->networks++] = strdup(e->prefix);
 }
@@ -329,8 +334,8 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Compiles both units with gcc and clang (-std=c99 -pedantic); a failure
- * prints the compiler's first lines. */
+/* Compiles gcc's units with gcc and clang's with clang (-std=c99 -pedantic),
+ * both at once; a failure prints the compiler's first lines. */
 static void batch_compile(Batch *b, const char *first, const char *last)
 {
     double t0 = now();
@@ -338,28 +343,31 @@ static void batch_compile(Batch *b, const char *first, const char *last)
         "gcc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only",
         "clang -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only",
     };
-    for (int k = 0; k < 2 && b->tu[k].len; k++) {
-        char path[128], cmd[1024];
-        snprintf(path, sizeof path, "%s/%s.c", b->dir, k ? "train" : "infer");
-        FILE *f = fopen(path, "w");
-        assert_non_null(f);
-        fwrite(b->tu[k].data, 1, b->tu[k].len, f);
-        fclose(f);
-        /* both compilers at once (two cores), each into a log of its own */
-        snprintf(cmd, sizeof cmd, "%s %s >%s.0 2>&1 & %s %s >%s.1 2>&1; wait", lines[0], path, path, lines[1], path, path);
+    for (int k = 0; k < 2; k++) {
+        char path[2][128], cmd[1024];
+        for (int c = 0; c < 2; c++) {
+            snprintf(path[c], sizeof path[c], "%s/%s%d.c", b->dir, k ? "train" : "infer", c);
+            FILE *f = fopen(path[c], "w");
+            assert_non_null(f);
+            if (b->tu[c][k].len) fwrite(b->tu[c][k].data, 1, b->tu[c][k].len, f);
+            fclose(f);
+        }
+        /* each compiler on its unit, if it has one (-pedantic refuses an empty one), into a log of its own */
+        snprintf(cmd, sizeof cmd, "%s%s %s >%s.log 2>&1 & %s%s %s >%s.log 2>&1; wait", b->tu[0][k].len ? "" : ": ",
+                 lines[0], path[0], path[0], b->tu[1][k].len ? "" : ": ", lines[1], path[1], path[1]);
         char *out;
         sh(cmd, &out);
         free(out);
-        for (size_t l = 0; l < NNC_COUNT(lines); l++) {
-            snprintf(cmd, sizeof cmd, "head -30 %s.%zu; rm -f %s.%zu", path, l, path, l);
+        for (int c = 0; c < 2; c++) {
+            snprintf(cmd, sizeof cmd, "head -30 %s.log; rm -f %s.log", path[c], path[c]);
             assert_int_equal(sh(cmd, &out), 0);
             if (*out)
                 fail_msg("%s module of the networks '%s' .. '%s' (%d networks) does not compile with %s:\n%s",
-                         k ? "training" : "inference", first, last, b->networks, lines[l], out);
+                         k ? "training" : "inference", first, last, b->networks, lines[c], out);
             free(out);
+            unlink(path[c]);
+            sb_free(&b->tu[c][k]);
         }
-        unlink(path);
-        sb_free(&b->tu[k]);
     }
     for (int i = 0; i < b->networks; i++) free(b->prefix[i]);
     b->networks = 0;
@@ -510,7 +518,10 @@ static void test_sample_runs(void **state)
     print_message("%d networks built and run\n", n);
     assert_true(n > 60);
     char *out;
-    snprintf(cmd, sizeof cmd, "cd %s && gcc -std=gnu11 -Wall -Wextra -Werror -pedantic -O0 -fPIC -shared -o samples.so *.c -lm 2>&1", dir);
+    /* a unit per network, two at a time (two cores), then one library */
+    snprintf(cmd, sizeof cmd,
+             "cd %s && ls *.c | xargs -P 2 -I{} gcc -std=gnu11 -Wall -Wextra -Werror -pedantic -O0 -fPIC -c {} -o {}.o "
+             "2>&1 && gcc -shared -o samples.so *.c.o -lm 2>&1", dir);
     if (sh(cmd, &out) != 0) fail_msg("the generated code does not build:\n%s", out);
     free(out);
     snprintf(cmd, sizeof cmd, "%s/samples.so", dir);
