@@ -113,6 +113,186 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_c(const nnc_bconv_tile *t)
 
 /* The tile width and the blocks a tile covers, per instruction set. */
 enum { NNC_BCONV_NX_AVX2 = 6, NNC_BCONV_NX_AVX512 = 12 };
+#if NNC_X86
+/* AVX-512: nob (1 or 2) blocks by NX (1..12) pixels, 24 zmm accumulators at
+ * most; per input channel two weight loads and NX broadcasts (embedded in the
+ * FMA) feed 2 * NX FMAs. NOB, NX and SX (the pixels' distance in x: 16 at
+ * stride 1) are constants of each instance, so the accumulators are
+ * registers at -O2. The epilogue: + bias, + residual, relu / relu6 as max /
+ * min (max(0, v) is v < 0 ? 0 : v, as nnc_epilogue's relu), padding lanes
+ * zeroed, one store. */
+#define NNC_BC512_FMA(j)                                                                                              \
+    if (NX > (j)) {                                                                                                   \
+        __m512 xv = _mm512_set1_ps(xp[(size_t)(j) * (size_t)SX]);                                                    \
+        a##j = _mm512_fmadd_ps(xv, w0, a##j);                                                                         \
+        if (NOB > 1) b##j = _mm512_fmadd_ps(xv, w1, b##j);                                                            \
+    }
+#define NNC_BC512_OUT1(acc, j, bv, q, m)                                                                              \
+    {                                                                                                                 \
+        __m512 v = _mm512_add_ps(acc, bv);                                                                            \
+        if (t->res) v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + (size_t)(q) * t->oplane + (size_t)(j) * NNC_CB));  \
+        if (t->act != NNC_ACT_NONE) v = _mm512_max_ps(z, v);                                                          \
+        if (t->act == NNC_ACT_RELU6) v = _mm512_min_ps(six, v);                                                       \
+        _mm512_storeu_ps(t->y + (size_t)(q) * t->oplane + (size_t)(j) * NNC_CB, _mm512_maskz_mov_ps(m, v));           \
+    }
+#define NNC_BC512_OUT(j)                                                                                              \
+    if (NX > (j)) {                                                                                                   \
+        NNC_BC512_OUT1(a##j, j, bv0, 0, m0)                                                                           \
+        if (NOB > 1) NNC_BC512_OUT1(b##j, j, bv1, 1, m1)                                                              \
+    }
+__attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_avx512_body(const nnc_bconv_tile *t,
+                                                                                           const int NOB, const int NX,
+                                                                                           const int SX)
+{
+    __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11;
+    __m512 z = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f), bv0, bv1;
+    __mmask16 ml = (__mmask16)(t->lanes < NNC_CB ? (1u << t->lanes) - 1u : 0xFFFFu), m0 = NOB > 1 ? 0xFFFF : ml, m1 = ml;
+    size_t wob = t->wob;
+    int b, ky, kx, ci;
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = z;
+    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = b10 = b11 = z;
+    for (b = 0; b < t->cb; b++) {
+        int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
+        for (ky = t->ky0; ky < t->ky1; ky++) {
+            const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
+            const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
+            for (kx = t->kx0; kx < t->kx1; kx++) {
+                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
+                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {
+                    __m512 w0 = _mm512_loadu_ps(wk), w1 = NOB > 1 ? _mm512_loadu_ps(wk + wob) : w0;
+                    NNC_BC512_FMA(0) NNC_BC512_FMA(1) NNC_BC512_FMA(2) NNC_BC512_FMA(3)
+                    NNC_BC512_FMA(4) NNC_BC512_FMA(5) NNC_BC512_FMA(6) NNC_BC512_FMA(7)
+                    NNC_BC512_FMA(8) NNC_BC512_FMA(9) NNC_BC512_FMA(10) NNC_BC512_FMA(11)
+                }
+            }
+        }
+    }
+    bv0 = _mm512_loadu_ps(t->bias);
+    bv1 = NOB > 1 ? _mm512_loadu_ps(t->bias + NNC_CB) : z;
+    NNC_BC512_OUT(0) NNC_BC512_OUT(1) NNC_BC512_OUT(2) NNC_BC512_OUT(3)
+    NNC_BC512_OUT(4) NNC_BC512_OUT(5) NNC_BC512_OUT(6) NNC_BC512_OUT(7)
+    NNC_BC512_OUT(8) NNC_BC512_OUT(9) NNC_BC512_OUT(10) NNC_BC512_OUT(11)
+}
+#define NNC_BC512_FN(NOB, NX)                                                                                         \
+    __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_bconv512_##NOB##_##NX(const nnc_bconv_tile *t) \
+    {                                                                                                                 \
+        if (t->sx == NNC_CB)                                                                                          \
+            nnc_bconv_avx512_body(t, NOB, NX, NNC_CB);                                                                \
+        else                                                                                                          \
+            nnc_bconv_avx512_body(t, NOB, NX, t->sx);                                                                 \
+    }
+#define NNC_BC512_FNS(NOB)                                                                                            \
+    NNC_BC512_FN(NOB, 1) NNC_BC512_FN(NOB, 2) NNC_BC512_FN(NOB, 3) NNC_BC512_FN(NOB, 4) NNC_BC512_FN(NOB, 5)         \
+    NNC_BC512_FN(NOB, 6) NNC_BC512_FN(NOB, 7) NNC_BC512_FN(NOB, 8) NNC_BC512_FN(NOB, 9) NNC_BC512_FN(NOB, 10)        \
+    NNC_BC512_FN(NOB, 11) NNC_BC512_FN(NOB, 12)
+NNC_BC512_FNS(1)
+NNC_BC512_FNS(2)
+#define NNC_BC512_CASE(NOB, NX)                                                                                       \
+    case (NOB) * 16 + (NX): nnc_bconv512_##NOB##_##NX(t); break;
+#define NNC_BC512_CASES(NOB)                                                                                          \
+    NNC_BC512_CASE(NOB, 1) NNC_BC512_CASE(NOB, 2) NNC_BC512_CASE(NOB, 3) NNC_BC512_CASE(NOB, 4)                      \
+    NNC_BC512_CASE(NOB, 5) NNC_BC512_CASE(NOB, 6) NNC_BC512_CASE(NOB, 7) NNC_BC512_CASE(NOB, 8)                      \
+    NNC_BC512_CASE(NOB, 9) NNC_BC512_CASE(NOB, 10) NNC_BC512_CASE(NOB, 11) NNC_BC512_CASE(NOB, 12)
+static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx512(const nnc_bconv_tile *t)
+{
+    switch (t->nob * 16 + t->nx) {
+        NNC_BC512_CASES(1)
+        NNC_BC512_CASES(2)
+    default: break;
+    }
+}
+#undef NNC_BC512_CASES
+#undef NNC_BC512_CASE
+#undef NNC_BC512_FNS
+#undef NNC_BC512_FN
+#undef NNC_BC512_OUT
+#undef NNC_BC512_OUT1
+#undef NNC_BC512_FMA
+
+/* AVX2 + FMA: one block (two ymm) by NX (1..6) pixels, 12 ymm accumulators,
+ * two for the weights, one for the broadcast. */
+#define NNC_BC256_FMA(j)                                                                                              \
+    if (NX > (j)) {                                                                                                   \
+        __m256 xv = _mm256_broadcast_ss(xp + (size_t)(j) * (size_t)SX);                                               \
+        a##j = _mm256_fmadd_ps(xv, w0, a##j);                                                                         \
+        b##j = _mm256_fmadd_ps(xv, w1, b##j);                                                                         \
+    }
+#define NNC_BC256_OUT1(acc, j, h, bv, m)                                                                              \
+    {                                                                                                                 \
+        __m256 v = _mm256_add_ps(acc, bv);                                                                            \
+        if (t->res) v = _mm256_add_ps(v, _mm256_loadu_ps(t->res + (size_t)(j) * NNC_CB + (h)));                      \
+        if (t->act != NNC_ACT_NONE) v = _mm256_max_ps(z, v);                                                          \
+        if (t->act == NNC_ACT_RELU6) v = _mm256_min_ps(six, v);                                                       \
+        _mm256_storeu_ps(t->y + (size_t)(j) * NNC_CB + (h), _mm256_and_ps(v, m));                                     \
+    }
+#define NNC_BC256_OUT(j)                                                                                              \
+    if (NX > (j)) {                                                                                                   \
+        NNC_BC256_OUT1(a##j, j, 0, bv0, m0)                                                                           \
+        NNC_BC256_OUT1(b##j, j, 8, bv1, m1)                                                                           \
+    }
+__attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_avx2_body(const nnc_bconv_tile *t,
+                                                                                         const int NX, const int SX)
+{
+    __m256 a0, a1, a2, a3, a4, a5, b0, b1, b2, b3, b4, b5;
+    __m256 z = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f), bv0, bv1;
+    __m256i lanes = _mm256_set1_epi32(t->lanes);
+    __m256 m0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lanes, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    __m256 m1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lanes, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
+    int b, ky, kx, ci;
+    a0 = a1 = a2 = a3 = a4 = a5 = z;
+    b0 = b1 = b2 = b3 = b4 = b5 = z;
+    for (b = 0; b < t->cb; b++) {
+        int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
+        for (ky = t->ky0; ky < t->ky1; ky++) {
+            const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
+            const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
+            for (kx = t->kx0; kx < t->kx1; kx++) {
+                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
+                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {
+                    __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
+                    NNC_BC256_FMA(0) NNC_BC256_FMA(1) NNC_BC256_FMA(2)
+                    NNC_BC256_FMA(3) NNC_BC256_FMA(4) NNC_BC256_FMA(5)
+                }
+            }
+        }
+    }
+    bv0 = _mm256_loadu_ps(t->bias), bv1 = _mm256_loadu_ps(t->bias + 8);
+    NNC_BC256_OUT(0) NNC_BC256_OUT(1) NNC_BC256_OUT(2) NNC_BC256_OUT(3) NNC_BC256_OUT(4) NNC_BC256_OUT(5)
+}
+#define NNC_BC256_FN(NX)                                                                                              \
+    __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_bconv256_##NX(const nnc_bconv_tile *t)     \
+    {                                                                                                                 \
+        if (t->sx == NNC_CB)                                                                                          \
+            nnc_bconv_avx2_body(t, NX, NNC_CB);                                                                       \
+        else                                                                                                          \
+            nnc_bconv_avx2_body(t, NX, t->sx);                                                                        \
+    }
+NNC_BC256_FN(1)
+NNC_BC256_FN(2)
+NNC_BC256_FN(3)
+NNC_BC256_FN(4)
+NNC_BC256_FN(5)
+NNC_BC256_FN(6)
+static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx2(const nnc_bconv_tile *t)
+{
+    switch (t->nx) {
+    case 1: nnc_bconv256_1(t); break;
+    case 2: nnc_bconv256_2(t); break;
+    case 3: nnc_bconv256_3(t); break;
+    case 4: nnc_bconv256_4(t); break;
+    case 5: nnc_bconv256_5(t); break;
+    case 6: nnc_bconv256_6(t); break;
+    default: break;
+    }
+}
+#undef NNC_BC256_FN
+#undef NNC_BC256_OUT
+#undef NNC_BC256_OUT1
+#undef NNC_BC256_FMA
+#endif
+
 /* One blocked convolution, as its tasks see it. */
 typedef struct {
     const float *x, *wp, *bias, *res;
@@ -220,7 +400,14 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(const nnc_ctx *ctx, int n, const
         j.w = j.ow = h * w, j.h = j.oh = 1;  /* the plane is one row */
     j.kb = (k + NNC_CB - 1) / NNC_CB, j.cb = (c + NNC_CB - 1) / NNC_CB;
     j.tile = nnc_bconv_tile_c, j.gob = 1, j.nx = NNC_BCONV_NX_C, j.fused = 0;
-    (void)isa;  /* plain C at every instruction set, for now */
+#if NNC_X86
+    if (isa == NNC_ISA_AVX512)
+        j.tile = nnc_bconv_tile_avx512, j.gob = 2, j.nx = NNC_BCONV_NX_AVX512, j.fused = 1;
+    else if (isa == NNC_ISA_AVX2)
+        j.tile = nnc_bconv_tile_avx2, j.gob = 1, j.nx = NNC_BCONV_NX_AVX2, j.fused = 1;
+#else
+    (void)isa;
+#endif
     j.fused = j.fused && (act == NNC_ACT_NONE || act == NNC_ACT_RELU || act == NNC_ACT_RELU6);
     j.groups = (j.kb + j.gob - 1) / j.gob;
     /* tasks of some 2^17 multiply-adds at least: whole rows, or runs of a
