@@ -124,20 +124,40 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
 #define NNC_DWB512_RELU(p) a##p = _mm512_max_ps(z, a##p);
 #define NNC_DWB512_MIN6(p) a##p = _mm512_min_ps(six, a##p);
 #define NNC_DWB512_STORE(p) _mm512_storeu_ps(y + (size_t)(p) * NNC_CB, _mm512_maskz_mov_ps(m, a##p));
-#define NNC_DWB512_TILE(NAME, R)                                                                                      \
+/* Any kernel: kn taps a kernel row (kstep floats apart), the weights of
+ * consecutive kernel rows wrow floats apart. */
+#define NNC_DWB512_TAPS_ANY(R)                                                                                        \
+    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow)                                                              \
+        for (kj = 0; kj < kn; kj++) {                                                                                 \
+            const float *xp = xt + (size_t)kj * kstep;                                                                \
+            wv = _mm512_loadu_ps(wt + (size_t)kj * NNC_CB);                                                           \
+            R(NNC_DWB512_FMA)                                                                                         \
+        }
+/* Three taps a kernel row, dilation 1, stride PS (a constant): the inputs
+ * the pixels share are one load each (the compiler sees equal addresses). */
+#define NNC_DWB512_F3(p, k, PS)                                                                                       \
+    a##p = _mm512_fmadd_ps(w##k, _mm512_loadu_ps(xt + ((size_t)(p) * (PS) + (k)) * NNC_CB), a##p);
+#define NNC_DWB512_F3_0S1(p) NNC_DWB512_F3(p, 0, 1)
+#define NNC_DWB512_F3_1S1(p) NNC_DWB512_F3(p, 1, 1)
+#define NNC_DWB512_F3_2S1(p) NNC_DWB512_F3(p, 2, 1)
+#define NNC_DWB512_F3_0S2(p) NNC_DWB512_F3(p, 0, 2)
+#define NNC_DWB512_F3_1S2(p) NNC_DWB512_F3(p, 1, 2)
+#define NNC_DWB512_F3_2S2(p) NNC_DWB512_F3(p, 2, 2)
+#define NNC_DWB512_TAPS_3(R, S)                                                                                       \
+    (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
+    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
+        __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + NNC_CB), w2 = _mm512_loadu_ps(wt + 2 * NNC_CB);    \
+        R(NNC_DWB512_F3_0##S) R(NNC_DWB512_F3_1##S) R(NNC_DWB512_F3_2##S)                                             \
+    }
+#define NNC_DWB512_TILE(NAME, R, TAPS)                                                                                \
     __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void NAME(                                             \
-        const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kw, const float *wt,                   \
+        const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kn, size_t wrow, const float *wt,      \
         const float *bias, const float *res, float *y, int act, __mmask16 m)                                          \
     {                                                                                                                 \
         __m512 bv = _mm512_loadu_ps(bias), wv, z = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);                   \
         int ki, kj;                                                                                                   \
         R(NNC_DWB512_DECL)                                                                                            \
-        for (ki = 0; ki < nk; ki++, xt += rstep, wt += (size_t)kw * NNC_CB)                                           \
-            for (kj = 0; kj < kw; kj++) {                                                                             \
-                const float *xp = xt + (size_t)kj * kstep;                                                            \
-                wv = _mm512_loadu_ps(wt + (size_t)kj * NNC_CB);                                                       \
-                R(NNC_DWB512_FMA)                                                                                     \
-            }                                                                                                         \
+        TAPS                                                                                                          \
         if (res) {                                                                                                    \
             R(NNC_DWB512_RES)                                                                                         \
         }                                                                                                             \
@@ -149,36 +169,18 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
         }                                                                                                             \
         R(NNC_DWB512_STORE)                                                                                           \
     }
-NNC_DWB512_TILE(nnc_dwb512_t1, NNC_DWB_R1)
-NNC_DWB512_TILE(nnc_dwb512_t4, NNC_DWB_R4)
-NNC_DWB512_TILE(nnc_dwb512_t12, NNC_DWB_R12)
+NNC_DWB512_TILE(nnc_dwb512_t1, NNC_DWB_R1, NNC_DWB512_TAPS_ANY(NNC_DWB_R1))
+NNC_DWB512_TILE(nnc_dwb512_t4, NNC_DWB_R4, NNC_DWB512_TAPS_ANY(NNC_DWB_R4))
+NNC_DWB512_TILE(nnc_dwb512_t12, NNC_DWB_R12, NNC_DWB512_TAPS_ANY(NNC_DWB_R12))
+NNC_DWB512_TILE(nnc_dwb512_t12s1, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S1))
+NNC_DWB512_TILE(nnc_dwb512_t12s2, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S2))
 
-/* A border pixel, AVX-512: the taps inside the input only. */
-__attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb512_pixel(const nnc_dwb_job *j,
-                                                                                 const nnc_dwb_row *r, int ox,
-                                                                                 int act, __mmask16 m)
-{
-    __m512 a = _mm512_loadu_ps(r->bias);
-    int ki, kj, ix0 = ox * j->sw - j->pw;
-    for (ki = r->k0; ki < r->k1; ki++) {
-        const float *xr = r->xb + (size_t)(r->ty + ki * j->dh) * (size_t)j->w * NNC_CB;
-        const float *wr = r->wb + (size_t)(ki * j->kw) * NNC_CB;
-        for (kj = 0; kj < j->kw; kj++) {
-            int ix = ix0 + kj * j->dw;
-            if (ix < 0 || ix >= j->w) continue;
-            a = _mm512_fmadd_ps(_mm512_loadu_ps(wr + (size_t)kj * NNC_CB), _mm512_loadu_ps(xr + (size_t)ix * NNC_CB), a);
-        }
-    }
-    if (r->res) a = _mm512_add_ps(a, _mm512_loadu_ps(r->res + (size_t)ox * NNC_CB));
-    if (act == NNC_ACT_RELU || act == NNC_ACT_RELU6) a = _mm512_max_ps(_mm512_setzero_ps(), a);
-    if (act == NNC_ACT_RELU6) a = _mm512_min_ps(_mm512_set1_ps(6.0f), a);
-    _mm512_storeu_ps(r->y + (size_t)ox * NNC_CB, _mm512_maskz_mov_ps(m, a));
-}
-
-/* Output pixels [ox0, ox1) of a row, AVX-512: the border ones a pixel at a
- * time, the interior in tiles of 12, then 4, then 1 (a short tail re-runs the
- * last whole tile's width ending at the interior's end when there is room:
- * the same values written again). */
+/* Output pixels [ox0, ox1) of a row, AVX-512: a border pixel as a one-pixel
+ * tile of its taps inside the input (per kernel row a range of columns), the
+ * interior in tiles of 12 (3x3 kernels at dilation 1 and stride 1 or 2: a
+ * tile of their own), then 4, then 1 (a short tail re-runs the last whole
+ * tile's width ending at the interior's end when there is room: the same
+ * values written again). */
 __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx512(const nnc_dwb_job *j,
                                                                                     const nnc_dwb_row *r, int ox0,
                                                                                     int ox1)
@@ -186,29 +188,43 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
     int act = r->inreg ? j->act : NNC_ACT_NONE, ox, lo = r->xlo > ox0 ? r->xlo : ox0, hi = r->xhi < ox1 ? r->xhi : ox1;
     __mmask16 m = (__mmask16)((1u << r->lanes) - 1u);
     size_t rstep = (size_t)j->dh * (size_t)j->w * NNC_CB, kstep = (size_t)j->dw * NNC_CB;
-    size_t pstep = (size_t)j->sw * NNC_CB;
-    int nk = r->k1 - r->k0;
-    const float *x0, *w0;
+    size_t pstep = (size_t)j->sw * NNC_CB, wrow = (size_t)j->kw * NNC_CB;
+    int nk = r->k1 - r->k0, kw = j->kw, three = kw == 3 && j->dw == 1 && (j->sw == 1 || j->sw == 2);
+    const float *x0 = nk > 0 ? r->xb + (size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w * NNC_CB : r->xb;
+    const float *w0 = r->wb + (size_t)(r->k0 * kw) * NNC_CB;
     if (hi < lo) hi = lo;
-    for (ox = ox0; ox < lo && ox < ox1; ox++) nnc_dwb512_pixel(j, r, ox, act, m);
-    for (ox = hi > ox0 ? hi : ox0; ox < ox1; ox++) nnc_dwb512_pixel(j, r, ox, act, m);
-    if (nk <= 0) {  /* no kernel row inside: the bias through the epilogue */
-        for (ox = lo; ox < hi; ox++) nnc_dwb512_pixel(j, r, ox, act, m);
-        return;
+    for (ox = ox0; ox < ox1; ox++) {
+        int ix0, kj0 = 0, kj1 = kw, n = nk;
+        if (ox == lo) ox = hi;
+        if (ox >= ox1) break;
+        ix0 = ox * j->sw - j->pw;
+        while (kj0 < kw && ix0 + kj0 * j->dw < 0) kj0++;
+        while (kj1 > kj0 && ix0 + (kj1 - 1) * j->dw >= j->w) kj1--;
+        if (kj1 <= kj0) n = 0;
+        nnc_dwb512_t1(n ? x0 + (size_t)(ix0 + kj0 * j->dw) * NNC_CB : r->xb, rstep, kstep, pstep, n, kj1 - kj0, wrow,
+                      w0 + (size_t)kj0 * NNC_CB, r->bias, r->res ? r->res + (size_t)ox * NNC_CB : NULL,
+                      r->y + (size_t)ox * NNC_CB, act, m);
     }
-    x0 = r->xb + (size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w * NNC_CB;
-    w0 = r->wb + (size_t)(r->k0 * j->kw) * NNC_CB;
     ox = lo;
 #define NNC_DWB512_CALL(T, at)                                                                                        \
-    nnc_dwb512_t##T(x0 + (size_t)((at) * j->sw - j->pw) * NNC_CB, rstep, kstep, pstep, nk, j->kw, w0, r->bias,         \
-                    r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m)
+    nnc_dwb512_t##T(nk ? x0 + (size_t)((at) * j->sw - j->pw) * NNC_CB : r->xb, rstep, kstep, pstep, nk, kw, wrow, w0,  \
+                    r->bias, r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m)
+#define NNC_DWB512_CALL12(at)                                                                                         \
+    do {                                                                                                              \
+        if (three && j->sw == 1)                                                                                      \
+            NNC_DWB512_CALL(12s1, at);                                                                                \
+        else if (three)                                                                                               \
+            NNC_DWB512_CALL(12s2, at);                                                                                \
+        else                                                                                                          \
+            NNC_DWB512_CALL(12, at);                                                                                  \
+    } while (0)
     while (ox < hi) {
         int rem = hi - ox;
         if (rem >= 12) {
-            NNC_DWB512_CALL(12, ox);
+            NNC_DWB512_CALL12(ox);
             ox += 12;
         } else if (hi - lo >= 12 && rem > 4) {
-            NNC_DWB512_CALL(12, hi - 12);
+            NNC_DWB512_CALL12(hi - 12);
             ox = hi;
         } else if (rem >= 4) {
             NNC_DWB512_CALL(4, ox);
@@ -222,8 +238,18 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
         }
     }
 #undef NNC_DWB512_CALL
+#undef NNC_DWB512_CALL12
 }
 #undef NNC_DWB512_TILE
+#undef NNC_DWB512_TAPS_ANY
+#undef NNC_DWB512_TAPS_3
+#undef NNC_DWB512_F3
+#undef NNC_DWB512_F3_0S1
+#undef NNC_DWB512_F3_1S1
+#undef NNC_DWB512_F3_2S1
+#undef NNC_DWB512_F3_0S2
+#undef NNC_DWB512_F3_1S2
+#undef NNC_DWB512_F3_2S2
 #undef NNC_DWB512_DECL
 #undef NNC_DWB512_FMA
 #undef NNC_DWB512_RES
