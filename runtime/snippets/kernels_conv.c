@@ -541,11 +541,11 @@ static NNC_MAYBE_UNUSED void nnc_conv_block_out(const float *out, size_t ld, int
  * group, their im2col matrices fill the scratch's columns (row stride m*ohw),
  * one GEMM writes the block's output after them, and each sample's rows go
  * out with the bias added, then through the epilogue (nnc_conv_block_out). */
-static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(int m, const float *x, size_t xs, int c, int h, int w,
-                                                const float *wt, const float *bias, float *y, size_t ys, int k,
-                                                int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
-                                                int dh, int dw, int groups, float *scratch, const float *residual,
-                                                size_t rs, int act, float slope, int act_k)
+static NNC_MAYBE_UNUSED void nnc_conv2d_sampleblock(int m, const float *x, size_t xs, int c, int h, int w,
+                                                    const float *wt, const float *bias, float *y, size_t ys, int k,
+                                                    int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw,
+                                                    int dh, int dw, int groups, float *scratch, const float *residual,
+                                                    size_t rs, int act, float slope, int act_k)
 {
     int cg = c / groups, kg = k / groups, kdim = cg * kh * kw, g, j;
     size_t ohw = (size_t)oh * (size_t)ow, ld = (size_t)m * ohw, hw = (size_t)h * (size_t)w;
@@ -576,7 +576,7 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(int m, const float *x, size_t xs
  * stays zero after it as PyTorch's BN-ReLU-Conv has it. A 1x1, stride-1,
  * unpadded convolution multiplies x directly (no im2col); a depthwise one runs
  * nnc_dw_plane per channel. Small maps go in blocks of samples
- * (nnc_conv2d_blocked); the scratch holds nnc_conv2d_scratch(n, ...) floats. */
+ * (nnc_conv2d_sampleblock); the scratch holds nnc_conv2d_scratch(n, ...) floats. */
 static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c, int h, int w, const float *wt,
                                         const float *bias, float *y, size_t ys, int k, int oh, int ow, int kh, int kw,
                                         int sh, int sw, int ph, int pw, int dh, int dw, int groups, float *scratch,
@@ -590,9 +590,9 @@ static NNC_MAYBE_UNUSED void nnc_conv2d(int n, const float *x, size_t xs, int c,
     int nb = nnc_conv2d_block(n, c, kh, kw, sh, sw, ph, pw, oh, ow, groups, pscale != NULL);
     if (nb > 1) {
         for (i = 0; i < n; i += nb)
-            nnc_conv2d_blocked(n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias,
-                               y + (size_t)i * ys, ys, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, scratch,
-                               residual ? residual + (size_t)i * rs : NULL, rs, act, slope, act_k);
+            nnc_conv2d_sampleblock(n - i < nb ? n - i : nb, x + (size_t)i * xs, xs, c, h, w, wt, bias,
+                                   y + (size_t)i * ys, ys, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, scratch,
+                                   residual ? residual + (size_t)i * rs : NULL, rs, act, slope, act_k);
         return;
     }
     for (i = 0; i < n; i++) {

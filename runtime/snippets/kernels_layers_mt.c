@@ -149,7 +149,7 @@ static NNC_MAYBE_UNUSED void nnc_block_out_par(const nnc_ctx *ctx, int m, const 
  * one GEMM into the scratch after them, then each sample's rows out with the
  * bias and the epilogue (nnc_conv_block_out), each step over the threads.
  * Without a prologue the block's GEMM adds the bias on the way out, as
- * nnc_conv2d_blocked does; with one, the GEMM starts from the bias as the
+ * nnc_conv2d_sampleblock does; with one, the GEMM starts from the bias as the
  * one-sample path does, so a densenet layer gives the same floats either
  * way. */
 static NNC_MAYBE_UNUSED void nnc_conv2d_packed(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,

@@ -1,0 +1,429 @@
+/* kernels_blocked_conv.c: the convolution (groups 1) on the blocked channel
+ * layout NCHW16c of kernels_blocked.c, a direct convolution register-blocked
+ * as ONNX Runtime's MLAS NCHWc kernels are, no im2col and no scratch.
+ *
+ * A tile of output is one or two blocks of 16 output channels by up to NX
+ * consecutive pixels of one output row, its accumulators in vector registers
+ * (AVX-512: 2 blocks x 12 pixels, 24 zmm; AVX2: 1 block x 6 pixels, 12 ymm;
+ * plain C: 1 block x 8 pixels). For each input block, kernel tap and input
+ * channel it loads the 16 (32) weights of the output channels and, per
+ * pixel, broadcasts the input value and multiply-adds. Each output's sum is
+ * the same sequence of operations, in the order (input block, ky, kx, input
+ * channel), whatever the tile's width, so where the tiles fall never changes
+ * a result: 1, 2 and 3 threads give bit-identical outputs.
+ *
+ * Borders: the taps of a row of the kernel that fall above or below the
+ * input are skipped for the whole output row; pixels whose taps fall left or
+ * right of it go one at a time with their own range of kx. A 1x1 stride-1
+ * unpadded convolution is a GEMM over the plane: its h x w pixels are one row,
+ * so tiles span rows of the map.
+ *
+ * Epilogue, on the tile in registers before its one store, with the
+ * arithmetic of nnc_epilogue: sum + bias, + residual, then relu or relu6 as
+ * a max and a min; other activations go through nnc_activation_inplace on
+ * the stored tile. Padding lanes are written 0.0f (masked after the
+ * activation). */
+
+/* @kernel conv2d_blocked needs: blocked activation */
+/* Packed weight of a convolution of k output and c input channels: for each
+ * block of 16 output channels ob, each block of 16 input channels ib, each
+ * tap (ky, kx), each input channel i of the block, the 16 output channels'
+ * weights: element ((((ob * CB + ib) * kh + ky) * kw + kx) * 16 + i) * 16 + o,
+ * CB = ceil(c / 16); zero for padding channels, in and out. */
+static NNC_MAYBE_UNUSED size_t nnc_pack_blocked_floats(int k, int c, int kh, int kw)
+{
+    return (size_t)((k + NNC_CB - 1) / NNC_CB) * (size_t)((c + NNC_CB - 1) / NNC_CB) * (size_t)kh * (size_t)kw *
+           (size_t)(NNC_CB * NNC_CB);
+}
+
+/* wp = w [k][c][kh][kw] in the layout above; with gamma (else NULL) each
+ * output channel o's weights first scaled by gamma[o] / sqrtf(var[o] + eps),
+ * exactly as nnc_bn_fold_weight and nnc_pack_weights scale them. */
+static NNC_MAYBE_UNUSED void nnc_pack_weights_blocked(const float *w, int k, int c, int kh, int kw, const float *gamma,
+                                                      const float *var, float eps, float *wp)
+{
+    int kb = (k + NNC_CB - 1) / NNC_CB, cb = (c + NNC_CB - 1) / NNC_CB, o, i, t, taps = kh * kw;
+    for (o = 0; o < kb * NNC_CB; o++) {
+        float scale = gamma && o < k ? gamma[o] / sqrtf(var[o] + eps) : 1.0f;
+        for (i = 0; i < cb * NNC_CB; i++)
+            for (t = 0; t < taps; t++) {
+                size_t d = ((((size_t)(o / NNC_CB) * (size_t)cb + (size_t)(i / NNC_CB)) * (size_t)taps + (size_t)t) *
+                                NNC_CB + (size_t)(i % NNC_CB)) * NNC_CB + (size_t)(o % NNC_CB);
+                float v = 0.0f;
+                if (o < k && i < c) {
+                    v = w[((size_t)o * (size_t)c + (size_t)i) * (size_t)taps + (size_t)t];
+                    if (gamma) v = v * scale;
+                }
+                wp[d] = v;
+            }
+    }
+}
+
+/* One tile: nob blocks of output channels by nx pixels of an output row. */
+typedef struct {
+    const float *x;    /* the sample's input, block 0 */
+    const float *wt;   /* packed weights of the tile's first output block */
+    const float *bias; /* nob x 16: the blocks' biases, zero past k */
+    const float *res;  /* the residual at the tile's first output, or NULL */
+    float *y;          /* the output at the tile's first output */
+    size_t plane;      /* floats of one input block: h * w * 16 */
+    size_t oplane;     /* floats of one output block: oh * ow * 16 */
+    size_t wob;        /* floats of one output block's packed weights */
+    int cb, c, iw, kh, kw, sx, dwx; /* sx: floats between the pixels' inputs (stride * 16); dwx: dw * 16 */
+    int iy0, dh, ky0, ky1;         /* input row of ky = 0, dilation, the rows of taps inside the input */
+    int ix0, kx0, kx1;             /* input column of the first pixel's kx = 0, the taps inside the input */
+    int nob, nx, act, lanes;       /* act: NONE, RELU or RELU6; lanes: real channels of the last block */
+} nnc_bconv_tile;
+
+typedef void (*nnc_bconv_tile_fn)(const nnc_bconv_tile *t);
+
+/* Plain C: one block by up to 8 pixels; the epilogue's activation is left to the caller. */
+enum { NNC_BCONV_NX_C = 8 };
+static NNC_MAYBE_UNUSED void nnc_bconv_tile_c(const nnc_bconv_tile *t)
+{
+    float acc[NNC_BCONV_NX_C][NNC_CB];
+    int b, ky, kx, ci, j, l, nx = t->nx;
+    for (j = 0; j < nx; j++)
+        for (l = 0; l < NNC_CB; l++) acc[j][l] = 0.0f;
+    for (b = 0; b < t->cb; b++) {
+        int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
+        for (ky = t->ky0; ky < t->ky1; ky++) {
+            const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
+            const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
+            for (kx = t->kx0; kx < t->kx1; kx++) {
+                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
+                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB)
+                    for (j = 0; j < nx; j++) {
+                        float xv = xp[(size_t)j * (size_t)t->sx];
+                        for (l = 0; l < NNC_CB; l++) acc[j][l] += xv * wk[l];
+                    }
+            }
+        }
+    }
+    for (j = 0; j < nx; j++) {
+        float *yp = t->y + (size_t)j * NNC_CB;
+        for (l = 0; l < NNC_CB; l++) {
+            float v = acc[j][l] + t->bias[l];
+            if (t->res) v = v + t->res[(size_t)j * NNC_CB + (size_t)l];
+            yp[l] = l < t->lanes ? v : 0.0f;
+        }
+    }
+}
+
+/* The tile width and the blocks a tile covers, per instruction set. */
+enum { NNC_BCONV_NX_AVX2 = 6, NNC_BCONV_NX_AVX512 = 12 };
+#if NNC_X86
+/* AVX-512: nob (1 or 2) blocks by NX (1..12) pixels, 24 zmm accumulators at
+ * most; per input channel two weight loads and NX broadcasts (embedded in the
+ * FMA) feed 2 * NX FMAs. NOB, NX and SX (the pixels' distance in x: 16 at
+ * stride 1) are constants of each instance, so the accumulators are
+ * registers at -O2. The epilogue: + bias, + residual, relu / relu6 as max /
+ * min (max(0, v) is v < 0 ? 0 : v, as nnc_epilogue's relu), padding lanes
+ * zeroed, one store. */
+#define NNC_BC512_FMA(j)                                                                                              \
+    if (NX > (j)) {                                                                                                   \
+        __m512 xv = _mm512_set1_ps(xp[(size_t)(j) * (size_t)SX]);                                                    \
+        a##j = _mm512_fmadd_ps(xv, w0, a##j);                                                                         \
+        if (NOB > 1) b##j = _mm512_fmadd_ps(xv, w1, b##j);                                                            \
+    }
+#define NNC_BC512_OUT1(acc, j, bv, q, m)                                                                              \
+    {                                                                                                                 \
+        __m512 v = _mm512_add_ps(acc, bv);                                                                            \
+        if (t->res) v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + (size_t)(q) * t->oplane + (size_t)(j) * NNC_CB));  \
+        if (t->act != NNC_ACT_NONE) v = _mm512_max_ps(z, v);                                                          \
+        if (t->act == NNC_ACT_RELU6) v = _mm512_min_ps(six, v);                                                       \
+        _mm512_storeu_ps(t->y + (size_t)(q) * t->oplane + (size_t)(j) * NNC_CB, _mm512_maskz_mov_ps(m, v));           \
+    }
+#define NNC_BC512_OUT(j)                                                                                              \
+    if (NX > (j)) {                                                                                                   \
+        NNC_BC512_OUT1(a##j, j, bv0, 0, m0)                                                                           \
+        if (NOB > 1) NNC_BC512_OUT1(b##j, j, bv1, 1, m1)                                                              \
+    }
+__attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_avx512_body(const nnc_bconv_tile *t,
+                                                                                           const int NOB, const int NX,
+                                                                                           const int SX)
+{
+    __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11;
+    __m512 z = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f), bv0, bv1;
+    __mmask16 ml = (__mmask16)(t->lanes < NNC_CB ? (1u << t->lanes) - 1u : 0xFFFFu), m0 = NOB > 1 ? 0xFFFF : ml, m1 = ml;
+    size_t wob = t->wob;
+    int b, ky, kx, ci;
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = z;
+    b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = b10 = b11 = z;
+    for (b = 0; b < t->cb; b++) {
+        int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
+        for (ky = t->ky0; ky < t->ky1; ky++) {
+            const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
+            const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
+            for (kx = t->kx0; kx < t->kx1; kx++) {
+                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
+                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {
+                    __m512 w0 = _mm512_loadu_ps(wk), w1 = NOB > 1 ? _mm512_loadu_ps(wk + wob) : w0;
+                    NNC_BC512_FMA(0) NNC_BC512_FMA(1) NNC_BC512_FMA(2) NNC_BC512_FMA(3)
+                    NNC_BC512_FMA(4) NNC_BC512_FMA(5) NNC_BC512_FMA(6) NNC_BC512_FMA(7)
+                    NNC_BC512_FMA(8) NNC_BC512_FMA(9) NNC_BC512_FMA(10) NNC_BC512_FMA(11)
+                }
+            }
+        }
+    }
+    bv0 = _mm512_loadu_ps(t->bias);
+    bv1 = NOB > 1 ? _mm512_loadu_ps(t->bias + NNC_CB) : z;
+    NNC_BC512_OUT(0) NNC_BC512_OUT(1) NNC_BC512_OUT(2) NNC_BC512_OUT(3)
+    NNC_BC512_OUT(4) NNC_BC512_OUT(5) NNC_BC512_OUT(6) NNC_BC512_OUT(7)
+    NNC_BC512_OUT(8) NNC_BC512_OUT(9) NNC_BC512_OUT(10) NNC_BC512_OUT(11)
+}
+#define NNC_BC512_FN(NOB, NX)                                                                                         \
+    __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_bconv512_##NOB##_##NX(const nnc_bconv_tile *t) \
+    {                                                                                                                 \
+        if (t->sx == NNC_CB)                                                                                          \
+            nnc_bconv_avx512_body(t, NOB, NX, NNC_CB);                                                                \
+        else                                                                                                          \
+            nnc_bconv_avx512_body(t, NOB, NX, t->sx);                                                                 \
+    }
+#define NNC_BC512_FNS(NOB)                                                                                            \
+    NNC_BC512_FN(NOB, 1) NNC_BC512_FN(NOB, 2) NNC_BC512_FN(NOB, 3) NNC_BC512_FN(NOB, 4) NNC_BC512_FN(NOB, 5)         \
+    NNC_BC512_FN(NOB, 6) NNC_BC512_FN(NOB, 7) NNC_BC512_FN(NOB, 8) NNC_BC512_FN(NOB, 9) NNC_BC512_FN(NOB, 10)        \
+    NNC_BC512_FN(NOB, 11) NNC_BC512_FN(NOB, 12)
+NNC_BC512_FNS(1)
+NNC_BC512_FNS(2)
+#define NNC_BC512_CASE(NOB, NX)                                                                                       \
+    case (NOB) * 16 + (NX): nnc_bconv512_##NOB##_##NX(t); break;
+#define NNC_BC512_CASES(NOB)                                                                                          \
+    NNC_BC512_CASE(NOB, 1) NNC_BC512_CASE(NOB, 2) NNC_BC512_CASE(NOB, 3) NNC_BC512_CASE(NOB, 4)                      \
+    NNC_BC512_CASE(NOB, 5) NNC_BC512_CASE(NOB, 6) NNC_BC512_CASE(NOB, 7) NNC_BC512_CASE(NOB, 8)                      \
+    NNC_BC512_CASE(NOB, 9) NNC_BC512_CASE(NOB, 10) NNC_BC512_CASE(NOB, 11) NNC_BC512_CASE(NOB, 12)
+static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx512(const nnc_bconv_tile *t)
+{
+    switch (t->nob * 16 + t->nx) {
+        NNC_BC512_CASES(1)
+        NNC_BC512_CASES(2)
+    default: break;
+    }
+}
+#undef NNC_BC512_CASES
+#undef NNC_BC512_CASE
+#undef NNC_BC512_FNS
+#undef NNC_BC512_FN
+#undef NNC_BC512_OUT
+#undef NNC_BC512_OUT1
+#undef NNC_BC512_FMA
+
+/* AVX2 + FMA: one block (two ymm) by NX (1..6) pixels, 12 ymm accumulators,
+ * two for the weights, one for the broadcast. */
+#define NNC_BC256_FMA(j)                                                                                              \
+    if (NX > (j)) {                                                                                                   \
+        __m256 xv = _mm256_broadcast_ss(xp + (size_t)(j) * (size_t)SX);                                               \
+        a##j = _mm256_fmadd_ps(xv, w0, a##j);                                                                         \
+        b##j = _mm256_fmadd_ps(xv, w1, b##j);                                                                         \
+    }
+#define NNC_BC256_OUT1(acc, j, h, bv, m)                                                                              \
+    {                                                                                                                 \
+        __m256 v = _mm256_add_ps(acc, bv);                                                                            \
+        if (t->res) v = _mm256_add_ps(v, _mm256_loadu_ps(t->res + (size_t)(j) * NNC_CB + (h)));                      \
+        if (t->act != NNC_ACT_NONE) v = _mm256_max_ps(z, v);                                                          \
+        if (t->act == NNC_ACT_RELU6) v = _mm256_min_ps(six, v);                                                       \
+        _mm256_storeu_ps(t->y + (size_t)(j) * NNC_CB + (h), _mm256_and_ps(v, m));                                     \
+    }
+#define NNC_BC256_OUT(j)                                                                                              \
+    if (NX > (j)) {                                                                                                   \
+        NNC_BC256_OUT1(a##j, j, 0, bv0, m0)                                                                           \
+        NNC_BC256_OUT1(b##j, j, 8, bv1, m1)                                                                           \
+    }
+__attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_avx2_body(const nnc_bconv_tile *t,
+                                                                                         const int NX, const int SX)
+{
+    __m256 a0, a1, a2, a3, a4, a5, b0, b1, b2, b3, b4, b5;
+    __m256 z = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f), bv0, bv1;
+    __m256i lanes = _mm256_set1_epi32(t->lanes);
+    __m256 m0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lanes, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+    __m256 m1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lanes, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
+    int b, ky, kx, ci;
+    a0 = a1 = a2 = a3 = a4 = a5 = z;
+    b0 = b1 = b2 = b3 = b4 = b5 = z;
+    for (b = 0; b < t->cb; b++) {
+        int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
+        for (ky = t->ky0; ky < t->ky1; ky++) {
+            const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
+            const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
+            for (kx = t->kx0; kx < t->kx1; kx++) {
+                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
+                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {
+                    __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
+                    NNC_BC256_FMA(0) NNC_BC256_FMA(1) NNC_BC256_FMA(2)
+                    NNC_BC256_FMA(3) NNC_BC256_FMA(4) NNC_BC256_FMA(5)
+                }
+            }
+        }
+    }
+    bv0 = _mm256_loadu_ps(t->bias), bv1 = _mm256_loadu_ps(t->bias + 8);
+    NNC_BC256_OUT(0) NNC_BC256_OUT(1) NNC_BC256_OUT(2) NNC_BC256_OUT(3) NNC_BC256_OUT(4) NNC_BC256_OUT(5)
+}
+#define NNC_BC256_FN(NX)                                                                                              \
+    __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_bconv256_##NX(const nnc_bconv_tile *t)     \
+    {                                                                                                                 \
+        if (t->sx == NNC_CB)                                                                                          \
+            nnc_bconv_avx2_body(t, NX, NNC_CB);                                                                       \
+        else                                                                                                          \
+            nnc_bconv_avx2_body(t, NX, t->sx);                                                                        \
+    }
+NNC_BC256_FN(1)
+NNC_BC256_FN(2)
+NNC_BC256_FN(3)
+NNC_BC256_FN(4)
+NNC_BC256_FN(5)
+NNC_BC256_FN(6)
+static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx2(const nnc_bconv_tile *t)
+{
+    switch (t->nx) {
+    case 1: nnc_bconv256_1(t); break;
+    case 2: nnc_bconv256_2(t); break;
+    case 3: nnc_bconv256_3(t); break;
+    case 4: nnc_bconv256_4(t); break;
+    case 5: nnc_bconv256_5(t); break;
+    case 6: nnc_bconv256_6(t); break;
+    default: break;
+    }
+}
+#undef NNC_BC256_FN
+#undef NNC_BC256_OUT
+#undef NNC_BC256_OUT1
+#undef NNC_BC256_FMA
+#endif
+
+/* One blocked convolution, as its tasks see it. */
+typedef struct {
+    const float *x, *wp, *bias, *res;
+    float *y;
+    size_t xs, ys, rs;
+    int c, h, w, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, act;
+    float slope;
+    int kb, cb, gob, nx, groups, rows, rchunks, cols, cchunks, fused;
+    nnc_bconv_tile_fn tile;
+} nnc_bconv_job;
+
+/* The taps q in [0, kn) of a kernel axis whose input coordinate i0 + q * d
+ * falls inside [0, n): [*q0, *q1). */
+static NNC_MAYBE_UNUSED void nnc_bconv_taps(int i0, int d, int kn, int n, int *q0, int *q1)
+{
+    int a = i0 >= 0 ? 0 : (-i0 + d - 1) / d, b = i0 > n - 1 ? 0 : (n - 1 - i0) / d + 1;
+    if (b > kn) b = kn;
+    if (a > kn) a = kn;
+    *q0 = a, *q1 = b > a ? b : a;
+}
+
+/* Task t: sample, group of output blocks, chunk of output rows, chunk of
+ * output columns. Pixels [lo, hi) of a row have every kx inside the input
+ * and go NX at a time; the others one by one with their own taps. */
+static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
+{
+    const nnc_bconv_job *j = (const nnc_bconv_job *)arg;
+    int cc = task % j->cchunks, rc = task / j->cchunks % j->rchunks, g = task / j->cchunks / j->rchunks % j->groups;
+    int s = task / j->cchunks / j->rchunks / j->groups, ob = g * j->gob, q, l, oy, ox;
+    int oy_a = rc * j->rows, oy_b = oy_a + j->rows < j->oh ? oy_a + j->rows : j->oh;
+    int ox_a = cc * j->cols, ox_b = ox_a + j->cols < j->ow ? ox_a + j->cols : j->ow;
+    int lo = (j->pw + j->sw - 1) / j->sw, num = j->w - 1 + j->pw - (j->kw - 1) * j->dw;
+    int hi = num < 0 ? 0 : num / j->sw + 1;
+    float bias[2 * NNC_CB];
+    size_t ohw = (size_t)j->oh * (size_t)j->ow;
+    float *yb;
+    const float *rb;
+    nnc_bconv_tile t;
+    t.nob = j->kb - ob < j->gob ? j->kb - ob : j->gob;
+    for (q = 0; q < t.nob; q++)
+        for (l = 0; l < NNC_CB; l++) {
+            int o = (ob + q) * NNC_CB + l;
+            bias[q * NNC_CB + l] = j->bias && o < j->k ? j->bias[o] : 0.0f;
+        }
+    t.lanes = j->k - (ob + t.nob - 1) * NNC_CB < NNC_CB ? j->k - (ob + t.nob - 1) * NNC_CB : NNC_CB;
+    t.x = j->x + (size_t)s * j->xs;
+    t.wob = (size_t)j->cb * (size_t)j->kh * (size_t)j->kw * (NNC_CB * NNC_CB);
+    t.wt = j->wp + (size_t)ob * t.wob;
+    t.bias = bias;
+    t.plane = (size_t)j->h * (size_t)j->w * NNC_CB;
+    t.oplane = ohw * NNC_CB;
+    t.cb = j->cb, t.c = j->c, t.iw = j->w, t.kh = j->kh, t.kw = j->kw, t.sx = j->sw * NNC_CB;
+    t.dwx = j->dw * NNC_CB, t.dh = j->dh, t.act = j->fused ? j->act : NNC_ACT_NONE;
+    yb = j->y + (size_t)s * j->ys + (size_t)ob * t.oplane;
+    rb = j->res ? j->res + (size_t)s * j->rs + (size_t)ob * t.oplane : NULL;
+    for (oy = oy_a; oy < oy_b; oy++) {
+        t.iy0 = oy * j->sh - j->ph;
+        nnc_bconv_taps(t.iy0, j->dh, j->kh, j->h, &t.ky0, &t.ky1);
+        for (ox = ox_a; ox < ox_b; ox += t.nx) {
+            size_t at = ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
+            t.ix0 = ox * j->sw - j->pw;
+            if (ox >= lo && ox < hi) {
+                int end = hi < ox_b ? hi : ox_b;
+                t.nx = end - ox < j->nx ? end - ox : j->nx;
+                t.kx0 = 0, t.kx1 = j->kw;
+            } else {
+                t.nx = 1;
+                nnc_bconv_taps(t.ix0, j->dw, j->kw, j->w, &t.kx0, &t.kx1);
+            }
+            t.y = yb + at;
+            t.res = rb ? rb + at : NULL;
+            j->tile(&t);
+            if (!j->fused && j->act != NNC_ACT_NONE)
+                for (q = 0; q < t.nob; q++) {
+                    float *yp = t.y + (size_t)q * t.oplane;
+                    int p;
+                    nnc_activation_inplace(yp, (size_t)t.nx * NNC_CB, j->act, j->slope);
+                    if (q == t.nob - 1 && t.lanes < NNC_CB)  /* sigmoid(0) is not 0 */
+                        for (p = 0; p < t.nx; p++)
+                            for (l = t.lanes; l < NNC_CB; l++) yp[(size_t)p * NNC_CB + (size_t)l] = 0.0f;
+                }
+        }
+    }
+}
+
+/* y (NCHW16c, k channels of oh x ow, batch stride ys) = the convolution of x
+ * (NCHW16c, c channels of h x w, batch stride xs) by wp (packed by
+ * nnc_pack_weights_blocked) + bias[k] (or NULL), + residual (NCHW16c like
+ * y, batch stride rs, or NULL), then act: nnc_epilogue's arithmetic. Any
+ * kernel, stride, zero padding and dilation; groups 1. Over ctx's threads
+ * (ctx NULL: one thread, the best instruction set). */
+static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,
+                                                int w, const float *wp, const float *bias, float *y, size_t ys, int k,
+                                                int oh, int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
+                                                int dw, const float *residual, size_t rs, int act, float slope)
+{
+    nnc_bconv_job j;
+    int isa = ctx ? ctx->isa : nnc_cpu_isa();
+    double work, unit;
+    if (n <= 0 || k <= 0 || oh <= 0 || ow <= 0) return;
+    j.x = x, j.wp = wp, j.bias = bias, j.res = residual, j.y = y, j.xs = xs, j.ys = ys, j.rs = rs;
+    j.c = c, j.h = h, j.w = w, j.k = k, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw, j.sh = sh, j.sw = sw;
+    j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw, j.act = act, j.slope = slope;
+    if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0 && oh == h && ow == w)
+        j.w = j.ow = h * w, j.h = j.oh = 1;  /* the plane is one row */
+    j.kb = (k + NNC_CB - 1) / NNC_CB, j.cb = (c + NNC_CB - 1) / NNC_CB;
+    j.tile = nnc_bconv_tile_c, j.gob = 1, j.nx = NNC_BCONV_NX_C, j.fused = 0;
+#if NNC_X86
+    if (isa == NNC_ISA_AVX512)
+        j.tile = nnc_bconv_tile_avx512, j.gob = 2, j.nx = NNC_BCONV_NX_AVX512, j.fused = 1;
+    else if (isa == NNC_ISA_AVX2)
+        j.tile = nnc_bconv_tile_avx2, j.gob = 1, j.nx = NNC_BCONV_NX_AVX2, j.fused = 1;
+#else
+    (void)isa;
+#endif
+    j.fused = j.fused && (act == NNC_ACT_NONE || act == NNC_ACT_RELU || act == NNC_ACT_RELU6);
+    j.groups = (j.kb + j.gob - 1) / j.gob;
+    /* tasks of some 2^17 multiply-adds at least: whole rows, or runs of a
+     * multiple of 24 pixels (every NX divides it) of a one-row plane */
+    unit = (double)j.gob * NNC_CB * (double)c * (double)kh * (double)kw;
+    work = unit * (double)n * (double)j.groups * (double)j.oh * (double)j.ow;
+    if (j.oh > 1) {
+        double rw = unit * (double)j.ow;
+        j.rows = rw >= 131072.0 ? 1 : (int)(131072.0 / rw) + 1;
+        if (j.rows > j.oh) j.rows = j.oh;
+        j.cols = j.ow;
+    } else {
+        j.rows = 1;
+        j.cols = (int)(131072.0 / unit) / 24 * 24 + 24;
+        if (j.cols > j.ow) j.cols = j.ow;
+    }
+    j.rchunks = (j.oh + j.rows - 1) / j.rows, j.cchunks = (j.ow + j.cols - 1) / j.cols;
+    nnc_parallel_work(ctx, work, n * j.groups * j.rchunks * j.cchunks, nnc_bconv_task, &j);
+}

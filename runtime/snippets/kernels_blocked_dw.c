@@ -1,0 +1,628 @@
+/* kernels_blocked_dw.c: the per-channel layers on the blocked layout NCHW16c
+ * (kernels_blocked.c gives the layout and its contract): depthwise
+ * convolution with its epilogue, max and average pooling, and global average
+ * pooling into a plain [n][c] vector.
+ *
+ * A block's 16 channels are one vector (AVX-512; two of AVX2; 16-float loops
+ * in plain C), so every output pixel is a vector of FMAs whatever the map's
+ * width. The depthwise convolution computes, per output row, tiles of
+ * consecutive output pixels held in registers: each tap's weight vector is
+ * loaded once per tile and multiplied into every pixel's input vector. The
+ * columns whose taps all lie inside the input take that path without bounds
+ * tests; the border columns go a pixel at a time with per-tap bounds. Kernel
+ * rows outside the input are cut per output row, for all its pixels.
+ *
+ * Every output pixel's sum is the same sequence of operations on every path
+ * and tile size: the bias (or 0), then the taps inside the input in kernel
+ * order (row by row), each one FMA (plain C: a multiply and an add), then the
+ * residual, then the activation; so which task, tile or thread computes a
+ * pixel never changes it, and 1, 2 and 3 threads give bit-identical outputs.
+ * relu and relu6 are applied in registers as max/min with nnc_epilogue's
+ * semantics; the others by nnc_activation_inplace on the finished row. The
+ * padding lanes are written as 0.0f after the activation (sigmoid(0) is not
+ * 0), whatever the input's, the residual's and the weights' padding lanes
+ * hold.
+ *
+ * Threads: tasks are (sample, block, range of output rows); each output
+ * element belongs to one task. */
+
+/* @kernel dwconv_blocked needs: blocked epilogue */
+/* Floats of a depthwise weight [c][1][kh][kw] packed for nnc_dwconv_blocked. */
+static NNC_MAYBE_UNUSED size_t nnc_pack_dw_blocked_floats(int c, int kh, int kw)
+{
+    return (size_t)((c + NNC_CB - 1) / NNC_CB) * (size_t)kh * (size_t)kw * (size_t)NNC_CB;
+}
+
+/* Packs w [c][1][kh][kw] at create as [c/16][kh][kw][16], zeros for the
+ * padding channels; with gamma (else NULL), channel o's weights first scaled
+ * by gamma[o] / sqrtf(var[o] + eps), the floats nnc_bn_fold_weight and
+ * nnc_pack_weights compute. */
+static NNC_MAYBE_UNUSED void nnc_pack_dw_blocked(const float *w, int c, int kh, int kw, const float *gamma,
+                                                 const float *var, float eps, float *wp)
+{
+    int cb = (c + NNC_CB - 1) / NNC_CB, b, l, k, kk = kh * kw;
+    for (b = 0; b < cb; b++)
+        for (l = 0; l < NNC_CB; l++) {
+            int o = b * NNC_CB + l;
+            float *dst = wp + (size_t)b * (size_t)kk * NNC_CB + (size_t)l;
+            if (o >= c) {
+                for (k = 0; k < kk; k++) dst[(size_t)k * NNC_CB] = 0.0f;
+            } else if (gamma) {
+                float scale = gamma[o] / sqrtf(var[o] + eps);
+                for (k = 0; k < kk; k++) dst[(size_t)k * NNC_CB] = w[(size_t)o * (size_t)kk + (size_t)k] * scale;
+            } else {
+                for (k = 0; k < kk; k++) dst[(size_t)k * NNC_CB] = w[(size_t)o * (size_t)kk + (size_t)k];
+            }
+        }
+}
+
+/* One depthwise layer on NCHW16c as its tasks see it. */
+typedef struct {
+    const float *x, *wp, *bias, *res;
+    float *y;
+    size_t xs, ys, rs;
+    int c, cb, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, act, isa, chunks, rows;
+    float slope;
+} nnc_dwb_job;
+
+/* What one output row of one block needs: its input block, packed weights,
+ * the block's bias (16 floats, zero past c), the row's output and residual,
+ * the kernel rows inside the input [k0, k1), the first input row of k0, the
+ * interior columns [xlo, xhi), and how many lanes are real. */
+typedef struct {
+    const float *xb, *wb, *bias, *res;
+    float *y;
+    int ty, k0, k1, xlo, xhi, lanes, inreg;  /* inreg: the activation is applied in registers */
+} nnc_dwb_row;
+
+/* Output pixel ox of a row with per-tap column bounds, plain C. */
+static NNC_MAYBE_UNUSED void nnc_dwb_pixel_c(const nnc_dwb_job *j, const nnc_dwb_row *r, int ox)
+{
+    float acc[NNC_CB];
+    int ki, kj, l, ix0 = ox * j->sw - j->pw;
+    for (l = 0; l < NNC_CB; l++) acc[l] = r->bias[l];
+    for (ki = r->k0; ki < r->k1; ki++) {
+        const float *xr = r->xb + (size_t)(r->ty + ki * j->dh) * (size_t)j->w * NNC_CB;
+        const float *wr = r->wb + (size_t)(ki * j->kw) * NNC_CB;
+        for (kj = 0; kj < j->kw; kj++) {
+            int ix = ix0 + kj * j->dw;
+            const float *xp, *wv = wr + (size_t)kj * NNC_CB;
+            if (ix < 0 || ix >= j->w) continue;
+            xp = xr + (size_t)ix * NNC_CB;
+            for (l = 0; l < NNC_CB; l++) acc[l] += wv[l] * xp[l];
+        }
+    }
+    {
+        float *yp = r->y + (size_t)ox * NNC_CB;
+        if (r->res) {
+            const float *rp = r->res + (size_t)ox * NNC_CB;
+            for (l = 0; l < NNC_CB; l++) acc[l] = acc[l] + rp[l];
+        }
+        for (l = 0; l < NNC_CB; l++) yp[l] = l < r->lanes ? acc[l] : 0.0f;
+    }
+}
+
+/* Output pixels [ox0, ox1) of a row, plain C (one pixel at a time). */
+static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_row *r, int ox0, int ox1)
+{
+    int ox;
+    for (ox = ox0; ox < ox1; ox++) nnc_dwb_pixel_c(j, r, ox);
+}
+
+#if NNC_X86
+/* The tiles of the AVX-512 path: T consecutive output pixels of a row whose
+ * taps are all inside the input (xt: the input vector of the first pixel's
+ * tap (k0, 0); rstep: floats between kernel rows; kstep between a row's taps;
+ * pstep between consecutive pixels' inputs), a__ accumulators in registers. */
+#define NNC_DWB_R1(X) X(0)
+#define NNC_DWB_R4(X) X(0) X(1) X(2) X(3)
+#define NNC_DWB_R8(X) NNC_DWB_R4(X) X(4) X(5) X(6) X(7)
+#define NNC_DWB_R12(X) NNC_DWB_R8(X) X(8) X(9) X(10) X(11)
+#define NNC_DWB512_DECL(p) __m512 a##p = bv;
+#define NNC_DWB512_FMA(p) a##p = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xp + (size_t)(p) * pstep), a##p);
+#define NNC_DWB512_RES(p) a##p = _mm512_add_ps(a##p, _mm512_loadu_ps(res + (size_t)(p) * NNC_CB));
+#define NNC_DWB512_RELU(p) a##p = _mm512_max_ps(z, a##p);
+#define NNC_DWB512_MIN6(p) a##p = _mm512_min_ps(six, a##p);
+#define NNC_DWB512_STORE(p) _mm512_storeu_ps(y + (size_t)(p) * NNC_CB, _mm512_maskz_mov_ps(m, a##p));
+/* Any kernel: kn taps a kernel row (kstep floats apart), the weights of
+ * consecutive kernel rows wrow floats apart. */
+#define NNC_DWB512_TAPS_ANY(R)                                                                                        \
+    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow)                                                              \
+        for (kj = 0; kj < kn; kj++) {                                                                                 \
+            const float *xp = xt + (size_t)kj * kstep;                                                                \
+            wv = _mm512_loadu_ps(wt + (size_t)kj * NNC_CB);                                                           \
+            R(NNC_DWB512_FMA)                                                                                         \
+        }
+/* Three taps a kernel row, dilation 1, stride PS (a constant): the inputs
+ * the pixels share are one load each (the compiler sees equal addresses). */
+#define NNC_DWB512_F3(p, k, PS)                                                                                       \
+    a##p = _mm512_fmadd_ps(w##k, _mm512_loadu_ps(xt + ((size_t)(p) * (PS) + (k)) * NNC_CB), a##p);
+#define NNC_DWB512_F3_0S1(p) NNC_DWB512_F3(p, 0, 1)
+#define NNC_DWB512_F3_1S1(p) NNC_DWB512_F3(p, 1, 1)
+#define NNC_DWB512_F3_2S1(p) NNC_DWB512_F3(p, 2, 1)
+#define NNC_DWB512_F3_0S2(p) NNC_DWB512_F3(p, 0, 2)
+#define NNC_DWB512_F3_1S2(p) NNC_DWB512_F3(p, 1, 2)
+#define NNC_DWB512_F3_2S2(p) NNC_DWB512_F3(p, 2, 2)
+#define NNC_DWB512_TAPS_3(R, S)                                                                                       \
+    (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
+    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
+        __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + NNC_CB), w2 = _mm512_loadu_ps(wt + 2 * NNC_CB);    \
+        R(NNC_DWB512_F3_0##S) R(NNC_DWB512_F3_1##S) R(NNC_DWB512_F3_2##S)                                             \
+    }
+#define NNC_DWB512_TILE(NAME, R, TAPS)                                                                                \
+    __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void NAME(                                             \
+        const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kn, size_t wrow, const float *wt,      \
+        const float *bias, const float *res, float *y, int act, __mmask16 m)                                          \
+    {                                                                                                                 \
+        __m512 bv = _mm512_loadu_ps(bias), wv, z = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);                   \
+        int ki, kj;                                                                                                   \
+        R(NNC_DWB512_DECL)                                                                                            \
+        TAPS                                                                                                          \
+        if (res) {                                                                                                    \
+            R(NNC_DWB512_RES)                                                                                         \
+        }                                                                                                             \
+        if (act == NNC_ACT_RELU || act == NNC_ACT_RELU6) {                                                            \
+            R(NNC_DWB512_RELU)                                                                                        \
+        }                                                                                                             \
+        if (act == NNC_ACT_RELU6) {                                                                                   \
+            R(NNC_DWB512_MIN6)                                                                                        \
+        }                                                                                                             \
+        R(NNC_DWB512_STORE)                                                                                           \
+    }
+NNC_DWB512_TILE(nnc_dwb512_t1, NNC_DWB_R1, NNC_DWB512_TAPS_ANY(NNC_DWB_R1))
+NNC_DWB512_TILE(nnc_dwb512_t4, NNC_DWB_R4, NNC_DWB512_TAPS_ANY(NNC_DWB_R4))
+NNC_DWB512_TILE(nnc_dwb512_t12, NNC_DWB_R12, NNC_DWB512_TAPS_ANY(NNC_DWB_R12))
+NNC_DWB512_TILE(nnc_dwb512_t12s1, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S1))
+NNC_DWB512_TILE(nnc_dwb512_t12s2, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S2))
+
+/* Output pixels [ox0, ox1) of a row, AVX-512: a border pixel as a one-pixel
+ * tile of its taps inside the input (per kernel row a range of columns), the
+ * interior in tiles of 12 (3x3 kernels at dilation 1 and stride 1 or 2: a
+ * tile of their own), then 4, then 1 (a short tail re-runs the last whole
+ * tile's width ending at the interior's end when there is room: the same
+ * values written again). */
+__attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx512(const nnc_dwb_job *j,
+                                                                                    const nnc_dwb_row *r, int ox0,
+                                                                                    int ox1)
+{
+    int act = r->inreg ? j->act : NNC_ACT_NONE, ox, lo = r->xlo > ox0 ? r->xlo : ox0, hi = r->xhi < ox1 ? r->xhi : ox1;
+    __mmask16 m = (__mmask16)((1u << r->lanes) - 1u);
+    size_t rstep = (size_t)j->dh * (size_t)j->w * NNC_CB, kstep = (size_t)j->dw * NNC_CB;
+    size_t pstep = (size_t)j->sw * NNC_CB, wrow = (size_t)j->kw * NNC_CB;
+    int nk = r->k1 - r->k0, kw = j->kw, three = kw == 3 && j->dw == 1 && (j->sw == 1 || j->sw == 2);
+    const float *x0 = nk > 0 ? r->xb + (size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w * NNC_CB : r->xb;
+    const float *w0 = r->wb + (size_t)(r->k0 * kw) * NNC_CB;
+    if (hi < lo) hi = lo;
+    for (ox = ox0; ox < ox1; ox++) {
+        int ix0, kj0 = 0, kj1 = kw, n = nk;
+        if (ox == lo) ox = hi;
+        if (ox >= ox1) break;
+        ix0 = ox * j->sw - j->pw;
+        while (kj0 < kw && ix0 + kj0 * j->dw < 0) kj0++;
+        while (kj1 > kj0 && ix0 + (kj1 - 1) * j->dw >= j->w) kj1--;
+        if (kj1 <= kj0) n = 0;
+        nnc_dwb512_t1(n ? x0 + (size_t)(ix0 + kj0 * j->dw) * NNC_CB : r->xb, rstep, kstep, pstep, n, kj1 - kj0, wrow,
+                      w0 + (size_t)kj0 * NNC_CB, r->bias, r->res ? r->res + (size_t)ox * NNC_CB : NULL,
+                      r->y + (size_t)ox * NNC_CB, act, m);
+    }
+    ox = lo;
+#define NNC_DWB512_CALL(T, at)                                                                                        \
+    nnc_dwb512_t##T(nk ? x0 + (size_t)((at) * j->sw - j->pw) * NNC_CB : r->xb, rstep, kstep, pstep, nk, kw, wrow, w0,  \
+                    r->bias, r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m)
+#define NNC_DWB512_CALL12(at)                                                                                         \
+    do {                                                                                                              \
+        if (three && j->sw == 1)                                                                                      \
+            NNC_DWB512_CALL(12s1, at);                                                                                \
+        else if (three)                                                                                               \
+            NNC_DWB512_CALL(12s2, at);                                                                                \
+        else                                                                                                          \
+            NNC_DWB512_CALL(12, at);                                                                                  \
+    } while (0)
+    while (ox < hi) {
+        int rem = hi - ox;
+        if (rem >= 12) {
+            NNC_DWB512_CALL12(ox);
+            ox += 12;
+        } else if (hi - lo >= 12 && rem > 4) {
+            NNC_DWB512_CALL12(hi - 12);
+            ox = hi;
+        } else if (rem >= 4) {
+            NNC_DWB512_CALL(4, ox);
+            ox += 4;
+        } else if (hi - lo >= 4) {
+            NNC_DWB512_CALL(4, hi - 4);
+            ox = hi;
+        } else {
+            NNC_DWB512_CALL(1, ox);
+            ox++;
+        }
+    }
+#undef NNC_DWB512_CALL
+#undef NNC_DWB512_CALL12
+}
+#undef NNC_DWB512_TILE
+#undef NNC_DWB512_TAPS_ANY
+#undef NNC_DWB512_TAPS_3
+#undef NNC_DWB512_F3
+#undef NNC_DWB512_F3_0S1
+#undef NNC_DWB512_F3_1S1
+#undef NNC_DWB512_F3_2S1
+#undef NNC_DWB512_F3_0S2
+#undef NNC_DWB512_F3_1S2
+#undef NNC_DWB512_F3_2S2
+#undef NNC_DWB512_DECL
+#undef NNC_DWB512_FMA
+#undef NNC_DWB512_RES
+#undef NNC_DWB512_RELU
+#undef NNC_DWB512_MIN6
+#undef NNC_DWB512_STORE
+
+/* AVX2: the same tiles on 8 lanes, a block's two halves one after the other
+ * (lane offset `half` * 8 of every vector; mask: the half's real lanes). */
+#define NNC_DWB256_DECL(p) __m256 a##p = bv;
+#define NNC_DWB256_FMA(p) a##p = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + (size_t)(p) * pstep), a##p);
+#define NNC_DWB256_RES(p) a##p = _mm256_add_ps(a##p, _mm256_loadu_ps(res + (size_t)(p) * NNC_CB));
+#define NNC_DWB256_RELU(p) a##p = _mm256_max_ps(z, a##p);
+#define NNC_DWB256_MIN6(p) a##p = _mm256_min_ps(six, a##p);
+#define NNC_DWB256_STORE(p) _mm256_storeu_ps(y + (size_t)(p) * NNC_CB, _mm256_and_ps(m, a##p));
+#define NNC_DWB256_TILE(NAME, R)                                                                                      \
+    __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void NAME(                                            \
+        const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kw, const float *wt,                   \
+        const float *bias, const float *res, float *y, int act, __m256 m)                                             \
+    {                                                                                                                 \
+        __m256 bv = _mm256_loadu_ps(bias), wv, z = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);                   \
+        int ki, kj;                                                                                                   \
+        R(NNC_DWB256_DECL)                                                                                            \
+        for (ki = 0; ki < nk; ki++, xt += rstep, wt += (size_t)kw * NNC_CB)                                           \
+            for (kj = 0; kj < kw; kj++) {                                                                             \
+                const float *xp = xt + (size_t)kj * kstep;                                                            \
+                wv = _mm256_loadu_ps(wt + (size_t)kj * NNC_CB);                                                       \
+                R(NNC_DWB256_FMA)                                                                                     \
+            }                                                                                                         \
+        if (res) {                                                                                                    \
+            R(NNC_DWB256_RES)                                                                                         \
+        }                                                                                                             \
+        if (act == NNC_ACT_RELU || act == NNC_ACT_RELU6) {                                                            \
+            R(NNC_DWB256_RELU)                                                                                        \
+        }                                                                                                             \
+        if (act == NNC_ACT_RELU6) {                                                                                   \
+            R(NNC_DWB256_MIN6)                                                                                        \
+        }                                                                                                             \
+        R(NNC_DWB256_STORE)                                                                                           \
+    }
+NNC_DWB256_TILE(nnc_dwb256_t1, NNC_DWB_R1)
+NNC_DWB256_TILE(nnc_dwb256_t4, NNC_DWB_R4)
+NNC_DWB256_TILE(nnc_dwb256_t8, NNC_DWB_R8)
+
+/* The mask of the real lanes of half `half` of a block with `lanes` real lanes. */
+__attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED __m256 nnc_dwb256_mask(int lanes, int half)
+{
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes - 8 * half), idx));
+}
+
+/* Output pixels [ox0, ox1) of a row, AVX2: both halves of every pixel, each
+ * as the AVX-512 path does it (border pixels through the one-pixel tile with
+ * only their taps inside: a pixel's taps cut to a range per kernel row). */
+__attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx2(const nnc_dwb_job *j,
+                                                                                  const nnc_dwb_row *r, int ox0,
+                                                                                  int ox1)
+{
+    int act = r->inreg ? j->act : NNC_ACT_NONE, ox, half, ki;
+    int lo = r->xlo > ox0 ? r->xlo : ox0, hi = r->xhi < ox1 ? r->xhi : ox1;
+    size_t rstep = (size_t)j->dh * (size_t)j->w * NNC_CB, kstep = (size_t)j->dw * NNC_CB;
+    size_t pstep = (size_t)j->sw * NNC_CB;
+    int nk = r->k1 - r->k0;
+    if (hi < lo) hi = lo;
+    for (half = 0; half < 2; half++) {
+        const float *x0, *w0, *bias = r->bias + 8 * half, *res = r->res ? r->res + 8 * half : NULL;
+        float *y = r->y + 8 * half;
+        __m256 m = nnc_dwb256_mask(r->lanes, half);
+        for (ox = ox0; ox < ox1; ox++) {  /* border pixels: kernel row by kernel row, the taps inside */
+            __m256 a;
+            int ix0, kj;
+            if (ox == lo && hi > lo && nk > 0) ox = hi;
+            if (ox >= ox1) break;
+            ix0 = ox * j->sw - j->pw;
+            a = _mm256_loadu_ps(bias);
+            for (ki = r->k0; ki < r->k1; ki++) {
+                const float *xr = r->xb + (size_t)(r->ty + ki * j->dh) * (size_t)j->w * NNC_CB + 8 * half;
+                const float *wr = r->wb + (size_t)(ki * j->kw) * NNC_CB + 8 * half;
+                for (kj = 0; kj < j->kw; kj++) {
+                    int ix = ix0 + kj * j->dw;
+                    if (ix < 0 || ix >= j->w) continue;
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + (size_t)kj * NNC_CB),
+                                        _mm256_loadu_ps(xr + (size_t)ix * NNC_CB), a);
+                }
+            }
+            if (res) a = _mm256_add_ps(a, _mm256_loadu_ps(res + (size_t)ox * NNC_CB));
+            if (act == NNC_ACT_RELU || act == NNC_ACT_RELU6) a = _mm256_max_ps(_mm256_setzero_ps(), a);
+            if (act == NNC_ACT_RELU6) a = _mm256_min_ps(_mm256_set1_ps(6.0f), a);
+            _mm256_storeu_ps(y + (size_t)ox * NNC_CB, _mm256_and_ps(m, a));
+        }
+        if (nk <= 0) continue;
+        x0 = r->xb + (size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w * NNC_CB + 8 * half;
+        w0 = r->wb + (size_t)(r->k0 * j->kw) * NNC_CB + 8 * half;
+        ox = lo;
+#define NNC_DWB256_CALL(T, at)                                                                                        \
+    nnc_dwb256_t##T(x0 + (size_t)((at) * j->sw - j->pw) * NNC_CB, rstep, kstep, pstep, nk, j->kw, w0, bias,            \
+                    res ? res + (size_t)(at) * NNC_CB : NULL, y + (size_t)(at) * NNC_CB, act, m)
+        while (ox < hi) {
+            int rem = hi - ox;
+            if (rem >= 8) {
+                NNC_DWB256_CALL(8, ox);
+                ox += 8;
+            } else if (hi - lo >= 8 && rem > 4) {
+                NNC_DWB256_CALL(8, hi - 8);
+                ox = hi;
+            } else if (rem >= 4) {
+                NNC_DWB256_CALL(4, ox);
+                ox += 4;
+            } else if (hi - lo >= 4) {
+                NNC_DWB256_CALL(4, hi - 4);
+                ox = hi;
+            } else {
+                NNC_DWB256_CALL(1, ox);
+                ox++;
+            }
+        }
+#undef NNC_DWB256_CALL
+    }
+}
+#undef NNC_DWB256_TILE
+#undef NNC_DWB256_DECL
+#undef NNC_DWB256_FMA
+#undef NNC_DWB256_RES
+#undef NNC_DWB256_RELU
+#undef NNC_DWB256_MIN6
+#undef NNC_DWB256_STORE
+#undef NNC_DWB_R1
+#undef NNC_DWB_R4
+#undef NNC_DWB_R8
+#undef NNC_DWB_R12
+#endif
+
+/* Task t: sample t / (cb * chunks), block t / chunks % cb, output rows chunk
+ * t % chunks; row by row, the instruction set's columns, then (activations
+ * other than relu and relu6) the activation over the row and its padding
+ * lanes zeroed again. */
+static NNC_MAYBE_UNUSED void nnc_dwb_task(void *arg, int t)
+{
+    const nnc_dwb_job *j = (const nnc_dwb_job *)arg;
+    int s = t / (j->cb * j->chunks), b = t / j->chunks % j->cb, ch = t % j->chunks, l, oy, ox;
+    int oy0 = ch * j->rows, oy1 = oy0 + j->rows < j->oh ? oy0 + j->rows : j->oh;
+    size_t hw = (size_t)j->h * (size_t)j->w, ohw = (size_t)j->oh * (size_t)j->ow, rowf = (size_t)j->ow * NNC_CB;
+    float bias[NNC_CB];
+    nnc_dwb_row r;
+    r.lanes = j->c - b * NNC_CB < NNC_CB ? j->c - b * NNC_CB : NNC_CB;
+    for (l = 0; l < NNC_CB; l++) bias[l] = j->bias && l < r.lanes ? j->bias[b * NNC_CB + l] : 0.0f;
+    r.bias = bias;
+    r.xb = j->x + (size_t)s * j->xs + (size_t)b * NNC_CB * hw;
+    r.wb = j->wp + (size_t)b * (size_t)(j->kh * j->kw) * NNC_CB;
+    r.inreg = j->act == NNC_ACT_NONE || (j->isa != NNC_ISA_C && (j->act == NNC_ACT_RELU || j->act == NNC_ACT_RELU6));
+    /* columns with every tap inside: ox*sw - pw >= 0 and ox*sw - pw + (kw-1)*dw <= w - 1 */
+    r.xlo = (j->pw + j->sw - 1) / j->sw;
+    r.xhi = j->w - 1 + j->pw - (j->kw - 1) * j->dw < 0 ? 0 : (j->w - 1 + j->pw - (j->kw - 1) * j->dw) / j->sw + 1;
+    if (r.xhi > j->ow) r.xhi = j->ow;
+    if (r.xlo > r.xhi) r.xlo = r.xhi;
+    for (oy = oy0; oy < oy1; oy++) {
+        r.ty = oy * j->sh - j->ph, r.k0 = 0, r.k1 = j->kh;
+        while (r.k0 < j->kh && r.ty + r.k0 * j->dh < 0) r.k0++;
+        while (r.k1 > r.k0 && r.ty + (r.k1 - 1) * j->dh >= j->h) r.k1--;
+        r.y = j->y + (size_t)s * j->ys + (size_t)b * NNC_CB * ohw + (size_t)oy * rowf;
+        r.res = j->res ? j->res + (size_t)s * j->rs + (size_t)b * NNC_CB * ohw + (size_t)oy * rowf : NULL;
+#if NNC_X86
+        if (j->isa == NNC_ISA_AVX512)
+            nnc_dwb_cols_avx512(j, &r, 0, j->ow);
+        else if (j->isa == NNC_ISA_AVX2)
+            nnc_dwb_cols_avx2(j, &r, 0, j->ow);
+        else
+#endif
+            nnc_dwb_cols_c(j, &r, 0, j->ow);
+        if (!r.inreg) {
+            nnc_activation_inplace(r.y, rowf, j->act, j->slope);
+            if (r.lanes < NNC_CB)
+                for (ox = 0; ox < j->ow; ox++)
+                    for (l = r.lanes; l < NNC_CB; l++) r.y[(size_t)ox * NNC_CB + (size_t)l] = 0.0f;
+        }
+    }
+}
+
+/* Depthwise convolution (groups = c = output channels) on NCHW16c: y (c
+ * channels, oh x ow, batch stride ys) = dwconv(x (h x w, batch stride xs))
+ * + bias[c] (unpadded, or NULL) [+ residual (NCHW16c like y, batch stride
+ * rs, or NULL)], then act (NNC_ACT_*, slope), nnc_epilogue's arithmetic. Any
+ * kernel, stride, zero padding, dilation; wp from nnc_pack_dw_blocked. Over
+ * ctx's threads (NULL: one thread, nnc_cpu_isa()). */
+static NNC_MAYBE_UNUSED void nnc_dwconv_blocked(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,
+                                                int w, const float *wp, const float *bias, float *y, size_t ys, int oh,
+                                                int ow, int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                                const float *residual, size_t rs, int act, float slope)
+{
+    nnc_dwb_job j;
+    int planes, want;
+    if (n <= 0 || c <= 0 || oh <= 0 || ow <= 0) return;
+    j.x = x, j.wp = wp, j.bias = bias, j.res = residual, j.y = y, j.xs = xs, j.ys = ys, j.rs = rs, j.c = c;
+    j.cb = (c + NNC_CB - 1) / NNC_CB, j.h = h, j.w = w, j.oh = oh, j.ow = ow, j.kh = kh, j.kw = kw, j.sh = sh;
+    j.sw = sw, j.ph = ph, j.pw = pw, j.dh = dh, j.dw = dw, j.act = act, j.slope = slope;
+    j.isa = ctx ? ctx->isa : nnc_cpu_isa();
+    /* planes split in row ranges until there are some 16 tasks (the split
+     * changes no output: every pixel is computed on its own) */
+    planes = n * j.cb;
+    want = planes >= 16 ? 1 : (16 + planes - 1) / planes;
+    if (want > oh) want = oh;
+    j.rows = (oh + want - 1) / want;
+    j.chunks = (oh + j.rows - 1) / j.rows;
+    nnc_parallel_work(ctx, (double)planes * NNC_CB * (double)oh * (double)ow * (double)(kh * kw), planes * j.chunks,
+                      nnc_dwb_task, &j);
+}
+
+/* @kernel pool_blocked needs: blocked */
+/* One pooling layer on NCHW16c as its tasks see it. */
+typedef struct {
+    const float *x;
+    float *y;
+    size_t xs, ys;
+    int c, cb, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, cip, isa, chunks, rows;
+} nnc_poolb_job;
+
+/* Fills a pooling job's split: tasks (sample, block, row range), some 16 of them. */
+static NNC_MAYBE_UNUSED int nnc_poolb_split(nnc_poolb_job *j, int n)
+{
+    int planes = n * j->cb, want = planes >= 16 ? 1 : (16 + planes - 1) / planes;
+    if (want > j->oh) want = j->oh;
+    j->rows = (j->oh + want - 1) / want;
+    j->chunks = (j->oh + j->rows - 1) / j->rows;
+    return planes * j->chunks;
+}
+
+/* Max pooling of output rows [oy0, oy1) of one block, plain C: per pixel and
+ * lane nnc_maxpool_window's taps in its order (a NaN tap wins); padding lanes 0. */
+static NNC_MAYBE_UNUSED void nnc_maxpoolb_rows_c(const nnc_poolb_job *j, const float *xb, float *yb, int oy0,
+                                                 int oy1, int lanes)
+{
+    int oy, ox, ki, kj, l;
+    for (oy = oy0; oy < oy1; oy++)
+        for (ox = 0; ox < j->ow; ox++) {
+            float m[NNC_CB], *yp = yb + ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
+            int ty = oy * j->sh - j->ph, tx = ox * j->sw - j->pw;
+            for (l = 0; l < NNC_CB; l++) m[l] = -INFINITY;
+            for (ki = 0; ki < j->kh; ki++) {
+                int iy = ty + ki * j->dh;
+                if (iy < 0 || iy >= j->h) continue;
+                for (kj = 0; kj < j->kw; kj++) {
+                    int ix = tx + kj * j->dw;
+                    const float *xp;
+                    if (ix < 0 || ix >= j->w) continue;
+                    xp = xb + ((size_t)iy * (size_t)j->w + (size_t)ix) * NNC_CB;
+                    for (l = 0; l < NNC_CB; l++) {
+                        float v = xp[l];
+                        m[l] = v != v ? v : v > m[l] ? v : m[l];
+                    }
+                }
+            }
+            for (l = 0; l < NNC_CB; l++) yp[l] = l < lanes ? m[l] : 0.0f;
+        }
+}
+
+/* Average pooling of output rows [oy0, oy1) of one block, plain C: per pixel
+ * and lane nnc_avgpool_window's sum (row by row from 0.0f) and divisor. */
+static NNC_MAYBE_UNUSED void nnc_avgpoolb_rows_c(const nnc_poolb_job *j, const float *xb, float *yb, int oy0,
+                                                 int oy1, int lanes)
+{
+    int oy, ox, iy, ix, l;
+    for (oy = oy0; oy < oy1; oy++)
+        for (ox = 0; ox < j->ow; ox++) {
+            float s[NNC_CB], div, *yp = yb + ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
+            int ys0 = oy * j->sh - j->ph, xs0 = ox * j->sw - j->pw;
+            int ye = ys0 + j->kh < j->h + j->ph ? ys0 + j->kh : j->h + j->ph;
+            int xe = xs0 + j->kw < j->w + j->pw ? xs0 + j->kw : j->w + j->pw;
+            int pool = (ye - ys0) * (xe - xs0);
+            if (ys0 < 0) ys0 = 0;
+            if (xs0 < 0) xs0 = 0;
+            if (ye > j->h) ye = j->h;
+            if (xe > j->w) xe = j->w;
+            div = (float)(j->cip ? pool : (ye - ys0) * (xe - xs0));
+            for (l = 0; l < NNC_CB; l++) s[l] = 0.0f;
+            for (iy = ys0; iy < ye; iy++)
+                for (ix = xs0; ix < xe; ix++) {
+                    const float *xp = xb + ((size_t)iy * (size_t)j->w + (size_t)ix) * NNC_CB;
+                    for (l = 0; l < NNC_CB; l++) s[l] += xp[l];
+                }
+            for (l = 0; l < NNC_CB; l++) yp[l] = l < lanes ? s[l] / div : 0.0f;
+        }
+}
+
+/* Task t of a pooling job: sample, block, row range as nnc_dwb_task's. */
+static NNC_MAYBE_UNUSED void nnc_poolb_run(void *arg, int t, int avg)
+{
+    const nnc_poolb_job *j = (const nnc_poolb_job *)arg;
+    int s = t / (j->cb * j->chunks), b = t / j->chunks % j->cb, ch = t % j->chunks;
+    int oy0 = ch * j->rows, oy1 = oy0 + j->rows < j->oh ? oy0 + j->rows : j->oh;
+    int lanes = j->c - b * NNC_CB < NNC_CB ? j->c - b * NNC_CB : NNC_CB;
+    const float *xb = j->x + (size_t)s * j->xs + (size_t)b * NNC_CB * (size_t)j->h * (size_t)j->w;
+    float *yb = j->y + (size_t)s * j->ys + (size_t)b * NNC_CB * (size_t)j->oh * (size_t)j->ow;
+    if (avg)
+        nnc_avgpoolb_rows_c(j, xb, yb, oy0, oy1, lanes);
+    else
+        nnc_maxpoolb_rows_c(j, xb, yb, oy0, oy1, lanes);
+}
+
+static NNC_MAYBE_UNUSED void nnc_maxpoolb_task(void *arg, int t) { nnc_poolb_run(arg, t, 0); }
+static NNC_MAYBE_UNUSED void nnc_avgpoolb_task(void *arg, int t) { nnc_poolb_run(arg, t, 1); }
+
+static NNC_MAYBE_UNUSED void nnc_poolb_init(nnc_poolb_job *j, const nnc_ctx *ctx, const float *x, size_t xs, int c,
+                                            int h, int w, float *y, size_t ys, int oh, int ow, int kh, int kw, int sh,
+                                            int sw, int ph, int pw)
+{
+    j->x = x, j->y = y, j->xs = xs, j->ys = ys, j->c = c, j->cb = (c + NNC_CB - 1) / NNC_CB, j->h = h, j->w = w;
+    j->oh = oh, j->ow = ow, j->kh = kh, j->kw = kw, j->sh = sh, j->sw = sw, j->ph = ph, j->pw = pw, j->dh = 1;
+    j->dw = 1, j->cip = 0, j->isa = ctx ? ctx->isa : nnc_cpu_isa();
+}
+
+/* nnc_maxpool2d on NCHW16c (padding, dilation; ceil mode through oh/ow); the
+ * padding lanes of y written 0. Over ctx's threads. */
+static NNC_MAYBE_UNUSED void nnc_maxpool2d_blocked(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,
+                                                   int w, float *y, size_t ys, int oh, int ow, int kh, int kw, int sh,
+                                                   int sw, int ph, int pw, int dh, int dw)
+{
+    nnc_poolb_job j;
+    int tasks;
+    if (n <= 0 || c <= 0 || oh <= 0 || ow <= 0) return;
+    nnc_poolb_init(&j, ctx, x, xs, c, h, w, y, ys, oh, ow, kh, kw, sh, sw, ph, pw);
+    j.dh = dh, j.dw = dw;
+    tasks = nnc_poolb_split(&j, n);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)n * j.cb * NNC_CB * (double)oh * ow * kh * kw, tasks,
+                      nnc_maxpoolb_task, &j);
+}
+
+/* nnc_avgpool2d on NCHW16c (padding, count_include_pad; ceil mode through
+ * oh/ow); the padding lanes of y written 0. Over ctx's threads. */
+static NNC_MAYBE_UNUSED void nnc_avgpool2d_blocked(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,
+                                                   int w, float *y, size_t ys, int oh, int ow, int kh, int kw, int sh,
+                                                   int sw, int ph, int pw, int count_include_pad)
+{
+    nnc_poolb_job j;
+    int tasks;
+    if (n <= 0 || c <= 0 || oh <= 0 || ow <= 0) return;
+    nnc_poolb_init(&j, ctx, x, xs, c, h, w, y, ys, oh, ow, kh, kw, sh, sw, ph, pw);
+    j.cip = count_include_pad;
+    tasks = nnc_poolb_split(&j, n);
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)n * j.cb * NNC_CB * (double)oh * ow * kh * kw, tasks,
+                      nnc_avgpoolb_task, &j);
+}
+
+/* Global average pooling as its tasks see it. */
+typedef struct {
+    const float *x;
+    float *y;
+    size_t xs, hw;
+    int c, cb;
+} nnc_gapb_job;
+
+/* Task (sample, block): each real lane's mean as nnc_global_avgpool takes it
+ * (a double sum in pixel order, divided by hw, rounded to float). */
+static NNC_MAYBE_UNUSED void nnc_gapb_task(void *arg, int t)
+{
+    const nnc_gapb_job *j = (const nnc_gapb_job *)arg;
+    int s = t / j->cb, b = t % j->cb, l, lanes = j->c - b * NNC_CB < NNC_CB ? j->c - b * NNC_CB : NNC_CB;
+    const float *xb = j->x + (size_t)s * j->xs + (size_t)b * NNC_CB * j->hw;
+    double acc[NNC_CB];
+    size_t p;
+    for (l = 0; l < NNC_CB; l++) acc[l] = 0.0;
+    for (p = 0; p < j->hw; p++)
+        for (l = 0; l < NNC_CB; l++) acc[l] += xb[p * NNC_CB + (size_t)l];
+    for (l = 0; l < lanes; l++) j->y[(size_t)s * (size_t)j->c + (size_t)(b * NNC_CB + l)] = (float)(acc[l] / (double)j->hw);
+}
+
+/* y [n][c] (plain, contiguous) = the mean over the hw pixels of x (NCHW16c,
+ * batch stride xs), per channel; the same floats as nnc_global_avgpool of
+ * the NCHW tensor. Over ctx's threads by sample and block. */
+static NNC_MAYBE_UNUSED void nnc_global_avgpool_blocked(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c,
+                                                        size_t hw, float *y)
+{
+    nnc_gapb_job j;
+    if (n <= 0 || c <= 0) return;
+    j.x = x, j.y = y, j.xs = xs, j.hw = hw, j.c = c, j.cb = (c + NNC_CB - 1) / NNC_CB;
+    nnc_parallel_work(ctx, NNC_PAR_COPY * (double)n * j.cb * NNC_CB * (double)hw, n * j.cb, nnc_gapb_task, &j);
+}
