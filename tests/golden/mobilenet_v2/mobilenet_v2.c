@@ -26,15 +26,16 @@
 /* @kernel gemm */
 /* @kernel conv_common */
 /* @kernel conv2d needs: gemm conv_common epilogue */
-/* @kernel dwpw needs: gemm conv2d epilogue */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
-/* @kernel global_avgpool */
 /* @kernel ctx */
 /* @kernel gemm_packed needs: ctx epilogue */
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
-/* @kernel dwpw_packed needs: dwpw conv2d_packed */
 /* @kernel linear_mt needs: linear ctx */
+/* @kernel blocked needs: ctx */
+/* @kernel conv2d_blocked needs: blocked activation */
+/* @kernel dwconv_blocked needs: blocked epilogue */
+/* @kernel pool_blocked needs: blocked */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== mobilenet_v2 ======== */
@@ -352,19 +353,7 @@ static void mobilenet_v2_release(mobilenet_v2_model *m)
  * checks that size against the kernels themselves. */
 static int mobilenet_v2_scratch_fits(void)
 {
-    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 32, 3, 3, 2, 2, 1, 1, 112, 112, 0) <= 338688
-        && nnc_dwpw_packed_scratch(1, 32, 16, 112, 112, 9) <= 32256
-        && nnc_dwpw_packed_scratch(1, 96, 24, 56, 56, 6) <= 32256
-        && nnc_dwpw_packed_scratch(1, 144, 24, 56, 56, 4) <= 32256
-        && nnc_dwpw_packed_scratch(1, 144, 32, 28, 28, 8) <= 32256
-        && nnc_dwpw_packed_scratch(1, 192, 32, 28, 28, 6) <= 32256
-        && nnc_dwpw_packed_scratch(1, 192, 64, 14, 14, 12) <= 32256
-        && nnc_dwpw_packed_scratch(1, 384, 64, 14, 14, 6) <= 32256
-        && nnc_dwpw_packed_scratch(1, 384, 96, 14, 14, 6) <= 32256
-        && nnc_dwpw_packed_scratch(1, 576, 96, 14, 14, 4) <= 32256
-        && nnc_dwpw_packed_scratch(1, 576, 160, 7, 7, 7) <= 28224
-        && nnc_dwpw_packed_scratch(1, 960, 160, 7, 7, 4) <= 26880
-        && nnc_dwpw_packed_scratch(1, 960, 320, 7, 7, 4) <= 26880;
+    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 32, 3, 3, 2, 2, 1, 1, 112, 112, 0) <= 338688;
 }
 
 /* Opens the weights file at path into sf, checks every parameter against it
@@ -462,17 +451,6 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     nnc_pack_weights(stage + 0, 32, 27,                 /* w: features.0.0.weight [32, 3, 3, 3] as [rows][cols] */
                      stage + 864, stage + 896, 1e-05f,  /* folding features.0.1.weight, features.0.1.running_var */
                      consts + 32);                      /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 5)) != MOBILENET_V2_OK)  /* features.1.conv.0.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 6)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 320, 9)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 32, 1, 9, 32,   /* w: features.1.conv.0.0.weight [32, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 288, stage + 320,  /* features.1.conv.0.1.weight, features.1.conv.0.1.running_var */
-                       1e-05f, consts + 896);     /* eps, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 6)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 7)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.bias */
@@ -483,9 +461,20 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_bias(32, stage + 0, stage + 32,     /* features.1.conv.0.1.weight, features.1.conv.0.1.bias */
-                     stage + 64, stage + 96,        /* features.1.conv.0.1.running_mean, features.1.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 1184);  /* eps, no bias, y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,    /* features.1.conv.0.1.weight, features.1.conv.0.1.bias */
+                     stage + 64, stage + 96,       /* features.1.conv.0.1.running_mean, features.1.conv.0.1.running_var */
+                     1e-05f, NULL, consts + 896);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 5)) != MOBILENET_V2_OK)  /* features.1.conv.0.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 288, 6)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 320, 9)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 32, 3, 3,               /* w: features.1.conv.0.0.weight [32, 1, 3, 3] (channels, kernel) */
+                        stage + 288, stage + 320, 1e-05f,  /* folding features.1.conv.0.1.weight, features.1.conv.0.1.running_var */
+                        consts + 928);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 11)) != MOBILENET_V2_OK)  /* features.1.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 16, 12)) != MOBILENET_V2_OK)  /* features.1.conv.2.bias */
@@ -506,10 +495,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 528, 14)) != MOBILENET_V2_OK)  /* features.1.conv.2.running_var */
         goto done;
 
-    /* pack_weights features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 16, 32,                 /* w: features.1.conv.1.weight [16, 32, 1, 1] as [rows][cols] */
-                     stage + 512, stage + 528, 1e-05f,  /* folding features.1.conv.2.weight, features.1.conv.2.running_var */
-                     consts + 1232);                    /* y */
+    /* pack_blocked features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 16, 32, 1, 1,           /* w: features.1.conv.1.weight [16, 32, 1, 1] (out, in channels, kernel) */
+                             stage + 512, stage + 528, 1e-05f,  /* folding features.1.conv.2.weight, features.1.conv.2.running_var */
+                             consts + 1232);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 16)) != MOBILENET_V2_OK)  /* features.2.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 17)) != MOBILENET_V2_OK)  /* features.2.conv.0.1.bias */
@@ -530,21 +519,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 1632, 19)) != MOBILENET_V2_OK)  /* features.2.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 96, 16,                   /* w: features.2.conv.0.0.weight [96, 16, 1, 1] as [rows][cols] */
-                     stage + 1536, stage + 1632, 1e-05f,  /* folding features.2.conv.0.1.weight, features.2.conv.0.1.running_var */
-                     consts + 1840);                      /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 20)) != MOBILENET_V2_OK)  /* features.2.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 864, 21)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 24)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 96, 1, 9, 96,   /* w: features.2.conv.1.0.weight [96, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 864, stage + 960,  /* features.2.conv.1.1.weight, features.2.conv.1.1.running_var */
-                       1e-05f, consts + 3376);    /* eps, y */
+    /* pack_blocked features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 96, 16, 1, 1,             /* w: features.2.conv.0.0.weight [96, 16, 1, 1] (out, in channels, kernel) */
+                             stage + 1536, stage + 1632, 1e-05f,  /* folding features.2.conv.0.1.weight, features.2.conv.0.1.running_var */
+                             consts + 1840);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 21)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 22)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.bias */
@@ -557,7 +535,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(96, stage + 0, stage + 96,     /* features.2.conv.1.1.weight, features.2.conv.1.1.bias */
                      stage + 192, stage + 288,      /* features.2.conv.1.1.running_mean, features.2.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 4240);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 3376);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 20)) != MOBILENET_V2_OK)  /* features.2.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 864, 21)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 24)) != MOBILENET_V2_OK)  /* features.2.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 96, 3, 3,               /* w: features.2.conv.1.0.weight [96, 1, 3, 3] (channels, kernel) */
+                        stage + 864, stage + 960, 1e-05f,  /* folding features.2.conv.1.1.weight, features.2.conv.1.1.running_var */
+                        consts + 3472);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 26)) != MOBILENET_V2_OK)  /* features.2.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24, 27)) != MOBILENET_V2_OK)  /* features.2.conv.3.bias */
@@ -578,10 +567,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 2328, 29)) != MOBILENET_V2_OK)  /* features.2.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 24, 96,                   /* w: features.2.conv.2.weight [24, 96, 1, 1] as [rows][cols] */
-                     stage + 2304, stage + 2328, 1e-05f,  /* folding features.2.conv.3.weight, features.2.conv.3.running_var */
-                     consts + 4360);                      /* y */
+    /* pack_blocked features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 24, 96, 1, 1,             /* w: features.2.conv.2.weight [24, 96, 1, 1] (out, in channels, kernel) */
+                             stage + 2304, stage + 2328, 1e-05f,  /* folding features.2.conv.3.weight, features.2.conv.3.running_var */
+                             consts + 4360);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 31)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 144, 32)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.bias */
@@ -594,7 +583,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(144, stage + 0, stage + 144,   /* features.3.conv.0.1.weight, features.3.conv.0.1.bias */
                      stage + 288, stage + 432,      /* features.3.conv.0.1.running_mean, features.3.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 6664);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 7432);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 30)) != MOBILENET_V2_OK)  /* features.3.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 31)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.weight */
@@ -602,21 +591,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 3600, 34)) != MOBILENET_V2_OK)  /* features.3.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 144, 24,                  /* w: features.3.conv.0.0.weight [144, 24, 1, 1] as [rows][cols] */
-                     stage + 3456, stage + 3600, 1e-05f,  /* folding features.3.conv.0.1.weight, features.3.conv.0.1.running_var */
-                     consts + 6808);                      /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 35)) != MOBILENET_V2_OK)  /* features.3.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1296, 36)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1440, 39)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 144, 1, 9, 144,   /* w: features.3.conv.1.0.weight [144, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 1296, stage + 1440,  /* features.3.conv.1.1.weight, features.3.conv.1.1.running_var */
-                       1e-05f, consts + 10264);     /* eps, y */
+    /* pack_blocked features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 144, 24, 1, 1,            /* w: features.3.conv.0.0.weight [144, 24, 1, 1] (out, in channels, kernel) */
+                             stage + 3456, stage + 3600, 1e-05f,  /* folding features.3.conv.0.1.weight, features.3.conv.0.1.running_var */
+                             consts + 7576);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 36)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 144, 37)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.bias */
@@ -629,7 +607,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(144, stage + 0, stage + 144,    /* features.3.conv.1.1.weight, features.3.conv.1.1.bias */
                      stage + 288, stage + 432,       /* features.3.conv.1.1.running_mean, features.3.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 11560);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 12184);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 35)) != MOBILENET_V2_OK)  /* features.3.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1296, 36)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1440, 39)) != MOBILENET_V2_OK)  /* features.3.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 144, 3, 3,                /* w: features.3.conv.1.0.weight [144, 1, 3, 3] (channels, kernel) */
+                        stage + 1296, stage + 1440, 1e-05f,  /* folding features.3.conv.1.1.weight, features.3.conv.1.1.running_var */
+                        consts + 12328);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 41)) != MOBILENET_V2_OK)  /* features.3.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24, 42)) != MOBILENET_V2_OK)  /* features.3.conv.3.bias */
@@ -642,7 +631,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(24, stage + 0, stage + 24,      /* features.3.conv.3.weight, features.3.conv.3.bias */
                      stage + 48, stage + 72,         /* features.3.conv.3.running_mean, features.3.conv.3.running_var */
-                     1e-05f, NULL, consts + 11704);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 13624);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 40)) != MOBILENET_V2_OK)  /* features.3.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 41)) != MOBILENET_V2_OK)  /* features.3.conv.3.weight */
@@ -650,10 +639,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 3480, 44)) != MOBILENET_V2_OK)  /* features.3.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 24, 144,                  /* w: features.3.conv.2.weight [24, 144, 1, 1] as [rows][cols] */
-                     stage + 3456, stage + 3480, 1e-05f,  /* folding features.3.conv.3.weight, features.3.conv.3.running_var */
-                     consts + 11728);                     /* y */
+    /* pack_blocked features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 24, 144, 1, 1,            /* w: features.3.conv.2.weight [24, 144, 1, 1] (out, in channels, kernel) */
+                             stage + 3456, stage + 3480, 1e-05f,  /* folding features.3.conv.3.weight, features.3.conv.3.running_var */
+                             consts + 13648);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 46)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 144, 47)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.bias */
@@ -666,7 +655,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(144, stage + 0, stage + 144,    /* features.4.conv.0.1.weight, features.4.conv.0.1.bias */
                      stage + 288, stage + 432,       /* features.4.conv.0.1.running_mean, features.4.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 15184);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 18256);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 45)) != MOBILENET_V2_OK)  /* features.4.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 46)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.weight */
@@ -674,21 +663,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 3600, 49)) != MOBILENET_V2_OK)  /* features.4.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 144, 24,                  /* w: features.4.conv.0.0.weight [144, 24, 1, 1] as [rows][cols] */
-                     stage + 3456, stage + 3600, 1e-05f,  /* folding features.4.conv.0.1.weight, features.4.conv.0.1.running_var */
-                     consts + 15328);                     /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 50)) != MOBILENET_V2_OK)  /* features.4.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1296, 51)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1440, 54)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 144, 1, 9, 144,   /* w: features.4.conv.1.0.weight [144, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 1296, stage + 1440,  /* features.4.conv.1.1.weight, features.4.conv.1.1.running_var */
-                       1e-05f, consts + 18784);     /* eps, y */
+    /* pack_blocked features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 144, 24, 1, 1,            /* w: features.4.conv.0.0.weight [144, 24, 1, 1] (out, in channels, kernel) */
+                             stage + 3456, stage + 3600, 1e-05f,  /* folding features.4.conv.0.1.weight, features.4.conv.0.1.running_var */
+                             consts + 18400);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 51)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 144, 52)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.bias */
@@ -701,7 +679,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(144, stage + 0, stage + 144,    /* features.4.conv.1.1.weight, features.4.conv.1.1.bias */
                      stage + 288, stage + 432,       /* features.4.conv.1.1.running_mean, features.4.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 20080);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 23008);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 50)) != MOBILENET_V2_OK)  /* features.4.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1296, 51)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1440, 54)) != MOBILENET_V2_OK)  /* features.4.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 144, 3, 3,                /* w: features.4.conv.1.0.weight [144, 1, 3, 3] (channels, kernel) */
+                        stage + 1296, stage + 1440, 1e-05f,  /* folding features.4.conv.1.1.weight, features.4.conv.1.1.running_var */
+                        consts + 23152);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 56)) != MOBILENET_V2_OK)  /* features.4.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 57)) != MOBILENET_V2_OK)  /* features.4.conv.3.bias */
@@ -714,7 +703,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* features.4.conv.3.weight, features.4.conv.3.bias */
                      stage + 64, stage + 96,         /* features.4.conv.3.running_mean, features.4.conv.3.running_var */
-                     1e-05f, NULL, consts + 20224);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 24448);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 55)) != MOBILENET_V2_OK)  /* features.4.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 4608, 56)) != MOBILENET_V2_OK)  /* features.4.conv.3.weight */
@@ -722,10 +711,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 4640, 59)) != MOBILENET_V2_OK)  /* features.4.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 32, 144,                  /* w: features.4.conv.2.weight [32, 144, 1, 1] as [rows][cols] */
-                     stage + 4608, stage + 4640, 1e-05f,  /* folding features.4.conv.3.weight, features.4.conv.3.running_var */
-                     consts + 20256);                     /* y */
+    /* pack_blocked features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 32, 144, 1, 1,            /* w: features.4.conv.2.weight [32, 144, 1, 1] (out, in channels, kernel) */
+                             stage + 4608, stage + 4640, 1e-05f,  /* folding features.4.conv.3.weight, features.4.conv.3.running_var */
+                             consts + 24480);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 61)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 62)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.bias */
@@ -738,7 +727,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.5.conv.0.1.weight, features.5.conv.0.1.bias */
                      stage + 384, stage + 576,       /* features.5.conv.0.1.running_mean, features.5.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 24864);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 29088);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 60)) != MOBILENET_V2_OK)  /* features.5.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 61)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.weight */
@@ -746,21 +735,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6336, 64)) != MOBILENET_V2_OK)  /* features.5.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 192, 32,                  /* w: features.5.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
-                     stage + 6144, stage + 6336, 1e-05f,  /* folding features.5.conv.0.1.weight, features.5.conv.0.1.running_var */
-                     consts + 25056);                     /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 65)) != MOBILENET_V2_OK)  /* features.5.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 66)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 69)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 192, 1, 9, 192,   /* w: features.5.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 1728, stage + 1920,  /* features.5.conv.1.1.weight, features.5.conv.1.1.running_var */
-                       1e-05f, consts + 31200);     /* eps, y */
+    /* pack_blocked features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 192, 32, 1, 1,            /* w: features.5.conv.0.0.weight [192, 32, 1, 1] (out, in channels, kernel) */
+                             stage + 6144, stage + 6336, 1e-05f,  /* folding features.5.conv.0.1.weight, features.5.conv.0.1.running_var */
+                             consts + 29280);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 66)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 67)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.bias */
@@ -773,7 +751,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.5.conv.1.1.weight, features.5.conv.1.1.bias */
                      stage + 384, stage + 576,       /* features.5.conv.1.1.running_mean, features.5.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 32928);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 35424);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 65)) != MOBILENET_V2_OK)  /* features.5.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 66)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 69)) != MOBILENET_V2_OK)  /* features.5.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 192, 3, 3,                /* w: features.5.conv.1.0.weight [192, 1, 3, 3] (channels, kernel) */
+                        stage + 1728, stage + 1920, 1e-05f,  /* folding features.5.conv.1.1.weight, features.5.conv.1.1.running_var */
+                        consts + 35616);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 71)) != MOBILENET_V2_OK)  /* features.5.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 72)) != MOBILENET_V2_OK)  /* features.5.conv.3.bias */
@@ -786,7 +775,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* features.5.conv.3.weight, features.5.conv.3.bias */
                      stage + 64, stage + 96,         /* features.5.conv.3.running_mean, features.5.conv.3.running_var */
-                     1e-05f, NULL, consts + 33120);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 37344);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 70)) != MOBILENET_V2_OK)  /* features.5.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 71)) != MOBILENET_V2_OK)  /* features.5.conv.3.weight */
@@ -794,10 +783,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6176, 74)) != MOBILENET_V2_OK)  /* features.5.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 32, 192,                  /* w: features.5.conv.2.weight [32, 192, 1, 1] as [rows][cols] */
-                     stage + 6144, stage + 6176, 1e-05f,  /* folding features.5.conv.3.weight, features.5.conv.3.running_var */
-                     consts + 33152);                     /* y */
+    /* pack_blocked features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 32, 192, 1, 1,            /* w: features.5.conv.2.weight [32, 192, 1, 1] (out, in channels, kernel) */
+                             stage + 6144, stage + 6176, 1e-05f,  /* folding features.5.conv.3.weight, features.5.conv.3.running_var */
+                             consts + 37376);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 76)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 77)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.bias */
@@ -810,7 +799,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.6.conv.0.1.weight, features.6.conv.0.1.bias */
                      stage + 384, stage + 576,       /* features.6.conv.0.1.running_mean, features.6.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 39296);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 43520);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 75)) != MOBILENET_V2_OK)  /* features.6.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 76)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.weight */
@@ -818,21 +807,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6336, 79)) != MOBILENET_V2_OK)  /* features.6.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 192, 32,                  /* w: features.6.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
-                     stage + 6144, stage + 6336, 1e-05f,  /* folding features.6.conv.0.1.weight, features.6.conv.0.1.running_var */
-                     consts + 39488);                     /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 80)) != MOBILENET_V2_OK)  /* features.6.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 81)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 84)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 192, 1, 9, 192,   /* w: features.6.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 1728, stage + 1920,  /* features.6.conv.1.1.weight, features.6.conv.1.1.running_var */
-                       1e-05f, consts + 45632);     /* eps, y */
+    /* pack_blocked features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 192, 32, 1, 1,            /* w: features.6.conv.0.0.weight [192, 32, 1, 1] (out, in channels, kernel) */
+                             stage + 6144, stage + 6336, 1e-05f,  /* folding features.6.conv.0.1.weight, features.6.conv.0.1.running_var */
+                             consts + 43712);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 81)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 82)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.bias */
@@ -845,7 +823,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.6.conv.1.1.weight, features.6.conv.1.1.bias */
                      stage + 384, stage + 576,       /* features.6.conv.1.1.running_mean, features.6.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 47360);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 49856);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 80)) != MOBILENET_V2_OK)  /* features.6.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 81)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 84)) != MOBILENET_V2_OK)  /* features.6.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 192, 3, 3,                /* w: features.6.conv.1.0.weight [192, 1, 3, 3] (channels, kernel) */
+                        stage + 1728, stage + 1920, 1e-05f,  /* folding features.6.conv.1.1.weight, features.6.conv.1.1.running_var */
+                        consts + 50048);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 86)) != MOBILENET_V2_OK)  /* features.6.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 87)) != MOBILENET_V2_OK)  /* features.6.conv.3.bias */
@@ -858,7 +847,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* features.6.conv.3.weight, features.6.conv.3.bias */
                      stage + 64, stage + 96,         /* features.6.conv.3.running_mean, features.6.conv.3.running_var */
-                     1e-05f, NULL, consts + 47552);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 51776);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 85)) != MOBILENET_V2_OK)  /* features.6.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 86)) != MOBILENET_V2_OK)  /* features.6.conv.3.weight */
@@ -866,10 +855,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6176, 89)) != MOBILENET_V2_OK)  /* features.6.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 32, 192,                  /* w: features.6.conv.2.weight [32, 192, 1, 1] as [rows][cols] */
-                     stage + 6144, stage + 6176, 1e-05f,  /* folding features.6.conv.3.weight, features.6.conv.3.running_var */
-                     consts + 47584);                     /* y */
+    /* pack_blocked features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 32, 192, 1, 1,            /* w: features.6.conv.2.weight [32, 192, 1, 1] (out, in channels, kernel) */
+                             stage + 6144, stage + 6176, 1e-05f,  /* folding features.6.conv.3.weight, features.6.conv.3.running_var */
+                             consts + 51808);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 91)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 92)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.bias */
@@ -882,7 +871,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.7.conv.0.1.weight, features.7.conv.0.1.bias */
                      stage + 384, stage + 576,       /* features.7.conv.0.1.running_mean, features.7.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 53728);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 57952);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 90)) != MOBILENET_V2_OK)  /* features.7.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6144, 91)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.weight */
@@ -890,21 +879,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 6336, 94)) != MOBILENET_V2_OK)  /* features.7.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 192, 32,                  /* w: features.7.conv.0.0.weight [192, 32, 1, 1] as [rows][cols] */
-                     stage + 6144, stage + 6336, 1e-05f,  /* folding features.7.conv.0.1.weight, features.7.conv.0.1.running_var */
-                     consts + 53920);                     /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 95)) != MOBILENET_V2_OK)  /* features.7.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 96)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 99)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 192, 1, 9, 192,   /* w: features.7.conv.1.0.weight [192, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 1728, stage + 1920,  /* features.7.conv.1.1.weight, features.7.conv.1.1.running_var */
-                       1e-05f, consts + 60064);     /* eps, y */
+    /* pack_blocked features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 192, 32, 1, 1,            /* w: features.7.conv.0.0.weight [192, 32, 1, 1] (out, in channels, kernel) */
+                             stage + 6144, stage + 6336, 1e-05f,  /* folding features.7.conv.0.1.weight, features.7.conv.0.1.running_var */
+                             consts + 58144);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 96)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 192, 97)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.bias */
@@ -917,7 +895,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* features.7.conv.1.1.weight, features.7.conv.1.1.bias */
                      stage + 384, stage + 576,       /* features.7.conv.1.1.running_mean, features.7.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 61792);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 64288);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 95)) != MOBILENET_V2_OK)  /* features.7.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1728, 96)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 1920, 99)) != MOBILENET_V2_OK)  /* features.7.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 192, 3, 3,                /* w: features.7.conv.1.0.weight [192, 1, 3, 3] (channels, kernel) */
+                        stage + 1728, stage + 1920, 1e-05f,  /* folding features.7.conv.1.1.weight, features.7.conv.1.1.running_var */
+                        consts + 64480);                     /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 101)) != MOBILENET_V2_OK)  /* features.7.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 102)) != MOBILENET_V2_OK)  /* features.7.conv.3.bias */
@@ -930,7 +919,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(64, stage + 0, stage + 64,      /* features.7.conv.3.weight, features.7.conv.3.bias */
                      stage + 128, stage + 192,       /* features.7.conv.3.running_mean, features.7.conv.3.running_var */
-                     1e-05f, NULL, consts + 61984);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 66208);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 100)) != MOBILENET_V2_OK)  /* features.7.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 12288, 101)) != MOBILENET_V2_OK)  /* features.7.conv.3.weight */
@@ -938,10 +927,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 12352, 104)) != MOBILENET_V2_OK)  /* features.7.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 64, 192,                    /* w: features.7.conv.2.weight [64, 192, 1, 1] as [rows][cols] */
-                     stage + 12288, stage + 12352, 1e-05f,  /* folding features.7.conv.3.weight, features.7.conv.3.running_var */
-                     consts + 62048);                       /* y */
+    /* pack_blocked features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 64, 192, 1, 1,              /* w: features.7.conv.2.weight [64, 192, 1, 1] (out, in channels, kernel) */
+                             stage + 12288, stage + 12352, 1e-05f,  /* folding features.7.conv.3.weight, features.7.conv.3.running_var */
+                             consts + 66272);                       /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 106)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 107)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.bias */
@@ -954,7 +943,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, stage + 0, stage + 384,    /* features.8.conv.0.1.weight, features.8.conv.0.1.bias */
                      stage + 768, stage + 1152,      /* features.8.conv.0.1.running_mean, features.8.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 74336);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 78560);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 105)) != MOBILENET_V2_OK)  /* features.8.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 106)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.weight */
@@ -962,21 +951,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24960, 109)) != MOBILENET_V2_OK)  /* features.8.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 384, 64,                    /* w: features.8.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
-                     stage + 24576, stage + 24960, 1e-05f,  /* folding features.8.conv.0.1.weight, features.8.conv.0.1.running_var */
-                     consts + 74720);                       /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 110)) != MOBILENET_V2_OK)  /* features.8.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 111)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 114)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 384, 1, 9, 384,   /* w: features.8.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 3456, stage + 3840,  /* features.8.conv.1.1.weight, features.8.conv.1.1.running_var */
-                       1e-05f, consts + 99296);     /* eps, y */
+    /* pack_blocked features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 384, 64, 1, 1,              /* w: features.8.conv.0.0.weight [384, 64, 1, 1] (out, in channels, kernel) */
+                             stage + 24576, stage + 24960, 1e-05f,  /* folding features.8.conv.0.1.weight, features.8.conv.0.1.running_var */
+                             consts + 78944);                       /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 111)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 112)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.bias */
@@ -989,7 +967,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.8.conv.1.1.weight, features.8.conv.1.1.bias */
                      stage + 768, stage + 1152,       /* features.8.conv.1.1.running_mean, features.8.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 102752);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 103520);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 110)) != MOBILENET_V2_OK)  /* features.8.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 111)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 114)) != MOBILENET_V2_OK)  /* features.8.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 384, 3, 3,                /* w: features.8.conv.1.0.weight [384, 1, 3, 3] (channels, kernel) */
+                        stage + 3456, stage + 3840, 1e-05f,  /* folding features.8.conv.1.1.weight, features.8.conv.1.1.running_var */
+                        consts + 103904);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 116)) != MOBILENET_V2_OK)  /* features.8.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 117)) != MOBILENET_V2_OK)  /* features.8.conv.3.bias */
@@ -1002,7 +991,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* features.8.conv.3.weight, features.8.conv.3.bias */
                      stage + 128, stage + 192,        /* features.8.conv.3.running_mean, features.8.conv.3.running_var */
-                     1e-05f, NULL, consts + 103136);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 107360);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 115)) != MOBILENET_V2_OK)  /* features.8.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 116)) != MOBILENET_V2_OK)  /* features.8.conv.3.weight */
@@ -1010,10 +999,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24640, 119)) != MOBILENET_V2_OK)  /* features.8.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 64, 384,                    /* w: features.8.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
-                     stage + 24576, stage + 24640, 1e-05f,  /* folding features.8.conv.3.weight, features.8.conv.3.running_var */
-                     consts + 103200);                      /* y */
+    /* pack_blocked features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 64, 384, 1, 1,              /* w: features.8.conv.2.weight [64, 384, 1, 1] (out, in channels, kernel) */
+                             stage + 24576, stage + 24640, 1e-05f,  /* folding features.8.conv.3.weight, features.8.conv.3.running_var */
+                             consts + 107424);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 121)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 122)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.bias */
@@ -1026,7 +1015,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.9.conv.0.1.weight, features.9.conv.0.1.bias */
                      stage + 768, stage + 1152,       /* features.9.conv.0.1.running_mean, features.9.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 127776);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 132000);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 120)) != MOBILENET_V2_OK)  /* features.9.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 121)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.weight */
@@ -1034,21 +1023,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24960, 124)) != MOBILENET_V2_OK)  /* features.9.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 384, 64,                    /* w: features.9.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
-                     stage + 24576, stage + 24960, 1e-05f,  /* folding features.9.conv.0.1.weight, features.9.conv.0.1.running_var */
-                     consts + 128160);                      /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 125)) != MOBILENET_V2_OK)  /* features.9.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 126)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 129)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 384, 1, 9, 384,   /* w: features.9.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 3456, stage + 3840,  /* features.9.conv.1.1.weight, features.9.conv.1.1.running_var */
-                       1e-05f, consts + 152736);    /* eps, y */
+    /* pack_blocked features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 384, 64, 1, 1,              /* w: features.9.conv.0.0.weight [384, 64, 1, 1] (out, in channels, kernel) */
+                             stage + 24576, stage + 24960, 1e-05f,  /* folding features.9.conv.0.1.weight, features.9.conv.0.1.running_var */
+                             consts + 132384);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 126)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 127)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.bias */
@@ -1061,7 +1039,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.9.conv.1.1.weight, features.9.conv.1.1.bias */
                      stage + 768, stage + 1152,       /* features.9.conv.1.1.running_mean, features.9.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 156192);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 156960);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 125)) != MOBILENET_V2_OK)  /* features.9.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 126)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 129)) != MOBILENET_V2_OK)  /* features.9.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 384, 3, 3,                /* w: features.9.conv.1.0.weight [384, 1, 3, 3] (channels, kernel) */
+                        stage + 3456, stage + 3840, 1e-05f,  /* folding features.9.conv.1.1.weight, features.9.conv.1.1.running_var */
+                        consts + 157344);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 131)) != MOBILENET_V2_OK)  /* features.9.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 132)) != MOBILENET_V2_OK)  /* features.9.conv.3.bias */
@@ -1074,7 +1063,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* features.9.conv.3.weight, features.9.conv.3.bias */
                      stage + 128, stage + 192,        /* features.9.conv.3.running_mean, features.9.conv.3.running_var */
-                     1e-05f, NULL, consts + 156576);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 160800);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 130)) != MOBILENET_V2_OK)  /* features.9.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 131)) != MOBILENET_V2_OK)  /* features.9.conv.3.weight */
@@ -1082,10 +1071,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24640, 134)) != MOBILENET_V2_OK)  /* features.9.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 64, 384,                    /* w: features.9.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
-                     stage + 24576, stage + 24640, 1e-05f,  /* folding features.9.conv.3.weight, features.9.conv.3.running_var */
-                     consts + 156640);                      /* y */
+    /* pack_blocked features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 64, 384, 1, 1,              /* w: features.9.conv.2.weight [64, 384, 1, 1] (out, in channels, kernel) */
+                             stage + 24576, stage + 24640, 1e-05f,  /* folding features.9.conv.3.weight, features.9.conv.3.running_var */
+                             consts + 160864);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 136)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 137)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.bias */
@@ -1098,7 +1087,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.10.conv.0.1.weight, features.10.conv.0.1.bias */
                      stage + 768, stage + 1152,       /* features.10.conv.0.1.running_mean, features.10.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 181216);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 185440);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 135)) != MOBILENET_V2_OK)  /* features.10.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 136)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.weight */
@@ -1106,21 +1095,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24960, 139)) != MOBILENET_V2_OK)  /* features.10.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 384, 64,                    /* w: features.10.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
-                     stage + 24576, stage + 24960, 1e-05f,  /* folding features.10.conv.0.1.weight, features.10.conv.0.1.running_var */
-                     consts + 181600);                      /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 140)) != MOBILENET_V2_OK)  /* features.10.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 141)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 144)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 384, 1, 9, 384,   /* w: features.10.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 3456, stage + 3840,  /* features.10.conv.1.1.weight, features.10.conv.1.1.running_var */
-                       1e-05f, consts + 206176);    /* eps, y */
+    /* pack_blocked features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 384, 64, 1, 1,              /* w: features.10.conv.0.0.weight [384, 64, 1, 1] (out, in channels, kernel) */
+                             stage + 24576, stage + 24960, 1e-05f,  /* folding features.10.conv.0.1.weight, features.10.conv.0.1.running_var */
+                             consts + 185824);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 141)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 142)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.bias */
@@ -1133,7 +1111,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.10.conv.1.1.weight, features.10.conv.1.1.bias */
                      stage + 768, stage + 1152,       /* features.10.conv.1.1.running_mean, features.10.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 209632);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 210400);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 140)) != MOBILENET_V2_OK)  /* features.10.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 141)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 144)) != MOBILENET_V2_OK)  /* features.10.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 384, 3, 3,                /* w: features.10.conv.1.0.weight [384, 1, 3, 3] (channels, kernel) */
+                        stage + 3456, stage + 3840, 1e-05f,  /* folding features.10.conv.1.1.weight, features.10.conv.1.1.running_var */
+                        consts + 210784);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 146)) != MOBILENET_V2_OK)  /* features.10.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 64, 147)) != MOBILENET_V2_OK)  /* features.10.conv.3.bias */
@@ -1146,7 +1135,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* features.10.conv.3.weight, features.10.conv.3.bias */
                      stage + 128, stage + 192,        /* features.10.conv.3.running_mean, features.10.conv.3.running_var */
-                     1e-05f, NULL, consts + 210016);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 214240);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 145)) != MOBILENET_V2_OK)  /* features.10.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 146)) != MOBILENET_V2_OK)  /* features.10.conv.3.weight */
@@ -1154,10 +1143,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24640, 149)) != MOBILENET_V2_OK)  /* features.10.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 64, 384,                    /* w: features.10.conv.2.weight [64, 384, 1, 1] as [rows][cols] */
-                     stage + 24576, stage + 24640, 1e-05f,  /* folding features.10.conv.3.weight, features.10.conv.3.running_var */
-                     consts + 210080);                      /* y */
+    /* pack_blocked features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 64, 384, 1, 1,              /* w: features.10.conv.2.weight [64, 384, 1, 1] (out, in channels, kernel) */
+                             stage + 24576, stage + 24640, 1e-05f,  /* folding features.10.conv.3.weight, features.10.conv.3.running_var */
+                             consts + 214304);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 151)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 152)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.bias */
@@ -1170,7 +1159,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.11.conv.0.1.weight, features.11.conv.0.1.bias */
                      stage + 768, stage + 1152,       /* features.11.conv.0.1.running_mean, features.11.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 234656);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 238880);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 150)) != MOBILENET_V2_OK)  /* features.11.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24576, 151)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.weight */
@@ -1178,21 +1167,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 24960, 154)) != MOBILENET_V2_OK)  /* features.11.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 384, 64,                    /* w: features.11.conv.0.0.weight [384, 64, 1, 1] as [rows][cols] */
-                     stage + 24576, stage + 24960, 1e-05f,  /* folding features.11.conv.0.1.weight, features.11.conv.0.1.running_var */
-                     consts + 235040);                      /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 155)) != MOBILENET_V2_OK)  /* features.11.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 156)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 159)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 384, 1, 9, 384,   /* w: features.11.conv.1.0.weight [384, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 3456, stage + 3840,  /* features.11.conv.1.1.weight, features.11.conv.1.1.running_var */
-                       1e-05f, consts + 259616);    /* eps, y */
+    /* pack_blocked features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 384, 64, 1, 1,              /* w: features.11.conv.0.0.weight [384, 64, 1, 1] (out, in channels, kernel) */
+                             stage + 24576, stage + 24960, 1e-05f,  /* folding features.11.conv.0.1.weight, features.11.conv.0.1.running_var */
+                             consts + 239264);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 156)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 384, 157)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.bias */
@@ -1205,7 +1183,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* features.11.conv.1.1.weight, features.11.conv.1.1.bias */
                      stage + 768, stage + 1152,       /* features.11.conv.1.1.running_mean, features.11.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 263072);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 263840);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 155)) != MOBILENET_V2_OK)  /* features.11.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3456, 156)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 3840, 159)) != MOBILENET_V2_OK)  /* features.11.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 384, 3, 3,                /* w: features.11.conv.1.0.weight [384, 1, 3, 3] (channels, kernel) */
+                        stage + 3456, stage + 3840, 1e-05f,  /* folding features.11.conv.1.1.weight, features.11.conv.1.1.running_var */
+                        consts + 264224);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 161)) != MOBILENET_V2_OK)  /* features.11.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 162)) != MOBILENET_V2_OK)  /* features.11.conv.3.bias */
@@ -1218,7 +1207,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* features.11.conv.3.weight, features.11.conv.3.bias */
                      stage + 192, stage + 288,        /* features.11.conv.3.running_mean, features.11.conv.3.running_var */
-                     1e-05f, NULL, consts + 263456);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 267680);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 160)) != MOBILENET_V2_OK)  /* features.11.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 36864, 161)) != MOBILENET_V2_OK)  /* features.11.conv.3.weight */
@@ -1226,10 +1215,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 36960, 164)) != MOBILENET_V2_OK)  /* features.11.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 96, 384,                    /* w: features.11.conv.2.weight [96, 384, 1, 1] as [rows][cols] */
-                     stage + 36864, stage + 36960, 1e-05f,  /* folding features.11.conv.3.weight, features.11.conv.3.running_var */
-                     consts + 263552);                      /* y */
+    /* pack_blocked features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 96, 384, 1, 1,              /* w: features.11.conv.2.weight [96, 384, 1, 1] (out, in channels, kernel) */
+                             stage + 36864, stage + 36960, 1e-05f,  /* folding features.11.conv.3.weight, features.11.conv.3.running_var */
+                             consts + 267776);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 166)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 167)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.bias */
@@ -1242,7 +1231,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.12.conv.0.1.weight, features.12.conv.0.1.bias */
                      stage + 1152, stage + 1728,      /* features.12.conv.0.1.running_mean, features.12.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 300416);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 304640);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 165)) != MOBILENET_V2_OK)  /* features.12.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 166)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.weight */
@@ -1250,21 +1239,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55872, 169)) != MOBILENET_V2_OK)  /* features.12.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 576, 96,                    /* w: features.12.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
-                     stage + 55296, stage + 55872, 1e-05f,  /* folding features.12.conv.0.1.weight, features.12.conv.0.1.running_var */
-                     consts + 300992);                      /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 170)) != MOBILENET_V2_OK)  /* features.12.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 5184, 171)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 5760, 174)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 576, 1, 9, 576,   /* w: features.12.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 5184, stage + 5760,  /* features.12.conv.1.1.weight, features.12.conv.1.1.running_var */
-                       1e-05f, consts + 356288);    /* eps, y */
+    /* pack_blocked features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 576, 96, 1, 1,              /* w: features.12.conv.0.0.weight [576, 96, 1, 1] (out, in channels, kernel) */
+                             stage + 55296, stage + 55872, 1e-05f,  /* folding features.12.conv.0.1.weight, features.12.conv.0.1.running_var */
+                             consts + 305216);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 171)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 172)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.bias */
@@ -1277,7 +1255,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.12.conv.1.1.weight, features.12.conv.1.1.bias */
                      stage + 1152, stage + 1728,      /* features.12.conv.1.1.running_mean, features.12.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 361472);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 360512);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 170)) != MOBILENET_V2_OK)  /* features.12.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5184, 171)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5760, 174)) != MOBILENET_V2_OK)  /* features.12.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 576, 3, 3,                /* w: features.12.conv.1.0.weight [576, 1, 3, 3] (channels, kernel) */
+                        stage + 5184, stage + 5760, 1e-05f,  /* folding features.12.conv.1.1.weight, features.12.conv.1.1.running_var */
+                        consts + 361088);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 176)) != MOBILENET_V2_OK)  /* features.12.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 177)) != MOBILENET_V2_OK)  /* features.12.conv.3.bias */
@@ -1290,7 +1279,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* features.12.conv.3.weight, features.12.conv.3.bias */
                      stage + 192, stage + 288,        /* features.12.conv.3.running_mean, features.12.conv.3.running_var */
-                     1e-05f, NULL, consts + 362048);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 366272);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 175)) != MOBILENET_V2_OK)  /* features.12.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 176)) != MOBILENET_V2_OK)  /* features.12.conv.3.weight */
@@ -1298,10 +1287,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55392, 179)) != MOBILENET_V2_OK)  /* features.12.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 96, 576,                    /* w: features.12.conv.2.weight [96, 576, 1, 1] as [rows][cols] */
-                     stage + 55296, stage + 55392, 1e-05f,  /* folding features.12.conv.3.weight, features.12.conv.3.running_var */
-                     consts + 362144);                      /* y */
+    /* pack_blocked features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 96, 576, 1, 1,              /* w: features.12.conv.2.weight [96, 576, 1, 1] (out, in channels, kernel) */
+                             stage + 55296, stage + 55392, 1e-05f,  /* folding features.12.conv.3.weight, features.12.conv.3.running_var */
+                             consts + 366368);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 181)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 182)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.bias */
@@ -1314,7 +1303,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.13.conv.0.1.weight, features.13.conv.0.1.bias */
                      stage + 1152, stage + 1728,      /* features.13.conv.0.1.running_mean, features.13.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 417440);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 421664);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 180)) != MOBILENET_V2_OK)  /* features.13.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 181)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.weight */
@@ -1322,21 +1311,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55872, 184)) != MOBILENET_V2_OK)  /* features.13.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 576, 96,                    /* w: features.13.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
-                     stage + 55296, stage + 55872, 1e-05f,  /* folding features.13.conv.0.1.weight, features.13.conv.0.1.running_var */
-                     consts + 418016);                      /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 185)) != MOBILENET_V2_OK)  /* features.13.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 5184, 186)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 5760, 189)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 576, 1, 9, 576,   /* w: features.13.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 5184, stage + 5760,  /* features.13.conv.1.1.weight, features.13.conv.1.1.running_var */
-                       1e-05f, consts + 473312);    /* eps, y */
+    /* pack_blocked features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 576, 96, 1, 1,              /* w: features.13.conv.0.0.weight [576, 96, 1, 1] (out, in channels, kernel) */
+                             stage + 55296, stage + 55872, 1e-05f,  /* folding features.13.conv.0.1.weight, features.13.conv.0.1.running_var */
+                             consts + 422240);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 186)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 187)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.bias */
@@ -1349,7 +1327,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.13.conv.1.1.weight, features.13.conv.1.1.bias */
                      stage + 1152, stage + 1728,      /* features.13.conv.1.1.running_mean, features.13.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 478496);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 477536);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 185)) != MOBILENET_V2_OK)  /* features.13.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5184, 186)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5760, 189)) != MOBILENET_V2_OK)  /* features.13.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 576, 3, 3,                /* w: features.13.conv.1.0.weight [576, 1, 3, 3] (channels, kernel) */
+                        stage + 5184, stage + 5760, 1e-05f,  /* folding features.13.conv.1.1.weight, features.13.conv.1.1.running_var */
+                        consts + 478112);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 191)) != MOBILENET_V2_OK)  /* features.13.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 96, 192)) != MOBILENET_V2_OK)  /* features.13.conv.3.bias */
@@ -1362,7 +1351,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* features.13.conv.3.weight, features.13.conv.3.bias */
                      stage + 192, stage + 288,        /* features.13.conv.3.running_mean, features.13.conv.3.running_var */
-                     1e-05f, NULL, consts + 479072);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 483296);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 190)) != MOBILENET_V2_OK)  /* features.13.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 191)) != MOBILENET_V2_OK)  /* features.13.conv.3.weight */
@@ -1370,10 +1359,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55392, 194)) != MOBILENET_V2_OK)  /* features.13.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 96, 576,                    /* w: features.13.conv.2.weight [96, 576, 1, 1] as [rows][cols] */
-                     stage + 55296, stage + 55392, 1e-05f,  /* folding features.13.conv.3.weight, features.13.conv.3.running_var */
-                     consts + 479168);                      /* y */
+    /* pack_blocked features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 96, 576, 1, 1,              /* w: features.13.conv.2.weight [96, 576, 1, 1] (out, in channels, kernel) */
+                             stage + 55296, stage + 55392, 1e-05f,  /* folding features.13.conv.3.weight, features.13.conv.3.running_var */
+                             consts + 483392);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 196)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 197)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.bias */
@@ -1386,7 +1375,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.14.conv.0.1.weight, features.14.conv.0.1.bias */
                      stage + 1152, stage + 1728,      /* features.14.conv.0.1.running_mean, features.14.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 534464);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 538688);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 195)) != MOBILENET_V2_OK)  /* features.14.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55296, 196)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.weight */
@@ -1394,21 +1383,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 55872, 199)) != MOBILENET_V2_OK)  /* features.14.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 576, 96,                    /* w: features.14.conv.0.0.weight [576, 96, 1, 1] as [rows][cols] */
-                     stage + 55296, stage + 55872, 1e-05f,  /* folding features.14.conv.0.1.weight, features.14.conv.0.1.running_var */
-                     consts + 535040);                      /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 200)) != MOBILENET_V2_OK)  /* features.14.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 5184, 201)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 5760, 204)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 576, 1, 9, 576,   /* w: features.14.conv.1.0.weight [576, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 5184, stage + 5760,  /* features.14.conv.1.1.weight, features.14.conv.1.1.running_var */
-                       1e-05f, consts + 590336);    /* eps, y */
+    /* pack_blocked features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 576, 96, 1, 1,              /* w: features.14.conv.0.0.weight [576, 96, 1, 1] (out, in channels, kernel) */
+                             stage + 55296, stage + 55872, 1e-05f,  /* folding features.14.conv.0.1.weight, features.14.conv.0.1.running_var */
+                             consts + 539264);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 201)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 576, 202)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.bias */
@@ -1421,7 +1399,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(576, stage + 0, stage + 576,     /* features.14.conv.1.1.weight, features.14.conv.1.1.bias */
                      stage + 1152, stage + 1728,      /* features.14.conv.1.1.running_mean, features.14.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 595520);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 594560);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 200)) != MOBILENET_V2_OK)  /* features.14.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5184, 201)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 5760, 204)) != MOBILENET_V2_OK)  /* features.14.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 576, 3, 3,                /* w: features.14.conv.1.0.weight [576, 1, 3, 3] (channels, kernel) */
+                        stage + 5184, stage + 5760, 1e-05f,  /* folding features.14.conv.1.1.weight, features.14.conv.1.1.running_var */
+                        consts + 595136);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 206)) != MOBILENET_V2_OK)  /* features.14.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 160, 207)) != MOBILENET_V2_OK)  /* features.14.conv.3.bias */
@@ -1434,7 +1423,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* features.14.conv.3.weight, features.14.conv.3.bias */
                      stage + 320, stage + 480,        /* features.14.conv.3.running_mean, features.14.conv.3.running_var */
-                     1e-05f, NULL, consts + 596096);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 600320);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 205)) != MOBILENET_V2_OK)  /* features.14.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 92160, 206)) != MOBILENET_V2_OK)  /* features.14.conv.3.weight */
@@ -1442,10 +1431,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 92320, 209)) != MOBILENET_V2_OK)  /* features.14.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 160, 576,                   /* w: features.14.conv.2.weight [160, 576, 1, 1] as [rows][cols] */
-                     stage + 92160, stage + 92320, 1e-05f,  /* folding features.14.conv.3.weight, features.14.conv.3.running_var */
-                     consts + 596256);                      /* y */
+    /* pack_blocked features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 160, 576, 1, 1,             /* w: features.14.conv.2.weight [160, 576, 1, 1] (out, in channels, kernel) */
+                             stage + 92160, stage + 92320, 1e-05f,  /* folding features.14.conv.3.weight, features.14.conv.3.running_var */
+                             consts + 600480);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 211)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 212)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.bias */
@@ -1458,7 +1447,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, stage + 0, stage + 960,     /* features.15.conv.0.1.weight, features.15.conv.0.1.bias */
                      stage + 1920, stage + 2880,      /* features.15.conv.0.1.running_mean, features.15.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 688416);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 692640);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 210)) != MOBILENET_V2_OK)  /* features.15.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 211)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.weight */
@@ -1466,21 +1455,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 154560, 214)) != MOBILENET_V2_OK)  /* features.15.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 960, 160,                     /* w: features.15.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
-                     stage + 153600, stage + 154560, 1e-05f,  /* folding features.15.conv.0.1.weight, features.15.conv.0.1.running_var */
-                     consts + 689376);                        /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 215)) != MOBILENET_V2_OK)  /* features.15.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 8640, 216)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 9600, 219)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 960, 1, 9, 960,   /* w: features.15.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 8640, stage + 9600,  /* features.15.conv.1.1.weight, features.15.conv.1.1.running_var */
-                       1e-05f, consts + 842976);    /* eps, y */
+    /* pack_blocked features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 960, 160, 1, 1,               /* w: features.15.conv.0.0.weight [960, 160, 1, 1] (out, in channels, kernel) */
+                             stage + 153600, stage + 154560, 1e-05f,  /* folding features.15.conv.0.1.weight, features.15.conv.0.1.running_var */
+                             consts + 693600);                        /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 216)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 217)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.bias */
@@ -1493,7 +1471,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, stage + 0, stage + 960,     /* features.15.conv.1.1.weight, features.15.conv.1.1.bias */
                      stage + 1920, stage + 2880,      /* features.15.conv.1.1.running_mean, features.15.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 851616);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 847200);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 215)) != MOBILENET_V2_OK)  /* features.15.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 8640, 216)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 9600, 219)) != MOBILENET_V2_OK)  /* features.15.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 960, 3, 3,                /* w: features.15.conv.1.0.weight [960, 1, 3, 3] (channels, kernel) */
+                        stage + 8640, stage + 9600, 1e-05f,  /* folding features.15.conv.1.1.weight, features.15.conv.1.1.running_var */
+                        consts + 848160);                    /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 221)) != MOBILENET_V2_OK)  /* features.15.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 160, 222)) != MOBILENET_V2_OK)  /* features.15.conv.3.bias */
@@ -1506,7 +1495,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* features.15.conv.3.weight, features.15.conv.3.bias */
                      stage + 320, stage + 480,        /* features.15.conv.3.running_mean, features.15.conv.3.running_var */
-                     1e-05f, NULL, consts + 852576);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 856800);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 220)) != MOBILENET_V2_OK)  /* features.15.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 221)) != MOBILENET_V2_OK)  /* features.15.conv.3.weight */
@@ -1514,10 +1503,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 153760, 224)) != MOBILENET_V2_OK)  /* features.15.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 160, 960,                     /* w: features.15.conv.2.weight [160, 960, 1, 1] as [rows][cols] */
-                     stage + 153600, stage + 153760, 1e-05f,  /* folding features.15.conv.3.weight, features.15.conv.3.running_var */
-                     consts + 852736);                        /* y */
+    /* pack_blocked features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 160, 960, 1, 1,               /* w: features.15.conv.2.weight [160, 960, 1, 1] (out, in channels, kernel) */
+                             stage + 153600, stage + 153760, 1e-05f,  /* folding features.15.conv.3.weight, features.15.conv.3.running_var */
+                             consts + 856960);                        /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 226)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 227)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.bias */
@@ -1530,7 +1519,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, stage + 0, stage + 960,      /* features.16.conv.0.1.weight, features.16.conv.0.1.bias */
                      stage + 1920, stage + 2880,       /* features.16.conv.0.1.running_mean, features.16.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 1006336);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1010560);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 225)) != MOBILENET_V2_OK)  /* features.16.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 226)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.weight */
@@ -1538,21 +1527,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 154560, 229)) != MOBILENET_V2_OK)  /* features.16.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 960, 160,                     /* w: features.16.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
-                     stage + 153600, stage + 154560, 1e-05f,  /* folding features.16.conv.0.1.weight, features.16.conv.0.1.running_var */
-                     consts + 1007296);                       /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 230)) != MOBILENET_V2_OK)  /* features.16.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 8640, 231)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 9600, 234)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 960, 1, 9, 960,   /* w: features.16.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 8640, stage + 9600,  /* features.16.conv.1.1.weight, features.16.conv.1.1.running_var */
-                       1e-05f, consts + 1160896);   /* eps, y */
+    /* pack_blocked features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 960, 160, 1, 1,               /* w: features.16.conv.0.0.weight [960, 160, 1, 1] (out, in channels, kernel) */
+                             stage + 153600, stage + 154560, 1e-05f,  /* folding features.16.conv.0.1.weight, features.16.conv.0.1.running_var */
+                             consts + 1011520);                       /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 231)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 232)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.bias */
@@ -1565,7 +1543,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, stage + 0, stage + 960,      /* features.16.conv.1.1.weight, features.16.conv.1.1.bias */
                      stage + 1920, stage + 2880,       /* features.16.conv.1.1.running_mean, features.16.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 1169536);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1165120);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 230)) != MOBILENET_V2_OK)  /* features.16.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 8640, 231)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 9600, 234)) != MOBILENET_V2_OK)  /* features.16.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 960, 3, 3,                /* w: features.16.conv.1.0.weight [960, 1, 3, 3] (channels, kernel) */
+                        stage + 8640, stage + 9600, 1e-05f,  /* folding features.16.conv.1.1.weight, features.16.conv.1.1.running_var */
+                        consts + 1166080);                   /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 236)) != MOBILENET_V2_OK)  /* features.16.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 160, 237)) != MOBILENET_V2_OK)  /* features.16.conv.3.bias */
@@ -1578,7 +1567,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(160, stage + 0, stage + 160,      /* features.16.conv.3.weight, features.16.conv.3.bias */
                      stage + 320, stage + 480,         /* features.16.conv.3.running_mean, features.16.conv.3.running_var */
-                     1e-05f, NULL, consts + 1170496);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1174720);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 235)) != MOBILENET_V2_OK)  /* features.16.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 236)) != MOBILENET_V2_OK)  /* features.16.conv.3.weight */
@@ -1586,10 +1575,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 153760, 239)) != MOBILENET_V2_OK)  /* features.16.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 160, 960,                     /* w: features.16.conv.2.weight [160, 960, 1, 1] as [rows][cols] */
-                     stage + 153600, stage + 153760, 1e-05f,  /* folding features.16.conv.3.weight, features.16.conv.3.running_var */
-                     consts + 1170656);                       /* y */
+    /* pack_blocked features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 160, 960, 1, 1,               /* w: features.16.conv.2.weight [160, 960, 1, 1] (out, in channels, kernel) */
+                             stage + 153600, stage + 153760, 1e-05f,  /* folding features.16.conv.3.weight, features.16.conv.3.running_var */
+                             consts + 1174880);                       /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 241)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 242)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.bias */
@@ -1602,7 +1591,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, stage + 0, stage + 960,      /* features.17.conv.0.1.weight, features.17.conv.0.1.bias */
                      stage + 1920, stage + 2880,       /* features.17.conv.0.1.running_mean, features.17.conv.0.1.running_var */
-                     1e-05f, NULL, consts + 1324256);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1328480);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 240)) != MOBILENET_V2_OK)  /* features.17.conv.0.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 153600, 241)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.weight */
@@ -1610,21 +1599,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 154560, 244)) != MOBILENET_V2_OK)  /* features.17.conv.0.1.running_var */
         goto done;
 
-    /* pack_weights features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 960, 160,                     /* w: features.17.conv.0.0.weight [960, 160, 1, 1] as [rows][cols] */
-                     stage + 153600, stage + 154560, 1e-05f,  /* folding features.17.conv.0.1.weight, features.17.conv.0.1.running_var */
-                     consts + 1325216);                       /* y */
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 245)) != MOBILENET_V2_OK)  /* features.17.conv.1.0.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 8640, 246)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.weight */
-        goto done;
-    if ((rc = mobilenet_v2_stage(m, sf, stage + 9600, 249)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.running_var */
-        goto done;
-
-    /* bn_fold_weight features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_bn_fold_weight(stage + 0, 960, 1, 9, 960,   /* w: features.17.conv.1.0.weight [960, 1, 3, 3] as [rows][cols][inner], groups */
-                       stage + 8640, stage + 9600,  /* features.17.conv.1.1.weight, features.17.conv.1.1.running_var */
-                       1e-05f, consts + 1478816);   /* eps, y */
+    /* pack_blocked features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 960, 160, 1, 1,               /* w: features.17.conv.0.0.weight [960, 160, 1, 1] (out, in channels, kernel) */
+                             stage + 153600, stage + 154560, 1e-05f,  /* folding features.17.conv.0.1.weight, features.17.conv.0.1.running_var */
+                             consts + 1329440);                       /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 246)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 960, 247)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.bias */
@@ -1637,7 +1615,18 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(960, stage + 0, stage + 960,      /* features.17.conv.1.1.weight, features.17.conv.1.1.bias */
                      stage + 1920, stage + 2880,       /* features.17.conv.1.1.running_mean, features.17.conv.1.1.running_var */
-                     1e-05f, NULL, consts + 1487456);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1483040);  /* eps, no bias, y */
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 245)) != MOBILENET_V2_OK)  /* features.17.conv.1.0.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 8640, 246)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.weight */
+        goto done;
+    if ((rc = mobilenet_v2_stage(m, sf, stage + 9600, 249)) != MOBILENET_V2_OK)  /* features.17.conv.1.1.running_var */
+        goto done;
+
+    /* pack_dw_blocked features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_dw_blocked(stage + 0, 960, 3, 3,                /* w: features.17.conv.1.0.weight [960, 1, 3, 3] (channels, kernel) */
+                        stage + 8640, stage + 9600, 1e-05f,  /* folding features.17.conv.1.1.weight, features.17.conv.1.1.running_var */
+                        consts + 1484000);                   /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 251)) != MOBILENET_V2_OK)  /* features.17.conv.3.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 320, 252)) != MOBILENET_V2_OK)  /* features.17.conv.3.bias */
@@ -1650,7 +1639,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_bn_fold_bias(320, stage + 0, stage + 320,      /* features.17.conv.3.weight, features.17.conv.3.bias */
                      stage + 640, stage + 960,         /* features.17.conv.3.running_mean, features.17.conv.3.running_var */
-                     1e-05f, NULL, consts + 1488416);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1492640);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 250)) != MOBILENET_V2_OK)  /* features.17.conv.2.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 307200, 251)) != MOBILENET_V2_OK)  /* features.17.conv.3.weight */
@@ -1658,10 +1647,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 307520, 254)) != MOBILENET_V2_OK)  /* features.17.conv.3.running_var */
         goto done;
 
-    /* pack_weights features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_pack_weights(stage + 0, 320, 960,                     /* w: features.17.conv.2.weight [320, 960, 1, 1] as [rows][cols] */
-                     stage + 307200, stage + 307520, 1e-05f,  /* folding features.17.conv.3.weight, features.17.conv.3.running_var */
-                     consts + 1488736);                       /* y */
+    /* pack_blocked features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_pack_weights_blocked(stage + 0, 320, 960, 1, 1,               /* w: features.17.conv.2.weight [320, 960, 1, 1] (out, in channels, kernel) */
+                             stage + 307200, stage + 307520, 1e-05f,  /* folding features.17.conv.3.weight, features.17.conv.3.running_var */
+                             consts + 1492960);                       /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 256)) != MOBILENET_V2_OK)  /* features.18.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 1280, 257)) != MOBILENET_V2_OK)  /* features.18.1.bias */
@@ -1674,7 +1663,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     /* bn_fold_bias features.18.0 @ models/lib/mobilenet.net:7:17 */
     nnc_bn_fold_bias(1280, stage + 0, stage + 1280,    /* features.18.1.weight, features.18.1.bias */
                      stage + 2560, stage + 3840,       /* features.18.1.running_mean, features.18.1.running_var */
-                     1e-05f, NULL, consts + 1795936);  /* eps, no bias, y */
+                     1e-05f, NULL, consts + 1800160);  /* eps, no bias, y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 255)) != MOBILENET_V2_OK)  /* features.18.0.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 409600, 256)) != MOBILENET_V2_OK)  /* features.18.1.weight */
@@ -1682,10 +1671,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 410880, 259)) != MOBILENET_V2_OK)  /* features.18.1.running_var */
         goto done;
 
-    /* pack_weights features.18.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 1280, 320,                    /* w: features.18.0.weight [1280, 320, 1, 1] as [rows][cols] */
-                     stage + 409600, stage + 410880, 1e-05f,  /* folding features.18.1.weight, features.18.1.running_var */
-                     consts + 1797216);                       /* y */
+    /* pack_blocked features.18.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_weights_blocked(stage + 0, 1280, 320, 1, 1,              /* w: features.18.0.weight [1280, 320, 1, 1] (out, in channels, kernel) */
+                             stage + 409600, stage + 410880, 1e-05f,  /* folding features.18.1.weight, features.18.1.running_var */
+                             consts + 1801440);                       /* y */
 done:
     free(stage);
     return rc;
@@ -1727,42 +1716,60 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
     float         *t265       = (float *)(ws + 0);        /* [n][32][112][112] */
-    float         *t270       = (float *)(ws + 4816896);  /* [n][16][112][112] */
-    float         *t273       = (float *)(ws + 0);        /* [n][96][112][112] */
-    float         *t278       = (float *)(ws + 4816896);  /* [n][24][56][56] */
-    float         *t281       = (float *)(ws + 0);        /* [n][144][56][56] */
-    float         *t286       = (float *)(ws + 1806336);  /* [n][24][56][56] */
-    float         *t289       = (float *)(ws + 0);        /* [n][144][56][56] */
-    float         *t294       = (float *)(ws + 1935360);  /* [n][32][28][28] */
-    float         *t297       = (float *)(ws + 0);        /* [n][192][28][28] */
-    float         *t302       = (float *)(ws + 731136);   /* [n][32][28][28] */
-    float         *t305       = (float *)(ws + 0);        /* [n][192][28][28] */
-    float         *t310       = (float *)(ws + 831488);   /* [n][32][28][28] */
-    float         *t313       = (float *)(ws + 0);        /* [n][192][28][28] */
-    float         *t318       = (float *)(ws + 731136);   /* [n][64][14][14] */
-    float         *t321       = (float *)(ws + 0);        /* [n][384][14][14] */
-    float         *t326       = (float *)(ws + 430080);   /* [n][64][14][14] */
-    float         *t329       = (float *)(ws + 0);        /* [n][384][14][14] */
-    float         *t334       = (float *)(ws + 480256);   /* [n][64][14][14] */
-    float         *t337       = (float *)(ws + 0);        /* [n][384][14][14] */
-    float         *t342       = (float *)(ws + 430080);   /* [n][64][14][14] */
-    float         *t345       = (float *)(ws + 0);        /* [n][384][14][14] */
-    float         *t350       = (float *)(ws + 580608);   /* [n][96][14][14] */
-    float         *t353       = (float *)(ws + 0);        /* [n][576][14][14] */
-    float         *t358       = (float *)(ws + 655872);   /* [n][96][14][14] */
-    float         *t361       = (float *)(ws + 0);        /* [n][576][14][14] */
-    float         *t366       = (float *)(ws + 580608);   /* [n][96][14][14] */
-    float         *t369       = (float *)(ws + 0);        /* [n][576][14][14] */
-    float         *t374       = (float *)(ws + 564480);   /* [n][160][7][7] */
-    float         *t377       = (float *)(ws + 0);        /* [n][960][7][7] */
-    float         *t382       = (float *)(ws + 295680);   /* [n][160][7][7] */
-    float         *t385       = (float *)(ws + 0);        /* [n][960][7][7] */
-    float         *t390       = (float *)(ws + 327040);   /* [n][160][7][7] */
-    float         *t393       = (float *)(ws + 0);        /* [n][960][7][7] */
-    float         *t398       = (float *)(ws + 295680);   /* [n][320][7][7] */
-    float         *t401       = (float *)(ws + 0);        /* [n][1280][7][7] */
-    float         *t402       = (float *)(ws + 250880);   /* [n][1280][1][1] */
-    float         *t403       = (float *)(ws + 250880);   /* [n][1280] */
+    float         *t267       = (float *)(ws + 1605632);  /* [n][2][112][112][16], 32 channels in blocks of 16 */
+    float         *t269       = (float *)(ws + 0);        /* [n][2][112][112][16], 32 channels in blocks of 16 */
+    float         *t272       = (float *)(ws + 4816896);  /* [n][1][112][112][16], 16 channels in blocks of 16 */
+    float         *t275       = (float *)(ws + 0);        /* [n][6][112][112][16], 96 channels in blocks of 16 */
+    float         *t278       = (float *)(ws + 4816896);  /* [n][6][56][56][16], 96 channels in blocks of 16 */
+    float         *t281       = (float *)(ws + 3612672);  /* [n][2][56][56][16], 24 channels in blocks of 16 */
+    float         *t284       = (float *)(ws + 0);        /* [n][9][56][56][16], 144 channels in blocks of 16 */
+    float         *t287       = (float *)(ws + 1806336);  /* [n][9][56][56][16], 144 channels in blocks of 16 */
+    float         *t290       = (float *)(ws + 4014080);  /* [n][2][56][56][16], 24 channels in blocks of 16 */
+    float         *t293       = (float *)(ws + 0);        /* [n][9][56][56][16], 144 channels in blocks of 16 */
+    float         *t296       = (float *)(ws + 1806336);  /* [n][9][28][28][16], 144 channels in blocks of 16 */
+    float         *t299       = (float *)(ws + 1204224);  /* [n][2][28][28][16], 32 channels in blocks of 16 */
+    float         *t302       = (float *)(ws + 0);        /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t305       = (float *)(ws + 602112);   /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t308       = (float *)(ws + 1304576);  /* [n][2][28][28][16], 32 channels in blocks of 16 */
+    float         *t311       = (float *)(ws + 0);        /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t314       = (float *)(ws + 602112);   /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t317       = (float *)(ws + 1204224);  /* [n][2][28][28][16], 32 channels in blocks of 16 */
+    float         *t320       = (float *)(ws + 0);        /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t323       = (float *)(ws + 602112);   /* [n][12][14][14][16], 192 channels in blocks of 16 */
+    float         *t326       = (float *)(ws + 752640);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
+    float         *t329       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t332       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t335       = (float *)(ws + 602112);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
+    float         *t338       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t341       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t344       = (float *)(ws + 652288);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
+    float         *t347       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t350       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t353       = (float *)(ws + 602112);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
+    float         *t356       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t359       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t362       = (float *)(ws + 903168);   /* [n][6][14][14][16], 96 channels in blocks of 16 */
+    float         *t365       = (float *)(ws + 0);        /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t368       = (float *)(ws + 451584);   /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t371       = (float *)(ws + 978432);   /* [n][6][14][14][16], 96 channels in blocks of 16 */
+    float         *t374       = (float *)(ws + 0);        /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t377       = (float *)(ws + 451584);   /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t380       = (float *)(ws + 903168);   /* [n][6][14][14][16], 96 channels in blocks of 16 */
+    float         *t383       = (float *)(ws + 0);        /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t386       = (float *)(ws + 451584);   /* [n][36][7][7][16], 576 channels in blocks of 16 */
+    float         *t389       = (float *)(ws + 376320);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
+    float         *t392       = (float *)(ws + 0);        /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t395       = (float *)(ws + 188160);   /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t398       = (float *)(ws + 407680);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
+    float         *t401       = (float *)(ws + 0);        /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t404       = (float *)(ws + 188160);   /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t407       = (float *)(ws + 376320);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
+    float         *t410       = (float *)(ws + 0);        /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t413       = (float *)(ws + 188160);   /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t416       = (float *)(ws + 376320);   /* [n][20][7][7][16], 320 channels in blocks of 16 */
+    float         *t419       = (float *)(ws + 0);        /* [n][80][7][7][16], 1280 channels in blocks of 16 */
+    float         *t420       = (float *)(ws + 250880);   /* [n][1280][1][1] */
+    float         *t421       = (float *)(ws + 250880);   /* [n][1280] */
 
     /* conv2d features.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_packed(&m->ctx,                                             /* the instance's threads and instruction set */
@@ -1774,372 +1781,481 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                       NNC_ACT_RELU6, 0.0f, 32,                             /* then relu6 */
                       NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
 
-    /* dwpw features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                        /* the instance's threads and instruction set */
-                    n, t265, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
-                    consts + 896, consts + 1184,    /* depthwise: bn_fold_weight(features.1.conv.0.0.weight), bn_fold_bias(features.1.conv.0.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,         /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,            /* then relu6 */
-                    consts + 1232, consts + 1216,   /* pointwise: pack_weights(features.1.conv.1.weight), bn_fold_bias(features.1.conv.2.weight) */
-                    t270, 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
-                    NULL, NNC_ACT_NONE, 0.0f,       /* epilogue: none */
-                    9, (float *)(ws + 1605632));    /* rows per tile, scratch */
+    /* reorder features.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_to_blocked(&m->ctx,                     /* the instance's threads and instruction set */
+                   n, t265, 401408, 32, 12544,  /* x: [32, 112, 112], batch stride; channels, pixels */
+                   t267, 401408);               /* y (nchw16c), batch stride */
+
+    /* conv2d features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                        /* the instance's threads and instruction set */
+                       n, t267, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
+                       consts + 928, consts + 896,     /* pack_dw_blocked(features.1.conv.0.0.weight), bn_fold_bias(features.1.conv.0.1.weight) */
+                       t269, 401408, 112, 112,         /* y: [32, 112, 112], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,         /* kernel, stride, padding, dilation */
+                       NULL, 0,                        /* no residual */
+                       NNC_ACT_RELU6, 0.0f);           /* then relu6 */
+
+    /* conv2d features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                        /* the instance's threads and instruction set */
+                       n, t269, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
+                       consts + 1232, consts + 1216,   /* pack_blocked(features.1.conv.1.weight), bn_fold_bias(features.1.conv.2.weight) */
+                       t272, 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,         /* kernel, stride, padding, dilation */
+                       NULL, 0,                        /* no residual */
+                       NNC_ACT_NONE, 0.0f);            /* then none */
 
     /* conv2d features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
-                      n, t270, 200704, 16, 112, 112,    /* x: [16, 112, 112], batch stride */
-                      consts + 1840, consts + 1744,     /* pack_weights(features.2.conv.0.0.weight), bn_fold_bias(features.2.conv.0.1.weight) */
-                      t273, 1204224, 96, 112, 112,      /* y: [96, 112, 112], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                          /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 96,          /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                        /* the instance's threads and instruction set */
+                       n, t272, 200704, 16, 112, 112,  /* x: [16, 112, 112], batch stride */
+                       consts + 1840, consts + 1744,   /* pack_blocked(features.2.conv.0.0.weight), bn_fold_bias(features.2.conv.0.1.weight) */
+                       t275, 1204224, 96, 112, 112,    /* y: [96, 112, 112], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,         /* kernel, stride, padding, dilation */
+                       NULL, 0,                        /* no residual */
+                       NNC_ACT_RELU6, 0.0f);           /* then relu6 */
 
-    /* dwpw features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
-                    n, t273, 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
-                    consts + 3376, consts + 4240,    /* depthwise: bn_fold_weight(features.2.conv.1.0.weight), bn_fold_bias(features.2.conv.1.1.weight) */
-                    3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-                    consts + 4360, consts + 4336,    /* pointwise: pack_weights(features.2.conv.2.weight), bn_fold_bias(features.2.conv.3.weight) */
-                    t278, 75264, 24, 56, 56,         /* y: [24, 56, 56], batch stride */
-                    NULL, NNC_ACT_NONE, 0.0f,        /* epilogue: none */
-                    6, (float *)(ws + 5117952));     /* rows per tile, scratch */
+    /* conv2d features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t275, 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
+                       consts + 3472, consts + 3376,    /* pack_dw_blocked(features.2.conv.1.0.weight), bn_fold_bias(features.2.conv.1.1.weight) */
+                       t278, 301056, 56, 56,            /* y: [96, 56, 56], batch stride */
+                       3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
+
+    /* conv2d features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                       /* the instance's threads and instruction set */
+                       n, t278, 301056, 96, 56, 56,   /* x: [96, 56, 56], batch stride */
+                       consts + 4360, consts + 4336,  /* pack_blocked(features.2.conv.2.weight), bn_fold_bias(features.2.conv.3.weight) */
+                       t281, 100352, 24, 56, 56,      /* y: [24, 56, 56], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,        /* kernel, stride, padding, dilation */
+                       NULL, 0,                       /* no residual */
+                       NNC_ACT_NONE, 0.0f);           /* then none */
 
     /* conv2d features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
-                      n, t278, 75264, 24, 56, 56,       /* x: [24, 56, 56], batch stride */
-                      consts + 6808, consts + 6664,     /* pack_weights(features.3.conv.0.0.weight), bn_fold_bias(features.3.conv.0.1.weight) */
-                      t281, 451584, 144, 56, 56,        /* y: [144, 56, 56], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                          /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 144,         /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                       /* the instance's threads and instruction set */
+                       n, t281, 100352, 24, 56, 56,   /* x: [24, 56, 56], batch stride */
+                       consts + 7576, consts + 7432,  /* pack_blocked(features.3.conv.0.0.weight), bn_fold_bias(features.3.conv.0.1.weight) */
+                       t284, 451584, 144, 56, 56,     /* y: [144, 56, 56], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,        /* kernel, stride, padding, dilation */
+                       NULL, 0,                       /* no residual */
+                       NNC_ACT_RELU6, 0.0f);          /* then relu6 */
 
-    /* dwpw features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
-                    n, t281, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
-                    consts + 10264, consts + 11560,  /* depthwise: bn_fold_weight(features.3.conv.1.0.weight), bn_fold_bias(features.3.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-                    consts + 11728, consts + 11704,  /* pointwise: pack_weights(features.3.conv.2.weight), bn_fold_bias(features.3.conv.3.weight) */
-                    t286, 75264, 24, 56, 56,         /* y: [24, 56, 56], batch stride */
-                    t278, NNC_ACT_NONE, 0.0f,        /* epilogue: + residual [24, 56, 56] */
-                    4, (float *)(ws + 2107392));     /* rows per tile, scratch */
+    /* conv2d features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t284, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
+                       consts + 12328, consts + 12184,  /* pack_dw_blocked(features.3.conv.1.0.weight), bn_fold_bias(features.3.conv.1.1.weight) */
+                       t287, 451584, 56, 56,            /* y: [144, 56, 56], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
+
+    /* conv2d features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t287, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
+                       consts + 13648, consts + 13624,  /* pack_blocked(features.3.conv.2.weight), bn_fold_bias(features.3.conv.3.weight) */
+                       t290, 100352, 24, 56, 56,        /* y: [24, 56, 56], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       t281, 100352,                    /* residual [24, 56, 56], batch stride */
+                       NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
-                      n, t286, 75264, 24, 56, 56,       /* x: [24, 56, 56], batch stride */
-                      consts + 15328, consts + 15184,   /* pack_weights(features.4.conv.0.0.weight), bn_fold_bias(features.4.conv.0.1.weight) */
-                      t289, 451584, 144, 56, 56,        /* y: [144, 56, 56], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                          /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 144,         /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t290, 100352, 24, 56, 56,     /* x: [24, 56, 56], batch stride */
+                       consts + 18400, consts + 18256,  /* pack_blocked(features.4.conv.0.0.weight), bn_fold_bias(features.4.conv.0.1.weight) */
+                       t293, 451584, 144, 56, 56,       /* y: [144, 56, 56], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
-    /* dwpw features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
-                    n, t289, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
-                    consts + 18784, consts + 20080,  /* depthwise: bn_fold_weight(features.4.conv.1.0.weight), bn_fold_bias(features.4.conv.1.1.weight) */
-                    3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-                    consts + 20256, consts + 20224,  /* pointwise: pack_weights(features.4.conv.2.weight), bn_fold_bias(features.4.conv.3.weight) */
-                    t294, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
-                    NULL, NNC_ACT_NONE, 0.0f,        /* epilogue: none */
-                    8, (float *)(ws + 1806336));     /* rows per tile, scratch */
+    /* conv2d features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t293, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
+                       consts + 23152, consts + 23008,  /* pack_dw_blocked(features.4.conv.1.0.weight), bn_fold_bias(features.4.conv.1.1.weight) */
+                       t296, 112896, 28, 28,            /* y: [144, 28, 28], batch stride */
+                       3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
+
+    /* conv2d features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t296, 112896, 144, 28, 28,    /* x: [144, 28, 28], batch stride */
+                       consts + 24480, consts + 24448,  /* pack_blocked(features.4.conv.2.weight), bn_fold_bias(features.4.conv.3.weight) */
+                       t299, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
-                      n, t294, 25088, 32, 28, 28,       /* x: [32, 28, 28], batch stride */
-                      consts + 25056, consts + 24864,   /* pack_weights(features.5.conv.0.0.weight), bn_fold_bias(features.5.conv.0.1.weight) */
-                      t297, 150528, 192, 28, 28,        /* y: [192, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                          /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 192,         /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t299, 25088, 32, 28, 28,      /* x: [32, 28, 28], batch stride */
+                       consts + 29280, consts + 29088,  /* pack_blocked(features.5.conv.0.0.weight), bn_fold_bias(features.5.conv.0.1.weight) */
+                       t302, 150528, 192, 28, 28,       /* y: [192, 28, 28], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
-    /* dwpw features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
-                    n, t297, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
-                    consts + 31200, consts + 32928,  /* depthwise: bn_fold_weight(features.5.conv.1.0.weight), bn_fold_bias(features.5.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-                    consts + 33152, consts + 33120,  /* pointwise: pack_weights(features.5.conv.2.weight), bn_fold_bias(features.5.conv.3.weight) */
-                    t302, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
-                    t294, NNC_ACT_NONE, 0.0f,        /* epilogue: + residual [32, 28, 28] */
-                    6, (float *)(ws + 602112));      /* rows per tile, scratch */
+    /* conv2d features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t302, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       consts + 35616, consts + 35424,  /* pack_dw_blocked(features.5.conv.1.0.weight), bn_fold_bias(features.5.conv.1.1.weight) */
+                       t305, 150528, 28, 28,            /* y: [192, 28, 28], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
+
+    /* conv2d features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t305, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       consts + 37376, consts + 37344,  /* pack_blocked(features.5.conv.2.weight), bn_fold_bias(features.5.conv.3.weight) */
+                       t308, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       t299, 25088,                     /* residual [32, 28, 28], batch stride */
+                       NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
-                      n, t302, 25088, 32, 28, 28,       /* x: [32, 28, 28], batch stride */
-                      consts + 39488, consts + 39296,   /* pack_weights(features.6.conv.0.0.weight), bn_fold_bias(features.6.conv.0.1.weight) */
-                      t305, 150528, 192, 28, 28,        /* y: [192, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                          /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 192,         /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t308, 25088, 32, 28, 28,      /* x: [32, 28, 28], batch stride */
+                       consts + 43712, consts + 43520,  /* pack_blocked(features.6.conv.0.0.weight), bn_fold_bias(features.6.conv.0.1.weight) */
+                       t311, 150528, 192, 28, 28,       /* y: [192, 28, 28], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
-    /* dwpw features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
-                    n, t305, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
-                    consts + 45632, consts + 47360,  /* depthwise: bn_fold_weight(features.6.conv.1.0.weight), bn_fold_bias(features.6.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-                    consts + 47584, consts + 47552,  /* pointwise: pack_weights(features.6.conv.2.weight), bn_fold_bias(features.6.conv.3.weight) */
-                    t310, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
-                    t302, NNC_ACT_NONE, 0.0f,        /* epilogue: + residual [32, 28, 28] */
-                    6, (float *)(ws + 602112));      /* rows per tile, scratch */
+    /* conv2d features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t311, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       consts + 50048, consts + 49856,  /* pack_dw_blocked(features.6.conv.1.0.weight), bn_fold_bias(features.6.conv.1.1.weight) */
+                       t314, 150528, 28, 28,            /* y: [192, 28, 28], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
+
+    /* conv2d features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t314, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       consts + 51808, consts + 51776,  /* pack_blocked(features.6.conv.2.weight), bn_fold_bias(features.6.conv.3.weight) */
+                       t317, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       t308, 25088,                     /* residual [32, 28, 28], batch stride */
+                       NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
-                      n, t310, 25088, 32, 28, 28,       /* x: [32, 28, 28], batch stride */
-                      consts + 53920, consts + 53728,   /* pack_weights(features.7.conv.0.0.weight), bn_fold_bias(features.7.conv.0.1.weight) */
-                      t313, 150528, 192, 28, 28,        /* y: [192, 28, 28], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                          /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 192,         /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t317, 25088, 32, 28, 28,      /* x: [32, 28, 28], batch stride */
+                       consts + 58144, consts + 57952,  /* pack_blocked(features.7.conv.0.0.weight), bn_fold_bias(features.7.conv.0.1.weight) */
+                       t320, 150528, 192, 28, 28,       /* y: [192, 28, 28], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
-    /* dwpw features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                         /* the instance's threads and instruction set */
-                    n, t313, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
-                    consts + 60064, consts + 61792,  /* depthwise: bn_fold_weight(features.7.conv.1.0.weight), bn_fold_bias(features.7.conv.1.1.weight) */
-                    3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,             /* then relu6 */
-                    consts + 62048, consts + 61984,  /* pointwise: pack_weights(features.7.conv.2.weight), bn_fold_bias(features.7.conv.3.weight) */
-                    t318, 12544, 64, 14, 14,         /* y: [64, 14, 14], batch stride */
-                    NULL, NNC_ACT_NONE, 0.0f,        /* epilogue: none */
-                    12, (float *)(ws + 602112));     /* rows per tile, scratch */
+    /* conv2d features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t320, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       consts + 64480, consts + 64288,  /* pack_dw_blocked(features.7.conv.1.0.weight), bn_fold_bias(features.7.conv.1.1.weight) */
+                       t323, 37632, 14, 14,             /* y: [192, 14, 14], batch stride */
+                       3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
+
+    /* conv2d features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t323, 37632, 192, 14, 14,     /* x: [192, 14, 14], batch stride */
+                       consts + 66272, consts + 66208,  /* pack_blocked(features.7.conv.2.weight), bn_fold_bias(features.7.conv.3.weight) */
+                       t326, 12544, 64, 14, 14,         /* y: [64, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
-                      n, t318, 12544, 64, 14, 14,       /* x: [64, 14, 14], batch stride */
-                      consts + 74720, consts + 74336,   /* pack_weights(features.8.conv.0.0.weight), bn_fold_bias(features.8.conv.0.1.weight) */
-                      t321, 75264, 384, 14, 14,         /* y: [384, 14, 14], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                          /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 384,         /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
+                       n, t326, 12544, 64, 14, 14,      /* x: [64, 14, 14], batch stride */
+                       consts + 78944, consts + 78560,  /* pack_blocked(features.8.conv.0.0.weight), bn_fold_bias(features.8.conv.0.1.weight) */
+                       t329, 75264, 384, 14, 14,        /* y: [384, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
+                       NULL, 0,                         /* no residual */
+                       NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
-    /* dwpw features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                    n, t321, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
-                    consts + 99296, consts + 102752,   /* depthwise: bn_fold_weight(features.8.conv.1.0.weight), bn_fold_bias(features.8.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-                    consts + 103200, consts + 103136,  /* pointwise: pack_weights(features.8.conv.2.weight), bn_fold_bias(features.8.conv.3.weight) */
-                    t326, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
-                    t318, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [64, 14, 14] */
-                    6, (float *)(ws + 301056));        /* rows per tile, scratch */
+    /* conv2d features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t329, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       consts + 103904, consts + 103520,  /* pack_dw_blocked(features.8.conv.1.0.weight), bn_fold_bias(features.8.conv.1.1.weight) */
+                       t332, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
+
+    /* conv2d features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t332, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       consts + 107424, consts + 107360,  /* pack_blocked(features.8.conv.2.weight), bn_fold_bias(features.8.conv.3.weight) */
+                       t335, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       t326, 12544,                       /* residual [64, 14, 14], batch stride */
+                       NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                      n, t326, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
-                      consts + 128160, consts + 127776,  /* pack_weights(features.9.conv.0.0.weight), bn_fold_bias(features.9.conv.0.1.weight) */
-                      t329, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                           /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 384,          /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t335, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
+                       consts + 132384, consts + 132000,  /* pack_blocked(features.9.conv.0.0.weight), bn_fold_bias(features.9.conv.0.1.weight) */
+                       t338, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
-    /* dwpw features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                    n, t329, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
-                    consts + 152736, consts + 156192,  /* depthwise: bn_fold_weight(features.9.conv.1.0.weight), bn_fold_bias(features.9.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-                    consts + 156640, consts + 156576,  /* pointwise: pack_weights(features.9.conv.2.weight), bn_fold_bias(features.9.conv.3.weight) */
-                    t334, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
-                    t326, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [64, 14, 14] */
-                    6, (float *)(ws + 301056));        /* rows per tile, scratch */
+    /* conv2d features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t338, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       consts + 157344, consts + 156960,  /* pack_dw_blocked(features.9.conv.1.0.weight), bn_fold_bias(features.9.conv.1.1.weight) */
+                       t341, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
+
+    /* conv2d features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t341, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       consts + 160864, consts + 160800,  /* pack_blocked(features.9.conv.2.weight), bn_fold_bias(features.9.conv.3.weight) */
+                       t344, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       t335, 12544,                       /* residual [64, 14, 14], batch stride */
+                       NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                      n, t334, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
-                      consts + 181600, consts + 181216,  /* pack_weights(features.10.conv.0.0.weight), bn_fold_bias(features.10.conv.0.1.weight) */
-                      t337, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                           /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 384,          /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t344, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
+                       consts + 185824, consts + 185440,  /* pack_blocked(features.10.conv.0.0.weight), bn_fold_bias(features.10.conv.0.1.weight) */
+                       t347, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
-    /* dwpw features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                    n, t337, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
-                    consts + 206176, consts + 209632,  /* depthwise: bn_fold_weight(features.10.conv.1.0.weight), bn_fold_bias(features.10.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-                    consts + 210080, consts + 210016,  /* pointwise: pack_weights(features.10.conv.2.weight), bn_fold_bias(features.10.conv.3.weight) */
-                    t342, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
-                    t334, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [64, 14, 14] */
-                    6, (float *)(ws + 301056));        /* rows per tile, scratch */
+    /* conv2d features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t347, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       consts + 210784, consts + 210400,  /* pack_dw_blocked(features.10.conv.1.0.weight), bn_fold_bias(features.10.conv.1.1.weight) */
+                       t350, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
+
+    /* conv2d features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t350, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       consts + 214304, consts + 214240,  /* pack_blocked(features.10.conv.2.weight), bn_fold_bias(features.10.conv.3.weight) */
+                       t353, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       t344, 12544,                       /* residual [64, 14, 14], batch stride */
+                       NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                      n, t342, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
-                      consts + 235040, consts + 234656,  /* pack_weights(features.11.conv.0.0.weight), bn_fold_bias(features.11.conv.0.1.weight) */
-                      t345, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                           /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 384,          /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t353, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
+                       consts + 239264, consts + 238880,  /* pack_blocked(features.11.conv.0.0.weight), bn_fold_bias(features.11.conv.0.1.weight) */
+                       t356, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
-    /* dwpw features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                    n, t345, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
-                    consts + 259616, consts + 263072,  /* depthwise: bn_fold_weight(features.11.conv.1.0.weight), bn_fold_bias(features.11.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-                    consts + 263552, consts + 263456,  /* pointwise: pack_weights(features.11.conv.2.weight), bn_fold_bias(features.11.conv.3.weight) */
-                    t350, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
-                    NULL, NNC_ACT_NONE, 0.0f,          /* epilogue: none */
-                    6, (float *)(ws + 301056));        /* rows per tile, scratch */
+    /* conv2d features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t356, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       consts + 264224, consts + 263840,  /* pack_dw_blocked(features.11.conv.1.0.weight), bn_fold_bias(features.11.conv.1.1.weight) */
+                       t359, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
+
+    /* conv2d features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t359, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       consts + 267776, consts + 267680,  /* pack_blocked(features.11.conv.2.weight), bn_fold_bias(features.11.conv.3.weight) */
+                       t362, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                      n, t350, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
-                      consts + 300992, consts + 300416,  /* pack_weights(features.12.conv.0.0.weight), bn_fold_bias(features.12.conv.0.1.weight) */
-                      t353, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                           /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 576,          /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t362, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
+                       consts + 305216, consts + 304640,  /* pack_blocked(features.12.conv.0.0.weight), bn_fold_bias(features.12.conv.0.1.weight) */
+                       t365, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
-    /* dwpw features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                    n, t353, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
-                    consts + 356288, consts + 361472,  /* depthwise: bn_fold_weight(features.12.conv.1.0.weight), bn_fold_bias(features.12.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-                    consts + 362144, consts + 362048,  /* pointwise: pack_weights(features.12.conv.2.weight), bn_fold_bias(features.12.conv.3.weight) */
-                    t358, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
-                    t350, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [96, 14, 14] */
-                    4, (float *)(ws + 451584));        /* rows per tile, scratch */
+    /* conv2d features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t365, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       consts + 361088, consts + 360512,  /* pack_dw_blocked(features.12.conv.1.0.weight), bn_fold_bias(features.12.conv.1.1.weight) */
+                       t368, 112896, 14, 14,              /* y: [576, 14, 14], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
+
+    /* conv2d features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t368, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       consts + 366368, consts + 366272,  /* pack_blocked(features.12.conv.2.weight), bn_fold_bias(features.12.conv.3.weight) */
+                       t371, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       t362, 18816,                       /* residual [96, 14, 14], batch stride */
+                       NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                      n, t358, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
-                      consts + 418016, consts + 417440,  /* pack_weights(features.13.conv.0.0.weight), bn_fold_bias(features.13.conv.0.1.weight) */
-                      t361, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                           /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 576,          /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t371, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
+                       consts + 422240, consts + 421664,  /* pack_blocked(features.13.conv.0.0.weight), bn_fold_bias(features.13.conv.0.1.weight) */
+                       t374, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
-    /* dwpw features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                    n, t361, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
-                    consts + 473312, consts + 478496,  /* depthwise: bn_fold_weight(features.13.conv.1.0.weight), bn_fold_bias(features.13.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-                    consts + 479168, consts + 479072,  /* pointwise: pack_weights(features.13.conv.2.weight), bn_fold_bias(features.13.conv.3.weight) */
-                    t366, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
-                    t358, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [96, 14, 14] */
-                    4, (float *)(ws + 451584));        /* rows per tile, scratch */
+    /* conv2d features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t374, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       consts + 478112, consts + 477536,  /* pack_dw_blocked(features.13.conv.1.0.weight), bn_fold_bias(features.13.conv.1.1.weight) */
+                       t377, 112896, 14, 14,              /* y: [576, 14, 14], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
+
+    /* conv2d features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t377, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       consts + 483392, consts + 483296,  /* pack_blocked(features.13.conv.2.weight), bn_fold_bias(features.13.conv.3.weight) */
+                       t380, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       t371, 18816,                       /* residual [96, 14, 14], batch stride */
+                       NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                      n, t366, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
-                      consts + 535040, consts + 534464,  /* pack_weights(features.14.conv.0.0.weight), bn_fold_bias(features.14.conv.0.1.weight) */
-                      t369, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                           /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 576,          /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t380, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
+                       consts + 539264, consts + 538688,  /* pack_blocked(features.14.conv.0.0.weight), bn_fold_bias(features.14.conv.0.1.weight) */
+                       t383, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
-    /* dwpw features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                    n, t369, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
-                    consts + 590336, consts + 595520,  /* depthwise: bn_fold_weight(features.14.conv.1.0.weight), bn_fold_bias(features.14.conv.1.1.weight) */
-                    3, 3, 2, 2, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-                    consts + 596256, consts + 596096,  /* pointwise: pack_weights(features.14.conv.2.weight), bn_fold_bias(features.14.conv.3.weight) */
-                    t374, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
-                    NULL, NNC_ACT_NONE, 0.0f,          /* epilogue: none */
-                    7, (float *)(ws + 451584));        /* rows per tile, scratch */
+    /* conv2d features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t383, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       consts + 595136, consts + 594560,  /* pack_dw_blocked(features.14.conv.1.0.weight), bn_fold_bias(features.14.conv.1.1.weight) */
+                       t386, 28224, 7, 7,                 /* y: [576, 7, 7], batch stride */
+                       3, 3, 2, 2, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
+
+    /* conv2d features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t386, 28224, 576, 7, 7,         /* x: [576, 7, 7], batch stride */
+                       consts + 600480, consts + 600320,  /* pack_blocked(features.14.conv.2.weight), bn_fold_bias(features.14.conv.3.weight) */
+                       t389, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                      n, t374, 7840, 160, 7, 7,          /* x: [160, 7, 7], batch stride */
-                      consts + 689376, consts + 688416,  /* pack_weights(features.15.conv.0.0.weight), bn_fold_bias(features.15.conv.0.1.weight) */
-                      t377, 47040, 960, 7, 7,            /* y: [960, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                           /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 960,          /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t389, 7840, 160, 7, 7,          /* x: [160, 7, 7], batch stride */
+                       consts + 693600, consts + 692640,  /* pack_blocked(features.15.conv.0.0.weight), bn_fold_bias(features.15.conv.0.1.weight) */
+                       t392, 47040, 960, 7, 7,            /* y: [960, 7, 7], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
-    /* dwpw features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                           /* the instance's threads and instruction set */
-                    n, t377, 47040, 960, 7, 7,         /* x: [960, 7, 7], batch stride */
-                    consts + 842976, consts + 851616,  /* depthwise: bn_fold_weight(features.15.conv.1.0.weight), bn_fold_bias(features.15.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,               /* then relu6 */
-                    consts + 852736, consts + 852576,  /* pointwise: pack_weights(features.15.conv.2.weight), bn_fold_bias(features.15.conv.3.weight) */
-                    t382, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
-                    t374, NNC_ACT_NONE, 0.0f,          /* epilogue: + residual [160, 7, 7] */
-                    4, (float *)(ws + 188160));        /* rows per tile, scratch */
+    /* conv2d features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t392, 47040, 960, 7, 7,         /* x: [960, 7, 7], batch stride */
+                       consts + 848160, consts + 847200,  /* pack_dw_blocked(features.15.conv.1.0.weight), bn_fold_bias(features.15.conv.1.1.weight) */
+                       t395, 47040, 7, 7,                 /* y: [960, 7, 7], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU6, 0.0f);              /* then relu6 */
+
+    /* conv2d features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t395, 47040, 960, 7, 7,         /* x: [960, 7, 7], batch stride */
+                       consts + 856960, consts + 856800,  /* pack_blocked(features.15.conv.2.weight), bn_fold_bias(features.15.conv.3.weight) */
+                       t398, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       t389, 7840,                        /* residual [160, 7, 7], batch stride */
+                       NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
-                      n, t382, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
-                      consts + 1007296, consts + 1006336,  /* pack_weights(features.16.conv.0.0.weight), bn_fold_bias(features.16.conv.0.1.weight) */
-                      t385, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                             /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 960,            /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t398, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
+                       consts + 1011520, consts + 1010560,  /* pack_blocked(features.16.conv.0.0.weight), bn_fold_bias(features.16.conv.0.1.weight) */
+                       t401, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
+                       NULL, 0,                             /* no residual */
+                       NNC_ACT_RELU6, 0.0f);                /* then relu6 */
 
-    /* dwpw features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                             /* the instance's threads and instruction set */
-                    n, t385, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
-                    consts + 1160896, consts + 1169536,  /* depthwise: bn_fold_weight(features.16.conv.1.0.weight), bn_fold_bias(features.16.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,                 /* then relu6 */
-                    consts + 1170656, consts + 1170496,  /* pointwise: pack_weights(features.16.conv.2.weight), bn_fold_bias(features.16.conv.3.weight) */
-                    t390, 7840, 160, 7, 7,               /* y: [160, 7, 7], batch stride */
-                    t382, NNC_ACT_NONE, 0.0f,            /* epilogue: + residual [160, 7, 7] */
-                    4, (float *)(ws + 188160));          /* rows per tile, scratch */
+    /* conv2d features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t401, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                       consts + 1166080, consts + 1165120,  /* pack_dw_blocked(features.16.conv.1.0.weight), bn_fold_bias(features.16.conv.1.1.weight) */
+                       t404, 47040, 7, 7,                   /* y: [960, 7, 7], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
+                       NULL, 0,                             /* no residual */
+                       NNC_ACT_RELU6, 0.0f);                /* then relu6 */
+
+    /* conv2d features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t404, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                       consts + 1174880, consts + 1174720,  /* pack_blocked(features.16.conv.2.weight), bn_fold_bias(features.16.conv.3.weight) */
+                       t407, 7840, 160, 7, 7,               /* y: [160, 7, 7], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
+                       t398, 7840,                          /* residual [160, 7, 7], batch stride */
+                       NNC_ACT_NONE, 0.0f);                 /* then none */
 
     /* conv2d features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
-                      n, t390, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
-                      consts + 1325216, consts + 1324256,  /* pack_weights(features.17.conv.0.0.weight), bn_fold_bias(features.17.conv.0.1.weight) */
-                      t393, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                             /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 960,            /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t407, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
+                       consts + 1329440, consts + 1328480,  /* pack_blocked(features.17.conv.0.0.weight), bn_fold_bias(features.17.conv.0.1.weight) */
+                       t410, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
+                       NULL, 0,                             /* no residual */
+                       NNC_ACT_RELU6, 0.0f);                /* then relu6 */
 
-    /* dwpw features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
-    nnc_dwpw_packed(&m->ctx,                             /* the instance's threads and instruction set */
-                    n, t393, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
-                    consts + 1478816, consts + 1487456,  /* depthwise: bn_fold_weight(features.17.conv.1.0.weight), bn_fold_bias(features.17.conv.1.1.weight) */
-                    3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
-                    NNC_ACT_RELU6, 0.0f,                 /* then relu6 */
-                    consts + 1488736, consts + 1488416,  /* pointwise: pack_weights(features.17.conv.2.weight), bn_fold_bias(features.17.conv.3.weight) */
-                    t398, 15680, 320, 7, 7,              /* y: [320, 7, 7], batch stride */
-                    NULL, NNC_ACT_NONE, 0.0f,            /* epilogue: none */
-                    4, (float *)(ws + 188160));          /* rows per tile, scratch */
+    /* conv2d features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_dwconv_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t410, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                       consts + 1484000, consts + 1483040,  /* pack_dw_blocked(features.17.conv.1.0.weight), bn_fold_bias(features.17.conv.1.1.weight) */
+                       t413, 47040, 7, 7,                   /* y: [960, 7, 7], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
+                       NULL, 0,                             /* no residual */
+                       NNC_ACT_RELU6, 0.0f);                /* then relu6 */
+
+    /* conv2d features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
+    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t413, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                       consts + 1492960, consts + 1492640,  /* pack_blocked(features.17.conv.2.weight), bn_fold_bias(features.17.conv.3.weight) */
+                       t416, 15680, 320, 7, 7,              /* y: [320, 7, 7], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
+                       NULL, 0,                             /* no residual */
+                       NNC_ACT_NONE, 0.0f);                 /* then none */
 
     /* conv2d features.18.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
-                      n, t398, 15680, 320, 7, 7,           /* x: [320, 7, 7], batch stride */
-                      consts + 1797216, consts + 1795936,  /* pack_weights(features.18.0.weight), bn_fold_bias(features.18.1.weight) */
-                      t401, 62720, 1280, 7, 7,             /* y: [1280, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                             /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 1280,           /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t416, 15680, 320, 7, 7,           /* x: [320, 7, 7], batch stride */
+                       consts + 1801440, consts + 1800160,  /* pack_blocked(features.18.0.weight), bn_fold_bias(features.18.1.weight) */
+                       t419, 62720, 1280, 7, 7,             /* y: [1280, 7, 7], batch stride */
+                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
+                       NULL, 0,                             /* no residual */
+                       NNC_ACT_RELU6, 0.0f);                /* then relu6 */
 
     /* global_avgpool @ models/mobilenet_v2.net:42:26 */
-    nnc_global_avgpool(n, t401, 1280, 49, t402);
+    nnc_global_avgpool_blocked(&m->ctx,                   /* the instance's threads and instruction set */
+                               n, t419, 62720, 1280, 49,  /* x: [1280, 7, 7] (nchw16c), batch stride */
+                               t420);                     /* y */
 
     /* flatten @ models/mobilenet_v2.net:42:44 */
-    /* t403 is a view of t402: no copy */
+    /* t421 is a view of t420: no copy */
 
     /* linear classifier.1 @ models/mobilenet_v2.net:42:71 */
     nnc_linear_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                  n, t403, 1280,                 /* x: [1280] */
+                  n, t421, 1280,                 /* x: [1280] */
                   params + 0, params + 1280000,  /* classifier.1.weight, classifier.1.bias */
                   out_logits, 1000,              /* y: [1000] */
                   NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */
