@@ -132,7 +132,7 @@ static bool cg_conv_blocked_call(CgEmit *cx, const IrNode *n)
     const ConvAttr *c = &n->attr.conv;
     const IrShape *y = &cx->g->values[n->out].shape;
     bool dw = c->groups != 1;
-    const char *kernel = dw ? "dwconv_blocked" : "conv2d_blocked";
+    const char *kernel = dw ? "dwconv_blocked" : ir_conv_stem_blocked(cx->g, n) ? "conv2d_nchw_blocked" : "conv2d_blocked";
     if (!c->packed) CG_FAIL(cx, "internal error: a blocked conv2d whose weight is not packed");
     cg_need(cx, kernel);
     cg_call_begin(cx, kernel);
@@ -584,14 +584,15 @@ static bool emit_c_pack_weights(CgEmit *cx, const IrNode *n)
 
 /* A blocked conv2d's weight packed for its kernel (ops.def PACK_BLOCKED,
  * PACK_DW_BLOCKED): nnc_pack_weights_blocked(w, k, c, kh, kw, gamma, var,
- * eps, y) or nnc_pack_dw_blocked(w, c, kh, kw, ...). */
+ * eps, y), a stem's (fewer than 8 input channels) nnc_pack_nchw_blocked with
+ * the same arguments, or nnc_pack_dw_blocked(w, c, kh, kw, ...). */
 static bool emit_c_pack_blocked(CgEmit *cx, const IrNode *n)
 {
     const IrShape *w = ir_in_shape(cx->g, n, 0);
-    bool dw = n->op == OP_PACK_DW_BLOCKED, fold = n->n_in == 3;
+    bool dw = n->op == OP_PACK_DW_BLOCKED, fold = n->n_in == 3, stem = !dw && w->dim[1] < IR_BLOCK / 2;
     if (fold && !cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
-    cg_need(cx, dw ? "dwconv_blocked" : "conv2d_blocked");
-    cg_call_begin(cx, dw ? "pack_dw_blocked" : "pack_weights_blocked");
+    cg_need(cx, dw ? "dwconv_blocked" : stem ? "conv2d_nchw_blocked" : "conv2d_blocked");
+    cg_call_begin(cx, dw ? "pack_dw_blocked" : stem ? "pack_nchw_blocked" : "pack_weights_blocked");
     if (dw)
         cg_arg(cx, arena_printf(cx->arena, "w: %s %s (channels, kernel)", cg_label(cx, ir_in(cx->g, n, 0)),
                                 cg_dims(cx->arena, w)),

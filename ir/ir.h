@@ -277,6 +277,15 @@ static inline const Epilogue *ir_epilogue(const IrNode *n)
            : n->op == OP_DWPW  ? &n->attr.dwpw.pw.epi
                                 : NULL;
 }
+/* Whether a blocked conv2d reads its image in NCHW: an ungrouped one of
+ * fewer than IR_BLOCK / 2 input channels (an RGB stem), which writes NCHW16c
+ * from NCHW (kernels_blocked.c nnc_conv2d_nchw_blocked) rather than pad its
+ * input to a block. */
+static inline bool ir_conv_stem_blocked(const IrGraph *g, const IrNode *n)
+{
+    return n->op == OP_CONV2D && n->attr.conv.blocked && n->attr.conv.groups == 1 &&
+           g->values[g->ins[n->in_first]].shape.dim[0] < IR_BLOCK / 2;
+}
 /* Whether a conv2d, conv_transpose2d or linear node has a bias input (input
  * 2); for dwpw, whether the pointwise part has one. */
 static inline bool ir_has_bias(const IrNode *n)

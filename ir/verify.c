@@ -34,7 +34,7 @@ static bool same_shape(const IrShape *a, const IrShape *b)
 }
 
 /* The layouts (ir.h Layout): the output's is what ir_node_layout says; a
- * blocked conv2d reads its image and residual blocked, a blocked pool its
+ * blocked conv2d reads its image (but a stem, ir_conv_stem_blocked) and residual blocked, a blocked pool its
  * image, a reorder the other layout than it makes, add two of one layout,
  * global_avgpool either; every other activation input is NCHW. */
 static bool verify_layouts(const IrGraph *g, int32_t i, char *err, size_t errlen)
@@ -54,7 +54,9 @@ static bool verify_layouts(const IrGraph *g, int32_t i, char *err, size_t errlen
         Layout want = LAYOUT_NCHW;
         if (v->kind == VK_PARAM) continue;
         if (n->op == OP_REORDER) want = n->attr.reorder.to == LAYOUT_NCHW ? LAYOUT_NCHW16C : LAYOUT_NCHW;
-        else if (n->op == OP_CONV2D && n->attr.conv.blocked && (j == 0 || j == ir_residual_in(n))) want = LAYOUT_NCHW16C;
+        else if (n->op == OP_CONV2D && n->attr.conv.blocked && j == ir_residual_in(n)) want = LAYOUT_NCHW16C;
+        else if (n->op == OP_CONV2D && n->attr.conv.blocked && j == 0)  /* a stem reads NCHW */
+            want = ir_conv_stem_blocked(g, n) ? LAYOUT_NCHW : LAYOUT_NCHW16C;
         else if ((n->op == OP_MAXPOOL2D || n->op == OP_AVGPOOL2D) && n->attr.pool.blocked) want = LAYOUT_NCHW16C;
         else if (n->op == OP_GLOBAL_AVGPOOL) continue;
         else if (n->op == OP_ADD || n->op == OP_IDENTITY || n->op == OP_DROPOUT || ir_ops[n->op].act != ACT_NONE)

@@ -13,9 +13,10 @@
  * never, 1 every eligible one, else (auto, the default) every eligible one of
  * a network that has a depthwise convolution: there the NCHW kernels
  * vectorize along rows of 7 to 112 pixels and the depthwise layers dominate.
- * Eligible (eligible): conv2d of a constant weight, ungrouped with at least
- * IR_BLOCK / 2 input channels (fewer, as an RGB stem's 3, would be mostly
- * zero padding) or depthwise, without a prologue or a partial activation.
+ * Eligible (eligible): conv2d of a constant weight, ungrouped or depthwise,
+ * without a prologue or a partial activation. An ungrouped one of fewer than
+ * IR_BLOCK / 2 input channels (an RGB stem's 3: padded to a block, mostly
+ * zeros) reads its image in NCHW and writes NCHW16c (ir_conv_stem_blocked).
  *
  * Then, node by node in order: an eligible convolution reads its image and
  * residual blocked and writes blocked; an elementwise op (activations, add)
@@ -53,7 +54,7 @@ static bool eligible(const IrGraph *g, const IrNode *n, const bool *is_const)
     const ConvAttr *c = &n->attr.conv;
     if (n->op != OP_CONV2D || c->pro.on || c->epi.act_channels || c->packed || c->winograd || c->blocked) return false;
     if (ir_in_shape(g, n, 0)->rank != 3 || !is_const[ir_in(g, n, 1)]) return false;
-    return is_depthwise(g, n) || (c->groups == 1 && ir_in_shape(g, n, 0)->dim[0] >= IR_BLOCK / 2);
+    return is_depthwise(g, n) || c->groups == 1;
 }
 
 static bool is_elementwise(OpKind op)
@@ -140,7 +141,8 @@ bool pass_layout_blocked(IrGraph *g, char *err, size_t errlen)
         for (int j = 0; j < n->n_in && ok; j++) {
             int32_t v = ir_in(g, n, j);
             bool image = j == 0 || is_elementwise(n->op) || (n->op == OP_CONV2D && j == ir_residual_in(n));
-            ins[j] = keep ? w.map[v] : in_layout(&w, v, image ? want : LAYOUT_NCHW);
+            bool stem = j == 0 && a.conv.blocked && a.conv.groups == 1 && ir_in_shape(g, n, 0)->dim[0] < IR_BLOCK / 2;
+            ins[j] = keep ? w.map[v] : in_layout(&w, v, image && !stem ? want : LAYOUT_NCHW);
             ok = ins[j] >= 0;
         }
         if (ok) ok = (w.map[n->out] = ir_add_node(w.ng, n->op, ins, n->n_in, &a, n->loc, n->scope, err, errlen)) >= 0;

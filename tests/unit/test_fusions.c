@@ -538,9 +538,10 @@ static void test_blocked_inverted_residual(void **state)
 }
 
 /* Without a depthwise convolution, auto leaves the graph alone; NNC_BLOCKED=1
- * blocks the convolutions of 8 channels and more, so a 3-channel stem stays
- * NCHW and its output is reordered. A blocked graph output comes back in
- * NCHW; global_avgpool reads the blocked tensor itself. */
+ * blocks every convolution: a 3-channel stem reads its NCHW input and
+ * writes NCHW16c (no reorder, no padding of 3 channels to 16). A blocked
+ * graph output comes back in NCHW; global_avgpool reads the blocked tensor
+ * itself. */
 static void test_blocked_stem_and_outputs(void **state)
 {
     (void)state;
@@ -560,13 +561,12 @@ static void test_blocked_stem_and_outputs(void **state)
                            "  param  %1 stem.weight [16, 3, 3, 3]\n"
                            "  param  %2 stem.bias [16]\n"
                            "  param  %3 c.weight [20, 16, 3, 3]\n"
-                           "  %4 = conv2d(%0, %1, %2) k=3x3 s=2x2 p=1x1 d=1x1 g=1 [16, 4, 4]   # t.net:1:3\n"
-                           "  %5 = reorder(%4) to=nchw16c [16, 4, 4] nchw16c   # t.net:1:3\n"
-                           "  %6 = conv2d(%5, %3) k=3x3 s=1x1 p=1x1 d=1x1 g=1 +blocked [20, 4, 4] nchw16c   # t.net:2:3\n"
-                           "  %7 = global_avgpool(%6) [20, 1, 1]   # t.net:3:3\n"
-                           "  %8 = reorder(%6) to=nchw [20, 4, 4]   # t.net:2:3\n"
-                           "  output feat = %8\n"
-                           "  output pooled = %7\n");
+                           "  %4 = conv2d(%0, %1, %2) k=3x3 s=2x2 p=1x1 d=1x1 g=1 +blocked [16, 4, 4] nchw16c   # t.net:1:3\n"
+                           "  %5 = conv2d(%4, %3) k=3x3 s=1x1 p=1x1 d=1x1 g=1 +blocked [20, 4, 4] nchw16c   # t.net:2:3\n"
+                           "  %6 = global_avgpool(%5) [20, 1, 1]   # t.net:3:3\n"
+                           "  %7 = reorder(%5) to=nchw [20, 4, 4]   # t.net:2:3\n"
+                           "  output feat = %7\n"
+                           "  output pooled = %6\n");
 }
 
 /* The verifier refuses a blocked convolution fed NCHW, and an add of two layouts. */

@@ -24,15 +24,12 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
-/* @kernel conv_common */
-/* @kernel conv2d needs: gemm conv_common epilogue */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue */
-/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
 /* @kernel blocked needs: ctx */
+/* @kernel conv2d_nchw_blocked needs: blocked activation */
 /* @kernel conv2d_blocked needs: blocked activation */
 /* @kernel dwconv_blocked needs: blocked epilogue */
 /* @kernel pool_blocked needs: blocked */
@@ -349,13 +346,6 @@ static void mobilenet_v2_release(mobilenet_v2_model *m)
     m->ws_alloc = NULL;
 }
 
-/* nnc sized the scratch region from the kernels' documented needs; this
- * checks that size against the kernels themselves. */
-static int mobilenet_v2_scratch_fits(void)
-{
-    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 32, 3, 3, 2, 2, 1, 1, 112, 112, 0) <= 338688;
-}
-
 /* Opens the weights file at path into sf, checks every parameter against it
  * (name, F32, shape) and reads those the forward pass reads into m->params.
  * Those only the constants read (after MOBILENET_V2_PARAM_KEPT_FLOATS in the table's
@@ -447,10 +437,10 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 896, 4)) != MOBILENET_V2_OK)  /* features.0.1.running_var */
         goto done;
 
-    /* pack_weights features.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_pack_weights(stage + 0, 32, 27,                 /* w: features.0.0.weight [32, 3, 3, 3] as [rows][cols] */
-                     stage + 864, stage + 896, 1e-05f,  /* folding features.0.1.weight, features.0.1.running_var */
-                     consts + 32);                      /* y */
+    /* pack_blocked features.0.0 @ models/lib/mobilenet.net:7:17 */
+    nnc_pack_nchw_blocked(stage + 0, 32, 3, 3, 3,            /* w: features.0.0.weight [32, 3, 3, 3] (out, in channels, kernel) */
+                          stage + 864, stage + 896, 1e-05f,  /* folding features.0.1.weight, features.0.1.running_var */
+                          consts + 32);                      /* y */
     if ((rc = mobilenet_v2_stage(m, sf, stage + 0, 6)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.weight */
         goto done;
     if ((rc = mobilenet_v2_stage(m, sf, stage + 32, 7)) != MOBILENET_V2_OK)  /* features.1.conv.0.1.bias */
@@ -1684,8 +1674,6 @@ done:
 static int mobilenet_v2_init(mobilenet_v2_model *m, const char *weights, void *workspace)
 {
     (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
-    if (!mobilenet_v2_scratch_fits())
-        return mobilenet_v2_fail(m, MOBILENET_V2_ERR_INTERNAL, "mobilenet_v2_create: the scratch region is too small (a bug in nnc)");
     if (workspace && (uintptr_t)workspace % sizeof(float) != 0)
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_ARG, "mobilenet_v2_create: the workspace is not aligned for float");
     if (workspace) {
@@ -1715,547 +1703,540 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
     const float   *params     = m->params;
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
-    float         *t265       = (float *)(ws + 0);        /* [n][32][112][112] */
-    float         *t267       = (float *)(ws + 1605632);  /* [n][2][112][112][16], 32 channels in blocks of 16 */
-    float         *t269       = (float *)(ws + 0);        /* [n][2][112][112][16], 32 channels in blocks of 16 */
-    float         *t272       = (float *)(ws + 4816896);  /* [n][1][112][112][16], 16 channels in blocks of 16 */
-    float         *t275       = (float *)(ws + 0);        /* [n][6][112][112][16], 96 channels in blocks of 16 */
-    float         *t278       = (float *)(ws + 4816896);  /* [n][6][56][56][16], 96 channels in blocks of 16 */
-    float         *t281       = (float *)(ws + 3612672);  /* [n][2][56][56][16], 24 channels in blocks of 16 */
-    float         *t284       = (float *)(ws + 0);        /* [n][9][56][56][16], 144 channels in blocks of 16 */
-    float         *t287       = (float *)(ws + 1806336);  /* [n][9][56][56][16], 144 channels in blocks of 16 */
-    float         *t290       = (float *)(ws + 4014080);  /* [n][2][56][56][16], 24 channels in blocks of 16 */
-    float         *t293       = (float *)(ws + 0);        /* [n][9][56][56][16], 144 channels in blocks of 16 */
-    float         *t296       = (float *)(ws + 1806336);  /* [n][9][28][28][16], 144 channels in blocks of 16 */
-    float         *t299       = (float *)(ws + 1204224);  /* [n][2][28][28][16], 32 channels in blocks of 16 */
-    float         *t302       = (float *)(ws + 0);        /* [n][12][28][28][16], 192 channels in blocks of 16 */
-    float         *t305       = (float *)(ws + 602112);   /* [n][12][28][28][16], 192 channels in blocks of 16 */
-    float         *t308       = (float *)(ws + 1304576);  /* [n][2][28][28][16], 32 channels in blocks of 16 */
-    float         *t311       = (float *)(ws + 0);        /* [n][12][28][28][16], 192 channels in blocks of 16 */
-    float         *t314       = (float *)(ws + 602112);   /* [n][12][28][28][16], 192 channels in blocks of 16 */
-    float         *t317       = (float *)(ws + 1204224);  /* [n][2][28][28][16], 32 channels in blocks of 16 */
-    float         *t320       = (float *)(ws + 0);        /* [n][12][28][28][16], 192 channels in blocks of 16 */
-    float         *t323       = (float *)(ws + 602112);   /* [n][12][14][14][16], 192 channels in blocks of 16 */
-    float         *t326       = (float *)(ws + 752640);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
-    float         *t329       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
-    float         *t332       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
-    float         *t335       = (float *)(ws + 602112);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
-    float         *t338       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
-    float         *t341       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
-    float         *t344       = (float *)(ws + 652288);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
-    float         *t347       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
-    float         *t350       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
-    float         *t353       = (float *)(ws + 602112);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
-    float         *t356       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
-    float         *t359       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
-    float         *t362       = (float *)(ws + 903168);   /* [n][6][14][14][16], 96 channels in blocks of 16 */
-    float         *t365       = (float *)(ws + 0);        /* [n][36][14][14][16], 576 channels in blocks of 16 */
-    float         *t368       = (float *)(ws + 451584);   /* [n][36][14][14][16], 576 channels in blocks of 16 */
-    float         *t371       = (float *)(ws + 978432);   /* [n][6][14][14][16], 96 channels in blocks of 16 */
-    float         *t374       = (float *)(ws + 0);        /* [n][36][14][14][16], 576 channels in blocks of 16 */
-    float         *t377       = (float *)(ws + 451584);   /* [n][36][14][14][16], 576 channels in blocks of 16 */
-    float         *t380       = (float *)(ws + 903168);   /* [n][6][14][14][16], 96 channels in blocks of 16 */
-    float         *t383       = (float *)(ws + 0);        /* [n][36][14][14][16], 576 channels in blocks of 16 */
-    float         *t386       = (float *)(ws + 451584);   /* [n][36][7][7][16], 576 channels in blocks of 16 */
-    float         *t389       = (float *)(ws + 376320);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
-    float         *t392       = (float *)(ws + 0);        /* [n][60][7][7][16], 960 channels in blocks of 16 */
-    float         *t395       = (float *)(ws + 188160);   /* [n][60][7][7][16], 960 channels in blocks of 16 */
-    float         *t398       = (float *)(ws + 407680);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
-    float         *t401       = (float *)(ws + 0);        /* [n][60][7][7][16], 960 channels in blocks of 16 */
-    float         *t404       = (float *)(ws + 188160);   /* [n][60][7][7][16], 960 channels in blocks of 16 */
-    float         *t407       = (float *)(ws + 376320);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
-    float         *t410       = (float *)(ws + 0);        /* [n][60][7][7][16], 960 channels in blocks of 16 */
-    float         *t413       = (float *)(ws + 188160);   /* [n][60][7][7][16], 960 channels in blocks of 16 */
-    float         *t416       = (float *)(ws + 376320);   /* [n][20][7][7][16], 320 channels in blocks of 16 */
-    float         *t419       = (float *)(ws + 0);        /* [n][80][7][7][16], 1280 channels in blocks of 16 */
-    float         *t420       = (float *)(ws + 250880);   /* [n][1280][1][1] */
-    float         *t421       = (float *)(ws + 250880);   /* [n][1280] */
+    float         *t265       = (float *)(ws + 0);        /* [n][2][112][112][16], 32 channels in blocks of 16 */
+    float         *t268       = (float *)(ws + 1605632);  /* [n][2][112][112][16], 32 channels in blocks of 16 */
+    float         *t271       = (float *)(ws + 4816896);  /* [n][1][112][112][16], 16 channels in blocks of 16 */
+    float         *t274       = (float *)(ws + 0);        /* [n][6][112][112][16], 96 channels in blocks of 16 */
+    float         *t277       = (float *)(ws + 4816896);  /* [n][6][56][56][16], 96 channels in blocks of 16 */
+    float         *t280       = (float *)(ws + 3612672);  /* [n][2][56][56][16], 24 channels in blocks of 16 */
+    float         *t283       = (float *)(ws + 0);        /* [n][9][56][56][16], 144 channels in blocks of 16 */
+    float         *t286       = (float *)(ws + 1806336);  /* [n][9][56][56][16], 144 channels in blocks of 16 */
+    float         *t289       = (float *)(ws + 4014080);  /* [n][2][56][56][16], 24 channels in blocks of 16 */
+    float         *t292       = (float *)(ws + 0);        /* [n][9][56][56][16], 144 channels in blocks of 16 */
+    float         *t295       = (float *)(ws + 1806336);  /* [n][9][28][28][16], 144 channels in blocks of 16 */
+    float         *t298       = (float *)(ws + 1204224);  /* [n][2][28][28][16], 32 channels in blocks of 16 */
+    float         *t301       = (float *)(ws + 0);        /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t304       = (float *)(ws + 602112);   /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t307       = (float *)(ws + 1304576);  /* [n][2][28][28][16], 32 channels in blocks of 16 */
+    float         *t310       = (float *)(ws + 0);        /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t313       = (float *)(ws + 602112);   /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t316       = (float *)(ws + 1204224);  /* [n][2][28][28][16], 32 channels in blocks of 16 */
+    float         *t319       = (float *)(ws + 0);        /* [n][12][28][28][16], 192 channels in blocks of 16 */
+    float         *t322       = (float *)(ws + 602112);   /* [n][12][14][14][16], 192 channels in blocks of 16 */
+    float         *t325       = (float *)(ws + 752640);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
+    float         *t328       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t331       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t334       = (float *)(ws + 602112);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
+    float         *t337       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t340       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t343       = (float *)(ws + 652288);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
+    float         *t346       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t349       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t352       = (float *)(ws + 602112);   /* [n][4][14][14][16], 64 channels in blocks of 16 */
+    float         *t355       = (float *)(ws + 0);        /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t358       = (float *)(ws + 301056);   /* [n][24][14][14][16], 384 channels in blocks of 16 */
+    float         *t361       = (float *)(ws + 903168);   /* [n][6][14][14][16], 96 channels in blocks of 16 */
+    float         *t364       = (float *)(ws + 0);        /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t367       = (float *)(ws + 451584);   /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t370       = (float *)(ws + 978432);   /* [n][6][14][14][16], 96 channels in blocks of 16 */
+    float         *t373       = (float *)(ws + 0);        /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t376       = (float *)(ws + 451584);   /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t379       = (float *)(ws + 903168);   /* [n][6][14][14][16], 96 channels in blocks of 16 */
+    float         *t382       = (float *)(ws + 0);        /* [n][36][14][14][16], 576 channels in blocks of 16 */
+    float         *t385       = (float *)(ws + 451584);   /* [n][36][7][7][16], 576 channels in blocks of 16 */
+    float         *t388       = (float *)(ws + 376320);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
+    float         *t391       = (float *)(ws + 0);        /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t394       = (float *)(ws + 188160);   /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t397       = (float *)(ws + 407680);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
+    float         *t400       = (float *)(ws + 0);        /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t403       = (float *)(ws + 188160);   /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t406       = (float *)(ws + 376320);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
+    float         *t409       = (float *)(ws + 0);        /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t412       = (float *)(ws + 188160);   /* [n][60][7][7][16], 960 channels in blocks of 16 */
+    float         *t415       = (float *)(ws + 376320);   /* [n][20][7][7][16], 320 channels in blocks of 16 */
+    float         *t418       = (float *)(ws + 0);        /* [n][80][7][7][16], 1280 channels in blocks of 16 */
+    float         *t419       = (float *)(ws + 250880);   /* [n][1280][1][1] */
+    float         *t420       = (float *)(ws + 250880);   /* [n][1280] */
 
     /* conv2d features.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_conv2d_packed(&m->ctx,                                             /* the instance's threads and instruction set */
-                      n, in_image, 150528, 3, 224, 224,                    /* x: input image [3, 224, 224], batch stride */
-                      consts + 32, consts + 0,                             /* pack_weights(features.0.0.weight), bn_fold_bias(features.0.1.weight) */
-                      t265, 401408, 32, 112, 112,                          /* y: [32, 112, 112], batch stride */
-                      3, 3, 2, 2, 1, 1, 1, 1, 1, (float *)(ws + 1605632),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                             /* no residual */
-                      NNC_ACT_RELU6, 0.0f, 32,                             /* then relu6 */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);                     /* prologue: none */
-
-    /* reorder features.0.0 @ models/lib/mobilenet.net:7:17 */
-    nnc_to_blocked(&m->ctx,                     /* the instance's threads and instruction set */
-                   n, t265, 401408, 32, 12544,  /* x: [32, 112, 112], batch stride; channels, pixels */
-                   t267, 401408);               /* y (nchw16c), batch stride */
+    nnc_conv2d_nchw_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                            n, in_image, 150528, 3, 224, 224,  /* x: input image [3, 224, 224], batch stride */
+                            consts + 32, consts + 0,           /* pack_blocked(features.0.0.weight), bn_fold_bias(features.0.1.weight) */
+                            t265, 401408, 32, 112, 112,        /* y: [32, 112, 112], batch stride */
+                            3, 3, 2, 2, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                            NULL, 0,                           /* no residual */
+                            NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.1.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                        /* the instance's threads and instruction set */
-                       n, t267, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
+                       n, t265, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
                        consts + 928, consts + 896,     /* pack_dw_blocked(features.1.conv.0.0.weight), bn_fold_bias(features.1.conv.0.1.weight) */
-                       t269, 401408, 112, 112,         /* y: [32, 112, 112], batch stride */
+                       t268, 401408, 112, 112,         /* y: [32, 112, 112], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,         /* kernel, stride, padding, dilation */
                        NULL, 0,                        /* no residual */
                        NNC_ACT_RELU6, 0.0f);           /* then relu6 */
 
     /* conv2d features.1.conv.1 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                        /* the instance's threads and instruction set */
-                       n, t269, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
+                       n, t268, 401408, 32, 112, 112,  /* x: [32, 112, 112], batch stride */
                        consts + 1232, consts + 1216,   /* pack_blocked(features.1.conv.1.weight), bn_fold_bias(features.1.conv.2.weight) */
-                       t272, 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
+                       t271, 200704, 16, 112, 112,     /* y: [16, 112, 112], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,         /* kernel, stride, padding, dilation */
                        NULL, 0,                        /* no residual */
                        NNC_ACT_NONE, 0.0f);            /* then none */
 
     /* conv2d features.2.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                        /* the instance's threads and instruction set */
-                       n, t272, 200704, 16, 112, 112,  /* x: [16, 112, 112], batch stride */
+                       n, t271, 200704, 16, 112, 112,  /* x: [16, 112, 112], batch stride */
                        consts + 1840, consts + 1744,   /* pack_blocked(features.2.conv.0.0.weight), bn_fold_bias(features.2.conv.0.1.weight) */
-                       t275, 1204224, 96, 112, 112,    /* y: [96, 112, 112], batch stride */
+                       t274, 1204224, 96, 112, 112,    /* y: [96, 112, 112], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,         /* kernel, stride, padding, dilation */
                        NULL, 0,                        /* no residual */
                        NNC_ACT_RELU6, 0.0f);           /* then relu6 */
 
     /* conv2d features.2.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t275, 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
+                       n, t274, 1204224, 96, 112, 112,  /* x: [96, 112, 112], batch stride */
                        consts + 3472, consts + 3376,    /* pack_dw_blocked(features.2.conv.1.0.weight), bn_fold_bias(features.2.conv.1.1.weight) */
-                       t278, 301056, 56, 56,            /* y: [96, 56, 56], batch stride */
+                       t277, 301056, 56, 56,            /* y: [96, 56, 56], batch stride */
                        3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.2.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                       /* the instance's threads and instruction set */
-                       n, t278, 301056, 96, 56, 56,   /* x: [96, 56, 56], batch stride */
+                       n, t277, 301056, 96, 56, 56,   /* x: [96, 56, 56], batch stride */
                        consts + 4360, consts + 4336,  /* pack_blocked(features.2.conv.2.weight), bn_fold_bias(features.2.conv.3.weight) */
-                       t281, 100352, 24, 56, 56,      /* y: [24, 56, 56], batch stride */
+                       t280, 100352, 24, 56, 56,      /* y: [24, 56, 56], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,        /* kernel, stride, padding, dilation */
                        NULL, 0,                       /* no residual */
                        NNC_ACT_NONE, 0.0f);           /* then none */
 
     /* conv2d features.3.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                       /* the instance's threads and instruction set */
-                       n, t281, 100352, 24, 56, 56,   /* x: [24, 56, 56], batch stride */
+                       n, t280, 100352, 24, 56, 56,   /* x: [24, 56, 56], batch stride */
                        consts + 7576, consts + 7432,  /* pack_blocked(features.3.conv.0.0.weight), bn_fold_bias(features.3.conv.0.1.weight) */
-                       t284, 451584, 144, 56, 56,     /* y: [144, 56, 56], batch stride */
+                       t283, 451584, 144, 56, 56,     /* y: [144, 56, 56], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,        /* kernel, stride, padding, dilation */
                        NULL, 0,                       /* no residual */
                        NNC_ACT_RELU6, 0.0f);          /* then relu6 */
 
     /* conv2d features.3.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t284, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
+                       n, t283, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
                        consts + 12328, consts + 12184,  /* pack_dw_blocked(features.3.conv.1.0.weight), bn_fold_bias(features.3.conv.1.1.weight) */
-                       t287, 451584, 56, 56,            /* y: [144, 56, 56], batch stride */
+                       t286, 451584, 56, 56,            /* y: [144, 56, 56], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.3.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t287, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
+                       n, t286, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
                        consts + 13648, consts + 13624,  /* pack_blocked(features.3.conv.2.weight), bn_fold_bias(features.3.conv.3.weight) */
-                       t290, 100352, 24, 56, 56,        /* y: [24, 56, 56], batch stride */
+                       t289, 100352, 24, 56, 56,        /* y: [24, 56, 56], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
-                       t281, 100352,                    /* residual [24, 56, 56], batch stride */
+                       t280, 100352,                    /* residual [24, 56, 56], batch stride */
                        NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.4.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t290, 100352, 24, 56, 56,     /* x: [24, 56, 56], batch stride */
+                       n, t289, 100352, 24, 56, 56,     /* x: [24, 56, 56], batch stride */
                        consts + 18400, consts + 18256,  /* pack_blocked(features.4.conv.0.0.weight), bn_fold_bias(features.4.conv.0.1.weight) */
-                       t293, 451584, 144, 56, 56,       /* y: [144, 56, 56], batch stride */
+                       t292, 451584, 144, 56, 56,       /* y: [144, 56, 56], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.4.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t293, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
+                       n, t292, 451584, 144, 56, 56,    /* x: [144, 56, 56], batch stride */
                        consts + 23152, consts + 23008,  /* pack_dw_blocked(features.4.conv.1.0.weight), bn_fold_bias(features.4.conv.1.1.weight) */
-                       t296, 112896, 28, 28,            /* y: [144, 28, 28], batch stride */
+                       t295, 112896, 28, 28,            /* y: [144, 28, 28], batch stride */
                        3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.4.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t296, 112896, 144, 28, 28,    /* x: [144, 28, 28], batch stride */
+                       n, t295, 112896, 144, 28, 28,    /* x: [144, 28, 28], batch stride */
                        consts + 24480, consts + 24448,  /* pack_blocked(features.4.conv.2.weight), bn_fold_bias(features.4.conv.3.weight) */
-                       t299, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
+                       t298, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.5.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t299, 25088, 32, 28, 28,      /* x: [32, 28, 28], batch stride */
+                       n, t298, 25088, 32, 28, 28,      /* x: [32, 28, 28], batch stride */
                        consts + 29280, consts + 29088,  /* pack_blocked(features.5.conv.0.0.weight), bn_fold_bias(features.5.conv.0.1.weight) */
-                       t302, 150528, 192, 28, 28,       /* y: [192, 28, 28], batch stride */
+                       t301, 150528, 192, 28, 28,       /* y: [192, 28, 28], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.5.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t302, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       n, t301, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
                        consts + 35616, consts + 35424,  /* pack_dw_blocked(features.5.conv.1.0.weight), bn_fold_bias(features.5.conv.1.1.weight) */
-                       t305, 150528, 28, 28,            /* y: [192, 28, 28], batch stride */
+                       t304, 150528, 28, 28,            /* y: [192, 28, 28], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.5.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t305, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       n, t304, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
                        consts + 37376, consts + 37344,  /* pack_blocked(features.5.conv.2.weight), bn_fold_bias(features.5.conv.3.weight) */
-                       t308, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
+                       t307, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
-                       t299, 25088,                     /* residual [32, 28, 28], batch stride */
+                       t298, 25088,                     /* residual [32, 28, 28], batch stride */
                        NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.6.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t308, 25088, 32, 28, 28,      /* x: [32, 28, 28], batch stride */
+                       n, t307, 25088, 32, 28, 28,      /* x: [32, 28, 28], batch stride */
                        consts + 43712, consts + 43520,  /* pack_blocked(features.6.conv.0.0.weight), bn_fold_bias(features.6.conv.0.1.weight) */
-                       t311, 150528, 192, 28, 28,       /* y: [192, 28, 28], batch stride */
+                       t310, 150528, 192, 28, 28,       /* y: [192, 28, 28], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.6.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t311, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       n, t310, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
                        consts + 50048, consts + 49856,  /* pack_dw_blocked(features.6.conv.1.0.weight), bn_fold_bias(features.6.conv.1.1.weight) */
-                       t314, 150528, 28, 28,            /* y: [192, 28, 28], batch stride */
+                       t313, 150528, 28, 28,            /* y: [192, 28, 28], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.6.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t314, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       n, t313, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
                        consts + 51808, consts + 51776,  /* pack_blocked(features.6.conv.2.weight), bn_fold_bias(features.6.conv.3.weight) */
-                       t317, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
+                       t316, 25088, 32, 28, 28,         /* y: [32, 28, 28], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
-                       t308, 25088,                     /* residual [32, 28, 28], batch stride */
+                       t307, 25088,                     /* residual [32, 28, 28], batch stride */
                        NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.7.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t317, 25088, 32, 28, 28,      /* x: [32, 28, 28], batch stride */
+                       n, t316, 25088, 32, 28, 28,      /* x: [32, 28, 28], batch stride */
                        consts + 58144, consts + 57952,  /* pack_blocked(features.7.conv.0.0.weight), bn_fold_bias(features.7.conv.0.1.weight) */
-                       t320, 150528, 192, 28, 28,       /* y: [192, 28, 28], batch stride */
+                       t319, 150528, 192, 28, 28,       /* y: [192, 28, 28], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.7.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t320, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
+                       n, t319, 150528, 192, 28, 28,    /* x: [192, 28, 28], batch stride */
                        consts + 64480, consts + 64288,  /* pack_dw_blocked(features.7.conv.1.0.weight), bn_fold_bias(features.7.conv.1.1.weight) */
-                       t323, 37632, 14, 14,             /* y: [192, 14, 14], batch stride */
+                       t322, 37632, 14, 14,             /* y: [192, 14, 14], batch stride */
                        3, 3, 2, 2, 1, 1, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.7.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t323, 37632, 192, 14, 14,     /* x: [192, 14, 14], batch stride */
+                       n, t322, 37632, 192, 14, 14,     /* x: [192, 14, 14], batch stride */
                        consts + 66272, consts + 66208,  /* pack_blocked(features.7.conv.2.weight), bn_fold_bias(features.7.conv.3.weight) */
-                       t326, 12544, 64, 14, 14,         /* y: [64, 14, 14], batch stride */
+                       t325, 12544, 64, 14, 14,         /* y: [64, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_NONE, 0.0f);             /* then none */
 
     /* conv2d features.8.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                         /* the instance's threads and instruction set */
-                       n, t326, 12544, 64, 14, 14,      /* x: [64, 14, 14], batch stride */
+                       n, t325, 12544, 64, 14, 14,      /* x: [64, 14, 14], batch stride */
                        consts + 78944, consts + 78560,  /* pack_blocked(features.8.conv.0.0.weight), bn_fold_bias(features.8.conv.0.1.weight) */
-                       t329, 75264, 384, 14, 14,        /* y: [384, 14, 14], batch stride */
+                       t328, 75264, 384, 14, 14,        /* y: [384, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,          /* kernel, stride, padding, dilation */
                        NULL, 0,                         /* no residual */
                        NNC_ACT_RELU6, 0.0f);            /* then relu6 */
 
     /* conv2d features.8.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t329, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       n, t328, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
                        consts + 103904, consts + 103520,  /* pack_dw_blocked(features.8.conv.1.0.weight), bn_fold_bias(features.8.conv.1.1.weight) */
-                       t332, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
+                       t331, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.8.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t332, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       n, t331, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
                        consts + 107424, consts + 107360,  /* pack_blocked(features.8.conv.2.weight), bn_fold_bias(features.8.conv.3.weight) */
-                       t335, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                       t334, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       t326, 12544,                       /* residual [64, 14, 14], batch stride */
+                       t325, 12544,                       /* residual [64, 14, 14], batch stride */
                        NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.9.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t335, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
+                       n, t334, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
                        consts + 132384, consts + 132000,  /* pack_blocked(features.9.conv.0.0.weight), bn_fold_bias(features.9.conv.0.1.weight) */
-                       t338, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
+                       t337, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.9.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t338, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       n, t337, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
                        consts + 157344, consts + 156960,  /* pack_dw_blocked(features.9.conv.1.0.weight), bn_fold_bias(features.9.conv.1.1.weight) */
-                       t341, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
+                       t340, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.9.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t341, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       n, t340, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
                        consts + 160864, consts + 160800,  /* pack_blocked(features.9.conv.2.weight), bn_fold_bias(features.9.conv.3.weight) */
-                       t344, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                       t343, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       t335, 12544,                       /* residual [64, 14, 14], batch stride */
+                       t334, 12544,                       /* residual [64, 14, 14], batch stride */
                        NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.10.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t344, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
+                       n, t343, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
                        consts + 185824, consts + 185440,  /* pack_blocked(features.10.conv.0.0.weight), bn_fold_bias(features.10.conv.0.1.weight) */
-                       t347, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
+                       t346, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.10.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t347, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       n, t346, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
                        consts + 210784, consts + 210400,  /* pack_dw_blocked(features.10.conv.1.0.weight), bn_fold_bias(features.10.conv.1.1.weight) */
-                       t350, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
+                       t349, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.10.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t350, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       n, t349, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
                        consts + 214304, consts + 214240,  /* pack_blocked(features.10.conv.2.weight), bn_fold_bias(features.10.conv.3.weight) */
-                       t353, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                       t352, 12544, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       t344, 12544,                       /* residual [64, 14, 14], batch stride */
+                       t343, 12544,                       /* residual [64, 14, 14], batch stride */
                        NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.11.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t353, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
+                       n, t352, 12544, 64, 14, 14,        /* x: [64, 14, 14], batch stride */
                        consts + 239264, consts + 238880,  /* pack_blocked(features.11.conv.0.0.weight), bn_fold_bias(features.11.conv.0.1.weight) */
-                       t356, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
+                       t355, 75264, 384, 14, 14,          /* y: [384, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.11.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t356, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       n, t355, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
                        consts + 264224, consts + 263840,  /* pack_dw_blocked(features.11.conv.1.0.weight), bn_fold_bias(features.11.conv.1.1.weight) */
-                       t359, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
+                       t358, 75264, 14, 14,               /* y: [384, 14, 14], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.11.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t359, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
+                       n, t358, 75264, 384, 14, 14,       /* x: [384, 14, 14], batch stride */
                        consts + 267776, consts + 267680,  /* pack_blocked(features.11.conv.2.weight), bn_fold_bias(features.11.conv.3.weight) */
-                       t362, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
+                       t361, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.12.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t362, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
+                       n, t361, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
                        consts + 305216, consts + 304640,  /* pack_blocked(features.12.conv.0.0.weight), bn_fold_bias(features.12.conv.0.1.weight) */
-                       t365, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
+                       t364, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.12.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t365, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       n, t364, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
                        consts + 361088, consts + 360512,  /* pack_dw_blocked(features.12.conv.1.0.weight), bn_fold_bias(features.12.conv.1.1.weight) */
-                       t368, 112896, 14, 14,              /* y: [576, 14, 14], batch stride */
+                       t367, 112896, 14, 14,              /* y: [576, 14, 14], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.12.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t368, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       n, t367, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
                        consts + 366368, consts + 366272,  /* pack_blocked(features.12.conv.2.weight), bn_fold_bias(features.12.conv.3.weight) */
-                       t371, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
+                       t370, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       t362, 18816,                       /* residual [96, 14, 14], batch stride */
+                       t361, 18816,                       /* residual [96, 14, 14], batch stride */
                        NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.13.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t371, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
+                       n, t370, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
                        consts + 422240, consts + 421664,  /* pack_blocked(features.13.conv.0.0.weight), bn_fold_bias(features.13.conv.0.1.weight) */
-                       t374, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
+                       t373, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.13.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t374, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       n, t373, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
                        consts + 478112, consts + 477536,  /* pack_dw_blocked(features.13.conv.1.0.weight), bn_fold_bias(features.13.conv.1.1.weight) */
-                       t377, 112896, 14, 14,              /* y: [576, 14, 14], batch stride */
+                       t376, 112896, 14, 14,              /* y: [576, 14, 14], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.13.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t377, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       n, t376, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
                        consts + 483392, consts + 483296,  /* pack_blocked(features.13.conv.2.weight), bn_fold_bias(features.13.conv.3.weight) */
-                       t380, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
+                       t379, 18816, 96, 14, 14,           /* y: [96, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       t371, 18816,                       /* residual [96, 14, 14], batch stride */
+                       t370, 18816,                       /* residual [96, 14, 14], batch stride */
                        NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.14.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t380, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
+                       n, t379, 18816, 96, 14, 14,        /* x: [96, 14, 14], batch stride */
                        consts + 539264, consts + 538688,  /* pack_blocked(features.14.conv.0.0.weight), bn_fold_bias(features.14.conv.0.1.weight) */
-                       t383, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
+                       t382, 112896, 576, 14, 14,         /* y: [576, 14, 14], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.14.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t383, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
+                       n, t382, 112896, 576, 14, 14,      /* x: [576, 14, 14], batch stride */
                        consts + 595136, consts + 594560,  /* pack_dw_blocked(features.14.conv.1.0.weight), bn_fold_bias(features.14.conv.1.1.weight) */
-                       t386, 28224, 7, 7,                 /* y: [576, 7, 7], batch stride */
+                       t385, 28224, 7, 7,                 /* y: [576, 7, 7], batch stride */
                        3, 3, 2, 2, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.14.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t386, 28224, 576, 7, 7,         /* x: [576, 7, 7], batch stride */
+                       n, t385, 28224, 576, 7, 7,         /* x: [576, 7, 7], batch stride */
                        consts + 600480, consts + 600320,  /* pack_blocked(features.14.conv.2.weight), bn_fold_bias(features.14.conv.3.weight) */
-                       t389, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
+                       t388, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.15.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t389, 7840, 160, 7, 7,          /* x: [160, 7, 7], batch stride */
+                       n, t388, 7840, 160, 7, 7,          /* x: [160, 7, 7], batch stride */
                        consts + 693600, consts + 692640,  /* pack_blocked(features.15.conv.0.0.weight), bn_fold_bias(features.15.conv.0.1.weight) */
-                       t392, 47040, 960, 7, 7,            /* y: [960, 7, 7], batch stride */
+                       t391, 47040, 960, 7, 7,            /* y: [960, 7, 7], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.15.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t392, 47040, 960, 7, 7,         /* x: [960, 7, 7], batch stride */
+                       n, t391, 47040, 960, 7, 7,         /* x: [960, 7, 7], batch stride */
                        consts + 848160, consts + 847200,  /* pack_dw_blocked(features.15.conv.1.0.weight), bn_fold_bias(features.15.conv.1.1.weight) */
-                       t395, 47040, 7, 7,                 /* y: [960, 7, 7], batch stride */
+                       t394, 47040, 7, 7,                 /* y: [960, 7, 7], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
                        NULL, 0,                           /* no residual */
                        NNC_ACT_RELU6, 0.0f);              /* then relu6 */
 
     /* conv2d features.15.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t395, 47040, 960, 7, 7,         /* x: [960, 7, 7], batch stride */
+                       n, t394, 47040, 960, 7, 7,         /* x: [960, 7, 7], batch stride */
                        consts + 856960, consts + 856800,  /* pack_blocked(features.15.conv.2.weight), bn_fold_bias(features.15.conv.3.weight) */
-                       t398, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
+                       t397, 7840, 160, 7, 7,             /* y: [160, 7, 7], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       t389, 7840,                        /* residual [160, 7, 7], batch stride */
+                       t388, 7840,                        /* residual [160, 7, 7], batch stride */
                        NNC_ACT_NONE, 0.0f);               /* then none */
 
     /* conv2d features.16.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t398, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
+                       n, t397, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
                        consts + 1011520, consts + 1010560,  /* pack_blocked(features.16.conv.0.0.weight), bn_fold_bias(features.16.conv.0.1.weight) */
-                       t401, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
+                       t400, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
                        NULL, 0,                             /* no residual */
                        NNC_ACT_RELU6, 0.0f);                /* then relu6 */
 
     /* conv2d features.16.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t401, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                       n, t400, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
                        consts + 1166080, consts + 1165120,  /* pack_dw_blocked(features.16.conv.1.0.weight), bn_fold_bias(features.16.conv.1.1.weight) */
-                       t404, 47040, 7, 7,                   /* y: [960, 7, 7], batch stride */
+                       t403, 47040, 7, 7,                   /* y: [960, 7, 7], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
                        NULL, 0,                             /* no residual */
                        NNC_ACT_RELU6, 0.0f);                /* then relu6 */
 
     /* conv2d features.16.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t404, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                       n, t403, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
                        consts + 1174880, consts + 1174720,  /* pack_blocked(features.16.conv.2.weight), bn_fold_bias(features.16.conv.3.weight) */
-                       t407, 7840, 160, 7, 7,               /* y: [160, 7, 7], batch stride */
+                       t406, 7840, 160, 7, 7,               /* y: [160, 7, 7], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       t398, 7840,                          /* residual [160, 7, 7], batch stride */
+                       t397, 7840,                          /* residual [160, 7, 7], batch stride */
                        NNC_ACT_NONE, 0.0f);                 /* then none */
 
     /* conv2d features.17.conv.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t407, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
+                       n, t406, 7840, 160, 7, 7,            /* x: [160, 7, 7], batch stride */
                        consts + 1329440, consts + 1328480,  /* pack_blocked(features.17.conv.0.0.weight), bn_fold_bias(features.17.conv.0.1.weight) */
-                       t410, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
+                       t409, 47040, 960, 7, 7,              /* y: [960, 7, 7], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
                        NULL, 0,                             /* no residual */
                        NNC_ACT_RELU6, 0.0f);                /* then relu6 */
 
     /* conv2d features.17.conv.1.0 @ models/lib/mobilenet.net:7:17 */
     nnc_dwconv_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t410, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                       n, t409, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
                        consts + 1484000, consts + 1483040,  /* pack_dw_blocked(features.17.conv.1.0.weight), bn_fold_bias(features.17.conv.1.1.weight) */
-                       t413, 47040, 7, 7,                   /* y: [960, 7, 7], batch stride */
+                       t412, 47040, 7, 7,                   /* y: [960, 7, 7], batch stride */
                        3, 3, 1, 1, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
                        NULL, 0,                             /* no residual */
                        NNC_ACT_RELU6, 0.0f);                /* then relu6 */
 
     /* conv2d features.17.conv.2 @ models/mobilenet_v2.net:19:14 */
     nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t413, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
+                       n, t412, 47040, 960, 7, 7,           /* x: [960, 7, 7], batch stride */
                        consts + 1492960, consts + 1492640,  /* pack_blocked(features.17.conv.2.weight), bn_fold_bias(features.17.conv.3.weight) */
-                       t416, 15680, 320, 7, 7,              /* y: [320, 7, 7], batch stride */
+                       t415, 15680, 320, 7, 7,              /* y: [320, 7, 7], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
                        NULL, 0,                             /* no residual */
                        NNC_ACT_NONE, 0.0f);                 /* then none */
 
     /* conv2d features.18.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t416, 15680, 320, 7, 7,           /* x: [320, 7, 7], batch stride */
+                       n, t415, 15680, 320, 7, 7,           /* x: [320, 7, 7], batch stride */
                        consts + 1801440, consts + 1800160,  /* pack_blocked(features.18.0.weight), bn_fold_bias(features.18.1.weight) */
-                       t419, 62720, 1280, 7, 7,             /* y: [1280, 7, 7], batch stride */
+                       t418, 62720, 1280, 7, 7,             /* y: [1280, 7, 7], batch stride */
                        1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
                        NULL, 0,                             /* no residual */
                        NNC_ACT_RELU6, 0.0f);                /* then relu6 */
 
     /* global_avgpool @ models/mobilenet_v2.net:42:26 */
     nnc_global_avgpool_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                               n, t419, 62720, 1280, 49,  /* x: [1280, 7, 7] (nchw16c), batch stride */
-                               t420);                     /* y */
+                               n, t418, 62720, 1280, 49,  /* x: [1280, 7, 7] (nchw16c), batch stride */
+                               t419);                     /* y */
 
     /* flatten @ models/mobilenet_v2.net:42:44 */
-    /* t421 is a view of t420: no copy */
+    /* t420 is a view of t419: no copy */
 
     /* linear classifier.1 @ models/mobilenet_v2.net:42:71 */
     nnc_linear_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                  n, t421, 1280,                 /* x: [1280] */
+                  n, t420, 1280,                 /* x: [1280] */
                   params + 0, params + 1280000,  /* classifier.1.weight, classifier.1.bias */
                   out_logits, 1000,              /* y: [1000] */
                   NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */
