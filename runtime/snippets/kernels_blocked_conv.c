@@ -13,8 +13,10 @@
  * a result: 1, 2 and 3 threads give bit-identical outputs.
  *
  * Borders: the taps of a row of the kernel that fall above or below the
- * input are skipped for the whole output row; pixels whose taps fall left or
- * right of it go one at a time with their own range of kx. A 1x1 stride-1
+ * input are skipped for the whole output row; a tap kx that falls left or
+ * right of it for some pixels of a tile runs for the others only (the first
+ * or the last pixel missing, the usual case, are instances of their own), so
+ * a border costs no narrower tiles (a 7x7 map's rows are one tile). A 1x1 stride-1
  * unpadded convolution is a GEMM over the plane: its h x w pixels are one row,
  * so tiles span rows of the map.
  *
@@ -69,13 +71,30 @@ typedef struct {
     size_t plane;      /* floats of one input block: h * w * 16 */
     size_t oplane;     /* floats of one output block: oh * ow * 16 */
     size_t wob;        /* floats of one output block's packed weights */
-    int cb, c, iw, kh, kw, sx, dwx; /* sx: floats between the pixels' inputs (stride * 16); dwx: dw * 16 */
-    int iy0, dh, ky0, ky1;         /* input row of ky = 0, dilation, the rows of taps inside the input */
-    int ix0, kx0, kx1;             /* input column of the first pixel's kx = 0, the taps inside the input */
+    int cb, c, iw, kh, kw, sx, sw, dw; /* sx: floats between the pixels' inputs (stride * 16) */
+    int iy0, dh, ky0, ky1;             /* input row of ky = 0, dilation, the rows of taps inside the input */
+    int ix0;                           /* input column of the first pixel's kx = 0 (may be < 0) */
     int nob, nx, act, lanes;       /* act: NONE, RELU or RELU6; lanes: real channels of the last block */
 } nnc_bconv_tile;
 
 typedef void (*nnc_bconv_tile_fn)(const nnc_bconv_tile *t);
+
+/* The tile's pixels [*ja, *jb) whose tap kx falls inside the input row
+ * (none: *ja >= *jb); returns the input column of pixel *ja. Taps outside
+ * are skipped, so an output's sum runs over its taps inside the input in
+ * the same order whatever tile it is in. */
+static NNC_MAYBE_UNUSED int nnc_bconv_cols(const nnc_bconv_tile *t, int nx, int kx, int *ja, int *jb)
+{
+    int v = t->ix0 + kx * t->dw;
+    if (v >= 0 && v + (nx - 1) * t->sw < t->iw) {
+        *ja = 0, *jb = nx;
+    } else {
+        *ja = v >= 0 ? 0 : (-v + t->sw - 1) / t->sw;
+        *jb = v > t->iw - 1 ? 0 : (t->iw - 1 - v) / t->sw + 1;
+        if (*jb > nx) *jb = nx;
+    }
+    return v + *ja * t->sw;
+}
 
 /* Plain C: one block by up to 8 pixels; the epilogue's activation is left to the caller. */
 enum { NNC_BCONV_NX_C = 8 };
@@ -90,12 +109,14 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_c(const nnc_bconv_tile *t)
         for (ky = t->ky0; ky < t->ky1; ky++) {
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
             const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
-            for (kx = t->kx0; kx < t->kx1; kx++) {
-                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
-                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+            for (kx = 0; kx < t->kw; kx++) {
+                int ja, jb, ix = nnc_bconv_cols(t, nx, kx, &ja, &jb);
+                const float *xp, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                if (ja >= jb) continue;
+                xp = xr + (size_t)ix * NNC_CB;
                 for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB)
-                    for (j = 0; j < nx; j++) {
-                        float xv = xp[(size_t)j * (size_t)t->sx];
+                    for (j = ja; j < jb; j++) {
+                        float xv = xp[(size_t)(j - ja) * (size_t)t->sx];
                         for (l = 0; l < NNC_CB; l++) acc[j][l] += xv * wk[l];
                     }
             }
@@ -121,11 +142,19 @@ enum { NNC_BCONV_NX_AVX2 = 6, NNC_BCONV_NX_AVX512 = 12 };
  * registers at -O2. The epilogue: + bias, + residual, relu / relu6 as max /
  * min (max(0, v) is v < 0 ? 0 : v, as nnc_epilogue's relu), padding lanes
  * zeroed, one store. */
-#define NNC_BC512_FMA(j)                                                                                              \
-    if (NX > (j)) {                                                                                                   \
-        __m512 xv = _mm512_set1_ps(xp[(size_t)(j) * (size_t)SX]);                                                    \
+#define NNC_BC512_FMA(j, JA, JB)                                                                                      \
+    if (NX > (j) && (j) >= (JA) && (j) < (JB)) {                                                                      \
+        __m512 xv = _mm512_set1_ps(xp[(size_t)((j) - (JA)) * (size_t)SX]);                                           \
         a##j = _mm512_fmadd_ps(xv, w0, a##j);                                                                         \
         if (NOB > 1) b##j = _mm512_fmadd_ps(xv, w1, b##j);                                                            \
+    }
+/* The sum over a tap's input channels for pixels [JA, JB), xp at pixel JA. */
+#define NNC_BC512_CI(JA, JB)                                                                                          \
+    for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {                                                                 \
+        __m512 w0 = _mm512_loadu_ps(wk), w1 = NOB > 1 ? _mm512_loadu_ps(wk + wob) : w0;                              \
+        NNC_BC512_FMA(0, JA, JB) NNC_BC512_FMA(1, JA, JB) NNC_BC512_FMA(2, JA, JB) NNC_BC512_FMA(3, JA, JB)           \
+        NNC_BC512_FMA(4, JA, JB) NNC_BC512_FMA(5, JA, JB) NNC_BC512_FMA(6, JA, JB) NNC_BC512_FMA(7, JA, JB)           \
+        NNC_BC512_FMA(8, JA, JB) NNC_BC512_FMA(9, JA, JB) NNC_BC512_FMA(10, JA, JB) NNC_BC512_FMA(11, JA, JB)         \
     }
 #define NNC_BC512_OUT1(acc, j, bv, q, m)                                                                              \
     {                                                                                                                 \
@@ -156,15 +185,17 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
         for (ky = t->ky0; ky < t->ky1; ky++) {
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
             const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
-            for (kx = t->kx0; kx < t->kx1; kx++) {
-                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
-                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
-                for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {
-                    __m512 w0 = _mm512_loadu_ps(wk), w1 = NOB > 1 ? _mm512_loadu_ps(wk + wob) : w0;
-                    NNC_BC512_FMA(0) NNC_BC512_FMA(1) NNC_BC512_FMA(2) NNC_BC512_FMA(3)
-                    NNC_BC512_FMA(4) NNC_BC512_FMA(5) NNC_BC512_FMA(6) NNC_BC512_FMA(7)
-                    NNC_BC512_FMA(8) NNC_BC512_FMA(9) NNC_BC512_FMA(10) NNC_BC512_FMA(11)
-                }
+            for (kx = 0; kx < t->kw; kx++) {
+                int ja, jb, ix = nnc_bconv_cols(t, NX, kx, &ja, &jb);
+                const float *xp = xr + (size_t)ix * NNC_CB, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                if (ja == 0 && jb == NX)
+                    NNC_BC512_CI(0, NX)
+                else if (ja == 1 && jb == NX)  /* a left border */
+                    NNC_BC512_CI(1, NX)
+                else if (ja == 0 && jb == NX - 1)  /* a right border */
+                    NNC_BC512_CI(0, NX - 1)
+                else if (ja < jb)
+                    NNC_BC512_CI(ja, jb)
             }
         }
     }
@@ -208,15 +239,22 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx512(const nnc_bconv_tile *t)
 #undef NNC_BC512_FN
 #undef NNC_BC512_OUT
 #undef NNC_BC512_OUT1
+#undef NNC_BC512_CI
 #undef NNC_BC512_FMA
 
 /* AVX2 + FMA: one block (two ymm) by NX (1..6) pixels, 12 ymm accumulators,
  * two for the weights, one for the broadcast. */
-#define NNC_BC256_FMA(j)                                                                                              \
-    if (NX > (j)) {                                                                                                   \
-        __m256 xv = _mm256_broadcast_ss(xp + (size_t)(j) * (size_t)SX);                                               \
+#define NNC_BC256_FMA(j, JA, JB)                                                                                      \
+    if (NX > (j) && (j) >= (JA) && (j) < (JB)) {                                                                      \
+        __m256 xv = _mm256_broadcast_ss(xp + (size_t)((j) - (JA)) * (size_t)SX);                                      \
         a##j = _mm256_fmadd_ps(xv, w0, a##j);                                                                         \
         b##j = _mm256_fmadd_ps(xv, w1, b##j);                                                                         \
+    }
+#define NNC_BC256_CI(JA, JB)                                                                                          \
+    for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {                                                                 \
+        __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);                                                \
+        NNC_BC256_FMA(0, JA, JB) NNC_BC256_FMA(1, JA, JB) NNC_BC256_FMA(2, JA, JB)                                    \
+        NNC_BC256_FMA(3, JA, JB) NNC_BC256_FMA(4, JA, JB) NNC_BC256_FMA(5, JA, JB)                                    \
     }
 #define NNC_BC256_OUT1(acc, j, h, bv, m)                                                                              \
     {                                                                                                                 \
@@ -247,14 +285,17 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
         for (ky = t->ky0; ky < t->ky1; ky++) {
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
             const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
-            for (kx = t->kx0; kx < t->kx1; kx++) {
-                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
-                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
-                for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {
-                    __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
-                    NNC_BC256_FMA(0) NNC_BC256_FMA(1) NNC_BC256_FMA(2)
-                    NNC_BC256_FMA(3) NNC_BC256_FMA(4) NNC_BC256_FMA(5)
-                }
+            for (kx = 0; kx < t->kw; kx++) {
+                int ja, jb, ix = nnc_bconv_cols(t, NX, kx, &ja, &jb);
+                const float *xp = xr + (size_t)ix * NNC_CB, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                if (ja == 0 && jb == NX)
+                    NNC_BC256_CI(0, NX)
+                else if (ja == 1 && jb == NX)
+                    NNC_BC256_CI(1, NX)
+                else if (ja == 0 && jb == NX - 1)
+                    NNC_BC256_CI(0, NX - 1)
+                else if (ja < jb)
+                    NNC_BC256_CI(ja, jb)
             }
         }
     }
@@ -290,6 +331,7 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx2(const nnc_bconv_tile *t)
 #undef NNC_BC256_FN
 #undef NNC_BC256_OUT
 #undef NNC_BC256_OUT1
+#undef NNC_BC256_CI
 #undef NNC_BC256_FMA
 #endif
 
@@ -315,8 +357,8 @@ static NNC_MAYBE_UNUSED void nnc_bconv_taps(int i0, int d, int kn, int n, int *q
 }
 
 /* Task t: sample, group of output blocks, chunk of output rows, chunk of
- * output columns. Pixels [lo, hi) of a row have every kx inside the input
- * and go NX at a time; the others one by one with their own taps. */
+ * output columns; each row of the chunk in tiles of at most NX pixels, of
+ * even widths. */
 static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
 {
     const nnc_bconv_job *j = (const nnc_bconv_job *)arg;
@@ -324,8 +366,7 @@ static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
     int s = task / j->cchunks / j->rchunks / j->groups, ob = g * j->gob, q, l, oy, ox;
     int oy_a = rc * j->rows, oy_b = oy_a + j->rows < j->oh ? oy_a + j->rows : j->oh;
     int ox_a = cc * j->cols, ox_b = ox_a + j->cols < j->ow ? ox_a + j->cols : j->ow;
-    int lo = (j->pw + j->sw - 1) / j->sw, num = j->w - 1 + j->pw - (j->kw - 1) * j->dw;
-    int hi = num < 0 ? 0 : num / j->sw + 1;
+    int ntiles = (ox_b - ox_a + j->nx - 1) / j->nx, ti;
     float bias[2 * NNC_CB];
     size_t ohw = (size_t)j->oh * (size_t)j->ow;
     float *yb;
@@ -345,23 +386,18 @@ static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
     t.plane = (size_t)j->h * (size_t)j->w * NNC_CB;
     t.oplane = ohw * NNC_CB;
     t.cb = j->cb, t.c = j->c, t.iw = j->w, t.kh = j->kh, t.kw = j->kw, t.sx = j->sw * NNC_CB;
-    t.dwx = j->dw * NNC_CB, t.dh = j->dh, t.act = j->fused ? j->act : NNC_ACT_NONE;
+    t.sw = j->sw, t.dw = j->dw, t.dh = j->dh, t.act = j->fused ? j->act : NNC_ACT_NONE;
     yb = j->y + (size_t)s * j->ys + (size_t)ob * t.oplane;
     rb = j->res ? j->res + (size_t)s * j->rs + (size_t)ob * t.oplane : NULL;
     for (oy = oy_a; oy < oy_b; oy++) {
         t.iy0 = oy * j->sh - j->ph;
         nnc_bconv_taps(t.iy0, j->dh, j->kh, j->h, &t.ky0, &t.ky1);
-        for (ox = ox_a; ox < ox_b; ox += t.nx) {
-            size_t at = ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
+        for (ti = 0; ti < ntiles; ti++) {
+            size_t at;
+            ox = ox_a + (int)((long)(ox_b - ox_a) * ti / ntiles);
+            t.nx = ox_a + (int)((long)(ox_b - ox_a) * (ti + 1) / ntiles) - ox;
+            at = ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
             t.ix0 = ox * j->sw - j->pw;
-            if (ox >= lo && ox < hi) {
-                int end = hi < ox_b ? hi : ox_b;
-                t.nx = end - ox < j->nx ? end - ox : j->nx;
-                t.kx0 = 0, t.kx1 = j->kw;
-            } else {
-                t.nx = 1;
-                nnc_bconv_taps(t.ix0, j->dw, j->kw, j->w, &t.kx0, &t.kx1);
-            }
             t.y = yb + at;
             t.res = rb ? rb + at : NULL;
             j->tile(&t);
