@@ -79,22 +79,24 @@ typedef struct {
 
 typedef void (*nnc_bconv_tile_fn)(const nnc_bconv_tile *t);
 
-/* The tile's pixels [*ja, *jb) whose tap kx falls inside the input row
- * (none: *ja >= *jb); returns the input column of pixel *ja. Taps outside
- * are skipped, so an output's sum runs over its taps inside the input in
- * the same order whatever tile it is in. */
-static NNC_MAYBE_UNUSED int nnc_bconv_cols(const nnc_bconv_tile *t, int nx, int kx, int *ja, int *jb)
-{
-    int v = t->ix0 + kx * t->dw;
-    if (v >= 0 && v + (nx - 1) * t->sw < t->iw) {
-        *ja = 0, *jb = nx;
-    } else {
-        *ja = v >= 0 ? 0 : (-v + t->sw - 1) / t->sw;
-        *jb = v > t->iw - 1 ? 0 : (t->iw - 1 - v) / t->sw + 1;
-        if (*jb > nx) *jb = nx;
-    }
-    return v + *ja * t->sw;
-}
+/* The tile's pixels [ja, jb) whose tap kx falls inside the input row (none:
+ * ja >= jb), and ix, the input column of pixel ja. Taps outside are
+ * skipped, so an output's sum runs over its taps inside the input in the
+ * same order whatever tile it is in. A macro: a call inside the kernels'
+ * loops would spill their accumulators (every vector register is the
+ * caller's to save). */
+#define NNC_BCONV_COLS(t, nx, kx, ja, jb, ix)                                                                        \
+    do {                                                                                                              \
+        int v_ = (t)->ix0 + (kx) * (t)->dw;                                                                           \
+        if (v_ >= 0 && v_ + ((nx) - 1) * (t)->sw < (t)->iw) {                                                         \
+            ja = 0, jb = (nx);                                                                                        \
+        } else {                                                                                                      \
+            ja = v_ >= 0 ? 0 : (-v_ + (t)->sw - 1) / (t)->sw;                                                         \
+            jb = v_ > (t)->iw - 1 ? 0 : ((t)->iw - 1 - v_) / (t)->sw + 1;                                             \
+            if (jb > (nx)) jb = (nx);                                                                                 \
+        }                                                                                                             \
+        ix = v_ + ja * (t)->sw;                                                                                       \
+    } while (0)
 
 /* Plain C: one block by up to 8 pixels; the epilogue's activation is left to the caller. */
 enum { NNC_BCONV_NX_C = 8 };
@@ -110,8 +112,9 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_c(const nnc_bconv_tile *t)
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
             const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
             for (kx = 0; kx < t->kw; kx++) {
-                int ja, jb, ix = nnc_bconv_cols(t, nx, kx, &ja, &jb);
+                int ja, jb, ix;
                 const float *xp, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                NNC_BCONV_COLS(t, nx, kx, ja, jb, ix);
                 if (ja >= jb) continue;
                 xp = xr + (size_t)ix * NNC_CB;
                 for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB)
@@ -186,15 +189,18 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
             const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
             for (kx = 0; kx < t->kw; kx++) {
-                int ja, jb, ix = nnc_bconv_cols(t, NX, kx, &ja, &jb);
-                const float *xp = xr + (size_t)ix * NNC_CB, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                int ja, jb, ix;
+                const float *xp, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                NNC_BCONV_COLS(t, NX, kx, ja, jb, ix);
+                if (ja >= jb) continue;
+                xp = xr + (size_t)ix * NNC_CB;
                 if (ja == 0 && jb == NX)
                     NNC_BC512_CI(0, NX)
                 else if (ja == 1 && jb == NX)  /* a left border */
                     NNC_BC512_CI(1, NX)
                 else if (ja == 0 && jb == NX - 1)  /* a right border */
                     NNC_BC512_CI(0, NX - 1)
-                else if (ja < jb)
+                else
                     NNC_BC512_CI(ja, jb)
             }
         }
@@ -286,15 +292,18 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
             const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
             for (kx = 0; kx < t->kw; kx++) {
-                int ja, jb, ix = nnc_bconv_cols(t, NX, kx, &ja, &jb);
-                const float *xp = xr + (size_t)ix * NNC_CB, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                int ja, jb, ix;
+                const float *xp, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                NNC_BCONV_COLS(t, NX, kx, ja, jb, ix);
+                if (ja >= jb) continue;
+                xp = xr + (size_t)ix * NNC_CB;
                 if (ja == 0 && jb == NX)
                     NNC_BC256_CI(0, NX)
                 else if (ja == 1 && jb == NX)
                     NNC_BC256_CI(1, NX)
                 else if (ja == 0 && jb == NX - 1)
                     NNC_BC256_CI(0, NX - 1)
-                else if (ja < jb)
+                else
                     NNC_BC256_CI(ja, jb)
             }
         }
@@ -334,6 +343,7 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx2(const nnc_bconv_tile *t)
 #undef NNC_BC256_CI
 #undef NNC_BC256_FMA
 #endif
+#undef NNC_BCONV_COLS
 
 /* One blocked convolution, as its tasks see it. */
 typedef struct {
@@ -342,7 +352,7 @@ typedef struct {
     size_t xs, ys, rs;
     int c, h, w, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, act;
     float slope;
-    int kb, cb, gob, nx, groups, rows, rchunks, cols, cchunks, fused;
+    int kb, cb, gob, nx, groups, rows, rchunks, cols, cchunks, fused, pixel_major;
     nnc_bconv_tile_fn tile;
 } nnc_bconv_job;
 
@@ -362,8 +372,12 @@ static NNC_MAYBE_UNUSED void nnc_bconv_taps(int i0, int d, int kn, int n, int *q
 static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
 {
     const nnc_bconv_job *j = (const nnc_bconv_job *)arg;
-    int cc = task % j->cchunks, rc = task / j->cchunks % j->rchunks, g = task / j->cchunks / j->rchunks % j->groups;
-    int s = task / j->cchunks / j->rchunks / j->groups, ob = g * j->gob, q, l, oy, ox;
+    int per = j->groups * j->rchunks * j->cchunks, s = task / per, u = task % per, g, rc, cc, ob, q, l, oy, ox;
+    if (j->pixel_major)
+        g = u % j->groups, cc = u / j->groups % j->cchunks, rc = u / j->groups / j->cchunks;
+    else
+        cc = u % j->cchunks, rc = u / j->cchunks % j->rchunks, g = u / j->cchunks / j->rchunks;
+    ob = g * j->gob;
     int oy_a = rc * j->rows, oy_b = oy_a + j->rows < j->oh ? oy_a + j->rows : j->oh;
     int ox_a = cc * j->cols, ox_b = ox_a + j->cols < j->ow ? ox_a + j->cols : j->ow;
     int ntiles = (ox_b - ox_a + j->nx - 1) / j->nx, ti;
@@ -461,5 +475,9 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(const nnc_ctx *ctx, int n, const
         if (j.cols > j.ow) j.cols = j.ow;
     }
     j.rchunks = (j.oh + j.rows - 1) / j.rows, j.cchunks = (j.ow + j.cols - 1) / j.cols;
+    /* the order of the tasks: by group of output blocks, each group's weights
+     * read over its pixels while in cache; or, when all weights are small, by
+     * pixels, their input read by every group while in cache */
+    j.pixel_major = (double)k * (double)c * (double)kh * (double)kw * sizeof(float) <= 65536.0;
     nnc_parallel_work(ctx, work, n * j.groups * j.rchunks * j.cchunks, nnc_bconv_task, &j);
 }
