@@ -141,7 +141,7 @@ enum { NNC_BCONV_NX_AVX2 = 6, NNC_BCONV_NX_AVX512 = 12 };
 /* AVX-512: nob (1 or 2) blocks by NX (1..12) pixels, 24 zmm accumulators at
  * most; per input channel two weight loads and NX broadcasts (embedded in the
  * FMA) feed 2 * NX FMAs. NOB, NX and SX (the pixels' distance in x: 16 at
- * stride 1) are constants of each instance, so the accumulators are
+ * stride 1, 32 at 2, else a variable) are constants of each instance, so the accumulators are
  * registers at -O2. The epilogue: + bias, + residual, relu / relu6 as max /
  * min (max(0, v) is v < 0 ? 0 : v, as nnc_epilogue's relu), padding lanes
  * zeroed, one store. */
@@ -216,6 +216,8 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
     {                                                                                                                 \
         if (t->sx == NNC_CB)                                                                                          \
             nnc_bconv_avx512_body(t, NOB, NX, NNC_CB);                                                                \
+        else if (t->sx == 2 * NNC_CB)                                                                                 \
+            nnc_bconv_avx512_body(t, NOB, NX, 2 * NNC_CB);                                                            \
         else                                                                                                          \
             nnc_bconv_avx512_body(t, NOB, NX, t->sx);                                                                 \
     }
@@ -316,6 +318,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
     {                                                                                                                 \
         if (t->sx == NNC_CB)                                                                                          \
             nnc_bconv_avx2_body(t, NX, NNC_CB);                                                                       \
+        else if (t->sx == 2 * NNC_CB)                                                                                 \
+            nnc_bconv_avx2_body(t, NX, 2 * NNC_CB);                                                                   \
         else                                                                                                          \
             nnc_bconv_avx2_body(t, NX, t->sx);                                                                        \
     }
@@ -352,7 +356,7 @@ typedef struct {
     size_t xs, ys, rs;
     int c, h, w, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, act;
     float slope;
-    int kb, cb, gob, nx, groups, rows, rchunks, cols, cchunks, fused, pixel_major;
+    int kb, cb, gob, nx, groups, rchunks, cchunks, fused, pixel_major;
     nnc_bconv_tile_fn tile;
 } nnc_bconv_job;
 
@@ -378,8 +382,8 @@ static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
     else
         cc = u % j->cchunks, rc = u / j->cchunks % j->rchunks, g = u / j->cchunks / j->rchunks;
     ob = g * j->gob;
-    int oy_a = rc * j->rows, oy_b = oy_a + j->rows < j->oh ? oy_a + j->rows : j->oh;
-    int ox_a = cc * j->cols, ox_b = ox_a + j->cols < j->ow ? ox_a + j->cols : j->ow;
+    int oy_a = (int)((long)j->oh * rc / j->rchunks), oy_b = (int)((long)j->oh * (rc + 1) / j->rchunks);
+    int ox_a = (int)((long)j->ow * cc / j->cchunks), ox_b = (int)((long)j->ow * (cc + 1) / j->cchunks);
     int ntiles = (ox_b - ox_a + j->nx - 1) / j->nx, ti;
     float bias[2 * NNC_CB];
     size_t ohw = (size_t)j->oh * (size_t)j->ow;
@@ -460,21 +464,18 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(const nnc_ctx *ctx, int n, const
 #endif
     j.fused = j.fused && (act == NNC_ACT_NONE || act == NNC_ACT_RELU || act == NNC_ACT_RELU6);
     j.groups = (j.kb + j.gob - 1) / j.gob;
-    /* tasks of some 2^17 multiply-adds at least: whole rows, or runs of a
-     * multiple of 24 pixels (every NX divides it) of a one-row plane */
+    /* tasks of some 2^17 multiply-adds at least: runs of whole rows, or of a
+     * one-row plane's pixels, of even lengths */
     unit = (double)j.gob * NNC_CB * (double)c * (double)kh * (double)kw;
     work = unit * (double)n * (double)j.groups * (double)j.oh * (double)j.ow;
+    j.rchunks = 1, j.cchunks = 1;
     if (j.oh > 1) {
-        double rw = unit * (double)j.ow;
-        j.rows = rw >= 131072.0 ? 1 : (int)(131072.0 / rw) + 1;
-        if (j.rows > j.oh) j.rows = j.oh;
-        j.cols = j.ow;
+        double rows = ceil(131072.0 / (unit * (double)j.ow));
+        j.rchunks = rows >= (double)j.oh ? 1 : (int)((j.oh + rows - 1) / rows);
     } else {
-        j.rows = 1;
-        j.cols = (int)(131072.0 / unit) / 24 * 24 + 24;
-        if (j.cols > j.ow) j.cols = j.ow;
+        double cols = ceil(131072.0 / unit) < 48.0 ? 48.0 : ceil(131072.0 / unit);  /* 4 tiles at least */
+        j.cchunks = cols >= (double)j.ow ? 1 : (int)((j.ow + cols - 1) / cols);
     }
-    j.rchunks = (j.oh + j.rows - 1) / j.rows, j.cchunks = (j.ow + j.cols - 1) / j.cols;
     /* the order of the tasks: by group of output blocks, each group's weights
      * read over its pixels while in cache; or, when all weights are small, by
      * pixels, their input read by every group while in cache */
