@@ -10,7 +10,8 @@
  * relu6, leaky_relu, sigmoid; batch 1 and 3 with batch strides larger than
  * a sample. The layout's contract: the inputs' padding lanes hold garbage
  * (1e3, finite) that must not reach a real output; the output's padding lanes
- * must be exactly +0.0f; the output is prefilled with NaN. */
+ * must be exactly +0.0f; the output is prefilled with NaN. ctx NULL runs one
+ * thread at the best instruction set. */
 #define NNC_PAR_MIN_WORK 0.0 /* split every loop, however small: 1, 2 and 3 threads must agree */
 #include "kernel_test.h"
 
@@ -43,12 +44,17 @@ static void ref_conv(const BCase *t, const float *x, const float *wt, const floa
                 }
 }
 
+/* Floats of n samples of `used` floats at batch stride bs, the last one
+ * ending the buffer (ASan sees a read past it). */
+static size_t span(int n, size_t bs, size_t used) { return (size_t)(n - 1) * bs + used; }
+
 /* n samples of c channels of hw pixels, NCHW, into NCHW16c with batch
  * stride bs, the padding lanes (and the gap between samples) then set to garbage. */
 static float *blocked_garbage(const float *x, int n, int c, size_t hw, size_t bs)
 {
-    float *b = new_floats((size_t)n * bs);
-    for (size_t i = 0; i < (size_t)n * bs; i++) b[i] = 7.0f;
+    size_t total = span(n, bs, nnc_blocked_floats(c, hw));
+    float *b = new_floats(total);
+    for (size_t i = 0; i < total; i++) b[i] = 7.0f;
     nnc_to_blocked(NULL, n, x, (size_t)c * hw, c, hw, b, bs);
     for (int s = 0; s < n; s++)
         for (size_t p = 0; p < nnc_blocked_floats(c, hw); p++)
@@ -80,7 +86,8 @@ static void run_case(Rng *r, const BCase *t)
     int list[3], ni = isas(list);
     char what[240];
     assert_true(oh >= 1 && ow >= 1);
-    for (int q = 0; q < 3; q++) y[q] = new_floats((size_t)t->n * bys);
+    size_t ytotal = span(t->n, bys, nnc_blocked_floats(t->k, ohw));
+    for (int q = 0; q < 3; q++) y[q] = new_floats(ytotal);
     nnc_pack_weights_blocked(wt, t->k, t->c, t->kh, t->kw, NULL, NULL, 0.0f, wp);
     for (size_t i = 0; i < pn; i++) assert_false(isnan(wp[i]));  /* every float written */
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
@@ -90,11 +97,21 @@ static void run_case(Rng *r, const BCase *t)
             for (int q = 0; q < 3; q++) {
                 nnc_ctx ctx;
                 ctx_for(&ctx, list[s], q + 1);
-                for (size_t i = 0; i < (size_t)t->n * bys; i++) y[q][i] = NAN;
+                for (size_t i = 0; i < ytotal; i++) y[q][i] = NAN;
                 nnc_conv2d_blocked(&ctx, t->n, xb, bxs, t->c, t->h, t->w, wp, b, y[q], bys, t->k, oh, ow, t->kh, t->kw,
                                    t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, forms[f].res ? rb : NULL, brs,
                                    forms[f].act, 0.125f);
                 nnc_ctx_stop(&ctx);
+            }
+            if (list[s] == nnc_cpu_isa()) {  /* ctx NULL: one thread at the best isa, the same floats */
+                float *y0 = nan_floats(ytotal);
+                nnc_conv2d_blocked(NULL, t->n, xb, bxs, t->c, t->h, t->w, wp, b, y0, bys, t->k, oh, ow, t->kh, t->kw,
+                                   t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, forms[f].res ? rb : NULL, brs,
+                                   forms[f].act, 0.125f);
+                for (int i = 0; i < t->n; i++)
+                    assert_memory_equal(y0 + (size_t)i * bys, y[0] + (size_t)i * bys,
+                                        nnc_blocked_floats(t->k, ohw) * sizeof(float));
+                free(y0);
             }
             snprintf(what, sizeof what,
                      "conv2d_blocked %s bias%d res%d %s n%d c%d %dx%d k%d %dx%d s%d,%d p%d,%d d%d,%d", isa_name(list[s]),
