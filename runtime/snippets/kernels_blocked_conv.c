@@ -162,10 +162,10 @@ enum { NNC_BCONV_NX_AVX2 = 6, NNC_BCONV_NX_AVX512 = 12 };
 #define NNC_BC512_OUT1(acc, j, bv, q, m)                                                                              \
     {                                                                                                                 \
         __m512 v = _mm512_add_ps(acc, bv);                                                                            \
-        if (t->res) v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + (size_t)(q) * t->oplane + (size_t)(j) * NNC_CB));  \
-        if (t->act != NNC_ACT_NONE) v = _mm512_max_ps(z, v);                                                          \
-        if (t->act == NNC_ACT_RELU6) v = _mm512_min_ps(six, v);                                                       \
-        _mm512_storeu_ps(t->y + (size_t)(q) * t->oplane + (size_t)(j) * NNC_CB, _mm512_maskz_mov_ps(m, v));           \
+        if (res) v = _mm512_add_ps(v, _mm512_loadu_ps(res + (size_t)(q) * opl + (size_t)(j) * NNC_CB));               \
+        if (relu) v = _mm512_max_ps(z, v);                                                                            \
+        if (relu6) v = _mm512_min_ps(six, v);                                                                         \
+        _mm512_storeu_ps(yo + (size_t)(q) * opl + (size_t)(j) * NNC_CB, _mm512_maskz_mov_ps(m, v));                   \
     }
 #define NNC_BC512_OUT(j)                                                                                              \
     if (NX > (j)) {                                                                                                   \
@@ -179,8 +179,10 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
     __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11;
     __m512 z = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f), bv0, bv1;
     __mmask16 ml = (__mmask16)(t->lanes < NNC_CB ? (1u << t->lanes) - 1u : 0xFFFFu), m0 = NOB > 1 ? 0xFFFF : ml, m1 = ml;
-    size_t wob = t->wob;
-    int b, ky, kx, ci;
+    size_t wob = t->wob, opl;
+    const float *res;
+    float *yo;
+    int b, ky, kx, ci, relu, relu6;
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = z;
     b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = b10 = b11 = z;
     for (b = 0; b < t->cb; b++) {
@@ -205,6 +207,8 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
             }
         }
     }
+    /* the epilogue's operands in locals: loads through t would be repeated after every store */
+    res = t->res, yo = t->y, opl = t->oplane, relu = t->act != NNC_ACT_NONE, relu6 = t->act == NNC_ACT_RELU6;
     bv0 = _mm512_loadu_ps(t->bias);
     bv1 = NOB > 1 ? _mm512_loadu_ps(t->bias + NNC_CB) : z;
     NNC_BC512_OUT(0) NNC_BC512_OUT(1) NNC_BC512_OUT(2) NNC_BC512_OUT(3)
@@ -267,10 +271,10 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx512(const nnc_bconv_tile *t)
 #define NNC_BC256_OUT1(acc, j, h, bv, m)                                                                              \
     {                                                                                                                 \
         __m256 v = _mm256_add_ps(acc, bv);                                                                            \
-        if (t->res) v = _mm256_add_ps(v, _mm256_loadu_ps(t->res + (size_t)(j) * NNC_CB + (h)));                      \
-        if (t->act != NNC_ACT_NONE) v = _mm256_max_ps(z, v);                                                          \
-        if (t->act == NNC_ACT_RELU6) v = _mm256_min_ps(six, v);                                                       \
-        _mm256_storeu_ps(t->y + (size_t)(j) * NNC_CB + (h), _mm256_and_ps(v, m));                                     \
+        if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + (size_t)(j) * NNC_CB + (h)));                             \
+        if (relu) v = _mm256_max_ps(z, v);                                                                            \
+        if (relu6) v = _mm256_min_ps(six, v);                                                                         \
+        _mm256_storeu_ps(yo + (size_t)(j) * NNC_CB + (h), _mm256_and_ps(v, m));                                       \
     }
 #define NNC_BC256_OUT(j)                                                                                              \
     if (NX > (j)) {                                                                                                   \
@@ -285,7 +289,9 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
     __m256i lanes = _mm256_set1_epi32(t->lanes);
     __m256 m0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lanes, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
     __m256 m1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lanes, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
-    int b, ky, kx, ci;
+    const float *res;
+    float *yo;
+    int b, ky, kx, ci, relu, relu6;
     a0 = a1 = a2 = a3 = a4 = a5 = z;
     b0 = b1 = b2 = b3 = b4 = b5 = z;
     for (b = 0; b < t->cb; b++) {
@@ -310,6 +316,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
             }
         }
     }
+    res = t->res, yo = t->y, relu = t->act != NNC_ACT_NONE, relu6 = t->act == NNC_ACT_RELU6;
     bv0 = _mm256_loadu_ps(t->bias), bv1 = _mm256_loadu_ps(t->bias + 8);
     NNC_BC256_OUT(0) NNC_BC256_OUT(1) NNC_BC256_OUT(2) NNC_BC256_OUT(3) NNC_BC256_OUT(4) NNC_BC256_OUT(5)
 }
