@@ -1,7 +1,8 @@
 /* conv_blocked.c: MobileNet-v2 and ResNet convolutions at batch 1 by the
  * direct convolution on the blocked layout (nnc_conv2d_blocked, NCHW16c in
  * and out) and by im2col + the packed GEMM (nnc_conv2d_packed, NCHW), taking
- * turns, hot (the same layer rerun: weights in cache); bias and relu on both.
+ * turns, hot (the same layer rerun: weights in cache) or cold; bias and relu
+ * on both.
  * Prints the best and the median time of each over the runs and the
  * GFLOP/s of the medians (2 * k * c * kh * kw * oh * ow flops, real
  * channels only). Measures, asserts nothing.
@@ -9,7 +10,10 @@
  *   cc -O2 -I. bench/conv_blocked.c -o /tmp/conv_blocked -lm -lpthread
  *   /tmp/conv_blocked [THREADS=1] [RUNS=200] [C HW K KSIZE STRIDE PAD]
  *
- * (the six last: one layer of your own instead of the list)
+ * (the six last: one layer of your own instead of the list). COLD=1 in the
+ * environment evicts the caches before each timed call (reads a 64 MB
+ * buffer, untimed) and reads the input back in, as bench/conv3x3.c does: in
+ * a network the weights come from DRAM, the input was just written.
  *
  * -O2 without -march, as users build generated code: the kernels pick
  * AVX-512 or AVX2 at run time (NNC_ISA=avx2 or c in the environment lowers
@@ -22,6 +26,18 @@
 #include <time.h>
 #define NNC_MAYBE_UNUSED __attribute__((unused))
 #include "runtime/snippets/kernels.c"
+
+enum { EVICT_FLOATS = 16 << 20 }; /* 64 MB */
+static volatile float evict_sink;
+
+/* Pushes the weights out of the caches, then brings x (n floats) back in. */
+static void go_cold(const float *evict, const float *x, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < EVICT_FLOATS; i += 16) s += evict[i];
+    for (size_t i = 0; i < n; i += 16) s += x[i];
+    evict_sink = s;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -53,7 +69,15 @@ int main(int argc, char **argv)
     size_t nshapes = sizeof shapes / sizeof shapes[0];
     const Shape *list = shapes;
     Shape own = {"given", 0, 0, 0, 0, 0, 0};
+    const char *cold_env = getenv("COLD");
+    int cold = cold_env && atoi(cold_env) != 0;
+    float *evict = cold ? malloc((size_t)EVICT_FLOATS * sizeof(float)) : NULL;
     nnc_ctx ctx;
+    if (cold && !evict) {
+        fprintf(stderr, "%s: out of memory\n", argv[0]);
+        return 1;
+    }
+    for (size_t i = 0; cold && i < (size_t)EVICT_FLOATS; i++) evict[i] = (float)(i & 7);
     if (argc > 8) {
         own.c = atoi(argv[3]), own.h = atoi(argv[4]), own.k = atoi(argv[5]), own.ks = atoi(argv[6]);
         own.s = atoi(argv[7]), own.p = atoi(argv[8]);
@@ -68,8 +92,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (nnc_ctx_init(&ctx, threads) != 0) fprintf(stderr, "%s: threads not started; one thread\n", argv[0]);
-    printf("threads %d, isa %s, %d runs each, hot\n", ctx.threads,
-           ctx.isa == NNC_ISA_AVX512 ? "avx512" : ctx.isa == NNC_ISA_AVX2 ? "avx2" : "c", runs);
+    printf("threads %d, isa %s, %d runs each, %s\n", ctx.threads,
+           ctx.isa == NNC_ISA_AVX512 ? "avx512" : ctx.isa == NNC_ISA_AVX2 ? "avx2" : "c", runs, cold ? "cold" : "hot");
     printf("%-18s %-22s %9s %9s %7s | %9s %9s %7s | %s\n", "layer", "shape", "blk min", "blk med", "GF/s", "pk min",
            "pk med", "GF/s", "packed/blocked");
     for (size_t si = 0; si < nshapes; si++) {
@@ -97,11 +121,13 @@ int main(int argc, char **argv)
         nnc_pack_weights_blocked(wt, k, c, ks, ks, NULL, NULL, 0.0f, wb);
         for (int r = -3; r < runs; r++) {  /* 3 warm-up runs */
             double t0, t1;
+            if (cold) go_cold(evict, xb, bxs);
             t0 = now_ms();
             nnc_conv2d_blocked(&ctx, 1, xb, bxs, c, h, h, wb, bias, yb, bys, k, oh, oh, ks, ks, sh->s, sh->s, sh->p,
                                sh->p, 1, 1, NULL, 0, NNC_ACT_RELU, 0.0f);
             t1 = now_ms();
             if (r >= 0) tb[r] = t1 - t0;
+            if (cold) go_cold(evict, x, xs);
             t0 = now_ms();
             nnc_conv2d_packed(&ctx, 1, x, xs, c, h, h, wp, bias, y, ys, k, oh, oh, ks, ks, sh->s, sh->s, sh->p, sh->p,
                               1, 1, 1, scratch, NULL, 0, NNC_ACT_RELU, 0.0f, k, NULL, NULL, NNC_ACT_NONE, 0.0f);
@@ -120,5 +146,6 @@ int main(int argc, char **argv)
         free(tb), free(tp);
     }
     nnc_ctx_stop(&ctx);
+    free(evict);
     return 0;
 }
