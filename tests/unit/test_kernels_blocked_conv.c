@@ -5,7 +5,7 @@
  * by nnc_to_blocked / nnc_from_blocked. At every instruction set this CPU
  * runs (the test prints which) and 1, 2 and 3 threads, whose outputs must be
  * bit-identical. Channels not multiples of 16 (1, 3, 17, 24, 40), kernels
- * 1x1 to 7x7 and 1x3, strides 1 and 2, padding 0 to 3, dilation 2, maps 1x1,
+ * 1x1 to 7x7, 1x3 and 2x3, strides 1, 2 and 3, padding 0 to 3, dilation 2 and 3, maps 1x1,
  * 7x7, 13x11 and wider than a tile; with and without bias, residual, relu,
  * relu6, leaky_relu, sigmoid; batch 1 and 3 with batch strides larger than
  * a sample. The layout's contract: the inputs' padding lanes hold garbage
@@ -160,6 +160,9 @@ static void test_conv2d_blocked(void **state)
         {1, 3, 30, 30, 32, 3, 3, 2, 2, 1, 1, 1, 1},   /* a stem */
         {3, 64, 14, 14, 70, 1, 1, 1, 1, 0, 0, 1, 1},  /* 1x1, several chunks of columns a plane */
         {1, 24, 7, 7, 17, 3, 3, 1, 1, 3, 3, 1, 1},    /* padding 3 on 3x3: border pixels with no taps */
+        {1, 17, 13, 11, 24, 3, 3, 3, 2, 1, 1, 1, 1},  /* strides 3 and 2 */
+        {2, 5, 11, 13, 17, 2, 3, 2, 3, 0, 1, 1, 1},   /* a 2x3 kernel, column stride 3: the generic stride */
+        {1, 40, 14, 14, 40, 3, 3, 1, 1, 1, 1, 3, 3},  /* dilation 3, 3 input and output blocks */
     };
     Rng r = {0xB10CULL};
     int list[3], ni = isas(list);
