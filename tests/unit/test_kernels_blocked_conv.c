@@ -5,8 +5,8 @@
  * by nnc_to_blocked / nnc_from_blocked. At every instruction set this CPU
  * runs (the test prints which) and 1, 2 and 3 threads, whose outputs must be
  * bit-identical. Channels not multiples of 16 (1, 3, 17, 24, 40), kernels
- * 1x1 to 7x7, 1x3 and 2x3, strides 1, 2 and 3, padding 0 to 3, dilation 2 and 3, maps 1x1,
- * 7x7, 13x11 and wider than a tile; with and without bias, residual, relu,
+ * 1x1 to 7x7, 1x3 and 2x3, strides 1, 2 and 3, padding 0 to 3, dilation 2
+ * and 3, maps 1x1, 7x7, 13x11 and wider than a tile; with and without bias, residual, relu,
  * relu6, leaky_relu, sigmoid; batch 1 and 3 with batch strides larger than
  * a sample. The layout's contract: the inputs' padding lanes hold garbage
  * (1e3, finite) that must not reach a real output; the output's padding lanes
