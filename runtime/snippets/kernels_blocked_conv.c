@@ -20,6 +20,12 @@
  * unpadded convolution is a GEMM over the plane: its h x w pixels are one row,
  * so tiles span rows of the map.
  *
+ * When a group of output blocks has more weights than stay in L2 while its
+ * rows run (ResNet's 512 x 512 x 3 x 3: 590 KB a pair of blocks), the sum
+ * runs in parts over the input blocks, some 128 KB of weights each, the
+ * tile's partial sums stored in y and loaded back (exact: the same floats
+ * as kept in registers).
+ *
  * Epilogue, on the tile in registers before its one store, with the
  * arithmetic of nnc_epilogue: sum + bias, + residual, then relu or relu6 as
  * a max and a min; other activations go through nnc_activation_inplace on
@@ -75,6 +81,7 @@ typedef struct {
     int iy0, dh, ky0, ky1;             /* input row of ky = 0, dilation, the rows of taps inside the input */
     int ix0;                           /* input column of the first pixel's kx = 0 (may be < 0) */
     int nob, nx, act, lanes;       /* act: NONE, RELU or RELU6; lanes: real channels of the last block */
+    int ib0, ib1, load, fin;       /* input blocks [ib0, ib1); start from y's partial sums; the last part */
 } nnc_bconv_tile;
 
 typedef void (*nnc_bconv_tile_fn)(const nnc_bconv_tile *t);
@@ -105,8 +112,8 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_c(const nnc_bconv_tile *t)
     float acc[NNC_BCONV_NX_C][NNC_CB];
     int b, ky, kx, ci, j, l, nx = t->nx;
     for (j = 0; j < nx; j++)
-        for (l = 0; l < NNC_CB; l++) acc[j][l] = 0.0f;
-    for (b = 0; b < t->cb; b++) {
+        for (l = 0; l < NNC_CB; l++) acc[j][l] = t->load ? t->y[(size_t)j * NNC_CB + (size_t)l] : 0.0f;
+    for (b = t->ib0; b < t->ib1; b++) {
         int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
         for (ky = t->ky0; ky < t->ky1; ky++) {
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
@@ -127,7 +134,8 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_c(const nnc_bconv_tile *t)
     }
     for (j = 0; j < nx; j++) {
         float *yp = t->y + (size_t)j * NNC_CB;
-        for (l = 0; l < NNC_CB; l++) {
+        for (l = 0; l < NNC_CB && !t->fin; l++) yp[l] = acc[j][l];
+        for (l = 0; l < NNC_CB && t->fin; l++) {
             float v = acc[j][l] + t->bias[l];
             if (t->res) v = v + t->res[(size_t)j * NNC_CB + (size_t)l];
             yp[l] = l < t->lanes ? v : 0.0f;
@@ -167,6 +175,17 @@ enum { NNC_BCONV_NX_AVX2 = 6, NNC_BCONV_NX_AVX512 = 12 };
         if (relu6) v = _mm512_min_ps(six, v);                                                                         \
         _mm512_storeu_ps(yo + (size_t)(q) * opl + (size_t)(j) * NNC_CB, _mm512_maskz_mov_ps(m, v));                   \
     }
+/* A partial sum's tile from y and back (a sum split over parts of the input blocks). */
+#define NNC_BC512_LOAD(j)                                                                                             \
+    if (NX > (j)) {                                                                                                   \
+        a##j = _mm512_loadu_ps(yo + (size_t)(j) * NNC_CB);                                                            \
+        if (NOB > 1) b##j = _mm512_loadu_ps(yo + opl + (size_t)(j) * NNC_CB);                                         \
+    }
+#define NNC_BC512_SAVE(j)                                                                                             \
+    if (NX > (j)) {                                                                                                   \
+        _mm512_storeu_ps(yo + (size_t)(j) * NNC_CB, a##j);                                                            \
+        if (NOB > 1) _mm512_storeu_ps(yo + opl + (size_t)(j) * NNC_CB, b##j);                                         \
+    }
 #define NNC_BC512_OUT(j)                                                                                              \
     if (NX > (j)) {                                                                                                   \
         NNC_BC512_OUT1(a##j, j, bv0, 0, m0)                                                                           \
@@ -183,9 +202,15 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
     const float *res;
     float *yo;
     int b, ky, kx, ci, relu, relu6;
+    yo = t->y, opl = t->oplane;
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = z;
     b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = b10 = b11 = z;
-    for (b = 0; b < t->cb; b++) {
+    if (t->load) {
+        NNC_BC512_LOAD(0) NNC_BC512_LOAD(1) NNC_BC512_LOAD(2) NNC_BC512_LOAD(3)
+        NNC_BC512_LOAD(4) NNC_BC512_LOAD(5) NNC_BC512_LOAD(6) NNC_BC512_LOAD(7)
+        NNC_BC512_LOAD(8) NNC_BC512_LOAD(9) NNC_BC512_LOAD(10) NNC_BC512_LOAD(11)
+    }
+    for (b = t->ib0; b < t->ib1; b++) {
         int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
         for (ky = t->ky0; ky < t->ky1; ky++) {
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
@@ -207,8 +232,14 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
             }
         }
     }
+    if (!t->fin) {
+        NNC_BC512_SAVE(0) NNC_BC512_SAVE(1) NNC_BC512_SAVE(2) NNC_BC512_SAVE(3)
+        NNC_BC512_SAVE(4) NNC_BC512_SAVE(5) NNC_BC512_SAVE(6) NNC_BC512_SAVE(7)
+        NNC_BC512_SAVE(8) NNC_BC512_SAVE(9) NNC_BC512_SAVE(10) NNC_BC512_SAVE(11)
+        return;
+    }
     /* the epilogue's operands in locals: loads through t would be repeated after every store */
-    res = t->res, yo = t->y, opl = t->oplane, relu = t->act != NNC_ACT_NONE, relu6 = t->act == NNC_ACT_RELU6;
+    res = t->res, relu = t->act != NNC_ACT_NONE, relu6 = t->act == NNC_ACT_RELU6;
     bv0 = _mm512_loadu_ps(t->bias);
     bv1 = NOB > 1 ? _mm512_loadu_ps(t->bias + NNC_CB) : z;
     NNC_BC512_OUT(0) NNC_BC512_OUT(1) NNC_BC512_OUT(2) NNC_BC512_OUT(3)
@@ -250,6 +281,8 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx512(const nnc_bconv_tile *t)
 #undef NNC_BC512_FNS
 #undef NNC_BC512_FN
 #undef NNC_BC512_OUT
+#undef NNC_BC512_LOAD
+#undef NNC_BC512_SAVE
 #undef NNC_BC512_OUT1
 #undef NNC_BC512_CI
 #undef NNC_BC512_FMA
@@ -276,6 +309,16 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx512(const nnc_bconv_tile *t)
         if (relu6) v = _mm256_min_ps(six, v);                                                                         \
         _mm256_storeu_ps(yo + (size_t)(j) * NNC_CB + (h), _mm256_and_ps(v, m));                                       \
     }
+#define NNC_BC256_LOAD(j)                                                                                             \
+    if (NX > (j)) {                                                                                                   \
+        a##j = _mm256_loadu_ps(yo + (size_t)(j) * NNC_CB);                                                            \
+        b##j = _mm256_loadu_ps(yo + (size_t)(j) * NNC_CB + 8);                                                        \
+    }
+#define NNC_BC256_SAVE(j)                                                                                             \
+    if (NX > (j)) {                                                                                                   \
+        _mm256_storeu_ps(yo + (size_t)(j) * NNC_CB, a##j);                                                            \
+        _mm256_storeu_ps(yo + (size_t)(j) * NNC_CB + 8, b##j);                                                        \
+    }
 #define NNC_BC256_OUT(j)                                                                                              \
     if (NX > (j)) {                                                                                                   \
         NNC_BC256_OUT1(a##j, j, 0, bv0, m0)                                                                           \
@@ -292,9 +335,13 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
     const float *res;
     float *yo;
     int b, ky, kx, ci, relu, relu6;
+    yo = t->y;
     a0 = a1 = a2 = a3 = a4 = a5 = z;
     b0 = b1 = b2 = b3 = b4 = b5 = z;
-    for (b = 0; b < t->cb; b++) {
+    if (t->load) {
+        NNC_BC256_LOAD(0) NNC_BC256_LOAD(1) NNC_BC256_LOAD(2) NNC_BC256_LOAD(3) NNC_BC256_LOAD(4) NNC_BC256_LOAD(5)
+    }
+    for (b = t->ib0; b < t->ib1; b++) {
         int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
         for (ky = t->ky0; ky < t->ky1; ky++) {
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
@@ -316,7 +363,11 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
             }
         }
     }
-    res = t->res, yo = t->y, relu = t->act != NNC_ACT_NONE, relu6 = t->act == NNC_ACT_RELU6;
+    if (!t->fin) {
+        NNC_BC256_SAVE(0) NNC_BC256_SAVE(1) NNC_BC256_SAVE(2) NNC_BC256_SAVE(3) NNC_BC256_SAVE(4) NNC_BC256_SAVE(5)
+        return;
+    }
+    res = t->res, relu = t->act != NNC_ACT_NONE, relu6 = t->act == NNC_ACT_RELU6;
     bv0 = _mm256_loadu_ps(t->bias), bv1 = _mm256_loadu_ps(t->bias + 8);
     NNC_BC256_OUT(0) NNC_BC256_OUT(1) NNC_BC256_OUT(2) NNC_BC256_OUT(3) NNC_BC256_OUT(4) NNC_BC256_OUT(5)
 }
@@ -350,6 +401,8 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx2(const nnc_bconv_tile *t)
 }
 #undef NNC_BC256_FN
 #undef NNC_BC256_OUT
+#undef NNC_BC256_LOAD
+#undef NNC_BC256_SAVE
 #undef NNC_BC256_OUT1
 #undef NNC_BC256_CI
 #undef NNC_BC256_FMA
@@ -363,7 +416,7 @@ typedef struct {
     size_t xs, ys, rs;
     int c, h, w, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, act;
     float slope;
-    int kb, cb, gob, nx, groups, rchunks, cchunks, fused, pixel_major;
+    int kb, cb, gob, nx, groups, rchunks, cchunks, fused, pixel_major, parts;
     nnc_bconv_tile_fn tile;
 } nnc_bconv_job;
 
@@ -384,19 +437,20 @@ static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
 {
     const nnc_bconv_job *j = (const nnc_bconv_job *)arg;
     int per = j->groups * j->rchunks * j->cchunks, s = task / per, u = task % per, g, rc, cc, ob, q, l, oy, ox;
-    if (j->pixel_major)
-        g = u % j->groups, cc = u / j->groups % j->cchunks, rc = u / j->groups / j->cchunks;
-    else
-        cc = u % j->cchunks, rc = u / j->cchunks % j->rchunks, g = u / j->cchunks / j->rchunks;
-    ob = g * j->gob;
-    int oy_a = (int)((long)j->oh * rc / j->rchunks), oy_b = (int)((long)j->oh * (rc + 1) / j->rchunks);
-    int ox_a = (int)((long)j->ow * cc / j->cchunks), ox_b = (int)((long)j->ow * (cc + 1) / j->cchunks);
-    int ntiles = (ox_b - ox_a + j->nx - 1) / j->nx, ti;
+    int oy_a, oy_b, ox_a, ox_b, ntiles, ti, part;
     float bias[2 * NNC_CB];
     size_t ohw = (size_t)j->oh * (size_t)j->ow;
     float *yb;
     const float *rb;
     nnc_bconv_tile t;
+    if (j->pixel_major)
+        g = u % j->groups, cc = u / j->groups % j->cchunks, rc = u / j->groups / j->cchunks;
+    else
+        cc = u % j->cchunks, rc = u / j->cchunks % j->rchunks, g = u / j->cchunks / j->rchunks;
+    ob = g * j->gob;
+    oy_a = (int)((long)j->oh * rc / j->rchunks), oy_b = (int)((long)j->oh * (rc + 1) / j->rchunks);
+    ox_a = (int)((long)j->ow * cc / j->cchunks), ox_b = (int)((long)j->ow * (cc + 1) / j->cchunks);
+    ntiles = (ox_b - ox_a + j->nx - 1) / j->nx;
     t.nob = j->kb - ob < j->gob ? j->kb - ob : j->gob;
     for (q = 0; q < t.nob; q++)
         for (l = 0; l < NNC_CB; l++) {
@@ -414,27 +468,31 @@ static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
     t.sw = j->sw, t.dw = j->dw, t.dh = j->dh, t.act = j->fused ? j->act : NNC_ACT_NONE;
     yb = j->y + (size_t)s * j->ys + (size_t)ob * t.oplane;
     rb = j->res ? j->res + (size_t)s * j->rs + (size_t)ob * t.oplane : NULL;
-    for (oy = oy_a; oy < oy_b; oy++) {
-        t.iy0 = oy * j->sh - j->ph;
-        nnc_bconv_taps(t.iy0, j->dh, j->kh, j->h, &t.ky0, &t.ky1);
-        for (ti = 0; ti < ntiles; ti++) {
-            size_t at;
-            ox = ox_a + (int)((long)(ox_b - ox_a) * ti / ntiles);
-            t.nx = ox_a + (int)((long)(ox_b - ox_a) * (ti + 1) / ntiles) - ox;
-            at = ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
-            t.ix0 = ox * j->sw - j->pw;
-            t.y = yb + at;
-            t.res = rb ? rb + at : NULL;
-            j->tile(&t);
-            if (!j->fused && j->act != NNC_ACT_NONE)
-                for (q = 0; q < t.nob; q++) {
-                    float *yp = t.y + (size_t)q * t.oplane;
-                    int p;
-                    nnc_activation_inplace(yp, (size_t)t.nx * NNC_CB, j->act, j->slope);
-                    if (q == t.nob - 1 && t.lanes < NNC_CB)  /* sigmoid(0) is not 0 */
-                        for (p = 0; p < t.nx; p++)
-                            for (l = t.lanes; l < NNC_CB; l++) yp[(size_t)p * NNC_CB + (size_t)l] = 0.0f;
-                }
+    for (part = 0; part < j->parts; part++) {
+        t.ib0 = (int)((long)j->cb * part / j->parts), t.ib1 = (int)((long)j->cb * (part + 1) / j->parts);
+        t.load = part > 0, t.fin = part == j->parts - 1;
+        for (oy = oy_a; oy < oy_b; oy++) {
+            t.iy0 = oy * j->sh - j->ph;
+            nnc_bconv_taps(t.iy0, j->dh, j->kh, j->h, &t.ky0, &t.ky1);
+            for (ti = 0; ti < ntiles; ti++) {
+                size_t at;
+                ox = ox_a + (int)((long)(ox_b - ox_a) * ti / ntiles);
+                t.nx = ox_a + (int)((long)(ox_b - ox_a) * (ti + 1) / ntiles) - ox;
+                at = ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
+                t.ix0 = ox * j->sw - j->pw;
+                t.y = yb + at;
+                t.res = rb ? rb + at : NULL;
+                j->tile(&t);
+                if (t.fin && !j->fused && j->act != NNC_ACT_NONE)
+                    for (q = 0; q < t.nob; q++) {
+                        float *yp = t.y + (size_t)q * t.oplane;
+                        int p;
+                        nnc_activation_inplace(yp, (size_t)t.nx * NNC_CB, j->act, j->slope);
+                        if (q == t.nob - 1 && t.lanes < NNC_CB)  /* sigmoid(0) is not 0 */
+                            for (p = 0; p < t.nx; p++)
+                                for (l = t.lanes; l < NNC_CB; l++) yp[(size_t)p * NNC_CB + (size_t)l] = 0.0f;
+                    }
+            }
         }
     }
 }
@@ -476,8 +534,18 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(const nnc_ctx *ctx, int n, const
     unit = (double)j.gob * NNC_CB * (double)c * (double)kh * (double)kw;
     work = unit * (double)n * (double)j.groups * (double)j.oh * (double)j.ow;
     j.rchunks = 1, j.cchunks = 1;
+    /* a group's weights that would not stay in L2 while its rows run: the sum
+     * in parts of the input blocks, some 128 KB of weights each, the partial
+     * sums kept in y; tasks of 64 pixels at least, each part's weights read
+     * from L2 by all of them */
+    j.parts = 1;
+    if ((double)j.gob * (double)j.cb * (double)kh * (double)kw * (NNC_CB * NNC_CB * sizeof(float)) > 262144.0) {
+        int per_part = (int)(131072.0 / ((double)j.gob * (double)kh * (double)kw * (NNC_CB * NNC_CB * sizeof(float))));
+        j.parts = (j.cb + (per_part < 1 ? 1 : per_part) - 1) / (per_part < 1 ? 1 : per_part);
+    }
     if (j.oh > 1) {
         double rows = ceil(131072.0 / (unit * (double)j.ow));
+        if (j.parts > 1 && rows < ceil(64.0 / (double)j.ow)) rows = ceil(64.0 / (double)j.ow);
         j.rchunks = rows >= (double)j.oh ? 1 : (int)((j.oh + rows - 1) / rows);
     } else {
         double cols = ceil(131072.0 / unit) < 48.0 ? 48.0 : ceil(131072.0 / unit);  /* 4 tiles at least */

@@ -6,12 +6,13 @@
  * runs (the test prints which) and 1, 2 and 3 threads, whose outputs must be
  * bit-identical. Channels not multiples of 16 (1, 3, 17, 24, 40), kernels
  * 1x1 to 7x7, 1x3 and 2x3, strides 1, 2 and 3, padding 0 to 3, dilation 2
- * and 3, maps 1x1, 7x7, 13x11 and wider than a tile; with and without bias, residual, relu,
- * relu6, leaky_relu, sigmoid; batch 1 and 3 with batch strides larger than
- * a sample. The layout's contract: the inputs' padding lanes hold garbage
- * (1e3, finite) that must not reach a real output; the output's padding lanes
- * must be exactly +0.0f; the output is prefilled with NaN. ctx NULL runs one
- * thread at the best instruction set. */
+ * and 3, maps 1x1, 7x7, 13x11 and wider than a tile; with and without
+ * bias, residual, relu, relu6, leaky_relu, sigmoid; batch 1 and 3 with batch
+ * strides larger than a sample; sums split in parts over the input blocks
+ * (large weights). The layout's contract: the inputs' padding lanes hold
+ * garbage (1e3, finite) that must not reach a real output; the output's
+ * padding lanes must be exactly +0.0f; the output is prefilled with NaN. ctx
+ * NULL runs one thread at the best instruction set. */
 #define NNC_PAR_MIN_WORK 0.0 /* split every loop, however small: 1, 2 and 3 threads must agree */
 #include "kernel_test.h"
 
@@ -163,6 +164,8 @@ static void test_conv2d_blocked(void **state)
         {1, 17, 13, 11, 24, 3, 3, 3, 2, 1, 1, 1, 1},  /* strides 3 and 2 */
         {2, 5, 11, 13, 17, 2, 3, 2, 3, 0, 1, 1, 1},   /* a 2x3 kernel, column stride 3: the generic stride */
         {1, 40, 14, 14, 40, 3, 3, 1, 1, 1, 1, 3, 3},  /* dilation 3, 3 input and output blocks */
+        {2, 100, 9, 8, 20, 7, 7, 1, 1, 3, 3, 1, 1},   /* 7 input blocks of 7x7 weights: the sum in parts */
+        {1, 130, 5, 6, 33, 5, 5, 1, 1, 2, 2, 1, 1},   /* 9 blocks of 5x5: parts at AVX-512's 2 output blocks */
     };
     Rng r = {0xB10CULL};
     int list[3], ni = isas(list);
