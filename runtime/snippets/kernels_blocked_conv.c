@@ -16,9 +16,9 @@
  * input are skipped for the whole output row; a tap kx that falls left or
  * right of it for some pixels of a tile runs for the others only (the first
  * or the last pixel missing, the usual case, are instances of their own), so
- * a border costs no narrower tiles (a 7x7 map's rows are one tile). A 1x1 stride-1
- * unpadded convolution is a GEMM over the plane: its h x w pixels are one row,
- * so tiles span rows of the map.
+ * a border costs no narrower tiles (a 7x7 map's rows are one tile each). A
+ * 1x1 stride-1 unpadded convolution is a GEMM over the plane: its h x w
+ * pixels are one row, so tiles span rows of the map.
  *
  * When a group of output blocks has more weights than stay in L2 while its
  * rows run (ResNet's 512 x 512 x 3 x 3: 590 KB a pair of blocks), the sum
@@ -80,11 +80,10 @@ typedef struct {
     int cb, c, iw, kh, kw, sx, sw, dw; /* sx: floats between the pixels' inputs (stride * 16) */
     int iy0, dh, ky0, ky1;             /* input row of ky = 0, dilation, the rows of taps inside the input */
     int ix0;                           /* input column of the first pixel's kx = 0 (may be < 0) */
-    int nob, nx, act, lanes;       /* act: NONE, RELU or RELU6; lanes: real channels of the last block */
-    int ib0, ib1, load, fin;       /* input blocks [ib0, ib1); start from y's partial sums; the last part */
-    const char *pf;                /* weights to ask into L2 as the tile runs (the next part's), or NULL ... */
-    int pfl;                       /* ... pfl lines of 64 bytes per kernel tap, pfn lines in all, of each of */
-    int pfn;                       /* the nob blocks (pf and pf + wob floats) */
+    int nob, nx, act, lanes;           /* act: NONE, RELU or RELU6; lanes: real channels of the last block */
+    int ib0, ib1, load, fin;           /* input blocks [ib0, ib1); start from y's partial sums; the last part */
+    const char *pf;                    /* weights to ask into L2 as the tile runs (AVX-512): pfn lines of */
+    int pfl, pfn;                      /* 64 bytes from pf (and pf + wob floats), pfl per kernel tap */
 } nnc_bconv_tile;
 
 typedef void (*nnc_bconv_tile_fn)(const nnc_bconv_tile *t);
@@ -497,6 +496,7 @@ static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
                 t.ix0 = ox * j->sw - j->pw;
                 t.y = yb + at;
                 t.res = rb ? rb + at : NULL;
+                t.pfn = 0;
                 if (j->parts > 1 && (part + 1 < j->parts || g + 2 < j->groups ||
                                      (g + 1 < j->groups && j->kb % j->gob == 0))) {
                     /* this tile's share of the next part's weights (or the next, whole, group's first part):
