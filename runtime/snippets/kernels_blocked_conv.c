@@ -13,10 +13,18 @@
  * a result: 1, 2 and 3 threads give bit-identical outputs.
  *
  * Borders: the taps of a row of the kernel that fall above or below the
- * input are skipped for the whole output row; pixels whose taps fall left or
- * right of it go one at a time with their own range of kx. A 1x1 stride-1
- * unpadded convolution is a GEMM over the plane: its h x w pixels are one row,
- * so tiles span rows of the map.
+ * input are skipped for the whole output row; a tap kx that falls left or
+ * right of it for some pixels of a tile runs for the others only (the first
+ * or the last pixel missing, the usual case, are instances of their own), so
+ * a border costs no narrower tiles (a 7x7 map's rows are one tile each). A
+ * 1x1 stride-1 unpadded convolution is a GEMM over the plane: its h x w
+ * pixels are one row, so tiles span rows of the map.
+ *
+ * When a group of output blocks has more weights than stay in L2 while its
+ * rows run (ResNet's 512 x 512 x 3 x 3: 590 KB a pair of blocks), the sum
+ * runs in parts over the input blocks, some 128 KB of weights each, the
+ * tile's partial sums stored in y and loaded back (exact: the same floats
+ * as kept in registers).
  *
  * Epilogue, on the tile in registers before its one store, with the
  * arithmetic of nnc_epilogue: sum + bias, + residual, then relu or relu6 as
@@ -69,13 +77,35 @@ typedef struct {
     size_t plane;      /* floats of one input block: h * w * 16 */
     size_t oplane;     /* floats of one output block: oh * ow * 16 */
     size_t wob;        /* floats of one output block's packed weights */
-    int cb, c, iw, kh, kw, sx, dwx; /* sx: floats between the pixels' inputs (stride * 16); dwx: dw * 16 */
-    int iy0, dh, ky0, ky1;         /* input row of ky = 0, dilation, the rows of taps inside the input */
-    int ix0, kx0, kx1;             /* input column of the first pixel's kx = 0, the taps inside the input */
-    int nob, nx, act, lanes;       /* act: NONE, RELU or RELU6; lanes: real channels of the last block */
+    int cb, c, iw, kh, kw, sx, sw, dw; /* sx: floats between the pixels' inputs (stride * 16) */
+    int iy0, dh, ky0, ky1;             /* input row of ky = 0, dilation, the rows of taps inside the input */
+    int ix0;                           /* input column of the first pixel's kx = 0 (may be < 0) */
+    int nob, nx, act, lanes;           /* act: NONE, RELU or RELU6; lanes: real channels of the last block */
+    int ib0, ib1, load, fin;           /* input blocks [ib0, ib1); start from y's partial sums; the last part */
+    const char *pf;                    /* weights to ask into L2 as the tile runs (AVX-512): pfn lines of */
+    int pfl, pfn;                      /* 64 bytes from pf (and pf + wob floats), pfl per kernel tap */
 } nnc_bconv_tile;
 
 typedef void (*nnc_bconv_tile_fn)(const nnc_bconv_tile *t);
+
+/* The tile's pixels [ja, jb) whose tap kx falls inside the input row (none:
+ * ja >= jb), and ix, the input column of pixel ja. Taps outside are
+ * skipped, so an output's sum runs over its taps inside the input in the
+ * same order whatever tile it is in. A macro: a call inside the kernels'
+ * loops would spill their accumulators (every vector register is the
+ * caller's to save). */
+#define NNC_BCONV_COLS(t, nx, kx, ja, jb, ix)                                                                        \
+    do {                                                                                                              \
+        int v_ = (t)->ix0 + (kx) * (t)->dw;                                                                           \
+        if (v_ >= 0 && v_ + ((nx) - 1) * (t)->sw < (t)->iw) {                                                         \
+            ja = 0, jb = (nx);                                                                                        \
+        } else {                                                                                                      \
+            ja = v_ >= 0 ? 0 : (-v_ + (t)->sw - 1) / (t)->sw;                                                         \
+            jb = v_ > (t)->iw - 1 ? 0 : ((t)->iw - 1 - v_) / (t)->sw + 1;                                             \
+            if (jb > (nx)) jb = (nx);                                                                                 \
+        }                                                                                                             \
+        ix = v_ + ja * (t)->sw;                                                                                       \
+    } while (0)
 
 /* Plain C: one block by up to 8 pixels; the epilogue's activation is left to the caller. */
 enum { NNC_BCONV_NX_C = 8 };
@@ -84,18 +114,21 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_c(const nnc_bconv_tile *t)
     float acc[NNC_BCONV_NX_C][NNC_CB];
     int b, ky, kx, ci, j, l, nx = t->nx;
     for (j = 0; j < nx; j++)
-        for (l = 0; l < NNC_CB; l++) acc[j][l] = 0.0f;
-    for (b = 0; b < t->cb; b++) {
+        for (l = 0; l < NNC_CB; l++) acc[j][l] = t->load ? t->y[(size_t)j * NNC_CB + (size_t)l] : 0.0f;
+    for (b = t->ib0; b < t->ib1; b++) {
         int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
         for (ky = t->ky0; ky < t->ky1; ky++) {
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
             const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
-            for (kx = t->kx0; kx < t->kx1; kx++) {
-                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
-                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+            for (kx = 0; kx < t->kw; kx++) {
+                int ja, jb, ix;
+                const float *xp, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                NNC_BCONV_COLS(t, nx, kx, ja, jb, ix);
+                if (ja >= jb) continue;
+                xp = xr + (size_t)ix * NNC_CB;
                 for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB)
-                    for (j = 0; j < nx; j++) {
-                        float xv = xp[(size_t)j * (size_t)t->sx];
+                    for (j = ja; j < jb; j++) {
+                        float xv = xp[(size_t)(j - ja) * (size_t)t->sx];
                         for (l = 0; l < NNC_CB; l++) acc[j][l] += xv * wk[l];
                     }
             }
@@ -103,7 +136,8 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_c(const nnc_bconv_tile *t)
     }
     for (j = 0; j < nx; j++) {
         float *yp = t->y + (size_t)j * NNC_CB;
-        for (l = 0; l < NNC_CB; l++) {
+        for (l = 0; l < NNC_CB && !t->fin; l++) yp[l] = acc[j][l];
+        for (l = 0; l < NNC_CB && t->fin; l++) {
             float v = acc[j][l] + t->bias[l];
             if (t->res) v = v + t->res[(size_t)j * NNC_CB + (size_t)l];
             yp[l] = l < t->lanes ? v : 0.0f;
@@ -117,23 +151,42 @@ enum { NNC_BCONV_NX_AVX2 = 6, NNC_BCONV_NX_AVX512 = 12 };
 /* AVX-512: nob (1 or 2) blocks by NX (1..12) pixels, 24 zmm accumulators at
  * most; per input channel two weight loads and NX broadcasts (embedded in the
  * FMA) feed 2 * NX FMAs. NOB, NX and SX (the pixels' distance in x: 16 at
- * stride 1) are constants of each instance, so the accumulators are
+ * stride 1, 32 at 2, else a variable) are constants of each instance, so the accumulators are
  * registers at -O2. The epilogue: + bias, + residual, relu / relu6 as max /
  * min (max(0, v) is v < 0 ? 0 : v, as nnc_epilogue's relu), padding lanes
  * zeroed, one store. */
-#define NNC_BC512_FMA(j)                                                                                              \
-    if (NX > (j)) {                                                                                                   \
-        __m512 xv = _mm512_set1_ps(xp[(size_t)(j) * (size_t)SX]);                                                    \
+#define NNC_BC512_FMA(j, JA, JB)                                                                                      \
+    if (NX > (j) && (j) >= (JA) && (j) < (JB)) {                                                                      \
+        __m512 xv = _mm512_set1_ps(xp[(size_t)((j) - (JA)) * (size_t)SX]);                                           \
         a##j = _mm512_fmadd_ps(xv, w0, a##j);                                                                         \
         if (NOB > 1) b##j = _mm512_fmadd_ps(xv, w1, b##j);                                                            \
+    }
+/* The sum over a tap's input channels for pixels [JA, JB), xp at pixel JA. */
+#define NNC_BC512_CI(JA, JB)                                                                                          \
+    for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {                                                                 \
+        __m512 w0 = _mm512_loadu_ps(wk), w1 = NOB > 1 ? _mm512_loadu_ps(wk + wob) : w0;                              \
+        NNC_BC512_FMA(0, JA, JB) NNC_BC512_FMA(1, JA, JB) NNC_BC512_FMA(2, JA, JB) NNC_BC512_FMA(3, JA, JB)           \
+        NNC_BC512_FMA(4, JA, JB) NNC_BC512_FMA(5, JA, JB) NNC_BC512_FMA(6, JA, JB) NNC_BC512_FMA(7, JA, JB)           \
+        NNC_BC512_FMA(8, JA, JB) NNC_BC512_FMA(9, JA, JB) NNC_BC512_FMA(10, JA, JB) NNC_BC512_FMA(11, JA, JB)         \
     }
 #define NNC_BC512_OUT1(acc, j, bv, q, m)                                                                              \
     {                                                                                                                 \
         __m512 v = _mm512_add_ps(acc, bv);                                                                            \
-        if (t->res) v = _mm512_add_ps(v, _mm512_loadu_ps(t->res + (size_t)(q) * t->oplane + (size_t)(j) * NNC_CB));  \
-        if (t->act != NNC_ACT_NONE) v = _mm512_max_ps(z, v);                                                          \
-        if (t->act == NNC_ACT_RELU6) v = _mm512_min_ps(six, v);                                                       \
-        _mm512_storeu_ps(t->y + (size_t)(q) * t->oplane + (size_t)(j) * NNC_CB, _mm512_maskz_mov_ps(m, v));           \
+        if (res) v = _mm512_add_ps(v, _mm512_loadu_ps(res + (size_t)(q) * opl + (size_t)(j) * NNC_CB));               \
+        if (relu) v = _mm512_max_ps(z, v);                                                                            \
+        if (relu6) v = _mm512_min_ps(six, v);                                                                         \
+        _mm512_storeu_ps(yo + (size_t)(q) * opl + (size_t)(j) * NNC_CB, _mm512_maskz_mov_ps(m, v));                   \
+    }
+/* A partial sum's tile from y and back (a sum split over parts of the input blocks). */
+#define NNC_BC512_LOAD(j)                                                                                             \
+    if (NX > (j)) {                                                                                                   \
+        a##j = _mm512_loadu_ps(yo + (size_t)(j) * NNC_CB);                                                            \
+        if (NOB > 1) b##j = _mm512_loadu_ps(yo + opl + (size_t)(j) * NNC_CB);                                         \
+    }
+#define NNC_BC512_SAVE(j)                                                                                             \
+    if (NX > (j)) {                                                                                                   \
+        _mm512_storeu_ps(yo + (size_t)(j) * NNC_CB, a##j);                                                            \
+        if (NOB > 1) _mm512_storeu_ps(yo + opl + (size_t)(j) * NNC_CB, b##j);                                         \
     }
 #define NNC_BC512_OUT(j)                                                                                              \
     if (NX > (j)) {                                                                                                   \
@@ -147,27 +200,58 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
     __m512 a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11;
     __m512 z = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f), bv0, bv1;
     __mmask16 ml = (__mmask16)(t->lanes < NNC_CB ? (1u << t->lanes) - 1u : 0xFFFFu), m0 = NOB > 1 ? 0xFFFF : ml, m1 = ml;
-    size_t wob = t->wob;
-    int b, ky, kx, ci;
+    size_t wob = t->wob, opl;
+    const float *res;
+    float *yo;
+    int b, ky, kx, ci, relu, relu6;
+    const char *pf = t->pf;
+    int pfn = t->pfn;
+    yo = t->y, opl = t->oplane;
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = z;
     b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = b8 = b9 = b10 = b11 = z;
-    for (b = 0; b < t->cb; b++) {
+    if (t->load) {
+        NNC_BC512_LOAD(0) NNC_BC512_LOAD(1) NNC_BC512_LOAD(2) NNC_BC512_LOAD(3)
+        NNC_BC512_LOAD(4) NNC_BC512_LOAD(5) NNC_BC512_LOAD(6) NNC_BC512_LOAD(7)
+        NNC_BC512_LOAD(8) NNC_BC512_LOAD(9) NNC_BC512_LOAD(10) NNC_BC512_LOAD(11)
+    }
+    for (b = t->ib0; b < t->ib1; b++) {
         int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
         for (ky = t->ky0; ky < t->ky1; ky++) {
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
             const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
-            for (kx = t->kx0; kx < t->kx1; kx++) {
-                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
-                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
-                for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {
-                    __m512 w0 = _mm512_loadu_ps(wk), w1 = NOB > 1 ? _mm512_loadu_ps(wk + wob) : w0;
-                    NNC_BC512_FMA(0) NNC_BC512_FMA(1) NNC_BC512_FMA(2) NNC_BC512_FMA(3)
-                    NNC_BC512_FMA(4) NNC_BC512_FMA(5) NNC_BC512_FMA(6) NNC_BC512_FMA(7)
-                    NNC_BC512_FMA(8) NNC_BC512_FMA(9) NNC_BC512_FMA(10) NNC_BC512_FMA(11)
+            for (kx = 0; kx < t->kw; kx++) {
+                int ja, jb, ix;
+                const float *xp, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                NNC_BCONV_COLS(t, NX, kx, ja, jb, ix);
+                if (ja >= jb) continue;
+                xp = xr + (size_t)ix * NNC_CB;
+                if (pfn > 0) {
+                    int q;
+                    for (q = 0; q < t->pfl && q < pfn; q++, pf += 64) {
+                        _mm_prefetch(pf, _MM_HINT_T1);
+                        if (NOB > 1) _mm_prefetch(pf + wob * sizeof(float), _MM_HINT_T1);
+                    }
+                    pfn -= q;
                 }
+                if (ja == 0 && jb == NX)
+                    NNC_BC512_CI(0, NX)
+                else if (ja == 1 && jb == NX)  /* a left border */
+                    NNC_BC512_CI(1, NX)
+                else if (ja == 0 && jb == NX - 1)  /* a right border */
+                    NNC_BC512_CI(0, NX - 1)
+                else
+                    NNC_BC512_CI(ja, jb)
             }
         }
     }
+    if (!t->fin) {
+        NNC_BC512_SAVE(0) NNC_BC512_SAVE(1) NNC_BC512_SAVE(2) NNC_BC512_SAVE(3)
+        NNC_BC512_SAVE(4) NNC_BC512_SAVE(5) NNC_BC512_SAVE(6) NNC_BC512_SAVE(7)
+        NNC_BC512_SAVE(8) NNC_BC512_SAVE(9) NNC_BC512_SAVE(10) NNC_BC512_SAVE(11)
+        return;
+    }
+    /* the epilogue's operands in locals: loads through t would be repeated after every store */
+    res = t->res, relu = t->act != NNC_ACT_NONE, relu6 = t->act == NNC_ACT_RELU6;
     bv0 = _mm512_loadu_ps(t->bias);
     bv1 = NOB > 1 ? _mm512_loadu_ps(t->bias + NNC_CB) : z;
     NNC_BC512_OUT(0) NNC_BC512_OUT(1) NNC_BC512_OUT(2) NNC_BC512_OUT(3)
@@ -179,6 +263,8 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
     {                                                                                                                 \
         if (t->sx == NNC_CB)                                                                                          \
             nnc_bconv_avx512_body(t, NOB, NX, NNC_CB);                                                                \
+        else if (t->sx == 2 * NNC_CB)                                                                                 \
+            nnc_bconv_avx512_body(t, NOB, NX, 2 * NNC_CB);                                                            \
         else                                                                                                          \
             nnc_bconv_avx512_body(t, NOB, NX, t->sx);                                                                 \
     }
@@ -207,24 +293,43 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx512(const nnc_bconv_tile *t)
 #undef NNC_BC512_FNS
 #undef NNC_BC512_FN
 #undef NNC_BC512_OUT
+#undef NNC_BC512_LOAD
+#undef NNC_BC512_SAVE
 #undef NNC_BC512_OUT1
+#undef NNC_BC512_CI
 #undef NNC_BC512_FMA
 
 /* AVX2 + FMA: one block (two ymm) by NX (1..6) pixels, 12 ymm accumulators,
  * two for the weights, one for the broadcast. */
-#define NNC_BC256_FMA(j)                                                                                              \
-    if (NX > (j)) {                                                                                                   \
-        __m256 xv = _mm256_broadcast_ss(xp + (size_t)(j) * (size_t)SX);                                               \
+#define NNC_BC256_FMA(j, JA, JB)                                                                                      \
+    if (NX > (j) && (j) >= (JA) && (j) < (JB)) {                                                                      \
+        __m256 xv = _mm256_broadcast_ss(xp + (size_t)((j) - (JA)) * (size_t)SX);                                      \
         a##j = _mm256_fmadd_ps(xv, w0, a##j);                                                                         \
         b##j = _mm256_fmadd_ps(xv, w1, b##j);                                                                         \
+    }
+#define NNC_BC256_CI(JA, JB)                                                                                          \
+    for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {                                                                 \
+        __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);                                                \
+        NNC_BC256_FMA(0, JA, JB) NNC_BC256_FMA(1, JA, JB) NNC_BC256_FMA(2, JA, JB)                                    \
+        NNC_BC256_FMA(3, JA, JB) NNC_BC256_FMA(4, JA, JB) NNC_BC256_FMA(5, JA, JB)                                    \
     }
 #define NNC_BC256_OUT1(acc, j, h, bv, m)                                                                              \
     {                                                                                                                 \
         __m256 v = _mm256_add_ps(acc, bv);                                                                            \
-        if (t->res) v = _mm256_add_ps(v, _mm256_loadu_ps(t->res + (size_t)(j) * NNC_CB + (h)));                      \
-        if (t->act != NNC_ACT_NONE) v = _mm256_max_ps(z, v);                                                          \
-        if (t->act == NNC_ACT_RELU6) v = _mm256_min_ps(six, v);                                                       \
-        _mm256_storeu_ps(t->y + (size_t)(j) * NNC_CB + (h), _mm256_and_ps(v, m));                                     \
+        if (res) v = _mm256_add_ps(v, _mm256_loadu_ps(res + (size_t)(j) * NNC_CB + (h)));                             \
+        if (relu) v = _mm256_max_ps(z, v);                                                                            \
+        if (relu6) v = _mm256_min_ps(six, v);                                                                         \
+        _mm256_storeu_ps(yo + (size_t)(j) * NNC_CB + (h), _mm256_and_ps(v, m));                                       \
+    }
+#define NNC_BC256_LOAD(j)                                                                                             \
+    if (NX > (j)) {                                                                                                   \
+        a##j = _mm256_loadu_ps(yo + (size_t)(j) * NNC_CB);                                                            \
+        b##j = _mm256_loadu_ps(yo + (size_t)(j) * NNC_CB + 8);                                                        \
+    }
+#define NNC_BC256_SAVE(j)                                                                                             \
+    if (NX > (j)) {                                                                                                   \
+        _mm256_storeu_ps(yo + (size_t)(j) * NNC_CB, a##j);                                                            \
+        _mm256_storeu_ps(yo + (size_t)(j) * NNC_CB + 8, b##j);                                                        \
     }
 #define NNC_BC256_OUT(j)                                                                                              \
     if (NX > (j)) {                                                                                                   \
@@ -239,25 +344,42 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
     __m256i lanes = _mm256_set1_epi32(t->lanes);
     __m256 m0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lanes, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
     __m256 m1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(lanes, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)));
-    int b, ky, kx, ci;
+    const float *res;
+    float *yo;
+    int b, ky, kx, ci, relu, relu6;
+    yo = t->y;
     a0 = a1 = a2 = a3 = a4 = a5 = z;
     b0 = b1 = b2 = b3 = b4 = b5 = z;
-    for (b = 0; b < t->cb; b++) {
+    if (t->load) {
+        NNC_BC256_LOAD(0) NNC_BC256_LOAD(1) NNC_BC256_LOAD(2) NNC_BC256_LOAD(3) NNC_BC256_LOAD(4) NNC_BC256_LOAD(5)
+    }
+    for (b = t->ib0; b < t->ib1; b++) {
         int cl = t->c - b * NNC_CB < NNC_CB ? t->c - b * NNC_CB : NNC_CB;
         for (ky = t->ky0; ky < t->ky1; ky++) {
             const float *xr = t->x + (size_t)b * t->plane + (size_t)(t->iy0 + ky * t->dh) * (size_t)t->iw * NNC_CB;
             const float *wr = t->wt + (((size_t)b * (size_t)t->kh + (size_t)ky) * (size_t)t->kw) * (NNC_CB * NNC_CB);
-            for (kx = t->kx0; kx < t->kx1; kx++) {
-                const float *xp = xr + (size_t)(t->ix0 * NNC_CB + kx * t->dwx);
-                const float *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
-                for (ci = 0; ci < cl; ci++, xp++, wk += NNC_CB) {
-                    __m256 w0 = _mm256_loadu_ps(wk), w1 = _mm256_loadu_ps(wk + 8);
-                    NNC_BC256_FMA(0) NNC_BC256_FMA(1) NNC_BC256_FMA(2)
-                    NNC_BC256_FMA(3) NNC_BC256_FMA(4) NNC_BC256_FMA(5)
-                }
+            for (kx = 0; kx < t->kw; kx++) {
+                int ja, jb, ix;
+                const float *xp, *wk = wr + (size_t)kx * (NNC_CB * NNC_CB);
+                NNC_BCONV_COLS(t, NX, kx, ja, jb, ix);
+                if (ja >= jb) continue;
+                xp = xr + (size_t)ix * NNC_CB;
+                if (ja == 0 && jb == NX)
+                    NNC_BC256_CI(0, NX)
+                else if (ja == 1 && jb == NX)
+                    NNC_BC256_CI(1, NX)
+                else if (ja == 0 && jb == NX - 1)
+                    NNC_BC256_CI(0, NX - 1)
+                else
+                    NNC_BC256_CI(ja, jb)
             }
         }
     }
+    if (!t->fin) {
+        NNC_BC256_SAVE(0) NNC_BC256_SAVE(1) NNC_BC256_SAVE(2) NNC_BC256_SAVE(3) NNC_BC256_SAVE(4) NNC_BC256_SAVE(5)
+        return;
+    }
+    res = t->res, relu = t->act != NNC_ACT_NONE, relu6 = t->act == NNC_ACT_RELU6;
     bv0 = _mm256_loadu_ps(t->bias), bv1 = _mm256_loadu_ps(t->bias + 8);
     NNC_BC256_OUT(0) NNC_BC256_OUT(1) NNC_BC256_OUT(2) NNC_BC256_OUT(3) NNC_BC256_OUT(4) NNC_BC256_OUT(5)
 }
@@ -266,6 +388,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
     {                                                                                                                 \
         if (t->sx == NNC_CB)                                                                                          \
             nnc_bconv_avx2_body(t, NX, NNC_CB);                                                                       \
+        else if (t->sx == 2 * NNC_CB)                                                                                 \
+            nnc_bconv_avx2_body(t, NX, 2 * NNC_CB);                                                                   \
         else                                                                                                          \
             nnc_bconv_avx2_body(t, NX, t->sx);                                                                        \
     }
@@ -289,9 +413,13 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx2(const nnc_bconv_tile *t)
 }
 #undef NNC_BC256_FN
 #undef NNC_BC256_OUT
+#undef NNC_BC256_LOAD
+#undef NNC_BC256_SAVE
 #undef NNC_BC256_OUT1
+#undef NNC_BC256_CI
 #undef NNC_BC256_FMA
 #endif
+#undef NNC_BCONV_COLS
 
 /* One blocked convolution, as its tasks see it. */
 typedef struct {
@@ -300,7 +428,7 @@ typedef struct {
     size_t xs, ys, rs;
     int c, h, w, k, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, act;
     float slope;
-    int kb, cb, gob, nx, groups, rows, rchunks, cols, cchunks, fused;
+    int kb, cb, gob, nx, groups, rchunks, cchunks, fused, pixel_major, parts;
     nnc_bconv_tile_fn tile;
 } nnc_bconv_job;
 
@@ -315,22 +443,26 @@ static NNC_MAYBE_UNUSED void nnc_bconv_taps(int i0, int d, int kn, int n, int *q
 }
 
 /* Task t: sample, group of output blocks, chunk of output rows, chunk of
- * output columns. Pixels [lo, hi) of a row have every kx inside the input
- * and go NX at a time; the others one by one with their own taps. */
+ * output columns; each row of the chunk in tiles of at most NX pixels, of
+ * even widths. */
 static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
 {
     const nnc_bconv_job *j = (const nnc_bconv_job *)arg;
-    int cc = task % j->cchunks, rc = task / j->cchunks % j->rchunks, g = task / j->cchunks / j->rchunks % j->groups;
-    int s = task / j->cchunks / j->rchunks / j->groups, ob = g * j->gob, q, l, oy, ox;
-    int oy_a = rc * j->rows, oy_b = oy_a + j->rows < j->oh ? oy_a + j->rows : j->oh;
-    int ox_a = cc * j->cols, ox_b = ox_a + j->cols < j->ow ? ox_a + j->cols : j->ow;
-    int lo = (j->pw + j->sw - 1) / j->sw, num = j->w - 1 + j->pw - (j->kw - 1) * j->dw;
-    int hi = num < 0 ? 0 : num / j->sw + 1;
+    int per = j->groups * j->rchunks * j->cchunks, s = task / per, u = task % per, g, rc, cc, ob, q, l, oy, ox;
+    int oy_a, oy_b, ox_a, ox_b, ntiles, ti, part;
     float bias[2 * NNC_CB];
     size_t ohw = (size_t)j->oh * (size_t)j->ow;
     float *yb;
     const float *rb;
     nnc_bconv_tile t;
+    if (j->pixel_major)
+        g = u % j->groups, cc = u / j->groups % j->cchunks, rc = u / j->groups / j->cchunks;
+    else
+        cc = u % j->cchunks, rc = u / j->cchunks % j->rchunks, g = u / j->cchunks / j->rchunks;
+    ob = g * j->gob;
+    oy_a = (int)((long)j->oh * rc / j->rchunks), oy_b = (int)((long)j->oh * (rc + 1) / j->rchunks);
+    ox_a = (int)((long)j->ow * cc / j->cchunks), ox_b = (int)((long)j->ow * (cc + 1) / j->cchunks);
+    ntiles = (ox_b - ox_a + j->nx - 1) / j->nx;
     t.nob = j->kb - ob < j->gob ? j->kb - ob : j->gob;
     for (q = 0; q < t.nob; q++)
         for (l = 0; l < NNC_CB; l++) {
@@ -345,35 +477,52 @@ static NNC_MAYBE_UNUSED void nnc_bconv_task(void *arg, int task)
     t.plane = (size_t)j->h * (size_t)j->w * NNC_CB;
     t.oplane = ohw * NNC_CB;
     t.cb = j->cb, t.c = j->c, t.iw = j->w, t.kh = j->kh, t.kw = j->kw, t.sx = j->sw * NNC_CB;
-    t.dwx = j->dw * NNC_CB, t.dh = j->dh, t.act = j->fused ? j->act : NNC_ACT_NONE;
+    t.sw = j->sw, t.dw = j->dw, t.dh = j->dh, t.act = j->fused ? j->act : NNC_ACT_NONE;
     yb = j->y + (size_t)s * j->ys + (size_t)ob * t.oplane;
     rb = j->res ? j->res + (size_t)s * j->rs + (size_t)ob * t.oplane : NULL;
-    for (oy = oy_a; oy < oy_b; oy++) {
-        t.iy0 = oy * j->sh - j->ph;
-        nnc_bconv_taps(t.iy0, j->dh, j->kh, j->h, &t.ky0, &t.ky1);
-        for (ox = ox_a; ox < ox_b; ox += t.nx) {
-            size_t at = ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
-            t.ix0 = ox * j->sw - j->pw;
-            if (ox >= lo && ox < hi) {
-                int end = hi < ox_b ? hi : ox_b;
-                t.nx = end - ox < j->nx ? end - ox : j->nx;
-                t.kx0 = 0, t.kx1 = j->kw;
-            } else {
-                t.nx = 1;
-                nnc_bconv_taps(t.ix0, j->dw, j->kw, j->w, &t.kx0, &t.kx1);
-            }
-            t.y = yb + at;
-            t.res = rb ? rb + at : NULL;
-            j->tile(&t);
-            if (!j->fused && j->act != NNC_ACT_NONE)
-                for (q = 0; q < t.nob; q++) {
-                    float *yp = t.y + (size_t)q * t.oplane;
-                    int p;
-                    nnc_activation_inplace(yp, (size_t)t.nx * NNC_CB, j->act, j->slope);
-                    if (q == t.nob - 1 && t.lanes < NNC_CB)  /* sigmoid(0) is not 0 */
-                        for (p = 0; p < t.nx; p++)
-                            for (l = t.lanes; l < NNC_CB; l++) yp[(size_t)p * NNC_CB + (size_t)l] = 0.0f;
+    t.pf = NULL, t.pfl = 0, t.pfn = 0;
+    for (part = 0; part < j->parts; part++) {
+        int tiles = (oy_b - oy_a) * ntiles, tile = 0;
+        t.ib0 = (int)((long)j->cb * part / j->parts), t.ib1 = (int)((long)j->cb * (part + 1) / j->parts);
+        t.load = part > 0, t.fin = part == j->parts - 1;
+        for (oy = oy_a; oy < oy_b; oy++) {
+            t.iy0 = oy * j->sh - j->ph;
+            nnc_bconv_taps(t.iy0, j->dh, j->kh, j->h, &t.ky0, &t.ky1);
+            for (ti = 0; ti < ntiles; ti++) {
+                size_t at;
+                ox = ox_a + (int)((long)(ox_b - ox_a) * ti / ntiles);
+                t.nx = ox_a + (int)((long)(ox_b - ox_a) * (ti + 1) / ntiles) - ox;
+                at = ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
+                t.ix0 = ox * j->sw - j->pw;
+                t.y = yb + at;
+                t.res = rb ? rb + at : NULL;
+                t.pfn = 0;
+                if (j->parts > 1 && (part + 1 < j->parts || g + 2 < j->groups ||
+                                     (g + 1 < j->groups && j->kb % j->gob == 0))) {
+                    /* this tile's share of the next part's weights (or the next, whole, group's first part):
+                     * asked into L2 while this part runs from it (512x512 3x3 at 7x7: 1.2 -> 1.1 ms) */
+                    size_t per_block = (size_t)j->kh * (size_t)j->kw * (NNC_CB * NNC_CB * sizeof(float));
+                    int nb0 = part + 1 < j->parts ? (int)((long)j->cb * (part + 1) / j->parts) : 0;
+                    int nb1 = part + 1 < j->parts ? (int)((long)j->cb * (part + 2) / j->parts)
+                                                  : (int)((long)j->cb / j->parts);
+                    const char *next = (const char *)(part + 1 < j->parts ? t.wt : t.wt + (size_t)j->gob * t.wob);
+                    int lines = (int)((size_t)(nb1 - nb0) * per_block / 64), taps = (t.ib1 - t.ib0) * j->kh * j->kw;
+                    int from = (int)((long)lines * tile / tiles), to = (int)((long)lines * (tile + 1) / tiles);
+                    t.pf = next + (size_t)nb0 * per_block + (size_t)from * 64;
+                    t.pfn = to - from, t.pfl = (t.pfn + taps - 1) / taps;
                 }
+                tile++;
+                j->tile(&t);
+                if (t.fin && !j->fused && j->act != NNC_ACT_NONE)
+                    for (q = 0; q < t.nob; q++) {
+                        float *yp = t.y + (size_t)q * t.oplane;
+                        int p;
+                        nnc_activation_inplace(yp, (size_t)t.nx * NNC_CB, j->act, j->slope);
+                        if (q == t.nob - 1 && t.lanes < NNC_CB)  /* sigmoid(0) is not 0 */
+                            for (p = 0; p < t.nx; p++)
+                                for (l = t.lanes; l < NNC_CB; l++) yp[(size_t)p * NNC_CB + (size_t)l] = 0.0f;
+                    }
+            }
         }
     }
 }
@@ -410,20 +559,31 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(const nnc_ctx *ctx, int n, const
 #endif
     j.fused = j.fused && (act == NNC_ACT_NONE || act == NNC_ACT_RELU || act == NNC_ACT_RELU6);
     j.groups = (j.kb + j.gob - 1) / j.gob;
-    /* tasks of some 2^17 multiply-adds at least: whole rows, or runs of a
-     * multiple of 24 pixels (every NX divides it) of a one-row plane */
+    /* tasks of some 2^17 multiply-adds at least: runs of whole rows, or of a
+     * one-row plane's pixels, of even lengths */
     unit = (double)j.gob * NNC_CB * (double)c * (double)kh * (double)kw;
     work = unit * (double)n * (double)j.groups * (double)j.oh * (double)j.ow;
-    if (j.oh > 1) {
-        double rw = unit * (double)j.ow;
-        j.rows = rw >= 131072.0 ? 1 : (int)(131072.0 / rw) + 1;
-        if (j.rows > j.oh) j.rows = j.oh;
-        j.cols = j.ow;
-    } else {
-        j.rows = 1;
-        j.cols = (int)(131072.0 / unit) / 24 * 24 + 24;
-        if (j.cols > j.ow) j.cols = j.ow;
+    j.rchunks = 1, j.cchunks = 1;
+    /* a group's weights that would not stay in L2 while its rows run: the sum
+     * in parts of the input blocks, some 128 KB of weights each, the partial
+     * sums kept in y; tasks of 64 pixels at least, each part's weights read
+     * from L2 by all of them */
+    j.parts = 1;
+    if ((double)j.gob * (double)j.cb * (double)kh * (double)kw * (NNC_CB * NNC_CB * sizeof(float)) > 262144.0) {
+        int per_part = (int)(131072.0 / ((double)j.gob * (double)kh * (double)kw * (NNC_CB * NNC_CB * sizeof(float))));
+        j.parts = (j.cb + (per_part < 1 ? 1 : per_part) - 1) / (per_part < 1 ? 1 : per_part);
     }
-    j.rchunks = (j.oh + j.rows - 1) / j.rows, j.cchunks = (j.ow + j.cols - 1) / j.cols;
+    if (j.oh > 1) {
+        double rows = ceil(131072.0 / (unit * (double)j.ow));
+        if (j.parts > 1 && rows < ceil(64.0 / (double)j.ow)) rows = ceil(64.0 / (double)j.ow);
+        j.rchunks = rows >= (double)j.oh ? 1 : (int)((j.oh + rows - 1) / rows);
+    } else {
+        double cols = ceil(131072.0 / unit) < 48.0 ? 48.0 : ceil(131072.0 / unit);  /* 4 tiles at least */
+        j.cchunks = cols >= (double)j.ow ? 1 : (int)((j.ow + cols - 1) / cols);
+    }
+    /* the order of the tasks: by group of output blocks, each group's weights
+     * read over its pixels while in cache; or, when all weights are small, by
+     * pixels, their input read by every group while in cache */
+    j.pixel_major = (double)k * (double)c * (double)kh * (double)kw * sizeof(float) <= 65536.0;
     nnc_parallel_work(ctx, work, n * j.groups * j.rchunks * j.cchunks, nnc_bconv_task, &j);
 }

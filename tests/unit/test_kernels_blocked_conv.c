@@ -5,12 +5,14 @@
  * by nnc_to_blocked / nnc_from_blocked. At every instruction set this CPU
  * runs (the test prints which) and 1, 2 and 3 threads, whose outputs must be
  * bit-identical. Channels not multiples of 16 (1, 3, 17, 24, 40), kernels
- * 1x1 to 7x7 and 1x3, strides 1 and 2, padding 0 to 3, dilation 2, maps 1x1,
- * 7x7, 13x11 and wider than a tile; with and without bias, residual, relu,
- * relu6, leaky_relu, sigmoid; batch 1 and 3 with batch strides larger than
- * a sample. The layout's contract: the inputs' padding lanes hold garbage
- * (1e3, finite) that must not reach a real output; the output's padding lanes
- * must be exactly +0.0f; the output is prefilled with NaN. */
+ * 1x1 to 7x7, 1x3 and 2x3, strides 1, 2 and 3, padding 0 to 3, dilation 2
+ * and 3, maps 1x1, 7x7, 13x11 and wider than a tile; with and without
+ * bias, residual, relu, relu6, leaky_relu, sigmoid; batch 1 and 3 with batch
+ * strides larger than a sample; sums split in parts over the input blocks
+ * (large weights). The layout's contract: the inputs' padding lanes hold
+ * garbage (1e3, finite) that must not reach a real output; the output's
+ * padding lanes must be exactly +0.0f; the output is prefilled with NaN. ctx
+ * NULL runs one thread at the best instruction set. */
 #define NNC_PAR_MIN_WORK 0.0 /* split every loop, however small: 1, 2 and 3 threads must agree */
 #include "kernel_test.h"
 
@@ -43,12 +45,17 @@ static void ref_conv(const BCase *t, const float *x, const float *wt, const floa
                 }
 }
 
+/* Floats of n samples of `used` floats at batch stride bs, the last one
+ * ending the buffer (ASan sees a read past it). */
+static size_t span(int n, size_t bs, size_t used) { return (size_t)(n - 1) * bs + used; }
+
 /* n samples of c channels of hw pixels, NCHW, into NCHW16c with batch
  * stride bs, the padding lanes (and the gap between samples) then set to garbage. */
 static float *blocked_garbage(const float *x, int n, int c, size_t hw, size_t bs)
 {
-    float *b = new_floats((size_t)n * bs);
-    for (size_t i = 0; i < (size_t)n * bs; i++) b[i] = 7.0f;
+    size_t total = span(n, bs, nnc_blocked_floats(c, hw));
+    float *b = new_floats(total);
+    for (size_t i = 0; i < total; i++) b[i] = 7.0f;
     nnc_to_blocked(NULL, n, x, (size_t)c * hw, c, hw, b, bs);
     for (int s = 0; s < n; s++)
         for (size_t p = 0; p < nnc_blocked_floats(c, hw); p++)
@@ -80,7 +87,8 @@ static void run_case(Rng *r, const BCase *t)
     int list[3], ni = isas(list);
     char what[240];
     assert_true(oh >= 1 && ow >= 1);
-    for (int q = 0; q < 3; q++) y[q] = new_floats((size_t)t->n * bys);
+    size_t ytotal = span(t->n, bys, nnc_blocked_floats(t->k, ohw));
+    for (int q = 0; q < 3; q++) y[q] = new_floats(ytotal);
     nnc_pack_weights_blocked(wt, t->k, t->c, t->kh, t->kw, NULL, NULL, 0.0f, wp);
     for (size_t i = 0; i < pn; i++) assert_false(isnan(wp[i]));  /* every float written */
     for (size_t f = 0; f < sizeof forms / sizeof forms[0]; f++) {
@@ -90,11 +98,21 @@ static void run_case(Rng *r, const BCase *t)
             for (int q = 0; q < 3; q++) {
                 nnc_ctx ctx;
                 ctx_for(&ctx, list[s], q + 1);
-                for (size_t i = 0; i < (size_t)t->n * bys; i++) y[q][i] = NAN;
+                for (size_t i = 0; i < ytotal; i++) y[q][i] = NAN;
                 nnc_conv2d_blocked(&ctx, t->n, xb, bxs, t->c, t->h, t->w, wp, b, y[q], bys, t->k, oh, ow, t->kh, t->kw,
                                    t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, forms[f].res ? rb : NULL, brs,
                                    forms[f].act, 0.125f);
                 nnc_ctx_stop(&ctx);
+            }
+            if (list[s] == nnc_cpu_isa()) {  /* ctx NULL: one thread at the best isa, the same floats */
+                float *y0 = nan_floats(ytotal);
+                nnc_conv2d_blocked(NULL, t->n, xb, bxs, t->c, t->h, t->w, wp, b, y0, bys, t->k, oh, ow, t->kh, t->kw,
+                                   t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, forms[f].res ? rb : NULL, brs,
+                                   forms[f].act, 0.125f);
+                for (int i = 0; i < t->n; i++)
+                    assert_memory_equal(y0 + (size_t)i * bys, y[0] + (size_t)i * bys,
+                                        nnc_blocked_floats(t->k, ohw) * sizeof(float));
+                free(y0);
             }
             snprintf(what, sizeof what,
                      "conv2d_blocked %s bias%d res%d %s n%d c%d %dx%d k%d %dx%d s%d,%d p%d,%d d%d,%d", isa_name(list[s]),
@@ -143,6 +161,11 @@ static void test_conv2d_blocked(void **state)
         {1, 3, 30, 30, 32, 3, 3, 2, 2, 1, 1, 1, 1},   /* a stem */
         {3, 64, 14, 14, 70, 1, 1, 1, 1, 0, 0, 1, 1},  /* 1x1, several chunks of columns a plane */
         {1, 24, 7, 7, 17, 3, 3, 1, 1, 3, 3, 1, 1},    /* padding 3 on 3x3: border pixels with no taps */
+        {1, 17, 13, 11, 24, 3, 3, 3, 2, 1, 1, 1, 1},  /* strides 3 and 2 */
+        {2, 5, 11, 13, 17, 2, 3, 2, 3, 0, 1, 1, 1},   /* a 2x3 kernel, column stride 3: the generic stride */
+        {1, 40, 14, 14, 40, 3, 3, 1, 1, 1, 1, 3, 3},  /* dilation 3, 3 input and output blocks */
+        {2, 100, 9, 8, 20, 7, 7, 1, 1, 3, 3, 1, 1},   /* 7 input blocks of 7x7 weights: the sum in parts */
+        {1, 130, 5, 6, 33, 5, 5, 1, 1, 2, 2, 1, 1},   /* 9 blocks of 5x5: parts at AVX-512's 2 output blocks */
     };
     Rng r = {0xB10CULL};
     int list[3], ni = isas(list);
