@@ -583,13 +583,13 @@ static bool emit_c_pack_weights(CgEmit *cx, const IrNode *n)
 }
 
 /* A blocked conv2d's weight packed for its kernel (ops.def PACK_BLOCKED,
- * PACK_DW_BLOCKED): nnc_pack_weights_blocked(w, k, c, kh, kw, gamma, var,
- * eps, y), a stem's (fewer than 8 input channels) nnc_pack_nchw_blocked with
- * the same arguments, or nnc_pack_dw_blocked(w, c, kh, kw, ...). */
+ * PACK_NCHW_BLOCKED, PACK_DW_BLOCKED): nnc_pack_weights_blocked(w, k, c, kh,
+ * kw, gamma, var, eps, y), a stem's nnc_pack_nchw_blocked with the same
+ * arguments, or nnc_pack_dw_blocked(w, c, kh, kw, ...). */
 static bool emit_c_pack_blocked(CgEmit *cx, const IrNode *n)
 {
     const IrShape *w = ir_in_shape(cx->g, n, 0);
-    bool dw = n->op == OP_PACK_DW_BLOCKED, fold = n->n_in == 3, stem = !dw && w->dim[1] < IR_BLOCK / 2;
+    bool dw = n->op == OP_PACK_DW_BLOCKED, fold = n->n_in == 3, stem = n->op == OP_PACK_NCHW_BLOCKED;
     if (fold && !cg_finite(cx, n, "eps", n->attr.bn.eps)) return false;
     cg_need(cx, dw ? "dwconv_blocked" : stem ? "conv2d_nchw_blocked" : "conv2d_blocked");
     cg_call_begin(cx, dw ? "pack_dw_blocked" : stem ? "pack_nchw_blocked" : "pack_weights_blocked");

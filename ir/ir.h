@@ -277,14 +277,15 @@ static inline const Epilogue *ir_epilogue(const IrNode *n)
            : n->op == OP_DWPW  ? &n->attr.dwpw.pw.epi
                                 : NULL;
 }
-/* Whether a blocked conv2d reads its image in NCHW: an ungrouped one of
- * fewer than IR_BLOCK / 2 input channels (an RGB stem), which writes NCHW16c
- * from NCHW (kernels_blocked.c nnc_conv2d_nchw_blocked) rather than pad its
- * input to a block. */
+/* Whether a blocked conv2d reads its image in NCHW: a "stem", ungrouped,
+ * of fewer than IR_BLOCK / 2 input channels made in NCHW (an RGB image),
+ * which writes NCHW16c from NCHW (kernels_blocked.c nnc_conv2d_nchw_blocked,
+ * its weight a pack_nchw_blocked node's) rather than pad its input to a
+ * block. passes/layout_blocked.c decides; the image's layout says. */
 static inline bool ir_conv_stem_blocked(const IrGraph *g, const IrNode *n)
 {
     return n->op == OP_CONV2D && n->attr.conv.blocked && n->attr.conv.groups == 1 &&
-           g->values[g->ins[n->in_first]].shape.dim[0] < IR_BLOCK / 2;
+           g->values[g->ins[n->in_first]].layout == LAYOUT_NCHW;
 }
 /* Whether a conv2d, conv_transpose2d or linear node has a bias input (input
  * 2); for dwpw, whether the pointwise part has one. */

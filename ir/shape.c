@@ -137,9 +137,9 @@ static bool shape_conv2d(const IrGraph *g, const IrNode *n, IrShape *out, char *
             FAIL("the Winograd weight has shape %s, which does not fit the convolution", sstr(w, b, sizeof b));
     } else if (c->blocked && c->packed) {  /* a pack_blocked or pack_dw_blocked node's output: its floats */
         int64_t kb = (c->out_channels + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK;
-        int64_t cb = c->groups != 1            ? 1
-                     : x->dim[0] < IR_BLOCK / 2 ? x->dim[0]  /* a stem's, [k/16][c][kh][kw][16] */
-                                                : (x->dim[0] + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK;
+        int64_t cb = c->groups != 1              ? 1
+                     : ir_conv_stem_blocked(g, n) ? x->dim[0]  /* a stem's, [k/16][c][kh][kw][16] */
+                                                  : (x->dim[0] + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK;
         if (w->rank != 1 || w->dim[0] != kb * cb * c->kh * c->kw)
             FAIL("the blocked weight has shape %s, which does not fit the convolution", sstr(w, b, sizeof b));
     } else if (w->rank != 4 || w->dim[0] != c->out_channels || w->dim[1] != x->dim[0] / c->groups ||
@@ -346,9 +346,10 @@ static bool shape_winograd_weights(const IrGraph *g, const IrNode *n, IrShape *o
     return true;
 }
 
-/* pack_blocked(w [, gamma, var]) and pack_dw_blocked: the packed weight's
- * floats, output and input channels rounded up to whole blocks of 16
- * (pack_dw_blocked: w is [c][1][kh][kw], one block dimension). */
+/* pack_blocked(w [, gamma, var]), pack_nchw_blocked and pack_dw_blocked: the
+ * packed weight's floats, output and input channels rounded up to whole
+ * blocks of 16 (pack_nchw_blocked: the input channels not; pack_dw_blocked:
+ * w is [c][1][kh][kw], one block dimension). */
 static bool shape_pack_blocked(const IrGraph *g, const IrNode *n, IrShape *out, char *err, size_t errlen)
 {
     const IrShape *w = ir_in_shape(g, n, 0);
@@ -359,7 +360,7 @@ static bool shape_pack_blocked(const IrGraph *g, const IrNode *n, IrShape *out, 
     if (n->op == OP_PACK_DW_BLOCKED && w->dim[1] != 1)
         FAIL("pack_dw_blocked expects a depthwise weight [c, 1, kh, kw], but the weight has shape %s", sstr(w, b, sizeof b));
     int64_t kb = (w->dim[0] + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK, cb = (w->dim[1] + IR_BLOCK - 1) / IR_BLOCK * IR_BLOCK;
-    if (w->dim[1] < IR_BLOCK / 2) cb = w->dim[1];  /* a stem's (ir_conv_stem_blocked): input channels not blocked */
+    if (n->op == OP_PACK_NCHW_BLOCKED) cb = w->dim[1];  /* a stem's (ir_conv_stem_blocked): input channels not blocked */
     *out = (IrShape){1, {(n->op == OP_PACK_DW_BLOCKED ? kb : kb * cb) * w->dim[2] * w->dim[3], 0, 0, 0}};
     return true;
 }

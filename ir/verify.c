@@ -55,8 +55,8 @@ static bool verify_layouts(const IrGraph *g, int32_t i, char *err, size_t errlen
         if (v->kind == VK_PARAM) continue;
         if (n->op == OP_REORDER) want = n->attr.reorder.to == LAYOUT_NCHW ? LAYOUT_NCHW16C : LAYOUT_NCHW;
         else if (n->op == OP_CONV2D && n->attr.conv.blocked && j == ir_residual_in(n)) want = LAYOUT_NCHW16C;
-        else if (n->op == OP_CONV2D && n->attr.conv.blocked && j == 0)  /* a stem reads NCHW */
-            want = ir_conv_stem_blocked(g, n) ? LAYOUT_NCHW : LAYOUT_NCHW16C;
+        else if (n->op == OP_CONV2D && n->attr.conv.blocked && j == 0)  /* a stem (few channels) may read NCHW */
+            want = ir_conv_stem_blocked(g, n) && v->shape.dim[0] < IR_BLOCK / 2 ? LAYOUT_NCHW : LAYOUT_NCHW16C;
         else if ((n->op == OP_MAXPOOL2D || n->op == OP_AVGPOOL2D) && n->attr.pool.blocked) want = LAYOUT_NCHW16C;
         else if (n->op == OP_GLOBAL_AVGPOOL) continue;
         else if (n->op == OP_ADD || n->op == OP_IDENTITY || n->op == OP_DROPOUT || ir_ops[n->op].act != ACT_NONE)

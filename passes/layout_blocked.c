@@ -10,13 +10,18 @@
  *     -> conv2d+blocked -> add -> reorder(to nchw) -> flatten
  *
  * Which convolutions (blocked_mode): NNC_BLOCKED in nnc's environment, 0
- * never, 1 every eligible one, else (auto, the default) every eligible one of
- * a network that has a depthwise convolution: there the NCHW kernels
- * vectorize along rows of 7 to 112 pixels and the depthwise layers dominate.
+ * never, 1 every eligible one, else (auto, the default) every eligible one
+ * that pack_weights would not run by Winograd (pass_winograd_fits): those
+ * multiply-add 4x less in NCHW, and VGG-16, all of whose 3x3 layers
+ * qualify, ran 1.45x slower blocked. Measured at one thread, the auto rule
+ * against NCHW everywhere (NNC_BLOCKED=0), same driver, two alternations:
+ * MobileNet-v2 9.6 -> 4.6 ms, ResNet-18 22 -> 17.8, ResNet-50 51 -> 44.5,
+ * AlexNet 21-25 -> 20, DenseNet-121 40 -> 38.5, VGG-16 unchanged.
  * Eligible (eligible): conv2d of a constant weight, ungrouped or depthwise,
  * without a prologue or a partial activation. An ungrouped one of fewer than
- * IR_BLOCK / 2 input channels (an RGB stem's 3: padded to a block, mostly
- * zeros) reads its image in NCHW and writes NCHW16c (ir_conv_stem_blocked).
+ * IR_BLOCK / 2 input channels made in NCHW (an RGB stem's 3: padded to a
+ * block, mostly zeros) reads its image as it is and writes NCHW16c
+ * (ir_conv_stem_blocked).
  *
  * Then, node by node in order: an eligible convolution reads its image and
  * residual blocked and writes blocked; an elementwise op (activations, add)
@@ -31,6 +36,7 @@
  * weights with pack_blocked).
  * Keeps: inputs, parameters and outputs, and the values of everything, up to
  * rounding (the blocked kernels sum in another order than im2col + GEMM). */
+#include "pack_weights.h"
 #include "passes.h"
 
 #include <stdlib.h>
@@ -49,9 +55,12 @@ static bool is_depthwise(const IrGraph *g, const IrNode *n)
     return n->op == OP_CONV2D && ch > 1 && c->groups == ch && c->out_channels == ch;
 }
 
+static int mode_now;  /* blocked_mode() of the running pass (2, auto: not where Winograd runs) */
+
 static bool eligible(const IrGraph *g, const IrNode *n, const bool *is_const)
 {
     const ConvAttr *c = &n->attr.conv;
+    if (mode_now == 2 && pass_winograd_fits(g, n)) return false;
     if (n->op != OP_CONV2D || c->pro.on || c->epi.act_channels || c->packed || c->winograd || c->blocked) return false;
     if (ir_in_shape(g, n, 0)->rank != 3 || !is_const[ir_in(g, n, 1)]) return false;
     return is_depthwise(g, n) || c->groups == 1;
@@ -101,14 +110,12 @@ bool pass_layout_blocked(IrGraph *g, char *err, size_t errlen)
 {
     int mode = blocked_mode();
     if (mode == 0) return true;
+    mode_now = mode;
     bool *is_const = nnc_xcalloc((size_t)(g->n_values ? g->n_values : 1), sizeof *is_const);
-    bool any = false, has_dw = false;
+    bool any = false;
     ir_mark_constants(g, is_const);
-    for (int32_t i = 0; i < g->n_nodes; i++) {
-        any |= eligible(g, &g->nodes[i], is_const);
-        has_dw |= is_depthwise(g, &g->nodes[i]);
-    }
-    if (!any || (mode == 2 && !has_dw)) {
+    for (int32_t i = 0; i < g->n_nodes; i++) any |= eligible(g, &g->nodes[i], is_const);
+    if (!any) {
         free(is_const);
         return true;
     }
@@ -141,7 +148,9 @@ bool pass_layout_blocked(IrGraph *g, char *err, size_t errlen)
         for (int j = 0; j < n->n_in && ok; j++) {
             int32_t v = ir_in(g, n, j);
             bool image = j == 0 || is_elementwise(n->op) || (n->op == OP_CONV2D && j == ir_residual_in(n));
-            bool stem = j == 0 && a.conv.blocked && a.conv.groups == 1 && ir_in_shape(g, n, 0)->dim[0] < IR_BLOCK / 2;
+            /* a stem: few channels made in NCHW (an image) are read as they are, not padded to a block */
+            bool stem = j == 0 && a.conv.blocked && a.conv.groups == 1 && ir_in_shape(g, n, 0)->dim[0] < IR_BLOCK / 2 &&
+                        w.ng->values[w.map[v]].layout == LAYOUT_NCHW;
             ins[j] = keep ? w.map[v] : in_layout(&w, v, image && !stem ? want : LAYOUT_NCHW);
             ok = ins[j] >= 0;
         }

@@ -68,6 +68,11 @@ static bool winograd_fits(const IrGraph *g, const IrNode *n, int mode)
     return mode == 1 || (x->dim[0] >= 16 && batch * ((y->dim[1] + 3) / 4) * ((y->dim[2] + 3) / 4) >= 16);
 }
 
+bool pass_winograd_fits(const IrGraph *g, const IrNode *n)
+{
+    return n->op == OP_CONV2D && winograd_fits(g, n, winograd_mode());
+}
+
 /* The input index of node n's weight to pack, or -1: a conv2d's (one input
  * channel, LeNet's first layer, runs nnc_conv2d's direct loop, no GEMM), a
  * blocked conv2d's (groups 1 or depthwise: layout_blocked.c chose them), or
@@ -135,7 +140,8 @@ bool pass_pack_weights(IrGraph *g, char *err, size_t errlen)
         }
         OpKind pack = wino ? OP_WINOGRAD_WEIGHTS : OP_PACK_WEIGHTS;
         if (n->op == OP_CONV2D && n->attr.conv.blocked)
-            pack = n->attr.conv.groups == 1 ? OP_PACK_BLOCKED : OP_PACK_DW_BLOCKED;
+            pack = n->attr.conv.groups != 1 ? OP_PACK_DW_BLOCKED : ir_conv_stem_blocked(g, n) ? OP_PACK_NCHW_BLOCKED
+                                                                                               : OP_PACK_BLOCKED;
         int32_t pw = ir_add_node(ng, pack, pin, npin, &pa, n->loc, n->scope, err, errlen);
         ok = pw >= 0;
         if (!ok) break;

@@ -8,4 +8,9 @@
  * (pack_weights.c). False only for an internal error, described in err. */
 bool pass_pack_weights(IrGraph *g, char *err, size_t errlen);
 
+/* Whether pack_weights would run conv2d n by Winograd's F(4x4, 3x3) (its
+ * rule and NNC_WINOGRAD): layout_blocked keeps such a layer in NCHW where
+ * it is asked to. */
+bool pass_winograd_fits(const IrGraph *g, const IrNode *n);
+
 #endif

@@ -116,8 +116,8 @@ static const char *const usage[] = {
     "                     F(4x4,3x3) never (0), wherever possible (1), or (unset) where it\n"
     "                     pays: 16+ input channels, 16+ 4x4 tiles a batch\n"
     "  NNC_BLOCKED=0|1    when nnc generates code: convolutions on the blocked channel\n"
-    "                     layout NCHW16c never (0), wherever possible (1), or (unset) in\n"
-    "                     networks with depthwise convolutions\n"
+    "                     layout NCHW16c never (0), wherever possible (1), or (unset)\n"
+    "                     wherever Winograd does not run\n"
     "\n"
     "Errors are reported as FILE:LINE:COL: error: MESSAGE. Exit status: 0 success,\n"
     "1 error in the input, 2 wrong command line. See README.md for the language.\n",

@@ -24,16 +24,13 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
-/* @kernel conv_common */
-/* @kernel conv2d needs: gemm conv_common epilogue */
 /* @kernel linear needs: gemm epilogue */
-/* @kernel maxpool2d */
 /* @kernel ctx */
-/* @kernel gemm_packed needs: ctx epilogue */
-/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
-/* @kernel pool_mt needs: ctx */
-/* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
+/* @kernel blocked needs: ctx */
+/* @kernel conv2d_nchw_blocked needs: blocked activation */
+/* @kernel conv2d_blocked needs: blocked activation */
+/* @kernel pool_blocked needs: blocked */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== lenet5 ======== */
@@ -56,16 +53,16 @@ static const struct {
     long long   shape[4];
     long        offset;
 } lenet5_param_table[LENET5_N_PARAMS] = {
-    { "conv1.weight", 4, { 6, 1, 5, 5 },     0 },
-    { "conv1.bias",   1, { 6, 0, 0, 0 },     150 },
+    { "conv1.weight", 4, { 6, 1, 5, 5 },     59156 },
+    { "conv1.bias",   1, { 6, 0, 0, 0 },     0 },
     { "conv2.weight", 4, { 16, 6, 5, 5 },    59306 },
-    { "conv2.bias",   1, { 16, 0, 0, 0 },    156 },
-    { "fc1.weight",   2, { 120, 400, 0, 0 }, 172 },
-    { "fc1.bias",     1, { 120, 0, 0, 0 },   48172 },
-    { "fc2.weight",   2, { 84, 120, 0, 0 },  48292 },
-    { "fc2.bias",     1, { 84, 0, 0, 0 },    58372 },
-    { "fc3.weight",   2, { 10, 84, 0, 0 },   58456 },
-    { "fc3.bias",     1, { 10, 0, 0, 0 },    59296 },
+    { "conv2.bias",   1, { 16, 0, 0, 0 },    6 },
+    { "fc1.weight",   2, { 120, 400, 0, 0 }, 22 },
+    { "fc1.bias",     1, { 120, 0, 0, 0 },   48022 },
+    { "fc2.weight",   2, { 84, 120, 0, 0 },  48142 },
+    { "fc2.bias",     1, { 84, 0, 0, 0 },    58222 },
+    { "fc3.weight",   2, { 10, 84, 0, 0 },   58306 },
+    { "fc3.bias",     1, { 10, 0, 0, 0 },    59146 },
 };
 
 static const char *const lenet5_input_names[LENET5_N_INPUTS] = { "image" };
@@ -93,13 +90,6 @@ static void lenet5_release(lenet5_model *m)
     m->params = NULL;
     m->ws = NULL;
     m->ws_alloc = NULL;
-}
-
-/* nnc sized the scratch region from the kernels' documented needs; this
- * checks that size against the kernels themselves. */
-static int lenet5_scratch_fits(void)
-{
-    return nnc_conv2d_packed_scratch(1, 6, 14, 14, 16, 5, 5, 1, 1, 0, 0, 10, 10, 0) <= 15000;
 }
 
 /* Opens the weights file at path into sf, checks every parameter against it
@@ -173,13 +163,20 @@ static int lenet5_prepare(lenet5_model *m, nnc_st_file *sf)
     stage = (float *)malloc(((size_t)LENET5_STAGE_FLOATS + 1) * sizeof(float));
     if (!stage)
         return lenet5_fail(m, LENET5_ERR_NOMEM, "lenet5_create: out of memory for the parameters' stage");
+    if ((rc = lenet5_stage(m, sf, stage + 0, 0)) != LENET5_OK)  /* conv1.weight */
+        goto done;
+
+    /* pack_nchw_blocked conv1 @ models/lenet5.net:6:18 */
+    nnc_pack_nchw_blocked(stage + 0, 6, 1, 5, 5,  /* w: conv1.weight [6, 1, 5, 5] (out, in channels, kernel) */
+                          NULL, NULL, 0.0f,       /* no batchnorm to fold */
+                          consts + 0);            /* y */
     if ((rc = lenet5_stage(m, sf, stage + 0, 2)) != LENET5_OK)  /* conv2.weight */
         goto done;
 
-    /* pack_weights conv2 @ models/lenet5.net:7:14 */
-    nnc_pack_weights(stage + 0, 16, 150,  /* w: conv2.weight [16, 6, 5, 5] as [rows][cols] */
-                     NULL, NULL, 0.0f,    /* no batchnorm to fold */
-                     consts + 0);         /* y */
+    /* pack_blocked conv2 @ models/lenet5.net:7:14 */
+    nnc_pack_weights_blocked(stage + 0, 16, 6, 5, 5,  /* w: conv2.weight [16, 6, 5, 5] (out, in channels, kernel) */
+                             NULL, NULL, 0.0f,        /* no batchnorm to fold */
+                             consts + 400);           /* y */
 done:
     free(stage);
     return rc;
@@ -189,8 +186,6 @@ done:
 static int lenet5_init(lenet5_model *m, const char *weights, void *workspace)
 {
     (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
-    if (!lenet5_scratch_fits())
-        return lenet5_fail(m, LENET5_ERR_INTERNAL, "lenet5_create: the scratch region is too small (a bug in nnc)");
     if (workspace && (uintptr_t)workspace % sizeof(float) != 0)
         return lenet5_fail(m, LENET5_ERR_ARG, "lenet5_create: the workspace is not aligned for float");
     if (workspace) {
@@ -220,66 +215,71 @@ static void lenet5_run(lenet5_model *m, int n, const float *const *inputs, float
     const float   *params     = m->params;
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
-    float         *t11        = (float *)(ws + 0);      /* [n][6][28][28] */
-    float         *t12        = (float *)(ws + 66432);  /* [n][6][14][14] */
-    float         *t14        = (float *)(ws + 60032);  /* [n][16][10][10] */
-    float         *t15        = (float *)(ws + 0);      /* [n][16][5][5] */
-    float         *t16        = (float *)(ws + 0);      /* [n][400] */
-    float         *t17        = (float *)(ws + 1600);   /* [n][120] */
-    float         *t18        = (float *)(ws + 0);      /* [n][84] */
+    float         *t12        = (float *)(ws + 0);      /* [n][1][28][28][16], 6 channels in blocks of 16 */
+    float         *t13        = (float *)(ws + 50176);  /* [n][1][14][14][16], 6 channels in blocks of 16 */
+    float         *t15        = (float *)(ws + 0);      /* [n][1][10][10][16], 16 channels in blocks of 16 */
+    float         *t16        = (float *)(ws + 6400);   /* [n][1][5][5][16], 16 channels in blocks of 16 */
+    float         *t17        = (float *)(ws + 0);      /* [n][16][5][5] */
+    float         *t18        = (float *)(ws + 0);      /* [n][400] */
+    float         *t19        = (float *)(ws + 1600);   /* [n][120] */
+    float         *t20        = (float *)(ws + 0);      /* [n][84] */
 
     /* conv2d conv1 @ models/lenet5.net:6:18 */
-    nnc_conv2d(n, in_image, 784, 1, 28, 28,      /* x: input image [1, 28, 28], batch stride */
-               params + 0, params + 150,         /* conv1.weight, conv1.bias */
-               t11, 4704, 6, 28, 28,             /* y: [6, 28, 28], batch stride */
-               5, 5, 1, 1, 2, 2, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
-               NULL, 0,                          /* no residual */
-               NNC_ACT_RELU, 0.0f, 6,            /* then relu */
-               NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
+    nnc_conv2d_nchw_blocked(&m->ctx,                      /* the instance's threads and instruction set */
+                            n, in_image, 784, 1, 28, 28,  /* x: input image [1, 28, 28], batch stride */
+                            consts + 0, params + 0,       /* pack_nchw_blocked(conv1.weight), conv1.bias */
+                            t12, 12544, 6, 28, 28,        /* y: [6, 28, 28], batch stride */
+                            5, 5, 1, 1, 2, 2, 1, 1,       /* kernel, stride, padding, dilation */
+                            NULL, 0,                      /* no residual */
+                            NNC_ACT_RELU, 0.0f);          /* then relu */
 
     /* maxpool2d @ models/lenet5.net:6:57 */
-    nnc_maxpool2d_mt(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t11, 4704, 6, 28, 28,  /* x: [6, 28, 28], batch stride */
-                     t12, 1176, 14, 14,        /* y: [6, 14, 14], batch stride */
-                     2, 2, 2, 2, 0, 0, 1, 1);  /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_blocked(&m->ctx,                   /* the instance's threads and instruction set */
+                          n, t12, 12544, 6, 28, 28,  /* x: [6, 28, 28], batch stride */
+                          t13, 3136, 14, 14,         /* y: [6, 14, 14], batch stride */
+                          2, 2, 2, 2, 0, 0, 1, 1);   /* kernel, stride, padding, dilation */
 
     /* conv2d conv2 @ models/lenet5.net:7:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t12, 1176, 6, 14, 14,                       /* x: [6, 14, 14], batch stride */
-                      consts + 0, params + 156,                      /* pack_weights(conv2.weight), conv2.bias */
-                      t14, 1600, 16, 10, 10,                         /* y: [16, 10, 10], batch stride */
-                      5, 5, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 16,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                   /* the instance's threads and instruction set */
+                       n, t13, 3136, 6, 14, 14,   /* x: [6, 14, 14], batch stride */
+                       consts + 400, params + 6,  /* pack_blocked(conv2.weight), conv2.bias */
+                       t15, 1600, 16, 10, 10,     /* y: [16, 10, 10], batch stride */
+                       5, 5, 1, 1, 0, 0, 1, 1,    /* kernel, stride, padding, dilation */
+                       NULL, 0,                   /* no residual */
+                       NNC_ACT_RELU, 0.0f);       /* then relu */
 
     /* maxpool2d @ models/lenet5.net:7:46 */
-    nnc_maxpool2d_mt(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t14, 1600, 16, 10, 10,  /* x: [16, 10, 10], batch stride */
-                     t15, 400, 5, 5,            /* y: [16, 5, 5], batch stride */
-                     2, 2, 2, 2, 0, 0, 1, 1);   /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_blocked(&m->ctx,                   /* the instance's threads and instruction set */
+                          n, t15, 1600, 16, 10, 10,  /* x: [16, 10, 10], batch stride */
+                          t16, 400, 5, 5,            /* y: [16, 5, 5], batch stride */
+                          2, 2, 2, 2, 0, 0, 1, 1);   /* kernel, stride, padding, dilation */
+
+    /* reorder @ models/lenet5.net:7:46 */
+    nnc_from_blocked(&m->ctx,              /* the instance's threads and instruction set */
+                     n, t16, 400, 16, 25,  /* x: [16, 5, 5], batch stride; channels, pixels */
+                     t17, 400);            /* y (nchw), batch stride */
 
     /* flatten @ models/lenet5.net:8:14 */
-    /* t16 is a view of t15: no copy */
+    /* t18 is a view of t17: no copy */
 
     /* linear fc1 @ models/lenet5.net:8:25 */
-    nnc_linear_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                  n, t16, 400,                   /* x: [400] */
-                  params + 172, params + 48172,  /* fc1.weight, fc1.bias */
-                  t17, 120,                      /* y: [120] */
-                  NULL, NNC_ACT_RELU, 0.0f);     /* epilogue: relu */
+    nnc_linear_mt(&m->ctx,                      /* the instance's threads and instruction set */
+                  n, t18, 400,                  /* x: [400] */
+                  params + 22, params + 48022,  /* fc1.weight, fc1.bias */
+                  t19, 120,                     /* y: [120] */
+                  NULL, NNC_ACT_RELU, 0.0f);    /* epilogue: relu */
 
     /* linear fc2 @ models/lenet5.net:8:55 */
     nnc_linear_mt(&m->ctx,                         /* the instance's threads and instruction set */
-                  n, t17, 120,                     /* x: [120] */
-                  params + 48292, params + 58372,  /* fc2.weight, fc2.bias */
-                  t18, 84,                         /* y: [84] */
+                  n, t19, 120,                     /* x: [120] */
+                  params + 48142, params + 58222,  /* fc2.weight, fc2.bias */
+                  t20, 84,                         /* y: [84] */
                   NULL, NNC_ACT_RELU, 0.0f);       /* epilogue: relu */
 
     /* linear fc3 @ models/lenet5.net:9:21 */
     nnc_linear_mt(&m->ctx,                         /* the instance's threads and instruction set */
-                  n, t18, 84,                      /* x: [84] */
-                  params + 58456, params + 59296,  /* fc3.weight, fc3.bias */
+                  n, t20, 84,                      /* x: [84] */
+                  params + 58306, params + 59146,  /* fc3.weight, fc3.bias */
                   out_logits, 10,                  /* y: [10] */
                   NULL, NNC_ACT_NONE, 0.0f);       /* epilogue: none */
 }

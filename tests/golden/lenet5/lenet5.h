@@ -8,7 +8,7 @@
  *
  * Parameters, read by name from a safetensors file (float32, these shapes):
  *
- *   conv1.weight  [6, 1, 5, 5]          150
+ *   conv1.weight  [6, 1, 5, 5]          150  (create only)
  *   conv1.bias    [6]                     6
  *   conv2.weight  [16, 6, 5, 5]        2400  (create only)
  *   conv2.bias    [16]                   16
@@ -60,11 +60,11 @@ extern "C" {
 #endif
 
 #define LENET5_MAX_BATCH          1           /* largest n of one call */
-#define LENET5_WORKSPACE_BYTES    71168       /* activations + scratch at max batch */
+#define LENET5_WORKSPACE_BYTES    62720       /* activations + scratch at max batch */
 #define LENET5_PARAM_FLOATS       61706       /* all parameters */
-#define LENET5_PARAM_KEPT_FLOATS  59306       /* of them, those the forward pass reads */
+#define LENET5_PARAM_KEPT_FLOATS  59156       /* of them, those the forward pass reads */
 #define LENET5_STAGE_FLOATS       2400        /* create's stage: the most the others one constant reads */
-#define LENET5_CONST_FLOATS       2400        /* computed from them at create */
+#define LENET5_CONST_FLOATS       6800        /* computed from them at create */
 #define LENET5_N_PARAMS           10          /* tensors in the weights file */
 #define LENET5_N_INPUTS           1
 #define LENET5_N_OUTPUTS          1

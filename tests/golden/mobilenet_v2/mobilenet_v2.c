@@ -437,7 +437,7 @@ static int mobilenet_v2_prepare(mobilenet_v2_model *m, nnc_st_file *sf)
     if ((rc = mobilenet_v2_stage(m, sf, stage + 896, 4)) != MOBILENET_V2_OK)  /* features.0.1.running_var */
         goto done;
 
-    /* pack_blocked features.0.0 @ models/lib/mobilenet.net:7:17 */
+    /* pack_nchw_blocked features.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_pack_nchw_blocked(stage + 0, 32, 3, 3, 3,            /* w: features.0.0.weight [32, 3, 3, 3] (out, in channels, kernel) */
                           stage + 864, stage + 896, 1e-05f,  /* folding features.0.1.weight, features.0.1.running_var */
                           consts + 32);                      /* y */
@@ -1761,7 +1761,7 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
     /* conv2d features.0.0 @ models/lib/mobilenet.net:7:17 */
     nnc_conv2d_nchw_blocked(&m->ctx,                           /* the instance's threads and instruction set */
                             n, in_image, 150528, 3, 224, 224,  /* x: input image [3, 224, 224], batch stride */
-                            consts + 32, consts + 0,           /* pack_blocked(features.0.0.weight), bn_fold_bias(features.0.1.weight) */
+                            consts + 32, consts + 0,           /* pack_nchw_blocked(features.0.0.weight), bn_fold_bias(features.0.1.weight) */
                             t265, 401408, 32, 112, 112,        /* y: [32, 112, 112], batch stride */
                             3, 3, 2, 2, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
                             NULL, 0,                           /* no residual */

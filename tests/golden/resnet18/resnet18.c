@@ -24,19 +24,16 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
-/* @kernel conv_common */
-/* @kernel conv2d needs: gemm conv_common epilogue */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
-/* @kernel maxpool2d */
-/* @kernel global_avgpool */
 /* @kernel ctx */
 /* @kernel gemm_packed needs: ctx epilogue */
-/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
-/* @kernel pool_mt needs: ctx */
-/* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
 /* @kernel conv2d_winograd needs: gemm_packed */
+/* @kernel blocked needs: ctx */
+/* @kernel conv2d_nchw_blocked needs: blocked activation */
+/* @kernel conv2d_blocked needs: blocked activation */
+/* @kernel pool_blocked needs: blocked */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== resnet18 ======== */
@@ -194,17 +191,9 @@ static void resnet18_release(resnet18_model *m)
  * checks that size against the kernels themselves. */
 static int resnet18_scratch_fits(void)
 {
-    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 0) <= 1843968
-        && nnc_conv2d_winograd_scratch(64) <= 589824
-        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 3, 3, 2, 2, 1, 1, 28, 28, 0) <= 451584
-        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 1, 1, 2, 2, 0, 0, 28, 28, 0) <= 50176
+    return nnc_conv2d_winograd_scratch(64) <= 589824
         && nnc_conv2d_winograd_scratch(128) <= 884736
-        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 256, 3, 3, 2, 2, 1, 1, 14, 14, 0) <= 225792
-        && nnc_conv2d_packed_scratch(1, 128, 28, 28, 256, 1, 1, 2, 2, 0, 0, 14, 14, 0) <= 25088
-        && nnc_conv2d_winograd_scratch(256) <= 1474560
-        && nnc_conv2d_packed_scratch(1, 256, 14, 14, 512, 3, 3, 2, 2, 1, 1, 7, 7, 0) <= 112896
-        && nnc_conv2d_packed_scratch(1, 256, 14, 14, 512, 1, 1, 2, 2, 0, 0, 7, 7, 0) <= 12544
-        && nnc_conv2d_packed_scratch(1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 225792;
+        && nnc_conv2d_winograd_scratch(256) <= 1474560;
 }
 
 /* Opens the weights file at path into sf, checks every parameter against it
@@ -298,10 +287,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 9472, 4)) != RESNET18_OK)  /* bn1.running_var */
         goto done;
 
-    /* pack_weights conv1 @ models/lib/resnet.net:63:14 */
-    nnc_pack_weights(stage + 0, 64, 147,                  /* w: conv1.weight [64, 3, 7, 7] as [rows][cols] */
-                     stage + 9408, stage + 9472, 1e-05f,  /* folding bn1.weight, bn1.running_var */
-                     consts + 64);                        /* y */
+    /* pack_nchw_blocked conv1 @ models/lib/resnet.net:63:14 */
+    nnc_pack_nchw_blocked(stage + 0, 64, 3, 7, 7,              /* w: conv1.weight [64, 3, 7, 7] (out, in channels, kernel) */
+                          stage + 9408, stage + 9472, 1e-05f,  /* folding bn1.weight, bn1.running_var */
+                          consts + 64);                        /* y */
     if ((rc = resnet18_stage(m, sf, stage + 0, 6)) != RESNET18_OK)  /* layer1.0.bn1.weight */
         goto done;
     if ((rc = resnet18_stage(m, sf, stage + 64, 7)) != RESNET18_OK)  /* layer1.0.bn1.bias */
@@ -418,10 +407,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 73856, 29)) != RESNET18_OK)  /* layer2.0.bn1.running_var */
         goto done;
 
-    /* pack_weights layer2.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(stage + 0, 128, 576,                   /* w: layer2.0.conv1.weight [128, 64, 3, 3] as [rows][cols] */
-                     stage + 73728, stage + 73856, 1e-05f,  /* folding layer2.0.bn1.weight, layer2.0.bn1.running_var */
-                     consts + 599680);                      /* y */
+    /* pack_blocked layer2.0.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_pack_weights_blocked(stage + 0, 128, 64, 3, 3,              /* w: layer2.0.conv1.weight [128, 64, 3, 3] (out, in channels, kernel) */
+                             stage + 73728, stage + 73856, 1e-05f,  /* folding layer2.0.bn1.weight, layer2.0.bn1.running_var */
+                             consts + 599680);                      /* y */
     if ((rc = resnet18_stage(m, sf, stage + 0, 31)) != RESNET18_OK)  /* layer2.0.bn2.weight */
         goto done;
     if ((rc = resnet18_stage(m, sf, stage + 128, 32)) != RESNET18_OK)  /* layer2.0.bn2.bias */
@@ -455,10 +444,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 8320, 39)) != RESNET18_OK)  /* layer2.0.downsample.1.running_var */
         goto done;
 
-    /* pack_weights layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_pack_weights(stage + 0, 128, 64,                  /* w: layer2.0.downsample.0.weight [128, 64, 1, 1] as [rows][cols] */
-                     stage + 8192, stage + 8320, 1e-05f,  /* folding layer2.0.downsample.1.weight, layer2.0.downsample.1.running_var */
-                     consts + 673664);                    /* y */
+    /* pack_blocked layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
+    nnc_pack_weights_blocked(stage + 0, 128, 64, 1, 1,            /* w: layer2.0.downsample.0.weight [128, 64, 1, 1] (out, in channels, kernel) */
+                             stage + 8192, stage + 8320, 1e-05f,  /* folding layer2.0.downsample.1.weight, layer2.0.downsample.1.running_var */
+                             consts + 673664);                    /* y */
     if ((rc = resnet18_stage(m, sf, stage + 0, 30)) != RESNET18_OK)  /* layer2.0.conv2.weight */
         goto done;
     if ((rc = resnet18_stage(m, sf, stage + 147456, 31)) != RESNET18_OK)  /* layer2.0.bn2.weight */
@@ -538,10 +527,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 295168, 54)) != RESNET18_OK)  /* layer3.0.bn1.running_var */
         goto done;
 
-    /* pack_weights layer3.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(stage + 0, 256, 1152,                    /* w: layer3.0.conv1.weight [256, 128, 3, 3] as [rows][cols] */
-                     stage + 294912, stage + 295168, 1e-05f,  /* folding layer3.0.bn1.weight, layer3.0.bn1.running_var */
-                     consts + 2451840);                       /* y */
+    /* pack_blocked layer3.0.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_pack_weights_blocked(stage + 0, 256, 128, 3, 3,               /* w: layer3.0.conv1.weight [256, 128, 3, 3] (out, in channels, kernel) */
+                             stage + 294912, stage + 295168, 1e-05f,  /* folding layer3.0.bn1.weight, layer3.0.bn1.running_var */
+                             consts + 2451840);                       /* y */
     if ((rc = resnet18_stage(m, sf, stage + 0, 56)) != RESNET18_OK)  /* layer3.0.bn2.weight */
         goto done;
     if ((rc = resnet18_stage(m, sf, stage + 256, 57)) != RESNET18_OK)  /* layer3.0.bn2.bias */
@@ -575,10 +564,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 33024, 64)) != RESNET18_OK)  /* layer3.0.downsample.1.running_var */
         goto done;
 
-    /* pack_weights layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_pack_weights(stage + 0, 256, 128,                   /* w: layer3.0.downsample.0.weight [256, 128, 1, 1] as [rows][cols] */
-                     stage + 32768, stage + 33024, 1e-05f,  /* folding layer3.0.downsample.1.weight, layer3.0.downsample.1.running_var */
-                     consts + 2747264);                     /* y */
+    /* pack_blocked layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
+    nnc_pack_weights_blocked(stage + 0, 256, 128, 1, 1,             /* w: layer3.0.downsample.0.weight [256, 128, 1, 1] (out, in channels, kernel) */
+                             stage + 32768, stage + 33024, 1e-05f,  /* folding layer3.0.downsample.1.weight, layer3.0.downsample.1.running_var */
+                             consts + 2747264);                     /* y */
     if ((rc = resnet18_stage(m, sf, stage + 0, 55)) != RESNET18_OK)  /* layer3.0.conv2.weight */
         goto done;
     if ((rc = resnet18_stage(m, sf, stage + 589824, 56)) != RESNET18_OK)  /* layer3.0.bn2.weight */
@@ -658,10 +647,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 1180160, 79)) != RESNET18_OK)  /* layer4.0.bn1.running_var */
         goto done;
 
-    /* pack_weights layer4.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(stage + 0, 512, 2304,                      /* w: layer4.0.conv1.weight [512, 256, 3, 3] as [rows][cols] */
-                     stage + 1179648, stage + 1180160, 1e-05f,  /* folding layer4.0.bn1.weight, layer4.0.bn1.running_var */
-                     consts + 9858944);                         /* y */
+    /* pack_blocked layer4.0.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_pack_weights_blocked(stage + 0, 512, 256, 3, 3,                 /* w: layer4.0.conv1.weight [512, 256, 3, 3] (out, in channels, kernel) */
+                             stage + 1179648, stage + 1180160, 1e-05f,  /* folding layer4.0.bn1.weight, layer4.0.bn1.running_var */
+                             consts + 9858944);                         /* y */
     if ((rc = resnet18_stage(m, sf, stage + 0, 81)) != RESNET18_OK)  /* layer4.0.bn2.weight */
         goto done;
     if ((rc = resnet18_stage(m, sf, stage + 512, 82)) != RESNET18_OK)  /* layer4.0.bn2.bias */
@@ -695,10 +684,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 131584, 89)) != RESNET18_OK)  /* layer4.0.downsample.1.running_var */
         goto done;
 
-    /* pack_weights layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_pack_weights(stage + 0, 512, 256,                     /* w: layer4.0.downsample.0.weight [512, 256, 1, 1] as [rows][cols] */
-                     stage + 131072, stage + 131584, 1e-05f,  /* folding layer4.0.downsample.1.weight, layer4.0.downsample.1.running_var */
-                     consts + 11039616);                      /* y */
+    /* pack_blocked layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
+    nnc_pack_weights_blocked(stage + 0, 512, 256, 1, 1,               /* w: layer4.0.downsample.0.weight [512, 256, 1, 1] (out, in channels, kernel) */
+                             stage + 131072, stage + 131584, 1e-05f,  /* folding layer4.0.downsample.1.weight, layer4.0.downsample.1.running_var */
+                             consts + 11039616);                      /* y */
     if ((rc = resnet18_stage(m, sf, stage + 0, 80)) != RESNET18_OK)  /* layer4.0.conv2.weight */
         goto done;
     if ((rc = resnet18_stage(m, sf, stage + 2359296, 81)) != RESNET18_OK)  /* layer4.0.bn2.weight */
@@ -706,10 +695,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 2359808, 84)) != RESNET18_OK)  /* layer4.0.bn2.running_var */
         goto done;
 
-    /* pack_weights layer4.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(stage + 0, 512, 4608,                      /* w: layer4.0.conv2.weight [512, 512, 3, 3] as [rows][cols] */
-                     stage + 2359296, stage + 2359808, 1e-05f,  /* folding layer4.0.bn2.weight, layer4.0.bn2.running_var */
-                     consts + 11170688);                        /* y */
+    /* pack_blocked layer4.0.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_pack_weights_blocked(stage + 0, 512, 512, 3, 3,                 /* w: layer4.0.conv2.weight [512, 512, 3, 3] (out, in channels, kernel) */
+                             stage + 2359296, stage + 2359808, 1e-05f,  /* folding layer4.0.bn2.weight, layer4.0.bn2.running_var */
+                             consts + 11170688);                        /* y */
     if ((rc = resnet18_stage(m, sf, stage + 0, 91)) != RESNET18_OK)  /* layer4.1.bn1.weight */
         goto done;
     if ((rc = resnet18_stage(m, sf, stage + 512, 92)) != RESNET18_OK)  /* layer4.1.bn1.bias */
@@ -730,10 +719,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 2359808, 94)) != RESNET18_OK)  /* layer4.1.bn1.running_var */
         goto done;
 
-    /* pack_weights layer4.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_pack_weights(stage + 0, 512, 4608,                      /* w: layer4.1.conv1.weight [512, 512, 3, 3] as [rows][cols] */
-                     stage + 2359296, stage + 2359808, 1e-05f,  /* folding layer4.1.bn1.weight, layer4.1.bn1.running_var */
-                     consts + 13530496);                        /* y */
+    /* pack_blocked layer4.1.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_pack_weights_blocked(stage + 0, 512, 512, 3, 3,                 /* w: layer4.1.conv1.weight [512, 512, 3, 3] (out, in channels, kernel) */
+                             stage + 2359296, stage + 2359808, 1e-05f,  /* folding layer4.1.bn1.weight, layer4.1.bn1.running_var */
+                             consts + 13530496);                        /* y */
     if ((rc = resnet18_stage(m, sf, stage + 0, 96)) != RESNET18_OK)  /* layer4.1.bn2.weight */
         goto done;
     if ((rc = resnet18_stage(m, sf, stage + 512, 97)) != RESNET18_OK)  /* layer4.1.bn2.bias */
@@ -754,10 +743,10 @@ static int resnet18_prepare(resnet18_model *m, nnc_st_file *sf)
     if ((rc = resnet18_stage(m, sf, stage + 2359808, 99)) != RESNET18_OK)  /* layer4.1.bn2.running_var */
         goto done;
 
-    /* pack_weights layer4.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_pack_weights(stage + 0, 512, 4608,                      /* w: layer4.1.conv2.weight [512, 512, 3, 3] as [rows][cols] */
-                     stage + 2359296, stage + 2359808, 1e-05f,  /* folding layer4.1.bn2.weight, layer4.1.bn2.running_var */
-                     consts + 15890304);                        /* y */
+    /* pack_blocked layer4.1.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_pack_weights_blocked(stage + 0, 512, 512, 3, 3,                 /* w: layer4.1.conv2.weight [512, 512, 3, 3] (out, in channels, kernel) */
+                             stage + 2359296, stage + 2359808, 1e-05f,  /* folding layer4.1.bn2.weight, layer4.1.bn2.running_var */
+                             consts + 15890304);                        /* y */
 done:
     free(stage);
     return rc;
@@ -798,51 +787,63 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
     const float   *params     = m->params;
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
-    float         *t105       = (float *)(ws + 7375872);  /* [n][64][112][112] */
-    float         *t106       = (float *)(ws + 2359296);  /* [n][64][56][56] */
-    float         *t109       = (float *)(ws + 3162112);  /* [n][64][56][56] */
-    float         *t112       = (float *)(ws + 3964928);  /* [n][64][56][56] */
-    float         *t115       = (float *)(ws + 2359296);  /* [n][64][56][56] */
-    float         *t118       = (float *)(ws + 3162112);  /* [n][64][56][56] */
-    float         *t121       = (float *)(ws + 3964928);  /* [n][128][28][28] */
-    float         *t125       = (float *)(ws + 4366336);  /* [n][128][28][28] */
-    float         *t127       = (float *)(ws + 3538944);  /* [n][128][28][28] */
-    float         *t130       = (float *)(ws + 3940352);  /* [n][128][28][28] */
-    float         *t133       = (float *)(ws + 4341760);  /* [n][128][28][28] */
-    float         *t136       = (float *)(ws + 5898240);  /* [n][256][14][14] */
-    float         *t140       = (float *)(ws + 6098944);  /* [n][256][14][14] */
-    float         *t142       = (float *)(ws + 6299648);  /* [n][256][14][14] */
-    float         *t145       = (float *)(ws + 5898240);  /* [n][256][14][14] */
-    float         *t148       = (float *)(ws + 6098944);  /* [n][256][14][14] */
-    float         *t151       = (float *)(ws + 903168);   /* [n][512][7][7] */
-    float         *t155       = (float *)(ws + 1003520);  /* [n][512][7][7] */
-    float         *t157       = (float *)(ws + 1103872);  /* [n][512][7][7] */
-    float         *t160       = (float *)(ws + 903168);   /* [n][512][7][7] */
-    float         *t163       = (float *)(ws + 1003520);  /* [n][512][7][7] */
-    float         *t164       = (float *)(ws + 0);        /* [n][512][1][1] */
-    float         *t165       = (float *)(ws + 0);        /* [n][512] */
+    float         *t105       = (float *)(ws + 0);        /* [n][4][112][112][16], 64 channels in blocks of 16 */
+    float         *t106       = (float *)(ws + 3211264);  /* [n][4][56][56][16], 64 channels in blocks of 16 */
+    float         *t108       = (float *)(ws + 2359296);  /* [n][64][56][56] */
+    float         *t110       = (float *)(ws + 3162112);  /* [n][64][56][56] */
+    float         *t113       = (float *)(ws + 3964928);  /* [n][64][56][56] */
+    float         *t116       = (float *)(ws + 2359296);  /* [n][64][56][56] */
+    float         *t119       = (float *)(ws + 3162112);  /* [n][64][56][56] */
+    float         *t121       = (float *)(ws + 0);        /* [n][4][56][56][16], 64 channels in blocks of 16 */
+    float         *t123       = (float *)(ws + 802816);   /* [n][8][28][28][16], 128 channels in blocks of 16 */
+    float         *t127       = (float *)(ws + 1204224);  /* [n][8][28][28][16], 128 channels in blocks of 16 */
+    float         *t128       = (float *)(ws + 3538944);  /* [n][128][28][28] */
+    float         *t129       = (float *)(ws + 3940352);  /* [n][128][28][28] */
+    float         *t131       = (float *)(ws + 4341760);  /* [n][128][28][28] */
+    float         *t134       = (float *)(ws + 3538944);  /* [n][128][28][28] */
+    float         *t137       = (float *)(ws + 3940352);  /* [n][128][28][28] */
+    float         *t139       = (float *)(ws + 0);        /* [n][8][28][28][16], 128 channels in blocks of 16 */
+    float         *t141       = (float *)(ws + 401408);   /* [n][16][14][14][16], 256 channels in blocks of 16 */
+    float         *t145       = (float *)(ws + 602112);   /* [n][16][14][14][16], 256 channels in blocks of 16 */
+    float         *t146       = (float *)(ws + 5898240);  /* [n][256][14][14] */
+    float         *t147       = (float *)(ws + 6098944);  /* [n][256][14][14] */
+    float         *t149       = (float *)(ws + 6299648);  /* [n][256][14][14] */
+    float         *t152       = (float *)(ws + 5898240);  /* [n][256][14][14] */
+    float         *t155       = (float *)(ws + 6098944);  /* [n][256][14][14] */
+    float         *t157       = (float *)(ws + 0);        /* [n][16][14][14][16], 256 channels in blocks of 16 */
+    float         *t159       = (float *)(ws + 200704);   /* [n][32][7][7][16], 512 channels in blocks of 16 */
+    float         *t163       = (float *)(ws + 301056);   /* [n][32][7][7][16], 512 channels in blocks of 16 */
+    float         *t165       = (float *)(ws + 0);        /* [n][32][7][7][16], 512 channels in blocks of 16 */
+    float         *t168       = (float *)(ws + 100352);   /* [n][32][7][7][16], 512 channels in blocks of 16 */
+    float         *t171       = (float *)(ws + 200704);   /* [n][32][7][7][16], 512 channels in blocks of 16 */
+    float         *t172       = (float *)(ws + 0);        /* [n][512][1][1] */
+    float         *t173       = (float *)(ws + 0);        /* [n][512] */
 
     /* conv2d conv1 @ models/lib/resnet.net:63:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, in_image, 150528, 3, 224, 224,              /* x: input image [3, 224, 224], batch stride */
-                      consts + 64, consts + 0,                       /* pack_weights(conv1.weight), bn_fold_bias(bn1.weight) */
-                      t105, 802816, 64, 112, 112,                    /* y: [64, 112, 112], batch stride */
-                      7, 7, 2, 2, 3, 3, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_nchw_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                            n, in_image, 150528, 3, 224, 224,  /* x: input image [3, 224, 224], batch stride */
+                            consts + 64, consts + 0,           /* pack_nchw_blocked(conv1.weight), bn_fold_bias(bn1.weight) */
+                            t105, 802816, 64, 112, 112,        /* y: [64, 112, 112], batch stride */
+                            7, 7, 2, 2, 3, 3, 1, 1,            /* kernel, stride, padding, dilation */
+                            NULL, 0,                           /* no residual */
+                            NNC_ACT_RELU, 0.0f);               /* then relu */
 
     /* maxpool2d @ models/lib/resnet.net:64:14 */
-    nnc_maxpool2d_mt(&m->ctx,                        /* the instance's threads and instruction set */
-                     n, t105, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
-                     t106, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
-                     3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_blocked(&m->ctx,                        /* the instance's threads and instruction set */
+                          n, t105, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
+                          t106, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
+                          3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
+
+    /* reorder @ models/lib/resnet.net:64:14 */
+    nnc_from_blocked(&m->ctx,                    /* the instance's threads and instruction set */
+                     n, t106, 200704, 64, 3136,  /* x: [64, 56, 56], batch stride; channels, pixels */
+                     t108, 200704);              /* y (nchw), batch stride */
 
     /* conv2d layer1.0.conv1 @ models/lib/resnet.net:22:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t106, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
+                        n, t108, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
                         consts + 9536, consts + 9472,                  /* winograd_weights(layer1.0.conv1.weight), bn_fold_bias(layer1.0.bn1.weight) */
-                        t109, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
+                        t110, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
@@ -850,19 +851,19 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
 
     /* conv2d layer1.0.conv2 @ models/lib/resnet.net:23:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t109, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
+                        n, t110, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
                         consts + 157056, consts + 156992,              /* winograd_weights(layer1.0.conv2.weight), bn_fold_bias(layer1.0.bn2.weight) */
-                        t112, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
+                        t113, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                        t106, 200704,                                  /* residual [64, 56, 56], batch stride */
+                        t108, 200704,                                  /* residual [64, 56, 56], batch stride */
                         NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer1.1.conv1 @ models/lib/resnet.net:22:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t112, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
+                        n, t113, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
                         consts + 304576, consts + 304512,              /* winograd_weights(layer1.1.conv1.weight), bn_fold_bias(layer1.1.bn1.weight) */
-                        t115, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
+                        t116, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
@@ -870,49 +871,62 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
 
     /* conv2d layer1.1.conv2 @ models/lib/resnet.net:23:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t115, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
+                        n, t116, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
                         consts + 452096, consts + 452032,              /* winograd_weights(layer1.1.conv2.weight), bn_fold_bias(layer1.1.bn2.weight) */
-                        t118, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
+                        t119, 200704, 64, 56, 56,                      /* y: [64, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                        t112, 200704,                                  /* residual [64, 56, 56], batch stride */
+                        t113, 200704,                                  /* residual [64, 56, 56], batch stride */
                         NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
+    /* reorder layer1.1.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
+                   n, t119, 200704, 64, 3136,  /* x: [64, 56, 56], batch stride; channels, pixels */
+                   t121, 200704);              /* y (nchw16c), batch stride */
+
     /* conv2d layer2.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t118, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
-                      consts + 599680, consts + 599552,              /* pack_weights(layer2.0.conv1.weight), bn_fold_bias(layer2.0.bn1.weight) */
-                      t121, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
-                      3, 3, 2, 2, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t121, 200704, 64, 56, 56,       /* x: [64, 56, 56], batch stride */
+                       consts + 599680, consts + 599552,  /* pack_blocked(layer2.0.conv1.weight), bn_fold_bias(layer2.0.bn1.weight) */
+                       t123, 100352, 128, 28, 28,         /* y: [128, 28, 28], batch stride */
+                       3, 3, 2, 2, 1, 1, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_RELU, 0.0f);               /* then relu */
 
     /* conv2d layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t118, 200704, 64, 56, 56,                   /* x: [64, 56, 56], batch stride */
-                      consts + 673664, consts + 673536,              /* pack_weights(layer2.0.downsample.0.weight), bn_fold_bias(layer2.0.downsample.1.weight) */
-                      t125, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
-                      1, 1, 2, 2, 0, 0, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 128,                       /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
+                       n, t121, 200704, 64, 56, 56,       /* x: [64, 56, 56], batch stride */
+                       consts + 673664, consts + 673536,  /* pack_blocked(layer2.0.downsample.0.weight), bn_fold_bias(layer2.0.downsample.1.weight) */
+                       t127, 100352, 128, 28, 28,         /* y: [128, 28, 28], batch stride */
+                       1, 1, 2, 2, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
+                       NULL, 0,                           /* no residual */
+                       NNC_ACT_NONE, 0.0f);               /* then none */
+
+    /* reorder layer2.0.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_from_blocked(&m->ctx,                    /* the instance's threads and instruction set */
+                     n, t123, 100352, 128, 784,  /* x: [128, 28, 28], batch stride; channels, pixels */
+                     t128, 100352);              /* y (nchw), batch stride */
+
+    /* reorder layer2.0.downsample.0 @ models/lib/resnet.net:25:18 */
+    nnc_from_blocked(&m->ctx,                    /* the instance's threads and instruction set */
+                     n, t127, 100352, 128, 784,  /* x: [128, 28, 28], batch stride; channels, pixels */
+                     t129, 100352);              /* y (nchw), batch stride */
 
     /* conv2d layer2.0.conv2 @ models/lib/resnet.net:23:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t121, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t128, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 681856, consts + 673408,              /* winograd_weights(layer2.0.conv2.weight), bn_fold_bias(layer2.0.bn2.weight) */
-                        t127, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                        t131, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                        t125, 100352,                                  /* residual [128, 28, 28], batch stride */
+                        t129, 100352,                                  /* residual [128, 28, 28], batch stride */
                         NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer2.1.conv1 @ models/lib/resnet.net:22:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t127, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t131, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 1271808, consts + 1271680,            /* winograd_weights(layer2.1.conv1.weight), bn_fold_bias(layer2.1.bn1.weight) */
-                        t130, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                        t134, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
@@ -920,49 +934,62 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
 
     /* conv2d layer2.1.conv2 @ models/lib/resnet.net:23:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t130, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t134, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 1861760, consts + 1861632,            /* winograd_weights(layer2.1.conv2.weight), bn_fold_bias(layer2.1.bn2.weight) */
-                        t133, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                        t137, 100352, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                        t127, 100352,                                  /* residual [128, 28, 28], batch stride */
+                        t131, 100352,                                  /* residual [128, 28, 28], batch stride */
                         NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
+    /* reorder layer2.1.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
+                   n, t137, 100352, 128, 784,  /* x: [128, 28, 28], batch stride; channels, pixels */
+                   t139, 100352);              /* y (nchw16c), batch stride */
+
     /* conv2d layer3.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t133, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 2451840, consts + 2451584,            /* pack_weights(layer3.0.conv1.weight), bn_fold_bias(layer3.0.bn1.weight) */
-                      t136, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
-                      3, 3, 2, 2, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t139, 100352, 128, 28, 28,        /* x: [128, 28, 28], batch stride */
+                       consts + 2451840, consts + 2451584,  /* pack_blocked(layer3.0.conv1.weight), bn_fold_bias(layer3.0.bn1.weight) */
+                       t141, 50176, 256, 14, 14,            /* y: [256, 14, 14], batch stride */
+                       3, 3, 2, 2, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
+                       NULL, 0,                             /* no residual */
+                       NNC_ACT_RELU, 0.0f);                 /* then relu */
 
     /* conv2d layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t133, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                      consts + 2747264, consts + 2747008,            /* pack_weights(layer3.0.downsample.0.weight), bn_fold_bias(layer3.0.downsample.1.weight) */
-                      t140, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
-                      1, 1, 2, 2, 0, 0, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 256,                       /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t139, 100352, 128, 28, 28,        /* x: [128, 28, 28], batch stride */
+                       consts + 2747264, consts + 2747008,  /* pack_blocked(layer3.0.downsample.0.weight), bn_fold_bias(layer3.0.downsample.1.weight) */
+                       t145, 50176, 256, 14, 14,            /* y: [256, 14, 14], batch stride */
+                       1, 1, 2, 2, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
+                       NULL, 0,                             /* no residual */
+                       NNC_ACT_NONE, 0.0f);                 /* then none */
+
+    /* reorder layer3.0.conv1 @ models/lib/resnet.net:22:14 */
+    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
+                     n, t141, 50176, 256, 196,  /* x: [256, 14, 14], batch stride; channels, pixels */
+                     t146, 50176);              /* y (nchw), batch stride */
+
+    /* reorder layer3.0.downsample.0 @ models/lib/resnet.net:25:18 */
+    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
+                     n, t145, 50176, 256, 196,  /* x: [256, 14, 14], batch stride; channels, pixels */
+                     t147, 50176);              /* y (nchw), batch stride */
 
     /* conv2d layer3.0.conv2 @ models/lib/resnet.net:23:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t136, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
+                        n, t146, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
                         consts + 2780032, consts + 2746752,            /* winograd_weights(layer3.0.conv2.weight), bn_fold_bias(layer3.0.bn2.weight) */
-                        t142, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
+                        t149, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                        t140, 50176,                                   /* residual [256, 14, 14], batch stride */
+                        t147, 50176,                                   /* residual [256, 14, 14], batch stride */
                         NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d layer3.1.conv1 @ models/lib/resnet.net:22:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t142, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
+                        n, t149, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
                         consts + 5139584, consts + 5139328,            /* winograd_weights(layer3.1.conv1.weight), bn_fold_bias(layer3.1.bn1.weight) */
-                        t145, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
+                        t152, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
@@ -970,73 +997,75 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
 
     /* conv2d layer3.1.conv2 @ models/lib/resnet.net:23:14 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t145, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
+                        n, t152, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
                         consts + 7499136, consts + 7498880,            /* winograd_weights(layer3.1.conv2.weight), bn_fold_bias(layer3.1.bn2.weight) */
-                        t148, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
+                        t155, 50176, 256, 14, 14,                      /* y: [256, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                        t142, 50176,                                   /* residual [256, 14, 14], batch stride */
+                        t149, 50176,                                   /* residual [256, 14, 14], batch stride */
                         NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
+    /* reorder layer3.1.conv2 @ models/lib/resnet.net:23:14 */
+    nnc_to_blocked(&m->ctx,                   /* the instance's threads and instruction set */
+                   n, t155, 50176, 256, 196,  /* x: [256, 14, 14], batch stride; channels, pixels */
+                   t157, 50176);              /* y (nchw16c), batch stride */
+
     /* conv2d layer4.0.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t148, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
-                      consts + 9858944, consts + 9858432,            /* pack_weights(layer4.0.conv1.weight), bn_fold_bias(layer4.0.bn1.weight) */
-                      t151, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
-                      3, 3, 2, 2, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 512,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
+                       n, t157, 50176, 256, 14, 14,         /* x: [256, 14, 14], batch stride */
+                       consts + 9858944, consts + 9858432,  /* pack_blocked(layer4.0.conv1.weight), bn_fold_bias(layer4.0.bn1.weight) */
+                       t159, 25088, 512, 7, 7,              /* y: [512, 7, 7], batch stride */
+                       3, 3, 2, 2, 1, 1, 1, 1,              /* kernel, stride, padding, dilation */
+                       NULL, 0,                             /* no residual */
+                       NNC_ACT_RELU, 0.0f);                 /* then relu */
 
     /* conv2d layer4.0.downsample.0 @ models/lib/resnet.net:25:18 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t148, 50176, 256, 14, 14,                   /* x: [256, 14, 14], batch stride */
-                      consts + 11039616, consts + 11039104,          /* pack_weights(layer4.0.downsample.0.weight), bn_fold_bias(layer4.0.downsample.1.weight) */
-                      t155, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
-                      1, 1, 2, 2, 0, 0, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_NONE, 0.0f, 512,                       /* then none */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
+                       n, t157, 50176, 256, 14, 14,           /* x: [256, 14, 14], batch stride */
+                       consts + 11039616, consts + 11039104,  /* pack_blocked(layer4.0.downsample.0.weight), bn_fold_bias(layer4.0.downsample.1.weight) */
+                       t163, 25088, 512, 7, 7,                /* y: [512, 7, 7], batch stride */
+                       1, 1, 2, 2, 0, 0, 1, 1,                /* kernel, stride, padding, dilation */
+                       NULL, 0,                               /* no residual */
+                       NNC_ACT_NONE, 0.0f);                   /* then none */
 
     /* conv2d layer4.0.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t151, 25088, 512, 7, 7,                     /* x: [512, 7, 7], batch stride */
-                      consts + 11170688, consts + 11038592,          /* pack_weights(layer4.0.conv2.weight), bn_fold_bias(layer4.0.bn2.weight) */
-                      t157, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t155, 25088,                                   /* residual [512, 7, 7], batch stride */
-                      NNC_ACT_RELU, 0.0f, 512,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
+                       n, t159, 25088, 512, 7, 7,             /* x: [512, 7, 7], batch stride */
+                       consts + 11170688, consts + 11038592,  /* pack_blocked(layer4.0.conv2.weight), bn_fold_bias(layer4.0.bn2.weight) */
+                       t165, 25088, 512, 7, 7,                /* y: [512, 7, 7], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation */
+                       t163, 25088,                           /* residual [512, 7, 7], batch stride */
+                       NNC_ACT_RELU, 0.0f);                   /* then relu */
 
     /* conv2d layer4.1.conv1 @ models/lib/resnet.net:22:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t157, 25088, 512, 7, 7,                     /* x: [512, 7, 7], batch stride */
-                      consts + 13530496, consts + 13529984,          /* pack_weights(layer4.1.conv1.weight), bn_fold_bias(layer4.1.bn1.weight) */
-                      t160, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      NULL, 0,                                       /* no residual */
-                      NNC_ACT_RELU, 0.0f, 512,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
+                       n, t165, 25088, 512, 7, 7,             /* x: [512, 7, 7], batch stride */
+                       consts + 13530496, consts + 13529984,  /* pack_blocked(layer4.1.conv1.weight), bn_fold_bias(layer4.1.bn1.weight) */
+                       t168, 25088, 512, 7, 7,                /* y: [512, 7, 7], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation */
+                       NULL, 0,                               /* no residual */
+                       NNC_ACT_RELU, 0.0f);                   /* then relu */
 
     /* conv2d layer4.1.conv2 @ models/lib/resnet.net:23:14 */
-    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
-                      n, t160, 25088, 512, 7, 7,                     /* x: [512, 7, 7], batch stride */
-                      consts + 15890304, consts + 15889792,          /* pack_weights(layer4.1.conv2.weight), bn_fold_bias(layer4.1.bn2.weight) */
-                      t163, 25088, 512, 7, 7,                        /* y: [512, 7, 7], batch stride */
-                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
-                      t157, 25088,                                   /* residual [512, 7, 7], batch stride */
-                      NNC_ACT_RELU, 0.0f, 512,                       /* then relu */
-                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
+    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
+                       n, t168, 25088, 512, 7, 7,             /* x: [512, 7, 7], batch stride */
+                       consts + 15890304, consts + 15889792,  /* pack_blocked(layer4.1.conv2.weight), bn_fold_bias(layer4.1.bn2.weight) */
+                       t171, 25088, 512, 7, 7,                /* y: [512, 7, 7], batch stride */
+                       3, 3, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation */
+                       t165, 25088,                           /* residual [512, 7, 7], batch stride */
+                       NNC_ACT_RELU, 0.0f);                   /* then relu */
 
     /* global_avgpool @ models/lib/resnet.net:76:55 */
-    nnc_global_avgpool(n, t163, 512, 49, t164);
+    nnc_global_avgpool_blocked(&m->ctx,                  /* the instance's threads and instruction set */
+                               n, t171, 25088, 512, 49,  /* x: [512, 7, 7] (nchw16c), batch stride */
+                               t172);                    /* y */
 
     /* flatten @ models/lib/resnet.net:76:73 */
-    /* t165 is a view of t164: no copy */
+    /* t173 is a view of t172: no copy */
 
     /* linear fc @ models/lib/resnet.net:76:84 */
     nnc_linear_mt(&m->ctx,                      /* the instance's threads and instruction set */
-                  n, t165, 512,                 /* x: [512] */
+                  n, t173, 512,                 /* x: [512] */
                   params + 0, params + 512000,  /* fc.weight, fc.bias */
                   out_logits, 1000,             /* y: [1000] */
                   NULL, NNC_ACT_NONE, 0.0f);    /* epilogue: none */

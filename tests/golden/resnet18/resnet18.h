@@ -152,7 +152,7 @@ extern "C" {
 #endif
 
 #define RESNET18_MAX_BATCH          1           /* largest n of one call */
-#define RESNET18_WORKSPACE_BYTES    10587136    /* activations + scratch at max batch */
+#define RESNET18_WORKSPACE_BYTES    6500352     /* activations + scratch at max batch */
 #define RESNET18_PARAM_FLOATS       11699112    /* all parameters */
 #define RESNET18_PARAM_KEPT_FLOATS  513000      /* of them, those the forward pass reads */
 #define RESNET18_STAGE_FLOATS       2360320     /* create's stage: the most the others one constant reads */
