@@ -117,7 +117,9 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
 #define NNC_DWB_R1(X) X(0)
 #define NNC_DWB_R4(X) X(0) X(1) X(2) X(3)
 #define NNC_DWB_R8(X) NNC_DWB_R4(X) X(4) X(5) X(6) X(7)
+#define NNC_DWB_R7(X) NNC_DWB_R4(X) X(4) X(5) X(6)
 #define NNC_DWB_R12(X) NNC_DWB_R8(X) X(8) X(9) X(10) X(11)
+#define NNC_DWB_R14(X) NNC_DWB_R12(X) X(12) X(13)
 #define NNC_DWB512_DECL(p) __m512 a##p = bv;
 #define NNC_DWB512_FMA(p) a##p = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xp + (size_t)(p) * pstep), a##p);
 #define NNC_DWB512_RES(p) a##p = _mm512_add_ps(a##p, _mm512_loadu_ps(res + (size_t)(p) * NNC_CB));
@@ -134,16 +136,20 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
             R(NNC_DWB512_FMA)                                                                                         \
         }
 /* Three taps a kernel row, dilation 1, stride PS (a constant): the inputs
- * the pixels share are one load each (the compiler sees equal addresses). */
+ * the pixels share are one load each (the compiler sees equal addresses). xt
+ * is pixel 0's middle tap (its first may be outside the input: edges bit 0
+ * skips it; bit 1 skips the last pixel's third tap). */
 #define NNC_DWB512_F3(p, k, PS)                                                                                       \
-    a##p = _mm512_fmadd_ps(w##k, _mm512_loadu_ps(xt + ((size_t)(p) * (PS) + (k)) * NNC_CB), a##p);
+    if (((k) != 0 || (p) != 0 || !(edges & 1)) && ((k) != 2 || (p) != tl || !(edges & 2)))                           \
+        a##p = _mm512_fmadd_ps(w##k, _mm512_loadu_ps(xt + ((ptrdiff_t)(p) * (PS) + (k)-1) * NNC_CB), a##p);
 #define NNC_DWB512_F3_0S1(p) NNC_DWB512_F3(p, 0, 1)
 #define NNC_DWB512_F3_1S1(p) NNC_DWB512_F3(p, 1, 1)
 #define NNC_DWB512_F3_2S1(p) NNC_DWB512_F3(p, 2, 1)
 #define NNC_DWB512_F3_0S2(p) NNC_DWB512_F3(p, 0, 2)
 #define NNC_DWB512_F3_1S2(p) NNC_DWB512_F3(p, 1, 2)
 #define NNC_DWB512_F3_2S2(p) NNC_DWB512_F3(p, 2, 2)
-#define NNC_DWB512_TAPS_3(R, S)                                                                                       \
+#define NNC_DWB512_TAPS_3(R, S, T)                                                                                    \
+    const int tl = (T)-1;                                                                                             \
     (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
     for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
         __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + NNC_CB), w2 = _mm512_loadu_ps(wt + 2 * NNC_CB);    \
@@ -152,11 +158,12 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
 #define NNC_DWB512_TILE(NAME, R, TAPS)                                                                                \
     __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void NAME(                                             \
         const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kn, size_t wrow, const float *wt,      \
-        const float *bias, const float *res, float *y, int act, __mmask16 m)                                          \
+        const float *bias, const float *res, float *y, int act, __mmask16 m, int edges)                               \
     {                                                                                                                 \
         __m512 bv = _mm512_loadu_ps(bias), wv, z = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);                   \
         int ki, kj;                                                                                                   \
         R(NNC_DWB512_DECL)                                                                                            \
+        (void)edges;                                                                                                  \
         TAPS                                                                                                          \
         if (res) {                                                                                                    \
             R(NNC_DWB512_RES)                                                                                         \
@@ -172,8 +179,12 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
 NNC_DWB512_TILE(nnc_dwb512_t1, NNC_DWB_R1, NNC_DWB512_TAPS_ANY(NNC_DWB_R1))
 NNC_DWB512_TILE(nnc_dwb512_t4, NNC_DWB_R4, NNC_DWB512_TAPS_ANY(NNC_DWB_R4))
 NNC_DWB512_TILE(nnc_dwb512_t12, NNC_DWB_R12, NNC_DWB512_TAPS_ANY(NNC_DWB_R12))
-NNC_DWB512_TILE(nnc_dwb512_t12s1, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S1))
-NNC_DWB512_TILE(nnc_dwb512_t12s2, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S2))
+NNC_DWB512_TILE(nnc_dwb512_t12s1, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S1, 12))
+NNC_DWB512_TILE(nnc_dwb512_t12s2, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S2, 12))
+NNC_DWB512_TILE(nnc_dwb512_t14s1, NNC_DWB_R14, NNC_DWB512_TAPS_3(NNC_DWB_R14, S1, 14))
+NNC_DWB512_TILE(nnc_dwb512_t14s2, NNC_DWB_R14, NNC_DWB512_TAPS_3(NNC_DWB_R14, S2, 14))
+NNC_DWB512_TILE(nnc_dwb512_t7s1, NNC_DWB_R7, NNC_DWB512_TAPS_3(NNC_DWB_R7, S1, 7))
+NNC_DWB512_TILE(nnc_dwb512_t7s2, NNC_DWB_R7, NNC_DWB512_TAPS_3(NNC_DWB_R7, S2, 7))
 
 /* Output pixels [ox0, ox1) of a row, AVX-512: a border pixel as a one-pixel
  * tile of its taps inside the input (per kernel row a range of columns), the
@@ -193,6 +204,31 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
     const float *x0 = nk > 0 ? r->xb + (size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w * NNC_CB : r->xb;
     const float *w0 = r->wb + (size_t)(r->k0 * kw) * NNC_CB;
     if (hi < lo) hi = lo;
+    if (three && j->pw == 1 && ox0 == 0 && ox1 == j->ow && nk > 0) {
+        /* 3x3, padding 1: pixel 0 misses its first tap, at most the last
+         * pixel its third, every other pixel has all three: tiles of 14 and 7
+         * (MobileNet's widths) over the whole row, the tile's first and last
+         * pixel told whether they are those; what is left over as border
+         * pixels (any pixel is one) */
+        int s1 = j->sw == 1, e;
+#define NNC_DWB512_ROW(T, at)                                                                                         \
+    (e = ((at) == 0) | ((at) + (T)-1 >= hi) << 1,                                                                     \
+     (s1 ? nnc_dwb512_t##T##s1 : nnc_dwb512_t##T##s2)(                                                                \
+         x0 + (size_t)((at) * j->sw) * NNC_CB, rstep, kstep, pstep, nk, kw, wrow, w0, r->bias,                 \
+         r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m, e))
+        for (ox = 0; ox + 14 <= ox1; ox += 14) NNC_DWB512_ROW(14, ox);
+        if (ox < ox1 && ox1 >= 14) {
+            NNC_DWB512_ROW(14, ox1 - 14);
+            ox = ox1;
+        }
+        for (; ox + 7 <= ox1; ox += 7) NNC_DWB512_ROW(7, ox);
+        if (ox < ox1 && ox1 >= 7) {
+            NNC_DWB512_ROW(7, ox1 - 7);
+            ox = ox1;
+        }
+#undef NNC_DWB512_ROW
+        ox0 = ox, lo = hi = ox; /* the pixels left: one at a time */
+    }
     for (ox = ox0; ox < ox1; ox++) {
         int ix0, kj0 = 0, kj1 = kw, n = nk;
         if (ox == lo) ox = hi;
@@ -203,18 +239,18 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
         if (kj1 <= kj0) n = 0;
         nnc_dwb512_t1(n ? x0 + (size_t)(ix0 + kj0 * j->dw) * NNC_CB : r->xb, rstep, kstep, pstep, n, kj1 - kj0, wrow,
                       w0 + (size_t)kj0 * NNC_CB, r->bias, r->res ? r->res + (size_t)ox * NNC_CB : NULL,
-                      r->y + (size_t)ox * NNC_CB, act, m);
+                      r->y + (size_t)ox * NNC_CB, act, m, 0);
     }
     ox = lo;
 #define NNC_DWB512_CALL(T, at)                                                                                        \
     nnc_dwb512_t##T(nk ? x0 + (size_t)((at) * j->sw - j->pw) * NNC_CB : r->xb, rstep, kstep, pstep, nk, kw, wrow, w0,  \
-                    r->bias, r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m)
+                    r->bias, r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m, 0)
 #define NNC_DWB512_CALL12(at)                                                                                         \
     do {                                                                                                              \
-        if (three && j->sw == 1)                                                                                      \
-            NNC_DWB512_CALL(12s1, at);                                                                                \
-        else if (three)                                                                                               \
-            NNC_DWB512_CALL(12s2, at);                                                                                \
+        if (three)                                                                                                    \
+            (j->sw == 1 ? nnc_dwb512_t12s1 : nnc_dwb512_t12s2)(                                                       \
+                x0 + (size_t)((at) * j->sw - j->pw + 1) * NNC_CB, rstep, kstep, pstep, nk, kw, wrow, w0, r->bias,     \
+                r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m, 0);             \
         else                                                                                                          \
             NNC_DWB512_CALL(12, at);                                                                                  \
     } while (0)
@@ -380,6 +416,8 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_av
 #undef NNC_DWB_R4
 #undef NNC_DWB_R8
 #undef NNC_DWB_R12
+#undef NNC_DWB_R7
+#undef NNC_DWB_R14
 #endif
 
 /* Task t: sample t / (cb * chunks), block t / chunks % cb, output rows chunk
