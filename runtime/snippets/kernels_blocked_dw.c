@@ -294,28 +294,48 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
 #undef NNC_DWB512_STORE
 
 /* AVX2: the same tiles on 8 lanes, a block's two halves one after the other
- * (lane offset `half` * 8 of every vector; mask: the half's real lanes). */
+ * (every pointer offset by the half's 8 lanes; mask: the half's real lanes).
+ * 16 registers: tiles of 8 pixels, 7 for the 3x3 rows. */
 #define NNC_DWB256_DECL(p) __m256 a##p = bv;
 #define NNC_DWB256_FMA(p) a##p = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + (size_t)(p) * pstep), a##p);
 #define NNC_DWB256_RES(p) a##p = _mm256_add_ps(a##p, _mm256_loadu_ps(res + (size_t)(p) * NNC_CB));
 #define NNC_DWB256_RELU(p) a##p = _mm256_max_ps(z, a##p);
 #define NNC_DWB256_MIN6(p) a##p = _mm256_min_ps(six, a##p);
 #define NNC_DWB256_STORE(p) _mm256_storeu_ps(y + (size_t)(p) * NNC_CB, _mm256_and_ps(m, a##p));
-#define NNC_DWB256_TILE(NAME, R)                                                                                      \
+#define NNC_DWB256_TAPS_ANY(R)                                                                                        \
+    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow)                                                              \
+        for (kj = 0; kj < kn; kj++) {                                                                                 \
+            const float *xp = xt + (size_t)kj * kstep;                                                                \
+            wv = _mm256_loadu_ps(wt + (size_t)kj * NNC_CB);                                                           \
+            R(NNC_DWB256_FMA)                                                                                         \
+        }
+#define NNC_DWB256_F3(p, k, PS)                                                                                       \
+    if (((k) != 0 || (p) != 0 || !(edges & 1)) && ((k) != 2 || (p) != tl || !(edges & 2)))                           \
+        a##p = _mm256_fmadd_ps(w##k, _mm256_loadu_ps(xt + ((ptrdiff_t)(p) * (PS) + (k)-1) * NNC_CB), a##p);
+#define NNC_DWB256_F3_0S1(p) NNC_DWB256_F3(p, 0, 1)
+#define NNC_DWB256_F3_1S1(p) NNC_DWB256_F3(p, 1, 1)
+#define NNC_DWB256_F3_2S1(p) NNC_DWB256_F3(p, 2, 1)
+#define NNC_DWB256_F3_0S2(p) NNC_DWB256_F3(p, 0, 2)
+#define NNC_DWB256_F3_1S2(p) NNC_DWB256_F3(p, 1, 2)
+#define NNC_DWB256_F3_2S2(p) NNC_DWB256_F3(p, 2, 2)
+#define NNC_DWB256_TAPS_3(R, S, T)                                                                                    \
+    const int tl = (T)-1;                                                                                             \
+    (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
+    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
+        __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + NNC_CB), w2 = _mm256_loadu_ps(wt + 2 * NNC_CB);    \
+        R(NNC_DWB256_F3_0##S) R(NNC_DWB256_F3_1##S) R(NNC_DWB256_F3_2##S)                                             \
+    }
+#define NNC_DWB256_TILE(NAME, R, TAPS)                                                                                \
     __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void NAME(                                            \
-        const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kw, const float *wt,                   \
-        const float *bias, const float *res, float *y, int act, __m256 m)                                             \
+        const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kn, size_t wrow, const float *wt,      \
+        const float *bias, const float *res, float *y, int act, __m256 m, int edges)                                  \
     {                                                                                                                 \
         __m256 bv = _mm256_loadu_ps(bias), wv, z = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);                   \
         int ki, kj;                                                                                                   \
         R(NNC_DWB256_DECL)                                                                                            \
-        for (ki = 0; ki < nk; ki++, xt += rstep, wt += (size_t)kw * NNC_CB)                                           \
-            for (kj = 0; kj < kw; kj++) {                                                                             \
-                const float *xp = xt + (size_t)kj * kstep;                                                            \
-                wv = _mm256_loadu_ps(wt + (size_t)kj * NNC_CB);                                                       \
-                R(NNC_DWB256_FMA)                                                                                     \
-            }                                                                                                         \
-        if (res) {                                                                                                    \
+        (void)edges;                                                                                                  \
+        TAPS if (res)                                                                                                 \
+        {                                                                                                             \
             R(NNC_DWB256_RES)                                                                                         \
         }                                                                                                             \
         if (act == NNC_ACT_RELU || act == NNC_ACT_RELU6) {                                                            \
@@ -326,9 +346,11 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
         }                                                                                                             \
         R(NNC_DWB256_STORE)                                                                                           \
     }
-NNC_DWB256_TILE(nnc_dwb256_t1, NNC_DWB_R1)
-NNC_DWB256_TILE(nnc_dwb256_t4, NNC_DWB_R4)
-NNC_DWB256_TILE(nnc_dwb256_t8, NNC_DWB_R8)
+NNC_DWB256_TILE(nnc_dwb256_t1, NNC_DWB_R1, NNC_DWB256_TAPS_ANY(NNC_DWB_R1))
+NNC_DWB256_TILE(nnc_dwb256_t4, NNC_DWB_R4, NNC_DWB256_TAPS_ANY(NNC_DWB_R4))
+NNC_DWB256_TILE(nnc_dwb256_t8, NNC_DWB_R8, NNC_DWB256_TAPS_ANY(NNC_DWB_R8))
+NNC_DWB256_TILE(nnc_dwb256_t7s1, NNC_DWB_R7, NNC_DWB256_TAPS_3(NNC_DWB_R7, S1, 7))
+NNC_DWB256_TILE(nnc_dwb256_t7s2, NNC_DWB_R7, NNC_DWB256_TAPS_3(NNC_DWB_R7, S2, 7))
 
 /* The mask of the real lanes of half `half` of a block with `lanes` real lanes. */
 __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED __m256 nnc_dwb256_mask(int lanes, int half)
@@ -337,52 +359,57 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED __m256 nnc_dwb256_ma
     return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes - 8 * half), idx));
 }
 
-/* Output pixels [ox0, ox1) of a row, AVX2: both halves of every pixel, each
- * as the AVX-512 path does it (border pixels through the one-pixel tile with
- * only their taps inside: a pixel's taps cut to a range per kernel row). */
+/* Output pixels [ox0, ox1) of a row, AVX2: each half of the block as the
+ * AVX-512 path does the whole (3x3 padding-1 rows in tiles of 7; else border
+ * pixels as one-pixel tiles of their taps inside, the interior in tiles of
+ * 8, 4, 1). */
 __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx2(const nnc_dwb_job *j,
                                                                                   const nnc_dwb_row *r, int ox0,
                                                                                   int ox1)
 {
-    int act = r->inreg ? j->act : NNC_ACT_NONE, ox, half, ki;
-    int lo = r->xlo > ox0 ? r->xlo : ox0, hi = r->xhi < ox1 ? r->xhi : ox1;
+    int act = r->inreg ? j->act : NNC_ACT_NONE, ox, half, kw = j->kw;
     size_t rstep = (size_t)j->dh * (size_t)j->w * NNC_CB, kstep = (size_t)j->dw * NNC_CB;
-    size_t pstep = (size_t)j->sw * NNC_CB;
-    int nk = r->k1 - r->k0;
-    if (hi < lo) hi = lo;
+    size_t pstep = (size_t)j->sw * NNC_CB, wrow = (size_t)kw * NNC_CB;
+    int nk = r->k1 - r->k0, three = kw == 3 && j->dw == 1 && (j->sw == 1 || j->sw == 2);
     for (half = 0; half < 2; half++) {
-        const float *x0, *w0, *bias = r->bias + 8 * half, *res = r->res ? r->res + 8 * half : NULL;
+        const float *xb = r->xb + 8 * half, *bias = r->bias + 8 * half, *res = r->res ? r->res + 8 * half : NULL;
+        const float *x0 = nk > 0 ? xb + (size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w * NNC_CB : xb;
+        const float *w0 = r->wb + (size_t)(r->k0 * kw) * NNC_CB + 8 * half;
         float *y = r->y + 8 * half;
         __m256 m = nnc_dwb256_mask(r->lanes, half);
-        for (ox = ox0; ox < ox1; ox++) {  /* border pixels: kernel row by kernel row, the taps inside */
-            __m256 a;
-            int ix0, kj;
-            if (ox == lo && hi > lo && nk > 0) ox = hi;
+        int lo = r->xlo > ox0 ? r->xlo : ox0, hi = r->xhi < ox1 ? r->xhi : ox1, a = ox0;
+        if (hi < lo) hi = lo;
+        if (three && j->pw == 1 && ox0 == 0 && ox1 == j->ow && nk > 0) {
+            int s1 = j->sw == 1, e;
+#define NNC_DWB256_ROW(at)                                                                                            \
+    (e = ((at) == 0) | ((at) + 6 >= hi) << 1,                                                                         \
+     (s1 ? nnc_dwb256_t7s1 : nnc_dwb256_t7s2)(x0 + (size_t)((at) * j->sw) * NNC_CB, rstep, kstep, pstep, nk, kw, wrow, \
+                                              w0, bias, res ? res + (size_t)(at) * NNC_CB : NULL,                     \
+                                              y + (size_t)(at) * NNC_CB, act, m, e))
+            for (ox = 0; ox + 7 <= ox1; ox += 7) NNC_DWB256_ROW(ox);
+            if (ox < ox1 && ox1 >= 7) {
+                NNC_DWB256_ROW(ox1 - 7);
+                ox = ox1;
+            }
+#undef NNC_DWB256_ROW
+            a = ox, lo = hi = ox; /* the pixels left: one at a time */
+        }
+        for (ox = a; ox < ox1; ox++) {
+            int ix0, kj0 = 0, kj1 = kw, n = nk;
+            if (ox == lo) ox = hi;
             if (ox >= ox1) break;
             ix0 = ox * j->sw - j->pw;
-            a = _mm256_loadu_ps(bias);
-            for (ki = r->k0; ki < r->k1; ki++) {
-                const float *xr = r->xb + (size_t)(r->ty + ki * j->dh) * (size_t)j->w * NNC_CB + 8 * half;
-                const float *wr = r->wb + (size_t)(ki * j->kw) * NNC_CB + 8 * half;
-                for (kj = 0; kj < j->kw; kj++) {
-                    int ix = ix0 + kj * j->dw;
-                    if (ix < 0 || ix >= j->w) continue;
-                    a = _mm256_fmadd_ps(_mm256_loadu_ps(wr + (size_t)kj * NNC_CB),
-                                        _mm256_loadu_ps(xr + (size_t)ix * NNC_CB), a);
-                }
-            }
-            if (res) a = _mm256_add_ps(a, _mm256_loadu_ps(res + (size_t)ox * NNC_CB));
-            if (act == NNC_ACT_RELU || act == NNC_ACT_RELU6) a = _mm256_max_ps(_mm256_setzero_ps(), a);
-            if (act == NNC_ACT_RELU6) a = _mm256_min_ps(_mm256_set1_ps(6.0f), a);
-            _mm256_storeu_ps(y + (size_t)ox * NNC_CB, _mm256_and_ps(m, a));
+            while (kj0 < kw && ix0 + kj0 * j->dw < 0) kj0++;
+            while (kj1 > kj0 && ix0 + (kj1 - 1) * j->dw >= j->w) kj1--;
+            if (kj1 <= kj0) n = 0;
+            nnc_dwb256_t1(n ? x0 + (size_t)(ix0 + kj0 * j->dw) * NNC_CB : xb, rstep, kstep, pstep, n, kj1 - kj0, wrow,
+                          w0 + (size_t)kj0 * NNC_CB, bias, res ? res + (size_t)ox * NNC_CB : NULL,
+                          y + (size_t)ox * NNC_CB, act, m, 0);
         }
-        if (nk <= 0) continue;
-        x0 = r->xb + (size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w * NNC_CB + 8 * half;
-        w0 = r->wb + (size_t)(r->k0 * j->kw) * NNC_CB + 8 * half;
         ox = lo;
 #define NNC_DWB256_CALL(T, at)                                                                                        \
-    nnc_dwb256_t##T(x0 + (size_t)((at) * j->sw - j->pw) * NNC_CB, rstep, kstep, pstep, nk, j->kw, w0, bias,            \
-                    res ? res + (size_t)(at) * NNC_CB : NULL, y + (size_t)(at) * NNC_CB, act, m)
+    nnc_dwb256_t##T(nk ? x0 + (size_t)((at) * j->sw - j->pw) * NNC_CB : xb, rstep, kstep, pstep, nk, kw, wrow, w0,     \
+                    bias, res ? res + (size_t)(at) * NNC_CB : NULL, y + (size_t)(at) * NNC_CB, act, m, 0)
         while (ox < hi) {
             int rem = hi - ox;
             if (rem >= 8) {
@@ -406,6 +433,15 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_av
     }
 }
 #undef NNC_DWB256_TILE
+#undef NNC_DWB256_TAPS_ANY
+#undef NNC_DWB256_TAPS_3
+#undef NNC_DWB256_F3
+#undef NNC_DWB256_F3_0S1
+#undef NNC_DWB256_F3_1S1
+#undef NNC_DWB256_F3_2S1
+#undef NNC_DWB256_F3_0S2
+#undef NNC_DWB256_F3_1S2
+#undef NNC_DWB256_F3_2S2
 #undef NNC_DWB256_DECL
 #undef NNC_DWB256_FMA
 #undef NNC_DWB256_RES
