@@ -607,6 +607,110 @@ static NNC_MAYBE_UNUSED void nnc_avgpoolb_rows_c(const nnc_poolb_job *j, const f
         }
 }
 
+#if NNC_X86
+/* The window of output pixel (oy, ox) as the NCHW kernels take it: max
+ * pooling's taps inside the input [k0, k1) x [c0, c1) (kernel rows and
+ * columns, dilated); average pooling's input rows [k0, k1) and columns
+ * [c0, c1) and its divisor. */
+static NNC_MAYBE_UNUSED void nnc_poolb_window(const nnc_poolb_job *j, int avg, int oy, int ox, int *k0, int *k1,
+                                              int *c0, int *c1, float *div)
+{
+    int ty = oy * j->sh - j->ph, tx = ox * j->sw - j->pw;
+    if (avg) {
+        int ye = ty + j->kh < j->h + j->ph ? ty + j->kh : j->h + j->ph;
+        int xe = tx + j->kw < j->w + j->pw ? tx + j->kw : j->w + j->pw, pool = (ye - ty) * (xe - tx);
+        *k0 = ty < 0 ? 0 : ty, *k1 = ye > j->h ? j->h : ye, *c0 = tx < 0 ? 0 : tx, *c1 = xe > j->w ? j->w : xe;
+        *div = (float)(j->cip ? pool : (*k1 - *k0) * (*c1 - *c0));
+    } else {
+        int a = 0, b = j->kh;
+        while (a < j->kh && ty + a * j->dh < 0) a++;
+        while (b > a && ty + (b - 1) * j->dh >= j->h) b--;
+        *k0 = a, *k1 = b, a = 0, b = j->kw;
+        while (a < j->kw && tx + a * j->dw < 0) a++;
+        while (b > a && tx + (b - 1) * j->dw >= j->w) b--;
+        *c0 = a, *c1 = b, *div = 1.0f;
+    }
+}
+
+/* Pooling of output rows [oy0, oy1) of one block, AVX-512: per pixel the
+ * NCHW kernel's taps in its order with its arithmetic on 16 lanes (max: the
+ * larger, a NaN tap replacing; average: the sum from 0 divided by the
+ * divisor), padding lanes written 0. */
+__attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_poolb_rows_avx512(const nnc_poolb_job *j,
+                                                                                      const float *xb, float *yb,
+                                                                                      int oy0, int oy1, int lanes,
+                                                                                      int avg)
+{
+    __mmask16 msk = (__mmask16)((1u << lanes) - 1u);
+    size_t wf = (size_t)j->w * NNC_CB;
+    int oy, ox, a, b, k0, k1, c0, c1;
+    float div;
+    for (oy = oy0; oy < oy1; oy++)
+        for (ox = 0; ox < j->ow; ox++) {
+            float *yp = yb + ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
+            __m512 v;
+            nnc_poolb_window(j, avg, oy, ox, &k0, &k1, &c0, &c1, &div);
+            if (avg) {
+                v = _mm512_setzero_ps();
+                for (a = k0; a < k1; a++)
+                    for (b = c0; b < c1; b++) v = _mm512_add_ps(v, _mm512_loadu_ps(xb + (size_t)a * wf + (size_t)b * NNC_CB));
+                v = _mm512_div_ps(v, _mm512_set1_ps(div));
+            } else {
+                int ty = oy * j->sh - j->ph, tx = ox * j->sw - j->pw;
+                v = _mm512_set1_ps(-INFINITY);
+                for (a = k0; a < k1; a++)
+                    for (b = c0; b < c1; b++) {
+                        __m512 t = _mm512_loadu_ps(xb + (size_t)(ty + a * j->dh) * wf + (size_t)(tx + b * j->dw) * NNC_CB);
+                        v = _mm512_max_ps(t, v);  /* t > v ? t : v, v when either is NaN ... */
+                        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q), t);  /* ... but a NaN t wins */
+                    }
+            }
+            _mm512_storeu_ps(yp, _mm512_maskz_mov_ps(msk, v));
+        }
+}
+
+/* The same on AVX2, a pixel's two halves side by side. */
+__attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_poolb_rows_avx2(const nnc_poolb_job *j,
+                                                                                    const float *xb, float *yb,
+                                                                                    int oy0, int oy1, int lanes,
+                                                                                    int avg)
+{
+    __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 m0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), idx));
+    __m256 m1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(lanes - 8), idx));
+    size_t wf = (size_t)j->w * NNC_CB;
+    int oy, ox, a, b, k0, k1, c0, c1;
+    float div;
+    for (oy = oy0; oy < oy1; oy++)
+        for (ox = 0; ox < j->ow; ox++) {
+            float *yp = yb + ((size_t)oy * (size_t)j->ow + (size_t)ox) * NNC_CB;
+            __m256 v0, v1;
+            nnc_poolb_window(j, avg, oy, ox, &k0, &k1, &c0, &c1, &div);
+            if (avg) {
+                __m256 d = _mm256_set1_ps(div);
+                v0 = v1 = _mm256_setzero_ps();
+                for (a = k0; a < k1; a++)
+                    for (b = c0; b < c1; b++) {
+                        const float *p = xb + (size_t)a * wf + (size_t)b * NNC_CB;
+                        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(p)), v1 = _mm256_add_ps(v1, _mm256_loadu_ps(p + 8));
+                    }
+                v0 = _mm256_div_ps(v0, d), v1 = _mm256_div_ps(v1, d);
+            } else {
+                int ty = oy * j->sh - j->ph, tx = ox * j->sw - j->pw;
+                v0 = v1 = _mm256_set1_ps(-INFINITY);
+                for (a = k0; a < k1; a++)
+                    for (b = c0; b < c1; b++) {
+                        const float *p = xb + (size_t)(ty + a * j->dh) * wf + (size_t)(tx + b * j->dw) * NNC_CB;
+                        __m256 t0 = _mm256_loadu_ps(p), t1 = _mm256_loadu_ps(p + 8);
+                        v0 = _mm256_blendv_ps(_mm256_max_ps(t0, v0), t0, _mm256_cmp_ps(t0, t0, _CMP_UNORD_Q));
+                        v1 = _mm256_blendv_ps(_mm256_max_ps(t1, v1), t1, _mm256_cmp_ps(t1, t1, _CMP_UNORD_Q));
+                    }
+            }
+            _mm256_storeu_ps(yp, _mm256_and_ps(m0, v0)), _mm256_storeu_ps(yp + 8, _mm256_and_ps(m1, v1));
+        }
+}
+#endif
+
 /* Task t of a pooling job: sample, block, row range as nnc_dwb_task's. */
 static NNC_MAYBE_UNUSED void nnc_poolb_run(void *arg, int t, int avg)
 {
@@ -616,6 +720,13 @@ static NNC_MAYBE_UNUSED void nnc_poolb_run(void *arg, int t, int avg)
     int lanes = j->c - b * NNC_CB < NNC_CB ? j->c - b * NNC_CB : NNC_CB;
     const float *xb = j->x + (size_t)s * j->xs + (size_t)b * NNC_CB * (size_t)j->h * (size_t)j->w;
     float *yb = j->y + (size_t)s * j->ys + (size_t)b * NNC_CB * (size_t)j->oh * (size_t)j->ow;
+#if NNC_X86
+    if (j->isa == NNC_ISA_AVX512)
+        nnc_poolb_rows_avx512(j, xb, yb, oy0, oy1, lanes, avg);
+    else if (j->isa == NNC_ISA_AVX2)
+        nnc_poolb_rows_avx2(j, xb, yb, oy0, oy1, lanes, avg);
+    else
+#endif
     if (avg)
         nnc_avgpoolb_rows_c(j, xb, yb, oy0, oy1, lanes);
     else
