@@ -102,11 +102,50 @@ static NNC_MAYBE_UNUSED void nnc_dwb_pixel_c(const nnc_dwb_job *j, const nnc_dwb
     }
 }
 
-/* Output pixels [ox0, ox1) of a row, plain C (one pixel at a time). */
+/* NNC_DWB_TC interior pixels from ox (every tap inside), plain C: the
+ * 16-lane loops have a constant trip count, which gcc's -O2 vectorizes. */
+enum { NNC_DWB_TC = 4 };
+static NNC_MAYBE_UNUSED void nnc_dwb_tile_c(const nnc_dwb_job *j, const nnc_dwb_row *r, int ox)
+{
+    float acc[NNC_DWB_TC][NNC_CB];
+    size_t rstep = (size_t)j->dh * (size_t)j->w * NNC_CB, kstep = (size_t)j->dw * NNC_CB;
+    size_t pstep = (size_t)j->sw * NNC_CB;
+    const float *xt = r->xb + ((size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w + (size_t)(ox * j->sw - j->pw)) * NNC_CB;
+    const float *wt = r->wb + (size_t)(r->k0 * j->kw) * NNC_CB;
+    float *y = r->y + (size_t)ox * NNC_CB;
+    int ki, kj, p, l;
+    for (p = 0; p < NNC_DWB_TC; p++)
+        for (l = 0; l < NNC_CB; l++) acc[p][l] = r->bias[l];
+    for (ki = r->k0; ki < r->k1; ki++, xt += rstep, wt += (size_t)j->kw * NNC_CB)
+        for (kj = 0; kj < j->kw; kj++) {
+            const float *wv = wt + (size_t)kj * NNC_CB, *xp = xt + (size_t)kj * kstep;
+            for (p = 0; p < NNC_DWB_TC; p++, xp += pstep)
+                for (l = 0; l < NNC_CB; l++) acc[p][l] += wv[l] * xp[l];
+        }
+    for (p = 0; p < NNC_DWB_TC; p++, y += NNC_CB) {
+        if (r->res) {
+            const float *rp = r->res + (size_t)(ox + p) * NNC_CB;
+            for (l = 0; l < NNC_CB; l++) acc[p][l] = acc[p][l] + rp[l];
+        }
+        for (l = 0; l < NNC_CB; l++) y[l] = l < r->lanes ? acc[p][l] : 0.0f;
+    }
+}
+
+/* Output pixels [ox0, ox1) of a row, plain C: the interior in tiles, the
+ * rest one pixel at a time with per-tap bounds. */
 static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_row *r, int ox0, int ox1)
 {
-    int ox;
-    for (ox = ox0; ox < ox1; ox++) nnc_dwb_pixel_c(j, r, ox);
+    int ox = ox0, hi = r->xhi < ox1 ? r->xhi : ox1;
+    if (r->k1 > r->k0)
+        for (; ox < ox1; ox++) {
+            if (ox >= r->xlo && ox + NNC_DWB_TC <= hi) {
+                nnc_dwb_tile_c(j, r, ox);
+                ox += NNC_DWB_TC - 1;
+            } else {
+                nnc_dwb_pixel_c(j, r, ox);
+            }
+        }
+    for (; ox < ox1; ox++) nnc_dwb_pixel_c(j, r, ox);
 }
 
 #if NNC_X86
