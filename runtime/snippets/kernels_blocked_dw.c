@@ -194,6 +194,135 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
         __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + NNC_CB), w2 = _mm512_loadu_ps(wt + 2 * NNC_CB);    \
         R(NNC_DWB512_F3_0##S) R(NNC_DWB512_F3_1##S) R(NNC_DWB512_F3_2##S)                                             \
     }
+/* The same sums with every input loaded once into a register and used by
+ * the pixels that share it (SEQ: input j of the tile's row, from pixel 0's
+ * first tap, into the taps that meet it, each pixel's in kernel order); the
+ * empty asm keeps the compiler from folding the load into every use. */
+#define NNC_DWB512_LX(j)                                                                                              \
+    xv = _mm512_loadu_ps(xt + ((ptrdiff_t)(j)-1) * NNC_CB);                                                           \
+    __asm__("" : "+v"(xv));
+#define NNC_DWB512_Q(p, k) a##p = _mm512_fmadd_ps(w##k, xv, a##p);
+#define NNC_DWB512_SEQ14S1                                                                                            \
+    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    NNC_DWB512_LX(1) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 1)                                                            \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 2)                                         \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 2)                                         \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 1) NNC_DWB512_Q(2, 2)                                         \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 2)                                         \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 2)                                         \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(7, 0) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 2)                                         \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(8, 0) NNC_DWB512_Q(7, 1) NNC_DWB512_Q(6, 2)                                         \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(9, 0) NNC_DWB512_Q(8, 1) NNC_DWB512_Q(7, 2)                                         \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(10, 0) NNC_DWB512_Q(9, 1) NNC_DWB512_Q(8, 2)                                       \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 1) NNC_DWB512_Q(9, 2)                                      \
+    NNC_DWB512_LX(12) NNC_DWB512_Q(12, 0) NNC_DWB512_Q(11, 1) NNC_DWB512_Q(10, 2)                                     \
+    NNC_DWB512_LX(13) NNC_DWB512_Q(13, 0) NNC_DWB512_Q(12, 1) NNC_DWB512_Q(11, 2)                                     \
+    NNC_DWB512_LX(14) NNC_DWB512_Q(13, 1) NNC_DWB512_Q(12, 2)                                                         \
+    if (!(edges & 2)) { NNC_DWB512_LX(15) NNC_DWB512_Q(13, 2) }
+#define NNC_DWB512_SEQ14S2                                                                                            \
+    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    NNC_DWB512_LX(1) NNC_DWB512_Q(0, 1)                                                                               \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 2)                                                            \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(1, 1)                                                                               \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 2)                                                            \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(2, 1)                                                                               \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 2)                                                            \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(3, 1)                                                                               \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 2)                                                            \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(4, 1)                                                                               \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 2)                                                           \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(5, 1)                                                                              \
+    NNC_DWB512_LX(12) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 2)                                                           \
+    NNC_DWB512_LX(13) NNC_DWB512_Q(6, 1)                                                                              \
+    NNC_DWB512_LX(14) NNC_DWB512_Q(7, 0) NNC_DWB512_Q(6, 2)                                                           \
+    NNC_DWB512_LX(15) NNC_DWB512_Q(7, 1)                                                                              \
+    NNC_DWB512_LX(16) NNC_DWB512_Q(8, 0) NNC_DWB512_Q(7, 2)                                                           \
+    NNC_DWB512_LX(17) NNC_DWB512_Q(8, 1)                                                                              \
+    NNC_DWB512_LX(18) NNC_DWB512_Q(9, 0) NNC_DWB512_Q(8, 2)                                                           \
+    NNC_DWB512_LX(19) NNC_DWB512_Q(9, 1)                                                                              \
+    NNC_DWB512_LX(20) NNC_DWB512_Q(10, 0) NNC_DWB512_Q(9, 2)                                                          \
+    NNC_DWB512_LX(21) NNC_DWB512_Q(10, 1)                                                                             \
+    NNC_DWB512_LX(22) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 2)                                                         \
+    NNC_DWB512_LX(23) NNC_DWB512_Q(11, 1)                                                                             \
+    NNC_DWB512_LX(24) NNC_DWB512_Q(12, 0) NNC_DWB512_Q(11, 2)                                                         \
+    NNC_DWB512_LX(25) NNC_DWB512_Q(12, 1)                                                                             \
+    NNC_DWB512_LX(26) NNC_DWB512_Q(13, 0) NNC_DWB512_Q(12, 2)                                                         \
+    NNC_DWB512_LX(27) NNC_DWB512_Q(13, 1)                                                                             \
+    if (!(edges & 2)) { NNC_DWB512_LX(28) NNC_DWB512_Q(13, 2) }
+#define NNC_DWB512_SEQ12S1                                                                                            \
+    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    NNC_DWB512_LX(1) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 1)                                                            \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 2)                                         \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 2)                                         \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 1) NNC_DWB512_Q(2, 2)                                         \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 2)                                         \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 2)                                         \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(7, 0) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 2)                                         \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(8, 0) NNC_DWB512_Q(7, 1) NNC_DWB512_Q(6, 2)                                         \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(9, 0) NNC_DWB512_Q(8, 1) NNC_DWB512_Q(7, 2)                                         \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(10, 0) NNC_DWB512_Q(9, 1) NNC_DWB512_Q(8, 2)                                       \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 1) NNC_DWB512_Q(9, 2)                                      \
+    NNC_DWB512_LX(12) NNC_DWB512_Q(11, 1) NNC_DWB512_Q(10, 2)                                                         \
+    if (!(edges & 2)) { NNC_DWB512_LX(13) NNC_DWB512_Q(11, 2) }
+#define NNC_DWB512_SEQ12S2                                                                                            \
+    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    NNC_DWB512_LX(1) NNC_DWB512_Q(0, 1)                                                                               \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 2)                                                            \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(1, 1)                                                                               \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 2)                                                            \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(2, 1)                                                                               \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 2)                                                            \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(3, 1)                                                                               \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 2)                                                            \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(4, 1)                                                                               \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 2)                                                           \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(5, 1)                                                                              \
+    NNC_DWB512_LX(12) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 2)                                                           \
+    NNC_DWB512_LX(13) NNC_DWB512_Q(6, 1)                                                                              \
+    NNC_DWB512_LX(14) NNC_DWB512_Q(7, 0) NNC_DWB512_Q(6, 2)                                                           \
+    NNC_DWB512_LX(15) NNC_DWB512_Q(7, 1)                                                                              \
+    NNC_DWB512_LX(16) NNC_DWB512_Q(8, 0) NNC_DWB512_Q(7, 2)                                                           \
+    NNC_DWB512_LX(17) NNC_DWB512_Q(8, 1)                                                                              \
+    NNC_DWB512_LX(18) NNC_DWB512_Q(9, 0) NNC_DWB512_Q(8, 2)                                                           \
+    NNC_DWB512_LX(19) NNC_DWB512_Q(9, 1)                                                                              \
+    NNC_DWB512_LX(20) NNC_DWB512_Q(10, 0) NNC_DWB512_Q(9, 2)                                                          \
+    NNC_DWB512_LX(21) NNC_DWB512_Q(10, 1)                                                                             \
+    NNC_DWB512_LX(22) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 2)                                                         \
+    NNC_DWB512_LX(23) NNC_DWB512_Q(11, 1)                                                                             \
+    if (!(edges & 2)) { NNC_DWB512_LX(24) NNC_DWB512_Q(11, 2) }
+#define NNC_DWB512_SEQ7S1                                                                                             \
+    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    NNC_DWB512_LX(1) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 1)                                                            \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 2)                                         \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 2)                                         \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 1) NNC_DWB512_Q(2, 2)                                         \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 2)                                         \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 2)                                         \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 2)                                                            \
+    if (!(edges & 2)) { NNC_DWB512_LX(8) NNC_DWB512_Q(6, 2) }
+#define NNC_DWB512_SEQ7S2                                                                                             \
+    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    NNC_DWB512_LX(1) NNC_DWB512_Q(0, 1)                                                                               \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 2)                                                            \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(1, 1)                                                                               \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 2)                                                            \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(2, 1)                                                                               \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 2)                                                            \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(3, 1)                                                                               \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 2)                                                            \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(4, 1)                                                                               \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 2)                                                           \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(5, 1)                                                                              \
+    NNC_DWB512_LX(12) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 2)                                                           \
+    NNC_DWB512_LX(13) NNC_DWB512_Q(6, 1)                                                                              \
+    if (!(edges & 2)) { NNC_DWB512_LX(14) NNC_DWB512_Q(6, 2) }
+#define NNC_DWB512_TAPS_3R(R, S, T)                                                                                   \
+    (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
+    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
+        __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + NNC_CB), w2 = _mm512_loadu_ps(wt + 2 * NNC_CB);    \
+        __m512 xv;                                                                                                    \
+        NNC_DWB512_SEQ##T##S                                                                                          \
+    }
 #define NNC_DWB512_TILE(NAME, R, TAPS)                                                                                \
     __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void NAME(                                             \
         const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kn, size_t wrow, const float *wt,      \
@@ -218,12 +347,12 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
 NNC_DWB512_TILE(nnc_dwb512_t1, NNC_DWB_R1, NNC_DWB512_TAPS_ANY(NNC_DWB_R1))
 NNC_DWB512_TILE(nnc_dwb512_t4, NNC_DWB_R4, NNC_DWB512_TAPS_ANY(NNC_DWB_R4))
 NNC_DWB512_TILE(nnc_dwb512_t12, NNC_DWB_R12, NNC_DWB512_TAPS_ANY(NNC_DWB_R12))
-NNC_DWB512_TILE(nnc_dwb512_t12s1, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S1, 12))
-NNC_DWB512_TILE(nnc_dwb512_t12s2, NNC_DWB_R12, NNC_DWB512_TAPS_3(NNC_DWB_R12, S2, 12))
-NNC_DWB512_TILE(nnc_dwb512_t14s1, NNC_DWB_R14, NNC_DWB512_TAPS_3(NNC_DWB_R14, S1, 14))
-NNC_DWB512_TILE(nnc_dwb512_t14s2, NNC_DWB_R14, NNC_DWB512_TAPS_3(NNC_DWB_R14, S2, 14))
-NNC_DWB512_TILE(nnc_dwb512_t7s1, NNC_DWB_R7, NNC_DWB512_TAPS_3(NNC_DWB_R7, S1, 7))
-NNC_DWB512_TILE(nnc_dwb512_t7s2, NNC_DWB_R7, NNC_DWB512_TAPS_3(NNC_DWB_R7, S2, 7))
+NNC_DWB512_TILE(nnc_dwb512_t12s1, NNC_DWB_R12, NNC_DWB512_TAPS_3R(NNC_DWB_R12, S1, 12))
+NNC_DWB512_TILE(nnc_dwb512_t12s2, NNC_DWB_R12, NNC_DWB512_TAPS_3R(NNC_DWB_R12, S2, 12))
+NNC_DWB512_TILE(nnc_dwb512_t14s1, NNC_DWB_R14, NNC_DWB512_TAPS_3R(NNC_DWB_R14, S1, 14))
+NNC_DWB512_TILE(nnc_dwb512_t14s2, NNC_DWB_R14, NNC_DWB512_TAPS_3R(NNC_DWB_R14, S2, 14))
+NNC_DWB512_TILE(nnc_dwb512_t7s1, NNC_DWB_R7, NNC_DWB512_TAPS_3R(NNC_DWB_R7, S1, 7))
+NNC_DWB512_TILE(nnc_dwb512_t7s2, NNC_DWB_R7, NNC_DWB512_TAPS_3R(NNC_DWB_R7, S2, 7))
 
 /* Output pixels [ox0, ox1) of a row, AVX-512: a border pixel as a one-pixel
  * tile of its taps inside the input (per kernel row a range of columns), the
