@@ -493,6 +493,44 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
         __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + NNC_CB), w2 = _mm256_loadu_ps(wt + 2 * NNC_CB);    \
         R(NNC_DWB256_F3_0##S) R(NNC_DWB256_F3_1##S) R(NNC_DWB256_F3_2##S)                                             \
     }
+/* Each input loaded once, as the AVX-512 tiles' SEQ. */
+#define NNC_DWB256_LX(j)                                                                                              \
+    xv = _mm256_loadu_ps(xt + ((ptrdiff_t)(j)-1) * NNC_CB);                                                           \
+    __asm__("" : "+x"(xv));
+#define NNC_DWB256_Q(p, k) a##p = _mm256_fmadd_ps(w##k, xv, a##p);
+#define NNC_DWB256_SEQ7S1                                                                                             \
+    if (!(edges & 1)) { NNC_DWB256_LX(0) NNC_DWB256_Q(0, 0) }                                                         \
+    NNC_DWB256_LX(1) NNC_DWB256_Q(1, 0) NNC_DWB256_Q(0, 1)                                                            \
+    NNC_DWB256_LX(2) NNC_DWB256_Q(2, 0) NNC_DWB256_Q(1, 1) NNC_DWB256_Q(0, 2)                                         \
+    NNC_DWB256_LX(3) NNC_DWB256_Q(3, 0) NNC_DWB256_Q(2, 1) NNC_DWB256_Q(1, 2)                                         \
+    NNC_DWB256_LX(4) NNC_DWB256_Q(4, 0) NNC_DWB256_Q(3, 1) NNC_DWB256_Q(2, 2)                                         \
+    NNC_DWB256_LX(5) NNC_DWB256_Q(5, 0) NNC_DWB256_Q(4, 1) NNC_DWB256_Q(3, 2)                                         \
+    NNC_DWB256_LX(6) NNC_DWB256_Q(6, 0) NNC_DWB256_Q(5, 1) NNC_DWB256_Q(4, 2)                                         \
+    NNC_DWB256_LX(7) NNC_DWB256_Q(6, 1) NNC_DWB256_Q(5, 2)                                                            \
+    if (!(edges & 2)) { NNC_DWB256_LX(8) NNC_DWB256_Q(6, 2) }
+#define NNC_DWB256_SEQ7S2                                                                                             \
+    if (!(edges & 1)) { NNC_DWB256_LX(0) NNC_DWB256_Q(0, 0) }                                                         \
+    NNC_DWB256_LX(1) NNC_DWB256_Q(0, 1)                                                                               \
+    NNC_DWB256_LX(2) NNC_DWB256_Q(1, 0) NNC_DWB256_Q(0, 2)                                                            \
+    NNC_DWB256_LX(3) NNC_DWB256_Q(1, 1)                                                                               \
+    NNC_DWB256_LX(4) NNC_DWB256_Q(2, 0) NNC_DWB256_Q(1, 2)                                                            \
+    NNC_DWB256_LX(5) NNC_DWB256_Q(2, 1)                                                                               \
+    NNC_DWB256_LX(6) NNC_DWB256_Q(3, 0) NNC_DWB256_Q(2, 2)                                                            \
+    NNC_DWB256_LX(7) NNC_DWB256_Q(3, 1)                                                                               \
+    NNC_DWB256_LX(8) NNC_DWB256_Q(4, 0) NNC_DWB256_Q(3, 2)                                                            \
+    NNC_DWB256_LX(9) NNC_DWB256_Q(4, 1)                                                                               \
+    NNC_DWB256_LX(10) NNC_DWB256_Q(5, 0) NNC_DWB256_Q(4, 2)                                                           \
+    NNC_DWB256_LX(11) NNC_DWB256_Q(5, 1)                                                                              \
+    NNC_DWB256_LX(12) NNC_DWB256_Q(6, 0) NNC_DWB256_Q(5, 2)                                                           \
+    NNC_DWB256_LX(13) NNC_DWB256_Q(6, 1)                                                                              \
+    if (!(edges & 2)) { NNC_DWB256_LX(14) NNC_DWB256_Q(6, 2) }
+#define NNC_DWB256_TAPS_3R(R, S, T)                                                                                   \
+    (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
+    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
+        __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + NNC_CB), w2 = _mm256_loadu_ps(wt + 2 * NNC_CB);    \
+        __m256 xv;                                                                                                    \
+        NNC_DWB256_SEQ##T##S                                                                                          \
+    }
 #define NNC_DWB256_TILE(NAME, R, TAPS)                                                                                \
     __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void NAME(                                            \
         const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kn, size_t wrow, const float *wt,      \
@@ -517,8 +555,8 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
 NNC_DWB256_TILE(nnc_dwb256_t1, NNC_DWB_R1, NNC_DWB256_TAPS_ANY(NNC_DWB_R1))
 NNC_DWB256_TILE(nnc_dwb256_t4, NNC_DWB_R4, NNC_DWB256_TAPS_ANY(NNC_DWB_R4))
 NNC_DWB256_TILE(nnc_dwb256_t8, NNC_DWB_R8, NNC_DWB256_TAPS_ANY(NNC_DWB_R8))
-NNC_DWB256_TILE(nnc_dwb256_t7s1, NNC_DWB_R7, NNC_DWB256_TAPS_3(NNC_DWB_R7, S1, 7))
-NNC_DWB256_TILE(nnc_dwb256_t7s2, NNC_DWB_R7, NNC_DWB256_TAPS_3(NNC_DWB_R7, S2, 7))
+NNC_DWB256_TILE(nnc_dwb256_t7s1, NNC_DWB_R7, NNC_DWB256_TAPS_3R(NNC_DWB_R7, S1, 7))
+NNC_DWB256_TILE(nnc_dwb256_t7s2, NNC_DWB_R7, NNC_DWB256_TAPS_3R(NNC_DWB_R7, S2, 7))
 
 /* The mask of the real lanes of half `half` of a block with `lanes` real lanes. */
 __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED __m256 nnc_dwb256_mask(int lanes, int half)
