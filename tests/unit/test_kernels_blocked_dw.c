@@ -192,6 +192,11 @@ static void test_dwconv_blocked(void **state)
         {1, 17, 13, 11, 3, 3, 2, 1, 0, 2, 2, 1},   /* mixed strides, paddings, dilations */
         {1, 17, 11, 40, 5, 5, 2, 2, 2, 2, 2, 2},
         {1, 3, 2, 2, 5, 5, 1, 1, 2, 2, 1, 1},      /* a map smaller than the kernel */
+        {1, 17, 30, 30, 3, 3, 1, 1, 0, 0, 1, 1},   /* 3x3 interiors of 28 without padding: tiles of 12 */
+        {1, 17, 31, 33, 3, 3, 2, 2, 2, 2, 1, 1},   /* padding 2: tiles of 12 at stride 2 */
+        {1, 17, 12, 40, 3, 3, 1, 2, 0, 0, 1, 1},
+        {1, 24, 20, 30, 3, 3, 2, 1, 1, 1, 2, 1},   /* padding 1, row stride and dilation 2: whole-row tiles */
+        {1, 3, 5, 29, 3, 3, 1, 2, 1, 1, 1, 1},     /* odd width at stride 2: the last pixel misses a tap */
         {3, 17, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1},   /* batch 3 */
         {3, 40, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1},
         {3, 1, 7, 7, 5, 5, 1, 1, 2, 2, 1, 1},
