@@ -9,8 +9,25 @@
  * consecutive output pixels held in registers: each tap's weight vector is
  * loaded once per tile and multiplied into every pixel's input vector. The
  * columns whose taps all lie inside the input take that path without bounds
- * tests; the border columns go a pixel at a time with per-tap bounds. Kernel
- * rows outside the input are cut per output row, for all its pixels.
+ * tests; the border columns go a pixel at a time, as one-pixel tiles of
+ * their taps inside the input. Kernel rows outside the input are cut per
+ * output row, for all its pixels. 3x3 kernels at column dilation 1 and
+ * stride 1 or 2 (MobileNet's) have tiles of their own: each input vector of
+ * a kernel row is loaded once and multiplied into every pixel it meets (at
+ * stride 1 a third of the loads); with padding 1 the row goes whole in tiles
+ * of 14 and 7 pixels (AVX-512; 7 on AVX2), MobileNet's widths, the first
+ * pixel skipping its outside tap and the last one its own, so no border
+ * pixel takes the slow path. (1 thread of a Zen 5, 14x14x576: 6 GMAC/s for
+ * NCHW's nnc_dw_plane, 36 for the generic tiles, 57 for these;
+ * bench/dw_blocked.c.) Plain C tiles 4 interior pixels in 16-lane loops,
+ * which gcc -O2 vectorizes for SSE2 (0.6 to 1.7 times NCHW's speed).
+ *
+ * Pooling computes every output pixel's window as the NCHW kernels
+ * (nnc_maxpool2d, nnc_avgpool2d) do, lane by lane: the same taps in the same
+ * order with the same arithmetic, so the outputs are theirs bit for bit
+ * (max: a NaN tap wins; average: the sum from 0.0f divided by the same
+ * divisor). Global average pooling sums each lane in double, in pixel order,
+ * as nnc_global_avgpool does: its floats too.
  *
  * Every output pixel's sum is the same sequence of operations on every path
  * and tile size: the bias (or 0), then the taps inside the input in kernel
@@ -859,16 +876,18 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_poolb_rows_a
             if (avg) {
                 v = _mm512_setzero_ps();
                 for (a = k0; a < k1; a++)
-                    for (b = c0; b < c1; b++) v = _mm512_add_ps(v, _mm512_loadu_ps(xb + (size_t)a * wf + (size_t)b * NNC_CB));
+                    for (b = c0; b < c1; b++)
+                        v = _mm512_add_ps(v, _mm512_loadu_ps(xb + (size_t)a * wf + (size_t)b * NNC_CB));
                 v = _mm512_div_ps(v, _mm512_set1_ps(div));
             } else {
                 int ty = oy * j->sh - j->ph, tx = ox * j->sw - j->pw;
                 v = _mm512_set1_ps(-INFINITY);
                 for (a = k0; a < k1; a++)
                     for (b = c0; b < c1; b++) {
-                        __m512 t = _mm512_loadu_ps(xb + (size_t)(ty + a * j->dh) * wf + (size_t)(tx + b * j->dw) * NNC_CB);
-                        v = _mm512_max_ps(t, v);  /* t > v ? t : v, v when either is NaN ... */
-                        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q), t);  /* ... but a NaN t wins */
+                        const float *p = xb + (size_t)(ty + a * j->dh) * wf + (size_t)(tx + b * j->dw) * NNC_CB;
+                        __m512 t = _mm512_loadu_ps(p);
+                        v = _mm512_max_ps(t, v); /* t > v ? t : v, v when either is NaN ... */
+                        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q), t); /* ... a NaN t wins */
                     }
             }
             _mm512_storeu_ps(yp, _mm512_maskz_mov_ps(msk, v));
@@ -1003,7 +1022,8 @@ static NNC_MAYBE_UNUSED void nnc_gapb_task(void *arg, int t)
     for (l = 0; l < NNC_CB; l++) acc[l] = 0.0;
     for (p = 0; p < j->hw; p++)
         for (l = 0; l < NNC_CB; l++) acc[l] += xb[p * NNC_CB + (size_t)l];
-    for (l = 0; l < lanes; l++) j->y[(size_t)s * (size_t)j->c + (size_t)(b * NNC_CB + l)] = (float)(acc[l] / (double)j->hw);
+    for (l = 0; l < lanes; l++)
+        j->y[(size_t)s * (size_t)j->c + (size_t)(b * NNC_CB + l)] = (float)(acc[l] / (double)j->hw);
 }
 
 /* y [n][c] (plain, contiguous) = the mean over the hw pixels of x (NCHW16c,

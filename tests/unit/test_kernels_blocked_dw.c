@@ -46,7 +46,8 @@ static void check_blocked_padding(const float *y, int n, int c, size_t hw, size_
         for (p = 0; p < hw; p++)
             for (l = c - (cb - 1) * NNC_CB; l < NNC_CB; l++) {
                 float v = y[(size_t)i * bs + ((size_t)(cb - 1) * hw + p) * NNC_CB + (size_t)l];
-                if (!(v == 0.0f && !signbit(v))) fail_msg("%s: padding lane %d of pixel %zu is %g", what, l, p, (double)v);
+                if (!(v == 0.0f && !signbit(v)))
+                    fail_msg("%s: padding lane %d of pixel %zu is %g", what, l, p, (double)v);
             }
         if (i + 1 < n)
             for (p = used; p < bs; p++)
@@ -106,13 +107,14 @@ static void ref_dw(const DCase *t, const float *x, const float *wt, const float 
         for (int ch = 0; ch < t->c; ch++)
             for (int oy = 0; oy < oh; oy++)
                 for (int ox = 0; ox < ow; ox++) {
-                    size_t o = (((size_t)i * (size_t)t->c + (size_t)ch) * (size_t)oh + (size_t)oy) * (size_t)ow + (size_t)ox;
+                    size_t plane = (size_t)i * (size_t)t->c + (size_t)ch;
+                    size_t o = (plane * (size_t)oh + (size_t)oy) * (size_t)ow + (size_t)ox;
                     double s = bias ? bias[ch] : 0.0;
                     for (int ki = 0; ki < t->kh; ki++)
                         for (int kj = 0; kj < t->kw; kj++) {
                             int iy = oy * t->sh - t->ph + ki * t->dh, ix = ox * t->sw - t->pw + kj * t->dw;
                             if (iy < 0 || iy >= t->h || ix < 0 || ix >= t->w) continue;
-                            s += (double)x[(((size_t)i * (size_t)t->c + (size_t)ch) * (size_t)t->h + (size_t)iy) * (size_t)t->w + (size_t)ix] *
+                            s += (double)x[(plane * (size_t)t->h + (size_t)iy) * (size_t)t->w + (size_t)ix] *
                                  wt[((size_t)ch * (size_t)t->kh + (size_t)ki) * (size_t)t->kw + (size_t)kj];
                         }
                     if (res) s += res[o];
@@ -236,7 +238,8 @@ static int pool_out(int in, int k, int s, int p, int d, int ceil_mode)
  * counted, at every isa and 1, 2, 3 threads, against the NCHW kernel's floats. */
 static void run_pool(Rng *r, const PCase *t, int avg)
 {
-    int oh = pool_out(t->h, t->kh, t->sh, t->ph, t->dh, t->ceil), ow = pool_out(t->w, t->kw, t->sw, t->pw, t->dw, t->ceil);
+    int oh = pool_out(t->h, t->kh, t->sh, t->ph, t->dh, t->ceil);
+    int ow = pool_out(t->w, t->kw, t->sw, t->pw, t->dw, t->ceil);
     size_t hw = (size_t)t->h * (size_t)t->w, ohw = (size_t)oh * (size_t)ow, xbs;
     size_t ys = nnc_blocked_floats(t->c, ohw) + GAP, yn = (size_t)t->n * (size_t)t->c * ohw;
     float *x = rand_floats(r, (size_t)t->n * (size_t)t->c * hw, 1.0f), *xb, *y[3], *out = new_floats(yn);
