@@ -729,7 +729,8 @@ static NNC_MAYBE_UNUSED void nnc_dwb_task(void *arg, int t)
  * channels, oh x ow, batch stride ys) = dwconv(x (h x w, batch stride xs))
  * + bias[c] (unpadded, or NULL) [+ residual (NCHW16c like y, batch stride
  * rs, or NULL)], then act (NNC_ACT_*, slope), nnc_epilogue's arithmetic. Any
- * kernel, stride, zero padding, dilation; wp from nnc_pack_dw_blocked. Over
+ * kernel, stride, zero padding, dilation; wp from nnc_pack_dw_blocked. y
+ * must alias neither x nor residual (a tile may be computed twice). Over
  * ctx's threads (NULL: one thread, nnc_cpu_isa()). */
 static NNC_MAYBE_UNUSED void nnc_dwconv_blocked(const nnc_ctx *ctx, int n, const float *x, size_t xs, int c, int h,
                                                 int w, const float *wp, const float *bias, float *y, size_t ys, int oh,
