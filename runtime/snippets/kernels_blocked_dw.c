@@ -191,30 +191,13 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
             wv = _mm512_loadu_ps(wt + (size_t)kj * NNC_CB);                                                           \
             R(NNC_DWB512_FMA)                                                                                         \
         }
-/* Three taps a kernel row, dilation 1, stride PS (a constant): the inputs
- * the pixels share are one load each (the compiler sees equal addresses). xt
- * is pixel 0's middle tap (its first may be outside the input: edges bit 0
- * skips it; bit 1 skips the last pixel's third tap). */
-#define NNC_DWB512_F3(p, k, PS)                                                                                       \
-    if (((k) != 0 || (p) != 0 || !(edges & 1)) && ((k) != 2 || (p) != tl || !(edges & 2)))                           \
-        a##p = _mm512_fmadd_ps(w##k, _mm512_loadu_ps(xt + ((ptrdiff_t)(p) * (PS) + (k)-1) * NNC_CB), a##p);
-#define NNC_DWB512_F3_0S1(p) NNC_DWB512_F3(p, 0, 1)
-#define NNC_DWB512_F3_1S1(p) NNC_DWB512_F3(p, 1, 1)
-#define NNC_DWB512_F3_2S1(p) NNC_DWB512_F3(p, 2, 1)
-#define NNC_DWB512_F3_0S2(p) NNC_DWB512_F3(p, 0, 2)
-#define NNC_DWB512_F3_1S2(p) NNC_DWB512_F3(p, 1, 2)
-#define NNC_DWB512_F3_2S2(p) NNC_DWB512_F3(p, 2, 2)
-#define NNC_DWB512_TAPS_3(R, S, T)                                                                                    \
-    const int tl = (T)-1;                                                                                             \
-    (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
-    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
-        __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + NNC_CB), w2 = _mm512_loadu_ps(wt + 2 * NNC_CB);    \
-        R(NNC_DWB512_F3_0##S) R(NNC_DWB512_F3_1##S) R(NNC_DWB512_F3_2##S)                                             \
-    }
-/* The same sums with every input loaded once into a register and used by
- * the pixels that share it (SEQ: input j of the tile's row, from pixel 0's
- * first tap, into the taps that meet it, each pixel's in kernel order); the
- * empty asm keeps the compiler from folding the load into every use. */
+/* Three taps a kernel row, dilation 1, stride S1 or S2: every input of the
+ * tile's kernel row loaded once into a register and multiplied into the
+ * pixels it meets (SEQ: input j, counted from pixel 0's first tap, into the
+ * taps that meet it, each pixel's taps in kernel order); the empty asm keeps
+ * the compiler from folding the load into every use instead. xt is pixel 0's
+ * middle tap: its first may be outside the input (edges bit 0 skips it; bit
+ * 1 skips the last pixel's third tap). */
 #define NNC_DWB512_LX(j)                                                                                              \
     xv = _mm512_loadu_ps(xt + ((ptrdiff_t)(j)-1) * NNC_CB);                                                           \
     __asm__("" : "+v"(xv));
@@ -463,14 +446,9 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
 }
 #undef NNC_DWB512_TILE
 #undef NNC_DWB512_TAPS_ANY
-#undef NNC_DWB512_TAPS_3
-#undef NNC_DWB512_F3
-#undef NNC_DWB512_F3_0S1
-#undef NNC_DWB512_F3_1S1
-#undef NNC_DWB512_F3_2S1
-#undef NNC_DWB512_F3_0S2
-#undef NNC_DWB512_F3_1S2
-#undef NNC_DWB512_F3_2S2
+#undef NNC_DWB512_TAPS_3R
+#undef NNC_DWB512_LX
+#undef NNC_DWB512_Q
 #undef NNC_DWB512_DECL
 #undef NNC_DWB512_FMA
 #undef NNC_DWB512_RES
@@ -494,22 +472,6 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
             wv = _mm256_loadu_ps(wt + (size_t)kj * NNC_CB);                                                           \
             R(NNC_DWB256_FMA)                                                                                         \
         }
-#define NNC_DWB256_F3(p, k, PS)                                                                                       \
-    if (((k) != 0 || (p) != 0 || !(edges & 1)) && ((k) != 2 || (p) != tl || !(edges & 2)))                           \
-        a##p = _mm256_fmadd_ps(w##k, _mm256_loadu_ps(xt + ((ptrdiff_t)(p) * (PS) + (k)-1) * NNC_CB), a##p);
-#define NNC_DWB256_F3_0S1(p) NNC_DWB256_F3(p, 0, 1)
-#define NNC_DWB256_F3_1S1(p) NNC_DWB256_F3(p, 1, 1)
-#define NNC_DWB256_F3_2S1(p) NNC_DWB256_F3(p, 2, 1)
-#define NNC_DWB256_F3_0S2(p) NNC_DWB256_F3(p, 0, 2)
-#define NNC_DWB256_F3_1S2(p) NNC_DWB256_F3(p, 1, 2)
-#define NNC_DWB256_F3_2S2(p) NNC_DWB256_F3(p, 2, 2)
-#define NNC_DWB256_TAPS_3(R, S, T)                                                                                    \
-    const int tl = (T)-1;                                                                                             \
-    (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
-    for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
-        __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + NNC_CB), w2 = _mm256_loadu_ps(wt + 2 * NNC_CB);    \
-        R(NNC_DWB256_F3_0##S) R(NNC_DWB256_F3_1##S) R(NNC_DWB256_F3_2##S)                                             \
-    }
 /* Each input loaded once, as the AVX-512 tiles' SEQ. */
 #define NNC_DWB256_LX(j)                                                                                              \
     xv = _mm256_loadu_ps(xt + ((ptrdiff_t)(j)-1) * NNC_CB);                                                           \
@@ -657,14 +619,9 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_av
 }
 #undef NNC_DWB256_TILE
 #undef NNC_DWB256_TAPS_ANY
-#undef NNC_DWB256_TAPS_3
-#undef NNC_DWB256_F3
-#undef NNC_DWB256_F3_0S1
-#undef NNC_DWB256_F3_1S1
-#undef NNC_DWB256_F3_2S1
-#undef NNC_DWB256_F3_0S2
-#undef NNC_DWB256_F3_1S2
-#undef NNC_DWB256_F3_2S2
+#undef NNC_DWB256_TAPS_3R
+#undef NNC_DWB256_LX
+#undef NNC_DWB256_Q
 #undef NNC_DWB256_DECL
 #undef NNC_DWB256_FMA
 #undef NNC_DWB256_RES
@@ -677,6 +634,14 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_av
 #undef NNC_DWB_R12
 #undef NNC_DWB_R7
 #undef NNC_DWB_R14
+#undef NNC_DWB512_SEQ14S1
+#undef NNC_DWB512_SEQ14S2
+#undef NNC_DWB512_SEQ12S1
+#undef NNC_DWB512_SEQ12S2
+#undef NNC_DWB512_SEQ7S1
+#undef NNC_DWB512_SEQ7S2
+#undef NNC_DWB256_SEQ7S1
+#undef NNC_DWB256_SEQ7S2
 #endif
 
 /* Task t: sample t / (cb * chunks), block t / chunks % cb, output rows chunk
