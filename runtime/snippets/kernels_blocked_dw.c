@@ -556,7 +556,9 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_av
     size_t rstep = (size_t)j->dh * (size_t)j->w * NNC_CB, kstep = (size_t)j->dw * NNC_CB;
     size_t pstep = (size_t)j->sw * NNC_CB, wrow = (size_t)kw * NNC_CB;
     int nk = r->k1 - r->k0, three = kw == 3 && j->dw == 1 && (j->sw == 1 || j->sw == 2);
-    for (half = 0; half < 2; half++) {
+    if (r->lanes <= 8)  /* the second half is all padding: zeros */
+        for (ox = ox0; ox < ox1; ox++) _mm256_storeu_ps(r->y + (size_t)ox * NNC_CB + 8, _mm256_setzero_ps());
+    for (half = 0; half < (r->lanes > 8 ? 2 : 1); half++) {
         const float *xb = r->xb + 8 * half, *bias = r->bias + 8 * half, *res = r->res ? r->res + 8 * half : NULL;
         const float *x0 = nk > 0 ? xb + (size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w * NNC_CB : xb;
         const float *w0 = r->wb + (size_t)(r->k0 * kw) * NNC_CB + 8 * half;
