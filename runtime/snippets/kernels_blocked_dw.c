@@ -824,9 +824,11 @@ static NNC_MAYBE_UNUSED void nnc_poolb_window(const nnc_poolb_job *j, int avg, i
 }
 
 /* Pooling of output rows [oy0, oy1) of one block, AVX-512: per pixel the
- * NCHW kernel's taps in its order with its arithmetic on 16 lanes (max: the
- * larger, a NaN tap replacing; average: the sum from 0 divided by the
- * divisor), padding lanes written 0. */
+ * NCHW kernel's taps in its order with its arithmetic on 16 lanes (average:
+ * the sum from 0 divided by the divisor; max: a tap replaces the max when
+ * greater or NaN, which is the running max of the numbers, ties keeping the
+ * first, unless a tap is NaN: then the last NaN tap, kept on a chain of its
+ * own), padding lanes written 0. */
 __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_poolb_rows_avx512(const nnc_poolb_job *j,
                                                                                       const float *xb, float *yb,
                                                                                       int oy0, int oy1, int lanes,
@@ -849,14 +851,16 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_poolb_rows_a
                 v = _mm512_div_ps(v, _mm512_set1_ps(div));
             } else {
                 int ty = oy * j->sh - j->ph, tx = ox * j->sw - j->pw;
+                __m512 nanv = _mm512_setzero_ps();
                 v = _mm512_set1_ps(-INFINITY);
                 for (a = k0; a < k1; a++)
                     for (b = c0; b < c1; b++) {
                         const float *p = xb + (size_t)(ty + a * j->dh) * wf + (size_t)(tx + b * j->dw) * NNC_CB;
                         __m512 t = _mm512_loadu_ps(p);
-                        v = _mm512_max_ps(t, v); /* t > v ? t : v, v when either is NaN ... */
-                        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q), t); /* ... a NaN t wins */
+                        v = _mm512_max_ps(t, v);  /* t > v ? t : v; v, never NaN, when t is NaN */
+                        nanv = _mm512_mask_mov_ps(nanv, _mm512_cmp_ps_mask(t, t, _CMP_UNORD_Q), t);  /* the last NaN */
                     }
+                v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(nanv, nanv, _CMP_UNORD_Q), nanv);
             }
             _mm512_storeu_ps(yp, _mm512_maskz_mov_ps(msk, v));
         }
@@ -890,14 +894,18 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_poolb_rows_
                 v0 = _mm256_div_ps(v0, d), v1 = _mm256_div_ps(v1, d);
             } else {
                 int ty = oy * j->sh - j->ph, tx = ox * j->sw - j->pw;
+                __m256 n0 = _mm256_setzero_ps(), n1 = n0;
                 v0 = v1 = _mm256_set1_ps(-INFINITY);
                 for (a = k0; a < k1; a++)
                     for (b = c0; b < c1; b++) {
                         const float *p = xb + (size_t)(ty + a * j->dh) * wf + (size_t)(tx + b * j->dw) * NNC_CB;
                         __m256 t0 = _mm256_loadu_ps(p), t1 = _mm256_loadu_ps(p + 8);
-                        v0 = _mm256_blendv_ps(_mm256_max_ps(t0, v0), t0, _mm256_cmp_ps(t0, t0, _CMP_UNORD_Q));
-                        v1 = _mm256_blendv_ps(_mm256_max_ps(t1, v1), t1, _mm256_cmp_ps(t1, t1, _CMP_UNORD_Q));
+                        v0 = _mm256_max_ps(t0, v0), v1 = _mm256_max_ps(t1, v1);
+                        n0 = _mm256_blendv_ps(n0, t0, _mm256_cmp_ps(t0, t0, _CMP_UNORD_Q));
+                        n1 = _mm256_blendv_ps(n1, t1, _mm256_cmp_ps(t1, t1, _CMP_UNORD_Q));
                     }
+                v0 = _mm256_blendv_ps(v0, n0, _mm256_cmp_ps(n0, n0, _CMP_UNORD_Q));
+                v1 = _mm256_blendv_ps(v1, n1, _mm256_cmp_ps(n1, n1, _CMP_UNORD_Q));
             }
             _mm256_storeu_ps(yp, _mm256_and_ps(m0, v0)), _mm256_storeu_ps(yp + 8, _mm256_and_ps(m1, v1));
         }

@@ -246,7 +246,12 @@ static void run_pool(Rng *r, const PCase *t, int avg)
     float *want = nan_floats(yn);
     int list[3], ni = isas(list);
     char what[200];
-    if (avg < 0 && t->n * t->c * (int)hw > 5) x[5] = NAN;  /* a NaN tap wins */
+    if (avg < 0 && t->n * t->c * (int)hw > 12) {  /* NaN taps win, the last one; ties keep the first (signed zeros) */
+        uint32_t bits = 0x7fc01234u;
+        float payload;
+        memcpy(&payload, &bits, sizeof payload);
+        x[5] = NAN, x[6] = payload, x[7] = -0.0f, x[8] = 0.0f, x[9] = 0.0f, x[10] = -0.0f, x[12] = -NAN;
+    }
     xb = to_blocked_garbage(r, x, t->n, t->c, hw, &xbs);
     if (avg < 0)
         nnc_maxpool2d(t->n, x, (size_t)t->c * hw, t->c, t->h, t->w, want, (size_t)t->c * ohw, oh, ow, t->kh, t->kw,
