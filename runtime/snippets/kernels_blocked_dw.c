@@ -166,14 +166,29 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
 }
 
 #if NNC_X86
-/* The tiles of the AVX-512 path: T consecutive output pixels of a row whose
- * taps are all inside the input (xt: the input vector of the first pixel's
- * tap (k0, 0); rstep: floats between kernel rows; kstep between a row's taps;
- * pstep between consecutive pixels' inputs), a__ accumulators in registers. */
+/* The tiles of the SIMD paths: T consecutive output pixels of a row whose
+ * taps are all inside the input, a0 .. a(T-1) accumulators in registers.
+ * Any kernel (TAPS_ANY): xt is the input vector of the first pixel's first
+ * tap (kernel row k0); rstep floats between kernel rows, kstep between a
+ * row's taps, pstep between consecutive pixels' inputs; kn taps a row, the
+ * weights of consecutive kernel rows wrow floats apart.
+ *
+ * Kernels 3 or 5 wide (K) at column dilation 1 and stride S1 or S2
+ * (TAPS_R, the "register" tiles r{T}s{S}k{K}): every input vector of a
+ * kernel row is loaded once and multiplied into each pixel it meets (SEQ:
+ * input j, counted from pixel 0's first tap, into the taps (pixel p, tap k)
+ * with p*S + k = j, so each pixel's taps come in kernel order); the empty asm
+ * keeps the compiler from folding the load into every use instead (3x3 at
+ * stride 1: a third of the loads). xt is pixel 0's middle tap. Inputs j <
+ * jlo and j > jhi, which only a tile at the row's ends has, lie outside the
+ * input and are skipped with the taps that meet them, so a tile at the
+ * border computes its border pixels' sums over exactly their inside taps
+ * (MobileNet's padding-1 rows go whole in tiles). The SEQ lists are written
+ * out (generated) for T, S, K. */
 #define NNC_DWB_R1(X) X(0)
 #define NNC_DWB_R4(X) X(0) X(1) X(2) X(3)
-#define NNC_DWB_R8(X) NNC_DWB_R4(X) X(4) X(5) X(6) X(7)
 #define NNC_DWB_R7(X) NNC_DWB_R4(X) X(4) X(5) X(6)
+#define NNC_DWB_R8(X) NNC_DWB_R4(X) X(4) X(5) X(6) X(7)
 #define NNC_DWB_R12(X) NNC_DWB_R8(X) X(8) X(9) X(10) X(11)
 #define NNC_DWB_R14(X) NNC_DWB_R12(X) X(12) X(13)
 #define NNC_DWB512_DECL(p) __m512 a##p = bv;
@@ -182,8 +197,6 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
 #define NNC_DWB512_RELU(p) a##p = _mm512_max_ps(z, a##p);
 #define NNC_DWB512_MIN6(p) a##p = _mm512_min_ps(six, a##p);
 #define NNC_DWB512_STORE(p) _mm512_storeu_ps(y + (size_t)(p) * NNC_CB, _mm512_maskz_mov_ps(m, a##p));
-/* Any kernel: kn taps a kernel row (kstep floats apart), the weights of
- * consecutive kernel rows wrow floats apart. */
 #define NNC_DWB512_TAPS_ANY(R)                                                                                        \
     for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow)                                                              \
         for (kj = 0; kj < kn; kj++) {                                                                                 \
@@ -191,19 +204,17 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
             wv = _mm512_loadu_ps(wt + (size_t)kj * NNC_CB);                                                           \
             R(NNC_DWB512_FMA)                                                                                         \
         }
-/* Three taps a kernel row, dilation 1, stride S1 or S2: every input of the
- * tile's kernel row loaded once into a register and multiplied into the
- * pixels it meets (SEQ: input j, counted from pixel 0's first tap, into the
- * taps that meet it, each pixel's taps in kernel order); the empty asm keeps
- * the compiler from folding the load into every use instead. xt is pixel 0's
- * middle tap: its first may be outside the input (edges bit 0 skips it; bit
- * 1 skips the last pixel's third tap). */
 #define NNC_DWB512_LX(j)                                                                                              \
-    xv = _mm512_loadu_ps(xt + ((ptrdiff_t)(j)-1) * NNC_CB);                                                           \
+    xv = _mm512_loadu_ps(xt + ((ptrdiff_t)(j)-hk) * NNC_CB);                                                          \
     __asm__("" : "+v"(xv));
 #define NNC_DWB512_Q(p, k) a##p = _mm512_fmadd_ps(w##k, xv, a##p);
-#define NNC_DWB512_SEQ14S1                                                                                            \
-    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+#define NNC_DWB512_W3                                                                                                 \
+    __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + NNC_CB), w2 = _mm512_loadu_ps(wt + 2 * NNC_CB);
+#define NNC_DWB512_W5                                                                                                 \
+    __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + NNC_CB), w2 = _mm512_loadu_ps(wt + 2 * NNC_CB);        \
+    __m512 w3 = _mm512_loadu_ps(wt + 3 * NNC_CB), w4 = _mm512_loadu_ps(wt + 4 * NNC_CB);
+#define NNC_DWB512_SEQ14S1K3                                                                                          \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
     NNC_DWB512_LX(1) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 1)                                                            \
     NNC_DWB512_LX(2) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 2)                                         \
     NNC_DWB512_LX(3) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 2)                                         \
@@ -218,9 +229,29 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
     NNC_DWB512_LX(12) NNC_DWB512_Q(12, 0) NNC_DWB512_Q(11, 1) NNC_DWB512_Q(10, 2)                                     \
     NNC_DWB512_LX(13) NNC_DWB512_Q(13, 0) NNC_DWB512_Q(12, 1) NNC_DWB512_Q(11, 2)                                     \
     NNC_DWB512_LX(14) NNC_DWB512_Q(13, 1) NNC_DWB512_Q(12, 2)                                                         \
-    if (!(edges & 2)) { NNC_DWB512_LX(15) NNC_DWB512_Q(13, 2) }
-#define NNC_DWB512_SEQ14S2                                                                                            \
-    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    if (15 <= jhi) { NNC_DWB512_LX(15) NNC_DWB512_Q(13, 2) }
+#define NNC_DWB512_SEQ14S1K5                                                                                          \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
+    if (1 >= jlo) { NNC_DWB512_LX(1) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 1) }                                          \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 2)                                         \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 2) NNC_DWB512_Q(0, 3)                      \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 1) NNC_DWB512_Q(2, 2) NNC_DWB512_Q(1, 3) NNC_DWB512_Q(0, 4)   \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 2) NNC_DWB512_Q(2, 3) NNC_DWB512_Q(1, 4)   \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 2) NNC_DWB512_Q(3, 3) NNC_DWB512_Q(2, 4)   \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(7, 0) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 2) NNC_DWB512_Q(4, 3) NNC_DWB512_Q(3, 4)   \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(8, 0) NNC_DWB512_Q(7, 1) NNC_DWB512_Q(6, 2) NNC_DWB512_Q(5, 3) NNC_DWB512_Q(4, 4)   \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(9, 0) NNC_DWB512_Q(8, 1) NNC_DWB512_Q(7, 2) NNC_DWB512_Q(6, 3) NNC_DWB512_Q(5, 4)   \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(10, 0) NNC_DWB512_Q(9, 1) NNC_DWB512_Q(8, 2) NNC_DWB512_Q(7, 3) NNC_DWB512_Q(6, 4) \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 1) NNC_DWB512_Q(9, 2) NNC_DWB512_Q(8, 3) NNC_DWB512_Q(7, 4)\
+    NNC_DWB512_LX(12) NNC_DWB512_Q(12, 0) NNC_DWB512_Q(11, 1) NNC_DWB512_Q(10, 2) NNC_DWB512_Q(9, 3) NNC_DWB512_Q(8, 4)\
+    NNC_DWB512_LX(13) NNC_DWB512_Q(13, 0) NNC_DWB512_Q(12, 1) NNC_DWB512_Q(11, 2)                                     \
+        NNC_DWB512_Q(10, 3) NNC_DWB512_Q(9, 4)                                                                        \
+    NNC_DWB512_LX(14) NNC_DWB512_Q(13, 1) NNC_DWB512_Q(12, 2) NNC_DWB512_Q(11, 3) NNC_DWB512_Q(10, 4)                 \
+    NNC_DWB512_LX(15) NNC_DWB512_Q(13, 2) NNC_DWB512_Q(12, 3) NNC_DWB512_Q(11, 4)                                     \
+    if (16 <= jhi) { NNC_DWB512_LX(16) NNC_DWB512_Q(13, 3) NNC_DWB512_Q(12, 4) }                                      \
+    if (17 <= jhi) { NNC_DWB512_LX(17) NNC_DWB512_Q(13, 4) }
+#define NNC_DWB512_SEQ14S2K3                                                                                          \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
     NNC_DWB512_LX(1) NNC_DWB512_Q(0, 1)                                                                               \
     NNC_DWB512_LX(2) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 2)                                                            \
     NNC_DWB512_LX(3) NNC_DWB512_Q(1, 1)                                                                               \
@@ -248,9 +279,41 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
     NNC_DWB512_LX(25) NNC_DWB512_Q(12, 1)                                                                             \
     NNC_DWB512_LX(26) NNC_DWB512_Q(13, 0) NNC_DWB512_Q(12, 2)                                                         \
     NNC_DWB512_LX(27) NNC_DWB512_Q(13, 1)                                                                             \
-    if (!(edges & 2)) { NNC_DWB512_LX(28) NNC_DWB512_Q(13, 2) }
-#define NNC_DWB512_SEQ12S1                                                                                            \
-    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    if (28 <= jhi) { NNC_DWB512_LX(28) NNC_DWB512_Q(13, 2) }
+#define NNC_DWB512_SEQ14S2K5                                                                                          \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
+    if (1 >= jlo) { NNC_DWB512_LX(1) NNC_DWB512_Q(0, 1) }                                                             \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 2)                                                            \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 3)                                                            \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 2) NNC_DWB512_Q(0, 4)                                         \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 3)                                                            \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 2) NNC_DWB512_Q(1, 4)                                         \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(3, 1) NNC_DWB512_Q(2, 3)                                                            \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 2) NNC_DWB512_Q(2, 4)                                         \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 3)                                                            \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 2) NNC_DWB512_Q(3, 4)                                        \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 3)                                                           \
+    NNC_DWB512_LX(12) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 2) NNC_DWB512_Q(4, 4)                                        \
+    NNC_DWB512_LX(13) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 3)                                                           \
+    NNC_DWB512_LX(14) NNC_DWB512_Q(7, 0) NNC_DWB512_Q(6, 2) NNC_DWB512_Q(5, 4)                                        \
+    NNC_DWB512_LX(15) NNC_DWB512_Q(7, 1) NNC_DWB512_Q(6, 3)                                                           \
+    NNC_DWB512_LX(16) NNC_DWB512_Q(8, 0) NNC_DWB512_Q(7, 2) NNC_DWB512_Q(6, 4)                                        \
+    NNC_DWB512_LX(17) NNC_DWB512_Q(8, 1) NNC_DWB512_Q(7, 3)                                                           \
+    NNC_DWB512_LX(18) NNC_DWB512_Q(9, 0) NNC_DWB512_Q(8, 2) NNC_DWB512_Q(7, 4)                                        \
+    NNC_DWB512_LX(19) NNC_DWB512_Q(9, 1) NNC_DWB512_Q(8, 3)                                                           \
+    NNC_DWB512_LX(20) NNC_DWB512_Q(10, 0) NNC_DWB512_Q(9, 2) NNC_DWB512_Q(8, 4)                                       \
+    NNC_DWB512_LX(21) NNC_DWB512_Q(10, 1) NNC_DWB512_Q(9, 3)                                                          \
+    NNC_DWB512_LX(22) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 2) NNC_DWB512_Q(9, 4)                                      \
+    NNC_DWB512_LX(23) NNC_DWB512_Q(11, 1) NNC_DWB512_Q(10, 3)                                                         \
+    NNC_DWB512_LX(24) NNC_DWB512_Q(12, 0) NNC_DWB512_Q(11, 2) NNC_DWB512_Q(10, 4)                                     \
+    NNC_DWB512_LX(25) NNC_DWB512_Q(12, 1) NNC_DWB512_Q(11, 3)                                                         \
+    NNC_DWB512_LX(26) NNC_DWB512_Q(13, 0) NNC_DWB512_Q(12, 2) NNC_DWB512_Q(11, 4)                                     \
+    NNC_DWB512_LX(27) NNC_DWB512_Q(13, 1) NNC_DWB512_Q(12, 3)                                                         \
+    NNC_DWB512_LX(28) NNC_DWB512_Q(13, 2) NNC_DWB512_Q(12, 4)                                                         \
+    if (29 <= jhi) { NNC_DWB512_LX(29) NNC_DWB512_Q(13, 3) }                                                          \
+    if (30 <= jhi) { NNC_DWB512_LX(30) NNC_DWB512_Q(13, 4) }
+#define NNC_DWB512_SEQ12S1K3                                                                                          \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
     NNC_DWB512_LX(1) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 1)                                                            \
     NNC_DWB512_LX(2) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 2)                                         \
     NNC_DWB512_LX(3) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 2)                                         \
@@ -263,9 +326,26 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
     NNC_DWB512_LX(10) NNC_DWB512_Q(10, 0) NNC_DWB512_Q(9, 1) NNC_DWB512_Q(8, 2)                                       \
     NNC_DWB512_LX(11) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 1) NNC_DWB512_Q(9, 2)                                      \
     NNC_DWB512_LX(12) NNC_DWB512_Q(11, 1) NNC_DWB512_Q(10, 2)                                                         \
-    if (!(edges & 2)) { NNC_DWB512_LX(13) NNC_DWB512_Q(11, 2) }
-#define NNC_DWB512_SEQ12S2                                                                                            \
-    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    if (13 <= jhi) { NNC_DWB512_LX(13) NNC_DWB512_Q(11, 2) }
+#define NNC_DWB512_SEQ12S1K5                                                                                          \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
+    if (1 >= jlo) { NNC_DWB512_LX(1) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 1) }                                          \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 2)                                         \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 2) NNC_DWB512_Q(0, 3)                      \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 1) NNC_DWB512_Q(2, 2) NNC_DWB512_Q(1, 3) NNC_DWB512_Q(0, 4)   \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 2) NNC_DWB512_Q(2, 3) NNC_DWB512_Q(1, 4)   \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 2) NNC_DWB512_Q(3, 3) NNC_DWB512_Q(2, 4)   \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(7, 0) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 2) NNC_DWB512_Q(4, 3) NNC_DWB512_Q(3, 4)   \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(8, 0) NNC_DWB512_Q(7, 1) NNC_DWB512_Q(6, 2) NNC_DWB512_Q(5, 3) NNC_DWB512_Q(4, 4)   \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(9, 0) NNC_DWB512_Q(8, 1) NNC_DWB512_Q(7, 2) NNC_DWB512_Q(6, 3) NNC_DWB512_Q(5, 4)   \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(10, 0) NNC_DWB512_Q(9, 1) NNC_DWB512_Q(8, 2) NNC_DWB512_Q(7, 3) NNC_DWB512_Q(6, 4) \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 1) NNC_DWB512_Q(9, 2) NNC_DWB512_Q(8, 3) NNC_DWB512_Q(7, 4)\
+    NNC_DWB512_LX(12) NNC_DWB512_Q(11, 1) NNC_DWB512_Q(10, 2) NNC_DWB512_Q(9, 3) NNC_DWB512_Q(8, 4)                   \
+    NNC_DWB512_LX(13) NNC_DWB512_Q(11, 2) NNC_DWB512_Q(10, 3) NNC_DWB512_Q(9, 4)                                      \
+    if (14 <= jhi) { NNC_DWB512_LX(14) NNC_DWB512_Q(11, 3) NNC_DWB512_Q(10, 4) }                                      \
+    if (15 <= jhi) { NNC_DWB512_LX(15) NNC_DWB512_Q(11, 4) }
+#define NNC_DWB512_SEQ12S2K3                                                                                          \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
     NNC_DWB512_LX(1) NNC_DWB512_Q(0, 1)                                                                               \
     NNC_DWB512_LX(2) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 2)                                                            \
     NNC_DWB512_LX(3) NNC_DWB512_Q(1, 1)                                                                               \
@@ -289,9 +369,37 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
     NNC_DWB512_LX(21) NNC_DWB512_Q(10, 1)                                                                             \
     NNC_DWB512_LX(22) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 2)                                                         \
     NNC_DWB512_LX(23) NNC_DWB512_Q(11, 1)                                                                             \
-    if (!(edges & 2)) { NNC_DWB512_LX(24) NNC_DWB512_Q(11, 2) }
-#define NNC_DWB512_SEQ7S1                                                                                             \
-    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    if (24 <= jhi) { NNC_DWB512_LX(24) NNC_DWB512_Q(11, 2) }
+#define NNC_DWB512_SEQ12S2K5                                                                                          \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
+    if (1 >= jlo) { NNC_DWB512_LX(1) NNC_DWB512_Q(0, 1) }                                                             \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 2)                                                            \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 3)                                                            \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 2) NNC_DWB512_Q(0, 4)                                         \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 3)                                                            \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 2) NNC_DWB512_Q(1, 4)                                         \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(3, 1) NNC_DWB512_Q(2, 3)                                                            \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 2) NNC_DWB512_Q(2, 4)                                         \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 3)                                                            \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 2) NNC_DWB512_Q(3, 4)                                        \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 3)                                                           \
+    NNC_DWB512_LX(12) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 2) NNC_DWB512_Q(4, 4)                                        \
+    NNC_DWB512_LX(13) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 3)                                                           \
+    NNC_DWB512_LX(14) NNC_DWB512_Q(7, 0) NNC_DWB512_Q(6, 2) NNC_DWB512_Q(5, 4)                                        \
+    NNC_DWB512_LX(15) NNC_DWB512_Q(7, 1) NNC_DWB512_Q(6, 3)                                                           \
+    NNC_DWB512_LX(16) NNC_DWB512_Q(8, 0) NNC_DWB512_Q(7, 2) NNC_DWB512_Q(6, 4)                                        \
+    NNC_DWB512_LX(17) NNC_DWB512_Q(8, 1) NNC_DWB512_Q(7, 3)                                                           \
+    NNC_DWB512_LX(18) NNC_DWB512_Q(9, 0) NNC_DWB512_Q(8, 2) NNC_DWB512_Q(7, 4)                                        \
+    NNC_DWB512_LX(19) NNC_DWB512_Q(9, 1) NNC_DWB512_Q(8, 3)                                                           \
+    NNC_DWB512_LX(20) NNC_DWB512_Q(10, 0) NNC_DWB512_Q(9, 2) NNC_DWB512_Q(8, 4)                                       \
+    NNC_DWB512_LX(21) NNC_DWB512_Q(10, 1) NNC_DWB512_Q(9, 3)                                                          \
+    NNC_DWB512_LX(22) NNC_DWB512_Q(11, 0) NNC_DWB512_Q(10, 2) NNC_DWB512_Q(9, 4)                                      \
+    NNC_DWB512_LX(23) NNC_DWB512_Q(11, 1) NNC_DWB512_Q(10, 3)                                                         \
+    NNC_DWB512_LX(24) NNC_DWB512_Q(11, 2) NNC_DWB512_Q(10, 4)                                                         \
+    if (25 <= jhi) { NNC_DWB512_LX(25) NNC_DWB512_Q(11, 3) }                                                          \
+    if (26 <= jhi) { NNC_DWB512_LX(26) NNC_DWB512_Q(11, 4) }
+#define NNC_DWB512_SEQ7S1K3                                                                                           \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
     NNC_DWB512_LX(1) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 1)                                                            \
     NNC_DWB512_LX(2) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 2)                                         \
     NNC_DWB512_LX(3) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 2)                                         \
@@ -299,9 +407,21 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
     NNC_DWB512_LX(5) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 2)                                         \
     NNC_DWB512_LX(6) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 2)                                         \
     NNC_DWB512_LX(7) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 2)                                                            \
-    if (!(edges & 2)) { NNC_DWB512_LX(8) NNC_DWB512_Q(6, 2) }
-#define NNC_DWB512_SEQ7S2                                                                                             \
-    if (!(edges & 1)) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                         \
+    if (8 <= jhi) { NNC_DWB512_LX(8) NNC_DWB512_Q(6, 2) }
+#define NNC_DWB512_SEQ7S1K5                                                                                           \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
+    if (1 >= jlo) { NNC_DWB512_LX(1) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 1) }                                          \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 2)                                         \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 2) NNC_DWB512_Q(0, 3)                      \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 1) NNC_DWB512_Q(2, 2) NNC_DWB512_Q(1, 3) NNC_DWB512_Q(0, 4)   \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 2) NNC_DWB512_Q(2, 3) NNC_DWB512_Q(1, 4)   \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 2) NNC_DWB512_Q(3, 3) NNC_DWB512_Q(2, 4)   \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 2) NNC_DWB512_Q(4, 3) NNC_DWB512_Q(3, 4)                      \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(6, 2) NNC_DWB512_Q(5, 3) NNC_DWB512_Q(4, 4)                                         \
+    if (9 <= jhi) { NNC_DWB512_LX(9) NNC_DWB512_Q(6, 3) NNC_DWB512_Q(5, 4) }                                          \
+    if (10 <= jhi) { NNC_DWB512_LX(10) NNC_DWB512_Q(6, 4) }
+#define NNC_DWB512_SEQ7S2K3                                                                                           \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
     NNC_DWB512_LX(1) NNC_DWB512_Q(0, 1)                                                                               \
     NNC_DWB512_LX(2) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 2)                                                            \
     NNC_DWB512_LX(3) NNC_DWB512_Q(1, 1)                                                                               \
@@ -315,23 +435,41 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
     NNC_DWB512_LX(11) NNC_DWB512_Q(5, 1)                                                                              \
     NNC_DWB512_LX(12) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 2)                                                           \
     NNC_DWB512_LX(13) NNC_DWB512_Q(6, 1)                                                                              \
-    if (!(edges & 2)) { NNC_DWB512_LX(14) NNC_DWB512_Q(6, 2) }
-#define NNC_DWB512_TAPS_3R(R, S, T)                                                                                   \
+    if (14 <= jhi) { NNC_DWB512_LX(14) NNC_DWB512_Q(6, 2) }
+#define NNC_DWB512_SEQ7S2K5                                                                                           \
+    if (0 >= jlo) { NNC_DWB512_LX(0) NNC_DWB512_Q(0, 0) }                                                             \
+    if (1 >= jlo) { NNC_DWB512_LX(1) NNC_DWB512_Q(0, 1) }                                                             \
+    NNC_DWB512_LX(2) NNC_DWB512_Q(1, 0) NNC_DWB512_Q(0, 2)                                                            \
+    NNC_DWB512_LX(3) NNC_DWB512_Q(1, 1) NNC_DWB512_Q(0, 3)                                                            \
+    NNC_DWB512_LX(4) NNC_DWB512_Q(2, 0) NNC_DWB512_Q(1, 2) NNC_DWB512_Q(0, 4)                                         \
+    NNC_DWB512_LX(5) NNC_DWB512_Q(2, 1) NNC_DWB512_Q(1, 3)                                                            \
+    NNC_DWB512_LX(6) NNC_DWB512_Q(3, 0) NNC_DWB512_Q(2, 2) NNC_DWB512_Q(1, 4)                                         \
+    NNC_DWB512_LX(7) NNC_DWB512_Q(3, 1) NNC_DWB512_Q(2, 3)                                                            \
+    NNC_DWB512_LX(8) NNC_DWB512_Q(4, 0) NNC_DWB512_Q(3, 2) NNC_DWB512_Q(2, 4)                                         \
+    NNC_DWB512_LX(9) NNC_DWB512_Q(4, 1) NNC_DWB512_Q(3, 3)                                                            \
+    NNC_DWB512_LX(10) NNC_DWB512_Q(5, 0) NNC_DWB512_Q(4, 2) NNC_DWB512_Q(3, 4)                                        \
+    NNC_DWB512_LX(11) NNC_DWB512_Q(5, 1) NNC_DWB512_Q(4, 3)                                                           \
+    NNC_DWB512_LX(12) NNC_DWB512_Q(6, 0) NNC_DWB512_Q(5, 2) NNC_DWB512_Q(4, 4)                                        \
+    NNC_DWB512_LX(13) NNC_DWB512_Q(6, 1) NNC_DWB512_Q(5, 3)                                                           \
+    NNC_DWB512_LX(14) NNC_DWB512_Q(6, 2) NNC_DWB512_Q(5, 4)                                                           \
+    if (15 <= jhi) { NNC_DWB512_LX(15) NNC_DWB512_Q(6, 3) }                                                           \
+    if (16 <= jhi) { NNC_DWB512_LX(16) NNC_DWB512_Q(6, 4) }
+#define NNC_DWB512_TAPS_R(SEQ, WK, K)                                                                                 \
+    const int hk = ((K)-1) / 2;                                                                                       \
     (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
     for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
-        __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + NNC_CB), w2 = _mm512_loadu_ps(wt + 2 * NNC_CB);    \
-        __m512 xv;                                                                                                    \
-        NNC_DWB512_SEQ##T##S                                                                                          \
+        WK __m512 xv;                                                                                                 \
+        SEQ                                                                                                           \
     }
 #define NNC_DWB512_TILE(NAME, R, TAPS)                                                                                \
     __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void NAME(                                             \
         const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kn, size_t wrow, const float *wt,      \
-        const float *bias, const float *res, float *y, int act, __mmask16 m, int edges)                               \
+        const float *bias, const float *res, float *y, int act, __mmask16 m, int jlo, int jhi)                        \
     {                                                                                                                 \
         __m512 bv = _mm512_loadu_ps(bias), wv, z = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);                   \
         int ki, kj;                                                                                                   \
         R(NNC_DWB512_DECL)                                                                                            \
-        (void)edges;                                                                                                  \
+        (void)jlo, (void)jhi;                                                                                         \
         TAPS                                                                                                          \
         if (res) {                                                                                                    \
             R(NNC_DWB512_RES)                                                                                         \
@@ -347,19 +485,41 @@ static NNC_MAYBE_UNUSED void nnc_dwb_cols_c(const nnc_dwb_job *j, const nnc_dwb_
 NNC_DWB512_TILE(nnc_dwb512_t1, NNC_DWB_R1, NNC_DWB512_TAPS_ANY(NNC_DWB_R1))
 NNC_DWB512_TILE(nnc_dwb512_t4, NNC_DWB_R4, NNC_DWB512_TAPS_ANY(NNC_DWB_R4))
 NNC_DWB512_TILE(nnc_dwb512_t12, NNC_DWB_R12, NNC_DWB512_TAPS_ANY(NNC_DWB_R12))
-NNC_DWB512_TILE(nnc_dwb512_t12s1, NNC_DWB_R12, NNC_DWB512_TAPS_3R(NNC_DWB_R12, S1, 12))
-NNC_DWB512_TILE(nnc_dwb512_t12s2, NNC_DWB_R12, NNC_DWB512_TAPS_3R(NNC_DWB_R12, S2, 12))
-NNC_DWB512_TILE(nnc_dwb512_t14s1, NNC_DWB_R14, NNC_DWB512_TAPS_3R(NNC_DWB_R14, S1, 14))
-NNC_DWB512_TILE(nnc_dwb512_t14s2, NNC_DWB_R14, NNC_DWB512_TAPS_3R(NNC_DWB_R14, S2, 14))
-NNC_DWB512_TILE(nnc_dwb512_t7s1, NNC_DWB_R7, NNC_DWB512_TAPS_3R(NNC_DWB_R7, S1, 7))
-NNC_DWB512_TILE(nnc_dwb512_t7s2, NNC_DWB_R7, NNC_DWB512_TAPS_3R(NNC_DWB_R7, S2, 7))
+NNC_DWB512_TILE(nnc_dwb512_r14s1k3, NNC_DWB_R14, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ14S1K3, NNC_DWB512_W3, 3))
+NNC_DWB512_TILE(nnc_dwb512_r14s1k5, NNC_DWB_R14, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ14S1K5, NNC_DWB512_W5, 5))
+NNC_DWB512_TILE(nnc_dwb512_r14s2k3, NNC_DWB_R14, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ14S2K3, NNC_DWB512_W3, 3))
+NNC_DWB512_TILE(nnc_dwb512_r14s2k5, NNC_DWB_R14, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ14S2K5, NNC_DWB512_W5, 5))
+NNC_DWB512_TILE(nnc_dwb512_r12s1k3, NNC_DWB_R12, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ12S1K3, NNC_DWB512_W3, 3))
+NNC_DWB512_TILE(nnc_dwb512_r12s1k5, NNC_DWB_R12, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ12S1K5, NNC_DWB512_W5, 5))
+NNC_DWB512_TILE(nnc_dwb512_r12s2k3, NNC_DWB_R12, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ12S2K3, NNC_DWB512_W3, 3))
+NNC_DWB512_TILE(nnc_dwb512_r12s2k5, NNC_DWB_R12, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ12S2K5, NNC_DWB512_W5, 5))
+NNC_DWB512_TILE(nnc_dwb512_r7s1k3, NNC_DWB_R7, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ7S1K3, NNC_DWB512_W3, 3))
+NNC_DWB512_TILE(nnc_dwb512_r7s1k5, NNC_DWB_R7, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ7S1K5, NNC_DWB512_W5, 5))
+NNC_DWB512_TILE(nnc_dwb512_r7s2k3, NNC_DWB_R7, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ7S2K3, NNC_DWB512_W3, 3))
+NNC_DWB512_TILE(nnc_dwb512_r7s2k5, NNC_DWB_R7, NNC_DWB512_TAPS_R(NNC_DWB512_SEQ7S2K5, NNC_DWB512_W5, 5))
+typedef void (*nnc_dwb512_fn)(const float *, size_t, size_t, size_t, int, int, size_t, const float *, const float *,
+                              const float *, float *, int, __mmask16, int, int);
+/* The register tile of t pixels (14, 12, 7) at stride 1 (s1) or 2, kernel width 3 (k3) or 5. */
+__attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED nnc_dwb512_fn nnc_dwb512_pick(int t, int s1, int k3)
+{
+    if (t == 14)
+        return s1 ? (k3 ? nnc_dwb512_r14s1k3 : nnc_dwb512_r14s1k5)
+                  : (k3 ? nnc_dwb512_r14s2k3 : nnc_dwb512_r14s2k5);
+    if (t == 12)
+        return s1 ? (k3 ? nnc_dwb512_r12s1k3 : nnc_dwb512_r12s1k5)
+                  : (k3 ? nnc_dwb512_r12s2k3 : nnc_dwb512_r12s2k5);
+    (void)t;
+    return s1 ? (k3 ? nnc_dwb512_r7s1k3 : nnc_dwb512_r7s1k5) : (k3 ? nnc_dwb512_r7s2k3 : nnc_dwb512_r7s2k5);
+}
 
-/* Output pixels [ox0, ox1) of a row, AVX-512: a border pixel as a one-pixel
- * tile of its taps inside the input (per kernel row a range of columns), the
- * interior in tiles of 12 (3x3 kernels at dilation 1 and stride 1 or 2: a
- * tile of their own), then 4, then 1 (a short tail re-runs the last whole
- * tile's width ending at the interior's end when there is room: the same
- * values written again). */
+/* Output pixels [ox0, ox1) of a row, AVX-512. Kernels 3 or 5 wide at
+ * column dilation 1, stride 1 or 2 and padding (kw - 1) / 2 (MobileNet's,
+ * EfficientNet's): the whole row in register tiles of 14, then 7 pixels
+ * (MobileNet's widths; a short tail re-runs a whole tile ending at the row's
+ * end: the same values written again), the pixels left one at a time.
+ * Otherwise a border pixel goes as a one-pixel tile of its taps inside the
+ * input (per kernel row a range of columns), the interior in tiles of 12
+ * (register tiles when the kernel allows), then 4, then 1. */
 __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx512(const nnc_dwb_job *j,
                                                                                     const nnc_dwb_row *r, int ox0,
                                                                                     int ox1)
@@ -368,30 +528,25 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
     __mmask16 m = (__mmask16)((1u << r->lanes) - 1u);
     size_t rstep = (size_t)j->dh * (size_t)j->w * NNC_CB, kstep = (size_t)j->dw * NNC_CB;
     size_t pstep = (size_t)j->sw * NNC_CB, wrow = (size_t)j->kw * NNC_CB;
-    int nk = r->k1 - r->k0, kw = j->kw, three = kw == 3 && j->dw == 1 && (j->sw == 1 || j->sw == 2);
+    int nk = r->k1 - r->k0, kw = j->kw, sw = j->sw, hk = (kw - 1) / 2;
+    int reg = (kw == 3 || kw == 5) && j->dw == 1 && (sw == 1 || sw == 2);
     const float *x0 = nk > 0 ? r->xb + (size_t)(r->ty + r->k0 * j->dh) * (size_t)j->w * NNC_CB : r->xb;
     const float *w0 = r->wb + (size_t)(r->k0 * kw) * NNC_CB;
     if (hi < lo) hi = lo;
-    if (three && j->pw == 1 && ox0 == 0 && ox1 == j->ow && nk > 0) {
-        /* 3x3, padding 1: pixel 0 misses its first tap, at most the last
-         * pixel its third, every other pixel has all three: tiles of 14 and 7
-         * (MobileNet's widths) over the whole row, the tile's first and last
-         * pixel told whether they are those; what is left over as border
-         * pixels (any pixel is one) */
-        int s1 = j->sw == 1, e;
-#define NNC_DWB512_ROW(T, at)                                                                                         \
-    (e = ((at) == 0) | ((at) + (T)-1 >= hi) << 1,                                                                     \
-     (s1 ? nnc_dwb512_t##T##s1 : nnc_dwb512_t##T##s2)(                                                                \
-         x0 + (size_t)((at) * j->sw) * NNC_CB, rstep, kstep, pstep, nk, kw, wrow, w0, r->bias,                 \
-         r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m, e))
-        for (ox = 0; ox + 14 <= ox1; ox += 14) NNC_DWB512_ROW(14, ox);
+    if (reg && j->pw == hk && ox0 == 0 && ox1 == j->ow && nk > 0) {
+        nnc_dwb512_fn f14 = nnc_dwb512_pick(14, sw == 1, kw == 3), f7 = nnc_dwb512_pick(7, sw == 1, kw == 3);
+#define NNC_DWB512_ROW(f, at)                                                                                         \
+    f(x0 + (size_t)((at) * sw) * NNC_CB, rstep, kstep, pstep, nk, kw, wrow, w0, r->bias,                              \
+      r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m, hk - (at) * sw,            \
+      j->w - 1 - (at) * sw + hk)
+        for (ox = 0; ox + 14 <= ox1; ox += 14) NNC_DWB512_ROW(f14, ox);
         if (ox < ox1 && ox1 >= 14) {
-            NNC_DWB512_ROW(14, ox1 - 14);
+            NNC_DWB512_ROW(f14, ox1 - 14);
             ox = ox1;
         }
-        for (; ox + 7 <= ox1; ox += 7) NNC_DWB512_ROW(7, ox);
+        for (; ox + 7 <= ox1; ox += 7) NNC_DWB512_ROW(f7, ox);
         if (ox < ox1 && ox1 >= 7) {
-            NNC_DWB512_ROW(7, ox1 - 7);
+            NNC_DWB512_ROW(f7, ox1 - 7);
             ox = ox1;
         }
 #undef NNC_DWB512_ROW
@@ -401,26 +556,24 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
         int ix0, kj0 = 0, kj1 = kw, n = nk;
         if (ox == lo) ox = hi;
         if (ox >= ox1) break;
-        ix0 = ox * j->sw - j->pw;
+        ix0 = ox * sw - j->pw;
         while (kj0 < kw && ix0 + kj0 * j->dw < 0) kj0++;
         while (kj1 > kj0 && ix0 + (kj1 - 1) * j->dw >= j->w) kj1--;
         if (kj1 <= kj0) n = 0;
         nnc_dwb512_t1(n ? x0 + (size_t)(ix0 + kj0 * j->dw) * NNC_CB : r->xb, rstep, kstep, pstep, n, kj1 - kj0, wrow,
                       w0 + (size_t)kj0 * NNC_CB, r->bias, r->res ? r->res + (size_t)ox * NNC_CB : NULL,
-                      r->y + (size_t)ox * NNC_CB, act, m, 0);
+                      r->y + (size_t)ox * NNC_CB, act, m, 0, 0);
     }
     ox = lo;
-#define NNC_DWB512_CALL(T, at)                                                                                        \
-    nnc_dwb512_t##T(nk ? x0 + (size_t)((at) * j->sw - j->pw) * NNC_CB : r->xb, rstep, kstep, pstep, nk, kw, wrow, w0,  \
-                    r->bias, r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m, 0)
+#define NNC_DWB512_CALL(f, at, first)                                                                                 \
+    f(nk ? x0 + (size_t)((at) * sw - j->pw + (first)) * NNC_CB : r->xb, rstep, kstep, pstep, nk, kw, wrow, w0,         \
+      r->bias, r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m, 0, 1 << 30)
 #define NNC_DWB512_CALL12(at)                                                                                         \
     do {                                                                                                              \
-        if (three)                                                                                                    \
-            (j->sw == 1 ? nnc_dwb512_t12s1 : nnc_dwb512_t12s2)(                                                       \
-                x0 + (size_t)((at) * j->sw - j->pw + 1) * NNC_CB, rstep, kstep, pstep, nk, kw, wrow, w0, r->bias,     \
-                r->res ? r->res + (size_t)(at) * NNC_CB : NULL, r->y + (size_t)(at) * NNC_CB, act, m, 0);             \
+        if (reg)                                                                                                      \
+            NNC_DWB512_CALL(nnc_dwb512_pick(12, sw == 1, kw == 3), at, hk);                                           \
         else                                                                                                          \
-            NNC_DWB512_CALL(12, at);                                                                                  \
+            NNC_DWB512_CALL(nnc_dwb512_t12, at, 0);                                                                   \
     } while (0)
     while (ox < hi) {
         int rem = hi - ox;
@@ -431,34 +584,48 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
             NNC_DWB512_CALL12(hi - 12);
             ox = hi;
         } else if (rem >= 4) {
-            NNC_DWB512_CALL(4, ox);
+            NNC_DWB512_CALL(nnc_dwb512_t4, ox, 0);
             ox += 4;
         } else if (hi - lo >= 4) {
-            NNC_DWB512_CALL(4, hi - 4);
+            NNC_DWB512_CALL(nnc_dwb512_t4, hi - 4, 0);
             ox = hi;
         } else {
-            NNC_DWB512_CALL(1, ox);
+            NNC_DWB512_CALL(nnc_dwb512_t1, ox, 0);
             ox++;
         }
     }
 #undef NNC_DWB512_CALL
 #undef NNC_DWB512_CALL12
 }
-#undef NNC_DWB512_TILE
-#undef NNC_DWB512_TAPS_ANY
-#undef NNC_DWB512_TAPS_3R
-#undef NNC_DWB512_LX
-#undef NNC_DWB512_Q
 #undef NNC_DWB512_DECL
 #undef NNC_DWB512_FMA
 #undef NNC_DWB512_RES
 #undef NNC_DWB512_RELU
 #undef NNC_DWB512_MIN6
 #undef NNC_DWB512_STORE
+#undef NNC_DWB512_TAPS_ANY
+#undef NNC_DWB512_LX
+#undef NNC_DWB512_Q
+#undef NNC_DWB512_W3
+#undef NNC_DWB512_W5
+#undef NNC_DWB512_TAPS_R
+#undef NNC_DWB512_TILE
+#undef NNC_DWB512_SEQ14S1K3
+#undef NNC_DWB512_SEQ14S1K5
+#undef NNC_DWB512_SEQ14S2K3
+#undef NNC_DWB512_SEQ14S2K5
+#undef NNC_DWB512_SEQ12S1K3
+#undef NNC_DWB512_SEQ12S1K5
+#undef NNC_DWB512_SEQ12S2K3
+#undef NNC_DWB512_SEQ12S2K5
+#undef NNC_DWB512_SEQ7S1K3
+#undef NNC_DWB512_SEQ7S1K5
+#undef NNC_DWB512_SEQ7S2K3
+#undef NNC_DWB512_SEQ7S2K5
 
 /* AVX2: the same tiles on 8 lanes, a block's two halves one after the other
  * (every pointer offset by the half's 8 lanes; mask: the half's real lanes).
- * 16 registers: tiles of 8 pixels, 7 for the 3x3 rows. */
+ * 16 registers: tiles of 8 pixels, 7 for the register tiles. */
 #define NNC_DWB256_DECL(p) __m256 a##p = bv;
 #define NNC_DWB256_FMA(p) a##p = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xp + (size_t)(p) * pstep), a##p);
 #define NNC_DWB256_RES(p) a##p = _mm256_add_ps(a##p, _mm256_loadu_ps(res + (size_t)(p) * NNC_CB));
@@ -472,13 +639,17 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
             wv = _mm256_loadu_ps(wt + (size_t)kj * NNC_CB);                                                           \
             R(NNC_DWB256_FMA)                                                                                         \
         }
-/* Each input loaded once, as the AVX-512 tiles' SEQ. */
 #define NNC_DWB256_LX(j)                                                                                              \
-    xv = _mm256_loadu_ps(xt + ((ptrdiff_t)(j)-1) * NNC_CB);                                                           \
+    xv = _mm256_loadu_ps(xt + ((ptrdiff_t)(j)-hk) * NNC_CB);                                                          \
     __asm__("" : "+x"(xv));
 #define NNC_DWB256_Q(p, k) a##p = _mm256_fmadd_ps(w##k, xv, a##p);
-#define NNC_DWB256_SEQ7S1                                                                                             \
-    if (!(edges & 1)) { NNC_DWB256_LX(0) NNC_DWB256_Q(0, 0) }                                                         \
+#define NNC_DWB256_W3                                                                                                 \
+    __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + NNC_CB), w2 = _mm256_loadu_ps(wt + 2 * NNC_CB);
+#define NNC_DWB256_W5                                                                                                 \
+    __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + NNC_CB), w2 = _mm256_loadu_ps(wt + 2 * NNC_CB);        \
+    __m256 w3 = _mm256_loadu_ps(wt + 3 * NNC_CB), w4 = _mm256_loadu_ps(wt + 4 * NNC_CB);
+#define NNC_DWB256_SEQ7S1K3                                                                                           \
+    if (0 >= jlo) { NNC_DWB256_LX(0) NNC_DWB256_Q(0, 0) }                                                             \
     NNC_DWB256_LX(1) NNC_DWB256_Q(1, 0) NNC_DWB256_Q(0, 1)                                                            \
     NNC_DWB256_LX(2) NNC_DWB256_Q(2, 0) NNC_DWB256_Q(1, 1) NNC_DWB256_Q(0, 2)                                         \
     NNC_DWB256_LX(3) NNC_DWB256_Q(3, 0) NNC_DWB256_Q(2, 1) NNC_DWB256_Q(1, 2)                                         \
@@ -486,9 +657,21 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
     NNC_DWB256_LX(5) NNC_DWB256_Q(5, 0) NNC_DWB256_Q(4, 1) NNC_DWB256_Q(3, 2)                                         \
     NNC_DWB256_LX(6) NNC_DWB256_Q(6, 0) NNC_DWB256_Q(5, 1) NNC_DWB256_Q(4, 2)                                         \
     NNC_DWB256_LX(7) NNC_DWB256_Q(6, 1) NNC_DWB256_Q(5, 2)                                                            \
-    if (!(edges & 2)) { NNC_DWB256_LX(8) NNC_DWB256_Q(6, 2) }
-#define NNC_DWB256_SEQ7S2                                                                                             \
-    if (!(edges & 1)) { NNC_DWB256_LX(0) NNC_DWB256_Q(0, 0) }                                                         \
+    if (8 <= jhi) { NNC_DWB256_LX(8) NNC_DWB256_Q(6, 2) }
+#define NNC_DWB256_SEQ7S1K5                                                                                           \
+    if (0 >= jlo) { NNC_DWB256_LX(0) NNC_DWB256_Q(0, 0) }                                                             \
+    if (1 >= jlo) { NNC_DWB256_LX(1) NNC_DWB256_Q(1, 0) NNC_DWB256_Q(0, 1) }                                          \
+    NNC_DWB256_LX(2) NNC_DWB256_Q(2, 0) NNC_DWB256_Q(1, 1) NNC_DWB256_Q(0, 2)                                         \
+    NNC_DWB256_LX(3) NNC_DWB256_Q(3, 0) NNC_DWB256_Q(2, 1) NNC_DWB256_Q(1, 2) NNC_DWB256_Q(0, 3)                      \
+    NNC_DWB256_LX(4) NNC_DWB256_Q(4, 0) NNC_DWB256_Q(3, 1) NNC_DWB256_Q(2, 2) NNC_DWB256_Q(1, 3) NNC_DWB256_Q(0, 4)   \
+    NNC_DWB256_LX(5) NNC_DWB256_Q(5, 0) NNC_DWB256_Q(4, 1) NNC_DWB256_Q(3, 2) NNC_DWB256_Q(2, 3) NNC_DWB256_Q(1, 4)   \
+    NNC_DWB256_LX(6) NNC_DWB256_Q(6, 0) NNC_DWB256_Q(5, 1) NNC_DWB256_Q(4, 2) NNC_DWB256_Q(3, 3) NNC_DWB256_Q(2, 4)   \
+    NNC_DWB256_LX(7) NNC_DWB256_Q(6, 1) NNC_DWB256_Q(5, 2) NNC_DWB256_Q(4, 3) NNC_DWB256_Q(3, 4)                      \
+    NNC_DWB256_LX(8) NNC_DWB256_Q(6, 2) NNC_DWB256_Q(5, 3) NNC_DWB256_Q(4, 4)                                         \
+    if (9 <= jhi) { NNC_DWB256_LX(9) NNC_DWB256_Q(6, 3) NNC_DWB256_Q(5, 4) }                                          \
+    if (10 <= jhi) { NNC_DWB256_LX(10) NNC_DWB256_Q(6, 4) }
+#define NNC_DWB256_SEQ7S2K3                                                                                           \
+    if (0 >= jlo) { NNC_DWB256_LX(0) NNC_DWB256_Q(0, 0) }                                                             \
     NNC_DWB256_LX(1) NNC_DWB256_Q(0, 1)                                                                               \
     NNC_DWB256_LX(2) NNC_DWB256_Q(1, 0) NNC_DWB256_Q(0, 2)                                                            \
     NNC_DWB256_LX(3) NNC_DWB256_Q(1, 1)                                                                               \
@@ -502,25 +685,43 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
     NNC_DWB256_LX(11) NNC_DWB256_Q(5, 1)                                                                              \
     NNC_DWB256_LX(12) NNC_DWB256_Q(6, 0) NNC_DWB256_Q(5, 2)                                                           \
     NNC_DWB256_LX(13) NNC_DWB256_Q(6, 1)                                                                              \
-    if (!(edges & 2)) { NNC_DWB256_LX(14) NNC_DWB256_Q(6, 2) }
-#define NNC_DWB256_TAPS_3R(R, S, T)                                                                                   \
+    if (14 <= jhi) { NNC_DWB256_LX(14) NNC_DWB256_Q(6, 2) }
+#define NNC_DWB256_SEQ7S2K5                                                                                           \
+    if (0 >= jlo) { NNC_DWB256_LX(0) NNC_DWB256_Q(0, 0) }                                                             \
+    if (1 >= jlo) { NNC_DWB256_LX(1) NNC_DWB256_Q(0, 1) }                                                             \
+    NNC_DWB256_LX(2) NNC_DWB256_Q(1, 0) NNC_DWB256_Q(0, 2)                                                            \
+    NNC_DWB256_LX(3) NNC_DWB256_Q(1, 1) NNC_DWB256_Q(0, 3)                                                            \
+    NNC_DWB256_LX(4) NNC_DWB256_Q(2, 0) NNC_DWB256_Q(1, 2) NNC_DWB256_Q(0, 4)                                         \
+    NNC_DWB256_LX(5) NNC_DWB256_Q(2, 1) NNC_DWB256_Q(1, 3)                                                            \
+    NNC_DWB256_LX(6) NNC_DWB256_Q(3, 0) NNC_DWB256_Q(2, 2) NNC_DWB256_Q(1, 4)                                         \
+    NNC_DWB256_LX(7) NNC_DWB256_Q(3, 1) NNC_DWB256_Q(2, 3)                                                            \
+    NNC_DWB256_LX(8) NNC_DWB256_Q(4, 0) NNC_DWB256_Q(3, 2) NNC_DWB256_Q(2, 4)                                         \
+    NNC_DWB256_LX(9) NNC_DWB256_Q(4, 1) NNC_DWB256_Q(3, 3)                                                            \
+    NNC_DWB256_LX(10) NNC_DWB256_Q(5, 0) NNC_DWB256_Q(4, 2) NNC_DWB256_Q(3, 4)                                        \
+    NNC_DWB256_LX(11) NNC_DWB256_Q(5, 1) NNC_DWB256_Q(4, 3)                                                           \
+    NNC_DWB256_LX(12) NNC_DWB256_Q(6, 0) NNC_DWB256_Q(5, 2) NNC_DWB256_Q(4, 4)                                        \
+    NNC_DWB256_LX(13) NNC_DWB256_Q(6, 1) NNC_DWB256_Q(5, 3)                                                           \
+    NNC_DWB256_LX(14) NNC_DWB256_Q(6, 2) NNC_DWB256_Q(5, 4)                                                           \
+    if (15 <= jhi) { NNC_DWB256_LX(15) NNC_DWB256_Q(6, 3) }                                                           \
+    if (16 <= jhi) { NNC_DWB256_LX(16) NNC_DWB256_Q(6, 4) }
+#define NNC_DWB256_TAPS_R(SEQ, WK, K)                                                                                 \
+    const int hk = ((K)-1) / 2;                                                                                       \
     (void)kstep, (void)pstep, (void)kn, (void)wv, (void)kj;                                                           \
     for (ki = 0; ki < nk; ki++, xt += rstep, wt += wrow) {                                                            \
-        __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + NNC_CB), w2 = _mm256_loadu_ps(wt + 2 * NNC_CB);    \
-        __m256 xv;                                                                                                    \
-        NNC_DWB256_SEQ##T##S                                                                                          \
+        WK __m256 xv;                                                                                                 \
+        SEQ                                                                                                           \
     }
 #define NNC_DWB256_TILE(NAME, R, TAPS)                                                                                \
     __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void NAME(                                            \
         const float *xt, size_t rstep, size_t kstep, size_t pstep, int nk, int kn, size_t wrow, const float *wt,      \
-        const float *bias, const float *res, float *y, int act, __m256 m, int edges)                                  \
+        const float *bias, const float *res, float *y, int act, __m256 m, int jlo, int jhi)                           \
     {                                                                                                                 \
         __m256 bv = _mm256_loadu_ps(bias), wv, z = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);                   \
         int ki, kj;                                                                                                   \
         R(NNC_DWB256_DECL)                                                                                            \
-        (void)edges;                                                                                                  \
-        TAPS if (res)                                                                                                 \
-        {                                                                                                             \
+        (void)jlo, (void)jhi;                                                                                         \
+        TAPS                                                                                                          \
+        if (res) {                                                                                                    \
             R(NNC_DWB256_RES)                                                                                         \
         }                                                                                                             \
         if (act == NNC_ACT_RELU || act == NNC_ACT_RELU6) {                                                            \
@@ -534,8 +735,18 @@ __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx
 NNC_DWB256_TILE(nnc_dwb256_t1, NNC_DWB_R1, NNC_DWB256_TAPS_ANY(NNC_DWB_R1))
 NNC_DWB256_TILE(nnc_dwb256_t4, NNC_DWB_R4, NNC_DWB256_TAPS_ANY(NNC_DWB_R4))
 NNC_DWB256_TILE(nnc_dwb256_t8, NNC_DWB_R8, NNC_DWB256_TAPS_ANY(NNC_DWB_R8))
-NNC_DWB256_TILE(nnc_dwb256_t7s1, NNC_DWB_R7, NNC_DWB256_TAPS_3R(NNC_DWB_R7, S1, 7))
-NNC_DWB256_TILE(nnc_dwb256_t7s2, NNC_DWB_R7, NNC_DWB256_TAPS_3R(NNC_DWB_R7, S2, 7))
+NNC_DWB256_TILE(nnc_dwb256_r7s1k3, NNC_DWB_R7, NNC_DWB256_TAPS_R(NNC_DWB256_SEQ7S1K3, NNC_DWB256_W3, 3))
+NNC_DWB256_TILE(nnc_dwb256_r7s1k5, NNC_DWB_R7, NNC_DWB256_TAPS_R(NNC_DWB256_SEQ7S1K5, NNC_DWB256_W5, 5))
+NNC_DWB256_TILE(nnc_dwb256_r7s2k3, NNC_DWB_R7, NNC_DWB256_TAPS_R(NNC_DWB256_SEQ7S2K3, NNC_DWB256_W3, 3))
+NNC_DWB256_TILE(nnc_dwb256_r7s2k5, NNC_DWB_R7, NNC_DWB256_TAPS_R(NNC_DWB256_SEQ7S2K5, NNC_DWB256_W5, 5))
+typedef void (*nnc_dwb256_fn)(const float *, size_t, size_t, size_t, int, int, size_t, const float *, const float *,
+                              const float *, float *, int, __m256, int, int);
+/* The register tile of t pixels (7) at stride 1 (s1) or 2, kernel width 3 (k3) or 5. */
+__attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED nnc_dwb256_fn nnc_dwb256_pick(int t, int s1, int k3)
+{
+    (void)t;
+    return s1 ? (k3 ? nnc_dwb256_r7s1k3 : nnc_dwb256_r7s1k5) : (k3 ? nnc_dwb256_r7s2k3 : nnc_dwb256_r7s2k5);
+}
 
 /* The mask of the real lanes of half `half` of a block with `lanes` real lanes. */
 __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED __m256 nnc_dwb256_mask(int lanes, int half)
@@ -545,17 +756,17 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED __m256 nnc_dwb256_ma
 }
 
 /* Output pixels [ox0, ox1) of a row, AVX2: each half of the block as the
- * AVX-512 path does the whole (3x3 padding-1 rows in tiles of 7; else border
- * pixels as one-pixel tiles of their taps inside, the interior in tiles of
- * 8, 4, 1). */
+ * AVX-512 path does the whole, with register tiles of 7 (whole rows, or the
+ * interior), other tiles of 8, 4, 1. */
 __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_avx2(const nnc_dwb_job *j,
                                                                                   const nnc_dwb_row *r, int ox0,
                                                                                   int ox1)
 {
-    int act = r->inreg ? j->act : NNC_ACT_NONE, ox, half, kw = j->kw;
+    int act = r->inreg ? j->act : NNC_ACT_NONE, ox, half, kw = j->kw, sw = j->sw, hk = (kw - 1) / 2;
     size_t rstep = (size_t)j->dh * (size_t)j->w * NNC_CB, kstep = (size_t)j->dw * NNC_CB;
-    size_t pstep = (size_t)j->sw * NNC_CB, wrow = (size_t)kw * NNC_CB;
-    int nk = r->k1 - r->k0, three = kw == 3 && j->dw == 1 && (j->sw == 1 || j->sw == 2);
+    size_t pstep = (size_t)sw * NNC_CB, wrow = (size_t)kw * NNC_CB;
+    int nk = r->k1 - r->k0, reg = (kw == 3 || kw == 5) && j->dw == 1 && (sw == 1 || sw == 2);
+    nnc_dwb256_fn f7 = reg ? nnc_dwb256_pick(7, sw == 1, kw == 3) : NULL;
     if (r->lanes <= 8)  /* the second half is all padding: zeros */
         for (ox = ox0; ox < ox1; ox++) _mm256_storeu_ps(r->y + (size_t)ox * NNC_CB + 8, _mm256_setzero_ps());
     for (half = 0; half < (r->lanes > 8 ? 2 : 1); half++) {
@@ -566,13 +777,11 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_av
         __m256 m = nnc_dwb256_mask(r->lanes, half);
         int lo = r->xlo > ox0 ? r->xlo : ox0, hi = r->xhi < ox1 ? r->xhi : ox1, a = ox0;
         if (hi < lo) hi = lo;
-        if (three && j->pw == 1 && ox0 == 0 && ox1 == j->ow && nk > 0) {
-            int s1 = j->sw == 1, e;
+        if (reg && j->pw == hk && ox0 == 0 && ox1 == j->ow && nk > 0) {
 #define NNC_DWB256_ROW(at)                                                                                            \
-    (e = ((at) == 0) | ((at) + 6 >= hi) << 1,                                                                         \
-     (s1 ? nnc_dwb256_t7s1 : nnc_dwb256_t7s2)(x0 + (size_t)((at) * j->sw) * NNC_CB, rstep, kstep, pstep, nk, kw, wrow, \
-                                              w0, bias, res ? res + (size_t)(at) * NNC_CB : NULL,                     \
-                                              y + (size_t)(at) * NNC_CB, act, m, e))
+    f7(x0 + (size_t)((at) * sw) * NNC_CB, rstep, kstep, pstep, nk, kw, wrow, w0, bias,                                \
+       res ? res + (size_t)(at) * NNC_CB : NULL, y + (size_t)(at) * NNC_CB, act, m, hk - (at) * sw,                   \
+       j->w - 1 - (at) * sw + hk)
             for (ox = 0; ox + 7 <= ox1; ox += 7) NNC_DWB256_ROW(ox);
             if (ox < ox1 && ox1 >= 7) {
                 NNC_DWB256_ROW(ox1 - 7);
@@ -585,65 +794,69 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_av
             int ix0, kj0 = 0, kj1 = kw, n = nk;
             if (ox == lo) ox = hi;
             if (ox >= ox1) break;
-            ix0 = ox * j->sw - j->pw;
+            ix0 = ox * sw - j->pw;
             while (kj0 < kw && ix0 + kj0 * j->dw < 0) kj0++;
             while (kj1 > kj0 && ix0 + (kj1 - 1) * j->dw >= j->w) kj1--;
             if (kj1 <= kj0) n = 0;
             nnc_dwb256_t1(n ? x0 + (size_t)(ix0 + kj0 * j->dw) * NNC_CB : xb, rstep, kstep, pstep, n, kj1 - kj0, wrow,
                           w0 + (size_t)kj0 * NNC_CB, bias, res ? res + (size_t)ox * NNC_CB : NULL,
-                          y + (size_t)ox * NNC_CB, act, m, 0);
+                          y + (size_t)ox * NNC_CB, act, m, 0, 0);
         }
         ox = lo;
-#define NNC_DWB256_CALL(T, at)                                                                                        \
-    nnc_dwb256_t##T(nk ? x0 + (size_t)((at) * j->sw - j->pw) * NNC_CB : xb, rstep, kstep, pstep, nk, kw, wrow, w0,     \
-                    bias, res ? res + (size_t)(at) * NNC_CB : NULL, y + (size_t)(at) * NNC_CB, act, m, 0)
+#define NNC_DWB256_CALL(f, at, first)                                                                                 \
+    f(nk ? x0 + (size_t)((at) * sw - j->pw + (first)) * NNC_CB : xb, rstep, kstep, pstep, nk, kw, wrow, w0, bias,      \
+      res ? res + (size_t)(at) * NNC_CB : NULL, y + (size_t)(at) * NNC_CB, act, m, 0, 1 << 30)
         while (ox < hi) {
             int rem = hi - ox;
-            if (rem >= 8) {
-                NNC_DWB256_CALL(8, ox);
+            if (reg && rem >= 7) {
+                NNC_DWB256_CALL(f7, ox, hk);
+                ox += 7;
+            } else if (reg && hi - lo >= 7) {
+                NNC_DWB256_CALL(f7, hi - 7, hk);
+                ox = hi;
+            } else if (rem >= 8) {
+                NNC_DWB256_CALL(nnc_dwb256_t8, ox, 0);
                 ox += 8;
             } else if (hi - lo >= 8 && rem > 4) {
-                NNC_DWB256_CALL(8, hi - 8);
+                NNC_DWB256_CALL(nnc_dwb256_t8, hi - 8, 0);
                 ox = hi;
             } else if (rem >= 4) {
-                NNC_DWB256_CALL(4, ox);
+                NNC_DWB256_CALL(nnc_dwb256_t4, ox, 0);
                 ox += 4;
             } else if (hi - lo >= 4) {
-                NNC_DWB256_CALL(4, hi - 4);
+                NNC_DWB256_CALL(nnc_dwb256_t4, hi - 4, 0);
                 ox = hi;
             } else {
-                NNC_DWB256_CALL(1, ox);
+                NNC_DWB256_CALL(nnc_dwb256_t1, ox, 0);
                 ox++;
             }
         }
 #undef NNC_DWB256_CALL
     }
 }
-#undef NNC_DWB256_TILE
-#undef NNC_DWB256_TAPS_ANY
-#undef NNC_DWB256_TAPS_3R
-#undef NNC_DWB256_LX
-#undef NNC_DWB256_Q
 #undef NNC_DWB256_DECL
 #undef NNC_DWB256_FMA
 #undef NNC_DWB256_RES
 #undef NNC_DWB256_RELU
 #undef NNC_DWB256_MIN6
 #undef NNC_DWB256_STORE
+#undef NNC_DWB256_TAPS_ANY
+#undef NNC_DWB256_LX
+#undef NNC_DWB256_Q
+#undef NNC_DWB256_W3
+#undef NNC_DWB256_W5
+#undef NNC_DWB256_TAPS_R
+#undef NNC_DWB256_TILE
+#undef NNC_DWB256_SEQ7S1K3
+#undef NNC_DWB256_SEQ7S1K5
+#undef NNC_DWB256_SEQ7S2K3
+#undef NNC_DWB256_SEQ7S2K5
 #undef NNC_DWB_R1
 #undef NNC_DWB_R4
+#undef NNC_DWB_R7
 #undef NNC_DWB_R8
 #undef NNC_DWB_R12
-#undef NNC_DWB_R7
 #undef NNC_DWB_R14
-#undef NNC_DWB512_SEQ14S1
-#undef NNC_DWB512_SEQ14S2
-#undef NNC_DWB512_SEQ12S1
-#undef NNC_DWB512_SEQ12S2
-#undef NNC_DWB512_SEQ7S1
-#undef NNC_DWB512_SEQ7S2
-#undef NNC_DWB256_SEQ7S1
-#undef NNC_DWB256_SEQ7S2
 #endif
 
 /* Task t: sample t / (cb * chunks), block t / chunks % cb, output rows chunk

@@ -199,6 +199,10 @@ static void test_dwconv_blocked(void **state)
         {1, 17, 12, 40, 3, 3, 1, 2, 0, 0, 1, 1},
         {1, 24, 20, 30, 3, 3, 2, 1, 1, 1, 2, 1},   /* padding 1, row stride and dilation 2: whole-row tiles */
         {1, 3, 5, 29, 3, 3, 1, 2, 1, 1, 1, 1},     /* odd width at stride 2: the last pixel misses a tap */
+        {1, 17, 30, 30, 5, 5, 1, 1, 2, 2, 1, 1},   /* 5x5 padding 2: whole-row tiles of 14, one moved back */
+        {1, 24, 29, 31, 5, 5, 2, 2, 2, 2, 1, 1},   /* the same at stride 2 */
+        {1, 17, 20, 33, 5, 5, 1, 2, 0, 0, 1, 1},   /* 5x5 without padding: interior tiles of 12 */
+        {1, 3, 9, 30, 5, 5, 1, 1, 1, 1, 1, 1},     /* 5x5 padding 1: interior tiles, border pixels */
         {3, 17, 13, 11, 3, 3, 1, 1, 1, 1, 1, 1},   /* batch 3 */
         {3, 40, 14, 14, 3, 3, 2, 2, 1, 1, 1, 1},
         {3, 1, 7, 7, 5, 5, 1, 1, 2, 2, 1, 1},
