@@ -11,16 +11,17 @@
  * columns whose taps all lie inside the input take that path without bounds
  * tests; the border columns go a pixel at a time, as one-pixel tiles of
  * their taps inside the input. Kernel rows outside the input are cut per
- * output row, for all its pixels. 3x3 kernels at column dilation 1 and
- * stride 1 or 2 (MobileNet's) have tiles of their own: each input vector of
- * a kernel row is loaded once and multiplied into every pixel it meets (at
- * stride 1 a third of the loads); with padding 1 the row goes whole in tiles
- * of 14 and 7 pixels (AVX-512; 7 on AVX2), MobileNet's widths, the first
- * pixel skipping its outside tap and the last one its own, so no border
- * pixel takes the slow path. (1 thread of a Zen 5, 14x14x576: 6 GMAC/s for
- * NCHW's nnc_dw_plane, 36 for the generic tiles, 57 for these;
- * bench/dw_blocked.c.) Plain C tiles 4 interior pixels in 16-lane loops,
- * which gcc -O2 vectorizes for SSE2 (0.6 to 1.7 times NCHW's speed).
+ * output row, for all its pixels. Kernels 3 or 5 wide at column dilation 1
+ * and stride 1 or 2 (MobileNet's, EfficientNet's) have "register" tiles of
+ * their own: each input vector of a kernel row is loaded once and multiplied
+ * into every pixel it meets (3x3 at stride 1: a third of the loads); with
+ * padding (kw - 1) / 2 the row goes whole in tiles of 14 and 7 pixels
+ * (AVX-512; 7 on AVX2), MobileNet's widths, the tiles at the row's ends
+ * skipping the inputs outside, so no border pixel takes the slow path. (1
+ * thread of a Zen 5, 14x14x576 3x3: 6 GMAC/s for NCHW's nnc_dw_plane, 36 for
+ * the generic tiles, 57 for these; 5x5: 25 -> 65; bench/dw_blocked.c.) Plain
+ * C tiles 4 interior pixels in 16-lane loops, which gcc -O2 vectorizes for
+ * SSE2 (0.6 to 1.7 times NCHW's speed).
  *
  * Pooling computes every output pixel's window as the NCHW kernels
  * (nnc_maxpool2d, nnc_avgpool2d) do, lane by lane: the same taps in the same
