@@ -29,6 +29,10 @@
 #include <llvm/ADT/StringMap.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/GlobalVariable.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
 #include <llvm/Support/Host.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/TargetSelect.h>
@@ -51,6 +55,7 @@
 
 struct RtJit {
     std::unique_ptr<llvm::orc::LLJIT> jit;
+    uintptr_t cpu_model;  // the JIT's __cpu_model, 0 if none
 };
 
 namespace {
@@ -63,17 +68,15 @@ const char kDir[] = "/nnc-jit-memory";
 const char kFlags[] = "-std=c99 -O3 -march=native -fPIC -ffp-contract=off -fno-math-errno";
 
 // Clang compiles __builtin_cpu_supports into a PC-relative read of
-// __cpu_model (and __cpu_features2), which it assumes lives in the same
-// object or near it, as libgcc's copy does in a shared object. A copy of
-// libgcc's, far away in the nnc executable, cannot be reached that way; so
-// every module defines its own (appended to its source), and rt_llvm_load
-// fills it from the process's (runtime/jit_cpu.c) before anything runs.
-const char kCpuModel[] =
-    "\n#if defined(__x86_64__) || defined(__i386__)\n"
-    "struct nnc_jit_cpu_model { unsigned int vendor, type, subtype, features[1]; };\n"
-    "struct nnc_jit_cpu_model __cpu_model;\n"
-    "unsigned int __cpu_features2;\n"
-    "#endif\n";
+// __cpu_model (and __cpu_features2): it marks them dso_local, as libgcc's
+// copy is in a shared object that links its own. The copy in the nnc
+// executable is out of a 32-bit displacement's reach of JIT'd code (and not
+// exported), and a definition in the C source is not possible (clang's
+// builtin then casts a bitcast to a GlobalValue, undefined behaviour that
+// crashes it). So every JIT gets a tiny IR module defining both with the
+// types clang uses, allocated next to the model's code, and rt_llvm_load
+// fills them from the process's (runtime/jit_cpu.c) before anything runs;
+// rt_llvm_lookup refuses a symbol farther than 2 GiB from them.
 enum { kCpuModelSize = 16, kCpuFeatures2Size = 4 };
 
 std::once_flag g_init;
@@ -136,7 +139,7 @@ extern "C" int rt_llvm_compile_object(const char *c_src, const char *h_src, cons
     *len = 0;
     std::string src_path = std::string(kDir) + "/model.c", obj_path = std::string(kDir) + "/model.o";
     auto mem = llvm::makeIntrusiveRefCnt<llvm::vfs::InMemoryFileSystem>();
-    mem->addFile(src_path, 0, llvm::MemoryBuffer::getMemBufferCopy(std::string(c_src) + kCpuModel, src_path));
+    mem->addFile(src_path, 0, llvm::MemoryBuffer::getMemBufferCopy(c_src, src_path));
     if (header_name && *header_name) {
         std::string h_path = std::string(kDir) + "/" + header_name;
         mem->addFile(h_path, 0, llvm::MemoryBuffer::getMemBufferCopy(h_src ? h_src : "", h_path));
@@ -236,27 +239,42 @@ extern "C" int rt_llvm_load(const void *obj, size_t len, RtJit **out, char *err,
         return -1;
     }
     jd.addGenerator(std::move(*gen));
+    uintptr_t cpu_model = 0;
+    if (rt_jit_cpu_model()) {
+        auto ctx = std::make_unique<llvm::LLVMContext>();
+        auto mod = std::make_unique<llvm::Module>("nnc-jit-cpu-model", *ctx);
+        mod->setDataLayout(jit->getDataLayout());
+        mod->setTargetTriple(jit->getTargetTriple().str());
+        llvm::Type *i32 = llvm::Type::getInt32Ty(*ctx);
+        llvm::StructType *model = llvm::StructType::get(i32, i32, i32, llvm::ArrayType::get(i32, 1));
+        new llvm::GlobalVariable(*mod, model, false, llvm::GlobalValue::ExternalLinkage,
+                                 llvm::ConstantAggregateZero::get(model), "__cpu_model");
+        new llvm::GlobalVariable(*mod, i32, false, llvm::GlobalValue::ExternalLinkage, llvm::ConstantInt::get(i32, 0),
+                                 "__cpu_features2");
+        if (auto e = jit->addIRModule(ThreadSafeModule(std::move(mod), std::move(ctx)))) {
+            set_err(err, errlen, "JIT: " + llvm::toString(std::move(e)));
+            return -1;
+        }
+        auto fill = [&](const char *name, const void *from, size_t size) -> uintptr_t {
+            auto sym = jit->lookup(name);
+            if (!sym) {
+                set_err(err, errlen, std::string("JIT: ") + llvm::toString(sym.takeError()));
+                return 0;
+            }
+            uintptr_t at = static_cast<uintptr_t>(sym->getAddress());
+            std::memcpy(reinterpret_cast<void *>(at), from, size);
+            return at;
+        };
+        cpu_model = fill("__cpu_model", rt_jit_cpu_model(), kCpuModelSize);
+        if (!cpu_model || !fill("__cpu_features2", rt_jit_cpu_features2(), kCpuFeatures2Size)) return -1;
+    }
     auto buffer = llvm::MemoryBuffer::getMemBufferCopy(llvm::StringRef(static_cast<const char *>(obj), len),
                                                        "nnc-model.o");
     if (auto e = jit->addObjectFile(std::move(buffer))) {
         set_err(err, errlen, "JIT: cannot add the object: " + llvm::toString(std::move(e)));
         return -1;
     }
-    // the module's copy of the CPU model (kCpuModel), filled before any of its code runs
-    auto fill = [&](const char *name, const void *from, size_t size) -> bool {
-        if (!from) return true;
-        auto sym = jit->lookup(name);
-        if (!sym) {
-            set_err(err, errlen, std::string("JIT: cannot link the object: ") + llvm::toString(sym.takeError()));
-            return false;
-        }
-        std::memcpy(reinterpret_cast<void *>(static_cast<uintptr_t>(sym->getAddress())), from, size);
-        return true;
-    };
-    if (!fill("__cpu_model", rt_jit_cpu_model(), kCpuModelSize) ||
-        !fill("__cpu_features2", rt_jit_cpu_features2(), kCpuFeatures2Size))
-        return -1;
-    *out = new RtJit{std::move(jit)};
+    *out = new RtJit{std::move(jit), cpu_model};
     return 0;
 }
 
@@ -279,7 +297,13 @@ extern "C" void *rt_llvm_lookup(RtJit *j, const char *name, char *err, size_t er
         set_err(err, errlen, std::string("JIT: ") + name + ": " + llvm::toString(sym.takeError()));
         return nullptr;
     }
-    return reinterpret_cast<void *>(static_cast<uintptr_t>(sym->getAddress()));
+    uintptr_t at = static_cast<uintptr_t>(sym->getAddress());
+    uintptr_t far = j->cpu_model > at ? j->cpu_model - at : at - j->cpu_model;
+    if (j->cpu_model && far >= (uintptr_t(1) << 31)) {  // never seen: the kernel maps both close together
+        set_err(err, errlen, std::string("JIT: ") + name + " is out of 32-bit reach of __cpu_model");
+        return nullptr;
+    }
+    return reinterpret_cast<void *>(at);
 }
 
 extern "C" void rt_llvm_free(RtJit *j) { delete j; }
