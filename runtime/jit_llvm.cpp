@@ -53,9 +53,17 @@
 #define NNC_CLANG_PATH "/usr/lib/llvm-14/bin/clang"
 #endif
 
+// What the JIT's session reported (a symbol nothing defines is reported
+// there, not in the lookup's own error), for the next lookup's message.
+struct Session {
+    std::mutex lock;
+    std::string errors;
+};
+
 struct RtJit {
     std::unique_ptr<llvm::orc::LLJIT> jit;
     uintptr_t cpu_model;  // the JIT's __cpu_model, 0 if none
+    std::shared_ptr<Session> session;
 };
 
 namespace {
@@ -190,6 +198,7 @@ extern "C" int rt_llvm_compile_object(const char *c_src, const char *h_src, cons
     ci.setInvocation(inv);
     ci.createDiagnostics(new clang::TextDiagnosticPrinter(diag_os, &ci.getDiagnosticOpts()), true);
     ci.createFileManager(fs);
+    ci.setVerboseOutputStream(diag_os);  // "1 error generated." with the rest, not on stderr
     llvm::SmallString<0> buf;
     ci.setOutputStream(std::make_unique<llvm::raw_svector_ostream>(buf));
     clang::EmitObjAction act;
@@ -221,6 +230,11 @@ extern "C" int rt_llvm_load(const void *obj, size_t len, RtJit **out, char *err,
         return -1;
     }
     std::unique_ptr<LLJIT> jit = std::move(*created);
+    auto session = std::make_shared<Session>();
+    jit->getExecutionSession().setErrorReporter([session](llvm::Error e) {
+        std::lock_guard<std::mutex> g(session->lock);
+        session->errors += (session->errors.empty() ? "" : "; ") + llvm::toString(std::move(e));
+    });
     JITDylib &jd = jit->getMainJITDylib();
     // libgcc's CPU initializer (jit_cpu.c), then whatever the process exports
     SymbolMap cpu;
@@ -274,7 +288,7 @@ extern "C" int rt_llvm_load(const void *obj, size_t len, RtJit **out, char *err,
         set_err(err, errlen, "JIT: cannot add the object: " + llvm::toString(std::move(e)));
         return -1;
     }
-    *out = new RtJit{std::move(jit), cpu_model};
+    *out = new RtJit{std::move(jit), cpu_model, session};
     return 0;
 }
 
@@ -294,7 +308,13 @@ extern "C" void *rt_llvm_lookup(RtJit *j, const char *name, char *err, size_t er
 {
     auto sym = j->jit->lookup(name);
     if (!sym) {
-        set_err(err, errlen, std::string("JIT: ") + name + ": " + llvm::toString(sym.takeError()));
+        std::string why = llvm::toString(sym.takeError());
+        {
+            std::lock_guard<std::mutex> g(j->session->lock);
+            if (!j->session->errors.empty()) why = j->session->errors + " (" + why + ")";
+            j->session->errors.clear();
+        }
+        set_err(err, errlen, std::string("JIT: ") + name + ": " + why);
         return nullptr;
     }
     uintptr_t at = static_cast<uintptr_t>(sym->getAddress());
