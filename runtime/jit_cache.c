@@ -161,6 +161,16 @@ static uint32_t get_u32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Whether dir (when it exists) is safe to take code from: a directory of
+ * this user that no one else can write to. An entry is machine code this
+ * process runs; a cache anyone can write to would run anyone's code. */
+static bool dir_trusted(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) return errno == ENOENT;
+    return S_ISDIR(st.st_mode) && st.st_uid == geteuid() && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
+}
+
 bool rt_cache_get(const char *dir, const unsigned char key[RT_CACHE_KEY], void **payload, size_t *len)
 {
     char path[4200];
@@ -169,6 +179,10 @@ bool rt_cache_get(const char *dir, const unsigned char key[RT_CACHE_KEY], void *
     *payload = NULL;
     *len = 0;
     rt_cache_path(dir, key, path, sizeof path);
+    if (!dir_trusted(dir)) {
+        atomic_fetch_add(&st_misses, 1);
+        return false;
+    }
     unsigned char *f = (unsigned char *)nnc_read_file_max(path, (size_t)1 << 32, 0, &n, &why);
     if (!f) {
         atomic_fetch_add(&st_misses, 1);
@@ -226,7 +240,7 @@ bool rt_cache_put(const char *dir, const unsigned char key[RT_CACHE_KEY], const 
     memcpy(e + RT_CACHE_HEADER, payload, len);
     rt_cache_path(dir, key, path, sizeof path);
     pthread_mutex_lock(&put_lock);
-    bool ok = make_dirs(dir) && nnc_write_file_atomic(path, e, RT_CACHE_HEADER + len) == 0;
+    bool ok = make_dirs(dir) && dir_trusted(dir) && nnc_write_file_atomic(path, e, RT_CACHE_HEADER + len) == 0;
     pthread_mutex_unlock(&put_lock);
     free(e);
     atomic_fetch_add(ok ? &st_stores : &st_store_failures, 1);

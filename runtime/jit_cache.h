@@ -22,7 +22,9 @@
  *
  * The directory: $NNC_CACHE_DIR, else $XDG_CACHE_HOME/nnc, else
  * $HOME/.cache/nnc (created, mode 0700, when first written). NNC_CACHE=off
- * (or 0) turns the cache off: nothing is read or written. */
+ * (or 0) turns the cache off: nothing is read or written. A directory of
+ * another user, or one that group or others can write to, is not used (an
+ * entry is code this process runs). */
 #ifndef NNC_RUNTIME_JIT_CACHE_H
 #define NNC_RUNTIME_JIT_CACHE_H
 

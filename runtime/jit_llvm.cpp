@@ -73,7 +73,9 @@ const char kDir[] = "/nnc-jit-memory";
 
 // -O3 and the rest as runtime/jit_cc.c's cc line; -ffp-contract=off: gcc's
 // -std=c99 contracts nothing, clang's default would fuse a*b+c into FMAs.
+// NNC_JIT_NATIVE=0 drops -march=native, as it does for the cc path.
 const char kFlags[] = "-std=c99 -O3 -march=native -fPIC -ffp-contract=off -fno-math-errno";
+const char kFlagsPortable[] = "-std=c99 -O3 -fPIC -ffp-contract=off -fno-math-errno";
 
 // Clang compiles __builtin_cpu_supports into a PC-relative read of
 // __cpu_model (and __cpu_features2): it marks them dso_local, as libgcc's
@@ -137,7 +139,11 @@ extern "C" const char *rt_llvm_identity(void)
     return g_identity.c_str();
 }
 
-extern "C" const char *rt_llvm_flags(void) { return kFlags; }
+extern "C" const char *rt_llvm_flags(void)
+{
+    const char *native = std::getenv("NNC_JIT_NATIVE");
+    return native && std::strcmp(native, "0") == 0 ? kFlagsPortable : kFlags;
+}
 
 extern "C" int rt_llvm_compile_object(const char *c_src, const char *h_src, const char *header_name,
                                       const char *cflags_extra, void **obj, size_t *len, char *err, size_t errlen)
@@ -164,7 +170,7 @@ extern "C" int rt_llvm_compile_object(const char *c_src, const char *h_src, cons
 
     // the driver: the flags as `clang -c` takes them, -march=native resolved
     std::vector<std::string> words = {NNC_CLANG_PATH, "-c"};
-    split(kFlags, words);
+    split(rt_llvm_flags(), words);
     split(cflags_extra, words);
     words.insert(words.end(), {src_path, "-o", obj_path});
     std::vector<const char *> argv;

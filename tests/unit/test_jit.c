@@ -8,7 +8,8 @@
  * giving the same outputs; the cache: a second load is a hit (both times
  * printed), a corrupted or truncated entry or one of another key is refused,
  * rebuilt and replaced, two processes loading the same new source at once
- * both succeed and leave one valid entry, NNC_CACHE=off writes nothing; two
+ * both succeed and leave one valid entry, NNC_CACHE=off writes nothing, a
+ * directory others can write to is not used; two
  * modules with the same symbol names side by side, and two threads loading
  * and running modules at once. Built without LLVM (NNC_JIT_LLVM=OFF), the
  * tests check that rt_load is the cc path and skip the rest. */
@@ -449,6 +450,34 @@ static void test_cache_off(void **state)
     assert_int_equal(count_files(g_cache) >= 0, 1);
 }
 
+/* a cache directory others can write to is not used: nothing read from it, nothing stored */
+static void test_cache_untrusted_dir(void **state)
+{
+    (void)state;
+    char dir[160], c[2048], salt[64];
+    snprintf(dir, sizeof dir, "%s/shared", g_cache);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(chmod(dir, 0777), 0);
+    setenv("NNC_CACHE_DIR", dir, 1);
+    snprintf(salt, sizeof salt, "untrusted %ld", (long)getpid());
+    small_model(c, sizeof c, 2, salt);
+    RtModel rt;
+    RtCacheStats s;
+    rt_cache_reset_stats();
+    for (int i = 0; i < 2; i++) {
+        load_small(c, &rt);
+        assert_true(run_small(&rt) == 6.0f);
+        rt_unload(&rt);
+    }
+    rt_cache_stats(&s);
+    assert_int_equal(s.hits, 0);
+    assert_int_equal(s.stores, 0);
+    assert_int_equal(s.store_failures, 2);
+    assert_int_equal(count_files(dir), 0);
+    rmdir(dir);
+    setenv("NNC_CACHE_DIR", g_cache, 1);
+}
+
 /* two modules with the same symbol names live side by side */
 static void test_two_modules_side_by_side(void **state)
 {
@@ -556,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_cache_corrupt_rebuilt),
         cmocka_unit_test(test_cache_two_processes),
         cmocka_unit_test(test_cache_off),
+        cmocka_unit_test(test_cache_untrusted_dir),
         cmocka_unit_test(test_two_modules_side_by_side),
         cmocka_unit_test(test_two_threads),
         cmocka_unit_test(test_nnc_jit_cc),
