@@ -12,7 +12,7 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "passes/plan_memory.h"
-#include "runtime/jit_cc.h"
+#include "runtime/jit.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -169,7 +169,7 @@ int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_inst
     }
     nnc_instance *inst = nnc_xcalloc(1, sizeof *inst);
     Arena names = {0};
-    int rc = rt_cc_load(c.data, h.data, o->header_name, cg_c_prefix(&names, g->name), &inst->so, err, sizeof err);
+    int rc = rt_load(c.data, h.data, o->header_name, cg_c_prefix(&names, g->name), &inst->so, err, sizeof err);
     arena_free(&names);
     sb_free(&c);
     sb_free(&h);
@@ -204,7 +204,7 @@ void nnc_instance_free(nnc_instance *inst)
 {
     if (!inst) return;
     if (inst->so.destroy) inst->so.destroy(inst->m);
-    rt_cc_unload(&inst->so);
+    rt_unload(&inst->so);
     free(inst);
 }
 

@@ -26,7 +26,8 @@
 /* A loaded model. The `void *` stands for the generated model's own type
  * (struct PREFIX); the calls are those documented in the generated header. */
 typedef struct RtModel {
-    void *so;                                         /* dlopen handle */
+    void *so;                                         /* dlopen handle, or an RtJit (kind 1) */
+    int kind;                                         /* 0: loaded by rt_cc_load; 1: by the in-process JIT (runtime/jit.h) */
     int (*create)(void **m, const char *weights_safetensors, void *workspace);
     int (*forward_v)(void *m, int n, const float *const *inputs, float *const *outputs);
     const char *(*last_error)(const void *m);

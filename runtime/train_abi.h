@@ -113,9 +113,10 @@ typedef int (*RtTrainMaxBatchFn)(void);
 typedef const char *(*RtTrainLastErrorFn)(const void *t);
 typedef void (*RtTrainDestroyFn)(void *t);
 
-/* A loaded training module (runtime/jit_cc.h rt_cc_load_train). */
+/* A loaded training module (runtime/jit.h rt_load_train). */
 typedef struct RtTrainModule {
-    void *so;
+    void *so;  /* dlopen handle (kind 0, runtime/jit_cc.h), or an RtJit (kind 1, runtime/jit_llvm.h) */
+    int kind;
     RtTrainCreateFn create;
     RtTrainStepFn step;
     RtTrainEvalFn eval;

@@ -8,6 +8,7 @@ PACKAGES=(
   gcc clang cmake make flex bison pkg-config   # build: compilers (generated code is checked with both), parser generators
   libcmocka-dev                                # unit tests
   libclang-rt-14-dev                           # libFuzzer and the sanitizer runtimes for clang: the fuzz targets (tests/fuzz, build-fuzz/)
+  llvm-14-dev libclang-cpp14-dev libclang-14-dev   # the in-process JIT (runtime/jit_llvm.cpp): Clang compiles generated C in memory, ORC links it; without them nnc falls back to cc + dlopen
   libopenblas-dev                              # cblas_sgemm behind convolutions and linear layers
   zlib1g-dev                                   # gzipped IDX data sets
   python3-torch python3-torchvision python3-numpy   # the test oracle (never a runtime dependency)

@@ -31,7 +31,7 @@
 #include "passes/passes.h"
 #include "codegen/emit_c.h"
 #include "codegen/emit_train.h"
-#include "runtime/jit_cc.h"
+#include "runtime/jit.h"
 #include "runtime/tensor_io.h"
 #include "runtime/train_abi.h"
 #include "api/nnc_internal.h"
@@ -264,7 +264,7 @@ static int bench_train(const Bench *b, IrGraph *g, double compile_ms)
     compile_ms += now_ms() - t0;
     Arena names = {0};
     t0 = now_ms();
-    bool loaded = rt_cc_load_train(c.data, h.data, "model_train.h", cg_c_prefix(&names, g->name), &m, err, sizeof err) == 0;
+    bool loaded = rt_load_train(c.data, h.data, "model_train.h", cg_c_prefix(&names, g->name), &m, err, sizeof err) == 0;
     arena_free(&names);
     if (!loaded) {
         fprintf(stderr, "nnc bench: %s: %s\n", b->model, err);
@@ -299,7 +299,7 @@ static int bench_train(const Bench *b, IrGraph *g, double compile_ms)
     }
     if (inst) m.destroy(inst);
 unload:
-    rt_cc_unload_train(&m);
+    rt_unload_train(&m);
 out:
     sb_free(&c), sb_free(&h);
     return rc;

@@ -19,6 +19,7 @@
 
 #include "passes/passes.h"
 #include "tools/train.h"
+#include "runtime/jit.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("nnc %s\n", NNC_VERSION);
+        printf("nnc %s\njit: %s\n", NNC_VERSION, rt_jit_description());
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return train_main(argc - 1, argv + 1, NULL);

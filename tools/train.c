@@ -18,7 +18,7 @@
  *                      image shape and labels checked against the network
  *   load_module        the training module generated from the graph
  *                      (codegen/emit_train.h) or, for the tests, given as
- *                      source; compiled and loaded by rt_cc_load_train
+ *                      source; compiled and loaded by rt_load_train
  *   create_instance    the initial weights: what `nnc init --seed S` writes,
  *                      overlaid by name with --weights (a tensor missing from
  *                      the file, or of another shape, stays fresh: the
@@ -192,7 +192,7 @@ static bool load_module(const TrainArgs *t, const IrGraph *g, const TrainSource 
     bool ok = false;
     StrBuf c = {0}, h = {0};
     if (src) {
-        ok = rt_cc_load_train(src->c_src, src->h_src, src->header_name, src->prefix, m, err, TR_ERR) == 0;
+        ok = rt_load_train(src->c_src, src->h_src, src->header_name, src->prefix, m, err, TR_ERR) == 0;
     } else {
         IrLoc where = {NULL, 0, 0};
         CgTrainOptions o = {.max_batch = (int)t->batch, .header_name = "model_train.h", .source_path = t->model,
@@ -206,14 +206,14 @@ static bool load_module(const TrainArgs *t, const IrGraph *g, const TrainSource 
             goto done;
         }
         Arena names = {0};
-        ok = rt_cc_load_train(c.data, h.data, "model_train.h", cg_c_prefix(&names, g->name), m, err, TR_ERR) == 0;
+        ok = rt_load_train(c.data, h.data, "model_train.h", cg_c_prefix(&names, g->name), m, err, TR_ERR) == 0;
         arena_free(&names);
     }
     if (!ok) fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
     else if (m->max_batch() < t->batch) {
         fprintf(stderr, "nnc %s: the training module takes batches of at most %d, not %ld\n", t->cmd, m->max_batch(),
                 t->batch);
-        rt_cc_unload_train(m);
+        rt_unload_train(m);
         ok = false;
     }
 done:
@@ -688,7 +688,7 @@ static int command(int argc, char **argv, const TrainSource *src)
     rc = 1;
     if (g && run_open(&r, &t, g) && load_module(&t, g, src, &m)) rc = t.eval ? eval_run(&r) : train_run(&r);
     run_close(&r);
-    rt_cc_unload_train(&m);
+    rt_unload_train(&m);
     ir_free(g);
     arena_free(&arena);
     free_args(&t);

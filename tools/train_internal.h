@@ -12,7 +12,7 @@
 #include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "runtime/data.h"
-#include "runtime/jit_cc.h"
+#include "runtime/jit.h"
 #include "runtime/snippets/optim.c"
 #include "runtime/tensor_io.h"
 #include "runtime/train_abi.h"
