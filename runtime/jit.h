@@ -35,8 +35,10 @@ void rt_unload_train(RtTrainModule *m);
  * time is said as such). */
 const char *rt_jit_description(void);
 
-/* Whether rt_load goes through the in-process JIT now (built in, and not
- * turned off by NNC_JIT=cc or NNC_JIT_BLAS=1). */
+/* Whether rt_load goes through the in-process JIT now: built in, and
+ * NNC_JIT=llvm, or NNC_JIT unset and no system C compiler ($CC, else cc) to
+ * be found (gcc's code runs faster than clang 14's today); never with
+ * NNC_JIT=cc or NNC_JIT_BLAS=1. */
 bool rt_jit_in_process(void);
 
 #endif

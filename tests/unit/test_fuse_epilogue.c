@@ -253,7 +253,8 @@ static IrGraph *o2_model(const FuseCount *want)
 static void test_zoo_resnet50(void **state)
 {
     (void)state;
-    static const FuseCount want = {"resnet50", 167, 56, 49, 16};
+    /* 23 of the kernels are reorders: the 3x3 layers Winograd runs stay NCHW, the rest is blocked (layout_blocked.c) */
+    static const FuseCount want = {"resnet50", 185, 79, 49, 16};
     IrGraph *g = o2_model(&want);
     assert_int_equal(count_op(g, OP_RELU), 0);
     assert_int_equal(count_op(g, OP_ADD), 0);
@@ -269,7 +270,7 @@ static void test_zoo_counts(void **state)
 {
     (void)state;
     static const FuseCount want[] = {
-        {"resnet18", 64, 24, 17, 8},
+        {"resnet18", 72, 32, 17, 8},  /* 8 reorders around the layers Winograd runs (layout_blocked.c) */
         {"mobilenet_v2", 159, 55, 45, 10},  /* blocked (layout_blocked.c): no dwpw, no reorder (the stem writes NCHW16c) */
         {"googlenet", 246, 74, 52, 0},
         {"densenet121", 488, 127, 59, 0},

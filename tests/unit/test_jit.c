@@ -82,7 +82,7 @@ static int setup(void **state)
     if (!mkdtemp(g_cache)) return -1;
     setenv("NNC_CACHE_DIR", g_cache, 1);
     unsetenv("NNC_CACHE");
-    unsetenv("NNC_JIT");
+    setenv("NNC_JIT", "llvm", 1);  /* the default prefers a system C compiler (jit.h) */
     unsetenv("NNC_JIT_BLAS");
     return 0;
 }
@@ -551,9 +551,17 @@ static void test_nnc_jit_cc(void **state)
     assert_int_equal(rt.kind, 0);
     assert_true(run_small(&rt) == 6.0f);
     rt_unload(&rt);
-    unsetenv("NNC_JIT");
+    unsetenv("NNC_JIT");  /* unset: cc where there is one (this machine has), the JIT where PATH has none */
+    assert_false(rt_jit_in_process());
+    char *path = strdup(getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin"), *cc = getenv("CC") ? strdup(getenv("CC")) : NULL;
+    setenv("PATH", "/nonexistent", 1);
+    unsetenv("CC");
     assert_true(rt_jit_in_process());
     assert_non_null(strstr(rt_jit_description(), "clang/llvm 14 in process"));
+    setenv("PATH", path, 1);
+    if (cc) setenv("CC", cc, 1);
+    free(path), free(cc);
+    setenv("NNC_JIT", "llvm", 1);
 }
 
 /* SHA-256 against FIPS 180-2's examples */

@@ -29,6 +29,7 @@
 /* @kernel bn_scale */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
+/* @kernel maxpool2d */
 /* @kernel avgpool2d */
 /* @kernel adaptive_avgpool2d needs: epilogue */
 /* @kernel ctx */
@@ -36,12 +37,9 @@
 /* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
 /* @kernel pool_mt needs: ctx */
+/* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
 /* @kernel avgpool2d_mt needs: avgpool2d pool_mt */
 /* @kernel conv2d_winograd needs: gemm_packed */
-/* @kernel blocked needs: ctx */
-/* @kernel conv2d_nchw_blocked needs: blocked activation */
-/* @kernel conv2d_blocked needs: blocked activation */
-/* @kernel pool_blocked needs: blocked */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== densenet121 ======== */
@@ -703,7 +701,8 @@ static void densenet121_release(densenet121_model *m)
  * checks that size against the kernels themselves. */
 static int densenet121_scratch_fits(void)
 {
-    return nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 200704
+    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 0) <= 1843968
+        && nnc_conv2d_packed_scratch(1, 64, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 200704
         && nnc_conv2d_winograd_scratch(128) <= 884736
         && nnc_conv2d_packed_scratch(1, 96, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 301056
         && nnc_conv2d_packed_scratch(1, 128, 56, 56, 128, 1, 1, 1, 1, 0, 0, 56, 56, 1) <= 401408
@@ -750,6 +749,7 @@ static int densenet121_scratch_fits(void)
         && nnc_conv2d_packed_scratch(1, 992, 14, 14, 128, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 194432
         && nnc_conv2d_packed_scratch(1, 1024, 14, 14, 512, 1, 1, 1, 1, 0, 0, 14, 14, 1) <= 200704
         && nnc_conv2d_packed_scratch(1, 512, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 25088
+        && nnc_conv2d_packed_scratch(1, 128, 7, 7, 32, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 56448
         && nnc_conv2d_packed_scratch(1, 544, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 26656
         && nnc_conv2d_packed_scratch(1, 576, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 28224
         && nnc_conv2d_packed_scratch(1, 608, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 29792
@@ -858,10 +858,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 9472, 4)) != DENSENET121_OK)  /* features.norm0.running_var */
         goto done;
 
-    /* pack_nchw_blocked features.conv0 @ models/lib/densenet.net:31:18 */
-    nnc_pack_nchw_blocked(stage + 0, 64, 3, 7, 7,              /* w: features.conv0.weight [64, 3, 7, 7] (out, in channels, kernel) */
-                          stage + 9408, stage + 9472, 1e-05f,  /* folding features.norm0.weight, features.norm0.running_var */
-                          consts + 64);                        /* y */
+    /* pack_weights features.conv0 @ models/lib/densenet.net:31:18 */
+    nnc_pack_weights(stage + 0, 64, 147,                  /* w: features.conv0.weight [64, 3, 7, 7] as [rows][cols] */
+                     stage + 9408, stage + 9472, 1e-05f,  /* folding features.norm0.weight, features.norm0.running_var */
+                     consts + 64);                        /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 10)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 11)) != DENSENET121_OK)  /* features.denseblock1.denselayer1.norm2.bias */
@@ -3132,10 +3132,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 449)) != DENSENET121_OK)  /* features.denseblock4.denselayer1.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer1.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 9499840);         /* y */
+    /* pack_weights features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer1.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9499840);    /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 455)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 456)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.norm2.bias */
@@ -3183,10 +3183,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 459)) != DENSENET121_OK)  /* features.denseblock4.denselayer2.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer2.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 9607552);         /* y */
+    /* pack_weights features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer2.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9607552);    /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 465)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 466)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.norm2.bias */
@@ -3234,10 +3234,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 469)) != DENSENET121_OK)  /* features.denseblock4.denselayer3.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer3.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 9719424);         /* y */
+    /* pack_weights features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer3.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9719424);    /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 475)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 476)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.norm2.bias */
@@ -3285,10 +3285,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 479)) != DENSENET121_OK)  /* features.denseblock4.denselayer4.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer4.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 9835456);         /* y */
+    /* pack_weights features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer4.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9835456);    /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 485)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 486)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.norm2.bias */
@@ -3336,10 +3336,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 489)) != DENSENET121_OK)  /* features.denseblock4.denselayer5.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer5.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 9955648);         /* y */
+    /* pack_weights features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer5.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 9955648);    /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 495)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 496)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.norm2.bias */
@@ -3387,10 +3387,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 499)) != DENSENET121_OK)  /* features.denseblock4.denselayer6.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer6.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 10080000);        /* y */
+    /* pack_weights features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer6.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10080000);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 505)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 506)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.norm2.bias */
@@ -3438,10 +3438,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 509)) != DENSENET121_OK)  /* features.denseblock4.denselayer7.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer7.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 10208512);        /* y */
+    /* pack_weights features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer7.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10208512);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 515)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 516)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.norm2.bias */
@@ -3489,10 +3489,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 519)) != DENSENET121_OK)  /* features.denseblock4.denselayer8.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer8.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 10341184);        /* y */
+    /* pack_weights features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer8.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10341184);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 525)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 526)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.norm2.bias */
@@ -3540,10 +3540,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 529)) != DENSENET121_OK)  /* features.denseblock4.denselayer9.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer9.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 10478016);        /* y */
+    /* pack_weights features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer9.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10478016);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 535)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 536)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.norm2.bias */
@@ -3591,10 +3591,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 539)) != DENSENET121_OK)  /* features.denseblock4.denselayer10.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer10.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 10619008);        /* y */
+    /* pack_weights features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer10.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10619008);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 545)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 546)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.norm2.bias */
@@ -3642,10 +3642,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 549)) != DENSENET121_OK)  /* features.denseblock4.denselayer11.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer11.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 10764160);        /* y */
+    /* pack_weights features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer11.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10764160);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 555)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 556)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.norm2.bias */
@@ -3693,10 +3693,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 559)) != DENSENET121_OK)  /* features.denseblock4.denselayer12.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer12.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 10913472);        /* y */
+    /* pack_weights features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer12.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 10913472);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 565)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 566)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.norm2.bias */
@@ -3744,10 +3744,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 569)) != DENSENET121_OK)  /* features.denseblock4.denselayer13.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer13.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 11066944);        /* y */
+    /* pack_weights features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer13.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 11066944);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 575)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 576)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.norm2.bias */
@@ -3795,10 +3795,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 579)) != DENSENET121_OK)  /* features.denseblock4.denselayer14.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer14.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 11224576);        /* y */
+    /* pack_weights features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer14.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 11224576);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 585)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 586)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.norm2.bias */
@@ -3846,10 +3846,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 589)) != DENSENET121_OK)  /* features.denseblock4.denselayer15.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer15.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 11386368);        /* y */
+    /* pack_weights features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer15.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 11386368);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 595)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm2.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 128, 596)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.norm2.bias */
@@ -3897,10 +3897,10 @@ static int densenet121_prepare(densenet121_model *m, nnc_st_file *sf)
     if ((rc = densenet121_stage(m, sf, stage + 0, 599)) != DENSENET121_OK)  /* features.denseblock4.denselayer16.conv2.weight */
         goto done;
 
-    /* pack_blocked features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_pack_weights_blocked(stage + 0, 32, 128, 3, 3,  /* w: features.denseblock4.denselayer16.conv2.weight [32, 128, 3, 3] (out, in channels, kernel) */
-                             NULL, NULL, 0.0f,          /* no batchnorm to fold */
-                             consts + 11552320);        /* y */
+    /* pack_weights features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
+    nnc_pack_weights(stage + 0, 32, 1152,  /* w: features.denseblock4.denselayer16.conv2.weight [32, 128, 3, 3] as [rows][cols] */
+                     NULL, NULL, 0.0f,     /* no batchnorm to fold */
+                     consts + 11552320);   /* y */
     if ((rc = densenet121_stage(m, sf, stage + 0, 600)) != DENSENET121_OK)  /* features.norm5.weight */
         goto done;
     if ((rc = densenet121_stage(m, sf, stage + 1024, 603)) != DENSENET121_OK)  /* features.norm5.running_var */
@@ -3961,249 +3961,212 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
     const float   *params     = m->params;
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
-    float         *t609       = (float *)(ws + 0);        /* [n][4][112][112][16], 64 channels in blocks of 16 */
-    float         *t610       = (float *)(ws + 6750208);  /* [n][4][56][56][16], 64 channels in blocks of 16 */
-    float         *t616       = (float *)(ws + 6750208);  /* [n][128][56][56] */
-    float         *t624       = (float *)(ws + 6750208);  /* [n][128][56][56] */
-    float         *t632       = (float *)(ws + 6750208);  /* [n][128][56][56] */
-    float         *t640       = (float *)(ws + 6750208);  /* [n][128][56][56] */
-    float         *t648       = (float *)(ws + 6750208);  /* [n][128][56][56] */
-    float         *t656       = (float *)(ws + 6750208);  /* [n][128][56][56] */
-    float         *t659       = (float *)(ws + 3538944);  /* [n][256][56][56] */
-    float         *t663       = (float *)(ws + 6750208);  /* [n][128][56][56] */
-    float         *t669       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t677       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t685       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t693       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t701       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t709       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t717       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t725       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t733       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t741       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t749       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t757       = (float *)(ws + 5144576);  /* [n][128][28][28] */
-    float         *t760       = (float *)(ws + 3538944);  /* [n][512][28][28] */
-    float         *t764       = (float *)(ws + 1605632);  /* [n][256][28][28] */
-    float         *t770       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t778       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t786       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t794       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t802       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t810       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t818       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t826       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t834       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t842       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t850       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t858       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t866       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t874       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t882       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t890       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t898       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t906       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t914       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t922       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t930       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t938       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t946       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t954       = (float *)(ws + 4341760);  /* [n][128][14][14] */
-    float         *t957       = (float *)(ws + 3538944);  /* [n][1024][14][14] */
-    float         *t961       = (float *)(ws + 802816);   /* [n][512][14][14] */
-    float         *t967       = (float *)(ws + 301056);   /* [n][128][7][7] */
-    float         *t968       = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t970       = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t977       = (float *)(ws + 307328);   /* [n][128][7][7] */
-    float         *t978       = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t980       = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t987       = (float *)(ws + 313600);   /* [n][128][7][7] */
-    float         *t988       = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t990       = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t997       = (float *)(ws + 319872);   /* [n][128][7][7] */
-    float         *t998       = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1000      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1007      = (float *)(ws + 326144);   /* [n][128][7][7] */
-    float         *t1008      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1010      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1017      = (float *)(ws + 332416);   /* [n][128][7][7] */
-    float         *t1018      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1020      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1027      = (float *)(ws + 338688);   /* [n][128][7][7] */
-    float         *t1028      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1030      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1037      = (float *)(ws + 344960);   /* [n][128][7][7] */
-    float         *t1038      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1040      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1047      = (float *)(ws + 351232);   /* [n][128][7][7] */
-    float         *t1048      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1050      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1057      = (float *)(ws + 357504);   /* [n][128][7][7] */
-    float         *t1058      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1060      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1067      = (float *)(ws + 363776);   /* [n][128][7][7] */
-    float         *t1068      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1070      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1077      = (float *)(ws + 370048);   /* [n][128][7][7] */
-    float         *t1078      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1080      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1087      = (float *)(ws + 376320);   /* [n][128][7][7] */
-    float         *t1088      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1090      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1097      = (float *)(ws + 382592);   /* [n][128][7][7] */
-    float         *t1098      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1100      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1107      = (float *)(ws + 388864);   /* [n][128][7][7] */
-    float         *t1108      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1110      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1117      = (float *)(ws + 395136);   /* [n][128][7][7] */
-    float         *t1118      = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t1120      = (float *)(ws + 225792);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t1122      = (float *)(ws + 0);        /* [n][1024][7][7] */
-    float         *t1125      = (float *)(ws + 200704);   /* [n][1024][1][1] */
-    float         *t1126      = (float *)(ws + 200704);   /* [n][1024] */
-    float         *t614       = t659 + 0;                 /* channels 0..63 of t659 */
-    float         *t618       = t659 + 200704;            /* channels 64..95 of t659 */
-    float         *t619       = t659 + 0;                 /* channels 0..95 of t659 */
-    float         *t626       = t659 + 301056;            /* channels 96..127 of t659 */
-    float         *t627       = t659 + 0;                 /* channels 0..127 of t659 */
-    float         *t634       = t659 + 401408;            /* channels 128..159 of t659 */
-    float         *t635       = t659 + 0;                 /* channels 0..159 of t659 */
-    float         *t642       = t659 + 501760;            /* channels 160..191 of t659 */
-    float         *t643       = t659 + 0;                 /* channels 0..191 of t659 */
-    float         *t650       = t659 + 602112;            /* channels 192..223 of t659 */
-    float         *t651       = t659 + 0;                 /* channels 0..223 of t659 */
-    float         *t658       = t659 + 702464;            /* channels 224..255 of t659 */
-    float         *t664       = t760 + 0;                 /* channels 0..127 of t760 */
-    float         *t671       = t760 + 100352;            /* channels 128..159 of t760 */
-    float         *t672       = t760 + 0;                 /* channels 0..159 of t760 */
-    float         *t679       = t760 + 125440;            /* channels 160..191 of t760 */
-    float         *t680       = t760 + 0;                 /* channels 0..191 of t760 */
-    float         *t687       = t760 + 150528;            /* channels 192..223 of t760 */
-    float         *t688       = t760 + 0;                 /* channels 0..223 of t760 */
-    float         *t695       = t760 + 175616;            /* channels 224..255 of t760 */
-    float         *t696       = t760 + 0;                 /* channels 0..255 of t760 */
-    float         *t703       = t760 + 200704;            /* channels 256..287 of t760 */
-    float         *t704       = t760 + 0;                 /* channels 0..287 of t760 */
-    float         *t711       = t760 + 225792;            /* channels 288..319 of t760 */
-    float         *t712       = t760 + 0;                 /* channels 0..319 of t760 */
-    float         *t719       = t760 + 250880;            /* channels 320..351 of t760 */
-    float         *t720       = t760 + 0;                 /* channels 0..351 of t760 */
-    float         *t727       = t760 + 275968;            /* channels 352..383 of t760 */
-    float         *t728       = t760 + 0;                 /* channels 0..383 of t760 */
-    float         *t735       = t760 + 301056;            /* channels 384..415 of t760 */
-    float         *t736       = t760 + 0;                 /* channels 0..415 of t760 */
-    float         *t743       = t760 + 326144;            /* channels 416..447 of t760 */
-    float         *t744       = t760 + 0;                 /* channels 0..447 of t760 */
-    float         *t751       = t760 + 351232;            /* channels 448..479 of t760 */
-    float         *t752       = t760 + 0;                 /* channels 0..479 of t760 */
-    float         *t759       = t760 + 376320;            /* channels 480..511 of t760 */
-    float         *t765       = t957 + 0;                 /* channels 0..255 of t957 */
-    float         *t772       = t957 + 50176;             /* channels 256..287 of t957 */
-    float         *t773       = t957 + 0;                 /* channels 0..287 of t957 */
-    float         *t780       = t957 + 56448;             /* channels 288..319 of t957 */
-    float         *t781       = t957 + 0;                 /* channels 0..319 of t957 */
-    float         *t788       = t957 + 62720;             /* channels 320..351 of t957 */
-    float         *t789       = t957 + 0;                 /* channels 0..351 of t957 */
-    float         *t796       = t957 + 68992;             /* channels 352..383 of t957 */
-    float         *t797       = t957 + 0;                 /* channels 0..383 of t957 */
-    float         *t804       = t957 + 75264;             /* channels 384..415 of t957 */
-    float         *t805       = t957 + 0;                 /* channels 0..415 of t957 */
-    float         *t812       = t957 + 81536;             /* channels 416..447 of t957 */
-    float         *t813       = t957 + 0;                 /* channels 0..447 of t957 */
-    float         *t820       = t957 + 87808;             /* channels 448..479 of t957 */
-    float         *t821       = t957 + 0;                 /* channels 0..479 of t957 */
-    float         *t828       = t957 + 94080;             /* channels 480..511 of t957 */
-    float         *t829       = t957 + 0;                 /* channels 0..511 of t957 */
-    float         *t836       = t957 + 100352;            /* channels 512..543 of t957 */
-    float         *t837       = t957 + 0;                 /* channels 0..543 of t957 */
-    float         *t844       = t957 + 106624;            /* channels 544..575 of t957 */
-    float         *t845       = t957 + 0;                 /* channels 0..575 of t957 */
-    float         *t852       = t957 + 112896;            /* channels 576..607 of t957 */
-    float         *t853       = t957 + 0;                 /* channels 0..607 of t957 */
-    float         *t860       = t957 + 119168;            /* channels 608..639 of t957 */
-    float         *t861       = t957 + 0;                 /* channels 0..639 of t957 */
-    float         *t868       = t957 + 125440;            /* channels 640..671 of t957 */
-    float         *t869       = t957 + 0;                 /* channels 0..671 of t957 */
-    float         *t876       = t957 + 131712;            /* channels 672..703 of t957 */
-    float         *t877       = t957 + 0;                 /* channels 0..703 of t957 */
-    float         *t884       = t957 + 137984;            /* channels 704..735 of t957 */
-    float         *t885       = t957 + 0;                 /* channels 0..735 of t957 */
-    float         *t892       = t957 + 144256;            /* channels 736..767 of t957 */
-    float         *t893       = t957 + 0;                 /* channels 0..767 of t957 */
-    float         *t900       = t957 + 150528;            /* channels 768..799 of t957 */
-    float         *t901       = t957 + 0;                 /* channels 0..799 of t957 */
-    float         *t908       = t957 + 156800;            /* channels 800..831 of t957 */
-    float         *t909       = t957 + 0;                 /* channels 0..831 of t957 */
-    float         *t916       = t957 + 163072;            /* channels 832..863 of t957 */
-    float         *t917       = t957 + 0;                 /* channels 0..863 of t957 */
-    float         *t924       = t957 + 169344;            /* channels 864..895 of t957 */
-    float         *t925       = t957 + 0;                 /* channels 0..895 of t957 */
-    float         *t932       = t957 + 175616;            /* channels 896..927 of t957 */
-    float         *t933       = t957 + 0;                 /* channels 0..927 of t957 */
-    float         *t940       = t957 + 181888;            /* channels 928..959 of t957 */
-    float         *t941       = t957 + 0;                 /* channels 0..959 of t957 */
-    float         *t948       = t957 + 188160;            /* channels 960..991 of t957 */
-    float         *t949       = t957 + 0;                 /* channels 0..991 of t957 */
-    float         *t956       = t957 + 194432;            /* channels 992..1023 of t957 */
-    float         *t962       = t1122 + 0;                /* channels 0..511 of t1122 */
-    float         *t971       = t1122 + 25088;            /* channels 512..543 of t1122 */
-    float         *t972       = t1122 + 0;                /* channels 0..543 of t1122 */
-    float         *t981       = t1122 + 26656;            /* channels 544..575 of t1122 */
-    float         *t982       = t1122 + 0;                /* channels 0..575 of t1122 */
-    float         *t991       = t1122 + 28224;            /* channels 576..607 of t1122 */
-    float         *t992       = t1122 + 0;                /* channels 0..607 of t1122 */
-    float         *t1001      = t1122 + 29792;            /* channels 608..639 of t1122 */
-    float         *t1002      = t1122 + 0;                /* channels 0..639 of t1122 */
-    float         *t1011      = t1122 + 31360;            /* channels 640..671 of t1122 */
-    float         *t1012      = t1122 + 0;                /* channels 0..671 of t1122 */
-    float         *t1021      = t1122 + 32928;            /* channels 672..703 of t1122 */
-    float         *t1022      = t1122 + 0;                /* channels 0..703 of t1122 */
-    float         *t1031      = t1122 + 34496;            /* channels 704..735 of t1122 */
-    float         *t1032      = t1122 + 0;                /* channels 0..735 of t1122 */
-    float         *t1041      = t1122 + 36064;            /* channels 736..767 of t1122 */
-    float         *t1042      = t1122 + 0;                /* channels 0..767 of t1122 */
-    float         *t1051      = t1122 + 37632;            /* channels 768..799 of t1122 */
-    float         *t1052      = t1122 + 0;                /* channels 0..799 of t1122 */
-    float         *t1061      = t1122 + 39200;            /* channels 800..831 of t1122 */
-    float         *t1062      = t1122 + 0;                /* channels 0..831 of t1122 */
-    float         *t1071      = t1122 + 40768;            /* channels 832..863 of t1122 */
-    float         *t1072      = t1122 + 0;                /* channels 0..863 of t1122 */
-    float         *t1081      = t1122 + 42336;            /* channels 864..895 of t1122 */
-    float         *t1082      = t1122 + 0;                /* channels 0..895 of t1122 */
-    float         *t1091      = t1122 + 43904;            /* channels 896..927 of t1122 */
-    float         *t1092      = t1122 + 0;                /* channels 0..927 of t1122 */
-    float         *t1101      = t1122 + 45472;            /* channels 928..959 of t1122 */
-    float         *t1102      = t1122 + 0;                /* channels 0..959 of t1122 */
-    float         *t1111      = t1122 + 47040;            /* channels 960..991 of t1122 */
-    float         *t1112      = t1122 + 0;                /* channels 0..991 of t1122 */
-    float         *t1121      = t1122 + 48608;            /* channels 992..1023 of t1122 */
+    float         *t609       = (float *)(ws + 7375872);  /* [n][64][112][112] */
+    float         *t615       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t623       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t631       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t639       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t647       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t655       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t658       = (float *)(ws + 3538944);  /* [n][256][56][56] */
+    float         *t662       = (float *)(ws + 6750208);  /* [n][128][56][56] */
+    float         *t668       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t676       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t684       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t692       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t700       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t708       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t716       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t724       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t732       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t740       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t748       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t756       = (float *)(ws + 5144576);  /* [n][128][28][28] */
+    float         *t759       = (float *)(ws + 3538944);  /* [n][512][28][28] */
+    float         *t763       = (float *)(ws + 1605632);  /* [n][256][28][28] */
+    float         *t769       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t777       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t785       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t793       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t801       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t809       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t817       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t825       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t833       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t841       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t849       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t857       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t865       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t873       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t881       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t889       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t897       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t905       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t913       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t921       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t929       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t937       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t945       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t953       = (float *)(ws + 4341760);  /* [n][128][14][14] */
+    float         *t956       = (float *)(ws + 3538944);  /* [n][1024][14][14] */
+    float         *t960       = (float *)(ws + 802816);   /* [n][512][14][14] */
+    float         *t966       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t974       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t982       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t990       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t998       = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1006      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1014      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1022      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1030      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1038      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1046      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1054      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1062      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1070      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1078      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1086      = (float *)(ws + 426496);   /* [n][128][7][7] */
+    float         *t1089      = (float *)(ws + 225792);   /* [n][1024][7][7] */
+    float         *t1092      = (float *)(ws + 0);        /* [n][1024][1][1] */
+    float         *t1093      = (float *)(ws + 0);        /* [n][1024] */
+    float         *t610       = t658 + 0;                 /* channels 0..63 of t658 */
+    float         *t617       = t658 + 200704;            /* channels 64..95 of t658 */
+    float         *t618       = t658 + 0;                 /* channels 0..95 of t658 */
+    float         *t625       = t658 + 301056;            /* channels 96..127 of t658 */
+    float         *t626       = t658 + 0;                 /* channels 0..127 of t658 */
+    float         *t633       = t658 + 401408;            /* channels 128..159 of t658 */
+    float         *t634       = t658 + 0;                 /* channels 0..159 of t658 */
+    float         *t641       = t658 + 501760;            /* channels 160..191 of t658 */
+    float         *t642       = t658 + 0;                 /* channels 0..191 of t658 */
+    float         *t649       = t658 + 602112;            /* channels 192..223 of t658 */
+    float         *t650       = t658 + 0;                 /* channels 0..223 of t658 */
+    float         *t657       = t658 + 702464;            /* channels 224..255 of t658 */
+    float         *t663       = t759 + 0;                 /* channels 0..127 of t759 */
+    float         *t670       = t759 + 100352;            /* channels 128..159 of t759 */
+    float         *t671       = t759 + 0;                 /* channels 0..159 of t759 */
+    float         *t678       = t759 + 125440;            /* channels 160..191 of t759 */
+    float         *t679       = t759 + 0;                 /* channels 0..191 of t759 */
+    float         *t686       = t759 + 150528;            /* channels 192..223 of t759 */
+    float         *t687       = t759 + 0;                 /* channels 0..223 of t759 */
+    float         *t694       = t759 + 175616;            /* channels 224..255 of t759 */
+    float         *t695       = t759 + 0;                 /* channels 0..255 of t759 */
+    float         *t702       = t759 + 200704;            /* channels 256..287 of t759 */
+    float         *t703       = t759 + 0;                 /* channels 0..287 of t759 */
+    float         *t710       = t759 + 225792;            /* channels 288..319 of t759 */
+    float         *t711       = t759 + 0;                 /* channels 0..319 of t759 */
+    float         *t718       = t759 + 250880;            /* channels 320..351 of t759 */
+    float         *t719       = t759 + 0;                 /* channels 0..351 of t759 */
+    float         *t726       = t759 + 275968;            /* channels 352..383 of t759 */
+    float         *t727       = t759 + 0;                 /* channels 0..383 of t759 */
+    float         *t734       = t759 + 301056;            /* channels 384..415 of t759 */
+    float         *t735       = t759 + 0;                 /* channels 0..415 of t759 */
+    float         *t742       = t759 + 326144;            /* channels 416..447 of t759 */
+    float         *t743       = t759 + 0;                 /* channels 0..447 of t759 */
+    float         *t750       = t759 + 351232;            /* channels 448..479 of t759 */
+    float         *t751       = t759 + 0;                 /* channels 0..479 of t759 */
+    float         *t758       = t759 + 376320;            /* channels 480..511 of t759 */
+    float         *t764       = t956 + 0;                 /* channels 0..255 of t956 */
+    float         *t771       = t956 + 50176;             /* channels 256..287 of t956 */
+    float         *t772       = t956 + 0;                 /* channels 0..287 of t956 */
+    float         *t779       = t956 + 56448;             /* channels 288..319 of t956 */
+    float         *t780       = t956 + 0;                 /* channels 0..319 of t956 */
+    float         *t787       = t956 + 62720;             /* channels 320..351 of t956 */
+    float         *t788       = t956 + 0;                 /* channels 0..351 of t956 */
+    float         *t795       = t956 + 68992;             /* channels 352..383 of t956 */
+    float         *t796       = t956 + 0;                 /* channels 0..383 of t956 */
+    float         *t803       = t956 + 75264;             /* channels 384..415 of t956 */
+    float         *t804       = t956 + 0;                 /* channels 0..415 of t956 */
+    float         *t811       = t956 + 81536;             /* channels 416..447 of t956 */
+    float         *t812       = t956 + 0;                 /* channels 0..447 of t956 */
+    float         *t819       = t956 + 87808;             /* channels 448..479 of t956 */
+    float         *t820       = t956 + 0;                 /* channels 0..479 of t956 */
+    float         *t827       = t956 + 94080;             /* channels 480..511 of t956 */
+    float         *t828       = t956 + 0;                 /* channels 0..511 of t956 */
+    float         *t835       = t956 + 100352;            /* channels 512..543 of t956 */
+    float         *t836       = t956 + 0;                 /* channels 0..543 of t956 */
+    float         *t843       = t956 + 106624;            /* channels 544..575 of t956 */
+    float         *t844       = t956 + 0;                 /* channels 0..575 of t956 */
+    float         *t851       = t956 + 112896;            /* channels 576..607 of t956 */
+    float         *t852       = t956 + 0;                 /* channels 0..607 of t956 */
+    float         *t859       = t956 + 119168;            /* channels 608..639 of t956 */
+    float         *t860       = t956 + 0;                 /* channels 0..639 of t956 */
+    float         *t867       = t956 + 125440;            /* channels 640..671 of t956 */
+    float         *t868       = t956 + 0;                 /* channels 0..671 of t956 */
+    float         *t875       = t956 + 131712;            /* channels 672..703 of t956 */
+    float         *t876       = t956 + 0;                 /* channels 0..703 of t956 */
+    float         *t883       = t956 + 137984;            /* channels 704..735 of t956 */
+    float         *t884       = t956 + 0;                 /* channels 0..735 of t956 */
+    float         *t891       = t956 + 144256;            /* channels 736..767 of t956 */
+    float         *t892       = t956 + 0;                 /* channels 0..767 of t956 */
+    float         *t899       = t956 + 150528;            /* channels 768..799 of t956 */
+    float         *t900       = t956 + 0;                 /* channels 0..799 of t956 */
+    float         *t907       = t956 + 156800;            /* channels 800..831 of t956 */
+    float         *t908       = t956 + 0;                 /* channels 0..831 of t956 */
+    float         *t915       = t956 + 163072;            /* channels 832..863 of t956 */
+    float         *t916       = t956 + 0;                 /* channels 0..863 of t956 */
+    float         *t923       = t956 + 169344;            /* channels 864..895 of t956 */
+    float         *t924       = t956 + 0;                 /* channels 0..895 of t956 */
+    float         *t931       = t956 + 175616;            /* channels 896..927 of t956 */
+    float         *t932       = t956 + 0;                 /* channels 0..927 of t956 */
+    float         *t939       = t956 + 181888;            /* channels 928..959 of t956 */
+    float         *t940       = t956 + 0;                 /* channels 0..959 of t956 */
+    float         *t947       = t956 + 188160;            /* channels 960..991 of t956 */
+    float         *t948       = t956 + 0;                 /* channels 0..991 of t956 */
+    float         *t955       = t956 + 194432;            /* channels 992..1023 of t956 */
+    float         *t961       = t1089 + 0;                /* channels 0..511 of t1089 */
+    float         *t968       = t1089 + 25088;            /* channels 512..543 of t1089 */
+    float         *t969       = t1089 + 0;                /* channels 0..543 of t1089 */
+    float         *t976       = t1089 + 26656;            /* channels 544..575 of t1089 */
+    float         *t977       = t1089 + 0;                /* channels 0..575 of t1089 */
+    float         *t984       = t1089 + 28224;            /* channels 576..607 of t1089 */
+    float         *t985       = t1089 + 0;                /* channels 0..607 of t1089 */
+    float         *t992       = t1089 + 29792;            /* channels 608..639 of t1089 */
+    float         *t993       = t1089 + 0;                /* channels 0..639 of t1089 */
+    float         *t1000      = t1089 + 31360;            /* channels 640..671 of t1089 */
+    float         *t1001      = t1089 + 0;                /* channels 0..671 of t1089 */
+    float         *t1008      = t1089 + 32928;            /* channels 672..703 of t1089 */
+    float         *t1009      = t1089 + 0;                /* channels 0..703 of t1089 */
+    float         *t1016      = t1089 + 34496;            /* channels 704..735 of t1089 */
+    float         *t1017      = t1089 + 0;                /* channels 0..735 of t1089 */
+    float         *t1024      = t1089 + 36064;            /* channels 736..767 of t1089 */
+    float         *t1025      = t1089 + 0;                /* channels 0..767 of t1089 */
+    float         *t1032      = t1089 + 37632;            /* channels 768..799 of t1089 */
+    float         *t1033      = t1089 + 0;                /* channels 0..799 of t1089 */
+    float         *t1040      = t1089 + 39200;            /* channels 800..831 of t1089 */
+    float         *t1041      = t1089 + 0;                /* channels 0..831 of t1089 */
+    float         *t1048      = t1089 + 40768;            /* channels 832..863 of t1089 */
+    float         *t1049      = t1089 + 0;                /* channels 0..863 of t1089 */
+    float         *t1056      = t1089 + 42336;            /* channels 864..895 of t1089 */
+    float         *t1057      = t1089 + 0;                /* channels 0..895 of t1089 */
+    float         *t1064      = t1089 + 43904;            /* channels 896..927 of t1089 */
+    float         *t1065      = t1089 + 0;                /* channels 0..927 of t1089 */
+    float         *t1072      = t1089 + 45472;            /* channels 928..959 of t1089 */
+    float         *t1073      = t1089 + 0;                /* channels 0..959 of t1089 */
+    float         *t1080      = t1089 + 47040;            /* channels 960..991 of t1089 */
+    float         *t1081      = t1089 + 0;                /* channels 0..991 of t1089 */
+    float         *t1088      = t1089 + 48608;            /* channels 992..1023 of t1089 */
 
     /* conv2d features.conv0 @ models/lib/densenet.net:31:18 */
-    nnc_conv2d_nchw_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                            n, in_image, 150528, 3, 224, 224,  /* x: input image [3, 224, 224], batch stride */
-                            consts + 64, consts + 0,           /* pack_nchw_blocked(features.conv0.weight), bn_fold_bias(features.norm0.weight) */
-                            t609, 802816, 64, 112, 112,        /* y: [64, 112, 112], batch stride */
-                            7, 7, 2, 2, 3, 3, 1, 1,            /* kernel, stride, padding, dilation */
-                            NULL, 0,                           /* no residual */
-                            NNC_ACT_RELU, 0.0f);               /* then relu */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, in_image, 150528, 3, 224, 224,              /* x: input image [3, 224, 224], batch stride */
+                      consts + 64, consts + 0,                       /* pack_weights(features.conv0.weight), bn_fold_bias(features.norm0.weight) */
+                      t609, 802816, 64, 112, 112,                    /* y: [64, 112, 112], batch stride */
+                      7, 7, 2, 2, 3, 3, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/densenet.net:32:44 */
-    nnc_maxpool2d_blocked(&m->ctx,                        /* the instance's threads and instruction set */
-                          n, t609, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
-                          t610, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
-                          3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
-
-    /* reorder @ models/lib/densenet.net:32:44 */
-    nnc_from_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                     n, t610, 200704, 64, 3136,  /* x: [64, 56, 56], batch stride; channels, pixels */
-                     t614, 802816);              /* y (nchw), batch stride */
+    nnc_maxpool2d_mt(&m->ctx,                        /* the instance's threads and instruction set */
+                     n, t609, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
+                     t610, 802816, 56, 56,           /* y: [64, 56, 56], batch stride */
+                     3, 3, 2, 2, 1, 1, 1, 1);        /* kernel, stride, padding, dilation */
 
     /* conv2d features.denseblock1.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                            /* the instance's threads and instruction set */
-                      n, t614, 802816, 64, 56, 56,                        /* x: [64, 56, 56], batch stride */
+                      n, t610, 802816, 64, 56, 56,                        /* x: [64, 56, 56], batch stride */
                       consts + 9728, consts + 9472,                       /* pack_weights(features.denseblock1.denselayer1.conv1.weight), bn_fold_bias(features.denseblock1.denselayer1.norm2.weight) */
-                      t616, 401408, 128, 56, 56,                          /* y: [128, 56, 56], batch stride */
+                      t615, 401408, 128, 56, 56,                          /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),       /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                            /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                            /* then relu */
@@ -4211,22 +4174,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock1.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t616, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        n, t615, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
                         consts + 17920, NULL,                          /* winograd_weights(features.denseblock1.denselayer1.conv2.weight), no bias */
-                        t618, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        t617, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t614, t618 are its slices; nothing to copy */
+    /* in place: t610, t617 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t619, 802816, 96, 56, 56,                            /* x: [96, 56, 56], batch stride */
+                      n, t618, 802816, 96, 56, 56,                            /* x: [96, 56, 56], batch stride */
                       consts + 165696, consts + 165376,                       /* pack_weights(features.denseblock1.denselayer2.conv1.weight), bn_fold_bias(features.denseblock1.denselayer2.norm2.weight) */
-                      t624, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      t623, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
@@ -4234,22 +4197,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock1.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t624, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        n, t623, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
                         consts + 177984, NULL,                         /* winograd_weights(features.denseblock1.denselayer2.conv2.weight), no bias */
-                        t626, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        t625, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t619, t626 are its slices; nothing to copy */
+    /* in place: t618, t625 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t627, 802816, 128, 56, 56,                           /* x: [128, 56, 56], batch stride */
+                      n, t626, 802816, 128, 56, 56,                           /* x: [128, 56, 56], batch stride */
                       consts + 325824, consts + 325440,                       /* pack_weights(features.denseblock1.denselayer3.conv1.weight), bn_fold_bias(features.denseblock1.denselayer3.norm2.weight) */
-                      t632, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      t631, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
@@ -4257,22 +4220,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock1.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t632, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        n, t631, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
                         consts + 342208, NULL,                         /* winograd_weights(features.denseblock1.denselayer3.conv2.weight), no bias */
-                        t634, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        t633, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t627, t634 are its slices; nothing to copy */
+    /* in place: t626, t633 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t635, 802816, 160, 56, 56,                           /* x: [160, 56, 56], batch stride */
+                      n, t634, 802816, 160, 56, 56,                           /* x: [160, 56, 56], batch stride */
                       consts + 490112, consts + 489664,                       /* pack_weights(features.denseblock1.denselayer4.conv1.weight), bn_fold_bias(features.denseblock1.denselayer4.norm2.weight) */
-                      t640, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      t639, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
@@ -4280,22 +4243,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock1.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t640, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        n, t639, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
                         consts + 510592, NULL,                         /* winograd_weights(features.denseblock1.denselayer4.conv2.weight), no bias */
-                        t642, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        t641, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t635, t642 are its slices; nothing to copy */
+    /* in place: t634, t641 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t643, 802816, 192, 56, 56,                           /* x: [192, 56, 56], batch stride */
+                      n, t642, 802816, 192, 56, 56,                           /* x: [192, 56, 56], batch stride */
                       consts + 658560, consts + 658048,                       /* pack_weights(features.denseblock1.denselayer5.conv1.weight), bn_fold_bias(features.denseblock1.denselayer5.norm2.weight) */
-                      t648, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      t647, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
@@ -4303,22 +4266,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock1.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t648, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        n, t647, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
                         consts + 683136, NULL,                         /* winograd_weights(features.denseblock1.denselayer5.conv2.weight), no bias */
-                        t650, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        t649, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t643, t650 are its slices; nothing to copy */
+    /* in place: t642, t649 are its slices; nothing to copy */
 
     /* conv2d features.denseblock1.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                /* the instance's threads and instruction set */
-                      n, t651, 802816, 224, 56, 56,                           /* x: [224, 56, 56], batch stride */
+                      n, t650, 802816, 224, 56, 56,                           /* x: [224, 56, 56], batch stride */
                       consts + 831168, consts + 830592,                       /* pack_weights(features.denseblock1.denselayer6.conv1.weight), bn_fold_bias(features.denseblock1.denselayer6.norm2.weight) */
-                      t656, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
+                      t655, 401408, 128, 56, 56,                              /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),           /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                /* then relu */
@@ -4326,22 +4289,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock1.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t656, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
+                        n, t655, 401408, 128, 56, 56,                  /* x: [128, 56, 56], batch stride */
                         consts + 859840, NULL,                         /* winograd_weights(features.denseblock1.denselayer6.conv2.weight), no bias */
-                        t658, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
+                        t657, 802816, 32, 56, 56,                      /* y: [32, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t651, t658 are its slices; nothing to copy */
+    /* in place: t650, t657 are its slices; nothing to copy */
 
     /* conv2d features.transition1.conv @ models/lib/densenet.net:23:46 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t659, 802816, 256, 56, 56,                             /* x: [256, 56, 56], batch stride */
+                      n, t658, 802816, 256, 56, 56,                             /* x: [256, 56, 56], batch stride */
                       consts + 1007808, NULL,                                   /* pack_weights(features.transition1.conv.weight), no bias */
-                      t663, 401408, 128, 56, 56,                                /* y: [128, 56, 56], batch stride */
+                      t662, 401408, 128, 56, 56,                                /* y: [128, 56, 56], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_NONE, 0.0f, 128,                                  /* then none */
@@ -4349,15 +4312,15 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t663, 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
-                     t664, 401408, 28, 28,          /* y: [128, 28, 28], batch stride */
+                     n, t662, 401408, 128, 56, 56,  /* x: [128, 56, 56], batch stride */
+                     t663, 401408, 28, 28,          /* y: [128, 28, 28], batch stride */
                      2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock2.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t664, 401408, 128, 28, 28,                             /* x: [128, 28, 28], batch stride */
+                      n, t663, 401408, 128, 28, 28,                             /* x: [128, 28, 28], batch stride */
                       consts + 1040960, consts + 1040576,                       /* pack_weights(features.denseblock2.denselayer1.conv1.weight), bn_fold_bias(features.denseblock2.denselayer1.norm2.weight) */
-                      t669, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t668, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4365,22 +4328,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t669, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t668, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 1057344, NULL,                        /* winograd_weights(features.denseblock2.denselayer1.conv2.weight), no bias */
-                        t671, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t670, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t664, t671 are its slices; nothing to copy */
+    /* in place: t663, t670 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t672, 401408, 160, 28, 28,                             /* x: [160, 28, 28], batch stride */
+                      n, t671, 401408, 160, 28, 28,                             /* x: [160, 28, 28], batch stride */
                       consts + 1205248, consts + 1204800,                       /* pack_weights(features.denseblock2.denselayer2.conv1.weight), bn_fold_bias(features.denseblock2.denselayer2.norm2.weight) */
-                      t677, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t676, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4388,22 +4351,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t677, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t676, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 1225728, NULL,                        /* winograd_weights(features.denseblock2.denselayer2.conv2.weight), no bias */
-                        t679, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t678, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t672, t679 are its slices; nothing to copy */
+    /* in place: t671, t678 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t680, 401408, 192, 28, 28,                             /* x: [192, 28, 28], batch stride */
+                      n, t679, 401408, 192, 28, 28,                             /* x: [192, 28, 28], batch stride */
                       consts + 1373696, consts + 1373184,                       /* pack_weights(features.denseblock2.denselayer3.conv1.weight), bn_fold_bias(features.denseblock2.denselayer3.norm2.weight) */
-                      t685, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t684, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4411,22 +4374,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t685, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t684, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 1398272, NULL,                        /* winograd_weights(features.denseblock2.denselayer3.conv2.weight), no bias */
-                        t687, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t686, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t680, t687 are its slices; nothing to copy */
+    /* in place: t679, t686 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t688, 401408, 224, 28, 28,                             /* x: [224, 28, 28], batch stride */
+                      n, t687, 401408, 224, 28, 28,                             /* x: [224, 28, 28], batch stride */
                       consts + 1546304, consts + 1545728,                       /* pack_weights(features.denseblock2.denselayer4.conv1.weight), bn_fold_bias(features.denseblock2.denselayer4.norm2.weight) */
-                      t693, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t692, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4434,22 +4397,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t693, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t692, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 1574976, NULL,                        /* winograd_weights(features.denseblock2.denselayer4.conv2.weight), no bias */
-                        t695, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t694, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t688, t695 are its slices; nothing to copy */
+    /* in place: t687, t694 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t696, 401408, 256, 28, 28,                             /* x: [256, 28, 28], batch stride */
+                      n, t695, 401408, 256, 28, 28,                             /* x: [256, 28, 28], batch stride */
                       consts + 1723072, consts + 1722432,                       /* pack_weights(features.denseblock2.denselayer5.conv1.weight), bn_fold_bias(features.denseblock2.denselayer5.norm2.weight) */
-                      t701, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t700, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4457,22 +4420,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t701, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t700, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 1755840, NULL,                        /* winograd_weights(features.denseblock2.denselayer5.conv2.weight), no bias */
-                        t703, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t702, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t696, t703 are its slices; nothing to copy */
+    /* in place: t695, t702 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t704, 401408, 288, 28, 28,                             /* x: [288, 28, 28], batch stride */
+                      n, t703, 401408, 288, 28, 28,                             /* x: [288, 28, 28], batch stride */
                       consts + 1904000, consts + 1903296,                       /* pack_weights(features.denseblock2.denselayer6.conv1.weight), bn_fold_bias(features.denseblock2.denselayer6.norm2.weight) */
-                      t709, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t708, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4480,22 +4443,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t709, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t708, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 1940864, NULL,                        /* winograd_weights(features.denseblock2.denselayer6.conv2.weight), no bias */
-                        t711, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t710, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t704, t711 are its slices; nothing to copy */
+    /* in place: t703, t710 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t712, 401408, 320, 28, 28,                             /* x: [320, 28, 28], batch stride */
+                      n, t711, 401408, 320, 28, 28,                             /* x: [320, 28, 28], batch stride */
                       consts + 2089088, consts + 2088320,                       /* pack_weights(features.denseblock2.denselayer7.conv1.weight), bn_fold_bias(features.denseblock2.denselayer7.norm2.weight) */
-                      t717, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t716, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4503,22 +4466,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t717, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t716, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 2130048, NULL,                        /* winograd_weights(features.denseblock2.denselayer7.conv2.weight), no bias */
-                        t719, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t718, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t712, t719 are its slices; nothing to copy */
+    /* in place: t711, t718 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t720, 401408, 352, 28, 28,                             /* x: [352, 28, 28], batch stride */
+                      n, t719, 401408, 352, 28, 28,                             /* x: [352, 28, 28], batch stride */
                       consts + 2278336, consts + 2277504,                       /* pack_weights(features.denseblock2.denselayer8.conv1.weight), bn_fold_bias(features.denseblock2.denselayer8.norm2.weight) */
-                      t725, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t724, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4526,22 +4489,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t725, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t724, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 2323392, NULL,                        /* winograd_weights(features.denseblock2.denselayer8.conv2.weight), no bias */
-                        t727, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t726, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t720, t727 are its slices; nothing to copy */
+    /* in place: t719, t726 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t728, 401408, 384, 28, 28,                             /* x: [384, 28, 28], batch stride */
+                      n, t727, 401408, 384, 28, 28,                             /* x: [384, 28, 28], batch stride */
                       consts + 2471744, consts + 2470848,                       /* pack_weights(features.denseblock2.denselayer9.conv1.weight), bn_fold_bias(features.denseblock2.denselayer9.norm2.weight) */
-                      t733, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t732, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4549,22 +4512,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t733, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t732, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 2520896, NULL,                        /* winograd_weights(features.denseblock2.denselayer9.conv2.weight), no bias */
-                        t735, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t734, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t728, t735 are its slices; nothing to copy */
+    /* in place: t727, t734 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t736, 401408, 416, 28, 28,                             /* x: [416, 28, 28], batch stride */
+                      n, t735, 401408, 416, 28, 28,                             /* x: [416, 28, 28], batch stride */
                       consts + 2669312, consts + 2668352,                       /* pack_weights(features.denseblock2.denselayer10.conv1.weight), bn_fold_bias(features.denseblock2.denselayer10.norm2.weight) */
-                      t741, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t740, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4572,22 +4535,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t741, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t740, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 2722560, NULL,                        /* winograd_weights(features.denseblock2.denselayer10.conv2.weight), no bias */
-                        t743, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t742, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t736, t743 are its slices; nothing to copy */
+    /* in place: t735, t742 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t744, 401408, 448, 28, 28,                             /* x: [448, 28, 28], batch stride */
+                      n, t743, 401408, 448, 28, 28,                             /* x: [448, 28, 28], batch stride */
                       consts + 2871040, consts + 2870016,                       /* pack_weights(features.denseblock2.denselayer11.conv1.weight), bn_fold_bias(features.denseblock2.denselayer11.norm2.weight) */
-                      t749, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t748, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4595,22 +4558,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t749, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t748, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 2928384, NULL,                        /* winograd_weights(features.denseblock2.denselayer11.conv2.weight), no bias */
-                        t751, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t750, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t744, t751 are its slices; nothing to copy */
+    /* in place: t743, t750 are its slices; nothing to copy */
 
     /* conv2d features.denseblock2.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t752, 401408, 480, 28, 28,                             /* x: [480, 28, 28], batch stride */
+                      n, t751, 401408, 480, 28, 28,                             /* x: [480, 28, 28], batch stride */
                       consts + 3076928, consts + 3075840,                       /* pack_weights(features.denseblock2.denselayer12.conv1.weight), bn_fold_bias(features.denseblock2.denselayer12.norm2.weight) */
-                      t757, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
+                      t756, 100352, 128, 28, 28,                                /* y: [128, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4618,22 +4581,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock2.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t757, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        n, t756, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
                         consts + 3138368, NULL,                        /* winograd_weights(features.denseblock2.denselayer12.conv2.weight), no bias */
-                        t759, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        t758, 401408, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t752, t759 are its slices; nothing to copy */
+    /* in place: t751, t758 are its slices; nothing to copy */
 
     /* conv2d features.transition2.conv @ models/lib/densenet.net:23:46 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t760, 401408, 512, 28, 28,                             /* x: [512, 28, 28], batch stride */
+                      n, t759, 401408, 512, 28, 28,                             /* x: [512, 28, 28], batch stride */
                       consts + 3286848, NULL,                                   /* pack_weights(features.transition2.conv.weight), no bias */
-                      t764, 200704, 256, 28, 28,                                /* y: [256, 28, 28], batch stride */
+                      t763, 200704, 256, 28, 28,                                /* y: [256, 28, 28], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_NONE, 0.0f, 256,                                  /* then none */
@@ -4641,15 +4604,15 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t764, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                     t765, 200704, 14, 14,          /* y: [256, 14, 14], batch stride */
+                     n, t763, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                     t764, 200704, 14, 14,          /* y: [256, 14, 14], batch stride */
                      2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock3.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t765, 200704, 256, 14, 14,                             /* x: [256, 14, 14], batch stride */
+                      n, t764, 200704, 256, 14, 14,                             /* x: [256, 14, 14], batch stride */
                       consts + 3418560, consts + 3417920,                       /* pack_weights(features.denseblock3.denselayer1.conv1.weight), bn_fold_bias(features.denseblock3.denselayer1.norm2.weight) */
-                      t770, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t769, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4657,22 +4620,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t770, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t769, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 3451328, NULL,                        /* winograd_weights(features.denseblock3.denselayer1.conv2.weight), no bias */
-                        t772, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t771, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t765, t772 are its slices; nothing to copy */
+    /* in place: t764, t771 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t773, 200704, 288, 14, 14,                             /* x: [288, 14, 14], batch stride */
+                      n, t772, 200704, 288, 14, 14,                             /* x: [288, 14, 14], batch stride */
                       consts + 3599488, consts + 3598784,                       /* pack_weights(features.denseblock3.denselayer2.conv1.weight), bn_fold_bias(features.denseblock3.denselayer2.norm2.weight) */
-                      t778, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t777, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4680,22 +4643,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t778, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t777, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 3636352, NULL,                        /* winograd_weights(features.denseblock3.denselayer2.conv2.weight), no bias */
-                        t780, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t779, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t773, t780 are its slices; nothing to copy */
+    /* in place: t772, t779 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t781, 200704, 320, 14, 14,                             /* x: [320, 14, 14], batch stride */
+                      n, t780, 200704, 320, 14, 14,                             /* x: [320, 14, 14], batch stride */
                       consts + 3784576, consts + 3783808,                       /* pack_weights(features.denseblock3.denselayer3.conv1.weight), bn_fold_bias(features.denseblock3.denselayer3.norm2.weight) */
-                      t786, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t785, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4703,22 +4666,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t786, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t785, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 3825536, NULL,                        /* winograd_weights(features.denseblock3.denselayer3.conv2.weight), no bias */
-                        t788, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t787, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t781, t788 are its slices; nothing to copy */
+    /* in place: t780, t787 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t789, 200704, 352, 14, 14,                             /* x: [352, 14, 14], batch stride */
+                      n, t788, 200704, 352, 14, 14,                             /* x: [352, 14, 14], batch stride */
                       consts + 3973824, consts + 3972992,                       /* pack_weights(features.denseblock3.denselayer4.conv1.weight), bn_fold_bias(features.denseblock3.denselayer4.norm2.weight) */
-                      t794, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t793, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4726,22 +4689,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t794, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t793, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 4018880, NULL,                        /* winograd_weights(features.denseblock3.denselayer4.conv2.weight), no bias */
-                        t796, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t795, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t789, t796 are its slices; nothing to copy */
+    /* in place: t788, t795 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t797, 200704, 384, 14, 14,                             /* x: [384, 14, 14], batch stride */
+                      n, t796, 200704, 384, 14, 14,                             /* x: [384, 14, 14], batch stride */
                       consts + 4167232, consts + 4166336,                       /* pack_weights(features.denseblock3.denselayer5.conv1.weight), bn_fold_bias(features.denseblock3.denselayer5.norm2.weight) */
-                      t802, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t801, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4749,22 +4712,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t802, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t801, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 4216384, NULL,                        /* winograd_weights(features.denseblock3.denselayer5.conv2.weight), no bias */
-                        t804, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t803, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t797, t804 are its slices; nothing to copy */
+    /* in place: t796, t803 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t805, 200704, 416, 14, 14,                             /* x: [416, 14, 14], batch stride */
+                      n, t804, 200704, 416, 14, 14,                             /* x: [416, 14, 14], batch stride */
                       consts + 4364800, consts + 4363840,                       /* pack_weights(features.denseblock3.denselayer6.conv1.weight), bn_fold_bias(features.denseblock3.denselayer6.norm2.weight) */
-                      t810, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t809, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4772,22 +4735,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t810, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t809, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 4418048, NULL,                        /* winograd_weights(features.denseblock3.denselayer6.conv2.weight), no bias */
-                        t812, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t811, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t805, t812 are its slices; nothing to copy */
+    /* in place: t804, t811 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t813, 200704, 448, 14, 14,                             /* x: [448, 14, 14], batch stride */
+                      n, t812, 200704, 448, 14, 14,                             /* x: [448, 14, 14], batch stride */
                       consts + 4566528, consts + 4565504,                       /* pack_weights(features.denseblock3.denselayer7.conv1.weight), bn_fold_bias(features.denseblock3.denselayer7.norm2.weight) */
-                      t818, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t817, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4795,22 +4758,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t818, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t817, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 4623872, NULL,                        /* winograd_weights(features.denseblock3.denselayer7.conv2.weight), no bias */
-                        t820, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t819, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t813, t820 are its slices; nothing to copy */
+    /* in place: t812, t819 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t821, 200704, 480, 14, 14,                             /* x: [480, 14, 14], batch stride */
+                      n, t820, 200704, 480, 14, 14,                             /* x: [480, 14, 14], batch stride */
                       consts + 4772416, consts + 4771328,                       /* pack_weights(features.denseblock3.denselayer8.conv1.weight), bn_fold_bias(features.denseblock3.denselayer8.norm2.weight) */
-                      t826, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t825, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4818,22 +4781,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t826, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t825, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 4833856, NULL,                        /* winograd_weights(features.denseblock3.denselayer8.conv2.weight), no bias */
-                        t828, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t827, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t821, t828 are its slices; nothing to copy */
+    /* in place: t820, t827 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t829, 200704, 512, 14, 14,                             /* x: [512, 14, 14], batch stride */
+                      n, t828, 200704, 512, 14, 14,                             /* x: [512, 14, 14], batch stride */
                       consts + 4982464, consts + 4981312,                       /* pack_weights(features.denseblock3.denselayer9.conv1.weight), bn_fold_bias(features.denseblock3.denselayer9.norm2.weight) */
-                      t834, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t833, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4841,22 +4804,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t834, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t833, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 5048000, NULL,                        /* winograd_weights(features.denseblock3.denselayer9.conv2.weight), no bias */
-                        t836, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t835, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t829, t836 are its slices; nothing to copy */
+    /* in place: t828, t835 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t837, 200704, 544, 14, 14,                             /* x: [544, 14, 14], batch stride */
+                      n, t836, 200704, 544, 14, 14,                             /* x: [544, 14, 14], batch stride */
                       consts + 5196672, consts + 5195456,                       /* pack_weights(features.denseblock3.denselayer10.conv1.weight), bn_fold_bias(features.denseblock3.denselayer10.norm2.weight) */
-                      t842, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t841, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4864,22 +4827,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t842, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t841, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 5266304, NULL,                        /* winograd_weights(features.denseblock3.denselayer10.conv2.weight), no bias */
-                        t844, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t843, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t837, t844 are its slices; nothing to copy */
+    /* in place: t836, t843 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t845, 200704, 576, 14, 14,                             /* x: [576, 14, 14], batch stride */
+                      n, t844, 200704, 576, 14, 14,                             /* x: [576, 14, 14], batch stride */
                       consts + 5415040, consts + 5413760,                       /* pack_weights(features.denseblock3.denselayer11.conv1.weight), bn_fold_bias(features.denseblock3.denselayer11.norm2.weight) */
-                      t850, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t849, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4887,22 +4850,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t850, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t849, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 5488768, NULL,                        /* winograd_weights(features.denseblock3.denselayer11.conv2.weight), no bias */
-                        t852, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t851, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t845, t852 are its slices; nothing to copy */
+    /* in place: t844, t851 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t853, 200704, 608, 14, 14,                             /* x: [608, 14, 14], batch stride */
+                      n, t852, 200704, 608, 14, 14,                             /* x: [608, 14, 14], batch stride */
                       consts + 5637568, consts + 5636224,                       /* pack_weights(features.denseblock3.denselayer12.conv1.weight), bn_fold_bias(features.denseblock3.denselayer12.norm2.weight) */
-                      t858, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t857, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4910,22 +4873,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t858, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t857, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 5715392, NULL,                        /* winograd_weights(features.denseblock3.denselayer12.conv2.weight), no bias */
-                        t860, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t859, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t853, t860 are its slices; nothing to copy */
+    /* in place: t852, t859 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t861, 200704, 640, 14, 14,                             /* x: [640, 14, 14], batch stride */
+                      n, t860, 200704, 640, 14, 14,                             /* x: [640, 14, 14], batch stride */
                       consts + 5864256, consts + 5862848,                       /* pack_weights(features.denseblock3.denselayer13.conv1.weight), bn_fold_bias(features.denseblock3.denselayer13.norm2.weight) */
-                      t866, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t865, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4933,22 +4896,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t866, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t865, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 5946176, NULL,                        /* winograd_weights(features.denseblock3.denselayer13.conv2.weight), no bias */
-                        t868, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t867, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t861, t868 are its slices; nothing to copy */
+    /* in place: t860, t867 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t869, 200704, 672, 14, 14,                             /* x: [672, 14, 14], batch stride */
+                      n, t868, 200704, 672, 14, 14,                             /* x: [672, 14, 14], batch stride */
                       consts + 6095104, consts + 6093632,                       /* pack_weights(features.denseblock3.denselayer14.conv1.weight), bn_fold_bias(features.denseblock3.denselayer14.norm2.weight) */
-                      t874, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t873, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4956,22 +4919,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t874, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t873, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 6181120, NULL,                        /* winograd_weights(features.denseblock3.denselayer14.conv2.weight), no bias */
-                        t876, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t875, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t869, t876 are its slices; nothing to copy */
+    /* in place: t868, t875 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t877, 200704, 704, 14, 14,                             /* x: [704, 14, 14], batch stride */
+                      n, t876, 200704, 704, 14, 14,                             /* x: [704, 14, 14], batch stride */
                       consts + 6330112, consts + 6328576,                       /* pack_weights(features.denseblock3.denselayer15.conv1.weight), bn_fold_bias(features.denseblock3.denselayer15.norm2.weight) */
-                      t882, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t881, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -4979,22 +4942,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t882, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t881, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 6420224, NULL,                        /* winograd_weights(features.denseblock3.denselayer15.conv2.weight), no bias */
-                        t884, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t883, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t877, t884 are its slices; nothing to copy */
+    /* in place: t876, t883 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t885, 200704, 736, 14, 14,                             /* x: [736, 14, 14], batch stride */
+                      n, t884, 200704, 736, 14, 14,                             /* x: [736, 14, 14], batch stride */
                       consts + 6569280, consts + 6567680,                       /* pack_weights(features.denseblock3.denselayer16.conv1.weight), bn_fold_bias(features.denseblock3.denselayer16.norm2.weight) */
-                      t890, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t889, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -5002,22 +4965,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t890, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t889, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 6663488, NULL,                        /* winograd_weights(features.denseblock3.denselayer16.conv2.weight), no bias */
-                        t892, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t891, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t885, t892 are its slices; nothing to copy */
+    /* in place: t884, t891 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer17.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t893, 200704, 768, 14, 14,                             /* x: [768, 14, 14], batch stride */
+                      n, t892, 200704, 768, 14, 14,                             /* x: [768, 14, 14], batch stride */
                       consts + 6812608, consts + 6810944,                       /* pack_weights(features.denseblock3.denselayer17.conv1.weight), bn_fold_bias(features.denseblock3.denselayer17.norm2.weight) */
-                      t898, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t897, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -5025,22 +4988,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer17.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t898, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t897, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 6910912, NULL,                        /* winograd_weights(features.denseblock3.denselayer17.conv2.weight), no bias */
-                        t900, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t899, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t893, t900 are its slices; nothing to copy */
+    /* in place: t892, t899 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer18.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t901, 200704, 800, 14, 14,                             /* x: [800, 14, 14], batch stride */
+                      n, t900, 200704, 800, 14, 14,                             /* x: [800, 14, 14], batch stride */
                       consts + 7060096, consts + 7058368,                       /* pack_weights(features.denseblock3.denselayer18.conv1.weight), bn_fold_bias(features.denseblock3.denselayer18.norm2.weight) */
-                      t906, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t905, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -5048,22 +5011,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer18.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t906, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t905, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 7162496, NULL,                        /* winograd_weights(features.denseblock3.denselayer18.conv2.weight), no bias */
-                        t908, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t907, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t901, t908 are its slices; nothing to copy */
+    /* in place: t900, t907 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer19.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t909, 200704, 832, 14, 14,                             /* x: [832, 14, 14], batch stride */
+                      n, t908, 200704, 832, 14, 14,                             /* x: [832, 14, 14], batch stride */
                       consts + 7311744, consts + 7309952,                       /* pack_weights(features.denseblock3.denselayer19.conv1.weight), bn_fold_bias(features.denseblock3.denselayer19.norm2.weight) */
-                      t914, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t913, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -5071,22 +5034,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer19.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t914, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t913, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 7418240, NULL,                        /* winograd_weights(features.denseblock3.denselayer19.conv2.weight), no bias */
-                        t916, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t915, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t909, t916 are its slices; nothing to copy */
+    /* in place: t908, t915 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer20.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t917, 200704, 864, 14, 14,                             /* x: [864, 14, 14], batch stride */
+                      n, t916, 200704, 864, 14, 14,                             /* x: [864, 14, 14], batch stride */
                       consts + 7567552, consts + 7565696,                       /* pack_weights(features.denseblock3.denselayer20.conv1.weight), bn_fold_bias(features.denseblock3.denselayer20.norm2.weight) */
-                      t922, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t921, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -5094,22 +5057,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer20.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t922, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t921, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 7678144, NULL,                        /* winograd_weights(features.denseblock3.denselayer20.conv2.weight), no bias */
-                        t924, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t923, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t917, t924 are its slices; nothing to copy */
+    /* in place: t916, t923 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer21.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t925, 200704, 896, 14, 14,                             /* x: [896, 14, 14], batch stride */
+                      n, t924, 200704, 896, 14, 14,                             /* x: [896, 14, 14], batch stride */
                       consts + 7827520, consts + 7825600,                       /* pack_weights(features.denseblock3.denselayer21.conv1.weight), bn_fold_bias(features.denseblock3.denselayer21.norm2.weight) */
-                      t930, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t929, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -5117,22 +5080,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer21.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t930, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t929, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 7942208, NULL,                        /* winograd_weights(features.denseblock3.denselayer21.conv2.weight), no bias */
-                        t932, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t931, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t925, t932 are its slices; nothing to copy */
+    /* in place: t924, t931 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer22.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t933, 200704, 928, 14, 14,                             /* x: [928, 14, 14], batch stride */
+                      n, t932, 200704, 928, 14, 14,                             /* x: [928, 14, 14], batch stride */
                       consts + 8091648, consts + 8089664,                       /* pack_weights(features.denseblock3.denselayer22.conv1.weight), bn_fold_bias(features.denseblock3.denselayer22.norm2.weight) */
-                      t938, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t937, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -5140,22 +5103,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer22.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t938, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t937, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 8210432, NULL,                        /* winograd_weights(features.denseblock3.denselayer22.conv2.weight), no bias */
-                        t940, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t939, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t933, t940 are its slices; nothing to copy */
+    /* in place: t932, t939 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer23.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t941, 200704, 960, 14, 14,                             /* x: [960, 14, 14], batch stride */
+                      n, t940, 200704, 960, 14, 14,                             /* x: [960, 14, 14], batch stride */
                       consts + 8359936, consts + 8357888,                       /* pack_weights(features.denseblock3.denselayer23.conv1.weight), bn_fold_bias(features.denseblock3.denselayer23.norm2.weight) */
-                      t946, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t945, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -5163,22 +5126,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer23.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t946, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t945, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 8482816, NULL,                        /* winograd_weights(features.denseblock3.denselayer23.conv2.weight), no bias */
-                        t948, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t947, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t941, t948 are its slices; nothing to copy */
+    /* in place: t940, t947 are its slices; nothing to copy */
 
     /* conv2d features.denseblock3.denselayer24.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t949, 200704, 992, 14, 14,                             /* x: [992, 14, 14], batch stride */
+                      n, t948, 200704, 992, 14, 14,                             /* x: [992, 14, 14], batch stride */
                       consts + 8632384, consts + 8630272,                       /* pack_weights(features.denseblock3.denselayer24.conv1.weight), bn_fold_bias(features.denseblock3.denselayer24.norm2.weight) */
-                      t954, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
+                      t953, 25088, 128, 14, 14,                                 /* y: [128, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
@@ -5186,22 +5149,22 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* conv2d features.denseblock3.denselayer24.conv2 @ models/lib/densenet.net:9:44 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t954, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        n, t953, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
                         consts + 8759360, NULL,                        /* winograd_weights(features.denseblock3.denselayer24.conv2.weight), no bias */
-                        t956, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
+                        t955, 200704, 32, 14, 14,                      /* y: [32, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_NONE, 0.0f, 32,                        /* then none */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t949, t956 are its slices; nothing to copy */
+    /* in place: t948, t955 are its slices; nothing to copy */
 
     /* conv2d features.transition3.conv @ models/lib/densenet.net:23:46 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t957, 200704, 1024, 14, 14,                            /* x: [1024, 14, 14], batch stride */
+                      n, t956, 200704, 1024, 14, 14,                            /* x: [1024, 14, 14], batch stride */
                       consts + 8908864, NULL,                                   /* pack_weights(features.transition3.conv.weight), no bias */
-                      t961, 100352, 512, 14, 14,                                /* y: [512, 14, 14], batch stride */
+                      t960, 100352, 512, 14, 14,                                /* y: [512, 14, 14], batch stride */
                       1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_NONE, 0.0f, 512,                                  /* then none */
@@ -5209,533 +5172,389 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
 
     /* avgpool2d @ models/lib/densenet.net:23:88 */
     nnc_avgpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t961, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                     t962, 50176, 7, 7,             /* y: [512, 7, 7], batch stride */
+                     n, t960, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                     t961, 50176, 7, 7,             /* y: [512, 7, 7], batch stride */
                      2, 2, 2, 2, 0, 0, 1);          /* kernel, stride, padding, count_include_pad */
 
     /* conv2d features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t962, 50176, 512, 7, 7,                                /* x: [512, 7, 7], batch stride */
+                      n, t961, 50176, 512, 7, 7,                                /* x: [512, 7, 7], batch stride */
                       consts + 9434304, consts + 9433152,                       /* pack_weights(features.denseblock4.denselayer1.conv1.weight), bn_fold_bias(features.denseblock4.denselayer1.norm2.weight) */
-                      t967, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),        /* kernel, stride, padding, dilation, groups, scratch */
+                      t966, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
                       consts + 9433280, consts + 9433792, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer1.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer1.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer1.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                   n, t967, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t968, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                       n, t968, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 9499840, NULL,    /* pack_blocked(features.denseblock4.denselayer1.conv2.weight), no bias */
-                       t970, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,    /* kernel, stride, padding, dilation */
-                       NULL, 0,                   /* no residual */
-                       NNC_ACT_NONE, 0.0f);       /* then none */
-
-    /* reorder features.denseblock4.denselayer1.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                /* the instance's threads and instruction set */
-                     n, t970, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t971, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t966, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 9499840, NULL,                        /* pack_weights(features.denseblock4.denselayer1.conv2.weight), no bias */
+                      t968, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t962, t971 are its slices; nothing to copy */
+    /* in place: t961, t968 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t972, 50176, 544, 7, 7,                                /* x: [544, 7, 7], batch stride */
+                      n, t969, 50176, 544, 7, 7,                                /* x: [544, 7, 7], batch stride */
                       consts + 9537920, consts + 9536704,                       /* pack_weights(features.denseblock4.denselayer2.conv1.weight), bn_fold_bias(features.denseblock4.denselayer2.norm2.weight) */
-                      t977, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),        /* kernel, stride, padding, dilation, groups, scratch */
+                      t974, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
                       consts + 9536832, consts + 9537376, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer2.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer2.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer2.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                   n, t977, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t978, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                       n, t978, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 9607552, NULL,    /* pack_blocked(features.denseblock4.denselayer2.conv2.weight), no bias */
-                       t980, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,    /* kernel, stride, padding, dilation */
-                       NULL, 0,                   /* no residual */
-                       NNC_ACT_NONE, 0.0f);       /* then none */
-
-    /* reorder features.denseblock4.denselayer2.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                /* the instance's threads and instruction set */
-                     n, t980, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t981, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t974, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 9607552, NULL,                        /* pack_weights(features.denseblock4.denselayer2.conv2.weight), no bias */
+                      t976, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t972, t981 are its slices; nothing to copy */
+    /* in place: t969, t976 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t982, 50176, 576, 7, 7,                                /* x: [576, 7, 7], batch stride */
+                      n, t977, 50176, 576, 7, 7,                                /* x: [576, 7, 7], batch stride */
                       consts + 9645696, consts + 9644416,                       /* pack_weights(features.denseblock4.denselayer3.conv1.weight), bn_fold_bias(features.denseblock4.denselayer3.norm2.weight) */
-                      t987, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),        /* kernel, stride, padding, dilation, groups, scratch */
+                      t982, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
                       consts + 9644544, consts + 9645120, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer3.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer3.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer3.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                   n, t987, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t988, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                       n, t988, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 9719424, NULL,    /* pack_blocked(features.denseblock4.denselayer3.conv2.weight), no bias */
-                       t990, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,    /* kernel, stride, padding, dilation */
-                       NULL, 0,                   /* no residual */
-                       NNC_ACT_NONE, 0.0f);       /* then none */
-
-    /* reorder features.denseblock4.denselayer3.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                /* the instance's threads and instruction set */
-                     n, t990, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t991, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t982, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 9719424, NULL,                        /* pack_weights(features.denseblock4.denselayer3.conv2.weight), no bias */
+                      t984, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t982, t991 are its slices; nothing to copy */
+    /* in place: t977, t984 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t992, 50176, 608, 7, 7,                                /* x: [608, 7, 7], batch stride */
+                      n, t985, 50176, 608, 7, 7,                                /* x: [608, 7, 7], batch stride */
                       consts + 9757632, consts + 9756288,                       /* pack_weights(features.denseblock4.denselayer4.conv1.weight), bn_fold_bias(features.denseblock4.denselayer4.norm2.weight) */
-                      t997, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),        /* kernel, stride, padding, dilation, groups, scratch */
+                      t990, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
                       consts + 9756416, consts + 9757024, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer4.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer4.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer4.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                   n, t997, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t998, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                       n, t998, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 9835456, NULL,    /* pack_blocked(features.denseblock4.denselayer4.conv2.weight), no bias */
-                       t1000, 1568, 32, 7, 7,     /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,    /* kernel, stride, padding, dilation */
-                       NULL, 0,                   /* no residual */
-                       NNC_ACT_NONE, 0.0f);       /* then none */
-
-    /* reorder features.denseblock4.denselayer4.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1000, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1001, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t990, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 9835456, NULL,                        /* pack_weights(features.denseblock4.denselayer4.conv2.weight), no bias */
+                      t992, 50176, 32, 7, 7,                         /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t992, t1001 are its slices; nothing to copy */
+    /* in place: t985, t992 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1002, 50176, 640, 7, 7,                               /* x: [640, 7, 7], batch stride */
+                      n, t993, 50176, 640, 7, 7,                                /* x: [640, 7, 7], batch stride */
                       consts + 9873728, consts + 9872320,                       /* pack_weights(features.denseblock4.denselayer5.conv1.weight), bn_fold_bias(features.denseblock4.denselayer5.norm2.weight) */
-                      t1007, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),        /* kernel, stride, padding, dilation, groups, scratch */
+                      t998, 6272, 128, 7, 7,                                    /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
                       consts + 9872448, consts + 9873088, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer5.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer5.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer5.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1007, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1008, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1008, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 9955648, NULL,     /* pack_blocked(features.denseblock4.denselayer5.conv2.weight), no bias */
-                       t1010, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer5.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1010, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1011, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t998, 6272, 128, 7, 7,                      /* x: [128, 7, 7], batch stride */
+                      consts + 9955648, NULL,                        /* pack_weights(features.denseblock4.denselayer5.conv2.weight), no bias */
+                      t1000, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1002, t1011 are its slices; nothing to copy */
+    /* in place: t993, t1000 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                  /* the instance's threads and instruction set */
-                      n, t1012, 50176, 672, 7, 7,                               /* x: [672, 7, 7], batch stride */
+                      n, t1001, 50176, 672, 7, 7,                               /* x: [672, 7, 7], batch stride */
                       consts + 9993984, consts + 9992512,                       /* pack_weights(features.denseblock4.denselayer6.conv1.weight), bn_fold_bias(features.denseblock4.denselayer6.norm2.weight) */
-                      t1017, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),        /* kernel, stride, padding, dilation, groups, scratch */
+                      t1006, 6272, 128, 7, 7,                                   /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),             /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                  /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                  /* then relu */
                       consts + 9992640, consts + 9993312, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer6.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer6.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer6.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1017, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1018, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1018, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 10080000, NULL,    /* pack_blocked(features.denseblock4.denselayer6.conv2.weight), no bias */
-                       t1020, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer6.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1020, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1021, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1006, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 10080000, NULL,                       /* pack_weights(features.denseblock4.denselayer6.conv2.weight), no bias */
+                      t1008, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1012, t1021 are its slices; nothing to copy */
+    /* in place: t1001, t1008 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1022, 50176, 704, 7, 7,                                 /* x: [704, 7, 7], batch stride */
+                      n, t1009, 50176, 704, 7, 7,                                 /* x: [704, 7, 7], batch stride */
                       consts + 10118400, consts + 10116864,                       /* pack_weights(features.denseblock4.denselayer7.conv1.weight), bn_fold_bias(features.denseblock4.denselayer7.norm2.weight) */
-                      t1027, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1014, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 10116992, consts + 10117696, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer7.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer7.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer7.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1027, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1028, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1028, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 10208512, NULL,    /* pack_blocked(features.denseblock4.denselayer7.conv2.weight), no bias */
-                       t1030, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer7.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1030, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1031, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1014, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 10208512, NULL,                       /* pack_weights(features.denseblock4.denselayer7.conv2.weight), no bias */
+                      t1016, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1022, t1031 are its slices; nothing to copy */
+    /* in place: t1009, t1016 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1032, 50176, 736, 7, 7,                                 /* x: [736, 7, 7], batch stride */
+                      n, t1017, 50176, 736, 7, 7,                                 /* x: [736, 7, 7], batch stride */
                       consts + 10246976, consts + 10245376,                       /* pack_weights(features.denseblock4.denselayer8.conv1.weight), bn_fold_bias(features.denseblock4.denselayer8.norm2.weight) */
-                      t1037, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1022, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 10245504, consts + 10246240, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer8.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer8.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer8.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1037, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1038, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1038, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 10341184, NULL,    /* pack_blocked(features.denseblock4.denselayer8.conv2.weight), no bias */
-                       t1040, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer8.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1040, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1041, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1022, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 10341184, NULL,                       /* pack_weights(features.denseblock4.denselayer8.conv2.weight), no bias */
+                      t1024, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1032, t1041 are its slices; nothing to copy */
+    /* in place: t1017, t1024 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1042, 50176, 768, 7, 7,                                 /* x: [768, 7, 7], batch stride */
+                      n, t1025, 50176, 768, 7, 7,                                 /* x: [768, 7, 7], batch stride */
                       consts + 10379712, consts + 10378048,                       /* pack_weights(features.denseblock4.denselayer9.conv1.weight), bn_fold_bias(features.denseblock4.denselayer9.norm2.weight) */
-                      t1047, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1030, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 10378176, consts + 10378944, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer9.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer9.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer9.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1047, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1048, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1048, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 10478016, NULL,    /* pack_blocked(features.denseblock4.denselayer9.conv2.weight), no bias */
-                       t1050, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer9.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1050, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1051, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1030, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 10478016, NULL,                       /* pack_weights(features.denseblock4.denselayer9.conv2.weight), no bias */
+                      t1032, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1042, t1051 are its slices; nothing to copy */
+    /* in place: t1025, t1032 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1052, 50176, 800, 7, 7,                                 /* x: [800, 7, 7], batch stride */
+                      n, t1033, 50176, 800, 7, 7,                                 /* x: [800, 7, 7], batch stride */
                       consts + 10516608, consts + 10514880,                       /* pack_weights(features.denseblock4.denselayer10.conv1.weight), bn_fold_bias(features.denseblock4.denselayer10.norm2.weight) */
-                      t1057, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1038, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 10515008, consts + 10515808, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer10.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer10.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer10.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1057, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1058, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1058, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 10619008, NULL,    /* pack_blocked(features.denseblock4.denselayer10.conv2.weight), no bias */
-                       t1060, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer10.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1060, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1061, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1038, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 10619008, NULL,                       /* pack_weights(features.denseblock4.denselayer10.conv2.weight), no bias */
+                      t1040, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1052, t1061 are its slices; nothing to copy */
+    /* in place: t1033, t1040 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1062, 50176, 832, 7, 7,                                 /* x: [832, 7, 7], batch stride */
+                      n, t1041, 50176, 832, 7, 7,                                 /* x: [832, 7, 7], batch stride */
                       consts + 10657664, consts + 10655872,                       /* pack_weights(features.denseblock4.denselayer11.conv1.weight), bn_fold_bias(features.denseblock4.denselayer11.norm2.weight) */
-                      t1067, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1046, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 10656000, consts + 10656832, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer11.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer11.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer11.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1067, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1068, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1068, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 10764160, NULL,    /* pack_blocked(features.denseblock4.denselayer11.conv2.weight), no bias */
-                       t1070, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer11.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1070, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1071, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1046, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 10764160, NULL,                       /* pack_weights(features.denseblock4.denselayer11.conv2.weight), no bias */
+                      t1048, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1062, t1071 are its slices; nothing to copy */
+    /* in place: t1041, t1048 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1072, 50176, 864, 7, 7,                                 /* x: [864, 7, 7], batch stride */
+                      n, t1049, 50176, 864, 7, 7,                                 /* x: [864, 7, 7], batch stride */
                       consts + 10802880, consts + 10801024,                       /* pack_weights(features.denseblock4.denselayer12.conv1.weight), bn_fold_bias(features.denseblock4.denselayer12.norm2.weight) */
-                      t1077, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1054, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 10801152, consts + 10802016, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer12.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer12.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer12.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1077, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1078, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1078, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 10913472, NULL,    /* pack_blocked(features.denseblock4.denselayer12.conv2.weight), no bias */
-                       t1080, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer12.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1080, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1081, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1054, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 10913472, NULL,                       /* pack_weights(features.denseblock4.denselayer12.conv2.weight), no bias */
+                      t1056, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1072, t1081 are its slices; nothing to copy */
+    /* in place: t1049, t1056 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1082, 50176, 896, 7, 7,                                 /* x: [896, 7, 7], batch stride */
+                      n, t1057, 50176, 896, 7, 7,                                 /* x: [896, 7, 7], batch stride */
                       consts + 10952256, consts + 10950336,                       /* pack_weights(features.denseblock4.denselayer13.conv1.weight), bn_fold_bias(features.denseblock4.denselayer13.norm2.weight) */
-                      t1087, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1062, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 10950464, consts + 10951360, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer13.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer13.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer13.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1087, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1088, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1088, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 11066944, NULL,    /* pack_blocked(features.denseblock4.denselayer13.conv2.weight), no bias */
-                       t1090, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer13.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1090, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1091, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1062, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 11066944, NULL,                       /* pack_weights(features.denseblock4.denselayer13.conv2.weight), no bias */
+                      t1064, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1082, t1091 are its slices; nothing to copy */
+    /* in place: t1057, t1064 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1092, 50176, 928, 7, 7,                                 /* x: [928, 7, 7], batch stride */
+                      n, t1065, 50176, 928, 7, 7,                                 /* x: [928, 7, 7], batch stride */
                       consts + 11105792, consts + 11103808,                       /* pack_weights(features.denseblock4.denselayer14.conv1.weight), bn_fold_bias(features.denseblock4.denselayer14.norm2.weight) */
-                      t1097, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1070, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 11103936, consts + 11104864, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer14.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer14.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer14.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1097, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1098, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1098, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 11224576, NULL,    /* pack_blocked(features.denseblock4.denselayer14.conv2.weight), no bias */
-                       t1100, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer14.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1100, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1101, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1070, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 11224576, NULL,                       /* pack_weights(features.denseblock4.denselayer14.conv2.weight), no bias */
+                      t1072, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1092, t1101 are its slices; nothing to copy */
+    /* in place: t1065, t1072 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1102, 50176, 960, 7, 7,                                 /* x: [960, 7, 7], batch stride */
+                      n, t1073, 50176, 960, 7, 7,                                 /* x: [960, 7, 7], batch stride */
                       consts + 11263488, consts + 11261440,                       /* pack_weights(features.denseblock4.denselayer15.conv1.weight), bn_fold_bias(features.denseblock4.denselayer15.norm2.weight) */
-                      t1107, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1078, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 11261568, consts + 11262528, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer15.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer15.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer15.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1107, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1108, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1108, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 11386368, NULL,    /* pack_blocked(features.denseblock4.denselayer15.conv2.weight), no bias */
-                       t1110, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer15.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1110, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1111, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1078, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 11386368, NULL,                       /* pack_weights(features.denseblock4.denselayer15.conv2.weight), no bias */
+                      t1080, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1102, t1111 are its slices; nothing to copy */
+    /* in place: t1073, t1080 are its slices; nothing to copy */
 
     /* conv2d features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
     nnc_conv2d_packed(&m->ctx,                                                    /* the instance's threads and instruction set */
-                      n, t1112, 50176, 992, 7, 7,                                 /* x: [992, 7, 7], batch stride */
+                      n, t1081, 50176, 992, 7, 7,                                 /* x: [992, 7, 7], batch stride */
                       consts + 11425344, consts + 11423232,                       /* pack_weights(features.denseblock4.denselayer16.conv1.weight), bn_fold_bias(features.denseblock4.denselayer16.norm2.weight) */
-                      t1117, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
-                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 200704),          /* kernel, stride, padding, dilation, groups, scratch */
+                      t1086, 6272, 128, 7, 7,                                     /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, (float *)(ws + 0),               /* kernel, stride, padding, dilation, groups, scratch */
                       NULL, 0,                                                    /* no residual */
                       NNC_ACT_RELU, 0.0f, 128,                                    /* then relu */
                       consts + 11423360, consts + 11424352, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.denseblock4.denselayer16.norm1.weight) + bn_fold_bias(features.denseblock4.denselayer16.norm1.weight)) */
 
-    /* reorder features.denseblock4.denselayer16.conv1 @ models/lib/densenet.net:8:44 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t1117, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                   t1118, 6272);             /* y (nchw16c), batch stride */
-
     /* conv2d features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_conv2d_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                       n, t1118, 6272, 128, 7, 7,  /* x: [128, 7, 7], batch stride */
-                       consts + 11552320, NULL,    /* pack_blocked(features.denseblock4.denselayer16.conv2.weight), no bias */
-                       t1120, 1568, 32, 7, 7,      /* y: [32, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,     /* kernel, stride, padding, dilation */
-                       NULL, 0,                    /* no residual */
-                       NNC_ACT_NONE, 0.0f);        /* then none */
-
-    /* reorder features.denseblock4.denselayer16.conv2 @ models/lib/densenet.net:9:44 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t1120, 1568, 32, 49,  /* x: [32, 7, 7], batch stride; channels, pixels */
-                     t1121, 50176);           /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t1086, 6272, 128, 7, 7,                     /* x: [128, 7, 7], batch stride */
+                      consts + 11552320, NULL,                       /* pack_weights(features.denseblock4.denselayer16.conv2.weight), no bias */
+                      t1088, 50176, 32, 7, 7,                        /* y: [32, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_NONE, 0.0f, 32,                        /* then none */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* concat @ models/lib/densenet.net:10:12 */
-    /* in place: t1112, t1121 are its slices; nothing to copy */
+    /* in place: t1081, t1088 are its slices; nothing to copy */
 
     /* adaptive_avgpool2d @ models/densenet121.net:9:34 */
-    nnc_adaptive_avgpool2d(n, t1122, 50176, 1024, 7, 7,                                /* x: [1024, 7, 7], batch stride */
-                           t1125, 1024, 1, 1,                                          /* y: [1024, 1, 1], batch stride */
+    nnc_adaptive_avgpool2d(n, t1089, 50176, 1024, 7, 7,                                /* x: [1024, 7, 7], batch stride */
+                           t1092, 1024, 1, 1,                                          /* y: [1024, 1, 1], batch stride */
                            consts + 11589184, consts + 11590208, NNC_ACT_RELU, 0.0f);  /* prologue: relu(x * bn_scale(features.norm5.weight) + bn_fold_bias(features.norm5.weight)) */
 
     /* flatten @ models/densenet121.net:9:52 */
-    /* t1126 is a view of t1125: no copy */
+    /* t1093 is a view of t1092: no copy */
 
     /* linear classifier @ models/densenet121.net:9:63 */
     nnc_linear_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                  n, t1126, 1024,                /* x: [1024] */
+                  n, t1093, 1024,                /* x: [1024] */
                   params + 0, params + 1024000,  /* classifier.weight, classifier.bias */
                   out_logits, 1000,              /* y: [1000] */
                   NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */

@@ -656,7 +656,7 @@ extern "C" {
 #endif
 
 #define DENSENET121_MAX_BATCH          1           /* largest n of one call */
-#define DENSENET121_WORKSPACE_BYTES    8355840     /* activations + scratch at max batch */
+#define DENSENET121_WORKSPACE_BYTES    10587136    /* activations + scratch at max batch */
 #define DENSENET121_PARAM_FLOATS       8062504     /* all parameters */
 #define DENSENET121_PARAM_KEPT_FLOATS  1025000     /* of them, those the forward pass reads */
 #define DENSENET121_STAGE_FLOATS       524288      /* create's stage: the most the others one constant reads */

@@ -24,21 +24,21 @@
 /* @kernel activation */
 /* @kernel epilogue needs: activation */
 /* @kernel gemm */
+/* @kernel conv_common */
+/* @kernel conv2d needs: gemm conv_common epilogue */
 /* @kernel bn_fold */
 /* @kernel linear needs: gemm epilogue */
 /* @kernel maxpool2d */
 /* @kernel global_avgpool */
 /* @kernel adaptive_avgpool2d needs: epilogue */
+/* @kernel concat */
 /* @kernel ctx */
 /* @kernel gemm_packed needs: ctx epilogue */
+/* @kernel conv2d_packed needs: conv2d gemm_packed */
 /* @kernel linear_mt needs: linear ctx */
 /* @kernel pool_mt needs: ctx */
 /* @kernel maxpool2d_mt needs: maxpool2d pool_mt */
 /* @kernel conv2d_winograd needs: gemm_packed */
-/* @kernel blocked needs: ctx */
-/* @kernel conv2d_nchw_blocked needs: blocked activation */
-/* @kernel conv2d_blocked needs: blocked activation */
-/* @kernel pool_blocked needs: blocked */
 /* ======== safetensors loader (from nnc's runtime) ======== */
 /* safetensors_load.c (elided) */
 /* ======== googlenet ======== */
@@ -399,7 +399,8 @@ static void googlenet_release(googlenet_model *m)
  * checks that size against the kernels themselves. */
 static int googlenet_scratch_fits(void)
 {
-    return nnc_conv2d_winograd_scratch(64) <= 589824
+    return nnc_conv2d_packed_scratch(1, 3, 224, 224, 64, 7, 7, 2, 2, 3, 3, 112, 112, 0) <= 1843968
+        && nnc_conv2d_winograd_scratch(64) <= 589824
         && nnc_conv2d_winograd_scratch(96) <= 737280
         && nnc_conv2d_winograd_scratch(16) <= 368640
         && nnc_conv2d_winograd_scratch(128) <= 884736
@@ -407,7 +408,11 @@ static int googlenet_scratch_fits(void)
         && nnc_conv2d_winograd_scratch(112) <= 811008
         && nnc_conv2d_winograd_scratch(24) <= 405504
         && nnc_conv2d_winograd_scratch(144) <= 958464
-        && nnc_conv2d_winograd_scratch(160) <= 1032192;
+        && nnc_conv2d_winograd_scratch(160) <= 1032192
+        && nnc_conv2d_packed_scratch(1, 160, 7, 7, 320, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 70560
+        && nnc_conv2d_packed_scratch(1, 32, 7, 7, 128, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 14112
+        && nnc_conv2d_packed_scratch(1, 192, 7, 7, 384, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 84672
+        && nnc_conv2d_packed_scratch(1, 48, 7, 7, 128, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 21168;
 }
 
 /* Opens the weights file at path into sf, checks every parameter against it
@@ -494,17 +499,6 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
     nnc_bn_fold_bias(64, stage + 0, stage + 64,  /* conv1.bn.weight, conv1.bn.bias */
                      stage + 128, stage + 192,   /* conv1.bn.running_mean, conv1.bn.running_var */
                      0.001f, NULL, consts + 0);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 0)) != GOOGLENET_OK)  /* conv1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 9408, 1)) != GOOGLENET_OK)  /* conv1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 9472, 4)) != GOOGLENET_OK)  /* conv1.bn.running_var */
-        goto done;
-
-    /* pack_nchw_blocked conv1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_nchw_blocked(stage + 0, 64, 3, 7, 7,              /* w: conv1.conv.weight [64, 3, 7, 7] (out, in channels, kernel) */
-                          stage + 9408, stage + 9472, 0.001f,  /* folding conv1.bn.weight, conv1.bn.running_var */
-                          consts + 64);                        /* y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 6)) != GOOGLENET_OK)  /* conv2.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 7)) != GOOGLENET_OK)  /* conv2.bn.bias */
@@ -515,20 +509,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias conv2.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,     /* conv2.bn.weight, conv2.bn.bias */
-                     stage + 128, stage + 192,      /* conv2.bn.running_mean, conv2.bn.running_var */
-                     0.001f, NULL, consts + 9472);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 5)) != GOOGLENET_OK)  /* conv2.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 4096, 6)) != GOOGLENET_OK)  /* conv2.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 4160, 9)) != GOOGLENET_OK)  /* conv2.bn.running_var */
-        goto done;
-
-    /* pack_blocked conv2.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 64, 64, 1, 1,             /* w: conv2.conv.weight [64, 64, 1, 1] (out, in channels, kernel) */
-                             stage + 4096, stage + 4160, 0.001f,  /* folding conv2.bn.weight, conv2.bn.running_var */
-                             consts + 9536);                      /* y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,   /* conv2.bn.weight, conv2.bn.bias */
+                     stage + 128, stage + 192,    /* conv2.bn.running_mean, conv2.bn.running_var */
+                     0.001f, NULL, consts + 64);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 11)) != GOOGLENET_OK)  /* conv3.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 192, 12)) != GOOGLENET_OK)  /* conv3.bn.bias */
@@ -539,20 +522,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias conv3.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* conv3.bn.weight, conv3.bn.bias */
-                     stage + 384, stage + 576,       /* conv3.bn.running_mean, conv3.bn.running_var */
-                     0.001f, NULL, consts + 13632);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 10)) != GOOGLENET_OK)  /* conv3.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 110592, 11)) != GOOGLENET_OK)  /* conv3.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 110784, 14)) != GOOGLENET_OK)  /* conv3.bn.running_var */
-        goto done;
-
-    /* winograd_weights conv3.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 192, 64,                      /* w: conv3.conv.weight [192, 64, 3, 3] (out, in channels) */
-                         stage + 110592, stage + 110784, 0.001f,  /* folding conv3.bn.weight, conv3.bn.running_var */
-                         consts + 13824);                         /* y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,  /* conv3.bn.weight, conv3.bn.bias */
+                     stage + 384, stage + 576,     /* conv3.bn.running_mean, conv3.bn.running_var */
+                     0.001f, NULL, consts + 128);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 16)) != GOOGLENET_OK)  /* inception3a.branch1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 17)) != GOOGLENET_OK)  /* inception3a.branch1.bn.bias */
@@ -563,20 +535,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception3a.branch1.bn.weight, inception3a.branch1.bn.bias */
-                     stage + 128, stage + 192,        /* inception3a.branch1.bn.running_mean, inception3a.branch1.bn.running_var */
-                     0.001f, NULL, consts + 456192);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 15)) != GOOGLENET_OK)  /* inception3a.branch1.conv.weight */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,    /* inception3a.branch1.bn.weight, inception3a.branch1.bn.bias */
+                     stage + 128, stage + 192,     /* inception3a.branch1.bn.running_mean, inception3a.branch1.bn.running_var */
+                     0.001f, NULL, consts + 320);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 20)) != GOOGLENET_OK)  /* inception3a.branch2.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 12288, 16)) != GOOGLENET_OK)  /* inception3a.branch1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 18432, 21)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 12352, 19)) != GOOGLENET_OK)  /* inception3a.branch1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 18528, 24)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 64, 192, 1, 1,              /* w: inception3a.branch1.conv.weight [64, 192, 1, 1] (out, in channels, kernel) */
-                             stage + 12288, stage + 12352, 0.001f,  /* folding inception3a.branch1.bn.weight, inception3a.branch1.bn.running_var */
-                             consts + 456256);                      /* y */
+    /* bn_fold_weight inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 96, 1, 192, 96,     /* w: inception3a.branch2.0.conv.weight [96, 192, 1, 1] as [rows][cols][inner], groups */
+                       stage + 18432, stage + 18528,  /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.running_var */
+                       0.001f, consts + 384);         /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 21)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 96, 22)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.bias */
@@ -587,20 +559,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.bias */
-                     stage + 192, stage + 288,        /* inception3a.branch2.0.bn.running_mean, inception3a.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 468544);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 20)) != GOOGLENET_OK)  /* inception3a.branch2.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 18432, 21)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 18528, 24)) != GOOGLENET_OK)  /* inception3a.branch2.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 96, 192, 1, 1,              /* w: inception3a.branch2.0.conv.weight [96, 192, 1, 1] (out, in channels, kernel) */
-                             stage + 18432, stage + 18528, 0.001f,  /* folding inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.running_var */
-                             consts + 468640);                      /* y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,      /* inception3a.branch2.0.bn.weight, inception3a.branch2.0.bn.bias */
+                     stage + 192, stage + 288,       /* inception3a.branch2.0.bn.running_mean, inception3a.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 18816);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 26)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 27)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.bias */
@@ -611,20 +572,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.bias */
-                     stage + 256, stage + 384,        /* inception3a.branch2.1.bn.running_mean, inception3a.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 487072);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 25)) != GOOGLENET_OK)  /* inception3a.branch2.1.conv.weight */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,    /* inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.bias */
+                     stage + 256, stage + 384,       /* inception3a.branch2.1.bn.running_mean, inception3a.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 18912);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 30)) != GOOGLENET_OK)  /* inception3a.branch3.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 110592, 26)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 3072, 31)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 110720, 29)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 3088, 34)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.running_var */
         goto done;
 
-    /* winograd_weights inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 128, 96,                      /* w: inception3a.branch2.1.conv.weight [128, 96, 3, 3] (out, in channels) */
-                         stage + 110592, stage + 110720, 0.001f,  /* folding inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.running_var */
-                         consts + 487200);                        /* y */
+    /* bn_fold_weight inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 16, 1, 192, 16,   /* w: inception3a.branch3.0.conv.weight [16, 192, 1, 1] as [rows][cols][inner], groups */
+                       stage + 3072, stage + 3088,  /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.running_var */
+                       0.001f, consts + 19040);     /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 31)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 16, 32)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.bias */
@@ -635,20 +596,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(16, stage + 0, stage + 16,       /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.bias */
-                     stage + 32, stage + 48,          /* inception3a.branch3.0.bn.running_mean, inception3a.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 929568);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 30)) != GOOGLENET_OK)  /* inception3a.branch3.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 3072, 31)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 3088, 34)) != GOOGLENET_OK)  /* inception3a.branch3.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 16, 192, 1, 1,            /* w: inception3a.branch3.0.conv.weight [16, 192, 1, 1] (out, in channels, kernel) */
-                             stage + 3072, stage + 3088, 0.001f,  /* folding inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.running_var */
-                             consts + 929584);                    /* y */
+    nnc_bn_fold_bias(16, stage + 0, stage + 16,      /* inception3a.branch3.0.bn.weight, inception3a.branch3.0.bn.bias */
+                     stage + 32, stage + 48,         /* inception3a.branch3.0.bn.running_mean, inception3a.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 22112);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 36)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 32, 37)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.bias */
@@ -659,20 +609,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, stage + 0, stage + 32,       /* inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.bias */
-                     stage + 64, stage + 96,          /* inception3a.branch3.1.bn.running_mean, inception3a.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 932656);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 35)) != GOOGLENET_OK)  /* inception3a.branch3.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 4608, 36)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 4640, 39)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.running_var */
-        goto done;
-
-    /* winograd_weights inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 32, 16,                   /* w: inception3a.branch3.1.conv.weight [32, 16, 3, 3] (out, in channels) */
-                         stage + 4608, stage + 4640, 0.001f,  /* folding inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.running_var */
-                         consts + 932688);                    /* y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.bias */
+                     stage + 64, stage + 96,         /* inception3a.branch3.1.bn.running_mean, inception3a.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 22128);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 41)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 32, 42)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.bias */
@@ -683,20 +622,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, stage + 0, stage + 32,       /* inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.bias */
-                     stage + 64, stage + 96,          /* inception3a.branch4.1.bn.running_mean, inception3a.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 951120);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 40)) != GOOGLENET_OK)  /* inception3a.branch4.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 6144, 41)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 6176, 44)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 32, 192, 1, 1,            /* w: inception3a.branch4.1.conv.weight [32, 192, 1, 1] (out, in channels, kernel) */
-                             stage + 6144, stage + 6176, 0.001f,  /* folding inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.running_var */
-                             consts + 951152);                    /* y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.bias */
+                     stage + 64, stage + 96,         /* inception3a.branch4.1.bn.running_mean, inception3a.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 22160);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 46)) != GOOGLENET_OK)  /* inception3b.branch1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 47)) != GOOGLENET_OK)  /* inception3b.branch1.bn.bias */
@@ -707,20 +635,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception3b.branch1.bn.weight, inception3b.branch1.bn.bias */
-                     stage + 256, stage + 384,        /* inception3b.branch1.bn.running_mean, inception3b.branch1.bn.running_var */
-                     0.001f, NULL, consts + 957296);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 45)) != GOOGLENET_OK)  /* inception3b.branch1.conv.weight */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,    /* inception3b.branch1.bn.weight, inception3b.branch1.bn.bias */
+                     stage + 256, stage + 384,       /* inception3b.branch1.bn.running_mean, inception3b.branch1.bn.running_var */
+                     0.001f, NULL, consts + 22192);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 50)) != GOOGLENET_OK)  /* inception3b.branch2.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32768, 46)) != GOOGLENET_OK)  /* inception3b.branch1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 51)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32896, 49)) != GOOGLENET_OK)  /* inception3b.branch1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 32896, 54)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 256, 1, 1,             /* w: inception3b.branch1.conv.weight [128, 256, 1, 1] (out, in channels, kernel) */
-                             stage + 32768, stage + 32896, 0.001f,  /* folding inception3b.branch1.bn.weight, inception3b.branch1.bn.running_var */
-                             consts + 957424);                      /* y */
+    /* bn_fold_weight inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 128, 1, 256, 128,   /* w: inception3b.branch2.0.conv.weight [128, 256, 1, 1] as [rows][cols][inner], groups */
+                       stage + 32768, stage + 32896,  /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.running_var */
+                       0.001f, consts + 22320);       /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 51)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 52)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.bias */
@@ -731,20 +659,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.bias */
-                     stage + 256, stage + 384,        /* inception3b.branch2.0.bn.running_mean, inception3b.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 990192);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 50)) != GOOGLENET_OK)  /* inception3b.branch2.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32768, 51)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32896, 54)) != GOOGLENET_OK)  /* inception3b.branch2.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 256, 1, 1,             /* w: inception3b.branch2.0.conv.weight [128, 256, 1, 1] (out, in channels, kernel) */
-                             stage + 32768, stage + 32896, 0.001f,  /* folding inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.running_var */
-                             consts + 990320);                      /* y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,    /* inception3b.branch2.0.bn.weight, inception3b.branch2.0.bn.bias */
+                     stage + 256, stage + 384,       /* inception3b.branch2.0.bn.running_mean, inception3b.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 55088);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 56)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 192, 57)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.bias */
@@ -755,20 +672,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(192, stage + 0, stage + 192,      /* inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.bias */
-                     stage + 384, stage + 576,         /* inception3b.branch2.1.bn.running_mean, inception3b.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 1023088);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 55)) != GOOGLENET_OK)  /* inception3b.branch2.1.conv.weight */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.bias */
+                     stage + 384, stage + 576,       /* inception3b.branch2.1.bn.running_mean, inception3b.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 55216);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 60)) != GOOGLENET_OK)  /* inception3b.branch3.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 221184, 56)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 8192, 61)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 221376, 59)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 8224, 64)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.running_var */
         goto done;
 
-    /* winograd_weights inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 192, 128,                     /* w: inception3b.branch2.1.conv.weight [192, 128, 3, 3] (out, in channels) */
-                         stage + 221184, stage + 221376, 0.001f,  /* folding inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.running_var */
-                         consts + 1023280);                       /* y */
+    /* bn_fold_weight inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 32, 1, 256, 32,   /* w: inception3b.branch3.0.conv.weight [32, 256, 1, 1] as [rows][cols][inner], groups */
+                       stage + 8192, stage + 8224,  /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.running_var */
+                       0.001f, consts + 55408);     /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 61)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 32, 62)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.bias */
@@ -779,20 +696,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, stage + 0, stage + 32,        /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.bias */
-                     stage + 64, stage + 96,           /* inception3b.branch3.0.bn.running_mean, inception3b.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 1908016);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 60)) != GOOGLENET_OK)  /* inception3b.branch3.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 8192, 61)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 8224, 64)) != GOOGLENET_OK)  /* inception3b.branch3.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 32, 256, 1, 1,            /* w: inception3b.branch3.0.conv.weight [32, 256, 1, 1] (out, in channels, kernel) */
-                             stage + 8192, stage + 8224, 0.001f,  /* folding inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.running_var */
-                             consts + 1908048);                   /* y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,      /* inception3b.branch3.0.bn.weight, inception3b.branch3.0.bn.bias */
+                     stage + 64, stage + 96,         /* inception3b.branch3.0.bn.running_mean, inception3b.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 63600);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 66)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 96, 67)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.bias */
@@ -803,20 +709,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(96, stage + 0, stage + 96,        /* inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.bias */
-                     stage + 192, stage + 288,         /* inception3b.branch3.1.bn.running_mean, inception3b.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 1916240);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 65)) != GOOGLENET_OK)  /* inception3b.branch3.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 27648, 66)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 27744, 69)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.running_var */
-        goto done;
-
-    /* winograd_weights inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 96, 32,                     /* w: inception3b.branch3.1.conv.weight [96, 32, 3, 3] (out, in channels) */
-                         stage + 27648, stage + 27744, 0.001f,  /* folding inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.running_var */
-                         consts + 1916336);                     /* y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,      /* inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.bias */
+                     stage + 192, stage + 288,       /* inception3b.branch3.1.bn.running_mean, inception3b.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 63632);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 71)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 72)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.bias */
@@ -827,20 +722,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,        /* inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.bias */
-                     stage + 128, stage + 192,         /* inception3b.branch4.1.bn.running_mean, inception3b.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 2026928);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 70)) != GOOGLENET_OK)  /* inception3b.branch4.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 16384, 71)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 16448, 74)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 64, 256, 1, 1,              /* w: inception3b.branch4.1.conv.weight [64, 256, 1, 1] (out, in channels, kernel) */
-                             stage + 16384, stage + 16448, 0.001f,  /* folding inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.running_var */
-                             consts + 2026992);                     /* y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,      /* inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.bias */
+                     stage + 128, stage + 192,       /* inception3b.branch4.1.bn.running_mean, inception3b.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 63728);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 76)) != GOOGLENET_OK)  /* inception4a.branch1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 192, 77)) != GOOGLENET_OK)  /* inception4a.branch1.bn.bias */
@@ -851,20 +735,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(192, stage + 0, stage + 192,      /* inception4a.branch1.bn.weight, inception4a.branch1.bn.bias */
-                     stage + 384, stage + 576,         /* inception4a.branch1.bn.running_mean, inception4a.branch1.bn.running_var */
-                     0.001f, NULL, consts + 2043376);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 75)) != GOOGLENET_OK)  /* inception4a.branch1.conv.weight */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,    /* inception4a.branch1.bn.weight, inception4a.branch1.bn.bias */
+                     stage + 384, stage + 576,       /* inception4a.branch1.bn.running_mean, inception4a.branch1.bn.running_var */
+                     0.001f, NULL, consts + 63792);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 80)) != GOOGLENET_OK)  /* inception4a.branch2.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 92160, 76)) != GOOGLENET_OK)  /* inception4a.branch1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 46080, 81)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 92352, 79)) != GOOGLENET_OK)  /* inception4a.branch1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 46176, 84)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 192, 480, 1, 1,             /* w: inception4a.branch1.conv.weight [192, 480, 1, 1] (out, in channels, kernel) */
-                             stage + 92160, stage + 92352, 0.001f,  /* folding inception4a.branch1.bn.weight, inception4a.branch1.bn.running_var */
-                             consts + 2043568);                     /* y */
+    /* bn_fold_weight inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 96, 1, 480, 96,     /* w: inception4a.branch2.0.conv.weight [96, 480, 1, 1] as [rows][cols][inner], groups */
+                       stage + 46080, stage + 46176,  /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.running_var */
+                       0.001f, consts + 63984);       /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 81)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 96, 82)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.bias */
@@ -875,20 +759,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(96, stage + 0, stage + 96,        /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.bias */
-                     stage + 192, stage + 288,         /* inception4a.branch2.0.bn.running_mean, inception4a.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 2135728);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 80)) != GOOGLENET_OK)  /* inception4a.branch2.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 46080, 81)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 46176, 84)) != GOOGLENET_OK)  /* inception4a.branch2.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 96, 480, 1, 1,              /* w: inception4a.branch2.0.conv.weight [96, 480, 1, 1] (out, in channels, kernel) */
-                             stage + 46080, stage + 46176, 0.001f,  /* folding inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.running_var */
-                             consts + 2135824);                     /* y */
+    nnc_bn_fold_bias(96, stage + 0, stage + 96,       /* inception4a.branch2.0.bn.weight, inception4a.branch2.0.bn.bias */
+                     stage + 192, stage + 288,        /* inception4a.branch2.0.bn.running_mean, inception4a.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 110064);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 86)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 208, 87)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.bias */
@@ -899,20 +772,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(208, stage + 0, stage + 208,      /* inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.bias */
-                     stage + 416, stage + 624,         /* inception4a.branch2.1.bn.running_mean, inception4a.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 2181904);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 85)) != GOOGLENET_OK)  /* inception4a.branch2.1.conv.weight */
+    nnc_bn_fold_bias(208, stage + 0, stage + 208,     /* inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.bias */
+                     stage + 416, stage + 624,        /* inception4a.branch2.1.bn.running_mean, inception4a.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 110160);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 90)) != GOOGLENET_OK)  /* inception4a.branch3.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 179712, 86)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 7680, 91)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 179920, 89)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 7696, 94)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.running_var */
         goto done;
 
-    /* winograd_weights inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 208, 96,                      /* w: inception4a.branch2.1.conv.weight [208, 96, 3, 3] (out, in channels) */
-                         stage + 179712, stage + 179920, 0.001f,  /* folding inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.running_var */
-                         consts + 2182112);                       /* y */
+    /* bn_fold_weight inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 16, 1, 480, 16,   /* w: inception4a.branch3.0.conv.weight [16, 480, 1, 1] as [rows][cols][inner], groups */
+                       stage + 7680, stage + 7696,  /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.running_var */
+                       0.001f, consts + 110368);    /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 91)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 16, 92)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.bias */
@@ -923,20 +796,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(16, stage + 0, stage + 16,        /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.bias */
-                     stage + 32, stage + 48,           /* inception4a.branch3.0.bn.running_mean, inception4a.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 2956256);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 90)) != GOOGLENET_OK)  /* inception4a.branch3.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 7680, 91)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 7696, 94)) != GOOGLENET_OK)  /* inception4a.branch3.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 16, 480, 1, 1,            /* w: inception4a.branch3.0.conv.weight [16, 480, 1, 1] (out, in channels, kernel) */
-                             stage + 7680, stage + 7696, 0.001f,  /* folding inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.running_var */
-                             consts + 2956272);                   /* y */
+    nnc_bn_fold_bias(16, stage + 0, stage + 16,       /* inception4a.branch3.0.bn.weight, inception4a.branch3.0.bn.bias */
+                     stage + 32, stage + 48,          /* inception4a.branch3.0.bn.running_mean, inception4a.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 118048);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 96)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 48, 97)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.bias */
@@ -947,20 +809,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(48, stage + 0, stage + 48,        /* inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.bias */
-                     stage + 96, stage + 144,          /* inception4a.branch3.1.bn.running_mean, inception4a.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 2963952);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 95)) != GOOGLENET_OK)  /* inception4a.branch3.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 6912, 96)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 6960, 99)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.running_var */
-        goto done;
-
-    /* winograd_weights inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 48, 16,                   /* w: inception4a.branch3.1.conv.weight [48, 16, 3, 3] (out, in channels) */
-                         stage + 6912, stage + 6960, 0.001f,  /* folding inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.running_var */
-                         consts + 2964000);                   /* y */
+    nnc_bn_fold_bias(48, stage + 0, stage + 48,       /* inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.bias */
+                     stage + 96, stage + 144,         /* inception4a.branch3.1.bn.running_mean, inception4a.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 118064);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 101)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 102)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.bias */
@@ -971,20 +822,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,        /* inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.bias */
-                     stage + 128, stage + 192,         /* inception4a.branch4.1.bn.running_mean, inception4a.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 3000864);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 100)) != GOOGLENET_OK)  /* inception4a.branch4.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 30720, 101)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 30784, 104)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 64, 480, 1, 1,              /* w: inception4a.branch4.1.conv.weight [64, 480, 1, 1] (out, in channels, kernel) */
-                             stage + 30720, stage + 30784, 0.001f,  /* folding inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.running_var */
-                             consts + 3000928);                     /* y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4a.branch4.1.bn.running_mean, inception4a.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 118112);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 106)) != GOOGLENET_OK)  /* aux1.conv.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 107)) != GOOGLENET_OK)  /* aux1.conv.bn.bias */
@@ -995,20 +835,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias aux1.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* aux1.conv.bn.weight, aux1.conv.bn.bias */
-                     stage + 256, stage + 384,         /* aux1.conv.bn.running_mean, aux1.conv.bn.running_var */
-                     0.001f, NULL, consts + 3031648);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 105)) != GOOGLENET_OK)  /* aux1.conv.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 65536, 106)) != GOOGLENET_OK)  /* aux1.conv.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 65664, 109)) != GOOGLENET_OK)  /* aux1.conv.bn.running_var */
-        goto done;
-
-    /* pack_blocked aux1.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 512, 1, 1,             /* w: aux1.conv.conv.weight [128, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 65536, stage + 65664, 0.001f,  /* folding aux1.conv.bn.weight, aux1.conv.bn.running_var */
-                             consts + 3031776);                     /* y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* aux1.conv.bn.weight, aux1.conv.bn.bias */
+                     stage + 256, stage + 384,        /* aux1.conv.bn.running_mean, aux1.conv.bn.running_var */
+                     0.001f, NULL, consts + 118176);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 115)) != GOOGLENET_OK)  /* inception4b.branch1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 160, 116)) != GOOGLENET_OK)  /* inception4b.branch1.bn.bias */
@@ -1019,20 +848,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(160, stage + 0, stage + 160,      /* inception4b.branch1.bn.weight, inception4b.branch1.bn.bias */
-                     stage + 320, stage + 480,         /* inception4b.branch1.bn.running_mean, inception4b.branch1.bn.running_var */
-                     0.001f, NULL, consts + 3097312);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 114)) != GOOGLENET_OK)  /* inception4b.branch1.conv.weight */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* inception4b.branch1.bn.weight, inception4b.branch1.bn.bias */
+                     stage + 320, stage + 480,        /* inception4b.branch1.bn.running_mean, inception4b.branch1.bn.running_var */
+                     0.001f, NULL, consts + 118304);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 119)) != GOOGLENET_OK)  /* inception4b.branch2.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 81920, 115)) != GOOGLENET_OK)  /* inception4b.branch1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 57344, 120)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 82080, 118)) != GOOGLENET_OK)  /* inception4b.branch1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 57456, 123)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 160, 512, 1, 1,             /* w: inception4b.branch1.conv.weight [160, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 81920, stage + 82080, 0.001f,  /* folding inception4b.branch1.bn.weight, inception4b.branch1.bn.running_var */
-                             consts + 3097472);                     /* y */
+    /* bn_fold_weight inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 112, 1, 512, 112,   /* w: inception4b.branch2.0.conv.weight [112, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 57344, stage + 57456,  /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.running_var */
+                       0.001f, consts + 118464);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 120)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 112, 121)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.bias */
@@ -1043,20 +872,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(112, stage + 0, stage + 112,      /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.bias */
-                     stage + 224, stage + 336,         /* inception4b.branch2.0.bn.running_mean, inception4b.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 3179392);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 119)) != GOOGLENET_OK)  /* inception4b.branch2.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 57344, 120)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 57456, 123)) != GOOGLENET_OK)  /* inception4b.branch2.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 112, 512, 1, 1,             /* w: inception4b.branch2.0.conv.weight [112, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 57344, stage + 57456, 0.001f,  /* folding inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.running_var */
-                             consts + 3179504);                     /* y */
+    nnc_bn_fold_bias(112, stage + 0, stage + 112,     /* inception4b.branch2.0.bn.weight, inception4b.branch2.0.bn.bias */
+                     stage + 224, stage + 336,        /* inception4b.branch2.0.bn.running_mean, inception4b.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 175808);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 125)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 224, 126)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.bias */
@@ -1067,20 +885,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(224, stage + 0, stage + 224,      /* inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.bias */
-                     stage + 448, stage + 672,         /* inception4b.branch2.1.bn.running_mean, inception4b.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 3236848);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 124)) != GOOGLENET_OK)  /* inception4b.branch2.1.conv.weight */
+    nnc_bn_fold_bias(224, stage + 0, stage + 224,     /* inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.bias */
+                     stage + 448, stage + 672,        /* inception4b.branch2.1.bn.running_mean, inception4b.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 175920);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 129)) != GOOGLENET_OK)  /* inception4b.branch3.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 225792, 125)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 12288, 130)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 226016, 128)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 12312, 133)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.running_var */
         goto done;
 
-    /* winograd_weights inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 224, 112,                     /* w: inception4b.branch2.1.conv.weight [224, 112, 3, 3] (out, in channels) */
-                         stage + 225792, stage + 226016, 0.001f,  /* folding inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.running_var */
-                         consts + 3237072);                       /* y */
+    /* bn_fold_weight inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 24, 1, 512, 24,     /* w: inception4b.branch3.0.conv.weight [24, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 12288, stage + 12312,  /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.running_var */
+                       0.001f, consts + 176144);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 130)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 24, 131)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.bias */
@@ -1091,20 +909,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(24, stage + 0, stage + 24,        /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.bias */
-                     stage + 48, stage + 72,           /* inception4b.branch3.0.bn.running_mean, inception4b.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 4140240);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 129)) != GOOGLENET_OK)  /* inception4b.branch3.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 12288, 130)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 12312, 133)) != GOOGLENET_OK)  /* inception4b.branch3.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 24, 512, 1, 1,              /* w: inception4b.branch3.0.conv.weight [24, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 12288, stage + 12312, 0.001f,  /* folding inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.running_var */
-                             consts + 4140264);                     /* y */
+    nnc_bn_fold_bias(24, stage + 0, stage + 24,       /* inception4b.branch3.0.bn.weight, inception4b.branch3.0.bn.bias */
+                     stage + 48, stage + 72,          /* inception4b.branch3.0.bn.running_mean, inception4b.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 188432);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 135)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 136)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.bias */
@@ -1115,20 +922,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,        /* inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.bias */
-                     stage + 128, stage + 192,         /* inception4b.branch3.1.bn.running_mean, inception4b.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 4156648);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 134)) != GOOGLENET_OK)  /* inception4b.branch3.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 13824, 135)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 13888, 138)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.running_var */
-        goto done;
-
-    /* winograd_weights inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 64, 24,                     /* w: inception4b.branch3.1.conv.weight [64, 24, 3, 3] (out, in channels) */
-                         stage + 13824, stage + 13888, 0.001f,  /* folding inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.running_var */
-                         consts + 4156712);                     /* y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4b.branch3.1.bn.running_mean, inception4b.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 188456);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 140)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 141)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.bias */
@@ -1139,20 +935,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,        /* inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.bias */
-                     stage + 128, stage + 192,         /* inception4b.branch4.1.bn.running_mean, inception4b.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 4212008);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 139)) != GOOGLENET_OK)  /* inception4b.branch4.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32768, 140)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32832, 143)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 64, 512, 1, 1,              /* w: inception4b.branch4.1.conv.weight [64, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 32768, stage + 32832, 0.001f,  /* folding inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.running_var */
-                             consts + 4212072);                     /* y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4b.branch4.1.bn.running_mean, inception4b.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 188520);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 145)) != GOOGLENET_OK)  /* inception4c.branch1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 146)) != GOOGLENET_OK)  /* inception4c.branch1.bn.bias */
@@ -1163,20 +948,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* inception4c.branch1.bn.weight, inception4c.branch1.bn.bias */
-                     stage + 256, stage + 384,         /* inception4c.branch1.bn.running_mean, inception4c.branch1.bn.running_var */
-                     0.001f, NULL, consts + 4244840);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 144)) != GOOGLENET_OK)  /* inception4c.branch1.conv.weight */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception4c.branch1.bn.weight, inception4c.branch1.bn.bias */
+                     stage + 256, stage + 384,        /* inception4c.branch1.bn.running_mean, inception4c.branch1.bn.running_var */
+                     0.001f, NULL, consts + 188584);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 149)) != GOOGLENET_OK)  /* inception4c.branch2.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 65536, 145)) != GOOGLENET_OK)  /* inception4c.branch1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 65536, 150)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 65664, 148)) != GOOGLENET_OK)  /* inception4c.branch1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 65664, 153)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 512, 1, 1,             /* w: inception4c.branch1.conv.weight [128, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 65536, stage + 65664, 0.001f,  /* folding inception4c.branch1.bn.weight, inception4c.branch1.bn.running_var */
-                             consts + 4244968);                     /* y */
+    /* bn_fold_weight inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 128, 1, 512, 128,   /* w: inception4c.branch2.0.conv.weight [128, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 65536, stage + 65664,  /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.running_var */
+                       0.001f, consts + 188712);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 150)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 151)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.bias */
@@ -1187,20 +972,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.bias */
-                     stage + 256, stage + 384,         /* inception4c.branch2.0.bn.running_mean, inception4c.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 4310504);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 149)) != GOOGLENET_OK)  /* inception4c.branch2.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 65536, 150)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 65664, 153)) != GOOGLENET_OK)  /* inception4c.branch2.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 512, 1, 1,             /* w: inception4c.branch2.0.conv.weight [128, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 65536, stage + 65664, 0.001f,  /* folding inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.running_var */
-                             consts + 4310632);                     /* y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception4c.branch2.0.bn.weight, inception4c.branch2.0.bn.bias */
+                     stage + 256, stage + 384,        /* inception4c.branch2.0.bn.running_mean, inception4c.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 254248);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 155)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 256, 156)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.bias */
@@ -1211,20 +985,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.bias */
-                     stage + 512, stage + 768,         /* inception4c.branch2.1.bn.running_mean, inception4c.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 4376168);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 154)) != GOOGLENET_OK)  /* inception4c.branch2.1.conv.weight */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,     /* inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.bias */
+                     stage + 512, stage + 768,        /* inception4c.branch2.1.bn.running_mean, inception4c.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 254376);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 159)) != GOOGLENET_OK)  /* inception4c.branch3.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 294912, 155)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 12288, 160)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 295168, 158)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 12312, 163)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.running_var */
         goto done;
 
-    /* winograd_weights inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 256, 128,                     /* w: inception4c.branch2.1.conv.weight [256, 128, 3, 3] (out, in channels) */
-                         stage + 294912, stage + 295168, 0.001f,  /* folding inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.running_var */
-                         consts + 4376424);                       /* y */
+    /* bn_fold_weight inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 24, 1, 512, 24,     /* w: inception4c.branch3.0.conv.weight [24, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 12288, stage + 12312,  /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.running_var */
+                       0.001f, consts + 254632);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 160)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 24, 161)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.bias */
@@ -1235,20 +1009,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(24, stage + 0, stage + 24,        /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.bias */
-                     stage + 48, stage + 72,           /* inception4c.branch3.0.bn.running_mean, inception4c.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 5556072);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 159)) != GOOGLENET_OK)  /* inception4c.branch3.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 12288, 160)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 12312, 163)) != GOOGLENET_OK)  /* inception4c.branch3.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 24, 512, 1, 1,              /* w: inception4c.branch3.0.conv.weight [24, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 12288, stage + 12312, 0.001f,  /* folding inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.running_var */
-                             consts + 5556096);                     /* y */
+    nnc_bn_fold_bias(24, stage + 0, stage + 24,       /* inception4c.branch3.0.bn.weight, inception4c.branch3.0.bn.bias */
+                     stage + 48, stage + 72,          /* inception4c.branch3.0.bn.running_mean, inception4c.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 266920);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 165)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 166)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.bias */
@@ -1259,20 +1022,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,        /* inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.bias */
-                     stage + 128, stage + 192,         /* inception4c.branch3.1.bn.running_mean, inception4c.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 5572480);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 164)) != GOOGLENET_OK)  /* inception4c.branch3.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 13824, 165)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 13888, 168)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.running_var */
-        goto done;
-
-    /* winograd_weights inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 64, 24,                     /* w: inception4c.branch3.1.conv.weight [64, 24, 3, 3] (out, in channels) */
-                         stage + 13824, stage + 13888, 0.001f,  /* folding inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.running_var */
-                         consts + 5572544);                     /* y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4c.branch3.1.bn.running_mean, inception4c.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 266944);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 170)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 171)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.bias */
@@ -1283,20 +1035,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,        /* inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.bias */
-                     stage + 128, stage + 192,         /* inception4c.branch4.1.bn.running_mean, inception4c.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 5627840);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 169)) != GOOGLENET_OK)  /* inception4c.branch4.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32768, 170)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32832, 173)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 64, 512, 1, 1,              /* w: inception4c.branch4.1.conv.weight [64, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 32768, stage + 32832, 0.001f,  /* folding inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.running_var */
-                             consts + 5627904);                     /* y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4c.branch4.1.bn.running_mean, inception4c.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 267008);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 175)) != GOOGLENET_OK)  /* inception4d.branch1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 112, 176)) != GOOGLENET_OK)  /* inception4d.branch1.bn.bias */
@@ -1307,20 +1048,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(112, stage + 0, stage + 112,      /* inception4d.branch1.bn.weight, inception4d.branch1.bn.bias */
-                     stage + 224, stage + 336,         /* inception4d.branch1.bn.running_mean, inception4d.branch1.bn.running_var */
-                     0.001f, NULL, consts + 5660672);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 174)) != GOOGLENET_OK)  /* inception4d.branch1.conv.weight */
+    nnc_bn_fold_bias(112, stage + 0, stage + 112,     /* inception4d.branch1.bn.weight, inception4d.branch1.bn.bias */
+                     stage + 224, stage + 336,        /* inception4d.branch1.bn.running_mean, inception4d.branch1.bn.running_var */
+                     0.001f, NULL, consts + 267072);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 179)) != GOOGLENET_OK)  /* inception4d.branch2.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 57344, 175)) != GOOGLENET_OK)  /* inception4d.branch1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 73728, 180)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 57456, 178)) != GOOGLENET_OK)  /* inception4d.branch1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 73872, 183)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 112, 512, 1, 1,             /* w: inception4d.branch1.conv.weight [112, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 57344, stage + 57456, 0.001f,  /* folding inception4d.branch1.bn.weight, inception4d.branch1.bn.running_var */
-                             consts + 5660784);                     /* y */
+    /* bn_fold_weight inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 144, 1, 512, 144,   /* w: inception4d.branch2.0.conv.weight [144, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 73728, stage + 73872,  /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.running_var */
+                       0.001f, consts + 267184);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 180)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 144, 181)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.bias */
@@ -1331,20 +1072,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(144, stage + 0, stage + 144,      /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.bias */
-                     stage + 288, stage + 432,         /* inception4d.branch2.0.bn.running_mean, inception4d.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 5718128);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 179)) != GOOGLENET_OK)  /* inception4d.branch2.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 73728, 180)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 73872, 183)) != GOOGLENET_OK)  /* inception4d.branch2.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 144, 512, 1, 1,             /* w: inception4d.branch2.0.conv.weight [144, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 73728, stage + 73872, 0.001f,  /* folding inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.running_var */
-                             consts + 5718272);                     /* y */
+    nnc_bn_fold_bias(144, stage + 0, stage + 144,     /* inception4d.branch2.0.bn.weight, inception4d.branch2.0.bn.bias */
+                     stage + 288, stage + 432,        /* inception4d.branch2.0.bn.running_mean, inception4d.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 340912);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 185)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 288, 186)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.bias */
@@ -1355,20 +1085,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(288, stage + 0, stage + 288,      /* inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.bias */
-                     stage + 576, stage + 864,         /* inception4d.branch2.1.bn.running_mean, inception4d.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 5792000);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 184)) != GOOGLENET_OK)  /* inception4d.branch2.1.conv.weight */
+    nnc_bn_fold_bias(288, stage + 0, stage + 288,     /* inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.bias */
+                     stage + 576, stage + 864,        /* inception4d.branch2.1.bn.running_mean, inception4d.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 341056);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 189)) != GOOGLENET_OK)  /* inception4d.branch3.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 373248, 185)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 16384, 190)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 373536, 188)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 16416, 193)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.running_var */
         goto done;
 
-    /* winograd_weights inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 288, 144,                     /* w: inception4d.branch2.1.conv.weight [288, 144, 3, 3] (out, in channels) */
-                         stage + 373248, stage + 373536, 0.001f,  /* folding inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.running_var */
-                         consts + 5792288);                       /* y */
+    /* bn_fold_weight inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 32, 1, 512, 32,     /* w: inception4d.branch3.0.conv.weight [32, 512, 1, 1] as [rows][cols][inner], groups */
+                       stage + 16384, stage + 16416,  /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.running_var */
+                       0.001f, consts + 341344);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 190)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 32, 191)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.bias */
@@ -1379,20 +1109,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, stage + 0, stage + 32,        /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.bias */
-                     stage + 64, stage + 96,           /* inception4d.branch3.0.bn.running_mean, inception4d.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 7285280);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 189)) != GOOGLENET_OK)  /* inception4d.branch3.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 16384, 190)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 16416, 193)) != GOOGLENET_OK)  /* inception4d.branch3.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 32, 512, 1, 1,              /* w: inception4d.branch3.0.conv.weight [32, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 16384, stage + 16416, 0.001f,  /* folding inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.running_var */
-                             consts + 7285312);                     /* y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,       /* inception4d.branch3.0.bn.weight, inception4d.branch3.0.bn.bias */
+                     stage + 64, stage + 96,          /* inception4d.branch3.0.bn.running_mean, inception4d.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 357728);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 195)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 196)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.bias */
@@ -1403,20 +1122,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,        /* inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.bias */
-                     stage + 128, stage + 192,         /* inception4d.branch3.1.bn.running_mean, inception4d.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 7301696);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 194)) != GOOGLENET_OK)  /* inception4d.branch3.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 18432, 195)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 18496, 198)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.running_var */
-        goto done;
-
-    /* winograd_weights inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 64, 32,                     /* w: inception4d.branch3.1.conv.weight [64, 32, 3, 3] (out, in channels) */
-                         stage + 18432, stage + 18496, 0.001f,  /* folding inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.running_var */
-                         consts + 7301760);                     /* y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4d.branch3.1.bn.running_mean, inception4d.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 357760);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 200)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 64, 201)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.bias */
@@ -1427,20 +1135,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(64, stage + 0, stage + 64,        /* inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.bias */
-                     stage + 128, stage + 192,         /* inception4d.branch4.1.bn.running_mean, inception4d.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 7375488);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 199)) != GOOGLENET_OK)  /* inception4d.branch4.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32768, 200)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 32832, 203)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 64, 512, 1, 1,              /* w: inception4d.branch4.1.conv.weight [64, 512, 1, 1] (out, in channels, kernel) */
-                             stage + 32768, stage + 32832, 0.001f,  /* folding inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.running_var */
-                             consts + 7375552);                     /* y */
+    nnc_bn_fold_bias(64, stage + 0, stage + 64,       /* inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.bias */
+                     stage + 128, stage + 192,        /* inception4d.branch4.1.bn.running_mean, inception4d.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 357824);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 205)) != GOOGLENET_OK)  /* aux2.conv.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 206)) != GOOGLENET_OK)  /* aux2.conv.bn.bias */
@@ -1451,20 +1148,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias aux2.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* aux2.conv.bn.weight, aux2.conv.bn.bias */
-                     stage + 256, stage + 384,         /* aux2.conv.bn.running_mean, aux2.conv.bn.running_var */
-                     0.001f, NULL, consts + 7408320);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 204)) != GOOGLENET_OK)  /* aux2.conv.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 67584, 205)) != GOOGLENET_OK)  /* aux2.conv.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 67712, 208)) != GOOGLENET_OK)  /* aux2.conv.bn.running_var */
-        goto done;
-
-    /* pack_blocked aux2.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 528, 1, 1,             /* w: aux2.conv.conv.weight [128, 528, 1, 1] (out, in channels, kernel) */
-                             stage + 67584, stage + 67712, 0.001f,  /* folding aux2.conv.bn.weight, aux2.conv.bn.running_var */
-                             consts + 7408448);                     /* y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* aux2.conv.bn.weight, aux2.conv.bn.bias */
+                     stage + 256, stage + 384,        /* aux2.conv.bn.running_mean, aux2.conv.bn.running_var */
+                     0.001f, NULL, consts + 357888);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 214)) != GOOGLENET_OK)  /* inception4e.branch1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 256, 215)) != GOOGLENET_OK)  /* inception4e.branch1.bn.bias */
@@ -1475,20 +1161,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* inception4e.branch1.bn.weight, inception4e.branch1.bn.bias */
-                     stage + 512, stage + 768,         /* inception4e.branch1.bn.running_mean, inception4e.branch1.bn.running_var */
-                     0.001f, NULL, consts + 7476032);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 213)) != GOOGLENET_OK)  /* inception4e.branch1.conv.weight */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,     /* inception4e.branch1.bn.weight, inception4e.branch1.bn.bias */
+                     stage + 512, stage + 768,        /* inception4e.branch1.bn.running_mean, inception4e.branch1.bn.running_var */
+                     0.001f, NULL, consts + 358016);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 218)) != GOOGLENET_OK)  /* inception4e.branch2.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 135168, 214)) != GOOGLENET_OK)  /* inception4e.branch1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 84480, 219)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 135424, 217)) != GOOGLENET_OK)  /* inception4e.branch1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 84640, 222)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 256, 528, 1, 1,               /* w: inception4e.branch1.conv.weight [256, 528, 1, 1] (out, in channels, kernel) */
-                             stage + 135168, stage + 135424, 0.001f,  /* folding inception4e.branch1.bn.weight, inception4e.branch1.bn.running_var */
-                             consts + 7476288);                       /* y */
+    /* bn_fold_weight inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 160, 1, 528, 160,   /* w: inception4e.branch2.0.conv.weight [160, 528, 1, 1] as [rows][cols][inner], groups */
+                       stage + 84480, stage + 84640,  /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.running_var */
+                       0.001f, consts + 358272);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 219)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 160, 220)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.bias */
@@ -1499,20 +1185,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(160, stage + 0, stage + 160,      /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.bias */
-                     stage + 320, stage + 480,         /* inception4e.branch2.0.bn.running_mean, inception4e.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 7611456);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 218)) != GOOGLENET_OK)  /* inception4e.branch2.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 84480, 219)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 84640, 222)) != GOOGLENET_OK)  /* inception4e.branch2.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 160, 528, 1, 1,             /* w: inception4e.branch2.0.conv.weight [160, 528, 1, 1] (out, in channels, kernel) */
-                             stage + 84480, stage + 84640, 0.001f,  /* folding inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.running_var */
-                             consts + 7611616);                     /* y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* inception4e.branch2.0.bn.weight, inception4e.branch2.0.bn.bias */
+                     stage + 320, stage + 480,        /* inception4e.branch2.0.bn.running_mean, inception4e.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 442752);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 224)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 320, 225)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.bias */
@@ -1523,20 +1198,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(320, stage + 0, stage + 320,      /* inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.bias */
-                     stage + 640, stage + 960,         /* inception4e.branch2.1.bn.running_mean, inception4e.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 7696096);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 223)) != GOOGLENET_OK)  /* inception4e.branch2.1.conv.weight */
+    nnc_bn_fold_bias(320, stage + 0, stage + 320,     /* inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.bias */
+                     stage + 640, stage + 960,        /* inception4e.branch2.1.bn.running_mean, inception4e.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 442912);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 228)) != GOOGLENET_OK)  /* inception4e.branch3.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 460800, 224)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 16896, 229)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 461120, 227)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 16928, 232)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.running_var */
         goto done;
 
-    /* winograd_weights inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 320, 160,                     /* w: inception4e.branch2.1.conv.weight [320, 160, 3, 3] (out, in channels) */
-                         stage + 460800, stage + 461120, 0.001f,  /* folding inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.running_var */
-                         consts + 7696416);                       /* y */
+    /* bn_fold_weight inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 32, 1, 528, 32,     /* w: inception4e.branch3.0.conv.weight [32, 528, 1, 1] as [rows][cols][inner], groups */
+                       stage + 16896, stage + 16928,  /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.running_var */
+                       0.001f, consts + 443232);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 229)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 32, 230)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.bias */
@@ -1547,20 +1222,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, stage + 0, stage + 32,        /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.bias */
-                     stage + 64, stage + 96,           /* inception4e.branch3.0.bn.running_mean, inception4e.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 9539616);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 228)) != GOOGLENET_OK)  /* inception4e.branch3.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 16896, 229)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 16928, 232)) != GOOGLENET_OK)  /* inception4e.branch3.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 32, 528, 1, 1,              /* w: inception4e.branch3.0.conv.weight [32, 528, 1, 1] (out, in channels, kernel) */
-                             stage + 16896, stage + 16928, 0.001f,  /* folding inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.running_var */
-                             consts + 9539648);                     /* y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,       /* inception4e.branch3.0.bn.weight, inception4e.branch3.0.bn.bias */
+                     stage + 64, stage + 96,          /* inception4e.branch3.0.bn.running_mean, inception4e.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 460128);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 234)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 235)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.bias */
@@ -1571,20 +1235,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.bias */
-                     stage + 256, stage + 384,         /* inception4e.branch3.1.bn.running_mean, inception4e.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 9556544);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 233)) != GOOGLENET_OK)  /* inception4e.branch3.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 36864, 234)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 36992, 237)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.running_var */
-        goto done;
-
-    /* winograd_weights inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_winograd_weights(stage + 0, 128, 32,                    /* w: inception4e.branch3.1.conv.weight [128, 32, 3, 3] (out, in channels) */
-                         stage + 36864, stage + 36992, 0.001f,  /* folding inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.running_var */
-                         consts + 9556672);                     /* y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception4e.branch3.1.bn.running_mean, inception4e.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 460160);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 239)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 240)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.bias */
@@ -1595,20 +1248,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,      /* inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.bias */
-                     stage + 256, stage + 384,         /* inception4e.branch4.1.bn.running_mean, inception4e.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 9704128);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 238)) != GOOGLENET_OK)  /* inception4e.branch4.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 67584, 239)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 67712, 242)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 528, 1, 1,             /* w: inception4e.branch4.1.conv.weight [128, 528, 1, 1] (out, in channels, kernel) */
-                             stage + 67584, stage + 67712, 0.001f,  /* folding inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.running_var */
-                             consts + 9704256);                     /* y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception4e.branch4.1.bn.running_mean, inception4e.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 460288);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 244)) != GOOGLENET_OK)  /* inception5a.branch1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 256, 245)) != GOOGLENET_OK)  /* inception5a.branch1.bn.bias */
@@ -1619,20 +1261,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(256, stage + 0, stage + 256,      /* inception5a.branch1.bn.weight, inception5a.branch1.bn.bias */
-                     stage + 512, stage + 768,         /* inception5a.branch1.bn.running_mean, inception5a.branch1.bn.running_var */
-                     0.001f, NULL, consts + 9771840);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 243)) != GOOGLENET_OK)  /* inception5a.branch1.conv.weight */
+    nnc_bn_fold_bias(256, stage + 0, stage + 256,     /* inception5a.branch1.bn.weight, inception5a.branch1.bn.bias */
+                     stage + 512, stage + 768,        /* inception5a.branch1.bn.running_mean, inception5a.branch1.bn.running_var */
+                     0.001f, NULL, consts + 460416);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 248)) != GOOGLENET_OK)  /* inception5a.branch2.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 212992, 244)) != GOOGLENET_OK)  /* inception5a.branch1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 133120, 249)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 213248, 247)) != GOOGLENET_OK)  /* inception5a.branch1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 133280, 252)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 256, 832, 1, 1,               /* w: inception5a.branch1.conv.weight [256, 832, 1, 1] (out, in channels, kernel) */
-                             stage + 212992, stage + 213248, 0.001f,  /* folding inception5a.branch1.bn.weight, inception5a.branch1.bn.running_var */
-                             consts + 9772096);                       /* y */
+    /* bn_fold_weight inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 160, 1, 832, 160,     /* w: inception5a.branch2.0.conv.weight [160, 832, 1, 1] as [rows][cols][inner], groups */
+                       stage + 133120, stage + 133280,  /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.running_var */
+                       0.001f, consts + 460672);        /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 249)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 160, 250)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.bias */
@@ -1643,20 +1285,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(160, stage + 0, stage + 160,      /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.bias */
-                     stage + 320, stage + 480,         /* inception5a.branch2.0.bn.running_mean, inception5a.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 9985088);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 248)) != GOOGLENET_OK)  /* inception5a.branch2.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 133120, 249)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 133280, 252)) != GOOGLENET_OK)  /* inception5a.branch2.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 160, 832, 1, 1,               /* w: inception5a.branch2.0.conv.weight [160, 832, 1, 1] (out, in channels, kernel) */
-                             stage + 133120, stage + 133280, 0.001f,  /* folding inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.running_var */
-                             consts + 9985248);                       /* y */
+    nnc_bn_fold_bias(160, stage + 0, stage + 160,     /* inception5a.branch2.0.bn.weight, inception5a.branch2.0.bn.bias */
+                     stage + 320, stage + 480,        /* inception5a.branch2.0.bn.running_mean, inception5a.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 593792);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 254)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 320, 255)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.bias */
@@ -1667,20 +1298,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(320, stage + 0, stage + 320,       /* inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.bias */
-                     stage + 640, stage + 960,          /* inception5a.branch2.1.bn.running_mean, inception5a.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 10118368);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 253)) != GOOGLENET_OK)  /* inception5a.branch2.1.conv.weight */
+    nnc_bn_fold_bias(320, stage + 0, stage + 320,     /* inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.bias */
+                     stage + 640, stage + 960,        /* inception5a.branch2.1.bn.running_mean, inception5a.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 593952);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 258)) != GOOGLENET_OK)  /* inception5a.branch3.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 460800, 254)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 26624, 259)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 461120, 257)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 26656, 262)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 320, 160, 3, 3,               /* w: inception5a.branch2.1.conv.weight [320, 160, 3, 3] (out, in channels, kernel) */
-                             stage + 460800, stage + 461120, 0.001f,  /* folding inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.running_var */
-                             consts + 10118688);                      /* y */
+    /* bn_fold_weight inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 32, 1, 832, 32,     /* w: inception5a.branch3.0.conv.weight [32, 832, 1, 1] as [rows][cols][inner], groups */
+                       stage + 26624, stage + 26656,  /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.running_var */
+                       0.001f, consts + 594272);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 259)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 32, 260)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.bias */
@@ -1691,20 +1322,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(32, stage + 0, stage + 32,         /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.bias */
-                     stage + 64, stage + 96,            /* inception5a.branch3.0.bn.running_mean, inception5a.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 10579488);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 258)) != GOOGLENET_OK)  /* inception5a.branch3.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 26624, 259)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 26656, 262)) != GOOGLENET_OK)  /* inception5a.branch3.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 32, 832, 1, 1,              /* w: inception5a.branch3.0.conv.weight [32, 832, 1, 1] (out, in channels, kernel) */
-                             stage + 26624, stage + 26656, 0.001f,  /* folding inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.running_var */
-                             consts + 10579520);                    /* y */
+    nnc_bn_fold_bias(32, stage + 0, stage + 32,       /* inception5a.branch3.0.bn.weight, inception5a.branch3.0.bn.bias */
+                     stage + 64, stage + 96,          /* inception5a.branch3.0.bn.running_mean, inception5a.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 620896);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 264)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 265)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.bias */
@@ -1715,20 +1335,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.bias */
-                     stage + 256, stage + 384,          /* inception5a.branch3.1.bn.running_mean, inception5a.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 10606144);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 263)) != GOOGLENET_OK)  /* inception5a.branch3.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 36864, 264)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 36992, 267)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 32, 3, 3,              /* w: inception5a.branch3.1.conv.weight [128, 32, 3, 3] (out, in channels, kernel) */
-                             stage + 36864, stage + 36992, 0.001f,  /* folding inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.running_var */
-                             consts + 10606272);                    /* y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception5a.branch3.1.bn.running_mean, inception5a.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 620928);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 269)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 270)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.bias */
@@ -1739,20 +1348,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.bias */
-                     stage + 256, stage + 384,          /* inception5a.branch4.1.bn.running_mean, inception5a.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 10643136);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 268)) != GOOGLENET_OK)  /* inception5a.branch4.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 106496, 269)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 106624, 272)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 832, 1, 1,               /* w: inception5a.branch4.1.conv.weight [128, 832, 1, 1] (out, in channels, kernel) */
-                             stage + 106496, stage + 106624, 0.001f,  /* folding inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.running_var */
-                             consts + 10643264);                      /* y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception5a.branch4.1.bn.running_mean, inception5a.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 621056);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 274)) != GOOGLENET_OK)  /* inception5b.branch1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 384, 275)) != GOOGLENET_OK)  /* inception5b.branch1.bn.bias */
@@ -1763,20 +1361,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(384, stage + 0, stage + 384,       /* inception5b.branch1.bn.weight, inception5b.branch1.bn.bias */
-                     stage + 768, stage + 1152,         /* inception5b.branch1.bn.running_mean, inception5b.branch1.bn.running_var */
-                     0.001f, NULL, consts + 10749760);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 273)) != GOOGLENET_OK)  /* inception5b.branch1.conv.weight */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* inception5b.branch1.bn.weight, inception5b.branch1.bn.bias */
+                     stage + 768, stage + 1152,       /* inception5b.branch1.bn.running_mean, inception5b.branch1.bn.running_var */
+                     0.001f, NULL, consts + 621184);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 278)) != GOOGLENET_OK)  /* inception5b.branch2.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 319488, 274)) != GOOGLENET_OK)  /* inception5b.branch1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 159744, 279)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 319872, 277)) != GOOGLENET_OK)  /* inception5b.branch1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 159936, 282)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 384, 832, 1, 1,               /* w: inception5b.branch1.conv.weight [384, 832, 1, 1] (out, in channels, kernel) */
-                             stage + 319488, stage + 319872, 0.001f,  /* folding inception5b.branch1.bn.weight, inception5b.branch1.bn.running_var */
-                             consts + 10750144);                      /* y */
+    /* bn_fold_weight inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 192, 1, 832, 192,     /* w: inception5b.branch2.0.conv.weight [192, 832, 1, 1] as [rows][cols][inner], groups */
+                       stage + 159744, stage + 159936,  /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.running_var */
+                       0.001f, consts + 621568);        /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 279)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 192, 280)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.bias */
@@ -1787,20 +1385,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(192, stage + 0, stage + 192,       /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.bias */
-                     stage + 384, stage + 576,          /* inception5b.branch2.0.bn.running_mean, inception5b.branch2.0.bn.running_var */
-                     0.001f, NULL, consts + 11069632);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 278)) != GOOGLENET_OK)  /* inception5b.branch2.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 159744, 279)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 159936, 282)) != GOOGLENET_OK)  /* inception5b.branch2.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 192, 832, 1, 1,               /* w: inception5b.branch2.0.conv.weight [192, 832, 1, 1] (out, in channels, kernel) */
-                             stage + 159744, stage + 159936, 0.001f,  /* folding inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.running_var */
-                             consts + 11069824);                      /* y */
+    nnc_bn_fold_bias(192, stage + 0, stage + 192,     /* inception5b.branch2.0.bn.weight, inception5b.branch2.0.bn.bias */
+                     stage + 384, stage + 576,        /* inception5b.branch2.0.bn.running_mean, inception5b.branch2.0.bn.running_var */
+                     0.001f, NULL, consts + 781312);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 284)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 384, 285)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.bias */
@@ -1811,20 +1398,20 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(384, stage + 0, stage + 384,       /* inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.bias */
-                     stage + 768, stage + 1152,         /* inception5b.branch2.1.bn.running_mean, inception5b.branch2.1.bn.running_var */
-                     0.001f, NULL, consts + 11229568);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 283)) != GOOGLENET_OK)  /* inception5b.branch2.1.conv.weight */
+    nnc_bn_fold_bias(384, stage + 0, stage + 384,     /* inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.bias */
+                     stage + 768, stage + 1152,       /* inception5b.branch2.1.bn.running_mean, inception5b.branch2.1.bn.running_var */
+                     0.001f, NULL, consts + 781504);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 288)) != GOOGLENET_OK)  /* inception5b.branch3.0.conv.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 663552, 284)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.weight */
+    if ((rc = googlenet_stage(m, sf, stage + 39936, 289)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.weight */
         goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 663936, 287)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.running_var */
+    if ((rc = googlenet_stage(m, sf, stage + 39984, 292)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.running_var */
         goto done;
 
-    /* pack_blocked inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 384, 192, 3, 3,               /* w: inception5b.branch2.1.conv.weight [384, 192, 3, 3] (out, in channels, kernel) */
-                             stage + 663552, stage + 663936, 0.001f,  /* folding inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.running_var */
-                             consts + 11229952);                      /* y */
+    /* bn_fold_weight inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_bn_fold_weight(stage + 0, 48, 1, 832, 48,     /* w: inception5b.branch3.0.conv.weight [48, 832, 1, 1] as [rows][cols][inner], groups */
+                       stage + 39936, stage + 39984,  /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.running_var */
+                       0.001f, consts + 781888);      /* eps, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 289)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 48, 290)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.bias */
@@ -1835,20 +1422,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(48, stage + 0, stage + 48,         /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.bias */
-                     stage + 96, stage + 144,           /* inception5b.branch3.0.bn.running_mean, inception5b.branch3.0.bn.running_var */
-                     0.001f, NULL, consts + 11893504);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 288)) != GOOGLENET_OK)  /* inception5b.branch3.0.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 39936, 289)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 39984, 292)) != GOOGLENET_OK)  /* inception5b.branch3.0.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 48, 832, 1, 1,              /* w: inception5b.branch3.0.conv.weight [48, 832, 1, 1] (out, in channels, kernel) */
-                             stage + 39936, stage + 39984, 0.001f,  /* folding inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.running_var */
-                             consts + 11893552);                    /* y */
+    nnc_bn_fold_bias(48, stage + 0, stage + 48,       /* inception5b.branch3.0.bn.weight, inception5b.branch3.0.bn.bias */
+                     stage + 96, stage + 144,         /* inception5b.branch3.0.bn.running_mean, inception5b.branch3.0.bn.running_var */
+                     0.001f, NULL, consts + 821824);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 294)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 295)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.bias */
@@ -1859,20 +1435,9 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.bias */
-                     stage + 256, stage + 384,          /* inception5b.branch3.1.bn.running_mean, inception5b.branch3.1.bn.running_var */
-                     0.001f, NULL, consts + 11933488);  /* eps, no bias, y */
-    if ((rc = googlenet_stage(m, sf, stage + 0, 293)) != GOOGLENET_OK)  /* inception5b.branch3.1.conv.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 55296, 294)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.weight */
-        goto done;
-    if ((rc = googlenet_stage(m, sf, stage + 55424, 297)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.running_var */
-        goto done;
-
-    /* pack_blocked inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 48, 3, 3,              /* w: inception5b.branch3.1.conv.weight [128, 48, 3, 3] (out, in channels, kernel) */
-                             stage + 55296, stage + 55424, 0.001f,  /* folding inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.running_var */
-                             consts + 11933616);                    /* y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception5b.branch3.1.bn.running_mean, inception5b.branch3.1.bn.running_var */
+                     0.001f, NULL, consts + 821872);  /* eps, no bias, y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 299)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 128, 300)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.bias */
@@ -1883,9 +1448,566 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
         goto done;
 
     /* bn_fold_bias inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_bn_fold_bias(128, stage + 0, stage + 128,       /* inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.bias */
-                     stage + 256, stage + 384,          /* inception5b.branch4.1.bn.running_mean, inception5b.branch4.1.bn.running_var */
-                     0.001f, NULL, consts + 11988912);  /* eps, no bias, y */
+    nnc_bn_fold_bias(128, stage + 0, stage + 128,     /* inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.bias */
+                     stage + 256, stage + 384,        /* inception5b.branch4.1.bn.running_mean, inception5b.branch4.1.bn.running_var */
+                     0.001f, NULL, consts + 822000);  /* eps, no bias, y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 0)) != GOOGLENET_OK)  /* conv1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 9408, 1)) != GOOGLENET_OK)  /* conv1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 9472, 4)) != GOOGLENET_OK)  /* conv1.bn.running_var */
+        goto done;
+
+    /* pack_weights conv1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 64, 147,                  /* w: conv1.conv.weight [64, 3, 7, 7] as [rows][cols] */
+                     stage + 9408, stage + 9472, 0.001f,  /* folding conv1.bn.weight, conv1.bn.running_var */
+                     consts + 822128);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 5)) != GOOGLENET_OK)  /* conv2.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 4096, 6)) != GOOGLENET_OK)  /* conv2.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 4160, 9)) != GOOGLENET_OK)  /* conv2.bn.running_var */
+        goto done;
+
+    /* pack_weights conv2.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 64, 64,                   /* w: conv2.conv.weight [64, 64, 1, 1] as [rows][cols] */
+                     stage + 4096, stage + 4160, 0.001f,  /* folding conv2.bn.weight, conv2.bn.running_var */
+                     consts + 831536);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 10)) != GOOGLENET_OK)  /* conv3.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 110592, 11)) != GOOGLENET_OK)  /* conv3.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 110784, 14)) != GOOGLENET_OK)  /* conv3.bn.running_var */
+        goto done;
+
+    /* winograd_weights conv3.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 192, 64,                      /* w: conv3.conv.weight [192, 64, 3, 3] (out, in channels) */
+                         stage + 110592, stage + 110784, 0.001f,  /* folding conv3.bn.weight, conv3.bn.running_var */
+                         consts + 835632);                        /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 15)) != GOOGLENET_OK)  /* inception3a.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 12288, 16)) != GOOGLENET_OK)  /* inception3a.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 12352, 19)) != GOOGLENET_OK)  /* inception3a.branch1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 64, 192,                    /* w: inception3a.branch1.conv.weight [64, 192, 1, 1] as [rows][cols] */
+                     stage + 12288, stage + 12352, 0.001f,  /* folding inception3a.branch1.bn.weight, inception3a.branch1.bn.running_var */
+                     consts + 1278000);                     /* y */
+
+    /* concat inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 384, 18432, consts + 1290288, 21504, 0);
+    nnc_concat_part(1, consts + 19040, 3072, consts + 1290288, 21504, 18432);
+
+    /* concat inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 18816, 96, consts + 1311792, 112, 0);
+    nnc_concat_part(1, consts + 22112, 16, consts + 1311792, 112, 96);
+
+    /* pack_weights inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 1290288, 112, 192,  /* w: concat(bn_fold_weight(inception3a.branch2.0.conv.weight)) [112, 192, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1311904);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 25)) != GOOGLENET_OK)  /* inception3a.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 110592, 26)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 110720, 29)) != GOOGLENET_OK)  /* inception3a.branch2.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 128, 96,                      /* w: inception3a.branch2.1.conv.weight [128, 96, 3, 3] (out, in channels) */
+                         stage + 110592, stage + 110720, 0.001f,  /* folding inception3a.branch2.1.bn.weight, inception3a.branch2.1.bn.running_var */
+                         consts + 1333408);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 35)) != GOOGLENET_OK)  /* inception3a.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 4608, 36)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 4640, 39)) != GOOGLENET_OK)  /* inception3a.branch3.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 32, 16,                   /* w: inception3a.branch3.1.conv.weight [32, 16, 3, 3] (out, in channels) */
+                         stage + 4608, stage + 4640, 0.001f,  /* folding inception3a.branch3.1.bn.weight, inception3a.branch3.1.bn.running_var */
+                         consts + 1775776);                   /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 40)) != GOOGLENET_OK)  /* inception3a.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 6144, 41)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 6176, 44)) != GOOGLENET_OK)  /* inception3a.branch4.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 32, 192,                  /* w: inception3a.branch4.1.conv.weight [32, 192, 1, 1] as [rows][cols] */
+                     stage + 6144, stage + 6176, 0.001f,  /* folding inception3a.branch4.1.bn.weight, inception3a.branch4.1.bn.running_var */
+                     consts + 1794208);                   /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 45)) != GOOGLENET_OK)  /* inception3b.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 46)) != GOOGLENET_OK)  /* inception3b.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32896, 49)) != GOOGLENET_OK)  /* inception3b.branch1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 128, 256,                   /* w: inception3b.branch1.conv.weight [128, 256, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32896, 0.001f,  /* folding inception3b.branch1.bn.weight, inception3b.branch1.bn.running_var */
+                     consts + 1800352);                     /* y */
+
+    /* concat inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 22320, 32768, consts + 1833120, 40960, 0);
+    nnc_concat_part(1, consts + 55408, 8192, consts + 1833120, 40960, 32768);
+
+    /* concat inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 55088, 128, consts + 1874080, 160, 0);
+    nnc_concat_part(1, consts + 63600, 32, consts + 1874080, 160, 128);
+
+    /* pack_weights inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 1833120, 160, 256,  /* w: concat(bn_fold_weight(inception3b.branch2.0.conv.weight)) [160, 256, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 1874240);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 55)) != GOOGLENET_OK)  /* inception3b.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 221184, 56)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 221376, 59)) != GOOGLENET_OK)  /* inception3b.branch2.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 192, 128,                     /* w: inception3b.branch2.1.conv.weight [192, 128, 3, 3] (out, in channels) */
+                         stage + 221184, stage + 221376, 0.001f,  /* folding inception3b.branch2.1.bn.weight, inception3b.branch2.1.bn.running_var */
+                         consts + 1915200);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 65)) != GOOGLENET_OK)  /* inception3b.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 27648, 66)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 27744, 69)) != GOOGLENET_OK)  /* inception3b.branch3.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 96, 32,                     /* w: inception3b.branch3.1.conv.weight [96, 32, 3, 3] (out, in channels) */
+                         stage + 27648, stage + 27744, 0.001f,  /* folding inception3b.branch3.1.bn.weight, inception3b.branch3.1.bn.running_var */
+                         consts + 2799936);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 70)) != GOOGLENET_OK)  /* inception3b.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16384, 71)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 16448, 74)) != GOOGLENET_OK)  /* inception3b.branch4.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 64, 256,                    /* w: inception3b.branch4.1.conv.weight [64, 256, 1, 1] as [rows][cols] */
+                     stage + 16384, stage + 16448, 0.001f,  /* folding inception3b.branch4.1.bn.weight, inception3b.branch4.1.bn.running_var */
+                     consts + 2910528);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 75)) != GOOGLENET_OK)  /* inception4a.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 92160, 76)) != GOOGLENET_OK)  /* inception4a.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 92352, 79)) != GOOGLENET_OK)  /* inception4a.branch1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 192, 480,                   /* w: inception4a.branch1.conv.weight [192, 480, 1, 1] as [rows][cols] */
+                     stage + 92160, stage + 92352, 0.001f,  /* folding inception4a.branch1.bn.weight, inception4a.branch1.bn.running_var */
+                     consts + 2926912);                     /* y */
+
+    /* concat inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 63984, 46080, consts + 3019072, 53760, 0);
+    nnc_concat_part(1, consts + 110368, 7680, consts + 3019072, 53760, 46080);
+
+    /* concat inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 110064, 96, consts + 3072832, 112, 0);
+    nnc_concat_part(1, consts + 118048, 16, consts + 3072832, 112, 96);
+
+    /* pack_weights inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 3019072, 112, 480,  /* w: concat(bn_fold_weight(inception4a.branch2.0.conv.weight)) [112, 480, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 3072944);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 85)) != GOOGLENET_OK)  /* inception4a.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 179712, 86)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 179920, 89)) != GOOGLENET_OK)  /* inception4a.branch2.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 208, 96,                      /* w: inception4a.branch2.1.conv.weight [208, 96, 3, 3] (out, in channels) */
+                         stage + 179712, stage + 179920, 0.001f,  /* folding inception4a.branch2.1.bn.weight, inception4a.branch2.1.bn.running_var */
+                         consts + 3126704);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 95)) != GOOGLENET_OK)  /* inception4a.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 6912, 96)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 6960, 99)) != GOOGLENET_OK)  /* inception4a.branch3.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 48, 16,                   /* w: inception4a.branch3.1.conv.weight [48, 16, 3, 3] (out, in channels) */
+                         stage + 6912, stage + 6960, 0.001f,  /* folding inception4a.branch3.1.bn.weight, inception4a.branch3.1.bn.running_var */
+                         consts + 3900848);                   /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 100)) != GOOGLENET_OK)  /* inception4a.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 30720, 101)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 30784, 104)) != GOOGLENET_OK)  /* inception4a.branch4.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 64, 480,                    /* w: inception4a.branch4.1.conv.weight [64, 480, 1, 1] as [rows][cols] */
+                     stage + 30720, stage + 30784, 0.001f,  /* folding inception4a.branch4.1.bn.weight, inception4a.branch4.1.bn.running_var */
+                     consts + 3937712);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 105)) != GOOGLENET_OK)  /* aux1.conv.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65536, 106)) != GOOGLENET_OK)  /* aux1.conv.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65664, 109)) != GOOGLENET_OK)  /* aux1.conv.bn.running_var */
+        goto done;
+
+    /* pack_weights aux1.conv.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 128, 512,                   /* w: aux1.conv.conv.weight [128, 512, 1, 1] as [rows][cols] */
+                     stage + 65536, stage + 65664, 0.001f,  /* folding aux1.conv.bn.weight, aux1.conv.bn.running_var */
+                     consts + 3968432);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 114)) != GOOGLENET_OK)  /* inception4b.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 81920, 115)) != GOOGLENET_OK)  /* inception4b.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 82080, 118)) != GOOGLENET_OK)  /* inception4b.branch1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 160, 512,                   /* w: inception4b.branch1.conv.weight [160, 512, 1, 1] as [rows][cols] */
+                     stage + 81920, stage + 82080, 0.001f,  /* folding inception4b.branch1.bn.weight, inception4b.branch1.bn.running_var */
+                     consts + 4033968);                     /* y */
+
+    /* concat inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 118464, 57344, consts + 4115888, 69632, 0);
+    nnc_concat_part(1, consts + 176144, 12288, consts + 4115888, 69632, 57344);
+
+    /* concat inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 175808, 112, consts + 4185520, 136, 0);
+    nnc_concat_part(1, consts + 188432, 24, consts + 4185520, 136, 112);
+
+    /* pack_weights inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 4115888, 136, 512,  /* w: concat(bn_fold_weight(inception4b.branch2.0.conv.weight)) [136, 512, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 4185656);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 124)) != GOOGLENET_OK)  /* inception4b.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 225792, 125)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 226016, 128)) != GOOGLENET_OK)  /* inception4b.branch2.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 224, 112,                     /* w: inception4b.branch2.1.conv.weight [224, 112, 3, 3] (out, in channels) */
+                         stage + 225792, stage + 226016, 0.001f,  /* folding inception4b.branch2.1.bn.weight, inception4b.branch2.1.bn.running_var */
+                         consts + 4255288);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 134)) != GOOGLENET_OK)  /* inception4b.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 13824, 135)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 13888, 138)) != GOOGLENET_OK)  /* inception4b.branch3.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 64, 24,                     /* w: inception4b.branch3.1.conv.weight [64, 24, 3, 3] (out, in channels) */
+                         stage + 13824, stage + 13888, 0.001f,  /* folding inception4b.branch3.1.bn.weight, inception4b.branch3.1.bn.running_var */
+                         consts + 5158456);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 139)) != GOOGLENET_OK)  /* inception4b.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 140)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32832, 143)) != GOOGLENET_OK)  /* inception4b.branch4.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 64, 512,                    /* w: inception4b.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32832, 0.001f,  /* folding inception4b.branch4.1.bn.weight, inception4b.branch4.1.bn.running_var */
+                     consts + 5213752);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 144)) != GOOGLENET_OK)  /* inception4c.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65536, 145)) != GOOGLENET_OK)  /* inception4c.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 65664, 148)) != GOOGLENET_OK)  /* inception4c.branch1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 128, 512,                   /* w: inception4c.branch1.conv.weight [128, 512, 1, 1] as [rows][cols] */
+                     stage + 65536, stage + 65664, 0.001f,  /* folding inception4c.branch1.bn.weight, inception4c.branch1.bn.running_var */
+                     consts + 5246520);                     /* y */
+
+    /* concat inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 188712, 65536, consts + 5312056, 77824, 0);
+    nnc_concat_part(1, consts + 254632, 12288, consts + 5312056, 77824, 65536);
+
+    /* concat inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 254248, 128, consts + 5389880, 152, 0);
+    nnc_concat_part(1, consts + 266920, 24, consts + 5389880, 152, 128);
+
+    /* pack_weights inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 5312056, 152, 512,  /* w: concat(bn_fold_weight(inception4c.branch2.0.conv.weight)) [152, 512, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 5390032);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 154)) != GOOGLENET_OK)  /* inception4c.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 294912, 155)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 295168, 158)) != GOOGLENET_OK)  /* inception4c.branch2.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 256, 128,                     /* w: inception4c.branch2.1.conv.weight [256, 128, 3, 3] (out, in channels) */
+                         stage + 294912, stage + 295168, 0.001f,  /* folding inception4c.branch2.1.bn.weight, inception4c.branch2.1.bn.running_var */
+                         consts + 5467856);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 164)) != GOOGLENET_OK)  /* inception4c.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 13824, 165)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 13888, 168)) != GOOGLENET_OK)  /* inception4c.branch3.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 64, 24,                     /* w: inception4c.branch3.1.conv.weight [64, 24, 3, 3] (out, in channels) */
+                         stage + 13824, stage + 13888, 0.001f,  /* folding inception4c.branch3.1.bn.weight, inception4c.branch3.1.bn.running_var */
+                         consts + 6647504);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 169)) != GOOGLENET_OK)  /* inception4c.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 170)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32832, 173)) != GOOGLENET_OK)  /* inception4c.branch4.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 64, 512,                    /* w: inception4c.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32832, 0.001f,  /* folding inception4c.branch4.1.bn.weight, inception4c.branch4.1.bn.running_var */
+                     consts + 6702800);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 174)) != GOOGLENET_OK)  /* inception4d.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 57344, 175)) != GOOGLENET_OK)  /* inception4d.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 57456, 178)) != GOOGLENET_OK)  /* inception4d.branch1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 112, 512,                   /* w: inception4d.branch1.conv.weight [112, 512, 1, 1] as [rows][cols] */
+                     stage + 57344, stage + 57456, 0.001f,  /* folding inception4d.branch1.bn.weight, inception4d.branch1.bn.running_var */
+                     consts + 6735568);                     /* y */
+
+    /* concat inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 267184, 73728, consts + 6792912, 90112, 0);
+    nnc_concat_part(1, consts + 341344, 16384, consts + 6792912, 90112, 73728);
+
+    /* concat inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 340912, 144, consts + 6883024, 176, 0);
+    nnc_concat_part(1, consts + 357728, 32, consts + 6883024, 176, 144);
+
+    /* pack_weights inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 6792912, 176, 512,  /* w: concat(bn_fold_weight(inception4d.branch2.0.conv.weight)) [176, 512, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 6883200);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 184)) != GOOGLENET_OK)  /* inception4d.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 373248, 185)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 373536, 188)) != GOOGLENET_OK)  /* inception4d.branch2.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 288, 144,                     /* w: inception4d.branch2.1.conv.weight [288, 144, 3, 3] (out, in channels) */
+                         stage + 373248, stage + 373536, 0.001f,  /* folding inception4d.branch2.1.bn.weight, inception4d.branch2.1.bn.running_var */
+                         consts + 6973312);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 194)) != GOOGLENET_OK)  /* inception4d.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 18432, 195)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 18496, 198)) != GOOGLENET_OK)  /* inception4d.branch3.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 64, 32,                     /* w: inception4d.branch3.1.conv.weight [64, 32, 3, 3] (out, in channels) */
+                         stage + 18432, stage + 18496, 0.001f,  /* folding inception4d.branch3.1.bn.weight, inception4d.branch3.1.bn.running_var */
+                         consts + 8466304);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 199)) != GOOGLENET_OK)  /* inception4d.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32768, 200)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 32832, 203)) != GOOGLENET_OK)  /* inception4d.branch4.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 64, 512,                    /* w: inception4d.branch4.1.conv.weight [64, 512, 1, 1] as [rows][cols] */
+                     stage + 32768, stage + 32832, 0.001f,  /* folding inception4d.branch4.1.bn.weight, inception4d.branch4.1.bn.running_var */
+                     consts + 8540032);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 204)) != GOOGLENET_OK)  /* aux2.conv.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 67584, 205)) != GOOGLENET_OK)  /* aux2.conv.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 67712, 208)) != GOOGLENET_OK)  /* aux2.conv.bn.running_var */
+        goto done;
+
+    /* pack_weights aux2.conv.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 128, 528,                   /* w: aux2.conv.conv.weight [128, 528, 1, 1] as [rows][cols] */
+                     stage + 67584, stage + 67712, 0.001f,  /* folding aux2.conv.bn.weight, aux2.conv.bn.running_var */
+                     consts + 8572800);                     /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 213)) != GOOGLENET_OK)  /* inception4e.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 135168, 214)) != GOOGLENET_OK)  /* inception4e.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 135424, 217)) != GOOGLENET_OK)  /* inception4e.branch1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 256, 528,                     /* w: inception4e.branch1.conv.weight [256, 528, 1, 1] as [rows][cols] */
+                     stage + 135168, stage + 135424, 0.001f,  /* folding inception4e.branch1.bn.weight, inception4e.branch1.bn.running_var */
+                     consts + 8640384);                       /* y */
+
+    /* concat inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 358272, 84480, consts + 8775552, 101376, 0);
+    nnc_concat_part(1, consts + 443232, 16896, consts + 8775552, 101376, 84480);
+
+    /* concat inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 442752, 160, consts + 8876928, 192, 0);
+    nnc_concat_part(1, consts + 460128, 32, consts + 8876928, 192, 160);
+
+    /* pack_weights inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 8775552, 192, 528,  /* w: concat(bn_fold_weight(inception4e.branch2.0.conv.weight)) [192, 528, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,            /* no batchnorm to fold */
+                     consts + 8877120);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 223)) != GOOGLENET_OK)  /* inception4e.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 460800, 224)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 461120, 227)) != GOOGLENET_OK)  /* inception4e.branch2.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 320, 160,                     /* w: inception4e.branch2.1.conv.weight [320, 160, 3, 3] (out, in channels) */
+                         stage + 460800, stage + 461120, 0.001f,  /* folding inception4e.branch2.1.bn.weight, inception4e.branch2.1.bn.running_var */
+                         consts + 8978496);                       /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 233)) != GOOGLENET_OK)  /* inception4e.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 36864, 234)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 36992, 237)) != GOOGLENET_OK)  /* inception4e.branch3.1.bn.running_var */
+        goto done;
+
+    /* winograd_weights inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_winograd_weights(stage + 0, 128, 32,                    /* w: inception4e.branch3.1.conv.weight [128, 32, 3, 3] (out, in channels) */
+                         stage + 36864, stage + 36992, 0.001f,  /* folding inception4e.branch3.1.bn.weight, inception4e.branch3.1.bn.running_var */
+                         consts + 10821696);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 238)) != GOOGLENET_OK)  /* inception4e.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 67584, 239)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 67712, 242)) != GOOGLENET_OK)  /* inception4e.branch4.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 128, 528,                   /* w: inception4e.branch4.1.conv.weight [128, 528, 1, 1] as [rows][cols] */
+                     stage + 67584, stage + 67712, 0.001f,  /* folding inception4e.branch4.1.bn.weight, inception4e.branch4.1.bn.running_var */
+                     consts + 10969152);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 243)) != GOOGLENET_OK)  /* inception5a.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 212992, 244)) != GOOGLENET_OK)  /* inception5a.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 213248, 247)) != GOOGLENET_OK)  /* inception5a.branch1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 256, 832,                     /* w: inception5a.branch1.conv.weight [256, 832, 1, 1] as [rows][cols] */
+                     stage + 212992, stage + 213248, 0.001f,  /* folding inception5a.branch1.bn.weight, inception5a.branch1.bn.running_var */
+                     consts + 11036736);                      /* y */
+
+    /* concat inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 460672, 133120, consts + 11249728, 159744, 0);
+    nnc_concat_part(1, consts + 594272, 26624, consts + 11249728, 159744, 133120);
+
+    /* concat inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 593792, 160, consts + 11409472, 192, 0);
+    nnc_concat_part(1, consts + 620896, 32, consts + 11409472, 192, 160);
+
+    /* pack_weights inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 11249728, 192, 832,  /* w: concat(bn_fold_weight(inception5a.branch2.0.conv.weight)) [192, 832, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,             /* no batchnorm to fold */
+                     consts + 11409664);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 253)) != GOOGLENET_OK)  /* inception5a.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 460800, 254)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 461120, 257)) != GOOGLENET_OK)  /* inception5a.branch2.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 320, 1440,                    /* w: inception5a.branch2.1.conv.weight [320, 160, 3, 3] as [rows][cols] */
+                     stage + 460800, stage + 461120, 0.001f,  /* folding inception5a.branch2.1.bn.weight, inception5a.branch2.1.bn.running_var */
+                     consts + 11569408);                      /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 263)) != GOOGLENET_OK)  /* inception5a.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 36864, 264)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 36992, 267)) != GOOGLENET_OK)  /* inception5a.branch3.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 128, 288,                   /* w: inception5a.branch3.1.conv.weight [128, 32, 3, 3] as [rows][cols] */
+                     stage + 36864, stage + 36992, 0.001f,  /* folding inception5a.branch3.1.bn.weight, inception5a.branch3.1.bn.running_var */
+                     consts + 12030208);                    /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 268)) != GOOGLENET_OK)  /* inception5a.branch4.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 106496, 269)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 106624, 272)) != GOOGLENET_OK)  /* inception5a.branch4.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 128, 832,                     /* w: inception5a.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
+                     stage + 106496, stage + 106624, 0.001f,  /* folding inception5a.branch4.1.bn.weight, inception5a.branch4.1.bn.running_var */
+                     consts + 12067072);                      /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 273)) != GOOGLENET_OK)  /* inception5b.branch1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 319488, 274)) != GOOGLENET_OK)  /* inception5b.branch1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 319872, 277)) != GOOGLENET_OK)  /* inception5b.branch1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 384, 832,                     /* w: inception5b.branch1.conv.weight [384, 832, 1, 1] as [rows][cols] */
+                     stage + 319488, stage + 319872, 0.001f,  /* folding inception5b.branch1.bn.weight, inception5b.branch1.bn.running_var */
+                     consts + 12173568);                      /* y */
+
+    /* concat inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 621568, 159744, consts + 12493056, 199680, 0);
+    nnc_concat_part(1, consts + 781888, 39936, consts + 12493056, 199680, 159744);
+
+    /* concat inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_concat_part(1, consts + 781312, 192, consts + 12692736, 240, 0);
+    nnc_concat_part(1, consts + 821824, 48, consts + 12692736, 240, 192);
+
+    /* pack_weights inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(consts + 12493056, 240, 832,  /* w: concat(bn_fold_weight(inception5b.branch2.0.conv.weight)) [240, 832, 1, 1] as [rows][cols] */
+                     NULL, NULL, 0.0f,             /* no batchnorm to fold */
+                     consts + 12692976);           /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 283)) != GOOGLENET_OK)  /* inception5b.branch2.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 663552, 284)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 663936, 287)) != GOOGLENET_OK)  /* inception5b.branch2.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 384, 1728,                    /* w: inception5b.branch2.1.conv.weight [384, 192, 3, 3] as [rows][cols] */
+                     stage + 663552, stage + 663936, 0.001f,  /* folding inception5b.branch2.1.bn.weight, inception5b.branch2.1.bn.running_var */
+                     consts + 12892656);                      /* y */
+    if ((rc = googlenet_stage(m, sf, stage + 0, 293)) != GOOGLENET_OK)  /* inception5b.branch3.1.conv.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 55296, 294)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.weight */
+        goto done;
+    if ((rc = googlenet_stage(m, sf, stage + 55424, 297)) != GOOGLENET_OK)  /* inception5b.branch3.1.bn.running_var */
+        goto done;
+
+    /* pack_weights inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 128, 432,                   /* w: inception5b.branch3.1.conv.weight [128, 48, 3, 3] as [rows][cols] */
+                     stage + 55296, stage + 55424, 0.001f,  /* folding inception5b.branch3.1.bn.weight, inception5b.branch3.1.bn.running_var */
+                     consts + 13556208);                    /* y */
     if ((rc = googlenet_stage(m, sf, stage + 0, 298)) != GOOGLENET_OK)  /* inception5b.branch4.1.conv.weight */
         goto done;
     if ((rc = googlenet_stage(m, sf, stage + 106496, 299)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.weight */
@@ -1893,10 +2015,10 @@ static int googlenet_prepare(googlenet_model *m, nnc_st_file *sf)
     if ((rc = googlenet_stage(m, sf, stage + 106624, 302)) != GOOGLENET_OK)  /* inception5b.branch4.1.bn.running_var */
         goto done;
 
-    /* pack_blocked inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_pack_weights_blocked(stage + 0, 128, 832, 1, 1,               /* w: inception5b.branch4.1.conv.weight [128, 832, 1, 1] (out, in channels, kernel) */
-                             stage + 106496, stage + 106624, 0.001f,  /* folding inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.running_var */
-                             consts + 11989040);                      /* y */
+    /* pack_weights inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
+    nnc_pack_weights(stage + 0, 128, 832,                     /* w: inception5b.branch4.1.conv.weight [128, 832, 1, 1] as [rows][cols] */
+                     stage + 106496, stage + 106624, 0.001f,  /* folding inception5b.branch4.1.bn.weight, inception5b.branch4.1.bn.running_var */
+                     consts + 13611504);                      /* y */
 done:
     free(stage);
     return rc;
@@ -1939,189 +2061,136 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
     const float   *params     = m->params;
     const float   *consts     = m->consts;
     unsigned char *ws         = m->ws;
-    float         *t308       = (float *)(ws + 0);        /* [n][4][112][112][16], 64 channels in blocks of 16 */
-    float         *t309       = (float *)(ws + 3211264);  /* [n][4][56][56][16], 64 channels in blocks of 16 */
-    float         *t312       = (float *)(ws + 0);        /* [n][4][56][56][16], 64 channels in blocks of 16 */
-    float         *t314       = (float *)(ws + 4767744);  /* [n][64][56][56] */
-    float         *t316       = (float *)(ws + 0);        /* [n][192][56][56] */
-    float         *t317       = (float *)(ws + 2949120);  /* [n][192][28][28] */
-    float         *t319       = (float *)(ws + 3551232);  /* [n][12][28][28][16], 192 channels in blocks of 16 */
-    float         *t321       = (float *)(ws + 4454400);  /* [n][4][28][28][16], 64 channels in blocks of 16 */
-    float         *t324       = (float *)(ws + 0);        /* [n][6][28][28][16], 96 channels in blocks of 16 */
-    float         *t326       = (float *)(ws + 4153344);  /* [n][96][28][28] */
-    float         *t331       = (float *)(ws + 0);        /* [n][1][28][28][16], 16 channels in blocks of 16 */
-    float         *t333       = (float *)(ws + 1474560);  /* [n][16][28][28] */
-    float         *t336       = (float *)(ws + 0);        /* [n][192][28][28] */
-    float         *t338       = (float *)(ws + 602112);   /* [n][12][28][28][16], 192 channels in blocks of 16 */
-    float         *t340       = (float *)(ws + 0);        /* [n][2][28][28][16], 32 channels in blocks of 16 */
-    float         *t343       = (float *)(ws + 5044224);  /* [n][256][28][28] */
-    float         *t345       = (float *)(ws + 5847040);  /* [n][16][28][28][16], 256 channels in blocks of 16 */
-    float         *t347       = (float *)(ws + 6649856);  /* [n][8][28][28][16], 128 channels in blocks of 16 */
-    float         *t350       = (float *)(ws + 0);        /* [n][8][28][28][16], 128 channels in blocks of 16 */
-    float         *t352       = (float *)(ws + 7051264);  /* [n][128][28][28] */
-    float         *t357       = (float *)(ws + 0);        /* [n][2][28][28][16], 32 channels in blocks of 16 */
-    float         *t359       = (float *)(ws + 1769472);  /* [n][32][28][28] */
-    float         *t362       = (float *)(ws + 0);        /* [n][256][28][28] */
-    float         *t364       = (float *)(ws + 802816);   /* [n][16][28][28][16], 256 channels in blocks of 16 */
-    float         *t366       = (float *)(ws + 0);        /* [n][4][28][28][16], 64 channels in blocks of 16 */
-    float         *t369       = (float *)(ws + 3538944);  /* [n][480][28][28] */
-    float         *t370       = (float *)(ws + 5044224);  /* [n][480][14][14] */
-    float         *t372       = (float *)(ws + 3645440);  /* [n][30][14][14][16], 480 channels in blocks of 16 */
-    float         *t374       = (float *)(ws + 2949120);  /* [n][12][14][14][16], 192 channels in blocks of 16 */
-    float         *t377       = (float *)(ws + 0);        /* [n][6][14][14][16], 96 channels in blocks of 16 */
-    float         *t379       = (float *)(ws + 3099648);  /* [n][96][14][14] */
-    float         *t384       = (float *)(ws + 0);        /* [n][1][14][14][16], 16 channels in blocks of 16 */
-    float         *t386       = (float *)(ws + 1474560);  /* [n][16][14][14] */
-    float         *t389       = (float *)(ws + 0);        /* [n][480][14][14] */
-    float         *t391       = (float *)(ws + 376320);   /* [n][30][14][14][16], 480 channels in blocks of 16 */
-    float         *t393       = (float *)(ws + 0);        /* [n][4][14][14][16], 64 channels in blocks of 16 */
-    float         *t396       = (float *)(ws + 3244032);  /* [n][512][14][14] */
-    float         *t397       = (float *)(ws + 0);        /* [n][512][4][4] */
-    float         *t399       = (float *)(ws + 32768);    /* [n][32][4][4][16], 512 channels in blocks of 16 */
-    float         *t401       = (float *)(ws + 0);        /* [n][8][4][4][16], 128 channels in blocks of 16 */
-    float         *t402       = (float *)(ws + 8192);     /* [n][128][4][4] */
-    float         *t403       = (float *)(ws + 8192);     /* [n][2048] */
-    float         *t404       = (float *)(ws + 0);        /* [n][1024] */
-    float         *t407       = (float *)(ws + 3645440);  /* [n][32][14][14][16], 512 channels in blocks of 16 */
-    float         *t409       = (float *)(ws + 4448256);  /* [n][10][14][14][16], 160 channels in blocks of 16 */
-    float         *t412       = (float *)(ws + 0);        /* [n][7][14][14][16], 112 channels in blocks of 16 */
-    float         *t414       = (float *)(ws + 4573696);  /* [n][112][14][14] */
-    float         *t419       = (float *)(ws + 0);        /* [n][2][14][14][16], 24 channels in blocks of 16 */
-    float         *t421       = (float *)(ws + 1622016);  /* [n][24][14][14] */
-    float         *t424       = (float *)(ws + 0);        /* [n][512][14][14] */
-    float         *t426       = (float *)(ws + 401408);   /* [n][32][14][14][16], 512 channels in blocks of 16 */
-    float         *t428       = (float *)(ws + 0);        /* [n][4][14][14][16], 64 channels in blocks of 16 */
-    float         *t431       = (float *)(ws + 4046848);  /* [n][512][14][14] */
-    float         *t433       = (float *)(ws + 3538944);  /* [n][32][14][14][16], 512 channels in blocks of 16 */
-    float         *t435       = (float *)(ws + 3940352);  /* [n][8][14][14][16], 128 channels in blocks of 16 */
-    float         *t438       = (float *)(ws + 0);        /* [n][8][14][14][16], 128 channels in blocks of 16 */
-    float         *t440       = (float *)(ws + 4448256);  /* [n][128][14][14] */
-    float         *t445       = (float *)(ws + 0);        /* [n][2][14][14][16], 24 channels in blocks of 16 */
-    float         *t447       = (float *)(ws + 1622016);  /* [n][24][14][14] */
-    float         *t450       = (float *)(ws + 0);        /* [n][512][14][14] */
-    float         *t452       = (float *)(ws + 401408);   /* [n][32][14][14][16], 512 channels in blocks of 16 */
-    float         *t454       = (float *)(ws + 0);        /* [n][4][14][14][16], 64 channels in blocks of 16 */
-    float         *t457       = (float *)(ws + 5195008);  /* [n][512][14][14] */
-    float         *t459       = (float *)(ws + 3833856);  /* [n][32][14][14][16], 512 channels in blocks of 16 */
-    float         *t461       = (float *)(ws + 4348160);  /* [n][7][14][14][16], 112 channels in blocks of 16 */
-    float         *t464       = (float *)(ws + 0);        /* [n][9][14][14][16], 144 channels in blocks of 16 */
-    float         *t466       = (float *)(ws + 4235264);  /* [n][144][14][14] */
-    float         *t471       = (float *)(ws + 0);        /* [n][2][14][14][16], 32 channels in blocks of 16 */
-    float         *t473       = (float *)(ws + 1769472);  /* [n][32][14][14] */
-    float         *t476       = (float *)(ws + 0);        /* [n][512][14][14] */
-    float         *t478       = (float *)(ws + 401408);   /* [n][32][14][14][16], 512 channels in blocks of 16 */
-    float         *t480       = (float *)(ws + 0);        /* [n][4][14][14][16], 64 channels in blocks of 16 */
-    float         *t483       = (float *)(ws + 4781056);  /* [n][528][14][14] */
-    float         *t484       = (float *)(ws + 0);        /* [n][528][4][4] */
-    float         *t486       = (float *)(ws + 33792);    /* [n][33][4][4][16], 528 channels in blocks of 16 */
-    float         *t488       = (float *)(ws + 0);        /* [n][8][4][4][16], 128 channels in blocks of 16 */
-    float         *t489       = (float *)(ws + 8192);     /* [n][128][4][4] */
-    float         *t490       = (float *)(ws + 8192);     /* [n][2048] */
-    float         *t491       = (float *)(ws + 0);        /* [n][1024] */
-    float         *t494       = (float *)(ws + 5195008);  /* [n][33][14][14][16], 528 channels in blocks of 16 */
-    float         *t496       = (float *)(ws + 5608960);  /* [n][16][14][14][16], 256 channels in blocks of 16 */
-    float         *t499       = (float *)(ws + 0);        /* [n][10][14][14][16], 160 channels in blocks of 16 */
-    float         *t501       = (float *)(ws + 5809664);  /* [n][160][14][14] */
-    float         *t506       = (float *)(ws + 0);        /* [n][2][14][14][16], 32 channels in blocks of 16 */
-    float         *t508       = (float *)(ws + 1769472);  /* [n][32][14][14] */
-    float         *t511       = (float *)(ws + 0);        /* [n][528][14][14] */
-    float         *t513       = (float *)(ws + 413952);   /* [n][33][14][14][16], 528 channels in blocks of 16 */
-    float         *t515       = (float *)(ws + 0);        /* [n][8][14][14][16], 128 channels in blocks of 16 */
-    float         *t518       = (float *)(ws + 4128768);  /* [n][832][14][14] */
-    float         *t519       = (float *)(ws + 0);        /* [n][832][7][7] */
-    float         *t521       = (float *)(ws + 163072);   /* [n][52][7][7][16], 832 channels in blocks of 16 */
-    float         *t523       = (float *)(ws + 388864);   /* [n][16][7][7][16], 256 channels in blocks of 16 */
-    float         *t526       = (float *)(ws + 439040);   /* [n][10][7][7][16], 160 channels in blocks of 16 */
-    float         *t529       = (float *)(ws + 326144);   /* [n][20][7][7][16], 320 channels in blocks of 16 */
-    float         *t532       = (float *)(ws + 464128);   /* [n][2][7][7][16], 32 channels in blocks of 16 */
-    float         *t535       = (float *)(ws + 439040);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t536       = (float *)(ws + 163072);   /* [n][832][7][7] */
-    float         *t538       = (float *)(ws + 0);        /* [n][52][7][7][16], 832 channels in blocks of 16 */
-    float         *t540       = (float *)(ws + 163072);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
+    float         *t384       = (float *)(ws + 7375872);  /* [n][64][112][112] */
+    float         *t385       = (float *)(ws + 0);        /* [n][64][56][56] */
+    float         *t387       = (float *)(ws + 4767744);  /* [n][64][56][56] */
+    float         *t389       = (float *)(ws + 0);        /* [n][192][56][56] */
+    float         *t390       = (float *)(ws + 2949120);  /* [n][192][28][28] */
+    float         *t396       = (float *)(ws + 3551232);  /* [n][112][28][28] */
+    float         *t403       = (float *)(ws + 0);        /* [n][192][28][28] */
+    float         *t406       = (float *)(ws + 5044224);  /* [n][256][28][28] */
+    float         *t412       = (float *)(ws + 5847040);  /* [n][160][28][28] */
+    float         *t419       = (float *)(ws + 0);        /* [n][256][28][28] */
+    float         *t422       = (float *)(ws + 3538944);  /* [n][480][28][28] */
+    float         *t423       = (float *)(ws + 5044224);  /* [n][480][14][14] */
+    float         *t429       = (float *)(ws + 2949120);  /* [n][112][14][14] */
+    float         *t436       = (float *)(ws + 0);        /* [n][480][14][14] */
+    float         *t439       = (float *)(ws + 3244032);  /* [n][512][14][14] */
+    float         *t440       = (float *)(ws + 0);        /* [n][512][4][4] */
+    float         *t442       = (float *)(ws + 32768);    /* [n][128][4][4] */
+    float         *t443       = (float *)(ws + 32768);    /* [n][2048] */
+    float         *t444       = (float *)(ws + 0);        /* [n][1024] */
+    float         *t451       = (float *)(ws + 4046848);  /* [n][136][14][14] */
+    float         *t458       = (float *)(ws + 0);        /* [n][512][14][14] */
+    float         *t461       = (float *)(ws + 3645440);  /* [n][512][14][14] */
+    float         *t467       = (float *)(ws + 4448256);  /* [n][152][14][14] */
+    float         *t474       = (float *)(ws + 0);        /* [n][512][14][14] */
+    float         *t477       = (float *)(ws + 4046848);  /* [n][512][14][14] */
+    float         *t483       = (float *)(ws + 3833856);  /* [n][176][14][14] */
+    float         *t490       = (float *)(ws + 0);        /* [n][512][14][14] */
+    float         *t493       = (float *)(ws + 4781056);  /* [n][528][14][14] */
+    float         *t494       = (float *)(ws + 0);        /* [n][528][4][4] */
+    float         *t496       = (float *)(ws + 33792);    /* [n][128][4][4] */
+    float         *t497       = (float *)(ws + 33792);    /* [n][2048] */
+    float         *t498       = (float *)(ws + 0);        /* [n][1024] */
+    float         *t505       = (float *)(ws + 5195008);  /* [n][192][14][14] */
+    float         *t512       = (float *)(ws + 0);        /* [n][528][14][14] */
+    float         *t515       = (float *)(ws + 4128768);  /* [n][832][14][14] */
+    float         *t516       = (float *)(ws + 282240);   /* [n][832][7][7] */
+    float         *t522       = (float *)(ws + 445312);   /* [n][192][7][7] */
+    float         *t529       = (float *)(ws + 0);        /* [n][832][7][7] */
+    float         *t532       = (float *)(ws + 539392);   /* [n][832][7][7] */
+    float         *t538       = (float *)(ws + 702464);   /* [n][240][7][7] */
     float         *t545       = (float *)(ws + 0);        /* [n][832][7][7] */
-    float         *t547       = (float *)(ws + 163072);   /* [n][52][7][7][16], 832 channels in blocks of 16 */
-    float         *t549       = (float *)(ws + 326144);   /* [n][24][7][7][16], 384 channels in blocks of 16 */
-    float         *t552       = (float *)(ws + 476672);   /* [n][12][7][7][16], 192 channels in blocks of 16 */
-    float         *t555       = (float *)(ws + 401408);   /* [n][24][7][7][16], 384 channels in blocks of 16 */
-    float         *t558       = (float *)(ws + 501760);   /* [n][3][7][7][16], 48 channels in blocks of 16 */
-    float         *t561       = (float *)(ws + 476672);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t562       = (float *)(ws + 163072);   /* [n][832][7][7] */
-    float         *t564       = (float *)(ws + 0);        /* [n][52][7][7][16], 832 channels in blocks of 16 */
-    float         *t566       = (float *)(ws + 200704);   /* [n][8][7][7][16], 128 channels in blocks of 16 */
-    float         *t571       = (float *)(ws + 0);        /* [n][1024][7][7] */
-    float         *t572       = (float *)(ws + 200704);   /* [n][1024][1][1] */
-    float         *t573       = (float *)(ws + 200704);   /* [n][1024] */
-    float         *t328       = t343 + 50176;             /* channels 64..191 of t343 */
-    float         *t335       = t343 + 150528;            /* channels 192..223 of t343 */
-    float         *t341       = t343 + 0;                 /* channels 0..63 of t343 */
-    float         *t342       = t343 + 175616;            /* channels 224..255 of t343 */
-    float         *t354       = t369 + 100352;            /* channels 128..319 of t369 */
-    float         *t361       = t369 + 250880;            /* channels 320..415 of t369 */
-    float         *t367       = t369 + 0;                 /* channels 0..127 of t369 */
-    float         *t368       = t369 + 326144;            /* channels 416..479 of t369 */
-    float         *t381       = t396 + 37632;             /* channels 192..399 of t396 */
-    float         *t388       = t396 + 78400;             /* channels 400..447 of t396 */
-    float         *t394       = t396 + 0;                 /* channels 0..191 of t396 */
-    float         *t395       = t396 + 87808;             /* channels 448..511 of t396 */
-    float         *t416       = t431 + 31360;             /* channels 160..383 of t431 */
-    float         *t423       = t431 + 75264;             /* channels 384..447 of t431 */
-    float         *t429       = t431 + 0;                 /* channels 0..159 of t431 */
-    float         *t430       = t431 + 87808;             /* channels 448..511 of t431 */
-    float         *t442       = t457 + 25088;             /* channels 128..383 of t457 */
-    float         *t449       = t457 + 75264;             /* channels 384..447 of t457 */
-    float         *t455       = t457 + 0;                 /* channels 0..127 of t457 */
-    float         *t456       = t457 + 87808;             /* channels 448..511 of t457 */
-    float         *t468       = t483 + 21952;             /* channels 112..399 of t483 */
-    float         *t475       = t483 + 78400;             /* channels 400..463 of t483 */
-    float         *t481       = t483 + 0;                 /* channels 0..111 of t483 */
-    float         *t482       = t483 + 90944;             /* channels 464..527 of t483 */
-    float         *t503       = t518 + 50176;             /* channels 256..575 of t518 */
-    float         *t510       = t518 + 112896;            /* channels 576..703 of t518 */
-    float         *t516       = t518 + 0;                 /* channels 0..255 of t518 */
-    float         *t517       = t518 + 137984;            /* channels 704..831 of t518 */
-    float         *t541       = t545 + 0;                 /* channels 0..255 of t545 */
-    float         *t542       = t545 + 12544;             /* channels 256..575 of t545 */
-    float         *t543       = t545 + 28224;             /* channels 576..703 of t545 */
-    float         *t544       = t545 + 34496;             /* channels 704..831 of t545 */
-    float         *t567       = t571 + 0;                 /* channels 0..383 of t571 */
-    float         *t568       = t571 + 18816;             /* channels 384..767 of t571 */
-    float         *t569       = t571 + 37632;             /* channels 768..895 of t571 */
-    float         *t570       = t571 + 43904;             /* channels 896..1023 of t571 */
+    float         *t548       = (float *)(ws + 338688);   /* [n][1024][7][7] */
+    float         *t549       = (float *)(ws + 0);        /* [n][1024][1][1] */
+    float         *t550       = (float *)(ws + 0);        /* [n][1024] */
+    float         *t392       = t406 + 0;                 /* channels 0..63 of t406 */
+    float         *t397       = t396 + 0;                 /* channels 0..95 of t396 */
+    float         *t398       = t396 + 75264;             /* channels 96..111 of t396 */
+    float         *t400       = t406 + 50176;             /* channels 64..191 of t406 */
+    float         *t402       = t406 + 150528;            /* channels 192..223 of t406 */
+    float         *t405       = t406 + 175616;            /* channels 224..255 of t406 */
+    float         *t408       = t422 + 0;                 /* channels 0..127 of t422 */
+    float         *t413       = t412 + 0;                 /* channels 0..127 of t412 */
+    float         *t414       = t412 + 100352;            /* channels 128..159 of t412 */
+    float         *t416       = t422 + 100352;            /* channels 128..319 of t422 */
+    float         *t418       = t422 + 250880;            /* channels 320..415 of t422 */
+    float         *t421       = t422 + 326144;            /* channels 416..479 of t422 */
+    float         *t425       = t439 + 0;                 /* channels 0..191 of t439 */
+    float         *t430       = t429 + 0;                 /* channels 0..95 of t429 */
+    float         *t431       = t429 + 18816;             /* channels 96..111 of t429 */
+    float         *t433       = t439 + 37632;             /* channels 192..399 of t439 */
+    float         *t435       = t439 + 78400;             /* channels 400..447 of t439 */
+    float         *t438       = t439 + 87808;             /* channels 448..511 of t439 */
+    float         *t447       = t461 + 0;                 /* channels 0..159 of t461 */
+    float         *t452       = t451 + 0;                 /* channels 0..111 of t451 */
+    float         *t453       = t451 + 21952;             /* channels 112..135 of t451 */
+    float         *t455       = t461 + 31360;             /* channels 160..383 of t461 */
+    float         *t457       = t461 + 75264;             /* channels 384..447 of t461 */
+    float         *t460       = t461 + 87808;             /* channels 448..511 of t461 */
+    float         *t463       = t477 + 0;                 /* channels 0..127 of t477 */
+    float         *t468       = t467 + 0;                 /* channels 0..127 of t467 */
+    float         *t469       = t467 + 25088;             /* channels 128..151 of t467 */
+    float         *t471       = t477 + 25088;             /* channels 128..383 of t477 */
+    float         *t473       = t477 + 75264;             /* channels 384..447 of t477 */
+    float         *t476       = t477 + 87808;             /* channels 448..511 of t477 */
+    float         *t479       = t493 + 0;                 /* channels 0..111 of t493 */
+    float         *t484       = t483 + 0;                 /* channels 0..143 of t483 */
+    float         *t485       = t483 + 28224;             /* channels 144..175 of t483 */
+    float         *t487       = t493 + 21952;             /* channels 112..399 of t493 */
+    float         *t489       = t493 + 78400;             /* channels 400..463 of t493 */
+    float         *t492       = t493 + 90944;             /* channels 464..527 of t493 */
+    float         *t501       = t515 + 0;                 /* channels 0..255 of t515 */
+    float         *t506       = t505 + 0;                 /* channels 0..159 of t505 */
+    float         *t507       = t505 + 31360;             /* channels 160..191 of t505 */
+    float         *t509       = t515 + 50176;             /* channels 256..575 of t515 */
+    float         *t511       = t515 + 112896;            /* channels 576..703 of t515 */
+    float         *t514       = t515 + 137984;            /* channels 704..831 of t515 */
+    float         *t518       = t532 + 0;                 /* channels 0..255 of t532 */
+    float         *t523       = t522 + 0;                 /* channels 0..159 of t522 */
+    float         *t524       = t522 + 7840;              /* channels 160..191 of t522 */
+    float         *t526       = t532 + 12544;             /* channels 256..575 of t532 */
+    float         *t528       = t532 + 28224;             /* channels 576..703 of t532 */
+    float         *t531       = t532 + 34496;             /* channels 704..831 of t532 */
+    float         *t534       = t548 + 0;                 /* channels 0..383 of t548 */
+    float         *t539       = t538 + 0;                 /* channels 0..191 of t538 */
+    float         *t540       = t538 + 9408;              /* channels 192..239 of t538 */
+    float         *t542       = t548 + 18816;             /* channels 384..767 of t548 */
+    float         *t544       = t548 + 37632;             /* channels 768..895 of t548 */
+    float         *t547       = t548 + 43904;             /* channels 896..1023 of t548 */
 
     /* conv2d conv1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_nchw_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                            n, in_image, 150528, 3, 224, 224,  /* x: input image [3, 224, 224], batch stride */
-                            consts + 64, consts + 0,           /* pack_nchw_blocked(conv1.conv.weight), bn_fold_bias(conv1.bn.weight) */
-                            t308, 802816, 64, 112, 112,        /* y: [64, 112, 112], batch stride */
-                            7, 7, 2, 2, 3, 3, 1, 1,            /* kernel, stride, padding, dilation */
-                            NULL, 0,                           /* no residual */
-                            NNC_ACT_RELU, 0.0f);               /* then relu */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, in_image, 150528, 3, 224, 224,              /* x: input image [3, 224, 224], batch stride */
+                      consts + 822128, consts + 0,                   /* pack_weights(conv1.conv.weight), bn_fold_bias(conv1.bn.weight) */
+                      t384, 802816, 64, 112, 112,                    /* y: [64, 112, 112], batch stride */
+                      7, 7, 2, 2, 3, 3, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/googlenet.net:11:67 */
-    nnc_maxpool2d_blocked(&m->ctx,                        /* the instance's threads and instruction set */
-                          n, t308, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
-                          t309, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
-                          3, 3, 2, 2, 0, 0, 1, 1);        /* kernel, stride, padding, dilation */
+    nnc_maxpool2d_mt(&m->ctx,                        /* the instance's threads and instruction set */
+                     n, t384, 802816, 64, 112, 112,  /* x: [64, 112, 112], batch stride */
+                     t385, 200704, 56, 56,           /* y: [64, 56, 56], batch stride */
+                     3, 3, 2, 2, 0, 0, 1, 1);        /* kernel, stride, padding, dilation */
 
     /* conv2d conv2.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                       /* the instance's threads and instruction set */
-                       n, t309, 200704, 64, 56, 56,   /* x: [64, 56, 56], batch stride */
-                       consts + 9536, consts + 9472,  /* pack_blocked(conv2.conv.weight), bn_fold_bias(conv2.bn.weight) */
-                       t312, 200704, 64, 56, 56,      /* y: [64, 56, 56], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,        /* kernel, stride, padding, dilation */
-                       NULL, 0,                       /* no residual */
-                       NNC_ACT_RELU, 0.0f);           /* then relu */
-
-    /* reorder conv2.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                     n, t312, 200704, 64, 3136,  /* x: [64, 56, 56], batch stride; channels, pixels */
-                     t314, 200704);              /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t385, 200704, 64, 56, 56,      /* x: [64, 56, 56], batch stride */
+                      consts + 831536, consts + 64,     /* pack_weights(conv2.conv.weight), bn_fold_bias(conv2.bn.weight) */
+                      t387, 200704, 64, 56, 56,         /* y: [64, 56, 56], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,           /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d conv3.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                             /* the instance's threads and instruction set */
-                        n, t314, 200704, 64, 56, 56,                         /* x: [64, 56, 56], batch stride */
-                        consts + 13824, consts + 13632,                      /* winograd_weights(conv3.conv.weight), bn_fold_bias(conv3.bn.weight) */
-                        t316, 602112, 192, 56, 56,                           /* y: [192, 56, 56], batch stride */
+                        n, t387, 200704, 64, 56, 56,                         /* x: [64, 56, 56], batch stride */
+                        consts + 835632, consts + 128,                       /* winograd_weights(conv3.conv.weight), bn_fold_bias(conv3.bn.weight) */
+                        t389, 602112, 192, 56, 56,                           /* y: [192, 56, 56], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 2408448),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                             /* no residual */
                         NNC_ACT_RELU, 0.0f, 192,                             /* then relu */
@@ -2129,67 +2198,51 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
 
     /* maxpool2d @ models/googlenet.net:12:83 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t316, 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
-                     t317, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
+                     n, t389, 602112, 192, 56, 56,  /* x: [192, 56, 56], batch stride */
+                     t390, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
                      3, 3, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/googlenet.net:12:83 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t317, 150528, 192, 784,  /* x: [192, 28, 28], batch stride; channels, pixels */
-                   t319, 150528);              /* y (nchw16c), batch stride */
-
     /* conv2d inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t319, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-                       consts + 456256, consts + 456192,  /* pack_blocked(inception3a.branch1.conv.weight), bn_fold_bias(inception3a.branch1.bn.weight) */
-                       t321, 50176, 64, 28, 28,           /* y: [64, 28, 28], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       NULL, 0,                           /* no residual */
-                       NNC_ACT_RELU, 0.0f);               /* then relu */
+    nnc_conv2d_packed(&m->ctx,                          /* the instance's threads and instruction set */
+                      n, t390, 150528, 192, 28, 28,     /* x: [192, 28, 28], batch stride */
+                      consts + 1278000, consts + 320,   /* pack_weights(inception3a.branch1.conv.weight), bn_fold_bias(inception3a.branch1.bn.weight) */
+                      t392, 200704, 64, 28, 28,         /* y: [64, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                          /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,           /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
     /* conv2d inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t319, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-                       consts + 468640, consts + 468544,  /* pack_blocked(inception3a.branch2.0.conv.weight), bn_fold_bias(inception3a.branch2.0.bn.weight) */
-                       t324, 75264, 96, 28, 28,           /* y: [96, 28, 28], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       NULL, 0,                           /* no residual */
-                       NNC_ACT_RELU, 0.0f);               /* then relu */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t390, 150528, 192, 28, 28,        /* x: [192, 28, 28], batch stride */
+                      consts + 1311904, consts + 1311792,  /* pack_weights(concat(bn_fold_weight(inception3a.branch2.0.conv.weight))), concat(bn_fold_bias(inception3a.branch2.0.bn.weight)) */
+                      t396, 87808, 112, 28, 28,            /* y: [112, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 112,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
-    /* reorder inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t324, 75264, 96, 784,  /* x: [96, 28, 28], batch stride; channels, pixels */
-                     t326, 75264);             /* y (nchw), batch stride */
+    /* slice inception3a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t397 is channels 0..95 of t396: a view */
+
+    /* slice inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t398 is channels 96..111 of t396: a view */
 
     /* conv2d inception3a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t326, 75264, 96, 28, 28,                    /* x: [96, 28, 28], batch stride */
-                        consts + 487200, consts + 487072,              /* winograd_weights(inception3a.branch2.1.conv.weight), bn_fold_bias(inception3a.branch2.1.bn.weight) */
-                        t328, 200704, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
+                        n, t397, 87808, 96, 28, 28,                    /* x: [96, 28, 28], batch stride */
+                        consts + 1333408, consts + 18912,              /* winograd_weights(inception3a.branch2.1.conv.weight), bn_fold_bias(inception3a.branch2.1.bn.weight) */
+                        t400, 200704, 128, 28, 28,                     /* y: [128, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
-    /* conv2d inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t319, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-                       consts + 929584, consts + 929568,  /* pack_blocked(inception3a.branch3.0.conv.weight), bn_fold_bias(inception3a.branch3.0.bn.weight) */
-                       t331, 12544, 16, 28, 28,           /* y: [16, 28, 28], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       NULL, 0,                           /* no residual */
-                       NNC_ACT_RELU, 0.0f);               /* then relu */
-
-    /* reorder inception3a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t331, 12544, 16, 784,  /* x: [16, 28, 28], batch stride; channels, pixels */
-                     t333, 12544);             /* y (nchw), batch stride */
-
     /* conv2d inception3a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t333, 12544, 16, 28, 28,                    /* x: [16, 28, 28], batch stride */
-                        consts + 932688, consts + 932656,              /* winograd_weights(inception3a.branch3.1.conv.weight), bn_fold_bias(inception3a.branch3.1.bn.weight) */
-                        t335, 200704, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
+                        n, t398, 87808, 16, 28, 28,                    /* x: [16, 28, 28], batch stride */
+                        consts + 1775776, consts + 22128,              /* winograd_weights(inception3a.branch3.1.conv.weight), bn_fold_bias(inception3a.branch3.1.bn.weight) */
+                        t402, 200704, 32, 28, 28,                      /* y: [32, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 32,                        /* then relu */
@@ -2197,94 +2250,64 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t317, 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
-                     t336, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
+                     n, t390, 150528, 192, 28, 28,  /* x: [192, 28, 28], batch stride */
+                     t403, 150528, 28, 28,          /* y: [192, 28, 28], batch stride */
                      3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/lib/googlenet.net:20:15 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t336, 150528, 192, 784,  /* x: [192, 28, 28], batch stride; channels, pixels */
-                   t338, 150528);              /* y (nchw16c), batch stride */
-
     /* conv2d inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t338, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
-                       consts + 951152, consts + 951120,  /* pack_blocked(inception3a.branch4.1.conv.weight), bn_fold_bias(inception3a.branch4.1.bn.weight) */
-                       t340, 25088, 32, 28, 28,           /* y: [32, 28, 28], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       NULL, 0,                           /* no residual */
-                       NNC_ACT_RELU, 0.0f);               /* then relu */
-
-    /* reorder inception3a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t321, 50176, 64, 784,  /* x: [64, 28, 28], batch stride; channels, pixels */
-                     t341, 200704);            /* y (nchw), batch stride */
-
-    /* reorder inception3a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t340, 25088, 32, 784,  /* x: [32, 28, 28], batch stride; channels, pixels */
-                     t342, 200704);            /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t403, 150528, 192, 28, 28,      /* x: [192, 28, 28], batch stride */
+                      consts + 1794208, consts + 22160,  /* pack_weights(inception3a.branch4.1.conv.weight), bn_fold_bias(inception3a.branch4.1.bn.weight) */
+                      t405, 200704, 32, 28, 28,          /* y: [32, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU, 0.0f, 32,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t341, t328, t335, t342 are its slices; nothing to copy */
-
-    /* reorder @ models/lib/googlenet.net:21:12 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t343, 200704, 256, 784,  /* x: [256, 28, 28], batch stride; channels, pixels */
-                   t345, 200704);              /* y (nchw16c), batch stride */
+    /* in place: t392, t400, t402, t405 are its slices; nothing to copy */
 
     /* conv2d inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t345, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
-                       consts + 957424, consts + 957296,  /* pack_blocked(inception3b.branch1.conv.weight), bn_fold_bias(inception3b.branch1.bn.weight) */
-                       t347, 100352, 128, 28, 28,         /* y: [128, 28, 28], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       NULL, 0,                           /* no residual */
-                       NNC_ACT_RELU, 0.0f);               /* then relu */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t406, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
+                      consts + 1800352, consts + 22192,  /* pack_weights(inception3b.branch1.conv.weight), bn_fold_bias(inception3b.branch1.bn.weight) */
+                      t408, 376320, 128, 28, 28,         /* y: [128, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,           /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* conv2d inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                           /* the instance's threads and instruction set */
-                       n, t345, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
-                       consts + 990320, consts + 990192,  /* pack_blocked(inception3b.branch2.0.conv.weight), bn_fold_bias(inception3b.branch2.0.bn.weight) */
-                       t350, 100352, 128, 28, 28,         /* y: [128, 28, 28], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,            /* kernel, stride, padding, dilation */
-                       NULL, 0,                           /* no residual */
-                       NNC_ACT_RELU, 0.0f);               /* then relu */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t406, 200704, 256, 28, 28,        /* x: [256, 28, 28], batch stride */
+                      consts + 1874240, consts + 1874080,  /* pack_weights(concat(bn_fold_weight(inception3b.branch2.0.conv.weight))), concat(bn_fold_bias(inception3b.branch2.0.bn.weight)) */
+                      t412, 125440, 160, 28, 28,           /* y: [160, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 160,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
-    /* reorder inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                     n, t350, 100352, 128, 784,  /* x: [128, 28, 28], batch stride; channels, pixels */
-                     t352, 100352);              /* y (nchw), batch stride */
+    /* slice inception3b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t413 is channels 0..127 of t412: a view */
+
+    /* slice inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t414 is channels 128..159 of t412: a view */
 
     /* conv2d inception3b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t352, 100352, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
-                        consts + 1023280, consts + 1023088,            /* winograd_weights(inception3b.branch2.1.conv.weight), bn_fold_bias(inception3b.branch2.1.bn.weight) */
-                        t354, 376320, 192, 28, 28,                     /* y: [192, 28, 28], batch stride */
+                        n, t413, 125440, 128, 28, 28,                  /* x: [128, 28, 28], batch stride */
+                        consts + 1915200, consts + 55216,              /* winograd_weights(inception3b.branch2.1.conv.weight), bn_fold_bias(inception3b.branch2.1.bn.weight) */
+                        t416, 376320, 192, 28, 28,                     /* y: [192, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 192,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
-    /* conv2d inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t345, 200704, 256, 28, 28,        /* x: [256, 28, 28], batch stride */
-                       consts + 1908048, consts + 1908016,  /* pack_blocked(inception3b.branch3.0.conv.weight), bn_fold_bias(inception3b.branch3.0.bn.weight) */
-                       t357, 25088, 32, 28, 28,             /* y: [32, 28, 28], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception3b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t357, 25088, 32, 784,  /* x: [32, 28, 28], batch stride; channels, pixels */
-                     t359, 25088);             /* y (nchw), batch stride */
-
     /* conv2d inception3b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t359, 25088, 32, 28, 28,                    /* x: [32, 28, 28], batch stride */
-                        consts + 1916336, consts + 1916240,            /* winograd_weights(inception3b.branch3.1.conv.weight), bn_fold_bias(inception3b.branch3.1.bn.weight) */
-                        t361, 376320, 96, 28, 28,                      /* y: [96, 28, 28], batch stride */
+                        n, t414, 125440, 32, 28, 28,                   /* x: [32, 28, 28], batch stride */
+                        consts + 2799936, consts + 63632,              /* winograd_weights(inception3b.branch3.1.conv.weight), bn_fold_bias(inception3b.branch3.1.bn.weight) */
+                        t418, 376320, 96, 28, 28,                      /* y: [96, 28, 28], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 96,                        /* then relu */
@@ -2292,100 +2315,70 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t343, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
-                     t362, 200704, 28, 28,          /* y: [256, 28, 28], batch stride */
+                     n, t406, 200704, 256, 28, 28,  /* x: [256, 28, 28], batch stride */
+                     t419, 200704, 28, 28,          /* y: [256, 28, 28], batch stride */
                      3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/lib/googlenet.net:20:15 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t362, 200704, 256, 784,  /* x: [256, 28, 28], batch stride; channels, pixels */
-                   t364, 200704);              /* y (nchw16c), batch stride */
-
     /* conv2d inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t364, 200704, 256, 28, 28,        /* x: [256, 28, 28], batch stride */
-                       consts + 2026992, consts + 2026928,  /* pack_blocked(inception3b.branch4.1.conv.weight), bn_fold_bias(inception3b.branch4.1.bn.weight) */
-                       t366, 50176, 64, 28, 28,             /* y: [64, 28, 28], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception3b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                     n, t347, 100352, 128, 784,  /* x: [128, 28, 28], batch stride; channels, pixels */
-                     t367, 376320);              /* y (nchw), batch stride */
-
-    /* reorder inception3b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t366, 50176, 64, 784,  /* x: [64, 28, 28], batch stride; channels, pixels */
-                     t368, 376320);            /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t419, 200704, 256, 28, 28,      /* x: [256, 28, 28], batch stride */
+                      consts + 2910528, consts + 63728,  /* pack_weights(inception3b.branch4.1.conv.weight), bn_fold_bias(inception3b.branch4.1.bn.weight) */
+                      t421, 376320, 64, 28, 28,          /* y: [64, 28, 28], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t367, t354, t361, t368 are its slices; nothing to copy */
+    /* in place: t408, t416, t418, t421 are its slices; nothing to copy */
 
     /* maxpool2d @ models/googlenet.net:27:36 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t369, 376320, 480, 28, 28,  /* x: [480, 28, 28], batch stride */
-                     t370, 94080, 14, 14,           /* y: [480, 14, 14], batch stride */
+                     n, t422, 376320, 480, 28, 28,  /* x: [480, 28, 28], batch stride */
+                     t423, 94080, 14, 14,           /* y: [480, 14, 14], batch stride */
                      3, 3, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/googlenet.net:27:36 */
-    nnc_to_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                   n, t370, 94080, 480, 196,  /* x: [480, 14, 14], batch stride; channels, pixels */
-                   t372, 94080);              /* y (nchw16c), batch stride */
-
     /* conv2d inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t372, 94080, 480, 14, 14,         /* x: [480, 14, 14], batch stride */
-                       consts + 2043568, consts + 2043376,  /* pack_blocked(inception4a.branch1.conv.weight), bn_fold_bias(inception4a.branch1.bn.weight) */
-                       t374, 37632, 192, 14, 14,            /* y: [192, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                           /* the instance's threads and instruction set */
+                      n, t423, 94080, 480, 14, 14,       /* x: [480, 14, 14], batch stride */
+                      consts + 2926912, consts + 63792,  /* pack_weights(inception4a.branch1.conv.weight), bn_fold_bias(inception4a.branch1.bn.weight) */
+                      t425, 100352, 192, 14, 14,         /* y: [192, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,   /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                           /* no residual */
+                      NNC_ACT_RELU, 0.0f, 192,           /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);   /* prologue: none */
 
     /* conv2d inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t372, 94080, 480, 14, 14,         /* x: [480, 14, 14], batch stride */
-                       consts + 2135824, consts + 2135728,  /* pack_blocked(inception4a.branch2.0.conv.weight), bn_fold_bias(inception4a.branch2.0.bn.weight) */
-                       t377, 18816, 96, 14, 14,             /* y: [96, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t423, 94080, 480, 14, 14,         /* x: [480, 14, 14], batch stride */
+                      consts + 3072944, consts + 3072832,  /* pack_weights(concat(bn_fold_weight(inception4a.branch2.0.conv.weight))), concat(bn_fold_bias(inception4a.branch2.0.bn.weight)) */
+                      t429, 21952, 112, 14, 14,            /* y: [112, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 112,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
-    /* reorder inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t377, 18816, 96, 196,  /* x: [96, 14, 14], batch stride; channels, pixels */
-                     t379, 18816);             /* y (nchw), batch stride */
+    /* slice inception4a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t430 is channels 0..95 of t429: a view */
+
+    /* slice inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t431 is channels 96..111 of t429: a view */
 
     /* conv2d inception4a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t379, 18816, 96, 14, 14,                    /* x: [96, 14, 14], batch stride */
-                        consts + 2182112, consts + 2181904,            /* winograd_weights(inception4a.branch2.1.conv.weight), bn_fold_bias(inception4a.branch2.1.bn.weight) */
-                        t381, 100352, 208, 14, 14,                     /* y: [208, 14, 14], batch stride */
+                        n, t430, 21952, 96, 14, 14,                    /* x: [96, 14, 14], batch stride */
+                        consts + 3126704, consts + 110160,             /* winograd_weights(inception4a.branch2.1.conv.weight), bn_fold_bias(inception4a.branch2.1.bn.weight) */
+                        t433, 100352, 208, 14, 14,                     /* y: [208, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 208,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
-    /* conv2d inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t372, 94080, 480, 14, 14,         /* x: [480, 14, 14], batch stride */
-                       consts + 2956272, consts + 2956256,  /* pack_blocked(inception4a.branch3.0.conv.weight), bn_fold_bias(inception4a.branch3.0.bn.weight) */
-                       t384, 3136, 16, 14, 14,              /* y: [16, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t384, 3136, 16, 196,  /* x: [16, 14, 14], batch stride; channels, pixels */
-                     t386, 3136);             /* y (nchw), batch stride */
-
     /* conv2d inception4a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t386, 3136, 16, 14, 14,                     /* x: [16, 14, 14], batch stride */
-                        consts + 2964000, consts + 2963952,            /* winograd_weights(inception4a.branch3.1.conv.weight), bn_fold_bias(inception4a.branch3.1.bn.weight) */
-                        t388, 100352, 48, 14, 14,                      /* y: [48, 14, 14], batch stride */
+                        n, t431, 21952, 16, 14, 14,                    /* x: [16, 14, 14], batch stride */
+                        consts + 3900848, consts + 118064,             /* winograd_weights(inception4a.branch3.1.conv.weight), bn_fold_bias(inception4a.branch3.1.bn.weight) */
+                        t435, 100352, 48, 14, 14,                      /* y: [48, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 48,                        /* then relu */
@@ -2393,135 +2386,96 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                      /* the instance's threads and instruction set */
-                     n, t370, 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
-                     t389, 94080, 14, 14,          /* y: [480, 14, 14], batch stride */
+                     n, t423, 94080, 480, 14, 14,  /* x: [480, 14, 14], batch stride */
+                     t436, 94080, 14, 14,          /* y: [480, 14, 14], batch stride */
                      3, 3, 1, 1, 1, 1, 1, 1);      /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/lib/googlenet.net:20:15 */
-    nnc_to_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                   n, t389, 94080, 480, 196,  /* x: [480, 14, 14], batch stride; channels, pixels */
-                   t391, 94080);              /* y (nchw16c), batch stride */
-
     /* conv2d inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t391, 94080, 480, 14, 14,         /* x: [480, 14, 14], batch stride */
-                       consts + 3000928, consts + 3000864,  /* pack_blocked(inception4a.branch4.1.conv.weight), bn_fold_bias(inception4a.branch4.1.bn.weight) */
-                       t393, 12544, 64, 14, 14,             /* y: [64, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t374, 37632, 192, 196,  /* x: [192, 14, 14], batch stride; channels, pixels */
-                     t394, 100352);             /* y (nchw), batch stride */
-
-    /* reorder inception4a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t393, 12544, 64, 196,  /* x: [64, 14, 14], batch stride; channels, pixels */
-                     t395, 100352);            /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t436, 94080, 480, 14, 14,        /* x: [480, 14, 14], batch stride */
+                      consts + 3937712, consts + 118112,  /* pack_weights(inception4a.branch4.1.conv.weight), bn_fold_bias(inception4a.branch4.1.bn.weight) */
+                      t438, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t394, t381, t388, t395 are its slices; nothing to copy */
+    /* in place: t425, t433, t435, t438 are its slices; nothing to copy */
 
     /* adaptive_avgpool2d @ models/lib/googlenet.net:27:14 */
-    nnc_adaptive_avgpool2d(n, t396, 100352, 512, 14, 14,     /* x: [512, 14, 14], batch stride */
-                           t397, 8192, 4, 4,                 /* y: [512, 4, 4], batch stride */
+    nnc_adaptive_avgpool2d(n, t439, 100352, 512, 14, 14,     /* x: [512, 14, 14], batch stride */
+                           t440, 8192, 4, 4,                 /* y: [512, 4, 4], batch stride */
                            NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
-    /* reorder @ models/lib/googlenet.net:27:14 */
-    nnc_to_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                   n, t397, 8192, 512, 16,  /* x: [512, 4, 4], batch stride; channels, pixels */
-                   t399, 8192);             /* y (nchw16c), batch stride */
-
     /* conv2d aux1.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t399, 8192, 512, 4, 4,            /* x: [512, 4, 4], batch stride */
-                       consts + 3031776, consts + 3031648,  /* pack_blocked(aux1.conv.conv.weight), bn_fold_bias(aux1.conv.bn.weight) */
-                       t401, 2048, 128, 4, 4,               /* y: [128, 4, 4], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder aux1.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t401, 2048, 128, 16,  /* x: [128, 4, 4], batch stride; channels, pixels */
-                     t402, 2048);             /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t440, 8192, 512, 4, 4,           /* x: [512, 4, 4], batch stride */
+                      consts + 3968432, consts + 118176,  /* pack_weights(aux1.conv.conv.weight), bn_fold_bias(aux1.conv.bn.weight) */
+                      t442, 2048, 128, 4, 4,              /* y: [128, 4, 4], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* flatten aux1 @ models/lib/googlenet.net:27:67 */
-    /* t403 is a view of t402: no copy */
+    /* t443 is a view of t442: no copy */
 
     /* linear aux1.fc1 @ models/lib/googlenet.net:28:17 */
     nnc_linear_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                  n, t403, 2048,                 /* x: [2048] */
+                  n, t443, 2048,                 /* x: [2048] */
                   params + 0, params + 2097152,  /* aux1.fc1.weight, aux1.fc1.bias */
-                  t404, 1024,                    /* y: [1024] */
+                  t444, 1024,                    /* y: [1024] */
                   NULL, NNC_ACT_RELU, 0.0f);     /* epilogue: relu */
 
     /* linear aux1.fc2 @ models/lib/googlenet.net:28:62 */
     nnc_linear_mt(&m->ctx,                             /* the instance's threads and instruction set */
-                  n, t404, 1024,                       /* x: [1024] */
+                  n, t444, 1024,                       /* x: [1024] */
                   params + 2098176, params + 3122176,  /* aux1.fc2.weight, aux1.fc2.bias */
                   out_aux1, 1000,                      /* y: [1000] */
                   NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
 
-    /* reorder @ models/lib/googlenet.net:21:12 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t396, 100352, 512, 196,  /* x: [512, 14, 14], batch stride; channels, pixels */
-                   t407, 100352);              /* y (nchw16c), batch stride */
-
     /* conv2d inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t407, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 3097472, consts + 3097312,  /* pack_blocked(inception4b.branch1.conv.weight), bn_fold_bias(inception4b.branch1.bn.weight) */
-                       t409, 31360, 160, 14, 14,            /* y: [160, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t439, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 4033968, consts + 118304,  /* pack_weights(inception4b.branch1.conv.weight), bn_fold_bias(inception4b.branch1.bn.weight) */
+                      t447, 100352, 160, 14, 14,          /* y: [160, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 160,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t407, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 3179504, consts + 3179392,  /* pack_blocked(inception4b.branch2.0.conv.weight), bn_fold_bias(inception4b.branch2.0.bn.weight) */
-                       t412, 21952, 112, 14, 14,            /* y: [112, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t439, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
+                      consts + 4185656, consts + 4185520,  /* pack_weights(concat(bn_fold_weight(inception4b.branch2.0.conv.weight))), concat(bn_fold_bias(inception4b.branch2.0.bn.weight)) */
+                      t451, 26656, 136, 14, 14,            /* y: [136, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 136,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
-    /* reorder inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t412, 21952, 112, 196,  /* x: [112, 14, 14], batch stride; channels, pixels */
-                     t414, 21952);              /* y (nchw), batch stride */
+    /* slice inception4b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t452 is channels 0..111 of t451: a view */
+
+    /* slice inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t453 is channels 112..135 of t451: a view */
 
     /* conv2d inception4b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t414, 21952, 112, 14, 14,                   /* x: [112, 14, 14], batch stride */
-                        consts + 3237072, consts + 3236848,            /* winograd_weights(inception4b.branch2.1.conv.weight), bn_fold_bias(inception4b.branch2.1.bn.weight) */
-                        t416, 100352, 224, 14, 14,                     /* y: [224, 14, 14], batch stride */
+                        n, t452, 26656, 112, 14, 14,                   /* x: [112, 14, 14], batch stride */
+                        consts + 4255288, consts + 175920,             /* winograd_weights(inception4b.branch2.1.conv.weight), bn_fold_bias(inception4b.branch2.1.bn.weight) */
+                        t455, 100352, 224, 14, 14,                     /* y: [224, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 224,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
-    /* conv2d inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t407, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 4140264, consts + 4140240,  /* pack_blocked(inception4b.branch3.0.conv.weight), bn_fold_bias(inception4b.branch3.0.bn.weight) */
-                       t419, 6272, 24, 14, 14,              /* y: [24, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t419, 6272, 24, 196,  /* x: [24, 14, 14], batch stride; channels, pixels */
-                     t421, 4704);             /* y (nchw), batch stride */
-
     /* conv2d inception4b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t421, 4704, 24, 14, 14,                     /* x: [24, 14, 14], batch stride */
-                        consts + 4156712, consts + 4156648,            /* winograd_weights(inception4b.branch3.1.conv.weight), bn_fold_bias(inception4b.branch3.1.bn.weight) */
-                        t423, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
+                        n, t453, 26656, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
+                        consts + 5158456, consts + 188456,             /* winograd_weights(inception4b.branch3.1.conv.weight), bn_fold_bias(inception4b.branch3.1.bn.weight) */
+                        t457, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
@@ -2529,94 +2483,64 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t396, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                     t424, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
+                     n, t439, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                     t458, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
                      3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/lib/googlenet.net:20:15 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t424, 100352, 512, 196,  /* x: [512, 14, 14], batch stride; channels, pixels */
-                   t426, 100352);              /* y (nchw16c), batch stride */
-
     /* conv2d inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t426, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 4212072, consts + 4212008,  /* pack_blocked(inception4b.branch4.1.conv.weight), bn_fold_bias(inception4b.branch4.1.bn.weight) */
-                       t428, 12544, 64, 14, 14,             /* y: [64, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t409, 31360, 160, 196,  /* x: [160, 14, 14], batch stride; channels, pixels */
-                     t429, 100352);             /* y (nchw), batch stride */
-
-    /* reorder inception4b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t428, 12544, 64, 196,  /* x: [64, 14, 14], batch stride; channels, pixels */
-                     t430, 100352);            /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t458, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 5213752, consts + 188520,  /* pack_weights(inception4b.branch4.1.conv.weight), bn_fold_bias(inception4b.branch4.1.bn.weight) */
+                      t460, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t429, t416, t423, t430 are its slices; nothing to copy */
-
-    /* reorder @ models/lib/googlenet.net:21:12 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t431, 100352, 512, 196,  /* x: [512, 14, 14], batch stride; channels, pixels */
-                   t433, 100352);              /* y (nchw16c), batch stride */
+    /* in place: t447, t455, t457, t460 are its slices; nothing to copy */
 
     /* conv2d inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t433, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 4244968, consts + 4244840,  /* pack_blocked(inception4c.branch1.conv.weight), bn_fold_bias(inception4c.branch1.bn.weight) */
-                       t435, 25088, 128, 14, 14,            /* y: [128, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t461, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 5246520, consts + 188584,  /* pack_weights(inception4c.branch1.conv.weight), bn_fold_bias(inception4c.branch1.bn.weight) */
+                      t463, 100352, 128, 14, 14,          /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t433, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 4310632, consts + 4310504,  /* pack_blocked(inception4c.branch2.0.conv.weight), bn_fold_bias(inception4c.branch2.0.bn.weight) */
-                       t438, 25088, 128, 14, 14,            /* y: [128, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t461, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
+                      consts + 5390032, consts + 5389880,  /* pack_weights(concat(bn_fold_weight(inception4c.branch2.0.conv.weight))), concat(bn_fold_bias(inception4c.branch2.0.bn.weight)) */
+                      t467, 29792, 152, 14, 14,            /* y: [152, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 152,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
-    /* reorder inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t438, 25088, 128, 196,  /* x: [128, 14, 14], batch stride; channels, pixels */
-                     t440, 25088);              /* y (nchw), batch stride */
+    /* slice inception4c.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t468 is channels 0..127 of t467: a view */
+
+    /* slice inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t469 is channels 128..151 of t467: a view */
 
     /* conv2d inception4c.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t440, 25088, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
-                        consts + 4376424, consts + 4376168,            /* winograd_weights(inception4c.branch2.1.conv.weight), bn_fold_bias(inception4c.branch2.1.bn.weight) */
-                        t442, 100352, 256, 14, 14,                     /* y: [256, 14, 14], batch stride */
+                        n, t468, 29792, 128, 14, 14,                   /* x: [128, 14, 14], batch stride */
+                        consts + 5467856, consts + 254376,             /* winograd_weights(inception4c.branch2.1.conv.weight), bn_fold_bias(inception4c.branch2.1.bn.weight) */
+                        t471, 100352, 256, 14, 14,                     /* y: [256, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 256,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
-    /* conv2d inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t433, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 5556096, consts + 5556072,  /* pack_blocked(inception4c.branch3.0.conv.weight), bn_fold_bias(inception4c.branch3.0.bn.weight) */
-                       t445, 6272, 24, 14, 14,              /* y: [24, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4c.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t445, 6272, 24, 196,  /* x: [24, 14, 14], batch stride; channels, pixels */
-                     t447, 4704);             /* y (nchw), batch stride */
-
     /* conv2d inception4c.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t447, 4704, 24, 14, 14,                     /* x: [24, 14, 14], batch stride */
-                        consts + 5572544, consts + 5572480,            /* winograd_weights(inception4c.branch3.1.conv.weight), bn_fold_bias(inception4c.branch3.1.bn.weight) */
-                        t449, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
+                        n, t469, 29792, 24, 14, 14,                    /* x: [24, 14, 14], batch stride */
+                        consts + 6647504, consts + 266944,             /* winograd_weights(inception4c.branch3.1.conv.weight), bn_fold_bias(inception4c.branch3.1.bn.weight) */
+                        t473, 100352, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
@@ -2624,94 +2548,64 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t431, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                     t450, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
+                     n, t461, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                     t474, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
                      3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/lib/googlenet.net:20:15 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t450, 100352, 512, 196,  /* x: [512, 14, 14], batch stride; channels, pixels */
-                   t452, 100352);              /* y (nchw16c), batch stride */
-
     /* conv2d inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t452, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 5627904, consts + 5627840,  /* pack_blocked(inception4c.branch4.1.conv.weight), bn_fold_bias(inception4c.branch4.1.bn.weight) */
-                       t454, 12544, 64, 14, 14,             /* y: [64, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4c.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t435, 25088, 128, 196,  /* x: [128, 14, 14], batch stride; channels, pixels */
-                     t455, 100352);             /* y (nchw), batch stride */
-
-    /* reorder inception4c.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t454, 12544, 64, 196,  /* x: [64, 14, 14], batch stride; channels, pixels */
-                     t456, 100352);            /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t474, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 6702800, consts + 267008,  /* pack_weights(inception4c.branch4.1.conv.weight), bn_fold_bias(inception4c.branch4.1.bn.weight) */
+                      t476, 100352, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t455, t442, t449, t456 are its slices; nothing to copy */
-
-    /* reorder @ models/lib/googlenet.net:21:12 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t457, 100352, 512, 196,  /* x: [512, 14, 14], batch stride; channels, pixels */
-                   t459, 100352);              /* y (nchw16c), batch stride */
+    /* in place: t463, t471, t473, t476 are its slices; nothing to copy */
 
     /* conv2d inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t459, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 5660784, consts + 5660672,  /* pack_blocked(inception4d.branch1.conv.weight), bn_fold_bias(inception4d.branch1.bn.weight) */
-                       t461, 21952, 112, 14, 14,            /* y: [112, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t477, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 6735568, consts + 267072,  /* pack_weights(inception4d.branch1.conv.weight), bn_fold_bias(inception4d.branch1.bn.weight) */
+                      t479, 103488, 112, 14, 14,          /* y: [112, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 112,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t459, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 5718272, consts + 5718128,  /* pack_blocked(inception4d.branch2.0.conv.weight), bn_fold_bias(inception4d.branch2.0.bn.weight) */
-                       t464, 28224, 144, 14, 14,            /* y: [144, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t477, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
+                      consts + 6883200, consts + 6883024,  /* pack_weights(concat(bn_fold_weight(inception4d.branch2.0.conv.weight))), concat(bn_fold_bias(inception4d.branch2.0.bn.weight)) */
+                      t483, 34496, 176, 14, 14,            /* y: [176, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 176,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
-    /* reorder inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t464, 28224, 144, 196,  /* x: [144, 14, 14], batch stride; channels, pixels */
-                     t466, 28224);              /* y (nchw), batch stride */
+    /* slice inception4d.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t484 is channels 0..143 of t483: a view */
+
+    /* slice inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t485 is channels 144..175 of t483: a view */
 
     /* conv2d inception4d.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t466, 28224, 144, 14, 14,                   /* x: [144, 14, 14], batch stride */
-                        consts + 5792288, consts + 5792000,            /* winograd_weights(inception4d.branch2.1.conv.weight), bn_fold_bias(inception4d.branch2.1.bn.weight) */
-                        t468, 103488, 288, 14, 14,                     /* y: [288, 14, 14], batch stride */
+                        n, t484, 34496, 144, 14, 14,                   /* x: [144, 14, 14], batch stride */
+                        consts + 6973312, consts + 341056,             /* winograd_weights(inception4d.branch2.1.conv.weight), bn_fold_bias(inception4d.branch2.1.bn.weight) */
+                        t487, 103488, 288, 14, 14,                     /* y: [288, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 288,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
-    /* conv2d inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t459, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 7285312, consts + 7285280,  /* pack_blocked(inception4d.branch3.0.conv.weight), bn_fold_bias(inception4d.branch3.0.bn.weight) */
-                       t471, 6272, 32, 14, 14,              /* y: [32, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4d.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t471, 6272, 32, 196,  /* x: [32, 14, 14], batch stride; channels, pixels */
-                     t473, 6272);             /* y (nchw), batch stride */
-
     /* conv2d inception4d.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t473, 6272, 32, 14, 14,                     /* x: [32, 14, 14], batch stride */
-                        consts + 7301760, consts + 7301696,            /* winograd_weights(inception4d.branch3.1.conv.weight), bn_fold_bias(inception4d.branch3.1.bn.weight) */
-                        t475, 103488, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
+                        n, t485, 34496, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
+                        consts + 8466304, consts + 357760,             /* winograd_weights(inception4d.branch3.1.conv.weight), bn_fold_bias(inception4d.branch3.1.bn.weight) */
+                        t489, 103488, 64, 14, 14,                      /* y: [64, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 64,                        /* then relu */
@@ -2719,135 +2613,96 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t457, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
-                     t476, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
+                     n, t477, 100352, 512, 14, 14,  /* x: [512, 14, 14], batch stride */
+                     t490, 100352, 14, 14,          /* y: [512, 14, 14], batch stride */
                      3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/lib/googlenet.net:20:15 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t476, 100352, 512, 196,  /* x: [512, 14, 14], batch stride; channels, pixels */
-                   t478, 100352);              /* y (nchw16c), batch stride */
-
     /* conv2d inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t478, 100352, 512, 14, 14,        /* x: [512, 14, 14], batch stride */
-                       consts + 7375552, consts + 7375488,  /* pack_blocked(inception4d.branch4.1.conv.weight), bn_fold_bias(inception4d.branch4.1.bn.weight) */
-                       t480, 12544, 64, 14, 14,             /* y: [64, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4d.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t461, 21952, 112, 196,  /* x: [112, 14, 14], batch stride; channels, pixels */
-                     t481, 103488);             /* y (nchw), batch stride */
-
-    /* reorder inception4d.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t480, 12544, 64, 196,  /* x: [64, 14, 14], batch stride; channels, pixels */
-                     t482, 103488);            /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t490, 100352, 512, 14, 14,       /* x: [512, 14, 14], batch stride */
+                      consts + 8540032, consts + 357824,  /* pack_weights(inception4d.branch4.1.conv.weight), bn_fold_bias(inception4d.branch4.1.bn.weight) */
+                      t492, 103488, 64, 14, 14,           /* y: [64, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 64,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t481, t468, t475, t482 are its slices; nothing to copy */
+    /* in place: t479, t487, t489, t492 are its slices; nothing to copy */
 
     /* adaptive_avgpool2d @ models/lib/googlenet.net:27:14 */
-    nnc_adaptive_avgpool2d(n, t483, 103488, 528, 14, 14,     /* x: [528, 14, 14], batch stride */
-                           t484, 8448, 4, 4,                 /* y: [528, 4, 4], batch stride */
+    nnc_adaptive_avgpool2d(n, t493, 103488, 528, 14, 14,     /* x: [528, 14, 14], batch stride */
+                           t494, 8448, 4, 4,                 /* y: [528, 4, 4], batch stride */
                            NULL, NULL, NNC_ACT_NONE, 0.0f);  /* prologue: none */
 
-    /* reorder @ models/lib/googlenet.net:27:14 */
-    nnc_to_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                   n, t484, 8448, 528, 16,  /* x: [528, 4, 4], batch stride; channels, pixels */
-                   t486, 8448);             /* y (nchw16c), batch stride */
-
     /* conv2d aux2.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t486, 8448, 528, 4, 4,            /* x: [528, 4, 4], batch stride */
-                       consts + 7408448, consts + 7408320,  /* pack_blocked(aux2.conv.conv.weight), bn_fold_bias(aux2.conv.bn.weight) */
-                       t488, 2048, 128, 4, 4,               /* y: [128, 4, 4], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder aux2.conv.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t488, 2048, 128, 16,  /* x: [128, 4, 4], batch stride; channels, pixels */
-                     t489, 2048);             /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t494, 8448, 528, 4, 4,           /* x: [528, 4, 4], batch stride */
+                      consts + 8572800, consts + 357888,  /* pack_weights(aux2.conv.conv.weight), bn_fold_bias(aux2.conv.bn.weight) */
+                      t496, 2048, 128, 4, 4,              /* y: [128, 4, 4], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* flatten aux2 @ models/lib/googlenet.net:27:67 */
-    /* t490 is a view of t489: no copy */
+    /* t497 is a view of t496: no copy */
 
     /* linear aux2.fc1 @ models/lib/googlenet.net:28:17 */
     nnc_linear_mt(&m->ctx,                             /* the instance's threads and instruction set */
-                  n, t490, 2048,                       /* x: [2048] */
+                  n, t497, 2048,                       /* x: [2048] */
                   params + 3123176, params + 5220328,  /* aux2.fc1.weight, aux2.fc1.bias */
-                  t491, 1024,                          /* y: [1024] */
+                  t498, 1024,                          /* y: [1024] */
                   NULL, NNC_ACT_RELU, 0.0f);           /* epilogue: relu */
 
     /* linear aux2.fc2 @ models/lib/googlenet.net:28:62 */
     nnc_linear_mt(&m->ctx,                             /* the instance's threads and instruction set */
-                  n, t491, 1024,                       /* x: [1024] */
+                  n, t498, 1024,                       /* x: [1024] */
                   params + 5221352, params + 6245352,  /* aux2.fc2.weight, aux2.fc2.bias */
                   out_aux2, 1000,                      /* y: [1000] */
                   NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
 
-    /* reorder @ models/lib/googlenet.net:21:12 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t483, 103488, 528, 196,  /* x: [528, 14, 14], batch stride; channels, pixels */
-                   t494, 103488);              /* y (nchw16c), batch stride */
-
     /* conv2d inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t494, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
-                       consts + 7476288, consts + 7476032,  /* pack_blocked(inception4e.branch1.conv.weight), bn_fold_bias(inception4e.branch1.bn.weight) */
-                       t496, 50176, 256, 14, 14,            /* y: [256, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                            /* the instance's threads and instruction set */
+                      n, t493, 103488, 528, 14, 14,       /* x: [528, 14, 14], batch stride */
+                      consts + 8640384, consts + 358016,  /* pack_weights(inception4e.branch1.conv.weight), bn_fold_bias(inception4e.branch1.bn.weight) */
+                      t501, 163072, 256, 14, 14,          /* y: [256, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,    /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                            /* no residual */
+                      NNC_ACT_RELU, 0.0f, 256,            /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);    /* prologue: none */
 
     /* conv2d inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t494, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
-                       consts + 7611616, consts + 7611456,  /* pack_blocked(inception4e.branch2.0.conv.weight), bn_fold_bias(inception4e.branch2.0.bn.weight) */
-                       t499, 31360, 160, 14, 14,            /* y: [160, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t493, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
+                      consts + 8877120, consts + 8876928,  /* pack_weights(concat(bn_fold_weight(inception4e.branch2.0.conv.weight))), concat(bn_fold_bias(inception4e.branch2.0.bn.weight)) */
+                      t505, 37632, 192, 14, 14,            /* y: [192, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 192,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
-    /* reorder inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t499, 31360, 160, 196,  /* x: [160, 14, 14], batch stride; channels, pixels */
-                     t501, 31360);              /* y (nchw), batch stride */
+    /* slice inception4e.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t506 is channels 0..159 of t505: a view */
+
+    /* slice inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t507 is channels 160..191 of t505: a view */
 
     /* conv2d inception4e.branch2.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t501, 31360, 160, 14, 14,                   /* x: [160, 14, 14], batch stride */
-                        consts + 7696416, consts + 7696096,            /* winograd_weights(inception4e.branch2.1.conv.weight), bn_fold_bias(inception4e.branch2.1.bn.weight) */
-                        t503, 163072, 320, 14, 14,                     /* y: [320, 14, 14], batch stride */
+                        n, t506, 37632, 160, 14, 14,                   /* x: [160, 14, 14], batch stride */
+                        consts + 8978496, consts + 442912,             /* winograd_weights(inception4e.branch2.1.conv.weight), bn_fold_bias(inception4e.branch2.1.bn.weight) */
+                        t509, 163072, 320, 14, 14,                     /* y: [320, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 320,                       /* then relu */
                         NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
-    /* conv2d inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t494, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
-                       consts + 9539648, consts + 9539616,  /* pack_blocked(inception4e.branch3.0.conv.weight), bn_fold_bias(inception4e.branch3.0.bn.weight) */
-                       t506, 6272, 32, 14, 14,              /* y: [32, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4e.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t506, 6272, 32, 196,  /* x: [32, 14, 14], batch stride; channels, pixels */
-                     t508, 6272);             /* y (nchw), batch stride */
-
     /* conv2d inception4e.branch3.1.conv @ models/lib/googlenet.net:8:17 */
     nnc_conv2d_winograd(&m->ctx,                                       /* the instance's threads and instruction set */
-                        n, t508, 6272, 32, 14, 14,                     /* x: [32, 14, 14], batch stride */
-                        consts + 9556672, consts + 9556544,            /* winograd_weights(inception4e.branch3.1.conv.weight), bn_fold_bias(inception4e.branch3.1.bn.weight) */
-                        t510, 163072, 128, 14, 14,                     /* y: [128, 14, 14], batch stride */
+                        n, t507, 37632, 32, 14, 14,                    /* x: [32, 14, 14], batch stride */
+                        consts + 10821696, consts + 460160,            /* winograd_weights(inception4e.branch3.1.conv.weight), bn_fold_bias(inception4e.branch3.1.bn.weight) */
+                        t511, 163072, 128, 14, 14,                     /* y: [128, 14, 14], batch stride */
                         3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
                         NULL, 0,                                       /* no residual */
                         NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
@@ -2855,238 +2710,168 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t483, 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
-                     t511, 103488, 14, 14,          /* y: [528, 14, 14], batch stride */
+                     n, t493, 103488, 528, 14, 14,  /* x: [528, 14, 14], batch stride */
+                     t512, 103488, 14, 14,          /* y: [528, 14, 14], batch stride */
                      3, 3, 1, 1, 1, 1, 1, 1);       /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/lib/googlenet.net:20:15 */
-    nnc_to_blocked(&m->ctx,                    /* the instance's threads and instruction set */
-                   n, t511, 103488, 528, 196,  /* x: [528, 14, 14], batch stride; channels, pixels */
-                   t513, 103488);              /* y (nchw16c), batch stride */
-
     /* conv2d inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t513, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
-                       consts + 9704256, consts + 9704128,  /* pack_blocked(inception4e.branch4.1.conv.weight), bn_fold_bias(inception4e.branch4.1.bn.weight) */
-                       t515, 25088, 128, 14, 14,            /* y: [128, 14, 14], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
-
-    /* reorder inception4e.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t496, 50176, 256, 196,  /* x: [256, 14, 14], batch stride; channels, pixels */
-                     t516, 163072);             /* y (nchw), batch stride */
-
-    /* reorder inception4e.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                   /* the instance's threads and instruction set */
-                     n, t515, 25088, 128, 196,  /* x: [128, 14, 14], batch stride; channels, pixels */
-                     t517, 163072);             /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t512, 103488, 528, 14, 14,        /* x: [528, 14, 14], batch stride */
+                      consts + 10969152, consts + 460288,  /* pack_weights(inception4e.branch4.1.conv.weight), bn_fold_bias(inception4e.branch4.1.bn.weight) */
+                      t514, 163072, 128, 14, 14,           /* y: [128, 14, 14], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t516, t503, t510, t517 are its slices; nothing to copy */
+    /* in place: t501, t509, t511, t514 are its slices; nothing to copy */
 
     /* maxpool2d @ models/googlenet.net:28:36 */
     nnc_maxpool2d_mt(&m->ctx,                       /* the instance's threads and instruction set */
-                     n, t518, 163072, 832, 14, 14,  /* x: [832, 14, 14], batch stride */
-                     t519, 40768, 7, 7,             /* y: [832, 7, 7], batch stride */
+                     n, t515, 163072, 832, 14, 14,  /* x: [832, 14, 14], batch stride */
+                     t516, 40768, 7, 7,             /* y: [832, 7, 7], batch stride */
                      2, 2, 2, 2, 0, 0, 1, 1);       /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/googlenet.net:28:36 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t519, 40768, 832, 49,  /* x: [832, 7, 7], batch stride; channels, pixels */
-                   t521, 40768);             /* y (nchw16c), batch stride */
-
     /* conv2d inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t521, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-                       consts + 9772096, consts + 9771840,  /* pack_blocked(inception5a.branch1.conv.weight), bn_fold_bias(inception5a.branch1.bn.weight) */
-                       t523, 12544, 256, 7, 7,              /* y: [256, 7, 7], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t516, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
+                      consts + 11036736, consts + 460416,  /* pack_weights(inception5a.branch1.conv.weight), bn_fold_bias(inception5a.branch1.bn.weight) */
+                      t518, 40768, 256, 7, 7,              /* y: [256, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 256,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* conv2d inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                             /* the instance's threads and instruction set */
-                       n, t521, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
-                       consts + 9985248, consts + 9985088,  /* pack_blocked(inception5a.branch2.0.conv.weight), bn_fold_bias(inception5a.branch2.0.bn.weight) */
-                       t526, 7840, 160, 7, 7,               /* y: [160, 7, 7], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,              /* kernel, stride, padding, dilation */
-                       NULL, 0,                             /* no residual */
-                       NNC_ACT_RELU, 0.0f);                 /* then relu */
+    nnc_conv2d_packed(&m->ctx,                               /* the instance's threads and instruction set */
+                      n, t516, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
+                      consts + 11409664, consts + 11409472,  /* pack_weights(concat(bn_fold_weight(inception5a.branch2.0.conv.weight))), concat(bn_fold_bias(inception5a.branch2.0.bn.weight)) */
+                      t522, 9408, 192, 7, 7,                 /* y: [192, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,       /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                               /* no residual */
+                      NNC_ACT_RELU, 0.0f, 192,               /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);       /* prologue: none */
+
+    /* slice inception5a.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t523 is channels 0..159 of t522: a view */
+
+    /* slice inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t524 is channels 160..191 of t522: a view */
 
     /* conv2d inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t526, 7840, 160, 7, 7,              /* x: [160, 7, 7], batch stride */
-                       consts + 10118688, consts + 10118368,  /* pack_blocked(inception5a.branch2.1.conv.weight), bn_fold_bias(inception5a.branch2.1.bn.weight) */
-                       t529, 15680, 320, 7, 7,                /* y: [320, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
-
-    /* conv2d inception5a.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t521, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
-                       consts + 10579520, consts + 10579488,  /* pack_blocked(inception5a.branch3.0.conv.weight), bn_fold_bias(inception5a.branch3.0.bn.weight) */
-                       t532, 1568, 32, 7, 7,                  /* y: [32, 7, 7], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t523, 9408, 160, 7, 7,                      /* x: [160, 7, 7], batch stride */
+                      consts + 11569408, consts + 593952,            /* pack_weights(inception5a.branch2.1.conv.weight), bn_fold_bias(inception5a.branch2.1.bn.weight) */
+                      t526, 40768, 320, 7, 7,                        /* y: [320, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 320,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t532, 1568, 32, 7, 7,               /* x: [32, 7, 7], batch stride */
-                       consts + 10606272, consts + 10606144,  /* pack_blocked(inception5a.branch3.1.conv.weight), bn_fold_bias(inception5a.branch3.1.bn.weight) */
-                       t535, 6272, 128, 7, 7,                 /* y: [128, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t524, 9408, 32, 7, 7,                       /* x: [32, 7, 7], batch stride */
+                      consts + 12030208, consts + 620928,            /* pack_weights(inception5a.branch3.1.conv.weight), bn_fold_bias(inception5a.branch3.1.bn.weight) */
+                      t528, 40768, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                    /* the instance's threads and instruction set */
-                     n, t519, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                     t536, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
+                     n, t516, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                     t529, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
                      3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
-
-    /* reorder @ models/lib/googlenet.net:20:15 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t536, 40768, 832, 49,  /* x: [832, 7, 7], batch stride; channels, pixels */
-                   t538, 40768);             /* y (nchw16c), batch stride */
 
     /* conv2d inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t538, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
-                       consts + 10643264, consts + 10643136,  /* pack_blocked(inception5a.branch4.1.conv.weight), bn_fold_bias(inception5a.branch4.1.bn.weight) */
-                       t540, 6272, 128, 7, 7,                 /* y: [128, 7, 7], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
-
-    /* reorder inception5a.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t523, 12544, 256, 49,  /* x: [256, 7, 7], batch stride; channels, pixels */
-                     t541, 40768);             /* y (nchw), batch stride */
-
-    /* reorder inception5a.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t529, 15680, 320, 49,  /* x: [320, 7, 7], batch stride; channels, pixels */
-                     t542, 40768);             /* y (nchw), batch stride */
-
-    /* reorder inception5a.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t535, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                     t543, 40768);            /* y (nchw), batch stride */
-
-    /* reorder inception5a.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t540, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                     t544, 40768);            /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t529, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
+                      consts + 12067072, consts + 621056,  /* pack_weights(inception5a.branch4.1.conv.weight), bn_fold_bias(inception5a.branch4.1.bn.weight) */
+                      t531, 40768, 128, 7, 7,              /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t541, t542, t543, t544 are its slices; nothing to copy */
-
-    /* reorder @ models/lib/googlenet.net:21:12 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t545, 40768, 832, 49,  /* x: [832, 7, 7], batch stride; channels, pixels */
-                   t547, 40768);             /* y (nchw16c), batch stride */
+    /* in place: t518, t526, t528, t531 are its slices; nothing to copy */
 
     /* conv2d inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t547, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
-                       consts + 10750144, consts + 10749760,  /* pack_blocked(inception5b.branch1.conv.weight), bn_fold_bias(inception5b.branch1.bn.weight) */
-                       t549, 18816, 384, 7, 7,                /* y: [384, 7, 7], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t532, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
+                      consts + 12173568, consts + 621184,  /* pack_weights(inception5b.branch1.conv.weight), bn_fold_bias(inception5b.branch1.bn.weight) */
+                      t534, 50176, 384, 7, 7,              /* y: [384, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 384,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* conv2d inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t547, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
-                       consts + 11069824, consts + 11069632,  /* pack_blocked(inception5b.branch2.0.conv.weight), bn_fold_bias(inception5b.branch2.0.bn.weight) */
-                       t552, 9408, 192, 7, 7,                 /* y: [192, 7, 7], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
+    nnc_conv2d_packed(&m->ctx,                               /* the instance's threads and instruction set */
+                      n, t532, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
+                      consts + 12692976, consts + 12692736,  /* pack_weights(concat(bn_fold_weight(inception5b.branch2.0.conv.weight))), concat(bn_fold_bias(inception5b.branch2.0.bn.weight)) */
+                      t538, 11760, 240, 7, 7,                /* y: [240, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,       /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                               /* no residual */
+                      NNC_ACT_RELU, 0.0f, 240,               /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);       /* prologue: none */
+
+    /* slice inception5b.branch2.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t539 is channels 0..191 of t538: a view */
+
+    /* slice inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
+    /* t540 is channels 192..239 of t538: a view */
 
     /* conv2d inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t552, 9408, 192, 7, 7,              /* x: [192, 7, 7], batch stride */
-                       consts + 11229952, consts + 11229568,  /* pack_blocked(inception5b.branch2.1.conv.weight), bn_fold_bias(inception5b.branch2.1.bn.weight) */
-                       t555, 18816, 384, 7, 7,                /* y: [384, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
-
-    /* conv2d inception5b.branch3.0.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t547, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
-                       consts + 11893552, consts + 11893504,  /* pack_blocked(inception5b.branch3.0.conv.weight), bn_fold_bias(inception5b.branch3.0.bn.weight) */
-                       t558, 2352, 48, 7, 7,                  /* y: [48, 7, 7], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t539, 11760, 192, 7, 7,                     /* x: [192, 7, 7], batch stride */
+                      consts + 12892656, consts + 781504,            /* pack_weights(inception5b.branch2.1.conv.weight), bn_fold_bias(inception5b.branch2.1.bn.weight) */
+                      t542, 50176, 384, 7, 7,                        /* y: [384, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 384,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* conv2d inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t558, 2352, 48, 7, 7,               /* x: [48, 7, 7], batch stride */
-                       consts + 11933616, consts + 11933488,  /* pack_blocked(inception5b.branch3.1.conv.weight), bn_fold_bias(inception5b.branch3.1.bn.weight) */
-                       t561, 6272, 128, 7, 7,                 /* y: [128, 7, 7], batch stride */
-                       3, 3, 1, 1, 1, 1, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
+    nnc_conv2d_packed(&m->ctx,                                       /* the instance's threads and instruction set */
+                      n, t540, 11760, 48, 7, 7,                      /* x: [48, 7, 7], batch stride */
+                      consts + 13556208, consts + 821872,            /* pack_weights(inception5b.branch3.1.conv.weight), bn_fold_bias(inception5b.branch3.1.bn.weight) */
+                      t544, 50176, 128, 7, 7,                        /* y: [128, 7, 7], batch stride */
+                      3, 3, 1, 1, 1, 1, 1, 1, 1, (float *)(ws + 0),  /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                                       /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,                       /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);               /* prologue: none */
 
     /* maxpool2d @ models/lib/googlenet.net:20:15 */
     nnc_maxpool2d_mt(&m->ctx,                    /* the instance's threads and instruction set */
-                     n, t545, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
-                     t562, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
+                     n, t532, 40768, 832, 7, 7,  /* x: [832, 7, 7], batch stride */
+                     t545, 40768, 7, 7,          /* y: [832, 7, 7], batch stride */
                      3, 3, 1, 1, 1, 1, 1, 1);    /* kernel, stride, padding, dilation */
 
-    /* reorder @ models/lib/googlenet.net:20:15 */
-    nnc_to_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                   n, t562, 40768, 832, 49,  /* x: [832, 7, 7], batch stride; channels, pixels */
-                   t564, 40768);             /* y (nchw16c), batch stride */
-
     /* conv2d inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_conv2d_blocked(&m->ctx,                               /* the instance's threads and instruction set */
-                       n, t564, 40768, 832, 7, 7,             /* x: [832, 7, 7], batch stride */
-                       consts + 11989040, consts + 11988912,  /* pack_blocked(inception5b.branch4.1.conv.weight), bn_fold_bias(inception5b.branch4.1.bn.weight) */
-                       t566, 6272, 128, 7, 7,                 /* y: [128, 7, 7], batch stride */
-                       1, 1, 1, 1, 0, 0, 1, 1,                /* kernel, stride, padding, dilation */
-                       NULL, 0,                               /* no residual */
-                       NNC_ACT_RELU, 0.0f);                   /* then relu */
-
-    /* reorder inception5b.branch1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t549, 18816, 384, 49,  /* x: [384, 7, 7], batch stride; channels, pixels */
-                     t567, 50176);             /* y (nchw), batch stride */
-
-    /* reorder inception5b.branch2.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                  /* the instance's threads and instruction set */
-                     n, t555, 18816, 384, 49,  /* x: [384, 7, 7], batch stride; channels, pixels */
-                     t568, 50176);             /* y (nchw), batch stride */
-
-    /* reorder inception5b.branch3.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t561, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                     t569, 50176);            /* y (nchw), batch stride */
-
-    /* reorder inception5b.branch4.1.conv @ models/lib/googlenet.net:8:17 */
-    nnc_from_blocked(&m->ctx,                 /* the instance's threads and instruction set */
-                     n, t566, 6272, 128, 49,  /* x: [128, 7, 7], batch stride; channels, pixels */
-                     t570, 50176);            /* y (nchw), batch stride */
+    nnc_conv2d_packed(&m->ctx,                             /* the instance's threads and instruction set */
+                      n, t545, 40768, 832, 7, 7,           /* x: [832, 7, 7], batch stride */
+                      consts + 13611504, consts + 822000,  /* pack_weights(inception5b.branch4.1.conv.weight), bn_fold_bias(inception5b.branch4.1.bn.weight) */
+                      t547, 50176, 128, 7, 7,              /* y: [128, 7, 7], batch stride */
+                      1, 1, 1, 1, 0, 0, 1, 1, 1, NULL,     /* kernel, stride, padding, dilation, groups, scratch */
+                      NULL, 0,                             /* no residual */
+                      NNC_ACT_RELU, 0.0f, 128,             /* then relu */
+                      NULL, NULL, NNC_ACT_NONE, 0.0f);     /* prologue: none */
 
     /* concat @ models/lib/googlenet.net:21:12 */
-    /* in place: t567, t568, t569, t570 are its slices; nothing to copy */
+    /* in place: t534, t542, t544, t547 are its slices; nothing to copy */
 
     /* global_avgpool @ models/googlenet.net:34:26 */
-    nnc_global_avgpool(n, t571, 1024, 49, t572);
+    nnc_global_avgpool(n, t548, 1024, 49, t549);
 
     /* flatten @ models/googlenet.net:34:44 */
-    /* t573 is a view of t572: no copy */
+    /* t550 is a view of t549: no copy */
 
     /* linear fc @ models/googlenet.net:34:77 */
     nnc_linear_mt(&m->ctx,                             /* the instance's threads and instruction set */
-                  n, t573, 1024,                       /* x: [1024] */
+                  n, t550, 1024,                       /* x: [1024] */
                   params + 6246352, params + 7270352,  /* fc.weight, fc.bias */
                   out_logits, 1000,                    /* y: [1000] */
                   NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
