@@ -585,5 +585,10 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(const nnc_ctx *ctx, int n, const
      * read over its pixels while in cache; or, when all weights are small, by
      * pixels, their input read by every group while in cache */
     j.pixel_major = (double)k * (double)c * (double)kh * (double)kw * sizeof(float) <= 65536.0;
+    if (n == 1 && ctx && ctx->threads > 1) {  /* a band of pixels per thread: the ones its previous layer wrote */
+        j.pixel_major = 1;
+        if (j.oh > 1 && j.rchunks < ctx->threads) j.rchunks = ctx->threads < j.oh ? ctx->threads : j.oh;
+        if (j.oh == 1 && j.cchunks < ctx->threads) j.cchunks = ctx->threads;
+    }
     nnc_parallel_work(ctx, work, n * j.groups * j.rchunks * j.cchunks, nnc_bconv_task, &j);
 }

@@ -867,7 +867,10 @@ __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_dwb_cols_av
 static NNC_MAYBE_UNUSED void nnc_dwb_task(void *arg, int t)
 {
     const nnc_dwb_job *j = (const nnc_dwb_job *)arg;
-    int s = t / (j->cb * j->chunks), b = t / j->chunks % j->cb, ch = t % j->chunks, l, oy, ox;
+    /* row-chunk major: with contiguous shares, each thread takes the same
+     * rows of every block, the rows its previous layer wrote (kept in its
+     * core's cache) */
+    int s = t / (j->cb * j->chunks), ch = t / j->cb % j->chunks, b = t % j->cb, l, oy, ox;
     int oy0 = ch * j->rows, oy1 = oy0 + j->rows < j->oh ? oy0 + j->rows : j->oh;
     size_t hw = (size_t)j->h * (size_t)j->w, ohw = (size_t)j->oh * (size_t)j->ow, rowf = (size_t)j->ow * NNC_CB;
     float bias[NNC_CB];
@@ -929,6 +932,7 @@ static NNC_MAYBE_UNUSED void nnc_dwconv_blocked(const nnc_ctx *ctx, int n, const
      * changes no output: every pixel is computed on its own) */
     planes = n * j.cb;
     want = planes >= 16 ? 1 : (16 + planes - 1) / planes;
+    if (n == 1 && ctx && ctx->threads > want) want = ctx->threads;  /* a band of rows per thread */
     if (want > oh) want = oh;
     j.rows = (oh + want - 1) / want;
     j.chunks = (oh + j.rows - 1) / j.rows;
