@@ -263,10 +263,8 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
     {                                                                                                                 \
         if (t->sx == NNC_CB)                                                                                          \
             nnc_bconv_avx512_body(t, NOB, NX, NNC_CB);                                                                \
-        else if (t->sx == 2 * NNC_CB)                                                                                 \
+        else /* stride 2: wider strides take the plain C tiles (nnc_conv2d_blocked) */                                \
             nnc_bconv_avx512_body(t, NOB, NX, 2 * NNC_CB);                                                            \
-        else                                                                                                          \
-            nnc_bconv_avx512_body(t, NOB, NX, t->sx);                                                                 \
     }
 #define NNC_BC512_FNS(NOB)                                                                                            \
     NNC_BC512_FN(NOB, 1) NNC_BC512_FN(NOB, 2) NNC_BC512_FN(NOB, 3) NNC_BC512_FN(NOB, 4) NNC_BC512_FN(NOB, 5)         \
@@ -388,10 +386,8 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
     {                                                                                                                 \
         if (t->sx == NNC_CB)                                                                                          \
             nnc_bconv_avx2_body(t, NX, NNC_CB);                                                                       \
-        else if (t->sx == 2 * NNC_CB)                                                                                 \
+        else /* stride 2: wider strides take the plain C tiles (nnc_conv2d_blocked) */                                \
             nnc_bconv_avx2_body(t, NX, 2 * NNC_CB);                                                                   \
-        else                                                                                                          \
-            nnc_bconv_avx2_body(t, NX, t->sx);                                                                        \
     }
 NNC_BC256_FN(1)
 NNC_BC256_FN(2)
@@ -557,6 +553,11 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(const nnc_ctx *ctx, int n, const
 #else
     (void)isa;
 #endif
+    /* The vector tiles are instances for strides 1 and 2 only: an instance
+     * with the stride a variable took as long to compile as the others
+     * together (LeNet-5's C: 36 -> 18 s at -O3 -march=native, machine
+     * loaded), and no network of the zoo has a wider stride here. */
+    if (sw > 2) j.tile = nnc_bconv_tile_c, j.gob = 1, j.nx = NNC_BCONV_NX_C, j.fused = 0;
     j.fused = j.fused && (act == NNC_ACT_NONE || act == NNC_ACT_RELU || act == NNC_ACT_RELU6);
     j.groups = (j.kb + j.gob - 1) / j.gob;
     /* tasks of some 2^17 multiply-adds at least: runs of whole rows, or of a
