@@ -25,8 +25,8 @@
  *   kernels_winograd.c     3x3 convolutions by Winograd's F(4x4, 3x3) on those micro-kernels
  *   kernels_blocked.c      the blocked channel layout NCHW16c and the reorders to and from it
  *   kernels_blocked_conv.c the convolution on that layout: direct, register-blocked
- *   kernels_blocked_dw.c   depthwise convolution, max and average pooling and global average
- *                          pooling on NCHW16c
+ *   kernels_blocked_dw.c   depthwise convolution on NCHW16c
+ *   kernels_blocked_pool.c max, average and global average pooling on NCHW16c
  * C code that runs the kernels (the tests) includes this file. For the code
  * generator, cmake/embed.cmake expands these #include lines into one string,
  * each file from its first marker on: a file's top comment, like this
@@ -55,4 +55,5 @@
 #include "kernels_blocked.c"
 #include "kernels_blocked_conv.c"
 #include "kernels_blocked_dw.c"
+#include "kernels_blocked_pool.c"
 #include "kernels_sgemm.c"
