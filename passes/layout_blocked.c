@@ -59,12 +59,11 @@ static bool is_depthwise(const IrGraph *g, const IrNode *n)
     return n->op == OP_CONV2D && ch > 1 && c->groups == ch && c->out_channels == ch;
 }
 
-static int mode_now;  /* blocked_mode() of the running pass (2, auto: not where Winograd runs) */
-
-static bool eligible(const IrGraph *g, const IrNode *n, const bool *is_const)
+/* mode: blocked_mode() (2, auto: not where Winograd runs) */
+static bool eligible(const IrGraph *g, const IrNode *n, const bool *is_const, int mode)
 {
     const ConvAttr *c = &n->attr.conv;
-    if (mode_now == 2 && pass_winograd_fits(g, n)) return false;
+    if (mode == 2 && pass_winograd_fits(g, n)) return false;
     if (n->op != OP_CONV2D || c->pro.on || c->epi.act_channels || c->packed || c->winograd || c->blocked) return false;
     if (ir_in_shape(g, n, 0)->rank != 3 || !is_const[ir_in(g, n, 1)]) return false;
     return is_depthwise(g, n) || c->groups == 1;
@@ -114,13 +113,12 @@ bool pass_layout_blocked(IrGraph *g, char *err, size_t errlen)
 {
     int mode = blocked_mode();
     if (mode == 0) return true;
-    mode_now = mode;
     bool *is_const = nnc_xcalloc((size_t)(g->n_values ? g->n_values : 1), sizeof *is_const);
     bool any = false, concat = false;
     ir_mark_constants(g, is_const);
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const IrNode *n = &g->nodes[i];
-        any |= eligible(g, n, is_const);
+        any |= eligible(g, n, is_const, mode);
         concat |= n->op == OP_CONCAT && n->attr.concat.axis == 0 && !is_const[n->out];
     }
     if (!any || (mode == 2 && concat)) {
@@ -137,7 +135,7 @@ bool pass_layout_blocked(IrGraph *g, char *err, size_t errlen)
         IrAttr a = n->attr;
         Layout want = LAYOUT_NCHW;
         bool keep = false;  /* global_avgpool: reads whatever it is given */
-        if (eligible(g, n, is_const)) {
+        if (eligible(g, n, is_const, mode)) {
             a.conv.blocked = true;
             want = LAYOUT_NCHW16C;
         } else if ((is_elementwise(n->op) || ((n->op == OP_MAXPOOL2D || n->op == OP_AVGPOOL2D) &&
