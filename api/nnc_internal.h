@@ -1,6 +1,12 @@
-/* nnc_internal.h: what the nnc command line shares with the public API
- * (include/nnc/nnc.h) below its surface, so that `nnc run` loads a model the
- * way nnc_load does instead of repeating it.
+/* nnc_internal.h: what the files of the public API (include/nnc/nnc.h:
+ * compile.c, diagnostics.c, inspect.c, nnc.c) share, and what the nnc
+ * command line shares with them below the surface, so that `nnc run` loads a
+ * model the way nnc_load does instead of repeating it.
+ *
+ * A model owns its graph; the frontend's arena (AST, source text) is freed as
+ * soon as the graph exists, since the graph keeps copies of what it needs.
+ * An instance owns the loaded generated code (runtime/jit.h) and the
+ * generated model's own instance.
  *
  * nnc_load_graph is nnc_load for a graph the caller compiled itself (with its
  * own diagnostics, passes and --print-after) and code generator options of
@@ -16,7 +22,23 @@
 #include "nnc/nnc.h"
 
 #include "codegen/emit_c.h"
+#include "frontend/diag.h"
 #include "ir/ir.h"
+#include "runtime/jit.h"
+
+struct nnc_model {
+    IrGraph *g;      /* checked, through the pipeline of its mode */
+    int max_batch;   /* the options' (>= 1): the pipeline's batch, and load's and emit's default */
+    nnc_mode mode;
+};
+
+struct nnc_instance {
+    RtModel so;      /* the loaded generated code */
+    void *m;         /* its instance */
+};
+
+/* The diagnostics list of d's messages (api/diagnostics.c); d is only read. */
+nnc_diagnostics *nnc_diagnostics_from(const Diag *d);
 
 enum { NNC_LOAD_EMIT = -1, NNC_LOAD_CC = -2, NNC_LOAD_CREATE = -3 };
 
