@@ -112,7 +112,9 @@ int nnc_emit_c(const nnc_model *m, int max_batch, const char *header_name, char 
     bool ok;
     if (m->mode == NNC_TRAINING) {
         CgTrainOptions o = {.max_batch = batch, .header_name = header_name, .source_path = NULL};
-        ok = cg_emit_train_c(m->g, &o, &c, &h, err, sizeof err);
+        IrTrainPlan *p = m->g->train_plan;  /* planned for the model's batch: again for another */
+        ok = (p && p->max_batch == batch) || pass_plan_training_memory(m->g, batch, err, sizeof err);
+        ok = ok && cg_emit_train_c(m->g, &o, &c, &h, err, sizeof err);
     } else {
         CgOptions o = {.max_batch = batch, .header_name = header_name, .source_path = NULL};
         ok = nnc_plan_for(m->g, &o, err, sizeof err) && cg_emit_c(m->g, &o, &c, &h, err, sizeof err);

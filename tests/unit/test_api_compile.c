@@ -323,6 +323,11 @@ static void test_options(void **state)
     char *csrc, *h, *err;
     if (nnc_emit_c(m, 0, "lenet5_train.h", &csrc, &h, &err) != 0) fail_msg("%s", err);
     assert_non_null(strstr(h, "lenet5_train_create"));
+    assert_non_null(strstr(h, "#define LENET5_TRAIN_MAX_BATCH 4"));
+    free(csrc);
+    free(h);
+    if (nnc_emit_c(m, 6, "lenet5_train.h", &csrc, &h, &err) != 0) fail_msg("%s", err);  /* another batch */
+    assert_non_null(strstr(h, "#define LENET5_TRAIN_MAX_BATCH 6"));
     free(csrc);
     free(h);
     nnc_instance *inst;
