@@ -30,7 +30,17 @@ bool nnc_plan_for(IrGraph *g, const CgOptions *o, char *err, size_t errlen)
     return pass_plan_memory(g, o->max_batch, !o->no_memory_plan, err, errlen);
 }
 
-int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error)
+/* Where an instance's weights come from: a safetensors file (path, NULL for
+ * none), or the bytes of one in memory. */
+typedef struct {
+    const char *path;
+    const void *data;
+    size_t size;
+    bool in_memory;
+} Weights;
+
+/* nnc_load_graph for weights w. */
+static int load_graph(IrGraph *g, const CgOptions *o, const Weights *w, nnc_instance **out, char **error)
 {
     StrBuf c = {0}, h = {0};
     char err[4096];
@@ -53,7 +63,14 @@ int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_inst
         free(inst);
         return NNC_LOAD_CC;
     }
-    if (inst->so.create(&inst->m, weights, NULL) != 0) {
+    if (w->in_memory && !inst->so.create_from_memory) {
+        if (error) *error = strdup("the loaded code has no create_from_memory (a loader that predates it)");
+        nnc_instance_free(inst);
+        return NNC_LOAD_CREATE;
+    }
+    int created = w->in_memory ? inst->so.create_from_memory(&inst->m, w->data, w->size, NULL)
+                               : inst->so.create(&inst->m, w->path, NULL);
+    if (created != 0) {
         if (error) *error = fmt("", inst->so.last_error(inst->m));
         nnc_instance_free(inst);
         return NNC_LOAD_CREATE;
@@ -62,16 +79,44 @@ int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_inst
     return 0;
 }
 
-int nnc_load(const nnc_model *m, const char *weights, int max_batch, nnc_instance **out, char **error)
+int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error)
 {
+    Weights w = {.path = weights};
+    return load_graph(g, o, &w, out, error);
+}
+
+int nnc_load_graph_memory(IrGraph *g, const CgOptions *o, const void *weights, size_t size, nnc_instance **out,
+                          char **error)
+{
+    Weights w = {.data = weights, .size = size, .in_memory = true};
+    return load_graph(g, o, &w, out, error);
+}
+
+/* nnc_load and nnc_load_memory: a model for inference, at its batch unless told. */
+static int load_model(const nnc_model *m, const Weights *w, int max_batch, nnc_instance **out, char **error)
+{
+    *out = NULL;
+    if (error) *error = NULL;
     if (m->mode == NNC_TRAINING) {
-        *out = NULL;
         if (error) *error = strdup("the model was compiled for training (NNC_TRAINING): load it with nnc_train_*, "
                                    "or compile it for inference");
         return -1;
     }
     CgOptions o = {.max_batch = max_batch > 0 ? max_batch : m->max_batch, .header_name = "model.h", .source_path = NULL};
-    return nnc_load_graph(m->g, &o, weights, out, error) == 0 ? 0 : -1;
+    return load_graph(m->g, &o, w, out, error) == 0 ? 0 : -1;
+}
+
+int nnc_load(const nnc_model *m, const char *weights, int max_batch, nnc_instance **out, char **error)
+{
+    Weights w = {.path = weights};
+    return load_model(m, &w, max_batch, out, error);
+}
+
+int nnc_load_memory(const nnc_model *m, const void *weights, size_t size, int max_batch, nnc_instance **out,
+                    char **error)
+{
+    Weights w = {.data = weights, .size = size, .in_memory = true};
+    return load_model(m, &w, max_batch, out, error);
 }
 
 int nnc_forward(nnc_instance *inst, int n, const float *const *inputs, float *const *outputs)

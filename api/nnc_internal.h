@@ -43,6 +43,9 @@ nnc_diagnostics *nnc_diagnostics_from(const Diag *d);
 enum { NNC_LOAD_EMIT = -1, NNC_LOAD_CC = -2, NNC_LOAD_CREATE = -3 };
 
 int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error);
+/* The same with the bytes of a safetensors file in memory (not kept after it returns). */
+int nnc_load_graph_memory(IrGraph *g, const CgOptions *o, const void *weights, size_t size, nnc_instance **out,
+                          char **error);
 
 /* Makes g's memory plan (passes/plan_memory.h) the one for o's batch and
  * reuse, planning again when the pipeline planned for other ones. */

@@ -223,6 +223,12 @@ int nnc_emit_c(const nnc_model *m, int max_batch, const char *header_name, char 
  * lists, with its shape. A model compiled for NNC_TRAINING is refused. */
 int nnc_load(const nnc_model *m, const char *weights_safetensors, int max_batch, nnc_instance **out, char **error);
 
+/* The same with the weights in memory: the bytes of a safetensors file
+ * (size of them), checked as nnc_load checks a file, messages naming
+ * "<memory>". The buffer is not kept: it may be freed once this returns. */
+int nnc_load_memory(const nnc_model *m, const void *weights, size_t size, int max_batch, nnc_instance **out,
+                    char **error);
+
 /* Runs n samples (1 <= n <= max_batch): one pointer per input, then per
  * output, in declaration order. On failure, nnc_instance_error explains. */
 int nnc_forward(nnc_instance *inst, int n, const float *const *inputs, float *const *outputs);
