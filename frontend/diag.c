@@ -9,6 +9,7 @@ void diag_init(Diag *d, Arena *arena)
 {
     memset(d, 0, sizeof *d);
     d->arena = arena;
+    d->last_main = -1;
 }
 
 void diag_free(Diag *d)
@@ -124,7 +125,7 @@ static void emit(Diag *d, Loc loc, DiagSeverity sev, const char *fmt, va_list ap
     const char *path = NULL;
     if (loc.file) {
         append_escaped(&d->out, loc.file->path, strlen(loc.file->path), false);
-        path = arena_strndup(d->arena, d->out.data + start, d->out.len - start);
+        path = arena_strndup(d->arena, d->out.len > start ? d->out.data + start : "", d->out.len - start);
         sb_printf(&d->out, ":%d:%d: %s: ", loc.line, loc.col, kinds[sev]);
     } else {
         sb_printf(&d->out, "nnc: %s: ", kinds[sev]);
@@ -132,9 +133,8 @@ static void emit(Diag *d, Loc loc, DiagSeverity sev, const char *fmt, va_list ap
     sb_append(&d->out, esc.data ? esc.data : "");
     sb_append(&d->out, "\n");
     if (loc.file && loc.line > 0) show_line(&d->out, loc);
-    int parent = -1;
-    for (int i = d->n_recs - 1; sev == DIAG_NOTE && i >= 0 && parent < 0; i--)
-        if (d->recs[i].severity != DIAG_NOTE) parent = i;
+    int parent = sev == DIAG_NOTE ? d->last_main : -1;
+    if (sev != DIAG_NOTE) d->last_main = d->n_recs;
     if (d->n_recs == d->cap_recs) {
         d->cap_recs = d->cap_recs ? d->cap_recs * 2 : 8;
         d->recs = nnc_xrealloc(d->recs, (size_t)d->cap_recs * sizeof *d->recs);

@@ -53,6 +53,7 @@ typedef struct Diag {
     int errors;
     DiagRecord *recs;   /* every message, in order, as data */
     int n_recs, cap_recs;
+    int last_main;      /* the record of the last error or warning (what a note belongs to), or -1 */
 } Diag;
 
 void diag_init(Diag *d, Arena *arena);
