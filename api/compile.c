@@ -32,8 +32,8 @@ static int resolve(void *ctx, const char *importer, const char *import, FeImport
     return rc == NNC_IMPORT_FOUND ? 0 : rc == NNC_IMPORT_FROM_DISK ? 1 : -1;
 }
 
-/* The pass level of opt_level: NNC_OPT_DEFAULT (0) is 2, negative is 0, above 2 is 2. */
-static int level_of(int opt_level) { return opt_level == 0 ? 2 : opt_level < 0 ? 0 : opt_level > 2 ? 2 : opt_level; }
+/* The pass level of opt_level, clamped to 0..2 (0 is -O0, as since 0.1.0). */
+static int level_of(int opt_level) { return opt_level < 0 ? 0 : opt_level > 2 ? 2 : opt_level; }
 
 /* Checks opt (NULL: the defaults) and fills fe from it; false after reporting to d. */
 static bool read_options(const nnc_options *opt, FeOptions *fe, Diag *d)
@@ -83,7 +83,7 @@ static IrGraph *build(const nnc_source *src, const nnc_options *opt, Diag *d)
                                              src->length ? src->length : strlen(src->text), &fe, d)
                            : fe_compile(src->path, &fe, d);
     if (!g) return NULL;
-    int level = level_of(opt ? opt->opt_level : 0);
+    int level = level_of(opt ? opt->opt_level : 2);
     int batch = opt && opt->max_batch > 0 ? opt->max_batch : 1;
     char err[512];
     bool ok = opt && opt->mode == NNC_TRAINING ? pass_run_training_pipeline(g, level, batch, NULL, NULL, err, sizeof err)

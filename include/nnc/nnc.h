@@ -92,19 +92,17 @@ typedef enum {
                          * and nnc_emit_c gives the training module */
 } nnc_mode;
 
-enum {
-    NNC_OPT_DEFAULT = 0,  /* -O2 */
-    NNC_OPT_NONE = -1     /* -O0: no pass (every parameter as the source declares it) */
-};
-
-/* Options of a compilation. All-zero options (or NULL) mean the defaults:
- * the file's only network, -O2, no parameter overridden, a batch of 1,
- * inference, the C target, imports read from disk. Fields may be added at
- * the end; initialise with designated initialisers or zero the struct. */
+/* Options of a compilation. NULL options mean the defaults: the file's only
+ * network, -O2, no parameter overridden, a batch of 1, inference, the C
+ * target, imports read from disk. A zero field means the same default,
+ * except opt_level, whose 0 has meant -O0 since the first release (a stable
+ * interface): set opt_level = 2 unless you want the graph unoptimized. Fields
+ * may be added at the end; initialise with designated initialisers or zero
+ * the struct. */
 typedef struct {
     const char *network;        /* which network of the main file; NULL: its only one */
-    int opt_level;              /* NNC_OPT_NONE (-O0), 1 (clean-up passes), 2 (everything);
-                                 * 0 (NNC_OPT_DEFAULT): 2 */
+    int opt_level;              /* 0 (-O0: no pass, every parameter as the source declares it),
+                                 * 1 (clean-up passes), 2 (everything); NULL options: 2 */
     const char *const *defines; /* "NAME=VALUE" overrides of network parameters (nnc --set) */
     int n_defines;
     int max_batch;              /* the most samples one call runs: the passes choose kernels for it,

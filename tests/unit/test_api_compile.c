@@ -297,17 +297,17 @@ static void test_options(void **state)
     assert_int_equal(nnc_compile(&src, &other, &m, &ds), -1);
     assert_non_null(strstr(nnc_diagnostics_get(ds, 0)->message, "no network named 'lenet6'"));
     nnc_diagnostics_free(ds);
-    /* levels: zero is -O2; NNC_OPT_NONE is -O0 (the IR keeps its batchnorms unfolded) */
+    /* levels: 0 is -O0 (the IR keeps its batchnorms unfolded), 2 and NULL options -O2 */
     nnc_source r18 = {.path = NNC_SOURCE_DIR "/models/resnet18.net"};
     char *ir0, *ir2, *ir_default;
-    nnc_options o0 = {.opt_level = NNC_OPT_NONE}, o2 = {.opt_level = 2}, dflt = {0};
+    nnc_options o0 = {.opt_level = 0}, o2 = {.opt_level = 2};
     assert_int_equal(nnc_compile(&r18, &o0, &m, NULL), 0);
     nnc_emit_ir(m, &ir0);
     nnc_model_free(m);
     assert_int_equal(nnc_compile(&r18, &o2, &m, NULL), 0);
     nnc_emit_ir(m, &ir2);
     nnc_model_free(m);
-    assert_int_equal(nnc_compile(&r18, &dflt, &m, NULL), 0);
+    assert_int_equal(nnc_compile(&r18, NULL, &m, NULL), 0);
     nnc_emit_ir(m, &ir_default);
     nnc_model_free(m);
     assert_string_equal(ir2, ir_default);
@@ -349,7 +349,7 @@ static void test_shapes_lenet5(void **state)
 {
     (void)state;
     nnc_source src = {.path = NNC_SOURCE_DIR "/models/lenet5.net"};
-    nnc_options opt = {.max_batch = 16};
+    nnc_options opt = {.opt_level = 2, .max_batch = 16};
     nnc_model *m;
     assert_int_equal(nnc_compile(&src, &opt, &m, NULL), 0);
     int64_t d[8];
@@ -385,7 +385,7 @@ static void test_shapes_resnet18(void **state)
 {
     (void)state;
     nnc_source src = {.path = NNC_SOURCE_DIR "/models/resnet18.net"};
-    nnc_options o0 = {.opt_level = NNC_OPT_NONE};
+    nnc_options o0 = {.opt_level = 0};
     nnc_model *m0, *m2;
     assert_int_equal(nnc_compile(&src, &o0, &m0, NULL), 0);
     assert_int_equal(nnc_compile(&src, NULL, &m2, NULL), 0);

@@ -81,7 +81,7 @@ static void test_lenet5_file_and_memory(void **state)
     (void)state;
     char *w = init_weights(NNC_SOURCE_DIR "/models/lenet5.net", "");
     nnc_source src = {.path = NNC_SOURCE_DIR "/models/lenet5.net"};
-    nnc_options opt = {.max_batch = 4};
+    nnc_options opt = {.opt_level = 2, .max_batch = 4};
     nnc_model *m;
     assert_int_equal(nnc_compile(&src, &opt, &m, NULL), 0);
     same_outputs(m, w, 4);
