@@ -21,6 +21,7 @@
 
 struct nnc_model {
     IrGraph *g;
+    NncSource src;   /* how it was compiled: a trainer compiles it again (nnc_train.c) */
 };
 
 struct nnc_instance {
@@ -76,6 +77,7 @@ static int compile(const char *path, const char *text, const nnc_options *opt, n
     if (!g) return -1;
     *out = nnc_xcalloc(1, sizeof **out);
     (*out)->g = g;
+    nnc_source_keep(&(*out)->src, path, text, opt);
     return 0;
 }
 
@@ -94,10 +96,12 @@ void nnc_model_free(nnc_model *m)
 {
     if (!m) return;
     ir_free(m->g);
+    nnc_source_free(&m->src);
     free(m);
 }
 
 const char *nnc_model_name(const nnc_model *m) { return m->g->name; }
+const NncSource *nnc_model_source(const nnc_model *m) { return &m->src; }
 int nnc_model_inputs(const nnc_model *m) { return m->g->n_inputs; }
 int nnc_model_outputs(const nnc_model *m) { return m->g->n_outputs; }
 
