@@ -58,6 +58,7 @@ typedef struct Settings {
     double lr;
     long batch;
     bool weight_decay_set;
+    bool negative_seed;     /* the train section's seed is below 0 */
 } Settings;
 
 static char *fmt_alloc(const char *fmt, ...) NNC_PRINTF(1, 2);
@@ -103,6 +104,7 @@ static void apply_section(Settings *s, const FeTrainSetting *st)
     else if (strcmp(f, "--weight-decay") == 0) s->cfg.weight_decay = section_number(v), s->weight_decay_set = true;
     else if (strcmp(f, "--label-smoothing") == 0) s->cfg.label_smoothing = section_number(v);
     else if (strcmp(f, "--aux-weight") == 0) s->cfg.aux_weight = section_number(v);
+    else if (strcmp(f, "--seed") == 0 && v[0] == '-') s->negative_seed = true;  /* the frontend checks it is whole */
     else if (strcmp(f, "--seed") == 0) s->cfg.seed = strtoull(v, NULL, 10);
     else if (strcmp(f, "--batch") == 0) s->batch = strtol(v, NULL, 10);
     else if (strcmp(f, "--loss") == 0)
@@ -131,7 +133,7 @@ static void apply_options(Settings *s, const nnc_train_options *o)
     take(&s->cfg.weight_decay, o->weight_decay);
     take(&s->cfg.label_smoothing, o->label_smoothing);
     take(&s->cfg.aux_weight, o->aux_weight);
-    if (o->seed) s->cfg.seed = o->seed < 0 ? 0 : (uint64_t)o->seed;
+    if (o->seed) s->cfg.seed = o->seed < 0 ? 0 : (uint64_t)o->seed, s->negative_seed = false;
 }
 
 /* The checks of `nnc train`'s command line (tools/train_args.c), as a sentence; NULL: fine. */
@@ -151,9 +153,14 @@ static char *check_settings(const Settings *s, const nnc_train_options *o)
         return fmt_alloc("nesterov needs SGD with momentum greater than 0");
     if (!(c->beta1 < 1) || !(c->beta2 < 1))
         return fmt_alloc("Adam's betas must be below 1, got %g and %g", c->beta1, c->beta2);
-    if (!isfinite(c->eps) || !isfinite(c->weight_decay) || !isfinite(c->aux_weight))
-        return fmt_alloc("eps, weight_decay and aux_weight must be finite");
-    if (!(c->label_smoothing <= 1)) return fmt_alloc("label_smoothing %g: it must be at most 1", c->label_smoothing);
+    if (!(c->beta1 >= 0) || !(c->beta2 >= 0)) return fmt_alloc("Adam's betas must be 0 or more, got %g and %g", c->beta1, c->beta2);
+    if (!(c->eps >= 0) || !(c->weight_decay >= 0) || !(c->aux_weight >= 0) || !isfinite(c->eps) ||
+        !isfinite(c->weight_decay) || !isfinite(c->aux_weight))
+        return fmt_alloc("eps, weight_decay and aux_weight must be finite numbers >= 0, got %g, %g and %g", c->eps,
+                         c->weight_decay, c->aux_weight);
+    if (!(c->label_smoothing >= 0 && c->label_smoothing <= 1))
+        return fmt_alloc("label_smoothing %g: it must be from 0 to 1", c->label_smoothing);
+    if (s->negative_seed) return fmt_alloc("the train section's seed is negative; seeds are whole numbers >= 0");
     if (!(s->lr >= 0) || !isfinite(s->lr)) return fmt_alloc("the train section's lr %g is not a number >= 0", s->lr);
     return NULL;
 }
@@ -287,6 +294,12 @@ static char *create_from_bytes(nnc_trainer *tr, const void *bytes, size_t size, 
                                        : create_from_file(tr, path, cfg);
     unlink(path);
     nnc_tmp_untrack(slot);
+    char *at = why ? strstr(why, path) : NULL;
+    if (at) {  /* the loader names the file: say "<memory>", the caller's view */
+        char *named = fmt_alloc("%.*s<memory>%s", (int)(at - why), why, at + strlen(path));
+        free(why);
+        why = named;
+    }
     return why;
 }
 
@@ -305,8 +318,16 @@ static char *create_fresh(nnc_trainer *tr, const IrGraph *g, const RtTrainConfig
 
 /* ---- the API ---- */
 
-int nnc_trainer_create(const nnc_model *m, int max_batch, const nnc_train_options *opt,
-                       const char *weights_safetensors, nnc_trainer **out, char **error)
+/* Where the initial weights come from: a file, bytes in memory, or (both
+ * NULL) the seed. */
+typedef struct Weights {
+    const char *path;
+    const void *bytes;
+    size_t size;
+} Weights;
+
+static int create(const nnc_model *m, int max_batch, const nnc_train_options *opt, const Weights *w,
+                  nnc_trainer **out, char **error)
 {
     if (error) *error = NULL;
     if (out) *out = NULL;
@@ -335,7 +356,10 @@ int nnc_trainer_create(const nnc_model *m, int max_batch, const nnc_train_option
         tr->n_inputs = g->n_inputs;
         why = load_module(tr, g, src->text ? NULL : src->path);
     }
-    if (!why) why = weights_safetensors ? create_from_file(tr, weights_safetensors, &s.cfg) : create_fresh(tr, g, &s.cfg);
+    if (!why)
+        why = w->path    ? create_from_file(tr, w->path, &s.cfg)
+              : w->bytes ? create_from_bytes(tr, w->bytes, w->size, &s.cfg)
+                         : create_fresh(tr, g, &s.cfg);
     ir_free(g);
     if (why) {
         if (error) *error = why;
@@ -345,6 +369,26 @@ int nnc_trainer_create(const nnc_model *m, int max_batch, const nnc_train_option
     }
     *out = tr;
     return 0;
+}
+
+int nnc_trainer_create(const nnc_model *m, int max_batch, const nnc_train_options *opt,
+                       const char *weights_safetensors, nnc_trainer **out, char **error)
+{
+    Weights w = {weights_safetensors, NULL, 0};
+    return create(m, max_batch, opt, &w, out, error);
+}
+
+int nnc_trainer_create_memory(const nnc_model *m, int max_batch, const nnc_train_options *opt, const void *weights,
+                              size_t size, nnc_trainer **out, char **error)
+{
+    if (!weights) {
+        if (error) *error = fmt_alloc("nnc_trainer_create_memory: the weights are NULL (nnc_trainer_create with "
+                                      "NULL weights starts from fresh ones)");
+        if (out) *out = NULL;
+        return -1;
+    }
+    Weights w = {NULL, weights, size};
+    return create(m, max_batch, opt, &w, out, error);
 }
 
 /* Arguments a step or an evaluation cannot take, as the module would not say them. */

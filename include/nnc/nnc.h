@@ -154,6 +154,11 @@ typedef struct {
 int nnc_trainer_create(const nnc_model *m, int max_batch, const nnc_train_options *opt,
                        const char *weights_safetensors, nnc_trainer **out, char **error);
 
+/* The same, starting from weights given as the bytes of a safetensors file
+ * in memory (what nnc_trainer_weights returns); the buffer is not kept. */
+int nnc_trainer_create_memory(const nnc_model *m, int max_batch, const nnc_train_options *opt, const void *weights,
+                              size_t size, nnc_trainer **out, char **error);
+
 /* One step on n samples (1 <= n <= max batch): one pointer per input (one
  * input: [n][...] floats), labels[n]; forward in training mode, mean loss,
  * backward, one optimizer update with learning rate lr. *loss receives the

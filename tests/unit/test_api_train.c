@@ -217,7 +217,6 @@ static void test_saved_weights_load(void **state)
     fclose(f);
     assert_memory_equal(file, bytes, size);               /* ... and the same bytes */
     free(file);
-    free(bytes);
 
     nnc_instance *inst;
     char *err;
@@ -248,6 +247,22 @@ static void test_saved_weights_load(void **state)
     assert_true(fabsf(again_loss - eval_loss) <= 1e-6f * fabsf(eval_loss));
     assert_int_equal(nnc_trainer_steps(again), 0);
     nnc_trainer_free(again);
+    /* ... and from the same bytes in memory */
+    nnc_trainer *from_memory;
+    if (nnc_trainer_create_memory(m, B, NULL, bytes, size, &from_memory, &err) != 0) fail_msg("%s", err);
+    assert_int_equal(nnc_train_eval(from_memory, B, in, y, &again_loss, NULL), 0);
+    assert_true(fabsf(again_loss - eval_loss) <= 1e-6f * fabsf(eval_loss));
+    nnc_trainer_free(from_memory);
+    /* cut short, the bytes are refused, named as memory (not as a temporary file) */
+    assert_int_equal(nnc_trainer_create_memory(m, B, NULL, bytes, size / 2, &from_memory, &err), -1);
+    assert_null(from_memory);
+    assert_non_null(strstr(err, "<memory>"));
+    assert_null(strstr(err, "nnc-weights-"));
+    free(err);
+    assert_int_equal(nnc_trainer_create_memory(m, B, NULL, NULL, 0, &from_memory, &err), -1);
+    assert_non_null(strstr(err, "NULL"));
+    free(err);
+    free(bytes);
     nnc_trainer_free(tr);
     nnc_model_free(m);
 }
@@ -353,6 +368,16 @@ static void test_bad_arguments(void **state)
     o.beta2 = 1.5;
     create_fails(m, B, &o, NULL, "betas must be below 1");
     create_fails(m, B, NULL, "/no/such/weights.safetensors", "/no/such/weights.safetensors");
+    nnc_model_free(m);
+
+    char text[1024];
+    snprintf(text, sizeof text, "%s\ntrain small {\n    optimizer = sgd(weight_decay: -0.5)\n}\n", small_net);
+    m = compile_or_fail("section.net", text);
+    create_fails(m, B, NULL, NULL, "weight_decay");
+    nnc_train_options wd = {0};
+    wd.weight_decay = -1;  /* an explicit 0 over the section's */
+    nnc_trainer *ok = trainer_or_fail(m, B, &wd, NULL);
+    nnc_trainer_free(ok);
     nnc_model_free(m);
 
     m = compile_or_fail("two.net", "network two { input a: [4]\n input b: [4]\n output y = a + b }\n");
