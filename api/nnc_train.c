@@ -3,19 +3,20 @@
  *
  * A trainer is what `nnc train` (tools/train.c) builds for one run, minus the
  * data and the loop, which are the caller's:
- *   settings        built-in defaults, then the network's train section
- *                   (frontend.h fe_train_settings), then the caller's
- *                   nnc_train_options: the order of `nnc train`'s defaults,
- *                   section and command line
- *   training_graph  the model's source elaborated again (nnc_internal.h
- *                   NncSource) and run through the training pipeline at -O2
- *                   for the maximum batch, as load_graph does
- *   load_module     the training module generated from it
- *                   (codegen/emit_train.h), loaded by runtime/jit.h
- *                   rt_load_train: the one loader of the CLI and the API
- *   create          the module's PREFIX_train_create on a weights file, or on
- *                   the weights `nnc init` writes (api/init_weights.h) handed
- *                   over through a temporary safetensors file
+ *   settings     built-in defaults, then the network's train section (read
+ *                when the model was compiled for training, api/compile.c and
+ *                train_settings.c), then the caller's nnc_train_options: the
+ *                order of `nnc train`'s defaults, section and command line
+ *   the graph    the model's, compiled with nnc_options.mode NNC_TRAINING
+ *                (the training pipeline: batchnorm with batch statistics,
+ *                dropout masks, as `nnc train`'s load_graph), its training
+ *                memory planned again when the trainer's batch is another
+ *   load_module  the training module generated from it
+ *                (codegen/emit_train.h), loaded by runtime/jit.h
+ *                rt_load_train: the one loader of the CLI and the API
+ *   create       the module's PREFIX_train_create on a weights file, or on
+ *                the weights `nnc init` writes (api/init_weights.h) or bytes
+ *                in memory, handed over through a temporary safetensors file
  * The module's instance holds the parameters, the buffers and the optimizer's
  * state; steps, evaluation and the tensor table are its entry points
  * (runtime/train_abi.h). Nothing here prints: every failure is a message, in
@@ -28,7 +29,7 @@
 #include "codegen/emit_train.h"
 #include "common/common.h"
 #include "frontend/frontend.h"
-#include "passes/passes.h"
+#include "passes/plan_memory.h"
 #include "runtime/jit.h"
 #include "runtime/tensor_io.h"
 
@@ -93,7 +94,7 @@ static double section_number(const char *v) { return v ? strtod(v, NULL) : 0.0; 
 /* Applies one train-section setting (flag as `nnc train` spells it); the
  * settings of the data and the loop (epochs, schedule, augment...) are the
  * caller's and are skipped. */
-static void apply_section(Settings *s, const FeTrainSetting *st)
+static void apply_section(Settings *s, const NncSetting *st)
 {
     const char *f = st->flag, *v = st->value;
     if (strcmp(f, "--optimizer") == 0)
@@ -166,27 +167,16 @@ static char *check_settings(const Settings *s, const nnc_train_options *o)
 }
 
 /* Defaults (tools/train_args.c parse_args), the train section, the options. */
-static char *settings(const NncSource *src, const FeOptions *fe, const nnc_train_options *o, Settings *s)
+static char *settings(const nnc_model *m, const nnc_train_options *o, Settings *s)
 {
     memset(s, 0, sizeof *s);
     s->lr = 0.01;
-    s->batch = 64;
+    s->batch = 0;  /* none: the model's */
     s->cfg.optimizer = RT_OPTIM_SGD;
     s->cfg.loss = RT_LOSS_CROSS_ENTROPY;
     s->cfg.aux_weight = 0.3;  /* GoogLeNet's auxiliary classifiers */
     s->cfg.beta1 = 0.9, s->cfg.beta2 = 0.999, s->cfg.eps = 1e-8;  /* torch's Adam defaults */
-    Arena arena = {0};
-    Diag d;
-    diag_init(&d, &arena);
-    FeTrainSetting *st = NULL;
-    int n = 0;
-    bool ok = src->text ? fe_train_settings_text(src->path, src->text, src->len, fe, &st, &n, &d)
-                        : fe_train_settings(src->path, fe, &st, &n, &d);
-    char *why = ok ? NULL : fmt_alloc("%s", d.out.data ? d.out.data : "the train section cannot be read");
-    for (int i = 0; ok && i < n; i++) apply_section(s, &st[i]);
-    diag_free(&d);
-    arena_free(&arena);
-    if (why) return why;
+    for (int i = 0; i < m->n_train; i++) apply_section(s, &m->train[i]);
     if (o) apply_options(s, o);
     if (s->cfg.optimizer == RT_OPTIM_ADAMW && !s->weight_decay_set) s->cfg.weight_decay = 0.01;  /* torch's default */
     return check_settings(s, o);
@@ -214,23 +204,22 @@ static char *check_network(const IrGraph *g, const Settings *s)
     return NULL;
 }
 
-/* The model's source elaborated again and run through the training pipeline. */
-static IrGraph *training_graph(const NncSource *src, const FeOptions *fe, int max_batch, char **why)
+/* The model's training graph, its training memory planned for max_batch. */
+static IrGraph *training_graph(const nnc_model *m, int max_batch, char **why)
 {
-    Arena arena = {0};
-    Diag d;
-    diag_init(&d, &arena);
-    IrGraph *g = src->text ? fe_compile_text(src->path, src->text, src->len, fe, &d) : fe_compile(src->path, fe, &d);
-    if (!g) *why = fmt_alloc("%s", d.out.data ? d.out.data : "the network cannot be compiled again");
-    diag_free(&d);
-    arena_free(&arena);
-    char err[512];
-    if (g && !pass_run_training_pipeline(g, 2, max_batch, NULL, NULL, err, sizeof err)) {
-        *why = fmt_alloc("internal error after a training pass: %s", err);
-        ir_free(g);
-        g = NULL;
+    if (m->mode != NNC_TRAINING) {
+        *why = fmt_alloc("network '%s' was compiled for inference; compile it with nnc_options.mode = NNC_TRAINING "
+                         "to train it (batchnorm on batch statistics, dropout active)", m->g->name);
+        return NULL;
     }
-    return g;
+    char err[512];
+    IrTrainPlan *p = m->g->train_plan;  /* planned for the model's batch: again for another */
+    if (!(p && p->max_batch == max_batch) && !pass_plan_training_memory(m->g, max_batch, err, sizeof err)) {
+        *why = fmt_alloc("cannot plan the training memory of network '%s' for %d samples: %s", m->g->name, max_batch,
+                         err);
+        return NULL;
+    }
+    return m->g;
 }
 
 /* Generates the training module of g and loads it into tr->mod. */
@@ -336,31 +325,28 @@ static int create(const nnc_model *m, int max_batch, const nnc_train_options *op
         return -1;
     }
     if (max_batch < 0) {
-        if (error) *error = fmt_alloc("nnc_trainer_create: max_batch %d is negative (0: the train section's batch)",
+        if (error) *error = fmt_alloc("nnc_trainer_create: max_batch %d is negative (0: the train section's batch, else the model's)",
                                       max_batch);
         return -1;
     }
-    const NncSource *src = nnc_model_source(m);
-    FeOptions fe = {src->network, src->defines, src->n_defines};
     Settings s;
     IrGraph *g = NULL;
     nnc_trainer *tr = nnc_xcalloc(1, sizeof *tr);
-    char *why = settings(src, &fe, opt, &s);
+    char *why = settings(m, opt, &s);
     if (!why) {
-        tr->max_batch = max_batch ? max_batch : (int)(s.batch > 0 && s.batch <= (1 << 20) ? s.batch : 64);
+        tr->max_batch = max_batch ? max_batch : s.batch > 0 && s.batch <= (1 << 20) ? (int)s.batch : m->max_batch;
         tr->lr = s.lr;
-        g = training_graph(src, &fe, tr->max_batch, &why);
+        g = training_graph(m, tr->max_batch, &why);
     }
     if (!why && !(why = check_network(g, &s))) {
         tr->network = strdup(g->name);
         tr->n_inputs = g->n_inputs;
-        why = load_module(tr, g, src->text ? NULL : src->path);
+        why = load_module(tr, g, NULL);
     }
     if (!why)
         why = w->path    ? create_from_file(tr, w->path, &s.cfg)
               : w->bytes ? create_from_bytes(tr, w->bytes, w->size, &s.cfg)
                          : create_fresh(tr, g, &s.cfg);
-    ir_free(g);
     if (why) {
         if (error) *error = why;
         else free(why);

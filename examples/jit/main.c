@@ -1,9 +1,10 @@
 /* jit_demo: nnc as a library, in process. The program writes a small
- * network as a string, compiles it (nnc_compile_string), trains it a few
- * steps through the training API (nnc_trainer_*: forward, loss, backward and
- * an SGD update per step, the optimizer's state in the trainer), saves the
- * weights, JITs the inference code with them (nnc_load) and runs it; then it
- * changes the string (a wider convolution), and does it all again.
+ * network as a string, compiles it for training (nnc_compile_string with
+ * mode NNC_TRAINING), trains it a few steps through the training API
+ * (nnc_trainer_*: forward, loss, backward and an SGD update per step, the
+ * optimizer's state in the trainer), saves the weights, compiles the same
+ * string for inference, JITs it with those weights (nnc_load) and runs it;
+ * then it changes the string (a wider convolution), and does it all again.
  *
  *   jit_demo [SCRATCH_DIR]      (default: a new folder in $TMPDIR, removed at the end)
  *
@@ -141,22 +142,37 @@ static int run(const nnc_model *m, const float *x, const int32_t *y, const char 
     return 0;
 }
 
+/* The network in text, compiled for training or for inference; NULL after printing why. */
+static nnc_model *compile(const char *text, nnc_mode mode)
+{
+    nnc_options o = {0};
+    o.max_batch = BATCH;
+    o.mode = mode;
+    nnc_model *m;
+    char *diag;
+    if (nnc_compile_string("demo.net", text, &o, &m, &diag) != 0) {
+        fprintf(stderr, "%s", diag);  /* demo.net:LINE:COL: error: ... */
+        free(diag);
+        return NULL;
+    }
+    return m;
+}
+
 /* One round: the network of the given width from its text, trained, then run. */
 static int round_of(int width, const char *dir, const float *x, const int32_t *y)
 {
-    char text[1024], path[1100], *diag;
-    nnc_model *m;
+    char text[1024], path[1100];
     network_text(text, sizeof text, width);
     printf("network with conv(%d, 3):\n%s", width, text);
-    if (nnc_compile_string("demo.net", text, NULL, &m, &diag) != 0) {
-        fprintf(stderr, "%s", diag);
-        free(diag);
-        return 1;
-    }
     snprintf(path, sizeof path, "%s/demo_w%d.safetensors", dir, width);
-    int rc = train(m, x, y, path);
-    if (rc == 0) rc = run(m, x, y, path);
+    nnc_model *m = compile(text, NNC_TRAINING);  /* batchnorm on batch statistics, dropout active */
+    int rc = m ? train(m, x, y, path) : 1;
     nnc_model_free(m);
+    if (rc == 0) {
+        m = compile(text, NNC_INFERENCE);  /* the optimized forward */
+        rc = m ? run(m, x, y, path) : 1;
+        nnc_model_free(m);
+    }
     remove(path);
     return rc;
 }

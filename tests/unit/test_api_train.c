@@ -12,10 +12,11 @@
  *   - the weights saved (a file, or bytes in memory) are what nnc_load
  *     takes, and the inference code then classifies as the trainer does;
  *   - the network's train section gives the settings the options leave at
- *     zero (learning rate, batch);
+ *     zero (learning rate, batch), else the model's batch;
  *   - bad arguments (n over the maximum batch, a label out of range, NULL
  *     pointers, impossible settings, an untrainable network, a missing
- *     weights file) fail with a message naming what is wrong.
+ *     weights file, a model compiled for inference) fail with a message
+ *     naming what is wrong.
  * The sanitizer build (NNC_SANITIZE) runs it with leak detection: everything
  * is freed. */
 #include <setjmp.h>
@@ -61,11 +62,15 @@ static void make_data(int n, float *x, int32_t *y, uint64_t seed)
     }
 }
 
-static nnc_model *compile_or_fail(const char *path, const char *text)
+/* The model of a file (text NULL) or a string, for training (mode) or inference. */
+static nnc_model *compile_or_fail(const char *path, const char *text, nnc_mode mode, int max_batch)
 {
     nnc_model *m;
     char *diag = NULL;
-    int rc = text ? nnc_compile_string(path, text, NULL, &m, &diag) : nnc_compile_file(path, NULL, &m, &diag);
+    nnc_options o = {0};
+    o.mode = mode;
+    o.max_batch = max_batch;
+    int rc = text ? nnc_compile_string(path, text, &o, &m, &diag) : nnc_compile_file(path, &o, &m, &diag);
     if (rc != 0) fail_msg("%s", diag);
     return m;
 }
@@ -146,7 +151,7 @@ static void test_step_equals_nnc_train(void **state)
         fail_msg("nnc train failed");
     }
 
-    nnc_model *m = compile_or_fail(net, NULL);
+    nnc_model *m = compile_or_fail(net, NULL, NNC_TRAINING, B);
     nnc_train_options o = {0};
     o.optimizer = NNC_OPTIMIZER_SGD;
     o.momentum = 0.9;
@@ -169,7 +174,7 @@ static void test_step_equals_nnc_train(void **state)
 static void test_loss_decreases(void **state)
 {
     (void)state;
-    nnc_model *m = compile_or_fail("small.net", small_net);
+    nnc_model *m = compile_or_fail("small.net", small_net, NNC_TRAINING, 2 * B);
     nnc_train_options o = {0};
     o.optimizer = NNC_OPTIMIZER_ADAM;
     o.seed = 3;
@@ -200,7 +205,8 @@ static void test_saved_weights_load(void **state)
     (void)state;
     char path[600];
     path_in(path, sizeof path, "trained.safetensors");
-    nnc_model *m = compile_or_fail("small.net", small_net);
+    nnc_model *m = compile_or_fail("small.net", small_net, NNC_TRAINING, B);
+    nnc_model *inference = compile_or_fail("small.net", small_net, NNC_INFERENCE, B);
     nnc_trainer *tr = trainer_or_fail(m, B, NULL, NULL);
     float x[B * D], loss;
     int32_t y[B];
@@ -220,7 +226,7 @@ static void test_saved_weights_load(void **state)
 
     nnc_instance *inst;
     char *err;
-    if (nnc_load(m, path, B, &inst, &err) != 0) fail_msg("%s", err);
+    if (nnc_load(inference, path, B, &inst, &err) != 0) fail_msg("%s", err);
     float out[B * C];
     const float *in[1] = {x};
     float *outs[1] = {out};
@@ -265,6 +271,7 @@ static void test_saved_weights_load(void **state)
     free(bytes);
     nnc_trainer_free(tr);
     nnc_model_free(m);
+    nnc_model_free(inference);
 }
 
 /* The train section's settings where the options are zero. */
@@ -274,7 +281,7 @@ static void test_train_section_defaults(void **state)
     char text[1024];
     snprintf(text, sizeof text, "%s\ntrain small {\n    optimizer = sgd(lr: 0.25, momentum: 0.5)\n    batch = 6\n}\n",
              small_net);
-    nnc_model *m = compile_or_fail("section.net", text);
+    nnc_model *m = compile_or_fail("section.net", text, NNC_TRAINING, 0);
     nnc_trainer *tr = trainer_or_fail(m, 0, NULL, NULL);
     assert_int_equal(nnc_trainer_max_batch(tr), 6);
     assert_true(nnc_trainer_lr(tr) == 0.25);
@@ -286,9 +293,9 @@ static void test_train_section_defaults(void **state)
     assert_int_equal(nnc_trainer_max_batch(tr), 2);
     nnc_trainer_free(tr);
     nnc_model_free(m);
-    m = compile_or_fail("small.net", small_net);
+    m = compile_or_fail("small.net", small_net, NNC_TRAINING, 5);  /* no section: the model's batch */
     tr = trainer_or_fail(m, 0, NULL, NULL);
-    assert_int_equal(nnc_trainer_max_batch(tr), 64);
+    assert_int_equal(nnc_trainer_max_batch(tr), 5);
     assert_true(nnc_trainer_lr(tr) == 0.01);
     nnc_trainer_free(tr);
     nnc_model_free(m);
@@ -314,7 +321,7 @@ static void create_fails(const nnc_model *m, int max_batch, const nnc_train_opti
 static void test_bad_arguments(void **state)
 {
     (void)state;
-    nnc_model *m = compile_or_fail("small.net", small_net);
+    nnc_model *m = compile_or_fail("small.net", small_net, NNC_TRAINING, B);
     nnc_trainer *tr = trainer_or_fail(m, B, NULL, NULL);
     float x[(B + 1) * D], loss = -1;
     int32_t y[B + 1];
@@ -372,7 +379,7 @@ static void test_bad_arguments(void **state)
 
     char text[1024];
     snprintf(text, sizeof text, "%s\ntrain small {\n    optimizer = sgd(weight_decay: -0.5)\n}\n", small_net);
-    m = compile_or_fail("section.net", text);
+    m = compile_or_fail("section.net", text, NNC_TRAINING, B);
     create_fails(m, B, NULL, NULL, "weight_decay");
     nnc_train_options wd = {0};
     wd.weight_decay = -1;  /* an explicit 0 over the section's */
@@ -380,10 +387,13 @@ static void test_bad_arguments(void **state)
     nnc_trainer_free(ok);
     nnc_model_free(m);
 
-    m = compile_or_fail("two.net", "network two { input a: [4]\n input b: [4]\n output y = a + b }\n");
+    m = compile_or_fail("small.net", small_net, NNC_INFERENCE, B);
+    create_fails(m, B, NULL, NULL, "compile it with nnc_options.mode = NNC_TRAINING");
+    nnc_model_free(m);
+    m = compile_or_fail("two.net", "network two { input a: [4]\n input b: [4]\n output y = a + b }\n", NNC_TRAINING, B);
     create_fails(m, B, NULL, NULL, "network 'two' has 2 inputs");
     nnc_model_free(m);
-    m = compile_or_fail("one.net", "network one { input a: [4]\n output y = a |> linear(1) }\n");
+    m = compile_or_fail("one.net", "network one { input a: [4]\n output y = a |> linear(1) }\n", NNC_TRAINING, B);
     create_fails(m, B, NULL, NULL, "use the loss NNC_LOSS_BCE");
     nnc_model_free(m);
 }
