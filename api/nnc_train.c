@@ -28,7 +28,6 @@
 #include "codegen/cnames.h"
 #include "codegen/emit_train.h"
 #include "common/common.h"
-#include "frontend/frontend.h"
 #include "passes/plan_memory.h"
 #include "runtime/jit.h"
 #include "runtime/tensor_io.h"
@@ -223,12 +222,12 @@ static IrGraph *training_graph(const nnc_model *m, int max_batch, char **why)
 }
 
 /* Generates the training module of g and loads it into tr->mod. */
-static char *load_module(nnc_trainer *tr, const IrGraph *g, const char *source_path)
+static char *load_module(nnc_trainer *tr, const IrGraph *g)
 {
     StrBuf c = {0}, h = {0};
     char *err = nnc_xmalloc(TR_ERRLEN), *why = NULL;
     IrLoc where = {NULL, 0, 0};
-    CgTrainOptions o = {.max_batch = tr->max_batch, .header_name = "model_train.h", .source_path = source_path,
+    CgTrainOptions o = {.max_batch = tr->max_batch, .header_name = "model_train.h", .source_path = NULL,
                         .err_loc = &where};
     if (!cg_emit_train_c(g, &o, &c, &h, err, TR_ERRLEN)) {
         why = where.file ? fmt_alloc("%s:%d:%d: error: %s", where.file, where.line, where.col, err)
@@ -341,7 +340,7 @@ static int create(const nnc_model *m, int max_batch, const nnc_train_options *op
     if (!why && !(why = check_network(g, &s))) {
         tr->network = strdup(g->name);
         tr->n_inputs = g->n_inputs;
-        why = load_module(tr, g, NULL);
+        why = load_module(tr, g);
     }
     if (!why)
         why = w->path    ? create_from_file(tr, w->path, &s.cfg)

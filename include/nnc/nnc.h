@@ -260,9 +260,6 @@ void nnc_instance_free(nnc_instance *inst);
  * Adam, AdamW; CrossEntropyLoss, BCEWithLogitsLoss, MSELoss against one-hot
  * labels); one step equals one step of `nnc train` with the same settings,
  * weights and batch, bit for bit. docs/api_training.md has a whole program. */
-#include <stddef.h>
-#include <stdint.h>
-
 typedef struct nnc_trainer nnc_trainer;
 
 typedef enum {
