@@ -14,9 +14,10 @@
  *   load_module  the training module generated from it
  *                (codegen/emit_train.h), loaded by runtime/jit.h
  *                rt_load_train: the one loader of the CLI and the API
- *   create       the module's PREFIX_train_create on a weights file, or on
- *                the weights `nnc init` writes (api/init_weights.h) or bytes
- *                in memory, handed over through a temporary safetensors file
+ *   create       the module's PREFIX_train_create on a weights file, or
+ *                PREFIX_train_create_from_memory on the bytes of one: the
+ *                caller's, or the weights `nnc init` writes
+ *                (api/init_weights.h), encoded in memory
  * The module's instance holds the parameters, the buffers and the optimizer's
  * state; steps, evaluation and the tensor table are its entry points
  * (runtime/train_abi.h). Nothing here prints: every failure is a message, in
@@ -38,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum { TR_ERRLEN = 8192 };  /* compiler messages can be long */
 
@@ -256,38 +256,14 @@ static char *create_from_file(nnc_trainer *tr, const char *path, const RtTrainCo
     return why;
 }
 
-/* The module's create on safetensors bytes, through a temporary file
- * $TMPDIR/nnc-weights-PID-XXXXXX (common.h's temporaries of nnc's own, as
- * `nnc train`'s initial weights). */
+/* The module's create on the bytes of a safetensors file in memory
+ * (PREFIX_train_create_from_memory: its messages name "<memory>"). */
 static char *create_from_bytes(nnc_trainer *tr, const void *bytes, size_t size, const RtTrainConfig *cfg)
 {
-    const char *tmp = getenv("TMPDIR");
-    char path[1100];
-    tmp = tmp && *tmp ? tmp : "/tmp";
-    nnc_tmp_sweep(tmp, "nnc-weights-");
-    snprintf(path, sizeof path, "%s/nnc-weights-%ld-XXXXXX", tmp, (long)getpid());
-    int fd = mkstemp(path);
-    if (fd < 0) return fmt_alloc("cannot create a temporary file %s: %s", path, strerror(errno));
-    int slot = nnc_tmp_track(path, 0);
-    const char *p = bytes;
-    size_t left = size;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        p += w, left -= (size_t)w;
-    }
-    int e = errno;
-    char *why = close(fd) != 0 || left ? fmt_alloc("cannot write the temporary file %s: %s", path, strerror(e))
-                                       : create_from_file(tr, path, cfg);
-    unlink(path);
-    nnc_tmp_untrack(slot);
-    char *at = why ? strstr(why, path) : NULL;
-    if (at) {  /* the loader names the file: say "<memory>", the caller's view */
-        char *named = fmt_alloc("%.*s<memory>%s", (int)(at - why), why, at + strlen(path));
-        free(why);
-        why = named;
-    }
+    if (tr->mod.create_from_memory(&tr->t, bytes, size, cfg) == 0) return NULL;
+    char *why = fmt_alloc("%s", tr->mod.last_error(tr->t));
+    tr->mod.destroy(tr->t);
+    tr->t = NULL;
     return why;
 }
 
