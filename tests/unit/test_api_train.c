@@ -293,6 +293,16 @@ static void test_train_section_defaults(void **state)
     assert_int_equal(nnc_trainer_max_batch(tr), 2);
     nnc_trainer_free(tr);
     nnc_model_free(m);
+    /* a mistake in the section is a compile error, at its place, when compiling for training */
+    snprintf(text, sizeof text, "%s\ntrain small {\n    optimizer = rmsprop(lr: 0.1)\n}\n", small_net);
+    nnc_options co = {0};
+    co.mode = NNC_TRAINING;
+    char *diag = NULL;
+    assert_int_equal(nnc_compile_string("bad.net", text, &co, &m, &diag), -1);
+    assert_non_null(strstr(diag, "bad.net:8:17: error: unknown optimizer 'rmsprop'"));
+    free(diag);
+    m = compile_or_fail("bad.net", text, NNC_INFERENCE, 0);  /* inference does not read it */
+    nnc_model_free(m);
     m = compile_or_fail("small.net", small_net, NNC_TRAINING, 5);  /* no section: the model's batch */
     tr = trainer_or_fail(m, 0, NULL, NULL);
     assert_int_equal(nnc_trainer_max_batch(tr), 5);
