@@ -70,8 +70,9 @@ static bool read_options(const nnc_options *opt, FeOptions *fe, Diag *d)
     return d->errors == 0;
 }
 
-/* The graph of src through the pipeline opt asks for, or NULL after reporting to d. */
-static IrGraph *build(const nnc_source *src, const nnc_options *opt, Diag *d)
+/* The graph of src through the pipeline opt asks for, or NULL after reporting
+ * to d; for training, the train section's settings into m. */
+static IrGraph *build(const nnc_source *src, const nnc_options *opt, Diag *d, nnc_model *m)
 {
     FeOptions fe;
     if (!src || (!src->path && !src->text)) {
@@ -83,6 +84,13 @@ static IrGraph *build(const nnc_source *src, const nnc_options *opt, Diag *d)
                                              src->length ? src->length : strlen(src->text), &fe, d)
                            : fe_compile(src->path, &fe, d);
     if (!g) return NULL;
+    if (opt && opt->mode == NNC_TRAINING &&
+        !nnc_train_settings_read(src->path ? src->path : "<string>", src->text,
+                                 src->text && !src->length ? strlen(src->text) : src->length, &fe, d, &m->train,
+                                 &m->n_train)) {
+        ir_free(g);
+        return NULL;
+    }
     int level = level_of(opt ? opt->opt_level : 2);
     int batch = opt && opt->max_batch > 0 ? opt->max_batch : 1;
     char err[512];
@@ -100,12 +108,13 @@ static IrGraph *build(const nnc_source *src, const nnc_options *opt, Diag *d)
 static int compile(const nnc_source *src, const nnc_options *opt, nnc_model **out, Diag *d)
 {
     *out = NULL;
-    IrGraph *g = build(src, opt, d);
+    nnc_model *m = nnc_xcalloc(1, sizeof *m);
+    IrGraph *g = build(src, opt, d, m);
     if (!g) {
         if (!d->errors) diag_error(d, (Loc){0}, "compilation failed");
+        nnc_model_free(m);
         return -1;
     }
-    nnc_model *m = nnc_xcalloc(1, sizeof *m);
     m->g = g;
     m->max_batch = opt && opt->max_batch > 0 ? opt->max_batch : 1;
     m->mode = opt ? opt->mode : NNC_INFERENCE;
@@ -155,5 +164,6 @@ void nnc_model_free(nnc_model *m)
 {
     if (!m) return;
     ir_free(m->g);
+    nnc_settings_free(m->train, m->n_train);
     free(m);
 }

@@ -23,19 +23,35 @@
 
 #include "codegen/emit_c.h"
 #include "frontend/diag.h"
+#include "frontend/frontend.h"
 #include "ir/ir.h"
 #include "runtime/jit.h"
+
+/* One setting of a network's train section (frontend.h FeTrainSetting),
+ * copied: flag as `nnc train` spells it ("--lr"), value or NULL. */
+typedef struct NncSetting {
+    char *flag, *value;
+} NncSetting;
 
 struct nnc_model {
     IrGraph *g;      /* checked, through the pipeline of its mode */
     int max_batch;   /* the options' (>= 1): the pipeline's batch, and load's and emit's default */
     nnc_mode mode;
+    NncSetting *train;  /* NNC_TRAINING: the train section's settings (nnc_train.c reads them), or NULL */
+    int n_train;
 };
 
 struct nnc_instance {
     RtModel so;      /* the loaded generated code */
     void *m;         /* its instance */
 };
+
+/* The train section of the network fe picks in the main source (path, and
+ * text or NULL: the file), copied into *out (api/train_settings.c); false
+ * after reporting a positioned error to d. nnc_settings_free releases them. */
+bool nnc_train_settings_read(const char *path, const char *text, size_t len, const FeOptions *fe, Diag *d,
+                             NncSetting **out, int *n);
+void nnc_settings_free(NncSetting *s, int n);
 
 /* The diagnostics list of d's messages (api/diagnostics.c); d is only read. */
 nnc_diagnostics *nnc_diagnostics_from(const Diag *d);

@@ -25,6 +25,7 @@
  * the order they run: mean milliseconds per call over the timed runs, the
  * share of the sum, and the layer (op, name, place in the source). The hook
  * costs a clock read per layer, so the total runs a little above median_ms. */
+#include "api/init_weights.h"
 #include "common/common.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
@@ -143,10 +144,10 @@ static bool write_weights(const IrGraph *g, char *path, size_t len, int *slot)
 {
     char err[512];
     if (!tool_temp_path(path, len, "weights", slot)) return false;
-    RtTensor *ts = train_init_tensors(g, 1);
+    RtTensor *ts = nnc_init_tensors(g, 1);
     bool ok = rt_st_write(path, ts, g->n_params, "{\"format\":\"pt\"}", err, sizeof err) == 0;
     if (!ok) fprintf(stderr, "nnc bench: %s\n", err);
-    train_init_free(ts, g->n_params);
+    nnc_init_free(ts, g->n_params);
     return ok;
 }
 
