@@ -1,4 +1,6 @@
-/* jit_cache.h: compiled objects of the in-process JIT, cached on disk.
+/* jit_cache.h: compiled generated code cached on disk: the in-process JIT's
+ * objects (runtime/jit.c) and the system compiler's shared objects
+ * (runtime/jit_cc.c), through one flow (rt_cache_build).
  *
  * An entry is the object file Clang made from one generated source, or the
  * shared object the system C compiler made (runtime/jit_cc.c), under the
