@@ -23,7 +23,7 @@
  *                      overlaid by name with --weights (a tensor missing from
  *                      the file, or of another shape, stays fresh: the
  *                      "replace the classifier head" mode), handed to
- *                      PREFIX_train_create through a temporary safetensors file
+ *                      PREFIX_train_create_from_memory as safetensors bytes
  *   apply_freeze       --freeze globs: set_trainable(i, 0)
  *   restore_checkpoint --resume: checksum verified, settings compared, epoch
  *                      and step checked, tensors and step restored
@@ -262,25 +262,26 @@ bool tool_temp_path(char *path, size_t len, const char *what, int *slot)
     return true;
 }
 
-/* A training instance with the initial weights (see the top comment). */
+/* A training instance with the initial weights (see the top comment),
+ * handed to the module as safetensors bytes in memory (no temporary file). */
 static void *create_instance(const TrainArgs *t, const IrGraph *g, const RtTrainModule *m)
 {
     void *inst = NULL;
-    char path[1100], err[1024];
-    int slot = -1;
+    char err[1024];
     RtTensor *ts = nnc_init_tensors(g, t->cfg.seed);
-    if (t->weights && !t->resume && !overlay_weights(t, g, ts)) goto done;
-    if (!tool_temp_path(path, sizeof path, "weights", &slot)) goto done;
-    if (rt_st_write(path, ts, g->n_params, "{\"format\":\"pt\"}", err, sizeof err) != 0) {
-        fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
-    } else if (m->create(&inst, path, &t->cfg) != 0) {
-        fprintf(stderr, "nnc %s: %s\n", t->cmd, m->last_error(inst));
-        m->destroy(inst);
-        inst = NULL;
+    if (!t->weights || t->resume || overlay_weights(t, g, ts)) {
+        size_t size = 0;
+        unsigned char *bytes = rt_st_encode("initial weights", ts, g->n_params, "{\"format\":\"pt\"}", &size, err,
+                                            sizeof err);
+        if (!bytes) {
+            fprintf(stderr, "nnc %s: %s\n", t->cmd, err);
+        } else if (m->create_from_memory(&inst, bytes, size, &t->cfg) != 0) {
+            fprintf(stderr, "nnc %s: %s\n", t->cmd, m->last_error(inst));
+            m->destroy(inst);
+            inst = NULL;
+        }
+        free(bytes);
     }
-    unlink(path);
-    nnc_tmp_untrack(slot);
-done:
     nnc_init_free(ts, g->n_params);
     return inst;
 }
