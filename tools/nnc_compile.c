@@ -117,7 +117,8 @@ int cmd_compile(const Cli *c)
     IrGraph *g = cli_load_model_files(c, &arena, &files, &n_files);
     int rc = 1;
     if (!g) goto done;
-    if (c->embed_weights && cli_check_weights(c->embed_weights, g) != 0) goto done;
+    const char *weights = c->embed_weights ? c->embed_weights : c->check_weights;  /* checked, and a dependency */
+    if (weights && cli_check_weights(weights, g) != 0) goto done;
     if (c->stats) {
         print_stats(g, c->batch);
         rc = 0;
@@ -127,11 +128,11 @@ int cmd_compile(const Cli *c)
     if (strcmp(c->emit, "ir") == 0) {
         ir_print(g, &a);
         rc = write_text(c->out, &a);
-        if (rc == 0 && c->depfile && c->out) rc = cli_write_depfile(c->depfile, c->out, files, n_files, NULL);
+        if (rc == 0 && c->depfile && c->out) rc = cli_write_depfile(c->depfile, c->out, files, n_files, weights);
     } else if (strcmp(c->emit, "dot") == 0) {
         ir_print_dot(g, &a);
         rc = write_text(c->out, &a);
-        if (rc == 0 && c->depfile && c->out) rc = cli_write_depfile(c->depfile, c->out, files, n_files, NULL);
+        if (rc == 0 && c->depfile && c->out) rc = cli_write_depfile(c->depfile, c->out, files, n_files, weights);
     } else {
         /* -o - sends the C source to standard output and writes no header
          * (two files do not fit one stream): a note names the header it
@@ -161,7 +162,7 @@ int cmd_compile(const Cli *c)
             char *s_path = c->embed_weights ? asm_path(c_path) : NULL;
             rc = write_pair(c_path, &a, h_path, &b, s_path, &s);
             free(s_path);
-            if (rc == 0 && c->depfile) rc = cli_write_depfile(c->depfile, c_path, files, n_files, c->embed_weights);
+            if (rc == 0 && c->depfile) rc = cli_write_depfile(c->depfile, c_path, files, n_files, weights);
         }
         free(c_path);
         free(h_path);

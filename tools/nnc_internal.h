@@ -34,6 +34,7 @@ typedef struct {
     const char *labels;
     const char *depfile;        /* --depfile FILE: OUT: MAIN.net IMPORTS... [WEIGHTS] (make syntax) */
     const char *embed_weights;  /* --embed-weights W.safetensors: OUT_weights.S and PREFIX_create_embedded */
+    const char *check_weights;  /* --check-weights W.safetensors: checked, and listed by --depfile, only */
 } Cli;
 
 /* ---- the --help text (nnc_usage.c) ---- */

@@ -13,6 +13,8 @@
  *                          compiler to parse), and PREFIX_create_embedded in the
  *                          generated C and header, which hands those bytes to
  *                          PREFIX_create_from_memory.
+ *   --check-weights W      the same check alone (W joins the --depfile list):
+ *                          nnc_add_model's WEIGHTS without EMBED_WEIGHTS.
  *
  * The generated code itself is codegen's; this file only appends a wrapper
  * whose signature it reads from the header codegen wrote (PREFIX_create's), so
@@ -87,7 +89,7 @@ int cli_check_weights(const char *path, const IrGraph *g)
     int n;
     char err[1024];
     if (rt_st_read(path, &t, &n, err, sizeof err) != 0) {  /* its messages name the path */
-        fprintf(stderr, "nnc: --embed-weights: %s\n", err);
+        fprintf(stderr, "nnc: weights: %s\n", err);
         return 1;
     }
     int bad = 0;  /* mismatches; the first 8 are told (a wrong file fails every tensor) */
@@ -100,17 +102,17 @@ int cli_check_weights(const char *path, const IrGraph *g)
         shape_text(want, sizeof want, v->shape.rank, v->shape.dim);
         if (!f) {
             if (bad++ < 8)
-                fprintf(stderr, "nnc: --embed-weights %s: no tensor '%s' (network %s reads it, shape %s)\n", path,
+                fprintf(stderr, "nnc: weights %s: no tensor '%s' (network %s reads it, shape %s)\n", path,
                         v->name, g->name, want);
             continue;
         }
         shape_text(got, sizeof got, f->rank, f->shape);
         if (strcmp(want, got) != 0 && bad++ < 8) {
-            fprintf(stderr, "nnc: --embed-weights %s: tensor '%s' has shape %s, network %s reads %s\n", path,
+            fprintf(stderr, "nnc: weights %s: tensor '%s' has shape %s, network %s reads %s\n", path,
                     v->name, got, g->name, want);
         }
     }
-    if (bad > 8) fprintf(stderr, "nnc: --embed-weights %s: and %d more tensors missing or of another shape\n", path, bad - 8);
+    if (bad > 8) fprintf(stderr, "nnc: weights %s: and %d more tensors missing or of another shape\n", path, bad - 8);
     rt_tensors_free(t, n);
     return bad ? 1 : 0;
 }
@@ -209,10 +211,11 @@ int cli_add_embedded(StrBuf *c_src, StrBuf *h_src, const char *weights, StrBuf *
     }
     StrBuf h = {0};
     sb_printf(&h, "%.*s", (int)(tail - h_src->data), h_src->data);
-    sb_printf(&h, "/* %s_create with the weights linked into the program (nnc --embed-weights: %s_weights.S\n"
-                  " * holds the bytes of %s, checked against the network when the code was generated). */\n"
+    sb_printf(&h, "/* %s_create with the weights linked into the program (nnc --embed-weights: the\n"
+                  " * _weights.S beside the .c holds the bytes of %s,\n"
+                  " * checked against the network when the code was generated). */\n"
                   "int %s_create_embedded(%s, %s);\n\n%s",
-              prefix, prefix, w, prefix, first, rest, tail);
+              prefix, w, prefix, first, rest, tail);
     sb_free(h_src);
     *h_src = h;
     emit_asm(asm_src, prefix, w);

@@ -52,6 +52,7 @@ static const char *const usage[] = {
     "                     linked as they are) and add NETWORK_create_embedded(&m, workspace)\n"
     "                     to the C and header (--emit=train: NETWORK_train_create_embedded),\n"
     "                     which creates the model from those bytes; W joins the --depfile list\n"
+    "  --check-weights W  only check W against the network (and list it in the --depfile)\n"
     "\n"
     "options for every command:\n"
     "  --network NAME     which network of the file (needed when it defines several)\n"
