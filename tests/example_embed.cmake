@@ -10,9 +10,11 @@
 #  4. tests/install/consumer.c built with nothing but `pkg-config --cflags
 #     --libs nnc` against libnnc.so, and with `--static` against libnnc.a,
 #     and run;
-#  5. tests/install/depproject copied, built and run; its model imports a
-#     file from another directory; that file is edited and the next build must
-#     rerun nnc (the depfile) and change the program's output.
+#  5. tests/install/depproject copied, built and run: consumer.c linked to the
+#     imported targets nnc::nnc and nnc::nnc_static, and a model (TRAINING,
+#     WEIGHTS) that imports a file from another directory; that file is edited
+#     and the next build must rerun nnc (the depfile) and change the
+#     program's output.
 #   cmake -DNNC=path/to/nnc -DSRC=repo -DBUILD=nnc-build-dir -DBIN=scratch-dir
 #         [-DGENERATOR=Ninja] [-DCC=cc] [-DSAN_FLAGS=-fsanitize=...] -P example_embed.cmake
 file(REMOVE_RECURSE ${BIN})
@@ -160,8 +162,14 @@ set(dp ${BIN}/depproject)
 file(COPY ${SRC}/tests/install/depproject/ DESTINATION ${dp})
 run("" ${stage}/bin/nnc init ${dp}/model/tiny.net --seed 5 -o ${dp}/w.safetensors)
 run("" ${CMAKE_COMMAND} -S ${dp} -B ${dp}/build -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${stage}
-    -DTINY_WEIGHTS=${dp}/w.safetensors)
+    -DTINY_WEIGHTS=${dp}/w.safetensors -DCONSUMER=${consumer} "-DCMAKE_C_FLAGS=${SAN_FLAGS}")
 run("" ${CMAKE_COMMAND} --build ${dp}/build)
+foreach(kind nnc nnc_static)  # the imported targets nnc::nnc and nnc::nnc_static
+  run(out ${dp}/build/consumer_${kind})
+  if(NOT out MATCHES "network tiny, 1 input")
+    message(FATAL_ERROR "consumer_${kind} (linked to nnc::${kind}) printed:\n${out}")
+  endif()
+endforeach()
 run(before ${dp}/build/app)
 run(noop ${CMAKE_COMMAND} --build ${dp}/build)
 if(noop MATCHES "nnc: ")
