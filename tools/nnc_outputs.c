@@ -201,11 +201,15 @@ int cli_add_embedded(StrBuf *c_src, StrBuf *h_src, const char *weights, StrBuf *
                      "    return %s_create_from_memory(%s, %s_weights_blob,\n"
                      "        (size_t)(%s_weights_blob_end - %s_weights_blob), %s);\n}\n",
               w, prefix, prefix, prefix, first, rest, prefix, x, prefix, prefix, prefix, rest_name);
+    /* the declaration goes before the header's closing extern "C" (the
+     * inference header's), else before its closing #endif (the training one's) */
     const char *tail = NULL;
     for (const char *p = strstr(h_src->data, "#ifdef __cplusplus\n}"); p; p = strstr(p + 1, "#ifdef __cplusplus\n}"))
         tail = p;
+    for (const char *p = strstr(h_src->data, "\n#endif"); p && !tail; p = strstr(p + 1, "\n#endif"))
+        if (!strstr(p + 1, "\n#endif")) tail = p + 1;
     if (!tail) {
-        fprintf(stderr, "nnc: internal error: --embed-weights: the generated header has no closing extern \"C\"\n");
+        fprintf(stderr, "nnc: internal error: --embed-weights: the generated header has no closing #endif\n");
         free(w);
         return 1;
     }
