@@ -38,5 +38,8 @@ install(FILES ${PROJECT_BINARY_DIR}/nncConfig.cmake ${PROJECT_BINARY_DIR}/nncCon
 # libdl, pthreads and the C++ runtime of the JIT's one C++ file.
 set(NNC_PC_LIBS_PRIVATE "${NNC_PC_JIT_LIBS} -lz -lm -ldl -lpthread")
 string(STRIP "${NNC_PC_LIBS_PRIVATE}" NNC_PC_LIBS_PRIVATE)
+# the prefix seen from lib/pkgconfig/ (or lib/x86_64-linux-gnu/pkgconfig/, Debian's /usr)
+file(RELATIVE_PATH NNC_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
+string(REGEX REPLACE "/$" "" NNC_PC_TO_PREFIX "${NNC_PC_TO_PREFIX}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/nnc.pc.in ${PROJECT_BINARY_DIR}/nnc.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/nnc.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
