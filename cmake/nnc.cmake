@@ -71,9 +71,10 @@ endif()
 cmake_policy(PUSH)
 cmake_policy(VERSION 3.20)
 
-# One nnc run: MODEL to OUT_C (and its .h, and the extra OUTPUTS) with ARGS,
-# a depfile beside OUT_C; appended to the caller's SOURCES.
-function(_nnc_generate target model out_c extra_outputs args weights)
+# One nnc run: MODEL to OUT_C, its .h and EXTRA_OUTPUTS (the .S), with ARGS;
+# nnc's depfile beside OUT_C lists the imports; WEIGHTS (may be empty) is a
+# dependency from the first build on.
+function(_nnc_generate model out_c extra_outputs args weights)
   get_filename_component(dir ${out_c} DIRECTORY)
   get_filename_component(base ${out_c} NAME_WE)
   set(outs ${out_c} ${dir}/${base}.h ${extra_outputs})
@@ -142,14 +143,14 @@ function(_nnc_add_model target)
   if(A_EMBED_WEIGHTS)
     set(extra ${dir}/${target}_weights.S)
   endif()
-  _nnc_generate(${target} ${model} ${dir}/${target}.c "${extra}" "${args};${weights_arg}" "${weights}")
+  _nnc_generate(${model} ${dir}/${target}.c "${extra}" "${args};${weights_arg}" "${weights}")
   list(APPEND sources ${extra})
   if(A_TRAINING)
     set(extra)
     if(A_EMBED_WEIGHTS)
       set(extra ${dir}/${target}_train_weights.S)
     endif()
-    _nnc_generate(${target} ${model} ${dir}/${target}_train.c "${extra}" "${args};--emit=train;${weights_arg}" "${weights}")
+    _nnc_generate(${model} ${dir}/${target}_train.c "${extra}" "${args};--emit=train;${weights_arg}" "${weights}")
     list(APPEND sources ${dir}/${target}_train.c ${dir}/${target}_train.h ${extra})
   endif()
 
