@@ -5,8 +5,8 @@
  *   NAME.h   the whole contract a user reads: the shapes of the inputs and the
  *            outputs, the parameter table (names and shapes as the safetensors
  *            file must hold them), PREFIX_MAX_BATCH and PREFIX_WORKSPACE_BYTES,
- *            the error codes, and five entry points (create, forward, forward_v,
- *            last_error, destroy), each with a comment.
+ *            the error codes, and the entry points (create, create_from_memory,
+ *            forward, forward_v, last_error, set_threads, destroy), each with a comment.
  *   NAME.c   the kernels this graph calls (sections of runtime/snippets/kernels.c,
  *            with what they need, in file order), the safetensors loader, then
  *            the network: a parameter table, a run function of straight-line
@@ -565,7 +565,8 @@ static void cg_write_param_doc(CgCtx *cx, StrBuf *out)
 {
     const IrGraph *g = cx->g;
     if (!g->n_params) {
-        cg_put(cx, out, " * $p has no parameters: create's weights_safetensors may be NULL.\n");
+        cg_put(cx, out, " * $p has no parameters: create's weights_safetensors may be NULL (and\n"
+                        " * create_from_memory's weights NULL, size 0).\n");
         return;
     }
     cg_put(cx, out, " * Parameters, read by name from a safetensors file (float32, these shapes):\n *\n");
@@ -662,7 +663,7 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
 {
     const IrGraph *g = cx->g;
     cg_write_header_top(cx, out);
-    cg_put(cx, out, "#ifndef $P_H\n#define $P_H\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+    cg_put(cx, out, "#ifndef $P_H\n#define $P_H\n\n#include <stddef.h>  /* size_t */\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     const char **io = arena_alloc(&cx->arena, (size_t)(g->n_inputs + g->n_outputs) * sizeof *io);
     size_t w = strlen(cg_shrinks_params(cx) ? "PARAM_KEPT_FLOATS" : "WORKSPACE_BYTES");
     for (int32_t i = 0; i < g->n_inputs + g->n_outputs; i++) {
@@ -706,6 +707,12 @@ static void cg_write_header(CgCtx *cx, StrBuf *out)
            " * that holds only the message ($p_last_error(*m) explains, $p_destroy(*m)\n"
            " * frees it), or to NULL when even that allocation failed. */\n"
            "int $p_create($p_model **m, const char *weights_safetensors, void *workspace);\n\n"
+           "/* $p_create with the parameters from memory: weights points to size bytes\n"
+           " * holding a safetensors file (linked into the program, or read by the\n"
+           " * caller). They pass the same checks as a file's, and messages name them\n"
+           " * \"<memory>\"; create copies what it needs, so the bytes may be freed when\n"
+           " * it returns. */\n"
+           "int $p_create_from_memory($p_model **m, const void *weights, size_t size, void *workspace);\n\n"
            "/* Runs the network on n samples (1 <= n <= $P_MAX_BATCH): one pointer per\n"
            " * input, then one per output, shaped as in the table at the top. Outputs must\n"
            " * not overlap the inputs or each other. Returns $P_OK or an error code. */\n");

@@ -137,6 +137,7 @@ int rt_load(const char *c_src, const char *h_src, const char *header_name, const
         out->so = j;
         out->kind = 1;
         if (rt_jit_sym(j, prefix, "create", &out->create, err, errlen) &&
+            rt_jit_sym(j, prefix, "create_from_memory", &out->create_from_memory, err, errlen) &&
             rt_jit_sym(j, prefix, "forward_v", &out->forward_v, err, errlen) &&
             rt_jit_sym(j, prefix, "last_error", &out->last_error, err, errlen) &&
             rt_jit_sym(j, prefix, "destroy", &out->destroy, err, errlen))

@@ -303,6 +303,7 @@ int rt_cc_load(const char *c_src, const char *h_src, const char *header_name, co
     memset(out, 0, sizeof *out);
     if (rt_cc_build(c_src, h_src, header_name, prefix, false, &out->so, err, errlen) != 0) return -1;
     if (rt_cc_sym(out->so, prefix, "create", &out->create, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "create_from_memory", &out->create_from_memory, err, errlen) &&
         rt_cc_sym(out->so, prefix, "forward_v", &out->forward_v, err, errlen) &&
         rt_cc_sym(out->so, prefix, "last_error", &out->last_error, err, errlen) &&
         rt_cc_sym(out->so, prefix, "destroy", &out->destroy, err, errlen))

@@ -29,13 +29,15 @@ typedef struct RtModel {
     void *so;                                         /* dlopen handle, or an RtJit (kind 1) */
     int kind;                                         /* 0: loaded by rt_cc_load; 1: by the in-process JIT (runtime/jit.h) */
     int (*create)(void **m, const char *weights_safetensors, void *workspace);
+    int (*create_from_memory)(void **m, const void *weights, size_t size, void *workspace);  /* the safetensors bytes */
     int (*forward_v)(void *m, int n, const float *const *inputs, float *const *outputs);
     const char *(*last_error)(const void *m);
     void (*destroy)(void *m);
 } RtModel;
 
 /* Compiles c_src (which #includes header_name, whose text is h_src) and loads
- * the entry points PREFIX_create, _forward_v, _last_error and _destroy into
+ * the entry points PREFIX_create, _create_from_memory, _forward_v, _last_error
+ * and _destroy into
  * *out. Returns 0, or -1 with the reason in err (for a compile failure, the
  * compiler's messages). The temporary directory is removed either way. */
 int rt_cc_load(const char *c_src, const char *h_src, const char *header_name, const char *prefix, RtModel *out,

@@ -271,7 +271,8 @@ int rt_st_write(const char *path, const RtTensor *t, int n, const char *meta, ch
         return RT_FAIL("the header would be %zu bytes, over the 100 MB that readers accept", len);
     }
     memset(&h, 0, sizeof h);
-    if (nnc_st_parse_header(&h, path, (const unsigned char *)sb.data, sb.len, 8, (uint64_t)total, err, errlen)) {
+    if (nnc_st_parse_header_of(&h, path, "file", (const unsigned char *)sb.data, sb.len, 8, (uint64_t)total, err,
+                               errlen)) {
         sb_free(&sb);
         return -1;   /* duplicate names, reported by the reader's own rules */
     }
@@ -286,11 +287,12 @@ int rt_st_write(const char *path, const RtTensor *t, int n, const char *meta, ch
     return rc ? RT_FAIL("cannot write: %s", strerror(e)) : 0;
 }
 
-/* Reads entry e (F32, validated) of an open file into a new tensor. */
-static int rt_st_read_one(FILE *f, const char *path, const nnc_st_header *h, const nnc_st_entry *e,
-                          RtTensor *t, char *err, size_t errlen)
+/* Reads entry e (F32, validated) of the open file s into a new tensor. */
+static int rt_st_read_one(const nnc_st_src *s, const nnc_st_header *h, const nnc_st_entry *e, RtTensor *t, char *err,
+                          size_t errlen)
 {
     char q[512];
+    const char *path = s->name;  /* for RT_FAIL */
     uint64_t bytes = e->end - e->begin;
     nnc_st_quote(q, sizeof q, e->name, strlen(e->name));
     if (e->dtype != NNC_ST_F32)
@@ -305,56 +307,47 @@ static int rt_st_read_one(FILE *f, const char *path, const nnc_st_header *h, con
     t->name = name;
     t->rank = e->rank;
     for (int i = 0; i < e->rank; i++) t->shape[i] = (int64_t)e->shape[i];
-    return nnc_st_read_data(f, path, h, e, t->data, err, errlen);
+    return nnc_st_src_data(s, h, e, t->data, err, errlen);
 }
 
 /* nnc_st_open (the generated code's) with a regular-file check first: a FIFO
  * or a character device never reaches fopen, which could block or read for
  * ever. The descriptor checked is the one read, so nothing can be swapped in
  * between. */
-static int rt_st_open(const char *path, FILE **fp, nnc_st_header *h, char *err, size_t errlen)
+static int rt_st_open(const char *path, nnc_st_src *s, nnc_st_header *h, char *err, size_t errlen)
 {
-    uint64_t hlen = 0, fsize = 0;
+    uint64_t hlen = 0;
     const char *why = NULL;
     int64_t size = 0;
     memset(h, 0, sizeof *h);
-    *fp = NULL;
+    memset(s, 0, sizeof *s);
+    s->name = path;
+    s->noun = "file";
     if (!path) return RT_FAIL("no weights file given");
     int fd = nnc_open_regular(path, &size, &why);
     if (fd < 0) return RT_FAIL("cannot open: %s", why);
-    FILE *f = fdopen(fd, "rb");
-    if (!f) { close(fd); return RT_FAIL("cannot open: %s", strerror(errno)); }
-    if (nnc_st_read_prefix(f, path, &hlen, &fsize, err, errlen)) { fclose(f); return -1; }
-    unsigned char *text = malloc((size_t)hlen + 1);
-    if (!text) { fclose(f); return RT_FAIL("out of memory reading the header"); }
-    if (fread(text, 1, (size_t)hlen, f) != (size_t)hlen) {
-        RT_FAIL("cannot read the header: %s", ferror(f) ? strerror(errno) : "the file shrank while reading");
-        free(text);
-        fclose(f);
+    s->f = fdopen(fd, "rb");
+    if (!s->f) { close(fd); return RT_FAIL("cannot open: %s", strerror(errno)); }
+    if (nnc_st_src_prefix(s, &hlen, err, errlen) || nnc_st_src_header(s, hlen, h, err, errlen)) {
+        fclose(s->f);
+        s->f = NULL;
         return -1;
     }
-    if (nnc_st_parse_header(h, path, text, (size_t)hlen, 8, fsize - 8 - hlen, err, errlen)) {
-        free(text);
-        fclose(f);
-        return -1;
-    }
-    h->text = text;
-    *fp = f;
     return 0;
 }
 
 int rt_st_read(const char *path, RtTensor **tensors, int *n, char *err, size_t errlen)
 {
     nnc_st_header h;
-    FILE *f = NULL;
+    nnc_st_src src;
     int rc = 0;
     *tensors = NULL;
     *n = 0;
-    if (rt_check_host(path, err, errlen) || rt_st_open(path, &f, &h, err, errlen)) return -1;
+    if (rt_check_host(path, err, errlen) || rt_st_open(path, &src, &h, err, errlen)) return -1;
     RtTensor *v = h.n < (size_t)INT_MAX ? calloc(h.n ? h.n : 1, sizeof *v) : NULL;
     if (!v) rc = RT_FAIL("out of memory for %zu tensors", h.n);
     for (size_t i = 0; v && i < h.n && rc == 0; i++)
-        rc = rt_st_read_one(f, path, &h, &h.entries[i], &v[i], err, errlen);
+        rc = rt_st_read_one(&src, &h, &h.entries[i], &v[i], err, errlen);
     if (rc == 0) {
         *tensors = v;
         *n = (int)h.n;
@@ -362,18 +355,18 @@ int rt_st_read(const char *path, RtTensor **tensors, int *n, char *err, size_t e
         rt_tensors_free(v, (int)h.n);
     }
     nnc_st_header_free(&h);
-    fclose(f);
+    fclose(src.f);
     return rc;
 }
 
 int rt_st_names(const char *path, char ***names, int *n, char *err, size_t errlen)
 {
     nnc_st_header h;
-    FILE *f = NULL;
+    nnc_st_src src;
     *names = NULL;
     *n = 0;
-    if (rt_check_host(path, err, errlen) || rt_st_open(path, &f, &h, err, errlen)) return -1;
-    fclose(f);
+    if (rt_check_host(path, err, errlen) || rt_st_open(path, &src, &h, err, errlen)) return -1;
+    fclose(src.f);
     size_t bytes = (h.n + 1) * sizeof(char *);
     for (size_t i = 0; i < h.n; i++) bytes += strlen(h.entries[i].name) + 1;
     char **v = h.n < (size_t)INT_MAX ? malloc(bytes) : NULL;

@@ -2,8 +2,9 @@
  * template the code generator fills in (codegen/template.c, emit_c.c).
  *
  * Everything of NAME.c that is the same for every network lives here: the
- * instance, the error path, loading the parameters, create, forward_v,
- * last_error and destroy. What depends on the network comes in through:
+ * instance, the error path, loading the parameters (from a file, or from a
+ * safetensors image in memory: the same loader and checks, safetensors_load.c),
+ * create and create_from_memory, forward_v, last_error and destroy. What depends on the network comes in through:
  *   $p, $P                the network's C prefix and macro prefix;
  *   @if FLAG / @else / @endif   lines kept or dropped by a property of the
  *                         network (params: it has parameters; consts: create
@@ -51,6 +52,15 @@ static const struct {
 /* @endif */
 /* @fill names */
 
+/* Where create reads the parameters from: the safetensors file path, or the
+ * bytes of one in memory, [data, data + size) (create_from_memory). */
+typedef struct {
+    const char *path;       /* the file (create), or NULL */
+    const void *data;       /* the bytes (create_from_memory), or NULL */
+    size_t      size;       /* their count */
+    int         in_memory;  /* 1: data and size, 0: path */
+} $p_source;
+
 /* Records a message in m and returns code. */
 static int $p_fail($p_model *m, int code, const char *fmt, ...)
 {
@@ -87,20 +97,23 @@ static int $p_scratch_fits(void)
 
 /* @endif */
 /* @if params */
-/* Opens the weights file at path into sf, checks every parameter against it
- * (name, F32, shape) and reads those the forward pass reads into m->params.
+/* Opens the weights (a file or memory: src) into sf, checks every parameter
+ * against them (name, F32, shape) and reads those the forward pass reads
+ * into m->params.
  * Those only the constants read (after $P_PARAM_KEPT_FLOATS in the table's
  * layout, shrink) are read by $p_prepare as it makes each constant. On
  * success sf stays open for it; on failure nothing is left open. */
-static int $p_load($p_model *m, const char *path, nnc_st_file *sf)
+static int $p_load($p_model *m, const $p_source *src, nnc_st_file *sf)
 {
     nnc_st_want want;
     char err[256];
     int i;
 
     memset(sf, 0, sizeof *sf);
-    if (!path)
+    if (!src->in_memory && !src->path)
         return $p_fail(m, $P_ERR_ARG, "$p_create: the weights path is NULL, but $p has parameters");
+    if (src->in_memory && !src->data)
+        return $p_fail(m, $P_ERR_ARG, "$p_create_from_memory: the weights are NULL, but $p has parameters");
 /* @if shrink */
     m->params = (float *)malloc(((size_t)$P_PARAM_KEPT_FLOATS + 1) * sizeof(float));
 /* @else */
@@ -108,7 +121,8 @@ static int $p_load($p_model *m, const char *path, nnc_st_file *sf)
 /* @endif */
     if (!m->params)
         return $p_fail(m, $P_ERR_NOMEM, "$p_create: out of memory for the parameters");
-    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+    if ((src->in_memory ? nnc_st_begin_memory(sf, src->data, src->size, NULL, err, sizeof err)
+                        : nnc_st_begin(sf, src->path, err, sizeof err)) != 0)
         return $p_fail(m, $P_ERR_WEIGHTS, "$p_create: %s", err);
     for (i = 0; i < $P_N_PARAMS; i++) {
         want.name = $p_param_table[i].name;
@@ -190,7 +204,7 @@ done:
 
 /* @endif */
 /* The work of create, on a zeroed instance. */
-static int $p_init($p_model *m, const char *weights, void *workspace)
+static int $p_init($p_model *m, const $p_source *weights, void *workspace)
 {
     (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
 /* @if scratch */
@@ -233,7 +247,8 @@ static int $p_init($p_model *m, const char *weights, void *workspace)
 }
 
 /* @fill run */
-int $p_create($p_model **m, const char *weights_safetensors, void *workspace)
+/* create and create_from_memory: a new instance reading its parameters from src. */
+static int $p_new($p_model **m, const $p_source *src, void *workspace)
 {
     $p_model *model;
     int rc;
@@ -243,13 +258,33 @@ int $p_create($p_model **m, const char *weights_safetensors, void *workspace)
     *m = model = ($p_model *)calloc(1, sizeof *model);
     if (!model)
         return $P_ERR_NOMEM;
-    rc = $p_init(model, weights_safetensors, workspace);
+    rc = $p_init(model, src, workspace);
     if (rc != $P_OK) {
         $p_release(model);
         return rc;
     }
     model->ready = 1;
     return $P_OK;
+}
+
+int $p_create($p_model **m, const char *weights_safetensors, void *workspace)
+{
+    $p_source src;
+
+    memset(&src, 0, sizeof src);
+    src.path = weights_safetensors;
+    return $p_new(m, &src, workspace);
+}
+
+int $p_create_from_memory($p_model **m, const void *weights, size_t size, void *workspace)
+{
+    $p_source src;
+
+    memset(&src, 0, sizeof src);
+    src.data = weights;
+    src.size = size;
+    src.in_memory = 1;
+    return $p_new(m, &src, workspace);
 }
 
 int $p_forward_v($p_model *m, int n, const float *const *inputs, float *const *outputs)

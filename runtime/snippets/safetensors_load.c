@@ -21,8 +21,14 @@
  * the reference implementation demands). Positions in messages ("at byte 57", "ends at
  * byte 1234") are offsets in the file, so `xxd -s 57` shows the place.
  *
- * The file is read with fopen/fread/fseek (no mmap: portable C99). fseek takes a long,
- * so on platforms where long is 32 bits files over 2 GB are refused with a message.
+ * The bytes come from a source (nnc_st_src): a file, read with fopen/fread/fseek (no
+ * mmap: portable C99; fseek takes a long, so on platforms where long is 32 bits files
+ * over 2 GB are refused with a message), or a span of memory [data, data + size) that a
+ * program holds (weights linked into it, or read by the caller), used in place: only
+ * the tensors' data is copied, each into its destination. Everything after the first
+ * 8 bytes is the same code for both, so memory passes exactly the file's checks; its
+ * messages name a label ("<memory>") where a file's name the path, and say "buffer"
+ * where a file's say "file".
  * Data is copied as-is, which is right on little-endian hosts only; big-endian hosts
  * get an error rather than wrong weights. */
 #include <errno.h>
@@ -45,8 +51,8 @@ typedef struct {
 #define NNC_ST_MAX_RANK   8                      /* more dimensions are refused */
 #define NNC_ST_MAX_DEPTH  64                     /* JSON nesting limit (the stack) */
 #define NNC_ST_F32        0                      /* index of F32 in nnc_st_dtypes */
-/* The entry points (nnc_st_load; nnc_st_begin, _read, _end): a module pastes
- * them all and calls those it needs. */
+/* The entry points (nnc_st_load, _load_memory; nnc_st_begin, _begin_memory,
+ * _read, _end): a module pastes them all and calls those it needs. */
 #if defined(__GNUC__) || defined(__clang__)
 #define NNC_ST_ENTRY static __attribute__((unused))
 #else
@@ -81,7 +87,7 @@ typedef struct {
     size_t n, cap;            /* entries used and allocated */
     nnc_st_entry **by_name;   /* the entries sorted by name, for lookups */
     char *pool;               /* decoded JSON strings (names point here) */
-    unsigned char *text;      /* raw header bytes when read from a file, else NULL */
+    unsigned char *text;      /* raw header bytes when read from a file, else NULL (memory: in place) */
     uint64_t data_start;      /* file offset of the data area: 8 + header length */
     uint64_t data_size;       /* bytes in the data area */
 } nnc_st_header;
@@ -90,6 +96,7 @@ typedef struct {
 typedef struct {
     const char *path;                      /* file named in messages */
     const char *what;                      /* "header" or "metadata", for messages */
+    const char *noun;                      /* "file" or "buffer", for messages; NULL: "file" */
     const unsigned char *start, *p, *end;  /* the text and the read position */
     uint64_t base;                         /* file offset of start ("at byte N") */
     char *pool;                            /* decoded strings are appended here */
@@ -97,6 +104,9 @@ typedef struct {
     char *err;                             /* message buffer, may be NULL */
     size_t errlen;                         /* its size */
 } nnc_st_json;
+
+/* What the bytes are called in J's messages. */
+static const char *nnc_st_noun(const nnc_st_json *J) { return J->noun ? J->noun : "file"; }
 
 #if defined(__GNUC__)
 static int nnc_st_fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
@@ -371,9 +381,9 @@ static int nnc_st_check_entry(nnc_st_header *h, nnc_st_json *J, const nnc_st_ent
         return nnc_st_bad_entry(J, e->name, detail);
     }
     if (e->end > h->data_size)
-        return nnc_st_fail(J->err, J->errlen, J->path, "file is truncated: tensor '%s' ends at byte %llu but the file has %llu",
-                           nnc_st_quote(q, sizeof q, e->name, strlen(e->name)),
-                           (unsigned long long)(h->data_start + e->end),
+        return nnc_st_fail(J->err, J->errlen, J->path, "%s is truncated: tensor '%s' ends at byte %llu but the %s has %llu",
+                           nnc_st_noun(J), nnc_st_quote(q, sizeof q, e->name, strlen(e->name)),
+                           (unsigned long long)(h->data_start + e->end), nnc_st_noun(J),
                            (unsigned long long)(h->data_start + h->data_size));
     return 0;
 }
@@ -406,14 +416,14 @@ static int nnc_st_check_tiling(nnc_st_header *h, nnc_st_json *J, nnc_st_entry **
                                (unsigned long long)prev->begin, (unsigned long long)prev->end,
                                (unsigned long long)e->begin, (unsigned long long)e->end);
         if (e->begin > at)
-            return nnc_st_fail(J->err, J->errlen, J->path, "bytes %llu to %llu of the file belong to no tensor (a gap in data_offsets before tensor '%s')",
-                               (unsigned long long)(d + at), (unsigned long long)(d + e->begin),
+            return nnc_st_fail(J->err, J->errlen, J->path, "bytes %llu to %llu of the %s belong to no tensor (a gap in data_offsets before tensor '%s')",
+                               (unsigned long long)(d + at), (unsigned long long)(d + e->begin), nnc_st_noun(J),
                                nnc_st_quote(qa, sizeof qa, e->name, strlen(e->name)));
         at = e->end;
     }
     if (at != h->data_size)
-        return nnc_st_fail(J->err, J->errlen, J->path, "file has %llu bytes after the last tensor's data (bytes %llu to %llu belong to no tensor)",
-                           (unsigned long long)(h->data_size - at), (unsigned long long)(d + at),
+        return nnc_st_fail(J->err, J->errlen, J->path, "%s has %llu bytes after the last tensor's data (bytes %llu to %llu belong to no tensor)",
+                           nnc_st_noun(J), (unsigned long long)(h->data_size - at), (unsigned long long)(d + at),
                            (unsigned long long)(d + h->data_size));
     return 0;
 }
@@ -452,15 +462,17 @@ static void nnc_st_header_free(nnc_st_header *h)
     memset(h, 0, sizeof *h);
 }
 
-/* Parses and validates the header text (len bytes, found at file offset base) of a
- * file whose data area holds data_size bytes. On failure h is freed. */
-static int nnc_st_parse_header(nnc_st_header *h, const char *path, const unsigned char *text, size_t len,
-                               uint64_t base, uint64_t data_size, char *err, size_t errlen)
+/* Parses and validates the header text (len bytes, found at offset base) of a file
+ * (noun "file") or buffer ("buffer") whose data area holds data_size bytes. On
+ * failure h is freed. */
+static int nnc_st_parse_header_of(nnc_st_header *h, const char *path, const char *noun, const unsigned char *text,
+                                  size_t len, uint64_t base, uint64_t data_size, char *err, size_t errlen)
 {
     nnc_st_json J;
     memset(&J, 0, sizeof J);
     J.path = path;
     J.what = "header";
+    J.noun = noun;
     J.start = J.p = text;
     J.end = text + len;
     J.base = base;
@@ -477,29 +489,80 @@ static int nnc_st_parse_header(nnc_st_header *h, const char *path, const unsigne
     return 0;
 }
 
-/* ---- the file ---- */
+/* ---- the source: a file or a span of memory ---- */
 
-/* Reads the length prefix and finds the file size; leaves f positioned after the prefix. */
-static int nnc_st_read_prefix(FILE *f, const char *path, uint64_t *hlen, uint64_t *fsize, char *err, size_t errlen)
+/* Where the bytes are. A file is read through f; memory is read in place. */
+typedef struct {
+    FILE *f;                    /* the open file; NULL: the bytes are in memory */
+    const unsigned char *data;  /* memory: the bytes, [data, data + size); not kept past the load */
+    uint64_t size;              /* memory: their count; a file: its size, once the prefix is read */
+    const char *name;           /* in messages: the path, or a label such as "<memory>" */
+    const char *noun;           /* in messages: "file" or "buffer" */
+} nnc_st_src;
+
+/* The first 8 bytes of s into b: *got of them (fewer when s is shorter). A file
+ * is left positioned after them and its size found; memory knows its size. */
+static int nnc_st_src_head(nnc_st_src *s, unsigned char b[8], size_t *got, char *err, size_t errlen)
+{
+    long size;
+    if (!s->f) {
+        *got = s->size < 8 ? (size_t)s->size : 8;
+        if (*got) memcpy(b, s->data, *got);
+        return 0;
+    }
+    *got = fread(b, 1, 8, s->f);
+    if (*got < 8 && ferror(s->f)) return nnc_st_fail(err, errlen, s->name, "cannot read: %s", strerror(errno));
+    if (*got < 8) return 0;
+    if (fseek(s->f, 0, SEEK_END) != 0 || (size = ftell(s->f)) < 0 || fseek(s->f, 8, SEEK_SET) != 0)
+        return nnc_st_fail(err, errlen, s->name, "cannot find the file size (is it a regular file?): %s", strerror(errno));
+    s->size = (uint64_t)size;
+    if (s->size < 8) return nnc_st_fail(err, errlen, s->name, "the file shrank while being read");
+    return 0;
+}
+
+/* Reads the length prefix and checks it against the size of s (a file is left
+ * positioned after the prefix). */
+static int nnc_st_src_prefix(nnc_st_src *s, uint64_t *hlen, char *err, size_t errlen)
 {
     unsigned char b[8];
-    size_t got = fread(b, 1, 8, f);
-    long size;
+    size_t got = 0;
     int i;
-    if (got < 8 && ferror(f)) return nnc_st_fail(err, errlen, path, "cannot read: %s", strerror(errno));
+    if (nnc_st_src_head(s, b, &got, err, errlen)) return -1;
     if (got < 8)
-        return nnc_st_fail(err, errlen, path, "file is too short to be safetensors (%u bytes; it must start with an 8-byte header length)", (unsigned)got);
+        return nnc_st_fail(err, errlen, s->name, "%s is too short to be safetensors (%u bytes; it must start with an 8-byte header length)",
+                           s->noun, (unsigned)got);
     for (*hlen = 0, i = 7; i >= 0; i--) *hlen = *hlen << 8 | b[i];
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 8, SEEK_SET) != 0)
-        return nnc_st_fail(err, errlen, path, "cannot find the file size (is it a regular file?): %s", strerror(errno));
-    *fsize = (uint64_t)size;
-    if (*fsize < 8) return nnc_st_fail(err, errlen, path, "the file shrank while being read");
     if (*hlen > NNC_ST_MAX_HEADER)
-        return nnc_st_fail(err, errlen, path, "header length %llu (bytes 0-7) is over the 100 MB limit: this is not a safetensors file",
+        return nnc_st_fail(err, errlen, s->name, "header length %llu (bytes 0-7) is over the 100 MB limit: this is not a safetensors file",
                            (unsigned long long)*hlen);
-    if (*hlen > *fsize - 8)
-        return nnc_st_fail(err, errlen, path, "header length %llu (bytes 0-7) runs past the end of the file (%llu bytes): the file is truncated or not safetensors",
-                           (unsigned long long)*hlen, (unsigned long long)*fsize);
+    if (*hlen > s->size - 8)
+        return nnc_st_fail(err, errlen, s->name, "header length %llu (bytes 0-7) runs past the end of the %s (%llu bytes): the %s is truncated or not safetensors",
+                           (unsigned long long)*hlen, s->noun, (unsigned long long)s->size, s->noun);
+    return 0;
+}
+
+/* Parses the header of s (its prefix already read: hlen). A file's header is read
+ * into h->text; memory's is parsed in place. On failure h is freed. */
+static int nnc_st_src_header(nnc_st_src *s, uint64_t hlen, nnc_st_header *h, char *err, size_t errlen)
+{
+    const unsigned char *text = s->f ? NULL : s->data + 8;
+    unsigned char *owned = NULL;
+    if (s->f) {
+        owned = (unsigned char *)malloc((size_t)hlen + 1);
+        if (!owned) return nnc_st_fail(err, errlen, s->name, "out of memory reading the header");
+        if (fread(owned, 1, (size_t)hlen, s->f) != (size_t)hlen) {
+            nnc_st_fail(err, errlen, s->name, "cannot read the header: %s", ferror(s->f) ? strerror(errno) : "the file shrank while reading");
+            free(owned);
+            return -1;
+        }
+        text = owned;
+    }
+    /* parse_header frees h on failure: keep the text out of it until it succeeds */
+    if (nnc_st_parse_header_of(h, s->name, s->noun, text, (size_t)hlen, 8, s->size - 8 - hlen, err, errlen)) {
+        free(owned);
+        return -1;
+    }
+    h->text = owned;
     return 0;
 }
 
@@ -507,33 +570,21 @@ static int nnc_st_read_prefix(FILE *f, const char *path, uint64_t *hlen, uint64_
  * particular position and h must be freed; on failure nothing is left open. */
 static int nnc_st_open(const char *path, FILE **fp, nnc_st_header *h, char *err, size_t errlen)
 {
-    uint64_t hlen = 0, fsize = 0;
-    FILE *f;
+    uint64_t hlen = 0;
+    nnc_st_src s;
     memset(h, 0, sizeof *h);
+    memset(&s, 0, sizeof s);
     *fp = NULL;
     if (!path) return nnc_st_fail(err, errlen, path, "no weights file given");
-    f = fopen(path, "rb");
-    if (!f) return nnc_st_fail(err, errlen, path, "cannot open: %s", strerror(errno));
-    if (nnc_st_read_prefix(f, path, &hlen, &fsize, err, errlen)) { fclose(f); return -1; }
-    h->text = (unsigned char *)malloc((size_t)hlen + 1);
-    if (!h->text) { fclose(f); return nnc_st_fail(err, errlen, path, "out of memory reading the header"); }
-    if (fread(h->text, 1, (size_t)hlen, f) != (size_t)hlen) {
-        nnc_st_fail(err, errlen, path, "cannot read the header: %s", ferror(f) ? strerror(errno) : "the file shrank while reading");
-        nnc_st_header_free(h);
-        fclose(f);
+    s.name = path;
+    s.noun = "file";
+    s.f = fopen(path, "rb");
+    if (!s.f) return nnc_st_fail(err, errlen, path, "cannot open: %s", strerror(errno));
+    if (nnc_st_src_prefix(&s, &hlen, err, errlen) || nnc_st_src_header(&s, hlen, h, err, errlen)) {
+        fclose(s.f);
         return -1;
     }
-    {
-        unsigned char *text = h->text;  /* parse_header frees h on failure: keep text owned */
-        h->text = NULL;
-        if (nnc_st_parse_header(h, path, text, (size_t)hlen, 8, fsize - 8 - hlen, err, errlen)) {
-            free(text);
-            fclose(f);
-            return -1;
-        }
-        h->text = text;
-    }
-    *fp = f;
+    *fp = s.f;
     return 0;
 }
 
@@ -551,21 +602,28 @@ static const nnc_st_entry *nnc_st_find(const nnc_st_header *h, const char *name)
     return NULL;
 }
 
-/* Copies the data of entry e (already validated) into dst. */
-static int nnc_st_read_data(FILE *f, const char *path, const nnc_st_header *h, const nnc_st_entry *e,
-                            void *dst, char *err, size_t errlen)
+/* Copies the data of entry e (already validated against h) from s into dst. */
+static int nnc_st_src_data(const nnc_st_src *s, const nnc_st_header *h, const nnc_st_entry *e, void *dst,
+                           char *err, size_t errlen)
 {
     char q[512];
     uint64_t at = h->data_start + e->begin, bytes = e->end - e->begin;
     if (bytes == 0) return 0;
+    if (!s->f) {  /* the header's checks put every tensor inside [0, size); this keeps memcpy in bounds regardless */
+        if (at > s->size || bytes > s->size - at || bytes > (uint64_t)SIZE_MAX)
+            return nnc_st_fail(err, errlen, s->name, "tensor '%s' at byte %llu lies past the end of the %s",
+                               nnc_st_quote(q, sizeof q, e->name, strlen(e->name)), (unsigned long long)at, s->noun);
+        memcpy(dst, s->data + at, (size_t)bytes);
+        return 0;
+    }
     if (at > (uint64_t)LONG_MAX || bytes > (uint64_t)SIZE_MAX)
-        return nnc_st_fail(err, errlen, path, "tensor '%s' at byte %llu is beyond what this platform's fseek reaches",
+        return nnc_st_fail(err, errlen, s->name, "tensor '%s' at byte %llu is beyond what this platform's fseek reaches",
                            nnc_st_quote(q, sizeof q, e->name, strlen(e->name)), (unsigned long long)at);
-    if (fseek(f, (long)at, SEEK_SET) != 0)
-        return nnc_st_fail(err, errlen, path, "cannot seek to tensor '%s': %s", nnc_st_quote(q, sizeof q, e->name, strlen(e->name)), strerror(errno));
-    if (fread(dst, 1, (size_t)bytes, f) != (size_t)bytes)
-        return nnc_st_fail(err, errlen, path, "cannot read tensor '%s': %s", nnc_st_quote(q, sizeof q, e->name, strlen(e->name)),
-                           ferror(f) ? strerror(errno) : "the file shrank while reading");
+    if (fseek(s->f, (long)at, SEEK_SET) != 0)
+        return nnc_st_fail(err, errlen, s->name, "cannot seek to tensor '%s': %s", nnc_st_quote(q, sizeof q, e->name, strlen(e->name)), strerror(errno));
+    if (fread(dst, 1, (size_t)bytes, s->f) != (size_t)bytes)
+        return nnc_st_fail(err, errlen, s->name, "cannot read tensor '%s': %s", nnc_st_quote(q, sizeof q, e->name, strlen(e->name)),
+                           ferror(s->f) ? strerror(errno) : "the file shrank while reading");
     return 0;
 }
 
@@ -600,46 +658,88 @@ static int nnc_st_match(const char *path, const nnc_st_header *h, const nnc_st_w
     return 0;
 }
 
-/* A weights file held open: its header parsed once, tensors read one at a
- * time (a model's create reads the parameters the constants consume only as
- * each constant is made, so they never all sit in memory beside the
- * constants). */
+/* A weights source held open (a file, or memory): its header parsed once,
+ * tensors read one at a time (a model's create reads the parameters the
+ * constants consume only as each constant is made, so they never all sit in
+ * memory beside the constants). */
 typedef struct {
-    FILE *f;
-    nnc_st_header h;
-    const char *path;
+    nnc_st_src src;    /* where the bytes are; src.f is the open file, if any */
+    nnc_st_header h;   /* the parsed header */
+    const char *path;  /* the name messages give: the path, or the memory's label */
+    int open;          /* 1 between a successful begin and end */
 } nnc_st_file;
 
 /* Opens path and parses its header into sf. Returns 0, or -1 with the reason
  * in err (nothing left open). */
 NNC_ST_ENTRY int nnc_st_begin(nnc_st_file *sf, const char *path, char *err, size_t errlen)
 {
+    FILE *f = NULL;
     memset(sf, 0, sizeof *sf);
-    sf->path = path;
+    sf->path = sf->src.name = path;
+    sf->src.noun = "file";
     if (err && errlen) err[0] = '\0';
     if (!nnc_st_host_is_little_endian())
         return nnc_st_fail(err, errlen, path, "this machine is big-endian; the safetensors loader supports little-endian hosts only");
-    return nnc_st_open(path, &sf->f, &sf->h, err, errlen);
+    if (nnc_st_open(path, &f, &sf->h, err, errlen)) return -1;
+    sf->src.f = f;
+    sf->open = 1;
+    return 0;
 }
 
-/* Checks one wanted tensor against the file (name, F32, exact shape) and,
+/* Parses the header of the safetensors bytes [data, data + size) into sf; label
+ * (NULL: "<memory>") names them in messages. The bytes are read in place, so
+ * they must stay put until nnc_st_end. Returns 0, or -1 with the reason in err. */
+NNC_ST_ENTRY int nnc_st_begin_memory(nnc_st_file *sf, const void *data, size_t size, const char *label, char *err,
+                                     size_t errlen)
+{
+    uint64_t hlen = 0;
+    memset(sf, 0, sizeof *sf);
+    sf->path = sf->src.name = label ? label : "<memory>";
+    sf->src.noun = "buffer";
+    sf->src.data = (const unsigned char *)data;
+    sf->src.size = (uint64_t)size;
+    if (err && errlen) err[0] = '\0';
+    if (!nnc_st_host_is_little_endian())
+        return nnc_st_fail(err, errlen, sf->path, "this machine is big-endian; the safetensors loader supports little-endian hosts only");
+    if (!data)
+        return nnc_st_fail(err, errlen, sf->path, "no weights given (the buffer is NULL, size %lu)", (unsigned long)size);
+    if (nnc_st_src_prefix(&sf->src, &hlen, err, errlen) || nnc_st_src_header(&sf->src, hlen, &sf->h, err, errlen))
+        return -1;
+    sf->open = 1;
+    return 0;
+}
+
+/* Checks one wanted tensor against the source (name, F32, exact shape) and,
  * when w->dst is not NULL, reads its data there. Returns 0, or -1 with a
  * one-line message "PATH: what is wrong" in err. */
 NNC_ST_ENTRY int nnc_st_read(nnc_st_file *sf, const nnc_st_want *w, char *err, size_t errlen)
 {
     const nnc_st_entry *e = NULL;
     if (nnc_st_match(sf->path, &sf->h, w, 0, &e, err, errlen)) return -1;
-    return w->dst ? nnc_st_read_data(sf->f, sf->path, &sf->h, e, w->dst, err, errlen) : 0;
+    return w->dst ? nnc_st_src_data(&sf->src, &sf->h, e, w->dst, err, errlen) : 0;
 }
 
-/* Closes what nnc_st_begin opened (a zeroed or closed sf: nothing). */
+/* Closes what a begin opened (a zeroed or closed sf: nothing). */
 NNC_ST_ENTRY void nnc_st_end(nnc_st_file *sf)
 {
-    if (sf->f) {
+    if (sf->open) {
         nnc_st_header_free(&sf->h);
-        fclose(sf->f);
+        if (sf->src.f) fclose(sf->src.f);
     }
-    sf->f = NULL;
+    memset(sf, 0, sizeof *sf);
+}
+
+/* Reads every wanted tensor of a begun sf into its dst, then ends sf. */
+static int nnc_st_load_all(nnc_st_file *sf, const nnc_st_want *want, int n_want, char *err, size_t errlen)
+{
+    const nnc_st_entry *e = NULL;
+    int i, rc = 0;
+    for (i = 0; i < n_want && rc == 0; i++) {
+        rc = nnc_st_match(sf->path, &sf->h, &want[i], 1, &e, err, errlen);
+        if (rc == 0) rc = nnc_st_src_data(&sf->src, &sf->h, e, want[i].dst, err, errlen);
+    }
+    nnc_st_end(sf);
+    return rc;
 }
 
 /* Loads every wanted tensor from the safetensors file at path into its dst (F32 only;
@@ -648,17 +748,24 @@ NNC_ST_ENTRY void nnc_st_end(nnc_st_file *sf)
 NNC_ST_ENTRY int nnc_st_load(const char *path, const nnc_st_want *want, int n_want, char *err, size_t errlen)
 {
     nnc_st_file sf;
-    const nnc_st_entry *e = NULL;
-    int i, rc = 0;
     if (n_want < 0 || (n_want > 0 && !want)) {
         if (err && errlen) err[0] = '\0';
         return nnc_st_fail(err, errlen, path, "the model's weight list is invalid");
     }
     if (nnc_st_begin(&sf, path, err, errlen)) return -1;
-    for (i = 0; i < n_want && rc == 0; i++) {
-        rc = nnc_st_match(path, &sf.h, &want[i], 1, &e, err, errlen);
-        if (rc == 0) rc = nnc_st_read_data(sf.f, path, &sf.h, e, want[i].dst, err, errlen);
+    return nnc_st_load_all(&sf, want, n_want, err, errlen);
+}
+
+/* nnc_st_load from the safetensors bytes [data, data + size), named label (NULL:
+ * "<memory>") in messages. */
+NNC_ST_ENTRY int nnc_st_load_memory(const void *data, size_t size, const char *label, const nnc_st_want *want,
+                                    int n_want, char *err, size_t errlen)
+{
+    nnc_st_file sf;
+    if (n_want < 0 || (n_want > 0 && !want)) {
+        if (err && errlen) err[0] = '\0';
+        return nnc_st_fail(err, errlen, label ? label : "<memory>", "the model's weight list is invalid");
     }
-    nnc_st_end(&sf);
-    return rc;
+    if (nnc_st_begin_memory(&sf, data, size, label, err, errlen)) return -1;
+    return nnc_st_load_all(&sf, want, n_want, err, errlen);
 }

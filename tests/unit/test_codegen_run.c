@@ -165,13 +165,14 @@ static void test_two_threads(void **state)
     net_free(net);
 }
 
-/* rt_cc_load finds the four entry points of any C source, under any header name. */
+/* rt_cc_load finds the five entry points of any C source, under any header name. */
 static void test_jit_loads_plain_c(void **state)
 {
     (void)state;
     const char *h = "int m_create(void **m, const char *w, void *ws);\n";
     const char *c = "#include \"model.h\"\n#include <stddef.h>\n"
                     "int m_create(void **m, const char *w, void *ws) { (void)w; *m = ws; return 7; }\n"
+                    "int m_create_from_memory(void **m, const void *w, size_t s, void *ws) { (void)w; (void)s; *m = ws; return 8; }\n"
                     "int m_forward_v(void *m, int n, const float *const *i, float *const *o)\n"
                     "{ (void)m; o[0][0] = i[0][0] * (float)n; return 0; }\n"
                     "const char *m_last_error(const void *m) { (void)m; return \"fine\"; }\n"
@@ -186,6 +187,7 @@ static void test_jit_loads_plain_c(void **state)
     float *out[1] = {&y};
     assert_int_equal(rt.create(&inst, NULL, &token), 7);
     assert_ptr_equal(inst, &token);
+    assert_int_equal(rt.create_from_memory(&inst, NULL, 0, &token), 8);
     assert_int_equal(rt.forward_v(inst, 2, in, out), 0);
     assert_true(y == 3.0f);
     assert_string_equal(rt.last_error(inst), "fine");

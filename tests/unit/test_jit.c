@@ -100,6 +100,7 @@ static void small_model(char *c, size_t len, int k, const char *salt)
     snprintf(c, len,
              "/* %s */\n#include \"model.h\"\n#include <stddef.h>\n#include <math.h>\n"
              "int m_create(void **m, const char *w, void *ws) { (void)w; *m = ws; return 7; }\n"
+             "int m_create_from_memory(void **m, const void *w, size_t s, void *ws) { (void)w; (void)s; *m = ws; return 8; }\n"
              "int m_forward_v(void *m, int n, const float *const *i, float *const *o)\n"
              "{ (void)m; o[0][0] = sqrtf(i[0][0] * i[0][0]) * (float)n * K%d; return 0; }\n"
              "const char *m_last_error(const void *m) { (void)m; return \"fine\"; }\n"
@@ -610,6 +611,7 @@ static void test_fallback_is_cc(void **state)
     const char *h = "int m_create(void **m, const char *w, void *ws);\n";
     const char *c = "#include \"model.h\"\n#include <stddef.h>\n"
                     "int m_create(void **m, const char *w, void *ws) { (void)w; *m = ws; return 7; }\n"
+                    "int m_create_from_memory(void **m, const void *w, size_t s, void *ws) { (void)w; (void)s; *m = ws; return 8; }\n"
                     "int m_forward_v(void *m, int n, const float *const *i, float *const *o)\n"
                     "{ (void)m; o[0][0] = i[0][0] * (float)n; return 0; }\n"
                     "const char *m_last_error(const void *m) { (void)m; return \"fine\"; }\n"

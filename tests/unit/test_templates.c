@@ -213,7 +213,7 @@ static void infer_prelude(StrBuf *b, const bool *on)
     if (on[F_PROFILE])  /* the header's declaration (emit_c.c cg_write_header) */
         sb_append(b, "struct net_model;\n"
                      "void net_set_profile_hook(struct net_model *m, void (*hook)(void *ctx, int node), void *ctx);\n");
-    sb_append(b, "#define NET_MAX_BATCH 4\n");
+    sb_append(b, "#include <stddef.h>\n#define NET_MAX_BATCH 4\n");  /* the header's include (size_t) */
     sb_printf(b, "#define NET_WORKSPACE_BYTES %d\n", on[F_WS] ? 256 : 0);
     sb_printf(b, "#define NET_PARAM_FLOATS %d\n", on[F_PARAMS] ? 4 : 0);
     if (on[F_SHRINK]) sb_append(b, "#define NET_PARAM_KEPT_FLOATS 2\n#define NET_STAGE_FLOATS 2\n");
@@ -224,7 +224,8 @@ static void infer_prelude(StrBuf *b, const bool *on)
     sb_append(b, "#define NET_OUT_Y_FLOATS 2\n"
                  "enum { NET_OK = 0, NET_ERR_ARG = 1, NET_ERR_WEIGHTS = 2, NET_ERR_NOMEM = 3, NET_ERR_INTERNAL = 4 };\n"
                  "typedef struct net_model net_model;\n"
-                 "int net_create(net_model **m, const char *weights_safetensors, void *workspace);\n");
+                 "int net_create(net_model **m, const char *weights_safetensors, void *workspace);\n"
+                 "int net_create_from_memory(net_model **m, const void *weights, size_t size, void *workspace);\n");
     sb_append(b, on[F_INPUTS] ? "int net_forward(net_model *m, int n, const float *in_x, float *out_y);\n"
                               : "int net_forward(net_model *m, int n, float *out_y);\n");
     sb_append(b, "int net_forward_v(net_model *m, int n, const float *const *inputs, float *const *outputs);\n"
@@ -253,6 +254,13 @@ static void infer_prelude(StrBuf *b, const bool *on)
                      "    if (w->dst) w->dst[0] = (float)w->shape[0];\n"
                      "    snprintf(err, errlen, \"%s\", w->name);\n"
                      "    return sf->n++ < 0;\n"
+                     "}\n"
+                     "static int nnc_st_begin_memory(nnc_st_file *sf, const void *data, size_t size, const char *label,\n"
+                     "                               char *err, size_t errlen)\n"
+                     "{\n"
+                     "    sf->f = NULL, sf->n = data ? (int)(size % 2u) : 0;\n"
+                     "    snprintf(err, errlen, \"%s\", label ? label : \"<memory>\");\n"
+                     "    return 0;\n"
                      "}\n"
                      "static void nnc_st_end(nnc_st_file *sf) { sf->f = NULL; }\n\n");
     if (on[F_SCRATCH])  /* a kernel's scratch function, pasted with its kernel */

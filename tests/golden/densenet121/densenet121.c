@@ -673,6 +673,15 @@ static const struct {
 static const char *const densenet121_input_names[DENSENET121_N_INPUTS] = { "image" };
 static const char *const densenet121_output_names[DENSENET121_N_OUTPUTS] = { "logits" };
 
+/* Where create reads the parameters from: the safetensors file path, or the
+ * bytes of one in memory, [data, data + size) (create_from_memory). */
+typedef struct {
+    const char *path;       /* the file (create), or NULL */
+    const void *data;       /* the bytes (create_from_memory), or NULL */
+    size_t      size;       /* their count */
+    int         in_memory;  /* 1: data and size, 0: path */
+} densenet121_source;
+
 /* Records a message in m and returns code. */
 static int densenet121_fail(densenet121_model *m, int code, const char *fmt, ...)
 {
@@ -767,24 +776,28 @@ static int densenet121_scratch_fits(void)
         && nnc_conv2d_packed_scratch(1, 992, 7, 7, 128, 1, 1, 1, 1, 0, 0, 7, 7, 1) <= 48608;
 }
 
-/* Opens the weights file at path into sf, checks every parameter against it
- * (name, F32, shape) and reads those the forward pass reads into m->params.
+/* Opens the weights (a file or memory: src) into sf, checks every parameter
+ * against them (name, F32, shape) and reads those the forward pass reads
+ * into m->params.
  * Those only the constants read (after DENSENET121_PARAM_KEPT_FLOATS in the table's
  * layout, shrink) are read by densenet121_prepare as it makes each constant. On
  * success sf stays open for it; on failure nothing is left open. */
-static int densenet121_load(densenet121_model *m, const char *path, nnc_st_file *sf)
+static int densenet121_load(densenet121_model *m, const densenet121_source *src, nnc_st_file *sf)
 {
     nnc_st_want want;
     char err[256];
     int i;
 
     memset(sf, 0, sizeof *sf);
-    if (!path)
+    if (!src->in_memory && !src->path)
         return densenet121_fail(m, DENSENET121_ERR_ARG, "densenet121_create: the weights path is NULL, but densenet121 has parameters");
+    if (src->in_memory && !src->data)
+        return densenet121_fail(m, DENSENET121_ERR_ARG, "densenet121_create_from_memory: the weights are NULL, but densenet121 has parameters");
     m->params = (float *)malloc(((size_t)DENSENET121_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return densenet121_fail(m, DENSENET121_ERR_NOMEM, "densenet121_create: out of memory for the parameters");
-    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+    if ((src->in_memory ? nnc_st_begin_memory(sf, src->data, src->size, NULL, err, sizeof err)
+                        : nnc_st_begin(sf, src->path, err, sizeof err)) != 0)
         return densenet121_fail(m, DENSENET121_ERR_WEIGHTS, "densenet121_create: %s", err);
     for (i = 0; i < DENSENET121_N_PARAMS; i++) {
         want.name = densenet121_param_table[i].name;
@@ -3927,7 +3940,7 @@ done:
 }
 
 /* The work of create, on a zeroed instance. */
-static int densenet121_init(densenet121_model *m, const char *weights, void *workspace)
+static int densenet121_init(densenet121_model *m, const densenet121_source *weights, void *workspace)
 {
     (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
     if (!densenet121_scratch_fits())
@@ -5560,7 +5573,8 @@ static void densenet121_run(densenet121_model *m, int n, const float *const *inp
                   NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */
 }
 
-int densenet121_create(densenet121_model **m, const char *weights_safetensors, void *workspace)
+/* create and create_from_memory: a new instance reading its parameters from src. */
+static int densenet121_new(densenet121_model **m, const densenet121_source *src, void *workspace)
 {
     densenet121_model *model;
     int rc;
@@ -5570,13 +5584,33 @@ int densenet121_create(densenet121_model **m, const char *weights_safetensors, v
     *m = model = (densenet121_model *)calloc(1, sizeof *model);
     if (!model)
         return DENSENET121_ERR_NOMEM;
-    rc = densenet121_init(model, weights_safetensors, workspace);
+    rc = densenet121_init(model, src, workspace);
     if (rc != DENSENET121_OK) {
         densenet121_release(model);
         return rc;
     }
     model->ready = 1;
     return DENSENET121_OK;
+}
+
+int densenet121_create(densenet121_model **m, const char *weights_safetensors, void *workspace)
+{
+    densenet121_source src;
+
+    memset(&src, 0, sizeof src);
+    src.path = weights_safetensors;
+    return densenet121_new(m, &src, workspace);
+}
+
+int densenet121_create_from_memory(densenet121_model **m, const void *weights, size_t size, void *workspace)
+{
+    densenet121_source src;
+
+    memset(&src, 0, sizeof src);
+    src.data = weights;
+    src.size = size;
+    src.in_memory = 1;
+    return densenet121_new(m, &src, workspace);
 }
 
 int densenet121_forward_v(densenet121_model *m, int n, const float *const *inputs, float *const *outputs)

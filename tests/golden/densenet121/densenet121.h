@@ -651,6 +651,8 @@
 #ifndef DENSENET121_H
 #define DENSENET121_H
 
+#include <stddef.h>  /* size_t */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -687,6 +689,13 @@ typedef struct densenet121_model densenet121_model;
  * that holds only the message (densenet121_last_error(*m) explains, densenet121_destroy(*m)
  * frees it), or to NULL when even that allocation failed. */
 int densenet121_create(densenet121_model **m, const char *weights_safetensors, void *workspace);
+
+/* densenet121_create with the parameters from memory: weights points to size bytes
+ * holding a safetensors file (linked into the program, or read by the
+ * caller). They pass the same checks as a file's, and messages name them
+ * "<memory>"; create copies what it needs, so the bytes may be freed when
+ * it returns. */
+int densenet121_create_from_memory(densenet121_model **m, const void *weights, size_t size, void *workspace);
 
 /* Runs the network on n samples (1 <= n <= DENSENET121_MAX_BATCH): one pointer per
  * input, then one per output, shaped as in the table at the top. Outputs must

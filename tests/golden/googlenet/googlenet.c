@@ -371,6 +371,15 @@ static const struct {
 static const char *const googlenet_input_names[GOOGLENET_N_INPUTS] = { "image" };
 static const char *const googlenet_output_names[GOOGLENET_N_OUTPUTS] = { "logits", "aux1", "aux2" };
 
+/* Where create reads the parameters from: the safetensors file path, or the
+ * bytes of one in memory, [data, data + size) (create_from_memory). */
+typedef struct {
+    const char *path;       /* the file (create), or NULL */
+    const void *data;       /* the bytes (create_from_memory), or NULL */
+    size_t      size;       /* their count */
+    int         in_memory;  /* 1: data and size, 0: path */
+} googlenet_source;
+
 /* Records a message in m and returns code. */
 static int googlenet_fail(googlenet_model *m, int code, const char *fmt, ...)
 {
@@ -415,24 +424,28 @@ static int googlenet_scratch_fits(void)
         && nnc_conv2d_packed_scratch(1, 48, 7, 7, 128, 3, 3, 1, 1, 1, 1, 7, 7, 0) <= 21168;
 }
 
-/* Opens the weights file at path into sf, checks every parameter against it
- * (name, F32, shape) and reads those the forward pass reads into m->params.
+/* Opens the weights (a file or memory: src) into sf, checks every parameter
+ * against them (name, F32, shape) and reads those the forward pass reads
+ * into m->params.
  * Those only the constants read (after GOOGLENET_PARAM_KEPT_FLOATS in the table's
  * layout, shrink) are read by googlenet_prepare as it makes each constant. On
  * success sf stays open for it; on failure nothing is left open. */
-static int googlenet_load(googlenet_model *m, const char *path, nnc_st_file *sf)
+static int googlenet_load(googlenet_model *m, const googlenet_source *src, nnc_st_file *sf)
 {
     nnc_st_want want;
     char err[256];
     int i;
 
     memset(sf, 0, sizeof *sf);
-    if (!path)
+    if (!src->in_memory && !src->path)
         return googlenet_fail(m, GOOGLENET_ERR_ARG, "googlenet_create: the weights path is NULL, but googlenet has parameters");
+    if (src->in_memory && !src->data)
+        return googlenet_fail(m, GOOGLENET_ERR_ARG, "googlenet_create_from_memory: the weights are NULL, but googlenet has parameters");
     m->params = (float *)malloc(((size_t)GOOGLENET_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return googlenet_fail(m, GOOGLENET_ERR_NOMEM, "googlenet_create: out of memory for the parameters");
-    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+    if ((src->in_memory ? nnc_st_begin_memory(sf, src->data, src->size, NULL, err, sizeof err)
+                        : nnc_st_begin(sf, src->path, err, sizeof err)) != 0)
         return googlenet_fail(m, GOOGLENET_ERR_WEIGHTS, "googlenet_create: %s", err);
     for (i = 0; i < GOOGLENET_N_PARAMS; i++) {
         want.name = googlenet_param_table[i].name;
@@ -2025,7 +2038,7 @@ done:
 }
 
 /* The work of create, on a zeroed instance. */
-static int googlenet_init(googlenet_model *m, const char *weights, void *workspace)
+static int googlenet_init(googlenet_model *m, const googlenet_source *weights, void *workspace)
 {
     (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
     if (!googlenet_scratch_fits())
@@ -2877,7 +2890,8 @@ static void googlenet_run(googlenet_model *m, int n, const float *const *inputs,
                   NULL, NNC_ACT_NONE, 0.0f);           /* epilogue: none */
 }
 
-int googlenet_create(googlenet_model **m, const char *weights_safetensors, void *workspace)
+/* create and create_from_memory: a new instance reading its parameters from src. */
+static int googlenet_new(googlenet_model **m, const googlenet_source *src, void *workspace)
 {
     googlenet_model *model;
     int rc;
@@ -2887,13 +2901,33 @@ int googlenet_create(googlenet_model **m, const char *weights_safetensors, void 
     *m = model = (googlenet_model *)calloc(1, sizeof *model);
     if (!model)
         return GOOGLENET_ERR_NOMEM;
-    rc = googlenet_init(model, weights_safetensors, workspace);
+    rc = googlenet_init(model, src, workspace);
     if (rc != GOOGLENET_OK) {
         googlenet_release(model);
         return rc;
     }
     model->ready = 1;
     return GOOGLENET_OK;
+}
+
+int googlenet_create(googlenet_model **m, const char *weights_safetensors, void *workspace)
+{
+    googlenet_source src;
+
+    memset(&src, 0, sizeof src);
+    src.path = weights_safetensors;
+    return googlenet_new(m, &src, workspace);
+}
+
+int googlenet_create_from_memory(googlenet_model **m, const void *weights, size_t size, void *workspace)
+{
+    googlenet_source src;
+
+    memset(&src, 0, sizeof src);
+    src.data = weights;
+    src.size = size;
+    src.in_memory = 1;
+    return googlenet_new(m, &src, workspace);
 }
 
 int googlenet_forward_v(googlenet_model *m, int n, const float *const *inputs, float *const *outputs)

@@ -352,6 +352,8 @@
 #ifndef GOOGLENET_H
 #define GOOGLENET_H
 
+#include <stddef.h>  /* size_t */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -390,6 +392,13 @@ typedef struct googlenet_model googlenet_model;
  * that holds only the message (googlenet_last_error(*m) explains, googlenet_destroy(*m)
  * frees it), or to NULL when even that allocation failed. */
 int googlenet_create(googlenet_model **m, const char *weights_safetensors, void *workspace);
+
+/* googlenet_create with the parameters from memory: weights points to size bytes
+ * holding a safetensors file (linked into the program, or read by the
+ * caller). They pass the same checks as a file's, and messages name them
+ * "<memory>"; create copies what it needs, so the bytes may be freed when
+ * it returns. */
+int googlenet_create_from_memory(googlenet_model **m, const void *weights, size_t size, void *workspace);
 
 /* Runs the network on n samples (1 <= n <= GOOGLENET_MAX_BATCH): one pointer per
  * input, then one per output, shaped as in the table at the top. Outputs must

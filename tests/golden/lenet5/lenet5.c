@@ -68,6 +68,15 @@ static const struct {
 static const char *const lenet5_input_names[LENET5_N_INPUTS] = { "image" };
 static const char *const lenet5_output_names[LENET5_N_OUTPUTS] = { "logits" };
 
+/* Where create reads the parameters from: the safetensors file path, or the
+ * bytes of one in memory, [data, data + size) (create_from_memory). */
+typedef struct {
+    const char *path;       /* the file (create), or NULL */
+    const void *data;       /* the bytes (create_from_memory), or NULL */
+    size_t      size;       /* their count */
+    int         in_memory;  /* 1: data and size, 0: path */
+} lenet5_source;
+
 /* Records a message in m and returns code. */
 static int lenet5_fail(lenet5_model *m, int code, const char *fmt, ...)
 {
@@ -92,24 +101,28 @@ static void lenet5_release(lenet5_model *m)
     m->ws_alloc = NULL;
 }
 
-/* Opens the weights file at path into sf, checks every parameter against it
- * (name, F32, shape) and reads those the forward pass reads into m->params.
+/* Opens the weights (a file or memory: src) into sf, checks every parameter
+ * against them (name, F32, shape) and reads those the forward pass reads
+ * into m->params.
  * Those only the constants read (after LENET5_PARAM_KEPT_FLOATS in the table's
  * layout, shrink) are read by lenet5_prepare as it makes each constant. On
  * success sf stays open for it; on failure nothing is left open. */
-static int lenet5_load(lenet5_model *m, const char *path, nnc_st_file *sf)
+static int lenet5_load(lenet5_model *m, const lenet5_source *src, nnc_st_file *sf)
 {
     nnc_st_want want;
     char err[256];
     int i;
 
     memset(sf, 0, sizeof *sf);
-    if (!path)
+    if (!src->in_memory && !src->path)
         return lenet5_fail(m, LENET5_ERR_ARG, "lenet5_create: the weights path is NULL, but lenet5 has parameters");
+    if (src->in_memory && !src->data)
+        return lenet5_fail(m, LENET5_ERR_ARG, "lenet5_create_from_memory: the weights are NULL, but lenet5 has parameters");
     m->params = (float *)malloc(((size_t)LENET5_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return lenet5_fail(m, LENET5_ERR_NOMEM, "lenet5_create: out of memory for the parameters");
-    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+    if ((src->in_memory ? nnc_st_begin_memory(sf, src->data, src->size, NULL, err, sizeof err)
+                        : nnc_st_begin(sf, src->path, err, sizeof err)) != 0)
         return lenet5_fail(m, LENET5_ERR_WEIGHTS, "lenet5_create: %s", err);
     for (i = 0; i < LENET5_N_PARAMS; i++) {
         want.name = lenet5_param_table[i].name;
@@ -183,7 +196,7 @@ done:
 }
 
 /* The work of create, on a zeroed instance. */
-static int lenet5_init(lenet5_model *m, const char *weights, void *workspace)
+static int lenet5_init(lenet5_model *m, const lenet5_source *weights, void *workspace)
 {
     (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
     if (workspace && (uintptr_t)workspace % sizeof(float) != 0)
@@ -284,7 +297,8 @@ static void lenet5_run(lenet5_model *m, int n, const float *const *inputs, float
                   NULL, NNC_ACT_NONE, 0.0f);       /* epilogue: none */
 }
 
-int lenet5_create(lenet5_model **m, const char *weights_safetensors, void *workspace)
+/* create and create_from_memory: a new instance reading its parameters from src. */
+static int lenet5_new(lenet5_model **m, const lenet5_source *src, void *workspace)
 {
     lenet5_model *model;
     int rc;
@@ -294,13 +308,33 @@ int lenet5_create(lenet5_model **m, const char *weights_safetensors, void *works
     *m = model = (lenet5_model *)calloc(1, sizeof *model);
     if (!model)
         return LENET5_ERR_NOMEM;
-    rc = lenet5_init(model, weights_safetensors, workspace);
+    rc = lenet5_init(model, src, workspace);
     if (rc != LENET5_OK) {
         lenet5_release(model);
         return rc;
     }
     model->ready = 1;
     return LENET5_OK;
+}
+
+int lenet5_create(lenet5_model **m, const char *weights_safetensors, void *workspace)
+{
+    lenet5_source src;
+
+    memset(&src, 0, sizeof src);
+    src.path = weights_safetensors;
+    return lenet5_new(m, &src, workspace);
+}
+
+int lenet5_create_from_memory(lenet5_model **m, const void *weights, size_t size, void *workspace)
+{
+    lenet5_source src;
+
+    memset(&src, 0, sizeof src);
+    src.data = weights;
+    src.size = size;
+    src.in_memory = 1;
+    return lenet5_new(m, &src, workspace);
 }
 
 int lenet5_forward_v(lenet5_model *m, int n, const float *const *inputs, float *const *outputs)

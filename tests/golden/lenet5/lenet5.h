@@ -55,6 +55,8 @@
 #ifndef LENET5_H
 #define LENET5_H
 
+#include <stddef.h>  /* size_t */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -91,6 +93,13 @@ typedef struct lenet5_model lenet5_model;
  * that holds only the message (lenet5_last_error(*m) explains, lenet5_destroy(*m)
  * frees it), or to NULL when even that allocation failed. */
 int lenet5_create(lenet5_model **m, const char *weights_safetensors, void *workspace);
+
+/* lenet5_create with the parameters from memory: weights points to size bytes
+ * holding a safetensors file (linked into the program, or read by the
+ * caller). They pass the same checks as a file's, and messages name them
+ * "<memory>"; create copies what it needs, so the bytes may be freed when
+ * it returns. */
+int lenet5_create_from_memory(lenet5_model **m, const void *weights, size_t size, void *workspace);
 
 /* Runs the network on n samples (1 <= n <= LENET5_MAX_BATCH): one pointer per
  * input, then one per output, shaped as in the table at the top. Outputs must

@@ -322,6 +322,15 @@ static const struct {
 static const char *const mobilenet_v2_input_names[MOBILENET_V2_N_INPUTS] = { "image" };
 static const char *const mobilenet_v2_output_names[MOBILENET_V2_N_OUTPUTS] = { "logits" };
 
+/* Where create reads the parameters from: the safetensors file path, or the
+ * bytes of one in memory, [data, data + size) (create_from_memory). */
+typedef struct {
+    const char *path;       /* the file (create), or NULL */
+    const void *data;       /* the bytes (create_from_memory), or NULL */
+    size_t      size;       /* their count */
+    int         in_memory;  /* 1: data and size, 0: path */
+} mobilenet_v2_source;
+
 /* Records a message in m and returns code. */
 static int mobilenet_v2_fail(mobilenet_v2_model *m, int code, const char *fmt, ...)
 {
@@ -346,24 +355,28 @@ static void mobilenet_v2_release(mobilenet_v2_model *m)
     m->ws_alloc = NULL;
 }
 
-/* Opens the weights file at path into sf, checks every parameter against it
- * (name, F32, shape) and reads those the forward pass reads into m->params.
+/* Opens the weights (a file or memory: src) into sf, checks every parameter
+ * against them (name, F32, shape) and reads those the forward pass reads
+ * into m->params.
  * Those only the constants read (after MOBILENET_V2_PARAM_KEPT_FLOATS in the table's
  * layout, shrink) are read by mobilenet_v2_prepare as it makes each constant. On
  * success sf stays open for it; on failure nothing is left open. */
-static int mobilenet_v2_load(mobilenet_v2_model *m, const char *path, nnc_st_file *sf)
+static int mobilenet_v2_load(mobilenet_v2_model *m, const mobilenet_v2_source *src, nnc_st_file *sf)
 {
     nnc_st_want want;
     char err[256];
     int i;
 
     memset(sf, 0, sizeof *sf);
-    if (!path)
+    if (!src->in_memory && !src->path)
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_ARG, "mobilenet_v2_create: the weights path is NULL, but mobilenet_v2 has parameters");
+    if (src->in_memory && !src->data)
+        return mobilenet_v2_fail(m, MOBILENET_V2_ERR_ARG, "mobilenet_v2_create_from_memory: the weights are NULL, but mobilenet_v2 has parameters");
     m->params = (float *)malloc(((size_t)MOBILENET_V2_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_NOMEM, "mobilenet_v2_create: out of memory for the parameters");
-    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+    if ((src->in_memory ? nnc_st_begin_memory(sf, src->data, src->size, NULL, err, sizeof err)
+                        : nnc_st_begin(sf, src->path, err, sizeof err)) != 0)
         return mobilenet_v2_fail(m, MOBILENET_V2_ERR_WEIGHTS, "mobilenet_v2_create: %s", err);
     for (i = 0; i < MOBILENET_V2_N_PARAMS; i++) {
         want.name = mobilenet_v2_param_table[i].name;
@@ -1671,7 +1684,7 @@ done:
 }
 
 /* The work of create, on a zeroed instance. */
-static int mobilenet_v2_init(mobilenet_v2_model *m, const char *weights, void *workspace)
+static int mobilenet_v2_init(mobilenet_v2_model *m, const mobilenet_v2_source *weights, void *workspace)
 {
     (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
     if (workspace && (uintptr_t)workspace % sizeof(float) != 0)
@@ -2242,7 +2255,8 @@ static void mobilenet_v2_run(mobilenet_v2_model *m, int n, const float *const *i
                   NULL, NNC_ACT_NONE, 0.0f);     /* epilogue: none */
 }
 
-int mobilenet_v2_create(mobilenet_v2_model **m, const char *weights_safetensors, void *workspace)
+/* create and create_from_memory: a new instance reading its parameters from src. */
+static int mobilenet_v2_new(mobilenet_v2_model **m, const mobilenet_v2_source *src, void *workspace)
 {
     mobilenet_v2_model *model;
     int rc;
@@ -2252,13 +2266,33 @@ int mobilenet_v2_create(mobilenet_v2_model **m, const char *weights_safetensors,
     *m = model = (mobilenet_v2_model *)calloc(1, sizeof *model);
     if (!model)
         return MOBILENET_V2_ERR_NOMEM;
-    rc = mobilenet_v2_init(model, weights_safetensors, workspace);
+    rc = mobilenet_v2_init(model, src, workspace);
     if (rc != MOBILENET_V2_OK) {
         mobilenet_v2_release(model);
         return rc;
     }
     model->ready = 1;
     return MOBILENET_V2_OK;
+}
+
+int mobilenet_v2_create(mobilenet_v2_model **m, const char *weights_safetensors, void *workspace)
+{
+    mobilenet_v2_source src;
+
+    memset(&src, 0, sizeof src);
+    src.path = weights_safetensors;
+    return mobilenet_v2_new(m, &src, workspace);
+}
+
+int mobilenet_v2_create_from_memory(mobilenet_v2_model **m, const void *weights, size_t size, void *workspace)
+{
+    mobilenet_v2_source src;
+
+    memset(&src, 0, sizeof src);
+    src.data = weights;
+    src.size = size;
+    src.in_memory = 1;
+    return mobilenet_v2_new(m, &src, workspace);
 }
 
 int mobilenet_v2_forward_v(mobilenet_v2_model *m, int n, const float *const *inputs, float *const *outputs)

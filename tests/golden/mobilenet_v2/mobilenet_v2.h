@@ -307,6 +307,8 @@
 #ifndef MOBILENET_V2_H
 #define MOBILENET_V2_H
 
+#include <stddef.h>  /* size_t */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -343,6 +345,13 @@ typedef struct mobilenet_v2_model mobilenet_v2_model;
  * that holds only the message (mobilenet_v2_last_error(*m) explains, mobilenet_v2_destroy(*m)
  * frees it), or to NULL when even that allocation failed. */
 int mobilenet_v2_create(mobilenet_v2_model **m, const char *weights_safetensors, void *workspace);
+
+/* mobilenet_v2_create with the parameters from memory: weights points to size bytes
+ * holding a safetensors file (linked into the program, or read by the
+ * caller). They pass the same checks as a file's, and messages name them
+ * "<memory>"; create copies what it needs, so the bytes may be freed when
+ * it returns. */
+int mobilenet_v2_create_from_memory(mobilenet_v2_model **m, const void *weights, size_t size, void *workspace);
 
 /* Runs the network on n samples (1 <= n <= MOBILENET_V2_MAX_BATCH): one pointer per
  * input, then one per output, shaped as in the table at the top. Outputs must

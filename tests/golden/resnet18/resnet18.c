@@ -163,6 +163,15 @@ static const struct {
 static const char *const resnet18_input_names[RESNET18_N_INPUTS] = { "image" };
 static const char *const resnet18_output_names[RESNET18_N_OUTPUTS] = { "logits" };
 
+/* Where create reads the parameters from: the safetensors file path, or the
+ * bytes of one in memory, [data, data + size) (create_from_memory). */
+typedef struct {
+    const char *path;       /* the file (create), or NULL */
+    const void *data;       /* the bytes (create_from_memory), or NULL */
+    size_t      size;       /* their count */
+    int         in_memory;  /* 1: data and size, 0: path */
+} resnet18_source;
+
 /* Records a message in m and returns code. */
 static int resnet18_fail(resnet18_model *m, int code, const char *fmt, ...)
 {
@@ -196,24 +205,28 @@ static int resnet18_scratch_fits(void)
         && nnc_conv2d_winograd_scratch(256) <= 1474560;
 }
 
-/* Opens the weights file at path into sf, checks every parameter against it
- * (name, F32, shape) and reads those the forward pass reads into m->params.
+/* Opens the weights (a file or memory: src) into sf, checks every parameter
+ * against them (name, F32, shape) and reads those the forward pass reads
+ * into m->params.
  * Those only the constants read (after RESNET18_PARAM_KEPT_FLOATS in the table's
  * layout, shrink) are read by resnet18_prepare as it makes each constant. On
  * success sf stays open for it; on failure nothing is left open. */
-static int resnet18_load(resnet18_model *m, const char *path, nnc_st_file *sf)
+static int resnet18_load(resnet18_model *m, const resnet18_source *src, nnc_st_file *sf)
 {
     nnc_st_want want;
     char err[256];
     int i;
 
     memset(sf, 0, sizeof *sf);
-    if (!path)
+    if (!src->in_memory && !src->path)
         return resnet18_fail(m, RESNET18_ERR_ARG, "resnet18_create: the weights path is NULL, but resnet18 has parameters");
+    if (src->in_memory && !src->data)
+        return resnet18_fail(m, RESNET18_ERR_ARG, "resnet18_create_from_memory: the weights are NULL, but resnet18 has parameters");
     m->params = (float *)malloc(((size_t)RESNET18_PARAM_KEPT_FLOATS + 1) * sizeof(float));
     if (!m->params)
         return resnet18_fail(m, RESNET18_ERR_NOMEM, "resnet18_create: out of memory for the parameters");
-    if (nnc_st_begin(sf, path, err, sizeof err) != 0)
+    if ((src->in_memory ? nnc_st_begin_memory(sf, src->data, src->size, NULL, err, sizeof err)
+                        : nnc_st_begin(sf, src->path, err, sizeof err)) != 0)
         return resnet18_fail(m, RESNET18_ERR_WEIGHTS, "resnet18_create: %s", err);
     for (i = 0; i < RESNET18_N_PARAMS; i++) {
         want.name = resnet18_param_table[i].name;
@@ -753,7 +766,7 @@ done:
 }
 
 /* The work of create, on a zeroed instance. */
-static int resnet18_init(resnet18_model *m, const char *weights, void *workspace)
+static int resnet18_init(resnet18_model *m, const resnet18_source *weights, void *workspace)
 {
     (void)nnc_ctx_init(&m->ctx, 0);  /* without threads the instance still runs, on the caller's */
     if (!resnet18_scratch_fits())
@@ -1071,7 +1084,8 @@ static void resnet18_run(resnet18_model *m, int n, const float *const *inputs, f
                   NULL, NNC_ACT_NONE, 0.0f);    /* epilogue: none */
 }
 
-int resnet18_create(resnet18_model **m, const char *weights_safetensors, void *workspace)
+/* create and create_from_memory: a new instance reading its parameters from src. */
+static int resnet18_new(resnet18_model **m, const resnet18_source *src, void *workspace)
 {
     resnet18_model *model;
     int rc;
@@ -1081,13 +1095,33 @@ int resnet18_create(resnet18_model **m, const char *weights_safetensors, void *w
     *m = model = (resnet18_model *)calloc(1, sizeof *model);
     if (!model)
         return RESNET18_ERR_NOMEM;
-    rc = resnet18_init(model, weights_safetensors, workspace);
+    rc = resnet18_init(model, src, workspace);
     if (rc != RESNET18_OK) {
         resnet18_release(model);
         return rc;
     }
     model->ready = 1;
     return RESNET18_OK;
+}
+
+int resnet18_create(resnet18_model **m, const char *weights_safetensors, void *workspace)
+{
+    resnet18_source src;
+
+    memset(&src, 0, sizeof src);
+    src.path = weights_safetensors;
+    return resnet18_new(m, &src, workspace);
+}
+
+int resnet18_create_from_memory(resnet18_model **m, const void *weights, size_t size, void *workspace)
+{
+    resnet18_source src;
+
+    memset(&src, 0, sizeof src);
+    src.data = weights;
+    src.size = size;
+    src.in_memory = 1;
+    return resnet18_new(m, &src, workspace);
 }
 
 int resnet18_forward_v(resnet18_model *m, int n, const float *const *inputs, float *const *outputs)

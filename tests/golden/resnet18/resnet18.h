@@ -147,6 +147,8 @@
 #ifndef RESNET18_H
 #define RESNET18_H
 
+#include <stddef.h>  /* size_t */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -183,6 +185,13 @@ typedef struct resnet18_model resnet18_model;
  * that holds only the message (resnet18_last_error(*m) explains, resnet18_destroy(*m)
  * frees it), or to NULL when even that allocation failed. */
 int resnet18_create(resnet18_model **m, const char *weights_safetensors, void *workspace);
+
+/* resnet18_create with the parameters from memory: weights points to size bytes
+ * holding a safetensors file (linked into the program, or read by the
+ * caller). They pass the same checks as a file's, and messages name them
+ * "<memory>"; create copies what it needs, so the bytes may be freed when
+ * it returns. */
+int resnet18_create_from_memory(resnet18_model **m, const void *weights, size_t size, void *workspace);
 
 /* Runs the network on n samples (1 <= n <= RESNET18_MAX_BATCH): one pointer per
  * input, then one per output, shaped as in the table at the top. Outputs must
