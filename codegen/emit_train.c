@@ -21,7 +21,11 @@
  *     feature map) sums their gradients;
  *   - PREFIX_train_step: forward, softmax cross-entropy on the single output,
  *     backward, one optimizer update per trainable parameter tensor (torch's
- *     single-tensor arithmetic, optim.c).
+ *     single-tensor arithmetic, optim.c);
+ *   - PREFIX_train_create reads the weights from a file, and
+ *     PREFIX_train_create_from_memory from the bytes of one in memory (a
+ *     program's embedded weights, the library's nnc_load_memory): one loader,
+ *     safetensors_load.c, with the same checks for both (module_train.c).
  *
  * Memory: activations and activation gradients share one workspace planned
  * with passes/memplan.c over a timeline of 2N+1 steps: forward node i at step

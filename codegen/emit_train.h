@@ -6,9 +6,10 @@
  * mode, softmax cross-entropy on the network's single output, the backward
  * pass (each op's gradient rule is named in its ops.def row), and the
  * optimizer update, behind the entry points of runtime/train_abi.h
- * (PREFIX_train_create, _step, _eval, _set_trainable, _tensor_count, _tensor,
- * _get_step, _set_step, _max_batch, _last_error, _destroy). The inference code
- * for the same network (emit_c.h) is unchanged by it. */
+ * (PREFIX_train_create, _create_from_memory, _step, _eval, _set_trainable,
+ * _tensor_count, _tensor, _get_step, _set_step, _max_batch, _last_error,
+ * _destroy). The inference code for the same network (emit_c.h) is unchanged
+ * by it. */
 #ifndef NNC_CODEGEN_EMIT_TRAIN_H
 #define NNC_CODEGEN_EMIT_TRAIN_H
 

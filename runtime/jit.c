@@ -172,6 +172,7 @@ int rt_load_train(const char *c_src, const char *h_src, const char *header_name,
         out->so = j;
         out->kind = 1;
         if (rt_jit_sym(j, prefix, "train_create", &out->create, err, errlen) &&
+            rt_jit_sym(j, prefix, "train_create_from_memory", &out->create_from_memory, err, errlen) &&
             rt_jit_sym(j, prefix, "train_step", &out->step, err, errlen) &&
             rt_jit_sym(j, prefix, "train_eval", &out->eval, err, errlen) &&
             rt_jit_sym(j, prefix, "train_set_trainable", &out->set_trainable, err, errlen) &&

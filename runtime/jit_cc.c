@@ -318,6 +318,7 @@ int rt_cc_load_train(const char *c_src, const char *h_src, const char *header_na
     memset(out, 0, sizeof *out);
     if (rt_cc_build(c_src, h_src, header_name, prefix, true, &out->so, err, errlen) != 0) return -1;
     if (rt_cc_sym(out->so, prefix, "train_create", &out->create, err, errlen) &&
+        rt_cc_sym(out->so, prefix, "train_create_from_memory", &out->create_from_memory, err, errlen) &&
         rt_cc_sym(out->so, prefix, "train_step", &out->step, err, errlen) &&
         rt_cc_sym(out->so, prefix, "train_eval", &out->eval, err, errlen) &&
         rt_cc_sym(out->so, prefix, "train_set_trainable", &out->set_trainable, err, errlen) &&

@@ -48,9 +48,9 @@ void rt_cc_unload(RtModel *m);
 
 /* The same for a training module (runtime/train_abi.h, codegen/emit_train.h):
  * compiles c_src as rt_cc_load does and fills *out with PREFIX_train_create,
- * _step, _eval, _set_trainable, _tensor_count, _tensor, _get_step, _set_step,
- * _max_batch, _last_error and _destroy. Returns 0, or -1 with the reason in
- * err (a missing entry point is named). */
+ * _create_from_memory, _step, _eval, _set_trainable, _tensor_count, _tensor,
+ * _get_step, _set_step, _max_batch, _last_error and _destroy. Returns 0, or
+ * -1 with the reason in err (a missing entry point is named). */
 int rt_cc_load_train(const char *c_src, const char *h_src, const char *header_name, const char *prefix,
                      RtTrainModule *out, char *err, size_t errlen);
 

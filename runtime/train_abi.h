@@ -16,6 +16,7 @@
 #ifndef NNC_RUNTIME_TRAIN_ABI_H
 #define NNC_RUNTIME_TRAIN_ABI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Optimizer kinds, as runtime/snippets/optim.c numbers them (NNC_OPTIM_*):
@@ -66,6 +67,10 @@ typedef struct RtTrainConfig {
  * (batchnorm running statistics) are read from a safetensors file, by name,
  * every tensor the network has; optimizer state starts at zero, step at 0. */
 typedef int (*RtTrainCreateFn)(void **t, const char *weights_safetensors, const RtTrainConfig *cfg);
+/* PREFIX_train_create_from_memory: the same from the bytes of a safetensors
+ * file in memory, [weights, weights + size) (the same checks; messages name
+ * "<memory>"; the bytes are not kept after it returns). */
+typedef int (*RtTrainCreateMemFn)(void **t, const void *weights, size_t size, const RtTrainConfig *cfg);
 
 /* PREFIX_train_step: one step on a batch: forward in training mode (batch
  * statistics, running averages updated, dropout), mean softmax cross-entropy
@@ -118,6 +123,7 @@ typedef struct RtTrainModule {
     void *so;  /* dlopen handle (kind 0, runtime/jit_cc.h), or an RtJit (kind 1, runtime/jit_llvm.h) */
     int kind;
     RtTrainCreateFn create;
+    RtTrainCreateMemFn create_from_memory;
     RtTrainStepFn step;
     RtTrainEvalFn eval;
     RtTrainSetTrainableFn set_trainable;

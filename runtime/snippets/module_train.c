@@ -132,18 +132,23 @@ static void $p_train_release($p_train *t)
     free(t->scratch); free(t->ws);
 }
 
-int $p_train_create($p_train **out, const char *weights, const $p_train_config *cfg)
+/* create (the file path) and create_from_memory (in_memory: the safetensors
+ * bytes [data, data + size), read by the same loader with the same checks). */
+static int $p_train_new($p_train **out, const char *path, const void *data, size_t size, int in_memory,
+                        const $p_train_config *cfg)
 {
     $p_train *t;
     nnc_st_want want[$P_N_PARAMS];
     char err[384];
-    int i, k;
+    int i, k, rc;
     if (!out) return -1;
     *out = NULL;
     t = ($p_train *)calloc(1, sizeof *t);
     if (!t) return -2;
     *out = t;
-    if (!cfg || !weights) return $p_train_fail(t, -1, "$p_train_create: NULL weights path or config");
+    if (!cfg || (in_memory ? !data : !path))
+        return $p_train_fail(t, -1, in_memory ? "$p_train_create_from_memory: NULL weights or config"
+                                              : "$p_train_create: NULL weights path or config");
     if (cfg->optimizer < 0 || cfg->optimizer >= $P_N_OPTIMIZERS)
         return $p_train_fail(t, -1, "$p_train_create: unknown optimizer %d", cfg->optimizer);
     if (cfg->loss < 0 || cfg->loss >= $P_N_LOSSES)
@@ -201,9 +206,20 @@ int $p_train_create($p_train **out, const char *weights, const $p_train_config *
             snprintf(t->state_names[i * 3 + k], len, "optim.%s.%s", $p_params[i].name, key);
         }
     }
-    if (nnc_st_load(weights, want, $P_N_PARAMS, err, sizeof err) != 0)
-        return $p_train_fail(t, -3, "$p_train_create: %s", err);
+    rc = in_memory ? nnc_st_load_memory(data, size, NULL, want, $P_N_PARAMS, err, sizeof err)
+                   : nnc_st_load(path, want, $P_N_PARAMS, err, sizeof err);
+    if (rc != 0) return $p_train_fail(t, -3, "$p_train_create: %s", err);
     return 0;
+}
+
+int $p_train_create($p_train **out, const char *weights, const $p_train_config *cfg)
+{
+    return $p_train_new(out, weights, NULL, 0, 0, cfg);
+}
+
+int $p_train_create_from_memory($p_train **out, const void *weights, size_t size, const $p_train_config *cfg)
+{
+    return $p_train_new(out, NULL, weights, size, 1, cfg);
 }
 
 void $p_train_destroy($p_train *t)
@@ -373,7 +389,9 @@ int $p_train_tensor($p_train *t, int i, const char **name, int *kind, float **da
 /* @fill banner */
  *
  * The training module of network $p: create it from a safetensors file
- * holding every parameter and buffer, then call $p_train_step once per
+ * holding every parameter and buffer (or from the bytes of one in memory:
+ * $p_train_create_from_memory, same checks, messages name "<memory>", the
+ * bytes are not kept), then call $p_train_step once per
  * batch (forward in training mode, softmax cross-entropy against integer
  * labels, backward, one optimizer update with PyTorch's semantics) and
  * $p_train_eval to measure. Tensors (parameters, buffers, optimizer state)
@@ -387,6 +405,7 @@ int $p_train_tensor($p_train *t, int i, const char **name, int *kind, float **da
 #ifndef $P_TRAIN_H
 #define $P_TRAIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* @fill limits */
@@ -400,6 +419,7 @@ typedef struct $p_train_config {
 } $p_train_config;
 
 int $p_train_create($p_train **t, const char *weights_safetensors, const $p_train_config *cfg);
+int $p_train_create_from_memory($p_train **t, const void *weights, size_t size, const $p_train_config *cfg);
 /* One step on n <= $P_TRAIN_MAX_BATCH samples: mean loss and correct count out. */
 int $p_train_step($p_train *t, int n, const float *input, const int32_t *labels, double lr, float *loss,
                   long *correct);

@@ -381,6 +381,10 @@ static const char train_kernels[] =
     "typedef struct { const char *name; int rank; long long shape[4]; float *dst; } nnc_st_want;\n"
     "static int nnc_st_load(const char *path, const nnc_st_want *want, int n_want, char *err, size_t errlen)\n"
     "{\n    snprintf(err, errlen, \"%s\", path);\n    return n_want > 0 && want[0].dst == NULL;\n}\n"
+    "static int nnc_st_load_memory(const void *data, size_t size, const char *label, const nnc_st_want *want,\n"
+    "                              int n_want, char *err, size_t errlen)\n"
+    "{\n    snprintf(err, errlen, \"%s\", label ? label : \"<memory>\");\n"
+    "    return !data || size == 0 || (n_want > 0 && want[0].dst == NULL);\n}\n"
     /* the kernels' context (runtime/snippets/kernels_parallel.c), which every module owns */
     "typedef struct { int isa, threads; } nnc_ctx;\n"
     "static int nnc_ctx_init(nnc_ctx *c, int threads) { c->isa = 0, c->threads = threads; return 0; }\n"

@@ -7582,18 +7582,23 @@ static void densenet121_train_release(densenet121_train *t)
     free(t->scratch); free(t->ws);
 }
 
-int densenet121_train_create(densenet121_train **out, const char *weights, const densenet121_train_config *cfg)
+/* create (the file path) and create_from_memory (in_memory: the safetensors
+ * bytes [data, data + size), read by the same loader with the same checks). */
+static int densenet121_train_new(densenet121_train **out, const char *path, const void *data, size_t size, int in_memory,
+                        const densenet121_train_config *cfg)
 {
     densenet121_train *t;
     nnc_st_want want[DENSENET121_N_PARAMS];
     char err[384];
-    int i, k;
+    int i, k, rc;
     if (!out) return -1;
     *out = NULL;
     t = (densenet121_train *)calloc(1, sizeof *t);
     if (!t) return -2;
     *out = t;
-    if (!cfg || !weights) return densenet121_train_fail(t, -1, "densenet121_train_create: NULL weights path or config");
+    if (!cfg || (in_memory ? !data : !path))
+        return densenet121_train_fail(t, -1, in_memory ? "densenet121_train_create_from_memory: NULL weights or config"
+                                              : "densenet121_train_create: NULL weights path or config");
     if (cfg->optimizer < 0 || cfg->optimizer >= DENSENET121_N_OPTIMIZERS)
         return densenet121_train_fail(t, -1, "densenet121_train_create: unknown optimizer %d", cfg->optimizer);
     if (cfg->loss < 0 || cfg->loss >= DENSENET121_N_LOSSES)
@@ -7721,9 +7726,20 @@ int densenet121_train_create(densenet121_train **out, const char *weights, const
             snprintf(t->state_names[i * 3 + k], len, "optim.%s.%s", densenet121_params[i].name, key);
         }
     }
-    if (nnc_st_load(weights, want, DENSENET121_N_PARAMS, err, sizeof err) != 0)
-        return densenet121_train_fail(t, -3, "densenet121_train_create: %s", err);
+    rc = in_memory ? nnc_st_load_memory(data, size, NULL, want, DENSENET121_N_PARAMS, err, sizeof err)
+                   : nnc_st_load(path, want, DENSENET121_N_PARAMS, err, sizeof err);
+    if (rc != 0) return densenet121_train_fail(t, -3, "densenet121_train_create: %s", err);
     return 0;
+}
+
+int densenet121_train_create(densenet121_train **out, const char *weights, const densenet121_train_config *cfg)
+{
+    return densenet121_train_new(out, weights, NULL, 0, 0, cfg);
+}
+
+int densenet121_train_create_from_memory(densenet121_train **out, const void *weights, size_t size, const densenet121_train_config *cfg)
+{
+    return densenet121_train_new(out, NULL, weights, size, 1, cfg);
 }
 
 void densenet121_train_destroy(densenet121_train *t)

@@ -4220,18 +4220,23 @@ static void googlenet_train_release(googlenet_train *t)
     free(t->scratch); free(t->ws);
 }
 
-int googlenet_train_create(googlenet_train **out, const char *weights, const googlenet_train_config *cfg)
+/* create (the file path) and create_from_memory (in_memory: the safetensors
+ * bytes [data, data + size), read by the same loader with the same checks). */
+static int googlenet_train_new(googlenet_train **out, const char *path, const void *data, size_t size, int in_memory,
+                        const googlenet_train_config *cfg)
 {
     googlenet_train *t;
     nnc_st_want want[GOOGLENET_N_PARAMS];
     char err[384];
-    int i, k;
+    int i, k, rc;
     if (!out) return -1;
     *out = NULL;
     t = (googlenet_train *)calloc(1, sizeof *t);
     if (!t) return -2;
     *out = t;
-    if (!cfg || !weights) return googlenet_train_fail(t, -1, "googlenet_train_create: NULL weights path or config");
+    if (!cfg || (in_memory ? !data : !path))
+        return googlenet_train_fail(t, -1, in_memory ? "googlenet_train_create_from_memory: NULL weights or config"
+                                              : "googlenet_train_create: NULL weights path or config");
     if (cfg->optimizer < 0 || cfg->optimizer >= GOOGLENET_N_OPTIMIZERS)
         return googlenet_train_fail(t, -1, "googlenet_train_create: unknown optimizer %d", cfg->optimizer);
     if (cfg->loss < 0 || cfg->loss >= GOOGLENET_N_LOSSES)
@@ -4358,9 +4363,20 @@ int googlenet_train_create(googlenet_train **out, const char *weights, const goo
             snprintf(t->state_names[i * 3 + k], len, "optim.%s.%s", googlenet_params[i].name, key);
         }
     }
-    if (nnc_st_load(weights, want, GOOGLENET_N_PARAMS, err, sizeof err) != 0)
-        return googlenet_train_fail(t, -3, "googlenet_train_create: %s", err);
+    rc = in_memory ? nnc_st_load_memory(data, size, NULL, want, GOOGLENET_N_PARAMS, err, sizeof err)
+                   : nnc_st_load(path, want, GOOGLENET_N_PARAMS, err, sizeof err);
+    if (rc != 0) return googlenet_train_fail(t, -3, "googlenet_train_create: %s", err);
     return 0;
+}
+
+int googlenet_train_create(googlenet_train **out, const char *weights, const googlenet_train_config *cfg)
+{
+    return googlenet_train_new(out, weights, NULL, 0, 0, cfg);
+}
+
+int googlenet_train_create_from_memory(googlenet_train **out, const void *weights, size_t size, const googlenet_train_config *cfg)
+{
+    return googlenet_train_new(out, NULL, weights, size, 1, cfg);
 }
 
 void googlenet_train_destroy(googlenet_train *t)

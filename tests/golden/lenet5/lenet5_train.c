@@ -318,18 +318,23 @@ static void lenet5_train_release(lenet5_train *t)
     free(t->scratch); free(t->ws);
 }
 
-int lenet5_train_create(lenet5_train **out, const char *weights, const lenet5_train_config *cfg)
+/* create (the file path) and create_from_memory (in_memory: the safetensors
+ * bytes [data, data + size), read by the same loader with the same checks). */
+static int lenet5_train_new(lenet5_train **out, const char *path, const void *data, size_t size, int in_memory,
+                        const lenet5_train_config *cfg)
 {
     lenet5_train *t;
     nnc_st_want want[LENET5_N_PARAMS];
     char err[384];
-    int i, k;
+    int i, k, rc;
     if (!out) return -1;
     *out = NULL;
     t = (lenet5_train *)calloc(1, sizeof *t);
     if (!t) return -2;
     *out = t;
-    if (!cfg || !weights) return lenet5_train_fail(t, -1, "lenet5_train_create: NULL weights path or config");
+    if (!cfg || (in_memory ? !data : !path))
+        return lenet5_train_fail(t, -1, in_memory ? "lenet5_train_create_from_memory: NULL weights or config"
+                                              : "lenet5_train_create: NULL weights path or config");
     if (cfg->optimizer < 0 || cfg->optimizer >= LENET5_N_OPTIMIZERS)
         return lenet5_train_fail(t, -1, "lenet5_train_create: unknown optimizer %d", cfg->optimizer);
     if (cfg->loss < 0 || cfg->loss >= LENET5_N_LOSSES)
@@ -389,9 +394,20 @@ int lenet5_train_create(lenet5_train **out, const char *weights, const lenet5_tr
             snprintf(t->state_names[i * 3 + k], len, "optim.%s.%s", lenet5_params[i].name, key);
         }
     }
-    if (nnc_st_load(weights, want, LENET5_N_PARAMS, err, sizeof err) != 0)
-        return lenet5_train_fail(t, -3, "lenet5_train_create: %s", err);
+    rc = in_memory ? nnc_st_load_memory(data, size, NULL, want, LENET5_N_PARAMS, err, sizeof err)
+                   : nnc_st_load(path, want, LENET5_N_PARAMS, err, sizeof err);
+    if (rc != 0) return lenet5_train_fail(t, -3, "lenet5_train_create: %s", err);
     return 0;
+}
+
+int lenet5_train_create(lenet5_train **out, const char *weights, const lenet5_train_config *cfg)
+{
+    return lenet5_train_new(out, weights, NULL, 0, 0, cfg);
+}
+
+int lenet5_train_create_from_memory(lenet5_train **out, const void *weights, size_t size, const lenet5_train_config *cfg)
+{
+    return lenet5_train_new(out, NULL, weights, size, 1, cfg);
 }
 
 void lenet5_train_destroy(lenet5_train *t)

@@ -3458,18 +3458,23 @@ static void mobilenet_v2_train_release(mobilenet_v2_train *t)
     free(t->scratch); free(t->ws);
 }
 
-int mobilenet_v2_train_create(mobilenet_v2_train **out, const char *weights, const mobilenet_v2_train_config *cfg)
+/* create (the file path) and create_from_memory (in_memory: the safetensors
+ * bytes [data, data + size), read by the same loader with the same checks). */
+static int mobilenet_v2_train_new(mobilenet_v2_train **out, const char *path, const void *data, size_t size, int in_memory,
+                        const mobilenet_v2_train_config *cfg)
 {
     mobilenet_v2_train *t;
     nnc_st_want want[MOBILENET_V2_N_PARAMS];
     char err[384];
-    int i, k;
+    int i, k, rc;
     if (!out) return -1;
     *out = NULL;
     t = (mobilenet_v2_train *)calloc(1, sizeof *t);
     if (!t) return -2;
     *out = t;
-    if (!cfg || !weights) return mobilenet_v2_train_fail(t, -1, "mobilenet_v2_train_create: NULL weights path or config");
+    if (!cfg || (in_memory ? !data : !path))
+        return mobilenet_v2_train_fail(t, -1, in_memory ? "mobilenet_v2_train_create_from_memory: NULL weights or config"
+                                              : "mobilenet_v2_train_create: NULL weights path or config");
     if (cfg->optimizer < 0 || cfg->optimizer >= MOBILENET_V2_N_OPTIMIZERS)
         return mobilenet_v2_train_fail(t, -1, "mobilenet_v2_train_create: unknown optimizer %d", cfg->optimizer);
     if (cfg->loss < 0 || cfg->loss >= MOBILENET_V2_N_LOSSES)
@@ -3557,9 +3562,20 @@ int mobilenet_v2_train_create(mobilenet_v2_train **out, const char *weights, con
             snprintf(t->state_names[i * 3 + k], len, "optim.%s.%s", mobilenet_v2_params[i].name, key);
         }
     }
-    if (nnc_st_load(weights, want, MOBILENET_V2_N_PARAMS, err, sizeof err) != 0)
-        return mobilenet_v2_train_fail(t, -3, "mobilenet_v2_train_create: %s", err);
+    rc = in_memory ? nnc_st_load_memory(data, size, NULL, want, MOBILENET_V2_N_PARAMS, err, sizeof err)
+                   : nnc_st_load(path, want, MOBILENET_V2_N_PARAMS, err, sizeof err);
+    if (rc != 0) return mobilenet_v2_train_fail(t, -3, "mobilenet_v2_train_create: %s", err);
     return 0;
+}
+
+int mobilenet_v2_train_create(mobilenet_v2_train **out, const char *weights, const mobilenet_v2_train_config *cfg)
+{
+    return mobilenet_v2_train_new(out, weights, NULL, 0, 0, cfg);
+}
+
+int mobilenet_v2_train_create_from_memory(mobilenet_v2_train **out, const void *weights, size_t size, const mobilenet_v2_train_config *cfg)
+{
+    return mobilenet_v2_train_new(out, NULL, weights, size, 1, cfg);
 }
 
 void mobilenet_v2_train_destroy(mobilenet_v2_train *t)

@@ -1551,18 +1551,23 @@ static void resnet18_train_release(resnet18_train *t)
     free(t->scratch); free(t->ws);
 }
 
-int resnet18_train_create(resnet18_train **out, const char *weights, const resnet18_train_config *cfg)
+/* create (the file path) and create_from_memory (in_memory: the safetensors
+ * bytes [data, data + size), read by the same loader with the same checks). */
+static int resnet18_train_new(resnet18_train **out, const char *path, const void *data, size_t size, int in_memory,
+                        const resnet18_train_config *cfg)
 {
     resnet18_train *t;
     nnc_st_want want[RESNET18_N_PARAMS];
     char err[384];
-    int i, k;
+    int i, k, rc;
     if (!out) return -1;
     *out = NULL;
     t = (resnet18_train *)calloc(1, sizeof *t);
     if (!t) return -2;
     *out = t;
-    if (!cfg || !weights) return resnet18_train_fail(t, -1, "resnet18_train_create: NULL weights path or config");
+    if (!cfg || (in_memory ? !data : !path))
+        return resnet18_train_fail(t, -1, in_memory ? "resnet18_train_create_from_memory: NULL weights or config"
+                                              : "resnet18_train_create: NULL weights path or config");
     if (cfg->optimizer < 0 || cfg->optimizer >= RESNET18_N_OPTIMIZERS)
         return resnet18_train_fail(t, -1, "resnet18_train_create: unknown optimizer %d", cfg->optimizer);
     if (cfg->loss < 0 || cfg->loss >= RESNET18_N_LOSSES)
@@ -1641,9 +1646,20 @@ int resnet18_train_create(resnet18_train **out, const char *weights, const resne
             snprintf(t->state_names[i * 3 + k], len, "optim.%s.%s", resnet18_params[i].name, key);
         }
     }
-    if (nnc_st_load(weights, want, RESNET18_N_PARAMS, err, sizeof err) != 0)
-        return resnet18_train_fail(t, -3, "resnet18_train_create: %s", err);
+    rc = in_memory ? nnc_st_load_memory(data, size, NULL, want, RESNET18_N_PARAMS, err, sizeof err)
+                   : nnc_st_load(path, want, RESNET18_N_PARAMS, err, sizeof err);
+    if (rc != 0) return resnet18_train_fail(t, -3, "resnet18_train_create: %s", err);
     return 0;
+}
+
+int resnet18_train_create(resnet18_train **out, const char *weights, const resnet18_train_config *cfg)
+{
+    return resnet18_train_new(out, weights, NULL, 0, 0, cfg);
+}
+
+int resnet18_train_create_from_memory(resnet18_train **out, const void *weights, size_t size, const resnet18_train_config *cfg)
+{
+    return resnet18_train_new(out, NULL, weights, size, 1, cfg);
 }
 
 void resnet18_train_destroy(resnet18_train *t)
