@@ -12,9 +12,10 @@
 #     and run;
 #  5. tests/install/depproject copied, built and run: consumer.c linked to the
 #     imported targets nnc::nnc and nnc::nnc_static, and a model (TRAINING,
-#     WEIGHTS) that imports a file from another directory; that file is edited
-#     and the next build must rerun nnc (the depfile) and change the
-#     program's output.
+#     WEIGHTS) that imports a file from another directory, once more with
+#     the weights linked in (EMBED_WEIGHTS: the same outputs); the imported
+#     file is edited and the next build must rerun nnc (the depfile) and
+#     change the programs' output.
 #   cmake -DNNC=path/to/nnc -DSRC=repo -DBUILD=nnc-build-dir -DBIN=scratch-dir
 #         [-DGENERATOR=Ninja] [-DCC=cc] [-DSAN_FLAGS=-fsanitize=...] -P example_embed.cmake
 file(REMOVE_RECURSE ${BIN})
@@ -171,6 +172,10 @@ foreach(kind nnc nnc_static)  # the imported targets nnc::nnc and nnc::nnc_stati
   endif()
 endforeach()
 run(before ${dp}/build/app)
+run(embedded ${dp}/build/app_embedded)  # the same weights, linked in (EMBED_WEIGHTS, TRAINING)
+if(NOT embedded STREQUAL before)
+  message(FATAL_ERROR "with its weights linked in, the model computes\n${embedded}instead of\n${before}")
+endif()
 run(noop ${CMAKE_COMMAND} --build ${dp}/build)
 if(noop MATCHES "nnc: ")
   message(FATAL_ERROR "a build with nothing changed reran nnc:\n${noop}")
@@ -183,7 +188,9 @@ if(NOT rebuild MATCHES "nnc: [^\n]*tiny\\.net -> tiny\\.c")
   message(FATAL_ERROR "editing shared/blocks.net (imported by model/tiny.net) did not rerun nnc:\n${rebuild}")
 endif()
 run(after ${dp}/build/app)
-if(before STREQUAL after OR NOT after MATCHES "training module: [0-9]+ tensors")
-  message(FATAL_ERROR "the output did not change after the imported file was edited:\n${before}\n${after}")
+run(after_embedded ${dp}/build/app_embedded)
+if(before STREQUAL after OR NOT after MATCHES "training module: [0-9]+ tensors" OR NOT after_embedded STREQUAL after)
+  message(FATAL_ERROR "the output did not change after the imported file was edited, or not alike:\n"
+                      "${before}\n${after}\n${after_embedded}")
 endif()
 message(STATUS "the edited import rebuilt the model:\n${before}${after}")

@@ -1,7 +1,18 @@
 /* app: runs tiny (inference, weights from TINY_WEIGHTS_PATH) on one input and
- * prints the outputs; then creates and frees the training module. */
+ * prints the outputs; then creates and frees the training module. Built with
+ * EMBEDDED (app_embedded), the same from the weights linked into the program
+ * (tiny_create_embedded, tiny_train_create_embedded). */
+#ifdef EMBEDDED
+#include "tiny_embedded.h"
+#include "tiny_embedded_train.h"
+#define CREATE(m) tiny_create_embedded(m, NULL)
+#define TRAIN_CREATE(t, cfg) tiny_train_create_embedded(t, cfg)
+#else
 #include "tiny.h"
 #include "tiny_train.h"
+#define CREATE(m) tiny_create(m, TINY_WEIGHTS_PATH, NULL)
+#define TRAIN_CREATE(t, cfg) tiny_train_create(t, TINY_WEIGHTS_PATH, cfg)
+#endif
 
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +22,7 @@ int main(void)
     const float x[2][4] = {{1.0f, -2.0f, 0.5f, 3.0f}, {-1.0f, 2.0f, -0.5f, -3.0f}};
     float y[2][3];
     tiny_model *m;
-    if (tiny_create(&m, TINY_WEIGHTS_PATH, NULL) != TINY_OK || tiny_forward(m, 2, &x[0][0], &y[0][0]) != TINY_OK) {
+    if (CREATE(&m) != TINY_OK || tiny_forward(m, 2, &x[0][0], &y[0][0]) != TINY_OK) {
         fprintf(stderr, "app: %s\n", tiny_last_error(m));
         tiny_destroy(m);
         return 1;
@@ -21,7 +32,7 @@ int main(void)
     tiny_train *t;
     tiny_train_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    if (tiny_train_create(&t, TINY_WEIGHTS_PATH, &cfg) != 0) {
+    if (TRAIN_CREATE(&t, &cfg) != 0) {
         fprintf(stderr, "app: the training module's create failed\n");
         return 1;
     }
