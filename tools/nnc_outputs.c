@@ -178,6 +178,18 @@ static bool parse_create(const char *h, char *prefix, char *first, char *rest, c
     return false;
 }
 
+/* s for a C comment: control bytes as '?', a closing comment as "*\/"; malloc'd */
+static char *comment_text(const char *s)
+{
+    StrBuf sb = {0};
+    for (const char *p = s; *p; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) sb_printf(&sb, "?");
+        else if (p[0] == '*' && p[1] == '/') sb_printf(&sb, "*\\");
+        else sb_printf(&sb, "%c", *p);
+    }
+    return sb.data ? sb.data : strdup("");
+}
+
 /* "T **x" -> "x" */
 static const char *last_word(const char *s)
 {
@@ -195,12 +207,20 @@ int cli_add_embedded(StrBuf *c_src, StrBuf *h_src, const char *weights, StrBuf *
     }
     const char *x = last_word(first);
     char *w = abs_path(weights);
+    for (const char *p = w; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            fprintf(stderr, "nnc: --embed-weights: the path '%s' has a control character, which .incbin cannot name "
+                    "(rename the file)\n", weights);
+            free(w);
+            return 1;
+        }
+    char *wc = comment_text(w);
     sb_printf(c_src, "\n/* ---- nnc --embed-weights %s ---- */\n"
                      "extern const unsigned char %s_weights_blob[], %s_weights_blob_end[];\n\n"
                      "int %s_create_embedded(%s, %s)\n{\n"
                      "    return %s_create_from_memory(%s, %s_weights_blob,\n"
                      "        (size_t)(%s_weights_blob_end - %s_weights_blob), %s);\n}\n",
-              w, prefix, prefix, prefix, first, rest, prefix, x, prefix, prefix, prefix, rest_name);
+              wc, prefix, prefix, prefix, first, rest, prefix, x, prefix, prefix, prefix, rest_name);
     /* the declaration goes before the header's closing extern "C" (the
      * inference header's), else before its closing #endif (the training one's) */
     const char *tail = NULL;
@@ -211,6 +231,7 @@ int cli_add_embedded(StrBuf *c_src, StrBuf *h_src, const char *weights, StrBuf *
     if (!tail) {
         fprintf(stderr, "nnc: internal error: --embed-weights: the generated header has no closing #endif\n");
         free(w);
+        free(wc);
         return 1;
     }
     StrBuf h = {0};
@@ -219,10 +240,11 @@ int cli_add_embedded(StrBuf *c_src, StrBuf *h_src, const char *weights, StrBuf *
                   " * _weights.S beside the .c holds the bytes of %s,\n"
                   " * checked against the network when the code was generated). */\n"
                   "int %s_create_embedded(%s, %s);\n\n%s",
-              prefix, w, prefix, first, rest, tail);
+              prefix, wc, prefix, first, rest, tail);
     sb_free(h_src);
     *h_src = h;
     emit_asm(asm_src, prefix, w);
     free(w);
+    free(wc);
     return 0;
 }

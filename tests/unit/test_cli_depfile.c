@@ -212,6 +212,25 @@ static void test_embed_weights(void **state)
     assert_true(exists("t_weights.S"));
 }
 
+/* A path that would close the C comment naming it ("x*" + "/w..."): escaped there. */
+static void test_embed_weights_path_in_comment(void **state)
+{
+    (void)state;
+    char p[512];
+    snprintf(p, sizeof p, "%s/x*", g_dir);
+    assert_int_equal(mkdir(p, 0755), 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cp '%s/w.safetensors' '%s/x*/w.safetensors'", g_dir, g_dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(NNC("my models/m.net", "-o", "o.c", "--embed-weights", "x*/w.safetensors"), 0);
+    char *c = file_text("o.c"), *h = file_text("o.h"), *s = file_text("o_weights.S");
+    assert_null(strstr(c, "x*/w"));
+    assert_non_null(strstr(c, "x*\\/w.safetensors ---- */"));
+    assert_null(strstr(h, "x*/w"));
+    assert_non_null(strstr(s, "/x*/w.safetensors\""));  /* the .incbin names the real path */
+    free(c), free(h), free(s);
+}
+
 /* A wrong file: named, with the tensor; nothing written. */
 static void test_embed_weights_checked(void **state)
 {
@@ -262,6 +281,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_depfile_lists_imports),
         cmocka_unit_test(test_embed_weights),
+        cmocka_unit_test(test_embed_weights_path_in_comment),
         cmocka_unit_test(test_embed_weights_checked),
         cmocka_unit_test(test_check_weights),
         cmocka_unit_test(test_refused_combinations),
