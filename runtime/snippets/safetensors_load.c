@@ -682,6 +682,7 @@ NNC_ST_ENTRY int nnc_st_begin(nnc_st_file *sf, const char *path, char *err, size
         return nnc_st_fail(err, errlen, path, "this machine is big-endian; the safetensors loader supports little-endian hosts only");
     if (nnc_st_open(path, &f, &sf->h, err, errlen)) return -1;
     sf->src.f = f;
+    sf->src.size = sf->h.data_start + sf->h.data_size;  /* what the prefix check found */
     sf->open = 1;
     return 0;
 }
