@@ -1,15 +1,12 @@
-/* nnc.c: the public API (include/nnc/nnc.h) over the internal modules.
- *
- * A model owns its graph; the frontend's arena (AST, source text) is freed as
- * soon as the graph exists, since the graph keeps copies of what it needs. An
- * instance owns the loaded shared object (runtime/jit_cc.c) and the generated
- * model's own instance. */
+/* nnc.c: loading and running (include/nnc/nnc.h: nnc_load, nnc_forward,
+ * the instance), over runtime/jit.h. Compiling is compile.c, inspecting and
+ * emitting inspect.c, the messages diagnostics.c (api/nnc_internal.h has
+ * the structs they share). */
 #include "nnc/nnc.h"
 #include "api/nnc_internal.h"
 
 #include "codegen/emit_c.h"
 #include "common/common.h"
-#include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "passes/plan_memory.h"
 #include "runtime/jit.h"
@@ -19,17 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct nnc_model {
-    IrGraph *g;
-};
-
-struct nnc_instance {
-    RtModel so;      /* the loaded generated code */
-    void *m;         /* its instance */
-};
-
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
-
 static char *fmt(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 1;
@@ -38,124 +24,23 @@ static char *fmt(const char *a, const char *b)
     return s;
 }
 
-static int compile(const char *path, const char *text, const nnc_options *opt, nnc_model **out, char **diagnostics)
-{
-    *out = NULL;
-    if (diagnostics) *diagnostics = NULL;
-    Arena arena = {0};
-    Diag d;
-    diag_init(&d, &arena);
-    FeOptions fe = {0};
-    FeDefine defs[64];
-    int level = opt ? opt->opt_level : 2;
-    if (opt) {
-        fe.network = opt->network;
-        for (int i = 0; i < opt->n_defines && i < 64; i++) {
-            const char *eq = strchr(opt->defines[i], '=');
-            if (!eq) {
-                diag_error(&d, (Loc){0}, "define '%s' is not NAME=VALUE", opt->defines[i]);
-                break;
-            }
-            defs[fe.n_defines].name = arena_strndup(&arena, opt->defines[i], (size_t)(eq - opt->defines[i]));
-            defs[fe.n_defines++].value = eq + 1;
-        }
-        fe.defines = defs;
-    }
-    IrGraph *g = NULL;
-    if (!d.errors)
-        g = text ? fe_compile_text(path, text, strlen(text), &fe, &d) : fe_compile(path, &fe, &d);
-    char err[512];
-    if (g && !pass_run_pipeline(g, level < 0 ? 0 : level > 2 ? 2 : level, err, sizeof err)) {
-        diag_error(&d, (Loc){0}, "internal error after a pass: %s", err);
-        ir_free(g);
-        g = NULL;
-    }
-    if (!g && diagnostics) *diagnostics = dup_or_null(d.out.data ? d.out.data : "nnc: error: compilation failed\n");
-    diag_free(&d);
-    arena_free(&arena);
-    if (!g) return -1;
-    *out = nnc_xcalloc(1, sizeof **out);
-    (*out)->g = g;
-    return 0;
-}
-
-int nnc_compile_file(const char *path, const nnc_options *opt, nnc_model **out, char **diagnostics)
-{
-    return compile(path, NULL, opt, out, diagnostics);
-}
-
-int nnc_compile_string(const char *path, const char *text, const nnc_options *opt, nnc_model **out,
-                       char **diagnostics)
-{
-    return compile(path ? path : "<string>", text ? text : "", opt, out, diagnostics);
-}
-
-void nnc_model_free(nnc_model *m)
-{
-    if (!m) return;
-    ir_free(m->g);
-    free(m);
-}
-
-const char *nnc_model_name(const nnc_model *m) { return m->g->name; }
-int nnc_model_inputs(const nnc_model *m) { return m->g->n_inputs; }
-int nnc_model_outputs(const nnc_model *m) { return m->g->n_outputs; }
-
-const char *nnc_model_input_name(const nnc_model *m, int i)
-{
-    return i >= 0 && i < m->g->n_inputs ? m->g->values[m->g->inputs[i]].name : NULL;
-}
-
-const char *nnc_model_output_name(const nnc_model *m, int i)
-{
-    return i >= 0 && i < m->g->n_outputs ? m->g->outputs[i].name : NULL;
-}
-
-long long nnc_model_input_size(const nnc_model *m, int i)
-{
-    return i >= 0 && i < m->g->n_inputs ? (long long)ir_shape_elems(&m->g->values[m->g->inputs[i]].shape) : -1;
-}
-
-long long nnc_model_output_size(const nnc_model *m, int i)
-{
-    return i >= 0 && i < m->g->n_outputs ? (long long)ir_shape_elems(&m->g->values[m->g->outputs[i].value].shape)
-                                         : -1;
-}
-
-int nnc_emit_ir(const nnc_model *m, char **text)
-{
-    StrBuf sb = {0};
-    ir_print(m->g, &sb);
-    *text = sb.data;  /* StrBuf data is malloc'd: the caller frees it */
-    return 0;
-}
-
-int nnc_emit_c(const nnc_model *m, int max_batch, const char *header_name, char **c_source, char **header,
-               char **error)
-{
-    StrBuf c = {0}, h = {0};
-    char err[512];
-    CgOptions o = {.max_batch = max_batch, .header_name = header_name, .source_path = NULL};
-    *c_source = *header = NULL;
-    if (error) *error = NULL;
-    if (!nnc_plan_for(m->g, &o, err, sizeof err) || !cg_emit_c(m->g, &o, &c, &h, err, sizeof err)) {
-        sb_free(&c);
-        sb_free(&h);
-        if (error) *error = strdup(err);
-        return -1;
-    }
-    *c_source = c.data;
-    *header = h.data;
-    return 0;
-}
-
 bool nnc_plan_for(IrGraph *g, const CgOptions *o, char *err, size_t errlen)
 {
     if (g->plan && g->plan->max_batch == o->max_batch && g->plan->reuse == !o->no_memory_plan) return true;
     return pass_plan_memory(g, o->max_batch, !o->no_memory_plan, err, errlen);
 }
 
-int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error)
+/* Where an instance's weights come from: a safetensors file (path, NULL for
+ * none), or the bytes of one in memory. */
+typedef struct {
+    const char *path;
+    const void *data;
+    size_t size;
+    bool in_memory;
+} Weights;
+
+/* nnc_load_graph for weights w. */
+static int load_graph(IrGraph *g, const CgOptions *o, const Weights *w, nnc_instance **out, char **error)
 {
     StrBuf c = {0}, h = {0};
     char err[4096];
@@ -178,7 +63,14 @@ int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_inst
         free(inst);
         return NNC_LOAD_CC;
     }
-    if (inst->so.create(&inst->m, weights, NULL) != 0) {
+    if (w->in_memory && !inst->so.create_from_memory) {
+        if (error) *error = strdup("the loaded code has no create_from_memory (a loader that predates it)");
+        nnc_instance_free(inst);
+        return NNC_LOAD_CREATE;
+    }
+    int created = w->in_memory ? inst->so.create_from_memory(&inst->m, w->data, w->size, NULL)
+                               : inst->so.create(&inst->m, w->path, NULL);
+    if (created != 0) {
         if (error) *error = fmt("", inst->so.last_error(inst->m));
         nnc_instance_free(inst);
         return NNC_LOAD_CREATE;
@@ -187,10 +79,44 @@ int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_inst
     return 0;
 }
 
+int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error)
+{
+    Weights w = {.path = weights};
+    return load_graph(g, o, &w, out, error);
+}
+
+int nnc_load_graph_memory(IrGraph *g, const CgOptions *o, const void *weights, size_t size, nnc_instance **out,
+                          char **error)
+{
+    Weights w = {.data = weights, .size = size, .in_memory = true};
+    return load_graph(g, o, &w, out, error);
+}
+
+/* nnc_load and nnc_load_memory: a model for inference, at its batch unless told. */
+static int load_model(const nnc_model *m, const Weights *w, int max_batch, nnc_instance **out, char **error)
+{
+    *out = NULL;
+    if (error) *error = NULL;
+    if (m->mode == NNC_TRAINING) {
+        if (error) *error = strdup("the model was compiled for training (NNC_TRAINING): load it with nnc_train_*, "
+                                   "or compile it for inference");
+        return -1;
+    }
+    CgOptions o = {.max_batch = max_batch > 0 ? max_batch : m->max_batch, .header_name = "model.h", .source_path = NULL};
+    return load_graph(m->g, &o, w, out, error) == 0 ? 0 : -1;
+}
+
 int nnc_load(const nnc_model *m, const char *weights, int max_batch, nnc_instance **out, char **error)
 {
-    CgOptions o = {.max_batch = max_batch, .header_name = "model.h", .source_path = NULL};
-    return nnc_load_graph(m->g, &o, weights, out, error) == 0 ? 0 : -1;
+    Weights w = {.path = weights};
+    return load_model(m, &w, max_batch, out, error);
+}
+
+int nnc_load_memory(const nnc_model *m, const void *weights, size_t size, int max_batch, nnc_instance **out,
+                    char **error)
+{
+    Weights w = {.data = weights, .size = size, .in_memory = true};
+    return load_model(m, &w, max_batch, out, error);
 }
 
 int nnc_forward(nnc_instance *inst, int n, const float *const *inputs, float *const *outputs)

@@ -1,6 +1,12 @@
-/* nnc_internal.h: what the nnc command line shares with the public API
- * (include/nnc/nnc.h) below its surface, so that `nnc run` loads a model the
- * way nnc_load does instead of repeating it.
+/* nnc_internal.h: what the files of the public API (include/nnc/nnc.h:
+ * compile.c, diagnostics.c, inspect.c, nnc.c) share, and what the nnc
+ * command line shares with them below the surface, so that `nnc run` loads a
+ * model the way nnc_load does instead of repeating it.
+ *
+ * A model owns its graph; the frontend's arena (AST, source text) is freed as
+ * soon as the graph exists, since the graph keeps copies of what it needs.
+ * An instance owns the loaded generated code (runtime/jit.h) and the
+ * generated model's own instance.
  *
  * nnc_load_graph is nnc_load for a graph the caller compiled itself (with its
  * own diagnostics, passes and --print-after) and code generator options of
@@ -16,11 +22,46 @@
 #include "nnc/nnc.h"
 
 #include "codegen/emit_c.h"
+#include "frontend/diag.h"
+#include "frontend/frontend.h"
 #include "ir/ir.h"
+#include "runtime/jit.h"
+
+/* One setting of a network's train section (frontend.h FeTrainSetting),
+ * copied: flag as `nnc train` spells it ("--lr"), value or NULL. */
+typedef struct NncSetting {
+    char *flag, *value;
+} NncSetting;
+
+struct nnc_model {
+    IrGraph *g;      /* checked, through the pipeline of its mode */
+    int max_batch;   /* the options' (>= 1): the pipeline's batch, and load's and emit's default */
+    nnc_mode mode;
+    NncSetting *train;  /* NNC_TRAINING: the train section's settings (nnc_train.c reads them), or NULL */
+    int n_train;
+};
+
+struct nnc_instance {
+    RtModel so;      /* the loaded generated code */
+    void *m;         /* its instance */
+};
+
+/* The train section of the network fe picks in the main source (path, and
+ * text or NULL: the file), copied into *out (api/train_settings.c); false
+ * after reporting a positioned error to d. nnc_settings_free releases them. */
+bool nnc_train_settings_read(const char *path, const char *text, size_t len, const FeOptions *fe, Diag *d,
+                             NncSetting **out, int *n);
+void nnc_settings_free(NncSetting *s, int n);
+
+/* The diagnostics list of d's messages (api/diagnostics.c); d is only read. */
+nnc_diagnostics *nnc_diagnostics_from(const Diag *d);
 
 enum { NNC_LOAD_EMIT = -1, NNC_LOAD_CC = -2, NNC_LOAD_CREATE = -3 };
 
 int nnc_load_graph(IrGraph *g, const CgOptions *o, const char *weights, nnc_instance **out, char **error);
+/* The same with the bytes of a safetensors file in memory (not kept after it returns). */
+int nnc_load_graph_memory(IrGraph *g, const CgOptions *o, const void *weights, size_t size, nnc_instance **out,
+                          char **error);
 
 /* Makes g's memory plan (passes/plan_memory.h) the one for o's batch and
  * reuse, planning again when the pipeline planned for other ones. */

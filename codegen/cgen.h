@@ -103,6 +103,8 @@ struct CgEmit {
     const char *call_fn;          /* the call being built */
     CgArgLine call[CG_MAX_CALL_LINES];  int n_call;
     char *err; size_t errlen;
+    unsigned bconv[4];            /* conv2d_blocked's tile instances: widths (bit nx) of AVX-512 tiles of 1 and 2
+                                     blocks, of AVX2 tiles; strides (bit s); cg_bconv_defines */
 };
 
 #define CG_FAIL(cx, ...) do { snprintf((cx)->err, (cx)->errlen, __VA_ARGS__); return false; } while (0)
@@ -117,6 +119,7 @@ long long cg_elems_from(const IrShape *s, int from);      /* elements per sample
 static inline long long cg_dim(const IrShape *s, int i) { return (long long)s->dim[i]; }
 bool cg_finite(CgEmit *cx, const IrNode *n, const char *what, float f);
 void cg_need(CgEmit *cx, const char *section);            /* marks a kernel section for pasting */
+void cg_bconv_defines(const CgEmit *cx, StrBuf *out);     /* conv2d_blocked's instances, before the kernels */
 void cg_line(CgEmit *cx, const char *fmt, ...) NNC_PRINTF(2, 3);  /* one statement at the indent */
 void cg_call_begin(CgEmit *cx, const char *kernel);       /* "conv2d": the dialect's prefix is added */
 void cg_arg(CgEmit *cx, const char *comment, const char *fmt, ...) NNC_PRINTF(3, 4);

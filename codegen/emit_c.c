@@ -526,6 +526,7 @@ static bool cg_write_source(CgCtx *cx, StrBuf *out, const char *c_name)
     bool ok = cx->e.d->library(cx->e.sections, cx->e.n_sections, &kernels, cx->err, cx->errlen);
     if (ok) {
         cg_write_source_banner(cx, out, c_name);
+        cg_bconv_defines(&cx->e, out);
         sb_append(out, "/* ======== kernels (from nnc's runtime) ======== */\n\n");
         sb_append(out, kernels.data);
         if (cx->g->n_params) {

@@ -6,6 +6,7 @@
  * batchnorm statistics) writes both forms under the run-time flag. */
 #include "cgen.h"
 #include "../passes/plan_memory.h"
+#include <math.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -125,6 +126,72 @@ static const char *cg_scratch_of(CgEmit *cx, const IrNode *n)
     return s ? s : "NULL";
 }
 
+/* ---- the tile instances of nnc_conv2d_blocked a network needs ----
+ *
+ * kernels_blocked_conv.c compiles a vector tile instance per width (1..12
+ * pixels by 1 or 2 blocks for AVX-512, 1..6 for AVX2) and stride, each some
+ * 0.3 s of the C compiler; a network uses a few. Here, the widths that
+ * nnc_conv2d_blocked's planning cuts each convolution's rows into, for
+ * either instruction set, a batch of 1 or more and 1 to CG_BCONV_THREADS
+ * threads (more threads only split 1-row planes finer), become the masks
+ * NNC_BCONV_* the kernel's file reads. The arithmetic below mirrors the
+ * kernel's; should they drift apart, a tile of a width left out runs as
+ * narrower tiles there (nnc_bconv_split): slower, the same outputs. */
+enum { CG_BCONV_THREADS = 8 };
+
+/* The widths of the tiles of a row of ow pixels cut in cchunks chunks, at most nx each. */
+static unsigned cg_bconv_widths(int ow, int nx, int cchunks)
+{
+    unsigned m = 0;
+    for (int cc = 0; cc < cchunks; cc++) {
+        int a = (int)((long)ow * cc / cchunks), b = (int)((long)ow * (cc + 1) / cchunks);
+        int ntiles = (b - a + nx - 1) / nx;
+        for (int ti = 0; ti < ntiles; ti++)
+            m |= 1u << ((int)((long)(b - a) * (ti + 1) / ntiles) - (int)((long)(b - a) * ti / ntiles));
+    }
+    return m;
+}
+
+/* The widths of one instruction set's tiles (gob blocks, nx pixels) over a c-channel, kh x kw convolution's output oh x ow. */
+static unsigned cg_bconv_isa_widths(int gob, int nx, int c, int kh, int kw, int oh, int ow)
+{
+    double unit = (double)gob * 16 * (double)c * (double)kh * (double)kw;
+    double cols = ceil(131072.0 / unit) < 48.0 ? 48.0 : ceil(131072.0 / unit);
+    int cchunks = oh > 1 || cols >= (double)ow ? 1 : (int)((ow + cols - 1) / cols);
+    unsigned m = 1u << 1;  /* width 1 always: what nnc_bconv_split falls back to */
+    for (int t = 1; t <= CG_BCONV_THREADS; t++)  /* a batch of 1 over t threads; t = 1: any batch */
+        m |= cg_bconv_widths(ow, nx, oh == 1 && t > 1 && cchunks < t ? t : cchunks);
+    return m;
+}
+
+static void cg_bconv_plan(CgEmit *cx, const IrNode *n)
+{
+    const ConvAttr *c = &n->attr.conv;
+    const IrShape *x = ir_in_shape(cx->g, n, 0), *y = &cx->g->values[n->out].shape;
+    int ch = (int)x->dim[0], h = (int)x->dim[1], w = (int)x->dim[2];
+    int k = (int)y->dim[0], oh = (int)y->dim[1], ow = (int)y->dim[2], kb = (k + 15) / 16;
+    cx->bconv[3] |= 1u;     /* planned: the defines are written */
+    if (c->sw > 2) return;  /* the plain C tiles */
+    cx->bconv[3] |= 1u << c->sw;
+    if (c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0 && oh == h && ow == w)
+        ow = h * w, oh = 1;  /* the plane is one row */
+    unsigned m512 = cg_bconv_isa_widths(2, 12, ch, c->kh, c->kw, oh, ow);
+    if (kb % 2) cx->bconv[0] |= m512;  /* the last group has one block */
+    if (kb > 1) cx->bconv[1] |= m512;
+    cx->bconv[2] |= cg_bconv_isa_widths(1, 6, ch, c->kh, c->kw, oh, ow);
+}
+
+void cg_bconv_defines(const CgEmit *cx, StrBuf *out)
+{
+    if (!cx->bconv[3]) return;
+    sb_append(out, "/* the tile instances of nnc_conv2d_blocked this network's convolutions use (bit n: n pixels) */\n");
+    sb_printf(out, "#define NNC_BCONV_AVX512_1 0x%04X\n", cx->bconv[0]);
+    sb_printf(out, "#define NNC_BCONV_AVX512_2 0x%04X\n", cx->bconv[1]);
+    sb_printf(out, "#define NNC_BCONV_AVX2     0x%04X\n", cx->bconv[2]);
+    sb_printf(out, "#define NNC_BCONV_S1       %d\n", (cx->bconv[3] >> 1) & 1);
+    sb_printf(out, "#define NNC_BCONV_S2       %d\n\n", (cx->bconv[3] >> 2) & 1);
+}
+
 /* A blocked conv2d (kernels_blocked_conv.c, kernels_blocked_dw.c): image,
  * residual and output in NCHW16c, the weight packed at create. */
 static bool cg_conv_blocked_call(CgEmit *cx, const IrNode *n)
@@ -135,6 +202,7 @@ static bool cg_conv_blocked_call(CgEmit *cx, const IrNode *n)
     const char *kernel = dw ? "dwconv_blocked" : ir_conv_stem_blocked(cx->g, n) ? "conv2d_nchw_blocked" : "conv2d_blocked";
     if (!c->packed) CG_FAIL(cx, "internal error: a blocked conv2d whose weight is not packed");
     cg_need(cx, kernel);
+    if (!dw && strcmp(kernel, "conv2d_blocked") == 0) cg_bconv_plan(cx, n);
     cg_call_begin(cx, kernel);
     cg_arg(cx, "the instance's threads and instruction set", "%s", cx->ctx);
     cg_image_arg(cx, n, true);

@@ -9,11 +9,13 @@ void diag_init(Diag *d, Arena *arena)
 {
     memset(d, 0, sizeof *d);
     d->arena = arena;
+    d->last_main = -1;
 }
 
 void diag_free(Diag *d)
 {
     free(d->files);
+    free(d->recs);
     sb_free(&d->out);
 }
 
@@ -111,26 +113,42 @@ static void show_line(StrBuf *out, Loc loc)
     sb_free(&caret);
 }
 
-static void emit(Diag *d, Loc loc, const char *kind, const char *fmt, va_list ap)
+/* Renders one message onto d->out and records it as data (DiagRecord). */
+static void emit(Diag *d, Loc loc, DiagSeverity sev, const char *fmt, va_list ap)
 {
-    StrBuf msg = {0};
+    static const char *const kinds[] = {"error", "warning", "note"};
+    StrBuf msg = {0}, esc = {0};
     sb_vprintf(&msg, fmt, ap);
+    append_escaped(&esc, msg.data ? msg.data : "", msg.len, false);
+    sb_free(&msg);
+    size_t start = d->out.len;
+    const char *path = NULL;
     if (loc.file) {
         append_escaped(&d->out, loc.file->path, strlen(loc.file->path), false);
-        sb_printf(&d->out, ":%d:%d: %s: ", loc.line, loc.col, kind);
+        path = arena_strndup(d->arena, d->out.len > start ? d->out.data + start : "", d->out.len - start);
+        sb_printf(&d->out, ":%d:%d: %s: ", loc.line, loc.col, kinds[sev]);
     } else {
-        sb_printf(&d->out, "nnc: %s: ", kind);
+        sb_printf(&d->out, "nnc: %s: ", kinds[sev]);
     }
-    append_escaped(&d->out, msg.data ? msg.data : "", msg.len, false);
-    sb_free(&msg);
+    sb_append(&d->out, esc.data ? esc.data : "");
     sb_append(&d->out, "\n");
     if (loc.file && loc.line > 0) show_line(&d->out, loc);
+    int parent = sev == DIAG_NOTE ? d->last_main : -1;
+    if (sev != DIAG_NOTE) d->last_main = d->n_recs;
+    if (d->n_recs == d->cap_recs) {
+        d->cap_recs = d->cap_recs ? d->cap_recs * 2 : 8;
+        d->recs = nnc_xrealloc(d->recs, (size_t)d->cap_recs * sizeof *d->recs);
+    }
+    d->recs[d->n_recs++] = (DiagRecord){sev, path, loc.file ? loc.line : 0, loc.file ? loc.col : 0,
+                                        arena_strdup(d->arena, esc.data ? esc.data : ""), parent, start,
+                                        d->out.len - start};
+    sb_free(&esc);
 }
 
 void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap)
 {
     d->errors++;
-    emit(d, loc, "error", fmt, ap);
+    emit(d, loc, DIAG_ERROR, fmt, ap);
 }
 
 void diag_error(Diag *d, Loc loc, const char *fmt, ...)
@@ -141,10 +159,18 @@ void diag_error(Diag *d, Loc loc, const char *fmt, ...)
     va_end(ap);
 }
 
+void diag_warning(Diag *d, Loc loc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    emit(d, loc, DIAG_WARNING, fmt, ap);
+    va_end(ap);
+}
+
 void diag_note(Diag *d, Loc loc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    emit(d, loc, "note", fmt, ap);
+    emit(d, loc, DIAG_NOTE, fmt, ap);
     va_end(ap);
 }

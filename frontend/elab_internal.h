@@ -195,6 +195,7 @@ typedef struct {
     int n_seen;
     const Decl *main_decls;   /* the main file's own */
     const SrcFile *main_file; /* where whole-file messages point (1:1) */
+    const FeOptions *opt;     /* its import resolver, if any; NULL: the disk */
 } Loader;
 
 void elab_loader_init(Loader *L, const char *path, Diag *d);

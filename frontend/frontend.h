@@ -16,10 +16,30 @@ typedef struct {
     const char *value;  /* its value as DSL text: "5", "0.5", "true" */
 } FeDefine;
 
+/* What an import resolver hands back for one import (FeResolver). Its
+ * strings need only live until the resolver is called again or the
+ * compilation returns: the front end copies them. */
+typedef struct {
+    const char *name;  /* how messages name the file, and the importer of its own imports;
+                        * NULL: the path the disk would be read at */
+    const char *text;  /* the file's text */
+    size_t len;        /* its length; 0: strlen(text) */
+    const char *why;   /* on failure, the reason (NULL: "not found") */
+} FeImport;
+
+/* Asked for each file an import statement names: importer is the name of
+ * the file holding the statement (the main file's path, or what the resolver
+ * called it), import the name as written. Returns 0 with out filled, > 0 to
+ * read it from disk as without a resolver, < 0 on failure (out->why), which
+ * is reported at the import statement. */
+typedef int (*FeResolver)(void *ctx, const char *importer, const char *import, FeImport *out);
+
 typedef struct {
     const char *network;       /* which network of the main file, or NULL for its only one */
     const FeDefine *defines;   /* overrides of network parameters (--set NAME=VALUE) */
     int n_defines;
+    FeResolver resolve;        /* NULL: imports are read from disk */
+    void *resolve_ctx;         /* its first argument */
 } FeOptions;
 
 /* The largest .net file read (the main file and each import): generous for

@@ -30,15 +30,22 @@ static char *read_net(const char *path, size_t *len, const char **why)
     return text;
 }
 
+/* Records key as loaded; false when it already was (each file is imported once only). */
+static bool first_time(Loader *L, const char *key)
+{
+    for (int i = 0; i < L->n_seen; i++)
+        if (strcmp(L->seen[i], key) == 0) return false;
+    L->seen = nnc_xrealloc(L->seen, (size_t)(L->n_seen + 1) * sizeof *L->seen);
+    L->seen[L->n_seen++] = arena_strdup(L->a, key);
+    return true;
+}
+
 static bool load_file(Loader *L, const char *path, Loc from, int depth)
 {
     char *real = realpath(path, NULL);
-    const char *key = real ? real : path;
-    for (int i = 0; i < L->n_seen; i++)
-        if (strcmp(L->seen[i], key) == 0) { free(real); return true; }  /* imported once only */
-    L->seen = nnc_xrealloc(L->seen, (size_t)(L->n_seen + 1) * sizeof *L->seen);
-    L->seen[L->n_seen++] = arena_strdup(L->a, key);
+    bool first = first_time(L, real ? real : path);
     free(real);
+    if (!first) return true;
     size_t len;
     const char *err;
     char *text = read_net(path, &len, &err);
@@ -50,6 +57,31 @@ static bool load_file(Loader *L, const char *path, Loc from, int depth)
     bool ok = elab_load_text(L, path, text, len, from, depth);
     free(text);
     return ok;
+}
+
+/* One import through the options' resolver (FeResolver): importer is the
+ * importing file's name, import the name as written, disk_path where the
+ * disk would be read. Files are told apart by the resolver's names. */
+static bool load_import(Loader *L, const char *importer, const char *import, const char *disk_path, Loc from,
+                        int depth)
+{
+    FeImport imp = {0};
+    int rc = L->opt->resolve(L->opt->resolve_ctx, importer, import, &imp);
+    if (rc > 0) return load_file(L, disk_path, from, depth);
+    if (rc == 0 && !imp.text) imp.why = "the import resolver returned no text";
+    if (rc < 0 || !imp.text) {
+        diag_error(L->d, from, "cannot import '%s': %s", import, imp.why ? imp.why : "the import resolver did not find it");
+        return false;
+    }
+    const char *name = arena_strdup(L->a, imp.name ? imp.name : disk_path);  /* outlives the next call */
+    size_t len = imp.len ? imp.len : strlen(imp.text);
+    if (!first_time(L, name)) return true;
+    if (len > FE_MAX_SOURCE_BYTES) {
+        diag_error(L->d, from, "cannot import '%s': the text is larger than 16 MiB; .net sources are limited to 16 MiB each",
+                   import);
+        return false;
+    }
+    return elab_load_text(L, name, imp.text, len, from, depth);  /* the text is copied before any other call */
 }
 
 /* Parses one file and, first, everything it imports; from is the import
@@ -68,7 +100,9 @@ bool elab_load_text(Loader *L, const char *path, const char *text, size_t len, L
     for (Decl *d = decls; d; d = d->next) {
         if (d->kind != DECL_IMPORT) continue;
         const char *p = d->name[0] == '/' ? d->name : arena_printf(L->a, "%s%s", dir_of(L->a, path), d->name);
-        if (!load_file(L, p, d->loc, depth + 1)) return false;
+        bool ok = L->opt && L->opt->resolve ? load_import(L, path, d->name, p, d->loc, depth + 1)
+                                            : load_file(L, p, d->loc, depth + 1);
+        if (!ok) return false;
     }
     /* splice this file's declarations after everything it imported */
     *L->tail = decls;
@@ -209,6 +243,7 @@ IrGraph *fe_compile_text(const char *path, const char *text, size_t len, const F
 {
     Loader L;
     elab_loader_init(&L, path, d);
+    L.opt = opt;
     IrGraph *g = elab_load_text(&L, path, text, len, (Loc){0}, 0) ? compile(&L, opt) : NULL;
     free(L.seen);
     return g;

@@ -281,6 +281,7 @@ bool fe_train_settings_text(const char *path, const char *text, size_t len, cons
     *n = 0;
     Loader L;
     elab_loader_init(&L, path, d);
+    L.opt = opt;
     NameMap blocks = {0};
     const Decl *net = elab_load_text(&L, path, text, len, (Loc){0}, 0) && elab_check_decls(d, L.decls, &blocks) ? elab_pick_network(d, &L, opt) : NULL;
     TrainSec s = {d, d->arena, NULL, 0, 0};

@@ -82,6 +82,23 @@ static bool rt_jit_check_names(const char *header_name, const char *prefix, char
     return true;
 }
 
+/* The in-process JIT as a loader of the cache's flow (jit_cache.h rt_cache_build). */
+typedef struct {
+    const char *c_src, *h_src, *header_name;
+    RtJit *j;
+} RtLlvmBuild;
+
+static int rt_llvm_compile_cb(void *ctx, void **obj, size_t *len, char *err, size_t errlen)
+{
+    const RtLlvmBuild *b = ctx;
+    return rt_llvm_compile_object(b->c_src, b->h_src, b->header_name, NULL, obj, len, err, errlen);
+}
+
+static int rt_llvm_open_cb(void *ctx, const void *obj, size_t len, char *err, size_t errlen)
+{
+    return rt_llvm_load(obj, len, &((RtLlvmBuild *)ctx)->j, err, errlen);
+}
+
 /* The object of (c_src, h_src) from the cache, else compiled (and stored),
  * linked into a JIT of its own. A cached object that does not link is
  * treated as a corrupt entry: compiled again and replaced. */
@@ -90,24 +107,11 @@ static int rt_jit_build(const char *c_src, const char *h_src, const char *header
 {
     *j = NULL;
     if (!rt_jit_check_names(header_name, prefix, err, errlen)) return -1;
-    char dir[4096];
-    unsigned char key[RT_CACHE_KEY];
-    bool cache = rt_cache_dir(dir, sizeof dir);
-    void *obj = NULL;
-    size_t len = 0;
-    if (cache) {
-        const char *parts[] = {c_src, h_src, header_name, rt_llvm_identity(), rt_llvm_flags()};
-        rt_cache_key(parts, (int)(sizeof parts / sizeof parts[0]), key);
-        if (rt_cache_get(dir, key, &obj, &len)) {
-            int rc = rt_llvm_load(obj, len, j, err, errlen);
-            free(obj);
-            if (rc == 0) return 0;
-        }
-    }
-    if (rt_llvm_compile_object(c_src, h_src, header_name, NULL, &obj, &len, err, errlen) != 0) return -1;
-    if (cache) rt_cache_put(dir, key, obj, len);  /* a failure to store costs the next load a compile, nothing else */
-    int rc = rt_llvm_load(obj, len, j, err, errlen);
-    free(obj);
+    RtLlvmBuild b = {c_src, h_src, header_name, NULL};
+    const RtCacheLoader l = {&b, rt_llvm_compile_cb, rt_llvm_open_cb};
+    const char *parts[] = {c_src, h_src, header_name, rt_llvm_identity(), rt_llvm_flags()};
+    int rc = rt_cache_build(parts, (int)(sizeof parts / sizeof parts[0]), &l, err, errlen);
+    *j = b.j;
     return rc;
 }
 

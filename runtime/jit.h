@@ -7,7 +7,7 @@
  * flags and CPU, is loaded from its cached object the next time. Without
  * them, and at run time with NNC_JIT=cc (or NNC_JIT_BLAS=1: OpenBLAS is
  * linked by the cc path only), it is rt_cc_load: the system C compiler and
- * dlopen (runtime/jit_cc.h). Same interface either way: the entry points in
+ * dlopen (runtime/jit_cc.h), its shared objects cached the same way. Same interface either way: the entry points in
  * an RtModel / RtTrainModule, whose `kind` says which loader to undo. */
 #ifndef NNC_RUNTIME_JIT_H
 #define NNC_RUNTIME_JIT_H

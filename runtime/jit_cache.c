@@ -247,6 +247,29 @@ bool rt_cache_put(const char *dir, const unsigned char key[RT_CACHE_KEY], const 
     return ok;
 }
 
+int rt_cache_build(const char *const *parts, int n, const RtCacheLoader *l, char *err, size_t errlen)
+{
+    char dir[4096];
+    unsigned char key[RT_CACHE_KEY];
+    bool cache = rt_cache_dir(dir, sizeof dir);
+    void *payload = NULL;
+    size_t len = 0;
+    if (cache) {
+        rt_cache_key(parts, n, key);
+        if (rt_cache_get(dir, key, &payload, &len)) {
+            int rc = l->open(l->ctx, payload, len, err, errlen);
+            free(payload);
+            if (rc == 0) return 0;
+            atomic_fetch_sub(&st_hits, 1), atomic_fetch_add(&st_corrupt, 1);  /* a whole entry that does not load */
+        }
+    }
+    if (l->compile(l->ctx, &payload, &len, err, errlen) != 0) return -1;
+    if (cache) rt_cache_put(dir, key, payload, len);  /* a failure to store costs the next load a compile, nothing else */
+    int rc = l->open(l->ctx, payload, len, err, errlen);
+    free(payload);
+    return rc;
+}
+
 void rt_cache_stats(RtCacheStats *out)
 {
     out->hits = atomic_load(&st_hits);

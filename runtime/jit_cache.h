@@ -1,10 +1,14 @@
-/* jit_cache.h: compiled objects of the in-process JIT, cached on disk.
+/* jit_cache.h: compiled generated code cached on disk: the in-process JIT's
+ * objects (runtime/jit.c) and the system compiler's shared objects
+ * (runtime/jit_cc.c), through one flow (rt_cache_build).
  *
- * An entry is the object file Clang made from one generated source, under
- * the name KEY.o in the cache directory, KEY the hex SHA-256 of everything
- * the object depends on: the source, the header, the compiler's identity
- * (its version, the host's triple, CPU and features: runtime/jit_llvm.h
- * rt_llvm_identity) and the flags. Its layout (integers little-endian):
+ * An entry is the object file Clang made from one generated source, or the
+ * shared object the system C compiler made (runtime/jit_cc.c), under the
+ * name KEY.o in the cache directory, KEY the hex SHA-256 of everything the
+ * object depends on: the source, the header, the compiler's identity (its
+ * version, the host's triple, CPU and features: runtime/jit_llvm.h
+ * rt_llvm_identity; for cc its path, size and modification time and the
+ * CPU) and the flags. Its layout (integers little-endian):
  *     "NNCJITO\0"  magic, 8 bytes
  *     u32          format version (RT_CACHE_VERSION)
  *     u32          0
@@ -64,6 +68,18 @@ bool rt_cache_get(const char *dir, const unsigned char key[RT_CACHE_KEY], void *
 /* Stores an entry (creating dir). false, with nothing left behind, when it
  * cannot (the caller carries on without the cache). */
 bool rt_cache_put(const char *dir, const unsigned char key[RT_CACHE_KEY], const void *payload, size_t len);
+
+/* The one flow of every loader (the in-process JIT's objects, runtime/jit.c;
+ * the system compiler's shared objects, runtime/jit_cc.c): the key of parts;
+ * with the cache on, the entry's payload given to open (an entry open
+ * refuses is treated as corrupt: rebuilt and replaced); else compile (a
+ * malloc'd payload), store, open. 0, or -1 with the reason in err. */
+typedef struct {
+    void *ctx;  /* the loader's, passed to both */
+    int (*compile)(void *ctx, void **payload, size_t *len, char *err, size_t errlen);
+    int (*open)(void *ctx, const void *payload, size_t len, char *err, size_t errlen);
+} RtCacheLoader;
+int rt_cache_build(const char *const *parts, int n, const RtCacheLoader *l, char *err, size_t errlen);
 
 /* What this process's cache did so far. */
 typedef struct {

@@ -15,9 +15,11 @@
  * before they exist, so SIGINT, SIGTERM and SIGHUP remove them, and every
  * return path removes them. A kill -9 leaves them: each build first sweeps
  * the nnc-jit-PID-* directories of this user whose PID no longer runs. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "jit_cc.h"
 
 #include "../common/common.h"
+#include "jit_cache.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -270,31 +272,152 @@ static bool rt_cc_check_names(const char *header_name, const char *prefix, char 
     return true;
 }
 
-/* The part rt_cc_load and rt_cc_load_train share: writes the sources into a
- * private temporary directory, compiles and dlopens them; *so is the handle. */
+/* ---- the disk cache (runtime/jit_cache.h) ----
+ *
+ * A build's shared object is cached like the in-process JIT's objects, keyed
+ * by the sources, the header's name, the compile command's words (but its
+ * temporary paths), the compiler's identity and, with -march=native, the
+ * CPU. The compiler's identity is its resolved path, size and modification
+ * time (as ccache's default): a reinstalled or upgraded compiler misses
+ * without running `cc --version` at every load; a wrapper (CC="ccache gcc")
+ * is keyed by its own file and the compiler's name among the words. The CPU
+ * is /proc/cpuinfo's first model name and flags lines.
+ *
+ * Loading a cached entry: rt_cache_get reads it whole into memory and checks
+ * its checksum; those bytes are written into this build's private temporary
+ * directory (mkdtemp, mode 0700) and dlopened from there. So what runs is
+ * what was checked: no one can swap the file between the check and dlopen
+ * (the cache file itself is never dlopened), at the cost of writing the
+ * object once more (well under a millisecond against a compile of seconds). */
+
+/* "path size mtime" of the file argv0 names (a path, or found on PATH), or argv0 alone. */
+static void rt_cc_identity(const char *argv0, char *buf, size_t len)
+{
+    char file[4352], real[4096];
+    const char *path = getenv("PATH"), *p, *found = NULL;
+    struct stat st;
+    snprintf(buf, len, "%s", argv0);
+    if (strchr(argv0, '/')) {
+        found = argv0;
+    } else {
+        for (p = path ? path : "/usr/bin:/bin"; *p && !found;) {
+            const char *end = strchr(p, ':');
+            size_t l = end ? (size_t)(end - p) : strlen(p);
+            snprintf(file, sizeof file, "%.*s/%s", (int)l, p, argv0);
+            if (l && access(file, X_OK) == 0) found = file;
+            p += l + (end != NULL);
+        }
+    }
+    if (found && realpath(found, real) && stat(real, &st) == 0)
+        snprintf(buf, len, "%s %lld %lld.%09ld", real, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                 (long)st.st_mtim.tv_nsec);
+}
+
+/* The host's CPU as the compiler's -march=native sees it: /proc/cpuinfo's first "model name" and "flags". */
+static void rt_cc_cpu(char *buf, size_t len)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[8192];
+    size_t used = 0;
+    buf[0] = '\0';
+    if (!f) return;
+    while (fgets(line, sizeof line, f) && line[0] != '\n')
+        if (strncmp(line, "model name", 10) == 0 || strncmp(line, "flags", 5) == 0) {
+            size_t l = strlen(line);
+            if (used + l < len) memcpy(buf + used, line, l + 1), used += l;
+        }
+    fclose(f);
+}
+
+/* One build of the loader the cache's flow drives: a private temporary directory, its files tracked. */
+typedef struct {
+    const char *c_src, *h_src, *header_name;
+    bool train;
+    char dir[RT_DIR_MAX];
+    bool compiled;  /* dir/model.so is the object just compiled */
+    void *so;
+} RtCcBuild;
+
+static int rt_cc_compile_cb(void *ctx, void **payload, size_t *len, char *err, size_t errlen)
+{
+    RtCcBuild *b = ctx;
+    char path[RT_PATH_MAX];
+    const char *why = NULL;
+    snprintf(path, sizeof path, "%s/model.c", b->dir);
+    unlink(path);  /* a cached object that did not load left model.so, not the sources; cc replaces model.so */
+    if (!(rt_cc_write(b->dir, b->header_name, b->h_src, err, errlen) &&
+          rt_cc_write(b->dir, "model.c", b->c_src, err, errlen) && rt_cc_compile(b->dir, b->train, err, errlen)))
+        return -1;
+    snprintf(path, sizeof path, "%s/model.so", b->dir);
+    *payload = nnc_read_file(path, len, &why);
+    if (!*payload) {
+        snprintf(err, errlen, "cannot read the compiled model %s: %s", path, why ? why : "?");
+        return -1;
+    }
+    b->compiled = true;
+    return 0;
+}
+
+static int rt_cc_open_cb(void *ctx, const void *payload, size_t len, char *err, size_t errlen)
+{
+    RtCcBuild *b = ctx;
+    if (!b->compiled) {  /* a cached object: its checked bytes into the private directory */
+        char path[RT_PATH_MAX];
+        snprintf(path, sizeof path, "%s/model.so", b->dir);
+        unlink(path);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0700);
+        bool ok = fd >= 0 && write(fd, payload, len) == (ssize_t)len;
+        if (fd >= 0 && close(fd) != 0) ok = false;
+        if (!ok) {
+            snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    return rt_cc_open(b->dir, &b->so, err, errlen) ? 0 : -1;
+}
+
+/* The part rt_cc_load and rt_cc_load_train share: the shared object of the
+ * sources from the cache, else compiled (and stored), in a private temporary
+ * directory, dlopened; *so is the handle. */
 static int rt_cc_build(const char *c_src, const char *h_src, const char *header_name, const char *prefix, bool train,
                        void **so, char *err, size_t errlen)
 {
     *so = NULL;
     if (!rt_cc_check_names(header_name, prefix, err, errlen)) return -1;
     const char *tmp = getenv("TMPDIR");
-    char dir[RT_DIR_MAX];
+    RtCcBuild b = {c_src, h_src, header_name, train, "", false, NULL};
     int slots[1 + RT_CC_FILES];
     tmp = tmp && *tmp ? tmp : "/tmp";
-    if ((size_t)snprintf(dir, sizeof dir, "%s/nnc-jit-%ld-XXXXXX", tmp, (long)getpid()) >= sizeof dir) {
+    if ((size_t)snprintf(b.dir, sizeof b.dir, "%s/nnc-jit-%ld-XXXXXX", tmp, (long)getpid()) >= sizeof b.dir) {
         snprintf(err, errlen, "TMPDIR is too long a path");
         return -1;
     }
     nnc_tmp_sweep(tmp, "nnc-jit-");  /* the leftovers of killed runs */
-    if (!mkdtemp(dir)) {
-        snprintf(err, errlen, "cannot create a temporary directory %s: %s", dir, strerror(errno));
+    if (!mkdtemp(b.dir)) {
+        snprintf(err, errlen, "cannot create a temporary directory %s: %s", b.dir, strerror(errno));
         return -1;
     }
-    rt_cc_track(dir, header_name, slots);
-    bool ok = rt_cc_write(dir, header_name, h_src, err, errlen) && rt_cc_write(dir, "model.c", c_src, err, errlen) &&
-              rt_cc_compile(dir, train, err, errlen) && rt_cc_open(dir, so, err, errlen);
-    rt_cc_remove_dir(dir, header_name, slots);
-    return ok ? 0 : -1;
+    rt_cc_track(b.dir, header_name, slots);
+    /* the key: the command's words with its two paths as placeholders, the compiler, the CPU */
+    RtCcCommand cmd;
+    char words[8192] = "", ident[4600], cpu[8192] = "";
+    size_t used = 0;
+    bool native = false;
+    rt_cc_command(b.dir, train, &cmd);
+    for (int i = 0; cmd.argv[i]; i++) {
+        const char *w = cmd.argv[i] == cmd.so ? "OUT.so" : cmd.argv[i] == cmd.src ? "IN.c" : cmd.argv[i];
+        int l = snprintf(words + used, sizeof words - used, "%s ", w);
+        if (l > 0 && (size_t)l < sizeof words - used) used += (size_t)l;
+        native = native || strcmp(w, "-march=native") == 0;
+    }
+    rt_cc_identity(cmd.argv[0], ident, sizeof ident);
+    if (native) rt_cc_cpu(cpu, sizeof cpu);
+    const char *parts[] = {c_src, h_src, header_name, "cc", ident, words, cpu};
+    const RtCacheLoader l = {&b, rt_cc_compile_cb, rt_cc_open_cb};
+    int rc = rt_cache_build(parts, (int)NNC_COUNT(parts), &l, err, errlen);
+    rt_cc_remove_dir(b.dir, header_name, slots);
+    *so = b.so;
+    return rc;
 }
 
 int rt_cc_load(const char *c_src, const char *h_src, const char *header_name, const char *prefix, RtModel *out,

@@ -3,7 +3,9 @@
  * `nnc run` compiles the code codegen/emit_c produced and calls it in-process.
  * This first implementation writes the source into a private temporary
  * directory, runs `$CC` (default `cc`) to build a shared object, dlopens it and
- * looks up the four entry points every generated model has. A later
+ * looks up the four entry points every generated model has. The shared
+ * object is cached on disk (runtime/jit_cache.h; NNC_CACHE=off, NNC_CACHE_DIR):
+ * the same sources, compile command, compiler and CPU load it from there. A later
  * implementation (in-process Clang/LLVM) keeps this interface: one load, one
  * unload, and an RtModel of function pointers.
  *

@@ -258,32 +258,42 @@ static int rt_st_check_args(const char *path, const RtTensor *t, int n, const ch
     return meta ? rt_check_metadata(path, meta, err, errlen) : 0;
 }
 
-int rt_st_write(const char *path, const RtTensor *t, int n, const char *meta, char *err, size_t errlen)
+unsigned char *rt_st_encode(const char *path, const RtTensor *t, int n, const char *meta, size_t *size, char *err,
+                            size_t errlen)
 {
     int64_t total = 0;
     StrBuf sb = {0};
     nnc_st_header h;
-    if (rt_check_host(path, err, errlen) || rt_st_check_args(path, t, n, meta, &total, err, errlen)) return -1;
+    *size = 0;
+    if (rt_check_host(path, err, errlen) || rt_st_check_args(path, t, n, meta, &total, err, errlen)) return NULL;
     rt_st_header(&sb, t, n, meta);
     if (sb.len > NNC_ST_MAX_HEADER) {
         size_t len = sb.len;
         sb_free(&sb);
-        return RT_FAIL("the header would be %zu bytes, over the 100 MB that readers accept", len);
+        RT_FAIL("the header would be %zu bytes, over the 100 MB that readers accept", len);
+        return NULL;
     }
     memset(&h, 0, sizeof h);
     if (nnc_st_parse_header_of(&h, path, "file", (const unsigned char *)sb.data, sb.len, 8, (uint64_t)total, err,
                                errlen)) {
         sb_free(&sb);
-        return -1;   /* duplicate names, reported by the reader's own rules */
+        return NULL;   /* duplicate names, reported by the reader's own rules */
     }
     nnc_st_header_free(&h);
+    unsigned char *buf = rt_st_pack(&sb, t, n, (size_t)total, size);
+    sb_free(&sb);
+    if (!buf) RT_FAIL("out of memory (%zu bytes)", *size);
+    return buf;
+}
+
+int rt_st_write(const char *path, const RtTensor *t, int n, const char *meta, char *err, size_t errlen)
+{
     size_t size;
-    unsigned char *buf = rt_st_pack(&sb, t, n, (size_t)total, &size);
-    if (!buf) { sb_free(&sb); return RT_FAIL("out of memory (%zu bytes)", size); }
+    unsigned char *buf = rt_st_encode(path, t, n, meta, &size, err, errlen);
+    if (!buf) return -1;
     int rc = nnc_write_file_atomic(path, buf, size);
     int e = errno;
     free(buf);
-    sb_free(&sb);
     return rc ? RT_FAIL("cannot write: %s", strerror(e)) : 0;
 }
 

@@ -63,6 +63,11 @@ unsigned char *rt_st_pack(const StrBuf *header, const RtTensor *t, int n, size_t
 int rt_st_write(const char *path, const RtTensor *tensors, int n, const char *metadata_json,
                 char *err, size_t errlen);
 
+/* The bytes rt_st_write writes, in memory: a malloc'd buffer of *size bytes,
+ * or NULL with the message in err (path only names the tensors in it). */
+unsigned char *rt_st_encode(const char *path, const RtTensor *tensors, int n, const char *metadata_json,
+                            size_t *size, char *err, size_t errlen);
+
 /* Reads the "__metadata__" of a safetensors header (text: the len bytes after
  * the 8-byte length) with the generated loader's own JSON reader, the one in
  * nnc: fn receives each pair in file order, key and value decoded (valid only

@@ -14,8 +14,13 @@ JOBS=${JOBS:-2}
 status=0
 # build-asan skips the model zoo (label "zoo"): its time is spent in generated
 # code, which the sanitizers do not instrument, and build/ runs it already.
-for cfg in "build::-DNNC_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo" \
-           "build-asan:-LE zoo:-DNNC_WERROR=ON -DNNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug" \
+# The builds' tests share one disk cache of compiled generated code,
+# build/jit-cache (runtime/jit_cache.h): build-asan's tests load what
+# build/'s compiled instead of compiling it again (the same generated
+# sources, compiler, flags and CPU: the same keys).
+cache=-DNNC_TEST_CACHE_DIR=$PWD/build/jit-cache  # tests/CMakeLists.txt
+for cfg in "build::-DNNC_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo $cache" \
+           "build-asan:-LE zoo:-DNNC_WERROR=ON -DNNC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $cache" \
            "build-fuzz::-DCMAKE_C_COMPILER=clang -DNNC_FUZZ=ON -DNNC_TESTS=OFF -DNNC_BLAS=OFF -DNNC_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo"; do
   dir=${cfg%%:*}
   rest=${cfg#*:}

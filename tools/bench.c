@@ -14,7 +14,9 @@
  * images_per_s (N / median), gflops (2 x the direct-convolution and linear
  * multiply-accumulates of N samples / median; --train: 3x that, forward and
  * the two gradients), compile_ms (nnc's own time: parse, passes, code
- * generation), cc_ms (the C compiler's, with loading and create).
+ * generation), cc_ms (the C compiler's, with loading and create; code built
+ * before, with the same compiler, flags and CPU, comes from the disk cache,
+ * runtime/jit_cache.h: NNC_CACHE=off times the compiler every time).
  *
  * --threads T sets the threads of the instance (NNC_THREADS, read at create:
  * its own pool, kernels_parallel.c) and of the BLAS when the code was built
@@ -24,7 +26,17 @@
  * (CgOptions.profile), and after the keys come the layers, one a line, in
  * the order they run: mean milliseconds per call over the timed runs, the
  * share of the sum, and the layer (op, name, place in the source). The hook
- * costs a clock read per layer, so the total runs a little above median_ms. */
+ * costs a clock read per layer, so the total runs a little above median_ms.
+ *
+ * --jit-times (inference): after the keys, what loading the generated code
+ * costs, compile and load (rt_load, rt_unload; no create), for each loader:
+ * jit_compile_cold_ms and jit_compile_cached_ms (the in-process Clang/LLVM
+ * JIT; "unavailable" when not built in or NNC_JIT_BLAS=1), cc_compile_cold_ms
+ * and cc_compile_cached_ms (the system C compiler and dlopen). Cold: an empty
+ * cache directory of its own (a temporary, removed after); cached: the median
+ * of 3 loads from it. The generated code is the same source `nnc run` makes
+ * (model.h, the model's prefix, --batch). */
+#include "api/init_weights.h"
 #include "common/common.h"
 #include "frontend/frontend.h"
 #include "ir/ir.h"
@@ -37,6 +49,7 @@
 #include "api/nnc_internal.h"
 #include "tools/train.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +62,7 @@ enum { BENCH_MAX_DEFINES = 32, BENCH_MAX_RUNS = 100000 };
 typedef struct {
     const char *model;
     int batch, threads, runs, warmup, level;
-    bool train, profile;
+    bool train, profile, jit_times;
     FeOptions fe;
     FeDefine defines[BENCH_MAX_DEFINES];
 } Bench;
@@ -97,6 +110,8 @@ static int parse(int argc, char **argv, Bench *b)
             b->train = true;
         } else if (strcmp(a, "--profile") == 0) {
             b->profile = true;
+        } else if (strcmp(a, "--jit-times") == 0) {
+            b->jit_times = true;
         } else if (strcmp(a, "-O0") == 0 || strcmp(a, "-O1") == 0 || strcmp(a, "-O2") == 0) {
             b->level = a[2] - '0';
         } else if (strcmp(a, "--network") == 0 && ++i) {
@@ -118,6 +133,8 @@ static int parse(int argc, char **argv, Bench *b)
     b->fe.defines = b->defines;
     if (!b->model) return bench_usage("no model file given%s", "");
     if (b->profile && b->train) return bench_usage("--profile times inference only, not --train%s", "");
+    if (b->jit_times && (b->train || b->profile))
+        return bench_usage("--jit-times times inference modules only, not --train or --profile%s", "");
     return 0;
 }
 
@@ -143,10 +160,10 @@ static bool write_weights(const IrGraph *g, char *path, size_t len, int *slot)
 {
     char err[512];
     if (!tool_temp_path(path, len, "weights", slot)) return false;
-    RtTensor *ts = train_init_tensors(g, 1);
+    RtTensor *ts = nnc_init_tensors(g, 1);
     bool ok = rt_st_write(path, ts, g->n_params, "{\"format\":\"pt\"}", err, sizeof err) == 0;
     if (!ok) fprintf(stderr, "nnc bench: %s\n", err);
-    train_init_free(ts, g->n_params);
+    nnc_init_free(ts, g->n_params);
     return ok;
 }
 
@@ -305,6 +322,109 @@ out:
     return rc;
 }
 
+/* ---- --jit-times ---- */
+
+/* Sets NAME to value (NULL: unsets); the previous value into old (a copy, or "" with *had false). */
+static void swap_env(const char *name, const char *value, char *old, size_t len, bool *had)
+{
+    const char *o = getenv(name);
+    *had = o != NULL;
+    snprintf(old, len, "%s", o ? o : "");
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+}
+
+static void restore_env(const char *name, const char *old, bool had)
+{
+    if (had) setenv(name, old, 1);
+    else unsetenv(name);
+}
+
+/* Empties and removes a cache directory of ours (its entries and any temporary). */
+static void remove_cache_dir(const char *dir)
+{
+    char path[4200];
+    DIR *d = opendir(dir);
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* One loader (NNC_JIT=jit) timed: a load into an empty cache, then the median of 3 from it. false: it failed. */
+static bool time_loader(const char *c, const char *h, const char *prefix, const char *jit, double *cold, double *cached)
+{
+    char dir[1100], err[4096], old_jit[64], old_dir[4096], old_cache[64];
+    bool had_jit, had_dir, had_cache, ok = true;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/nnc-bench-cache-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "nnc bench: cannot create a temporary directory %s: %s\n", dir, strerror(errno));
+        return false;
+    }
+    int slot = nnc_tmp_track(dir, 1);  /* removed (empty) on a signal; the entries are best effort */
+    swap_env("NNC_JIT", jit, old_jit, sizeof old_jit, &had_jit);
+    swap_env("NNC_CACHE_DIR", dir, old_dir, sizeof old_dir, &had_dir);
+    swap_env("NNC_CACHE", NULL, old_cache, sizeof old_cache, &had_cache);
+    double t[4];
+    for (int r = 0; r < 4 && ok; r++) {
+        RtModel m;
+        double t0 = now_ms();
+        ok = rt_load(c, h, "model.h", prefix, &m, err, sizeof err) == 0;
+        if (ok) rt_unload(&m);
+        t[r] = now_ms() - t0;
+        if (!ok) fprintf(stderr, "nnc bench: --jit-times (%s): %s\n", jit, err);
+    }
+    restore_env("NNC_JIT", old_jit, had_jit);
+    restore_env("NNC_CACHE_DIR", old_dir, had_dir);
+    restore_env("NNC_CACHE", old_cache, had_cache);
+    remove_cache_dir(dir);
+    nnc_tmp_untrack(slot);
+    if (!ok) return false;
+    qsort(t + 1, 3, sizeof *t, cmp_double);
+    *cold = t[0], *cached = t[2];
+    return true;
+}
+
+/* The --jit-times keys for the inference module of g. */
+static int print_jit_times(const Bench *b, IrGraph *g)
+{
+    StrBuf c = {0}, h = {0};
+    char err[2048];
+    Arena names = {0};
+    CgOptions o = {.max_batch = b->batch, .header_name = "model.h", .source_path = b->model,
+                   .no_memory_plan = b->level < 2};
+    int rc = 1;
+    if (!cg_emit_c(g, &o, &c, &h, err, sizeof err)) {
+        fprintf(stderr, "nnc bench: %s: %s\n", b->model, err);
+        goto out;
+    }
+    const char *prefix = cg_c_prefix(&names, g->name);
+    double cold, cached;
+    char old[64];
+    bool had, llvm;
+    swap_env("NNC_JIT", "llvm", old, sizeof old, &had);
+    llvm = rt_jit_in_process();  /* built in, and not NNC_JIT_BLAS=1 */
+    restore_env("NNC_JIT", old, had);
+    if (!llvm) printf("jit_compile_cold_ms: unavailable\njit_compile_cached_ms: unavailable\n");
+    else if (time_loader(c.data, h.data, prefix, "llvm", &cold, &cached))
+        printf("jit_compile_cold_ms: %.1f\njit_compile_cached_ms: %.1f\n", cold, cached);
+    else
+        goto out;
+    if (!time_loader(c.data, h.data, prefix, "cc", &cold, &cached)) goto out;
+    printf("cc_compile_cold_ms: %.1f\ncc_compile_cached_ms: %.1f\n", cold, cached);
+    rc = 0;
+out:
+    arena_free(&names);
+    sb_free(&c), sb_free(&h);
+    return rc;
+}
+
 int bench_main(int argc, char **argv)
 {
     Bench b;
@@ -337,6 +457,7 @@ int bench_main(int argc, char **argv)
     }
     double compile_ms = now_ms() - t0;
     rc = !ok ? 1 : b.train ? bench_train(&b, g, compile_ms) : bench_inference(&b, g, compile_ms, emit_ms);
+    if (rc == 0 && b.jit_times) rc = print_jit_times(&b, g);
     if (g) ir_free(g);
     for (int i = 0; i < b.fe.n_defines; i++) free((char *)b.defines[i].name);
     arena_free(&arena);

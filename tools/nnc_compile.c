@@ -5,6 +5,7 @@
  * generated .c and .h together; "-o -" means standard output. */
 #include "tools/nnc_internal.h"
 
+#include "api/init_weights.h"
 #include "codegen/emit_c.h"
 #include "codegen/emit_train.h"
 #include "passes/passes.h"
@@ -194,7 +195,7 @@ int cmd_init(const Cli *c)
     c0.opt_level = 0;  /* every parameter, as the source declares it */
     IrGraph *g = cli_load_model(&c0, &arena);
     if (!g) { arena_free(&arena); return 1; }
-    RtTensor *ts = train_init_tensors(g, c->seed);  /* shared with nnc train */
+    RtTensor *ts = nnc_init_tensors(g, c->seed);  /* shared with nnc train and the API */
     char err[512], meta[256];
     snprintf(meta, sizeof meta, "{\"format\":\"pt\",\"nnc_network\":\"%s\",\"nnc_seed\":\"%llu\"}", g->name,
              (unsigned long long)c->seed);
@@ -203,7 +204,7 @@ int cmd_init(const Cli *c)
         fprintf(stderr, "nnc: %s\n", err);
         rc = 1;
     }
-    train_init_free(ts, g->n_params);
+    nnc_init_free(ts, g->n_params);
     ir_free(g);
     arena_free(&arena);
     return rc;

@@ -60,6 +60,7 @@
  * rows of the epochs the checkpoint covers are kept from the old file. */
 #include "tools/train_internal.h"
 
+#include "api/init_weights.h"
 #include "codegen/emit_c.h"
 #include "codegen/emit_train.h"
 #include "passes/passes.h"
@@ -76,40 +77,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- weight initialization (nnc init) ---- */
-
-RtTensor *train_init_tensors(const IrGraph *g, uint64_t seed)
-{
-    RtRng rng;
-    rt_rng_seed(&rng, seed);
-    RtTensor *ts = nnc_xcalloc((size_t)(g->n_params ? g->n_params : 1), sizeof *ts);
-    for (int32_t i = 0; i < g->n_params; i++) {
-        const IrValue *v = &g->values[g->params[i]];
-        int64_t n = ir_shape_elems(&v->shape);
-        ts[i].name = v->name;
-        ts[i].rank = v->shape.rank;
-        for (int d = 0; d < v->shape.rank; d++) ts[i].shape[d] = v->shape.dim[d];
-        float *p = ts[i].data = nnc_xmalloc((size_t)(n ? n : 1) * sizeof(float));
-        /* PyTorch's defaults: kaiming_uniform_(a=sqrt(5)) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
-         * weights, and biases use the same bound. */
-        float bound = v->fan_in > 0 ? 1.0f / sqrtf((float)v->fan_in) : 0.0f;
-        for (int64_t k = 0; k < n; k++) {
-            switch (v->init) {
-            case INIT_KAIMING_UNIFORM:
-            case INIT_BIAS_UNIFORM: p[k] = rt_rng_uniform(&rng, -bound, bound); break;
-            case INIT_ONES: p[k] = 1.0f; break;
-            default: p[k] = 0.0f; break;
-            }
-        }
-    }
-    return ts;
-}
-
-void train_init_free(RtTensor *ts, int n)
-{
-    for (int i = 0; ts && i < n; i++) free(ts[i].data);
-    free(ts);
-}
 /* ---- model, data, module ---- */
 
 /* The model elaborated and cleaned up for training (pass_run_training_pipeline:
@@ -301,7 +268,7 @@ static void *create_instance(const TrainArgs *t, const IrGraph *g, const RtTrain
     void *inst = NULL;
     char path[1100], err[1024];
     int slot = -1;
-    RtTensor *ts = train_init_tensors(g, t->cfg.seed);
+    RtTensor *ts = nnc_init_tensors(g, t->cfg.seed);
     if (t->weights && !t->resume && !overlay_weights(t, g, ts)) goto done;
     if (!tool_temp_path(path, sizeof path, "weights", &slot)) goto done;
     if (rt_st_write(path, ts, g->n_params, "{\"format\":\"pt\"}", err, sizeof err) != 0) {
@@ -314,7 +281,7 @@ static void *create_instance(const TrainArgs *t, const IrGraph *g, const RtTrain
     unlink(path);
     nnc_tmp_untrack(slot);
 done:
-    train_init_free(ts, g->n_params);
+    nnc_init_free(ts, g->n_params);
     return inst;
 }
 

@@ -1,5 +1,5 @@
-/* train.h: `nnc train` and `nnc eval` (tools/train.c), and the weight
- * initialization they share with `nnc init`.
+/* train.h: `nnc train` and `nnc eval` (tools/train.c). The initial weights
+ * they share with `nnc init` and the training API: api/init_weights.h.
  *
  * tools/nnc.c dispatches `nnc train ...` and `nnc eval ...` here with argv
  * starting at the command word. The training module is generated from the
@@ -13,15 +13,6 @@
 #include "runtime/tensor_io.h"
 
 #include <stdint.h>
-
-/* Every parameter and buffer of g (g->params order) initialized as PyTorch
- * does by default, reproducibly from seed: Kaiming-uniform weights and
- * uniform biases with bound 1/sqrt(fan_in), batchnorm weight and
- * running_var 1, bias and running_mean 0. Returns g->n_params tensors whose
- * names are g's (borrowed) and whose data is owned; free with
- * train_init_free. `nnc init` writes exactly these. */
-RtTensor *train_init_tensors(const IrGraph *g, uint64_t seed);
-void train_init_free(RtTensor *ts, int n);
 
 /* A training module given as source text (runtime/train_abi.h entry points
  * named PREFIX_train_*), used instead of generating one from the model. */

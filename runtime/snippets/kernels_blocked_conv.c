@@ -147,6 +147,48 @@ static NNC_MAYBE_UNUSED void nnc_bconv_tile_c(const nnc_bconv_tile *t)
 
 /* The tile width and the blocks a tile covers, per instruction set. */
 enum { NNC_BCONV_NX_AVX2 = 6, NNC_BCONV_NX_AVX512 = 12 };
+
+/* Which vector instances get compiled: bit NX of NNC_BCONV_AVX512_1 (tiles
+ * of one block), NNC_BCONV_AVX512_2 (two blocks) and NNC_BCONV_AVX2 keeps
+ * the instance of NX pixels; NNC_BCONV_S1, NNC_BCONV_S2 keep the strides.
+ * Each instance costs the C compiler some 0.3 s, so the generator defines
+ * these to what a network's convolutions use (their widths for 1 to 8
+ * threads, codegen/ops_c.c cg_bconv_plan; bit 1 in every mask of a tile
+ * shape used, 0 for one never used); undefined, all are compiled (the
+ * kernel tests). A tile of a width left out (another
+ * thread count) runs as tiles of the widths kept (nnc_bconv_split): the
+ * same sums in the same order, so the same outputs. A stride left out takes
+ * the plain C tiles (nnc_conv2d_blocked): never, for generated code. */
+#ifndef NNC_BCONV_AVX512_1
+#define NNC_BCONV_AVX512_1 0x1FFE
+#endif
+#ifndef NNC_BCONV_AVX512_2
+#define NNC_BCONV_AVX512_2 0x1FFE
+#endif
+#ifndef NNC_BCONV_AVX2
+#define NNC_BCONV_AVX2 0x7E
+#endif
+#ifndef NNC_BCONV_S1
+#define NNC_BCONV_S1 1
+#endif
+#ifndef NNC_BCONV_S2
+#define NNC_BCONV_S2 1
+#endif
+
+/* Tile t as tiles of the widths fns has (fns[1] at least), widest first,
+ * each pixel's sum the same sequence of operations as in one tile; the
+ * prefetch of the next weights (a hint) goes with the first. */
+static NNC_MAYBE_UNUSED void nnc_bconv_split(const nnc_bconv_tile *t, const nnc_bconv_tile_fn *fns)
+{
+    nnc_bconv_tile u = *t;
+    int done = 0, w;
+    for (; done < t->nx; done += w) {
+        for (w = t->nx - done; w > 1 && !fns[w]; w--) continue;
+        u.nx = w, u.ix0 = t->ix0 + done * t->sw, u.pfn = done ? 0 : t->pfn;
+        u.y = t->y + (size_t)done * NNC_CB, u.res = t->res ? t->res + (size_t)done * NNC_CB : NULL;
+        fns[w](&u);
+    }
+}
 #if NNC_X86
 /* AVX-512: nob (1 or 2) blocks by NX (1..12) pixels, 24 zmm accumulators at
  * most; per input channel two weight loads and NX broadcasts (embedded in the
@@ -261,7 +303,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
 #define NNC_BC512_FN(NOB, NX)                                                                                         \
     __attribute__((target("avx512f"))) static NNC_MAYBE_UNUSED void nnc_bconv512_##NOB##_##NX(const nnc_bconv_tile *t) \
     {                                                                                                                 \
-        if (t->sx == NNC_CB)                                                                                          \
+        if (NNC_BCONV_S1 && (t->sx == NNC_CB || !NNC_BCONV_S2))                                                       \
             nnc_bconv_avx512_body(t, NOB, NX, NNC_CB);                                                                \
         else /* stride 2: wider strides take the plain C tiles (nnc_conv2d_blocked) */                                \
             nnc_bconv_avx512_body(t, NOB, NX, 2 * NNC_CB);                                                            \
@@ -272,22 +314,24 @@ __attribute__((target("avx512f"), always_inline)) static inline void nnc_bconv_a
     NNC_BC512_FN(NOB, 11) NNC_BC512_FN(NOB, 12)
 NNC_BC512_FNS(1)
 NNC_BC512_FNS(2)
-#define NNC_BC512_CASE(NOB, NX)                                                                                       \
-    case (NOB) * 16 + (NX): nnc_bconv512_##NOB##_##NX(t); break;
-#define NNC_BC512_CASES(NOB)                                                                                          \
-    NNC_BC512_CASE(NOB, 1) NNC_BC512_CASE(NOB, 2) NNC_BC512_CASE(NOB, 3) NNC_BC512_CASE(NOB, 4)                      \
-    NNC_BC512_CASE(NOB, 5) NNC_BC512_CASE(NOB, 6) NNC_BC512_CASE(NOB, 7) NNC_BC512_CASE(NOB, 8)                      \
-    NNC_BC512_CASE(NOB, 9) NNC_BC512_CASE(NOB, 10) NNC_BC512_CASE(NOB, 11) NNC_BC512_CASE(NOB, 12)
+/* The instances, by blocks and width; NULL where NNC_BCONV_AVX512_1/_2 leave
+ * one out (a constant the compiler folds, so the instance is never compiled). */
+#define NNC_BC512_IF(NOB, NX) ((NNC_BCONV_AVX512_##NOB >> (NX) & 1) ? nnc_bconv512_##NOB##_##NX : NULL)
+#define NNC_BC512_ROW(NOB)                                                                                            \
+    { NULL, NNC_BC512_IF(NOB, 1), NNC_BC512_IF(NOB, 2), NNC_BC512_IF(NOB, 3), NNC_BC512_IF(NOB, 4),                   \
+      NNC_BC512_IF(NOB, 5), NNC_BC512_IF(NOB, 6), NNC_BC512_IF(NOB, 7), NNC_BC512_IF(NOB, 8),                         \
+      NNC_BC512_IF(NOB, 9), NNC_BC512_IF(NOB, 10), NNC_BC512_IF(NOB, 11), NNC_BC512_IF(NOB, 12) }
+static NNC_MAYBE_UNUSED const nnc_bconv_tile_fn nnc_bconv512_fns[2][NNC_BCONV_NX_AVX512 + 1] = { NNC_BC512_ROW(1), NNC_BC512_ROW(2) };
 static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx512(const nnc_bconv_tile *t)
 {
-    switch (t->nob * 16 + t->nx) {
-        NNC_BC512_CASES(1)
-        NNC_BC512_CASES(2)
-    default: break;
-    }
+    nnc_bconv_tile_fn fn = nnc_bconv512_fns[t->nob - 1][t->nx];
+    if (fn)
+        fn(t);
+    else
+        nnc_bconv_split(t, nnc_bconv512_fns[t->nob - 1]);
 }
-#undef NNC_BC512_CASES
-#undef NNC_BC512_CASE
+#undef NNC_BC512_ROW
+#undef NNC_BC512_IF
 #undef NNC_BC512_FNS
 #undef NNC_BC512_FN
 #undef NNC_BC512_OUT
@@ -384,7 +428,7 @@ __attribute__((target("avx2,fma"), always_inline)) static inline void nnc_bconv_
 #define NNC_BC256_FN(NX)                                                                                              \
     __attribute__((target("avx2,fma"))) static NNC_MAYBE_UNUSED void nnc_bconv256_##NX(const nnc_bconv_tile *t)     \
     {                                                                                                                 \
-        if (t->sx == NNC_CB)                                                                                          \
+        if (NNC_BCONV_S1 && (t->sx == NNC_CB || !NNC_BCONV_S2))                                                       \
             nnc_bconv_avx2_body(t, NX, NNC_CB);                                                                       \
         else /* stride 2: wider strides take the plain C tiles (nnc_conv2d_blocked) */                                \
             nnc_bconv_avx2_body(t, NX, 2 * NNC_CB);                                                                   \
@@ -395,18 +439,18 @@ NNC_BC256_FN(3)
 NNC_BC256_FN(4)
 NNC_BC256_FN(5)
 NNC_BC256_FN(6)
+#define NNC_BC256_IF(NX) ((NNC_BCONV_AVX2 >> (NX) & 1) ? nnc_bconv256_##NX : NULL)
+static NNC_MAYBE_UNUSED const nnc_bconv_tile_fn nnc_bconv256_fns[NNC_BCONV_NX_AVX2 + 1] = {
+    NULL, NNC_BC256_IF(1), NNC_BC256_IF(2), NNC_BC256_IF(3), NNC_BC256_IF(4), NNC_BC256_IF(5), NNC_BC256_IF(6) };
 static NNC_MAYBE_UNUSED void nnc_bconv_tile_avx2(const nnc_bconv_tile *t)
 {
-    switch (t->nx) {
-    case 1: nnc_bconv256_1(t); break;
-    case 2: nnc_bconv256_2(t); break;
-    case 3: nnc_bconv256_3(t); break;
-    case 4: nnc_bconv256_4(t); break;
-    case 5: nnc_bconv256_5(t); break;
-    case 6: nnc_bconv256_6(t); break;
-    default: break;
-    }
+    nnc_bconv_tile_fn fn = nnc_bconv256_fns[t->nx];
+    if (fn)
+        fn(t);
+    else
+        nnc_bconv_split(t, nnc_bconv256_fns);
 }
+#undef NNC_BC256_IF
 #undef NNC_BC256_FN
 #undef NNC_BC256_OUT
 #undef NNC_BC256_LOAD
@@ -557,7 +601,8 @@ static NNC_MAYBE_UNUSED void nnc_conv2d_blocked(const nnc_ctx *ctx, int n, const
      * with the stride a variable took as long to compile as the others
      * together (LeNet-5's C: 36 -> 18 s at -O3 -march=native, machine
      * loaded), and no network of the zoo has a wider stride here. */
-    if (sw > 2) j.tile = nnc_bconv_tile_c, j.gob = 1, j.nx = NNC_BCONV_NX_C, j.fused = 0;
+    if (sw > 2 || (sw == 1 && !NNC_BCONV_S1) || (sw == 2 && !NNC_BCONV_S2))
+        j.tile = nnc_bconv_tile_c, j.gob = 1, j.nx = NNC_BCONV_NX_C, j.fused = 0;
     j.fused = j.fused && (act == NNC_ACT_NONE || act == NNC_ACT_RELU || act == NNC_ACT_RELU6);
     j.groups = (j.kb + j.gob - 1) / j.gob;
     /* tasks of some 2^17 multiply-adds at least: runs of whole rows, or of a

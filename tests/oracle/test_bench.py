@@ -85,6 +85,38 @@ class Bench(unittest.TestCase):
             self.assertEqual(p.returncode, 1)
             self.assertRegex(p.stderr, r"tiny.net:3:\d+: error: unknown name 'nope'")
 
+    def test_jit_times(self):
+        """--jit-times: the keys after the others; each loader's cold load (an
+        empty cache of its own) compiles, its cached loads do not."""
+        with tempfile.TemporaryDirectory() as d:
+            m = os.path.join(d, "tiny.net")
+            with open(m, "w") as f:
+                f.write("network tiny(c = 3) {\n    input x: [2, 4, 4]\n    output y = x |> conv(c, 3) |> flatten\n}\n")
+            tmp = os.path.join(d, "tmp")  # the runs' TMPDIR: the cache directories must go
+            os.mkdir(tmp)
+            saved = os.environ.get("TMPDIR")
+            os.environ["TMPDIR"] = tmp
+            try:
+                lines = nnc("bench", m, "--runs", "1", "--warmup", "0", "--jit-times").stdout.splitlines()
+            finally:
+                if saved is None:
+                    del os.environ["TMPDIR"]
+                else:
+                    os.environ["TMPDIR"] = saved
+            self.assertEqual(os.listdir(tmp), [])
+            kv = dict(line.split(": ", 1) for line in lines)
+            jit = ["jit_compile_cold_ms", "jit_compile_cached_ms", "cc_compile_cold_ms", "cc_compile_cached_ms"]
+            self.assertEqual(list(kv), KEYS + jit)
+            for cold, cached in (jit[0:2], jit[2:4]):
+                if kv[cold] == "unavailable":  # built without LLVM
+                    self.assertEqual((cold, kv[cached]), ("jit_compile_cold_ms", "unavailable"))
+                    continue
+                self.assertGreater(float(kv[cached]), 0)
+                self.assertLess(float(kv[cached]), float(kv[cold]), kv)
+            p = nnc("bench", m, "--jit-times", "--train", check=False)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("--jit-times times inference modules only", p.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

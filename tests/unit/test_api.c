@@ -62,7 +62,7 @@ static void test_load_and_forward(void **state)
 {
     (void)state;
     const char *defines[] = {"k=3"};
-    nnc_options opt = {NULL, 2, defines, 1};
+    nnc_options opt = {.opt_level = 2, .defines = defines, .n_defines = 1};
     nnc_model *m;
     char *diag, *err;
     assert_int_equal(nnc_compile_string("t.net", "network t(k = 2) { input x: [2, 4, 4]\n"

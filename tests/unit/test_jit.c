@@ -11,7 +11,10 @@
  * both succeed and leave one valid entry, NNC_CACHE=off writes nothing, a
  * directory others can write to is not used; two
  * modules with the same symbol names side by side, and two threads loading
- * and running modules at once. Built without LLVM (NNC_JIT_LLVM=OFF), the
+ * and running modules at once. The system compiler's path (NNC_JIT=cc) has
+ * the same cache, tested in every build: a hit (counted, and faster than the
+ * compile), another flag another entry, damaged entries and a whole entry
+ * that is no shared object refused and rebuilt, two processes racing, off. Built without LLVM (NNC_JIT_LLVM=OFF), the
  * tests check that rt_load is the cc path and skip the rest. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,8 +26,8 @@
 #include "runtime/jit.h"
 #include "tests/unit/codegen_fixture.h"
 
-#ifdef NNC_HAVE_LLVM_JIT
 #include "runtime/jit_cache.h"
+#ifdef NNC_HAVE_LLVM_JIT
 #include "runtime/jit_llvm.h"
 #endif
 
@@ -38,10 +41,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifdef NNC_HAVE_LLVM_JIT
-
-static char g_cache[128];  /* this run's cache directory (NNC_CACHE_DIR) */
 
 static double now_ms(void)
 {
@@ -75,25 +74,6 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_cache, sizeof g_cache, "/tmp/nnc-test-jit-cache-XXXXXX");
-    if (!mkdtemp(g_cache)) return -1;
-    setenv("NNC_CACHE_DIR", g_cache, 1);
-    unsetenv("NNC_CACHE");
-    setenv("NNC_JIT", "llvm", 1);  /* the default prefers a system C compiler (jit.h) */
-    unsetenv("NNC_JIT_BLAS");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    remove_dir(g_cache);
-    return 0;
-}
-
 /* A model-shaped source whose forward multiplies by K; `salt` makes it new to the cache. */
 static void small_model(char *c, size_t len, int k, const char *salt)
 {
@@ -123,6 +103,268 @@ static float run_small(const RtModel *rt)
     assert_string_equal(rt->last_error(inst), "fine");
     rt->destroy(inst);
     return y;
+}
+
+static void damage_entry(const char *path, int how)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    if (how == 0) {  /* flip a byte of the payload */
+        fseek(f, (long)st.st_size - 100, SEEK_SET);
+        int ch = fgetc(f);
+        fseek(f, (long)st.st_size - 100, SEEK_SET);
+        fputc(ch ^ 0x40, f);
+    } else if (how == 1) {  /* truncate */
+        assert_int_equal(ftruncate(fileno(f), st.st_size / 2), 0);
+    } else if (how == 2) {  /* bad magic */
+        fputc('X', f);
+    } else {  /* only a header's worth */
+        assert_int_equal(ftruncate(fileno(f), 10), 0);
+    }
+    fclose(f);
+}
+
+
+/* ---- the system compiler's cache (runtime/jit_cc.c through jit_cache.h), in every build ---- */
+
+/* A fresh cache directory for the cc path (NNC_JIT=cc); the previous NNC_CACHE_DIR in old. */
+static void cc_cache_begin(char *dir, size_t len, char *old, size_t oldlen)
+{
+    const char *o = getenv("NNC_CACHE_DIR");
+    snprintf(old, oldlen, "%s", o ? o : "");
+    snprintf(dir, len, "/tmp/nnc-test-cc-cache-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    setenv("NNC_CACHE_DIR", dir, 1);
+    unsetenv("NNC_CACHE");
+    setenv("NNC_JIT", "cc", 1);
+    unsetenv("NNC_JIT_BLAS");
+}
+
+static void cc_cache_end(const char *dir, const char *old)
+{
+    remove_dir(dir);
+    if (*old) setenv("NNC_CACHE_DIR", old, 1);
+    else unsetenv("NNC_CACHE_DIR");
+#ifdef NNC_HAVE_LLVM_JIT
+    setenv("NNC_JIT", "llvm", 1);  /* what setup chose for the other tests */
+#else
+    unsetenv("NNC_JIT");
+#endif
+}
+
+/* The one entry in dir (a fresh cache directory after one store). */
+static void cc_entry(const char *dir, char *path, size_t len)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strlen(e->d_name) > 2 && strcmp(e->d_name + strlen(e->d_name) - 2, ".o") == 0) {
+            snprintf(path, len, "%s/%s", dir, e->d_name);
+            n++;
+        }
+    closedir(d);
+    assert_int_equal(n, 1);
+}
+
+static void cc_load(const char *c, RtModel *rt)
+{
+    char err[4096] = "";
+    if (rt_load(c, small_h, "model.h", "m", rt, err, sizeof err) != 0) fail_msg("rt_load (cc): %s", err);
+    assert_int_equal(rt->kind, 0);
+}
+
+/* a new source is compiled and stored; the same source again is a hit, and faster */
+static void test_cc_cache_hit(void **state)
+{
+    (void)state;
+    char dir[128], old[512], c[2048], salt[64], path[512];
+    cc_cache_begin(dir, sizeof dir, old, sizeof old);
+    snprintf(salt, sizeof salt, "cc hit %ld %ld", (long)getpid(), (long)time(NULL));
+    small_model(c, sizeof c, 2, salt);
+    RtCacheStats s;
+    RtModel rt;
+    rt_cache_reset_stats();
+    double t0 = now_ms();
+    cc_load(c, &rt);
+    double t1 = now_ms();
+    assert_true(run_small(&rt) == 6.0f);
+    rt_unload(&rt);
+    rt_cache_stats(&s);
+    assert_int_equal(s.hits, 0);
+    assert_int_equal(s.misses, 1);
+    assert_int_equal(s.stores, 1);
+    cc_entry(dir, path, sizeof path);
+    double t2 = now_ms();
+    cc_load(c, &rt);
+    double t3 = now_ms();
+    assert_true(run_small(&rt) == 6.0f);
+    rt_unload(&rt);
+    rt_cache_stats(&s);
+    assert_int_equal(s.hits, 1);
+    assert_int_equal(s.misses, 1);
+    assert_int_equal(s.stores, 1);
+    printf("small module with cc: compiled %.1f ms, from the cache %.1f ms\n", t1 - t0, t3 - t2);
+    assert_true(t3 - t2 < t1 - t0);  /* no compiler ran: a read, a write, a dlopen */
+    /* another flag is another entry (the key has the command's words) */
+    setenv("NNC_JIT_NATIVE", "0", 1);
+    cc_load(c, &rt);
+    rt_unload(&rt);
+    unsetenv("NNC_JIT_NATIVE");
+    rt_cache_stats(&s);
+    assert_int_equal(s.stores, 2);
+    assert_int_equal(count_files(dir), 2);
+    cc_cache_end(dir, old);
+}
+
+/* a damaged entry is refused (never dlopened), rebuilt and replaced */
+static void test_cc_cache_corrupt_rebuilt(void **state)
+{
+    (void)state;
+    char dir[128], old[512], c[2048], salt[64], path[512];
+    cc_cache_begin(dir, sizeof dir, old, sizeof old);
+    snprintf(salt, sizeof salt, "cc corrupt %ld %ld", (long)getpid(), (long)time(NULL));
+    small_model(c, sizeof c, 3, salt);
+    RtModel rt;
+    RtCacheStats s;
+    cc_load(c, &rt);
+    rt_unload(&rt);
+    cc_entry(dir, path, sizeof path);
+    for (int how = 0; how < 4; how++) {
+        damage_entry(path, how);
+        rt_cache_reset_stats();
+        cc_load(c, &rt);
+        assert_true(run_small(&rt) == 9.0f);
+        rt_unload(&rt);
+        rt_cache_stats(&s);
+        assert_int_equal(s.corrupt, 1);
+        assert_int_equal(s.hits, 0);
+        assert_int_equal(s.stores, 1);
+        cc_load(c, &rt);  /* the replacement is whole */
+        rt_unload(&rt);
+        rt_cache_stats(&s);
+        assert_int_equal(s.hits, 1);
+    }
+    /* a whole entry (right key, right checksum) whose payload is no shared object: refused at dlopen, rebuilt */
+    unsigned char key[RT_CACHE_KEY];
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 16, SEEK_SET), 0);
+    assert_int_equal(fread(key, 1, sizeof key, f), sizeof key);
+    fclose(f);
+    assert_true(rt_cache_put(dir, key, "not an ELF file", 15));
+    rt_cache_reset_stats();
+    cc_load(c, &rt);
+    assert_true(run_small(&rt) == 9.0f);
+    rt_unload(&rt);
+    rt_cache_stats(&s);
+    assert_int_equal(s.corrupt, 1);
+    assert_int_equal(s.hits, 0);
+    assert_int_equal(s.stores, 1);  /* the rebuild replaced it */
+    rt_cache_reset_stats();
+    cc_load(c, &rt);
+    rt_unload(&rt);
+    rt_cache_stats(&s);
+    assert_int_equal(s.hits, 1);
+    cc_cache_end(dir, old);
+}
+
+/* two processes load the same new source at the same moment with cc: both succeed, one whole entry remains */
+static void test_cc_cache_two_processes(void **state)
+{
+    (void)state;
+    char dir[128], old[512], c[2048], salt[64];
+    cc_cache_begin(dir, sizeof dir, old, sizeof old);
+    snprintf(salt, sizeof salt, "cc race %ld %ld", (long)getpid(), (long)time(NULL));
+    small_model(c, sizeof c, 2, salt);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t kids[2];
+    for (int k = 0; k < 2; k++) {
+        kids[k] = fork();
+        assert_true(kids[k] >= 0);
+        if (kids[k] == 0) {
+            char b;
+            close(go[1]);
+            if (read(go[0], &b, 1) != 0) _exit(3);  /* released together, when the parent closes the pipe */
+            RtModel rt;
+            char err[4096];
+            if (rt_load(c, small_h, "model.h", "m", &rt, err, sizeof err) != 0 || rt.kind != 0) _exit(1);
+            void *inst = NULL;
+            float x = 1, y = 0;
+            const float *in[1] = {&x};
+            float *out[1] = {&y};
+            if (rt.create(&inst, NULL, NULL) != 7 || rt.forward_v(inst, 1, in, out) != 0 || y != 2.0f) _exit(2);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    close(go[1]);
+    for (int k = 0; k < 2; k++) {
+        int status = 0;
+        assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    RtModel rt;
+    RtCacheStats s;
+    rt_cache_reset_stats();
+    cc_load(c, &rt);
+    rt_unload(&rt);
+    rt_cache_stats(&s);
+    assert_int_equal(s.hits, 1);
+    assert_int_equal(count_files(dir), 1);  /* one whole entry, no temporaries left */
+    cc_cache_end(dir, old);
+}
+
+/* NNC_CACHE=off: the cc path reads and writes nothing */
+static void test_cc_cache_off(void **state)
+{
+    (void)state;
+    char dir[128], old[512], c[2048], sub[256];
+    cc_cache_begin(dir, sizeof dir, old, sizeof old);
+    snprintf(sub, sizeof sub, "%s/never", dir);
+    setenv("NNC_CACHE_DIR", sub, 1);
+    setenv("NNC_CACHE", "off", 1);
+    small_model(c, sizeof c, 1, "cc off");
+    RtModel rt;
+    RtCacheStats s;
+    rt_cache_reset_stats();
+    for (int i = 0; i < 2; i++) {
+        cc_load(c, &rt);
+        assert_true(run_small(&rt) == 3.0f);
+        rt_unload(&rt);
+    }
+    rt_cache_stats(&s);
+    assert_int_equal(s.hits + s.misses + s.stores, 0);
+    assert_int_not_equal(access(sub, F_OK), 0);
+    unsetenv("NNC_CACHE");
+    cc_cache_end(dir, old);
+}
+
+#ifdef NNC_HAVE_LLVM_JIT
+
+static char g_cache[128];  /* this run's cache directory (NNC_CACHE_DIR) */
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_cache, sizeof g_cache, "/tmp/nnc-test-jit-cache-XXXXXX");
+    if (!mkdtemp(g_cache)) return -1;
+    setenv("NNC_CACHE_DIR", g_cache, 1);
+    unsetenv("NNC_CACHE");
+    setenv("NNC_JIT", "llvm", 1);  /* the default prefers a system C compiler (jit.h) */
+    unsetenv("NNC_JIT_BLAS");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    remove_dir(g_cache);
+    return 0;
 }
 
 /* plain C: a header in memory, libm, stdio, __builtin_cpu_supports, target("avx512f") */
@@ -302,27 +544,6 @@ static void test_cache_hit(void **state)
     printf("small module: compiled %.1f ms, from the cache %.1f ms\n", t1 - t0, t3 - t2);
 }
 
-static void damage(const char *path, int how)
-{
-    FILE *f = fopen(path, "r+b");
-    assert_non_null(f);
-    struct stat st;
-    assert_int_equal(stat(path, &st), 0);
-    if (how == 0) {  /* flip a byte of the payload */
-        fseek(f, (long)st.st_size - 100, SEEK_SET);
-        int ch = fgetc(f);
-        fseek(f, (long)st.st_size - 100, SEEK_SET);
-        fputc(ch ^ 0x40, f);
-    } else if (how == 1) {  /* truncate */
-        assert_int_equal(ftruncate(fileno(f), st.st_size / 2), 0);
-    } else if (how == 2) {  /* bad magic */
-        fputc('X', f);
-    } else {  /* only a header's worth */
-        assert_int_equal(ftruncate(fileno(f), 10), 0);
-    }
-    fclose(f);
-}
-
 /* a damaged entry is refused (never loaded), rebuilt and replaced */
 static void test_cache_corrupt_rebuilt(void **state)
 {
@@ -336,7 +557,7 @@ static void test_cache_corrupt_rebuilt(void **state)
     load_small(c, &rt);
     rt_unload(&rt);
     for (int how = 0; how < 4; how++) {
-        damage(path, how);
+        damage_entry(path, how);
         rt_cache_reset_stats();
         load_small(c, &rt);
         assert_true(run_small(&rt) == 9.0f);
@@ -598,6 +819,10 @@ int main(void)
         cmocka_unit_test(test_two_modules_side_by_side),
         cmocka_unit_test(test_two_threads),
         cmocka_unit_test(test_nnc_jit_cc),
+        cmocka_unit_test(test_cc_cache_hit),
+        cmocka_unit_test(test_cc_cache_corrupt_rebuilt),
+        cmocka_unit_test(test_cc_cache_two_processes),
+        cmocka_unit_test(test_cc_cache_off),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
@@ -630,7 +855,11 @@ static void test_fallback_is_cc(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_fallback_is_cc)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fallback_is_cc),        cmocka_unit_test(test_cc_cache_hit),
+        cmocka_unit_test(test_cc_cache_corrupt_rebuilt), cmocka_unit_test(test_cc_cache_two_processes),
+        cmocka_unit_test(test_cc_cache_off),
+    };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
 #endif

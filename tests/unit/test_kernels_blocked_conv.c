@@ -176,6 +176,59 @@ static void test_conv2d_blocked(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&r, &cases[i]);
 }
 
+#if NNC_X86
+/* One tile of every width and blocks, at strides 1 and 2, with a left border
+ * (ix0 < 0), partial sums (load) and a relu epilogue, through its instance
+ * and through nnc_bconv_split over tables that lack widths (what generated
+ * code runs when its NNC_BCONV_* masks lack a width): the same floats. */
+static void split_case(Rng *r, const nnc_bconv_tile_fn *all, int maxnx, int nob, int stride, const int *keep)
+{
+    enum { C = 20, H = 3, W = 40, KH = 3, KW = 3 };
+    int k = nob * NNC_CB - 3, cb = (C + NNC_CB - 1) / NNC_CB, ow = (W + 2 - KW) / stride + 1;
+    size_t plane = (size_t)H * W * NNC_CB, oplane = (size_t)H * (size_t)ow * NNC_CB;
+    size_t pn = nnc_pack_blocked_floats(k, C, KH, KW), yn = (size_t)nob * oplane;
+    float *x = rand_floats(r, (size_t)cb * plane, 1.0f), *w = rand_floats(r, (size_t)k * C * KH * KW, 0.5f);
+    float *wp = new_floats(pn), *res = rand_floats(r, yn, 1.0f), *y0 = rand_floats(r, yn, 1.0f), *y1 = new_floats(yn);
+    float bias[2 * NNC_CB] = {0};
+    nnc_bconv_tile_fn some[NNC_BCONV_NX_AVX512 + 1] = {NULL};
+    for (int i = 0; keep[i]; i++)
+        if (keep[i] <= maxnx) some[keep[i]] = all[keep[i]];
+    for (int i = 0; i < 2 * NNC_CB; i++) bias[i] = (float)i * 0.01f;
+    nnc_pack_weights_blocked(w, k, C, KH, KW, NULL, NULL, 0.0f, wp);
+    for (int nx = 1; nx <= maxnx; nx++)
+        for (int load = 0; load < 2; load++) {
+            nnc_bconv_tile t = {0};
+            t.x = x, t.wt = wp, t.bias = bias, t.res = res + (size_t)ow * NNC_CB, t.plane = plane, t.oplane = oplane;
+            t.wob = (size_t)cb * KH * KW * NNC_CB * NNC_CB, t.cb = cb, t.c = C, t.iw = W, t.kh = KH, t.kw = KW;
+            t.sx = stride * NNC_CB, t.sw = stride, t.dw = 1, t.dh = 1, t.iy0 = 0, t.ky0 = 0, t.ky1 = KH, t.ix0 = -1;
+            t.nob = nob, t.nx = nx, t.act = NNC_ACT_RELU, t.lanes = k - (nob - 1) * NNC_CB, t.ib0 = load, t.ib1 = cb;
+            t.load = load, t.fin = 1;
+            memcpy(y1, y0, yn * sizeof(float));
+            t.y = y0 + (size_t)ow * NNC_CB;
+            all[nx](&t);
+            t.y = y1 + (size_t)ow * NNC_CB;
+            nnc_bconv_split(&t, some);
+            if (memcmp(y0, y1, yn * sizeof(float)) != 0)
+                fail_msg("nnc_bconv_split: %d blocks, %d pixels, stride %d, load %d differ", nob, nx, stride, load);
+        }
+    free(x), free(w), free(wp), free(res), free(y0), free(y1);
+}
+
+static void test_bconv_split(void **state)
+{
+    static const int keeps[][4] = {{1, 0}, {1, 5, 0}, {1, 7, 11, 0}};
+    Rng r = {0x5E17ULL};
+    (void)state;
+    for (int s = 1; s <= 2; s++)
+        for (size_t q = 0; q < sizeof keeps / sizeof keeps[0]; q++) {
+            if (nnc_cpu_isa() >= NNC_ISA_AVX512)
+                for (int nob = 1; nob <= 2; nob++)
+                    split_case(&r, nnc_bconv512_fns[nob - 1], NNC_BCONV_NX_AVX512, nob, s, keeps[q]);
+            if (nnc_cpu_isa() >= NNC_ISA_AVX2) split_case(&r, nnc_bconv256_fns, NNC_BCONV_NX_AVX2, 1, s, keeps[q]);
+        }
+}
+#endif
+
 /* Folding a batchnorm while packing is nnc_bn_fold_weight, bit for bit, then packing. */
 static void test_pack_blocked_fold(void **state)
 {
@@ -213,6 +266,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pack_blocked_fold),
         cmocka_unit_test(test_conv2d_blocked),
+#if NNC_X86
+        cmocka_unit_test(test_bconv_split),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

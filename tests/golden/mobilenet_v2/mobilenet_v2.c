@@ -18,6 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* the tile instances of nnc_conv2d_blocked this network's convolutions use (bit n: n pixels) */
+#define NNC_BCONV_AVX512_1 0x1802
+#define NNC_BCONV_AVX512_2 0x1FC2
+#define NNC_BCONV_AVX2     0x007A
+#define NNC_BCONV_S1       1
+#define NNC_BCONV_S2       0
+
 /* [scripts/replay.sh: the pasted library is elided, its section lines kept] */
 /* ======== kernels (from nnc's runtime) ======== */
 /* @kernel prologue */
