@@ -33,7 +33,7 @@ static const char *const usage[] = {
     "                                               jit_compile_cached_ms, cc_compile_cold_ms,\n"
     "                                               cc_compile_cached_ms)\n"
     "       nnc --help | --version\n"
-    "\n"
+    "\n",
     "compile options:\n"
     "  -o FILE            output: FILE.c and FILE.h for --emit=c (default NETWORK.c in the\n"
     "                     current directory), FILE for ir and dot (default: standard output);\n"
