@@ -26,12 +26,19 @@
 #include <string.h>
 
 /* Parses and elaborates the model, runs the passes; prints diagnostics. */
-IrGraph *cli_load_model(const Cli *c, Arena *arena)
+IrGraph *cli_load_model(const Cli *c, Arena *arena) { return cli_load_model_files(c, arena, NULL, NULL); }
+
+IrGraph *cli_load_model_files(const Cli *c, Arena *arena, const char ***files, int *n_files)
 {
     Diag d;
     diag_init(&d, arena);
     IrGraph *g = fe_compile(c->model, &c->fe, &d);
     fputs(d.out.data ? d.out.data : "", stderr);
+    if (files) {  /* the SrcFiles live in the arena; the array of them does not */
+        *files = arena_alloc(arena, (size_t)(d.n_files ? d.n_files : 1) * sizeof **files);
+        for (int i = 0; i < d.n_files; i++) (*files)[i] = d.files[i]->path;
+        *n_files = d.n_files;
+    }
     diag_free(&d);
     if (!g) return NULL;
     char err[512];

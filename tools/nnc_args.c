@@ -81,6 +81,16 @@ int cli_parse_args(int argc, char **argv, Cli *c)
         } else if ((v = opt_value(argc, argv, &i, "--limit"))) {
             if (!cli_parse_long(v, 1, 1L << 30, &c->limit)) return cli_fail_usage("--limit needs a positive whole number, got '%s'", v);
         } else if ((v = opt_value(argc, argv, &i, "--labels"))) c->labels = v;
+        else if ((v = opt_value(argc, argv, &i, "--depfile"))) {
+            if (!*v) return cli_fail_usage("--depfile needs a file name%s", "");
+            c->depfile = v;
+        } else if ((v = opt_value(argc, argv, &i, "--embed-weights"))) {
+            if (!*v) return cli_fail_usage("--embed-weights needs a safetensors file%s", "");
+            c->embed_weights = v;
+        } else if ((v = opt_value(argc, argv, &i, "--check-weights"))) {
+            if (!*v) return cli_fail_usage("--check-weights needs a safetensors file%s", "");
+            c->check_weights = v;
+        }
         else if (a[0] == '-' && a[1]) return cli_fail_usage("unknown option '%s'", a);
         else if (!c->model) c->model = a;
         else return cli_fail_usage("unexpected argument '%s' (one model file at a time)", a);
@@ -89,5 +99,16 @@ int cli_parse_args(int argc, char **argv, Cli *c)
     if (!c->model) return cli_fail_usage("no model file given%s", "");
     if (strcmp(c->emit, "c") && strcmp(c->emit, "ir") && strcmp(c->emit, "dot") && strcmp(c->emit, "train"))
         return cli_fail_usage("--emit takes c, ir, dot or train, not '%s'", c->emit);
+    if ((c->depfile || c->embed_weights || c->check_weights) && (c->cmd || c->stats))
+        return cli_fail_usage("%s is an option of 'nnc MODEL.net' (compile), without --stats",
+                              c->depfile ? "--depfile" : c->embed_weights ? "--embed-weights" : "--check-weights");
+    if (c->embed_weights && c->check_weights)
+        return cli_fail_usage("--embed-weights checks its file already: give it or --check-weights, not both%s", "");
+    if (c->depfile && (c->out ? strcmp(c->out, "-") == 0 : strcmp(c->emit, "ir") == 0 || strcmp(c->emit, "dot") == 0))
+        return cli_fail_usage("--depfile names the files -o writes: give -o FILE, not -o -%s", "");
+    if (c->embed_weights && strcmp(c->emit, "c") && strcmp(c->emit, "train"))
+        return cli_fail_usage("--embed-weights goes with --emit=c or --emit=train, not --emit=%s", c->emit);
+    if (c->embed_weights && c->out && strcmp(c->out, "-") == 0)
+        return cli_fail_usage("--embed-weights writes OUT_weights.S beside OUT.c: give -o FILE.c, not -o -%s", "");
     return 0;
 }

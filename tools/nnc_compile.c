@@ -36,18 +36,21 @@ static int write_text(const char *path, const StrBuf *sb)
     return 0;
 }
 
-/* The generated .c and .h, replaced together or not at all (common.h
- * nnc_write_files_atomic): a full disk or a failed rename between the two
- * leaves the previous pair as it was, never a new .c beside a stale .h. */
-static int write_pair(const char *c_path, const StrBuf *c_src, const char *h_path, const StrBuf *h_src)
+/* The generated .c and .h (and with --embed-weights the .S), replaced
+ * together or not at all (common.h nnc_write_files_atomic): a full disk or a
+ * failed rename between them leaves the previous set as it was, never a new
+ * .c beside a stale .h. */
+static int write_pair(const char *c_path, const StrBuf *c_src, const char *h_path, const StrBuf *h_src,
+                      const char *s_path, const StrBuf *s_src)
 {
-    const char *paths[2] = {c_path, h_path};
-    const void *data[2] = {c_src->data ? c_src->data : "", h_src->data ? h_src->data : ""};
-    size_t lens[2] = {c_src->len, h_src->len};
+    const char *paths[3] = {c_path, h_path, s_path};
+    const void *data[3] = {c_src->data ? c_src->data : "", h_src->data ? h_src->data : "",
+                           s_src && s_src->data ? s_src->data : ""};
+    size_t lens[3] = {c_src->len, h_src->len, s_src ? s_src->len : 0};
     int failed = 0;
-    if (nnc_write_files_atomic(2, paths, data, lens, &failed) == 0) return 0;
-    fprintf(stderr, "nnc: cannot write '%s': %s; neither '%s' nor '%s' was changed\n", paths[failed < 0 ? 0 : failed],
-            strerror(errno), c_path, h_path);
+    if (nnc_write_files_atomic(s_path ? 3 : 2, paths, data, lens, &failed) == 0) return 0;
+    fprintf(stderr, "nnc: cannot write '%s': %s; neither '%s' nor '%s'%s was changed\n", paths[failed < 0 ? 0 : failed],
+            strerror(errno), c_path, h_path, s_path ? " nor the .S" : "");
     return 1;
 }
 
@@ -96,24 +99,41 @@ static void header_paths(const char *out, char **h_path, char **h_name)
     *h_name = strdup(slash ? slash + 1 : *h_path);
 }
 
+/* "dir/lenet.c" -> "dir/lenet_weights.S" */
+static char *asm_path(const char *c_path)
+{
+    size_t n = strlen(c_path);
+    if (n > 2 && strcmp(c_path + n - 2, ".c") == 0) n -= 2;
+    char *s = nnc_xmalloc(n + 11);
+    memcpy(s, c_path, n);
+    strcpy(s + n, "_weights.S");
+    return s;
+}
+
 int cmd_compile(const Cli *c)
 {
     Arena arena = {0};
-    IrGraph *g = cli_load_model(c, &arena);
+    const char **files = NULL;
+    int n_files = 0;
+    IrGraph *g = cli_load_model_files(c, &arena, &files, &n_files);
     int rc = 1;
     if (!g) goto done;
+    const char *weights = c->embed_weights ? c->embed_weights : c->check_weights;  /* checked, and a dependency */
+    if (weights && cli_check_weights(weights, g) != 0) goto done;
     if (c->stats) {
         print_stats(g, c->batch);
         rc = 0;
         goto done;
     }
-    StrBuf a = {0}, b = {0};
+    StrBuf a = {0}, b = {0}, s = {0};
     if (strcmp(c->emit, "ir") == 0) {
         ir_print(g, &a);
         rc = write_text(c->out, &a);
+        if (rc == 0 && c->depfile && c->out) rc = cli_write_depfile(c->depfile, c->out, files, n_files, weights);
     } else if (strcmp(c->emit, "dot") == 0) {
         ir_print_dot(g, &a);
         rc = write_text(c->out, &a);
+        if (rc == 0 && c->depfile && c->out) rc = cli_write_depfile(c->depfile, c->out, files, n_files, weights);
     } else {
         /* -o - sends the C source to standard output and writes no header
          * (two files do not fit one stream): a note names the header it
@@ -137,13 +157,21 @@ int cmd_compile(const Cli *c)
             rc = write_text(NULL, &a);
             fprintf(stderr, "nnc: note: -o -: the C source went to standard output without its header '%s'; "
                     "-o FILE.c writes both\n", h_name);
-        } else rc = write_pair(c_path, &a, h_path, &b);
+        } else if (c->embed_weights && cli_add_embedded(&a, &b, c->embed_weights, &s) != 0) {
+            rc = 1;
+        } else {
+            char *s_path = c->embed_weights ? asm_path(c_path) : NULL;
+            rc = write_pair(c_path, &a, h_path, &b, s_path, &s);
+            free(s_path);
+            if (rc == 0 && c->depfile) rc = cli_write_depfile(c->depfile, c_path, files, n_files, weights);
+        }
         free(c_path);
         free(h_path);
         free(h_name);
     }
     sb_free(&a);
     sb_free(&b);
+    sb_free(&s);
 done:
     ir_free(g);
     arena_free(&arena);

@@ -32,6 +32,9 @@ typedef struct {
     int n_inputs, n_outputs;
     long limit;
     const char *labels;
+    const char *depfile;        /* --depfile FILE: OUT: MAIN.net IMPORTS... [WEIGHTS] (make syntax) */
+    const char *embed_weights;  /* --embed-weights W.safetensors: OUT_weights.S and PREFIX_create_embedded */
+    const char *check_weights;  /* --check-weights W.safetensors: checked, and listed by --depfile, only */
 } Cli;
 
 /* ---- the --help text (nnc_usage.c) ---- */
@@ -51,8 +54,25 @@ int cli_parse_args(int argc, char **argv, Cli *c);
 
 /* Parses and elaborates the model, runs the passes; prints diagnostics (nnc.c). */
 IrGraph *cli_load_model(const Cli *c, Arena *arena);
+/* The same, and *files (in the arena) gets the path of every file the front
+ * end read, the main file first, imports as resolved (for --depfile). */
+IrGraph *cli_load_model_files(const Cli *c, Arena *arena, const char ***files, int *n_files);
 
 int cmd_compile(const Cli *c);   /* nnc MODEL.net (nnc_compile.c) */
+
+/* ---- --depfile and --embed-weights (nnc_outputs.c) ---- */
+
+/* Writes "OUT: FILES... [WEIGHTS]" (make syntax, absolute paths) to depfile,
+ * atomically; 0, or 1 after a message. */
+int cli_write_depfile(const char *depfile, const char *out, const char *const *files, int n_files,
+                      const char *weights);
+/* Checks the safetensors file at path against g's parameters (names, shapes);
+ * 0, or 1 after messages naming the path. */
+int cli_check_weights(const char *path, const IrGraph *g);
+/* Appends PREFIX_create_embedded to the generated source and header (the
+ * header's PREFIX_create tells PREFIX and the arguments) and writes into
+ * asm_src the .S that links the weights in; 0, or 1 after a message. */
+int cli_add_embedded(StrBuf *c_src, StrBuf *h_src, const char *weights, StrBuf *asm_src);
 int cmd_init(const Cli *c);      /* nnc init (nnc_compile.c) */
 int cmd_run(const Cli *c);       /* nnc run (nnc_run.c) */
 

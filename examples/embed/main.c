@@ -1,21 +1,18 @@
-/* classify: runs LeNet-5, compiled into this program by nnc, on n images.
- *   classify WEIGHTS.safetensors   (images: a fixed test pattern, for the demo) */
+/* classify: runs LeNet-5, compiled into this program by nnc with its weights
+ * (nnc_add_model ... EMBED_WEIGHTS), on four images: no file is read.
+ *   classify      (images: a fixed test pattern, for the demo) */
 #include "lenet5.h"
 
 #include <stdio.h>
 
-int main(int argc, char **argv)
+int main(void)
 {
     static float images[4][1][28][28], logits[4][10];
     lenet5_model *m;
-    if (argc != 2) {
-        fprintf(stderr, "usage: classify WEIGHTS.safetensors\n");
-        return 2;
-    }
     for (int i = 0; i < 4; i++)
         for (int y = 0; y < 28; y++)
             for (int x = 0; x < 28; x++) images[i][0][y][x] = (float)((x * (i + 1) + y) % 17) / 16.0f;
-    if (lenet5_create(&m, argv[1], NULL) != LENET5_OK) {
+    if (lenet5_create_embedded(&m, NULL) != LENET5_OK) {
         fprintf(stderr, "classify: %s\n", lenet5_last_error(m));
         lenet5_destroy(m);
         return 1;
