@@ -296,6 +296,7 @@ static void rt_cc_identity(const char *argv0, char *buf, size_t len)
     char file[4352], real[4096];
     const char *path = getenv("PATH"), *p, *found = NULL;
     struct stat st;
+    if (!argv0) argv0 = "cc";  /* never NULL from rt_cc_command; said so for gcc's -Wformat-truncation under -fsanitize */
     snprintf(buf, len, "%s", argv0);
     if (strchr(argv0, '/')) {
         found = argv0;
