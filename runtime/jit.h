@@ -35,10 +35,9 @@ void rt_unload_train(RtTrainModule *m);
  * time is said as such). */
 const char *rt_jit_description(void);
 
-/* Whether rt_load goes through the in-process JIT now: built in, and
- * NNC_JIT=llvm, or NNC_JIT unset and no system C compiler ($CC, else cc) to
- * be found (gcc's code runs faster than clang 14's today); never with
- * NNC_JIT=cc or NNC_JIT_BLAS=1. */
+/* Whether rt_load goes through the in-process JIT now: whenever it is built
+ * in, except with NNC_JIT=cc or NNC_JIT_BLAS=1 (OpenBLAS is linked by the cc
+ * path only). */
 bool rt_jit_in_process(void);
 
 #endif
