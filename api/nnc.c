@@ -11,7 +11,6 @@
 #include "passes/plan_memory.h"
 #include "runtime/jit.h"
 
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,7 +139,7 @@ bool nnc_instance_set_profile_hook(nnc_instance *inst, const char *prefix, void 
 {
     char name[512];
     snprintf(name, sizeof name, "%s_set_profile_hook", prefix);
-    void *sym = dlsym(inst->so.so, name);
+    void *sym = rt_symbol(&inst->so, name);  /* dlsym, or the JIT's lookup: inst->so.so is not a dlopen handle then */
     if (!sym) return false;
     void (*set)(void *, void (*)(void *, int), void *);
     memcpy(&set, &sym, sizeof set);  /* a data pointer as a function pointer: POSIX dlsym's contract */

@@ -2,6 +2,7 @@
  * compiler (jit.h). */
 #include "jit.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +139,17 @@ void rt_unload(RtModel *m)
     }
 #endif
     rt_cc_unload(m);
+}
+
+void *rt_symbol(const RtModel *m, const char *name)
+{
+#ifdef NNC_HAVE_LLVM_JIT
+    if (m->kind == 1) {
+        char err[256];
+        return m->so ? rt_llvm_lookup(m->so, name, err, sizeof err) : NULL;
+    }
+#endif
+    return m->so ? dlsym(m->so, name) : NULL;
 }
 
 int rt_load_train(const char *c_src, const char *h_src, const char *header_name, const char *prefix,

@@ -25,6 +25,11 @@ int rt_load(const char *c_src, const char *h_src, const char *header_name, const
             size_t errlen);
 void rt_unload(RtModel *m);
 
+/* The address of another symbol of a loaded model (PREFIX_set_profile_hook),
+ * from either loader (dlsym, or the in-process JIT's lookup); NULL when it
+ * has none. */
+void *rt_symbol(const RtModel *m, const char *name);
+
 /* As rt_cc_load_train, for a training module. */
 int rt_load_train(const char *c_src, const char *h_src, const char *header_name, const char *prefix,
                   RtTrainModule *out, char *err, size_t errlen);
